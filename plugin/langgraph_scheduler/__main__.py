@@ -1,0 +1,5 @@
+"""``python -m langgraph_scheduler``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Records users and tools see: tasks, their options, and the outcome of each fire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .schedules import Schedule
+from .trigger import ConversationTrigger
+
+__all__ = [
+    "RunOutcome",
+    "Task",
+    "TaskOptions",
+    "TaskResult",
+    "TaskRunRecord",
+    "TaskState",
+    "ThreadMode",
+]
+
+RunOutcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
+"""How a fire ended. Exactly one outcome is recorded per fire attempt."""
+
+TaskState = Literal["active", "paused", "completed"]
+"""``completed``: a one-shot task that ran, or a task past its end date or max runs."""
+
+ThreadMode = Literal["continue", "isolated"]
+"""``continue``: every fire adds a turn to ``thread_id``; ``isolated``: a fresh thread per run."""
+
+RunTrigger = Literal["schedule", "manual"]
+
+
+class TaskOptions(BaseModel):
+    """Per-task execution policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    misfire_grace_secs: float = Field(
+        default=300.0,
+        ge=0,
+        description="A fire found later than this (e.g. after downtime) is recorded "
+        "'missed' instead of run.",
+    )
+    on_busy: Literal["wait", "skip"] = Field(
+        default="wait",
+        description="When another turn holds the task's thread: wait for it (bounded by "
+        "max_wait_secs) or record the fire 'skipped'.",
+    )
+    max_wait_secs: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a fire may wait for a busy thread before it is 'skipped'.",
+    )
+
+
+class Task(BaseModel):
+    """A named schedule and the conversation it starts.
+
+    The task store is the source of truth; the APScheduler job with the same id is
+    rebuilt from it whenever the runtime starts.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    owner: str
+    schedule: Schedule
+    payload: Any = None
+    """The stored ``ConversationTrigger`` JSON, parsed again at every fire."""
+    thread_mode: ThreadMode
+    thread_id: str | None
+    """The conversation a ``continue`` task adds its turns to (None when isolated)."""
+    state: TaskState
+    options: TaskOptions = TaskOptions()
+    max_runs: int | None = None
+    run_count: int = 0
+    """Fires claimed so far (manual runs excluded)."""
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_outcome: RunOutcome | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def trigger(self) -> ConversationTrigger:
+        """The parsed payload.
+
+        Raises:
+            InvalidPayload: if the stored payload is not a valid trigger.
+        """
+        return ConversationTrigger.from_task_payload(self.payload)
+
+
+class TaskResult(BaseModel):
+    """The outcome of one fire, as mapped from the conversation's response."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: RunOutcome
+    summary: str | None = None
+    error: str | None = None
+    checkpoint_id: str | None = None
+
+
+class TaskRunRecord(BaseModel):
+    """One fire of a task (one attempt), as kept in the run history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    task_id: str
+    attempt: int
+    trigger: RunTrigger
+    scheduled_for: datetime
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: RunOutcome | None = None
+    """None while the run is in flight."""
+    summary: str | None = None
+    """The final AI message of the turn, truncated."""
+    error: str | None = None
+    thread_id: str | None = None
+    checkpoint_id: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the fire is in flight."""
+        return self.outcome is None

@@ -1,0 +1,130 @@
+"""A deterministic chat model for demos and tests: no provider, real tool calls.
+
+It implements ``bind_tools`` so agents built with ``create_agent`` or ``ToolNode`` run
+offline. Each call takes the next scripted step; a step is a reply, a function of the
+conversation, an exception to raise, or :data:`HANG` to never answer (for timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+__all__ = ["HANG", "ScriptedChatModel", "Step", "tool_call"]
+
+HANG = "__hang__"
+"""A step that never answers (the model call hangs until cancelled)."""
+
+Step = Any
+"""``str`` | ``AIMessage`` | ``BaseException`` | ``HANG`` | ``Callable[[list[BaseMessage]], Step]``."""
+
+
+def tool_call(name: str, args: dict[str, Any], *, text: str = "") -> AIMessage:
+    """An AI message calling one tool, with a fresh call id."""
+    return AIMessage(
+        content=text,
+        tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"}],
+    )
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers from a script instead of a provider.
+
+    Args:
+        steps: the replies, in order. With ``cycle=True`` the script repeats, otherwise
+            the last step is reused once the script runs out.
+        delay_secs: pretend latency per call (async calls only sleep, never block).
+
+    Example:
+        >>> model = ScriptedChatModel(steps=[tool_call("list_tasks", {}), "You have no tasks."])
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    steps: Sequence[Step] = Field(default_factory=lambda: ["ok"])
+    cycle: bool = False
+    delay_secs: float = 0.0
+    _calls: int = PrivateAttr(default=0)
+    _bound_tools: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    @property
+    def calls(self) -> int:
+        """How many times the model was called."""
+        return self._calls
+
+    @property
+    def bound_tools(self) -> list[str]:
+        """Names of the tools last bound with ``bind_tools``."""
+        return list(self._bound_tools)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        self._bound_tools = [getattr(t, "name", None) or str(t) for t in tools]
+        return self
+
+    def _next_step(self, messages: list[BaseMessage]) -> Step:
+        steps = list(self.steps)
+        if not steps:
+            raise ValueError("ScriptedChatModel has no steps")
+        index = self._calls
+        self._calls += 1
+        step = steps[index % len(steps)] if self.cycle else steps[min(index, len(steps) - 1)]
+        while callable(step) and not isinstance(step, BaseException):
+            step = step(messages)
+        return step
+
+    @staticmethod
+    def _to_result(step: Step) -> ChatResult:
+        if isinstance(step, BaseException):
+            raise step
+        message = step if isinstance(step, AIMessage) else AIMessage(content=str(step))
+        if message.id is None:
+            message = message.model_copy(update={"id": f"scripted-{uuid.uuid4().hex[:12]}"})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._next_step(messages)
+        if step == HANG:
+            raise RuntimeError("a HANG step needs the async API (ainvoke) to be cancellable")
+        return self._to_result(step)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        step = self._next_step(messages)
+        if self.delay_secs:
+            await asyncio.sleep(self.delay_secs)
+        if isinstance(step, str) and step == HANG:
+            await asyncio.Event().wait()
+        return self._to_result(step)
+
+

@@ -1,0 +1,511 @@
+"""SchedulerRuntime end to end: real APScheduler, real graphs and checkpointers, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from sqlalchemy import update
+
+from langgraph_scheduler import (
+    ConversationTrigger,
+    Cron,
+    Interval,
+    InvalidPayload,
+    InvalidSchedule,
+    NotRunning,
+    Once,
+    SchedulerRuntime,
+    TaskNotFound,
+    TaskOptions,
+)
+from langgraph_scheduler.bridge import CHANNEL_CLOSED
+from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+from langgraph_scheduler.store import tasks_table
+
+from .helpers import RunWaiter, build_graph
+
+
+def _soon(seconds: float = 0.3) -> Once:
+    return Once(at=datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+
+async def test_full_cycle_create_fire_turn_record(
+    database: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    rt = runtime_factory(make_graph("Here is your summary."), database=database)
+    async with rt:
+        task = await rt.create_task(
+            name="standup",
+            schedule=_soon(),
+            trigger=ConversationTrigger(prompt="Summarise yesterday's notes"),
+            thread_id="alice-main",
+        )
+        assert task.state == "active" and task.next_run_at is not None
+        (record,) = await runs.wait_for(1, task_id=task.id)
+        assert record.outcome == "success"
+        assert record.trigger == "schedule"
+        assert record.summary == "Here is your summary."
+        assert record.thread_id == "alice-main"
+        assert record.scheduled_for == task.next_run_at
+        assert record.finished_at is not None and record.finished_at >= record.started_at
+        assert record.checkpoint_id
+        state = await rt.graph.aget_state({"configurable": {"thread_id": "alice-main"}})
+        assert state.config["configurable"]["checkpoint_id"] == record.checkpoint_id
+        assert [m.text for m in state.values["messages"]] == [
+            "Summarise yesterday's notes",
+            "Here is your summary.",
+        ]
+        # A one-shot task is completed once it has fired, and the history keeps the run.
+        done = await rt.get_task(task.id)
+        assert done.state == "completed" and done.next_run_at is None
+        assert done.run_count == 1 and done.last_outcome == "success"
+        assert await rt.history(task.id) == [record]
+
+
+async def test_attribution_in_state_message_and_checkpoint_metadata(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph("noted"), database=database)
+    async with rt:
+        task = await rt.create_task(
+            name="water plants",
+            schedule=Cron("0 9 * * *", tz="Europe/Berlin"),
+            trigger={"prompt": "Remind me to water the plants", "system_addon": "Be cheerful"},
+            thread_id="t-attr",
+        )
+        record = await rt.run_now(task.id)
+        assert record.outcome == "success" and record.trigger == "manual"
+        config = {"configurable": {"thread_id": "t-attr"}}
+        state = await rt.graph.aget_state(config)
+        source = state.values["task_source"]
+        assert source["task_id"] == task.id
+        assert source["task_name"] == "water plants"
+        assert source["run_id"] == record.run_id
+        assert source["system_addon"] == "Be cheerful"
+        trigger_message = state.values["messages"][0]
+        assert isinstance(trigger_message, HumanMessage)
+        assert trigger_message.additional_kwargs["task_source"] == source
+        checkpointer = rt.checkpointer
+        assert checkpointer is not None
+        found = [c async for c in checkpointer.alist(config, filter={"task_id": task.id})]
+        assert found, "checkpoint metadata must carry task_id"
+        assert {c.metadata["run_id"] for c in found} == {record.run_id}
+        assert {c.metadata["task_name"] for c in found} == {"water plants"}
+        assert [c async for c in checkpointer.alist(config, filter={"task_id": "other"})] == []
+
+
+async def test_hung_model_is_recorded_timeout_near_the_deadline(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    model = ScriptedChatModel(steps=[HANG, "recovered"])
+    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=1)
+    async with rt:
+        task = await rt.create_task(
+            name="slow",
+            schedule=Interval(hours=1),
+            trigger=ConversationTrigger(prompt="think hard", timeout_secs=1),
+            thread_id="slow",
+        )
+        record = await rt.run_now(task.id)
+        assert record.outcome == "timeout"
+        assert "within 1s" in (record.error or "")
+        assert record.finished_at is not None
+        elapsed = (record.finished_at - record.started_at).total_seconds()
+        assert 1.0 <= elapsed < 10.0
+        # The worker is free again: the next turn on the same thread succeeds.
+        again = await rt.run_now(task.id)
+        assert again.outcome == "success" and again.summary == "recovered"
+
+
+async def test_node_that_raises_is_recorded_error_with_its_message(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(RuntimeError("model provider exploded")), database=database)
+    async with rt:
+        task = await rt.create_task(
+            name="boom", schedule=Interval(hours=1), trigger="hello", thread_id="boom"
+        )
+        record = await rt.run_now(task.id)
+        assert record.outcome == "error"
+        assert record.error == "RuntimeError: model provider exploded"
+        assert (await rt.get_task(task.id)).last_outcome == "error"
+
+
+async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph("fine"), database=sqlite_url)
+    async with rt:
+        bad = await rt.create_task(
+            name="bad", schedule=Interval(hours=1), trigger="hi", thread_id="t"
+        )
+        good = await rt.create_task(
+            name="good", schedule=Interval(hours=1), trigger="hi", thread_id="t"
+        )
+        async with rt.store.engine.begin() as conn:
+            await conn.execute(
+                update(tasks_table)
+                .where(tasks_table.c.id == bad.id)
+                .values(payload={"prompt": "", "colour": "red"})
+            )
+        with pytest.raises(InvalidPayload):
+            (await rt.get_task(bad.id)).trigger  # noqa: B018
+        record = await rt.run_now(bad.id)
+        assert record.outcome == "error"
+        assert "invalid task payload" in (record.error or "")
+        assert "unknown field 'colour'" in (record.error or "")
+        assert (await rt.run_now(good.id)).outcome == "success"
+        assert [t.id for t in await rt.list_tasks()] == [bad.id, good.id]
+
+
+async def test_invalid_input_raises_typed_errors_and_stores_nothing(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url)
+    async with rt:
+        past = Once(at=datetime.now(timezone.utc) - timedelta(minutes=5))
+        with pytest.raises(InvalidSchedule, match="past"):
+            await rt.create_task(name="late", schedule=past, trigger="hi")
+        with pytest.raises(InvalidPayload, match="prompt"):
+            await rt.create_task(name="empty", schedule=Interval(hours=1), trigger="")
+        with pytest.raises(InvalidSchedule, match="Mars/Olympus"):
+            await rt.create_task(
+                name="tz", schedule=Cron("0 9 * * *", tz="Mars/Olympus"), trigger="hi"
+            )
+        with pytest.raises(TaskNotFound, match="no task with id 'nope'"):
+            await rt.run_now("nope")
+        assert await rt.list_tasks() == []
+
+
+async def test_calls_before_start_name_the_fix(make_graph: Any, sqlite_url: str) -> None:
+    rt = SchedulerRuntime(make_graph(), database=sqlite_url)
+    with pytest.raises(NotRunning, match="async with SchedulerRuntime"):
+        await rt.create_task(name="x", schedule=Interval(hours=1), trigger="hi")
+
+
+async def test_owner_scope_hides_other_owners_tasks(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url)
+    async with rt:
+        alice = await rt.create_task(
+            name="a", schedule=Interval(hours=1), trigger="hi", owner="alice"
+        )
+        await rt.create_task(name="b", schedule=Interval(hours=1), trigger="hi", owner="bob")
+        assert [t.name for t in await rt.list_tasks(owner="alice")] == ["a"]
+        for call in (rt.get_task, rt.run_now, rt.pause_task, rt.delete_task, rt.history):
+            with pytest.raises(TaskNotFound):
+                await call(alice.id, owner="bob")  # type: ignore[operator]
+        assert (await rt.get_task(alice.id)).state == "active"
+
+
+async def test_task_api_pause_resume_update_delete(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url, timezone="Europe/Berlin")
+    async with rt:
+        task = await rt.create_task(
+            name="report", schedule=Cron("0 9 * * 1-5"), trigger="Weekly report", thread_id="t"
+        )
+        assert task.schedule.tz == "Europe/Berlin"  # the runtime default, shown back
+        paused = await rt.pause_task(task.id)
+        assert paused.state == "paused" and paused.next_run_at is None
+        assert await rt.next_run_times(task.id) == []
+        resumed = await rt.resume_task(task.id)
+        assert resumed.state == "active" and resumed.next_run_at is not None
+        times = await rt.next_run_times(task.id, 3)
+        assert len(times) == 3 and all(t.weekday() < 5 and t.hour == 9 for t in times)
+        assert str(times[0].tzinfo) == "Europe/Berlin"
+        updated = await rt.update_task(
+            task.id, name="daily report", schedule=Cron("30 18 * * *"), timeout_secs=30
+        )
+        assert updated.name == "daily report"
+        assert updated.trigger.timeout_secs == 30 and updated.trigger.prompt == "Weekly report"
+        next_local = updated.next_run_at.astimezone(updated.schedule.zone)  # type: ignore[union-attr]
+        assert (next_local.hour, next_local.minute) == (18, 30)
+        deleted = await rt.delete_task(task.id)
+        assert deleted.id == task.id
+        with pytest.raises(TaskNotFound):
+            await rt.get_task(task.id)
+
+
+async def test_monday_cron_is_scheduled_on_a_monday(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(
+            name="monday", schedule=Cron("0 8 * * 1", tz="America/New_York"), trigger="hi"
+        )
+        local = [t for t in await rt.next_run_times(task.id, 4)]
+        assert [t.strftime("%A %H:%M") for t in local] == ["Monday 08:00"] * 4
+        sunday = await rt.create_task(
+            name="sunday", schedule=Cron("0 8 * * 0", tz="America/New_York"), trigger="hi"
+        )
+        seven = await rt.create_task(
+            name="seven", schedule=Cron("0 8 * * 7", tz="America/New_York"), trigger="hi"
+        )
+        assert sunday.next_run_at == seven.next_run_at
+        assert sunday.next_run_at.astimezone(sunday.schedule.zone).strftime("%A") == "Sunday"  # type: ignore[union-attr]
+
+
+async def test_restart_keeps_tasks_next_run_and_history(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    graph = make_graph("first life")
+    async with runtime_factory(graph, database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="daily", schedule=Cron("15 7 * * *", tz="Asia/Tokyo"), trigger="hi", thread_id="t"
+        )
+        first = await rt.run_now(task.id)
+        before = await rt.get_task(task.id)
+    async with runtime_factory(make_graph("second life"), database=sqlite_url) as rt2:
+        after = await rt2.get_task(task.id)
+        assert after == before
+        assert await rt2.history(task.id) == [first]
+        job = rt2._scheduler.get_job(task.id)  # type: ignore[union-attr]
+        assert job is not None and job.next_run_time == before.next_run_at
+        second = await rt2.run_now(task.id)
+        assert second.outcome == "success" and second.summary == "second life"
+        messages = (await rt2.graph.aget_state({"configurable": {"thread_id": "t"}})).values[
+            "messages"
+        ]
+        assert [m.text for m in messages] == ["hi", "first life", "hi", "second life"]
+
+
+async def test_fires_on_one_thread_never_overlap_but_other_threads_do(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    active: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    peak_total = [0]
+
+    async def slow_node(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        thread = config["configurable"]["thread_id"]
+        active[thread] = active.get(thread, 0) + 1
+        peak[thread] = max(peak.get(thread, 0), active[thread])
+        peak_total[0] = max(peak_total[0], sum(active.values()))
+        await asyncio.sleep(0.2)
+        active[thread] -= 1
+        return {"messages": [AIMessage("done")]}
+
+    from langgraph.graph import START, StateGraph
+
+    from langgraph_scheduler.state import SchedulerState
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("slow", slow_node)
+    builder.add_edge(START, "slow")
+    rt = runtime_factory(builder, database=sqlite_url, max_concurrency=4)
+    async with rt:
+        tasks = [
+            await rt.create_task(
+                name=f"t{i}", schedule=Interval(hours=1), trigger="go", thread_id=thread
+            )
+            for i, thread in enumerate(["shared", "shared", "shared", "other"])
+        ]
+        records = await asyncio.gather(*(rt.run_now(t.id) for t in tasks))
+        assert [r.outcome for r in records] == ["success"] * 4
+        assert peak["shared"] == 1
+        assert peak_total[0] >= 2  # 'other' ran beside 'shared'
+
+
+async def test_isolated_tasks_run_each_fire_in_a_fresh_kept_thread(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph("fresh"), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="iso", schedule=Interval(hours=1), trigger="hello")
+        assert task.thread_mode == "isolated" and task.thread_id is None
+        one = await rt.run_now(task.id)
+        two = await rt.run_now(task.id)
+        assert one.thread_id != two.thread_id
+        assert task.id in (one.thread_id or "") and one.run_id in (one.thread_id or "")
+        for record in (one, two):
+            state = await rt.graph.aget_state({"configurable": {"thread_id": record.thread_id}})
+            assert [m.text for m in state.values["messages"]] == ["hello", "fresh"]
+
+
+async def test_interval_fires_repeatedly_until_max_runs(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    rt = runtime_factory(make_graph("tick"), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(
+            name="tick", schedule=Interval(seconds=1), trigger="tick?", thread_id="tick", max_runs=2
+        )
+        records = await runs.wait_for(2, task_id=task.id)
+        assert [r.outcome for r in records] == ["success", "success"]
+        assert records[1].scheduled_for - records[0].scheduled_for == timedelta(seconds=1)
+        final = await rt.get_task(task.id)
+        assert final.state == "completed" and final.run_count == 2
+        await asyncio.sleep(1.5)
+        assert len(await rt.history(task.id)) == 2
+
+
+async def test_stop_drains_then_records_interrupted(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    model = ScriptedChatModel(steps=[HANG])
+    rt = runtime_factory(build_graph(model), database=sqlite_url)
+    await rt.start()
+    task = await rt.create_task(
+        name="hang", schedule=Interval(hours=1), trigger="hi", thread_id="h"
+    )
+    running = await rt.run_now(task.id, wait=False)
+    assert running.running
+    await asyncio.sleep(0.2)
+    await rt.stop(drain_timeout_secs=0.2)
+    (record,) = await runs.wait_for(1)
+    assert record.run_id == running.run_id and record.outcome == "interrupted"
+    async with runtime_factory(build_graph(model), database=sqlite_url) as rt2:
+        assert (await rt2.get_run(running.run_id)).outcome == "interrupted"  # type: ignore[union-attr]
+
+
+async def test_missed_fire_after_downtime_is_recorded(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="missed",
+            schedule=_soon(0.5),
+            trigger="hi",
+            options=TaskOptions(misfire_grace_secs=0.1),
+        )
+    await asyncio.sleep(1.0)  # the runtime is down when the fire is due
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt2:
+        for _ in range(50):
+            history = await rt2.history(task.id)
+            if history:
+                break
+            await asyncio.sleep(0.1)
+        (record,) = history
+        assert record.outcome == "missed" and "1 occurrence(s) missed" in (record.summary or "")
+        assert (await rt2.get_task(task.id)).state == "completed"
+
+
+async def test_stale_claim_from_a_dead_process_is_recorded_interrupted(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    async with runtime_factory(make_graph(), database=sqlite_url, lease_secs=0.2) as rt:
+        task = await rt.create_task(name="x", schedule=Interval(hours=1), trigger="hi")
+        claimed = await rt._bridge.claim(task, datetime.now(timezone.utc), trigger="manual")  # type: ignore[union-attr]
+        assert claimed is not None
+        rt._bridge.in_flight.clear()  # type: ignore[union-attr]  # as if its process died
+        for _ in range(50):
+            record = await rt.get_run(claimed.run_id)
+            if record and record.outcome:
+                break
+            await asyncio.sleep(0.1)
+        assert record is not None and record.outcome == "interrupted"
+        assert "stopped renewing" in (record.error or "")
+
+
+async def test_concurrency_stays_within_the_limit(sqlite_url: str, runtime_factory: Any) -> None:
+    model = ScriptedChatModel(steps=["ok"], delay_secs=0.2)
+    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=2)
+    async with rt:
+        tasks = [
+            await rt.create_task(
+                name=f"c{i}", schedule=Interval(hours=1), trigger="go", thread_id=f"c{i}"
+            )
+            for i in range(5)
+        ]
+        seen: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                seen.append(len(rt._current))
+                await asyncio.sleep(0.02)
+
+        watcher = asyncio.create_task(watch())
+        records = await asyncio.gather(*(rt.run_now(t.id) for t in tasks))
+        watcher.cancel()
+        assert [r.outcome for r in records] == ["success"] * 5
+        assert max(seen) == 2
+
+
+async def test_full_queue_records_skipped_overloaded(sqlite_url: str, runtime_factory: Any) -> None:
+    model = ScriptedChatModel(steps=["ok"], delay_secs=0.3)
+    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=1, queue_size=1)
+    async with rt:
+        tasks = [
+            await rt.create_task(
+                name=f"q{i}", schedule=Interval(hours=1), trigger="go", thread_id=f"q{i}"
+            )
+            for i in range(4)
+        ]
+        records = await asyncio.gather(*(rt.run_now(t.id) for t in tasks))
+        outcomes = sorted(r.outcome or "" for r in records)
+        assert outcomes.count("success") >= 2
+        assert outcomes.count("skipped") >= 1
+        assert len(records) == 4 and all(r.outcome for r in records)
+        skipped = [r for r in records if r.outcome == "skipped"]
+        assert all("overloaded" in (r.error or "") for r in skipped)
+
+
+async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    def reply(messages: list[BaseMessage]) -> str:
+        return f"seen {len(messages)}"
+
+    rt = runtime_factory(
+        build_graph(ScriptedChatModel(steps=[reply], cycle=True)), database=sqlite_url
+    )
+    async with rt:
+        task = await rt.create_task(
+            name="n",
+            schedule=Interval(hours=1),
+            trigger="scheduled",
+            thread_id="shared",
+            options=TaskOptions(on_busy="skip"),
+        )
+        async with rt.thread_lock("shared"):
+            busy = await rt.run_now(task.id)
+        assert busy.outcome == "skipped" and "busy" in (busy.error or "")
+        result = await rt.ainvoke(
+            {"messages": [HumanMessage("mine")]}, {"configurable": {"thread_id": "shared"}}
+        )
+        assert result["task_source"] is None
+        assert result["messages"][-1].text == "seen 1"
+
+
+async def test_closed_channel_records_a_clear_error(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph("never"), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="c", schedule=Interval(hours=1), trigger="hi")
+        assert rt._bridge is not None
+        rt._bridge.close()  # what stop() does first
+        record = await rt.run_now(task.id)
+        assert record.outcome == "error"
+        assert record.error == CHANNEL_CLOSED
+        assert "conversation channel is closed" in CHANNEL_CLOSED
+
+
+async def test_schema_is_versioned_and_indexed(database: str, make_graph: Any) -> None:
+    from sqlalchemy import inspect
+
+    from langgraph_scheduler.store import SCHEMA_VERSION
+
+    async with SchedulerRuntime(make_graph(), database=database) as rt:
+        assert await rt.store.schema_version() == SCHEMA_VERSION
+
+        def indexes(sync_conn: Any) -> dict[str, list[list[str]]]:
+            inspector = inspect(sync_conn)
+            return {
+                table: [list(i["column_names"]) for i in inspector.get_indexes(table)]
+                for table in ("lgs_tasks", "lgs_runs")
+            }
+
+        async with rt.store.engine.connect() as conn:
+            found = await conn.run_sync(indexes)
+        assert ["owner", "created_at", "id"] in found["lgs_tasks"]
+        assert ["task_id", "started_at"] in found["lgs_runs"]
