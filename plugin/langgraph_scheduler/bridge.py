@@ -14,7 +14,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .channel import (
     ConversationRequest,
@@ -27,7 +29,7 @@ from .channel import (
     Timeout,
 )
 from .errors import InvalidPayload
-from .models import RunTrigger, Task, TaskResult, TaskRunRecord
+from .models import RunTrigger, Task, TaskEvent, TaskResult, TaskRunRecord
 from .store import Store, tasks_table
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ SUMMARY_MAX_CHARS = 2_000
 """Longest summary kept in a run record (the full answer stays in the thread)."""
 
 CHANNEL_CLOSED = "runtime is stopping: the conversation channel is closed, the turn was not run"
+
+_T = TypeVar("_T")
 
 _BRIDGES: dict[str, TaskExecutorBridge] = {}
 """Live bridges by key, so a job needs only a string to find its runtime."""
@@ -73,7 +77,8 @@ class TaskExecutorBridge:
     """Turns a fired task into a conversation request and its reply into a run record.
 
     No exception escapes into APScheduler: every failure ends as a recorded outcome or,
-    when the store itself fails, a logged error.
+    when the store itself stays unreachable, a logged error (the claim's lease then runs
+    out and the fire is recorded ``interrupted`` once the store is back).
 
     Args:
         store: the task and run store.
@@ -82,7 +87,11 @@ class TaskExecutorBridge:
         holder: this process's id, written on claims.
         lease_secs: how long a claim stays valid without renewal.
         default_timeout_secs: turn timeout when the trigger sets none.
-        on_record: called with every finished record (events, logging).
+        started_at: when the runtime started (fires due before it were due while down).
+        on_record: called with every finished record.
+        on_event: called with task events (auto-pause, completion).
+        store_retry_secs: how long to keep retrying a failing store call.
+        history_limit: run records kept per task (older finished ones are trimmed).
     """
 
     def __init__(
@@ -94,7 +103,12 @@ class TaskExecutorBridge:
         holder: str,
         lease_secs: float,
         default_timeout_secs: float,
-        on_record: Callable[[TaskRunRecord], Awaitable[None] | None] | None = None,
+        started_at: datetime | None = None,
+        on_record: Callable[[TaskRunRecord], Awaitable[None]] | None = None,
+        on_event: Callable[[TaskEvent], Awaitable[None]] | None = None,
+        store_retry_secs: float = 60.0,
+        history_limit: int | None = None,
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]] = asyncio.ensure_future,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -102,15 +116,23 @@ class TaskExecutorBridge:
         self.holder = holder
         self.lease_secs = lease_secs
         self.default_timeout_secs = default_timeout_secs
+        self.started_at = started_at or _utcnow()
         self.on_record = on_record
+        self.on_event = on_event
+        self.store_retry_secs = store_retry_secs
+        self.history_limit = history_limit
         self.key = uuid.uuid4().hex
         self.closed = False
         self.in_flight: dict[str, TaskRunRecord] = {}
+        self.spawn = spawn
+        self.waiting_retries: set[asyncio.Task[Any]] = set()
         _BRIDGES[self.key] = self
 
     def close(self) -> None:
         """Close the channel: fires from now on are recorded as errors, not run."""
         self.closed = True
+        for pending in self.waiting_retries:
+            pending.cancel()
 
     def unregister(self) -> None:
         _BRIDGES.pop(self.key, None)
@@ -121,30 +143,41 @@ class TaskExecutorBridge:
         """Handle what APScheduler found due for one task."""
         try:
             await self._on_fire(task_id, scheduled_times)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             logger.exception("fire of task %s at %s failed", task_id, scheduled_times[-1:])
 
     async def _on_fire(self, task_id: str, scheduled_times: list[datetime]) -> None:
-        task = await self.store.get_task(task_id)
+        task = await self._retrying("load task", lambda: self.store.get_task(task_id))
         if task is None or task.state != "active":
             self._drop_job(task_id)
             return
-        now = _utcnow()
-        grace = timedelta(seconds=task.options.misfire_grace_secs)
-        due = scheduled_times[-1]
-        missed = [t for t in scheduled_times[:-1]]
-        if now - due > grace:
-            missed.append(due)
-            due_run: datetime | None = None
-        else:
-            due_run = due
-        updates = self._advance(task, ran=due_run is not None)
+        to_run, missed = self._split_due(task, scheduled_times, _utcnow())
+        updates = self._advance(task, ran=to_run is not None)
         if missed:
-            await self._record_missed(task, missed, now, updates if due_run is None else None)
-        if due_run is not None:
-            record = await self.claim(task, due_run, trigger="schedule", task_updates=updates)
+            await self._record_missed(task, missed, updates if to_run is None else None)
+        if to_run is not None:
+            record = await self._retrying(
+                "claim fire",
+                lambda: self.claim(task, to_run, trigger="schedule", task_updates=updates),
+            )
             if record is not None:
                 await self.execute(task, record)
+        if updates.get("state") == "completed":
+            await self._event(task.id, "completed", "the schedule has no further fire time")
+
+    def _split_due(
+        self, task: Task, times: list[datetime], now: datetime
+    ) -> tuple[datetime | None, list[datetime]]:
+        """Which due time runs (at most one: the latest) and which are recorded missed."""
+        latest = times[-1]
+        grace = task.options.grace_for(task.schedule.kind == "once")
+        too_late = grace is not None and (now - latest).total_seconds() > grace
+        while_down = latest < self.started_at
+        if too_late or (task.options.misfire == "skip" and while_down):
+            return None, times
+        return latest, times[:-1]
 
     def _advance(self, task: Task, *, ran: bool) -> dict[str, Any]:
         """Task columns to write with this fire's claim: next run time, count, state."""
@@ -162,18 +195,15 @@ class TaskExecutorBridge:
         return updates
 
     async def _record_missed(
-        self,
-        task: Task,
-        times: list[datetime],
-        now: datetime,
-        task_updates: dict[str, Any] | None,
+        self, task: Task, times: list[datetime], task_updates: dict[str, Any] | None
     ) -> None:
         # One record per batch of occurrences missed together, with the count in its
         # summary: a week of downtime on a per-minute task is one line, not ten thousand.
+        now = _utcnow()
         first, last = times[0], times[-1]
         summary = (
             f"{len(times)} occurrence(s) missed between {first.isoformat()} and "
-            f"{last.isoformat()} (later than the {task.options.misfire_grace_secs:g}s grace)"
+            f"{last.isoformat()} (misfire policy {task.options.misfire!r})"
         )
         record = TaskRunRecord(
             run_id=str(uuid.uuid4()),
@@ -187,7 +217,11 @@ class TaskExecutorBridge:
             summary=summary,
             thread_id=task.thread_id,
         )
-        if await self.store.record_run(record, task_updates=task_updates):
+        stored = await self._retrying(
+            "record missed fires",
+            lambda: self.store.record_run(record, task_updates=task_updates),
+        )
+        if stored:
             await self._notify(record)
 
     # -- claim and execute ------------------------------------------------------------
@@ -201,7 +235,7 @@ class TaskExecutorBridge:
         attempt: int = 1,
         task_updates: dict[str, Any] | None = None,
     ) -> TaskRunRecord | None:
-        """Claim one fire; None when another claim of the same fire won."""
+        """Claim one fire attempt; None when another claim of the same one won."""
         run_id = str(uuid.uuid4())
         now = _utcnow()
         thread_id = task.thread_id or isolated_thread_id(task.id, run_id)
@@ -227,14 +261,66 @@ class TaskExecutorBridge:
         return record
 
     async def execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
-        """Run a claimed fire's turn and record its outcome."""
+        """Run a claimed fire's turn, record its outcome, and plan a retry if it failed."""
         try:
             response = await self._converse(task, record)
         except asyncio.CancelledError:
-            response = Interrupted("runtime stopped before the turn finished")
-            await self._finish(record, to_result(response))
+            await self._finish(record, to_result(Interrupted(STOPPED)))
             raise
-        return await self._finish(record, to_result(response))
+        finished = await self._finish(record, to_result(response))
+        if finished.trigger == "schedule" and finished.outcome in _COUNTED:
+            await self._after_scheduled(task, finished)
+        return finished
+
+    async def _after_scheduled(self, task: Task, record: TaskRunRecord) -> None:
+        """Retry a failed attempt, or settle the failure streak once the fire is over."""
+        failed = record.outcome in ("error", "timeout")
+        if failed and record.attempt <= task.options.retries and not self.closed:
+            delay = task.options.retry_delay(record.attempt + 1)
+            self.spawn(self._retry_later(task.id, record, delay))
+            return
+        streak = await self._retrying(
+            "update failure streak",
+            lambda: self.store.settle_fire(task.id, failed=failed),
+        )
+        limit = task.options.pause_after_failures
+        if failed and limit is not None and streak is not None and streak >= limit:
+            paused = await self._retrying(
+                "pause failing task",
+                lambda: self.store.update_task(
+                    task.id, state="paused", next_run_at=None, updated_at=_utcnow()
+                ),
+            )
+            if paused is not None:
+                self._drop_job(task.id)
+                await self._event(
+                    task.id,
+                    "auto_paused",
+                    f"paused after {streak} consecutive failed fires; last error: "
+                    f"{record.error}",
+                )
+
+    async def _retry_later(self, task_id: str, failed: TaskRunRecord, delay: float) -> None:
+        # A retry still waiting when the runtime stops is dropped (the failed attempt's
+        # record stays); one already running is drained like any turn.
+        me = asyncio.current_task()
+        assert me is not None
+        self.waiting_retries.add(me)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.waiting_retries.discard(me)
+        task = await self._retrying("load task", lambda: self.store.get_task(task_id))
+        if task is None or self.closed:
+            return
+        record = await self._retrying(
+            "claim retry",
+            lambda: self.claim(
+                task, failed.scheduled_for, trigger="schedule", attempt=failed.attempt + 1
+            ),
+        )
+        if record is not None:
+            await self.execute(task, record)
 
     async def _converse(self, task: Task, record: TaskRunRecord) -> ConversationResponse:
         try:
@@ -270,14 +356,42 @@ class TaskExecutorBridge:
         return await request.reply
 
     async def _finish(self, record: TaskRunRecord, result: TaskResult) -> TaskRunRecord:
+        finished = await self._retrying(
+            "record outcome",
+            lambda: self.store.finish_run(
+                record.run_id, result, finished_at=_utcnow(), keep=self.history_limit
+            ),
+            patience=max(self.store_retry_secs, 600.0),
+        )
         self.in_flight.pop(record.run_id, None)
-        finished = await self.store.finish_run(record.run_id, result, finished_at=_utcnow())
         if finished is None:
-            # Already finished elsewhere (lease expired and recorded interrupted, or
-            # the task was deleted): the store keeps the first outcome.
-            return await self.store.get_run(record.run_id) or record
+            # Already finished elsewhere (lease expired and recorded interrupted, or the
+            # task was deleted), or the store stayed down: the store keeps what it has.
+            stored = await self._retrying("read run", lambda: self.store.get_run(record.run_id))
+            return stored or record.model_copy(update=result.model_dump())
         await self._notify(finished)
         return finished
+
+    async def _retrying(
+        self, what: str, call: Callable[[], Awaitable[_T]], *, patience: float | None = None
+    ) -> _T | None:
+        """Run a store call, retrying with backoff while the database is unavailable.
+
+        Returns None (after logging) if it still fails after ``patience`` seconds.
+        """
+        deadline = asyncio.get_running_loop().time() + (patience or self.store_retry_secs)
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except (OperationalError, InterfaceError, OSError) as exc:
+                now = asyncio.get_running_loop().time()
+                if now >= deadline:
+                    logger.error("store unavailable, gave up to %s: %s", what, exc)
+                    return None
+                logger.warning("store unavailable (%s), retrying to %s", exc, what)
+                await asyncio.sleep(min(delay, max(deadline - now, 0.0)))
+                delay = min(delay * 2, 5.0)
 
     async def _notify(self, record: TaskRunRecord) -> None:
         logger.info(
@@ -288,18 +402,23 @@ class TaskExecutorBridge:
             record.attempt,
             record.outcome,
         )
-        if self.on_record is None:
-            return
-        try:
-            maybe = self.on_record(record)
-            if maybe is not None:
-                await maybe
-        except Exception:
-            logger.exception("run listener failed for run %s", record.run_id)
+        if self.on_record is not None:
+            await self.on_record(record)
+
+    async def _event(self, task_id: str, kind: Any, reason: str) -> None:
+        logger.info("task %s %s: %s", task_id, kind, reason)
+        if self.on_event is not None:
+            await self.on_event(TaskEvent(kind=kind, task_id=task_id, reason=reason, at=_utcnow()))
 
     def _drop_job(self, task_id: str) -> None:
         if self.scheduler.get_job(task_id) is not None:
             self.scheduler.remove_job(task_id)
+
+
+_COUNTED = ("success", "error", "timeout")
+"""Outcomes that count for retries and the failure streak (not skips or interruptions)."""
+
+STOPPED = "runtime stopped before the turn finished"
 
 
 def to_result(response: ConversationResponse) -> TaskResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict, Union
+from typing import Literal, TypedDict
 
 from typing_extensions import NotRequired
 
@@ -98,7 +98,7 @@ class Skipped:
         return f"Skipped({self.reason!r})"
 
 
-ConversationResponse = Union[Success, Error, Timeout, Interrupted, Skipped]
+ConversationResponse = Success | Error | Timeout | Interrupted | Skipped
 """What a worker answers: ``Success | Error | Timeout | Interrupted | Skipped``."""
 
 

@@ -16,7 +16,7 @@ __all__ = ["open_checkpointer"]
 
 
 async def open_checkpointer(
-    database: str, stack: contextlib.AsyncExitStack
+    database: str, stack: contextlib.AsyncExitStack, *, max_connections: int = 10
 ) -> BaseCheckpointSaver[Any]:
     """Open the checkpointer that lives beside the task store; ``stack`` closes it.
 
@@ -39,12 +39,26 @@ async def open_checkpointer(
         return saver
     try:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
     except ImportError:
         raise SchedulerError(
             "PostgreSQL checkpoints need the postgres extra: "
             'pip install "langgraph-scheduler[postgres]"'
         ) from None
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    saver_pg = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(conninfo))
+    # A pool, not one connection: a dropped connection is replaced instead of failing
+    # every later turn.
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_connections,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+    )
+    await pool.open()
+    stack.push_async_callback(pool.close)
+    saver_pg = AsyncPostgresSaver(pool)
     await saver_pg.setup()
     return saver_pg

@@ -13,6 +13,7 @@ from .trigger import ConversationTrigger
 __all__ = [
     "RunOutcome",
     "Task",
+    "TaskEvent",
     "TaskOptions",
     "TaskResult",
     "TaskRunRecord",
@@ -33,26 +34,74 @@ RunTrigger = Literal["schedule", "manual"]
 
 
 class TaskOptions(BaseModel):
-    """Per-task execution policy."""
+    """Per-task execution policy: late fires, busy threads, retries, auto-pause."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    misfire_grace_secs: float = Field(
-        default=300.0,
+    misfire: Literal["catch_up", "skip"] = Field(
+        default="catch_up",
+        description="Fires that fell due while the runtime was down: 'catch_up' runs the "
+        "latest one once (if within misfire_grace_secs) and records the others 'missed'; "
+        "'skip' records them all 'missed'.",
+    )
+    misfire_grace_secs: float | None = Field(
+        default=None,
         ge=0,
-        description="A fire found later than this (e.g. after downtime) is recorded "
-        "'missed' instead of run.",
+        description="How late a fire may still run. None: no limit for one-shot tasks, "
+        "one hour for recurring ones.",
     )
     on_busy: Literal["wait", "skip"] = Field(
         default="wait",
-        description="When another turn holds the task's thread: wait for it (bounded by "
-        "max_wait_secs) or record the fire 'skipped'.",
+        description="When the task's previous run or another turn on its thread is still "
+        "going: wait for it (up to max_wait_secs) or record the fire 'skipped'.",
     )
     max_wait_secs: float = Field(
         default=300.0,
         ge=0,
-        description="How long a fire may wait for a busy thread before it is 'skipped'.",
+        description="How long a fire may wait for a busy thread or task before 'skipped'.",
     )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Extra attempts after an 'error' or 'timeout', each its own record.",
+    )
+    retry_backoff_secs: float = Field(
+        default=10.0,
+        ge=0,
+        description="Delay before the first retry; doubled for each further attempt.",
+    )
+    pause_after_failures: int | None = Field(
+        default=5,
+        ge=1,
+        description="Pause the task after this many consecutive failed fires (all "
+        "attempts failed); None never pauses. A success resets the count.",
+    )
+
+    def grace_for(self, one_shot: bool) -> float | None:
+        """The effective misfire grace in seconds (None: unlimited)."""
+        if self.misfire_grace_secs is not None:
+            return self.misfire_grace_secs
+        return None if one_shot else DEFAULT_RECURRING_GRACE_SECS
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 for the first retry)."""
+        return float(self.retry_backoff_secs * 2 ** (attempt - 2))
+
+
+DEFAULT_RECURRING_GRACE_SECS = 3600.0
+"""Misfire grace of recurring tasks when ``TaskOptions.misfire_grace_secs`` is None."""
+
+
+class TaskEvent(BaseModel):
+    """Something that happened to a task on its own (not through an API call)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["auto_paused", "completed"]
+    task_id: str
+    reason: str
+    at: datetime
 
 
 class Task(BaseModel):
@@ -78,6 +127,8 @@ class Task(BaseModel):
     max_runs: int | None = None
     run_count: int = 0
     """Fires claimed so far (manual runs excluded)."""
+    failure_streak: int = 0
+    """Consecutive fires whose every attempt failed; a success resets it."""
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     last_outcome: RunOutcome | None = None

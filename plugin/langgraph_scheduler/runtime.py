@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from .bridge import TaskExecutorBridge, to_result
+from .bridge import STOPPED, TaskExecutorBridge
 from .channel import (
     ConversationRequest,
     ConversationResponse,
@@ -35,8 +35,8 @@ from .channel import (
 from .checkpointers import open_checkpointer
 from .errors import InvalidSchedule, InvalidTask, NotRunning, TaskNotFound
 from .locks import ThreadBusy, ThreadLocks
-from .models import Task, TaskOptions, TaskRunRecord, TaskState
-from .schedules import Schedule
+from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
+from .schedules import Interval, Schedule
 from .store import Store
 from .trigger import ConversationTrigger
 
@@ -49,6 +49,10 @@ _JOB_FUNC = "langgraph_scheduler.bridge:fire_task"
 _STOPPED = object()
 
 RunListener = Callable[[TaskRunRecord], Awaitable[None] | None]
+EventListener = Callable[[TaskEvent], Awaitable[None] | None]
+
+_DIED = "the process running this turn stopped before it finished"
+_PURGE_EVERY_SECS = 600.0
 
 
 class SchedulerRuntime:
@@ -71,7 +75,11 @@ class SchedulerRuntime:
         drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
         lease_secs: how long a claimed fire stays owned without renewal; a crashed
             process's running fires are recorded ``interrupted`` once it expires.
+        history_limit: run records kept per task (None keeps all).
+        history_max_age_days: finished run records older than this are purged.
+        store_retry_secs: how long a fire keeps retrying a failing database call.
         on_run: called with every finished run record.
+        on_event: called with task events (auto-paused, completed).
 
     Example:
         >>> async with SchedulerRuntime(graph, database="sqlite:///scheduler.db") as rt:
@@ -100,7 +108,11 @@ class SchedulerRuntime:
         default_timeout_secs: float = 300.0,
         drain_timeout_secs: float = 30.0,
         lease_secs: float = 30.0,
+        history_limit: int | None = 1000,
+        history_max_age_days: float | None = None,
+        store_retry_secs: float = 60.0,
         on_run: RunListener | None = None,
+        on_event: EventListener | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -115,9 +127,14 @@ class SchedulerRuntime:
         self.default_timeout_secs = default_timeout_secs
         self.drain_timeout_secs = drain_timeout_secs
         self.lease_secs = lease_secs
+        self.history_limit = history_limit
+        self.history_max_age_days = history_max_age_days
+        self.store_retry_secs = store_retry_secs
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listeners: list[RunListener] = [on_run] if on_run else []
+        self._event_listeners: list[EventListener] = [on_event] if on_event else []
         self._thread_locks = ThreadLocks()
+        self._task_locks = ThreadLocks()
         self._state = "new"
         self._stack: contextlib.AsyncExitStack | None = None
         self._fires: set[asyncio.Task[Any]] = set()
@@ -172,12 +189,19 @@ class SchedulerRuntime:
                 holder=self.holder,
                 lease_secs=self.lease_secs,
                 default_timeout_secs=self.default_timeout_secs,
+                started_at=_utcnow(),
                 on_record=self._emit,
+                on_event=self._emit_event,
+                store_retry_secs=self.store_retry_secs,
+                history_limit=self.history_limit,
+                spawn=self._spawn,
             )
             stack.callback(self._bridge.unregister)
-            await store.interrupt_expired(
-                now=_utcnow(), reason="the process running this turn stopped before it finished"
-            )
+            dead = [h for h in await store.running_holders() if _holder_is_dead(h)]
+            for record in await store.interrupt_expired(
+                now=_utcnow(), reason=_DIED, holders=dead
+            ):
+                await self._emit(record)
             async for task in store.iter_tasks(states=["active"]):
                 self._add_job(task, next_run_time=task.next_run_at)
             self._workers = [
@@ -249,6 +273,10 @@ class SchedulerRuntime:
         """Call ``listener(record)`` with every finished run record."""
         self._listeners.append(listener)
 
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` with every task event (auto-pause, completion)."""
+        self._event_listeners.append(listener)
+
     # -- task API --------------------------------------------------------------------
 
     async def create_task(
@@ -284,7 +312,7 @@ class SchedulerRuntime:
         self._require_running()
         now = _utcnow()
         parsed_trigger = _as_trigger(trigger)
-        schedule = schedule.with_default_tz(self.timezone)
+        schedule = _pin_start(schedule.with_default_tz(self.timezone), now)
         schedule.check(now)
         name = _check_name(name)
         if max_runs is not None and max_runs < 1:
@@ -381,7 +409,9 @@ class SchedulerRuntime:
         )
         new_schedule = task.schedule
         if schedule is not None:
-            new_schedule = schedule.with_default_tz(task.schedule.tz or self.timezone)
+            new_schedule = _pin_start(
+                schedule.with_default_tz(task.schedule.tz or self.timezone), now
+            )
             new_schedule.check(now)
             values["schedule"] = new_schedule
         if reschedule and task.state != "paused":
@@ -565,13 +595,10 @@ class SchedulerRuntime:
         self._spawn(job.func(*job.args, scheduled_times=run_times))
 
     async def _emit(self, record: TaskRunRecord) -> None:
-        for listener in self._listeners:
-            try:
-                maybe = listener(record)
-                if maybe is not None:
-                    await maybe
-            except Exception:
-                logger.exception("run listener %r failed", listener)
+        await _call_all(self._listeners, record)
+
+    async def _emit_event(self, event: TaskEvent) -> None:
+        await _call_all(self._event_listeners, event)
 
     async def _worker(self) -> None:
         assert self._queue is not None
@@ -584,9 +611,7 @@ class SchedulerRuntime:
                 response = await self._run_turn(request)
             except asyncio.CancelledError:
                 if not request.reply.done():
-                    request.reply.set_result(
-                        Interrupted("runtime stopped before the turn finished")
-                    )
+                    request.reply.set_result(Interrupted(STOPPED))
                 raise
             finally:
                 self._current.pop(me, None)
@@ -595,14 +620,21 @@ class SchedulerRuntime:
 
     async def _run_turn(self, request: ConversationRequest) -> ConversationResponse:
         wait = 0.0 if request.on_busy == "skip" else request.max_wait_secs
+        waited = f" for more than {wait:g}s" if wait else ""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         try:
-            async with self._thread_locks.hold(request.thread_id, timeout=wait):
-                return await self._invoke(request)
+            async with self._task_locks.hold(request.task_id, timeout=wait):
+                remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
+                try:
+                    async with self._thread_locks.hold(request.thread_id, timeout=remaining):
+                        return await self._invoke(request)
+                except ThreadBusy:
+                    return Skipped(
+                        f"thread {request.thread_id!r} was busy with another turn{waited}"
+                    )
         except ThreadBusy:
-            return Skipped(
-                f"thread {request.thread_id!r} was busy with another turn"
-                + (f" for more than {wait:g}s" if wait else "")
-            )
+            return Skipped(f"the task's previous run was still going{waited}")
 
     async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
         graph = self.graph
@@ -648,17 +680,22 @@ class SchedulerRuntime:
         """Renew this process's claims and record others' expired ones as interrupted."""
         assert self._bridge is not None
         interval = max(self.lease_secs / 3, 0.05)
+        next_purge = _utcnow()
         while True:
             await asyncio.sleep(interval)
             try:
                 now = _utcnow()
-                until = now + _seconds(self.lease_secs)
+                until = now + timedelta(seconds=self.lease_secs)
                 await self.store.renew_leases(list(self._bridge.in_flight), until=until)
                 for record in await self.store.interrupt_expired(
                     now=now,
                     reason="the process running this turn stopped renewing its claim",
                 ):
                     await self._emit(record)
+                if self.history_max_age_days is not None and now >= next_purge:
+                    cutoff = now - timedelta(days=self.history_max_age_days)
+                    await self.store.purge_history(finished_before=cutoff)
+                    next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
             except Exception:
                 logger.exception("lease upkeep failed; retrying")
 
@@ -717,6 +754,14 @@ def _check_zone(tz: str) -> str:
     return tz
 
 
+def _pin_start(schedule: Schedule, now: datetime) -> Schedule:
+    """Give an Interval without start its first fire time, so restarts keep its phase."""
+    if isinstance(schedule, Interval) and schedule.start is None:
+        first = now + timedelta(seconds=schedule.seconds)
+        return schedule.model_copy(update={"start": first.astimezone(schedule.zone)})
+    return schedule
+
+
 def _first_fire(schedule: Schedule, now: datetime) -> datetime:
     times = schedule.next_fire_times(1, after=now)
     if not times:
@@ -724,14 +769,33 @@ def _first_fire(schedule: Schedule, now: datetime) -> datetime:
     return times[0].astimezone(timezone.utc)
 
 
-def _seconds(secs: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=secs)
-
-
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_ = (Success, to_result)
+def _holder_is_dead(holder: str) -> bool:
+    """True if ``holder`` names a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def _call_all(listeners: list[Callable[[Any], Any]], item: Any) -> None:
+    for listener in listeners:
+        try:
+            maybe = listener(item)
+            if maybe is not None:
+                await maybe
+        except Exception:
+            logger.exception("listener %r failed", listener)

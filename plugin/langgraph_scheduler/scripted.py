@@ -26,7 +26,8 @@ HANG = "__hang__"
 """A step that never answers (the model call hangs until cancelled)."""
 
 Step = Any
-"""``str`` | ``AIMessage`` | ``BaseException`` | ``HANG`` | ``Callable[[list[BaseMessage]], Step]``."""
+"""A reply (``str`` or ``AIMessage``), an exception to raise, ``HANG``, or a callable of the
+message list returning one of these."""
 
 
 def tool_call(name: str, args: dict[str, Any], *, text: str = "") -> AIMessage:

@@ -96,6 +96,7 @@ tasks_table = Table(
     Column("state", String(16), nullable=False),
     Column("max_runs", Integer),
     Column("run_count", Integer, nullable=False, default=0),
+    Column("failure_streak", Integer, nullable=False, default=0),
     Column("next_run_at", _UTCDateTime()),
     Column("last_run_at", _UTCDateTime()),
     Column("last_outcome", String(16)),
@@ -343,9 +344,18 @@ class Store:
         return True
 
     async def finish_run(
-        self, run_id: str, result: TaskResult, *, finished_at: datetime
+        self,
+        run_id: str,
+        result: TaskResult,
+        *,
+        finished_at: datetime,
+        keep: int | None = None,
     ) -> TaskRunRecord | None:
-        """Record the outcome of a running fire; None if it was already finished."""
+        """Record the outcome of a running fire; None if it was already finished.
+
+        Args:
+            keep: trim the task's finished history to this many newest records.
+        """
         async with self.engine.begin() as conn:
             updated = await conn.execute(
                 update(runs_table)
@@ -368,7 +378,61 @@ class Store:
             )
             record = _run_from_row(row)
             await self._touch_task_outcome(conn, record)
+            if keep is not None:
+                await self._trim_history(conn, record.task_id, keep)
         return record
+
+    async def settle_fire(self, task_id: str, *, failed: bool) -> int | None:
+        """Count a fire into the task's failure streak; returns the new streak."""
+        value = tasks_table.c.failure_streak + 1 if failed else 0
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(tasks_table).where(tasks_table.c.id == task_id).values(failure_streak=value)
+            )
+            streak = await conn.scalar(
+                select(tasks_table.c.failure_streak).where(tasks_table.c.id == task_id)
+            )
+        return None if streak is None else int(streak)
+
+    async def purge_history(self, *, finished_before: datetime) -> int:
+        """Delete finished run records older than the cutoff; runs in flight stay."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(runs_table).where(
+                    runs_table.c.outcome.is_not(None), runs_table.c.finished_at < finished_before
+                )
+            )
+        return int(result.rowcount or 0)
+
+    @staticmethod
+    async def _trim_history(conn: AsyncConnection, task_id: str, keep: int) -> None:
+        """Keep the ``keep`` newest finished records of a task; never touch running ones."""
+        cutoff = await conn.scalar(
+            select(runs_table.c.started_at)
+            .where(runs_table.c.task_id == task_id)
+            .order_by(runs_table.c.started_at.desc())
+            .offset(keep)
+            .limit(1)
+        )
+        if cutoff is None:
+            return
+        await conn.execute(
+            delete(runs_table).where(
+                runs_table.c.task_id == task_id,
+                runs_table.c.started_at <= cutoff,
+                runs_table.c.outcome.is_not(None),
+            )
+        )
+
+    async def running_holders(self) -> list[str]:
+        """Holders (processes) that have runs in flight."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(runs_table.c.holder)
+                .where(runs_table.c.outcome.is_(None), runs_table.c.holder.is_not(None))
+                .distinct()
+            )
+            return [r[0] for r in rows]
 
     async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
         if not run_ids:
@@ -380,12 +444,15 @@ class Store:
                 .values(lease_expires_at=until)
             )
 
-    async def interrupt_expired(self, *, now: datetime, reason: str) -> list[TaskRunRecord]:
-        """Record ``interrupted`` for running fires whose holder stopped renewing its lease."""
-        expired = and_(
-            runs_table.c.outcome.is_(None),
-            or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now),
-        )
+    async def interrupt_expired(
+        self, *, now: datetime, reason: str, holders: Sequence[str] = ()
+    ) -> list[TaskRunRecord]:
+        """Record ``interrupted`` for running fires whose holder stopped renewing its lease
+        (or is one of ``holders``, known to be dead)."""
+        stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
+        if holders:
+            stale = or_(stale, runs_table.c.holder.in_(list(holders)))
+        expired = and_(runs_table.c.outcome.is_(None), stale)
         async with self.engine.begin() as conn:
             rows = (await conn.execute(select(runs_table).where(expired))).mappings().all()
             done: list[TaskRunRecord] = []

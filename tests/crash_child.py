@@ -1,0 +1,42 @@
+"""A runtime in its own process, for crash tests: ``python -m tests.crash_child DB``.
+
+It creates an hourly task whose first fire is due at once, on a model that never
+answers, prints ``RUNNING <task id> <next run>`` once the turn is under way, and waits to
+be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timedelta, timezone
+
+from langgraph_scheduler import Interval, SchedulerRuntime
+from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+
+from .helpers import build_graph
+
+
+async def main(database: str) -> None:
+    started = asyncio.Event()
+
+    def on_start(messages: object) -> str:
+        started.set()
+        return HANG
+
+    graph = build_graph(ScriptedChatModel(steps=[on_start]))
+    async with SchedulerRuntime(graph, database=database, lease_secs=60) as rt:
+        first = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+        task = await rt.create_task(
+            name="doomed", schedule=Interval(hours=1, start=first), trigger="hi", thread_id="t"
+        )
+        await asyncio.wait_for(started.wait(), 20)
+        await asyncio.sleep(0.2)  # let the claim's task update commit
+        current = await rt.get_task(task.id)
+        assert current.next_run_at is not None
+        print("RUNNING", task.id, current.next_run_at.isoformat(), flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

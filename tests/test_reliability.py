@@ -1,0 +1,327 @@
+"""Fault injection: crashes, downtime, duplicate jobs, retries, overload, store outages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from langgraph_scheduler import (
+    Interval,
+    Once,
+    SchedulerRuntime,
+    TaskOptions,
+)
+from langgraph_scheduler.models import TaskEvent
+from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+
+from .helpers import RunWaiter, build_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _eventually(check: Any, timeout: float = 15.0) -> Any:
+    """Poll ``check()`` (async) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_child", sqlite_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)  # type: ignore[union-attr]
+        assert line.startswith("RUNNING"), (line, child.stderr.read() if child.poll() else "")  # type: ignore[union-attr]
+        _, task_id, next_run = line.split()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    async with runtime_factory(make_graph("back"), database=sqlite_url) as rt:
+        (record,) = await rt.history(task_id)
+        # The dead process's claim is recorded at start (its pid is gone on this host),
+        # without waiting for its 60 s lease.
+        assert record.outcome == "interrupted" and record.trigger == "schedule"
+        assert "stopped before it finished" in (record.error or "")
+        task = await rt.get_task(task_id)
+        assert task.state == "active" and task.run_count == 1
+        assert task.next_run_at == datetime.fromisoformat(next_run)
+        assert task.next_run_at - record.scheduled_for == timedelta(hours=1)
+        assert rt._scheduler.get_job(task_id).next_run_time == task.next_run_at  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("policy", ["catch_up", "skip"])
+async def test_downtime_catches_up_once_or_skips_per_policy(
+    policy: str, sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    options = TaskOptions(misfire=policy)  # type: ignore[arg-type]
+    async with runtime_factory(make_graph("caught up"), database=sqlite_url) as rt:
+        start = _now() + timedelta(seconds=0.6)
+        task = await rt.create_task(
+            name="minutely",
+            schedule=Interval(seconds=1, start=start),
+            trigger="tick",
+            thread_id="t",
+            options=options,
+        )
+    await asyncio.sleep(2.0)  # down across two or three fire times
+    async with runtime_factory(make_graph("caught up"), database=sqlite_url) as rt2:
+        restarted = _now()
+        records = await runs.wait_for(1, task_id=task.id)
+        await asyncio.sleep(0.2)
+        history = [r for r in await rt2.history(task.id, limit=50) if r.scheduled_for <= restarted]
+        due = [
+            t
+            for t in task.schedule.next_fire_times(10, after=start - timedelta(seconds=1))
+            if t <= restarted
+        ]
+        assert len(due) >= 2
+        missed = [r for r in history if r.outcome == "missed"]
+        ran = [r for r in history if r.outcome == "success"]
+        if policy == "catch_up":
+            assert [r.scheduled_for for r in ran] == [due[-1]]
+            assert len(missed) == 1 and f"{len(due) - 1} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
+        else:
+            assert ran == []
+            assert len(missed) == 1 and f"{len(due)} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
+        assert missed[0].scheduled_for == due[0]
+        assert records
+
+
+async def test_one_shot_due_while_down_still_runs_once(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    async with runtime_factory(make_graph("late but done"), database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="reminder", schedule=Once(at=_now() + timedelta(seconds=0.3)), trigger="remind"
+        )
+    await asyncio.sleep(0.8)
+    async with runtime_factory(make_graph("late but done"), database=sqlite_url):
+        (record,) = await runs.wait_for(1, task_id=task.id)
+        assert record.outcome == "success" and record.scheduled_for == task.next_run_at
+
+
+async def test_duplicate_jobs_and_run_now_give_one_run_per_fire(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    rt1 = runtime_factory(make_graph("one"), database=sqlite_url)
+    rt2 = runtime_factory(make_graph("two"), database=sqlite_url)
+    async with rt1:
+        task = await rt1.create_task(
+            name="dup",
+            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=1)),
+            trigger="go",
+            max_runs=3,
+        )
+        async with rt2:  # rebuilds the same job from the store: two schedulers, one task
+            assert rt2._scheduler.get_job(task.id) is not None  # type: ignore[union-attr]
+            manual = await asyncio.gather(rt1.run_now(task.id), rt2.run_now(task.id))
+            scheduled = await _eventually(lambda: _scheduled_runs(rt1, task.id, 3), timeout=20)
+            await asyncio.sleep(1.5)  # a duplicate would have landed by now
+            history = await rt1.history(task.id, limit=100)
+    fires = [(r.scheduled_for, r.attempt) for r in history if r.trigger == "schedule"]
+    assert len(fires) == len(set(fires)) == 3
+    assert {r.run_id for r in manual} <= {r.run_id for r in history}
+    assert len(history) == 5 and all(r.outcome == "success" for r in history)
+    assert len(scheduled) == 3
+    assert len([r for r in runs.records if r.task_id == task.id]) == 5
+
+
+async def _scheduled_runs(rt: SchedulerRuntime, task_id: str, n: int) -> list[Any] | None:
+    found = [
+        r for r in await rt.history(task_id, limit=100) if r.trigger == "schedule" and r.outcome
+    ]
+    return found if len(found) >= n else None
+
+
+async def test_failures_retry_with_backoff_then_auto_pause(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    events: list[TaskEvent] = []
+    model = ScriptedChatModel(steps=[RuntimeError("provider down")])
+    rt = runtime_factory(build_graph(model), database=sqlite_url, on_event=events.append)
+    async with rt:
+        task = await rt.create_task(
+            name="flaky",
+            schedule=Interval(seconds=2, start=_now() + timedelta(seconds=0.3)),
+            trigger="try",
+            thread_id="flaky",
+            options=TaskOptions(retries=2, retry_backoff_secs=0.1, pause_after_failures=2),
+        )
+        records = await runs.wait_for(6, task_id=task.id, timeout=30)
+        await _eventually(lambda: _paused(rt, task.id))
+    first_fire = [r for r in records if r.scheduled_for == records[0].scheduled_for]
+    assert [r.attempt for r in first_fire] == [1, 2, 3]
+    assert all(r.outcome == "error" and r.error == "RuntimeError: provider down" for r in records)
+    gaps = [
+        (b.started_at - a.finished_at).total_seconds()  # type: ignore[operator]
+        for a, b in zip(first_fire, first_fire[1:])
+    ]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # exponential backoff
+    assert len({r.scheduled_for for r in records}) == 2
+    (event,) = [e for e in events if e.kind == "auto_paused"]
+    assert event.task_id == task.id
+    assert "2 consecutive failed fires" in event.reason and "provider down" in event.reason
+
+
+async def _paused(rt: SchedulerRuntime, task_id: str) -> bool:
+    return (await rt.get_task(task_id)).state == "paused"
+
+
+async def test_a_success_resets_the_failure_streak(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    model = ScriptedChatModel(steps=[RuntimeError("once"), "fine", RuntimeError("again"), "fine"])
+    rt = runtime_factory(build_graph(model), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(
+            name="streak",
+            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=0.2)),
+            trigger="go",
+            thread_id="s",
+            options=TaskOptions(retries=0, pause_after_failures=2),
+        )
+        records = await runs.wait_for(4, task_id=task.id, timeout=20)
+        assert [r.outcome for r in records[:4]] == ["error", "success", "error", "success"]
+        current = await rt.get_task(task.id)
+        assert current.state == "active" and current.failure_streak == 0
+
+
+async def test_flood_beyond_the_queue_accounts_for_every_fire(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    active = [0, 0]
+
+    def step(messages: list[BaseMessage]) -> str:
+        return "ok"
+
+    model = ScriptedChatModel(steps=[step], cycle=True, delay_secs=0.05)
+    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=2, queue_size=5)
+    async with rt:
+        at = _now() + timedelta(seconds=1.0)
+        tasks = [
+            await rt.create_task(name=f"f{i}", schedule=Once(at=at), trigger="go")
+            for i in range(60)
+        ]
+        peak_queue = 0
+
+        async def watch() -> None:
+            nonlocal peak_queue
+            while True:
+                peak_queue = max(peak_queue, rt._queue.qsize())  # type: ignore[union-attr]
+                active[1] = max(active[1], len(rt._current))
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        records = await runs.wait_for(60, timeout=60)
+        watcher.cancel()
+    outcomes = {r.task_id: r.outcome for r in records}
+    assert set(outcomes) == {t.id for t in tasks}  # every fire has exactly one record
+    assert len(records) == 60
+    assert set(outcomes.values()) == {"success", "skipped"}
+    skipped = [r for r in records if r.outcome == "skipped"]
+    assert all("overloaded" in (r.error or "") for r in skipped)
+    assert peak_queue <= 5 and active[1] <= 2
+
+
+async def test_overlapping_run_of_the_same_task_is_skipped_per_policy(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    model = ScriptedChatModel(steps=["slow"], delay_secs=0.5)
+    rt = runtime_factory(build_graph(model), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(
+            name="iso",
+            schedule=Interval(hours=1),
+            trigger="go",
+            options=TaskOptions(on_busy="skip"),
+        )
+        first, second = await asyncio.gather(rt.run_now(task.id), _later(rt.run_now(task.id)))
+        assert first.outcome == "success"
+        assert second.outcome == "skipped"
+        assert "previous run was still going" in (second.error or "")
+
+
+async def _later(coro: Any) -> Any:
+    await asyncio.sleep(0.1)
+    return await coro
+
+
+async def test_retention_keeps_the_newest_and_never_touches_running(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    model = ScriptedChatModel(steps=["a", "b", "c", "d", "e", HANG])
+    rt = runtime_factory(build_graph(model), database=sqlite_url, history_limit=3)
+    async with rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", thread_id="r"
+        )
+        for _ in range(5):
+            await rt.run_now(task.id)
+        kept = await rt.history(task.id)
+        assert [r.summary for r in kept] == ["e", "d", "c"]
+        running = await rt.run_now(task.id, wait=False)
+        await asyncio.sleep(0.1)
+        purged = await rt.store.purge_history(finished_before=_now() + timedelta(days=1))
+        assert purged == 3
+        (left,) = await rt.history(task.id)
+        assert left.run_id == running.run_id and left.running
+
+
+async def test_store_outage_does_not_lose_the_fire(
+    postgres_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    import psycopg
+
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    async with runtime_factory(make_graph("survived"), database=postgres_url) as rt:
+        task = await rt.create_task(
+            name="outage",
+            schedule=Once(at=_now() + timedelta(seconds=0.5)),
+            trigger="go",
+            thread_id="o",
+        )
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        await asyncio.sleep(1.5)  # the fire comes due while the database is unreachable
+        assert runs.records == []
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
+        assert record.outcome == "success" and record.summary == "survived"
+        assert (await rt.get_task(task.id)).state == "completed"
