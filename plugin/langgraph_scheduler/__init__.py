@@ -1,5 +1,7 @@
 """langgraph-scheduler: let a LangGraph agent schedule its own future conversations."""
 
+from typing import TYPE_CHECKING, Any
+
 from .bridge import TaskExecutorBridge, fire_task
 from .channel import (
     ConversationRequest,
@@ -22,12 +24,31 @@ from .errors import (
     StoreError,
     TaskNotFound,
 )
-from .models import RunOutcome, Task, TaskOptions, TaskResult, TaskRunRecord
+from .locks import ThreadBusy
+from .models import RunOutcome, Task, TaskEvent, TaskOptions, TaskResult, TaskRunRecord
+from .nodes import scheduler_system_message, trigger_node
+from .prompts import render_system_prompt
 from .runtime import SchedulerRuntime
-from .schedules import Cron, Interval, Once, Schedule, parse_schedule
+from .schedules import ACCEPTED_FORMS, Cron, Interval, Once, Schedule, parse_schedule
+from .state import SchedulerState
+from .tools import SchedulerLimits, scheduler_tools
 from .trigger import ConversationTrigger, conversation_trigger_schema
 
+if TYPE_CHECKING:
+    from .middleware import SchedulerMiddleware
+
+
+def __getattr__(name: str) -> Any:
+    # The middleware needs the optional "agents" extra (langchain): import it on demand.
+    if name == "SchedulerMiddleware":
+        from .middleware import SchedulerMiddleware
+
+        return SchedulerMiddleware
+    raise AttributeError(f"module 'langgraph_scheduler' has no attribute {name!r}")
+
+
 __all__ = [
+    "ACCEPTED_FORMS",
     "ConversationRequest",
     "ConversationResponse",
     "ConversationTrigger",
@@ -45,19 +66,28 @@ __all__ = [
     "RunOutcome",
     "Schedule",
     "SchedulerError",
+    "SchedulerLimits",
+    "SchedulerMiddleware",
     "SchedulerRuntime",
+    "SchedulerState",
     "Skipped",
     "StoreError",
     "Success",
     "Task",
+    "TaskEvent",
     "TaskExecutorBridge",
     "TaskNotFound",
     "TaskOptions",
     "TaskResult",
     "TaskRunRecord",
     "TaskSource",
+    "ThreadBusy",
     "Timeout",
     "conversation_trigger_schema",
     "fire_task",
     "parse_schedule",
+    "render_system_prompt",
+    "scheduler_system_message",
+    "scheduler_tools",
+    "trigger_node",
 ]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Literal
 
-from typing_extensions import NotRequired
+# typing_extensions' TypedDict: pydantic needs it on Python < 3.12 to build the JSON
+# schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
+from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
     "ConversationRequest",
@@ -111,6 +113,7 @@ class ConversationRequest:
     thread_id: str
     prompt: str
     source: TaskSource
+    owner: str = "default"
     system_addon: str | None = None
     timeout_secs: float | None = None
     on_busy: Literal["wait", "skip"] = "wait"

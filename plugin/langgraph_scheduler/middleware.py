@@ -1,0 +1,158 @@
+"""``SchedulerMiddleware``: scheduled conversations for ``langchain.agents.create_agent``.
+
+Needs the ``agents`` extra: ``pip install "langgraph-scheduler[agents]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+try:
+    from langchain.agents.middleware import (
+        AgentMiddleware,
+        AgentState,
+        ModelRequest,
+        ModelResponse,
+    )
+except ImportError as exc:  # langchain is the optional "agents" extra
+    raise ImportError(
+        "SchedulerMiddleware needs langchain's agents (langchain>=1.0): "
+        'pip install "langgraph-scheduler[agents]"'
+    ) from exc
+
+from langchain_core.messages import SystemMessage
+from langgraph.runtime import Runtime
+from typing_extensions import NotRequired
+
+from .channel import TaskSource
+from .errors import NotRunning
+from .nodes import scheduler_system_prompt, trigger_node
+from .runtime import SchedulerRuntime
+from .tools import SchedulerLimits, scheduler_tools
+
+__all__ = ["SchedulerAgentState", "SchedulerMiddleware"]
+
+
+class SchedulerAgentState(AgentState[Any]):
+    """``create_agent`` state plus the attribution of a task-triggered turn."""
+
+    task_source: NotRequired[TaskSource | None]
+    """Set on task-triggered turns, None on user turns."""
+
+
+class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
+    """Lets a ``create_agent`` agent schedule its own future conversations.
+
+    Adds the scheduler tools, the ``task_source`` state key, the scheduler section of the
+    system prompt (with the current date-time and the runtime's default timezone) and a
+    ``before_agent`` hook that marks each turn: ``task_source`` is kept on task-triggered
+    turns and cleared on user turns. On a task-triggered turn the task's
+    ``system_addon`` is added to the system prompt of that turn's model calls only; it is
+    never written into the conversation history.
+
+    Args:
+        runtime: the runtime that stores and runs the tasks. It usually runs this very
+            agent, so it cannot exist yet: leave it out and call :meth:`bind` once the
+            runtime is made.
+        limits: guardrails for the tools (quota, minimum interval, approval, ...).
+        system_prompt: replaces the shipped scheduler section (used as given).
+        now: clock for the prompt's current time (default: the system clock).
+
+    Example:
+        >>> scheduler = SchedulerMiddleware(limits=SchedulerLimits(require_approval=True))
+        >>> agent = create_agent(model, middleware=[scheduler])
+        >>> async with SchedulerRuntime(agent, database="sqlite:///tasks.db") as runtime:
+        ...     scheduler.bind(runtime)
+        ...     await runtime.ainvoke(
+        ...         {"messages": [HumanMessage("Remind me to stretch in 20 minutes")]},
+        ...         {"configurable": {"thread_id": "t1", "user_id": "alice"}},
+        ...     )
+
+    Note:
+        The tools are async-only: run the agent with ``ainvoke``/``astream`` (user turns
+        through ``runtime.ainvoke``, so they never overlap a scheduled turn).
+    """
+
+    state_schema = SchedulerAgentState
+
+    def __init__(
+        self,
+        runtime: SchedulerRuntime | None = None,
+        *,
+        limits: SchedulerLimits | None = None,
+        system_prompt: str | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__()
+        self._runtime = runtime
+        self.limits = limits or SchedulerLimits()
+        self.tools = scheduler_tools(self._require_runtime, limits=self.limits)
+        self._section = system_prompt
+        self._now = now
+
+    @property
+    def runtime(self) -> SchedulerRuntime:
+        """The bound runtime.
+
+        Raises:
+            NotRunning: no runtime was given or bound yet.
+        """
+        return self._require_runtime()
+
+    def bind(self, runtime: SchedulerRuntime) -> SchedulerMiddleware:
+        """Use ``runtime`` for the tools and the prompt's default timezone; returns self."""
+        self._runtime = runtime
+        return self
+
+    def _require_runtime(self) -> SchedulerRuntime:
+        if self._runtime is None:
+            raise NotRunning(
+                "SchedulerMiddleware has no runtime: call scheduler.bind(runtime) after "
+                "creating SchedulerRuntime(agent, ...), before the agent runs"
+            )
+        return self._runtime
+
+    # -- turn marking ------------------------------------------------------------------
+
+    def before_agent(
+        self, state: SchedulerAgentState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Keep ``task_source`` on a task-triggered turn, clear it on a user turn."""
+        return trigger_node(state)
+
+    async def abefore_agent(
+        self, state: SchedulerAgentState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async twin of :meth:`before_agent`."""
+        return trigger_node(state)
+
+    # -- per-call system prompt ----------------------------------------------------------
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        """Add the scheduler section (and a task's ``system_addon``) to this call only."""
+        return handler(self._with_system_prompt(request))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Async twin of :meth:`wrap_model_call`."""
+        return await handler(self._with_system_prompt(request))
+
+    def _with_system_prompt(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        source = request.state.get("task_source")
+        text = scheduler_system_prompt(
+            cast("TaskSource", source) if isinstance(source, Mapping) else None,
+            timezone=self.runtime.timezone,
+            now=self._now() if self._now is not None else None,
+            base=request.system_message.text if request.system_message is not None else None,
+            section=self._section,
+        )
+        return request.override(system_message=SystemMessage(content=text))

@@ -1,0 +1,792 @@
+"""LLM tools that let an agent manage its own scheduled conversations.
+
+:func:`scheduler_tools` builds eight LangChain tools bound to a
+:class:`~langgraph_scheduler.runtime.SchedulerRuntime`. The owner of every task is taken
+from the run config (``configurable.user_id``, else ``configurable.thread_id``), never
+from tool arguments, and every problem the model can fix comes back as a short tool
+message (the ``ToolMessage`` has ``status="error"``); nothing is stored in that case.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.types import interrupt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import (
+    InvalidPayload,
+    InvalidSchedule,
+    InvalidTask,
+    NotAllowed,
+    QuotaExceeded,
+    SchedulerError,
+)
+from .models import Task, TaskRunRecord, TaskState
+from .runtime import SchedulerRuntime
+from .schedules import Cron, Interval, Once, parse_schedule
+from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
+
+__all__ = [
+    "APPROVAL_KIND",
+    "TOOL_NAMES",
+    "SchedulerLimits",
+    "is_scheduled_turn",
+    "scheduler_tools",
+]
+
+TOOL_NAMES = (
+    "schedule_task",
+    "list_tasks",
+    "update_task",
+    "pause_task",
+    "resume_task",
+    "delete_task",
+    "run_task_now",
+    "task_history",
+)
+"""The tools :func:`scheduler_tools` builds, in order."""
+
+APPROVAL_KIND = "langgraph_scheduler.approval"
+"""``type`` of the ``interrupt()`` payload asking a human to approve a task."""
+
+_NEXT_RUNS = 3
+_GAP_SAMPLES = 24
+_SUMMARY_CHARS = 200
+
+
+class SchedulerLimits(BaseModel):
+    """Guardrails for tasks created and changed by a model.
+
+    Example:
+        >>> tools = scheduler_tools(runtime, limits=SchedulerLimits(require_approval=True))
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_active_tasks_per_owner: int = Field(
+        default=20, ge=1, description="Active tasks one owner may have at once."
+    )
+    min_interval_secs: float = Field(
+        default=300,
+        ge=0,
+        description="Shortest gap allowed between two runs of a recurring task (one-off "
+        "tasks are exempt). Cron lines are measured on their next fire times.",
+    )
+    max_prompt_chars: int = Field(
+        default=2_000,
+        ge=1,
+        le=MAX_PROMPT_CHARS,
+        description="Longest task prompt (and extra instruction) a model may store.",
+    )
+    allow_scheduled_turns_to_manage_tasks: bool = Field(
+        default=False,
+        description="Let a task-triggered turn create, change, run or delete tasks. Off by "
+        "default so a task cannot keep scheduling more work by itself.",
+    )
+    require_approval: bool = Field(
+        default=False,
+        description="Ask a human, through LangGraph interrupt(), before a new task is "
+        "stored or a task's schedule or prompt is changed.",
+    )
+
+
+# -- argument schemas (what the model sees) --------------------------------------------
+
+_TASK_ID = Field(
+    description="The task's id exactly as shown by list_tasks or schedule_task, "
+    "e.g. '3f2a9c1d0e4b5a6c'. Never guess an id: call list_tasks first."
+)
+_SCHEDULE_HELP = (
+    "Pass the user's own words; do not compute dates. Accepted: 'in 20 minutes', 'in 2h', "
+    "'tomorrow at 9:00', 'every 2 hours', 'every day at 18:30', 'every weekday at 9:00', "
+    "'every monday at 8am', a 5-field cron line like '0 9 * * 1-5', or an ISO-8601 "
+    "date-time like '2026-12-01T09:00' (without an offset it is read in the timezone)."
+)
+_TIMEZONE_HELP = (
+    "IANA timezone name such as 'Europe/Berlin' or 'America/New_York'. Only when the user "
+    "names a place or zone; omit it to use the default timezone."
+)
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduleTaskArgs(_Args):
+    """Arguments of ``schedule_task``."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Short label for the task, e.g. 'Water the plants' or 'Weekly report'.",
+    )
+    schedule: str = Field(min_length=1, description=f"When the task runs. {_SCHEDULE_HELP}")
+    prompt: str = Field(
+        min_length=1,
+        description="The message you will receive when the task fires, written as the "
+        "user's request and self-contained (you will not remember today's conversation), "
+        "e.g. 'Remind me to call the dentist about Friday's appointment.'",
+    )
+    timezone: str | None = Field(default=None, description=_TIMEZONE_HELP)
+    thread: Literal["continue", "isolated"] = Field(
+        default="continue",
+        description="'continue' (default): each run adds a turn to this conversation, where "
+        "the user will see it. 'isolated': each run starts a fresh, empty conversation (for "
+        "background jobs that should not clutter this chat).",
+    )
+    system_addon: str | None = Field(
+        default=None,
+        description="Optional instruction for how to answer when the task fires (tone, "
+        "length, format), applied to that scheduled turn only, e.g. 'Answer in one sentence.'",
+    )
+    timeout_secs: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECS,
+        description="Optional limit in seconds for each scheduled turn; omit for the default.",
+    )
+    max_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Optional: stop a recurring task after this many runs, e.g. 5 for "
+        "'the next five mornings'. Omit to repeat until deleted.",
+    )
+
+
+class ListTasksArgs(_Args):
+    """Arguments of ``list_tasks``."""
+
+    state: Literal["active", "paused", "completed"] | None = Field(
+        default=None,
+        description="Only tasks in this state: 'active' (will fire), 'paused', or "
+        "'completed' (one-off tasks that ran, or tasks that reached max_runs). Omit for all.",
+    )
+    limit: int = Field(default=20, ge=1, le=50, description="How many tasks to show (1-50).")
+    offset: int = Field(default=0, ge=0, description="Skip this many tasks (for paging).")
+
+
+class UpdateTaskArgs(_Args):
+    """Arguments of ``update_task``: the id plus only the fields to change."""
+
+    task_id: str = _TASK_ID
+    name: str | None = Field(default=None, max_length=200, description="New label.")
+    schedule: str | None = Field(
+        default=None, description=f"New schedule, from now on. {_SCHEDULE_HELP}"
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="New IANA timezone, e.g. 'Europe/Berlin'. With schedule it is the zone "
+        "of the new schedule; alone it moves a cron schedule to this zone at the same "
+        "wall-clock times.",
+    )
+    prompt: str | None = Field(default=None, description="New message to receive when it fires.")
+    system_addon: str | None = Field(
+        default=None,
+        description="New instruction for the scheduled turns; an empty string removes it.",
+    )
+    timeout_secs: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_SECS, description="New turn time limit in seconds."
+    )
+    max_runs: int | None = Field(default=None, ge=1, description="New maximum number of runs.")
+
+
+class TaskIdArgs(_Args):
+    """Arguments of the tools that act on one task."""
+
+    task_id: str = _TASK_ID
+
+
+class TaskHistoryArgs(_Args):
+    """Arguments of ``task_history``."""
+
+    task_id: str = _TASK_ID
+    limit: int = Field(default=5, ge=1, le=20, description="How many recent runs (1-20).")
+
+
+# -- the tools -------------------------------------------------------------------------
+
+_ArgsT = TypeVar("_ArgsT", bound=_Args)
+
+
+def scheduler_tools(
+    runtime: SchedulerRuntime | Callable[[], SchedulerRuntime],
+    *,
+    limits: SchedulerLimits | None = None,
+) -> list[BaseTool]:
+    """The eight scheduler tools, bound to a runtime.
+
+    ``schedule_task``, ``list_tasks``, ``update_task``, ``pause_task``, ``resume_task``,
+    ``delete_task``, ``run_task_now`` and ``task_history``. They are async-only: run the
+    agent with ``ainvoke``/``astream``.
+
+    Args:
+        runtime: the runtime the tasks live in, or a function returning it at call time.
+            The runtime takes the graph that holds these tools, so the tools usually
+            exist first: pass ``lambda: runtime_holder[0]``-style lookups, or use
+            :class:`~langgraph_scheduler.middleware.SchedulerMiddleware` and its ``bind``.
+            Building the tools never needs the runtime started.
+        limits: guardrails; the defaults of :class:`SchedulerLimits` when None.
+
+    Returns:
+        LangChain tools for any agent (``create_agent``, ``ToolNode``, ``bind_tools``).
+
+    Example:
+        >>> tools = scheduler_tools(runtime, limits=SchedulerLimits(min_interval_secs=600))
+
+    Note:
+        The owner of a task is ``configurable.user_id`` of the run config, else its
+        ``configurable.thread_id``. Pass a ``user_id`` when one user talks in several
+        threads, so all their tasks are theirs in every thread.
+    """
+    if isinstance(runtime, SchedulerRuntime):
+        bound = runtime
+        get_runtime: Callable[[], SchedulerRuntime] = lambda: bound  # noqa: E731
+        default_tz: str | None = runtime.timezone
+    else:
+        get_runtime, default_tz = runtime, None
+    service = _ToolService(get_runtime, limits or SchedulerLimits())
+    tz_note = f" Default timezone: {default_tz}." if default_tz else ""
+    minimum = service.limits.min_interval_secs
+    interval_note = (
+        f" Recurring tasks may run at most every {_duration(minimum)}." if minimum > 0 else ""
+    )
+    specs: list[tuple[str, str, type[_Args], Callable[..., Awaitable[str]]]] = [
+        (
+            "schedule_task",
+            "Schedule a future conversation turn for yourself: when it is due you receive "
+            "`prompt` as a message and act on it (reminders, recurring reports, follow-ups). "
+            "Pass the user's time words as `schedule`; the answer gives the next run times "
+            "and timezone, which you must confirm to the user." + interval_note + tz_note,
+            ScheduleTaskArgs,
+            service.schedule_task,
+        ),
+        (
+            "list_tasks",
+            "List the user's scheduled tasks with id, name, schedule in words, timezone, "
+            "next run times, state and last outcome. Use it to find a task's id.",
+            ListTasksArgs,
+            service.list_tasks,
+        ),
+        (
+            "update_task",
+            "Change a scheduled task: pass its id and only the fields to change. A new "
+            "schedule applies from now; the answer gives the next run times and timezone.",
+            UpdateTaskArgs,
+            service.update_task,
+        ),
+        (
+            "pause_task",
+            "Pause a task: it stops firing until resume_task (a run in progress finishes).",
+            TaskIdArgs,
+            service.pause_task,
+        ),
+        (
+            "resume_task",
+            "Resume a paused task from its next occurrence after now (missed occurrences "
+            "are not replayed). The answer gives the next run times.",
+            TaskIdArgs,
+            service.resume_task,
+        ),
+        (
+            "delete_task",
+            "Delete a task and its run history for good. Prefer pause_task when the user "
+            "may want it back.",
+            TaskIdArgs,
+            service.delete_task,
+        ),
+        (
+            "run_task_now",
+            "Start a task's conversation turn now, outside its schedule (paused tasks too). "
+            "Does not wait for it: answers with the run id; a task on this conversation "
+            "runs right after your current answer. Check the outcome with task_history.",
+            TaskIdArgs,
+            service.run_task_now,
+        ),
+        (
+            "task_history",
+            "Show a task's recent runs, newest first: when each was due, manual or "
+            "scheduled, outcome (success, error, timeout, skipped, missed, interrupted) and "
+            "a short summary or error.",
+            TaskHistoryArgs,
+            service.task_history,
+        ),
+    ]
+    return [
+        StructuredTool.from_function(
+            coroutine=_coroutine(schema, method),
+            func=_sync_unsupported(name),
+            name=name,
+            description=description,
+            args_schema=schema,
+            infer_schema=False,
+            handle_tool_error=True,
+            handle_validation_error=_validation_message(name, schema),
+        )
+        for name, description, schema, method in specs
+    ]
+
+
+def is_scheduled_turn(config: RunnableConfig | None) -> bool:
+    """True when ``config`` is that of a task-triggered turn (metadata ``source="scheduler"``)."""
+    metadata = (config or {}).get("metadata") or {}
+    return metadata.get("source") == "scheduler"
+
+
+def _coroutine(
+    schema: type[_ArgsT], method: Callable[[_ArgsT, RunnableConfig], Awaitable[str]]
+) -> Callable[..., Awaitable[str]]:
+    async def run(config: RunnableConfig, **kwargs: Any) -> str:
+        # The tool passes only the arguments the model gave; validate again for defaults.
+        args = schema.model_validate(kwargs)
+        try:
+            return await method(args, config)
+        except SchedulerError as exc:
+            raise ToolException(f"Error: {exc}") from None
+
+    return run
+
+
+def _sync_unsupported(name: str) -> Callable[..., str]:
+    def run(**kwargs: Any) -> str:
+        raise NotImplementedError(
+            f"the {name} tool is async-only (the scheduler runtime lives on an event loop): "
+            "run the agent with 'await graph.ainvoke(...)' or 'astream', or call "
+            f"'await tool.ainvoke(...)'"
+        )
+
+    return run
+
+
+def _validation_message(name: str, schema: type[_Args]) -> Callable[[Any], str]:
+    def handle(exc: Any) -> str:
+        problems = []
+        if isinstance(exc, ValidationError):
+            for err in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in err["loc"]) or "arguments"
+                if err["type"] == "extra_forbidden":
+                    allowed = ", ".join(schema.model_fields)
+                    problems.append(f"unknown argument {field!r} (allowed: {allowed})")
+                else:
+                    problems.append(f"{field}: {err['msg']}")
+        else:
+            problems.append(str(exc))
+        return f"Error: {name} was not run, invalid arguments: {'; '.join(problems)}."
+
+    return handle
+
+
+class _ToolService:
+    """The tools' logic: guardrails, owner scope, approval and text rendering."""
+
+    def __init__(
+        self, get_runtime: Callable[[], SchedulerRuntime], limits: SchedulerLimits
+    ) -> None:
+        self._get_runtime = get_runtime
+        self.limits = limits
+
+    @property
+    def runtime(self) -> SchedulerRuntime:
+        return self._get_runtime()
+
+    # -- tools ---------------------------------------------------------------------
+
+    async def schedule_task(self, args: ScheduleTaskArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "create tasks")
+        owner = await self._owner(config)
+        thread_id = _thread_of(config) if args.thread == "continue" else None
+        if args.thread == "continue" and thread_id is None:
+            raise InvalidTask(
+                "this run has no configurable.thread_id to continue; use thread='isolated'"
+            )
+        tz = args.timezone or self.runtime.timezone
+        now = _utcnow()
+        schedule = parse_schedule(args.schedule, tz=tz, now=now)
+        self._check_interval(schedule, now)
+        trigger = self._trigger(
+            {
+                "prompt": args.prompt,
+                "system_addon": args.system_addon,
+                "timeout_secs": args.timeout_secs,
+            }
+        )
+        await self._check_quota(owner)
+        preview = schedule.next_fire_times(_NEXT_RUNS, after=now)
+        if args.max_runs is not None:
+            preview = preview[: args.max_runs]
+        if self.limits.require_approval:
+            approved, reason = self._ask_approval(
+                config,
+                "schedule_task",
+                {
+                    "name": args.name.strip(),
+                    "schedule": schedule.describe(),
+                    "timezone": schedule.tz,
+                    "next_runs": [_iso(t) for t in preview],
+                    "prompt": trigger.prompt,
+                    "system_addon": trigger.system_addon,
+                    "thread": "isolated" if thread_id is None else thread_id,
+                    "max_runs": args.max_runs,
+                    "owner": owner,
+                },
+            )
+            if not approved:
+                return _rejected("The task was not scheduled", reason)
+        task = await self.runtime.create_task(
+            name=args.name,
+            schedule=schedule,
+            trigger=trigger,
+            thread_id=thread_id,
+            owner=owner,
+            max_runs=args.max_runs,
+        )
+        body = await self._render(task, owner, config)
+        return (
+            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user.\n{body}"
+        )
+
+    async def list_tasks(self, args: ListTasksArgs, config: RunnableConfig) -> str:
+        owner = await self._owner(config)
+        state: TaskState | None = args.state
+        tasks = await self.runtime.list_tasks(
+            owner=owner, state=state, limit=args.limit + 1, offset=args.offset
+        )
+        more = len(tasks) > args.limit
+        tasks = tasks[: args.limit]
+        if not tasks:
+            which = f" {args.state}" if args.state else ""
+            return f"No{which} scheduled tasks" + (" at this offset." if args.offset else ".")
+        blocks = [await self._render(task, owner, config) for task in tasks]
+        header = f"{len(tasks)} task(s)" + (
+            f" (more: call list_tasks with offset={args.offset + args.limit})" if more else ""
+        )
+        return header + ":\n\n" + "\n\n".join(blocks)
+
+    async def update_task(self, args: UpdateTaskArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "change tasks")
+        owner = await self._owner(config)
+        task = await self.runtime.get_task(args.task_id, owner=owner)
+        changes = args.model_dump(exclude_unset=True, exclude={"task_id"})
+        changes = {key: value for key, value in changes.items() if value is not None}
+        if not changes:
+            raise InvalidTask(
+                "nothing to change: pass at least one of name, schedule, timezone, prompt, "
+                "system_addon, timeout_secs, max_runs"
+            )
+        now = _utcnow()
+        schedule = None
+        if args.schedule is not None:
+            tz = args.timezone or task.schedule.tz or self.runtime.timezone
+            schedule = parse_schedule(args.schedule, tz=tz, now=now)
+        elif args.timezone is not None:
+            schedule = _move_to_zone(task, args.timezone)
+        if schedule is not None:
+            self._check_interval(schedule, now)
+        trigger = None
+        if {"prompt", "system_addon", "timeout_secs"} & changes.keys():
+            payload = {**task.trigger.to_payload()}
+            for key in ("prompt", "system_addon", "timeout_secs"):
+                if key in changes:
+                    payload[key] = changes[key]
+            trigger = self._trigger(payload, changed=changes.keys())
+        if task.state == "completed" and (schedule is not None or args.max_runs is not None):
+            await self._check_quota(owner)  # the change may make it active again
+        if self.limits.require_approval and (
+            schedule is not None or {"prompt", "system_addon"} & changes.keys()
+        ):
+            details: dict[str, Any] = {"task_id": task.id, "name": task.name, "owner": owner}
+            if schedule is not None:
+                details["schedule"] = schedule.describe()
+                details["timezone"] = schedule.tz
+                details["next_runs"] = [
+                    _iso(t) for t in schedule.next_fire_times(_NEXT_RUNS, after=now)
+                ]
+            if trigger is not None:
+                details["prompt"] = trigger.prompt
+                details["system_addon"] = trigger.system_addon
+            approved, reason = self._ask_approval(config, "update_task", details)
+            if not approved:
+                return _rejected(f"Task {task.id} was not changed", reason)
+        updated = await self.runtime.update_task(
+            task.id,
+            owner=owner,
+            name=args.name,
+            schedule=schedule,
+            trigger=trigger,
+            max_runs=args.max_runs,
+        )
+        body = await self._render(updated, owner, config)
+        return f"Updated task {updated.name!r}.\n{body}"
+
+    async def pause_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "pause tasks")
+        owner = await self._owner(config)
+        before = await self.runtime.get_task(args.task_id, owner=owner)
+        task = await self.runtime.pause_task(args.task_id, owner=owner)
+        lead = (
+            f"Paused task {task.name!r}; it will not run until resumed."
+            if before.state == "active"
+            else f"Task {task.name!r} was not active ({before.state}); nothing changed."
+        )
+        return f"{lead}\n{await self._render(task, owner, config)}"
+
+    async def resume_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "resume tasks")
+        owner = await self._owner(config)
+        before = await self.runtime.get_task(args.task_id, owner=owner)
+        if before.state == "active":
+            lead = f"Task {before.name!r} is already active; nothing changed."
+            return f"{lead}\n{await self._render(before, owner, config)}"
+        await self._check_quota(owner)
+        task = await self.runtime.resume_task(args.task_id, owner=owner)
+        lead = f"Resumed task {task.name!r}. Confirm the next run and timezone to the user."
+        return f"{lead}\n{await self._render(task, owner, config)}"
+
+    async def delete_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "delete tasks")
+        owner = await self._owner(config)
+        task = await self.runtime.delete_task(args.task_id, owner=owner)
+        return (
+            f"Deleted task {task.name!r} (id {task.id}, {task.schedule.describe()}) and its "
+            "history. It will not run again."
+        )
+
+    async def run_task_now(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        self._check_may_manage(config, "run tasks")
+        owner = await self._owner(config)
+        # Never wait: the task may continue this very thread, whose lock our turn holds.
+        task = await self.runtime.get_task(args.task_id, owner=owner)
+        record = await self.runtime.run_now(task.id, owner=owner, wait=False)
+        where = (
+            "it runs in this conversation right after your current answer"
+            if record.thread_id is not None and record.thread_id == _thread_of(config)
+            else f"it runs in thread {record.thread_id}"
+        )
+        return (
+            f"Started task {task.name!r} now (run id {record.run_id}); {where}. "
+            "Use task_history to see its outcome."
+        )
+
+    async def task_history(self, args: TaskHistoryArgs, config: RunnableConfig) -> str:
+        owner = await self._owner(config)
+        task = await self.runtime.get_task(args.task_id, owner=owner)
+        records = await self.runtime.history(task.id, owner=owner, limit=args.limit)
+        if not records:
+            return f"Task {task.name!r} (id {task.id}) has not run yet."
+        zone = task.schedule.zone
+        lines = [f"Last {len(records)} run(s) of task {task.name!r} (id {task.id}), newest first:"]
+        lines.extend(_render_run(record, zone) for record in records)
+        return "\n".join(lines)
+
+    # -- guardrails ------------------------------------------------------------------
+
+    def _check_may_manage(self, config: RunnableConfig, action: str) -> None:
+        if is_scheduled_turn(config) and not self.limits.allow_scheduled_turns_to_manage_tasks:
+            raise NotAllowed(
+                f"a task-triggered turn cannot {action} (this stops tasks from scheduling "
+                "more work by themselves); answer the task's prompt instead, and tell the "
+                "user what they could ask you to change"
+            )
+
+    async def _owner(self, config: RunnableConfig) -> str:
+        configurable = config.get("configurable") or {}
+        user = configurable.get("user_id")
+        if user not in (None, ""):
+            return str(user)
+        metadata = config.get("metadata") or {}
+        if is_scheduled_turn(config) and metadata.get("task_id"):
+            # Scheduled turns carry no user_id: act for the owner of the task that fired.
+            task = await self.runtime.get_task(str(metadata["task_id"]))
+            return task.owner
+        thread = _thread_of(config)
+        if thread is None:
+            raise NotAllowed(
+                "cannot tell whose tasks these are: the run config has neither "
+                "configurable.user_id nor configurable.thread_id"
+            )
+        return thread
+
+    async def _check_quota(self, owner: str) -> None:
+        limit = self.limits.max_active_tasks_per_owner
+        active = await self.runtime.store.count_tasks(owner=owner, states=["active"])
+        if active >= limit:
+            raise QuotaExceeded(
+                f"quota reached: {active} active tasks (the limit is {limit}); delete or "
+                "pause a task the user no longer needs, then try again"
+            )
+
+    def _check_interval(self, schedule: Cron | Interval | Once, now: datetime) -> None:
+        minimum = self.limits.min_interval_secs
+        gap = _shortest_gap(schedule, now)
+        if gap is not None and gap < minimum:
+            raise InvalidSchedule(
+                f"{schedule.describe()} runs every {_duration(gap)} at its most frequent; "
+                f"recurring tasks may run at most every {_duration(minimum)}: choose a "
+                "longer interval"
+            )
+
+    def _trigger(
+        self, payload: Mapping[str, Any], *, changed: Collection[str] = ("prompt", "system_addon")
+    ) -> ConversationTrigger:
+        """The trigger to store; the size limit applies to the ``changed`` fields only."""
+        prompt = payload.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidPayload(
+                "the prompt is empty: write the message you want to receive when the task "
+                "fires, e.g. 'Remind me to water the plants.'"
+            )
+        limit = self.limits.max_prompt_chars
+        for field in ("prompt", "system_addon"):
+            value = payload.get(field) if field in changed else None
+            if isinstance(value, str) and len(value.strip()) > limit:
+                raise InvalidPayload(
+                    f"the {field} is {len(value.strip())} characters; the limit is {limit}: "
+                    "shorten it"
+                )
+        clean = {key: value for key, value in payload.items() if value is not None}
+        return ConversationTrigger.from_task_payload(clean)
+
+    def _ask_approval(
+        self, config: RunnableConfig, action: str, details: dict[str, Any]
+    ) -> tuple[bool, str | None]:
+        """Pause the graph for a human; True when the resume value approves."""
+        if is_scheduled_turn(config):
+            # Nobody is there to answer: an interrupt would hang the scheduled turn.
+            raise NotAllowed(
+                f"{action} needs a human's approval, which a task-triggered turn cannot ask "
+                "for; tell the user what you would change so they can ask for it"
+            )
+        answer = interrupt(
+            {
+                "type": APPROVAL_KIND,
+                "action": action,
+                "task": details,
+                "question": "Approve this scheduled task?",
+                "how_to_answer": "resume with True or {'approved': True} to approve; "
+                "False or {'approved': False, 'reason': '...'} to reject",
+            }
+        )
+        if answer is True:
+            return True, None
+        if isinstance(answer, str):
+            return answer.strip().lower() in {"approve", "approved", "yes"}, None
+        if isinstance(answer, Mapping):
+            reason = answer.get("reason") or answer.get("message")
+            return answer.get("approved") is True, str(reason) if reason else None
+        return False, None
+
+    # -- rendering -------------------------------------------------------------------
+
+    async def _render(self, task: Task, owner: str, config: RunnableConfig) -> str:
+        zone = task.schedule.zone
+        times = await self.runtime.next_run_times(task.id, _NEXT_RUNS, owner=owner)
+        next_runs = ", ".join(_with_weekday(t.astimezone(zone)) for t in times)
+        if task.thread_id is None:
+            thread = "isolated (each run in a fresh conversation)"
+        elif task.thread_id == _thread_of(config):
+            thread = "this conversation"
+        else:
+            thread = f"conversation {task.thread_id}"
+        try:
+            prompt = _short(task.trigger.prompt)
+        except InvalidPayload:
+            prompt = "(unreadable payload)"
+        runs = f"{task.run_count}" + (f" of max {task.max_runs}" if task.max_runs else "")
+        last: str = task.last_outcome or "not run yet"
+        if task.last_run_at is not None and task.last_outcome is not None:
+            last += f" ({_with_weekday(task.last_run_at.astimezone(zone))})"
+        lines = [
+            f"id: {task.id}",
+            f"name: {task.name}",
+            f"schedule: {task.schedule.describe()}",
+            f"timezone: {task.schedule.tz}",
+            f"next runs: {next_runs or 'none'}",
+            f"state: {task.state}",
+            f"thread: {thread}",
+            f"prompt: {prompt}",
+            f"runs so far: {runs}",
+            f"last outcome: {last}",
+        ]
+        return "\n".join(lines)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _rejected(lead: str, reason: str | None) -> str:
+    why = f" Reason: {reason}" if reason else ""
+    return (
+        f"{lead}: a human rejected it, nothing was stored.{why} Tell the user, and ask "
+        "what to change if it is unclear."
+    )
+
+
+def _move_to_zone(task: Task, tz: str) -> Cron | Interval | Once:
+    schedule = task.schedule
+    if isinstance(schedule, Cron):
+        return Cron(schedule.expr, tz=tz, start=schedule.start, end=schedule.end)
+    raise InvalidSchedule(
+        f"task {task.id!r} runs {schedule.describe()}; to move it to {tz}, pass the "
+        "schedule again together with the timezone"
+    )
+
+
+def _shortest_gap(schedule: Cron | Interval | Once, now: datetime) -> float | None:
+    """Shortest time between consecutive runs (None for a one-off)."""
+    if isinstance(schedule, Interval):
+        return float(schedule.seconds)
+    if isinstance(schedule, Cron):
+        times = [
+            t.astimezone(timezone.utc) for t in schedule.next_fire_times(_GAP_SAMPLES, after=now)
+        ]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        return min(gaps) if gaps else None
+    return None
+
+
+def _render_run(record: TaskRunRecord, zone: Any) -> str:
+    outcome = record.outcome or "running"
+    due = _with_weekday(record.scheduled_for.astimezone(zone))
+    line = f"- run {record.run_id}: {outcome}, {record.trigger}, due {due}"
+    if record.attempt > 1:
+        line += f", attempt {record.attempt}"
+    detail = record.error if record.outcome not in (None, "success") else record.summary
+    if detail:
+        line += f": {_short(detail)}"
+    return line
+
+
+def _thread_of(config: RunnableConfig) -> str | None:
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return str(thread) if thread not in (None, "") else None
+
+
+def _with_weekday(value: datetime) -> str:
+    return f"{_iso(value)} ({value:%A})"
+
+
+def _iso(value: datetime) -> str:
+    return value.replace(microsecond=0).isoformat()
+
+
+def _duration(secs: float) -> str:
+    secs = int(secs)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size and secs % size == 0:
+            count = secs // size
+            return f"{count} {unit}" + ("s" if count != 1 else "")
+    return f"{secs} second" + ("s" if secs != 1 else "")
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)

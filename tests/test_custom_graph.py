@@ -1,0 +1,157 @@
+"""A hand-built StateGraph opts in with SchedulerState, trigger_node, the tools and ToolNode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from langgraph_scheduler import Cron, SchedulerRuntime, TaskSource
+from langgraph_scheduler.nodes import (
+    scheduler_system_message,
+    task_source_of,
+    trigger_node,
+)
+from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.tools import scheduler_tools
+
+SOURCE: TaskSource = {
+    "task_id": "t1",
+    "task_name": "Plants",
+    "run_id": "r1",
+    "scheduled_for": "2026-03-29T07:00:00+00:00",
+    "attempt": 1,
+    "trigger": "schedule",
+    "system_addon": "Be cheerful.",
+}
+
+
+def build(
+    model: ScriptedChatModel, runtime: list[SchedulerRuntime]
+) -> StateGraph[Any, Any, Any, Any]:
+    # The runtime takes this graph, so the tools look it up when they run.
+    tools = scheduler_tools(lambda: runtime[0])
+    bound = model.bind_tools(tools)
+
+    async def agent(state: SchedulerState) -> dict[str, Any]:
+        system = scheduler_system_message(state, timezone=runtime[0].timezone)
+        return {"messages": [await bound.ainvoke([system, *state["messages"]])]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("trigger", trigger_node)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(tools))
+    builder.add_edge(START, "trigger")
+    builder.add_edge("trigger", "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder
+
+
+async def test_a_scheduled_turn_gets_its_addon_for_that_turn_only(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    seen: list[list[BaseMessage]] = []
+
+    def watch(reply: Any) -> Any:
+        def step(messages: list[BaseMessage]) -> Any:
+            seen.append(list(messages))
+            return reply(messages) if callable(reply) else reply
+
+        return step
+
+    model = ScriptedChatModel(
+        steps=[
+            watch(tool_call("list_tasks", {})),
+            watch(lambda messages: "Water the plants! " + messages[-1].text.splitlines()[0]),
+            watch("You're welcome."),
+        ]
+    )
+    holder: list[SchedulerRuntime] = []
+    rt = runtime_factory(build(model, holder), database=sqlite_url, timezone="Europe/Berlin")
+    holder.append(rt)
+    config: RunnableConfig = {"configurable": {"thread_id": "garden"}}
+    async with rt:
+        task = await rt.create_task(
+            name="Plants",
+            schedule=Cron("0 9 * * *"),
+            trigger={"prompt": "Remind me to water the plants", "system_addon": "Be cheerful."},
+            thread_id="garden",
+            owner="alice",
+        )
+        record = await rt.run_now(task.id)
+        assert record.outcome == "success"
+        # The scheduled turn listed alice's tasks although its config has no user_id.
+        assert record.summary == "Water the plants! 1 task(s):"
+        for messages in seen[:2]:
+            system = messages[0]
+            assert isinstance(system, SystemMessage)
+            assert 'started by your scheduled task "Plants"' in system.text
+            assert system.text.endswith("Instruction for this scheduled turn only:\nBe cheerful.")
+
+        # A user turn sent straight to the graph: the trigger node clears the attribution.
+        async with rt.thread_lock("garden"):
+            out = await rt.graph.ainvoke({"messages": [HumanMessage("Thanks!")]}, config)
+        assert out["task_source"] is None
+        user_system = seen[2][0]
+        assert isinstance(user_system, SystemMessage)
+        assert "Be cheerful." not in user_system.text
+        assert "### This turn" not in user_system.text
+        assert "## Scheduled conversations" in user_system.text
+        assert not any(isinstance(m, SystemMessage) for m in out["messages"])
+        assert [type(m).__name__ for m in out["messages"]] == [
+            "HumanMessage",
+            "AIMessage",
+            "ToolMessage",
+            "AIMessage",
+            "HumanMessage",
+            "AIMessage",
+        ]
+
+
+def test_trigger_node_keeps_the_source_of_a_task_triggered_turn() -> None:
+    trigger = HumanMessage("Water the plants", additional_kwargs={"task_source": dict(SOURCE)})
+    assert trigger_node({"messages": [trigger], "task_source": SOURCE}) == {"task_source": SOURCE}
+    # The message alone is enough (e.g. a graph invoked without the state key).
+    assert trigger_node({"messages": [trigger]}) == {"task_source": SOURCE}
+    # Tool loops inside the turn do not change which human message is the latest.
+    later: list[AnyMessage] = [trigger, AIMessage("calling"), AIMessage("done")]
+    assert trigger_node({"messages": later, "task_source": SOURCE}) == {"task_source": SOURCE}
+
+
+def test_trigger_node_clears_the_source_on_a_user_turn() -> None:
+    trigger = HumanMessage("Water the plants", additional_kwargs={"task_source": dict(SOURCE)})
+    messages: list[AnyMessage] = [trigger, AIMessage("Water them!"), HumanMessage("Done, thanks")]
+    assert trigger_node({"messages": messages, "task_source": SOURCE}) == {"task_source": None}
+    assert trigger_node({"messages": []}) == {"task_source": None}
+    assert task_source_of(messages) is None
+    assert task_source_of(messages[:1]) == SOURCE
+
+
+def test_system_message_without_a_task_source_has_no_turn_note() -> None:
+    message = scheduler_system_message({"messages": []}, timezone="Asia/Tokyo", base="Be Ada.")
+    assert message.text.startswith("Be Ada.\n\n## Scheduled conversations")
+    assert "The default timezone is Asia/Tokyo" in message.text
+    assert "### This turn" not in message.text
+
+
+def test_system_message_of_a_task_turn_shows_due_time_in_the_zone() -> None:
+    message = scheduler_system_message({"task_source": SOURCE}, timezone="Europe/Berlin")
+    assert (
+        'This turn was started by your scheduled task "Plants" (id t1, run r1), due '
+        "2026-03-29T09:00:00+02:00 (Sunday, Europe/Berlin)."
+    ) in message.text
+    manual = {**SOURCE, "trigger": "manual", "attempt": 2, "system_addon": None}
+    text = scheduler_system_message({"task_source": manual}, timezone="UTC").text
+    assert "(Sunday, UTC); run on request, outside its schedule, attempt 2." in text
+    assert "Instruction for this scheduled turn only" not in text

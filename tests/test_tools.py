@@ -1,0 +1,598 @@
+"""The scheduler tools called the way ToolNode calls them: guardrails, bad input, output."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+
+from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
+from langgraph_scheduler.schedules import ACCEPTED_FORMS
+from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
+
+ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
+BOB: RunnableConfig = {"configurable": {"thread_id": "bob-chat", "user_id": "bob"}}
+ISO_WITH_WEEKDAY = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \((Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\)"
+)
+
+
+class Tools:
+    """The eight tools of one runtime, called like ToolNode does (a full tool call)."""
+
+    def __init__(self, runtime: SchedulerRuntime, limits: SchedulerLimits | None = None):
+        self.by_name: dict[str, BaseTool] = {
+            tool.name: tool for tool in scheduler_tools(runtime, limits=limits)
+        }
+
+    async def __call__(self, tool: str, config: RunnableConfig, /, **args: Any) -> ToolMessage:
+        call = {"name": tool, "args": args, "id": "call-1", "type": "tool_call"}
+        message = await self.by_name[tool].ainvoke(call, config=config)
+        assert isinstance(message, ToolMessage)
+        return message
+
+
+@pytest.fixture
+async def rt(sqlite_url: str, make_graph: Any, runtime_factory: Any) -> AsyncIterator[Any]:
+    runtime = runtime_factory(make_graph("On it."), database=sqlite_url, timezone="Europe/Berlin")
+    async with runtime:
+        yield runtime
+
+
+@pytest.fixture
+async def rt_db(database: str, make_graph: Any, runtime_factory: Any) -> AsyncIterator[Any]:
+    """Like ``rt``, on every backend (for what the store's owner queries decide)."""
+    runtime = runtime_factory(make_graph("On it."), database=database, timezone="Europe/Berlin")
+    async with runtime:
+        yield runtime
+
+
+@pytest.fixture
+def tools(rt: SchedulerRuntime) -> Tools:
+    return Tools(rt)
+
+
+def task_id_in(message: ToolMessage) -> str:
+    match = re.search(r"^id: ([0-9a-f]+)$", message.text, re.MULTILINE)
+    assert match, message.text
+    return match.group(1)
+
+
+async def all_tasks(rt: SchedulerRuntime) -> list[Any]:
+    return await rt.list_tasks(limit=1000)
+
+
+def scheduled_turn(task_id: str, thread_id: str = "alice-chat") -> RunnableConfig:
+    """The config the runtime gives a task-triggered turn (no user_id, source=scheduler)."""
+    return {
+        "configurable": {"thread_id": thread_id},
+        "metadata": {"source": "scheduler", "task_id": task_id, "run_id": "r-1"},
+    }
+
+
+# -- schedule_task: what it stores and what it answers --------------------------------------
+
+
+async def test_schedule_task_stores_for_the_config_owner_and_shows_next_runs_in_its_zone(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    message = await tools(
+        "schedule_task",
+        ALICE,
+        name="Ticket summary",
+        schedule="every weekday at 9:00",
+        timezone="America/New_York",
+        prompt="Summarise my open tickets.",
+        system_addon="Five bullet points at most.",
+    )
+    assert message.status == "success"
+    (task,) = await all_tasks(rt)
+    assert task.owner == "alice" and task.thread_id == "alice-chat"
+    assert task.schedule == Cron("0 9 * * 1-5", tz="America/New_York")
+    assert task.trigger.prompt == "Summarise my open tickets."
+    assert task.trigger.system_addon == "Five bullet points at most."
+    text = message.text
+    assert f"id: {task.id}" in text
+    assert "timezone: America/New_York" in text
+    assert "schedule: at 09:00 on Monday–Friday (America/New_York)" in text
+    assert "state: active" in text and "thread: this conversation" in text
+    expected = await rt.next_run_times(task.id, 3)
+    assert len(expected) == 3
+    shown = re.search(r"^next runs: (.*)$", text, re.MULTILINE)
+    assert shown is not None
+    assert shown.group(1) == ", ".join(
+        f"{t.isoformat()} ({t:%A})"
+        for t in (t.astimezone(ZoneInfo("America/New_York")) for t in expected)
+    )
+    for value in expected:
+        local = value.astimezone(ZoneInfo("America/New_York"))
+        assert local.hour == 9 and local.weekday() < 5
+        assert local.utcoffset() in {ZoneInfo("America/New_York").utcoffset(local)}
+
+
+async def test_default_timezone_is_the_runtimes_and_is_named(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    message = await tools(
+        "schedule_task", ALICE, name="Stretch", schedule="every day at 18:30", prompt="Stretch."
+    )
+    (task,) = await all_tasks(rt)
+    assert task.schedule.tz == "Europe/Berlin"
+    assert "timezone: Europe/Berlin" in message.text
+    runs = ISO_WITH_WEEKDAY.findall(message.text)
+    assert len(runs) == 3
+    assert re.search(r"T18:30:00\+0[12]:00 \(\w+day\)", message.text)
+    assert "Default timezone: Europe/Berlin" in tools.by_name["schedule_task"].description
+
+
+async def test_isolated_thread_and_max_runs(rt: SchedulerRuntime, tools: Tools) -> None:
+    message = await tools(
+        "schedule_task",
+        ALICE,
+        name="Digest",
+        schedule="every 2 hours",
+        prompt="Digest the news.",
+        thread="isolated",
+        max_runs=2,
+        timeout_secs=60,
+    )
+    (task,) = await all_tasks(rt)
+    assert task.thread_id is None and task.thread_mode == "isolated"
+    assert task.max_runs == 2 and task.trigger.timeout_secs == 60
+    assert task.schedule == Interval(seconds=7200, tz="Europe/Berlin", start=task.schedule.start)
+    assert "thread: isolated" in message.text
+    assert "runs so far: 0 of max 2" in message.text
+    assert len(ISO_WITH_WEEKDAY.findall(message.text)) == 2  # capped by max_runs
+
+
+async def test_one_off_iso_time_without_offset_is_read_in_the_given_zone(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    year = datetime.now().year + 1
+    message = await tools(
+        "schedule_task",
+        ALICE,
+        name="Dentist",
+        schedule=f"{year}-07-01T09:30",
+        timezone="Asia/Tokyo",
+        prompt="Remind me of the dentist.",
+    )
+    (task,) = await all_tasks(rt)
+    assert isinstance(task.schedule, Once)
+    assert f"next runs: {year}-07-01T09:30:00+09:00 (" in message.text
+    assert task.next_run_at == datetime(year, 7, 1, 9, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+
+
+async def test_continue_needs_a_thread_in_the_config(rt: SchedulerRuntime, tools: Tools) -> None:
+    message = await tools(
+        "schedule_task",
+        {"configurable": {"user_id": "alice"}},
+        name="x",
+        schedule="in 1 hour",
+        prompt="x",
+    )
+    assert message.status == "error" and "thread='isolated'" in message.text
+    assert await all_tasks(rt) == []
+
+
+# -- bad input: a tool message, nothing stored ------------------------------------------------
+
+BAD_SCHEDULES = [
+    pytest.param({"schedule": "61 * * * *"}, "'61'", id="invalid-cron"),
+    pytest.param(
+        {"schedule": "every day at 9:00", "timezone": "Mars/Olympus"},
+        "unknown timezone 'Mars/Olympus'",
+        id="unknown-timezone",
+    ),
+    pytest.param(
+        {"schedule": "every day at 9:00", "timezone": "europe/berlin"},
+        "did you mean 'Europe/Berlin'",
+        id="misspelt-timezone",
+    ),
+    pytest.param({"schedule": "2020-01-01T09:00"}, "is in the past", id="past-date"),
+    pytest.param({"schedule": "whenever you like"}, ACCEPTED_FORMS, id="unparseable"),
+    pytest.param({"prompt": "   "}, "the prompt is empty", id="empty-prompt"),
+    pytest.param({"prompt": "x" * 2001}, "2001 characters; the limit is 2000", id="long-prompt"),
+    pytest.param({"system_addon": "y" * 2001}, "system_addon is 2001 characters", id="long-addon"),
+    pytest.param({"schedule": "every minute"}, "at most every 5 minutes", id="too-frequent"),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), BAD_SCHEDULES)
+async def test_bad_schedule_task_input_is_a_message_and_stores_nothing(
+    rt: SchedulerRuntime, tools: Tools, override: dict[str, Any], expected: str
+) -> None:
+    args = {"name": "Plants", "schedule": "every day at 9:00", "prompt": "Water the plants."}
+    message = await tools("schedule_task", ALICE, **{**args, **override})
+    assert message.status == "error"
+    assert message.text.startswith("Error: ")
+    assert expected in message.text
+    assert await all_tasks(rt) == []
+    assert rt._scheduler is not None and rt._scheduler.get_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param({"name": "x", "prompt": "x"}, "schedule: Field required", id="missing"),
+        pytest.param(
+            {"name": "x", "schedule": "in 1 hour", "prompt": "x", "owner": "bob"},
+            "unknown argument 'owner'",
+            id="owner-is-not-an-argument",
+        ),
+        pytest.param(
+            {"name": "x", "schedule": "in 1 hour", "prompt": "x", "thread": "other"},
+            "thread: Input should be 'continue' or 'isolated'",
+            id="bad-literal",
+        ),
+        pytest.param({"name": "", "schedule": "in 1h", "prompt": "x"}, "name:", id="empty-name"),
+    ],
+)
+async def test_invalid_arguments_are_a_message_and_store_nothing(
+    rt: SchedulerRuntime, tools: Tools, args: dict[str, Any], expected: str
+) -> None:
+    message = await tools("schedule_task", ALICE, **args)
+    assert message.status == "error"
+    assert "schedule_task was not run, invalid arguments" in message.text
+    assert expected in message.text
+    assert await all_tasks(rt) == []
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in TOOL_NAMES if n not in {"schedule_task", "list_tasks"}]
+)
+async def test_unknown_task_id_is_a_message(tools: Tools, name: str) -> None:
+    message = await tools(
+        name, ALICE, task_id="0123456789abcdef", **({"name": "n"} if name == "update_task" else {})
+    )
+    assert message.status == "error"
+    assert message.text == (
+        "Error: no task with id '0123456789abcdef'; list tasks to see the valid ids"
+    )
+
+
+# -- owner scope -------------------------------------------------------------------------------
+
+
+async def test_an_owner_cannot_see_or_touch_another_owners_task_even_with_its_id(
+    rt_db: SchedulerRuntime, runs: Any
+) -> None:
+    rt, tools = rt_db, Tools(rt_db)
+    created = await tools(
+        "schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="Water."
+    )
+    task_id = task_id_in(created)
+    before = await rt.get_task(task_id)
+
+    listing = await tools("list_tasks", BOB)
+    assert listing.status == "success" and listing.text == "No scheduled tasks."
+    # Same thread, other user: user_id wins, so the thread is no key to alice's tasks.
+    same_thread_bob: RunnableConfig = {
+        "configurable": {"thread_id": "alice-chat", "user_id": "bob"}
+    }
+    for config in (BOB, same_thread_bob):
+        for name, extra in [
+            ("update_task", {"prompt": "Steal"}),
+            ("pause_task", {}),
+            ("resume_task", {}),
+            ("run_task_now", {}),
+            ("task_history", {}),
+            ("delete_task", {}),
+        ]:
+            message = await tools(name, config, task_id=task_id, **extra)
+            assert message.status == "error", (name, message.text)
+            assert f"no task with id {task_id!r}" in message.text
+    assert await rt.get_task(task_id) == before
+    assert await rt.history(task_id) == []
+    assert runs.records == []
+    assert task_id in (await tools("list_tasks", ALICE)).text
+
+
+async def test_without_user_id_the_thread_is_the_owner(rt: SchedulerRuntime, tools: Tools) -> None:
+    in_a: RunnableConfig = {"configurable": {"thread_id": "thread-a"}}
+    in_b: RunnableConfig = {"configurable": {"thread_id": "thread-b"}}
+    task_id = task_id_in(
+        await tools("schedule_task", in_a, name="A", schedule="in 1 hour", prompt="a")
+    )
+    assert (await rt.get_task(task_id)).owner == "thread-a"
+    assert task_id in (await tools("list_tasks", in_a)).text
+    assert (await tools("list_tasks", in_b)).text == "No scheduled tasks."
+    denied = await tools("delete_task", in_b, task_id=task_id)
+    assert denied.status == "error"
+    assert (await rt.get_task(task_id)).state == "active"
+
+
+async def test_no_owner_in_the_config_is_refused(rt: SchedulerRuntime, tools: Tools) -> None:
+    message = await tools("list_tasks", {})
+    assert message.status == "error"
+    assert "neither configurable.user_id nor configurable.thread_id" in message.text
+
+
+# -- quota, interval, prompt size ----------------------------------------------------------
+
+
+async def test_quota_counts_active_tasks_per_owner(rt_db: SchedulerRuntime) -> None:
+    rt, tools = rt_db, Tools(rt_db, SchedulerLimits(max_active_tasks_per_owner=2))
+    ids = [
+        task_id_in(
+            await tools("schedule_task", ALICE, name=f"t{i}", schedule="in 1 hour", prompt="p")
+        )
+        for i in range(2)
+    ]
+    third = await tools("schedule_task", ALICE, name="t3", schedule="in 1 hour", prompt="p")
+    assert third.status == "error"
+    assert "quota reached: 2 active tasks (the limit is 2)" in third.text
+    assert len(await all_tasks(rt)) == 2
+    # Another owner has their own quota.
+    assert (
+        await tools("schedule_task", BOB, name="b", schedule="in 1h", prompt="p")
+    ).status == "success"
+    # A paused task frees a slot, and resuming it over the quota is refused.
+    await tools("pause_task", ALICE, task_id=ids[0])
+    assert (
+        await tools("schedule_task", ALICE, name="t3", schedule="in 1h", prompt="p")
+    ).status == "success"
+    resumed = await tools("resume_task", ALICE, task_id=ids[0])
+    assert resumed.status == "error" and "quota reached" in resumed.text
+    assert (await rt.get_task(ids[0])).state == "paused"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "allowed"),
+    [
+        ("every 4 minutes", False),
+        ("every 5 minutes", True),
+        ("*/2 * * * *", False),
+        ("*/10 * * * *", True),
+        ("0,3 9 * * *", False),  # a cron line is judged by its shortest gap, not its average
+        ("0 9,21 * * *", True),
+        ("in 10 seconds", True),  # one-off tasks have no minimum
+    ],
+)
+async def test_minimum_interval_applies_to_recurring_schedules(
+    rt: SchedulerRuntime, tools: Tools, schedule: str, allowed: bool
+) -> None:
+    message = await tools("schedule_task", ALICE, name="t", schedule=schedule, prompt="p")
+    assert (message.status == "success") is allowed, message.text
+    assert len(await all_tasks(rt)) == (1 if allowed else 0)
+    if not allowed:
+        assert "recurring tasks may run at most every 5 minutes" in message.text
+
+
+async def test_limits_are_configurable(rt: SchedulerRuntime) -> None:
+    tools = Tools(rt, SchedulerLimits(min_interval_secs=1, max_prompt_chars=10))
+    ok = await tools("schedule_task", ALICE, name="fast", schedule="every 2 seconds", prompt="tick")
+    assert ok.status == "success"
+    long = await tools("schedule_task", ALICE, name="long", schedule="in 1h", prompt="x" * 11)
+    assert long.status == "error" and "11 characters; the limit is 10" in long.text
+    with pytest.raises(ValueError, match="max_prompt_chars"):
+        SchedulerLimits(max_prompt_chars=100_000)
+
+
+# -- task-triggered turns ------------------------------------------------------------------
+
+
+async def test_a_scheduled_turn_cannot_manage_tasks_by_default(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    )
+    before = await rt.get_task(task_id)
+    config = scheduled_turn(task_id)
+    for name, args in [
+        ("schedule_task", {"name": "more", "schedule": "in 1 hour", "prompt": "again"}),
+        ("update_task", {"task_id": task_id, "schedule": "every hour"}),
+        ("pause_task", {"task_id": task_id}),
+        ("resume_task", {"task_id": task_id}),
+        ("delete_task", {"task_id": task_id}),
+        ("run_task_now", {"task_id": task_id}),
+    ]:
+        message = await tools(name, config, **args)
+        assert message.status == "error", name
+        assert "a task-triggered turn cannot" in message.text
+    assert await all_tasks(rt) == [before]
+    # Reading is allowed, scoped to the owner of the task that fired (no user_id here).
+    listing = await tools("list_tasks", config)
+    assert listing.status == "success" and task_id in listing.text
+    assert (await tools("task_history", config, task_id=task_id)).status == "success"
+
+
+async def test_a_scheduled_turn_may_manage_tasks_when_allowed(rt: SchedulerRuntime) -> None:
+    tools = Tools(rt, SchedulerLimits(allow_scheduled_turns_to_manage_tasks=True))
+    first = task_id_in(
+        await tools(
+            "schedule_task",
+            ALICE,
+            name="Plants",
+            schedule="in 1 hour",
+            prompt="p",
+            thread="isolated",
+        )
+    )
+    config = scheduled_turn(first, thread_id=f"task-{first}-r-1")
+    message = await tools(
+        "schedule_task", config, name="Follow-up", schedule="in 2 hours", prompt="q"
+    )
+    assert message.status == "success", message.text
+    follow_up = await rt.get_task(task_id_in(message))
+    assert follow_up.owner == "alice"  # the fired task's owner, not the run's fresh thread
+    assert follow_up.thread_id == f"task-{first}-r-1"
+
+
+async def test_a_scheduled_turn_never_waits_for_an_approval(rt: SchedulerRuntime) -> None:
+    limits = SchedulerLimits(allow_scheduled_turns_to_manage_tasks=True, require_approval=True)
+    tools = Tools(rt, limits)
+    task = await rt.create_task(
+        name="Plants", schedule=Cron("0 9 * * *"), trigger="p", thread_id="T", owner="alice"
+    )
+    message = await tools(
+        "schedule_task", scheduled_turn(task.id), name="More", schedule="in 1h", prompt="q"
+    )
+    assert message.status == "error"
+    assert "schedule_task needs a human's approval" in message.text
+    assert await all_tasks(rt) == [task]
+
+
+# -- the other tools do what they say -----------------------------------------------------
+
+
+async def test_list_tasks_filters_and_pages(rt: SchedulerRuntime, tools: Tools) -> None:
+    ids = [
+        task_id_in(
+            await tools("schedule_task", ALICE, name=f"task {i}", schedule="in 1 hour", prompt="p")
+        )
+        for i in range(3)
+    ]
+    await tools("pause_task", ALICE, task_id=ids[1])
+    everything = await tools("list_tasks", ALICE)
+    assert everything.text.startswith("3 task(s):")
+    assert [m for m in re.findall(r"^id: (\w+)$", everything.text, re.MULTILINE)] == ids
+    paused = await tools("list_tasks", ALICE, state="paused")
+    assert re.findall(r"^id: (\w+)$", paused.text, re.MULTILINE) == [ids[1]]
+    assert "state: paused" in paused.text and "next runs: none" in paused.text
+    page = await tools("list_tasks", ALICE, limit=2)
+    assert page.text.startswith("2 task(s) (more: call list_tasks with offset=2):")
+    rest = await tools("list_tasks", ALICE, limit=2, offset=2)
+    assert re.findall(r"^id: (\w+)$", rest.text, re.MULTILINE) == [ids[2]]
+    assert (
+        await tools("list_tasks", ALICE, state="completed")
+    ).text == "No completed scheduled tasks."
+
+
+async def test_update_task_changes_only_what_is_given(rt: SchedulerRuntime, tools: Tools) -> None:
+    task_id = task_id_in(
+        await tools(
+            "schedule_task",
+            ALICE,
+            name="Report",
+            schedule="every day at 9:00",
+            prompt="Write the report.",
+            system_addon="Be brief.",
+        )
+    )
+    renamed = await tools("update_task", ALICE, task_id=task_id, name="Daily report")
+    assert renamed.status == "success"
+    task = await rt.get_task(task_id)
+    assert task.name == "Daily report"
+    assert task.schedule == Cron("0 9 * * *", tz="Europe/Berlin")
+    assert task.trigger.system_addon == "Be brief."
+
+    moved = await tools(
+        "update_task",
+        ALICE,
+        task_id=task_id,
+        schedule="every weekday at 8:30",
+        timezone="Asia/Tokyo",
+    )
+    task = await rt.get_task(task_id)
+    assert task.schedule == Cron("30 8 * * 1-5", tz="Asia/Tokyo")
+    assert "timezone: Asia/Tokyo" in moved.text and "+09:00 (" in moved.text
+
+    rezoned = await tools("update_task", ALICE, task_id=task_id, timezone="Europe/London")
+    assert rezoned.status == "success"
+    assert (await rt.get_task(task_id)).schedule == Cron("30 8 * * 1-5", tz="Europe/London")
+
+    await tools(
+        "update_task", ALICE, task_id=task_id, prompt="Write the weekly report.", system_addon=""
+    )
+    trigger = (await rt.get_task(task_id)).trigger
+    assert trigger.prompt == "Write the weekly report." and trigger.system_addon is None
+
+    nothing = await tools("update_task", ALICE, task_id=task_id)
+    assert nothing.status == "error" and "nothing to change" in nothing.text
+    too_fast = await tools("update_task", ALICE, task_id=task_id, schedule="every minute")
+    assert too_fast.status == "error"
+    assert (await rt.get_task(task_id)).schedule == Cron("30 8 * * 1-5", tz="Europe/London")
+
+
+async def test_timezone_alone_cannot_move_a_one_off(rt: SchedulerRuntime, tools: Tools) -> None:
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="x", schedule="in 2 hours", prompt="p")
+    )
+    before = await rt.get_task(task_id)
+    message = await tools("update_task", ALICE, task_id=task_id, timezone="Asia/Tokyo")
+    assert message.status == "error" and "pass the schedule again" in message.text
+    assert await rt.get_task(task_id) == before
+
+
+async def test_pause_resume_delete(rt: SchedulerRuntime, tools: Tools) -> None:
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    )
+    paused = await tools("pause_task", ALICE, task_id=task_id)
+    assert paused.text.startswith("Paused task 'Plants'")
+    assert (await rt.get_task(task_id)).state == "paused"
+    assert rt._scheduler is not None and rt._scheduler.get_job(task_id) is None
+    again = await tools("pause_task", ALICE, task_id=task_id)
+    assert "was not active (paused); nothing changed" in again.text
+
+    resumed = await tools("resume_task", ALICE, task_id=task_id)
+    assert resumed.text.startswith("Resumed task 'Plants'")
+    task = await rt.get_task(task_id)
+    assert task.state == "active" and rt._scheduler.get_job(task_id) is not None
+    assert len(ISO_WITH_WEEKDAY.findall(resumed.text)) == 3
+
+    deleted = await tools("delete_task", ALICE, task_id=task_id)
+    assert deleted.text.startswith("Deleted task 'Plants'")
+    assert await all_tasks(rt) == [] and rt._scheduler.get_job(task_id) is None
+
+
+async def test_run_task_now_does_not_wait_and_history_shows_the_run(
+    rt: SchedulerRuntime, tools: Tools, runs: Any
+) -> None:
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    )
+    async with rt.thread_lock("alice-chat"):
+        # The caller's own turn holds the thread: the tool must answer without waiting.
+        started = await tools("run_task_now", ALICE, task_id=task_id)
+        assert started.status == "success"
+        assert "runs in this conversation right after your current answer" in started.text
+        assert runs.records == []
+    run_id = re.search(r"run id ([0-9a-f-]+)", started.text)
+    assert run_id is not None
+    (record,) = await runs.wait_for(1, task_id=task_id)
+    assert isinstance(record, TaskRunRecord)
+    assert record.run_id == run_id.group(1) and record.trigger == "manual"
+    assert record.outcome == "success"
+
+    history = await tools("task_history", ALICE, task_id=task_id)
+    lines = history.text.splitlines()
+    assert lines[0] == f"Last 1 run(s) of task 'Plants' (id {task_id}), newest first:"
+    assert lines[1].startswith(f"- run {record.run_id}: success, manual, due ")
+    assert lines[1].endswith(": On it.")
+    assert ISO_WITH_WEEKDAY.search(lines[1])
+    listing = await tools("list_tasks", ALICE)
+    assert "last outcome: success (" in listing.text
+
+
+async def test_history_of_a_task_that_never_ran(tools: Tools) -> None:
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="x", schedule="in 1h", prompt="p")
+    )
+    message = await tools("task_history", ALICE, task_id=task_id)
+    assert message.text == f"Task 'x' (id {task_id}) has not run yet."
+
+
+# -- wrong mode --------------------------------------------------------------------------
+
+
+async def test_sync_invocation_names_the_fix(tools: Tools) -> None:
+    with pytest.raises(NotImplementedError, match=r"async-only.*ainvoke"):
+        tools.by_name["list_tasks"].invoke({}, config=ALICE)
+
+
+async def test_tools_fail_softly_when_the_runtime_is_not_started(
+    make_graph: Any, sqlite_url: str
+) -> None:
+    tools = Tools(SchedulerRuntime(make_graph(), database=sqlite_url))
+    message = await tools("list_tasks", ALICE)
+    assert message.status == "error" and "the runtime is not started" in message.text
