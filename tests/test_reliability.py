@@ -184,7 +184,7 @@ async def test_failures_retry_with_backoff_then_auto_pause(
     assert all(r.outcome == "error" and r.error == "RuntimeError: provider down" for r in records)
     gaps = [
         (b.started_at - a.finished_at).total_seconds()  # type: ignore[operator]
-        for a, b in zip(first_fire, first_fire[1:])
+        for a, b in zip(first_fire, first_fire[1:], strict=False)
     ]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # exponential backoff
     assert len({r.scheduled_for for r in records}) == 2

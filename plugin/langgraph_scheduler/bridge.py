@@ -92,6 +92,8 @@ class TaskExecutorBridge:
         on_event: called with task events (auto-pause, completion).
         store_retry_secs: how long to keep retrying a failing store call.
         history_limit: run records kept per task (older finished ones are trimmed).
+        spawn: starts a background coroutine the runtime tracks (retries).
+        resync: rebuilds this process's job from the stored task when they disagree.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class TaskExecutorBridge:
         store_retry_secs: float = 60.0,
         history_limit: int | None = None,
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]] = asyncio.ensure_future,
+        resync: Callable[[Task], None] | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -125,6 +128,7 @@ class TaskExecutorBridge:
         self.closed = False
         self.in_flight: dict[str, TaskRunRecord] = {}
         self.spawn = spawn
+        self.resync = resync
         self.waiting_retries: set[asyncio.Task[Any]] = set()
         _BRIDGES[self.key] = self
 
@@ -152,6 +156,12 @@ class TaskExecutorBridge:
         task = await self._retrying("load task", lambda: self.store.get_task(task_id))
         if task is None or task.state != "active":
             self._drop_job(task_id)
+            return
+        if task.next_run_at not in scheduled_times:
+            # The stored task moved on without this job: another process claimed these
+            # fires, or changed the task. The store decides; follow it.
+            if self.resync is not None:
+                self.resync(task)
             return
         to_run, missed = self._split_due(task, scheduled_times, _utcnow())
         updates = self._advance(task, ran=to_run is not None)
@@ -296,9 +306,17 @@ class TaskExecutorBridge:
                 await self._event(
                     task.id,
                     "auto_paused",
-                    f"paused after {streak} consecutive failed fires; last error: "
-                    f"{record.error}",
+                    f"paused after {streak} consecutive failed fires; last error: {record.error}",
                 )
+
+    async def recover(self, record: TaskRunRecord) -> None:
+        """Apply the retry policy to a fire found ``interrupted`` (its process died)."""
+        if record.trigger != "schedule" or self.closed:
+            return
+        task = await self._retrying("load task", lambda: self.store.get_task(record.task_id))
+        if task is not None and record.attempt <= task.options.retries:
+            delay = task.options.retry_delay(record.attempt + 1)
+            self.spawn(self._retry_later(task.id, record, delay))
 
     async def _retry_later(self, task_id: str, failed: TaskRunRecord, delay: float) -> None:
         # A retry still waiting when the runtime stops is dropped (the failed attempt's
@@ -344,6 +362,7 @@ class TaskExecutorBridge:
             thread_id=record.thread_id or isolated_thread_id(task.id, record.run_id),
             prompt=trigger.prompt,
             source=source,
+            owner=task.owner,
             system_addon=trigger.system_addon,
             timeout_secs=trigger.timeout_secs or self.default_timeout_secs,
             on_busy=task.options.on_busy,

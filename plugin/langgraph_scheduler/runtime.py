@@ -34,7 +34,7 @@ from .channel import (
 )
 from .checkpointers import open_checkpointer
 from .errors import InvalidSchedule, InvalidTask, NotRunning, TaskNotFound
-from .locks import ThreadBusy, ThreadLocks
+from .locks import AdvisoryThreadLocks, ThreadBusy, ThreadLocks
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule
 from .store import Store
@@ -48,6 +48,7 @@ DEFAULT_DATABASE = "sqlite:///langgraph-scheduler.db"
 _JOB_FUNC = "langgraph_scheduler.bridge:fire_task"
 _STOPPED = object()
 
+GraphInput = Pregel[Any, Any, Any, Any] | StateGraph[Any, Any, Any, Any]
 RunListener = Callable[[TaskRunRecord], Awaitable[None] | None]
 EventListener = Callable[[TaskEvent], Awaitable[None] | None]
 
@@ -65,6 +66,8 @@ class SchedulerRuntime:
     Args:
         graph: a compiled graph, or a ``StateGraph`` builder (compiled here with the
             runtime's checkpointer). A compiled graph without a checkpointer is given one.
+            May also be a function of the runtime returning either, for graphs whose tools
+            need the runtime: ``SchedulerRuntime(lambda rt: build_agent(rt))``.
         database: ``sqlite:///file.db`` (default ``sqlite:///langgraph-scheduler.db``),
             ``sqlite://`` for memory, or ``postgresql://…`` (extra ``postgres``).
         checkpointer: use this checkpointer instead of the default one on ``database``.
@@ -78,6 +81,8 @@ class SchedulerRuntime:
         history_limit: run records kept per task (None keeps all).
         history_max_age_days: finished run records older than this are purged.
         store_retry_secs: how long a fire keeps retrying a failing database call.
+        sync_interval_secs: how often task changes made by other processes are polled
+            (PostgreSQL also pushes them at once with LISTEN/NOTIFY).
         on_run: called with every finished run record.
         on_event: called with task events (auto-paused, completed).
 
@@ -98,7 +103,7 @@ class SchedulerRuntime:
 
     def __init__(
         self,
-        graph: Pregel[Any, Any, Any, Any] | StateGraph[Any, Any, Any, Any],
+        graph: GraphInput | Callable[[SchedulerRuntime], GraphInput],
         *,
         database: str = DEFAULT_DATABASE,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
@@ -111,6 +116,7 @@ class SchedulerRuntime:
         history_limit: int | None = 1000,
         history_max_age_days: float | None = None,
         store_retry_secs: float = 60.0,
+        sync_interval_secs: float = 2.0,
         on_run: RunListener | None = None,
         on_event: EventListener | None = None,
     ) -> None:
@@ -130,11 +136,14 @@ class SchedulerRuntime:
         self.history_limit = history_limit
         self.history_max_age_days = history_max_age_days
         self.store_retry_secs = store_retry_secs
+        self.sync_interval_secs = sync_interval_secs
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listeners: list[RunListener] = [on_run] if on_run else []
         self._event_listeners: list[EventListener] = [on_event] if on_event else []
         self._thread_locks = ThreadLocks()
         self._task_locks = ThreadLocks()
+        self._replica_locks: AdvisoryThreadLocks | None = None
+        self._known_changes: dict[str, datetime] = {}
         self._state = "new"
         self._stack: contextlib.AsyncExitStack | None = None
         self._fires: set[asyncio.Task[Any]] = set()
@@ -171,11 +180,15 @@ class SchedulerRuntime:
         self._state = "starting"
         stack = contextlib.AsyncExitStack()
         try:
-            store = Store(self.database)
+            # Turns on PostgreSQL hold a connection each for their thread's advisory lock.
+            store = Store(self.database, pool_size=self.max_concurrency + 5)
             stack.push_async_callback(store.close)
-            await store.setup()
-            self._store = store
-            self._graph = await self._bind_graph(stack)
+            async with store.setup_lock():
+                await store.setup()
+                self._store = store
+                self._graph = await self._bind_graph(stack)
+            if store.dialect == "postgresql":
+                self._replica_locks = AdvisoryThreadLocks(store.engine)
             self._queue = asyncio.Queue(maxsize=self.queue_size)
             self._scheduler = AsyncIOScheduler(
                 timezone=timezone.utc,
@@ -195,13 +208,11 @@ class SchedulerRuntime:
                 store_retry_secs=self.store_retry_secs,
                 history_limit=self.history_limit,
                 spawn=self._spawn,
+                resync=self._sync_job,
             )
             stack.callback(self._bridge.unregister)
             dead = [h for h in await store.running_holders() if _holder_is_dead(h)]
-            for record in await store.interrupt_expired(
-                now=_utcnow(), reason=_DIED, holders=dead
-            ):
-                await self._emit(record)
+            recovered = await store.interrupt_expired(now=_utcnow(), reason=_DIED, holders=dead)
             async for task in store.iter_tasks(states=["active"]):
                 self._add_job(task, next_run_time=task.next_run_at)
             self._workers = [
@@ -211,7 +222,13 @@ class SchedulerRuntime:
             self._workers.append(
                 asyncio.create_task(self._keep_leases(), name="langgraph-scheduler-leases")
             )
+            self._workers.append(
+                asyncio.create_task(self._follow_changes(), name="langgraph-scheduler-sync")
+            )
             self._scheduler.start()
+            for record in recovered:
+                await self._emit(record)
+                await self._bridge.recover(record)
         except BaseException:
             self._state = "stopped"
             await stack.aclose()
@@ -526,9 +543,22 @@ class SchedulerRuntime:
     async def thread_lock(
         self, thread_id: str, *, timeout: float | None = None
     ) -> AsyncIterator[None]:
-        """Hold a thread against scheduled turns (wrap your own turns on that thread)."""
+        """Hold a thread against scheduled turns (wrap your own turns on that thread).
+
+        On PostgreSQL the hold also covers scheduled turns of other replicas.
+
+        Raises:
+            ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         async with self._thread_locks.hold(thread_id, timeout=timeout):
-            yield
+            if self._replica_locks is None:
+                yield
+                return
+            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+            async with self._replica_locks.hold(thread_id, timeout=remaining):
+                yield
 
     async def ainvoke(self, input: Any, config: RunnableConfig) -> Any:
         """Run a user turn on the graph without interleaving with scheduled turns."""
@@ -537,7 +567,7 @@ class SchedulerRuntime:
             raise InvalidTask("config['configurable']['thread_id'] is required")
         if isinstance(input, dict) and "task_source" not in input:
             input = {**input, "task_source": None}
-        async with self._thread_locks.hold(thread_id):
+        async with self.thread_lock(thread_id):
             return await self.graph.ainvoke(input, config)
 
     # -- internals -------------------------------------------------------------------
@@ -551,6 +581,8 @@ class SchedulerRuntime:
 
     async def _bind_graph(self, stack: contextlib.AsyncExitStack) -> Pregel[Any, Any, Any, Any]:
         graph = self._graph_in
+        if not isinstance(graph, (StateGraph, Pregel)) and callable(graph):
+            graph = graph(self)
         if isinstance(graph, StateGraph):
             saver = self._checkpointer_in or await open_checkpointer(self.database, stack)
             return graph.compile(checkpointer=saver)
@@ -627,7 +659,7 @@ class SchedulerRuntime:
             async with self._task_locks.hold(request.task_id, timeout=wait):
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
-                    async with self._thread_locks.hold(request.thread_id, timeout=remaining):
+                    async with self.thread_lock(request.thread_id, timeout=remaining):
                         return await self._invoke(request)
                 except ThreadBusy:
                     return Skipped(
@@ -644,7 +676,9 @@ class SchedulerRuntime:
             additional_kwargs={"task_source": dict(source)},
         )
         config: RunnableConfig = {
-            "configurable": {"thread_id": request.thread_id},
+            # The task's owner is the user of its turns: tools and memory keyed on
+            # user_id see the same user as in the conversation that made the task.
+            "configurable": {"thread_id": request.thread_id, "user_id": request.owner},
             "run_name": f"scheduled:{source['task_name']}",
             "run_id": uuid.UUID(request.run_id),
             "tags": ["langgraph-scheduler", f"task:{request.task_id}"],
@@ -676,6 +710,67 @@ class SchedulerRuntime:
                 checkpoint_id = state.config.get("configurable", {}).get("checkpoint_id")
         return Success(_final_text(result), checkpoint_id=checkpoint_id)
 
+    def _sync_job(self, task: Task | None, task_id: str | None = None) -> None:
+        """Make this process's job match the stored task (changed by another replica)."""
+        if task is None or task.state != "active" or task.next_run_at is None:
+            self._remove_job(task.id if task is not None else str(task_id))
+            return
+        job = self._scheduler.get_job(task.id) if self._scheduler else None
+        if job is None or job.next_run_time != task.next_run_at or job.name != task.name:
+            self._add_job(task, next_run_time=task.next_run_at)
+
+    async def _resync(self, task_id: str) -> None:
+        self._sync_job(await self.store.get_task(task_id), task_id)
+
+    async def _follow_changes(self) -> None:
+        """Apply task changes made by other processes: LISTEN/NOTIFY on PostgreSQL (within
+        a moment), and a poll of ``updated_at`` on every backend as the safety net."""
+        listener = None
+        if self.store.dialect == "postgresql":
+            listener = asyncio.ensure_future(self._listen_for_changes())
+        since = _utcnow()
+        try:
+            while True:
+                await asyncio.sleep(self.sync_interval_secs)
+                try:
+                    # Overlap the window: writers' clocks and commit order may lag a little.
+                    now = _utcnow()
+                    for task_id, changed in await self.store.changed_since(
+                        since - timedelta(seconds=5)
+                    ):
+                        if self._known_changes.get(task_id) != changed:
+                            self._known_changes[task_id] = changed
+                            await self._resync(task_id)
+                    since = now
+                except Exception:
+                    logger.exception("following task changes failed; retrying")
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen_for_changes(self) -> None:
+        import psycopg
+
+        from .store import TASK_CHANGES_CHANNEL
+
+        url = self.store.engine.url.set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {TASK_CHANGES_CHANNEL}")
+                    async for note in conn.notifies():
+                        try:
+                            await self._resync(note.payload)
+                        except Exception:
+                            logger.exception("applying change of task %s failed", note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("task change listener lost its connection (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+
     async def _keep_leases(self) -> None:
         """Renew this process's claims and record others' expired ones as interrupted."""
         assert self._bridge is not None
@@ -692,6 +787,7 @@ class SchedulerRuntime:
                     reason="the process running this turn stopped renewing its claim",
                 ):
                     await self._emit(record)
+                    await self._bridge.recover(record)
                 if self.history_max_age_days is not None and now >= next_purge:
                     cutoff = now - timedelta(days=self.history_max_age_days)
                     await self.store.purge_history(finished_before=cutoff)

@@ -6,6 +6,7 @@ key ``(task_id, scheduled_for, attempt)`` makes a second claim of the same fire 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,11 +30,11 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -47,6 +48,13 @@ __all__ = ["SCHEMA_VERSION", "Store", "normalize_database_url"]
 
 SCHEMA_VERSION = 1
 """Version of the tables below; bumped with every change to them."""
+
+TASK_CHANGES_CHANNEL = "lgs_task_changes"
+"""PostgreSQL NOTIFY channel carrying the id of every created, changed or deleted task."""
+
+# Advisory lock keys: one for our schema, one held around a replica's whole start-up.
+_SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
+_SETUP_LOCK = _SCHEMA_LOCK + 1
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -104,6 +112,7 @@ tasks_table = Table(
     Column("updated_at", _UTCDateTime(), nullable=False),
     Index("lgs_tasks_owner_created", "owner", "created_at", "id"),
     Index("lgs_tasks_state", "state"),
+    Index("lgs_tasks_updated", "updated_at"),
 )
 
 runs_table = Table(
@@ -168,11 +177,14 @@ class Store:
     Args:
         url: a database URL (see :func:`normalize_database_url`).
         engine: an existing ``AsyncEngine`` to use instead (not disposed by :meth:`close`).
+        pool_size: connections kept open (PostgreSQL); as many again may overflow.
     """
 
-    def __init__(self, url: str = "sqlite://", *, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, url: str = "sqlite://", *, engine: AsyncEngine | None = None, pool_size: int = 10
+    ) -> None:
         if engine is None:
-            engine = _create_engine(normalize_database_url(url))
+            engine = _create_engine(normalize_database_url(url), pool_size=pool_size)
             self._owns_engine = True
         else:
             self._owns_engine = False
@@ -182,15 +194,15 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Create the tables if needed and check the schema version."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.run_sync(metadata.create_all, checkfirst=True)
-        except (IntegrityError, DBAPIError):
-            # Another process created them at the same moment: what matters is they exist.
-            async with self.engine.begin() as conn:
-                await conn.run_sync(metadata.create_all, checkfirst=True)
+        """Create the tables if needed and check the schema version.
+
+        On PostgreSQL the work runs under an advisory lock, so replicas starting at once
+        neither race each other into errors nor half-create the schema.
+        """
         async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            await conn.run_sync(metadata.create_all, checkfirst=True)
             found = await conn.scalar(
                 select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             )
@@ -205,6 +217,21 @@ class Store:
                     f"database schema version {found} is newer than this library's "
                     f"({SCHEMA_VERSION}); upgrade langgraph-scheduler"
                 )
+
+    @contextlib.asynccontextmanager
+    async def setup_lock(self) -> AsyncIterator[None]:
+        """Serialise start-up work (e.g. the checkpointer's migrations) across replicas."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SETUP_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
+                await conn.commit()
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:
@@ -222,6 +249,7 @@ class Store:
     async def insert_task(self, task: Task) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(insert(tasks_table).values(**_task_row(task)))
+            await self._notify_change(conn, task.id)
 
     async def get_task(self, task_id: str, *, owner: str | None = None) -> Task | None:
         query = select(tasks_table).where(tasks_table.c.id == task_id)
@@ -272,6 +300,7 @@ class Store:
             )
             if result.rowcount == 0:
                 return None
+            await self._notify_change(conn, task_id)
             row = (
                 (await conn.execute(select(tasks_table).where(tasks_table.c.id == task_id)))
                 .mappings()
@@ -284,11 +313,10 @@ class Store:
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
             await conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
+            await self._notify_change(conn, task_id)
         return result.rowcount > 0
 
-    async def iter_tasks(
-        self, *, states: Sequence[str], batch: int = 1000
-    ) -> AsyncIterator[Task]:
+    async def iter_tasks(self, *, states: Sequence[str], batch: int = 1000) -> AsyncIterator[Task]:
         """Stream the tasks in the given states (used to rebuild scheduler jobs at start)."""
         query = (
             select(tasks_table)
@@ -511,7 +539,23 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [_run_from_row(r) for r in rows]
 
+    async def changed_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """Ids and change times of tasks changed (created, updated) at or after ``since``."""
+        query = select(tasks_table.c.id, tasks_table.c.updated_at).where(
+            tasks_table.c.updated_at >= since
+        )
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in await conn.execute(query)]
+
     # -- helpers ---------------------------------------------------------------------
+
+    async def _notify_change(self, conn: AsyncConnection, task_id: str) -> None:
+        """Tell other replicas (LISTEN ``lgs_task_changes``) that a task changed."""
+        if self.dialect == "postgresql":
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :task_id)"),
+                {"channel": TASK_CHANGES_CHANNEL, "task_id": task_id},
+            )
 
     async def _insert_run(self, conn: AsyncConnection, row: dict[str, Any]) -> bool:
         """Insert a run row unless its fire exists; True if this call inserted it."""
@@ -541,7 +585,7 @@ class Store:
         )
 
 
-def _create_engine(url: str) -> AsyncEngine:
+def _create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         in_memory = make_url(url).database in (None, "", ":memory:")
         engine = create_async_engine(
@@ -560,7 +604,7 @@ def _create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _task_values(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""One replica in its own process, for scale-out tests: ``python -m tests.replica_child DB``.
+
+Runs a runtime on the shared database until SIGTERM (a clean stop) or SIGKILL. Prompts
+"hang" never get an answer on their first attempt, so a test can kill a replica mid-turn.
+Prints ``READY <holder>`` once started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+
+from .helpers import build_graph
+
+
+def _answer(messages: list[BaseMessage]) -> Any:
+    last = messages[-1]
+    source = last.additional_kwargs.get("task_source") if isinstance(last, HumanMessage) else None
+    if last.text == "hang" and source and source["attempt"] == 1:
+        return HANG
+    return f"done: {last.text}"
+
+
+async def main(database: str) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    graph = build_graph(ScriptedChatModel(steps=[_answer], cycle=True))
+    async with SchedulerRuntime(
+        graph,
+        database=database,
+        lease_secs=1.0,
+        max_concurrency=8,
+        queue_size=1000,
+        sync_interval_secs=1.0,
+    ) as rt:
+        print("READY", rt.holder, flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

@@ -1,0 +1,221 @@
+"""Several replica processes on one PostgreSQL database: exactly one run per fire."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
+from langgraph_scheduler.scripted import ScriptedChatModel
+from langgraph_scheduler.store import Store, runs_table
+
+from .helpers import build_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Replica:
+    """A replica process and the holder id it reported."""
+
+    def __init__(self, process: subprocess.Popen[str], holder: str) -> None:
+        self.process = process
+        self.holder = holder
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+async def replicas(postgres_url: str) -> AsyncIterator[Callable[[int], Any]]:
+    """Start replica processes on the test database; all are stopped after the test."""
+    started: list[Replica] = []
+
+    async def start(n: int) -> list[Replica]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+        )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.replica_child", postgres_url],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
+        made = []
+        for proc in procs:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 90)  # type: ignore[union-attr]
+            assert line.startswith("READY"), line
+            made.append(Replica(proc, line.split()[1]))
+        started.extend(made)
+        return made
+
+    yield start
+    for replica in started:
+        replica.terminate()
+
+
+@pytest.fixture
+async def observer(postgres_url: str) -> AsyncIterator[Store]:
+    """Reads the shared run table without running any scheduler."""
+    store = Store(postgres_url)
+    await store.setup()
+    yield store
+    await store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _rows(store: Store, *columns: Any, where: Any = None) -> list[Any]:
+    query = select(*columns)
+    if where is not None:
+        query = query.where(where)
+    async with store.engine.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def _count_until(store: Store, count: int, *, where: Any, timeout: float) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = int((await _rows(store, func.count(), where=where))[0][0])
+        if found >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+def _admin(postgres_url: str) -> SchedulerRuntime:
+    """A runtime used only to change tasks; it is stopped before any of them is due."""
+    return SchedulerRuntime(build_graph(ScriptedChatModel()), database=postgres_url)
+
+
+async def test_three_replicas_run_every_fire_exactly_once(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    group = await replicas(3)
+    # Tasks created after the replicas started reach them through LISTEN/NOTIFY.
+    async with _admin(postgres_url) as admin:
+        start = _now() + timedelta(seconds=3)
+        tasks = [
+            await admin.create_task(
+                name=f"load-{i}",
+                schedule=Interval(seconds=1, start=start),
+                trigger=f"tick {i}",
+                max_runs=6,
+                thread_id=f"thread-{i}",
+            )
+            for i in range(50)
+        ]
+    expected = 50 * 6
+    finished = runs_table.c.outcome.is_not(None)
+    found = await _count_until(observer, expected, where=finished, timeout=90)
+    await asyncio.sleep(2)  # a late duplicate would land now
+    rows = await _rows(
+        observer,
+        runs_table.c.task_id,
+        runs_table.c.scheduled_for,
+        runs_table.c.attempt,
+        runs_table.c.outcome,
+        runs_table.c.holder,
+    )
+    assert found == expected == len(rows)
+    fires = [(r.task_id, r.scheduled_for, r.attempt) for r in rows]
+    assert len(set(fires)) == len(fires), "a fire ran twice"
+    assert {t for t, _, _ in fires} == {t.id for t in tasks}
+    assert {r.outcome for r in rows} == {"success"}
+    per_holder = {h: sum(r.holder == h for r in rows) for h in {r.holder for r in rows}}
+    assert set(per_holder) <= {r.holder for r in group}
+    assert len(per_holder) >= 2, f"runs were not spread over replicas: {per_holder}"
+
+
+async def test_killed_replica_claim_is_recorded_interrupted_and_retried(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    (victim,) = await replicas(1)
+    async with _admin(postgres_url) as admin:
+        hang = await admin.create_task(
+            name="hang",
+            schedule=Once(at=_now() + timedelta(seconds=1.5)),
+            trigger="hang",  # the replicas' model never answers a first attempt of "hang"
+            thread_id="hang",
+            options=TaskOptions(retries=1, retry_backoff_secs=0.2),
+        )
+        ticker = await admin.create_task(
+            name="ticker",
+            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=1.5)),
+            trigger="tick",
+            thread_id="ticker",
+        )
+    claimed = runs_table.c.task_id == hang.id
+    assert await _count_until(observer, 1, where=claimed, timeout=30) == 1
+    await asyncio.sleep(0.3)
+    victim.kill()
+    killed_at = _now()
+    survivors = await replicas(2)
+    done = claimed & runs_table.c.outcome.is_not(None)
+    assert await _count_until(observer, 2, where=done, timeout=30) == 2
+    history = sorted(await observer.history(hang.id), key=lambda r: r.attempt)
+    assert [(r.attempt, r.outcome) for r in history] == [(1, "interrupted"), (2, "success")]
+    assert "stopped" in (history[0].error or "")
+    holders = dict(await _rows(observer, runs_table.c.attempt, runs_table.c.holder, where=claimed))
+    assert holders[1] == victim.holder
+    assert holders[2] in {s.holder for s in survivors}
+    # Later fires of other tasks go on, on the survivors.
+    later = (runs_table.c.task_id == ticker.id) & (runs_table.c.started_at > killed_at)
+    assert await _count_until(observer, 2, where=later, timeout=30) >= 2
+    after = await _rows(observer, runs_table.c.holder, where=later)
+    assert {h for (h,) in after} <= {s.holder for s in survivors}
+
+
+async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    (other,) = await replicas(1)
+    async with _admin(postgres_url) as admin:
+        once = await admin.create_task(
+            name="hello", schedule=Once(at=_now() + timedelta(seconds=1.5)), trigger="hello"
+        )
+    mine = runs_table.c.task_id == once.id
+    assert (
+        await _count_until(observer, 1, where=mine & runs_table.c.outcome.is_not(None), timeout=30)
+        == 1
+    )
+    assert await _rows(observer, runs_table.c.holder, where=mine) == [(other.holder,)]
+
+    async with SchedulerRuntime(
+        build_graph(ScriptedChatModel(steps=["here"])), database=postgres_url
+    ) as local:
+        ticking = await local.create_task(
+            name="ticking",
+            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=0.5)),
+            trigger="tick",
+            thread_id="ticking",
+        )
+        gone = runs_table.c.task_id == ticking.id
+        assert await _count_until(observer, 2, where=gone, timeout=30) >= 2
+        await local.delete_task(ticking.id)
+        await asyncio.sleep(3)  # several fire times pass
+        assert await _rows(observer, runs_table.c.run_id, where=gone) == []
