@@ -8,6 +8,7 @@ be killed.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -35,7 +36,9 @@ async def main(database: str) -> None:
         current = await rt.get_task(task.id)
         assert current.next_run_at is not None
         print("RUNNING", task.id, current.next_run_at.isoformat(), flush=True)
-        await asyncio.Event().wait()
+        parent = os.getppid()
+        while os.getppid() == parent:  # until killed, or orphaned by a dead test run
+            await asyncio.sleep(1.0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Prints ``READY <holder>`` once started.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -36,12 +37,22 @@ async def main(database: str) -> None:
         graph,
         database=database,
         lease_secs=1.0,
-        max_concurrency=8,
+        max_concurrency=4,
         queue_size=1000,
         sync_interval_secs=1.0,
     ) as rt:
         print("READY", rt.holder, flush=True)
-        await stop.wait()
+        await _until_stopped_or_orphaned(stop)
+
+
+async def _until_stopped_or_orphaned(stop: asyncio.Event) -> None:
+    """Wait for SIGTERM; exit too if the test process died without stopping us."""
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
 
 
 if __name__ == "__main__":

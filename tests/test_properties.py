@@ -152,3 +152,80 @@ async def _check_consistent(rt: SchedulerRuntime) -> None:
         ).all()
     assert run_tasks <= {t.id for t in tasks}, "no run without its task"
     assert running == [], "no run left running between operations"
+
+
+TOOL_ARG_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10_000),
+    st.text(max_size=30),
+    st.sampled_from(["in 2 hours", "every day at 9:00", "0 9 * * 1-5", "Europe/Berlin", "x"]),
+    st.lists(st.integers(), max_size=2),
+)
+TOOL_CALLS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "schedule_task",
+                "list_tasks",
+                "update_task",
+                "pause_task",
+                "resume_task",
+                "delete_task",
+                "run_task_now",
+                "task_history",
+            ]
+        ),
+        st.dictionaries(
+            st.sampled_from(
+                ["name", "schedule", "prompt", "timezone", "task_id", "limit", "thread", "bogus"]
+            ),
+            TOOL_ARG_VALUES,
+            max_size=5,
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(TOOL_CALLS)
+def test_any_tool_arguments_give_a_tool_message_and_a_consistent_store(
+    calls: list[tuple[str, dict[str, Any]]],
+) -> None:
+    asyncio.run(_run_tool_calls(calls))
+
+
+async def _run_tool_calls(calls: list[tuple[str, dict[str, Any]]]) -> None:
+    from langchain_core.messages import ToolMessage
+
+    from langgraph_scheduler import SchedulerLimits, scheduler_tools
+
+    graph = build_graph(ScriptedChatModel(steps=["ok"]))
+    config = {"configurable": {"thread_id": "t", "user_id": "u"}}
+    async with SchedulerRuntime(graph, database="sqlite://") as rt:
+        tools = {t.name: t for t in scheduler_tools(rt, limits=SchedulerLimits())}
+        created = await tools["schedule_task"].ainvoke(
+            {
+                "name": "schedule_task",
+                "args": {"name": "seed", "schedule": "every day at 9:00", "prompt": "hi"},
+                "id": "seed",
+                "type": "tool_call",
+            },
+            config=config,
+        )
+        assert created.status == "success"
+        known = [t.id for t in await rt.list_tasks()]
+        for i, (name, args) in enumerate(calls):
+            if "task_id" in args and isinstance(args["task_id"], int) and known:
+                args = {**args, "task_id": known[args["task_id"] % len(known)]}
+            call = {"name": name, "args": args, "id": f"call-{i}", "type": "tool_call"}
+            message = await tools[name].ainvoke(call, config=config)
+            assert isinstance(message, ToolMessage) and message.text
+            await _check_consistent(rt)
+            known = [t.id for t in await rt.list_tasks()] or known

@@ -509,3 +509,33 @@ async def test_schema_is_versioned_and_indexed(database: str, make_graph: Any) -
             found = await conn.run_sync(indexes)
         assert ["owner", "created_at", "id"] in found["lgs_tasks"]
         assert ["task_id", "started_at"] in found["lgs_runs"]
+
+
+async def test_scheduled_turn_config_carries_owner_run_name_tags_and_metadata(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    from langgraph.graph import START, StateGraph
+
+    from langgraph_scheduler.state import SchedulerState
+
+    seen: list[RunnableConfig] = []
+
+    async def node(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        seen.append(config)
+        return {"messages": [AIMessage("ok")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    async with runtime_factory(builder, database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="digest", schedule=Interval(hours=1), trigger="hi", thread_id="t", owner="alice"
+        )
+        record = await rt.run_now(task.id)
+    (config,) = seen
+    assert config["configurable"]["thread_id"] == "t"
+    assert config["configurable"]["user_id"] == "alice"  # the task's owner is the turn's user
+    metadata = config["metadata"]
+    assert metadata["task_id"] == task.id and metadata["task_name"] == "digest"
+    assert metadata["run_id"] == record.run_id and metadata["source"] == "scheduler"
+    assert {"langgraph-scheduler", f"task:{task.id}"} <= set(config["tags"])

@@ -229,7 +229,7 @@ class TaskExecutorBridge:
         )
         stored = await self._retrying(
             "record missed fires",
-            lambda: self.store.record_run(record, task_updates=task_updates),
+            lambda: self.store.record_run(record, holder=self.holder, task_updates=task_updates),
         )
         if stored:
             await self._notify(record)
@@ -275,11 +275,17 @@ class TaskExecutorBridge:
         try:
             response = await self._converse(task, record)
         except asyncio.CancelledError:
-            await self._finish(record, to_result(Interrupted(STOPPED)))
+            stopped, fresh = await self._finish(record, to_result(Interrupted(STOPPED)))
+            if fresh:
+                await self._notify(stopped)
             raise
-        finished = await self._finish(record, to_result(response))
-        if finished.trigger == "schedule" and finished.outcome in _COUNTED:
-            await self._after_scheduled(task, finished)
+        finished, fresh = await self._finish(record, to_result(response))
+        if fresh:
+            # Settle retries and the failure streak before telling listeners, so what
+            # they read of the task is already up to date.
+            if finished.trigger == "schedule" and finished.outcome in _COUNTED:
+                await self._after_scheduled(task, finished)
+            await self._notify(finished)
         return finished
 
     async def _after_scheduled(self, task: Task, record: TaskRunRecord) -> None:
@@ -374,7 +380,10 @@ class TaskExecutorBridge:
             return Skipped(f"overloaded: the request queue is full ({self.queue.maxsize})")
         return await request.reply
 
-    async def _finish(self, record: TaskRunRecord, result: TaskResult) -> TaskRunRecord:
+    async def _finish(
+        self, record: TaskRunRecord, result: TaskResult
+    ) -> tuple[TaskRunRecord, bool]:
+        """Record the outcome; True with it if this call recorded it (not someone before)."""
         finished = await self._retrying(
             "record outcome",
             lambda: self.store.finish_run(
@@ -387,9 +396,8 @@ class TaskExecutorBridge:
             # Already finished elsewhere (lease expired and recorded interrupted, or the
             # task was deleted), or the store stayed down: the store keeps what it has.
             stored = await self._retrying("read run", lambda: self.store.get_run(record.run_id))
-            return stored or record.model_copy(update=result.model_dump())
-        await self._notify(finished)
-        return finished
+            return stored or record.model_copy(update=result.model_dump()), False
+        return finished, True
 
     async def _retrying(
         self, what: str, call: Callable[[], Awaitable[_T]], *, patience: float | None = None

@@ -39,6 +39,7 @@ from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule
 from .store import Store
 from .trigger import ConversationTrigger
+from .views import RunHistory, TaskList, Transcript, load_transcript
 
 __all__ = ["SchedulerRuntime"]
 
@@ -53,6 +54,9 @@ RunListener = Callable[[TaskRunRecord], Awaitable[None] | None]
 EventListener = Callable[[TaskEvent], Awaitable[None] | None]
 
 _DIED = "the process running this turn stopped before it finished"
+_NO_GRAPH = (
+    "this runtime manages tasks only (graph=None): it runs no turns; pass a graph to run them"
+)
 _PURGE_EVERY_SECS = 600.0
 
 
@@ -67,7 +71,9 @@ class SchedulerRuntime:
         graph: a compiled graph, or a ``StateGraph`` builder (compiled here with the
             runtime's checkpointer). A compiled graph without a checkpointer is given one.
             May also be a function of the runtime returning either, for graphs whose tools
-            need the runtime: ``SchedulerRuntime(lambda rt: build_agent(rt))``.
+            need the runtime: ``SchedulerRuntime(lambda rt: build_agent(rt))``. None makes
+            a runtime that only manages tasks (CLI, admin scripts): no scheduler runs in
+            it, and the runtimes that run turns on the same database follow its changes.
         database: ``sqlite:///file.db`` (default ``sqlite:///langgraph-scheduler.db``),
             ``sqlite://`` for memory, or ``postgresql://…`` (extra ``postgres``).
         checkpointer: use this checkpointer instead of the default one on ``database``.
@@ -103,7 +109,7 @@ class SchedulerRuntime:
 
     def __init__(
         self,
-        graph: GraphInput | Callable[[SchedulerRuntime], GraphInput],
+        graph: GraphInput | Callable[[SchedulerRuntime], GraphInput] | None,
         *,
         database: str = DEFAULT_DATABASE,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
@@ -181,11 +187,15 @@ class SchedulerRuntime:
         stack = contextlib.AsyncExitStack()
         try:
             # Turns on PostgreSQL hold a connection each for their thread's advisory lock.
-            store = Store(self.database, pool_size=self.max_concurrency + 5)
+            store = Store(self.database, pool_size=self.max_concurrency + 2)
             stack.push_async_callback(store.close)
             async with store.setup_lock():
                 await store.setup()
                 self._store = store
+                if self._graph_in is None:  # manages tasks only: no scheduler, no turns
+                    self._stack = stack
+                    self._state = "running"
+                    return
                 self._graph = await self._bind_graph(stack)
             if store.dialect == "postgresql":
                 self._replica_locks = AdvisoryThreadLocks(store.engine)
@@ -243,7 +253,12 @@ class SchedulerRuntime:
         if self._state != "running":
             return
         self._state = "stopping"
-        assert self._scheduler and self._bridge and self._queue and self._stack
+        assert self._stack is not None
+        if self._scheduler is None:  # a task-management runtime (graph=None)
+            await self._stack.aclose()
+            self._state = "stopped"
+            return
+        assert self._bridge and self._queue
         deadline = self.drain_timeout_secs if drain_timeout_secs is None else drain_timeout_secs
         self._scheduler.shutdown(wait=False)
         self._bridge.close()
@@ -272,6 +287,8 @@ class SchedulerRuntime:
     def graph(self) -> Pregel[Any, Any, Any, Any]:
         """The graph scheduled turns run on (with the runtime's checkpointer)."""
         if self._graph is None:
+            if self._graph_in is None:
+                raise NotRunning(_NO_GRAPH)
             raise NotRunning("the runtime is not started; use 'async with SchedulerRuntime(...)'")
         return self._graph
 
@@ -375,12 +392,12 @@ class SchedulerRuntime:
         state: TaskState | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[Task]:
+    ) -> TaskList:
         """Tasks, oldest first; filter by owner and state, page with limit/offset."""
         page = await self.store.list_tasks(
             owner=owner, states=[state] if state else None, limit=limit, offset=offset
         )
-        return page.tasks
+        return TaskList(page.tasks)
 
     async def update_task(
         self,
@@ -498,7 +515,8 @@ class SchedulerRuntime:
             wait: return the finished record; with False return the running one.
         """
         self._require_running()
-        assert self._bridge is not None
+        if self._bridge is None:
+            raise NotRunning(_NO_GRAPH)
         task = await self.get_task(task_id, owner=owner)
         record = await self._bridge.claim(task, _utcnow(), trigger="manual")
         if record is None:  # pragma: no cover - a fresh uuid-based fire cannot collide
@@ -515,10 +533,15 @@ class SchedulerRuntime:
         owner: str | None = None,
         limit: int = 20,
         before: datetime | None = None,
-    ) -> list[TaskRunRecord]:
+    ) -> RunHistory:
         """A task's run records, newest first; page with ``before=records[-1].started_at``."""
-        await self.get_task(task_id, owner=owner)
-        return await self.store.history(task_id, limit=limit, before=before)
+        task = await self.get_task(task_id, owner=owner)
+        records = await self.store.history(task_id, limit=limit, before=before)
+        return RunHistory(records, task_names={task.id: task.name})
+
+    async def transcript(self, thread_id: str) -> Transcript:
+        """The thread's conversation, task-triggered turns labelled with their task and run."""
+        return await load_transcript(self, thread_id)
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
         return await self.store.get_run(run_id)
@@ -584,21 +607,29 @@ class SchedulerRuntime:
         if not isinstance(graph, (StateGraph, Pregel)) and callable(graph):
             graph = graph(self)
         if isinstance(graph, StateGraph):
-            saver = self._checkpointer_in or await open_checkpointer(self.database, stack)
+            saver = self._checkpointer_in or await self._open_checkpointer(stack)
             return graph.compile(checkpointer=saver)
         if isinstance(graph, Pregel):
             if self._checkpointer_in is not None:
                 return graph.copy(update={"checkpointer": self._checkpointer_in})
             if isinstance(graph.checkpointer, BaseCheckpointSaver):
                 return graph
-            saver = await open_checkpointer(self.database, stack)
+            saver = await self._open_checkpointer(stack)
             return graph.copy(update={"checkpointer": saver})
         raise InvalidTask(
             f"graph must be a compiled LangGraph graph or a StateGraph, got {type(graph).__name__}"
         )
 
+    async def _open_checkpointer(
+        self, stack: contextlib.AsyncExitStack
+    ) -> BaseCheckpointSaver[Any]:
+        return await open_checkpointer(
+            self.database, stack, max_connections=self.max_concurrency + 1
+        )
+
     def _add_job(self, task: Task, *, next_run_time: datetime | None) -> None:
-        assert self._scheduler is not None and self._bridge is not None
+        if self._scheduler is None or self._bridge is None:
+            return  # graph=None: the runtimes that run turns follow the store
         kwargs: dict[str, Any] = {}
         if next_run_time is not None:
             kwargs["next_run_time"] = next_run_time
@@ -613,8 +644,7 @@ class SchedulerRuntime:
         )
 
     def _remove_job(self, task_id: str) -> None:
-        assert self._scheduler is not None
-        if self._scheduler.get_job(task_id) is not None:
+        if self._scheduler is not None and self._scheduler.get_job(task_id) is not None:
             self._scheduler.remove_job(task_id)
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:

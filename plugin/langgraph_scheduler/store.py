@@ -6,6 +6,7 @@ key ``(task_id, scheduled_for, attempt)`` makes a second claim of the same fire 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ class Store:
     Args:
         url: a database URL (see :func:`normalize_database_url`).
         engine: an existing ``AsyncEngine`` to use instead (not disposed by :meth:`close`).
-        pool_size: connections kept open (PostgreSQL); as many again may overflow.
+        pool_size: connections kept open (PostgreSQL); half as many again may overflow.
     """
 
     def __init__(
@@ -225,13 +226,16 @@ class Store:
             yield
             return
         async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SETUP_LOCK})
-            await conn.commit()
+            # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
+            # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            lock = text("SELECT pg_try_advisory_lock(:k)")
+            while not await conn.scalar(lock, {"k": _SETUP_LOCK}):
+                await asyncio.sleep(0.1)
             try:
                 yield
             finally:
                 await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
-                await conn.commit()
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:
@@ -356,11 +360,15 @@ class Store:
         return True
 
     async def record_run(
-        self, record: TaskRunRecord, *, task_updates: dict[str, Any] | None = None
+        self,
+        record: TaskRunRecord,
+        *,
+        holder: str | None = None,
+        task_updates: dict[str, Any] | None = None,
     ) -> bool:
         """Insert an already-finished record (missed, skipped); False if that fire exists."""
         async with self.engine.begin() as conn:
-            if not await self._insert_run(conn, _run_row(record)):
+            if not await self._insert_run(conn, _run_row(record) | {"holder": holder}):
                 return False
             await self._touch_task_outcome(conn, record)
             if task_updates:
