@@ -33,6 +33,7 @@ from .schedules import ACCEPTED_FORMS, Cron, Interval, Once, Schedule, parse_sch
 from .state import SchedulerState
 from .tools import SchedulerLimits, scheduler_tools
 from .trigger import ConversationTrigger, conversation_trigger_schema
+from .views import RunHistory, TaskList, Transcript, load_transcript
 
 if TYPE_CHECKING:
     from .middleware import SchedulerMiddleware
@@ -63,6 +64,7 @@ __all__ = [
     "NotRunning",
     "Once",
     "QuotaExceeded",
+    "RunHistory",
     "RunOutcome",
     "Schedule",
     "SchedulerError",
@@ -76,6 +78,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskExecutorBridge",
+    "TaskList",
     "TaskNotFound",
     "TaskOptions",
     "TaskResult",
@@ -83,8 +86,10 @@ __all__ = [
     "TaskSource",
     "ThreadBusy",
     "Timeout",
+    "Transcript",
     "conversation_trigger_schema",
     "fire_task",
+    "load_transcript",
     "parse_schedule",
     "render_system_prompt",
     "scheduler_system_message",

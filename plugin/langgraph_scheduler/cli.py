@@ -1,98 +1,716 @@
-"""Command line: ``langgraph-scheduler demo`` (more commands arrive with the CLI work)."""
+"""The ``langgraph-scheduler`` command line (also ``python -m langgraph_scheduler``).
+
+Commands::
+
+    demo                    an offline demo: an assistant schedules a reminder that fires
+    serve --graph REF       run the scheduler for your graph until Ctrl-C (drains turns)
+    tasks list|show|add|pause|resume|delete|run
+    runs [--task ID]        run history, newest first
+    transcript THREAD_ID    a conversation with its task-triggered turns marked
+
+Every command takes ``--database URL`` (default ``$LANGGRAPH_SCHEDULER_DATABASE``, else
+``sqlite:///langgraph-scheduler.db``), so it works on the database ``serve`` uses.
+
+Note:
+    ``tasks`` commands read and write the task store directly; they never start a
+    scheduler, so they never run turns. A ``serve`` running on the same database picks
+    their changes up within its ``sync_interval_secs`` (2 s by default; at once on
+    PostgreSQL) and checks a task's state again at every fire. ``tasks run`` runs the turn
+    in this process and needs the graph (``--graph``).
+
+Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
+``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import signal
+import sys
 import tempfile
-from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from langchain_core.messages import HumanMessage
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
 
-from .runtime import SchedulerRuntime
-from .schedules import Interval
-from .scripted import ScriptedChatModel
+from .checkpointers import open_checkpointer
+from .errors import InvalidTask, SchedulerError, TaskNotFound
+from .models import Task, TaskEvent, TaskRunRecord
+from .runtime import DEFAULT_DATABASE, SchedulerRuntime
+from .schedules import parse_schedule
+from .store import Store, normalize_database_url
+from .views import RunHistory, TaskList, Transcript, load_transcript
 
-__all__ = ["main"]
+__all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
+
+DATABASE_ENV = "LANGGRAPH_SCHEDULER_DATABASE"
+"""Default for ``--database``."""
+GRAPH_ENV = "LANGGRAPH_SCHEDULER_GRAPH"
+"""Default for ``--graph`` (``serve``, ``tasks run``)."""
+TIMEZONE_ENV = "LANGGRAPH_SCHEDULER_TZ"
+"""Default for ``--tz`` (``tasks add``, ``serve``)."""
+
+_DEMO_THREAD = "demo"
+_DEMO_RUNS = 3
+_DEMO_WAIT_SECS = 60.0
+_DEMO_REQUEST = "Remind me to stretch every 2 seconds, 3 times."
 
 
-async def _demo(folder: Path, console: Console) -> None:
-    from langgraph.graph import START, StateGraph
-
-    from .state import SchedulerState
-
-    model = ScriptedChatModel(
-        steps=[lambda msgs: f"Reminder #{sum(m.type == 'human' for m in msgs)}: stretch your legs!"],
-        cycle=True,
-    )
-
-    async def assistant(state: SchedulerState) -> dict[str, object]:
-        return {"messages": [await model.ainvoke(state["messages"])]}
-
-    builder = StateGraph(SchedulerState)
-    builder.add_node("assistant", assistant)
-    builder.add_edge(START, "assistant")
-
-    database = f"sqlite:///{folder / 'demo.db'}"
-    console.print(f"[bold]langgraph-scheduler demo[/] — database {database}")
-    done = asyncio.Event()
-    seen: list[str] = []
-
-    def on_run(record: object) -> None:
-        seen.append(getattr(record, "run_id", ""))
-        if len(seen) >= 3:
-            done.set()
-
-    async with SchedulerRuntime(builder, database=database, on_run=on_run) as rt:
-        start = datetime.now(timezone.utc) + timedelta(seconds=1)
-        task = await rt.create_task(
-            name="stretch reminder",
-            schedule=Interval(seconds=1, start=start),
-            trigger="Remind me to stretch",
-            thread_id="demo-thread",
-            max_runs=3,
-        )
-        console.print(f"scheduled [cyan]{task.name}[/] ({task.schedule.describe()}), 3 runs")
-        await asyncio.wait_for(done.wait(), 30)
-        state = await rt.graph.aget_state({"configurable": {"thread_id": "demo-thread"}})
-        for message in state.values["messages"]:
-            source = message.additional_kwargs.get("task_source")
-            if source:
-                console.print(
-                    f"[magenta]⏰ {source['task_name']} @ {source['scheduled_for']}[/] "
-                    f"{message.text}"
-                )
-            else:
-                console.print(f"[green]assistant[/] {message.text}")
-        table = Table("run", "scheduled for", "outcome", "summary", title="run history")
-        for record in reversed(await rt.history(task.id)):
-            table.add_row(
-                record.run_id[:8],
-                record.scheduled_for.isoformat(timespec="seconds"),
-                record.outcome or "running",
-                record.summary or record.error or "",
-            )
-        console.print(table)
+class _Failure(Exception):
+    """A command failed in a way the user can fix; printed as one line, exit 1."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="langgraph-scheduler")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run an offline demo on a SQLite file")
-    demo.add_argument("--dir", type=Path, default=None, help="folder for the demo database")
-    args = parser.parse_args(argv)
-    console = Console()
-    if args.command == "demo":
-        if args.dir is not None:
-            args.dir.mkdir(parents=True, exist_ok=True)
-            asyncio.run(_demo(args.dir, console))
-        else:
-            with tempfile.TemporaryDirectory() as folder:
-                asyncio.run(_demo(Path(folder), console))
+    """Run the command line; returns the exit code.
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+    """
+    args = _parser().parse_args(argv)
+    # No markup or highlighting: task names, prompts and errors are shown verbatim.
+    out = Console(markup=False, highlight=False, log_path=False)
+    err = Console(stderr=True, markup=False, highlight=False)
+    try:
+        code: int = asyncio.run(args.handler(args, out))
+        return code
+    except (_Failure, SchedulerError) as exc:
+        first, *rest = str(exc).strip().splitlines() or [type(exc).__name__]
+        err.print(Text.assemble(("error: ", "bold red"), first), soft_wrap=True)
+        for line in rest:  # e.g. the accepted schedule forms
+            err.print(line, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--database",
+        metavar="URL",
+        help=f"sqlite:///file.db or postgresql://… (default: ${DATABASE_ENV} or "
+        f"{DEFAULT_DATABASE})",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    graph = argparse.ArgumentParser(add_help=False)
+    graph.add_argument(
+        "--graph",
+        default=os.environ.get(GRAPH_ENV),
+        metavar="REF",
+        help="module:attribute or path/to/file.py:attribute naming a compiled graph, a "
+        "StateGraph, a SchedulerRuntime, or a function returning one "
+        f"(default: ${GRAPH_ENV})",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="langgraph-scheduler",
+        description="Scheduled conversations for LangGraph agents.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="offline demo: an assistant schedules a reminder that fires"
+    )
+    demo.add_argument("--dir", type=Path, help="keep the demo database in this folder")
+    demo.add_argument(
+        "--model",
+        metavar="PROVIDER:MODEL",
+        help="use a real chat model through init_chat_model (needs langchain and the "
+        "provider package), e.g. openai:gpt-4.1-mini",
+    )
+    demo.set_defaults(handler=_demo)
+
+    serve = commands.add_parser(
+        "serve", parents=[common, graph], help="run the scheduler for a graph until Ctrl-C"
+    )
+    serve.add_argument(
+        "--tz",
+        default=os.environ.get(TIMEZONE_ENV, "UTC"),
+        help="default timezone of schedules that name none",
+    )
+    serve.add_argument("--max-concurrency", type=int, default=4, help="turns at once")
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECS",
+        help="on Ctrl-C, how long running turns may finish before they are interrupted",
+    )
+    serve.add_argument("-v", "--verbose", action="store_true", help="also show library logs")
+    serve.set_defaults(handler=_serve)
+
+    tasks = commands.add_parser("tasks", help="list, show, add, pause, resume, delete, run")
+    actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", parents=[common, as_json], help="list tasks")
+    listing.add_argument("--owner", help="only this owner's tasks")
+    listing.add_argument("--state", choices=["active", "paused", "completed"])
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(handler=_tasks_list)
+
+    show = actions.add_parser("show", parents=[common, as_json], help="one task in detail")
+    show.add_argument("task_id", metavar="TASK_ID")
+    show.set_defaults(handler=_tasks_show)
+
+    add = actions.add_parser("add", parents=[common, as_json], help="create a task")
+    add.add_argument(
+        "--schedule",
+        required=True,
+        help='e.g. "every weekday at 9:00", "in 20 minutes", "0 9 * * 1-5"',
+    )
+    add.add_argument("--prompt", required=True, help="the message the agent gets when it fires")
+    add.add_argument("--name", help="short label (default: the prompt's start)")
+    add.add_argument(
+        "--tz",
+        default=os.environ.get(TIMEZONE_ENV, "UTC"),
+        help=f"IANA timezone of the schedule (default: ${TIMEZONE_ENV} or UTC)",
+    )
+    add.add_argument("--thread", help="conversation to continue (default: a fresh thread per run)")
+    add.add_argument(
+        "--owner",
+        help="whose task it is (default: the thread id, as the agent's tools do; else 'default')",
+    )
+    add.add_argument("--max-runs", type=int, metavar="N", help="stop after this many runs")
+    add.add_argument("--paused", action="store_true", help="create it paused")
+    add.set_defaults(handler=_tasks_add)
+
+    for name, handler, what in (
+        ("pause", _tasks_pause, "stop a task firing"),
+        ("resume", _tasks_resume, "fire again from the next occurrence"),
+        ("delete", _tasks_delete, "delete a task and its history"),
+    ):
+        action = actions.add_parser(name, parents=[common, as_json], help=what)
+        action.add_argument("task_id", metavar="TASK_ID")
+        action.set_defaults(handler=handler)
+
+    run = actions.add_parser(
+        "run", parents=[common, graph], help="run a task's turn now, in this process"
+    )
+    run.add_argument("task_id", metavar="TASK_ID")
+    run.set_defaults(handler=_tasks_run)
+
+    runs = commands.add_parser("runs", parents=[common, as_json], help="run history, newest first")
+    runs.add_argument("--task", metavar="TASK_ID", help="only this task's runs")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(handler=_runs)
+
+    transcript = commands.add_parser(
+        "transcript", parents=[common, as_json], help="show a conversation thread"
+    )
+    transcript.add_argument("thread_id", metavar="THREAD_ID")
+    transcript.set_defaults(handler=_transcript)
+    return parser
+
+
+# -- tasks, runs, transcript (store only, no scheduler) --------------------------------
+
+
+async def _tasks_list(args: argparse.Namespace, out: Console) -> int:
+    async with _store(_database(args)) as store:
+        page = await store.list_tasks(
+            owner=args.owner, states=[args.state] if args.state else None, limit=args.limit
+        )
+    tasks = TaskList(page.tasks)
+    _emit(out, tasks, tasks.to_json() if args.json else None)
     return 0
+
+
+async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
+    async with _store(_database(args)) as store:
+        task = await _get_task(store, args.task_id)
+        history = RunHistory(await store.history(task.id, limit=5), task_names={task.id: task.name})
+    next_runs = _next_runs(task, 5)
+    if args.json:
+        data = {
+            "task": task.model_dump(mode="json"),
+            "next_runs": [t.isoformat() for t in next_runs],
+            "runs": history.to_json(),
+        }
+        _print_json(data)
+        return 0
+    out.print(_task_details(task, next_runs))
+    out.print(history)
+    return 0
+
+
+async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
+    now = datetime.now(timezone.utc)
+    schedule = parse_schedule(args.schedule, tz=args.tz, now=now)
+    if args.thread is not None and not args.thread.strip():
+        raise InvalidTask("--thread must not be blank; omit it for a fresh thread per run")
+    async with _manager(_database(args), create=True) as rt:
+        task = await rt.create_task(
+            name=args.name if args.name is not None else _default_name(args.prompt),
+            schedule=schedule,
+            trigger={"prompt": args.prompt},
+            thread_id=args.thread,
+            owner=args.owner or args.thread or "default",
+            max_runs=args.max_runs,
+            paused=args.paused,
+        )
+    return _report_change(out, args, task, "created", _next_runs(task, 3))
+
+
+async def _tasks_pause(args: argparse.Namespace, out: Console) -> int:
+    async with _manager(_database(args)) as rt:
+        task = await rt.pause_task(args.task_id)
+    return _report_change(out, args, task, "paused", [])
+
+
+async def _tasks_resume(args: argparse.Namespace, out: Console) -> int:
+    async with _manager(_database(args)) as rt:
+        task = await rt.resume_task(args.task_id)
+    return _report_change(out, args, task, "resumed", _next_runs(task, 3))
+
+
+async def _tasks_delete(args: argparse.Namespace, out: Console) -> int:
+    async with _manager(_database(args)) as rt:
+        task = await rt.delete_task(args.task_id)
+    return _report_change(out, args, task, "deleted", [])
+
+
+async def _runs(args: argparse.Namespace, out: Console) -> int:
+    async with _store(_database(args)) as store:
+        if args.task:
+            task = await _get_task(store, args.task)
+            records = await store.history(task.id, limit=args.limit)
+        else:
+            records = await store.recent_runs(limit=args.limit)
+        names: dict[str, str] = {}
+        for task_id in {r.task_id for r in records}:
+            found = await store.get_task(task_id)
+            if found is not None:
+                names[task_id] = found.name
+    history = RunHistory(records, task_names=names)
+    _emit(out, history, history.to_json() if args.json else None)
+    return 0
+
+
+async def _transcript(args: argparse.Namespace, out: Console) -> int:
+    database = _database(args)
+    _require_database(database)
+    async with contextlib.AsyncExitStack() as stack:
+        saver = await open_checkpointer(database, stack)
+        store = await stack.enter_async_context(_store(database))
+        transcript = await load_transcript(saver, args.thread_id, store=store)
+    if not transcript.turns:
+        raise _Failure(
+            f"no conversation thread {args.thread_id!r} in {_safe_url(database)} (a task's thread "
+            "id is shown by 'tasks show' and 'runs')"
+        )
+    _emit(out, transcript, transcript.to_json() if args.json else None)
+    return 0
+
+
+# -- tasks run, serve (they run turns: they need the graph) ----------------------------
+
+
+async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
+    runtime = await _runtime_for(args, out)
+    async with runtime:
+        record = await runtime.run_now(args.task_id, wait=True)
+        task = await runtime.get_task(args.task_id)
+        turn = await _turn_of(runtime, record)
+    if turn is not None:
+        out.print(turn)
+    out.print(RunHistory([record], task_names={task.id: task.name}))
+    return 0 if record.outcome == "success" else 1
+
+
+async def _serve(args: argparse.Namespace, out: Console) -> int:
+    if args.verbose:
+        _log_library(out)
+    runtime = await _runtime_for(args, out)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            # Second Ctrl-C: leave now. Claims of the turns still running expire and are
+            # recorded 'interrupted' by the next runtime on this database.
+            out.print("forced exit: running turns will be recorded 'interrupted'")
+            os._exit(130)
+        out.print(
+            f"stopping: letting running turns finish (up to {runtime.drain_timeout_secs:g}s); "
+            "Ctrl-C again to force"
+        )
+        stop.set()
+
+    installed = _install_signals(loop, on_signal)
+
+    async def on_run(record: TaskRunRecord) -> None:
+        task = await runtime.store.get_task(record.task_id)  # its current name
+        out.log(_fire_line(task.name if task else record.task_id, record))
+
+    def on_event(event: TaskEvent) -> None:
+        out.log(f"task {event.task_id} {event.kind.replace('_', ' ')}: {event.reason}")
+
+    runtime.add_listener(on_run)
+    runtime.add_event_listener(on_event)
+    try:
+        async with runtime:
+            active = [task async for task in runtime.store.iter_tasks(states=["active"])]
+            out.log(
+                f"serving {len(active)} active task(s) from {_safe_url(runtime.database)}; "
+                "Ctrl-C to stop",
+            )
+            await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    out.log("stopped cleanly")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+async def _demo(args: argparse.Namespace, out: Console) -> int:
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        return await _run_demo(args.dir, args.model, out, kept=True)
+    with tempfile.TemporaryDirectory(prefix="langgraph-scheduler-demo-") as folder:
+        return await _run_demo(Path(folder), args.model, out, kept=False)
+
+
+async def _run_demo(folder: Path, model_spec: str | None, out: Console, *, kept: bool) -> int:
+    from .assistant import build_assistant, demo_model, load_chat_model
+    from .tools import SchedulerLimits
+
+    started = time.monotonic()
+    model = load_chat_model(model_spec) if model_spec else demo_model()
+    database = f"sqlite:///{folder / 'demo.db'}"
+    limits = SchedulerLimits(min_interval_secs=1)
+    out.print(Rule(Text("langgraph-scheduler demo", style="bold")))
+    out.print(f"database  {database}")
+    scripted = "scripted (an offline stand-in for an LLM; --model for a real one)"
+    out.print(f"model     {model_spec or scripted}")
+    out.print(
+        "limits    the demo lowers the tools' minimum interval to 1 second "
+        "(default: 5 minutes) so the reminder fires within seconds"
+    )
+    records: asyncio.Queue[TaskRunRecord] = asyncio.Queue()
+    holder: list[SchedulerRuntime] = []
+    builder = build_assistant(lambda: holder[0], model=model, limits=limits)
+    runtime = SchedulerRuntime(builder, database=database, on_run=records.put_nowait)
+    holder.append(runtime)
+    config: Any = {"configurable": {"thread_id": _DEMO_THREAD}}
+    async with runtime:
+        out.print(Rule("you ask the assistant"))
+        result = await runtime.ainvoke({"messages": [HumanMessage(_DEMO_REQUEST)]}, config)
+        for turn in Transcript.from_messages(_DEMO_THREAD, result["messages"]).turns:
+            out.print(turn)
+        tasks = await runtime.list_tasks(owner=_DEMO_THREAD, state="active")
+        if not tasks:
+            raise _Failure("the model did not schedule a task, so nothing will fire")
+        task = tasks[0]
+        expected = min(task.max_runs or _DEMO_RUNS, _DEMO_RUNS)
+        out.print(Rule(f"the task fires ({expected} times, each a turn attributed to it)"))
+        try:
+            await _show_fires(runtime, records, expected, out)
+        finally:
+            for leftover in await runtime.list_tasks(owner=_DEMO_THREAD, state="active"):
+                await runtime.pause_task(leftover.id)  # a real model may not set max_runs
+        out.print(Rule("run history"))
+        history = await runtime.history(task.id)
+        out.print(RunHistory(history, task_names={task.id: task.name}))
+        out.print(TaskList(await runtime.list_tasks(owner=_DEMO_THREAD)))
+    took = f"done in {time.monotonic() - started:.1f}s."
+    if kept:
+        out.print(f"{took} Look again with:")
+        out.print(f"  langgraph-scheduler runs --database {database}")
+        out.print(f"  langgraph-scheduler transcript {_DEMO_THREAD} --database {database}")
+    else:
+        out.print(f"{took} The database was temporary; keep it with --dir FOLDER.")
+    return 0
+
+
+async def _show_fires(
+    runtime: SchedulerRuntime, records: asyncio.Queue[TaskRunRecord], expected: int, out: Console
+) -> None:
+    """Print each finished fire's turn as it arrives."""
+    deadline = time.monotonic() + _DEMO_WAIT_SECS
+    for seen in range(expected):
+        try:
+            record = await asyncio.wait_for(records.get(), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            raise _Failure(
+                f"only {seen} of {expected} runs arrived within {_DEMO_WAIT_SECS:g}s"
+            ) from None
+        turn = await _turn_of(runtime, record)
+        out.print(turn if turn is not None else RunHistory([record]))
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _manager(database: str, *, create: bool = False) -> AsyncIterator[SchedulerRuntime]:
+    """A runtime that manages tasks only: no scheduler runs in the CLI process, and a
+    running ``serve`` follows the changes it makes."""
+    if not create:
+        _require_database(database)
+    async with SchedulerRuntime(None, database=database) as rt:
+        yield rt
+
+
+@contextlib.asynccontextmanager
+async def _store(database: str, *, create: bool = False) -> AsyncIterator[Store]:
+    if not create:
+        _require_database(database)
+    store = Store(database)
+    try:
+        await store.setup()
+        yield store
+    finally:
+        await store.close()
+
+
+def _require_database(database: str) -> None:
+    """Refuse to read a SQLite file that does not exist (instead of creating it)."""
+    url = make_url(normalize_database_url(database))
+    path = url.database
+    if url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:"):
+        if not Path(path).exists():
+            raise _Failure(
+                f"no scheduler database at {path}: pass --database (or set {DATABASE_ENV}) "
+                "to the one 'serve' uses"
+            )
+
+
+def _database(args: argparse.Namespace) -> str:
+    """``--database``, else ``$LANGGRAPH_SCHEDULER_DATABASE``, else the runtime's default."""
+    return str(args.database or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE)
+
+
+async def _get_task(store: Store, task_id: str) -> Task:
+    task = await store.get_task(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task
+
+
+async def _runtime_for(args: argparse.Namespace, out: Console) -> SchedulerRuntime:
+    if not args.graph:
+        raise _Failure(
+            f"this command runs turns, so it needs the graph: pass --graph module:attribute "
+            f"(or set {GRAPH_ENV})"
+        )
+    target = await _load_target(args.graph)
+    if isinstance(target, SchedulerRuntime):
+        if args.database is not None:
+            out.print(f"note: {args.graph} is a runtime on its own database; --database ignored")
+        return target
+    return SchedulerRuntime(
+        target,
+        database=_database(args),
+        timezone=getattr(args, "tz", "UTC"),
+        max_concurrency=getattr(args, "max_concurrency", 4),
+        drain_timeout_secs=getattr(args, "drain_timeout", 30.0),
+    )
+
+
+async def _load_target(ref: str) -> Any:
+    """Import ``module:attr`` or ``file.py:attr``; call it if it is a factory."""
+    module_ref, sep, attr = ref.rpartition(":")
+    if not sep or not module_ref or not attr:
+        raise _Failure(
+            f"--graph {ref!r} must be module:attribute or path/to/file.py:attribute, "
+            "e.g. myapp.agent:graph"
+        )
+    module = _import(module_ref)
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise _Failure(f"{module_ref} has no attribute {attr!r}") from None
+    if callable(value) and not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
+        try:
+            inspect.signature(value).bind()
+        except TypeError:
+            raise _Failure(
+                f"{ref} needs arguments; point --graph at a graph, a runtime, or a function "
+                "taking none"
+            ) from None
+        except ValueError:  # no signature to check (some builtins): just call it
+            pass
+        value = value()
+        if inspect.isawaitable(value):
+            value = await value
+    if not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
+        raise _Failure(
+            f"{ref} is a {type(value).__name__}; expected a compiled graph, a StateGraph, "
+            "a SchedulerRuntime or a function returning one"
+        )
+    return value
+
+
+def _import(module_ref: str) -> Any:
+    try:
+        if module_ref.endswith(".py") or os.sep in module_ref or "/" in module_ref:
+            path = Path(module_ref).resolve()
+            if not path.is_file():
+                raise _Failure(f"no such file: {module_ref}")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise _Failure(f"cannot import {module_ref}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module  # dataclasses and pickling look modules up here
+            spec.loader.exec_module(module)
+            return module
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # like `python -m`: the project's own modules
+        return importlib.import_module(module_ref)
+    except ImportError as exc:
+        raise _Failure(f"cannot import {module_ref}: {exc}") from None
+
+
+async def _turn_of(runtime: SchedulerRuntime, record: TaskRunRecord) -> Any:
+    if record.thread_id is None:
+        return None
+    transcript = await load_transcript(runtime, record.thread_id)
+    for turn in transcript.turns:
+        if turn.source is not None and turn.source.get("run_id") == record.run_id:
+            return turn
+    return None
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> list[int]:
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises instead
+            pass
+    return installed
+
+
+def _log_library(out: Console) -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("langgraph_scheduler")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(RichHandler(console=out, show_path=False))
+
+
+def _fire_line(name: str, record: TaskRunRecord) -> str:
+    due = record.scheduled_for.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    detail = record.summary if record.outcome == "success" else record.error
+    text = f"{name} ({record.task_id}) run {record.run_id[:8]} due {due}: {record.outcome}"
+    if record.attempt > 1:
+        text += f" (attempt {record.attempt})"
+    return f"{text} — {_one_line(detail)}" if detail else text
+
+
+def _task_details(task: Task, next_runs: list[datetime]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    try:
+        trigger = task.trigger
+        prompt, addon = trigger.prompt, trigger.system_addon
+    except SchedulerError as exc:
+        prompt, addon = f"(invalid payload: {exc})", None
+    rows = [
+        ("id", task.id),
+        ("name", task.name),
+        ("owner", task.owner),
+        ("state", task.state),
+        ("schedule", task.schedule.describe()),
+        ("next runs", "\n".join(_local(t) for t in next_runs) or "—"),
+        ("thread", task.thread_id or "isolated (a fresh thread per run)"),
+        ("prompt", prompt),
+        ("system addon", addon or "—"),
+        ("runs", f"{task.run_count}" + (f" of {task.max_runs}" if task.max_runs else "")),
+        ("last outcome", task.last_outcome or "—"),
+        ("created", _local(task.created_at.astimezone(task.schedule.zone))),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _report_change(
+    out: Console, args: argparse.Namespace, task: Task, verb: str, next_runs: list[datetime]
+) -> int:
+    if args.json:
+        _print_json(task.model_dump(mode="json"))
+        return 0
+    out.print(f"{verb} task {task.id} ({task.name!r}): {task.state}")
+    if next_runs:
+        out.print("next runs: " + ", ".join(_local(t) for t in next_runs))
+    return 0
+
+
+def _next_runs(task: Task, n: int) -> list[datetime]:
+    """The task's next fire times in its zone (as ``SchedulerRuntime.next_run_times``)."""
+    if task.state != "active" or task.next_run_at is None:
+        return []
+    first = task.next_run_at.astimezone(task.schedule.zone)
+    times = [first, *task.schedule.next_fire_times(n - 1, after=first)] if n > 1 else [first]
+    if task.max_runs is not None:
+        times = times[: max(task.max_runs - task.run_count, 0)]
+    return times
+
+
+def _emit(out: Console, view: Any, data: Any) -> None:
+    if data is not None:
+        _print_json(data)
+    else:
+        out.print(view)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _local(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z (%a)")
+
+
+def _one_line(value: object) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _safe_url(database: str) -> str:
+    return make_url(database).render_as_string(hide_password=True)
+
+
+def _default_name(prompt: str) -> str:
+    words = prompt.split()
+    name = " ".join(words[:6])
+    return name if len(words) <= 6 else name + "…"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ from .models import Task, TaskRunRecord, TaskState
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, parse_schedule
 from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
+from .views import TaskList
 
 __all__ = [
     "APPROVAL_KIND",
@@ -457,7 +458,7 @@ class _ToolService:
             owner=owner, state=state, limit=args.limit + 1, offset=args.offset
         )
         more = len(tasks) > args.limit
-        tasks = tasks[: args.limit]
+        tasks = TaskList(tasks[: args.limit])
         if not tasks:
             which = f" {args.state}" if args.state else ""
             return f"No{which} scheduled tasks" + (" at this offset." if args.offset else ".")

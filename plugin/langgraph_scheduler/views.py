@@ -1,0 +1,580 @@
+"""What people look at: task lists, run history and conversation transcripts.
+
+Each view is a plain container that renders itself twice: in the terminal through
+``rich`` (``console.print(view)``) and in notebooks through ``_repr_html_``. In a
+transcript, task-triggered turns carry a label with the task name, the scheduled time
+and the outcome, in a style of their own; user turns and tool calls stay plain.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .channel import TaskSource
+from .models import Task, TaskRunRecord
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from .runtime import SchedulerRuntime
+    from .store import Store
+
+__all__ = ["RunHistory", "TaskList", "Transcript", "Turn", "load_transcript"]
+
+_OUTCOME_STYLES = {
+    "success": "green",
+    "error": "red",
+    "timeout": "yellow",
+    "interrupted": "yellow",
+    "skipped": "bright_black",
+    "missed": "bright_black",
+}
+_OUTCOME_COLOURS = {
+    "success": "#15803d",
+    "error": "#b91c1c",
+    "timeout": "#a16207",
+    "interrupted": "#a16207",
+    "skipped": "#6b7280",
+    "missed": "#6b7280",
+}
+_WIDE = 110
+"""Consoles at least this wide get the full tables; narrower ones a compact form."""
+_TASK_STYLE = "magenta"
+_TASK_COLOUR = "#7c3aed"
+_SHORT = 80
+
+
+class TaskList(list[Task]):
+    """A list of tasks that renders as a table (terminal and notebook).
+
+    It is a plain ``list``: index it, filter it, ``len()`` it.
+    """
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """JSON-ready dicts, one per task (what ``--json`` prints)."""
+        return [task.model_dump(mode="json") for task in self]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self:
+            yield Text("no tasks", style="dim")
+            return
+        wide = options.max_width >= _WIDE
+        table = _table(f"tasks ({len(self)})")
+        table.add_column("id", no_wrap=True, min_width=16)
+        table.add_column("name", overflow="fold")
+        if wide:
+            table.add_column("state", no_wrap=True, min_width=9)
+        table.add_column("schedule", overflow="fold", min_width=16)
+        table.add_column("next run", overflow="fold")
+        table.add_column("runs", no_wrap=True, justify="right", min_width=4)
+        if wide:
+            table.add_column("last", no_wrap=True, min_width=11)
+            table.add_column("thread", overflow="fold")
+        for task in self:
+            cells: list[str | Text] = [task.id, task.name]
+            if wide:
+                cells.append(_state_text(task.state))
+            next_run: str | Text = _task_next_run(task)
+            if not wide and task.state != "active":
+                next_run = _state_text(task.state)  # the compact form folds state in here
+            cells += [task.schedule.describe(), next_run, _runs_text(task)]
+            if wide:
+                cells += [_outcome_text(task.last_outcome), task.thread_id or "isolated"]
+            table.add_row(*cells)
+        yield table
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return _html_note("no tasks")
+        rows = [
+            [
+                _code(task.id),
+                _esc(task.name),
+                _esc(task.state),
+                _esc(task.schedule.describe()),
+                _esc(_task_next_run(task)),
+                _esc(_runs_text(task)),
+                _outcome_html(task.last_outcome),
+                _esc(task.thread_id or "isolated"),
+            ]
+            for task in self
+        ]
+        header = ["id", "name", "state", "schedule", "next run", "runs", "last", "thread"]
+        return _html_table(f"tasks ({len(self)})", header, rows, kind="tasks")
+
+
+class RunHistory(list[TaskRunRecord]):
+    """Run records (newest first, as the store returns them) that render as a table.
+
+    Args:
+        records: the run records.
+        task_names: task id → name, to show names instead of ids.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[TaskRunRecord] = (),
+        *,
+        task_names: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(records)
+        self.task_names: dict[str, str] = dict(task_names or {})
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """JSON-ready dicts, one per run (what ``--json`` prints)."""
+        return [record.model_dump(mode="json") for record in self]
+
+    def _task_label(self, record: TaskRunRecord) -> str:
+        return self.task_names.get(record.task_id, record.task_id)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self:
+            yield Text("no runs", style="dim")
+            return
+        wide = options.max_width >= _WIDE
+        rows = [
+            [
+                record.run_id[:8],
+                self._task_label(record),
+                *([record.trigger] if wide else []),
+                _when(record.scheduled_for),
+                *([_duration(record)] if wide else []),
+                record.outcome or "running",
+                " ".join((record.summary or record.error or "").split()),
+            ]
+            for record in self
+        ]
+        headers = ["run", "task", *(["trigger"] if wide else []), "scheduled for"]
+        headers += [*(["took"] if wide else []), "outcome", "result"]
+        # Every column but the last gets its content's width; the result gets what is
+        # left, on one line, so a history stays one row per run at any console width.
+        widths = [
+            max(cell_len(h), *(cell_len(row[i]) for row in rows))
+            for i, h in enumerate(headers[:-1])
+        ]
+        widths[1] = min(widths[1], 24)
+        overhead = 2 + (len(headers) - 1) + 2 * len(headers)
+        budget = max(options.max_width - overhead - sum(widths), 10)
+        table = _table(f"run history ({len(self)})")
+        for header, width in zip(headers[:-1], widths, strict=True):
+            table.add_column(header, width=width, overflow="fold", no_wrap=header != "task")
+        table.add_column("result", width=budget, no_wrap=True, overflow="ellipsis")
+        for record, row in zip(self, rows, strict=True):
+            cells: list[str | Text] = list(row)
+            cells[-2] = _outcome_text(record.outcome, running=True)
+            table.add_row(*cells)
+        yield table
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return _html_note("no runs")
+        rows = [
+            [
+                _code(record.run_id[:8]),
+                _esc(self._task_label(record)),
+                _esc(record.trigger),
+                _esc(_when(record.scheduled_for)),
+                _esc(_duration(record)),
+                _outcome_html(record.outcome, running=True),
+                _esc(_short(record.summary or record.error or "")),
+            ]
+            for record in self
+        ]
+        header = ["run", "task", "trigger", "scheduled for", "took", "outcome", "result"]
+        return _html_table(f"run history ({len(self)})", header, rows, kind="runs")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation: a human message and what followed it.
+
+    ``source`` is set when a task triggered the turn; ``run`` is that fire's record
+    when it could be found (it is gone once its task is deleted).
+    """
+
+    messages: tuple[BaseMessage, ...]
+    source: TaskSource | None = None
+    run: TaskRunRecord | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """True for a task-triggered turn."""
+        return self.source is not None
+
+    @property
+    def outcome(self) -> str | None:
+        """The recorded outcome of a task-triggered turn (None if unknown or a user turn)."""
+        return self.run.outcome if self.run is not None else None
+
+    def label(self) -> str:
+        """``⏰ <task name> · scheduled <time> · <outcome>`` for a task-triggered turn."""
+        if self.source is None:
+            return "user turn"
+        return f"{_label_head(self.source)} · {_outcome_word(self.run)}"
+
+    def __rich__(self) -> Group | Panel:
+        if self.source is None:
+            return Group(*_rich_lines(self.messages, task_turn=False))
+        failed = self.outcome not in (None, "success")
+        return Panel(
+            Group(*_rich_lines(self.messages, task_turn=True)),
+            title=Text(self.label(), style=f"bold {_TASK_STYLE}"),
+            title_align="left",
+            border_style=_OUTCOME_STYLES.get(self.outcome or "", "") if failed else _TASK_STYLE,
+            padding=(0, 1),
+        )
+
+    def _repr_html_(self) -> str:
+        if self.source is None:
+            return "".join(
+                [
+                    '<div data-lgs-turn="user" style="margin:6px 0;padding:2px 10px">',
+                    *_html_lines(self.messages, task_turn=False),
+                    "</div>",
+                ]
+            )
+        colour = _OUTCOME_COLOURS.get(self.outcome or "", "#6b7280")
+        return "".join(
+            [
+                '<div data-lgs-turn="task" style="margin:8px 0;padding:4px 10px;'
+                f"border-left:4px solid {_TASK_COLOUR};background:#f5f3ff;color:#1f2937;"
+                'border-radius:4px">'
+                f'<div style="font-weight:600;color:{_TASK_COLOUR}">'
+                f"{_esc(_label_head(self.source))} · "
+                f'<span style="color:{colour}">{_esc(_outcome_word(self.run))}</span></div>',
+                *_html_lines(self.messages, task_turn=True),
+                "</div>",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A conversation thread as turns, with task-triggered turns attributed.
+
+    Build it with :func:`load_transcript` (from a runtime or a checkpointer) or
+    :meth:`from_messages`.
+    """
+
+    thread_id: str
+    turns: list[Turn] = field(default_factory=list)
+
+    @classmethod
+    def from_messages(
+        cls,
+        thread_id: str,
+        messages: Sequence[BaseMessage],
+        *,
+        runs: Mapping[str, TaskRunRecord] | None = None,
+    ) -> Transcript:
+        """Split messages into turns at each human message.
+
+        Args:
+            thread_id: the conversation's thread id.
+            messages: the thread's messages, oldest first.
+            runs: run id → record, to show each task-triggered turn's outcome.
+        """
+        runs = runs or {}
+        turns: list[Turn] = []
+        current: list[BaseMessage] = []
+        for message in messages:
+            if isinstance(message, HumanMessage) and current:
+                turns.append(_turn(current, runs))
+                current = []
+            current.append(message)
+        if current:
+            turns.append(_turn(current, runs))
+        return cls(thread_id=thread_id, turns=turns)
+
+    @property
+    def scheduled_turns(self) -> list[Turn]:
+        """The task-triggered turns."""
+        return [turn for turn in self.turns if turn.scheduled]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form: the thread id and, per turn, its attribution and messages."""
+        return {
+            "thread_id": self.thread_id,
+            "turns": [
+                {
+                    "task_source": dict(turn.source) if turn.source else None,
+                    "outcome": turn.outcome,
+                    "messages": [_message_json(m) for m in turn.messages],
+                }
+                for turn in self.turns
+            ],
+        }
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(self._header(), style="dim")
+        if not self.turns:
+            yield Text("no messages", style="dim")
+        yield from self.turns
+
+    def _repr_html_(self) -> str:
+        return "".join(
+            [
+                f'<div class="lgs-transcript" style="{_BOX_STYLE}">',
+                f'<div style="color:#6b7280;margin-bottom:6px">{_esc(self._header())}</div>',
+                *(turn._repr_html_() for turn in self.turns),
+                "</div>",
+            ]
+        )
+
+    def _header(self) -> str:
+        count, scheduled = len(self.turns), len(self.scheduled_turns)
+        turns = "turn" if count == 1 else "turns"
+        return f"thread {self.thread_id} · {count} {turns} ({scheduled} task-triggered)"
+
+
+async def load_transcript(
+    source: SchedulerRuntime | BaseCheckpointSaver[Any],
+    thread_id: str,
+    *,
+    store: Store | None = None,
+) -> Transcript:
+    """Read a thread's messages and the outcomes of its task-triggered turns.
+
+    Args:
+        source: a started runtime (reads through its graph, whatever its checkpointer),
+            or a checkpointer (reads the latest checkpoint's ``messages``).
+        thread_id: the conversation to show.
+        store: where to look up run outcomes; a runtime's own store by default.
+
+    Returns:
+        The transcript; empty when the thread has no checkpoint.
+    """
+    from .runtime import SchedulerRuntime
+
+    config: Any = {"configurable": {"thread_id": thread_id}}
+    if isinstance(source, SchedulerRuntime):
+        store = store or source.store
+        snapshot = await source.graph.aget_state(config)
+        messages = list(snapshot.values.get("messages", [])) if snapshot.values else []
+    else:
+        found = await source.aget_tuple(
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        )
+        values = found.checkpoint.get("channel_values", {}) if found else {}
+        messages = list(values.get("messages", []))
+    runs: dict[str, TaskRunRecord] = {}
+    if store is not None:
+        for message in messages:
+            run_id = _source_of(message, "run_id")
+            if run_id and run_id not in runs:
+                record = await store.get_run(run_id)
+                if record is not None:
+                    runs[run_id] = record
+    return Transcript.from_messages(thread_id, messages, runs=runs)
+
+
+# -- turn building ---------------------------------------------------------------------
+
+
+def _source_of(message: BaseMessage, key: str) -> str | None:
+    source = message.additional_kwargs.get("task_source")
+    if isinstance(source, Mapping):
+        value = source.get(key)
+        return str(value) if value is not None else None
+    return None
+
+
+def _turn(messages: list[BaseMessage], runs: Mapping[str, TaskRunRecord]) -> Turn:
+    first = messages[0]
+    raw = first.additional_kwargs.get("task_source") if isinstance(first, HumanMessage) else None
+    if not isinstance(raw, Mapping):
+        return Turn(messages=tuple(messages))
+    source: TaskSource = dict(raw)  # type: ignore[assignment]
+    run = runs.get(str(source.get("run_id", "")))
+    return Turn(messages=tuple(messages), source=source, run=run)
+
+
+def _label_head(source: TaskSource) -> str:
+    when = _when(_parse_time(source.get("scheduled_for")))
+    trigger = "run now" if source.get("trigger") == "manual" else "scheduled"
+    attempt = int(source.get("attempt") or 1)
+    retry = f" (attempt {attempt})" if attempt > 1 else ""
+    return f"⏰ {source.get('task_name', '?')} · {trigger} {when}{retry}"
+
+
+def _message_json(message: BaseMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": message.type, "text": message.text}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        data["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        data["tool"] = message.name
+    return data
+
+
+# -- rich ------------------------------------------------------------------------------
+
+
+def _rich_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[Text]:
+    lines: list[Text] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            continue
+        if isinstance(message, HumanMessage):
+            who = ("task prompt", f"bold {_TASK_STYLE}") if task_turn else ("you", "bold")
+            lines.append(Text.assemble((f"{who[0]}: ", who[1]), message.text))
+        elif isinstance(message, AIMessage):
+            if message.text:
+                lines.append(Text.assemble(("assistant: ", "bold cyan"), message.text))
+            for call in message.tool_calls:
+                lines.append(Text(f"  → {_call_text(call)}", style="dim"))
+        elif isinstance(message, ToolMessage):
+            lines.append(Text(f"  ← {message.name or 'tool'}: {_first_line(message)}", style="dim"))
+        else:
+            lines.append(Text(f"{message.type}: {message.text}"))
+    return lines
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+
+
+def _state_text(state: str) -> Text:
+    style = {"active": "green", "paused": "yellow"}.get(state, "bright_black")
+    return Text(state, style=style)
+
+
+def _outcome_text(outcome: str | None, *, running: bool = False) -> Text:
+    if outcome is None:
+        return Text("running" if running else "—", style="dim")
+    return Text(outcome, style=_OUTCOME_STYLES.get(outcome, ""))
+
+
+# -- html ------------------------------------------------------------------------------
+
+_BOX_STYLE = "font-family:system-ui,-apple-system,sans-serif;font-size:13px;line-height:1.45"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _code(text: str) -> str:
+    return f"<code>{_esc(text)}</code>"
+
+
+def _html_note(text: str) -> str:
+    return f'<div style="{_BOX_STYLE};color:#6b7280">{_esc(text)}</div>'
+
+
+def _outcome_html(outcome: str | None, *, running: bool = False) -> str:
+    if outcome is None:
+        return f'<span style="color:#6b7280">{"running" if running else "—"}</span>'
+    colour = _OUTCOME_COLOURS.get(outcome, "inherit")
+    return f'<span style="color:{colour};font-weight:600">{_esc(outcome)}</span>'
+
+
+def _html_table(title: str, header: list[str], rows: list[list[str]], *, kind: str) -> str:
+    head = "".join(f'<th style="text-align:left">{_esc(h)}</th>' for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td style="text-align:left">{cell}</td>' for cell in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<div class="lgs-{kind}" style="{_BOX_STYLE}"><div style="font-weight:600">'
+        f"{_esc(title)}</div><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str]:
+    lines: list[str] = []
+    mono = "font-family:ui-monospace,monospace;font-size:12px;color:#6b7280"
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            continue
+        if isinstance(message, HumanMessage):
+            who = "task prompt" if task_turn else "you"
+            lines.append(f"<div><b>{who}:</b> {_esc(message.text)}</div>")
+        elif isinstance(message, AIMessage):
+            if message.text:
+                lines.append(f"<div><b>assistant:</b> {_esc(message.text)}</div>")
+            for call in message.tool_calls:
+                lines.append(f'<div style="{mono}">→ {_esc(_call_text(call))}</div>')
+        elif isinstance(message, ToolMessage):
+            text = f"← {message.name or 'tool'}: {_first_line(message)}"
+            lines.append(f'<div style="{mono}">{_esc(text)}</div>')
+        else:
+            lines.append(f"<div>{_esc(message.type)}: {_esc(message.text)}</div>")
+    return lines
+
+
+# -- formatting ------------------------------------------------------------------------
+
+
+def _call_text(call: Mapping[str, Any]) -> str:
+    args = json.dumps(call.get("args", {}), ensure_ascii=False, default=str)
+    return f"{call.get('name', '?')}({_short(args, 160)})"
+
+
+def _first_line(message: ToolMessage) -> str:
+    """A tool answer's first line (the rest is detail for the model)."""
+    lines = message.text.strip().splitlines() or [""]
+    more = " …" if len(lines) > 1 else ""
+    return _short(lines[0], 160) + more
+
+
+def _short(text: str, limit: int = _SHORT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _when(value: datetime | None) -> str:
+    """``2026-05-04 09:00:00 UTC`` (run times are stored in UTC)."""
+    if value is None:
+        return "?"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _task_next_run(task: Task) -> str:
+    if task.next_run_at is None:
+        return "—"
+    local = task.next_run_at.astimezone(task.schedule.zone)
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if local.second else "%Y-%m-%d %H:%M %Z")
+
+
+def _runs_text(task: Task) -> str:
+    return f"{task.run_count}/{task.max_runs}" if task.max_runs else str(task.run_count)
+
+
+def _duration(record: TaskRunRecord) -> str:
+    if record.finished_at is None:
+        return "running" if record.outcome is None else "—"
+    secs = (record.finished_at - record.started_at).total_seconds()
+    return f"{secs:.2f}s" if secs < 60 else f"{secs / 60:.1f}min"
+
+
+def _outcome_word(run: TaskRunRecord | None) -> str:
+    if run is None:
+        return "outcome unknown"
+    return run.outcome or "running"

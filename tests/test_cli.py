@@ -1,0 +1,329 @@
+"""The ``langgraph-scheduler`` command line: in-process ``main([...])`` and real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langgraph_scheduler.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GRAPH_MODULE = """
+from langgraph.graph import START, StateGraph
+from langgraph_scheduler.scripted import ScriptedChatModel
+from langgraph_scheduler.state import SchedulerState
+
+model = ScriptedChatModel(steps=["Reminder sent."], delay_secs={delay})
+
+
+async def call_model(state):
+    return {{"messages": [await model.ainvoke(state["messages"])]}}
+
+
+builder = StateGraph(SchedulerState)
+builder.add_node("model", call_model)
+builder.add_edge(START, "model")
+graph = builder.compile()
+"""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _add(capsys: pytest.CaptureFixture[str], db: str, *extra: str) -> dict[str, Any]:
+    code, out, err = _cli(
+        capsys,
+        "tasks", "add", "--database", db, "--json",
+        "--prompt", "Summarise my inbox", *extra,
+    )  # fmt: skip
+    assert code == 0, err
+    task: dict[str, Any] = json.loads(out)
+    return task
+
+
+def _graph_file(tmp_path: Path, name: str = "mygraph", *, delay: float = 0.0) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(GRAPH_MODULE.format(delay=delay))
+    return path
+
+
+def test_tasks_add_list_show_pause_resume_delete(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    task = _add(
+        capsys, db, "--schedule", "every weekday at 9:00", "--tz", "Europe/Berlin",
+        "--thread", "alice", "--name", "Inbox",
+    )  # fmt: skip
+    assert task["name"] == "Inbox" and task["state"] == "active"
+    assert task["schedule"] == {
+        "kind": "cron", "expr": "0 9 * * 1-5", "tz": "Europe/Berlin", "start": None, "end": None
+    }  # fmt: skip
+    assert task["thread_id"] == "alice" and task["owner"] == "alice"  # as the tools do
+    task_id = task["id"]
+
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--json")
+    assert code == 0 and [t["id"] for t in json.loads(out)] == [task_id]
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db)
+    assert code == 0 and task_id in out and "Inbox" in out
+
+    code, out, _ = _cli(capsys, "tasks", "show", task_id, "--database", db, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["task"]["id"] == task_id and shown["runs"] == []
+    assert len(shown["next_runs"]) == 5 and shown["next_runs"][0].endswith(("+01:00", "+02:00"))
+    code, out, _ = _cli(capsys, "tasks", "show", task_id, "--database", db)
+    assert code == 0 and "Summarise my inbox" in out and "Monday–Friday" in out
+
+    code, out, _ = _cli(capsys, "tasks", "pause", task_id, "--database", db)
+    assert code == 0 and "paused" in out
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--state", "paused", "--json")
+    assert [t["id"] for t in json.loads(out)] == [task_id]
+    assert json.loads(out)[0]["next_run_at"] is None
+    code, out, _ = _cli(capsys, "tasks", "resume", task_id, "--database", db, "--json")
+    resumed = json.loads(out)
+    assert code == 0 and resumed["state"] == "active" and resumed["next_run_at"]
+
+    code, out, _ = _cli(capsys, "tasks", "delete", task_id, "--database", db)
+    assert code == 0 and "deleted" in out
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--json")
+    assert json.loads(out) == []
+
+
+def test_isolated_task_gets_the_default_owner_and_a_name_from_its_prompt(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    task = _add(capsys, db, "--schedule", "every 2 hours", "--max-runs", "3", "--paused")
+    assert task["thread_id"] is None and task["thread_mode"] == "isolated"
+    assert task["owner"] == "default" and task["name"] == "Summarise my inbox"
+    assert task["state"] == "paused" and task["max_runs"] == 3
+    assert task["schedule"]["start"] is not None  # the interval's phase is pinned at creation
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tasks", "show", "nope"],
+        ["tasks", "pause", "nope"],
+        ["tasks", "resume", "nope"],
+        ["tasks", "delete", "nope"],
+        ["runs", "--task", "nope"],
+    ],
+)
+def test_unknown_task_id_exits_1_with_one_line(
+    capsys: pytest.CaptureFixture[str], db: str, command: list[str]
+) -> None:
+    _add(capsys, db, "--schedule", "in 1 hour")  # the database exists
+    code, out, err = _cli(capsys, *command, "--database", db)
+    assert code == 1 and out == ""
+    assert err == "error: no task with id 'nope'; list tasks to see the valid ids\n"
+
+
+def test_usage_and_input_errors(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    code, _, err = _cli(capsys, "tasks", "list", "--database", missing)
+    assert code == 1 and err.startswith("error: no scheduler database at") and "--database" in err
+    assert not (tmp_path / "missing.db").exists()  # reading never creates a database
+
+    code, _, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--schedule", "every blue moon", "--prompt", "x"
+    )
+    assert code == 1
+    assert err.splitlines()[0] == "error: could not understand the schedule 'every blue moon'."
+    assert "every weekday at 9am" in err  # the accepted forms follow
+
+    code, _, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--schedule", "in 1 hour", "--prompt", "x",
+        "--tz", "Mars/Olympus",
+    )  # fmt: skip
+    assert code == 1 and err.startswith("error: unknown timezone 'Mars/Olympus'")
+
+    code, _, err = _cli(capsys, "tasks", "run", "abc", "--database", db)
+    assert code == 1 and "needs the graph: pass --graph module:attribute" in err
+    code, _, err = _cli(capsys, "serve", "--graph", "no_such_module:graph", "--database", db)
+    assert code == 1 and err.startswith("error: cannot import no_such_module")
+    code, _, err = _cli(capsys, "serve", "--graph", "json:dumps", "--database", db)
+    assert code == 1 and "json:dumps needs arguments" in err
+    code, _, err = _cli(capsys, "serve", "--graph", "json:JSONDecoder", "--database", db)
+    assert code == 1 and "expected a compiled graph, a StateGraph" in err
+
+    with pytest.raises(SystemExit) as exc:
+        main(["tasks"])
+    assert exc.value.code == 2
+    assert "required: ACTION" in capsys.readouterr().err
+
+
+def test_demo_shows_tool_call_attributed_turns_and_history(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = _cli(capsys, "demo", "--dir", str(tmp_path))
+    assert code == 0, err
+    assert "minimum interval to 1 second" in out  # the demo says it relaxed the limits
+    assert '→ schedule_task({"name": "Stretch", "schedule": "every 2 seconds"' in out
+    assert out.count("╭─ ⏰ Stretch · scheduled") == 3
+    assert "reminder #3" in out
+    assert "run history (3)" in out and out.count("success") >= 6
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+
+    # The demo's database works with the other commands.
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    runs = json.loads(out)
+    assert code == 0 and [r["outcome"] for r in runs] == ["success"] * 3
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--task", runs[0]["task_id"])
+    assert code == 0 and "Stretch" in out
+    code, out, _ = _cli(capsys, "transcript", "demo", "--database", db, "--json")
+    transcript = json.loads(out)
+    assert [t["outcome"] for t in transcript["turns"]] == [None, "success", "success", "success"]
+    code, out, _ = _cli(capsys, "transcript", "demo", "--database", db)
+    assert code == 0 and "thread demo · 4 turns (3 task-triggered)" in out
+    code, _, err = _cli(capsys, "transcript", "nobody", "--database", db)
+    assert code == 1 and err.startswith("error: no conversation thread 'nobody'")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("gpt-4", "must be written provider:model"),
+        ("no_such_provider:model-x", "cannot load model 'no_such_provider:model-x'"),
+    ],
+)
+def test_demo_with_an_unusable_model_fails_clearly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: str, message: str
+) -> None:
+    code, _, err = _cli(capsys, "demo", "--dir", str(tmp_path), "--model", spec)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_tasks_run_runs_the_turn_in_process(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice")
+    graph = _graph_file(tmp_path, "run_graph")
+    code, out, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    assert "⏰ Summarise my inbox · run now" in out and "Reminder sent." in out
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    (run,) = json.loads(out)
+    assert run["trigger"] == "manual" and run["outcome"] == "success"
+
+
+def test_commands_on_each_backend(
+    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
+) -> None:
+    task = _add(capsys, database, "--schedule", "every day at 7:00", "--thread", "bob")
+    graph = _graph_file(tmp_path, "backend_graph")
+    code, _, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", database, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    code, out, _ = _cli(capsys, "runs", "--database", database, "--task", task["id"], "--json")
+    (run,) = json.loads(out)
+    assert run["outcome"] == "success" and run["thread_id"] == "bob"
+    code, out, _ = _cli(capsys, "transcript", "bob", "--database", database, "--json")
+    turns = json.loads(out)["turns"]
+    assert code == 0 and turns[0]["task_source"]["run_id"] == run["run_id"]
+    assert turns[0]["outcome"] == "success"
+    code, _, _ = _cli(capsys, "tasks", "delete", task["id"], "--database", database)
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", database, "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugin"), env.get("PYTHONPATH", "")])
+    env["COLUMNS"] = "200"
+    return env
+
+
+def test_module_entry_point_reports_bad_id_without_traceback(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    _add(capsys, db, "--schedule", "in 1 hour")
+    result = subprocess.run(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "show", "nope", "--database", db],
+        capture_output=True,
+        text=True,
+        env=_subprocess_env(),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: no task with id 'nope'; list tasks to see the valid ids\n"
+
+
+def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    _add(capsys, db, "--schedule", "in 1 hour", "--name", "Later")  # the database exists
+    graph = _graph_file(tmp_path, "serve_graph", delay=1.5)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "serve", "--graph", f"{graph}:graph",
+         "--database", db],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+    )  # fmt: skip
+    lines: list[str] = []
+    assert serve.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(serve.stdout or []), daemon=True)
+    reader.start()
+    try:
+        _wait(lambda: any("serving 1 active task(s)" in line for line in lines), serve)
+        # Added by another process while serve runs: serve picks it up from the store.
+        task = _add(capsys, db, "--schedule", "in 1 second", "--thread", "alice", "--name", "Ping")
+        # Interrupt while its turn is in flight (its run row exists, without an outcome).
+        _wait(lambda: bool(_running_runs(tmp_path / "cli.db")), serve)
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=30)
+        reader.join(timeout=5)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    out, err = "".join(lines), serve.stderr.read() if serve.stderr else ""
+    assert serve.returncode == 0, err
+    assert "stopping: letting running turns finish" in out
+    assert f"Ping ({task['id']}) run" in out and ": success — Reminder sent." in out
+    assert out.index("stopping") < out.index(": success") < out.index("stopped cleanly")
+    assert "Traceback" not in err
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    assert [r["outcome"] for r in json.loads(out)] == ["success"]  # drained, not interrupted
+
+
+def _wait(check: Any, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert process.poll() is None, "serve exited early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _running_runs(path: Path) -> list[Any]:
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        try:
+            return conn.execute("SELECT run_id FROM lgs_runs WHERE outcome IS NULL").fetchall()
+        except sqlite3.OperationalError:
+            return []

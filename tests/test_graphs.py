@@ -1,0 +1,94 @@
+"""The ready assistant in ``graphs/`` and ``langgraph.json``: import, compile, run a turn."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.pregel import Pregel
+
+from langgraph_scheduler import SchedulerError, SchedulerRuntime
+from langgraph_scheduler.views import load_transcript
+
+from .helpers import RunWaiter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"graph_{uuid.uuid4().hex[:8]}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def assistant(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    monkeypatch.setenv("LANGGRAPH_SCHEDULER_DATABASE", f"sqlite:///{tmp_path / 'dev.db'}")
+    monkeypatch.delenv("LANGGRAPH_SCHEDULER_MODEL", raising=False)
+    return _load(ROOT / "graphs" / "assistant.py")
+
+
+def test_langgraph_json_names_the_assistant_factory() -> None:
+    config = json.loads((ROOT / "langgraph.json").read_text())
+    path, _, attribute = config["graphs"]["assistant"].partition(":")
+    module = _load(ROOT / path)
+    assert callable(getattr(module, attribute))
+
+
+def test_module_exports_a_compiled_graph_and_an_unstarted_runtime(assistant: ModuleType) -> None:
+    graph = assistant.graph
+    assert isinstance(graph, Pregel) and graph.checkpointer is None  # the server brings one
+    assert {"trigger", "agent", "tools"} <= set(graph.nodes)
+    assert isinstance(assistant.runtime, SchedulerRuntime) and not assistant.runtime.running
+
+
+async def test_assistant_schedules_a_task_that_runs_one_attributed_turn(
+    assistant: ModuleType, tmp_path: Path
+) -> None:
+    runs = RunWaiter()
+    rt = assistant.make_runtime(f"sqlite:///{tmp_path / 'assistant.db'}")
+    rt.add_listener(runs)
+    config: Any = {"configurable": {"thread_id": "alice"}}
+    async with rt:
+        result = await rt.ainvoke(
+            {"messages": [HumanMessage("Remind me to drink water in 1 second")]}, config
+        )
+        assert result["messages"][1].tool_calls[0]["name"] == "schedule_task"
+        assert result["messages"][-1].text.startswith("Done: I scheduled 'Drink water'")
+        (record,) = await runs.wait_for(1, timeout=15)
+        transcript = await load_transcript(rt, "alice")
+    assert record.outcome == "success" and record.thread_id == "alice"
+    assert record.summary is not None and "Time to drink water!" in record.summary
+    (turn,) = transcript.scheduled_turns
+    assert turn.source is not None and turn.source["task_name"] == "Drink water"
+    assert turn.run == record
+
+
+async def test_make_graph_starts_the_shared_runtime_once(assistant: ModuleType) -> None:
+    try:
+        first = await assistant.make_graph()
+        second = await assistant.make_graph()
+        assert first is second is assistant.graph
+        assert assistant.runtime.running
+        result = await first.ainvoke(
+            {"messages": [HumanMessage("List my tasks")]},
+            {"configurable": {"thread_id": "studio-thread"}},
+        )
+        assert result["messages"][-1].text == "No scheduled tasks."
+    finally:
+        await assistant.runtime.stop()
+
+
+def test_model_from_environment(assistant: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert assistant.chat_model()._llm_type == "scripted"
+    monkeypatch.setenv("LANGGRAPH_SCHEDULER_MODEL", "no_such_provider:some-model")
+    with pytest.raises(SchedulerError, match="cannot load model 'no_such_provider:some-model'"):
+        assistant.chat_model()

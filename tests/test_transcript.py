@@ -1,0 +1,194 @@
+"""Views: transcripts with task-triggered turns marked, task lists, run history (rich + HTML)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from rich.console import Console
+
+from langgraph_scheduler import Cron, Once, Task, TaskRunRecord
+from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript
+
+from .helpers import RunWaiter
+
+NOW = datetime(2026, 5, 4, 7, 0, tzinfo=timezone.utc)
+
+
+def _source(run_id: str = "run-1", name: str = "Water <plants>") -> dict[str, Any]:
+    return {
+        "task_id": "t1",
+        "task_name": name,
+        "run_id": run_id,
+        "scheduled_for": "2026-05-04T07:00:00+00:00",
+        "attempt": 1,
+        "trigger": "schedule",
+    }
+
+
+def _record(run_id: str = "run-1", outcome: str | None = "success", **extra: Any) -> TaskRunRecord:
+    return TaskRunRecord(
+        run_id=run_id,
+        task_id="t1",
+        attempt=1,
+        trigger="schedule",
+        scheduled_for=NOW,
+        started_at=NOW,
+        finished_at=NOW + timedelta(seconds=1.5) if outcome else None,
+        outcome=outcome,  # type: ignore[arg-type]
+        summary=extra.pop("summary", "Time to water the plants."),
+        thread_id="alice",
+        **extra,
+    )
+
+
+def _task(**extra: Any) -> Task:
+    values: dict[str, Any] = {
+        "id": "t1",
+        "name": "Water plants",
+        "owner": "alice",
+        "schedule": Cron("0 9 * * 1-5", tz="Europe/Berlin"),
+        "payload": {"prompt": "Remind me to water the plants"},
+        "thread_mode": "continue",
+        "thread_id": "alice",
+        "state": "active",
+        "next_run_at": NOW,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return Task(**(values | extra))
+
+
+def _conversation() -> list[Any]:
+    return [
+        HumanMessage("Remind me to water the plants every weekday at 9"),
+        AIMessage(
+            "",
+            tool_calls=[{"name": "schedule_task", "args": {"name": "Water"}, "id": "c1"}],
+        ),
+        ToolMessage("Scheduled task 'Water'.\nid: t1", tool_call_id="c1", name="schedule_task"),
+        AIMessage("Done: weekdays at 09:00 (Europe/Berlin)."),
+        HumanMessage("Remind me to water the plants", additional_kwargs={"task_source": _source()}),
+        AIMessage("Time to water the plants."),
+        HumanMessage("thanks <3"),
+        AIMessage("You're welcome."),
+    ]
+
+
+def _render(view: Any, width: int = 120) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(view)
+    return console.export_text()
+
+
+def test_turns_split_at_human_messages_and_task_turns_are_attributed() -> None:
+    transcript = Transcript.from_messages("alice", _conversation(), runs={"run-1": _record()})
+    assert [turn.scheduled for turn in transcript.turns] == [False, True, False]
+    assert [len(turn.messages) for turn in transcript.turns] == [4, 2, 2]
+    task_turn = transcript.scheduled_turns[0]
+    assert task_turn.outcome == "success"
+    assert task_turn.label() == ("⏰ Water <plants> · scheduled 2026-05-04 07:00:00 UTC · success")
+    data = transcript.to_json()
+    assert data["turns"][1]["task_source"]["run_id"] == "run-1"
+    assert data["turns"][0]["messages"][1]["tool_calls"] == [
+        {"name": "schedule_task", "args": {"name": "Water"}}
+    ]
+
+
+def test_rich_transcript_marks_task_turns_and_keeps_user_turns_plain() -> None:
+    text = _render(Transcript.from_messages("alice", _conversation(), runs={"run-1": _record()}))
+    assert "thread alice · 3 turns (1 task-triggered)" in text
+    assert "you: Remind me to water the plants every weekday at 9" in text
+    assert '→ schedule_task({"name": "Water"})' in text
+    assert "← schedule_task: Scheduled task 'Water'. …" in text  # first line only
+    assert "╭─ ⏰ Water <plants> · scheduled 2026-05-04 07:00:00 UTC · success" in text
+    assert "task prompt: Remind me to water the plants" in text
+    # User turns are not boxed: only the task turn has a panel.
+    assert text.count("╭─") == 1
+    assert "│ you:" not in text
+
+
+def test_retry_attempts_are_labelled() -> None:
+    source = _source() | {"attempt": 2}
+    message = HumanMessage("Remind me", additional_kwargs={"task_source": source})
+    (turn,) = Transcript.from_messages("alice", [message]).turns
+    assert "scheduled 2026-05-04 07:00:00 UTC (attempt 2) · outcome unknown" in turn.label()
+
+
+def test_task_turn_without_its_record_says_outcome_unknown() -> None:
+    transcript = Transcript.from_messages("alice", _conversation())
+    assert transcript.scheduled_turns[0].outcome is None
+    assert "outcome unknown" in _render(transcript)
+
+
+def test_html_transcript_styles_task_turns_and_escapes_text() -> None:
+    record = _record(outcome="error", summary=None, error="boom")
+    html = Transcript.from_messages("alice", _conversation(), runs={"run-1": record})._repr_html_()
+    assert html.count('data-lgs-turn="task"') == 1
+    assert html.count('data-lgs-turn="user"') == 2
+    assert "⏰ Water &lt;plants&gt; · scheduled 2026-05-04 07:00:00 UTC" in html
+    assert ">error</span>" in html
+    assert "thanks &lt;3" in html and "<3" not in html.replace("&lt;3", "")
+    assert "border-left:4px solid" in html.split('data-lgs-turn="task"')[1].split(">")[0]
+
+
+def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
+    tasks = TaskList([_task(), _task(id="t2", name="Paused one", state="paused", next_run_at=None)])
+    assert isinstance(tasks, list) and len(tasks) == 2
+    wide, narrow = _render(tasks, 160), _render(tasks, 80)
+    for text in (wide, narrow):
+        assert "t1" in text and "t2" in text
+        assert "Monday–Friday" in text
+    assert "2026-05-04 09:00 CEST" in wide  # next run in the task's own zone
+    assert "paused" in narrow  # the compact form shows the state in the next-run column
+    html = tasks._repr_html_()
+    assert html.count("<tr>") == 3 and "Paused one" in html
+    assert tasks.to_json()[0]["schedule"]["expr"] == "0 9 * * 1-5"
+    assert "no tasks" in _render(TaskList()) and "no tasks" in TaskList()._repr_html_()
+
+
+def test_run_history_keeps_one_row_per_run_at_any_width() -> None:
+    history = RunHistory(
+        [_record("r2", summary="x" * 300), _record("r1", outcome=None)],
+        task_names={"t1": "Water plants"},
+    )
+    for width in (80, 160):
+        lines = [line for line in _render(history, width).splitlines() if line.strip()]
+        assert len(lines) == 5, lines  # title, header, rule, one line per run
+        assert all(len(line) <= width for line in lines)
+    text = _render(history, 160)
+    assert "Water plants" in text and "1.50s" in text and "running" in text
+    html = history._repr_html_()
+    assert "Water plants" in html and ">success</span>" in html
+    assert history.to_json()[0]["run_id"] == "r2"
+    assert "no runs" in _render(RunHistory())
+
+
+async def test_load_transcript_from_runtime_and_checkpointer(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    rt = runtime_factory(make_graph("Water them now."), database=sqlite_url)
+    async with rt:
+        await rt.ainvoke(
+            {"messages": [HumanMessage("hello")]}, {"configurable": {"thread_id": "alice"}}
+        )
+        task = await rt.create_task(
+            name="Water",
+            schedule=Once(at=datetime.now(timezone.utc) + timedelta(seconds=0.3)),
+            trigger="Remind me to water the plants",
+            thread_id="alice",
+        )
+        (record,) = await runs.wait_for(1, task_id=task.id)
+        from_runtime = await load_transcript(rt, "alice")
+        assert rt.checkpointer is not None
+        from_saver = await load_transcript(rt.checkpointer, "alice", store=rt.store)
+        without_store = await load_transcript(rt.checkpointer, "alice")
+        empty = await load_transcript(rt, "nobody")
+    for transcript in (from_runtime, from_saver):
+        assert [t.scheduled for t in transcript.turns] == [False, True]
+        turn = transcript.turns[1]
+        assert turn.run == record and turn.outcome == "success"
+        assert turn.source is not None and turn.source["task_name"] == "Water"
+    assert without_store.turns[1].run is None
+    assert empty.turns == []
