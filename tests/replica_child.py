@@ -36,7 +36,7 @@ async def main(database: str) -> None:
     async with SchedulerRuntime(
         graph,
         database=database,
-        lease_secs=1.0,
+        lease_secs=5.0,
         max_concurrency=4,
         queue_size=1000,
         sync_interval_secs=1.0,
