@@ -20,6 +20,7 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import runs_table
+from langgraph_scheduler.tools import TOOL_NAMES
 
 from .helpers import build_graph
 
@@ -164,18 +165,7 @@ TOOL_ARG_VALUES = st.one_of(
 )
 TOOL_CALLS = st.lists(
     st.tuples(
-        st.sampled_from(
-            [
-                "schedule_task",
-                "list_tasks",
-                "update_task",
-                "pause_task",
-                "resume_task",
-                "delete_task",
-                "run_task_now",
-                "task_history",
-            ]
-        ),
+        st.sampled_from(TOOL_NAMES),
         st.dictionaries(
             st.sampled_from(
                 ["name", "schedule", "prompt", "timezone", "task_id", "limit", "thread", "bogus"]
