@@ -47,7 +47,6 @@ logger = logging.getLogger("langgraph_scheduler")
 
 DEFAULT_DATABASE = "sqlite:///langgraph-scheduler.db"
 _JOB_FUNC = "langgraph_scheduler.bridge:fire_task"
-_STOPPED = object()
 
 GraphInput = Pregel[Any, Any, Any, Any] | StateGraph[Any, Any, Any, Any]
 RunListener = Callable[[TaskRunRecord], Awaitable[None] | None]
