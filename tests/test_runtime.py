@@ -539,3 +539,20 @@ async def test_scheduled_turn_config_carries_owner_run_name_tags_and_metadata(
     assert metadata["task_id"] == task.id and metadata["task_name"] == "digest"
     assert metadata["run_id"] == record.run_id and metadata["source"] == "scheduler"
     assert {"langgraph-scheduler", f"task:{task.id}"} <= set(config["tags"])
+
+
+async def test_in_memory_database_keeps_every_record_under_concurrency(
+    make_graph: Any, runtime_factory: Any
+) -> None:
+    # One in-memory connection must not be shared by concurrent transactions: one's
+    # rollback or commit would take the others' writes with it.
+    rt = runtime_factory(make_graph("ok"), database="sqlite://", max_concurrency=4)
+    async with rt:
+        tasks = [
+            await rt.create_task(name=f"m{i}", schedule=Interval(hours=1), trigger="go")
+            for i in range(30)
+        ]
+        records = await asyncio.gather(*(rt.run_now(t.id) for t in tasks))
+        assert [r.outcome for r in records] == ["success"] * 30
+        for task, record in zip(tasks, records, strict=True):
+            assert await rt.history(task.id) == [record]

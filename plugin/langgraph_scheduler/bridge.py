@@ -291,7 +291,9 @@ class TaskExecutorBridge:
     async def _after_scheduled(self, task: Task, record: TaskRunRecord) -> None:
         """Retry a failed attempt, or settle the failure streak once the fire is over."""
         failed = record.outcome in ("error", "timeout")
-        if failed and record.attempt <= task.options.retries and not self.closed:
+        if not failed:
+            return  # finish_run reset the failure streak in the record's transaction
+        if record.attempt <= task.options.retries and not self.closed:
             delay = task.options.retry_delay(record.attempt + 1)
             self.spawn(self._retry_later(task.id, record, delay))
             return

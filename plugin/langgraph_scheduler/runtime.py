@@ -733,10 +733,16 @@ class SchedulerRuntime:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
             return Error(f"{type(exc).__name__}: {exc}")
         checkpoint_id = None
-        if graph.checkpointer is not None:
+        saver = graph.checkpointer
+        if isinstance(saver, BaseCheckpointSaver):
+            # The latest checkpoint's id only: aget_tuple, not aget_state, which also
+            # rebuilds the state snapshot and its pending tasks.
             with contextlib.suppress(Exception):
-                state = await graph.aget_state({"configurable": {"thread_id": request.thread_id}})
-                checkpoint_id = state.config.get("configurable", {}).get("checkpoint_id")
+                latest = await saver.aget_tuple(
+                    {"configurable": {"thread_id": request.thread_id, "checkpoint_ns": ""}}
+                )
+                if latest is not None:
+                    checkpoint_id = latest.config["configurable"].get("checkpoint_id")
         return Success(_final_text(result), checkpoint_id=checkpoint_id)
 
     def _sync_job(self, task: Task | None, task_id: str | None = None) -> None:

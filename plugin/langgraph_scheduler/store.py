@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 
 from .errors import SchedulerError, StoreError
@@ -135,7 +135,15 @@ runs_table = Table(
     Column("lease_expires_at", _UTCDateTime()),
     UniqueConstraint("task_id", "scheduled_for", "attempt", name="lgs_runs_fire"),
     Index("lgs_runs_task_started", "task_id", "started_at"),
-    Index("lgs_runs_lease", "lease_expires_at"),
+)
+
+# Only the fires in flight: the lease sweep and start-up look for them among all the
+# finished runs, whose lease_expires_at is NULL as well (a plain index on it walks them all).
+_running_runs = Index(
+    "lgs_runs_running",
+    runs_table.c.lease_expires_at,
+    sqlite_where=runs_table.c.outcome.is_(None),
+    postgresql_where=runs_table.c.outcome.is_(None),
 )
 
 
@@ -393,27 +401,32 @@ class Store:
             keep: trim the task's finished history to this many newest records.
         """
         async with self.engine.begin() as conn:
-            updated = await conn.execute(
-                update(runs_table)
-                .where(runs_table.c.run_id == run_id, runs_table.c.outcome.is_(None))
-                .values(
-                    outcome=result.outcome,
-                    summary=result.summary,
-                    error=result.error,
-                    checkpoint_id=result.checkpoint_id,
-                    finished_at=finished_at,
-                    lease_expires_at=None,
-                )
-            )
-            if updated.rowcount != 1:
-                return None
             row = (
-                (await conn.execute(select(runs_table).where(runs_table.c.run_id == run_id)))
+                (
+                    await conn.execute(
+                        update(runs_table)
+                        .where(runs_table.c.run_id == run_id, runs_table.c.outcome.is_(None))
+                        .values(
+                            outcome=result.outcome,
+                            summary=result.summary,
+                            error=result.error,
+                            checkpoint_id=result.checkpoint_id,
+                            finished_at=finished_at,
+                            lease_expires_at=None,
+                        )
+                        .returning(*runs_table.c)
+                    )
+                )
                 .mappings()
-                .one()
+                .first()
             )
+            if row is None:
+                return None
             record = _run_from_row(row)
-            await self._touch_task_outcome(conn, record)
+            # A scheduled success ends the failure streak here, in the same transaction,
+            # so the bridge needs no separate settle_fire round trip for it.
+            reset = record.outcome == "success" and record.trigger == "schedule"
+            await self._touch_task_outcome(conn, record, reset_streak=reset)
             if keep is not None:
                 await self._trim_history(conn, record.task_id, keep)
         return record
@@ -585,21 +598,34 @@ class Store:
         raise StoreError(f"unsupported database dialect {self.dialect!r}")
 
     @staticmethod
-    async def _touch_task_outcome(conn: AsyncConnection, record: TaskRunRecord) -> None:
+    async def _touch_task_outcome(
+        conn: AsyncConnection, record: TaskRunRecord, *, reset_streak: bool = False
+    ) -> None:
+        values: dict[str, Any] = {"last_outcome": record.outcome, "last_run_at": record.started_at}
+        if reset_streak:
+            values["failure_streak"] = 0
         await conn.execute(
-            update(tasks_table)
-            .where(tasks_table.c.id == record.task_id)
-            .values(last_outcome=record.outcome, last_run_at=record.started_at)
+            update(tasks_table).where(tasks_table.c.id == record.task_id).values(**values)
         )
 
 
 def _create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         in_memory = make_url(url).database in (None, "", ":memory:")
+        # In memory every connection is its own empty database, so the pool holds exactly
+        # one; it is checked out by one coroutine at a time (a StaticPool would share it
+        # between concurrent transactions, and one's rollback would undo another's writes).
+        memory_pool: dict[str, Any] = {
+            "poolclass": AsyncAdaptedQueuePool,
+            "pool_size": 1,
+            "max_overflow": 0,
+            "pool_recycle": -1,
+            "pool_timeout": 300,
+        }
         engine = create_async_engine(
             url,
             connect_args={"timeout": 30},
-            **({"poolclass": StaticPool} if in_memory else {}),
+            **(memory_pool if in_memory else {}),
         )
 
         @event.listens_for(engine.sync_engine, "connect")
