@@ -325,3 +325,26 @@ async def test_store_outage_does_not_lose_the_fire(
         (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
         assert record.outcome == "success" and record.summary == "survived"
         assert (await rt.get_task(task.id)).state == "completed"
+
+
+async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    import sqlite3
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    async with runtime_factory(make_graph("after the lock"), database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="locked", schedule=Once(at=_now() + timedelta(seconds=0.3)), trigger="go"
+        )
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            await asyncio.sleep(1.5)  # the fire comes due while the file is locked
+            assert runs.records == []
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
+        assert record.outcome == "success" and record.summary == "after the lock"
+        assert (await rt.get_task(task.id)).state == "completed"
