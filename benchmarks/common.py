@@ -1,0 +1,268 @@
+"""Shared pieces: result rows, the trivial graph, statistics and interleaved rounds."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+from sqlalchemy import insert
+
+from langgraph_scheduler import Once, Task, TaskRunRecord
+from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.store import Store, _task_row, tasks_table
+
+__all__ = [
+    "Figure",
+    "RecordWaiter",
+    "Row",
+    "direct_input",
+    "far_future",
+    "interleave",
+    "median",
+    "model_graph",
+    "peak_rss_mib",
+    "percentile",
+    "rss_mib",
+    "task_rows",
+    "trivial_graph",
+    "utcnow",
+    "write_tasks",
+]
+
+
+@dataclass
+class Row:
+    """One line of the results table: a measured value beside its same-run baseline.
+
+    ``ratio`` is measured / baseline unless a figure says otherwise; ``met`` is None when
+    the figure sets no goal for the line.
+    """
+
+    figure: str
+    label: str
+    unit: str
+    baseline: float | None
+    measured: float
+    ratio: float | None = None
+    goal: str = ""
+    met: bool | None = None
+    baseline_label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.baseline:
+            self.ratio = self.measured / self.baseline
+
+
+@dataclass
+class Figure:
+    """What one figure hands back to the runner (JSON over stdout)."""
+
+    name: str
+    title: str
+    definition: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def check(self, ok: bool, message: str) -> None:
+        """Record a correctness invariant (never a timing) that did not hold."""
+        if not ok:
+            self.failed_checks.append(message)
+
+    async def part(self, label: str, work: Awaitable[object]) -> None:
+        """Run one part (a backend); if it raises, record that and go on with the next."""
+        try:
+            await work
+        except Exception as exc:
+            self.failed_checks.append(f"{label}: crashed: {type(exc).__name__}: {exc}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Figure:
+        rows = [Row(**r) for r in data.pop("rows")]
+        return cls(rows=rows, **data)
+
+
+def trivial_graph(
+    *, on_start: Callable[[SchedulerState], None] | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """One node, no model: answers "ok" at once, so the plugin's own cost is measured.
+
+    Args:
+        on_start: called with the state when the node begins (to time turn starts).
+    """
+
+    async def answer(state: SchedulerState) -> dict[str, Any]:
+        if on_start is not None:
+            on_start(state)
+        return {"messages": [AIMessage(content="ok")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    return builder
+
+
+def model_graph(
+    model: BaseChatModel, *, on_start: Callable[[SchedulerState], None] | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """One node calling ``model``; ``on_start`` sees the state when the node begins."""
+
+    async def call_model(state: SchedulerState) -> dict[str, Any]:
+        if on_start is not None:
+            on_start(state)
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("model", call_model)
+    builder.add_edge(START, "model")
+    return builder
+
+
+def task_rows(
+    times: list[datetime], *, owner: str = "bench", prefix: str = "bench"
+) -> list[dict[str, Any]]:
+    """Rows for ``lgs_tasks``: one active isolated ``Once`` task per fire time.
+
+    For writing many tasks with SQLAlchemy core before a runtime starts; the rows are
+    built by the store's own row mapping, so they are what ``create_task`` would write.
+    """
+    now = utcnow()
+    rows = []
+    for i, at in enumerate(times):
+        task = Task(
+            id=f"{prefix}{i:08d}",
+            name=f"{prefix}-{i}",
+            owner=owner,
+            schedule=Once(at=at, tz="UTC"),
+            payload={"prompt": "go"},
+            thread_mode="isolated",
+            thread_id=None,
+            state="active",
+            next_run_at=at,
+            created_at=now,
+            updated_at=now,
+        )
+        rows.append(_task_row(task))
+    return rows
+
+
+async def write_tasks(database: str, rows: list[dict[str, Any]]) -> None:
+    """Create the schema if needed and insert task rows in one transaction."""
+    store = Store(database)
+    try:
+        await store.setup()
+        async with store.engine.begin() as conn:
+            await conn.execute(insert(tasks_table), rows)
+    finally:
+        await store.close()
+
+
+def direct_input(prompt: str = "benchmark") -> tuple[dict[str, Any], RunnableConfig]:
+    """The input and config of a direct ``graph.ainvoke`` baseline turn (fresh thread)."""
+    return (
+        {"messages": [HumanMessage(content=prompt)], "task_source": None},
+        {"configurable": {"thread_id": f"direct-{uuid.uuid4().hex}"}},
+    )
+
+
+class RecordWaiter:
+    """An ``on_run`` listener: keeps records with their commit time and wakes waiters."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[TaskRunRecord, datetime]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, record: TaskRunRecord) -> None:
+        self.records.append((record, utcnow()))
+        self._changed.set()
+
+    def clear(self) -> None:
+        self.records.clear()
+
+    async def wait_for(self, count: int, *, timeout: float, stall: float = 10.0) -> bool:
+        """Wait until ``count`` records arrived; False after ``timeout`` seconds, or once
+        no new record came for ``stall`` seconds (lost fires never arrive)."""
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count:
+            left = min(deadline - time.monotonic(), stall)
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+
+async def interleave(
+    rounds: int, contenders: dict[str, Callable[[], Awaitable[float]]]
+) -> dict[str, list[float]]:
+    """Run one round of each contender in turn, rotating who goes first, ``rounds`` times.
+
+    Alternating keeps drift from other load on the machine out of the ratios; each
+    contender's list holds one value per round (take the median).
+    """
+    names = list(contenders)
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(rounds):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            values[name].append(await contenders[name]())
+    return values
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else math.nan
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0–100), nearest-rank on sorted values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(math.ceil(q / 100 * len(ordered)) - 1, 0)
+    return ordered[min(rank, len(ordered) - 1)]
+
+
+def rss_mib() -> float:
+    """Resident memory of this process now, in MiB (Linux /proc)."""
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (VmHWM), in MiB."""
+    with open(f"/proc/{os.getpid()}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def far_future() -> datetime:
+    """A fire time that never comes during a benchmark."""
+    return utcnow() + timedelta(days=365)
