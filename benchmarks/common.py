@@ -9,6 +9,7 @@ import os
 import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -210,6 +211,19 @@ class RecordWaiter:
             except asyncio.TimeoutError:
                 return False
         return True
+
+
+def check_burst(fig: Figure, label: str, waiter: RecordWaiter, n: int, ok: bool) -> datetime | None:
+    """Check that all ``n`` fires of a burst succeeded; the last commit time, or None."""
+    fig.check(ok, f"{label}: {len(waiter.records)} of {n} fires recorded in time")
+    outcomes = Counter(r.outcome for r, _ in waiter.records)
+    fig.check(outcomes == {"success": n}, f"{label}: outcomes {dict(outcomes)}")
+    errors = Counter(r.error for r, _ in waiter.records if r.outcome == "error")
+    for error, count in errors.most_common(2):
+        fig.notes.append(f"{label}: {count} fire(s) ended in error: {error}")
+    if not ok:
+        return None
+    return max(committed for _, committed in waiter.records)
 
 
 async def interleave(

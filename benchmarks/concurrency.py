@@ -7,7 +7,6 @@ import contextlib
 import os
 import time
 import tracemalloc
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from .common import (
     Figure,
     RecordWaiter,
     Row,
+    check_burst,
     direct_input,
     interleave,
     median,
@@ -81,16 +81,8 @@ async def _scheduled(
         if slow:
             timeout, stall = timeout * 10, stall * 10
         ok = await waiter.wait_for(n, timeout=timeout, stall=stall)
-    fig.check(ok, f"{label}: {len(waiter.records)} of {n} fires recorded in time")
-    outcomes = Counter(r.outcome for r, _ in waiter.records)
-    fig.check(outcomes == {"success": n}, f"{label}: outcomes {dict(outcomes)}")
-    errors = Counter(r.error for r, _ in waiter.records if r.outcome == "error")
-    for error, count in errors.most_common(2):
-        fig.notes.append(f"{label}: {count} fire(s) ended in error: {error}")
-    if not ok:
-        return float("nan")
-    last = max(c for _, c in waiter.records)
-    return (last - due).total_seconds()
+    last = check_burst(fig, label, waiter, n, ok)
+    return float("nan") if last is None else (last - due).total_seconds()
 
 
 def _fresh(workdir: Path, name: str) -> str:

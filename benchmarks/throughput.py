@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from .common import (
     Figure,
     RecordWaiter,
     Row,
+    check_burst,
     direct_input,
     interleave,
     median,
@@ -69,15 +69,9 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> di
             ok = await waiter.wait_for(
                 n, timeout=(5 if quick else 60) + n * 0.05, stall=3 if quick else 10
             )
-            fig.check(ok, f"{label}: {len(waiter.records)} of {n} fires recorded in time")
-            outcomes = Counter(r.outcome for r, _ in waiter.records)
-            fig.check(outcomes == {"success": n}, f"{label}: outcomes {dict(outcomes)}")
-            errors = Counter(r.error for r, _ in waiter.records if r.outcome == "error")
-            for error, count in errors.most_common(2):
-                fig.notes.append(f"{label}: {count} fire(s) ended in error: {error}")
-            if not ok:
+            last = check_burst(fig, label, waiter, n, ok)
+            if last is None:
                 return float("nan")
-            last = max(committed for _, committed in waiter.records)
             return len(waiter.records) / (last - due).total_seconds()
 
         await direct()  # warm-up
