@@ -289,9 +289,8 @@ class TaskExecutorBridge:
         return finished
 
     async def _after_scheduled(self, task: Task, record: TaskRunRecord) -> None:
-        """Retry a failed attempt, or settle the failure streak once the fire is over."""
-        failed = record.outcome in ("error", "timeout")
-        if not failed:
+        """Retry a failed attempt, or count the failed fire once its attempts are spent."""
+        if record.outcome not in ("error", "timeout"):
             return  # finish_run reset the failure streak in the record's transaction
         if record.attempt <= task.options.retries and not self.closed:
             delay = task.options.retry_delay(record.attempt + 1)
@@ -299,10 +298,10 @@ class TaskExecutorBridge:
             return
         streak = await self._retrying(
             "update failure streak",
-            lambda: self.store.settle_fire(task.id, failed=failed),
+            lambda: self.store.count_failed_fire(task.id),
         )
         limit = task.options.pause_after_failures
-        if failed and limit is not None and streak is not None and streak >= limit:
+        if limit is not None and streak is not None and streak >= limit:
             paused = await self._retrying(
                 "pause failing task",
                 lambda: self.store.update_task(

@@ -241,7 +241,7 @@ async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
     async with _store(_database(args)) as store:
         task = await _get_task(store, args.task_id)
         history = RunHistory(await store.history(task.id, limit=5), task_names={task.id: task.name})
-    next_runs = _next_runs(task, 5)
+    next_runs = task.upcoming_runs(5)
     if args.json:
         data = {
             "task": task.model_dump(mode="json"),
@@ -270,7 +270,7 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
             max_runs=args.max_runs,
             paused=args.paused,
         )
-    return _report_change(out, args, task, "created", _next_runs(task, 3))
+    return _report_change(out, args, task, "created", task.upcoming_runs(3))
 
 
 async def _tasks_pause(args: argparse.Namespace, out: Console) -> int:
@@ -282,7 +282,7 @@ async def _tasks_pause(args: argparse.Namespace, out: Console) -> int:
 async def _tasks_resume(args: argparse.Namespace, out: Console) -> int:
     async with _manager(_database(args)) as rt:
         task = await rt.resume_task(args.task_id)
-    return _report_change(out, args, task, "resumed", _next_runs(task, 3))
+    return _report_change(out, args, task, "resumed", task.upcoming_runs(3))
 
 
 async def _tasks_delete(args: argparse.Namespace, out: Console) -> int:
@@ -668,17 +668,6 @@ def _report_change(
     return 0
 
 
-def _next_runs(task: Task, n: int) -> list[datetime]:
-    """The task's next fire times in its zone (as ``SchedulerRuntime.next_run_times``)."""
-    if task.state != "active" or task.next_run_at is None:
-        return []
-    first = task.next_run_at.astimezone(task.schedule.zone)
-    times = [first, *task.schedule.next_fire_times(n - 1, after=first)] if n > 1 else [first]
-    if task.max_runs is not None:
-        times = times[: max(task.max_runs - task.run_count, 0)]
-    return times
-
-
 def _emit(out: Console, view: Any, data: Any) -> None:
     if data is not None:
         _print_json(data)
@@ -707,10 +696,6 @@ def _default_name(prompt: str) -> str:
     words = prompt.split()
     name = " ".join(words[:6])
     return name if len(words) <= 6 else name + "…"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 if __name__ == "__main__":  # pragma: no cover

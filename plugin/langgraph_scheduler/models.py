@@ -135,6 +135,17 @@ class Task(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    def upcoming_runs(self, n: int = 5) -> list[datetime]:
+        """The next ``n`` fire times in the task's zone (empty when it is not active)."""
+        if self.state != "active" or self.next_run_at is None:
+            return []
+        first = self.next_run_at.astimezone(self.schedule.zone)
+        rest = self.schedule.next_fire_times(n - 1, after=first) if n > 1 else []
+        times = [first, *rest]
+        if self.max_runs is not None:
+            times = times[: max(self.max_runs - self.run_count, 0)]
+        return times
+
     @property
     def trigger(self) -> ConversationTrigger:
         """The parsed payload.

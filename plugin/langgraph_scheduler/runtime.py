@@ -36,7 +36,7 @@ from .checkpointers import open_checkpointer
 from .errors import InvalidSchedule, InvalidTask, NotRunning, TaskNotFound
 from .locks import AdvisoryThreadLocks, ThreadBusy, ThreadLocks
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
-from .schedules import Interval, Schedule
+from .schedules import Interval, Schedule, check_timezone
 from .store import Store
 from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
@@ -549,15 +549,7 @@ class SchedulerRuntime:
         self, task_id: str, n: int = 5, *, owner: str | None = None
     ) -> list[datetime]:
         """The task's next ``n`` fire times in its own timezone (empty when not active)."""
-        task = await self.get_task(task_id, owner=owner)
-        if task.state != "active" or task.next_run_at is None:
-            return []
-        first = task.next_run_at.astimezone(task.schedule.zone)
-        rest = task.schedule.next_fire_times(n - 1, after=first) if n > 1 else []
-        times = [first, *rest]
-        if task.max_runs is not None:
-            times = times[: max(task.max_runs - task.run_count, 0)]
-        return times
+        return (await self.get_task(task_id, owner=owner)).upcoming_runs(n)
 
     # -- user turns ------------------------------------------------------------------
 
@@ -879,9 +871,7 @@ def _check_name(name: str) -> str:
 
 
 def _check_zone(tz: str) -> str:
-    from .schedules import Once
-
-    Once(at=datetime(2000, 1, 1), tz=tz)  # raises InvalidSchedule naming the zone
+    check_timezone(tz)  # raises InvalidSchedule naming the zone
     return tz
 
 

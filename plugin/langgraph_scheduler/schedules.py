@@ -52,6 +52,7 @@ __all__ = [
     "Interval",
     "Once",
     "Schedule",
+    "check_timezone",
     "parse_schedule",
     "schedule_from_dict",
     "schedule_to_dict",
@@ -97,6 +98,11 @@ def _zone(name: str) -> ZoneInfo:
     close = difflib.get_close_matches(name.lower(), list(names), n=1)
     hint = f"; did you mean {names[close[0]]!r}?" if close else ""
     raise InvalidSchedule(f"unknown timezone {name[:80]!r}: {_ZONE_EXAMPLE}{hint}")
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; InvalidSchedule naming it (with a "did you mean") if unknown."""
+    return _zone(name)
 
 
 def _aware(value: datetime, zone: ZoneInfo) -> datetime:

@@ -127,5 +127,3 @@ class ScriptedChatModel(BaseChatModel):
         if isinstance(step, str) and step == HANG:
             await asyncio.Event().wait()
         return self._to_result(step)
-
-

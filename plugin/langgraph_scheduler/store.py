@@ -424,19 +424,23 @@ class Store:
                 return None
             record = _run_from_row(row)
             # A scheduled success ends the failure streak here, in the same transaction,
-            # so the bridge needs no separate settle_fire round trip for it.
+            # so the bridge needs no separate round trip for it.
             reset = record.outcome == "success" and record.trigger == "schedule"
             await self._touch_task_outcome(conn, record, reset_streak=reset)
             if keep is not None:
                 await self._trim_history(conn, record.task_id, keep)
         return record
 
-    async def settle_fire(self, task_id: str, *, failed: bool) -> int | None:
-        """Count a fire into the task's failure streak; returns the new streak."""
-        value = tasks_table.c.failure_streak + 1 if failed else 0
+    async def count_failed_fire(self, task_id: str) -> int | None:
+        """Add a failed fire to the task's failure streak; returns the new streak.
+
+        (A success resets the streak in :meth:`finish_run`.)
+        """
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(tasks_table).where(tasks_table.c.id == task_id).values(failure_streak=value)
+                update(tasks_table)
+                .where(tasks_table.c.id == task_id)
+                .values(failure_streak=tasks_table.c.failure_streak + 1)
             )
             streak = await conn.scalar(
                 select(tasks_table.c.failure_streak).where(tasks_table.c.id == task_id)
