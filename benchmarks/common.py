@@ -169,8 +169,7 @@ async def write_tasks(database: str, rows: list[dict[str, Any]]) -> None:
     store = Store(database)
     try:
         await store.setup()
-        async with store.engine.begin() as conn:
-            await conn.execute(insert(tasks_table), rows)
+        await store.transaction(lambda conn: conn.execute(insert(tasks_table), rows))
     finally:
         await store.close()
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from langgraph_scheduler.store import Store, runs_table
 
@@ -73,32 +74,25 @@ async def _count(database: str) -> tuple[int, int, dict[str, int], datetime | No
     """(finished fires, duplicate rows, rows per holder, last finished_at, successes)."""
     store = Store(database)
     try:
-        async with store.engine.connect() as conn:
+
+        def read(conn: Connection) -> tuple[int, int, dict[str, int], datetime | None, int]:
             fires = select(
                 runs_table.c.task_id,
                 runs_table.c.scheduled_for,
                 runs_table.c.attempt,
                 func.count().label("n"),
             ).group_by(runs_table.c.task_id, runs_table.c.scheduled_for, runs_table.c.attempt)
-            groups = (await conn.execute(fires)).all()
-            duplicates = sum(g.n - 1 for g in groups)
-            finished = await conn.scalar(
-                select(func.count()).where(runs_table.c.outcome.is_not(None))
-            )
-            successes = await conn.scalar(
-                select(func.count()).where(runs_table.c.outcome == "success")
-            )
-            last = await conn.scalar(select(func.max(runs_table.c.finished_at)))
-            holders: dict[str, int] = dict(
-                (
-                    await conn.execute(
-                        select(runs_table.c.holder, func.count()).group_by(runs_table.c.holder)
-                    )
-                ).all()
-            )
+            duplicates = sum(g.n - 1 for g in conn.execute(fires).all())
+            finished = conn.scalar(select(func.count()).where(runs_table.c.outcome.is_not(None)))
+            successes = conn.scalar(select(func.count()).where(runs_table.c.outcome == "success"))
+            last = conn.scalar(select(func.max(runs_table.c.finished_at)))
+            per_holder = select(runs_table.c.holder, func.count()).group_by(runs_table.c.holder)
+            holders: dict[str, int] = {h: int(n) for h, n in conn.execute(per_holder).all()}
+            return int(finished or 0), duplicates, holders, last, int(successes or 0)
+
+        return await store.transaction(read)
     finally:
         await store.close()
-    return int(finished or 0), duplicates, holders, last, int(successes or 0)
 
 
 async def _round(

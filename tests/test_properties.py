@@ -146,11 +146,12 @@ async def _check_consistent(rt: SchedulerRuntime) -> None:
     for task in tasks:
         task.trigger  # noqa: B018  # the API never stores an invalid payload
         assert (task.next_run_at is not None) == (task.state == "active")
-    async with rt.store.engine.connect() as conn:
-        run_tasks = set((await conn.execute(select(runs_table.c.task_id))).scalars())
-        running = (
-            await conn.execute(select(runs_table.c.run_id).where(runs_table.c.outcome.is_(None)))
-        ).all()
+    run_tasks, running = await rt.store.transaction(
+        lambda conn: (
+            set(conn.execute(select(runs_table.c.task_id)).scalars()),
+            conn.execute(select(runs_table.c.run_id).where(runs_table.c.outcome.is_(None))).all(),
+        )
+    )
     assert run_tasks <= {t.id for t in tasks}, "no run without its task"
     assert running == [], "no run left running between operations"
 

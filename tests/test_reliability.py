@@ -280,14 +280,18 @@ async def test_retention_keeps_the_newest_and_never_touches_running(
     sqlite_url: str, runtime_factory: Any
 ) -> None:
     model = ScriptedChatModel(steps=["a", "b", "c", "d", "e", HANG])
-    rt = runtime_factory(build_graph(model), database=sqlite_url, history_limit=3)
+    # Trimming is the runtime's upkeep (every lease_secs / 3), off the turn's path.
+    rt = runtime_factory(build_graph(model), database=sqlite_url, history_limit=3, lease_secs=0.6)
     async with rt:
         task = await rt.create_task(
             name="r", schedule=Interval(hours=1), trigger="go", thread_id="r"
         )
         for _ in range(5):
             await rt.run_now(task.id)
-        kept = await rt.history(task.id)
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(kept := await rt.history(task.id)) > 3:
+            assert asyncio.get_running_loop().time() < deadline, "history was never trimmed"
+            await asyncio.sleep(0.05)
         assert [r.summary for r in kept] == ["e", "d", "c"]
         running = await rt.run_now(task.id, wait=False)
         await asyncio.sleep(0.1)

@@ -94,8 +94,7 @@ async def _rows(store: Store, *columns: Any, where: Any = None) -> list[Any]:
     query = select(*columns)
     if where is not None:
         query = query.where(where)
-    async with store.engine.connect() as conn:
-        return list((await conn.execute(query)).all())
+    return await store.transaction(lambda conn: list(conn.execute(query).all()))
 
 
 async def _count_until(store: Store, count: int, *, where: Any, timeout: float) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from sqlalchemy import update
+from sqlalchemy import create_engine, update
 
 from langgraph_scheduler import (
     ConversationTrigger,
@@ -147,12 +147,12 @@ async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
         good = await rt.create_task(
             name="good", schedule=Interval(hours=1), trigger="hi", thread_id="t"
         )
-        async with rt.store.engine.begin() as conn:
-            await conn.execute(
-                update(tasks_table)
-                .where(tasks_table.c.id == bad.id)
-                .values(payload={"prompt": "", "colour": "red"})
-            )
+        corrupt = (
+            update(tasks_table)
+            .where(tasks_table.c.id == bad.id)
+            .values(payload={"prompt": "", "colour": "red"})
+        )
+        await rt.store.transaction(lambda conn: conn.execute(corrupt))
         with pytest.raises(InvalidPayload):
             (await rt.get_task(bad.id)).trigger  # noqa: B018
         record = await rt.run_now(bad.id)
@@ -276,6 +276,43 @@ async def test_restart_keeps_tasks_next_run_and_history(
             "messages"
         ]
         assert [m.text for m in messages] == ["hi", "first life", "hi", "second life"]
+
+
+async def test_tasks_with_equal_cron_schedules_share_a_trigger_and_fire_independently(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        a, b, c = [
+            await rt.create_task(
+                name=name, schedule=Cron("0 9 * * *", tz="Europe/Berlin"), trigger="hi"
+            )
+            for name in "abc"
+        ]
+    # While the runtime is down, a and c fall due; b is moved to a time of its own.
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    due = {a.id: now - timedelta(seconds=2), c.id: now - timedelta(seconds=1)}
+    own = now + timedelta(days=2, minutes=7)
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        for task_id, at in [*due.items(), (b.id, own)]:
+            conn.execute(
+                update(tasks_table).where(tasks_table.c.id == task_id).values(next_run_at=at)
+            )
+    engine.dispose()
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt2:
+        jobs = [rt2._scheduler.get_job(t.id) for t in (a, b, c)]  # type: ignore[union-attr]
+        assert jobs[0].trigger is jobs[1].trigger is jobs[2].trigger
+        assert jobs[1].next_run_time == own
+        for task_id, at in due.items():
+            (record,) = await runs.wait_for(1, task_id=task_id)
+            assert record.outcome == "success" and record.scheduled_for == at
+            # Each moved on from its own fire, through the one shared trigger.
+            expected = a.schedule.next_fire_times(1, after=at)[0]
+            assert (await rt2.get_task(task_id)).next_run_at == expected
+            assert rt2._scheduler.get_job(task_id).next_run_time == expected  # type: ignore[union-attr]
+        assert await rt2.history(b.id) == []
+        assert (await rt2.get_task(b.id)).next_run_at == own
+        assert rt2._scheduler.get_job(b.id).next_run_time == own  # type: ignore[union-attr]
 
 
 async def test_fires_on_one_thread_never_overlap_but_other_threads_do(
@@ -505,8 +542,7 @@ async def test_schema_is_versioned_and_indexed(database: str, make_graph: Any) -
                 for table in ("lgs_tasks", "lgs_runs")
             }
 
-        async with rt.store.engine.connect() as conn:
-            found = await conn.run_sync(indexes)
+        found = await rt.store.transaction(indexes)
         assert ["owner", "created_at", "id"] in found["lgs_tasks"]
         assert ["task_id", "started_at"] in found["lgs_runs"]
 

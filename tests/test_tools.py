@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -342,6 +343,23 @@ async def test_quota_counts_active_tasks_per_owner(rt_db: SchedulerRuntime) -> N
     resumed = await tools("resume_task", ALICE, task_id=ids[0])
     assert resumed.status == "error" and "quota reached" in resumed.text
     assert (await rt.get_task(ids[0])).state == "paused"
+
+
+async def test_quota_holds_for_concurrent_tool_calls(rt_db: SchedulerRuntime) -> None:
+    # Several schedule_task calls of one model message run at once (ToolNode gathers
+    # them): the quota check is part of the insert, so they cannot overshoot it together.
+    tools = Tools(rt_db, SchedulerLimits(max_active_tasks_per_owner=3))
+    answers = await asyncio.gather(
+        *(
+            tools("schedule_task", ALICE, name=f"t{i}", schedule="in 1 hour", prompt="p")
+            for i in range(8)
+        )
+    )
+    assert sorted(a.status for a in answers) == ["error"] * 5 + ["success"] * 3
+    assert all("quota reached" in a.text for a in answers if a.status == "error")
+    mine = await rt_db.list_tasks(owner="alice", limit=100)
+    assert len(mine) == 3 and {t.state for t in mine} == {"active"}
+    assert {job.id for job in rt_db._scheduler.get_jobs()} == {t.id for t in mine}
 
 
 @pytest.mark.parametrize(

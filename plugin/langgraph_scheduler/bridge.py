@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from .batching import Batcher
 from .channel import (
     ConversationRequest,
     ConversationResponse,
@@ -30,7 +31,7 @@ from .channel import (
 )
 from .errors import InvalidPayload
 from .models import RunTrigger, Task, TaskEvent, TaskResult, TaskRunRecord
-from .store import Store, tasks_table
+from .store import Claim, Store, TaskMove
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -91,7 +92,6 @@ class TaskExecutorBridge:
         on_record: called with every finished record.
         on_event: called with task events (auto-pause, completion).
         store_retry_secs: how long to keep retrying a failing store call.
-        history_limit: run records kept per task (older finished ones are trimmed).
         spawn: starts a background coroutine the runtime tracks (retries).
         resync: rebuilds this process's job from the stored task when they disagree.
     """
@@ -109,7 +109,6 @@ class TaskExecutorBridge:
         on_record: Callable[[TaskRunRecord], Awaitable[None]] | None = None,
         on_event: Callable[[TaskEvent], Awaitable[None]] | None = None,
         store_retry_secs: float = 60.0,
-        history_limit: int | None = None,
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]] = asyncio.ensure_future,
         resync: Callable[[Task], None] | None = None,
     ) -> None:
@@ -123,13 +122,19 @@ class TaskExecutorBridge:
         self.on_record = on_record
         self.on_event = on_event
         self.store_retry_secs = store_retry_secs
-        self.history_limit = history_limit
         self.key = uuid.uuid4().hex
         self.closed = False
         self.in_flight: dict[str, TaskRunRecord] = {}
+        self.finished_tasks: set[str] = set()
+        """Tasks with runs finished since the runtime last trimmed their history."""
         self.spawn = spawn
         self.resync = resync
         self.waiting_retries: set[asyncio.Task[Any]] = set()
+        # Fires due together share their store transactions (group commit).
+        self._loads: Batcher[str, Task | None] = Batcher(self._load_tasks)
+        self._claims: Batcher[Claim, bool] = Batcher(store.claim_runs)
+        self._finishes: Batcher[tuple[TaskRunRecord, TaskResult, datetime], TaskRunRecord | None]
+        self._finishes = Batcher(store.finish_runs)
         _BRIDGES[self.key] = self
 
     def close(self) -> None:
@@ -140,6 +145,15 @@ class TaskExecutorBridge:
 
     def unregister(self) -> None:
         _BRIDGES.pop(self.key, None)
+
+    async def drain(self) -> None:
+        """Wait for the store writes in flight (before the store closes)."""
+        for batcher in (self._loads, self._claims, self._finishes):
+            await batcher.aclose()
+
+    async def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
+        found = await self.store.get_tasks(task_ids)
+        return [found.get(task_id) for task_id in task_ids]
 
     # -- scheduled fires --------------------------------------------------------------
 
@@ -153,7 +167,7 @@ class TaskExecutorBridge:
             logger.exception("fire of task %s at %s failed", task_id, scheduled_times[-1:])
 
     async def _on_fire(self, task_id: str, scheduled_times: list[datetime]) -> None:
-        task = await self._retrying("load task", lambda: self.store.get_task(task_id))
+        task = await self._retrying("load task", lambda: self._loads.submit(task_id))
         if task is None or task.state != "active":
             self._drop_job(task_id)
             return
@@ -164,17 +178,17 @@ class TaskExecutorBridge:
                 self.resync(task)
             return
         to_run, missed = self._split_due(task, scheduled_times, _utcnow())
-        updates = self._advance(task, ran=to_run is not None)
+        move = self._advance(task, ran=to_run is not None)
         if missed:
-            await self._record_missed(task, missed, updates if to_run is None else None)
+            await self._record_missed(task, missed, move if to_run is None else None)
         if to_run is not None:
             record = await self._retrying(
                 "claim fire",
-                lambda: self.claim(task, to_run, trigger="schedule", task_updates=updates),
+                lambda: self.claim(task, to_run, trigger="schedule", move=move),
             )
             if record is not None:
                 await self.execute(task, record)
-        if updates.get("state") == "completed":
+        if move.completes:
             await self._event(task.id, "completed", "the schedule has no further fire time")
 
     def _split_due(
@@ -189,23 +203,19 @@ class TaskExecutorBridge:
             return None, times
         return latest, times[:-1]
 
-    def _advance(self, task: Task, *, ran: bool) -> dict[str, Any]:
-        """Task columns to write with this fire's claim: next run time, count, state."""
+    def _advance(self, task: Task, *, ran: bool) -> TaskMove:
+        """How this fire moves the task on (written with its claim): next run time,
+        run count, completion."""
         job = self.scheduler.get_job(task.id)
         next_run = job.next_run_time if job is not None else None
-        updates: dict[str, Any] = {"next_run_at": next_run}
-        if ran:
-            updates["run_count"] = tasks_table.c.run_count + 1
-            if task.max_runs is not None and task.run_count + 1 >= task.max_runs:
-                next_run = None
-                updates["next_run_at"] = None
+        if ran and task.max_runs is not None and task.run_count + 1 >= task.max_runs:
+            next_run = None
         if next_run is None:
-            updates["state"] = "completed"
             self._drop_job(task.id)
-        return updates
+        return TaskMove(next_run_at=next_run, counts=ran, completes=next_run is None)
 
     async def _record_missed(
-        self, task: Task, times: list[datetime], task_updates: dict[str, Any] | None
+        self, task: Task, times: list[datetime], move: TaskMove | None
     ) -> None:
         # One record per batch of occurrences missed together, with the count in its
         # summary: a week of downtime on a per-minute task is one line, not ten thousand.
@@ -229,7 +239,7 @@ class TaskExecutorBridge:
         )
         stored = await self._retrying(
             "record missed fires",
-            lambda: self.store.record_run(record, holder=self.holder, task_updates=task_updates),
+            lambda: self.store.record_run(record, holder=self.holder, move=move),
         )
         if stored:
             await self._notify(record)
@@ -243,7 +253,7 @@ class TaskExecutorBridge:
         *,
         trigger: RunTrigger,
         attempt: int = 1,
-        task_updates: dict[str, Any] | None = None,
+        move: TaskMove | None = None,
     ) -> TaskRunRecord | None:
         """Claim one fire attempt; None when another claim of the same one won."""
         run_id = str(uuid.uuid4())
@@ -258,12 +268,8 @@ class TaskExecutorBridge:
             started_at=now,
             thread_id=thread_id,
         )
-        won = await self.store.claim_run(
-            record,
-            holder=self.holder,
-            lease_until=now + timedelta(seconds=self.lease_secs),
-            task_updates=task_updates,
-        )
+        lease_until = now + timedelta(seconds=self.lease_secs)
+        won = await self._claims.submit(Claim(record, self.holder, lease_until, move))
         if not won:
             logger.info("fire %s@%s already claimed elsewhere", task.id, scheduled_for)
             return None
@@ -387,12 +393,11 @@ class TaskExecutorBridge:
         """Record the outcome; True with it if this call recorded it (not someone before)."""
         finished = await self._retrying(
             "record outcome",
-            lambda: self.store.finish_run(
-                record.run_id, result, finished_at=_utcnow(), keep=self.history_limit
-            ),
+            lambda: self._finishes.submit((record, result, _utcnow())),
             patience=max(self.store_retry_secs, 600.0),
         )
         self.in_flight.pop(record.run_id, None)
+        self.finished_tasks.add(record.task_id)
         if finished is None:
             # Already finished elsewhere (lease expired and recorded interrupted, or the
             # task was deleted), or the store stayed down: the store keeps what it has.

@@ -33,7 +33,7 @@ from .channel import (
     Timeout,
 )
 from .checkpointers import open_checkpointer
-from .errors import InvalidSchedule, InvalidTask, NotRunning, TaskNotFound
+from .errors import InvalidSchedule, InvalidTask, NotRunning, QuotaExceeded, TaskNotFound
 from .locks import AdvisoryThreadLocks, ThreadBusy, ThreadLocks
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule, check_timezone
@@ -83,7 +83,8 @@ class SchedulerRuntime:
         drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
         lease_secs: how long a claimed fire stays owned without renewal; a crashed
             process's running fires are recorded ``interrupted`` once it expires.
-        history_limit: run records kept per task (None keeps all).
+        history_limit: run records kept per task (None keeps all); older finished ones
+            are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
         store_retry_secs: how long a fire keeps retrying a failing database call.
         sync_interval_secs: how often task changes made by other processes are polled
@@ -197,7 +198,8 @@ class SchedulerRuntime:
                     return
                 self._graph = await self._bind_graph(stack)
             if store.dialect == "postgresql":
-                self._replica_locks = AdvisoryThreadLocks(store.engine)
+                assert store.async_engine is not None
+                self._replica_locks = AdvisoryThreadLocks(store.async_engine)
             self._queue = asyncio.Queue(maxsize=self.queue_size)
             self._scheduler = AsyncIOScheduler(
                 timezone=timezone.utc,
@@ -215,7 +217,6 @@ class SchedulerRuntime:
                 on_record=self._emit,
                 on_event=self._emit_event,
                 store_retry_secs=self.store_retry_secs,
-                history_limit=self.history_limit,
                 spawn=self._spawn,
                 resync=self._sync_job,
             )
@@ -276,6 +277,7 @@ class SchedulerRuntime:
         for fire in list(self._fires):
             fire.cancel()
         await asyncio.gather(*self._fires, return_exceptions=True)
+        await self._bridge.drain()
         await self._stack.aclose()
         self._state = "stopped"
         logger.info("scheduler runtime %s stopped", self.holder)
@@ -323,6 +325,7 @@ class SchedulerRuntime:
         max_runs: int | None = None,
         options: TaskOptions | None = None,
         paused: bool = False,
+        max_active: int | None = None,
     ) -> Task:
         """Create a task and schedule it.
 
@@ -336,8 +339,11 @@ class SchedulerRuntime:
             max_runs: stop after this many scheduled fires.
             options: misfire and busy-thread policy.
             paused: create it paused.
+            max_active: refuse when the owner already has this many active tasks (checked
+                atomically with the insert, so concurrent creations cannot overshoot).
 
         Raises:
+            QuotaExceeded: ``max_active`` refused the task.
             InvalidSchedule: the schedule cannot fire (bad zone, a date in the past, …).
             InvalidPayload: the trigger is invalid.
             InvalidTask: another argument is invalid.
@@ -368,7 +374,13 @@ class SchedulerRuntime:
             created_at=now,
             updated_at=now,
         )
-        await self.store.insert_task(task)
+        if not await self.store.insert_task(
+            task, max_active=max_active if state == "active" else None
+        ):
+            raise QuotaExceeded(
+                f"quota reached: owner {owner!r} already has {max_active} active tasks; delete "
+                "or pause a task that is no longer needed, then try again"
+            )
         if state == "active":
             self._add_job(task, next_run_time=task.next_run_at)
         return task
@@ -781,7 +793,7 @@ class SchedulerRuntime:
 
         from .store import TASK_CHANGES_CHANNEL
 
-        url = self.store.engine.url.set(drivername="postgresql")
+        url = self.store.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         while True:
             try:
@@ -815,6 +827,10 @@ class SchedulerRuntime:
                 ):
                     await self._emit(record)
                     await self._bridge.recover(record)
+                if self.history_limit is not None and self._bridge.finished_tasks:
+                    finished = set(self._bridge.finished_tasks)
+                    self._bridge.finished_tasks.clear()
+                    await self.store.trim_history(finished, keep=self.history_limit)
                 if self.history_max_age_days is not None and now >= next_purge:
                     cutoff = now - timedelta(days=self.history_max_age_days)
                     await self.store.purge_history(finished_before=cutoff)

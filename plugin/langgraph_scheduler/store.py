@@ -1,4 +1,4 @@
-"""Task store and run store on SQLAlchemy 2 (async): SQLite by default, PostgreSQL for scale.
+"""Task store and run store on SQLAlchemy 2: SQLite by default, PostgreSQL for scale.
 
 One schema serves both dialects. A fire is claimed by inserting its run row; the unique
 key ``(task_id, scheduled_for, attempt)`` makes a second claim of the same fire a no-op.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -25,19 +27,25 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
+    case,
+    create_engine,
     delete,
     event,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
 from .errors import SchedulerError, StoreError
@@ -45,7 +53,9 @@ from .models import RunOutcome, Task, TaskOptions, TaskResult, TaskRunRecord
 from .schedules import schedule_from_dict, schedule_to_dict
 from .trigger import ConversationTrigger
 
-__all__ = ["SCHEMA_VERSION", "Store", "normalize_database_url"]
+__all__ = ["SCHEMA_VERSION", "Claim", "Store", "TaskMove", "normalize_database_url"]
+
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 """Version of the tables below; bumped with every change to them."""
@@ -148,17 +158,17 @@ _running_runs = Index(
 
 
 def normalize_database_url(url: str) -> str:
-    """Map a plain URL to the async driver SQLAlchemy needs.
+    """Map a plain URL to the driver the store uses.
 
-    ``sqlite:///file.db`` → ``sqlite+aiosqlite:///file.db``; ``sqlite://`` or ``:memory:`` is
-    an in-memory database; ``postgresql://…`` → ``postgresql+psycopg://…``.
+    ``sqlite:///file.db`` and ``sqlite://`` (``:memory:``) stay on the standard library's
+    ``sqlite3``; ``postgresql://…`` → ``postgresql+psycopg://…`` (async).
     """
     if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
-        return "sqlite+aiosqlite://"
+        return "sqlite://"
     parsed = make_url(url)
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
     if backend in ("postgresql", "postgres"):
         if driver not in ("", "psycopg"):
             raise SchedulerError(
@@ -183,22 +193,55 @@ class TaskPage:
 class Store:
     """Tasks and run history in one database.
 
+    Every operation is one transaction written as a plain function of a SQLAlchemy
+    ``Connection`` and run by :meth:`transaction`: on PostgreSQL through the async engine
+    (``run_sync``), on a SQLite file in a small thread pool (one hop per transaction, not
+    per statement), and in memory inline on the event loop (a statement takes
+    microseconds there, and a transaction that never awaits cannot interleave with another).
+
     Args:
         url: a database URL (see :func:`normalize_database_url`).
-        engine: an existing ``AsyncEngine`` to use instead (not disposed by :meth:`close`).
-        pool_size: connections kept open (PostgreSQL); half as many again may overflow.
+        pool_size: connections kept open (PostgreSQL: half as many again may overflow;
+            SQLite file: the threads running transactions).
     """
 
-    def __init__(
-        self, url: str = "sqlite://", *, engine: AsyncEngine | None = None, pool_size: int = 10
-    ) -> None:
-        if engine is None:
-            engine = _create_engine(normalize_database_url(url), pool_size=pool_size)
-            self._owns_engine = True
+    def __init__(self, url: str = "sqlite://", *, pool_size: int = 10) -> None:
+        self.url = make_url(normalize_database_url(url))
+        self.dialect = self.url.get_backend_name()
+        self.in_memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
+        self.async_engine: AsyncEngine | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if self.dialect == "sqlite":
+            threads = max(1, min(pool_size, 4))
+            self.sync_engine = _sqlite_engine(self.url, in_memory=self.in_memory, pool=threads)
+            if not self.in_memory:
+                self._executor = ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
         else:
-            self._owns_engine = False
-        self.engine = engine
-        self.dialect = engine.dialect.name
+            self.async_engine = create_async_engine(
+                self.url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size // 2
+            )
+            self.sync_engine = self.async_engine.sync_engine
+        self._insert_run_stmt = self._insert_ignore(
+            runs_table, "task_id", "scheduled_for", "attempt"
+        ).returning(runs_table.c.run_id)
+
+    async def transaction(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work(conn)`` in one transaction (committed if it returns, else rolled back).
+
+        ``work`` must not block on anything but the database; it is the extension point
+        for queries the store has no method for.
+        """
+        if self.async_engine is not None:
+            async with self.async_engine.begin() as conn:
+                return await conn.run_sync(work)
+        if self._executor is None:
+            return self._run_sqlite(work)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run_sqlite, work)
+
+    def _run_sqlite(self, work: Callable[[Connection], _T]) -> _T:
+        with self.sync_engine.begin() as conn:
+            return work(conn)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -208,32 +251,32 @@ class Store:
         On PostgreSQL the work runs under an advisory lock, so replicas starting at once
         neither race each other into errors nor half-create the schema.
         """
-        async with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-            await conn.run_sync(metadata.create_all, checkfirst=True)
-            found = await conn.scalar(
-                select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        await self.transaction(self._setup)
+
+    def _setup(self, conn: Connection) -> None:
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
+        if found is None:
+            conn.execute(
+                self._insert_ignore(meta_table).values(
+                    key="schema_version", value=str(SCHEMA_VERSION)
+                )
             )
-            if found is None:
-                await conn.execute(
-                    self._insert_ignore(meta_table).values(
-                        key="schema_version", value=str(SCHEMA_VERSION)
-                    )
-                )
-            elif int(found) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema version {found} is newer than this library's "
-                    f"({SCHEMA_VERSION}); upgrade langgraph-scheduler"
-                )
+        elif int(found) > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema version {found} is newer than this library's "
+                f"({SCHEMA_VERSION}); upgrade langgraph-scheduler"
+            )
 
     @contextlib.asynccontextmanager
     async def setup_lock(self) -> AsyncIterator[None]:
         """Serialise start-up work (e.g. the checkpointer's migrations) across replicas."""
-        if self.dialect != "postgresql":
+        if self.async_engine is None or self.dialect != "postgresql":
             yield
             return
-        async with self.engine.connect() as conn:
+        async with self.async_engine.connect() as conn:
             # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
             # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -246,30 +289,83 @@ class Store:
                 await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
 
     async def schema_version(self) -> int:
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(
+        def read(conn: Connection) -> int:
+            found = conn.scalar(
                 select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             )
-        return int(found) if found is not None else 0
+            return int(found) if found is not None else 0
+
+        return await self.transaction(read)
 
     async def close(self) -> None:
-        if self._owns_engine:
-            await self.engine.dispose()
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+            return
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.sync_engine.dispose()
 
     # -- tasks -----------------------------------------------------------------------
 
-    async def insert_task(self, task: Task) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(tasks_table).values(**_task_row(task)))
-            await self._notify_change(conn, task.id)
+    async def insert_task(self, task: Task, *, max_active: int | None = None) -> bool:
+        """Insert a task; with ``max_active``, only if its owner has fewer active tasks than
+        that (checked in the same statement, so concurrent creations cannot overshoot the
+        quota). Returns False when the quota refused it."""
+        row = _task_row(task)
+
+        def work(conn: Connection) -> bool:
+            if max_active is None:
+                conn.execute(insert(tasks_table), row)
+            else:
+                mine = (
+                    select(func.count())
+                    .select_from(tasks_table)
+                    .where(
+                        tasks_table.c.owner == task.owner,
+                        tasks_table.c.state == "active",
+                    )
+                    .scalar_subquery()
+                )
+                values = select(*[literal(v, tasks_table.c[k].type) for k, v in row.items()])
+                statement = (
+                    insert(tasks_table)
+                    .from_select(list(row), values.where(mine < max_active))
+                    .returning(tasks_table.c.id)
+                )
+                if self.dialect == "postgresql":
+                    # Serialise quota checks of one owner (READ COMMITTED would let two
+                    # concurrent inserts both see room for one).
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:c, hashtext(:o))"),
+                        {"c": _QUOTA_LOCK_CLASS, "o": task.owner},
+                    )
+                if conn.execute(statement).first() is None:
+                    return False
+            self._notify_change(conn, task.id)
+            return True
+
+        return await self.transaction(work)
 
     async def get_task(self, task_id: str, *, owner: str | None = None) -> Task | None:
-        query = select(tasks_table).where(tasks_table.c.id == task_id)
+        query, params = _GET_TASK, {"b_id": task_id}
         if owner is not None:
-            query = query.where(tasks_table.c.owner == owner)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return _task_from_row(row) if row else None
+            query, params = _GET_OWNED_TASK, params | {"b_owner": owner}
+
+        def work(conn: Connection) -> Task | None:
+            row = conn.execute(query, params).mappings().first()
+            return _task_from_row(row) if row else None
+
+        return await self.transaction(work)
+
+    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks with these ids that exist, by id (one query)."""
+        ids = sorted(set(task_ids))
+
+        def work(conn: Connection) -> dict[str, Task]:
+            rows = conn.execute(_GET_TASKS, {"b_ids": ids}).mappings()
+            return {row["id"]: _task_from_row(row) for row in rows}
+
+        return await self.transaction(work)
 
     async def list_tasks(
         self,
@@ -289,10 +385,13 @@ class Store:
             .limit(limit + 1)
             .offset(offset)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        tasks = [_task_from_row(r) for r in rows[:limit]]
-        return TaskPage(tasks, offset + limit if len(rows) > limit else None)
+
+        def work(conn: Connection) -> TaskPage:
+            rows = conn.execute(query).mappings().all()
+            tasks = [_task_from_row(r) for r in rows[:limit]]
+            return TaskPage(tasks, offset + limit if len(rows) > limit else None)
+
+        return await self.transaction(work)
 
     async def count_tasks(self, *, owner: str, states: Sequence[str]) -> int:
         query = (
@@ -300,45 +399,52 @@ class Store:
             .select_from(tasks_table)
             .where(tasks_table.c.owner == owner, tasks_table.c.state.in_(list(states)))
         )
-        async with self.engine.connect() as conn:
-            return int(await conn.scalar(query) or 0)
+        return await self.transaction(lambda conn: int(conn.scalar(query) or 0))
 
     async def update_task(self, task_id: str, **values: Any) -> Task | None:
         """Update columns of a task; returns the new task, or None if it is gone."""
         row_values = _task_values(values)
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> Task | None:
+            result = conn.execute(
                 update(tasks_table).where(tasks_table.c.id == task_id).values(**row_values)
             )
             if result.rowcount == 0:
                 return None
-            await self._notify_change(conn, task_id)
-            row = (
-                (await conn.execute(select(tasks_table).where(tasks_table.c.id == task_id)))
-                .mappings()
-                .one()
-            )
-        return _task_from_row(row)
+            self._notify_change(conn, task_id)
+            row = conn.execute(select(tasks_table).where(tasks_table.c.id == task_id)).mappings()
+            return _task_from_row(row.one())
+
+        return await self.transaction(work)
 
     async def delete_task(self, task_id: str) -> bool:
         """Delete a task and its finished history; runs in flight finish unrecorded."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
-            await conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
-            await self._notify_change(conn, task_id)
-        return result.rowcount > 0
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
+            conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
+            self._notify_change(conn, task_id)
+            return bool(result.rowcount)
+
+        return await self.transaction(work)
 
     async def iter_tasks(self, *, states: Sequence[str], batch: int = 1000) -> AsyncIterator[Task]:
-        """Stream the tasks in the given states (used to rebuild scheduler jobs at start)."""
-        query = (
-            select(tasks_table)
-            .where(tasks_table.c.state.in_(list(states)))
-            .order_by(tasks_table.c.created_at, tasks_table.c.id)
-        )
-        async with self.engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=batch))
-            async for row in result.mappings():
-                yield _task_from_row(row)
+        """Stream the tasks in the given states, oldest first, one page per transaction
+        (used to rebuild scheduler jobs at start)."""
+        order = (tasks_table.c.created_at, tasks_table.c.id)
+        base = select(tasks_table).where(tasks_table.c.state.in_(list(states)))
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = base if after is None else base.where(tuple_(*order) > tuple_(*after))
+            query = query.order_by(*order).limit(batch)
+            page = await self.transaction(
+                lambda conn, q=query: [_task_from_row(r) for r in conn.execute(q).mappings()]
+            )
+            for task in page:
+                yield task
+            if len(page) < batch:
+                return
+            after = (page[-1].created_at, page[-1].id)
 
     # -- runs ------------------------------------------------------------------------
 
@@ -348,154 +454,154 @@ class Store:
         *,
         holder: str,
         lease_until: datetime,
-        task_updates: dict[str, Any] | None = None,
+        move: TaskMove | None = None,
     ) -> bool:
         """Claim a fire by inserting its running record; False if already claimed.
 
-        ``task_updates`` (next run time, run count) are applied in the same transaction,
-        so a fire is never claimed without its task moving on, nor the reverse.
+        ``move`` (next run time, run count, completion) is applied in the same
+        transaction, so a fire is never claimed without its task moving on, nor the reverse.
         """
-        row = _run_row(record) | {"holder": holder, "lease_expires_at": lease_until}
-        async with self.engine.begin() as conn:
-            if not await self._insert_run(conn, row):
-                return False
-            if task_updates:
-                await conn.execute(
-                    update(tasks_table)
-                    .where(tasks_table.c.id == record.task_id)
-                    .values(**_task_values(task_updates))
-                )
-        return True
+        (won,) = await self.claim_runs([Claim(record, holder, lease_until, move)])
+        return won
+
+    async def claim_runs(self, claims: Sequence[Claim]) -> list[bool]:
+        """Claim several fires in one transaction (see :meth:`claim_run`); one flag each."""
+        rows = [
+            _run_row(c.record) | {"holder": c.holder, "lease_expires_at": c.lease_until}
+            for c in claims
+        ]
+
+        def work(conn: Connection) -> list[bool]:
+            won = {row[0] for row in conn.execute(self._insert_run_stmt, rows)}
+            moves = [
+                c.move.params(c.record.task_id)
+                for c in claims
+                if c.move is not None and c.record.run_id in won
+            ]
+            if moves:
+                conn.execute(_MOVE_TASK, moves)
+            return [c.record.run_id in won for c in claims]
+
+        return await self.transaction(work)
 
     async def record_run(
         self,
         record: TaskRunRecord,
         *,
         holder: str | None = None,
-        task_updates: dict[str, Any] | None = None,
+        move: TaskMove | None = None,
     ) -> bool:
         """Insert an already-finished record (missed, skipped); False if that fire exists."""
-        async with self.engine.begin() as conn:
-            if not await self._insert_run(conn, _run_row(record) | {"holder": holder}):
+        row = _run_row(record) | {"holder": holder, "lease_expires_at": None}
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(self._insert_run_stmt, row).first() is None:
                 return False
-            await self._touch_task_outcome(conn, record)
-            if task_updates:
-                await conn.execute(
-                    update(tasks_table)
-                    .where(tasks_table.c.id == record.task_id)
-                    .values(**_task_values(task_updates))
-                )
-        return True
+            _touch_task_outcome(conn, record)
+            if move is not None:
+                conn.execute(_MOVE_TASK, move.params(record.task_id))
+            return True
+
+        return await self.transaction(work)
 
     async def finish_run(
-        self,
-        run_id: str,
-        result: TaskResult,
-        *,
-        finished_at: datetime,
-        keep: int | None = None,
+        self, record: TaskRunRecord, result: TaskResult, *, finished_at: datetime
     ) -> TaskRunRecord | None:
-        """Record the outcome of a running fire; None if it was already finished.
+        """Record the outcome of a running fire (``record``, as claimed); returns the
+        finished record, or None if it was already finished (by a lease sweep, say)."""
+        (finished,) = await self.finish_runs([(record, result, finished_at)])
+        return finished
 
-        Args:
-            keep: trim the task's finished history to this many newest records.
-        """
-        async with self.engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(runs_table)
-                        .where(runs_table.c.run_id == run_id, runs_table.c.outcome.is_(None))
-                        .values(
-                            outcome=result.outcome,
-                            summary=result.summary,
-                            error=result.error,
-                            checkpoint_id=result.checkpoint_id,
-                            finished_at=finished_at,
-                            lease_expires_at=None,
-                        )
-                        .returning(*runs_table.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            record = _run_from_row(row)
-            # A scheduled success ends the failure streak here, in the same transaction,
-            # so the bridge needs no separate round trip for it.
-            reset = record.outcome == "success" and record.trigger == "schedule"
-            await self._touch_task_outcome(conn, record, reset_streak=reset)
-            if keep is not None:
-                await self._trim_history(conn, record.task_id, keep)
-        return record
+    async def finish_runs(
+        self, finishes: Sequence[tuple[TaskRunRecord, TaskResult, datetime]]
+    ) -> list[TaskRunRecord | None]:
+        """Record several outcomes in one transaction (see :meth:`finish_run`)."""
+        done = [
+            record.model_copy(update=result.model_dump() | {"finished_at": at})
+            for record, result, at in finishes
+        ]
+
+        def work(conn: Connection) -> list[TaskRunRecord | None]:
+            out: list[TaskRunRecord | None] = []
+            for finished in done:
+                values = {
+                    "b_run_id": finished.run_id,
+                    "outcome": finished.outcome,
+                    "summary": finished.summary,
+                    "error": finished.error,
+                    "checkpoint_id": finished.checkpoint_id,
+                    "finished_at": finished.finished_at,
+                    "lease_expires_at": None,
+                }
+                ours = conn.execute(_FINISH_RUN, values).first() is not None
+                out.append(finished if ours else None)
+            touched = [_touch_params(r) for r in out if r is not None]
+            if touched:
+                conn.execute(_TOUCH_TASK, touched)
+            return out
+
+        return await self.transaction(work)
 
     async def count_failed_fire(self, task_id: str) -> int | None:
         """Add a failed fire to the task's failure streak; returns the new streak.
 
         (A success resets the streak in :meth:`finish_run`.)
         """
-        async with self.engine.begin() as conn:
-            await conn.execute(
+
+        def work(conn: Connection) -> int | None:
+            conn.execute(
                 update(tasks_table)
                 .where(tasks_table.c.id == task_id)
                 .values(failure_streak=tasks_table.c.failure_streak + 1)
             )
-            streak = await conn.scalar(
+            streak = conn.scalar(
                 select(tasks_table.c.failure_streak).where(tasks_table.c.id == task_id)
             )
-        return None if streak is None else int(streak)
+            return None if streak is None else int(streak)
+
+        return await self.transaction(work)
 
     async def purge_history(self, *, finished_before: datetime) -> int:
         """Delete finished run records older than the cutoff; runs in flight stay."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(runs_table).where(
-                    runs_table.c.outcome.is_not(None), runs_table.c.finished_at < finished_before
-                )
-            )
-        return int(result.rowcount or 0)
+        statement = delete(runs_table).where(
+            runs_table.c.outcome.is_not(None), runs_table.c.finished_at < finished_before
+        )
+        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
 
-    @staticmethod
-    async def _trim_history(conn: AsyncConnection, task_id: str, keep: int) -> None:
-        """Keep the ``keep`` newest finished records of a task; never touch running ones."""
-        cutoff = await conn.scalar(
-            select(runs_table.c.started_at)
-            .where(runs_table.c.task_id == task_id)
-            .order_by(runs_table.c.started_at.desc())
-            .offset(keep)
-            .limit(1)
-        )
-        if cutoff is None:
-            return
-        await conn.execute(
-            delete(runs_table).where(
-                runs_table.c.task_id == task_id,
-                runs_table.c.started_at <= cutoff,
-                runs_table.c.outcome.is_not(None),
+    async def trim_history(self, task_ids: Iterable[str], *, keep: int) -> int:
+        """Keep each task's ``keep`` newest finished records; never touch running ones.
+
+        Returns how many records were deleted.
+        """
+        ids = sorted(set(task_ids))
+        deleted = 0
+        # A few tasks per transaction: in memory a transaction holds the event loop.
+        for start in range(0, len(ids), 50):
+            chunk = ids[start : start + 50]
+            deleted += await self.transaction(
+                lambda conn, chunk=chunk: sum(_trim_task_history(conn, t, keep) for t in chunk)
             )
-        )
+            await asyncio.sleep(0)
+        return deleted
 
     async def running_holders(self) -> list[str]:
         """Holders (processes) that have runs in flight."""
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(runs_table.c.holder)
-                .where(runs_table.c.outcome.is_(None), runs_table.c.holder.is_not(None))
-                .distinct()
-            )
-            return [r[0] for r in rows]
+        query = (
+            select(runs_table.c.holder)
+            .where(runs_table.c.outcome.is_(None), runs_table.c.holder.is_not(None))
+            .distinct()
+        )
+        return await self.transaction(lambda conn: [r[0] for r in conn.execute(query)])
 
     async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
         if not run_ids:
             return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(runs_table)
-                .where(runs_table.c.run_id.in_(list(run_ids)), runs_table.c.outcome.is_(None))
-                .values(lease_expires_at=until)
-            )
+        statement = (
+            update(runs_table)
+            .where(runs_table.c.run_id.in_(list(run_ids)), runs_table.c.outcome.is_(None))
+            .values(lease_expires_at=until)
+        )
+        await self.transaction(lambda conn: conn.execute(statement))
 
     async def interrupt_expired(
         self, *, now: datetime, reason: str, holders: Sequence[str] = ()
@@ -506,11 +612,11 @@ class Store:
         if holders:
             stale = or_(stale, runs_table.c.holder.in_(list(holders)))
         expired = and_(runs_table.c.outcome.is_(None), stale)
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(select(runs_table).where(expired))).mappings().all()
+
+        def work(conn: Connection) -> list[TaskRunRecord]:
             done: list[TaskRunRecord] = []
-            for row in rows:
-                result = await conn.execute(
+            for row in conn.execute(select(runs_table).where(expired)).mappings().all():
+                result = conn.execute(
                     update(runs_table)
                     .where(runs_table.c.run_id == row["run_id"], expired)
                     .values(
@@ -524,18 +630,20 @@ class Store:
                     record = _run_from_row(
                         dict(row) | {"outcome": "interrupted", "error": reason, "finished_at": now}
                     )
-                    await self._touch_task_outcome(conn, record)
+                    _touch_task_outcome(conn, record)
                     done.append(record)
-        return done
+            return done
+
+        return await self.transaction(work)
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                (await conn.execute(select(runs_table).where(runs_table.c.run_id == run_id)))
-                .mappings()
-                .first()
-            )
-        return _run_from_row(row) if row else None
+        query = select(runs_table).where(runs_table.c.run_id == run_id)
+
+        def work(conn: Connection) -> TaskRunRecord | None:
+            row = conn.execute(query).mappings().first()
+            return _run_from_row(row) if row else None
+
+        return await self.transaction(work)
 
     async def history(
         self,
@@ -554,42 +662,34 @@ class Store:
         query = query.order_by(runs_table.c.started_at.desc(), runs_table.c.run_id.desc()).limit(
             limit
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [_run_from_row(r) for r in rows]
+        return await self._runs(query)
 
     async def recent_runs(self, *, limit: int = 20) -> list[TaskRunRecord]:
-        query = select(runs_table).order_by(runs_table.c.started_at.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [_run_from_row(r) for r in rows]
+        return await self._runs(
+            select(runs_table).order_by(runs_table.c.started_at.desc()).limit(limit)
+        )
+
+    async def _runs(self, query: Select[Any]) -> list[TaskRunRecord]:
+        return await self.transaction(
+            lambda conn: [_run_from_row(r) for r in conn.execute(query).mappings()]
+        )
 
     async def changed_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """Ids and change times of tasks changed (created, updated) at or after ``since``."""
         query = select(tasks_table.c.id, tasks_table.c.updated_at).where(
             tasks_table.c.updated_at >= since
         )
-        async with self.engine.connect() as conn:
-            return [(r[0], r[1]) for r in await conn.execute(query)]
+        return await self.transaction(lambda conn: [(r[0], r[1]) for r in conn.execute(query)])
 
     # -- helpers ---------------------------------------------------------------------
 
-    async def _notify_change(self, conn: AsyncConnection, task_id: str) -> None:
+    def _notify_change(self, conn: Connection, task_id: str) -> None:
         """Tell other replicas (LISTEN ``lgs_task_changes``) that a task changed."""
         if self.dialect == "postgresql":
-            await conn.execute(
+            conn.execute(
                 text("SELECT pg_notify(:channel, :task_id)"),
                 {"channel": TASK_CHANGES_CHANNEL, "task_id": task_id},
             )
-
-    async def _insert_run(self, conn: AsyncConnection, row: dict[str, Any]) -> bool:
-        """Insert a run row unless its fire exists; True if this call inserted it."""
-        statement = (
-            self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
-            .values(**row)
-            .returning(runs_table.c.run_id)
-        )
-        return (await conn.execute(statement)).first() is not None
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         """INSERT … ON CONFLICT DO NOTHING in the store's dialect."""
@@ -601,48 +701,133 @@ class Store:
             return sqlite.insert(table).on_conflict_do_nothing()
         raise StoreError(f"unsupported database dialect {self.dialect!r}")
 
-    @staticmethod
-    async def _touch_task_outcome(
-        conn: AsyncConnection, record: TaskRunRecord, *, reset_streak: bool = False
-    ) -> None:
-        values: dict[str, Any] = {"last_outcome": record.outcome, "last_run_at": record.started_at}
-        if reset_streak:
-            values["failure_streak"] = 0
-        await conn.execute(
-            update(tasks_table).where(tasks_table.c.id == record.task_id).values(**values)
-        )
+
+_QUOTA_LOCK_CLASS = 0x4C51  # "LQ": advisory lock class serialising one owner's quota checks
 
 
-def _create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        in_memory = make_url(url).database in (None, "", ":memory:")
-        # In memory every connection is its own empty database, so the pool holds exactly
-        # one; it is checked out by one coroutine at a time (a StaticPool would share it
-        # between concurrent transactions, and one's rollback would undo another's writes).
-        memory_pool: dict[str, Any] = {
-            "poolclass": AsyncAdaptedQueuePool,
-            "pool_size": 1,
-            "max_overflow": 0,
-            "pool_recycle": -1,
-            "pool_timeout": 300,
+@dataclass(frozen=True)
+class Claim:
+    """One fire to claim: its running record, who holds it, until when, and how the
+    task moves on with it."""
+
+    record: TaskRunRecord
+    holder: str
+    lease_until: datetime
+    move: TaskMove | None = None
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """How a fire moves its task on, written with the fire's claim."""
+
+    next_run_at: datetime | None
+    counts: bool = True
+    """The fire runs (not only recorded missed): it adds to the task's run count."""
+    completes: bool = False
+    """No fire time is left: the task becomes ``completed``."""
+
+    def params(self, task_id: str) -> dict[str, Any]:
+        return {
+            "b_id": task_id,
+            "b_next": self.next_run_at,
+            "b_runs": 1 if self.counts else 0,
+            "b_state": "completed" if self.completes else None,
         }
-        engine = create_async_engine(
+
+
+# Statements of the per-fire path, built once: SQLAlchemy then skips building and
+# cache-keying them on every call (about half the cost of a small statement).
+_GET_TASK = select(tasks_table).where(tasks_table.c.id == bindparam("b_id"))
+_GET_OWNED_TASK = _GET_TASK.where(tasks_table.c.owner == bindparam("b_owner"))
+_MOVE_TASK = (
+    update(tasks_table)
+    .where(tasks_table.c.id == bindparam("b_id"))
+    .values(
+        next_run_at=bindparam("b_next", type_=tasks_table.c.next_run_at.type),
+        run_count=tasks_table.c.run_count + bindparam("b_runs", type_=Integer()),
+        state=func.coalesce(bindparam("b_state", type_=String()), tasks_table.c.state),
+    )
+)
+_FINISH_RUN = (
+    update(runs_table)
+    .where(runs_table.c.run_id == bindparam("b_run_id"), runs_table.c.outcome.is_(None))
+    .returning(runs_table.c.run_id)
+)
+"""Finish a running fire (SET columns come from the parameters)."""
+_TOUCH_TASK = (
+    update(tasks_table)
+    .where(tasks_table.c.id == bindparam("b_id"))
+    .values(
+        last_outcome=bindparam("b_outcome", type_=String()),
+        last_run_at=bindparam("b_at", type_=tasks_table.c.last_run_at.type),
+        failure_streak=case(
+            (bindparam("b_reset", type_=Boolean()), 0), else_=tasks_table.c.failure_streak
+        ),
+    )
+)
+_GET_TASKS = select(tasks_table).where(tasks_table.c.id.in_(bindparam("b_ids", expanding=True)))
+
+
+def _touch_params(record: TaskRunRecord, *, finished: bool = True) -> dict[str, Any]:
+    # A scheduled success ends the failure streak here, in the outcome's own
+    # transaction, so the bridge needs no separate round trip for it.
+    reset = finished and record.outcome == "success" and record.trigger == "schedule"
+    return {
+        "b_id": record.task_id,
+        "b_outcome": record.outcome,
+        "b_at": record.started_at,
+        "b_reset": reset,
+    }
+
+
+def _touch_task_outcome(conn: Connection, record: TaskRunRecord) -> None:
+    conn.execute(_TOUCH_TASK, _touch_params(record, finished=False))
+
+
+def _trim_task_history(conn: Connection, task_id: str, keep: int) -> int:
+    cutoff = conn.scalar(
+        select(runs_table.c.started_at)
+        .where(runs_table.c.task_id == task_id)
+        .order_by(runs_table.c.started_at.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is None:
+        return 0
+    result = conn.execute(
+        delete(runs_table).where(
+            runs_table.c.task_id == task_id,
+            runs_table.c.started_at <= cutoff,
+            runs_table.c.outcome.is_not(None),
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def _sqlite_engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
+    if in_memory:
+        # One connection, used by one transaction at a time: transactions run inline on
+        # the event loop and never await, so they cannot interleave.
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        engine = create_engine(
             url,
-            connect_args={"timeout": 30},
-            **(memory_pool if in_memory else {}),
+            poolclass=QueuePool,
+            pool_size=pool,
+            max_overflow=0,
+            connect_args={"timeout": 30, "check_same_thread": False},
         )
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
-        return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    return engine
 
 
 def _task_values(values: dict[str, Any]) -> dict[str, Any]:

@@ -445,6 +445,7 @@ class _ToolService:
             thread_id=thread_id,
             owner=owner,
             max_runs=args.max_runs,
+            max_active=self.limits.max_active_tasks_per_owner,
         )
         body = await self._render(task, owner, config)
         return (

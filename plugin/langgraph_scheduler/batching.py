@@ -1,0 +1,95 @@
+"""Group commit: requests made in the same moment share one database transaction.
+
+A burst of due fires (a thousand reminders at 09:00) would otherwise pay a transaction
+each for loading its task, claiming the fire and recording the outcome. A
+:class:`Batcher` adds no wait to a lone request: the first one starts a flush at once,
+and whatever arrives while that flush is running goes into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["Batcher"]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+_I = TypeVar("_I")
+_O = TypeVar("_O")
+
+
+class Batcher(Generic[_I, _O]):
+    """Collects items and runs them through ``run`` together, one result per item.
+
+    If a batch of several items fails, each item is retried alone, so one bad item
+    cannot fail the others; a lone item's exception goes to its caller.
+
+    Args:
+        run: handles a batch; returns one result per item, in order.
+        max_batch: most items per call of ``run``.
+    """
+
+    def __init__(
+        self, run: Callable[[Sequence[_I]], Awaitable[Sequence[_O]]], *, max_batch: int = 500
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: list[tuple[_I, asyncio.Future[_O]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: _I) -> _O:
+        """Queue ``item`` for the next batch and wait for its result."""
+        future: asyncio.Future[_O] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def aclose(self) -> None:
+        """Wait for the batch in flight (if any) to finish."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        batch: list[tuple[_I, asyncio.Future[_O]]] = []
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._run_batch(batch)
+        except asyncio.CancelledError:
+            # The loop is going away: nobody may wait forever for a batch that never runs.
+            for _, future in batch + self._pending:
+                future.cancel()
+            self._pending.clear()
+            raise
+        finally:
+            self._flusher = None
+
+    async def _run_batch(self, batch: list[tuple[_I, asyncio.Future[_O]]]) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc=exc)
+                return
+            logger.debug("batch of %d failed (%r); running its items one by one", len(batch), exc)
+            for single in batch:
+                await self._run_batch([single])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[_O], *, result: _O | None = None, exc: BaseException | None = None
+) -> None:
+    if future.done():  # the caller gave up waiting (cancelled)
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
