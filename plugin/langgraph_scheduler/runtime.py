@@ -725,11 +725,10 @@ class SchedulerRuntime:
         }
         timeout = request.timeout_secs or self.default_timeout_secs
         try:
-            result = await asyncio.wait_for(
-                graph.ainvoke({"messages": [message], "task_source": source}, config),
-                timeout,
+            result = await _within(
+                graph.ainvoke({"messages": [message], "task_source": source}, config), timeout
             )
-        except asyncio.TimeoutError:
+        except _TurnTimedOut:
             return Timeout(timeout)
         except asyncio.CancelledError:
             raise
@@ -855,6 +854,27 @@ class _BridgeExecutor(BaseExecutor):  # type: ignore[misc]
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         self._spawn_fire(job, list(run_times))
+
+
+class _TurnTimedOut(Exception):
+    """The turn's own deadline passed (not a TimeoutError raised inside the turn)."""
+
+
+async def _within(awaitable: Awaitable[Any], secs: float) -> Any:
+    """Await with a deadline; :class:`_TurnTimedOut` only when that deadline passed."""
+    if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per turn
+        budget = asyncio.timeout(secs)
+        try:
+            async with budget:
+                return await awaitable
+        except TimeoutError:
+            if budget.expired():
+                raise _TurnTimedOut from None
+            raise
+    try:
+        return await asyncio.wait_for(awaitable, secs)
+    except asyncio.TimeoutError:
+        raise _TurnTimedOut from None
 
 
 def _final_text(result: Any) -> str:
