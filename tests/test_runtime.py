@@ -122,6 +122,23 @@ async def test_hung_model_is_recorded_timeout_near_the_deadline(
         assert again.outcome == "success" and again.summary == "recovered"
 
 
+async def test_a_timeout_raised_inside_the_turn_is_an_error_not_our_deadline(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # A provider's own timeout (TimeoutError from the model call) is the turn failing,
+    # long before the task's deadline: recorded error with its message, not timeout.
+    model = ScriptedChatModel(steps=[TimeoutError("provider took too long")])
+    async with runtime_factory(build_graph(model), database=sqlite_url) as rt:
+        task = await rt.create_task(
+            name="flaky provider",
+            schedule=Interval(hours=1),
+            trigger=ConversationTrigger(prompt="hi", timeout_secs=60),
+        )
+        record = await rt.run_now(task.id)
+        assert record.outcome == "error"
+        assert "TimeoutError: provider took too long" in (record.error or "")
+
+
 async def test_node_that_raises_is_recorded_error_with_its_message(
     database: str, make_graph: Any, runtime_factory: Any
 ) -> None:
