@@ -104,7 +104,9 @@ async def _round(
         store = Store(database)
         await store.setup()
         await store.close()
-        margin = timedelta(seconds=2.5 + replicas if n < 100 else 6 + replicas * 1.5)
+        # Each replica spends ~3 s of CPU importing and starting; on 2 shared cores three
+        # of them need about twice that before they are all up.
+        margin = timedelta(seconds=4 + replicas * 2 if n < 100 else 6 + replicas * 2)
         due = utcnow() + margin
         await write_tasks(database, task_rows([due] * n, prefix="rep"))
         procs = [
