@@ -31,7 +31,7 @@ from .channel import (
 )
 from .errors import InvalidPayload
 from .models import RunTrigger, Task, TaskEvent, TaskResult, TaskRunRecord
-from .store import Claim, Store, TaskMove
+from .store import Claim, FireClaim, FirePlan, FireRequest, Store, TaskMove
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -131,7 +131,7 @@ class TaskExecutorBridge:
         self.resync = resync
         self.waiting_retries: set[asyncio.Task[Any]] = set()
         # Fires due together share their store transactions (group commit).
-        self._loads: Batcher[str, Task | None] = Batcher(self._load_tasks)
+        self._fires: Batcher[FireRequest, FireClaim] = Batcher(store.claim_fires)
         self._claims: Batcher[Claim, bool] = Batcher(store.claim_runs)
         self._finishes: Batcher[tuple[TaskRunRecord, TaskResult, datetime], TaskRunRecord | None]
         self._finishes = Batcher(store.finish_runs)
@@ -148,12 +148,8 @@ class TaskExecutorBridge:
 
     async def drain(self) -> None:
         """Wait for the store writes in flight (before the store closes)."""
-        for batcher in (self._loads, self._claims, self._finishes):
+        for batcher in (self._fires, self._claims, self._finishes):
             await batcher.aclose()
-
-    async def _load_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
-        found = await self.store.get_tasks(task_ids)
-        return [found.get(task_id) for task_id in task_ids]
 
     # -- scheduled fires --------------------------------------------------------------
 
@@ -167,29 +163,62 @@ class TaskExecutorBridge:
             logger.exception("fire of task %s at %s failed", task_id, scheduled_times[-1:])
 
     async def _on_fire(self, task_id: str, scheduled_times: list[datetime]) -> None:
-        task = await self._retrying("load task", lambda: self._loads.submit(task_id))
+        # APScheduler has already moved the job to its next fire time: that is the time
+        # the task moves to with this fire.
+        job = self.scheduler.get_job(task_id)
+        job_next = job.next_run_time if job is not None else None
+        now = _utcnow()
+
+        def plan(task: Task) -> FirePlan | None:
+            if task.state != "active" or task.next_run_at not in scheduled_times:
+                return None
+            return self._plan(task, scheduled_times, job_next, now)
+
+        # Loading the task and claiming its fire share one transaction (and a burst of
+        # fires shares it too): the store runs ``plan`` on the task it just read.
+        request = FireRequest(task_id, plan, self.holder, self._lease_from(now))
+        fire = await self._retrying("claim fire", lambda: self._fires.submit(request))
+        if fire is None:
+            return  # the store stayed unreachable: logged; nothing was claimed
+        task = fire.task
         if task is None or task.state != "active":
             self._drop_job(task_id)
             return
-        if task.next_run_at not in scheduled_times:
+        if fire.plan is None:
             # The stored task moved on without this job: another process claimed these
             # fires, or changed the task. The store decides; follow it.
             if self.resync is not None:
                 self.resync(task)
             return
-        to_run, missed = self._split_due(task, scheduled_times, _utcnow())
-        move = self._advance(task, ran=to_run is not None)
-        if missed:
-            await self._record_missed(task, missed, move if to_run is None else None)
-        if to_run is not None:
-            record = await self._retrying(
-                "claim fire",
-                lambda: self.claim(task, to_run, trigger="schedule", move=move),
-            )
-            if record is not None:
-                await self.execute(task, record)
+        run, missed, move = fire.plan.run, fire.plan.missed, fire.plan.move
+        if move.completes:
+            self._drop_job(task.id)
+        if missed is not None and fire.missed_recorded:
+            await self._notify(missed)
+        if run is not None:
+            if fire.run_claimed:
+                self.in_flight[run.run_id] = run
+                await self.execute(task, run)
+            else:
+                logger.info("fire %s@%s already claimed elsewhere", task.id, run.scheduled_for)
         if move.completes:
             await self._event(task.id, "completed", "the schedule has no further fire time")
+
+    def _plan(
+        self, task: Task, times: list[datetime], job_next: datetime | None, now: datetime
+    ) -> FirePlan:
+        """What to write for a fire of ``task`` (pure: the store calls it in its
+        transaction): the run to claim, the missed occurrences, how the task moves on."""
+        to_run, missed = self._split_due(task, times, now)
+        next_run = job_next
+        if to_run is not None and task.max_runs is not None:
+            if task.run_count + 1 >= task.max_runs:
+                next_run = None
+        move = TaskMove(next_run_at=next_run, counts=to_run is not None, completes=next_run is None)
+        run = None
+        if to_run is not None:
+            run = self._running_record(task, to_run, trigger="schedule", attempt=1, now=now)
+        return FirePlan(run=run, missed=self._missed_record(task, missed, now), move=move)
 
     def _split_due(
         self, task: Task, times: list[datetime], now: datetime
@@ -203,29 +232,19 @@ class TaskExecutorBridge:
             return None, times
         return latest, times[:-1]
 
-    def _advance(self, task: Task, *, ran: bool) -> TaskMove:
-        """How this fire moves the task on (written with its claim): next run time,
-        run count, completion."""
-        job = self.scheduler.get_job(task.id)
-        next_run = job.next_run_time if job is not None else None
-        if ran and task.max_runs is not None and task.run_count + 1 >= task.max_runs:
-            next_run = None
-        if next_run is None:
-            self._drop_job(task.id)
-        return TaskMove(next_run_at=next_run, counts=ran, completes=next_run is None)
-
-    async def _record_missed(
-        self, task: Task, times: list[datetime], move: TaskMove | None
-    ) -> None:
+    def _missed_record(
+        self, task: Task, times: list[datetime], now: datetime
+    ) -> TaskRunRecord | None:
         # One record per batch of occurrences missed together, with the count in its
         # summary: a week of downtime on a per-minute task is one line, not ten thousand.
-        now = _utcnow()
+        if not times:
+            return None
         first, last = times[0], times[-1]
         summary = (
             f"{len(times)} occurrence(s) missed between {first.isoformat()} and "
             f"{last.isoformat()} (misfire policy {task.options.misfire!r})"
         )
-        record = TaskRunRecord(
+        return TaskRunRecord(
             run_id=str(uuid.uuid4()),
             task_id=task.id,
             attempt=1,
@@ -237,12 +256,6 @@ class TaskExecutorBridge:
             summary=summary,
             thread_id=task.thread_id,
         )
-        stored = await self._retrying(
-            "record missed fires",
-            lambda: self.store.record_run(record, holder=self.holder, move=move),
-        )
-        if stored:
-            await self._notify(record)
 
     # -- claim and execute ------------------------------------------------------------
 
@@ -253,28 +266,36 @@ class TaskExecutorBridge:
         *,
         trigger: RunTrigger,
         attempt: int = 1,
-        move: TaskMove | None = None,
     ) -> TaskRunRecord | None:
         """Claim one fire attempt; None when another claim of the same one won."""
-        run_id = str(uuid.uuid4())
         now = _utcnow()
-        thread_id = task.thread_id or isolated_thread_id(task.id, run_id)
-        record = TaskRunRecord(
+        record = self._running_record(
+            task, scheduled_for, trigger=trigger, attempt=attempt, now=now
+        )
+        won = await self._claims.submit(Claim(record, self.holder, self._lease_from(now)))
+        if not won:
+            logger.info("fire %s@%s already claimed elsewhere", task.id, scheduled_for)
+            return None
+        self.in_flight[record.run_id] = record
+        return record
+
+    def _lease_from(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.lease_secs)
+
+    @staticmethod
+    def _running_record(
+        task: Task, scheduled_for: datetime, *, trigger: RunTrigger, attempt: int, now: datetime
+    ) -> TaskRunRecord:
+        run_id = str(uuid.uuid4())
+        return TaskRunRecord(
             run_id=run_id,
             task_id=task.id,
             attempt=attempt,
             trigger=trigger,
             scheduled_for=scheduled_for,
             started_at=now,
-            thread_id=thread_id,
+            thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
         )
-        lease_until = now + timedelta(seconds=self.lease_secs)
-        won = await self._claims.submit(Claim(record, self.holder, lease_until, move))
-        if not won:
-            logger.info("fire %s@%s already claimed elsewhere", task.id, scheduled_for)
-            return None
-        self.in_flight[run_id] = record
-        return record
 
     async def execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         """Run a claimed fire's turn, record its outcome, and plan a retry if it failed."""

@@ -53,7 +53,16 @@ from .models import RunOutcome, Task, TaskOptions, TaskResult, TaskRunRecord
 from .schedules import schedule_from_dict, schedule_to_dict
 from .trigger import ConversationTrigger
 
-__all__ = ["SCHEMA_VERSION", "Claim", "Store", "TaskMove", "normalize_database_url"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Claim",
+    "FireClaim",
+    "FirePlan",
+    "FireRequest",
+    "Store",
+    "TaskMove",
+    "normalize_database_url",
+]
 
 _T = TypeVar("_T")
 
@@ -357,16 +366,6 @@ class Store:
 
         return await self.transaction(work)
 
-    async def get_tasks(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        """The tasks with these ids that exist, by id (one query)."""
-        ids = sorted(set(task_ids))
-
-        def work(conn: Connection) -> dict[str, Task]:
-            rows = conn.execute(_GET_TASKS, {"b_ids": ids}).mappings()
-            return {row["id"]: _task_from_row(row) for row in rows}
-
-        return await self.transaction(work)
-
     async def list_tasks(
         self,
         *,
@@ -454,14 +453,10 @@ class Store:
         *,
         holder: str,
         lease_until: datetime,
-        move: TaskMove | None = None,
     ) -> bool:
-        """Claim a fire by inserting its running record; False if already claimed.
-
-        ``move`` (next run time, run count, completion) is applied in the same
-        transaction, so a fire is never claimed without its task moving on, nor the reverse.
-        """
-        (won,) = await self.claim_runs([Claim(record, holder, lease_until, move)])
+        """Claim a fire attempt (a manual run, a retry) by inserting its running record;
+        False if already claimed."""
+        (won,) = await self.claim_runs([Claim(record, holder, lease_until)])
         return won
 
     async def claim_runs(self, claims: Sequence[Claim]) -> list[bool]:
@@ -473,34 +468,59 @@ class Store:
 
         def work(conn: Connection) -> list[bool]:
             won = {row[0] for row in conn.execute(self._insert_run_stmt, rows)}
-            moves = [
-                c.move.params(c.record.task_id)
-                for c in claims
-                if c.move is not None and c.record.run_id in won
-            ]
-            if moves:
-                conn.execute(_MOVE_TASK, moves)
             return [c.record.run_id in won for c in claims]
 
         return await self.transaction(work)
 
-    async def record_run(
-        self,
-        record: TaskRunRecord,
-        *,
-        holder: str | None = None,
-        move: TaskMove | None = None,
-    ) -> bool:
-        """Insert an already-finished record (missed, skipped); False if that fire exists."""
-        row = _run_row(record) | {"holder": holder, "lease_expires_at": None}
+    async def claim_fires(self, requests: Sequence[FireRequest]) -> list[FireClaim]:
+        """Load the tasks of scheduled fires and claim what their plans say, in one
+        transaction: the running record, a record of occurrences missed, and the task's
+        move to its next fire time (applied only with what was inserted, so a fire is
+        never claimed without its task moving on, nor the reverse)."""
+        ids = sorted({r.task_id for r in requests})
 
-        def work(conn: Connection) -> bool:
-            if conn.execute(self._insert_run_stmt, row).first() is None:
-                return False
-            _touch_task_outcome(conn, record)
-            if move is not None:
-                conn.execute(_MOVE_TASK, move.params(record.task_id))
-            return True
+        def work(conn: Connection) -> list[FireClaim]:
+            rows = conn.execute(_GET_TASKS, {"b_ids": ids}).mappings()
+            tasks = {row["id"]: _task_from_row(row) for row in rows}
+            plans: list[tuple[Task | None, FirePlan | None]] = []
+            inserts: list[dict[str, Any]] = []
+            for request in requests:
+                task = tasks.get(request.task_id)
+                plan = request.plan(task) if task is not None else None
+                plans.append((task, plan))
+                if plan is None:
+                    continue
+                if plan.run is not None:
+                    lease = {"holder": request.holder, "lease_expires_at": request.lease_until}
+                    inserts.append(_run_row(plan.run) | lease)
+                if plan.missed is not None:
+                    finished = {"holder": request.holder, "lease_expires_at": None}
+                    inserts.append(_run_row(plan.missed) | finished)
+            won = (
+                {row[0] for row in conn.execute(self._insert_run_stmt, inserts)}
+                if inserts
+                else set()
+            )
+            claims: list[FireClaim] = []
+            moves: list[dict[str, Any]] = []
+            touches: list[dict[str, Any]] = []
+            for task, plan in plans:
+                if plan is None:
+                    claims.append(FireClaim(task, None))
+                    continue
+                claimed = plan.run is not None and plan.run.run_id in won
+                missed = plan.missed is not None and plan.missed.run_id in won
+                if claimed or (plan.run is None and missed):
+                    moves.append(plan.move.params(plan.task_id))
+                if missed:
+                    assert plan.missed is not None
+                    touches.append(_touch_params(plan.missed, finished=False))
+                claims.append(FireClaim(task, plan, run_claimed=claimed, missed_recorded=missed))
+            if moves:
+                conn.execute(_MOVE_TASK, moves)
+            if touches:
+                conn.execute(_TOUCH_TASK, touches)
+            return claims
 
         return await self.transaction(work)
 
@@ -707,13 +727,11 @@ _QUOTA_LOCK_CLASS = 0x4C51  # "LQ": advisory lock class serialising one owner's 
 
 @dataclass(frozen=True)
 class Claim:
-    """One fire to claim: its running record, who holds it, until when, and how the
-    task moves on with it."""
+    """One fire attempt to claim: its running record, who holds it, until when."""
 
     record: TaskRunRecord
     holder: str
     lease_until: datetime
-    move: TaskMove | None = None
 
 
 @dataclass(frozen=True)
@@ -733,6 +751,45 @@ class TaskMove:
             "b_runs": 1 if self.counts else 0,
             "b_state": "completed" if self.completes else None,
         }
+
+
+@dataclass(frozen=True)
+class FirePlan:
+    """What a scheduled fire writes: the run to claim (None when every due occurrence
+    is recorded missed), one record of the occurrences missed, and the task's move."""
+
+    run: TaskRunRecord | None
+    missed: TaskRunRecord | None
+    move: TaskMove
+
+    @property
+    def task_id(self) -> str:
+        record = self.run or self.missed
+        assert record is not None, "a fire plan writes a run or a missed record"
+        return record.task_id
+
+
+@dataclass(frozen=True)
+class FireRequest:
+    """A scheduled fire to claim: ``plan`` decides, from the task as stored, what to
+    write (None: nothing, the task is not in a state to fire). It runs inside the
+    store's transaction, so it must be quick and touch nothing but its arguments."""
+
+    task_id: str
+    plan: Callable[[Task], FirePlan | None]
+    holder: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class FireClaim:
+    """The outcome of a :class:`FireRequest`: the task as stored (None if gone), the
+    plan, and which of its records were inserted (not already there)."""
+
+    task: Task | None
+    plan: FirePlan | None
+    run_claimed: bool = False
+    missed_recorded: bool = False
 
 
 # Statements of the per-fire path, built once: SQLAlchemy then skips building and
