@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 from sqlalchemy.types import TypeDecorator
 
 from .errors import SchedulerError, StoreError
@@ -467,7 +467,7 @@ class Store:
         ]
 
         def work(conn: Connection) -> list[bool]:
-            won = {row[0] for row in conn.execute(self._insert_run_stmt, rows)}
+            won = {row["run_id"] for row in _execute(conn, self._insert_run_stmt, rows)}
             return [c.record.run_id in won for c in claims]
 
         return await self.transaction(work)
@@ -480,7 +480,7 @@ class Store:
         ids = sorted({r.task_id for r in requests})
 
         def work(conn: Connection) -> list[FireClaim]:
-            rows = conn.execute(_GET_TASKS, {"b_ids": ids}).mappings()
+            rows = _execute(conn, _GET_TASK, [{"b_id": task_id} for task_id in ids], _GET_TASKS)
             tasks = {row["id"]: _task_from_row(row) for row in rows}
             plans: list[tuple[Task | None, FirePlan | None]] = []
             inserts: list[dict[str, Any]] = []
@@ -496,11 +496,7 @@ class Store:
                 if plan.missed is not None:
                     finished = {"holder": request.holder, "lease_expires_at": None}
                     inserts.append(_run_row(plan.missed) | finished)
-            won = (
-                {row[0] for row in conn.execute(self._insert_run_stmt, inserts)}
-                if inserts
-                else set()
-            )
+            won = {row["run_id"] for row in _execute(conn, self._insert_run_stmt, inserts)}
             claims: list[FireClaim] = []
             moves: list[dict[str, Any]] = []
             touches: list[dict[str, Any]] = []
@@ -516,10 +512,8 @@ class Store:
                     assert plan.missed is not None
                     touches.append(_touch_params(plan.missed, finished=False))
                 claims.append(FireClaim(task, plan, run_claimed=claimed, missed_recorded=missed))
-            if moves:
-                conn.execute(_MOVE_TASK, moves)
-            if touches:
-                conn.execute(_TOUCH_TASK, touches)
+            _execute(conn, _MOVE_TASK, moves)
+            _execute(conn, _TOUCH_TASK, touches)
             return claims
 
         return await self.transaction(work)
@@ -823,6 +817,29 @@ _TOUCH_TASK = (
     )
 )
 _GET_TASKS = select(tasks_table).where(tasks_table.c.id.in_(bindparam("b_ids", expanding=True)))
+
+
+def _execute(
+    conn: Connection,
+    statement: Executable,
+    params: list[dict[str, Any]],
+    batched: Executable | None = None,
+) -> Sequence[Any]:
+    """Run ``statement`` for each parameter set and return the rows it gives.
+
+    One set runs as a plain execution; several run as one ``executemany`` (or as
+    ``batched``, one statement taking them all as ``b_ids``) — a burst's cost, but
+    slower than a plain execution for a lone fire.
+    """
+    if not params:
+        return []
+    if len(params) == 1:
+        result = conn.execute(statement, params[0])
+    elif batched is not None:
+        result = conn.execute(batched, {"b_ids": [p["b_id"] for p in params]})
+    else:
+        result = conn.execute(statement, params)
+    return result.mappings().all() if result.returns_rows else []
 
 
 def _touch_params(record: TaskRunRecord, *, finished: bool = True) -> dict[str, Any]:
