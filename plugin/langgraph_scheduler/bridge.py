@@ -94,6 +94,7 @@ class TaskExecutorBridge:
         store_retry_secs: how long to keep retrying a failing store call.
         spawn: starts a background coroutine the runtime tracks (retries).
         resync: rebuilds this process's job from the stored task when they disagree.
+        claim_batch: most scheduled fires claimed in one transaction.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class TaskExecutorBridge:
         store_retry_secs: float = 60.0,
         spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]] = asyncio.ensure_future,
         resync: Callable[[Task], None] | None = None,
+        claim_batch: int = 64,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -131,7 +133,11 @@ class TaskExecutorBridge:
         self.resync = resync
         self.waiting_retries: set[asyncio.Task[Any]] = set()
         # Fires due together share their store transactions (group commit).
-        self._fires: Batcher[FireRequest, FireClaim] = Batcher(store.claim_fires)
+        # A transaction claims at most ``claim_batch`` fires, so replicas sharing a burst
+        # split it instead of the first one claiming all of it.
+        self._fires: Batcher[FireRequest, FireClaim] = Batcher(
+            store.claim_fires, max_batch=claim_batch
+        )
         self._claims: Batcher[Claim, bool] = Batcher(store.claim_runs)
         self._finishes: Batcher[tuple[TaskRunRecord, TaskResult, datetime], TaskRunRecord | None]
         self._finishes = Batcher(store.finish_runs)

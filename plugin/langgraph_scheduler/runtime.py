@@ -219,6 +219,7 @@ class SchedulerRuntime:
                 store_retry_secs=self.store_retry_secs,
                 spawn=self._spawn,
                 resync=self._sync_job,
+                claim_batch=max(8, self.max_concurrency),
             )
             stack.callback(self._bridge.unregister)
             dead = [h for h in await store.running_holders() if _holder_is_dead(h)]
