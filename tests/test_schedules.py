@@ -148,6 +148,46 @@ def test_trigger_kinds() -> None:
     assert isinstance(Once(datetime(2030, 1, 1), tz="UTC").trigger(), DateTrigger)
 
 
+def test_equal_cron_schedules_share_one_trigger() -> None:
+    start = datetime(2026, 3, 1, 12)
+    first = Cron("0 9 * * 1-5", tz="Europe/Berlin", start=start)
+    same = Cron("0 9 * * 1-5", tz="Europe/Berlin", start=start)
+    shared = first.shared_trigger()
+    assert same is not first and same.shared_trigger() is shared
+    assert str(shared) == str(first.trigger())  # what trigger() builds, built once
+    for other in (
+        Cron("0 9 * * 1-5", tz="Europe/London", start=start),
+        Cron("0 10 * * 1-5", tz="Europe/Berlin", start=start),
+        Cron("0 9 * * 1-5", tz="Europe/Berlin"),
+    ):
+        assert other.shared_trigger() is not shared
+
+
+def test_shared_cron_trigger_keeps_the_fold_of_a_naive_bound() -> None:
+    # 02:30 happens twice on 2026-10-25 in Berlin; fold=1 means the second (winter) one.
+    # The two schedules compare equal, but start an hour apart, so they share nothing.
+    summer = Cron("30 * * * *", tz="Europe/Berlin", start=datetime(2026, 10, 25, 2, 30))
+    winter = Cron("30 * * * *", tz="Europe/Berlin", start=datetime(2026, 10, 25, 2, 30, fold=1))
+    assert summer == winter
+    assert summer.shared_trigger() is not winter.shared_trigger()
+    after = _at("2026-10-25T00:00:00+02:00")
+    assert _iso(winter.next_fire_times(1, after=after)) == ["2026-10-25T02:30:00+01:00"]
+    assert _iso(summer.next_fire_times(1, after=after)) == ["2026-10-25T02:30:00+02:00"]
+
+
+def test_shared_trigger_of_cheap_kinds_is_built_fresh() -> None:
+    every = Interval(hours=1, tz="UTC", start=datetime(2026, 3, 2, 9))
+    once = Once(datetime(2030, 1, 1), tz="UTC")
+    assert isinstance(every.shared_trigger(), IntervalTrigger)
+    assert every.shared_trigger() is not every.shared_trigger()
+    assert isinstance(once.shared_trigger(), DateTrigger)
+    # Without a start an interval counts from ``now``, so its trigger cannot be shared.
+    unpinned = Interval(hours=1, tz="UTC")
+    now = _at("2026-03-02T09:00:00+00:00")
+    fire = unpinned.shared_trigger(now=now).get_next_fire_time(None, now)
+    assert fire.isoformat() == "2026-03-02T10:00:00+00:00"
+
+
 def test_fire_times_are_strictly_after() -> None:
     cron = Cron("0 9 * * *", tz="UTC")
     assert _iso(cron.next_fire_times(1, after=_at("2026-03-02T09:00:00+00:00"))) == [

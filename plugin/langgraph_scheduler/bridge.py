@@ -10,6 +10,7 @@ reply and records it as exactly one :class:`~langgraph_scheduler.models.TaskRunR
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -67,6 +68,11 @@ async def fire_task(
         logger.warning("fire of task %s ignored: its runtime %s is gone", task_id, bridge_key)
         return
     await bridge.on_fire(task_id, list(scheduled_times or [_utcnow()]))
+
+
+# APScheduler checks a job function's signature for every job it adds; a precomputed
+# signature spares inspect's slow path (half of add_job's time when 100,000 tasks load).
+fire_task.__signature__ = inspect.signature(fire_task)  # type: ignore[attr-defined]
 
 
 def isolated_thread_id(task_id: str, run_id: str) -> str:

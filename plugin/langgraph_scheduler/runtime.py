@@ -639,7 +639,7 @@ class SchedulerRuntime:
             kwargs["next_run_time"] = next_run_time
         self._scheduler.add_job(
             _JOB_FUNC,
-            trigger=task.schedule.trigger(),
+            trigger=task.schedule.shared_trigger(),
             args=[self._bridge.key, task.id],
             id=task.id,
             name=task.name,

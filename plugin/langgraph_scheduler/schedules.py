@@ -525,6 +525,19 @@ class _BaseSchedule(BaseModel):
         """
         raise NotImplementedError
 
+    def shared_trigger(self, *, now: datetime | None = None) -> BaseTrigger:
+        """The trigger for a scheduler job or a preview; equal cron schedules share one.
+
+        Triggers keep no state (APScheduler keeps each job's next run time on the job),
+        so tasks with equal schedules fire independently from one trigger. Only cron
+        triggers are worth sharing: they are slow to build and large; the other kinds
+        are built fresh, as :meth:`trigger` builds them.
+
+        Args:
+            now: As for :meth:`trigger`.
+        """
+        return self.trigger(now=now)
+
     def next_fire_times(self, n: int = 5, *, after: datetime | None = None) -> list[datetime]:
         """The next ``n`` fire times strictly after ``after`` (default: now), in the zone.
 
@@ -533,7 +546,7 @@ class _BaseSchedule(BaseModel):
         """
         zone = self.zone
         now = datetime.now(zone) if after is None else _aware(after, zone)
-        trigger = self.trigger(now=now)
+        trigger = self.shared_trigger(now=now)
         times: list[datetime] = []
         previous: datetime | None = None
         while len(times) < n:
@@ -658,12 +671,25 @@ class Cron(_BaseSchedule):
             return _OncePerWallTime(trigger, zone)
         return trigger
 
+    def shared_trigger(self, *, now: datetime | None = None) -> BaseTrigger:
+        """The trigger of :meth:`trigger`, built once for all equal cron schedules."""
+        # Equal naive bounds can still differ in fold (which of a DST overlap's two wall
+        # times they mean), so the folds are part of the key.
+        folds = tuple(d.fold for d in (self.start, self.end) if d is not None and d.tzinfo is None)
+        return _shared_cron_trigger(self, folds)
+
     def describe(self) -> str:
         """E.g. ``at 09:00 on Monday–Friday (Europe/Berlin)``; ``cron '…' (zone)`` otherwise."""
         summary = _describe_cron(_parse_cron(self.expr))
         if summary is None:
             summary = f"cron {self.expr.strip()!r}"
         return f"{summary}{self._bounds_text()} ({self._zone_label})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_cron_trigger(schedule: Cron, folds: tuple[int, ...]) -> BaseTrigger:
+    """One trigger per distinct cron schedule (a CronTrigger takes ~0.1-0.3 ms and ~3 KB)."""
+    return schedule.trigger()
 
 
 _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}

@@ -38,7 +38,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -428,14 +427,17 @@ class Store:
         return await self.transaction(work)
 
     async def iter_tasks(self, *, states: Sequence[str], batch: int = 1000) -> AsyncIterator[Task]:
-        """Stream the tasks in the given states, oldest first, one page per transaction
-        (used to rebuild scheduler jobs at start)."""
-        order = (tasks_table.c.created_at, tasks_table.c.id)
+        """Stream the tasks in the given states, in id order, one page per transaction
+        (used to rebuild scheduler jobs at start).
+
+        Pages follow the primary key, so each one is an index range, not a sort of all
+        the tasks left.
+        """
         base = select(tasks_table).where(tasks_table.c.state.in_(list(states)))
-        after: tuple[datetime, str] | None = None
+        after: str | None = None
         while True:
-            query = base if after is None else base.where(tuple_(*order) > tuple_(*after))
-            query = query.order_by(*order).limit(batch)
+            query = base if after is None else base.where(tasks_table.c.id > after)
+            query = query.order_by(tasks_table.c.id).limit(batch)
             page = await self.transaction(
                 lambda conn, q=query: [_task_from_row(r) for r in conn.execute(q).mappings()]
             )
@@ -443,7 +445,7 @@ class Store:
                 yield task
             if len(page) < batch:
                 return
-            after = (page[-1].created_at, page[-1].id)
+            after = page[-1].id
 
     # -- runs ------------------------------------------------------------------------
 
