@@ -330,7 +330,7 @@ class TaskExecutorBridge:
     async def _after_scheduled(self, task: Task, record: TaskRunRecord) -> None:
         """Retry a failed attempt, or count the failed fire once its attempts are spent."""
         if record.outcome not in ("error", "timeout"):
-            return  # finish_run reset the failure streak in the record's transaction
+            return  # finish_runs reset the failure streak in the record's transaction
         if record.attempt <= task.options.retries and not self.closed:
             delay = task.options.retry_delay(record.attempt + 1)
             self.spawn(self._retry_later(task.id, record, delay))

@@ -435,12 +435,13 @@ class Store:
         """
         base = select(tasks_table).where(tasks_table.c.state.in_(list(states)))
         after: str | None = None
+
+        def read(query: Select[Any]) -> Callable[[Connection], list[Task]]:
+            return lambda conn: [_task_from_row(r) for r in conn.execute(query).mappings()]
+
         while True:
             query = base if after is None else base.where(tasks_table.c.id > after)
-            query = query.order_by(tasks_table.c.id).limit(batch)
-            page = await self.transaction(
-                lambda conn, q=query: [_task_from_row(r) for r in conn.execute(q).mappings()]
-            )
+            page = await self.transaction(read(query.order_by(tasks_table.c.id).limit(batch)))
             for task in page:
                 yield task
             if len(page) < batch:
@@ -449,20 +450,9 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------
 
-    async def claim_run(
-        self,
-        record: TaskRunRecord,
-        *,
-        holder: str,
-        lease_until: datetime,
-    ) -> bool:
-        """Claim a fire attempt (a manual run, a retry) by inserting its running record;
-        False if already claimed."""
-        (won,) = await self.claim_runs([Claim(record, holder, lease_until)])
-        return won
-
     async def claim_runs(self, claims: Sequence[Claim]) -> list[bool]:
-        """Claim several fires in one transaction (see :meth:`claim_run`); one flag each."""
+        """Claim fire attempts (manual runs, retries) by inserting their running records,
+        in one transaction; one flag each, False where that attempt was already claimed."""
         rows = [
             _run_row(c.record) | {"holder": c.holder, "lease_expires_at": c.lease_until}
             for c in claims
@@ -520,18 +510,12 @@ class Store:
 
         return await self.transaction(work)
 
-    async def finish_run(
-        self, record: TaskRunRecord, result: TaskResult, *, finished_at: datetime
-    ) -> TaskRunRecord | None:
-        """Record the outcome of a running fire (``record``, as claimed); returns the
-        finished record, or None if it was already finished (by a lease sweep, say)."""
-        (finished,) = await self.finish_runs([(record, result, finished_at)])
-        return finished
-
     async def finish_runs(
         self, finishes: Sequence[tuple[TaskRunRecord, TaskResult, datetime]]
     ) -> list[TaskRunRecord | None]:
-        """Record several outcomes in one transaction (see :meth:`finish_run`)."""
+        """Record the outcomes of running fires (each ``record`` as claimed) in one
+        transaction; for each the finished record, or None if it was already finished (by
+        a lease sweep, say)."""
         done = [
             record.model_copy(update=result.model_dump() | {"finished_at": at})
             for record, result, at in finishes
@@ -561,7 +545,7 @@ class Store:
     async def count_failed_fire(self, task_id: str) -> int | None:
         """Add a failed fire to the task's failure streak; returns the new streak.
 
-        (A success resets the streak in :meth:`finish_run`.)
+        (A success resets the streak in :meth:`finish_runs`.)
         """
 
         def work(conn: Connection) -> int | None:
@@ -592,11 +576,12 @@ class Store:
         ids = sorted(set(task_ids))
         deleted = 0
         # A few tasks per transaction: in memory a transaction holds the event loop.
+
+        def trim(chunk: list[str]) -> Callable[[Connection], int]:
+            return lambda conn: sum(_trim_task_history(conn, t, keep) for t in chunk)
+
         for start in range(0, len(ids), 50):
-            chunk = ids[start : start + 50]
-            deleted += await self.transaction(
-                lambda conn, chunk=chunk: sum(_trim_task_history(conn, t, keep) for t in chunk)
-            )
+            deleted += await self.transaction(trim(ids[start : start + 50]))
             await asyncio.sleep(0)
         return deleted
 
