@@ -535,9 +535,7 @@ class Store:
                 }
                 ours = conn.execute(_FINISH_RUN, values).first() is not None
                 out.append(finished if ours else None)
-            touched = [_touch_params(r) for r in out if r is not None]
-            if touched:
-                conn.execute(_TOUCH_TASK, touched)
+            _execute(conn, _TOUCH_TASK, [_touch_params(r) for r in out if r is not None])
             return out
 
         return await self.transaction(work)
