@@ -38,7 +38,6 @@ async def main(database: str) -> None:
         database=database,
         lease_secs=5.0,
         max_concurrency=4,
-        queue_size=1000,
         sync_interval_secs=1.0,
     ) as rt:
         print("READY", rt.holder, flush=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from langgraph_scheduler.batching import Batcher
+from langgraph_scheduler._batching import Batcher
 
 
 class Recorder:

@@ -236,7 +236,7 @@ async def test_rejection_stores_nothing_and_tells_the_model(
         assert out["__interrupt__"]
         out = await rt.ainvoke(Command(resume=answer), T)
         assert await rt.list_tasks() == []
-        assert rt._scheduler is not None and rt._scheduler.get_jobs() == []
+        assert await rt.store.count_tasks(states=["active", "paused"]) == 0
         (message,) = tool_messages(out)
         assert "a human rejected it, nothing was stored" in message.text
         if reason:

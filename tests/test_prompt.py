@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import langgraph_scheduler
-from langgraph_scheduler import ConversationTrigger, SchedulerRuntime, conversation_trigger_schema
+from langgraph_scheduler import ConversationTrigger, SchedulerRuntime
+from langgraph_scheduler.trigger import conversation_trigger_schema
 from langgraph_scheduler.prompts import load_prompt, render_system_prompt
 from langgraph_scheduler.schedules import parse_schedule
 from langgraph_scheduler.tools import TOOL_NAMES, ScheduleTaskArgs, scheduler_tools

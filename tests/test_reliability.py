@@ -76,7 +76,6 @@ async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
         assert task.state == "active" and task.run_count == 1
         assert task.next_run_at == datetime.fromisoformat(next_run)
         assert task.next_run_at - record.scheduled_for == timedelta(hours=1)
-        assert rt._scheduler.get_job(task_id).next_run_time == task.next_run_at  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("policy", ["catch_up", "skip"])
@@ -142,8 +141,7 @@ async def test_duplicate_jobs_and_run_now_give_one_run_per_fire(
             trigger="go",
             max_runs=3,
         )
-        async with rt2:  # rebuilds the same job from the store: two schedulers, one task
-            assert rt2._scheduler.get_job(task.id) is not None  # type: ignore[union-attr]
+        async with rt2:  # two runtimes on one database, both waking for the same fires
             manual = await asyncio.gather(rt1.run_now(task.id), rt2.run_now(task.id))
             scheduled = await _eventually(lambda: _scheduled_runs(rt1, task.id, 3), timeout=20)
             await asyncio.sleep(1.5)  # a duplicate would have landed by now
@@ -216,29 +214,23 @@ async def test_a_success_resets_the_failure_streak(
         assert current.state == "active" and current.failure_streak == 0
 
 
-async def test_flood_beyond_the_queue_accounts_for_every_fire(
+async def test_flood_beyond_capacity_runs_every_fire_within_the_limit(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:
-    active = [0, 0]
-
-    def step(messages: list[BaseMessage]) -> str:
-        return "ok"
-
-    model = ScriptedChatModel(steps=[step], cycle=True, delay_secs=0.05)
-    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=2, queue_size=5)
+    model = ScriptedChatModel(steps=["ok"], cycle=True, delay_secs=0.05)
+    rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=2)
     async with rt:
         at = _now() + timedelta(seconds=1.0)
         tasks = [
             await rt.create_task(name=f"f{i}", schedule=Once(at=at), trigger="go")
             for i in range(60)
         ]
-        peak_queue = 0
+        peak = 0
 
         async def watch() -> None:
-            nonlocal peak_queue
+            nonlocal peak
             while True:
-                peak_queue = max(peak_queue, rt._queue.qsize())  # type: ignore[union-attr]
-                active[1] = max(active[1], len(rt._current))
+                peak = max(peak, model.in_flight)
                 await asyncio.sleep(0.005)
 
         watcher = asyncio.create_task(watch())
@@ -247,10 +239,11 @@ async def test_flood_beyond_the_queue_accounts_for_every_fire(
     outcomes = {r.task_id: r.outcome for r in records}
     assert set(outcomes) == {t.id for t in tasks}  # every fire has exactly one record
     assert len(records) == 60
-    assert set(outcomes.values()) == {"success", "skipped"}
-    skipped = [r for r in records if r.outcome == "skipped"]
-    assert all("overloaded" in (r.error or "") for r in skipped)
-    assert peak_queue <= 5 and active[1] <= 2
+    assert set(outcomes.values()) == {"success"}  # waiting for a slot is not "skipped"
+    assert peak == 2
+    # The later fires waited in the table: their lateness says how long.
+    lateness = sorted(r.lateness for r in records)
+    assert lateness[-1] > lateness[0] >= timedelta(0)
 
 
 async def test_overlapping_run_of_the_same_task_is_skipped_per_policy(

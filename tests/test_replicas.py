@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.scripted import ScriptedChatModel
-from langgraph_scheduler.store import Store, runs_table
+from langgraph_scheduler.store import SCHEMA_VERSION, Store, open_store, runs_table
 
 from .helpers import build_graph
 
@@ -80,7 +80,7 @@ async def replicas(postgres_url: str) -> AsyncIterator[Callable[[int], Any]]:
 @pytest.fixture
 async def observer(postgres_url: str) -> AsyncIterator[Store]:
     """Reads the shared run table without running any scheduler."""
-    store = Store(postgres_url)
+    store = open_store(postgres_url)
     await store.setup()
     yield store
     await store.close()
@@ -107,8 +107,9 @@ async def _count_until(store: Store, count: int, *, where: Any, timeout: float) 
 
 
 def _admin(postgres_url: str) -> SchedulerRuntime:
-    """A runtime used only to change tasks; it is stopped before any of them is due."""
-    return SchedulerRuntime(build_graph(ScriptedChatModel()), database=postgres_url)
+    """A runtime that manages tasks only (graph=None): it claims no fire, so it is never
+    an extra replica."""
+    return SchedulerRuntime(None, database=postgres_url)
 
 
 async def test_three_replicas_run_every_fire_exactly_once(
@@ -129,8 +130,8 @@ async def test_three_replicas_run_every_fire_exactly_once(
             for i in range(50)
         ]
     expected = 50 * 6
-    finished = runs_table.c.outcome.is_not(None)
-    found = await _count_until(observer, expected, where=finished, timeout=90)
+    succeeded = runs_table.c.outcome == "success"
+    found = await _count_until(observer, expected, where=succeeded, timeout=90)
     await asyncio.sleep(2)  # a late duplicate would land now
     rows = await _rows(
         observer,
@@ -140,12 +141,16 @@ async def test_three_replicas_run_every_fire_exactly_once(
         runs_table.c.outcome,
         runs_table.c.holder,
     )
-    assert found == expected == len(rows)
+    # max_runs counts runs: each task runs exactly 6 times. An occurrence that fell due
+    # while the task's previous fire still waited for a free slot is coalesced into the
+    # later one and recorded "missed" (never dropped, never run twice).
+    ran = [r for r in rows if r.outcome == "success"]
+    assert found == expected == len(ran)
+    assert {r.outcome for r in rows} <= {"success", "missed"}, "nothing left running"
     fires = [(r.task_id, r.scheduled_for, r.attempt) for r in rows]
-    assert len(set(fires)) == len(fires), "a fire ran twice"
+    assert len(set(fires)) == len(fires), "a fire was claimed twice"
     assert {t for t, _, _ in fires} == {t.id for t in tasks}
-    assert {r.outcome for r in rows} == {"success"}
-    per_holder = {h: sum(r.holder == h for r in rows) for h in {r.holder for r in rows}}
+    per_holder = {h: sum(r.holder == h for r in ran) for h in {r.holder for r in ran}}
     assert set(per_holder) <= {r.holder for r in group}
     assert len(per_holder) >= 2, f"runs were not spread over replicas: {per_holder}"
 
@@ -227,7 +232,7 @@ async def test_replicas_starting_at_once_share_one_schema(postgres_url: str) -> 
     await asyncio.gather(*(rt.start() for rt in runtimes))
     try:
         versions = {await rt.store.schema_version() for rt in runtimes}
-        assert versions == {1}
+        assert versions == {SCHEMA_VERSION}
         task = await runtimes[0].create_task(name="x", schedule=Interval(hours=1), trigger="hi")
         assert (await runtimes[2].get_task(task.id)).name == "x"
     finally:

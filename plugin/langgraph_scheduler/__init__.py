@@ -1,18 +1,13 @@
-"""langgraph-scheduler: let a LangGraph agent schedule its own future conversations."""
+"""langgraph-scheduler: let a LangGraph agent schedule its own future conversations.
+
+``ConversationRequest``, ``ConversationResponse`` and ``TaskExecutorBridge`` keep the
+names of the original plan for its readers; they are internals of the engine.
+"""
 
 from typing import TYPE_CHECKING, Any
 
-from .bridge import TaskExecutorBridge, fire_task
-from .channel import (
-    ConversationRequest,
-    ConversationResponse,
-    Error,
-    Interrupted,
-    Skipped,
-    Success,
-    TaskSource,
-    Timeout,
-)
+from ._bridge import TaskExecutorBridge
+from ._turns import ConversationRequest, ConversationResponse
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -22,17 +17,17 @@ from .errors import (
     QuotaExceeded,
     SchedulerError,
     StoreError,
+    StoreUnavailable,
     TaskNotFound,
+    ThreadBusy,
 )
-from .locks import ThreadBusy
-from .models import RunOutcome, Task, TaskEvent, TaskOptions, TaskResult, TaskRunRecord
+from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskSource
 from .nodes import scheduler_system_message, trigger_node
-from .prompts import render_system_prompt
 from .runtime import SchedulerRuntime
-from .schedules import ACCEPTED_FORMS, Cron, Interval, Once, Schedule, parse_schedule
+from .schedules import Cron, Interval, Once, Schedule, parse_schedule
 from .state import SchedulerState
 from .tools import SchedulerLimits, scheduler_tools
-from .trigger import ConversationTrigger, conversation_trigger_schema
+from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
 
 if TYPE_CHECKING:
@@ -49,13 +44,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ACCEPTED_FORMS",
     "ConversationRequest",
     "ConversationResponse",
     "ConversationTrigger",
     "Cron",
-    "Error",
-    "Interrupted",
     "Interval",
     "InvalidPayload",
     "InvalidSchedule",
@@ -65,33 +57,26 @@ __all__ = [
     "Once",
     "QuotaExceeded",
     "RunHistory",
-    "RunOutcome",
     "Schedule",
     "SchedulerError",
     "SchedulerLimits",
     "SchedulerMiddleware",
     "SchedulerRuntime",
     "SchedulerState",
-    "Skipped",
     "StoreError",
-    "Success",
+    "StoreUnavailable",
     "Task",
     "TaskEvent",
     "TaskExecutorBridge",
     "TaskList",
     "TaskNotFound",
     "TaskOptions",
-    "TaskResult",
     "TaskRunRecord",
     "TaskSource",
     "ThreadBusy",
-    "Timeout",
     "Transcript",
-    "conversation_trigger_schema",
-    "fire_task",
     "load_transcript",
     "parse_schedule",
-    "render_system_prompt",
     "scheduler_system_message",
     "scheduler_tools",
     "trigger_node",

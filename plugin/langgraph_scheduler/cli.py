@@ -12,11 +12,11 @@ Every command takes ``--database URL`` (default ``$LANGGRAPH_SCHEDULER_DATABASE`
 ``sqlite:///langgraph-scheduler.db``), so it works on the database ``serve`` uses.
 
 Note:
-    ``tasks`` commands read and write the task store directly; they never start a
-    scheduler, so they never run turns. A ``serve`` running on the same database picks
-    their changes up within its ``sync_interval_secs`` (2 s by default; at once on
-    PostgreSQL) and checks a task's state again at every fire. ``tasks run`` runs the turn
-    in this process and needs the graph (``--graph``).
+    ``tasks`` commands go through the task service of a runtime that manages tasks only
+    (``graph=None``): they never claim fires, so they never run turns. A ``serve`` on
+    the same database follows their changes within its ``sync_interval_secs`` (2 s by
+    default; at once on PostgreSQL), and the database decides at every fire what is due.
+    ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
 
 Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
 ``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.
@@ -50,12 +50,10 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from .checkpointers import open_checkpointer
-from .errors import InvalidTask, SchedulerError, TaskNotFound
+from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
-from .store import Store, normalize_database_url
 from .views import RunHistory, TaskList, Transcript, load_transcript
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
@@ -228,19 +226,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _tasks_list(args: argparse.Namespace, out: Console) -> int:
-    async with _store(_database(args)) as store:
-        page = await store.list_tasks(
-            owner=args.owner, states=[args.state] if args.state else None, limit=args.limit
-        )
-    tasks = TaskList(page.tasks)
+    async with _manager(_database(args)) as rt:
+        tasks = await rt.list_tasks(owner=args.owner, state=args.state, limit=args.limit)
     _emit(out, tasks, tasks.to_json() if args.json else None)
     return 0
 
 
 async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
-    async with _store(_database(args)) as store:
-        task = await _get_task(store, args.task_id)
-        history = RunHistory(await store.history(task.id, limit=5), task_names={task.id: task.name})
+    async with _manager(_database(args)) as rt:
+        task = await rt.get_task(args.task_id)
+        history = await rt.history(task.id, limit=5)
     next_runs = task.upcoming_runs(5)
     if args.json:
         data = {
@@ -256,11 +251,10 @@ async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
 
 
 async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
-    now = datetime.now(timezone.utc)
-    schedule = parse_schedule(args.schedule, tz=args.tz, now=now)
     if args.thread is not None and not args.thread.strip():
         raise InvalidTask("--thread must not be blank; omit it for a fresh thread per run")
     async with _manager(_database(args), create=True) as rt:
+        schedule = parse_schedule(args.schedule, tz=args.tz, now=rt.clock.now())
         task = await rt.create_task(
             name=args.name if args.name is not None else _default_name(args.prompt),
             schedule=schedule,
@@ -292,18 +286,17 @@ async def _tasks_delete(args: argparse.Namespace, out: Console) -> int:
 
 
 async def _runs(args: argparse.Namespace, out: Console) -> int:
-    async with _store(_database(args)) as store:
+    async with _manager(_database(args)) as rt:
         if args.task:
-            task = await _get_task(store, args.task)
-            records = await store.history(task.id, limit=args.limit)
+            history = await rt.history(args.task, limit=args.limit)
         else:
-            records = await store.recent_runs(limit=args.limit)
-        names: dict[str, str] = {}
-        for task_id in {r.task_id for r in records}:
-            found = await store.get_task(task_id)
-            if found is not None:
-                names[task_id] = found.name
-    history = RunHistory(records, task_names=names)
+            records = await rt.store.recent_runs(limit=args.limit)
+            names: dict[str, str] = {}
+            for task_id in {r.task_id for r in records}:
+                found = await rt.store.get_task(task_id)
+                if found is not None:
+                    names[task_id] = found.name
+            history = RunHistory(records, task_names=names)
     _emit(out, history, history.to_json() if args.json else None)
     return 0
 
@@ -312,9 +305,9 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
     database = _database(args)
     _require_database(database)
     async with contextlib.AsyncExitStack() as stack:
-        saver = await open_checkpointer(database, stack)
-        store = await stack.enter_async_context(_store(database))
-        transcript = await load_transcript(saver, args.thread_id, store=store)
+        rt = await stack.enter_async_context(_manager(database))
+        saver = await rt.store.open_checkpointer(stack, max_connections=2)
+        transcript = await load_transcript(saver, args.thread_id, store=rt.store)
     if not transcript.turns:
         raise _Failure(
             f"no conversation thread {args.thread_id!r} in {_safe_url(database)} (a task's thread "
@@ -371,9 +364,9 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
     runtime.add_event_listener(on_event)
     try:
         async with runtime:
-            active = [task async for task in runtime.store.iter_tasks(states=["active"])]
+            active = await runtime.store.count_tasks(states=["active"])
             out.log(
-                f"serving {len(active)} active task(s) from {_safe_url(runtime.database)}; "
+                f"serving {active} active task(s) from {_safe_url(runtime.database)}; "
                 "Ctrl-C to stop",
             )
             await stop.wait()
@@ -476,21 +469,9 @@ async def _manager(database: str, *, create: bool = False) -> AsyncIterator[Sche
         yield rt
 
 
-@contextlib.asynccontextmanager
-async def _store(database: str, *, create: bool = False) -> AsyncIterator[Store]:
-    if not create:
-        _require_database(database)
-    store = Store(database)
-    try:
-        await store.setup()
-        yield store
-    finally:
-        await store.close()
-
-
 def _require_database(database: str) -> None:
     """Refuse to read a SQLite file that does not exist (instead of creating it)."""
-    url = make_url(normalize_database_url(database))
+    url = make_url(database)
     path = url.database
     if url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:"):
         if not Path(path).exists():
@@ -503,13 +484,6 @@ def _require_database(database: str) -> None:
 def _database(args: argparse.Namespace) -> str:
     """``--database``, else ``$LANGGRAPH_SCHEDULER_DATABASE``, else the runtime's default."""
     return str(args.database or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE)
-
-
-async def _get_task(store: Store, task_id: str) -> Task:
-    task = await store.get_task(task_id)
-    if task is None:
-        raise TaskNotFound(task_id)
-    return task
 
 
 async def _runtime_for(args: argparse.Namespace, out: Console) -> SchedulerRuntime:
@@ -642,14 +616,14 @@ def _task_details(task: Task, next_runs: list[datetime]) -> Table:
         ("name", task.name),
         ("owner", task.owner),
         ("state", task.state),
-        ("schedule", task.schedule.describe()),
+        ("schedule", task.describe_schedule()),
         ("next runs", "\n".join(_local(t) for t in next_runs) or "—"),
         ("thread", task.thread_id or "isolated (a fresh thread per run)"),
         ("prompt", prompt),
         ("system addon", addon or "—"),
         ("runs", f"{task.run_count}" + (f" of {task.max_runs}" if task.max_runs else "")),
         ("last outcome", task.last_outcome or "—"),
-        ("created", _local(task.created_at.astimezone(task.schedule.zone))),
+        ("created", _local(task.created_at.astimezone(task.zone))),
     ]
     for key, value in rows:
         table.add_row(key, value)

@@ -11,7 +11,9 @@ The hierarchy::
     ├── NotAllowed            (PermissionError) the caller may not do this (e.g. a scheduled turn
     │                                        creating tasks)
     ├── NotRunning            (RuntimeError) the runtime is not started, or is stopping
-    └── StoreError            (RuntimeError) the task/run store failed
+    ├── ThreadBusy            (TimeoutError) a conversation thread stayed busy past the wait
+    └── StoreError            (RuntimeError) the task/run store failed (names the database)
+        └── StoreUnavailable                 the database could not be reached; retried
 
 Tools catch every ``SchedulerError`` and turn it into a message the model can act on;
 Python callers catch the class they care about.
@@ -28,7 +30,9 @@ __all__ = [
     "QuotaExceeded",
     "SchedulerError",
     "StoreError",
+    "StoreUnavailable",
     "TaskNotFound",
+    "ThreadBusy",
 ]
 
 
@@ -73,3 +77,21 @@ class NotRunning(SchedulerError, RuntimeError):
 
 class StoreError(SchedulerError, RuntimeError):
     """The task or run store could not complete an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached (connection refused or lost, locked, timed out).
+
+    The runtime retries these with backoff; a Python caller may retry too.
+    """
+
+
+class ThreadBusy(SchedulerError, TimeoutError):
+    """A conversation thread stayed busy longer than the caller was willing to wait."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(thread_id)
+        self.thread_id = thread_id
+
+    def __str__(self) -> str:
+        return f"thread {self.thread_id!r} is busy with another turn"

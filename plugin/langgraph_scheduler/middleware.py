@@ -26,8 +26,8 @@ from langchain_core.messages import SystemMessage
 from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
-from .channel import TaskSource
 from .errors import NotRunning
+from .models import TaskSource
 from .nodes import scheduler_system_prompt, trigger_node
 from .runtime import SchedulerRuntime
 from .tools import SchedulerLimits, scheduler_tools

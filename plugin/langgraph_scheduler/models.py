@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# typing_extensions' TypedDict: pydantic needs it on Python < 3.12 to build the JSON
+# schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
+from typing_extensions import NotRequired, TypedDict
 
 from .schedules import Schedule
 from .trigger import ConversationTrigger
@@ -15,8 +20,8 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskOptions",
-    "TaskResult",
     "TaskRunRecord",
+    "TaskSource",
     "TaskState",
     "ThreadMode",
 ]
@@ -24,8 +29,10 @@ __all__ = [
 RunOutcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
 """How a fire ended. Exactly one outcome is recorded per fire attempt."""
 
-TaskState = Literal["active", "paused", "completed"]
-"""``completed``: a one-shot task that ran, or a task past its end date or max runs."""
+TaskState = Literal["active", "paused", "completed", "quarantined"]
+"""``completed``: a one-shot task that ran, or a task past its end date or max runs.
+``quarantined``: its stored row could not be read when it fell due (see ``Task.problem``);
+it no longer fires, and its owner can still list and delete it."""
 
 ThreadMode = Literal["continue", "isolated"]
 """``continue``: every fire adds a turn to ``thread_id``; ``isolated``: a fresh thread per run."""
@@ -93,12 +100,38 @@ DEFAULT_RECURRING_GRACE_SECS = 3600.0
 """Misfire grace of recurring tasks when ``TaskOptions.misfire_grace_secs`` is None."""
 
 
+class TaskSource(TypedDict):
+    """Attribution of a task-triggered turn.
+
+    Kept as plain JSON in graph state (``task_source``), in the trigger message's
+    ``additional_kwargs["task_source"]`` and, key by key, in the run's config metadata.
+    """
+
+    task_id: str
+    """Id of the task that fired."""
+    task_name: str
+    """The task's name at the time it fired."""
+    run_id: str
+    """Id of the run record of this fire."""
+    scheduled_for: str
+    """ISO-8601 time the fire was due (UTC)."""
+    attempt: int
+    """1 for the first attempt of a fire, 2+ for retries."""
+    trigger: str
+    """``schedule`` for a scheduled fire, ``manual`` for run-now."""
+    system_addon: NotRequired[str | None]
+    """Extra system instruction for this turn only (applied by the trigger node)."""
+
+
+TaskEventKind = Literal["auto_paused", "completed", "quarantined"]
+
+
 class TaskEvent(BaseModel):
     """Something that happened to a task on its own (not through an API call)."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["auto_paused", "completed"]
+    kind: TaskEventKind
     task_id: str
     reason: str
     at: datetime
@@ -107,8 +140,8 @@ class TaskEvent(BaseModel):
 class Task(BaseModel):
     """A named schedule and the conversation it starts.
 
-    The task store is the source of truth; the APScheduler job with the same id is
-    rebuilt from it whenever the runtime starts.
+    The task table is the source of truth: ``next_run_at`` is when it is next due, and
+    a runtime claims it from there once that time has come.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -116,7 +149,8 @@ class Task(BaseModel):
     id: str
     name: str
     owner: str
-    schedule: Schedule
+    schedule: Schedule | None
+    """None only when the stored schedule cannot be read (see ``problem``)."""
     payload: Any = None
     """The stored ``ConversationTrigger`` JSON, parsed again at every fire."""
     thread_mode: ThreadMode
@@ -134,10 +168,26 @@ class Task(BaseModel):
     last_outcome: RunOutcome | None = None
     created_at: datetime
     updated_at: datetime
+    version: int = 0
+    """Bumped by every change; writes are conditional on the version they read."""
+    problem: str | None = None
+    """Why the stored row cannot be fully read (its schedule or options are corrupt), or
+    None. Such a task is quarantined when it falls due; it can be listed and deleted."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The schedule's zone (UTC when the schedule cannot be read)."""
+        return self.schedule.zone if self.schedule is not None else ZoneInfo("UTC")
+
+    def describe_schedule(self) -> str:
+        """The schedule in words, or why it cannot be read."""
+        if self.schedule is None:
+            return f"unreadable schedule ({self.problem})"
+        return self.schedule.describe()
 
     def upcoming_runs(self, n: int = 5) -> list[datetime]:
         """The next ``n`` fire times in the task's zone (empty when it is not active)."""
-        if self.state != "active" or self.next_run_at is None:
+        if self.state != "active" or self.next_run_at is None or self.schedule is None:
             return []
         first = self.next_run_at.astimezone(self.schedule.zone)
         rest = self.schedule.next_fire_times(n - 1, after=first) if n > 1 else []
@@ -156,17 +206,6 @@ class Task(BaseModel):
         return ConversationTrigger.from_task_payload(self.payload)
 
 
-class TaskResult(BaseModel):
-    """The outcome of one fire, as mapped from the conversation's response."""
-
-    model_config = ConfigDict(frozen=True)
-
-    outcome: RunOutcome
-    summary: str | None = None
-    error: str | None = None
-    checkpoint_id: str | None = None
-
-
 class TaskRunRecord(BaseModel):
     """One fire of a task (one attempt), as kept in the run history."""
 
@@ -177,7 +216,12 @@ class TaskRunRecord(BaseModel):
     attempt: int
     trigger: RunTrigger
     scheduled_for: datetime
+    """The occurrence this fire is for (the same for every attempt of it)."""
     started_at: datetime
+    """When it was claimed to run (or recorded, for ``missed``)."""
+    due_at: datetime | None = None
+    """When this attempt fell due: the occurrence, a retry's backoff end, or the moment
+    of a manual run (None on records written before schema version 2)."""
     finished_at: datetime | None = None
     outcome: RunOutcome | None = None
     """None while the run is in flight."""
@@ -191,3 +235,8 @@ class TaskRunRecord(BaseModel):
     def running(self) -> bool:
         """True while the fire is in flight."""
         return self.outcome is None
+
+    @property
+    def lateness(self) -> timedelta:
+        """How long after it fell due the attempt started (``started_at - due_at``)."""
+        return self.started_at - (self.due_at or self.scheduled_for)

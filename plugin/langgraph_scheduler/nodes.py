@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from .channel import TaskSource
+from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
 

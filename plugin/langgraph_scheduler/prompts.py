@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .channel import TaskSource
+from .models import TaskSource
 
 __all__ = ["load_prompt", "render_system_prompt", "render_task_turn_prompt"]
 

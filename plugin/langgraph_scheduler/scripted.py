@@ -56,6 +56,7 @@ class ScriptedChatModel(BaseChatModel):
     cycle: bool = False
     delay_secs: float = 0.0
     _calls: int = PrivateAttr(default=0)
+    _in_flight: int = PrivateAttr(default=0)
     _bound_tools: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -66,6 +67,11 @@ class ScriptedChatModel(BaseChatModel):
     def calls(self) -> int:
         """How many times the model was called."""
         return self._calls
+
+    @property
+    def in_flight(self) -> int:
+        """How many async calls are answering right now."""
+        return self._in_flight
 
     @property
     def bound_tools(self) -> list[str]:
@@ -122,8 +128,12 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         step = self._next_step(messages)
-        if self.delay_secs:
-            await asyncio.sleep(self.delay_secs)
-        if isinstance(step, str) and step == HANG:
-            await asyncio.Event().wait()
+        self._in_flight += 1
+        try:
+            if self.delay_secs:
+                await asyncio.sleep(self.delay_secs)
+            if isinstance(step, str) and step == HANG:
+                await asyncio.Event().wait()
+        finally:
+            self._in_flight -= 1
         return self._to_result(step)

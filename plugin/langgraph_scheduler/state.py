@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.graph import MessagesState
 from typing_extensions import NotRequired
 
-from .channel import TaskSource
+from .models import TaskSource
 
 __all__ = ["SchedulerState"]
 

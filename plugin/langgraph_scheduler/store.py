@@ -1,37 +1,43 @@
-"""Task store and run store on SQLAlchemy 2: SQLite by default, PostgreSQL for scale.
+"""The task and run store: one interface, shared tables and statements, migrations.
 
-One schema serves both dialects. A fire is claimed by inserting its run row; the unique
-key ``(task_id, scheduled_for, attempt)`` makes a second claim of the same fire a no-op.
+The task table is the only source of truth for when a task fires next (``next_run_at``,
+indexed with ``state``). A runtime claims due rows up to its free capacity; a due fire
+that nobody has room for waits in the table. Retries waiting for their backoff are rows
+too (``lgs_retries``), so they survive restarts and follow pause, delete and update.
+
+Backends are twins behind :class:`Store`: :class:`~langgraph_scheduler.store_sqlite.SqliteStore`
+(a file or memory) and :class:`~langgraph_scheduler.store_postgres.PostgresStore`. Each owns
+its execution strategy, locks, change feed and checkpointer; :func:`open_store` picks one
+from a URL. Driver and SQLAlchemy errors are mapped to :class:`~.errors.StoreError` here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import logging
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
-    Boolean,
     Column,
     DateTime,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
     and_,
-    bindparam,
-    case,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     literal,
@@ -40,40 +46,40 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool, StaticPool
-from sqlalchemy.sql import Executable, Select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
-from .errors import SchedulerError, StoreError
-from .models import RunOutcome, Task, TaskOptions, TaskResult, TaskRunRecord
+from ._fire import FireDecision, RunConsequence, after_run, plan_fire
+from .errors import SchedulerError, StoreError, StoreUnavailable, ThreadBusy
+from .models import RunOutcome, RunTrigger, Task, TaskEventKind, TaskOptions, TaskRunRecord
 from .schedules import schedule_from_dict, schedule_to_dict
-from .trigger import ConversationTrigger
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Claim",
-    "FireClaim",
-    "FirePlan",
-    "FireRequest",
+    "Claimed",
+    "Finished",
+    "SaveResult",
     "Store",
-    "TaskMove",
-    "normalize_database_url",
+    "TaskChange",
+    "TaskPage",
+    "open_store",
 ]
+
+logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
-"""Version of the tables below; bumped with every change to them."""
+SCHEMA_VERSION = 2
+"""Version of the tables below; each bump comes with an entry in ``_MIGRATIONS``."""
 
-TASK_CHANGES_CHANNEL = "lgs_task_changes"
-"""PostgreSQL NOTIFY channel carrying the id of every created, changed or deleted task."""
+_CLOCK_SLACK = timedelta(seconds=5)
+"""How far back each poll looks again: writers' clocks and commit order may lag a little."""
 
-# Advisory lock keys: one for our schema, one held around a replica's whole start-up.
-_SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
-_SETUP_LOCK = _SCHEMA_LOCK + 1
+MAX_WINDOW_TIMES = 10_000
+"""Most distinct due times one window load returns (the rest wait for the next load)."""
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -90,15 +96,40 @@ class _UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        if isinstance(value, str):  # a raw SQLite value read through a plain expression
+            value = datetime.fromisoformat(value)
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
 
 
-_JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
+class _LenientJSON(TypeDecorator[Any]):
+    """JSON whose unreadable stored text comes back as that text instead of failing the
+    fetch of the whole result: SQLite keeps any text in a JSON column, and one corrupt
+    row must not stop reads of the others (:func:`task_from_row` reports it)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        process = super().result_processor(dialect, coltype)
+        if process is None:
+            return None
+
+        def lenient(value: Any) -> Any:
+            try:
+                return process(value)
+            except ValueError:  # json.JSONDecodeError
+                return value
+
+        return lenient
+
+
+_JSON = _LenientJSON().with_variant(postgresql.JSONB(), "postgresql")
 
 metadata = MetaData()
 
@@ -129,8 +160,9 @@ tasks_table = Table(
     Column("last_outcome", String(16)),
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("updated_at", _UTCDateTime(), nullable=False),
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("lgs_tasks_owner_created", "owner", "created_at", "id"),
-    Index("lgs_tasks_state", "state"),
+    Index("lgs_tasks_due", "state", "next_run_at"),
     Index("lgs_tasks_updated", "updated_at"),
 )
 
@@ -151,6 +183,7 @@ runs_table = Table(
     Column("checkpoint_id", String(128)),
     Column("holder", String(128)),
     Column("lease_expires_at", _UTCDateTime()),
+    Column("due_at", _UTCDateTime()),
     UniqueConstraint("task_id", "scheduled_for", "attempt", name="lgs_runs_fire"),
     Index("lgs_runs_task_started", "task_id", "started_at"),
 )
@@ -164,30 +197,19 @@ _running_runs = Index(
     postgresql_where=runs_table.c.outcome.is_(None),
 )
 
+retries_table = Table(
+    "lgs_retries",
+    metadata,
+    Column("task_id", String(64), nullable=False),
+    Column("scheduled_for", _UTCDateTime(), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("due_at", _UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("task_id", "scheduled_for", "attempt", name="lgs_retries_fire"),
+    Index("lgs_retries_due", "due_at"),
+)
 
-def normalize_database_url(url: str) -> str:
-    """Map a plain URL to the driver the store uses.
 
-    ``sqlite:///file.db`` and ``sqlite://`` (``:memory:``) stay on the standard library's
-    ``sqlite3``; ``postgresql://…`` → ``postgresql+psycopg://…`` (async).
-    """
-    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
-        return "sqlite://"
-    parsed = make_url(url)
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
-    if backend in ("postgresql", "postgres"):
-        if driver not in ("", "psycopg"):
-            raise SchedulerError(
-                f"unsupported PostgreSQL driver {driver!r}; use postgresql+psycopg://… "
-                '(pip install "langgraph-scheduler[postgres]")'
-            )
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise SchedulerError(
-        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db or "
-        "postgresql://user@host/dbname"
-    )
+# -- results -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -198,170 +220,328 @@ class TaskPage:
     next_offset: int | None
 
 
-class Store:
-    """Tasks and run history in one database.
+@dataclass(frozen=True)
+class TaskChange:
+    """A task as the change feed reports it: enough to set a timer, nothing more."""
 
-    Every operation is one transaction written as a plain function of a SQLAlchemy
-    ``Connection`` and run by :meth:`transaction`: on PostgreSQL through the async engine
-    (``run_sync``), on a SQLite file in a small thread pool (one hop per transaction, not
-    per statement), and in memory inline on the event loop (a statement takes
-    microseconds there, and a transaction that never awaits cannot interleave with another).
+    task_id: str
+    state: str | None
+    """None when the task was deleted."""
+    next_run_at: datetime | None
+
+
+SaveResult = Literal["saved", "conflict", "missing", "quota"]
+"""How a conditional task write ended: ``conflict`` means another write came first."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claimed due task (or retry) gave: the run to execute, the records already
+    finished (missed occurrences, a quarantined task's error) and the task's event."""
+
+    task: Task
+    run: TaskRunRecord | None
+    finished: tuple[TaskRunRecord, ...] = ()
+    event: TaskEventKind | None = None
+    reason: str = ""
+    next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A recorded outcome and what it did to its task (retry, streak, pause)."""
+
+    record: TaskRunRecord
+    consequence: RunConsequence
+
+
+@dataclass(frozen=True)
+class Finish:
+    """An outcome to record for a running fire."""
+
+    record: TaskRunRecord
+    outcome: RunOutcome
+    summary: str | None = None
+    error: str | None = None
+    checkpoint_id: str | None = None
+
+
+# -- the interface -------------------------------------------------------------------
+
+
+class Store(ABC):
+    """Tasks, runs and retries in one database.
+
+    Every operation is one transaction, a plain function of a SQLAlchemy ``Connection``
+    run by :meth:`transaction` in the twin's own way. Only the task service writes
+    tasks (``insert_task``, ``save_task``, ``delete_task``); the engine claims and
+    finishes fires.
 
     Args:
-        url: a database URL (see :func:`normalize_database_url`).
-        pool_size: connections kept open (PostgreSQL: half as many again may overflow;
-            SQLite file: the threads running transactions).
+        url: the database URL, as normalised by the twin.
     """
 
-    def __init__(self, url: str = "sqlite://", *, pool_size: int = 10) -> None:
-        self.url = make_url(normalize_database_url(url))
-        self.dialect = self.url.get_backend_name()
-        self.in_memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
-        self.async_engine: AsyncEngine | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        if self.dialect == "sqlite":
-            threads = max(1, min(pool_size, 4))
-            self.sync_engine = _sqlite_engine(self.url, in_memory=self.in_memory, pool=threads)
-            if not self.in_memory:
-                self._executor = ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
-        else:
-            self.async_engine = create_async_engine(
-                self.url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size // 2
-            )
-            self.sync_engine = self.async_engine.sync_engine
-        self._insert_run_stmt = self._insert_ignore(
-            runs_table, "task_id", "scheduled_for", "attempt"
-        ).returning(runs_table.c.run_id)
+    dialect: str
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden, for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    # -- what each twin provides --------------------------------------------------
+
+    @abstractmethod
+    async def _run(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one transaction, the twin's way."""
+
+    @abstractmethod
+    def _insert_ignore(self, table: Table, *conflict: str) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING."""
+
+    def _lock_due(self, query: Select[Any]) -> Select[Any]:
+        """Lock rows a claim reads, skipping those another claim holds (PostgreSQL)."""
+        return query
+
+    def _lock_row(self, query: Select[Any]) -> Select[Any]:
+        """Lock a row read before it is written in the same transaction (PostgreSQL)."""
+        return query
+
+    def _serialize_owner(self, conn: Connection, owner: str) -> None:
+        """Serialise quota checks of one owner (PostgreSQL; SQLite has one writer)."""
+        return None
+
+    def _notify(self, conn: Connection, task_id: str) -> None:
+        """Tell other processes that a task changed (PostgreSQL NOTIFY)."""
+        return None
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    @abstractmethod
+    async def follow_changes(
+        self,
+        on_change: Callable[[TaskChange], Awaitable[None]],
+        *,
+        since: datetime,
+        poll_secs: float,
+        sleep: Callable[[float], Awaitable[None]],
+        now: Callable[[], datetime],
+    ) -> None:
+        """Call ``on_change`` for every task created, changed or deleted by anyone, until
+        cancelled (LISTEN/NOTIFY on PostgreSQL, polling on SQLite)."""
+
+    async def _poll_changes(
+        self,
+        on_change: Callable[[TaskChange], Awaitable[None]],
+        *,
+        since: datetime,
+        poll_secs: float,
+        sleep: Callable[[float], Awaitable[None]],
+        now: Callable[[], datetime],
+    ) -> None:
+        """The polling change feed: tasks whose ``updated_at`` moved since the last poll."""
+        seen: dict[str, datetime] = {}
+        while True:
+            await sleep(poll_secs)
+            polled_at = now()
+            try:
+                changes = await self.changed_since(since - _CLOCK_SLACK)
+            except Exception as exc:
+                logger.warning("polling task changes failed (%s); retrying", exc)
+                continue
+            for change, changed_at in changes:
+                if seen.get(change.task_id) != changed_at:
+                    seen[change.task_id] = changed_at
+                    await on_change(change)
+            cutoff = since - _CLOCK_SLACK
+            for task_id in [t for t, at in seen.items() if at < cutoff]:
+                del seen[task_id]
+            since = polled_at
+
+    @abstractmethod
+    def thread_lock(
+        self, thread_id: str, *, timeout: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold a conversation thread (in this process; across replicas on PostgreSQL).
+
+        Raises:
+            ThreadBusy: not had within ``timeout`` seconds.
+        """
+
+    @abstractmethod
+    async def open_checkpointer(
+        self, stack: contextlib.AsyncExitStack, *, max_connections: int
+    ) -> Any:
+        """The LangGraph checkpointer that lives beside the tasks; ``stack`` closes it."""
+
+    def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serialise start-up work (migrations, the checkpointer's) across processes."""
+        return contextlib.nullcontext()
+
+    # -- transactions -------------------------------------------------------------
 
     async def transaction(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work(conn)`` in one transaction (committed if it returns, else rolled back).
+        """Run ``work(conn)`` in one transaction (committed if it returns).
 
         ``work`` must not block on anything but the database; it is the extension point
         for queries the store has no method for.
+
+        Raises:
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: any other database failure.
         """
-        if self.async_engine is not None:
-            async with self.async_engine.begin() as conn:
-                return await conn.run_sync(work)
-        if self._executor is None:
-            return self._run_sqlite(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run_sqlite, work)
+        try:
+            return await self._run(work)
+        except SchedulerError:
+            raise
+        except (DBAPIError, OSError) as exc:
+            raise self._map_error(exc) from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database {self.safe_url} failed: {exc}") from exc
 
-    def _run_sqlite(self, work: Callable[[Connection], _T]) -> _T:
-        with self.sync_engine.begin() as conn:
-            return work(conn)
+    def _map_error(self, exc: BaseException) -> StoreError:
+        transient = isinstance(exc, OSError) or (
+            isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_transient(exc.orig))
+        )
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if transient:
+            return StoreUnavailable(
+                f"database {self.safe_url} is unavailable ({_kind(exc)}: {detail}); "
+                "the operation can be retried once it is reachable"
+            )
+        return StoreError(f"database {self.safe_url} failed: {detail}")
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Create the tables if needed and check the schema version.
-
-        On PostgreSQL the work runs under an advisory lock, so replicas starting at once
-        neither race each other into errors nor half-create the schema.
-        """
+        """Create the tables, or migrate them to :data:`SCHEMA_VERSION`."""
         await self.transaction(self._setup)
 
     def _setup(self, conn: Connection) -> None:
-        if self.dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-        metadata.create_all(conn, checkfirst=True)
-        found = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
-        if found is None:
+        self._before_setup(conn)
+        existing = conn.dialect.has_table(conn, tasks_table.name)
+        if not existing:
+            metadata.create_all(conn, checkfirst=True)
             conn.execute(
                 self._insert_ignore(meta_table).values(
                     key="schema_version", value=str(SCHEMA_VERSION)
                 )
             )
-        elif int(found) > SCHEMA_VERSION:
-            raise StoreError(
-                f"database schema version {found} is newer than this library's "
-                f"({SCHEMA_VERSION}); upgrade langgraph-scheduler"
-            )
-
-    @contextlib.asynccontextmanager
-    async def setup_lock(self) -> AsyncIterator[None]:
-        """Serialise start-up work (e.g. the checkpointer's migrations) across replicas."""
-        if self.async_engine is None or self.dialect != "postgresql":
-            yield
             return
-        async with self.async_engine.connect() as conn:
-            # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
-            # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            lock = text("SELECT pg_try_advisory_lock(:k)")
-            while not await conn.scalar(lock, {"k": _SETUP_LOCK}):
-                await asyncio.sleep(0.1)
-            try:
-                yield
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
+        found = _read_version(conn)
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.safe_url} has schema version {found}, newer than this "
+                f"library's ({SCHEMA_VERSION}); upgrade langgraph-scheduler"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating %s to schema version %d", self.safe_url, version)
+            _MIGRATIONS[version](conn)
+            conn.execute(
+                update(meta_table)
+                .where(meta_table.c.key == "schema_version")
+                .values(value=str(version))
+            )
+        metadata.create_all(conn, checkfirst=True)
+
+    def _before_setup(self, conn: Connection) -> None:
+        """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
+        return None
 
     async def schema_version(self) -> int:
-        def read(conn: Connection) -> int:
-            found = conn.scalar(
-                select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            )
-            return int(found) if found is not None else 0
+        return await self.transaction(_read_version)
 
-        return await self.transaction(read)
-
-    async def close(self) -> None:
-        if self.async_engine is not None:
-            await self.async_engine.dispose()
-            return
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self.sync_engine.dispose()
-
-    # -- tasks -----------------------------------------------------------------------
+    # -- tasks: written by the task service only ----------------------------------
 
     async def insert_task(self, task: Task, *, max_active: int | None = None) -> bool:
-        """Insert a task; with ``max_active``, only if its owner has fewer active tasks than
-        that (checked in the same statement, so concurrent creations cannot overshoot the
-        quota). Returns False when the quota refused it."""
+        """Insert a task; with ``max_active``, only if its owner has fewer active tasks
+        (checked in the same statement). Returns False when the quota refused it."""
         row = _task_row(task)
 
         def work(conn: Connection) -> bool:
-            if max_active is None:
+            if max_active is None or task.state != "active":
                 conn.execute(insert(tasks_table), row)
             else:
-                mine = (
-                    select(func.count())
-                    .select_from(tasks_table)
-                    .where(
-                        tasks_table.c.owner == task.owner,
-                        tasks_table.c.state == "active",
-                    )
-                    .scalar_subquery()
-                )
+                self._serialize_owner(conn, task.owner)
                 values = select(*[literal(v, tasks_table.c[k].type) for k, v in row.items()])
                 statement = (
                     insert(tasks_table)
-                    .from_select(list(row), values.where(mine < max_active))
+                    .from_select(list(row), values.where(_active_of(task.owner) < max_active))
                     .returning(tasks_table.c.id)
                 )
-                if self.dialect == "postgresql":
-                    # Serialise quota checks of one owner (READ COMMITTED would let two
-                    # concurrent inserts both see room for one).
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:c, hashtext(:o))"),
-                        {"c": _QUOTA_LOCK_CLASS, "o": task.owner},
-                    )
                 if conn.execute(statement).first() is None:
                     return False
-            self._notify_change(conn, task.id)
+            self._notify(conn, task.id)
             return True
 
         return await self.transaction(work)
 
+    async def save_task(
+        self,
+        task: Task,
+        *,
+        expected_version: int,
+        columns: Iterable[str],
+        max_active: int | None = None,
+        cancel_retries: bool = False,
+    ) -> SaveResult:
+        """Write the ``columns`` of ``task`` (and ``updated_at``, the version bumped) if the
+        stored one still has ``expected_version``; with ``max_active``, only if the owner
+        then has room for it among its active tasks (for a task becoming active).
+        ``cancel_retries`` drops the task's retries waiting for their backoff in the same
+        transaction. Columns not named keep what is stored (even if it cannot be read)."""
+        full = _task_row(task)
+        row = {key: full[key] for key in {*columns, "updated_at"}}
+        row["version"] = expected_version + 1
+
+        def work(conn: Connection) -> SaveResult:
+            match = and_(tasks_table.c.id == task.id, tasks_table.c.version == expected_version)
+            condition = match
+            if max_active is not None:
+                self._serialize_owner(conn, task.owner)
+                others = _active_of(task.owner, excluding=task.id)
+                condition = and_(match, others < max_active)
+            if conn.execute(update(tasks_table).where(condition).values(row)).rowcount != 1:
+                found = conn.scalar(
+                    select(tasks_table.c.version).where(tasks_table.c.id == task.id)
+                )
+                if found is None:
+                    return "missing"
+                return "conflict" if found != expected_version else "quota"
+            if cancel_retries:
+                conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
+            self._notify(conn, task.id)
+            return "saved"
+
+        return await self.transaction(work)
+
+    async def delete_task(self, task_id: str) -> bool:
+        """Delete a task, its finished history and its waiting retries; a run in flight
+        finishes unrecorded."""
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
+            conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
+            conn.execute(delete(retries_table).where(retries_table.c.task_id == task_id))
+            self._notify(conn, task_id)
+            return bool(result.rowcount)
+
+        return await self.transaction(work)
+
+    # -- tasks: reads ---------------------------------------------------------------
+
     async def get_task(self, task_id: str, *, owner: str | None = None) -> Task | None:
-        query, params = _GET_TASK, {"b_id": task_id}
+        query = select(tasks_table).where(tasks_table.c.id == task_id)
         if owner is not None:
-            query, params = _GET_OWNED_TASK, params | {"b_owner": owner}
+            query = query.where(tasks_table.c.owner == owner)
 
         def work(conn: Connection) -> Task | None:
-            row = conn.execute(query, params).mappings().first()
-            return _task_from_row(row) if row else None
+            row = conn.execute(query).mappings().first()
+            return task_from_row(row) if row else None
 
         return await self.transaction(work)
 
@@ -373,6 +553,7 @@ class Store:
         limit: int = 50,
         offset: int = 0,
     ) -> TaskPage:
+        """Tasks, oldest first; a row that cannot be read comes back with ``problem``."""
         query = select(tasks_table)
         if owner is not None:
             query = query.where(tasks_table.c.owner == owner)
@@ -386,202 +567,361 @@ class Store:
 
         def work(conn: Connection) -> TaskPage:
             rows = conn.execute(query).mappings().all()
-            tasks = [_task_from_row(r) for r in rows[:limit]]
+            tasks = [task_from_row(r) for r in rows[:limit]]
             return TaskPage(tasks, offset + limit if len(rows) > limit else None)
 
         return await self.transaction(work)
 
-    async def count_tasks(self, *, owner: str, states: Sequence[str]) -> int:
-        query = (
-            select(func.count())
-            .select_from(tasks_table)
-            .where(tasks_table.c.owner == owner, tasks_table.c.state.in_(list(states)))
-        )
+    async def count_tasks(self, *, owner: str | None = None, states: Sequence[str]) -> int:
+        query = select(func.count()).select_from(tasks_table)
+        if owner is not None:
+            query = query.where(tasks_table.c.owner == owner)
+        query = query.where(tasks_table.c.state.in_(list(states)))
         return await self.transaction(lambda conn: int(conn.scalar(query) or 0))
 
-    async def update_task(self, task_id: str, **values: Any) -> Task | None:
-        """Update columns of a task; returns the new task, or None if it is gone."""
-        row_values = _task_values(values)
+    async def due_times(self, *, until: datetime) -> list[datetime]:
+        """The distinct instants before ``until`` at which a task or a retry falls due,
+        earliest first (the window a runtime sets its timers for); read through the
+        ``(state, next_run_at)`` and ``due_at`` indexes, never a scan of all tasks."""
+        tasks = (
+            select(tasks_table.c.next_run_at.label("at"))
+            .where(tasks_table.c.state == "active", tasks_table.c.next_run_at < until)
+            .distinct()
+            .order_by(tasks_table.c.next_run_at)
+            .limit(MAX_WINDOW_TIMES)
+        )
+        retries = (
+            select(retries_table.c.due_at.label("at"))
+            .where(retries_table.c.due_at < until)
+            .distinct()
+            .order_by(retries_table.c.due_at)
+            .limit(MAX_WINDOW_TIMES)
+        )
 
-        def work(conn: Connection) -> Task | None:
-            result = conn.execute(
-                update(tasks_table).where(tasks_table.c.id == task_id).values(**row_values)
-            )
-            if result.rowcount == 0:
-                return None
-            self._notify_change(conn, task_id)
-            row = conn.execute(select(tasks_table).where(tasks_table.c.id == task_id)).mappings()
-            return _task_from_row(row.one())
+        def work(conn: Connection) -> list[datetime]:
+            found = {row[0] for row in conn.execute(tasks)}
+            found.update(row[0] for row in conn.execute(retries))
+            return sorted(found)[:MAX_WINDOW_TIMES]
 
         return await self.transaction(work)
 
-    async def delete_task(self, task_id: str) -> bool:
-        """Delete a task and its finished history; runs in flight finish unrecorded."""
+    async def changed_since(self, since: datetime) -> list[tuple[TaskChange, datetime]]:
+        """Tasks changed through the task service at or after ``since``, with the time
+        of their change (the polling change feed)."""
+        query = select(
+            tasks_table.c.id,
+            tasks_table.c.state,
+            tasks_table.c.next_run_at,
+            tasks_table.c.updated_at,
+        ).where(tasks_table.c.updated_at >= since)
+        return await self.transaction(
+            lambda conn: [(TaskChange(r[0], r[1], r[2]), r[3]) for r in conn.execute(query)]
+        )
 
-        def work(conn: Connection) -> bool:
-            result = conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
-            conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
-            self._notify_change(conn, task_id)
-            return bool(result.rowcount)
+    # -- fires ----------------------------------------------------------------------
 
-        return await self.transaction(work)
+    async def claim_due(
+        self,
+        *,
+        as_of: datetime,
+        limit: int,
+        holder: str,
+        lease_until: datetime,
+        started_at: datetime,
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` fires due at ``as_of`` in one transaction: retries whose
+        backoff ended, then tasks whose ``next_run_at`` has come (earliest first).
 
-    async def iter_tasks(self, *, states: Sequence[str], batch: int = 1000) -> AsyncIterator[Task]:
-        """Stream the tasks in the given states, in id order, one page per transaction
-        (used to rebuild scheduler jobs at start).
-
-        Pages follow the primary key, so each one is an index range, not a sort of all
-        the tasks left.
+        For each due task the fire policy (:func:`~._fire.plan_fire`) decides, on the row
+        as read under lock, what runs and what is missed; the running record is inserted
+        with a lease, and the task moves to its next fire time with its version bumped.
+        A task whose row cannot be read is quarantined with an ``error`` record.
+        Rows another claim holds are skipped, so replicas split a burst.
         """
-        base = select(tasks_table).where(tasks_table.c.state.in_(list(states)))
-        after: str | None = None
+        retry_query = self._lock_due(
+            select(retries_table)
+            .where(retries_table.c.due_at <= as_of)
+            .order_by(retries_table.c.due_at)
+            .limit(limit)
+        )
 
-        def read(query: Select[Any]) -> Callable[[Connection], list[Task]]:
-            return lambda conn: [_task_from_row(r) for r in conn.execute(query).mappings()]
-
-        while True:
-            query = base if after is None else base.where(tasks_table.c.id > after)
-            page = await self.transaction(read(query.order_by(tasks_table.c.id).limit(batch)))
-            for task in page:
-                yield task
-            if len(page) < batch:
-                return
-            after = page[-1].id
-
-    # -- runs ------------------------------------------------------------------------
-
-    async def claim_runs(self, claims: Sequence[Claim]) -> list[bool]:
-        """Claim fire attempts (manual runs, retries) by inserting their running records,
-        in one transaction; one flag each, False where that attempt was already claimed."""
-        rows = [
-            _run_row(c.record) | {"holder": c.holder, "lease_expires_at": c.lease_until}
-            for c in claims
-        ]
-
-        def work(conn: Connection) -> list[bool]:
-            won = {row["run_id"] for row in _execute(conn, self._insert_run_stmt, rows)}
-            return [c.record.run_id in won for c in claims]
-
-        return await self.transaction(work)
-
-    async def claim_fires(self, requests: Sequence[FireRequest]) -> list[FireClaim]:
-        """Load the tasks of scheduled fires and claim what their plans say, in one
-        transaction: the running record, a record of occurrences missed, and the task's
-        move to its next fire time (applied only with what was inserted, so a fire is
-        never claimed without its task moving on, nor the reverse)."""
-        ids = sorted({r.task_id for r in requests})
-
-        def work(conn: Connection) -> list[FireClaim]:
-            rows = _execute(conn, _GET_TASK, [{"b_id": task_id} for task_id in ids], _GET_TASKS)
-            tasks = {row["id"]: _task_from_row(row) for row in rows}
-            plans: list[tuple[Task | None, FirePlan | None]] = []
-            inserts: list[dict[str, Any]] = []
-            for request in requests:
-                task = tasks.get(request.task_id)
-                plan = request.plan(task) if task is not None else None
-                plans.append((task, plan))
-                if plan is None:
-                    continue
-                if plan.run is not None:
-                    lease = {"holder": request.holder, "lease_expires_at": request.lease_until}
-                    inserts.append(_run_row(plan.run) | lease)
-                if plan.missed is not None:
-                    finished = {"holder": request.holder, "lease_expires_at": None}
-                    inserts.append(_run_row(plan.missed) | finished)
-            won = {row["run_id"] for row in _execute(conn, self._insert_run_stmt, inserts)}
-            claims: list[FireClaim] = []
-            moves: list[dict[str, Any]] = []
-            touches: list[dict[str, Any]] = []
-            for task, plan in plans:
-                if plan is None:
-                    claims.append(FireClaim(task, None))
-                    continue
-                claimed = plan.run is not None and plan.run.run_id in won
-                missed = plan.missed is not None and plan.missed.run_id in won
-                if claimed or (plan.run is None and missed):
-                    moves.append(plan.move.params(plan.task_id))
-                if missed:
-                    assert plan.missed is not None
-                    touches.append(_touch_params(plan.missed, finished=False))
-                claims.append(FireClaim(task, plan, run_claimed=claimed, missed_recorded=missed))
-            _execute(conn, _MOVE_TASK, moves)
-            _execute(conn, _TOUCH_TASK, touches)
-            return claims
-
-        return await self.transaction(work)
-
-    async def finish_runs(
-        self, finishes: Sequence[tuple[TaskRunRecord, TaskResult, datetime]]
-    ) -> list[TaskRunRecord | None]:
-        """Record the outcomes of running fires (each ``record`` as claimed) in one
-        transaction; for each the finished record, or None if it was already finished (by
-        a lease sweep, say)."""
-        done = [
-            record.model_copy(update=result.model_dump() | {"finished_at": at})
-            for record, result, at in finishes
-        ]
-
-        def work(conn: Connection) -> list[TaskRunRecord | None]:
-            out: list[TaskRunRecord | None] = []
-            for finished in done:
-                values = {
-                    "b_run_id": finished.run_id,
-                    "outcome": finished.outcome,
-                    "summary": finished.summary,
-                    "error": finished.error,
-                    "checkpoint_id": finished.checkpoint_id,
-                    "finished_at": finished.finished_at,
-                    "lease_expires_at": None,
-                }
-                ours = conn.execute(_FINISH_RUN, values).first() is not None
-                out.append(finished if ours else None)
-            _execute(conn, _TOUCH_TASK, [_touch_params(r) for r in out if r is not None])
+        def work(conn: Connection) -> list[Claimed]:
+            out: list[Claimed] = []
+            for row in conn.execute(retry_query).mappings().all():
+                claimed = self._claim_retry(conn, row, as_of, holder, lease_until)
+                if claimed is not None:
+                    out.append(claimed)
+            room = limit - len(out)
+            if room <= 0:
+                return out
+            due = self._lock_due(
+                select(tasks_table)
+                .where(tasks_table.c.state == "active", tasks_table.c.next_run_at <= as_of)
+                .order_by(tasks_table.c.next_run_at)
+                .limit(room)
+            )
+            for row in conn.execute(due).mappings().all():
+                out.append(self._claim_task(conn, row, as_of, holder, lease_until, started_at))
             return out
 
         return await self.transaction(work)
 
-    async def count_failed_fire(self, task_id: str) -> int | None:
-        """Add a failed fire to the task's failure streak; returns the new streak.
-
-        (A success resets the streak in :meth:`finish_runs`.)
-        """
-
-        def work(conn: Connection) -> int | None:
-            conn.execute(
-                update(tasks_table)
-                .where(tasks_table.c.id == task_id)
-                .values(failure_streak=tasks_table.c.failure_streak + 1)
+    def _claim_retry(
+        self,
+        conn: Connection,
+        row: Any,
+        as_of: datetime,
+        holder: str,
+        lease_until: datetime,
+    ) -> Claimed | None:
+        by_id = tasks_table.c.id == row["task_id"]
+        # Skip a task another transaction holds (a finish, say) instead of waiting for
+        # it while holding rows of our own: the retry stays due for the next claim.
+        task_row = conn.execute(self._lock_due(select(tasks_table).where(by_id))).mappings().first()
+        if task_row is None and conn.scalar(select(tasks_table.c.id).where(by_id)) is not None:
+            return None
+        conn.execute(
+            delete(retries_table).where(
+                retries_table.c.task_id == row["task_id"],
+                retries_table.c.scheduled_for == row["scheduled_for"],
+                retries_table.c.attempt == row["attempt"],
             )
-            streak = conn.scalar(
-                select(tasks_table.c.failure_streak).where(tasks_table.c.id == task_id)
+        )
+        if task_row is None:
+            return None
+        task = task_from_row(task_row)
+        if task.state not in ("active", "completed"):
+            return None
+        record = _running_record(
+            task,
+            row["scheduled_for"],
+            trigger="schedule",
+            attempt=row["attempt"],
+            due_at=row["due_at"],
+            now=as_of,
+        )
+        if not self._insert_run(conn, record, holder, lease_until):
+            return None
+        return Claimed(task, record, next_run_at=task.next_run_at)
+
+    def _claim_task(
+        self,
+        conn: Connection,
+        row: Any,
+        as_of: datetime,
+        holder: str,
+        lease_until: datetime,
+        started_at: datetime,
+    ) -> Claimed:
+        task = task_from_row(row)
+        if task.problem is not None:
+            return self._quarantine(conn, task, as_of, holder)
+        decision = plan_fire(task, as_of=as_of, started_at=started_at)
+        run = None
+        finished: list[TaskRunRecord] = []
+        if decision.run_for is not None:
+            run = _running_record(
+                task,
+                decision.run_for,
+                trigger="schedule",
+                attempt=1,
+                due_at=decision.run_for,
+                now=as_of,
             )
-            return None if streak is None else int(streak)
+            if not self._insert_run(conn, run, holder, lease_until):
+                run = None  # already claimed: the move below still moves the task on
+        missed = _missed_record(task, decision, as_of)
+        if missed is not None and self._insert_run(conn, missed, holder, None):
+            finished.append(missed)
+        values: dict[str, Any] = {
+            "next_run_at": decision.next_run_at,
+            "run_count": tasks_table.c.run_count + (1 if run is not None else 0),
+            "version": tasks_table.c.version + 1,
+        }
+        if decision.completes:
+            values["state"] = "completed"
+        if missed is not None and run is None:
+            values["last_outcome"] = "missed"
+            values["last_run_at"] = as_of
+        conn.execute(
+            update(tasks_table)
+            .where(tasks_table.c.id == task.id, tasks_table.c.version == task.version)
+            .values(values)
+        )
+        event: TaskEventKind | None = "completed" if decision.completes else None
+        reason = "the schedule has no further fire time" if event else ""
+        return Claimed(task, run, tuple(finished), event, reason, decision.next_run_at)
+
+    def _quarantine(self, conn: Connection, task: Task, as_of: datetime, holder: str) -> Claimed:
+        reason = f"the stored task cannot be read: {task.problem}"
+        assert task.next_run_at is not None
+        record = _running_record(
+            task,
+            task.next_run_at,
+            trigger="schedule",
+            attempt=1,
+            due_at=task.next_run_at,
+            now=as_of,
+        ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
+        self._insert_run(conn, record, holder, None)
+        conn.execute(
+            update(tasks_table)
+            .where(tasks_table.c.id == task.id)
+            .values(
+                state="quarantined",
+                next_run_at=None,
+                last_outcome="error",
+                last_run_at=as_of,
+                version=tasks_table.c.version + 1,
+            )
+        )
+        quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
+        return Claimed(quarantined, None, (record,), "quarantined", reason, None)
+
+    async def claim_manual(
+        self, task: Task, *, at: datetime, holder: str, lease_until: datetime
+    ) -> TaskRunRecord:
+        """Claim a manual run of ``task`` due ``at`` (outside its schedule)."""
+        record = _running_record(task, at, trigger="manual", attempt=1, due_at=at, now=at)
+
+        def work(conn: Connection) -> TaskRunRecord:
+            self._insert_run(conn, record, holder, lease_until)
+            return record
 
         return await self.transaction(work)
 
-    async def purge_history(self, *, finished_before: datetime) -> int:
-        """Delete finished run records older than the cutoff; runs in flight stay."""
-        statement = delete(runs_table).where(
-            runs_table.c.outcome.is_not(None), runs_table.c.finished_at < finished_before
+    def _insert_run(
+        self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None
+    ) -> bool:
+        row = record.model_dump() | {"holder": holder, "lease_expires_at": lease_until}
+        statement = self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
+        inserted = conn.execute(statement.values(row).returning(runs_table.c.run_id)).first()
+        return inserted is not None
+
+    async def finish_runs(
+        self, finishes: Sequence[Finish], *, now: datetime
+    ) -> list[Finished | None]:
+        """Record outcomes of running fires in one transaction, with what each does to its
+        task (a retry row, the failure streak, an auto-pause). None for a fire that was
+        already finished (by a lease sweep, say) or whose task is gone."""
+
+        def work(conn: Connection) -> list[Finished | None]:
+            # Tasks are locked in one order, so concurrent batches cannot deadlock.
+            order = sorted(range(len(finishes)), key=lambda i: finishes[i].record.task_id)
+            out: list[Finished | None] = [None] * len(finishes)
+            for i in order:
+                out[i] = self._finish(conn, finishes[i], now)
+            return out
+
+        return await self.transaction(work)
+
+    def _finish(self, conn: Connection, finish: Finish, now: datetime) -> Finished | None:
+        record = finish.record.model_copy(
+            update={
+                "outcome": finish.outcome,
+                "summary": finish.summary,
+                "error": finish.error,
+                "checkpoint_id": finish.checkpoint_id,
+                "finished_at": now,
+            }
         )
-        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+        task_row = (
+            conn.execute(
+                self._lock_row(select(tasks_table).where(tasks_table.c.id == record.task_id))
+            )
+            .mappings()
+            .first()
+        )
+        updated = conn.execute(
+            update(runs_table)
+            .where(runs_table.c.run_id == record.run_id, runs_table.c.outcome.is_(None))
+            .values(
+                outcome=record.outcome,
+                summary=record.summary,
+                error=record.error,
+                checkpoint_id=record.checkpoint_id,
+                finished_at=now,
+                lease_expires_at=None,
+            )
+        )
+        if updated.rowcount != 1:
+            return None
+        if task_row is None:
+            return Finished(record, RunConsequence(None, 0))
+        task = task_from_row(task_row)
+        assert record.outcome is not None
+        if task.problem is not None:
+            consequence = RunConsequence(None, task.failure_streak)
+        else:
+            consequence = after_run(
+                task,
+                trigger=record.trigger,
+                attempt=record.attempt,
+                outcome=record.outcome,
+                error=record.error,
+                now=now,
+            )
+        values: dict[str, Any] = {
+            "last_outcome": record.outcome,
+            "last_run_at": record.started_at,
+            "failure_streak": consequence.failure_streak,
+        }
+        if consequence.event == "auto_paused":
+            values |= {"state": "paused", "next_run_at": None, "updated_at": now}
+            values["version"] = tasks_table.c.version + 1
+            conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
+            self._notify(conn, task.id)
+        conn.execute(update(tasks_table).where(tasks_table.c.id == task.id).values(values))
+        if consequence.retry_at is not None:
+            conn.execute(
+                self._insert_ignore(retries_table).values(
+                    task_id=task.id,
+                    scheduled_for=record.scheduled_for,
+                    attempt=record.attempt + 1,
+                    due_at=consequence.retry_at,
+                )
+            )
+        return Finished(record, consequence)
 
-    async def trim_history(self, task_ids: Iterable[str], *, keep: int) -> int:
-        """Keep each task's ``keep`` newest finished records; never touch running ones.
+    async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
+        """Extend the leases of this process's running fires (those being finished right
+        now are skipped, not waited for)."""
+        if not run_ids:
+            return
+        mine = self._lock_due(
+            select(runs_table.c.run_id).where(
+                runs_table.c.run_id.in_(sorted(run_ids)), runs_table.c.outcome.is_(None)
+            )
+        )
+        statement = (
+            update(runs_table)
+            .where(runs_table.c.run_id.in_(mine.scalar_subquery()))
+            .values(lease_expires_at=until)
+        )
+        await self.transaction(lambda conn: conn.execute(statement))
 
-        Returns how many records were deleted.
-        """
-        ids = sorted(set(task_ids))
-        deleted = 0
-        # A few tasks per transaction: in memory a transaction holds the event loop.
+    async def interrupt_expired(
+        self, *, now: datetime, reason: str, holders: Sequence[str] = ()
+    ) -> list[Finished]:
+        """Record ``interrupted`` for running fires whose holder stopped renewing its lease
+        (or is one of ``holders``, known to be dead); retries follow the task's policy."""
+        stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
+        if holders:
+            stale = or_(stale, runs_table.c.holder.in_(list(holders)))
+        query = self._lock_due(
+            select(runs_table).where(runs_table.c.outcome.is_(None), stale).limit(500)
+        )
 
-        def trim(chunk: list[str]) -> Callable[[Connection], int]:
-            return lambda conn: sum(_trim_task_history(conn, t, keep) for t in chunk)
+        def work(conn: Connection) -> list[Finished]:
+            rows = conn.execute(query).mappings().all()
+            finishes = sorted(
+                (Finish(run_from_row(r), "interrupted", error=reason) for r in rows),
+                key=lambda f: f.record.task_id,
+            )
+            done = [self._finish(conn, f, now) for f in finishes]
+            return [d for d in done if d is not None]
 
-        for start in range(0, len(ids), 50):
-            deleted += await self.transaction(trim(ids[start : start + 50]))
-            await asyncio.sleep(0)
-        return deleted
+        return await self.transaction(work)
 
     async def running_holders(self) -> list[str]:
         """Holders (processes) that have runs in flight."""
@@ -592,55 +932,14 @@ class Store:
         )
         return await self.transaction(lambda conn: [r[0] for r in conn.execute(query)])
 
-    async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
-        if not run_ids:
-            return
-        statement = (
-            update(runs_table)
-            .where(runs_table.c.run_id.in_(list(run_ids)), runs_table.c.outcome.is_(None))
-            .values(lease_expires_at=until)
-        )
-        await self.transaction(lambda conn: conn.execute(statement))
-
-    async def interrupt_expired(
-        self, *, now: datetime, reason: str, holders: Sequence[str] = ()
-    ) -> list[TaskRunRecord]:
-        """Record ``interrupted`` for running fires whose holder stopped renewing its lease
-        (or is one of ``holders``, known to be dead)."""
-        stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
-        if holders:
-            stale = or_(stale, runs_table.c.holder.in_(list(holders)))
-        expired = and_(runs_table.c.outcome.is_(None), stale)
-
-        def work(conn: Connection) -> list[TaskRunRecord]:
-            done: list[TaskRunRecord] = []
-            for row in conn.execute(select(runs_table).where(expired)).mappings().all():
-                result = conn.execute(
-                    update(runs_table)
-                    .where(runs_table.c.run_id == row["run_id"], expired)
-                    .values(
-                        outcome="interrupted",
-                        error=reason,
-                        finished_at=now,
-                        lease_expires_at=None,
-                    )
-                )
-                if result.rowcount == 1:
-                    record = _run_from_row(
-                        dict(row) | {"outcome": "interrupted", "error": reason, "finished_at": now}
-                    )
-                    _touch_task_outcome(conn, record)
-                    done.append(record)
-            return done
-
-        return await self.transaction(work)
+    # -- history --------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
         query = select(runs_table).where(runs_table.c.run_id == run_id)
 
         def work(conn: Connection) -> TaskRunRecord | None:
             row = conn.execute(query).mappings().first()
-            return _run_from_row(row) if row else None
+            return run_from_row(row) if row else None
 
         return await self.transaction(work)
 
@@ -668,179 +967,225 @@ class Store:
             select(runs_table).order_by(runs_table.c.started_at.desc()).limit(limit)
         )
 
+    async def pending_retries(self, task_id: str) -> list[tuple[datetime, int, datetime]]:
+        """A task's retries waiting for their backoff: (scheduled_for, attempt, due_at)."""
+        query = (
+            select(retries_table.c.scheduled_for, retries_table.c.attempt, retries_table.c.due_at)
+            .where(retries_table.c.task_id == task_id)
+            .order_by(retries_table.c.due_at)
+        )
+        return await self.transaction(
+            lambda conn: [(r[0], r[1], r[2]) for r in conn.execute(query)]
+        )
+
     async def _runs(self, query: Select[Any]) -> list[TaskRunRecord]:
         return await self.transaction(
-            lambda conn: [_run_from_row(r) for r in conn.execute(query).mappings()]
+            lambda conn: [run_from_row(r) for r in conn.execute(query).mappings()]
         )
 
-    async def changed_since(self, since: datetime) -> list[tuple[str, datetime]]:
-        """Ids and change times of tasks changed (created, updated) at or after ``since``."""
-        query = select(tasks_table.c.id, tasks_table.c.updated_at).where(
-            tasks_table.c.updated_at >= since
+    async def purge_history(self, *, finished_before: datetime) -> int:
+        """Delete finished run records older than the cutoff; runs in flight stay."""
+        statement = delete(runs_table).where(
+            runs_table.c.outcome.is_not(None), runs_table.c.finished_at < finished_before
         )
-        return await self.transaction(lambda conn: [(r[0], r[1]) for r in conn.execute(query)])
+        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
 
-    # -- helpers ---------------------------------------------------------------------
+    async def trim_history(self, task_ids: Iterable[str], *, keep: int) -> int:
+        """Keep each task's ``keep`` newest finished records; never touch running ones.
 
-    def _notify_change(self, conn: Connection, task_id: str) -> None:
-        """Tell other replicas (LISTEN ``lgs_task_changes``) that a task changed."""
-        if self.dialect == "postgresql":
-            conn.execute(
-                text("SELECT pg_notify(:channel, :task_id)"),
-                {"channel": TASK_CHANGES_CHANNEL, "task_id": task_id},
-            )
+        Returns how many records were deleted.
+        """
+        ids = sorted(set(task_ids))
+        deleted = 0
 
-    def _insert_ignore(self, table: Table, *conflict: str) -> Any:
-        """INSERT … ON CONFLICT DO NOTHING in the store's dialect."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(
-                index_elements=list(conflict) or None
-            )
-        if self.dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
-        raise StoreError(f"unsupported database dialect {self.dialect!r}")
+        def trim(chunk: list[str]) -> Callable[[Connection], int]:
+            return lambda conn: sum(_trim_task_history(conn, t, keep) for t in chunk)
+
+        # A few tasks per transaction: in memory a transaction holds the event loop.
+        for start in range(0, len(ids), 50):
+            deleted += await self.transaction(trim(ids[start : start + 50]))
+            await asyncio.sleep(0)
+        return deleted
 
 
-_QUOTA_LOCK_CLASS = 0x4C51  # "LQ": advisory lock class serialising one owner's quota checks
+def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """The store twin for a database URL.
 
+    ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).
 
-@dataclass(frozen=True)
-class Claim:
-    """One fire attempt to claim: its running record, who holds it, until when."""
-
-    record: TaskRunRecord
-    holder: str
-    lease_until: datetime
-
-
-@dataclass(frozen=True)
-class TaskMove:
-    """How a fire moves its task on, written with the fire's claim."""
-
-    next_run_at: datetime | None
-    counts: bool = True
-    """The fire runs (not only recorded missed): it adds to the task's run count."""
-    completes: bool = False
-    """No fire time is left: the task becomes ``completed``."""
-
-    def params(self, task_id: str) -> dict[str, Any]:
-        return {
-            "b_id": task_id,
-            "b_next": self.next_run_at,
-            "b_runs": 1 if self.counts else 0,
-            "b_state": "completed" if self.completes else None,
-        }
-
-
-@dataclass(frozen=True)
-class FirePlan:
-    """What a scheduled fire writes: the run to claim (None when every due occurrence
-    is recorded missed), one record of the occurrences missed, and the task's move."""
-
-    run: TaskRunRecord | None
-    missed: TaskRunRecord | None
-    move: TaskMove
-
-    @property
-    def task_id(self) -> str:
-        record = self.run or self.missed
-        assert record is not None, "a fire plan writes a run or a missed record"
-        return record.task_id
-
-
-@dataclass(frozen=True)
-class FireRequest:
-    """A scheduled fire to claim: ``plan`` decides, from the task as stored, what to
-    write (None: nothing, the task is not in a state to fire). It runs inside the
-    store's transaction, so it must be quick and touch nothing but its arguments."""
-
-    task_id: str
-    plan: Callable[[Task], FirePlan | None]
-    holder: str
-    lease_until: datetime
-
-
-@dataclass(frozen=True)
-class FireClaim:
-    """The outcome of a :class:`FireRequest`: the task as stored (None if gone), the
-    plan, and which of its records were inserted (not already there)."""
-
-    task: Task | None
-    plan: FirePlan | None
-    run_claimed: bool = False
-    missed_recorded: bool = False
-
-
-# Statements of the per-fire path, built once: SQLAlchemy then skips building and
-# cache-keying them on every call (about half the cost of a small statement).
-_GET_TASK = select(tasks_table).where(tasks_table.c.id == bindparam("b_id"))
-_GET_OWNED_TASK = _GET_TASK.where(tasks_table.c.owner == bindparam("b_owner"))
-_MOVE_TASK = (
-    update(tasks_table)
-    .where(tasks_table.c.id == bindparam("b_id"))
-    .values(
-        next_run_at=bindparam("b_next", type_=tasks_table.c.next_run_at.type),
-        run_count=tasks_table.c.run_count + bindparam("b_runs", type_=Integer()),
-        state=func.coalesce(bindparam("b_state", type_=String()), tasks_table.c.state),
-    )
-)
-_FINISH_RUN = (
-    update(runs_table)
-    .where(runs_table.c.run_id == bindparam("b_run_id"), runs_table.c.outcome.is_(None))
-    .returning(runs_table.c.run_id)
-)
-"""Finish a running fire (SET columns come from the parameters)."""
-_TOUCH_TASK = (
-    update(tasks_table)
-    .where(tasks_table.c.id == bindparam("b_id"))
-    .values(
-        last_outcome=bindparam("b_outcome", type_=String()),
-        last_run_at=bindparam("b_at", type_=tasks_table.c.last_run_at.type),
-        failure_streak=case(
-            (bindparam("b_reset", type_=Boolean()), 0), else_=tasks_table.c.failure_streak
-        ),
-    )
-)
-_GET_TASKS = select(tasks_table).where(tasks_table.c.id.in_(bindparam("b_ids", expanding=True)))
-
-
-def _execute(
-    conn: Connection,
-    statement: Executable,
-    params: list[dict[str, Any]],
-    batched: Executable | None = None,
-) -> Sequence[Any]:
-    """Run ``statement`` for each parameter set and return the rows it gives.
-
-    One set runs as a plain execution; several run as one ``executemany`` (or as
-    ``batched``, one statement taking them all as ``b_ids``) — a burst's cost, but
-    slower than a plain execution for a lone fire.
+    Raises:
+        StoreError: the URL names no supported database, or its extra is not installed.
     """
-    if not params:
-        return []
-    if len(params) == 1:
-        result = conn.execute(statement, params[0])
-    elif batched is not None:
-        result = conn.execute(batched, {"b_ids": [p["b_id"] for p in params]})
+    if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
+        url = "sqlite://"
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreError(
+            f"unsupported database URL {url!r} ({exc}): use sqlite:///path/to/file.db, "
+            "sqlite:// or postgresql://user@host/dbname"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite":
+        from .store_sqlite import SqliteStore
+
+        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size)
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise StoreError(
+                f"unsupported PostgreSQL driver {driver!r}; use postgresql+psycopg://… "
+                '(pip install "langgraph-scheduler[postgres]")'
+            )
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                'PostgreSQL needs the postgres extra: pip install "langgraph-scheduler[postgres]"'
+            ) from None
+        from .store_postgres import PostgresStore
+
+        return PostgresStore(parsed.set(drivername="postgresql+psycopg"), pool_size=pool_size)
+    raise StoreError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db, sqlite:// or "
+        "postgresql://user@host/dbname"
+    )
+
+
+# -- in-process thread locks (both twins) ----------------------------------------------
+
+
+class ThreadLocks:
+    """A lock per thread id, created on demand and dropped when nobody holds or waits."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    def busy(self, thread_id: str) -> bool:
+        lock = self._locks.get(thread_id)
+        return lock is not None and lock.locked()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, thread_id: str, *, timeout: float | None = None) -> AsyncIterator[None]:
+        """Hold the thread's lock; ``timeout=0`` fails at once if busy.
+
+        Raises:
+            ThreadBusy: if the lock was not acquired within ``timeout`` seconds.
+        """
+        lock = self._locks.setdefault(thread_id, asyncio.Lock())
+        self._users[thread_id] = self._users.get(thread_id, 0) + 1
+        try:
+            await _acquire(lock, thread_id, timeout)
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            self._users[thread_id] -= 1
+            if self._users[thread_id] == 0:
+                del self._users[thread_id]
+                del self._locks[thread_id]
+
+
+async def _acquire(lock: asyncio.Lock, thread_id: str, timeout: float | None) -> None:
+    if timeout is None:
+        await lock.acquire()
+        return
+    if timeout <= 0:
+        if lock.locked():
+            raise ThreadBusy(thread_id)
+        await lock.acquire()
+        return
+    # Not wait_for: on some Pythons it can time out *after* acquiring, leaking the lock.
+    waiter = asyncio.ensure_future(lock.acquire())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+    except BaseException:
+        _abandon(lock, waiter)
+        raise
+    if not done:
+        _abandon(lock, waiter)
+        raise ThreadBusy(thread_id)
+
+
+def _abandon(lock: asyncio.Lock, waiter: asyncio.Future[Any]) -> None:
+    if waiter.done() and not waiter.cancelled():
+        lock.release()
     else:
-        result = conn.execute(statement, params)
-    return result.mappings().all() if result.returns_rows else []
+        waiter.cancel()
 
 
-def _touch_params(record: TaskRunRecord, *, finished: bool = True) -> dict[str, Any]:
-    # A scheduled success ends the failure streak here, in the outcome's own
-    # transaction, so the bridge needs no separate round trip for it.
-    reset = finished and record.outcome == "success" and record.trigger == "schedule"
-    return {
-        "b_id": record.task_id,
-        "b_outcome": record.outcome,
-        "b_at": record.started_at,
-        "b_reset": reset,
-    }
+# -- rows ----------------------------------------------------------------------------
 
 
-def _touch_task_outcome(conn: Connection, record: TaskRunRecord) -> None:
-    conn.execute(_TOUCH_TASK, _touch_params(record, finished=False))
+def isolated_thread_id(task_id: str, run_id: str) -> str:
+    """The fresh thread an isolated task's run talks in (kept after the run)."""
+    return f"task-{task_id}-{run_id}"
+
+
+def _running_record(
+    task: Task,
+    scheduled_for: datetime,
+    *,
+    trigger: RunTrigger,
+    attempt: int,
+    due_at: datetime,
+    now: datetime,
+) -> TaskRunRecord:
+    run_id = str(uuid.uuid4())
+    return TaskRunRecord(
+        run_id=run_id,
+        task_id=task.id,
+        attempt=attempt,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        started_at=now,
+        due_at=due_at,
+        thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
+    )
+
+
+def _missed_record(task: Task, decision: FireDecision, now: datetime) -> TaskRunRecord | None:
+    # One record per batch of occurrences missed together, with the count in its
+    # summary: a week of downtime on a per-minute task is one line, not ten thousand.
+    times = decision.missed
+    if not times:
+        return None
+    first, last = times[0], times[-1]
+    count = f"more than {len(times)}" if decision.missed_more else str(len(times))
+    summary = (
+        f"{count} occurrence(s) missed between {first.isoformat()} and {last.isoformat()} "
+        f"(misfire policy {task.options.misfire!r})"
+    )
+    return TaskRunRecord(
+        run_id=str(uuid.uuid4()),
+        task_id=task.id,
+        attempt=1,
+        trigger="schedule",
+        scheduled_for=first,
+        started_at=now,
+        due_at=first,
+        finished_at=now,
+        outcome="missed",
+        summary=summary,
+        thread_id=task.thread_id,
+    )
+
+
+def _active_of(owner: str, *, excluding: str | None = None) -> Any:
+    query = (
+        select(func.count())
+        .select_from(tasks_table)
+        .where(tasks_table.c.owner == owner, tasks_table.c.state == "active")
+    )
+    if excluding is not None:
+        query = query.where(tasks_table.c.id != excluding)
+    return query.scalar_subquery()
+
+
+def _read_version(conn: Connection) -> int:
+    found = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
+    return int(found) if found is not None else 0
 
 
 def _trim_task_history(conn: Connection, task_id: str, keep: int) -> int:
@@ -863,61 +1208,104 @@ def _trim_task_history(conn: Connection, task_id: str, keep: int) -> int:
     return int(result.rowcount or 0)
 
 
-def _sqlite_engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
-    if in_memory:
-        # One connection, used by one transaction at a time: transactions run inline on
-        # the event loop and never await, so they cannot interleave.
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        engine = create_engine(
-            url,
-            poolclass=QueuePool,
-            pool_size=pool,
-            max_overflow=0,
-            connect_args={"timeout": 30, "check_same_thread": False},
-        )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
-
-
-def _task_values(values: dict[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    if "schedule" in out and not isinstance(out["schedule"], dict):
-        out["schedule"] = schedule_to_dict(out["schedule"])
-    if "payload" in out and isinstance(out["payload"], ConversationTrigger):
-        out["payload"] = out["payload"].to_payload()
-    if "options" in out and isinstance(out["options"], TaskOptions):
-        out["options"] = out["options"].model_dump(mode="json")
-    return out
-
-
 def _task_row(task: Task) -> dict[str, Any]:
-    row = task.model_dump()
-    row["schedule"] = schedule_to_dict(task.schedule)
+    row = task.model_dump(exclude={"problem"})
+    row["schedule"] = schedule_to_dict(task.schedule) if task.schedule is not None else None
     row["options"] = task.options.model_dump(mode="json")
     return row
 
 
-def _task_from_row(row: Any) -> Task:
+def task_from_row(row: Any) -> Task:
+    """A task from its stored row; schedule or options that cannot be read leave the
+    task readable, with ``problem`` saying why (it is quarantined when it falls due)."""
     data = dict(row)
-    data["schedule"] = schedule_from_dict(data["schedule"])
-    data["options"] = TaskOptions.model_validate(data["options"])
+    problems: list[str] = []
+    try:
+        data["schedule"] = schedule_from_dict(_json(data["schedule"]))
+    except Exception as exc:
+        data["schedule"] = None
+        problems.append(f"schedule: {_reason(exc)}")
+    try:
+        data["options"] = TaskOptions.model_validate(_json(data["options"]))
+    except Exception as exc:
+        data["options"] = TaskOptions()
+        problems.append(f"options: {_reason(exc)}")
+    try:
+        data["payload"] = _json(data.get("payload"))
+    except Exception as exc:
+        data["payload"] = {"unreadable": str(data.get("payload"))[:200], "error": _reason(exc)}
+    if problems:
+        data["problem"] = "; ".join(problems)
     return Task.model_validate(data)
 
 
-def _run_row(record: TaskRunRecord) -> dict[str, Any]:
-    return record.model_dump()
+def _json(value: Any) -> Any:
+    # A row written by hand may hold JSON text where a document is expected.
+    if isinstance(value, str):
+        import json
+
+        return json.loads(value)
+    return value
 
 
-def _run_from_row(row: Any) -> TaskRunRecord:
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(e["msg"] for e in exc.errors()[:3])
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def run_from_row(row: Any) -> TaskRunRecord:
     data = {k: v for k, v in dict(row).items() if k not in ("holder", "lease_expires_at")}
     return TaskRunRecord.model_validate(data)
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def _is_transient(orig: BaseException | None) -> bool:
+    name = type(orig).__name__ if orig is not None else ""
+    if name in ("OperationalError", "InterfaceError"):
+        message = str(orig).lower()
+        # SQLite: a locked database or a missing directory is operational too, but only
+        # the first is worth waiting for.
+        return "unable to open" not in message and "no such table" not in message
+    return name in (
+        "DeadlockDetected",
+        "SerializationFailure",
+        "AdminShutdown",
+        "CannotConnectNow",
+        "ConnectionException",
+        "TooManyConnections",
+    )
+
+
+def _kind(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    if name == "DeadlockDetected":
+        return "deadlock"
+    if name == "SerializationFailure":
+        return "serialization failure"
+    if "locked" in str(orig or exc).lower():
+        return "database locked"
+    return "connection"
+
+
+# -- migrations ----------------------------------------------------------------------
+
+
+def _migrate_to_2(conn: Connection) -> None:
+    """Schema 2: task versions, the (state, next_run_at) index, due times on runs, and
+    retries as rows."""
+    datetime_type = _UTCDateTime().impl.compile(dialect=conn.dialect)
+    conn.execute(text("ALTER TABLE lgs_tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text(f"ALTER TABLE lgs_runs ADD COLUMN due_at {datetime_type}"))
+    conn.execute(text("DROP INDEX IF EXISTS lgs_tasks_state"))
+    for index in tasks_table.indexes:
+        if index.name == "lgs_tasks_due":
+            index.create(conn, checkfirst=True)
+    # The retries table is created by create_all after the migrations.
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_to_2}
+"""Migration to each schema version from the one before."""

@@ -24,7 +24,6 @@ from .errors import (
     InvalidSchedule,
     InvalidTask,
     NotAllowed,
-    QuotaExceeded,
     SchedulerError,
 )
 from .models import Task, TaskRunRecord, TaskState
@@ -406,7 +405,7 @@ class _ToolService:
                 "this run has no configurable.thread_id to continue; use thread='isolated'"
             )
         tz = args.timezone or self.runtime.timezone
-        now = _utcnow()
+        now = self.runtime.clock.now()
         schedule = parse_schedule(args.schedule, tz=tz, now=now)
         self._check_interval(schedule, now)
         trigger = self._trigger(
@@ -416,7 +415,6 @@ class _ToolService:
                 "timeout_secs": args.timeout_secs,
             }
         )
-        await self._check_quota(owner)
         preview = schedule.next_fire_times(_NEXT_RUNS, after=now)
         if args.max_runs is not None:
             preview = preview[: args.max_runs]
@@ -480,10 +478,10 @@ class _ToolService:
                 "nothing to change: pass at least one of name, schedule, timezone, prompt, "
                 "system_addon, timeout_secs, max_runs"
             )
-        now = _utcnow()
+        now = self.runtime.clock.now()
         schedule = None
         if args.schedule is not None:
-            tz = args.timezone or task.schedule.tz or self.runtime.timezone
+            tz = args.timezone or (task.schedule and task.schedule.tz) or self.runtime.timezone
             schedule = parse_schedule(args.schedule, tz=tz, now=now)
         elif args.timezone is not None:
             schedule = _move_to_zone(task, args.timezone)
@@ -496,8 +494,6 @@ class _ToolService:
                 if key in changes:
                     payload[key] = changes[key]
             trigger = self._trigger(payload, changed=changes.keys())
-        if task.state == "completed" and (schedule is not None or args.max_runs is not None):
-            await self._check_quota(owner)  # the change may make it active again
         if self.limits.require_approval and (
             schedule is not None or {"prompt", "system_addon"} & changes.keys()
         ):
@@ -521,6 +517,7 @@ class _ToolService:
             schedule=schedule,
             trigger=trigger,
             max_runs=args.max_runs,
+            max_active=self.limits.max_active_tasks_per_owner,
         )
         body = await self._render(updated, owner, config)
         return f"Updated task {updated.name!r}.\n{body}"
@@ -544,8 +541,9 @@ class _ToolService:
         if before.state == "active":
             lead = f"Task {before.name!r} is already active; nothing changed."
             return f"{lead}\n{await self._render(before, owner, config)}"
-        await self._check_quota(owner)
-        task = await self.runtime.resume_task(args.task_id, owner=owner)
+        task = await self.runtime.resume_task(
+            args.task_id, owner=owner, max_active=self.limits.max_active_tasks_per_owner
+        )
         lead = f"Resumed task {task.name!r}. Confirm the next run and timezone to the user."
         return f"{lead}\n{await self._render(task, owner, config)}"
 
@@ -554,7 +552,7 @@ class _ToolService:
         owner = await self._owner(config)
         task = await self.runtime.delete_task(args.task_id, owner=owner)
         return (
-            f"Deleted task {task.name!r} (id {task.id}, {task.schedule.describe()}) and its "
+            f"Deleted task {task.name!r} (id {task.id}, {task.describe_schedule()}) and its "
             "history. It will not run again."
         )
 
@@ -580,7 +578,7 @@ class _ToolService:
         records = await self.runtime.history(task.id, owner=owner, limit=args.limit)
         if not records:
             return f"Task {task.name!r} (id {task.id}) has not run yet."
-        zone = task.schedule.zone
+        zone = task.zone
         lines = [f"Last {len(records)} run(s) of task {task.name!r} (id {task.id}), newest first:"]
         lines.extend(_render_run(record, zone) for record in records)
         return "\n".join(lines)
@@ -612,15 +610,6 @@ class _ToolService:
                 "configurable.user_id nor configurable.thread_id"
             )
         return thread
-
-    async def _check_quota(self, owner: str) -> None:
-        limit = self.limits.max_active_tasks_per_owner
-        active = await self.runtime.store.count_tasks(owner=owner, states=["active"])
-        if active >= limit:
-            raise QuotaExceeded(
-                f"quota reached: {active} active tasks (the limit is {limit}); delete or "
-                "pause a task the user no longer needs, then try again"
-            )
 
     def _check_interval(self, schedule: Cron | Interval | Once, now: datetime) -> None:
         minimum = self.limits.min_interval_secs
@@ -685,7 +674,7 @@ class _ToolService:
     # -- rendering -------------------------------------------------------------------
 
     async def _render(self, task: Task, owner: str, config: RunnableConfig) -> str:
-        zone = task.schedule.zone
+        zone = task.zone
         times = await self.runtime.next_run_times(task.id, _NEXT_RUNS, owner=owner)
         next_runs = ", ".join(_with_weekday(t.astimezone(zone)) for t in times)
         if task.thread_id is None:
@@ -705,8 +694,8 @@ class _ToolService:
         lines = [
             f"id: {task.id}",
             f"name: {task.name}",
-            f"schedule: {task.schedule.describe()}",
-            f"timezone: {task.schedule.tz}",
+            f"schedule: {task.describe_schedule()}",
+            f"timezone: {task.schedule.tz if task.schedule else 'unknown'}",
             f"next runs: {next_runs or 'none'}",
             f"state: {task.state}",
             f"thread: {thread}",
@@ -733,7 +722,7 @@ def _move_to_zone(task: Task, tz: str) -> Cron | Interval | Once:
     if isinstance(schedule, Cron):
         return Cron(schedule.expr, tz=tz, start=schedule.start, end=schedule.end)
     raise InvalidSchedule(
-        f"task {task.id!r} runs {schedule.describe()}; to move it to {tz}, pass the "
+        f"task {task.id!r} runs {task.describe_schedule()}; to move it to {tz}, pass the "
         "schedule again together with the timezone"
     )
 
@@ -788,7 +777,3 @@ def _duration(secs: float) -> str:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -23,8 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .channel import TaskSource
-from .models import Task, TaskRunRecord
+from .models import Task, TaskRunRecord, TaskSource
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -90,7 +89,7 @@ class TaskList(list[Task]):
             next_run: str | Text = _task_next_run(task)
             if not wide and task.state != "active":
                 next_run = _state_text(task.state)  # the compact form folds state in here
-            cells += [task.schedule.describe(), next_run, _runs_text(task)]
+            cells += [task.describe_schedule(), next_run, _runs_text(task)]
             if wide:
                 cells += [_outcome_text(task.last_outcome), task.thread_id or "isolated"]
             table.add_row(*cells)
@@ -104,7 +103,7 @@ class TaskList(list[Task]):
                 _code(task.id),
                 _esc(task.name),
                 _esc(task.state),
-                _esc(task.schedule.describe()),
+                _esc(task.describe_schedule()),
                 _esc(_task_next_run(task)),
                 _esc(_runs_text(task)),
                 _outcome_html(task.last_outcome),
@@ -559,7 +558,7 @@ def _when(value: datetime | None) -> str:
 def _task_next_run(task: Task) -> str:
     if task.next_run_at is None:
         return "—"
-    local = task.next_run_at.astimezone(task.schedule.zone)
+    local = task.next_run_at.astimezone(task.zone)
     return local.strftime("%Y-%m-%d %H:%M:%S %Z" if local.second else "%Y-%m-%d %H:%M %Z")
 
 

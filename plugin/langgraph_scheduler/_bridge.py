@@ -1,0 +1,437 @@
+"""From a due fire to a recorded outcome: claim → turn → record.
+
+:class:`TaskExecutorBridge` claims due fires from the store only as far as it has free
+turn slots; a fire nobody has room for stays due in the table and is claimed as soon as a
+slot frees, here or in another replica. Each claimed fire runs as a turn
+(:class:`~._turns.TurnRunner`) and ends in exactly one recorded outcome; what the outcome
+does to its task (a retry row, the failure streak, an auto-pause) is decided in the same
+transaction by the fire policy. The flow goes one way: timers and the change feed wake
+the bridge; the bridge calls the store and the turn runner, and tells listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from ._batching import Batcher
+from ._clock import Clock
+from ._turns import (
+    ConversationRequest,
+    ConversationResponse,
+    Error,
+    Interrupted,
+    Skipped,
+    Success,
+    Timeout,
+    TurnRunner,
+)
+from .errors import InvalidPayload, StoreUnavailable
+from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
+from .store import Claimed, Finish, Finished, Store
+
+__all__ = ["TaskExecutorBridge", "to_finish"]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+_T = TypeVar("_T")
+
+SUMMARY_MAX_CHARS = 2_000
+"""Longest summary kept in a run record (the full answer stays in the thread)."""
+
+STOPPED = "runtime stopped before the turn finished"
+
+RecordListener = Callable[[TaskRunRecord], Awaitable[None]]
+EventListener = Callable[[TaskEvent], Awaitable[None]]
+
+
+class TaskExecutorBridge:
+    """Claims due fires up to its free slots, runs their turns and records outcomes.
+
+    Args:
+        store: tasks, runs and retries.
+        turns: runs a claimed fire's turn.
+        clock: the source of "now".
+        holder: this process's id, written on its claims.
+        capacity: turns running at once.
+        lease_secs: how long a claim stays valid without renewal.
+        default_timeout_secs: turn timeout when the trigger sets none.
+        started_at: when the runtime started (fires due before were due while it was down).
+        poll_secs: how often to look for due fires without being woken (the safety net
+            for another replica's claims and clock skew).
+        store_retry_secs: how long a store call is retried while the database is down.
+        on_record: told every finished record.
+        on_event: told every task event.
+        on_due: told each future due time the bridge learns of (to set a timer).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        turns: TurnRunner | None,
+        clock: Clock,
+        holder: str,
+        capacity: int,
+        lease_secs: float,
+        default_timeout_secs: float,
+        started_at: datetime,
+        poll_secs: float,
+        store_retry_secs: float,
+        on_record: RecordListener,
+        on_event: EventListener,
+        on_due: Callable[[datetime], None],
+    ) -> None:
+        self.store = store
+        self.turns = turns
+        self.clock = clock
+        self.holder = holder
+        self.capacity = capacity
+        self.lease_secs = lease_secs
+        self.default_timeout_secs = default_timeout_secs
+        self.started_at = started_at
+        self.poll_secs = poll_secs
+        self.store_retry_secs = store_retry_secs
+        self.on_record = on_record
+        self.on_event = on_event
+        self.on_due = on_due
+        self.in_flight: dict[str, TaskRunRecord] = {}
+        """Running fires of this process, by run id (their leases are renewed)."""
+        self.finished_tasks: set[str] = set()
+        """Tasks with runs finished since the upkeep last trimmed their history."""
+        self.closed = False
+        self._busy = 0
+        self._manual_waiting = 0
+        self._slot_freed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._as_of: datetime | None = None
+        self._turn_tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._claiming = False
+        self._finishes: Batcher[Finish, Finished | None] = Batcher(self._finish_batch)
+
+    # -- waking and claiming ----------------------------------------------------------
+
+    def wake(self, due: datetime | None = None) -> None:
+        """Look for due fires now; ``due`` is the instant a timer fired for (a fire due
+        then is claimed even if the wall clock reads a hair earlier)."""
+        if due is not None and (self._as_of is None or due > self._as_of):
+            self._as_of = due
+        self._wake.set()
+
+    @property
+    def free(self) -> int:
+        """Turn slots not taken (manual runs waiting for one come first)."""
+        return max(self.capacity - self._busy - self._manual_waiting, 0)
+
+    async def run(self) -> None:
+        """The claim loop: runs until cancelled."""
+        while not self.closed:
+            waiter = asyncio.ensure_future(self._wake.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_secs))
+            try:
+                await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                sleeper.cancel()
+            self._wake.clear()
+            try:
+                await self.claim_now()
+            except Exception:
+                logger.exception("claiming due fires failed; trying again")
+
+    async def claim_now(self) -> int:
+        """Claim and start what is due, as far as free slots allow; returns how many fires
+        were claimed. A store that stays unreachable is logged, and the fires wait."""
+        claimed = 0
+        self._claiming = True
+        self._idle.clear()
+        try:
+            while not self.closed and self.free > 0:
+                as_of = self.clock.now()
+                if self._as_of is not None and self._as_of > as_of:
+                    as_of = self._as_of
+                self._as_of = None
+                limit = self.free
+                batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
+                if batch is None:
+                    break
+                for claim in batch:
+                    await self._start(claim)
+                claimed += len(batch)
+                if len(batch) < limit:
+                    break
+        finally:
+            self._claiming = False
+            self._check_idle()
+        return claimed
+
+    def _claimer(self, as_of: datetime, limit: int) -> Callable[[], Awaitable[list[Claimed]]]:
+        return lambda: self.store.claim_due(
+            as_of=as_of,
+            limit=limit,
+            holder=self.holder,
+            lease_until=self._lease_from(),
+            started_at=self.started_at,
+        )
+
+    async def _start(self, claim: Claimed) -> None:
+        for record in claim.finished:
+            await self._tell(record)
+        if claim.event is not None:
+            await self._task_event(claim.task.id, claim.event, claim.reason)
+        if claim.next_run_at is not None:
+            self.on_due(claim.next_run_at)
+        if claim.run is not None:
+            self._busy += 1
+            self.in_flight[claim.run.run_id] = claim.run
+            self._spawn(self._execute(claim.task, claim.run))
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._turn_tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._turn_done)
+        return task
+
+    def _turn_done(self, task: asyncio.Task[Any]) -> None:
+        self._turn_tasks.discard(task)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._turn_tasks and not self._claiming:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until no claim pass and no turn of this bridge is in flight."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(0)
+            if self._idle.is_set():
+                return
+
+    # -- manual runs ------------------------------------------------------------------
+
+    async def run_now(self, task: Task) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
+        """Claim a manual run of ``task`` and start it as soon as a slot is free; returns
+        the running record and the execution to await for the finished one."""
+        now = self.clock.now()
+        record = await self.store.claim_manual(
+            task, at=now, holder=self.holder, lease_until=self._lease_from()
+        )
+        self.in_flight[record.run_id] = record
+        return record, self._spawn(self._manual(task, record))
+
+    async def _manual(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
+        self._manual_waiting += 1
+        try:
+            async with self._slot_freed:
+                await self._slot_freed.wait_for(lambda: self._busy < self.capacity or self.closed)
+                self._busy += 1
+        except asyncio.CancelledError:
+            await self._record(record, Interrupted(STOPPED))
+            raise
+        finally:
+            self._manual_waiting -= 1
+        return await self._execute(task, record)
+
+    # -- executing --------------------------------------------------------------------
+
+    async def _execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
+        try:
+            try:
+                response = await self._converse(task, record)
+            except asyncio.CancelledError:
+                await self._record(record, Interrupted(STOPPED))
+                raise
+            return await self._record(record, response)
+        finally:
+            self._busy -= 1
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        async def notify() -> None:
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
+        if self._manual_waiting:
+            asyncio.ensure_future(notify())
+        elif not self.closed:
+            self._wake.set()  # a due fire may be waiting for this slot
+
+    async def _converse(self, task: Task, record: TaskRunRecord) -> ConversationResponse:
+        if self.closed:
+            return Interrupted("runtime is stopping: the turn was not started")
+        if self.turns is None:
+            return Error("this runtime runs no turns (graph=None)")
+        try:
+            trigger = task.trigger
+        except InvalidPayload as exc:
+            return Error(str(exc))
+        source = TaskSource(
+            task_id=task.id,
+            task_name=task.name,
+            run_id=record.run_id,
+            scheduled_for=record.scheduled_for.isoformat(),
+            attempt=record.attempt,
+            trigger=record.trigger,
+            system_addon=trigger.system_addon,
+        )
+        request = ConversationRequest(
+            task_id=task.id,
+            run_id=record.run_id,
+            thread_id=record.thread_id or f"task-{task.id}-{record.run_id}",
+            prompt=trigger.prompt,
+            source=source,
+            owner=task.owner,
+            system_addon=trigger.system_addon,
+            timeout_secs=trigger.timeout_secs or self.default_timeout_secs,
+            on_busy=task.options.on_busy,
+            max_wait_secs=task.options.max_wait_secs,
+        )
+        return await self.turns.converse(request)
+
+    async def _record(self, record: TaskRunRecord, response: ConversationResponse) -> TaskRunRecord:
+        """Record the outcome; returns the finished record (or what the store holds, if
+        someone finished it before us)."""
+        finish = to_finish(record, response)
+        try:
+            finished = await self._retrying(
+                "record outcome",
+                lambda: self._finishes.submit(finish),
+                patience=max(self.store_retry_secs, 600.0),
+            )
+        except Exception:
+            # Not recorded: stop renewing the lease, so a survivor records the fire
+            # ``interrupted`` once it expires.
+            logger.exception("recording run %s failed", record.run_id)
+            finished = None
+        finally:
+            self.in_flight.pop(record.run_id, None)
+        self.finished_tasks.add(record.task_id)
+        if finished is None:
+            # Already finished elsewhere (lease expired and recorded interrupted, or the
+            # task was deleted), or the store stayed down: the store keeps what it has.
+            stored = await self._retrying("read run", lambda: self.store.get_run(record.run_id))
+            return stored or record.model_copy(
+                update={"outcome": finish.outcome, "error": finish.error, "summary": finish.summary}
+            )
+        await self.settle(finished)
+        return finished.record
+
+    async def settle(self, finished: Finished) -> None:
+        """Tell listeners a finished record and what it did to its task."""
+        consequence = finished.consequence
+        if consequence.retry_at is not None:
+            self.on_due(consequence.retry_at)
+        if consequence.event is not None:
+            await self._task_event(finished.record.task_id, consequence.event, consequence.reason)
+        await self._tell(finished.record)
+
+    async def _finish_batch(self, finishes: Sequence[Finish]) -> list[Finished | None]:
+        return await self.store.finish_runs(finishes, now=self.clock.now())
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def close(self, drain_timeout_secs: float) -> None:
+        """Stop claiming, let running turns finish up to the deadline, then interrupt
+        them (each still ends in a recorded outcome)."""
+        self.closed = True
+        self._wake.set()
+        async with self._slot_freed:
+            self._slot_freed.notify_all()
+        if self._turn_tasks:
+            await asyncio.wait(set(self._turn_tasks), timeout=drain_timeout_secs)
+        for task in list(self._turn_tasks):
+            task.cancel()
+        if self._turn_tasks:
+            await asyncio.wait(set(self._turn_tasks), timeout=30)
+        await self._finishes.aclose()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _lease_from(self) -> datetime:
+        return self.clock.now() + timedelta(seconds=self.lease_secs)
+
+    async def _retrying(
+        self, what: str, call: Callable[[], Awaitable[_T]], *, patience: float | None = None
+    ) -> _T | None:
+        """Run a store call, retrying with jittered backoff while the database is
+        unavailable; None (logged) if it still fails after ``patience`` seconds."""
+        return await retrying(what, call, patience=patience or self.store_retry_secs)
+
+    async def _tell(self, record: TaskRunRecord) -> None:
+        logger.info(
+            "task %s run %s (%s, attempt %d): %s",
+            record.task_id,
+            record.run_id,
+            record.scheduled_for.isoformat(),
+            record.attempt,
+            record.outcome,
+        )
+        await self.on_record(record)
+
+    async def _task_event(self, task_id: str, kind: TaskEventKind, reason: str) -> None:
+        logger.info("task %s %s: %s", task_id, kind, reason)
+        await self.on_event(
+            TaskEvent(kind=kind, task_id=task_id, reason=reason, at=self.clock.now())
+        )
+
+
+async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: float) -> _T | None:
+    """Run ``call``, retrying :class:`StoreUnavailable` with jittered exponential backoff
+    for up to ``patience`` seconds; None (logged) if it still fails."""
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StoreUnavailable),
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
+            stop=stop_after_delay(patience),
+            before_sleep=lambda state: logger.warning(
+                "%s, retrying to %s",
+                state.outcome.exception() if state.outcome else "store unavailable",
+                what,
+            ),
+        ):
+            with attempt:
+                return await call()
+    except RetryError as exc:
+        logger.error("gave up to %s: %s", what, exc.last_attempt.exception())
+    return None
+
+
+def to_finish(record: TaskRunRecord, response: ConversationResponse) -> Finish:
+    """The outcome recorded for a conversation response."""
+    if isinstance(response, Success):
+        return Finish(
+            record,
+            "success",
+            summary=_truncate(response.text),
+            checkpoint_id=response.checkpoint_id,
+        )
+    if isinstance(response, Timeout):
+        return Finish(
+            record,
+            "timeout",
+            error=f"the turn did not finish within {response.after_secs:g}s and was cancelled",
+        )
+    if isinstance(response, Interrupted):
+        return Finish(record, "interrupted", error=response.reason)
+    if isinstance(response, Skipped):
+        return Finish(record, "skipped", error=response.reason)
+    return Finish(record, "error", error=response.message)
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= SUMMARY_MAX_CHARS else text[: SUMMARY_MAX_CHARS - 1] + "…"

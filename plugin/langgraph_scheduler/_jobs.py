@@ -1,0 +1,156 @@
+"""Timers for the fires due within a short window; the only user of APScheduler.
+
+A runtime keeps in memory only the instants, within the next ``window_secs``, at which a
+task or a retry falls due: one APScheduler job per distinct instant (a thousand
+reminders due at 09:00 share one job), loaded through the ``(state, next_run_at)`` index
+and refreshed every half window. Task changes made anywhere reach the timer through the
+store's change feed. A job only wakes the bridge, which asks the database what is due:
+the timer decides when to look, never what runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from ._clock import Clock
+from .store import Store, TaskChange
+
+__all__ = ["DueTimer", "wake_runtime"]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+_TIMERS: dict[str, DueTimer] = {}
+"""Live timers by key, so a job needs only a string to find its runtime."""
+
+
+async def wake_runtime(timer_key: str, due: str) -> None:
+    """The APScheduler job function: wake the runtime whose timer is ``timer_key`` for
+    the fires due at ``due`` (ISO-8601). Plain-data arguments, so a job never holds a
+    graph, a model or a bound method."""
+    timer = _TIMERS.get(timer_key)
+    if timer is not None:
+        timer.fire(datetime.fromisoformat(due))
+
+
+# APScheduler checks a job function's signature for every job it adds; a precomputed
+# signature spares inspect's slow path when a window loads many due times.
+wake_runtime.__signature__ = inspect.signature(wake_runtime)  # type: ignore[attr-defined]
+_JOB_FUNC = f"{__name__}:wake_runtime"
+
+
+class DueTimer:
+    """Sets an APScheduler job for each instant within the window at which a fire falls
+    due, and wakes the bridge then.
+
+    Args:
+        store: where due times are read and changes come from.
+        clock: the source of "now".
+        window_secs: how far ahead due times are held in memory.
+        poll_secs: how often the SQLite change feed polls (PostgreSQL also pushes).
+        wake: called with a due instant when it comes (and when a change makes a task
+            due at once).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        window_secs: float,
+        poll_secs: float,
+        wake: Callable[[datetime | None], None],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.window_secs = window_secs
+        self.poll_secs = poll_secs
+        self._wake = wake
+        self.key = uuid.uuid4().hex
+        self._scheduler = AsyncIOScheduler(
+            timezone=timezone.utc,
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+        self._horizon = clock.now()
+
+    @property
+    def pending(self) -> int:
+        """How many due instants are held (memory is bounded by the window, not by the
+        number of tasks)."""
+        return len(self._scheduler.get_jobs())
+
+    def start(self) -> None:
+        _TIMERS[self.key] = self
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        _TIMERS.pop(self.key, None)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def fire(self, due: datetime) -> None:
+        self._wake(due)
+
+    def at(self, when: datetime) -> None:
+        """Wake the bridge at ``when``: at once if it has come, by a job if it falls
+        within the window, else later (the window load will find it)."""
+        now = self.clock.now()
+        if when <= now:
+            self._wake(when)
+            return
+        if when > self._horizon and when > now + timedelta(seconds=self.window_secs):
+            return
+        job_id = when.isoformat()
+        if self._scheduler.get_job(job_id) is not None:
+            return
+        self._scheduler.add_job(
+            _JOB_FUNC,
+            trigger=DateTrigger(run_date=when, timezone=timezone.utc),
+            args=[self.key, job_id],
+            id=job_id,
+            replace_existing=True,
+        )
+
+    async def load_window(self) -> int:
+        """Set timers for every due instant before now + window; returns how many."""
+        until = self.clock.now() + timedelta(seconds=self.window_secs)
+        times = await self.store.due_times(until=until)
+        for when in times:
+            self.at(when)
+        self._horizon = until
+        return len(times)
+
+    async def on_change(self, change: TaskChange) -> None:
+        """A task was created, changed or deleted somewhere: set its timer."""
+        if change.state == "active" and change.next_run_at is not None:
+            self.at(change.next_run_at)
+
+    async def run(self) -> None:
+        """Reload the window every half window and follow the change feed, until
+        cancelled."""
+        feed = asyncio.ensure_future(
+            self.store.follow_changes(
+                self.on_change,
+                since=self.clock.now(),
+                poll_secs=self.poll_secs,
+                sleep=self.clock.sleep,
+                now=self.clock.now,
+            )
+        )
+        try:
+            while True:
+                await self.clock.sleep(self.window_secs / 2)
+                try:
+                    await self.load_window()
+                except Exception as exc:
+                    logger.warning("loading due times failed (%s); trying again", exc)
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)

@@ -1,0 +1,364 @@
+"""The task service: the only writer of tasks, and the one place their rules live.
+
+Validation, owner scope, the atomic per-owner quota (on create, resume and updates that
+make a task active again), ``max_runs`` completion and the update merge are written here
+once; the runtime's methods, the tools and the CLI all come through it. Every write is
+conditional on the version it read, so a concurrent claim or change is never overwritten:
+the service reads again and re-applies the change instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from ._clock import Clock
+from ._fire import next_after
+from .errors import InvalidSchedule, InvalidTask, QuotaExceeded, StoreError, TaskNotFound
+from .models import Task, TaskOptions, TaskRunRecord, TaskState
+from .schedules import Interval, Schedule, check_timezone
+from .store import SaveResult, Store
+from .trigger import ConversationTrigger
+
+__all__ = ["TaskService"]
+
+TriggerInput = ConversationTrigger | Mapping[str, Any] | str
+
+_CONFLICT_TRIES = 8
+"""How often a write is re-applied on a fresh read before giving up."""
+
+_MAX_NAME_CHARS = 200
+
+
+class TaskService:
+    """Creates, changes and reads tasks in a store.
+
+    Args:
+        store: where tasks live.
+        clock: the source of "now".
+        timezone: the zone of schedules that name none.
+        on_change: told of every task this service wrote (or deleted: state None), so the
+            runtime in this process can set its timer without waiting for the change feed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        timezone: str = "UTC",
+        on_change: Callable[[str, Task | None], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.timezone = timezone
+        self._on_change = on_change
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        name: str,
+        schedule: Schedule,
+        trigger: TriggerInput,
+        thread_id: str | None = None,
+        owner: str = "default",
+        max_runs: int | None = None,
+        options: TaskOptions | None = None,
+        paused: bool = False,
+        max_active: int | None = None,
+    ) -> Task:
+        """Validate and store a new task.
+
+        Raises:
+            QuotaExceeded: the owner already has ``max_active`` active tasks.
+            InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
+        """
+        now = self.clock.now()
+        parsed = as_trigger(trigger)
+        schedule = _pin_start(schedule.with_default_tz(self.timezone), now)
+        schedule.check(now)
+        if max_runs is not None and max_runs < 1:
+            raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
+        if thread_id is not None and not thread_id.strip():
+            raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
+        state: TaskState = "paused" if paused else "active"
+        task = Task(
+            id=uuid.uuid4().hex[:16],
+            name=_check_name(name),
+            owner=_check_owner(owner),
+            schedule=schedule,
+            payload=parsed.to_payload(),
+            thread_mode="continue" if thread_id else "isolated",
+            thread_id=thread_id,
+            state=state,
+            options=options or TaskOptions(),
+            max_runs=max_runs,
+            next_run_at=None if paused else _first_fire(schedule, now),
+            created_at=now,
+            updated_at=now,
+        )
+        if not await self.store.insert_task(task, max_active=max_active):
+            raise _quota(task.owner, max_active)
+        self._changed(task.id, task)
+        return task
+
+    async def update(
+        self,
+        task_id: str,
+        *,
+        owner: str | None = None,
+        name: str | None = None,
+        schedule: Schedule | None = None,
+        trigger: TriggerInput | None = None,
+        timeout_secs: int | None = None,
+        max_runs: int | None = None,
+        options: TaskOptions | None = None,
+        max_active: int | None = None,
+    ) -> Task:
+        """Change a task. A new schedule takes effect from now; retries waiting for their
+        backoff are dropped; lowering ``max_runs`` to the runs already done completes the
+        task at once; raising it (or a new schedule) makes a completed task active again,
+        within ``max_active``.
+
+        Raises:
+            TaskNotFound, QuotaExceeded, InvalidSchedule, InvalidPayload, InvalidTask.
+        """
+        if name is not None:
+            name = _check_name(name)
+        if max_runs is not None and max_runs < 1:
+            raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
+        new_trigger = as_trigger(trigger) if trigger is not None else None
+
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            values: dict[str, Any] = {}
+            if name is not None:
+                values["name"] = name
+            payload_trigger = new_trigger
+            if timeout_secs is not None:
+                base = payload_trigger or task.trigger
+                payload_trigger = ConversationTrigger.model_validate(
+                    base.to_payload() | {"timeout_secs": timeout_secs}
+                )
+            if payload_trigger is not None:
+                values["payload"] = payload_trigger.to_payload()
+            if options is not None:
+                values["options"] = options
+            current = task.schedule
+            if schedule is not None:
+                zone = current.tz if current is not None and current.tz else self.timezone
+                current = _pin_start(schedule.with_default_tz(zone), now)
+                current.check(now)
+                values["schedule"] = current
+            limit = task.max_runs if max_runs is None else max_runs
+            values["max_runs"] = limit
+            if current is None:
+                return values  # an unreadable schedule stays where it is until replaced
+            spent = limit is not None and task.run_count >= limit
+            if spent:
+                if task.state in ("active", "completed"):
+                    values |= {"state": "completed", "next_run_at": None}
+            elif task.state == "active" and schedule is not None:
+                values["next_run_at"] = _first_fire(current, now)
+            elif task.state in ("completed", "quarantined") and (
+                schedule is not None or max_runs is not None
+            ):
+                values |= {"state": "active", "next_run_at": _first_fire(current, now)}
+            return values
+
+        return await self._modify(task_id, owner, change, max_active=max_active)
+
+    async def pause(self, task_id: str, *, owner: str | None = None) -> Task:
+        """Stop firing until resumed; retries waiting for their backoff are dropped (a run
+        in flight finishes)."""
+
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            if task.state != "active":
+                return {}
+            return {"state": "paused", "next_run_at": None}
+
+        return await self._modify(task_id, owner, change)
+
+    async def resume(
+        self, task_id: str, *, owner: str | None = None, max_active: int | None = None
+    ) -> Task:
+        """Fire again from the next occurrence after now (missed ones are not replayed).
+
+        Raises:
+            QuotaExceeded: the owner already has ``max_active`` active tasks.
+            InvalidTask: the task already ran its ``max_runs``.
+            InvalidSchedule: the schedule has no occurrence left.
+        """
+
+        def change(task: Task, now: datetime) -> dict[str, Any]:
+            if task.state == "active":
+                return {}
+            if task.schedule is None:
+                raise InvalidTask(
+                    f"task {task.id!r} cannot resume: {task.problem}; give it a new schedule "
+                    "with update, or delete it"
+                )
+            if task.max_runs is not None and task.run_count >= task.max_runs:
+                raise InvalidTask(
+                    f"task {task.id!r} already ran its max_runs={task.max_runs}; raise "
+                    "max_runs to resume it"
+                )
+            task.schedule.check(now)
+            return {"state": "active", "next_run_at": _first_fire(task.schedule, now)}
+
+        return await self._modify(task_id, owner, change, max_active=max_active)
+
+    async def delete(self, task_id: str, *, owner: str | None = None) -> Task:
+        """Delete a task, its history and its waiting retries; returns what was deleted."""
+        task = await self.get(task_id, owner=owner)
+        if not await self.store.delete_task(task.id):
+            raise TaskNotFound(task_id)
+        self._changed(task.id, None)
+        return task
+
+    async def _modify(
+        self,
+        task_id: str,
+        owner: str | None,
+        change: Callable[[Task, datetime], dict[str, Any]],
+        *,
+        max_active: int | None = None,
+    ) -> Task:
+        """Read, apply ``change`` and write conditionally on the version read; on a
+        conflict read again and re-apply. Any write drops waiting retries."""
+        for _ in range(_CONFLICT_TRIES):
+            task = await self.get(task_id, owner=owner)
+            now = self.clock.now()
+            values = change(task, now)
+            if not values:
+                return task
+            updated = task.model_copy(update=values | {"updated_at": now})
+            activates = updated.state == "active" and task.state != "active"
+            result: SaveResult = await self.store.save_task(
+                updated,
+                expected_version=task.version,
+                columns=values,
+                max_active=max_active if activates else None,
+                cancel_retries=True,
+            )
+            if result == "saved":
+                saved = updated.model_copy(update={"version": task.version + 1})
+                self._changed(saved.id, saved)
+                return saved
+            if result == "missing":
+                raise TaskNotFound(task_id)
+            if result == "quota":
+                raise _quota(task.owner, max_active)
+        raise StoreError(f"task {task_id!r} kept changing while it was being updated; try again")
+
+    def _changed(self, task_id: str, task: Task | None) -> None:
+        if self._on_change is not None:
+            self._on_change(task_id, task)
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get(self, task_id: str, *, owner: str | None = None) -> Task:
+        """The task with this id (of this owner, when given).
+
+        Raises:
+            TaskNotFound: no such task, or it belongs to another owner.
+        """
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise TaskNotFound(str(task_id))
+        task = await self.store.get_task(task_id.strip(), owner=owner)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def find(
+        self,
+        *,
+        owner: str | None = None,
+        state: TaskState | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Tasks, oldest first; filter by owner and state, page with limit/offset."""
+        page = await self.store.list_tasks(
+            owner=owner, states=[state] if state else None, limit=limit, offset=offset
+        )
+        return page.tasks
+
+    async def history(
+        self,
+        task_id: str,
+        *,
+        owner: str | None = None,
+        limit: int = 20,
+        before: datetime | None = None,
+    ) -> tuple[Task, list[TaskRunRecord]]:
+        """A task and its run records, newest first."""
+        task = await self.get(task_id, owner=owner)
+        return task, await self.store.history(task.id, limit=limit, before=before)
+
+
+def as_trigger(trigger: TriggerInput) -> ConversationTrigger:
+    """A ``ConversationTrigger`` from itself, its dict, or a prompt string.
+
+    Raises:
+        InvalidPayload: it is not a valid trigger.
+    """
+    if isinstance(trigger, str):
+        trigger = {"prompt": trigger}
+    return ConversationTrigger.from_task_payload(
+        dict(trigger) if isinstance(trigger, Mapping) else trigger
+    )
+
+
+def check_zone(tz: str) -> str:
+    """``tz`` if it names an IANA zone.
+
+    Raises:
+        InvalidSchedule: it does not (the message suggests the closest names).
+    """
+    check_timezone(tz)
+    return tz
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidTask(f"task name must be a string, got {type(name).__name__}")
+    name = name.strip()
+    if not name:
+        raise InvalidTask("task name must not be empty")
+    if len(name) > _MAX_NAME_CHARS:
+        raise InvalidTask(f"task name is {len(name)} characters; the limit is {_MAX_NAME_CHARS}")
+    return name
+
+
+def _check_owner(owner: str) -> str:
+    if not isinstance(owner, str) or not owner:
+        raise InvalidTask("owner must be a non-empty string")
+    if len(owner) > 256:
+        raise InvalidTask(f"owner is {len(owner)} characters; the limit is 256")
+    return owner
+
+
+def _quota(owner: str, max_active: int | None) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"quota reached: owner {owner!r} already has {max_active} active tasks; delete "
+        "or pause a task that is no longer needed, then try again"
+    )
+
+
+def _pin_start(schedule: Schedule, now: datetime) -> Schedule:
+    """Give an Interval without start its first fire time, so restarts keep its phase."""
+    if isinstance(schedule, Interval) and schedule.start is None:
+        first = now + timedelta(seconds=schedule.seconds)
+        return schedule.model_copy(update={"start": first.astimezone(schedule.zone)})
+    return schedule
+
+
+def _first_fire(schedule: Schedule, now: datetime) -> datetime:
+    first = next_after(schedule, now)
+    if first is None:
+        raise InvalidSchedule(f"schedule {schedule.describe()} has no fire time after now")
+    return first

@@ -1,0 +1,240 @@
+"""Conversation turns: the only code that invokes the graph for a scheduled fire.
+
+A claimed fire becomes a :class:`ConversationRequest`; :class:`TurnRunner` holds the
+task and its thread (one turn per thread at a time, across replicas on PostgreSQL), runs
+``graph.ainvoke`` under the turn's deadline and answers with a
+:data:`ConversationResponse`. These are the seed plan's message types; they are internals,
+importable from the package for readers of the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+
+from .errors import ThreadBusy
+from .models import TaskSource
+from .store import Store, ThreadLocks
+
+__all__ = [
+    "ConversationRequest",
+    "ConversationResponse",
+    "Error",
+    "Interrupted",
+    "Skipped",
+    "Success",
+    "Timeout",
+    "TurnRunner",
+]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+
+@dataclass(frozen=True)
+class Success:
+    """The turn finished; ``text`` is the final AI message."""
+
+    text: str
+    checkpoint_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Success({_short(self.text)!r})"
+
+
+@dataclass(frozen=True)
+class Error:
+    """The turn failed; ``message`` says why."""
+
+    message: str
+
+    def __repr__(self) -> str:
+        return f"Error({_short(self.message)!r})"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """The turn did not finish within ``after_secs`` and was cancelled."""
+
+    after_secs: float
+
+    def __repr__(self) -> str:
+        return f"Timeout(after_secs={self.after_secs:g})"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The turn was cancelled because the runtime stopped before it finished."""
+
+    reason: str
+
+    def __repr__(self) -> str:
+        return f"Interrupted({self.reason!r})"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The turn was not run: its thread or task stayed busy past the task's wait limit."""
+
+    reason: str
+
+    def __repr__(self) -> str:
+        return f"Skipped({self.reason!r})"
+
+
+ConversationResponse = Success | Error | Timeout | Interrupted | Skipped
+"""What a turn answers: ``Success | Error | Timeout | Interrupted | Skipped``."""
+
+
+@dataclass(frozen=True)
+class ConversationRequest:
+    """One scheduled turn to run."""
+
+    task_id: str
+    run_id: str
+    thread_id: str
+    prompt: str
+    source: TaskSource
+    owner: str = "default"
+    system_addon: str | None = None
+    timeout_secs: float = 300.0
+    on_busy: Literal["wait", "skip"] = "wait"
+    max_wait_secs: float = 300.0
+
+    def __repr__(self) -> str:
+        return (
+            f"ConversationRequest(task_id={self.task_id!r}, run_id={self.run_id!r}, "
+            f"thread_id={self.thread_id!r}, prompt={_short(self.prompt)!r}, "
+            f"timeout_secs={self.timeout_secs})"
+        )
+
+
+class TurnRunner:
+    """Runs scheduled turns on a graph, one per thread and one per task at a time.
+
+    Args:
+        graph: the compiled graph, with its checkpointer.
+        store: provides the thread locks (across replicas on PostgreSQL).
+    """
+
+    def __init__(self, graph: Pregel[Any, Any, Any, Any], store: Store) -> None:
+        self.graph = graph
+        self.store = store
+        self._task_locks = ThreadLocks()
+
+    async def converse(self, request: ConversationRequest) -> ConversationResponse:
+        """Run the request's turn; never raises but ``CancelledError``."""
+        wait = 0.0 if request.on_busy == "skip" else request.max_wait_secs
+        waited = f" for more than {wait:g}s" if wait else ""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            async with self._task_locks.hold(request.task_id, timeout=wait):
+                remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
+                try:
+                    async with self.store.thread_lock(request.thread_id, timeout=remaining):
+                        return await self._invoke(request)
+                except ThreadBusy:
+                    return Skipped(
+                        f"thread {request.thread_id!r} was busy with another turn{waited}"
+                    )
+        except ThreadBusy:
+            return Skipped(f"the task's previous run was still going{waited}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a lock that could not be taken: a lost connection
+            logger.warning("turn of task %s could not start: %r", request.task_id, exc)
+            return Error(f"the turn could not start: {type(exc).__name__}: {exc}")
+
+    async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
+        graph = self.graph
+        source = request.source
+        message = HumanMessage(
+            content=request.prompt,
+            additional_kwargs={"task_source": dict(source)},
+        )
+        config: RunnableConfig = {
+            # The task's owner is the user of its turns: tools and memory keyed on
+            # user_id see the same user as in the conversation that made the task.
+            "configurable": {"thread_id": request.thread_id, "user_id": request.owner},
+            "run_name": f"scheduled:{source['task_name']}",
+            "run_id": uuid.UUID(request.run_id),
+            "tags": ["langgraph-scheduler", f"task:{request.task_id}"],
+            "metadata": {
+                "task_id": request.task_id,
+                "task_name": source["task_name"],
+                "run_id": request.run_id,
+                "scheduled_for": source["scheduled_for"],
+                "source": "scheduler",
+            },
+        }
+        try:
+            result = await _within(
+                graph.ainvoke({"messages": [message], "task_source": source}, config),
+                request.timeout_secs,
+            )
+        except _TurnTimedOut:
+            return Timeout(request.timeout_secs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
+            return Error(f"{type(exc).__name__}: {exc}")
+        checkpoint_id = None
+        saver = graph.checkpointer
+        if isinstance(saver, BaseCheckpointSaver):
+            # The latest checkpoint's id only: aget_tuple, not aget_state, which also
+            # rebuilds the state snapshot and its pending tasks.
+            with contextlib.suppress(Exception):
+                latest = await saver.aget_tuple(
+                    {"configurable": {"thread_id": request.thread_id, "checkpoint_ns": ""}}
+                )
+                if latest is not None:
+                    checkpoint_id = latest.config["configurable"].get("checkpoint_id")
+        return Success(_final_text(result), checkpoint_id=checkpoint_id)
+
+
+class _TurnTimedOut(Exception):
+    """The turn's own deadline passed (not a TimeoutError raised inside the turn)."""
+
+
+async def _within(awaitable: Awaitable[Any], secs: float) -> Any:
+    """Await with a deadline; :class:`_TurnTimedOut` only when that deadline passed."""
+    if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per turn
+        budget = asyncio.timeout(secs)
+        try:
+            async with budget:
+                return await awaitable
+        except TimeoutError:
+            if budget.expired():
+                raise _TurnTimedOut from None
+            raise
+    try:
+        return await asyncio.wait_for(awaitable, secs)
+    except asyncio.TimeoutError:
+        raise _TurnTimedOut from None
+
+
+def _final_text(result: Any) -> str:
+    messages = result.get("messages") if isinstance(result, dict) else None
+    if messages:
+        for message in reversed(messages):
+            if isinstance(message, AIMessage):
+                return message.text
+        last = messages[-1]
+        if isinstance(last, BaseMessage):
+            return last.text
+    return "" if result is None else str(result)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,113 @@
+"""Upkeep: renew this process's leases, take over expired ones, trim history.
+
+Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs,
+records ``interrupted`` for fires whose holder stopped renewing (a crashed process; its
+retries follow the task's policy as rows), and trims run history.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+
+from ._bridge import TaskExecutorBridge
+from ._clock import Clock
+from .store import Store
+
+__all__ = ["DIED", "Upkeep", "dead_holders"]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+DIED = "the process running this turn stopped before it finished"
+STOPPED_RENEWING = "the process running this turn stopped renewing its claim"
+_PURGE_EVERY_SECS = 600.0
+
+
+class Upkeep:
+    """Leases and retention for one runtime.
+
+    Args:
+        store: tasks and runs.
+        bridge: whose in-flight fires to renew, and who tells listeners.
+        clock: the source of "now".
+        lease_secs: how long a claim stays valid without renewal.
+        history_limit: run records kept per task (None keeps all).
+        history_max_age_days: finished run records older than this are purged.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        bridge: TaskExecutorBridge,
+        *,
+        clock: Clock,
+        lease_secs: float,
+        history_limit: int | None,
+        history_max_age_days: float | None,
+    ) -> None:
+        self.store = store
+        self.bridge = bridge
+        self.clock = clock
+        self.lease_secs = lease_secs
+        self.history_limit = history_limit
+        self.history_max_age_days = history_max_age_days
+        self._next_purge = clock.now()
+
+    async def recover(self, holders: list[str], *, reason: str = DIED) -> int:
+        """Record ``interrupted`` for expired claims and those of ``holders``; returns
+        how many."""
+        finished = await self.store.interrupt_expired(
+            now=self.clock.now(), reason=reason, holders=holders
+        )
+        for item in finished:
+            await self.bridge.settle(item)
+        return len(finished)
+
+    async def tick(self) -> None:
+        """One round of upkeep."""
+        now = self.clock.now()
+        until = now + timedelta(seconds=self.lease_secs)
+        await self.store.renew_leases(list(self.bridge.in_flight), until=until)
+        await self.recover([], reason=STOPPED_RENEWING)
+        if self.history_limit is not None and self.bridge.finished_tasks:
+            finished = set(self.bridge.finished_tasks)
+            self.bridge.finished_tasks.clear()
+            await self.store.trim_history(finished, keep=self.history_limit)
+        if self.history_max_age_days is not None and now >= self._next_purge:
+            cutoff = now - timedelta(days=self.history_max_age_days)
+            await self.store.purge_history(finished_before=cutoff)
+            self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
+
+    async def run(self) -> None:
+        """Upkeep every ``lease_secs / 3``, until cancelled."""
+        interval = max(self.lease_secs / 3, 0.05)
+        while True:
+            await self.clock.sleep(interval)
+            try:
+                await self.tick()
+            except Exception as exc:
+                logger.warning("lease upkeep failed (%s); retrying", exc)
+
+
+def dead_holders(holders: list[str], *, mine: str) -> list[str]:
+    """The holders that name a process on this host that no longer exists."""
+    return [h for h in holders if h != mine and _holder_is_dead(h)]
+
+
+def _holder_is_dead(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another runtime of this process may be alive: its lease will tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,288 @@
+"""The fire policy (`_fire`) as pure functions of a task, its due times and a fixed now."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from langgraph_scheduler import Cron, Interval, Once, TaskOptions
+from langgraph_scheduler._fire import (
+    MAX_MISSED,
+    RunConsequence,
+    after_run,
+    due_times,
+    next_after,
+    plan_fire,
+)
+from langgraph_scheduler.models import Task
+
+T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+EVERY_MINUTE = Interval(seconds=60, start=T0, tz="UTC")
+
+
+def at(secs: float) -> datetime:
+    """The instant ``secs`` seconds after T0."""
+    return T0 + timedelta(seconds=secs)
+
+
+def make_task(schedule: Any = EVERY_MINUTE, **changes: Any) -> Task:
+    """An active task whose next fire is T0 (created an hour before)."""
+    values: dict[str, Any] = {
+        "id": "t1",
+        "name": "tick",
+        "owner": "alice",
+        "schedule": schedule,
+        "payload": {"prompt": "tick"},
+        "thread_mode": "isolated",
+        "thread_id": None,
+        "state": "active",
+        "next_run_at": T0,
+        "created_at": at(-3600),
+        "updated_at": at(-3600),
+    }
+    return Task(**(values | changes))
+
+
+def failed(
+    task: Task, *, attempt: int = 1, outcome: Any = "error", trigger: Any = "schedule"
+) -> RunConsequence:
+    """What an attempt of ``task`` finishing at T0 + 100 s (error "boom" by default) does."""
+    return after_run(
+        task, trigger=trigger, attempt=attempt, outcome=outcome, error="boom", now=at(100)
+    )
+
+
+# -- due times ----------------------------------------------------------------------
+
+
+def test_next_after_is_strictly_after_and_none_past_the_end() -> None:
+    assert next_after(EVERY_MINUTE, T0) == at(60)
+    assert next_after(EVERY_MINUTE, at(59)) == at(60)
+    assert next_after(Once(at(60), tz="UTC"), at(60)) is None
+
+
+def test_due_times_lists_every_occurrence_up_to_as_of_and_the_one_after() -> None:
+    assert due_times(make_task(), at(0)) == ([T0], at(60))
+    assert due_times(make_task(), at(150)) == ([T0, at(60), at(120)], at(180))
+
+
+def test_due_times_of_a_finished_schedule_have_nothing_after() -> None:
+    assert due_times(make_task(Once(T0, tz="UTC")), at(3600)) == ([T0], None)
+
+
+def test_due_times_keeps_only_the_newest_occurrences_beyond_the_limit() -> None:
+    times, following = due_times(make_task(), at(60 * 5000 + 30))
+
+    assert len(times) == MAX_MISSED + 1
+    assert (times[-1], following) == (at(60 * 5000), at(60 * 5001))
+
+
+# -- plan_fire: which occurrence runs -------------------------------------------------
+
+
+def test_an_on_time_fire_runs_and_moves_to_the_next_occurrence() -> None:
+    decision = plan_fire(make_task(), as_of=T0, started_at=at(-60))
+
+    assert decision.run_for == T0
+    assert decision.missed == ()
+    assert decision.next_run_at == at(60)
+    assert decision.counts and not decision.completes
+
+
+def test_catch_up_runs_the_latest_occurrence_and_records_the_rest_missed() -> None:
+    decision = plan_fire(make_task(), as_of=at(185), started_at=at(170))
+
+    assert decision.run_for == at(180)
+    assert decision.missed == (T0, at(60), at(120))
+    assert not decision.missed_more
+    assert decision.next_run_at == at(240)
+
+
+def test_skip_records_every_occurrence_due_while_the_runtime_was_down() -> None:
+    task = make_task(options=TaskOptions(misfire="skip"))
+
+    decision = plan_fire(task, as_of=at(185), started_at=at(181))
+
+    assert decision.run_for is None and not decision.counts
+    assert decision.missed == (T0, at(60), at(120), at(180))
+    assert decision.next_run_at == at(240)
+
+
+def test_skip_still_runs_an_occurrence_due_while_the_runtime_was_up() -> None:
+    task = make_task(options=TaskOptions(misfire="skip"))
+
+    decision = plan_fire(task, as_of=at(185), started_at=at(150))
+
+    assert decision.run_for == at(180)
+    assert decision.missed == (T0, at(60), at(120))
+
+
+def test_an_occurrence_later_than_the_grace_is_missed_with_the_others() -> None:
+    task = make_task(options=TaskOptions(misfire_grace_secs=10))
+
+    decision = plan_fire(task, as_of=at(150), started_at=at(-60))
+
+    assert decision.run_for is None and not decision.counts
+    assert decision.missed == (T0, at(60), at(120))
+    assert decision.next_run_at == at(180)
+
+
+def test_recurring_tasks_have_an_hour_of_grace_by_default() -> None:
+    daily = make_task(Interval(days=1, start=T0, tz="UTC"))
+
+    assert plan_fire(daily, as_of=at(3600), started_at=T0).run_for == T0
+    late = plan_fire(daily, as_of=at(3601), started_at=T0)
+
+    assert late.run_for is None
+    assert (late.missed, late.next_run_at) == ((T0,), at(86400))
+
+
+def test_a_once_task_runs_however_late_and_completes() -> None:
+    task = make_task(Once(T0, tz="UTC"))
+
+    decision = plan_fire(task, as_of=at(86400 * 30), started_at=at(86400 * 30))
+
+    assert decision.run_for == T0
+    assert decision.next_run_at is None and decision.completes
+
+
+def test_exactly_max_missed_occurrences_are_not_flagged_as_more() -> None:
+    decision = plan_fire(make_task(), as_of=at(60 * MAX_MISSED), started_at=T0)
+
+    assert decision.run_for == at(60 * MAX_MISSED)
+    assert len(decision.missed) == MAX_MISSED
+    assert not decision.missed_more  # "1000 occurrence(s) missed", not "more than 1000"
+
+
+def test_more_missed_occurrences_than_recorded_are_flagged() -> None:
+    decision = plan_fire(make_task(), as_of=at(60 * 5000), started_at=T0)
+
+    assert decision.run_for == at(60 * 5000)
+    assert len(decision.missed) == MAX_MISSED
+    assert decision.missed[-1] == at(60 * 4999)
+    assert decision.missed_more
+
+
+# -- plan_fire: max_runs --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("run_count", "completes"), [(1, False), (2, True)])
+def test_the_run_that_reaches_max_runs_completes_the_task(run_count: int, completes: bool) -> None:
+    task = make_task(max_runs=3, run_count=run_count)
+
+    decision = plan_fire(task, as_of=T0, started_at=T0)
+
+    assert decision.run_for == T0 and decision.counts
+    assert decision.completes is completes
+    assert decision.next_run_at == (None if completes else at(60))
+
+
+def test_a_missed_fire_does_not_count_toward_max_runs() -> None:
+    task = make_task(max_runs=3, run_count=2, options=TaskOptions(misfire_grace_secs=0))
+
+    decision = plan_fire(task, as_of=at(5), started_at=T0)
+
+    assert decision.run_for is None and not decision.counts
+    assert decision.next_run_at == at(60)
+
+
+def test_a_cron_task_moves_to_its_next_wall_time() -> None:
+    friday_9am_berlin = datetime(2027, 3, 5, 8, 0, tzinfo=timezone.utc)
+    task = make_task(Cron("0 9 * * 1-5", tz="Europe/Berlin"), next_run_at=friday_9am_berlin)
+
+    decision = plan_fire(task, as_of=friday_9am_berlin, started_at=T0)
+
+    assert decision.run_for == friday_9am_berlin
+    assert decision.next_run_at == datetime(2027, 3, 8, 8, 0, tzinfo=timezone.utc)  # Monday
+
+
+# -- after_run: retries, streak, auto-pause -----------------------------------------
+
+
+def test_failed_attempts_are_retried_with_doubling_backoff() -> None:
+    task = make_task(options=TaskOptions(retries=3, retry_backoff_secs=10))
+
+    delays = [failed(task, attempt=n).retry_at for n in (1, 2, 3)]
+
+    assert delays == [at(110), at(120), at(140)]
+    assert failed(task, attempt=1).failure_streak == 0
+
+
+def test_timeouts_and_interruptions_are_retried_too() -> None:
+    task = make_task(options=TaskOptions(retries=1, retry_backoff_secs=5))
+
+    assert failed(task, outcome="timeout").retry_at == at(105)
+    assert failed(task, outcome="interrupted").retry_at == at(105)
+    assert failed(task, outcome="skipped").retry_at is None
+
+
+def test_the_last_failed_attempt_adds_one_to_the_streak() -> None:
+    task = make_task(options=TaskOptions(retries=2), failure_streak=1)
+
+    consequence = failed(task, attempt=3)
+
+    assert consequence.retry_at is None
+    assert consequence.failure_streak == 2
+    assert consequence.event is None
+
+
+def test_an_interruption_without_retries_left_does_not_count_as_a_failure() -> None:
+    task = make_task(options=TaskOptions(retries=0), failure_streak=1)
+
+    consequence = failed(task, outcome="interrupted")
+
+    assert (consequence.retry_at, consequence.failure_streak) == (None, 1)
+
+
+def test_reaching_pause_after_failures_auto_pauses_with_the_last_error() -> None:
+    task = make_task(options=TaskOptions(retries=0, pause_after_failures=3), failure_streak=2)
+
+    consequence = failed(task)
+
+    assert consequence.failure_streak == 3
+    assert consequence.event == "auto_paused"
+    assert consequence.reason == "paused after 3 consecutive failed fires; last error: boom"
+
+
+def test_no_auto_pause_when_pause_after_failures_is_none() -> None:
+    options = TaskOptions(retries=0, pause_after_failures=None)
+    consequence = failed(make_task(options=options, failure_streak=99))
+
+    assert (consequence.failure_streak, consequence.event) == (100, None)
+
+
+def test_a_success_resets_the_streak() -> None:
+    task = make_task(failure_streak=4)
+
+    consequence = after_run(
+        task, trigger="schedule", attempt=2, outcome="success", error=None, now=at(100)
+    )
+
+    assert (consequence.retry_at, consequence.failure_streak, consequence.event) == (None, 0, None)
+
+
+@pytest.mark.parametrize("outcome", ["error", "success", "timeout"])
+def test_manual_runs_change_nothing(outcome: Any) -> None:
+    task = make_task(options=TaskOptions(retries=2, pause_after_failures=1), failure_streak=3)
+
+    consequence = failed(task, outcome=outcome, trigger="manual")
+
+    assert (consequence.retry_at, consequence.failure_streak, consequence.event) == (None, 3, None)
+
+
+def test_a_paused_tasks_failure_is_not_retried_nor_paused_again() -> None:
+    options = TaskOptions(retries=2, pause_after_failures=1)
+    task = make_task(state="paused", next_run_at=None, options=options)
+
+    consequence = failed(task)
+
+    assert consequence.retry_at is None
+    assert (consequence.failure_streak, consequence.event) == (1, None)
+
+
+def test_a_completed_tasks_last_fire_is_still_retried() -> None:
+    task = make_task(state="completed", next_run_at=None, options=TaskOptions(retries=1))
+
+    assert failed(task).retry_at == at(110)

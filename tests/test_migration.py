@@ -1,0 +1,130 @@
+"""A database written by release 0.1.0 (schema version 1) opens and keeps working.
+
+``tests/data/schema_v1.db`` was made by 0.1.0: three tasks (alice's cron standup with
+one manual run, bob's hourly interval, alice's paused one-shot) and one run record.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime
+from langgraph_scheduler.store import SCHEMA_VERSION
+from langgraph_scheduler.testing import FakeClock
+
+DATA = Path(__file__).parent / "data" / "schema_v1.db"
+NOW = datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)
+
+STANDUP = "d08149911c0f4fe7"
+STRETCH = "88c8a151c6ba4bcc"
+LATER = "d020124f17ee40ab"
+
+
+@pytest.fixture
+def v1_database(tmp_path: Path) -> str:
+    """A copy of the 0.1.0 database (the original stays untouched)."""
+    copy = tmp_path / "scheduler.db"
+    shutil.copy(DATA, copy)
+    return f"sqlite:///{copy}"
+
+
+def utc(
+    year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=timezone.utc)
+
+
+def rows(url: str, query: str) -> list[tuple[object, ...]]:
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return conn.execute(query).fetchall()
+
+
+V1_TASK_COLUMNS = (
+    "SELECT id, owner, name, schedule, payload, options, thread_mode, thread_id, state, "
+    "max_runs, run_count, failure_streak, next_run_at, last_run_at, last_outcome, "
+    "created_at, updated_at FROM lgs_tasks ORDER BY created_at"
+)
+
+
+async def test_a_release_0_1_database_migrates_and_keeps_its_tasks(v1_database: str) -> None:
+    before = rows(v1_database, V1_TASK_COLUMNS)
+
+    async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
+        assert SCHEMA_VERSION == 2
+        assert await rt.store.schema_version() == 2
+        tasks = {t.id: t for t in await rt.list_tasks()}
+
+    assert rows(v1_database, V1_TASK_COLUMNS) == before
+    schema = {name for (name,) in rows(v1_database, "SELECT name FROM sqlite_master")}
+    assert {"lgs_retries", "lgs_tasks_due"} <= schema
+    assert "lgs_tasks_state" not in schema
+    assert [(t.id, t.name, t.owner, t.state) for t in tasks.values()] == [
+        (STANDUP, "daily standup", "alice", "active"),
+        (STRETCH, "stretch", "bob", "active"),
+        (LATER, "paused one", "alice", "paused"),
+    ]
+    assert all(t.problem is None and t.version == 0 for t in tasks.values())
+    standup, stretch, later = tasks[STANDUP], tasks[STRETCH], tasks[LATER]
+    assert standup.schedule == Cron("0 9 * * 1-5", tz="Europe/Berlin")
+    assert (standup.thread_mode, standup.thread_id) == ("continue", "alice")
+    assert standup.trigger.prompt == "Summarise yesterday"
+    assert standup.trigger.timeout_secs == 60
+    assert (standup.next_run_at, standup.last_outcome) == (utc(2026, 12, 2, 8, 0), "success")
+    assert stretch.schedule == Interval(
+        seconds=3600, tz="UTC", start=utc(2026, 12, 2, 5, 24, 17, 595035)
+    )
+    assert (stretch.max_runs, stretch.options.on_busy, stretch.options.retries) == (10, "skip", 1)
+    assert later.schedule == Once(utc(2030, 1, 1, 9, 0), tz="UTC")
+    assert later.next_run_at is None
+
+
+async def test_the_old_run_stays_in_history(v1_database: str) -> None:
+    async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
+        (run,) = await rt.history(STANDUP, owner="alice")
+
+    assert (run.task_id, run.trigger, run.attempt, run.outcome) == (STANDUP, "manual", 1, "success")
+    assert (run.summary, run.thread_id) == ("done", "alice")
+    assert run.due_at is None  # written before schema version 2
+    assert run.lateness == run.started_at - run.scheduled_for
+
+
+async def test_a_migrated_database_takes_new_tasks_and_claims(v1_database: str) -> None:
+    clock = FakeClock(NOW)
+    async with SchedulerRuntime(None, database=v1_database, clock=clock) as rt:
+        new = await rt.create_task(
+            name="water", schedule=Interval(minutes=30), trigger="Drink water", owner="carol"
+        )
+        as_of = NOW + timedelta(minutes=30)
+        claimed = await rt.store.claim_due(
+            as_of=as_of,
+            limit=10,
+            holder="h",
+            lease_until=as_of + timedelta(seconds=30),
+            started_at=NOW,
+        )
+
+    runs = {c.task.id: c.run.scheduled_for for c in claimed if c.run is not None}
+    # Stretch (hourly since 05:24 UTC) is due too: its latest occurrence runs, the two
+    # before it are recorded missed.
+    assert runs == {new.id: as_of, STRETCH: utc(2026, 12, 2, 7, 24, 17, 595035)}
+    (stretch,) = [c for c in claimed if c.task.id == STRETCH]
+    assert [(r.outcome, r.scheduled_for) for r in stretch.finished] == [
+        ("missed", utc(2026, 12, 2, 5, 24, 17, 595035))
+    ]
+
+
+async def test_setup_of_a_migrated_database_is_idempotent(v1_database: str) -> None:
+    async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
+        created = await rt.create_task(name="again", schedule=Interval(hours=1), trigger="hi")
+
+    async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
+        assert await rt.store.schema_version() == 2
+        ids = [t.id for t in await rt.list_tasks()]
+        assert ids == [STANDUP, STRETCH, LATER, created.id]
+        assert len(await rt.history(STANDUP)) == 1

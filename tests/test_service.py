@@ -1,0 +1,417 @@
+"""The task service on an in-memory store and a fake clock: validation, quota, update
+merge, max_runs, retries dropped by changes, and writes that never overwrite a claim."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from langgraph_scheduler import (
+    ConversationTrigger,
+    Cron,
+    Interval,
+    InvalidPayload,
+    InvalidSchedule,
+    InvalidTask,
+    Once,
+    QuotaExceeded,
+    TaskNotFound,
+    TaskOptions,
+)
+from langgraph_scheduler._service import TaskService
+from langgraph_scheduler.models import Task, TaskRunRecord
+from langgraph_scheduler.store import Finish, Store, open_store
+from langgraph_scheduler.testing import FakeClock
+
+T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def at(secs: float) -> datetime:
+    """The instant ``secs`` seconds after T0."""
+    return T0 + timedelta(seconds=secs)
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    opened = open_store("sqlite://")
+    await opened.setup()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def service(store: Store, clock: FakeClock) -> TaskService:
+    return TaskService(store, clock=clock)
+
+
+async def every_minute(service: TaskService, **kwargs: Any) -> Task:
+    kwargs.setdefault("name", "every minute")
+    kwargs.setdefault("trigger", "tick")
+    return await service.create(schedule=Interval(seconds=60), **kwargs)
+
+
+async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
+    (claimed,) = await store.claim_due(
+        as_of=when, limit=10, holder="h", lease_until=when + timedelta(seconds=30), started_at=T0
+    )
+    assert claimed.run is not None
+    return claimed.run
+
+
+async def fail_with_retry(store: Store, task: Task, when: datetime) -> None:
+    """Claim the task's fire due at ``when`` and fail it, leaving a retry waiting."""
+    run = await claim_one(store, when)
+    await store.finish_runs([Finish(run, "error", error="boom")], now=when)
+    assert len(await store.pending_retries(task.id)) == 1
+
+
+# -- create --------------------------------------------------------------------------
+
+
+async def test_create_stores_an_active_task_due_at_its_first_fire(
+    service: TaskService, store: Store
+) -> None:
+    task = await service.create(
+        name="  standup  ",
+        schedule=Cron("0 9 * * *"),
+        trigger={"prompt": "Summarise"},
+        thread_id="alice-main",
+        owner="alice",
+    )
+
+    assert (task.name, task.owner, task.state) == ("standup", "alice", "active")
+    assert (task.thread_mode, task.thread_id) == ("continue", "alice-main")
+    assert task.schedule is not None and task.schedule.tz == "UTC"
+    assert task.next_run_at == datetime(2027, 3, 2, 9, 0, tzinfo=timezone.utc)
+    assert task.trigger == ConversationTrigger(prompt="Summarise")
+    assert await store.get_task(task.id) == task
+
+
+async def test_an_interval_is_pinned_to_its_first_fire(service: TaskService) -> None:
+    task = await every_minute(service)
+
+    assert isinstance(task.schedule, Interval)
+    assert task.schedule.start == at(60)
+    assert task.next_run_at == at(60)
+
+
+async def test_a_paused_create_has_no_next_run(service: TaskService) -> None:
+    task = await every_minute(service, paused=True)
+
+    assert (task.state, task.next_run_at) == ("paused", None)
+    assert task.upcoming_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"name": "   "}, InvalidTask, "task name must not be empty"),
+        ({"name": "x" * 201}, InvalidTask, "task name is 201 characters; the limit is 200"),
+        ({"owner": ""}, InvalidTask, "owner must be a non-empty string"),
+        ({"max_runs": 0}, InvalidTask, "max_runs must be at least 1, got 0"),
+        ({"thread_id": "  "}, InvalidTask, "thread_id must not be blank; pass None"),
+        ({"trigger": ""}, InvalidPayload, "prompt"),
+        ({"trigger": {"prompt": "hi", "when": "now"}}, InvalidPayload, "when"),
+        ({"schedule": Once(at(-1))}, InvalidSchedule, "is in the past: it is now 2027-03-01"),
+        (
+            {"schedule": Interval(seconds=60, start=at(-600), end=at(-60), tz="UTC")},
+            InvalidSchedule,
+            "the schedule never fires: its end 2027-03-01 11:59",
+        ),
+    ],
+)
+async def test_create_refuses_invalid_arguments_with_a_helpful_message(
+    service: TaskService, store: Store, changes: dict[str, Any], error: type, message: str
+) -> None:
+    arguments: dict[str, Any] = {"name": "t", "schedule": Interval(seconds=60), "trigger": "hi"}
+
+    with pytest.raises(error, match=message):
+        await service.create(**(arguments | changes))
+    assert (await store.list_tasks()).tasks == []
+
+
+async def test_concurrent_creates_never_exceed_the_quota(
+    service: TaskService, store: Store
+) -> None:
+    results = await asyncio.gather(
+        *(every_minute(service, name=f"t{i}", owner="alice", max_active=5) for i in range(20)),
+        return_exceptions=True,
+    )
+
+    assert sum(isinstance(r, Task) for r in results) == 5
+    refused = [r for r in results if not isinstance(r, Task)]
+    assert len(refused) == 15 and all(isinstance(r, QuotaExceeded) for r in refused)
+    assert "owner 'alice' already has 5 active tasks" in str(refused[0])
+    assert await store.count_tasks(owner="alice", states=["active"]) == 5
+
+
+async def test_the_quota_counts_active_tasks_of_the_owner_only(service: TaskService) -> None:
+    await every_minute(service, owner="alice", max_active=1)
+    await every_minute(service, owner="alice", paused=True, max_active=1)
+    await every_minute(service, owner="bob", max_active=1)
+
+    with pytest.raises(QuotaExceeded):
+        await every_minute(service, owner="alice", max_active=1)
+
+
+# -- update --------------------------------------------------------------------------
+
+
+async def test_update_changes_only_what_it_is_given(service: TaskService, clock: FakeClock) -> None:
+    task = await every_minute(service, trigger={"prompt": "tick", "system_addon": "be brief"})
+    await clock.advance(30)
+
+    renamed = await service.update(task.id, name="renamed")
+    timed = await service.update(task.id, timeout_secs=90)
+
+    assert renamed.name == "renamed" and renamed.payload == task.payload
+    assert timed.trigger == ConversationTrigger(
+        prompt="tick", system_addon="be brief", timeout_secs=90
+    )
+    assert (timed.schedule, timed.next_run_at) == (task.schedule, at(60))
+    assert (timed.version, timed.updated_at) == (2, at(30))
+
+
+async def test_update_with_a_trigger_and_a_timeout_merges_them(service: TaskService) -> None:
+    task = await every_minute(service)
+
+    updated = await service.update(task.id, trigger="new prompt", timeout_secs=45)
+
+    assert updated.trigger == ConversationTrigger(prompt="new prompt", timeout_secs=45)
+
+
+async def test_a_new_schedule_takes_effect_from_now(service: TaskService, clock: FakeClock) -> None:
+    task = await every_minute(service)
+    await clock.advance(30)
+
+    updated = await service.update(task.id, schedule=Interval(seconds=300))
+
+    assert updated.next_run_at == at(330)
+    assert updated.upcoming_runs(2) == [at(330), at(630)]
+
+
+async def test_update_refuses_bad_values_and_other_owners(service: TaskService) -> None:
+    task = await every_minute(service, owner="alice")
+
+    with pytest.raises(InvalidTask, match="max_runs must be at least 1, got 0"):
+        await service.update(task.id, max_runs=0)
+    with pytest.raises(InvalidSchedule, match="in the past"):
+        await service.update(task.id, schedule=Once(at(-10)))
+    with pytest.raises(TaskNotFound, match="no task with id"):
+        await service.update(task.id, owner="bob", name="mine now")
+    assert (await service.get(task.id)).version == 0
+
+
+async def test_lowering_max_runs_to_the_runs_done_completes_at_once(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service)
+    await claim_one(store, at(60))
+    await claim_one(store, at(120))
+
+    updated = await service.update(task.id, max_runs=2)
+
+    assert (updated.state, updated.next_run_at, updated.run_count) == ("completed", None, 2)
+    assert updated.upcoming_runs() == []
+    stored = await service.get(task.id)
+    assert (stored.state, stored.next_run_at) == ("completed", None)
+    assert (
+        await store.claim_due(
+            as_of=at(600), limit=10, holder="h", lease_until=at(630), started_at=T0
+        )
+        == []
+    )
+
+
+async def test_max_runs_above_the_runs_done_limits_the_upcoming_runs(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service)
+    await claim_one(store, at(60))
+
+    updated = await service.update(task.id, max_runs=3)
+
+    assert updated.state == "active"
+    assert updated.upcoming_runs() == [at(120), at(180)]
+
+
+async def test_raising_max_runs_reactivates_within_the_quota(
+    service: TaskService, store: Store, clock: FakeClock
+) -> None:
+    task = await every_minute(service, owner="alice", max_runs=1)
+    await claim_one(store, at(60))
+    await every_minute(service, owner="alice", name="other")
+    await clock.set(at(90))
+
+    with pytest.raises(QuotaExceeded):
+        await service.update(task.id, max_runs=2, max_active=1)
+    assert (await service.get(task.id)).state == "completed"
+    updated = await service.update(task.id, max_runs=2, max_active=2)
+
+    assert (updated.state, updated.next_run_at) == ("active", at(120))
+    assert updated.upcoming_runs() == [at(120)]
+
+
+async def test_update_drops_waiting_retries(service: TaskService, store: Store) -> None:
+    task = await every_minute(service)
+    await fail_with_retry(store, task, at(60))
+
+    await service.update(task.id, options=TaskOptions(retries=5))
+
+    assert await store.pending_retries(task.id) == []
+
+
+# -- pause, resume, delete -------------------------------------------------------------
+
+
+async def test_pause_stops_firing_and_drops_waiting_retries(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service)
+    await fail_with_retry(store, task, at(60))
+
+    paused = await service.pause(task.id)
+
+    assert (paused.state, paused.next_run_at) == ("paused", None)
+    assert await store.pending_retries(task.id) == []
+    assert await store.due_times(until=at(3600)) == []
+    assert await service.pause(task.id) == paused  # pausing again changes nothing
+
+
+async def test_resume_fires_from_the_next_occurrence_after_now(
+    service: TaskService, clock: FakeClock
+) -> None:
+    task = await every_minute(service)
+    await service.pause(task.id)
+    await clock.set(at(610))
+
+    resumed = await service.resume(task.id)
+
+    assert (resumed.state, resumed.next_run_at) == ("active", at(660))
+
+
+async def test_resume_drops_retries_left_by_a_direct_pause(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service)
+    await fail_with_retry(store, task, at(60))
+    current = await service.get(task.id)
+    paused = current.model_copy(update={"state": "paused", "next_run_at": None})
+    assert (
+        await store.save_task(
+            paused, expected_version=current.version, columns=["state", "next_run_at"]
+        )
+        == "saved"
+    )
+
+    await service.resume(task.id)
+
+    assert await store.pending_retries(task.id) == []
+
+
+async def test_resume_refuses_a_task_that_ran_its_max_runs(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service, max_runs=1)
+    await claim_one(store, at(60))
+    assert (await service.get(task.id)).state == "completed"
+
+    with pytest.raises(InvalidTask, match="already ran its max_runs=1; raise max_runs"):
+        await service.resume(task.id)
+
+
+async def test_resume_within_the_quota(service: TaskService) -> None:
+    await every_minute(service, owner="alice")
+    paused = await every_minute(service, owner="alice", paused=True)
+
+    with pytest.raises(QuotaExceeded, match="already has 1 active tasks"):
+        await service.resume(paused.id, max_active=1)
+    assert (await service.resume(paused.id, max_active=2)).state == "active"
+
+
+async def test_delete_removes_the_task_and_its_retries(service: TaskService, store: Store) -> None:
+    task = await every_minute(service, owner="alice")
+    await fail_with_retry(store, task, at(60))
+
+    with pytest.raises(TaskNotFound):
+        await service.delete(task.id, owner="bob")
+    deleted = await service.delete(task.id, owner="alice")
+
+    assert deleted.id == task.id
+    assert await store.pending_retries(task.id) == []
+    with pytest.raises(TaskNotFound, match=repr(task.id)):
+        await service.get(task.id)
+
+
+# -- writes never overwrite a concurrent claim -------------------------------------------
+
+
+def claim_before_the_next_write(
+    store: Store, monkeypatch: pytest.MonkeyPatch, when: datetime
+) -> list[TaskRunRecord]:
+    """Let a claim land between the service's read of a task and its write."""
+    save = store.save_task
+    claimed: list[TaskRunRecord] = []
+
+    async def claim_then_save(task: Task, **kwargs: Any) -> Any:
+        if not claimed:
+            claimed.append(await claim_one(store, when))
+        return await save(task, **kwargs)
+
+    monkeypatch.setattr(store, "save_task", claim_then_save)
+    return claimed
+
+
+async def test_an_update_racing_a_claim_is_applied_on_top_of_it(
+    service: TaskService, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = await every_minute(service)
+    await clock.set(at(60))
+    claimed = claim_before_the_next_write(store, monkeypatch, at(60))
+
+    updated = await service.update(task.id, name="renamed")
+
+    assert len(claimed) == 1
+    stored = await service.get(task.id)
+    assert stored == updated
+    assert (stored.name, stored.run_count, stored.next_run_at) == ("renamed", 1, at(120))
+    assert stored.version == 2  # the claim's write, then the update's
+
+
+async def test_a_new_schedule_racing_a_claim_replaces_the_claimed_next_run(
+    service: TaskService, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = await every_minute(service)
+    await clock.set(at(60))
+    claim_before_the_next_write(store, monkeypatch, at(60))
+
+    await service.update(task.id, schedule=Interval(seconds=300))
+
+    stored = await service.get(task.id)
+    assert isinstance(stored.schedule, Interval) and stored.schedule.seconds == 300
+    assert (stored.run_count, stored.next_run_at) == (1, at(360))
+    assert [r.scheduled_for for r in await store.history(task.id)] == [at(60)]
+
+
+async def test_a_pause_racing_a_claim_keeps_the_claimed_run(
+    service: TaskService, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = await every_minute(service)
+    await clock.set(at(60))
+    claim_before_the_next_write(store, monkeypatch, at(60))
+
+    await service.pause(task.id)
+
+    stored = await service.get(task.id)
+    assert (stored.state, stored.next_run_at, stored.run_count) == ("paused", None, 1)
+    (run,) = await store.history(task.id)
+    assert run.running

@@ -1,0 +1,567 @@
+"""One conformance suite every store twin must pass: memory, SQLite file and PostgreSQL.
+
+Time never passes by itself here: every claim, finish and sweep is given its instant,
+and tasks are made by the task service on a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from langgraph_scheduler import Interval, Once, QuotaExceeded, TaskOptions
+from langgraph_scheduler._service import TaskService
+from langgraph_scheduler.errors import StoreError, StoreUnavailable
+from langgraph_scheduler.models import Task, TaskRunRecord
+from langgraph_scheduler.store import Claimed, Finish, Store, open_store
+from langgraph_scheduler.testing import FakeClock
+
+T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+HOLDER = "replica-a"
+LEASE = timedelta(seconds=30)
+
+_STATE = ["state", "next_run_at"]
+
+
+def at(secs: float) -> datetime:
+    """The instant ``secs`` seconds after T0."""
+    return T0 + timedelta(seconds=secs)
+
+
+@pytest.fixture(params=["memory", "sqlite_file", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
+    """A set-up, empty store per backend (PostgreSQL: a fresh database per test)."""
+    if request.param == "memory":
+        url = "sqlite://"
+    elif request.param == "sqlite_file":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    opened = open_store(url)
+    await opened.setup()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def service(store: Store, clock: FakeClock) -> TaskService:
+    return TaskService(store, clock=clock)
+
+
+async def every_minute(service: TaskService, **kwargs: Any) -> Task:
+    """A task firing every minute from T0 + 60 s."""
+    kwargs.setdefault("name", "every minute")
+    return await service.create(schedule=Interval(seconds=60), trigger="tick", **kwargs)
+
+
+async def claim(store: Store, when: datetime, *, limit: int = 10) -> list[Claimed]:
+    return await store.claim_due(
+        as_of=when, limit=limit, holder=HOLDER, lease_until=when + LEASE, started_at=T0
+    )
+
+
+async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
+    (claimed,) = await claim(store, when)
+    assert claimed.run is not None
+    return claimed.run
+
+
+async def finish(store: Store, run: TaskRunRecord, outcome: Any, when: datetime) -> Any:
+    (done,) = await store.finish_runs([Finish(run, outcome, error="boom")], now=when)
+    return done
+
+
+async def write_raw(store: Store, task_id: str, column: str, garbage: str) -> None:
+    """Put text that is no JSON document into a task's JSON column, behind the store's back.
+
+    SQLite keeps the raw text; PostgreSQL's JSONB refuses it, so there the column holds a
+    JSON string whose content is the garbage (what a hand-written UPDATE can leave).
+    """
+    assert column in ("schedule", "options")
+    value = "CAST(:v AS TEXT)" if store.dialect == "sqlite" else "to_jsonb(CAST(:v AS TEXT))"
+    statement = text(f"UPDATE lgs_tasks SET {column} = {value} WHERE id = :id")
+
+    def work(conn: Connection) -> None:
+        conn.execute(statement, {"v": garbage, "id": task_id})
+
+    await store.transaction(work)
+
+
+# -- tasks: insert, read, count -------------------------------------------------------
+
+
+async def test_inserted_task_reads_back_by_id_list_and_count(
+    store: Store, service: TaskService, clock: FakeClock
+) -> None:
+    first = await every_minute(service, name="first", owner="alice")
+    await clock.advance(1)  # listed oldest first
+    second = await every_minute(service, name="second", owner="bob", paused=True)
+
+    stored = await store.get_task(first.id)
+    assert stored == first
+    assert stored.next_run_at == at(60) and stored.version == 0
+    page = await store.list_tasks()
+    assert [t.id for t in page.tasks] == [first.id, second.id]
+    assert page.next_offset is None
+    assert [t.id for t in (await store.list_tasks(owner="bob")).tasks] == [second.id]
+    assert [t.id for t in (await store.list_tasks(states=["paused"])).tasks] == [second.id]
+    assert (await store.list_tasks(limit=1)).next_offset == 1
+    assert await store.count_tasks(states=["active", "paused"]) == 2
+    assert await store.count_tasks(owner="alice", states=["active"]) == 1
+    assert await store.count_tasks(owner="alice", states=["paused"]) == 0
+
+
+async def test_get_is_scoped_to_the_owner(store: Store, service: TaskService) -> None:
+    task = await every_minute(service, owner="alice")
+
+    assert await store.get_task(task.id, owner="alice") == task
+    assert await store.get_task(task.id, owner="bob") is None
+    assert await store.get_task("no-such-task") is None
+
+
+# -- tasks: conditional writes ----------------------------------------------------------
+
+
+async def test_save_task_writes_only_over_the_version_it_read(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+
+    renamed = task.model_copy(update={"name": "renamed"})
+    assert await store.save_task(renamed, expected_version=0, columns=["name"]) == "saved"
+    stale = task.model_copy(update={"name": "stale"})
+    assert await store.save_task(stale, expected_version=0, columns=["name"]) == "conflict"
+
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.name, stored.version) == ("renamed", 1)
+
+
+async def test_save_task_of_a_deleted_task_is_missing(store: Store, service: TaskService) -> None:
+    task = await every_minute(service)
+    assert await store.delete_task(task.id)
+
+    assert await store.save_task(task, expected_version=0, columns=["name"]) == "missing"
+    assert not await store.delete_task(task.id)
+
+
+async def test_save_task_refuses_an_activation_beyond_the_quota(
+    store: Store, service: TaskService
+) -> None:
+    await every_minute(service, owner="alice")
+    paused = await every_minute(service, owner="alice", paused=True)
+    await every_minute(service, owner="bob")
+    active = paused.model_copy(update={"state": "active", "next_run_at": at(60)})
+
+    assert (
+        await store.save_task(active, expected_version=0, columns=_STATE, max_active=1) == "quota"
+    )
+    assert (await store.get_task(paused.id)).state == "paused"  # type: ignore[union-attr]
+    assert (
+        await store.save_task(active, expected_version=0, columns=_STATE, max_active=2) == "saved"
+    )
+    assert await store.count_tasks(owner="alice", states=["active"]) == 2
+
+
+async def test_concurrent_creates_stay_within_the_quota(service: TaskService) -> None:
+    results = await asyncio.gather(
+        *(every_minute(service, name=f"t{i}", owner="alice", max_active=3) for i in range(8)),
+        return_exceptions=True,
+    )
+
+    assert sum(isinstance(r, Task) for r in results) == 3
+    assert sum(isinstance(r, QuotaExceeded) for r in results) == 5
+
+
+async def test_concurrent_resumes_stay_within_the_quota(store: Store, service: TaskService) -> None:
+    paused = [await every_minute(service, owner="alice", paused=True) for _ in range(6)]
+
+    results = await asyncio.gather(
+        *(service.resume(t.id, max_active=3) for t in paused), return_exceptions=True
+    )
+
+    assert sum(isinstance(r, Task) for r in results) == 3
+    assert sum(isinstance(r, QuotaExceeded) for r in results) == 3
+    assert await store.count_tasks(owner="alice", states=["active"]) == 3
+
+
+async def test_concurrent_updates_of_one_task_all_land(store: Store, service: TaskService) -> None:
+    task = await every_minute(service)
+
+    await asyncio.gather(
+        service.update(task.id, name="renamed"),
+        service.update(task.id, timeout_secs=30),
+        service.update(task.id, options=TaskOptions(retries=5)),
+        service.update(task.id, max_runs=7),
+        service.update(task.id, schedule=Interval(seconds=120)),
+    )
+
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.name, stored.payload) == ("renamed", {"prompt": "tick", "timeout_secs": 30})
+    assert (stored.options.retries, stored.max_runs, stored.version) == (5, 7, 5)
+    assert isinstance(stored.schedule, Interval) and stored.schedule.seconds == 120
+
+
+# -- claiming due fires -------------------------------------------------------------
+
+
+async def test_claim_due_takes_at_most_limit_earliest_first(
+    store: Store, service: TaskService
+) -> None:
+    last = await service.create(name="third", schedule=Once(at(180)), trigger="t")
+    first = await service.create(name="first", schedule=Once(at(60)), trigger="t")
+    second = await service.create(name="second", schedule=Once(at(120)), trigger="t")
+
+    claimed = await claim(store, at(180), limit=2)
+
+    assert [c.task.id for c in claimed] == [first.id, second.id]
+    assert [c.run.scheduled_for for c in claimed if c.run] == [at(60), at(120)]
+    (rest,) = await claim(store, at(180), limit=2)
+    assert rest.task.id == last.id
+
+
+async def test_claim_due_moves_the_task_on_and_inserts_a_running_record(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+
+    assert await claim(store, at(59)) == []
+    (claimed,) = await claim(store, at(67))
+
+    run = claimed.run
+    assert run is not None and run.running
+    assert (run.task_id, run.attempt, run.trigger) == (task.id, 1, "schedule")
+    assert (run.scheduled_for, run.due_at, run.started_at) == (at(60), at(60), at(67))
+    assert run.lateness == timedelta(seconds=7)
+    assert claimed.next_run_at == at(120)
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.next_run_at, stored.run_count, stored.version) == (at(120), 1, 1)
+    assert await store.history(task.id) == [run]
+    assert await store.running_holders() == [HOLDER]
+
+
+async def test_a_second_claim_of_the_same_instant_claims_nothing(
+    store: Store, service: TaskService
+) -> None:
+    await every_minute(service)
+
+    assert len(await claim(store, at(60))) == 1
+    assert await claim(store, at(60)) == []
+
+
+async def test_a_once_task_completes_when_claimed(store: Store, service: TaskService) -> None:
+    task = await service.create(name="once", schedule=Once(at(60)), trigger="t")
+
+    (claimed,) = await claim(store, at(60))
+
+    assert claimed.event == "completed"
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at, stored.run_count) == ("completed", None, 1)
+
+
+async def test_occurrences_due_while_nobody_claimed_are_recorded_missed(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+
+    (claimed,) = await claim(store, at(185))
+
+    assert claimed.run is not None and claimed.run.scheduled_for == at(180)
+    (missed,) = claimed.finished
+    assert (missed.outcome, missed.scheduled_for) == ("missed", at(60))
+    assert missed.summary is not None and missed.summary.startswith("2 occurrence(s) missed")
+    assert claimed.next_run_at == at(240)
+    assert [r.outcome for r in await store.history(task.id, outcome="missed")] == ["missed"]
+
+
+async def test_a_manual_run_leaves_the_schedule_and_the_failure_policy_alone(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=2, pause_after_failures=1))
+
+    run = await store.claim_manual(task, at=at(30), holder=HOLDER, lease_until=at(60))
+    done = await finish(store, run, "error", at(31))
+
+    assert (run.trigger, run.scheduled_for, run.due_at, run.running) == (
+        "manual",
+        at(30),
+        at(30),
+        True,
+    )
+    assert (done.consequence.retry_at, done.consequence.event) == (None, None)
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at, stored.run_count) == ("active", at(60), 0)
+    assert (stored.failure_streak, stored.last_outcome) == (0, "error")
+
+
+# -- finishing fires ----------------------------------------------------------------
+
+
+async def test_finish_records_an_outcome_exactly_once(store: Store, service: TaskService) -> None:
+    task = await every_minute(service)
+    run = await claim_one(store, at(60))
+
+    first, again = await store.finish_runs(
+        [Finish(run, "success", summary="done"), Finish(run, "error", error="late")], now=at(70)
+    )
+
+    assert first is not None and again is None
+    assert (first.record.outcome, first.record.finished_at) == ("success", at(70))
+    (stored_run,) = await store.history(task.id)
+    assert (stored_run.outcome, stored_run.summary) == ("success", "done")
+    assert await store.finish_runs([Finish(run, "timeout")], now=at(80)) == [None]
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.last_outcome, stored.last_run_at) == ("success", at(60))
+    assert await store.running_holders() == []
+
+
+async def test_an_error_with_retries_left_waits_as_a_retry_row_until_due(
+    store: Store, service: TaskService
+) -> None:
+    options = TaskOptions(retries=2, retry_backoff_secs=10)
+    task = await every_minute(service, options=options)
+    run = await claim_one(store, at(60))
+
+    done = await finish(store, run, "error", at(61))
+
+    assert done.consequence.retry_at == at(71)
+    assert await store.pending_retries(task.id) == [(at(60), 2, at(71))]
+    assert await store.due_times(until=at(100)) == [at(71)]
+    assert await claim(store, at(70)) == []
+    retry = await claim_one(store, at(73))
+    assert (retry.attempt, retry.scheduled_for, retry.due_at) == (2, at(60), at(71))
+    assert retry.lateness == timedelta(seconds=2)
+    assert await store.pending_retries(task.id) == []
+    assert await claim(store, at(73)) == []
+
+
+async def test_the_last_retry_failing_schedules_no_further_attempt(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=1, retry_backoff_secs=10))
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+
+    done = await finish(store, await claim_one(store, at(71)), "timeout", at(72))
+
+    assert done.consequence.retry_at is None
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.failure_streak, stored.last_outcome) == (1, "timeout")
+
+
+async def test_saving_with_cancel_retries_drops_waiting_retries(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+    current = await store.get_task(task.id)
+    assert current is not None
+
+    kept = current.model_copy(update={"name": "renamed"})
+    assert (
+        await store.save_task(kept, expected_version=current.version, columns=["name"]) == "saved"
+    )
+    assert len(await store.pending_retries(task.id)) == 1
+    dropped = current.model_copy(update={"name": "renamed again"})
+    result = await store.save_task(
+        dropped, expected_version=current.version + 1, columns=["name"], cancel_retries=True
+    )
+
+    assert result == "saved"
+    assert await store.pending_retries(task.id) == []
+    assert await claim(store, at(100)) == []
+
+
+async def test_delete_drops_the_task_its_history_and_its_retries(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+
+    assert await store.delete_task(task.id)
+
+    assert await store.get_task(task.id) is None
+    assert await store.history(task.id) == []
+    assert await store.pending_retries(task.id) == []
+    assert await claim(store, at(100)) == []
+
+
+async def test_consecutive_failed_fires_pause_the_task(store: Store, service: TaskService) -> None:
+    options = TaskOptions(retries=0, pause_after_failures=2)
+    task = await every_minute(service, options=options)
+
+    first = await finish(store, await claim_one(store, at(60)), "error", at(61))
+    second = await finish(store, await claim_one(store, at(120)), "error", at(121))
+
+    assert (first.consequence.failure_streak, first.consequence.event) == (1, None)
+    assert (second.consequence.failure_streak, second.consequence.event) == (2, "auto_paused")
+    assert "paused after 2 consecutive failed fires" in second.consequence.reason
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at, stored.failure_streak) == ("paused", None, 2)
+    assert await claim(store, at(180)) == []
+
+
+async def test_a_success_resets_the_failure_streak(store: Store, service: TaskService) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=0))
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+
+    await finish(store, await claim_one(store, at(120)), "success", at(121))
+
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.failure_streak, stored.last_outcome) == (0, "success")
+
+
+# -- leases -------------------------------------------------------------------------
+
+
+async def test_an_expired_lease_is_recorded_interrupted_and_retried(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=1, retry_backoff_secs=10))
+    run = await claim_one(store, at(60))  # lease until at(90)
+
+    assert await store.interrupt_expired(now=at(89), reason="holder died") == []
+    (done,) = await store.interrupt_expired(now=at(91), reason="holder died")
+
+    assert (done.record.run_id, done.record.outcome) == (run.run_id, "interrupted")
+    assert done.record.error == "holder died"
+    assert done.consequence.retry_at == at(101)
+    assert await store.pending_retries(task.id) == [(at(60), 2, at(101))]
+    assert await store.running_holders() == []
+    assert await store.interrupt_expired(now=at(200), reason="again") == []
+
+
+async def test_a_renewed_lease_is_not_interrupted(store: Store, service: TaskService) -> None:
+    await every_minute(service)
+    run = await claim_one(store, at(60))
+
+    await store.renew_leases([run.run_id], until=at(150))
+
+    assert await store.interrupt_expired(now=at(120), reason="expired") == []
+    (dead,) = await store.interrupt_expired(now=at(120), reason="dead", holders=[HOLDER])
+    assert dead.record.outcome == "interrupted"
+
+
+# -- the window ---------------------------------------------------------------------
+
+
+async def test_due_times_are_the_distinct_instants_within_the_window(
+    store: Store, service: TaskService
+) -> None:
+    await service.create(name="soon", schedule=Once(at(30)), trigger="t")
+    await every_minute(service, name="a")
+    await every_minute(service, name="b")
+    await service.create(name="later", schedule=Once(at(600)), trigger="t")
+    await every_minute(service, name="paused", paused=True)
+
+    assert await store.due_times(until=at(120)) == [at(30), at(60)]
+    assert await store.due_times(until=at(60)) == [at(30)]
+    assert await store.due_times(until=at(601)) == [at(30), at(60), at(600)]
+
+
+async def test_changed_since_reports_tasks_written_after_the_instant(
+    store: Store, service: TaskService, clock: FakeClock
+) -> None:
+    before = await every_minute(service, name="before")
+    await clock.advance(10)
+    after = await every_minute(service, name="after")
+
+    changes = await store.changed_since(at(5))
+
+    assert [(c.task_id, c.state, when) for c, when in changes] == [(after.id, "active", at(10))]
+    assert before.id not in {c.task_id for c, _ in await store.changed_since(at(10))}
+
+
+# -- corrupt rows -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["schedule", "options"])
+async def test_a_corrupt_row_is_read_with_its_problem(
+    store: Store, service: TaskService, clock: FakeClock, column: str
+) -> None:
+    task = await every_minute(service, owner="alice")
+    await clock.advance(1)  # listed oldest first
+    await every_minute(service, owner="alice", name="healthy")
+    await write_raw(store, task.id, column, "{not json")
+
+    stored = await store.get_task(task.id, owner="alice")
+
+    assert stored is not None
+    assert stored.problem is not None and stored.problem.startswith(f"{column}:")
+    assert (stored.name, stored.state) == (task.name, "active")
+    listed = (await store.list_tasks(owner="alice")).tasks
+    assert [t.problem is not None for t in listed] == [True, False]
+
+
+@pytest.mark.parametrize("column", ["schedule", "options"])
+async def test_claiming_a_corrupt_row_quarantines_it_and_runs_the_others(
+    store: Store, service: TaskService, column: str
+) -> None:
+    broken = await every_minute(service, name="broken")
+    healthy = await every_minute(service, name="healthy")
+    await write_raw(store, broken.id, column, "{not json")
+
+    claimed = {c.task.id: c for c in await claim(store, at(60))}
+
+    assert claimed[healthy.id].run is not None
+    quarantined = claimed[broken.id]
+    assert quarantined.run is None and quarantined.event == "quarantined"
+    assert "the stored task cannot be read" in quarantined.reason
+    (error,) = quarantined.finished
+    assert (error.outcome, error.scheduled_for) == ("error", at(60))
+    assert error.error is not None and column in error.error
+    assert [r.outcome for r in await store.history(broken.id)] == ["error"]
+    stored = await store.get_task(broken.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at, stored.last_outcome) == ("quarantined", None, "error")
+    assert await claim(store, at(120)) != []  # the healthy task keeps firing
+    assert await store.history(broken.id) == [error]
+    assert await store.delete_task(broken.id)
+
+
+# -- errors at the boundary ---------------------------------------------------------
+
+
+async def test_an_unreachable_postgres_raises_store_unavailable_naming_the_url() -> None:
+    store = open_store("postgresql://postgres@127.0.0.1:1/test")
+    try:
+        with pytest.raises(StoreUnavailable, match=r"database postgresql\S*@127\.0\.0\.1:1/test"):
+            await store.setup()
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_file_in_a_missing_directory_is_a_store_error(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'store.db'}"
+    store = open_store(url)
+    try:
+        with pytest.raises(StoreError, match=r"missing/store\.db") as caught:
+            await store.setup()
+        assert not isinstance(caught.value, StoreUnavailable)
+    finally:
+        await store.close()
+
+
+def test_an_unknown_url_names_the_accepted_forms() -> None:
+    with pytest.raises(StoreError, match=r"unsupported database URL 'mysql://x/y': use sqlite"):
+        open_store("mysql://x/y")
