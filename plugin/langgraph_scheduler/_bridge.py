@@ -119,7 +119,8 @@ class TaskExecutorBridge:
         self._turn_tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._claiming = False
+        self._claiming = 0
+        self._claim_lock = asyncio.Lock()
         self._finishes: Batcher[Finish, Finished | None] = Batcher(self._finish_batch)
 
     # -- waking and claiming ----------------------------------------------------------
@@ -155,27 +156,31 @@ class TaskExecutorBridge:
     async def claim_now(self) -> int:
         """Claim and start what is due, as far as free slots allow; returns how many fires
         were claimed. A store that stays unreachable is logged, and the fires wait."""
-        claimed = 0
-        self._claiming = True
+        self._claiming += 1
         self._idle.clear()
         try:
-            while not self.closed and self.free > 0:
-                as_of = self.clock.now()
-                if self._as_of is not None and self._as_of > as_of:
-                    as_of = self._as_of
-                self._as_of = None
-                limit = self.free
-                batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
-                if batch is None:
-                    break
-                for claim in batch:
-                    await self._start(claim)
-                claimed += len(batch)
-                if len(batch) < limit:
-                    break
+            async with self._claim_lock:  # one pass at a time: free slots are counted once
+                return await self._claim_passes()
         finally:
-            self._claiming = False
+            self._claiming -= 1
             self._check_idle()
+
+    async def _claim_passes(self) -> int:
+        claimed = 0
+        while not self.closed and self.free > 0:
+            as_of = self.clock.now()
+            if self._as_of is not None and self._as_of > as_of:
+                as_of = self._as_of
+            self._as_of = None
+            limit = self.free
+            batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
+            if batch is None:
+                break
+            for claim in batch:
+                await self._start(claim)
+            claimed += len(batch)
+            if len(batch) < limit:
+                break
         return claimed
 
     def _claimer(self, as_of: datetime, limit: int) -> Callable[[], Awaitable[list[Claimed]]]:
@@ -211,7 +216,7 @@ class TaskExecutorBridge:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self._turn_tasks and not self._claiming:
+        if not self._turn_tasks and self._claiming == 0:
             self._idle.set()
 
     async def wait_idle(self) -> None:

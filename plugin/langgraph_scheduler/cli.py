@@ -625,6 +625,8 @@ def _task_details(task: Task, next_runs: list[datetime]) -> Table:
         ("last outcome", task.last_outcome or "—"),
         ("created", _local(task.created_at.astimezone(task.zone))),
     ]
+    if task.problem is not None:
+        rows.insert(4, ("problem", f"{task.problem} (delete it, or give it a new schedule)"))
     for key, value in rows:
         table.add_row(key, value)
     return table

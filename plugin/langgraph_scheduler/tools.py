@@ -703,6 +703,8 @@ class _ToolService:
             f"runs so far: {runs}",
             f"last outcome: {last}",
         ]
+        if task.problem is not None:
+            lines.append(f"problem: its stored row cannot be read ({task.problem}); delete it")
         return "\n".join(lines)
 
 

@@ -1,0 +1,311 @@
+"""The engine on a fake clock: retries as rows, corrupt rows, windows, leases.
+
+Time moves only when a test says so (``FakeClock.advance``); ``run_due`` claims what
+is due at the fake "now" and ``wait_idle`` waits for the turns it started.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from langgraph_scheduler import (
+    Cron,
+    Interval,
+    Once,
+    SchedulerRuntime,
+    TaskEvent,
+    TaskNotFound,
+    TaskOptions,
+)
+from langgraph_scheduler.cli import main
+from langgraph_scheduler.scripted import ScriptedChatModel
+from langgraph_scheduler.testing import FakeClock
+
+from .helpers import RunWaiter, build_graph
+from .test_tools import ALICE, Tools
+
+START = datetime(2027, 3, 1, 8, 0, tzinfo=timezone.utc)
+RETRYING = TaskOptions(retries=2, retry_backoff_secs=10, pause_after_failures=None)
+
+
+def failing_then(*answers: Any) -> ScriptedChatModel:
+    """A model whose first call fails and whose later calls give ``answers``."""
+    return ScriptedChatModel(steps=[RuntimeError("model down"), *answers])
+
+
+async def step(rt: SchedulerRuntime, clock: FakeClock, secs: float) -> int:
+    """Move time, claim what is due then, and wait for its turns; returns how many run
+    records were written meanwhile."""
+    before = await _record_count(rt)
+    await clock.advance(secs)
+    await rt.run_due()
+    await rt.wait_idle()
+    return await _record_count(rt) - before
+
+
+async def _record_count(rt: SchedulerRuntime) -> int:
+    query = text("SELECT count(*) FROM lgs_runs WHERE outcome IS NOT NULL")
+    return int(await rt.store.transaction(lambda conn: conn.execute(query).scalar_one()))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+def runtime(graph: Any, database: str, clock: FakeClock, runs: RunWaiter, **kw: Any) -> Any:
+    return SchedulerRuntime(
+        graph, database=database, clock=clock, on_run=runs, drain_timeout_secs=2, **kw
+    )
+
+
+async def test_a_failed_fire_retries_after_its_backoff_as_a_stored_attempt(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    graph = build_graph(failing_then("ok"))
+    async with runtime(graph, "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", options=RETRYING
+        )
+        assert await step(rt, clock, 3600) == 1
+        (first,) = runs.records
+        assert (first.outcome, first.attempt) == ("error", 1)
+        (pending,) = await rt.store.pending_retries(task.id)
+        assert pending == (first.scheduled_for, 2, START + timedelta(seconds=3610))
+        assert await step(rt, clock, 9) == 0  # still in its backoff
+        assert await step(rt, clock, 1) == 1
+        second = runs.records[-1]
+        assert (second.outcome, second.attempt) == ("success", 2)
+        assert second.scheduled_for == first.scheduled_for
+        assert second.due_at == pending[2] and second.lateness == timedelta(0)
+        assert await rt.store.pending_retries(task.id) == []
+
+
+@pytest.mark.parametrize("change", ["pause", "delete", "update"])
+async def test_pause_delete_or_update_during_a_backoff_cancels_the_retry(
+    clock: FakeClock, runs: RunWaiter, change: str
+) -> None:
+    graph = build_graph(failing_then("ok"))
+    async with runtime(graph, "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", options=RETRYING
+        )
+        await step(rt, clock, 3600)
+        assert len(await rt.store.pending_retries(task.id)) == 1
+        if change == "pause":
+            await rt.pause_task(task.id)
+        elif change == "delete":
+            await rt.delete_task(task.id)
+        else:
+            await rt.update_task(task.id, name="renamed")
+        assert await rt.store.pending_retries(task.id) == []
+        assert await step(rt, clock, 60) == 0
+        assert [r.attempt for r in runs.records] == [1]
+
+
+async def test_a_restart_during_a_backoff_still_runs_the_retry_once(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str
+) -> None:
+    async with runtime(build_graph(failing_then("ok")), sqlite_url, clock, runs) as rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", options=RETRYING
+        )
+        await step(rt, clock, 3600)
+    assert [r.outcome for r in runs.records] == ["error"]
+    # A new process: the retry is a row, so it survives the restart.
+    async with runtime(
+        build_graph(ScriptedChatModel(steps=["ok"])), sqlite_url, clock, runs
+    ) as rt2:
+        assert len(await rt2.store.pending_retries(task.id)) == 1
+        assert await step(rt2, clock, 10) == 1
+        assert await step(rt2, clock, 60) == 0
+        history = await rt2.history(task.id)
+        assert [(r.attempt, r.outcome) for r in history] == [(2, "success"), (1, "error")]
+
+
+async def test_failures_exhaust_retries_then_auto_pause_on_the_fake_clock(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    events: list[TaskEvent] = []
+    graph = build_graph(ScriptedChatModel(steps=[RuntimeError("down")]))
+    options = TaskOptions(retries=1, retry_backoff_secs=5, pause_after_failures=2)
+    async with runtime(graph, "sqlite://", clock, runs, on_event=events.append) as rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(minutes=1), trigger="go", options=options
+        )
+        for secs in (60, 5, 55, 5):  # fire, retry, next fire, retry
+            assert await step(rt, clock, secs) == 1
+        paused = await rt.get_task(task.id)
+        assert paused.state == "paused" and paused.failure_streak == 2
+        assert [(r.attempt, r.outcome) for r in runs.records] == [(1, "error"), (2, "error")] * 2
+        assert [e.kind for e in events] == ["auto_paused"]
+        assert "2 consecutive failed fires" in events[0].reason
+        assert await step(rt, clock, 600) == 0
+
+
+async def test_lowering_max_runs_to_the_runs_done_completes_at_once(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    async with runtime(build_graph(ScriptedChatModel()), "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(
+            name="m", schedule=Interval(minutes=1), trigger="go", max_runs=5
+        )
+        await step(rt, clock, 60)
+        await step(rt, clock, 60)
+        done = await rt.update_task(task.id, max_runs=2)
+        assert done.state == "completed" and done.next_run_at is None
+        assert done.upcoming_runs() == []
+        assert await step(rt, clock, 600) == 0
+        assert len(runs.records) == 2
+
+
+async def test_a_fire_later_than_its_grace_is_recorded_missed(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    options = TaskOptions(misfire_grace_secs=30)
+    async with runtime(build_graph(ScriptedChatModel()), "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(
+            name="g", schedule=Cron("*/5 * * * *", tz="UTC"), trigger="go", options=options
+        )
+        await clock.advance(300 + 45)  # nobody claimed it for 45 s
+        await rt.run_due()
+        await rt.wait_idle()
+        (record,) = runs.records
+        assert record.outcome == "missed" and record.task_id == task.id
+        assert (await rt.get_task(task.id)).next_run_at == START + timedelta(minutes=10)
+
+
+async def test_an_expired_lease_is_recorded_interrupted_and_retried(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    async with runtime(
+        build_graph(ScriptedChatModel()), "sqlite://", clock, runs, lease_secs=30
+    ) as rt:
+        task = await rt.create_task(
+            name="l", schedule=Interval(hours=1), trigger="go", options=RETRYING
+        )
+        # A claim whose holder never renews it, as if its process died mid-turn.
+        await clock.advance(3600)
+        (claim,) = await rt.store.claim_due(
+            as_of=clock.now(),
+            limit=1,
+            holder="elsewhere:1:gone",
+            lease_until=clock.now() + timedelta(seconds=30),
+            started_at=START,
+        )
+        assert claim.run is not None
+        await clock.advance(31)  # the upkeep (every lease/3 on this clock) sweeps it
+        await rt.wait_idle()
+        stale = await rt.get_run(claim.run.run_id)
+        assert stale is not None and stale.outcome == "interrupted"
+        assert "stopped renewing" in (stale.error or "")
+        assert await step(rt, clock, 10) == 1  # its retry, attempt 2
+        assert runs.records[-1].attempt == 2 and runs.records[-1].outcome == "success"
+
+
+async def test_only_fires_within_the_window_are_held_in_memory(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    async with runtime(
+        build_graph(ScriptedChatModel()), "sqlite://", clock, runs, window_secs=60
+    ) as rt:
+        for minutes in (0.5, 0.5, 0.75, 5, 90):
+            await rt.create_task(
+                name=f"w{minutes}", schedule=Once(START + timedelta(minutes=minutes)), trigger="x"
+            )
+        assert rt._timer.pending == 2  # two distinct due instants within the next minute
+        assert await step(rt, clock, 45) == 3
+        assert await step(rt, clock, 600) == 1
+        assert len(runs.records) == 4
+
+
+# -- corrupt rows ------------------------------------------------------------------------
+
+
+async def _corrupt(rt: SchedulerRuntime, task_id: str, column: str) -> None:
+    garbage = json.dumps("{not json") if rt.store.dialect == "postgresql" else "{not json"
+    statement = text(f"UPDATE lgs_tasks SET {column} = :g WHERE id = :i")
+    await rt.store.transaction(lambda conn: conn.execute(statement, {"g": garbage, "i": task_id}))
+
+
+@pytest.mark.parametrize("column", ["schedule", "options"])
+async def test_a_corrupt_row_is_quarantined_and_the_others_fire(
+    clock: FakeClock, runs: RunWaiter, database: str, column: str
+) -> None:
+    events: list[TaskEvent] = []
+    async with runtime(None, database, clock, runs) as admin:
+        bad = await admin.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        good = await admin.create_task(
+            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        await _corrupt(admin, bad.id, column)
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, database, clock, runs, on_event=events.append) as rt:  # starts
+        listed = {t.id: t for t in await rt.list_tasks(owner="alice")}
+        assert listed[bad.id].problem and column in listed[bad.id].problem
+        assert listed[good.id].problem is None
+        assert await step(rt, clock, 60) == 2
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes == {bad.id: "error", good.id: "success"}
+        error = next(r for r in runs.records if r.task_id == bad.id)
+        assert "cannot be read" in (error.error or "") and column in (error.error or "")
+        assert [(e.kind, e.task_id) for e in events] == [("quarantined", bad.id)]
+        assert (await rt.get_task(bad.id)).state == "quarantined"
+        await step(rt, clock, 60)
+        assert [r.task_id for r in runs.records].count(bad.id) == 1  # no more fires
+        assert [r.task_id for r in runs.records].count(good.id) == 2
+        # Its owner can pause, list and delete it from Python.
+        assert (await rt.pause_task(bad.id)).state == "quarantined"
+        deleted = await rt.delete_task(bad.id, owner="alice")
+        assert deleted.id == bad.id
+        with pytest.raises(TaskNotFound):
+            await rt.get_task(bad.id)
+
+
+async def test_a_corrupt_row_can_be_listed_and_deleted_through_the_tools(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str
+) -> None:
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        bad = await rt.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        await _corrupt(rt, bad.id, "schedule")
+        tools = Tools(rt)
+        listed = await tools("list_tasks", ALICE)
+        assert listed.status == "success" and "unreadable schedule" in listed.text
+        history = await tools("task_history", ALICE, task_id=bad.id)
+        assert history.status == "success"
+        gone = await tools("delete_task", ALICE, task_id=bad.id)
+        assert gone.status == "success" and "Deleted task 'bad'" in gone.text
+        assert await rt.list_tasks() == []
+
+
+def test_a_corrupt_row_can_be_listed_and_deleted_through_the_cli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    import asyncio
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+
+    async def make() -> str:
+        async with SchedulerRuntime(None, database=db) as rt:
+            bad = await rt.create_task(name="bad", schedule=Interval(minutes=1), trigger="x")
+            await _corrupt(rt, bad.id, "options")
+            return bad.id
+
+    bad_id = asyncio.run(make())
+    assert main(["tasks", "list", "--database", db]) == 0
+    assert "bad" in capsys.readouterr().out
+    assert main(["tasks", "show", bad_id, "--database", db]) == 0
+    assert "options" in capsys.readouterr().out
+    assert main(["tasks", "delete", bad_id, "--database", db]) == 0
+    assert f"deleted task {bad_id}" in capsys.readouterr().out
+    assert main(["tasks", "list", "--database", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
