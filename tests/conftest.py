@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -50,21 +52,94 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    import psycopg
+class _FreshDatabases:
+    """Fresh, empty PostgreSQL databases made ahead of need by a background thread.
 
-    name = f"lgs_test_{uuid.uuid4().hex[:12]}"
-    admin = _plain(postgres_admin_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
+    ``CREATE DATABASE`` takes about half a second (a checkpoint); made while other tests
+    run, it costs a test nothing. Every test still gets a database nobody used before,
+    and used ones are dropped in the background too.
+    """
+
+    def __init__(self, admin_url: str, *, ahead: int = 2) -> None:
+        self.admin = _plain(admin_url)
+        self.base = self.admin.rpartition("/")[0]
+        self._ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=ahead)
+        self._used: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._maker = threading.Thread(target=self._make, daemon=True)
+        self._dropper = threading.Thread(target=self._drop, daemon=True)
+        self._maker.start()
+        self._dropper.start()
+
+    def take(self) -> str:
+        found = self._ready.get(timeout=120)
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def give_back(self, name: str) -> None:
+        self._used.put(name)
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # let the maker see the stop, then drop what it made
+            try:
+                found = self._ready.get(timeout=0.05)
+            except queue.Empty:
+                if not self._maker.is_alive():
+                    break
+                continue
+            if isinstance(found, str):
+                self._used.put(found)
+        self._used.put(None)
+        self._dropper.join(timeout=60)
+
+    def _make(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            name = f"lgs_test_{uuid.uuid4().hex[:12]}"
+            try:
+                with psycopg.connect(self.admin, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            except BaseException as exc:
+                self._ready.put(exc)
+                return
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(name, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            else:
+                self._used.put(name)
+
+    def _drop(self) -> None:
+        import psycopg
+
+        while (name := self._used.get()) is not None:
+            try:
+                with psycopg.connect(self.admin, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:  # pragma: no cover - left for the server's owner
+                pass
+
+
+@pytest.fixture(scope="session")
+def _fresh_databases(postgres_admin_url: str) -> Iterator[_FreshDatabases]:
+    pool = _FreshDatabases(postgres_admin_url)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def postgres_url(_fresh_databases: _FreshDatabases) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = _fresh_databases.take()
     try:
-        yield f"{base}/{name}"
+        yield f"{_fresh_databases.base}/{name}"
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _fresh_databases.give_back(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

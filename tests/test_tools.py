@@ -70,10 +70,12 @@ async def all_tasks(rt: SchedulerRuntime) -> list[Any]:
     return await rt.list_tasks(limit=1000)
 
 
-def scheduled_turn(task_id: str, thread_id: str = "alice-chat") -> RunnableConfig:
-    """The config the runtime gives a task-triggered turn (no user_id, source=scheduler)."""
+def scheduled_turn(
+    task_id: str, thread_id: str = "alice-chat", owner: str = "alice"
+) -> RunnableConfig:
+    """The config the runtime gives a task-triggered turn (its owner as user_id)."""
     return {
-        "configurable": {"thread_id": thread_id},
+        "configurable": {"thread_id": thread_id, "user_id": owner},
         "metadata": {"source": "scheduler", "task_id": task_id, "run_id": "r-1"},
     }
 

@@ -37,7 +37,7 @@ from ._turns import (
     Timeout,
     TurnRunner,
 )
-from .errors import InvalidPayload, StoreUnavailable
+from .errors import InvalidPayload, NotAllowed, StoreUnavailable
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
 from .store import Claimed, Finish, Finished, Store
 
@@ -229,13 +229,41 @@ class TaskExecutorBridge:
 
     # -- manual runs ------------------------------------------------------------------
 
-    async def run_now(self, task: Task) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
+    async def run_now(
+        self,
+        task: Task,
+        *,
+        max_per_task: int | None = None,
+        max_per_owner: int | None = None,
+        per_secs: float = 3600.0,
+    ) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
         """Claim a manual run of ``task`` and start it as soon as a slot is free; returns
-        the running record and the execution to await for the finished one."""
+        the running record and the execution to await for the finished one.
+
+        Raises:
+            NotAllowed: a manual-run limit is reached.
+        """
         now = self.clock.now()
-        record = await self.store.claim_manual(
-            task, at=now, holder=self.holder, lease_until=self._lease_from()
+        claimed = await self.store.claim_manual(
+            task,
+            at=now,
+            holder=self.holder,
+            lease_until=self._lease_from(),
+            max_per_task=max_per_task,
+            max_per_owner=max_per_owner,
+            since=now - timedelta(seconds=per_secs),
         )
+        if claimed == "task":
+            raise NotAllowed(
+                f"task {task.id!r} was already run by hand {max_per_task} times in the last "
+                f"{per_secs / 60:g} minutes; wait for its schedule or try again later"
+            )
+        if claimed == "owner":
+            raise NotAllowed(
+                f"owner {task.owner!r} already ran tasks by hand {max_per_owner} times in the "
+                f"last {per_secs / 60:g} minutes; try again later"
+            )
+        record = claimed
         self.in_flight[record.run_id] = record
         return record, self._spawn(self._manual(task, record))
 

@@ -266,8 +266,10 @@ class TaskService:
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
         """
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise TaskNotFound(str(task_id))
+        if not isinstance(task_id, str) or not task_id.strip() or not _is_text(task_id):
+            raise TaskNotFound(repr(task_id))
+        if owner is not None:
+            _check_text("owner", owner)
         task = await self.store.get_task(task_id.strip(), owner=owner)
         if task is None:
             raise TaskNotFound(task_id)
@@ -282,6 +284,8 @@ class TaskService:
         offset: int = 0,
     ) -> list[Task]:
         """Tasks, oldest first; filter by owner and state, page with limit/offset."""
+        if owner is not None:
+            _check_text("owner", owner)
         page = await self.store.list_tasks(
             owner=owner, states=[state] if state else None, limit=limit, offset=offset
         )
@@ -329,6 +333,7 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidTask("task name must not be empty")
+    _check_text("task name", name)
     if len(name) > _MAX_NAME_CHARS:
         raise InvalidTask(f"task name is {len(name)} characters; the limit is {_MAX_NAME_CHARS}")
     return name
@@ -337,9 +342,28 @@ def _check_name(name: str) -> str:
 def _check_owner(owner: str) -> str:
     if not isinstance(owner, str) or not owner:
         raise InvalidTask("owner must be a non-empty string")
+    _check_text("owner", owner)
     if len(owner) > 256:
         raise InvalidTask(f"owner is {len(owner)} characters; the limit is 256")
     return owner
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def _check_text(what: str, value: str) -> None:
+    """Refuse text no database can store (a lone surrogate, a NUL character)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidTask(f"{what} is not valid text (it holds a lone surrogate)") from None
+    if "\x00" in value:
+        raise InvalidTask(f"{what} must not contain NUL characters")
 
 
 def _quota(owner: str, max_active: int | None) -> QuotaExceeded:

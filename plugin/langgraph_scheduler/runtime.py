@@ -432,18 +432,33 @@ class SchedulerRuntime:
         return await self.tasks.delete(task_id, owner=owner)
 
     async def run_now(
-        self, task_id: str, *, owner: str | None = None, wait: bool = True
+        self,
+        task_id: str,
+        *,
+        owner: str | None = None,
+        wait: bool = True,
+        max_per_task: int | None = None,
+        max_per_owner: int | None = None,
+        per_secs: float = 3600.0,
     ) -> TaskRunRecord:
         """Fire a task now, outside its schedule (paused tasks too). The run takes the
         next free turn slot.
 
         Args:
             wait: return the finished record; with False return the running one.
+            max_per_task: refuse when the task already ran by hand this often within
+                ``per_secs`` (the tools set it; counted atomically with the claim).
+            max_per_owner: the same over all the owner's tasks.
+
+        Raises:
+            NotAllowed: a manual-run limit is reached.
         """
         task = await self.tasks.get(task_id, owner=owner)
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
-        record, execution = await self._bridge.run_now(task)
+        record, execution = await self._bridge.run_now(
+            task, max_per_task=max_per_task, max_per_owner=max_per_owner, per_secs=per_secs
+        )
         if not wait:
             return record
         return await asyncio.shield(execution)

@@ -779,12 +779,37 @@ class Store(ABC):
         return Claimed(quarantined, None, (record,), "quarantined", reason, None)
 
     async def claim_manual(
-        self, task: Task, *, at: datetime, holder: str, lease_until: datetime
-    ) -> TaskRunRecord:
-        """Claim a manual run of ``task`` due ``at`` (outside its schedule)."""
-        record = _running_record(task, at, trigger="manual", attempt=1, due_at=at, now=at)
+        self,
+        task: Task,
+        *,
+        at: datetime,
+        holder: str,
+        lease_until: datetime,
+        max_per_task: int | None = None,
+        max_per_owner: int | None = None,
+        since: datetime | None = None,
+    ) -> TaskRunRecord | Literal["task", "owner"]:
+        """Claim a manual run of ``task`` due ``at`` (outside its schedule).
 
-        def work(conn: Connection) -> TaskRunRecord:
+        With limits, the manual runs started since ``since`` are counted in the same
+        transaction (per task, and over the owner's tasks): at a limit nothing is claimed
+        and the limit reached (``"task"`` or ``"owner"``) is returned instead.
+        """
+        record = _running_record(task, at, trigger="manual", attempt=1, due_at=at, now=at)
+        manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
+
+        def work(conn: Connection) -> TaskRunRecord | Literal["task", "owner"]:
+            if since is not None and (max_per_task is not None or max_per_owner is not None):
+                self._serialize_owner(conn, task.owner)
+                if max_per_task is not None:
+                    mine = select(func.count()).where(manual, runs_table.c.task_id == task.id)
+                    if int(conn.scalar(mine) or 0) >= max_per_task:
+                        return "task"
+                if max_per_owner is not None:
+                    owned = select(tasks_table.c.id).where(tasks_table.c.owner == task.owner)
+                    theirs = select(func.count()).where(manual, runs_table.c.task_id.in_(owned))
+                    if int(conn.scalar(theirs) or 0) >= max_per_owner:
+                        return "owner"
             self._insert_run(conn, record, holder, lease_until)
             return record
 

@@ -10,6 +10,7 @@ message (the ``ToolMessage`` has ``status="error"``); nothing is stored in that 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
@@ -55,6 +56,8 @@ TOOL_NAMES = (
 APPROVAL_KIND = "langgraph_scheduler.approval"
 """``type`` of the ``interrupt()`` payload asking a human to approve a task."""
 
+logger = logging.getLogger("langgraph_scheduler")
+
 _NEXT_RUNS = 3
 _GAP_SAMPLES = 24
 _SUMMARY_CHARS = 200
@@ -94,6 +97,20 @@ class SchedulerLimits(BaseModel):
         description="Ask a human, through LangGraph interrupt(), before a new task is "
         "stored or a task's schedule or prompt is changed.",
     )
+    max_manual_runs_per_task: int = Field(
+        default=5,
+        ge=0,
+        description="run_task_now calls one task may take within manual_run_window_secs.",
+    )
+    max_manual_runs_per_owner: int = Field(
+        default=20,
+        ge=0,
+        description="run_task_now calls one owner may take within manual_run_window_secs, "
+        "over all their tasks.",
+    )
+    manual_run_window_secs: float = Field(
+        default=3600, gt=0, description="The window the manual-run limits count over."
+    )
 
 
 # -- argument schemas (what the model sees) --------------------------------------------
@@ -115,7 +132,9 @@ _TIMEZONE_HELP = (
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a model's ``true`` for a number, or ``"5"`` for a count, is a mistake to
+    # report, not a value to coerce (``timeout_secs: true`` would be a 1-second timeout).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ScheduleTaskArgs(_Args):
@@ -348,6 +367,14 @@ def _coroutine(
             return await method(args, config)
         except SchedulerError as exc:
             raise ToolException(f"Error: {exc}") from None
+        except Exception as exc:
+            # Nothing raised inside a tool may end the turn: log it whole, tell the model
+            # briefly, and store nothing more.
+            logger.exception("scheduler tool failed unexpectedly")
+            raise ToolException(
+                f"Error: the scheduler could not do this ({type(exc).__name__}); nothing "
+                "was changed. Tell the user it failed; do not retry the same call."
+            ) from None
 
     return run
 
@@ -561,7 +588,20 @@ class _ToolService:
         owner = await self._owner(config)
         # Never wait: the task may continue this very thread, whose lock our turn holds.
         task = await self.runtime.get_task(args.task_id, owner=owner)
-        record = await self.runtime.run_now(task.id, owner=owner, wait=False)
+        if is_scheduled_turn(config) and _firing_task(config) == task.id:
+            raise NotAllowed(
+                "a task cannot run itself from its own scheduled turn (that would repeat "
+                "without end); answer its prompt instead"
+            )
+        limits = self.limits
+        record = await self.runtime.run_now(
+            task.id,
+            owner=owner,
+            wait=False,
+            max_per_task=limits.max_manual_runs_per_task,
+            max_per_owner=limits.max_manual_runs_per_owner,
+            per_secs=limits.manual_run_window_secs,
+        )
         where = (
             "it runs in this conversation right after your current answer"
             if record.thread_id is not None and record.thread_id == _thread_of(config)
@@ -594,15 +634,13 @@ class _ToolService:
             )
 
     async def _owner(self, config: RunnableConfig) -> str:
+        """The owner of the tasks this call may see: ``configurable.user_id`` (which the
+        runtime sets to the task's owner on scheduled turns), else the thread id. Never
+        tool arguments or run metadata, which a client can set."""
         configurable = config.get("configurable") or {}
         user = configurable.get("user_id")
         if user not in (None, ""):
             return str(user)
-        metadata = config.get("metadata") or {}
-        if is_scheduled_turn(config) and metadata.get("task_id"):
-            # Scheduled turns carry no user_id: act for the owner of the task that fired.
-            task = await self.runtime.get_task(str(metadata["task_id"]))
-            return task.owner
         thread = _thread_of(config)
         if thread is None:
             raise NotAllowed(
@@ -709,6 +747,12 @@ class _ToolService:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _firing_task(config: RunnableConfig) -> str | None:
+    """The task whose scheduled turn this is (None on user turns)."""
+    task_id = ((config or {}).get("metadata") or {}).get("task_id")
+    return str(task_id) if task_id else None
 
 
 def _rejected(lead: str, reason: str | None) -> str:

@@ -1,0 +1,136 @@
+"""What a hostile model or client tries: strict arguments, borrowed owners, text no
+database stores, a task triggering itself, manual-run floods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+
+from langgraph_scheduler import InvalidTask, SchedulerRuntime
+from langgraph_scheduler.tools import SchedulerLimits
+
+from .test_tools import ALICE, Tools, all_tasks, scheduled_turn, task_id_in
+
+pytestmark = pytest.mark.usefixtures("rt")
+
+
+
+@pytest.fixture
+async def rt(sqlite_url: str, make_graph: Any, runtime_factory: Any) -> Any:
+    runtime = runtime_factory(make_graph("On it."), database=sqlite_url)
+    async with runtime:
+        yield runtime
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"timeout_secs": True}, "timeout_secs"),
+        ({"max_runs": True}, "max_runs"),
+        ({"max_runs": "5"}, "max_runs"),
+        ({"timeout_secs": 30.0}, "timeout_secs"),
+        ({"name": 7}, "name"),
+    ],
+)
+async def test_tool_arguments_are_strict(
+    rt: SchedulerRuntime, args: dict[str, Any], field: str
+) -> None:
+    base = {"name": "n", "schedule": "in 1 hour", "prompt": "p"}
+    answer = await Tools(rt)("schedule_task", ALICE, **(base | args))
+    assert answer.status == "error" and field in answer.text
+    assert "was not run, invalid arguments" in answer.text
+    assert await all_tasks(rt) == []
+
+
+async def test_a_bool_limit_is_refused_by_list_and_history(rt: SchedulerRuntime) -> None:
+    tools = Tools(rt)
+    listed = await tools("list_tasks", ALICE, limit=True)
+    assert listed.status == "error" and "limit" in listed.text
+    created = await tools("schedule_task", ALICE, name="n", schedule="in 1 hour", prompt="p")
+    history = await tools("task_history", ALICE, task_id=task_id_in(created), limit=True)
+    assert history.status == "error" and "limit" in history.text
+
+
+async def test_text_no_database_stores_is_a_tool_message_not_an_exception(
+    rt: SchedulerRuntime,
+) -> None:
+    lone = "\ud800"
+    lone_user: RunnableConfig = {"configurable": {"thread_id": "t", "user_id": lone}}
+    tools = Tools(rt)
+    for config, name, args in [
+        (lone_user, "schedule_task", {"name": "n", "schedule": "in 1 hour", "prompt": "p"}),
+        (lone_user, "list_tasks", {}),
+        (ALICE, "schedule_task", {"name": lone, "schedule": "in 1 hour", "prompt": "p"}),
+        (ALICE, "schedule_task", {"name": "n", "schedule": "in 1 hour", "prompt": lone}),
+        (ALICE, "task_history", {"task_id": lone}),
+    ]:
+        answer = await tools(name, config, **args)
+        assert answer.status == "error", (name, answer.text)
+        assert answer.text.startswith("Error: ")
+    assert await all_tasks(rt) == []
+    with pytest.raises(InvalidTask, match="lone surrogate"):
+        await rt.list_tasks(owner=lone)
+
+
+async def test_run_metadata_never_lends_another_owners_tasks(rt: SchedulerRuntime) -> None:
+    # Mallory's client sets run metadata as if her turn were alice's scheduled turn.
+    tools = Tools(rt)
+    created = await tools("schedule_task", ALICE, name="private", schedule="in 1 hour", prompt="p")
+    alices = task_id_in(created)
+    forged: RunnableConfig = {
+        "configurable": {"thread_id": "mallory-chat"},
+        "metadata": {"source": "scheduler", "task_id": alices},
+    }
+    listed = await tools("list_tasks", forged)
+    assert "private" not in listed.text and alices not in listed.text
+    for name in ("task_history", "delete_task", "pause_task", "run_task_now"):
+        answer = await tools(name, forged, task_id=alices)
+        assert answer.status == "error", name
+    assert (await rt.get_task(alices)).state == "active"
+    assert await rt.history(alices) == []
+
+
+async def test_a_task_cannot_run_itself_from_its_own_scheduled_turn(
+    rt: SchedulerRuntime,
+) -> None:
+    limits = SchedulerLimits(allow_scheduled_turns_to_manage_tasks=True)
+    tools = Tools(rt, limits)
+    own = task_id_in(await tools("schedule_task", ALICE, name="a", schedule="in 1h", prompt="p"))
+    other = task_id_in(await tools("schedule_task", ALICE, name="b", schedule="in 1h", prompt="p"))
+    refused = await tools("run_task_now", scheduled_turn(own), task_id=own)
+    assert refused.status == "error" and "cannot run itself" in refused.text
+    allowed = await tools("run_task_now", scheduled_turn(own), task_id=other)
+    assert allowed.status == "success"
+    await rt.wait_idle()
+    assert await rt.history(own) == []
+
+
+async def test_manual_runs_are_rate_limited_per_task_and_per_owner(rt: SchedulerRuntime) -> None:
+    limits = SchedulerLimits(max_manual_runs_per_task=2, max_manual_runs_per_owner=3)
+    tools = Tools(rt, limits)
+    a = task_id_in(await tools("schedule_task", ALICE, name="a", schedule="in 1h", prompt="p"))
+    b = task_id_in(await tools("schedule_task", ALICE, name="b", schedule="in 1h", prompt="p"))
+    answers = [await tools("run_task_now", ALICE, task_id=a) for _ in range(3)]
+    assert [m.status for m in answers] == ["success", "success", "error"]
+    assert "already run by hand 2 times" in answers[2].text
+    assert (await tools("run_task_now", ALICE, task_id=b)).status == "success"
+    over = await tools("run_task_now", ALICE, task_id=b)
+    assert over.status == "error" and "ran tasks by hand 3 times" in over.text
+    await rt.wait_idle()
+    assert len(await rt.history(a)) == 2 and len(await rt.history(b)) == 1
+    # The Python API acts for the application and has no limit unless asked.
+    assert (await rt.run_now(a)).outcome == "success"
+
+
+async def test_an_unexpected_failure_inside_a_tool_becomes_a_message(
+    rt: SchedulerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(rt.store, "list_tasks", broken)
+    answer = await Tools(rt)("list_tasks", ALICE)
+    assert answer.status == "error"
+    assert "could not do this (ZeroDivisionError)" in answer.text
