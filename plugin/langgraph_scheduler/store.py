@@ -53,7 +53,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire
-from .errors import SchedulerError, StoreError, StoreUnavailable, ThreadBusy
+from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
 from .models import RunOutcome, RunTrigger, Task, TaskEventKind, TaskOptions, TaskRunRecord
 from .schedules import schedule_from_dict, schedule_to_dict
 
@@ -398,6 +398,11 @@ class Store(ABC):
             return await self._run(work)
         except SchedulerError:
             raise
+        except UnicodeEncodeError as exc:  # raised by the driver, before the database
+            raise InvalidTask(
+                f"a value holds text no database can store ({exc.reason}): "
+                f"{exc.object[max(exc.start - 20, 0) : exc.end + 20]!r}"
+            ) from None
         except (DBAPIError, OSError) as exc:
             raise self._map_error(exc) from exc
         except SQLAlchemyError as exc:
