@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.scripted import ScriptedChatModel
@@ -49,14 +49,14 @@ async def replicas(postgres_url: str) -> AsyncIterator[Callable[[int], Any]]:
     """Start replica processes on the test database; all are stopped after the test."""
     started: list[Replica] = []
 
-    async def start(n: int) -> list[Replica]:
+    async def start(n: int, *, url: str = postgres_url) -> list[Replica]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
         )
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.replica_child", postgres_url],
+                [sys.executable, "-m", "tests.replica_child", url],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -278,3 +278,63 @@ async def test_one_turn_per_thread_across_replicas(postgres_url: str) -> None:
     assert second[0] >= first[1], "two turns on one thread overlapped across replicas"
     (own,) = spans["own"]
     assert own[0] < first[1] and own[1] > first[0] or own[0] < second[1], "other threads run"
+
+
+async def test_terminated_backends_lose_nothing_and_strand_nothing(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    # What a failover, a pooler's idle kill or an operator does: every connection of the
+    # replica is terminated, several times while it runs turns.
+    (replica,) = await replicas(1, url=f"{postgres_url}?application_name=lgs_victim")
+    async with _admin(postgres_url) as admin:
+        start = _now() + timedelta(seconds=1.5)
+        tasks = [
+            await admin.create_task(
+                name=f"t{i}",
+                schedule=Interval(seconds=1, start=start),
+                trigger=f"tick {i}",
+                max_runs=5,
+                thread_id=f"t{i}",
+                options=TaskOptions(retries=3, retry_backoff_secs=0.2),
+            )
+            for i in range(10)
+        ]
+    terminate = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'lgs_victim'"
+    )
+    killed = []
+    for _ in range(4):
+        await asyncio.sleep(1.0)
+        killed.append(await observer.transaction(lambda conn: conn.execute(terminate).scalar()))
+    assert sum(killed) >= 4, killed  # its connections were there, and were terminated
+    assert replica.process.poll() is None  # the replica lives on
+    # Every scheduled fire of every task ends in one success (a retry where needed),
+    # nothing stays running, and the turns after the kills ran on that same replica.
+    fired = (runs_table.c.attempt == 1) & (runs_table.c.outcome != "missed")
+    assert (
+        await _count_until(
+            observer, 50, where=fired & runs_table.c.outcome.is_not(None), timeout=60
+        )
+        >= 50
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while await _rows(observer, runs_table.c.run_id, where=runs_table.c.outcome.is_(None)):
+        assert asyncio.get_running_loop().time() < deadline, "a run was left running"
+        await asyncio.sleep(0.2)
+    rows = await _rows(
+        observer,
+        runs_table.c.task_id,
+        runs_table.c.scheduled_for,
+        runs_table.c.attempt,
+        runs_table.c.outcome,
+        runs_table.c.holder,
+    )
+    fires: dict[tuple[str, datetime], list[str]] = {}
+    for row in rows:
+        if row.outcome != "missed":
+            fires.setdefault((row.task_id, row.scheduled_for), []).append(row.outcome)
+    for task in tasks:
+        assert len([f for f in fires if f[0] == task.id]) == 5, task.id
+    assert all("success" in outcomes for outcomes in fires.values()), fires
+    assert {r.holder for r in rows} == {replica.holder}

@@ -185,8 +185,7 @@ class SchedulerRuntime:
         self._state = "starting"
         stack = contextlib.AsyncExitStack()
         try:
-            # Turns on PostgreSQL hold a connection each for their thread's advisory lock.
-            store = open_store(self.database, pool_size=self.max_concurrency + 2)
+            store = open_store(self.database)
             stack.push_async_callback(store.close)
             async with store.setup_lock():
                 await store.setup()
@@ -563,7 +562,7 @@ class SchedulerRuntime:
         self, stack: contextlib.AsyncExitStack, store: Store
     ) -> BaseCheckpointSaver[Any]:
         saver: BaseCheckpointSaver[Any] = await store.open_checkpointer(
-            stack, max_connections=self.max_concurrency + 1
+            stack, max_connections=min(self.max_concurrency + 1, 3)
         )
         return saver
 

@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
@@ -405,6 +406,11 @@ class Store(ABC):
             ) from None
         except (DBAPIError, OSError) as exc:
             raise self._map_error(exc) from exc
+        except SATimeoutError as exc:  # no pooled connection came free in time
+            raise StoreUnavailable(
+                f"database {self.safe_url} is busy: no connection came free ({exc}); "
+                "the operation can be retried"
+            ) from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"database {self.safe_url} failed: {exc}") from exc
 
@@ -1038,7 +1044,7 @@ class Store(ABC):
         return deleted
 
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
+def open_store(url: str, *, pool_size: int = 3) -> Store:
     """The store twin for a database URL.
 
     ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).

@@ -45,18 +45,27 @@ class PostgresStore(Store):
 
     Args:
         url: a ``postgresql+psycopg`` URL.
-        pool_size: connections kept open for transactions and thread locks.
+        pool_size: connections for the store's transactions (a claim, a finish and the
+            upkeep each hold one for milliseconds; more work waits for a free one).
+
+    Note:
+        A replica's connections are bounded whatever its ``max_concurrency``: the
+        store's pool (3), the checkpointer's pool (3), one session holding every thread
+        lock and one listening for task changes: 8 in all, so 10 replicas fit in
+        PostgreSQL's default ``max_connections`` (100) with room to spare. When the
+        server refuses connections, work waits and is retried; it is never dropped.
     """
 
     dialect = "postgresql"
 
-    def __init__(self, url: URL, *, pool_size: int = 10) -> None:
+    def __init__(self, url: URL, *, pool_size: int = 3) -> None:
         super().__init__(url)
         self.async_engine: AsyncEngine = create_async_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size // 2
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=60
         )
         self.sync_engine = self.async_engine.sync_engine
         self._locks = ThreadLocks()
+        self._lock_session = _LockSession(self.conninfo)
 
     @property
     def conninfo(self) -> str:
@@ -95,6 +104,7 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
 
     async def close(self) -> None:
+        await self._lock_session.close()
         await self.async_engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -176,27 +186,12 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
-        """In this process first, then a session advisory lock on a pooled connection
-        held for the turn (a crashed process's locks go with its connections)."""
+        """In this process first, then an advisory lock on the replica's lock session."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         async with self._locks.hold(thread_id, timeout=timeout):
-            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
-            async with self._advisory(thread_id, remaining):
-                yield
-
-    @contextlib.asynccontextmanager
-    async def _advisory(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        key = {"c": _THREAD_LOCK_CLASS, "t": thread_id}
-        async with self.async_engine.connect() as conn:
             delay = 0.05
-            while True:
-                got = await conn.scalar(text("SELECT pg_try_advisory_lock(:c, hashtext(:t))"), key)
-                await conn.commit()
-                if got:
-                    break
+            while not await self._lock_session.try_lock(thread_id):
                 if deadline is not None and loop.time() >= deadline:
                     raise ThreadBusy(thread_id)
                 pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
@@ -205,13 +200,7 @@ class PostgresStore(Store):
             try:
                 yield
             finally:
-                try:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:c, hashtext(:t))"), key)
-                    await conn.commit()
-                except BaseException:
-                    # Never return a connection still holding the lock to the pool.
-                    await conn.invalidate()
-                    raise
+                await self._lock_session.unlock(thread_id)
 
     async def open_checkpointer(
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
@@ -236,3 +225,84 @@ class PostgresStore(Store):
         saver = AsyncPostgresSaver(pool)
         await saver.setup()
         return saver
+
+
+class _LockSession:
+    """All of a replica's thread locks, held on one PostgreSQL session.
+
+    One connection, whatever the number of turns: session advisory locks are taken and
+    released through it, one call at a time. If the session is lost (a failover, an idle
+    kill), PostgreSQL releases its locks; the next call reconnects and takes again the
+    locks of the turns still running (a turn whose thread another replica took meanwhile
+    is logged: exclusivity was broken for that moment, the turn is not stopped).
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: Any = None
+        self._mutex = asyncio.Lock()
+        self._held: set[str] = set()
+
+    async def try_lock(self, thread_id: str) -> bool:
+        """Take the thread's lock if free; False when it is held elsewhere or the
+        database cannot be reached right now (the caller waits and tries again)."""
+        async with self._mutex:
+            try:
+                conn = await self._connection()
+                cursor = await conn.execute(_TRY_LOCK, (_THREAD_LOCK_CLASS, thread_id))
+                row = await cursor.fetchone()
+            except Exception as exc:
+                await self._drop(exc)
+                return False
+            if row is not None and row[0]:
+                self._held.add(thread_id)
+                return True
+            return False
+
+    async def unlock(self, thread_id: str) -> None:
+        async with self._mutex:
+            self._held.discard(thread_id)
+            if self._conn is None:
+                return  # the lost session released it
+            try:
+                await self._conn.execute(_UNLOCK, (_THREAD_LOCK_CLASS, thread_id))
+            except Exception as exc:
+                await self._drop(exc)
+
+    async def close(self) -> None:
+        async with self._mutex:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
+
+    async def _connection(self) -> Any:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=10
+        )
+        for thread_id in sorted(self._held):  # a new session holds none of our locks
+            cursor = await conn.execute(_TRY_LOCK, (_THREAD_LOCK_CLASS, thread_id))
+            row = await cursor.fetchone()
+            if row is None or not row[0]:
+                logger.warning(
+                    "thread %r was taken by another replica while our lock session was "
+                    "lost; its running turn goes on",
+                    thread_id,
+                )
+        self._conn = conn
+        return conn
+
+    async def _drop(self, exc: BaseException) -> None:
+        logger.warning("thread lock session lost (%s); reconnecting on next use", exc)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None
+
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
