@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -338,3 +339,85 @@ async def test_terminated_backends_lose_nothing_and_strand_nothing(
         assert len([f for f in fires if f[0] == task.id]) == 5, task.id
     assert all("success" in outcomes for outcomes in fires.values()), fires
     assert {r.holder for r in rows} == {replica.holder}
+
+
+async def test_a_schedule_change_racing_claims_always_wins(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    # A replica keeps claiming a task due every second while its schedule is changed
+    # again and again: no claim may write a next run time from the schedule it replaced.
+    await replicas(2)
+    async with _admin(postgres_url) as admin:
+        task = await admin.create_task(
+            name="racing",
+            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=0.5)),
+            trigger="tick",
+            thread_id="racing",
+        )
+        for i in range(10):
+            await asyncio.sleep(0.25 + (i % 3) * 0.1)
+            phase = _now() + timedelta(seconds=0.5 + (i % 4) * 0.1)
+            seconds = 1 + i % 2
+            updated = await admin.update_task(
+                task.id, schedule=Interval(seconds=seconds, start=phase)
+            )
+            stored = await admin.get_task(task.id)
+            assert stored.schedule == updated.schedule
+            await asyncio.sleep(0.2)  # claims happen meanwhile
+            now = await admin.get_task(task.id)
+            assert now.schedule == updated.schedule, "a claim overwrote the new schedule"
+            assert now.next_run_at is not None
+            offset = (now.next_run_at - phase).total_seconds()
+            assert offset >= 0 and abs(offset / seconds - round(offset / seconds)) < 1e-3, (
+                f"next run {now.next_run_at} is not on the new grid ({phase}, {seconds}s)"
+            )
+
+
+async def test_ten_replicas_within_a_capped_connection_budget_run_every_fire(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    # A role allowed 60 connections; ten replicas with default settings need at most 8
+    # each. Running short of connections may delay a fire; it must never lose one.
+    role = f"lgs_capped_{uuid.uuid4().hex[:8]}"
+    base, _, name = postgres_url.rpartition("/")
+    admin_url = f"{base}/postgres"
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 60')
+        conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the observer's tables
+        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+    capped = postgres_url.replace("postgres@", f"{role}@", 1)
+    group: list[Replica] = []
+    try:
+        group = await replicas(10, url=capped)
+        async with _admin(capped) as admin:
+            start = _now() + timedelta(seconds=2)
+            for i in range(30):
+                await admin.create_task(
+                    name=f"c{i}",
+                    schedule=Interval(seconds=1, start=start),
+                    trigger=f"tick {i}",
+                    max_runs=3,
+                    thread_id=f"c{i}",
+                )
+        ran = runs_table.c.outcome == "success"
+        assert await _count_until(observer, 90, where=ran, timeout=90) == 90
+        rows = await _rows(observer, runs_table.c.task_id, runs_table.c.outcome)
+        assert {o for _, o in rows} <= {"success", "missed"}
+        assert all(r.process.poll() is None for r in group)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            used = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)
+            ).fetchone()
+        assert used is not None and used[0] <= 60
+    finally:
+        for replica in group:
+            replica.terminate()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
+            conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" OWNER TO postgres')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
