@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -367,6 +368,8 @@ def _coroutine(
             return await method(args, config)
         except SchedulerError as exc:
             raise ToolException(f"Error: {exc}") from None
+        except GraphBubbleUp:
+            raise  # interrupt() for an approval: LangGraph's control flow, not a failure
         except Exception as exc:
             # Nothing raised inside a tool may end the turn: log it whole, tell the model
             # briefly, and store nothing more.
