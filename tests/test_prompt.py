@@ -14,10 +14,10 @@ import pytest
 
 import langgraph_scheduler
 from langgraph_scheduler import ConversationTrigger, SchedulerRuntime
-from langgraph_scheduler.trigger import conversation_trigger_schema
 from langgraph_scheduler.prompts import load_prompt, render_system_prompt
 from langgraph_scheduler.schedules import parse_schedule
 from langgraph_scheduler.tools import TOOL_NAMES, ScheduleTaskArgs, scheduler_tools
+from langgraph_scheduler.trigger import conversation_trigger_schema
 
 REPO = Path(__file__).resolve().parents[1]
 FIXED_NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)

@@ -1,0 +1,359 @@
+"""The phrases people say to an assistant (langgraph_scheduler.phrases), with a fixed "now"."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from langgraph_scheduler.errors import InvalidSchedule
+from langgraph_scheduler.phrases import read_schedule
+from langgraph_scheduler.schedules import (
+    ACCEPTED_FORMS,
+    Cron,
+    Interval,
+    Once,
+    parse_schedule,
+    schedule_from_dict,
+    schedule_to_dict,
+)
+
+BERLIN = "Europe/Berlin"
+# Tuesday noon, five days before Berlin springs forward (2026-03-29 02:00 -> 03:00).
+TUESDAY = "2026-03-24T12:00:00+01:00"
+# Saturday noon, the day before.
+SAT_BERLIN = "2026-03-28T12:00:00+01:00"
+
+
+def _iso(times: list[datetime]) -> list[str]:
+    return [t.isoformat() for t in times]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --------------------------------------------------------------------------- the issue's phrases
+
+PHRASES = [
+    ("hourly", "every hour at :00 (Europe/Berlin)",
+     ["2026-03-24T13:00:00+01:00", "2026-03-24T14:00:00+01:00"]),
+    ("daily at 7", "at 07:00 every day (Europe/Berlin)",
+     ["2026-03-25T07:00:00+01:00", "2026-03-26T07:00:00+01:00"]),
+    ("every other day at 8",
+     "at 08:00 every other day, starting 2026-03-25 08:00 CET (Europe/Berlin)",
+     ["2026-03-25T08:00:00+01:00", "2026-03-27T08:00:00+01:00", "2026-03-29T08:00:00+02:00"]),
+    ("every 2 weeks on monday at 9",
+     "at 09:00 on Monday every other week, starting 2026-03-30 09:00 CEST (Europe/Berlin)",
+     ["2026-03-30T09:00:00+02:00", "2026-04-13T09:00:00+02:00"]),
+    ("next monday at 10", "once at 2026-03-30 10:00 CEST (Europe/Berlin)",
+     ["2026-03-30T10:00:00+02:00"]),
+    ("on December 24 at 6pm", "once at 2026-12-24 18:00 CET (Europe/Berlin)",
+     ["2026-12-24T18:00:00+01:00"]),
+    ("on the 1st of every month at 9", "at 09:00 on day 1 of every month (Europe/Berlin)",
+     ["2026-04-01T09:00:00+02:00", "2026-05-01T09:00:00+02:00"]),
+    ("in 1.5 hours", "once at 2026-03-24 13:30 CET (Europe/Berlin)",
+     ["2026-03-24T13:30:00+01:00"]),
+    ("tomorrow morning", "once at 2026-03-25 09:00 CET (Europe/Berlin)",
+     ["2026-03-25T09:00:00+01:00"]),
+    ("this evening", "once at 2026-03-24 18:00 CET (Europe/Berlin)",
+     ["2026-03-24T18:00:00+01:00"]),
+    ("tonight", "once at 2026-03-24 20:00 CET (Europe/Berlin)", ["2026-03-24T20:00:00+01:00"]),
+    ("at noon", "once at 2026-03-25 12:00 CET (Europe/Berlin)",  # it is noon now: the next
+     ["2026-03-25T12:00:00+01:00"]),
+    ("at midnight", "once at 2026-03-25 00:00 CET (Europe/Berlin)",
+     ["2026-03-25T00:00:00+01:00"]),
+    ("weekdays at 7:30", "at 07:30 on Monday–Friday (Europe/Berlin)",
+     ["2026-03-25T07:30:00+01:00", "2026-03-26T07:30:00+01:00", "2026-03-27T07:30:00+01:00",
+      "2026-03-30T07:30:00+02:00"]),
+    ("every weekday except friday at 9", "at 09:00 on Monday–Thursday (Europe/Berlin)",
+     ["2026-03-25T09:00:00+01:00", "2026-03-26T09:00:00+01:00", "2026-03-30T09:00:00+02:00"]),
+    # more of the same family
+    ("every other monday at 9",
+     "at 09:00 on Monday every other week, starting 2026-03-30 09:00 CEST (Europe/Berlin)",
+     ["2026-03-30T09:00:00+02:00", "2026-04-13T09:00:00+02:00"]),
+    ("every 3 days at 21:00",
+     "at 21:00 every 3 days, starting 2026-03-24 21:00 CET (Europe/Berlin)",
+     ["2026-03-24T21:00:00+01:00", "2026-03-27T21:00:00+01:00", "2026-03-30T21:00:00+02:00"]),
+    ("this friday at 9", "once at 2026-03-27 09:00 CET (Europe/Berlin)",
+     ["2026-03-27T09:00:00+01:00"]),
+    ("friday next week at 9", "once at 2026-04-03 09:00 CEST (Europe/Berlin)",
+     ["2026-04-03T09:00:00+02:00"]),
+    ("on monday at 9", "once at 2026-03-30 09:00 CEST (Europe/Berlin)",
+     ["2026-03-30T09:00:00+02:00"]),
+    ("on mondays at 9", "at 09:00 on Monday (Europe/Berlin)",
+     ["2026-03-30T09:00:00+02:00", "2026-04-06T09:00:00+02:00"]),
+    ("9am tomorrow", "once at 2026-03-25 09:00 CET (Europe/Berlin)",
+     ["2026-03-25T09:00:00+01:00"]),
+    ("at 7 every weekday", "at 07:00 on Monday–Friday (Europe/Berlin)",
+     ["2026-03-25T07:00:00+01:00"]),
+    ("tonight at 8", "once at 2026-03-24 20:00 CET (Europe/Berlin)",
+     ["2026-03-24T20:00:00+01:00"]),
+    ("tomorrow evening at 7:30", "once at 2026-03-25 19:30 CET (Europe/Berlin)",
+     ["2026-03-25T19:30:00+01:00"]),
+    ("on the 24th of december at 18:00", "once at 2026-12-24 18:00 CET (Europe/Berlin)",
+     ["2026-12-24T18:00:00+01:00"]),
+    ("on february 29 at 9", "once at 2028-02-29 09:00 CET (Europe/Berlin)",
+     ["2028-02-29T09:00:00+01:00"]),
+    ("every year on december 24 at 9", "at 09:00 on day 24 in December (Europe/Berlin)",
+     ["2026-12-24T09:00:00+01:00", "2027-12-24T09:00:00+01:00"]),
+    ("in half an hour", "once at 2026-03-24 12:30 CET (Europe/Berlin)",
+     ["2026-03-24T12:30:00+01:00"]),
+    ("every 1.5 hours", "every 90 minutes, starting 2026-03-24 13:30 CET (Europe/Berlin)",
+     ["2026-03-24T13:30:00+01:00", "2026-03-24T15:00:00+01:00"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "described", "expected"), PHRASES)
+def test_phrase(text: str, described: str, expected: list[str]) -> None:
+    schedule = parse_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+    assert schedule.describe() == described
+    assert _iso(schedule.next_fire_times(len(expected), after=_at(TUESDAY))) == expected
+    assert schedule_from_dict(schedule_to_dict(schedule)) == schedule
+
+
+NOTES = [
+    ("tomorrow morning", "'tomorrow morning' is read as 09:00 (Wednesday 2026-03-25 09:00 CET)"),
+    ("this evening", "'this evening' is read as 18:00 (Tuesday 2026-03-24 18:00 CET)"),
+    ("tonight", "'tonight' is read as 20:00 (Tuesday 2026-03-24 20:00 CET)"),
+    ("tomorrow afternoon", "'tomorrow afternoon' is read as 15:00"),
+    ("friday night", "'friday night' is read as 20:00 (Friday 2026-03-27 20:00 CET)"),
+    ("on the 31st of every month at 9", "months without a day 31 are skipped"),
+    ("every year on february 29 at 9", "February 29 exists only in leap years"),
+]
+
+
+@pytest.mark.parametrize(("text", "note"), NOTES)
+def test_vague_words_come_with_a_note(text: str, note: str) -> None:
+    reading = read_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+    assert reading.note is not None and reading.note.startswith(note)
+
+
+def test_exact_words_need_no_note() -> None:
+    assert read_schedule("tomorrow at 9", tz=BERLIN, now=_at(TUESDAY)).note is None
+
+
+QUESTIONS = [
+    ("every monday", r"At what time on Mondays\? Say e\.g\. 'every monday at 9:00'\."),
+    ("weekdays", r"At what time on weekdays\?"),
+    ("every day", r"At what time every day\? Say e\.g\. 'every day at 9:00'\."),
+    ("daily", r"At what time every day\?"),
+    ("every other day", r"At what time every other day\?"),
+    ("every 2 weeks on monday", r"At what time every other week on Mondays\?"),
+    ("every 2 weeks at 9", r"On which day of the week, every 2 weeks\?"),
+    ("every week", r"On which day, and at what time, every week\?"),
+    ("monthly", r"On which day, and at what time, monthly\?"),
+    ("every month on the 15th", r"At what time on day 15 of each month\?"),
+    ("tomorrow", r"At what time tomorrow\? Say e\.g\. 'tomorrow at 9:00'\."),
+    ("next monday", r"At what time on Monday 2026-03-30\?"),
+    ("on december 24", r"At what time on December 24\?"),
+    ("next friday at 9",
+     r"Which Friday: this week's \(2026-03-27\) or next week's \(2026-04-03\)\? "
+     r"Say 'this friday at 9' or 'friday next week at 9'\."),
+    ("next sunday", r"Which Sunday: this week's \(2026-03-29\) or next week's \(2026-04-05\)\?"),
+    ("on the 15th at 9",
+     r"The 15th of which month\? Say e\.g\. 'on the 15th of every month at 9:00' or "
+     r"'on April 15 at 9:00'\."),
+    ("tonight at 12", r"Do you mean 12:00 noon or midnight\?"),
+    ("tomorrow morning at 8pm", r"Which time do you mean\? 20:00 is not in the morning"),
+    ("this morning",
+     r"'this morning' \(Tuesday 2026-03-24 09:00 CET\) has already passed: it is now "
+     r"Tuesday 2026-03-24 12:00 CET in Europe/Berlin\. Did you mean"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "question"), QUESTIONS)
+def test_ambiguous_input_is_answered_with_a_question(text: str, question: str) -> None:
+    with pytest.raises(InvalidSchedule, match=f"^{question}"):
+        parse_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+
+
+# --------------------------------------------------------------------------- fire times
+
+PARSE_CASES = [
+    ("in 20 minutes", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T12:20:00+01:00"]),
+    ("in 2h", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T14:00:00+01:00"]),
+    ("in 90 seconds", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T12:01:30+01:00"]),
+    ("in 1 hour 30 minutes", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:30:00+01:00"]),
+    ("IN  1h30m", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:30:00+01:00"]),
+    ("in an hour", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:00:00+01:00"]),
+    # "in" is elapsed time, also across DST
+    ("in 3 days", "Europe/Berlin", SAT_BERLIN, ["2026-03-31T13:00:00+02:00"]),
+    ("in 2 hours", "Europe/Berlin", "2026-03-29T01:30:00+01:00", ["2026-03-29T04:30:00+02:00"]),
+    # wall times
+    ("tomorrow at 9:00", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T09:00:00+02:00"]),
+    ("tomorrow at 9am", "America/New_York", "2026-03-07T20:00:00-05:00",
+     ["2026-03-08T09:00:00-04:00"]),
+    ("tomorrow at 9", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T09:00:00+02:00"]),
+    ("tomorrow at 9:30pm", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T21:30:00+02:00"]),
+    ("tomorrow 7 p.m.", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T19:00:00+02:00"]),
+    ("tomorrow at 12am", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
+    ("tomorrow at midnight", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
+    ("tomorrow at 12pm", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T12:00:00+02:00"]),
+    ("tomorrow at noon", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T12:00:00+02:00"]),
+    # in the spring gap: when the clock jumps, as cron's fixed-time jobs
+    ("tomorrow at 2:30", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T03:00:00+02:00"]),
+    ("today at 18:30", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T18:30:00+01:00"]),
+    ("at 17:00", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T17:00:00+01:00"]),
+    ("at 11:00", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T11:00:00+02:00"]),
+    # intervals start one interval after now
+    ("every 2 hours", "Europe/Berlin", SAT_BERLIN,
+     ["2026-03-28T14:00:00+01:00", "2026-03-28T16:00:00+01:00", "2026-03-28T18:00:00+01:00"]),
+    ("every 30 minutes", "UTC", "2026-03-02T12:00:00+00:00",
+     ["2026-03-02T12:30:00+00:00", "2026-03-02T13:00:00+00:00"]),
+    ("every 5m", "UTC", "2026-03-02T12:00:00+00:00",
+     ["2026-03-02T12:05:00+00:00", "2026-03-02T12:10:00+00:00"]),
+    ("every hour", "Europe/Berlin", "2026-03-29T00:30:00+01:00",
+     ["2026-03-29T01:30:00+01:00", "2026-03-29T03:30:00+02:00", "2026-03-29T04:30:00+02:00"]),
+    # calendar rules (crontab weekday numbering underneath)
+    ("every day at 18:30", "Europe/Berlin", SAT_BERLIN,
+     ["2026-03-28T18:30:00+01:00", "2026-03-29T18:30:00+02:00"]),
+    ("daily at 7am", "Australia/Sydney", "2026-04-04T12:00:00+11:00",
+     ["2026-04-05T07:00:00+10:00", "2026-04-06T07:00:00+10:00"]),
+    ("every weekday at 9:00", "Australia/Sydney", "2026-03-28T12:00:00+11:00",
+     ["2026-03-30T09:00:00+11:00", "2026-03-31T09:00:00+11:00"]),
+    ("  Every   WEEKDAY  at 9AM ", "Europe/Berlin", SAT_BERLIN, ["2026-03-30T09:00:00+02:00"]),
+    ("every weekend at 10:00", "Europe/Berlin", SAT_BERLIN,
+     ["2026-03-29T10:00:00+02:00", "2026-04-04T10:00:00+02:00"]),
+    ("every monday at 8am", "Europe/Berlin", SAT_BERLIN,
+     ["2026-03-30T08:00:00+02:00", "2026-04-06T08:00:00+02:00"]),
+    ("every mon,wed,fri at 8:15", "Europe/Berlin", SAT_BERLIN,
+     ["2026-03-30T08:15:00+02:00", "2026-04-01T08:15:00+02:00", "2026-04-03T08:15:00+02:00"]),
+    ("every monday and thursday at 17:00", "America/New_York", "2026-03-02T12:00:00-05:00",
+     ["2026-03-02T17:00:00-05:00", "2026-03-05T17:00:00-05:00", "2026-03-09T17:00:00-04:00"]),
+    ("every sunday at 8am", "UTC", "2026-03-02T12:00:00+00:00", ["2026-03-08T08:00:00+00:00"]),
+    ("every hour at :15", "UTC", "2026-03-02T12:20:00+00:00",
+     ["2026-03-02T13:15:00+00:00", "2026-03-02T14:15:00+00:00"]),
+    ("every month on the 1st at 9:00", "Europe/Berlin", SAT_BERLIN,
+     ["2026-04-01T09:00:00+02:00", "2026-05-01T09:00:00+02:00"]),
+    ("0 9 * * 1-5", "Europe/Berlin", SAT_BERLIN, ["2026-03-30T09:00:00+02:00"]),
+    ("@weekly", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
+    # every other day in New York, through the spring gap at 02:30
+    ("every other day at 2:30", "America/New_York", "2027-03-12T12:00:00-05:00",
+     ["2027-03-13T02:30:00-05:00", "2027-03-15T02:30:00-04:00"]),
+    # ISO 8601: naive = wall time in tz, offsets as given
+    ("2026-12-01T09:00", "Europe/Berlin", SAT_BERLIN, ["2026-12-01T09:00:00+01:00"]),
+    ("2026-12-01 09:00", "Europe/Berlin", SAT_BERLIN, ["2026-12-01T09:00:00+01:00"]),
+    ("2026-12-01T09:00+01:00", "Europe/Berlin", SAT_BERLIN, ["2026-12-01T09:00:00+01:00"]),
+    ("2026-12-01T08:00Z", "Europe/Berlin", SAT_BERLIN, ["2026-12-01T09:00:00+01:00"]),
+    ("2026-12-01T09:00:30-05:00", "Europe/Berlin", SAT_BERLIN, ["2026-12-01T15:00:30+01:00"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "expected"), PARSE_CASES)
+def test_parse_schedule_fire_times(text: str, tz: str, now: str, expected: list[str]) -> None:
+    schedule = parse_schedule(text, tz=tz, now=_at(now))
+    assert schedule.tz == tz
+    assert _iso(schedule.next_fire_times(len(expected), after=_at(now))) == expected
+
+
+PARSE_SHAPES = [
+    ("every weekday at 9:00", Cron("0 9 * * 1-5", tz="Europe/Berlin")),
+    ("every weekend at 10:00", Cron("0 10 * * 0,6", tz="Europe/Berlin")),
+    ("every mon,wed,fri at 8:15", Cron("15 8 * * 1,3,5", tz="Europe/Berlin")),
+    ("every Sunday and Saturday at 8am", Cron("0 8 * * 0,6", tz="Europe/Berlin")),
+    ("every weekday except friday at 9", Cron("0 9 * * 1-4", tz="Europe/Berlin")),
+    ("every hour at :15", Cron("15 * * * *", tz="Europe/Berlin")),
+    ("hourly", Cron("0 * * * *", tz="Europe/Berlin")),
+    ("every month on the 1st at 9:00", Cron("0 9 1 * *", tz="Europe/Berlin")),
+    ("every day at 18:30", Cron("30 18 * * *", tz="Europe/Berlin")),
+    ("every other day at 8",
+     Cron("0 8 * * *", tz="Europe/Berlin", every_days=2, start=_at("2026-03-29T08:00:00+02:00"))),
+    ("every 2 hours",
+     Interval(seconds=7200, tz="Europe/Berlin", start=_at("2026-03-28T14:00:00+01:00"))),
+    ("in 20 minutes", Once(_at("2026-03-28T12:20:00+01:00"), tz="Europe/Berlin")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), PARSE_SHAPES)
+def test_parse_schedule_shapes(text: str, expected: Cron | Interval | Once) -> None:
+    assert parse_schedule(text, tz="Europe/Berlin", now=_at(SAT_BERLIN)) == expected
+
+
+def test_accepted_forms_is_short_and_has_examples() -> None:
+    lines = ACCEPTED_FORMS.splitlines()
+    assert len(lines) <= 10
+    for example in ("in 20 minutes", "tomorrow at 9:00", "every weekday at 9am", "0 9 * * 1-5"):
+        assert example in ACCEPTED_FORMS
+
+
+def test_every_example_in_accepted_forms_parses() -> None:
+    for line in ACCEPTED_FORMS.splitlines()[1:]:
+        body = re.sub(r"\(.*?\)", "", line.removeprefix("- "))
+        if body.startswith("cron"):
+            continue
+        for example in body.split("|"):
+            parse_schedule(example.strip(), tz=BERLIN, now=_at(TUESDAY))
+
+
+# --------------------------------------------------------------------------- errors
+
+PARSE_ERRORS = [
+    ("blah", r"(?s)could not understand the schedule 'blah'.*every weekday at 9am"),
+    ("every funday at 9", r"could not understand"),
+    ("every day at 25:00", r"'25:00' is not a valid time.*09:00.*9am"),
+    ("tomorrow at 13pm", r"'13pm' is not a valid time"),
+    ("today at 11:00",
+     r"'today at 11:00' \(Saturday 2026-03-28 11:00 CET\) has already passed: it is now "
+     r"Saturday 2026-03-28 12:00 CET in Europe/Berlin"),
+    ("2026-01-01T09:00", r"2026-01-01 09:00 CET \(Europe/Berlin\) is in the past"),
+    ("in 0 minutes", r"'in 0 minutes' is not in the future"),
+    ("every 0 minutes", r"interval of 0 seconds"),
+    ("every 9000 hours", r"interval of 32400000 seconds is not allowed.*at most 366 days"),
+    ("every hour at :75", r"minute 75 is not valid"),
+    ("every month on the 32nd at 9", r"day 32 of the month is not valid"),
+    ("on february 30 at 9", r"February has no day 30"),
+    ("on february 29 2027 at 9", r"February 2027 has no day 29"),
+    ("every year on december 24 2027 at 9", r"a yearly schedule takes no year"),
+    ("every 1 day at 9", r"'every 1 day' is every day: say e\.g\. 'daily at 9'"),
+    ("every weekday except mon,tue,wed,thu,fri at 9", r"leaves no day"),
+    ("2026-13-01T09:00", r"'2026-13-01t09:00' is not a valid date-time"),
+    ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
+    ("in 999999 weeks", r"too far in the future"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "match"), PARSE_ERRORS)
+def test_parse_schedule_errors(text: str, match: str) -> None:
+    with pytest.raises(InvalidSchedule, match=match):
+        parse_schedule(text, tz="Europe/Berlin", now=_at(SAT_BERLIN))
+
+
+def test_parse_schedule_rejects_unknown_zone() -> None:
+    with pytest.raises(InvalidSchedule, match=r"unknown timezone 'Berlin'"):
+        parse_schedule("in 5 minutes", tz="Berlin", now=_at(SAT_BERLIN))
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_TOKENS = [
+    "every", "in", "at", "on", "the", "today", "tomorrow", "tonight", "this", "next", "other",
+    "except", "daily", "hourly", "and", ",", "of", "month", "week", "year", "morning",
+    "evening", "9", "09:00", "9:30", "25:00", "12", "0", "7", "60", "1.5", "999999", "am", "pm",
+    "noon", "midnight", "mon", "monday", "fri", "sundays", "weekday", "weekend", "day", "days",
+    "hour", "h", "m", "s", "minutes", "weeks", "1st", "24th", "31st", "december", "feb", ":15",
+    ":99", "*", "*/5", "*/0", "1-5", "5-1", "jan", "@daily", "@reboot", "@x",
+    "2026-12-01T09:00", "2026-02-30T09:00", "9999-12-31T23:59-05:00", "0001-01-01T00:00+05:00",
+    "z", "+01:00", "-", "/",
+]  # fmt: skip
+_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.sampled_from(_TOKENS), max_size=7).map(" ".join),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_TEXT, tz=st.sampled_from(["UTC", "Europe/Berlin", "Australia/Sydney"]))
+def test_parse_schedule_fuzz(text: str, tz: str) -> None:
+    now = _at(SAT_BERLIN)
+    try:
+        schedule = parse_schedule(text, tz=tz, now=now)
+    except InvalidSchedule:
+        return
+    times = schedule.next_fire_times(1, after=now)
+    assert len(times) == 1 and times[0] > now
+    assert isinstance(schedule.describe(), str)
+    assert schedule_from_dict(schedule_to_dict(schedule)) == schedule
