@@ -1,15 +1,25 @@
-"""Helpers shared by the tests: a one-node graph on a model, and a run-record waiter."""
+"""Helpers shared by the tests: a one-node graph on a model, a run-record waiter, and
+stepping a runtime on a fake clock."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import START, StateGraph
+from sqlalchemy import text
 
-from langgraph_scheduler import TaskRunRecord
+from langgraph_scheduler import SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.testing import FakeClock
+
+FAKE_START = datetime(2099, 3, 1, 8, 0, tzinfo=timezone.utc)
+"""Where a fake clock starts. The runtime's APScheduler timers still run on the real
+clock, so a fake "now" must stay in the real future: a timer set for a fake time that
+has already passed in real time fires at once and wakes the runtime for that fire
+before the fake clock reaches it."""
 
 
 def build_graph(model: BaseChatModel) -> StateGraph[Any, Any, Any, Any]:
@@ -47,3 +57,19 @@ class RunWaiter:
                 await self._changed.wait()
 
         return await asyncio.wait_for(_wait(), timeout)
+
+
+async def step(rt: SchedulerRuntime, clock: FakeClock, secs: float) -> int:
+    """Move time, claim what is due then, and wait for its turns; returns how many run
+    records were written meanwhile."""
+    before = await record_count(rt)
+    await clock.advance(secs)
+    await rt.run_due()
+    await rt.wait_idle()
+    return await record_count(rt) - before
+
+
+async def record_count(rt: SchedulerRuntime) -> int:
+    """How many finished run records the runtime's store holds."""
+    query = text("SELECT count(*) FROM lgs_runs WHERE outcome IS NOT NULL")
+    return int(await rt.store.transaction(lambda conn: conn.execute(query).scalar_one()))

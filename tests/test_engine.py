@@ -26,31 +26,16 @@ from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import RunWaiter, build_graph
+from .helpers import RunWaiter, build_graph, step
 from .test_tools import ALICE, Tools
 
-START = datetime(2027, 3, 1, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)  # in the past: real timers fire at once
 RETRYING = TaskOptions(retries=2, retry_backoff_secs=10, pause_after_failures=None)
 
 
 def failing_then(*answers: Any) -> ScriptedChatModel:
     """A model whose first call fails and whose later calls give ``answers``."""
     return ScriptedChatModel(steps=[RuntimeError("model down"), *answers])
-
-
-async def step(rt: SchedulerRuntime, clock: FakeClock, secs: float) -> int:
-    """Move time, claim what is due then, and wait for its turns; returns how many run
-    records were written meanwhile."""
-    before = await _record_count(rt)
-    await clock.advance(secs)
-    await rt.run_due()
-    await rt.wait_idle()
-    return await _record_count(rt) - before
-
-
-async def _record_count(rt: SchedulerRuntime) -> int:
-    query = text("SELECT count(*) FROM lgs_runs WHERE outcome IS NOT NULL")
-    return int(await rt.store.transaction(lambda conn: conn.execute(query).scalar_one()))
 
 
 @pytest.fixture
@@ -133,18 +118,28 @@ async def test_failures_exhaust_retries_then_auto_pause_on_the_fake_clock(
 ) -> None:
     events: list[TaskEvent] = []
     graph = build_graph(ScriptedChatModel(steps=[RuntimeError("down")]))
-    options = TaskOptions(retries=1, retry_backoff_secs=5, pause_after_failures=2)
+    options = TaskOptions(retries=2, retry_backoff_secs=5, pause_after_failures=2)
     async with runtime(graph, "sqlite://", clock, runs, on_event=events.append) as rt:
         task = await rt.create_task(
             name="r", schedule=Interval(minutes=1), trigger="go", options=options
         )
-        for secs in (60, 5, 55, 5):  # fire, retry, next fire, retry
-            assert await step(rt, clock, secs) == 1
+        # Per fire: attempt 1, its retry after 5 s, then after 10 s (exponential backoff).
+        for secs, written in ((60, 1), (5, 1), (9, 0), (1, 1), (45, 1), (5, 1), (9, 0), (1, 1)):
+            assert await step(rt, clock, secs) == written
         paused = await rt.get_task(task.id)
         assert paused.state == "paused" and paused.failure_streak == 2
-        assert [(r.attempt, r.outcome) for r in runs.records] == [(1, "error"), (2, "error")] * 2
-        assert [e.kind for e in events] == ["auto_paused"]
+        records = runs.records
+        assert [(r.attempt, r.outcome) for r in records] == [(n, "error") for n in (1, 2, 3)] * 2
+        assert all(r.error == "RuntimeError: down" for r in records)
+        fires = [records[:3], records[3:]]
+        assert [len({r.scheduled_for for r in fire}) for fire in fires] == [1, 1]
+        assert records[0].scheduled_for != records[3].scheduled_for
+        for fire in fires:
+            gaps = [b.started_at - a.finished_at for a, b in zip(fire, fire[1:], strict=False)]  # type: ignore[operator]
+            assert gaps == [timedelta(seconds=5), timedelta(seconds=10)]
+        assert [(e.kind, e.task_id) for e in events] == [("auto_paused", task.id)]
         assert "2 consecutive failed fires" in events[0].reason
+        assert "RuntimeError: down" in events[0].reason
         assert await step(rt, clock, 600) == 0
 
 
@@ -186,9 +181,7 @@ async def test_an_expired_lease_is_recorded_interrupted_and_retried(
     async with runtime(
         build_graph(ScriptedChatModel()), "sqlite://", clock, runs, lease_secs=30
     ) as rt:
-        task = await rt.create_task(
-            name="l", schedule=Interval(hours=1), trigger="go", options=RETRYING
-        )
+        await rt.create_task(name="l", schedule=Interval(hours=1), trigger="go", options=RETRYING)
         # A claim whose holder never renews it, as if its process died mid-turn.
         await clock.advance(3600)
         (claim,) = await rt.store.claim_due(
@@ -309,3 +302,29 @@ def test_a_corrupt_row_can_be_listed_and_deleted_through_the_cli(
     assert f"deleted task {bad_id}" in capsys.readouterr().out
     assert main(["tasks", "list", "--database", db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+async def test_manual_runs_at_the_same_instant_are_each_recorded(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    async with runtime(build_graph(ScriptedChatModel()), "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(name="m", schedule=Interval(hours=1), trigger="go")
+        records = [await rt.run_now(task.id) for _ in range(5)]  # the clock stands still
+        assert len({r.run_id for r in records}) == 5
+        assert [r.outcome for r in records] == ["success"] * 5
+        assert len(await rt.history(task.id)) == 5 == len(runs.records)
+
+
+async def test_trimming_keeps_the_newest_records_even_when_start_times_tie(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    async with runtime(
+        build_graph(ScriptedChatModel()), "sqlite://", clock, runs, history_limit=1
+    ) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="go")
+        # Three occurrences due at once: one missed record and one run, started together.
+        await step(rt, clock, 180)
+        assert sorted(r.outcome for r in await rt.history(task.id)) == ["missed", "success"]
+        assert await rt.store.trim_history([task.id], keep=1) == 1
+        (kept,) = await rt.history(task.id)
+        assert kept.outcome in ("missed", "success")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import BaseMessage
 
 from langgraph_scheduler import (
     Interval,
@@ -20,12 +19,17 @@ from langgraph_scheduler import (
     SchedulerRuntime,
     TaskOptions,
 )
-from langgraph_scheduler.models import TaskEvent
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+from langgraph_scheduler.testing import FakeClock
 
-from .helpers import RunWaiter, build_graph
+from .helpers import FAKE_START, RunWaiter, build_graph, record_count, step
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(FAKE_START)
 
 
 def _now() -> datetime:
@@ -80,32 +84,40 @@ async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
 
 @pytest.mark.parametrize("policy", ["catch_up", "skip"])
 async def test_downtime_catches_up_once_or_skips_per_policy(
-    policy: str, sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+    policy: str,
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    runs: RunWaiter,
+    clock: FakeClock,
 ) -> None:
     options = TaskOptions(misfire=policy)  # type: ignore[arg-type]
-    async with runtime_factory(make_graph("caught up"), database=sqlite_url) as rt:
-        start = _now() + timedelta(seconds=0.6)
+    graph = make_graph("caught up")
+    async with runtime_factory(graph, database=sqlite_url, clock=clock) as rt:
+        start = clock.now() + timedelta(minutes=1)
         task = await rt.create_task(
             name="minutely",
-            schedule=Interval(seconds=1, start=start),
+            schedule=Interval(minutes=1, start=start),
             trigger="tick",
             thread_id="t",
             options=options,
         )
-    await asyncio.sleep(2.0)  # down across two or three fire times
-    async with runtime_factory(make_graph("caught up"), database=sqlite_url) as rt2:
-        restarted = _now()
-        records = await runs.wait_for(1, task_id=task.id)
-        await asyncio.sleep(0.2)
-        history = [r for r in await rt2.history(task.id, limit=50) if r.scheduled_for <= restarted]
+    await clock.advance(3.5 * 60)  # down across three fire times
+    async with runtime_factory(graph, database=sqlite_url, clock=clock) as rt2:
+        restarted = clock.now()
+        # The start looks for what fell due while down; run_due makes sure it has looked.
+        await rt2.run_due()
+        await rt2.wait_idle()
+        history = await rt2.history(task.id, limit=50)
         due = [
             t
             for t in task.schedule.next_fire_times(10, after=start - timedelta(seconds=1))
             if t <= restarted
         ]
-        assert len(due) >= 2
+        assert due == [start + timedelta(minutes=m) for m in range(3)]
         missed = [r for r in history if r.outcome == "missed"]
         ran = [r for r in history if r.outcome == "success"]
+        assert len(history) == len(missed) + len(ran) == await record_count(rt2)
         if policy == "catch_up":
             assert [r.scheduled_for for r in ran] == [due[-1]]
             assert len(missed) == 1 and f"{len(due) - 1} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
@@ -113,20 +125,34 @@ async def test_downtime_catches_up_once_or_skips_per_policy(
             assert ran == []
             assert len(missed) == 1 and f"{len(due)} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
         assert missed[0].scheduled_for == due[0]
-        assert records
+        assert sorted(r.run_id for r in runs.records) == sorted(r.run_id for r in history)
+        # Caught up once: the schedule goes on from its next fire time.
+        assert (await rt2.get_task(task.id)).next_run_at == due[-1] + timedelta(minutes=1)
+        assert await step(rt2, clock, 29) == 0
+        assert await step(rt2, clock, 1) == 1
+        assert runs.records[-1].scheduled_for == due[-1] + timedelta(minutes=1)
 
 
 async def test_one_shot_due_while_down_still_runs_once(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter, clock: FakeClock
 ) -> None:
-    async with runtime_factory(make_graph("late but done"), database=sqlite_url) as rt:
+    graph = make_graph("late but done")
+    async with runtime_factory(graph, database=sqlite_url, clock=clock) as rt:
         task = await rt.create_task(
-            name="reminder", schedule=Once(at=_now() + timedelta(seconds=0.3)), trigger="remind"
+            name="reminder",
+            schedule=Once(at=clock.now() + timedelta(seconds=30)),
+            trigger="remind",
         )
-    await asyncio.sleep(0.8)
-    async with runtime_factory(make_graph("late but done"), database=sqlite_url):
-        (record,) = await runs.wait_for(1, task_id=task.id)
+    await clock.advance(3600)  # down when it falls due, and long after
+    async with runtime_factory(graph, database=sqlite_url, clock=clock) as rt2:
+        await rt2.run_due()
+        await rt2.wait_idle()
+        assert await record_count(rt2) == 1
+        (record,) = runs.records
+        assert record.task_id == task.id
         assert record.outcome == "success" and record.scheduled_for == task.next_run_at
+        assert (await rt2.get_task(task.id)).state == "completed"
+        assert await step(rt2, clock, 3600) == 0
 
 
 async def test_duplicate_jobs_and_run_now_give_one_run_per_fire(
@@ -161,55 +187,25 @@ async def _scheduled_runs(rt: SchedulerRuntime, task_id: str, n: int) -> list[An
     return found if len(found) >= n else None
 
 
-async def test_failures_retry_with_backoff_then_auto_pause(
-    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
-) -> None:
-    events: list[TaskEvent] = []
-    model = ScriptedChatModel(steps=[RuntimeError("provider down")])
-    rt = runtime_factory(build_graph(model), database=sqlite_url, on_event=events.append)
-    async with rt:
-        task = await rt.create_task(
-            name="flaky",
-            schedule=Interval(seconds=2, start=_now() + timedelta(seconds=0.3)),
-            trigger="try",
-            thread_id="flaky",
-            options=TaskOptions(retries=2, retry_backoff_secs=0.1, pause_after_failures=2),
-        )
-        records = await runs.wait_for(6, task_id=task.id, timeout=30)
-        await _eventually(lambda: _paused(rt, task.id))
-    first_fire = [r for r in records if r.scheduled_for == records[0].scheduled_for]
-    assert [r.attempt for r in first_fire] == [1, 2, 3]
-    assert all(r.outcome == "error" and r.error == "RuntimeError: provider down" for r in records)
-    gaps = [
-        (b.started_at - a.finished_at).total_seconds()  # type: ignore[operator]
-        for a, b in zip(first_fire, first_fire[1:], strict=False)
-    ]
-    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # exponential backoff
-    assert len({r.scheduled_for for r in records}) == 2
-    (event,) = [e for e in events if e.kind == "auto_paused"]
-    assert event.task_id == task.id
-    assert "2 consecutive failed fires" in event.reason and "provider down" in event.reason
-
-
-async def _paused(rt: SchedulerRuntime, task_id: str) -> bool:
-    return (await rt.get_task(task_id)).state == "paused"
-
-
 async def test_a_success_resets_the_failure_streak(
-    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter, clock: FakeClock
 ) -> None:
     model = ScriptedChatModel(steps=[RuntimeError("once"), "fine", RuntimeError("again"), "fine"])
-    rt = runtime_factory(build_graph(model), database=sqlite_url)
+    rt = runtime_factory(build_graph(model), database=sqlite_url, clock=clock)
     async with rt:
         task = await rt.create_task(
             name="streak",
-            schedule=Interval(seconds=1, start=_now() + timedelta(seconds=0.2)),
+            schedule=Interval(minutes=1),
             trigger="go",
             thread_id="s",
             options=TaskOptions(retries=0, pause_after_failures=2),
         )
-        records = await runs.wait_for(4, task_id=task.id, timeout=20)
-        assert [r.outcome for r in records[:4]] == ["error", "success", "error", "success"]
+        streaks = []
+        for _ in range(4):
+            assert await step(rt, clock, 60) == 1
+            streaks.append((await rt.get_task(task.id)).failure_streak)
+        assert [r.outcome for r in runs.records] == ["error", "success", "error", "success"]
+        assert streaks == [1, 0, 1, 0]
         current = await rt.get_task(task.id)
         assert current.state == "active" and current.failure_streak == 0
 
@@ -270,28 +266,46 @@ async def _later(coro: Any) -> Any:
 
 
 async def test_retention_keeps_the_newest_and_never_touches_running(
-    sqlite_url: str, runtime_factory: Any
+    sqlite_url: str, runtime_factory: Any, clock: FakeClock
 ) -> None:
     model = ScriptedChatModel(steps=["a", "b", "c", "d", "e", HANG])
     # Trimming is the runtime's upkeep (every lease_secs / 3), off the turn's path.
-    rt = runtime_factory(build_graph(model), database=sqlite_url, history_limit=3, lease_secs=0.6)
+    rt = runtime_factory(
+        build_graph(model),
+        database=sqlite_url,
+        history_limit=3,
+        lease_secs=30,
+        drain_timeout_secs=0,
+        clock=clock,
+    )
     async with rt:
         task = await rt.create_task(
             name="r", schedule=Interval(hours=1), trigger="go", thread_id="r"
         )
         for _ in range(5):
+            # A second apart: two manual runs of a task at one instant share a fire key
+            # (task, scheduled_for, attempt) and the second one's record is not stored.
+            await clock.advance(1)
             await rt.run_now(task.id)
-        deadline = asyncio.get_running_loop().time() + 5
-        while len(kept := await rt.history(task.id)) > 3:
-            assert asyncio.get_running_loop().time() < deadline, "history was never trimmed"
-            await asyncio.sleep(0.05)
+        assert len(await rt.history(task.id)) == 5  # not trimmed on the turn's path
+        await clock.advance(10)  # past the upkeep's next round (every 10 s)
+        kept = await _eventually(lambda: _trimmed(rt, task.id, 3), timeout=5)
         assert [r.summary for r in kept] == ["e", "d", "c"]
         running = await rt.run_now(task.id, wait=False)
-        await asyncio.sleep(0.1)
-        purged = await rt.store.purge_history(finished_before=_now() + timedelta(days=1))
+        await _eventually(lambda: _in_turn(model), timeout=5)
+        purged = await rt.store.purge_history(finished_before=clock.now() + timedelta(days=1))
         assert purged == 3
         (left,) = await rt.history(task.id)
         assert left.run_id == running.run_id and left.running
+
+
+async def _trimmed(rt: SchedulerRuntime, task_id: str, keep: int) -> list[Any] | None:
+    kept = await rt.history(task_id)
+    return kept if len(kept) <= keep else None
+
+
+async def _in_turn(model: ScriptedChatModel) -> bool:
+    return model.in_flight == 1
 
 
 async def test_store_outage_does_not_lose_the_fire(

@@ -25,8 +25,14 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.store import tasks_table
+from langgraph_scheduler.testing import FakeClock
 
-from .helpers import RunWaiter, build_graph
+from .helpers import FAKE_START, RunWaiter, build_graph, record_count, step
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(FAKE_START)
 
 
 def _soon(seconds: float = 0.3) -> Once:
@@ -378,19 +384,22 @@ async def test_isolated_tasks_run_each_fire_in_a_fresh_kept_thread(
 
 
 async def test_interval_fires_repeatedly_until_max_runs(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter, clock: FakeClock
 ) -> None:
-    rt = runtime_factory(make_graph("tick"), database=sqlite_url)
+    rt = runtime_factory(make_graph("tick"), database=sqlite_url, clock=clock)
     async with rt:
         task = await rt.create_task(
             name="tick", schedule=Interval(seconds=1), trigger="tick?", thread_id="tick", max_runs=2
         )
-        records = await runs.wait_for(2, task_id=task.id)
+        assert await step(rt, clock, 1) == 1
+        assert await step(rt, clock, 1) == 1
+        records = runs.records
+        assert [r.task_id for r in records] == [task.id] * 2
         assert [r.outcome for r in records] == ["success", "success"]
         assert records[1].scheduled_for - records[0].scheduled_for == timedelta(seconds=1)
         final = await rt.get_task(task.id)
         assert final.state == "completed" and final.run_count == 2
-        await asyncio.sleep(1.5)
+        assert await step(rt, clock, 60) == 0
         assert len(await rt.history(task.id)) == 2
 
 
@@ -414,25 +423,25 @@ async def test_stop_drains_then_records_interrupted(
 
 
 async def test_missed_fire_after_downtime_is_recorded(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, clock: FakeClock
 ) -> None:
-    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+    async with runtime_factory(make_graph(), database=sqlite_url, clock=clock) as rt:
         task = await rt.create_task(
             name="missed",
-            schedule=_soon(0.5),
+            schedule=Once(at=clock.now() + timedelta(seconds=30)),
             trigger="hi",
-            options=TaskOptions(misfire_grace_secs=0.1),
+            options=TaskOptions(misfire_grace_secs=5),
         )
-    await asyncio.sleep(1.0)  # the runtime is down when the fire is due
-    async with runtime_factory(make_graph(), database=sqlite_url) as rt2:
-        for _ in range(50):
-            history = await rt2.history(task.id)
-            if history:
-                break
-            await asyncio.sleep(0.1)
-        (record,) = history
+    await clock.advance(60)  # the runtime is down when the fire is due, and past its grace
+    async with runtime_factory(make_graph(), database=sqlite_url, clock=clock) as rt2:
+        await rt2.run_due()  # the start looks for what fell due while down; this waits for it
+        await rt2.wait_idle()
+        (record,) = await rt2.history(task.id)
+        assert await record_count(rt2) == 1
         assert record.outcome == "missed" and "1 occurrence(s) missed" in (record.summary or "")
+        assert record.scheduled_for == task.next_run_at
         assert (await rt2.get_task(task.id)).state == "completed"
+        assert await step(rt2, clock, 3600) == 0
 
 
 async def test_stale_claim_from_a_dead_process_is_recorded_interrupted(

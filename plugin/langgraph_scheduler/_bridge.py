@@ -52,6 +52,9 @@ SUMMARY_MAX_CHARS = 2_000
 
 STOPPED = "runtime stopped before the turn finished"
 
+_EARLY_WAKE = timedelta(milliseconds=50)
+"""How far ahead of the clock a timer's due instant is still trusted."""
+
 RecordListener = Callable[[TaskRunRecord], Awaitable[None]]
 EventListener = Callable[[TaskEvent], Awaitable[None]]
 
@@ -169,7 +172,10 @@ class TaskExecutorBridge:
         claimed = 0
         while not self.closed and self.free > 0:
             as_of = self.clock.now()
-            if self._as_of is not None and self._as_of > as_of:
+            # A timer may wake a hair before its instant (loop time and wall time drift
+            # apart): claim what it woke for. Never further ahead than that, so a timer
+            # running on another clock than ours cannot run fires early.
+            if self._as_of is not None and as_of < self._as_of <= as_of + _EARLY_WAKE:
                 as_of = self._as_of
             self._as_of = None
             limit = self.free

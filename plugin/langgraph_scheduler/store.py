@@ -806,11 +806,10 @@ class Store(ABC):
         transaction (per task, and over the owner's tasks): at a limit nothing is claimed
         and the limit reached (``"task"`` or ``"owner"``) is returned instead.
         """
-        record = _running_record(task, at, trigger="manual", attempt=1, due_at=at, now=at)
-        manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
 
         def work(conn: Connection) -> TaskRunRecord | Literal["task", "owner"]:
             if since is not None and (max_per_task is not None or max_per_owner is not None):
+                manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
                 self._serialize_owner(conn, task.owner)
                 if max_per_task is not None:
                     mine = select(func.count()).where(manual, runs_table.c.task_id == task.id)
@@ -821,8 +820,16 @@ class Store(ABC):
                     theirs = select(func.count()).where(manual, runs_table.c.task_id.in_(owned))
                     if int(conn.scalar(theirs) or 0) >= max_per_owner:
                         return "owner"
-            self._insert_run(conn, record, holder, lease_until)
-            return record
+            # Two manual runs of one task in the same microsecond would share the fire's
+            # key: the later one is due a microsecond later instead of being lost.
+            due = at
+            while True:
+                record = _running_record(
+                    task, due, trigger="manual", attempt=1, due_at=due, now=due
+                )
+                if self._insert_run(conn, record, holder, lease_until):
+                    return record
+                due += timedelta(microseconds=1)
 
         return await self.transaction(work)
 
@@ -1225,20 +1232,20 @@ def _read_version(conn: Connection) -> int:
 
 
 def _trim_task_history(conn: Connection, task_id: str, keep: int) -> int:
-    cutoff = conn.scalar(
-        select(runs_table.c.started_at)
+    newest = (
+        select(runs_table.c.run_id)
         .where(runs_table.c.task_id == task_id)
-        .order_by(runs_table.c.started_at.desc())
-        .offset(keep)
-        .limit(1)
+        .order_by(runs_table.c.started_at.desc(), runs_table.c.run_id.desc())
+        .limit(keep)
     )
-    if cutoff is None:
+    kept = {row[0] for row in conn.execute(newest)}
+    if len(kept) < keep:
         return 0
     result = conn.execute(
         delete(runs_table).where(
             runs_table.c.task_id == task_id,
-            runs_table.c.started_at <= cutoff,
             runs_table.c.outcome.is_not(None),
+            runs_table.c.run_id.not_in(kept),
         )
     )
     return int(result.rowcount or 0)
