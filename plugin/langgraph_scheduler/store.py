@@ -858,7 +858,12 @@ class Store(ABC):
 
         return await self.transaction(work)
 
-    def _finish(self, conn: Connection, finish: Finish, now: datetime) -> Finished | None:
+    def _finish(
+        self, conn: Connection, finish: Finish, now: datetime, *, skip_busy: bool = False
+    ) -> Finished | None:
+        """Record one outcome. With ``skip_busy`` a task row another transaction holds is
+        not waited for (None: the run stays as it is, for a later sweep), so a sweep that
+        already holds run rows can never wait in a cycle with a finish."""
         record = finish.record.model_copy(
             update={
                 "outcome": finish.outcome,
@@ -868,13 +873,13 @@ class Store(ABC):
                 "finished_at": now,
             }
         )
-        task_row = (
-            conn.execute(
-                self._lock_row(select(tasks_table).where(tasks_table.c.id == record.task_id))
-            )
-            .mappings()
-            .first()
-        )
+        by_id = select(tasks_table).where(tasks_table.c.id == record.task_id)
+        lock = self._lock_due if skip_busy else self._lock_row
+        task_row = conn.execute(lock(by_id)).mappings().first()
+        if task_row is None and skip_busy:
+            exists = select(tasks_table.c.id).where(tasks_table.c.id == record.task_id)
+            if conn.scalar(exists) is not None:
+                return None  # held by a finish or a claim right now
         updated = conn.execute(
             update(runs_table)
             .where(runs_table.c.run_id == record.run_id, runs_table.c.outcome.is_(None))
@@ -961,7 +966,7 @@ class Store(ABC):
                 (Finish(run_from_row(r), "interrupted", error=reason) for r in rows),
                 key=lambda f: f.record.task_id,
             )
-            done = [self._finish(conn, f, now) for f in finishes]
+            done = [self._finish(conn, f, now, skip_busy=True) for f in finishes]
             return [d for d in done if d is not None]
 
         return await self.transaction(work)
