@@ -69,8 +69,9 @@ def build_assistant(
     bound = (model or demo_model()).bind_tools(tools)
 
     async def agent(state: SchedulerState, config: RunnableConfig) -> dict[str, Any]:
+        runtime = get_runtime()
         system = scheduler_system_message(
-            state, timezone=get_runtime().timezone, base=system_prompt
+            state, timezone=runtime.timezone, now=runtime.clock.now(), base=system_prompt
         )
         reply = await bound.ainvoke([system, *state["messages"]], config)
         return {"messages": [reply]}

@@ -58,7 +58,7 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
             runtime is made.
         limits: guardrails for the tools (quota, minimum interval, approval, ...).
         system_prompt: replaces the shipped scheduler section (used as given).
-        now: clock for the prompt's current time (default: the system clock).
+        now: clock for the prompt's current time (default: the runtime's clock).
 
     Example:
         >>> scheduler = SchedulerMiddleware(limits=SchedulerLimits(require_approval=True))
@@ -151,7 +151,7 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         text = scheduler_system_prompt(
             cast("TaskSource", source) if isinstance(source, Mapping) else None,
             timezone=self.runtime.timezone,
-            now=self._now() if self._now is not None else None,
+            now=self._now() if self._now is not None else self.runtime.clock.now(),
             base=request.system_message.text if request.system_message is not None else None,
             section=self._section,
         )
