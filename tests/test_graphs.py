@@ -13,7 +13,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.pregel import Pregel
 
-from langgraph_scheduler import SchedulerError, SchedulerRuntime
+from langgraph_scheduler import NotRunning, SchedulerError, SchedulerRuntime
+from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.views import load_transcript
 
 from .helpers import RunWaiter
@@ -36,11 +37,16 @@ def assistant(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
     return _load(ROOT / "graphs" / "assistant.py")
 
 
-def test_langgraph_json_names_the_assistant_factory() -> None:
+def test_langgraph_json_names_the_served_graph_and_its_lifespan_app() -> None:
     config = json.loads((ROOT / "langgraph.json").read_text())
-    path, _, attribute = config["graphs"]["assistant"].partition(":")
-    module = _load(ROOT / path)
-    assert callable(getattr(module, attribute))
+    graph_path, _, graph_attribute = config["graphs"]["assistant"].partition(":")
+    app_path, _, app_attribute = config["http"]["app"].partition(":")
+    assert graph_path == app_path
+    module = _load(ROOT / graph_path)
+    assert isinstance(getattr(module, graph_attribute), Pregel)
+    starlette = pytest.importorskip("starlette.applications", reason="langgraph-cli[inmem]")
+    assert isinstance(getattr(module, app_attribute), starlette.Starlette)
+    assert module.ASSISTANT_ID == "assistant"
 
 
 def test_module_exports_a_compiled_graph_and_an_unstarted_runtime(assistant: ModuleType) -> None:
@@ -72,19 +78,29 @@ async def test_assistant_schedules_a_task_that_runs_one_attributed_turn(
     assert turn.run == record
 
 
-async def test_make_graph_starts_the_shared_runtime_once(assistant: ModuleType) -> None:
-    try:
-        first = await assistant.make_graph()
-        second = await assistant.make_graph()
-        assert first is second is assistant.graph
-        assert assistant.runtime.running
-        result = await first.ainvoke(
-            {"messages": [HumanMessage("List my tasks")]},
-            {"configurable": {"thread_id": "studio-thread"}},
-        )
+async def test_served_graph_acts_on_the_runtime_its_lifespan_serves(
+    assistant: ModuleType, tmp_path: Path
+) -> None:
+    turn: Any = (
+        {"messages": [HumanMessage("List my tasks")]},
+        {"configurable": {"thread_id": "studio-thread"}},
+    )
+    with pytest.raises(NotRunning, match="no scheduler runtime is served in this process"):
+        await assistant.graph.ainvoke(*turn)
+    rt = assistant.make_runtime(f"sqlite:///{tmp_path / 'served.db'}")
+    async with scheduler_lifespan(rt)(None):
+        assert served_runtime() is rt and rt.running
+        result = await assistant.graph.ainvoke(*turn)
         assert result["messages"][-1].text == "No scheduled tasks."
-    finally:
-        await assistant.runtime.stop()
+    assert not rt.running
+    with pytest.raises(NotRunning):
+        served_runtime()
+
+
+def test_served_runtime_runs_turns_on_this_server(assistant: ModuleType) -> None:
+    rt = assistant.make_served_runtime()
+    assert rt.server == LangGraphServer(assistant_id="assistant") and rt.server.url is None
+    assert not rt.running
 
 
 def test_model_from_environment(assistant: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,6 @@ from .test_tools import ALICE, Tools, all_tasks, scheduled_turn, task_id_in
 pytestmark = pytest.mark.usefixtures("rt")
 
 
-
 @pytest.fixture
 async def rt(sqlite_url: str, make_graph: Any, runtime_factory: Any) -> Any:
     runtime = runtime_factory(make_graph("On it."), database=sqlite_url)

@@ -101,7 +101,8 @@ def test_tool_descriptions_name_the_runtime_default_zone() -> None:
 
 
 def test_source_checkout_reads_the_repository_prompts_folder() -> None:
-    assert not (Path(langgraph_scheduler.__file__).parent / "prompts").exists()
+    if (Path(langgraph_scheduler.__file__).parent / "prompts").exists():
+        pytest.skip("the package is installed from its wheel, with its own prompts (next test)")
     assert load_prompt("system_prompt.md") == (REPO / "prompts" / "system_prompt.md").read_text(
         encoding="utf-8"
     )
@@ -114,7 +115,7 @@ def test_installed_package_reads_its_own_prompts(tmp_path: Path) -> None:
     shutil.copytree(
         Path(langgraph_scheduler.__file__).parent,
         package,
-        ignore=shutil.ignore_patterns("__pycache__"),
+        ignore=shutil.ignore_patterns("__pycache__", "prompts"),  # a wheel's are replaced
     )
     shutil.copytree(REPO / "prompts", package / "prompts")
     marker = "## Scheduled conversations (installed copy)"

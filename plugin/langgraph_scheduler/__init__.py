@@ -26,12 +26,15 @@ from .nodes import scheduler_system_message, trigger_node
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, parse_schedule
 from .state import SchedulerState
+from .sync import SyncSchedulerRuntime
 from .tools import SchedulerLimits, scheduler_tools
 from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
 
 if TYPE_CHECKING:
     from .middleware import SchedulerMiddleware
+
+__version__ = "0.2.0.dev0"
 
 
 def __getattr__(name: str) -> Any:
@@ -65,6 +68,7 @@ __all__ = [
     "SchedulerState",
     "StoreError",
     "StoreUnavailable",
+    "SyncSchedulerRuntime",
     "Task",
     "TaskEvent",
     "TaskExecutorBridge",

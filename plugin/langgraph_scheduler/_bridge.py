@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from tenacity import (
 
 from ._batching import Batcher
 from ._clock import Clock
+from ._context import spawn_clean
 from ._turns import (
     ConversationRequest,
     ConversationResponse,
@@ -210,8 +211,10 @@ class TaskExecutorBridge:
             self.in_flight[claim.run.run_id] = claim.run
             self._spawn(self._execute(claim.task, claim.run))
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        # A clean context: a manual run requested from inside a user's run (a tool call)
+        # must not inherit that run's callbacks, tracing parent or config.
+        task = spawn_clean(coro)
         self._turn_tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._turn_done)
@@ -452,24 +455,31 @@ async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: fl
 
 def to_finish(record: TaskRunRecord, response: ConversationResponse) -> Finish:
     """The outcome recorded for a conversation response."""
+    server = None if isinstance(response, Skipped) else response.server_run
+    ids: dict[str, str | None] = {
+        "server_thread_id": server.thread_id if server else None,
+        "server_run_id": server.run_id if server else None,
+    }
     if isinstance(response, Success):
         return Finish(
             record,
             "success",
             summary=_truncate(response.text),
             checkpoint_id=response.checkpoint_id,
+            **ids,
         )
     if isinstance(response, Timeout):
         return Finish(
             record,
             "timeout",
             error=f"the turn did not finish within {response.after_secs:g}s and was cancelled",
+            **ids,
         )
     if isinstance(response, Interrupted):
-        return Finish(record, "interrupted", error=response.reason)
+        return Finish(record, "interrupted", error=response.reason, **ids)
     if isinstance(response, Skipped):
         return Finish(record, "skipped", error=response.reason)
-    return Finish(record, "error", error=response.message)
+    return Finish(record, "error", error=response.message, **ids)
 
 
 def _truncate(text: str) -> str:

@@ -5,21 +5,36 @@ make a task active again), ``max_runs`` completion and the update merge are writ
 once; the runtime's methods, the tools and the CLI all come through it. Every write is
 conditional on the version it read, so a concurrent claim or change is never overwritten:
 the service reads again and re-applies the change instead.
+
+Changes that need a human's approval are proposed first (:meth:`TaskService.propose_create`,
+:meth:`TaskService.propose_update`): their values are fixed and stored then, under an id
+derived from the tool call, and :meth:`TaskService.apply` writes exactly those values, at
+most once, after the approval.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from ._clock import Clock
 from ._fire import next_after
-from .errors import InvalidSchedule, InvalidTask, QuotaExceeded, StoreError, TaskNotFound
+from .errors import (
+    InvalidSchedule,
+    InvalidTask,
+    NotAllowed,
+    QuotaExceeded,
+    SchedulerError,
+    StoreError,
+    TaskNotFound,
+)
 from .models import Task, TaskOptions, TaskRunRecord, TaskState
-from .schedules import Interval, Schedule, check_timezone
-from .store import SaveResult, Store
+from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, schedule_to_dict
+from .store import Approval, ApprovalStatus, SaveResult, Store
 from .trigger import ConversationTrigger
 
 __all__ = ["TaskService"]
@@ -30,6 +45,14 @@ _CONFLICT_TRIES = 8
 """How often a write is re-applied on a fresh read before giving up."""
 
 _MAX_NAME_CHARS = 200
+
+_MAX_TASK_ID_CHARS = 64
+
+APPROVAL_RETENTION = timedelta(days=30)
+"""How long an answered approval is kept: while it is, a re-run of its tool call (a
+replayed step) finds the answer and the task it made. Unanswered ones stay until answered."""
+
+_PURGE_EVERY = timedelta(hours=1)
 
 
 class TaskService:
@@ -55,6 +78,7 @@ class TaskService:
         self.clock = clock
         self.timezone = timezone
         self._on_change = on_change
+        self._purged_at: datetime | None = None
 
     # -- writes ---------------------------------------------------------------------
 
@@ -70,24 +94,76 @@ class TaskService:
         options: TaskOptions | None = None,
         paused: bool = False,
         max_active: int | None = None,
+        task_id: str | None = None,
+        approval_id: str | None = None,
     ) -> Task:
         """Validate and store a new task.
+
+        Args:
+            task_id: the new task's id (default: a random one). A task already stored
+                under this id for this owner is returned as it is, so a create repeated
+                with the same id stores one task.
+            approval_id: store the task only while this approval is ``approved``; it is
+                marked ``applied`` in the same transaction (see :meth:`apply`).
 
         Raises:
             QuotaExceeded: the owner already has ``max_active`` active tasks.
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
         """
         now = self.clock.now()
+        task = self._new_task(
+            name=name,
+            schedule=schedule,
+            trigger=trigger,
+            thread_id=thread_id,
+            owner=owner,
+            max_runs=max_runs,
+            options=options,
+            paused=paused,
+            task_id=task_id,
+            now=now,
+        )
+        fixed_id = task_id is not None or approval_id is not None
+        stored = await self.store.insert_task(
+            task, max_active=max_active, if_absent=fixed_id, approval_id=approval_id
+        )
+        if not stored:
+            raise _quota(task.owner, max_active)
+        if fixed_id:
+            found = await self.store.get_task(task.id)
+            if found is None:
+                raise TaskNotFound(task.id)  # made once on this approval, deleted since
+            if found.owner != task.owner:
+                raise InvalidTask(f"task id {task.id!r} is taken; choose another id")
+            task = found
+        self._changed(task.id, task)
+        return task
+
+    def _new_task(
+        self,
+        *,
+        name: str,
+        schedule: Schedule,
+        trigger: TriggerInput,
+        thread_id: str | None,
+        owner: str,
+        max_runs: int | None,
+        options: TaskOptions | None,
+        paused: bool,
+        task_id: str | None,
+        now: datetime,
+    ) -> Task:
+        """The task ``create`` would store at ``now``, every argument checked."""
         parsed = as_trigger(trigger)
-        schedule = _pin_start(schedule.with_default_tz(self.timezone), now)
+        schedule = self.as_stored(schedule, now=now)
         schedule.check(now)
         if max_runs is not None and max_runs < 1:
             raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
         if thread_id is not None and not thread_id.strip():
             raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
         state: TaskState = "paused" if paused else "active"
-        task = Task(
-            id=uuid.uuid4().hex[:16],
+        return Task(
+            id=uuid.uuid4().hex[:16] if task_id is None else _check_task_id(task_id),
             name=_check_name(name),
             owner=_check_owner(owner),
             schedule=schedule,
@@ -101,10 +177,13 @@ class TaskService:
             created_at=now,
             updated_at=now,
         )
-        if not await self.store.insert_task(task, max_active=max_active):
-            raise _quota(task.owner, max_active)
-        self._changed(task.id, task)
-        return task
+
+    def as_stored(
+        self, schedule: Schedule, *, now: datetime | None = None, zone: str | None = None
+    ) -> Schedule:
+        """``schedule`` as a create (or an update of a task in ``zone``) at ``now`` stores
+        it: the default zone filled in, an interval's first fire pinned to ``now``."""
+        return _pin_start(schedule.with_default_tz(zone or self.timezone), now or self.clock.now())
 
     async def update(
         self,
@@ -118,11 +197,16 @@ class TaskService:
         max_runs: int | None = None,
         options: TaskOptions | None = None,
         max_active: int | None = None,
+        approval_id: str | None = None,
     ) -> Task:
         """Change a task. A new schedule takes effect from now; retries waiting for their
         backoff are dropped; lowering ``max_runs`` to the runs already done completes the
         task at once; raising it (or a new schedule) makes a completed task active again,
         within ``max_active``.
+
+        With ``approval_id``, the change is written only while that approval is
+        ``approved`` (and marks it ``applied``); once applied, the task is returned as it
+        is (see :meth:`apply`).
 
         Raises:
             TaskNotFound, QuotaExceeded, InvalidSchedule, InvalidPayload, InvalidTask.
@@ -169,7 +253,9 @@ class TaskService:
                 values |= {"state": "active", "next_run_at": _first_fire(current, now)}
             return values
 
-        return await self._modify(task_id, owner, change, max_active=max_active)
+        return await self._modify(
+            task_id, owner, change, max_active=max_active, approval_id=approval_id
+        )
 
     async def pause(self, task_id: str, *, owner: str | None = None) -> Task:
         """Stop firing until resumed; retries waiting for their backoff are dropped (a run
@@ -226,6 +312,7 @@ class TaskService:
         change: Callable[[Task, datetime], dict[str, Any]],
         *,
         max_active: int | None = None,
+        approval_id: str | None = None,
     ) -> Task:
         """Read, apply ``change`` and write conditionally on the version read; on a
         conflict read again and re-apply. Any write drops waiting retries."""
@@ -243,7 +330,10 @@ class TaskService:
                 columns=values,
                 max_active=max_active if activates else None,
                 cancel_retries=True,
+                approval_id=approval_id,
             )
+            if result == "done":
+                return task
             if result == "saved":
                 saved = updated.model_copy(update={"version": task.version + 1})
                 self._changed(saved.id, saved)
@@ -257,6 +347,221 @@ class TaskService:
     def _changed(self, task_id: str, task: Task | None) -> None:
         if self._on_change is not None:
             self._on_change(task_id, task)
+
+    # -- approvals ------------------------------------------------------------------
+
+    async def propose_create(
+        self,
+        *,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        preview: Mapping[str, Any],
+        name: str,
+        schedule: Schedule,
+        trigger: TriggerInput,
+        thread_id: str | None = None,
+        max_runs: int | None = None,
+    ) -> Approval:
+        """Hold a new task until a human answers.
+
+        The task is checked and its values fixed now (an interval's first fire too), so
+        :meth:`apply` stores what ``preview`` showed. A tool call proposes once: a re-run
+        (same owner, ``step`` and ``tool_call_id``) gets the first proposal back.
+
+        Args:
+            owner: whose task it will be.
+            step: the LangGraph step the tool call ran in (thread and checkpoint
+                namespace); tool calls of one step are told apart by their ids.
+            tool_call_id: the model's id for the tool call.
+            preview: what the human is shown, stored with the proposal.
+
+        Raises:
+            InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
+        """
+        now = self.clock.now()
+        approval_id = _approval_id(owner, step, tool_call_id)
+        fixed = self.as_stored(schedule, now=now)
+        task = self._new_task(
+            name=name,
+            schedule=fixed,
+            trigger=trigger,
+            thread_id=thread_id,
+            owner=owner,
+            max_runs=max_runs,
+            options=None,
+            paused=False,
+            task_id=_digest("task", approval_id)[:16],
+            now=now,
+        )
+        change = {
+            "name": task.name,
+            "schedule": schedule_to_dict(fixed),
+            "payload": task.payload,
+            "thread_id": task.thread_id,
+            "max_runs": task.max_runs,
+        }
+        return await self._propose(
+            "create", approval_id, owner, step, tool_call_id, task.id, change, preview, now
+        )
+
+    async def propose_update(
+        self,
+        task_id: str,
+        *,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        preview: Mapping[str, Any],
+        name: str | None = None,
+        schedule: Schedule | None = None,
+        trigger: TriggerInput | None = None,
+        max_runs: int | None = None,
+    ) -> Approval:
+        """Hold a change of a task until a human answers; like :meth:`propose_create`,
+        the values are fixed now (a new schedule in the task's zone, an interval's first
+        fire pinned) and a re-run of the tool call gets the first proposal back.
+
+        Raises:
+            TaskNotFound, InvalidSchedule, InvalidPayload, InvalidTask.
+        """
+        now = self.clock.now()
+        task = await self.get(task_id, owner=owner)
+        change: dict[str, Any] = {}
+        if name is not None:
+            change["name"] = _check_name(name)
+        if schedule is not None:
+            zone = task.schedule.tz if task.schedule is not None else None
+            fixed = self.as_stored(schedule, now=now, zone=zone)
+            fixed.check(now)
+            change["schedule"] = schedule_to_dict(fixed)
+        if trigger is not None:
+            change["payload"] = as_trigger(trigger).to_payload()
+        if max_runs is not None:
+            if max_runs < 1:
+                raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
+            change["max_runs"] = max_runs
+        approval_id = _approval_id(owner, step, tool_call_id)
+        return await self._propose(
+            "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
+        )
+
+    async def _propose(
+        self,
+        action: Literal["create", "update"],
+        approval_id: str,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        task_id: str,
+        change: dict[str, Any],
+        preview: Mapping[str, Any],
+        now: datetime,
+    ) -> Approval:
+        _check_text("tool call id", tool_call_id)
+        await self._purge_approvals(now)
+        return await self.store.add_approval(
+            Approval(
+                id=approval_id,
+                owner=owner,
+                step=_digest("step", step),
+                tool_call_id=tool_call_id,
+                action=action,
+                task_id=task_id,
+                change=change,
+                preview=dict(preview),
+                status="pending",
+                created_at=now,
+            )
+        )
+
+    async def find_approval(self, *, owner: str, step: str, tool_call_id: str) -> Approval | None:
+        """The proposal a tool call made in ``step``, if any."""
+        _check_text("owner", owner)
+        return await self.store.get_approval(_approval_id(owner, step, tool_call_id))
+
+    async def step_approvals(self, approval: Approval) -> list[Approval]:
+        """Every proposal of ``approval``'s owner made in its LangGraph step (itself
+        included), oldest first."""
+        return await self.store.step_approvals(approval.owner, approval.step)
+
+    async def decide(self, approval: Approval, *, approved: bool, reason: str | None) -> Approval:
+        """Record a human's answer; the first answer stands. Returns the approval as stored."""
+        status: ApprovalStatus = "approved" if approved else "rejected"
+        await self.store.decide_approval(
+            approval.id, status=status, reason=reason, now=self.clock.now()
+        )
+        return await self.reread(approval)
+
+    async def apply(self, approval: Approval, *, max_active: int | None = None) -> Task:
+        """Store what an approved proposal holds, exactly and at most once.
+
+        Another call with the same approval (a re-run of its tool call) returns the task
+        as stored; a refusal (quota, a time that has passed) is recorded, so a re-run
+        answers with the same error.
+
+        Raises:
+            NotAllowed: the approval is still pending, or was rejected.
+            QuotaExceeded, InvalidSchedule, InvalidTask, TaskNotFound: the change cannot
+                be stored.
+        """
+        approval = await self.reread(approval)
+        if approval.status == "failed":
+            raise InvalidTask(approval.reason or "this approved change could not be stored")
+        if approval.status in ("pending", "rejected"):
+            raise NotAllowed(f"approval {approval.id!r} is {approval.status}, not approved")
+        change = approval.change
+        try:
+            if approval.action == "create":
+                return await self.create(
+                    name=change["name"],
+                    schedule=schedule_from_dict(change["schedule"]),
+                    trigger=change["payload"],
+                    thread_id=change["thread_id"],
+                    owner=approval.owner,
+                    max_runs=change["max_runs"],
+                    max_active=max_active,
+                    task_id=approval.task_id,
+                    approval_id=approval.id,
+                )
+            schedule = change.get("schedule")
+            return await self.update(
+                approval.task_id,
+                owner=approval.owner,
+                name=change.get("name"),
+                schedule=schedule_from_dict(schedule) if schedule is not None else None,
+                trigger=change.get("payload"),
+                max_runs=change.get("max_runs"),
+                max_active=max_active,
+                approval_id=approval.id,
+            )
+        except StoreError:
+            raise  # the database, not the change: a re-run may try again
+        except SchedulerError as exc:
+            await self.store.decide_approval(
+                approval.id,
+                status="failed",
+                reason=str(exc),
+                now=self.clock.now(),
+                expected="approved",
+            )
+            raise
+
+    async def reread(self, approval: Approval) -> Approval:
+        """``approval`` as stored now."""
+        stored = await self.store.get_approval(approval.id)
+        if stored is None:
+            raise NotAllowed(
+                f"approval {approval.id!r} no longer exists (answered ones are kept "
+                f"{APPROVAL_RETENTION.days} days); ask for the change again"
+            )
+        return stored
+
+    async def _purge_approvals(self, now: datetime) -> None:
+        if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
+            return
+        self._purged_at = now
+        await self.store.purge_approvals(decided_before=now - APPROVAL_RETENTION)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -325,6 +630,28 @@ def check_zone(tz: str) -> str:
     """
     check_timezone(tz)
     return tz
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _approval_id(owner: str, step: str, tool_call_id: str) -> str:
+    """One id per tool call: the same call re-run (same owner, step and call id) finds
+    its approval again; a provider reusing call ids in a later step does not."""
+    return _digest("approval", owner, step, tool_call_id)
+
+
+def _check_task_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise InvalidTask("task_id must be a non-empty string")
+    _check_text("task_id", task_id)
+    if task_id != task_id.strip() or len(task_id) > _MAX_TASK_ID_CHARS:
+        raise InvalidTask(
+            f"task_id must be at most {_MAX_TASK_ID_CHARS} characters without surrounding "
+            f"spaces, got {task_id!r}"
+        )
+    return task_id
 
 
 def _check_name(name: str) -> str:

@@ -1,10 +1,11 @@
 """Conversation turns: the only code that invokes the graph for a scheduled fire.
 
-A claimed fire becomes a :class:`ConversationRequest`; :class:`TurnRunner` holds the
+A claimed fire becomes a :class:`ConversationRequest`; a :class:`TurnRunner` holds the
 task and its thread (one turn per thread at a time, across replicas on PostgreSQL), runs
-``graph.ainvoke`` under the turn's deadline and answers with a
-:data:`ConversationResponse`. These are the seed plan's message types; they are internals,
-importable from the package for readers of the plan.
+the turn under its deadline and answers with a :data:`ConversationResponse`.
+:class:`GraphTurnRunner` runs ``graph.ainvoke`` in this process; its twin on a LangGraph
+server, ``ServerTurnRunner``, lives in ``_remote``. These are the seed plan's message
+types; they are internals, importable from the package for readers of the plan.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ __all__ = [
     "ConversationRequest",
     "ConversationResponse",
     "Error",
+    "GraphTurnRunner",
     "Interrupted",
+    "ServerRun",
     "Skipped",
     "Success",
     "Timeout",
@@ -41,11 +44,20 @@ logger = logging.getLogger("langgraph_scheduler")
 
 
 @dataclass(frozen=True)
+class ServerRun:
+    """The LangGraph server run a turn ran as (see ``ServerTurnRunner``)."""
+
+    thread_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
 class Success:
     """The turn finished; ``text`` is the final AI message."""
 
     text: str
     checkpoint_id: str | None = None
+    server_run: ServerRun | None = None
 
     def __repr__(self) -> str:
         return f"Success({_short(self.text)!r})"
@@ -56,6 +68,7 @@ class Error:
     """The turn failed; ``message`` says why."""
 
     message: str
+    server_run: ServerRun | None = None
 
     def __repr__(self) -> str:
         return f"Error({_short(self.message)!r})"
@@ -66,6 +79,7 @@ class Timeout:
     """The turn did not finish within ``after_secs`` and was cancelled."""
 
     after_secs: float
+    server_run: ServerRun | None = None
 
     def __repr__(self) -> str:
         return f"Timeout(after_secs={self.after_secs:g})"
@@ -73,9 +87,11 @@ class Timeout:
 
 @dataclass(frozen=True)
 class Interrupted:
-    """The turn was cancelled because the runtime stopped before it finished."""
+    """The turn was cancelled before it finished: the runtime stopped, or the server
+    cancelled or interrupted its run."""
 
     reason: str
+    server_run: ServerRun | None = None
 
     def __repr__(self) -> str:
         return f"Interrupted({self.reason!r})"
@@ -119,17 +135,24 @@ class ConversationRequest:
 
 
 class TurnRunner:
-    """Runs scheduled turns on a graph, one per thread and one per task at a time.
+    """Runs scheduled turns, one per thread and one per task at a time.
+
+    Subclasses say how one turn runs (:meth:`_invoke`): :class:`GraphTurnRunner` in this
+    process, ``ServerTurnRunner`` as a run of a LangGraph server.
 
     Args:
-        graph: the compiled graph, with its checkpointer.
         store: provides the thread locks (across replicas on PostgreSQL).
     """
 
-    def __init__(self, graph: Pregel[Any, Any, Any, Any], store: Store) -> None:
-        self.graph = graph
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._task_locks = ThreadLocks()
+
+    async def open(self) -> None:
+        """Acquire what turns need (a client); called once before the first turn."""
+
+    async def close(self) -> None:
+        """Release what :meth:`open` acquired; called after the last turn."""
 
     async def converse(self, request: ConversationRequest) -> ConversationResponse:
         """Run the request's turn; never raises but ``CancelledError``."""
@@ -156,6 +179,23 @@ class TurnRunner:
             return Error(f"the turn could not start: {type(exc).__name__}: {exc}")
 
     async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
+        """Run one turn, its thread and task held; never raises but ``CancelledError``."""
+        raise NotImplementedError
+
+
+class GraphTurnRunner(TurnRunner):
+    """Runs scheduled turns as ``graph.ainvoke`` in this process.
+
+    Args:
+        graph: the compiled graph, with its checkpointer.
+        store: provides the thread locks (across replicas on PostgreSQL).
+    """
+
+    def __init__(self, graph: Pregel[Any, Any, Any, Any], store: Store) -> None:
+        super().__init__(store)
+        self.graph = graph
+
+    async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
         graph = self.graph
         source = request.source
         message = HumanMessage(
@@ -169,13 +209,7 @@ class TurnRunner:
             "run_name": f"scheduled:{source['task_name']}",
             "run_id": uuid.UUID(request.run_id),
             "tags": ["langgraph-scheduler", f"task:{request.task_id}"],
-            "metadata": {
-                "task_id": request.task_id,
-                "task_name": source["task_name"],
-                "run_id": request.run_id,
-                "scheduled_for": source["scheduled_for"],
-                "source": "scheduler",
-            },
+            "metadata": turn_metadata(request),
         }
         try:
             result = await _within(
@@ -201,6 +235,18 @@ class TurnRunner:
                 if latest is not None:
                     checkpoint_id = latest.config["configurable"].get("checkpoint_id")
         return Success(_final_text(result), checkpoint_id=checkpoint_id)
+
+
+def turn_metadata(request: ConversationRequest) -> dict[str, Any]:
+    """The attribution a turn carries in its run metadata (``source="scheduler"`` marks
+    a task-triggered turn for the tools)."""
+    return {
+        "task_id": request.task_id,
+        "task_name": request.source["task_name"],
+        "run_id": request.run_id,
+        "scheduled_for": request.source["scheduled_for"],
+        "source": "scheduler",
+    }
 
 
 class _TurnTimedOut(Exception):

@@ -18,6 +18,8 @@ Note:
     default; at once on PostgreSQL), and the database decides at every fire what is due.
     ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
 
+``langgraph-scheduler`` alone prints the commands; ``--version`` prints the version.
+
 Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
 ``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.
 """
@@ -48,12 +50,13 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
 
+from . import __version__
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
+from .store import parse_database_url
 from .views import RunHistory, TaskList, Transcript, load_transcript
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
@@ -81,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments after the program name (default ``sys.argv[1:]``).
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `langgraph-scheduler`: what it can do
+        parser.print_help()
+        return 0
     # No markup or highlighting: task names, prompts and errors are shown verbatim.
     out = Console(markup=False, highlight=False, log_path=False)
     err = Console(stderr=True, markup=False, highlight=False)
@@ -125,8 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="langgraph-scheduler",
         description="Scheduled conversations for LangGraph agents.",
+        epilog="Run 'langgraph-scheduler demo' to see it work, or COMMAND --help for more.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
         "demo", help="offline demo: an assistant schedules a reminder that fires"
@@ -471,7 +480,7 @@ async def _manager(database: str, *, create: bool = False) -> AsyncIterator[Sche
 
 def _require_database(database: str) -> None:
     """Refuse to read a SQLite file that does not exist (instead of creating it)."""
-    url = make_url(database)
+    url = parse_database_url(database)
     path = url.database
     if url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:"):
         if not Path(path).exists():
@@ -665,7 +674,7 @@ def _one_line(value: object) -> str:
 
 
 def _safe_url(database: str) -> str:
-    return make_url(database).render_as_string(hide_password=True)
+    return parse_database_url(database).render_as_string(hide_password=True)
 
 
 def _default_name(prompt: str) -> str:

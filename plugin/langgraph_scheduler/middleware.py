@@ -55,7 +55,8 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
     Args:
         runtime: the runtime that stores and runs the tasks. It usually runs this very
             agent, so it cannot exist yet: leave it out and call :meth:`bind` once the
-            runtime is made.
+            runtime is made, or pass a function returning it when a tool runs (on a
+            LangGraph server: ``langgraph_scheduler.served.served_runtime``).
         limits: guardrails for the tools (quota, minimum interval, approval, ...).
         system_prompt: replaces the shipped scheduler section (used as given).
         now: clock for the prompt's current time (default: the runtime's clock).
@@ -79,7 +80,7 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
 
     def __init__(
         self,
-        runtime: SchedulerRuntime | None = None,
+        runtime: SchedulerRuntime | Callable[[], SchedulerRuntime] | None = None,
         *,
         limits: SchedulerLimits | None = None,
         system_prompt: str | None = None,
@@ -101,7 +102,9 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         """
         return self._require_runtime()
 
-    def bind(self, runtime: SchedulerRuntime) -> SchedulerMiddleware:
+    def bind(
+        self, runtime: SchedulerRuntime | Callable[[], SchedulerRuntime]
+    ) -> SchedulerMiddleware:
         """Use ``runtime`` for the tools and the prompt's default timezone; returns self."""
         self._runtime = runtime
         return self
@@ -112,7 +115,9 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
                 "SchedulerMiddleware has no runtime: call scheduler.bind(runtime) after "
                 "creating SchedulerRuntime(agent, ...), before the agent runs"
             )
-        return self._runtime
+        if isinstance(self._runtime, SchedulerRuntime):
+            return self._runtime
+        return self._runtime()
 
     # -- turn marking ------------------------------------------------------------------
 

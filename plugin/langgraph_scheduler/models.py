@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # typing_extensions' TypedDict: pydantic needs it on Python < 3.12 to build the JSON
 # schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
@@ -16,6 +17,7 @@ from .schedules import Schedule
 from .trigger import ConversationTrigger
 
 __all__ = [
+    "DeliveryStatus",
     "RunOutcome",
     "Task",
     "TaskEvent",
@@ -24,6 +26,8 @@ __all__ = [
     "TaskSource",
     "TaskState",
     "ThreadMode",
+    "WebhookDelivery",
+    "WebhookPayload",
 ]
 
 RunOutcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
@@ -84,6 +88,17 @@ class TaskOptions(BaseModel):
         description="Pause the task after this many consecutive failed fires (all "
         "attempts failed); None never pauses. A success resets the count.",
     )
+    webhook_url: str | None = Field(
+        default=None,
+        description="Also POST this task's finished run records to this http(s) URL, "
+        "signed with the runtime's webhook secret. Delivered by runtimes given "
+        "webhook=Webhook(...). Set by the application only: the tools never expose it.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_webhook_url(url)
 
     def grace_for(self, one_shot: bool) -> float | None:
         """The effective misfire grace in seconds (None: unlimited)."""
@@ -98,6 +113,30 @@ class TaskOptions(BaseModel):
 
 DEFAULT_RECURRING_GRACE_SECS = 3600.0
 """Misfire grace of recurring tasks when ``TaskOptions.misfire_grace_secs`` is None."""
+
+WEBHOOK_URL_MAX_CHARS = 2048
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host, else a ``ValueError`` that
+    says what is wrong."""
+    if len(url) > WEBHOOK_URL_MAX_CHARS:
+        raise ValueError(
+            f"a webhook URL may have at most {WEBHOOK_URL_MAX_CHARS} characters, got {len(url)}"
+        )
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ValueError(f"a webhook URL must not contain spaces or control characters: {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"a webhook URL must be absolute, start with http:// or https:// and name a "
+            f"host, e.g. 'https://hooks.example.com/scheduler'; got {url!r}"
+        )
+    return url
 
 
 class TaskSource(TypedDict):
@@ -230,6 +269,12 @@ class TaskRunRecord(BaseModel):
     error: str | None = None
     thread_id: str | None = None
     checkpoint_id: str | None = None
+    server_thread_id: str | None = None
+    """The LangGraph server thread the turn ran on (turns run on a server only)."""
+    server_run_id: str | None = None
+    """The LangGraph server run the turn was (``client.runs.get(server_thread_id,
+    server_run_id)``). None for turns run in-process, for runs the server did not take,
+    and for turns cut short by the runtime's stop (their server run is cancelled)."""
 
     @property
     def running(self) -> bool:
@@ -240,3 +285,49 @@ class TaskRunRecord(BaseModel):
     def lateness(self) -> timedelta:
         """How long after it fell due the attempt started (``started_at - due_at``)."""
         return self.started_at - (self.due_at or self.scheduled_for)
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+"""``pending``: not yet accepted (being tried, or waiting for its next attempt);
+``delivered``: the receiver answered 2xx; ``failed``: every attempt failed, or the receiver
+refused it for good (a 4xx other than 408, 425 and 429)."""
+
+
+class WebhookDelivery(BaseModel):
+    """One run record's delivery to one webhook URL, and how it went."""
+
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: str
+    """Sent as the ``X-LGS-Delivery`` header and in the body: receivers dedupe on it."""
+    run_id: str
+    task_id: str
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    """POSTs made so far."""
+    last_error: str | None = None
+    """Why the latest failed attempt failed (kept after a later success)."""
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    """While pending: not tried again before this (another runtime takes the delivery
+    over once it has passed). None once delivered or failed."""
+    delivered_at: datetime | None = None
+
+
+class WebhookPayload(BaseModel):
+    """The JSON body POSTed to a webhook: a finished run and whose task it was.
+
+    A receiver reads it with ``WebhookPayload.model_validate_json(body)``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event: Literal["run.finished"] = "run.finished"
+    delivery_id: str
+    """The same for every attempt of this delivery: process it once."""
+    task_name: str | None = None
+    """None when the task was deleted before the record was queued for delivery."""
+    owner: str | None = None
+    """The task's owner (the user a tool-created task belongs to)."""
+    run: TaskRunRecord

@@ -21,9 +21,11 @@ from langgraph.pregel import Pregel
 
 from ._bridge import TaskExecutorBridge
 from ._clock import Clock, SystemClock
+from ._context import call_clean, spawn_clean
 from ._jobs import DueTimer
+from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone
-from ._turns import TurnRunner
+from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders
 from .errors import InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
@@ -31,6 +33,7 @@ from .schedules import Schedule
 from .store import Store, open_store
 from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
+from .webhooks import Webhook, WebhookDelivery, WebhookDispatcher
 
 __all__ = ["SchedulerRuntime"]
 
@@ -65,7 +68,12 @@ class SchedulerRuntime:
             May also be a function of the runtime returning either, for graphs whose tools
             need the runtime: ``SchedulerRuntime(lambda rt: build_agent(rt))``. None makes
             a runtime that only manages tasks (CLI, admin scripts): it claims no fires,
-            and the runtimes that run turns on the same database follow its changes.
+            and the runtimes that run turns on the same database follow its changes;
+            with ``server`` it runs them on that server.
+        server: run scheduled turns as runs of a LangGraph server instead of in this
+            process (``graph`` must then be None): ``server=LangGraphServer(
+            assistant_id="agent")`` inside the server (see
+            :mod:`langgraph_scheduler.served`), or with ``url=`` from elsewhere.
         database: ``sqlite:///file.db`` (default ``sqlite:///langgraph-scheduler.db``),
             ``sqlite://`` for memory, or ``postgresql://…`` (extra ``postgres``).
         checkpointer: use this checkpointer instead of the default one on ``database``.
@@ -86,6 +94,10 @@ class SchedulerRuntime:
             :class:`~langgraph_scheduler.testing.FakeClock`).
         on_run: called with every finished run record.
         on_event: called with task events (auto-paused, completed, quarantined).
+        webhook: POST every finished run record to ``webhook.url`` and to its task's
+            ``TaskOptions.webhook_url``, signed with ``webhook.secret``, retried with
+            backoff, in the background (see :mod:`langgraph_scheduler.webhooks`); each
+            delivery's outcome is kept (:meth:`deliveries`). Without it, nothing is sent.
 
     Example:
         >>> async with SchedulerRuntime(graph, database="sqlite:///scheduler.db") as rt:
@@ -109,6 +121,7 @@ class SchedulerRuntime:
         *,
         database: str = DEFAULT_DATABASE,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
+        server: LangGraphServer | None = None,
         timezone: str = "UTC",
         max_concurrency: int = 4,
         default_timeout_secs: float = 300.0,
@@ -122,6 +135,7 @@ class SchedulerRuntime:
         clock: Clock | None = None,
         on_run: RunListener | None = None,
         on_event: EventListener | None = None,
+        webhook: Webhook | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -133,8 +147,19 @@ class SchedulerRuntime:
         ):
             if not value > 0:
                 raise InvalidTask(f"{label} must be positive, got {value}")
+        if server is not None and not isinstance(server, LangGraphServer):
+            raise InvalidTask(
+                f"server must be a LangGraphServer(url=..., assistant_id=...), got "
+                f"{type(server).__name__}"
+            )
+        if server is not None and graph is not None:
+            raise InvalidTask(
+                "pass graph=None with server=...: scheduled turns run on the server's "
+                f"assistant {server.assistant_id!r}, not on a graph in this process"
+            )
         self._graph_in = graph
         self._checkpointer_in = checkpointer
+        self.server = server
         self.database = database
         self.timezone = check_zone(timezone)
         self.max_concurrency = max_concurrency
@@ -150,7 +175,15 @@ class SchedulerRuntime:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listeners: list[RunListener] = [on_run] if on_run else []
         self._event_listeners: list[EventListener] = [on_event] if on_event else []
+        if webhook is not None and not isinstance(webhook, Webhook):
+            raise InvalidTask(
+                "webhook must be a Webhook, e.g. webhook=Webhook(url='https://…', "
+                f"secret=...) from langgraph_scheduler.webhooks; got {type(webhook).__name__}"
+            )
+        self.webhook = webhook
+        self._webhooks: WebhookDispatcher | None = None
         self._state = "new"
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._store: Store | None = None
@@ -177,6 +210,15 @@ class SchedulerRuntime:
     def running(self) -> bool:
         return self._state == "running"
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the runtime runs on while started (None before and after).
+
+        Other threads hand it work with ``asyncio.run_coroutine_threadsafe``; the scheduler
+        tools and :class:`~langgraph_scheduler.sync.SyncSchedulerRuntime` do.
+        """
+        return self._loop
+
     async def start(self) -> None:
         """Open the store (migrating it if needed), set timers for the fires due within
         the window, take over crashed processes' claims and start claiming."""
@@ -195,18 +237,26 @@ class SchedulerRuntime:
             self._service = TaskService(
                 store, clock=self.clock, timezone=self.timezone, on_change=self._task_changed
             )
-            if self._graph is not None:
+            if self._graph is not None or self.server is not None:
                 await self._start_engine(store, stack)
         except BaseException:
             self._state = "stopped"
             await stack.aclose()
             raise
         self._stack = stack
+        self._loop = asyncio.get_running_loop()
         self._state = "running"
         logger.info("scheduler runtime %s started on %s", self.holder, store.safe_url)
 
     async def _start_engine(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
-        assert self._graph is not None
+        turns: TurnRunner
+        if self.server is not None:
+            turns = ServerTurnRunner(self.server, store)
+        else:
+            assert self._graph is not None
+            turns = GraphTurnRunner(self._graph, store)
+        await turns.open()
+        stack.push_async_callback(turns.close)
         started_at = self.clock.now()
         timer = DueTimer(
             store,
@@ -217,7 +267,7 @@ class SchedulerRuntime:
         )
         bridge = TaskExecutorBridge(
             store=store,
-            turns=TurnRunner(self._graph, store),
+            turns=turns,
             clock=self.clock,
             holder=self.holder,
             capacity=self.max_concurrency,
@@ -228,7 +278,7 @@ class SchedulerRuntime:
             store_retry_secs=self.store_retry_secs,
             on_record=self._emit,
             on_event=self._emit_event,
-            on_due=timer.at,
+            on_due=lambda when: call_clean(timer.at, when),
         )
         self._timer, self._bridge = timer, bridge
         upkeep = Upkeep(
@@ -239,14 +289,27 @@ class SchedulerRuntime:
             history_limit=self.history_limit,
             history_max_age_days=self.history_max_age_days,
         )
-        timer.start()
+        # The runtime is often started inside someone's run (a graph factory, a request):
+        # its timers and loops start from an empty context, so nothing of that run (its
+        # callbacks, tracing parent, config, log context) reaches scheduled turns.
+        call_clean(timer.start)
         stack.callback(timer.shutdown)
+        if self.webhook is not None:  # before recover: its records are delivered too
+            self._webhooks = WebhookDispatcher(
+                store,
+                self.webhook,
+                clock=self.clock,
+                sweep_secs=self.lease_secs,
+                drain_secs=min(self.drain_timeout_secs, self.webhook.timeout_secs),
+            )
+            await self._webhooks.start()
+            stack.push_async_callback(self._webhooks.close)
         await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
         await timer.load_window()
         self._loops = [
-            asyncio.create_task(bridge.run(), name="langgraph-scheduler-claims"),
-            asyncio.create_task(timer.run(), name="langgraph-scheduler-timer"),
-            asyncio.create_task(upkeep.run(), name="langgraph-scheduler-upkeep"),
+            spawn_clean(bridge.run(), name="langgraph-scheduler-claims"),
+            spawn_clean(timer.run(), name="langgraph-scheduler-timer"),
+            spawn_clean(upkeep.run(), name="langgraph-scheduler-upkeep"),
         ]
         bridge.wake()  # what fell due while no runtime was up
 
@@ -267,6 +330,7 @@ class SchedulerRuntime:
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self._stack.aclose()
         self._state = "stopped"
+        self._loop = None
         logger.info("scheduler runtime %s stopped", self.holder)
 
     # -- properties ------------------------------------------------------------------
@@ -275,9 +339,16 @@ class SchedulerRuntime:
     def graph(self) -> Pregel[Any, Any, Any, Any]:
         """The graph scheduled turns run on (with the runtime's checkpointer)."""
         if self._graph is None:
+            if self.server is not None:
+                raise NotRunning(
+                    f"this runtime runs its turns on {self.server.where} (server=...): its "
+                    "threads live there; read them with langgraph-sdk (client.threads)"
+                )
             if self._graph_in is None:
                 raise NotRunning(_NO_GRAPH)
             raise NotRunning(_NOT_STARTED)
+        if self._state == "stopped":
+            raise self._not_running()
         return self._graph
 
     @property
@@ -290,17 +361,15 @@ class SchedulerRuntime:
         """The task and run store (reads; tasks are written through the runtime's methods)."""
         if self._store is None:
             raise NotRunning(_NOT_STARTED)
+        if self._state == "stopped":
+            raise self._not_running()
         return self._store
 
     @property
     def tasks(self) -> TaskService:
         """The task service: the one writer of tasks, which the methods below call."""
         if self._service is None or self._state != "running":
-            state = "not started" if self._state == "new" else self._state
-            raise NotRunning(
-                f"the runtime is {state}; use 'async with SchedulerRuntime(...)' or "
-                "await runtime.start() first"
-            )
+            raise self._not_running()
         return self._service
 
     def add_listener(self, listener: RunListener) -> None:
@@ -325,6 +394,7 @@ class SchedulerRuntime:
         options: TaskOptions | None = None,
         paused: bool = False,
         max_active: int | None = None,
+        task_id: str | None = None,
     ) -> Task:
         """Create a task and schedule it.
 
@@ -340,6 +410,9 @@ class SchedulerRuntime:
             paused: create it paused.
             max_active: refuse when the owner already has this many active tasks (checked
                 atomically with the insert, so concurrent creations cannot overshoot).
+            task_id: the task's id (default: a random one); a task already stored under
+                it for this owner is returned as it is, so repeating a create with the
+                same id stores one task.
 
         Raises:
             QuotaExceeded: ``max_active`` refused the task.
@@ -357,6 +430,7 @@ class SchedulerRuntime:
             options=options,
             paused=paused,
             max_active=max_active,
+            task_id=task_id,
         )
 
     async def get_task(self, task_id: str, *, owner: str | None = None) -> Task:
@@ -481,6 +555,11 @@ class SchedulerRuntime:
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
         return await self.store.get_run(run_id)
 
+    async def deliveries(self, run_id: str) -> list[WebhookDelivery]:
+        """The webhook deliveries of a run, one per URL: status (``pending``,
+        ``delivered``, ``failed``), attempts and the last error."""
+        return await self.store.deliveries(run_id=run_id)
+
     async def next_run_times(
         self, task_id: str, n: int = 5, *, owner: str | None = None
     ) -> list[datetime]:
@@ -498,6 +577,8 @@ class SchedulerRuntime:
         after moving time)."""
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
+        if self._state != "running":
+            raise self._not_running()
         return await self._bridge.claim_now()
 
     # -- user turns ------------------------------------------------------------------
@@ -528,6 +609,18 @@ class SchedulerRuntime:
 
     # -- internals -------------------------------------------------------------------
 
+    def _not_running(self) -> NotRunning:
+        if self._state == "stopped":
+            return NotRunning(
+                "the runtime is stopped, and a stopped runtime does not start again: make a "
+                "new SchedulerRuntime (or keep calls inside 'async with SchedulerRuntime(...)')"
+            )
+        state = "not started" if self._state == "new" else self._state
+        return NotRunning(
+            f"the runtime is {state}; use 'async with SchedulerRuntime(...)' or "
+            "await runtime.start() first"
+        )
+
     def _wake(self, due: datetime | None) -> None:
         if self._bridge is not None:
             self._bridge.wake(due)
@@ -536,7 +629,9 @@ class SchedulerRuntime:
         """A task written in this process: set its timer at once (no feed round trip)."""
         if self._timer is not None and task is not None and task.state == "active":
             if task.next_run_at is not None:
-                self._timer.at(task.next_run_at)
+                # Often called inside a user's run (a tool): the timer's callbacks must
+                # not carry that run's context.
+                call_clean(self._timer.at, task.next_run_at)
 
     async def _bind_graph(
         self, stack: contextlib.AsyncExitStack, store: Store
@@ -567,6 +662,8 @@ class SchedulerRuntime:
         return saver
 
     async def _emit(self, record: TaskRunRecord) -> None:
+        if self._webhooks is not None:
+            self._webhooks.submit(record)  # never waits: delivery runs in the background
         await _call_all(self._listeners, record)
 
     async def _emit_event(self, event: TaskEvent) -> None:

@@ -4,6 +4,8 @@ The task table is the only source of truth for when a task fires next (``next_ru
 indexed with ``state``). A runtime claims due rows up to its free capacity; a due fire
 that nobody has room for waits in the table. Retries waiting for their backoff are rows
 too (``lgs_retries``), so they survive restarts and follow pause, delete and update.
+Changes a model asked for that wait for a human's approval are rows of ``lgs_approvals``,
+so what was shown is what gets stored, once, however often LangGraph re-runs the tool.
 
 Backends are twins behind :class:`Store`: :class:`~langgraph_scheduler.store_sqlite.SqliteStore`
 (a file or memory) and :class:`~langgraph_scheduler.store_postgres.PostgresStore`. Each owns
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
+import os
+import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
@@ -55,13 +61,27 @@ from sqlalchemy.types import TypeDecorator
 
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire
 from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
-from .models import RunOutcome, RunTrigger, Task, TaskEventKind, TaskOptions, TaskRunRecord
+from .models import (
+    DeliveryStatus,
+    RunOutcome,
+    RunTrigger,
+    Task,
+    TaskEventKind,
+    TaskOptions,
+    TaskRunRecord,
+    WebhookDelivery,
+    WebhookPayload,
+    check_webhook_url,
+)
 from .schedules import schedule_from_dict, schedule_to_dict
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Approval",
+    "ApprovalStatus",
     "Claimed",
     "Finished",
+    "QueuedDelivery",
     "SaveResult",
     "Store",
     "TaskChange",
@@ -185,6 +205,8 @@ runs_table = Table(
     Column("holder", String(128)),
     Column("lease_expires_at", _UTCDateTime()),
     Column("due_at", _UTCDateTime()),
+    Column("server_thread_id", String(64)),
+    Column("server_run_id", String(64)),
     UniqueConstraint("task_id", "scheduled_for", "attempt", name="lgs_runs_fire"),
     Index("lgs_runs_task_started", "task_id", "started_at"),
 )
@@ -209,6 +231,53 @@ retries_table = Table(
     Index("lgs_retries_due", "due_at"),
 )
 
+# Part of schema version 2 (created by create_all on databases that lack it).
+approvals_table = Table(
+    "lgs_approvals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("tool_call_id", Text, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("task_id", String(64), nullable=False),
+    Column("change", _JSON, nullable=False),
+    Column("preview", _JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("decided_at", _UTCDateTime()),
+    Index("lgs_approvals_step", "owner", "step"),
+    Index("lgs_approvals_decided", "decided_at"),
+)
+
+# Part of schema version 2 (created by create_all on databases that lack it): one row per
+# finished run and webhook URL, so a delivery survives restarts and its outcome is kept.
+deliveries_table = Table(
+    "lgs_deliveries",
+    metadata,
+    Column("delivery_id", String(64), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("task_id", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("next_attempt_at", _UTCDateTime()),
+    Column("delivered_at", _UTCDateTime()),
+    UniqueConstraint("run_id", "url", name="lgs_deliveries_run_url"),
+)
+
+# Only pending deliveries: the sweep looks for those due among all the finished ones.
+_due_deliveries = Index(
+    "lgs_deliveries_due",
+    deliveries_table.c.next_attempt_at,
+    sqlite_where=deliveries_table.c.status == "pending",
+    postgresql_where=deliveries_table.c.status == "pending",
+)
+
 
 # -- results -------------------------------------------------------------------------
 
@@ -231,8 +300,40 @@ class TaskChange:
     next_run_at: datetime | None
 
 
-SaveResult = Literal["saved", "conflict", "missing", "quota"]
-"""How a conditional task write ended: ``conflict`` means another write came first."""
+SaveResult = Literal["saved", "conflict", "missing", "quota", "done"]
+"""How a conditional task write ended: ``conflict`` means another write came first;
+``done`` that the approval it was made for was already applied (nothing written)."""
+
+ApprovalStatus = Literal["pending", "approved", "rejected", "applied", "failed"]
+"""Where an approval stands: waiting for a human, answered, or carried out (``applied``:
+the task was written; ``failed``: writing it was refused, ``reason`` says why)."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A task change a model asked for, held until a human answers (``require_approval``).
+
+    One per tool call: ``id`` is derived from the owner, the LangGraph step the call ran
+    in and its tool call id, so every re-run of that call finds the same row.
+    """
+
+    id: str
+    owner: str
+    step: str
+    """Digest of the thread and LangGraph task the tool call ran in: calls of one model
+    message that ran in one task share it."""
+    tool_call_id: str
+    action: Literal["create", "update"]
+    task_id: str
+    """The task to create (its id is fixed in advance) or to change."""
+    change: dict[str, Any]
+    """Exactly the values to store, fixed when the approval was asked for."""
+    preview: dict[str, Any]
+    """What the human is shown (the interrupt payload's ``task``)."""
+    status: ApprovalStatus
+    created_at: datetime
+    reason: str | None = None
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +366,21 @@ class Finish:
     summary: str | None = None
     error: str | None = None
     checkpoint_id: str | None = None
+    server_thread_id: str | None = None
+    server_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedDelivery:
+    """A pending webhook delivery this process has claimed: what to POST, and where."""
+
+    delivery_id: str
+    run_id: str
+    url: str
+    body: str
+    """The JSON of a :class:`~.models.WebhookPayload`, the same for every attempt."""
+    attempts: int
+    """Attempts made before this claim (by any process)."""
 
 
 # -- the interface -------------------------------------------------------------------
@@ -275,8 +391,8 @@ class Store(ABC):
 
     Every operation is one transaction, a plain function of a SQLAlchemy ``Connection``
     run by :meth:`transaction` in the twin's own way. Only the task service writes
-    tasks (``insert_task``, ``save_task``, ``delete_task``); the engine claims and
-    finishes fires.
+    tasks (``insert_task``, ``save_task``, ``delete_task``) and approvals
+    (``add_approval``, ``decide_approval``); the engine claims and finishes fires.
 
     Args:
         url: the database URL, as normalised by the twin.
@@ -468,25 +584,49 @@ class Store(ABC):
 
     # -- tasks: written by the task service only ----------------------------------
 
-    async def insert_task(self, task: Task, *, max_active: int | None = None) -> bool:
+    async def insert_task(
+        self,
+        task: Task,
+        *,
+        max_active: int | None = None,
+        if_absent: bool = False,
+        approval_id: str | None = None,
+    ) -> bool:
         """Insert a task; with ``max_active``, only if its owner has fewer active tasks
-        (checked in the same statement). Returns False when the quota refused it."""
+        (checked in the same statement). Returns False when the quota refused it.
+
+        With ``if_absent``, a task already stored under this id is left as it is. With
+        ``approval_id``, the task is inserted only while that approval is ``approved``,
+        and the approval becomes ``applied`` in the same transaction, so it is carried
+        out at most once. In both cases True is returned when nothing was written."""
         row = _task_row(task)
 
         def work(conn: Connection) -> bool:
+            if approval_id is not None and not self._approval_open(conn, approval_id):
+                return True
             if max_active is None or task.state != "active":
-                conn.execute(insert(tasks_table), row)
+                statement = (
+                    self._insert_ignore(tasks_table, "id") if if_absent else insert(tasks_table)
+                )
+                inserted = conn.execute(statement, row).rowcount == 1
             else:
                 self._serialize_owner(conn, task.owner)
-                values = select(*[literal(v, tasks_table.c[k].type) for k, v in row.items()])
-                statement = (
-                    insert(tasks_table)
-                    .from_select(list(row), values.where(_active_of(task.owner) < max_active))
-                    .returning(tasks_table.c.id)
-                )
-                if conn.execute(statement).first() is None:
-                    return False
-            self._notify(conn, task.id)
+                if if_absent and _task_exists(conn, task.id):
+                    inserted = False
+                else:
+                    values = select(*[literal(v, tasks_table.c[k].type) for k, v in row.items()])
+                    statement = (
+                        insert(tasks_table)
+                        .from_select(list(row), values.where(_active_of(task.owner) < max_active))
+                        .returning(tasks_table.c.id)
+                    )
+                    if conn.execute(statement).first() is None:
+                        return False
+                    inserted = True
+            if approval_id is not None:
+                _close_approval(conn, approval_id, task.updated_at)
+            if inserted:
+                self._notify(conn, task.id)
             return True
 
         return await self.transaction(work)
@@ -499,17 +639,22 @@ class Store(ABC):
         columns: Iterable[str],
         max_active: int | None = None,
         cancel_retries: bool = False,
+        approval_id: str | None = None,
     ) -> SaveResult:
         """Write the ``columns`` of ``task`` (and ``updated_at``, the version bumped) if the
         stored one still has ``expected_version``; with ``max_active``, only if the owner
         then has room for it among its active tasks (for a task becoming active).
         ``cancel_retries`` drops the task's retries waiting for their backoff in the same
-        transaction. Columns not named keep what is stored (even if it cannot be read)."""
+        transaction. Columns not named keep what is stored (even if it cannot be read).
+        With ``approval_id``, the write happens only while that approval is ``approved``
+        (``done`` otherwise), and the approval becomes ``applied`` with it."""
         full = _task_row(task)
         row = {key: full[key] for key in {*columns, "updated_at"}}
         row["version"] = expected_version + 1
 
         def work(conn: Connection) -> SaveResult:
+            if approval_id is not None and not self._approval_open(conn, approval_id):
+                return "done"
             match = and_(tasks_table.c.id == task.id, tasks_table.c.version == expected_version)
             condition = match
             if max_active is not None:
@@ -525,6 +670,8 @@ class Store(ABC):
                 return "conflict" if found != expected_version else "quota"
             if cancel_retries:
                 conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
+            if approval_id is not None:
+                _close_approval(conn, approval_id, task.updated_at)
             self._notify(conn, task.id)
             return "saved"
 
@@ -542,6 +689,73 @@ class Store(ABC):
             return bool(result.rowcount)
 
         return await self.transaction(work)
+
+    # -- approvals: written by the task service only --------------------------------
+
+    async def add_approval(self, approval: Approval) -> Approval:
+        """Store ``approval`` unless one with its id exists; returns the stored one (the
+        first proposal of a tool call wins, however often the call runs)."""
+        row = _approval_row(approval)
+        query = select(approvals_table).where(approvals_table.c.id == approval.id)
+
+        def work(conn: Connection) -> Approval:
+            conn.execute(self._insert_ignore(approvals_table, "id").values(row))
+            return approval_from_row(conn.execute(query).mappings().one())
+
+        return await self.transaction(work)
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        query = select(approvals_table).where(approvals_table.c.id == approval_id)
+
+        def work(conn: Connection) -> Approval | None:
+            row = conn.execute(query).mappings().first()
+            return approval_from_row(row) if row else None
+
+        return await self.transaction(work)
+
+    async def step_approvals(self, owner: str, step: str) -> list[Approval]:
+        """The owner's approvals asked for in one LangGraph step, oldest first."""
+        query = (
+            select(approvals_table)
+            .where(approvals_table.c.owner == owner, approvals_table.c.step == step)
+            .order_by(approvals_table.c.created_at, approvals_table.c.id)
+        )
+        return await self.transaction(
+            lambda conn: [approval_from_row(r) for r in conn.execute(query).mappings()]
+        )
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: ApprovalStatus,
+        reason: str | None,
+        now: datetime,
+        expected: ApprovalStatus = "pending",
+    ) -> bool:
+        """Move an approval from ``expected`` to ``status``; False when it was not in
+        ``expected`` any more (the first answer wins)."""
+        statement = (
+            update(approvals_table)
+            .where(approvals_table.c.id == approval_id, approvals_table.c.status == expected)
+            .values(status=status, reason=reason, decided_at=now)
+        )
+        return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
+
+    async def purge_approvals(self, *, decided_before: datetime) -> int:
+        """Delete approvals answered (or carried out) before the cutoff; those still
+        waiting for an answer stay."""
+        statement = delete(approvals_table).where(approvals_table.c.decided_at < decided_before)
+        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+
+    def _approval_open(self, conn: Connection, approval_id: str) -> bool:
+        """True when the approval is ``approved`` and not yet carried out (locked until
+        the transaction ends, so two writers cannot both carry it out)."""
+        query = self._lock_row(
+            select(approvals_table.c.status).where(approvals_table.c.id == approval_id)
+        )
+        status: str | None = conn.scalar(query)
+        return status == "approved"
 
     # -- tasks: reads ---------------------------------------------------------------
 
@@ -870,6 +1084,8 @@ class Store(ABC):
                 "summary": finish.summary,
                 "error": finish.error,
                 "checkpoint_id": finish.checkpoint_id,
+                "server_thread_id": finish.server_thread_id,
+                "server_run_id": finish.server_run_id,
                 "finished_at": now,
             }
         )
@@ -888,6 +1104,8 @@ class Store(ABC):
                 summary=record.summary,
                 error=record.error,
                 checkpoint_id=record.checkpoint_id,
+                server_thread_id=record.server_thread_id,
+                server_run_id=record.server_run_id,
                 finished_at=now,
                 lease_expires_at=None,
             )
@@ -1055,6 +1273,172 @@ class Store(ABC):
             await asyncio.sleep(0)
         return deleted
 
+    # -- webhook deliveries -----------------------------------------------------------
+
+    async def queue_deliveries(
+        self,
+        records: Sequence[TaskRunRecord],
+        *,
+        urls: Sequence[str],
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+    ) -> list[QueuedDelivery]:
+        """Store a pending delivery of each finished record to each of ``urls`` and to its
+        task's own ``webhook_url`` (one per run and URL, however often it is queued), then
+        claim up to ``limit`` due deliveries (these, unless older ones wait), leased until
+        ``lease_until``: all in one transaction."""
+        task_ids = sorted({r.task_id for r in records})
+        tasks_query = select(
+            tasks_table.c.id, tasks_table.c.name, tasks_table.c.owner, tasks_table.c.options
+        ).where(tasks_table.c.id.in_(task_ids))
+
+        def work(conn: Connection) -> list[QueuedDelivery]:
+            tasks = {row["id"]: row for row in conn.execute(tasks_query).mappings()}
+            rows: list[dict[str, Any]] = []
+            for record in records:
+                task = tasks.get(record.task_id)
+                for url in dict.fromkeys([*urls, *_task_webhook(task)]):
+                    delivery_id = uuid.uuid4().hex
+                    payload = WebhookPayload(
+                        delivery_id=delivery_id,
+                        task_name=task["name"] if task else None,
+                        owner=task["owner"] if task else None,
+                        run=record,
+                    )
+                    rows.append(
+                        {
+                            "delivery_id": delivery_id,
+                            "run_id": record.run_id,
+                            "task_id": record.task_id,
+                            "url": url,
+                            "body": payload.model_dump_json(),
+                            "status": "pending",
+                            "attempts": 0,
+                            "created_at": now,
+                            "next_attempt_at": now,
+                        }
+                    )
+            if rows:
+                conn.execute(self._insert_ignore(deliveries_table, "run_id", "url"), rows)
+            return self._claim_deliveries(conn, now, lease_until, limit)
+
+        return await self.transaction(work)
+
+    async def claim_deliveries(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[QueuedDelivery]:
+        """Claim up to ``limit`` pending deliveries whose ``next_attempt_at`` has passed
+        (left by a stopped runtime, or by a process that died), earliest first, leased
+        until ``lease_until``; deliveries another claim holds are skipped."""
+        return await self.transaction(
+            lambda conn: self._claim_deliveries(conn, now, lease_until, limit)
+        )
+
+    def _claim_deliveries(
+        self, conn: Connection, now: datetime, lease_until: datetime, limit: int
+    ) -> list[QueuedDelivery]:
+        if limit <= 0:
+            return []
+        table = deliveries_table
+        due = self._lock_due(
+            select(table.c.delivery_id, table.c.run_id, table.c.url, table.c.body, table.c.attempts)
+            .where(table.c.status == "pending", table.c.next_attempt_at <= now)
+            .order_by(table.c.next_attempt_at)
+            .limit(limit)
+        )
+        claimed = [QueuedDelivery(*row) for row in conn.execute(due)]
+        if claimed:
+            conn.execute(
+                update(table)
+                .where(table.c.delivery_id.in_([d.delivery_id for d in claimed]))
+                .values(next_attempt_at=lease_until)
+            )
+        return claimed
+
+    async def record_delivery(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int,
+        error: str | None,
+        now: datetime,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Write how an attempt went: ``delivered`` (at ``now``), ``failed`` for good, or
+        still ``pending`` until ``next_attempt_at``. Only a pending delivery is written;
+        returns False when it was no longer pending (another process finished it)."""
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at if status == "pending" else None,
+        }
+        if error is not None:
+            values["last_error"] = error
+        if status == "delivered":
+            values["delivered_at"] = now
+        statement = (
+            update(deliveries_table)
+            .where(
+                deliveries_table.c.delivery_id == delivery_id,
+                deliveries_table.c.status == "pending",
+            )
+            .values(values)
+        )
+        return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
+
+    async def release_deliveries(self, delivery_ids: Sequence[str], *, now: datetime) -> None:
+        """Make pending deliveries due at ``now`` (their claimer stops), so the next runtime
+        takes them up at once instead of after their lease."""
+        if not delivery_ids:
+            return
+        statement = (
+            update(deliveries_table)
+            .where(
+                deliveries_table.c.delivery_id.in_(sorted(delivery_ids)),
+                deliveries_table.c.status == "pending",
+            )
+            .values(next_attempt_at=now)
+        )
+        await self.transaction(lambda conn: conn.execute(statement))
+
+    async def deliveries(
+        self,
+        *,
+        run_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[WebhookDelivery]:
+        """Webhook deliveries, oldest first; filter by run and status."""
+        query = select(deliveries_table)
+        if run_id is not None:
+            query = query.where(deliveries_table.c.run_id == run_id)
+        if status is not None:
+            query = query.where(deliveries_table.c.status == status)
+        order = (deliveries_table.c.created_at, deliveries_table.c.delivery_id)
+        query = query.order_by(*order).limit(limit)
+        return await self.transaction(
+            lambda conn: [delivery_from_row(r) for r in conn.execute(query).mappings()]
+        )
+
+    async def purge_deliveries(self) -> int:
+        """Delete delivered and failed deliveries whose run record is gone (trimmed,
+        purged, or deleted with its task); pending ones are still delivered."""
+        gone = ~(
+            select(runs_table.c.run_id)
+            .where(runs_table.c.run_id == deliveries_table.c.run_id)
+            .exists()
+        )
+        statement = delete(deliveries_table).where(deliveries_table.c.status != "pending", gone)
+        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+
+
+_URL_FORMS = "use sqlite:///path/to/file.db, sqlite:// (memory) or postgresql://user@host/dbname"
+_POSTGRES_EXTRA = (
+    'pip install "langgraph-scheduler[postgres]" (from a checkout: pip install ".[postgres]")'
+)
+
 
 def open_store(url: str, *, pool_size: int = 3) -> Store:
     """The store twin for a database URL.
@@ -1062,41 +1446,117 @@ def open_store(url: str, *, pool_size: int = 3) -> Store:
     ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).
 
     Raises:
-        StoreError: the URL names no supported database, or its extra is not installed.
+        StoreError: the URL is malformed or names no supported database, a SQLite file's
+            folder does not exist, or the ``postgres`` extra is not installed; the message
+            says what to do instead.
+    """
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        from .store_sqlite import SqliteStore
+
+        _check_sqlite_path(parsed.database)
+        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size)
+    _check_postgres_extra()
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    _check_conninfo(parsed)
+    from .store_postgres import PostgresStore
+
+    return PostgresStore(parsed, pool_size=pool_size)
+
+
+def parse_database_url(url: str) -> URL:
+    """The SQLAlchemy URL of a database URL, checked for the usual mistakes.
+
+    Raises:
+        StoreError: the URL is malformed or names no supported database (the message
+            shows the accepted forms, or the URL meant).
     """
     if url in (":memory:", "sqlite://", "sqlite:///:memory:"):
-        url = "sqlite://"
+        return make_url("sqlite://")
+    shown = _hide_password(url)
+    if not url.strip():
+        raise StoreError(f"no database URL given: {_URL_FORMS}")
+    scheme, colon, rest = url.partition(":")
+    if colon and scheme.lower().split("+")[0] == "sqlite" and not rest.startswith("///"):
+        path = rest.lstrip("/")
+        raise StoreError(
+            f"malformed SQLite URL {shown!r}: a file is sqlite:///{path} (relative path) or "
+            f"sqlite:////{path} (absolute path), with three or four slashes"
+        )
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise StoreError(
-            f"unsupported database URL {url!r} ({exc}): use sqlite:///path/to/file.db, "
-            "sqlite:// or postgresql://user@host/dbname"
-        ) from None
-    backend, _, driver = parsed.drivername.partition("+")
+        if "://" not in url:
+            raise StoreError(
+                f"database URL {shown!r} is not a URL: for a SQLite file write "
+                f"sqlite:///{url}; or use sqlite:// (memory) or postgresql://user@host/dbname"
+            ) from None
+        reason = "the port must be a number" if isinstance(exc, ValueError) else str(exc)
+        raise StoreError(f"malformed database URL {shown!r} ({reason}): {_URL_FORMS}") from None
+    backend, _, driver = parsed.drivername.lower().partition("+")
     if backend == "sqlite":
-        from .store_sqlite import SqliteStore
-
-        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size)
+        return parsed.set(drivername="sqlite")
     if backend in ("postgresql", "postgres"):
         if driver not in ("", "psycopg"):
             raise StoreError(
-                f"unsupported PostgreSQL driver {driver!r}; use postgresql+psycopg://… "
-                '(pip install "langgraph-scheduler[postgres]")'
+                f"unsupported PostgreSQL driver {driver!r}: use postgresql://… (the driver "
+                "is psycopg, from the postgres extra)"
             )
+        return parsed.set(drivername="postgresql")
+    raise StoreError(f"unsupported database URL {shown!r}: {_URL_FORMS}")
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _check_sqlite_path(database: str | None) -> None:
+    """A SQLite file needs an existing folder (SQLite creates the file, not the folder)."""
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return
+    if database.startswith("~"):
+        raise StoreError(
+            f"the SQLite path {database} starts with ~, which a URL does not expand: write "
+            f"the full path, e.g. sqlite:///{os.path.expanduser(database)}"
+        )
+    path = Path(database)
+    if path.is_dir():
+        raise StoreError(
+            f"the SQLite database {database} is a folder: name a file in it, e.g. "
+            f"sqlite:///{path / 'scheduler.db'}"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(
+            f"no folder {folder} for the SQLite database {database}: create it "
+            f"(mkdir -p {folder}) or choose another path"
+        )
+
+
+def _check_postgres_extra() -> None:
+    for module in ("psycopg", "psycopg_pool", "langgraph.checkpoint.postgres"):
         try:
-            import psycopg  # noqa: F401
+            importlib.import_module(module)
         except ImportError:
             raise StoreError(
-                'PostgreSQL needs the postgres extra: pip install "langgraph-scheduler[postgres]"'
+                f"PostgreSQL needs the postgres extra ({module} is missing): {_POSTGRES_EXTRA}"
             ) from None
-        from .store_postgres import PostgresStore
 
-        return PostgresStore(parsed.set(drivername="postgresql+psycopg"), pool_size=pool_size)
-    raise StoreError(
-        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db, sqlite:// or "
-        "postgresql://user@host/dbname"
-    )
+
+def _check_conninfo(url: URL) -> None:
+    """libpq refuses unknown query parameters at connect time; say so now, in one line."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
+
+    plain = url.set(drivername="postgresql")
+    try:
+        conninfo_to_dict(plain.render_as_string(hide_password=False))
+    except Error as exc:
+        detail = " ".join(str(exc).split())
+        raise StoreError(
+            f"invalid PostgreSQL URL {plain.render_as_string(hide_password=True)!r} ({detail}): "
+            "the query may carry only libpq connection parameters, e.g. ?sslmode=require"
+        ) from None
 
 
 # -- in-process thread locks (both twins) ----------------------------------------------
@@ -1231,6 +1691,53 @@ def _active_of(owner: str, *, excluding: str | None = None) -> Any:
     return query.scalar_subquery()
 
 
+def _task_exists(conn: Connection, task_id: str) -> bool:
+    return conn.scalar(select(tasks_table.c.id).where(tasks_table.c.id == task_id)) is not None
+
+
+def _close_approval(conn: Connection, approval_id: str, now: datetime) -> None:
+    conn.execute(
+        update(approvals_table)
+        .where(approvals_table.c.id == approval_id)
+        .values(status="applied", decided_at=now)
+    )
+
+
+def _approval_row(approval: Approval) -> dict[str, Any]:
+    return {
+        "id": approval.id,
+        "owner": approval.owner,
+        "step": approval.step,
+        "tool_call_id": approval.tool_call_id,
+        "action": approval.action,
+        "task_id": approval.task_id,
+        "change": approval.change,
+        "preview": approval.preview,
+        "status": approval.status,
+        "reason": approval.reason,
+        "created_at": approval.created_at,
+        "decided_at": approval.decided_at,
+    }
+
+
+def approval_from_row(row: Any) -> Approval:
+    data = dict(row)
+    return Approval(
+        id=data["id"],
+        owner=data["owner"],
+        step=data["step"],
+        tool_call_id=data["tool_call_id"],
+        action=data["action"],
+        task_id=data["task_id"],
+        change=_json(data["change"]),
+        preview=_json(data["preview"]),
+        status=data["status"],
+        reason=data["reason"],
+        created_at=data["created_at"],
+        decided_at=data["decided_at"],
+    )
+
+
 def _read_version(conn: Connection) -> int:
     found = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
     return int(found) if found is not None else 0
@@ -1307,6 +1814,22 @@ def run_from_row(row: Any) -> TaskRunRecord:
     return TaskRunRecord.model_validate(data)
 
 
+def delivery_from_row(row: Any) -> WebhookDelivery:
+    return WebhookDelivery.model_validate({k: v for k, v in dict(row).items() if k != "body"})
+
+
+def _task_webhook(task: Any) -> list[str]:
+    """The task's own webhook URL, if its stored options name a valid one."""
+    if task is None:
+        return []
+    try:
+        url = _json(task["options"]).get("webhook_url")
+        return [check_webhook_url(url)] if isinstance(url, str) else []
+    except Exception as exc:
+        logger.warning("task %s: its webhook URL cannot be used (%s)", task["id"], _reason(exc))
+        return []
+
+
 # -- errors --------------------------------------------------------------------------
 
 
@@ -1343,11 +1866,13 @@ def _kind(exc: BaseException) -> str:
 
 
 def _migrate_to_2(conn: Connection) -> None:
-    """Schema 2: task versions, the (state, next_run_at) index, due times on runs, and
-    retries as rows."""
+    """Schema 2: task versions, the (state, next_run_at) index, due times and server
+    runs on runs, and retries as rows."""
     datetime_type = _UTCDateTime().impl.compile(dialect=conn.dialect)
     conn.execute(text("ALTER TABLE lgs_tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
     conn.execute(text(f"ALTER TABLE lgs_runs ADD COLUMN due_at {datetime_type}"))
+    for column in ("server_thread_id", "server_run_id"):
+        conn.execute(text(f"ALTER TABLE lgs_runs ADD COLUMN {column} VARCHAR(64)"))
     conn.execute(text("DROP INDEX IF EXISTS lgs_tasks_state"))
     for index in tasks_table.indexes:
         if index.name == "lgs_tasks_due":

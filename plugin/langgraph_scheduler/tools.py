@@ -5,22 +5,32 @@
 from the run config (``configurable.user_id``, else ``configurable.thread_id``), never
 from tool arguments, and every problem the model can fix comes back as a short tool
 message (the ``ToolMessage`` has ``status="error"``); nothing is stored in that case.
+
+With ``SchedulerLimits(require_approval=True)``, ``schedule_task`` and ``update_task`` fix
+the values to store, keep them under the tool call's id and ask a human through
+``interrupt()``; LangGraph re-runs the tool on every resume, and each re-run finds the same
+values and the answer already given, so a call is stored at most once, only after its own
+approval (see :func:`scheduler_tools`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool, ToolException
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._loops import call_blocking, call_on_loop, running_loop_of
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -30,7 +40,8 @@ from .errors import (
 )
 from .models import Task, TaskRunRecord, TaskState
 from .runtime import SchedulerRuntime
-from .schedules import Cron, Interval, Once, parse_schedule
+from .schedules import Cron, Interval, Once, Schedule, parse_schedule
+from .store import Approval
 from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
 from .views import TaskList
 
@@ -56,6 +67,13 @@ TOOL_NAMES = (
 
 APPROVAL_KIND = "langgraph_scheduler.approval"
 """``type`` of the ``interrupt()`` payload asking a human to approve a task."""
+
+_HOW_TO_ANSWER = (
+    "resume with True or {'approved': True} to approve; False or {'approved': False, "
+    "'reason': '...'} to reject. While other approvals of the same step wait (listed in "
+    "'waiting'), name the call: {'tool_call_id': '<id>', 'approved': True}, or answer several "
+    "at once with {'<id>': True, '<other id>': {'approved': False, 'reason': '...'}}"
+)
 
 logger = logging.getLogger("langgraph_scheduler")
 
@@ -216,6 +234,19 @@ class UpdateTaskArgs(_Args):
     max_runs: int | None = Field(default=None, ge=1, description="New maximum number of runs.")
 
 
+class _ScheduleTaskCall(ScheduleTaskArgs):
+    # Filled in by LangChain from the tool call, hidden from the model: the key that
+    # makes an approval's re-runs find the same values and answer.
+    tool_call_id: Annotated[str | None, InjectedToolCallId] = None
+
+
+class _UpdateTaskCall(UpdateTaskArgs):
+    tool_call_id: Annotated[str | None, InjectedToolCallId] = None
+
+
+_INJECTED = frozenset({"tool_call_id"})
+
+
 class TaskIdArgs(_Args):
     """Arguments of the tools that act on one task."""
 
@@ -242,8 +273,11 @@ def scheduler_tools(
     """The eight scheduler tools, bound to a runtime.
 
     ``schedule_task``, ``list_tasks``, ``update_task``, ``pause_task``, ``resume_task``,
-    ``delete_task``, ``run_task_now`` and ``task_history``. They are async-only: run the
-    agent with ``ainvoke``/``astream``.
+    ``delete_task``, ``run_task_now`` and ``task_history``. Each runs on the runtime's
+    event loop: awaited there, or handed to it from another loop or thread, so a sync
+    ``tool.invoke`` or ``graph.invoke`` works too, from any thread but the one running
+    that loop (where it raises and names the async call). With no event loop of your own,
+    run the runtime as :class:`~langgraph_scheduler.sync.SyncSchedulerRuntime`.
 
     Args:
         runtime: the runtime the tasks live in, or a function returning it at call time.
@@ -263,6 +297,18 @@ def scheduler_tools(
         The owner of a task is ``configurable.user_id`` of the run config, else its
         ``configurable.thread_id``. Pass a ``user_id`` when one user talks in several
         threads, so all their tasks are theirs in every thread.
+
+    Note:
+        With ``limits.require_approval``, ``schedule_task`` (and ``update_task`` changing
+        a schedule or prompt) pauses the graph with ``interrupt()``. The payload's
+        ``tool_call_id`` names the call and ``task`` holds exactly what will be stored
+        (times are computed once, when asked). Resume with ``Command(resume=True)``; when
+        several calls of one step ask (a ``ToolNode`` runs a message's calls in one
+        task), name the call: ``Command(resume={"tool_call_id": ..., "approved": True})``;
+        several requests shown at once (``create_agent``) take LangGraph's
+        ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept under the
+        tool call id, so a resumed call is stored at most once, only after its own
+        approval.
     """
     if isinstance(runtime, SchedulerRuntime):
         bound = runtime
@@ -283,7 +329,7 @@ def scheduler_tools(
             "`prompt` as a message and act on it (reminders, recurring reports, follow-ups). "
             "Pass the user's time words as `schedule`; the answer gives the next run times "
             "and timezone, which you must confirm to the user." + interval_note + tz_note,
-            ScheduleTaskArgs,
+            _ScheduleTaskCall,
             service.schedule_task,
         ),
         (
@@ -297,7 +343,7 @@ def scheduler_tools(
             "update_task",
             "Change a scheduled task: pass its id and only the fields to change. A new "
             "schedule applies from now; the answer gives the next run times and timezone.",
-            UpdateTaskArgs,
+            _UpdateTaskCall,
             service.update_task,
         ),
         (
@@ -338,9 +384,9 @@ def scheduler_tools(
         ),
     ]
     return [
-        StructuredTool.from_function(
-            coroutine=_coroutine(schema, method),
-            func=_sync_unsupported(name),
+        _SchedulerTool.from_function(
+            coroutine=_on_runtime_loop(get_runtime, _coroutine(schema, method)),
+            func=_blocking(name, get_runtime, _coroutine(schema, method)),
             name=name,
             description=description,
             args_schema=schema,
@@ -350,6 +396,17 @@ def scheduler_tools(
         )
         for name, description, schema, method in specs
     ]
+
+
+class _SchedulerTool(StructuredTool):
+    """A structured tool that also runs from plain arguments (no tool call id then)."""
+
+    def _parse_input(
+        self, tool_input: str | dict[str, Any], tool_call_id: str | None
+    ) -> str | dict[str, Any]:
+        # LangChain refuses to run a tool with an injected call id from a plain dict;
+        # ours only need the id to ask for an approval, and say so then.
+        return super()._parse_input(tool_input, "" if tool_call_id is None else tool_call_id)
 
 
 def is_scheduled_turn(config: RunnableConfig | None) -> bool:
@@ -382,15 +439,38 @@ def _coroutine(
     return run
 
 
-def _sync_unsupported(name: str) -> Callable[..., str]:
-    def run(**kwargs: Any) -> str:
-        raise NotImplementedError(
-            f"the {name} tool is async-only (the scheduler runtime lives on an event loop): "
-            "run the agent with 'await graph.ainvoke(...)' or 'astream', or call "
-            f"'await tool.ainvoke(...)'"
+def _on_runtime_loop(
+    get_runtime: Callable[[], SchedulerRuntime], run: Callable[..., Awaitable[str]]
+) -> Callable[..., Awaitable[str]]:
+    """The tool's coroutine, run on the runtime's event loop even when awaited on another
+    (an agent on a web app's loop, the runtime on :class:`SyncSchedulerRuntime`'s)."""
+
+    async def on_loop(config: RunnableConfig, **kwargs: Any) -> str:
+        return await call_on_loop(_loop_of(get_runtime), lambda: run(config, **kwargs))
+
+    return on_loop
+
+
+def _blocking(
+    name: str, get_runtime: Callable[[], SchedulerRuntime], run: Callable[..., Awaitable[str]]
+) -> Callable[..., str]:
+    """The tool's sync form (``tool.invoke``, a sync ``graph.invoke``): the coroutine,
+    handed to the runtime's loop and waited for. It works from any thread but the one
+    running that loop, where it raises and names the async form instead."""
+
+    def blocking(config: RunnableConfig, **kwargs: Any) -> str:
+        return call_blocking(
+            _loop_of(get_runtime), lambda: run(config, **kwargs), what=f"the {name} tool"
         )
 
-    return run
+    return blocking
+
+
+def _loop_of(get_runtime: Callable[[], SchedulerRuntime]) -> asyncio.AbstractEventLoop | None:
+    try:
+        return running_loop_of(get_runtime())
+    except Exception:  # no runtime yet: the tool itself answers with the reason
+        return None
 
 
 def _validation_message(name: str, schema: type[_Args]) -> Callable[[Any], str]:
@@ -400,7 +480,7 @@ def _validation_message(name: str, schema: type[_Args]) -> Callable[[Any], str]:
             for err in exc.errors(include_url=False):
                 field = ".".join(str(p) for p in err["loc"]) or "arguments"
                 if err["type"] == "extra_forbidden":
-                    allowed = ", ".join(schema.model_fields)
+                    allowed = ", ".join(f for f in schema.model_fields if f not in _INJECTED)
                     problems.append(f"unknown argument {field!r} (allowed: {allowed})")
                 else:
                     problems.append(f"{field}: {err['msg']}")
@@ -419,6 +499,10 @@ class _ToolService:
     ) -> None:
         self._get_runtime = get_runtime
         self.limits = limits
+        # Dropped once no call of the step holds or waits for it.
+        self._step_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     @property
     def runtime(self) -> SchedulerRuntime:
@@ -426,9 +510,49 @@ class _ToolService:
 
     # -- tools ---------------------------------------------------------------------
 
-    async def schedule_task(self, args: ScheduleTaskArgs, config: RunnableConfig) -> str:
+    async def schedule_task(self, args: _ScheduleTaskCall, config: RunnableConfig) -> str:
         self._check_may_manage(config, "create tasks")
         owner = await self._owner(config)
+        if self.limits.require_approval:
+            ticket = self._ticket(config, args.tool_call_id, "schedule_task", owner)
+            approval = await self._find(ticket)
+            if approval is None:
+                plan = self._plan_new(args, config, owner)
+                approval = await self.runtime.tasks.propose_create(
+                    owner=owner,
+                    step=ticket.step,
+                    tool_call_id=ticket.call_id,
+                    preview=plan.preview,
+                    name=args.name,
+                    schedule=plan.schedule,
+                    trigger=plan.trigger,
+                    thread_id=plan.thread_id,
+                    max_runs=args.max_runs,
+                )
+            approval = await self._decision(approval)
+            if approval.status == "rejected":
+                return _rejected("The task was not scheduled", approval.reason)
+            task = await self.runtime.tasks.apply(
+                approval, max_active=self.limits.max_active_tasks_per_owner
+            )
+        else:
+            plan = self._plan_new(args, config, owner)
+            task = await self.runtime.create_task(
+                name=args.name,
+                schedule=plan.schedule,
+                trigger=plan.trigger,
+                thread_id=plan.thread_id,
+                owner=owner,
+                max_runs=args.max_runs,
+                max_active=self.limits.max_active_tasks_per_owner,
+            )
+        body = await self._render(task, owner, config)
+        return (
+            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user.\n{body}"
+        )
+
+    def _plan_new(self, args: ScheduleTaskArgs, config: RunnableConfig, owner: str) -> _Plan:
+        """Check a new task's arguments and fix its values (and what a human is shown)."""
         thread_id = _thread_of(config) if args.thread == "continue" else None
         if args.thread == "continue" and thread_id is None:
             raise InvalidTask(
@@ -445,40 +569,26 @@ class _ToolService:
                 "timeout_secs": args.timeout_secs,
             }
         )
+        if not self.limits.require_approval:
+            return _Plan(schedule, trigger, thread_id, {})
+        # Fixed now: an interval's first fire is pinned, so approving later stores the
+        # times the human saw.
+        schedule = self.runtime.tasks.as_stored(schedule, now=now)
         preview = schedule.next_fire_times(_NEXT_RUNS, after=now)
         if args.max_runs is not None:
             preview = preview[: args.max_runs]
-        if self.limits.require_approval:
-            approved, reason = self._ask_approval(
-                config,
-                "schedule_task",
-                {
-                    "name": args.name.strip(),
-                    "schedule": schedule.describe(),
-                    "timezone": schedule.tz,
-                    "next_runs": [_iso(t) for t in preview],
-                    "prompt": trigger.prompt,
-                    "system_addon": trigger.system_addon,
-                    "thread": "isolated" if thread_id is None else thread_id,
-                    "max_runs": args.max_runs,
-                    "owner": owner,
-                },
-            )
-            if not approved:
-                return _rejected("The task was not scheduled", reason)
-        task = await self.runtime.create_task(
-            name=args.name,
-            schedule=schedule,
-            trigger=trigger,
-            thread_id=thread_id,
-            owner=owner,
-            max_runs=args.max_runs,
-            max_active=self.limits.max_active_tasks_per_owner,
-        )
-        body = await self._render(task, owner, config)
-        return (
-            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user.\n{body}"
-        )
+        shown = {
+            "name": args.name.strip(),
+            "schedule": schedule.describe(),
+            "timezone": schedule.tz,
+            "next_runs": [_iso(t) for t in preview],
+            "prompt": trigger.prompt,
+            "system_addon": trigger.system_addon,
+            "thread": "isolated" if thread_id is None else thread_id,
+            "max_runs": args.max_runs,
+            "owner": owner,
+        }
+        return _Plan(schedule, trigger, thread_id, shown)
 
     async def list_tasks(self, args: ListTasksArgs, config: RunnableConfig) -> str:
         owner = await self._owner(config)
@@ -497,11 +607,51 @@ class _ToolService:
         )
         return header + ":\n\n" + "\n\n".join(blocks)
 
-    async def update_task(self, args: UpdateTaskArgs, config: RunnableConfig) -> str:
+    async def update_task(self, args: _UpdateTaskCall, config: RunnableConfig) -> str:
         self._check_may_manage(config, "change tasks")
         owner = await self._owner(config)
-        task = await self.runtime.get_task(args.task_id, owner=owner)
-        changes = args.model_dump(exclude_unset=True, exclude={"task_id"})
+        guarded = ("schedule", "timezone", "prompt", "system_addon")
+        if self.limits.require_approval and any(getattr(args, f) is not None for f in guarded):
+            ticket = self._ticket(config, args.tool_call_id, "update_task", owner)
+            approval = await self._find(ticket)
+            if approval is None:
+                task = await self.runtime.get_task(args.task_id, owner=owner)
+                plan = self._plan_change(args, task, approval=True)
+                approval = await self.runtime.tasks.propose_update(
+                    task.id,
+                    owner=owner,
+                    step=ticket.step,
+                    tool_call_id=ticket.call_id,
+                    preview=plan.preview,
+                    name=args.name,
+                    schedule=plan.schedule,
+                    trigger=plan.trigger,
+                    max_runs=args.max_runs,
+                )
+            approval = await self._decision(approval)
+            if approval.status == "rejected":
+                return _rejected(f"Task {approval.task_id} was not changed", approval.reason)
+            updated = await self.runtime.tasks.apply(
+                approval, max_active=self.limits.max_active_tasks_per_owner
+            )
+        else:
+            task = await self.runtime.get_task(args.task_id, owner=owner)
+            plan = self._plan_change(args, task, approval=False)
+            updated = await self.runtime.update_task(
+                task.id,
+                owner=owner,
+                name=args.name,
+                schedule=plan.schedule,
+                trigger=plan.trigger,
+                max_runs=args.max_runs,
+                max_active=self.limits.max_active_tasks_per_owner,
+            )
+        body = await self._render(updated, owner, config)
+        return f"Updated task {updated.name!r}.\n{body}"
+
+    def _plan_change(self, args: UpdateTaskArgs, task: Task, *, approval: bool) -> _Change:
+        """Check a change's arguments against ``task`` and fix its values."""
+        changes = args.model_dump(exclude_unset=True, exclude={"task_id", *_INJECTED})
         changes = {key: value for key, value in changes.items() if value is not None}
         if not changes:
             raise InvalidTask(
@@ -509,7 +659,7 @@ class _ToolService:
                 "system_addon, timeout_secs, max_runs"
             )
         now = self.runtime.clock.now()
-        schedule = None
+        schedule: Schedule | None = None
         if args.schedule is not None:
             tz = args.timezone or (task.schedule and task.schedule.tz) or self.runtime.timezone
             schedule = parse_schedule(args.schedule, tz=tz, now=now)
@@ -524,33 +674,25 @@ class _ToolService:
                 if key in changes:
                     payload[key] = changes[key]
             trigger = self._trigger(payload, changed=changes.keys())
-        if self.limits.require_approval and (
-            schedule is not None or {"prompt", "system_addon"} & changes.keys()
-        ):
-            details: dict[str, Any] = {"task_id": task.id, "name": task.name, "owner": owner}
-            if schedule is not None:
-                details["schedule"] = schedule.describe()
-                details["timezone"] = schedule.tz
-                details["next_runs"] = [
-                    _iso(t) for t in schedule.next_fire_times(_NEXT_RUNS, after=now)
-                ]
-            if trigger is not None:
-                details["prompt"] = trigger.prompt
-                details["system_addon"] = trigger.system_addon
-            approved, reason = self._ask_approval(config, "update_task", details)
-            if not approved:
-                return _rejected(f"Task {task.id} was not changed", reason)
-        updated = await self.runtime.update_task(
-            task.id,
-            owner=owner,
-            name=args.name,
-            schedule=schedule,
-            trigger=trigger,
-            max_runs=args.max_runs,
-            max_active=self.limits.max_active_tasks_per_owner,
-        )
-        body = await self._render(updated, owner, config)
-        return f"Updated task {updated.name!r}.\n{body}"
+        if not approval:
+            return _Change(schedule, trigger, {})
+        shown: dict[str, Any] = {
+            "task_id": task.id,
+            "name": args.name or task.name,
+            "owner": task.owner,
+        }
+        if schedule is not None:
+            zone = task.schedule.tz if task.schedule is not None else None
+            schedule = self.runtime.tasks.as_stored(schedule, now=now, zone=zone)
+            shown["schedule"] = schedule.describe()
+            shown["timezone"] = schedule.tz
+            shown["next_runs"] = [_iso(t) for t in schedule.next_fire_times(_NEXT_RUNS, after=now)]
+        if trigger is not None:
+            shown["prompt"] = trigger.prompt
+            shown["system_addon"] = trigger.system_addon
+        if args.max_runs is not None:
+            shown["max_runs"] = args.max_runs
+        return _Change(schedule, trigger, shown)
 
     async def pause_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
         self._check_may_manage(config, "pause tasks")
@@ -683,34 +825,84 @@ class _ToolService:
         clean = {key: value for key, value in payload.items() if value is not None}
         return ConversationTrigger.from_task_payload(clean)
 
-    def _ask_approval(
-        self, config: RunnableConfig, action: str, details: dict[str, Any]
-    ) -> tuple[bool, str | None]:
-        """Pause the graph for a human; True when the resume value approves."""
+    # -- approval ----------------------------------------------------------------------
+
+    def _ticket(
+        self, config: RunnableConfig, call_id: str | None, action: str, owner: str
+    ) -> _Ticket:
+        """Where an approval is kept: the owner, the LangGraph step and the tool call."""
         if is_scheduled_turn(config):
             # Nobody is there to answer: an interrupt would hang the scheduled turn.
             raise NotAllowed(
                 f"{action} needs a human's approval, which a task-triggered turn cannot ask "
                 "for; tell the user what you would change so they can ask for it"
             )
-        answer = interrupt(
-            {
-                "type": APPROVAL_KIND,
-                "action": action,
-                "task": details,
-                "question": "Approve this scheduled task?",
-                "how_to_answer": "resume with True or {'approved': True} to approve; "
-                "False or {'approved': False, 'reason': '...'} to reject",
-            }
+        if not call_id:
+            raise NotAllowed(
+                f"{action} needs a human's approval, which is kept under the tool call's id: "
+                "run this tool from a graph (ToolNode, create_agent) or invoke it with a "
+                "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
+            )
+        configurable = config.get("configurable") or {}
+        metadata = config.get("metadata") or {}
+        namespace = configurable.get("checkpoint_ns") or metadata.get("langgraph_checkpoint_ns")
+        step = f"{_thread_of(config) or ''}|{namespace or ''}"
+        return _Ticket(owner, step, call_id)
+
+    async def _find(self, ticket: _Ticket) -> Approval | None:
+        return await self.runtime.tasks.find_approval(
+            owner=ticket.owner, step=ticket.step, tool_call_id=ticket.call_id
         )
-        if answer is True:
-            return True, None
-        if isinstance(answer, str):
-            return answer.strip().lower() in {"approve", "approved", "yes"}, None
-        if isinstance(answer, Mapping):
-            reason = answer.get("reason") or answer.get("message")
-            return answer.get("approved") is True, str(reason) if reason else None
-        return False, None
+
+    async def _decision(self, approval: Approval) -> Approval:
+        """Wait for a human's answer to ``approval`` (through ``interrupt()``) and return
+        it decided.
+
+        LangGraph hands resume values to a task's ``interrupt()`` calls by position, and
+        tool calls of one model message that share a task (``ToolNode``) reach theirs in
+        no fixed order. So an answer counts for this call only when it names it
+        (``tool_call_id``) or when no other approval of the step could be meant; answers
+        are recorded under the calls they name, where every re-run finds them.
+        """
+        service = self.runtime.tasks
+        # One call of a step at a time reads the answers and records them, so no call
+        # asks again for an answer a sibling has just recorded.
+        async with self._step_lock(approval.step):
+            approval = await service.reread(approval)
+            problem: str | None = None
+            while approval.status == "pending":
+                step = await service.step_approvals(approval)
+                others = [a for a in step if a.id != approval.id]
+                waiting = [a for a in others if a.status == "pending"]
+                answer = _Answer.of(interrupt(_approval_request(approval, waiting, problem)))
+                verdicts = dict(answer.addressed)
+                if answer.bare is not None:
+                    if others:
+                        problem = (
+                            f"an answer without a tool_call_id cannot tell the {len(step)} "
+                            "approvals of this step apart, so it was not used: answer "
+                            f"{{'tool_call_id': {approval.tool_call_id!r}, 'approved': True}} "
+                            "(or False)"
+                        )
+                        continue
+                    verdicts[approval.tool_call_id] = answer.bare
+                for target in step:
+                    verdict = verdicts.get(target.tool_call_id)
+                    if verdict is not None:
+                        await service.decide(target, approved=verdict[0], reason=verdict[1])
+                if approval.tool_call_id not in verdicts:
+                    problem = (
+                        f"the last answer named {sorted(verdicts) or 'no tool call'}, not "
+                        f"{approval.tool_call_id!r}"
+                    )
+                approval = await service.reread(approval)
+        return approval
+
+    def _step_lock(self, step: str) -> asyncio.Lock:
+        lock = self._step_locks.get(step)
+        if lock is None:
+            lock = self._step_locks[step] = asyncio.Lock()
+        return lock
 
     # -- rendering -------------------------------------------------------------------
 
@@ -750,6 +942,94 @@ class _ToolService:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A new task's checked values, and what a human approving it is shown."""
+
+    schedule: Schedule
+    trigger: ConversationTrigger
+    thread_id: str | None
+    preview: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A change's checked values, and what a human approving it is shown."""
+
+    schedule: Schedule | None
+    trigger: ConversationTrigger | None
+    preview: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Ticket:
+    owner: str
+    step: str
+    call_id: str
+
+
+_Verdict = tuple[bool, str | None]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A resume value: a bare answer for whichever call receives it, and answers naming
+    their tool calls."""
+
+    bare: _Verdict | None
+    addressed: dict[str, _Verdict]
+
+    @classmethod
+    def of(cls, value: Any) -> _Answer:
+        if isinstance(value, Mapping):
+            if "tool_call_id" in value:
+                return cls(None, {str(value["tool_call_id"]): _verdict(value)})
+            if not ({"approved", "reason", "message"} & value.keys()) and value:
+                return cls(None, {str(key): _verdict(item) for key, item in value.items()})
+        return cls(_verdict(value), {})
+
+
+def _verdict(value: Any) -> _Verdict:
+    """Approved or not, and the reason given: only an explicit yes approves."""
+    if value is True:
+        return True, None
+    if isinstance(value, str):
+        return value.strip().lower() in {"approve", "approved", "yes"}, None
+    if isinstance(value, Mapping):
+        reason = value.get("reason") or value.get("message")
+        return value.get("approved") is True, str(reason) if reason else None
+    return False, None
+
+
+def _approval_request(
+    approval: Approval, waiting: list[Approval], problem: str | None
+) -> dict[str, Any]:
+    """The ``interrupt()`` payload: what this call will store, and who else waits."""
+    action = "schedule_task" if approval.action == "create" else "update_task"
+    request: dict[str, Any] = {
+        "type": APPROVAL_KIND,
+        "action": action,
+        "tool_call_id": approval.tool_call_id,
+        "task": approval.preview,
+        "question": "Approve this scheduled task?"
+        if approval.action == "create"
+        else f"Approve this change of task {approval.task_id}?",
+        "how_to_answer": _HOW_TO_ANSWER,
+    }
+    if waiting:
+        request["waiting"] = [
+            {
+                "tool_call_id": other.tool_call_id,
+                "action": "schedule_task" if other.action == "create" else "update_task",
+                "task": other.preview,
+            }
+            for other in waiting
+        ]
+    if problem:
+        request["problem"] = problem
+    return request
 
 
 def _firing_task(config: RunnableConfig) -> str | None:

@@ -1,0 +1,299 @@
+"""Scheduled turns as runs of a LangGraph server (``langgraph dev``, the Agent Server).
+
+:class:`LangGraphServer` names the server and the assistant; :class:`ServerTurnRunner`
+runs each turn through ``langgraph-sdk`` as a background run on the task's thread, so the
+turn lands in the thread's state and history, in ``runs.list`` and in Studio, with the
+task's attribution in the run's metadata. It is the twin of
+:class:`~._turns.GraphTurnRunner`: the same locks and the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._turns import (
+    ConversationRequest,
+    ConversationResponse,
+    Error,
+    Interrupted,
+    ServerRun,
+    Skipped,
+    Success,
+    Timeout,
+    TurnRunner,
+    _TurnTimedOut,
+    _within,
+    turn_metadata,
+)
+from .errors import SchedulerError
+from .store import Store
+
+if TYPE_CHECKING:
+    from langgraph_sdk.client import LangGraphClient
+    from langgraph_sdk.schema import MultitaskStrategy
+
+__all__ = ["LangGraphServer", "ServerTurnRunner", "server_thread_id"]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+CANCEL_TIMEOUT_SECS = 10.0
+"""How long a timed-out or interrupted turn waits for its server run to stop."""
+
+_THREAD_NAMESPACE = uuid.UUID("4f1c7a52-9d0e-5b6a-8c3e-2f7d1a9b6e40")
+"""Namespace of the UUIDs given to thread ids that are not UUIDs (see
+:func:`server_thread_id`)."""
+
+
+class LangGraphServer(BaseModel):
+    """Run scheduled turns on a LangGraph server instead of in this process.
+
+    Every turn becomes a run of ``assistant_id`` on the task's thread (created if
+    needed). Its input is the trigger message and ``task_source``; its metadata the
+    attribution: ``task_id``, ``task_name``, ``task_run_id`` (the server keeps
+    ``run_id`` for its own id), ``scheduled_for`` and ``source="scheduler"``. It queues
+    behind the user's own runs on that thread (``multitask_strategy="enqueue"``), never
+    interleaving with them; a task with ``on_busy="skip"`` is recorded ``skipped``
+    instead when the thread is busy. The turn's timeout cancels the server run. The run
+    record keeps the server's ``server_thread_id`` and ``server_run_id``.
+
+    Example:
+        >>> runtime = SchedulerRuntime(
+        ...     None,
+        ...     server=LangGraphServer(url="http://127.0.0.1:2024", assistant_id="agent"),
+        ...     database="sqlite:///scheduler.db",
+        ... )
+
+    Note:
+        A server names threads by UUID. A task whose thread id is not one (an isolated
+        task's fresh thread, or a name you chose) runs on a UUID derived from it; the
+        record's ``server_thread_id`` says which. The timeout includes the time a run
+        waits in the thread's queue behind the user's runs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assistant_id: str = Field(
+        min_length=1,
+        description="The assistant to run: an assistant id, or a graph id from the "
+        "server's langgraph.json (its default assistant).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The server's URL, e.g. http://127.0.0.1:2024. None: the server this "
+        "process serves, reached in-process (a runtime started by the server's lifespan, "
+        "see langgraph_scheduler.served).",
+    )
+    api_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Sent as x-api-key. None: LANGGRAPH_API_KEY or LANGSMITH_API_KEY from "
+        "the environment, as langgraph-sdk does.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="Extra HTTP headers for every call."
+    )
+
+    @property
+    def where(self) -> str:
+        """The server, for messages: its URL, or "the server of this process"."""
+        return self.url or "the LangGraph server of this process"
+
+
+def server_thread_id(thread_id: str) -> str:
+    """The server thread a task thread runs on: the id itself when it is a UUID, else
+    a UUID derived from it (the same one every time)."""
+    try:
+        return str(uuid.UUID(thread_id))
+    except ValueError:
+        return str(uuid.uuid5(_THREAD_NAMESPACE, thread_id))
+
+
+class ServerTurnRunner(TurnRunner):
+    """Runs scheduled turns as background runs of a LangGraph server.
+
+    Args:
+        server: which server and assistant.
+        store: provides the thread locks (across replicas on PostgreSQL).
+    """
+
+    def __init__(self, server: LangGraphServer, store: Store) -> None:
+        super().__init__(store)
+        self.server = server
+        self._client: LangGraphClient | None = None
+
+    async def open(self) -> None:
+        """Make the SDK client.
+
+        Raises:
+            SchedulerError: ``url`` is None outside a LangGraph server process.
+        """
+        if self.server.url is None and "langgraph_api.server" not in sys.modules:
+            raise SchedulerError(
+                "LangGraphServer(url=None) runs turns on the LangGraph server of this "
+                "process, and none runs here: start the runtime from the server's lifespan "
+                "(langgraph_scheduler.served.scheduler_app, named by http.app in "
+                "langgraph.json), or pass url='http://host:port' of your server"
+            )
+        from langgraph_sdk import get_client
+
+        self._client = get_client(
+            url=self.server.url,
+            # No read timeout: a turn may run for long, and its own deadline bounds it.
+            timeout=(5.0, None, 30.0, 5.0),
+            headers=self.server.headers or None,
+            **({"api_key": self.server.api_key} if self.server.api_key else {}),
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
+        client = self._client
+        if client is None:
+            return Error("the server turn runner is not open")
+        thread_id = server_thread_id(request.thread_id)
+        source = dict(request.source)
+        message = {
+            "type": "human",
+            "content": request.prompt,
+            "additional_kwargs": {"task_source": source},
+        }
+        run_input: dict[str, Any] = {"messages": [message], "task_source": source}
+        # Never interleave with the user's runs on the thread: queue behind them, or
+        # (on_busy="skip") be refused while one runs.
+        strategy: MultitaskStrategy = "reject" if request.on_busy == "skip" else "enqueue"
+        started = time.monotonic()
+        try:
+            run = await _within(
+                client.runs.create(
+                    thread_id,
+                    self.server.assistant_id,
+                    input=run_input,
+                    metadata=_server_metadata(request),
+                    # The task's owner is the user of its turns, as in GraphTurnRunner.
+                    config={"configurable": {"user_id": request.owner}},
+                    multitask_strategy=strategy,
+                    if_not_exists="create",
+                ),
+                request.timeout_secs,
+            )
+        except _TurnTimedOut:
+            return Timeout(request.timeout_secs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _status(exc) == 409:
+                return Skipped(f"thread {thread_id} was busy with another run on the server")
+            logger.warning("server run of task %s not created: %r", request.task_id, exc)
+            return Error(self._refused(exc))
+        where = ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+        remaining = request.timeout_secs - (time.monotonic() - started)
+        try:
+            values = await _within(client.runs.join(thread_id, where.run_id), remaining)
+            final = await client.runs.get(thread_id, where.run_id)
+        except _TurnTimedOut:
+            await self._cancel(where)
+            return Timeout(request.timeout_secs, server_run=where)
+        except asyncio.CancelledError:
+            # The runtime is stopping: the server run must not go on without us (the
+            # next runtime retries the fire). Shielded, so the cancel call itself is sent.
+            await asyncio.shield(self._cancel(where))
+            raise
+        except Exception as exc:
+            if _status(exc) == 404:  # rolled back: the server deleted the run
+                return Interrupted("the server run was rolled back", server_run=where)
+            logger.warning("following server run %s failed: %r", where.run_id, exc)
+            await self._cancel(where)
+            return Error(f"lost the server run: {_describe(exc)}", server_run=where)
+        return _answer(final, values, where, elapsed=time.monotonic() - started)
+
+    async def _cancel(self, where: ServerRun) -> None:
+        """Cancel a server run and wait (a little) until it stopped; never raises."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            await asyncio.wait_for(
+                client.runs.cancel(where.thread_id, where.run_id, wait=True),
+                CANCEL_TIMEOUT_SECS,
+            )
+        except Exception as exc:
+            logger.warning("cancelling server run %s failed: %r", where.run_id, exc)
+
+    def _refused(self, exc: BaseException) -> str:
+        status = _status(exc)
+        text = f"{self.server.where} did not start the run: {_describe(exc)}"
+        if status == 404:
+            text += (
+                f"; check assistant_id={self.server.assistant_id!r} (an assistant id, or a "
+                "graph id from the server's langgraph.json)"
+            )
+        return text
+
+
+def _server_metadata(request: ConversationRequest) -> dict[str, Any]:
+    # The server keeps ``run_id`` in run metadata for its own id: ours is task_run_id.
+    metadata = turn_metadata(request)
+    metadata["task_run_id"] = metadata.pop("run_id")
+    return metadata
+
+
+def _answer(
+    run: Mapping[str, Any], values: Any, where: ServerRun, *, elapsed: float
+) -> ConversationResponse:
+    """The response for a finished server run (``runs.get``) and its final values."""
+    status = run.get("status")
+    if status == "success":
+        return Success(_final_text(values), server_run=where)
+    if status == "error":
+        error = values.get("__error__") if isinstance(values, Mapping) else None
+        if isinstance(error, Mapping):
+            message = f"{error.get('error', 'Error')}: {error.get('message', '')}".rstrip(": ")
+        else:
+            message = "the server run failed (no error was reported)"
+        return Error(message, server_run=where)
+    if status == "timeout":  # the server's own limit (BG_JOB_TIMEOUT_SECS)
+        return Timeout(round(elapsed, 1), server_run=where)
+    if status == "interrupted":
+        reason = run.get("cancel_reason") or "cancelled on the server"
+        return Interrupted(f"the server run was interrupted ({reason})", server_run=where)
+    return Error(f"the server run ended with status {status!r}", server_run=where)
+
+
+def _final_text(values: Any) -> str:
+    """The last AI message of a thread's values, as text."""
+    messages = values.get("messages") if isinstance(values, Mapping) else None
+    if not isinstance(messages, list) or not messages:
+        return ""
+    ai = [m for m in messages if isinstance(m, Mapping) and m.get("type") in ("ai", "AIMessage")]
+    last = ai[-1] if ai else messages[-1]
+    content = last.get("content", "") if isinstance(last, Mapping) else last
+    if isinstance(content, list):
+        return "".join(
+            block if isinstance(block, str) else str(block.get("text", ""))
+            for block in content
+            if isinstance(block, str) or (isinstance(block, Mapping) and "text" in block)
+        )
+    return str(content)
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _describe(exc: BaseException) -> str:
+    status = _status(exc)
+    text = str(exc) or type(exc).__name__
+    return f"{status} {text}" if status is not None else f"{type(exc).__name__}: {text}"

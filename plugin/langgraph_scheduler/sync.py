@@ -1,0 +1,281 @@
+"""The runtime for code without asyncio: scripts, Flask or Django views, sync agents.
+
+:class:`SyncSchedulerRuntime` starts a :class:`~langgraph_scheduler.runtime.SchedulerRuntime`
+on an event loop of its own, in a background thread, and offers the same methods as plain
+functions: each call is handed to that loop and waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.pregel import Pregel
+
+from ._loops import call_blocking
+from .errors import NotRunning
+from .runtime import EventListener, GraphInput, RunListener, SchedulerRuntime
+
+__all__ = ["SyncSchedulerRuntime"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _blocking(
+    method: Callable[Concatenate[SchedulerRuntime, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[SyncSchedulerRuntime, _P], _R]:
+    """The sync twin of a runtime method: same arguments, same result, same errors."""
+
+    @functools.wraps(method)
+    def call(self: SyncSchedulerRuntime, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        runtime = self.runtime
+        return self._call(lambda: method(runtime, *args, **kwargs), method.__name__)
+
+    call.__qualname__ = f"SyncSchedulerRuntime.{method.__name__}"
+    return call
+
+
+class SyncSchedulerRuntime:
+    """A :class:`~langgraph_scheduler.runtime.SchedulerRuntime` for synchronous code.
+
+    The runtime runs on an event loop in a background thread, started and stopped with
+    this object; every method below is the runtime's method of the same name, called as
+    a plain function (``invoke`` is ``ainvoke``). It works where no event loop runs
+    (scripts, WSGI apps) and where one does (Jupyter): the runtime never uses the
+    caller's loop.
+
+    Args:
+        graph: what :class:`SchedulerRuntime` takes (a factory receives the async
+            runtime), or a ``SchedulerRuntime`` not yet started, to run it this way.
+        **options: the keyword arguments of :class:`SchedulerRuntime` (``database``,
+            ``timezone``, ``max_concurrency``, ``on_run``, …).
+
+    Example:
+        >>> with SyncSchedulerRuntime(graph, database="sqlite:///scheduler.db") as rt:
+        ...     task = rt.create_task(
+        ...         name="standup",
+        ...         schedule=Cron("0 9 * * 1-5", tz="Europe/Berlin"),
+        ...         trigger="Summarise yesterday's notes",
+        ...         thread_id="alice-main",
+        ...     )
+        ...     record = rt.run_now(task.id)
+
+    Note:
+        Listeners (``on_run``, ``on_event``) and the graph's nodes and tools run on the
+        runtime's thread. Keep them short, and call the async runtime there
+        (``await rt.runtime.get_task(...)``): a blocking method of this object called
+        from that thread would block the loop it waits for, so it raises instead.
+
+    Warning:
+        Call :meth:`stop` (or use ``with``): it lets running turns finish. A runtime
+        still running when the interpreter exits is stopped then, the same way.
+    """
+
+    def __init__(
+        self,
+        graph: GraphInput | Callable[[SchedulerRuntime], GraphInput] | SchedulerRuntime | None,
+        **options: Any,
+    ) -> None:
+        if isinstance(graph, SchedulerRuntime):
+            if options:
+                raise TypeError(
+                    "pass either a SchedulerRuntime or a graph with options, not both: "
+                    f"got options {sorted(options)}"
+                )
+            self.runtime = graph
+        else:
+            self.runtime = SchedulerRuntime(graph, **options)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> SyncSchedulerRuntime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and self.runtime.running
+
+    def start(self) -> None:
+        """Start the event loop's thread and the runtime on it.
+
+        Raises:
+            NotRunning: this object was started before (make a new one).
+        """
+        if self._thread is not None or self._stopped:
+            raise NotRunning("this SyncSchedulerRuntime was started before; make a new one")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=_serve, args=(loop, ready), name="langgraph-scheduler", daemon=True
+        )
+        thread.start()
+        ready.wait()
+        self._thread, self._loop = thread, loop
+        try:
+            asyncio.run_coroutine_threadsafe(self.runtime.start(), loop).result()
+        except BaseException:
+            self._close_loop()
+            raise
+        _stop_at_exit(self)
+
+    def stop(self, *, drain_timeout_secs: float | None = None) -> None:
+        """Stop the runtime (running turns may finish up to the drain timeout), then its
+        loop and thread. Calling it again does nothing."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(
+                "SyncSchedulerRuntime.stop() was called on the runtime's own thread (from a "
+                "listener or a node), where it would wait for itself: call it from elsewhere, "
+                "or 'await rt.runtime.stop()' there"
+            )
+        _RUNNING.discard(self)
+        try:
+            future = asyncio.run_coroutine_threadsafe(
+                self.runtime.stop(drain_timeout_secs=drain_timeout_secs), loop
+            )
+            future.result()
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop, self._stopped = None, True
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+    # -- the runtime's methods, as plain functions -------------------------------------
+
+    create_task = _blocking(SchedulerRuntime.create_task)
+    get_task = _blocking(SchedulerRuntime.get_task)
+    list_tasks = _blocking(SchedulerRuntime.list_tasks)
+    update_task = _blocking(SchedulerRuntime.update_task)
+    pause_task = _blocking(SchedulerRuntime.pause_task)
+    resume_task = _blocking(SchedulerRuntime.resume_task)
+    delete_task = _blocking(SchedulerRuntime.delete_task)
+    run_now = _blocking(SchedulerRuntime.run_now)
+    history = _blocking(SchedulerRuntime.history)
+    transcript = _blocking(SchedulerRuntime.transcript)
+    get_run = _blocking(SchedulerRuntime.get_run)
+    deliveries = _blocking(SchedulerRuntime.deliveries)
+    next_run_times = _blocking(SchedulerRuntime.next_run_times)
+    wait_idle = _blocking(SchedulerRuntime.wait_idle)
+    run_due = _blocking(SchedulerRuntime.run_due)
+
+    def invoke(self, input: Any, config: RunnableConfig) -> Any:
+        """Run a user turn on the graph without interleaving with scheduled turns (the
+        sync twin of :meth:`SchedulerRuntime.ainvoke`)."""
+        runtime = self.runtime
+        return self._call(lambda: runtime.ainvoke(input, config), "invoke")
+
+    @contextlib.contextmanager
+    def thread_lock(self, thread_id: str, *, timeout: float | None = None) -> Iterator[None]:
+        """Hold a thread against scheduled turns while the block runs.
+
+        Raises:
+            ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+        """
+        hold = self.runtime.thread_lock(thread_id, timeout=timeout)
+        self._call(hold.__aenter__, "thread_lock")
+        try:
+            yield
+        except BaseException:
+            kind, error, tb = sys.exc_info()
+            self._call(lambda: hold.__aexit__(kind, error, tb), "thread_lock")
+            raise
+        self._call(lambda: hold.__aexit__(None, None, None), "thread_lock")
+
+    @property
+    def graph(self) -> Pregel[Any, Any, Any, Any]:
+        """The compiled graph with the runtime's checkpointer (its sync ``get_state``
+        works from any thread but the runtime's)."""
+        return self.runtime.graph
+
+    def add_listener(self, listener: RunListener) -> None:
+        """Call ``listener(record)`` with every finished run record, on the runtime's
+        thread."""
+        self.runtime.add_listener(listener)
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` with every task event, on the runtime's thread."""
+        self.runtime.add_event_listener(listener)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _call(self, work: Callable[[], Coroutine[Any, Any, _R]], name: str) -> _R:
+        loop = self._loop
+        if loop is None:
+            state = "stopped" if self._stopped else "not started"
+            fix = (
+                "make a new SyncSchedulerRuntime"
+                if self._stopped
+                else "use 'with SyncSchedulerRuntime(...) as rt:' or call rt.start() first"
+            )
+            raise NotRunning(f"the runtime is {state}: {fix}")
+        return call_blocking(loop, work, what=f"SyncSchedulerRuntime.{name}")
+
+
+_RUNNING: set[SyncSchedulerRuntime] = set()
+_exit_hook = threading.Lock()
+_exit_hooked = False
+
+
+def _stop_at_exit(rt: SyncSchedulerRuntime) -> None:
+    """Stop ``rt`` when the interpreter exits, if nobody did.
+
+    threading's exit hooks run before ``concurrent.futures`` refuses new work (which
+    ``atexit`` callbacks run after), so the runtime can still drain and record its turns.
+    """
+    global _exit_hooked
+    with _exit_hook:
+        _RUNNING.add(rt)
+        if not _exit_hooked:
+            register = getattr(threading, "_register_atexit", atexit.register)
+            register(_stop_all)
+            _exit_hooked = True
+
+
+def _stop_all() -> None:
+    for rt in list(_RUNNING):
+        try:
+            rt.stop()
+        except Exception:  # exiting anyway: the next runtime records what was cut short
+            pass
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    """The background thread: run the loop until stopped, then close it cleanly."""
+    asyncio.set_event_loop(loop)
+    loop.call_soon(ready.set)
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

@@ -1,0 +1,564 @@
+"""Webhooks: every finished run record POSTed to HTTP endpoints, signed, retried, recorded.
+
+A runtime given ``webhook=Webhook(...)`` delivers each finished run record to the
+webhook's ``url`` and to its task's own ``TaskOptions.webhook_url``. Delivery never holds
+up a turn or a claim: records are handed to a background dispatcher, which stores a
+``pending`` delivery per (run, URL) in the database, POSTs it with a few requests at a
+time, retries failures with jittered exponential backoff on the runtime's clock, and
+writes every attempt's outcome to the delivery's row (``runtime.deliveries(run_id)``). A
+delivery still pending when its runtime stops, or dies, is taken up by the next runtime
+on the same database: delivery is at least once, and receivers dedupe on its id.
+
+The body is a :class:`~.models.WebhookPayload` as JSON. With a ``secret``, each request
+carries ``X-LGS-Timestamp`` (Unix seconds) and ``X-LGS-Signature: sha256=<hex>``, the
+HMAC-SHA256 of ``"<timestamp>." + body`` under the secret; :func:`verify_signature`
+checks it on the receiving side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from importlib import metadata
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from ._bridge import retrying
+from ._clock import Clock
+from ._context import spawn_clean
+from .models import (
+    DeliveryStatus,
+    TaskRunRecord,
+    WebhookDelivery,
+    WebhookPayload,
+    check_webhook_url,
+)
+from .store import QueuedDelivery, Store
+
+__all__ = [
+    "DELIVERY_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookPayload",
+    "sign",
+    "verify_signature",
+]
+
+logger = logging.getLogger("langgraph_scheduler")
+
+SIGNATURE_HEADER = "X-LGS-Signature"
+"""``sha256=<hex>``: HMAC-SHA256 of ``"<timestamp>." + body`` under the webhook secret."""
+TIMESTAMP_HEADER = "X-LGS-Timestamp"
+"""Unix seconds when the request was signed (part of the signed message)."""
+DELIVERY_HEADER = "X-LGS-Delivery"
+"""The delivery id, the same for every attempt of one delivery."""
+EVENT_HEADER = "X-LGS-Event"
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+"""4xx answers worth trying again (timeouts, too early, rate limits); 5xx always are."""
+
+_MAX_IN_MEMORY = 1_000
+"""Deliveries one runtime works on at once (the rest wait in the table)."""
+
+_MAX_INTAKE = 10_000
+"""Finished records waiting to be stored as deliveries (the database is down, say)."""
+
+_BATCH = 200
+"""Records stored as deliveries per transaction."""
+
+_LEASE_MARGIN_SECS = 30.0
+"""How long past its expected next attempt a delivery stays with its runtime."""
+
+_PURGE_EVERY_SECS = 600.0
+
+_ERROR_BODY_CHARS = 200
+
+
+class Webhook(BaseModel):
+    """Where finished run records are POSTed, how they are signed and retried.
+
+    Pass it to the runtime: ``SchedulerRuntime(graph, webhook=Webhook(url=..., secret=...))``.
+
+    Args:
+        url: receives every finished run record of the runtime; None delivers only to the
+            tasks' own ``TaskOptions.webhook_url``.
+        secret: signs each request (``X-LGS-Signature``); None sends them unsigned.
+        headers: extra request headers (an ``Authorization`` for the receiver, say).
+        timeout_secs: longest one request may take.
+        max_attempts: requests made before a delivery is recorded ``failed``.
+        backoff_secs: wait before the second attempt; doubled for each further one, plus
+            up to ``backoff_secs`` of random jitter.
+        max_backoff_secs: longest wait between two attempts.
+        max_in_flight: requests in flight at once (per runtime).
+
+    Note:
+        With the defaults a delivery is tried 10 times over about 17 minutes. Answers
+        2xx count as delivered; 408, 425, 429, 5xx, timeouts and connection errors are
+        retried; any other answer (redirects included: they are not followed) fails the
+        delivery at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = None
+    secret: str | None = Field(default=None, min_length=1, repr=False)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    timeout_secs: float = Field(default=10.0, gt=0, le=300)
+    max_attempts: int = Field(default=10, ge=1, le=50)
+    backoff_secs: float = Field(default=2.0, ge=0)
+    max_backoff_secs: float = Field(default=600.0, ge=0)
+    max_in_flight: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_webhook_url(url)
+
+    def retry_wait(self, failed: int) -> float:
+        """The wait after ``failed`` failed attempts: ``backoff_secs`` doubled for each
+        attempt after the first, plus random jitter of up to ``backoff_secs``."""
+        return self._wait(failed, random.uniform(0, self.backoff_secs))
+
+    def retry_wait_bound(self, failed: int) -> float:
+        """The longest :meth:`retry_wait` after ``failed`` failed attempts."""
+        return self._wait(failed, self.backoff_secs) if failed > 0 else 0.0
+
+    def _wait(self, failed: int, jitter: float) -> float:
+        try:
+            wait = self.backoff_secs * 2.0 ** (max(failed, 1) - 1) + jitter
+        except OverflowError:
+            return self.max_backoff_secs
+        return min(wait, self.max_backoff_secs)
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The ``X-LGS-Signature`` value of ``body`` sent at ``timestamp`` (Unix seconds)."""
+    message = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    body: bytes,
+    *,
+    secret: str,
+    signature: str,
+    timestamp: str | int,
+    tolerance_secs: float = 300.0,
+    now: float | None = None,
+) -> bool:
+    """Whether a webhook request is authentic and fresh (for receivers in Python).
+
+    Args:
+        body: the raw request body, exactly as received.
+        secret: the runtime's ``Webhook.secret``.
+        signature: the ``X-LGS-Signature`` header.
+        timestamp: the ``X-LGS-Timestamp`` header.
+        tolerance_secs: how old (or how far ahead) a request may be; replays of older
+            requests are refused.
+        now: the receiver's current Unix time (default: its wall clock).
+
+    Example:
+        >>> ok = verify_signature(
+        ...     request.body,
+        ...     secret=SECRET,
+        ...     signature=request.headers["X-LGS-Signature"],
+        ...     timestamp=request.headers["X-LGS-Timestamp"],
+        ... )
+    """
+    try:
+        sent_at = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > tolerance_secs:
+        return False
+    return hmac.compare_digest(sign(body, secret, sent_at), signature)
+
+
+class _RetryLater(Exception):
+    """An attempt failed in a way worth retrying (already recorded)."""
+
+
+class _Stopping(Exception):
+    """The dispatcher is closing: leave the delivery pending for the next runtime."""
+
+
+class WebhookDispatcher:
+    """Delivers finished run records to webhooks, in the background of one runtime
+    (made by the runtime when it is given ``webhook=``; not part of the public API).
+
+    :meth:`submit` never blocks: records wait in memory until a background loop stores
+    them as pending deliveries (one transaction per batch) and starts their first
+    attempts. Each delivery retries on its own, with tenacity's jittered exponential
+    backoff sleeping on the runtime's clock, and holds a request slot only while its
+    request is in flight. A periodic sweep takes up deliveries nobody holds (left by a
+    stopped or dead runtime) and purges finished ones whose run record is gone.
+
+    Args:
+        store: where deliveries are kept.
+        webhook: the runtime's webhook settings (URL, secret, retry policy).
+        clock: the source of "now" (timestamps, leases, backoff sleeps).
+        sweep_secs: how often to look for deliveries nobody holds.
+        drain_secs: how long :meth:`close` lets attempts in flight finish.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        webhook: Webhook,
+        *,
+        clock: Clock,
+        sweep_secs: float,
+        drain_secs: float,
+    ) -> None:
+        self.store = store
+        self.webhook = webhook
+        self.clock = clock
+        self.sweep_secs = sweep_secs
+        self.drain_secs = drain_secs
+        self._intake: list[TaskRunRecord] = []
+        self._intake_ready = asyncio.Event()
+        self._sweep_now = asyncio.Event()
+        self._lock = asyncio.Lock()
+        """Held by a pass of the intake or the sweep, so a stop never cuts one short."""
+        self._slots = asyncio.Semaphore(webhook.max_in_flight)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._unsettled: set[str] = set()
+        """Deliveries that stopped while still pending: made due again at close."""
+        self._backlog = False
+        self._draining = asyncio.Event()
+        """Set when closing begins: no more backoff waits."""
+        self._closing = asyncio.Event()
+        """Set when the drain time is over: no more attempts."""
+        self._loops: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self._next_purge = clock.now()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP client and start the intake and sweep loops."""
+        limits = httpx.Limits(
+            max_connections=self.webhook.max_in_flight,
+            max_keepalive_connections=self.webhook.max_in_flight,
+        )
+        self._client = httpx.AsyncClient(
+            timeout=self.webhook.timeout_secs, limits=limits, follow_redirects=False
+        )
+        self._loops = [
+            spawn_clean(self._intake_loop(), name="langgraph-scheduler-webhook-intake"),
+            spawn_clean(self._sweep_loop(), name="langgraph-scheduler-webhook-sweep"),
+        ]
+
+    async def close(self) -> None:
+        """Store what was submitted, let attempts in flight finish for up to
+        ``drain_secs`` (no more backoff waits), then leave the rest pending and due now,
+        for the next runtime on this database."""
+        async with self._lock:  # not in the middle of a transaction
+            for loop in self._loops:
+                loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._draining.set()
+        with contextlib.suppress(Exception):
+            async with self._lock:
+                await self._queue_intake(patience=min(self.drain_secs, 5.0))
+        if self._intake:
+            logger.error(
+                "%d finished run record(s) were not queued for webhook delivery: the "
+                "database could not be reached while stopping",
+                len(self._intake),
+            )
+        if self._active:
+            await asyncio.wait(set(self._active.values()), timeout=self.drain_secs)
+        self._closing.set()
+        for task in list(self._active.values()):
+            task.cancel()
+        if self._active:
+            await asyncio.wait(set(self._active.values()), timeout=5.0)
+        try:
+            left = sorted(self._unsettled | set(self._active))
+            await self.store.release_deliveries(left, now=self.clock.now())
+        except Exception as exc:
+            logger.warning("pending webhook deliveries stay leased until it expires (%s)", exc)
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- intake ---------------------------------------------------------------------
+
+    def submit(self, record: TaskRunRecord) -> None:
+        """Queue a finished record for delivery (returns at once)."""
+        if len(self._intake) >= _MAX_INTAKE:
+            logger.error(
+                "webhook delivery of run %s dropped: %d records already wait to be stored "
+                "(is the database down?)",
+                record.run_id,
+                len(self._intake),
+            )
+            return
+        self._intake.append(record)
+        self._intake_ready.set()
+
+    async def _intake_loop(self) -> None:
+        while True:
+            await self._intake_ready.wait()
+            self._intake_ready.clear()
+            try:
+                async with self._lock:
+                    await self._queue_intake(patience=60.0)
+            except Exception:
+                logger.exception("queueing webhook deliveries failed; retrying at the next sweep")
+
+    async def _queue_intake(self, *, patience: float) -> None:
+        """Store the submitted records as pending deliveries and start those claimed
+        (the caller holds the lock)."""
+        while self._intake:
+            batch = self._intake[:_BATCH]
+            del self._intake[:_BATCH]
+            try:
+                claimed = await retrying(
+                    "queue webhook deliveries", self._queuer(batch), patience=patience
+                )
+            except Exception:
+                self._intake[:0] = batch
+                raise
+            if claimed is None:  # the database stayed down: keep them for later
+                self._intake[:0] = batch
+                return
+            for item in claimed:
+                self._start(item)
+
+    def _queuer(self, batch: list[TaskRunRecord]) -> Callable[[], Awaitable[list[QueuedDelivery]]]:
+        async def queue() -> list[QueuedDelivery]:
+            now = self.clock.now()
+            room = self._room()
+            claimed = await self.store.queue_deliveries(
+                batch,
+                urls=[self.webhook.url] if self.webhook.url else [],
+                now=now,
+                lease_until=self._lease_until(now, 0),
+                limit=room,
+            )
+            self._backlog = len(claimed) >= room
+            return claimed
+
+        return queue
+
+    # -- sweep ----------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                async with self._lock:
+                    await self._sweep()
+            except Exception as exc:
+                logger.warning("webhook delivery sweep failed (%s); retrying", exc)
+            waiter = asyncio.ensure_future(self._sweep_now.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.sweep_secs))
+            try:
+                await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                sleeper.cancel()
+            self._sweep_now.clear()
+
+    async def _sweep(self) -> None:
+        await self._queue_intake(patience=self.sweep_secs)
+        now = self.clock.now()
+        room = self._room()
+        if room > 0:
+            claimed = await self.store.claim_deliveries(
+                now=now, lease_until=self._lease_until(now, 0), limit=room
+            )
+            self._backlog = len(claimed) >= room
+            for item in claimed:
+                self._start(item)
+        if now >= self._next_purge:
+            self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
+            await self.store.purge_deliveries()
+
+    # -- delivering -----------------------------------------------------------------
+
+    def _room(self) -> int:
+        return max(_MAX_IN_MEMORY - len(self._active), 0)
+
+    def _lease_until(self, now: datetime, attempts: int) -> datetime:
+        """Until when a delivery stays ours: its next attempt's latest start, the
+        request's timeout, and a margin."""
+        hold = self.webhook.retry_wait_bound(attempts) + self.webhook.timeout_secs
+        return now + timedelta(seconds=hold + _LEASE_MARGIN_SECS)
+
+    def _start(self, item: QueuedDelivery) -> None:
+        if item.delivery_id in self._active:
+            return
+        self._unsettled.discard(item.delivery_id)
+        task = spawn_clean(self._deliver(item), name=f"langgraph-scheduler-webhook-{item.run_id}")
+        self._active[item.delivery_id] = task
+        task.add_done_callback(lambda _: self._finished(item.delivery_id))
+
+    def _finished(self, delivery_id: str) -> None:
+        self._active.pop(delivery_id, None)
+        if self._backlog and not self._draining.is_set():
+            self._backlog = False
+            self._sweep_now.set()  # deliveries wait in the table for the room just freed
+
+    async def _deliver(self, item: QueuedDelivery) -> None:
+        webhook = self.webhook
+        attempts = item.attempts
+        remaining = max(webhook.max_attempts - attempts, 1)
+        settled = False
+
+        async def attempt_once() -> None:
+            nonlocal attempts, settled
+            if self._closing.is_set():
+                raise _Stopping
+            async with self._slots:
+                if self._closing.is_set():
+                    raise _Stopping
+                error, retryable = await self._post(item)
+            attempts += 1
+            settled = await self._record(item, attempts, error, retryable)
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_RetryLater),
+                stop=stop_after_attempt(remaining),
+                wait=self._waiter(item.attempts),
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    await attempt_once()
+        except (_Stopping, _RetryLater):
+            pass  # left pending: released when the dispatcher closes
+        except Exception:
+            logger.exception("webhook delivery %s to %s failed", item.delivery_id, item.url)
+        finally:
+            if not settled:
+                self._unsettled.add(item.delivery_id)
+
+    def _waiter(self, before: int) -> Callable[[RetryCallState], float]:
+        """Tenacity's wait: the backoff goes on doubling from where attempts made before
+        this claim (by this runtime or another) left it."""
+        return lambda state: self.webhook.retry_wait(before + state.attempt_number)
+
+    async def _record(
+        self, item: QueuedDelivery, attempts: int, error: str | None, retryable: bool
+    ) -> bool:
+        """Write an attempt's outcome; True once the delivery is settled (delivered,
+        failed, or finished by another runtime), else :class:`_RetryLater`."""
+        now = self.clock.now()
+        status: DeliveryStatus = "failed"
+        next_at: datetime | None = None
+        if error is None:
+            status = "delivered"
+        elif retryable and attempts < self.webhook.max_attempts:
+            status, next_at = "pending", self._lease_until(now, attempts)
+        written = await retrying(
+            "record a webhook delivery",
+            lambda: self.store.record_delivery(
+                item.delivery_id,
+                status=status,
+                attempts=attempts,
+                error=error,
+                now=now,
+                next_attempt_at=next_at,
+            ),
+            patience=60.0,
+        )
+        if written is False:  # another runtime took it over and finished it
+            return True
+        if status == "delivered":
+            logger.info("run %s delivered to %s (attempt %d)", item.run_id, item.url, attempts)
+        elif status == "failed":
+            logger.warning(
+                "webhook delivery of run %s to %s failed after %d attempt(s): %s",
+                item.run_id,
+                item.url,
+                attempts,
+                error,
+            )
+        else:
+            raise _RetryLater(error)
+        return True
+
+    async def _sleep(self, secs: float) -> None:
+        """Tenacity's backoff wait, on the runtime's clock; cut short by a stop."""
+        if self._draining.is_set():
+            raise _Stopping
+        sleeper = asyncio.ensure_future(self.clock.sleep(secs))
+        stopper = asyncio.ensure_future(self._draining.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+        if self._draining.is_set():
+            raise _Stopping
+
+    async def _post(self, item: QueuedDelivery) -> tuple[str | None, bool]:
+        """POST once; returns (None, _) when accepted, else (why, whether to retry)."""
+        assert self._client is not None
+        body = item.body.encode()
+        timestamp = int(self.clock.now().timestamp())
+        headers = {
+            **self.webhook.headers,
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            EVENT_HEADER: "run.finished",
+            DELIVERY_HEADER: item.delivery_id,
+            TIMESTAMP_HEADER: str(timestamp),
+        }
+        if self.webhook.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, self.webhook.secret, timestamp)
+        try:
+            status, text = await asyncio.wait_for(
+                self._request(item.url, body, headers), self.webhook.timeout_secs
+            )
+        except asyncio.TimeoutError:
+            return f"no answer within {self.webhook.timeout_secs:g}s", True
+        except httpx.TransportError as exc:  # connection refused or lost, DNS, timeouts
+            return f"{type(exc).__name__}: {exc}".rstrip(": "), True
+        except Exception as exc:  # a URL httpx cannot use, say: trying again will not help
+            return f"{type(exc).__name__}: {exc}".rstrip(": "), False
+        if 200 <= status < 300:
+            return None, False
+        error = f"HTTP {status}" + (f": {text}" if text else "")
+        if 300 <= status < 400:
+            return error + " (redirects are not followed: configure the final URL)", False
+        return error, status >= 500 or status in _RETRYABLE_STATUS
+
+    async def _request(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+        assert self._client is not None
+        async with self._client.stream("POST", url, content=body, headers=headers) as response:
+            text = b""
+            async for chunk in response.aiter_bytes():
+                text += chunk
+                if len(text) >= _ERROR_BODY_CHARS:
+                    break
+            return response.status_code, _snippet(text)
+
+
+def _snippet(raw: bytes) -> str:
+    text = raw[:_ERROR_BODY_CHARS].decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
+def _version() -> str:
+    try:
+        return metadata.version("langgraph-scheduler")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+_USER_AGENT = f"langgraph-scheduler/{_version()}"

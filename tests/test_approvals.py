@@ -1,0 +1,581 @@
+"""Approvals (``require_approval``) through real graphs, resumed the way clients resume.
+
+Both graph shapes: ``build_assistant`` (a ``ToolNode``: the calls of one model message run
+in one LangGraph task and share its interrupts) and ``create_agent`` with
+``SchedulerMiddleware`` (one task per call). Every call must be shown once with exactly
+what will be stored, stored at most once and only after its own approval, whatever the
+order in which LangGraph re-runs the tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+from sqlalchemy import func, select
+
+from langgraph_scheduler import Cron, Interval, NotAllowed, Once, SchedulerRuntime, TaskNotFound
+from langgraph_scheduler.assistant import build_assistant
+from langgraph_scheduler.errors import InvalidTask, QuotaExceeded
+from langgraph_scheduler.middleware import SchedulerMiddleware
+from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+from langgraph_scheduler.store import Approval, approvals_table, open_store
+from langgraph_scheduler.testing import FakeClock
+from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
+
+T: RunnableConfig = {"configurable": {"thread_id": "T", "user_id": "alice"}}
+APPROVAL = SchedulerLimits(require_approval=True)
+START = datetime(2027, 3, 14, 6, 0, tzinfo=timezone.utc)  # 07:00 in Berlin (CET)
+KINDS = ["assistant", "agent"]
+
+Answer = Callable[[dict[str, Any]], Any]
+
+
+def calls(*specs: tuple[str, dict[str, Any]]) -> AIMessage:
+    """One model message with several tool calls."""
+    return AIMessage(
+        content="",
+        tool_calls=[
+            {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}"}
+            for name, args in specs
+        ],
+    )
+
+
+def call_ids(message: AIMessage) -> list[str]:
+    return [str(call["id"]) for call in message.tool_calls]
+
+
+def new_task(name: str, schedule: str) -> tuple[str, dict[str, Any]]:
+    return "schedule_task", {"name": name, "schedule": schedule, "prompt": f"Do {name}."}
+
+
+def make_runtime(
+    kind: str,
+    runtime_factory: Any,
+    database: str,
+    steps: list[Any],
+    *,
+    clock: FakeClock | None = None,
+) -> SchedulerRuntime:
+    model = ScriptedChatModel(steps=steps)
+    options: dict[str, Any] = {"database": database, "timezone": "Europe/Berlin"}
+    if clock is not None:
+        options["clock"] = clock
+    if kind == "assistant":
+        holder: list[SchedulerRuntime] = []
+        rt: SchedulerRuntime = runtime_factory(
+            build_assistant(lambda: holder[0], model=model, limits=APPROVAL), **options
+        )
+        holder.append(rt)
+        return rt
+    scheduler = SchedulerMiddleware(limits=APPROVAL)
+    rt = runtime_factory(create_agent(model, tools=[], middleware=[scheduler]), **options)
+    scheduler.bind(rt)
+    return rt
+
+
+def by_id(approve: Callable[[dict[str, Any]], bool] = lambda _: True) -> Answer:
+    """A client that answers each approval by the tool call it shows."""
+
+    def answer(request: dict[str, Any]) -> Any:
+        return {"tool_call_id": request["tool_call_id"], "approved": approve(request)}
+
+    return answer
+
+
+async def resume_all(
+    rt: SchedulerRuntime,
+    out: dict[str, Any],
+    answer: Answer,
+    *,
+    between: Callable[[], Any] | None = None,
+    rounds: int = 12,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Answer interrupts as a client does until none is pending: one pending interrupt
+    with a plain ``Command(resume=...)``, several with LangGraph's per-interrupt-id map.
+    Returns the final state and every approval request shown, in order."""
+    shown: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        pending = out.get("__interrupt__")
+        if not pending:
+            return out, shown
+        for item in pending:
+            assert item.value["type"] == APPROVAL_KIND
+            shown.append(item.value)
+        if between is not None:
+            await between()
+        command: Command[Any]
+        if len(pending) == 1:
+            command = Command(resume=answer(pending[0].value))
+        else:
+            command = Command(resume={item.id: answer(item.value) for item in pending})
+        out = await rt.ainvoke(command, T)
+    raise AssertionError(f"still interrupted after {rounds} answers: {shown[-3:]}")
+
+
+async def proposals(rt: SchedulerRuntime, count: int) -> None:
+    """Wait (briefly, in real time) until ``count`` approvals are stored."""
+    query = select(func.count()).select_from(approvals_table)
+    for _ in range(200):
+        if await rt.store.transaction(lambda conn: conn.scalar(query)) == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} stored approvals")
+
+
+def tool_messages(state: dict[str, Any]) -> list[ToolMessage]:
+    return [m for m in state["messages"] if isinstance(m, ToolMessage)]
+
+
+def ask(text: str = "Please schedule these.") -> dict[str, Any]:
+    return {"messages": [HumanMessage(text)]}
+
+
+# -- several calls in one message ------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_each_call_of_a_message_is_shown_once_and_stored_once_after_its_approval(
+    database: str, runtime_factory: Any, kind: str, count: int
+) -> None:
+    names = [f"Task {i}" for i in range(count)]
+    message = calls(*(new_task(name, f"in {20 + i} minutes") for i, name in enumerate(names)))
+    rt = make_runtime(kind, runtime_factory, database, [message, "Done."])
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        assert await rt.list_tasks() == []  # nothing before an approval
+        out, shown = await resume_all(rt, out, by_id())
+
+        tasks = await rt.list_tasks()
+        assert sorted(t.name for t in tasks) == names  # each once, none twice
+        ids = call_ids(message)
+        assert sorted(r["tool_call_id"] for r in shown) == sorted(ids)  # each shown once
+        for request in shown:
+            (task,) = [t for t in tasks if t.name == request["task"]["name"]]
+            assert request["task"]["next_runs"] == [_iso(task.next_run_at, task)]
+        answers = tool_messages(out)
+        assert sorted(m.tool_call_id for m in answers) == sorted(ids)
+        assert all(m.status == "success" and m.text.startswith("Scheduled task") for m in answers)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_counts_only_for_the_call_it_names(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    message = calls(*(new_task(name, "every day at 9:00") for name in ("A", "B", "C")))
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [message, "Done."])
+
+    def answer(request: dict[str, Any]) -> Any:
+        if request["task"]["name"] == "B":
+            return {"tool_call_id": request["tool_call_id"], "approved": False, "reason": "No"}
+        return {"tool_call_id": request["tool_call_id"], "approved": True}
+
+    async with rt:
+        out, _ = await resume_all(rt, await rt.ainvoke(ask(), T), answer)
+        assert sorted(t.name for t in await rt.list_tasks()) == ["A", "C"]
+        by_call = {m.tool_call_id: m.text for m in tool_messages(out)}
+        rejected = by_call[call_ids(message)[1]]
+        assert rejected.startswith("The task was not scheduled: a human rejected it")
+        assert "Reason: No" in rejected
+
+
+async def test_langgraph_interrupt_ids_route_plain_answers_to_their_calls(
+    database: str, runtime_factory: Any
+) -> None:
+    # create_agent runs each call as its own task: plain values addressed by interrupt id.
+    message = calls(*(new_task(name, "every day at 9:00") for name in ("Yes", "No", "Also")))
+    rt = make_runtime("agent", runtime_factory, database, [message, "Done."])
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        pending = out["__interrupt__"]
+        assert len(pending) == 3
+        assert {p.value["tool_call_id"] for p in pending} == set(call_ids(message))
+        out = await rt.ainvoke(
+            Command(resume={p.id: p.value["task"]["name"] != "No" for p in pending}), T
+        )
+        assert "__interrupt__" not in out
+        assert sorted(t.name for t in await rt.list_tasks()) == ["Also", "Yes"]
+
+
+async def test_a_plain_answer_is_not_guessed_when_calls_share_a_step(
+    database: str, runtime_factory: Any
+) -> None:
+    # ToolNode runs the calls of a message in one task, whose interrupts LangGraph answers
+    # by position, in whatever order the calls reach them: a plain True could be anyone's.
+    message = calls(new_task("First", "in 1 hour"), new_task("Second", "in 2 hours"))
+    rt = make_runtime("assistant", runtime_factory, database, [message, "Done."])
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        # The call whose interrupt LangGraph did not show goes on proposing after the
+        # first interrupt ends the step; a plain answer is refused once both exist (were
+        # the shown call still alone in its step, the answer could only be its own).
+        await proposals(rt, 2)
+        for _ in range(3):
+            (pending,) = out["__interrupt__"]
+            out = await rt.ainvoke(Command(resume=True), T)
+            assert await rt.list_tasks() == []
+        (pending,) = out["__interrupt__"]
+        request = pending.value
+        assert "cannot tell the 2 approvals of this step apart" in request["problem"]
+        assert request["tool_call_id"] in request["problem"]
+        (other,) = request["waiting"]  # the call it could be confused with, and its values
+        assert {request["task"]["name"], other["task"]["name"]} == {"First", "Second"}
+
+        out, _ = await resume_all(rt, out, by_id())
+        assert sorted(t.name for t in await rt.list_tasks()) == ["First", "Second"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_one_answer_can_decide_every_call_of_a_step(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    message = calls(new_task("One", "in 1 hour"), new_task("Two", "in 2 hours"))
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [message, "Done."])
+    one, two = call_ids(message)
+    verdicts = {one: True, two: {"approved": False, "reason": "later"}}
+    async with rt:
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), lambda _: verdicts)
+        assert [t.name for t in await rt.list_tasks()] == ["One"]
+        assert "Reason: later" in {m.tool_call_id: m.text for m in tool_messages(out)}[two]
+        assert len(shown) <= 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_rejecting_every_call_stores_nothing(
+    database: str, runtime_factory: Any, kind: str
+) -> None:
+    message = calls(new_task("A", "in 1 hour"), new_task("B", "every day at 9:00"))
+    rt = make_runtime(kind, runtime_factory, database, [message, "Done."])
+    async with rt:
+        out, _ = await resume_all(rt, await rt.ainvoke(ask(), T), by_id(lambda _: False))
+        assert await rt.store.count_tasks(states=["active", "paused", "completed"]) == 0
+        assert all("a human rejected it" in m.text for m in tool_messages(out))
+
+
+# -- times are fixed at the preview ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_relative_times_are_stored_as_shown_when_approved_later(
+    database: str, runtime_factory: Any, kind: str
+) -> None:
+    clock = FakeClock(START)
+    message = calls(new_task("Tea", "in 20 minutes"), new_task("Walk", "every 30 minutes"))
+    rt = make_runtime(kind, runtime_factory, database, [message, "Done."], clock=clock)
+
+    async def later() -> None:
+        await clock.advance(45)  # the human takes a while to answer
+
+    async with rt:
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id(), between=later)
+        assert clock.now() >= START + timedelta(seconds=45)  # answered 45 s after shown
+        # The first request was shown before the clock moved; under ToolNode the other
+        # call's preview may be made later (its coroutine outlives the first interrupt),
+        # but each is made once and stored as shown.
+        first = shown[0]["task"]
+        expected = {
+            "Tea": ["2027-03-14T07:20:00+01:00"],
+            "Walk": [
+                "2027-03-14T07:30:00+01:00",
+                "2027-03-14T08:00:00+01:00",
+                "2027-03-14T08:30:00+01:00",
+            ],
+        }
+        assert first["next_runs"] == expected[first["name"]]
+        tasks = {t.name: t for t in await rt.list_tasks()}
+        assert len(tasks) == 2
+        for request in shown:
+            task = tasks[request["task"]["name"]]
+            times = await rt.next_run_times(task.id, 3)
+            assert [_iso(t, task) for t in times] == request["task"]["next_runs"]
+        if kind == "agent":  # both shown at once, before any answer
+            assert [r["task"]["next_runs"] for r in shown] == [
+                expected[r["task"]["name"]] for r in shown
+            ]
+            assert tasks["Tea"].schedule == Once(START + timedelta(minutes=20), tz="Europe/Berlin")
+            assert tasks["Walk"].next_run_at == START + timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_updates_are_applied_once_with_the_values_shown(
+    database: str, runtime_factory: Any, kind: str
+) -> None:
+    clock = FakeClock(START)
+    ids: dict[str, str] = {}
+    steps: list[Any] = [
+        lambda _: calls(
+            ("update_task", {"task_id": ids["plants"], "schedule": "in 20 minutes"}),
+            ("update_task", {"task_id": ids["report"], "prompt": "Write it shorter."}),
+            ("update_task", {"task_id": ids["stretch"], "prompt": "Stretch less."}),
+        ),
+        "Done.",
+    ]
+    rt = make_runtime(kind, runtime_factory, database, steps, clock=clock)
+
+    async def later() -> None:
+        await clock.advance(30)
+
+    def answer(request: dict[str, Any]) -> Any:
+        approved = request["task"]["task_id"] != ids["stretch"]
+        return {"tool_call_id": request["tool_call_id"], "approved": approved}
+
+    async with rt:
+        for name, key in (("Plants", "plants"), ("Report", "report"), ("Stretch", "stretch")):
+            task = await rt.create_task(
+                name=name, schedule=Cron("0 9 * * *"), trigger="Go.", thread_id="T", owner="alice"
+            )
+            ids[key] = task.id
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), answer, between=later)
+        assert len(shown) == 3
+        plants = await rt.get_task(ids["plants"])
+        (request,) = [r for r in shown if r["task"]["task_id"] == ids["plants"]]
+        assert request["task"]["next_runs"] == [_iso(plants.next_run_at, plants)]
+        assert isinstance(plants.schedule, Once) and plants.schedule.at == plants.next_run_at
+        if kind == "agent":  # all three shown at once, before the clock moved
+            assert plants.next_run_at == START + timedelta(minutes=20)
+        report = await rt.get_task(ids["report"])
+        assert report.trigger.prompt == "Write it shorter."
+        assert (plants.version, report.version) == (1, 1)  # each change written once
+        stretch = await rt.get_task(ids["stretch"])
+        assert (stretch.trigger.prompt, stretch.version) == ("Go.", 0)
+        texts = [m.text for m in tool_messages(out)]
+        assert sum(t.startswith("Updated task") for t in texts) == 2
+        assert any(t.startswith(f"Task {ids['stretch']} was not changed") for t in texts)
+
+
+async def test_the_payload_names_the_call_and_what_will_be_stored(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    call = tool_call(
+        "schedule_task",
+        {"name": "Plants", "schedule": "every day at 9:00", "prompt": "Water the plants."},
+    )
+    rt = make_runtime("assistant", runtime_factory, sqlite_url, [call, "ok"])
+    async with rt:
+        (pending,) = (await rt.ainvoke(ask(), T))["__interrupt__"]
+        request = pending.value
+        assert [request["tool_call_id"]] == call_ids(call)
+        assert request["action"] == "schedule_task" and "waiting" not in request
+        assert request["task"]["prompt"] == "Water the plants."
+        assert "tool_call_id" in request["how_to_answer"]
+        # A plain answer is fine when the call is alone in its step.
+        out = await rt.ainvoke(Command(resume="approve"), T)
+        assert [t.name for t in await rt.list_tasks()] == ["Plants"]
+        assert tool_messages(out)[-1].status == "success"
+
+
+# -- the service: proposals, answers and applying them -------------------------------------
+
+
+async def _service_runtime(make_graph: Any, runtime_factory: Any, database: str) -> Any:
+    return runtime_factory(make_graph(), database=database, timezone="Europe/Berlin")
+
+
+async def test_applying_an_approval_again_stores_nothing_more(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = await _service_runtime(make_graph, runtime_factory, database)
+    async with rt:
+        service = rt.tasks
+        proposal = dict(
+            owner="alice",
+            step="T|tools:1",
+            tool_call_id="call-1",
+            preview={"name": "Tea"},
+            name="Tea",
+            schedule=Interval(minutes=30),
+            trigger="Tea time.",
+            thread_id="T",
+        )
+        approval = await service.propose_create(**proposal)
+        again = await service.propose_create(**{**proposal, "name": "Coffee"})
+        assert again.id == approval.id and again.change["name"] == "Tea"  # the first wins
+        with pytest.raises(NotAllowed, match="pending"):
+            await service.apply(approval)
+
+        approval = await service.decide(approval, approved=True, reason=None)
+        rejected_later = await service.decide(approval, approved=False, reason="too late")
+        assert rejected_later.status == "approved"  # the first answer stands
+        first = await service.apply(approval)
+        second = await service.apply(approval)
+        assert first.id == second.id == approval.task_id
+        assert len(await rt.list_tasks()) == 1
+        assert (await service.reread(approval)).status == "applied"
+
+        await rt.delete_task(first.id)
+        with pytest.raises(TaskNotFound):
+            await service.apply(approval)  # carried out once: never made again
+        assert await rt.list_tasks() == []
+
+        # Another step may reuse the call id (some providers do): a new approval.
+        other = await service.propose_create(**{**proposal, "step": "T|tools:2"})
+        assert other.id != approval.id and other.task_id != approval.task_id
+
+
+async def test_a_refused_apply_is_recorded_and_answered_the_same_again(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = await _service_runtime(make_graph, runtime_factory, sqlite_url)
+    async with rt:
+        service = rt.tasks
+        await rt.create_task(name="x", schedule=Cron("0 9 * * *"), trigger="x", owner="alice")
+        approval = await service.propose_create(
+            owner="alice",
+            step="s",
+            tool_call_id="c",
+            preview={},
+            name="Tea",
+            schedule=Cron("0 10 * * *"),
+            trigger="Tea.",
+        )
+        approval = await service.decide(approval, approved=True, reason=None)
+        with pytest.raises(QuotaExceeded, match="quota reached") as refused:
+            await service.apply(approval, max_active=1)
+        assert (await service.reread(approval)).status == "failed"
+        with pytest.raises(InvalidTask, match="quota reached") as again:
+            await service.apply(approval, max_active=5)
+        assert str(again.value) == str(refused.value)
+        rejected = await service.propose_create(
+            owner="alice",
+            step="s",
+            tool_call_id="d",
+            preview={},
+            name="No",
+            schedule=Cron("0 10 * * *"),
+            trigger="No.",
+        )
+        rejected = await service.decide(rejected, approved=False, reason="no")
+        with pytest.raises(NotAllowed, match="rejected"):
+            await service.apply(rejected)
+        assert len(await rt.list_tasks()) == 1
+
+
+async def test_an_update_approval_is_applied_once(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = await _service_runtime(make_graph, runtime_factory, database)
+    async with rt:
+        task = await rt.create_task(
+            name="Plants", schedule=Cron("0 9 * * *"), trigger="Water.", owner="alice"
+        )
+        service = rt.tasks
+        approval = await service.propose_update(
+            task.id,
+            owner="alice",
+            step="s",
+            tool_call_id="c",
+            preview={},
+            trigger="Water less.",
+            schedule=Interval(hours=1),
+        )
+        approval = await service.decide(approval, approved=True, reason=None)
+        first = await service.apply(approval)
+        await rt.update_task(task.id, name="Garden")  # a later change is kept
+        second = await service.apply(approval)
+        assert first.version == 1 and second.version == 2 and second.name == "Garden"
+        assert second.trigger.prompt == "Water less."
+        assert second.schedule == first.schedule  # the pinned first fire, not a new one
+        with pytest.raises(TaskNotFound):
+            await service.propose_update(
+                task.id, owner="bob", step="s", tool_call_id="x", preview={}, name="Mine"
+            )
+
+
+async def test_create_with_a_task_id_stores_one_task(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = await _service_runtime(make_graph, runtime_factory, database)
+    async with rt:
+        made = [
+            await rt.create_task(
+                name="Tea", schedule=Cron("0 9 * * *"), trigger="t", owner="a", task_id="tea-1"
+            )
+            for _ in range(2)
+        ]
+        assert made[0] == made[1] and made[0].id == "tea-1"
+        assert [t.id for t in await rt.list_tasks()] == ["tea-1"]
+        with pytest.raises(InvalidTask, match="is taken"):
+            await rt.create_task(
+                name="Tea", schedule=Cron("0 9 * * *"), trigger="t", owner="b", task_id="tea-1"
+            )
+        with pytest.raises(InvalidTask, match="task_id"):
+            await rt.create_task(
+                name="x", schedule=Cron("0 9 * * *"), trigger="t", task_id=" padded "
+            )
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+async def test_store_approvals_conform_on_every_backend(database: str) -> None:
+    store = open_store(database)
+    await store.setup()
+    try:
+        now = START
+        approval = Approval(
+            id="a1",
+            owner="alice",
+            step="s1",
+            tool_call_id="call-1",
+            action="create",
+            task_id="t1",
+            change={"name": "x"},
+            preview={"next_runs": ["2027-03-14T07:20:00+01:00"]},
+            status="pending",
+            created_at=now,
+        )
+        assert await store.add_approval(approval) == approval
+        changed = Approval(**{**approval.__dict__, "change": {"name": "y"}})
+        assert (await store.add_approval(changed)).change == {"name": "x"}
+        assert await store.get_approval("nope") is None
+        assert [a.id for a in await store.step_approvals("alice", "s1")] == ["a1"]
+        assert await store.step_approvals("bob", "s1") == []
+
+        assert await store.decide_approval("a1", status="approved", reason=None, now=now)
+        assert not await store.decide_approval("a1", status="rejected", reason="x", now=now)
+        stored = await store.get_approval("a1")
+        assert stored is not None and (stored.status, stored.decided_at) == ("approved", now)
+
+        waiting = Approval(**{**approval.__dict__, "id": "a2", "tool_call_id": "call-2"})
+        await store.add_approval(waiting)
+        later = now + timedelta(days=365)
+        assert await store.purge_approvals(decided_before=now) == 0
+        assert await store.purge_approvals(decided_before=later) == 1  # the answered one
+        assert await store.get_approval("a1") is None
+        assert await store.get_approval("a2") is not None  # still waiting for its answer
+    finally:
+        await store.close()
+
+
+# -- the tools outside a graph -----------------------------------------------------------
+
+
+async def test_tools_run_from_plain_arguments_and_say_when_approval_needs_a_call_id(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url, timezone="Europe/Berlin")
+    args = {"name": "Tea", "schedule": "in 1 hour", "prompt": "Tea."}
+    async with rt:
+        plain = {t.name: t for t in scheduler_tools(rt)}
+        assert (await plain["schedule_task"].ainvoke(args, config=T)).startswith("Scheduled")
+        guarded = {t.name: t for t in scheduler_tools(rt, limits=APPROVAL)}
+        message = await guarded["schedule_task"].ainvoke(args, config=T)
+        assert "kept under the tool call's id" in message and "full tool call" in message
+        assert len(await rt.list_tasks()) == 1
+        schema = guarded["schedule_task"].tool_call_schema.model_json_schema()  # type: ignore[union-attr]
+        assert "tool_call_id" not in schema["properties"]  # the model never sees it
+
+
+def _iso(value: datetime | None, task: Any) -> str:
+    assert value is not None
+    return value.astimezone(task.zone).replace(microsecond=0).isoformat()

@@ -1,0 +1,427 @@
+"""Scheduled turns through a LangGraph server, served mode, and the turns' clean context.
+
+The server tests start a real ``langgraph dev`` (``langgraph-cli[inmem]``) once for the
+module, on a free loopback port, and stop it by its pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph.graph import START, StateGraph
+
+from langgraph_scheduler import (
+    ConversationTrigger,
+    InvalidTask,
+    NotRunning,
+    Once,
+    SchedulerError,
+    SchedulerRuntime,
+    SchedulerState,
+    TaskOptions,
+)
+from langgraph_scheduler._remote import server_thread_id
+from langgraph_scheduler.scripted import ScriptedChatModel
+from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
+
+from .helpers import RunWaiter, build_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- without a server --------------------------------------------------------------------
+
+
+def test_server_threads_are_the_task_threads_or_uuids_derived_from_them() -> None:
+    thread = str(uuid.uuid4())
+    assert server_thread_id(thread) == thread
+    derived = server_thread_id("task-abc-123")
+    assert uuid.UUID(derived) and derived == server_thread_id("task-abc-123")
+    assert derived != server_thread_id("task-abc-124")
+
+
+async def test_server_mode_is_refused_where_it_cannot_work(sqlite_url: str) -> None:
+    with pytest.raises(InvalidTask, match="pass graph=None with server="):
+        SchedulerRuntime(
+            build_graph(ScriptedChatModel()),
+            server=LangGraphServer(assistant_id="agent"),
+            database=sqlite_url,
+        )
+    rt = SchedulerRuntime(None, server=LangGraphServer(assistant_id="agent"), database=sqlite_url)
+    with pytest.raises(SchedulerError, match="pass url='http://host:port' of your server"):
+        await rt.start()
+    with pytest.raises(NotRunning, match="no scheduler runtime is served in this process"):
+        served_runtime()
+
+
+async def test_the_lifespan_serves_the_runtime_to_tools_and_middleware(sqlite_url: str) -> None:
+    middleware = pytest.importorskip("langgraph_scheduler.middleware")
+    scheduler = middleware.SchedulerMiddleware(served_runtime)
+    rt = SchedulerRuntime(None, database=sqlite_url)
+    async with scheduler_lifespan(lambda: rt)(None):
+        assert rt.running and scheduler.runtime is rt is served_runtime()
+    assert not rt.running
+    with pytest.raises(NotRunning, match="no scheduler runtime is served"):
+        scheduler.runtime  # noqa: B018
+
+
+async def test_a_version_1_database_gets_the_server_run_columns(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    shutil.copy(ROOT / "tests" / "data" / "schema_v1.db", path)
+    async with SchedulerRuntime(None, database=f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(lgs_runs)")}
+    assert {"server_thread_id", "server_run_id"} <= columns
+
+
+class _Recorder(AsyncCallbackHandler):
+    """Every chain and chat-model start it is told about, with tags and metadata."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, list[str], dict[str, Any]]] = []
+
+    async def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+        self.events.append(("chain", kwargs.get("tags") or [], kwargs.get("metadata") or {}))
+
+    async def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        self.events.append(("model", kwargs.get("tags") or [], kwargs.get("metadata") or {}))
+
+
+async def test_scheduled_turns_inherit_nothing_from_the_run_that_started_the_runtime(
+    sqlite_url: str,
+) -> None:
+    """The runtime starts inside a user's run (as a graph factory or a request would),
+    which then runs a task by hand and schedules another: neither turn is a child of that
+    run, so its callback handler sees none of their events."""
+    model = ScriptedChatModel(steps=["scheduled answer"])
+    seen: list[RunnableConfig] = []
+
+    async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any]:
+        seen.append(config)
+        return {"messages": [await model.ainvoke(state["messages"], config)]}
+
+    scheduled = StateGraph(SchedulerState)
+    scheduled.add_node("answer", answer)
+    scheduled.add_edge(START, "answer")
+    runs = RunWaiter()
+    # Listeners run in the runtime's own tasks: they see the user's run config if those
+    # tasks were made in its context.
+    inherited: list[object] = []
+    rt = SchedulerRuntime(
+        scheduled,
+        database=sqlite_url,
+        on_run=lambda record: (inherited.append(var_child_runnable_config.get()), runs(record)),
+        on_event=lambda event: inherited.append(var_child_runnable_config.get()),
+        sync_interval_secs=0.2,
+    )
+
+    async def start_and_schedule(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        await rt.start()
+        manual = await rt.create_task(
+            name="by hand",
+            schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
+            trigger="Run me now",
+            thread_id="scheduled-thread",
+        )
+        assert (await rt.run_now(manual.id)).outcome == "success"
+        soon = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+        await rt.create_task(
+            name="timed", schedule=Once(soon), trigger="Run me soon", thread_id="scheduled-thread"
+        )
+        return {"done": True}
+
+    starter = StateGraph(dict)  # type: ignore[type-var]
+    starter.add_node("start", start_and_schedule)
+    starter.add_edge(START, "start")
+    recorder = _Recorder()
+    try:
+        await starter.compile().ainvoke(
+            {"done": False},
+            {"callbacks": [recorder], "tags": ["user-run"], "metadata": {"user_run": True}},
+        )
+        during_user_run = list(recorder.events)
+        records = await runs.wait_for(2, timeout=15)
+    finally:
+        await rt.stop()
+    assert [r.outcome for r in records] == ["success", "success"]
+    assert inherited == [None, None, None]  # two records, the timed task's completion
+    assert recorder.events == during_user_run  # nothing after the user's run ended
+    assert [kind for kind, _, _ in recorder.events] == ["chain", "chain"]  # graph + node
+    for _, tags, metadata in recorder.events:
+        assert "langgraph-scheduler" not in tags and "source" not in metadata
+    assert len(seen) == 2
+    for config in seen:
+        assert config["metadata"]["source"] == "scheduler"
+        assert "user_run" not in config["metadata"] and "user-run" not in config["tags"]
+        handlers = config["callbacks"].handlers if config.get("callbacks") else []
+        assert recorder not in handlers
+
+
+# -- through a real LangGraph server -----------------------------------------------------
+
+_SLEEPY_GRAPH = """
+import asyncio
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+
+from langgraph_scheduler import SchedulerState, trigger_node
+
+
+async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any]:
+    prompt = state["messages"][-1].text
+    if "hang" in prompt:
+        await asyncio.sleep(3600)
+    if "fail" in prompt:
+        raise ValueError("the sleepy graph failed on purpose")
+    user = config["configurable"].get("user_id")
+    return {"messages": [AIMessage(f"answered {prompt!r} for {user}")]}
+
+
+builder = StateGraph(SchedulerState)
+builder.add_node("trigger", trigger_node)
+builder.add_node("answer", answer)
+builder.add_edge(START, "trigger")
+builder.add_edge("trigger", "answer")
+graph = builder.compile()
+"""
+
+
+@dataclass
+class _Server:
+    """A ``langgraph dev`` serving the ready assistant (and its app) plus ``sleepy``."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    database: str
+    """The database of the runtime the server's lifespan serves."""
+
+    def stop(self) -> int:
+        """Stop the server by its pid (SIGTERM: a graceful shutdown); its exit code."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+                raise
+        return self.process.returncode
+
+    def output(self) -> str:
+        return re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace"))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    langgraph = shutil.which("langgraph", path=os.path.dirname(sys.executable))
+    if langgraph is None:
+        pytest.skip('the server tests need langgraph dev: pip install "langgraph-cli[inmem]"')
+    home = tmp_path_factory.mktemp("served")
+    (home / "sleepy.py").write_text(_SLEEPY_GRAPH)
+    assistant = ROOT / "graphs" / "assistant.py"
+    config = {
+        "dependencies": ["."],
+        "graphs": {"assistant": f"{assistant}:graph", "sleepy": "./sleepy.py:graph"},
+        "http": {"app": f"{assistant}:app"},
+    }
+    (home / "langgraph.json").write_text(json.dumps(config))
+    database = f"sqlite:///{home / 'scheduler.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANGGRAPH_SCHEDULER_")}
+    env |= {
+        "LANGGRAPH_SCHEDULER_DATABASE": database,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
+    }
+    port = _free_port()
+    log = home / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [langgraph, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+             "--port", str(port), "--n-jobs-per-worker", "4"],
+            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    served = _Server(f"http://127.0.0.1:{port}", process, log, database)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"langgraph dev exited with {process.returncode}:\n{served.output()}")
+            try:
+                if httpx.get(f"{served.url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"langgraph dev did not answer within 60s:\n{served.output()}")
+            time.sleep(0.2)
+        yield served
+    finally:
+        served.stop()
+
+
+@contextlib.asynccontextmanager
+async def _client(server: _Server) -> AsyncIterator[Any]:
+    from langgraph_sdk import get_client
+
+    async with get_client(url=server.url, api_key=None) as client:
+        yield client
+
+
+def _say(text: str) -> dict[str, Any]:
+    return {"messages": [{"type": "human", "content": text}]}
+
+
+async def _wait(check: Any, *, timeout: float = 20.0) -> Any:
+    """Poll ``await check()`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing found within {timeout:g}s")
+        await asyncio.sleep(0.2)
+
+
+async def test_a_task_scheduled_in_a_user_run_fires_as_a_server_run_on_its_thread(
+    server: _Server,
+) -> None:
+    async with _client(server) as client:
+        thread = (await client.threads.create())["thread_id"]
+        await client.runs.wait(thread, "assistant", input=_say("Hello there"))
+        answer = await client.runs.wait(
+            thread, "assistant", input=_say("Remind me to drink water in 1 second")
+        )
+        assert answer["messages"][-1]["content"].startswith("Done: I scheduled 'Drink water'")
+
+        async def scheduled_run() -> Any:
+            runs = await client.runs.list(thread)
+            return next(
+                (r for r in runs if r["metadata"].get("source") == "scheduler"
+                 and r["status"] == "success"),
+                None,
+            )  # fmt: skip
+
+        fired = await _wait(scheduled_run)
+        state = await client.threads.get_state(thread)
+    metadata = fired["metadata"]
+    assert metadata["task_name"] == "Drink water"
+    task_id, task_run_id = metadata["task_id"], metadata["task_run_id"]
+    assert datetime.fromisoformat(metadata["scheduled_for"])
+    assert state["metadata"]["task_id"] == task_id  # the checkpoint's metadata too
+    messages = state["values"]["messages"]
+    assert messages[0]["content"] == "Hello there"  # the turn saw the conversation so far
+    trigger, reply = messages[-2:]
+    assert trigger["type"] == "human" and trigger["content"] == "Remind me to drink water."
+    assert trigger["additional_kwargs"]["task_source"]["run_id"] == task_run_id
+    assert state["values"]["task_source"]["task_id"] == task_id
+    assert reply["content"].startswith("⏰ Time to drink water!")
+    async with SchedulerRuntime(None, database=server.database) as admin:
+        (record,) = await admin.history(task_id)
+    assert record.run_id == task_run_id and record.outcome == "success"
+    assert record.thread_id == record.server_thread_id == thread
+    assert record.server_run_id == fired["run_id"]
+    assert record.summary is not None and record.summary.startswith("⏰ Time to drink water!")
+
+
+async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
+    server: _Server, tmp_path: Path
+) -> None:
+    """A runtime outside the server (``url=``) on the ``sleepy`` graph: success, the
+    server's error, a timeout that cancels the server run, and a run cancelled on the
+    server recorded ``interrupted``."""
+    rt = SchedulerRuntime(
+        None,
+        server=LangGraphServer(url=server.url, assistant_id="sleepy"),
+        database=f"sqlite:///{tmp_path / 'remote.db'}",
+    )
+
+    async def task(prompt: str, *, timeout_secs: int = 30) -> str:
+        created = await rt.create_task(
+            name=prompt,
+            schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
+            trigger=ConversationTrigger(prompt=prompt, timeout_secs=timeout_secs),
+            thread_id="alice",
+            owner="alice",
+            options=TaskOptions(retries=0),
+        )
+        return created.id
+
+    alice = server_thread_id("alice")
+    async with rt, _client(server) as client:
+        done = await rt.run_now(await task("say hi"))
+        failed = await rt.run_now(await task("fail now"))
+        timed_out = await rt.run_now(await task("hang on", timeout_secs=2))
+        cancelled_run = await client.runs.get(alice, timed_out.server_run_id)
+
+        pending = await rt.run_now(await task("hang again"), wait=False)
+
+        async def running_on_server() -> Any:
+            runs = await client.runs.list(alice, status="running")
+            return next((r for r in runs if r["metadata"]["task_run_id"] == pending.run_id), None)
+
+        server_run = await _wait(running_on_server)
+        await client.runs.cancel(alice, server_run["run_id"])
+        interrupted = await _wait(lambda: _finished(rt, pending.run_id))
+    assert done.outcome == "success" and done.summary == "answered 'say hi' for alice"
+    assert done.thread_id == "alice" and done.server_thread_id == alice
+    assert failed.outcome == "error" and failed.server_run_id is not None
+    assert failed.error == "ValueError: the sleepy graph failed on purpose"
+    assert timed_out.outcome == "timeout" and cancelled_run["status"] == "interrupted"
+    assert interrupted.outcome == "interrupted" and "server run was interrupted" in str(
+        interrupted.error
+    )
+    assert interrupted.server_run_id == server_run["run_id"]
+
+
+async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
+    record = await rt.get_run(run_id)
+    return record if record is not None and record.outcome is not None else None
+
+
+async def test_the_served_runtime_stops_with_the_server(server: _Server) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it
+    assert server.stop() in (0, -signal.SIGTERM)
+    output = server.output()
+    started = re.search(r"scheduler runtime (\S+) started", output)
+    assert started is not None, output
+    assert f"scheduler runtime {started.group(1)} stopped" in output
+    # Nothing the runtime or its timers log carries a user's request or run.
+    ours = [line for line in output.splitlines() if "[langgraph_scheduler]" in line]
+    ours += [line for line in output.splitlines() if "[apscheduler." in line]
+    assert ours and not [line for line in ours if "request_id=" in line or " run_id=" in line]
+    async with SchedulerRuntime(None, database=server.database) as admin:
+        assert await admin.store.running_holders() == []

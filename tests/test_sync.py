@@ -1,0 +1,401 @@
+"""SyncSchedulerRuntime and the scheduler tools called synchronously.
+
+The facade runs the runtime on an event loop in a thread of its own; these tests call it
+from plain functions (no loop), from a plain script in a fresh interpreter, and from
+inside a running loop. Sync tools hand their work to the runtime's loop from any other
+thread, and fail loudly where blocking would deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langgraph.graph import START, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from langgraph_scheduler import (
+    Interval,
+    NotRunning,
+    SchedulerRuntime,
+    SchedulerState,
+    StoreError,
+    SyncSchedulerRuntime,
+    ThreadBusy,
+    _loops,
+    scheduler_tools,
+)
+from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+
+from .helpers import build_graph
+
+ALICE: Any = {"configurable": {"thread_id": "alice"}}
+SCHEDULE = {"name": "Stretch", "schedule": "every day at 9:00", "prompt": "Time to stretch."}
+
+
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "langgraph-scheduler"]
+
+
+@pytest.fixture
+def facade(tmp_path: Path) -> Iterator[SyncSchedulerRuntime]:
+    graph = build_graph(ScriptedChatModel(steps=["Done: stretched."], cycle=True))
+    with SyncSchedulerRuntime(graph, database=f"sqlite:///{tmp_path / 'sync.db'}") as rt:
+        yield rt
+    assert not rt.running and _threads() == []
+
+
+def _tools(rt: SyncSchedulerRuntime) -> dict[str, BaseTool]:
+    return {t.name: t for t in scheduler_tools(lambda: rt.runtime)}
+
+
+# -- the facade ------------------------------------------------------------------------
+
+
+def test_every_async_method_of_the_runtime_has_a_sync_twin() -> None:
+    lifecycle = {"start", "stop", "ainvoke"}
+    coroutines = {
+        name
+        for name, member in inspect.getmembers(SchedulerRuntime, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name not in lifecycle
+    }
+    missing = {
+        name for name in coroutines if not callable(getattr(SyncSchedulerRuntime, name, None))
+    }
+    assert not missing, f"SyncSchedulerRuntime lacks {sorted(missing)}"
+    for name in coroutines:
+        twin = getattr(SyncSchedulerRuntime, name)
+        assert not inspect.iscoroutinefunction(twin), name
+        assert twin.__doc__ == getattr(SchedulerRuntime, name).__doc__, name
+    assert callable(SyncSchedulerRuntime.invoke) and callable(SyncSchedulerRuntime.thread_lock)
+
+
+def test_the_methods_work_as_plain_functions_without_an_event_loop(
+    facade: SyncSchedulerRuntime,
+) -> None:
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()  # a plain test: no loop here, the runtime has its own
+    task = facade.create_task(
+        name="Stretch", schedule=Interval(hours=1), trigger="Time to stretch.", thread_id="alice"
+    )
+    assert facade.get_task(task.id).name == "Stretch"
+    assert [t.id for t in facade.list_tasks()] == [task.id]
+    assert len(facade.next_run_times(task.id, 3)) == 3
+    assert facade.update_task(task.id, name="Stretch more").name == "Stretch more"
+    assert facade.pause_task(task.id).state == "paused"
+    assert facade.resume_task(task.id).state == "active"
+
+    record = facade.run_now(task.id)
+    assert record.outcome == "success" and record.summary == "Done: stretched."
+    assert facade.get_run(record.run_id) == record
+    assert [r.run_id for r in facade.history(task.id)] == [record.run_id]
+    turn = facade.transcript("alice").scheduled_turns[0]
+    assert turn.source is not None and turn.source["run_id"] == record.run_id
+    facade.wait_idle()
+    assert facade.run_due() == 0
+
+    result = facade.invoke({"messages": [HumanMessage("Hello")]}, ALICE)
+    assert result["messages"][-1].content == "Done: stretched."
+    assert facade.graph.get_state(ALICE).values["messages"][-1].content == "Done: stretched."
+    assert facade.delete_task(task.id).id == task.id
+    assert facade.list_tasks() == []
+
+
+def test_errors_are_the_runtimes(facade: SyncSchedulerRuntime) -> None:
+    from langgraph_scheduler import TaskNotFound
+
+    with pytest.raises(TaskNotFound, match="no task with id 'nope'"):
+        facade.get_task("nope")
+
+
+def test_it_works_inside_a_running_event_loop_too(facade: SyncSchedulerRuntime) -> None:
+    # As in Jupyter: the caller's loop is busy running this cell; the runtime has its own.
+    async def cell() -> str:
+        task = facade.create_task(name="In a loop", schedule=Interval(hours=1), trigger="hi")
+        return facade.run_now(task.id).outcome or ""
+
+    assert asyncio.run(cell()) == "success"
+
+
+def test_thread_lock_holds_a_thread_against_other_turns(facade: SyncSchedulerRuntime) -> None:
+    with facade.thread_lock("alice"):
+        with pytest.raises(ThreadBusy, match="'alice' is busy"):
+            with facade.thread_lock("alice", timeout=0):
+                pass
+    with facade.thread_lock("alice", timeout=0):  # released, also when the block raised
+        pass
+    with pytest.raises(ValueError, match="boom"):
+        with facade.thread_lock("alice"):
+            raise ValueError("boom")
+    with facade.thread_lock("alice", timeout=0):
+        pass
+
+
+def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
+    facade: SyncSchedulerRuntime,
+) -> None:
+    seen: list[str] = []
+    refused: list[BaseException] = []
+
+    def on_run(record: Any) -> None:
+        seen.append(threading.current_thread().name)
+        try:
+            facade.get_task(record.task_id)  # a blocking call on the loop it would wait for
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    facade.add_listener(on_run)
+    task = facade.create_task(name="Listened", schedule=Interval(hours=1), trigger="hi")
+    facade.run_now(task.id)
+    facade.wait_idle()
+    assert seen == ["langgraph-scheduler"]
+    assert len(refused) == 1 and "would block" in str(refused[0])
+    assert "SyncSchedulerRuntime" in str(refused[0])
+
+    def on_event(event: Any) -> None:
+        try:
+            facade.stop()
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    facade.add_event_listener(on_event)
+    facade.create_task(name="Once", schedule=Interval(seconds=1), trigger="hi", max_runs=1)
+    deadline = time.monotonic() + 20
+    while len(refused) < 2:  # its one run completes it: an event
+        assert time.monotonic() < deadline, refused
+        time.sleep(0.05)
+    assert "called on the runtime's own thread" in str(refused[1])
+    assert facade.running
+
+
+def test_calls_before_start_and_after_stop_raise_not_running(tmp_path: Path) -> None:
+    graph = build_graph(ScriptedChatModel())
+    rt = SyncSchedulerRuntime(graph, database=f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(NotRunning, match=r"not started: use 'with SyncSchedulerRuntime"):
+        rt.list_tasks()
+    rt.start()
+    assert rt.running and rt.list_tasks() == []
+    rt.stop()
+    rt.stop()  # again: nothing to do
+    assert not rt.running and _threads() == []
+    with pytest.raises(NotRunning, match="stopped: make a new SyncSchedulerRuntime"):
+        rt.list_tasks()
+    with pytest.raises(NotRunning, match="started before; make a new one"):
+        rt.start()
+    with pytest.raises(NotRunning, match="stopped"):
+        _ = rt.graph
+
+
+def test_a_bad_url_fails_start_in_one_line_and_leaves_no_thread(tmp_path: Path) -> None:
+    no_folder = r"^no folder \S+/missing for the SQLite database \S+/x\.db: create it \(mkdir"
+    with pytest.raises(StoreError, match=no_folder):
+        with SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path}/missing/x.db"):
+            pass
+    assert _threads() == []
+
+
+def test_it_wraps_a_runtime_not_yet_started(tmp_path: Path) -> None:
+    runtime = SchedulerRuntime(None, database=f"sqlite:///{tmp_path / 'w.db'}")
+    with SyncSchedulerRuntime(runtime) as rt:
+        assert rt.runtime is runtime and runtime.running
+    assert not runtime.running
+    with pytest.raises(TypeError, match="either a SchedulerRuntime or a graph with options"):
+        SyncSchedulerRuntime(runtime, database="sqlite://")
+
+
+def test_a_plain_script_without_asyncio(tmp_path: Path) -> None:
+    """What a user's script does: no asyncio anywhere, a turn fires on schedule, and the
+    interpreter exits on its own even when the script forgets stop() (atexit drains)."""
+    database = f"sqlite:///{tmp_path / 'script.db'}"
+    script = textwrap.dedent(
+        f"""
+        import sys, threading, time
+        from langgraph_scheduler import Interval, SyncSchedulerRuntime
+        from langgraph_scheduler.assistant import build_assistant, demo_model
+
+        holder = []
+        graph = build_assistant(lambda: holder[0], model=demo_model())
+        rt = SyncSchedulerRuntime(lambda runtime: holder.append(runtime) or graph,
+                                  database={database!r}, on_run=lambda r: print("ran", r.outcome))
+        rt.start()
+        task = rt.create_task(name="Tick", schedule=Interval(seconds=1), trigger="Say tick",
+                              thread_id="script", max_runs=2)
+        deadline = time.monotonic() + 30
+        while [r.outcome for r in rt.history(task.id)] != ['success'] * 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        print("history", [r.outcome for r in rt.history(task.id)])
+        print("state", rt.get_task(task.id).state)
+        rt.stop()
+        print("threads", [t.name for t in threading.enumerate() if t.name == "langgraph-scheduler"])
+
+        late = SyncSchedulerRuntime(None, database={database!r})
+        late.start()  # never stopped: atexit does it
+        print("late", len(late.list_tasks()))
+        """
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines.count("ran success") == 2
+    assert "history ['success', 'success']" in lines and "state completed" in lines
+    assert "threads []" in lines and "late 1" in lines
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 60
+
+
+# -- sync tools --------------------------------------------------------------------------
+
+
+def test_sync_tool_calls_run_on_the_runtimes_loop(facade: SyncSchedulerRuntime) -> None:
+    tools = _tools(facade)
+    created = tools["schedule_task"].invoke(SCHEDULE, config=ALICE)
+    assert "Stretch" in created and not created.startswith("Error")
+    listed = tools["list_tasks"].invoke({}, config=ALICE)
+    assert "Stretch" in listed
+    (task,) = facade.list_tasks(owner="alice")
+    message = tools["pause_task"].invoke(
+        {"name": "pause_task", "args": {"task_id": task.id}, "id": "c1", "type": "tool_call"},
+        config=ALICE,
+    )
+    assert isinstance(message, ToolMessage) and message.status == "success"
+    assert facade.get_task(task.id).state == "paused"
+    # The tools' own errors still come back as tool messages:
+    missing = tools["pause_task"].invoke({"task_id": "nope"}, config=ALICE)
+    assert missing.startswith("Error: no task with id 'nope'")
+
+
+def test_a_sync_graph_runs_the_scheduler_tools(tmp_path: Path) -> None:
+    """A graph with only sync nodes, run with graph.invoke: ToolNode calls the tools
+    synchronously, from LangGraph's worker threads."""
+    holder: list[SchedulerRuntime] = []
+    tools = scheduler_tools(lambda: holder[0])
+    model = ScriptedChatModel(steps=[tool_call("schedule_task", SCHEDULE), "Scheduled."])
+
+    def agent(state: SchedulerState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(tools))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+
+    def bind(runtime: SchedulerRuntime) -> Any:
+        holder.append(runtime)
+        return builder
+
+    with SyncSchedulerRuntime(bind, database=f"sqlite:///{tmp_path / 'g.db'}") as rt:
+        result = rt.graph.invoke({"messages": [HumanMessage("Remind me daily")]}, ALICE)
+        answer = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+        assert answer.status == "success" and "Stretch" in str(answer.content)
+        assert [t.name for t in rt.list_tasks(owner="alice")] == ["Stretch"]
+        assert isinstance(result["messages"][-1], AIMessage)
+
+
+async def test_an_async_tool_call_on_another_loop_is_handed_to_the_runtimes_loop(
+    facade: SyncSchedulerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This test's loop is not the runtime's: the tool's work must run over there.
+    ran_on: list[str] = []
+    list_tasks = facade.runtime.list_tasks
+
+    async def recording(**kwargs: Any) -> Any:
+        ran_on.append(threading.current_thread().name)
+        return await list_tasks(**kwargs)
+
+    monkeypatch.setattr(facade.runtime, "list_tasks", recording)
+    tools = _tools(facade)
+    created = await tools["schedule_task"].ainvoke(SCHEDULE, config=ALICE)
+    assert "Stretch" in created and not created.startswith("Error")
+    assert "Stretch" in await tools["list_tasks"].ainvoke({}, config=ALICE)
+    assert ran_on == ["langgraph-scheduler"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async on another loop"])
+def test_the_callers_run_context_reaches_the_runtimes_loop(
+    facade: SyncSchedulerRuntime, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """LangGraph's interrupt() (approvals) and get_config() read the run's config from a
+    context variable: it must cross over with the call."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    seen: list[Any] = []
+    list_tasks = facade.runtime.list_tasks
+
+    async def recording(**kwargs: Any) -> Any:
+        seen.append((threading.current_thread().name, var_child_runnable_config.get()))
+        return await list_tasks(**kwargs)
+
+    monkeypatch.setattr(facade.runtime, "list_tasks", recording)
+    tool = _tools(facade)["list_tasks"]
+    config = {**ALICE, "metadata": {"marker": mode}}
+    if mode == "sync":
+        tool.invoke({}, config=config)
+    else:
+        asyncio.run(tool.ainvoke({}, config=config))
+    ((thread, seen_config),) = seen
+    assert thread == "langgraph-scheduler"
+    assert seen_config is not None and seen_config["metadata"]["marker"] == mode
+
+
+async def test_a_sync_tool_call_on_the_runtimes_own_loop_names_the_fix(
+    runtime_factory: Any, make_graph: Any, sqlite_url: str
+) -> None:
+    rt = runtime_factory(make_graph(), database=sqlite_url)
+    await rt.start()
+    tools = {t.name: t for t in scheduler_tools(rt)}
+    with pytest.raises(RuntimeError, match=r"would block.*await graph\.ainvoke"):
+        tools["list_tasks"].invoke({}, config=ALICE)
+    # From another thread the same call is fine: the loop is free to take it.
+    answer = await asyncio.to_thread(tools["list_tasks"].invoke, {}, config=ALICE)
+    assert "no" in answer.lower() and not answer.startswith("Error")
+
+
+def test_a_blocked_loop_fails_the_call_instead_of_hanging_and_nothing_is_done(
+    facade: SyncSchedulerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_loops, "LOOP_GRACE_SECS", 0.3)
+    loop = facade.runtime.loop
+    assert loop is not None
+    release = threading.Event()
+    loop.call_soon_threadsafe(release.wait, 30)  # something blocks the runtime's loop
+    try:
+        with pytest.raises(RuntimeError, match=r"did not respond.*Nothing was done"):
+            _tools(facade)["schedule_task"].invoke(SCHEDULE, config=ALICE)
+    finally:
+        release.set()
+    facade.wait_idle()
+    assert facade.list_tasks() == []  # the abandoned call never ran
+
+
+@pytest.mark.parametrize("inside_a_loop", [False, True])
+def test_sync_tools_of_a_runtime_not_started_answer_with_the_reason(
+    tmp_path: Path, inside_a_loop: bool
+) -> None:
+    runtime = SchedulerRuntime(None, database=f"sqlite:///{tmp_path / 'n.db'}")
+    tool = next(t for t in scheduler_tools(runtime) if t.name == "list_tasks")
+
+    def call() -> str:
+        return str(tool.invoke({}, config=ALICE))
+
+    async def in_loop() -> str:
+        return call()
+
+    answer = asyncio.run(in_loop()) if inside_a_loop else call()
+    assert answer.startswith("Error: the runtime is not started")

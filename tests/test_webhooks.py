@@ -1,0 +1,549 @@
+"""Webhooks, received by a real HTTP server on a loopback port: signed, retried with
+backoff, delivered once, recorded, never in the way of turns, and kept across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import pytest
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ValidationError
+
+from langgraph_scheduler import (
+    Interval,
+    InvalidTask,
+    SchedulerRuntime,
+    TaskOptions,
+    TaskRunRecord,
+)
+from langgraph_scheduler.store import open_store
+from langgraph_scheduler.testing import FakeClock
+from langgraph_scheduler.tools import scheduler_tools
+from langgraph_scheduler.webhooks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Webhook,
+    WebhookDelivery,
+    WebhookPayload,
+    sign,
+    verify_signature,
+)
+
+from .helpers import FAKE_START, RunWaiter, step
+
+SECRET = "s3cret-for-tests"
+FAST: dict[str, Any] = {"backoff_secs": 0.01, "max_backoff_secs": 0.05}
+"""Backoff in hundredths of a second: retries happen within the test's fraction of a second."""
+
+_T = TypeVar("_T")
+
+
+# -- a receiver on a loopback port ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    """Header names in lower case."""
+    body: bytes
+    answered: int
+    """The status the receiver answered with (0: it never answered)."""
+
+
+class Receiver:
+    """A local HTTP server: answers POSTs with the scripted statuses in order (then 200)
+    and remembers every request. With ``hang``, it reads each request and never answers
+    until closed."""
+
+    def __init__(self, statuses: tuple[int, ...] = (), *, hang: bool = False) -> None:
+        self.requests: list[Received] = []
+        self._statuses = list(statuses)
+        self._hang = hang
+        self._release = threading.Event()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    status = 0 if receiver._hang else (receiver._statuses or [200]).pop(0)
+                    receiver.requests.append(Received(headers, body, status))
+                if receiver._hang:
+                    receiver._release.wait(10)
+                    return
+                answer = b"ok" if status < 300 else b"gone" if status == 410 else b"try later"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/scheduler"
+
+    @property
+    def accepted(self) -> list[Received]:
+        return [r for r in self.requests if 200 <= r.answered < 300]
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[..., Receiver]]:
+    made: list[Receiver] = []
+
+    def make(*statuses: int, hang: bool = False) -> Receiver:
+        receiver = Receiver(statuses, hang=hang)
+        made.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def dead_url() -> str:
+    """A loopback URL nobody listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks"
+
+
+async def eventually(check: Callable[[], Awaitable[_T | None]], *, timeout: float = 10.0) -> _T:
+    """Poll ``check`` every hundredth of a second until it returns something."""
+
+    async def poll() -> _T:
+        while True:
+            found = await check()
+            if found is not None:
+                return found
+            await asyncio.sleep(0.01)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def settled(rt: SchedulerRuntime, run_id: str, count: int = 1) -> Callable[[], Awaitable[Any]]:
+    """A check: the run's ``count`` deliveries, once none is pending any more."""
+
+    async def check() -> list[WebhookDelivery] | None:
+        found = await rt.deliveries(run_id)
+        if len(found) == count and all(d.status != "pending" for d in found):
+            return found
+        return None
+
+    return check
+
+
+def signed_by(request: Received, secret: str) -> bool:
+    return verify_signature(
+        request.body,
+        secret=secret,
+        signature=request.headers[SIGNATURE_HEADER.lower()],
+        timestamp=request.headers[TIMESTAMP_HEADER.lower()],
+    )
+
+
+async def standup(rt: SchedulerRuntime, **kwargs: Any) -> Any:
+    return await rt.create_task(
+        name="standup",
+        schedule=Interval(hours=1),
+        trigger="Summarise yesterday",
+        thread_id="alice-main",
+        owner="alice",
+        **kwargs,
+    )
+
+
+# -- delivery -------------------------------------------------------------------------------
+
+
+async def test_a_finished_run_is_posted_as_signed_json_and_recorded_delivered(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers()
+    webhook = Webhook(url=receiver.url, secret=SECRET)
+    async with runtime_factory(make_graph("3 notes."), database=sqlite_url, webhook=webhook) as rt:
+        task = await standup(rt)
+        run = await rt.run_now(task.id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    (request,) = receiver.requests
+    assert signed_by(request, SECRET)
+    assert not signed_by(request, "another secret")
+    tampered = Received(request.headers, request.body.replace(b"3 notes", b"9 notes"), 200)
+    assert not signed_by(tampered, SECRET)
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-lgs-event"] == "run.finished"
+
+    payload = WebhookPayload.model_validate_json(request.body)
+    assert payload.run == run and payload.run.summary == "3 notes."
+    assert (payload.event, payload.task_name, payload.owner) == ("run.finished", "standup", "alice")
+    assert payload.delivery_id == delivery.delivery_id == request.headers[DELIVERY_HEADER.lower()]
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("delivered", 1, None)
+    assert (delivery.run_id, delivery.task_id, delivery.url) == (run.run_id, task.id, receiver.url)
+    assert delivery.delivered_at is not None and delivery.next_attempt_at is None
+
+
+async def test_the_signature_is_an_hmac_of_timestamp_and_body_any_receiver_can_check(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers()
+    async with runtime_factory(
+        make_graph(), database=sqlite_url, webhook=Webhook(url=receiver.url, secret=SECRET)
+    ) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        await eventually(settled(rt, run.run_id))
+
+    (request,) = receiver.requests
+    timestamp = request.headers["x-lgs-timestamp"]
+    expected = hmac.new(
+        SECRET.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256
+    ).hexdigest()
+    assert request.headers["x-lgs-signature"] == f"sha256={expected}"
+    assert json.loads(request.body)["run"]["run_id"] == run.run_id
+
+
+async def test_a_receiver_that_fails_twice_then_succeeds_gets_the_record_once(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers(500, 503)
+    webhook = Webhook(url=receiver.url, secret=SECRET, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+        await asyncio.sleep(0.2)  # nothing more arrives once it is delivered
+
+    assert [r.answered for r in receiver.requests] == [500, 503, 200]
+    assert len(receiver.accepted) == 1
+    assert len({r.body for r in receiver.requests}) == 1  # the same body every time
+    assert len({r.headers["x-lgs-delivery"] for r in receiver.requests}) == 1
+    assert all(signed_by(r, SECRET) for r in receiver.requests)
+    assert (delivery.status, delivery.attempts) == ("delivered", 3)
+    assert delivery.last_error == "HTTP 503: try later"
+
+
+async def test_a_refusal_is_not_retried(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers(410)
+    webhook = Webhook(url=receiver.url, secret=SECRET, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+        await asyncio.sleep(0.1)
+
+    assert [r.answered for r in receiver.requests] == [410]
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        "failed",
+        1,
+        "HTTP 410: gone",
+    )
+
+
+async def test_a_dead_receiver_fails_after_its_attempts_and_turns_go_on(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    webhook = Webhook(url=dead_url(), secret=SECRET, max_attempts=3, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        task = await standup(rt)
+        first = await rt.run_now(task.id)
+        second = await rt.run_now(task.id)
+        (delivery,) = await eventually(settled(rt, first.run_id))
+        await eventually(settled(rt, second.run_id))
+
+    assert first.outcome == second.outcome == "success"
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    assert delivery.last_error is not None and "ConnectError" in delivery.last_error
+    assert len(runs.records) == 2
+
+
+async def test_a_receiver_that_never_answers_blocks_no_turn_and_no_fire(
+    tmp_path: Any, make_graph: Any, runtime_factory: Any, receivers: Any, runs: RunWaiter
+) -> None:
+    receiver = receivers(hang=True)
+    database = f"sqlite:///{tmp_path / 'scheduler.db'}"
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=receiver.url, secret=SECRET, timeout_secs=5, max_in_flight=1)
+    rt = runtime_factory(
+        make_graph(), database=database, clock=clock, webhook=webhook, drain_timeout_secs=0.2
+    )
+    loop = asyncio.get_running_loop()
+    async with rt:
+        task = await rt.create_task(name="tick", schedule=Interval(minutes=1), trigger="tick")
+        started = loop.time()
+        for _ in range(3):  # three scheduled fires while the receiver holds the first POST
+            assert await step(rt, clock, 60) == 1
+        manual = await rt.run_now(task.id)
+        elapsed = loop.time() - started
+        await eventually(lambda: _some(receiver.requests))
+        stopping = loop.time()
+    stopped_in = loop.time() - stopping
+
+    assert elapsed < 3.0, elapsed  # turns never waited for the 5 s request
+    assert stopped_in < 2.0, stopped_in
+    assert manual.outcome == "success" and len(runs.records) == 4
+    assert len(receiver.requests) == 1  # one request in flight at a time (max_in_flight)
+    async with SchedulerRuntime(None, database=database, clock=clock) as admin:
+        pending = await admin.store.deliveries(status="pending")
+    assert len(pending) == 4  # kept for the next runtime, due at once
+    assert all(d.next_attempt_at is not None and d.next_attempt_at <= clock.now() for d in pending)
+
+
+async def _some(items: list[_T]) -> list[_T] | None:
+    return list(items) or None
+
+
+# -- per task and per runtime ---------------------------------------------------------------
+
+
+async def test_a_tasks_own_url_gets_its_runs_signed_with_the_runtimes_secret(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    alice, ops = receivers(), receivers()
+    webhook = Webhook(secret=SECRET)  # no runtime-wide URL: the tasks' own only
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        mine = await standup(rt, options=TaskOptions(webhook_url=alice.url))
+        other = await rt.create_task(name="other", schedule=Interval(hours=1), trigger="hi")
+        run = await rt.run_now(mine.id)
+        quiet = await rt.run_now(other.id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+        await asyncio.sleep(0.1)
+        assert await rt.deliveries(quiet.run_id) == []
+        stored = await rt.get_task(mine.id)
+
+    assert stored.options.webhook_url == alice.url
+    assert delivery.url == alice.url and delivery.status == "delivered"
+    (request,) = alice.requests
+    assert signed_by(request, SECRET)
+    assert WebhookPayload.model_validate_json(request.body).run.run_id == run.run_id
+    assert ops.requests == []
+
+
+async def test_a_run_goes_to_the_runtime_url_and_its_tasks_url(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    alice, ops = receivers(), receivers()
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        mine = await standup(rt, options=TaskOptions(webhook_url=alice.url))
+        same = await rt.create_task(
+            name="same url",
+            schedule=Interval(hours=1),
+            trigger="hi",
+            options=TaskOptions(webhook_url=ops.url),
+        )
+        run = await rt.run_now(mine.id)
+        once = await rt.run_now(same.id)
+        deliveries = await eventually(settled(rt, run.run_id, count=2))
+        await eventually(settled(rt, once.run_id, count=1))  # one delivery per URL
+
+    assert sorted(d.url for d in deliveries) == sorted([alice.url, ops.url])
+    assert len(alice.requests) == 1 and len(ops.requests) == 2
+    ids = {r.headers["x-lgs-delivery"] for r in [*alice.requests, *ops.requests]}
+    assert len(ids) == 3  # each delivery has its own id
+
+
+async def test_without_a_webhook_nothing_is_sent(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    alice = receivers()
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        run = await rt.run_now((await standup(rt, options=TaskOptions(webhook_url=alice.url))).id)
+        await asyncio.sleep(0.1)
+        assert await rt.deliveries(run.run_id) == []
+    assert alice.requests == []
+
+
+# -- time and restarts ----------------------------------------------------------------------
+
+
+async def test_backoff_waits_on_the_runtimes_clock(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers(503)
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=receiver.url, secret=SECRET, backoff_secs=60, max_backoff_secs=60)
+    async with runtime_factory(
+        make_graph(), database=sqlite_url, clock=clock, webhook=webhook
+    ) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        await eventually(lambda: _some(receiver.requests))
+        (waiting,) = await eventually(
+            lambda: _attempted(rt, run.run_id)  # the failure is recorded
+        )
+        await asyncio.sleep(0.1)
+        assert len(receiver.requests) == 1  # a minute of the runtime's time has not passed
+        await clock.advance(121)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    assert waiting.status == "pending" and waiting.last_error == "HTTP 503: try later"
+    assert waiting.next_attempt_at is not None and waiting.next_attempt_at > FAKE_START
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    stamps = [int(r.headers["x-lgs-timestamp"]) for r in receiver.requests]
+    assert stamps[0] == int(FAKE_START.timestamp()) and stamps[1] >= stamps[0] + 120
+
+
+async def _attempted(rt: SchedulerRuntime, run_id: str) -> list[WebhookDelivery] | None:
+    found = await rt.deliveries(run_id)
+    return found if found and found[0].attempts >= 1 else None
+
+
+async def test_a_pending_delivery_survives_a_restart_and_is_delivered_once(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers(503)
+    # A long backoff: the retry is still waiting when the runtime stops.
+    webhook = Webhook(url=receiver.url, secret=SECRET, backoff_secs=30, max_backoff_secs=30)
+    first = runtime_factory(make_graph(), database=database, webhook=webhook)
+    async with first:
+        run = await first.run_now((await standup(first)).id)
+        await eventually(lambda: _attempted(first, run.run_id))
+
+    second = runtime_factory(make_graph(), database=database, webhook=webhook)
+    async with second:
+        (delivery,) = await eventually(settled(second, run.run_id))
+
+    assert [r.answered for r in receiver.requests] == [503, 200]
+    assert len({r.headers["x-lgs-delivery"] for r in receiver.requests}) == 1
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+
+
+# -- the store's statements, on every backend -------------------------------------------------
+
+
+async def test_deliveries_are_stored_once_per_run_and_url_and_claimed_by_lease(
+    database: str,
+) -> None:
+    t0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+    admin = SchedulerRuntime(None, database=database, clock=FakeClock(t0))
+    async with admin:
+        task = await admin.create_task(
+            name="t",
+            schedule=Interval(hours=1),
+            trigger="hi",
+            options=TaskOptions(webhook_url="https://alice.example/hook"),
+        )
+    record = TaskRunRecord(
+        run_id="run-1",
+        task_id=task.id,
+        attempt=1,
+        trigger="manual",
+        scheduled_for=t0,
+        started_at=t0,
+        finished_at=t0,
+        outcome="success",
+        summary="done",
+    )
+    lease = timedelta(seconds=60)
+    store = open_store(database)
+    try:
+        await store.setup()
+        queued = await store.queue_deliveries(
+            [record], urls=["https://ops.example/hook"], now=t0, lease_until=t0 + lease, limit=1
+        )
+        again = await store.queue_deliveries(
+            [record], urls=["https://ops.example/hook"], now=t0, lease_until=t0 + lease, limit=0
+        )
+        assert len(queued) == 1 and again == []
+        assert len(await store.deliveries(run_id="run-1")) == 2  # not four
+
+        (other,) = await store.claim_deliveries(now=t0, lease_until=t0 + lease, limit=10)
+        assert {queued[0].url, other.url} == {
+            "https://ops.example/hook",
+            "https://alice.example/hook",
+        }
+        assert await store.claim_deliveries(now=t0, lease_until=t0 + lease, limit=10) == []
+        # Their claimer died: once the lease has passed, another runtime takes them.
+        later = t0 + lease + timedelta(seconds=1)
+        retaken = await store.claim_deliveries(now=later, lease_until=later + lease, limit=10)
+        assert len(retaken) == 2 and all(d.attempts == 0 for d in retaken)
+        payload = WebhookPayload.model_validate_json(retaken[0].body)
+        assert payload.run == record and payload.task_name == "t"
+
+        assert await store.record_delivery(
+            other.delivery_id, status="delivered", attempts=1, error=None, now=later
+        )
+        assert not await store.record_delivery(  # a delivered one stays delivered
+            other.delivery_id, status="failed", attempts=2, error="late", now=later
+        )
+        await store.release_deliveries([queued[0].delivery_id], now=later)
+        (due,) = await store.claim_deliveries(now=later, lease_until=later + lease, limit=10)
+        assert due.delivery_id == queued[0].delivery_id
+
+        # The run record is not in lgs_runs: the finished delivery goes, the pending stays.
+        assert await store.purge_deliveries() == 1
+        (left,) = await store.deliveries()
+        assert left.status == "pending" and left.delivery_id == queued[0].delivery_id
+    finally:
+        await store.close()
+
+
+# -- configuration and safety ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/hook", "example.com/hook", "https://", "http://exa mple.com", "/hooks"],
+)
+def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
+    with pytest.raises(ValidationError, match="webhook URL|not a valid URL"):
+        TaskOptions(webhook_url=url)
+    with pytest.raises(ValidationError, match="webhook URL|not a valid URL"):
+        Webhook(url=url)
+
+
+def test_the_runtime_takes_a_webhook_object_and_says_how(make_graph: Any) -> None:
+    with pytest.raises(InvalidTask, match=r"webhook=Webhook\(url="):
+        SchedulerRuntime(make_graph(), webhook="https://hooks.example.com")  # type: ignore[arg-type]
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    webhook = Webhook(
+        url="https://hooks.example.com", secret=SECRET, headers={"Authorization": "Bearer t0k"}
+    )
+    assert SECRET not in repr(webhook) and "t0k" not in repr(webhook)
+
+
+def test_signatures_expire() -> None:
+    body = b'{"event":"run.finished"}'
+    signature = sign(body, SECRET, 1_800_000_000)
+    check: dict[str, Any] = {"secret": SECRET, "signature": signature, "timestamp": "1800000000"}
+    assert verify_signature(body, **check, now=1_800_000_100)
+    assert not verify_signature(body, **check, now=1_800_000_301)  # a replay, 5 min later
+    assert not verify_signature(body, **{**check, "timestamp": "soon"}, now=1_800_000_000)
+
+
+def test_no_tool_lets_a_model_set_a_webhook(make_graph: Any) -> None:
+    rt = SchedulerRuntime(make_graph(), database="sqlite://")
+    for tool in scheduler_tools(rt):
+        seen_by_the_model = convert_to_openai_tool(tool)
+        assert "webhook" not in json.dumps(seen_by_the_model).lower(), tool.name
+        names = seen_by_the_model["function"]["parameters"].get("properties", {})
+        assert not [n for n in names if "url" in n.lower() or "hook" in n.lower()], tool.name
