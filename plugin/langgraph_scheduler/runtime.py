@@ -657,7 +657,7 @@ class SchedulerRuntime:
         self, stack: contextlib.AsyncExitStack, store: Store
     ) -> BaseCheckpointSaver[Any]:
         saver: BaseCheckpointSaver[Any] = await store.open_checkpointer(
-            stack, max_connections=min(self.max_concurrency + 1, 3)
+            stack, max_connections=min(self.max_concurrency + 1, 2)
         )
         return saver
 

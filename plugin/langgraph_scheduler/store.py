@@ -1440,7 +1440,7 @@ _POSTGRES_EXTRA = (
 )
 
 
-def open_store(url: str, *, pool_size: int = 3) -> Store:
+def open_store(url: str, *, pool_size: int | None = None) -> Store:
     """The store twin for a database URL.
 
     ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).
@@ -1455,13 +1455,13 @@ def open_store(url: str, *, pool_size: int = 3) -> Store:
         from .store_sqlite import SqliteStore
 
         _check_sqlite_path(parsed.database)
-        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size)
+        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size or 3)
     _check_postgres_extra()
     parsed = parsed.set(drivername="postgresql+psycopg")
     _check_conninfo(parsed)
     from .store_postgres import PostgresStore
 
-    return PostgresStore(parsed, pool_size=pool_size)
+    return PostgresStore(parsed, pool_size=pool_size or 2)
 
 
 def parse_database_url(url: str) -> URL:

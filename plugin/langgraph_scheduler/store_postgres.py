@@ -50,15 +50,16 @@ class PostgresStore(Store):
 
     Note:
         A replica's connections are bounded whatever its ``max_concurrency``: the
-        store's pool (3), the checkpointer's pool (3), one session holding every thread
-        lock and one listening for task changes: 8 in all, so 10 replicas fit in
-        PostgreSQL's default ``max_connections`` (100) with room to spare. When the
+        store's pool (2), the checkpointer's pool (2, opened on demand, idle ones closed
+        after a minute), one session holding every thread lock and one listening for
+        task changes: 6 in all, so 10 replicas fit in PostgreSQL's default
+        ``max_connections`` (100) with room to spare. When the
         server refuses connections, work waits and is retried; it is never dropped.
     """
 
     dialect = "postgresql"
 
-    def __init__(self, url: URL, *, pool_size: int = 3) -> None:
+    def __init__(self, url: URL, *, pool_size: int = 2) -> None:
         super().__init__(url)
         self.async_engine: AsyncEngine = create_async_engine(
             url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=60
@@ -214,8 +215,9 @@ class PostgresStore(Store):
         # every later turn.
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.conninfo,
-            min_size=1,
+            min_size=0,
             max_size=max_connections,
+            max_idle=60,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             check=AsyncConnectionPool.check_connection,
             open=False,
