@@ -327,3 +327,11 @@ def _running_runs(path: Path) -> list[Any]:
             return conn.execute("SELECT run_id FROM lgs_runs WHERE outcome IS NULL").fetchall()
         except sqlite3.OperationalError:
             return []
+
+
+def test_tasks_list_filters_by_thread(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    alice = _add(capsys, db, "--schedule", "every day at 9:00", "--thread", "alice")
+    _add(capsys, db, "--schedule", "every day at 10:00", "--thread", "bob")
+    code, out, err = _cli(capsys, "tasks", "list", "--database", db, "--thread", "alice", "--json")
+    assert code == 0, err
+    assert [t["id"] for t in json.loads(out)] == [alice["id"]]

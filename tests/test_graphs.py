@@ -91,7 +91,7 @@ async def test_served_graph_acts_on_the_runtime_its_lifespan_serves(
     async with scheduler_lifespan(rt)(None):
         assert served_runtime() is rt and rt.running
         result = await assistant.graph.ainvoke(*turn)
-        assert result["messages"][-1].text == "No scheduled tasks."
+        assert result["messages"][-1].text == "No scheduled tasks in this conversation."
     assert not rt.running
     with pytest.raises(NotRunning):
         served_runtime()

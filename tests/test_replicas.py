@@ -404,9 +404,7 @@ async def test_ten_replicas_within_a_capped_connection_budget_run_every_fire(
                 )
         ran = runs_table.c.outcome == "success"
         found = await _count_until(observer, 90, where=ran, timeout=90)
-        rows = await _rows(
-            observer, runs_table.c.task_id, runs_table.c.outcome, runs_table.c.error
-        )
+        rows = await _rows(observer, runs_table.c.task_id, runs_table.c.outcome, runs_table.c.error)
         assert found == 90, sorted({(o, (e or "")[:120]) for _, o, e in rows})
         assert {o for _, o, _ in rows} <= {"success", "missed"}
         assert all(r.process.poll() is None for r in group)

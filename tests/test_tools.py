@@ -274,7 +274,8 @@ async def test_an_owner_cannot_see_or_touch_another_owners_task_even_with_its_id
     before = await rt.get_task(task_id)
 
     listing = await tools("list_tasks", BOB)
-    assert listing.status == "success" and listing.text == "No scheduled tasks."
+    assert listing.status == "success"
+    assert listing.text == "No scheduled tasks in this conversation."
     # Same thread, other user: user_id wins, so the thread is no key to alice's tasks.
     same_thread_bob: RunnableConfig = {
         "configurable": {"thread_id": "alice-chat", "user_id": "bob"}
@@ -305,7 +306,7 @@ async def test_without_user_id_the_thread_is_the_owner(rt: SchedulerRuntime, too
     )
     assert (await rt.get_task(task_id)).owner == "thread-a"
     assert task_id in (await tools("list_tasks", in_a)).text
-    assert (await tools("list_tasks", in_b)).text == "No scheduled tasks."
+    assert (await tools("list_tasks", in_b)).text == "No scheduled tasks in this conversation."
     denied = await tools("delete_task", in_b, task_id=task_id)
     assert denied.status == "error"
     assert (await rt.get_task(task_id)).state == "active"
@@ -471,18 +472,44 @@ async def test_list_tasks_filters_and_pages(rt: SchedulerRuntime, tools: Tools) 
     ]
     await tools("pause_task", ALICE, task_id=ids[1])
     everything = await tools("list_tasks", ALICE)
-    assert everything.text.startswith("3 task(s):")
+    assert everything.text.startswith("3 task(s) of this conversation:")
     assert [m for m in re.findall(r"^id: (\w+)$", everything.text, re.MULTILINE)] == ids
     paused = await tools("list_tasks", ALICE, state="paused")
     assert re.findall(r"^id: (\w+)$", paused.text, re.MULTILINE) == [ids[1]]
     assert "state: paused" in paused.text and "next runs: none" in paused.text
     page = await tools("list_tasks", ALICE, limit=2)
-    assert page.text.startswith("2 task(s) (more: call list_tasks with offset=2):")
+    assert page.text.startswith(
+        "2 task(s) of this conversation (more: call list_tasks with offset=2):"
+    )
     rest = await tools("list_tasks", ALICE, limit=2, offset=2)
     assert re.findall(r"^id: (\w+)$", rest.text, re.MULTILINE) == [ids[2]]
     assert (
         await tools("list_tasks", ALICE, state="completed")
-    ).text == "No completed scheduled tasks."
+    ).text == "No completed scheduled tasks in this conversation."
+
+
+async def test_list_tasks_shows_this_conversation_and_the_rest_on_request(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    other_chat: RunnableConfig = {"configurable": {"thread_id": "other", "user_id": "alice"}}
+    here = task_id_in(
+        await tools("schedule_task", ALICE, name="here", schedule="in 1 hour", prompt="p")
+    )
+    there = task_id_in(
+        await tools("schedule_task", other_chat, name="there", schedule="in 1 hour", prompt="p")
+    )
+    alone = task_id_in(
+        await tools(
+            "schedule_task", ALICE, name="alone", schedule="in 1h", prompt="p", thread="isolated"
+        )
+    )
+    mine = await tools("list_tasks", ALICE)
+    assert re.findall(r"^id: (\w+)$", mine.text, re.MULTILINE) == [here]
+    assert "2 more task(s) of this user post elsewhere" in mine.text
+    assert "scope='all'" in mine.text
+    everything = await tools("list_tasks", ALICE, scope="all")
+    assert re.findall(r"^id: (\w+)$", everything.text, re.MULTILINE) == [here, there, alone]
+    assert "elsewhere" not in everything.text
 
 
 async def test_update_task_changes_only_what_is_given(rt: SchedulerRuntime, tools: Tools) -> None:

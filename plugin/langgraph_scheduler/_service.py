@@ -585,14 +585,20 @@ class TaskService:
         *,
         owner: str | None = None,
         state: TaskState | None = None,
+        thread_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks, oldest first; filter by owner and state, page with limit/offset."""
+        """Tasks, oldest first; filter by owner, state and the conversation thread they
+        continue, page with limit/offset."""
         if owner is not None:
             _check_text("owner", owner)
         page = await self.store.list_tasks(
-            owner=owner, states=[state] if state else None, limit=limit, offset=offset
+            owner=owner,
+            states=[state] if state else None,
+            thread_id=thread_id,
+            limit=limit,
+            offset=offset,
         )
         return page.tasks
 

@@ -174,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", parents=[common, as_json], help="list tasks")
     listing.add_argument("--owner", help="only this owner's tasks")
     listing.add_argument("--state", choices=["active", "paused", "completed"])
+    listing.add_argument("--thread", help="only the tasks that continue this conversation thread")
     listing.add_argument("--limit", type=int, default=100)
     listing.set_defaults(handler=_tasks_list)
 
@@ -236,7 +237,9 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _tasks_list(args: argparse.Namespace, out: Console) -> int:
     async with _manager(_database(args)) as rt:
-        tasks = await rt.list_tasks(owner=args.owner, state=args.state, limit=args.limit)
+        tasks = await rt.list_tasks(
+            owner=args.owner, state=args.state, thread_id=args.thread, limit=args.limit
+        )
     _emit(out, tasks, tasks.to_json() if args.json else None)
     return 0
 

@@ -446,11 +446,17 @@ class SchedulerRuntime:
         *,
         owner: str | None = None,
         state: TaskState | None = None,
+        thread_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> TaskList:
-        """Tasks, oldest first; filter by owner and state, page with limit/offset."""
-        return TaskList(await self.tasks.find(owner=owner, state=state, limit=limit, offset=offset))
+        """Tasks, oldest first; filter by owner, state and the thread they continue, page
+        with limit/offset."""
+        return TaskList(
+            await self.tasks.find(
+                owner=owner, state=state, thread_id=thread_id, limit=limit, offset=offset
+            )
+        )
 
     async def update_task(
         self,

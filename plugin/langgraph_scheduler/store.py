@@ -775,6 +775,7 @@ class Store(ABC):
         *,
         owner: str | None = None,
         states: Sequence[str] | None = None,
+        thread_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> TaskPage:
@@ -782,6 +783,8 @@ class Store(ABC):
         query = select(tasks_table)
         if owner is not None:
             query = query.where(tasks_table.c.owner == owner)
+        if thread_id is not None:
+            query = query.where(tasks_table.c.thread_id == thread_id)
         if states:
             query = query.where(tasks_table.c.state.in_(list(states)))
         query = (
@@ -797,10 +800,14 @@ class Store(ABC):
 
         return await self.transaction(work)
 
-    async def count_tasks(self, *, owner: str | None = None, states: Sequence[str]) -> int:
+    async def count_tasks(
+        self, *, owner: str | None = None, states: Sequence[str], thread_id: str | None = None
+    ) -> int:
         query = select(func.count()).select_from(tasks_table)
         if owner is not None:
             query = query.where(tasks_table.c.owner == owner)
+        if thread_id is not None:
+            query = query.where(tasks_table.c.thread_id == thread_id)
         query = query.where(tasks_table.c.state.in_(list(states)))
         return await self.transaction(lambda conn: int(conn.scalar(query) or 0))
 

@@ -39,8 +39,9 @@ from .errors import (
     SchedulerError,
 )
 from .models import Task, TaskRunRecord, TaskState
+from .phrases import read_schedule
 from .runtime import SchedulerRuntime
-from .schedules import Cron, Interval, Once, Schedule, parse_schedule
+from .schedules import Cron, Interval, Once, Schedule, zone_notice
 from .store import Approval
 from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
 from .views import TaskList
@@ -204,6 +205,11 @@ class ListTasksArgs(_Args):
         default=None,
         description="Only tasks in this state: 'active' (will fire), 'paused', or "
         "'completed' (one-off tasks that ran, or tasks that reached max_runs). Omit for all.",
+    )
+    scope: Literal["this_conversation", "all"] = Field(
+        default="this_conversation",
+        description="'this_conversation' (default): the tasks that post into this "
+        "conversation. 'all': every task of this user, in any conversation or isolated.",
     )
     limit: int = Field(default=20, ge=1, le=50, description="How many tasks to show (1-50).")
     offset: int = Field(default=0, ge=0, description="Skip this many tasks (for paging).")
@@ -535,8 +541,10 @@ class _ToolService:
             task = await self.runtime.tasks.apply(
                 approval, max_active=self.limits.max_active_tasks_per_owner
             )
+            note = approval.preview.get("note")
         else:
             plan = self._plan_new(args, config, owner)
+            note = plan.note
             task = await self.runtime.create_task(
                 name=args.name,
                 schedule=plan.schedule,
@@ -547,8 +555,10 @@ class _ToolService:
                 max_active=self.limits.max_active_tasks_per_owner,
             )
         body = await self._render(task, owner, config)
+        read = f"\nnote: {note}; tell the user." if note else ""
         return (
-            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user.\n{body}"
+            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user."
+            f"{read}\n{body}"
         )
 
     def _plan_new(self, args: ScheduleTaskArgs, config: RunnableConfig, owner: str) -> _Plan:
@@ -558,9 +568,10 @@ class _ToolService:
             raise InvalidTask(
                 "this run has no configurable.thread_id to continue; use thread='isolated'"
             )
-        tz = args.timezone or self.runtime.timezone
+        tz = _person_zone(args.timezone) or self.runtime.timezone
         now = self.runtime.clock.now()
-        schedule = parse_schedule(args.schedule, tz=tz, now=now)
+        reading = read_schedule(args.schedule, tz=tz, now=now)
+        schedule = reading.schedule
         self._check_interval(schedule, now)
         trigger = self._trigger(
             {
@@ -570,7 +581,7 @@ class _ToolService:
             }
         )
         if not self.limits.require_approval:
-            return _Plan(schedule, trigger, thread_id, {})
+            return _Plan(schedule, trigger, thread_id, {}, reading.note)
         # Fixed now: an interval's first fire is pinned, so approving later stores the
         # times the human saw.
         schedule = self.runtime.tasks.as_stored(schedule, now=now)
@@ -588,24 +599,46 @@ class _ToolService:
             "max_runs": args.max_runs,
             "owner": owner,
         }
-        return _Plan(schedule, trigger, thread_id, shown)
+        if reading.note:
+            shown["note"] = reading.note
+        return _Plan(schedule, trigger, thread_id, shown, reading.note)
 
     async def list_tasks(self, args: ListTasksArgs, config: RunnableConfig) -> str:
         owner = await self._owner(config)
         state: TaskState | None = args.state
+        here = _thread_of(config) if args.scope == "this_conversation" else None
         tasks = await self.runtime.list_tasks(
-            owner=owner, state=state, limit=args.limit + 1, offset=args.offset
+            owner=owner, state=state, thread_id=here, limit=args.limit + 1, offset=args.offset
         )
         more = len(tasks) > args.limit
         tasks = TaskList(tasks[: args.limit])
+        elsewhere = ""
+        if here is not None:
+            others = await self.runtime.store.count_tasks(
+                owner=owner, states=[state] if state else _ALL_STATES
+            ) - await self.runtime.store.count_tasks(
+                owner=owner, states=[state] if state else _ALL_STATES, thread_id=here
+            )
+            if others:
+                elsewhere = (
+                    f" {others} more task(s) of this user post elsewhere (other "
+                    "conversations or isolated): call list_tasks with scope='all' to see them."
+                )
         if not tasks:
             which = f" {args.state}" if args.state else ""
-            return f"No{which} scheduled tasks" + (" at this offset." if args.offset else ".")
+            where = " in this conversation" if here is not None else ""
+            return (
+                f"No{which} scheduled tasks{where}"
+                + (" at this offset." if args.offset else ".")
+                + elsewhere
+            )
         blocks = [await self._render(task, owner, config) for task in tasks]
-        header = f"{len(tasks)} task(s)" + (
-            f" (more: call list_tasks with offset={args.offset + args.limit})" if more else ""
+        header = (
+            f"{len(tasks)} task(s)"
+            + (" of this conversation" if here else "")
+            + (f" (more: call list_tasks with offset={args.offset + args.limit})" if more else "")
         )
-        return header + ":\n\n" + "\n\n".join(blocks)
+        return header + ":" + elsewhere + "\n\n" + "\n\n".join(blocks)
 
     async def update_task(self, args: _UpdateTaskCall, config: RunnableConfig) -> str:
         self._check_may_manage(config, "change tasks")
@@ -634,9 +667,11 @@ class _ToolService:
             updated = await self.runtime.tasks.apply(
                 approval, max_active=self.limits.max_active_tasks_per_owner
             )
+            note = approval.preview.get("note")
         else:
             task = await self.runtime.get_task(args.task_id, owner=owner)
             plan = self._plan_change(args, task, approval=False)
+            note = plan.note
             updated = await self.runtime.update_task(
                 task.id,
                 owner=owner,
@@ -647,7 +682,8 @@ class _ToolService:
                 max_active=self.limits.max_active_tasks_per_owner,
             )
         body = await self._render(updated, owner, config)
-        return f"Updated task {updated.name!r}.\n{body}"
+        read = f"\nnote: {note}; tell the user." if note else ""
+        return f"Updated task {updated.name!r}.{read}\n{body}"
 
     def _plan_change(self, args: UpdateTaskArgs, task: Task, *, approval: bool) -> _Change:
         """Check a change's arguments against ``task`` and fix its values."""
@@ -660,11 +696,14 @@ class _ToolService:
             )
         now = self.runtime.clock.now()
         schedule: Schedule | None = None
+        zone = _person_zone(args.timezone)
+        note = None
         if args.schedule is not None:
-            tz = args.timezone or (task.schedule and task.schedule.tz) or self.runtime.timezone
-            schedule = parse_schedule(args.schedule, tz=tz, now=now)
-        elif args.timezone is not None:
-            schedule = _move_to_zone(task, args.timezone)
+            tz = zone or (task.schedule and task.schedule.tz) or self.runtime.timezone
+            reading = read_schedule(args.schedule, tz=tz, now=now)
+            schedule, note = reading.schedule, reading.note
+        elif zone is not None:
+            schedule = _move_to_zone(task, zone)
         if schedule is not None:
             self._check_interval(schedule, now)
         trigger = None
@@ -675,7 +714,7 @@ class _ToolService:
                     payload[key] = changes[key]
             trigger = self._trigger(payload, changed=changes.keys())
         if not approval:
-            return _Change(schedule, trigger, {})
+            return _Change(schedule, trigger, {}, note)
         shown: dict[str, Any] = {
             "task_id": task.id,
             "name": args.name or task.name,
@@ -692,7 +731,9 @@ class _ToolService:
             shown["system_addon"] = trigger.system_addon
         if args.max_runs is not None:
             shown["max_runs"] = args.max_runs
-        return _Change(schedule, trigger, shown)
+        if note:
+            shown["note"] = note
+        return _Change(schedule, trigger, shown, note)
 
     async def pause_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
         self._check_may_manage(config, "pause tasks")
@@ -952,6 +993,8 @@ class _Plan:
     trigger: ConversationTrigger
     thread_id: str | None
     preview: dict[str, Any]
+    note: str | None = None
+    """How vague words were read ("tomorrow morning" is 09:00), for the answer."""
 
 
 @dataclass(frozen=True)
@@ -961,6 +1004,7 @@ class _Change:
     schedule: Schedule | None
     trigger: ConversationTrigger | None
     preview: dict[str, Any]
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1032,6 +1076,20 @@ def _approval_request(
     return request
 
 
+_ALL_STATES = ("active", "paused", "completed", "quarantined")
+
+
+def _person_zone(tz: str | None) -> str | None:
+    """The zone a model named for a person's schedule, refused when it would mislead
+    (a fixed offset such as ``EST`` has no daylight saving time; ``PST`` is no zone)."""
+    if tz is None:
+        return None
+    notice = zone_notice(tz)
+    if notice is not None:
+        raise InvalidSchedule(notice)
+    return tz
+
+
 def _firing_task(config: RunnableConfig) -> str | None:
     """The task whose scheduled turn this is (None on user turns)."""
     task_id = ((config or {}).get("metadata") or {}).get("task_id")
@@ -1049,7 +1107,7 @@ def _rejected(lead: str, reason: str | None) -> str:
 def _move_to_zone(task: Task, tz: str) -> Cron | Interval | Once:
     schedule = task.schedule
     if isinstance(schedule, Cron):
-        return Cron(schedule.expr, tz=tz, start=schedule.start, end=schedule.end)
+        return schedule.with_tz(tz)  # keeps its day or week stride
     raise InvalidSchedule(
         f"task {task.id!r} runs {task.describe_schedule()}; to move it to {tz}, pass the "
         "schedule again together with the timezone"

@@ -1,0 +1,291 @@
+"""Tasks from LangGraph's crons: ``client.crons.create(...)`` fields onto ``create_task``.
+
+LangGraph's server runs crons (``client.crons.create`` for a new thread per run,
+``client.crons.create_for_thread`` for one thread). :func:`task_from_cron` takes the same
+field names and creates the equivalent task; :func:`trigger_from_input` is the pure part
+that turns a cron's graph ``input`` into the task's ``ConversationTrigger``.
+
+=====================  =========================================================
+LangGraph cron field   here
+=====================  =========================================================
+``schedule``           ``Cron(schedule, tz=..., end=end_time)``
+``timezone``           the ``Cron``'s ``tz``; None means UTC, as on LangGraph's server
+``input``              the trigger: the last user message is the prompt, system
+                       messages the ``system_addon``
+``thread_id``          a ``continue`` task on that thread; None (a stateless cron) an
+                       isolated task, a fresh thread for every fire
+``end_time``           the ``Cron``'s ``end``
+``enabled=False``      the task is created paused
+``webhook``            ``TaskOptions.webhook_url`` (sent by a runtime given
+                       ``webhook=Webhook(...)``, signed with its secret)
+``metadata``           not stored; its ``"name"``, when a string, names the task
+``on_run_completed``   checked, nothing else: isolated threads are always kept
+``cron_id``            ``task_id``: creating again with the same id stores one task
+=====================  =========================================================
+
+``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
+``multitask_strategy``, ``stream_*`` and ``durability`` have no counterpart: the graph is
+the runtime's (or its ``LangGraphServer``'s assistant), a turn never interleaves with the
+thread's other turns (``TaskOptions.on_busy``), and the runtime checkpoints every turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+from datetime import timezone as dt_timezone
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+from .errors import InvalidPayload, InvalidSchedule, InvalidTask
+from .models import Task, TaskOptions, check_webhook_url
+from .schedules import Cron
+from .trigger import ConversationTrigger
+
+if TYPE_CHECKING:
+    from .runtime import SchedulerRuntime
+
+__all__ = ["cron_schedule", "task_from_cron", "trigger_from_input"]
+
+_USER_ROLES = frozenset({"user", "human"})
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_INPUT_EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"}]}'
+
+
+async def task_from_cron(
+    runtime: SchedulerRuntime,
+    *,
+    schedule: str,
+    input: Mapping[str, Any] | str | None = None,
+    thread_id: str | None = None,
+    timezone: str | tzinfo | None = None,
+    end_time: datetime | None = None,
+    enabled: bool | None = True,
+    webhook: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    on_run_completed: Literal["delete", "keep"] | None = None,
+    name: str | None = None,
+    owner: str = "default",
+    task_id: str | None = None,
+    options: TaskOptions | None = None,
+    max_runs: int | None = None,
+) -> Task:
+    """Create the task that does what a LangGraph cron with these fields does.
+
+    The keywords are ``client.crons.create`` / ``create_for_thread``'s own, so a call
+    ported from the SDK keeps its arguments (drop ``assistant_id`` and the run options
+    listed in this module's docstring).
+
+    Args:
+        runtime: the runtime to create the task in.
+        schedule: the crontab line, e.g. ``"0 9 * * 1-5"``.
+        input: the graph input each run receives: ``{"messages": [...]}`` in
+            LangGraph's message shape (dicts with ``role``/``type`` and ``content``,
+            ``(role, content)`` pairs, or message objects) or a plain string. See
+            :func:`trigger_from_input`.
+        thread_id: the thread of a ``create_for_thread`` cron: the task continues that
+            conversation. None, as for a stateless ``create`` cron, makes an isolated
+            task: every fire runs in a fresh thread.
+        timezone: IANA zone name or ``ZoneInfo`` for the line. None means UTC, as on
+            LangGraph's server (not the runtime's ``timezone``), so a ported cron fires
+            at the same instants.
+        end_time: no fire after this moment (a naive value is read in the cron's zone).
+            One already past is refused (``InvalidSchedule``): such a cron never runs.
+        enabled: False creates the task paused (``resume_task`` enables it). None, as
+            the SDK's default, means enabled.
+        webhook: POST every finished run record to this http(s) URL
+            (``TaskOptions.webhook_url``). Unlike LangGraph's, the request is signed and
+            retried, and only a runtime given ``webhook=Webhook(secret=...)`` sends it.
+        metadata: LangGraph attaches it to the cron's runs; tasks have no metadata, so
+            it is not stored. Its ``"name"`` key, when a non-empty string and ``name``
+            is not given, becomes the task's name; every other key is dropped. (Run
+            records and served runs carry the task's id and name instead.)
+        on_run_completed: for stateless crons LangGraph deletes (``"delete"``, its
+            default) or keeps (``"keep"``) each run's thread. Isolated tasks' threads
+            are always kept, in the runtime's checkpointer (or on the server), so both
+            values create the same task; anything else is refused.
+        name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``.
+        owner: whose task it is.
+        task_id: the task's id, e.g. the cron's ``cron_id``: creating again with the
+            same id (and owner) returns the stored task, so a migration can be re-run.
+        options: further ``TaskOptions``; ``webhook`` overrides its ``webhook_url``.
+        max_runs: stop after this many fires (LangGraph's crons have no such limit).
+
+    Raises:
+        InvalidPayload: ``input`` cannot be a prompt (no user message, extra state keys,
+            non-text content, ...).
+        InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
+        InvalidTask: a bad ``webhook``, ``on_run_completed``, name or thread id.
+    """
+    trigger = trigger_from_input(input)
+    if on_run_completed not in (None, "delete", "keep"):
+        raise InvalidTask(f"on_run_completed must be 'delete' or 'keep', got {on_run_completed!r}")
+    if webhook is not None:
+        try:
+            check_webhook_url(webhook)
+        except ValueError as exc:
+            raise InvalidTask(str(exc)) from None
+        options = (options or TaskOptions()).model_copy(update={"webhook_url": webhook})
+    return await runtime.create_task(
+        name=name if name is not None else _default_name(schedule, metadata),
+        schedule=cron_schedule(schedule, timezone=timezone, end_time=end_time),
+        trigger=trigger,
+        thread_id=thread_id,
+        owner=owner,
+        max_runs=max_runs,
+        options=options,
+        paused=enabled is False,
+        task_id=task_id,
+    )
+
+
+def cron_schedule(
+    schedule: str, *, timezone: str | tzinfo | None = None, end_time: datetime | None = None
+) -> Cron:
+    """The ``Cron`` for a LangGraph cron's ``schedule``, ``timezone`` and ``end_time``.
+
+    A ``timezone`` of None is UTC, as LangGraph's server reads it.
+
+    Example:
+        >>> cron_schedule("0 9 * * *", timezone="Europe/Berlin").describe()
+        'at 09:00 every day (Europe/Berlin)'
+
+    Raises:
+        InvalidSchedule: the line, zone or end cannot be used.
+    """
+    return Cron(schedule, tz=_zone_name(timezone), end=end_time)
+
+
+def trigger_from_input(
+    input: Mapping[str, Any] | str | None, *, timeout_secs: int | None = None
+) -> ConversationTrigger:
+    """The ``ConversationTrigger`` saying what a LangGraph cron's ``input`` says.
+
+    ``input`` is a string (the prompt) or ``{"messages": [...]}``, whose messages are
+    dicts with ``role`` (``user``/``human``, ``system``/``developer``, ...) or LangChain's
+    ``type``, ``(role, content)`` pairs, plain strings (user messages) or message
+    objects. The last user message is the prompt and system messages, joined, the
+    ``system_addon``; earlier user and assistant messages are not carried (a scheduled
+    turn sends one message). Content is a string or a list of text blocks.
+
+    Example:
+        >>> trigger_from_input({"messages": [{"role": "user", "content": "Hi!"}]}).prompt
+        'Hi!'
+
+    Raises:
+        InvalidPayload: no input, no user message, state keys other than ``messages``,
+            or content that is not text.
+    """
+    if isinstance(input, str):
+        return _trigger(input, None, timeout_secs)
+    if input is None:
+        raise InvalidPayload(
+            "a cron without input cannot become a task: a task needs the message to send, "
+            f"e.g. input={_INPUT_EXAMPLE}"
+        )
+    if not isinstance(input, Mapping):
+        raise InvalidPayload(
+            f"cron input must be a dict or a string, got {type(input).__name__}; "
+            f"e.g. {_INPUT_EXAMPLE}"
+        )
+    extra = sorted(str(key) for key in input if key != "messages")
+    if extra:
+        raise InvalidPayload(
+            f"cron input has state keys a task cannot set: {', '.join(extra)}; a task sends "
+            f"one user message, e.g. {_INPUT_EXAMPLE}"
+        )
+    messages = input.get("messages")
+    if isinstance(messages, (str, Mapping)) or _is_message_object(messages):
+        messages = [messages]
+    if not isinstance(messages, Sequence) or not messages:
+        raise InvalidPayload(f"cron input has no messages; expected e.g. {_INPUT_EXAMPLE}")
+    prompt: str | None = None
+    system: list[str] = []
+    for index, message in enumerate(messages):
+        role, content = _role_and_content(message, index)
+        if role in _USER_ROLES:
+            prompt = _text(content, index)
+        elif role in _SYSTEM_ROLES:
+            system.append(_text(content, index))
+    if prompt is None:
+        raise InvalidPayload(
+            "cron input has no user message to send when the task fires; "
+            f"expected e.g. {_INPUT_EXAMPLE}"
+        )
+    return _trigger(prompt, "\n\n".join(system) or None, timeout_secs)
+
+
+def _trigger(
+    prompt: str, system_addon: str | None, timeout_secs: int | None
+) -> ConversationTrigger:
+    payload: dict[str, Any] = {"prompt": prompt, "system_addon": system_addon}
+    if timeout_secs is not None:
+        payload["timeout_secs"] = timeout_secs
+    return ConversationTrigger.from_task_payload(payload)
+
+
+def _is_message_object(value: Any) -> bool:
+    return isinstance(getattr(value, "type", None), str) and hasattr(value, "content")
+
+
+def _role_and_content(message: Any, index: int) -> tuple[str, Any]:
+    if isinstance(message, str):
+        return "user", message
+    if isinstance(message, Mapping):
+        role = message.get("role", message.get("type"))
+        if not isinstance(role, str) or "content" not in message:
+            raise InvalidPayload(
+                f"cron input message {index} needs a 'role' (or 'type') and 'content', "
+                f"got keys {sorted(map(str, message))}"
+            )
+        return role.lower(), message["content"]
+    if isinstance(message, (tuple, list)) and len(message) == 2 and isinstance(message[0], str):
+        return message[0].lower(), message[1]
+    if _is_message_object(message):
+        return str(message.type).lower(), message.content
+    raise InvalidPayload(
+        f"cron input message {index} is a {type(message).__name__}; expected a dict with "
+        "'role' and 'content', a (role, content) pair or a message"
+    )
+
+
+def _text(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
+        parts: list[str] = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, Mapping) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            else:
+                kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
+                raise InvalidPayload(
+                    f"cron input message {index} has a {kind!r} content block; a task's "
+                    "prompt is text only"
+                )
+        return "".join(parts)
+    raise InvalidPayload(
+        f"cron input message {index} has content of type {type(content).__name__}; "
+        "expected text or a list of text blocks"
+    )
+
+
+def _zone_name(zone: str | tzinfo | None) -> str:
+    if zone is None or zone is dt_timezone.utc:
+        return "UTC"
+    if isinstance(zone, str):
+        return zone
+    if isinstance(zone, ZoneInfo):
+        return zone.key
+    raise InvalidSchedule(
+        f"timezone must be an IANA zone name or a ZoneInfo, got {zone!r}; e.g. 'America/New_York'"
+    )
+
+
+def _default_name(schedule: str, metadata: Mapping[str, Any] | None) -> str:
+    label = metadata.get("name") if metadata else None
+    if isinstance(label, str) and label.strip():
+        return label
+    return f"cron {schedule}"

@@ -1,0 +1,237 @@
+"""LangGraph cron fields mapped onto tasks: each field, and the inputs that cannot map."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from langgraph_scheduler import (
+    ConversationTrigger,
+    Cron,
+    InvalidPayload,
+    InvalidSchedule,
+    InvalidTask,
+    SchedulerRuntime,
+    TaskOptions,
+)
+from langgraph_scheduler.crons import cron_schedule, task_from_cron, trigger_from_input
+from langgraph_scheduler.testing import FakeClock
+
+NOW = datetime(2027, 3, 1, 6, 0, tzinfo=timezone.utc)  # a Monday
+HELLO = {"messages": [{"role": "user", "content": "hello!"}]}
+
+
+@pytest.fixture
+async def rt() -> AsyncIterator[SchedulerRuntime]:
+    # The runtime's own zone is not UTC: a cron without timezone must still be UTC.
+    async with SchedulerRuntime(
+        None, database="sqlite://", clock=FakeClock(NOW), timezone="Europe/Berlin"
+    ) as runtime:
+        yield runtime
+
+
+# --- the pure helpers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cron_input", "prompt"),
+    [
+        ("Summarise my inbox", "Summarise my inbox"),
+        (HELLO, "hello!"),
+        ({"messages": [{"type": "human", "content": "hi"}]}, "hi"),
+        ({"messages": [("user", "a pair")]}, "a pair"),
+        ({"messages": ["a bare string"]}, "a bare string"),
+        ({"messages": {"role": "user", "content": "one message"}}, "one message"),
+        ({"messages": [HumanMessage("an object")]}, "an object"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "blocks"}, "!"]}]},
+            "blocks!",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "first"},
+                    {"role": "assistant", "content": "ok"},
+                    {"role": "user", "content": "last"},
+                ]
+            },
+            "last",
+        ),
+    ],
+)
+def test_input_shapes_become_the_prompt(cron_input: Any, prompt: str) -> None:
+    trigger = trigger_from_input(cron_input)
+    assert trigger == ConversationTrigger(prompt=prompt)
+
+
+def test_system_messages_become_the_system_addon() -> None:
+    trigger = trigger_from_input(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                SystemMessage("Answer in French."),
+                {"role": "user", "content": "Résumé"},
+            ]
+        },
+        timeout_secs=60,
+    )
+    assert trigger == ConversationTrigger(
+        prompt="Résumé", system_addon="Be brief.\n\nAnswer in French.", timeout_secs=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("cron_input", "message"),
+    [
+        (None, "without input"),
+        ({"message": "Daily update"}, "state keys a task cannot set: message"),
+        ({"messages": [], "user_id": "u1"}, "state keys a task cannot set: user_id"),
+        ({"messages": []}, "no messages"),
+        ({"messages": [{"role": "system", "content": "x"}]}, "no user message"),
+        ({"messages": [{"role": "assistant", "content": "x"}]}, "no user message"),
+        ({"messages": [{"content": "x"}]}, "needs a 'role'"),
+        ({"messages": [42]}, "message 0 is a int"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image", "url": "u"}]}]},
+            "'image' content block",
+        ),
+        ({"messages": [{"role": "user", "content": 3}]}, "content of type int"),
+        ({"messages": [{"role": "user", "content": "  "}]}, "prompt"),
+        (["not", "a", "dict"], "must be a dict or a string"),
+        ("", "prompt"),
+    ],
+)
+def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None:
+    with pytest.raises(InvalidPayload, match=message):
+        trigger_from_input(cron_input)
+
+
+def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:
+    end = datetime(2027, 6, 1, tzinfo=timezone.utc)
+    assert cron_schedule("0 9 * * *") == Cron("0 9 * * *", tz="UTC")
+    assert cron_schedule("0 9 * * *", timezone=timezone.utc).tz == "UTC"
+    assert cron_schedule("0 9 * * *", timezone=ZoneInfo("America/New_York")).tz == (
+        "America/New_York"
+    )
+    assert cron_schedule("0 9 * * *", timezone="Asia/Tokyo", end_time=end) == Cron(
+        "0 9 * * *", tz="Asia/Tokyo", end=end
+    )
+    with pytest.raises(InvalidSchedule, match="IANA zone"):
+        cron_schedule("0 9 * * *", timezone=timezone(timedelta(hours=2)))
+    with pytest.raises(InvalidSchedule, match="unknown timezone"):
+        cron_schedule("0 9 * * *", timezone="Mars/Olympus")
+    with pytest.raises(InvalidSchedule, match="expected 5 fields"):
+        cron_schedule("0 0 9 * * *")
+
+
+# --- task_from_cron ---------------------------------------------------------------------
+
+
+async def test_a_stateless_cron_becomes_an_isolated_task(rt: SchedulerRuntime) -> None:
+    task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO)
+    assert task.thread_mode == "isolated"
+    assert task.thread_id is None
+    assert task.state == "active"
+    assert task.name == "cron 0 9 * * *"
+    assert task.owner == "default"
+    assert task.payload == {"prompt": "hello!"}
+    assert task.schedule == Cron("0 9 * * *", tz="UTC")  # not the runtime's Europe/Berlin
+    assert task.next_run_at == datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)
+    assert task.options == TaskOptions()
+
+
+async def test_a_thread_cron_continues_its_thread(rt: SchedulerRuntime) -> None:
+    task = await task_from_cron(
+        rt,
+        thread_id="thread-123",
+        schedule="27 15 * * 1-5",
+        input="Daily update",
+        timezone="America/New_York",
+        owner="alice",
+        name="daily update",
+    )
+    assert (task.thread_mode, task.thread_id) == ("continue", "thread-123")
+    assert (task.owner, task.name) == ("alice", "daily update")
+    assert task.schedule == Cron("27 15 * * 1-5", tz="America/New_York")
+    assert task.next_run_at == datetime(2027, 3, 1, 20, 27, tzinfo=timezone.utc)  # EST
+
+
+async def test_end_time_enabled_and_webhook(rt: SchedulerRuntime) -> None:
+    end = NOW + timedelta(days=30)
+    task = await task_from_cron(
+        rt,
+        schedule="0 9 * * *",
+        input=HELLO,
+        end_time=end,
+        enabled=False,
+        webhook="https://hooks.example.com/cron",
+        options=TaskOptions(retries=0, webhook_url="https://replaced.example.com"),
+    )
+    assert task.schedule == Cron("0 9 * * *", tz="UTC", end=end)
+    assert task.state == "paused"
+    assert task.options == TaskOptions(retries=0, webhook_url="https://hooks.example.com/cron")
+    resumed = await rt.resume_task(task.id)
+    assert resumed.state == "active"
+    # The SDK's default enabled=None means enabled.
+    assert (await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, enabled=None)).state == (
+        "active"
+    )
+
+
+async def test_metadata_names_the_task_and_is_not_stored(rt: SchedulerRuntime) -> None:
+    task = await task_from_cron(
+        rt, schedule="@daily", input=HELLO, metadata={"name": "my_run", "team": "ops"}
+    )
+    assert task.name == "my_run"
+    assert "ops" not in task.model_dump_json()
+    unnamed = await task_from_cron(rt, schedule="@daily", input=HELLO, metadata={"name": 3})
+    assert unnamed.name == "cron @daily"
+    explicit = await task_from_cron(
+        rt, schedule="@daily", input=HELLO, metadata={"name": "my_run"}, name="mine"
+    )
+    assert explicit.name == "mine"
+
+
+@pytest.mark.parametrize("behaviour", ["delete", "keep", None])
+async def test_on_run_completed_changes_nothing(rt: SchedulerRuntime, behaviour: Any) -> None:
+    task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, on_run_completed=behaviour)
+    assert task.thread_mode == "isolated"
+
+
+async def test_cron_id_as_task_id_makes_a_rerun_idempotent(rt: SchedulerRuntime) -> None:
+    first = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="cron-abc")
+    again = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="cron-abc")
+    assert first.id == again.id == "cron-abc"
+    assert len(await rt.list_tasks()) == 1
+
+
+async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
+    task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, max_runs=3)
+    assert task.max_runs == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"input": {"message": "Daily update"}}, InvalidPayload, "state keys"),
+        ({"input": None}, InvalidPayload, "without input"),
+        ({"webhook": "ftp://example.com"}, InvalidTask, "http:// or https://"),
+        ({"on_run_completed": "archive"}, InvalidTask, "'delete' or 'keep'"),
+        ({"schedule": "every day"}, InvalidSchedule, "expected 5 fields"),
+        ({"timezone": "Nowhere"}, InvalidSchedule, "unknown timezone"),
+        ({"end_time": NOW - timedelta(days=1)}, InvalidSchedule, "never fires"),
+        ({"name": " "}, InvalidTask, "name"),
+    ],
+)
+async def test_fields_that_cannot_map_are_refused(
+    rt: SchedulerRuntime, fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    kwargs: dict[str, Any] = {"schedule": "0 9 * * *", "input": HELLO, **fields}
+    with pytest.raises(error, match=message):
+        await task_from_cron(rt, **kwargs)
+    assert len(await rt.list_tasks()) == 0
