@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables import RunnableConfig
 
-from langgraph_scheduler import InvalidTask, SchedulerRuntime
+from langgraph_scheduler import Interval, InvalidTask, SchedulerRuntime
 from langgraph_scheduler.tools import SchedulerLimits
 
 from .test_tools import ALICE, Tools, all_tasks, scheduled_turn, task_id_in
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("rt")
 
 
 @pytest.fixture
-async def rt(sqlite_url: str, make_graph: Any, runtime_factory: Any) -> Any:
-    runtime = runtime_factory(make_graph("On it."), database=sqlite_url)
+async def rt(database: str, make_graph: Any, runtime_factory: Any) -> Any:
+    runtime = runtime_factory(make_graph("On it."), database=database)
     async with runtime:
         yield runtime
 
@@ -133,3 +133,47 @@ async def test_an_unexpected_failure_inside_a_tool_becomes_a_message(
     answer = await Tools(rt)("list_tasks", ALICE)
     assert answer.status == "error"
     assert "could not do this (ZeroDivisionError)" in answer.text
+
+
+async def test_a_scheduled_turn_that_runs_its_own_task_is_refused_once_and_stops(
+    database: str, runtime_factory: Any
+) -> None:
+    # The model of every scheduled turn asks to run the task that fired it again: with
+    # self-management allowed, it is still refused, so one fire makes one turn, not a loop.
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from langgraph_scheduler.assistant import build_assistant
+    from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+
+    def step(messages: list[Any]) -> Any:
+        last = messages[-1]
+        source = (
+            last.additional_kwargs.get("task_source") if isinstance(last, HumanMessage) else None
+        )
+        if source:
+            return tool_call("run_task_now", {"task_id": source["task_id"]})
+        return AIMessage(content=f"done: {last.text[:40]}")
+
+    holder: list[SchedulerRuntime] = []
+    limits = SchedulerLimits(allow_scheduled_turns_to_manage_tasks=True)
+    builder = build_assistant(
+        lambda: holder[0], model=ScriptedChatModel(steps=[step], cycle=True), limits=limits
+    )
+    rt = runtime_factory(builder, database=database)
+    holder.append(rt)
+    async with rt:
+        task = await rt.create_task(
+            name="loop", schedule=Interval(hours=1), trigger="go", thread_id="t", owner="alice"
+        )
+        first = await rt.run_now(task.id)
+        assert first.outcome == "success"
+        await rt.wait_idle()
+        history = await rt.history(task.id)
+        assert [r.trigger for r in history] == ["manual"]  # no run started by itself
+        state = await rt.graph.aget_state({"configurable": {"thread_id": "t"}})
+        refusals = [
+            m
+            for m in state.values["messages"]
+            if isinstance(m, ToolMessage) and "cannot run itself" in m.text
+        ]
+        assert len(refusals) == 1
