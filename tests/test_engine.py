@@ -271,7 +271,7 @@ async def test_a_corrupt_row_can_be_listed_and_deleted_through_the_tools(
         )
         await _corrupt(rt, bad.id, "schedule")
         tools = Tools(rt)
-        listed = await tools("list_tasks", ALICE)
+        listed = await tools("list_tasks", ALICE, scope="all")
         assert listed.status == "success" and "unreadable schedule" in listed.text
         history = await tools("task_history", ALICE, task_id=bad.id)
         assert history.status == "success"

@@ -124,6 +124,7 @@ class TaskExecutorBridge:
         self._idle = asyncio.Event()
         self._idle.set()
         self._claiming = 0
+        self._backlog = False
         self._claim_lock = asyncio.Lock()
         self._finishes: Batcher[Finish, Finished | None] = Batcher(self._finish_batch)
 
@@ -171,6 +172,9 @@ class TaskExecutorBridge:
 
     async def _claim_passes(self) -> int:
         claimed = 0
+        # Until a pass finds fewer due fires than it had room for, some may be waiting
+        # for a slot: then a freed slot starts the next pass.
+        self._backlog = True
         while not self.closed and self.free > 0:
             as_of = self.clock.now()
             # A timer may wake a hair before its instant (loop time and wall time drift
@@ -187,6 +191,7 @@ class TaskExecutorBridge:
                 await self._start(claim)
             claimed += len(batch)
             if len(batch) < limit:
+                self._backlog = False
                 break
         return claimed
 
@@ -310,8 +315,8 @@ class TaskExecutorBridge:
 
         if self._manual_waiting:
             asyncio.ensure_future(notify())
-        elif not self.closed:
-            self._wake.set()  # a due fire may be waiting for this slot
+        elif not self.closed and self._backlog:
+            self._wake.set()  # a due fire is waiting for this slot
 
     async def _converse(self, task: Task, record: TaskRunRecord) -> ConversationResponse:
         if self.closed:

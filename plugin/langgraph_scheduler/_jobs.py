@@ -1,16 +1,17 @@
 """Timers for the fires due within a short window; the only user of APScheduler.
 
 A runtime keeps in memory only the instants, within the next ``window_secs``, at which a
-task or a retry falls due: one APScheduler job per distinct instant (a thousand
-reminders due at 09:00 share one job), loaded through the ``(state, next_run_at)`` index
-and refreshed every half window. Task changes made anywhere reach the timer through the
-store's change feed. A job only wakes the bridge, which asks the database what is due:
-the timer decides when to look, never what runs.
+task or a retry falls due (a thousand reminders due at 09:00 are one instant), in a heap
+behind a single APScheduler job set for the earliest; they are loaded through the
+``(state, next_run_at)`` index and refreshed every half window. Task changes made
+anywhere reach the timer through the store's change feed. The job only wakes the bridge,
+which asks the database what is due: the timer decides when to look, never what runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
 import uuid
@@ -41,9 +42,10 @@ async def wake_runtime(timer_key: str, due: str) -> None:
 
 
 # APScheduler checks a job function's signature for every job it adds; a precomputed
-# signature spares inspect's slow path when a window loads many due times.
+# signature spares inspect's slow path (the one job is set again after each instant).
 wake_runtime.__signature__ = inspect.signature(wake_runtime)  # type: ignore[attr-defined]
 _JOB_FUNC = f"{__name__}:wake_runtime"
+_NEXT_JOB = "next-due"
 
 
 class DueTimer:
@@ -79,12 +81,14 @@ class DueTimer:
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         )
         self._horizon = clock.now()
+        self._instants: list[datetime] = []
+        self._known: set[datetime] = set()
 
     @property
     def pending(self) -> int:
         """How many due instants are held (memory is bounded by the window, not by the
         number of tasks)."""
-        return len(self._scheduler.get_jobs())
+        return len(self._known)
 
     def start(self) -> None:
         _TIMERS[self.key] = self
@@ -96,10 +100,15 @@ class DueTimer:
             self._scheduler.shutdown(wait=False)
 
     def fire(self, due: datetime) -> None:
+        """The job came: every instant up to ``due`` has come; wake the bridge and set
+        the job for the next one."""
+        while self._instants and self._instants[0] <= due:
+            self._known.discard(heapq.heappop(self._instants))
         self._wake(due)
+        self._arm()
 
     def at(self, when: datetime) -> None:
-        """Wake the bridge at ``when``: at once if it has come, by a job if it falls
+        """Wake the bridge at ``when``: at once if it has come, by the timer if it falls
         within the window, else later (the window load will find it)."""
         now = self.clock.now()
         if when <= now:
@@ -107,14 +116,25 @@ class DueTimer:
             return
         if when > self._horizon and when > now + timedelta(seconds=self.window_secs):
             return
-        job_id = when.isoformat()
-        if self._scheduler.get_job(job_id) is not None:
+        if when in self._known:
             return
+        self._known.add(when)
+        heapq.heappush(self._instants, when)
+        if self._instants[0] == when:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Set the one job for the earliest instant held (or drop it when none is)."""
+        if not self._instants:
+            if self._scheduler.get_job(_NEXT_JOB) is not None:
+                self._scheduler.remove_job(_NEXT_JOB)
+            return
+        earliest = self._instants[0]
         self._scheduler.add_job(
             _JOB_FUNC,
-            trigger=DateTrigger(run_date=when, timezone=timezone.utc),
-            args=[self.key, job_id],
-            id=job_id,
+            trigger=DateTrigger(run_date=earliest, timezone=timezone.utc),
+            args=[self.key, earliest.isoformat()],
+            id=_NEXT_JOB,
             replace_existing=True,
         )
 
