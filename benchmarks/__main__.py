@@ -56,6 +56,8 @@ def _child(name: str, *, quick: bool, workdir: Path) -> None:
         fig = Figure(name, name, "")
         fig.failed_checks.append(f"figure crashed: {type(exc).__name__}: {exc}")
     fig.seconds = time.perf_counter() - start
+    if quick:
+        fig.as_smoke_run()
     print(_MARK + json.dumps(fig.to_json()), flush=True)
 
 
@@ -107,7 +109,12 @@ def _write(output: str, figures: list[Figure], run: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small smoke run (< ~60 s)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small smoke run (a few minutes): no verdict on timings, fails only on a "
+        "correctness check (lost or duplicated runs, a crash)",
+    )
     parser.add_argument("--only", help=f"comma-separated figures from: {', '.join(FIGURES)}")
     parser.add_argument(
         "--output",
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(figures)} figure(s) in {seconds:.0f} s ({times})")
     if output:
         run: dict[str, Any] = {"command": command, "info": info, "seconds": seconds}
-        if not args.quick:
+        if not args.quick and not args.only:  # --render redraws a run of every figure
             saved = run | {"figures": [f.to_json() for f in figures]}
             RESULTS.write_text(json.dumps(saved, indent=1))
         _write(output, figures, run)

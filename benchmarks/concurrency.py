@@ -33,14 +33,14 @@ GOAL_SECS = 3.0
 MODEL_SECS = 1.0
 DEFINITION = (
     "N isolated `Once` tasks all due at the same instant T, on a graph whose one node calls "
-    f"a `ScriptedChatModel(delay_secs={MODEL_SECS:g})`, runtime with `max_concurrency=N`, "
-    "a queue for all; in memory (`sqlite://`, tasks created with `create_task`) and on a "
-    "SQLite file (the default database; tasks written to the store before the runtime "
-    "starts). Wall time = last run record committed − T. Baseline: N concurrent "
-    "`graph.ainvoke` calls (`asyncio.gather`) of the same graph with the same checkpointer. "
-    "Memory: peak of Python allocations (tracemalloc, `reset_peak` at the start) in one "
-    "extra round of each, kept apart from the timed rounds because tracing slows "
-    "everything down."
+    f"a `ScriptedChatModel(delay_secs={MODEL_SECS:g})`, runtime with `max_concurrency=N` "
+    "(the figure is about N turns in flight at once; otherwise default settings); in "
+    "memory (`sqlite://`, tasks created with `create_task`) and on a SQLite file (the "
+    "default database; tasks written to the store before the runtime starts). Wall time = "
+    "last run record committed − T. Baseline: N concurrent `graph.ainvoke` calls "
+    "(`asyncio.gather`) of the same graph with the same checkpointer. Memory: peak of "
+    "Python allocations (tracemalloc, `reset_peak` at the start) in one extra round of "
+    "each, kept apart from the timed rounds because tracing slows everything down."
 )
 
 
@@ -69,7 +69,6 @@ async def _scheduled(
         _graph(),  # type: ignore[arg-type]
         database=database,
         max_concurrency=n,
-        queue_size=n + 10,
         on_run=waiter,
     ) as rt:
         if in_memory:  # a fresh in-memory store: create the tasks through the API

@@ -24,11 +24,12 @@ GOAL = 1.25
 DEFINITION = (
     "Baseline: `graph.ainvoke` of the runtime's own compiled graph (same checkpointer), "
     "fresh thread per call, one call at a time. `run_now`: from the `run_now(task_id)` call "
-    "until it returns the finished record (claim, queue, worker, turn, the checkpoint "
-    "id read, `finish_run` committed). Fire: from the moment APScheduler runs the task's job "
-    "(the record's `started_at`, taken as the job begins) until the `on_run` listener sees the "
-    "committed record; due: the same from the task's `scheduled_for` (a `Once` 30 ms ahead), "
-    "i.e. with APScheduler's own wake-up lateness (figure 3's baseline) included. Isolated "
+    "until it returns the finished record (claim, a free turn slot, turn, the checkpoint "
+    "id read, the finish committed). Fire: from the claim (the record's `started_at`, the "
+    "instant the claim pass began, after the due-time timer woke the runtime) until the "
+    "`on_run` listener sees the committed record; due: the same from the task's "
+    "`scheduled_for` (a `Once` 30 ms ahead), i.e. with APScheduler's own wake-up lateness "
+    "(figure 3's baseline) included. Default settings. Isolated "
     "tasks, so every turn starts a fresh thread like the baseline. Median of per-round "
     "medians, rounds interleaved."
 )

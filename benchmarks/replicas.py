@@ -1,8 +1,9 @@
-"""Figure 6: 1 and 3 replica processes on one PostgreSQL database; duplicates found."""
+"""Figure 6: 1 and 3 replica processes on one PostgreSQL database; duplicates and claims."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -10,32 +11,41 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from langgraph_scheduler.store import Store, runs_table
+from langgraph_scheduler import Once, SchedulerRuntime
+from langgraph_scheduler.store import open_store, runs_table
 
-from .common import Figure, Row, interleave, median, task_rows, utcnow, write_tasks
+from .common import Figure, Row, interleave, median, utcnow
 
 URL_ENV = ("LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL", "LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL")
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-STARTUP_TIMEOUT = {"quick": 15.0, "full": 45.0}
+STARTUP_TIMEOUT = {"quick": 20.0, "full": 45.0}
+ROWS_GOAL = 1.1
 DEFINITION = (
-    "N isolated `Once` tasks all due at the same instant T are written to a fresh "
-    "PostgreSQL database; then 1 or 3 replica processes (`python -m benchmarks.replica`, "
-    "each a `SchedulerRuntime` with default settings on that database and the default "
-    "`AsyncPostgresSaver`) start and build their jobs from the store; T is set late enough "
-    "for all of them to be up. Throughput = fires recorded / (last `finished_at` − T). "
+    "A fresh PostgreSQL database per round. A task-managing runtime "
+    "(`SchedulerRuntime(None, …)`, which claims nothing) creates N isolated `Once` tasks all "
+    "due at the same instant T through `create_task`; then 1 or 3 replica processes "
+    "(`python -m benchmarks.replica`, each a `SchedulerRuntime` with default settings, "
+    "`max_concurrency=4`, and the default `AsyncPostgresSaver`) start and load their "
+    "windows from the task table; T is set late enough for all of them to be up. "
+    "Throughput = fires recorded / (last `finished_at` − T); the goal is that 3 replicas "
+    "beat 1 (on this 2-core machine the replicas and PostgreSQL share the cores). "
     "Duplicates = `lgs_runs` rows beyond the first per `(task_id, scheduled_for, attempt)`; "
-    "lost = fires without a successful record. Rounds interleaved (1, 3, 3, 1 …); medians. "
-    "The 1-replica run is the baseline."
+    "lost = tasks without exactly one successful record. Claims: each replica wraps "
+    "`Store.claim_due` (the one call through which a runtime claims due fires) and counts "
+    "its transactions and the rows they returned; per fire = summed over the replicas / N. "
+    "Rounds interleaved (1, 3, 3, 1 …); medians. The 1-replica run is the baseline."
 )
 
 
-def _admin_url() -> str:
+def admin_url() -> str:
+    """The PostgreSQL URL to create scratch databases from."""
     for name in URL_ENV:
         if os.environ.get(name):
             return os.environ[name].replace("postgresql+psycopg://", "postgresql://")
@@ -43,7 +53,8 @@ def _admin_url() -> str:
 
 
 @contextmanager
-def _scratch_database(admin: str) -> Iterator[str]:
+def scratch_database(admin: str) -> Iterator[str]:
+    """A fresh database on the ``admin`` server, dropped afterwards."""
     import psycopg
 
     name = f"lgs_bench_{uuid.uuid4().hex[:12]}"
@@ -70,115 +81,172 @@ async def _activity(admin: str, database: str) -> list[str]:
     return [" / ".join(str(c) for c in row) for row in rows]
 
 
-async def _count(database: str) -> tuple[int, int, dict[str, int], datetime | None, int]:
-    """(finished fires, duplicate rows, rows per holder, last finished_at, successes)."""
-    store = Store(database)
+@dataclass
+class Tally:
+    """The run records of one round, read back from the database."""
+
+    finished: int = 0
+    successes: int = 0
+    duplicates: int = 0
+    tasks_with_one: int = 0
+    holders: dict[str, int] = field(default_factory=dict)
+    last: datetime | None = None
+
+
+async def _count(database: str) -> Tally:
+    store = open_store(database)
     try:
 
-        def read(conn: Connection) -> tuple[int, int, dict[str, int], datetime | None, int]:
+        def read(conn: Connection) -> Tally:
             fires = select(
                 runs_table.c.task_id,
                 runs_table.c.scheduled_for,
                 runs_table.c.attempt,
                 func.count().label("n"),
             ).group_by(runs_table.c.task_id, runs_table.c.scheduled_for, runs_table.c.attempt)
-            duplicates = sum(g.n - 1 for g in conn.execute(fires).all())
-            finished = conn.scalar(select(func.count()).where(runs_table.c.outcome.is_not(None)))
-            successes = conn.scalar(select(func.count()).where(runs_table.c.outcome == "success"))
-            last = conn.scalar(select(func.max(runs_table.c.finished_at)))
+            per_task = (
+                select(runs_table.c.task_id)
+                .group_by(runs_table.c.task_id)
+                .having(func.count() == 1)
+                .subquery()
+            )
             per_holder = select(runs_table.c.holder, func.count()).group_by(runs_table.c.holder)
-            holders: dict[str, int] = {h: int(n) for h, n in conn.execute(per_holder).all()}
-            return int(finished or 0), duplicates, holders, last, int(successes or 0)
+            return Tally(
+                finished=int(
+                    conn.scalar(select(func.count()).where(runs_table.c.outcome.is_not(None))) or 0
+                ),
+                successes=int(
+                    conn.scalar(select(func.count()).where(runs_table.c.outcome == "success")) or 0
+                ),
+                duplicates=sum(g.n - 1 for g in conn.execute(fires).all()),
+                tasks_with_one=int(conn.scalar(select(func.count()).select_from(per_task)) or 0),
+                holders={str(h): int(n) for h, n in conn.execute(per_holder).all()},
+                last=conn.scalar(select(func.max(runs_table.c.finished_at))),
+            )
 
         return await store.transaction(read)
     finally:
         await store.close()
 
 
+@dataclass
+class Result:
+    """One round: throughput, duplicates and the replicas' claim counts."""
+
+    rate: float = math.nan
+    duplicates: int | None = None
+    claims: dict[str, float] = field(default_factory=dict)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 async def _round(
-    fig: Figure, admin: str, replicas: int, n: int, *, startup_timeout: float
-) -> tuple[float, int | None]:
-    """One run with ``replicas`` processes: (fires/s, duplicates); None if it never ran."""
+    fig: Figure, admin: str, replicas: int, n: int, *, startup_timeout: float, workdir: Path
+) -> Result:
+    """One run with ``replicas`` processes."""
     label = f"{replicas} replica(s)"
-    with _scratch_database(admin) as database:
-        store = Store(database)
-        await store.setup()
-        await store.close()
-        # Each replica spends ~3 s of CPU importing and starting; on 2 shared cores three
-        # of them need about twice that before they are all up.
-        margin = timedelta(seconds=4 + replicas * 2 if n < 100 else 6 + replicas * 2)
-        due = utcnow() + margin
-        await write_tasks(database, task_rows([due] * n, prefix="rep"))
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.replica", database],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(replicas)
-        ]
-        try:
-            loop = asyncio.get_running_loop()
-            readiness = asyncio.gather(
-                *(loop.run_in_executor(None, p.stdout.readline) for p in procs)  # type: ignore[union-attr]
-            )
+    with scratch_database(admin) as database:
+        async with SchedulerRuntime(None, database=database) as manager:
+            # Creating N tasks takes a few ms each; each replica spends ~3 s of CPU
+            # importing and starting, and on 2 shared cores three need about twice that.
+            due = utcnow() + timedelta(seconds=n * 0.006 + 4 + replicas * 2)
+            for i in range(n):
+                await manager.create_task(name=f"rep-{i}", schedule=Once(at=due), trigger="go")
+            logs = [workdir / f"replica-{uuid.uuid4().hex[:8]}.err" for _ in range(replicas)]
+            procs = []
+            for log in logs:
+                with log.open("w") as stderr:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "benchmarks.replica", database],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
+                            stderr=stderr,
+                            text=True,
+                        )
+                    )
+            outputs: list[str] = []
             try:
-                ready = await asyncio.wait_for(readiness, startup_timeout)
-            except asyncio.TimeoutError:
-                stuck = await _activity(admin, database)
-                fig.check(False, f"{label}: replicas not up after {startup_timeout:g} s")
-                fig.notes.append(f"{label}: start-up hung; sessions on the database: {stuck}")
+                loop = asyncio.get_running_loop()
+                readiness = asyncio.gather(
+                    *(loop.run_in_executor(None, p.stdout.readline) for p in procs)  # type: ignore[union-attr]
+                )
+                try:
+                    ready = await asyncio.wait_for(readiness, startup_timeout)
+                except asyncio.TimeoutError:
+                    stuck = await _activity(admin, database)
+                    fig.check(False, f"{label}: replicas not up after {startup_timeout:g} s")
+                    fig.notes.append(f"{label}: start-up hung; sessions on the database: {stuck}")
+                    for p in procs:
+                        p.kill()
+                    return Result()
+                for r, log in zip(ready, logs, strict=True):
+                    fig.check(r.startswith("READY"), f"{label}: a replica failed: {_tail(log)}")
+                fig.check(
+                    utcnow() < due, f"{label}: replicas were up only after the fires were due"
+                )
+                deadline = time.monotonic() + 30 + n * 0.1
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    if (await _count(database)).finished >= n:
+                        break
+                await asyncio.sleep(1.0)  # a late duplicate would land now
+            finally:
                 for p in procs:
-                    p.kill()
-                return float("nan"), None
+                    try:
+                        p.stdin.write("stop\n")  # type: ignore[union-attr]
+                        p.stdin.flush()  # type: ignore[union-attr]
+                    except (BrokenPipeError, OSError):
+                        pass
+                for p in procs:
+                    try:
+                        out, _ = p.communicate(timeout=40)
+                        outputs += [line for line in out.splitlines() if line.startswith("STOPPED")]
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        fig.check(False, f"{label}: a replica did not stop within 40 s")
+            tally = await _count(database)
             fig.check(
-                all(r.startswith("READY") for r in ready), f"{label}: not all replicas started"
+                manager.holder not in tally.holders, f"{label}: the managing runtime ran a fire"
             )
-            fig.check(utcnow() < due, f"{label}: replicas were up only after the fires were due")
-            deadline = time.monotonic() + 30 + n * 0.1
-            finished = 0
-            while time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-                finished = (await _count(database))[0]
-                if finished >= n:
-                    break
-            await asyncio.sleep(1.0)  # a late duplicate would land now
-        finally:
-            for p in procs:
-                try:
-                    p.stdin.write("stop\n")  # type: ignore[union-attr]
-                    p.stdin.flush()  # type: ignore[union-attr]
-                except (BrokenPipeError, OSError):
-                    pass
-            cpu = []
-            for p in procs:
-                try:
-                    out, _ = p.communicate(timeout=30)
-                    cpu += [float(w[4:]) for w in out.split() if w.startswith("cpu=")]
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    fig.check(False, f"{label}: a replica did not stop within 30 s")
-        finished, duplicates, holders, last, successes = await _count(database)
-        if not cpu:
-            cpu = [float("nan")]
-    fig.check(finished >= n, f"{label}: only {finished} of {n} fires recorded")
-    fig.check(successes == n, f"{label}: {successes} of {n} fires succeeded")
-    fig.check(duplicates == 0, f"{label}: {duplicates} duplicate run records")
-    if replicas > 1:
-        fig.check(len(holders) > 1, f"{label}: all runs on one replica ({len(holders)} holder)")
-    fig.notes.append(
-        f"{label}: {finished} records for {n} fires, {duplicates} duplicates, runs per "
-        f"replica {sorted(holders.values(), reverse=True)}, CPU seconds per replica "
-        f"{[round(c, 1) for c in cpu]}."
+    totals: dict[str, float] = {}
+    cpu: list[float] = []
+    for line in outputs:
+        for word in line.split()[1:]:
+            key, _, value = word.partition("=")
+            if key == "cpu":
+                cpu.append(float(value))
+            else:
+                totals[key] = totals.get(key, 0.0) + float(value)
+    fig.check(len(outputs) == replicas, f"{label}: {len(outputs)} of {replicas} replicas reported")
+    fig.check(tally.finished >= n, f"{label}: only {tally.finished} of {n} fires recorded")
+    fig.check(tally.successes == n, f"{label}: {tally.successes} of {n} fires succeeded")
+    fig.check(
+        tally.tasks_with_one == n, f"{label}: {tally.tasks_with_one} of {n} tasks have one record"
     )
-    span = (last - due).total_seconds() if last else float("nan")
-    return finished / span, duplicates
+    fig.check(tally.duplicates == 0, f"{label}: {tally.duplicates} duplicate run records")
+    if replicas > 1:
+        fig.check(len(tally.holders) > 1, f"{label}: all runs on one replica")
+    fig.notes.append(
+        f"{label}: {tally.finished} records for {n} fires, {tally.duplicates} duplicates, "
+        f"runs per replica {sorted(tally.holders.values(), reverse=True)}, CPU seconds per "
+        f"replica {[round(c, 1) for c in cpu]}, claim transactions "
+        f"{totals.get('claims', 0):.0f} ({totals.get('empty', 0):.0f} found nothing), rows "
+        f"claimed {totals.get('rows', 0):.0f}, {totals.get('failed', 0):.0f} raised, "
+        f"{totals.get('claim_secs', 0):.1f} s in claims."
+    )
+    span = (tally.last - due).total_seconds() if tally.last else math.nan
+    return Result(tally.finished / span, tally.duplicates, totals)
 
 
 async def run(*, quick: bool, workdir: Path) -> Figure:
     fig = Figure("replicas", "6. Replicas on PostgreSQL", DEFINITION)
-    admin = _admin_url()
+    admin = admin_url()
     try:
         import psycopg
 
@@ -189,42 +257,75 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
         return fig
     n, rounds = (60, 1) if quick else (1000, 2)
     timeout = STARTUP_TIMEOUT["quick" if quick else "full"]
-    dups: dict[str, list[int | None]] = {"one": [], "three": []}
+    results: dict[str, list[Result]] = {"one": [], "three": []}
 
     async def one() -> float:
-        rate, d = await _round(fig, admin, 1, n, startup_timeout=timeout)
-        dups["one"].append(d)
-        return rate
+        results["one"].append(
+            await _round(fig, admin, 1, n, startup_timeout=timeout, workdir=workdir)
+        )
+        return results["one"][-1].rate
 
     async def three() -> float:
-        rate, d = await _round(fig, admin, 3, n, startup_timeout=timeout)
-        dups["three"].append(d)
-        return rate
+        results["three"].append(
+            await _round(fig, admin, 3, n, startup_timeout=timeout, workdir=workdir)
+        )
+        return results["three"][-1].rate
 
     values = await interleave(rounds, {"one": one, "three": three})
+    base, measured = median(values["one"]), median(values["three"])
     fig.rows.append(
         Row(
             figure="replicas",
             label=f"{n} fires, 3 replicas: fires/s",
             unit="/s",
-            baseline=median(values["one"]),
+            baseline=base,
             baseline_label="1 replica",
-            measured=median(values["three"]),
+            measured=measured,
+            goal="> 1× one replica",
+            met=measured > base,
         )
     )
-    ran = [d for d in dups["three"] if d is not None]
+    ran = [r.duplicates for r in results["three"] if r.duplicates is not None]
     total = sum(ran)
     fig.rows.append(
         Row(
             figure="replicas",
             label=f"duplicate runs, 3 replicas ({len(ran)} × {n} fires)",
             unit="",
-            baseline=float(sum(d for d in dups["one"] if d is not None)),
+            baseline=float(sum(r.duplicates or 0 for r in results["one"])),
             baseline_label="1 replica",
-            measured=float(total) if ran else float("nan"),
-            ratio=None,
+            measured=float(total) if ran else math.nan,
+            ratio=math.nan,
             goal="0",
             met=total == 0 if ran else None,
+        )
+    )
+
+    def per_fire(group: str, key: str) -> float:
+        return median([r.claims[key] / n for r in results[group] if key in r.claims])
+
+    rows_per_fire = per_fire("three", "rows")
+    fig.rows.append(
+        Row(
+            figure="replicas",
+            label="rows claimed per fire, 3 replicas",
+            unit="",
+            baseline=per_fire("one", "rows"),
+            baseline_label="1 replica",
+            measured=rows_per_fire,
+            ratio=math.nan,
+            goal=f"≤ {ROWS_GOAL:g}",
+            met=rows_per_fire <= ROWS_GOAL,
+        )
+    )
+    fig.rows.append(
+        Row(
+            figure="replicas",
+            label="claim transactions per fire, 3 replicas",
+            unit="",
+            baseline=per_fire("one", "claims"),
+            baseline_label="1 replica",
+            measured=per_fire("three", "claims"),
         )
     )
     return fig

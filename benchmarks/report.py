@@ -81,6 +81,8 @@ def _num(value: float | None, unit: str = "") -> str:
 def _verdict(row: Row) -> str:
     if math.isnan(row.measured):
         return "FAILED"  # no value: the fires were lost or the run never started
+    if row.smoke:
+        return "smoke run, no verdict"
     if row.met is None:
         return ""
     return "met" if row.met else "SHORT"
@@ -143,16 +145,17 @@ def markdown(
         "",
         f"Total wall time: {seconds:.0f} s. From the repository root (the package is "
         "imported from `plugin/` when it is not installed): `python -m benchmarks` runs "
-        "every figure and writes this file; `--quick` is a smoke run (small sizes, no "
-        "file written unless `--output FILE`); `--only overhead,throughput,timing,"
-        "concurrency,scale,replicas` picks figures; `--render` rewrites this file from "
-        "`benchmarks/results.json` after `benchmarks/analysis.md` was edited. Figure 6 "
-        "uses `LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL` (else "
+        "every figure and writes this file; `--quick` is a smoke run (small sizes, "
+        '"smoke run, no verdict" on every goal, no file written unless `--output FILE`); '
+        "`--only overhead,throughput,timing,concurrency,scale,replicas` picks figures; "
+        "`--render` rewrites this file from `benchmarks/results.json` after "
+        "`benchmarks/analysis.md` was edited. Figures 5 and 6 use "
+        "`LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL` (else "
         "`LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL`, else "
-        "`postgresql://postgres@127.0.0.1:5432/test`) to create and drop its scratch "
-        "databases; it is skipped when PostgreSQL is unreachable. The exit status is 1 "
-        "when a correctness check failed (lost or duplicated runs, a crash), never because "
-        "of a timing.",
+        "`postgresql://postgres@127.0.0.1:5432/test`) to create and drop their scratch "
+        "databases; their PostgreSQL parts are skipped when it is unreachable. The exit "
+        "status is 1 when a correctness check failed (lost or duplicated runs, a crash), "
+        "never because of a timing.",
         "",
         "## Machine",
         "",

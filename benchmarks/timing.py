@@ -33,11 +33,12 @@ LEAD = timedelta(seconds=0.5)
 DEFINITION = (
     "Fires spread evenly at the offered rate (one `Once` task per fire). Lateness = the "
     "moment the work starts minus the scheduled time, on the wall clock: for the runtime, "
-    "when the graph's node begins (after claim, queue and worker); for the baseline, when a "
-    "bare `AsyncIOScheduler` (memory job store, `DateTrigger`, no misfire grace) enters a "
-    "no-op coroutine job. Runtime on a SQLite file (the default database), default "
-    "`max_concurrency`, a queue large enough for every fire; tasks are written to the store "
-    "before the runtime starts, so it builds the jobs at start. Rounds interleaved; "
+    "when the graph's node begins (after the due-time timer's wake-up, the claim and a free "
+    "turn slot); for the baseline, when a bare `AsyncIOScheduler` (memory job store, "
+    "`DateTrigger`, no misfire grace) enters a no-op coroutine job. Runtime on a SQLite file "
+    "(the default database) with default settings (`max_concurrency=4`; fires beyond the "
+    "free slots wait in the table); tasks are written to the store before the runtime "
+    "starts, so it finds their due times when it loads its window. Rounds interleaved; "
     "p50/p99/max are medians over rounds. A rate is *saturated* when the runtime's "
     "starts spread over more than 1.1× the scheduled span + 50 ms (a backlog formed); the "
     "p99 goal applies to unsaturated rates only."
@@ -107,7 +108,6 @@ async def _runtime(fig: Figure, rate: float, seconds: float, path: Path) -> list
         async with SchedulerRuntime(
             trivial_graph(on_start=on_start),
             database=database,
-            queue_size=n + 10,
             on_run=on_run,
         ):
             fig.check(utcnow() < times[0], f"{rate}/s: runtime started after the first fire")
