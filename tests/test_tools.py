@@ -642,3 +642,25 @@ async def test_tools_fail_softly_when_the_runtime_is_not_started(
     tools = Tools(SchedulerRuntime(make_graph(), database=sqlite_url))
     message = await tools("list_tasks", ALICE)
     assert message.status == "error" and "the runtime is not started" in message.text
+
+
+@pytest.mark.parametrize(
+    ("zone", "suggestion"),
+    [("EST", "America/New_York"), ("PST", "America/Los_Angeles"), ("+05:30", "Asia/Kolkata")],
+)
+async def test_a_zone_without_daylight_saving_is_refused_with_a_suggestion(
+    rt: SchedulerRuntime, tools: Tools, zone: str, suggestion: str
+) -> None:
+    answer = await tools(
+        "schedule_task", ALICE, name="n", schedule="every day at 9:00", prompt="p", timezone=zone
+    )
+    assert answer.status == "error" and suggestion in answer.text
+    assert await all_tasks(rt) == []
+
+
+async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:
+    answer = await tools("schedule_task", ALICE, name="n", schedule="tomorrow morning", prompt="p")
+    assert answer.status == "success"
+    assert "note: 'tomorrow morning' is read as 09:00" in answer.text
+    question = await tools("schedule_task", ALICE, name="n", schedule="every monday", prompt="p")
+    assert question.status == "error" and "At what time on Mondays?" in question.text
