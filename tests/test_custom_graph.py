@@ -91,8 +91,8 @@ async def test_a_scheduled_turn_gets_its_addon_for_that_turn_only(
         )
         record = await rt.run_now(task.id)
         assert record.outcome == "success"
-        # The scheduled turn listed alice's tasks although its config has no user_id.
-        assert record.summary == "Water the plants! 1 task(s):"
+        # The scheduled turn acts for the task's owner (the runtime sets its user_id).
+        assert record.summary == "Water the plants! 1 task(s) of this conversation:"
         for messages in seen[:2]:
             system = messages[0]
             assert isinstance(system, SystemMessage)
