@@ -438,7 +438,6 @@ class Store(ABC):
     async def close(self) -> None:
         """Release connections and threads."""
 
-    @abstractmethod
     async def follow_changes(
         self,
         on_change: Callable[[TaskChange], Awaitable[None]],
@@ -448,19 +447,9 @@ class Store(ABC):
         sleep: Callable[[float], Awaitable[None]],
         now: Callable[[], datetime],
     ) -> None:
-        """Call ``on_change`` for every task created, changed or deleted by anyone, until
-        cancelled (LISTEN/NOTIFY on PostgreSQL, polling on SQLite)."""
-
-    async def _poll_changes(
-        self,
-        on_change: Callable[[TaskChange], Awaitable[None]],
-        *,
-        since: datetime,
-        poll_secs: float,
-        sleep: Callable[[float], Awaitable[None]],
-        now: Callable[[], datetime],
-    ) -> None:
-        """The polling change feed: tasks whose ``updated_at`` moved since the last poll."""
+        """Call ``on_change`` for every task created or changed by anyone, until
+        cancelled: here by polling ``updated_at`` every ``poll_secs`` (the SQLite twin);
+        the PostgreSQL twin adds LISTEN/NOTIFY in front of it."""
         seen: dict[str, datetime] = {}
         while True:
             await sleep(poll_secs)

@@ -138,7 +138,7 @@ class PostgresStore(Store):
         notifications lost while the listening connection was down."""
         listener = asyncio.ensure_future(self._listen(on_change))
         try:
-            await self._poll_changes(
+            await super().follow_changes(
                 on_change,
                 since=since,
                 poll_secs=max(poll_secs, 5.0),

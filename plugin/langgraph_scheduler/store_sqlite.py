@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
@@ -23,7 +22,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from .store import Store, TaskChange, ThreadLocks
+from .store import Store, ThreadLocks
 
 __all__ = ["SqliteStore"]
 
@@ -69,17 +68,6 @@ class SqliteStore(Store):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.sync_engine.dispose()
-
-    async def follow_changes(
-        self,
-        on_change: Callable[[TaskChange], Awaitable[None]],
-        *,
-        since: datetime,
-        poll_secs: float,
-        sleep: Callable[[float], Awaitable[None]],
-        now: Callable[[], datetime],
-    ) -> None:
-        await self._poll_changes(on_change, since=since, poll_secs=poll_secs, sleep=sleep, now=now)
 
     @contextlib.asynccontextmanager
     async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
