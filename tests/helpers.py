@@ -4,18 +4,54 @@ stepping a runtime on a fake clock."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import START, StateGraph
 from sqlalchemy import text
 
-from langgraph_scheduler import SchedulerRuntime, TaskRunRecord
+from langgraph_scheduler import Interval, SchedulerRuntime, TaskRunRecord
+from langgraph_scheduler._service import TaskService
+from langgraph_scheduler.models import Task
 from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.store import Claimed, Store
 from langgraph_scheduler.testing import FakeClock
 
 FAKE_START = datetime(2099, 3, 1, 8, 0, tzinfo=timezone.utc)
+
+T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+"""The fixed "now" of the store and service tests."""
+HOLDER = "replica-a"
+LEASE = timedelta(seconds=30)
+
+
+def at(secs: float) -> datetime:
+    """The instant ``secs`` seconds after T0."""
+    return T0 + timedelta(seconds=secs)
+
+
+async def every_minute(service: TaskService, **kwargs: Any) -> Task:
+    """A task firing every minute from T0 + 60 s."""
+    kwargs.setdefault("name", "every minute")
+    kwargs.setdefault("trigger", "tick")
+    return await service.create(schedule=Interval(seconds=60), **kwargs)
+
+
+async def claim(store: Store, when: datetime, *, limit: int = 10) -> list[Claimed]:
+    """Claim what is due at ``when`` as HOLDER, with a LEASE."""
+    return await store.claim_due(
+        as_of=when, limit=limit, holder=HOLDER, lease_until=when + LEASE, started_at=T0
+    )
+
+
+async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
+    """Claim the one fire due at ``when``."""
+    (claimed,) = await claim(store, when)
+    assert claimed.run is not None
+    return claimed.run
+
+
 """Where a fake clock starts. The runtime's APScheduler timers still run on the real
 clock, so a fake "now" must stay in the real future: a timer set for a fake time that
 has already passed in real time fires at once and wakes the runtime for that fire

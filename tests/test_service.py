@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -27,12 +27,7 @@ from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.testing import FakeClock
 
-T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def at(secs: float) -> datetime:
-    """The instant ``secs`` seconds after T0."""
-    return T0 + timedelta(seconds=secs)
+from .helpers import T0, at, claim_one, every_minute
 
 
 @pytest.fixture
@@ -51,20 +46,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def service(store: Store, clock: FakeClock) -> TaskService:
     return TaskService(store, clock=clock)
-
-
-async def every_minute(service: TaskService, **kwargs: Any) -> Task:
-    kwargs.setdefault("name", "every minute")
-    kwargs.setdefault("trigger", "tick")
-    return await service.create(schedule=Interval(seconds=60), **kwargs)
-
-
-async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
-    (claimed,) = await store.claim_due(
-        as_of=when, limit=10, holder="h", lease_until=when + timedelta(seconds=30), started_at=T0
-    )
-    assert claimed.run is not None
-    return claimed.run
 
 
 async def fail_with_retry(store: Store, task: Task, when: datetime) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,19 +19,12 @@ from langgraph_scheduler import Interval, Once, QuotaExceeded, TaskOptions
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
-from langgraph_scheduler.store import Claimed, Finish, Store, open_store
+from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.testing import FakeClock
 
-T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
-HOLDER = "replica-a"
-LEASE = timedelta(seconds=30)
+from .helpers import HOLDER, T0, at, claim, claim_one, every_minute
 
 _STATE = ["state", "next_run_at"]
-
-
-def at(secs: float) -> datetime:
-    """The instant ``secs`` seconds after T0."""
-    return T0 + timedelta(seconds=secs)
 
 
 @pytest.fixture(params=["memory", "sqlite_file", "postgres"])
@@ -57,24 +50,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def service(store: Store, clock: FakeClock) -> TaskService:
     return TaskService(store, clock=clock)
-
-
-async def every_minute(service: TaskService, **kwargs: Any) -> Task:
-    """A task firing every minute from T0 + 60 s."""
-    kwargs.setdefault("name", "every minute")
-    return await service.create(schedule=Interval(seconds=60), trigger="tick", **kwargs)
-
-
-async def claim(store: Store, when: datetime, *, limit: int = 10) -> list[Claimed]:
-    return await store.claim_due(
-        as_of=when, limit=limit, holder=HOLDER, lease_until=when + LEASE, started_at=T0
-    )
-
-
-async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
-    (claimed,) = await claim(store, when)
-    assert claimed.run is not None
-    return claimed.run
 
 
 async def finish(store: Store, run: TaskRunRecord, outcome: Any, when: datetime) -> Any:
