@@ -521,10 +521,10 @@ class _ToolService:
         owner = await self._owner(config)
         if self.limits.require_approval:
             ticket = self._ticket(config, args.tool_call_id, "schedule_task", owner)
-            approval = await self._find(ticket)
-            if approval is None:
+
+            async def propose() -> Approval:
                 plan = self._plan_new(args, config, owner)
-                approval = await self.runtime.tasks.propose_create(
+                return await self.runtime.tasks.propose_create(
                     owner=owner,
                     step=ticket.step,
                     tool_call_id=ticket.call_id,
@@ -535,7 +535,8 @@ class _ToolService:
                     thread_id=plan.thread_id,
                     max_runs=args.max_runs,
                 )
-            approval = await self._decision(approval)
+
+            approval = await self._approval(ticket, propose)
             if approval.status == "rejected":
                 return _rejected("The task was not scheduled", approval.reason)
             task = await self.runtime.tasks.apply(
@@ -646,11 +647,11 @@ class _ToolService:
         guarded = ("schedule", "timezone", "prompt", "system_addon")
         if self.limits.require_approval and any(getattr(args, f) is not None for f in guarded):
             ticket = self._ticket(config, args.tool_call_id, "update_task", owner)
-            approval = await self._find(ticket)
-            if approval is None:
+
+            async def propose() -> Approval:
                 task = await self.runtime.get_task(args.task_id, owner=owner)
                 plan = self._plan_change(args, task, approval=True)
-                approval = await self.runtime.tasks.propose_update(
+                return await self.runtime.tasks.propose_update(
                     task.id,
                     owner=owner,
                     step=ticket.step,
@@ -661,7 +662,8 @@ class _ToolService:
                     trigger=plan.trigger,
                     max_runs=args.max_runs,
                 )
-            approval = await self._decision(approval)
+
+            approval = await self._approval(ticket, propose)
             if approval.status == "rejected":
                 return _rejected(f"Task {approval.task_id} was not changed", approval.reason)
             updated = await self.runtime.tasks.apply(
@@ -889,6 +891,15 @@ class _ToolService:
         namespace = configurable.get("checkpoint_ns") or metadata.get("langgraph_checkpoint_ns")
         step = f"{_thread_of(config) or ''}|{namespace or ''}"
         return _Ticket(owner, step, call_id)
+
+    async def _approval(
+        self, ticket: _Ticket, propose: Callable[[], Awaitable[Approval]]
+    ) -> Approval:
+        """The call's stored proposal (made by ``propose`` on its first run), decided."""
+        approval = await self._find(ticket)
+        if approval is None:
+            approval = await propose()
+        return await self._decision(approval)
 
     async def _find(self, ticket: _Ticket) -> Approval | None:
         return await self.runtime.tasks.find_approval(
