@@ -48,6 +48,13 @@ def postgres_admin_url() -> str:
     return url
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run tests marked ``slow`` (seconds on the real clock: several processes, a real
+    server) first, so parallel workers (``-n``) share them out instead of one worker
+    finishing them alone after the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 

@@ -172,6 +172,7 @@ def test_usage_and_input_errors(
     assert "required: ACTION" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_shows_tool_call_attributed_turns_and_history(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -271,6 +272,7 @@ def test_module_entry_point_reports_bad_id_without_traceback(
     assert result.stderr == "error: no task with id 'nope'; list tasks to see the valid ids\n"
 
 
+@pytest.mark.slow
 def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

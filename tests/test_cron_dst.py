@@ -387,6 +387,7 @@ _LINES = st.tuples(_MINUTES, _HOURS, _DOMS, st.sampled_from(["*", "*", "*", "3,4
     which=st.integers(0, 1),
     fraction=st.floats(0, 1),
 )
+@pytest.mark.slow
 def test_fires_follow_debian_cron(
     fields: tuple[str, ...], zone: str, year: int, which: int, fraction: float
 ) -> None:

@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import ToolMessage
@@ -39,6 +40,7 @@ STEPS = st.lists(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(STEPS, st.integers(0, 3))
+@pytest.mark.slow
 def test_lifecycle_changes_between_fires_in_flight_keep_the_rules(
     steps: list[tuple[Any, ...]], seed: int
 ) -> None:

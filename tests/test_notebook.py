@@ -25,6 +25,7 @@ def _html_outputs(notebook: object) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in source.cells if cell.cell_type == "code"), (

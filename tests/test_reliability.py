@@ -155,6 +155,7 @@ async def test_one_shot_due_while_down_still_runs_once(
         assert await step(rt2, clock, 3600) == 0
 
 
+@pytest.mark.slow
 async def test_duplicate_jobs_and_run_now_give_one_run_per_fire(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:
@@ -210,6 +211,7 @@ async def test_a_success_resets_the_failure_streak(
         assert current.state == "active" and current.failure_streak == 0
 
 
+@pytest.mark.slow
 async def test_flood_beyond_capacity_runs_every_fire_within_the_limit(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -22,6 +22,8 @@ from langgraph_scheduler.store import SCHEMA_VERSION, Store, open_store, runs_ta
 
 from .helpers import build_graph
 
+pytestmark = pytest.mark.slow  # replica processes on the real clock
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

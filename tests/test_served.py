@@ -244,6 +244,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# The tests on the module's one server run first, on one worker (``--dist loadgroup``).
+def _on_the_server(test: Any) -> Any:
+    return pytest.mark.slow(pytest.mark.xdist_group("langgraph-dev")(test))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
     langgraph = shutil.which("langgraph", path=os.path.dirname(sys.executable))
@@ -316,6 +321,7 @@ async def _wait(check: Any, *, timeout: float = 20.0) -> Any:
         await asyncio.sleep(0.2)
 
 
+@_on_the_server
 async def test_a_task_scheduled_in_a_user_run_fires_as_a_server_run_on_its_thread(
     server: _Server,
 ) -> None:
@@ -357,6 +363,7 @@ async def test_a_task_scheduled_in_a_user_run_fires_as_a_server_run_on_its_threa
     assert record.summary is not None and record.summary.startswith("⏰ Time to drink water!")
 
 
+@_on_the_server
 async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
     server: _Server, tmp_path: Path
 ) -> None:
@@ -412,6 +419,7 @@ async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
     return record if record is not None and record.outcome is not None else None
 
 
+@_on_the_server
 async def test_the_served_runtime_stops_with_the_server(server: _Server) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it
     assert server.stop() in (0, -signal.SIGTERM)

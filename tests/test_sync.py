@@ -214,6 +214,7 @@ def test_it_wraps_a_runtime_not_yet_started(tmp_path: Path) -> None:
         SyncSchedulerRuntime(runtime, database="sqlite://")
 
 
+@pytest.mark.slow
 def test_a_plain_script_without_asyncio(tmp_path: Path) -> None:
     """What a user's script does: no asyncio anywhere, a turn fires on schedule, and the
     interpreter exits on its own even when the script forgets stop() (atexit drains)."""
