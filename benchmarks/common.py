@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import math
 import os
@@ -10,7 +11,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "Figure",
     "RecordWaiter",
     "Row",
+    "admin_url",
     "direct_input",
     "far_future",
     "interleave",
@@ -36,21 +38,31 @@ __all__ = [
     "model_graph",
     "peak_rss_mib",
     "percentile",
+    "postgres_unreachable",
+    "round_ratios",
     "rss_mib",
+    "scratch_database",
+    "spread",
     "task_rows",
     "trivial_graph",
     "utcnow",
     "write_tasks",
 ]
 
+URL_ENV = ("LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL", "LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL")
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
 
 @dataclass
 class Row:
     """One line of the results table: a measured value beside its same-run baseline.
 
-    ``ratio`` is measured / baseline unless a figure says otherwise; ``met`` is None when
-    the figure sets no goal for the line, or in a smoke run (``smoke``), whose small sizes
-    judge nothing: only its correctness checks can fail.
+    ``ratio`` is measured / baseline unless a figure says otherwise; where rounds were
+    interleaved it is the median of the per-round ratios, with their least and greatest
+    in ``ratio_min`` / ``ratio_max`` (None where there are no rounds to compare, e.g. in
+    results written before these fields existed). ``met`` is the verdict on ``goal``:
+    None only in a smoke run (``smoke``), whose small sizes judge nothing (only its
+    correctness checks can fail), or where no value could be measured.
     """
 
     figure: str
@@ -63,6 +75,8 @@ class Row:
     met: bool | None = None
     baseline_label: str = ""
     smoke: bool = False
+    ratio_min: float | None = None
+    ratio_max: float | None = None
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.baseline:
@@ -109,17 +123,21 @@ class Figure:
 
 
 def trivial_graph(
-    *, on_start: Callable[[SchedulerState], None] | None = None
+    *, on_start: Callable[[SchedulerState], None] | None = None, delay_secs: float = 0.0
 ) -> StateGraph[Any, Any, Any, Any]:
     """One node, no model: answers "ok" at once, so the plugin's own cost is measured.
 
     Args:
         on_start: called with the state when the node begins (to time turn starts).
+        delay_secs: how long the node waits (``asyncio.sleep``) before it answers, to
+            stand for a turn that takes time without using the CPU.
     """
 
     async def answer(state: SchedulerState) -> dict[str, Any]:
         if on_start is not None:
             on_start(state)
+        if delay_secs > 0:
+            await asyncio.sleep(delay_secs)
         return {"messages": [AIMessage(content="ok")]}
 
     builder = StateGraph(SchedulerState)
@@ -255,6 +273,23 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else math.nan
 
 
+def round_ratios(measured: list[float], baseline: list[float]) -> list[float]:
+    """measured / baseline of each interleaved round (a round without a value is NaN)."""
+    return [
+        m / b if b and not (math.isnan(m) or math.isnan(b)) else math.nan
+        for m, b in zip(measured, baseline, strict=True)
+    ]
+
+
+def spread(ratios: list[float]) -> dict[str, float]:
+    """``Row`` fields for per-round ratios: their median as ``ratio``, and the least
+    and greatest; all NaN when no round gave a value (it never counts as met)."""
+    good = [r for r in ratios if not math.isnan(r)]
+    if not good:
+        return {"ratio": math.nan, "ratio_min": math.nan, "ratio_max": math.nan}
+    return {"ratio": median(good), "ratio_min": min(good), "ratio_max": max(good)}
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (0–100), nearest-rank on sorted values."""
     if not values:
@@ -278,6 +313,42 @@ def peak_rss_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return math.nan
+
+
+def admin_url() -> str:
+    """The PostgreSQL URL to create scratch databases from: ``URL_ENV`` in order, else
+    ``DEFAULT_URL``."""
+    for name in URL_ENV:
+        if os.environ.get(name):
+            return os.environ[name].replace("postgresql+psycopg://", "postgresql://")
+    return DEFAULT_URL
+
+
+def postgres_unreachable(admin: str) -> str | None:
+    """Why the server at ``admin`` cannot be used, or None when it answers."""
+    try:
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+@contextlib.contextmanager
+def scratch_database(admin: str) -> Iterator[str]:
+    """A fresh database on the ``admin`` server, dropped afterwards."""
+    import psycopg
+
+    name = f"lgs_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def utcnow() -> datetime:

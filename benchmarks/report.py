@@ -64,9 +64,14 @@ def _loadavg() -> str:
         return "unknown"
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
+
+
 def _num(value: float | None, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
+    assert value is not None
     if abs(value) >= 1000:
         text = f"{value:,.0f}"
     elif abs(value) >= 100:
@@ -88,15 +93,24 @@ def _verdict(row: Row) -> str:
     return "met" if row.met else "SHORT"
 
 
+def _ratio(row: Row) -> str:
+    """``median×``, or ``min–median–max×`` over rounds when the rounds differ."""
+    if _missing(row.ratio):
+        return "–"
+    if _missing(row.ratio_min) or _missing(row.ratio_max) or row.ratio_min == row.ratio_max:
+        return f"{row.ratio:.2f}×"
+    return f"{row.ratio_min:.2f}–{row.ratio:.2f}–{row.ratio_max:.2f}×"
+
+
 def _cells(row: Row) -> list[str]:
-    ratio = "–" if row.ratio is None or math.isnan(row.ratio) else f"{row.ratio:.2f}×"
+    ratio = _ratio(row)
     baseline = _num(row.baseline, row.unit)
     if row.baseline is not None and row.baseline_label:
         baseline = f"{baseline} ({row.baseline_label})"
     return [row.label, baseline, _num(row.measured, row.unit), ratio, row.goal, _verdict(row)]
 
 
-_HEADER = ["figure / line", "baseline", "measured", "ratio", "goal", "verdict"]
+_HEADER = ["figure / line", "baseline", "measured", "ratio (min–median–max)", "goal", "verdict"]
 
 
 def table(figures: list[Figure]) -> str:
@@ -134,7 +148,9 @@ def markdown(
         "",
         "Every figure is a ratio against a baseline measured in the same run, on the same "
         "machine, with rounds interleaved where possible (baseline and measured alternate, "
-        "medians taken), because the machine is shared with other work. Written by "
+        "medians taken), because the machine is shared with other work; a ratio column "
+        "reads min–median–max over the per-round ratios of those rounds. Every line has a "
+        "goal that can be missed. Written by "
         "`python -m benchmarks`; do not edit the generated part by hand.",
         "",
         "## Command",
@@ -149,13 +165,13 @@ def markdown(
         '"smoke run, no verdict" on every goal, no file written unless `--output FILE`); '
         "`--only overhead,throughput,timing,concurrency,scale,replicas` picks figures; "
         "`--render` rewrites this file from `benchmarks/results.json` after "
-        "`benchmarks/analysis.md` was edited. Figures 5 and 6 use "
+        "`benchmarks/analysis.md` was edited. Figures 1, 5 and 6 use "
         "`LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL` (else "
         "`LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL`, else "
         "`postgresql://postgres@127.0.0.1:5432/test`) to create and drop their scratch "
         "databases; their PostgreSQL parts are skipped when it is unreachable. The exit "
-        "status is 1 when a correctness check failed (lost or duplicated runs, a crash), "
-        "never because of a timing.",
+        "status is 1 when a correctness check failed (lost or duplicated runs, a crash, a "
+        "skipped fire where none is allowed), never because of a timing.",
         "",
         "## Machine",
         "",

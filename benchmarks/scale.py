@@ -33,10 +33,13 @@ from langgraph_scheduler.store import (
 from .common import (
     Figure,
     Row,
+    admin_url,
     interleave,
     median,
     peak_rss_mib,
+    postgres_unreachable,
     rss_mib,
+    scratch_database,
     trivial_graph,
     utcnow,
 )
@@ -651,15 +654,8 @@ async def _pages(fig: Figure, small: str, large: str, size: Size, *, quick: bool
 @contextlib.contextmanager
 def _postgres_databases(names: list[str]) -> Iterator[dict[str, str] | None]:
     """Fresh PostgreSQL databases for the start-up stores (None if unreachable)."""
-    from .replicas import admin_url, scratch_database
-
     admin = admin_url()
-    try:
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except Exception:
+    if postgres_unreachable(admin) is not None:
         yield None
         return
     with contextlib.ExitStack() as stack:
