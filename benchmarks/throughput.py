@@ -22,12 +22,14 @@ from .common import (
     direct_input,
     interleave,
     median,
+    round_ratios,
+    spread,
     task_rows,
     trivial_graph,
     utcnow,
 )
 
-GOAL = 0.70
+GOAL = 0.85
 WORKERS = 4
 """``max_concurrency``'s default, used by the runtime and the direct baseline alike."""
 SIZES = {
@@ -47,7 +49,9 @@ DEFINITION = (
     "`skipped`), and every task has exactly one run record in the store. Rate = N / (last "
     "run record committed − T). Baseline: N direct `graph.ainvoke` calls on the same "
     f"compiled graph and checkpointer, {WORKERS} at a time, fresh thread each; rate = N / "
-    "elapsed. Rounds interleaved; medians. Task creation is outside the timed window."
+    "elapsed. Goal: the burst drains at ≥ 0.85× the direct rate at the same concurrency. "
+    "Rounds interleaved; medians, and the ratio as min–median–max of the per-round ratios. "
+    "Task creation is outside the timed window."
 )
 
 
@@ -116,17 +120,18 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
 
         await direct()  # warm-up
         values = await interleave(rounds, {"direct": direct, "scheduled": scheduled})
-    base, measured = median(values["direct"]), median(values["scheduled"])
+    ratios = spread(round_ratios(values["scheduled"], values["direct"]))
     fig.rows.append(
         Row(
             figure="throughput",
             label=f"{n:,} fires due at once, turns/s ({label})",
             unit="/s",
-            baseline=base,
+            baseline=median(values["direct"]),
             baseline_label=f"direct ainvoke ×{WORKERS}",
-            measured=measured,
-            goal=f"≥ {GOAL:.0%} of direct",
-            met=measured / base >= GOAL,
+            measured=median(values["scheduled"]),
+            goal=f"≥ {GOAL:g}× direct",
+            met=ratios["ratio"] >= GOAL,
+            **ratios,
         )
     )
     if lateness:
