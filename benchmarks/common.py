@@ -14,17 +14,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Once, Task, TaskRunRecord
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import _task_row, open_store, tasks_table
+from langgraph_scheduler.store import Store, _task_row, open_store, runs_table, tasks_table
 
 __all__ = [
     "Figure",
@@ -39,6 +41,8 @@ __all__ = [
     "peak_rss_mib",
     "percentile",
     "postgres_unreachable",
+    "records_per_task",
+    "remove_sqlite",
     "round_ratios",
     "rss_mib",
     "scratch_database",
@@ -236,6 +240,27 @@ class RecordWaiter:
             except asyncio.TimeoutError:
                 return False
         return True
+
+
+async def records_per_task(store: Store, prefix: str) -> tuple[Counter[int], Counter[str]]:
+    """(tasks by number of run records, records by outcome) for the tasks whose id starts
+    with ``prefix``."""
+    mine = runs_table.c.task_id.like(f"{prefix}%")
+    per_task = select(func.count()).where(mine).group_by(runs_table.c.task_id)
+    outcomes = select(runs_table.c.outcome, func.count()).where(mine).group_by(runs_table.c.outcome)
+
+    def read(conn: Connection) -> tuple[Counter[int], Counter[str]]:
+        counts = Counter(int(n) for (n,) in conn.execute(per_task))
+        return counts, Counter({str(o): int(n) for o, n in conn.execute(outcomes)})
+
+    return await store.transaction(read)
+
+
+def remove_sqlite(path: Path) -> None:
+    """Delete a SQLite file with its WAL and shared-memory files, if there."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
 
 
 def check_burst(fig: Figure, label: str, waiter: RecordWaiter, n: int, ok: bool) -> datetime | None:

@@ -8,11 +8,10 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import insert
 
 from langgraph_scheduler import SchedulerRuntime
-from langgraph_scheduler.store import runs_table, tasks_table
+from langgraph_scheduler.store import tasks_table
 
 from .common import (
     Figure,
@@ -22,6 +21,7 @@ from .common import (
     direct_input,
     interleave,
     median,
+    records_per_task,
     round_ratios,
     spread,
     task_rows,
@@ -53,19 +53,6 @@ DEFINITION = (
     "Rounds interleaved; medians, and the ratio as min–median–max of the per-round ratios. "
     "Task creation is outside the timed window."
 )
-
-
-async def _records_per_task(rt: SchedulerRuntime, prefix: str) -> tuple[Counter[int], Counter[str]]:
-    """(tasks by number of run records, records by outcome) for one burst's tasks."""
-    mine = runs_table.c.task_id.like(f"{prefix}%")
-    per_task = select(func.count()).where(mine).group_by(runs_table.c.task_id)
-    outcomes = select(runs_table.c.outcome, func.count()).where(mine).group_by(runs_table.c.outcome)
-
-    def read(conn: Connection) -> tuple[Counter[int], Counter[str]]:
-        counts = Counter(int(n) for (n,) in conn.execute(per_task))
-        return counts, Counter({str(o): int(n) for o, n in conn.execute(outcomes)})
-
-    return await rt.store.transaction(read)
 
 
 async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> None:
@@ -103,7 +90,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             )
             last = check_burst(fig, label, waiter, n, ok)
             await rt.wait_idle()
-            per_task, outcomes = await _records_per_task(rt, prefix)
+            per_task, outcomes = await records_per_task(rt.store, prefix)
             fig.check(
                 per_task == Counter({1: n}),
                 f"{label}: records per task {dict(per_task)} (expected {n} tasks with 1)",

@@ -4,9 +4,7 @@ a bare APScheduler no-op job, and the saturation point against the direct drain 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +23,7 @@ from .common import (
     interleave,
     median,
     percentile,
+    remove_sqlite,
     round_ratios,
     spread,
     task_rows,
@@ -92,12 +91,6 @@ def _times(rate: float, n: int, first: datetime) -> list[datetime]:
     return [first + timedelta(seconds=i / rate) for i in range(n)]
 
 
-def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(f"{path}{suffix}")
-
-
 async def _bare(rate: float, n: int) -> list[Sample]:
     samples: list[Sample] = []
     done = asyncio.Event()
@@ -153,7 +146,7 @@ async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]
             except asyncio.TimeoutError:
                 fig.check(False, f"{rate:g}/s: only {len(outcomes)} of {n} fires recorded")
     finally:
-        _remove(path)
+        remove_sqlite(path)
     bad = [o for o in outcomes if o != "success"]
     fig.check(not bad, f"{rate:g}/s: {len(bad)} fires not successful: {sorted(set(map(str, bad)))}")
     return samples
@@ -177,7 +170,7 @@ async def _drain(turns: int, path: Path) -> float:
             await asyncio.gather(*(worker() for _ in range(WORKERS)))
             return turns / (time.perf_counter() - start)
     finally:
-        _remove(path)
+        remove_sqlite(path)
 
 
 def _stats(samples: list[Sample]) -> dict[str, float]:
