@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small smoke run (a few minutes): no verdict on timings, fails only on a "
-        "correctness check (lost or duplicated runs, a crash)",
+        help="small smoke run (under four minutes): no verdict on timings, fails only on a "
+        "correctness check (lost or duplicated runs, a crash, a skipped fire where none is "
+        "allowed)",
     )
     parser.add_argument("--only", help=f"comma-separated figures from: {', '.join(FIGURES)}")
     parser.add_argument(

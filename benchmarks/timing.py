@@ -73,7 +73,8 @@ DEFINITION = (
     "run tries 10 and 100/s and 0.9× the drain rate. Direct drain rate: a fresh runtime on a "
     f"fresh SQLite file, its compiled graph called with `ainvoke` by {WORKERS} workers "
     "(the runtime's default `max_concurrency`), fresh thread per call, turns / elapsed; "
-    "one round before every offered rate. Goal: saturation point ≥ "
+    "one round before every runtime round, plus one first (to place the 0.9× rate). "
+    "Goal: saturation point ≥ "
     f"{SATURATION_GOAL:g}× the drain rate (min–median–max against each drain round)."
 )
 
