@@ -35,6 +35,8 @@ from .common import (
 
 GOAL = 1.2
 TURN_SECS = 1.0
+EARLY_WAKE = timedelta(milliseconds=50)
+"""How far ahead of its instant the runtime may claim a fire its timer woke for."""
 SIZES = {
     # fires, max_concurrency, rounds, direct baseline rounds too
     "quick": (1_000, 100, 1, False),
@@ -124,8 +126,9 @@ async def _scheduled(fig: Figure, n: int, limit: int) -> dict[str, float]:
     )
     not_started = outcomes["skipped"] + outcomes["missed"]
     fig.check(not_started == 0, f"{not_started} fires recorded skipped or missed")
-    early = [s for s, t in starts.samples if s is not None and t < s]
-    fig.check(not early, f"{len(early)} turns started before their due time")
+    # A timer may wake up to 50 ms before its instant and claim what it woke for.
+    early = [s for s, t in starts.samples if s is not None and t < s - EARLY_WAKE]
+    fig.check(not early, f"{len(early)} turns started over 50 ms before their due time")
     last = starts.last()
     started = len(starts.samples)
     fig.check(started == n, f"{started} node starts for {n} fires")
