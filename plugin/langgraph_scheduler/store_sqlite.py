@@ -30,6 +30,13 @@ logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
 
+SYNCHRONOUS = "NORMAL"
+"""SQLite's durability setting, the same for run records and checkpoints (they share the
+file): in WAL mode, ``NORMAL`` survives a crash of the process without loss; a power cut
+or an OS crash may lose the last commits of both, never corrupt the file. A fire whose
+records were lost that way is claimed again (or, if its claim survived and its finish did
+not, recorded ``interrupted`` when its lease runs out)."""
+
 
 class SqliteStore(Store):
     """Tasks and runs in a SQLite file, or in memory for ``sqlite://``.
@@ -94,6 +101,7 @@ class SqliteStore(Store):
         stack.push_async_callback(conn.close)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         return saver
@@ -121,7 +129,7 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
