@@ -11,7 +11,6 @@ types; they are internals, importable from the package for readers of the plan.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -20,7 +19,6 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from .errors import ThreadBusy
@@ -212,8 +210,8 @@ class GraphTurnRunner(TurnRunner):
             "metadata": turn_metadata(request),
         }
         try:
-            result = await _within(
-                graph.ainvoke({"messages": [message], "task_source": source}, config),
+            result, checkpoint_id = await _within(
+                _run_turn(graph, {"messages": [message], "task_source": source}, config),
                 request.timeout_secs,
             )
         except _TurnTimedOut:
@@ -223,18 +221,24 @@ class GraphTurnRunner(TurnRunner):
         except Exception as exc:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
             return Error(f"{type(exc).__name__}: {exc}")
-        checkpoint_id = None
-        saver = graph.checkpointer
-        if isinstance(saver, BaseCheckpointSaver):
-            # The latest checkpoint's id only: aget_tuple, not aget_state, which also
-            # rebuilds the state snapshot and its pending tasks.
-            with contextlib.suppress(Exception):
-                latest = await saver.aget_tuple(
-                    {"configurable": {"thread_id": request.thread_id, "checkpoint_ns": ""}}
-                )
-                if latest is not None:
-                    checkpoint_id = latest.config["configurable"].get("checkpoint_id")
         return Success(_final_text(result), checkpoint_id=checkpoint_id)
+
+
+async def _run_turn(
+    graph: Pregel[Any, Any, Any, Any], payload: dict[str, Any], config: RunnableConfig
+) -> tuple[Any, str | None]:
+    """``graph.ainvoke``, also returning the id of the last checkpoint it saved: taken
+    from the run's own ``checkpoints`` stream instead of read back afterwards."""
+    result: Any = None
+    checkpoint_id: str | None = None
+    stream = graph.astream(payload, config, stream_mode=["values", "checkpoints"])
+    chunk: Any
+    async for mode, chunk in stream:
+        if mode == "values":
+            result = chunk
+        else:
+            checkpoint_id = chunk["config"]["configurable"].get("checkpoint_id")
+    return result, checkpoint_id
 
 
 def turn_metadata(request: ConversationRequest) -> dict[str, Any]:
