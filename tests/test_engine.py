@@ -328,3 +328,19 @@ async def test_trimming_keeps_the_newest_records_even_when_start_times_tie(
         assert await rt.store.trim_history([task.id], keep=1) == 1
         (kept,) = await rt.history(task.id)
         assert kept.outcome in ("missed", "success")
+
+
+async def test_a_row_changed_behind_the_runtimes_back_is_read_again(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # The runtime keeps the tasks it read and wrote beside their rows; a row that differs
+    # from what it wrote (here: garbage written by hand) is read again, not trusted.
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, database, clock, runs) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="x")
+        assert await step(rt, clock, 60) == 1
+        await _corrupt(rt, task.id, "options")
+        assert await step(rt, clock, 60) == 1
+        assert [r.outcome for r in runs.records] == ["success", "error"]
+        assert "options" in (runs.records[-1].error or "")
+        assert (await rt.get_task(task.id)).state == "quarantined"

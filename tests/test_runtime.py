@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
 from sqlalchemy import create_engine, update
 
 from langgraph_scheduler import (
@@ -24,6 +25,7 @@ from langgraph_scheduler import (
     TaskOptions,
 )
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
+from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.testing import FakeClock
 
@@ -346,8 +348,6 @@ async def test_fires_on_one_thread_never_overlap_but_other_threads_do(
         active[thread] -= 1
         return {"messages": [AIMessage("done")]}
 
-    from langgraph.graph import START, StateGraph
-
     from langgraph_scheduler.state import SchedulerState
 
     builder = StateGraph(SchedulerState)
@@ -624,3 +624,52 @@ async def test_in_memory_database_keeps_every_record_under_concurrency(
         assert [r.outcome for r in records] == ["success"] * 30
         for task, record in zip(tasks, records, strict=True):
             assert await rt.history(task.id) == [record]
+
+
+async def test_a_fire_claimed_ahead_of_its_instant_begins_its_turn_on_time(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # The timer wakes the runtime a little before each instant so the claim is done by
+    # then; the turn itself must still wait for the instant, and the record says when
+    # the turn began.
+    began: dict[str, datetime] = {}
+
+    async def node(state: SchedulerState) -> dict[str, Any]:
+        began[state["task_source"]["task_id"]] = datetime.now(timezone.utc)
+        return {"messages": [AIMessage("on time")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    rt = runtime_factory(builder, database=sqlite_url)
+    async with rt:
+        first = datetime.now(timezone.utc) + timedelta(seconds=1)
+        tasks = [
+            await rt.create_task(
+                name=f"t{i}", schedule=Once(first + timedelta(milliseconds=40 * i)), trigger="go"
+            )
+            for i in range(5)
+        ]
+        records = await runs.wait_for(5, timeout=30)
+    due = {t.id: t.next_run_at for t in tasks}
+    for record in records:
+        assert record.outcome == "success"
+        assert record.started_at >= record.scheduled_for == due[record.task_id]
+        assert began[record.task_id] >= record.started_at
+
+
+async def test_records_and_checkpoints_share_one_durability_setting(
+    sqlite_url: str, runtime_factory: Any, make_graph: Any
+) -> None:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    rt = runtime_factory(make_graph("ok"), database=sqlite_url)
+    async with rt:
+        store_level = await rt.store.transaction(
+            lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        )
+        saver = rt.checkpointer
+        assert isinstance(saver, AsyncSqliteSaver)
+        async with saver.conn.execute("PRAGMA synchronous") as cursor:
+            (checkpoint_level,) = await cursor.fetchone()
+    assert store_level == checkpoint_level == 1  # NORMAL

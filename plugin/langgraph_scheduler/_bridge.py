@@ -53,7 +53,11 @@ SUMMARY_MAX_CHARS = 2_000
 
 STOPPED = "runtime stopped before the turn finished"
 
-_EARLY_WAKE = timedelta(milliseconds=50)
+CLAIM_AHEAD = timedelta(milliseconds=25)
+"""How long before a due instant its timer wakes the bridge: the fire is claimed then,
+and its turn begins at the instant itself instead of after the claim."""
+
+_EARLY_WAKE = 2 * CLAIM_AHEAD
 """How far ahead of the clock a timer's due instant is still trusted."""
 
 RecordListener = Callable[[TaskRunRecord], Awaitable[None]]
@@ -177,9 +181,10 @@ class TaskExecutorBridge:
         self._backlog = True
         while not self.closed and self.free > 0:
             as_of = self.clock.now()
-            # A timer may wake a hair before its instant (loop time and wall time drift
-            # apart): claim what it woke for. Never further ahead than that, so a timer
-            # running on another clock than ours cannot run fires early.
+            # A timer wakes CLAIM_AHEAD before its instant (and loop time and wall time
+            # drift apart): claim what it woke for; each turn waits for its instant.
+            # Never further ahead than that, so a timer running on another clock than
+            # ours cannot claim fires long before they are due.
             if self._as_of is not None and as_of < self._as_of <= as_of + _EARLY_WAKE:
                 as_of = self._as_of
             self._as_of = None
@@ -298,12 +303,17 @@ class TaskExecutorBridge:
 
     async def _execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         try:
+            begun = self.clock.now()
             try:
+                ahead = ((record.due_at or record.scheduled_for) - begun).total_seconds()
+                if ahead > 0 and record.trigger == "schedule":  # claimed ahead of its instant
+                    await self.clock.sleep(ahead)
+                    begun = self.clock.now()
                 response = await self._converse(task, record)
             except asyncio.CancelledError:
-                await self._record(record, Interrupted(STOPPED))
+                await self._record(record, Interrupted(STOPPED), started_at=begun)
                 raise
-            return await self._record(record, response)
+            return await self._record(record, response, started_at=begun)
         finally:
             self._busy -= 1
             self._free_slot()
@@ -350,10 +360,17 @@ class TaskExecutorBridge:
         )
         return await self.turns.converse(request)
 
-    async def _record(self, record: TaskRunRecord, response: ConversationResponse) -> TaskRunRecord:
-        """Record the outcome; returns the finished record (or what the store holds, if
-        someone finished it before us)."""
-        finish = to_finish(record, response)
+    async def _record(
+        self,
+        record: TaskRunRecord,
+        response: ConversationResponse,
+        *,
+        started_at: datetime | None = None,
+    ) -> TaskRunRecord:
+        """Record the outcome of a turn begun at ``started_at`` (None: never begun);
+        returns the finished record (or what the store holds, if someone finished it
+        before us)."""
+        finish = to_finish(record, response, started_at=started_at)
         try:
             finished = await self._retrying(
                 "record outcome",
@@ -441,6 +458,10 @@ async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: fl
     """Run ``call``, retrying :class:`StoreUnavailable` with jittered exponential backoff
     for up to ``patience`` seconds; None (logged) if it still fails."""
     try:
+        return await call()  # the usual case, without building a retry loop per call
+    except StoreUnavailable as exc:
+        logger.warning("%s, retrying to %s", exc, what)
+    try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailable),
             wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
@@ -458,12 +479,16 @@ async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: fl
     return None
 
 
-def to_finish(record: TaskRunRecord, response: ConversationResponse) -> Finish:
-    """The outcome recorded for a conversation response."""
+def to_finish(
+    record: TaskRunRecord, response: ConversationResponse, *, started_at: datetime | None = None
+) -> Finish:
+    """The outcome recorded for a conversation response to a turn begun at
+    ``started_at``."""
     server = None if isinstance(response, Skipped) else response.server_run
-    ids: dict[str, str | None] = {
+    ids: dict[str, Any] = {
         "server_thread_id": server.thread_id if server else None,
         "server_run_id": server.run_id if server else None,
+        "started_at": started_at,
     }
     if isinstance(response, Success):
         return Finish(
@@ -483,7 +508,7 @@ def to_finish(record: TaskRunRecord, response: ConversationResponse) -> Finish:
     if isinstance(response, Interrupted):
         return Finish(record, "interrupted", error=response.reason, **ids)
     if isinstance(response, Skipped):
-        return Finish(record, "skipped", error=response.reason)
+        return Finish(record, "skipped", error=response.reason, started_at=started_at)
     return Finish(record, "error", error=response.message, **ids)
 
 

@@ -59,6 +59,8 @@ class DueTimer:
         poll_secs: how often the SQLite change feed polls (PostgreSQL also pushes).
         wake: called with a due instant when it comes (and when a change makes a task
             due at once).
+        ahead: how long before each instant to call ``wake`` (the bridge claims then,
+            and its turns wait for the instant).
     """
 
     def __init__(
@@ -69,12 +71,14 @@ class DueTimer:
         window_secs: float,
         poll_secs: float,
         wake: Callable[[datetime | None], None],
+        ahead: timedelta = timedelta(0),
     ) -> None:
         self.store = store
         self.clock = clock
         self.window_secs = window_secs
         self.poll_secs = poll_secs
         self._wake = wake
+        self.ahead = ahead
         self.key = uuid.uuid4().hex
         self._scheduler = AsyncIOScheduler(
             timezone=timezone.utc,
@@ -132,7 +136,9 @@ class DueTimer:
         earliest = self._instants[0]
         self._scheduler.add_job(
             _JOB_FUNC,
-            trigger=DateTrigger(run_date=earliest, timezone=timezone.utc),
+            # A little early: the bridge claims the fires then and starts their turns
+            # at the instant itself, not after the claim.
+            trigger=DateTrigger(run_date=earliest - self.ahead, timezone=timezone.utc),
             args=[self.key, earliest.isoformat()],
             id=_NEXT_JOB,
             replace_existing=True,

@@ -257,7 +257,8 @@ class TaskRunRecord(BaseModel):
     scheduled_for: datetime
     """The occurrence this fire is for (the same for every attempt of it)."""
     started_at: datetime
-    """When it was claimed to run (or recorded, for ``missed``)."""
+    """When its turn began: a turn slot taken and its instant come (while it runs: when
+    it was claimed; for ``missed``: when recorded)."""
     due_at: datetime | None = None
     """When this attempt fell due: the occurrence, a retry's backoff end, or the moment
     of a manual run (None on records written before schema version 2)."""

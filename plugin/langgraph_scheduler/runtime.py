@@ -19,7 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from ._bridge import TaskExecutorBridge
+from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean
 from ._jobs import DueTimer
@@ -264,6 +264,7 @@ class SchedulerRuntime:
             window_secs=self.window_secs,
             poll_secs=self.sync_interval_secs,
             wake=lambda due: self._wake(due),
+            ahead=CLAIM_AHEAD,
         )
         bridge = TaskExecutorBridge(
             store=store,

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import os
 import re
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -43,6 +45,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -53,7 +56,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Row, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import Select
@@ -368,6 +371,8 @@ class Finish:
     checkpoint_id: str | None = None
     server_thread_id: str | None = None
     server_run_id: str | None = None
+    started_at: datetime | None = None
+    """When the turn began (None: the claim's instant stands, e.g. a turn never begun)."""
 
 
 @dataclass(frozen=True)
@@ -381,6 +386,115 @@ class QueuedDelivery:
     """The JSON of a :class:`~.models.WebhookPayload`, the same for every attempt."""
     attempts: int
     """Attempts made before this claim (by any process)."""
+
+
+_TASK_COLUMN = {column.name: i for i, column in enumerate(tasks_table.columns)}
+"""Position of each column in a task row read with ``select(tasks_table)``."""
+
+_TASKS_REMEMBERED = 4096
+"""Most tasks whose validated form a store keeps beside the row it was read from."""
+
+
+class _FireStatements:
+    """The statements of the fire path (claim and finish), built once per store with
+    bind parameters: SQLAlchemy then compiles each once and reuses it, instead of
+    building, coercing and keying a new statement for every fire."""
+
+    def __init__(self, store: Store) -> None:
+        by_id = tasks_table.c.id == bindparam("b_id")
+        one_task = select(tasks_table).where(by_id)
+        self.due_retries = store._lock_due(
+            select(retries_table)
+            .where(retries_table.c.due_at <= bindparam("b_as_of", type_=_UTCDateTime()))
+            .order_by(retries_table.c.due_at)
+            .limit(bindparam("b_room", type_=Integer()))
+        )
+        self.due_tasks = store._lock_due(
+            select(tasks_table)
+            .where(
+                tasks_table.c.state == "active",
+                tasks_table.c.next_run_at <= bindparam("b_as_of", type_=_UTCDateTime()),
+            )
+            .order_by(tasks_table.c.next_run_at)
+            .limit(bindparam("b_room", type_=Integer()))
+        )
+        self.task_or_skip = store._lock_due(one_task)
+        self.task_locked = store._lock_row(one_task)
+        self.task_exists = select(tasks_table.c.id).where(by_id)
+        self.drop_retry = delete(retries_table).where(
+            retries_table.c.task_id == bindparam("b_id"),
+            retries_table.c.scheduled_for == bindparam("b_for", type_=_UTCDateTime()),
+            retries_table.c.attempt == bindparam("b_attempt", type_=Integer()),
+        )
+        self.drop_retries = delete(retries_table).where(
+            retries_table.c.task_id == bindparam("b_id")
+        )
+        self.insert_run = store._insert_ignore(
+            runs_table, "task_id", "scheduled_for", "attempt"
+        ).returning(runs_table.c.run_id)
+        self.insert_retry = store._insert_ignore(retries_table)
+        moved = {
+            "next_run_at": bindparam("b_next", type_=_UTCDateTime()),
+            "run_count": tasks_table.c.run_count + bindparam("b_ran", type_=Integer()),
+            "version": tasks_table.c.version + 1,
+            "state": bindparam("b_state", type_=String()),
+        }
+        move = update(tasks_table).where(
+            by_id, tasks_table.c.version == bindparam("b_version", type_=Integer())
+        )
+        self.move_task = move.values(moved)
+        self.move_missed = move.values(
+            moved
+            | {
+                "last_outcome": "missed",
+                "last_run_at": bindparam("b_at", type_=_UTCDateTime()),
+            }
+        )
+        self.quarantine = (
+            update(tasks_table)
+            .where(by_id)
+            .values(
+                state="quarantined",
+                next_run_at=None,
+                last_outcome="error",
+                last_run_at=bindparam("b_at", type_=_UTCDateTime()),
+                version=tasks_table.c.version + 1,
+            )
+        )
+        self.finish_run = (
+            update(runs_table)
+            .where(runs_table.c.run_id == bindparam("b_run"), runs_table.c.outcome.is_(None))
+            .values(
+                outcome=bindparam("b_outcome", type_=String()),
+                summary=bindparam("b_summary", type_=Text()),
+                error=bindparam("b_error", type_=Text()),
+                checkpoint_id=bindparam("b_checkpoint", type_=String()),
+                server_thread_id=bindparam("b_server_thread", type_=String()),
+                server_run_id=bindparam("b_server_run", type_=String()),
+                started_at=bindparam("b_started", type_=_UTCDateTime()),
+                finished_at=bindparam("b_at", type_=_UTCDateTime()),
+                lease_expires_at=None,
+            )
+        )
+        outcome = {
+            "last_outcome": bindparam("b_outcome", type_=String()),
+            "last_run_at": bindparam("b_last_run", type_=_UTCDateTime()),
+            "failure_streak": bindparam("b_streak", type_=Integer()),
+        }
+        self.task_outcome = update(tasks_table).where(by_id).values(outcome)
+        self.task_paused = (
+            update(tasks_table)
+            .where(by_id)
+            .values(
+                outcome
+                | {
+                    "state": "paused",
+                    "next_run_at": None,
+                    "updated_at": bindparam("b_at", type_=_UTCDateTime()),
+                    "version": tasks_table.c.version + 1,
+                }
+            )
+        )
 
 
 # -- the interface -------------------------------------------------------------------
@@ -402,6 +516,39 @@ class Store(ABC):
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        self._tasks: dict[str, tuple[tuple[Any, ...], Task]] = {}
+        self._tasks_lock = threading.Lock()
+
+    @functools.cached_property
+    def _fire(self) -> _FireStatements:
+        return _FireStatements(self)
+
+    def _task_of(self, row: Row[Any]) -> Task:
+        """The task of a row read with ``select(tasks_table)``: validated once, then
+        reused while the row reads the same (a row that differs in any column, written
+        by anyone, is validated again)."""
+        raw = tuple(row)
+        known = self._tasks.get(raw[0])
+        if known is not None and known[0] == raw:
+            return known[1]
+        task = task_from_row(row._mapping)
+        self._remember(raw, task)
+        return task
+
+    def _remember(self, raw: tuple[Any, ...], task: Task, **written: Any) -> None:
+        """Keep ``task`` as the validated form of ``raw`` with the columns ``written``
+        (values this store just wrote to that row) applied to both."""
+        if written:
+            row = list(raw)
+            for name, value in written.items():
+                row[_TASK_COLUMN[name]] = value
+            raw = tuple(row)
+            task = task.model_copy(update=written)
+        with self._tasks_lock:  # file transactions run on a few threads
+            self._tasks.pop(task.id, None)
+            self._tasks[task.id] = (raw, task)
+            if len(self._tasks) > _TASKS_REMEMBERED:
+                del self._tasks[next(iter(self._tasks))]
 
     @property
     def safe_url(self) -> str:
@@ -616,6 +763,7 @@ class Store(ABC):
                 _close_approval(conn, approval_id, task.updated_at)
             if inserted:
                 self._notify(conn, task.id)
+                self._remember(tuple(row[column.name] for column in tasks_table.columns), task)
             return True
 
         return await self.transaction(work)
@@ -859,29 +1007,20 @@ class Store(ABC):
         A task whose row cannot be read is quarantined with an ``error`` record.
         Rows another claim holds are skipped, so replicas split a burst.
         """
-        retry_query = self._lock_due(
-            select(retries_table)
-            .where(retries_table.c.due_at <= as_of)
-            .order_by(retries_table.c.due_at)
-            .limit(limit)
-        )
+        fire = self._fire
 
         def work(conn: Connection) -> list[Claimed]:
             out: list[Claimed] = []
-            for row in conn.execute(retry_query).mappings().all():
-                claimed = self._claim_retry(conn, row, as_of, holder, lease_until)
+            retries = conn.execute(fire.due_retries, {"b_as_of": as_of, "b_room": limit})
+            for retry in retries.mappings().all():
+                claimed = self._claim_retry(conn, retry, as_of, holder, lease_until)
                 if claimed is not None:
                     out.append(claimed)
             room = limit - len(out)
             if room <= 0:
                 return out
-            due = self._lock_due(
-                select(tasks_table)
-                .where(tasks_table.c.state == "active", tasks_table.c.next_run_at <= as_of)
-                .order_by(tasks_table.c.next_run_at)
-                .limit(room)
-            )
-            for row in conn.execute(due).mappings().all():
+            due = conn.execute(fire.due_tasks, {"b_as_of": as_of, "b_room": room}).all()
+            for row in due:
                 out.append(self._claim_task(conn, row, as_of, holder, lease_until, started_at))
             return out
 
@@ -895,22 +1034,19 @@ class Store(ABC):
         holder: str,
         lease_until: datetime,
     ) -> Claimed | None:
-        by_id = tasks_table.c.id == row["task_id"]
+        fire, by_id = self._fire, {"b_id": row["task_id"]}
         # Skip a task another transaction holds (a finish, say) instead of waiting for
         # it while holding rows of our own: the retry stays due for the next claim.
-        task_row = conn.execute(self._lock_due(select(tasks_table).where(by_id))).mappings().first()
-        if task_row is None and conn.scalar(select(tasks_table.c.id).where(by_id)) is not None:
+        task_row = conn.execute(fire.task_or_skip, by_id).first()
+        if task_row is None and conn.scalar(fire.task_exists, by_id) is not None:
             return None
         conn.execute(
-            delete(retries_table).where(
-                retries_table.c.task_id == row["task_id"],
-                retries_table.c.scheduled_for == row["scheduled_for"],
-                retries_table.c.attempt == row["attempt"],
-            )
+            fire.drop_retry,
+            by_id | {"b_for": row["scheduled_for"], "b_attempt": row["attempt"]},
         )
         if task_row is None:
             return None
-        task = task_from_row(task_row)
+        task = self._task_of(task_row)
         if task.state not in ("active", "completed"):
             return None
         record = _running_record(
@@ -928,13 +1064,13 @@ class Store(ABC):
     def _claim_task(
         self,
         conn: Connection,
-        row: Any,
+        row: Row[Any],
         as_of: datetime,
         holder: str,
         lease_until: datetime,
         started_at: datetime,
     ) -> Claimed:
-        task = task_from_row(row)
+        task = self._task_of(row)
         if task.problem is not None:
             return self._quarantine(conn, task, as_of, holder)
         decision = plan_fire(task, as_of=as_of, started_at=started_at)
@@ -954,21 +1090,27 @@ class Store(ABC):
         missed = _missed_record(task, decision, as_of)
         if missed is not None and self._insert_run(conn, missed, holder, None):
             finished.append(missed)
-        values: dict[str, Any] = {
-            "next_run_at": decision.next_run_at,
-            "run_count": tasks_table.c.run_count + (1 if run is not None else 0),
-            "version": tasks_table.c.version + 1,
+        state = "completed" if decision.completes else task.state
+        ran = 1 if run is not None else 0
+        params = {
+            "b_id": task.id,
+            "b_version": task.version,
+            "b_next": decision.next_run_at,
+            "b_ran": ran,
+            "b_state": state,
         }
-        if decision.completes:
-            values["state"] = "completed"
+        written: dict[str, Any] = {
+            "next_run_at": decision.next_run_at,
+            "run_count": task.run_count + ran,
+            "version": task.version + 1,
+            "state": state,
+        }
         if missed is not None and run is None:
-            values["last_outcome"] = "missed"
-            values["last_run_at"] = as_of
-        conn.execute(
-            update(tasks_table)
-            .where(tasks_table.c.id == task.id, tasks_table.c.version == task.version)
-            .values(values)
-        )
+            conn.execute(self._fire.move_missed, params | {"b_at": as_of})
+            written |= {"last_outcome": "missed", "last_run_at": as_of}
+        else:
+            conn.execute(self._fire.move_task, params)
+        self._remember(tuple(row), task, **written)
         event: TaskEventKind | None = "completed" if decision.completes else None
         reason = "the schedule has no further fire time" if event else ""
         return Claimed(task, run, tuple(finished), event, reason, decision.next_run_at)
@@ -985,17 +1127,8 @@ class Store(ABC):
             now=as_of,
         ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
         self._insert_run(conn, record, holder, None)
-        conn.execute(
-            update(tasks_table)
-            .where(tasks_table.c.id == task.id)
-            .values(
-                state="quarantined",
-                next_run_at=None,
-                last_outcome="error",
-                last_run_at=as_of,
-                version=tasks_table.c.version + 1,
-            )
-        )
+        conn.execute(self._fire.quarantine, {"b_id": task.id, "b_at": as_of})
+        self._tasks.pop(task.id, None)
         quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
         return Claimed(quarantined, None, (record,), "quarantined", reason, None)
 
@@ -1046,10 +1179,8 @@ class Store(ABC):
     def _insert_run(
         self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None
     ) -> bool:
-        row = record.model_dump() | {"holder": holder, "lease_expires_at": lease_until}
-        statement = self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
-        inserted = conn.execute(statement.values(row).returning(runs_table.c.run_id)).first()
-        return inserted is not None
+        row = dict(record) | {"holder": holder, "lease_expires_at": lease_until}
+        return conn.execute(self._fire.insert_run, row).first() is not None
 
     async def finish_runs(
         self, finishes: Sequence[Finish], *, now: datetime
@@ -1074,6 +1205,7 @@ class Store(ABC):
         """Record one outcome. With ``skip_busy`` a task row another transaction holds is
         not waited for (None: the run stays as it is, for a later sweep), so a sweep that
         already holds run rows can never wait in a cycle with a finish."""
+        fire = self._fire
         record = finish.record.model_copy(
             update={
                 "outcome": finish.outcome,
@@ -1082,35 +1214,33 @@ class Store(ABC):
                 "checkpoint_id": finish.checkpoint_id,
                 "server_thread_id": finish.server_thread_id,
                 "server_run_id": finish.server_run_id,
+                "started_at": finish.started_at or finish.record.started_at,
                 "finished_at": now,
             }
         )
-        by_id = select(tasks_table).where(tasks_table.c.id == record.task_id)
-        lock = self._lock_due if skip_busy else self._lock_row
-        task_row = conn.execute(lock(by_id)).mappings().first()
-        if task_row is None and skip_busy:
-            exists = select(tasks_table.c.id).where(tasks_table.c.id == record.task_id)
-            if conn.scalar(exists) is not None:
-                return None  # held by a finish or a claim right now
+        by_id = {"b_id": record.task_id}
+        task_row = conn.execute(fire.task_or_skip if skip_busy else fire.task_locked, by_id).first()
+        if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
+            return None  # held by a finish or a claim right now
         updated = conn.execute(
-            update(runs_table)
-            .where(runs_table.c.run_id == record.run_id, runs_table.c.outcome.is_(None))
-            .values(
-                outcome=record.outcome,
-                summary=record.summary,
-                error=record.error,
-                checkpoint_id=record.checkpoint_id,
-                server_thread_id=record.server_thread_id,
-                server_run_id=record.server_run_id,
-                finished_at=now,
-                lease_expires_at=None,
-            )
+            fire.finish_run,
+            {
+                "b_run": record.run_id,
+                "b_outcome": record.outcome,
+                "b_summary": record.summary,
+                "b_error": record.error,
+                "b_checkpoint": record.checkpoint_id,
+                "b_server_thread": record.server_thread_id,
+                "b_server_run": record.server_run_id,
+                "b_started": record.started_at,
+                "b_at": now,
+            },
         )
         if updated.rowcount != 1:
             return None
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
-        task = task_from_row(task_row)
+        task = self._task_of(task_row)
         assert record.outcome is not None
         if task.problem is not None:
             consequence = RunConsequence(None, task.failure_streak)
@@ -1123,25 +1253,39 @@ class Store(ABC):
                 error=record.error,
                 now=now,
             )
-        values: dict[str, Any] = {
+        written: dict[str, Any] = {
             "last_outcome": record.outcome,
             "last_run_at": record.started_at,
             "failure_streak": consequence.failure_streak,
         }
+        params = by_id | {
+            "b_outcome": record.outcome,
+            "b_last_run": record.started_at,
+            "b_streak": consequence.failure_streak,
+        }
         if consequence.event == "auto_paused":
-            values |= {"state": "paused", "next_run_at": None, "updated_at": now}
-            values["version"] = tasks_table.c.version + 1
-            conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
+            conn.execute(fire.drop_retries, by_id)
+            conn.execute(fire.task_paused, params | {"b_at": now})
+            written |= {
+                "state": "paused",
+                "next_run_at": None,
+                "updated_at": now,
+                "version": task.version + 1,
+            }
             self._notify(conn, task.id)
-        conn.execute(update(tasks_table).where(tasks_table.c.id == task.id).values(values))
+        else:
+            conn.execute(fire.task_outcome, params)
+        if task.problem is None:
+            self._remember(tuple(task_row), task, **written)
         if consequence.retry_at is not None:
             conn.execute(
-                self._insert_ignore(retries_table).values(
-                    task_id=task.id,
-                    scheduled_for=record.scheduled_for,
-                    attempt=record.attempt + 1,
-                    due_at=consequence.retry_at,
-                )
+                fire.insert_retry,
+                {
+                    "task_id": task.id,
+                    "scheduled_for": record.scheduled_for,
+                    "attempt": record.attempt + 1,
+                    "due_at": consequence.retry_at,
+                },
             )
         return Finished(record, consequence)
 
