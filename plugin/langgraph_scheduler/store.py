@@ -1781,7 +1781,8 @@ def _running_record(
     now: datetime,
 ) -> TaskRunRecord:
     run_id = str(uuid.uuid4())
-    return TaskRunRecord(
+    # Built from values the store already holds as the right types: no validation.
+    return TaskRunRecord.model_construct(
         run_id=run_id,
         task_id=task.id,
         attempt=attempt,
