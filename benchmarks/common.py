@@ -11,11 +11,11 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
@@ -32,6 +32,7 @@ __all__ = [
     "Figure",
     "RecordWaiter",
     "Row",
+    "Spread",
     "admin_url",
     "direct_input",
     "far_future",
@@ -277,7 +278,7 @@ def check_burst(fig: Figure, label: str, waiter: RecordWaiter, n: int, ok: bool)
 
 
 async def interleave(
-    rounds: int, contenders: dict[str, Callable[[], Awaitable[float]]]
+    rounds: int, contenders: Mapping[str, Callable[[], Awaitable[float]]]
 ) -> dict[str, list[float]]:
     """Run one round of each contender in turn, rotating who goes first, ``rounds`` times.
 
@@ -306,13 +307,21 @@ def round_ratios(measured: list[float], baseline: list[float]) -> list[float]:
     ]
 
 
-def spread(ratios: list[float]) -> dict[str, float]:
+class Spread(TypedDict):
+    """The ratio fields of a ``Row`` (pass as ``**spread(...)``)."""
+
+    ratio: float
+    ratio_min: float
+    ratio_max: float
+
+
+def spread(ratios: list[float]) -> Spread:
     """``Row`` fields for per-round ratios: their median as ``ratio``, and the least
     and greatest; all NaN when no round gave a value (it never counts as met)."""
     good = [r for r in ratios if not math.isnan(r)]
     if not good:
-        return {"ratio": math.nan, "ratio_min": math.nan, "ratio_max": math.nan}
-    return {"ratio": median(good), "ratio_min": min(good), "ratio_max": max(good)}
+        return Spread(ratio=math.nan, ratio_min=math.nan, ratio_max=math.nan)
+    return Spread(ratio=median(good), ratio_min=min(good), ratio_max=max(good))
 
 
 def percentile(values: list[float], q: float) -> float:

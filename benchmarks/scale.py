@@ -33,6 +33,7 @@ from langgraph_scheduler.store import (
 from .common import (
     Figure,
     Row,
+    Spread,
     admin_url,
     interleave,
     median,
@@ -505,7 +506,7 @@ async def _startup(
     def med(results: dict[str, list[dict[str, float]]], name: str, key: str) -> float:
         return median([r[key] for r in results[name]])
 
-    def ratios(results: dict[str, list[dict[str, float]]], key: str) -> dict[str, float]:
+    def ratios(results: dict[str, list[dict[str, float]]], key: str) -> Spread:
         each = [r[key] for r in results["large"]]
         return spread(round_ratios(each, [r[key] for r in results["small"]]))
 
