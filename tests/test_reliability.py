@@ -361,3 +361,28 @@ async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
         (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
         assert record.outcome == "success" and record.summary == "after the lock"
         assert (await rt.get_task(task.id)).state == "completed"
+
+
+async def test_pooled_connections_killed_while_idle_cost_a_caller_nothing(
+    postgres_url: str, runtime_factory: Any
+) -> None:
+    # What a failover or a pooler's idle kill does between two calls: the next call runs
+    # on a fresh connection instead of failing (no pre-ping round trip on every call).
+    import psycopg
+
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    async with runtime_factory(None, database=postgres_url) as rt:
+        task = await rt.create_task(name="kept", schedule=Interval(hours=1), trigger="go")
+        for _ in range(3):
+            with psycopg.connect(admin, autocommit=True) as conn:
+                killed = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                ).fetchone()
+            assert killed is not None and killed[0] >= 1
+            assert (await rt.get_task(task.id)).name == "kept"
+            renamed = await rt.update_task(task.id, name="kept")
+            assert renamed.version > task.version
+            task = renamed

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
@@ -61,8 +62,10 @@ class PostgresStore(Store):
 
     def __init__(self, url: URL, *, pool_size: int = 2) -> None:
         super().__init__(url)
+        # No pre-ping (a round trip per transaction): a pooled connection the server
+        # dropped fails its first statement instead, and _run runs the work again.
         self.async_engine: AsyncEngine = create_async_engine(
-            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=60
+            url, pool_size=pool_size, max_overflow=0, pool_timeout=60
         )
         self.sync_engine = self.async_engine.sync_engine
         self._locks = ThreadLocks()
@@ -74,6 +77,16 @@ class PostgresStore(Store):
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
+        try:
+            return await self._run_once(work)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The connection was gone (a failover, an idle kill, pg_terminate_backend): its
+        # transaction died with it, and the pool now replaces every connection as old.
+        return await self._run_once(work)
+
+    async def _run_once(self, work: Callable[[Connection], _T]) -> _T:
         async with self.async_engine.begin() as conn:
             return await conn.run_sync(work)
 
