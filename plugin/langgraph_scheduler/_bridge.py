@@ -40,7 +40,7 @@ from ._turns import (
 )
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
-from .store import Claimed, Finish, Finished, Store
+from .store import Claimed, Finish, Finished, Store, isolated_thread_id
 
 __all__ = ["TaskExecutorBridge", "to_finish"]
 
@@ -349,7 +349,7 @@ class TaskExecutorBridge:
         request = ConversationRequest(
             task_id=task.id,
             run_id=record.run_id,
-            thread_id=record.thread_id or f"task-{task.id}-{record.run_id}",
+            thread_id=record.thread_id or isolated_thread_id(task.id, record.run_id),
             prompt=trigger.prompt,
             source=source,
             owner=task.owner,
@@ -357,6 +357,7 @@ class TaskExecutorBridge:
             timeout_secs=trigger.timeout_secs or self.default_timeout_secs,
             on_busy=task.options.on_busy,
             max_wait_secs=task.options.max_wait_secs,
+            fresh_thread=record.thread_id == isolated_thread_id(task.id, record.run_id),
         )
         return await self.turns.converse(request)
 

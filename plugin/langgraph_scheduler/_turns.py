@@ -123,6 +123,9 @@ class ConversationRequest:
     timeout_secs: float = 300.0
     on_busy: Literal["wait", "skip"] = "wait"
     max_wait_secs: float = 300.0
+    fresh_thread: bool = False
+    """The thread is new to this run (an isolated task's): nobody else can hold it, so
+    no thread lock is taken (on PostgreSQL that saves two round trips)."""
 
     def __repr__(self) -> str:
         return (
@@ -160,6 +163,8 @@ class TurnRunner:
         deadline = loop.time() + wait
         try:
             async with self._task_locks.hold(request.task_id, timeout=wait):
+                if request.fresh_thread:
+                    return await self._invoke(request)
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
                     async with self.store.thread_lock(request.thread_id, timeout=remaining):
