@@ -902,8 +902,8 @@ class Store(ABC):
             query = query.where(tasks_table.c.owner == owner)
 
         def work(conn: Connection) -> Task | None:
-            row = conn.execute(query).mappings().first()
-            return task_from_row(row) if row else None
+            row = conn.execute(query).first()
+            return self._task_of(row) if row else None
 
         return await self.transaction(work)
 
@@ -931,8 +931,8 @@ class Store(ABC):
         )
 
         def work(conn: Connection) -> TaskPage:
-            rows = conn.execute(query).mappings().all()
-            tasks = [task_from_row(r) for r in rows[:limit]]
+            rows = conn.execute(query).all()
+            tasks = [self._task_of(r) for r in rows[:limit]]
             return TaskPage(tasks, offset + limit if len(rows) > limit else None)
 
         return await self.transaction(work)
