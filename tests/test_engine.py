@@ -344,3 +344,26 @@ async def test_a_row_changed_behind_the_runtimes_back_is_read_again(
         assert [r.outcome for r in runs.records] == ["success", "error"]
         assert "options" in (runs.records[-1].error or "")
         assert (await rt.get_task(task.id)).state == "quarantined"
+
+
+async def test_a_task_changed_by_its_caller_after_create_is_not_what_fires(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    # The runtime keeps the tasks it wrote; what a caller does to the object it got back
+    # must not reach the stored task's turns.
+    seen: list[str] = []
+
+    def reply(messages: list[Any]) -> str:
+        seen.append(str(messages[-1].content))
+        return "ok"
+
+    graph = build_graph(ScriptedChatModel(steps=[reply], cycle=True))
+    async with runtime(graph, "sqlite://", clock, runs) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="stored")
+        task.payload["prompt"] = "changed by the caller"
+        assert await step(rt, clock, 60) == 1
+        assert seen == ["stored"]
+        fetched = await rt.get_task(task.id)
+        fetched.payload["prompt"] = "changed again"
+        assert await step(rt, clock, 60) == 1
+        assert seen == ["stored", "stored"]

@@ -526,7 +526,8 @@ class Store(ABC):
     def _task_of(self, row: Row[Any]) -> Task:
         """The task of a row read with ``select(tasks_table)``: validated once, then
         reused while the row reads the same (a row that differs in any column, written
-        by anyone, is validated again)."""
+        by anyone, is validated again). For the fire path only: the tasks it returns are
+        shared, never handed to callers."""
         raw = tuple(row)
         known = self._tasks.get(raw[0])
         if known is not None and known[0] == raw:
@@ -763,7 +764,11 @@ class Store(ABC):
                 _close_approval(conn, approval_id, task.updated_at)
             if inserted:
                 self._notify(conn, task.id)
-                self._remember(tuple(row[column.name] for column in tasks_table.columns), task)
+                # A copy: the caller keeps ``task``, and may change what its payload holds.
+                self._remember(
+                    tuple(row[column.name] for column in tasks_table.columns),
+                    task.model_copy(deep=True),
+                )
             return True
 
         return await self.transaction(work)
@@ -902,8 +907,8 @@ class Store(ABC):
             query = query.where(tasks_table.c.owner == owner)
 
         def work(conn: Connection) -> Task | None:
-            row = conn.execute(query).first()
-            return self._task_of(row) if row else None
+            row = conn.execute(query).mappings().first()
+            return task_from_row(row) if row else None
 
         return await self.transaction(work)
 
@@ -931,8 +936,8 @@ class Store(ABC):
         )
 
         def work(conn: Connection) -> TaskPage:
-            rows = conn.execute(query).all()
-            tasks = [self._task_of(r) for r in rows[:limit]]
+            rows = conn.execute(query).mappings().all()
+            tasks = [task_from_row(r) for r in rows[:limit]]
             return TaskPage(tasks, offset + limit if len(rows) > limit else None)
 
         return await self.transaction(work)
