@@ -4,8 +4,9 @@ A runtime keeps in memory only the instants, within the next ``window_secs``, at
 task or a retry falls due (a thousand reminders due at 09:00 are one instant), in a heap
 behind a single APScheduler job set for the earliest; they are loaded through the
 ``(state, next_run_at)`` index and refreshed every half window. Task changes made
-anywhere reach the timer through the store's change feed. The job only wakes the bridge,
-which asks the database what is due: the timer decides when to look, never what runs.
+anywhere reach the timer through the store's change feed. The job only wakes the bridge
+(a little before each instant, so the claim is done when the instant comes), which asks
+the database what is due: the timer decides when to look, never what runs.
 """
 
 from __future__ import annotations
