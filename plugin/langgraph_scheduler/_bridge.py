@@ -6,8 +6,9 @@ slot frees, here or in another replica. A timer wakes the bridge :data:`CLAIM_AH
 before an instant; the fires claimed then wait for it, so their turns begin on time.
 Each claimed fire runs as a turn (:class:`~._turns.TurnRunner`) and ends in exactly one
 recorded outcome; what the outcome does to its task (a retry row, the failure streak, an
-auto-pause) is decided in the same transaction by the fire policy. The flow goes one way: timers and the change feed wake
-the bridge; the bridge calls the store and the turn runner, and tells listeners.
+auto-pause) is decided in the same transaction by the fire policy. The flow goes one
+way: timers and the change feed wake the bridge; the bridge calls the store and the turn
+runner, and tells listeners.
 """
 
 from __future__ import annotations
