@@ -305,9 +305,10 @@ class TaskExecutorBridge:
 
     async def _execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         try:
-            begun = self.clock.now()
+            # A scheduled fire took its slot when it was claimed; a manual run, now.
+            begun = record.started_at if record.trigger == "schedule" else self.clock.now()
             try:
-                ahead = ((record.due_at or record.scheduled_for) - begun).total_seconds()
+                ahead = ((record.due_at or record.scheduled_for) - self.clock.now()).total_seconds()
                 if ahead > 0 and record.trigger == "schedule":  # claimed ahead of its instant
                     await self.clock.sleep(ahead)
                     begun = self.clock.now()
