@@ -133,6 +133,8 @@ class TaskExecutorBridge:
         self._backlog = False
         self._claim_lock = asyncio.Lock()
         self._finishes: Batcher[Finish, Finished | None] = Batcher(self._finish_batch)
+        self._stopped: dict[str, datetime] = {}
+        """Tasks paused or deleted lately (by anyone this process heard of), and when."""
 
     # -- waking and claiming ----------------------------------------------------------
 
@@ -142,6 +144,18 @@ class TaskExecutorBridge:
         if due is not None and (self._as_of is None or due > self._as_of):
             self._as_of = due
         self._wake.set()
+
+    def task_changed(self, task_id: str, state: str | None) -> None:
+        """A task was written (``state`` None: deleted). A fire of it claimed ahead of its
+        instant does not begin if the task stopped firing meanwhile."""
+        if state in ("active", "completed"):
+            self._stopped.pop(task_id, None)
+            return
+        now = self.clock.now()
+        self._stopped[task_id] = now
+        if len(self._stopped) > 256:  # only the last moments matter
+            horizon = now - 4 * _EARLY_WAKE
+            self._stopped = {k: at for k, at in self._stopped.items() if at >= horizon}
 
     @property
     def free(self) -> int:
@@ -221,7 +235,7 @@ class TaskExecutorBridge:
         if claim.run is not None:
             self._busy += 1
             self.in_flight[claim.run.run_id] = claim.run
-            self._spawn(self._execute(claim.task, claim.run))
+            self._spawn(self._execute(claim.task, claim.run, claimed_at=self.clock.now()))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         # A clean context: a manual run requested from inside a user's run (a tool call)
@@ -303,7 +317,9 @@ class TaskExecutorBridge:
 
     # -- executing --------------------------------------------------------------------
 
-    async def _execute(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
+    async def _execute(
+        self, task: Task, record: TaskRunRecord, *, claimed_at: datetime | None = None
+    ) -> TaskRunRecord:
         try:
             # A scheduled fire took its slot when it was claimed; a manual run, now.
             begun = record.started_at if record.trigger == "schedule" else self.clock.now()
@@ -312,6 +328,10 @@ class TaskExecutorBridge:
                 if ahead > 0 and record.trigger == "schedule":  # claimed ahead of its instant
                     await self.clock.sleep(ahead)
                     begun = self.clock.now()
+                    stopped = self._stopped.get(task.id)
+                    if stopped is not None and claimed_at is not None and stopped >= claimed_at:
+                        reason = "the task was paused or deleted before its turn began"
+                        return await self._record(record, Skipped(reason), started_at=begun)
                 response = await self._converse(task, record)
             except asyncio.CancelledError:
                 await self._record(record, Interrupted(STOPPED), started_at=begun)

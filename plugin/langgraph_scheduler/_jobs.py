@@ -62,6 +62,7 @@ class DueTimer:
             due at once).
         ahead: how long before each instant to call ``wake`` (the bridge claims then,
             and its turns wait for the instant).
+        told: also told every change the feed reports.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class DueTimer:
         poll_secs: float,
         wake: Callable[[datetime | None], None],
         ahead: timedelta = timedelta(0),
+        told: Callable[[TaskChange], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -80,6 +82,7 @@ class DueTimer:
         self.poll_secs = poll_secs
         self._wake = wake
         self.ahead = ahead
+        self._told = told
         self.key = uuid.uuid4().hex
         self._scheduler = AsyncIOScheduler(
             timezone=timezone.utc,
@@ -156,6 +159,8 @@ class DueTimer:
 
     async def on_change(self, change: TaskChange) -> None:
         """A task was created, changed or deleted somewhere: set its timer."""
+        if self._told is not None:
+            self._told(change)
         if change.state == "active" and change.next_run_at is not None:
             self.at(change.next_run_at)
 

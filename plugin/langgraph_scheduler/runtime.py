@@ -30,7 +30,7 @@ from ._upkeep import Upkeep, dead_holders
 from .errors import InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
-from .store import Store, open_store
+from .store import Store, TaskChange, open_store
 from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
 from .webhooks import Webhook, WebhookDelivery, WebhookDispatcher
@@ -265,6 +265,7 @@ class SchedulerRuntime:
             poll_secs=self.sync_interval_secs,
             wake=lambda due: self._wake(due),
             ahead=CLAIM_AHEAD,
+            told=lambda change: self._heard(change),
         )
         bridge = TaskExecutorBridge(
             store=store,
@@ -632,8 +633,16 @@ class SchedulerRuntime:
         if self._bridge is not None:
             self._bridge.wake(due)
 
+    def _heard(self, change: TaskChange) -> None:
+        """A task changed in another process (the change feed)."""
+        if self._bridge is not None:
+            self._bridge.task_changed(change.task_id, change.state)
+
     def _task_changed(self, task_id: str, task: Task | None) -> None:
-        """A task written in this process: set its timer at once (no feed round trip)."""
+        """A task written in this process: set its timer at once (no feed round trip),
+        and stop a fire of it claimed ahead of its instant if it no longer fires."""
+        if self._bridge is not None:
+            self._bridge.task_changed(task_id, task.state if task is not None else None)
         if self._timer is not None and task is not None and task.state == "active":
             if task.next_run_at is not None:
                 # Often called inside a user's run (a tool): the timer's callbacks must
