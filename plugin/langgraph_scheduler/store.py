@@ -395,10 +395,35 @@ _TASKS_REMEMBERED = 4096
 """Most tasks whose validated form a store keeps beside the row it was read from."""
 
 
+_RUN_FINISH = (
+    "outcome",
+    "summary",
+    "error",
+    "checkpoint_id",
+    "server_thread_id",
+    "server_run_id",
+    "started_at",
+    "finished_at",
+)
+"""The columns of a run its finish writes."""
+
+
+def _bind(column: Column[Any]) -> Any:
+    """The bind parameter a fire statement writes ``column`` from: ``b_<name>``."""
+    return bindparam(f"b_{column.name}", type_=column.type)
+
+
+def _binds(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameters for the :func:`_bind` parameters of these column values."""
+    return {f"b_{name}": value for name, value in values.items()}
+
+
 class _FireStatements:
     """The statements of the fire path (claim and finish), built once per store with
     bind parameters: SQLAlchemy then compiles each once and reuses it, instead of
-    building, coercing and keying a new statement for every fire."""
+    building, coercing and keying a new statement for every fire. A column written from
+    a value is bound as ``b_<column>`` (:func:`_bind`), so the values a fire writes
+    give the parameters (:func:`_binds`)."""
 
     def __init__(self, store: Store) -> None:
         by_id = tasks_table.c.id == bindparam("b_id")
@@ -433,22 +458,19 @@ class _FireStatements:
             runs_table, "task_id", "scheduled_for", "attempt"
         ).returning(runs_table.c.run_id)
         self.insert_retry = store._insert_ignore(retries_table)
+        task = tasks_table.c
         moved = {
-            "next_run_at": bindparam("b_next", type_=_UTCDateTime()),
-            "run_count": tasks_table.c.run_count + bindparam("b_ran", type_=Integer()),
-            "version": tasks_table.c.version + 1,
-            "state": bindparam("b_state", type_=String()),
+            "next_run_at": _bind(task.next_run_at),
+            "run_count": task.run_count + bindparam("b_ran", type_=Integer()),
+            "version": task.version + 1,
+            "state": _bind(task.state),
         }
         move = update(tasks_table).where(
             by_id, tasks_table.c.version == bindparam("b_version", type_=Integer())
         )
         self.move_task = move.values(moved)
         self.move_missed = move.values(
-            moved
-            | {
-                "last_outcome": "missed",
-                "last_run_at": bindparam("b_at", type_=_UTCDateTime()),
-            }
+            moved | {"last_outcome": "missed", "last_run_at": _bind(task.last_run_at)}
         )
         self.quarantine = (
             update(tasks_table)
@@ -457,29 +479,20 @@ class _FireStatements:
                 state="quarantined",
                 next_run_at=None,
                 last_outcome="error",
-                last_run_at=bindparam("b_at", type_=_UTCDateTime()),
-                version=tasks_table.c.version + 1,
+                last_run_at=_bind(task.last_run_at),
+                version=task.version + 1,
             )
         )
         self.finish_run = (
             update(runs_table)
             .where(runs_table.c.run_id == bindparam("b_run"), runs_table.c.outcome.is_(None))
             .values(
-                outcome=bindparam("b_outcome", type_=String()),
-                summary=bindparam("b_summary", type_=Text()),
-                error=bindparam("b_error", type_=Text()),
-                checkpoint_id=bindparam("b_checkpoint", type_=String()),
-                server_thread_id=bindparam("b_server_thread", type_=String()),
-                server_run_id=bindparam("b_server_run", type_=String()),
-                started_at=bindparam("b_started", type_=_UTCDateTime()),
-                finished_at=bindparam("b_at", type_=_UTCDateTime()),
-                lease_expires_at=None,
+                {name: _bind(runs_table.c[name]) for name in _RUN_FINISH}
+                | {"lease_expires_at": None}
             )
         )
         outcome = {
-            "last_outcome": bindparam("b_outcome", type_=String()),
-            "last_run_at": bindparam("b_last_run", type_=_UTCDateTime()),
-            "failure_streak": bindparam("b_streak", type_=Integer()),
+            name: _bind(task[name]) for name in ("last_outcome", "last_run_at", "failure_streak")
         }
         self.task_outcome = update(tasks_table).where(by_id).values(outcome)
         self.task_paused = (
@@ -490,8 +503,8 @@ class _FireStatements:
                 | {
                     "state": "paused",
                     "next_run_at": None,
-                    "updated_at": bindparam("b_at", type_=_UTCDateTime()),
-                    "version": tasks_table.c.version + 1,
+                    "updated_at": _bind(task.updated_at),
+                    "version": task.version + 1,
                 }
             )
         )
@@ -1095,26 +1108,20 @@ class Store(ABC):
         missed = _missed_record(task, decision, as_of)
         if missed is not None and self._insert_run(conn, missed, holder, None):
             finished.append(missed)
-        state = "completed" if decision.completes else task.state
         ran = 1 if run is not None else 0
-        params = {
-            "b_id": task.id,
-            "b_version": task.version,
-            "b_next": decision.next_run_at,
-            "b_ran": ran,
-            "b_state": state,
-        }
         written: dict[str, Any] = {
             "next_run_at": decision.next_run_at,
-            "run_count": task.run_count + ran,
-            "version": task.version + 1,
-            "state": state,
+            "state": "completed" if decision.completes else task.state,
         }
         if missed is not None and run is None:
-            conn.execute(self._fire.move_missed, params | {"b_at": as_of})
             written |= {"last_outcome": "missed", "last_run_at": as_of}
+            statement = self._fire.move_missed
         else:
-            conn.execute(self._fire.move_task, params)
+            statement = self._fire.move_task
+        conn.execute(
+            statement, _binds(written) | {"b_id": task.id, "b_version": task.version, "b_ran": ran}
+        )
+        written |= {"run_count": task.run_count + ran, "version": task.version + 1}
         self._remember(tuple(row), task, **written)
         event: TaskEventKind | None = "completed" if decision.completes else None
         reason = "the schedule has no further fire time" if event else ""
@@ -1132,7 +1139,7 @@ class Store(ABC):
             now=as_of,
         ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
         self._insert_run(conn, record, holder, None)
-        conn.execute(self._fire.quarantine, {"b_id": task.id, "b_at": as_of})
+        conn.execute(self._fire.quarantine, {"b_id": task.id, "b_last_run_at": as_of})
         self._tasks.pop(task.id, None)
         quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
         return Claimed(quarantined, None, (record,), "quarantined", reason, None)
@@ -1227,20 +1234,8 @@ class Store(ABC):
         task_row = conn.execute(fire.task_or_skip if skip_busy else fire.task_locked, by_id).first()
         if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
             return None  # held by a finish or a claim right now
-        updated = conn.execute(
-            fire.finish_run,
-            {
-                "b_run": record.run_id,
-                "b_outcome": record.outcome,
-                "b_summary": record.summary,
-                "b_error": record.error,
-                "b_checkpoint": record.checkpoint_id,
-                "b_server_thread": record.server_thread_id,
-                "b_server_run": record.server_run_id,
-                "b_started": record.started_at,
-                "b_at": now,
-            },
-        )
+        finished = {name: getattr(record, name) for name in _RUN_FINISH}
+        updated = conn.execute(fire.finish_run, _binds(finished) | {"b_run": record.run_id})
         if updated.rowcount != 1:
             return None
         if task_row is None:
@@ -1263,23 +1258,14 @@ class Store(ABC):
             "last_run_at": record.started_at,
             "failure_streak": consequence.failure_streak,
         }
-        params = by_id | {
-            "b_outcome": record.outcome,
-            "b_last_run": record.started_at,
-            "b_streak": consequence.failure_streak,
-        }
         if consequence.event == "auto_paused":
             conn.execute(fire.drop_retries, by_id)
-            conn.execute(fire.task_paused, params | {"b_at": now})
-            written |= {
-                "state": "paused",
-                "next_run_at": None,
-                "updated_at": now,
-                "version": task.version + 1,
-            }
+            written["updated_at"] = now
+            conn.execute(fire.task_paused, by_id | _binds(written))
+            written |= {"state": "paused", "next_run_at": None, "version": task.version + 1}
             self._notify(conn, task.id)
         else:
-            conn.execute(fire.task_outcome, params)
+            conn.execute(fire.task_outcome, by_id | _binds(written))
         if task.problem is None:
             self._remember(tuple(task_row), task, **written)
         if consequence.retry_at is not None:
