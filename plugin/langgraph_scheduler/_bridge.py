@@ -322,10 +322,11 @@ class TaskExecutorBridge:
     ) -> TaskRunRecord:
         try:
             # A scheduled fire took its slot when it was claimed; a manual run, now.
-            begun = record.started_at if record.trigger == "schedule" else self.clock.now()
+            scheduled = record.trigger == "schedule"
+            begun = record.started_at if scheduled else self.clock.now()
             try:
                 ahead = ((record.due_at or record.scheduled_for) - self.clock.now()).total_seconds()
-                if ahead > 0 and record.trigger == "schedule":  # claimed ahead of its instant
+                if scheduled and ahead > 0:  # claimed ahead of its instant
                     await self.clock.sleep(ahead)
                     begun = self.clock.now()
                     stopped = self._stopped.get(task.id)
