@@ -310,13 +310,28 @@ async def _in_turn(model: ScriptedChatModel) -> bool:
     return model.in_flight == 1
 
 
+def _server_of(postgres_url: str) -> tuple[str, str]:
+    """The test database's name, and a URL of the server's maintenance database."""
+    base, _, name = postgres_url.rpartition("/")
+    return name, base + "/postgres"
+
+
+def _terminate_sessions(conn: Any, name: str) -> int:
+    """End every session on database ``name`` (but ``conn``'s own); how many there were."""
+    row = conn.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    ).fetchone()
+    return int(row[0])
+
+
 async def test_store_outage_does_not_lose_the_fire(
     postgres_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:
     import psycopg
 
-    name = postgres_url.rsplit("/", 1)[1]
-    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name, admin = _server_of(postgres_url)
     async with runtime_factory(make_graph("survived"), database=postgres_url) as rt:
         task = await rt.create_task(
             name="outage",
@@ -326,11 +341,7 @@ async def test_store_outage_does_not_lose_the_fire(
         )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
+            _terminate_sessions(conn, name)
         await asyncio.sleep(1.5)  # the fire comes due while the database is unreachable
         assert runs.records == []
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -370,18 +381,12 @@ async def test_pooled_connections_killed_while_idle_cost_a_caller_nothing(
     # on a fresh connection instead of failing (no pre-ping round trip on every call).
     import psycopg
 
-    name = postgres_url.rsplit("/", 1)[1]
-    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    name, admin = _server_of(postgres_url)
     async with runtime_factory(None, database=postgres_url) as rt:
         task = await rt.create_task(name="kept", schedule=Interval(hours=1), trigger="go")
         for _ in range(3):
             with psycopg.connect(admin, autocommit=True) as conn:
-                killed = conn.execute(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                ).fetchone()
-            assert killed is not None and killed[0] >= 1
+                assert _terminate_sessions(conn, name) >= 1
             assert (await rt.get_task(task.id)).name == "kept"
             renamed = await rt.update_task(task.id, name="kept")
             assert renamed.version > task.version
