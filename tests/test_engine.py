@@ -6,6 +6,7 @@ is due at the fake "now" and ``wait_idle`` waits for the turns it started.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -367,3 +368,67 @@ async def test_a_task_changed_by_its_caller_after_create_is_not_what_fires(
         fetched.payload["prompt"] = "changed again"
         assert await step(rt, clock, 60) == 1
         assert seen == ["stored", "stored"]
+
+
+# -- fires claimed ahead of their instant ----------------------------------------------
+
+
+async def _claimed_ahead(
+    clock: FakeClock, runs: RunWaiter, model: ScriptedChatModel
+) -> tuple[SchedulerRuntime, Any]:
+    """A runtime whose timer has claimed a fire due 20 ms after the (standing) clock:
+    the timer wakes the bridge ahead of the instant, and the turn waits for it."""
+    rt = runtime(build_graph(model), "sqlite://", clock, runs)
+    await rt.start()
+    due = clock.now() + timedelta(milliseconds=20)
+    task = await rt.create_task(
+        name="ahead", schedule=Interval(seconds=60, start=due), trigger="go"
+    )
+    for _ in range(1000):  # the timer's job runs on the loop, at once
+        if await rt.history(task.id):
+            break
+        await asyncio.sleep(0.005)
+    (claimed,) = await rt.history(task.id)
+    assert claimed.running and claimed.scheduled_for == due
+    return rt, task
+
+
+async def test_a_fire_claimed_ahead_begins_its_turn_at_its_instant(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    model = ScriptedChatModel(steps=["on time"], cycle=True)
+    rt, task = await _claimed_ahead(clock, runs, model)
+    try:
+        await asyncio.sleep(0.05)
+        assert model.calls == 0  # claimed, but its instant has not come
+        await clock.advance(0.02)
+        await rt.wait_idle()
+        (record,) = runs.records
+        assert record.outcome == "success" and model.calls == 1
+        assert record.started_at == record.scheduled_for and record.lateness == timedelta(0)
+    finally:
+        await rt.stop()
+
+
+@pytest.mark.parametrize("change", ["pause", "delete"])
+async def test_a_fire_claimed_ahead_does_not_begin_once_its_task_stops(
+    clock: FakeClock, runs: RunWaiter, change: str
+) -> None:
+    model = ScriptedChatModel(steps=["should not run"], cycle=True)
+    rt, task = await _claimed_ahead(clock, runs, model)
+    try:
+        if change == "pause":
+            await rt.pause_task(task.id)
+        else:
+            await rt.delete_task(task.id)
+        await clock.advance(0.02)
+        await rt.wait_idle()
+        assert model.calls == 0
+        if change == "pause":
+            (record,) = runs.records
+            assert record.outcome == "skipped" and "paused" in (record.error or "")
+            assert record.started_at == record.scheduled_for
+        else:
+            assert runs.records == []  # deleted with its runs; nothing began
+    finally:
+        await rt.stop()
