@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import SCHEMA_VERSION, Store, open_store, runs_table
 
-from .helpers import build_graph
+from .helpers import RunWaiter, build_graph
 
 pytestmark = pytest.mark.slow  # replica processes on the real clock
 
@@ -53,15 +54,11 @@ async def replicas(postgres_url: str) -> AsyncIterator[Callable[[int], Any]]:
     started: list[Replica] = []
 
     async def start(n: int, *, url: str = postgres_url) -> list[Replica]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
-        )
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "tests.replica_child", url],
                 cwd=ROOT,
-                env=env,
+                env=_child_env(),
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -78,6 +75,15 @@ async def replicas(postgres_url: str) -> AsyncIterator[Callable[[int], Any]]:
     yield start
     for replica in started:
         replica.terminate()
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child process: this checkout's package and tests."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    )
+    return env
 
 
 @pytest.fixture
@@ -228,6 +234,34 @@ async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere
         await local.delete_task(ticking.id)
         await asyncio.sleep(3)  # several fire times pass
         assert await _rows(observer, runs_table.c.run_id, where=gone) == []
+
+
+async def test_a_task_added_by_another_process_is_heard_through_notify_and_fires_when_due(
+    postgres_url: str, runs: RunWaiter
+) -> None:
+    # Polls and window loads far beyond the test: only the NOTIFY of the task's insert
+    # can tell this runtime of the task in time.
+    async with SchedulerRuntime(
+        build_graph(ScriptedChatModel(steps=["pong"])),
+        database=postgres_url,
+        sync_interval_secs=600,
+        window_secs=3600,
+        on_run=runs,
+    ):
+        added = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "langgraph_scheduler", "tasks", "add", "--schedule",
+             "in 1 second", "--prompt", "ping", "--database", postgres_url, "--json"],
+            cwd=ROOT,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        task_id = json.loads(added.stdout)["id"]
+        (record,) = await runs.wait_for(1, task_id=task_id, timeout=20)
+    assert (record.trigger, record.outcome) == ("schedule", "success")
 
 
 async def test_replicas_starting_at_once_share_one_schema(postgres_url: str) -> None:

@@ -467,6 +467,32 @@ async def test_changed_since_reports_tasks_written_after_the_instant(
     assert before.id not in {c.task_id for c, _ in await store.changed_since(at(10))}
 
 
+async def test_every_task_write_is_announced_to_listeners_on_postgres(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    import psycopg
+
+    from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
+
+    store = open_store(postgres_url)
+    await store.setup()
+    service = TaskService(store, clock=clock)
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {TASK_CHANGES_CHANNEL}")
+            plain = await every_minute(service, name="plain")
+            fixed = await every_minute(service, name="fixed id", task_id="fixed")
+            capped = await every_minute(service, name="within a quota", max_active=5)
+            await service.pause(plain.id)
+            await service.delete(fixed.id)
+            heard = [n.payload async for n in conn.notifies(timeout=5.0, stop_after=5)]
+    finally:
+        await store.close()
+
+    # Creates on every insert path (plain, fixed id, quota-checked), a save and a delete.
+    assert heard == [plain.id, fixed.id, capped.id, plain.id, fixed.id]
+
+
 # -- corrupt rows -------------------------------------------------------------------
 
 

@@ -88,7 +88,8 @@ class SchedulerRuntime:
         history_max_age_days: finished run records older than this are purged.
         store_retry_secs: how long a store call is retried while the database is down.
         sync_interval_secs: how often the runtime looks for due fires and task changes
-            without being told (PostgreSQL also pushes changes with LISTEN/NOTIFY).
+            without being told (on PostgreSQL, changes are pushed at once with
+            LISTEN/NOTIFY, and polled no more often than every 5 s).
         window_secs: how far ahead due times are held in memory as timers.
         clock: the source of "now" (default: the system clock; tests pass a
             :class:`~langgraph_scheduler.testing.FakeClock`).

@@ -757,8 +757,11 @@ class Store(ABC):
             if max_active is None or task.state != "active":
                 statement = (
                     self._insert_ignore(tasks_table, "id") if if_absent else insert(tasks_table)
-                )
-                inserted = conn.execute(statement, row).rowcount == 1
+                ).returning(tasks_table.c.id)
+                # RETURNING, not rowcount: SQLAlchemy keeps an INSERT's rowcount only when
+                # asked, and psycopg's reads -1 once its cursor is closed (on PostgreSQL a
+                # new task would then go unannounced to the other replicas).
+                inserted = conn.execute(statement, row).first() is not None
             else:
                 self._serialize_owner(conn, task.owner)
                 if if_absent and _task_exists(conn, task.id):
