@@ -15,6 +15,7 @@ from langgraph_scheduler._fire import (
     due_times,
     next_after,
     plan_fire,
+    settles_alone,
 )
 from langgraph_scheduler.models import Task
 
@@ -270,6 +271,25 @@ def test_manual_runs_change_nothing(outcome: Any) -> None:
     consequence = failed(task, outcome=outcome, trigger="manual")
 
     assert (consequence.retry_at, consequence.failure_streak, consequence.event) == (None, 3, None)
+
+
+@pytest.mark.parametrize("trigger", ["schedule", "manual"])
+@pytest.mark.parametrize("outcome", ["success", "error", "timeout", "interrupted", "skipped"])
+@pytest.mark.parametrize("state", ["active", "completed", "paused"])
+def test_settled_outcomes_need_nothing_of_the_task_but_its_streak(
+    trigger: Any, outcome: Any, state: Any
+) -> None:
+    # The store records these without reading the task: after_run must agree.
+    options = TaskOptions(retries=2, pause_after_failures=1)
+    task = make_task(options=options, failure_streak=3, state=state)
+
+    consequence = failed(task, outcome=outcome, trigger=trigger)
+
+    settled = settles_alone(trigger, outcome)
+    assert settled == (trigger == "manual" or outcome == "success")
+    if settled:
+        streak = 0 if trigger == "schedule" else 3
+        assert consequence == RunConsequence(None, streak)
 
 
 def test_a_paused_tasks_failure_is_not_retried_nor_paused_again() -> None:

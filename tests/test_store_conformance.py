@@ -406,6 +406,45 @@ async def test_a_success_resets_the_failure_streak(store: Store, service: TaskSe
     assert (stored.failure_streak, stored.last_outcome) == (0, "success")
 
 
+async def test_a_streak_broken_by_a_success_counts_again_from_zero(
+    store: Store, service: TaskService
+) -> None:
+    # The success is recorded without reading the task; the failures after it read the
+    # task (the store's kept form of it included) and must see the streak it reset.
+    task = await every_minute(service, options=TaskOptions(retries=0, pause_after_failures=2))
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+    manual = await store.claim_manual(task, at=at(90), holder=HOLDER, lease_until=at(150))
+    (ran,) = await store.finish_runs([Finish(manual, "success")], now=at(91))
+    reset = await finish(store, await claim_one(store, at(120)), "success", at(121))
+    again = await finish(store, await claim_one(store, at(180)), "error", at(181))
+
+    assert ran is not None and ran.consequence.failure_streak == 1  # manual: left alone
+    assert (reset.consequence.failure_streak, reset.consequence.event) == (0, None)
+    assert (again.consequence.failure_streak, again.consequence.event) == (1, None)
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.failure_streak, stored.last_outcome) == ("active", 1, "error")
+    assert stored.last_run_at == at(180)
+
+
+async def test_a_success_of_a_deleted_task_is_recorded_without_its_task(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    run = await claim_one(store, at(60))
+    await store.transaction(
+        lambda conn: conn.execute(text("DELETE FROM lgs_tasks WHERE id = :id"), {"id": task.id})
+    )
+
+    (done,) = await store.finish_runs([Finish(run, "success", summary="ok")], now=at(61))
+
+    assert done is not None
+    assert (done.record.outcome, done.consequence.failure_streak) == ("success", 0)
+    (stored_run,) = await store.history(task.id)
+    assert (stored_run.outcome, stored_run.summary, stored_run.running) == ("success", "ok", False)
+    assert await store.get_task(task.id) is None
+
+
 # -- leases -------------------------------------------------------------------------
 
 

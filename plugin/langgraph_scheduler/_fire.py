@@ -22,6 +22,7 @@ __all__ = [
     "next_after",
     "plan_fire",
     "retryable",
+    "settles_alone",
 ]
 
 MAX_MISSED = 1000
@@ -138,6 +139,13 @@ def plan_fire(task: Task, *, as_of: datetime, started_at: datetime) -> FireDecis
 def retryable(outcome: RunOutcome | None) -> bool:
     """True for outcomes a scheduled attempt is retried after."""
     return outcome in _RETRIED
+
+
+def settles_alone(trigger: RunTrigger, outcome: RunOutcome) -> bool:
+    """True when :func:`after_run` needs nothing of the task to decide: a manual run
+    changes neither streak nor retries, and a scheduled success only resets the streak.
+    Such an outcome is recorded without reading its task first."""
+    return trigger != "schedule" or outcome == "success"
 
 
 def after_run(

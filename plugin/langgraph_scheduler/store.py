@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -62,7 +64,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
-from ._fire import FireDecision, RunConsequence, after_run, plan_fire
+from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
 from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
 from .models import (
     DeliveryStatus,
@@ -495,6 +497,19 @@ class _FireStatements:
             name: _bind(task[name]) for name in ("last_outcome", "last_run_at", "failure_streak")
         }
         self.task_outcome = update(tasks_table).where(by_id).values(outcome)
+        # A settled outcome (see _fire.settles_alone): written without reading the task.
+        self.task_settled = (
+            update(tasks_table)
+            .where(by_id)
+            .values(
+                last_outcome=_bind(task.last_outcome),
+                last_run_at=_bind(task.last_run_at),
+                failure_streak=case(
+                    (bindparam("b_reset", type_=Boolean()), 0), else_=task.failure_streak
+                ),
+            )
+            .returning(task.failure_streak)
+        )
         self.task_paused = (
             update(tasks_table)
             .where(by_id)
@@ -574,6 +589,12 @@ class Store(ABC):
     @abstractmethod
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction, the twin's way."""
+
+    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, which the twin makes a single statement where it can, atomically:
+        here in a transaction like :meth:`_run`; PostgreSQL sends it alone, without
+        BEGIN and COMMIT round trips."""
+        return await self._run(work)
 
     @abstractmethod
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
@@ -661,8 +682,12 @@ class Store(ABC):
             StoreUnavailable: the database could not be reached (retry later).
             StoreError: any other database failure.
         """
+        return await self._guarded(self._run(work))
+
+    async def _guarded(self, run: Awaitable[_T]) -> _T:
+        """Await a twin's run of some work, with foreign errors mapped to ours."""
         try:
-            return await self._run(work)
+            return await run
         except SchedulerError:
             raise
         except UnicodeEncodeError as exc:  # raised by the driver, before the database
@@ -1204,6 +1229,12 @@ class Store(ABC):
         task (a retry row, the failure streak, an auto-pause). None for a fire that was
         already finished (by a lease sweep, say) or whose task is gone."""
 
+        if len(finishes) == 1:
+            lone = finishes[0]
+            if settles_alone(lone.record.trigger, lone.outcome):  # the usual case
+                settle = functools.partial(self._finish, finish=lone, now=now)
+                return [await self._guarded(self._run_single(settle))]
+
         def work(conn: Connection) -> list[Finished | None]:
             # Tasks are locked in one order, so concurrent batches cannot deadlock.
             order = sorted(range(len(finishes)), key=lambda i: finishes[i].record.task_id)
@@ -1221,30 +1252,21 @@ class Store(ABC):
         not waited for (None: the run stays as it is, for a later sweep), so a sweep that
         already holds run rows can never wait in a cycle with a finish."""
         fire = self._fire
-        record = finish.record.model_copy(
-            update={
-                "outcome": finish.outcome,
-                "summary": finish.summary,
-                "error": finish.error,
-                "checkpoint_id": finish.checkpoint_id,
-                "server_thread_id": finish.server_thread_id,
-                "server_run_id": finish.server_run_id,
-                "started_at": finish.started_at or finish.record.started_at,
-                "finished_at": now,
-            }
-        )
+        record = _finished_record(finish, now)
+        finished = {name: getattr(record, name) for name in _RUN_FINISH}
+        assert record.outcome is not None
+        if not skip_busy and settles_alone(record.trigger, record.outcome):
+            return self._finish_settled(conn, record, finished)
         by_id = {"b_id": record.task_id}
         task_row = conn.execute(fire.task_or_skip if skip_busy else fire.task_locked, by_id).first()
         if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
             return None  # held by a finish or a claim right now
-        finished = {name: getattr(record, name) for name in _RUN_FINISH}
         updated = conn.execute(fire.finish_run, _binds(finished) | {"b_run": record.run_id})
         if updated.rowcount != 1:
             return None
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
         task = self._task_of(task_row)
-        assert record.outcome is not None
         if task.problem is not None:
             consequence = RunConsequence(None, task.failure_streak)
         else:
@@ -1282,6 +1304,36 @@ class Store(ABC):
                 },
             )
         return Finished(record, consequence)
+
+    def _finish_settled(
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+    ) -> Finished | None:
+        """Record a settled outcome (:func:`~._fire.settles_alone`) without reading its
+        task first: the run, then the task's last outcome and streak (a scheduled success
+        resets it), which the write returns."""
+        fire = self._fire
+        updated = conn.execute(fire.finish_run, _binds(finished) | {"b_run": record.run_id})
+        if updated.rowcount != 1:
+            return None
+        written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
+        reset = record.trigger == "schedule"
+        streak = conn.execute(
+            fire.task_settled, _binds(written) | {"b_id": record.task_id, "b_reset": reset}
+        ).scalar()
+        return self._settled(record, written, streak)
+
+    def _settled(
+        self, record: TaskRunRecord, written: dict[str, Any], streak: int | None
+    ) -> Finished:
+        """The outcome of a settled finish whose task now has failure ``streak`` (None:
+        the task is gone); the kept form of the task is brought up to date."""
+        if streak is None:
+            return Finished(record, RunConsequence(None, 0))
+        written = written | {"failure_streak": streak}
+        known = self._tasks.get(record.task_id)
+        if known is not None:
+            self._remember(known[0], known[1], **written)
+        return Finished(record, RunConsequence(None, streak))
 
     async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
         """Extend the leases of this process's running fires (those being finished right
@@ -1785,6 +1837,22 @@ def _running_record(
         started_at=now,
         due_at=due_at,
         thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
+    )
+
+
+def _finished_record(finish: Finish, now: datetime) -> TaskRunRecord:
+    """The running record of ``finish`` with its outcome, as stored once finished."""
+    return finish.record.model_copy(
+        update={
+            "outcome": finish.outcome,
+            "summary": finish.summary,
+            "error": finish.error,
+            "checkpoint_id": finish.checkpoint_id,
+            "server_thread_id": finish.server_thread_id,
+            "server_run_id": finish.server_run_id,
+            "started_at": finish.started_at or finish.record.started_at,
+            "finished_at": now,
+        }
     )
 
 

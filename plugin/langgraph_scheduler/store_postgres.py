@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -23,7 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
 from .errors import ThreadBusy
-from .store import Store, TaskChange, ThreadLocks, tasks_table
+from .models import TaskRunRecord
+from .store import (
+    Finished,
+    Store,
+    TaskChange,
+    ThreadLocks,
+    _binds,
+    runs_table,
+    tasks_table,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -77,18 +87,44 @@ class PostgresStore(Store):
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
-        try:
-            return await self._run_once(work)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        # The connection was gone (a failover, an idle kill, pg_terminate_backend): its
-        # transaction died with it, and the pool now replaces every connection as old.
-        return await self._run_once(work)
+        return await _twice_if_gone(self._run_once, work)
+
+    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
+        return await _twice_if_gone(self._run_alone, work)
 
     async def _run_once(self, work: Callable[[Connection], _T]) -> _T:
         async with self.async_engine.begin() as conn:
             return await conn.run_sync(work)
+
+    async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
+        async with self.async_engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.run_sync(work)
+
+    @functools.cached_property
+    def _settle(self) -> Select[Any]:
+        """A settled finish as one statement: the run's outcome, then (if that run was
+        still running) its task's last outcome and streak; returns whether the run was
+        written and the task's streak (NULL: the task is gone)."""
+        fire = self._fire
+        run = fire.finish_run.returning(runs_table.c.task_id).cte("finished_run")
+        task = fire.task_settled.where(tasks_table.c.id == run.c.task_id).cte("settled_task")
+        return select(
+            select(func.count()).select_from(run).scalar_subquery(),
+            select(task.c.failure_streak).scalar_subquery(),
+        )
+
+    def _finish_settled(
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+    ) -> Finished | None:
+        written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
+        params = _binds(finished | written) | {
+            "b_run": record.run_id,
+            "b_id": record.task_id,
+            "b_reset": record.trigger == "schedule",
+        }
+        ran, streak = conn.execute(self._settle, params).one()
+        return self._settled(record, written, streak) if ran else None
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         return postgresql.insert(table).on_conflict_do_nothing(
@@ -240,6 +276,20 @@ class PostgresStore(Store):
         saver = AsyncPostgresSaver(pool)
         await saver.setup()
         return saver
+
+
+async def _twice_if_gone(
+    run: Callable[[Callable[[Connection], _T]], Awaitable[_T]], work: Callable[[Connection], _T]
+) -> _T:
+    """``run(work)``, once more if its pooled connection turned out to be gone (a
+    failover, an idle kill, ``pg_terminate_backend``): the work died with it, and the
+    pool now replaces every connection as old."""
+    try:
+        return await run(work)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return await run(work)
 
 
 class _LockSession:
