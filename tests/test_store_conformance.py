@@ -579,6 +579,62 @@ async def test_claiming_a_corrupt_row_quarantines_it_and_runs_the_others(
     assert await store.delete_task(broken.id)
 
 
+# -- the fire path's own writes -----------------------------------------------------
+
+
+async def test_fire_writes_store_instants_as_every_other_write_does(
+    store: Store, service: TaskService
+) -> None:
+    # The fire path's writes bypass SQLAlchemy's execution layer on SQLite; the stored
+    # form must stay the one every query compares against (text on SQLite).
+    task = await every_minute(service)  # next_run_at = at(60), written by the service
+    before = await store.transaction(
+        lambda conn: conn.execute(
+            text("SELECT next_run_at FROM lgs_tasks WHERE id = :id"), {"id": task.id}
+        ).scalar()
+    )
+    run = await claim_one(store, at(60) + timedelta(microseconds=1))
+    await store.finish_runs([Finish(run, "success")], now=at(61))
+
+    def stored(conn: Connection) -> Any:
+        query = "SELECT scheduled_for, due_at, finished_at, outcome FROM lgs_runs WHERE run_id = :r"
+        return conn.execute(text(query), {"r": run.run_id}).one()
+
+    scheduled_for, due_at, finished_at, outcome = await store.transaction(stored)
+    assert scheduled_for == due_at == before
+    assert outcome == "success" and finished_at is not None
+    (read,) = await store.history(task.id)
+    assert (read.scheduled_for, read.started_at, read.finished_at) == (
+        at(60),
+        at(60) + timedelta(microseconds=1),
+        at(61),
+    )
+    assert await claim(store, at(60)) == []  # compared against the moved next_run_at
+
+
+async def test_a_fire_write_the_database_refuses_is_a_store_error(
+    store: Store, service: TaskService
+) -> None:
+    await every_minute(service)
+    refuse = (
+        "CREATE TRIGGER lgs_test_refuse BEFORE INSERT ON lgs_runs "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        if store.dialect == "sqlite"
+        else "CREATE FUNCTION lgs_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$; "
+        "CREATE TRIGGER lgs_test_refuse BEFORE INSERT ON lgs_runs "
+        "FOR EACH ROW EXECUTE FUNCTION lgs_test_refuse()"
+    )
+    await store.transaction(lambda conn: conn.execute(text(refuse)))
+
+    with pytest.raises(StoreError, match="refused by a trigger") as caught:
+        await claim(store, at(60))
+
+    assert not isinstance(caught.value, StoreUnavailable)
+    task = (await store.list_tasks()).tasks[0]
+    assert (task.next_run_at, task.run_count) == (at(60), 0)  # the claim rolled back whole
+
+
 # -- errors at the boundary ---------------------------------------------------------
 
 

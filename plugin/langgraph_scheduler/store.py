@@ -596,6 +596,15 @@ class Store(ABC):
         BEGIN and COMMIT round trips."""
         return await self._run(work)
 
+    def _write(
+        self, conn: Connection, statement: Any, params: dict[str, Any]
+    ) -> tuple[int, Row[Any] | tuple[Any, ...] | None]:
+        """Run one of the fire path's writes (:class:`_FireStatements`): the rows it
+        changed, and its first returned row (None without RETURNING). The SQLite twin
+        sends it straight to the driver."""
+        result = conn.execute(statement, params)
+        return result.rowcount, (result.first() if result.returns_rows else None)
+
     @abstractmethod
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         """INSERT … ON CONFLICT DO NOTHING."""
@@ -1086,7 +1095,8 @@ class Store(ABC):
         task_row = conn.execute(fire.task_or_skip, by_id).first()
         if task_row is None and conn.scalar(fire.task_exists, by_id) is not None:
             return None
-        conn.execute(
+        self._write(
+            conn,
             fire.drop_retry,
             by_id | {"b_for": row["scheduled_for"], "b_attempt": row["attempt"]},
         )
@@ -1146,8 +1156,10 @@ class Store(ABC):
             statement = self._fire.move_missed
         else:
             statement = self._fire.move_task
-        conn.execute(
-            statement, _binds(written) | {"b_id": task.id, "b_version": task.version, "b_ran": ran}
+        self._write(
+            conn,
+            statement,
+            _binds(written) | {"b_id": task.id, "b_version": task.version, "b_ran": ran},
         )
         written |= {"run_count": task.run_count + ran, "version": task.version + 1}
         self._remember(tuple(row), task, **written)
@@ -1220,7 +1232,7 @@ class Store(ABC):
         self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None
     ) -> bool:
         row = dict(record) | {"holder": holder, "lease_expires_at": lease_until}
-        return conn.execute(self._fire.insert_run, row).first() is not None
+        return self._write(conn, self._fire.insert_run, row)[1] is not None
 
     async def finish_runs(
         self, finishes: Sequence[Finish], *, now: datetime
@@ -1261,8 +1273,7 @@ class Store(ABC):
         task_row = conn.execute(fire.task_or_skip if skip_busy else fire.task_locked, by_id).first()
         if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
             return None  # held by a finish or a claim right now
-        updated = conn.execute(fire.finish_run, _binds(finished) | {"b_run": record.run_id})
-        if updated.rowcount != 1:
+        if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
             return None
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
@@ -1290,11 +1301,12 @@ class Store(ABC):
             written |= {"state": "paused", "next_run_at": None, "version": task.version + 1}
             self._notify(conn, task.id)
         else:
-            conn.execute(fire.task_outcome, by_id | _binds(written))
+            self._write(conn, fire.task_outcome, by_id | _binds(written))
         if task.problem is None:
             self._remember(tuple(task_row), task, **written)
         if consequence.retry_at is not None:
-            conn.execute(
+            self._write(
+                conn,
                 fire.insert_retry,
                 {
                     "task_id": task.id,
@@ -1312,15 +1324,14 @@ class Store(ABC):
         task first: the run, then the task's last outcome and streak (a scheduled success
         resets it), which the write returns."""
         fire = self._fire
-        updated = conn.execute(fire.finish_run, _binds(finished) | {"b_run": record.run_id})
-        if updated.rowcount != 1:
+        if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
             return None
         written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
         reset = record.trigger == "schedule"
-        streak = conn.execute(
-            fire.task_settled, _binds(written) | {"b_id": record.task_id, "b_reset": reset}
-        ).scalar()
-        return self._settled(record, written, streak)
+        _, returned = self._write(
+            conn, fire.task_settled, _binds(written) | {"b_id": record.task_id, "b_reset": reset}
+        )
+        return self._settled(record, written, None if returned is None else returned[0])
 
     def _settled(
         self, record: TaskRunRecord, written: dict[str, Any], streak: int | None
