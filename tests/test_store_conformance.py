@@ -327,6 +327,24 @@ async def test_an_error_with_retries_left_waits_as_a_retry_row_until_due(
     assert await claim(store, at(73)) == []
 
 
+@pytest.mark.parametrize("due_tasks", [0, 1, 3])
+async def test_a_due_retry_is_claimed_before_due_tasks_whatever_else_is_due(
+    store: Store, service: TaskService, due_tasks: int
+) -> None:
+    options = TaskOptions(retries=1, retry_backoff_secs=10)
+    failing = await every_minute(service, name="failing", options=options)
+    await finish(store, await claim_one(store, at(60)), "error", at(61))  # retry due at 71
+    others = [await every_minute(service, name=f"other {i}") for i in range(due_tasks)]
+
+    first = await claim(store, at(75), limit=1)
+    rest = await claim(store, at(75))
+
+    assert [(c.task.id, c.run.attempt if c.run else None) for c in first] == [(failing.id, 2)]
+    assert sorted(c.task.id for c in rest) == sorted(t.id for t in others)
+    assert await store.pending_retries(failing.id) == []
+    assert await claim(store, at(75)) == []
+
+
 async def test_the_last_retry_failing_schedules_no_further_attempt(
     store: Store, service: TaskService
 ) -> None:

@@ -393,6 +393,9 @@ class QueuedDelivery:
 _TASK_COLUMN = {column.name: i for i, column in enumerate(tasks_table.columns)}
 """Position of each column in a task row read with ``select(tasks_table)``."""
 
+_TASK_NAMES = tuple(_TASK_COLUMN)
+"""The columns of a task row, in order (a claim's rows carry one more after them)."""
+
 _TASKS_REMEMBERED = 4096
 """Most tasks whose validated form a store keeps beside the row it was read from."""
 
@@ -436,8 +439,15 @@ class _FireStatements:
             .order_by(retries_table.c.due_at)
             .limit(bindparam("b_room", type_=Integer()))
         )
+        # Each due task row also says whether a retry is due: the claim then reads the
+        # retries too (they come first), and otherwise spares itself that statement.
+        retry_due = (
+            select(retries_table.c.task_id)
+            .where(retries_table.c.due_at <= bindparam("b_as_of", type_=_UTCDateTime()))
+            .exists()
+        )
         self.due_tasks = store._lock_due(
-            select(tasks_table)
+            select(tasks_table, retry_due.label("retry_due"))
             .where(
                 tasks_table.c.state == "active",
                 tasks_table.c.next_run_at <= bindparam("b_as_of", type_=_UTCDateTime()),
@@ -556,11 +566,11 @@ class Store(ABC):
         reused while the row reads the same (a row that differs in any column, written
         by anyone, is validated again). For the fire path only: the tasks it returns are
         shared, never handed to callers."""
-        raw = tuple(row)
+        raw = _task_raw(row)
         known = self._tasks.get(raw[0])
         if known is not None and known[0] == raw:
             return known[1]
-        task = task_from_row(row._mapping)
+        task = task_from_row(dict(zip(_TASK_NAMES, raw, strict=True)))
         self._remember(raw, task)
         return task
 
@@ -1066,16 +1076,14 @@ class Store(ABC):
 
         def work(conn: Connection) -> list[Claimed]:
             out: list[Claimed] = []
-            retries = conn.execute(fire.due_retries, {"b_as_of": as_of, "b_room": limit})
-            for retry in retries.mappings().all():
-                claimed = self._claim_retry(conn, retry, as_of, holder, lease_until)
-                if claimed is not None:
-                    out.append(claimed)
-            room = limit - len(out)
-            if room <= 0:
-                return out
-            due = conn.execute(fire.due_tasks, {"b_as_of": as_of, "b_room": room}).all()
-            for row in due:
+            when = {"b_as_of": as_of, "b_room": limit}
+            due = conn.execute(fire.due_tasks, when).all()
+            if not due or due[0][-1]:  # a retry is due (or no task row could say)
+                for retry in conn.execute(fire.due_retries, when).mappings().all():
+                    claimed = self._claim_retry(conn, retry, as_of, holder, lease_until)
+                    if claimed is not None:
+                        out.append(claimed)
+            for row in due[: max(limit - len(out), 0)]:  # the rest stay due for later
                 out.append(self._claim_task(conn, row, as_of, holder, lease_until, started_at))
             return out
 
@@ -1162,7 +1170,7 @@ class Store(ABC):
             _binds(written) | {"b_id": task.id, "b_version": task.version, "b_ran": ran},
         )
         written |= {"run_count": task.run_count + ran, "version": task.version + 1}
-        self._remember(tuple(row), task, **written)
+        self._remember(_task_raw(row), task, **written)
         event: TaskEventKind | None = "completed" if decision.completes else None
         reason = "the schedule has no further fire time" if event else ""
         return Claimed(task, run, tuple(finished), event, reason, decision.next_run_at)
@@ -1303,7 +1311,7 @@ class Store(ABC):
         else:
             self._write(conn, fire.task_outcome, by_id | _binds(written))
         if task.problem is None:
-            self._remember(tuple(task_row), task, **written)
+            self._remember(_task_raw(task_row), task, **written)
         if consequence.retry_at is not None:
             self._write(
                 conn,
@@ -1849,6 +1857,11 @@ def _running_record(
         due_at=due_at,
         thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
     )
+
+
+def _task_raw(row: Row[Any]) -> tuple[Any, ...]:
+    """The task columns of a row read with ``select(tasks_table, …)``, as a tuple."""
+    return tuple(row)[: len(_TASK_NAMES)]
 
 
 def _finished_record(finish: Finish, now: datetime) -> TaskRunRecord:
