@@ -237,6 +237,23 @@ async def test_a_second_claim_of_the_same_instant_claims_nothing(
     assert await claim(store, at(60)) == []
 
 
+async def test_a_fire_whose_record_exists_is_not_run_again_but_its_task_moves_on(
+    store: Store, service: TaskService
+) -> None:
+    # A record of the same fire already stored (its key: task, occurrence, attempt).
+    task = await every_minute(service)
+    manual = await store.claim_manual(task, at=at(60), holder=HOLDER, lease_until=at(90))
+    await store.finish_runs([Finish(manual, "success")], now=at(61))
+
+    (claimed,) = await claim(store, at(62))
+
+    assert (claimed.run, claimed.next_run_at) == (None, at(120))
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.next_run_at, stored.run_count, stored.version) == (at(120), 0, 1)
+    assert [r.run_id for r in await store.history(task.id)] == [manual.run_id]
+
+
 async def test_a_once_task_completes_when_claimed(store: Store, service: TaskService) -> None:
     task = await service.create(name="once", schedule=Once(at(60)), trigger="t")
 

@@ -1149,26 +1149,27 @@ class Store(ABC):
                 due_at=decision.run_for,
                 now=as_of,
             )
-            if not self._insert_run(conn, run, holder, lease_until):
-                run = None  # already claimed: the move below still moves the task on
         missed = _missed_record(task, decision, as_of)
-        if missed is not None and self._insert_run(conn, missed, holder, None):
-            finished.append(missed)
-        ran = 1 if run is not None else 0
         written: dict[str, Any] = {
             "next_run_at": decision.next_run_at,
             "state": "completed" if decision.completes else task.state,
         }
-        if missed is not None and run is None:
-            written |= {"last_outcome": "missed", "last_run_at": as_of}
-            statement = self._fire.move_missed
+        move = _binds(written) | {"b_id": task.id, "b_version": task.version}
+        if run is not None and missed is None:  # the usual case
+            if not self._start_run(conn, run, holder, lease_until, move):
+                run = None  # already claimed: the task was still moved on
         else:
+            if run is not None and not self._insert_run(conn, run, holder, lease_until):
+                run = None  # already claimed: the move below still moves the task on
+            if missed is not None and self._insert_run(conn, missed, holder, None):
+                finished.append(missed)
             statement = self._fire.move_task
-        self._write(
-            conn,
-            statement,
-            _binds(written) | {"b_id": task.id, "b_version": task.version, "b_ran": ran},
-        )
+            if missed is not None and run is None:
+                written |= {"last_outcome": "missed", "last_run_at": as_of}
+                move |= _binds(written)
+                statement = self._fire.move_missed
+            self._write(conn, statement, move | {"b_ran": int(run is not None)})
+        ran = 1 if run is not None else 0
         written |= {"run_count": task.run_count + ran, "version": task.version + 1}
         self._remember(_task_raw(row), task, **written)
         event: TaskEventKind | None = "completed" if decision.completes else None
@@ -1235,6 +1236,21 @@ class Store(ABC):
                 due += timedelta(microseconds=1)
 
         return await self.transaction(work)
+
+    def _start_run(
+        self,
+        conn: Connection,
+        run: TaskRunRecord,
+        holder: str,
+        lease_until: datetime,
+        move: dict[str, Any],
+    ) -> bool:
+        """Insert a claimed fire's running record and move its task on (``move``: the
+        parameters of ``move_task`` but the run count's); False if the fire was already
+        claimed (the task is moved all the same). One statement on PostgreSQL."""
+        inserted = self._insert_run(conn, run, holder, lease_until)
+        self._write(conn, self._fire.move_task, move | {"b_ran": int(inserted)})
+        return inserted
 
     def _insert_run(
         self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None

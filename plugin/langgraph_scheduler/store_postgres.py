@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -100,6 +100,45 @@ class PostgresStore(Store):
         async with self.async_engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await conn.run_sync(work)
+
+    @functools.cached_property
+    def _start(self) -> Select[Any]:
+        """A claimed fire as one statement: its running record inserted and its task
+        moved on (counting the run only if it was inserted); returns the inserted run's
+        id (NULL: the fire was already claimed)."""
+        fire = self._fire
+        values = {
+            column: bindparam(f"r_{column.name}", type_=column.type) for column in runs_table.c
+        }
+        run = (
+            self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
+            .values(values)
+            .returning(runs_table.c.run_id)
+            .cte("claimed_run")
+        )
+        ran = select(func.count()).select_from(run).scalar_subquery()
+        moved = (
+            fire.move_task.values(run_count=tasks_table.c.run_count + ran)
+            .returning(tasks_table.c.id)
+            .cte("moved_task")
+        )
+        return select(
+            select(run.c.run_id).scalar_subquery(),
+            select(func.count()).select_from(moved).scalar_subquery(),
+        )
+
+    def _start_run(
+        self,
+        conn: Connection,
+        run: TaskRunRecord,
+        holder: str,
+        lease_until: datetime,
+        move: dict[str, Any],
+    ) -> bool:
+        row = dict(run) | {"holder": holder, "lease_expires_at": lease_until}
+        inserted = {f"r_{name}": row[name] for name in runs_table.c.keys()}
+        run_id, _ = conn.execute(self._start, inserted | move).one()
+        return run_id is not None
 
     @functools.cached_property
     def _settle(self) -> Select[Any]:
