@@ -4,14 +4,18 @@ store statements and commits a fire adds (memory, SQLite file, PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import re
+import sqlite3
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from langgraph_scheduler import Once, SchedulerRuntime
 from langgraph_scheduler.store import Store
@@ -44,8 +48,14 @@ QUIET = timedelta(milliseconds=75)
 """The statement count starts this long before the fire's due time: before the runtime
 may claim it (its timer wakes a few tens of ms ahead of the instant)."""
 DEFINITION = (
-    "Baseline: `graph.ainvoke` of the runtime's own compiled graph (same checkpointer), "
-    "fresh thread per call, one call at a time. Lone scheduled fire (the goal line): "
+    "Baselines: `graph.ainvoke` of the runtime's own compiled graph (same checkpointer), "
+    "fresh thread per call, one call at a time, made two ways. *Lone direct ainvoke* (the "
+    "baseline of the lone fire and due → record lines): each call made the way a fire "
+    "comes, after a 150 ms idle (a sleep as long as a fire's lead), so it finds the CPU "
+    "caches as cold as a lone fire does; as many calls per round as fires. *Direct "
+    "ainvoke, back-to-back* (the baseline of `run_now`, whose calls also come one after "
+    "another): calls in a loop. The notes give both per backend. Lone scheduled fire (the "
+    "goal line): "
     "from the record's `started_at` (when its turn began: a turn slot taken and its instant "
     "come; the runtime may claim the fire a few tens of ms before the instant, and that "
     "claim is then outside this line) until the `on_run` listener sees the committed "
@@ -60,30 +70,46 @@ DEFINITION = (
     "database) and on PostgreSQL (a scratch database). Per round: the median of each "
     "contender's calls; rounds interleaved; the value is the median over rounds and the "
     "ratio the median of the per-round ratios (min–median–max shown). "
-    "Statements and commits per fire: counted on the runtime's store engine with "
-    "SQLAlchemy events, from 75 ms before each measured fire's due time (after "
+    "Statements and commits per fire: counted at the driver under the runtime's store "
+    "engine (every pooled connection), so a statement the store hands straight to the "
+    "DBAPI connection counts like one it executes through SQLAlchemy, from 75 ms before "
+    "each measured fire's due time (after "
     "`create_task` returned, so its own statements and the change notice it causes are "
     "left out, and before the runtime may claim the fire) until the runtime is idle again "
-    "after the record: every statement the store sends through a cursor "
-    "(`before_cursor_execute`), one `BEGIN` per transaction (SQLAlchemy `begin` event: on "
-    "SQLite the store's own `BEGIN IMMEDIATE`, which it hands straight to the driver; on "
-    "PostgreSQL the `BEGIN` psycopg sends ahead of the first statement), on PostgreSQL "
-    "also the pool's pre-ping on checkout (`pool_pre_ping=True`) and the thread lock's "
-    "advisory-lock calls on the replica's lock session (autocommit statements, not "
-    "commits); commits = the `commit` event (`COMMIT` is not counted as a statement). The "
-    "checkpointer's statements are not counted (the direct turn makes them too). Median "
-    "over the measured "
+    "after the record. SQLite: every statement the `sqlite3` connection runs (its trace "
+    "callback), the store's `BEGIN IMMEDIATE` included; a `COMMIT` is counted as a commit, "
+    "not a statement. PostgreSQL: every statement sent through a psycopg cursor (a counting "
+    "`cursor_factory`; `Connection.execute` makes its cursor there too), the `BEGIN` "
+    "psycopg sends by itself ahead of a transaction's first statement (none in autocommit), "
+    "and the thread lock's advisory-lock calls on the replica's lock session (its own "
+    "connection; autocommit statements, not commits); commits = the `COMMIT`s its "
+    "`commit()` sends, plus one per statement the store's engine sends in autocommit (the "
+    "server commits each by itself: a lone settled finish is such a statement). An "
+    "`executemany` counts once per parameter set. The "
+    "checkpointer's statements are not counted (another connection: the direct turn makes "
+    "them too). Median over the measured "
     "fires (a background change poll or lease sweep falling into a window is thus left "
-    "out; the mean is in the notes). The baseline is the same count per direct turn."
+    "out; the mean is in the notes). The baseline is the same count per back-to-back "
+    "direct turn."
 )
+BASELINE_LABELS = {
+    "direct": "direct ainvoke, back-to-back",
+    "lone": "lone direct ainvoke",
+}
+"""The two baselines: calls one after another (as ``run_now`` calls come), and each call
+alone after the idle a fire comes after (as a lone scheduled fire comes)."""
 _TABLE = re.compile(r"\b(lgs_\w+)")
+_COUNTED = "lgs_bench_counted"
+"""Key in a pooled connection's ``info``: the counting hook is on its driver connection."""
 
 
 class StoreCounts:
-    """Statements and commits a store sends, counted from SQLAlchemy events and hooks.
+    """Statements and commits a store sends, counted at the driver (one per store engine).
 
-    See :data:`DEFINITION` for what counts. ``log`` keeps a short name of each statement
-    since the last :meth:`reset` (for the notes).
+    At the driver, not from SQLAlchemy's execution events, so that a statement the store
+    hands straight to the DBAPI connection is counted like one it executes through
+    SQLAlchemy. See :data:`DEFINITION` for what counts. ``log`` keeps a short name of
+    each statement since the last :meth:`reset` (for the notes).
     """
 
     def __init__(self, store: Store) -> None:
@@ -91,23 +117,26 @@ class StoreCounts:
         self.commits = 0
         self.log: list[str] = []
         engine = store.sync_engine  # type: ignore[attr-defined]
-        event.listen(engine, "before_cursor_execute", self._cursor)
-        event.listen(engine, "commit", self._commit)
-        # One BEGIN per transaction, however it is sent (SQLite: the store's own BEGIN
-        # IMMEDIATE, straight to the driver; PostgreSQL: psycopg's implicit BEGIN).
-        event.listen(engine, "begin", lambda *_: self._count("BEGIN"))
-        if engine.dialect.name == "postgresql":
-            ping = engine.dialect.do_ping
-
-            def counted_ping(dbapi_connection: Any) -> bool:
-                self._count("pre-ping")
-                return bool(ping(dbapi_connection))
-
-            engine.dialect.do_ping = counted_ping
+        # New connections when opened (after the store's own connect hook, so its
+        # PRAGMAs are left out as before); pooled ones at their next checkout.
+        event.listen(engine, "connect", lambda _dbapi, entry: self._attach(entry))
+        event.listen(engine, "checkout", lambda _dbapi, entry, _proxy: self._attach(entry))
         locks = getattr(store, "_lock_session", None)
-        if locks is not None:
+        if locks is not None:  # its own psycopg connection, outside the engine's pool
             self._wrap(locks, "try_lock", "pg_try_advisory_lock")
             self._wrap(locks, "unlock", "pg_advisory_unlock")
+
+    def _attach(self, entry: ConnectionPoolEntry) -> None:
+        """Hook the driver connection under a pooled connection, once."""
+        if entry.info.get(_COUNTED):
+            return
+        driver = entry.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            # Every statement SQLite runs on it, however sent: BEGIN IMMEDIATE, COMMIT too.
+            driver.set_trace_callback(self._sent)
+        elif driver is not None:  # psycopg, sync or async
+            _hook_psycopg(driver, self._sent, self._commit)
+        entry.info[_COUNTED] = True
 
     def _wrap(self, target: Any, name: str, what: str) -> None:
         call = getattr(target, name)
@@ -122,21 +151,112 @@ class StoreCounts:
         self.statements += 1
         self.log.append(what)
 
-    def _cursor(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        words = statement.split()
+    def _sent(self, statement: str, times: int = 1) -> None:
+        """One statement the driver sends (``times`` for an ``executemany``)."""
+        words = statement.split(None, 1)
         verb = words[0].upper() if words else "?"
-        if verb == "BEGIN":
-            return  # counted by the ``begin`` event
-        table = _TABLE.search(statement)
-        self._count(f"{verb} {table.group(1)}" if table else verb)
+        if verb in ("COMMIT", "END"):
+            for _ in range(times):
+                self._commit()
+        elif verb == "ROLLBACK":
+            self.log.append(verb)  # neither: a failed transaction's end
+        else:
+            table = _TABLE.search(statement) if verb != "BEGIN" else None
+            for _ in range(times):
+                self._count(f"{verb} {table.group(1)}" if table else verb)
 
-    def _commit(self, *_: Any) -> None:
+    def _commit(self) -> None:
         self.commits += 1
         self.log.append("COMMIT")
 
     def reset(self) -> None:
         self.statements = self.commits = 0
         self.log = []
+
+
+def _hook_psycopg(
+    driver: Any, sent: Callable[[str, int], None], commit: Callable[[], None]
+) -> None:
+    """Count what a psycopg connection sends: each statement through a cursor (its
+    ``cursor_factory``; ``Connection.execute`` makes its cursor there too), the ``BEGIN``
+    psycopg sends by itself ahead of a transaction's first statement, and ``COMMIT``."""
+    from psycopg.pq import TransactionStatus
+
+    driver.cursor_factory = _counting_cursor(driver.cursor_factory, sent)
+    done = driver.commit
+
+    def opened() -> bool:  # commit() sends COMMIT only inside a transaction
+        return bool(driver.info.transaction_status != TransactionStatus.IDLE)
+
+    if inspect.iscoroutinefunction(done):
+
+        async def counted() -> None:
+            if opened():
+                commit()
+            await done()
+
+    else:
+
+        def counted() -> None:  # type: ignore[misc]
+            if opened():
+                commit()
+            done()
+
+    driver.commit = counted
+
+
+def _counting_cursor(base: type[Any], sent: Callable[[str, int], None]) -> type[Any]:
+    """A subclass of the psycopg cursor class ``base`` (sync or async) that reports each
+    statement to ``sent`` before sending it, with the implicit ``BEGIN`` ahead of it if
+    psycopg sends one (``executemany``: once per parameter set, as SQLite's trace sees
+    it)."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    def report(cursor: Any, query: Any, times: int) -> None:
+        conn = cursor.connection
+        if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+            sent("BEGIN", 1)  # psycopg opens a transaction first (not through a cursor)
+        sent(_query_text(query), times)
+        if conn.autocommit:  # the server commits each such statement by itself
+            sent("COMMIT", times)
+
+    if issubclass(base, psycopg.AsyncCursor):
+
+        class CountingAsyncCursor(base):  # type: ignore[misc]
+            __slots__ = ()
+
+            async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                report(self, query, 1)
+                return await super().execute(query, params, **kwargs)
+
+            async def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+                params_seq = list(params_seq)
+                report(self, query, len(params_seq))
+                return await super().executemany(query, params_seq, **kwargs)
+
+        return CountingAsyncCursor
+
+    class CountingCursor(base):  # type: ignore[misc]
+        __slots__ = ()
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            report(self, query, 1)
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+            params_seq = list(params_seq)
+            report(self, query, len(params_seq))
+            return super().executemany(query, params_seq, **kwargs)
+
+    return CountingCursor
+
+
+def _query_text(query: Any) -> str:
+    """The SQL of a psycopg query: text, bytes or a composed ``psycopg.sql`` object."""
+    if isinstance(query, bytes):
+        return query.decode(errors="replace")
+    return query if isinstance(query, str) else repr(query)
 
 
 async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> None:
@@ -162,6 +282,18 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
                 await graph.ainvoke(payload, config)
                 samples.append(time.perf_counter() - start)
             per_direct.append((counts.statements / calls, counts.commits / calls))
+            return median(samples)
+
+        async def lone() -> float:
+            samples = []
+            for _ in range(fires):
+                payload, config = direct_input()
+                # Idle as long as a fire's runtime does between create_task and the
+                # instant: the call then finds the CPU caches as cold as a fire does.
+                await asyncio.sleep(LEAD.total_seconds())
+                start = time.perf_counter()
+                await graph.ainvoke(payload, config)
+                samples.append(time.perf_counter() - start)
             return median(samples)
 
         async def run_now() -> float:
@@ -203,7 +335,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             due_samples.append(median(due))
             return median(samples)
 
-        await direct()
+        await direct()  # warms the lone calls' path too
         await run_now()  # warm up both paths (imports, first checkpoint, SQLite pages)
         await scheduled()
         per_fire.clear()
@@ -211,33 +343,40 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
         uncounted.clear()
         due_samples.clear()
         values = await interleave(
-            rounds, {"direct": direct, "run_now": run_now, "scheduled": scheduled}
+            rounds, {"direct": direct, "lone": lone, "run_now": run_now, "scheduled": scheduled}
         )
-    direct_ms = [v * 1e3 for v in values["direct"]]
-    base = median(direct_ms)
     values["due"] = due_samples
+    baselines = {name: [v * 1e3 for v in values[name]] for name in ("direct", "lone")}
     lines = (
-        ("scheduled", "lone scheduled fire → record", GOAL, 0.0),
-        ("due", "due → record", GOAL, LATE_GOAL_MS),
-        ("run_now", "run_now → record", GOAL, 0.0),
+        ("scheduled", "lone scheduled fire → record", GOAL, 0.0, "lone"),
+        ("due", "due → record", GOAL, LATE_GOAL_MS, "lone"),
+        ("run_now", "run_now → record", GOAL, 0.0, "direct"),
     )
-    for name, what, goal, plus_ms in lines:
+    for name, what, goal, plus_ms, against in lines:
         each = [v * 1e3 for v in values[name]]
         measured = median(each)
-        ratios = spread(round_ratios(each, direct_ms))
+        base = median(baselines[against])
+        ratios = spread(round_ratios(each, baselines[against]))
         fig.rows.append(
             Row(
                 figure="overhead",
                 label=f"{what} ({label})",
                 unit="ms",
                 baseline=base,
-                baseline_label="direct ainvoke",
+                baseline_label=BASELINE_LABELS[against],
                 measured=measured,
                 goal=f"≤ {goal:g}× direct" + (f" + {plus_ms:g} ms" if plus_ms else ""),
                 met=measured <= goal * base + plus_ms if plus_ms else ratios["ratio"] <= goal,
                 **ratios,
             )
         )
+    hot, cold = (median(baselines[name]) for name in ("direct", "lone"))
+    fig.notes.append(
+        f"{label}: direct `ainvoke` {hot:.2f} ms back-to-back (the `run_now` baseline), "
+        f"{cold:.2f} ms lone, each after a {LEAD.total_seconds() * 1e3:.0f} ms idle like a "
+        f"fire (the baseline of the lone fire and due → record): {cold - hot:+.2f} ms "
+        "(medians over rounds)."
+    )
     _count_rows(fig, label, per_fire, per_direct, logs)
     if uncounted:
         fig.notes.append(
@@ -264,7 +403,7 @@ def _count_rows(
                 label=f"{what} per fire ({label})",
                 unit="",
                 baseline=median([d[i] for d in per_direct]),
-                baseline_label="per direct ainvoke",
+                baseline_label="per direct ainvoke, back-to-back",
                 measured=measured,
                 ratio=math.nan,
                 goal=f"≤ {goal}",
