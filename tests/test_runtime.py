@@ -673,3 +673,32 @@ async def test_records_and_checkpoints_share_one_durability_setting(
         async with saver.conn.execute("PRAGMA synchronous") as cursor:
             (checkpoint_level,) = await cursor.fetchone()
     assert store_level == checkpoint_level == 1  # NORMAL
+
+
+@pytest.mark.parametrize(
+    ("spacing_ms", "fires", "slots"),
+    [
+        # Each wake sets the timer's job for the next instant at a time already come.
+        (5, 20, 4),
+        # A turn is shorter than the spacing: a slot frees before the next instant the
+        # timer woke the runtime for (nothing else would wake it for that fire).
+        (12, 10, 1),
+    ],
+)
+async def test_fires_closer_together_than_the_claim_lead_all_start_without_a_poll(
+    make_graph: Any, runtime_factory: Any, runs: RunWaiter, spacing_ms: int, fires: int, slots: int
+) -> None:
+    # The timer wakes the runtime 25 ms before an instant; with the polls 10 minutes
+    # apart, only the timer and the freed slots can start these fires.
+    rt = runtime_factory(
+        make_graph("ok"), database="sqlite://", sync_interval_secs=600, max_concurrency=slots
+    )
+    async with rt:
+        first = datetime.now(timezone.utc) + timedelta(seconds=1)
+        for i in range(fires):
+            at = first + timedelta(milliseconds=spacing_ms * i)
+            await rt.create_task(name=f"close {i}", schedule=Once(at=at), trigger="go")
+
+        records = await runs.wait_for(fires, timeout=30)
+
+    assert sorted(r.outcome for r in records) == ["success"] * fires

@@ -86,7 +86,10 @@ class DueTimer:
         self.key = uuid.uuid4().hex
         self._scheduler = AsyncIOScheduler(
             timezone=timezone.utc,
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            # The one job is set again from inside its own run, often for a time already
+            # come: APScheduler still counts that run as an instance, and with a limit of
+            # one would skip (and drop) the job for the next instant.
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 2**16},
         )
         self._horizon = clock.now()
         self._instants: list[datetime] = []
@@ -108,10 +111,13 @@ class DueTimer:
             self._scheduler.shutdown(wait=False)
 
     def fire(self, due: datetime) -> None:
-        """The job came: every instant up to ``due`` has come; wake the bridge and set
-        the job for the next one."""
-        while self._instants and self._instants[0] <= due:
-            self._known.discard(heapq.heappop(self._instants))
+        """The job came: every instant up to ``due`` has come, and those within ``ahead``
+        of now are as good as come; wake the bridge for the latest of them (one claim
+        for all) and set the job for the next one."""
+        latest = max(due, self.clock.now() + self.ahead)
+        while self._instants and self._instants[0] <= latest:
+            due = max(due, heapq.heappop(self._instants))
+            self._known.discard(due)
         self._wake(due)
         self._arm()
 
