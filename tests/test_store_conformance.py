@@ -673,6 +673,29 @@ async def test_a_fire_write_the_database_refuses_is_a_store_error(
 # -- errors at the boundary ---------------------------------------------------------
 
 
+async def test_a_sqlite_file_locked_past_the_busy_timeout_is_unavailable(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import langgraph_scheduler.store_sqlite as store_sqlite
+
+    path = tmp_path / "locked.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.setup()
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_SECS", 0.3)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(StoreUnavailable, match="locked.db is unavailable.*locked"):
+            await store.schema_version()
+        blocker.execute("COMMIT")
+        assert await store.schema_version() > 0  # and works again once it is free
+    finally:
+        blocker.close()
+        await store.close()
+
+
 async def test_an_unreachable_postgres_raises_store_unavailable_naming_the_url() -> None:
     store = open_store("postgresql://postgres@127.0.0.1:1/test")
     try:

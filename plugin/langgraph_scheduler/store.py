@@ -11,6 +11,11 @@ Backends are twins behind :class:`Store`: :class:`~langgraph_scheduler.store_sql
 (a file or memory) and :class:`~langgraph_scheduler.store_postgres.PostgresStore`. Each owns
 its execution strategy, locks, change feed and checkpointer; :func:`open_store` picks one
 from a URL. Driver and SQLAlchemy errors are mapped to :class:`~.errors.StoreError` here.
+
+The fire path (claim and finish) is the hot one: its statements are built once
+(:class:`_FireStatements`); SQLite sends its writes straight to the driver, PostgreSQL
+merges them into single statements (a claimed fire's insert and move; a settled finish,
+sent alone without a transaction around it).
 """
 
 from __future__ import annotations

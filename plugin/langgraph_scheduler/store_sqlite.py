@@ -1,7 +1,8 @@
 """The SQLite twin of the store: a file (the default) or memory, with its checkpointer.
 
-Transactions run on the standard library's ``sqlite3`` through SQLAlchemy: inline on the
-event loop in memory (a statement takes microseconds, and a transaction that never awaits
+Transactions run on the standard library's ``sqlite3`` through SQLAlchemy (the fire
+path's writes straight on the driver connection, compiled once): inline on the event
+loop in memory (a statement takes microseconds, and a transaction that never awaits
 cannot interleave with another), and in a small thread pool for a file, one thread hop
 per transaction. Every transaction starts with ``BEGIN IMMEDIATE``: SQLite has one
 writer, and taking the write lock up front means a claim's read and write see the same
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +33,9 @@ __all__ = ["SqliteStore"]
 logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
+
+BUSY_TIMEOUT_SECS = 30.0
+"""How long a transaction waits for another connection's write lock on the file."""
 
 SYNCHRONOUS = "NORMAL"
 """SQLite's durability setting, the same for run records and checkpoints (they share the
@@ -176,15 +181,40 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
         # The driver's own transaction handling off: we begin (IMMEDIATE) ourselves.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")  # for the PRAGMAs below
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+        # Waiting for the write lock is done by _begin, in finer steps than SQLite's own
+        # busy handler (1, 2, 5, 10 ms… sleeps, while the checkpointer's connection
+        # holds the lock for a fraction of a millisecond at a time).
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # Straight to the driver: nothing to compile, bind or read back.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        _begin_immediate(conn.connection.driver_connection)  # type: ignore[arg-type]
 
     return engine
+
+
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``: take the write lock, waiting for it up to
+    :data:`BUSY_TIMEOUT_SECS` in steps of 0.1 ms doubling to 2 ms (then "database is
+    locked", which the store maps to :class:`~.errors.StoreUnavailable`)."""
+    deadline = 0.0
+    pause = 0.0001
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + BUSY_TIMEOUT_SECS
+            if now >= deadline:  # raised from an engine event: mapped here, not by it
+                raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
