@@ -676,22 +676,32 @@ async def test_records_and_checkpoints_share_one_durability_setting(
 
 
 @pytest.mark.parametrize(
-    ("spacing_ms", "fires", "slots"),
+    ("spacing_ms", "fires", "slots", "on_file"),
     [
         # Each wake sets the timer's job for the next instant at a time already come.
-        (5, 20, 4),
+        (5, 20, 4, False),
         # A turn is shorter than the spacing: a slot frees before the next instant the
         # timer woke the runtime for (nothing else would wake it for that fire).
-        (12, 10, 1),
+        (12, 10, 1, False),
+        # Claims on a thread: slots free while a claim for an instant to come runs.
+        (10, 200, 4, True),
     ],
 )
 async def test_fires_closer_together_than_the_claim_lead_all_start_without_a_poll(
-    make_graph: Any, runtime_factory: Any, runs: RunWaiter, spacing_ms: int, fires: int, slots: int
+    make_graph: Any,
+    runtime_factory: Any,
+    runs: RunWaiter,
+    request: pytest.FixtureRequest,
+    spacing_ms: int,
+    fires: int,
+    slots: int,
+    on_file: bool,
 ) -> None:
     # The timer wakes the runtime 25 ms before an instant; with the polls 10 minutes
     # apart, only the timer and the freed slots can start these fires.
+    database = request.getfixturevalue("sqlite_url") if on_file else "sqlite://"
     rt = runtime_factory(
-        make_graph("ok"), database="sqlite://", sync_interval_secs=600, max_concurrency=slots
+        make_graph("ok"), database=database, sync_interval_secs=600, max_concurrency=slots
     )
     async with rt:
         first = datetime.now(timezone.utc) + timedelta(seconds=1)

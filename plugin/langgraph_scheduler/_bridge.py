@@ -195,20 +195,24 @@ class TaskExecutorBridge:
         # Until a pass finds fewer due fires than it had room for, some may be waiting
         # for a slot: then a freed slot starts the next pass.
         self._backlog = True
-        as_of = None
+        target: datetime | None = None
         while not self.closed and self.free > 0:
             as_of = self.clock.now()
             # A timer wakes CLAIM_AHEAD before its instant (and loop time and wall time
             # drift apart): claim what it woke for; each turn waits for its instant.
             # Never further ahead than that, so a timer running on another clock than
             # ours cannot claim fires long before they are due: an instant further off
-            # goes back to the timer, which wakes us for it again.
-            target, self._as_of = self._as_of, None
+            # goes back to the timer, which wakes us for it again. The instant holds
+            # until a pass finds room for everything due by then.
+            woken, self._as_of = self._as_of, None
+            if woken is not None and (target is None or woken > target):
+                target = woken
             if target is not None and as_of < target:
                 if target <= as_of + _EARLY_WAKE:
                     as_of = target
                 else:
                     self.on_due(target)
+                    target = None
             limit = self.free
             batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
             if batch is None:
@@ -219,11 +223,11 @@ class TaskExecutorBridge:
             if len(batch) < limit:
                 self._backlog = False
                 break
-        if self._backlog and as_of is not None and as_of > self.clock.now():
+        if self._backlog and target is not None and target > self.clock.now():
             # Out of slots before every fire due by an instant still to come was claimed:
             # the pass a freed slot starts claims up to that instant too (its timer has
             # been and gone).
-            self._as_of = max(as_of, self._as_of or as_of)
+            self._as_of = max(target, self._as_of or target)
         return claimed
 
     def _claimer(self, as_of: datetime, limit: int) -> Callable[[], Awaitable[list[Claimed]]]:

@@ -201,10 +201,10 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``: take the write lock, waiting for it up to
-    :data:`BUSY_TIMEOUT_SECS` in steps of 0.1 ms doubling to 2 ms (then "database is
+    :data:`BUSY_TIMEOUT_SECS` in steps of 0.5 ms doubling to 4 ms (then "database is
     locked", which the store maps to :class:`~.errors.StoreUnavailable`)."""
     deadline = 0.0
-    pause = 0.0001
+    pause = 0.0005
     while True:
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -217,4 +217,4 @@ def _begin_immediate(connection: sqlite3.Connection) -> None:
             if now >= deadline:  # raised from an engine event: mapped here, not by it
                 raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
         time.sleep(pause)
-        pause = min(pause * 2, 0.002)
+        pause = min(pause * 2, 0.004)
