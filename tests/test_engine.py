@@ -218,6 +218,33 @@ async def test_only_fires_within_the_window_are_held_in_memory(
         assert len(runs.records) == 4
 
 
+async def test_a_timer_wake_lets_go_of_every_instant_it_covers(clock: FakeClock) -> None:
+    from langgraph_scheduler._bridge import CLAIM_AHEAD
+    from langgraph_scheduler._jobs import DueTimer
+    from langgraph_scheduler.store import open_store
+
+    woken: list[datetime | None] = []
+    timer = DueTimer(
+        open_store("sqlite://"),
+        clock=clock,
+        window_secs=3600,
+        poll_secs=600,
+        wake=woken.append,
+        ahead=CLAIM_AHEAD,
+    )
+    now = clock.now()
+    earlier, job, within, later = (now + timedelta(seconds=s) for s in (10, 20, 20.01, 40))
+    for when in (job, within, later, earlier):  # the earliest one set after the job's
+        timer.at(when)
+
+    await clock.advance(19.99)  # the job's run, CLAIM_AHEAD before its instant
+    timer.fire(job)
+
+    assert woken == [within]  # one wake for everything come or within the lead
+    assert timer.pending == 1  # only the later instant is still held
+    timer.shutdown()
+
+
 # -- corrupt rows ------------------------------------------------------------------------
 
 

@@ -116,8 +116,9 @@ class DueTimer:
         for all) and set the job for the next one."""
         latest = max(due, self.clock.now() + self.ahead)
         while self._instants and self._instants[0] <= latest:
-            due = max(due, heapq.heappop(self._instants))
-            self._known.discard(due)
+            come = heapq.heappop(self._instants)
+            self._known.discard(come)
+            due = max(due, come)
         self._wake(due)
         self._arm()
 
