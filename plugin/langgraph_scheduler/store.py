@@ -1355,11 +1355,8 @@ class Store(ABC):
         fire = self._fire
         if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
             return None
-        written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
-        reset = record.trigger == "schedule"
-        _, returned = self._write(
-            conn, fire.task_settled, _binds(written) | {"b_id": record.task_id, "b_reset": reset}
-        )
+        written, params = _settling(record)
+        _, returned = self._write(conn, fire.task_settled, params)
         return self._settled(record, written, None if returned is None else returned[0])
 
     def _settled(
@@ -1883,6 +1880,14 @@ def _running_record(
 def _task_raw(row: Row[Any]) -> tuple[Any, ...]:
     """The task columns of a row read with ``select(tasks_table, …)``, as a tuple."""
     return tuple(row)[: len(_TASK_NAMES)]
+
+
+def _settling(record: TaskRunRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a settled finish of ``record`` writes to its task, and the parameters of
+    ``task_settled`` that write it (a scheduled success resets the streak)."""
+    written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
+    params = _binds(written) | {"b_id": record.task_id, "b_reset": record.trigger == "schedule"}
+    return written, params
 
 
 def _finished_record(finish: Finish, now: datetime) -> TaskRunRecord:

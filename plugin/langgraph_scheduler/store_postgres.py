@@ -31,6 +31,7 @@ from .store import (
     TaskChange,
     ThreadLocks,
     _binds,
+    _settling,
     runs_table,
     tasks_table,
 )
@@ -156,12 +157,8 @@ class PostgresStore(Store):
     def _finish_settled(
         self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
     ) -> Finished | None:
-        written = {"last_outcome": record.outcome, "last_run_at": record.started_at}
-        params = _binds(finished | written) | {
-            "b_run": record.run_id,
-            "b_id": record.task_id,
-            "b_reset": record.trigger == "schedule",
-        }
+        written, settling = _settling(record)
+        params = _binds(finished) | settling | {"b_run": record.run_id}
         ran, streak = conn.execute(self._settle, params).one()
         return self._settled(record, written, streak) if ran else None
 
