@@ -459,3 +459,50 @@ async def test_a_fire_claimed_ahead_does_not_begin_once_its_task_stops(
             assert runs.records == []  # deleted with its runs; nothing began
     finally:
         await rt.stop()
+
+
+async def test_a_fire_claimed_ahead_that_cannot_run_is_recorded_at_its_instant_not_before(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    # Its turn is built when it is claimed; a payload that is not a trigger is found then,
+    # but the error is recorded once the instant has come, like any outcome of a turn.
+    model = ScriptedChatModel(steps=["should not run"], cycle=True)
+    async with runtime(build_graph(model), "sqlite://", clock, runs) as rt:
+        due = clock.now() + timedelta(hours=1)
+        task = await rt.create_task(name="bad", schedule=Once(at=due), trigger="go")
+        statement = text("UPDATE lgs_tasks SET payload = :p WHERE id = :i")
+        await rt.store.transaction(
+            lambda conn: conn.execute(statement, {"p": '{"not": "a trigger"}', "i": task.id})
+        )
+        await clock.advance(3600 - 0.02)
+        rt._bridge.wake(due)  # as its timer does, CLAIM_AHEAD before the instant
+        for _ in range(1000):
+            if await rt.history(task.id):
+                break
+            await asyncio.sleep(0.005)
+        (claimed,) = await rt.history(task.id)
+        assert claimed.running
+        await asyncio.sleep(0.05)
+        assert runs.records == []  # nothing recorded before the instant
+        await clock.advance(0.02)
+        await rt.wait_idle()
+        (record,) = runs.records
+        assert record.outcome == "error" and "prompt" in (record.error or "")
+        assert record.started_at == due and record.finished_at is not None
+        assert record.finished_at >= due and model.calls == 0
+
+
+async def test_a_fire_claimed_ahead_does_not_begin_once_the_runtime_stops(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    model = ScriptedChatModel(steps=["should not run"], cycle=True)
+    rt, task = await _claimed_ahead(clock, runs, model)
+    stopping = asyncio.ensure_future(rt.stop())
+    await asyncio.sleep(0.05)  # stop waits for the turn, which waits for its instant
+    assert not stopping.done()
+    await clock.advance(0.02)
+    await asyncio.wait_for(stopping, 10)
+    assert model.calls == 0
+    (record,) = runs.records
+    assert record.outcome == "interrupted" and "not started" in (record.error or "")
+    assert record.started_at == record.scheduled_for

@@ -38,6 +38,7 @@ from ._turns import (
     Skipped,
     Success,
     Timeout,
+    TurnGate,
     TurnRunner,
 )
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable
@@ -54,6 +55,9 @@ SUMMARY_MAX_CHARS = 2_000
 """Longest summary kept in a run record (the full answer stays in the thread)."""
 
 STOPPED = "runtime stopped before the turn finished"
+
+_NOT_STARTED = Interrupted("runtime is stopping: the turn was not started")
+_NO_TURNS = Error("this runtime runs no turns (graph=None)")
 
 CLAIM_AHEAD = timedelta(milliseconds=25)
 """How long before a due instant its timer wakes the bridge: the fire is claimed then,
@@ -338,17 +342,30 @@ class TaskExecutorBridge:
             # A scheduled fire took its slot when it was claimed; a manual run, now.
             scheduled = record.trigger == "schedule"
             begun = record.started_at if scheduled else self.clock.now()
-            try:
-                ahead = ((record.due_at or record.scheduled_for) - self.clock.now()).total_seconds()
-                if scheduled and ahead > 0:  # claimed ahead of its instant
-                    await self.clock.sleep(ahead)
+            ahead = ((record.due_at or record.scheduled_for) - self.clock.now()).total_seconds()
+            begin: TurnGate | None = None
+            if scheduled and ahead > 0:  # claimed ahead of its instant
+
+                async def begin() -> ConversationResponse | None:
+                    # The turn is built: wait for its instant, then begin unless the
+                    # runtime or the task stopped meanwhile.
+                    nonlocal begun
+                    due = record.due_at or record.scheduled_for
+                    wait = (due - self.clock.now()).total_seconds()
+                    if wait > 0:
+                        await self.clock.sleep(wait)
                     begun = self.clock.now()
+                    if self.closed:
+                        return _NOT_STARTED
                     stopped = self._stopped.get(task.id)
                     if stopped is not None and claimed_at is not None and stopped >= claimed_at:
-                        reason = "the task was paused or deleted before its turn began"
-                        return await self._record(record, Skipped(reason), started_at=begun)
-                response = await self._converse(task, record)
+                        return Skipped("the task was paused or deleted before its turn began")
+                    return None
+
+            try:
+                response = await self._converse(task, record, begin)
             except asyncio.CancelledError:
+                begun = min(begun, self.clock.now())  # stopped before its instant came
                 await self._record(record, Interrupted(STOPPED), started_at=begun)
                 raise
             return await self._record(record, response, started_at=begun)
@@ -366,11 +383,25 @@ class TaskExecutorBridge:
         elif not self.closed and self._backlog:
             self._wake.set()  # a due fire is waiting for this slot
 
-    async def _converse(self, task: Task, record: TaskRunRecord) -> ConversationResponse:
+    async def _converse(
+        self, task: Task, record: TaskRunRecord, begin: TurnGate | None
+    ) -> ConversationResponse:
+        request = self._request(task, record)
+        if isinstance(request, ConversationRequest):
+            assert self.turns is not None  # _request says why not otherwise
+            return await self.turns.converse(request, begin=begin)
+        if begin is not None:  # not run, but not recorded before its instant either
+            return await begin() or request
+        return request
+
+    def _request(
+        self, task: Task, record: TaskRunRecord
+    ) -> ConversationRequest | ConversationResponse:
+        """The turn of a claimed fire, or why it cannot run."""
         if self.closed:
-            return Interrupted("runtime is stopping: the turn was not started")
+            return _NOT_STARTED
         if self.turns is None:
-            return Error("this runtime runs no turns (graph=None)")
+            return _NO_TURNS
         try:
             trigger = task.trigger
         except InvalidPayload as exc:
@@ -384,7 +415,7 @@ class TaskExecutorBridge:
             trigger=record.trigger,
             system_addon=trigger.system_addon,
         )
-        request = ConversationRequest(
+        return ConversationRequest(
             task_id=task.id,
             run_id=record.run_id,
             thread_id=record.thread_id or isolated_thread_id(task.id, record.run_id),
@@ -397,7 +428,6 @@ class TaskExecutorBridge:
             max_wait_secs=task.options.max_wait_secs,
             fresh_thread=record.thread_id == isolated_thread_id(task.id, record.run_id),
         )
-        return await self.turns.converse(request)
 
     async def _record(
         self,

@@ -10,6 +10,7 @@ task's attribution in the run's metadata. It is the twin of
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -24,6 +25,7 @@ from ._turns import (
     ConversationResponse,
     Error,
     Interrupted,
+    PreparedTurn,
     ServerRun,
     Skipped,
     Success,
@@ -156,6 +158,9 @@ class ServerTurnRunner(TurnRunner):
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+    def _prepare(self, request: ConversationRequest) -> PreparedTurn:
+        return functools.partial(self._invoke, request)
 
     async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
         client = self._client

@@ -11,9 +11,10 @@ types; they are internals, importable from the package for readers of the plan.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,10 +32,12 @@ __all__ = [
     "Error",
     "GraphTurnRunner",
     "Interrupted",
+    "PreparedTurn",
     "ServerRun",
     "Skipped",
     "Success",
     "Timeout",
+    "TurnGate",
     "TurnRunner",
 ]
 
@@ -108,6 +111,12 @@ class Skipped:
 ConversationResponse = Success | Error | Timeout | Interrupted | Skipped
 """What a turn answers: ``Success | Error | Timeout | Interrupted | Skipped``."""
 
+PreparedTurn = Callable[[], Awaitable[ConversationResponse]]
+"""A turn built ahead and ready to run (see :meth:`TurnRunner._prepare`)."""
+
+TurnGate = Callable[[], Awaitable[ConversationResponse | None]]
+"""Awaited between building a turn and running it (see :meth:`TurnRunner.converse`)."""
+
 
 @dataclass(frozen=True)
 class ConversationRequest:
@@ -138,7 +147,7 @@ class ConversationRequest:
 class TurnRunner:
     """Runs scheduled turns, one per thread and one per task at a time.
 
-    Subclasses say how one turn runs (:meth:`_invoke`): :class:`GraphTurnRunner` in this
+    Subclasses say how one turn runs (:meth:`_prepare`): :class:`GraphTurnRunner` in this
     process, ``ServerTurnRunner`` as a run of a LangGraph server.
 
     Args:
@@ -155,8 +164,27 @@ class TurnRunner:
     async def close(self) -> None:
         """Release what :meth:`open` acquired; called after the last turn."""
 
-    async def converse(self, request: ConversationRequest) -> ConversationResponse:
-        """Run the request's turn; never raises but ``CancelledError``."""
+    async def converse(
+        self, request: ConversationRequest, *, begin: TurnGate | None = None
+    ) -> ConversationResponse:
+        """Run the request's turn; never raises but ``CancelledError``.
+
+        Args:
+            begin: for a turn prepared ahead of its instant: awaited once the turn is
+                built, it waits for the instant and answers for a turn that must not
+                begin after all (``Skipped``, ``Interrupted``), or None to begin it.
+                The task and thread are taken after it, at the instant, as for any turn.
+        """
+        try:
+            # Built before the instant: what is left after it is the locks and the turn.
+            turn = self._prepare(request)
+        except Exception as exc:
+            logger.warning("turn of task %s could not be built: %r", request.task_id, exc)
+            return Error(f"the turn could not be built: {type(exc).__name__}: {exc}")
+        if begin is not None:
+            refused = await begin()
+            if refused is not None:
+                return refused
         wait = 0.0 if request.on_busy == "skip" else request.max_wait_secs
         waited = f" for more than {wait:g}s" if wait else ""
         loop = asyncio.get_running_loop()
@@ -164,11 +192,11 @@ class TurnRunner:
         try:
             async with self._task_locks.hold(request.task_id, timeout=wait):
                 if request.fresh_thread:
-                    return await self._invoke(request)
+                    return await turn()
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
                     async with self.store.thread_lock(request.thread_id, timeout=remaining):
-                        return await self._invoke(request)
+                        return await turn()
                 except ThreadBusy:
                     return Skipped(
                         f"thread {request.thread_id!r} was busy with another turn{waited}"
@@ -181,8 +209,10 @@ class TurnRunner:
             logger.warning("turn of task %s could not start: %r", request.task_id, exc)
             return Error(f"the turn could not start: {type(exc).__name__}: {exc}")
 
-    async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
-        """Run one turn, its thread and task held; never raises but ``CancelledError``."""
+    def _prepare(self, request: ConversationRequest) -> PreparedTurn:
+        """What running the request's turn takes, built before its instant; the call
+        returned runs it, its thread and task held, and never raises but
+        ``CancelledError``."""
         raise NotImplementedError
 
 
@@ -198,8 +228,7 @@ class GraphTurnRunner(TurnRunner):
         super().__init__(store)
         self.graph = graph
 
-    async def _invoke(self, request: ConversationRequest) -> ConversationResponse:
-        graph = self.graph
+    def _prepare(self, request: ConversationRequest) -> PreparedTurn:
         source = request.source
         message = HumanMessage(
             content=request.prompt,
@@ -214,10 +243,15 @@ class GraphTurnRunner(TurnRunner):
             "tags": ["langgraph-scheduler", f"task:{request.task_id}"],
             "metadata": turn_metadata(request),
         }
+        payload = {"messages": [message], "task_source": source}
+        return functools.partial(self._invoke, request, payload, config)
+
+    async def _invoke(
+        self, request: ConversationRequest, payload: dict[str, Any], config: RunnableConfig
+    ) -> ConversationResponse:
         try:
             result, checkpoint_id = await _within(
-                _run_turn(graph, {"messages": [message], "task_source": source}, config),
-                request.timeout_secs,
+                _run_turn(self.graph, payload, config), request.timeout_secs
             )
         except _TurnTimedOut:
             return Timeout(request.timeout_secs)

@@ -1804,9 +1804,12 @@ class ThreadLocks:
             ThreadBusy: if the lock was not acquired within ``timeout`` seconds.
         """
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        self._users[thread_id] = self._users.get(thread_id, 0) + 1
+        users = self._users[thread_id] = self._users.get(thread_id, 0) + 1
         try:
-            await _acquire(lock, thread_id, timeout)
+            if users == 1:  # nobody else holds it or waits for it: taken at once
+                await lock.acquire()
+            else:
+                await _acquire(lock, thread_id, timeout)
             try:
                 yield
             finally:
