@@ -226,6 +226,11 @@ async def test_owner_scope_hides_other_owners_tasks(
             with pytest.raises(TaskNotFound):
                 await call(alice.id, owner="bob")  # type: ignore[operator]
         assert (await rt.get_task(alice.id)).state == "active"
+        assert list(await rt.history(alice.id)) == []  # bob's run_now claimed nothing
+        for bad in ("", "  ", "a\x00b", "\ud800"):
+            with pytest.raises(TaskNotFound):
+                await rt.run_now(bad)
+        assert (await rt.run_now(f" {alice.id} ", owner="alice")).outcome == "success"
 
 
 async def test_task_api_pause_resume_update_delete(
@@ -452,10 +457,11 @@ async def test_stale_claim_from_a_dead_process_is_recorded_interrupted(
         # A claim whose holder never renews it, as if its process died.
         now = datetime.now(timezone.utc)
         claimed = await rt.store.claim_manual(
-            task, at=now, holder="elsewhere:1:dead", lease_until=now + timedelta(seconds=0.2)
+            task.id, at=now, holder="elsewhere:1:dead", lease_until=now + timedelta(seconds=0.2)
         )
+        assert isinstance(claimed, tuple)
         for _ in range(50):
-            record = await rt.get_run(claimed.run_id)
+            record = await rt.get_run(claimed[1].run_id)
             if record and record.outcome:
                 break
             await asyncio.sleep(0.1)

@@ -57,6 +57,15 @@ async def finish(store: Store, run: TaskRunRecord, outcome: Any, when: datetime)
     return done
 
 
+async def manual_run(
+    store: Store, task: Task, when: datetime, lease_until: datetime
+) -> TaskRunRecord:
+    """Claim a manual run of ``task`` due ``when``; its running record."""
+    claimed = await store.claim_manual(task.id, at=when, holder=HOLDER, lease_until=lease_until)
+    assert isinstance(claimed, tuple)
+    return claimed[1]
+
+
 async def write_raw(store: Store, task_id: str, column: str, garbage: str) -> None:
     """Put text that is no JSON document into a task's JSON column, behind the store's back.
 
@@ -242,7 +251,7 @@ async def test_a_fire_whose_record_exists_is_not_run_again_but_its_task_moves_on
 ) -> None:
     # A record of the same fire already stored (its key: task, occurrence, attempt).
     task = await every_minute(service)
-    manual = await store.claim_manual(task, at=at(60), holder=HOLDER, lease_until=at(90))
+    manual = await manual_run(store, task, at(60), at(90))
     await store.finish_runs([Finish(manual, "success")], now=at(61))
 
     (claimed,) = await claim(store, at(62))
@@ -285,7 +294,7 @@ async def test_a_manual_run_leaves_the_schedule_and_the_failure_policy_alone(
 ) -> None:
     task = await every_minute(service, options=TaskOptions(retries=2, pause_after_failures=1))
 
-    run = await store.claim_manual(task, at=at(30), holder=HOLDER, lease_until=at(60))
+    run = await manual_run(store, task, at(30), at(60))
     done = await finish(store, run, "error", at(31))
 
     assert (run.trigger, run.scheduled_for, run.due_at, run.running) == (
@@ -300,6 +309,30 @@ async def test_a_manual_run_leaves_the_schedule_and_the_failure_policy_alone(
     assert stored is not None
     assert (stored.state, stored.next_run_at, stored.run_count) == ("active", at(60), 0)
     assert (stored.failure_streak, stored.last_outcome) == (0, "error")
+
+
+async def test_a_manual_claim_reads_its_task_by_id_and_owner_in_the_same_transaction(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    lease = at(60)
+
+    mine = await store.claim_manual(
+        task.id, owner=task.owner, at=at(1), holder=HOLDER, lease_until=lease
+    )
+    anyone = await store.claim_manual(task.id, at=at(2), holder=HOLDER, lease_until=lease)
+    theirs = await store.claim_manual(
+        task.id, owner="mallory", at=at(3), holder=HOLDER, lease_until=lease
+    )
+    nobody = await store.claim_manual("no-such-task", at=at(4), holder=HOLDER, lease_until=lease)
+
+    assert isinstance(mine, tuple) and isinstance(anyone, tuple)
+    assert mine[0].id == anyone[0].id == task.id
+    assert mine[0].model_dump() == (await store.get_task(task.id)).model_dump()  # type: ignore[union-attr]
+    assert (mine[1].task_id, mine[1].trigger, mine[1].scheduled_for) == (task.id, "manual", at(1))
+    assert (theirs, nobody) == (None, None)
+    running = [r.run_id for r in await store.history(task.id)]
+    assert sorted(running) == sorted([mine[1].run_id, anyone[1].run_id])  # no run for the others
 
 
 # -- finishing fires ----------------------------------------------------------------
@@ -448,7 +481,7 @@ async def test_a_streak_broken_by_a_success_counts_again_from_zero(
     # task (the store's kept form of it included) and must see the streak it reset.
     task = await every_minute(service, options=TaskOptions(retries=0, pause_after_failures=2))
     await finish(store, await claim_one(store, at(60)), "error", at(61))
-    manual = await store.claim_manual(task, at=at(90), holder=HOLDER, lease_until=at(150))
+    manual = await manual_run(store, task, at(90), at(150))
     (ran,) = await store.finish_runs([Finish(manual, "success")], now=at(91))
     reset = await finish(store, await claim_one(store, at(120)), "success", at(121))
     again = await finish(store, await claim_one(store, at(180)), "error", at(181))

@@ -41,7 +41,7 @@ from ._turns import (
     TurnGate,
     TurnRunner,
 )
-from .errors import InvalidPayload, NotAllowed, StoreUnavailable
+from .errors import InvalidPayload, NotAllowed, StoreUnavailable, TaskNotFound
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
 from .store import Claimed, Finish, Finished, Store, isolated_thread_id
 
@@ -284,21 +284,25 @@ class TaskExecutorBridge:
 
     async def run_now(
         self,
-        task: Task,
+        task_id: str,
         *,
+        owner: str | None = None,
         max_per_task: int | None = None,
         max_per_owner: int | None = None,
         per_secs: float = 3600.0,
     ) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
-        """Claim a manual run of ``task`` and start it as soon as a slot is free; returns
-        the running record and the execution to await for the finished one.
+        """Claim a manual run of the task ``task_id`` (of ``owner``, when given) and start
+        it as soon as a slot is free; returns the running record and the execution to
+        await for the finished one.
 
         Raises:
+            TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
         """
         now = self.clock.now()
         claimed = await self.store.claim_manual(
-            task,
+            task_id,
+            owner=owner,
             at=now,
             holder=self.holder,
             lease_until=self._lease_from(),
@@ -306,17 +310,20 @@ class TaskExecutorBridge:
             max_per_owner=max_per_owner,
             since=now - timedelta(seconds=per_secs),
         )
+        if claimed is None:
+            raise TaskNotFound(task_id)
         if claimed == "task":
             raise NotAllowed(
-                f"task {task.id!r} was already run by hand {max_per_task} times in the last "
+                f"task {task_id!r} was already run by hand {max_per_task} times in the last "
                 f"{per_secs / 60:g} minutes; wait for its schedule or try again later"
             )
         if claimed == "owner":
+            who = "the task's owner" if owner is None else f"owner {owner!r}"
             raise NotAllowed(
-                f"owner {task.owner!r} already ran tasks by hand {max_per_owner} times in the "
+                f"{who} already ran tasks by hand {max_per_owner} times in the "
                 f"last {per_secs / 60:g} minutes; try again later"
             )
-        record = claimed
+        task, record = claimed
         self.in_flight[record.run_id] = record
         return record, self._spawn(self._manual(task, record))
 

@@ -37,7 +37,7 @@ from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, s
 from .store import Approval, ApprovalStatus, SaveResult, Store
 from .trigger import ConversationTrigger
 
-__all__ = ["TaskService"]
+__all__ = ["TaskService", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -571,11 +571,7 @@ class TaskService:
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
         """
-        if not isinstance(task_id, str) or not task_id.strip() or not _is_text(task_id):
-            raise TaskNotFound(repr(task_id))
-        if owner is not None:
-            _check_text("owner", owner)
-        task = await self.store.get_task(task_id.strip(), owner=owner)
+        task = await self.store.get_task(task_key(task_id, owner), owner=owner)
         if task is None:
             raise TaskNotFound(task_id)
         return task
@@ -679,6 +675,20 @@ def _check_owner(owner: str) -> str:
     if len(owner) > 256:
         raise InvalidTask(f"owner is {len(owner)} characters; the limit is 256")
     return owner
+
+
+def task_key(task_id: str, owner: str | None = None) -> str:
+    """The task id to look up (stripped), refused if it cannot name a task.
+
+    Raises:
+        TaskNotFound: ``task_id`` is not text that a task id can be.
+        InvalidTask: ``owner`` is text no database can store.
+    """
+    if not isinstance(task_id, str) or not task_id.strip() or not _is_text(task_id):
+        raise TaskNotFound(repr(task_id))
+    if owner is not None:
+        _check_text("owner", owner)
+    return task_id.strip()
 
 
 def _is_text(value: str) -> bool:

@@ -24,7 +24,7 @@ from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean
 from ._jobs import DueTimer
 from ._remote import LangGraphServer, ServerTurnRunner
-from ._service import TaskService, check_zone
+from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders
 from .errors import InvalidTask, NotRunning
@@ -533,13 +533,20 @@ class SchedulerRuntime:
             max_per_owner: the same over all the owner's tasks.
 
         Raises:
+            TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
         """
-        task = await self.tasks.get(task_id, owner=owner)
+        key = task_key(task_id, owner)
+        if self._state != "running":
+            raise self._not_running()
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
         record, execution = await self._bridge.run_now(
-            task, max_per_task=max_per_task, max_per_owner=max_per_owner, per_secs=per_secs
+            key,
+            owner=owner,
+            max_per_task=max_per_task,
+            max_per_owner=max_per_owner,
+            per_secs=per_secs,
         )
         if not wait:
             return record
@@ -584,10 +591,10 @@ class SchedulerRuntime:
         """Claim and start what is due now, as far as free slots allow, without waiting
         for a timer; returns how many fires were claimed (a fake clock's tests call this
         after moving time)."""
-        if self._bridge is None:
-            raise NotRunning(_NO_GRAPH)
         if self._state != "running":
             raise self._not_running()
+        if self._bridge is None:
+            raise NotRunning(_NO_GRAPH)
         return await self._bridge.claim_now()
 
     # -- user turns ------------------------------------------------------------------

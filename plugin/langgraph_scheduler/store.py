@@ -460,6 +460,8 @@ class _FireStatements:
             .order_by(tasks_table.c.next_run_at)
             .limit(bindparam("b_room", type_=Integer()))
         )
+        self.task_row = one_task
+        self.owned_task_row = one_task.where(tasks_table.c.owner == bindparam("b_owner"))
         self.task_or_skip = store._lock_due(one_task)
         self.task_locked = store._lock_row(one_task)
         self.task_exists = select(tasks_table.c.id).where(by_id)
@@ -1200,23 +1202,35 @@ class Store(ABC):
 
     async def claim_manual(
         self,
-        task: Task,
+        task_id: str,
         *,
+        owner: str | None = None,
         at: datetime,
         holder: str,
         lease_until: datetime,
         max_per_task: int | None = None,
         max_per_owner: int | None = None,
         since: datetime | None = None,
-    ) -> TaskRunRecord | Literal["task", "owner"]:
-        """Claim a manual run of ``task`` due ``at`` (outside its schedule).
+    ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
+        """Claim a manual run, due ``at`` (outside its schedule), of the task ``task_id``
+        (of ``owner``, when given): the task as read in the same transaction and the
+        running record; None if there is no such task. For the engine: the task is the
+        store's shared, validated form, not to be handed on.
 
         With limits, the manual runs started since ``since`` are counted in the same
         transaction (per task, and over the owner's tasks): at a limit nothing is claimed
         and the limit reached (``"task"`` or ``"owner"``) is returned instead.
         """
+        fire = self._fire
 
-        def work(conn: Connection) -> TaskRunRecord | Literal["task", "owner"]:
+        def work(conn: Connection) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
+            if owner is None:
+                row = conn.execute(fire.task_row, {"b_id": task_id}).first()
+            else:
+                row = conn.execute(fire.owned_task_row, {"b_id": task_id, "b_owner": owner}).first()
+            if row is None:
+                return None
+            task = self._task_of(row)
             if since is not None and (max_per_task is not None or max_per_owner is not None):
                 manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
                 self._serialize_owner(conn, task.owner)
@@ -1237,7 +1251,7 @@ class Store(ABC):
                     task, due, trigger="manual", attempt=1, due_at=due, now=due
                 )
                 if self._insert_run(conn, record, holder, lease_until):
-                    return record
+                    return task, record
                 due += timedelta(microseconds=1)
 
         return await self.transaction(work)
