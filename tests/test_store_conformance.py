@@ -680,20 +680,26 @@ async def test_fire_writes_store_instants_as_every_other_write_does(
     assert await claim(store, at(60)) == []  # compared against the moved next_run_at
 
 
-async def test_a_fire_write_the_database_refuses_is_a_store_error(
-    store: Store, service: TaskService
-) -> None:
-    await every_minute(service)
-    refuse = (
-        "CREATE TRIGGER lgs_test_refuse BEFORE INSERT ON lgs_runs "
+async def refuse(store: Store, what: str) -> None:
+    """Make the database refuse ``what`` (``INSERT ON lgs_runs``, say) with a trigger
+    named ``lgs_test_refuse``."""
+    statement = (
+        f"CREATE TRIGGER lgs_test_refuse BEFORE {what} "
         "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
         if store.dialect == "sqlite"
         else "CREATE FUNCTION lgs_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$; "
-        "CREATE TRIGGER lgs_test_refuse BEFORE INSERT ON lgs_runs "
+        f"CREATE TRIGGER lgs_test_refuse BEFORE {what} "
         "FOR EACH ROW EXECUTE FUNCTION lgs_test_refuse()"
     )
-    await store.transaction(lambda conn: conn.execute(text(refuse)))
+    await store.transaction(lambda conn: conn.execute(text(statement)))
+
+
+async def test_a_fire_write_the_database_refuses_is_a_store_error(
+    store: Store, service: TaskService
+) -> None:
+    await every_minute(service)
+    await refuse(store, "INSERT ON lgs_runs")
 
     with pytest.raises(StoreError, match="refused by a trigger") as caught:
         await claim(store, at(60))
@@ -701,6 +707,29 @@ async def test_a_fire_write_the_database_refuses_is_a_store_error(
     assert not isinstance(caught.value, StoreUnavailable)
     task = (await store.list_tasks()).tasks[0]
     assert (task.next_run_at, task.run_count) == (at(60), 0)  # the claim rolled back whole
+
+
+async def test_a_settled_finish_the_database_refuses_is_a_store_error_and_rolls_back(
+    store: Store, service: TaskService
+) -> None:
+    # A lone success is written without reading its task (one statement on PostgreSQL,
+    # the driver's own transaction in memory): a refused task write undoes the run's too.
+    await every_minute(service)
+    run = await claim_one(store, at(60))
+    await refuse(store, "UPDATE OF last_outcome ON lgs_tasks")
+
+    with pytest.raises(StoreError, match="refused by a trigger") as caught:
+        await store.finish_runs([Finish(run, "success")], now=at(61))
+
+    assert not isinstance(caught.value, StoreUnavailable)
+    stored = await store.get_run(run.run_id)
+    assert stored is not None and stored.running  # the run's write rolled back with it
+    drop = "DROP TRIGGER lgs_test_refuse" + (" ON lgs_tasks" if store.dialect != "sqlite" else "")
+    await store.transaction(lambda conn: conn.execute(text(drop)))
+    (done,) = await store.finish_runs([Finish(run, "success")], now=at(62))  # the store goes on
+    assert done is not None and done.record.outcome == "success"
+    task = (await store.list_tasks()).tasks[0]
+    assert (task.last_outcome, task.failure_streak) == ("success", 0)
 
 
 # -- errors at the boundary ---------------------------------------------------------

@@ -610,7 +610,9 @@ class Store(ABC):
     async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work``, which the twin makes a single statement where it can, atomically:
         here in a transaction like :meth:`_run`; PostgreSQL sends it alone, without
-        BEGIN and COMMIT round trips."""
+        BEGIN and COMMIT round trips. The work sends its statements with :meth:`_write`
+        only (SQLite in memory runs it on the driver connection, outside SQLAlchemy's
+        transaction)."""
         return await self._run(work)
 
     def _write(

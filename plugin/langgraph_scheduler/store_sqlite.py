@@ -2,9 +2,10 @@
 
 Transactions run on the standard library's ``sqlite3`` through SQLAlchemy (the fire
 path's writes straight on the driver connection, compiled once): inline on the event
-loop in memory (a statement takes microseconds, and a transaction that never awaits
-cannot interleave with another), and in a small thread pool for a file, one thread hop
-per transaction. Every transaction starts with ``BEGIN IMMEDIATE``: SQLite has one
+loop in memory, on its one connection kept open (a statement takes microseconds, and a
+transaction that never awaits cannot interleave with another; a lone settled finish is
+begun and committed on the driver itself), and in a small thread pool for a file, one
+thread hop per transaction. Every transaction starts with ``BEGIN IMMEDIATE``: SQLite has one
 writer, and taking the write lock up front means a claim's read and write see the same
 rows. Task changes made by other processes are found by polling ``updated_at``.
 """
@@ -65,6 +66,9 @@ class SqliteStore(Store):
         )
         self._locks = ThreadLocks()
         self._prepared: dict[int, _Prepared] = {}
+        self._kept: Connection | None = None
+        """In memory: the one connection, kept for the store's life (transactions run
+        inline and never interleave), which spares each transaction a checkout."""
 
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         if self._executor is None:
@@ -73,8 +77,35 @@ class SqliteStore(Store):
         return await loop.run_in_executor(self._executor, self._run_here, work)
 
     def _run_here(self, work: Callable[[Connection], _T]) -> _T:
+        if self.in_memory:
+            conn = self._kept_connection()
+            with conn.begin():
+                return work(conn)
         with self.sync_engine.begin() as conn:
             return work(conn)
+
+    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
+        if not self.in_memory:
+            return await self._run(work)
+        # In memory the transaction is begun and ended on the driver connection itself:
+        # the work's statements go there too (see Store._run_single), and SQLAlchemy's
+        # transaction bookkeeping would cost more than they do.
+        conn = self._kept_connection()
+        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        _begin_immediate(driver)
+        try:
+            result = work(conn)
+        except BaseException:
+            driver.execute("ROLLBACK")
+            raise
+        driver.execute("COMMIT")
+        return result
+
+    def _kept_connection(self) -> Connection:
+        conn = self._kept
+        if conn is None or conn.closed:
+            conn = self._kept = self.sync_engine.connect()
+        return conn
 
     def _write(
         self, conn: Connection, statement: Any, params: dict[str, Any]
@@ -91,6 +122,8 @@ class SqliteStore(Store):
     async def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._kept is not None:
+            self._kept.close()
         self.sync_engine.dispose()
 
     @contextlib.asynccontextmanager
