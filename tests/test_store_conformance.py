@@ -680,6 +680,30 @@ async def test_fire_writes_store_instants_as_every_other_write_does(
     assert await claim(store, at(60)) == []  # compared against the moved next_run_at
 
 
+async def test_trimming_keeps_each_tasks_newest_finished_records_and_every_running_one(
+    store: Store, service: TaskService
+) -> None:
+    keep = 2
+    tasks = [await every_minute(service, name=f"t{i}") for i in range(4)]
+    runs: dict[str, list[TaskRunRecord]] = {task.id: [] for task in tasks}
+    for i, task in enumerate(tasks):  # 0, 1, 2 and 4 finished records
+        for n in range((0, 1, 2, 4)[i]):
+            run = await manual_run(store, task, at(10 + n), at(120))
+            await finish(store, run, "success", at(10 + n))
+            runs[task.id].append(run)
+    running = await manual_run(store, tasks[3], at(5), at(120))  # the oldest, still running
+
+    deleted = await store.trim_history([t.id for t in tasks] + ["no-such-task"], keep=keep)
+
+    assert deleted == 2  # the last task's two oldest finished records
+    for task in tasks:
+        kept = {r.run_id for r in await store.history(task.id, limit=50)}
+        newest = {r.run_id for r in runs[task.id][-keep:]}
+        expected = newest | ({running.run_id} if task.id == tasks[3].id else set())
+        assert kept == expected, task.name
+    assert await store.trim_history([t.id for t in tasks], keep=keep) == 0
+
+
 async def refuse(store: Store, what: str) -> None:
     """Make the database refuse ``what`` (``INSERT ON lgs_runs``, say) with a trigger
     named ``lgs_test_refuse``."""

@@ -1504,7 +1504,17 @@ class Store(ABC):
         deleted = 0
 
         def trim(chunk: list[str]) -> Callable[[Connection], int]:
-            return lambda conn: sum(_trim_task_history(conn, t, keep) for t in chunk)
+            # One statement finds the few tasks holding more than ``keep`` records (a
+            # burst of one-off tasks holds one each); only those are trimmed.
+            over = (
+                select(runs_table.c.task_id)
+                .where(runs_table.c.task_id.in_(chunk))
+                .group_by(runs_table.c.task_id)
+                .having(func.count() > keep)
+            )
+            return lambda conn: sum(
+                _trim_task_history(conn, t, keep) for t in conn.scalars(over).all()
+            )
 
         # A few tasks per transaction: in memory a transaction holds the event loop.
         for start in range(0, len(ids), 50):
