@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from langgraph_scheduler import Once, SchedulerRuntime
 from langgraph_scheduler.store import Store
@@ -121,12 +121,15 @@ class StoreCounts:
         # PRAGMAs are left out as before); pooled ones at their next checkout.
         event.listen(engine, "connect", lambda _dbapi, entry: self._attach(entry))
         event.listen(engine, "checkout", lambda _dbapi, entry, _proxy: self._attach(entry))
+        kept = getattr(store, "_kept", None)
+        if kept is not None and not kept.closed:  # in memory: checked out for good
+            self._attach(kept.connection)
         locks = getattr(store, "_lock_session", None)
         if locks is not None:  # its own psycopg connection, outside the engine's pool
             self._wrap(locks, "try_lock", "pg_try_advisory_lock")
             self._wrap(locks, "unlock", "pg_advisory_unlock")
 
-    def _attach(self, entry: ConnectionPoolEntry) -> None:
+    def _attach(self, entry: ConnectionPoolEntry | PoolProxiedConnection) -> None:
         """Hook the driver connection under a pooled connection, once."""
         if entry.info.get(_COUNTED):
             return
@@ -413,6 +416,9 @@ def _count_rows(
     if per_fire:
         statements = [float(s) for s, _ in per_fire]
         commits = [float(c) for _, c in per_fire]
+        # A fire writes its claim and its outcome: a count of none means the hook missed
+        # the store's connection, and the rows above would flatter.
+        fig.check(min(commits) >= 1, f"{label}: a fire with no store commit counted")
         typical = next(
             (log for log, c in zip(logs, per_fire, strict=True) if c[0] == median(statements)),
             logs[-1],
