@@ -237,6 +237,22 @@ async def test_claim_due_moves_the_task_on_and_inserts_a_running_record(
     assert await store.running_holders() == [HOLDER]
 
 
+async def test_the_store_keeps_the_validated_form_of_tasks_that_fire_again_only(
+    store: Store, service: TaskService
+) -> None:
+    # What the fire path keeps beside each row it read grows with the tasks that still
+    # fire, not with every one-off task that ever fired.
+    recurring = await every_minute(service)
+    once = await service.create(name="once", schedule=Once(at=at(60)), trigger="tick")
+
+    claimed = {c.task.id: c for c in await claim(store, at(60))}
+
+    assert claimed[once.id].run is not None and claimed[once.id].event == "completed"
+    assert recurring.id in store._tasks and once.id not in store._tasks
+    (again,) = await claim(store, at(120))  # the kept form is still right after the move
+    assert again.task.id == recurring.id and again.next_run_at == at(180)
+
+
 async def test_a_second_claim_of_the_same_instant_claims_nothing(
     store: Store, service: TaskService
 ) -> None:

@@ -596,6 +596,10 @@ class Store(ABC):
             if len(self._tasks) > _TASKS_REMEMBERED:
                 del self._tasks[next(iter(self._tasks))]
 
+    def _forget(self, task_id: str) -> None:
+        with self._tasks_lock:
+            self._tasks.pop(task_id, None)
+
     @property
     def safe_url(self) -> str:
         """The URL with its password hidden, for messages and logs."""
@@ -1180,7 +1184,10 @@ class Store(ABC):
             self._write(conn, statement, move | {"b_ran": int(run is not None)})
         ran = 1 if run is not None else 0
         written |= {"run_count": task.run_count + ran, "version": task.version + 1}
-        self._remember(_task_raw(row), task, **written)
+        if decision.completes:  # fires no more: not worth a place among the kept tasks
+            self._forget(task.id)
+        else:
+            self._remember(_task_raw(row), task, **written)
         event: TaskEventKind | None = "completed" if decision.completes else None
         reason = "the schedule has no further fire time" if event else ""
         return Claimed(task, run, tuple(finished), event, reason, decision.next_run_at)
@@ -1198,7 +1205,7 @@ class Store(ABC):
         ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
         self._insert_run(conn, record, holder, None)
         conn.execute(self._fire.quarantine, {"b_id": task.id, "b_last_run_at": as_of})
-        self._tasks.pop(task.id, None)
+        self._forget(task.id)
         quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
         return Claimed(quarantined, None, (record,), "quarantined", reason, None)
 
