@@ -3,7 +3,8 @@
 :class:`TaskExecutorBridge` claims due fires from the store only as far as it has free
 turn slots; a fire nobody has room for stays due in the table and is claimed as soon as a
 slot frees, here or in another replica. A timer wakes the bridge :data:`CLAIM_AHEAD`
-before an instant; the fires claimed then wait for it, so their turns begin on time.
+before an instant; the fires claimed then have their turns built and wait for it, so
+each turn begins on time.
 Each claimed fire runs as a turn (:class:`~._turns.TurnRunner`) and ends in exactly one
 recorded outcome; what the outcome does to its task (a retry row, the failure streak, an
 auto-pause) is decided in the same transaction by the fire policy. The flow goes one
