@@ -568,17 +568,19 @@ class Store(ABC):
     def _fire(self) -> _FireStatements:
         return _FireStatements(self)
 
-    def _task_of(self, row: Row[Any]) -> Task:
+    def _task_of(self, row: Row[Any], *, keep: bool = True) -> Task:
         """The task of a row read with ``select(tasks_table)``: validated once, then
         reused while the row reads the same (a row that differs in any column, written
         by anyone, is validated again). For the fire path only: the tasks it returns are
-        shared, never handed to callers."""
+        shared, never handed to callers. ``keep=False``: a newly validated task is not
+        kept here, because the caller writes to its row and keeps (or drops) it then."""
         raw = _task_raw(row)
         known = self._tasks.get(raw[0])
         if known is not None and known[0] == raw:
             return known[1]
         task = task_from_row(dict(zip(_TASK_NAMES, raw, strict=True)))
-        self._remember(raw, task)
+        if keep:
+            self._remember(raw, task)
         return task
 
     def _remember(self, raw: tuple[Any, ...], task: Task, **written: Any) -> None:
@@ -1147,7 +1149,7 @@ class Store(ABC):
         lease_until: datetime,
         started_at: datetime,
     ) -> Claimed:
-        task = self._task_of(row)
+        task = self._task_of(row, keep=False)  # kept below, as moved on
         if task.problem is not None:
             return self._quarantine(conn, task, as_of, holder)
         decision = plan_fire(task, as_of=as_of, started_at=started_at)
@@ -1283,7 +1285,7 @@ class Store(ABC):
     def _insert_run(
         self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None
     ) -> bool:
-        row = dict(record) | {"holder": holder, "lease_expires_at": lease_until}
+        row = _run_row(record, holder, lease_until)
         return self._write(conn, self._fire.insert_run, row)[1] is not None
 
     async def finish_runs(
@@ -1329,7 +1331,7 @@ class Store(ABC):
             return None
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
-        task = self._task_of(task_row)
+        task = self._task_of(task_row, keep=False)  # kept below, with the outcome
         if task.problem is not None:
             consequence = RunConsequence(None, task.failure_streak)
         else:
@@ -1911,6 +1913,11 @@ def _running_record(
         due_at=due_at,
         thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
     )
+
+
+def _run_row(record: TaskRunRecord, holder: str, lease_until: datetime | None) -> dict[str, Any]:
+    """The ``lgs_runs`` row of a record claimed by ``holder`` (leased until ``lease_until``)."""
+    return dict(record) | {"holder": holder, "lease_expires_at": lease_until}
 
 
 def _task_raw(row: Row[Any]) -> tuple[Any, ...]:

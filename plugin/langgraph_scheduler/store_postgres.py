@@ -31,6 +31,7 @@ from .store import (
     TaskChange,
     ThreadLocks,
     _binds,
+    _run_row,
     _settling,
     runs_table,
     tasks_table,
@@ -136,7 +137,7 @@ class PostgresStore(Store):
         lease_until: datetime,
         move: dict[str, Any],
     ) -> bool:
-        row = dict(run) | {"holder": holder, "lease_expires_at": lease_until}
+        row = _run_row(run, holder, lease_until)
         inserted = {f"r_{name}": row[name] for name in runs_table.c.keys()}
         run_id, _ = conn.execute(self._start, inserted | move).one()
         return run_id is not None
