@@ -12,6 +12,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
+from langgraph.graph import START as START_NODE
+from langgraph.graph import StateGraph
 from sqlalchemy import text
 
 from langgraph_scheduler import (
@@ -25,7 +28,8 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
-from langgraph_scheduler.testing import FakeClock
+from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.testing import FakeClock, SystemClock
 
 from .helpers import RunWaiter, build_graph, step
 from .test_tools import ALICE, Tools
@@ -506,3 +510,59 @@ async def test_a_fire_claimed_ahead_does_not_begin_once_the_runtime_stops(
     (record,) = runs.records
     assert record.outcome == "interrupted" and "not started" in (record.error or "")
     assert record.started_at == record.scheduled_for
+
+
+# -- the system clock ends its waits on time, never early ------------------------------
+
+
+@pytest.mark.parametrize("secs", [0.0, 0.0002, 0.0009, 0.001, 0.0013, 0.0047, 0.02])
+async def test_the_system_clock_never_wakes_before_its_deadline(secs: float) -> None:
+    clock = SystemClock()
+    loop = asyncio.get_running_loop()
+    others = 0
+
+    async def other() -> None:  # runs while the clock waits (all but its last fraction)
+        nonlocal others
+        while True:
+            others += 1
+            await asyncio.sleep(0)
+
+    neighbour = asyncio.ensure_future(other())
+    try:
+        for _ in range(20):
+            deadline = loop.time() + secs
+            await clock.sleep(secs)
+            assert loop.time() >= deadline
+    finally:
+        neighbour.cancel()
+    assert others >= 20  # the loop went on with other tasks during every wait
+
+
+async def test_a_fire_on_the_system_clock_never_begins_before_its_instant(
+    runs: RunWaiter,
+) -> None:
+    begun: list[tuple[datetime, datetime]] = []
+
+    async def answer(state: SchedulerState) -> dict[str, Any]:
+        source = state["task_source"]
+        assert source is not None
+        begun.append((datetime.fromisoformat(source["scheduled_for"]), datetime.now(timezone.utc)))
+        return {"messages": [AIMessage(content="ok")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START_NODE, "answer")
+    async with SchedulerRuntime(builder, database="sqlite://", on_run=runs) as rt:
+        first = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+        for i in range(12):  # instants a few ms apart, each claimed ahead of it
+            await rt.create_task(
+                name=f"soon {i}",
+                schedule=Once(at=first + timedelta(milliseconds=7 * i + 0.3 * i)),
+                trigger="go",
+            )
+        records = await runs.wait_for(12)
+    assert {r.outcome for r in records} == {"success"} and len(begun) == 12
+    for scheduled, started in begun:
+        assert started >= scheduled, f"began {scheduled - started} before its instant"
+    for record in records:
+        assert record.started_at is not None and record.started_at >= record.scheduled_for
