@@ -465,6 +465,23 @@ async def test_a_fire_claimed_ahead_does_not_begin_once_its_task_stops(
         await rt.stop()
 
 
+async def _a_fire_that_cannot_run_claimed_ahead(
+    rt: SchedulerRuntime, clock: FakeClock
+) -> tuple[Any, datetime]:
+    """A task whose stored payload is no trigger, its fire claimed 20 ms ahead of its
+    instant (as its timer does, ``CLAIM_AHEAD`` before it)."""
+    due = clock.now() + timedelta(hours=1)
+    task = await rt.create_task(name="bad", schedule=Once(at=due), trigger="go")
+    statement = text("UPDATE lgs_tasks SET payload = :p WHERE id = :i")
+    await rt.store.transaction(
+        lambda conn: conn.execute(statement, {"p": '{"not": "a trigger"}', "i": task.id})
+    )
+    await clock.advance(3600 - 0.02)
+    assert rt._bridge is not None
+    rt._bridge.wake(due)
+    return task, due
+
+
 async def test_a_fire_claimed_ahead_that_cannot_run_is_recorded_at_its_instant_not_before(
     clock: FakeClock, runs: RunWaiter
 ) -> None:
@@ -472,14 +489,7 @@ async def test_a_fire_claimed_ahead_that_cannot_run_is_recorded_at_its_instant_n
     # but the error is recorded once the instant has come, like any outcome of a turn.
     model = ScriptedChatModel(steps=["should not run"], cycle=True)
     async with runtime(build_graph(model), "sqlite://", clock, runs) as rt:
-        due = clock.now() + timedelta(hours=1)
-        task = await rt.create_task(name="bad", schedule=Once(at=due), trigger="go")
-        statement = text("UPDATE lgs_tasks SET payload = :p WHERE id = :i")
-        await rt.store.transaction(
-            lambda conn: conn.execute(statement, {"p": '{"not": "a trigger"}', "i": task.id})
-        )
-        await clock.advance(3600 - 0.02)
-        rt._bridge.wake(due)  # as its timer does, CLAIM_AHEAD before the instant
+        task, due = await _a_fire_that_cannot_run_claimed_ahead(rt, clock)
         for _ in range(1000):
             if await rt.history(task.id):
                 break
@@ -510,6 +520,38 @@ async def test_a_fire_claimed_ahead_does_not_begin_once_the_runtime_stops(
     (record,) = runs.records
     assert record.outcome == "interrupted" and "not started" in (record.error or "")
     assert record.started_at == record.scheduled_for
+
+
+class _BrokenShortWaits(FakeClock):
+    """A fake clock whose short waits (a claimed fire's wait for its instant) fail."""
+
+    async def sleep(self, secs: float) -> None:
+        if 0 < secs < 0.5:
+            raise RuntimeError("the clock broke")
+        await super().sleep(secs)
+
+
+@pytest.mark.parametrize("runnable", [True, False])
+async def test_a_fire_whose_wait_for_its_instant_fails_is_recorded_not_stuck(
+    runs: RunWaiter, runnable: bool
+) -> None:
+    # Not runnable (a payload that is no trigger): the runtime itself waits for the
+    # instant before recording why; that wait failing must end in a record too.
+    clock = _BrokenShortWaits(START)
+    model = ScriptedChatModel(steps=["should not run"], cycle=True)
+    async with runtime(build_graph(model), "sqlite://", clock, runs) as rt:
+        if runnable:
+            due = clock.now() + timedelta(milliseconds=20)  # claimed ahead, at once
+            schedule = Interval(seconds=60, start=due)
+            task = await rt.create_task(name="ahead", schedule=schedule, trigger="go")
+        else:
+            task, due = await _a_fire_that_cannot_run_claimed_ahead(rt, clock)
+        (record,) = await runs.wait_for(1, timeout=10)
+        assert record.outcome == "error" and "the clock broke" in (record.error or "")
+        assert not runnable or "could not wait" in (record.error or "")
+        assert model.calls == 0
+        (stored,) = await rt.history(task.id)
+        assert stored.outcome == "error" and not stored.running  # its lease let go
 
 
 # -- the system clock ends its waits on time, never early ------------------------------

@@ -376,6 +376,9 @@ class TaskExecutorBridge:
                 begun = min(begun, self.clock.now())  # stopped before its instant came
                 await self._record(record, Interrupted(STOPPED), started_at=begun)
                 raise
+            except Exception as exc:  # a fault of ours: the fire is still recorded
+                logger.exception("run %s of task %s failed", record.run_id, task.id)
+                response = Error(f"the run failed before its turn: {exc!r}")
             return await self._record(record, response, started_at=begun)
         finally:
             self._busy -= 1

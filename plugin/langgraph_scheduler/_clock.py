@@ -8,6 +8,12 @@ ending its waits on time to about 0.1 ms; tests pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
+import os
+import queue
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
@@ -15,8 +21,8 @@ from typing import Protocol, runtime_checkable
 __all__ = ["Clock", "SystemClock"]
 
 _TIMER_GRAIN = 1e-3
-"""The event loop's timer waits in whole milliseconds (``epoll``) and so ends up to one
-late: :meth:`SystemClock.sleep` waits its last millisecond in the kernel instead."""
+"""The event loop's timer waits in whole milliseconds (``epoll``, libuv) and so ends up
+to one late: :meth:`SystemClock.sleep` has the last millisecond ended by a thread."""
 
 
 @runtime_checkable
@@ -44,20 +50,70 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
     async def sleep(self, secs: float) -> None:
-        """Wait ``secs`` seconds on the loop, all but the last fraction of a millisecond,
-        which is slept in the kernel (``time.sleep`` ends within about 0.1 ms); never
-        returns before ``secs`` passed on the loop's monotonic clock.
-
-        Holding the loop for that fraction is the cheaper way to be on time: yielding
-        to the loop until the deadline instead would spin and keep the GIL from the
-        threads the store and the checkpointer work in.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + secs
-        await asyncio.sleep(max(secs - _TIMER_GRAIN, 0.0))
-        left = deadline - loop.time()
-        if left > 0:
-            time.sleep(left)
+        """Wait ``secs`` seconds: on the loop's timer up to the last millisecond, then
+        on :data:`_DEADLINES`, whose thread wakes the loop within about 0.1 ms of the
+        deadline. Never returns before ``secs`` passed (monotonic clock); never blocks
+        the loop (a blocking sleep on it is refused under ``langgraph dev``, and a spin
+        would keep the GIL from the store's and the checkpointer's threads)."""
+        deadline = time.monotonic() + secs
+        if secs > _TIMER_GRAIN:
+            await asyncio.sleep(secs - _TIMER_GRAIN)
+        elif secs <= 0:
+            await asyncio.sleep(0)
+            return
+        if time.monotonic() < deadline:
+            await _DEADLINES.wait(deadline)
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+class _Deadlines:
+    """One daemon thread that ends waits at monotonic deadlines, to well under a
+    millisecond: it sleeps on a queue with a timeout (the kernel's precision, not the
+    loop's) and wakes each waiter's loop with ``call_soon_threadsafe``. Waiters hand
+    their deadlines over through a lock-free queue, so the loop never waits on a lock."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._thread: threading.Thread | None = None
+        self._inbox: queue.SimpleQueue[tuple[float, int, asyncio.Future[None]]]
+        self._order = itertools.count()
+
+    def wait(self, deadline: float) -> asyncio.Future[None]:
+        """A future of the running loop, done once ``time.monotonic()`` reaches
+        ``deadline`` (cancelling it is allowed)."""
+        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+            # First use, a forked child (threads do not survive a fork), or a thread
+            # that died: a new thread with a new inbox.
+            self._pid = os.getpid()
+            self._inbox = queue.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._run, args=(self._inbox,), name="lgs-clock", daemon=True
+            )
+            self._thread.start()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.put((deadline, next(self._order), future))
+        return future
+
+    @staticmethod
+    def _run(inbox: queue.SimpleQueue[tuple[float, int, asyncio.Future[None]]]) -> None:
+        waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        while True:
+            timeout = max(waiting[0][0] - time.monotonic(), 0.0) if waiting else None
+            with contextlib.suppress(queue.Empty):
+                heapq.heappush(waiting, inbox.get(timeout=timeout))
+            now = time.monotonic()
+            while waiting and waiting[0][0] <= now:
+                future = heapq.heappop(waiting)[2]
+                with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                    future.get_loop().call_soon_threadsafe(_end_wait, future)
+
+
+def _end_wait(future: asyncio.Future[None]) -> None:
+    if not future.done():  # not cancelled meanwhile
+        future.set_result(None)
+
+
+_DEADLINES = _Deadlines()
+"""The process's deadline thread (started on first use)."""

@@ -182,7 +182,13 @@ class TurnRunner:
             logger.warning("turn of task %s could not be built: %r", request.task_id, exc)
             return Error(f"the turn could not be built: {type(exc).__name__}: {exc}")
         if begin is not None:
-            refused = await begin()
+            try:
+                refused = await begin()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the wait for the instant failed: not begun
+                logger.warning("turn of task %s could not wait: %r", request.task_id, exc)
+                return Error(f"the turn could not wait for its instant: {exc!r}")
             if refused is not None:
                 return refused
         wait = 0.0 if request.on_busy == "skip" else request.max_wait_secs
