@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -578,6 +579,20 @@ async def test_the_system_clock_never_wakes_before_its_deadline(secs: float) -> 
     finally:
         neighbour.cancel()
     assert others >= 20  # the loop went on with other tasks during every wait
+
+
+def _short_sleep_in_a_new_loop() -> None:
+    asyncio.run(SystemClock().sleep(0.0005))
+
+
+async def test_the_system_clock_still_wakes_in_a_forked_child() -> None:
+    await SystemClock().sleep(0.0005)  # the clock's thread runs in this process
+    child = multiprocessing.get_context("fork").Process(target=_short_sleep_in_a_new_loop)
+    child.start()
+    await asyncio.get_running_loop().run_in_executor(None, child.join, 30)
+    if child.exitcode is None:  # its wait never ended: no thread of its own
+        child.kill()
+    assert child.exitcode == 0
 
 
 async def test_a_fire_on_the_system_clock_never_begins_before_its_instant(
