@@ -10,6 +10,7 @@ import asyncio
 import json
 import multiprocessing
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -623,3 +624,22 @@ async def test_a_fire_on_the_system_clock_never_begins_before_its_instant(
         assert started >= scheduled, f"began {scheduled - started} before its instant"
     for record in records:
         assert record.started_at is not None and record.started_at >= record.scheduled_for
+
+
+async def test_fires_on_a_sqlite_file_make_no_blocking_call_on_the_loop(
+    runs: RunWaiter, tmp_path: Path
+) -> None:
+    # What `langgraph dev` enforces (blockbuster, a BlockingError for a blocking call on
+    # the event loop), for fires claimed ahead and waiting for their instants.
+    blockbuster = pytest.importorskip("blockbuster", reason="comes with langgraph-cli[inmem]")
+    model = ScriptedChatModel(steps=["ok"], cycle=True)
+    database = f"sqlite:///{tmp_path / 'blocking.db'}"
+    async with SchedulerRuntime(build_graph(model), database=database, on_run=runs) as rt:
+        with blockbuster.blockbuster_ctx():
+            first = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+            for i in range(5):
+                at = first + timedelta(milliseconds=30 * i)
+                await rt.create_task(name=f"soon {i}", schedule=Once(at=at), trigger="go")
+            records = await runs.wait_for(5)
+    assert [r.outcome for r in records] == ["success"] * 5, [r.error for r in records]
+    assert model.calls == 5
