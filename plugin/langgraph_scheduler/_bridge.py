@@ -350,15 +350,14 @@ class TaskExecutorBridge:
             # A scheduled fire took its slot when it was claimed; a manual run, now.
             scheduled = record.trigger == "schedule"
             begun = record.started_at if scheduled else self.clock.now()
-            ahead = ((record.due_at or record.scheduled_for) - self.clock.now()).total_seconds()
+            due = record.due_at or record.scheduled_for
             begin: TurnGate | None = None
-            if scheduled and ahead > 0:  # claimed ahead of its instant
+            if scheduled and due > self.clock.now():  # claimed ahead of its instant
 
                 async def begin() -> ConversationResponse | None:
                     # The turn is built: wait for its instant, then begin unless the
                     # runtime or the task stopped meanwhile.
                     nonlocal begun
-                    due = record.due_at or record.scheduled_for
                     wait = (due - self.clock.now()).total_seconds()
                     if wait > 0:
                         await self.clock.sleep(wait)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import os
 import queue
 import threading
 import time
@@ -75,7 +74,6 @@ class _Deadlines:
     their deadlines over through a lock-free queue, so the loop never waits on a lock."""
 
     def __init__(self) -> None:
-        self._pid = -1
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue[tuple[float, int, asyncio.Future[None]]]
         self._order = itertools.count()
@@ -83,10 +81,9 @@ class _Deadlines:
     def wait(self, deadline: float) -> asyncio.Future[None]:
         """A future of the running loop, done once ``time.monotonic()`` reaches
         ``deadline`` (cancelling it is allowed)."""
-        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-            # First use, a forked child (threads do not survive a fork), or a thread
-            # that died: a new thread with a new inbox.
-            self._pid = os.getpid()
+        if self._thread is None or not self._thread.is_alive():
+            # First use, a forked child (its copy of the thread reads as stopped), or a
+            # thread that died: a new thread with a new inbox.
             self._inbox = queue.SimpleQueue()
             self._thread = threading.Thread(
                 target=self._run, args=(self._inbox,), name="lgs-clock", daemon=True
