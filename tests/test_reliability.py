@@ -351,6 +351,51 @@ async def test_store_outage_does_not_lose_the_fire(
         assert (await rt.get_task(task.id)).state == "completed"
 
 
+async def test_fire_path_on_killed_pooled_connections_runs_again_on_fresh_ones(
+    postgres_url: str,
+) -> None:
+    # The fire path's statements go to the driver, past SQLAlchemy's execution layer:
+    # a connection the server killed must still be told apart from a failed statement,
+    # dropped from the pool, and the claim or finish run once more on a fresh one.
+    import psycopg
+
+    from langgraph_scheduler._service import TaskService
+    from langgraph_scheduler.store import Finish, open_store
+
+    from .helpers import HOLDER, LEASE, at, claim, every_minute
+
+    name, admin = _server_of(postgres_url)
+    store = open_store(postgres_url)
+    await store.setup()
+
+    def kill() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            assert _terminate_sessions(conn, name) >= 1
+
+    try:
+        service = TaskService(store, clock=FakeClock(at(0)))
+        task = await every_minute(service, options=TaskOptions(retries=1))
+        for i in range(2):
+            kill()
+            claimed = await store.claim_manual(
+                task.id, at=at(i), holder=HOLDER, lease_until=at(i) + LEASE
+            )
+            assert isinstance(claimed, tuple)
+            kill()
+            (manual,) = await store.finish_runs([Finish(claimed[1], "success")], now=at(i))
+            assert manual is not None and manual.record.outcome == "success"
+        kill()
+        (due,) = await claim(store, at(60))
+        assert due.run is not None
+        kill()
+        (failed,) = await store.finish_runs([Finish(due.run, "error", error="x")], now=at(61))
+        assert failed is not None and failed.consequence.retry_at is not None
+        history = await store.history(task.id)
+        assert sorted(r.outcome or "" for r in history) == ["error", "success", "success"]
+    finally:
+        await store.close()
+
+
 async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -696,6 +696,40 @@ async def test_fire_writes_store_instants_as_every_other_write_does(
     assert await claim(store, at(60)) == []  # compared against the moved next_run_at
 
 
+async def test_fire_reads_on_the_driver_give_what_sqlalchemy_gives(
+    store: Store, service: TaskService
+) -> None:
+    # The fire path reads task rows on the driver, with SQLAlchemy's bind and result
+    # processing but not its execution layer: every column must come back as the same
+    # value (aware UTC instants, parsed JSON, booleans), or the kept tasks would differ.
+    options = TaskOptions(retries=2, pause_after_failures=3, webhook_url="https://example.com/h")
+    task = await every_minute(service, owner="alice", thread_id="t-1", options=options)
+    run = await claim_one(store, at(60))
+    await finish(store, run, "error", at(61))  # a retry row is now due at some point
+    fire = store._fire
+    by_id = {"b_id": task.id}
+    due = {"b_as_of": at(3600), "b_room": 10}
+
+    def both(conn: Connection) -> list[tuple[list[Any], list[Any]]]:
+        pairs = []
+        for statement, params in [
+            (fire.task_row, by_id),
+            (fire.owned_task_row, by_id | {"b_owner": "alice"}),
+            (fire.due_tasks, due),
+        ]:
+            plain = [tuple(row) for row in conn.execute(statement, params).all()]
+            driver = store._read(conn, statement, params)
+            pairs.append((plain, driver))
+        return pairs
+
+    for plain, driver in await store.transaction(both):
+        assert plain and driver == plain
+        types = [[type(value) for value in row] for row in driver]
+        assert types == [[type(value) for value in row] for row in plain]
+    (row, *_) = await store.transaction(lambda conn: store._read(conn, fire.task_row, by_id))
+    assert store._task_of(row) == await store.get_task(task.id)
+
+
 async def test_trimming_keeps_each_tasks_newest_finished_records_and_every_running_one(
     store: Store, service: TaskService
 ) -> None:

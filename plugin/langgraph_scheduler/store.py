@@ -13,9 +13,11 @@ its execution strategy, locks, change feed and checkpointer; :func:`open_store` 
 from a URL. Driver and SQLAlchemy errors are mapped to :class:`~.errors.StoreError` here.
 
 The fire path (claim and finish) is the hot one: its statements are built once
-(:class:`_FireStatements`); SQLite sends its writes straight to the driver, PostgreSQL
-merges them into single statements (a claimed fire's insert and move; a settled finish,
-sent alone without a transaction around it).
+(:class:`_FireStatements`), compiled once per store and run on the DBAPI connection
+itself (:class:`_Prepared`: ``sqlite3``, or psycopg through SQLAlchemy's asyncio
+adapter), past SQLAlchemy's execution layer; PostgreSQL merges them into single
+statements (a claimed fire's insert and move; a settled finish, sent alone without a
+transaction around it).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import URL, Connection, Dialect, Row, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import Select
@@ -428,6 +430,100 @@ def _binds(values: dict[str, Any]) -> dict[str, Any]:
     return {f"b_{name}": value for name, value in values.items()}
 
 
+class _Prepared:
+    """A fire-path statement compiled once for the store's dialect and run on the DBAPI
+    connection itself (``sqlite3``; psycopg through SQLAlchemy's asyncio adapter), with
+    the SQL, bind and result processing SQLAlchemy would use, without its execution
+    layer, which costs several times the statement on this path. The drivers keep the
+    statement prepared in their own caches."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert "POSTCOMPILE" not in compiled.string and not compiled.escaped_bind_names
+        self.sql = compiled.string
+        self.dialect = dialect
+        selects = isinstance(statement, Select)
+        self._positional = compiled.positional
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        self._args: list[tuple[str, str | None, Any, Callable[[Any], Any] | None]] = []
+        """Per parameter: its name in the SQL, the caller's name for it (None for a
+        literal of the statement, as in ``version + 1``), that literal's value, and the
+        processor of the caller's value."""
+        for name in names or ():
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self._args.append((name, name, None, process))
+            else:
+                fixed = bind.value if process is None else process(bind.value)
+                self._args.append((name, None, fixed, None))
+        self._results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in (statement.selected_columns if selects else ())
+        ]
+
+    def _params(self, params: dict[str, Any]) -> Any:
+        values = [
+            fixed if key is None else params[key] if process is None else process(params[key])
+            for _, key, fixed, process in self._args
+        ]
+        if self._positional:
+            return values
+        return {name: value for (name, _, _, _), value in zip(self._args, values, strict=True)}
+
+    def write(self, conn: Connection, params: dict[str, Any]) -> tuple[int, Any]:
+        """Execute with ``params`` (by bind name) on ``conn``'s DBAPI connection: the rows
+        changed and the first row returned (None without RETURNING)."""
+        cursor = self._execute(conn, params)
+        try:
+            # RETURNING, told by the cursor: asking the compiled statement would spoil
+            # the statement's later ``returning(…).cte()`` (SQLAlchemy memoizes it).
+            returns = cursor.description is not None
+            return cursor.rowcount, cursor.fetchone() if returns else None
+        finally:
+            cursor.close()
+
+    def read(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of this query, their values processed as SQLAlchemy would."""
+        cursor = self._execute(conn, params)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        processors = self._results
+        if not any(processors):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                value if process is None or value is None else process(value)
+                for process, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    def _execute(self, conn: Connection, params: dict[str, Any]) -> Any:
+        args = self._params(params)
+        dbapi = conn.connection
+        error = self.dialect.loaded_dbapi.Error
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(self.sql, args)
+        except error as exc:  # mapped like SQLAlchemy's own (a lost connection, busy…)
+            cursor.close()
+            gone = self.dialect.is_disconnect(exc, dbapi, cursor)
+            if gone:  # the pool must not hand this connection out again
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                self.sql,
+                args,
+                exc,
+                error,
+                connection_invalidated=gone,
+                dialect=self.dialect,
+            ) from exc
+        return cursor
+
+
 class _FireStatements:
     """The statements of the fire path (claim and finish), built once per store with
     bind parameters: SQLAlchemy then compiles each once and reuses it, instead of
@@ -563,12 +659,13 @@ class Store(ABC):
         self.url = url
         self._tasks: dict[str, tuple[tuple[Any, ...], Task]] = {}
         self._tasks_lock = threading.Lock()
+        self._statements: dict[int, _Prepared] = {}
 
     @functools.cached_property
     def _fire(self) -> _FireStatements:
         return _FireStatements(self)
 
-    def _task_of(self, row: Row[Any], *, keep: bool = True) -> Task:
+    def _task_of(self, row: Sequence[Any], *, keep: bool = True) -> Task:
         """The task of a row read with ``select(tasks_table)``: validated once, then
         reused while the row reads the same (a row that differs in any column, written
         by anyone, is validated again). For the fire path only: the tasks it returns are
@@ -621,14 +718,25 @@ class Store(ABC):
         transaction)."""
         return await self._run(work)
 
+    def _prepared(self, conn: Connection, statement: Any) -> _Prepared:
+        prepared = self._statements.get(id(statement))
+        if prepared is None:  # once per statement (they live as long as the store)
+            prepared = _Prepared(statement, conn.dialect)
+            self._statements[id(statement)] = prepared
+        return prepared
+
     def _write(
         self, conn: Connection, statement: Any, params: dict[str, Any]
-    ) -> tuple[int, Row[Any] | tuple[Any, ...] | None]:
-        """Run one of the fire path's writes (:class:`_FireStatements`): the rows it
-        changed, and its first returned row (None without RETURNING). The SQLite twin
-        sends it straight to the driver."""
-        result = conn.execute(statement, params)
-        return result.rowcount, (result.first() if result.returns_rows else None)
+    ) -> tuple[int, tuple[Any, ...] | None]:
+        """Run one of the fire path's writes (:class:`_FireStatements`) on the driver:
+        the rows it changed, and its first returned row (None without RETURNING)."""
+        return self._prepared(conn, statement).write(conn, params)
+
+    def _read(
+        self, conn: Connection, statement: Any, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Run one of the fire path's reads (:class:`_FireStatements`) on the driver."""
+        return self._prepared(conn, statement).read(conn, params)
 
     @abstractmethod
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
@@ -1092,7 +1200,7 @@ class Store(ABC):
         def work(conn: Connection) -> list[Claimed]:
             out: list[Claimed] = []
             when = {"b_as_of": as_of, "b_room": limit}
-            due = conn.execute(fire.due_tasks, when).all()
+            due = self._read(conn, fire.due_tasks, when)
             if not due or due[0][-1]:  # a retry is due (or no task row could say)
                 for retry in conn.execute(fire.due_retries, when).mappings().all():
                     claimed = self._claim_retry(conn, retry, as_of, holder, lease_until)
@@ -1115,7 +1223,7 @@ class Store(ABC):
         fire, by_id = self._fire, {"b_id": row["task_id"]}
         # Skip a task another transaction holds (a finish, say) instead of waiting for
         # it while holding rows of our own: the retry stays due for the next claim.
-        task_row = conn.execute(fire.task_or_skip, by_id).first()
+        task_row = _first(self._read(conn, fire.task_or_skip, by_id))
         if task_row is None and conn.scalar(fire.task_exists, by_id) is not None:
             return None
         self._write(
@@ -1143,7 +1251,7 @@ class Store(ABC):
     def _claim_task(
         self,
         conn: Connection,
-        row: Row[Any],
+        row: Sequence[Any],
         as_of: datetime,
         holder: str,
         lease_until: datetime,
@@ -1236,9 +1344,10 @@ class Store(ABC):
 
         def work(conn: Connection) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
             if owner is None:
-                row = conn.execute(fire.task_row, {"b_id": task_id}).first()
+                row = _first(self._read(conn, fire.task_row, {"b_id": task_id}))
             else:
-                row = conn.execute(fire.owned_task_row, {"b_id": task_id, "b_owner": owner}).first()
+                whose = {"b_id": task_id, "b_owner": owner}
+                row = _first(self._read(conn, fire.owned_task_row, whose))
             if row is None:
                 return None
             task = self._task_of(row)
@@ -1324,7 +1433,9 @@ class Store(ABC):
         if not skip_busy and settles_alone(record.trigger, record.outcome):
             return self._finish_settled(conn, record, finished)
         by_id = {"b_id": record.task_id}
-        task_row = conn.execute(fire.task_or_skip if skip_busy else fire.task_locked, by_id).first()
+        task_row = _first(
+            self._read(conn, fire.task_or_skip if skip_busy else fire.task_locked, by_id)
+        )
         if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
             return None  # held by a finish or a claim right now
         if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
@@ -1920,7 +2031,11 @@ def _run_row(record: TaskRunRecord, holder: str, lease_until: datetime | None) -
     return dict(record) | {"holder": holder, "lease_expires_at": lease_until}
 
 
-def _task_raw(row: Row[Any]) -> tuple[Any, ...]:
+def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    return rows[0] if rows else None
+
+
+def _task_raw(row: Sequence[Any]) -> tuple[Any, ...]:
     """The task columns of a row read with ``select(tasks_table, …)``, as a tuple."""
     return tuple(row)[: len(_TASK_NAMES)]
 

@@ -139,7 +139,9 @@ class PostgresStore(Store):
     ) -> bool:
         row = _run_row(run, holder, lease_until)
         inserted = {f"r_{name}": row[name] for name in runs_table.c.keys()}
-        run_id, _ = conn.execute(self._start, inserted | move).one()
+        _, returned = self._write(conn, self._start, inserted | move)
+        assert returned is not None  # one row, always
+        run_id = returned[0]
         return run_id is not None
 
     @functools.cached_property
@@ -160,7 +162,9 @@ class PostgresStore(Store):
     ) -> Finished | None:
         written, settling = _settling(record)
         params = _binds(finished) | settling | {"b_run": record.run_id}
-        ran, streak = conn.execute(self._settle, params).one()
+        _, returned = self._write(conn, self._settle, params)
+        assert returned is not None  # one row, always
+        ran, streak = returned
         return self._settled(record, written, streak) if ran else None
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:

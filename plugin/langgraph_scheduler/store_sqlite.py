@@ -1,7 +1,7 @@
 """The SQLite twin of the store: a file (the default) or memory, with its checkpointer.
 
 Transactions run on the standard library's ``sqlite3`` through SQLAlchemy (the fire
-path's writes straight on the driver connection, compiled once): inline on the event
+path's statements straight on the driver connection, compiled once): inline on the event
 loop in memory, on its one connection kept open (a statement takes microseconds, and a
 transaction that never awaits cannot interleave with another; a lone settled finish is
 begun and committed on the driver itself), and in a small thread pool for a file, one
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import URL, Connection, Dialect, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 
@@ -65,7 +65,6 @@ class SqliteStore(Store):
             None if self.in_memory else ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
         )
         self._locks = ThreadLocks()
-        self._prepared: dict[int, _Prepared] = {}
         self._kept: Connection | None = None
         """In memory: the one connection, kept for the store's life (transactions run
         inline and never interleave), which spares each transaction a checkout."""
@@ -107,15 +106,6 @@ class SqliteStore(Store):
             conn = self._kept = self.sync_engine.connect()
         return conn
 
-    def _write(
-        self, conn: Connection, statement: Any, params: dict[str, Any]
-    ) -> tuple[int, tuple[Any, ...] | None]:
-        prepared = self._prepared.get(id(statement))
-        if prepared is None:  # once per statement (they live as long as the store)
-            prepared = _Prepared(statement, self.sync_engine.dialect)
-            self._prepared[id(statement)] = prepared
-        return prepared.run(conn.connection.driver_connection, params)  # type: ignore[arg-type]
-
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         return sqlite.insert(table).on_conflict_do_nothing()
 
@@ -155,44 +145,6 @@ class SqliteStore(Store):
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         return saver
-
-
-class _Prepared:
-    """A fire-path write compiled once and run on the ``sqlite3`` connection itself,
-    with the SQL and bind processing SQLAlchemy would use, without its execution layer
-    (which costs several times the statement on this path). ``sqlite3`` keeps the
-    statement prepared in its own cache."""
-
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        assert compiled.positiontup is not None and "POSTCOMPILE" not in compiled.string
-        self.sql = compiled.string
-        self.returns = bool(compiled.returning)
-        self._args: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
-        """Per ``?``: the parameter's name and its processor, or (None, fixed value)."""
-        for name in compiled.positiontup:
-            bind = compiled.binds[name]
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if bind.required:
-                self._args.append((name, None, process))
-            else:  # a literal of the statement (``version + 1``)
-                fixed = bind.value if process is None else process(bind.value)
-                self._args.append((None, fixed, None))
-
-    def run(
-        self, connection: sqlite3.Connection, params: dict[str, Any]
-    ) -> tuple[int, tuple[Any, ...] | None]:
-        """Execute with ``params`` (by bind name): the rows changed and the first row
-        returned (None without RETURNING)."""
-        args = [
-            fixed if name is None else params[name] if process is None else process(params[name])
-            for name, fixed, process in self._args
-        ]
-        try:
-            cursor = connection.execute(self.sql, args)
-            return cursor.rowcount, cursor.fetchone() if self.returns else None
-        except sqlite3.Error as exc:  # mapped like SQLAlchemy's own (busy: unavailable)
-            raise DBAPIError.instance(self.sql, args, exc, sqlite3.Error) from exc
 
 
 def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
