@@ -19,7 +19,7 @@ from langgraph_scheduler import Interval, Once, QuotaExceeded, TaskOptions
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
-from langgraph_scheduler.store import Finish, Store, open_store
+from langgraph_scheduler.store import Finish, Store, isolated_thread_id, open_store
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import HOLDER, T0, at, claim, claim_one, every_minute
@@ -349,6 +349,52 @@ async def test_a_manual_claim_reads_its_task_by_id_and_owner_in_the_same_transac
     assert (theirs, nobody) == (None, None)
     running = [r.run_id for r in await store.history(task.id)]
     assert sorted(running) == sorted([mine[1].run_id, anyone[1].run_id])  # no run for the others
+
+
+async def test_manual_claims_of_one_instant_each_get_their_own_fire_as_stored(
+    store: Store, service: TaskService
+) -> None:
+    # The record handed back is built beside the row written (on PostgreSQL, one
+    # statement writes the row from the task it reads): they must be the same record.
+    isolated = await every_minute(service)
+    threaded = await every_minute(service, thread_id="t-7")
+    lease = at(60)
+    for task in (isolated, threaded):
+        first = await store.claim_manual(task.id, at=at(1), holder=HOLDER, lease_until=lease)
+        second = await store.claim_manual(
+            task.id, owner=task.owner, at=at(1), holder=HOLDER, lease_until=lease
+        )
+        assert isinstance(first, tuple) and isinstance(second, tuple)
+        assert (first[1].scheduled_for, second[1].scheduled_for) == (
+            at(1),
+            at(1) + timedelta(microseconds=1),
+        )
+        for _, record in (first, second):
+            assert await store.get_run(record.run_id) == record
+            expected = task.thread_id or isolated_thread_id(task.id, record.run_id)
+            assert record.thread_id == expected
+            assert (record.trigger, record.attempt, record.outcome) == ("manual", 1, None)
+    assert len(await store.history(isolated.id)) == len(await store.history(threaded.id)) == 2
+
+
+async def test_manual_claims_under_limits_count_the_runs_since_per_task_and_owner(
+    store: Store, service: TaskService
+) -> None:
+    a = await every_minute(service, owner="alice", name="a")
+    b = await every_minute(service, owner="alice", name="b")
+    limits: dict[str, Any] = {"max_per_task": 2, "max_per_owner": 3, "since": at(0)}
+    lease = at(120)
+
+    def claim_of(task: Task, secs: float, **changed: Any) -> Any:
+        kw = limits | changed
+        return store.claim_manual(task.id, at=at(secs), holder=HOLDER, lease_until=lease, **kw)
+
+    ran = [await claim_of(a, 1 + i) for i in range(3)]
+    assert [type(r) for r in ran[:2]] == [tuple, tuple] and ran[2] == "task"
+    assert isinstance(await claim_of(b, 5), tuple)
+    assert await claim_of(b, 6) == "owner"
+    assert isinstance(await claim_of(a, 7, since=at(7)), tuple)  # earlier runs not counted
+    assert len(await store.history(a.id)) == 3 and len(await store.history(b.id)) == 1
 
 
 # -- finishing fires ----------------------------------------------------------------

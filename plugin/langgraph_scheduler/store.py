@@ -1340,41 +1340,65 @@ class Store(ABC):
         transaction (per task, and over the owner's tasks): at a limit nothing is claimed
         and the limit reached (``"task"`` or ``"owner"``) is returned instead.
         """
+        if since is None or (max_per_task is None and max_per_owner is None):
+            return await self._claim_manual_alone(task_id, owner, at, holder, lease_until)
+        manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
+
+        def limited(task: Task, conn: Connection) -> Literal["task", "owner"] | None:
+            self._serialize_owner(conn, task.owner)
+            if max_per_task is not None:
+                mine = select(func.count()).where(manual, runs_table.c.task_id == task.id)
+                if int(conn.scalar(mine) or 0) >= max_per_task:
+                    return "task"
+            if max_per_owner is not None:
+                owned = select(tasks_table.c.id).where(tasks_table.c.owner == task.owner)
+                theirs = select(func.count()).where(manual, runs_table.c.task_id.in_(owned))
+                if int(conn.scalar(theirs) or 0) >= max_per_owner:
+                    return "owner"
+            return None
+
+        return await self.transaction(
+            functools.partial(self._claim_manual, task_id, owner, at, holder, lease_until, limited)
+        )
+
+    async def _claim_manual_alone(
+        self, task_id: str, owner: str | None, at: datetime, holder: str, lease_until: datetime
+    ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
+        """A manual claim without limits (PostgreSQL: in one statement)."""
+        claim = functools.partial(self._claim_manual, task_id, owner, at, holder, lease_until, None)
+        return await self.transaction(claim)
+
+    def _claim_manual(
+        self,
+        task_id: str,
+        owner: str | None,
+        at: datetime,
+        holder: str,
+        lease_until: datetime,
+        limited: Callable[[Task, Connection], Literal["task", "owner"] | None] | None,
+        conn: Connection,
+    ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
         fire = self._fire
-
-        def work(conn: Connection) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
-            if owner is None:
-                row = _first(self._read(conn, fire.task_row, {"b_id": task_id}))
-            else:
-                whose = {"b_id": task_id, "b_owner": owner}
-                row = _first(self._read(conn, fire.owned_task_row, whose))
-            if row is None:
-                return None
-            task = self._task_of(row)
-            if since is not None and (max_per_task is not None or max_per_owner is not None):
-                manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
-                self._serialize_owner(conn, task.owner)
-                if max_per_task is not None:
-                    mine = select(func.count()).where(manual, runs_table.c.task_id == task.id)
-                    if int(conn.scalar(mine) or 0) >= max_per_task:
-                        return "task"
-                if max_per_owner is not None:
-                    owned = select(tasks_table.c.id).where(tasks_table.c.owner == task.owner)
-                    theirs = select(func.count()).where(manual, runs_table.c.task_id.in_(owned))
-                    if int(conn.scalar(theirs) or 0) >= max_per_owner:
-                        return "owner"
-            # Two manual runs of one task in the same microsecond would share the fire's
-            # key: the later one is due a microsecond later instead of being lost.
-            due = at
-            while True:
-                record = _running_record(
-                    task, due, trigger="manual", attempt=1, due_at=due, now=due
-                )
-                if self._insert_run(conn, record, holder, lease_until):
-                    return task, record
-                due += timedelta(microseconds=1)
-
-        return await self.transaction(work)
+        if owner is None:
+            row = _first(self._read(conn, fire.task_row, {"b_id": task_id}))
+        else:
+            whose = {"b_id": task_id, "b_owner": owner}
+            row = _first(self._read(conn, fire.owned_task_row, whose))
+        if row is None:
+            return None
+        task = self._task_of(row)
+        if limited is not None:
+            reached = limited(task, conn)
+            if reached is not None:
+                return reached
+        # Two manual runs of one task in the same microsecond would share the fire's
+        # key: the later one is due a microsecond later instead of being lost.
+        due = at
+        while True:
+            record = _running_record(task, due, trigger="manual", attempt=1, due_at=due, now=due)
+            if self._insert_run(conn, record, holder, lease_until):
+                return task, record
+            due += timedelta(microseconds=1)
 
     def _start_run(
         self,
@@ -2011,8 +2035,9 @@ def _running_record(
     attempt: int,
     due_at: datetime,
     now: datetime,
+    run_id: str | None = None,
 ) -> TaskRunRecord:
-    run_id = str(uuid.uuid4())
+    run_id = run_id or str(uuid.uuid4())
     # Built from values the store already holds as the right types: no validation.
     return TaskRunRecord.model_construct(
         run_id=run_id,

@@ -1,9 +1,11 @@
 """The PostgreSQL twin of the store: several replicas on one database.
 
 Claims lock the rows they take with ``FOR UPDATE SKIP LOCKED``, so replicas split a burst
-instead of racing it; every task change is announced with ``NOTIFY`` and followed with
-``LISTEN`` (with polling as the safety net); one turn per conversation thread across
-replicas through session advisory locks; checkpoints in ``AsyncPostgresSaver``.
+instead of racing it; a settled finish, and a manual claim without limits, are single
+statements sent without a transaction around them (one round trip each); every task
+change is announced with ``NOTIFY`` and followed with ``LISTEN`` (with polling as the
+safety net); one turn per conversation thread across replicas through session advisory
+locks; checkpoints in ``AsyncPostgresSaver``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import asyncio
 import contextlib
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, func, select, text
+from sqlalchemy import String, Table, bindparam, func, literal, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -24,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
 from .errors import ThreadBusy
-from .models import TaskRunRecord
+from .models import Task, TaskRunRecord
 from .store import (
     Finished,
     Store,
@@ -32,7 +35,10 @@ from .store import (
     ThreadLocks,
     _binds,
     _run_row,
+    _running_record,
     _settling,
+    _UTCDateTime,
+    isolated_thread_id,
     runs_table,
     tasks_table,
 )
@@ -143,6 +149,77 @@ class PostgresStore(Store):
         assert returned is not None  # one row, always
         run_id = returned[0]
         return run_id is not None
+
+    async def _claim_manual_alone(
+        self, task_id: str, owner: str | None, at: datetime, holder: str, lease_until: datetime
+    ) -> tuple[Task, TaskRunRecord] | None:
+        # One statement, sent alone: the task read and the run inserted together.
+        statement = self._manual[owner is not None]
+        due = at
+        while True:
+            run_id = str(uuid.uuid4())
+            params = {
+                "b_id": task_id,
+                "b_owner": owner,
+                "b_at": due,
+                "b_holder": holder,
+                "b_lease": lease_until,
+                "r_run_id": run_id,
+                "r_isolated": isolated_thread_id(task_id, run_id),
+            }
+            read = functools.partial(self._claim_alone, statement, params)
+            row = await self._guarded(self._run_single(read))
+            if row is None:
+                return None
+            task = self._task_of(row)
+            if row[-1] is not None:
+                record = _running_record(
+                    task, due, trigger="manual", attempt=1, due_at=due, now=due, run_id=run_id
+                )
+                return task, record
+            # Another manual run of the task took this microsecond: the next one.
+            due += timedelta(microseconds=1)
+
+    def _claim_alone(
+        self, statement: Select[Any], params: dict[str, Any], conn: Connection
+    ) -> tuple[Any, ...] | None:
+        return self._write(conn, statement, params)[1]
+
+    @functools.cached_property
+    def _manual(self) -> tuple[Select[Any], Select[Any]]:
+        """A manual claim as one statement (any owner, then the given owner's): the task's
+        row read and a running record inserted from it, the same one
+        :func:`~.store._running_record` builds; returns the task's columns and the
+        inserted run's id (NULL: a run of that task is already due that instant)."""
+        due = bindparam("b_at", type_=_UTCDateTime())
+        out = []
+        for owned in (False, True):
+            query = select(tasks_table).where(tasks_table.c.id == bindparam("b_id"))
+            if owned:
+                query = query.where(tasks_table.c.owner == bindparam("b_owner"))
+            task = query.cte("manual_task")
+            values = select(
+                bindparam("r_run_id", type_=String()),
+                task.c.id,
+                literal(1),
+                literal("manual"),
+                due,
+                due,
+                due,
+                func.coalesce(task.c.thread_id, bindparam("r_isolated", type_=String())),
+                bindparam("b_holder", type_=String()),
+                bindparam("b_lease", type_=_UTCDateTime()),
+            )
+            columns = ["run_id", "task_id", "attempt", "trigger", "scheduled_for"]
+            columns += ["started_at", "due_at", "thread_id", "holder", "lease_expires_at"]
+            run = (
+                self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
+                .from_select(columns, values)
+                .returning(runs_table.c.run_id)
+                .cte("manual_run")
+            )
+            out.append(select(task, select(run.c.run_id).scalar_subquery()))
+        return out[0], out[1]
 
     @functools.cached_property
     def _settle(self) -> Select[Any]:
