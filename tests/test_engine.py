@@ -364,6 +364,25 @@ async def test_trimming_keeps_the_newest_records_even_when_start_times_tie(
         assert kept.outcome in ("missed", "success")
 
 
+async def test_without_a_history_limit_finished_task_ids_are_not_kept_forever(
+    clock: FakeClock, runs: RunWaiter
+) -> None:
+    # The ids of tasks that finished a run wait for the upkeep's trim; with no limit
+    # there is nothing to trim, and they must not pile up for the process's life.
+    async with runtime(
+        build_graph(ScriptedChatModel()), "sqlite://", clock, runs, history_limit=None
+    ) as rt:
+        for n in range(3):
+            await rt.create_task(name=f"t{n}", schedule=Interval(minutes=1), trigger="go")
+        assert await step(rt, clock, 60) == 3
+        bridge = rt._bridge
+        assert bridge is not None and len(bridge.finished_tasks) == 3
+        await step(rt, clock, rt.lease_secs)  # an upkeep round comes by
+        assert bridge.finished_tasks == set()
+        assert await step(rt, clock, 60 - rt.lease_secs) == 3
+        assert len(await rt.store.recent_runs(limit=50)) == 6  # no limit: every record kept
+
+
 async def test_a_row_changed_behind_the_runtimes_back_is_read_again(
     clock: FakeClock, runs: RunWaiter, database: str
 ) -> None:

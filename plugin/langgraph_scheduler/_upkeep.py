@@ -71,10 +71,11 @@ class Upkeep:
         until = now + timedelta(seconds=self.lease_secs)
         await self.store.renew_leases(list(self.bridge.in_flight), until=until)
         await self.recover([], reason=STOPPED_RENEWING)
-        if self.history_limit is not None and self.bridge.finished_tasks:
+        if self.bridge.finished_tasks:  # taken whatever the limit, or it only grows
             finished = set(self.bridge.finished_tasks)
             self.bridge.finished_tasks.clear()
-            await self.store.trim_history(finished, keep=self.history_limit)
+            if self.history_limit is not None:
+                await self.store.trim_history(finished, keep=self.history_limit)
         if self.history_max_age_days is not None and now >= self._next_purge:
             cutoff = now - timedelta(days=self.history_max_age_days)
             await self.store.purge_history(finished_before=cutoff)
