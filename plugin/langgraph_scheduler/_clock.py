@@ -19,9 +19,17 @@ from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "SystemClock"]
 
-_TIMER_GRAIN = 1e-3
-"""The event loop's timer waits in whole milliseconds (``epoll``, libuv) and so ends up
-to one late: :meth:`SystemClock.sleep` has the last millisecond ended by a thread."""
+_TIMER_GRAIN = 3e-3
+"""How much of a wait :meth:`SystemClock.sleep` leaves to its thread. The event loop's
+timer waits in whole milliseconds (``epoll``, libuv), rounded up, and its wake-ups come
+later still on a busy or virtual machine: measured here, 0.8 ms late at the median and
+1.6–1.8 ms at the 90th percentile, so with one millisecond left to the thread a third
+of the waits had already overrun their deadline when the loop woke."""
+
+_THREAD_LEAD = 1e-4
+"""How long before the deadline the thread is asked to wake the loop: about what that
+wake-up takes (a timed wait's return, ``call_soon_threadsafe``, the loop's turn). What
+is left when the loop runs again is yielded away, a few passes of the loop at most."""
 
 
 @runtime_checkable
@@ -41,27 +49,32 @@ class SystemClock:
     """The wall clock (UTC) and ``asyncio.sleep``, ended on time.
 
     A fire's turn waits for its instant with :meth:`sleep`; ``asyncio.sleep`` alone
-    would end it 0–1 ms late (the loop's timer rounds its wait up to whole
-    milliseconds), which is half the lateness budget of a fire.
+    would end it 0–2 ms late (the loop's timer rounds its wait up to whole
+    milliseconds, and wakes later still on a busy machine), which is the whole lateness
+    budget of a fire.
     """
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
     async def sleep(self, secs: float) -> None:
-        """Wait ``secs`` seconds: on the loop's timer up to the last millisecond, then
-        on :data:`_DEADLINES`, whose thread wakes the loop within about 0.1 ms of the
-        deadline. Never returns before ``secs`` passed (monotonic clock); never blocks
-        the loop (a blocking sleep on it is refused under ``langgraph dev``, and a spin
-        would keep the GIL from the store's and the checkpointer's threads)."""
+        """Wait ``secs`` seconds: on the loop's timer up to the last few milliseconds
+        (:data:`_TIMER_GRAIN`), then on :data:`_DEADLINES`, whose thread wakes the loop
+        just before the deadline (:data:`_THREAD_LEAD`), then yielding to the loop for
+        whatever is left. Never returns before ``secs`` passed (monotonic clock); never
+        blocks the loop (a blocking sleep on it is refused under ``langgraph dev``, and
+        a longer spin would keep the GIL from the store's and the checkpointer's
+        threads)."""
         deadline = time.monotonic() + secs
         if secs > _TIMER_GRAIN:
             await asyncio.sleep(secs - _TIMER_GRAIN)
         elif secs <= 0:
             await asyncio.sleep(0)
             return
-        if time.monotonic() < deadline:
-            await _DEADLINES.wait(deadline)
+        if time.monotonic() < deadline - _THREAD_LEAD:
+            await _DEADLINES.wait(deadline - _THREAD_LEAD)
+        while time.monotonic() < deadline:  # at most the thread's lead, on time or so
+            await asyncio.sleep(0)
 
     def __repr__(self) -> str:
         return "SystemClock()"
