@@ -351,12 +351,14 @@ async def test_store_outage_does_not_lose_the_fire(
         assert (await rt.get_task(task.id)).state == "completed"
 
 
-async def test_fire_path_on_killed_pooled_connections_runs_again_on_fresh_ones(
+async def test_fire_path_on_killed_connections_runs_again_on_fresh_ones(
     postgres_url: str,
 ) -> None:
-    # The fire path's statements go to the driver, past SQLAlchemy's execution layer:
-    # a connection the server killed must still be told apart from a failed statement,
-    # dropped from the pool, and the claim or finish run once more on a fresh one.
+    # The fire path's statements go to the driver, past SQLAlchemy's execution layer (a
+    # claim's transaction on a pooled connection; a settled finish or a manual claim on
+    # the replica's own session): a connection the server killed must still be told
+    # apart from a failed statement, dropped, and the claim or finish run once more on
+    # a fresh one.
     import psycopg
 
     from langgraph_scheduler._service import TaskService

@@ -462,7 +462,8 @@ class _Prepared:
             for column in (statement.selected_columns if selects else ())
         ]
 
-    def _params(self, params: dict[str, Any]) -> Any:
+    def args(self, params: dict[str, Any]) -> Any:
+        """The driver's parameters for ``params`` (by bind name), processed."""
         values = [
             fixed if key is None else params[key] if process is None else process(params[key])
             for _, key, fixed, process in self._args
@@ -487,9 +488,13 @@ class _Prepared:
         """The rows of this query, their values processed as SQLAlchemy would."""
         cursor = self._execute(conn, params)
         try:
-            rows = cursor.fetchall()
+            return self.rows(cursor.fetchall())
         finally:
             cursor.close()
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Rows the driver returned for this query, their values processed as
+        SQLAlchemy would."""
         processors = self._results
         if not any(processors):
             return [tuple(row) for row in rows]
@@ -502,7 +507,7 @@ class _Prepared:
         ]
 
     def _execute(self, conn: Connection, params: dict[str, Any]) -> Any:
-        args = self._params(params)
+        args = self.args(params)
         dbapi = conn.connection
         error = self.dialect.loaded_dbapi.Error
         cursor = dbapi.cursor()
@@ -711,17 +716,17 @@ class Store(ABC):
         """Run ``work`` in one transaction, the twin's way."""
 
     async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work``, which the twin makes a single statement where it can, atomically:
-        here in a transaction like :meth:`_run`; PostgreSQL sends it alone, without
-        BEGIN and COMMIT round trips. The work sends its statements with :meth:`_write`
-        only (SQLite in memory runs it on the driver connection, outside SQLAlchemy's
-        transaction)."""
+        """Run ``work``, a lone settled finish (:meth:`_finish_alone`), atomically: here
+        in a transaction like :meth:`_run`. The work sends its statements with
+        :meth:`_write` only, so SQLite in memory runs it on the driver connection,
+        outside SQLAlchemy's transaction (PostgreSQL sends its single statement on the
+        replica's own session instead)."""
         return await self._run(work)
 
-    def _prepared(self, conn: Connection, statement: Any) -> _Prepared:
+    def _prepared(self, statement: Any, dialect: Dialect) -> _Prepared:
         prepared = self._statements.get(id(statement))
         if prepared is None:  # once per statement (they live as long as the store)
-            prepared = _Prepared(statement, conn.dialect)
+            prepared = _Prepared(statement, dialect)
             self._statements[id(statement)] = prepared
         return prepared
 
@@ -730,13 +735,13 @@ class Store(ABC):
     ) -> tuple[int, tuple[Any, ...] | None]:
         """Run one of the fire path's writes (:class:`_FireStatements`) on the driver:
         the rows it changed, and its first returned row (None without RETURNING)."""
-        return self._prepared(conn, statement).write(conn, params)
+        return self._prepared(statement, conn.dialect).write(conn, params)
 
     def _read(
         self, conn: Connection, statement: Any, params: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
         """Run one of the fire path's reads (:class:`_FireStatements`) on the driver."""
-        return self._prepared(conn, statement).read(conn, params)
+        return self._prepared(statement, conn.dialect).read(conn, params)
 
     @abstractmethod
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
@@ -1431,8 +1436,7 @@ class Store(ABC):
         if len(finishes) == 1:
             lone = finishes[0]
             if settles_alone(lone.record.trigger, lone.outcome):  # the usual case
-                settle = functools.partial(self._finish, finish=lone, now=now)
-                return [await self._guarded(self._run_single(settle))]
+                return [await self._finish_alone(lone, now)]
 
         def work(conn: Connection) -> list[Finished | None]:
             # Tasks are locked in one order, so concurrent batches cannot deadlock.
@@ -1444,6 +1448,12 @@ class Store(ABC):
 
         return await self.transaction(work)
 
+    async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
+        """Record one settled outcome (:func:`~._fire.settles_alone`) by itself
+        (PostgreSQL: in one statement on the replica's own session)."""
+        settle = functools.partial(self._finish, finish=finish, now=now)
+        return await self._guarded(self._run_single(settle))
+
     def _finish(
         self, conn: Connection, finish: Finish, now: datetime, *, skip_busy: bool = False
     ) -> Finished | None:
@@ -1452,7 +1462,7 @@ class Store(ABC):
         already holds run rows can never wait in a cycle with a finish."""
         fire = self._fire
         record = _finished_record(finish, now)
-        finished = {name: getattr(record, name) for name in _RUN_FINISH}
+        finished = _finished_values(record)
         assert record.outcome is not None
         if not skip_busy and settles_alone(record.trigger, record.outcome):
             return self._finish_settled(conn, record, finished)
@@ -2087,6 +2097,11 @@ def _finished_record(finish: Finish, now: datetime) -> TaskRunRecord:
             "finished_at": now,
         }
     )
+
+
+def _finished_values(record: TaskRunRecord) -> dict[str, Any]:
+    """The run columns a finish of ``record`` writes."""
+    return {name: getattr(record, name) for name in _RUN_FINISH}
 
 
 def _missed_record(task: Task, decision: FireDecision, now: datetime) -> TaskRunRecord | None:

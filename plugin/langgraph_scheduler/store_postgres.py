@@ -2,7 +2,8 @@
 
 Claims lock the rows they take with ``FOR UPDATE SKIP LOCKED``, so replicas split a burst
 instead of racing it; a settled finish, and a manual claim without limits, are single
-statements sent without a transaction around them (one round trip each); every task
+statements sent on the replica's own session without a transaction around them (one
+round trip each); every task
 change is announced with ``NOTIFY`` and followed with ``LISTEN`` (with polling as the
 safety net); one turn per conversation thread across replicas through session advisory
 locks; checkpoints in ``AsyncPostgresSaver``.
@@ -29,11 +30,14 @@ from sqlalchemy.sql import Select
 from .errors import ThreadBusy
 from .models import Task, TaskRunRecord
 from .store import (
+    Finish,
     Finished,
     Store,
     TaskChange,
     ThreadLocks,
     _binds,
+    _finished_record,
+    _finished_values,
     _run_row,
     _running_record,
     _settling,
@@ -70,10 +74,11 @@ class PostgresStore(Store):
     Note:
         A replica's connections are bounded whatever its ``max_concurrency``: the
         store's pool (2), the checkpointer's pool (2, opened on demand, idle ones closed
-        after a minute), one session holding every thread lock and one listening for
-        task changes: 6 in all, so 10 replicas fit in PostgreSQL's default
-        ``max_connections`` (100) with room to spare. When the
-        server refuses connections, work waits and is retried; it is never dropped.
+        after a minute), one session of its own (every thread lock, and the fire path's
+        statements sent alone) and one listening for task changes: 6 in all, so 10
+        replicas fit in PostgreSQL's default ``max_connections`` (100) with room to
+        spare. When the server refuses connections, work waits and is retried; it is
+        never dropped.
     """
 
     dialect = "postgresql"
@@ -87,7 +92,7 @@ class PostgresStore(Store):
         )
         self.sync_engine = self.async_engine.sync_engine
         self._locks = ThreadLocks()
-        self._lock_session = _LockSession(self.conninfo)
+        self._session = _Session(self.conninfo)
 
     @property
     def conninfo(self) -> str:
@@ -97,17 +102,28 @@ class PostgresStore(Store):
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         return await _twice_if_gone(self._run_once, work)
 
-    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
-        return await _twice_if_gone(self._run_alone, work)
-
     async def _run_once(self, work: Callable[[Connection], _T]) -> _T:
         async with self.async_engine.begin() as conn:
             return await conn.run_sync(work)
 
-    async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
-        async with self.async_engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.run_sync(work)
+    async def _single(
+        self, statement: Select[Any], params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """Send one of the fire path's statements that need no transaction around them
+        on the replica's own session: its first row (None: none), processed as
+        SQLAlchemy would."""
+        import psycopg
+
+        prepared = self._prepared(statement, self.sync_engine.dialect)
+        args = prepared.args(params)
+        try:
+            row = await self._session.fetch_one(prepared.sql, args)
+        except psycopg.Error as exc:
+            lost = isinstance(exc, psycopg.OperationalError)
+            raise DBAPIError.instance(
+                prepared.sql, args, exc, psycopg.Error, connection_invalidated=lost
+            ) from exc
+        return None if row is None else prepared.rows([row])[0]
 
     @functools.cached_property
     def _start(self) -> Select[Any]:
@@ -167,9 +183,8 @@ class PostgresStore(Store):
                 "r_run_id": run_id,
                 "r_isolated": isolated_thread_id(task_id, run_id),
             }
-            read = functools.partial(self._claim_alone, statement, params)
-            row = await self._guarded(self._run_single(read))
-            if row is None:
+            row = await self._guarded(self._single(statement, params))
+            if row is None:  # no such task (of that owner)
                 return None
             task = self._task_of(row)
             if row[-1] is not None:
@@ -179,11 +194,6 @@ class PostgresStore(Store):
                 return task, record
             # Another manual run of the task took this microsecond: the next one.
             due += timedelta(microseconds=1)
-
-    def _claim_alone(
-        self, statement: Select[Any], params: dict[str, Any], conn: Connection
-    ) -> tuple[Any, ...] | None:
-        return self._write(conn, statement, params)[1]
 
     @functools.cached_property
     def _manual(self) -> tuple[Select[Any], Select[Any]]:
@@ -237,9 +247,16 @@ class PostgresStore(Store):
     def _finish_settled(
         self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
     ) -> Finished | None:
-        written, settling = _settling(record)
-        params = _binds(finished) | settling | {"b_run": record.run_id}
+        written, params = _settle_params(record, finished)
         _, returned = self._write(conn, self._settle, params)
+        assert returned is not None  # one row, always
+        ran, streak = returned
+        return self._settled(record, written, streak) if ran else None
+
+    async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
+        record = _finished_record(finish, now)
+        written, params = _settle_params(record, _finished_values(record))
+        returned = await self._guarded(self._single(self._settle, params))
         assert returned is not None  # one row, always
         ran, streak = returned
         return self._settled(record, written, streak) if ran else None
@@ -272,7 +289,7 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
 
     async def close(self) -> None:
-        await self._lock_session.close()
+        await self._session.close()
         await self.async_engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -354,12 +371,12 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
-        """In this process first, then an advisory lock on the replica's lock session."""
+        """In this process first, then an advisory lock on the replica's own session."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         async with self._locks.hold(thread_id, timeout=timeout):
             delay = 0.05
-            while not await self._lock_session.try_lock(thread_id):
+            while not await self._session.try_lock(thread_id):
                 if deadline is not None and loop.time() >= deadline:
                     raise ThreadBusy(thread_id)
                 pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
@@ -368,7 +385,7 @@ class PostgresStore(Store):
             try:
                 yield
             finally:
-                await self._lock_session.unlock(thread_id)
+                await self._session.unlock(thread_id)
 
     async def open_checkpointer(
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
@@ -396,6 +413,15 @@ class PostgresStore(Store):
         return saver
 
 
+def _settle_params(
+    record: TaskRunRecord, finished: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a settled finish of ``record`` writes to its task, and the parameters of
+    ``_settle`` (``finished``: the run's columns it writes)."""
+    written, settling = _settling(record)
+    return written, _binds(finished) | settling | {"b_run": record.run_id}
+
+
 async def _twice_if_gone(
     run: Callable[[Callable[[Connection], _T]], Awaitable[_T]], work: Callable[[Connection], _T]
 ) -> _T:
@@ -410,14 +436,18 @@ async def _twice_if_gone(
     return await run(work)
 
 
-class _LockSession:
-    """All of a replica's thread locks, held on one PostgreSQL session.
+class _Session:
+    """A replica's own PostgreSQL session, in autocommit: all its thread locks, and the
+    fire path's statements that are sent alone.
 
-    One connection, whatever the number of turns: session advisory locks are taken and
-    released through it, one call at a time. If the session is lost (a failover, an idle
-    kill), PostgreSQL releases its locks; the next call reconnects and takes again the
-    locks of the turns still running (a turn whose thread another replica took meanwhile
-    is logged: exclusivity was broken for that moment, the turn is not stopped).
+    One connection, whatever the number of turns, used one call at a time: session
+    advisory locks are taken and released through it, and a settled finish or a manual
+    claim is sent on it as it is, without SQLAlchemy's asyncio engine around it (a
+    greenlet per transaction, autocommit switched on and back on a pooled connection).
+    If the session is lost (a failover, an idle kill), PostgreSQL releases its locks;
+    the next call reconnects and takes again the locks of the turns still running (a
+    turn whose thread another replica took meanwhile is logged: exclusivity was broken
+    for that moment, the turn is not stopped).
     """
 
     def __init__(self, conninfo: str) -> None:
@@ -441,6 +471,22 @@ class _LockSession:
                 self._held.add(thread_id)
                 return True
             return False
+
+    async def fetch_one(self, sql: str, args: Any) -> tuple[Any, ...] | None:
+        """Run one statement; its first row. A session found lost is opened again and the
+        statement sent once more (it died with the session). Raises psycopg's errors."""
+        async with self._mutex:
+            for attempt in (1, 2):
+                conn = await self._connection()
+                try:
+                    cursor = await conn.execute(sql, args)
+                    row: tuple[Any, ...] | None = await cursor.fetchone()
+                    return row
+                except Exception as exc:
+                    if attempt == 2 or not conn.broken:
+                        raise
+                    await self._drop(exc)
+        raise AssertionError("unreachable")
 
     async def unlock(self, thread_id: str) -> None:
         async with self._mutex:
@@ -472,7 +518,7 @@ class _LockSession:
             row = await cursor.fetchone()
             if row is None or not row[0]:
                 logger.warning(
-                    "thread %r was taken by another replica while our lock session was "
+                    "thread %r was taken by another replica while our session was "
                     "lost; its running turn goes on",
                     thread_id,
                 )
@@ -480,7 +526,7 @@ class _LockSession:
         return conn
 
     async def _drop(self, exc: BaseException) -> None:
-        logger.warning("thread lock session lost (%s); reconnecting on next use", exc)
+        logger.warning("the replica's session was lost (%s); reconnecting on next use", exc)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
