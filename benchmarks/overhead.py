@@ -81,10 +81,12 @@ DEFINITION = (
     "not a statement. PostgreSQL: every statement sent through a psycopg cursor (a counting "
     "`cursor_factory`; `Connection.execute` makes its cursor there too), the `BEGIN` "
     "psycopg sends by itself ahead of a transaction's first statement (none in autocommit), "
-    "and the thread lock's advisory-lock calls on the replica's lock session (its own "
-    "connection; autocommit statements, not commits); commits = the `COMMIT`s its "
-    "`commit()` sends, plus one per statement the store's engine sends in autocommit (the "
-    "server commits each by itself: a lone settled finish is such a statement). An "
+    "and what the store sends on the replica's own session (its own connection, in "
+    "autocommit): the thread locks' advisory-lock calls (statements, not commits) and the "
+    "fire path's statements sent alone, a lone settled finish or a manual claim (each a "
+    "statement and a commit: the server commits each by itself); commits = the `COMMIT`s "
+    "its `commit()` sends, plus one per statement the store's engine sends in autocommit, "
+    "plus those of the session. An "
     "`executemany` counts once per parameter set. The "
     "checkpointer's statements are not counted (another connection: the direct turn makes "
     "them too). Median over the measured "
@@ -124,10 +126,13 @@ class StoreCounts:
         kept = getattr(store, "_kept", None)
         if kept is not None and not kept.closed:  # in memory: checked out for good
             self._attach(kept.connection)
-        locks = getattr(store, "_lock_session", None)
-        if locks is not None:  # its own psycopg connection, outside the engine's pool
-            self._wrap(locks, "try_lock", "pg_try_advisory_lock")
-            self._wrap(locks, "unlock", "pg_advisory_unlock")
+        session = getattr(store, "_session", None)
+        if session is None and store.dialect == "postgresql":  # renamed: would go uncounted
+            raise RuntimeError("the PostgreSQL store's own session is not where it was")
+        if session is not None:  # its own psycopg connection, outside the engine's pool
+            self._wrap(session, "try_lock", "pg_try_advisory_lock")
+            self._wrap(session, "unlock", "pg_advisory_unlock")
+            self._wrap_alone(session, "fetch_one")
 
     def _attach(self, entry: ConnectionPoolEntry | PoolProxiedConnection) -> None:
         """Hook the driver connection under a pooled connection, once."""
@@ -147,6 +152,19 @@ class StoreCounts:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self._count(what)
             return await call(*args, **kwargs)
+
+        setattr(target, name, counted)
+
+    def _wrap_alone(self, target: Any, name: str) -> None:
+        """Count the fire path's statements sent alone on the session: each a statement
+        and, in autocommit, a commit the server makes by itself (every one of them
+        writes: a settled finish, a manual claim)."""
+        call = getattr(target, name)
+
+        async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+            self._sent(sql)
+            self._commit()
+            return await call(sql, *args, **kwargs)
 
         setattr(target, name, counted)
 
