@@ -3,10 +3,9 @@
 Claims lock the rows they take with ``FOR UPDATE SKIP LOCKED``, so replicas split a burst
 instead of racing it; a settled finish, and a manual claim without limits, are single
 statements sent on the replica's own session without a transaction around them (one
-round trip each); every task
-change is announced with ``NOTIFY`` and followed with ``LISTEN`` (with polling as the
-safety net); one turn per conversation thread across replicas through session advisory
-locks; checkpoints in ``AsyncPostgresSaver``.
+round trip each); every task change is announced with ``NOTIFY`` and followed with
+``LISTEN`` (with polling as the safety net); one turn per conversation thread across
+replicas through session advisory locks; checkpoints in ``AsyncPostgresSaver``.
 """
 
 from __future__ import annotations
@@ -476,17 +475,14 @@ class _Session:
         """Run one statement; its first row. A session found lost is opened again and the
         statement sent once more (it died with the session). Raises psycopg's errors."""
         async with self._mutex:
-            for attempt in (1, 2):
-                conn = await self._connection()
-                try:
-                    cursor = await conn.execute(sql, args)
-                    row: tuple[Any, ...] | None = await cursor.fetchone()
-                    return row
-                except Exception as exc:
-                    if attempt == 2 or not conn.broken:
-                        raise
-                    await self._drop(exc)
-        raise AssertionError("unreachable")
+            conn = await self._connection()
+            try:
+                return await _fetch_one(conn, sql, args)
+            except Exception as exc:
+                if not conn.broken:
+                    raise
+                await self._drop(exc)
+            return await _fetch_one(await self._connection(), sql, args)
 
     async def unlock(self, thread_id: str) -> None:
         async with self._mutex:
@@ -531,6 +527,12 @@ class _Session:
             with contextlib.suppress(Exception):
                 await self._conn.close()
         self._conn = None
+
+
+async def _fetch_one(conn: Any, sql: str, args: Any) -> tuple[Any, ...] | None:
+    cursor = await conn.execute(sql, args)
+    row: tuple[Any, ...] | None = await cursor.fetchone()
+    return row
 
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
