@@ -440,6 +440,8 @@ class _Prepared:
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         assert "POSTCOMPILE" not in compiled.string and not compiled.escaped_bind_names
+        self.statement = statement
+        """Kept, so the ``id`` it is cached under is never another statement's."""
         self.sql = compiled.string
         self.dialect = dialect
         selects = isinstance(statement, Select)
