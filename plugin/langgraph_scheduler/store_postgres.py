@@ -111,16 +111,15 @@ class PostgresStore(Store):
         """Send one of the fire path's statements that need no transaction around them
         on the replica's own session: its first row (None: none), processed as
         SQLAlchemy would."""
-        import psycopg
-
+        dbapi = self.sync_engine.dialect.loaded_dbapi
         prepared = self._prepared(statement, self.sync_engine.dialect)
         args = prepared.args(params)
         try:
             row = await self._session.fetch_one(prepared.sql, args)
-        except psycopg.Error as exc:
-            lost = isinstance(exc, psycopg.OperationalError)
+        except dbapi.Error as exc:  # mapped as _Prepared maps a pooled connection's
+            lost = isinstance(exc, dbapi.OperationalError)
             raise DBAPIError.instance(
-                prepared.sql, args, exc, psycopg.Error, connection_invalidated=lost
+                prepared.sql, args, exc, dbapi.Error, connection_invalidated=lost
             ) from exc
         return None if row is None else prepared.rows([row])[0]
 
@@ -247,15 +246,18 @@ class PostgresStore(Store):
         self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
     ) -> Finished | None:
         written, params = _settle_params(record, finished)
-        _, returned = self._write(conn, self._settle, params)
-        assert returned is not None  # one row, always
-        ran, streak = returned
-        return self._settled(record, written, streak) if ran else None
+        return self._settle_result(record, written, self._write(conn, self._settle, params)[1])
 
     async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
         record = _finished_record(finish, now)
         written, params = _settle_params(record, _finished_values(record))
         returned = await self._guarded(self._single(self._settle, params))
+        return self._settle_result(record, written, returned)
+
+    def _settle_result(
+        self, record: TaskRunRecord, written: dict[str, Any], returned: tuple[Any, ...] | None
+    ) -> Finished | None:
+        """What ``_settle`` returned for ``record``: None if the run was finished already."""
         assert returned is not None  # one row, always
         ran, streak = returned
         return self._settled(record, written, streak) if ran else None
