@@ -326,6 +326,151 @@ def _terminate_sessions(conn: Any, name: str) -> int:
     return int(row[0])
 
 
+class _AnswerLosingProxy:
+    """A TCP proxy in front of PostgreSQL that can lose one answer: once armed with a
+    marker, the client's message holding it is passed on, the server's whole answer is
+    awaited (up to its ReadyForQuery, so the statement ran and committed), and then the
+    client is cut off without it, as a network cut after the commit would."""
+
+    _IDLE = b"Z\x00\x00\x00\x05I"  # ReadyForQuery, idle: nothing left uncommitted
+
+    def __init__(self, postgres_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._target = make_url(postgres_url)
+        self._marker: bytes | None = None
+        self._server: asyncio.Server | None = None
+        self.lost: list[bytes] = []
+        """The answers withheld, one per cut."""
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        url = self._target.set(host="127.0.0.1", port=port)
+        return url.update_query_dict({"sslmode": "disable"}).render_as_string(False)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def arm(self, marker: bytes) -> None:
+        self._marker = marker
+
+    async def _serve(self, client: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
+        host, port = self._target.host or "127.0.0.1", self._target.port or 5432
+        server, forth = await asyncio.open_connection(host, port)
+        doomed = asyncio.Event()
+
+        async def upward() -> None:
+            while data := await client.read(1 << 16):
+                if self._marker is not None and self._marker in data:
+                    self._marker = None
+                    doomed.set()
+                forth.write(data)
+                await forth.drain()
+
+        async def downward() -> None:
+            withheld = b""
+            while data := await server.read(1 << 16):
+                if doomed.is_set():
+                    withheld += data
+                    if self._IDLE in withheld:
+                        self.lost.append(withheld)
+                        return
+                    continue
+                back.write(data)
+                await back.drain()
+
+        up = asyncio.ensure_future(upward())
+        try:
+            await downward()
+        except ConnectionError:
+            pass
+        finally:
+            up.cancel()
+            for writer in (back, forth):
+                writer.close()
+
+
+async def test_manual_claim_whose_answer_is_lost_claims_one_run(postgres_url: str) -> None:
+    # A manual claim's commit went through but its answer was lost: sent again (on the
+    # replica's session, or its transaction run again on a fresh pooled connection), it
+    # must find its own run, not claim the next microsecond as a second run (which would
+    # run, while the first stayed running until its lease ran out).
+    from sqlalchemy import select
+
+    from langgraph_scheduler._service import TaskService
+    from langgraph_scheduler.store import open_store, runs_table
+
+    from .helpers import HOLDER, LEASE, at, every_minute
+
+    proxy = _AnswerLosingProxy(postgres_url)
+    async with proxy as url:
+        store = open_store(url)
+        await store.setup()
+        try:
+            service = TaskService(store, clock=FakeClock(at(0)))
+            task = await every_minute(service)
+            claims = []
+            # Alone: one statement on the session (its CTE is named manual_run). Under
+            # limits: a transaction on a pooled connection; its COMMIT's answer is lost.
+            for i, (marker, limits) in enumerate(
+                [(b"manual_run", {}), (b"COMMIT", {"max_per_task": 2, "since": at(0)})]
+            ):
+                proxy.arm(marker)
+                claimed = await store.claim_manual(
+                    task.id, at=at(i), holder=HOLDER, lease_until=at(i) + LEASE, **limits
+                )
+                assert isinstance(claimed, tuple), claimed
+                assert len(proxy.lost) == i + 1  # its answer was lost, after the commit
+                claims.append(claimed[1])
+
+            def stored(conn: Any) -> list[Any]:
+                query = select(runs_table.c.run_id, runs_table.c.scheduled_for)
+                return list(conn.execute(query.where(runs_table.c.task_id == task.id)))
+
+            rows = await store.transaction(stored)
+            assert sorted((r.run_id, r.scheduled_for) for r in rows) == sorted(
+                (c.run_id, c.scheduled_for) for c in claims
+            )
+            # The second claim counted the first, not itself: under max_per_task=2 a
+            # third is still refused only after it.
+            assert (
+                await store.claim_manual(
+                    task.id,
+                    at=at(5),
+                    holder=HOLDER,
+                    lease_until=at(5) + LEASE,
+                    max_per_task=2,
+                    since=at(0),
+                )
+                == "task"
+            )
+        finally:
+            await store.close()
+
+
+async def test_finish_whose_answer_is_lost_is_still_told(
+    postgres_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # A finish committed but its answer lost: sent again, it finds the run finished.
+    # Its own write, not a lease sweep's, so listeners (and webhooks) still hear of it.
+    proxy = _AnswerLosingProxy(postgres_url)
+    async with proxy as url:
+        rt = runtime_factory(make_graph("recorded once"), database=url)
+        async with rt:
+            task = await rt.create_task(
+                name="lost answer", schedule=Once(at=_now() + timedelta(days=1)), trigger="go"
+            )
+            # A settled finish: one statement on the session (its CTE: finished_run).
+            proxy.arm(b"finished_run")
+            record = await rt.run_now(task.id)
+            assert len(proxy.lost) == 1
+            assert record.outcome == "success" and record.summary == "recorded once"
+            (told,) = await runs.wait_for(1, task_id=task.id)
+            assert told == record == await rt.get_run(record.run_id)
+
+
 async def test_store_outage_does_not_lose_the_fire(
     postgres_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

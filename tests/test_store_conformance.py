@@ -419,6 +419,44 @@ async def test_finish_records_an_outcome_exactly_once(store: Store, service: Tas
     assert await store.running_holders() == []
 
 
+@pytest.mark.parametrize("outcome", ["success", "error", "interrupted"])
+async def test_a_finish_tells_its_own_stored_outcome_from_anothers(
+    store: Store, service: TaskService, outcome: Any
+) -> None:
+    # A finish sent again after its answer was lost finds the run finished: the stored
+    # record tells whether that was its own write (then listeners still hear of it).
+    await every_minute(service, options=TaskOptions(retries=1))
+    run = await claim_one(store, at(60))
+    mine = Finish(
+        run,
+        outcome,
+        summary="s",
+        error=None if outcome == "success" else "e",
+        checkpoint_id="cp-1",
+        started_at=at(61),
+    )
+    assert await store.finish_runs([mine], now=at(70)) != [None]
+    assert await store.finish_runs([mine], now=at(75)) == [None]  # sent again, later
+    stored = await store.get_run(run.run_id)
+    assert stored is not None and mine.recorded_in(stored)
+    for other in (
+        Finish(run, outcome, summary="s", error="other", checkpoint_id="cp-1", started_at=at(61)),
+        Finish(
+            run, outcome, summary="s", error=mine.error, checkpoint_id="cp-2", started_at=at(61)
+        ),
+        Finish(
+            run, "timeout", summary="s", error=mine.error, checkpoint_id="cp-1", started_at=at(61)
+        ),
+        Finish(run, outcome, summary="s", error=mine.error, checkpoint_id="cp-1"),
+    ):
+        assert not other.recorded_in(stored)
+    # A lease sweep's interrupted is not ours.
+    swept = next(c.run for c in await claim(store, at(120)) if c.run is not None)
+    done = await store.interrupt_expired(now=at(300), reason="holder died")
+    (sweep,) = [d.record for d in done if d.record.run_id == swept.run_id]
+    assert not Finish(swept, "interrupted", error="stopped").recorded_in(sweep)
+
+
 async def test_an_error_with_retries_left_waits_as_a_retry_row_until_due(
     store: Store, service: TaskService
 ) -> None:

@@ -468,6 +468,12 @@ class TaskExecutorBridge:
             # Already finished elsewhere (lease expired and recorded interrupted, or the
             # task was deleted), or the store stayed down: the store keeps what it has.
             stored = await self._retrying("read run", lambda: self.store.get_run(record.run_id))
+            if stored is not None and finish.recorded_in(stored):
+                # Our own write, its answer lost and the finish sent again: listeners
+                # still hear of it (what it did to its task, the retry's wake say, is
+                # left to the window's reload).
+                await self._tell(stored)
+                return stored
             return stored or record.model_copy(
                 update={"outcome": finish.outcome, "error": finish.error, "summary": finish.summary}
             )

@@ -383,6 +383,35 @@ class Finish:
     started_at: datetime | None = None
     """When the turn began (None: the claim's instant stands, e.g. a turn never begun)."""
 
+    def recorded_in(self, stored: TaskRunRecord) -> bool:
+        """Whether ``stored`` is this outcome as recorded (whenever): a finish told its
+        run was finished already sees here that it was its own write, whose answer was
+        lost (a connection cut after the commit), not a lease sweep's."""
+        return stored.finished_at is not None and stored == _finished_record(
+            self, stored.finished_at
+        )
+
+
+@dataclass(frozen=True)
+class _ManualClaim:
+    """A manual run asked for: of which task (of which owner, if given), due when,
+    claimed by whom until when, and the run id it keeps however often it is sent (a
+    claim whose commit went through but whose answer was lost finds its own run when
+    sent again, instead of claiming a second one)."""
+
+    task_id: str
+    owner: str | None
+    at: datetime
+    holder: str
+    lease_until: datetime
+    run_id: str
+
+    def record(self, task: Task, due: datetime) -> TaskRunRecord:
+        """The running record of this claim, due ``due``."""
+        return _running_record(
+            task, due, trigger="manual", attempt=1, due_at=due, now=due, run_id=self.run_id
+        )
+
 
 @dataclass(frozen=True)
 class QueuedDelivery:
@@ -1347,8 +1376,9 @@ class Store(ABC):
         transaction (per task, and over the owner's tasks): at a limit nothing is claimed
         and the limit reached (``"task"`` or ``"owner"``) is returned instead.
         """
+        asked = _ManualClaim(task_id, owner, at, holder, lease_until, str(uuid.uuid4()))
         if since is None or (max_per_task is None and max_per_owner is None):
-            return await self._claim_manual_alone(task_id, owner, at, holder, lease_until)
+            return await self._claim_manual_alone(asked)
         manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
 
         def limited(task: Task, conn: Connection) -> Literal["task", "owner"] | None:
@@ -1364,48 +1394,54 @@ class Store(ABC):
                     return "owner"
             return None
 
-        return await self.transaction(
-            functools.partial(self._claim_manual, task_id, owner, at, holder, lease_until, limited)
-        )
+        return await self.transaction(functools.partial(self._claim_manual, asked, limited))
 
     async def _claim_manual_alone(
-        self, task_id: str, owner: str | None, at: datetime, holder: str, lease_until: datetime
+        self, asked: _ManualClaim
     ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
         """A manual claim without limits (PostgreSQL: in one statement)."""
-        claim = functools.partial(self._claim_manual, task_id, owner, at, holder, lease_until, None)
-        return await self.transaction(claim)
+        return await self.transaction(functools.partial(self._claim_manual, asked, None))
 
     def _claim_manual(
         self,
-        task_id: str,
-        owner: str | None,
-        at: datetime,
-        holder: str,
-        lease_until: datetime,
+        asked: _ManualClaim,
         limited: Callable[[Task, Connection], Literal["task", "owner"] | None] | None,
         conn: Connection,
     ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
         fire = self._fire
-        if owner is None:
-            row = _first(self._read(conn, fire.task_row, {"b_id": task_id}))
+        if asked.owner is None:
+            row = _first(self._read(conn, fire.task_row, {"b_id": asked.task_id}))
         else:
-            whose = {"b_id": task_id, "b_owner": owner}
+            whose = {"b_id": asked.task_id, "b_owner": asked.owner}
             row = _first(self._read(conn, fire.owned_task_row, whose))
         if row is None:
             return None
         task = self._task_of(row)
         if limited is not None:
+            # Sent again after a lost commit: the run is ours, and counted as one.
+            ours = self._run_claimed(conn, asked.run_id)
+            if ours is not None:
+                return task, ours
             reached = limited(task, conn)
             if reached is not None:
                 return reached
         # Two manual runs of one task in the same microsecond would share the fire's
         # key: the later one is due a microsecond later instead of being lost.
-        due = at
+        due = asked.at
         while True:
-            record = _running_record(task, due, trigger="manual", attempt=1, due_at=due, now=due)
-            if self._insert_run(conn, record, holder, lease_until):
+            record = asked.record(task, due)
+            if self._insert_run(conn, record, asked.holder, asked.lease_until):
                 return task, record
+            ours = self._run_claimed(conn, asked.run_id)
+            if ours is not None:  # this claim's own run, inserted by a lost attempt
+                return task, ours
             due += timedelta(microseconds=1)
+
+    def _run_claimed(self, conn: Connection, run_id: str) -> TaskRunRecord | None:
+        """The run ``run_id`` as stored, if it is."""
+        row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id))
+        found = row.mappings().first()
+        return None if found is None else run_from_row(found)
 
     def _start_run(
         self,

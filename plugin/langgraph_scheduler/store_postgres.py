@@ -14,12 +14,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import String, Table, bindparam, func, literal, select, text
+from sqlalchemy import String, Table, bindparam, exists, func, literal, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -37,8 +36,8 @@ from .store import (
     _binds,
     _finished_record,
     _finished_values,
+    _ManualClaim,
     _run_row,
-    _running_record,
     _settling,
     _UTCDateTime,
     isolated_thread_id,
@@ -164,32 +163,27 @@ class PostgresStore(Store):
         run_id = returned[0]
         return run_id is not None
 
-    async def _claim_manual_alone(
-        self, task_id: str, owner: str | None, at: datetime, holder: str, lease_until: datetime
-    ) -> tuple[Task, TaskRunRecord] | None:
+    async def _claim_manual_alone(self, asked: _ManualClaim) -> tuple[Task, TaskRunRecord] | None:
         # One statement, sent alone: the task read and the run inserted together.
-        statement = self._manual[owner is not None]
-        due = at
+        statement = self._manual[asked.owner is not None]
+        due = asked.at
         while True:
-            run_id = str(uuid.uuid4())
             params = {
-                "b_id": task_id,
-                "b_owner": owner,
+                "b_id": asked.task_id,
+                "b_owner": asked.owner,
                 "b_at": due,
-                "b_holder": holder,
-                "b_lease": lease_until,
-                "r_run_id": run_id,
-                "r_isolated": isolated_thread_id(task_id, run_id),
+                "b_holder": asked.holder,
+                "b_lease": asked.lease_until,
+                "r_run_id": asked.run_id,
+                "r_isolated": isolated_thread_id(asked.task_id, asked.run_id),
             }
             row = await self._guarded(self._single(statement, params))
             if row is None:  # no such task (of that owner)
                 return None
             task = self._task_of(row)
-            if row[-1] is not None:
-                record = _running_record(
-                    task, due, trigger="manual", attempt=1, due_at=due, now=due, run_id=run_id
-                )
-                return task, record
+            inserted, ours = row[-2:]
+            if inserted is not None or ours:  # ours: sent again after a lost answer
+                return task, asked.record(task, due)
             # Another manual run of the task took this microsecond: the next one.
             due += timedelta(microseconds=1)
 
@@ -197,9 +191,13 @@ class PostgresStore(Store):
     def _manual(self) -> tuple[Select[Any], Select[Any]]:
         """A manual claim as one statement (any owner, then the given owner's): the task's
         row read and a running record inserted from it, the same one
-        :func:`~.store._running_record` builds; returns the task's columns and the
-        inserted run's id (NULL: a run of that task is already due that instant)."""
+        :meth:`~.store._ManualClaim.record` builds; returns the task's columns and the
+        inserted run's id (NULL: a run of that task is already due that instant) and
+        whether that run id was stored before the statement (it was sent again after its
+        answer was lost: the run is this claim's own)."""
         due = bindparam("b_at", type_=_UTCDateTime())
+        run_id = bindparam("r_run_id", type_=String())
+        ours = exists().where(runs_table.c.run_id == run_id)
         out = []
         for owned in (False, True):
             query = select(tasks_table).where(tasks_table.c.id == bindparam("b_id"))
@@ -207,7 +205,7 @@ class PostgresStore(Store):
                 query = query.where(tasks_table.c.owner == bindparam("b_owner"))
             task = query.cte("manual_task")
             values = select(
-                bindparam("r_run_id", type_=String()),
+                run_id,
                 task.c.id,
                 literal(1),
                 literal("manual"),
@@ -226,7 +224,7 @@ class PostgresStore(Store):
                 .returning(runs_table.c.run_id)
                 .cte("manual_run")
             )
-            out.append(select(task, select(run.c.run_id).scalar_subquery()))
+            out.append(select(task, select(run.c.run_id).scalar_subquery(), ours))
         return out[0], out[1]
 
     @functools.cached_property
