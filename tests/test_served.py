@@ -414,6 +414,49 @@ async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
     assert interrupted.server_run_id == server_run["run_id"]
 
 
+@_on_the_server
+async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
+    server: _Server, tmp_path: Path
+) -> None:
+    # Stopping the runtime cancels the server run (it must not go on without us) and
+    # records the turn interrupted, still naming the server run it was.
+    from langgraph_sdk.errors import NotFoundError
+
+    database = f"sqlite:///{tmp_path / 'stopped.db'}"
+    rt = SchedulerRuntime(
+        None, server=LangGraphServer(url=server.url, assistant_id="sleepy"), database=database
+    )
+    alice = server_thread_id("alice")
+    async with _client(server) as client:
+        async with rt:
+            task = await rt.create_task(
+                name="hang on",
+                schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
+                trigger="hang on",
+                thread_id="alice",
+                options=TaskOptions(retries=0),
+            )
+            pending = await rt.run_now(task.id, wait=False)
+
+            async def running_on_server() -> Any:
+                try:
+                    runs = await client.runs.list(alice, status="running")
+                except NotFoundError:  # the thread is not created yet
+                    return None
+                mine = (r for r in runs if r["metadata"]["task_run_id"] == pending.run_id)
+                return next(mine, None)
+
+            server_run = await _wait(running_on_server)
+            await rt.stop(drain_timeout_secs=0)
+        stopped = await client.runs.get(alice, server_run["run_id"])
+    async with SchedulerRuntime(None, database=database) as admin:
+        record = await admin.get_run(pending.run_id)
+    assert record is not None and record.outcome == "interrupted"
+    assert record.error == "runtime stopped before the turn finished"
+    assert (record.server_thread_id, record.server_run_id) == (alice, server_run["run_id"])
+    assert stopped["status"] == "interrupted"
+
+
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
     record = await rt.get_run(run_id)
     return record if record is not None and record.outcome is not None else None

@@ -373,7 +373,9 @@ class TaskExecutorBridge:
                 response = await self._converse(task, record, begin)
             except asyncio.CancelledError:
                 begun = min(begun, self.clock.now())  # stopped before its instant came
-                await self._record(record, Interrupted(STOPPED), started_at=begun)
+                where = self.turns.cut_short(record.run_id) if self.turns else None
+                stopped = Interrupted(STOPPED, server_run=where)
+                await self._record(record, stopped, started_at=begun)
                 raise
             except Exception as exc:  # a fault of ours: the fire is still recorded
                 logger.exception("run %s of task %s failed", record.run_id, task.id)

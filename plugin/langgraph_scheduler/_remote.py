@@ -130,6 +130,8 @@ class ServerTurnRunner(TurnRunner):
         super().__init__(store)
         self.server = server
         self._client: LangGraphClient | None = None
+        self._cut_short: dict[str, ServerRun] = {}
+        """Server runs of turns cancelled and not yet asked for (see :meth:`cut_short`)."""
 
     async def open(self) -> None:
         """Make the SDK client.
@@ -212,6 +214,8 @@ class ServerTurnRunner(TurnRunner):
         except asyncio.CancelledError:
             # The runtime is stopping: the server run must not go on without us (the
             # next runtime retries the fire). Shielded, so the cancel call itself is sent.
+            # The record still names the server run (see cut_short).
+            self._cut_short[request.run_id] = where
             await asyncio.shield(self._cancel(where))
             raise
         except Exception as exc:
@@ -221,6 +225,9 @@ class ServerTurnRunner(TurnRunner):
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
         return _answer(final, values, where, elapsed=time.monotonic() - started)
+
+    def cut_short(self, run_id: str) -> ServerRun | None:
+        return self._cut_short.pop(run_id, None)
 
     async def _cancel(self, where: ServerRun) -> None:
         """Cancel a server run and wait (a little) until it stopped; never raises."""

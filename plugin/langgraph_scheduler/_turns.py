@@ -161,6 +161,12 @@ class TurnRunner:
     async def open(self) -> None:
         """Acquire what turns need (a client); called once before the first turn."""
 
+    def cut_short(self, run_id: str) -> ServerRun | None:
+        """The server run of the turn of ``run_id`` that was just cancelled (the runtime
+        stopping), for its record; asked once, by whoever cancelled it. None for a turn
+        run in this process, or cancelled before its server run was created."""
+        return None
+
     async def close(self) -> None:
         """Release what :meth:`open` acquired; called after the last turn."""
 
