@@ -457,6 +457,51 @@ async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
     assert stopped["status"] == "interrupted"
 
 
+@_on_the_server
+async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A runtime killed mid server turn leaves its server run going: the record names it
+    # from the start, so the runtime that records the fire interrupted stops it too.
+    from langgraph_scheduler._upkeep import DIED
+
+    database = f"sqlite:///{tmp_path / 'crashed.db'}"
+    env = dict(os.environ)
+    paths = [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.server_child", database, server.url],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
+        assert line.startswith("RUNNING"), line + child.stdout.read()
+        run_id, thread_id, server_run_id = line.split()[1:]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    async with _client(server) as client:
+        going = ("pending", "running")
+        assert (await client.runs.get(thread_id, server_run_id))["status"] in going
+        rt = SchedulerRuntime(
+            None, server=LangGraphServer(url=server.url, assistant_id="sleepy"), database=database
+        )
+        async with rt:  # finds the dead process's claim, and its server run
+            record = await rt.get_run(run_id)
+
+            async def stopped() -> Any:
+                run = await client.runs.get(thread_id, server_run_id)
+                return run if run["status"] not in going else None
+
+            orphan = await _wait(stopped)
+    assert record is not None and (record.outcome, record.error) == ("interrupted", DIED)
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert orphan["status"] == "interrupted"
+
+
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
     record = await rt.get_run(run_id)
     return record if record is not None and record.outcome is not None else None

@@ -633,6 +633,25 @@ async def test_an_expired_lease_is_recorded_interrupted_and_retried(
     assert await store.interrupt_expired(now=at(200), reason="again") == []
 
 
+async def test_a_named_server_run_stays_on_the_record_a_sweep_interrupts(
+    store: Store, service: TaskService
+) -> None:
+    await every_minute(service)
+    run = await claim_one(store, at(60))  # lease until at(90)
+    await store.note_server_run(run.run_id, thread_id="st", server_run_id="sr")
+    running = await store.get_run(run.run_id)
+    assert running is not None and running.outcome is None
+    assert (running.server_thread_id, running.server_run_id) == ("st", "sr")
+
+    (done,) = await store.interrupt_expired(now=at(91), reason="holder died")
+
+    assert (done.record.server_thread_id, done.record.server_run_id) == ("st", "sr")
+    assert await store.get_run(run.run_id) == done.record
+    # A finished record is not renamed.
+    await store.note_server_run(run.run_id, thread_id="other", server_run_id="other")
+    assert await store.get_run(run.run_id) == done.record
+
+
 async def test_a_renewed_lease_is_not_interrupted(store: Store, service: TaskService) -> None:
     await every_minute(service)
     run = await claim_one(store, at(60))

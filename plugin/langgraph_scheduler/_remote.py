@@ -36,6 +36,7 @@ from ._turns import (
     turn_metadata,
 )
 from .errors import SchedulerError
+from .models import TaskRunRecord
 from .store import Store
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ class ServerTurnRunner(TurnRunner):
             logger.warning("server run of task %s not created: %r", request.task_id, exc)
             return Error(self._refused(exc))
         where = ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+        await self._note(request, where)
         remaining = request.timeout_secs - (time.monotonic() - started)
         try:
             values = await _within(client.runs.join(thread_id, where.run_id), remaining)
@@ -229,14 +231,34 @@ class ServerTurnRunner(TurnRunner):
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
 
-    async def _cancel(self, where: ServerRun) -> None:
-        """Cancel a server run and wait (a little) until it stopped; never raises."""
+    async def stop_orphan(self, record: TaskRunRecord) -> None:
+        if record.server_thread_id is None or record.server_run_id is None:
+            return
+        orphan = ServerRun(thread_id=record.server_thread_id, run_id=record.server_run_id)
+        logger.info("stopping server run %s of interrupted run %s", orphan.run_id, record.run_id)
+        await self._cancel(orphan, wait=False)
+
+    async def _note(self, request: ConversationRequest, where: ServerRun) -> None:
+        """Name the server run on the running record (best effort: the finish names it
+        too; only a process dying mid-turn needs it before)."""
+        try:
+            await self.store.note_server_run(
+                request.run_id, thread_id=where.thread_id, server_run_id=where.run_id
+            )
+        except Exception as exc:
+            logger.warning(
+                "naming server run %s on run %s failed: %r", where.run_id, request.run_id, exc
+            )
+
+    async def _cancel(self, where: ServerRun, *, wait: bool = True) -> None:
+        """Cancel a server run and (with ``wait``) wait a little until it stopped; never
+        raises."""
         client = self._client
         if client is None:
             return
         try:
             await asyncio.wait_for(
-                client.runs.cancel(where.thread_id, where.run_id, wait=True),
+                client.runs.cancel(where.thread_id, where.run_id, wait=wait),
                 CANCEL_TIMEOUT_SECS,
             )
         except Exception as exc:

@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
 from .errors import ThreadBusy
-from .models import TaskSource
+from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
 
 __all__ = [
@@ -160,6 +160,11 @@ class TurnRunner:
 
     async def open(self) -> None:
         """Acquire what turns need (a client); called once before the first turn."""
+
+    async def stop_orphan(self, record: TaskRunRecord) -> None:
+        """Stop what may still run of the turn of ``record``, recorded ``interrupted``
+        because the process running it died or stopped renewing its claim: its server
+        run, if it named one. Nothing for turns run in a process. Never raises."""
 
     def cut_short(self, run_id: str) -> ServerRun | None:
         """The server run of the turn of ``run_id`` that was just cancelled (the runtime

@@ -2,11 +2,13 @@
 
 Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs,
 records ``interrupted`` for fires whose holder stopped renewing (a crashed process; its
-retries follow the task's policy as rows), and trims run history.
+retries follow the task's policy as rows) and stops the LangGraph server runs their turns
+became, and trims run history.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -63,6 +65,9 @@ class Upkeep:
         )
         for item in finished:
             await self.bridge.settle(item)
+        turns = self.bridge.turns
+        if turns is not None:  # their server runs must not go on alone (at once, bounded)
+            await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
         return len(finished)
 
     async def tick(self) -> None:

@@ -1580,6 +1580,17 @@ class Store(ABC):
             self._remember(known[0], known[1], **written)
         return Finished(record, RunConsequence(None, streak))
 
+    async def note_server_run(self, run_id: str, *, thread_id: str, server_run_id: str) -> None:
+        """Name, on a running fire's record, the LangGraph server run its turn became, as
+        soon as it exists: a record interrupted because its process died still says
+        which server run to stop (see ``interrupt_expired``)."""
+        statement = (
+            update(runs_table)
+            .where(runs_table.c.run_id == run_id, runs_table.c.outcome.is_(None))
+            .values(server_thread_id=thread_id, server_run_id=server_run_id)
+        )
+        await self.transaction(lambda conn: conn.execute(statement))
+
     async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
         """Extend the leases of this process's running fires (those being finished right
         now are skipped, not waited for)."""
@@ -1612,7 +1623,7 @@ class Store(ABC):
         def work(conn: Connection) -> list[Finished]:
             rows = conn.execute(query).mappings().all()
             finishes = sorted(
-                (Finish(run_from_row(r), "interrupted", error=reason) for r in rows),
+                (_interrupted(run_from_row(r), reason) for r in rows),
                 key=lambda f: f.record.task_id,
             )
             done = [self._finish(conn, f, now, skip_busy=True) for f in finishes]
@@ -2134,6 +2145,18 @@ def _finished_record(finish: Finish, now: datetime) -> TaskRunRecord:
             "started_at": finish.started_at or finish.record.started_at,
             "finished_at": now,
         }
+    )
+
+
+def _interrupted(record: TaskRunRecord, reason: str) -> Finish:
+    """``interrupted`` for a running record whose holder is gone, keeping the server run
+    its turn became, if it was named (see ``note_server_run``)."""
+    return Finish(
+        record,
+        "interrupted",
+        error=reason,
+        server_thread_id=record.server_thread_id,
+        server_run_id=record.server_run_id,
     )
 
 
