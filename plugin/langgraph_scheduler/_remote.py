@@ -205,9 +205,9 @@ class ServerTurnRunner(TurnRunner):
             logger.warning("server run of task %s not created: %r", request.task_id, exc)
             return Error(self._refused(exc))
         where = ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
-        await self._note(request, where)
-        remaining = request.timeout_secs - (time.monotonic() - started)
         try:
+            await self._note(request, where)  # in here: a stop meanwhile cancels the run
+            remaining = request.timeout_secs - (time.monotonic() - started)
             values = await _within(client.runs.join(thread_id, where.run_id), remaining)
             final = await client.runs.get(thread_id, where.run_id)
         except _TurnTimedOut:
