@@ -1419,7 +1419,7 @@ class Store(ABC):
         task = self._task_of(row)
         if limited is not None:
             # Sent again after a lost commit: the run is ours, and counted as one.
-            ours = self._run_claimed(conn, asked.run_id)
+            ours = self._stored_run(conn, run_id=asked.run_id)
             if ours is not None:
                 return task, ours
             reached = limited(task, conn)
@@ -1432,16 +1432,10 @@ class Store(ABC):
             record = asked.record(task, due)
             if self._insert_run(conn, record, asked.holder, asked.lease_until):
                 return task, record
-            ours = self._run_claimed(conn, asked.run_id)
+            ours = self._stored_run(conn, run_id=asked.run_id)
             if ours is not None:  # this claim's own run, inserted by a lost attempt
                 return task, ours
             due += timedelta(microseconds=1)
-
-    def _run_claimed(self, conn: Connection, run_id: str) -> TaskRunRecord | None:
-        """The run ``run_id`` as stored, if it is."""
-        row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id))
-        found = row.mappings().first()
-        return None if found is None else run_from_row(found)
 
     def _start_run(
         self,
@@ -1643,13 +1637,13 @@ class Store(ABC):
     # -- history --------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
-        query = select(runs_table).where(runs_table.c.run_id == run_id)
+        return await self.transaction(functools.partial(self._stored_run, run_id=run_id))
 
-        def work(conn: Connection) -> TaskRunRecord | None:
-            row = conn.execute(query).mappings().first()
-            return run_from_row(row) if row else None
-
-        return await self.transaction(work)
+    def _stored_run(self, conn: Connection, *, run_id: str) -> TaskRunRecord | None:
+        """The run ``run_id`` as stored, if it is."""
+        row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id))
+        found = row.mappings().first()
+        return None if found is None else run_from_row(found)
 
     async def history(
         self,
