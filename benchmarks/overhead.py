@@ -4,6 +4,7 @@ store statements and commits a fire adds (memory, SQLite file, PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 import re
@@ -78,7 +79,11 @@ DEFINITION = (
     "left out, and before the runtime may claim the fire) until the runtime is idle again "
     "after the record. SQLite: every statement the `sqlite3` connection runs (its trace "
     "callback), the store's `BEGIN IMMEDIATE` included; a `COMMIT` is counted as a commit, "
-    "not a statement. PostgreSQL: every statement sent through a psycopg cursor (a counting "
+    "not a statement, and so is a write sent outside a transaction (it commits by itself); "
+    "an insert into one of the store's views (`lgs_claim`, `lgs_settle`) counts once, "
+    "though the trace reports it again for each program of the trigger it fires (the "
+    "trigger's statements run inside it). PostgreSQL: every statement sent through a "
+    "psycopg cursor (a counting "
     "`cursor_factory`; `Connection.execute` makes its cursor there too), the `BEGIN` "
     "psycopg sends by itself ahead of a transaction's first statement (none in autocommit), "
     "and what the store sends on the replica's own session (its own connection, in "
@@ -101,6 +106,10 @@ BASELINE_LABELS = {
 """The two baselines: calls one after another (as ``run_now`` calls come), and each call
 alone after the idle a fire comes after (as a lone scheduled fire comes)."""
 _TABLE = re.compile(r"\b(lgs_\w+)")
+_TRIGGERED = re.compile(r"\s*INSERT\s+INTO\s+(lgs_claim|lgs_settle)\b", re.IGNORECASE)
+"""A statement into one of the SQLite store's views, whose trigger the trace reports as
+the statement again."""
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
 _COUNTED = "lgs_bench_counted"
 """Key in a pooled connection's ``info``: the counting hook is on its driver connection."""
 
@@ -117,6 +126,7 @@ class StoreCounts:
     def __init__(self, store: Store) -> None:
         self.statements = 0
         self.commits = 0
+        self._last_sqlite = ""
         self.log: list[str] = []
         engine = store.sync_engine  # type: ignore[attr-defined]
         # New connections when opened (after the store's own connect hook, so its
@@ -141,7 +151,7 @@ class StoreCounts:
         driver = entry.driver_connection
         if isinstance(driver, sqlite3.Connection):
             # Every statement SQLite runs on it, however sent: BEGIN IMMEDIATE, COMMIT too.
-            driver.set_trace_callback(self._sent)
+            driver.set_trace_callback(functools.partial(self._sqlite_sent, driver))
         elif driver is not None:  # psycopg, sync or async
             _hook_psycopg(driver, self._sent, self._commit)
         entry.info[_COUNTED] = True
@@ -185,6 +195,16 @@ class StoreCounts:
             table = _TABLE.search(statement) if verb != "BEGIN" else None
             for _ in range(times):
                 self._count(f"{verb} {table.group(1)}" if table else verb)
+
+    def _sqlite_sent(self, driver: sqlite3.Connection, statement: str) -> None:
+        """A statement SQLite begins on ``driver`` (its trace callback)."""
+        if statement == self._last_sqlite and _TRIGGERED.match(statement):
+            return  # the same statement again, entering a program of its trigger
+        self._last_sqlite = statement
+        self._sent(statement)
+        words = statement.split(None, 1)
+        if not driver.in_transaction and words and words[0].upper() in _WRITES:
+            self._commit()  # sent outside a transaction: it commits by itself
 
     def _commit(self) -> None:
         self.commits += 1

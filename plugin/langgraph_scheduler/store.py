@@ -15,9 +15,11 @@ from a URL. Driver and SQLAlchemy errors are mapped to :class:`~.errors.StoreErr
 The fire path (claim and finish) is the hot one: its statements are built once
 (:class:`_FireStatements`), compiled once per store and run on the DBAPI connection
 itself (:class:`_Prepared`: ``sqlite3``, or psycopg through SQLAlchemy's asyncio
-adapter), past SQLAlchemy's execution layer; PostgreSQL merges them into single
-statements (a claimed fire's insert and move; a settled finish, sent alone without a
-transaction around it).
+adapter), past SQLAlchemy's execution layer. Each twin writes a claimed fire (its
+record inserted, its task moved on) and a settled finish (the run's outcome and its
+task's) as one statement: data-modifying CTEs on PostgreSQL, inserts into views with
+``INSTEAD OF`` triggers on SQLite. A lone settled finish is sent alone, without a
+transaction around it, and so is SQLite's usual claim, fire by fire.
 """
 
 from __future__ import annotations
@@ -390,6 +392,18 @@ class Finish:
         return stored.finished_at is not None and stored == _finished_record(
             self, stored.finished_at
         )
+
+
+@dataclass(frozen=True)
+class _DueClaim:
+    """A claim of due fires asked for: those due at ``as_of``, at most ``limit``, by
+    ``holder`` until ``lease_until``, for a runtime started at ``started_at``."""
+
+    as_of: datetime
+    limit: int
+    holder: str
+    lease_until: datetime
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -911,6 +925,7 @@ class Store(ABC):
                     key="schema_version", value=str(SCHEMA_VERSION)
                 )
             )
+            self._after_setup(conn)
             return
         found = _read_version(conn)
         if found > SCHEMA_VERSION:
@@ -927,9 +942,14 @@ class Store(ABC):
                 .values(value=str(version))
             )
         metadata.create_all(conn, checkfirst=True)
+        self._after_setup(conn)
 
     def _before_setup(self, conn: Connection) -> None:
         """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
+        return None
+
+    def _after_setup(self, conn: Connection) -> None:
+        """Twin hook run last in the setup transaction (SQLite's views)."""
         return None
 
     async def schema_version(self) -> int:
@@ -1222,31 +1242,41 @@ class Store(ABC):
         lease_until: datetime,
         started_at: datetime,
     ) -> list[Claimed]:
-        """Claim up to ``limit`` fires due at ``as_of`` in one transaction: retries whose
+        """Claim up to ``limit`` fires due at ``as_of`` as ``holder``: retries whose
         backoff ended, then tasks whose ``next_run_at`` has come (earliest first).
 
         For each due task the fire policy (:func:`~._fire.plan_fire`) decides, on the row
-        as read under lock, what runs and what is missed; the running record is inserted
-        with a lease, and the task moves to its next fire time with its version bumped.
-        A task whose row cannot be read is quarantined with an ``error`` record.
-        Rows another claim holds are skipped, so replicas split a burst.
+        as read, what runs and what is missed; the running record is inserted with a
+        lease (until ``lease_until``), and the task moves to its next fire time with its
+        version bumped, atomically. A task whose row cannot be read is quarantined with
+        an ``error`` record. The claim is one transaction that reads the rows under lock;
+        rows another claim holds are skipped, so replicas split a burst. (SQLite writes a
+        usual claim fire by fire instead, each write checking the task's version: see
+        ``SqliteStore._claim``.)
         """
-        fire = self._fire
+        asked = _DueClaim(as_of, limit, holder, lease_until, started_at)
+        return await self._claim(asked, functools.partial(self._claim_locked, asked))
 
-        def work(conn: Connection) -> list[Claimed]:
-            out: list[Claimed] = []
-            when = {"b_as_of": as_of, "b_room": limit}
-            due = self._read(conn, fire.due_tasks, when)
-            if not due or due[0][-1]:  # a retry is due (or no task row could say)
-                for retry in conn.execute(fire.due_retries, when).mappings().all():
-                    claimed = self._claim_retry(conn, retry, as_of, holder, lease_until)
-                    if claimed is not None:
-                        out.append(claimed)
-            for row in due[: max(limit - len(out), 0)]:  # the rest stay due for later
-                out.append(self._claim_task(conn, row, as_of, holder, lease_until, started_at))
-            return out
+    async def _claim(
+        self, asked: _DueClaim, locked: Callable[[Connection], list[Claimed]]
+    ) -> list[Claimed]:
+        """Twin hook: run a claim of due fires (here: ``locked``, in one transaction)."""
+        return await self.transaction(locked)
 
-        return await self.transaction(work)
+    def _claim_locked(self, asked: _DueClaim, conn: Connection) -> list[Claimed]:
+        """A claim of due fires in one transaction, its rows read under lock."""
+        fire, as_of, limit = self._fire, asked.as_of, asked.limit
+        out: list[Claimed] = []
+        when = {"b_as_of": as_of, "b_room": limit}
+        due = self._read(conn, fire.due_tasks, when)
+        if not due or due[0][-1]:  # a retry is due (or no task row could say)
+            for retry in conn.execute(fire.due_retries, when).mappings().all():
+                claimed = self._claim_retry(conn, retry, as_of, asked.holder, asked.lease_until)
+                if claimed is not None:
+                    out.append(claimed)
+        for row in due[: max(limit - len(out), 0)]:  # the rest stay due for later
+            out.append(self._claim_task(conn, row, asked))
+        return out
 
     def _claim_retry(
         self,
@@ -1284,19 +1314,27 @@ class Store(ABC):
             return None
         return Claimed(task, record, next_run_at=task.next_run_at)
 
-    def _claim_task(
+    def _claim_task(self, conn: Connection, row: Sequence[Any], asked: _DueClaim) -> Claimed:
+        task = self._task_of(row, keep=False)  # kept below, as moved on
+        if task.problem is not None:
+            return self._quarantine(conn, task, asked.as_of, asked.holder)
+        decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
+        claimed = self._claim_planned(conn, row, task, decision, asked)
+        assert claimed is not None  # the row is locked: it cannot have changed
+        return claimed
+
+    def _claim_planned(
         self,
         conn: Connection,
         row: Sequence[Any],
-        as_of: datetime,
-        holder: str,
-        lease_until: datetime,
-        started_at: datetime,
-    ) -> Claimed:
-        task = self._task_of(row, keep=False)  # kept below, as moved on
-        if task.problem is not None:
-            return self._quarantine(conn, task, as_of, holder)
-        decision = plan_fire(task, as_of=as_of, started_at=started_at)
+        task: Task,
+        decision: FireDecision,
+        asked: _DueClaim,
+    ) -> Claimed | None:
+        """Write a due task's fire as ``decision`` planned it, from its ``row`` as read;
+        None if the task changed since that read (nothing written: only possible for a
+        row read outside a transaction, see ``SqliteStore._claim``)."""
+        as_of, holder, lease_until = asked.as_of, asked.holder, asked.lease_until
         run = None
         finished: list[TaskRunRecord] = []
         if decision.run_for is not None:
@@ -1315,7 +1353,10 @@ class Store(ABC):
         }
         move = _binds(written) | {"b_id": task.id, "b_version": task.version}
         if run is not None and missed is None:  # the usual case
-            if not self._start_run(conn, run, holder, lease_until, move):
+            started = self._start_run(conn, run, holder, lease_until, move)
+            if started is None:
+                return None
+            if not started:
                 run = None  # already claimed: the task was still moved on
         else:
             if run is not None and not self._insert_run(conn, run, holder, lease_until):
@@ -1437,6 +1478,7 @@ class Store(ABC):
                 return task, ours
             due += timedelta(microseconds=1)
 
+    @abstractmethod
     def _start_run(
         self,
         conn: Connection,
@@ -1444,13 +1486,12 @@ class Store(ABC):
         holder: str,
         lease_until: datetime,
         move: dict[str, Any],
-    ) -> bool:
+    ) -> bool | None:
         """Insert a claimed fire's running record and move its task on (``move``: the
-        parameters of ``move_task`` but the run count's); False if the fire was already
-        claimed (the task is moved all the same). One statement on PostgreSQL."""
-        inserted = self._insert_run(conn, run, holder, lease_until)
-        self._write(conn, self._fire.move_task, move | {"b_ran": int(inserted)})
-        return inserted
+        parameters of ``move_task`` but the run count's, with the version the task was
+        read at); False if the fire was already claimed (the task is moved all the
+        same); None if the task's version is no longer the one read (nothing written).
+        One statement on either twin."""
 
     def _insert_run(
         self, conn: Connection, record: TaskRunRecord, holder: str, lease_until: datetime | None

@@ -3,31 +3,68 @@
 Transactions run on the standard library's ``sqlite3`` through SQLAlchemy (the fire
 path's statements straight on the driver connection, compiled once): inline on the event
 loop in memory, on its one connection kept open (a statement takes microseconds, and a
-transaction that never awaits cannot interleave with another; a lone settled finish is
-begun and committed on the driver itself), and in a small thread pool for a file, one
-thread hop per transaction. Every transaction starts with ``BEGIN IMMEDIATE``: SQLite has one
-writer, and taking the write lock up front means a claim's read and write see the same
-rows. Task changes made by other processes are found by polling ``updated_at``.
+transaction that never awaits cannot interleave with another), and in a small thread pool
+for a file, one thread hop per transaction. Every transaction starts with
+``BEGIN IMMEDIATE``: SQLite has one writer, and taking the write lock up front means a
+claim's read and write see the same rows. Task changes made by other processes are found
+by polling ``updated_at``.
+
+The fire path's two writes that touch two tables each are single statements: an insert
+into a view whose ``INSTEAD OF`` trigger does the work (``lgs_claim``: a fire's running
+record inserted and its task moved on, if the task still has the version it was read at;
+``lgs_settle``: a settled outcome on the run and its task), SQLite's counterpart of the
+PostgreSQL twin's data-modifying CTEs. A usual claim (every due fire runs on time, no
+retry due) is then a read and one such insert per fire, outside any transaction; a
+lone settled finish is one insert. Sent alone, a statement waiting for another
+connection's write lock is sent again, as ``BEGIN IMMEDIATE`` is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from .store import Store, ThreadLocks
+from ._fire import plan_fire
+from .models import TaskRunRecord
+from .store import (
+    _RUN_FINISH,
+    Claimed,
+    Finished,
+    Store,
+    ThreadLocks,
+    _bind,
+    _binds,
+    _DueClaim,
+    _run_row,
+    _settling,
+    runs_table,
+    tasks_table,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -84,21 +121,114 @@ class SqliteStore(Store):
             return work(conn)
 
     async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
-        if not self.in_memory:
-            return await self._run(work)
-        # In memory the transaction is begun and ended on the driver connection itself:
-        # the work's statements go there too (see Store._run_single), and SQLAlchemy's
-        # transaction bookkeeping would cost more than they do.
-        conn = self._kept_connection()
+        # A lone settled finish is one statement (an insert into lgs_settle): sent alone.
+        return await self._run_alone(work)
+
+    async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` outside a transaction: each of its statements commits by itself
+        (and is sent again while another connection holds the write lock)."""
+        if self._executor is None:
+            return work(self._kept_connection())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._alone_here, work)
+
+    def _alone_here(self, work: Callable[[Connection], _T]) -> _T:
+        with self.sync_engine.connect() as conn:
+            return work(conn)
+
+    def _write(self, conn: Connection, statement: Any, params: dict[str, Any]) -> tuple[int, Any]:
         driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-        _begin_immediate(driver)
-        try:
-            result = work(conn)
-        except BaseException:
-            driver.execute("ROLLBACK")
-            raise
-        driver.execute("COMMIT")
-        return result
+        if driver.in_transaction:  # BEGIN IMMEDIATE took the write lock
+            return super()._write(conn, statement, params)
+        return _when_unlocked(lambda: Store._write(self, conn, statement, params))
+
+    def _changes(self, conn: Connection, statement: Any, params: dict[str, Any]) -> int:
+        """Rows ``statement`` changed, those of the triggers it fired included."""
+        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        before = driver.total_changes
+        self._write(conn, statement, params)
+        return driver.total_changes - before
+
+    # -- the fire path ------------------------------------------------------------
+
+    async def _claim(
+        self, asked: _DueClaim, locked: Callable[[Connection], list[Claimed]]
+    ) -> list[Claimed]:
+        """When every due fire runs on time and no retry is due (the usual claim), the
+        due tasks are read and each fire written by one statement, outside a
+        transaction: the write happens only if the task still has the version it was
+        read at, so a task changed in between is left for the next claim. Otherwise
+        ``locked``, one transaction, as on every twin."""
+        claimed = await self._guarded(self._run_alone(functools.partial(self._usual, asked)))
+        if claimed is not None:
+            return claimed
+        return await self.transaction(locked)
+
+    def _usual(self, asked: _DueClaim, conn: Connection) -> list[Claimed] | None:
+        """The usual claim (see :meth:`_claim`), or None when this one is not."""
+        when = {"b_as_of": asked.as_of, "b_room": asked.limit}
+        due = self._read(conn, self._fire.due_tasks, when)
+        if not due or due[0][-1]:  # nothing due but perhaps a retry, or a retry due
+            return None
+        planned = []
+        for row in due:
+            task = self._task_of(row, keep=False)
+            if task.problem is not None:  # quarantined by the locked claim
+                return None
+            decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
+            if decision.run_for is None or decision.missed:
+                return None
+            planned.append((row, task, decision))
+        out: list[Claimed] = []
+        for row, task, decision in planned:
+            try:
+                claimed = self._claim_planned(conn, row, task, decision, asked)
+            except Exception:
+                if not out:
+                    raise
+                # The fires claimed so far are committed: they are returned, so their
+                # runtime runs them; the rest stay due for the next claim.
+                logger.warning(
+                    "claim stopped after %d fire(s); the others stay due", len(out), exc_info=True
+                )
+                break
+            if claimed is not None:  # None: the task changed since it was read
+                out.append(claimed)
+        return out
+
+    def _start_run(
+        self,
+        conn: Connection,
+        run: TaskRunRecord,
+        holder: str,
+        lease_until: datetime,
+        move: dict[str, Any],
+    ) -> bool | None:
+        row = _run_row(run, holder, lease_until)
+        params = {f"r_{name}": row[name] for name in _RUN_NAMES} | move
+        changed = self._changes(conn, _CLAIM, params)
+        # Two rows: the run inserted and the task moved; one: the task moved, the fire
+        # had been claimed before; none: the task's version is not the one read.
+        return None if changed == 0 else changed == 2
+
+    def _finish_settled(
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+    ) -> Finished | None:
+        written, params = _settling(record)
+        changed = self._changes(conn, _SETTLE, params | _binds(finished) | {"b_run": record.run_id})
+        if changed == 0:  # finished before (a lease sweep, say)
+            return None
+        if changed == 1:  # the run's task is gone
+            return self._settled(record, written, None)
+        if params["b_reset"]:
+            return self._settled(record, written, 0)
+        # A manual run leaves the streak as it is (the kept task's, if it is kept).
+        known = self._tasks.get(record.task_id)
+        return self._settled(record, written, known[1].failure_streak if known else 0)
+
+    def _after_setup(self, conn: Connection) -> None:
+        for statement in _VIEWS_DDL:
+            conn.exec_driver_sql(statement)
 
     def _kept_connection(self) -> Connection:
         conn = self._kept
@@ -185,21 +315,128 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
 
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``: take the write lock, waiting for it up to
-    :data:`BUSY_TIMEOUT_SECS` in steps of 0.5 ms doubling to 4 ms (then "database is
-    locked", which the store maps to :class:`~.errors.StoreUnavailable`)."""
+    """``BEGIN IMMEDIATE``: take the write lock, waiting for it (see
+    :func:`_when_unlocked`)."""
+    _when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"), "BEGIN IMMEDIATE")
+
+
+def _when_unlocked(call: Callable[[], _T], what: str | None = None) -> _T:
+    """``call()``, a statement needing the write lock, sent again while another
+    connection holds it, up to :data:`BUSY_TIMEOUT_SECS` in steps of 0.5 ms doubling to
+    4 ms (then "database is locked", which the store maps to
+    :class:`~.errors.StoreUnavailable`). A statement refused for that has changed
+    nothing. ``what``: the statement, for a lock error raised by the driver itself
+    (mapped here, as the caller is an engine event)."""
     deadline = 0.0
     pause = 0.0005
     while True:
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            return call()
+        except (sqlite3.OperationalError, DBAPIError) as exc:
+            orig = exc.orig if isinstance(exc, DBAPIError) else exc
+            if not isinstance(orig, sqlite3.OperationalError) or (
+                "locked" not in str(orig) and "busy" not in str(orig)
+            ):
                 raise
             now = time.monotonic()
             deadline = deadline or now + BUSY_TIMEOUT_SECS
-            if now >= deadline:  # raised from an engine event: mapped here, not by it
-                raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
+            if now >= deadline:
+                if isinstance(exc, DBAPIError):
+                    raise
+                raise DBAPIError.instance(what, None, exc, sqlite3.Error) from exc
         time.sleep(pause)
         pause = min(pause * 2, 0.004)
+
+
+# -- the fire path's two-table writes ----------------------------------------------
+
+_RUN_NAMES = tuple(runs_table.c.keys())
+
+_views = MetaData()
+"""Views with ``INSTEAD OF`` triggers: not tables, so outside the store's metadata."""
+
+_claim_view = Table(
+    "lgs_claim",
+    _views,
+    *[Column(column.name, column.type) for column in runs_table.c],
+    Column("task_version", Integer),
+    Column("next_run_at", tasks_table.c.next_run_at.type),
+    Column("task_state", String),
+)
+
+_settle_view = Table(
+    "lgs_settle",
+    _views,
+    *[Column(name, runs_table.c[name].type) for name in ("run_id", "task_id", *_RUN_FINISH)],
+    Column("reset", Boolean),
+)
+
+_CLAIM = insert(_claim_view).values(
+    {name: bindparam(f"r_{name}", type_=runs_table.c[name].type) for name in _RUN_NAMES}
+    | {
+        "task_version": bindparam("b_version", type_=Integer()),
+        "next_run_at": _bind(tasks_table.c.next_run_at),
+        "task_state": _bind(tasks_table.c.state),
+    }
+)
+"""A claimed fire (the parameters of ``_FireStatements.move_task`` and ``r_<column>``
+for its run): see :data:`_VIEWS_DDL`."""
+
+_SETTLE = insert(_settle_view).values(
+    {name: _bind(runs_table.c[name]) for name in _RUN_FINISH}
+    | {
+        "run_id": bindparam("b_run", type_=String()),
+        "task_id": bindparam("b_id", type_=String()),
+        "reset": bindparam("b_reset", type_=Boolean()),
+    }
+)
+"""A settled finish (the parameters of ``_FireStatements.task_settled`` and
+``b_<column>`` of what it writes to its run): see :data:`_VIEWS_DDL`."""
+
+
+def _quoted(names: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{name}"' for name in names)
+
+
+_SETTLED = ("run_id", "task_id", *_RUN_FINISH)
+_VIEWS_DDL = (
+    "DROP VIEW IF EXISTS lgs_claim",
+    f"CREATE VIEW lgs_claim AS SELECT {_quoted(_RUN_NAMES)}, NULL AS task_version, "
+    "NULL AS next_run_at, NULL AS task_state FROM lgs_runs WHERE 0",
+    # The run is inserted only while the task has the version its fire was planned
+    # from (a fire already claimed is not inserted twice), and the task moved on from
+    # that version, counting the run if it is now stored.
+    f"""CREATE TRIGGER lgs_claim_insert INSTEAD OF INSERT ON lgs_claim BEGIN
+    INSERT INTO lgs_runs ({_quoted(_RUN_NAMES)}) SELECT {_quoted(_RUN_NAMES, "NEW.")}
+        WHERE EXISTS (
+            SELECT 1 FROM lgs_tasks WHERE id = NEW.task_id AND version = NEW.task_version
+        )
+        ON CONFLICT DO NOTHING;
+    UPDATE lgs_tasks SET
+        next_run_at = NEW.next_run_at,
+        state = NEW.task_state,
+        run_count = run_count + EXISTS (SELECT 1 FROM lgs_runs WHERE run_id = NEW.run_id),
+        version = version + 1
+        WHERE id = NEW.task_id AND version = NEW.task_version;
+END""",
+    "DROP VIEW IF EXISTS lgs_settle",
+    f"CREATE VIEW lgs_settle AS SELECT {_quoted(_SETTLED)}, NULL AS reset FROM lgs_runs WHERE 0",
+    # The task's last outcome (a scheduled success resets its streak), then the run's,
+    # both only while the run is still running.
+    f"""CREATE TRIGGER lgs_settle_insert INSTEAD OF INSERT ON lgs_settle BEGIN
+    UPDATE lgs_tasks SET
+        last_outcome = NEW.outcome,
+        last_run_at = NEW.started_at,
+        failure_streak = CASE WHEN NEW.reset THEN 0 ELSE failure_streak END
+        WHERE id = NEW.task_id AND EXISTS (
+            SELECT 1 FROM lgs_runs WHERE run_id = NEW.run_id AND outcome IS NULL
+        );
+    UPDATE lgs_runs SET
+        {", ".join(f'"{name}" = NEW."{name}"' for name in _RUN_FINISH)},
+        lease_expires_at = NULL
+        WHERE run_id = NEW.run_id AND outcome IS NULL;
+END""",
+)
+"""The views the fire path writes through, and their triggers: created (again) by every
+setup, so their definitions follow the library's; a database without them still opens
+with an earlier version, which does not use them."""
