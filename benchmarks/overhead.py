@@ -90,8 +90,8 @@ DEFINITION = (
     "autocommit): the thread locks' advisory-lock calls (statements, not commits) and the "
     "fire path's statements sent alone, a lone settled finish or a manual claim (each a "
     "statement and a commit: the server commits each by itself); commits = the `COMMIT`s "
-    "its `commit()` sends, plus one per statement the store's engine sends in autocommit, "
-    "plus those of the session. An "
+    "its `commit()` sends, plus one per statement the store's engine sends in autocommit "
+    "(but a plain `SELECT`, whose transaction writes nothing), plus those of the session. An "
     "`executemany` counts once per parameter set. The "
     "checkpointer's statements are not counted (another connection: the direct turn makes "
     "them too). Median over the measured "
@@ -110,6 +110,8 @@ _TRIGGERED = re.compile(r"\s*INSERT\s+INTO\s+(lgs_claim|lgs_settle)\b", re.IGNOR
 """A statement into one of the SQLite store's views, whose trigger the trace reports as
 the statement again."""
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+_READ_ONLY = re.compile(r"\s*SELECT\b(?!.*\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b)", re.I | re.S)
+"""A plain query: sent alone (autocommit), its transaction writes nothing to commit."""
 _COUNTED = "lgs_bench_counted"
 """Key in a pooled connection's ``info``: the counting hook is on its driver connection."""
 
@@ -258,9 +260,10 @@ def _counting_cursor(base: type[Any], sent: Callable[[str, int], None]) -> type[
         conn = cursor.connection
         if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
             sent("BEGIN", 1)  # psycopg opens a transaction first (not through a cursor)
-        sent(_query_text(query), times)
-        if conn.autocommit:  # the server commits each such statement by itself
-            sent("COMMIT", times)
+        text = _query_text(query)
+        sent(text, times)
+        if conn.autocommit and not _READ_ONLY.match(text):
+            sent("COMMIT", times)  # the server commits each such statement by itself
 
     if issubclass(base, psycopg.AsyncCursor):
 

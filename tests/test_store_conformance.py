@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Interval, Once, QuotaExceeded, TaskOptions
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
-from langgraph_scheduler.store import Finish, Store, isolated_thread_id, open_store
+from langgraph_scheduler.store import Finish, Store, isolated_thread_id, open_store, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import HOLDER, T0, at, claim, claim_one, every_minute
@@ -717,6 +717,87 @@ async def test_every_task_write_is_announced_to_listeners_on_postgres(
 
     # Creates on every insert path (plain, fixed id, quota-checked), a save and a delete.
     assert heard == [plain.id, fixed.id, capped.id, plain.id, fixed.id]
+
+
+# -- a usual claim: read, then written fire by fire -----------------------------------
+
+
+def _change_after_due_read(store: Store, task_id: str, **values: Any) -> None:
+    """Have the task ``task_id`` written (``values``, its version bumped) right after the
+    store's next unlocked read of its due tasks, between a usual claim's read and its
+    writes, committed by itself as another writer's change would be."""
+    seen, read = store._fire.due_seen, store._read
+    change = (
+        update(tasks_table)
+        .where(tasks_table.c.id == bindparam("b_id"))
+        .values(values | {"version": tasks_table.c.version + 1})
+    )
+
+    def hooked(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+        rows = read(conn, statement, params)
+        if statement is seen:
+            store._read = read  # type: ignore[method-assign]
+            store._write(conn, change, {"b_id": task_id})
+        return rows
+
+    store._read = hooked  # type: ignore[method-assign]
+
+
+async def test_a_task_rescheduled_between_a_claims_read_and_write_fires_when_next_due(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    _change_after_due_read(store, task.id, next_run_at=at(300))
+
+    assert await claim(store, at(60)) == []
+
+    assert await store.history(task.id) == []
+    run = await claim_one(store, at(300))
+    assert (run.task_id, run.scheduled_for) == (task.id, at(300))
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.next_run_at, stored.run_count, stored.version) == (at(360), 1, 2)
+
+
+async def test_a_task_paused_between_a_claims_read_and_write_does_not_fire(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    other = await every_minute(service, name="other")
+    _change_after_due_read(store, task.id, state="paused", next_run_at=None)
+
+    (claimed,) = await claim(store, at(60))  # the other one runs
+
+    assert claimed.task.id == other.id and claimed.run is not None
+    assert await store.history(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.run_count, stored.version) == ("paused", 0, 1)
+    assert await claim(store, at(60)) == []
+
+
+async def test_a_usual_claim_on_postgres_skips_a_task_another_transaction_holds(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    # A row a locked claim (or a finish) of another replica holds is neither waited for
+    # nor claimed twice: it is left, and claimed once it is free (if still due).
+    import psycopg
+
+    store = open_store(postgres_url)
+    await store.setup()
+    try:
+        task = await every_minute(TaskService(store, clock=clock))
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            await other.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (task.id,))
+            held = await asyncio.wait_for(claim(store, at(60)), 30)
+            await other.rollback()
+        run = await claim_one(store, at(60))
+        history = await store.history(task.id)
+    finally:
+        await store.close()
+
+    assert held == []
+    assert (run.scheduled_for, [r.run_id for r in history]) == (at(60), [run.run_id])
 
 
 # -- corrupt rows -------------------------------------------------------------------

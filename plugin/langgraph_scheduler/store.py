@@ -597,7 +597,7 @@ class _FireStatements:
             .where(retries_table.c.due_at <= bindparam("b_as_of", type_=_UTCDateTime()))
             .exists()
         )
-        self.due_tasks = store._lock_due(
+        self.due_seen = (
             select(tasks_table, retry_due.label("retry_due"))
             .where(
                 tasks_table.c.state == "active",
@@ -606,6 +606,8 @@ class _FireStatements:
             .order_by(tasks_table.c.next_run_at)
             .limit(bindparam("b_room", type_=Integer()))
         )
+        """The due tasks, read without locking them (the usual claim's read)."""
+        self.due_tasks = store._lock_due(self.due_seen)
         self.task_row = one_task
         self.owned_task_row = one_task.where(tasks_table.c.owner == bindparam("b_owner"))
         self.task_or_skip = store._lock_due(one_task)
@@ -759,6 +761,11 @@ class Store(ABC):
     @abstractmethod
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction, the twin's way."""
+
+    @abstractmethod
+    async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` outside a transaction: each of its statements commits by itself.
+        For statements that are atomic alone (the usual claim's)."""
 
     async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work``, a lone settled finish (:meth:`_finish_alone`), atomically: here
@@ -1250,9 +1257,9 @@ class Store(ABC):
         lease (until ``lease_until``), and the task moves to its next fire time with its
         version bumped, atomically. A task whose row cannot be read is quarantined with
         an ``error`` record. The claim is one transaction that reads the rows under lock;
-        rows another claim holds are skipped, so replicas split a burst. (SQLite writes a
-        usual claim fire by fire instead, each write checking the task's version: see
-        ``SqliteStore._claim``.)
+        rows another claim holds are skipped, so replicas split a burst; a usual claim
+        is written fire by fire instead, each write checking the task's version (see
+        :meth:`_claim`).
         """
         asked = _DueClaim(as_of, limit, holder, lease_until, started_at)
         return await self._claim(asked, functools.partial(self._claim_locked, asked))
@@ -1260,8 +1267,55 @@ class Store(ABC):
     async def _claim(
         self, asked: _DueClaim, locked: Callable[[Connection], list[Claimed]]
     ) -> list[Claimed]:
-        """Twin hook: run a claim of due fires (here: ``locked``, in one transaction)."""
+        """When every due fire runs on time and no retry is due (the usual claim), the
+        due tasks are read and each fire written by one statement, outside a
+        transaction: the write happens only if the task still has the version it was
+        read at (on PostgreSQL, and only if no other claim holds its row), so a task
+        changed in between is left for the next claim. Otherwise ``locked``, one
+        transaction that reads the due rows under lock."""
+        usual = functools.partial(self._claim_usual, asked)
+        claimed = await self._guarded(self._run_alone(usual))
+        if claimed is not None:
+            return claimed
         return await self.transaction(locked)
+
+    _BURSTS_LOCKED = False
+    """Twin setting: a claim that finds as many due tasks as it has room for (a burst)
+    takes the locked path, whose row locks split a burst between replicas."""
+
+    def _claim_usual(self, asked: _DueClaim, conn: Connection) -> list[Claimed] | None:
+        """The usual claim (see :meth:`_claim`), or None when this one is not."""
+        when = {"b_as_of": asked.as_of, "b_room": asked.limit}
+        due = self._read(conn, self._fire.due_seen, when)
+        if not due or due[0][-1]:  # nothing due but perhaps a retry, or a retry due
+            return None
+        if self._BURSTS_LOCKED and len(due) >= asked.limit:
+            return None
+        planned = []
+        for row in due:
+            task = self._task_of(row, keep=False)
+            if task.problem is not None:  # quarantined by the locked claim
+                return None
+            decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
+            if decision.run_for is None or decision.missed:
+                return None
+            planned.append((row, task, decision))
+        out: list[Claimed] = []
+        for row, task, decision in planned:
+            try:
+                claimed = self._claim_planned(conn, row, task, decision, asked)
+            except Exception:
+                if not out:
+                    raise
+                # The fires claimed so far are committed: they are returned, so their
+                # runtime runs them; the rest stay due for the next claim.
+                logger.warning(
+                    "claim stopped after %d fire(s); the others stay due", len(out), exc_info=True
+                )
+                break
+            if claimed is not None:  # None: the task changed since it was read
+                out.append(claimed)
+        return out
 
     def _claim_locked(self, asked: _DueClaim, conn: Connection) -> list[Claimed]:
         """A claim of due fires in one transaction, its rows read under lock."""
@@ -1333,7 +1387,7 @@ class Store(ABC):
     ) -> Claimed | None:
         """Write a due task's fire as ``decision`` planned it, from its ``row`` as read;
         None if the task changed since that read (nothing written: only possible for a
-        row read outside a transaction, see ``SqliteStore._claim``)."""
+        row read outside a transaction, see :meth:`_claim`)."""
         as_of, holder, lease_until = asked.as_of, asked.holder, asked.lease_until
         run = None
         finished: list[TaskRunRecord] = []

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import String, Table, bindparam, exists, func, literal, select, text
+from sqlalchemy import Integer, String, Table, bindparam, exists, func, literal, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -122,24 +122,36 @@ class PostgresStore(Store):
             ) from exc
         return None if row is None else prepared.rows([row])[0]
 
+    _BURSTS_LOCKED = True
+
     @functools.cached_property
     def _start(self) -> Select[Any]:
-        """A claimed fire as one statement: its running record inserted and its task
-        moved on (counting the run only if it was inserted); returns the inserted run's
-        id (NULL: the fire was already claimed)."""
+        """A claimed fire as one statement: its task's row locked if it still has the
+        version read and no other claim holds it, then the running record inserted and
+        the task moved on (counting the run only if it was inserted); returns the
+        inserted run's id (NULL: the fire was already claimed, or not written) and
+        whether the task was moved (not: nothing was written)."""
         fire = self._fire
-        values = {
-            column: bindparam(f"r_{column.name}", type_=column.type) for column in runs_table.c
-        }
+        locked = (
+            select(tasks_table.c.id)
+            .where(
+                tasks_table.c.id == bindparam("b_id"),
+                tasks_table.c.version == bindparam("b_version", type_=Integer()),
+            )
+            .with_for_update(skip_locked=True)
+            .cte("locked_task")
+        )
+        values = [bindparam(f"r_{column.name}", type_=column.type) for column in runs_table.c]
         run = (
             self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
-            .values(values)
+            .from_select(list(runs_table.c.keys()), select(*values).where(exists(locked)))
             .returning(runs_table.c.run_id)
             .cte("claimed_run")
         )
         ran = select(func.count()).select_from(run).scalar_subquery()
         moved = (
-            fire.move_task.values(run_count=tasks_table.c.run_count + ran)
+            fire.move_task.where(tasks_table.c.id.in_(select(locked.c.id)))
+            .values(run_count=tasks_table.c.run_count + ran)
             .returning(tasks_table.c.id)
             .cte("moved_task")
         )
@@ -155,13 +167,21 @@ class PostgresStore(Store):
         holder: str,
         lease_until: datetime,
         move: dict[str, Any],
-    ) -> bool:
+    ) -> bool | None:
         row = _run_row(run, holder, lease_until)
         inserted = {f"r_{name}": row[name] for name in runs_table.c.keys()}
         _, returned = self._write(conn, self._start, inserted | move)
         assert returned is not None  # one row, always
-        run_id = returned[0]
-        return run_id is not None
+        run_id, moved = returned
+        return None if not moved else run_id is not None
+
+    async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
+        return await _twice_if_gone(self._alone_once, work)
+
+    async def _alone_once(self, work: Callable[[Connection], _T]) -> _T:
+        async with self.async_engine.connect() as conn:
+            alone = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await alone.run_sync(work)
 
     async def _claim_manual_alone(self, asked: _ManualClaim) -> tuple[Task, TaskRunRecord] | None:
         # One statement, sent alone: the task read and the run inserted together.

@@ -15,15 +15,14 @@ record inserted and its task moved on, if the task still has the version it was 
 ``lgs_settle``: a settled outcome on the run and its task), SQLite's counterpart of the
 PostgreSQL twin's data-modifying CTEs. A usual claim (every due fire runs on time, no
 retry due) is then a read and one such insert per fire, outside any transaction; a
-lone settled finish is one insert. Sent alone, a statement waiting for another
-connection's write lock is sent again, as ``BEGIN IMMEDIATE`` is.
+lone settled finish is one insert (see ``Store._claim``). Sent alone, a statement waiting
+for another connection's write lock is sent again, as ``BEGIN IMMEDIATE`` is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import sqlite3
 import time
@@ -49,17 +48,14 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from ._fire import plan_fire
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
-    Claimed,
     Finished,
     Store,
     ThreadLocks,
     _bind,
     _binds,
-    _DueClaim,
     _run_row,
     _settling,
     runs_table,
@@ -150,51 +146,6 @@ class SqliteStore(Store):
         return driver.total_changes - before
 
     # -- the fire path ------------------------------------------------------------
-
-    async def _claim(
-        self, asked: _DueClaim, locked: Callable[[Connection], list[Claimed]]
-    ) -> list[Claimed]:
-        """When every due fire runs on time and no retry is due (the usual claim), the
-        due tasks are read and each fire written by one statement, outside a
-        transaction: the write happens only if the task still has the version it was
-        read at, so a task changed in between is left for the next claim. Otherwise
-        ``locked``, one transaction, as on every twin."""
-        claimed = await self._guarded(self._run_alone(functools.partial(self._usual, asked)))
-        if claimed is not None:
-            return claimed
-        return await self.transaction(locked)
-
-    def _usual(self, asked: _DueClaim, conn: Connection) -> list[Claimed] | None:
-        """The usual claim (see :meth:`_claim`), or None when this one is not."""
-        when = {"b_as_of": asked.as_of, "b_room": asked.limit}
-        due = self._read(conn, self._fire.due_tasks, when)
-        if not due or due[0][-1]:  # nothing due but perhaps a retry, or a retry due
-            return None
-        planned = []
-        for row in due:
-            task = self._task_of(row, keep=False)
-            if task.problem is not None:  # quarantined by the locked claim
-                return None
-            decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
-            if decision.run_for is None or decision.missed:
-                return None
-            planned.append((row, task, decision))
-        out: list[Claimed] = []
-        for row, task, decision in planned:
-            try:
-                claimed = self._claim_planned(conn, row, task, decision, asked)
-            except Exception:
-                if not out:
-                    raise
-                # The fires claimed so far are committed: they are returned, so their
-                # runtime runs them; the rest stay due for the next claim.
-                logger.warning(
-                    "claim stopped after %d fire(s); the others stay due", len(out), exc_info=True
-                )
-                break
-            if claimed is not None:  # None: the task changed since it was read
-                out.append(claimed)
-        return out
 
     def _start_run(
         self,
