@@ -1280,19 +1280,20 @@ class Store(ABC):
         return await self.transaction(locked)
 
     _BURSTS_LOCKED = False
-    """Twin setting: a claim that finds as many due tasks as it has room for (a burst)
+    """Twin setting: a claim that finds more due tasks than it has room for (a burst)
     takes the locked path, whose row locks split a burst between replicas."""
 
     def _claim_usual(self, asked: _DueClaim, conn: Connection) -> list[Claimed] | None:
         """The usual claim (see :meth:`_claim`), or None when this one is not."""
-        when = {"b_as_of": asked.as_of, "b_room": asked.limit}
+        # One more than there is room for: is there a backlog (a burst)?
+        when = {"b_as_of": asked.as_of, "b_room": asked.limit + 1}
         due = self._read(conn, self._fire.due_seen, when)
         if not due or due[0][-1]:  # nothing due but perhaps a retry, or a retry due
             return None
-        if self._BURSTS_LOCKED and len(due) >= asked.limit:
+        if self._BURSTS_LOCKED and len(due) > asked.limit:
             return None
         planned = []
-        for row in due:
+        for row in due[: asked.limit]:  # the rest stay due for later
             task = self._task_of(row, keep=False)
             if task.problem is not None:  # quarantined by the locked claim
                 return None
