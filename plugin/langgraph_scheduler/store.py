@@ -697,7 +697,9 @@ class Store(ABC):
     """Tasks, runs and retries in one database.
 
     Every operation is one transaction, a plain function of a SQLAlchemy ``Connection``
-    run by :meth:`transaction` in the twin's own way. Only the task service writes
+    run by :meth:`transaction` in the twin's own way, but for the fire path's statements
+    that are atomic alone (a usual claim's, a lone settled finish), which are sent
+    without a transaction around them. Only the task service writes
     tasks (``insert_task``, ``save_task``, ``delete_task``) and approvals
     (``add_approval``, ``decide_approval``); the engine claims and finishes fires.
 
