@@ -800,6 +800,35 @@ async def test_a_usual_claim_on_postgres_skips_a_task_another_transaction_holds(
     assert (run.scheduled_for, [r.run_id for r in history]) == (at(60), [run.run_id])
 
 
+async def test_two_replicas_racing_usual_claims_on_postgres_claim_each_fire_once(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    # Room for every due fire: both take the usual claim, read the same rows and race
+    # fire by fire; each fire is written by exactly one of them, none is lost.
+    first, second = open_store(postgres_url), open_store(postgres_url)
+    await first.setup()
+    await second.setup()
+    try:
+        service = TaskService(first, clock=clock)
+        tasks = [await every_minute(service, name=f"t{i}") for i in range(20)]
+        for minute in (1, 2, 3):
+            when = at(60 * minute)
+            mine, theirs = await asyncio.gather(
+                claim(first, when, limit=30), claim(second, when, limit=30)
+            )
+            runs = [c.run for c in mine + theirs if c.run is not None]
+            assert sorted(r.task_id for r in runs) == sorted(t.id for t in tasks)
+            assert {r.scheduled_for for r in runs} == {when}
+        histories = [await first.history(t.id) for t in tasks]
+        stored = [await first.get_task(t.id) for t in tasks]
+    finally:
+        await first.close()
+        await second.close()
+
+    assert all(len(h) == 3 for h in histories)
+    assert all(s is not None and (s.run_count, s.next_run_at) == (3, at(240)) for s in stored)
+
+
 # -- corrupt rows -------------------------------------------------------------------
 
 
