@@ -767,15 +767,8 @@ class Store(ABC):
     @abstractmethod
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` outside a transaction: each of its statements commits by itself.
-        For statements that are atomic alone (the usual claim's)."""
-
-    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work``, a lone settled finish (:meth:`_finish_alone`), atomically: here
-        in a transaction like :meth:`_run`. The work sends its statements with
-        :meth:`_write` only, so SQLite in memory runs it on the driver connection,
-        outside SQLAlchemy's transaction (PostgreSQL sends its single statement on the
-        replica's own session instead)."""
-        return await self._run(work)
+        For statements that are atomic alone (the usual claim's, a lone settled
+        finish's)."""
 
     def _prepared(self, statement: Any, dialect: Dialect) -> _Prepared:
         prepared = self._statements.get(id(statement))
@@ -1296,10 +1289,9 @@ class Store(ABC):
             return None
         planned = []
         for row in due[: asked.limit]:  # the rest stay due for later
-            task = self._task_of(row, keep=False)
-            if task.problem is not None:  # quarantined by the locked claim
+            task, decision = self._plan(row, asked)
+            if decision is None:  # unreadable: quarantined by the locked claim
                 return None
-            decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
             if decision.run_for is None or decision.missed:
                 return None
             planned.append((row, task, decision))
@@ -1371,11 +1363,18 @@ class Store(ABC):
             return None
         return Claimed(task, record, next_run_at=task.next_run_at)
 
-    def _claim_task(self, conn: Connection, row: Sequence[Any], asked: _DueClaim) -> Claimed:
-        task = self._task_of(row, keep=False)  # kept below, as moved on
+    def _plan(self, row: Sequence[Any], asked: _DueClaim) -> tuple[Task, FireDecision | None]:
+        """A due task's row read for a claim: its task (not kept yet: the claim keeps it
+        as moved on) and its fire's plan (None: the row cannot be read)."""
+        task = self._task_of(row, keep=False)
         if task.problem is not None:
+            return task, None
+        return task, plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
+
+    def _claim_task(self, conn: Connection, row: Sequence[Any], asked: _DueClaim) -> Claimed:
+        task, decision = self._plan(row, asked)
+        if decision is None:
             return self._quarantine(conn, task, asked.as_of, asked.holder)
-        decision = plan_fire(task, as_of=asked.as_of, started_at=asked.started_at)
         claimed = self._claim_planned(conn, row, task, decision, asked)
         assert claimed is not None  # the row is locked: it cannot have changed
         return claimed
@@ -1579,10 +1578,10 @@ class Store(ABC):
         return await self.transaction(work)
 
     async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
-        """Record one settled outcome (:func:`~._fire.settles_alone`) by itself
-        (PostgreSQL: in one statement on the replica's own session)."""
+        """Record one settled outcome (:func:`~._fire.settles_alone`) by itself, one
+        statement sent alone (PostgreSQL: on the replica's own session)."""
         settle = functools.partial(self._finish, finish=finish, now=now)
-        return await self._guarded(self._run_single(settle))
+        return await self._guarded(self._run_alone(settle))
 
     def _finish(
         self, conn: Connection, finish: Finish, now: datetime, *, skip_busy: bool = False
@@ -2200,6 +2199,18 @@ def _running_record(
         due_at=due_at,
         thread_id=task.thread_id or isolated_thread_id(task.id, run_id),
     )
+
+
+def _started_binds() -> dict[str, Any]:
+    """The bind parameters of a claimed fire's running record in the twins' one-statement
+    claims, one per ``lgs_runs`` column: ``r_<column>`` (see :func:`_started_params`)."""
+    return {c.name: bindparam(f"r_{c.name}", type_=c.type) for c in runs_table.c}
+
+
+def _started_params(record: TaskRunRecord, holder: str, lease_until: datetime) -> dict[str, Any]:
+    """The values of :func:`_started_binds` for ``record`` claimed by ``holder``."""
+    row = _run_row(record, holder, lease_until)
+    return {f"r_{name}": row[name] for name in runs_table.c.keys()}
 
 
 def _run_row(record: TaskRunRecord, holder: str, lease_until: datetime | None) -> dict[str, Any]:

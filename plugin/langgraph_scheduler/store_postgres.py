@@ -37,8 +37,9 @@ from .store import (
     _finished_record,
     _finished_values,
     _ManualClaim,
-    _run_row,
     _settling,
+    _started_binds,
+    _started_params,
     _UTCDateTime,
     isolated_thread_id,
     runs_table,
@@ -141,7 +142,7 @@ class PostgresStore(Store):
             .with_for_update(skip_locked=True)
             .cte("locked_task")
         )
-        values = [bindparam(f"r_{column.name}", type_=column.type) for column in runs_table.c]
+        values = list(_started_binds().values())
         run = (
             self._insert_ignore(runs_table, "task_id", "scheduled_for", "attempt")
             .from_select(list(runs_table.c.keys()), select(*values).where(exists(locked)))
@@ -168,9 +169,8 @@ class PostgresStore(Store):
         lease_until: datetime,
         move: dict[str, Any],
     ) -> bool | None:
-        row = _run_row(run, holder, lease_until)
-        inserted = {f"r_{name}": row[name] for name in runs_table.c.keys()}
-        _, returned = self._write(conn, self._start, inserted | move)
+        params = _started_params(run, holder, lease_until) | move
+        _, returned = self._write(conn, self._start, params)
         assert returned is not None  # one row, always
         run_id, moved = returned
         return None if not moved else run_id is not None

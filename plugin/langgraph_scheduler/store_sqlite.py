@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -56,8 +57,9 @@ from .store import (
     ThreadLocks,
     _bind,
     _binds,
-    _run_row,
     _settling,
+    _started_binds,
+    _started_params,
     runs_table,
     tasks_table,
 )
@@ -116,10 +118,6 @@ class SqliteStore(Store):
         with self.sync_engine.begin() as conn:
             return work(conn)
 
-    async def _run_single(self, work: Callable[[Connection], _T]) -> _T:
-        # A lone settled finish is one statement (an insert into lgs_settle): sent alone.
-        return await self._run_alone(work)
-
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` outside a transaction: each of its statements commits by itself
         (and is sent again while another connection holds the write lock)."""
@@ -134,9 +132,10 @@ class SqliteStore(Store):
 
     def _write(self, conn: Connection, statement: Any, params: dict[str, Any]) -> tuple[int, Any]:
         driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        write = functools.partial(super()._write, conn, statement, params)
         if driver.in_transaction:  # BEGIN IMMEDIATE took the write lock
-            return super()._write(conn, statement, params)
-        return _when_unlocked(lambda: Store._write(self, conn, statement, params))
+            return write()
+        return _when_unlocked(write)
 
     def _changes(self, conn: Connection, statement: Any, params: dict[str, Any]) -> int:
         """Rows ``statement`` changed, those of the triggers it fired included."""
@@ -155,8 +154,7 @@ class SqliteStore(Store):
         lease_until: datetime,
         move: dict[str, Any],
     ) -> bool | None:
-        row = _run_row(run, holder, lease_until)
-        params = {f"r_{name}": row[name] for name in _RUN_NAMES} | move
+        params = _started_params(run, holder, lease_until) | move
         changed = self._changes(conn, _CLAIM, params)
         # Two rows: the run inserted and the task moved; one: the task moved, the fire
         # had been claimed before; none: the task's version is not the one read.
@@ -323,7 +321,7 @@ _settle_view = Table(
 )
 
 _CLAIM = insert(_claim_view).values(
-    {name: bindparam(f"r_{name}", type_=runs_table.c[name].type) for name in _RUN_NAMES}
+    _started_binds()
     | {
         "task_version": bindparam("b_version", type_=Integer()),
         "next_run_at": _bind(tasks_table.c.next_run_at),
