@@ -8,10 +8,13 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import DateTime
+from sqlalchemy.dialects import sqlite
 
 from langgraph_scheduler import Interval
 from langgraph_scheduler._service import TaskService
@@ -212,3 +215,45 @@ async def test_a_usual_claim_cut_short_returns_the_fires_it_committed(
     for task in (first, second):
         (run,) = await store.history(task.id)
         assert run.outcome is None and run.scheduled_for == at(60)
+
+
+async def test_datetimes_keep_sqlalchemys_text_form_and_read_back_as_utc(
+    store: Store, service: TaskService, path: Path
+) -> None:
+    # The fire path writes datetimes itself (not through SQLAlchemy's processor): the
+    # text must stay the form older releases wrote and compare against, to the
+    # microsecond, and what they wrote must read back as the same instant.
+    task = await every_minute(service)
+    run = await claim_one(store, at(60) + timedelta(microseconds=7))
+    with sqlite3.connect(path) as conn:
+        (next_run_at,) = conn.execute(
+            "SELECT next_run_at FROM lgs_tasks WHERE id = ?", (task.id,)
+        ).fetchone()
+        (started_at,) = conn.execute(
+            "SELECT started_at FROM lgs_runs WHERE run_id = ?", (run.run_id,)
+        ).fetchone()
+    ours = DateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+    assert ours is not None
+    assert next_run_at == ours(at(120).replace(tzinfo=None)) == "2027-03-01 12:02:00.000000"
+    assert started_at == "2027-03-01 12:01:00.000007"
+
+    # Hand-written forms: SQLAlchemy's, and ISO 8601 with an offset (another zone).
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE lgs_tasks SET next_run_at = '2027-03-01 12:05:00.000000' WHERE id = ?",
+            (task.id,),
+        )
+        conn.execute(
+            "UPDATE lgs_runs SET started_at = '2027-03-01T14:01:00+02:00' WHERE run_id = ?",
+            (run.run_id,),
+        )
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.next_run_at == at(300)
+    assert stored.next_run_at.tzinfo is not None
+    (record,) = await store.history(task.id)
+    assert record.started_at == at(60)
+
+    # A naive datetime is refused before anything is written.
+    with pytest.raises(ValueError, match="naive datetime"):
+        await claim(store, datetime(2027, 3, 1, 12, 5))
+    assert len(await store.history(task.id)) == 1
