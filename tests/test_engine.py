@@ -17,7 +17,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import START as START_NODE
 from langgraph.graph import StateGraph
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from langgraph_scheduler import (
     Cron,
@@ -31,7 +31,9 @@ from langgraph_scheduler import (
 from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.testing import FakeClock, SystemClock
+from langgraph_scheduler.trigger import ConversationTrigger
 
 from .helpers import RunWaiter, build_graph, step
 from .test_tools import ALICE, Tools
@@ -420,6 +422,49 @@ async def test_a_task_changed_by_its_caller_after_create_is_not_what_fires(
         fetched.payload["prompt"] = "changed again"
         assert await step(rt, clock, 60) == 1
         assert seen == ["stored", "stored"]
+
+
+async def test_each_fire_talks_with_the_prompt_its_task_has_now(
+    clock: FakeClock, runs: RunWaiter, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A task's trigger is parsed once per stored payload, not at every fire: a prompt
+    # changed through the API, or rewritten by another process, is the next turn's.
+    seen: list[str] = []
+
+    def reply(messages: list[Any]) -> str:
+        seen.append(str(messages[-1].content))
+        return "ok"
+
+    parsed: list[Any] = []
+    parse = ConversationTrigger.from_task_payload.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[ConversationTrigger], payload: Any) -> ConversationTrigger:
+        parsed.append(payload)
+        trigger: ConversationTrigger = parse(cls, payload)
+        return trigger
+
+    monkeypatch.setattr(ConversationTrigger, "from_task_payload", classmethod(counting))
+    graph = build_graph(ScriptedChatModel(steps=[reply], cycle=True))
+    async with runtime(graph, database, clock, runs) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="first")
+        parsed.clear()
+        assert await step(rt, clock, 60) == 1
+        assert await step(rt, clock, 60) == 1
+        assert seen == ["first", "first"]
+        assert len(parsed) == 1  # the unchanged row's payload, parsed at the first fire
+        await rt.update_task(task.id, trigger="second")
+        assert await step(rt, clock, 60) == 1
+        # Another process rewrites the payload (through the table, as it would).
+        rewrite = (
+            update(tasks_table)
+            .where(tasks_table.c.id == task.id)
+            .values(payload={"prompt": "third"}, version=tasks_table.c.version + 1)
+        )
+        await rt.store.transaction(lambda conn: conn.execute(rewrite))
+        assert await step(rt, clock, 60) == 1
+        assert await step(rt, clock, 60) == 1
+    assert seen == ["first", "first", "second", "third", "third"]
+    assert [r.outcome for r in runs.records] == ["success"] * 5
 
 
 # -- fires claimed ahead of their instant ----------------------------------------------

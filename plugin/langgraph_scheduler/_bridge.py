@@ -45,6 +45,7 @@ from ._turns import (
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable, TaskNotFound
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
 from .store import Claimed, Finish, Finished, Store, isolated_thread_id
+from .trigger import ConversationTrigger
 
 __all__ = ["TaskExecutorBridge", "to_finish"]
 
@@ -59,6 +60,8 @@ STOPPED = "runtime stopped before the turn finished"
 
 _NOT_STARTED = Interrupted("runtime is stopping: the turn was not started")
 _NO_TURNS = Error("this runtime runs no turns (graph=None)")
+_TRIGGERS_KEPT = 4096
+"""Most parsed triggers a bridge keeps (as many as the store keeps validated tasks)."""
 
 CLAIM_AHEAD = timedelta(milliseconds=25)
 """How long before a due instant its timer wakes the bridge: the fire is claimed then,
@@ -132,6 +135,10 @@ class TaskExecutorBridge:
         self._wake = asyncio.Event()
         self._as_of: datetime | None = None
         self._turn_tasks: set[asyncio.Task[Any]] = set()
+        self._triggers: dict[str, tuple[Any, ConversationTrigger]] = {}
+        """Per task id, its payload as last parsed and the trigger parsed from it: a task
+        whose row is unchanged comes back from the store with the same payload object,
+        so its trigger is not validated again at every fire (see :meth:`_trigger`)."""
         self._idle = asyncio.Event()
         self._idle.set()
         self._claiming = 0
@@ -415,7 +422,7 @@ class TaskExecutorBridge:
         if self.turns is None:
             return _NO_TURNS
         try:
-            trigger = task.trigger
+            trigger = self._trigger(task)
         except InvalidPayload as exc:
             return Error(str(exc))
         source = TaskSource(
@@ -440,6 +447,19 @@ class TaskExecutorBridge:
             max_wait_secs=task.options.max_wait_secs,
             fresh_thread=record.thread_id == isolated_thread_id(task.id, record.run_id),
         )
+
+    def _trigger(self, task: Task) -> ConversationTrigger:
+        """``task.trigger``, parsed once per payload: the store's tasks on the fire path
+        are shared and never changed in place, and a changed row is a new payload."""
+        known = self._triggers.get(task.id)
+        if known is not None and known[0] is task.payload:
+            return known[1]
+        trigger = task.trigger
+        self._triggers.pop(task.id, None)
+        self._triggers[task.id] = (task.payload, trigger)
+        if len(self._triggers) > _TRIGGERS_KEPT:
+            del self._triggers[next(iter(self._triggers))]
+        return trigger
 
     async def _record(
         self,
