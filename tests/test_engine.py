@@ -463,8 +463,14 @@ async def test_each_fire_talks_with_the_prompt_its_task_has_now(
         await rt.store.transaction(lambda conn: conn.execute(rewrite))
         assert await step(rt, clock, 60) == 1
         assert await step(rt, clock, 60) == 1
-    assert seen == ["first", "first", "second", "third", "third"]
-    assert [r.outcome for r in runs.records] == ["success"] * 5
+        # A task that fires no more does not keep its parsed trigger.
+        at = clock.now() + timedelta(seconds=30)
+        once = await rt.create_task(name="once", schedule=Once(at=at), trigger="once")
+        assert await step(rt, clock, 60) == 2
+        assert once.id not in rt._bridge._triggers and task.id in rt._bridge._triggers
+    assert seen[:5] == ["first", "first", "second", "third", "third"]
+    assert sorted(seen[5:]) == ["once", "third"]
+    assert [r.outcome for r in runs.records] == ["success"] * 7
 
 
 # -- fires claimed ahead of their instant ----------------------------------------------

@@ -261,7 +261,10 @@ class TaskExecutorBridge:
         if claim.run is not None:
             self._busy += 1
             self.in_flight[claim.run.run_id] = claim.run
-            self._spawn(self._execute(claim.task, claim.run, claimed_at=self.clock.now()))
+            again = claim.next_run_at is not None  # the task fires again after this
+            self._spawn(
+                self._execute(claim.task, claim.run, claimed_at=self.clock.now(), again=again)
+            )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         # A clean context: a manual run requested from inside a user's run (a tool call)
@@ -351,8 +354,15 @@ class TaskExecutorBridge:
     # -- executing --------------------------------------------------------------------
 
     async def _execute(
-        self, task: Task, record: TaskRunRecord, *, claimed_at: datetime | None = None
+        self,
+        task: Task,
+        record: TaskRunRecord,
+        *,
+        claimed_at: datetime | None = None,
+        again: bool = True,
     ) -> TaskRunRecord:
+        """Run a claimed fire's turn and record its outcome (``again``: the task fires
+        again after this fire)."""
         try:
             # A scheduled fire took its slot when it was claimed; a manual run, now.
             scheduled = record.trigger == "schedule"
@@ -377,7 +387,7 @@ class TaskExecutorBridge:
                     return None
 
             try:
-                response = await self._converse(task, record, begin)
+                response = await self._converse(task, record, begin, again=again)
             except asyncio.CancelledError:
                 begun = min(begun, self.clock.now())  # stopped before its instant came
                 where = self.turns.cut_short(record.run_id) if self.turns else None
@@ -403,9 +413,9 @@ class TaskExecutorBridge:
             self._wake.set()  # a due fire is waiting for this slot
 
     async def _converse(
-        self, task: Task, record: TaskRunRecord, begin: TurnGate | None
+        self, task: Task, record: TaskRunRecord, begin: TurnGate | None, *, again: bool
     ) -> ConversationResponse:
-        request = self._request(task, record)
+        request = self._request(task, record, again=again)
         if isinstance(request, ConversationRequest):
             assert self.turns is not None  # _request says why not otherwise
             return await self.turns.converse(request, begin=begin)
@@ -414,7 +424,7 @@ class TaskExecutorBridge:
         return request
 
     def _request(
-        self, task: Task, record: TaskRunRecord
+        self, task: Task, record: TaskRunRecord, *, again: bool = True
     ) -> ConversationRequest | ConversationResponse:
         """The turn of a claimed fire, or why it cannot run."""
         if self.closed:
@@ -422,7 +432,7 @@ class TaskExecutorBridge:
         if self.turns is None:
             return _NO_TURNS
         try:
-            trigger = self._trigger(task)
+            trigger = self._trigger(task, keep=again)
         except InvalidPayload as exc:
             return Error(str(exc))
         source = TaskSource(
@@ -448,17 +458,19 @@ class TaskExecutorBridge:
             fresh_thread=record.thread_id == isolated_thread_id(task.id, record.run_id),
         )
 
-    def _trigger(self, task: Task) -> ConversationTrigger:
+    def _trigger(self, task: Task, *, keep: bool) -> ConversationTrigger:
         """``task.trigger``, parsed once per payload: the store's tasks on the fire path
-        are shared and never changed in place, and a changed row is a new payload."""
-        known = self._triggers.get(task.id)
+        are shared and never changed in place, and a changed row is a new payload.
+        ``keep``: the task fires again (a one-shot task's trigger is not kept)."""
+        known = self._triggers.pop(task.id, None)
         if known is not None and known[0] is task.payload:
-            return known[1]
-        trigger = task.trigger
-        self._triggers.pop(task.id, None)
-        self._triggers[task.id] = (task.payload, trigger)
-        if len(self._triggers) > _TRIGGERS_KEPT:
-            del self._triggers[next(iter(self._triggers))]
+            trigger = known[1]
+        else:
+            trigger = task.trigger
+        if keep:
+            self._triggers[task.id] = (task.payload, trigger)
+            if len(self._triggers) > _TRIGGERS_KEPT:
+                del self._triggers[next(iter(self._triggers))]
         return trigger
 
     async def _record(
