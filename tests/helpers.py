@@ -45,6 +45,16 @@ async def claim(store: Store, when: datetime, *, limit: int = 10) -> list[Claime
     )
 
 
+async def assert_paused_unfired(store: Store, task_id: str) -> None:
+    """The task was paused before its first fire was written: no run, its row as the
+    pause left it, and nothing of it due at T0 + 60 s."""
+    assert await store.history(task_id) == []
+    stored = await store.get_task(task_id)
+    assert stored is not None
+    assert (stored.state, stored.run_count, stored.version) == ("paused", 0, 1)
+    assert await claim(store, at(60)) == []
+
+
 async def claim_one(store: Store, when: datetime) -> TaskRunRecord:
     """Claim the one fire due at ``when``."""
     (claimed,) = await claim(store, when)

@@ -22,7 +22,7 @@ from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import Finish, Store, isolated_thread_id, open_store, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import HOLDER, T0, at, claim, claim_one, every_minute
+from .helpers import HOLDER, T0, assert_paused_unfired, at, claim, claim_one, every_minute
 
 _STATE = ["state", "next_run_at"]
 
@@ -769,11 +769,7 @@ async def test_a_task_paused_between_a_claims_read_and_write_does_not_fire(
     (claimed,) = await claim(store, at(60))  # the other one runs
 
     assert claimed.task.id == other.id and claimed.run is not None
-    assert await store.history(task.id) == []
-    stored = await store.get_task(task.id)
-    assert stored is not None
-    assert (stored.state, stored.run_count, stored.version) == ("paused", 0, 1)
-    assert await claim(store, at(60)) == []
+    await assert_paused_unfired(store, task.id)
 
 
 async def test_a_usual_claim_on_postgres_skips_a_task_another_transaction_holds(

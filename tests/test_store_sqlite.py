@@ -22,7 +22,7 @@ from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import HOLDER, T0, at, claim, claim_one, every_minute
+from .helpers import HOLDER, T0, assert_paused_unfired, at, claim, claim_one, every_minute
 
 _VIEWS = {
     ("view", "lgs_claim"),
@@ -121,11 +121,7 @@ async def test_a_task_paused_between_a_claims_read_and_its_write_does_not_fire(
         await other.close()
 
     assert claimed == []  # read as due, changed before its write: nothing written
-    assert await store.history(task.id) == []
-    stored = await store.get_task(task.id)
-    assert stored is not None
-    assert (stored.state, stored.run_count, stored.version) == ("paused", 0, 1)
-    assert await claim(store, at(60)) == []
+    await assert_paused_unfired(store, task.id)
 
 
 async def test_setup_brings_back_the_fire_paths_views_and_triggers(

@@ -424,7 +424,7 @@ class TaskExecutorBridge:
         return request
 
     def _request(
-        self, task: Task, record: TaskRunRecord, *, again: bool = True
+        self, task: Task, record: TaskRunRecord, *, again: bool
     ) -> ConversationRequest | ConversationResponse:
         """The turn of a claimed fire, or why it cannot run."""
         if self.closed:

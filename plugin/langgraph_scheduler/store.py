@@ -151,12 +151,8 @@ class _UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r} cannot be stored; pass an aware one")
-            naive = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return naive.isoformat(" ", "microseconds")
+            naive = self.process_bind_param(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
 
         return process
 
@@ -169,12 +165,9 @@ class _UTCDateTime(TypeDecorator[datetime]):
             if not isinstance(value, str):
                 return fallback(value)
             try:
-                moment = datetime.fromisoformat(value)
+                return self.process_result_value(value, dialect)  # fromisoformat
             except ValueError:
                 return fallback(value)
-            if moment.tzinfo is None:
-                return moment.replace(tzinfo=timezone.utc)
-            return moment.astimezone(timezone.utc)
 
         return process
 
@@ -2254,20 +2247,20 @@ _BLANK_RUN = TaskRunRecord.model_construct(
 """What :func:`_running_record` fills in: every column a running record leaves empty."""
 
 
+_STARTED_NAMES = tuple((name, f"r_{name}") for name in runs_table.c.keys())
+"""Each ``lgs_runs`` column with its bind in :func:`_started_binds`."""
+
+
 def _started_binds() -> dict[str, Any]:
     """The bind parameters of a claimed fire's running record in the twins' one-statement
     claims, one per ``lgs_runs`` column: ``r_<column>`` (see :func:`_started_params`)."""
-    return {c.name: bindparam(f"r_{c.name}", type_=c.type) for c in runs_table.c}
+    return {name: bindparam(bind, type_=runs_table.c[name].type) for name, bind in _STARTED_NAMES}
 
 
 def _started_params(record: TaskRunRecord, holder: str, lease_until: datetime) -> dict[str, Any]:
     """The values of :func:`_started_binds` for ``record`` claimed by ``holder``."""
     row = _run_row(record, holder, lease_until)
     return {bind: row[name] for name, bind in _STARTED_NAMES}
-
-
-_STARTED_NAMES = tuple((name, f"r_{name}") for name in runs_table.c.keys())
-"""Each ``lgs_runs`` column with its bind in :func:`_started_binds`."""
 
 
 def _run_row(record: TaskRunRecord, holder: str, lease_until: datetime | None) -> dict[str, Any]:
