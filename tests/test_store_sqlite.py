@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +253,11 @@ async def test_datetimes_keep_sqlalchemys_text_form_and_read_back_as_utc(
     with pytest.raises(ValueError, match="naive datetime"):
         await claim(store, datetime(2027, 3, 1, 12, 5))
     assert len(await store.history(task.id)) == 1
+
+    # An instant given in another zone is written as its UTC text.
+    run = await claim_one(store, at(300).astimezone(timezone(timedelta(hours=2))))
+    with sqlite3.connect(path) as conn:
+        (started_at,) = conn.execute(
+            "SELECT started_at FROM lgs_runs WHERE run_id = ?", (run.run_id,)
+        ).fetchone()
+    assert started_at == "2027-03-01 12:05:00.000000"

@@ -126,9 +126,10 @@ class _UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be stored; pass an aware one")
-        value = value.astimezone(timezone.utc)
+        if value.tzinfo is not timezone.utc:  # the runtime's own instants are UTC already
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} cannot be stored; pass an aware one")
+            value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -532,10 +533,12 @@ class _Prepared:
             else:
                 fixed = bind.value if process is None else process(bind.value)
                 self._args.append((name, None, fixed, None))
-        self._results = [
+        results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in (statement.selected_columns if selects else ())
         ]
+        self._processed = [(i, process) for i, process in enumerate(results) if process]
+        """Per selected column that has a result processor: its position and processor."""
 
     def args(self, params: dict[str, Any]) -> Any:
         """The driver's parameters for ``params`` (by bind name), processed."""
@@ -570,16 +573,16 @@ class _Prepared:
     def rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """Rows the driver returned for this query, their values processed as
         SQLAlchemy would."""
-        processors = self._results
-        if not any(processors):
-            return [tuple(row) for row in rows]
-        return [
-            tuple(
-                value if process is None or value is None else process(value)
-                for process, value in zip(processors, row, strict=True)
-            )
-            for row in rows
-        ]
+        processed = self._processed
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, process in processed:  # only the columns that have a processor
+                value = values[i]
+                if value is not None:
+                    values[i] = process(value)
+            out.append(tuple(values))
+        return out
 
     def _execute(self, conn: Connection, params: dict[str, Any]) -> Any:
         args = self.args(params)
