@@ -191,16 +191,18 @@ async def test_an_expired_lease_is_recorded_interrupted_and_retried(
         build_graph(ScriptedChatModel()), "sqlite://", clock, runs, lease_secs=30
     ) as rt:
         await rt.create_task(name="l", schedule=Interval(hours=1), trigger="go", options=RETRYING)
-        # A claim whose holder never renews it, as if its process died mid-turn.
-        await clock.advance(3600)
+        # A claim whose holder never renews it, as if its process died mid-turn; made by
+        # a replica whose clock runs ahead, so this runtime never gets to claim the fire.
+        due = clock.now() + timedelta(hours=1)
         (claim,) = await rt.store.claim_due(
-            as_of=clock.now(),
+            as_of=due,
             limit=1,
             holder="elsewhere:1:gone",
-            lease_until=clock.now() + timedelta(seconds=30),
+            lease_until=due + timedelta(seconds=30),
             started_at=START,
         )
         assert claim.run is not None
+        await clock.advance(3600)
         await clock.advance(31)  # the upkeep (every lease/3 on this clock) sweeps it
         await rt.wait_idle()
         stale = await rt.get_run(claim.run.run_id)
@@ -226,13 +228,13 @@ async def test_only_fires_within_the_window_are_held_in_memory(
         assert len(runs.records) == 4
 
 
-async def test_a_timer_wake_lets_go_of_every_instant_it_covers(clock: FakeClock) -> None:
+def _timer(clock: FakeClock, woken: list[datetime | None]) -> Any:
+    """A runtime's due timer on ``clock`` (in memory, not started), waking into ``woken``."""
     from langgraph_scheduler._bridge import CLAIM_AHEAD
     from langgraph_scheduler._jobs import DueTimer
     from langgraph_scheduler.store import open_store
 
-    woken: list[datetime | None] = []
-    timer = DueTimer(
+    return DueTimer(
         open_store("sqlite://"),
         clock=clock,
         window_secs=3600,
@@ -240,6 +242,11 @@ async def test_a_timer_wake_lets_go_of_every_instant_it_covers(clock: FakeClock)
         wake=woken.append,
         ahead=CLAIM_AHEAD,
     )
+
+
+async def test_a_timer_wake_lets_go_of_every_instant_it_covers(clock: FakeClock) -> None:
+    woken: list[datetime | None] = []
+    timer = _timer(clock, woken)
     now = clock.now()
     earlier, job, within, later = (now + timedelta(seconds=s) for s in (10, 20, 20.01, 40))
     for when in (job, within, later, earlier):  # the earliest one set after the job's
@@ -251,6 +258,32 @@ async def test_a_timer_wake_lets_go_of_every_instant_it_covers(clock: FakeClock)
     assert woken == [within]  # one wake for everything come or within the lead
     assert timer.pending == 1  # only the later instant is still held
     timer.shutdown()
+
+
+async def test_a_timer_job_that_comes_before_the_runtimes_clock_waits_for_that_clock(
+    clock: FakeClock,
+) -> None:
+    # APScheduler judges its job by the wall clock, long past this fake clock's instants,
+    # so the job comes at once; by the runtime's clock the instant is a minute away.
+    woken: list[datetime | None] = []
+    timer = _timer(clock, woken)
+    came: list[datetime] = []
+    fire = timer.fire
+    timer.fire = lambda due: (came.append(due), fire(due))[-1]  # type: ignore[method-assign]
+    timer.start()
+    try:
+        instant = clock.now() + timedelta(minutes=1)
+        timer.at(instant)
+        for _ in range(50):  # real time for the job to come, and come again if it would
+            await asyncio.sleep(0.01)
+        assert came == [instant]  # once: it waits, instead of coming back at once
+        assert woken == [] and timer.pending == 1
+        await clock.advance(59.9)
+        assert woken == []
+        await clock.advance(0.1)  # the instant, by the runtime's clock
+        assert woken == [instant] and timer.pending == 0
+    finally:
+        timer.shutdown()
 
 
 # -- corrupt rows ------------------------------------------------------------------------

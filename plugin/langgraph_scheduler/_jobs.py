@@ -94,6 +94,9 @@ class DueTimer:
         self._horizon = clock.now()
         self._instants: list[datetime] = []
         self._known: set[datetime] = set()
+        self._early: tuple[datetime, asyncio.Task[None]] | None = None
+        """An instant whose job came before this runtime's clock reached it, and the
+        wait on that clock for it (see :meth:`fire`)."""
 
     @property
     def pending(self) -> int:
@@ -107,20 +110,49 @@ class DueTimer:
 
     def shutdown(self) -> None:
         _TIMERS.pop(self.key, None)
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
     def fire(self, due: datetime) -> None:
         """The job came: every instant up to ``due`` has come, and those within ``ahead``
         of now are as good as come; wake the bridge for the latest of them (one claim
-        for all) and set the job for the next one."""
-        latest = max(due, self.clock.now() + self.ahead)
+        for all) and set the job for the next one.
+
+        APScheduler judges the job's time by the wall clock, and the runtime's clock is
+        the one that says what has come (a test's fake clock, say, runs behind the wall
+        clock): a job that comes before that clock reaches its instant waits for it on
+        that clock. Woken early instead, the bridge would hand the instant straight back
+        and the job would come again at once, over and over."""
+        now = self.clock.now()
+        early = (due - self.ahead - now).total_seconds()
+        if early > self.ahead.total_seconds():
+            self._fire_later(due, early)
+            return
+        latest = max(due, now + self.ahead)
         while self._instants and self._instants[0] <= latest:
             come = heapq.heappop(self._instants)
             self._known.discard(come)
             due = max(due, come)
         self._wake(due)
         self._arm()
+
+    def _fire_later(self, due: datetime, secs: float) -> None:
+        """Fire for ``due`` after ``secs`` of this runtime's clock (one wait at a time,
+        for the earliest such instant; the later ones stay held and their job is set
+        again after it)."""
+        if self._early is not None and not self._early[1].done():
+            if self._early[0] <= due:
+                return
+            self._early[1].cancel()
+        self._early = (due, asyncio.ensure_future(self._when_come(due, secs)))
+
+    async def _when_come(self, due: datetime, secs: float) -> None:
+        await self.clock.sleep(secs)
+        self._early = None
+        self.fire(due)
 
     def at(self, when: datetime) -> None:
         """Wake the bridge at ``when``: at once if it has come, by the timer if it falls
