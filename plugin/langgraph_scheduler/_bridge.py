@@ -132,7 +132,10 @@ class TaskExecutorBridge:
         self._busy = 0
         self._manual_waiting = 0
         self._slot_freed = asyncio.Condition()
-        self._wake = asyncio.Event()
+        self._woken = False
+        """A claim pass was asked for since the last one began."""
+        self._wakeup: asyncio.Future[None] | None = None
+        """What the idle claim loop awaits (done by :meth:`_poke`)."""
         self._as_of: datetime | None = None
         self._turn_tasks: set[asyncio.Task[Any]] = set()
         self._triggers: dict[str, tuple[Any, ConversationTrigger]] = {}
@@ -155,7 +158,14 @@ class TaskExecutorBridge:
         then is claimed even if the wall clock reads a hair earlier)."""
         if due is not None and (self._as_of is None or due > self._as_of):
             self._as_of = due
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Ask the claim loop for a pass: at once if it is idle, else after this one."""
+        self._woken = True
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def task_changed(self, task_id: str, state: str | None) -> None:
         """A task was written (``state`` None: deleted). A fire of it claimed ahead of its
@@ -175,20 +185,33 @@ class TaskExecutorBridge:
         return max(self.capacity - self._busy - self._manual_waiting, 0)
 
     async def run(self) -> None:
-        """The claim loop: runs until cancelled."""
-        while not self.closed:
-            waiter = asyncio.ensure_future(self._wake.wait())
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_secs))
-            try:
-                await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                sleeper.cancel()
-            self._wake.clear()
-            try:
-                await self.claim_now()
-            except Exception:
-                logger.exception("claiming due fires failed; trying again")
+        """The claim loop: runs until cancelled. A pass runs when one is asked for (a
+        timer, the change feed, a freed slot) and every ``poll_secs`` in any case."""
+        loop = asyncio.get_running_loop()
+        poll: asyncio.Future[None] | None = None
+        try:
+            while not self.closed:
+                if poll is None or poll.done():
+                    # One poll timer at a time, not one per pass: a burst's passes come
+                    # one per freed slot.
+                    poll = asyncio.ensure_future(self.clock.sleep(self.poll_secs))
+                    poll.add_done_callback(lambda _: self._poke())
+                if self._woken:  # asked during the last pass: the loop's other work first
+                    await asyncio.sleep(0)
+                else:
+                    self._wakeup = loop.create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                self._woken = False
+                try:
+                    await self.claim_now()
+                except Exception:
+                    logger.exception("claiming due fires failed; trying again")
+        finally:
+            if poll is not None:
+                poll.cancel()
 
     async def claim_now(self) -> int:
         """Claim and start what is due, as far as free slots allow; returns how many fires
@@ -410,7 +433,7 @@ class TaskExecutorBridge:
         if self._manual_waiting:
             asyncio.ensure_future(notify())
         elif not self.closed and self._backlog:
-            self._wake.set()  # a due fire is waiting for this slot
+            self._poke()  # a due fire is waiting for this slot
 
     async def _converse(
         self, task: Task, record: TaskRunRecord, begin: TurnGate | None, *, again: bool
@@ -532,7 +555,7 @@ class TaskExecutorBridge:
         """Stop claiming, let running turns finish up to the deadline, then interrupt
         them (each still ends in a recorded outcome)."""
         self.closed = True
-        self._wake.set()
+        self._poke()
         async with self._slot_freed:
             self._slot_freed.notify_all()
         if self._turn_tasks:
