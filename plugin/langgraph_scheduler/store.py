@@ -574,6 +574,8 @@ class _Prepared:
         """Rows the driver returned for this query, their values processed as
         SQLAlchemy would."""
         processed = self._processed
+        if not processed:  # writes with RETURNING, and queries of plain columns
+            return [tuple(row) for row in rows]
         out = []
         for row in rows:
             values = list(row)
