@@ -216,6 +216,37 @@ async def test_claim_due_takes_at_most_limit_earliest_first(
     assert rest.task.id == last.id
 
 
+async def test_a_burst_is_claimed_in_order_and_on_postgres_through_the_locked_claim_alone(
+    store: Store, service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More due than there is room for: on PostgreSQL the locked claim splits a burst
+    # between replicas; once a claim filled its room that way, the next goes straight to
+    # it instead of reading the burst again through the usual claim, until a locked
+    # claim finds less than its room. A lone fire after that takes the usual claim.
+    burst = [
+        await service.create(name=f"b{i}", schedule=Once(at(60 + i)), trigger="t") for i in range(7)
+    ]
+    later = await service.create(name="later", schedule=Once(at(600)), trigger="t")
+    usual_reads: list[int] = []
+    run_alone = store._run_alone
+
+    async def counted(work: Any) -> Any:
+        usual_reads[-1] += 1
+        return await run_alone(work)
+
+    monkeypatch.setattr(store, "_run_alone", counted)
+    claimed: list[list[str]] = []
+    for when in (at(120), at(120), at(120), at(600)):
+        usual_reads.append(0)
+        claimed.append([c.task.id for c in await claim(store, when, limit=3)])
+
+    ids = [t.id for t in burst]
+    assert claimed == [ids[:3], ids[3:6], ids[6:], [later.id]]
+    for task in [*burst, later]:
+        assert len(await store.history(task.id)) == 1
+    assert usual_reads == ([1, 0, 0, 1] if store.dialect == "postgresql" else [1, 1, 1, 1])
+
+
 async def test_claim_due_moves_the_task_on_and_inserts_a_running_record(
     store: Store, service: TaskService
 ) -> None:

@@ -749,6 +749,8 @@ class Store(ABC):
         self._tasks: dict[str, tuple[tuple[Any, ...], Task]] = {}
         self._tasks_lock = threading.Lock()
         self._statements: dict[int, _Prepared] = {}
+        self._in_burst = False
+        """The last claim filled all its room by the locked path (see :meth:`_claim`)."""
 
     @functools.cached_property
     def _fire(self) -> _FireStatements:
@@ -1302,12 +1304,21 @@ class Store(ABC):
         transaction: the write happens only if the task still has the version it was
         read at (on PostgreSQL, and only if no other claim holds its row), so a task
         changed in between is left for the next claim. Otherwise ``locked``, one
-        transaction that reads the due rows under lock."""
-        usual = functools.partial(self._claim_usual, asked)
-        claimed = await self._guarded(self._run_alone(usual))
-        if claimed is not None:
-            return claimed
-        return await self.transaction(locked)
+        transaction that reads the due rows under lock.
+
+        Where bursts take the locked claim (PostgreSQL), a claim that filled all its room
+        that way is followed by another straight through it, without the usual claim's
+        read, which would find the burst again (a round trip per fire of a burst); the
+        first locked claim that finds less than its room ends the burst."""
+        if not self._in_burst:
+            usual = functools.partial(self._claim_usual, asked)
+            claimed = await self._guarded(self._run_alone(usual))
+            if claimed is not None:
+                return claimed
+        self._in_burst = False  # until this claim says otherwise (it may raise)
+        claimed = await self.transaction(locked)
+        self._in_burst = self._BURSTS_LOCKED and len(claimed) >= asked.limit
+        return claimed
 
     _BURSTS_LOCKED = False
     """Twin setting: a claim that finds more due tasks than it has room for (a burst)
