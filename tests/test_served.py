@@ -87,6 +87,18 @@ async def test_the_lifespan_serves_the_runtime_to_tools_and_middleware(sqlite_ur
         scheduler.runtime  # noqa: B018
 
 
+async def test_the_lifespan_refuses_an_in_memory_database_before_starting() -> None:
+    # Its statements would run on the server's event loop, which langgraph dev refuses:
+    # every claim would fail, and no fire would ever run.
+    rt = SchedulerRuntime(None, server=LangGraphServer(assistant_id="agent"), database="sqlite://")
+    with pytest.raises(SchedulerError, match=r"in-memory database \(sqlite://\) cannot be served"):
+        async with scheduler_lifespan(rt)(None):
+            pass
+    assert not rt.running
+    with pytest.raises(NotRunning, match="no scheduler runtime is served"):
+        served_runtime()
+
+
 async def test_a_version_1_database_gets_the_server_run_columns(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     shutil.copy(ROOT / "tests" / "data" / "schema_v1.db", path)
@@ -249,12 +261,16 @@ def _on_the_server(test: Any) -> Any:
     return pytest.mark.slow(pytest.mark.xdist_group("langgraph-dev")(test))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+def _langgraph() -> str:
     langgraph = shutil.which("langgraph", path=os.path.dirname(sys.executable))
     if langgraph is None:
         pytest.skip('the server tests need langgraph dev: pip install "langgraph-cli[inmem]"')
-    home = tmp_path_factory.mktemp("served")
+    return langgraph
+
+
+def _launch(home: Path, database: str) -> _Server:
+    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant (its app
+    serving a runtime on ``database``) and a sleepy graph."""
     (home / "sleepy.py").write_text(_SLEEPY_GRAPH)
     assistant = ROOT / "graphs" / "assistant.py"
     config = {
@@ -263,7 +279,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
         "http": {"app": f"{assistant}:app"},
     }
     (home / "langgraph.json").write_text(json.dumps(config))
-    database = f"sqlite:///{home / 'scheduler.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANGGRAPH_SCHEDULER_")}
     env |= {
         "LANGGRAPH_SCHEDULER_DATABASE": database,
@@ -274,11 +289,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [langgraph, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+            [_langgraph(), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
              "--port", str(port), "--n-jobs-per-worker", "4"],
             cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    served = _Server(f"http://127.0.0.1:{port}", process, log, database)
+    return _Server(f"http://127.0.0.1:{port}", process, log, database)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    _langgraph()
+    home = tmp_path_factory.mktemp("served")
+    served = _launch(home, f"sqlite:///{home / 'scheduler.db'}")
+    process = served.process
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -505,6 +528,17 @@ async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
     record = await rt.get_run(run_id)
     return record if record is not None and record.outcome is not None else None
+
+
+@pytest.mark.slow
+def test_langgraph_dev_refuses_to_serve_an_in_memory_database(tmp_path: Path) -> None:
+    served = _launch(tmp_path, "sqlite://")
+    try:
+        code = served.process.wait(timeout=90)
+    finally:
+        served.stop()
+    assert code != 0
+    assert "an in-memory database (sqlite://) cannot be served" in served.output()
 
 
 @_on_the_server

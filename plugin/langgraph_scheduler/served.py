@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ._remote import LangGraphServer
 from .errors import NotRunning, SchedulerError
 from .runtime import SchedulerRuntime
+from .store import parse_database_url
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -84,6 +85,10 @@ def scheduler_lifespan(
 
     Args:
         runtime: the runtime to serve, or a function making it (called at each start).
+
+    Raises:
+        SchedulerError: at the server's start, when its database is in memory
+            (``sqlite://``): a served runtime needs a SQLite file or PostgreSQL.
     """
 
     @contextlib.asynccontextmanager
@@ -99,6 +104,16 @@ def scheduler_lifespan(
             raise SchedulerError(
                 f"scheduler_app needs a SchedulerRuntime or a function returning one, got "
                 f"{type(rt).__name__}"
+            )
+        url = parse_database_url(rt.database)
+        if url.get_backend_name() == "sqlite" and not url.database:
+            # Its statements run on the event loop, which the server refuses (langgraph
+            # dev raises on blocking calls): no fire would ever be claimed.
+            raise SchedulerError(
+                "an in-memory database (sqlite://) cannot be served: it runs its "
+                "statements on the server's event loop, which LangGraph's server refuses, "
+                "and its tasks would end with the server; give the runtime a file "
+                '(database="sqlite:///scheduler.db") or PostgreSQL'
             )
         await rt.start()
         _served = rt
