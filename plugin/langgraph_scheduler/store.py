@@ -1317,7 +1317,7 @@ class Store(ABC):
                 return claimed
         self._in_burst = False  # until this claim says otherwise (it may raise)
         claimed = await self.transaction(locked)
-        self._in_burst = self._BURSTS_LOCKED and len(claimed) >= asked.limit
+        self._in_burst = self._BURSTS_LOCKED and len(claimed) >= asked.limit > 0
         return claimed
 
     _BURSTS_LOCKED = False
