@@ -298,7 +298,6 @@ def _launch(home: Path, database: str) -> _Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
-    _langgraph()
     home = tmp_path_factory.mktemp("served")
     served = _launch(home, f"sqlite:///{home / 'scheduler.db'}")
     process = served.process

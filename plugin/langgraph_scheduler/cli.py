@@ -56,7 +56,7 @@ from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
-from .store import parse_database_url
+from .store import is_in_memory, parse_database_url
 from .views import RunHistory, TaskList, Transcript, load_transcript
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
@@ -485,7 +485,7 @@ def _require_database(database: str) -> None:
     """Refuse to read a SQLite file that does not exist (instead of creating it)."""
     url = parse_database_url(database)
     path = url.database
-    if url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:"):
+    if url.get_backend_name() == "sqlite" and not is_in_memory(url) and path is not None:
         if not Path(path).exists():
             raise _Failure(
                 f"no scheduler database at {path}: pass --database (or set {DATABASE_ENV}) "

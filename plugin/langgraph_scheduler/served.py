@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ._remote import LangGraphServer
 from .errors import NotRunning, SchedulerError
 from .runtime import SchedulerRuntime
-from .store import parse_database_url
+from .store import is_in_memory, parse_database_url
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -105,8 +105,7 @@ def scheduler_lifespan(
                 f"scheduler_app needs a SchedulerRuntime or a function returning one, got "
                 f"{type(rt).__name__}"
             )
-        url = parse_database_url(rt.database)
-        if url.get_backend_name() == "sqlite" and not url.database:
+        if is_in_memory(parse_database_url(rt.database)):
             # Its statements run on the event loop, which the server refuses (langgraph
             # dev raises on blocking calls): no fire would ever be claimed.
             raise SchedulerError(

@@ -2101,6 +2101,12 @@ def _hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
+def is_in_memory(url: URL) -> bool:
+    """Whether a database URL (as :func:`parse_database_url` returns it) names a SQLite
+    database in this process's memory (``sqlite://``)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
 def _check_sqlite_path(database: str | None) -> None:
     """A SQLite file needs an existing folder (SQLite creates the file, not the folder)."""
     if database in (None, "", ":memory:") or database.startswith("file:"):

@@ -60,6 +60,7 @@ from .store import (
     _settling,
     _started_binds,
     _started_params,
+    is_in_memory,
     runs_table,
     tasks_table,
 )
@@ -93,7 +94,7 @@ class SqliteStore(Store):
 
     def __init__(self, url: URL, *, pool_size: int = 4) -> None:
         super().__init__(url)
-        self.in_memory = url.database in (None, "", ":memory:")
+        self.in_memory = is_in_memory(url)
         threads = max(1, min(pool_size, 4))
         self.sync_engine = _engine(url, in_memory=self.in_memory, pool=threads)
         self._executor = (
