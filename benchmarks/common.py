@@ -29,6 +29,7 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import Store, _task_row, open_store, runs_table, tasks_table
 
 __all__ = [
+    "CollectorTime",
     "Figure",
     "RecordWaiter",
     "Row",
@@ -331,6 +332,31 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(math.ceil(q / 100 * len(ordered)) - 1, 0)
     return ordered[min(rank, len(ordered) - 1)]
+
+
+class CollectorTime:
+    """The garbage collector's passes while this is entered (``gc.callbacks``): wall
+    seconds spent in them and how many were full (generation 2). The collector's share
+    of a figure is machine- and heap-dependent, so it is reported in notes, not judged."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._began = 0.0
+
+    def _observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._began
+        self.full += info["generation"] == 2
+
+    def __enter__(self) -> CollectorTime:
+        gc.callbacks.append(self._observe)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._observe)
 
 
 def rss_mib() -> float:

@@ -18,6 +18,7 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import tasks_table
 
 from .common import (
+    CollectorTime,
     Figure,
     RecordWaiter,
     Row,
@@ -83,9 +84,9 @@ def _graph(starts: _Starts) -> Any:
     return trivial_graph(on_start=starts, delay_secs=TURN_SECS)
 
 
-async def _direct(n: int, limit: int) -> float:
+async def _direct(n: int, limit: int) -> dict[str, float]:
     """Seconds from the first of ``n`` direct calls (``limit`` at a time) to the last
-    node start."""
+    node start, and the collector's passes until the last call returned."""
     starts = _Starts()
     async with SchedulerRuntime(_graph(starts), database="sqlite://") as rt:
         graph = rt.graph
@@ -96,9 +97,14 @@ async def _direct(n: int, limit: int) -> float:
                 await graph.ainvoke(*direct_input())
 
         began = utcnow()
-        await asyncio.gather(*(call() for _ in range(n)))
+        with CollectorTime() as collector:
+            await asyncio.gather(*(call() for _ in range(n)))
     last = starts.last()
-    return math.nan if last is None else (last - began).total_seconds()
+    return {
+        "wall": math.nan if last is None else (last - began).total_seconds(),
+        "gc_secs": collector.seconds,
+        "gc_full": float(collector.full),
+    }
 
 
 async def _scheduled(fig: Figure, n: int, limit: int) -> dict[str, float]:
@@ -116,7 +122,8 @@ async def _scheduled(fig: Figure, n: int, limit: int) -> dict[str, float]:
             fig.notes.append("the burst was written less than 2.5 s before T")
         await asyncio.sleep(max((due - utcnow()).total_seconds(), 0))
         ideal = n / limit * TURN_SECS
-        ok = await waiter.wait_for(n, timeout=ideal * 5 + 30, stall=30)
+        with CollectorTime() as collector:
+            ok = await waiter.wait_for(n, timeout=ideal * 5 + 30, stall=30)
         check_burst(fig, f"{n:,} fires", waiter, n, ok)
         await rt.wait_idle()
         per_task, outcomes = await records_per_task(rt.store, "conc")
@@ -136,6 +143,8 @@ async def _scheduled(fig: Figure, n: int, limit: int) -> dict[str, float]:
         "wall": math.nan if last is None or started < n else (last - due).total_seconds(),
         "not_started": float(not_started),
         "lateness_p50": median([(t - s).total_seconds() for s, t in starts.samples if s]),
+        "gc_secs": collector.seconds,
+        "gc_full": float(collector.full),
     }
 
 
@@ -144,6 +153,7 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
     n, limit, rounds, with_direct = SIZES["quick" if quick else "full"]
     ideal = n / limit * TURN_SECS
     results: list[dict[str, float]] = []
+    direct_results: list[dict[str, float]] = []
 
     async def scheduled() -> float:
         began = time.perf_counter()
@@ -156,7 +166,8 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
         return results[-1]["wall"]
 
     async def direct() -> float:
-        return await _direct(n, limit)
+        direct_results.append(await _direct(n, limit))
+        return direct_results[-1]["wall"]
 
     contenders = {"scheduled": scheduled, "direct": direct} if with_direct else {}
     values = await interleave(rounds, contenders or {"scheduled": scheduled})
@@ -203,5 +214,19 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
             f"Direct ainvoke, {n:,} calls at most {limit} at a time, first call → last node "
             f"start: {[round(v, 1) for v in values['direct']]} s."
         )
+    fig.notes.append(
+        "Garbage collector, per round (T → every record in; direct: first call → last "
+        f"return): runtime {_collected(results)}"
+        + (f"; direct calls {_collected(direct_results)}" if direct_results else "")
+        + " (see the analysis: the share of the collector's full passes over the heap)."
+    )
     fig.notes.append(f"Peak RSS of the benchmark process (all rounds): {peak_rss_mib():.0f} MiB.")
     return fig
+
+
+def _collected(rounds: list[dict[str, float]]) -> str:
+    """The collector's time and full passes of each round, for a note."""
+    return ", ".join(
+        f"{r.get('gc_secs', math.nan):.1f} s in {r.get('gc_full', math.nan):.0f} full passes"
+        for r in rounds
+    )
