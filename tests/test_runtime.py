@@ -517,6 +517,50 @@ async def test_a_burst_beyond_capacity_waits_in_the_table_and_every_fire_runs(
         assert await rt.store.count_tasks(states=["completed"]) == 1000
 
 
+async def test_a_fire_in_flight_keeps_its_request_not_its_task(
+    runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # A long turn keeps alive all it holds, and the collector's full passes go over it
+    # again and again: a burst of one-shot fires in flight holds none of their tasks.
+    import gc
+
+    from langgraph_scheduler import Task
+
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def wait(state: SchedulerState) -> dict[str, Any]:
+        source = state.get("task_source")
+        started.append(source["task_id"] if source else "")
+        await release.wait()
+        return {"messages": [AIMessage(content="ok")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("wait", wait)
+    builder.add_edge(START, "wait")
+    clock = FakeClock(FAKE_START)
+    rt = runtime_factory(builder, database="sqlite://", clock=clock)
+    async with rt:
+        at = FAKE_START + timedelta(seconds=1)
+        ids = {
+            (await rt.create_task(name=f"r{i}", schedule=Once(at), trigger="go")).id
+            for i in range(4)
+        }
+        await clock.set(at)
+        await rt.run_due()
+        for _ in range(200):
+            if len(started) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert set(started) == ids
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, Task) and o.id in ids]
+        release.set()
+        records = await runs.wait_for(4, timeout=10)
+    assert kept == []
+    assert sorted(r.outcome for r in records) == ["success"] * 4
+
+
 async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
     sqlite_url: str, runtime_factory: Any
 ) -> None:

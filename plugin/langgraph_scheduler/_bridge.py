@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -39,7 +40,6 @@ from ._turns import (
     Skipped,
     Success,
     Timeout,
-    TurnGate,
     TurnRunner,
 )
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable, TaskNotFound
@@ -385,45 +385,56 @@ class TaskExecutorBridge:
         again: bool = True,
     ) -> TaskRunRecord:
         """Run a claimed fire's turn and record its outcome (``again``: the task fires
-        again after this fire)."""
+        again after this fire).
+
+        While the turn runs, the fire keeps its request and record, not its task: a long
+        turn keeps alive all it holds, and the collector's full passes go over every such
+        object again (see ``benchmarks/analysis.md``, figure 4)."""
+        # A scheduled fire took its slot when it was claimed; a manual run, now.
+        scheduled = record.trigger == "schedule"
+        begun = record.started_at if scheduled else self.clock.now()
+        gate: _Gate | None = None
         try:
-            # A scheduled fire took its slot when it was claimed; a manual run, now.
-            scheduled = record.trigger == "schedule"
-            begun = record.started_at if scheduled else self.clock.now()
-            due = record.due_at or record.scheduled_for
-            begin: TurnGate | None = None
-            if scheduled and due > self.clock.now():  # claimed ahead of its instant
-
-                async def begin() -> ConversationResponse | None:
-                    # The turn is built: wait for its instant, then begin unless the
-                    # runtime or the task stopped meanwhile.
-                    nonlocal begun
-                    wait = (due - self.clock.now()).total_seconds()
-                    if wait > 0:
-                        await self.clock.sleep(wait)
-                    begun = self.clock.now()
-                    if self.closed:
-                        return _NOT_STARTED
-                    stopped = self._stopped.get(task.id)
-                    if stopped is not None and claimed_at is not None and stopped >= claimed_at:
-                        return Skipped("the task was paused or deleted before its turn began")
-                    return None
-
             try:
-                response = await self._converse(task, record, begin, again=again)
+                request = self._request(task, record, again=again)
+                del task
+                due = record.due_at or record.scheduled_for
+                if scheduled and due > self.clock.now():  # claimed ahead of its instant
+                    gate = _Gate(self, record.task_id, due, claimed_at)
+                if isinstance(request, ConversationRequest):
+                    assert self.turns is not None  # _request says why not otherwise
+                    response = await self.turns.converse(request, begin=gate)
+                elif gate is not None:  # not run, but not recorded before its instant either
+                    response = await gate() or request
+                else:
+                    response = request
             except asyncio.CancelledError:
+                if gate is not None and gate.begun is not None:
+                    begun = gate.begun
                 begun = min(begun, self.clock.now())  # stopped before its instant came
                 where = self.turns.cut_short(record.run_id) if self.turns else None
                 stopped = Interrupted(STOPPED, server_run=where)
                 await self._record(record, stopped, started_at=begun)
                 raise
             except Exception as exc:  # a fault of ours: the fire is still recorded
-                logger.exception("run %s of task %s failed", record.run_id, task.id)
+                logger.exception("run %s of task %s failed", record.run_id, record.task_id)
                 response = Error(f"the run failed before its turn: {exc!r}")
+            if gate is not None and gate.begun is not None:
+                begun = gate.begun
             return await self._record(record, response, started_at=begun)
         finally:
             self._busy -= 1
             self._free_slot()
+
+    def _refusal(self, task_id: str, claimed_at: datetime | None) -> ConversationResponse | None:
+        """Why a fire claimed ahead must not begin now its instant came (the runtime or
+        its task stopped meanwhile), or None."""
+        if self.closed:
+            return _NOT_STARTED
+        stopped = self._stopped.get(task_id)
+        if stopped is not None and claimed_at is not None and stopped >= claimed_at:
+            return Skipped("the task was paused or deleted before its turn began")
+        return None
 
     def _free_slot(self) -> None:
         async def notify() -> None:
@@ -434,17 +445,6 @@ class TaskExecutorBridge:
             asyncio.ensure_future(notify())
         elif not self.closed and self._backlog:
             self._poke()  # a due fire is waiting for this slot
-
-    async def _converse(
-        self, task: Task, record: TaskRunRecord, begin: TurnGate | None, *, again: bool
-    ) -> ConversationResponse:
-        request = self._request(task, record, again=again)
-        if isinstance(request, ConversationRequest):
-            assert self.turns is not None  # _request says why not otherwise
-            return await self.turns.converse(request, begin=begin)
-        if begin is not None:  # not run, but not recorded before its instant either
-            return await begin() or request
-        return request
 
     def _request(
         self, task: Task, record: TaskRunRecord, *, again: bool
@@ -594,6 +594,27 @@ class TaskExecutorBridge:
         await self.on_event(
             TaskEvent(kind=kind, task_id=task_id, reason=reason, at=self.clock.now())
         )
+
+
+@dataclass(slots=True)
+class _Gate:
+    """What the turn of a fire claimed ahead of its instant awaits once it is built (a
+    :data:`~._turns.TurnGate`): the instant, then the bridge's word on whether it may
+    still begin. ``begun``: when the instant came (None: not yet)."""
+
+    bridge: TaskExecutorBridge
+    task_id: str
+    due: datetime
+    claimed_at: datetime | None
+    begun: datetime | None = None
+
+    async def __call__(self) -> ConversationResponse | None:
+        clock = self.bridge.clock
+        wait = (self.due - clock.now()).total_seconds()
+        if wait > 0:
+            await clock.sleep(wait)
+        self.begun = clock.now()
+        return self.bridge._refusal(self.task_id, self.claimed_at)
 
 
 async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: float) -> _T | None:
