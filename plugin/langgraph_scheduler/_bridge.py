@@ -387,9 +387,10 @@ class TaskExecutorBridge:
         """Run a claimed fire's turn and record its outcome (``again``: the task fires
         again after this fire).
 
-        While the turn runs, the fire keeps its request and record, not its task: a long
-        turn keeps alive all it holds, and the collector's full passes go over every such
-        object again (see ``benchmarks/analysis.md``, figure 4)."""
+        While the turn runs, this keeps its request and record, not its task (a burst's
+        one-shot tasks are objects of their own): a long turn keeps alive all it holds,
+        and the collector's full passes go over every such object again (see
+        ``benchmarks/analysis.md``, figure 4)."""
         # A scheduled fire took its slot when it was claimed; a manual run, now.
         scheduled = record.trigger == "schedule"
         begun = record.started_at if scheduled else self.clock.now()
