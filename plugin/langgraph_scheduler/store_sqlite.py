@@ -27,7 +27,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -196,15 +196,10 @@ class SqliteStore(Store):
             self._kept.close()
         self.sync_engine.dispose()
 
-    @contextlib.asynccontextmanager
-    async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
-        async with self._locks.hold(thread_id, timeout=timeout):
-            yield
-
     def thread_lock(
         self, thread_id: str, *, timeout: float | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._hold(thread_id, timeout)
+        return self._locks.hold(thread_id, timeout=timeout)
 
     async def open_checkpointer(
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
