@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from langgraph_scheduler import (
     NotRunning,
     Once,
     SchedulerRuntime,
+    Task,
     TaskNotFound,
     TaskOptions,
 )
@@ -522,10 +524,6 @@ async def test_a_fire_in_flight_keeps_its_request_not_its_task(
 ) -> None:
     # A long turn keeps alive all it holds, and the collector's full passes go over it
     # again and again: a burst of one-shot fires in flight holds none of their tasks.
-    import gc
-
-    from langgraph_scheduler import Task
-
     release = asyncio.Event()
     started: list[str] = []
 
