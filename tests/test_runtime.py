@@ -607,6 +607,60 @@ async def test_a_stopping_runtime_claims_nothing_more(
         assert record.outcome == "success"
 
 
+async def test_a_claim_in_flight_at_stop_ends_recorded_before_the_store_closes(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """A claim pass waiting for the write lock when the runtime stops is not cut off:
+    its fire is recorded (interrupted, for the next runtime) before ``stop`` returns,
+    and nothing is written once it has. Cut off, the claim was still written by its
+    store thread after the stop, and the fire stayed claimed by a stopped runtime until
+    its lease ran out."""
+    rt = runtime_factory(make_graph("ok"), database=sqlite_url, sync_interval_secs=0.05)
+    await rt.start()
+    task = await rt.create_task(
+        name="c",
+        schedule=Interval(hours=1),
+        trigger="hi",
+        options=TaskOptions(retry_backoff_secs=0.1),
+    )
+    bridge = rt._bridge
+    engine = create_engine(sqlite_url)
+    other = engine.connect()
+    driver = other.connection.driver_connection
+    driver.isolation_level = None
+    # On the loop, so no claim pass starts in between: the fire falls due, and another
+    # connection takes the write lock, which the next pass waits for.
+    driver.execute(
+        "UPDATE lgs_tasks SET next_run_at = ? WHERE id = ?",
+        (
+            (datetime.now(timezone.utc) - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            task.id,
+        ),
+    )
+    driver.execute("BEGIN IMMEDIATE")
+    try:
+        async with asyncio.timeout(10):
+            while not bridge._claim_lock.locked():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert bridge._claim_lock.locked(), "the claim pass should be waiting for the lock"
+        stopping = asyncio.ensure_future(rt.stop(drain_timeout_secs=0))
+        await asyncio.sleep(0.2)
+    finally:
+        driver.execute("COMMIT")
+    await stopping
+    (record,) = await runs.wait_for(1, task_id=task.id)
+    assert record.outcome == "interrupted"
+    await asyncio.sleep(0.3)  # a store call cut off would write now
+    count = driver.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
+    other.close()
+    engine.dispose()
+    assert count == (0,)
+    async with runtime_factory(make_graph("ok"), database=sqlite_url):
+        (_, retried) = await runs.wait_for(2, task_id=task.id)
+        assert retried.outcome == "success" and retried.scheduled_for == record.scheduled_for
+
+
 async def test_schema_is_versioned_and_indexed(database: str, make_graph: Any) -> None:
     from sqlalchemy import inspect
 

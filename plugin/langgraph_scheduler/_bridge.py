@@ -59,6 +59,8 @@ SUMMARY_MAX_CHARS = 2_000
 STOPPED = "runtime stopped before the turn finished"
 
 _NOT_STARTED = Interrupted("runtime is stopping: the turn was not started")
+_PASS_GRACE_SECS = 5.0
+"""How long a stopping runtime waits at least for a claim pass in flight to end."""
 _NO_TURNS = Error("this runtime runs no turns (graph=None)")
 _TRIGGERS_KEPT = 4096
 """Most parsed triggers a bridge keeps (as many as the store keeps validated tasks)."""
@@ -138,6 +140,8 @@ class TaskExecutorBridge:
         """What the idle claim loop awaits (done by :meth:`_poke`)."""
         self._as_of: datetime | None = None
         self._turn_tasks: set[asyncio.Task[Any]] = set()
+        self._recording: set[asyncio.Task[Any] | None] = set()
+        """Turn tasks whose turn is over and whose outcome is being recorded."""
         self._triggers: dict[str, tuple[Any, ConversationTrigger]] = {}
         """Per task id, its payload as last parsed and the trigger parsed from it: a task
         whose row is unchanged comes back from the store with the same payload object,
@@ -395,6 +399,7 @@ class TaskExecutorBridge:
         scheduled = record.trigger == "schedule"
         begun = record.started_at if scheduled else self.clock.now()
         gate: _Gate | None = None
+        recording: asyncio.Task[Any] | None = None
         try:
             try:
                 request = self._request(task, record, again=again)
@@ -422,8 +427,13 @@ class TaskExecutorBridge:
                 response = Error(f"the run failed before its turn: {exc!r}")
             if gate is not None and gate.begun is not None:
                 begun = gate.begun
+            # The outcome is decided: a stop does not cut its recording short (the batch
+            # would still write it, but no listener would hear of it).
+            recording = asyncio.current_task()
+            self._recording.add(recording)
             return await self._record(record, response, started_at=begun)
         finally:
+            self._recording.discard(recording)
             self._busy -= 1
             self._free_slot()
 
@@ -559,13 +569,25 @@ class TaskExecutorBridge:
         self._poke()
         async with self._slot_freed:
             self._slot_freed.notify_all()
+        # A claim pass in flight ends first, and the fires it claimed are recorded (as
+        # not started). Cut off, its claim would still be written, by a store call the
+        # cancellation cannot stop, and its fires stay claimed by no one until their
+        # lease runs out; a pass still waiting for an unreachable store is cut off.
+        passes_done = asyncio.ensure_future(self._passes_done())
+        await asyncio.wait({passes_done}, timeout=max(drain_timeout_secs, _PASS_GRACE_SECS))
+        passes_done.cancel()
         if self._turn_tasks:
             await asyncio.wait(set(self._turn_tasks), timeout=drain_timeout_secs)
         for task in list(self._turn_tasks):
-            task.cancel()
+            if task not in self._recording:
+                task.cancel()
         if self._turn_tasks:
             await asyncio.wait(set(self._turn_tasks), timeout=30)
         await self._finishes.aclose()
+
+    async def _passes_done(self) -> None:
+        async with self._claim_lock:
+            pass
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -191,7 +191,9 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            # A call whose caller was cancelled still runs on its thread: it ends before
+            # the store closes, so nothing is written once close returns.
+            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         if self._kept is not None:
             self._kept.close()
         self.sync_engine.dispose()
