@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -624,37 +625,35 @@ async def test_a_claim_in_flight_at_stop_ends_recorded_before_the_store_closes(
         options=TaskOptions(retry_backoff_secs=0.1),
     )
     bridge = rt._bridge
-    engine = create_engine(sqlite_url)
-    other = engine.connect()
-    driver = other.connection.driver_connection
-    driver.isolation_level = None
+    assert bridge is not None
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     # On the loop, so no claim pass starts in between: the fire falls due, and another
     # connection takes the write lock, which the next pass waits for.
-    driver.execute(
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    other.execute(
         "UPDATE lgs_tasks SET next_run_at = ? WHERE id = ?",
-        (
-            (datetime.now(timezone.utc) - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
-            task.id,
-        ),
+        (past.strftime("%Y-%m-%d %H:%M:%S.%f"), task.id),
     )
-    driver.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
     try:
-        async with asyncio.timeout(10):
+
+        async def claiming() -> None:
             while not bridge._claim_lock.locked():
                 await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(claiming(), 10)
         await asyncio.sleep(0.2)
         assert bridge._claim_lock.locked(), "the claim pass should be waiting for the lock"
         stopping = asyncio.ensure_future(rt.stop(drain_timeout_secs=0))
         await asyncio.sleep(0.2)
     finally:
-        driver.execute("COMMIT")
+        other.execute("COMMIT")
     await stopping
     (record,) = await runs.wait_for(1, task_id=task.id)
     assert record.outcome == "interrupted"
     await asyncio.sleep(0.3)  # a store call cut off would write now
-    count = driver.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
+    count = other.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
     other.close()
-    engine.dispose()
     assert count == (0,)
     async with runtime_factory(make_graph("ok"), database=sqlite_url):
         (_, retried) = await runs.wait_for(2, task_id=task.id)

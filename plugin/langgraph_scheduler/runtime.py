@@ -317,7 +317,8 @@ class SchedulerRuntime:
         bridge.wake()  # what fell due while no runtime was up
 
     async def stop(self, *, drain_timeout_secs: float | None = None) -> None:
-        """Stop claiming, let in-flight turns finish up to the deadline, record the rest
+        """Stop claiming (a claim pass in flight ends first, its fires recorded
+        ``interrupted``), let in-flight turns finish up to the deadline, record the rest
         ``interrupted`` (retried per policy by the next runtime) and close the store."""
         if self._state != "running":
             return
