@@ -2,8 +2,9 @@
 
 A burst of due fires (a thousand reminders at 09:00) would otherwise pay a transaction
 each for loading its task, claiming the fire and recording the outcome. A
-:class:`Batcher` adds no wait to a lone request: the first one starts a flush at once,
-and whatever arrives while that flush is running goes into the next one.
+:class:`Batcher` adds no wait to a lone request: with nothing in flight it runs at once,
+in its caller's task (no task to start, no turn of the event loop to wait for), and
+whatever arrives while it runs goes into the next batch, which a flush task runs.
 """
 
 from __future__ import annotations
@@ -39,17 +40,30 @@ class Batcher(Generic[_I, _O]):
         self._max_batch = max_batch
         self._pending: list[tuple[_I, asyncio.Future[_O]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._alone = False
+        """A lone item is running in its caller's task."""
 
     async def submit(self, item: _I) -> _O:
-        """Queue ``item`` for the next batch and wait for its result."""
+        """Run ``item`` at once if nothing is in flight, else queue it for the next batch;
+        wait for its result either way."""
+        if self._flusher is None and not self._alone:
+            self._alone = True
+            try:
+                (result,) = await self._run([item])
+                return result
+            finally:
+                self._alone = False
+                if self._pending:  # what arrived meanwhile
+                    self._flusher = asyncio.ensure_future(self._flush())
         future: asyncio.Future[_O] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._flusher is None:
+        if self._flusher is None and not self._alone:
             self._flusher = asyncio.ensure_future(self._flush())
         return await future
 
     async def aclose(self) -> None:
-        """Wait for the batch in flight (if any) to finish."""
+        """Wait for the batch in flight (if any) to finish (a lone item's is its
+        caller's to wait for)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
