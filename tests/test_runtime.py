@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from sqlalchemy import create_engine, update
 
@@ -26,6 +27,8 @@ from langgraph_scheduler import (
     Task,
     TaskNotFound,
     TaskOptions,
+    _bridge,
+    store_sqlite,
 )
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
@@ -658,6 +661,52 @@ async def test_a_claim_in_flight_at_stop_ends_recorded_before_the_store_closes(
     async with runtime_factory(make_graph("ok"), database=sqlite_url):
         (_, retried) = await runs.wait_for(2, task_id=task.id)
         assert retried.outcome == "success" and retried.scheduled_for == record.scheduled_for
+
+
+async def test_a_stop_cuts_off_a_recording_the_store_does_not_answer(
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    runs: RunWaiter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn's outcome that cannot be recorded (another connection holds the write lock)
+    holds the stop only for the recording grace: then it is cut off, nothing of the
+    stopped runtime writes afterwards, and the fire, still running in the store, is
+    recorded interrupted by the next runtime once its lease runs out."""
+    monkeypatch.setattr(_bridge, "_RECORD_GRACE_SECS", 0.5)
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_SECS", 0.2)
+    go = asyncio.Event()
+
+    async def node(state: Any) -> dict[str, Any]:
+        await go.wait()
+        return {"messages": [AIMessage("ok")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    # Checkpoints in memory, so the turn itself never needs the file's write lock.
+    rt = runtime_factory(builder, database=sqlite_url, checkpointer=InMemorySaver(), lease_secs=1)
+    await rt.start()
+    task = await rt.create_task(name="c", schedule=Interval(hours=1), trigger="hi")
+    running = await rt.run_now(task.id, wait=False)
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        go.set()
+        await asyncio.sleep(0.5)  # the turn is over; its finish waits for the lock
+        await asyncio.wait_for(rt.stop(drain_timeout_secs=0), 10)
+    finally:
+        other.execute("COMMIT")
+    await asyncio.sleep(0.5)  # a recording left going would write now
+    row = other.execute(
+        "SELECT outcome FROM lgs_runs WHERE run_id = ?", (running.run_id,)
+    ).fetchone()
+    other.close()
+    assert row == (None,) and runs.records == []
+    async with runtime_factory(make_graph("ok"), database=sqlite_url, lease_secs=1):
+        (record,) = await runs.wait_for(1, task_id=task.id)
+        assert record.run_id == running.run_id and record.outcome == "interrupted"
 
 
 async def test_schema_is_versioned_and_indexed(database: str, make_graph: Any) -> None:

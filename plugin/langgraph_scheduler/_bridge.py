@@ -61,6 +61,8 @@ STOPPED = "runtime stopped before the turn finished"
 _NOT_STARTED = Interrupted("runtime is stopping: the turn was not started")
 _PASS_GRACE_SECS = 5.0
 """How long a stopping runtime waits at least for a claim pass in flight to end."""
+_RECORD_GRACE_SECS = 30.0
+"""How long a stopping runtime waits for the outcomes of its turns to be recorded."""
 _NO_TURNS = Error("this runtime runs no turns (graph=None)")
 _TRIGGERS_KEPT = 4096
 """Most parsed triggers a bridge keeps (as many as the store keeps validated tasks)."""
@@ -582,7 +584,14 @@ class TaskExecutorBridge:
             if task not in self._recording:
                 task.cancel()
         if self._turn_tasks:
-            await asyncio.wait(set(self._turn_tasks), timeout=30)
+            await asyncio.wait(set(self._turn_tasks), timeout=_RECORD_GRACE_SECS)
+        # Still recording: the store does not answer. Cut off, nothing of this runtime
+        # writes after it stopped; those fires stay running until their lease runs out,
+        # and a survivor (or the next runtime) records them interrupted.
+        for task in list(self._turn_tasks):
+            task.cancel()
+        if self._turn_tasks:
+            await asyncio.wait(set(self._turn_tasks), timeout=1)
         await self._finishes.aclose()
 
     async def _passes_done(self) -> None:
