@@ -51,7 +51,7 @@ async def test_a_lone_request_is_not_held_back_and_later_ones_form_the_next_batc
     first = asyncio.ensure_future(batcher.submit(1))
     await asyncio.sleep(0.01)  # the first batch is running now
     later = await asyncio.gather(batcher.submit(2), batcher.submit(3))
-    assert await first == 10 and later == [20, 30]
+    assert await first == 10 and list(later) == [20, 30]
     assert run.batches == [[1], [2, 3]]
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
 from sqlalchemy import select
 
 from langgraph_scheduler import Interval, SchedulerError, SchedulerRuntime, TaskOptions
@@ -174,7 +175,7 @@ def test_a_wrongly_typed_number_is_refused_and_changes_nothing(
 
 async def _wrongly_typed(target: tuple[str, str], value: Any) -> None:
     tool, field = target
-    config = {"configurable": {"thread_id": "t", "user_id": "u"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "user_id": "u"}}
     async with SchedulerRuntime(None, database="sqlite://") as rt:
         tools = {t.name: t for t in scheduler_tools(rt, limits=SchedulerLimits())}
         seed = await rt.create_task(

@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from langchain_core.runnables import RunnableConfig
 from sqlalchemy import select
 
 from langgraph_scheduler import (
@@ -200,7 +201,7 @@ async def _run_tool_calls(calls: list[tuple[str, dict[str, Any]]]) -> None:
     from langgraph_scheduler import SchedulerLimits, scheduler_tools
 
     graph = build_graph(ScriptedChatModel(steps=["ok"]))
-    config = {"configurable": {"thread_id": "t", "user_id": "u"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "user_id": "u"}}
     async with SchedulerRuntime(graph, database="sqlite://") as rt:
         tools = {t.name: t for t in scheduler_tools(rt, limits=SchedulerLimits())}
         created = await tools["schedule_task"].ainvoke(

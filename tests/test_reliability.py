@@ -120,10 +120,10 @@ async def test_downtime_catches_up_once_or_skips_per_policy(
         assert len(history) == len(missed) + len(ran) == await record_count(rt2)
         if policy == "catch_up":
             assert [r.scheduled_for for r in ran] == [due[-1]]
-            assert len(missed) == 1 and f"{len(due) - 1} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
+            assert len(missed) == 1 and f"{len(due) - 1} occurrence(s) missed" in missed[0].summary
         else:
             assert ran == []
-            assert len(missed) == 1 and f"{len(due)} occurrence(s) missed" in missed[0].summary  # type: ignore[operator]
+            assert len(missed) == 1 and f"{len(due)} occurrence(s) missed" in missed[0].summary
         assert missed[0].scheduled_for == due[0]
         assert sorted(r.run_id for r in runs.records) == sorted(r.run_id for r in history)
         # Caught up once: the schedule goes on from its next fire time.
@@ -414,9 +414,11 @@ async def test_manual_claim_whose_answer_is_lost_claims_one_run(postgres_url: st
             claims = []
             # Alone: one statement on the session (its CTE is named manual_run). Under
             # limits: a transaction on a pooled connection; its COMMIT's answer is lost.
-            for i, (marker, limits) in enumerate(
-                [(b"manual_run", {}), (b"COMMIT", {"max_per_task": 2, "since": at(0)})]
-            ):
+            cases: list[tuple[bytes, dict[str, Any]]] = [
+                (b"manual_run", {}),
+                (b"COMMIT", {"max_per_task": 2, "since": at(0)}),
+            ]
+            for i, (marker, limits) in enumerate(cases):
                 proxy.arm(marker)
                 claimed = await store.claim_manual(
                     task.id, at=at(i), holder=HOLDER, lease_until=at(i) + LEASE, **limits

@@ -230,7 +230,7 @@ async def test_owner_scope_hides_other_owners_tasks(
         assert [t.name for t in await rt.list_tasks(owner="alice")] == ["a"]
         for call in (rt.get_task, rt.run_now, rt.pause_task, rt.delete_task, rt.history):
             with pytest.raises(TaskNotFound):
-                await call(alice.id, owner="bob")  # type: ignore[operator]
+                await call(alice.id, owner="bob")
         assert (await rt.get_task(alice.id)).state == "active"
         assert list(await rt.history(alice.id)) == []  # bob's run_now claimed nothing
         for bad in ("", "  ", "a\x00b", "\ud800"):
@@ -261,7 +261,7 @@ async def test_task_api_pause_resume_update_delete(
         )
         assert updated.name == "daily report"
         assert updated.trigger.timeout_secs == 30 and updated.trigger.prompt == "Weekly report"
-        next_local = updated.next_run_at.astimezone(updated.schedule.zone)  # type: ignore[union-attr]
+        next_local = updated.next_run_at.astimezone(updated.schedule.zone)
         assert (next_local.hour, next_local.minute) == (18, 30)
         deleted = await rt.delete_task(task.id)
         assert deleted.id == task.id
@@ -286,7 +286,7 @@ async def test_monday_cron_is_scheduled_on_a_monday(
             name="seven", schedule=Cron("0 8 * * 7", tz="America/New_York"), trigger="hi"
         )
         assert sunday.next_run_at == seven.next_run_at
-        assert sunday.next_run_at.astimezone(sunday.schedule.zone).strftime("%A") == "Sunday"  # type: ignore[union-attr]
+        assert sunday.next_run_at.astimezone(sunday.schedule.zone).strftime("%A") == "Sunday"
 
 
 async def test_restart_keeps_tasks_next_run_and_history(
@@ -430,7 +430,7 @@ async def test_stop_drains_then_records_interrupted(
     (record,) = await runs.wait_for(1)
     assert record.run_id == running.run_id and record.outcome == "interrupted"
     async with runtime_factory(build_graph(model), database=sqlite_url) as rt2:
-        assert (await rt2.get_run(running.run_id)).outcome == "interrupted"  # type: ignore[union-attr]
+        assert (await rt2.get_run(running.run_id)).outcome == "interrupted"
 
 
 async def test_missed_fire_after_downtime_is_recorded(
@@ -560,7 +560,7 @@ async def test_a_fire_in_flight_keeps_its_request_not_its_task(
         release.set()
         records = await runs.wait_for(4, timeout=10)
     assert kept == []
-    assert sorted(r.outcome for r in records) == ["success"] * 4
+    assert [r.outcome for r in records] == ["success"] * 4
 
 
 async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
@@ -785,7 +785,9 @@ async def test_a_fire_claimed_ahead_of_its_instant_begins_its_turn_on_time(
     began: dict[str, datetime] = {}
 
     async def node(state: SchedulerState) -> dict[str, Any]:
-        began[state["task_source"]["task_id"]] = datetime.now(timezone.utc)
+        source = state["task_source"]
+        assert source is not None
+        began[source["task_id"]] = datetime.now(timezone.utc)
         return {"messages": [AIMessage("on time")]}
 
     builder = StateGraph(SchedulerState)
@@ -821,7 +823,9 @@ async def test_records_and_checkpoints_share_one_durability_setting(
         saver = rt.checkpointer
         assert isinstance(saver, AsyncSqliteSaver)
         async with saver.conn.execute("PRAGMA synchronous") as cursor:
-            (checkpoint_level,) = await cursor.fetchone()
+            row = await cursor.fetchone()
+    assert row is not None
+    (checkpoint_level,) = row
     assert store_level == checkpoint_level == 1  # NORMAL
 
 
@@ -861,4 +865,4 @@ async def test_fires_closer_together_than_the_claim_lead_all_start_without_a_pol
 
         records = await runs.wait_for(fires, timeout=30)
 
-    assert sorted(r.outcome for r in records) == ["success"] * fires
+    assert [r.outcome for r in records] == ["success"] * fires

@@ -41,6 +41,7 @@ from langgraph_scheduler import (
     SchedulerRuntime,
     SchedulerState,
     TaskOptions,
+    TaskRunRecord,
 )
 from langgraph_scheduler._remote import server_thread_id
 from langgraph_scheduler.scripted import ScriptedChatModel
@@ -142,10 +143,15 @@ async def test_scheduled_turns_inherit_nothing_from_the_run_that_started_the_run
     # Listeners run in the runtime's own tasks: they see the user's run config if those
     # tasks were made in its context.
     inherited: list[object] = []
+
+    def heard(record: TaskRunRecord) -> None:
+        inherited.append(var_child_runnable_config.get())
+        runs(record)
+
     rt = SchedulerRuntime(
         scheduled,
         database=sqlite_url,
-        on_run=lambda record: (inherited.append(var_child_runnable_config.get()), runs(record)),
+        on_run=heard,
         on_event=lambda event: inherited.append(var_child_runnable_config.get()),
         sync_interval_secs=0.2,
     )
@@ -188,7 +194,7 @@ async def test_scheduled_turns_inherit_nothing_from_the_run_that_started_the_run
     for config in seen:
         assert config["metadata"]["source"] == "scheduler"
         assert "user_run" not in config["metadata"] and "user-run" not in config["tags"]
-        handlers = config["callbacks"].handlers if config.get("callbacks") else []
+        handlers = getattr(config.get("callbacks"), "handlers", [])
         assert recorder not in handlers
 
 

@@ -947,16 +947,17 @@ async def test_fire_reads_on_the_driver_give_what_sqlalchemy_gives(
     run = await claim_one(store, at(60))
     await finish(store, run, "error", at(61))  # a retry row is now due at some point
     fire = store._fire
-    by_id = {"b_id": task.id}
-    due = {"b_as_of": at(3600), "b_room": 10}
+    by_id: dict[str, Any] = {"b_id": task.id}
+    due: dict[str, Any] = {"b_as_of": at(3600), "b_room": 10}
 
     def both(conn: Connection) -> list[tuple[list[Any], list[Any]]]:
         pairs = []
-        for statement, params in [
+        cases: list[tuple[Any, dict[str, Any]]] = [
             (fire.task_row, by_id),
             (fire.owned_task_row, by_id | {"b_owner": "alice"}),
             (fire.due_tasks, due),
-        ]:
+        ]
+        for statement, params in cases:
             plain = [tuple(row) for row in conn.execute(statement, params).all()]
             driver = store._read(conn, statement, params)
             pairs.append((plain, driver))

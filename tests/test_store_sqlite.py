@@ -195,7 +195,7 @@ async def test_a_usual_claim_cut_short_returns_the_fires_it_committed(
             lock.take()
         return started
 
-    store._start_run = first_then_locked  # type: ignore[method-assign]
+    store._start_run = first_then_locked  # type: ignore[method-assign,assignment]
     try:
         claimed = await claim(store, at(60))
     finally:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -345,7 +346,7 @@ def test_the_callers_run_context_reaches_the_runtimes_loop(
 
     monkeypatch.setattr(facade.runtime, "list_tasks", recording)
     tool = _tools(facade)["list_tasks"]
-    config = {**ALICE, "metadata": {"marker": mode}}
+    config = RunnableConfig(configurable=ALICE["configurable"], metadata={"marker": mode})
     if mode == "sync":
         tool.invoke({}, config=config)
     else:
