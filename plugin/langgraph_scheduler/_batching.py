@@ -55,10 +55,9 @@ class Batcher(Generic[_I, _O]):
                 self._alone = False
                 if self._pending:  # what arrived meanwhile
                     self._flusher = asyncio.ensure_future(self._flush())
+        # A flush or a lone item is in flight: it starts the flush of this one.
         future: asyncio.Future[_O] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._flusher is None and not self._alone:
-            self._flusher = asyncio.ensure_future(self._flush())
         return await future
 
     async def aclose(self) -> None:
