@@ -530,6 +530,176 @@ async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
     assert orphan["status"] == "interrupted"
 
 
+class _Relay:
+    """A TCP relay in front of the server that can fail the next run creation sent
+    through it, as a network would: ``"lose"`` forwards the request and closes the
+    client's connection as the answer comes (the server made the run, the client never
+    hears of it); ``"hold"`` forwards the request and keeps the answer back; ``"drop"``
+    closes the connection without forwarding the request (nothing is made)."""
+
+    def __init__(self, server: _Server) -> None:
+        self.upstream = int(server.url.rsplit(":", 1)[1])
+        self.fault: str | None = None
+        self.failed = asyncio.Event()
+        self._listener: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        self._listener = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._listener.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._listener is not None
+        self._listener.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._listener.wait_closed()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
+        faulted: list[str] = []  # the fault this connection's last request got
+
+        async def requests() -> None:
+            while chunk := await client_r.read(65536):
+                line = chunk.split(b"\r\n", 1)[0]
+                create = line.startswith(b"POST /threads/") and line.endswith(b"/runs HTTP/1.1")
+                if create and self.fault is not None:
+                    faulted.append(self.fault)
+                    self.fault = None
+                    self.failed.set()
+                    if faulted[-1] == "drop":
+                        client_w.transport.abort()
+                        return
+                server_w.write(chunk)
+                await server_w.drain()
+
+        async def answers() -> None:
+            while chunk := await server_r.read(65536):
+                if faulted == ["lose"]:
+                    client_w.transport.abort()
+                    return
+                if faulted == ["hold"]:
+                    continue
+                client_w.write(chunk)
+                await client_w.drain()
+
+        pipes = [asyncio.ensure_future(requests()), asyncio.ensure_future(answers())]
+        self._pipes.update(pipes)
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+            self._pipes.difference_update(pipes)
+            client_w.transport.abort()
+            server_w.transport.abort()
+
+
+async def _runs_of(client: Any, thread_id: str, run_id: str) -> list[Any]:
+    """The server runs on ``thread_id`` made for our run ``run_id``."""
+    runs = await client.runs.list(thread_id, limit=100)
+    return [r for r in runs if r["metadata"].get("task_run_id") == run_id]
+
+
+def _sleepy(url: str, database: str) -> SchedulerRuntime:
+    """A runtime outside the server running its turns on the ``sleepy`` graph."""
+    return SchedulerRuntime(
+        None, server=LangGraphServer(url=url, assistant_id="sleepy"), database=database
+    )
+
+
+async def _one_shot(rt: SchedulerRuntime, prompt: str, thread: str, **trigger: Any) -> str:
+    created = await rt.create_task(
+        name=prompt,
+        schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
+        trigger=ConversationTrigger(prompt=prompt, **trigger),
+        thread_id=thread,
+        options=TaskOptions(retries=0),
+    )
+    return created.id
+
+
+@_on_the_server
+async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The server made the run, the connection died before its answer: the turn is the
+    # run found by its task_run_id, followed to its end, not an error beside a run that
+    # goes on unrecorded (and runs again when the fire is retried).
+    thread = f"lost-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'lost.db'}") as rt:
+            relay.fault = "lose"
+            record = await rt.run_now(await _one_shot(rt, "say hi", thread))
+        assert relay.failed.is_set()
+        made = await _runs_of(client, server_thread_id(thread), record.run_id)
+    assert [r["status"] for r in made] == ["success"]
+    assert record.outcome == "success", record.error
+    assert record.summary == "answered 'say hi' for default"
+    assert record.server_run_id == made[0]["run_id"]
+
+
+@_on_the_server
+async def test_a_server_run_never_sent_is_an_error_and_nothing_else_is_taken_for_it(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The connection died before the request reached the server: the look-up finds no
+    # run of ours (the thread's earlier runs are not taken for it): an error, as before.
+    thread = f"dropped-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'dropped.db'}") as rt:
+            earlier = await rt.run_now(await _one_shot(rt, "say hi", thread))
+            relay.fault = "drop"
+            record = await rt.run_now(await _one_shot(rt, "say bye", thread))
+        assert relay.failed.is_set()
+        runs = await client.runs.list(server_thread_id(thread), limit=100)
+    assert earlier.outcome == "success"
+    assert [r["run_id"] for r in runs] == [earlier.server_run_id]
+    assert record.outcome == "error" and record.server_run_id is None
+    assert record.error is not None and "did not start the run" in record.error
+
+
+@_on_the_server
+async def test_a_server_run_unanswered_past_the_deadline_or_at_a_stop_is_cancelled(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The answer to the create is held back: the turn's deadline passes, or the runtime
+    # stops, while the server already runs the turn. It is found and cancelled, and the
+    # record names it; it does not go on without us.
+    thread = f"held-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    database = f"sqlite:///{tmp_path / 'held.db'}"
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, database) as rt:
+            relay.fault = "hold"
+            timed_out = await rt.run_now(await _one_shot(rt, "hang on", thread, timeout_secs=2))
+            relay.fault = "hold"
+            pending = await rt.run_now(await _one_shot(rt, "hang again", thread), wait=False)
+            await asyncio.wait_for(relay.failed.wait(), 20)
+
+            async def made() -> Any:
+                return await _runs_of(client, server_thread_id(thread), pending.run_id)
+
+            (held,) = await _wait(made)
+            await rt.stop(drain_timeout_secs=0)
+        ended = {
+            run["run_id"]: run["status"]
+            for run in await client.runs.list(server_thread_id(thread), limit=100)
+        }
+    async with SchedulerRuntime(None, database=database) as admin:
+        stopped = await admin.get_run(pending.run_id)
+    assert timed_out.outcome == "timeout" and timed_out.server_run_id is not None
+    assert ended[timed_out.server_run_id] == "interrupted"
+    assert stopped is not None and stopped.outcome == "interrupted"
+    assert stopped.server_run_id == held["run_id"]
+    assert ended[held["run_id"]] == "interrupted"
+    assert len(ended) == 2
+
+
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
     record = await rt.get_run(run_id)
     return record if record is not None and record.outcome is not None else None

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._turns import (
@@ -48,7 +49,12 @@ __all__ = ["LangGraphServer", "ServerTurnRunner", "server_thread_id"]
 logger = logging.getLogger("langgraph_scheduler")
 
 CANCEL_TIMEOUT_SECS = 10.0
-"""How long a timed-out or interrupted turn waits for its server run to stop."""
+"""How long a timed-out or interrupted turn waits for its server run to stop (and a
+look-up for a run whose creation was not answered waits for the server)."""
+
+_LOOKUP_RUNS = 100
+"""How many of a thread's newest runs are searched for a run whose creation was not
+answered (it is among the newest: it was just made)."""
 
 _THREAD_NAMESPACE = uuid.UUID("4f1c7a52-9d0e-5b6a-8c3e-2f7d1a9b6e40")
 """Namespace of the UUIDs given to thread ids that are not UUIDs (see
@@ -65,7 +71,9 @@ class LangGraphServer(BaseModel):
     behind the user's own runs on that thread (``multitask_strategy="enqueue"``), never
     interleaving with them; a task with ``on_busy="skip"`` is recorded ``skipped``
     instead when the thread is busy. The turn's timeout cancels the server run. The run
-    record keeps the server's ``server_thread_id`` and ``server_run_id``.
+    record keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose
+    answer never came is looked for by its ``task_run_id``: followed if the server made
+    the run, cancelled if the deadline passed or the runtime is stopping.
 
     Example:
         >>> runtime = SchedulerRuntime(
@@ -181,30 +189,10 @@ class ServerTurnRunner(TurnRunner):
         # (on_busy="skip") be refused while one runs.
         strategy: MultitaskStrategy = "reject" if request.on_busy == "skip" else "enqueue"
         started = time.monotonic()
-        try:
-            run = await _within(
-                client.runs.create(
-                    thread_id,
-                    self.server.assistant_id,
-                    input=run_input,
-                    metadata=_server_metadata(request),
-                    # The task's owner is the user of its turns, as in GraphTurnRunner.
-                    config={"configurable": {"user_id": request.owner}},
-                    multitask_strategy=strategy,
-                    if_not_exists="create",
-                ),
-                request.timeout_secs,
-            )
-        except _TurnTimedOut:
-            return Timeout(request.timeout_secs)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if _status(exc) == 409:
-                return Skipped(f"thread {thread_id} was busy with another run on the server")
-            logger.warning("server run of task %s not created: %r", request.task_id, exc)
-            return Error(self._refused(exc))
-        where = ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+        created = await self._create(client, request, thread_id, run_input, strategy)
+        if not isinstance(created, ServerRun):
+            return created
+        where = created
         try:
             await self._note(request, where)  # in here: a stop meanwhile cancels the run
             remaining = request.timeout_secs - (time.monotonic() - started)
@@ -227,6 +215,116 @@ class ServerTurnRunner(TurnRunner):
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
         return _answer(final, values, where, elapsed=time.monotonic() - started)
+
+    async def _create(
+        self,
+        client: LangGraphClient,
+        request: ConversationRequest,
+        thread_id: str,
+        run_input: dict[str, Any],
+        strategy: MultitaskStrategy,
+    ) -> ServerRun | ConversationResponse:
+        """Create the turn's server run: the run, or the answer for a turn that did not
+        start.
+
+        A create whose answer never came (the connection lost after the request was
+        sent, the server failing as it answered, the turn's deadline, a stop) may have
+        created the run all the same. It is looked for on the thread by its
+        ``task_run_id``: followed when only the answer was lost, cancelled when the
+        deadline passed or the runtime is stopping. So a turn never goes on on the
+        server unrecorded, and a retried fire does not run twice.
+        """
+        try:
+            run = await _within(
+                client.runs.create(
+                    thread_id,
+                    self.server.assistant_id,
+                    input=run_input,
+                    metadata=_server_metadata(request),
+                    # The task's owner is the user of its turns, as in GraphTurnRunner.
+                    config={"configurable": {"user_id": request.owner}},
+                    multitask_strategy=strategy,
+                    if_not_exists="create",
+                ),
+                request.timeout_secs,
+            )
+        except _TurnTimedOut:
+            return Timeout(request.timeout_secs, server_run=await self._stop_created(request))
+        except asyncio.CancelledError:
+            # Shielded, so the look-up and the cancel are sent while the stop goes on.
+            stopped = await asyncio.shield(self._stop_created(request))
+            if stopped is not None:
+                self._cut_short[request.run_id] = stopped
+            raise
+        except Exception as exc:
+            if _status(exc) == 409:
+                return Skipped(f"thread {thread_id} was busy with another run on the server")
+            if not _maybe_created(exc):
+                logger.warning("server run of task %s not created: %r", request.task_id, exc)
+                return Error(self._refused(exc))
+            try:
+                found = await self._created(request)
+            except Exception as lookup:
+                logger.warning(
+                    "server run of task %s not confirmed: %r; looking for it failed: %r",
+                    request.task_id,
+                    exc,
+                    lookup,
+                )
+                return Error(
+                    f"{self._refused(exc)}; whether it started one anyway could not be "
+                    f"checked: {_describe(lookup)}"
+                )
+            if found is None:
+                logger.warning("server run of task %s not created: %r", request.task_id, exc)
+                return Error(self._refused(exc))
+            logger.warning(
+                "the answer creating server run %s of run %s was lost (%r); following it",
+                found.run_id,
+                request.run_id,
+                exc,
+            )
+            return found
+        return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+
+    async def _created(self, request: ConversationRequest) -> ServerRun | None:
+        """The server run made for the turn of ``request``, found on its thread by its
+        ``task_run_id``; None if there is none.
+
+        Raises:
+            Exception: the server could not be asked (from ``langgraph-sdk``).
+        """
+        client = self._client
+        if client is None:
+            raise SchedulerError("the server turn runner is not open")
+        thread_id = server_thread_id(request.thread_id)
+        try:
+            runs = await asyncio.wait_for(
+                client.runs.list(thread_id, limit=_LOOKUP_RUNS), CANCEL_TIMEOUT_SECS
+            )
+        except Exception as exc:
+            if _status(exc) == 404:  # no such thread: nothing was created on it
+                return None
+            raise
+        for run in runs:
+            metadata = run.get("metadata") or {}
+            if metadata.get("task_run_id") == request.run_id:
+                return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+        return None
+
+    async def _stop_created(self, request: ConversationRequest) -> ServerRun | None:
+        """Cancel the server run a create left unanswered made, if it made one; which
+        one it was. Never raises."""
+        try:
+            found = await self._created(request)
+        except Exception as exc:
+            logger.warning(
+                "looking for an unconfirmed server run of run %s failed: %r", request.run_id, exc
+            )
+            return None
+        if found is not None:
+            await self._cancel(found)
+        return found
 
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
@@ -273,6 +371,16 @@ class ServerTurnRunner(TurnRunner):
                 "graph id from the server's langgraph.json)"
             )
         return text
+
+
+def _maybe_created(exc: BaseException) -> bool:
+    """Whether a create that raised ``exc`` may have created its run all the same: its
+    request went out but no answer came, or the server failed while answering (a
+    refusal, 4xx, and a connection never made created nothing)."""
+    status = _status(exc)
+    if status is not None:
+        return status >= 500
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def _server_metadata(request: ConversationRequest) -> dict[str, Any]:
