@@ -327,10 +327,12 @@ def _terminate_sessions(conn: Any, name: str) -> int:
 
 
 class _AnswerLosingProxy:
-    """A TCP proxy in front of PostgreSQL that can lose one answer: once armed with a
-    marker, the client's message holding it is passed on, the server's whole answer is
-    awaited (up to its ReadyForQuery, so the statement ran and committed), and then the
-    client is cut off without it, as a network cut after the commit would."""
+    """A TCP proxy in front of PostgreSQL that can lose one answer: once armed with
+    markers, the client's message holding them all is passed on, the server's whole
+    answer is awaited (up to its ReadyForQuery, so the statement ran and committed), and
+    then the client is cut off without it, as a network cut after the commit would.
+    Armed ``at_commit``, the answer lost is that of the COMMIT which ends the
+    transaction of the marked message."""
 
     _IDLE = b"Z\x00\x00\x00\x05I"  # ReadyForQuery, idle: nothing left uncommitted
 
@@ -338,7 +340,8 @@ class _AnswerLosingProxy:
         from sqlalchemy.engine import make_url
 
         self._target = make_url(postgres_url)
-        self._marker: bytes | None = None
+        self._markers: tuple[bytes, ...] = ()
+        self._at_commit = False
         self._server: asyncio.Server | None = None
         self.lost: list[bytes] = []
         """The answers withheld, one per cut."""
@@ -353,18 +356,25 @@ class _AnswerLosingProxy:
         assert self._server is not None
         self._server.close()
 
-    def arm(self, marker: bytes) -> None:
-        self._marker = marker
+    def arm(self, *markers: bytes, at_commit: bool = False) -> None:
+        self._markers, self._at_commit = markers, at_commit
 
     async def _serve(self, client: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
         host, port = self._target.host or "127.0.0.1", self._target.port or 5432
         server, forth = await asyncio.open_connection(host, port)
         doomed = asyncio.Event()
+        marked = False  # a marked message went out here: its transaction's COMMIT dooms
 
         async def upward() -> None:
+            nonlocal marked
             while data := await client.read(1 << 16):
-                if self._marker is not None and self._marker in data:
-                    self._marker = None
+                if self._markers and all(marker in data for marker in self._markers):
+                    self._markers = ()
+                    marked = self._at_commit
+                    if not marked:
+                        doomed.set()
+                elif marked and b"COMMIT" in data:
+                    marked = False
                     doomed.set()
                 forth.write(data)
                 await forth.drain()
@@ -450,6 +460,45 @@ async def test_manual_claim_whose_answer_is_lost_claims_one_run(postgres_url: st
             )
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize("claim", ["usual", "locked"])
+async def test_claimed_fires_whose_answer_is_lost_run_now_and_once(
+    postgres_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter, claim: str
+) -> None:
+    # A claim of due fires committed but its answer was lost: the fires are written as
+    # running under this runtime and their tasks moved on, so no later claim finds them
+    # due. They must run now, each once, not wait out their lease (120 s here) and then
+    # be recorded interrupted without ever running (no retries).
+    proxy = _AnswerLosingProxy(postgres_url)
+    async with proxy as url:
+        rt = runtime_factory(make_graph("ran"), database=url, lease_secs=120, max_concurrency=2)
+        async with rt:
+            # One fire: the usual claim, one statement sent alone (its CTE is named
+            # claimed_run). Three fires for two slots: the locked claim, a transaction
+            # whose due read takes row locks; its COMMIT's answer is lost.
+            n = 1 if claim == "usual" else 3
+            due = _now() + timedelta(seconds=1)
+            tasks = [
+                await rt.create_task(
+                    name=f"lost claim {i}",
+                    schedule=Once(at=due),
+                    trigger="go",
+                    options=TaskOptions(retries=0),
+                )
+                for i in range(n)
+            ]
+            if claim == "usual":
+                proxy.arm(b"claimed_run")
+            else:
+                proxy.arm(b"retry_due", b"FOR UPDATE SKIP LOCKED", at_commit=True)
+            records = await runs.wait_for(n, timeout=20)
+            assert len(proxy.lost) == 1  # the claim's answer was lost, after the commit
+            await rt.wait_idle()
+            history = [await rt.history(task.id) for task in tasks]
+    assert sorted(r.task_id for r in records) == sorted(task.id for task in tasks)
+    assert all(r.outcome == "success" and r.summary == "ran" for r in records)
+    assert [len(runs_of_task) for runs_of_task in history] == [1] * n
 
 
 async def test_finish_whose_answer_is_lost_is_still_told(

@@ -35,7 +35,7 @@ import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -435,6 +435,9 @@ class _DueClaim:
     holder: str
     lease_until: datetime
     started_at: datetime
+    in_doubt: list[TaskRunRecord] = field(default_factory=list)
+    """Running records this claim sent and has not heard were written: a usual claim's
+    until its write of that fire answered, a locked claim's until it committed."""
 
 
 @dataclass(frozen=True)
@@ -750,6 +753,8 @@ class Store(ABC):
         self._tasks_lock = threading.Lock()
         self._statements: dict[int, _Prepared] = {}
         self._in_burst = False
+        self._unheard: list[TaskRunRecord] = []
+        """Running records of claims whose answer never came (see :meth:`_adopt`)."""
         """The last claim filled all its room by the locked path (see :meth:`_claim`)."""
 
     @functools.cached_property
@@ -1294,7 +1299,65 @@ class Store(ABC):
         :meth:`_claim`).
         """
         asked = _DueClaim(as_of, limit, holder, lease_until, started_at)
-        return await self._claim(asked, functools.partial(self._claim_locked, asked))
+        adopted = await self._adopt(asked) if self._unheard and limit > 0 else []
+        if adopted:
+            if len(adopted) >= limit:
+                return adopted
+            asked = replace(asked, limit=limit - len(adopted))
+        claimed: list[Claimed] = []
+        try:
+            claimed = await self._claim(asked, functools.partial(self._claim_locked, asked))
+        finally:
+            if asked.in_doubt:  # a locked claim's runs, or writes whose answer was lost
+                answered = {c.run.run_id for c in claimed if c.run is not None}
+                self._unheard += [r for r in asked.in_doubt if r.run_id not in answered]
+        if self._unheard and len(claimed) < asked.limit:  # a claim sent again, say
+            try:
+                claimed += await self._adopt(replace(asked, limit=asked.limit - len(claimed)))
+            except StoreError as exc:  # what was claimed is returned all the same
+                logger.warning("looking for fires claimed without an answer failed: %s", exc)
+        return adopted + claimed
+
+    async def _adopt(self, asked: _DueClaim) -> list[Claimed]:
+        """Fires of this store's earlier claims that were sent but never answered (the
+        connection lost after a statement went out, a commit whose answer was lost),
+        at most ``asked.limit``: those written and still running under
+        ``asked.holder``'s claim get a new lease and are returned, to be run now
+        instead of waiting for their lease to run out; the others were never written
+        and are forgotten."""
+        doubt = self._unheard[: asked.limit]
+        by_id = {record.run_id: record for record in doubt}
+        runs = runs_table.c
+        held = (
+            update(runs_table)
+            .where(
+                runs.run_id.in_(sorted(by_id)),
+                runs.holder == asked.holder,
+                runs.outcome.is_(None),
+            )
+            .values(lease_expires_at=asked.lease_until)
+            .returning(runs.run_id)
+        )
+
+        def work(conn: Connection) -> list[Claimed]:
+            out: list[Claimed] = []
+            for run_id in sorted(conn.execute(held).scalars()):
+                record = by_id[run_id]
+                row = _first(self._read(conn, self._fire.task_row, {"b_id": record.task_id}))
+                if row is None:  # the task is gone: the lease sweep records the run
+                    continue
+                task = self._task_of(row)
+                out.append(Claimed(task, record, next_run_at=task.next_run_at))
+            return out
+
+        adopted = await self.transaction(work)
+        del self._unheard[: len(doubt)]
+        if adopted:
+            logger.warning(
+                "%d claimed fire(s) whose claim was not answered were written: running them",
+                len(adopted),
+            )
+        return adopted
 
     async def _claim(
         self, asked: _DueClaim, locked: Callable[[Connection], list[Claimed]]
@@ -1345,8 +1408,10 @@ class Store(ABC):
             planned.append((row, task, decision))
         out: list[Claimed] = []
         for row, task, decision in planned:
+            sent = len(asked.in_doubt)
             try:
                 claimed = self._claim_planned(conn, row, task, decision, asked)
+                del asked.in_doubt[sent:]  # answered (each statement commits alone)
             except Exception:
                 if not out:
                     raise
@@ -1368,21 +1433,14 @@ class Store(ABC):
         due = self._read(conn, fire.due_tasks, when)
         if not due or due[0][-1]:  # a retry is due (or no task row could say)
             for retry in conn.execute(fire.due_retries, when).mappings().all():
-                claimed = self._claim_retry(conn, retry, as_of, asked.holder, asked.lease_until)
+                claimed = self._claim_retry(conn, retry, asked)
                 if claimed is not None:
                     out.append(claimed)
         for row in due[: max(limit - len(out), 0)]:  # the rest stay due for later
             out.append(self._claim_task(conn, row, asked))
         return out
 
-    def _claim_retry(
-        self,
-        conn: Connection,
-        row: Any,
-        as_of: datetime,
-        holder: str,
-        lease_until: datetime,
-    ) -> Claimed | None:
+    def _claim_retry(self, conn: Connection, row: Any, asked: _DueClaim) -> Claimed | None:
         fire, by_id = self._fire, {"b_id": row["task_id"]}
         # Skip a task another transaction holds (a finish, say) instead of waiting for
         # it while holding rows of our own: the retry stays due for the next claim.
@@ -1405,9 +1463,10 @@ class Store(ABC):
             trigger="schedule",
             attempt=row["attempt"],
             due_at=row["due_at"],
-            now=as_of,
+            now=asked.as_of,
         )
-        if not self._insert_run(conn, record, holder, lease_until):
+        asked.in_doubt.append(record)
+        if not self._insert_run(conn, record, asked.holder, asked.lease_until):
             return None
         return Claimed(task, record, next_run_at=task.next_run_at)
 
@@ -1450,6 +1509,7 @@ class Store(ABC):
                 due_at=decision.run_for,
                 now=as_of,
             )
+            asked.in_doubt.append(run)
         missed = _missed_record(task, decision, as_of)
         written: dict[str, Any] = {
             "next_run_at": decision.next_run_at,
