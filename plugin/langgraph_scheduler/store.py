@@ -1314,8 +1314,8 @@ class Store(ABC):
         if self._unheard and len(claimed) < asked.limit:  # a claim sent again, say
             try:
                 claimed += await self._adopt(replace(asked, limit=asked.limit - len(claimed)))
-            except StoreError as exc:  # what was claimed is returned all the same
-                logger.warning("looking for fires claimed without an answer failed: %s", exc)
+            except Exception as exc:  # what was claimed is returned all the same
+                logger.warning("looking for fires claimed without an answer failed: %r", exc)
         return adopted + claimed
 
     async def _adopt(self, asked: _DueClaim) -> list[Claimed]:
