@@ -353,6 +353,50 @@ async def test_updates_are_applied_once_with_the_values_shown(
         assert any(t.startswith(f"Task {ids['stretch']} was not changed") for t in texts)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_approved_update_writes_only_its_fields_and_shows_them_all(
+    database: str, runtime_factory: Any, kind: str
+) -> None:
+    # While a prompt change waits for its approval, the timeout (which needs none) and
+    # the system addon are changed: approving writes the prompt and the timeout it
+    # asked for onto the trigger as it is then, not the whole trigger as it was.
+    ids: dict[str, str] = {}
+    steps: list[Any] = [
+        lambda _: calls(
+            ("update_task", {"task_id": ids["report"], "prompt": "Shorter.", "timeout_secs": 90})
+        ),
+        "Done.",
+    ]
+    rt = make_runtime(kind, runtime_factory, database, steps)
+    async with rt:
+        task = await rt.create_task(
+            name="Report",
+            schedule=Cron("0 9 * * *"),
+            trigger={"prompt": "Write the report.", "timeout_secs": 100},
+            thread_id="T",
+            owner="alice",
+        )
+        ids["report"] = task.id
+
+        async def meanwhile() -> None:
+            await rt.update_task(task.id, timeout_secs=60)
+            changed = await rt.get_task(task.id)
+            addon = changed.trigger.to_payload() | {"system_addon": "Answer in French."}
+            await rt.update_task(task.id, trigger=addon)
+
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id(), between=meanwhile)
+        (request,) = shown
+        assert {k: v for k, v in request["task"].items() if k not in ("name", "owner")} == {
+            "task_id": task.id,
+            "prompt": "Shorter.",
+            "timeout_secs": 90,
+        }
+        stored = (await rt.get_task(task.id)).trigger
+        assert tool_messages(out)[-1].text.startswith("Updated task")
+    assert (stored.prompt, stored.timeout_secs) == ("Shorter.", 90)
+    assert stored.system_addon == "Answer in French."  # changed meanwhile: kept
+
+
 async def test_the_payload_names_the_call_and_what_will_be_stored(
     sqlite_url: str, runtime_factory: Any
 ) -> None:

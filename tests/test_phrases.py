@@ -309,6 +309,10 @@ PARSE_ERRORS = [
     ("on february 29 2027 at 9", r"February 2027 has no day 29"),
     ("every year on december 24 2027 at 9", r"a yearly schedule takes no year"),
     ("every 1 day at 9", r"'every 1 day' is every day: say e\.g\. 'daily at 9'"),
+    # Too far apart: said at once, not after asking for a time that would not help.
+    ("every 367 days", r"every 367 days is too far apart: the longest is every 366 days"),
+    ("every 400 days at 9", r"too far apart.*'every year on March 1 at 9:00'"),
+    ("every 53 weeks on monday", r"every 53 weeks is too far apart: the longest is every 52"),
     ("every weekday except mon,tue,wed,thu,fri at 9", r"leaves no day"),
     ("2026-13-01T09:00", r"'2026-13-01t09:00' is not a valid date-time"),
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),

@@ -98,9 +98,16 @@ async def test_a_paused_create_has_no_next_run(service: TaskService) -> None:
         ({"name": "   "}, InvalidTask, "task name must not be empty"),
         ({"name": "x" * 201}, InvalidTask, "task name is 201 characters; the limit is 200"),
         ({"owner": ""}, InvalidTask, "owner must be a non-empty string"),
-        ({"max_runs": 0}, InvalidTask, "max_runs must be at least 1, got 0"),
+        ({"max_runs": 0}, InvalidTask, "max_runs must be 1 to 1,000,000, got 0"),
+        ({"max_runs": 2**31}, InvalidTask, "max_runs must be 1 to 1,000,000, got 2147483648"),
         ({"thread_id": "  "}, InvalidTask, "thread_id must not be blank; pass None"),
         ({"trigger": ""}, InvalidPayload, "prompt"),
+        ({"trigger": "a\x00b"}, InvalidPayload, "the prompt holds text no database can store"),
+        (
+            {"trigger": {"prompt": "hi", "system_addon": "\x00"}},
+            InvalidPayload,
+            "the system_addon holds text no database can store",
+        ),
         ({"trigger": {"prompt": "hi", "when": "now"}}, InvalidPayload, "when"),
         ({"schedule": Once(at(-1))}, InvalidSchedule, "is in the past: it is now 2027-03-01"),
         (
@@ -183,8 +190,10 @@ async def test_a_new_schedule_takes_effect_from_now(service: TaskService, clock:
 async def test_update_refuses_bad_values_and_other_owners(service: TaskService) -> None:
     task = await every_minute(service, owner="alice")
 
-    with pytest.raises(InvalidTask, match="max_runs must be at least 1, got 0"):
+    with pytest.raises(InvalidTask, match="max_runs must be 1 to 1,000,000, got 0"):
         await service.update(task.id, max_runs=0)
+    with pytest.raises(InvalidPayload, match="the prompt holds text no database can store"):
+        await service.update(task.id, trigger_changes={"prompt": "a\x00b"})
     with pytest.raises(InvalidSchedule, match="in the past"):
         await service.update(task.id, schedule=Once(at(-10)))
     with pytest.raises(TaskNotFound, match="no task with id"):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from ._clock import Clock
 from ._fire import next_after
 from .errors import (
+    InvalidPayload,
     InvalidSchedule,
     InvalidTask,
     NotAllowed,
@@ -32,7 +33,7 @@ from .errors import (
     StoreError,
     TaskNotFound,
 )
-from .models import Task, TaskOptions, TaskRunRecord, TaskState
+from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, schedule_to_dict
 from .store import Approval, ApprovalStatus, SaveResult, Store
 from .trigger import ConversationTrigger
@@ -157,8 +158,8 @@ class TaskService:
         parsed = as_trigger(trigger)
         schedule = self.as_stored(schedule, now=now)
         schedule.check(now)
-        if max_runs is not None and max_runs < 1:
-            raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
+        if max_runs is not None:
+            _check_max_runs(max_runs)
         if thread_id is not None and not thread_id.strip():
             raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
         state: TaskState = "paused" if paused else "active"
@@ -194,6 +195,7 @@ class TaskService:
         schedule: Schedule | None = None,
         trigger: TriggerInput | None = None,
         timeout_secs: int | None = None,
+        trigger_changes: Mapping[str, Any] | None = None,
         max_runs: int | None = None,
         options: TaskOptions | None = None,
         max_active: int | None = None,
@@ -202,7 +204,9 @@ class TaskService:
         """Change a task. A new schedule takes effect from now; retries waiting for their
         backoff are dropped; lowering ``max_runs`` to the runs already done completes the
         task at once; raising it (or a new schedule) makes a completed task active again,
-        within ``max_active``.
+        within ``max_active``. ``timeout_secs`` and ``trigger_changes`` (fields of the
+        trigger's payload) change those fields of the trigger as stored when the change
+        is written, so a change made meanwhile to its other fields is kept.
 
         With ``approval_id``, the change is written only while that approval is
         ``approved`` (and marks it ``applied``); once applied, the task is returned as it
@@ -213,8 +217,8 @@ class TaskService:
         """
         if name is not None:
             name = _check_name(name)
-        if max_runs is not None and max_runs < 1:
-            raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
+        if max_runs is not None:
+            _check_max_runs(max_runs)
         new_trigger = as_trigger(trigger) if trigger is not None else None
 
         def change(task: Task, now: datetime) -> dict[str, Any]:
@@ -222,11 +226,12 @@ class TaskService:
             if name is not None:
                 values["name"] = name
             payload_trigger = new_trigger
+            patch = dict(trigger_changes or {})
             if timeout_secs is not None:
+                patch["timeout_secs"] = timeout_secs
+            if patch:
                 base = payload_trigger or task.trigger
-                payload_trigger = ConversationTrigger.model_validate(
-                    base.to_payload() | {"timeout_secs": timeout_secs}
-                )
+                payload_trigger = as_trigger(base.to_payload() | patch)
             if payload_trigger is not None:
                 values["payload"] = payload_trigger.to_payload()
             if options is not None:
@@ -416,11 +421,14 @@ class TaskService:
         name: str | None = None,
         schedule: Schedule | None = None,
         trigger: TriggerInput | None = None,
+        trigger_changes: Mapping[str, Any] | None = None,
         max_runs: int | None = None,
     ) -> Approval:
         """Hold a change of a task until a human answers; like :meth:`propose_create`,
         the values are fixed now (a new schedule in the task's zone, an interval's first
         fire pinned) and a re-run of the tool call gets the first proposal back.
+        ``trigger_changes`` are written as :meth:`update` writes them once approved: to
+        the trigger as it is then, keeping what changed meanwhile in its other fields.
 
         Raises:
             TaskNotFound, InvalidSchedule, InvalidPayload, InvalidTask.
@@ -437,10 +445,12 @@ class TaskService:
             change["schedule"] = schedule_to_dict(fixed)
         if trigger is not None:
             change["payload"] = as_trigger(trigger).to_payload()
+        if trigger_changes:
+            base = as_trigger(change["payload"]) if trigger is not None else task.trigger
+            as_trigger(base.to_payload() | dict(trigger_changes))  # refused now, not later
+            change["payload_changes"] = dict(trigger_changes)
         if max_runs is not None:
-            if max_runs < 1:
-                raise InvalidTask(f"max_runs must be at least 1, got {max_runs}")
-            change["max_runs"] = max_runs
+            change["max_runs"] = _check_max_runs(max_runs)
         approval_id = _approval_id(owner, step, tool_call_id)
         return await self._propose(
             "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
@@ -531,6 +541,7 @@ class TaskService:
                 name=change.get("name"),
                 schedule=schedule_from_dict(schedule) if schedule is not None else None,
                 trigger=change.get("payload"),
+                trigger_changes=change.get("payload_changes"),
                 max_runs=change.get("max_runs"),
                 max_active=max_active,
                 approval_id=approval.id,
@@ -619,9 +630,16 @@ def as_trigger(trigger: TriggerInput) -> ConversationTrigger:
     """
     if isinstance(trigger, str):
         trigger = {"prompt": trigger}
-    return ConversationTrigger.from_task_payload(
+    checked = ConversationTrigger.from_task_payload(
         dict(trigger) if isinstance(trigger, Mapping) else trigger
     )
+    for field, value in (("prompt", checked.prompt), ("system_addon", checked.system_addon)):
+        if value is not None and not _is_text(value):
+            raise InvalidPayload(
+                f"the {field} holds text no database can store (a NUL character or a lone "
+                "surrogate): remove it"
+            )
+    return checked
 
 
 def check_zone(tz: str) -> str:
@@ -697,6 +715,15 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in value
+
+
+def _check_max_runs(max_runs: int) -> int:
+    if not 1 <= max_runs <= MAX_RUNS:
+        raise InvalidTask(
+            f"max_runs must be 1 to {MAX_RUNS:,}, got {max_runs} (leave it out to repeat "
+            "until the task is deleted)"
+        )
+    return max_runs
 
 
 def _check_text(what: str, value: str) -> None:

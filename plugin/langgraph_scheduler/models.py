@@ -30,6 +30,9 @@ __all__ = [
     "WebhookPayload",
 ]
 
+MAX_RUNS = 1_000_000
+"""The most a task's ``max_runs`` may be set to (more is "until deleted": leave it out)."""
+
 RunOutcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
 """How a fire ended. Exactly one outcome is recorded per fire attempt."""
 

@@ -801,7 +801,8 @@ class Interval(_BaseSchedule):
         if not 0 < self.seconds <= _MAX_INTERVAL_SECONDS:
             raise InvalidSchedule(
                 f"interval of {self.seconds} seconds is not allowed: it must be at least "
-                "1 second and at most 366 days (use a cron line for longer periods)"
+                "1 second and at most 366 days (for a date once a year, use a yearly cron "
+                "line such as '0 9 1 3 *')"
             )
         _check_window(self.start, self.end, _zone(self.tz) if self.tz else None)
 

@@ -38,7 +38,7 @@ from .errors import (
     NotAllowed,
     SchedulerError,
 )
-from .models import Task, TaskRunRecord, TaskState
+from .models import MAX_RUNS, Task, TaskRunRecord, TaskState
 from .phrases import read_schedule
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, zone_notice
@@ -193,6 +193,7 @@ class ScheduleTaskArgs(_Args):
     max_runs: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_RUNS,
         description="Optional: stop a recurring task after this many runs, e.g. 5 for "
         "'the next five mornings'. Omit to repeat until deleted.",
     )
@@ -212,7 +213,9 @@ class ListTasksArgs(_Args):
         "conversation. 'all': every task of this user, in any conversation or isolated.",
     )
     limit: int = Field(default=20, ge=1, le=50, description="How many tasks to show (1-50).")
-    offset: int = Field(default=0, ge=0, description="Skip this many tasks (for paging).")
+    offset: int = Field(
+        default=0, ge=0, le=MAX_RUNS, description="Skip this many tasks (for paging)."
+    )
 
 
 class UpdateTaskArgs(_Args):
@@ -237,7 +240,9 @@ class UpdateTaskArgs(_Args):
     timeout_secs: int | None = Field(
         default=None, ge=1, le=MAX_TIMEOUT_SECS, description="New turn time limit in seconds."
     )
-    max_runs: int | None = Field(default=None, ge=1, description="New maximum number of runs.")
+    max_runs: int | None = Field(
+        default=None, ge=1, le=MAX_RUNS, description="New maximum number of runs."
+    )
 
 
 class _ScheduleTaskCall(ScheduleTaskArgs):
@@ -596,6 +601,7 @@ class _ToolService:
             "next_runs": [_iso(t) for t in preview],
             "prompt": trigger.prompt,
             "system_addon": trigger.system_addon,
+            "timeout_secs": trigger.timeout_secs,
             "thread": "isolated" if thread_id is None else thread_id,
             "max_runs": args.max_runs,
             "owner": owner,
@@ -659,7 +665,7 @@ class _ToolService:
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
-                    trigger=plan.trigger,
+                    trigger_changes=plan.trigger_changes,
                     max_runs=args.max_runs,
                 )
 
@@ -674,12 +680,12 @@ class _ToolService:
             task = await self.runtime.get_task(args.task_id, owner=owner)
             plan = self._plan_change(args, task, approval=False)
             note = plan.note
-            updated = await self.runtime.update_task(
+            updated = await self.runtime.tasks.update(
                 task.id,
                 owner=owner,
                 name=args.name,
                 schedule=plan.schedule,
-                trigger=plan.trigger,
+                trigger_changes=plan.trigger_changes,
                 max_runs=args.max_runs,
                 max_active=self.limits.max_active_tasks_per_owner,
             )
@@ -708,15 +714,16 @@ class _ToolService:
             schedule = _move_to_zone(task, zone)
         if schedule is not None:
             self._check_interval(schedule, now)
-        trigger = None
-        if {"prompt", "system_addon", "timeout_secs"} & changes.keys():
-            payload = {**task.trigger.to_payload()}
-            for key in ("prompt", "system_addon", "timeout_secs"):
-                if key in changes:
-                    payload[key] = changes[key]
-            trigger = self._trigger(payload, changed=changes.keys())
+        # Only the fields changed are written, onto the trigger as it is then: a change
+        # made meanwhile to its other fields (while an approval waits) is kept.
+        trigger_changes: dict[str, Any] = {}
+        patched = [key for key in ("prompt", "system_addon", "timeout_secs") if key in changes]
+        if patched:
+            payload = task.trigger.to_payload() | {key: changes[key] for key in patched}
+            checked = self._trigger(payload, changed=changes.keys()).to_payload()
+            trigger_changes = {key: checked.get(key) for key in patched}
         if not approval:
-            return _Change(schedule, trigger, {}, note)
+            return _Change(schedule, trigger_changes, {}, note)
         shown: dict[str, Any] = {
             "task_id": task.id,
             "name": args.name or task.name,
@@ -728,14 +735,12 @@ class _ToolService:
             shown["schedule"] = schedule.describe()
             shown["timezone"] = schedule.tz
             shown["next_runs"] = [_iso(t) for t in schedule.next_fire_times(_NEXT_RUNS, after=now)]
-        if trigger is not None:
-            shown["prompt"] = trigger.prompt
-            shown["system_addon"] = trigger.system_addon
+        shown |= trigger_changes
         if args.max_runs is not None:
             shown["max_runs"] = args.max_runs
         if note:
             shown["note"] = note
-        return _Change(schedule, trigger, shown, note)
+        return _Change(schedule, trigger_changes, shown, note)
 
     async def pause_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
         self._check_may_manage(config, "pause tasks")
@@ -1013,7 +1018,8 @@ class _Change:
     """A change's checked values, and what a human approving it is shown."""
 
     schedule: Schedule | None
-    trigger: ConversationTrigger | None
+    trigger_changes: dict[str, Any]
+    """The trigger's fields changed, as they are to be stored."""
     preview: dict[str, Any]
     note: str | None = None
 
