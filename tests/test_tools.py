@@ -664,3 +664,42 @@ async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, to
     assert "note: 'tomorrow morning' is read as 09:00" in answer.text
     question = await tools("schedule_task", ALICE, name="n", schedule="every monday", prompt="p")
     assert question.status == "error" and "At what time on Mondays?" in question.text
+
+
+# -- the database failing -------------------------------------------------------------------
+
+
+async def test_an_unreachable_database_is_named_to_the_logs_not_the_model(
+    postgres_url: str, make_graph: Any, runtime_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    base, _, name = postgres_url.rpartition("/")
+    rt = runtime_factory(make_graph("On it."), database=postgres_url)
+    async with rt:
+        tools = Tools(rt)
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                message = await tools(
+                    "schedule_task", ALICE, name="Plants", schedule="daily at 9", prompt="Water."
+                )
+            finally:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert message.status == "error"
+        assert message.text.startswith(
+            "Error: the scheduler's database cannot be reached right now; this may not have "
+            "been done. In a minute, check with list_tasks"
+        )
+        assert name not in message.text and "127.0.0.1" not in message.text
+        assert any(name in record.getMessage() for record in caplog.records)
+        # Reachable again: the same call works.
+        retried = await tools(
+            "schedule_task", ALICE, name="Plants", schedule="daily at 9", prompt="Water."
+        )
+        assert retried.status == "success", retried.text

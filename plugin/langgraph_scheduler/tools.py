@@ -37,6 +37,8 @@ from .errors import (
     InvalidTask,
     NotAllowed,
     SchedulerError,
+    StoreError,
+    StoreUnavailable,
 )
 from .models import MAX_RUNS, Task, TaskRunRecord, TaskState
 from .phrases import read_schedule
@@ -434,6 +436,16 @@ def _coroutine(
         args = schema.model_validate(kwargs)
         try:
             return await method(args, config)
+        except StoreError as exc:
+            # The database's name and its driver's words are for the logs, not the model.
+            logger.warning("scheduler tool: %s", exc)
+            busy = isinstance(exc, StoreUnavailable)
+            raise ToolException(
+                "Error: the scheduler's database "
+                + ("cannot be reached right now" if busy else "failed")
+                + "; this may not have been done. In a minute, check with list_tasks before "
+                "trying again, and tell the user if it keeps failing."
+            ) from None
         except SchedulerError as exc:
             raise ToolException(f"Error: {exc}") from None
         except GraphBubbleUp:
