@@ -196,6 +196,19 @@ def test_once_in_the_spring_gap_fires_when_the_clock_jumps() -> None:
 # --------------------------------------------------------------------------- cronsim, checked
 
 
+@pytest.mark.parametrize("start", [*range(8), "mon", "sat", "sun"])
+@pytest.mark.parametrize("step", range(1, 8))
+def test_a_weekday_start_with_a_step_runs_to_sunday_as_cronsim_reads_it(
+    start: int | str, step: int
+) -> None:
+    # "5/1" is "5-7/1": Friday to Sunday (7), as cronsim reads it; "7/2" is Sunday.
+    expr = f"0 9 * * {start}/{step}"
+    after = datetime(2027, 1, 4, tzinfo=timezone.utc)
+    expected = list(itertools.islice(CronSim(expr, after.replace(tzinfo=None)), 10))
+    ours = Cron(expr, tz="UTC").next_fire_times(10, after=after)
+    assert [t.replace(tzinfo=None) for t in ours] == expected
+
+
 def test_cronsim_alone_loses_half_an_hour_at_lord_howe() -> None:
     """Why wall time -> instants is ours: cronsim's DST walk steps whole elapsed hours.
 

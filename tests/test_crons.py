@@ -111,6 +111,27 @@ def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None
         trigger_from_input(cron_input)
 
 
+@pytest.mark.parametrize(
+    ("line", "stored"),
+    [
+        ("0 9 */2 * 1", "0 9 1-31/2 * 1"),  # odd days or Mondays, as LangGraph's server fires
+        ("0 9 1-7 * */2", "0 9 1-7 * 0-6/2"),
+        ("0 9 */2 * */3", "0 9 1-31/2 * 0-6/3"),
+        ("0 9 */2 * *", "0 9 */2 * *"),  # no day rule to carry over
+        ("0 9 * * */2", "0 9 * * */2"),
+        ("0 9 1,15 * 1", "0 9 1,15 * 1"),
+    ],
+)
+def test_cron_schedule_keeps_langgraphs_day_rule(line: str, stored: str) -> None:
+    # LangGraph's server ORs the day fields whenever neither is exactly "*"; crontab(5)
+    # only when neither starts with "*": a stepped day field is written as its range.
+    schedule = cron_schedule(line)
+    assert schedule.expr == stored
+    either = schedule.next_fire_times(6, after=datetime(2027, 2, 1, tzinfo=timezone.utc))
+    if line == "0 9 */2 * 1":
+        assert [t.day for t in either] == [1, 3, 5, 7, 8, 9]  # 8: a Monday
+
+
 def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:
     end = datetime(2027, 6, 1, tzinfo=timezone.utc)
     assert cron_schedule("0 9 * * *") == Cron("0 9 * * *", tz="UTC")

@@ -474,6 +474,12 @@ DESCRIPTIONS = [
     (Cron("0 0 1,15 * */7", tz="UTC"),
      "at 00:00 on days 1 and 15 of every month if that is a Sunday (UTC)"),
     (Cron("0 9-17 * * 1-5", tz="UTC"), "cron '0 9-17 * * 1-5' (UTC)"),
+    # Both day fields restricted, one listing every day: either matches, so every day.
+    (Cron("0 9 1-31 * 1", tz="UTC"), "at 09:00 every day (UTC)"),
+    (Cron("0 9 15 * 0-6", tz="UTC"), "at 09:00 every day (UTC)"),
+    (Cron("0 9 1-31 1 mon-fri", tz="UTC"), "at 09:00 every day in January (UTC)"),
+    (Cron("0 9 * * 5/1", tz="UTC"), "at 09:00 on Friday–Sunday (UTC)"),
+    (Cron("0 9 * * 7/2", tz="UTC"), "at 09:00 on Sunday (UTC)"),
     (Cron("0 * * * *", tz="UTC"), "every hour at :00 (UTC)"),
     (Cron("0 8 * * *", tz="UTC", every_days=2, start=datetime(2026, 3, 2, 8)),
      "at 08:00 every other day, starting 2026-03-02 08:00 UTC (UTC)"),

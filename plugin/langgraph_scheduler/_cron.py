@@ -167,8 +167,9 @@ def _expand_item(item: str, field: CronField) -> set[int]:
         return set(range(field.low, field.top + 1, step))
     low = _cron_value(first, field, item)
     if last is None:
-        # "5/15" (no range) means "5-max/15", as cronsim and APScheduler read it.
-        return {low} if step_text is None else set(range(low, field.top + 1, step))
+        # "5/15" (no range) means "5-max/15", as cronsim and APScheduler read it; for
+        # day-of-week the max is 7, so "5/1" ends on Sunday and "7/2" is Sunday.
+        return {low} if step_text is None else set(range(low, field.high + 1, step))
     high = _cron_value(last, field, item)
     if low <= high:
         return set(range(low, high + 1, step))
@@ -187,6 +188,8 @@ def _expand_field(text: str, field: CronField) -> frozenset[int]:
         values |= _expand_item(item, field)
     if field is DAY_OF_WEEK:
         values = {v % 7 for v in values}
+    if not values:  # a step past its start's range: nothing would ever match
+        raise InvalidSchedule(f"{text!r} selects no {field.name}: allowed {field.allowed}")
     return frozenset(values)
 
 

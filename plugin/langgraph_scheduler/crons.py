@@ -153,7 +153,22 @@ def cron_schedule(
     Raises:
         InvalidSchedule: the line, zone or end cannot be used.
     """
-    return Cron(schedule, tz=_zone_name(timezone), end=end_time)
+    return Cron(_langgraph_day_rule(schedule), tz=_zone_name(timezone), end=end_time)
+
+
+def _langgraph_day_rule(schedule: str) -> str:
+    """The line with LangGraph's day rule written out. Its server (croniter) fires on a
+    day matching either day field whenever neither field is exactly ``*``; crontab(5),
+    which :class:`Cron` follows, only when neither starts with ``*``. So a stepped day
+    field (``*/2``) beside a restricted other one is written as the range it stands for
+    (``1-31/2``; ``0-6/2`` for the day of the week), which crontab(5) reads the same way."""
+    parts = schedule.split()
+    if len(parts) != 5 or "*" in (parts[2], parts[4]):
+        return schedule  # a macro, a malformed line (Cron says why), or no day rule
+    for index, full in ((2, "1-31"), (4, "0-6")):
+        items = parts[index].split(",")
+        parts[index] = ",".join(full + item[1:] if item.startswith("*") else item for item in items)
+    return " ".join(parts)
 
 
 def trigger_from_input(

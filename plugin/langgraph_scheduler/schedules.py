@@ -299,7 +299,11 @@ def _describe_weekdays(days: frozenset[int]) -> str:
 
 def _describe_cron(line: CronLine) -> str | None:
     """Plain English for common cron lines, or None when a summary would mislead."""
-    every_day = len(line.dom) == 31 and len(line.month) == 12 and len(line.dow) == 7
+    dom, dow = line.dom, line.dow
+    if line.dom_or_dow and (len(dom) == 31 or len(dow) == 7):
+        # Either day field matches (crontab(5)), and one of them matches every day.
+        dom, dow = frozenset(range(1, 32)), frozenset(range(7))
+    every_day = len(dom) == 31 and len(line.month) == 12 and len(dow) == 7
     minutes, hours = sorted(line.minute), sorted(line.hour)
     if len(hours) == 24 and every_day:
         if len(minutes) == 1:
@@ -319,22 +323,22 @@ def _describe_cron(line: CronLine) -> str | None:
     if every_day:
         return f"{when} every day"
     if len(line.month) != 12:
-        if len(line.month) > 3 or line.dow != frozenset(range(7)):
+        if len(line.month) > 3 or dow != frozenset(range(7)):
             return None
         in_months = " in " + _join([_MONTH_NAMES[m - 1] for m in sorted(line.month)])
     else:
         in_months = ""
     parts: list[str] = []
-    if len(line.dom) != 31:
-        if len(line.dom) > 3:
+    if len(dom) != 31:
+        if len(dom) > 3:
             return None
-        label = "day" if len(line.dom) == 1 else "days"
-        days = _join([str(d) for d in sorted(line.dom)])
+        label = "day" if len(dom) == 1 else "days"
+        days = _join([str(d) for d in sorted(dom)])
         parts.append(f"on {label} {days}" + (in_months or " of every month"))
     elif in_months:
         parts.append(f"every day{in_months}")
-    if len(line.dow) != 7:
-        weekdays = _describe_weekdays(line.dow)
+    if len(dow) != 7:
+        weekdays = _describe_weekdays(dow)
         if not parts:
             parts.append(f"on {weekdays}")
         elif line.dom_or_dow:
