@@ -162,6 +162,9 @@ def test_more_missed_occurrences_than_recorded_are_flagged() -> None:
 
     assert decision.run_for == at(60 * 5000)
     assert len(decision.missed) == MAX_MISSED
+    # The span starts where the outage did (the first missed), not 1000 back from the end.
+    assert decision.missed[0] == T0
+    assert decision.missed[1] == at(60 * (5000 - MAX_MISSED + 1))
     assert decision.missed[-1] == at(60 * 4999)
     assert decision.missed_more
 

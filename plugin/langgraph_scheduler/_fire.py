@@ -41,7 +41,8 @@ class FireDecision:
 
     Attributes:
         run_for: the occurrence to run now (None when every due occurrence is missed).
-        missed: occurrences recorded ``missed`` (in one record), oldest first.
+        missed: occurrences recorded ``missed`` (in one record), oldest first; when
+            more than ``MAX_MISSED`` were missed, the first of them and the newest others.
         missed_more: True when more occurrences were missed than ``missed`` lists.
         next_run_at: the task's next due time, or None when it has none left.
         counts: the fire runs, so it adds one to the task's run count.
@@ -127,10 +128,13 @@ def plan_fire(task: Task, *, as_of: datetime, started_at: datetime) -> FireDecis
         following = None
     if not runs and task.max_runs is not None and task.run_count >= task.max_runs:
         following = None
+    more = len(missed) > MAX_MISSED
+    if more:  # the first one (when the outage began: the task's next_run_at), the newest others
+        missed = [task.next_run_at, *missed[-(MAX_MISSED - 1) :]]
     return FireDecision(
         run_for=latest if runs else None,
-        missed=tuple(missed[-MAX_MISSED:]),
-        missed_more=len(missed) > MAX_MISSED,
+        missed=tuple(missed),
+        missed_more=more,
         next_run_at=following,
         counts=runs,
     )
