@@ -1,9 +1,9 @@
 """A runtime whose turns run on a LangGraph server, in its own process, for crash tests:
-``python -m tests.server_child DB SERVER_URL``.
+``python -m tests.server_child DB SERVER_URL [PROMPT [RETRIES]]``.
 
-It runs a task of the server's ``sleepy`` assistant that never answers, prints
-``RUNNING <run id> <server thread id> <server run id>`` once the record names its server
-run, and waits to be killed.
+It runs a task of the server's ``sleepy`` assistant (by default one that never answers,
+``hang on``; no retries), prints ``RUNNING <run id> <server thread id> <server run id>``
+once the record names its server run, and waits to be killed.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from langgraph_scheduler import Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.served import LangGraphServer
 
 
-async def main(database: str, url: str) -> None:
+async def main(database: str, url: str, prompt: str = "hang on", retries: str = "0") -> None:
     server = LangGraphServer(url=url, assistant_id="sleepy")
     async with SchedulerRuntime(None, server=server, database=database, lease_secs=60) as rt:
         task = await rt.create_task(
             name="orphaned",
             schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
-            trigger="hang on",
+            trigger=prompt,
             thread_id="orphan",
-            options=TaskOptions(retries=0),
+            options=TaskOptions(retries=int(retries)),
         )
         running = await rt.run_now(task.id, wait=False)
         for _ in range(200):
@@ -42,4 +42,4 @@ async def main(database: str, url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:]))

@@ -215,6 +215,8 @@ async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any
     prompt = state["messages"][-1].text
     if "hang" in prompt:
         await asyncio.sleep(3600)
+    if "nap" in prompt:
+        await asyncio.sleep(3)
     if "fail" in prompt:
         raise ValueError("the sleepy graph failed on purpose")
     user = config["configurable"].get("user_id")
@@ -494,23 +496,7 @@ async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
     from langgraph_scheduler._upkeep import DIED
 
     database = f"sqlite:///{tmp_path / 'crashed.db'}"
-    env = dict(os.environ)
-    paths = [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.server_child", database, server.url],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert child.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
-        assert line.startswith("RUNNING"), line + child.stdout.read()
-        run_id, thread_id, server_run_id = line.split()[1:]
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    run_id, thread_id, server_run_id = await _killed_mid_turn(database, server.url)
     async with _client(server) as client:
         going = ("pending", "running")
         assert (await client.runs.get(thread_id, server_run_id))["status"] in going
@@ -698,6 +684,62 @@ async def test_a_server_run_unanswered_past_the_deadline_or_at_a_stop_is_cancell
     assert stopped.server_run_id == held["run_id"]
     assert ended[held["run_id"]] == "interrupted"
     assert len(ended) == 2
+
+
+@_on_the_server
+async def test_a_server_run_that_ended_after_its_runtime_died_is_recorded_as_it_ended(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The runtime is killed mid server turn, and the turn then ends on the server. The
+    # next runtime records how it ended, not "interrupted": that would retry it, and the
+    # user would get the turn twice.
+    database = f"sqlite:///{tmp_path / 'ended.db'}"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "nap, then answer", "2"
+    )
+    async with _client(server) as client:
+
+        async def ended() -> Any:
+            run = await client.runs.get(thread_id, server_run_id)
+            return run if run["status"] == "success" else None
+
+        await _wait(ended)
+        async with _sleepy(server.url, database) as rt:  # finds the dead process's claim
+            record = await rt.get_run(run_id)
+            assert record is not None
+            history = await rt.history(record.task_id)
+            await rt.wait_idle()
+        runs = await client.runs.list(thread_id, limit=100)
+    assert (record.outcome, record.summary) == (
+        "success",
+        "answered 'nap, then answer' for default",
+    )
+    assert record.server_run_id == server_run_id
+    assert [r.run_id for r in history] == [run_id]  # no retry
+    mine = [r["run_id"] for r in runs if r["metadata"].get("task_id") == record.task_id]
+    assert mine == [server_run_id]
+
+
+async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:
+    """Run ``tests.server_child`` (``args``: its prompt and retries) until its record names
+    its server run, then SIGKILL it: the run id, server thread id and server run id."""
+    env = dict(os.environ)
+    paths = [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.server_child", database, url, *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
+        assert line.startswith("RUNNING"), line + child.stdout.read()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return line.split()[1:]
 
 
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:

@@ -550,6 +550,11 @@ class TaskExecutorBridge:
         await self.settle(finished)
         return finished.record
 
+    async def record_orphan(self, record: TaskRunRecord, response: ConversationResponse) -> None:
+        """Record how the turn of another process's lapsed claim ended without it (see
+        :meth:`~._turns.TurnRunner.orphan_outcome`)."""
+        await self._record(record, response, started_at=record.started_at)
+
     async def settle(self, finished: Finished) -> None:
         """Tell listeners a finished record and what it did to its task."""
         consequence = finished.consequence

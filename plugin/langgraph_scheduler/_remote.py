@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -134,6 +135,8 @@ class ServerTurnRunner(TurnRunner):
         server: which server and assistant.
         store: provides the thread locks (across replicas on PostgreSQL).
     """
+
+    runs_elsewhere = True
 
     def __init__(self, server: LangGraphServer, store: Store) -> None:
         super().__init__(store)
@@ -329,6 +332,26 @@ class ServerTurnRunner(TurnRunner):
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
 
+    async def orphan_outcome(self, record: TaskRunRecord) -> ConversationResponse | None:
+        client = self._client
+        if client is None or record.server_thread_id is None or record.server_run_id is None:
+            return None
+        where = ServerRun(thread_id=record.server_thread_id, run_id=record.server_run_id)
+        try:
+            run = await asyncio.wait_for(
+                client.runs.get(where.thread_id, where.run_id), CANCEL_TIMEOUT_SECS
+            )
+            if run.get("status") not in ("success", "error", "timeout"):
+                return None  # still going (stopped as an orphan), or cancelled on the server
+            # A finished run's join answers at once, with the values it ended with.
+            values = await asyncio.wait_for(
+                client.runs.join(where.thread_id, where.run_id), CANCEL_TIMEOUT_SECS
+            )
+        except Exception as exc:
+            logger.warning("asking for server run %s failed: %r", where.run_id, exc)
+            return None
+        return _answer(run, values, where, elapsed=_run_secs(run))
+
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         if record.server_thread_id is None or record.server_run_id is None:
             return
@@ -410,6 +433,16 @@ def _answer(
         reason = run.get("cancel_reason") or "cancelled on the server"
         return Interrupted(f"the server run was interrupted ({reason})", server_run=where)
     return Error(f"the server run ended with status {status!r}", server_run=where)
+
+
+def _run_secs(run: Mapping[str, Any]) -> float:
+    """How long a server run took, from its creation and last update (0 if unknown)."""
+    try:
+        began = datetime.fromisoformat(str(run["created_at"]))
+        ended = datetime.fromisoformat(str(run["updated_at"]))
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return max((ended - began).total_seconds(), 0.0)
 
 
 def _final_text(values: Any) -> str:

@@ -154,12 +154,22 @@ class TurnRunner:
         store: provides the thread locks (across replicas on PostgreSQL).
     """
 
+    runs_elsewhere = False
+    """Turns run outside this process (a server): one may end after its process died,
+    and :meth:`orphan_outcome` can say how."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self._task_locks = ThreadLocks()
 
     async def open(self) -> None:
         """Acquire what turns need (a client); called once before the first turn."""
+
+    async def orphan_outcome(self, record: TaskRunRecord) -> ConversationResponse | None:
+        """How the turn of ``record`` ended, if it ended without its runtime: a server
+        run that finished after the process following it died. None when it did not
+        end, cannot be known, or ran in a process (it died with it). Never raises."""
+        return None
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         """Stop what may still run of the turn of ``record``, recorded ``interrupted``

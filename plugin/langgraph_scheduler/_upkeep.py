@@ -58,17 +58,23 @@ class Upkeep:
         self._next_purge = clock.now()
 
     async def recover(self, holders: list[str], *, reason: str = DIED) -> int:
-        """Record ``interrupted`` for expired claims and those of ``holders``; returns
-        how many."""
-        finished = await self.store.interrupt_expired(
-            now=self.clock.now(), reason=reason, holders=holders
-        )
+        """Record the fires of expired claims and those of ``holders``: how their turn
+        ended when it ended without them (a server run that finished), ``interrupted``
+        otherwise; returns how many."""
+        now, turns = self.clock.now(), self.bridge.turns
+        ended = 0
+        if turns is not None and turns.runs_elsewhere:
+            for record in await self.store.expired_server_runs(now=now, holders=holders):
+                outcome = await turns.orphan_outcome(record)
+                if outcome is not None:  # not interrupted: a retry would run it twice
+                    await self.bridge.record_orphan(record, outcome)
+                    ended += 1
+        finished = await self.store.interrupt_expired(now=now, reason=reason, holders=holders)
         for item in finished:
             await self.bridge.settle(item)
-        turns = self.bridge.turns
         if turns is not None:  # their server runs must not go on alone (at once, bounded)
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
-        return len(finished)
+        return ended + len(finished)
 
     async def tick(self) -> None:
         """One round of upkeep."""

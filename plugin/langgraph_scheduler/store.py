@@ -1807,14 +1807,26 @@ class Store(ABC):
         )
         await self.transaction(lambda conn: conn.execute(statement))
 
+    async def expired_server_runs(
+        self, *, now: datetime, holders: Sequence[str] = ()
+    ) -> list[TaskRunRecord]:
+        """The running fires :meth:`interrupt_expired` would take that name a server
+        run (whose turn may have ended on the server meanwhile)."""
+        query = select(runs_table).where(
+            runs_table.c.outcome.is_(None),
+            runs_table.c.server_run_id.is_not(None),
+            _stale(now, holders),
+        )
+        return await self.transaction(
+            lambda conn: [run_from_row(r) for r in conn.execute(query.limit(500)).mappings()]
+        )
+
     async def interrupt_expired(
         self, *, now: datetime, reason: str, holders: Sequence[str] = ()
     ) -> list[Finished]:
         """Record ``interrupted`` for running fires whose holder stopped renewing its lease
         (or is one of ``holders``, known to be dead); retries follow the task's policy."""
-        stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
-        if holders:
-            stale = or_(stale, runs_table.c.holder.in_(list(holders)))
+        stale = _stale(now, holders)
         query = self._lock_due(
             select(runs_table).where(runs_table.c.outcome.is_(None), stale).limit(500)
         )
@@ -2426,6 +2438,15 @@ def _missed_record(task: Task, decision: FireDecision, now: datetime) -> TaskRun
         summary=summary,
         thread_id=task.thread_id,
     )
+
+
+def _stale(now: datetime, holders: Sequence[str]) -> Any:
+    """Running fires' claims that lapsed: no lease, a lease past ``now``, or a holder
+    among ``holders`` (known to be dead)."""
+    stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
+    if holders:
+        stale = or_(stale, runs_table.c.holder.in_(list(holders)))
+    return stale
 
 
 def _active_of(owner: str, *, excluding: str | None = None) -> Any:
