@@ -250,11 +250,32 @@ def test_commands_on_each_backend(
     assert code == 0 and json.loads(out) == []
 
 
-def _subprocess_env() -> dict[str, str]:
+def _subprocess_env(encoding: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugin"), env.get("PYTHONPATH", "")])
     env["COLUMNS"] = "200"
+    if encoding is not None:  # the terminal's, as PYTHONIOENCODING sets it
+        env["PYTHONIOENCODING"] = encoding
     return env
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_cannot_show_a_character_gets_it_escaped(
+    capsys: pytest.CaptureFixture[str], db: str, encoding: str
+) -> None:
+    # "Monday–Friday" (an en dash) and a prompt in another script, on a terminal whose
+    # encoding has neither: escaped, not a traceback.
+    _add(capsys, db, "--schedule", "every weekday at 9", "--name", "Стендап ⏰")
+    for extra in ([], ["--json"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "langgraph_scheduler", "tasks", "list", "--database", db,
+             *extra],
+            capture_output=True, text=True, env=_subprocess_env(encoding), timeout=60,
+            encoding="utf-8",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "\\u2013" in result.stdout or extra  # Monday\u2013Friday in the table
+        assert "\\u23f0" in result.stdout and "Traceback" not in result.stderr
 
 
 def test_module_entry_point_reports_bad_id_without_traceback(
@@ -273,9 +294,12 @@ def test_module_entry_point_reports_bad_id_without_traceback(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("encoding", [None, "ascii"])
 def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
-    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, encoding: str | None
 ) -> None:
+    # On an ASCII terminal too: its fire lines (an em dash) are escaped, and Ctrl-C
+    # still stops it.
     _add(capsys, db, "--schedule", "in 1 hour", "--name", "Later")  # the database exists
     graph = _graph_file(tmp_path, "serve_graph", delay=1.5)
     serve = subprocess.Popen(
@@ -285,7 +309,8 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_subprocess_env(),
+        encoding="utf-8",
+        env=_subprocess_env(encoding),
     )  # fmt: skip
     lines: list[str] = []
     assert serve.stdout is not None
@@ -306,7 +331,8 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     out, err = "".join(lines), serve.stderr.read() if serve.stderr else ""
     assert serve.returncode == 0, err
     assert "stopping: letting running turns finish" in out
-    assert f"Ping ({task['id']}) run" in out and ": success — Reminder sent." in out
+    dash = "—" if encoding is None else "\\u2014"
+    assert f"Ping ({task['id']}) run" in out and f": success {dash} Reminder sent." in out
     assert out.index("stopping") < out.index(": success") < out.index("stopped cleanly")
     assert "Traceback" not in err
     code, out, _ = _cli(capsys, "runs", "--database", db, "--json")

@@ -32,6 +32,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import signal
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments after the program name (default ``sys.argv[1:]``).
     """
+    _escape_what_the_terminal_cannot_show()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:  # a bare `langgraph-scheduler`: what it can do
@@ -104,6 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+def _escape_what_the_terminal_cannot_show() -> None:
+    """Text the output's encoding cannot show (a dash in a schedule, an emoji in a
+    reply, on an ASCII or Latin-1 terminal) is written escaped, instead of failing the
+    command, or every later line of ``serve`` and its Ctrl-C."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 # -- parser ----------------------------------------------------------------------------
@@ -352,16 +363,20 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
+        # What the signal does comes first: a failing write (a closed pipe) must not
+        # keep Ctrl-C from stopping serve.
         if stop.is_set():
             # Second Ctrl-C: leave now. Claims of the turns still running expire and are
             # recorded 'interrupted' by the next runtime on this database.
-            out.print("forced exit: running turns will be recorded 'interrupted'")
+            with contextlib.suppress(Exception):
+                out.print("forced exit: running turns will be recorded 'interrupted'")
             os._exit(130)
-        out.print(
-            f"stopping: letting running turns finish (up to {runtime.drain_timeout_secs:g}s); "
-            "Ctrl-C again to force"
-        )
         stop.set()
+        with contextlib.suppress(Exception):
+            out.print(
+                f"stopping: letting running turns finish (up to "
+                f"{runtime.drain_timeout_secs:g}s); Ctrl-C again to force"
+            )
 
     installed = _install_signals(loop, on_signal)
 
