@@ -17,7 +17,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import START as START_NODE
 from langgraph.graph import StateGraph
-from sqlalchemy import text, update
+from sqlalchemy import insert, select, text, update
 
 from langgraph_scheduler import (
     Cron,
@@ -31,7 +31,7 @@ from langgraph_scheduler import (
 from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import tasks_table
+from langgraph_scheduler.store import runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock, SystemClock
 from langgraph_scheduler.trigger import ConversationTrigger
 
@@ -338,6 +338,65 @@ async def test_a_corrupt_row_is_quarantined_and_the_others_fire(
         assert deleted.id == bad.id
         with pytest.raises(TaskNotFound):
             await rt.get_task(bad.id)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("thread_mode", "bogus"), ("last_outcome", "bogus"), ("state", "bogus")],
+)
+async def test_a_row_with_a_value_the_schema_forbids_stops_nothing(
+    clock: FakeClock, runs: RunWaiter, database: str, column: str, value: str
+) -> None:
+    # Written by hand: a value no task can hold. The row is read (quarantined, naming
+    # the column), and the other tasks fire; it used to fail every claim and listing.
+    async with runtime(None, database, clock, runs) as admin:
+        bad = await admin.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        good = await admin.create_task(
+            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        statement = text(f"UPDATE lgs_tasks SET {column} = :v WHERE id = :i")
+        await admin.store.transaction(
+            lambda conn: conn.execute(statement, {"v": value, "i": bad.id})
+        )
+    async with runtime(build_graph(ScriptedChatModel()), database, clock, runs) as rt:
+        listed = {t.id: t for t in await rt.list_tasks(owner="alice")}
+        assert listed[bad.id].state == "quarantined"
+        assert f"{column}: 'bogus' cannot be read" in (listed[bad.id].problem or "")
+        await step(rt, clock, 60)
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes[good.id] == "success"
+        # An active row is claimed and quarantined with an error record; a row whose
+        # state is unreadable is never due.
+        assert outcomes.get(bad.id) == (None if column == "state" else "error")
+        await rt.delete_task(bad.id, owner="alice")
+        assert [t.id for t in await rt.list_tasks(owner="alice")] == [good.id]
+
+
+async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # A dead holder's running row whose trigger no run can have: start-up ends it
+    # (interrupted, saying why) instead of failing on it, and fires go on.
+    async with runtime(None, database, clock, runs) as admin:
+        task = await admin.create_task(name="t", schedule=Interval(minutes=1), trigger="x")
+        rows = [
+            {"run_id": run_id, "task_id": task.id, "attempt": 1, "trigger": trigger,
+             "scheduled_for": clock.now() - timedelta(minutes=offset),
+             "started_at": clock.now(), "holder": "elsewhere:1:dead",
+             "lease_expires_at": clock.now() - timedelta(seconds=1)}
+            for run_id, trigger, offset in (("r-bad", "bogus", 1), ("r-good", "schedule", 2))
+        ]  # fmt: skip
+        await admin.store.transaction(lambda conn: conn.execute(insert(runs_table), rows))
+    async with runtime(build_graph(ScriptedChatModel()), database, clock, runs) as rt:
+        await rt.wait_idle()
+        ended = await rt.store.transaction(
+            lambda conn: {r.run_id: r.outcome for r in conn.execute(select(runs_table))}
+        )
+        assert ended["r-bad"] == "interrupted" and ended["r-good"] == "interrupted"
+        assert await step(rt, clock, 60) >= 1
+        assert "success" in {r.outcome for r in runs.records if r.task_id == task.id}
 
 
 async def test_a_corrupt_row_can_be_listed_and_deleted_through_the_tools(

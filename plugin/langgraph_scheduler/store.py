@@ -168,7 +168,13 @@ class _UTCDateTime(TypeDecorator[datetime]):
             try:
                 return self.process_result_value(value, dialect)  # fromisoformat
             except ValueError:
-                return fallback(value)
+                try:
+                    return fallback(value)
+                except ValueError:
+                    # Text that is no time (a row written by hand): returned as it is,
+                    # so one corrupt row does not fail the read of the others; the
+                    # row's reader says what it is (see task_from_row).
+                    return value  # type: ignore[return-value]
 
         return process
 
@@ -1545,13 +1551,13 @@ class Store(ABC):
 
     def _quarantine(self, conn: Connection, task: Task, as_of: datetime, holder: str) -> Claimed:
         reason = f"the stored task cannot be read: {task.problem}"
-        assert task.next_run_at is not None
+        due = task.next_run_at or as_of  # its due time itself may be what cannot be read
         record = _running_record(
             task,
-            task.next_run_at,
+            due,
             trigger="schedule",
             attempt=1,
-            due_at=task.next_run_at,
+            due_at=due,
             now=as_of,
         ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
         self._insert_run(conn, record, holder, None)
@@ -1817,9 +1823,12 @@ class Store(ABC):
             runs_table.c.server_run_id.is_not(None),
             _stale(now, holders),
         )
-        return await self.transaction(
-            lambda conn: [run_from_row(r) for r in conn.execute(query.limit(500)).mappings()]
-        )
+
+        def read(conn: Connection) -> list[TaskRunRecord]:
+            rows = conn.execute(query.limit(500)).mappings()
+            return [record for record in map(_readable_run, rows) if record is not None]
+
+        return await self.transaction(read)
 
     async def interrupt_expired(
         self, *, now: datetime, reason: str, holders: Sequence[str] = ()
@@ -1832,11 +1841,23 @@ class Store(ABC):
         )
 
         def work(conn: Connection) -> list[Finished]:
-            rows = conn.execute(query).mappings().all()
-            finishes = sorted(
-                (_interrupted(run_from_row(r), reason) for r in rows),
-                key=lambda f: f.record.task_id,
-            )
+            finishes = []
+            for row in conn.execute(query).mappings().all():
+                record = _readable_run(row)
+                if record is None:  # ended all the same, or it would stay running forever
+                    conn.execute(
+                        update(runs_table)
+                        .where(runs_table.c.run_id == row["run_id"], runs_table.c.outcome.is_(None))
+                        .values(
+                            outcome="interrupted",
+                            error=f"{reason} (its stored record could not be read)",
+                            finished_at=now,
+                            lease_expires_at=None,
+                        )
+                    )
+                    continue
+                finishes.append(_interrupted(record, reason))
+            finishes.sort(key=lambda f: f.record.task_id)
             done = [self._finish(conn, f, now, skip_busy=True) for f in finishes]
             return [d for d in done if d is not None]
 
@@ -1898,9 +1919,13 @@ class Store(ABC):
         )
 
     async def _runs(self, query: Select[Any]) -> list[TaskRunRecord]:
-        return await self.transaction(
-            lambda conn: [run_from_row(r) for r in conn.execute(query).mappings()]
-        )
+        """The runs ``query`` reads; a row that cannot be read is left out (logged)."""
+
+        def read(conn: Connection) -> list[TaskRunRecord]:
+            rows = conn.execute(query).mappings()
+            return [record for record in map(_readable_run, rows) if record is not None]
+
+        return await self.transaction(read)
 
     async def purge_history(self, *, finished_before: datetime) -> int:
         """Delete finished run records older than the cutoff; runs in flight stay."""
@@ -2539,9 +2564,26 @@ def _task_row(task: Task) -> dict[str, Any]:
     return row
 
 
+_UNREADABLE_AS: dict[str, Any] = {
+    "state": "quarantined",
+    "thread_mode": "isolated",  # "continue" when the row names a thread (below)
+    "next_run_at": None,
+    "last_run_at": None,
+    "last_outcome": None,
+    "max_runs": None,
+    "run_count": 0,
+    "failure_streak": 0,
+    "created_at": datetime(1970, 1, 1, tzinfo=timezone.utc),
+    "updated_at": datetime(1970, 1, 1, tzinfo=timezone.utc),
+}
+"""What a task shows for a column that cannot be read (a row written by hand)."""
+
+
 def task_from_row(row: Any) -> Task:
     """A task from its stored row; schedule or options that cannot be read leave the
-    task readable, with ``problem`` saying why (it is quarantined when it falls due)."""
+    task readable, with ``problem`` saying why (it is quarantined when it falls due).
+    So do its state and times: it is shown ``quarantined`` (it cannot fire as stored)
+    and can be deleted."""
     data = dict(row)
     problems: list[str] = []
     try:
@@ -2560,6 +2602,19 @@ def task_from_row(row: Any) -> Task:
         data["payload"] = {"unreadable": str(data.get("payload"))[:200], "error": _reason(exc)}
     if problems:
         data["problem"] = "; ".join(problems)
+    try:
+        return Task.model_validate(data)
+    except ValidationError as exc:
+        unreadable = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+        if not unreadable or not set(unreadable) <= _UNREADABLE_AS.keys():
+            raise
+    for name in unreadable:
+        problems.append(f"{name}: {str(data[name])[:60]!r} cannot be read")
+        data[name] = _UNREADABLE_AS[name]
+    if "thread_mode" in unreadable and isinstance(data.get("thread_id"), str):
+        data["thread_mode"] = "continue"
+    data["state"] = "quarantined"
+    data["problem"] = "; ".join(problems)
     return Task.model_validate(data)
 
 
@@ -2576,6 +2631,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(e["msg"] for e in exc.errors()[:3])
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _readable_run(row: Any) -> TaskRunRecord | None:
+    """The run of a stored row, or None (logged) for a row that cannot be read (written
+    by hand): one such row must not stop start-up or the lease sweep."""
+    try:
+        return run_from_row(row)
+    except ValidationError as exc:
+        logger.warning("run %s: its stored row cannot be read (%s)", row["run_id"], _reason(exc))
+        return None
 
 
 def run_from_row(row: Any) -> TaskRunRecord:
