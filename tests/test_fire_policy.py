@@ -169,6 +169,62 @@ def test_more_missed_occurrences_than_recorded_are_flagged() -> None:
     assert decision.missed_more
 
 
+def _every_occurrence(task: Task, as_of: datetime) -> tuple[list[datetime], datetime | None]:
+    """Every occurrence due at ``as_of`` and the next, one at a time (the reference)."""
+    assert task.schedule is not None and task.next_run_at is not None
+    times, t = [], task.next_run_at
+    while True:
+        times.append(t)
+        (t,) = [x.astimezone(timezone.utc) for x in task.schedule.next_fire_times(1, after=t)]
+        if t > as_of:
+            return times, t
+
+
+@pytest.mark.parametrize(
+    ("schedule", "down"),
+    [
+        (Interval(seconds=7, start=T0, tz="UTC"), timedelta(days=1)),
+        (Cron("*/5 9-17 * * 1-5", tz="America/New_York"), timedelta(days=120)),  # DST in
+        (Cron("* * * * *", tz="Europe/Berlin"), timedelta(days=9)),
+    ],
+)
+def test_a_long_outage_gives_the_same_decision_as_walking_every_occurrence(
+    schedule: Any, down: timedelta
+) -> None:
+    task = make_task(schedule, next_run_at=schedule.next_fire_times(1, after=T0)[0])
+    every, following = _every_occurrence(task, T0 + down)
+    as_of = every[-1]  # the latest just due: it runs (within any grace)
+    assert len(every) > 3 * MAX_MISSED  # long enough to take the jump
+
+    times, after = due_times(task, as_of, limit=MAX_MISSED + 2)
+    decision = plan_fire(task, as_of=as_of, started_at=T0)
+
+    assert (times, after) == (every[-(MAX_MISSED + 2) :], following)
+    assert decision.run_for == every[-1] and decision.next_run_at == following
+    assert decision.missed == (every[0], *every[-MAX_MISSED:-1]) and decision.missed_more
+
+
+def test_a_year_down_is_planned_without_walking_through_it(monkeypatch: Any) -> None:
+    # A per-second task down for a year: 31.5 million occurrences. The plan asks the
+    # schedule for a few thousand (the fire path must not hold the event loop for long).
+    asked: list[int] = []
+    original = Interval.next_fire_times
+
+    def counted(self: Interval, n: int, *, after: datetime) -> list[datetime]:
+        asked.append(n)
+        return original(self, n, after=after)
+
+    monkeypatch.setattr(Interval, "next_fire_times", counted)
+    task = make_task(Interval(seconds=1, start=T0, tz="UTC"))
+    as_of = T0 + timedelta(days=365)
+
+    decision = plan_fire(task, as_of=as_of, started_at=T0)
+
+    assert decision.run_for == as_of and decision.next_run_at == as_of + timedelta(seconds=1)
+    assert decision.missed[0] == T0 and decision.missed[-1] == as_of - timedelta(seconds=1)
+    assert sum(asked) < 50_000
+
+
 # -- plan_fire: max_runs --------------------------------------------------------------
 
 

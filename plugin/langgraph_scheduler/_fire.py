@@ -89,23 +89,47 @@ def due_times(
     """The task's occurrences due at ``as_of`` (``next_run_at`` and every later fire time
     up to ``as_of``, oldest first, the newest ``limit`` of them) and the first fire time
     after them (None when the schedule has none left)."""
-    assert task.schedule is not None and task.next_run_at is not None
+    schedule = task.schedule
+    assert schedule is not None and task.next_run_at is not None
     times = [task.next_run_at]
+    after = task.next_run_at
     chunk = 1  # the usual case: one occurrence due, the next one in the future
+    jumped = False
     while True:
         following = [
-            t.astimezone(timezone.utc)
-            for t in task.schedule.next_fire_times(chunk, after=times[-1])
+            t.astimezone(timezone.utc) for t in schedule.next_fire_times(chunk, after=after)
         ]
         fresh = [t for t in following if t <= as_of]
         times.extend(fresh)
-        if len(times) > 2 * limit:
-            del times[:-limit]
         if len(fresh) < len(following):
             return times[-limit:], following[len(fresh)]
         if not following:
             return times[-limit:], None
-        chunk = 64
+        after, chunk = fresh[-1], 64
+        if len(times) > 2 * limit:
+            if not jumped:  # a long outage: go on from near its end, not through it all
+                jumped = True
+                start = _window_start(schedule, times, as_of, limit)
+                if start > after:
+                    after, times = start, []
+                    continue
+            del times[:-limit]
+
+
+def _window_start(
+    schedule: Schedule, walked: list[datetime], as_of: datetime, limit: int
+) -> datetime:
+    """An instant after which more than ``limit`` occurrences come by ``as_of``, near
+    the newest: a window ending at ``as_of``, doubled from the span ``limit`` of the
+    ``walked`` ones took until it holds that many (the last walked, if none does)."""
+    spacing = (walked[-1] - walked[0]) / (len(walked) - 1)
+    span = max(spacing * (limit + 1), timedelta(seconds=1))
+    while as_of - span > walked[-1]:
+        probe = schedule.next_fire_times(limit + 1, after=as_of - span)
+        if len(probe) > limit and probe[-1].astimezone(timezone.utc) <= as_of:
+            return as_of - span
+        span *= 2
+    return walked[-1]
 
 
 def plan_fire(task: Task, *, as_of: datetime, started_at: datetime) -> FireDecision:
