@@ -171,6 +171,14 @@ def test_usage_and_input_errors(
     assert exc.value.code == 2
     assert "required: ACTION" in capsys.readouterr().err
 
+    for command, value in (("tasks", "-1"), ("tasks", "0"), ("runs", "-1"), ("runs", "many")):
+        args = [command, *(["list"] if command == "tasks" else []), "--limit", value]
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--database", db])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --limit: {value!r}" in err or f"argument --limit: {value} is" in err
+
 
 @pytest.mark.slow
 def test_demo_shows_tool_call_attributed_turns_and_history(

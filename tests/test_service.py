@@ -187,6 +187,17 @@ async def test_a_new_schedule_takes_effect_from_now(service: TaskService, clock:
     assert updated.upcoming_runs(2) == [at(330), at(630)]
 
 
+async def test_pages_need_a_positive_limit_and_no_negative_offset(service: TaskService) -> None:
+    task = await every_minute(service)
+
+    for limit, offset in ((0, 0), (-1, 0), (10, -1)):
+        with pytest.raises(InvalidTask, match="a page needs limit 1 or more and offset 0"):
+            await service.find(limit=limit, offset=offset)
+    with pytest.raises(InvalidTask, match="a page needs limit 1 or more"):
+        await service.history(task.id, limit=-1)
+    assert [t.id for t in await service.find(limit=1)] == [task.id]
+
+
 async def test_update_refuses_bad_values_and_other_owners(service: TaskService) -> None:
     task = await every_minute(service, owner="alice")
 

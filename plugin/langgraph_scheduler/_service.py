@@ -600,6 +600,7 @@ class TaskService:
         continue, page with limit/offset."""
         if owner is not None:
             _check_text("owner", owner)
+        _check_page(limit, offset)
         page = await self.store.list_tasks(
             owner=owner,
             states=[state] if state else None,
@@ -618,6 +619,7 @@ class TaskService:
         before: datetime | None = None,
     ) -> tuple[Task, list[TaskRunRecord]]:
         """A task and its run records, newest first."""
+        _check_page(limit, 0)
         task = await self.get(task_id, owner=owner)
         return task, await self.store.history(task.id, limit=limit, before=before)
 
@@ -715,6 +717,13 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in value
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if limit < 1 or offset < 0:
+        raise InvalidTask(
+            f"a page needs limit 1 or more and offset 0 or more, got limit={limit}, offset={offset}"
+        )
 
 
 def _check_max_runs(max_runs: int) -> int:

@@ -108,6 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _positive(text: str) -> int:
+    """An argument that counts things: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def _escape_what_the_terminal_cannot_show() -> None:
     """Text the output's encoding cannot show (a dash in a schedule, an emoji in a
     reply, on an ASCII or Latin-1 terminal) is written escaped, instead of failing the
@@ -186,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--owner", help="only this owner's tasks")
     listing.add_argument("--state", choices=["active", "paused", "completed"])
     listing.add_argument("--thread", help="only the tasks that continue this conversation thread")
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive, default=100)
     listing.set_defaults(handler=_tasks_list)
 
     show = actions.add_parser("show", parents=[common, as_json], help="one task in detail")
@@ -232,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser("runs", parents=[common, as_json], help="run history, newest first")
     runs.add_argument("--task", metavar="TASK_ID", help="only this task's runs")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_positive, default=20)
     runs.set_defaults(handler=_runs)
 
     transcript = commands.add_parser(
