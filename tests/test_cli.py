@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,6 +144,14 @@ def test_usage_and_input_errors(
     code, _, err = _cli(capsys, "tasks", "list", "--database", missing)
     assert code == 1 and err.startswith("error: no scheduler database at") and "--database" in err
     assert not (tmp_path / "missing.db").exists()  # reading never creates a database
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    code, _, err = _cli(capsys, "tasks", "list", "--database", f"sqlite:///{other}")
+    assert code == 1 and err.startswith(f"error: {other} is not a scheduler database")
+    assert "(it holds orders)" in err
+    with contextlib.closing(sqlite3.connect(other)) as conn:  # nor adds its tables to one
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
 
     code, _, err = _cli(
         capsys, "tasks", "add", "--database", db, "--schedule", "every blue moon", "--prompt", "x"

@@ -36,6 +36,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -508,15 +509,23 @@ async def _manager(database: str, *, create: bool = False) -> AsyncIterator[Sche
 
 
 def _require_database(database: str) -> None:
-    """Refuse to read a SQLite file that does not exist (instead of creating it)."""
+    """Refuse to read a SQLite file that does not exist, or holds no scheduler tables
+    (instead of creating them in it)."""
     url = parse_database_url(database)
     path = url.database
-    if url.get_backend_name() == "sqlite" and not is_in_memory(url) and path is not None:
-        if not Path(path).exists():
-            raise _Failure(
-                f"no scheduler database at {path}: pass --database (or set {DATABASE_ENV}) "
-                "to the one 'serve' uses"
-            )
+    if url.get_backend_name() != "sqlite" or is_in_memory(url) or path is None:
+        return
+    where = f"pass --database (or set {DATABASE_ENV}) to the one 'serve' uses"
+    if not Path(path).exists():
+        raise _Failure(f"no scheduler database at {path}: {where}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    except sqlite3.Error:
+        return  # not a database at all: opening it says so
+    if "lgs_meta" not in tables:
+        others = f" (it holds {', '.join(sorted(tables)[:5])})" if tables else ""
+        raise _Failure(f"{path} is not a scheduler database{others}: {where}")
 
 
 def _database(args: argparse.Namespace) -> str:
