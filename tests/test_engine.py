@@ -399,6 +399,36 @@ async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
         assert "success" in {r.outcome for r in runs.records if r.task_id == task.id}
 
 
+async def test_postgresql_times_python_cannot_hold_stop_nothing(
+    clock: FakeClock, runs: RunWaiter, postgres_url: str
+) -> None:
+    # infinity, -infinity and years BC, written by hand: read as the latest and
+    # earliest instants instead of failing start-up and every claim.
+    async with runtime(None, postgres_url, clock, runs) as admin:
+        tasks = {
+            name: await admin.create_task(name=name, schedule=Interval(minutes=1), trigger="x")
+            for name in ("never", "long ago", "good")
+        }
+        run = {"run_id": "r-lost", "task_id": tasks["good"].id, "attempt": 1,
+               "trigger": "schedule", "scheduled_for": clock.now() - timedelta(minutes=5),
+               "started_at": clock.now(), "holder": "elsewhere:1:dead"}  # fmt: skip
+        await admin.store.transaction(lambda conn: conn.execute(insert(runs_table), run))
+        for statement in (
+            f"UPDATE lgs_tasks SET next_run_at = 'infinity' WHERE id = '{tasks['never'].id}'",
+            f"UPDATE lgs_tasks SET next_run_at = '0100-01-01 BC' WHERE id = "
+            f"'{tasks['long ago'].id}'",
+            "UPDATE lgs_runs SET lease_expires_at = '-infinity' WHERE run_id = 'r-lost'",
+        ):
+            await admin.store.transaction(lambda conn, sql=statement: conn.execute(text(sql)))
+    async with runtime(build_graph(ScriptedChatModel()), postgres_url, clock, runs) as rt:
+        listed = {t.name: t for t in await rt.list_tasks()}
+        assert listed["never"].next_run_at == datetime.max.replace(tzinfo=timezone.utc)
+        assert (await rt.get_run("r-lost")).outcome == "interrupted"
+        await step(rt, clock, 60)
+        fired = {r.task_id for r in runs.records if r.outcome == "success"}
+        assert fired == {tasks["good"].id, tasks["long ago"].id}
+
+
 async def test_a_corrupt_row_can_be_listed_and_deleted_through_the_tools(
     clock: FakeClock, runs: RunWaiter, sqlite_url: str
 ) -> None:

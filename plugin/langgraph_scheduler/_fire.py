@@ -124,7 +124,7 @@ def _window_start(
     ``walked`` ones took until it holds that many (the last walked, if none does)."""
     spacing = (walked[-1] - walked[0]) / (len(walked) - 1)
     span = max(spacing * (limit + 1), timedelta(seconds=1))
-    while as_of - span > walked[-1]:
+    while span < as_of - walked[-1]:  # (as_of - span could pass the earliest datetime)
         probe = schedule.next_fire_times(limit + 1, after=as_of - span)
         if len(probe) > limit and probe[-1].astimezone(timezone.utc) <= as_of:
             return as_of - span

@@ -15,10 +15,21 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, String, Table, bindparam, exists, func, literal, select, text
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    event,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
@@ -90,6 +101,11 @@ class PostgresStore(Store):
             url, pool_size=pool_size, max_overflow=0, pool_timeout=60
         )
         self.sync_engine = self.async_engine.sync_engine
+        event.listen(
+            self.sync_engine,
+            "connect",
+            lambda dbapi, _: _lenient_times(dbapi.driver_connection.adapters),
+        )
         self._locks = ThreadLocks()
         self._session = _Session(self.conninfo)
 
@@ -441,6 +457,39 @@ def _settle_params(
     return written, _binds(finished) | settling | {"b_run": record.run_id}
 
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _lenient_times(adapters: Any) -> None:
+    """Make a psycopg connection read timestamps Python cannot hold (``infinity``,
+    ``-infinity``, years before 1 or after 9999: written by hand) as the earliest or
+    latest instant, instead of failing every read that meets such a row (start-up, the
+    claim of every due fire). A task due at ``infinity`` is never due; one due at
+    ``-infinity`` fires once, its missed occurrences counted from year 1."""
+    from psycopg import DataError
+    from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
+
+    class Text(TimestamptzLoader):
+        def load(self, data: Any) -> datetime:
+            try:
+                return super().load(data)
+            except DataError:
+                text = bytes(data)
+                return _EARLIEST if text.startswith(b"-") or text.endswith(b"BC") else _LATEST
+
+    class Binary(TimestamptzBinaryLoader):
+        def load(self, data: Any) -> datetime:
+            try:
+                return super().load(data)
+            except DataError:  # microseconds since 2000: before year 1 or after 9999
+                micros = int.from_bytes(bytes(data), "big", signed=True)
+                return _EARLIEST if micros < 0 else _LATEST
+
+    adapters.register_loader("timestamptz", Text)
+    adapters.register_loader("timestamptz", Binary)
+
+
 async def _twice_if_gone(
     run: Callable[[Callable[[Connection], _T]], Awaitable[_T]], work: Callable[[Connection], _T]
 ) -> _T:
@@ -529,6 +578,7 @@ class _Session:
         conn = await psycopg.AsyncConnection.connect(
             self._conninfo, autocommit=True, connect_timeout=10
         )
+        _lenient_times(conn.adapters)
         for thread_id in sorted(self._held):  # a new session holds none of our locks
             cursor = await conn.execute(_TRY_LOCK, (_THREAD_LOCK_CLASS, thread_id))
             row = await cursor.fetchone()
