@@ -698,10 +698,15 @@ async def test_a_server_run_that_ended_after_its_runtime_died_is_recorded_as_it_
         database, server.url, "nap, then answer", "2"
     )
     async with _client(server) as client:
+        # The user talks on the thread meanwhile (queued behind the turn): the record
+        # still gets the turn's own answer, not the thread's latest.
+        user = await client.runs.create(
+            thread_id, "sleepy", input=_say("user says hello"), multitask_strategy="enqueue"
+        )
 
         async def ended() -> Any:
-            run = await client.runs.get(thread_id, server_run_id)
-            return run if run["status"] == "success" else None
+            runs = [await client.runs.get(thread_id, r) for r in (server_run_id, user["run_id"])]
+            return all(run["status"] == "success" for run in runs)
 
         await _wait(ended)
         async with _sleepy(server.url, database) as rt:  # finds the dead process's claim

@@ -254,10 +254,7 @@ class ServerTurnRunner(TurnRunner):
         except _TurnTimedOut:
             return Timeout(request.timeout_secs, server_run=await self._stop_created(request))
         except asyncio.CancelledError:
-            # Shielded, so the look-up and the cancel are sent while the stop goes on.
-            stopped = await asyncio.shield(self._stop_created(request))
-            if stopped is not None:
-                self._cut_short[request.run_id] = stopped
+            await self._stopped_while_creating(request)
             raise
         except Exception as exc:
             if _status(exc) == 409:
@@ -267,6 +264,9 @@ class ServerTurnRunner(TurnRunner):
                 return Error(self._refused(exc))
             try:
                 found = await self._created(request)
+            except asyncio.CancelledError:
+                await self._stopped_while_creating(request)
+                raise
             except Exception as lookup:
                 logger.warning(
                     "server run of task %s not confirmed: %r; looking for it failed: %r",
@@ -289,6 +289,14 @@ class ServerTurnRunner(TurnRunner):
             )
             return found
         return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+
+    async def _stopped_while_creating(self, request: ConversationRequest) -> None:
+        """The runtime stops before the create was answered: the run it may have made
+        must not go on without us. Shielded, so the look-up and the cancel are sent
+        while the stop goes on; the record names the run (see :meth:`cut_short`)."""
+        stopped = await asyncio.shield(self._stop_created(request))
+        if stopped is not None:
+            self._cut_short[request.run_id] = stopped
 
     async def _created(self, request: ConversationRequest) -> ServerRun | None:
         """The server run made for the turn of ``request``, found on its thread by its
@@ -338,18 +346,24 @@ class ServerTurnRunner(TurnRunner):
             return None
         where = ServerRun(thread_id=record.server_thread_id, run_id=record.server_run_id)
         try:
-            run = await asyncio.wait_for(
-                client.runs.get(where.thread_id, where.run_id), CANCEL_TIMEOUT_SECS
-            )
-            if run.get("status") not in ("success", "error", "timeout"):
-                return None  # still going (stopped as an orphan), or cancelled on the server
-            # A finished run's join answers at once, with the values it ended with.
-            values = await asyncio.wait_for(
-                client.runs.join(where.thread_id, where.run_id), CANCEL_TIMEOUT_SECS
-            )
+            return await asyncio.wait_for(self._ended(client, where), CANCEL_TIMEOUT_SECS)
         except Exception as exc:
             logger.warning("asking for server run %s failed: %r", where.run_id, exc)
             return None
+
+    async def _ended(
+        self, client: LangGraphClient, where: ServerRun
+    ) -> ConversationResponse | None:
+        """How the server run ``where`` ended, or None if it did not (yet)."""
+        run = await client.runs.get(where.thread_id, where.run_id)
+        if run.get("status") not in ("success", "error", "timeout"):
+            return None  # still going (stopped as an orphan), or cancelled on the server
+        # The values it ended with: its own last checkpoint (the thread's current values
+        # may be those of a later run, a user's queued behind it, say).
+        states = await client.threads.get_history(
+            where.thread_id, limit=1, metadata={"run_id": where.run_id}
+        )
+        values = states[0]["values"] if states else None
         return _answer(run, values, where, elapsed=_run_secs(run))
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:

@@ -64,8 +64,11 @@ class Upkeep:
         now, turns = self.clock.now(), self.bridge.turns
         ended = 0
         if turns is not None and turns.runs_elsewhere:
-            for record in await self.store.expired_server_runs(now=now, holders=holders):
-                outcome = await turns.orphan_outcome(record)
+            orphans = await self.store.expired_server_runs(now=now, holders=holders)
+            # Asked together, each bounded: a server that does not answer must not
+            # hold up the renewal of this runtime's own leases.
+            outcomes = await asyncio.gather(*(turns.orphan_outcome(r) for r in orphans))
+            for record, outcome in zip(orphans, outcomes, strict=True):
                 if outcome is not None:  # not interrupted: a retry would run it twice
                     await self.bridge.record_orphan(record, outcome)
                     ended += 1
