@@ -374,6 +374,31 @@ async def test_a_row_with_a_value_the_schema_forbids_stops_nothing(
         assert [t.id for t in await rt.list_tasks(owner="alice")] == [good.id]
 
 
+@pytest.mark.parametrize("column", ["next_run_at", "created_at", "updated_at"])
+async def test_a_sqlite_time_that_is_no_time_stops_nothing(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, column: str
+) -> None:
+    # February 30th, written by hand: it sorts as due, and used to fail start-up (the
+    # timers), every claim and the change feed.
+    async with runtime(None, sqlite_url, clock, runs) as admin:
+        bad = await admin.create_task(name="bad", schedule=Interval(minutes=1), trigger="x")
+        good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
+        value = f"{clock.now().year - 1}-02-30 09:00:00.000000"
+        statement = text(f"UPDATE lgs_tasks SET {column} = :v WHERE id = :i")
+        await admin.store.transaction(
+            lambda conn: conn.execute(statement, {"v": value, "i": bad.id})
+        )
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        listed = {t.id: t for t in await rt.list_tasks()}
+        assert listed[bad.id].state == "quarantined"
+        assert listed[bad.id].problem == f"{column}: a time out of range cannot be read"
+        await step(rt, clock, 60)
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes[good.id] == "success"
+        assert outcomes[bad.id] == "error"  # claimed when due, and quarantined
+        assert (await rt.get_task(bad.id)).state == "quarantined"
+
+
 async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
     clock: FakeClock, runs: RunWaiter, database: str
 ) -> None:
@@ -402,8 +427,9 @@ async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
 async def test_postgresql_times_python_cannot_hold_stop_nothing(
     clock: FakeClock, runs: RunWaiter, postgres_url: str
 ) -> None:
-    # infinity, -infinity and years BC, written by hand: read as the latest and
-    # earliest instants instead of failing start-up and every claim.
+    # infinity, -infinity and years BC, written by hand: the tasks holding them are read
+    # quarantined (the one due is recorded error when claimed), instead of failing
+    # start-up and every claim.
     async with runtime(None, postgres_url, clock, runs) as admin:
         tasks = {
             name: await admin.create_task(name=name, schedule=Interval(minutes=1), trigger="x")
@@ -422,11 +448,13 @@ async def test_postgresql_times_python_cannot_hold_stop_nothing(
             await admin.store.transaction(lambda conn, sql=statement: conn.execute(text(sql)))
     async with runtime(build_graph(ScriptedChatModel()), postgres_url, clock, runs) as rt:
         listed = {t.name: t for t in await rt.list_tasks()}
-        assert listed["never"].next_run_at == datetime.max.replace(tzinfo=timezone.utc)
+        for name in ("never", "long ago"):
+            assert listed[name].state == "quarantined"
+            assert listed[name].problem == "next_run_at: a time out of range cannot be read"
         assert (await rt.get_run("r-lost")).outcome == "interrupted"
         await step(rt, clock, 60)
-        fired = {r.task_id for r in runs.records if r.outcome == "success"}
-        assert fired == {tasks["good"].id, tasks["long ago"].id}
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes == {tasks["good"].id: "success", tasks["long ago"].id: "error"}
 
 
 async def test_a_corrupt_row_can_be_listed_and_deleted_through_the_tools(

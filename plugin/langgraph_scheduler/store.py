@@ -171,10 +171,10 @@ class _UTCDateTime(TypeDecorator[datetime]):
                 try:
                     return fallback(value)
                 except ValueError:
-                    # Text that is no time (a row written by hand): returned as it is,
-                    # so one corrupt row does not fail the read of the others; the
-                    # row's reader says what it is (see task_from_row).
-                    return value  # type: ignore[return-value]
+                    # Text that is no time (a row written by hand): the earliest time,
+                    # so one corrupt row does not fail the read of the others; a task
+                    # that holds it is read with a problem (see task_from_row).
+                    return _EARLIEST
 
         return process
 
@@ -1313,6 +1313,11 @@ class Store(ABC):
         claimed: list[Claimed] = []
         try:
             claimed = await self._claim(asked, functools.partial(self._claim_locked, asked))
+        except Exception:
+            if not adopted:
+                raise
+            # The adopted fires hold a new lease and nothing else would run them.
+            logger.warning("claiming due fires failed; running the adopted ones", exc_info=True)
         finally:
             if asked.in_doubt:  # a locked claim's runs, or writes whose answer was lost
                 answered = {c.run.run_id for c in claimed if c.run is not None}
@@ -2564,6 +2569,13 @@ def _task_row(task: Task) -> dict[str, Any]:
     return row
 
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+_BOUNDS = (_EARLIEST, _LATEST)
+"""What a stored time that is no time Python can hold reads as (a SQLite text that is no
+time; on PostgreSQL ``-infinity``, ``infinity``, years BC or past 9999)."""
+_TIMES = ("next_run_at", "last_run_at", "created_at", "updated_at")
+
 _UNREADABLE_AS: dict[str, Any] = {
     "state": "quarantined",
     "thread_mode": "isolated",  # "continue" when the row names a thread (below)
@@ -2602,14 +2614,21 @@ def task_from_row(row: Any) -> Task:
         data["payload"] = {"unreadable": str(data.get("payload"))[:200], "error": _reason(exc)}
     if problems:
         data["problem"] = "; ".join(problems)
+    # A time the database holds but Python cannot (read as one of the two bounds).
+    unreadable = [name for name in _TIMES if data[name] is not None and data[name] in _BOUNDS]
     try:
-        return Task.model_validate(data)
-    except ValidationError as exc:
-        unreadable = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+        if not unreadable:
+            return Task.model_validate(data)
+        raise ValueError(unreadable)
+    except (ValidationError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            unreadable = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
         if not unreadable or not set(unreadable) <= _UNREADABLE_AS.keys():
             raise
     for name in unreadable:
-        problems.append(f"{name}: {str(data[name])[:60]!r} cannot be read")
+        held = data[name]
+        what = "a time out of range" if held in _BOUNDS else repr(str(held)[:60])
+        problems.append(f"{name}: {what} cannot be read")
         data[name] = _UNREADABLE_AS[name]
     if "thread_mode" in unreadable and isinstance(data.get("thread_id"), str):
         data["thread_mode"] = "continue"

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -39,6 +39,8 @@ from sqlalchemy.sql import Select
 from .errors import ThreadBusy
 from .models import Task, TaskRunRecord
 from .store import (
+    _EARLIEST,
+    _LATEST,
     Finish,
     Finished,
     Store,
@@ -457,31 +459,48 @@ def _settle_params(
     return written, _binds(finished) | settling | {"b_run": record.run_id}
 
 
-_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-_LATEST = datetime.max.replace(tzinfo=timezone.utc)
-
-
 def _lenient_times(adapters: Any) -> None:
     """Make a psycopg connection read timestamps Python cannot hold (``infinity``,
     ``-infinity``, years before 1 or after 9999: written by hand) as the earliest or
     latest instant, instead of failing every read that meets such a row (start-up, the
-    claim of every due fire). A task due at ``infinity`` is never due; one due at
-    ``-infinity`` fires once, its missed occurrences counted from year 1."""
-    from psycopg import DataError
+    claim of every due fire); a task holding one is read with a ``problem`` (see
+    :func:`~.store.task_from_row`) and quarantined."""
+    from psycopg import DataError, postgres
+    from psycopg.abc import AdaptContext
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
     from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 
-    class Text(TimestamptzLoader):
+    # Each wraps the loader this psycopg would use (psycopg_binary's, in C): what this
+    # adds to every timestamp read is one Python call.
+    oid = postgres.types["timestamptz"].oid
+    text_base = adapters.get_loader(oid, Format.TEXT) or TimestamptzLoader
+    binary_base = adapters.get_loader(oid, Format.BINARY) or TimestamptzBinaryLoader
+
+    class Text(Loader):
+        format = Format.TEXT
+
+        def __init__(self, oid: int, context: AdaptContext | None = None):
+            super().__init__(oid, context)
+            self._load = text_base(oid, context).load
+
         def load(self, data: Any) -> datetime:
             try:
-                return super().load(data)
+                return self._load(data)
             except DataError:
                 text = bytes(data)
                 return _EARLIEST if text.startswith(b"-") or text.endswith(b"BC") else _LATEST
 
-    class Binary(TimestamptzBinaryLoader):
+    class Binary(Loader):
+        format = Format.BINARY
+
+        def __init__(self, oid: int, context: AdaptContext | None = None):
+            super().__init__(oid, context)
+            self._load = binary_base(oid, context).load
+
         def load(self, data: Any) -> datetime:
             try:
-                return super().load(data)
+                return self._load(data)
             except DataError:  # microseconds since 2000: before year 1 or after 9999
                 micros = int.from_bytes(bytes(data), "big", signed=True)
                 return _EARLIEST if micros < 0 else _LATEST
