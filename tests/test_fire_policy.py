@@ -184,6 +184,7 @@ def _every_occurrence(task: Task, as_of: datetime) -> tuple[list[datetime], date
     ("schedule", "down"),
     [
         (Interval(seconds=7, start=T0, tz="UTC"), timedelta(days=1)),
+        (Interval(seconds=61, tz="UTC"), timedelta(days=3)),  # no start: walked, in phase
         (Cron("*/5 9-17 * * 1-5", tz="America/New_York"), timedelta(days=120)),  # DST in
         (Cron("* * * * *", tz="Europe/Berlin"), timedelta(days=9)),
     ],
@@ -193,7 +194,7 @@ def test_a_long_outage_gives_the_same_decision_as_walking_every_occurrence(
 ) -> None:
     task = make_task(schedule, next_run_at=schedule.next_fire_times(1, after=T0)[0])
     every, following = _every_occurrence(task, T0 + down)
-    as_of = every[-1]  # the latest just due: it runs (within any grace)
+    as_of = every[-1] + timedelta(seconds=1)  # the latest just due: it runs (any grace)
     assert len(every) > 3 * MAX_MISSED  # long enough to take the jump
 
     times, after = due_times(task, as_of, limit=MAX_MISSED + 2)

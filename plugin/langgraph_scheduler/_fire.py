@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .models import RunOutcome, RunTrigger, Task, TaskEventKind
-from .schedules import Schedule
+from .schedules import Interval, Schedule
 
 __all__ = [
     "MAX_MISSED",
@@ -107,7 +107,9 @@ def due_times(
             return times[-limit:], None
         after, chunk = fresh[-1], 64
         if len(times) > 2 * limit:
-            if not jumped:  # a long outage: go on from near its end, not through it all
+            # A long outage: go on from near its end, not through it all. (An interval
+            # without a start counts from each occurrence: only walking keeps its phase.)
+            if not jumped and not (isinstance(schedule, Interval) and schedule.start is None):
                 jumped = True
                 start = _window_start(schedule, times, as_of, limit)
                 if start > after:
