@@ -629,6 +629,28 @@ async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
 
 
 @_on_the_server
+async def test_a_thread_made_for_a_scheduled_turn_passes_its_attribution_to_no_other_run(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The server copies a thread's metadata into every run on it. A thread it made for
+    # a scheduled turn used to take that turn's metadata: the user's own runs there then
+    # carried source="scheduler" and would pass for scheduled turns.
+    thread = f"fresh-{uuid.uuid4().hex[:8]}"
+    async with _client(server) as client:
+        async with _sleepy(server.url, f"sqlite:///{tmp_path / 'fresh.db'}") as rt:
+            turn = await rt.run_now(await _one_shot(rt, "say hi", thread))
+        user = await client.runs.create(server_thread_id(thread), "sleepy", input=_say("hi"))
+        await client.runs.join(server_thread_id(thread), user["run_id"])
+        made = await client.threads.get(server_thread_id(thread))
+        runs = {r["run_id"]: r for r in await client.runs.list(server_thread_id(thread))}
+    assert turn.outcome == "success"
+    assert runs[turn.server_run_id]["metadata"]["source"] == "scheduler"
+    assert "source" not in runs[user["run_id"]]["metadata"]
+    assert "task_id" not in runs[user["run_id"]]["metadata"]
+    assert "task_id" not in made["metadata"]
+
+
+@_on_the_server
 async def test_a_server_run_never_sent_is_an_error_and_nothing_else_is_taken_for_it(
     server: _Server, tmp_path: Path
 ) -> None:
