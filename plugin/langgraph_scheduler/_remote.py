@@ -239,7 +239,16 @@ class ServerTurnRunner(TurnRunner):
         """
         try:
             run = await _within(
-                self._create_on_thread(client, request, thread_id, run_input, strategy),
+                self._create_on_thread(
+                    client,
+                    thread_id,
+                    input=run_input,
+                    metadata=_server_metadata(request),
+                    # The task's owner is the user of its turns, as in GraphTurnRunner.
+                    config={"configurable": {"user_id": request.owner}},
+                    multitask_strategy=strategy,
+                    if_not_exists="create",
+                ),
                 request.timeout_secs,
             )
         except _TurnTimedOut:
@@ -281,29 +290,13 @@ class ServerTurnRunner(TurnRunner):
             return found
         return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
 
-    async def _create_on_thread(
-        self,
-        client: LangGraphClient,
-        request: ConversationRequest,
-        thread_id: str,
-        run_input: dict[str, Any],
-        strategy: MultitaskStrategy,
-    ) -> Any:
+    async def _create_on_thread(self, client: LangGraphClient, thread_id: str, **run: Any) -> Any:
         """``runs.create`` on the thread, made first if needed. Made apart, without the
         turn's metadata: a thread the server makes for a run takes that run's metadata,
         and every later run on it inherits it, so a user's own runs there would carry
         ``source="scheduler"`` and pass for scheduled turns."""
         await client.threads.create(thread_id=thread_id, if_exists="do_nothing")
-        return await client.runs.create(
-            thread_id,
-            self.server.assistant_id,
-            input=run_input,
-            metadata=_server_metadata(request),
-            # The task's owner is the user of its turns, as in GraphTurnRunner.
-            config={"configurable": {"user_id": request.owner}},
-            multitask_strategy=strategy,
-            if_not_exists="create",
-        )
+        return await client.runs.create(thread_id, self.server.assistant_id, **run)
 
     async def _stopped_while_creating(self, request: ConversationRequest) -> None:
         """The runtime stops before the create was answered: the run it may have made
