@@ -759,9 +759,9 @@ class Store(ABC):
         self._tasks_lock = threading.Lock()
         self._statements: dict[int, _Prepared] = {}
         self._in_burst = False
+        """The last claim filled all its room by the locked path (see :meth:`_claim`)."""
         self._unheard: list[TaskRunRecord] = []
         """Running records of claims whose answer never came (see :meth:`_adopt`)."""
-        """The last claim filled all its room by the locked path (see :meth:`_claim`)."""
 
     @functools.cached_property
     def _fire(self) -> _FireStatements:
@@ -1828,12 +1828,7 @@ class Store(ABC):
             runs_table.c.server_run_id.is_not(None),
             _stale(now, holders),
         )
-
-        def read(conn: Connection) -> list[TaskRunRecord]:
-            rows = conn.execute(query.limit(500)).mappings()
-            return [record for record in map(_readable_run, rows) if record is not None]
-
-        return await self.transaction(read)
+        return await self._runs(query.limit(500))
 
     async def interrupt_expired(
         self, *, now: datetime, reason: str, holders: Sequence[str] = ()
@@ -2615,16 +2610,14 @@ def task_from_row(row: Any) -> Task:
     if problems:
         data["problem"] = "; ".join(problems)
     # A time the database holds but Python cannot (read as one of the two bounds).
-    unreadable = [name for name in _TIMES if data[name] is not None and data[name] in _BOUNDS]
-    try:
-        if not unreadable:
+    unreadable = [name for name in _TIMES if data[name] in _BOUNDS]
+    if not unreadable:
+        try:
             return Task.model_validate(data)
-        raise ValueError(unreadable)
-    except (ValidationError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
+        except ValidationError as exc:
             unreadable = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        if not unreadable or not set(unreadable) <= _UNREADABLE_AS.keys():
-            raise
+            if not unreadable or not set(unreadable) <= _UNREADABLE_AS.keys():
+                raise
     for name in unreadable:
         held = data[name]
         what = "a time out of range" if held in _BOUNDS else repr(str(held)[:60])
