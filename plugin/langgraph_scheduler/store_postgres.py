@@ -474,39 +474,37 @@ def _lenient_times(adapters: Any) -> None:
     # Each wraps the loader this psycopg would use (psycopg_binary's, in C): what this
     # adds to every timestamp read is one Python call.
     oid = postgres.types["timestamptz"].oid
-    text_base = adapters.get_loader(oid, Format.TEXT) or TimestamptzLoader
-    binary_base = adapters.get_loader(oid, Format.BINARY) or TimestamptzBinaryLoader
 
-    class Text(Loader):
-        format = Format.TEXT
+    def lenient(
+        fmt: Format, fallback: type[Loader], bound: Callable[[bytes], datetime]
+    ) -> type[Loader]:
+        base = adapters.get_loader(oid, fmt) or fallback
 
-        def __init__(self, oid: int, context: AdaptContext | None = None):
-            super().__init__(oid, context)
-            self._load = text_base(oid, context).load
+        class Lenient(Loader):
+            format = fmt
 
-        def load(self, data: Any) -> datetime:
-            try:
-                return self._load(data)
-            except DataError:
-                text = bytes(data)
-                return _EARLIEST if text.startswith(b"-") or text.endswith(b"BC") else _LATEST
+            def __init__(self, oid: int, context: AdaptContext | None = None):
+                super().__init__(oid, context)
+                self._load: Callable[[Any], datetime] = base(oid, context).load
 
-    class Binary(Loader):
-        format = Format.BINARY
+            def load(self, data: Any) -> datetime:
+                try:
+                    return self._load(data)
+                except DataError:
+                    return bound(bytes(data))
 
-        def __init__(self, oid: int, context: AdaptContext | None = None):
-            super().__init__(oid, context)
-            self._load = binary_base(oid, context).load
+        return Lenient
 
-        def load(self, data: Any) -> datetime:
-            try:
-                return self._load(data)
-            except DataError:  # microseconds since 2000: before year 1 or after 9999
-                micros = int.from_bytes(bytes(data), "big", signed=True)
-                return _EARLIEST if micros < 0 else _LATEST
+    def text_bound(text: bytes) -> datetime:
+        return _EARLIEST if text.startswith(b"-") or text.endswith(b"BC") else _LATEST
 
-    adapters.register_loader("timestamptz", Text)
-    adapters.register_loader("timestamptz", Binary)
+    def binary_bound(data: bytes) -> datetime:  # microseconds since 2000
+        return _EARLIEST if int.from_bytes(data, "big", signed=True) < 0 else _LATEST
+
+    adapters.register_loader("timestamptz", lenient(Format.TEXT, TimestamptzLoader, text_bound))
+    adapters.register_loader(
+        "timestamptz", lenient(Format.BINARY, TimestamptzBinaryLoader, binary_bound)
+    )
 
 
 async def _twice_if_gone(
