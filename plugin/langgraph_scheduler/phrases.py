@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from ._cron import resolve_wall
 from .errors import InvalidSchedule
-from .schedules import ACCEPTED_FORMS, Cron, Interval, Once, check_timezone
+from .schedules import ACCEPTED_FORMS, LONGEST_STRIDE, Cron, Interval, Once, check_timezone
 
 __all__ = ["Reading", "read_schedule"]
 
@@ -355,10 +355,6 @@ def _yearly(match: re.Match[str], ctx: _Context) -> Reading | None:
     return Reading(Cron(f"{at.minute} {at.hour} {day} {month} *", tz=ctx.tz), note)
 
 
-_LONGEST_STRIDE = {"day": 366, "week": 52}
-"""The most days (weeks) a stride may skip: as ``Cron(every_days=…, every_weeks=…)``."""
-
-
 def _stride(match: re.Match[str], ctx: _Context) -> Reading:
     """Every N-th day, or every N-th week on some weekdays, at a time."""
     count = int(match.groupdict().get("n") or 2)
@@ -369,7 +365,7 @@ def _stride(match: re.Match[str], ctx: _Context) -> Reading:
             f"On which day of the week, every {count} weeks? Say e.g. "
             f"'every {count} weeks on monday at 9:00'."
         )
-    most = _LONGEST_STRIDE[unit]
+    most = LONGEST_STRIDE[unit]
     if count > most:  # said before asking for a time, which would not help
         raise InvalidSchedule(
             f"every {count} {unit}s is too far apart: the longest is every {most} {unit}s. "

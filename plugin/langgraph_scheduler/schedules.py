@@ -74,6 +74,8 @@ _UTC = timezone.utc
 _ZONE_EXAMPLE = "use an IANA zone name such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _MAX_INTERVAL_SECONDS = 366 * 86400
+LONGEST_STRIDE = {"day": 366, "week": 52}
+"""The most a ``Cron`` stride may be: ``every_days`` (days), ``every_weeks`` (weeks)."""
 
 
 # --------------------------------------------------------------------------- time zones
@@ -667,9 +669,11 @@ class Cron(_BaseSchedule):
         if self.every_days is not None and self.every_weeks is not None:
             raise InvalidSchedule("give every_days or every_weeks, not both")
         if self.every_days is not None:
-            _check_stride("every_days", self.every_days, self.start, self.expr, line, 366)
+            most = LONGEST_STRIDE["day"]
+            _check_stride("every_days", self.every_days, self.start, self.expr, line, most)
         if self.every_weeks is not None:
-            _check_stride("every_weeks", self.every_weeks, self.start, self.expr, line, 52)
+            most = LONGEST_STRIDE["week"]
+            _check_stride("every_weeks", self.every_weeks, self.start, self.expr, line, most)
 
     def _window(self) -> tuple[datetime | None, datetime | None]:
         return self.start, self.end
