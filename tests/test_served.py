@@ -400,11 +400,7 @@ async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
     """A runtime outside the server (``url=``) on the ``sleepy`` graph: success, the
     server's error, a timeout that cancels the server run, and a run cancelled on the
     server recorded ``interrupted``."""
-    rt = SchedulerRuntime(
-        None,
-        server=LangGraphServer(url=server.url, assistant_id="sleepy"),
-        database=f"sqlite:///{tmp_path / 'remote.db'}",
-    )
+    rt = _sleepy(server.url, f"sqlite:///{tmp_path / 'remote.db'}")
 
     async def task(prompt: str, *, timeout_secs: int = 30) -> str:
         created = await rt.create_task(
@@ -453,9 +449,7 @@ async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
     from langgraph_sdk.errors import NotFoundError
 
     database = f"sqlite:///{tmp_path / 'stopped.db'}"
-    rt = SchedulerRuntime(
-        None, server=LangGraphServer(url=server.url, assistant_id="sleepy"), database=database
-    )
+    rt = _sleepy(server.url, database)
     alice = server_thread_id("alice")
     async with _client(server) as client:
         async with rt:
@@ -500,10 +494,7 @@ async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
     async with _client(server) as client:
         going = ("pending", "running")
         assert (await client.runs.get(thread_id, server_run_id))["status"] in going
-        rt = SchedulerRuntime(
-            None, server=LangGraphServer(url=server.url, assistant_id="sleepy"), database=database
-        )
-        async with rt:  # finds the dead process's claim, and its server run
+        async with _sleepy(server.url, database) as rt:  # finds the claim, and its server run
             record = await rt.get_run(run_id)
 
             async def stopped() -> Any:
