@@ -50,6 +50,14 @@ def calls(*specs: tuple[str, dict[str, Any]]) -> AIMessage:
     )
 
 
+def with_ids(message: AIMessage, *ids: str) -> AIMessage:
+    """``message`` with its calls' ids replaced, in order: a provider may repeat an id."""
+    return AIMessage(
+        content="",
+        tool_calls=[{**call, "id": i} for call, i in zip(message.tool_calls, ids, strict=True)],
+    )
+
+
 def call_ids(message: AIMessage) -> list[str]:
     return [str(call["id"]) for call in message.tool_calls]
 
@@ -65,6 +73,7 @@ def make_runtime(
     steps: list[Any],
     *,
     clock: FakeClock | None = None,
+    limits: SchedulerLimits = APPROVAL,
 ) -> SchedulerRuntime:
     model = ScriptedChatModel(steps=steps)
     options: dict[str, Any] = {"database": database, "timezone": "Europe/Berlin"}
@@ -73,11 +82,11 @@ def make_runtime(
     if kind == "assistant":
         holder: list[SchedulerRuntime] = []
         rt: SchedulerRuntime = runtime_factory(
-            build_assistant(lambda: holder[0], model=model, limits=APPROVAL), **options
+            build_assistant(lambda: holder[0], model=model, limits=limits), **options
         )
         holder.append(rt)
         return rt
-    scheduler = SchedulerMiddleware(limits=APPROVAL)
+    scheduler = SchedulerMiddleware(limits=limits)
     rt = runtime_factory(create_agent(model, tools=[], middleware=[scheduler]), **options)
     scheduler.bind(rt)
     return rt
@@ -260,6 +269,135 @@ async def test_rejecting_every_call_stores_nothing(
         out, _ = await resume_all(rt, await rt.ainvoke(ask(), T), by_id(lambda _: False))
         assert await rt.store.count_tasks(states=["active", "paused", "completed"]) == 0
         assert all("a human rejected it" in m.text for m in tool_messages(out))
+
+
+# -- calls sharing an id (a provider's mistake) ---------------------------------------------
+
+LIMITS = {"approval": APPROVAL, "no-approval": SchedulerLimits()}
+
+
+async def approval_calls(rt: SchedulerRuntime) -> list[str]:
+    """The tool call ids of every stored approval."""
+    query = select(approvals_table.c.tool_call_id).order_by(approvals_table.c.tool_call_id)
+    return list(await rt.store.transaction(lambda conn: conn.scalars(query).all()))
+
+
+def refused(state: dict[str, Any], call_id: str, count: int) -> list[ToolMessage]:
+    """The answers to the writing calls among the ``count`` sharing ``call_id``: each
+    says so, and that nothing was done."""
+    answers = [m for m in tool_messages(state) if m.tool_call_id == call_id]
+    assert len(answers) == count
+    writes = [m for m in answers if m.name not in ("list_tasks", "task_history")]
+    for answer in writes:
+        assert answer.status == "error", answer.text
+        assert f"{count} calls of this message share the tool call id {call_id!r}" in answer.text
+        assert "none of these changes was made" in answer.text
+        assert "one tool call per message" in answer.text
+    return writes
+
+
+@pytest.mark.parametrize("limits", LIMITS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_schedule_calls_sharing_an_id_are_refused_and_the_others_stored_once(
+    database: str, runtime_factory: Any, kind: str, limits: str
+) -> None:
+    # A resume re-runs every call of the message (ToolNode: all of them, once per
+    # answer); each run refuses the sharing calls the same way and stores nothing of them.
+    message = with_ids(
+        calls(
+            new_task("A", "in 1 hour"),
+            new_task("B", "every day at 9:00"),
+            new_task("C", "in 2 hours"),
+            new_task("D", "every day at 18:00"),
+        ),
+        "dup",
+        "dup",
+        "own-c",
+        "own-d",
+    )
+    rt = make_runtime(kind, runtime_factory, database, [message, "Done."], limits=LIMITS[limits])
+    async with rt:
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id())
+
+        assert sorted(t.name for t in await rt.list_tasks()) == ["C", "D"]
+        asked = ["own-c", "own-d"] if limits == "approval" else []
+        assert sorted(r["tool_call_id"] for r in shown) == asked  # the sharing ones never
+        assert await approval_calls(rt) == asked
+        (names,) = {m.text for m in refused(out, "dup", 2)}
+        assert "(schedule_task, schedule_task)" in names
+        own = [m for m in tool_messages(out) if m.tool_call_id != "dup"]
+        assert sorted(m.tool_call_id for m in own) == ["own-c", "own-d"]
+        assert all(m.status == "success" and m.text.startswith("Scheduled") for m in own)
+
+
+@pytest.mark.parametrize("limits", LIMITS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_every_writing_tool_refuses_calls_sharing_an_id(
+    database: str, runtime_factory: Any, kind: str, limits: str
+) -> None:
+    ids: dict[str, str] = {}
+    steps: list[Any] = [
+        lambda _: with_ids(
+            calls(
+                ("update_task", {"task_id": ids["plants"], "schedule": "in 20 minutes"}),
+                ("update_task", {"task_id": ids["report"], "prompt": "Write it shorter."}),
+                ("pause_task", {"task_id": ids["plants"]}),
+                ("delete_task", {"task_id": ids["report"]}),
+                ("run_task_now", {"task_id": ids["plants"]}),
+                ("resume_task", {"task_id": ids["paused"]}),
+                ("list_tasks", {}),
+            ),
+            *["dup"] * 2,
+            *["again"] * 5,
+        ),
+        "Done.",
+    ]
+    rt = make_runtime(kind, runtime_factory, database, steps, limits=LIMITS[limits])
+    async with rt:
+        for name, key in (("Plants", "plants"), ("Report", "report"), ("Paused", "paused")):
+            task = await rt.create_task(
+                name=name, schedule=Cron("0 9 * * *"), trigger="Go.", thread_id="T", owner="alice"
+            )
+            ids[key] = task.id
+        await rt.pause_task(ids["paused"])
+        before = {t.id: t for t in await rt.list_tasks()}
+
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id())
+
+        assert shown == [] and await approval_calls(rt) == []
+        assert {t.id: t for t in await rt.list_tasks()} == before  # nothing changed
+        assert await rt.history(ids["plants"]) == []  # and nothing run
+        refused(out, "dup", 2)
+        assert len(refused(out, "again", 5)) == 4
+        # A reading call sharing the id is answered: it changes nothing.
+        (listed,) = [m for m in tool_messages(out) if m.name == "list_tasks"]
+        assert listed.status == "success" and listed.text.startswith("3 task(s)")
+
+
+@pytest.mark.parametrize("limits", LIMITS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_refused_calls_sent_again_one_per_message_are_stored_once_each(
+    database: str, runtime_factory: Any, kind: str, limits: str
+) -> None:
+    # The provider, not the model, picks ids, and may well pick the same one again: a
+    # call alone in its message is never refused, whatever id it carries.
+    a, b = new_task("A", "in 1 hour"), new_task("B", "every day at 9:00")
+    steps: list[Any] = [with_ids(calls(a, b), "dup", "dup"), with_ids(calls(a), "dup")]
+    steps += [with_ids(calls(b), "dup"), "Done."]
+    rt = make_runtime(kind, runtime_factory, database, steps, limits=LIMITS[limits])
+    async with rt:
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id())
+
+        assert sorted(t.name for t in await rt.list_tasks()) == ["A", "B"]
+        asked = ["dup", "dup"] if limits == "approval" else []
+        assert [r["tool_call_id"] for r in shown] == asked
+        assert await approval_calls(rt) == asked  # one per step
+        answers = tool_messages(out)
+        assert [m.status for m in answers] == ["error", "error", "success", "success"]
+        assert [m.text.split("\n")[0] for m in answers[2:]] == [
+            "Scheduled task 'A'. Confirm the next run and timezone to the user.",
+            "Scheduled task 'B'. Confirm the next run and timezone to the user.",
+        ]
 
 
 # -- times are fixed at the preview ------------------------------------------------------
@@ -616,8 +754,9 @@ async def test_tools_run_from_plain_arguments_and_say_when_approval_needs_a_call
         message = await guarded["schedule_task"].ainvoke(args, config=T)
         assert "kept under the tool call's id" in message and "full tool call" in message
         assert len(await rt.list_tasks()) == 1
-        schema = guarded["schedule_task"].tool_call_schema.model_json_schema()  # type: ignore[union-attr]
-        assert "tool_call_id" not in schema["properties"]  # the model never sees it
+        for tool in guarded.values():  # the model never sees what the call fills in
+            schema = tool.tool_call_schema.model_json_schema()  # type: ignore[union-attr]
+            assert not {"tool_call_id", "messages"} & schema["properties"].keys(), tool.name
 
 
 def _iso(value: datetime | None, task: Any) -> str:

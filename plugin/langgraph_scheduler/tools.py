@@ -10,7 +10,8 @@ With ``SchedulerLimits(require_approval=True)``, ``schedule_task`` and ``update_
 the values to store, keep them under the tool call's id and ask a human through
 ``interrupt()``; LangGraph re-runs the tool on every resume, and each re-run finds the same
 values and the answer already given, so a call is stored at most once, only after its own
-approval (see :func:`scheduler_tools`).
+approval (see :func:`scheduler_tools`). A call that changes tasks is refused when another
+call of its model message carries the same id, with or without approvals.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ import asyncio
 import itertools
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool, ToolException
 from langgraph.errors import GraphBubbleUp
+from langgraph.prebuilt import InjectedState
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -247,23 +250,37 @@ class UpdateTaskArgs(_Args):
     )
 
 
-class _ScheduleTaskCall(ScheduleTaskArgs):
-    # Filled in by LangChain from the tool call, hidden from the model: the key that
-    # makes an approval's re-runs find the same values and answer.
+class _Call(_Args):
+    """What the tools that change tasks get from the tool call, hidden from the model.
+
+    ``tool_call_id`` is the key that makes an approval's re-runs find the same values and
+    answer; ``messages`` (the graph state's, when a ``ToolNode`` or ``create_agent``
+    runs the tool) show whether another call of the same model message carries that id.
+    """
+
     tool_call_id: Annotated[str | None, InjectedToolCallId] = None
+    messages: Annotated[Any, InjectedState("messages")] = None
 
 
-class _UpdateTaskCall(UpdateTaskArgs):
-    tool_call_id: Annotated[str | None, InjectedToolCallId] = None
+class _ScheduleTaskCall(ScheduleTaskArgs, _Call):
+    pass
 
 
-_INJECTED = frozenset({"tool_call_id"})
+class _UpdateTaskCall(UpdateTaskArgs, _Call):
+    pass
+
+
+_INJECTED = frozenset(_Call.model_fields)
 
 
 class TaskIdArgs(_Args):
     """Arguments of the tools that act on one task."""
 
     task_id: str = _TASK_ID
+
+
+class _TaskIdCall(TaskIdArgs, _Call):
+    pass
 
 
 class TaskHistoryArgs(_Args):
@@ -322,6 +339,14 @@ def scheduler_tools(
         ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept under the
         tool call id, so a resumed call is stored at most once, only after its own
         approval.
+
+    Note:
+        A call that changes tasks runs only under an id of its own: when several calls of
+        one model message carry the same id (some providers repeat ids), none of those
+        that change tasks is run, with or without approvals, and each is answered with a
+        message asking for the calls again, one per message. The tools see the message
+        in the graph state's ``messages`` (``ToolNode``, ``create_agent``); a tool invoked
+        outside such a graph cannot tell.
     """
     if isinstance(runtime, SchedulerRuntime):
         bound = runtime
@@ -362,21 +387,21 @@ def scheduler_tools(
         (
             "pause_task",
             "Pause a task: it stops firing until resume_task (a run in progress finishes).",
-            TaskIdArgs,
+            _TaskIdCall,
             service.pause_task,
         ),
         (
             "resume_task",
             "Resume a paused task from its next occurrence after now (missed occurrences "
             "are not replayed). The answer gives the next run times.",
-            TaskIdArgs,
+            _TaskIdCall,
             service.resume_task,
         ),
         (
             "delete_task",
             "Delete a task and its run history for good. Prefer pause_task when the user "
             "may want it back.",
-            TaskIdArgs,
+            _TaskIdCall,
             service.delete_task,
         ),
         (
@@ -384,7 +409,7 @@ def scheduler_tools(
             "Start a task's conversation turn now, outside its schedule (paused tasks too). "
             "Does not wait for it: answers with the run id; a task on this conversation "
             "runs right after your current answer. Check the outcome with task_history.",
-            TaskIdArgs,
+            _TaskIdCall,
             service.run_task_now,
         ),
         (
@@ -435,6 +460,8 @@ def _coroutine(
         # The tool passes only the arguments the model gave; validate again for defaults.
         args = schema.model_validate(kwargs)
         try:
+            if isinstance(args, _Call):
+                _check_own_id(args)
             return await method(args, config)
         except StoreError as exc:
             # The database's name and its driver's words are for the logs, not the model.
@@ -1011,6 +1038,42 @@ class _ToolService:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _check_own_id(call: _Call) -> None:
+    """Refuse a call that changes tasks when another call of its model message carries
+    the same id (some providers repeat ids).
+
+    Everything a change leaves is keyed by its call's id: its approval (which a re-run
+    after a resume must find again), the human's answer naming it, the tool message
+    answering it. Calls sharing an id cannot be told apart there (LangGraph hands a tool
+    the id, never the call's place in the message), so none of them is run, on every
+    run alike: nothing of them is proposed, stored or confirmed.
+
+    Raises:
+        NotAllowed: the id is shared; the message names the calls and the fix.
+    """
+    names = _sharing(call.tool_call_id, call.messages)
+    if len(names) > 1:
+        raise NotAllowed(
+            f"{len(names)} calls of this message share the tool call id "
+            f"{call.tool_call_id!r} ({', '.join(names)}), and a change is made only for a "
+            "call whose id is its own, so none of these changes was made. Make them again, "
+            "one tool call per message."
+        )
+
+
+def _sharing(call_id: str | None, messages: Any) -> list[str]:
+    """The names of the calls carrying ``call_id`` in the newest model message that has
+    one (an id may come back in later messages: only its own message counts)."""
+    if not call_id or not isinstance(messages, Sequence):
+        return []
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            names = [c["name"] for c in message.tool_calls if c.get("id") == call_id]
+            if names:
+                return names
+    return []
 
 
 @dataclass(frozen=True)
