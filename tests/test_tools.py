@@ -6,13 +6,16 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 import pytest
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.schedules import ACCEPTED_FORMS
@@ -703,3 +706,30 @@ async def test_an_unreachable_database_is_named_to_the_logs_not_the_model(
             "schedule_task", ALICE, name="Plants", schedule="daily at 9", prompt="Water."
         )
         assert retried.status == "success", retried.text
+
+
+class _Chat(TypedDict):
+    chat: Annotated[list[AnyMessage], add_messages]
+
+
+async def test_a_tool_node_keeping_messages_under_another_key_still_runs_the_tools(
+    rt: SchedulerRuntime,
+) -> None:
+    # The writing tools read the graph state's ``messages`` to tell calls sharing an id
+    # apart; a ToolNode whose state holds its conversation elsewhere has none to give.
+    builder = StateGraph(_Chat)
+    builder.add_node("tools", ToolNode(scheduler_tools(rt), messages_key="chat"))
+    builder.add_edge(START, "tools")
+    calls = [
+        {
+            "name": "schedule_task",
+            "args": {"name": name, "schedule": "in 2 hours", "prompt": "Stretch."},
+            "id": call_id,
+            "type": "tool_call",
+        }
+        for name, call_id in (("A", "c-1"), ("B", "c-2"))
+    ]
+    out = await builder.compile().ainvoke({"chat": [AIMessage("", tool_calls=calls)]}, config=ALICE)
+    answers = out["chat"][1:]
+    assert [m.status for m in answers] == ["success", "success"], [m.text for m in answers]
+    assert sorted(t.name for t in await all_tasks(rt)) == ["A", "B"]
