@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from langgraph_scheduler import SchedulerRuntime
 from langgraph_scheduler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,6 +268,37 @@ def test_commands_on_each_backend(
     code, _, _ = _cli(capsys, "tasks", "delete", task["id"], "--database", database)
     code, out, _ = _cli(capsys, "tasks", "list", "--database", database, "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
+    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
+) -> None:
+    # Written by hand: an outcome no run can have. The transcript used to fail with
+    # pydantic's traceback; the turn is shown without its record, as a purged one is.
+    task = _add(capsys, database, "--schedule", "every day at 7:00", "--thread", "bob")
+    graph = _graph_file(tmp_path, "unreadable_graph")
+    for _ in range(2):
+        code, _, err = _cli(
+            capsys, "tasks", "run", task["id"], "--database", database, "--graph", f"{graph}:graph"
+        )
+        assert code == 0, err
+    code, out, _ = _cli(capsys, "runs", "--database", database, "--json")
+    bad, good = json.loads(out)
+
+    async def corrupt() -> None:
+        statement = text("UPDATE lgs_runs SET outcome = 'bogus' WHERE run_id = :r")
+        async with SchedulerRuntime(None, database=database) as rt:
+            await rt.store.transaction(lambda c: c.execute(statement, {"r": bad["run_id"]}))
+
+    asyncio.run(corrupt())
+    code, out, _ = _cli(capsys, "runs", "--database", database, "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == [good["run_id"]]
+    code, out, err = _cli(capsys, "transcript", "bob", "--database", database, "--json")
+    assert code == 0, err
+    turns = {t["task_source"]["run_id"]: t for t in json.loads(out)["turns"]}
+    assert (turns[bad["run_id"]]["outcome"], turns[good["run_id"]]["outcome"]) == (None, "success")
+    code, out, err = _cli(capsys, "transcript", "bob", "--database", database)
+    assert code == 0 and "thread bob · 2 turns (2 task-triggered)" in out, err
 
 
 def _subprocess_env(encoding: str | None = None) -> dict[str, str]:

@@ -877,6 +877,26 @@ async def test_a_corrupt_row_is_read_with_its_problem(
     assert [t.problem is not None for t in listed] == [True, False]
 
 
+@pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("trigger", "bogus")])
+async def test_a_run_row_that_cannot_be_read_is_no_run_to_get_run_either(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture, column: str, value: str
+) -> None:
+    # Written by hand: get_run used to raise pydantic's error where the listings leave
+    # the row out (logged); now it reads as no run, logged the same way.
+    task = await every_minute(service)
+    bad = await finish(store, await claim_one(store, at(60)), "success", at(61))
+    good = await finish(store, await claim_one(store, at(120)), "success", at(121))
+    statement = text(f"UPDATE lgs_runs SET {column} = :v WHERE run_id = :r")
+    await store.transaction(
+        lambda conn: conn.execute(statement, {"v": value, "r": bad.record.run_id})
+    )
+
+    assert await store.get_run(bad.record.run_id) is None
+    assert f"run {bad.record.run_id}: its stored row cannot be read" in caplog.text
+    assert await store.get_run(good.record.run_id) == good.record
+    assert await store.history(task.id) == [good.record]
+
+
 @pytest.mark.parametrize("column", ["schedule", "options"])
 async def test_claiming_a_corrupt_row_quarantines_it_and_runs_the_others(
     store: Store, service: TaskService, column: str

@@ -570,6 +570,8 @@ class SchedulerRuntime:
         return await load_transcript(self, thread_id)
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
+        """A run record by its id; None if there is none, or if its stored row cannot be
+        read (written by hand; logged), as histories leave such a row out."""
         return await self.store.get_run(run_id)
 
     async def deliveries(self, run_id: str) -> list[WebhookDelivery]:

@@ -1875,10 +1875,14 @@ class Store(ABC):
     # -- history --------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
-        return await self.transaction(functools.partial(self._stored_run, run_id=run_id))
+        """The run ``run_id``; None if there is none, or if its stored row cannot be read
+        (written by hand; logged), as the listings leave such a row out."""
+        found = await self._runs(select(runs_table).where(runs_table.c.run_id == run_id))
+        return found[0] if found else None
 
     def _stored_run(self, conn: Connection, *, run_id: str) -> TaskRunRecord | None:
-        """The run ``run_id`` as stored, if it is."""
+        """The run ``run_id`` as stored, if it is (a claim's own run: a row it cannot
+        read raises, rather than pass for no run and be inserted again)."""
         row = conn.execute(select(runs_table).where(runs_table.c.run_id == run_id))
         found = row.mappings().first()
         return None if found is None else run_from_row(found)
