@@ -249,6 +249,33 @@ def test_tasks_run_runs_the_turn_in_process(
     assert run["trigger"] == "manual" and run["outcome"] == "success"
 
 
+def test_the_common_options_go_before_the_action_too(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # As with `git -C` or `kubectl -n`: `tasks --database X list` used to fail with
+    # "invalid choice" for the URL.
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice")
+    code, out, err = _cli(capsys, "tasks", "--database", db, "--json", "list")
+    assert code == 0, err
+    assert [t["id"] for t in json.loads(out)] == [task["id"]]
+    code, out, _ = _cli(capsys, "tasks", "--database", db, "show", task["id"])
+    assert code == 0 and task["id"] in out
+    # Given in both places, the later one holds.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, out, _ = _cli(capsys, "tasks", "--database", other, "list", "--database", db, "--json")
+    assert code == 0 and [t["id"] for t in json.loads(out)] == [task["id"]]
+    code, _, err = _cli(capsys, "tasks", "--database", db, "list", "--database", other)
+    assert code == 1 and f"no scheduler database at {tmp_path / 'other.db'}" in err
+    # `run` takes them too: --json prints its record.
+    graph = _graph_file(tmp_path, "before_graph")
+    code, out, err = _cli(
+        capsys, "tasks", "--json", "--database", db, "run", task["id"], "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert (record["task_id"], record["outcome"]) == (task["id"], "success")
+
+
 def test_commands_on_each_backend(
     capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
 ) -> None:

@@ -9,7 +9,8 @@ Commands::
     transcript THREAD_ID    a conversation with its task-triggered turns marked
 
 Every command takes ``--database URL`` (default ``$LANGGRAPH_SCHEDULER_DATABASE``, else
-``sqlite:///langgraph-scheduler.db``), so it works on the database ``serve`` uses.
+``sqlite:///langgraph-scheduler.db``), so it works on the database ``serve`` uses;
+``tasks`` takes it (and ``--json``) before its action too.
 
 Note:
     ``tasks`` commands go through the task service of a runtime that manages tasks only
@@ -132,16 +133,33 @@ def _escape_what_the_terminal_cannot_show() -> None:
 # -- parser ----------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common_options(*, after_action: bool = False) -> list[argparse.ArgumentParser]:
+    """``--database`` and ``--json``, as parents of the parsers that take them.
+
+    ``tasks`` takes them before its action as well as after it (``tasks --database X
+    list``). The actions' copies (``after_action``) have no default, so one not given
+    after the action keeps what was given before it, and one given in both places is
+    the later.
+    """
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if after_action else {}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--database",
         metavar="URL",
         help=f"sqlite:///file.db or postgresql://… (default: ${DATABASE_ENV} or "
         f"{DEFAULT_DATABASE})",
+        **unset,
     )
     as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    as_json.add_argument(
+        "--json", action="store_true", help="print JSON instead of tables", **unset
+    )
+    return [common, as_json]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common, as_json = _common_options()
+    after_action = _common_options(after_action=True)
     graph = argparse.ArgumentParser(add_help=False)
     graph.add_argument(
         "--graph",
@@ -191,21 +209,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true", help="also show library logs")
     serve.set_defaults(handler=_serve)
 
-    tasks = commands.add_parser("tasks", help="list, show, add, pause, resume, delete, run")
+    tasks = commands.add_parser(
+        "tasks", parents=[common, as_json], help="list, show, add, pause, resume, delete, run"
+    )
     actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", parents=[common, as_json], help="list tasks")
+    listing = actions.add_parser("list", parents=after_action, help="list tasks")
     listing.add_argument("--owner", help="only this owner's tasks")
     listing.add_argument("--state", choices=["active", "paused", "completed"])
     listing.add_argument("--thread", help="only the tasks that continue this conversation thread")
     listing.add_argument("--limit", type=_positive, default=100)
     listing.set_defaults(handler=_tasks_list)
 
-    show = actions.add_parser("show", parents=[common, as_json], help="one task in detail")
+    show = actions.add_parser("show", parents=after_action, help="one task in detail")
     show.add_argument("task_id", metavar="TASK_ID")
     show.set_defaults(handler=_tasks_show)
 
-    add = actions.add_parser("add", parents=[common, as_json], help="create a task")
+    add = actions.add_parser("add", parents=after_action, help="create a task")
     add.add_argument(
         "--schedule",
         required=True,
@@ -232,12 +252,12 @@ def _parser() -> argparse.ArgumentParser:
         ("resume", _tasks_resume, "fire again from the next occurrence"),
         ("delete", _tasks_delete, "delete a task and its history"),
     ):
-        action = actions.add_parser(name, parents=[common, as_json], help=what)
+        action = actions.add_parser(name, parents=after_action, help=what)
         action.add_argument("task_id", metavar="TASK_ID")
         action.set_defaults(handler=handler)
 
     run = actions.add_parser(
-        "run", parents=[common, graph], help="run a task's turn now, in this process"
+        "run", parents=[*after_action, graph], help="run a task's turn now, in this process"
     )
     run.add_argument("task_id", metavar="TASK_ID")
     run.set_defaults(handler=_tasks_run)
@@ -361,9 +381,12 @@ async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
         record = await runtime.run_now(args.task_id, wait=True)
         task = await runtime.get_task(args.task_id)
         turn = await _turn_of(runtime, record)
-    if turn is not None:
-        out.print(turn)
-    out.print(RunHistory([record], task_names={task.id: task.name}))
+    if args.json:
+        _print_json(record.model_dump(mode="json"))
+    else:
+        if turn is not None:
+            out.print(turn)
+        out.print(RunHistory([record], task_names={task.id: task.name}))
     return 0 if record.outcome == "success" else 1
 
 
