@@ -157,12 +157,31 @@ STRIDE_CASES = [
     (Cron("0 0 * * 1", tz="Europe/Berlin", every_weeks=2, start=datetime(2026, 3, 16)),
      "2026-03-01T00:00:00+01:00",
      ["2026-03-16T00:00:00+01:00", "2026-03-30T00:00:00+02:00", "2026-04-13T00:00:00+02:00"]),
+    # A day the zone skips whole (Samoa went from 2011-12-29 23:59:59 to 2011-12-31 00:00):
+    # the day on the stride fires when the clock jumps, and the stride goes on from it ...
+    (Cron("0 8 * * *", tz="Pacific/Apia", every_days=2, start=datetime(2011, 12, 28)),
+     "2011-12-27T00:00:00-10:00",
+     ["2011-12-28T08:00:00-10:00", "2011-12-31T00:00:00+14:00", "2012-01-01T08:00:00+14:00"]),
+    # ... and the day off the stride does not fire at the jump.
+    (Cron("0 8 * * *", tz="Pacific/Apia", every_days=2, start=datetime(2011, 12, 29)),
+     "2011-12-27T00:00:00-10:00",
+     ["2011-12-29T08:00:00-10:00", "2011-12-31T08:00:00+14:00", "2012-01-02T08:00:00+14:00"]),
+    # The same for weeks, where the jump crosses into Monday (Berlin, 1916-04-30 23:00 ->
+    # 1916-05-01 00:00): Sunday's 23:30 belongs to the week it was due in.
+    (Cron("30 23 * * 0", tz="Europe/Berlin", every_weeks=2, start=datetime(1916, 4, 24)),
+     "1916-04-20T00:00:00+01:00",
+     ["1916-05-01T00:00:00+02:00", "1916-05-14T23:30:00+02:00", "1916-05-28T23:30:00+02:00"]),
+    (Cron("30 23 * * 0", tz="Europe/Berlin", every_weeks=2, start=datetime(1916, 4, 17)),
+     "1916-04-20T00:00:00+01:00",
+     ["1916-04-23T23:30:00+01:00", "1916-05-07T23:30:00+02:00", "1916-05-21T23:30:00+02:00"]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("cron", "after", "expected"), STRIDE_CASES)
 def test_strides_across_dst(cron: Cron, after: str, expected: list[str]) -> None:
     assert _iso(cron.next_fire_times(len(expected), after=_at(after))) == expected
+    # The scheduler's trigger, asked after each fire, gives the same times.
+    assert _trigger_times(cron.trigger(), _at(after), _at(expected[-1])) == expected
 
 
 def test_once_in_the_repeated_hour_keeps_its_fold_in_storage() -> None:

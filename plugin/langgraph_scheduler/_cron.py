@@ -284,8 +284,15 @@ def _fires_at(wall: datetime, zone: ZoneInfo, fixed_time: bool) -> list[datetime
     return [first, second]  # autumn overlap, wildcard line: both passes
 
 
-def _next_plain(line: CronLine, zone: ZoneInfo, after: datetime) -> datetime | None:
-    """The first fire of ``line`` strictly after the instant ``after``, in UTC (no stride).
+def _next_plain(
+    line: CronLine, zone: ZoneInfo, after: datetime, *, from_wall: datetime | None = None
+) -> tuple[datetime, datetime] | None:
+    """The first fire of ``line`` strictly after the instant ``after``, in UTC, with the wall
+    time it is the fire of (no stride); only wall times from ``from_wall`` on, if given.
+
+    The wall time is the fire's own but for a spring gap's fixed-time fire, which happens
+    when the clock jumps: on the next day when the gap ends the day (Samoa skipped
+    2011-12-30, so its 08:00 ran at 2011-12-31 00:00).
 
     Instants are compared in UTC throughout: two datetimes sharing a ZoneInfo compare by wall
     time, which cannot tell the two passes of a repeated hour apart.
@@ -296,17 +303,20 @@ def _next_plain(line: CronLine, zone: ZoneInfo, after: datetime) -> datetime | N
     offset_now = after.astimezone(zone).utcoffset() or timedelta()
     offset_later = (after + timedelta(days=1)).astimezone(zone).utcoffset() or timedelta()
     start = (after + min(offset_now, offset_later)).replace(tzinfo=None)
+    if from_wall is not None:
+        start = max(start, from_wall)
     # From a naive start cronsim walks wall-clock time: the matching wall times, in order (it
     # stops after 50 years without a match). A later wall time never fires before an earlier
     # one's first pass (or jump moment), but its first pass may come before an earlier one's
     # second pass: keep that second pass only until a first pass after `after` turns up.
-    second_pass: datetime | None = None
+    second_pass: tuple[datetime, datetime] | None = None
     for wall in CronSim(line.cronsim_expr, start - timedelta(seconds=1)):
         fires = [fire.astimezone(_UTC) for fire in _fires_at(wall, zone, line.fixed_time)]
         if fires and fires[0] > after:
-            return fires[0] if second_pass is None else min(second_pass, fires[0])
+            first = (fires[0], wall)
+            return first if second_pass is None else min(second_pass, first)
         if second_pass is None and len(fires) == 2 and fires[1] > after:
-            second_pass = fires[1]
+            second_pass = (fires[1], wall)
     return second_pass
 
 
@@ -315,6 +325,7 @@ class Stride:
     """Fire only on every ``n``-th day, or in every ``n``-th week, counting from ``anchor``.
 
     Weeks run Monday to Sunday, so "every 2 weeks on Monday and Friday" keeps pairs together.
+    A fire counts on the day it is due, also when its spring gap ends on the next day.
     """
 
     n: int
@@ -345,14 +356,15 @@ def next_fire(
     Returns:
         The fire time, or None when the line cannot fire within 50 years of ``after``.
     """
+    from_wall: datetime | None = None
     while True:
-        fire = _next_plain(line, zone, after)
-        if fire is None:
+        found = _next_plain(line, zone, after, from_wall=from_wall)
+        if found is None:
             return None
-        fire = fire.astimezone(zone)
-        skip = 0 if stride is None else stride.days_to_next(fire.date())
+        fire, wall = found
+        # The stride keeps the day the fire is for, which a skipped day's jump leaves.
+        skip = 0 if stride is None else stride.days_to_next(wall.date())
         if skip == 0:
-            return fire
-        # Go on from just before the first moment of the next day on the stride.
-        day = datetime.combine(fire.date() + timedelta(days=skip), time())
-        after = resolve_wall(day, zone).astimezone(_UTC) - timedelta(microseconds=1)
+            return fire.astimezone(zone)
+        # Go on from the first wall time of the next day on the stride.
+        from_wall = datetime.combine(wall.date() + timedelta(days=skip), time())

@@ -635,7 +635,8 @@ class Cron(_BaseSchedule):
         * Autumn overlap -- a fixed-time line fires once, in the first pass; a wildcard line
           fires in both passes (``*/20 2 * * *`` in Berlin on 2026-10-25 fires six times).
         * No day is ever skipped (daily, weekly, monthly and yearly lines fire on every
-          matching day), and fire times strictly increase.
+          matching day), and fire times strictly increase. A stride counts the day a fire
+          is due, also when its gap ends on the next day (a day the zone skips whole).
     """
 
     kind: Literal["cron"] = "cron"
