@@ -1,4 +1,5 @@
-"""A database written by release 0.1.0 (schema version 1) opens and keeps working.
+"""A database written by release 0.1.0 (schema version 1) opens and keeps working, and
+so does one of schema version 2.
 
 ``tests/data/schema_v1.db`` was made by 0.1.0: three tasks (alice's cron standup with
 one manual run, bob's hourly interval, alice's paused one-shot) and one run record.
@@ -10,11 +11,19 @@ import shutil
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import insert, inspect
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime
-from langgraph_scheduler.store import SCHEMA_VERSION
+from langgraph_scheduler.store import (
+    SCHEMA_VERSION,
+    meta_table,
+    metadata,
+    open_store,
+    thread_locks_table,
+)
 from langgraph_scheduler.testing import FakeClock
 
 DATA = Path(__file__).parent / "data" / "schema_v1.db"
@@ -56,13 +65,13 @@ async def test_a_release_0_1_database_migrates_and_keeps_its_tasks(v1_database: 
     before = rows(v1_database, V1_TASK_COLUMNS)
 
     async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
-        assert SCHEMA_VERSION == 2
-        assert await rt.store.schema_version() == 2
+        assert SCHEMA_VERSION == 3
+        assert await rt.store.schema_version() == 3
         tasks = {t.id: t for t in await rt.list_tasks()}
 
     assert rows(v1_database, V1_TASK_COLUMNS) == before
     schema = {name for (name,) in rows(v1_database, "SELECT name FROM sqlite_master")}
-    assert {"lgs_retries", "lgs_tasks_due"} <= schema
+    assert {"lgs_retries", "lgs_tasks_due", "lgs_thread_locks"} <= schema
     assert "lgs_tasks_state" not in schema
     assert [(t.id, t.name, t.owner, t.state) for t in tasks.values()] == [
         (STANDUP, "daily standup", "alice", "active"),
@@ -124,7 +133,32 @@ async def test_setup_of_a_migrated_database_is_idempotent(v1_database: str) -> N
         created = await rt.create_task(name="again", schedule=Interval(hours=1), trigger="hi")
 
     async with SchedulerRuntime(None, database=v1_database, clock=FakeClock(NOW)) as rt:
-        assert await rt.store.schema_version() == 2
+        assert await rt.store.schema_version() == 3
         ids = [t.id for t in await rt.list_tasks()]
         assert ids == [STANDUP, STRETCH, LATER, created.id]
         assert len(await rt.history(STANDUP)) == 1
+
+
+async def test_a_schema_2_database_gains_the_thread_locks_table(database: str) -> None:
+    store = open_store(database)
+    v2_tables = [t for t in metadata.sorted_tables if t is not thread_locks_table]
+
+    def write_v2(conn: Any) -> None:
+        metadata.create_all(conn, tables=v2_tables)
+        conn.execute(insert(meta_table).values(key="schema_version", value="2"))
+
+    def tables(conn: Any) -> set[str]:
+        return set(inspect(conn).get_table_names())
+
+    try:
+        await store.transaction(write_v2)
+        assert "lgs_thread_locks" not in await store.transaction(tables)
+        await store.setup()
+        assert await store.schema_version() == SCHEMA_VERSION == 3
+        assert "lgs_thread_locks" in await store.transaction(tables)
+        columns = await store.transaction(
+            lambda conn: {c["name"] for c in inspect(conn).get_columns("lgs_thread_locks")}
+        )
+        assert columns == {"thread_id", "holder", "lease_expires_at"}
+    finally:
+        await store.close()

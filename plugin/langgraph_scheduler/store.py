@@ -64,6 +64,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -73,6 +74,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
+from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
 from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
 from .models import (
@@ -107,7 +109,7 @@ logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the tables below; each bump comes with an entry in ``_MIGRATIONS``."""
 
 _CLOCK_SLACK = timedelta(seconds=5)
@@ -327,6 +329,18 @@ _due_deliveries = Index(
     deliveries_table.c.next_attempt_at,
     sqlite_where=deliveries_table.c.status == "pending",
     postgresql_where=deliveries_table.c.status == "pending",
+)
+
+# Part of schema version 3: a conversation thread held across replicas (PostgreSQL), one
+# row per held thread, leased to its holder and renewed by its upkeep, so that a lost
+# session frees nothing. SQLite has the table too (one schema) but holds threads in its
+# process only.
+thread_locks_table = Table(
+    "lgs_thread_locks",
+    metadata,
+    Column("thread_id", String(256), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("lease_expires_at", _UTCDateTime(), nullable=False),
 )
 
 
@@ -896,11 +910,31 @@ class Store(ABC):
     def thread_lock(
         self, thread_id: str, *, timeout: float | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold a conversation thread (in this process; across replicas on PostgreSQL).
+        """Hold a conversation thread (in this process; across replicas on PostgreSQL,
+        as a row leased to the holder named by :meth:`hold_threads_as`).
 
         Raises:
             ThreadBusy: not had within ``timeout`` seconds.
         """
+
+    def hold_threads_as(self, holder: str, *, clock: Clock, lease_secs: float) -> None:
+        """Name who holds this store's thread locks, the clock their leases are read by,
+        and how long a lease lasts unrenewed: the runtime does as it opens the store.
+        Only a twin that holds threads across processes uses them (PostgreSQL)."""
+        return None
+
+    async def renew_thread_locks(self, *, until: datetime) -> None:
+        """Extend the leases of the threads held through this store (the upkeep does,
+        with the runs' leases); a thread another holder took meanwhile is logged."""
+        return None
+
+    async def free_thread_locks(self, holders: Sequence[str]) -> None:
+        """Free at once the threads held by ``holders``, known to be dead (a lapsed
+        lease frees them anyway)."""
+        if not holders:
+            return
+        statement = delete(thread_locks_table).where(thread_locks_table.c.holder.in_(list(holders)))
+        await self.transaction(lambda conn: conn.execute(statement))
 
     @abstractmethod
     async def open_checkpointer(
@@ -1864,12 +1898,11 @@ class Store(ABC):
         return await self.transaction(work)
 
     async def running_holders(self) -> list[str]:
-        """Holders (processes) that have runs in flight."""
-        query = (
-            select(runs_table.c.holder)
-            .where(runs_table.c.outcome.is_(None), runs_table.c.holder.is_not(None))
-            .distinct()
+        """Holders (processes) that have runs in flight or hold threads."""
+        runs = select(runs_table.c.holder).where(
+            runs_table.c.outcome.is_(None), runs_table.c.holder.is_not(None)
         )
+        query = union(runs, select(thread_locks_table.c.holder))
         return await self.transaction(lambda conn: [r[0] for r in conn.execute(query)])
 
     # -- history --------------------------------------------------------------------
@@ -2730,5 +2763,10 @@ def _migrate_to_2(conn: Connection) -> None:
     # The retries table is created by create_all after the migrations.
 
 
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_to_2}
+def _migrate_to_3(conn: Connection) -> None:
+    """Schema 3: thread locks as leased rows (``lgs_thread_locks``)."""
+    thread_locks_table.create(conn, checkfirst=True)
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}
 """Migration to each schema version from the one before."""
