@@ -18,8 +18,16 @@ import pytest
 from sqlalchemy import func, select, text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
+from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import ScriptedChatModel
-from langgraph_scheduler.store import SCHEMA_VERSION, Store, open_store, runs_table
+from langgraph_scheduler.store import (
+    SCHEMA_VERSION,
+    Store,
+    open_store,
+    runs_table,
+    thread_locks_table,
+)
+from langgraph_scheduler.testing import FakeClock
 
 from .helpers import RunWaiter, build_graph
 
@@ -115,6 +123,21 @@ async def _count_until(store: Store, count: int, *, where: Any, timeout: float) 
         await asyncio.sleep(0.2)
 
 
+async def _terminate(store: Store, application_name: str) -> int:
+    """End every session of the processes connected as ``application_name``: how many."""
+    terminate = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = :name"
+    )
+    params = {"name": application_name}
+    return await store.transaction(lambda conn: int(conn.execute(terminate, params).scalar() or 0))
+
+
+def _held_by(replica: Replica) -> Any:
+    """The thread lock rows of ``replica``."""
+    return thread_locks_table.c.holder == replica.holder
+
+
 def _admin(postgres_url: str) -> SchedulerRuntime:
     """A runtime that manages tasks only (graph=None): it claims no fire, so it is never
     an extra replica."""
@@ -188,6 +211,9 @@ async def test_killed_replica_claim_is_recorded_interrupted_and_retried(
     victim.kill()
     killed_at = _now()
     survivors = await replicas(2)
+    # A survivor on the same host found the victim dead as it started: its thread is free
+    # at once, not when its lease runs out.
+    assert await _rows(observer, thread_locks_table.c.thread_id, where=_held_by(victim)) == []
     done = claimed & runs_table.c.outcome.is_not(None)
     assert await _count_until(observer, 2, where=done, timeout=30) == 2
     history = sorted(await observer.history(hang.id), key=lambda r: r.attempt)
@@ -203,6 +229,87 @@ async def test_killed_replica_claim_is_recorded_interrupted_and_retried(
         observer, runs_table.c.holder, where=later & (runs_table.c.outcome == "success")
     )
     assert {h for (h,) in after} <= {s.holder for s in survivors}
+
+
+async def test_a_killed_replicas_thread_is_free_once_its_lease_runs_out(
+    postgres_url: str, replicas: Any, observer: Store
+) -> None:
+    first, second = await replicas(2)
+    async with _admin(postgres_url) as admin:
+        hang = await admin.create_task(
+            name="hang",
+            schedule=Once(at=_now() + timedelta(seconds=1.5)),
+            trigger="hang",  # never answered on its first attempt: the thread stays held
+            thread_id="held",
+            options=TaskOptions(retries=0),
+        )
+        claimed = runs_table.c.task_id == hang.id
+        assert await _count_until(observer, 1, where=claimed, timeout=30) == 1
+        ((holder,),) = await _rows(observer, runs_table.c.holder, where=claimed)
+        victim, survivor = (first, second) if first.holder == holder else (second, first)
+        assert await _count_until(observer, 1, where=_held_by(victim), timeout=30) == 1
+        victim.kill()  # no survivor starts after it: nobody finds it dead but its lease
+        after = await admin.create_task(
+            name="after",
+            schedule=Once(at=_now() + timedelta(seconds=0.5)),
+            trigger="after",
+            thread_id="held",
+        )
+    done = (runs_table.c.task_id == after.id) & runs_table.c.outcome.is_not(None)
+    assert await _count_until(observer, 1, where=done, timeout=60) == 1
+    (record,) = await observer.history(after.id)
+    assert (record.outcome, record.summary) == ("success", "done: after")
+    assert await _rows(observer, runs_table.c.holder, where=done) == [(survivor.holder,)]
+
+
+async def test_a_thread_held_past_its_lease_is_renewed_not_taken(postgres_url: str) -> None:
+    # Both runtimes read one clock moved by hand: the first holds a thread for four lease
+    # lengths, its upkeep renewing the lease every third of one; the second never gets it.
+    clock = FakeClock()
+    lease = 3.0
+    one = SchedulerRuntime(None, database=postgres_url, clock=clock, lease_secs=lease)
+    two = SchedulerRuntime(None, database=postgres_url, clock=clock, lease_secs=lease)
+    held = thread_locks_table.c.thread_id == "long"
+    async with one, two:
+        async with one.thread_lock("long"):
+            for _ in range(12):
+                await clock.advance(lease / 3)
+                until = clock.now() + timedelta(seconds=lease)
+                renewed = held & (thread_locks_table.c.lease_expires_at == until)
+                assert await _count_until(two.store, 1, where=renewed, timeout=10) == 1, (
+                    "the held thread's lease was not renewed"
+                )
+            with pytest.raises(ThreadBusy):
+                async with two.thread_lock("long", timeout=0):
+                    pass
+            assert await _rows(two.store, thread_locks_table.c.holder) == [(one.holder,)]
+        async with two.thread_lock("long", timeout=0):  # freed when the hold ended
+            assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
+
+
+async def test_a_thread_taken_after_its_lease_ran_out_is_logged_and_left_to_its_taker(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The holder's clock stands still (a replica cut off for longer than its lease) while
+    # the other's moves past the lease: the other takes the thread. The holder's next
+    # renewal finds it taken and says so; its hold goes on, and its end frees nothing of
+    # the taker's.
+    start = _now()
+    stuck, moving = FakeClock(start), FakeClock(start)
+    one = SchedulerRuntime(None, database=postgres_url, clock=stuck, lease_secs=3.0)
+    two = SchedulerRuntime(None, database=postgres_url, clock=moving, lease_secs=3.0)
+    async with one, two:
+        held = one.thread_lock("cut-off")
+        await held.__aenter__()
+        await moving.advance(4)
+        async with two.thread_lock("cut-off", timeout=0):
+            await stuck.advance(1)  # the holder's upkeep renews
+            deadline = asyncio.get_running_loop().time() + 10
+            while "'cut-off' was taken by another replica" not in caplog.text:
+                assert asyncio.get_running_loop().time() < deadline, caplog.text
+                await asyncio.sleep(0.05)
+            await held.__aexit__(None, None, None)
+            assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
 
 
 async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(
@@ -317,6 +424,60 @@ async def test_one_turn_per_thread_across_replicas(postgres_url: str) -> None:
     assert own[0] < first[1] and own[1] > first[0] or own[0] < second[1], "other threads run"
 
 
+async def test_a_lost_session_does_not_free_its_threads(postgres_url: str) -> None:
+    # Two replicas take turns on one thread; whichever holds it has every connection
+    # terminated mid-turn (a failover, an idle kill). The other replica must still wait
+    # for the turn to end: the thread's lock is a leased row, not the lost session's.
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import START, StateGraph
+
+    from langgraph_scheduler.state import SchedulerState
+
+    spans: list[tuple[str, float, float]] = []
+    turning: asyncio.Queue[str] = asyncio.Queue()
+
+    def graph(label: str) -> StateGraph[Any, Any, Any, Any]:
+        async def slow(state: Any, config: RunnableConfig) -> dict[str, Any]:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            turning.put_nowait(label)
+            await asyncio.sleep(1.5)
+            spans.append((label, began, loop.time()))
+            return {"messages": [AIMessage("done")]}
+
+        builder = StateGraph(SchedulerState)
+        builder.add_node("slow", slow)
+        builder.add_edge(START, "slow")
+        return builder
+
+    def runtime(label: str) -> SchedulerRuntime:
+        url = f"{postgres_url}?application_name=lgs_{label}"
+        return SchedulerRuntime(graph(label), database=url, lease_secs=5.0)
+
+    observer = open_store(postgres_url)
+    one, two = runtime("one"), runtime("two")
+    try:
+        async with one, two:
+            turns = []
+            for rt in (one, two, one, two):
+                task = await rt.create_task(
+                    name="turn", schedule=Interval(hours=1), trigger="go", thread_id="shared"
+                )
+                turns.append(asyncio.ensure_future(rt.run_now(task.id)))
+            for _ in turns:  # each turn, once it runs, loses every connection of its replica
+                label = await asyncio.wait_for(turning.get(), 60)
+                await asyncio.sleep(0.2)
+                assert await _terminate(observer, f"lgs_{label}") >= 1
+            records = await asyncio.gather(*turns)
+    finally:
+        await observer.close()
+    assert len(spans) == 4, [r.outcome for r in records]
+    ordered = sorted(spans, key=lambda span: span[1])
+    for (_, _, ended), (label, began, _) in zip(ordered, ordered[1:], strict=False):
+        assert began >= ended, f"a turn of {label} started beside another on its thread"
+
+
 async def test_terminated_backends_lose_nothing_and_strand_nothing(
     postgres_url: str, replicas: Any, observer: Store
 ) -> None:
@@ -336,16 +497,10 @@ async def test_terminated_backends_lose_nothing_and_strand_nothing(
             )
             for i in range(10)
         ]
-    terminate = text(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = 'lgs_victim'"
-    )
     killed: list[int] = []
     for _ in range(4):
         await asyncio.sleep(1.0)
-        killed.append(
-            await observer.transaction(lambda conn: int(conn.execute(terminate).scalar() or 0))
-        )
+        killed.append(await _terminate(observer, "lgs_victim"))
     assert sum(killed) >= 4, killed  # its connections were there, and were terminated
     assert replica.process.poll() is None  # the replica lives on
     # Every scheduled fire of every task ends in one success (a retry where needed),

@@ -1,9 +1,9 @@
 """Upkeep: renew this process's leases, take over expired ones, trim history.
 
-Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs,
-records ``interrupted`` for fires whose holder stopped renewing (a crashed process; its
-retries follow the task's policy as rows) and stops the LangGraph server runs their turns
-became, and trims run history.
+Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs and
+of the threads it holds (rows on PostgreSQL), records ``interrupted`` for fires whose
+holder stopped renewing (a crashed process; its retries follow the task's policy as rows)
+and stops the LangGraph server runs their turns became, and trims run history.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class Upkeep:
 
     Args:
         store: tasks and runs.
-        bridge: whose in-flight fires to renew, and who tells listeners.
+        bridge: whose in-flight fires to renew, and who tells listeners (None: a
+            runtime that runs no turns of its own, whose upkeep only renews the leases of
+            the threads it holds).
         clock: the source of "now".
         lease_secs: how long a claim stays valid without renewal.
         history_limit: run records kept per task (None keeps all).
@@ -42,7 +44,7 @@ class Upkeep:
     def __init__(
         self,
         store: Store,
-        bridge: TaskExecutorBridge,
+        bridge: TaskExecutorBridge | None,
         *,
         clock: Clock,
         lease_secs: float,
@@ -60,8 +62,11 @@ class Upkeep:
     async def recover(self, holders: list[str], *, reason: str = DIED) -> int:
         """Record the fires of expired claims and those of ``holders``: how their turn
         ended when it ended without them (a server run that finished), ``interrupted``
-        otherwise; returns how many."""
-        now, turns = self.clock.now(), self.bridge.turns
+        otherwise; returns how many. The threads ``holders`` held are freed at once."""
+        bridge = self.bridge
+        assert bridge is not None, "only a runtime that runs turns recovers others'"
+        await self.store.free_thread_locks(holders)
+        now, turns = self.clock.now(), bridge.turns
         ended = 0
         if turns is not None and turns.runs_elsewhere:
             orphans = await self.store.expired_server_runs(now=now, holders=holders)
@@ -70,11 +75,11 @@ class Upkeep:
             outcomes = await asyncio.gather(*(turns.orphan_outcome(r) for r in orphans))
             for record, outcome in zip(orphans, outcomes, strict=True):
                 if outcome is not None:  # not interrupted: a retry would run it twice
-                    await self.bridge.record_orphan(record, outcome)
+                    await bridge.record_orphan(record, outcome)
                     ended += 1
         finished = await self.store.interrupt_expired(now=now, reason=reason, holders=holders)
         for item in finished:
-            await self.bridge.settle(item)
+            await bridge.settle(item)
         if turns is not None:  # their server runs must not go on alone (at once, bounded)
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
         return ended + len(finished)
@@ -83,6 +88,9 @@ class Upkeep:
         """One round of upkeep."""
         now = self.clock.now()
         until = now + timedelta(seconds=self.lease_secs)
+        await self.store.renew_thread_locks(until=until)
+        if self.bridge is None:
+            return
         await self.store.renew_leases(list(self.bridge.in_flight), until=until)
         await self.recover([], reason=STOPPED_RENEWING)
         if self.bridge.finished_tasks:  # taken whatever the limit, or it only grows

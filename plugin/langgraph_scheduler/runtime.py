@@ -81,8 +81,9 @@ class SchedulerRuntime:
         max_concurrency: turns running at once; due fires beyond it wait in the table.
         default_timeout_secs: turn timeout when the trigger sets none.
         drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
-        lease_secs: how long a claimed fire stays owned without renewal; a crashed
-            process's running fires are recorded ``interrupted`` once it expires.
+        lease_secs: how long a claimed fire, or a thread held on PostgreSQL, stays
+            owned without renewal; a crashed process's running fires are recorded
+            ``interrupted`` once it expires, and its threads are free again.
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
@@ -230,6 +231,7 @@ class SchedulerRuntime:
         try:
             store = open_store(self.database)
             stack.push_async_callback(store.close)
+            store.hold_threads_as(self.holder, clock=self.clock, lease_secs=self.lease_secs)
             async with store.setup_lock():
                 await store.setup()
                 self._store = store
@@ -240,6 +242,16 @@ class SchedulerRuntime:
             )
             if self._graph is not None or self.server is not None:
                 await self._start_engine(store, stack)
+            else:  # no turns of its own: its upkeep renews the threads it holds
+                upkeep = Upkeep(
+                    store,
+                    None,
+                    clock=self.clock,
+                    lease_secs=self.lease_secs,
+                    history_limit=None,
+                    history_max_age_days=None,
+                )
+                self._loops = [spawn_clean(upkeep.run(), name="langgraph-scheduler-upkeep")]
         except BaseException:
             self._state = "stopped"
             await stack.aclose()
@@ -608,7 +620,8 @@ class SchedulerRuntime:
     ) -> AsyncIterator[None]:
         """Hold a thread against scheduled turns (wrap your own turns on that thread).
 
-        On PostgreSQL the hold also covers scheduled turns of other replicas.
+        On PostgreSQL the hold also covers scheduled turns of other replicas: the thread
+        is a row leased to this runtime, renewed every ``lease_secs / 3`` while held.
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.

@@ -5,7 +5,9 @@ instead of racing it; a settled finish, and a manual claim without limits, are s
 statements sent on the replica's own session without a transaction around them (one
 round trip each); every task change is announced with ``NOTIFY`` and followed with
 ``LISTEN`` (with polling as the safety net); one turn per conversation thread across
-replicas through session advisory locks; checkpoints in ``AsyncPostgresSaver``.
+replicas through leased rows (``lgs_thread_locks``), taken and freed on that session and
+renewed by the upkeep, so a lost session frees no thread; checkpoints in
+``AsyncPostgresSaver``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -23,12 +26,15 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     event,
     exists,
     func,
     literal,
+    or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
@@ -36,7 +42,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
-from .errors import ThreadBusy
+from ._clock import Clock
+from .errors import NotRunning, StoreError, StoreUnavailable, ThreadBusy
 from .models import Task, TaskRunRecord
 from .store import (
     _EARLIEST,
@@ -57,6 +64,7 @@ from .store import (
     isolated_thread_id,
     runs_table,
     tasks_table,
+    thread_locks_table,
 )
 
 __all__ = ["PostgresStore"]
@@ -68,11 +76,19 @@ _T = TypeVar("_T")
 TASK_CHANGES_CHANNEL = "lgs_task_changes"
 """NOTIFY channel carrying the id of every created, changed or deleted task."""
 
-# Advisory lock keys: our schema, a replica's whole start-up, quota checks, threads.
+# Advisory lock keys: our schema, a replica's whole start-up, quota checks.
 _SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
 _SETUP_LOCK = _SCHEMA_LOCK + 1
 _QUOTA_LOCK_CLASS = 0x4C51  # "LQ"
-_THREAD_LOCK_CLASS = 0x4C47  # "LG"
+
+
+@dataclass(frozen=True)
+class _ThreadLease:
+    """Who holds a store's thread locks, by which clock, for how long unrenewed."""
+
+    holder: str
+    clock: Clock
+    length: timedelta
 
 
 class PostgresStore(Store):
@@ -86,8 +102,8 @@ class PostgresStore(Store):
     Note:
         A replica's connections are bounded whatever its ``max_concurrency``: the
         store's pool (2), the checkpointer's pool (2, opened on demand, idle ones closed
-        after a minute), one session of its own (every thread lock, and the fire path's
-        statements sent alone) and one listening for task changes: 6 in all, so 10
+        after a minute), one session of its own (threads taken and freed, and the fire
+        path's statements sent alone) and one listening for task changes: 6 in all, so 10
         replicas fit in PostgreSQL's default ``max_connections`` (100) with room to
         spare. When the server refuses connections, work waits and is retried; it is
         never dropped.
@@ -109,6 +125,11 @@ class PostgresStore(Store):
             lambda dbapi, _: _lenient_times(dbapi.driver_connection.adapters),
         )
         self._locks = ThreadLocks()
+        self._lease: _ThreadLease | None = None
+        self._held: set[str] = set()
+        """The threads held through this store (their leases are renewed)."""
+        self._lost: set[str] = set()
+        """Held threads found taken by another holder (logged once)."""
         self._session = _Session(self.conninfo)
 
     @property
@@ -401,6 +422,9 @@ class PostgresStore(Store):
             return TaskChange(task_id, None, None)
         return TaskChange(task_id, row[0], row[1])
 
+    def hold_threads_as(self, holder: str, *, clock: Clock, lease_secs: float) -> None:
+        self._lease = _ThreadLease(holder, clock, timedelta(seconds=lease_secs))
+
     def thread_lock(
         self, thread_id: str, *, timeout: float | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
@@ -408,21 +432,128 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
-        """In this process first, then an advisory lock on the replica's own session."""
+        """In this process first, then the thread's row, leased to our holder: a row and
+        not a lock of our session, so that losing the session (a failover, an idle kill)
+        frees nothing; the upkeep renews the lease while the thread is held."""
+        lease = self._lease
+        if lease is None:
+            raise NotRunning(
+                "thread locks on PostgreSQL are leased rows: call "
+                "store.hold_threads_as(holder, clock=..., lease_secs=...) first "
+                "(SchedulerRuntime does as it starts)"
+            )
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         async with self._locks.hold(thread_id, timeout=timeout):
             delay = 0.05
-            while not await self._session.try_lock(thread_id):
+            while not await self._take(thread_id, lease):
                 if deadline is not None and loop.time() >= deadline:
                     raise ThreadBusy(thread_id)
                 pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, 1.0)
+            self._held.add(thread_id)
             try:
                 yield
             finally:
-                await self._session.unlock(thread_id)
+                self._held.discard(thread_id)
+                self._lost.discard(thread_id)
+                await self._free(thread_id, lease.holder)
+
+    async def _take(self, thread_id: str, lease: _ThreadLease) -> bool:
+        """Take the thread's row if it is free, its lease ran out, or it is ours already;
+        False when another holder's lease runs, or the database cannot be reached right
+        now (the caller waits and tries again)."""
+        now = lease.clock.now()
+        params = {
+            "l_thread": thread_id,
+            "l_holder": lease.holder,
+            "l_now": now,
+            "l_until": now + lease.length,
+        }
+        try:
+            row = await self._guarded(self._single(self._take_thread, params))
+        except StoreUnavailable as exc:
+            logger.warning("thread %r could not be taken (%s); trying again", thread_id, exc)
+            return False
+        return row is not None and bool(row[0])
+
+    async def _free(self, thread_id: str, holder: str) -> None:
+        try:
+            params = {"l_thread": thread_id, "l_holder": holder}
+            await self._guarded(self._single(self._free_thread, params))
+        except StoreError as exc:
+            logger.warning(
+                "thread %r could not be freed (%s); it is free once its lease runs out",
+                thread_id,
+                exc,
+            )
+
+    @functools.cached_property
+    def _take_thread(self) -> Select[Any]:
+        """A thread taken as one statement: its row inserted for our holder, or taken
+        over if its lease ran out or it is ours already (so the statement is safe to
+        send again after its answer was lost); returns how many rows were taken (0: the
+        lease of another holder still runs)."""
+        locks = thread_locks_table
+        row = postgresql.insert(locks).values(
+            thread_id=bindparam("l_thread", type_=String()),
+            holder=bindparam("l_holder", type_=String()),
+            lease_expires_at=bindparam("l_until", type_=_UTCDateTime()),
+        )
+        taken = (
+            row.on_conflict_do_update(
+                index_elements=[locks.c.thread_id],
+                set_={
+                    "holder": row.excluded.holder,
+                    "lease_expires_at": row.excluded.lease_expires_at,
+                },
+                where=or_(
+                    locks.c.holder == row.excluded.holder,
+                    locks.c.lease_expires_at <= bindparam("l_now", type_=_UTCDateTime()),
+                ),
+            )
+            .returning(locks.c.thread_id)
+            .cte("taken_thread")
+        )
+        return select(select(func.count()).select_from(taken).scalar_subquery())
+
+    @functools.cached_property
+    def _free_thread(self) -> Select[Any]:
+        """A thread freed as one statement: its row deleted if our holder still has it."""
+        locks = thread_locks_table
+        freed = (
+            delete(locks)
+            .where(
+                locks.c.thread_id == bindparam("l_thread", type_=String()),
+                locks.c.holder == bindparam("l_holder", type_=String()),
+            )
+            .returning(locks.c.thread_id)
+            .cte("freed_thread")
+        )
+        return select(select(func.count()).select_from(freed).scalar_subquery())
+
+    async def renew_thread_locks(self, *, until: datetime) -> None:
+        if self._lease is None or not self._held:
+            return
+        held = sorted(self._held)
+        locks = thread_locks_table
+        statement = (
+            update(locks)
+            .where(locks.c.holder == self._lease.holder, locks.c.thread_id.in_(held))
+            .values(lease_expires_at=until)
+            .returning(locks.c.thread_id)
+        )
+        renewed = set(await self.transaction(lambda conn: list(conn.execute(statement).scalars())))
+        for thread_id in held:
+            if thread_id in renewed or thread_id not in self._held or thread_id in self._lost:
+                continue  # renewed, freed meanwhile, or told already
+            self._lost.add(thread_id)
+            logger.warning(
+                "thread %r was taken by another replica while this one could not renew "
+                "its lease (for longer than lease_secs); its running turn goes on",
+                thread_id,
+            )
 
     async def open_checkpointer(
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
@@ -522,40 +653,21 @@ async def _twice_if_gone(
 
 
 class _Session:
-    """A replica's own PostgreSQL session, in autocommit: all its thread locks, and the
-    fire path's statements that are sent alone.
+    """A replica's own PostgreSQL session, in autocommit: the statements that are sent
+    alone (a thread taken or freed, a settled finish, a manual claim).
 
-    One connection, whatever the number of turns, used one call at a time: session
-    advisory locks are taken and released through it, and a settled finish or a manual
-    claim is sent on it as it is, without SQLAlchemy's asyncio engine around it (a
-    greenlet per transaction, autocommit switched on and back on a pooled connection).
-    If the session is lost (a failover, an idle kill), PostgreSQL releases its locks;
-    the next call reconnects and takes again the locks of the turns still running (a
-    turn whose thread another replica took meanwhile is logged: exclusivity was broken
-    for that moment, the turn is not stopped).
+    One connection, whatever the number of turns, used one call at a time, each
+    statement sent as it is, without SQLAlchemy's asyncio engine around it (a greenlet
+    per transaction, autocommit switched on and back on a pooled connection). If the
+    session is lost (a failover, an idle kill), the next call opens another and sends
+    its statement again: every statement sent here is safe to send twice. The session
+    holds nothing of its own: a held thread is a leased row, kept through the loss.
     """
 
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._conn: Any = None
         self._mutex = asyncio.Lock()
-        self._held: set[str] = set()
-
-    async def try_lock(self, thread_id: str) -> bool:
-        """Take the thread's lock if free; False when it is held elsewhere or the
-        database cannot be reached right now (the caller waits and tries again)."""
-        async with self._mutex:
-            try:
-                conn = await self._connection()
-                cursor = await conn.execute(_TRY_LOCK, (_THREAD_LOCK_CLASS, thread_id))
-                row = await cursor.fetchone()
-            except Exception as exc:
-                await self._drop(exc)
-                return False
-            if row is not None and row[0]:
-                self._held.add(thread_id)
-                return True
-            return False
 
     async def fetch_one(self, sql: str, args: Any) -> tuple[Any, ...] | None:
         """Run one statement; its first row. A session found lost is opened again and the
@@ -569,16 +681,6 @@ class _Session:
                     raise
                 await self._drop(exc)
             return await _fetch_one(await self._connection(), sql, args)
-
-    async def unlock(self, thread_id: str) -> None:
-        async with self._mutex:
-            self._held.discard(thread_id)
-            if self._conn is None:
-                return  # the lost session released it
-            try:
-                await self._conn.execute(_UNLOCK, (_THREAD_LOCK_CLASS, thread_id))
-            except Exception as exc:
-                await self._drop(exc)
 
     async def close(self) -> None:
         async with self._mutex:
@@ -596,15 +698,6 @@ class _Session:
             self._conninfo, autocommit=True, connect_timeout=10
         )
         _lenient_times(conn.adapters)
-        for thread_id in sorted(self._held):  # a new session holds none of our locks
-            cursor = await conn.execute(_TRY_LOCK, (_THREAD_LOCK_CLASS, thread_id))
-            row = await cursor.fetchone()
-            if row is None or not row[0]:
-                logger.warning(
-                    "thread %r was taken by another replica while our session was "
-                    "lost; its running turn goes on",
-                    thread_id,
-                )
         self._conn = conn
         return conn
 
@@ -620,7 +713,3 @@ async def _fetch_one(conn: Any, sql: str, args: Any) -> tuple[Any, ...] | None:
     cursor = await conn.execute(sql, args)
     row: tuple[Any, ...] | None = await cursor.fetchone()
     return row
-
-
-_TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
-_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
