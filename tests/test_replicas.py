@@ -312,6 +312,20 @@ async def test_a_thread_taken_after_its_lease_ran_out_is_logged_and_left_to_its_
             assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
 
 
+@pytest.mark.parametrize("thread_id", ["t" * 300, "nul\x00in-it", "é" * 200])
+async def test_any_thread_id_can_be_held_across_replicas(postgres_url: str, thread_id: str) -> None:
+    # Thread ids are the application's (LangGraph takes any string): one too long for the
+    # lock table's key, or holding a NUL PostgreSQL text cannot, is held all the same.
+    one, two = _admin(postgres_url), _admin(postgres_url)
+    async with one, two:
+        async with one.thread_lock(thread_id, timeout=0):
+            with pytest.raises(ThreadBusy):
+                async with two.thread_lock(thread_id, timeout=0):
+                    pass
+        async with two.thread_lock(thread_id, timeout=0):
+            assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
+
+
 async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(
     postgres_url: str, replicas: Any, observer: Store
 ) -> None:

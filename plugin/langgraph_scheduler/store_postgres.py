@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -444,21 +445,22 @@ class PostgresStore(Store):
             )
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        key = _lock_key(thread_id)
         async with self._locks.hold(thread_id, timeout=timeout):
             delay = 0.05
-            while not await self._take(thread_id, lease):
+            while not await self._take(key, lease):
                 if deadline is not None and loop.time() >= deadline:
                     raise ThreadBusy(thread_id)
                 pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, 1.0)
-            self._held.add(thread_id)
+            self._held.add(key)
             try:
                 yield
             finally:
-                self._held.discard(thread_id)
-                self._lost.discard(thread_id)
-                await self._free(thread_id, lease.holder)
+                self._held.discard(key)
+                self._lost.discard(key)
+                await self._free(key, lease.holder)
 
     async def _take(self, thread_id: str, lease: _ThreadLease) -> bool:
         """Take the thread's row if it is free, its lease ran out, or it is ours already;
@@ -650,6 +652,15 @@ async def _twice_if_gone(
         if not exc.connection_invalidated:
             raise
     return await run(work)
+
+
+def _lock_key(thread_id: str) -> str:
+    """The ``lgs_thread_locks`` key of a thread: its id, or a digest of an id the key
+    column cannot hold (LangGraph takes any string: over 128 characters, or a NUL)."""
+    if len(thread_id) <= 128 and "\x00" not in thread_id:
+        return thread_id
+    digest = hashlib.sha256(thread_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
 
 
 class _Session:
