@@ -101,6 +101,8 @@ async def test_a_paused_create_has_no_next_run(service: TaskService) -> None:
         ({"max_runs": 0}, InvalidTask, "max_runs must be 1 to 1,000,000, got 0"),
         ({"max_runs": 2**31}, InvalidTask, "max_runs must be 1 to 1,000,000, got 2147483648"),
         ({"thread_id": "  "}, InvalidTask, "thread_id must not be blank; pass None"),
+        ({"thread_id": "t" * 257}, InvalidTask, "thread_id is 257 characters; the limit is 256"),
+        ({"thread_id": "a\x00b"}, InvalidTask, "thread_id must not contain NUL characters"),
         ({"trigger": ""}, InvalidPayload, "prompt"),
         ({"trigger": "a\x00b"}, InvalidPayload, "the prompt holds text no database can store"),
         (

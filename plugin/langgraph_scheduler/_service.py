@@ -160,8 +160,8 @@ class TaskService:
         schedule.check(now)
         if max_runs is not None:
             _check_max_runs(max_runs)
-        if thread_id is not None and not thread_id.strip():
-            raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
+        if thread_id is not None:
+            _check_thread_id(thread_id)
         state: TaskState = "paused" if paused else "active"
         return Task(
             id=uuid.uuid4().hex[:16] if task_id is None else _check_task_id(task_id),
@@ -600,6 +600,8 @@ class TaskService:
         continue, page with limit/offset."""
         if owner is not None:
             _check_text("owner", owner)
+        if thread_id is not None:
+            _check_text("thread_id", thread_id)
         _check_page(limit, offset)
         page = await self.store.list_tasks(
             owner=owner,
@@ -695,6 +697,16 @@ def _check_owner(owner: str) -> str:
     if len(owner) > 256:
         raise InvalidTask(f"owner is {len(owner)} characters; the limit is 256")
     return owner
+
+
+def _check_thread_id(thread_id: str) -> None:
+    """Refuse a thread a task cannot continue: blank, longer than its column (256), or
+    text no database can store."""
+    if not thread_id.strip():
+        raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
+    _check_text("thread_id", thread_id)
+    if len(thread_id) > 256:
+        raise InvalidTask(f"thread_id is {len(thread_id)} characters; the limit is 256")
 
 
 def task_key(task_id: str, owner: str | None = None) -> str:
