@@ -540,6 +540,63 @@ def test_signatures_expire() -> None:
     assert not verify_signature(body, **{**check, "timestamp": "soon"}, now=1_800_000_000)
 
 
+_NOW = 1_800_000_000
+_BODY = b'{"event":"run.finished"}'
+_SIGNED = sign(_BODY, SECRET, _NOW)
+
+
+@pytest.mark.parametrize(
+    ("signature", "timestamp"),
+    [
+        (_SIGNED, None),  # a missing header
+        (None, str(_NOW)),
+        ("sha256=\u00e9", str(_NOW)),  # not ASCII: compare_digest refuses such text
+        (b"sha256=\xc3\xa9", str(_NOW)),
+        (_SIGNED.upper(), str(_NOW)),
+        (_SIGNED.removeprefix("sha256="), str(_NOW)),
+        ("", str(_NOW)),
+        (_SIGNED, ""),
+        (_SIGNED, "1" + "0" * 400),  # too large for a float
+        (_SIGNED, "1" * 5000),  # too long for int()
+        (_SIGNED, float("inf")),
+        (_SIGNED, float("nan")),
+        (_SIGNED, _NOW + 0.5),
+        (_SIGNED, f" {_NOW} "),
+        (_SIGNED, f"{_NOW}.0"),
+        (_SIGNED, f"{str(_NOW)[:4]}_{str(_NOW)[4:]}"),
+        (
+            _SIGNED,
+            str(_NOW).translate(
+                str.maketrans(
+                    "0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+                )
+            ),
+        ),
+        (_SIGNED, -_NOW),
+        (_SIGNED, True),
+        (_SIGNED, 10**400),
+        (["sha256=00"], str(_NOW)),
+    ],
+)
+def test_a_malformed_or_forged_header_is_refused_never_raised(
+    signature: Any, timestamp: Any
+) -> None:
+    assert not verify_signature(
+        _BODY, secret=SECRET, signature=signature, timestamp=timestamp, now=_NOW
+    )
+
+
+def test_header_values_may_be_text_or_bytes() -> None:
+    for signature in (_SIGNED, _SIGNED.encode()):
+        for timestamp in (str(_NOW), str(_NOW).encode(), _NOW):
+            assert verify_signature(
+                _BODY, secret=SECRET, signature=signature, timestamp=timestamp, now=_NOW
+            )
+    assert not verify_signature(
+        _BODY, secret=SECRET, signature=_SIGNED, timestamp=str(_NOW), now=float("nan")
+    )
+
+
 def test_no_tool_lets_a_model_set_a_webhook(make_graph: Any) -> None:
     rt = SchedulerRuntime(make_graph(), database="sqlite://")
     for tool in scheduler_tools(rt):

@@ -152,12 +152,17 @@ def verify_signature(
     body: bytes,
     *,
     secret: str,
-    signature: str,
-    timestamp: str | int,
+    signature: str | bytes | None,
+    timestamp: str | bytes | int | None,
     tolerance_secs: float = 300.0,
     now: float | None = None,
 ) -> bool:
     """Whether a webhook request is authentic and fresh (for receivers in Python).
+
+    Header values may be given as ``str`` or ``bytes`` (raw ASGI headers, say), or None
+    when the header is missing. Anything malformed or forged (a missing header, a
+    timestamp that is not Unix seconds in ASCII digits, a signature that is not ASCII)
+    returns False: it never raises, so a receiver can answer 401 to all of them.
 
     Args:
         body: the raw request body, exactly as received.
@@ -172,18 +177,44 @@ def verify_signature(
         >>> ok = verify_signature(
         ...     request.body,
         ...     secret=SECRET,
-        ...     signature=request.headers["X-LGS-Signature"],
-        ...     timestamp=request.headers["X-LGS-Timestamp"],
+        ...     signature=request.headers.get("X-LGS-Signature"),
+        ...     timestamp=request.headers.get("X-LGS-Timestamp"),
         ... )
     """
-    try:
-        sent_at = int(timestamp)
-    except (TypeError, ValueError):
+    sent_at = _unix_seconds(timestamp)
+    given = _ascii(signature)
+    if sent_at is None or given is None:
         return False
     current = time.time() if now is None else now
-    if abs(current - sent_at) > tolerance_secs:
+    if not abs(current - sent_at) <= tolerance_secs:  # a NaN ``now`` is never fresh
         return False
-    return hmac.compare_digest(sign(body, secret, sent_at), signature)
+    return hmac.compare_digest(sign(body, secret, sent_at).encode(), given)
+
+
+_MAX_TIMESTAMP_DIGITS = 15
+"""Unix seconds have 10 digits until the year 2286: longer ones are refused unread."""
+
+
+def _unix_seconds(value: object) -> int | None:
+    """A timestamp header's Unix seconds: ASCII digits only, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    digits = _ascii(value)
+    if digits is None or not 0 < len(digits) <= _MAX_TIMESTAMP_DIGITS or not digits.isdigit():
+        return None
+    return int(digits)
+
+
+def _ascii(value: object) -> bytes | None:
+    """A header value as ASCII bytes; None when it is missing or not ASCII."""
+    if isinstance(value, str):
+        try:
+            return value.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+    if isinstance(value, bytes | bytearray):
+        return bytes(value) if bytes(value).isascii() else None
+    return None
 
 
 class _RetryLater(Exception):
