@@ -524,6 +524,46 @@ def test_the_runtime_takes_a_webhook_object_and_says_how(make_graph: Any) -> Non
         SchedulerRuntime(make_graph(), webhook="https://hooks.example.com")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"Authorization": "Bearer abc\r\nX-Evil: 1"}, "line breaks"),
+        ({"Authorization": "Bearer \u043a\u043b\u044e\u0447"}, "printable ASCII"),
+        ({"Authorization": "Bearer caf\u00e9"}, "printable ASCII"),
+        ({"Authorization": ""}, "not empty"),
+        ({"Authorization": " Bearer abc"}, "surrounding spaces"),
+        ({"Bad Name": "x"}, "not a valid HTTP header name"),
+        ({"": "x"}, "not a valid HTTP header name"),
+        ({"X-\u00e9": "x"}, "not a valid HTTP header name"),
+        ({"content-type": "text/plain"}, "set by each webhook request"),
+        ({"x-lgs-signature": "sha256=00"}, "set by each webhook request"),
+    ],
+)
+def test_headers_no_request_can_carry_are_refused_at_once(
+    headers: dict[str, str], why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why) as caught:
+        Webhook(url="https://hooks.example.com", headers=headers)
+    assert "abc" not in str(caught.value)  # a value may be a credential: never shown
+
+
+async def test_a_request_that_cannot_be_sent_fails_at_once(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers()
+    # Built past its checks, as a Webhook never is: the request fails on this side.
+    webhook = Webhook.model_construct(
+        url=receiver.url, headers={"Authorization": "Bearer abc\r\nX-Evil: 1"}, **FAST
+    )
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.last_error is not None and "LocalProtocolError" in delivery.last_error
+    assert receiver.requests == []
+
+
 def test_secrets_stay_out_of_reprs() -> None:
     webhook = Webhook(
         url="https://hooks.example.com", secret=SECRET, headers={"Authorization": "Bearer t0k"}

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -94,7 +95,9 @@ class Webhook(BaseModel):
         url: receives every finished run record of the runtime; None delivers only to the
             tasks' own ``TaskOptions.webhook_url``.
         secret: signs each request (``X-LGS-Signature``); None sends them unsigned.
-        headers: extra request headers (an ``Authorization`` for the receiver, say).
+        headers: extra request headers (an ``Authorization`` for the receiver, say):
+            HTTP names and printable ASCII values; those each request sets itself
+            (``Content-Type``, ``User-Agent``, ``X-LGS-*``...) are refused.
         timeout_secs: longest one request may take.
         max_attempts: requests made before a delivery is recorded ``failed``.
         backoff_secs: wait before the second attempt; doubled for each further one, plus
@@ -109,7 +112,8 @@ class Webhook(BaseModel):
         delivery at once.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    """Errors never show what was given: a secret, a header value, a URL with a password."""
 
     url: str | None = None
     secret: str | None = Field(default=None, min_length=1, repr=False)
@@ -124,6 +128,13 @@ class Webhook(BaseModel):
     @classmethod
     def _check_url(cls, url: str | None) -> str | None:
         return None if url is None else check_webhook_url(url)
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            _check_header(name, value)
+        return headers
 
     def retry_wait(self, failed: int) -> float:
         """The wait after ``failed`` failed attempts: ``backoff_secs`` doubled for each
@@ -140,6 +151,44 @@ class Webhook(BaseModel):
         except OverflowError:
             return self.max_backoff_secs
         return min(wait, self.max_backoff_secs)
+
+
+_HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110's token)."""
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?")
+"""A header value httpx can send: printable ASCII, inner spaces and tabs, no line break."""
+_OWN_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Host",
+        "User-Agent",
+        EVENT_HEADER,
+        DELIVERY_HEADER,
+        TIMESTAMP_HEADER,
+        SIGNATURE_HEADER,
+    )
+)
+"""Headers each request sets itself."""
+
+
+def _check_header(name: str, value: str) -> None:
+    """Refuse a header no request can carry (the value is never shown: it may be a
+    credential)."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(
+            f"header name {name!r} is not a valid HTTP header name (letters, digits and "
+            "!#$%&'*+-.^_`|~, no spaces)"
+        )
+    if name.lower() in _OWN_HEADERS:
+        raise ValueError(f"header {name!r} is set by each webhook request itself")
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"the value of header {name!r} cannot be sent: it must be printable ASCII, "
+            "not empty, without line breaks or surrounding spaces"
+        )
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -558,6 +607,8 @@ class WebhookDispatcher:
             )
         except asyncio.TimeoutError:
             return f"no answer within {self.webhook.timeout_secs:g}s", True
+        except httpx.LocalProtocolError as exc:  # a request this side cannot send
+            return f"{type(exc).__name__}: {exc}".rstrip(": "), False
         except httpx.TransportError as exc:  # connection refused or lost, DNS, timeouts
             return f"{type(exc).__name__}: {exc}".rstrip(": "), True
         except Exception as exc:  # a URL httpx cannot use, say: trying again will not help
