@@ -866,3 +866,28 @@ async def test_fires_closer_together_than_the_claim_lead_all_start_without_a_pol
         records = await runs.wait_for(fires, timeout=30)
 
     assert [r.outcome for r in records] == ["success"] * fires
+
+
+@pytest.mark.parametrize(
+    ("step", "outcome", "recorded"),
+    [
+        (RuntimeError("bad \x00 byte"), "error", "RuntimeError: bad \ufffd byte"),
+        (RuntimeError("path /tmp/\udcff"), "error", "RuntimeError: path /tmp/\ufffd"),
+        ("done \x00 here", "success", "done \ufffd here"),
+        ("half \ud800 a pair", "success", "half \ufffd a pair"),
+    ],
+)
+async def test_text_no_database_stores_in_a_turns_outcome_is_recorded_replaced(
+    database: str, make_graph: Any, runtime_factory: Any, step: Any, outcome: str, recorded: str
+) -> None:
+    # An exception's message or a model's answer comes from outside: a NUL (PostgreSQL
+    # refused the finish, and the run stayed running) or a lone surrogate becomes U+FFFD.
+    runtime = runtime_factory(make_graph(step), database=database)
+    async with runtime:
+        task = await runtime.create_task(name="n", schedule=Interval(hours=1), trigger="go")
+        run = await runtime.run_now(task.id)
+        (stored,) = await runtime.history(task.id)
+
+    assert run.outcome == stored.outcome == outcome
+    assert (stored.error if outcome == "error" else stored.summary) == recorded
+    assert stored == run

@@ -64,12 +64,15 @@ class Received:
 class Receiver:
     """A local HTTP server: answers POSTs with the scripted statuses in order (then 200)
     and remembers every request. With ``hang``, it reads each request and never answers
-    until closed."""
+    until closed. ``answer`` is the body of every answer (default: a word per status)."""
 
-    def __init__(self, statuses: tuple[int, ...] = (), *, hang: bool = False) -> None:
+    def __init__(
+        self, statuses: tuple[int, ...] = (), *, hang: bool = False, answer: bytes | None = None
+    ) -> None:
         self.requests: list[Received] = []
         self._statuses = list(statuses)
         self._hang = hang
+        self._answer = answer
         self._release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -84,7 +87,9 @@ class Receiver:
                 if receiver._hang:
                     receiver._release.wait(10)
                     return
-                answer = b"ok" if status < 300 else b"gone" if status == 410 else b"try later"
+                answer = receiver._answer
+                if answer is None:
+                    answer = b"ok" if status < 300 else b"gone" if status == 410 else b"try later"
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -118,8 +123,8 @@ class Receiver:
 def receivers() -> Iterator[Callable[..., Receiver]]:
     made: list[Receiver] = []
 
-    def make(*statuses: int, hang: bool = False) -> Receiver:
-        receiver = Receiver(statuses, hang=hang)
+    def make(*statuses: int, hang: bool = False, answer: bytes | None = None) -> Receiver:
+        receiver = Receiver(statuses, hang=hang, answer=answer)
         made.append(receiver)
         return receiver
 
@@ -265,6 +270,22 @@ async def test_a_refusal_is_not_retried(
         1,
         "HTTP 410: gone",
     )
+
+
+async def test_an_answer_no_database_stores_is_recorded_and_fails_at_once(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # A NUL in the answer: PostgreSQL refused the record, so the delivery stayed pending
+    # and was POSTed again at every lease, whatever the status and max_attempts.
+    receiver = receivers(404, 404, answer=b"not \x00 here \xff")
+    webhook = Webhook(url=receiver.url, secret=SECRET, max_attempts=2, **FAST)
+    async with runtime_factory(make_graph(), database=database, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.last_error == "HTTP 404: not \ufffd here \ufffd"
+    assert len(receiver.requests) == 1
 
 
 async def test_a_dead_receiver_fails_after_its_attempts_and_turns_go_on(

@@ -43,7 +43,7 @@ from ._turns import (
     TurnRunner,
 )
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable, TaskNotFound
-from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource
+from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource, storable_text
 from .store import Claimed, Finish, Finished, Store, isolated_thread_id
 from .trigger import ConversationTrigger
 
@@ -683,7 +683,8 @@ def to_finish(
     record: TaskRunRecord, response: ConversationResponse, *, started_at: datetime | None = None
 ) -> Finish:
     """The outcome recorded for a conversation response to a turn begun at
-    ``started_at``."""
+    ``started_at`` (its text made storable: it comes from the graph, the model or the
+    server)."""
     server = None if isinstance(response, Skipped) else response.server_run
     ids: dict[str, Any] = {
         "server_thread_id": server.thread_id if server else None,
@@ -694,7 +695,7 @@ def to_finish(
         return Finish(
             record,
             "success",
-            summary=_truncate(response.text),
+            summary=_truncate(storable_text(response.text)),
             checkpoint_id=response.checkpoint_id,
             **ids,
         )
@@ -706,10 +707,12 @@ def to_finish(
             **ids,
         )
     if isinstance(response, Interrupted):
-        return Finish(record, "interrupted", error=response.reason, **ids)
+        return Finish(record, "interrupted", error=storable_text(response.reason), **ids)
     if isinstance(response, Skipped):
-        return Finish(record, "skipped", error=response.reason, started_at=started_at)
-    return Finish(record, "error", error=response.message, **ids)
+        return Finish(
+            record, "skipped", error=storable_text(response.reason), started_at=started_at
+        )
+    return Finish(record, "error", error=storable_text(response.message), **ids)
 
 
 def _truncate(text: str) -> str:

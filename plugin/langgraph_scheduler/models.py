@@ -117,6 +117,23 @@ class TaskOptions(BaseModel):
 DEFAULT_RECURRING_GRACE_SECS = 3600.0
 """Misfire grace of recurring tasks when ``TaskOptions.misfire_grace_secs`` is None."""
 
+
+def storable_text(text: str) -> str:
+    """Diagnostic text from outside (an exception's message, a model's answer, a
+    receiver's body) as every database stores it: a NUL, which PostgreSQL refuses in
+    text, and a lone surrogate, which no UTF-8 encoder takes, become U+FFFD.
+
+    Only for text the runtime records about what happened; what a user gives (a prompt,
+    a name) is refused instead, with a message."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
+
+
 WEBHOOK_URL_MAX_CHARS = 2048
 
 

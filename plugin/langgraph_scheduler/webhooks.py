@@ -42,6 +42,7 @@ from .models import (
     WebhookDelivery,
     WebhookPayload,
     check_webhook_url,
+    storable_text,
 )
 from .store import QueuedDelivery, Store
 
@@ -537,6 +538,8 @@ class WebhookDispatcher:
     ) -> bool:
         """Write an attempt's outcome; True once the delivery is settled (delivered,
         failed, or finished by another runtime), else :class:`_RetryLater`."""
+        if error is not None:  # a receiver's body or an exception's message
+            error = storable_text(error)
         now = self.clock.now()
         status: DeliveryStatus = "failed"
         next_at: datetime | None = None
