@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
+from sqlalchemy import update
 
 from langgraph_scheduler import (
     Interval,
@@ -26,7 +28,7 @@ from langgraph_scheduler import (
     TaskOptions,
     TaskRunRecord,
 )
-from langgraph_scheduler.store import open_store
+from langgraph_scheduler.store import open_store, tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import scheduler_tools
 from langgraph_scheduler.webhooks import (
@@ -456,6 +458,61 @@ async def test_a_pending_delivery_survives_a_restart_and_is_delivered_once(
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
 
+async def test_a_stored_url_too_long_for_the_index_holds_up_no_other_delivery(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    ops, alice = receivers(), receivers()
+    async with runtime_factory(
+        make_graph(), database=database, webhook=Webhook(url=ops.url, secret=SECRET)
+    ) as rt:
+        bad = await standup(rt, options=TaskOptions(webhook_url=alice.url))
+        # Written before URLs were limited in bytes: 1,531 characters, 4,531 bytes, more
+        # than a PostgreSQL index row holds. It failed every batch of deliveries with it.
+        options = bad.options.model_dump(mode="json") | {
+            "webhook_url": alice.url + "/" + "\u754c" * 1500
+        }
+        written = update(tasks_table).where(tasks_table.c.id == bad.id).values(options=options)
+        await rt.store.transaction(lambda conn: conn.execute(written))
+        good = await rt.create_task(name="good", schedule=Interval(hours=1), trigger="hi")
+        runs = [await rt.run_now(bad.id), await rt.run_now(good.id)]
+        found = [await eventually(settled(rt, run.run_id)) for run in runs]
+        stored = await rt.get_task(bad.id)
+
+    assert [d.url for (d,) in found] == [ops.url, ops.url]
+    assert all(d.status == "delivered" for (d,) in found)
+    assert alice.requests == []
+    assert stored.problem is None and stored.options.webhook_url is not None  # still fires
+
+
+async def test_a_record_the_database_refuses_holds_up_no_other(
+    postgres_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ops = receivers()
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    async with runtime_factory(make_graph(), database=postgres_url, webhook=webhook) as rt:
+        task = await standup(rt)
+        first = await rt.run_now(task.id)
+        await eventually(settled(rt, first.run_id))
+        # A run id longer than its column: PostgreSQL refuses the record's delivery row,
+        # and with it the whole batch it is stored in.
+        poison = first.model_copy(update={"run_id": "r" * 100})
+        assert rt._webhooks is not None
+        rt._webhooks.submit(poison)
+        rt._webhooks.submit(first.model_copy(update={"run_id": "another-run"}))
+        await eventually(settled(rt, "another-run"))
+        later = await rt.run_now(task.id)
+        await eventually(settled(rt, later.run_id))
+
+    dropped = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in dropped if "r" * 100 in r.getMessage()], caplog.text
+    assert "could not be reached" not in caplog.text
+    assert len(ops.accepted) == 3
+
+
 # -- the store's statements, on every backend -------------------------------------------------
 
 
@@ -538,6 +595,23 @@ def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
         TaskOptions(webhook_url=url)
     with pytest.raises(ValidationError, match="webhook URL|not a valid URL"):
         Webhook(url=url)
+
+
+@pytest.mark.parametrize(
+    ("tail", "why"),
+    [
+        ("\u754c" * 1500, "at most 2048 bytes in UTF-8, got 4526 .1526 characters"),
+        ("\udc80", "lone surrogate"),
+    ],
+)
+def test_a_webhook_url_is_limited_in_bytes_a_database_can_index(tail: str, why: str) -> None:
+    base = "https://hooks.example.com/"
+    longest = base + "a" * (2048 - len(base))
+    assert TaskOptions(webhook_url=longest).webhook_url == Webhook(url=longest).url == longest
+    with pytest.raises(ValidationError, match=why):
+        TaskOptions(webhook_url=base + tail)
+    with pytest.raises(ValidationError, match=why):
+        Webhook(url=base + tail)
 
 
 def test_the_runtime_takes_a_webhook_object_and_says_how(make_graph: Any) -> None:

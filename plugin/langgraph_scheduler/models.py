@@ -7,7 +7,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # typing_extensions' TypedDict: pydantic needs it on Python < 3.12 to build the JSON
 # schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
@@ -93,15 +93,17 @@ class TaskOptions(BaseModel):
     )
     webhook_url: str | None = Field(
         default=None,
-        description="Also POST this task's finished run records to this http(s) URL, "
-        "signed with the runtime's webhook secret. Delivered by runtimes given "
-        "webhook=Webhook(...). Set by the application only: the tools never expose it.",
+        description="Also POST this task's finished run records to this http(s) URL "
+        "(at most 2048 bytes in UTF-8), signed with the runtime's webhook secret. "
+        "Delivered by runtimes given webhook=Webhook(...). Set by the application only: "
+        "the tools never expose it.",
     )
 
     @field_validator("webhook_url")
     @classmethod
-    def _check_webhook_url(cls, url: str | None) -> str | None:
-        return None if url is None else check_webhook_url(url)
+    def _check_webhook_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        stored = bool(info.context and info.context.get(_STORED))
+        return None if url is None else check_webhook_url(url, stored=stored)
 
     def grace_for(self, one_shot: bool) -> float | None:
         """The effective misfire grace in seconds (None: unlimited)."""
@@ -134,15 +136,32 @@ def storable_text(text: str) -> str:
     return text
 
 
-WEBHOOK_URL_MAX_CHARS = 2048
+WEBHOOK_URL_MAX_BYTES = 2048
+"""Longest webhook URL, in UTF-8 bytes: PostgreSQL indexes each delivery's (run, URL),
+and an index row holds at most 2704 bytes."""
+
+_STORED = "stored"
+"""Validation context key: the model is read back from the database, not given."""
+
+AS_STORED = {_STORED: True}
+"""The validation context of options read back from the database."""
 
 
-def check_webhook_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL with a host, else a ``ValueError`` that
-    says what is wrong."""
-    if len(url) > WEBHOOK_URL_MAX_CHARS:
+def check_webhook_url(url: str, *, stored: bool = False) -> str:
+    """``url`` if it is an absolute http(s) URL with a host, at most
+    :data:`WEBHOOK_URL_MAX_BYTES` in UTF-8, else a ``ValueError`` that says what is
+    wrong. A ``stored`` URL (read back from the database) is held to the 2048
+    characters of the versions that wrote it, so its task stays readable; deliveries
+    check it in full."""
+    try:
+        size = len(url.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("a webhook URL must be valid text (it holds a lone surrogate)") from None
+    if size > WEBHOOK_URL_MAX_BYTES and not (stored and len(url) <= WEBHOOK_URL_MAX_BYTES):
         raise ValueError(
-            f"a webhook URL may have at most {WEBHOOK_URL_MAX_CHARS} characters, got {len(url)}"
+            f"a webhook URL may have at most {WEBHOOK_URL_MAX_BYTES} bytes in UTF-8, got "
+            f"{size} ({len(url)} characters: non-ASCII ones take 2 to 4 bytes each); use "
+            "a shorter URL"
         )
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise ValueError(f"a webhook URL must not contain spaces or control characters: {url!r}")

@@ -78,6 +78,7 @@ from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
 from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
 from .models import (
+    AS_STORED,
     DeliveryStatus,
     RunOutcome,
     RunTrigger,
@@ -2636,7 +2637,7 @@ def task_from_row(row: Any) -> Task:
         data["schedule"] = None
         problems.append(f"schedule: {_reason(exc)}")
     try:
-        data["options"] = TaskOptions.model_validate(_json(data["options"]))
+        data["options"] = TaskOptions.model_validate(_json(data["options"]), context=AS_STORED)
     except Exception as exc:
         data["options"] = TaskOptions()
         problems.append(f"options: {_reason(exc)}")

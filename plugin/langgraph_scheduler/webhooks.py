@@ -18,7 +18,6 @@ checks it on the receiving side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -351,14 +350,17 @@ class WebhookDispatcher:
                 loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._draining.set()
-        with contextlib.suppress(Exception):
+        why = "the database could not be reached while stopping"
+        try:
             async with self._lock:
                 await self._queue_intake(patience=min(self.drain_secs, 5.0))
+        except Exception as exc:
+            why = f"storing them failed while stopping ({exc})"
         if self._intake:
             logger.error(
-                "%d finished run record(s) were not queued for webhook delivery: the "
-                "database could not be reached while stopping",
+                "%d finished run record(s) were not queued for webhook delivery: %s",
                 len(self._intake),
+                why,
             )
         if self._active:
             await asyncio.wait(set(self._active.values()), timeout=self.drain_secs)
@@ -402,17 +404,41 @@ class WebhookDispatcher:
 
     async def _queue_intake(self, *, patience: float) -> None:
         """Store the submitted records as pending deliveries and start those claimed
-        (the caller holds the lock)."""
+        (the caller holds the lock).
+
+        A batch the database refuses (an error other than being unreachable) is stored
+        again record by record, so one record it cannot hold never holds up the others;
+        a record refused alone is dropped, with an error naming its run."""
+        alone = 0
+        """Records to store one at a time: those of a refused batch."""
         while self._intake:
-            batch = self._intake[:_BATCH]
-            del self._intake[:_BATCH]
+            size = 1 if alone else _BATCH
+            alone = max(alone - 1, 0)
+            batch = self._intake[:size]
+            del self._intake[:size]
             try:
                 claimed = await retrying(
                     "queue webhook deliveries", self._queuer(batch), patience=patience
                 )
-            except Exception:
-                self._intake[:0] = batch
-                raise
+            except Exception as exc:
+                if len(batch) > 1:
+                    logger.warning(
+                        "the database refused a batch of %d webhook records (%s): storing "
+                        "them one by one",
+                        len(batch),
+                        exc,
+                    )
+                    self._intake[:0] = batch
+                    alone = len(batch)
+                else:
+                    logger.error(
+                        "webhook delivery of run %s (task %s) dropped: the database "
+                        "refused its deliveries (%s)",
+                        batch[0].run_id,
+                        batch[0].task_id,
+                        exc,
+                    )
+                continue
             if claimed is None:  # the database stayed down: keep them for later
                 self._intake[:0] = batch
                 return
