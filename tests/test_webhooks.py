@@ -664,6 +664,33 @@ def test_secrets_stay_out_of_reprs() -> None:
         url="https://hooks.example.com", secret=SECRET, headers={"Authorization": "Bearer t0k"}
     )
     assert SECRET not in repr(webhook) and "t0k" not in repr(webhook)
+    with_password = Webhook(url="https://alice:p%40ss@hooks.example.com/in", secret=SECRET)
+    assert "p%40ss" not in repr(with_password) and "p%40ss" not in str(with_password)
+    assert "https://alice:***@hooks.example.com/in" in repr(with_password)
+    with pytest.raises(ValidationError) as caught:
+        Webhook(url="ftp://alice:p%40ss@hooks.example.com/in")
+    assert "p%40ss" not in str(caught.value)
+
+
+async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    ops, alice = receivers(), receivers(410)
+    webhook = Webhook(url=ops.url.replace("://", "://ops:s%40fe@"), secret=SECRET)
+    alices = TaskOptions(webhook_url=alice.url.replace("://", "://alice:p%40ss@"))
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt, options=alices)).id)
+        deliveries = await eventually(settled(rt, run.run_id, count=2))
+
+    assert sorted(d.status for d in deliveries) == ["delivered", "failed"]
+    assert "ops:***@" in caplog.text and "alice:***@" in caplog.text
+    assert "s%40fe" not in caplog.text and "p%40ss" not in caplog.text
+    assert ops.requests[0].headers["authorization"].startswith("Basic ")  # still sent
 
 
 def test_signatures_expire() -> None:

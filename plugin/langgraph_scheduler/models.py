@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -164,18 +164,34 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
             "a shorter URL"
         )
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise ValueError(f"a webhook URL must not contain spaces or control characters: {url!r}")
+        raise ValueError(
+            f"a webhook URL must not contain spaces or control characters: {redact_url(url)!r}"
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+        raise ValueError(f"{redact_url(url)!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"a webhook URL must be absolute, start with http:// or https:// and name a "
-            f"host, e.g. 'https://hooks.example.com/scheduler'; got {url!r}"
+            f"host, e.g. 'https://hooks.example.com/scheduler'; got {redact_url(url)!r}"
         )
     return url
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if it has one, as ``***``: for logs, reprs and errors
+    (the stored URL keeps it, to send)."""
+    try:
+        if urlsplit(url).password is None:
+            return url
+    except ValueError:
+        return url
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class TaskSource(TypedDict):

@@ -24,9 +24,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from importlib import metadata
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,6 +42,7 @@ from .models import (
     WebhookDelivery,
     WebhookPayload,
     check_webhook_url,
+    redact_url,
     storable_text,
 )
 from .store import QueuedDelivery, Store
@@ -135,6 +137,10 @@ class Webhook(BaseModel):
         for name, value in headers.items():
             _check_header(name, value)
         return headers
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" and value else value
 
     def retry_wait(self, failed: int) -> float:
         """The wait after ``failed`` failed attempts: ``backoff_secs`` doubled for each
@@ -549,7 +555,9 @@ class WebhookDispatcher:
         except (_Stopping, _RetryLater):
             pass  # left pending: released when the dispatcher closes
         except Exception:
-            logger.exception("webhook delivery %s to %s failed", item.delivery_id, item.url)
+            logger.exception(
+                "webhook delivery %s to %s failed", item.delivery_id, redact_url(item.url)
+            )
         finally:
             if not settled:
                 self._unsettled.add(item.delivery_id)
@@ -588,12 +596,14 @@ class WebhookDispatcher:
         if written is False:  # another runtime took it over and finished it
             return True
         if status == "delivered":
-            logger.info("run %s delivered to %s (attempt %d)", item.run_id, item.url, attempts)
+            logger.info(
+                "run %s delivered to %s (attempt %d)", item.run_id, redact_url(item.url), attempts
+            )
         elif status == "failed":
             logger.warning(
                 "webhook delivery of run %s to %s failed after %d attempt(s): %s",
                 item.run_id,
-                item.url,
+                redact_url(item.url),
                 attempts,
                 error,
             )
