@@ -695,7 +695,7 @@ def to_finish(
         return Finish(
             record,
             "success",
-            summary=_truncate(storable_text(response.text)),
+            summary=storable_text(_truncate(response.text)),
             checkpoint_id=response.checkpoint_id,
             **ids,
         )
