@@ -87,9 +87,10 @@ DEFINITION = (
     "`cursor_factory`; `Connection.execute` makes its cursor there too), the `BEGIN` "
     "psycopg sends by itself ahead of a transaction's first statement (none in autocommit), "
     "and what the store sends on the replica's own session (its own connection, in "
-    "autocommit): the thread locks' advisory-lock calls (statements, not commits) and the "
-    "fire path's statements sent alone, a lone settled finish or a manual claim (each a "
-    "statement and a commit: the server commits each by itself); commits = the `COMMIT`s "
+    "autocommit): the fire path's statements sent alone, a thread taken or freed (none "
+    "here: the measured tasks run in fresh threads), a lone settled finish or a manual "
+    "claim (each a statement and a commit: the server commits each by itself); commits = "
+    "the `COMMIT`s "
     "its `commit()` sends, plus one per statement the store's engine sends in autocommit "
     "(but a plain `SELECT`, whose transaction writes nothing), plus those of the session. An "
     "`executemany` counts once per parameter set. The "
@@ -142,8 +143,6 @@ class StoreCounts:
         if session is None and store.dialect == "postgresql":  # renamed: would go uncounted
             raise RuntimeError("the PostgreSQL store's own session is not where it was")
         if session is not None:  # its own psycopg connection, outside the engine's pool
-            self._wrap(session, "try_lock", "pg_try_advisory_lock")
-            self._wrap(session, "unlock", "pg_advisory_unlock")
             self._wrap_alone(session, "fetch_one")
 
     def _attach(self, entry: ConnectionPoolEntry | PoolProxiedConnection) -> None:
@@ -158,19 +157,10 @@ class StoreCounts:
             _hook_psycopg(driver, self._sent, self._commit)
         entry.info[_COUNTED] = True
 
-    def _wrap(self, target: Any, name: str, what: str) -> None:
-        call = getattr(target, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self._count(what)
-            return await call(*args, **kwargs)
-
-        setattr(target, name, counted)
-
     def _wrap_alone(self, target: Any, name: str) -> None:
         """Count the fire path's statements sent alone on the session: each a statement
         and, in autocommit, a commit the server makes by itself (every one of them
-        writes: a settled finish, a manual claim)."""
+        writes: a settled finish, a manual claim, a thread taken or freed)."""
         call = getattr(target, name)
 
         async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
