@@ -260,6 +260,208 @@ def test_a_plain_script_without_asyncio(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
 
 
+# -- stopping while other threads call -----------------------------------------------------
+
+
+def _gated_graph(started: threading.Event, release: threading.Event) -> StateGraph[Any]:
+    """A one-node graph whose turn says it started, then finishes once released."""
+
+    async def work(state: SchedulerState) -> dict[str, Any]:
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return {"messages": [AIMessage("finished")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("work", work)
+    builder.add_edge(START, "work")
+    return builder
+
+
+def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run ``call()`` in a thread of its own; the list gets its result or its error."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _ended(*threads: threading.Thread) -> bool:
+    for thread in threads:
+        thread.join(30)  # a bound for a hang, not a time the test expects
+    return not any(thread.is_alive() for thread in threads)
+
+
+def _turn_under_way(
+    database: str, release: threading.Event
+) -> tuple[SyncSchedulerRuntime, threading.Thread, list[Any]]:
+    """A started facade, and another thread's ``invoke`` under way until ``release``."""
+    started = threading.Event()
+    rt = SyncSchedulerRuntime(_gated_graph(started, release), database=database)
+    rt.start()
+    user, answer = _in_thread(lambda: rt.invoke({"messages": [("user", "hi")]}, ALICE))
+    assert started.wait(30)
+    return rt, user, answer
+
+
+def _still_stopping(rt: SyncSchedulerRuntime, *stoppers: threading.Thread) -> bool:
+    """Whether the stop begun in ``stoppers`` refuses new calls and keeps waiting (for a
+    call under way, which cannot end before the test lets it)."""
+    for _ in range(3000):
+        try:
+            rt.list_tasks()
+        except NotRunning as error:
+            assert "stopping: make a new SyncSchedulerRuntime" in str(error)
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("calls were still taken after stop() began")
+    for stopper in stoppers:
+        stopper.join(0.5)  # long enough for a stop that does not wait to return
+    return all(stopper.is_alive() for stopper in stoppers)
+
+
+def test_stop_waits_for_another_threads_invoke_and_refuses_new_calls(tmp_path: Path) -> None:
+    release = threading.Event()
+    rt, user, answer = _turn_under_way(f"sqlite:///{tmp_path / 's.db'}", release)
+    stopper, stopped = _in_thread(rt.stop)
+    assert _still_stopping(rt, stopper)  # the turn waits for release
+    release.set()
+    assert _ended(user, stopper)
+    assert answer[0]["messages"][-1].content == "finished" and stopped == [None]
+    assert _threads() == []
+
+
+def test_a_call_past_the_drain_timeout_is_cut_short_with_not_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    rt, user, answer = _turn_under_way(database, threading.Event())  # never released
+    rt.stop(drain_timeout_secs=0.2)
+    assert _ended(user) and _threads() == []
+    (error,) = answer
+    assert isinstance(error, NotRunning)
+    assert "SyncSchedulerRuntime.invoke was cut short" in str(error)
+    assert not [r for r in caplog.records if r.name == "asyncio"]  # no generator torn down
+    # Nothing is left held: a new runtime takes the thread at once.
+    with SyncSchedulerRuntime(None, database=database) as again:
+        with again.thread_lock("alice", timeout=5):
+            pass
+
+
+def test_stop_waits_for_a_thread_held_in_another_thread(tmp_path: Path) -> None:
+    rt = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 's.db'}")
+    rt.start()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with rt.thread_lock("alice"):
+            held.set()
+            release.wait(30)
+
+    holder, outcome = _in_thread(hold)
+    assert held.wait(30)
+    stopper, stopped = _in_thread(rt.stop)
+    assert _still_stopping(rt, stopper)  # the hold waits for release
+    release.set()
+    assert _ended(holder, stopper)
+    assert outcome == [None] and stopped == [None] and _threads() == []
+
+
+def test_stop_inside_the_callers_own_hold_does_not_wait_for_it(tmp_path: Path) -> None:
+    rt = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 's.db'}")
+    rt.start()
+
+    def stop_while_holding() -> None:
+        with rt.thread_lock("alice"):
+            rt.stop(drain_timeout_secs=3600)  # the hold ends only after this returns
+
+    caller, outcome = _in_thread(stop_while_holding)
+    assert _ended(caller) and _threads() == []
+    (error,) = outcome
+    assert isinstance(error, NotRunning) and "stopped" in str(error)
+
+
+def test_two_threads_stopping_at_once_both_wait_for_the_one_stop(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    for _ in range(3):  # nothing under way
+        rt = SyncSchedulerRuntime(None, database=database)
+        rt.start()
+        stoppers = [_in_thread(rt.stop) for _ in range(2)]
+        assert _ended(*(thread for thread, _ in stoppers))
+        assert [outcome for _, outcome in stoppers] == [[None], [None]] and _threads() == []
+    release = threading.Event()
+    rt, user, answer = _turn_under_way(database, release)
+    stoppers = [_in_thread(rt.stop) for _ in range(2)]
+    assert _still_stopping(rt, *(thread for thread, _ in stoppers))  # both wait
+    release.set()
+    assert _ended(user, *(thread for thread, _ in stoppers))
+    assert answer[0]["messages"][-1].content == "finished"  # the drain was not cut short
+    assert [outcome for _, outcome in stoppers] == [[None], [None]] and _threads() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("turn_secs", "drain_secs", "worker_says"),
+    [
+        (0.5, 30, "worker: finished"),
+        (3600, 0.2, "worker: NotRunning SyncSchedulerRuntime.invoke was cut short"),
+    ],
+)
+def test_the_interpreter_exits_with_a_worker_thread_in_invoke(
+    tmp_path: Path, turn_secs: float, drain_secs: float, worker_says: str
+) -> None:
+    """A script's main thread ends without stop() while a worker thread (not a daemon, as
+    in a thread pool) waits in invoke: the exit hook drains it, and the process exits."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, threading
+        from langchain_core.messages import AIMessage
+        from langgraph.graph import START, StateGraph
+        from langgraph_scheduler import NotRunning, SchedulerState, SyncSchedulerRuntime
+
+        started = threading.Event()
+
+        async def work(state):
+            started.set()
+            await asyncio.sleep({turn_secs})
+            return {{"messages": [AIMessage("finished")]}}
+
+        builder = StateGraph(SchedulerState)
+        builder.add_node("work", work)
+        builder.add_edge(START, "work")
+        rt = SyncSchedulerRuntime(builder, database={f"sqlite:///{tmp_path / 'x.db'}"!r},
+                                  drain_timeout_secs={drain_secs})
+        rt.start()
+
+        def worker():
+            try:
+                out = rt.invoke({{"messages": [("user", "hi")]}}, {ALICE!r})
+                print("worker:", out["messages"][-1].content, flush=True)
+            except NotRunning as error:
+                print("worker: NotRunning", error, flush=True)
+
+        threading.Thread(target=worker).start()
+        started.wait(30)
+        print("main: exits without stop()", flush=True)
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "main: exits without stop()" and lines[1].startswith(worker_says)
+    assert "Traceback" not in result.stderr and "asynchronous generator" not in result.stderr
+
+
 # -- sync tools --------------------------------------------------------------------------
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import functools
-import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
@@ -20,7 +20,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
-from ._loops import call_blocking
+from ._loops import LOOP_GRACE_SECS, call_blocking
 from .errors import NotRunning
 from .runtime import EventListener, GraphInput, RunListener, SchedulerRuntime
 
@@ -76,8 +76,9 @@ class SyncSchedulerRuntime:
         from that thread would block the loop it waits for, so it raises instead.
 
     Warning:
-        Call :meth:`stop` (or use ``with``): it lets running turns finish. A runtime
-        still running when the interpreter exits is stopped then, the same way.
+        Call :meth:`stop` (or use ``with``): it lets running turns finish, the runtime's
+        and the calls other threads are making through this object. A runtime still
+        running when the interpreter exits is stopped then, the same way.
     """
 
     def __init__(
@@ -97,6 +98,17 @@ class SyncSchedulerRuntime:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        # One start or stop at a time: a second stop() waits for the first to finish.
+        self._lifecycle = threading.Lock()
+        # Guards the two below: calls are admitted, and counted, until a stop begins.
+        self._gate = threading.Condition()
+        self._stopping = False
+        self._admitted = 0
+        # On the loop only: the work of the calls under way (and threads held), each with
+        # the thread it was called from, which a stop waits for; and whether it has
+        # stopped waiting.
+        self._calls: dict[asyncio.Task[Any], int] = {}
+        self._drained = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -122,6 +134,10 @@ class SyncSchedulerRuntime:
         Raises:
             NotRunning: this object was started before (make a new one).
         """
+        with self._lifecycle:
+            self._start()
+
+    def _start(self) -> None:
         if self._thread is not None or self._stopped:
             raise NotRunning("this SyncSchedulerRuntime was started before; make a new one")
         loop = asyncio.new_event_loop()
@@ -140,10 +156,16 @@ class SyncSchedulerRuntime:
         _stop_at_exit(self)
 
     def stop(self, *, drain_timeout_secs: float | None = None) -> None:
-        """Stop the runtime (running turns may finish up to the drain timeout), then its
-        loop and thread. Calling it again does nothing."""
-        loop = self._loop
-        if loop is None:
+        """Stop the runtime, then its loop and thread.
+
+        Calls other threads are making through this object (``invoke``, ``run_now``, a
+        held ``thread_lock``, …) and the runtime's turns may finish up to the drain
+        timeout (the runtime's ``drain_timeout_secs`` unless given); calls still running
+        then are cancelled and raise :class:`NotRunning`, as do calls made once the stop
+        began. A stop called meanwhile from another thread waits for this one; calling
+        it after does nothing.
+        """
+        if self._loop is None:
             return
         if threading.current_thread() is self._thread:
             raise RuntimeError(
@@ -151,18 +173,49 @@ class SyncSchedulerRuntime:
                 "listener or a node), where it would wait for itself: call it from elsewhere, "
                 "or 'await rt.runtime.stop()' there"
             )
-        _RUNNING.discard(self)
-        try:
-            future = asyncio.run_coroutine_threadsafe(
-                self.runtime.stop(drain_timeout_secs=drain_timeout_secs), loop
-            )
-            future.result()
-        finally:
-            self._close_loop()
+        with self._lifecycle:
+            loop = self._loop
+            if loop is None:
+                return
+            with self._gate:
+                self._stopping = True
+            _RUNNING.discard(self)
+            drained = False
+            try:
+                drain = self._drain(drain_timeout_secs, threading.get_ident())
+                asyncio.run_coroutine_threadsafe(drain, loop).result()
+                drained = True
+            finally:
+                self._close_loop(settle=drained)
 
-    def _close_loop(self) -> None:
+    async def _drain(self, drain_timeout_secs: float | None, stopper: int) -> None:
+        """On the loop: let the calls under way finish up to the deadline, cancel the
+        rest, then stop the runtime with the time left (the store must outlive them).
+        A thread the stopping thread holds itself is not waited for: it cannot end."""
+        loop = asyncio.get_running_loop()
+        secs = self.runtime.drain_timeout_secs if drain_timeout_secs is None else drain_timeout_secs
+        deadline = loop.time() + secs
+        while (others := {call for call, caller in self._calls.items() if caller != stopper}) and (
+            left := deadline - loop.time()
+        ) > 0:
+            await asyncio.wait(others, timeout=left)
+        self._drained = True
+        late = set(self._calls)
+        for call in late:
+            call.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        await self.runtime.stop(drain_timeout_secs=max(0.0, deadline - loop.time()))
+
+    def _close_loop(self, *, settle: bool = True) -> None:
+        """Stop the loop and join its thread. With ``settle``, first wait for the calls
+        still under way (all answered or cancelled by now, but one may not have reached
+        the loop yet), so none is handed to a loop that is closing."""
         loop, thread = self._loop, self._thread
-        self._loop, self._stopped = None, True
+        with self._gate:
+            self._stopping = True
+            if settle:
+                self._gate.wait_for(lambda: self._admitted == 0, timeout=LOOP_GRACE_SECS)
+            self._loop, self._stopped = None, True
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
@@ -198,15 +251,12 @@ class SyncSchedulerRuntime:
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
         """
-        hold = self.runtime.thread_lock(thread_id, timeout=timeout)
-        self._call(hold.__aenter__, "thread_lock")
+        caller = threading.get_ident()
+        hold = self._call(lambda: self._hold(thread_id, timeout, caller), "thread_lock")
         try:
             yield
-        except BaseException:
-            kind, error, tb = sys.exc_info()
-            self._call(lambda: hold.__aexit__(kind, error, tb), "thread_lock")
-            raise
-        self._call(lambda: hold.__aexit__(None, None, None), "thread_lock")
+        finally:
+            self._call(hold.release, "thread_lock", releasing=True)
 
     @property
     def graph(self) -> Pregel[Any, Any, Any, Any]:
@@ -225,17 +275,100 @@ class SyncSchedulerRuntime:
 
     # -- internals -------------------------------------------------------------------
 
-    def _call(self, work: Callable[[], Coroutine[Any, Any, _R]], name: str) -> _R:
-        loop = self._loop
-        if loop is None:
-            state = "stopped" if self._stopped else "not started"
-            fix = (
-                "make a new SyncSchedulerRuntime"
-                if self._stopped
-                else "use 'with SyncSchedulerRuntime(...) as rt:' or call rt.start() first"
+    def _call(
+        self,
+        work: Callable[[], Coroutine[Any, Any, _R]],
+        name: str,
+        *,
+        releasing: bool = False,
+    ) -> _R:
+        """Run ``work()`` on the runtime's loop as a call under way, which a stop waits
+        for; ``releasing`` (a thread_lock ending) is let through while the stop drains."""
+        with self._gate:
+            loop = self._loop
+            if loop is None:
+                state = "stopped" if self._stopped else "not started"
+                fix = (
+                    "make a new SyncSchedulerRuntime"
+                    if self._stopped
+                    else "use 'with SyncSchedulerRuntime(...) as rt:' or call rt.start() first"
+                )
+                raise NotRunning(f"the runtime is {state}: {fix}")
+            if self._stopping and not releasing:
+                raise NotRunning(_STOPPING)
+            self._admitted += 1
+        caller = threading.get_ident()
+        try:
+            return call_blocking(
+                loop, lambda: self._tracked(work, caller), what=f"SyncSchedulerRuntime.{name}"
             )
-            raise NotRunning(f"the runtime is {state}: {fix}")
-        return call_blocking(loop, work, what=f"SyncSchedulerRuntime.{name}")
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            if not self._stopping:
+                raise
+            raise NotRunning(
+                f"SyncSchedulerRuntime.{name} was cut short: the runtime was stopped while "
+                "it ran, and it did not finish within the drain timeout"
+            ) from None
+        finally:
+            with self._gate:
+                self._admitted -= 1
+                self._gate.notify_all()
+
+    async def _tracked(self, work: Callable[[], Coroutine[Any, Any, _R]], caller: int) -> _R:
+        """On the loop: ``work()`` as a call under way (refused once a stop drained)."""
+        if self._drained:
+            raise NotRunning(_STOPPING)
+        task = asyncio.current_task()
+        assert task is not None
+        self._track(task, caller)
+        return await work()
+
+    def _track(self, task: asyncio.Task[Any], caller: int) -> None:
+        self._calls[task] = caller
+        task.add_done_callback(lambda done: self._calls.pop(done, None))
+
+    async def _hold(self, thread_id: str, timeout: float | None, caller: int) -> _Hold:
+        """On the loop: hold the thread in a task of its own, under way until released."""
+        hold = _Hold(self.runtime.thread_lock(thread_id, timeout=timeout))
+        self._track(hold.task, caller)
+        await hold.acquired()
+        return hold
+
+
+_STOPPING = "the runtime is stopping: make a new SyncSchedulerRuntime"
+
+
+class _Hold:
+    """A thread held through the facade: a task on the runtime's loop keeps the runtime's
+    ``thread_lock`` until :meth:`release` (or until a stop cancels it at its deadline)."""
+
+    def __init__(self, lock: contextlib.AbstractAsyncContextManager[None]) -> None:
+        self._held = asyncio.Event()
+        self._done = asyncio.Event()
+        self.task = asyncio.create_task(self._keep(lock))
+
+    async def _keep(self, lock: contextlib.AbstractAsyncContextManager[None]) -> None:
+        async with lock:
+            self._held.set()
+            await self._done.wait()
+
+    async def acquired(self) -> None:
+        """Wait until the thread is held; raises the lock's error (``ThreadBusy``)."""
+        held = asyncio.ensure_future(self._held.wait())
+        try:
+            await asyncio.wait({self.task, held}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the caller gave up (Ctrl-C): never hold the thread
+            self.task.cancel()
+            raise
+        finally:
+            held.cancel()
+        if not self._held.is_set():
+            await self.task
+
+    async def release(self) -> None:
+        """Free the thread; raises CancelledError when a stop already cut the hold short."""
+        self._done.set()
+        await self.task
 
 
 _RUNNING: set[SyncSchedulerRuntime] = set()
@@ -274,8 +407,20 @@ def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         loop.run_forever()
     finally:
         try:
+            _cancel_remaining(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending (a stop cut short) and let them end, as
+    ``asyncio.run`` does: every call waiting on one is answered, and no generator is
+    closed while it runs."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
