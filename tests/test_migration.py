@@ -19,10 +19,12 @@ from sqlalchemy import insert, inspect
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime
 from langgraph_scheduler.store import (
     SCHEMA_VERSION,
+    CallAnswer,
     meta_table,
     metadata,
     open_store,
     thread_locks_table,
+    tool_calls_table,
 )
 from langgraph_scheduler.testing import FakeClock
 
@@ -71,7 +73,13 @@ async def test_a_release_0_1_database_migrates_and_keeps_its_tasks(v1_database: 
 
     assert rows(v1_database, V1_TASK_COLUMNS) == before
     schema = {name for (name,) in rows(v1_database, "SELECT name FROM sqlite_master")}
-    assert {"lgs_retries", "lgs_tasks_due", "lgs_thread_locks"} <= schema
+    assert {
+        "lgs_retries",
+        "lgs_tasks_due",
+        "lgs_thread_locks",
+        "lgs_tool_calls",
+        "lgs_tool_calls_created",
+    } <= schema
     assert "lgs_tasks_state" not in schema
     assert [(t.id, t.name, t.owner, t.state) for t in tasks.values()] == [
         (STANDUP, "daily standup", "alice", "active"),
@@ -139,9 +147,12 @@ async def test_setup_of_a_migrated_database_is_idempotent(v1_database: str) -> N
         assert len(await rt.history(STANDUP)) == 1
 
 
-async def test_a_schema_2_database_gains_the_thread_locks_table(database: str) -> None:
+async def test_a_schema_2_database_gains_the_thread_locks_and_the_tool_call_answers(
+    database: str,
+) -> None:
     store = open_store(database)
-    v2_tables = [t for t in metadata.sorted_tables if t is not thread_locks_table]
+    new = (thread_locks_table, tool_calls_table)
+    v2_tables = [t for t in metadata.sorted_tables if t not in new]
 
     def write_v2(conn: Any) -> None:
         metadata.create_all(conn, tables=v2_tables)
@@ -152,13 +163,24 @@ async def test_a_schema_2_database_gains_the_thread_locks_table(database: str) -
 
     try:
         await store.transaction(write_v2)
-        assert "lgs_thread_locks" not in await store.transaction(tables)
+        assert not {"lgs_thread_locks", "lgs_tool_calls"} & await store.transaction(tables)
         await store.setup()
         assert await store.schema_version() == SCHEMA_VERSION == 3
-        assert "lgs_thread_locks" in await store.transaction(tables)
+        assert {"lgs_thread_locks", "lgs_tool_calls"} <= await store.transaction(tables)
         columns = await store.transaction(
             lambda conn: {c["name"] for c in inspect(conn).get_columns("lgs_thread_locks")}
         )
         assert columns == {"thread_id", "holder", "lease_expires_at"}
+        answer = CallAnswer(
+            id="k",
+            owner="alice",
+            tool="delete_task",
+            status="success",
+            text="Deleted.",
+            created_at=NOW,
+        )
+        assert await store.add_call_answer(answer) == answer
+        assert await store.get_call_answer("k") == answer
+        assert await store.purge_call_answers(before=NOW + timedelta(days=1)) == 1
     finally:
         await store.close()

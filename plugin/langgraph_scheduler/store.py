@@ -6,6 +6,9 @@ that nobody has room for waits in the table. Retries waiting for their backoff a
 too (``lgs_retries``), so they survive restarts and follow pause, delete and update.
 Changes a model asked for that wait for a human's approval are rows of ``lgs_approvals``,
 so what was shown is what gets stored, once, however often LangGraph re-runs the tool.
+The answers of tool calls that changed tasks are rows of ``lgs_tool_calls``, written in
+the same transaction as the change, so a call LangGraph runs again after a resume finds
+its answer instead of acting again.
 
 Backends are twins behind :class:`Store`: :class:`~langgraph_scheduler.store_sqlite.SqliteStore`
 (a file or memory) and :class:`~langgraph_scheduler.store_postgres.PostgresStore`. Each owns
@@ -96,6 +99,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Approval",
     "ApprovalStatus",
+    "CallAnswer",
+    "CallAnswered",
     "Claimed",
     "Finished",
     "QueuedDelivery",
@@ -305,6 +310,20 @@ approvals_table = Table(
     Index("lgs_approvals_decided", "decided_at"),
 )
 
+# Part of schema version 3: the answer of each tool call that changed tasks (or was
+# refused), under the call's key, so a re-run of the call answers the same.
+tool_calls_table = Table(
+    "lgs_tool_calls",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Index("lgs_tool_calls_created", "created_at"),
+)
+
 # Part of schema version 2 (created by create_all on databases that lack it): one row per
 # finished run and webhook URL, so a delivery survives restarts and its outcome is kept.
 deliveries_table = Table(
@@ -400,6 +419,39 @@ class Approval:
     created_at: datetime
     reason: str | None = None
     decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallAnswer:
+    """What a tool call that changes tasks answered, kept under the call's key.
+
+    LangGraph runs a node again when it resumes it after an ``interrupt()``, and a
+    ``ToolNode`` runs every call of a model message in one node: a re-run of the call
+    finds this answer and gives it back instead of acting again.
+    """
+
+    id: str
+    """Derived from the owner, the LangGraph step and the tool call id (the key of the
+    call's approval too)."""
+    owner: str
+    tool: str
+    status: Literal["success", "error"]
+    """``error``: the call was refused (the text says why); nothing was changed."""
+    text: str
+    created_at: datetime
+
+
+class CallAnswered(Exception):  # noqa: N818 - a signal, like LangGraph's GraphInterrupt
+    """A write carried the answer of a tool call that was answered already (by an earlier
+    or a concurrent run of the call): nothing of the write was kept.
+
+    Not a :class:`~.errors.SchedulerError`: nothing failed. The tools answer with the
+    answer kept (:meth:`Store.get_call_answer`).
+    """
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
 
 
 @dataclass(frozen=True)
@@ -1049,6 +1101,7 @@ class Store(ABC):
         max_active: int | None = None,
         if_absent: bool = False,
         approval_id: str | None = None,
+        answer: CallAnswer | None = None,
     ) -> bool:
         """Insert a task; with ``max_active``, only if its owner has fewer active tasks
         (checked in the same statement). Returns False when the quota refused it.
@@ -1056,7 +1109,12 @@ class Store(ABC):
         With ``if_absent``, a task already stored under this id is left as it is. With
         ``approval_id``, the task is inserted only while that approval is ``approved``,
         and the approval becomes ``applied`` in the same transaction, so it is carried
-        out at most once. In both cases True is returned when nothing was written."""
+        out at most once. In both cases True is returned when nothing was written.
+
+        Raises:
+            CallAnswered: ``answer`` (kept with the task, in the same transaction) is
+                that of a call answered already; nothing was written.
+        """
         row = _task_row(task)
 
         def work(conn: Connection) -> bool:
@@ -1087,6 +1145,7 @@ class Store(ABC):
             if approval_id is not None:
                 _close_approval(conn, approval_id, task.updated_at)
             if inserted:
+                self._keep_answer(conn, answer)
                 self._notify(conn, task.id)
                 # A copy: the caller keeps ``task``, and may change what its payload holds.
                 self._remember(
@@ -1106,6 +1165,7 @@ class Store(ABC):
         max_active: int | None = None,
         cancel_retries: bool = False,
         approval_id: str | None = None,
+        answer: CallAnswer | None = None,
     ) -> SaveResult:
         """Write the ``columns`` of ``task`` (and ``updated_at``, the version bumped) if the
         stored one still has ``expected_version``; with ``max_active``, only if the owner
@@ -1113,7 +1173,12 @@ class Store(ABC):
         ``cancel_retries`` drops the task's retries waiting for their backoff in the same
         transaction. Columns not named keep what is stored (even if it cannot be read).
         With ``approval_id``, the write happens only while that approval is ``approved``
-        (``done`` otherwise), and the approval becomes ``applied`` with it."""
+        (``done`` otherwise), and the approval becomes ``applied`` with it. ``answer`` is
+        kept with the write (see :meth:`insert_task`).
+
+        Raises:
+            CallAnswered: ``answer``'s call was answered already; nothing was written.
+        """
         full = _task_row(task)
         row = {key: full[key] for key in {*columns, "updated_at"}}
         row["version"] = expected_version + 1
@@ -1138,19 +1203,26 @@ class Store(ABC):
                 conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
             if approval_id is not None:
                 _close_approval(conn, approval_id, task.updated_at)
+            self._keep_answer(conn, answer)
             self._notify(conn, task.id)
             return "saved"
 
         return await self.transaction(work)
 
-    async def delete_task(self, task_id: str) -> bool:
+    async def delete_task(self, task_id: str, *, answer: CallAnswer | None = None) -> bool:
         """Delete a task, its finished history and its waiting retries; a run in flight
-        finishes unrecorded."""
+        finishes unrecorded. ``answer`` is kept with the delete (see :meth:`insert_task`).
+
+        Raises:
+            CallAnswered: ``answer``'s call was answered already; nothing was deleted.
+        """
 
         def work(conn: Connection) -> bool:
             result = conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
             conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
             conn.execute(delete(retries_table).where(retries_table.c.task_id == task_id))
+            if result.rowcount:
+                self._keep_answer(conn, answer)
             self._notify(conn, task_id)
             return bool(result.rowcount)
 
@@ -1222,6 +1294,46 @@ class Store(ABC):
         )
         status: str | None = conn.scalar(query)
         return status == "approved"
+
+    # -- tool call answers: written by the task service only ------------------------
+
+    async def get_call_answer(self, call_id: str) -> CallAnswer | None:
+        query = select(tool_calls_table).where(tool_calls_table.c.id == call_id)
+
+        def work(conn: Connection) -> CallAnswer | None:
+            row = conn.execute(query).mappings().first()
+            return call_answer_from_row(row) if row else None
+
+        return await self.transaction(work)
+
+    async def add_call_answer(self, answer: CallAnswer) -> CallAnswer:
+        """Keep ``answer`` unless its call has one; returns the one kept (the first)."""
+        query = select(tool_calls_table).where(tool_calls_table.c.id == answer.id)
+
+        def work(conn: Connection) -> CallAnswer:
+            conn.execute(self._insert_ignore(tool_calls_table, "id").values(_answer_row(answer)))
+            return call_answer_from_row(conn.execute(query).mappings().one())
+
+        return await self.transaction(work)
+
+    async def purge_call_answers(self, *, before: datetime) -> int:
+        """Delete the answers of tool calls made before the cutoff."""
+        statement = delete(tool_calls_table).where(tool_calls_table.c.created_at < before)
+        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+
+    def _keep_answer(self, conn: Connection, answer: CallAnswer | None) -> None:
+        """Keep ``answer`` in the transaction of the change it answers; if its call has an
+        answer already, undo the transaction (on PostgreSQL a concurrent run of the call
+        waits here for the other's commit)."""
+        if answer is None:
+            return
+        statement = (
+            self._insert_ignore(tool_calls_table, "id")
+            .values(_answer_row(answer))
+            .returning(tool_calls_table.c.id)
+        )
+        if conn.execute(statement).first() is None:
+            raise CallAnswered(answer.id)
 
     # -- tasks: reads ---------------------------------------------------------------
 
@@ -1617,6 +1729,7 @@ class Store(ABC):
         max_per_task: int | None = None,
         max_per_owner: int | None = None,
         since: datetime | None = None,
+        answer: Callable[[TaskRunRecord], CallAnswer] | None = None,
     ) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
         """Claim a manual run, due ``at`` (outside its schedule), of the task ``task_id``
         (of ``owner``, when given): the task as read in the same transaction and the
@@ -1626,10 +1739,32 @@ class Store(ABC):
         With limits, the manual runs started since ``since`` are counted in the same
         transaction (per task, and over the owner's tasks): at a limit nothing is claimed
         and the limit reached (``"task"`` or ``"owner"``) is returned instead.
+
+        ``answer`` gives the tool call's answer for the running record, kept in the same
+        transaction as the claim.
+
+        Raises:
+            CallAnswered: ``answer``'s call was answered already; nothing was claimed.
         """
         asked = _ManualClaim(task_id, owner, at, holder, lease_until, str(uuid.uuid4()))
-        if since is None or (max_per_task is None and max_per_owner is None):
+        limited = self._manual_limits(max_per_task, max_per_owner, since)
+        if limited is None and answer is None:
             return await self._claim_manual_alone(asked)
+
+        def work(conn: Connection) -> tuple[Task, TaskRunRecord] | Literal["task", "owner"] | None:
+            claimed = self._claim_manual(asked, limited, conn)
+            if answer is not None and isinstance(claimed, tuple):
+                self._keep_answer(conn, answer(claimed[1]))
+            return claimed
+
+        return await self.transaction(work)
+
+    def _manual_limits(
+        self, max_per_task: int | None, max_per_owner: int | None, since: datetime | None
+    ) -> Callable[[Task, Connection], Literal["task", "owner"] | None] | None:
+        """The check of the manual-run limits within a claim's transaction (None: none)."""
+        if since is None or (max_per_task is None and max_per_owner is None):
+            return None
         manual = and_(runs_table.c.trigger == "manual", runs_table.c.started_at >= since)
 
         def limited(task: Task, conn: Connection) -> Literal["task", "owner"] | None:
@@ -1645,7 +1780,7 @@ class Store(ABC):
                     return "owner"
             return None
 
-        return await self.transaction(functools.partial(self._claim_manual, asked, limited))
+        return limited
 
     async def _claim_manual_alone(
         self, asked: _ManualClaim
@@ -2552,6 +2687,28 @@ def _approval_row(approval: Approval) -> dict[str, Any]:
     }
 
 
+def _answer_row(answer: CallAnswer) -> dict[str, Any]:
+    return {
+        "id": answer.id,
+        "owner": answer.owner,
+        "tool": answer.tool,
+        "status": answer.status,
+        "answer": answer.text,
+        "created_at": answer.created_at,
+    }
+
+
+def call_answer_from_row(row: Any) -> CallAnswer:
+    return CallAnswer(
+        id=row["id"],
+        owner=row["owner"],
+        tool=row["tool"],
+        status=row["status"],
+        text=row["answer"],
+        created_at=row["created_at"],
+    )
+
+
 def approval_from_row(row: Any) -> Approval:
     data = dict(row)
     return Approval(
@@ -2765,8 +2922,10 @@ def _migrate_to_2(conn: Connection) -> None:
 
 
 def _migrate_to_3(conn: Connection) -> None:
-    """Schema 3: thread locks as leased rows (``lgs_thread_locks``)."""
+    """Schema 3: thread locks as leased rows (``lgs_thread_locks``) and the answers of
+    tool calls that changed tasks (``lgs_tool_calls``)."""
     thread_locks_table.create(conn, checkfirst=True)
+    tool_calls_table.create(conn, checkfirst=True)
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}
