@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -12,6 +13,7 @@ from langchain_core.messages import (
     SystemMessage,
 )
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -23,7 +25,7 @@ from langgraph_scheduler.nodes import (
 )
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.tools import scheduler_tools
+from langgraph_scheduler.tools import SchedulerLimits, scheduler_tools
 
 SOURCE: TaskSource = {
     "task_id": "t1",
@@ -37,10 +39,15 @@ SOURCE: TaskSource = {
 
 
 def build(
-    model: ScriptedChatModel, runtime: list[SchedulerRuntime]
+    model: ScriptedChatModel,
+    runtime: list[SchedulerRuntime],
+    *,
+    limits: SchedulerLimits | None = None,
+    own_tools: Sequence[BaseTool] = (),
 ) -> StateGraph[Any, Any, Any, Any]:
+    """The graph a user builds: the scheduler's tools and ``own_tools`` in one ToolNode."""
     # The runtime takes this graph, so the tools look it up when they run.
-    tools = scheduler_tools(lambda: runtime[0])
+    tools = [*scheduler_tools(lambda: runtime[0], limits=limits), *own_tools]
     bound = model.bind_tools(tools)
 
     async def agent(state: SchedulerState) -> dict[str, Any]:

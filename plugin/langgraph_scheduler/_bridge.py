@@ -44,7 +44,7 @@ from ._turns import (
 )
 from .errors import InvalidPayload, NotAllowed, StoreUnavailable, TaskNotFound
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource, storable_text
-from .store import Claimed, Finish, Finished, Store, isolated_thread_id
+from .store import CallAnswer, Claimed, Finish, Finished, Store, isolated_thread_id
 from .trigger import ConversationTrigger
 
 __all__ = ["TaskExecutorBridge", "to_finish"]
@@ -330,14 +330,17 @@ class TaskExecutorBridge:
         max_per_task: int | None = None,
         max_per_owner: int | None = None,
         per_secs: float = 3600.0,
+        answer: Callable[[TaskRunRecord], CallAnswer] | None = None,
     ) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
         """Claim a manual run of the task ``task_id`` (of ``owner``, when given) and start
         it as soon as a slot is free; returns the running record and the execution to
-        await for the finished one.
+        await for the finished one. ``answer``: a tool call's answer for the running
+        record, kept with the claim in one transaction.
 
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
+            CallAnswered: ``answer``'s call was answered already; nothing was claimed.
         """
         now = self.clock.now()
         claimed = await self.store.claim_manual(
@@ -349,6 +352,7 @@ class TaskExecutorBridge:
             max_per_task=max_per_task,
             max_per_owner=max_per_owner,
             since=now - timedelta(seconds=per_secs),
+            answer=answer,
         )
         if claimed is None:
             raise TaskNotFound(task_id)

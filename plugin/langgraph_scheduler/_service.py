@@ -10,6 +10,10 @@ Changes that need a human's approval are proposed first (:meth:`TaskService.prop
 :meth:`TaskService.propose_update`): their values are fixed and stored then, under an id
 derived from the tool call, and :meth:`TaskService.apply` writes exactly those values, at
 most once, after the approval.
+
+A tool call's answer is kept under the same key (:class:`~.store.CallAnswer`): the writes
+take it as ``answer`` and keep it in the transaction of the change, so a call LangGraph
+runs again after a resume finds it and acts no more (see :meth:`TaskService.find_answer`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._clock import Clock
 from ._fire import next_after
@@ -35,12 +39,18 @@ from .errors import (
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, schedule_to_dict
-from .store import Approval, ApprovalStatus, SaveResult, Store
+from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store
 from .trigger import ConversationTrigger
 
 __all__ = ["TaskService", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
+
+_V = TypeVar("_V")
+
+Answering = Callable[[_V], CallAnswer]
+"""A tool call's answer for what a write made (the task as written, a run record), kept
+in the write's transaction (see :class:`~.store.CallAnswer`)."""
 
 _CONFLICT_TRIES = 8
 """How often a write is re-applied on a fresh read before giving up."""
@@ -49,9 +59,10 @@ _MAX_NAME_CHARS = 200
 
 _MAX_TASK_ID_CHARS = 64
 
-APPROVAL_RETENTION = timedelta(days=30)
-"""How long an answered approval is kept: while it is, a re-run of its tool call (a
-replayed step) finds the answer and the task it made. Unanswered ones stay until answered."""
+CALL_RETENTION = timedelta(days=30)
+"""How long an answered approval, and a tool call's answer, are kept: while they are, a
+re-run of the call (a step LangGraph runs again when a human answers an interrupt, maybe
+days later) finds them and does not act again. Unanswered approvals stay until answered."""
 
 _PURGE_EVERY = timedelta(hours=1)
 
@@ -97,6 +108,7 @@ class TaskService:
         max_active: int | None = None,
         task_id: str | None = None,
         approval_id: str | None = None,
+        answer: Answering[Task] | None = None,
     ) -> Task:
         """Validate and store a new task.
 
@@ -106,10 +118,12 @@ class TaskService:
                 with the same id stores one task.
             approval_id: store the task only while this approval is ``approved``; it is
                 marked ``applied`` in the same transaction (see :meth:`apply`).
+            answer: a tool call's answer for the task, kept with it in one transaction.
 
         Raises:
             QuotaExceeded: the owner already has ``max_active`` active tasks.
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
+            CallAnswered: ``answer``'s call was answered already; nothing was stored.
         """
         now = self.clock.now()
         task = self._new_task(
@@ -126,7 +140,11 @@ class TaskService:
         )
         fixed_id = task_id is not None or approval_id is not None
         stored = await self.store.insert_task(
-            task, max_active=max_active, if_absent=fixed_id, approval_id=approval_id
+            task,
+            max_active=max_active,
+            if_absent=fixed_id,
+            approval_id=approval_id,
+            answer=answer(task) if answer is not None else None,
         )
         if not stored:
             raise _quota(task.owner, max_active)
@@ -200,6 +218,7 @@ class TaskService:
         options: TaskOptions | None = None,
         max_active: int | None = None,
         approval_id: str | None = None,
+        answer: Answering[Task] | None = None,
     ) -> Task:
         """Change a task. A new schedule takes effect from now; retries waiting for their
         backoff are dropped; lowering ``max_runs`` to the runs already done completes the
@@ -210,10 +229,12 @@ class TaskService:
 
         With ``approval_id``, the change is written only while that approval is
         ``approved`` (and marks it ``applied``); once applied, the task is returned as it
-        is (see :meth:`apply`).
+        is (see :meth:`apply`). ``answer``: a tool call's answer for the task as changed,
+        kept with the change in one transaction.
 
         Raises:
             TaskNotFound, QuotaExceeded, InvalidSchedule, InvalidPayload, InvalidTask.
+            CallAnswered: ``answer``'s call was answered already; nothing was changed.
         """
         if name is not None:
             name = _check_name(name)
@@ -259,24 +280,32 @@ class TaskService:
             return values
 
         return await self._modify(
-            task_id, owner, change, max_active=max_active, approval_id=approval_id
+            task_id, owner, change, max_active=max_active, approval_id=approval_id, answer=answer
         )
 
-    async def pause(self, task_id: str, *, owner: str | None = None) -> Task:
+    async def pause(
+        self, task_id: str, *, owner: str | None = None, answer: Answering[Task] | None = None
+    ) -> Task:
         """Stop firing until resumed; retries waiting for their backoff are dropped (a run
-        in flight finishes)."""
+        in flight finishes). ``answer`` is kept with the change (see :meth:`update`)."""
 
         def change(task: Task, now: datetime) -> dict[str, Any]:
             if task.state != "active":
                 return {}
             return {"state": "paused", "next_run_at": None}
 
-        return await self._modify(task_id, owner, change)
+        return await self._modify(task_id, owner, change, answer=answer)
 
     async def resume(
-        self, task_id: str, *, owner: str | None = None, max_active: int | None = None
+        self,
+        task_id: str,
+        *,
+        owner: str | None = None,
+        max_active: int | None = None,
+        answer: Answering[Task] | None = None,
     ) -> Task:
         """Fire again from the next occurrence after now (missed ones are not replayed).
+        ``answer`` is kept with the change (see :meth:`update`).
 
         Raises:
             QuotaExceeded: the owner already has ``max_active`` active tasks.
@@ -300,12 +329,16 @@ class TaskService:
             task.schedule.check(now)
             return {"state": "active", "next_run_at": _first_fire(task.schedule, now)}
 
-        return await self._modify(task_id, owner, change, max_active=max_active)
+        return await self._modify(task_id, owner, change, max_active=max_active, answer=answer)
 
-    async def delete(self, task_id: str, *, owner: str | None = None) -> Task:
-        """Delete a task, its history and its waiting retries; returns what was deleted."""
+    async def delete(
+        self, task_id: str, *, owner: str | None = None, answer: Answering[Task] | None = None
+    ) -> Task:
+        """Delete a task, its history and its waiting retries; returns what was deleted.
+        ``answer``: a tool call's answer for the task deleted, kept with the delete."""
         task = await self.get(task_id, owner=owner)
-        if not await self.store.delete_task(task.id):
+        kept = answer(task) if answer is not None else None
+        if not await self.store.delete_task(task.id, answer=kept):
             raise TaskNotFound(task_id)
         self._changed(task.id, None)
         return task
@@ -318,9 +351,11 @@ class TaskService:
         *,
         max_active: int | None = None,
         approval_id: str | None = None,
+        answer: Answering[Task] | None = None,
     ) -> Task:
         """Read, apply ``change`` and write conditionally on the version read; on a
-        conflict read again and re-apply. Any write drops waiting retries."""
+        conflict read again and re-apply. Any write drops waiting retries, and keeps
+        ``answer`` for the task as written (nothing written: nothing kept)."""
         for _ in range(_CONFLICT_TRIES):
             task = await self.get(task_id, owner=owner)
             now = self.clock.now()
@@ -328,6 +363,7 @@ class TaskService:
             if not values:
                 return task
             updated = task.model_copy(update=values | {"updated_at": now})
+            saved = updated.model_copy(update={"version": task.version + 1})
             activates = updated.state == "active" and task.state != "active"
             result: SaveResult = await self.store.save_task(
                 updated,
@@ -336,11 +372,11 @@ class TaskService:
                 max_active=max_active if activates else None,
                 cancel_retries=True,
                 approval_id=approval_id,
+                answer=answer(saved) if answer is not None else None,
             )
             if result == "done":
                 return task
             if result == "saved":
-                saved = updated.model_copy(update={"version": task.version + 1})
                 self._changed(saved.id, saved)
                 return saved
             if result == "missing":
@@ -385,7 +421,7 @@ class TaskService:
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
         """
         now = self.clock.now()
-        approval_id = _approval_id(owner, step, tool_call_id)
+        approval_id = _call_key(owner, step, tool_call_id)
         fixed = self.as_stored(schedule, now=now)
         task = self._new_task(
             name=name,
@@ -451,7 +487,7 @@ class TaskService:
             change["payload_changes"] = dict(trigger_changes)
         if max_runs is not None:
             change["max_runs"] = _check_max_runs(max_runs)
-        approval_id = _approval_id(owner, step, tool_call_id)
+        approval_id = _call_key(owner, step, tool_call_id)
         return await self._propose(
             "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
         )
@@ -469,7 +505,7 @@ class TaskService:
         now: datetime,
     ) -> Approval:
         _check_text("tool call id", tool_call_id)
-        await self._purge_approvals(now)
+        await self._purge(now)
         return await self.store.add_approval(
             Approval(
                 id=approval_id,
@@ -488,7 +524,7 @@ class TaskService:
     async def find_approval(self, *, owner: str, step: str, tool_call_id: str) -> Approval | None:
         """The proposal a tool call made in ``step``, if any."""
         _check_text("owner", owner)
-        return await self.store.get_approval(_approval_id(owner, step, tool_call_id))
+        return await self.store.get_approval(_call_key(owner, step, tool_call_id))
 
     async def step_approvals(self, approval: Approval) -> list[Approval]:
         """Every proposal of ``approval``'s owner made in its LangGraph step (itself
@@ -503,12 +539,19 @@ class TaskService:
         )
         return await self.reread(approval)
 
-    async def apply(self, approval: Approval, *, max_active: int | None = None) -> Task:
+    async def apply(
+        self,
+        approval: Approval,
+        *,
+        max_active: int | None = None,
+        answer: Answering[Task] | None = None,
+    ) -> Task:
         """Store what an approved proposal holds, exactly and at most once.
 
         Another call with the same approval (a re-run of its tool call) returns the task
         as stored; a refusal (quota, a time that has passed) is recorded, so a re-run
-        answers with the same error.
+        answers with the same error. ``answer`` is kept with the write (see
+        :meth:`create`).
 
         Raises:
             NotAllowed: the approval is still pending, or was rejected.
@@ -533,6 +576,7 @@ class TaskService:
                     max_active=max_active,
                     task_id=approval.task_id,
                     approval_id=approval.id,
+                    answer=answer,
                 )
             schedule = change.get("schedule")
             return await self.update(
@@ -545,6 +589,7 @@ class TaskService:
                 max_runs=change.get("max_runs"),
                 max_active=max_active,
                 approval_id=approval.id,
+                answer=answer,
             )
         except StoreError:
             raise  # the database, not the change: a re-run may try again
@@ -564,15 +609,47 @@ class TaskService:
         if stored is None:
             raise NotAllowed(
                 f"approval {approval.id!r} no longer exists (answered ones are kept "
-                f"{APPROVAL_RETENTION.days} days); ask for the change again"
+                f"{CALL_RETENTION.days} days); ask for the change again"
             )
         return stored
 
-    async def _purge_approvals(self, now: datetime) -> None:
+    # -- tool call answers -----------------------------------------------------------
+
+    def answer(
+        self, *, owner: str, step: str, tool_call_id: str, tool: str, text: str, error: bool
+    ) -> CallAnswer:
+        """A tool call's answer, to keep with the change it made (or alone, when it made
+        none): under the key of the call's approval, so both are found again together."""
+        return CallAnswer(
+            id=_call_key(owner, step, tool_call_id),
+            owner=owner,
+            tool=tool,
+            status="error" if error else "success",
+            text=text,
+            created_at=self.clock.now(),
+        )
+
+    async def find_answer(self, *, owner: str, step: str, tool_call_id: str) -> CallAnswer | None:
+        """The answer a tool call gave in ``step``, if it ran before (a re-run after a
+        resume); kept :data:`CALL_RETENTION`."""
+        _check_text("owner", owner)
+        _check_text("tool call id", tool_call_id)
+        return await self.store.get_call_answer(_call_key(owner, step, tool_call_id))
+
+    async def keep_answer(self, answer: CallAnswer) -> CallAnswer:
+        """Keep ``answer`` unless its call has one (a change keeps its answer with it; this
+        keeps those of refusals and no-ops); returns the answer kept, the first."""
+        await self._purge(answer.created_at)
+        return await self.store.add_call_answer(answer)
+
+    async def _purge(self, now: datetime) -> None:
+        """Trim decided approvals and tool call answers older than :data:`CALL_RETENTION`,
+        at most once an hour."""
         if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
             return
         self._purged_at = now
-        await self.store.purge_approvals(decided_before=now - APPROVAL_RETENTION)
+        await self.store.purge_approvals(decided_before=now - CALL_RETENTION)
+        await self.store.purge_call_answers(before=now - CALL_RETENTION)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -660,9 +737,10 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
-def _approval_id(owner: str, step: str, tool_call_id: str) -> str:
-    """One id per tool call: the same call re-run (same owner, step and call id) finds
-    its approval again; a provider reusing call ids in a later step does not."""
+def _call_key(owner: str, step: str, tool_call_id: str) -> str:
+    """One key per tool call, for its approval and its answer: the same call re-run (same
+    owner, step and call id) finds them again; a provider reusing call ids in a later
+    step does not. (Digested under "approval": the key approvals were first stored under.)"""
     return _digest("approval", owner, step, tool_call_id)
 
 

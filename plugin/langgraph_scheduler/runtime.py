@@ -30,7 +30,7 @@ from ._upkeep import Upkeep, dead_holders
 from .errors import InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
-from .store import Store, TaskChange, open_store
+from .store import CallAnswer, Store, TaskChange, open_store
 from .trigger import ConversationTrigger
 from .views import RunHistory, TaskList, Transcript, load_transcript
 from .webhooks import Webhook, WebhookDelivery, WebhookDispatcher
@@ -535,6 +535,7 @@ class SchedulerRuntime:
         max_per_task: int | None = None,
         max_per_owner: int | None = None,
         per_secs: float = 3600.0,
+        answer: Callable[[TaskRunRecord], CallAnswer] | None = None,
     ) -> TaskRunRecord:
         """Fire a task now, outside its schedule (paused tasks too). The run takes the
         next free turn slot.
@@ -544,10 +545,13 @@ class SchedulerRuntime:
             max_per_task: refuse when the task already ran by hand this often within
                 ``per_secs`` (the tools set it; counted atomically with the claim).
             max_per_owner: the same over all the owner's tasks.
+            answer: the tools' hook: their call's answer for the running record, kept in
+                the claim's transaction so a re-run of the call does not run it again.
 
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
+            CallAnswered: ``answer``'s call was answered already; nothing was claimed.
         """
         key = task_key(task_id, owner)
         if self._state != "running":
@@ -560,6 +564,7 @@ class SchedulerRuntime:
             max_per_task=max_per_task,
             max_per_owner=max_per_owner,
             per_secs=per_secs,
+            answer=answer,
         )
         if not wait:
             return record

@@ -12,6 +12,13 @@ the values to store, keep them under the tool call's id and ask a human through
 values and the answer already given, so a call is stored at most once, only after its own
 approval (see :func:`scheduler_tools`). A call that changes tasks is refused when another
 call of its model message carries the same id, with or without approvals.
+
+LangGraph runs a whole node again when it resumes it after an ``interrupt()``, and a
+``ToolNode`` runs every call of a model message in one node, so a call that changes tasks
+runs again whenever another call of its message (an approval, the application's own
+human-in-the-loop tool) asked a human. Each such call acts at most once per owner,
+LangGraph step and tool call id: its answer is kept with its change, in one transaction,
+and every re-run gives that answer back unchanged (see :func:`scheduler_tools`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._loops import call_blocking, call_on_loop, running_loop_of
+from ._service import Answering, TaskService
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -47,7 +55,7 @@ from .models import MAX_RUNS, Task, TaskRunRecord, TaskState
 from .phrases import read_schedule
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, zone_notice
-from .store import Approval
+from .store import Approval, CallAnswer, CallAnswered
 from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
 from .views import TaskList
 
@@ -341,6 +349,18 @@ def scheduler_tools(
         approval.
 
     Note:
+        A call that changes tasks (``schedule_task``, ``update_task``, ``pause_task``,
+        ``resume_task``, ``delete_task``, ``run_task_now``) acts at most once per owner,
+        LangGraph step and tool call id, with or without approvals. LangGraph runs a
+        ``ToolNode``'s calls again when it resumes the node after an ``interrupt()`` (an
+        approval, or your own human-in-the-loop tool in the same model message): the
+        call's answer is kept with its change in one transaction (refusals too), and a
+        re-run answers it again unchanged instead of acting. Answers are kept 30 days
+        (as answered approvals are). A tool invoked outside a LangGraph step (plain
+        arguments, or a tool call passed to ``tool.ainvoke``) is not re-run by LangGraph
+        and keeps no answer.
+
+    Note:
         A call that changes tasks runs only under an id of its own: when several calls of
         one model message carry the same id (some providers repeat ids), none of those
         that change tasks is run, with or without approvals, and each is answered with a
@@ -423,8 +443,8 @@ def scheduler_tools(
     ]
     return [
         _SchedulerTool.from_function(
-            coroutine=_on_runtime_loop(get_runtime, _coroutine(schema, method)),
-            func=_blocking(name, get_runtime, _coroutine(schema, method)),
+            coroutine=_on_runtime_loop(get_runtime, _coroutine(service, name, schema, method)),
+            func=_blocking(name, get_runtime, _coroutine(service, name, schema, method)),
             name=name,
             description=description,
             args_schema=schema,
@@ -454,14 +474,18 @@ def is_scheduled_turn(config: RunnableConfig | None) -> bool:
 
 
 def _coroutine(
-    schema: type[_ArgsT], method: Callable[[_ArgsT, RunnableConfig], Awaitable[str]]
+    service: _ToolService, name: str, schema: type[_ArgsT], method: Callable[..., Awaitable[str]]
 ) -> Callable[..., Awaitable[str]]:
+    """The tool's coroutine: ``method(args, config)``, or for a call that changes tasks
+    ``method(args, config, answering)`` run at most once (:meth:`_ToolService.once`)."""
+
     async def run(config: RunnableConfig, **kwargs: Any) -> str:
         # The tool passes only the arguments the model gave; validate again for defaults.
         args = schema.model_validate(kwargs)
         try:
             if isinstance(args, _Call):
                 _check_own_id(args)
+                return await service.once(name, args, config, method)
             return await method(args, config)
         except StoreError as exc:
             # The database's name and its driver's words are for the logs, not the model.
@@ -474,7 +498,9 @@ def _coroutine(
                 "trying again, and tell the user if it keeps failing."
             ) from None
         except SchedulerError as exc:
-            raise ToolException(f"Error: {exc}") from None
+            raise ToolException(_refusal(exc)) from None
+        except ToolException:
+            raise  # a refusal kept from an earlier run of the call
         except GraphBubbleUp:
             raise  # interrupt() for an approval: LangGraph's control flow, not a failure
         except Exception as exc:
@@ -558,9 +584,52 @@ class _ToolService:
     def runtime(self) -> SchedulerRuntime:
         return self._get_runtime()
 
+    async def once(
+        self, tool: str, call: _Call, config: RunnableConfig, act: Callable[..., Awaitable[str]]
+    ) -> str:
+        """Run ``act(call, config, answering)``, a call that changes tasks, at most once per
+        owner, LangGraph step and tool call id, and give every run the first one's answer.
+
+        ``act`` hands ``answering`` to the write it makes, which keeps the answer in its
+        own transaction: a run that comes second (a re-run after a resume, or the first
+        run still going on) finds the answer, or has its write undone by it. A refusal,
+        or an answer that changed nothing, is kept after the fact (nothing to undo). A
+        database failure keeps nothing: a re-run may try again. Without a tool call id,
+        or outside a LangGraph step (nothing re-runs the call there, and nothing tells
+        one step from another), ``act`` runs with ``answering`` None, as a plain call.
+
+        Raises:
+            ToolException: the call was refused (now, or on its first run).
+        """
+        owner = await self._owner(config)
+        if not call.tool_call_id or _namespace(config) is None:
+            return await act(call, config, None)
+        ticket = _Ticket(owner, _step_of(config), call.tool_call_id)
+        service = self.runtime.tasks
+        find = {"owner": owner, "step": ticket.step, "tool_call_id": ticket.call_id}
+        kept = await service.find_answer(**find)
+        if kept is None:
+            answering = _Answering(service, ticket, tool)
+            try:
+                kept = await service.keep_answer(answering.of(await act(call, config, answering)))
+            except CallAnswered:
+                kept = await service.find_answer(**find)
+                if kept is None:
+                    gone = f"the answer of tool call {call.tool_call_id!r} was trimmed"
+                    raise StoreError(gone) from None
+            except StoreError:
+                raise
+            except SchedulerError as exc:
+                kept = await service.keep_answer(answering.of(_refusal(exc), error=True))
+        if kept.status == "error":
+            raise ToolException(kept.text)
+        return kept.text
+
     # -- tools ---------------------------------------------------------------------
 
-    async def schedule_task(self, args: _ScheduleTaskCall, config: RunnableConfig) -> str:
+    async def schedule_task(
+        self, args: _ScheduleTaskCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "create tasks")
         owner = await self._owner(config)
         if self.limits.require_approval:
@@ -583,14 +652,16 @@ class _ToolService:
             approval = await self._approval(ticket, propose)
             if approval.status == "rejected":
                 return _rejected("The task was not scheduled", approval.reason)
+            answer = self._scheduled(config, approval.preview.get("note"))
             task = await self.runtime.tasks.apply(
-                approval, max_active=self.limits.max_active_tasks_per_owner
+                approval,
+                max_active=self.limits.max_active_tasks_per_owner,
+                answer=_keeping(answering, answer),
             )
-            note = approval.preview.get("note")
         else:
             plan = self._plan_new(args, config, owner)
-            note = plan.note
-            task = await self.runtime.create_task(
+            answer = self._scheduled(config, plan.note)
+            task = await self.runtime.tasks.create(
                 name=args.name,
                 schedule=plan.schedule,
                 trigger=plan.trigger,
@@ -598,13 +669,21 @@ class _ToolService:
                 owner=owner,
                 max_runs=args.max_runs,
                 max_active=self.limits.max_active_tasks_per_owner,
+                answer=_keeping(answering, answer),
             )
-        body = await self._render(task, owner, config)
-        read = f"\nnote: {note}; tell the user." if note else ""
-        return (
-            f"Scheduled task {task.name!r}. Confirm the next run and timezone to the user."
-            f"{read}\n{body}"
-        )
+        return answer(task)
+
+    def _scheduled(self, config: RunnableConfig, note: str | None) -> Callable[[Task], str]:
+        """The answer of ``schedule_task`` for the task stored."""
+
+        def answer(task: Task) -> str:
+            read = f"\nnote: {note}; tell the user." if note else ""
+            return (
+                f"Scheduled task {task.name!r}. Confirm the next run and timezone to the "
+                f"user.{read}\n{self._render(task, config)}"
+            )
+
+        return answer
 
     def _plan_new(self, args: ScheduleTaskArgs, config: RunnableConfig, owner: str) -> _Plan:
         """Check a new task's arguments and fix its values (and what a human is shown)."""
@@ -678,7 +757,7 @@ class _ToolService:
                 + (" at this offset." if args.offset else ".")
                 + elsewhere
             )
-        blocks = [await self._render(task, owner, config) for task in tasks]
+        blocks = [self._render(task, config) for task in tasks]
         header = (
             f"{len(tasks)} task(s)"
             + (" of this conversation" if here else "")
@@ -686,7 +765,9 @@ class _ToolService:
         )
         return header + ":" + elsewhere + "\n\n" + "\n\n".join(blocks)
 
-    async def update_task(self, args: _UpdateTaskCall, config: RunnableConfig) -> str:
+    async def update_task(
+        self, args: _UpdateTaskCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "change tasks")
         owner = await self._owner(config)
         guarded = ("schedule", "timezone", "prompt", "system_addon")
@@ -711,14 +792,16 @@ class _ToolService:
             approval = await self._approval(ticket, propose)
             if approval.status == "rejected":
                 return _rejected(f"Task {approval.task_id} was not changed", approval.reason)
+            answer = self._updated(config, approval.preview.get("note"))
             updated = await self.runtime.tasks.apply(
-                approval, max_active=self.limits.max_active_tasks_per_owner
+                approval,
+                max_active=self.limits.max_active_tasks_per_owner,
+                answer=_keeping(answering, answer),
             )
-            note = approval.preview.get("note")
         else:
             task = await self.runtime.get_task(args.task_id, owner=owner)
             plan = self._plan_change(args, task, approval=False)
-            note = plan.note
+            answer = self._updated(config, plan.note)
             updated = await self.runtime.tasks.update(
                 task.id,
                 owner=owner,
@@ -727,10 +810,18 @@ class _ToolService:
                 trigger_changes=plan.trigger_changes,
                 max_runs=args.max_runs,
                 max_active=self.limits.max_active_tasks_per_owner,
+                answer=_keeping(answering, answer),
             )
-        body = await self._render(updated, owner, config)
-        read = f"\nnote: {note}; tell the user." if note else ""
-        return f"Updated task {updated.name!r}.{read}\n{body}"
+        return answer(updated)
+
+    def _updated(self, config: RunnableConfig, note: str | None) -> Callable[[Task], str]:
+        """The answer of ``update_task`` for the task as changed."""
+
+        def answer(task: Task) -> str:
+            read = f"\nnote: {note}; tell the user." if note else ""
+            return f"Updated task {task.name!r}.{read}\n{self._render(task, config)}"
+
+        return answer
 
     def _plan_change(self, args: UpdateTaskArgs, task: Task, *, approval: bool) -> _Change:
         """Check a change's arguments against ``task`` and fix its values."""
@@ -781,41 +872,67 @@ class _ToolService:
             shown["note"] = note
         return _Change(schedule, trigger_changes, shown, note)
 
-    async def pause_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+    async def pause_task(
+        self, args: _TaskIdCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "pause tasks")
         owner = await self._owner(config)
         before = await self.runtime.get_task(args.task_id, owner=owner)
-        task = await self.runtime.pause_task(args.task_id, owner=owner)
-        lead = (
-            f"Paused task {task.name!r}; it will not run until resumed."
-            if before.state == "active"
-            else f"Task {task.name!r} was not active ({before.state}); nothing changed."
-        )
-        return f"{lead}\n{await self._render(task, owner, config)}"
+        if before.state != "active":
+            lead = f"Task {before.name!r} was not active ({before.state}); nothing changed."
+            return f"{lead}\n{self._render(before, config)}"
 
-    async def resume_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        def answer(task: Task) -> str:
+            lead = f"Paused task {task.name!r}; it will not run until resumed."
+            return f"{lead}\n{self._render(task, config)}"
+
+        task = await self.runtime.tasks.pause(
+            args.task_id, owner=owner, answer=_keeping(answering, answer)
+        )
+        return answer(task)
+
+    async def resume_task(
+        self, args: _TaskIdCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "resume tasks")
         owner = await self._owner(config)
         before = await self.runtime.get_task(args.task_id, owner=owner)
         if before.state == "active":
             lead = f"Task {before.name!r} is already active; nothing changed."
-            return f"{lead}\n{await self._render(before, owner, config)}"
-        task = await self.runtime.resume_task(
-            args.task_id, owner=owner, max_active=self.limits.max_active_tasks_per_owner
-        )
-        lead = f"Resumed task {task.name!r}. Confirm the next run and timezone to the user."
-        return f"{lead}\n{await self._render(task, owner, config)}"
+            return f"{lead}\n{self._render(before, config)}"
 
-    async def delete_task(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        def answer(task: Task) -> str:
+            lead = f"Resumed task {task.name!r}. Confirm the next run and timezone to the user."
+            return f"{lead}\n{self._render(task, config)}"
+
+        task = await self.runtime.tasks.resume(
+            args.task_id,
+            owner=owner,
+            max_active=self.limits.max_active_tasks_per_owner,
+            answer=_keeping(answering, answer),
+        )
+        return answer(task)
+
+    async def delete_task(
+        self, args: _TaskIdCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "delete tasks")
         owner = await self._owner(config)
-        task = await self.runtime.delete_task(args.task_id, owner=owner)
-        return (
-            f"Deleted task {task.name!r} (id {task.id}, {task.describe_schedule()}) and its "
-            "history. It will not run again."
-        )
 
-    async def run_task_now(self, args: TaskIdArgs, config: RunnableConfig) -> str:
+        def answer(task: Task) -> str:
+            return (
+                f"Deleted task {task.name!r} (id {task.id}, {task.describe_schedule()}) and "
+                "its history. It will not run again."
+            )
+
+        task = await self.runtime.tasks.delete(
+            args.task_id, owner=owner, answer=_keeping(answering, answer)
+        )
+        return answer(task)
+
+    async def run_task_now(
+        self, args: _TaskIdCall, config: RunnableConfig, answering: _Answering | None
+    ) -> str:
         self._check_may_manage(config, "run tasks")
         owner = await self._owner(config)
         # Never wait: the task may continue this very thread, whose lock our turn holds.
@@ -825,6 +942,18 @@ class _ToolService:
                 "a task cannot run itself from its own scheduled turn (that would repeat "
                 "without end); answer its prompt instead"
             )
+
+        def answer(record: TaskRunRecord) -> str:
+            where = (
+                "it runs in this conversation right after your current answer"
+                if record.thread_id is not None and record.thread_id == _thread_of(config)
+                else f"it runs in thread {record.thread_id}"
+            )
+            return (
+                f"Started task {task.name!r} now (run id {record.run_id}); {where}. "
+                "Use task_history to see its outcome."
+            )
+
         limits = self.limits
         record = await self.runtime.run_now(
             task.id,
@@ -833,16 +962,9 @@ class _ToolService:
             max_per_task=limits.max_manual_runs_per_task,
             max_per_owner=limits.max_manual_runs_per_owner,
             per_secs=limits.manual_run_window_secs,
+            answer=_keeping(answering, answer),
         )
-        where = (
-            "it runs in this conversation right after your current answer"
-            if record.thread_id is not None and record.thread_id == _thread_of(config)
-            else f"it runs in thread {record.thread_id}"
-        )
-        return (
-            f"Started task {task.name!r} now (run id {record.run_id}); {where}. "
-            "Use task_history to see its outcome."
-        )
+        return answer(record)
 
     async def task_history(self, args: TaskHistoryArgs, config: RunnableConfig) -> str:
         owner = await self._owner(config)
@@ -930,11 +1052,7 @@ class _ToolService:
                 "run this tool from a graph (ToolNode, create_agent) or invoke it with a "
                 "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
             )
-        configurable = config.get("configurable") or {}
-        metadata = config.get("metadata") or {}
-        namespace = configurable.get("checkpoint_ns") or metadata.get("langgraph_checkpoint_ns")
-        step = f"{_thread_of(config) or ''}|{namespace or ''}"
-        return _Ticket(owner, step, call_id)
+        return _Ticket(owner, _step_of(config), call_id)
 
     async def _approval(
         self, ticket: _Ticket, propose: Callable[[], Awaitable[Approval]]
@@ -1002,9 +1120,9 @@ class _ToolService:
 
     # -- rendering -------------------------------------------------------------------
 
-    async def _render(self, task: Task, owner: str, config: RunnableConfig) -> str:
+    def _render(self, task: Task, config: RunnableConfig) -> str:
         zone = task.zone
-        times = await self.runtime.next_run_times(task.id, _NEXT_RUNS, owner=owner)
+        times = task.upcoming_runs(_NEXT_RUNS)
         next_runs = ", ".join(_with_weekday(t.astimezone(zone)) for t in times)
         if task.thread_id is None:
             thread = "isolated (each run in a fresh conversation)"
@@ -1101,9 +1219,62 @@ class _Change:
 
 @dataclass(frozen=True)
 class _Ticket:
+    """A tool call's identity: the key of its approval and of its answer."""
+
     owner: str
     step: str
     call_id: str
+
+
+@dataclass(frozen=True)
+class _Answering:
+    """Makes the answers a call that changes tasks keeps (see :meth:`_ToolService.once`)."""
+
+    service: TaskService
+    ticket: _Ticket
+    tool: str
+
+    def of(self, text: str, *, error: bool = False) -> CallAnswer:
+        ticket = self.ticket
+        return self.service.answer(
+            owner=ticket.owner,
+            step=ticket.step,
+            tool_call_id=ticket.call_id,
+            tool=self.tool,
+            text=text,
+            error=error,
+        )
+
+
+_V = TypeVar("_V")
+
+
+def _keeping(answering: _Answering | None, answer: Callable[[_V], str]) -> Answering[_V] | None:
+    """The answer a write keeps in its transaction: ``answer`` of what it wrote (None
+    when the call keeps no answer)."""
+    if answering is None:
+        return None
+    return lambda value: answering.of(answer(value))
+
+
+def _step_of(config: RunnableConfig) -> str:
+    """The LangGraph step a tool runs in: its thread and checkpoint namespace (which names
+    the node's task, the same on every re-run of it)."""
+    return f"{_thread_of(config) or ''}|{_namespace(config) or ''}"
+
+
+def _namespace(config: RunnableConfig) -> str | None:
+    """The checkpoint namespace of the LangGraph task running the tool (None outside a
+    LangGraph step, where nothing re-runs a call)."""
+    configurable = config.get("configurable") or {}
+    metadata = config.get("metadata") or {}
+    namespace = configurable.get("checkpoint_ns") or metadata.get("langgraph_checkpoint_ns")
+    return str(namespace) if namespace else None
+
+
+def _refusal(exc: SchedulerError) -> str:
+    """The tool message of a refused call."""
+    return f"Error: {exc}"
 
 
 _Verdict = tuple[bool, str | None]
