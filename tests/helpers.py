@@ -1,10 +1,14 @@
-"""Helpers shared by the tests: a one-node graph on a model, a run-record waiter, and
-stepping a runtime on a fake clock."""
+"""Helpers shared by the tests: a one-node graph on a model, a run-record waiter,
+stepping a runtime on a fake clock, and runtimes in processes of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -119,3 +123,22 @@ async def record_count(rt: SchedulerRuntime) -> int:
     """How many finished run records the runtime's store holds."""
     query = text("SELECT count(*) FROM lgs_runs WHERE outcome IS NOT NULL")
     return int(await rt.store.transaction(lambda conn: conn.execute(query).scalar_one()))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_process(module: str, *args: str) -> subprocess.Popen[str]:
+    """Run ``python -m tests.<module> ARGS`` from the checkout, its output piped."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", f"tests.{module}", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +18,7 @@ from langgraph_scheduler import (
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import FAKE_START, RunWaiter, build_graph, record_count, step
-
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import FAKE_START, RunWaiter, build_graph, child_process, record_count, step
 
 
 @pytest.fixture
@@ -51,18 +45,7 @@ async def _eventually(check: Any, timeout: float = 15.0) -> Any:
 async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_child", sqlite_url],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = child_process("crash_child", sqlite_url)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)  # type: ignore[union-attr]
         assert line.startswith("RUNNING"), (line, child.stderr.read() if child.poll() else "")  # type: ignore[union-attr]
