@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, inspect
+from sqlalchemy import insert, inspect, text
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime
 from langgraph_scheduler.store import (
@@ -182,5 +182,29 @@ async def test_a_schema_2_database_gains_the_thread_locks_and_the_tool_call_answ
         assert await store.add_call_answer(answer) == answer
         assert await store.get_call_answer("k") == answer
         assert await store.purge_call_answers(before=NOW + timedelta(days=1)) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_their_index(
+    database: str,
+) -> None:
+    store = open_store(database)
+
+    def write_earlier(conn: Any) -> None:
+        metadata.create_all(conn)
+        conn.execute(insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        conn.execute(text("DROP INDEX IF EXISTS lgs_runs_finished"))
+        conn.execute(text("DROP TABLE IF EXISTS lgs_delivery_floors"))
+
+    def schema(conn: Any) -> tuple[set[str], set[str]]:
+        found = inspect(conn)
+        return set(found.get_table_names()), {i["name"] for i in found.get_indexes("lgs_runs")}
+
+    try:
+        await store.transaction(write_earlier)
+        await store.setup()
+        tables, indexes = await store.transaction(schema)
+        assert "lgs_delivery_floors" in tables and "lgs_runs_finished" in indexes
     finally:
         await store.close()

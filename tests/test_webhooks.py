@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,7 +43,7 @@ from langgraph_scheduler.webhooks import (
     verify_signature,
 )
 
-from .helpers import FAKE_START, RunWaiter, step
+from .helpers import FAKE_START, RunWaiter, child_process, step
 
 SECRET = "s3cret-for-tests"
 FAST: dict[str, Any] = {"backoff_secs": 0.01, "max_backoff_secs": 0.05}
@@ -458,6 +459,88 @@ async def test_a_pending_delivery_survives_a_restart_and_is_delivered_once(
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
 
+async def test_a_run_its_killed_runtime_never_stored_a_delivery_of_is_delivered_once(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    receiver = receivers()
+    webhook = Webhook(url=receiver.url, secret=SECRET)
+    now = datetime.now(timezone.utc)
+    # Runs finished an hour ago, when no runtime had a webhook: they are owed nothing.
+    async with runtime_factory(
+        make_graph(), database=database, clock=FakeClock(now - timedelta(hours=1))
+    ) as before:
+        quiet = await before.create_task(
+            name="quiet", schedule=Interval(days=1, start=now + timedelta(days=1)), trigger="hi"
+        )
+        unowed = [await before.run_now(quiet.id) for _ in range(2)]
+
+    # The child's run is recorded; its listener holds the event loop, so the run's
+    # delivery is never stored, and the process is killed from outside.
+    child = child_process("webhook_child", database, receiver.url)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)  # type: ignore[union-attr]
+        assert line.startswith("FINISHED"), (line, child.stderr.read() if child.poll() else "")  # type: ignore[union-attr]
+        orphan = line.split()[1]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert receiver.requests == []
+
+    # Five minutes later, a runtime without a webhook runs a task: owed nothing either.
+    async with runtime_factory(
+        make_graph(), database=database, clock=FakeClock(now + timedelta(minutes=5))
+    ) as between:
+        unowed.append(await between.run_now(quiet.id))
+
+    # The next runtime with a webhook starts ten minutes after the crash: the run is
+    # found by the dead runtime's delivery floor, not by the margin of its own.
+    later = FakeClock(now + timedelta(minutes=10))
+    async with runtime_factory(make_graph(), database=database, clock=later, webhook=webhook) as rt:
+        (delivery,) = await eventually(settled(rt, orphan), timeout=30)
+        untouched = [await rt.deliveries(run.run_id) for run in unowed]
+        # The dead runtime's floor, its span covered, is dropped.
+        await eventually(lambda: _only_floor_of(rt))
+
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert [r.headers["x-lgs-delivery"] for r in receiver.requests] == [delivery.delivery_id]
+    assert WebhookPayload.model_validate_json(receiver.requests[0].body).run.run_id == orphan
+    assert untouched == [[], [], []]
+
+
+async def _only_floor_of(rt: SchedulerRuntime) -> bool | None:
+    floors = await rt.store.delivery_floors()
+    return True if [f.holder for f in floors] == [rt.holder] else None
+
+
+async def test_the_sweep_of_one_replica_and_the_intake_of_another_store_a_run_once(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    ops, alice = receivers(), receivers()
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    a = runtime_factory(make_graph(), database=database, clock=clock, webhook=webhook)
+    b = runtime_factory(make_graph(), database=database, clock=clock, webhook=webhook)
+    async with a, b:
+        task = await standup(a, options=TaskOptions(webhook_url=alice.url))
+        assert a._webhooks is not None
+        async with a._webhooks._lock:  # a's intake cannot store the runs it finishes
+            first = [await a.run_now(task.id) for _ in range(3)]
+            await clock.advance(31)  # b's sweep: the runs are a few seconds old
+            for run in first:
+                await eventually(settled(b, run.run_id, count=2))
+            second = [await a.run_now(task.id) for _ in range(3)]
+            await clock.advance(31)  # b's sweep and a's intake race for these
+        for run in first + second:
+            await eventually(settled(a, run.run_id, count=2))
+        rows = [await a.deliveries(run.run_id) for run in first + second]
+
+    ids = sorted(run.run_id for run in first + second)
+    for receiver in (ops, alice):
+        sent = [WebhookPayload.model_validate_json(r.body).run.run_id for r in receiver.requests]
+        assert sorted(sent) == ids
+    assert all(sorted(d.url for d in found) == sorted([ops.url, alice.url]) for found in rows)
+
+
 async def test_a_stored_url_too_long_for_the_index_holds_up_no_other_delivery(
     database: str, make_graph: Any, runtime_factory: Any, receivers: Any
 ) -> None:
@@ -579,6 +662,60 @@ async def test_deliveries_are_stored_once_per_run_and_url_and_claimed_by_lease(
         assert await store.purge_deliveries() == 1
         (left,) = await store.deliveries()
         assert left.status == "pending" and left.delivery_id == queued[0].delivery_id
+    finally:
+        await store.close()
+
+
+async def test_the_runs_owed_a_delivery_are_read_by_page_and_floors_kept_per_runtime(
+    database: str, make_graph: Any
+) -> None:
+    t0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+    clock = FakeClock(t0)
+    async with SchedulerRuntime(make_graph(), database=database, clock=clock) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="hi")
+        runs = []
+        for _ in range(3):  # finished at t0, t0 + 10 s, t0 + 20 s
+            runs.append(await rt.run_now(task.id))
+            await clock.advance(10)
+    ids = [run.run_id for run in runs]
+    minutes = [t0 + timedelta(minutes=m) for m in range(4)]
+    store = open_store(database)
+    try:
+        await store.setup()
+        until = t0 + timedelta(seconds=25)
+        page, after = await store.runs_without_deliveries(since=t0, until=until, limit=2)
+        assert [r.run_id for r in page] == ids[:2] and after is not None
+        rest, end = await store.runs_without_deliveries(since=t0, until=until, after=after, limit=2)
+        assert [r.run_id for r in rest] == ids[2:] and end is None
+        assert rest[0] == runs[2]
+        narrow, _ = await store.runs_without_deliveries(
+            since=t0 + timedelta(seconds=5), until=t0 + timedelta(seconds=15), limit=10
+        )
+        assert [r.run_id for r in narrow] == ids[1:2]
+        # Delivered, and after the purge of deliveries, a run is never owed again.
+        (queued,) = await store.queue_deliveries(
+            runs[:1], urls=["https://ops.example/hook"], now=t0, lease_until=t0, limit=1
+        )
+        await store.record_delivery(
+            queued.delivery_id, status="delivered", attempts=1, error=None, now=t0
+        )
+        assert await store.purge_deliveries() == 0
+        owed, _ = await store.runs_without_deliveries(since=t0, until=until, limit=10)
+        assert [r.run_id for r in owed] == ids[1:]
+
+        await store.hold_delivery_floor("a", floor=t0, now=t0, expires_at=minutes[2])
+        await store.hold_delivery_floor("b", floor=minutes[1], now=t0, expires_at=minutes[2])
+        await store.hold_delivery_floor("a", floor=minutes[2], now=t0, expires_at=minutes[3])
+        floors = await store.delivery_floors()
+        assert [(f.holder, f.floor, f.expires_at) for f in floors] == [
+            ("b", minutes[1], minutes[2]),
+            ("a", minutes[2], minutes[3]),
+        ]
+        # A floor read as expired is dropped only if its holder has not written it since.
+        assert not await store.drop_delivery_floor("a", expires_at=minutes[2])
+        assert await store.drop_delivery_floor("a", expires_at=minutes[3])
+        assert await store.drop_delivery_floor("b")
+        assert await store.delivery_floors() == []
     finally:
         await store.close()
 

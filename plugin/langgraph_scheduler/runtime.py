@@ -313,6 +313,7 @@ class SchedulerRuntime:
             self._webhooks = WebhookDispatcher(
                 store,
                 self.webhook,
+                holder=self.holder,
                 clock=self.clock,
                 sweep_secs=self.lease_secs,
                 drain_secs=min(self.drain_timeout_secs, self.webhook.timeout_secs),

@@ -102,6 +102,7 @@ __all__ = [
     "CallAnswer",
     "CallAnswered",
     "Claimed",
+    "DeliveryFloor",
     "Finished",
     "QueuedDelivery",
     "SaveResult",
@@ -351,6 +352,22 @@ _due_deliveries = Index(
     postgresql_where=deliveries_table.c.status == "pending",
 )
 
+# Created by create_all with a new lgs_runs, and by setup on an existing one: the webhook
+# sweep reads the runs finished since a delivery floor, page by page in this order.
+_finished_runs = Index("lgs_runs_finished", runs_table.c.finished_at, runs_table.c.run_id)
+
+# Created by create_all on databases that lack it (no schema version of its own): one row
+# per runtime with a webhook, the earliest finish time of a run record it may hold in
+# memory without a delivery row, so that what a dead runtime held is still delivered.
+delivery_floors_table = Table(
+    "lgs_delivery_floors",
+    metadata,
+    Column("holder", String(128), primary_key=True),
+    Column("floor", _UTCDateTime(), nullable=False),
+    Column("seen_at", _UTCDateTime(), nullable=False),
+    Column("expires_at", _UTCDateTime(), nullable=False),
+)
+
 # Part of schema version 3: a conversation thread held across replicas (PostgreSQL), one
 # row per held thread, leased to its holder and renewed by its upkeep, so that a lost
 # session frees nothing. SQLite has the table too (one schema) but holds threads in its
@@ -532,6 +549,18 @@ class _ManualClaim:
         return _running_record(
             task, due, trigger="manual", attempt=1, due_at=due, now=due, run_id=self.run_id
         )
+
+
+@dataclass(frozen=True)
+class DeliveryFloor:
+    """A runtime's promise about the run records it holds in memory, undelivered: none
+    finished before ``floor`` (on its clock), and none after ``expires_at`` unless it
+    writes its floor again by then."""
+
+    holder: str
+    floor: datetime
+    seen_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -1079,6 +1108,7 @@ class Store(ABC):
                 .values(value=str(version))
             )
         metadata.create_all(conn, checkfirst=True)
+        _finished_runs.create(conn, checkfirst=True)  # create_all skips an existing table's
         self._after_setup(conn)
 
     def _before_setup(self, conn: Connection) -> None:
@@ -2285,7 +2315,10 @@ class Store(ABC):
 
     async def purge_deliveries(self) -> int:
         """Delete delivered and failed deliveries whose run record is gone (trimmed,
-        purged, or deleted with its task); pending ones are still delivered."""
+        purged, or deleted with its task); pending ones are still delivered.
+
+        Never a delivery whose run is still stored: :meth:`runs_without_deliveries` would
+        take that run for one never queued, and the webhook sweep would send it again."""
         gone = ~(
             select(runs_table.c.run_id)
             .where(runs_table.c.run_id == deliveries_table.c.run_id)
@@ -2293,6 +2326,85 @@ class Store(ABC):
         )
         statement = delete(deliveries_table).where(deliveries_table.c.status != "pending", gone)
         return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+
+    async def runs_without_deliveries(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, str] | None = None,
+        limit: int,
+    ) -> tuple[list[TaskRunRecord], tuple[datetime, str] | None]:
+        """Finished runs with ``since <= finished_at <= until`` and no delivery row, in
+        order of (``finished_at``, ``run_id``), a page of ``limit`` after ``after``.
+
+        Returns the page's records and where the next page starts (None after the last
+        page). The webhook sweep reads them between the delivery floors; the range is
+        read on the ``lgs_runs_finished`` index, each run's deliveries on their
+        (run, URL) index."""
+        runs = runs_table
+        undelivered = ~(
+            select(deliveries_table.c.run_id)
+            .where(deliveries_table.c.run_id == runs.c.run_id)
+            .exists()
+        )
+        query = select(runs).where(
+            runs.c.finished_at >= since,
+            runs.c.finished_at <= until,
+            runs.c.outcome.is_not(None),
+            undelivered,
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    runs.c.finished_at > after[0],
+                    and_(runs.c.finished_at == after[0], runs.c.run_id > after[1]),
+                )
+            )
+        query = query.order_by(runs.c.finished_at, runs.c.run_id).limit(limit)
+
+        def read(conn: Connection) -> tuple[list[TaskRunRecord], tuple[datetime, str] | None]:
+            rows = conn.execute(query).mappings().all()
+            records = [record for record in map(_readable_run, rows) if record is not None]
+            last = (rows[-1]["finished_at"], rows[-1]["run_id"]) if len(rows) == limit else None
+            return records, last
+
+        return await self.transaction(read)
+
+    async def hold_delivery_floor(
+        self, holder: str, *, floor: datetime, now: datetime, expires_at: datetime
+    ) -> None:
+        """Write ``holder``'s delivery floor (see :class:`DeliveryFloor`); written by its
+        holder only."""
+        table = delivery_floors_table
+        values = {"floor": floor, "seen_at": now, "expires_at": expires_at}
+        updated = update(table).where(table.c.holder == holder).values(values)
+        inserted = self._insert_ignore(table, "holder").values(holder=holder, **values)
+
+        def write(conn: Connection) -> None:
+            if conn.execute(updated).rowcount == 0:
+                conn.execute(inserted)
+
+        await self.transaction(write)
+
+    async def delivery_floors(self) -> list[DeliveryFloor]:
+        """Every runtime's delivery floor, lowest first."""
+        table = delivery_floors_table
+        query = select(table.c.holder, table.c.floor, table.c.seen_at, table.c.expires_at)
+        query = query.order_by(table.c.floor, table.c.holder)
+        return await self.transaction(
+            lambda conn: [DeliveryFloor(*row) for row in conn.execute(query)]
+        )
+
+    async def drop_delivery_floor(self, holder: str, *, expires_at: datetime | None = None) -> bool:
+        """Delete ``holder``'s delivery floor: its own when it stops with nothing held or,
+        given the ``expires_at`` it was read with, the floor of a runtime gone (kept if it
+        was written since). Returns whether a row was deleted."""
+        table = delivery_floors_table
+        statement = delete(table).where(table.c.holder == holder)
+        if expires_at is not None:
+            statement = statement.where(table.c.expires_at == expires_at)
+        return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
 
 
 _URL_FORMS = "use sqlite:///path/to/file.db, sqlite:// (memory) or postgresql://user@host/dbname"

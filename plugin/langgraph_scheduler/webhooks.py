@@ -9,6 +9,13 @@ writes every attempt's outcome to the delivery's row (``runtime.deliveries(run_i
 delivery still pending when its runtime stops, or dies, is taken up by the next runtime
 on the same database: delivery is at least once, and receivers dedupe on its id.
 
+A record is in memory only between its run's finish and its delivery's row: a runtime
+killed in between would lose it, so each runtime keeps a *delivery floor* in the database
+(``lgs_delivery_floors``), the earliest finish time of a record it may hold unstored, and
+every runtime's sweep queues the finished runs from the lowest floor on that have no
+delivery row. What a dead runtime held is delivered by the next sweep of any runtime with
+a webhook on the database; no fire or finish statement does anything more for it.
+
 The body is a :class:`~.models.WebhookPayload` as JSON. With a ``secret``, each request
 carries ``X-LGS-Timestamp`` (Unix seconds) and ``X-LGS-Signature: sha256=<hex>``, the
 HMAC-SHA256 of ``"<timestamp>." + body`` under the secret; :func:`verify_signature`
@@ -24,7 +31,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
@@ -84,6 +91,18 @@ _LEASE_MARGIN_SECS = 30.0
 """How long past its expected next attempt a delivery stays with its runtime."""
 
 _PURGE_EVERY_SECS = 600.0
+
+_FLOOR_MARGIN_SECS = 60.0
+"""How far before now a runtime's delivery floor stays: it covers a record's way from its
+finish's commit to :meth:`WebhookDispatcher.submit` (the finish's transaction, the event
+listeners awaited before it), which the dispatcher cannot see."""
+
+_SWEEP_AFTER_SECS = 5.0
+"""How old a finished run is before the sweep queues it (younger ones are the intake's)."""
+
+_CLOCK_SKEW_SECS = 60.0
+"""How long past its expiry (on its holder's clock) a floor waits before it is dropped:
+runtimes' clocks may differ by this much."""
 
 _ERROR_BODY_CHARS = 200
 
@@ -291,9 +310,20 @@ class WebhookDispatcher:
     request is in flight. A periodic sweep takes up deliveries nobody holds (left by a
     stopped or dead runtime) and purges finished ones whose run record is gone.
 
+    Records wait in memory before they are stored, so the dispatcher keeps its *delivery
+    floor* in the database: the earliest ``finished_at`` of a record it may hold unstored
+    (the oldest in its intake, or now minus a margin for those on their way to
+    :meth:`submit`), written at start and by each sweep, with an expiry a few sweeps
+    ahead. Each sweep queues the finished runs without a delivery row from each floor on
+    (up to its expiry, and a few seconds before now: fresh runs are the intake's), so what
+    a killed runtime held is delivered by the next sweep of any runtime with a webhook on
+    the database. A floor past its expiry is dropped once a sweep has covered it; a clean
+    stop drops its own.
+
     Args:
         store: where deliveries are kept.
         webhook: the runtime's webhook settings (URL, secret, retry policy).
+        holder: names this runtime's delivery floor.
         clock: the source of "now" (timestamps, leases, backoff sleeps).
         sweep_secs: how often to look for deliveries nobody holds.
         drain_secs: how long :meth:`close` lets attempts in flight finish.
@@ -304,12 +334,14 @@ class WebhookDispatcher:
         store: Store,
         webhook: Webhook,
         *,
+        holder: str,
         clock: Clock,
         sweep_secs: float,
         drain_secs: float,
     ) -> None:
         self.store = store
         self.webhook = webhook
+        self.holder = holder
         self.clock = clock
         self.sweep_secs = sweep_secs
         self.drain_secs = drain_secs
@@ -334,7 +366,12 @@ class WebhookDispatcher:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the HTTP client and start the intake and sweep loops."""
+        """Write this runtime's delivery floor, open the HTTP client and start the intake
+        and sweep loops."""
+        try:
+            await self._hold_floor(self.clock.now())
+        except Exception as exc:
+            logger.warning("writing the webhook delivery floor failed (%s); the sweep retries", exc)
         limits = httpx.Limits(
             max_connections=self.webhook.max_in_flight,
             max_keepalive_connections=self.webhook.max_in_flight,
@@ -364,10 +401,16 @@ class WebhookDispatcher:
             why = f"storing them failed while stopping ({exc})"
         if self._intake:
             logger.error(
-                "%d finished run record(s) were not queued for webhook delivery: %s",
+                "%d finished run record(s) were not queued for webhook delivery: %s; the "
+                "sweep of the next runtime with a webhook on this database queues them",
                 len(self._intake),
                 why,
             )
+        else:
+            try:  # nothing held: no sweep needs to look behind this runtime any more
+                await self.store.drop_delivery_floor(self.holder)
+            except Exception as exc:
+                logger.warning("the webhook delivery floor stays until it expires (%s)", exc)
         if self._active:
             await asyncio.wait(set(self._active.values()), timeout=self.drain_secs)
         self._closing.set()
@@ -486,8 +529,9 @@ class WebhookDispatcher:
             self._sweep_now.clear()
 
     async def _sweep(self) -> None:
-        await self._queue_intake(patience=self.sweep_secs)
         now = self.clock.now()
+        await self._hold_floor(now)  # before the intake is stored: it covers the intake
+        await self._queue_intake(patience=self.sweep_secs)
         room = self._room()
         if room > 0:
             claimed = await self.store.claim_deliveries(
@@ -496,9 +540,52 @@ class WebhookDispatcher:
             self._backlog = len(claimed) >= room
             for item in claimed:
                 self._start(item)
+        await self._queue_unqueued(now)
         if now >= self._next_purge:
             self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
             await self.store.purge_deliveries()
+
+    # -- floors ---------------------------------------------------------------------
+
+    async def _hold_floor(self, now: datetime) -> None:
+        """Write this runtime's floor: the oldest record in its intake, or now minus the
+        margin; it expires unless written again within two sweeps (and the margin)."""
+        oldest = min((r.finished_at or now for r in self._intake), default=now)
+        floor = min(oldest, now - timedelta(seconds=_FLOOR_MARGIN_SECS))
+        expires_at = now + timedelta(seconds=2 * self.sweep_secs + _FLOOR_MARGIN_SECS)
+        await self.store.hold_delivery_floor(
+            self.holder, floor=floor, now=now, expires_at=expires_at
+        )
+
+    async def _queue_unqueued(self, now: datetime) -> None:
+        """Queue the finished runs without a delivery row between each floor and its
+        expiry (and ``_SWEEP_AFTER_SECS`` before now), then drop the floors past their
+        expiry: their spans were covered.
+
+        A run another runtime's intake stores at the same time is stored once: a (run,
+        URL) already stored is left as it is. A delivered run is never queued again: its
+        delivery rows stay as long as its run record does (see
+        :meth:`~.store.Store.purge_deliveries`)."""
+        floors = await self.store.delivery_floors()
+        until = now - timedelta(seconds=_SWEEP_AFTER_SECS)
+        for since, upto in _merged((f.floor, min(f.expires_at, until)) for f in floors):
+            after: tuple[datetime, str] | None = None
+            while True:
+                records, after = await self.store.runs_without_deliveries(
+                    since=since, until=upto, after=after, limit=_BATCH
+                )
+                if records:  # those whose task and runtime have no URL get no row
+                    logger.debug("queueing %d finished run(s) without a delivery row", len(records))
+                    self._intake.extend(records)
+                    await self._queue_intake(patience=self.sweep_secs)
+                    if self._intake:  # the database went away: the next sweep goes on
+                        return
+                if after is None:
+                    break
+        gone = now - timedelta(seconds=_CLOCK_SKEW_SECS)
+        for floor in floors:
+            if floor.holder != self.holder and floor.expires_at < gone:
+                await self.store.drop_delivery_floor(floor.holder, expires_at=floor.expires_at)
 
     # -- delivering -----------------------------------------------------------------
 
@@ -668,6 +755,17 @@ class WebhookDispatcher:
                 if len(text) >= _ERROR_BODY_CHARS:
                     break
             return response.status_code, _snippet(text)
+
+
+def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Time spans joined where they overlap, in order; empty ones left out."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(span for span in spans if span[0] <= span[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _snippet(raw: bytes) -> str:
