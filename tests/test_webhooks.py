@@ -807,6 +807,10 @@ def test_secrets_stay_out_of_reprs() -> None:
     with pytest.raises(ValidationError) as caught:
         Webhook(url="ftp://alice:p%40ss@hooks.example.com/in")
     assert "p%40ss" not in str(caught.value)
+    options = TaskOptions(webhook_url="https://alice:p%40ss@hooks.example.com/in")
+    assert "p%40ss" not in repr(options) and "p%40ss" not in str(options)
+    assert "https://alice:***@hooks.example.com/in" in repr(options)
+    assert options.webhook_url == "https://alice:p%40ss@hooks.example.com/in"  # still sent
 
 
 async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(
@@ -821,12 +825,14 @@ async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(
     webhook = Webhook(url=ops.url.replace("://", "://ops:s%40fe@"), secret=SECRET)
     alices = TaskOptions(webhook_url=alice.url.replace("://", "://alice:p%40ss@"))
     async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
-        run = await rt.run_now((await standup(rt, options=alices)).id)
+        task = await standup(rt, options=alices)
+        run = await rt.run_now(task.id)
         deliveries = await eventually(settled(rt, run.run_id, count=2))
 
     assert sorted(d.status for d in deliveries) == ["delivered", "failed"]
     assert "ops:***@" in caplog.text and "alice:***@" in caplog.text
     assert "s%40fe" not in caplog.text and "p%40ss" not in caplog.text
+    assert "p%40ss" not in repr(task) and "alice:***@" in repr(task)
     assert ops.requests[0].headers["authorization"].startswith("Basic ")  # still sent
 
 

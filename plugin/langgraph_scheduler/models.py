@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -105,6 +106,9 @@ class TaskOptions(BaseModel):
         stored = bool(info.context and info.context.get(_STORED))
         return None if url is None else check_webhook_url(url, stored=stored)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return redacted_url_args(super().__repr_args__(), "webhook_url")
+
     def grace_for(self, one_shot: bool) -> float | None:
         """The effective misfire grace in seconds (None: unlimited)."""
         if self.misfire_grace_secs is not None:
@@ -192,6 +196,14 @@ def redact_url(url: str) -> str:
     user = parts.netloc.rpartition("@")[0].partition(":")[0]
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def redacted_url_args(
+    args: Iterable[tuple[str | None, Any]], field: str
+) -> Iterator[tuple[str | None, Any]]:
+    """A model's repr arguments with the URL of ``field`` redacted (:func:`redact_url`)."""
+    for name, value in args:
+        yield name, redact_url(value) if name == field and value else value
 
 
 class TaskSource(TypedDict):

@@ -50,6 +50,7 @@ from .models import (
     WebhookPayload,
     check_webhook_url,
     redact_url,
+    redacted_url_args,
     storable_text,
 )
 from .store import QueuedDelivery, Store
@@ -158,8 +159,7 @@ class Webhook(BaseModel):
         return headers
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "url" and value else value
+        return redacted_url_args(super().__repr_args__(), "url")
 
     def retry_wait(self, failed: int) -> float:
         """The wait after ``failed`` failed attempts: ``backoff_secs`` doubled for each
