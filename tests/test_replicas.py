@@ -326,6 +326,20 @@ async def test_any_thread_id_can_be_held_across_replicas(postgres_url: str, thre
             assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
 
 
+async def test_a_runtime_stopping_with_a_thread_held_frees_it(postgres_url: str) -> None:
+    # A user's hold still open when its runtime stops (a request in flight at shutdown):
+    # the stop frees the row, so no other replica waits out its lease.
+    one, two = _admin(postgres_url), _admin(postgres_url)
+    async with two:
+        await one.start()
+        held = one.thread_lock("open-at-stop")
+        await held.__aenter__()
+        await one.stop()  # the hold is never ended: its task was abandoned
+        async with two.thread_lock("open-at-stop", timeout=0):
+            assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
+        await held.__aexit__(None, None, None)  # ends quietly: the stop freed it
+
+
 async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(
     postgres_url: str, replicas: Any, observer: Store
 ) -> None:

@@ -348,6 +348,15 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
 
     async def close(self) -> None:
+        """Free the threads still held through this store (a hold its runtime's stop
+        left open: a user's turn in flight), so no replica waits out their lease; then
+        close the session and the pool."""
+        if self._lease is not None and self._held:
+            self._held.clear()
+            try:
+                await self.free_thread_locks([self._lease.holder])
+            except Exception as exc:
+                logger.warning("held threads stay taken until their lease runs out (%s)", exc)
         await self._session.close()
         await self.async_engine.dispose()
 
@@ -458,9 +467,10 @@ class PostgresStore(Store):
             try:
                 yield
             finally:
-                self._held.discard(key)
                 self._lost.discard(key)
-                await self._free(key, lease.holder)
+                if key in self._held:  # not freed already by the store's close
+                    self._held.discard(key)
+                    await self._free(key, lease.holder)
 
     async def _take(self, thread_id: str, lease: _ThreadLease) -> bool:
         """Take the thread's row if it is free, its lease ran out, or it is ours already;
