@@ -30,7 +30,7 @@ from langgraph_scheduler.store import CallAnswer, CallAnswered, tool_calls_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
 
-from .test_approvals import calls, new_task
+from .test_approvals import calls, new_task, with_ids
 from .test_custom_graph import build
 
 START_AT = datetime(2027, 3, 14, 6, 0, tzinfo=timezone.utc)  # 07:00 in Berlin (CET)
@@ -181,6 +181,22 @@ async def test_a_task_is_scheduled_once_and_answered_as_first(
         first, kept = await ask_and_answer(rt, gate, meanwhile=later)
         (task,) = await rt.list_tasks()
         assert task.next_run_at == START_AT + timedelta(hours=2)
+        assert kept.status == "success" and kept.content == first.content
+        assert f"id: {task.id}" in str(kept.content)
+
+
+async def test_a_call_with_an_empty_id_in_a_graph_acts_once(
+    database: str, runtime_factory: Any
+) -> None:
+    # A provider may send an empty id: inside a LangGraph step it is an id like any
+    # other, and the call re-run after the resume finds its answer.
+    gate = Gate()
+    args = {"name": "Tea", "schedule": "in 2 hours", "prompt": "Tea."}
+    step = with_ids(message("schedule_task", args), "", "confirm-1")
+    rt = make_runtime("tool_node", runtime_factory, database, gate, step)
+    async with rt:
+        first, kept = await ask_and_answer(rt, gate)
+        (task,) = await rt.list_tasks()
         assert kept.status == "success" and kept.content == first.content
         assert f"id: {task.id}" in str(kept.content)
 

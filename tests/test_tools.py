@@ -712,24 +712,45 @@ class _Chat(TypedDict):
     chat: Annotated[list[AnyMessage], add_messages]
 
 
+async def _on_chat_key(rt: SchedulerRuntime, calls: list[tuple[str, str]]) -> list[ToolMessage]:
+    """``schedule_task`` called once per (name, call id) in one model message, by a
+    ToolNode whose state keeps its conversation under ``chat``: the answers."""
+    builder = StateGraph(_Chat)
+    builder.add_node("tools", ToolNode(scheduler_tools(rt), messages_key="chat"))
+    builder.add_edge(START, "tools")
+    message = AIMessage(
+        "",
+        tool_calls=[
+            {
+                "name": "schedule_task",
+                "args": {"name": name, "schedule": "in 2 hours", "prompt": f"{name}."},
+                "id": call_id,
+                "type": "tool_call",
+            }
+            for name, call_id in calls
+        ],
+    )
+    out = await builder.compile().ainvoke({"chat": [message]}, config=ALICE)
+    answers: list[ToolMessage] = out["chat"][1:]
+    return answers
+
+
 async def test_a_tool_node_keeping_messages_under_another_key_still_runs_the_tools(
     rt: SchedulerRuntime,
 ) -> None:
     # The writing tools read the graph state's ``messages`` to tell calls sharing an id
     # apart; a ToolNode whose state holds its conversation elsewhere has none to give.
-    builder = StateGraph(_Chat)
-    builder.add_node("tools", ToolNode(scheduler_tools(rt), messages_key="chat"))
-    builder.add_edge(START, "tools")
-    calls = [
-        {
-            "name": "schedule_task",
-            "args": {"name": name, "schedule": "in 2 hours", "prompt": "Stretch."},
-            "id": call_id,
-            "type": "tool_call",
-        }
-        for name, call_id in (("A", "c-1"), ("B", "c-2"))
-    ]
-    out = await builder.compile().ainvoke({"chat": [AIMessage("", tool_calls=calls)]}, config=ALICE)
-    answers = out["chat"][1:]
+    answers = await _on_chat_key(rt, [("A", "c-1"), ("B", "c-2")])
     assert [m.status for m in answers] == ["success", "success"], [m.text for m in answers]
     assert sorted(t.name for t in await all_tasks(rt)) == ["A", "B"]
+
+
+async def test_calls_sharing_an_id_where_the_tools_see_no_messages_each_act_once(
+    rt: SchedulerRuntime,
+) -> None:
+    # Without ``messages`` the tools cannot refuse calls that share an id: each is still
+    # a call of its own (its key holds what it asks for), stored and answered as such.
+    answers = [m.text for m in await _on_chat_key(rt, [("Tea", "dup"), ("Gym", "dup")])]
+    assert len(answers) == 2 and all(a.startswith("Scheduled task") for a in answers)
+    assert sorted(a.split("'")[1] for a in answers) == ["Gym", "Tea"]
+    assert sorted(t.name for t in await all_tasks(rt)) == ["Gym", "Tea"]

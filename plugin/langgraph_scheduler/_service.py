@@ -397,6 +397,7 @@ class TaskService:
         owner: str,
         step: str,
         tool_call_id: str,
+        request: str = "",
         preview: Mapping[str, Any],
         name: str,
         schedule: Schedule,
@@ -421,7 +422,7 @@ class TaskService:
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
         """
         now = self.clock.now()
-        approval_id = _call_key(owner, step, tool_call_id)
+        approval_id = _call_key(owner, step, tool_call_id, request)
         fixed = self.as_stored(schedule, now=now)
         task = self._new_task(
             name=name,
@@ -453,6 +454,7 @@ class TaskService:
         owner: str,
         step: str,
         tool_call_id: str,
+        request: str = "",
         preview: Mapping[str, Any],
         name: str | None = None,
         schedule: Schedule | None = None,
@@ -487,7 +489,7 @@ class TaskService:
             change["payload_changes"] = dict(trigger_changes)
         if max_runs is not None:
             change["max_runs"] = _check_max_runs(max_runs)
-        approval_id = _call_key(owner, step, tool_call_id)
+        approval_id = _call_key(owner, step, tool_call_id, request)
         return await self._propose(
             "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
         )
@@ -521,10 +523,13 @@ class TaskService:
             )
         )
 
-    async def find_approval(self, *, owner: str, step: str, tool_call_id: str) -> Approval | None:
-        """The proposal a tool call made in ``step``, if any."""
+    async def find_approval(
+        self, *, owner: str, step: str, tool_call_id: str, request: str = ""
+    ) -> Approval | None:
+        """The proposal a tool call made in ``step``, if any (``request``: the digest of
+        its tool and arguments, see :func:`_call_key`)."""
         _check_text("owner", owner)
-        return await self.store.get_approval(_call_key(owner, step, tool_call_id))
+        return await self.store.get_approval(_call_key(owner, step, tool_call_id, request))
 
     async def step_approvals(self, approval: Approval) -> list[Approval]:
         """Every proposal of ``approval``'s owner made in its LangGraph step (itself
@@ -616,12 +621,20 @@ class TaskService:
     # -- tool call answers -----------------------------------------------------------
 
     def answer(
-        self, *, owner: str, step: str, tool_call_id: str, tool: str, text: str, error: bool
+        self,
+        *,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        tool: str,
+        text: str,
+        error: bool,
+        request: str = "",
     ) -> CallAnswer:
         """A tool call's answer, to keep with the change it made (or alone, when it made
         none): under the key of the call's approval, so both are found again together."""
         return CallAnswer(
-            id=_call_key(owner, step, tool_call_id),
+            id=_call_key(owner, step, tool_call_id, request),
             owner=owner,
             tool=tool,
             status="error" if error else "success",
@@ -629,12 +642,14 @@ class TaskService:
             created_at=self.clock.now(),
         )
 
-    async def find_answer(self, *, owner: str, step: str, tool_call_id: str) -> CallAnswer | None:
+    async def find_answer(
+        self, *, owner: str, step: str, tool_call_id: str, request: str = ""
+    ) -> CallAnswer | None:
         """The answer a tool call gave in ``step``, if it ran before (a re-run after a
         resume); kept :data:`CALL_RETENTION`."""
         _check_text("owner", owner)
         _check_text("tool call id", tool_call_id)
-        return await self.store.get_call_answer(_call_key(owner, step, tool_call_id))
+        return await self.store.get_call_answer(_call_key(owner, step, tool_call_id, request))
 
     async def keep_answer(self, answer: CallAnswer) -> CallAnswer:
         """Keep ``answer`` unless its call has one (a change keeps its answer with it; this
@@ -737,11 +752,15 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
-def _call_key(owner: str, step: str, tool_call_id: str) -> str:
+def _call_key(owner: str, step: str, tool_call_id: str, request: str = "") -> str:
     """One key per tool call, for its approval and its answer: the same call re-run (same
-    owner, step and call id) finds them again; a provider reusing call ids in a later
-    step does not. (Digested under "approval": the key approvals were first stored under.)"""
-    return _digest("approval", owner, step, tool_call_id)
+    owner, step, call id and ``request``, the digest of its tool and arguments) finds
+    them again; a provider reusing call ids in a later step does not, nor does another
+    call of the step that carries the same id but asks for something else. (Digested
+    under "approval": the key approvals were first stored under.)"""
+    if not request:
+        return _digest("approval", owner, step, tool_call_id)
+    return _digest("approval", owner, step, tool_call_id, request)
 
 
 def _check_task_id(task_id: str) -> str:

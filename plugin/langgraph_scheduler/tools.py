@@ -24,7 +24,9 @@ and every re-run gives that answer back unchanged (see :func:`scheduler_tools`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -594,19 +596,25 @@ class _ToolService:
         own transaction: a run that comes second (a re-run after a resume, or the first
         run still going on) finds the answer, or has its write undone by it. A refusal,
         or an answer that changed nothing, is kept after the fact (nothing to undo). A
-        database failure keeps nothing: a re-run may try again. Without a tool call id,
-        or outside a LangGraph step (nothing re-runs the call there, and nothing tells
-        one step from another), ``act`` runs with ``answering`` None, as a plain call.
+        database failure keeps nothing: a re-run may try again. Outside a LangGraph step
+        (plain arguments, or a tool call passed to the tool: nothing re-runs the call
+        there, and nothing tells one step from another), ``act`` runs with ``answering``
+        None, as a plain call. Inside one, an empty tool call id is an id like any other.
 
         Raises:
             ToolException: the call was refused (now, or on its first run).
         """
         owner = await self._owner(config)
-        if not call.tool_call_id or _namespace(config) is None:
+        if call.tool_call_id is None or _namespace(config) is None:
             return await act(call, config, None)
-        ticket = _Ticket(owner, _step_of(config), call.tool_call_id)
+        ticket = _Ticket(owner, _step_of(config), call.tool_call_id, _request_of(tool, call))
         service = self.runtime.tasks
-        find = {"owner": owner, "step": ticket.step, "tool_call_id": ticket.call_id}
+        find = {
+            "owner": owner,
+            "step": ticket.step,
+            "tool_call_id": ticket.call_id,
+            "request": ticket.request,
+        }
         kept = await service.find_answer(**find)
         if kept is None:
             answering = _Answering(service, ticket, tool)
@@ -633,7 +641,7 @@ class _ToolService:
         self._check_may_manage(config, "create tasks")
         owner = await self._owner(config)
         if self.limits.require_approval:
-            ticket = self._ticket(config, args.tool_call_id, "schedule_task", owner)
+            ticket = self._ticket(config, args, "schedule_task", owner)
 
             async def propose() -> Approval:
                 plan = self._plan_new(args, config, owner)
@@ -641,6 +649,7 @@ class _ToolService:
                     owner=owner,
                     step=ticket.step,
                     tool_call_id=ticket.call_id,
+                    request=ticket.request,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -772,7 +781,7 @@ class _ToolService:
         owner = await self._owner(config)
         guarded = ("schedule", "timezone", "prompt", "system_addon")
         if self.limits.require_approval and any(getattr(args, f) is not None for f in guarded):
-            ticket = self._ticket(config, args.tool_call_id, "update_task", owner)
+            ticket = self._ticket(config, args, "update_task", owner)
 
             async def propose() -> Approval:
                 task = await self.runtime.get_task(args.task_id, owner=owner)
@@ -782,6 +791,7 @@ class _ToolService:
                     owner=owner,
                     step=ticket.step,
                     tool_call_id=ticket.call_id,
+                    request=ticket.request,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -1036,9 +1046,7 @@ class _ToolService:
 
     # -- approval ----------------------------------------------------------------------
 
-    def _ticket(
-        self, config: RunnableConfig, call_id: str | None, action: str, owner: str
-    ) -> _Ticket:
+    def _ticket(self, config: RunnableConfig, call: _Call, action: str, owner: str) -> _Ticket:
         """Where an approval is kept: the owner, the LangGraph step and the tool call."""
         if is_scheduled_turn(config):
             # Nobody is there to answer: an interrupt would hang the scheduled turn.
@@ -1046,13 +1054,13 @@ class _ToolService:
                 f"{action} needs a human's approval, which a task-triggered turn cannot ask "
                 "for; tell the user what you would change so they can ask for it"
             )
-        if not call_id:
+        if call.tool_call_id is None or (not call.tool_call_id and _namespace(config) is None):
             raise NotAllowed(
                 f"{action} needs a human's approval, which is kept under the tool call's id: "
                 "run this tool from a graph (ToolNode, create_agent) or invoke it with a "
                 "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
             )
-        return _Ticket(owner, _step_of(config), call_id)
+        return _Ticket(owner, _step_of(config), call.tool_call_id, _request_of(action, call))
 
     async def _approval(
         self, ticket: _Ticket, propose: Callable[[], Awaitable[Approval]]
@@ -1065,7 +1073,10 @@ class _ToolService:
 
     async def _find(self, ticket: _Ticket) -> Approval | None:
         return await self.runtime.tasks.find_approval(
-            owner=ticket.owner, step=ticket.step, tool_call_id=ticket.call_id
+            owner=ticket.owner,
+            step=ticket.step,
+            tool_call_id=ticket.call_id,
+            request=ticket.request,
         )
 
     async def _decision(self, approval: Approval) -> Approval:
@@ -1184,7 +1195,7 @@ def _check_own_id(call: _Call) -> None:
 def _sharing(call_id: str | None, messages: Any) -> list[str]:
     """The names of the calls carrying ``call_id`` in the newest model message that has
     one (an id may come back in later messages: only its own message counts)."""
-    if not call_id or not isinstance(messages, Sequence):
+    if call_id is None or not isinstance(messages, Sequence):
         return []
     for message in reversed(messages):
         if isinstance(message, AIMessage):
@@ -1224,6 +1235,10 @@ class _Ticket:
     owner: str
     step: str
     call_id: str
+    request: str
+    """The digest of the call's tool and arguments (:func:`_request_of`): another call of
+    the step under the same id (a graph whose state shows the tools no ``messages`` to
+    refuse it by) is another call, not a re-run of this one."""
 
 
 @dataclass(frozen=True)
@@ -1240,6 +1255,7 @@ class _Answering:
             owner=ticket.owner,
             step=ticket.step,
             tool_call_id=ticket.call_id,
+            request=ticket.request,
             tool=self.tool,
             text=text,
             error=error,
@@ -1255,6 +1271,14 @@ def _keeping(answering: _Answering | None, answer: Callable[[_V], str]) -> Answe
     if answering is None:
         return None
     return lambda value: answering.of(answer(value))
+
+
+def _request_of(tool: str, call: _Call) -> str:
+    """The digest of what a call asks for: its tool and the arguments the model gave (the
+    same on every re-run of the call)."""
+    arguments = call.model_dump(mode="json", exclude=set(_INJECTED))
+    text = json.dumps([tool, arguments], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _step_of(config: RunnableConfig) -> str:
