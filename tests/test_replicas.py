@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.errors import ThreadBusy
@@ -326,18 +327,57 @@ async def test_any_thread_id_can_be_held_across_replicas(postgres_url: str, thre
             assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
 
 
-async def test_a_runtime_stopping_with_a_thread_held_frees_it(postgres_url: str) -> None:
-    # A user's hold still open when its runtime stops (a request in flight at shutdown):
-    # the stop frees the row, so no other replica waits out its lease.
-    one, two = _admin(postgres_url), _admin(postgres_url)
+async def test_a_stop_waits_for_a_held_thread_and_one_held_past_it_stays_taken(
+    postgres_url: str,
+) -> None:
+    # A user's hold open when its runtime stops (a request in flight at shutdown): the
+    # stop waits for it up to its drain timeout; a hold that outlives the stop keeps
+    # its thread taken until the lease runs out, since its block may still run.
+    two = _admin(postgres_url)
     async with two:
+        one = SchedulerRuntime(None, database=postgres_url, lease_secs=2.0)
         await one.start()
         held = one.thread_lock("open-at-stop")
         await held.__aenter__()
-        await one.stop()  # the hold is never ended: its task was abandoned
-        async with two.thread_lock("open-at-stop", timeout=0):
+        stopping = asyncio.ensure_future(one.stop(drain_timeout_secs=60))
+        await asyncio.sleep(0.3)
+        assert not stopping.done(), "the stop did not wait for the held thread"
+        await held.__aexit__(None, None, None)
+        await stopping
+        async with two.thread_lock("open-at-stop", timeout=0):  # freed by its hold's end
+            pass
+
+        three = SchedulerRuntime(None, database=postgres_url, lease_secs=2.0)
+        await three.start()
+        held = three.thread_lock("held-past-stop")
+        await held.__aenter__()
+        await three.stop(drain_timeout_secs=0)
+        with pytest.raises(ThreadBusy):
+            async with two.thread_lock("held-past-stop", timeout=0):
+                pass
+        async with two.thread_lock("held-past-stop", timeout=30):  # once its lease ran out
             assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
-        await held.__aexit__(None, None, None)  # ends quietly: the stop freed it
+        await held.__aexit__(None, None, None)  # ends quietly: its store is closed
+
+
+async def test_a_runtime_without_a_graph_frees_a_dead_processs_threads_as_it_starts(
+    postgres_url: str, observer: Store
+) -> None:
+    # A process of this host that held a thread and is gone (its pid free again): the
+    # row it left is freed at start-up, not after its lease, by any kind of runtime.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    holder = f"{socket.gethostname()}:{gone.stdout.strip()}:deadbeef"
+    until = _now() + timedelta(hours=1)
+    row = {"thread_id": "left-behind", "holder": holder, "lease_expires_at": until}
+    await observer.transaction(lambda conn: conn.execute(insert(thread_locks_table), row))
+    async with _admin(postgres_url) as admin:
+        async with admin.thread_lock("left-behind", timeout=0):
+            assert await _rows(admin.store, thread_locks_table.c.holder) == [(admin.holder,)]
 
 
 async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(

@@ -375,6 +375,34 @@ def test_stop_waits_for_a_thread_held_in_another_thread(tmp_path: Path) -> None:
     assert outcome == [None] and stopped == [None] and _threads() == []
 
 
+def test_a_thread_held_past_the_stop_stays_taken_across_replicas(postgres_url: str) -> None:
+    # The hold is cut short at the drain deadline, but its block still runs: another
+    # replica must not take the thread until the hold's lease runs out.
+    rt = SyncSchedulerRuntime(None, database=postgres_url, lease_secs=2.0)
+    other = SyncSchedulerRuntime(None, database=postgres_url)
+    rt.start()
+    other.start()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with rt.thread_lock("alice"):
+            held.set()
+            release.wait(60)
+
+    holder, _ = _in_thread(hold)
+    try:
+        assert held.wait(30)
+        rt.stop(drain_timeout_secs=0)
+        with pytest.raises(ThreadBusy), other.thread_lock("alice", timeout=0):
+            pass
+        with other.thread_lock("alice", timeout=30):  # once its lease ran out
+            pass
+    finally:
+        release.set()
+        holder.join(30)
+        other.stop()
+
+
 def test_stop_inside_the_callers_own_hold_does_not_wait_for_it(tmp_path: Path) -> None:
     rt = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 's.db'}")
     rt.start()

@@ -193,6 +193,10 @@ class SchedulerRuntime:
         self._graph: Pregel[Any, Any, Any, Any] | None = None
         self._bridge: TaskExecutorBridge | None = None
         self._timer: DueTimer | None = None
+        self._holds = 0
+        """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now."""
+        self._holds_ended = asyncio.Event()
+        self._holds_ended.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -243,6 +247,8 @@ class SchedulerRuntime:
             if self._graph is not None or self.server is not None:
                 await self._start_engine(store, stack)
             else:  # no turns of its own: its upkeep renews the threads it holds
+                dead = dead_holders(await store.running_holders(), mine=self.holder)
+                await store.free_thread_locks(dead)  # a killed process's, on this host
                 upkeep = Upkeep(
                     store,
                     None,
@@ -332,7 +338,13 @@ class SchedulerRuntime:
     async def stop(self, *, drain_timeout_secs: float | None = None) -> None:
         """Stop claiming (a claim pass in flight ends first, its fires recorded
         ``interrupted``), let in-flight turns finish up to the deadline, record the rest
-        ``interrupted`` (retried per policy by the next runtime) and close the store."""
+        ``interrupted`` (retried per policy by the next runtime) and close the store.
+
+        Threads held through :meth:`thread_lock` or :meth:`ainvoke` are waited for up
+        to the same deadline (new holds are refused meanwhile); a hold that outlives
+        it keeps its thread taken until its lease runs out (logged), so no turn on
+        another replica starts beside it.
+        """
         if self._state != "running":
             return
         self._state = "stopping"
@@ -340,8 +352,10 @@ class SchedulerRuntime:
         deadline = self.drain_timeout_secs if drain_timeout_secs is None else drain_timeout_secs
         if self._timer is not None:
             self._timer.shutdown()
+        drains = [self._holds_released(deadline)]
         if self._bridge is not None:
-            await self._bridge.close(deadline)
+            drains.append(self._bridge.close(deadline))
+        await asyncio.gather(*drains)
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -632,18 +646,51 @@ class SchedulerRuntime:
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
         """
-        async with self.store.thread_lock(thread_id, timeout=timeout):
-            yield
+        if self._state != "running":
+            raise self._not_running()
+        self._holds += 1
+        self._holds_ended.clear()
+        try:
+            async with self.store.thread_lock(thread_id, timeout=timeout):
+                yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0:
+                self._holds_ended.set()
+
+    async def _holds_released(self, secs: float) -> None:
+        """Wait up to ``secs`` for the threads held through :meth:`thread_lock` to be
+        released (the stop's drain)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._holds_ended.wait(), timeout=secs)
+        if self._holds:
+            logger.warning(
+                "%d thread hold(s) (runtime.thread_lock, runtime.ainvoke) outlive the stop: "
+                "their threads stay taken until their lease runs out",
+                self._holds,
+            )
 
     async def ainvoke(self, input: Any, config: RunnableConfig) -> Any:
-        """Run a user turn on the graph without interleaving with scheduled turns."""
+        """Run a user turn on the graph without interleaving with scheduled turns.
+
+        Raises:
+            NotRunning: the runtime is not running, or stopped while the turn ran (its
+                drain timeout passed first).
+        """
         thread_id = str(config.get("configurable", {}).get("thread_id", ""))
         if not thread_id:
             raise InvalidTask("config['configurable']['thread_id'] is required")
         if isinstance(input, dict) and "task_source" not in input:
             input = {**input, "task_source": None}
         async with self.thread_lock(thread_id):
-            return await self.graph.ainvoke(input, config)
+            try:
+                return await self.graph.ainvoke(input, config)
+            except Exception as exc:
+                if self._state == "running":
+                    raise
+                raise NotRunning(
+                    f"the runtime stopped while this turn ran, past its drain timeout ({exc})"
+                ) from exc
 
     # -- internals -------------------------------------------------------------------
 

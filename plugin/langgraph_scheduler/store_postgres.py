@@ -348,15 +348,11 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
 
     async def close(self) -> None:
-        """Free the threads still held through this store (a hold its runtime's stop
-        left open: a user's turn in flight), so no replica waits out their lease; then
-        close the session and the pool."""
-        if self._lease is not None and self._held:
-            self._held.clear()
-            try:
-                await self.free_thread_locks([self._lease.holder])
-            except Exception as exc:
-                logger.warning("held threads stay taken until their lease runs out (%s)", exc)
+        """Close the session and the pool. A thread still held through this store (a
+        hold that outlived its runtime's stop: its block may still run) keeps its row
+        until the lease runs out, so no other replica starts a turn beside it; its
+        hold's end frees nothing then (the store is closed)."""
+        self._held.clear()
         await self._session.close()
         await self.async_engine.dispose()
 
@@ -468,7 +464,7 @@ class PostgresStore(Store):
                 yield
             finally:
                 self._lost.discard(key)
-                if key in self._held:  # not freed already by the store's close
+                if key in self._held:  # else the store closed first: the lease frees it
                     self._held.discard(key)
                     await self._free(key, lease.holder)
 

@@ -108,6 +108,8 @@ class SyncSchedulerRuntime:
         # the thread it was called from, which a stop waits for; and whether it has
         # stopped waiting.
         self._calls: dict[asyncio.Task[Any], int] = {}
+        self._holding: set[asyncio.Task[Any]] = set()
+        """The calls above that hold a thread (``thread_lock``)."""
         self._drained = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -200,7 +202,12 @@ class SyncSchedulerRuntime:
         ) > 0:
             await asyncio.wait(others, timeout=left)
         self._drained = True
-        late = set(self._calls)
+        # A thread another thread still holds is left held: its block may still run, so
+        # the runtime's stop keeps it taken until its lease runs out (cancelled with
+        # the loop, it frees nothing once the store is closed).
+        late = {
+            c for c, caller in self._calls.items() if c not in self._holding or caller == stopper
+        }
         for call in late:
             call.cancel()
         await asyncio.gather(*late, return_exceptions=True)
@@ -331,6 +338,8 @@ class SyncSchedulerRuntime:
         """On the loop: hold the thread in a task of its own, under way until released."""
         hold = _Hold(self.runtime.thread_lock(thread_id, timeout=timeout))
         self._track(hold.task, caller)
+        self._holding.add(hold.task)
+        hold.task.add_done_callback(self._holding.discard)
         await hold.acquired()
         return hold
 
