@@ -512,6 +512,30 @@ async def _only_floor_of(rt: SchedulerRuntime) -> bool | None:
     return True if [f.holder for f in floors] == [rt.holder] else None
 
 
+async def test_sweeps_further_apart_than_the_margin_miss_no_run_of_a_replica_without_one(
+    database: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # Sweeps come every lease_secs (here 120 s, above the floor's 60-s margin): each goes
+    # on where the last ended, so a run of a replica without a webhook, finished just
+    # after one sweep, is still found by the next.
+    ops = receivers()
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    slow = {"database": database, "clock": clock, "lease_secs": 120.0}
+    w = runtime_factory(make_graph(), webhook=webhook, **slow)
+    n = runtime_factory(make_graph(), **slow)
+    async with w, n:
+        task = await standup(n)
+        await clock.advance(10)
+        run = await n.run_now(task.id)
+        await clock.advance(120)  # w's next sweep
+        (delivery,) = await eventually(settled(w, run.run_id), timeout=30)
+    assert delivery.status == "delivered"
+    assert [WebhookPayload.model_validate_json(r.body).run.run_id for r in ops.requests] == [
+        run.run_id
+    ]
+
+
 async def test_the_sweep_of_one_replica_and_the_intake_of_another_store_a_run_once(
     database: str, make_graph: Any, runtime_factory: Any, receivers: Any
 ) -> None:

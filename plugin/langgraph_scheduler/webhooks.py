@@ -362,6 +362,10 @@ class WebhookDispatcher:
         self._loops: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._next_purge = clock.now()
+        self._covered = clock.now() - timedelta(seconds=_FLOOR_MARGIN_SECS)
+        """Up to when this runtime's sweeps have read the runs owed a delivery: its floor
+        never passes it, so a sweep goes on where the last one ended, however far apart
+        sweeps are (``lease_secs`` may exceed the margin)."""
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -551,7 +555,7 @@ class WebhookDispatcher:
         """Write this runtime's floor: the oldest record in its intake, or now minus the
         margin; it expires unless written again within two sweeps (and the margin)."""
         oldest = min((r.finished_at or now for r in self._intake), default=now)
-        floor = min(oldest, now - timedelta(seconds=_FLOOR_MARGIN_SECS))
+        floor = min(oldest, now - timedelta(seconds=_FLOOR_MARGIN_SECS), self._covered)
         expires_at = now + timedelta(seconds=2 * self.sweep_secs + _FLOOR_MARGIN_SECS)
         await self.store.hold_delivery_floor(
             self.holder, floor=floor, now=now, expires_at=expires_at
@@ -582,6 +586,7 @@ class WebhookDispatcher:
                         return
                 if after is None:
                     break
+        self._covered = max(self._covered, until)
         gone = now - timedelta(seconds=_CLOCK_SKEW_SECS)
         for floor in floors:
             if floor.holder != self.holder and floor.expires_at < gone:
