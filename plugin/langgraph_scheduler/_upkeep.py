@@ -34,7 +34,7 @@ class Upkeep:
         store: tasks and runs.
         bridge: whose in-flight fires to renew, and who tells listeners (None: a
             runtime that runs no turns of its own, whose upkeep only renews the leases of
-            the threads it holds).
+            the threads it holds and frees those of dead holders).
         clock: the source of "now".
         lease_secs: how long a claim stays valid without renewal.
         history_limit: run records kept per task (None keeps all).
@@ -62,10 +62,12 @@ class Upkeep:
     async def recover(self, holders: list[str], *, reason: str = DIED) -> int:
         """Record the fires of expired claims and those of ``holders``: how their turn
         ended when it ended without them (a server run that finished), ``interrupted``
-        otherwise; returns how many. The threads ``holders`` held are freed at once."""
-        bridge = self.bridge
-        assert bridge is not None, "only a runtime that runs turns recovers others'"
+        otherwise; returns how many. The threads ``holders`` held are freed at once (all a
+        runtime without a bridge, which runs no turns, recovers)."""
         await self.store.free_thread_locks(holders)
+        bridge = self.bridge
+        if bridge is None:
+            return 0
         now, turns = self.clock.now(), bridge.turns
         ended = 0
         if turns is not None and turns.runs_elsewhere:

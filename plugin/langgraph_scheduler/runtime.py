@@ -246,9 +246,7 @@ class SchedulerRuntime:
             )
             if self._graph is not None or self.server is not None:
                 await self._start_engine(store, stack)
-            else:  # no turns of its own: its upkeep renews the threads it holds
-                dead = dead_holders(await store.running_holders(), mine=self.holder)
-                await store.free_thread_locks(dead)  # a killed process's, on this host
+            else:  # no turns of its own: its upkeep frees and renews threads only
                 upkeep = Upkeep(
                     store,
                     None,
@@ -257,6 +255,7 @@ class SchedulerRuntime:
                     history_limit=None,
                     history_max_age_days=None,
                 )
+                await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
                 self._loops = [spawn_clean(upkeep.run(), name="langgraph-scheduler-upkeep")]
         except BaseException:
             self._state = "stopped"
