@@ -752,6 +752,12 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
+def request_key(tool: str, arguments: Mapping[str, Any]) -> str:
+    """The digest of what a tool call asks for (its tool and the arguments the model
+    gave): the ``request`` part of the call's key."""
+    return _digest("request", tool, json.dumps(arguments, sort_keys=True))
+
+
 def _call_key(owner: str, step: str, tool_call_id: str, request: str = "") -> str:
     """One key per tool call, for its approval and its answer: the same call re-run (same
     owner, step, call id and ``request``, the digest of its tool and arguments) finds

@@ -24,9 +24,7 @@ and every re-run gives that answer back unchanged (see :func:`scheduler_tools`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -43,7 +41,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._loops import call_blocking, call_on_loop, running_loop_of
-from ._service import Answering, TaskService
+from ._service import Answering, TaskService, request_key
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -1276,9 +1274,7 @@ def _keeping(answering: _Answering | None, answer: Callable[[_V], str]) -> Answe
 def _request_of(tool: str, call: _Call) -> str:
     """The digest of what a call asks for: its tool and the arguments the model gave (the
     same on every re-run of the call)."""
-    arguments = call.model_dump(mode="json", exclude=set(_INJECTED))
-    text = json.dumps([tool, arguments], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return request_key(tool, call.model_dump(mode="json", exclude=set(_INJECTED)))
 
 
 def _step_of(config: RunnableConfig) -> str:
