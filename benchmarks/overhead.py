@@ -11,14 +11,14 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from langgraph_scheduler import Once, SchedulerRuntime
+from langgraph_scheduler import Once, SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.store import Store
 
 from .common import (
@@ -98,7 +98,12 @@ DEFINITION = (
     "them too). Median over the measured "
     "fires (a background change poll or lease sweep falling into a window is thus left "
     "out; the mean is in the notes). The baseline is the same count per back-to-back "
-    "direct turn."
+    "direct turn. The same two counts are given for fires of tasks that continue one "
+    'conversation (`thread_id` given: the tools\' default, `thread="continue"`), with '
+    "the same goals: such a fire also holds its thread, which on SQLite is a lock in the "
+    "process and on PostgreSQL a leased row taken and freed on the replica's session (a "
+    "statement and a commit each); these fires are counted, not timed (each turn reads a "
+    "longer thread than the fresh-thread baseline)."
 )
 BASELINE_LABELS = {
     "direct": "direct ainvoke, back-to-back",
@@ -340,34 +345,52 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             return median(samples)
 
         due_samples: list[float] = []
+        continued: list[tuple[int, int]] = []
+        continued_logs: list[list[str]] = []
+
+        async def fire(
+            counted: list[tuple[int, int]], kept: list[list[str]], thread_id: str | None = None
+        ) -> tuple[TaskRunRecord, datetime] | None:
+            """One `Once` fire, ``LEAD`` ahead, its statements and commits counted."""
+            waiter.clear()
+            at = utcnow() + LEAD
+            task = await rt.create_task(
+                name="overhead-fire", schedule=Once(at=at), trigger="benchmark", thread_id=thread_id
+            )
+            quiet = (at - QUIET - utcnow()).total_seconds()
+            await asyncio.sleep(max(quiet, 0))
+            counts.reset()
+            ok = await waiter.wait_for(1, timeout=5, stall=5)
+            fig.check(ok, f"{label}: scheduled fire of {task.id} not recorded in 5 s")
+            if not ok:
+                return None
+            await rt.wait_idle()
+            if quiet > 0:  # create_task was done before the window opened
+                counted.append((counts.statements, counts.commits))
+                kept.append(list(counts.log))  # the log goes on filling
+            else:
+                uncounted.append(task.id)
+            record, committed = waiter.records[0]
+            fig.check(record.outcome == "success", f"{label}: fire {record.outcome}")
+            return record, committed
 
         async def scheduled() -> float:
             samples, due = [], []
             for _ in range(fires):
-                waiter.clear()
-                at = utcnow() + LEAD
-                task = await rt.create_task(
-                    name="overhead-fire", schedule=Once(at=at), trigger="benchmark"
-                )
-                quiet = (at - QUIET - utcnow()).total_seconds()
-                await asyncio.sleep(max(quiet, 0))
-                counts.reset()
-                ok = await waiter.wait_for(1, timeout=5, stall=5)
-                fig.check(ok, f"{label}: scheduled fire of {task.id} not recorded in 5 s")
-                if not ok:
+                fired = await fire(per_fire, logs)
+                if fired is None:
                     continue
-                await rt.wait_idle()
-                if quiet > 0:  # create_task was done before the window opened
-                    per_fire.append((counts.statements, counts.commits))
-                    logs.append(list(counts.log))  # the log goes on filling
-                else:
-                    uncounted.append(task.id)
-                record, committed = waiter.records[0]
-                fig.check(record.outcome == "success", f"{label}: fire {record.outcome}")
+                record, committed = fired
                 samples.append((committed - record.started_at).total_seconds())
                 due.append((committed - record.scheduled_for).total_seconds())
             due_samples.append(median(due))
             return median(samples)
+
+        async def continuing() -> None:
+            """Fires that add their turns to one conversation (the tools' default,
+            ``thread="continue"``): counted only, their turns grow with the thread."""
+            for _ in range(fires):
+                await fire(continued, continued_logs, thread_id=f"overhead-{label}")
 
         await direct()  # warms the lone calls' path too
         await run_now()  # warm up both paths (imports, first checkpoint, SQLite pages)
@@ -379,6 +402,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
         values = await interleave(
             rounds, {"direct": direct, "lone": lone, "run_now": run_now, "scheduled": scheduled}
         )
+        await continuing()
     values["due"] = due_samples
     baselines = {name: [v * 1e3 for v in values[name]] for name in ("direct", "lone")}
     lines = (
@@ -412,6 +436,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
         "(medians over rounds)."
     )
     _count_rows(fig, label, per_fire, per_direct, logs)
+    _count_rows(fig, label, continued, per_direct, continued_logs, continuing=True)
     if uncounted:
         fig.notes.append(
             f"{label}: {len(uncounted)} fire(s) not counted: `create_task` returned less than "
@@ -425,7 +450,12 @@ def _count_rows(
     per_fire: list[tuple[int, int]],
     per_direct: list[tuple[float, float]],
     logs: list[list[str]],
+    *,
+    continuing: bool = False,
 ) -> None:
+    """The statement and commit rows of fires of fresh threads, or of fires that continue
+    one thread (``continuing``)."""
+    kind = ", continuing a thread" if continuing else ""
     for i, (what, goal) in enumerate(
         (("store statements", STATEMENTS_GOAL), ("store commits", COMMITS_GOAL))
     ):
@@ -434,7 +464,7 @@ def _count_rows(
         fig.rows.append(
             Row(
                 figure="overhead",
-                label=f"{what} per fire ({label})",
+                label=f"{what} per fire{kind} ({label})",
                 unit="",
                 baseline=median([d[i] for d in per_direct]),
                 baseline_label="per direct ainvoke, back-to-back",
@@ -455,7 +485,7 @@ def _count_rows(
             logs[-1],
         )
         fig.notes.append(
-            f"{label}: {len(per_fire)} fires counted; statements per fire mean "
+            f"{label}: {len(per_fire)} fires{kind} counted; statements per fire mean "
             f"{sum(statements) / len(statements):.2f} (min {min(statements):.0f}, max "
             f"{max(statements):.0f}), commits mean {sum(commits) / len(commits):.2f}; a "
             f"median fire sent: {', '.join(typical)}."
