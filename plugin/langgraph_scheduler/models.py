@@ -51,7 +51,7 @@ RunTrigger = Literal["schedule", "manual"]
 class TaskOptions(BaseModel):
     """Per-task execution policy: late fires, busy threads, retries, auto-pause."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     misfire: Literal["catch_up", "skip"] = Field(
         default="catch_up",
@@ -250,7 +250,7 @@ class Task(BaseModel):
     a runtime claims it from there once that time has come.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     id: str
     name: str
