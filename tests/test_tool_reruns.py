@@ -50,6 +50,8 @@ class Gate(AsyncCallbackHandler):
         call as its own task): the call does not run again, so the user's tool does not
         wait for it after the first run."""
         self.answers: dict[str, list[ToolMessage]] = {}
+        self.namespaces: list[dict[str, Any]] = []
+        """The metadata of each run of a scheduler call."""
         self.ended = asyncio.Event()
         self._answered = asyncio.Event()
 
@@ -57,6 +59,12 @@ class Gate(AsyncCallbackHandler):
         self.ended = asyncio.Event()
         if self.answers and not self.reruns:
             self.ended.set()
+
+    async def on_tool_start(
+        self, serialized: dict[str, Any], input_str: str, *, metadata: Any = None, **kwargs: Any
+    ) -> None:
+        if serialized.get("name") != "confirm":
+            self.namespaces.append(dict(metadata or {}))
 
     async def on_tool_end(self, output: Any, **kwargs: Any) -> None:
         if isinstance(output, ToolMessage) and output.name != "confirm":
@@ -438,3 +446,45 @@ async def test_two_runs_of_a_call_at_once_store_one_task(
         assert len(await rt.list_tasks()) == 1
         assert len({a.content for a in answers}) == 1
         assert str(answers[0].content).startswith("Scheduled task 'Tea'")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_call_run_again_from_a_lost_checkpoint_acts_once(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    """A process that dies after a scheduler call answered, before LangGraph wrote the
+    step's checkpoint (``durability="async"``, its default), runs the call again from a
+    new checkpoint, under another namespace: it still acts once, and answers as first.
+
+    The crash is made by deleting the checkpoints written after the model's message
+    (which stays, as that checkpoint's pending write) from the real SQLite checkpointer."""
+    step = calls(("schedule_task", {"name": "Tea", "schedule": "in 2 hours", "prompt": "Tea."}))
+    gate = Gate(reruns=False)
+    rt = make_runtime(kind, runtime_factory, sqlite_url, gate, step)
+    async with rt:
+        cfg = config(gate)
+        await rt.ainvoke({"messages": [HumanMessage("Tea in two hours, please.")]}, cfg)
+        (task,) = await rt.list_tasks()
+        history = [s async for s in rt.graph.aget_state_history(cfg)]
+        # The snapshot before the first one that runs the tools (history is newest
+        # first): the model asked for the call from it, and its write is kept there.
+        oldest = history[::-1]
+        tools = next(i for i, s in enumerate(oldest) if any("tool" in n for n in s.next))
+        asked = oldest[tools - 1]
+        lost = asked.config["configurable"]["checkpoint_id"]
+        saver = rt.graph.checkpointer
+        for table in ("checkpoints", "writes"):
+            await saver.conn.execute(
+                f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id > ?", ("T", lost)
+            )
+        await saver.conn.commit()
+        namespaces = {m.get("langgraph_checkpoint_ns") for m in gate.namespaces}
+        gate.next_run()
+        final = await rt.ainvoke(None, cfg)
+        assert len({m.get("langgraph_checkpoint_ns") for m in gate.namespaces}) == 2
+        assert namespaces < {m.get("langgraph_checkpoint_ns") for m in gate.namespaces}
+        assert [t.id for t in await rt.list_tasks()] == [task.id]
+        (kept,) = [m for m in final["messages"] if isinstance(m, ToolMessage)]
+        first, again = gate.answers[str(kept.tool_call_id)]
+        assert first.content == again.content == kept.content
+        assert f"id: {task.id}" in str(kept.content)

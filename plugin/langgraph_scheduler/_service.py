@@ -398,6 +398,7 @@ class TaskService:
         step: str,
         tool_call_id: str,
         request: str = "",
+        site: str | None = None,
         preview: Mapping[str, Any],
         name: str,
         schedule: Schedule,
@@ -416,13 +417,16 @@ class TaskService:
             step: the LangGraph step the tool call ran in (thread and checkpoint
                 namespace); tool calls of one step are told apart by their ids.
             tool_call_id: the model's id for the tool call.
+            site: where the call was asked for, the same on every run of it (its thread
+                and model message): the proposal is kept under it instead of ``step``,
+                which changes when a step is run again from a new checkpoint.
             preview: what the human is shown, stored with the proposal.
 
         Raises:
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
         """
         now = self.clock.now()
-        approval_id = _call_key(owner, step, tool_call_id, request)
+        approval_id = _call_key(owner, site or step, tool_call_id, request)
         fixed = self.as_stored(schedule, now=now)
         task = self._new_task(
             name=name,
@@ -455,6 +459,7 @@ class TaskService:
         step: str,
         tool_call_id: str,
         request: str = "",
+        site: str | None = None,
         preview: Mapping[str, Any],
         name: str | None = None,
         schedule: Schedule | None = None,
@@ -489,7 +494,7 @@ class TaskService:
             change["payload_changes"] = dict(trigger_changes)
         if max_runs is not None:
             change["max_runs"] = _check_max_runs(max_runs)
-        approval_id = _call_key(owner, step, tool_call_id, request)
+        approval_id = _call_key(owner, site or step, tool_call_id, request)
         return await self._propose(
             "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
         )
@@ -524,12 +529,20 @@ class TaskService:
         )
 
     async def find_approval(
-        self, *, owner: str, step: str, tool_call_id: str, request: str = ""
+        self,
+        *,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        request: str = "",
+        site: str | None = None,
     ) -> Approval | None:
-        """The proposal a tool call made in ``step``, if any (``request``: the digest of
-        its tool and arguments, see :func:`_call_key`)."""
+        """The proposal a tool call made in ``step`` (or at ``site``, see
+        :meth:`propose_create`), if any (``request``: the digest of its tool and
+        arguments, see :func:`_call_key`)."""
         _check_text("owner", owner)
-        return await self.store.get_approval(_call_key(owner, step, tool_call_id, request))
+        key = _call_key(owner, site or step, tool_call_id, request)
+        return await self.store.get_approval(key)
 
     async def step_approvals(self, approval: Approval) -> list[Approval]:
         """Every proposal of ``approval``'s owner made in its LangGraph step (itself
@@ -630,11 +643,12 @@ class TaskService:
         text: str,
         error: bool,
         request: str = "",
+        site: str | None = None,
     ) -> CallAnswer:
         """A tool call's answer, to keep with the change it made (or alone, when it made
         none): under the key of the call's approval, so both are found again together."""
         return CallAnswer(
-            id=_call_key(owner, step, tool_call_id, request),
+            id=_call_key(owner, site or step, tool_call_id, request),
             owner=owner,
             tool=tool,
             status="error" if error else "success",
@@ -643,13 +657,21 @@ class TaskService:
         )
 
     async def find_answer(
-        self, *, owner: str, step: str, tool_call_id: str, request: str = ""
+        self,
+        *,
+        owner: str,
+        step: str,
+        tool_call_id: str,
+        request: str = "",
+        site: str | None = None,
     ) -> CallAnswer | None:
-        """The answer a tool call gave in ``step``, if it ran before (a re-run after a
-        resume); kept :data:`CALL_RETENTION`."""
+        """The answer a tool call gave in ``step`` (or at ``site``, see
+        :meth:`propose_create`), if it ran before (a re-run after a resume, or after a
+        crash); kept :data:`CALL_RETENTION`."""
         _check_text("owner", owner)
         _check_text("tool call id", tool_call_id)
-        return await self.store.get_call_answer(_call_key(owner, step, tool_call_id, request))
+        key = _call_key(owner, site or step, tool_call_id, request)
+        return await self.store.get_call_answer(key)
 
     async def keep_answer(self, answer: CallAnswer) -> CallAnswer:
         """Keep ``answer`` unless its call has one (a change keeps its answer with it; this

@@ -605,13 +605,14 @@ class _ToolService:
         owner = await self._owner(config)
         if call.tool_call_id is None or _namespace(config) is None:
             return await act(call, config, None)
-        ticket = _Ticket(owner, _step_of(config), call.tool_call_id, _request_of(tool, call))
+        ticket = _ticket_of(owner, config, call, call.tool_call_id, _request_of(tool, call))
         service = self.runtime.tasks
         find = {
             "owner": owner,
             "step": ticket.step,
             "tool_call_id": ticket.call_id,
             "request": ticket.request,
+            "site": ticket.site,
         }
         kept = await service.find_answer(**find)
         if kept is None:
@@ -648,6 +649,7 @@ class _ToolService:
                     step=ticket.step,
                     tool_call_id=ticket.call_id,
                     request=ticket.request,
+                    site=ticket.site,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -790,6 +792,7 @@ class _ToolService:
                     step=ticket.step,
                     tool_call_id=ticket.call_id,
                     request=ticket.request,
+                    site=ticket.site,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -1058,7 +1061,7 @@ class _ToolService:
                 "run this tool from a graph (ToolNode, create_agent) or invoke it with a "
                 "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
             )
-        return _Ticket(owner, _step_of(config), call.tool_call_id, _request_of(action, call))
+        return _ticket_of(owner, config, call, call.tool_call_id, _request_of(action, call))
 
     async def _approval(
         self, ticket: _Ticket, propose: Callable[[], Awaitable[Approval]]
@@ -1075,6 +1078,7 @@ class _ToolService:
             step=ticket.step,
             tool_call_id=ticket.call_id,
             request=ticket.request,
+            site=ticket.site,
         )
 
     async def _decision(self, approval: Approval) -> Approval:
@@ -1191,16 +1195,24 @@ def _check_own_id(call: _Call) -> None:
 
 
 def _sharing(call_id: str | None, messages: Any) -> list[str]:
-    """The names of the calls carrying ``call_id`` in the newest model message that has
-    one (an id may come back in later messages: only its own message counts)."""
-    if call_id is None or not isinstance(messages, Sequence):
+    """The names of the calls carrying ``call_id`` in its model message."""
+    message = _message_of(call_id, messages)
+    if message is None:
         return []
+    return [c["name"] for c in message.tool_calls if c.get("id") == call_id]
+
+
+def _message_of(call_id: str | None, messages: Any) -> AIMessage | None:
+    """The model message of the call ``call_id``: the newest one carrying that id (an id
+    may come back in later messages: only its own message counts)."""
+    if call_id is None or not isinstance(messages, Sequence):
+        return None
     for message in reversed(messages):
-        if isinstance(message, AIMessage):
-            names = [c["name"] for c in message.tool_calls if c.get("id") == call_id]
-            if names:
-                return names
-    return []
+        if isinstance(message, AIMessage) and any(
+            c.get("id") == call_id for c in message.tool_calls
+        ):
+            return message
+    return None
 
 
 @dataclass(frozen=True)
@@ -1232,11 +1244,23 @@ class _Ticket:
 
     owner: str
     step: str
+    """The LangGraph step the call runs in (:func:`_step_of`): calls of one step share
+    its resume values (an approval's siblings)."""
     call_id: str
     request: str
     """The digest of the call's tool and arguments (:func:`_request_of`): another call of
     the step under the same id (a graph whose state shows the tools no ``messages`` to
     refuse it by) is another call, not a re-run of this one."""
+    site: str
+    """Where the call was asked for (:func:`_site_of`): with the owner, id and request,
+    the key of its approval and answer."""
+
+
+def _ticket_of(
+    owner: str, config: RunnableConfig, call: _Call, call_id: str, request: str
+) -> _Ticket:
+    step = _step_of(config)
+    return _Ticket(owner, step, call_id, request, _site_of(call, step, config))
 
 
 @dataclass(frozen=True)
@@ -1254,6 +1278,7 @@ class _Answering:
             step=ticket.step,
             tool_call_id=ticket.call_id,
             request=ticket.request,
+            site=ticket.site,
             tool=self.tool,
             text=text,
             error=error,
@@ -1279,8 +1304,24 @@ def _request_of(tool: str, call: _Call) -> str:
 
 def _step_of(config: RunnableConfig) -> str:
     """The LangGraph step a tool runs in: its thread and checkpoint namespace (which names
-    the node's task, the same on every re-run of it)."""
+    the node's task)."""
     return f"{_thread_of(config) or ''}|{_namespace(config) or ''}"
+
+
+def _site_of(call: _Call, step: str, config: RunnableConfig) -> str:
+    """Where a call was asked for, the same on every run of it: its thread and the id of
+    its model message, else (a graph whose state shows the tools no ``messages``) its
+    step.
+
+    Not the step alone: a namespace names the node's task through the checkpoint it ran
+    from, and a process that dies before LangGraph wrote the step's checkpoint
+    (``durability="async"``, its default) runs the call again from a new checkpoint,
+    under another namespace; the model message is kept as a pending write, with its id
+    (a chat model sets one; ``add_messages`` gives one to a message without)."""
+    message = _message_of(call.tool_call_id, call.messages)
+    if message is not None and message.id:
+        return f"{_thread_of(config) or ''}|message:{message.id}"
+    return step
 
 
 def _namespace(config: RunnableConfig) -> str | None:
