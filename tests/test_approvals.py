@@ -762,3 +762,33 @@ async def test_tools_run_from_plain_arguments_and_say_when_approval_needs_a_call
 def _iso(value: datetime | None, task: Any) -> str:
     assert value is not None
     return value.astimezone(task.zone).replace(microsecond=0).isoformat()
+
+
+async def test_a_human_reason_any_database_can_store(database: str, runtime_factory: Any) -> None:
+    # A reason with a NUL (which PostgreSQL refuses) or a lone surrogate (which no UTF-8
+    # encoder takes), or a very long one, is kept and shown made storable and cut short:
+    # the human's answer counts all the same, and no proposal stays pending.
+    message = calls(*(new_task(name, "every day at 9:00") for name in ("A", "B", "C")))
+    rt = make_runtime("agent", runtime_factory, database, [message, "Done."])
+    reasons = {"A": "ok\x00 fine", "B": "not \ud83d now", "C": "long " * 1_000}
+
+    def answer(request: dict[str, Any]) -> Any:
+        name = request["task"]["name"]
+        call = request["tool_call_id"]
+        return {"tool_call_id": call, "approved": name != "B", "reason": reasons[name]}
+
+    async with rt:
+        out, _ = await resume_all(rt, await rt.ainvoke(ask(), T), answer)
+        assert sorted(t.name for t in await rt.list_tasks()) == ["A", "C"]
+        by_call = {m.tool_call_id: m.text for m in tool_messages(out)}
+        a, b, c = (by_call[i] for i in call_ids(message))
+        assert a.startswith("Scheduled task") and c.startswith("Scheduled task")
+        assert b.startswith("The task was not scheduled") and "Reason: not \ufffd now" in b
+        query = select(approvals_table.c.status, approvals_table.c.reason)
+        stored = await rt.store.transaction(lambda conn: conn.execute(query).all())
+        assert sorted(status for status, _ in stored) == ["applied", "applied", "rejected"]
+        assert {reason for _, reason in stored} == {
+            "ok\ufffd fine",
+            "not \ufffd now",
+            ("long " * 1_000)[:999] + "…",
+        }

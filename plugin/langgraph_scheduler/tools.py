@@ -51,7 +51,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
 )
-from .models import MAX_RUNS, Task, TaskRunRecord, TaskState
+from .models import MAX_RUNS, Task, TaskRunRecord, TaskState, storable_text
 from .phrases import read_schedule
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, zone_notice
@@ -1367,8 +1367,20 @@ def _verdict(value: Any) -> _Verdict:
         return value.strip().lower() in {"approve", "approved", "yes"}, None
     if isinstance(value, Mapping):
         reason = value.get("reason") or value.get("message")
-        return value.get("approved") is True, str(reason) if reason else None
+        return value.get("approved") is True, _reason_of(reason) if reason else None
     return False, None
+
+
+_MAX_REASON_CHARS = 1_000
+
+
+def _reason_of(reason: Any) -> str:
+    """A human's reason as it is stored and shown to the model: text every database
+    stores (:func:`~.models.storable_text`), cut to ``_MAX_REASON_CHARS``."""
+    text = storable_text(str(reason))
+    if len(text) > _MAX_REASON_CHARS:
+        return text[: _MAX_REASON_CHARS - 1] + "…"
+    return text
 
 
 def _approval_request(
