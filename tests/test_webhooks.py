@@ -836,14 +836,15 @@ def test_secrets_stay_out_of_reprs() -> None:
     assert "p%40ss" not in repr(options) and "p%40ss" not in str(options)
     assert "https://alice:***@hooks.example.com/in" in repr(options)
     assert options.webhook_url == "https://alice:p%40ss@hooks.example.com/in"  # still sent
-    bad = "https://alice:p%40ss@hooks example.com/in"  # a space: refused
-    for refused in (
-        lambda: TaskOptions(webhook_url=bad),
-        lambda: Task.model_validate({"options": {"webhook_url": bad}}),
-    ):
-        with pytest.raises(ValidationError) as caught:
-            refused()
-        assert "p%40ss" not in str(caught.value) and "alice:***@" in str(caught.value)
+    # Refused: a space; a URL that does not parse (an unclosed "[").
+    for bad in ("https://alice:p%40ss@hooks example.com/in", "https://alice:p%40ss@[::1/in"):
+        for refused in (
+            lambda url: TaskOptions(webhook_url=url),
+            lambda url: Task.model_validate({"options": {"webhook_url": url}}),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                refused(bad)
+            assert "p%40ss" not in str(caught.value) and "alice:***@" in str(caught.value)
 
 
 async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(

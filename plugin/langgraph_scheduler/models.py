@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -184,14 +185,18 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
     return url
 
 
+_PASSWORD = re.compile(r"(//[^/?#@:]*):.*@", re.DOTALL)
+"""A user and password in text that does not parse as a URL: up to its last ``@``."""
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password, if it has one, as ``***``: for logs, reprs and errors
     (the stored URL keeps it, to send)."""
     try:
         if urlsplit(url).password is None:
             return url
-    except ValueError:
-        return url
+    except ValueError:  # not a URL (an unclosed "[", say): hide what looks like one
+        return _PASSWORD.sub(r"\1:***@", url, count=1)
     parts = urlsplit(url)
     user = parts.netloc.rpartition("@")[0].partition(":")[0]
     host = parts.netloc.rpartition("@")[2]
