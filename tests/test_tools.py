@@ -261,6 +261,14 @@ async def test_unknown_task_id_is_a_message(tools: Tools, name: str) -> None:
     assert message.text == (
         "Error: no task with id '0123456789abcdef'; list tasks to see the valid ids"
     )
+    huge = "x" * 100_000  # not an id: its start is repeated, not the whole
+    extra = {"name": "n"} if name == "update_task" else {}
+    message = await tools(name, ALICE, task_id=huge, **extra)
+    assert message.status == "error"
+    assert message.text == (
+        f"Error: no task with id {huge[:64]!r}… (100,000 characters); list tasks to see "
+        "the valid ids"
+    )
 
 
 # -- owner scope -------------------------------------------------------------------------------

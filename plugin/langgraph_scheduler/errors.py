@@ -52,6 +52,10 @@ class InvalidTask(SchedulerError, ValueError):
     """A task argument other than the schedule or payload is invalid."""
 
 
+_MAX_SHOWN_ID = 64
+"""The longest task id a message repeats whole (ids are at most 64 characters)."""
+
+
 class TaskNotFound(SchedulerError, KeyError):
     """No task with this id exists, or it belongs to another owner."""
 
@@ -60,7 +64,12 @@ class TaskNotFound(SchedulerError, KeyError):
         self.task_id = task_id
 
     def __str__(self) -> str:
-        return f"no task with id {self.task_id!r}; list tasks to see the valid ids"
+        task_id = self.task_id
+        if isinstance(task_id, str) and len(task_id) > _MAX_SHOWN_ID:  # not an id: not whole
+            shown = f"{task_id[:_MAX_SHOWN_ID]!r}… ({len(task_id):,} characters)"
+        else:
+            shown = repr(task_id)
+        return f"no task with id {shown}; list tasks to see the valid ids"
 
 
 class QuotaExceeded(SchedulerError):

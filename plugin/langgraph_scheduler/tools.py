@@ -749,9 +749,7 @@ class _ToolService:
         elsewhere = ""
         if here is not None:
             others = await self.runtime.store.count_tasks(
-                owner=owner, states=[state] if state else _ALL_STATES
-            ) - await self.runtime.store.count_tasks(
-                owner=owner, states=[state] if state else _ALL_STATES, thread_id=here
+                owner=owner, states=[state] if state else _ALL_STATES, outside_thread=here
             )
             if others:
                 elsewhere = (
