@@ -317,6 +317,7 @@ PARSE_ERRORS = [
     ("2026-13-01T09:00", r"'2026-13-01t09:00' is not a valid date-time"),
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
     ("in 999999 weeks", r"too far in the future"),
+    ("9999-12-31T23:59-05:00", r"'9999-12-31t23:59-05:00' is too far in the future"),
 ]  # fmt: skip
 
 

@@ -293,7 +293,9 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
         shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         fixed = timezone(-shift if offset.startswith("-") else shift)
         return Reading(Once(datetime.combine(day, wall, fixed).astimezone(ctx.zone), tz=ctx.tz))
-    except (ValueError, OverflowError) as exc:
+    except OverflowError:  # well formed, past the last instant a datetime holds
+        raise InvalidSchedule(f"{match[0]!r} is too far in the future") from None
+    except ValueError as exc:
         if isinstance(exc, InvalidSchedule):
             raise
         raise InvalidSchedule(
