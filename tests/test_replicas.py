@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
+from langgraph_scheduler._upkeep import process_host
 from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import (
@@ -371,7 +371,7 @@ async def test_a_runtime_without_a_graph_frees_a_dead_processs_threads_as_it_sta
         capture_output=True,
         text=True,
     )
-    holder = f"{socket.gethostname()}:{gone.stdout.strip()}:deadbeef"
+    holder = f"{process_host()}:{gone.stdout.strip()}:deadbeef"
     until = _now() + timedelta(hours=1)
     row = {"thread_id": "left-behind", "holder": holder, "lease_expires_at": until}
     await observer.transaction(lambda conn: conn.execute(insert(thread_locks_table), row))

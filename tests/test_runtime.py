@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
 
 from langgraph_scheduler import (
     ConversationTrigger,
@@ -30,9 +34,10 @@ from langgraph_scheduler import (
     _bridge,
     store_sqlite,
 )
+from langgraph_scheduler._upkeep import dead_holders, process_host
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import tasks_table
+from langgraph_scheduler.store import runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import FAKE_START, RunWaiter, build_graph, record_count, step
@@ -473,6 +478,62 @@ async def test_stale_claim_from_a_dead_process_is_recorded_interrupted(
             await asyncio.sleep(0.1)
         assert record is not None and record.outcome == "interrupted"
         assert "stopped renewing" in (record.error or "")
+
+
+def test_a_holder_is_judged_dead_only_where_its_pid_means_its_process() -> None:
+    # A process of this host and PID namespace that is gone is dead; one named by the
+    # host name alone (a container sharing the host's name and network, in a PID
+    # namespace of its own), or by another host, is left to its lease.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    here = f"{process_host()}:{gone}:deadbeef"
+    elsewhere = [f"{socket.gethostname()}:{gone}:deadbeef", f"other-host:{gone}:deadbeef"]
+    alive = f"{process_host()}:{os.getpid()}:cafe"
+    assert process_host() != socket.gethostname()  # Linux: its PID namespace is named
+    assert dead_holders([here, *elsewhere, alive], mine="me") == [here]
+
+
+async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: str) -> None:
+    # Recording a lapsed claim awaits the on_run listeners; one that takes its time must
+    # not stop this runtime renewing the lease of its own turn meanwhile (another replica
+    # would take that turn's fire for lapsed and run it again).
+    release = asyncio.Event()
+
+    async def slow(record: Any) -> None:
+        if record.outcome == "interrupted":
+            await release.wait()
+
+    model = ScriptedChatModel(steps=["ok"], delay_secs=2.0)
+    rt = SchedulerRuntime(build_graph(model), database=sqlite_url, lease_secs=0.3, on_run=slow)
+    async with rt:
+        lapsed = await rt.create_task(name="lapsed", schedule=Interval(hours=1), trigger="hi")
+        now = datetime.now(timezone.utc)
+        ghost = await rt.store.claim_manual(
+            lapsed.id, at=now, holder="elsewhere:1:dead", lease_until=now + timedelta(seconds=0.1)
+        )
+        assert isinstance(ghost, tuple)
+        mine = await rt.create_task(name="mine", schedule=Interval(hours=1), trigger="hi")
+        running = asyncio.ensure_future(rt.run_now(mine.id))
+        for _ in range(50):  # the listener is now held by the lapsed claim's record
+            record = await rt.get_run(ghost[1].run_id)
+            if record and record.outcome:
+                break
+            await asyncio.sleep(0.05)
+        assert record is not None and record.outcome == "interrupted"
+        leases = []
+        query = select(runs_table.c.lease_expires_at).where(runs_table.c.task_id == mine.id)
+        for _ in range(6):  # 1.2 s, four leases: each read finds the lease running
+            await asyncio.sleep(0.2)
+            (lease,) = await rt.store.transaction(lambda conn: conn.scalars(query).all())
+            leases.append(lease)
+            assert lease is not None and lease > datetime.now(timezone.utc)
+        assert len(set(leases)) > 1  # renewed, not one long lease
+        release.set()
+        assert (await running).outcome == "success"
 
 
 async def test_concurrency_stays_within_the_limit(sqlite_url: str, runtime_factory: Any) -> None:

@@ -12,13 +12,14 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from ._bridge import TaskExecutorBridge
 from ._clock import Clock
 from .store import Store
 
-__all__ = ["DIED", "Upkeep", "dead_holders"]
+__all__ = ["DIED", "Upkeep", "dead_holders", "process_host"]
 
 logger = logging.getLogger("langgraph_scheduler")
 
@@ -86,14 +87,18 @@ class Upkeep:
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
         return ended + len(finished)
 
-    async def tick(self) -> None:
-        """One round of upkeep."""
-        now = self.clock.now()
-        until = now + timedelta(seconds=self.lease_secs)
+    async def renew(self) -> None:
+        """Extend the leases of the threads this process holds and of its fires."""
+        until = self.clock.now() + timedelta(seconds=self.lease_secs)
         await self.store.renew_thread_locks(until=until)
+        if self.bridge is not None:
+            await self.store.renew_leases(list(self.bridge.in_flight), until=until)
+
+    async def tend(self) -> None:
+        """Record the fires of lapsed claims, and trim history."""
+        now = self.clock.now()
         if self.bridge is None:
             return
-        await self.store.renew_leases(list(self.bridge.in_flight), until=until)
         await self.recover([], reason=STOPPED_RENEWING)
         if self.bridge.finished_tasks:  # taken whatever the limit, or it only grows
             finished = set(self.bridge.finished_tasks)
@@ -106,25 +111,46 @@ class Upkeep:
             self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
 
     async def run(self) -> None:
-        """Upkeep every ``lease_secs / 3``, until cancelled."""
+        """Renewal and the rest of the upkeep, each every ``lease_secs / 3``, until
+        cancelled: apart, so that what recording a lapsed claim awaits (the ``on_run``
+        listeners, a server that is slow to answer) never holds up the renewal of this
+        process's own leases."""
+        await asyncio.gather(
+            self._every(self.renew, "lease renewal"), self._every(self.tend, "lease upkeep")
+        )
+
+    async def _every(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         interval = max(self.lease_secs / 3, 0.05)
         while True:
             await self.clock.sleep(interval)
             try:
-                await self.tick()
+                await work()
             except Exception as exc:
-                logger.warning("lease upkeep failed (%s); retrying", exc)
+                logger.warning("%s failed (%s); retrying", what, exc)
+
+
+def process_host() -> str:
+    """Where this process's pid means this process, as a holder names it: the host name
+    and, on Linux, the PID namespace (containers that share a host name, with the host's
+    network, each have their own, where the same pid is another process)."""
+    host = socket.gethostname()
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return host
+    return f"{host}/pid-ns-{namespace}"
 
 
 def dead_holders(holders: list[str], *, mine: str) -> list[str]:
-    """The holders that name a process on this host that no longer exists."""
+    """The holders that name a process of this host and PID namespace that no longer
+    exists (any other holder is left to its lease)."""
     return [h for h in holders if h != mine and _holder_is_dead(h)]
 
 
 def _holder_is_dead(holder: str) -> bool:
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != process_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
@@ -26,7 +25,7 @@ from ._jobs import DueTimer
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
-from ._upkeep import Upkeep, dead_holders
+from ._upkeep import Upkeep, dead_holders, process_host
 from .errors import InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
@@ -174,7 +173,7 @@ class SchedulerRuntime:
         self.sync_interval_secs = sync_interval_secs
         self.window_secs = window_secs
         self.clock: Clock = clock or SystemClock()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = f"{process_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listeners: list[RunListener] = [on_run] if on_run else []
         self._event_listeners: list[EventListener] = [on_event] if on_event else []
         if webhook is not None and not isinstance(webhook, Webhook):
