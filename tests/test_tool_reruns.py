@@ -20,6 +20,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, interrupt
 from sqlalchemy import select
 
@@ -473,6 +474,7 @@ async def test_a_call_run_again_from_a_lost_checkpoint_acts_once(
         asked = oldest[tools - 1]
         lost = asked.config["configurable"]["checkpoint_id"]
         saver = rt.graph.checkpointer
+        assert isinstance(saver, AsyncSqliteSaver)
         for table in ("checkpoints", "writes"):
             await saver.conn.execute(
                 f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id > ?", ("T", lost)
