@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -19,7 +21,7 @@ from sqlalchemy import func, insert, select, text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler._upkeep import process_host
-from langgraph_scheduler.errors import ThreadBusy
+from langgraph_scheduler.errors import NotRunning, ThreadBusy
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import (
     SCHEMA_VERSION,
@@ -325,6 +327,70 @@ async def test_any_thread_id_can_be_held_across_replicas(postgres_url: str, thre
                     pass
         async with two.thread_lock(thread_id, timeout=0):
             assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
+
+
+async def test_an_id_spelt_like_a_digest_holds_a_thread_of_its_own(postgres_url: str) -> None:
+    # A long id is held under its digest ("sha256:<hex>"): an id spelt that way is
+    # another thread, whose hold and free leave the long id's row alone.
+    long_id = "t" * 300
+    alias = "sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+    one, two = _admin(postgres_url), _admin(postgres_url)
+    async with one, two:
+        async with one.thread_lock(long_id, timeout=0):
+            async with one.thread_lock(alias, timeout=0):
+                pass
+            with pytest.raises(ThreadBusy):
+                async with two.thread_lock(long_id, timeout=0):
+                    pass
+            async with two.thread_lock(alias, timeout=0):
+                pass
+
+
+async def test_a_hold_cut_short_while_it_frees_its_thread_still_frees_it(
+    postgres_url: str,
+) -> None:
+    # The free at a hold's end goes on when the holder is cancelled meanwhile (a
+    # timeout around the hold): the thread is free at once, not after its lease.
+    one, two = _admin(postgres_url), _admin(postgres_url)
+    async with one, two:
+        for round_ in range(20):
+            thread_id = f"cut-{round_}"
+
+            async def hold(thread_id: str = thread_id) -> None:
+                async with one.thread_lock(thread_id, timeout=5):
+                    pass
+
+            holding = asyncio.ensure_future(hold())
+            for _ in range(round_):  # cut at another point of the hold each round
+                await asyncio.sleep(0)
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holding
+            async with two.thread_lock(thread_id, timeout=5):  # not the 30-s lease
+                assert await _rows(two.store, thread_locks_table.c.holder) == [(two.holder,)]
+
+
+async def test_a_hold_still_waiting_when_its_runtime_stops_is_never_granted(
+    postgres_url: str,
+) -> None:
+    # A hold waiting for a thread another runtime holds, when its own runtime stops: it
+    # ends with NotRunning, and takes nothing (nobody would renew the row any more).
+    one = _admin(postgres_url)
+    two = SchedulerRuntime(None, database=postgres_url, lease_secs=2.0)
+    async with one:
+        await two.start()
+        async with one.thread_lock("wanted", timeout=0):
+
+            async def wait_for_it() -> None:
+                async with two.thread_lock("wanted", timeout=30):
+                    pytest.fail("granted after its runtime stopped")
+
+            waiting = asyncio.ensure_future(wait_for_it())
+            await asyncio.sleep(0.3)
+            await two.stop(drain_timeout_secs=0.2)
+        with pytest.raises(NotRunning):
+            await waiting
+        assert await _rows(one.store, thread_locks_table.c.holder) == []
 
 
 async def test_a_stop_waits_for_a_held_thread_and_one_held_past_it_stays_taken(

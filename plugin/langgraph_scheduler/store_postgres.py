@@ -131,6 +131,9 @@ class PostgresStore(Store):
         """The threads held through this store (their leases are renewed)."""
         self._lost: set[str] = set()
         """Held threads found taken by another holder (logged once)."""
+        self._freeing: dict[str, asyncio.Task[None]] = {}
+        """Frees still on their way, by thread: a take of the thread waits for its own."""
+        self._closed = False
         self._session = _Session(self.conninfo)
 
     @property
@@ -352,6 +355,7 @@ class PostgresStore(Store):
         hold that outlived its runtime's stop: its block may still run) keeps its row
         until the lease runs out, so no other replica starts a turn beside it; its
         hold's end frees nothing then (the store is closed)."""
+        self._closed = True
         self._held.clear()
         await self._session.close()
         await self.async_engine.dispose()
@@ -452,13 +456,10 @@ class PostgresStore(Store):
         deadline = None if timeout is None else loop.time() + timeout
         key = _lock_key(thread_id)
         async with self._locks.hold(thread_id, timeout=timeout):
-            delay = 0.05
-            while not await self._take(key, lease):
-                if deadline is not None and loop.time() >= deadline:
-                    raise ThreadBusy(thread_id)
-                pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
-                await asyncio.sleep(pause)
-                delay = min(delay * 2, 1.0)
+            freeing = self._freeing.get(key)
+            if freeing is not None:  # sent before ours: it must not land after our take
+                await asyncio.shield(freeing)
+            await self._take_or_give_up(thread_id, key, lease, deadline)
             self._held.add(key)
             try:
                 yield
@@ -466,12 +467,50 @@ class PostgresStore(Store):
                 self._lost.discard(key)
                 if key in self._held:  # else the store closed first: the lease frees it
                     self._held.discard(key)
-                    await self._free(key, lease.holder)
+                    # Not cut short by a cancellation: the free goes on, and a take of
+                    # the thread here waits for it.
+                    await asyncio.shield(self._free_soon(key, lease.holder))
 
-    async def _take(self, thread_id: str, lease: _ThreadLease) -> bool:
+    async def _take_or_give_up(
+        self, thread_id: str, key: str, lease: _ThreadLease, deadline: float | None
+    ) -> None:
+        """Take the thread's row, trying again until ``deadline``; a take that gives up
+        (busy, cancelled, the store closed) after one whose answer was lost frees the row
+        it may have taken.
+
+        Raises:
+            ThreadBusy: another holder's lease still runs at the deadline.
+            NotRunning: the store closed meanwhile (its runtime stopped).
+        """
+        loop = asyncio.get_running_loop()
+        delay = 0.05
+        unsure = False
+        """A take was sent whose outcome is unknown (cut short, or its answer lost)."""
+        try:
+            while True:
+                if self._closed:
+                    raise NotRunning("the store is closed (its runtime stopped)")
+                unsure = True
+                taken = await self._take(key, lease)
+                unsure = taken is None
+                if taken:
+                    if self._closed:  # nobody renews it now: left to its lease
+                        raise NotRunning("the store is closed (its runtime stopped)")
+                    return
+                if deadline is not None and loop.time() >= deadline:
+                    raise ThreadBusy(thread_id)
+                pause = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, 1.0)
+        except BaseException:
+            if unsure and not self._closed:
+                self._free_soon(key, lease.holder)
+            raise
+
+    async def _take(self, thread_id: str, lease: _ThreadLease) -> bool | None:
         """Take the thread's row if it is free, its lease ran out, or it is ours already;
-        False when another holder's lease runs, or the database cannot be reached right
-        now (the caller waits and tries again)."""
+        False when another holder's lease runs, None when the database cannot be reached
+        right now (the caller waits and tries again)."""
         now = lease.clock.now()
         params = {
             "l_thread": thread_id,
@@ -483,14 +522,27 @@ class PostgresStore(Store):
             row = await self._guarded(self._single(self._take_thread, params))
         except StoreUnavailable as exc:
             logger.warning("thread %r could not be taken (%s); trying again", thread_id, exc)
-            return False
+            return None
         return row is not None and bool(row[0])
+
+    def _free_soon(self, thread_id: str, holder: str) -> asyncio.Task[None]:
+        """Free the thread's row in a task of its own (which a cancellation of its caller
+        does not cut short), kept until it is done for the next take here to wait on."""
+        freeing = asyncio.ensure_future(self._free(thread_id, holder))
+        self._freeing[thread_id] = freeing
+
+        def done(_: asyncio.Task[None]) -> None:
+            if self._freeing.get(thread_id) is freeing:
+                del self._freeing[thread_id]
+
+        freeing.add_done_callback(done)
+        return freeing
 
     async def _free(self, thread_id: str, holder: str) -> None:
         try:
             params = {"l_thread": thread_id, "l_holder": holder}
             await self._guarded(self._single(self._free_thread, params))
-        except StoreError as exc:
+        except (StoreError, NotRunning) as exc:
             logger.warning(
                 "thread %r could not be freed (%s); it is free once its lease runs out",
                 thread_id,
@@ -662,8 +714,9 @@ async def _twice_if_gone(
 
 def _lock_key(thread_id: str) -> str:
     """The ``lgs_thread_locks`` key of a thread: its id, or a digest of an id the key
-    column cannot hold (LangGraph takes any string: over 128 characters, or a NUL)."""
-    if len(thread_id) <= 128 and "\x00" not in thread_id:
+    column cannot hold (LangGraph takes any string: over 128 characters, or a NUL), and
+    of an id spelt like a digest (so no id's key is another's digest)."""
+    if len(thread_id) <= 128 and "\x00" not in thread_id and not thread_id.startswith("sha256:"):
         return thread_id
     digest = hashlib.sha256(thread_id.encode("utf-8", "surrogatepass")).hexdigest()
     return f"sha256:{digest}"
@@ -685,6 +738,7 @@ class _Session:
         self._conninfo = conninfo
         self._conn: Any = None
         self._mutex = asyncio.Lock()
+        self._closed = False
 
     async def fetch_one(self, sql: str, args: Any) -> tuple[Any, ...] | None:
         """Run one statement; its first row. A session found lost is opened again and the
@@ -700,13 +754,18 @@ class _Session:
             return await _fetch_one(await self._connection(), sql, args)
 
     async def close(self) -> None:
+        """Close the session for good: a call after it raises ``NotRunning`` (it used to
+        open another connection, which nobody closed)."""
         async with self._mutex:
+            self._closed = True
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     await self._conn.close()
                 self._conn = None
 
     async def _connection(self) -> Any:
+        if self._closed:
+            raise NotRunning("the store is closed (its runtime stopped)")
         if self._conn is not None and not self._conn.closed:
             return self._conn
         import psycopg
