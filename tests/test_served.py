@@ -88,6 +88,25 @@ async def test_the_lifespan_serves_the_runtime_to_tools_and_middleware(sqlite_ur
         scheduler.runtime  # noqa: B018
 
 
+async def test_the_runtime_is_served_until_its_stop_has_drained_its_turns(
+    sqlite_url: str,
+) -> None:
+    # The server's shutdown stops the runtime, which lets its turns finish: their tools
+    # still find it (they used to find nothing, and the turns ended NotRunning).
+    rt = SchedulerRuntime(None, database=sqlite_url)
+    serving = scheduler_lifespan(lambda: rt)(None)
+    await serving.__aenter__()
+    held = rt.thread_lock("draining")
+    await held.__aenter__()  # a turn in flight: the stop waits for it
+    stopping = asyncio.ensure_future(serving.__aexit__(None, None, None))
+    await asyncio.sleep(0.2)
+    assert not stopping.done() and served_runtime() is rt
+    await held.__aexit__(None, None, None)
+    await stopping
+    with pytest.raises(NotRunning, match="no scheduler runtime is served"):
+        served_runtime()
+
+
 async def test_the_lifespan_refuses_an_in_memory_database_before_starting() -> None:
     # Its statements would run on the server's event loop, which langgraph dev refuses:
     # every claim would fail, and no fire would ever run.

@@ -119,8 +119,11 @@ def scheduler_lifespan(
         try:
             yield
         finally:
-            _served = None
-            await rt.stop()
+            try:
+                # Still served while it stops: the turns it drains call its tools.
+                await rt.stop()
+            finally:
+                _served = None
 
     return lifespan
 
