@@ -183,7 +183,15 @@ def test_usage_and_input_errors(
     assert exc.value.code == 2
     assert "required: ACTION" in capsys.readouterr().err
 
-    for command, value in (("tasks", "-1"), ("tasks", "0"), ("runs", "-1"), ("runs", "many")):
+    huge = "99999999999999999999"  # more than SQLite's integers hold
+    for command, value in (
+        ("tasks", "-1"),
+        ("tasks", "0"),
+        ("tasks", huge),
+        ("runs", "-1"),
+        ("runs", "many"),
+        ("runs", huge),
+    ):
         args = [command, *(["list"] if command == "tasks" else []), "--limit", value]
         with pytest.raises(SystemExit) as exc:
             main([*args, "--database", db])

@@ -110,14 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_MAX_COUNT = 1_000_000
+"""The most rows one command shows (an argument above it is refused, not sent on)."""
+
+
 def _positive(text: str) -> int:
-    """An argument that counts things: a whole number, 1 or more."""
+    """An argument that counts things: a whole number from 1 to ``_MAX_COUNT``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    if value > _MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is more than {_MAX_COUNT:,}")
     return value
 
 
