@@ -7,8 +7,10 @@ is due at the fake "now" and ``wait_idle`` waits for the turns it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -397,6 +399,48 @@ async def test_a_sqlite_time_that_is_no_time_stops_nothing(
         assert outcomes[good.id] == "success"
         assert outcomes[bad.id] == "error"  # claimed when due, and quarantined
         assert (await rt.get_task(bad.id)).state == "quarantined"
+
+
+@pytest.mark.parametrize(
+    ("column", "raw"),
+    [
+        ("name", "x'00ff'"),  # a blob that is no UTF-8
+        ("name", "CAST(x'62e96164' AS TEXT)"),  # text that is no UTF-8
+        ("owner", "x'00ff'"),
+        ("thread_id", "x'00ff'"),
+        ("version", "'v'"),
+        ("schedule", "CAST(x'7b22e9' AS TEXT)"),
+    ],
+)
+async def test_a_sqlite_value_written_by_hand_stops_nothing(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, column: str, raw: str
+) -> None:
+    # SQLite keeps any value in any column: a blob, or text that is no UTF-8, used to
+    # fail the read of every due task (the fetch of the whole result), so nothing fired
+    # and nothing could be listed or deleted.
+    async with runtime(None, sqlite_url, clock, runs) as admin:
+        bad = await admin.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", thread_id="t-bad"
+        )
+        good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
+    path = sqlite_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"UPDATE lgs_tasks SET {column} = {raw} WHERE id = ?", (bad.id,))
+        conn.commit()
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        listed = {t.id: t for t in await rt.list_tasks()}
+        assert listed[good.id].problem is None
+        await step(rt, clock, 60)
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes[good.id] == "success"
+        if column == "name" and raw.startswith("CAST"):  # read, with U+FFFD in its place
+            assert listed[bad.id].name == "b\ufffdad" and outcomes[bad.id] == "success"
+        else:  # read with its problem; claimed when due, and quarantined
+            assert column in (listed[bad.id].problem or "")
+            assert outcomes[bad.id] == "error"
+            assert (await rt.get_task(bad.id)).state == "quarantined"
+        await rt.delete_task(bad.id)
+        assert [t.id for t in await rt.list_tasks()] == [good.id]
 
 
 async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(

@@ -2889,6 +2889,10 @@ time; on PostgreSQL ``-infinity``, ``infinity``, years BC or past 9999)."""
 _TIMES = ("next_run_at", "last_run_at", "created_at", "updated_at")
 
 _UNREADABLE_AS: dict[str, Any] = {
+    "name": "(unreadable)",
+    "owner": "(unreadable)",
+    "thread_id": None,
+    "version": 0,
     "state": "quarantined",
     "thread_mode": "isolated",  # "continue" when the row names a thread (below)
     "next_run_at": None,
@@ -2942,6 +2946,8 @@ def task_from_row(row: Any) -> Task:
         data[name] = _UNREADABLE_AS[name]
     if "thread_mode" in unreadable and isinstance(data.get("thread_id"), str):
         data["thread_mode"] = "continue"
+    if "thread_id" in unreadable:
+        data["thread_mode"] = "isolated"
     data["state"] = "quarantined"
     data["problem"] = "; ".join(problems)
     return Task.model_validate(data)

@@ -224,6 +224,10 @@ class SqliteStore(Store):
         return saver
 
 
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
 def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
     if in_memory:
         # One connection, used by one transaction at a time: transactions run inline on
@@ -242,6 +246,10 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         # The driver's own transaction handling off: we begin (IMMEDIATE) ourselves.
         dbapi_conn.isolation_level = None
+        # Text that is no UTF-8 (a row written by hand) read with U+FFFD in its place:
+        # it would fail the fetch of the whole result, and one row stop the claim of
+        # every due task (task_from_row reports what it cannot read).
+        dbapi_conn.text_factory = _lenient_text
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")  # for the PRAGMAs below
         if not in_memory:
