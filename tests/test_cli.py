@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -138,6 +139,19 @@ def test_unknown_task_id_exits_1_with_one_line(
     code, out, err = _cli(capsys, *command, "--database", db)
     assert code == 1 and out == ""
     assert err == "error: no task with id 'nope'; list tasks to see the valid ids\n"
+
+
+def test_a_postgresql_database_that_cannot_be_reached_is_one_line_without_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://app:s3cret@127.0.0.1:{port}/agents"
+    code, out, err = _cli(capsys, "tasks", "list", "--database", url)
+    assert code == 1 and out == ""
+    assert err.startswith("error: database postgresql+psycopg://app:***@127.0.0.1:")
+    assert "unavailable" in err and "s3cret" not in err and "Traceback" not in err
 
 
 def test_usage_and_input_errors(

@@ -362,17 +362,25 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def _setup_lock(self) -> AsyncIterator[None]:
-        async with self.async_engine.connect() as conn:
-            # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
-            # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            lock = text("SELECT pg_try_advisory_lock(:k)")
-            while not await conn.scalar(lock, {"k": _SETUP_LOCK}):
-                await asyncio.sleep(0.1)
+        """The replicas' start-up, one at a time (a session advisory lock). A database
+        that cannot be reached raises ``StoreUnavailable`` (with the URL's password
+        hidden), as every other store call does."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                conn = await stack.enter_async_context(self.async_engine.connect())
+                # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
+                # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                lock = text("SELECT pg_try_advisory_lock(:k)")
+                while not await conn.scalar(lock, {"k": _SETUP_LOCK}):
+                    await asyncio.sleep(0.1)
+            except (DBAPIError, OSError) as exc:
+                raise self._map_error(exc) from exc
             try:
                 yield
             finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
+                with contextlib.suppress(DBAPIError, OSError):  # it ends with its session
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
 
     def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._setup_lock()
