@@ -271,6 +271,31 @@ def test_tasks_run_runs_the_turn_in_process(
     assert run["trigger"] == "manual" and run["outcome"] == "success"
 
 
+def test_control_characters_in_names_and_prompts_reach_the_terminal_escaped(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name that would write the clipboard, and a prompt that would clear the screen
+    # (also by a C1 CSI) and retitle the window: every command shows them escaped.
+    monkeypatch.setenv("COLUMNS", "200")
+    name, prompt = "N\x1b]52;c;eA==\x07", "p\x1b[2J\x9b2J\x1b]0;PWNED\x07"
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--name", name,
+                "--prompt", prompt)  # fmt: skip
+    assert (task["name"], task["payload"]["prompt"]) == (name, prompt)  # stored as given
+    graph = _graph_file(tmp_path, "escape_graph")
+    shown_name, shown_prompt = "N\\x1b]52;c;eA==\\x07", "p\\x1b[2J\\x9b2J\\x1b]0;PWNED\\x07"
+    for command, shown in (
+        (["tasks", "run", task["id"], "--graph", f"{graph}:graph"], [shown_name, shown_prompt]),
+        (["tasks", "list"], [shown_name]),
+        (["tasks", "show", task["id"]], [shown_name, shown_prompt]),
+        (["runs"], [shown_name]),
+        (["transcript", "alice"], [shown_name, shown_prompt]),
+    ):
+        code, out, err = _cli(capsys, *command, "--database", db)
+        assert code == 0, err
+        assert not {"\x1b", "\x07", "\x9b"} & set(out), (command, out)
+        assert all(text in out for text in shown), (command, out)
+
+
 def test_the_common_options_go_before_the_action_too(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:
@@ -399,7 +424,7 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, encoding: str | None
 ) -> None:
     # On an ASCII terminal too: its fire lines (an em dash) are escaped, and Ctrl-C
-    # still stops it.
+    # still stops it. A name's escape sequence is shown escaped.
     _add(capsys, db, "--schedule", "in 1 hour", "--name", "Later")  # the database exists
     graph = _graph_file(tmp_path, "serve_graph", delay=1.5)
     serve = subprocess.Popen(
@@ -419,7 +444,9 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     try:
         _wait(lambda: any("serving 1 active task(s)" in line for line in lines), serve)
         # Added by another process while serve runs: serve picks it up from the store.
-        task = _add(capsys, db, "--schedule", "in 1 second", "--thread", "alice", "--name", "Ping")
+        task = _add(
+            capsys, db, "--schedule", "in 1 second", "--thread", "alice", "--name", "Ping\x1b[2J"
+        )
         # Interrupt while its turn is in flight (its run row exists, without an outcome).
         _wait(lambda: bool(_running_runs(tmp_path / "cli.db")), serve)
         serve.send_signal(signal.SIGINT)
@@ -432,7 +459,8 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     assert serve.returncode == 0, err
     assert "stopping: letting running turns finish" in out
     dash = "—" if encoding is None else "\\u2014"
-    assert f"Ping ({task['id']}) run" in out and f": success {dash} Reminder sent." in out
+    assert f"Ping\\x1b[2J ({task['id']}) run" in out and "\x1b" not in out
+    assert f": success {dash} Reminder sent." in out
     assert out.index("stopping") < out.index(": success") < out.index("stopped cleanly")
     assert "Traceback" not in err
     code, out, _ = _cli(capsys, "runs", "--database", db, "--json")

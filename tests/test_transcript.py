@@ -165,6 +165,41 @@ def test_run_history_keeps_one_row_per_run_at_any_width() -> None:
     assert "no runs" in _render(RunHistory())
 
 
+def test_terminal_views_show_control_characters_escaped() -> None:
+    # Model replies, tool calls and answers, run results and thread ids: an escape
+    # sequence (ESC, or the C1 CSI) in any of them would reach the terminal.
+    messages = [
+        HumanMessage("hi\x1b[2J", additional_kwargs={"task_source": _source(name="W\x1b]0;t\x07")}),
+        AIMessage(
+            "",
+            tool_calls=[{"name": "schedule_task", "args": {"name": "\x9b2J"}, "id": "c1"}],
+        ),
+        ToolMessage("Scheduled \x1b[31m", tool_call_id="c1", name="schedule_task"),
+        AIMessage("line one\x1b]52;c;eA==\x07\n\tline two"),
+    ]
+    transcript = Transcript.from_messages("al\x1bice", messages)
+    history = RunHistory(
+        [_record(summary="done\x1b[2J"), _record("r0", "error", summary=None, error="\x9bboom")]
+    )
+    tasks = TaskList([_task(thread_id="b\x1bob", name="W\x07")])
+    text = "".join(_render(view, 160) for view in (transcript, history, tasks))
+    assert not {"\x1b", "\x07", "\x9b"} & set(text)
+    for shown in (
+        "thread al\\x1bice ·",
+        "⏰ W\\x1b]0;t\\x07 · scheduled",
+        "task prompt: hi\\x1b[2J",
+        '→ schedule_task({"name": "\\x9b2J"})',
+        "← schedule_task: Scheduled \\x1b[31m",
+        "assistant: line one\\x1b]52;c;eA==\\x07",
+        "done\\x1b[2J",
+        "\\x9bboom",
+        "b\\x1bob",
+        "W\\x07",
+    ):
+        assert shown in text, (shown, text)
+    assert "line two" in text and "\\n" not in text and "\\t" not in text  # lines kept
+
+
 async def test_load_transcript_from_runtime_and_checkpointer(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

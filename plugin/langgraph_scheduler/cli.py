@@ -35,6 +35,7 @@ import importlib.util
 import inspect
 import io
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -60,7 +61,7 @@ from .models import Task, TaskEvent, TaskRunRecord
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
 from .store import is_in_memory, parse_database_url
-from .views import RunHistory, TaskList, Transcript, load_transcript
+from .views import RunHistory, TaskList, Transcript, load_transcript, terminal_text
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
 
@@ -93,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # a bare `langgraph-scheduler`: what it can do
         parser.print_help()
         return 0
-    # No markup or highlighting: task names, prompts and errors are shown verbatim.
+    # No markup or highlighting: task names, prompts and errors are shown as they are
+    # (but for their control characters, escaped by terminal_text).
     out = Console(markup=False, highlight=False, log_path=False)
     err = Console(stderr=True, markup=False, highlight=False)
     try:
@@ -101,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except (_Failure, SchedulerError) as exc:
         first, *rest = str(exc).strip().splitlines() or [type(exc).__name__]
-        err.print(Text.assemble(("error: ", "bold red"), first), soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), terminal_text(first)), soft_wrap=True)
         for line in rest:  # e.g. the accepted schedule forms
-            err.print(line, soft_wrap=True)
+            err.print(terminal_text(line), soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -423,10 +425,11 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
 
     async def on_run(record: TaskRunRecord) -> None:
         task = await runtime.store.get_task(record.task_id)  # its current name
-        out.log(_fire_line(task.name if task else record.task_id, record))
+        out.log(terminal_text(_fire_line(task.name if task else record.task_id, record)))
 
     def on_event(event: TaskEvent) -> None:
-        out.log(f"task {event.task_id} {event.kind.replace('_', ' ')}: {event.reason}")
+        kind = event.kind.replace("_", " ")
+        out.log(terminal_text(f"task {event.task_id} {kind}: {event.reason}"))
 
     runtime.add_listener(on_run)
     runtime.add_event_listener(on_event)
@@ -660,13 +663,21 @@ def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None
 
 
 def _log_library(out: Console) -> None:
-    import logging
-
     from rich.logging import RichHandler
 
     logger = logging.getLogger("langgraph_scheduler")
     logger.setLevel(logging.INFO)
-    logger.addHandler(RichHandler(console=out, show_path=False))
+    handler = RichHandler(console=out, show_path=False)
+    handler.setFormatter(_TerminalFormatter())
+    logger.addHandler(handler)
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Library log lines (which hold task names, replies and errors) with their control
+    characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().format(record), lines=True)
 
 
 def _fire_line(name: str, record: TaskRunRecord) -> str:
@@ -676,6 +687,10 @@ def _fire_line(name: str, record: TaskRunRecord) -> str:
     if record.attempt > 1:
         text += f" (attempt {record.attempt})"
     return f"{text} — {_one_line(detail)}" if detail else text
+
+
+_MULTILINE_DETAILS = frozenset({"next runs", "prompt", "system addon"})
+"""The rows of ``tasks show`` whose text keeps its line breaks."""
 
 
 def _task_details(task: Task, next_runs: list[datetime]) -> Table:
@@ -704,7 +719,7 @@ def _task_details(task: Task, next_runs: list[datetime]) -> Table:
     if task.problem is not None:
         rows.insert(4, ("problem", f"{task.problem} (delete it, or give it a new schedule)"))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, terminal_text(value, lines=key in _MULTILINE_DETAILS))
     return table
 
 
@@ -714,7 +729,7 @@ def _report_change(
     if args.json:
         _print_json(task.model_dump(mode="json"))
         return 0
-    out.print(f"{verb} task {task.id} ({task.name!r}): {task.state}")
+    out.print(terminal_text(f"{verb} task {task.id} ({task.name!r}): {task.state}"))
     if next_runs:
         out.print("next runs: " + ", ".join(_local(t) for t in next_runs))
     return 0

@@ -55,6 +55,25 @@ _TASK_STYLE = "magenta"
 _TASK_COLOUR = "#7c3aed"
 _SHORT = 80
 
+_CONTROL_ESCAPES = {
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+}
+"""C0, DEL and C1 control characters → their escapes (``\\x1b``, ``\\n``)."""
+_CONTROL_ESCAPES_BUT_LINES = {
+    code: escape for code, escape in _CONTROL_ESCAPES.items() if chr(code) not in "\n\t"
+}
+
+
+def terminal_text(text: str, *, lines: bool = False) -> str:
+    """``text`` with its control characters shown escaped (``\\x1b``), for a terminal.
+
+    Names, prompts, errors and replies come from users and models: printed as they are,
+    an escape sequence in one clears the operator's screen, retitles the window or
+    writes the clipboard. ``lines`` keeps newlines and tabs, for text meant to span
+    lines (a prompt, a reply).
+    """
+    return text.translate(_CONTROL_ESCAPES_BUT_LINES if lines else _CONTROL_ESCAPES)
+
 
 class TaskList(list[Task]):
     """A list of tasks that renders as a table (terminal and notebook).
@@ -92,7 +111,7 @@ class TaskList(list[Task]):
             cells += [task.describe_schedule(), next_run, _runs_text(task)]
             if wide:
                 cells += [_outcome_text(task.last_outcome), task.thread_id or "isolated"]
-            table.add_row(*cells)
+            table.add_row(*(terminal_text(c) if isinstance(c, str) else c for c in cells))
         yield table
 
     def _repr_html_(self) -> str:
@@ -146,13 +165,16 @@ class RunHistory(list[TaskRunRecord]):
         wide = options.max_width >= _WIDE
         rows = [
             [
-                record.run_id[:8],
-                self._task_label(record),
-                *([record.trigger] if wide else []),
-                _when(record.scheduled_for),
-                *([_duration(record)] if wide else []),
-                record.outcome or "running",
-                " ".join((record.summary or record.error or "").split()),
+                terminal_text(cell)
+                for cell in (
+                    record.run_id[:8],
+                    self._task_label(record),
+                    *([record.trigger] if wide else []),
+                    _when(record.scheduled_for),
+                    *([_duration(record)] if wide else []),
+                    record.outcome or "running",
+                    " ".join((record.summary or record.error or "").split()),
+                )
             ]
             for record in self
         ]
@@ -230,7 +252,7 @@ class Turn:
         failed = self.outcome not in (None, "success")
         return Panel(
             Group(*_rich_lines(self.messages, task_turn=True)),
-            title=Text(self.label(), style=f"bold {_TASK_STYLE}"),
+            title=Text(terminal_text(self.label()), style=f"bold {_TASK_STYLE}"),
             title_align="left",
             border_style=_OUTCOME_STYLES.get(self.outcome or "", "") if failed else _TASK_STYLE,
             padding=(0, 1),
@@ -318,7 +340,7 @@ class Transcript:
         }
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield Text(self._header(), style="dim")
+        yield Text(terminal_text(self._header()), style="dim")
         if not self.turns:
             yield Text("no messages", style="dim")
         yield from self.turns
@@ -428,16 +450,19 @@ def _rich_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[Tex
             continue
         if isinstance(message, HumanMessage):
             who = ("task prompt", f"bold {_TASK_STYLE}") if task_turn else ("you", "bold")
-            lines.append(Text.assemble((f"{who[0]}: ", who[1]), message.text))
+            text = terminal_text(message.text, lines=True)
+            lines.append(Text.assemble((f"{who[0]}: ", who[1]), text))
         elif isinstance(message, AIMessage):
             if message.text:
-                lines.append(Text.assemble(("assistant: ", "bold cyan"), message.text))
+                text = terminal_text(message.text, lines=True)
+                lines.append(Text.assemble(("assistant: ", "bold cyan"), text))
             for call in message.tool_calls:
-                lines.append(Text(f"  → {_call_text(call)}", style="dim"))
+                lines.append(Text(terminal_text(f"  → {_call_text(call)}"), style="dim"))
         elif isinstance(message, ToolMessage):
-            lines.append(Text(f"  ← {message.name or 'tool'}: {_first_line(message)}", style="dim"))
+            answer = f"  ← {message.name or 'tool'}: {_first_line(message)}"
+            lines.append(Text(terminal_text(answer), style="dim"))
         else:
-            lines.append(Text(f"{message.type}: {message.text}"))
+            lines.append(Text(terminal_text(f"{message.type}: {message.text}", lines=True)))
     return lines
 
 
