@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +15,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.pregel import Pregel
 
 from langgraph_scheduler import NotRunning, SchedulerError, SchedulerRuntime
+from langgraph_scheduler.assistant import demo_model
+from langgraph_scheduler.schedules import parse_schedule
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.views import load_transcript
 
@@ -76,6 +79,31 @@ async def test_assistant_schedules_a_task_that_runs_one_attributed_turn(
     (turn,) = transcript.scheduled_turns
     assert turn.source is not None and turn.source["task_name"] == "Drink water"
     assert turn.run == record
+
+
+@pytest.mark.parametrize(
+    ("said", "schedule", "max_runs"),
+    [
+        ("Remind me to stretch every day at 9:00", "every day at 9:00", None),
+        ("Remind me to call mom tomorrow at 18:45", "tomorrow at 18:45", None),
+        ("Remind me to stretch every day at 09:30", "every day at 09:30", None),
+        ("Remind me to stretch every day at 9", "every day at 9", None),
+        ("Remind me to stretch every 10 minutes, 3 times", "every 10 minutes", 3),
+        ("Remind me to stretch every 2 seconds, 3 times.", "every 2 seconds", 3),
+        ("Remind me to stretch every day at 9:00, 2 times", "every day at 9:00", 2),
+        ("Remind me to walk every 5 minutes three times", "every 5 minutes", 3),
+        ("Remind me to walk every 2 hours twice.", "every 2 hours", 2),
+        ("Remind me to walk every hour, once", "every hour", 1),
+    ],
+)
+def test_demo_model_reads_a_run_count_only_where_the_request_says_one(
+    said: str, schedule: str, max_runs: int | None
+) -> None:
+    reply = demo_model().invoke([HumanMessage(said)])
+    (call,) = reply.tool_calls
+    assert call["name"] == "schedule_task"
+    assert (call["args"]["schedule"], call["args"].get("max_runs")) == (schedule, max_runs)
+    parse_schedule(schedule, tz="UTC", now=datetime.now(timezone.utc))  # the tool reads it
 
 
 async def test_served_graph_acts_on_the_runtime_its_lifespan_serves(

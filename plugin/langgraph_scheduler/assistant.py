@@ -121,9 +121,9 @@ def load_chat_model(spec: str) -> BaseChatModel:
 def demo_model() -> ScriptedChatModel:
     """An offline stand-in for an LLM that knows just enough to demo the scheduler.
 
-    It understands "remind me to <what> <when>[, N times]" (calling ``schedule_task``),
-    "list my tasks" (calling ``list_tasks``), answers tool results with a short
-    confirmation, and answers a task-triggered turn with the reminder.
+    It understands "remind me to <what> <when>[, N times | once | twice]" (calling
+    ``schedule_task``), "list my tasks" (calling ``list_tasks``), answers tool results
+    with a short confirmation, and answers a task-triggered turn with the reminder.
     """
     return ScriptedChatModel(steps=[_demo_reply], cycle=True)
 
@@ -133,9 +133,11 @@ def demo_model() -> ScriptedChatModel:
 _NUMBERS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _REQUEST = re.compile(
     r"remind me to (?P<what>.+?)\s+(?P<when>(?:every|in|at|tomorrow|today|on)\b.*?)"
-    r"(?:,?\s*(?P<count>\d+|once|twice|one|two|three|four|five)(?:\s+times?)?)?[.!]?$",
+    r"(?:,?\s*\b(?P<count>once|twice|(?:\d+|one|two|three|four|five)\s+times?))?[.!]?$",
     re.IGNORECASE,
 )
+"""A request to schedule. A run count is read only where the phrase says one ("3 times",
+"twice"): a number alone belongs to the schedule ("at 9", "at 9:00")."""
 _HELP = (
     "I'm the scripted demo assistant (no LLM behind me). Try: 'Remind me to stretch every "
     "10 minutes, 3 times' or 'List my tasks'. Set LANGGRAPH_SCHEDULER_MODEL=provider:model "
@@ -162,8 +164,8 @@ def _demo_reply(messages: Sequence[BaseMessage]) -> str | AIMessage:
             "schedule": match.group("when").strip(),
             "prompt": f"Remind me to {what}.",
         }
-        count = match.group("count")
-        if count:
+        if match.group("count"):
+            count = match.group("count").split()[0]
             args["max_runs"] = int(count) if count.isdigit() else _NUMBERS[count.lower()]
         return tool_call("schedule_task", args)
     if re.search(r"\b(list|show)\b.*\btasks?\b", text, re.IGNORECASE):
