@@ -147,6 +147,40 @@ async def test_setup_of_a_migrated_database_is_idempotent(v1_database: str) -> N
         assert len(await rt.history(STANDUP)) == 1
 
 
+async def test_an_earlier_schema_3_thread_lock_table_gains_its_run_column(
+    database: str,
+) -> None:
+    # Schema 3 is not released: a database an earlier build of it made has the table
+    # without the column of the fire whose claim took a thread, and gains it at setup.
+    store = open_store(database)
+
+    def write_early_3(conn: Any) -> None:
+        others = [t for t in metadata.sorted_tables if t is not thread_locks_table]
+        metadata.create_all(conn, tables=others)
+        conn.execute(
+            text(
+                "CREATE TABLE lgs_thread_locks (thread_id VARCHAR(256) PRIMARY KEY, "
+                "holder VARCHAR(128) NOT NULL, lease_expires_at TIMESTAMP NOT NULL)"
+            )
+        )
+        conn.execute(insert(meta_table).values(key="schema_version", value="3"))
+
+    def shape(conn: Any) -> tuple[set[str], set[str | None]]:
+        found = inspect(conn)
+        columns = {c["name"] for c in found.get_columns("lgs_thread_locks")}
+        return columns, {i["name"] for i in found.get_indexes("lgs_thread_locks")}
+
+    try:
+        await store.transaction(write_early_3)
+        await store.setup()
+        await store.setup()  # again: nothing left to add
+        columns, indexes = await store.transaction(shape)
+        assert columns == {"thread_id", "holder", "lease_expires_at", "run_id"}
+        assert "lgs_thread_locks_run" in indexes
+    finally:
+        await store.close()
+
+
 async def test_a_schema_2_database_gains_the_thread_locks_and_the_tool_call_answers(
     database: str,
 ) -> None:
@@ -170,7 +204,7 @@ async def test_a_schema_2_database_gains_the_thread_locks_and_the_tool_call_answ
         columns = await store.transaction(
             lambda conn: {c["name"] for c in inspect(conn).get_columns("lgs_thread_locks")}
         )
-        assert columns == {"thread_id", "holder", "lease_expires_at"}
+        assert columns == {"thread_id", "holder", "lease_expires_at", "run_id"}
         answer = CallAnswer(
             id="k",
             owner="alice",

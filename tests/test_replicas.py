@@ -393,6 +393,69 @@ async def test_a_hold_still_waiting_when_its_runtime_stops_is_never_granted(
         assert await _rows(one.store, thread_locks_table.c.holder) == []
 
 
+async def test_a_fire_on_a_thread_is_held_from_its_claim_to_its_finish(
+    postgres_url: str, observer: Store
+) -> None:
+    # A fire that continues a thread takes the thread's row with its claim, and frees
+    # it with its finish: no statement of its own for either, and no other replica's
+    # turn on the thread in between.
+    locks = (thread_locks_table.c.thread_id, thread_locks_table.c.holder)
+    model = ScriptedChatModel(steps=["slow"], delay_secs=1.5)
+    async with SchedulerRuntime(build_graph(model), database=postgres_url) as one:
+        task = await one.create_task(
+            name="slow",
+            schedule=Once(at=_now() + timedelta(seconds=0.5)),
+            trigger="hi",
+            thread_id="shared",
+        )
+        running = (runs_table.c.task_id == task.id) & runs_table.c.outcome.is_(None)
+        assert await _count_until(observer, 1, where=running, timeout=30) == 1
+        ((run_id,),) = await _rows(observer, runs_table.c.run_id, where=running)
+        taken = await _rows(observer, *locks, thread_locks_table.c.run_id)
+        assert taken == [("shared", one.holder, run_id)]
+        async with _admin(postgres_url) as other:
+            with pytest.raises(ThreadBusy):
+                async with other.thread_lock("shared", timeout=0):
+                    pass
+            finished = runs_table.c.task_id == task.id
+            finished &= runs_table.c.outcome == "success"
+            assert await _count_until(observer, 1, where=finished, timeout=30) == 1
+            assert await _rows(observer, *locks) == []
+            async with other.thread_lock("shared", timeout=0):
+                pass
+
+
+async def test_a_turn_takes_its_thread_again_if_this_process_touched_it_after_the_claim(
+    postgres_url: str, observer: Store
+) -> None:
+    # A hold of this process took and freed the thread after the fire's claim took it
+    # (its free deleted the claim's row): the fire's turn takes the thread itself
+    # instead of running without its row.
+    columns = (thread_locks_table.c.holder, thread_locks_table.c.run_id)
+    async with _admin(postgres_url) as admin:
+        store = admin.store
+        await admin.create_task(
+            name="t", schedule=Once(at=_now() + timedelta(hours=1)), trigger="x", thread_id="T"
+        )
+        due = _now() + timedelta(hours=2)
+        (claim,) = await store.claim_due(
+            as_of=due,
+            limit=1,
+            holder=admin.holder,
+            lease_until=due + timedelta(seconds=30),
+            started_at=due,
+        )
+        assert claim.run is not None
+        run_id = claim.run.run_id
+        assert await _rows(observer, *columns) == [(admin.holder, run_id)]
+        async with store.thread_lock("T", timeout=0):  # the row is this process's: taken
+            assert await _rows(observer, *columns) == [(admin.holder, None)]
+        assert await _rows(observer, *columns) == []  # freed at the hold's end
+        async with store.thread_lock("T", timeout=0, run_id=run_id):
+            assert await _rows(observer, *columns) == [(admin.holder, None)]
+        assert await _rows(observer, *columns) == []
+
+
 async def test_a_stop_waits_for_a_held_thread_and_one_held_past_it_stays_taken(
     postgres_url: str,
 ) -> None:

@@ -222,7 +222,9 @@ class TurnRunner:
                     return await turn()
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
-                    async with self.store.thread_lock(request.thread_id, timeout=remaining):
+                    async with self.store.thread_lock(
+                        request.thread_id, timeout=remaining, run_id=request.run_id
+                    ):
                         return await turn()
                 except ThreadBusy:
                     return Skipped(

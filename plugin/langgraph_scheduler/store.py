@@ -63,6 +63,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -378,6 +379,9 @@ thread_locks_table = Table(
     Column("thread_id", String(256), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("lease_expires_at", _UTCDateTime(), nullable=False),
+    Column("run_id", String(64)),
+    # The fire whose claim took the thread (NULL: a hold took it); its finish frees it.
+    Index("lgs_thread_locks_run", "run_id"),
 )
 
 
@@ -990,10 +994,15 @@ class Store(ABC):
 
     @abstractmethod
     def thread_lock(
-        self, thread_id: str, *, timeout: float | None = None
+        self, thread_id: str, *, timeout: float | None = None, run_id: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold a conversation thread (in this process; across replicas on PostgreSQL,
         as a row leased to the holder named by :meth:`hold_threads_as`).
+
+        Args:
+            run_id: the fire whose turn holds it: on PostgreSQL its claim may have taken
+                the thread's row already, which the hold then uses (and the fire's
+                finish frees).
 
         Raises:
             ThreadBusy: not had within ``timeout`` seconds.
@@ -1109,10 +1118,16 @@ class Store(ABC):
             )
         metadata.create_all(conn, checkfirst=True)
         _finished_runs.create(conn, checkfirst=True)  # create_all skips an existing table's
+        _lock_runs(conn)
         self._after_setup(conn)
 
     def _before_setup(self, conn: Connection) -> None:
         """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
+        return None
+
+    def _free_claimed_thread(self, conn: Connection, run_id: str) -> None:
+        """Twin hook of a finish: free the thread the run's claim took (PostgreSQL; a
+        settled finish does it in its own statement)."""
         return None
 
     def _after_setup(self, conn: Connection) -> None:
@@ -1932,6 +1947,7 @@ class Store(ABC):
             return None  # held by a finish or a claim right now
         if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
             return None
+        self._free_claimed_thread(conn, record.run_id)
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
         task = self._task_of(task_row, keep=False)  # kept below, with the outcome
@@ -3054,6 +3070,16 @@ def _migrate_to_3(conn: Connection) -> None:
     tool calls that changed tasks (``lgs_tool_calls``)."""
     thread_locks_table.create(conn, checkfirst=True)
     tool_calls_table.create(conn, checkfirst=True)
+
+
+def _lock_runs(conn: Connection) -> None:
+    """``lgs_thread_locks.run_id`` and its index on a table an earlier build of schema 3
+    made without them (schema 3 is not released yet: no version of its own)."""
+    columns = {c["name"] for c in inspect(conn).get_columns(thread_locks_table.name)}
+    if "run_id" not in columns:
+        conn.execute(text("ALTER TABLE lgs_thread_locks ADD COLUMN run_id VARCHAR(64)"))
+    for index in thread_locks_table.indexes:
+        index.create(conn, checkfirst=True)
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_to_2, 3: _migrate_to_3}

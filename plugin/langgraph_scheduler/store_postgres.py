@@ -5,19 +5,21 @@ instead of racing it; a settled finish, and a manual claim without limits, are s
 statements sent on the replica's own session without a transaction around them (one
 round trip each); every task change is announced with ``NOTIFY`` and followed with
 ``LISTEN`` (with polling as the safety net); one turn per conversation thread across
-replicas through leased rows (``lgs_thread_locks``), taken and freed on that session and
-renewed by the upkeep, so a lost session frees no thread; checkpoints in
-``AsyncPostgresSaver``.
+replicas through leased rows (``lgs_thread_locks``), renewed by the upkeep, so a lost
+session frees no thread: a fire's claim takes its thread's row when the thread is free,
+and its finish frees it, in their own statements; any other hold takes and frees the row
+on that session; checkpoints in ``AsyncPostgresSaver``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -74,6 +76,9 @@ logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
 
+_MAX_SENDS_KEPT = 10_000
+"""Threads whose last take or free is remembered before the old ones are forgotten."""
+
 TASK_CHANGES_CHANNEL = "lgs_task_changes"
 """NOTIFY channel carrying the id of every created, changed or deleted task."""
 
@@ -90,6 +95,19 @@ class _ThreadLease:
     holder: str
     clock: Clock
     length: timedelta
+
+
+@dataclass(frozen=True)
+class _ClaimedThread:
+    """A thread whose row a fire's claim took (``l_key``): its turn holds it with no
+    statement of its own if nothing of this process took or freed the thread since the
+    claim was sent (``sent``, the count then) nor was doing so then (``busy``, the
+    threads whose take or free was on its way): such a statement may have landed after
+    the claim's, taking the row over or deleting it."""
+
+    key: str
+    sent: int
+    busy: frozenset[str]
 
 
 class PostgresStore(Store):
@@ -133,6 +151,15 @@ class PostgresStore(Store):
         """Held threads found taken by another holder (logged once)."""
         self._freeing: dict[str, asyncio.Task[None]] = {}
         """Frees still on their way, by thread: a take of the thread waits for its own."""
+        self._claimed: dict[str, _ClaimedThread] = {}
+        """Threads taken by the claims of fires whose turn has not begun, by run id."""
+        self._sends = 0
+        """Counts the take and free statements sent here, and the claims (see
+        :class:`_ClaimedThread`)."""
+        self._last_send: dict[str, int] = {}
+        """The count at the last take or free of each thread sent here."""
+        self._sending: collections.Counter[str] = collections.Counter()
+        """Takes and frees on their way, by thread."""
         self._closed = False
         self._session = _Session(self.conninfo)
 
@@ -199,9 +226,27 @@ class PostgresStore(Store):
             .returning(tasks_table.c.id)
             .cte("moved_task")
         )
+        # The fire's thread taken with it when it is free (NULL key: a fresh thread), so
+        # that its turn need not take it: a row anyone holds, this replica included, is
+        # left alone (the turn takes the thread then, as any hold does).
+        key = bindparam("l_key", type_=String())
+        binds = _started_binds()
+        taken = (
+            postgresql.insert(thread_locks_table)
+            .from_select(
+                ["thread_id", "holder", "lease_expires_at", "run_id"],
+                select(key, binds["holder"], binds["lease_expires_at"], run.c.run_id).where(
+                    key.is_not(None)
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=["thread_id"])
+            .returning(thread_locks_table.c.run_id)
+            .cte("taken_thread")
+        )
         return select(
             select(run.c.run_id).scalar_subquery(),
             select(func.count()).select_from(moved).scalar_subquery(),
+            select(func.count()).select_from(taken).scalar_subquery(),
         )
 
     def _start_run(
@@ -212,10 +257,17 @@ class PostgresStore(Store):
         lease_until: datetime,
         move: dict[str, Any],
     ) -> bool | None:
-        params = _started_params(run, holder, lease_until) | move
+        thread = run.thread_id
+        fresh = thread is None or thread == isolated_thread_id(run.task_id, run.run_id)
+        key = None if thread is None or fresh or self._lease is None else _lock_key(thread)
+        params = _started_params(run, holder, lease_until) | move | {"l_key": key}
+        self._sends += 1
+        claimed = _ClaimedThread(key or "", self._sends, frozenset(+self._sending))
         _, returned = self._write(conn, self._start, params)
         assert returned is not None  # one row, always
-        run_id, moved = returned
+        run_id, moved, taken = returned
+        if taken:  # its transaction may yet fail: then its turn never comes
+            self._claimed[run.run_id] = claimed
         return None if not moved else run_id is not None
 
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
@@ -298,10 +350,21 @@ class PostgresStore(Store):
         fire = self._fire
         run = fire.finish_run.returning(runs_table.c.task_id).cte("finished_run")
         task = fire.task_settled.where(tasks_table.c.id == run.c.task_id).cte("settled_task")
+        freed = self._free_claimed.returning(thread_locks_table.c.run_id).cte("freed_thread")
         return select(
             select(func.count()).select_from(run).scalar_subquery(),
             select(task.c.failure_streak).scalar_subquery(),
+            select(func.count()).select_from(freed).scalar_subquery(),
         )
+
+    @functools.cached_property
+    def _free_claimed(self) -> Any:
+        """The thread a fire's claim took, freed (if a hold has not taken it over)."""
+        locks = thread_locks_table
+        return delete(locks).where(locks.c.run_id == bindparam("b_run", type_=String()))
+
+    def _free_claimed_thread(self, conn: Connection, run_id: str) -> None:
+        conn.execute(self._free_claimed, {"b_run": run_id})
 
     def _finish_settled(
         self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
@@ -320,7 +383,7 @@ class PostgresStore(Store):
     ) -> Finished | None:
         """What ``_settle`` returned for ``record``: None if the run was finished already."""
         assert returned is not None  # one row, always
-        ran, streak = returned
+        ran, streak, _ = returned
         return self._settled(record, written, streak) if ran else None
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
@@ -444,15 +507,19 @@ class PostgresStore(Store):
         self._lease = _ThreadLease(holder, clock, timedelta(seconds=lease_secs))
 
     def thread_lock(
-        self, thread_id: str, *, timeout: float | None = None
+        self, thread_id: str, *, timeout: float | None = None, run_id: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._hold(thread_id, timeout)
+        return self._hold(thread_id, timeout, run_id)
 
     @contextlib.asynccontextmanager
-    async def _hold(self, thread_id: str, timeout: float | None) -> AsyncIterator[None]:
+    async def _hold(
+        self, thread_id: str, timeout: float | None, run_id: str | None
+    ) -> AsyncIterator[None]:
         """In this process first, then the thread's row, leased to our holder: a row and
         not a lock of our session, so that losing the session (a failover, an idle kill)
-        frees nothing; the upkeep renews the lease while the thread is held."""
+        frees nothing; the upkeep renews the lease while the thread is held. A fire's
+        turn uses the row its claim took, when it can (:class:`_ClaimedThread`), and
+        leaves it to the fire's finish to free."""
         lease = self._lease
         if lease is None:
             raise NotRunning(
@@ -464,6 +531,15 @@ class PostgresStore(Store):
         deadline = None if timeout is None else loop.time() + timeout
         key = _lock_key(thread_id)
         async with self._locks.hold(thread_id, timeout=timeout):
+            claimed = self._claimed.pop(run_id, None) if run_id is not None else None
+            if claimed is not None and self._still_claimed(claimed, key):
+                self._held.add(key)
+                try:
+                    yield
+                finally:  # the fire's finish frees it
+                    self._lost.discard(key)
+                    self._held.discard(key)
+                return
             freeing = self._freeing.get(key)
             if freeing is not None:  # sent before ours: it must not land after our take
                 await asyncio.shield(freeing)
@@ -478,6 +554,36 @@ class PostgresStore(Store):
                     # Not cut short by a cancellation: the free goes on, and a take of
                     # the thread here waits for it.
                     await asyncio.shield(self._free_soon(key, lease.holder))
+
+    def _still_claimed(self, claimed: _ClaimedThread, key: str) -> bool:
+        """Whether the row a claim took for the thread ``key`` is still the claim's."""
+        return (
+            claimed.key == key
+            and key not in claimed.busy
+            and self._last_send.get(key, 0) < claimed.sent
+            and key not in self._lost
+            and not self._closed
+        )
+
+    @contextlib.contextmanager
+    def _sending_for(self, key: str) -> Iterator[None]:
+        """Count a take or free of ``key`` sent here, while it is on its way."""
+        self._sends += 1
+        self._last_send[key] = self._sends
+        self._sending[key] += 1
+        try:
+            yield
+        finally:
+            self._sending[key] -= 1
+            if not self._sending[key]:
+                del self._sending[key]
+            if len(self._last_send) > _MAX_SENDS_KEPT:
+                self._forget_old_sends()
+
+    def _forget_old_sends(self) -> None:
+        """Keep only the sends a claim still waiting for its turn may be judged by."""
+        oldest = min((c.sent for c in self._claimed.values()), default=self._sends)
+        self._last_send = {k: n for k, n in self._last_send.items() if n >= oldest}
 
     async def _take_or_give_up(
         self, thread_id: str, key: str, lease: _ThreadLease, deadline: float | None
@@ -527,7 +633,8 @@ class PostgresStore(Store):
             "l_until": now + lease.length,
         }
         try:
-            row = await self._guarded(self._single(self._take_thread, params))
+            with self._sending_for(thread_id):
+                row = await self._guarded(self._single(self._take_thread, params))
         except StoreUnavailable as exc:
             logger.warning("thread %r could not be taken (%s); trying again", thread_id, exc)
             return None
@@ -549,7 +656,8 @@ class PostgresStore(Store):
     async def _free(self, thread_id: str, holder: str) -> None:
         try:
             params = {"l_thread": thread_id, "l_holder": holder}
-            await self._guarded(self._single(self._free_thread, params))
+            with self._sending_for(thread_id):
+                await self._guarded(self._single(self._free_thread, params))
         except (StoreError, NotRunning) as exc:
             logger.warning(
                 "thread %r could not be freed (%s); it is free once its lease runs out",
@@ -575,6 +683,7 @@ class PostgresStore(Store):
                 set_={
                     "holder": row.excluded.holder,
                     "lease_expires_at": row.excluded.lease_expires_at,
+                    "run_id": None,  # a hold's now: the claim's fire no longer frees it
                 },
                 where=or_(
                     locks.c.holder == row.excluded.holder,
@@ -602,17 +711,28 @@ class PostgresStore(Store):
         return select(select(func.count()).select_from(freed).scalar_subquery())
 
     async def renew_thread_locks(self, *, until: datetime) -> None:
-        if self._lease is None or not self._held:
+        if self._lease is None or not (self._held or self._claimed):
             return
         held = sorted(self._held)
+        waiting = sorted(self._claimed)
         locks = thread_locks_table
         statement = (
             update(locks)
-            .where(locks.c.holder == self._lease.holder, locks.c.thread_id.in_(held))
+            .where(
+                locks.c.holder == self._lease.holder,
+                or_(locks.c.thread_id.in_(held), locks.c.run_id.in_(waiting)),
+            )
             .values(lease_expires_at=until)
-            .returning(locks.c.thread_id)
+            .returning(locks.c.thread_id, locks.c.run_id)
         )
-        renewed = set(await self.transaction(lambda conn: list(conn.execute(statement).scalars())))
+        rows = await self.transaction(lambda conn: list(conn.execute(statement)))
+        renewed = {thread_id for thread_id, _ in rows}
+        # A claim's row gone (its transaction failed, its fire finished, a hold took it
+        # over and freed it): its turn, if it comes, takes the thread as any hold does.
+        still = {run_id for _, run_id in rows}
+        for run_id in waiting:
+            if run_id not in still:
+                self._claimed.pop(run_id, None)
         for thread_id in held:
             if thread_id in renewed or thread_id not in self._held or thread_id in self._lost:
                 continue  # renewed, freed meanwhile, or told already

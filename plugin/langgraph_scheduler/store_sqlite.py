@@ -199,7 +199,7 @@ class SqliteStore(Store):
         self.sync_engine.dispose()
 
     def thread_lock(
-        self, thread_id: str, *, timeout: float | None = None
+        self, thread_id: str, *, timeout: float | None = None, run_id: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
         return self._locks.hold(thread_id, timeout=timeout)
 
