@@ -294,6 +294,10 @@ def test_control_characters_in_names_and_prompts_reach_the_terminal_escaped(
         assert code == 0, err
         assert not {"\x1b", "\x07", "\x9b"} & set(out), (command, out)
         assert all(text in out for text in shown), (command, out)
+    # JSON escapes the C0 controls, and the output escapes DEL and the C1 ones too.
+    code, out, err = _cli(capsys, "tasks", "show", task["id"], "--json", "--database", db)
+    assert code == 0 and not {"\x1b", "\x07", "\x9b"} & set(out), out
+    assert json.loads(out)["task"]["payload"]["prompt"] == prompt
 
 
 def test_the_common_options_go_before_the_action_too(

@@ -742,8 +742,13 @@ def _emit(out: Console, view: Any, data: Any) -> None:
         out.print(view)
 
 
+_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+"""DEL and the C1 controls, which JSON leaves as they are (a terminal acts on some)."""
+
+
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    sys.stdout.write(text.translate(_JSON_CONTROLS) + "\n")
 
 
 def _local(value: datetime) -> str:
