@@ -22,9 +22,11 @@ from sqlalchemy import func, insert, select, text
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler._upkeep import process_host
 from langgraph_scheduler.errors import NotRunning, ThreadBusy
+from langgraph_scheduler.models import RunOutcome
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import (
     SCHEMA_VERSION,
+    Finish,
     Store,
     open_store,
     runs_table,
@@ -454,6 +456,40 @@ async def test_a_turn_takes_its_thread_again_if_this_process_touched_it_after_th
         async with store.thread_lock("T", timeout=0, run_id=run_id):
             assert await _rows(observer, *columns) == [(admin.holder, None)]
         assert await _rows(observer, *columns) == []
+
+
+@pytest.mark.parametrize("outcome", ["success", "skipped", "error"])
+async def test_a_fires_finish_frees_the_thread_its_claim_took_even_if_its_task_is_gone(
+    postgres_url: str, observer: Store, outcome: RunOutcome
+) -> None:
+    # Deleted between its claim and its turn (or during the turn): the fire's finish
+    # finds no run to write, and frees its thread all the same; a lone settled finish
+    # ("success") and a finish in a transaction alike.
+    columns = (thread_locks_table.c.thread_id, thread_locks_table.c.run_id)
+    async with _admin(postgres_url) as admin:
+        store = admin.store
+        task = await admin.create_task(
+            name="t", schedule=Once(at=_now() + timedelta(hours=1)), trigger="x", thread_id="T"
+        )
+        due = _now() + timedelta(hours=2)
+        (claim,) = await store.claim_due(
+            as_of=due,
+            limit=1,
+            holder=admin.holder,
+            lease_until=due + timedelta(seconds=30),
+            started_at=due,
+        )
+        assert claim.run is not None
+        assert await _rows(observer, *columns) == [("T", claim.run.run_id)]
+        await admin.delete_task(task.id)  # its runs go with it
+        (done,) = await store.finish_runs(
+            [Finish(claim.run, outcome, error="boom" if outcome == "error" else None)], now=due
+        )
+        assert done is None  # nothing to write: the run is gone
+        assert await _rows(observer, *columns) == []
+        async with _admin(postgres_url) as other:
+            async with other.thread_lock("T", timeout=0):
+                pass
 
 
 async def test_a_stop_waits_for_a_held_thread_and_one_held_past_it_stays_taken(

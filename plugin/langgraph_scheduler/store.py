@@ -1125,9 +1125,11 @@ class Store(ABC):
         """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
         return None
 
-    def _free_claimed_thread(self, conn: Connection, run_id: str) -> None:
-        """Twin hook of a finish: free the thread the run's claim took (PostgreSQL; a
-        settled finish does it in its own statement)."""
+    def _free_claimed_threads(self, conn: Connection, run_ids: Sequence[str]) -> None:
+        """Twin hook run last in a transaction of finishes, whether they wrote their runs
+        or found them finished: free the threads the runs' claims took (PostgreSQL). Last,
+        after every task row the transaction locks: a claim holds its task's row while it
+        takes its thread, and would wait for a freed row this transaction holds."""
         return None
 
     def _after_setup(self, conn: Connection) -> None:
@@ -1917,6 +1919,7 @@ class Store(ABC):
             out: list[Finished | None] = [None] * len(finishes)
             for i in order:
                 out[i] = self._finish(conn, finishes[i], now)
+            self._free_claimed_threads(conn, [f.record.run_id for f in finishes])
             return out
 
         return await self.transaction(work)
@@ -1947,7 +1950,6 @@ class Store(ABC):
             return None  # held by a finish or a claim right now
         if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
             return None
-        self._free_claimed_thread(conn, record.run_id)
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
         task = self._task_of(task_row, keep=False)  # kept below, with the outcome
@@ -2085,6 +2087,7 @@ class Store(ABC):
                 finishes.append(_interrupted(record, reason))
             finishes.sort(key=lambda f: f.record.task_id)
             done = [self._finish(conn, f, now, skip_busy=True) for f in finishes]
+            self._free_claimed_threads(conn, [d.record.run_id for d in done if d is not None])
             return [d for d in done if d is not None]
 
         return await self.transaction(work)

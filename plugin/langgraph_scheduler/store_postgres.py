@@ -19,7 +19,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -153,6 +153,8 @@ class PostgresStore(Store):
         """Frees still on their way, by thread: a take of the thread waits for its own."""
         self._claimed: dict[str, _ClaimedThread] = {}
         """Threads taken by the claims of fires whose turn has not begun, by run id."""
+        self._claimed_runs: set[str] = set()
+        """The fires whose claims took their thread, until their finish frees it."""
         self._sends = 0
         """Counts the take and free statements sent here, and the claims (see
         :class:`_ClaimedThread`)."""
@@ -263,11 +265,16 @@ class PostgresStore(Store):
         params = _started_params(run, holder, lease_until) | move | {"l_key": key}
         self._sends += 1
         claimed = _ClaimedThread(key or "", self._sends, frozenset(+self._sending))
+        if key is not None:  # on its way: the sends it is judged by are kept
+            self._claimed[run.run_id] = claimed
         _, returned = self._write(conn, self._start, params)
         assert returned is not None  # one row, always
         run_id, moved, taken = returned
         if taken:  # its transaction may yet fail: then its turn never comes
             self._claimed[run.run_id] = claimed
+            self._claimed_runs.add(run.run_id)
+        else:
+            self._claimed.pop(run.run_id, None)
         return None if not moved else run_id is not None
 
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
@@ -347,24 +354,43 @@ class PostgresStore(Store):
         """A settled finish as one statement: the run's outcome, then (if that run was
         still running) its task's last outcome and streak; returns whether the run was
         written and the task's streak (NULL: the task is gone)."""
+        return self._settling(free=False)
+
+    @functools.cached_property
+    def _settle_alone(self) -> Select[Any]:
+        """:attr:`_settle`, also freeing the thread the fire's claim took (if a hold has
+        not taken it over), after the task's row: sent alone, nothing else it locks."""
+        return self._settling(free=True)
+
+    def _settling(self, *, free: bool) -> Select[Any]:
         fire = self._fire
         run = fire.finish_run.returning(runs_table.c.task_id).cte("finished_run")
         task = fire.task_settled.where(tasks_table.c.id == run.c.task_id).cte("settled_task")
-        freed = self._free_claimed.returning(thread_locks_table.c.run_id).cte("freed_thread")
-        return select(
+        columns = [
             select(func.count()).select_from(run).scalar_subquery(),
             select(task.c.failure_streak).scalar_subquery(),
-            select(func.count()).select_from(freed).scalar_subquery(),
-        )
+        ]
+        if free:
+            # After the task's row (the condition reads the task's CTE, which runs
+            # first): a claim holds its task's row while it takes its thread.
+            locks = thread_locks_table
+            settled = select(func.count()).select_from(task).scalar_subquery()
+            freed = (
+                delete(locks)
+                .where(locks.c.run_id == bindparam("b_run", type_=String()), settled >= 0)
+                .returning(locks.c.run_id)
+                .cte("freed_thread")
+            )
+            columns.append(select(func.count()).select_from(freed).scalar_subquery())
+        return select(*columns)
 
-    @functools.cached_property
-    def _free_claimed(self) -> Any:
-        """The thread a fire's claim took, freed (if a hold has not taken it over)."""
+    def _free_claimed_threads(self, conn: Connection, run_ids: Sequence[str]) -> None:
+        mine = [r for r in run_ids if r in self._claimed_runs]
+        if not mine:
+            return
         locks = thread_locks_table
-        return delete(locks).where(locks.c.run_id == bindparam("b_run", type_=String()))
-
-    def _free_claimed_thread(self, conn: Connection, run_id: str) -> None:
-        conn.execute(self._free_claimed, {"b_run": run_id})
+        conn.execute(delete(locks).where(locks.c.run_id.in_(mine)))
+        self._claimed_runs.difference_update(mine)
 
     def _finish_settled(
         self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
@@ -375,7 +401,8 @@ class PostgresStore(Store):
     async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
         record = _finished_record(finish, now)
         written, params = _settle_params(record, _finished_values(record))
-        returned = await self._guarded(self._single(self._settle, params))
+        returned = await self._guarded(self._single(self._settle_alone, params))
+        self._claimed_runs.discard(record.run_id)
         return self._settle_result(record, written, returned)
 
     def _settle_result(
@@ -383,7 +410,7 @@ class PostgresStore(Store):
     ) -> Finished | None:
         """What ``_settle`` returned for ``record``: None if the run was finished already."""
         assert returned is not None  # one row, always
-        ran, streak, _ = returned
+        ran, streak = returned[:2]
         return self._settled(record, written, streak) if ran else None
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
@@ -731,7 +758,7 @@ class PostgresStore(Store):
         # over and freed it): its turn, if it comes, takes the thread as any hold does.
         still = {run_id for _, run_id in rows}
         for run_id in waiting:
-            if run_id not in still:
+            if run_id not in still:  # (its finish frees what its claim may yet commit)
                 self._claimed.pop(run_id, None)
         for thread_id in held:
             if thread_id in renewed or thread_id not in self._held or thread_id in self._lost:
