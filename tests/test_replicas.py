@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from langgraph_scheduler import Interval, Once, SchedulerRuntime, TaskOptions
+from langgraph_scheduler import Interval, Once, SchedulerRuntime, Task, TaskOptions, TaskRunRecord
 from langgraph_scheduler._upkeep import process_host
 from langgraph_scheduler.errors import NotRunning, ThreadBusy
 from langgraph_scheduler.models import RunOutcome
@@ -141,6 +141,26 @@ async def _terminate(store: Store, application_name: str) -> int:
 def _held_by(replica: Replica) -> Any:
     """The thread lock rows of ``replica``."""
     return thread_locks_table.c.holder == replica.holder
+
+
+async def _claim_on_thread(
+    admin: SchedulerRuntime, thread_id: str
+) -> tuple[Task, TaskRunRecord, datetime]:
+    """A task continuing ``thread_id``, and its fire claimed through the store by the
+    runtime's holder (its turn left to the test); the instant it was claimed at."""
+    task = await admin.create_task(
+        name="t", schedule=Once(at=_now() + timedelta(hours=1)), trigger="x", thread_id=thread_id
+    )
+    due = _now() + timedelta(hours=2)
+    (claim,) = await admin.store.claim_due(
+        as_of=due,
+        limit=1,
+        holder=admin.holder,
+        lease_until=due + timedelta(seconds=30),
+        started_at=due,
+    )
+    assert claim.run is not None
+    return task, claim.run, due
 
 
 def _admin(postgres_url: str) -> SchedulerRuntime:
@@ -436,19 +456,8 @@ async def test_a_turn_takes_its_thread_again_if_this_process_touched_it_after_th
     columns = (thread_locks_table.c.holder, thread_locks_table.c.run_id)
     async with _admin(postgres_url) as admin:
         store = admin.store
-        await admin.create_task(
-            name="t", schedule=Once(at=_now() + timedelta(hours=1)), trigger="x", thread_id="T"
-        )
-        due = _now() + timedelta(hours=2)
-        (claim,) = await store.claim_due(
-            as_of=due,
-            limit=1,
-            holder=admin.holder,
-            lease_until=due + timedelta(seconds=30),
-            started_at=due,
-        )
-        assert claim.run is not None
-        run_id = claim.run.run_id
+        _, run, _ = await _claim_on_thread(admin, "T")
+        run_id = run.run_id
         assert await _rows(observer, *columns) == [(admin.holder, run_id)]
         async with store.thread_lock("T", timeout=0):  # the row is this process's: taken
             assert await _rows(observer, *columns) == [(admin.holder, None)]
@@ -467,23 +476,11 @@ async def test_a_fires_finish_frees_the_thread_its_claim_took_even_if_its_task_i
     # ("success") and a finish in a transaction alike.
     columns = (thread_locks_table.c.thread_id, thread_locks_table.c.run_id)
     async with _admin(postgres_url) as admin:
-        store = admin.store
-        task = await admin.create_task(
-            name="t", schedule=Once(at=_now() + timedelta(hours=1)), trigger="x", thread_id="T"
-        )
-        due = _now() + timedelta(hours=2)
-        (claim,) = await store.claim_due(
-            as_of=due,
-            limit=1,
-            holder=admin.holder,
-            lease_until=due + timedelta(seconds=30),
-            started_at=due,
-        )
-        assert claim.run is not None
-        assert await _rows(observer, *columns) == [("T", claim.run.run_id)]
+        task, run, due = await _claim_on_thread(admin, "T")
+        assert await _rows(observer, *columns) == [("T", run.run_id)]
         await admin.delete_task(task.id)  # its runs go with it
-        (done,) = await store.finish_runs(
-            [Finish(claim.run, outcome, error="boom" if outcome == "error" else None)], now=due
+        (done,) = await admin.store.finish_runs(
+            [Finish(run, outcome, error="boom" if outcome == "error" else None)], now=due
         )
         assert done is None  # nothing to write: the run is gone
         assert await _rows(observer, *columns) == []
