@@ -604,6 +604,39 @@ async def test_applying_an_approval_again_stores_nothing_more(
         assert other.id != approval.id and other.task_id != approval.task_id
 
 
+async def test_an_approval_found_from_another_step_joins_the_step_its_call_runs_in(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # A call run again from a new checkpoint (a crash lost the step's; a replay) finds its
+    # proposal at its site, made in the lost step: it joins the step the call runs in
+    # now, where its siblings propose, so an answer is still told apart among them.
+    rt = await _service_runtime(make_graph, runtime_factory, sqlite_url)
+    async with rt:
+        service = rt.tasks
+        proposal: dict[str, Any] = {
+            "owner": "alice",
+            "tool_call_id": "call_A",
+            "site": "T|message:m1",
+            "preview": {},
+            "name": "A",
+            "schedule": Cron("0 10 * * *"),
+            "trigger": "A.",
+        }
+        first = await service.propose_create(**proposal, step="T|tools:lost")
+        found = await service.find_approval(
+            owner="alice", step="T|tools:new", tool_call_id="call_A", site="T|message:m1"
+        )
+        assert found is not None and found.id == first.id and found.step != first.step
+        sibling = await service.propose_create(
+            **{**proposal, "tool_call_id": "call_B", "name": "B"}, step="T|tools:new"
+        )
+        assert [a.id for a in await service.step_approvals(found)] == [first.id, sibling.id]
+        again = await service.find_approval(
+            owner="alice", step="T|tools:new", tool_call_id="call_A", site="T|message:m1"
+        )
+        assert again == found  # found in its step now: nothing moves
+
+
 async def test_a_refused_apply_is_recorded_and_answered_the_same_again(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

@@ -10,17 +10,20 @@ answer. Real graphs on the scripted model, a real checkpointer, both backends.
 from __future__ import annotations
 
 import asyncio
+import operator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import START, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, interrupt
 from sqlalchemy import select
 
@@ -490,3 +493,37 @@ async def test_a_call_run_again_from_a_lost_checkpoint_acts_once(
         first, again = gate.answers[str(kept.tool_call_id)]
         assert first.content == again.content == kept.content
         assert f"id: {task.id}" in str(kept.content)
+
+
+class _Appending(TypedDict):
+    messages: Annotated[list[AnyMessage], operator.add]
+
+
+async def test_a_model_message_id_repeated_in_an_appending_channel_keys_no_call(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # A graph whose messages channel appends (not add_messages) keeps both model
+    # messages of two turns that repeat an id, with the same call id and arguments: the
+    # second is a request of its own, and acts anew.
+    holder: list[SchedulerRuntime] = []
+    args = {"name": "Tea", "schedule": "in 2 hours", "prompt": "Tea."}
+
+    def agent(state: _Appending) -> dict[str, Any]:
+        if isinstance(state["messages"][-1], ToolMessage):
+            return {"messages": [AIMessage("Done.", id=f"done-{len(state['messages'])}")]}
+        call = {"name": "schedule_task", "args": args, "id": "call_0", "type": "tool_call"}
+        return {"messages": [AIMessage("", tool_calls=[call], id="same")]}
+
+    builder = StateGraph(_Appending)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(scheduler_tools(lambda: holder[0])))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    rt = runtime_factory(builder, database=sqlite_url, clock=FakeClock(START_AT))
+    holder.append(rt)
+    async with rt:
+        cfg: RunnableConfig = {"configurable": {"thread_id": "T", "user_id": "alice"}}
+        for turn_ in (1, 2):
+            await rt.ainvoke({"messages": [HumanMessage(f"Tea, {turn_}.", id=f"h{turn_}")]}, cfg)
+        assert [t.name for t in await rt.list_tasks()] == ["Tea", "Tea"]

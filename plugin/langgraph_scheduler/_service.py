@@ -542,7 +542,14 @@ class TaskService:
         arguments, see :func:`_call_key`)."""
         _check_text("owner", owner)
         key = _call_key(owner, site or step, tool_call_id, request)
-        return await self.store.get_approval(key)
+        approval = await self.store.get_approval(key)
+        here = _digest("step", step)
+        if approval is not None and approval.step != here:
+            # Found at its site from another step: the call runs again from a new
+            # checkpoint (after a crash, or a replay). Its siblings propose in this step
+            # now, and an answer is told apart only among the approvals of one step.
+            approval = await self.store.move_approval(approval.id, step=here) or approval
+        return approval
 
     async def step_approvals(self, approval: Approval) -> list[Approval]:
         """Every proposal of ``approval``'s owner made in its LangGraph step (itself

@@ -1298,6 +1298,20 @@ class Store(ABC):
 
         return await self.transaction(work)
 
+    async def move_approval(self, approval_id: str, *, step: str) -> Approval | None:
+        """Move an approval to another LangGraph step (its call runs again from a new
+        checkpoint); the approval as stored, None if it is gone."""
+        table = approvals_table
+        statement = update(table).where(table.c.id == approval_id).values(step=step)
+        query = select(table).where(table.c.id == approval_id)
+
+        def work(conn: Connection) -> Approval | None:
+            conn.execute(statement)
+            row = conn.execute(query).mappings().first()
+            return approval_from_row(row) if row else None
+
+        return await self.transaction(work)
+
     async def step_approvals(self, owner: str, step: str) -> list[Approval]:
         """The owner's approvals asked for in one LangGraph step, oldest first."""
         query = (

@@ -1317,9 +1317,15 @@ def _site_of(call: _Call, step: str, config: RunnableConfig) -> str:
     under another namespace; the model message is kept as a pending write, with its id
     (a chat model sets one; ``add_messages`` gives one to a message without)."""
     message = _message_of(call.tool_call_id, call.messages)
-    if message is not None and message.id:
+    if message is not None and message.id and _only_one(message.id, call.messages):
         return f"{_thread_of(config) or ''}|message:{message.id}"
     return step
+
+
+def _only_one(message_id: str, messages: Sequence[Any]) -> bool:
+    """Whether one message alone carries ``message_id`` (a graph whose messages channel
+    appends, instead of ``add_messages``, may hold several under one id)."""
+    return sum(1 for m in messages if getattr(m, "id", None) == message_id) == 1
 
 
 def _namespace(config: RunnableConfig) -> str | None:
