@@ -1444,16 +1444,13 @@ class Store(ABC):
         *,
         owner: str | None = None,
         states: Sequence[str],
-        thread_id: str | None = None,
         outside_thread: str | None = None,
     ) -> int:
-        """Tasks in ``states`` (of ``owner``, in ``thread_id``, in any other conversation
-        than ``outside_thread`` or isolated: each when given), counted in one read."""
+        """Tasks in ``states`` (of ``owner``, in any other conversation than
+        ``outside_thread`` or isolated: each when given), counted in one read."""
         query = select(func.count()).select_from(tasks_table)
         if owner is not None:
             query = query.where(tasks_table.c.owner == owner)
-        if thread_id is not None:
-            query = query.where(tasks_table.c.thread_id == thread_id)
         if outside_thread is not None:
             column = tasks_table.c.thread_id
             query = query.where(or_(column.is_(None), column != outside_thread))
