@@ -260,21 +260,26 @@ class PostgresStore(Store):
         move: dict[str, Any],
     ) -> bool | None:
         thread = run.thread_id
-        fresh = thread is None or thread == isolated_thread_id(run.task_id, run.run_id)
-        key = None if thread is None or fresh or self._lease is None else _lock_key(thread)
+        claimed: _ClaimedThread | None = None
+        if (
+            thread is not None
+            and thread != isolated_thread_id(run.task_id, run.run_id)  # a fresh thread
+            and self._lease is not None
+        ):
+            self._sends += 1
+            claimed = _ClaimedThread(_lock_key(thread), self._sends, frozenset(+self._sending))
+            self._claimed[run.run_id] = claimed  # on its way: the sends it is judged by are kept
+        key = None if claimed is None else claimed.key
         params = _started_params(run, holder, lease_until) | move | {"l_key": key}
-        self._sends += 1
-        claimed = _ClaimedThread(key or "", self._sends, frozenset(+self._sending))
-        if key is not None:  # on its way: the sends it is judged by are kept
-            self._claimed[run.run_id] = claimed
         _, returned = self._write(conn, self._start, params)
         assert returned is not None  # one row, always
         run_id, moved, taken = returned
-        if taken:  # its transaction may yet fail: then its turn never comes
-            self._claimed[run.run_id] = claimed
-            self._claimed_runs.add(run.run_id)
-        else:
-            self._claimed.pop(run.run_id, None)
+        if claimed is not None:
+            if taken:  # its transaction may yet fail: then its turn never comes
+                self._claimed[run.run_id] = claimed
+                self._claimed_runs.add(run.run_id)
+            else:
+                self._claimed.pop(run.run_id, None)
         return None if not moved else run_id is not None
 
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
