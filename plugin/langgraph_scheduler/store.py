@@ -1126,8 +1126,8 @@ class Store(ABC):
         return None
 
     def _free_claimed_threads(self, conn: Connection, run_ids: Sequence[str]) -> None:
-        """Twin hook run last in a transaction of finishes, whether they wrote their runs
-        or found them finished: free the threads the runs' claims took (PostgreSQL). Last,
+        """Twin hook run last in a transaction of finishes: free the threads the claims of
+        ``run_ids`` took (PostgreSQL), a finish having written its run or found it gone. Last,
         after every task row the transaction locks: a claim holds its task's row while it
         takes its thread, and would wait for a freed row this transaction holds."""
         return None
