@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,6 +24,7 @@ from langgraph.types import Command
 from sqlalchemy import func, select
 
 from langgraph_scheduler import Cron, Interval, NotAllowed, Once, SchedulerRuntime, TaskNotFound
+from langgraph_scheduler._service import ToolCall
 from langgraph_scheduler.assistant import build_assistant
 from langgraph_scheduler.errors import InvalidTask, QuotaExceeded
 from langgraph_scheduler.middleware import SchedulerMiddleware
@@ -569,18 +571,16 @@ async def test_applying_an_approval_again_stores_nothing_more(
     rt = await _service_runtime(make_graph, runtime_factory, database)
     async with rt:
         service = rt.tasks
+        call = ToolCall("alice", "T|tools:1", "call-1")
         proposal = dict(
-            owner="alice",
-            step="T|tools:1",
-            tool_call_id="call-1",
             preview={"name": "Tea"},
             name="Tea",
             schedule=Interval(minutes=30),
             trigger="Tea time.",
             thread_id="T",
         )
-        approval = await service.propose_create(**proposal)
-        again = await service.propose_create(**{**proposal, "name": "Coffee"})
+        approval = await service.propose_create(call, **proposal)
+        again = await service.propose_create(call, **{**proposal, "name": "Coffee"})
         assert again.id == approval.id and again.change["name"] == "Tea"  # the first wins
         with pytest.raises(NotAllowed, match="pending"):
             await service.apply(approval)
@@ -600,7 +600,7 @@ async def test_applying_an_approval_again_stores_nothing_more(
         assert await rt.list_tasks() == []
 
         # Another step may reuse the call id (some providers do): a new approval.
-        other = await service.propose_create(**{**proposal, "step": "T|tools:2"})
+        other = await service.propose_create(replace(call, step="T|tools:2"), **proposal)
         assert other.id != approval.id and other.task_id != approval.task_id
 
 
@@ -614,26 +614,22 @@ async def test_an_approval_found_from_another_step_joins_the_step_its_call_runs_
     async with rt:
         service = rt.tasks
         proposal: dict[str, Any] = {
-            "owner": "alice",
-            "tool_call_id": "call_A",
-            "site": "T|message:m1",
             "preview": {},
             "name": "A",
             "schedule": Cron("0 10 * * *"),
             "trigger": "A.",
         }
-        first = await service.propose_create(**proposal, step="T|tools:lost")
-        found = await service.find_approval(
-            owner="alice", step="T|tools:new", tool_call_id="call_A", site="T|message:m1"
-        )
+        lost = ToolCall("alice", "T|tools:lost", "call_A", site="T|message:m1")
+        first = await service.propose_create(lost, **proposal)
+        rerun = replace(lost, step="T|tools:new")
+        found = await service.find_approval(rerun)
         assert found is not None and found.id == first.id and found.step != first.step
         sibling = await service.propose_create(
-            **{**proposal, "tool_call_id": "call_B", "name": "B"}, step="T|tools:new"
+            ToolCall("alice", "T|tools:new", "call_B", site="T|message:m1"),
+            **{**proposal, "name": "B"},
         )
         assert [a.id for a in await service.step_approvals(found)] == [first.id, sibling.id]
-        again = await service.find_approval(
-            owner="alice", step="T|tools:new", tool_call_id="call_A", site="T|message:m1"
-        )
+        again = await service.find_approval(rerun)
         assert again == found  # found in its step now: nothing moves
 
 
@@ -645,9 +641,7 @@ async def test_a_refused_apply_is_recorded_and_answered_the_same_again(
         service = rt.tasks
         await rt.create_task(name="x", schedule=Cron("0 9 * * *"), trigger="x", owner="alice")
         approval = await service.propose_create(
-            owner="alice",
-            step="s",
-            tool_call_id="c",
+            ToolCall("alice", "s", "c"),
             preview={},
             name="Tea",
             schedule=Cron("0 10 * * *"),
@@ -661,9 +655,7 @@ async def test_a_refused_apply_is_recorded_and_answered_the_same_again(
             await service.apply(approval, max_active=5)
         assert str(again.value) == str(refused.value)
         rejected = await service.propose_create(
-            owner="alice",
-            step="s",
-            tool_call_id="d",
+            ToolCall("alice", "s", "d"),
             preview={},
             name="No",
             schedule=Cron("0 10 * * *"),
@@ -686,9 +678,7 @@ async def test_an_update_approval_is_applied_once(
         service = rt.tasks
         approval = await service.propose_update(
             task.id,
-            owner="alice",
-            step="s",
-            tool_call_id="c",
+            ToolCall("alice", "s", "c"),
             preview={},
             trigger="Water less.",
             schedule=Interval(hours=1),
@@ -702,7 +692,7 @@ async def test_an_update_approval_is_applied_once(
         assert second.schedule == first.schedule  # the pinned first fire, not a new one
         with pytest.raises(TaskNotFound):
             await service.propose_update(
-                task.id, owner="bob", step="s", tool_call_id="x", preview={}, name="Mine"
+                task.id, ToolCall("bob", "s", "x"), preview={}, name="Mine"
             )
 
 

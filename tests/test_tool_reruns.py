@@ -28,6 +28,7 @@ from langgraph.types import Command, interrupt
 from sqlalchemy import select
 
 from langgraph_scheduler import Cron, SchedulerRuntime
+from langgraph_scheduler._service import ToolCall
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import CallAnswer, CallAnswered, tool_calls_table
@@ -402,9 +403,8 @@ async def test_a_write_carrying_an_answered_call_is_undone(
     async with rt:
         await plants(rt)
         service = rt.tasks
-        kept = service.answer(
-            owner="alice", step="T|tools:1", tool_call_id="c", tool="t", text="Done.", error=False
-        )
+        call = ToolCall("alice", "T|tools:1", "c")
+        kept = service.answer(call, tool="t", text="Done.", error=False)
         assert await service.keep_answer(kept) == kept
 
         def again(_: Any) -> CallAnswer:
@@ -426,7 +426,7 @@ async def test_a_write_carrying_an_answered_call_is_undone(
         assert (task.name, task.state, task.version) == ("Plants", "active", 0)
         assert [t.id for t in await rt.list_tasks()] == ["plants"]
         assert await rt.history("plants") == []
-        assert await service.find_answer(owner="alice", step="T|tools:1", tool_call_id="c") == kept
+        assert await service.find_answer(call) == kept
 
 
 async def test_two_runs_of_a_call_at_once_store_one_task(

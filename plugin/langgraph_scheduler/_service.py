@@ -22,6 +22,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -42,7 +43,7 @@ from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, s
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store
 from .trigger import ConversationTrigger
 
-__all__ = ["TaskService", "task_key"]
+__all__ = ["TaskService", "ToolCall", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -65,6 +66,39 @@ re-run of the call (a step LangGraph runs again when a human answers an interrup
 days later) finds them and does not act again. Unanswered approvals stay until answered."""
 
 _PURGE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call's identity: the key of its approval and of its answer.
+
+    The same call run again (a resume, or a re-run from a new checkpoint after a crash, a
+    replay or a fork) has the same key, so it finds what its first run stored; a
+    provider reusing call ids in a later turn does not, nor does another call of the
+    step that carries the same id but asks for something else.
+    """
+
+    owner: str
+    step: str
+    """The LangGraph step the call runs in (its thread and checkpoint namespace): calls
+    of one step share its resume values (an approval's siblings)."""
+    call_id: str
+    """The model's id for the call."""
+    request: str = ""
+    """The digest of its tool and arguments (:func:`request_key`)."""
+    site: str | None = None
+    """Where the call was asked for, the same on every run of it (its thread and model
+    message): the key is made from it instead of ``step``, which changes when a step is
+    run again from a new checkpoint."""
+
+    @property
+    def key(self) -> str:
+        """The call's key. (Digested under "approval": the key approvals were first
+        stored under.)"""
+        where = self.site or self.step
+        if not self.request:
+            return _digest("approval", self.owner, where, self.call_id)
+        return _digest("approval", self.owner, where, self.call_id, self.request)
 
 
 class TaskService:
@@ -393,12 +427,8 @@ class TaskService:
 
     async def propose_create(
         self,
+        call: ToolCall,
         *,
-        owner: str,
-        step: str,
-        tool_call_id: str,
-        request: str = "",
-        site: str | None = None,
         preview: Mapping[str, Any],
         name: str,
         schedule: Schedule,
@@ -410,34 +440,27 @@ class TaskService:
 
         The task is checked and its values fixed now (an interval's first fire too), so
         :meth:`apply` stores what ``preview`` showed. A tool call proposes once: a re-run
-        (same owner, ``step`` and ``tool_call_id``) gets the first proposal back.
+        of ``call`` (see :class:`ToolCall`) gets the first proposal back.
 
         Args:
-            owner: whose task it will be.
-            step: the LangGraph step the tool call ran in (thread and checkpoint
-                namespace); tool calls of one step are told apart by their ids.
-            tool_call_id: the model's id for the tool call.
-            site: where the call was asked for, the same on every run of it (its thread
-                and model message): the proposal is kept under it instead of ``step``,
-                which changes when a step is run again from a new checkpoint.
+            call: the tool call proposing; its owner's task it will be.
             preview: what the human is shown, stored with the proposal.
 
         Raises:
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
         """
         now = self.clock.now()
-        approval_id = _call_key(owner, site or step, tool_call_id, request)
         fixed = self.as_stored(schedule, now=now)
         task = self._new_task(
             name=name,
             schedule=fixed,
             trigger=trigger,
             thread_id=thread_id,
-            owner=owner,
+            owner=call.owner,
             max_runs=max_runs,
             options=None,
             paused=False,
-            task_id=_digest("task", approval_id)[:16],
+            task_id=_digest("task", call.key)[:16],
             now=now,
         )
         change = {
@@ -447,19 +470,13 @@ class TaskService:
             "thread_id": task.thread_id,
             "max_runs": task.max_runs,
         }
-        return await self._propose(
-            "create", approval_id, owner, step, tool_call_id, task.id, change, preview, now
-        )
+        return await self._propose("create", call, task.id, change, preview, now)
 
     async def propose_update(
         self,
         task_id: str,
+        call: ToolCall,
         *,
-        owner: str,
-        step: str,
-        tool_call_id: str,
-        request: str = "",
-        site: str | None = None,
         preview: Mapping[str, Any],
         name: str | None = None,
         schedule: Schedule | None = None,
@@ -477,7 +494,7 @@ class TaskService:
             TaskNotFound, InvalidSchedule, InvalidPayload, InvalidTask.
         """
         now = self.clock.now()
-        task = await self.get(task_id, owner=owner)
+        task = await self.get(task_id, owner=call.owner)
         change: dict[str, Any] = {}
         if name is not None:
             change["name"] = _check_name(name)
@@ -494,31 +511,25 @@ class TaskService:
             change["payload_changes"] = dict(trigger_changes)
         if max_runs is not None:
             change["max_runs"] = _check_max_runs(max_runs)
-        approval_id = _call_key(owner, site or step, tool_call_id, request)
-        return await self._propose(
-            "update", approval_id, owner, step, tool_call_id, task.id, change, preview, now
-        )
+        return await self._propose("update", call, task.id, change, preview, now)
 
     async def _propose(
         self,
         action: Literal["create", "update"],
-        approval_id: str,
-        owner: str,
-        step: str,
-        tool_call_id: str,
+        call: ToolCall,
         task_id: str,
         change: dict[str, Any],
         preview: Mapping[str, Any],
         now: datetime,
     ) -> Approval:
-        _check_text("tool call id", tool_call_id)
+        _check_text("tool call id", call.call_id)
         await self._purge(now)
         return await self.store.add_approval(
             Approval(
-                id=approval_id,
-                owner=owner,
-                step=_digest("step", step),
-                tool_call_id=tool_call_id,
+                id=call.key,
+                owner=call.owner,
+                step=_digest("step", call.step),
+                tool_call_id=call.call_id,
                 action=action,
                 task_id=task_id,
                 change=change,
@@ -528,22 +539,11 @@ class TaskService:
             )
         )
 
-    async def find_approval(
-        self,
-        *,
-        owner: str,
-        step: str,
-        tool_call_id: str,
-        request: str = "",
-        site: str | None = None,
-    ) -> Approval | None:
-        """The proposal a tool call made in ``step`` (or at ``site``, see
-        :meth:`propose_create`), if any (``request``: the digest of its tool and
-        arguments, see :func:`_call_key`)."""
-        _check_text("owner", owner)
-        key = _call_key(owner, site or step, tool_call_id, request)
-        approval = await self.store.get_approval(key)
-        here = _digest("step", step)
+    async def find_approval(self, call: ToolCall) -> Approval | None:
+        """The proposal ``call`` made on an earlier run of it, if any."""
+        _check_text("owner", call.owner)
+        approval = await self.store.get_approval(call.key)
+        here = _digest("step", call.step)
         if approval is not None and approval.step != here:
             # Found at its site from another step: the call runs again from a new
             # checkpoint (after a crash, or a replay). Its siblings propose in this step
@@ -640,45 +640,24 @@ class TaskService:
 
     # -- tool call answers -----------------------------------------------------------
 
-    def answer(
-        self,
-        *,
-        owner: str,
-        step: str,
-        tool_call_id: str,
-        tool: str,
-        text: str,
-        error: bool,
-        request: str = "",
-        site: str | None = None,
-    ) -> CallAnswer:
+    def answer(self, call: ToolCall, *, tool: str, text: str, error: bool) -> CallAnswer:
         """A tool call's answer, to keep with the change it made (or alone, when it made
         none): under the key of the call's approval, so both are found again together."""
         return CallAnswer(
-            id=_call_key(owner, site or step, tool_call_id, request),
-            owner=owner,
+            id=call.key,
+            owner=call.owner,
             tool=tool,
             status="error" if error else "success",
             text=text,
             created_at=self.clock.now(),
         )
 
-    async def find_answer(
-        self,
-        *,
-        owner: str,
-        step: str,
-        tool_call_id: str,
-        request: str = "",
-        site: str | None = None,
-    ) -> CallAnswer | None:
-        """The answer a tool call gave in ``step`` (or at ``site``, see
-        :meth:`propose_create`), if it ran before (a re-run after a resume, or after a
+    async def find_answer(self, call: ToolCall) -> CallAnswer | None:
+        """The answer ``call`` gave, if it ran before (a re-run after a resume, or after a
         crash); kept :data:`CALL_RETENTION`."""
-        _check_text("owner", owner)
-        _check_text("tool call id", tool_call_id)
-        key = _call_key(owner, site or step, tool_call_id, request)
-        return await self.store.get_call_answer(key)
+        _check_text("owner", call.owner)
+        _check_text("tool call id", call.call_id)
+        return await self.store.get_call_answer(call.key)
 
     async def keep_answer(self, answer: CallAnswer) -> CallAnswer:
         """Keep ``answer`` unless its call has one (a change keeps its answer with it; this
@@ -785,17 +764,6 @@ def request_key(tool: str, arguments: Mapping[str, Any]) -> str:
     """The digest of what a tool call asks for (its tool and the arguments the model
     gave): the ``request`` part of the call's key."""
     return _digest("request", tool, json.dumps(arguments, sort_keys=True))
-
-
-def _call_key(owner: str, step: str, tool_call_id: str, request: str = "") -> str:
-    """One key per tool call, for its approval and its answer: the same call re-run (same
-    owner, step, call id and ``request``, the digest of its tool and arguments) finds
-    them again; a provider reusing call ids in a later step does not, nor does another
-    call of the step that carries the same id but asks for something else. (Digested
-    under "approval": the key approvals were first stored under.)"""
-    if not request:
-        return _digest("approval", owner, step, tool_call_id)
-    return _digest("approval", owner, step, tool_call_id, request)
 
 
 def _check_task_id(task_id: str) -> str:

@@ -41,7 +41,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._loops import call_blocking, call_on_loop, running_loop_of
-from ._service import Answering, TaskService, request_key
+from ._service import Answering, TaskService, ToolCall, request_key
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -607,20 +607,13 @@ class _ToolService:
             return await act(call, config, None)
         ticket = _ticket_of(owner, config, call, call.tool_call_id, _request_of(tool, call))
         service = self.runtime.tasks
-        find = {
-            "owner": owner,
-            "step": ticket.step,
-            "tool_call_id": ticket.call_id,
-            "request": ticket.request,
-            "site": ticket.site,
-        }
-        kept = await service.find_answer(**find)
+        kept = await service.find_answer(ticket)
         if kept is None:
             answering = _Answering(service, ticket, tool)
             try:
                 kept = await service.keep_answer(answering.of(await act(call, config, answering)))
             except CallAnswered:
-                kept = await service.find_answer(**find)
+                kept = await service.find_answer(ticket)
                 if kept is None:
                     gone = f"the answer of tool call {call.tool_call_id!r} was trimmed"
                     raise StoreError(gone) from None
@@ -645,11 +638,7 @@ class _ToolService:
             async def propose() -> Approval:
                 plan = self._plan_new(args, config, owner)
                 return await self.runtime.tasks.propose_create(
-                    owner=owner,
-                    step=ticket.step,
-                    tool_call_id=ticket.call_id,
-                    request=ticket.request,
-                    site=ticket.site,
+                    ticket,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -786,11 +775,7 @@ class _ToolService:
                 plan = self._plan_change(args, task, approval=True)
                 return await self.runtime.tasks.propose_update(
                     task.id,
-                    owner=owner,
-                    step=ticket.step,
-                    tool_call_id=ticket.call_id,
-                    request=ticket.request,
-                    site=ticket.site,
+                    ticket,
                     preview=plan.preview,
                     name=args.name,
                     schedule=plan.schedule,
@@ -1045,7 +1030,7 @@ class _ToolService:
 
     # -- approval ----------------------------------------------------------------------
 
-    def _ticket(self, config: RunnableConfig, call: _Call, action: str, owner: str) -> _Ticket:
+    def _ticket(self, config: RunnableConfig, call: _Call, action: str, owner: str) -> ToolCall:
         """Where an approval is kept: the owner, the LangGraph step and the tool call."""
         if is_scheduled_turn(config):
             # Nobody is there to answer: an interrupt would hang the scheduled turn.
@@ -1062,22 +1047,13 @@ class _ToolService:
         return _ticket_of(owner, config, call, call.tool_call_id, _request_of(action, call))
 
     async def _approval(
-        self, ticket: _Ticket, propose: Callable[[], Awaitable[Approval]]
+        self, ticket: ToolCall, propose: Callable[[], Awaitable[Approval]]
     ) -> Approval:
         """The call's stored proposal (made by ``propose`` on its first run), decided."""
-        approval = await self._find(ticket)
+        approval = await self.runtime.tasks.find_approval(ticket)
         if approval is None:
             approval = await propose()
         return await self._decision(approval)
-
-    async def _find(self, ticket: _Ticket) -> Approval | None:
-        return await self.runtime.tasks.find_approval(
-            owner=ticket.owner,
-            step=ticket.step,
-            tool_call_id=ticket.call_id,
-            request=ticket.request,
-            site=ticket.site,
-        )
 
     async def _decision(self, approval: Approval) -> Approval:
         """Wait for a human's answer to ``approval`` (through ``interrupt()``) and return
@@ -1236,29 +1212,14 @@ class _Change:
     note: str | None = None
 
 
-@dataclass(frozen=True)
-class _Ticket:
-    """A tool call's identity: the key of its approval and of its answer."""
-
-    owner: str
-    step: str
-    """The LangGraph step the call runs in (:func:`_step_of`): calls of one step share
-    its resume values (an approval's siblings)."""
-    call_id: str
-    request: str
-    """The digest of the call's tool and arguments (:func:`_request_of`): another call of
-    the step under the same id (a graph whose state shows the tools no ``messages`` to
-    refuse it by) is another call, not a re-run of this one."""
-    site: str
-    """Where the call was asked for (:func:`_site_of`): with the owner, id and request,
-    the key of its approval and answer."""
-
-
 def _ticket_of(
     owner: str, config: RunnableConfig, call: _Call, call_id: str, request: str
-) -> _Ticket:
+) -> ToolCall:
+    """The identity of ``call`` in its step (:func:`_step_of`), asked for at its site
+    (:func:`_site_of`), for the digest ``request`` of its tool and arguments
+    (:func:`_request_of`)."""
     step = _step_of(config)
-    return _Ticket(owner, step, call_id, request, _site_of(call, step, config))
+    return ToolCall(owner, step, call_id, request, _site_of(call, step, config))
 
 
 @dataclass(frozen=True)
@@ -1266,21 +1227,11 @@ class _Answering:
     """Makes the answers a call that changes tasks keeps (see :meth:`_ToolService.once`)."""
 
     service: TaskService
-    ticket: _Ticket
+    ticket: ToolCall
     tool: str
 
     def of(self, text: str, *, error: bool = False) -> CallAnswer:
-        ticket = self.ticket
-        return self.service.answer(
-            owner=ticket.owner,
-            step=ticket.step,
-            tool_call_id=ticket.call_id,
-            request=ticket.request,
-            site=ticket.site,
-            tool=self.tool,
-            text=text,
-            error=error,
-        )
+        return self.service.answer(self.ticket, tool=self.tool, text=text, error=error)
 
 
 _V = TypeVar("_V")
