@@ -694,6 +694,92 @@ async def test_a_renewed_lease_is_not_interrupted(store: Store, service: TaskSer
     assert dead.record.outcome == "interrupted"
 
 
+async def test_a_lapsed_claim_is_taken_over_once_by_the_rule_of_the_sweep(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=1))
+    run = await claim_one(store, at(60))  # lease until at(90)
+
+    async def take(now: int, holder: str, *dead: str) -> bool:
+        return await store.take_over_run(
+            run.run_id, now=at(now), holders=dead, holder=holder, lease_until=at(now + 60)
+        )
+
+    assert not await take(89, "replica-b")  # its lease still runs
+    assert await take(89, "replica-b", HOLDER)  # its holder is known to be dead
+    assert await store.running_holders() == ["replica-b"]
+    assert not await take(91, "replica-c", HOLDER)  # the taker's lease runs (to at(149))
+    assert await store.interrupt_expired(now=at(91), reason="dead", holders=[HOLDER]) == []
+    assert await take(150, "replica-c")  # the taker stopped renewing in turn
+    assert await store.running_holders() == ["replica-c"]
+    await store.renew_leases([run.run_id], until=at(300))
+    assert await store.interrupt_expired(now=at(250), reason="expired") == []
+
+    done = await finish(store, run, "success", at(260))
+    assert done is not None and done.record.outcome == "success"
+    assert not await take(400, "replica-d", "replica-c")  # finished: nothing to take
+    assert await store.pending_retries(task.id) == []
+    (stored,) = await store.history(task.id)
+    assert (stored.run_id, stored.outcome) == (run.run_id, "success")
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
+async def test_runtimes_taking_over_and_sweeping_lapsed_claims_at_once_each_get_one_once(
+    request: pytest.FixtureRequest, tmp_path: Any, clock: FakeClock, backend: str
+) -> None:
+    # Two stores on one database, as two replicas recovering the same dead holder at
+    # once: each lapsed fire is taken over by exactly one of them, or swept by a third.
+    if backend == "sqlite_file":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    first, second, third = open_store(url), open_store(url), open_store(url)
+    await first.setup()
+    await second.setup()
+    await third.setup()
+    try:
+        service = TaskService(first, clock=clock)
+        for i in range(12):
+            await every_minute(service, name=f"t{i}", options=TaskOptions(retries=0))
+        runs = [c.run for c in await claim(first, at(60), limit=20) if c.run is not None]
+        ids = [r.run_id for r in runs]
+
+        async def take_all(store: Store, holder: str) -> list[bool]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        store.take_over_run(
+                            run_id,
+                            now=at(61),
+                            holders=[HOLDER],
+                            holder=holder,
+                            lease_until=at(120),
+                        )
+                        for run_id in ids
+                    )
+                )
+            )
+
+        mine, theirs, swept = await asyncio.gather(
+            take_all(first, "replica-b"),
+            take_all(second, "replica-c"),
+            third.interrupt_expired(now=at(61), reason="dead", holders=[HOLDER]),
+        )
+        stored = {r: await first.get_run(r) for r in ids}
+    finally:
+        await first.close()
+        await second.close()
+        await third.close()
+
+    assert len(ids) == 12
+    interrupted = {f.record.run_id for f in swept}
+    for i, run_id in enumerate(ids):
+        assert [mine[i], theirs[i], run_id in interrupted].count(True) == 1, run_id
+        record = stored[run_id]
+        assert record is not None
+        assert record.outcome == ("interrupted" if run_id in interrupted else None)
+
+
 # -- the window ---------------------------------------------------------------------
 
 

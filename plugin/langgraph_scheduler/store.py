@@ -2031,8 +2031,8 @@ class Store(ABC):
 
     async def note_server_run(self, run_id: str, *, thread_id: str, server_run_id: str) -> None:
         """Name, on a running fire's record, the LangGraph server run its turn became, as
-        soon as it exists: a record interrupted because its process died still says
-        which server run to stop (see ``interrupt_expired``)."""
+        soon as it exists: the record of a process that died still says which server
+        run to follow or stop (see ``expired_server_runs``)."""
         statement = (
             update(runs_table)
             .where(runs_table.c.run_id == run_id, runs_table.c.outcome.is_(None))
@@ -2061,13 +2061,38 @@ class Store(ABC):
         self, *, now: datetime, holders: Sequence[str] = ()
     ) -> list[TaskRunRecord]:
         """The running fires :meth:`interrupt_expired` would take that name a server
-        run (whose turn may have ended on the server meanwhile)."""
+        run (whose turn may have ended on the server meanwhile, or still run there: see
+        :meth:`take_over_run`)."""
         query = select(runs_table).where(
             runs_table.c.outcome.is_(None),
             runs_table.c.server_run_id.is_not(None),
             _stale(now, holders),
         )
         return await self._runs(query.limit(500))
+
+    async def take_over_run(
+        self,
+        run_id: str,
+        *,
+        now: datetime,
+        holders: Sequence[str] = (),
+        holder: str,
+        lease_until: datetime,
+    ) -> bool:
+        """Make ``holder`` the holder of a running fire whose claim lapsed, by the same
+        rule as :meth:`interrupt_expired` (see ``holders``), leased until
+        ``lease_until``; whether it was taken over. One conditional write: of runtimes
+        taking over (or sweeping) the same fire at once, exactly one gets it."""
+        statement = (
+            update(runs_table)
+            .where(
+                runs_table.c.run_id == run_id,
+                runs_table.c.outcome.is_(None),
+                _stale(now, holders),
+            )
+            .values(holder=holder, lease_expires_at=lease_until)
+        )
+        return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
 
     async def interrupt_expired(
         self, *, now: datetime, reason: str, holders: Sequence[str] = ()
