@@ -1,9 +1,10 @@
 """A runtime whose turns run on a LangGraph server, in its own process, for crash tests:
-``python -m tests.server_child DB SERVER_URL [PROMPT [RETRIES]]``.
+``python -m tests.server_child DB SERVER_URL [PROMPT [RETRIES [TIMEOUT_SECS]]]``.
 
 It runs a task of the server's ``sleepy`` assistant (by default one that never answers,
-``hang on``; no retries), prints ``RUNNING <run id> <server thread id> <server run id>``
-once the record names its server run, and waits to be killed.
+``hang on``; no retries; the default timeout), prints
+``RUNNING <run id> <server thread id> <server run id>`` once the record names its server
+run, and waits to be killed.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import os
 import sys
 from datetime import datetime, timezone
 
-from langgraph_scheduler import Once, SchedulerRuntime, TaskOptions
+from langgraph_scheduler import ConversationTrigger, Once, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.served import LangGraphServer
 
 
-async def main(database: str, url: str, prompt: str = "hang on", retries: str = "0") -> None:
+async def main(
+    database: str, url: str, prompt: str = "hang on", retries: str = "0", timeout: str = ""
+) -> None:
     server = LangGraphServer(url=url, assistant_id="sleepy")
     async with SchedulerRuntime(None, server=server, database=database, lease_secs=60) as rt:
         task = await rt.create_task(
             name="orphaned",
             schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
-            trigger=prompt,
+            trigger=ConversationTrigger(
+                prompt=prompt, timeout_secs=int(timeout) if timeout else None
+            ),
             thread_id="orphan",
             options=TaskOptions(retries=int(retries)),
         )

@@ -236,6 +236,8 @@ async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any
         await asyncio.sleep(3600)
     if "nap" in prompt:
         await asyncio.sleep(3)
+    if "doze" in prompt:
+        await asyncio.sleep(8)
     if "fail" in prompt:
         raise ValueError("the sleepy graph failed on purpose")
     user = config["configurable"].get("user_id")
@@ -501,29 +503,115 @@ async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
 
 
 @_on_the_server
-async def test_a_crashed_runtimes_server_run_is_stopped_by_the_next(
+async def test_a_crashed_runtimes_server_run_is_followed_to_its_end_by_the_next(
     server: _Server, tmp_path: Path
 ) -> None:
     # A runtime killed mid server turn leaves its server run going: the record names it
-    # from the start, so the runtime that records the fire interrupted stops it too.
-    from langgraph_scheduler._upkeep import DIED
-
+    # from the start, and the next runtime takes the claim over and follows the run to
+    # its end, as a turn of its own. It used to cancel it and retry the fire: the turn
+    # ran twice, cut short the first time.
     database = f"sqlite:///{tmp_path / 'crashed.db'}"
-    run_id, thread_id, server_run_id = await _killed_mid_turn(database, server.url)
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "doze, then answer", "2"
+    )
+    heard: list[TaskRunRecord] = []
     async with _client(server) as client:
         going = ("pending", "running")
         assert (await client.runs.get(thread_id, server_run_id))["status"] in going
-        async with _sleepy(server.url, database) as rt:  # finds the claim, and its server run
-            record = await rt.get_run(run_id)
-
-            async def stopped() -> Any:
-                run = await client.runs.get(thread_id, server_run_id)
-                return run if run["status"] not in going else None
-
-            orphan = await _wait(stopped)
-    assert record is not None and (record.outcome, record.error) == ("interrupted", DIED)
+        async with _sleepy(server.url, database, on_run=heard.append) as rt:
+            at_start = await rt.get_run(run_id)  # the claim is taken over as it starts
+            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
+            await rt.wait_idle()
+            retries = await rt.store.pending_retries(record.task_id)
+            history = await rt.history(record.task_id)
+        ended = await client.runs.get(thread_id, server_run_id)
+        runs = await client.runs.list(thread_id, limit=100)
+    assert at_start is not None and at_start.outcome is None
+    assert (record.outcome, record.summary) == (
+        "success",
+        "answered 'doze, then answer' for default",
+    )
     assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
-    assert orphan["status"] == "interrupted"
+    assert ended["status"] == "success"
+    assert [r["run_id"] for r in runs if r["metadata"].get("task_id") == record.task_id] == [
+        server_run_id
+    ]
+    assert retries == [] and [r.run_id for r in history] == [run_id]
+    assert [r.run_id for r in heard] == [run_id]
+
+
+@_on_the_server
+async def test_a_followed_server_run_past_its_turns_deadline_is_cancelled_and_timed_out(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The follow keeps the turn's own deadline (its trigger's timeout_secs, counted from
+    # the claim): past it, the server run is cancelled and the fire recorded timeout.
+    database = f"sqlite:///{tmp_path / 'deadline.db'}"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "hang on", "0", "6"
+    )
+    async with _client(server) as client:
+        async with _sleepy(server.url, database) as rt:
+            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
+            await rt.wait_idle()
+        cancelled = await client.runs.get(thread_id, server_run_id)
+    assert record.outcome == "timeout", record.error
+    assert record.error == "the turn did not finish within 6s and was cancelled"
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert cancelled["status"] == "interrupted"
+
+
+@_on_the_server
+async def test_a_runtime_stopped_while_following_a_server_run_cancels_and_names_it(
+    server: _Server, tmp_path: Path
+) -> None:
+    # As for a turn of its own: the server run must not go on without a follower, and
+    # the record says the runtime stopped, naming the server run.
+    database = f"sqlite:///{tmp_path / 'stopped-follow.db'}"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(database, server.url)
+    async with _client(server) as client:
+        async with _sleepy(server.url, database) as rt:
+            following = await rt.get_run(run_id)
+            await rt.stop(drain_timeout_secs=0)
+        stopped = await client.runs.get(thread_id, server_run_id)
+    async with SchedulerRuntime(None, database=database) as admin:
+        record = await admin.get_run(run_id)
+    assert following is not None and following.outcome is None
+    assert record is not None and record.outcome == "interrupted"
+    assert record.error == "runtime stopped before the turn finished"
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert stopped["status"] == "interrupted"
+
+
+@_on_the_server
+async def test_two_runtimes_recovering_one_orphaned_server_run_follow_it_once(
+    server: _Server, tmp_path: Path
+) -> None:
+    # Both find the dead process's claim as they start, at once: one takes it over and
+    # follows the server run, the other leaves it; one record, told once.
+    database = f"sqlite:///{tmp_path / 'twice.db'}"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "doze, then answer", "2"
+    )
+    heard: list[TaskRunRecord] = []
+    first = _sleepy(server.url, database, on_run=heard.append)
+    second = _sleepy(server.url, database, on_run=heard.append)
+    async with _client(server) as client:
+        await asyncio.gather(first.start(), second.start())
+        try:
+            record = await _wait(lambda: _finished(first, run_id), timeout=60)
+            await asyncio.gather(first.wait_idle(), second.wait_idle())
+            retries = await first.store.pending_retries(record.task_id)
+        finally:
+            await asyncio.gather(first.stop(), second.stop())
+        ended = await client.runs.get(thread_id, server_run_id)
+        runs = await client.runs.list(thread_id, limit=100)
+    assert (record.outcome, record.server_run_id) == ("success", server_run_id)
+    assert ended["status"] == "success"
+    assert [r["run_id"] for r in runs if r["metadata"].get("task_id") == record.task_id] == [
+        server_run_id
+    ]
+    assert retries == [] and [r.run_id for r in heard] == [run_id]
 
 
 class _Relay:
@@ -599,10 +687,10 @@ async def _runs_of(client: Any, thread_id: str, run_id: str) -> list[Any]:
     return [r for r in runs if r["metadata"].get("task_run_id") == run_id]
 
 
-def _sleepy(url: str, database: str) -> SchedulerRuntime:
+def _sleepy(url: str, database: str, **options: Any) -> SchedulerRuntime:
     """A runtime outside the server running its turns on the ``sleepy`` graph."""
     return SchedulerRuntime(
-        None, server=LangGraphServer(url=url, assistant_id="sleepy"), database=database
+        None, server=LangGraphServer(url=url, assistant_id="sleepy"), database=database, **options
     )
 
 

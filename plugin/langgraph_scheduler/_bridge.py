@@ -37,6 +37,7 @@ from ._turns import (
     ConversationResponse,
     Error,
     Interrupted,
+    ServerRun,
     Skipped,
     Success,
     Timeout,
@@ -393,29 +394,38 @@ class TaskExecutorBridge:
         *,
         claimed_at: datetime | None = None,
         again: bool = True,
+        orphan: ServerRun | None = None,
     ) -> TaskRunRecord:
         """Run a claimed fire's turn and record its outcome (``again``: the task fires
-        again after this fire).
+        again after this fire; ``orphan``: the turn is this server run, which another
+        process began and this runtime follows, see :meth:`follow`).
 
         While the turn runs, this keeps its request and record, not its task (a burst's
         one-shot tasks are objects of their own): a long turn keeps alive all it holds,
         and the collector's full passes go over every such object again (see
         ``benchmarks/analysis.md``, figure 4)."""
-        # A scheduled fire took its slot when it was claimed; a manual run, now.
+        # A scheduled fire took its slot when it was claimed; a manual run, now; a
+        # followed turn began in the process that claimed it.
         scheduled = record.trigger == "schedule"
-        begun = record.started_at if scheduled else self.clock.now()
+        begun = record.started_at if scheduled or orphan else self.clock.now()
         gate: _Gate | None = None
         recording: asyncio.Task[Any] | None = None
         try:
             try:
-                request = self._request(task, record, again=again)
+                # A followed turn runs already: a stop cancels it, as it does any turn.
+                stopping = self.closed and orphan is None
+                request = _NOT_STARTED if stopping else self._request(task, record, again=again)
                 del task
                 due = record.due_at or record.scheduled_for
                 if scheduled and due > self.clock.now():  # claimed ahead of its instant
                     gate = _Gate(self, record.task_id, due, claimed_at)
                 if isinstance(request, ConversationRequest):
                     assert self.turns is not None  # _request says why not otherwise
-                    response = await self.turns.converse(request, begin=gate)
+                    if orphan is not None:
+                        elapsed = (self.clock.now() - record.started_at).total_seconds()
+                        response = await self.turns.follow(request, orphan, elapsed_secs=elapsed)
+                    else:
+                        response = await self.turns.converse(request, begin=gate)
                 elif gate is not None:  # not run, but not recorded before its instant either
                     response = await gate() or request
                 else:
@@ -467,8 +477,6 @@ class TaskExecutorBridge:
         self, task: Task, record: TaskRunRecord, *, again: bool
     ) -> ConversationRequest | ConversationResponse:
         """The turn of a claimed fire, or why it cannot run."""
-        if self.closed:
-            return _NOT_STARTED
         if self.turns is None:
             return _NO_TURNS
         try:
@@ -555,9 +563,32 @@ class TaskExecutorBridge:
         return finished.record
 
     async def record_orphan(self, record: TaskRunRecord, response: ConversationResponse) -> None:
-        """Record how the turn of another process's lapsed claim ended without it (see
-        :meth:`~._turns.TurnRunner.orphan_outcome`)."""
+        """Record how the turn of another process's lapsed claim, taken over by this
+        runtime, ended without it (see :meth:`~._turns.TurnRunner.orphan_state`)."""
         await self._record(record, response, started_at=record.started_at)
+
+    async def follow(self, record: TaskRunRecord, where: ServerRun) -> None:
+        """Follow the server run ``where`` that another process began for the fire of
+        ``record``, whose lapsed claim this runtime took over, as a turn of its own:
+        the fire is in flight here (its lease renewed) until its outcome is recorded
+        as every turn's is (retries, failure streak, auto-pause, listeners, webhooks).
+        The turn's own deadline, counted from the claim's ``started_at``, bounds it
+        (past it the server run is cancelled: ``timeout``), and a stop cancels it as it
+        does this runtime's own turns (``interrupted``, naming the server run).
+
+        It is not a new turn: no task or thread lock is taken, as the server orders the
+        runs on its thread itself (a fire of that thread begun meanwhile queues behind
+        it there). It takes a turn slot, beyond ``capacity`` if need be: the turn still
+        runs, for this runtime, and ``capacity`` bounds the turns a runtime has going on
+        the server; due fires wait for a slot here or go to another replica.
+        """
+        task = await self._retrying("read task", lambda: self.store.get_task(record.task_id))
+        if task is None:  # deleted with its runs, or the store is down: left to its lease
+            return
+        self._busy += 1
+        self.in_flight[record.run_id] = record
+        again = task.next_run_at is not None
+        self._spawn(self._execute(task, record, again=again, orphan=where))
 
     async def settle(self, finished: Finished) -> None:
         """Tell listeners a finished record and what it did to its task."""

@@ -74,7 +74,11 @@ class LangGraphServer(BaseModel):
     instead when the thread is busy. The turn's timeout cancels the server run. The run
     record keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose
     answer never came is looked for by its ``task_run_id``: followed if the server made
-    the run, cancelled if the deadline passed or the runtime is stopping.
+    the run, cancelled if the deadline passed or the runtime is stopping. A server run
+    whose runtime died (or stopped renewing its claim) goes on: the runtime that takes
+    over the lapsed claim records how it ended, or follows it to its end under the
+    turn's deadline while it still runs; it is cancelled and recorded ``interrupted``
+    only when the server cannot say.
 
     Example:
         >>> runtime = SchedulerRuntime(
@@ -195,12 +199,35 @@ class ServerTurnRunner(TurnRunner):
         created = await self._create(client, request, thread_id, run_input, strategy)
         if not isinstance(created, ServerRun):
             return created
-        where = created
+        return await self._follow(client, request, created, started=started, new=True)
+
+    async def follow(
+        self, request: ConversationRequest, where: ServerRun, *, elapsed_secs: float
+    ) -> ConversationResponse:
+        client = self._client
+        if client is None:
+            return Error("the server turn runner is not open")
+        return await self._follow(client, request, where, started=time.monotonic() - elapsed_secs)
+
+    async def _follow(
+        self,
+        client: LangGraphClient,
+        request: ConversationRequest,
+        where: ServerRun,
+        *,
+        started: float,
+        new: bool = False,
+    ) -> ConversationResponse:
+        """Follow the turn's server run ``where`` to its end, within the turn's timeout
+        from ``started`` (monotonic): cancelled past it (``Timeout``) and when the
+        runtime stops (the record names it, see :meth:`cut_short`). ``new``: this
+        runtime just created it, and names it on the running record first."""
         try:
-            await self._note(request, where)  # in here: a stop meanwhile cancels the run
+            if new:
+                await self._note(request, where)  # in here: a stop meanwhile cancels the run
             remaining = request.timeout_secs - (time.monotonic() - started)
-            values = await _within(client.runs.join(thread_id, where.run_id), remaining)
-            final = await client.runs.get(thread_id, where.run_id)
+            values = await _within(client.runs.join(where.thread_id, where.run_id), remaining)
+            final = await client.runs.get(where.thread_id, where.run_id)
         except _TurnTimedOut:
             await self._cancel(where)
             return Timeout(request.timeout_secs, server_run=where)
@@ -348,24 +375,28 @@ class ServerTurnRunner(TurnRunner):
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
 
-    async def orphan_outcome(self, record: TaskRunRecord) -> ConversationResponse | None:
+    async def orphan_state(self, record: TaskRunRecord) -> ConversationResponse | ServerRun | None:
         client = self._client
         if client is None or record.server_thread_id is None or record.server_run_id is None:
             return None
         where = ServerRun(thread_id=record.server_thread_id, run_id=record.server_run_id)
         try:
-            return await asyncio.wait_for(self._ended(client, where), CANCEL_TIMEOUT_SECS)
+            return await asyncio.wait_for(self._state(client, where), CANCEL_TIMEOUT_SECS)
         except Exception as exc:
             logger.warning("asking for server run %s failed: %r", where.run_id, exc)
             return None
 
-    async def _ended(
+    async def _state(
         self, client: LangGraphClient, where: ServerRun
-    ) -> ConversationResponse | None:
-        """How the server run ``where`` ended, or None if it did not (yet)."""
+    ) -> ConversationResponse | ServerRun | None:
+        """How the server run ``where`` ended; itself while it is still going; None if
+        it was cancelled on the server (or has a status unknown here)."""
         run = await client.runs.get(where.thread_id, where.run_id)
-        if run.get("status") not in ("success", "error", "timeout"):
-            return None  # still going (stopped as an orphan), or cancelled on the server
+        status = run.get("status")
+        if status in ("pending", "running"):
+            return where
+        if status not in ("success", "error", "timeout"):
+            return None
         # The values it ended with: its own last checkpoint (the thread's current values
         # may be those of a later run, a user's queued behind it, say).
         states = await client.threads.get_history(

@@ -155,8 +155,8 @@ class TurnRunner:
     """
 
     runs_elsewhere = False
-    """Turns run outside this process (a server): one may end after its process died,
-    and :meth:`orphan_outcome` can say how."""
+    """Turns run outside this process (a server): one may outlive its process, and
+    :meth:`orphan_state` can say how it is doing."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -165,11 +165,22 @@ class TurnRunner:
     async def open(self) -> None:
         """Acquire what turns need (a client); called once before the first turn."""
 
-    async def orphan_outcome(self, record: TaskRunRecord) -> ConversationResponse | None:
-        """How the turn of ``record`` ended, if it ended without its runtime: a server
-        run that finished after the process following it died. None when it did not
-        end, cannot be known, or ran in a process (it died with it). Never raises."""
+    async def orphan_state(self, record: TaskRunRecord) -> ConversationResponse | ServerRun | None:
+        """Where the turn of ``record`` stands, its process having died or stopped
+        renewing its claim: how it ended, if it ended without its runtime (a server run
+        that finished); the server run itself while it still goes on (to be followed,
+        see :meth:`follow`); None when that cannot be known, when it was cancelled on
+        the server, or when it ran in a process (it died with it). Never raises."""
         return None
+
+    async def follow(
+        self, request: ConversationRequest, where: ServerRun, *, elapsed_secs: float
+    ) -> ConversationResponse:
+        """Follow to its end the server run ``where`` that another process made for the
+        turn of ``request`` and left going (see :meth:`orphan_state`), begun
+        ``elapsed_secs`` ago: under the turn's own deadline, cancelled past it or at a
+        stop, as a turn of this runtime is. Never raises but ``CancelledError``."""
+        raise NotImplementedError
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         """Stop what may still run of the turn of ``record``, recorded ``interrupted``

@@ -1,9 +1,11 @@
 """Upkeep: renew this process's leases, take over expired ones, trim history.
 
 Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs and
-of the threads it holds (rows on PostgreSQL), records ``interrupted`` for fires whose
-holder stopped renewing (a crashed process; its retries follow the task's policy as rows)
-and stops the LangGraph server runs their turns became, and trims run history.
+of the threads it holds (rows on PostgreSQL), takes over the fires whose holder stopped
+renewing (a crashed process) and trims run history. A taken-over fire whose turn runs on
+a LangGraph server is recorded as that server run ended, or followed to its end while it
+goes on; any other is recorded ``interrupted`` (its retries follow the task's policy as
+rows), and the server run it may have become is stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import timedelta
 
 from ._bridge import TaskExecutorBridge
 from ._clock import Clock
+from ._turns import ServerRun
 from .store import Store
 
 __all__ = ["DIED", "Upkeep", "dead_holders", "process_host"]
@@ -60,32 +63,53 @@ class Upkeep:
         self.history_max_age_days = history_max_age_days
         self._next_purge = clock.now()
 
-    async def recover(self, holders: list[str], *, reason: str = DIED) -> int:
-        """Record the fires of expired claims and those of ``holders``: how their turn
-        ended when it ended without them (a server run that finished), ``interrupted``
-        otherwise; returns how many. The threads ``holders`` held are freed at once (all a
-        runtime without a bridge, which runs no turns, recovers)."""
+    async def recover(self, holders: list[str], *, reason: str = DIED) -> None:
+        """Take over the fires of expired claims and those of ``holders``. A turn that
+        runs on a server may outlive its process: ended, it is recorded as it ended;
+        still going, this runtime follows it to its end as a turn of its own; otherwise
+        (a turn run in a process, a server that cannot say) the fire is recorded
+        ``interrupted`` and what may still run of it is stopped. The threads
+        ``holders`` held are freed at once (all a runtime without a bridge, which runs
+        no turns, recovers)."""
         await self.store.free_thread_locks(holders)
         bridge = self.bridge
         if bridge is None:
-            return 0
+            return
         now, turns = self.clock.now(), bridge.turns
-        ended = 0
         if turns is not None and turns.runs_elsewhere:
             orphans = await self.store.expired_server_runs(now=now, holders=holders)
             # Asked together, each bounded: a server that does not answer must not
             # hold up the renewal of this runtime's own leases.
-            outcomes = await asyncio.gather(*(turns.orphan_outcome(r) for r in orphans))
-            for record, outcome in zip(orphans, outcomes, strict=True):
-                if outcome is not None:  # not interrupted: a retry would run it twice
-                    await bridge.record_orphan(record, outcome)
-                    ended += 1
+            states = await asyncio.gather(*(turns.orphan_state(r) for r in orphans))
+            for record, state in zip(orphans, states, strict=True):
+                # The one place that decides. Recorded ``interrupted``, a turn that
+                # ended would be retried, and one still going would be cut short and
+                # retried: either would run twice. So: ended, recorded as it ended;
+                # still going, followed; unknown, interrupted below. A runtime that is
+                # stopping follows nothing: it cuts its own turns short too.
+                if state is None or (isinstance(state, ServerRun) and bridge.closed):
+                    continue
+                # Taken over first: of runtimes recovering it at once, one goes on.
+                taken = await self.store.take_over_run(
+                    record.run_id,
+                    now=now,
+                    holders=holders,
+                    holder=bridge.holder,
+                    lease_until=self.clock.now() + timedelta(seconds=self.lease_secs),
+                )
+                if not taken or record.run_id in bridge.in_flight:
+                    # Another runtime's now (or recorded); or a turn of this runtime
+                    # whose lease lapsed (a stall), which goes on with it renewed.
+                    continue
+                if isinstance(state, ServerRun):
+                    await bridge.follow(record, state)
+                else:
+                    await bridge.record_orphan(record, state)
         finished = await self.store.interrupt_expired(now=now, reason=reason, holders=holders)
         for item in finished:
             await bridge.settle(item)
         if turns is not None:  # their server runs must not go on alone (at once, bounded)
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
-        return ended + len(finished)
 
     async def renew(self) -> None:
         """Extend the leases of the threads this process holds and of its fires."""

@@ -82,7 +82,8 @@ class SchedulerRuntime:
         drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
         lease_secs: how long a claimed fire, or a thread held on PostgreSQL, stays
             owned without renewal; a crashed process's running fires are recorded
-            ``interrupted`` once it expires, and its threads are free again.
+            ``interrupted`` once it expires (a turn still running on a LangGraph server
+            is followed to its end instead), and its threads are free again.
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
