@@ -104,6 +104,20 @@ PHRASES = [
      ["2026-03-24T12:30:00+01:00"]),
     ("every 1.5 hours", "every 90 minutes, starting 2026-03-24 13:30 CET (Europe/Berlin)",
      ["2026-03-24T13:30:00+01:00", "2026-03-24T15:00:00+01:00"]),
+    # a bare hour after a part of the day follows it, also with two digits
+    ("tonight at 11", "once at 2026-03-24 23:00 CET (Europe/Berlin)",
+     ["2026-03-24T23:00:00+01:00"]),
+    ("this evening at 10:30", "once at 2026-03-24 22:30 CET (Europe/Berlin)",
+     ["2026-03-24T22:30:00+01:00"]),
+    ("tomorrow afternoon at 12:30", "once at 2026-03-25 12:30 CET (Europe/Berlin)",
+     ["2026-03-25T12:30:00+01:00"]),
+    # a night keeps its small hours
+    ("tonight at midnight", "once at 2026-03-25 00:00 CET (Europe/Berlin)",
+     ["2026-03-25T00:00:00+01:00"]),
+    ("tonight at 12:30am", "once at 2026-03-25 00:30 CET (Europe/Berlin)",
+     ["2026-03-25T00:30:00+01:00"]),
+    ("friday night at 1am", "once at 2026-03-28 01:00 CET (Europe/Berlin)",
+     ["2026-03-28T01:00:00+01:00"]),
 ]  # fmt: skip
 
 
@@ -158,6 +172,10 @@ QUESTIONS = [
      r"The 15th of which month\? Say e\.g\. 'on the 15th of every month at 9:00' or "
      r"'on April 15 at 9:00'\."),
     ("tonight at 12", r"Do you mean 12:00 noon or midnight\?"),
+    ("tomorrow evening at 12:30",
+     r"Do you mean 12:30 after noon or 00:30 after midnight\? Say '12:30pm' or '12:30am'\."),
+    # the example of a question is never refused in turn
+    ("every 1 week", r"'every 1 week' is every week: say e\.g\. 'every monday at 9'"),
     ("tomorrow morning at 8pm", r"Which time do you mean\? 20:00 is not in the morning"),
     ("this morning",
      r"'this morning' \(Tuesday 2026-03-24 09:00 CET\) has already passed: it is now "
@@ -318,6 +336,13 @@ PARSE_ERRORS = [
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
     ("in 999999 weeks", r"too far in the future"),
     ("9999-12-31T23:59-05:00", r"'9999-12-31t23:59-05:00' is too far in the future"),
+    ("0001-01-01T00:00", r"'0001-01-01t00:00' is too far in the past"),
+    # an interval is whole seconds: said so, not rounded (2.5 was read as 2, 0.5 as 0)
+    ("every 2.5 seconds",
+     r"'every 2\.5 seconds' is 2\.5 seconds: an interval is a whole number of seconds; "
+     r"say e\.g\. 'every 3 seconds'"),
+    ("every 0.5 seconds", r"is 0\.5 seconds: .* say e\.g\. 'every 1 second'$"),
+    ("every 0.001 hours", r"is 3\.6 seconds"),
 ]  # fmt: skip
 
 
@@ -325,6 +350,44 @@ PARSE_ERRORS = [
 def test_parse_schedule_errors(text: str, match: str) -> None:
     with pytest.raises(InvalidSchedule, match=match):
         parse_schedule(text, tz="Europe/Berlin", now=_at(SAT_BERLIN))
+
+
+# Monday 00:30: someone who has not slept yet may mean this morning by "tomorrow morning".
+SMALL_HOURS = "2026-03-23T00:30:00+01:00"
+
+
+@pytest.mark.parametrize(
+    ("text", "today", "tomorrow"),
+    [
+        ("tomorrow at 9", "today at 9", "on tuesday at 9"),
+        ("9am tomorrow", "today at 9am", "on tuesday at 9am"),
+        ("tomorrow morning", "this morning", "on tuesday morning"),
+        ("tomorrow night at 11", "tonight at 11", "on tuesday night at 11"),
+    ],
+)
+def test_tomorrow_in_the_small_hours_asks_which_day(text: str, today: str, tomorrow: str) -> None:
+    question = (
+        r"^Which day do you mean: today, Monday 2026-03-23 \(it is 00:30 now\), or Tuesday "
+        rf"2026-03-24\? Say '{today}' or '{tomorrow}'\.$"
+    )
+    with pytest.raises(InvalidSchedule, match=question):
+        parse_schedule(text, tz=BERLIN, now=_at(SMALL_HOURS))
+    # both answers it suggests are understood, as the day they name
+    now = _at(SMALL_HOURS)
+    days = [
+        parse_schedule(answer, tz=BERLIN, now=now).next_fire_times(1, after=now)[0].date()
+        for answer in (today, tomorrow)
+    ]
+    assert [d.isoformat() for d in days] == ["2026-03-23", "2026-03-24"]
+    # from 04:00, the morning, "tomorrow" is the next day again
+    later = parse_schedule(text, tz=BERLIN, now=_at("2026-03-23T04:00:00+01:00"))
+    assert later.next_fire_times(1, after=now)[0].date().isoformat() == "2026-03-24"
+
+
+@pytest.mark.parametrize("text", ["monday", "monday at 9", "feb 29 at 9", "tomorrow at 9"])
+def test_dates_past_the_end_of_the_calendar_are_refused(text: str) -> None:
+    with pytest.raises(InvalidSchedule, match="too far in the future"):
+        parse_schedule(text, tz="Pacific/Kiritimati", now=datetime(9999, 12, 31, 12))
 
 
 def test_parse_schedule_rejects_unknown_zone() -> None:

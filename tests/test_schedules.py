@@ -9,7 +9,7 @@ import json
 import pickle
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,6 +32,7 @@ from langgraph_scheduler.schedules import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
+_WEST_14 = timezone(-timedelta(hours=14))
 # Saturday, the day before Europe/Berlin springs forward (2026-03-29 02:00 -> 03:00).
 SAT_BERLIN = "2026-03-28T12:00:00+01:00"
 
@@ -271,7 +272,17 @@ ERROR_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("interval huge", lambda: Interval(days=400), r"at most 366 days"),
     ("interval type", lambda: Interval(minutes="five"),  # type: ignore[arg-type]
      r"minutes must be a number, got 'five'"),
-    ("interval frac", lambda: Interval(minutes=0.01), r"whole number of seconds"),
+    ("interval frac", lambda: Interval(minutes=0.01), r"whole number of seconds, got 0\.6$"),
+    ("interval nan", lambda: Interval(hours=float("nan")), r"hours must be a finite number"),
+    # a time whose instant is outside the calendar a datetime holds
+    ("once year 1", lambda: Once(datetime(1, 1, 1), tz="Europe/Berlin"),
+     r"0001-01-01T00:00:00 is too close to the ends of the calendar"),
+    ("start past 9999",
+     lambda: Interval(seconds=60, start=datetime(9999, 12, 31, 23, 0, tzinfo=_WEST_14)),
+     r"9999-12-31T23:00:00-14:00 is too close to the ends of the calendar"),
+    ("end past 9999",
+     lambda: Cron("0 9 * * *", tz="America/New_York", end=datetime(9999, 12, 31, 23)),
+     r"9999-12-31T23:00:00 is too close to the ends of the calendar"),
     ("end <= start",
      lambda: Cron("0 9 * * *", start=datetime(2026, 3, 2), end=datetime(2026, 3, 1)),
      r"end 2026-03-01 00:00 is not after start 2026-03-02 00:00"),
@@ -547,6 +558,12 @@ def test_with_tz_keeps_everything_but_the_zone() -> None:
 
 def test_from_dict_accepts_interval_units() -> None:
     assert schedule_from_dict({"kind": "interval", "minutes": 5}) == Interval(seconds=300)
+
+
+def test_interval_units_are_read_as_the_decimals_written() -> None:
+    # 1.1 * 3600 is 3960.0000000000005 in binary floating point: still 3960 seconds.
+    assert Interval(hours=1.1).seconds == 3960
+    assert Interval(hours=1, minutes=0.1).seconds == 3606
 
 
 # --------------------------------------------------------------------------- fuzzing

@@ -11,10 +11,15 @@ Rules of reading:
   "evening" or "tonight" ("tonight at 8" is 20:00).
 * Parts of the day: morning 09:00, afternoon 15:00, evening 18:00, night and "tonight" 20:00.
 * A calendar phrase needs a time of day: "every monday", "tomorrow" or "on December 24"
-  alone is answered with a question, not a guess. Durations need none: "every 2 hours" and
-  "every week" count elapsed time from now.
+  alone is answered with a question, not a guess; so is a week ("every week", "every 2
+  weeks") without its weekday. Durations need none: "every 2 hours" and "every 90 minutes"
+  count elapsed time from now, in whole seconds.
 * "next friday" said on a Tuesday could be this week's or next week's: also a question.
-  (Weeks start on Monday, so "next monday" is never ambiguous.)
+  (Weeks start on Monday, so "next monday" is never ambiguous.) So is "tomorrow" said
+  before 04:00, when the person may not have slept yet: today, or the day after?
+* A night keeps its small hours: "tonight at midnight" and "friday night at 1am" are the
+  night after that day; a bare hour after a part of the day follows it ("tonight at 11"
+  is 23:00).
 
 Every problem raises :class:`~langgraph_scheduler.errors.InvalidSchedule`; for ambiguous input
 its message starts with a question the model can put to the user.
@@ -23,10 +28,12 @@ its message starts with a question the model can put to the user.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from ._cron import resolve_wall
@@ -162,30 +169,40 @@ def _clock(at: time) -> str:
 def _parse_time(text: str, part: str | None = None) -> time:
     """``9``, ``09:00``, ``9am``, ``9:30pm``, ``12am``, ``noon``, ``midnight``.
 
-    After a part of the day a bare hour follows it: "evening at 7" is 19:00.
+    After a part of the day a bare hour follows it: "evening at 7" is 19:00, "tonight at 11"
+    23:00 ("08:00", with its leading zero, is the 24-hour clock). A night keeps the small
+    hours said as such ("tonight at midnight", "friday night at 1am"): before 04:00, which
+    the caller moves to the next day.
     """
     if text in ("noon", "midnight"):
-        return time(12 if text == "noon" else 0)
-    match = _TIME_RE.fullmatch(text)
-    hour, minute = (int(match["h"]), int(match["m"] or 0)) if match else (99, 0)
-    ampm = match["ampm"] if match else None
-    if ampm is not None and 1 <= hour <= 12:
-        hour = hour % 12 + (12 if ampm == "p" else 0)
-    elif ampm is not None:
-        hour = 99
+        hour, minute, bare = (12 if text == "noon" else 0), 0, False
+    else:
+        match = _TIME_RE.fullmatch(text)
+        hour, minute = (int(match["h"]), int(match["m"] or 0)) if match else (99, 0)
+        ampm = match["ampm"] if match else None
+        if ampm is not None and 1 <= hour <= 12:
+            hour = hour % 12 + (12 if ampm == "p" else 0)
+        elif ampm is not None:
+            hour = 99
+        bare = match is not None and ampm is None and not match["h"].startswith("0")
     if hour > 23 or minute > 59:
         raise InvalidSchedule(
             f"{text!r} is not a valid time: use 24-hour 'HH:MM' like 09:00 or 18:30, "
             "or 12-hour like 9am or 6:30pm"
         )
-    if part is None or ampm is not None or (match and len(match["h"]) == 2 and hour < 12):
-        at = time(hour, minute)  # explicit: 9pm, 21:00, 08:00
-    elif hour == 12:
-        raise InvalidSchedule("Do you mean 12:00 noon or midnight? Say 'noon' or 'midnight'.")
-    else:
-        at = time(hour + (12 if part != "morning" and hour < 12 else 0), minute)
+    at = time(hour, minute)
+    if part is not None and bare and hour == 12 and part != "afternoon":
+        if minute == 0:
+            raise InvalidSchedule("Do you mean 12:00 noon or midnight? Say 'noon' or 'midnight'.")
+        raise InvalidSchedule(
+            f"Do you mean {_clock(at)} after noon or 00:{minute:02d} after midnight? Say "
+            f"'{text}pm' or '{text}am'."
+        )
+    if part not in (None, "morning") and bare and hour < 12:
+        at = time(hour + 12, minute)
     low, high = _PART_HOURS.get(part or "", (0, 24))
-    if not low <= at.hour < high:
+    small_hours = part == "night" and not bare and hour < _PART_HOURS["morning"][0]
+    if not (low <= at.hour < high or small_hours):
         raise InvalidSchedule(
             f"Which time do you mean? {_clock(at)} is not in the {part} of that day; say e.g. "
             f"'at {_clock(at)}' without '{part}', or another time."
@@ -193,19 +210,26 @@ def _parse_time(text: str, part: str | None = None) -> time:
     return at
 
 
-def _parse_duration(text: str) -> timedelta | None:
-    """``2h``, ``1.5 hours``, ``1 hour 30 minutes``, ``half an hour`` -> timedelta; else None."""
+def _parse_duration(text: str) -> Fraction | None:
+    """``2h``, ``1.5 hours``, ``1 hour 30 minutes``, ``half an hour`` -> seconds; else None.
+
+    Exact (1.1 hours is 3960 seconds, not 3960.0000000000005), so a caller can tell a whole
+    number of seconds from a fraction.
+    """
     text = re.sub(r" ?(?:,| and ) ?", " ", text)
-    total, pos = 0.0, 0
+    total, pos = Fraction(0), 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
         if not match or match["unit"] not in _UNITS:
             return None
         count = match["n"] or "1"
-        amount = 0.5 if count.startswith("half") else 1.0 if count in ("a", "an") else float(count)
+        if count.startswith("half"):
+            amount = Fraction(1, 2)
+        else:
+            amount = Fraction(1 if count in ("a", "an") else count)
         total += amount * _UNITS[match["unit"]]
         pos = match.end()
-    return timedelta(seconds=round(total)) if pos else None
+    return total if pos else None
 
 
 def _weekday_set(text: str) -> set[int]:
@@ -248,7 +272,8 @@ def _date_of(match: re.Match[str], ctx: _Context, at: time) -> date:
     """The date a ``_DATE`` match names: with no year, the next one whose ``at`` is ahead."""
     month = _MONTHS[match["month"] or match["month2"]]
     day = int(match["dom"] or match["dom2"])
-    years = [int(match["year"])] if match["year"] else range(ctx.today.year, ctx.today.year + 9)
+    first = ctx.today.year
+    years = [int(match["year"])] if match["year"] else range(first, min(first + 9, MAXYEAR + 1))
     for year in years:
         try:
             candidate = date(year, month, day)
@@ -261,7 +286,7 @@ def _date_of(match: re.Match[str], ctx: _Context, at: time) -> date:
             ) from None
         if match["year"] or ctx.later(ctx.wall(candidate, at)):
             return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise OverflowError  # no leap year (or no such date) before the calendar ends
 
 
 # --------------------------------------------------------------------------- rules
@@ -270,9 +295,10 @@ _Rule = Callable[[re.Match[str], _Context], Reading | None]
 
 
 def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
-    delta = _parse_duration(match["dur"])
-    if delta is None:
+    seconds = _parse_duration(match["dur"])
+    if seconds is None:
         return None
+    delta = timedelta(seconds=round(seconds))
     if not delta:
         raise InvalidSchedule(f"{match[0]!r} is not in the future: give a positive duration")
     try:
@@ -293,8 +319,9 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
         shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         fixed = timezone(-shift if offset.startswith("-") else shift)
         return Reading(Once(datetime.combine(day, wall, fixed).astimezone(ctx.zone), tz=ctx.tz))
-    except OverflowError:  # well formed, past the last instant a datetime holds
-        raise InvalidSchedule(f"{match[0]!r} is too far in the future") from None
+    except OverflowError:  # well formed, past the first or last instant a datetime holds
+        when = "past" if match["date"] < "0002" else "future"
+        raise InvalidSchedule(f"{match[0]!r} is too far in the {when}") from None
     except ValueError as exc:
         if isinstance(exc, InvalidSchedule):
             raise
@@ -362,6 +389,9 @@ def _stride(match: re.Match[str], ctx: _Context) -> Reading:
     count = int(match.groupdict().get("n") or 2)
     unit = match["unit"].rstrip("s") or "week"  # "every other monday": weeks
     days = _weekday_set(match["days"]) if match["days"] else None
+    if count < 2:  # before any question: its example would be refused too
+        example = "daily at 9" if unit == "day" else "every monday at 9"
+        raise InvalidSchedule(f"'every 1 {unit}' is every {unit}: say e.g. '{example}'")
     if unit == "week" and days is None:
         raise InvalidSchedule(
             f"On which day of the week, every {count} weeks? Say e.g. "
@@ -377,9 +407,6 @@ def _stride(match: re.Match[str], ctx: _Context) -> Reading:
         every = "every other" if count == 2 else f"every {count}"
         on = f" on {_join_days(days)}" if days else ""
         raise _need_time(f"{every} {unit}{'' if count == 2 else 's'}{on}", f"{match[0]} at 9:00")
-    if count < 2:
-        example = "daily at 9" if unit == "day" else "every monday at 9"
-        raise InvalidSchedule(f"'every 1 {unit}' is every {unit}: say e.g. '{example}'")
     at = _parse_time(match["time"])
     expr = f"{at.minute} {at.hour} * * {_cron_days(days or set(range(7)))}"
     first = Cron(expr, tz=ctx.tz).next_fire_times(1, after=ctx.now)[0]
@@ -420,6 +447,10 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     elif ref == "this" and part:
         ref = "today"
     at = _parse_time(match["time"], part) if match["time"] else _PARTS.get(part or "")
+    # "tonight at midnight", "friday night at 1am": the small hours after that day
+    after_midnight = part == "night" and at is not None and at.hour < 12
+    if ref == "tomorrow" and ctx.now.hour < _PART_HOURS["morning"][0]:
+        raise _which_day(spoken, ctx)
     if ref in ("today", "tomorrow", "day after tomorrow"):
         day = ctx.today + timedelta(days=("today", "tomorrow", "day after tomorrow").index(ref))
         where = "the day after tomorrow" if ref.startswith("day") else ref
@@ -427,11 +458,11 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
         day = _date_of(match, ctx, at or time(23, 59))
         where = f"on {_MONTH_NAMES[day.month - 1]} {day.day}"
     else:
-        day = _weekday_date(match, ctx, at)
+        day = _weekday_date(match, ctx, None if after_midnight else at)
         where = f"on {day:%A %Y-%m-%d}"
     if at is None:
         raise _need_time(where, f"{spoken} at 9:00")
-    fire = ctx.wall(day, at)
+    fire = ctx.wall(day + timedelta(days=after_midnight), at)
     if not ctx.later(fire):
         said = f"'{spoken}' ({_show(fire)})"
         raise InvalidSchedule(
@@ -442,6 +473,24 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     if match["time"] is None:  # the hour came from the part of the day
         note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
     return Reading(Once(fire, tz=ctx.tz), note)
+
+
+def _which_day(spoken: str, ctx: _Context) -> InvalidSchedule:
+    """The question "tomorrow" said in the small hours needs: the day that has begun, or the
+    next one?"""
+    today, tomorrow = ctx.today, ctx.today + timedelta(days=1)
+    weekday = _DAY_NAMES[tomorrow.isoweekday() % 7].lower()
+    said_today = re.sub(
+        r"tomorrow(?: (?P<part>morning|afternoon|evening|night))?",
+        lambda m: "tonight" if m["part"] == "night" else f"this {m['part'] or 'day'}",
+        spoken,
+        count=1,
+    ).replace("this day", "today")
+    return InvalidSchedule(
+        f"Which day do you mean: today, {today:%A %Y-%m-%d} (it is {ctx.now:%H:%M} now), or "
+        f"{tomorrow:%A %Y-%m-%d}? Say '{said_today}' or "
+        f"'{spoken.replace('tomorrow', f'on {weekday}', 1)}'."
+    )
 
 
 def _weekday_date(match: re.Match[str], ctx: _Context, at: time | None) -> date:
@@ -477,12 +526,18 @@ def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
 
 
 def _every(match: re.Match[str], ctx: _Context) -> Reading | None:
-    delta = _parse_duration(match["dur"])
-    if delta is None:
+    exact = _parse_duration(match["dur"])
+    if exact is None:
         return None
-    seconds = int(delta.total_seconds())
+    if exact.denominator != 1:
+        whole = math.ceil(exact)
+        raise InvalidSchedule(
+            f"{match[0]!r} is {float(exact):g} seconds: an interval is a whole number of "
+            f"seconds; say e.g. 'every {whole} second{'s' if whole > 1 else ''}'"
+        )
+    seconds = int(exact)
     Interval(seconds=seconds, tz=ctx.tz)  # range check first: a clearer error than an overflow
-    start = (ctx.now.astimezone(_UTC) + delta).astimezone(ctx.zone)
+    start = (ctx.now.astimezone(_UTC) + timedelta(seconds=seconds)).astimezone(ctx.zone)
     return Reading(Interval(seconds=seconds, tz=ctx.tz, start=start))
 
 
@@ -573,7 +628,10 @@ def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
         for pattern, rule in _RULES:
             match = pattern.fullmatch(normal)
             if match:
-                reading = rule(match, ctx)
+                try:
+                    reading = rule(match, ctx)
+                except OverflowError:  # a date past the end of the calendar (year 9999)
+                    raise InvalidSchedule(f"{text[:100]!r} is too far in the future") from None
                 if reading is not None:
                     reading.schedule.check(now)
                     return reading

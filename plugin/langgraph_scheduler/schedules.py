@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -256,10 +258,20 @@ def _pin_offset(value: datetime) -> datetime:
     PEP 495 makes a zone-aware time inside a DST overlap compare unequal to every other
     zone's datetime, so without this a stored schedule would not equal its JSON round trip.
     """
-    if isinstance(value.tzinfo, ZoneInfo):
-        value = _resolve(value, value.tzinfo)
-    offset = value.utcoffset()
-    return value if offset is None else value.astimezone(timezone(offset))
+    try:
+        if isinstance(value.tzinfo, ZoneInfo):
+            value = _resolve(value, value.tzinfo)
+        offset = value.utcoffset()
+        return value if offset is None else value.astimezone(timezone(offset))
+    except OverflowError:
+        raise _off_calendar(value) from None
+
+
+def _off_calendar(value: datetime) -> InvalidSchedule:
+    """The error for a time whose UTC instant is outside the years 1-9999 a datetime holds."""
+    return InvalidSchedule(
+        f"{value.isoformat()} is too close to the ends of the calendar (years 1-9999) to schedule"
+    )
 
 
 # A naive datetime is wall time in the schedule's zone; an aware one is kept as that instant.
@@ -505,11 +517,20 @@ class _BaseSchedule(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         """Run the semantic checks, so a bad schedule cannot even be built."""
         if self.tz is not None:
-            _zone(self.tz)
+            zone = _zone(self.tz)
+            for moment in self._moments():
+                try:
+                    _utc(_resolve(moment, zone))
+                except OverflowError:  # a naive time near year 1 or 9999, read in the zone
+                    raise _off_calendar(moment) from None
         self._validate()
 
     def _validate(self) -> None:
         """Kind-specific semantic checks; raise InvalidSchedule."""
+
+    def _moments(self) -> list[datetime]:
+        """The points in time the schedule names (``at``, or its bounds)."""
+        return [moment for moment in self._window() if moment is not None]
 
     def _window(self) -> tuple[datetime | None, datetime | None]:
         """The optional ``start``/``end`` bounds."""
@@ -795,15 +816,21 @@ class Interval(_BaseSchedule):
         if not isinstance(data, dict) or not {"minutes", "hours", "days"} & data.keys():
             return data
         data = dict(data)
-        total: float = 0
+        total = Fraction(0)
         for unit, size in _UNIT_SECONDS.items():
             value = data.pop(unit, 0)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InvalidSchedule(f"interval {unit} must be a number, got {value!r}")
-            total += value * size
-        if not float(total).is_integer():
-            raise InvalidSchedule(f"interval must be a whole number of seconds, got {total}")
-        data["seconds"] = int(total)
+            if not math.isfinite(value):
+                raise InvalidSchedule(f"interval {unit} must be a finite number, got {value!r}")
+            # The decimal a float is written as (1.1, not 1.100000000000000088…): hours=1.1
+            # is 3960 seconds, as a person means it.
+            total += Fraction(repr(value)) * size
+        if total.denominator != 1 and abs(total) <= _MAX_INTERVAL_SECONDS:
+            raise InvalidSchedule(
+                f"interval must be a whole number of seconds, got {float(total):g}"
+            )
+        data["seconds"] = int(total)  # past the limit: refused by the range check
         return data
 
     def _validate(self) -> None:
@@ -856,6 +883,9 @@ class Once(_BaseSchedule):
                 raise TypeError("Once() got the time both positionally and as at=")
             data["at"] = at
         super().__init__(**data)
+
+    def _moments(self) -> list[datetime]:
+        return [self.at]
 
     def trigger(self, *, now: datetime | None = None) -> BaseTrigger:
         """A DateTrigger at ``at`` in the schedule's zone."""
