@@ -103,7 +103,8 @@ def test_demo_model_reads_a_run_count_only_where_the_request_says_one(
     (call,) = reply.tool_calls
     assert call["name"] == "schedule_task"
     assert (call["args"]["schedule"], call["args"].get("max_runs")) == (schedule, max_runs)
-    parse_schedule(schedule, tz="UTC", now=datetime.now(timezone.utc))  # the tool reads it
+    # the tool reads it (at noon: "tomorrow" said in the small hours is a question)
+    parse_schedule(schedule, tz="UTC", now=datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
 
 
 async def test_served_graph_acts_on_the_runtime_its_lifespan_serves(

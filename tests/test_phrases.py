@@ -150,6 +150,35 @@ def test_exact_words_need_no_note() -> None:
     assert read_schedule("tomorrow at 9", tz=BERLIN, now=_at(TUESDAY)).note is None
 
 
+CLOCK_CHANGE_NOTES = [
+    # the run time differs from the words: say why
+    ("tomorrow at 2:30", BERLIN, SAT_BERLIN,
+     "the clocks skip 02:30 on Sunday 2026-03-29 in Europe/Berlin: it runs at Sunday "
+     "2026-03-29 03:00 CEST, when they jump"),
+    ("2026-03-29T02:30", BERLIN, SAT_BERLIN, "the clocks skip 02:30 on Sunday 2026-03-29"),
+    ("at 2:15", "Australia/Lord_Howe", "2026-10-03T12:00:00+10:30",
+     "the clocks skip 02:15 on Sunday 2026-10-04 in Australia/Lord_Howe: it runs at Sunday "
+     "2026-10-04 02:30 +11, when they jump"),
+    # Samoa skipped 2011-12-30 whole
+    ("tomorrow at 9", "Pacific/Apia", "2011-12-29T12:00:00-10:00",
+     "the clocks skip 09:00 on Friday 2011-12-30 in Pacific/Apia: it runs at Saturday "
+     "2011-12-31 00:00 +14, when they jump"),
+    # a repeated time: which pass runs
+    ("tomorrow at 2:30", BERLIN, "2026-10-24T12:00:00+02:00",
+     "02:30 on Sunday 2026-10-25 comes twice in Europe/Berlin as the clocks go back: it runs "
+     "at the first, Sunday 2026-10-25 02:30 CEST"),
+    ("tomorrow night", BERLIN, SAT_BERLIN, "'tomorrow night' is read as 20:00"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "note"), CLOCK_CHANGE_NOTES)
+def test_a_one_off_on_a_night_the_clocks_change_comes_with_a_note(
+    text: str, tz: str, now: str, note: str
+) -> None:
+    reading = read_schedule(text, tz=tz, now=_at(now))
+    assert reading.note is not None and reading.note.startswith(note)
+
+
 QUESTIONS = [
     ("every monday", r"At what time on Mondays\? Say e\.g\. 'every monday at 9:00'\."),
     ("weekdays", r"At what time on weekdays\?"),

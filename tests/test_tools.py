@@ -670,9 +670,12 @@ async def test_a_zone_without_daylight_saving_is_refused_with_a_suggestion(
 
 
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:
-    answer = await tools("schedule_task", ALICE, name="n", schedule="tomorrow morning", prompt="p")
+    # (not "tomorrow morning": said before 04:00 on the real clock, that is a question)
+    answer = await tools(
+        "schedule_task", ALICE, name="n", schedule="next monday morning", prompt="p"
+    )
     assert answer.status == "success"
-    assert "note: 'tomorrow morning' is read as 09:00" in answer.text
+    assert "note: 'next monday morning' is read as 09:00" in answer.text
     question = await tools("schedule_task", ALICE, name="n", schedule="every monday", prompt="p")
     assert question.status == "error" and "At what time on Mondays?" in question.text
 

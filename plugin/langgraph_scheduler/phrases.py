@@ -146,15 +146,30 @@ class _Context:
         """``at`` on ``day`` (a time skipped by a spring change: when the clock jumps)."""
         return resolve_wall(datetime.combine(day, at), self.zone)
 
-    def next_wall(self, at: time) -> datetime:
-        """The next ``at`` after now: today's, or tomorrow's once today's has passed."""
-        fire = self.wall(self.today, at)
-        if fire.astimezone(_UTC) <= self.now.astimezone(_UTC):
-            fire = self.wall(self.today + timedelta(days=1), at)
-        return fire
+    def next_day(self, at: time) -> date:
+        """The day of the next ``at`` after now: today, or tomorrow once today's has passed."""
+        return self.today + timedelta(days=not self.later(self.wall(self.today, at)))
 
     def later(self, moment: datetime) -> bool:
         return moment.astimezone(_UTC) > self.now.astimezone(_UTC)
+
+    def once(self, day: date, at: time, note: str | None = None) -> Reading:
+        """A one-off at ``at`` on ``day``, noting how a night the clocks change reads it: a
+        time they skip runs when they jump, a time they repeat runs in its first pass."""
+        wall = datetime.combine(day, at)
+        fire = self.wall(day, at)
+        first = wall.replace(tzinfo=self.zone)
+        changed = None
+        if first.utcoffset() != first.replace(fold=1).utcoffset():
+            said = f"{wall:%H:%M} on {wall:%A %Y-%m-%d}"
+            changed = (
+                f"the clocks skip {said} in {self.tz}: it runs at {_show(fire)}, when they jump"
+                if fire.replace(tzinfo=None) != wall
+                else f"{said} comes twice in {self.tz} as the clocks go back: it runs at the "
+                f"first, {_show(fire)}"
+            )
+        notes = [text for text in (note, changed) if text]
+        return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None)
 
 
 def _show(moment: datetime) -> str:
@@ -314,7 +329,7 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
         day = date.fromisoformat(match["date"])
         wall = time(int(match["h"]), int(match["m"]), int(match["s"] or 0))
         if offset is None:
-            return Reading(Once(ctx.wall(day, wall), tz=ctx.tz))
+            return ctx.once(day, wall)
         digits = "0000" if offset == "z" else offset[1:].replace(":", "")
         shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         fixed = timezone(-shift if offset.startswith("-") else shift)
@@ -462,7 +477,8 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
         where = f"on {day:%A %Y-%m-%d}"
     if at is None:
         raise _need_time(where, f"{spoken} at 9:00")
-    fire = ctx.wall(day + timedelta(days=after_midnight), at)
+    day += timedelta(days=after_midnight)
+    fire = ctx.wall(day, at)
     if not ctx.later(fire):
         said = f"'{spoken}' ({_show(fire)})"
         raise InvalidSchedule(
@@ -472,7 +488,7 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     note = None
     if match["time"] is None:  # the hour came from the part of the day
         note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
-    return Reading(Once(fire, tz=ctx.tz), note)
+    return ctx.once(day, at, note)
 
 
 def _which_day(spoken: str, ctx: _Context) -> InvalidSchedule:
@@ -522,7 +538,7 @@ def _weekday_date(match: re.Match[str], ctx: _Context, at: time | None) -> date:
 
 def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
     at = _parse_time(match["time"] or match["time2"])
-    return Reading(Once(ctx.next_wall(at), tz=ctx.tz))
+    return ctx.once(ctx.next_day(at), at)
 
 
 def _every(match: re.Match[str], ctx: _Context) -> Reading | None:
