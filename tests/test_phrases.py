@@ -167,7 +167,6 @@ CLOCK_CHANGE_NOTES = [
     ("tomorrow at 2:30", BERLIN, "2026-10-24T12:00:00+02:00",
      "02:30 on Sunday 2026-10-25 comes twice in Europe/Berlin as the clocks go back: it runs "
      "at the first, Sunday 2026-10-25 02:30 CEST"),
-    ("tomorrow night", BERLIN, SAT_BERLIN, "'tomorrow night' is read as 20:00"),
 ]  # fmt: skip
 
 
