@@ -4,6 +4,7 @@ backoff, delivered once, recorded, never in the way of turns, and kept across re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -11,14 +12,17 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
+from langchain_core.messages import AIMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
 from sqlalchemy import update
 
@@ -29,7 +33,9 @@ from langgraph_scheduler import (
     Task,
     TaskOptions,
     TaskRunRecord,
+    webhooks,
 )
+from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import open_store, tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import scheduler_tools
@@ -619,6 +625,200 @@ async def test_a_record_the_database_refuses_holds_up_no_other(
     assert [r.getMessage() for r in dropped if "r" * 100 in r.getMessage()], caplog.text
     assert "could not be reached" not in caplog.text
     assert len(ops.accepted) == 3
+
+
+# -- records the intake lets go ---------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def deliveries_locked(postgres_url: str) -> AsyncIterator[None]:
+    """Another connection holds ``lgs_deliveries`` in SHARE mode (what a ``CREATE INDEX``
+    without ``CONCURRENTLY`` holds) until the block ends: reads go on, inserts wait."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+        await other.execute("LOCK TABLE lgs_deliveries IN SHARE MODE")
+        yield
+        await other.rollback()
+
+
+def left_to_sweep(caplog: pytest.LogCaptureFixture, runs: list[TaskRunRecord]) -> list[str]:
+    """The runs the log says were left for a later sweep, once per line naming them."""
+    lines = [r.getMessage() for r in caplog.records if "a later sweep" in r.getMessage()]
+    return [run.run_id for run in runs for line in lines if run.run_id in line]
+
+
+async def test_runs_a_full_intake_lets_go_are_delivered_once_by_a_later_sweep(
+    postgres_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The intake holds 2 records here instead of 10,000, so that a few runs fill it.
+    monkeypatch.setattr(webhooks, "_MAX_INTAKE", 2)
+    ops = receivers()
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    async with runtime_factory(
+        make_graph(), database=postgres_url, clock=clock, webhook=webhook
+    ) as rt:
+        task = await standup(rt)
+        # The intake's insert waits for the lock; the runs finished meanwhile fill the
+        # intake, and those that find it full are let go.
+        async with deliveries_locked(postgres_url):
+            runs = [await rt.run_now(task.id) for _ in range(6)]
+        let_go = left_to_sweep(caplog, runs)
+        assert let_go, caplog.text
+        for run in runs:
+            if run.run_id not in let_go:
+                await eventually(settled(rt, run.run_id))
+        # Nothing in memory holds the runs let go: they wait in the database alone.
+        assert [await rt.deliveries(run_id) for run_id in let_go] == [[] for _ in let_go]
+        # The first sweep since comes five minutes later (as after a long outage, which
+        # holds sweeps up): past the floor's margin, what the last sweep covered keeps
+        # the floor below these runs.
+        await clock.advance(300)
+        found = [await eventually(settled(rt, run_id)) for run_id in let_go]
+
+    assert all(d.status == "delivered" for (d,) in found)
+    sent = [WebhookPayload.model_validate_json(r.body).run.run_id for r in ops.requests]
+    assert sorted(sent) == sorted(run.run_id for run in runs)  # each once, none lost
+
+
+async def test_runs_whose_deliveries_the_database_refuses_for_minutes_are_delivered_after(
+    postgres_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import psycopg
+
+    # With a lock_timeout, an insert that waits for a lock is refused, not delayed.
+    name = postgres_url.rpartition("/")[2]
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '100ms'")
+    ops = receivers()
+    clock = FakeClock(FAKE_START)
+    webhook = Webhook(url=ops.url, secret=SECRET)
+    async with runtime_factory(
+        make_graph(), database=postgres_url, clock=clock, webhook=webhook
+    ) as rt:
+        task = await standup(rt)
+        async with deliveries_locked(postgres_url):
+            runs = [await rt.run_now(task.id) for _ in range(3)]
+            ids = sorted(run.run_id for run in runs)
+
+            async def refused(times: int) -> bool | None:
+                return sorted(left_to_sweep(caplog, runs)) == sorted(ids * times) or None
+
+            await eventually(lambda: refused(1))
+            # A sweep finds the runs in the database, and the database refuses them again.
+            await clock.advance(31)
+            await eventually(lambda: refused(2))
+        # More than the floor's margin later, the database takes deliveries again.
+        await clock.advance(69)
+        found = [await eventually(settled(rt, run_id)) for run_id in ids]
+
+    assert all(d.status == "delivered" for (d,) in found)
+    sent = [WebhookPayload.model_validate_json(r.body).run.run_id for r in ops.requests]
+    assert sorted(sent) == ids
+
+
+async def test_a_run_let_go_after_a_slow_finish_is_still_swept(
+    postgres_url: str,
+    runtime_factory: Any,
+    make_graph: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A finish whose write waits for a lock is committed after a sweep has covered its
+    # finish time; its run, let go by the intake afterwards, is found by the sweeps all
+    # the same: the floor goes back to its finish.
+    import psycopg
+
+    # The runtime connects as a role of its own, so that it can lose a privilege.
+    role = f"lgs_hooks_{uuid.uuid4().hex[:8]}"
+    base, _, name = postgres_url.rpartition("/")
+    admin_url = f"{base}/postgres"
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def held_turn(state: SchedulerState) -> dict[str, Any]:
+        entered.set()
+        await gate.wait()
+        return {"messages": [AIMessage("done")]}
+
+    graph = StateGraph(SchedulerState)
+    graph.add_node("model", held_turn)
+    graph.add_edge(START, "model")
+    ops = receivers()
+    clock = FakeClock(FAKE_START)
+    w = runtime_factory(
+        graph,
+        database=postgres_url.replace("postgres@", f"{role}@", 1),
+        clock=clock,
+        webhook=Webhook(url=ops.url, secret=SECRET),
+    )
+    n = runtime_factory(make_graph(), database=postgres_url, clock=clock)  # no webhook
+    try:
+        async with w, n, await psycopg.AsyncConnection.connect(postgres_url) as other:
+            task = await standup(w)
+            quiet = await n.create_task(
+                name="quiet", schedule=Interval(hours=1), trigger="hi", thread_id="q"
+            )
+            witness = await n.run_now(quiet.id)  # owed a delivery that w's sweep finds
+            await clock.advance(20)
+            turn = asyncio.ensure_future(w.run_now(task.id))
+            await asyncio.wait_for(entered.wait(), 10)
+            # The finish's write waits for the run's row, which another transaction holds.
+            await other.execute("SELECT 1 FROM lgs_runs WHERE outcome IS NULL FOR UPDATE")
+            gate.set()
+            await eventually(lambda: _waiting_for_a_lock(admin_url, name))
+            # w's sweep reads past the run's finish time before the run is committed,
+            # and queues the witness: the sweep is over once the witness is delivered.
+            await clock.advance(11)
+            await eventually(settled(w, witness.run_id))
+            async with await psycopg.AsyncConnection.connect(
+                postgres_url, autocommit=True
+            ) as grants:
+                # The finish commits; the database refuses the run's deliveries, and
+                # the intake lets the run go.
+                await grants.execute(f'REVOKE INSERT ON lgs_deliveries FROM "{role}"')
+                await other.rollback()
+                run = await turn
+                await eventually(lambda: _some(left_to_sweep(caplog, [run])))
+                await grants.execute(f'GRANT INSERT ON lgs_deliveries TO "{role}"')
+            # The next sweep, more than the floor's margin after the run's finish.
+            await clock.advance(70)
+            (delivery,) = await eventually(settled(w, run.run_id))
+    finally:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
+            await conn.execute(f'DROP OWNED BY "{role}"')
+        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+            await admin.execute(f'ALTER DATABASE "{name}" OWNER TO postgres')
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+    assert delivery.status == "delivered"
+    sent = [WebhookPayload.model_validate_json(r.body).run.run_id for r in ops.requests]
+    assert sorted(sent) == sorted([witness.run_id, run.run_id])
+
+
+async def _waiting_for_a_lock(admin_url: str, database: str) -> bool | None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+            (database,),
+        )
+        row = await cursor.fetchone()
+    return True if row is not None and row[0] > 0 else None
 
 
 # -- the store's statements, on every backend -------------------------------------------------

@@ -14,7 +14,9 @@ killed in between would lose it, so each runtime keeps a *delivery floor* in the
 (``lgs_delivery_floors``), the earliest finish time of a record it may hold unstored, and
 every runtime's sweep queues the finished runs from the lowest floor on that have no
 delivery row. What a dead runtime held is delivered by the next sweep of any runtime with
-a webhook on the database; no fire or finish statement does anything more for it.
+a webhook on the database; no fire or finish statement does anything more for it. A
+record a runtime lets go unstored (its intake full, or the database refusing its
+deliveries) is left to the sweeps the same way.
 
 The body is a :class:`~.models.WebhookPayload` as JSON. With a ``secret``, each request
 carries ``X-LGS-Timestamp`` (Unix seconds) and ``X-LGS-Signature: sha256=<hex>``, the
@@ -318,7 +320,9 @@ class WebhookDispatcher:
     (up to its expiry, and a few seconds before now: fresh runs are the intake's), so what
     a killed runtime held is delivered by the next sweep of any runtime with a webhook on
     the database. A floor past its expiry is dropped once a sweep has covered it; a clean
-    stop drops its own.
+    stop drops its own. A record let go unstored (the intake full, or the database
+    refusing its deliveries) keeps the floor at or below its finish until a sweep has
+    queued it.
 
     Args:
         store: where deliveries are kept.
@@ -363,9 +367,12 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._next_purge = clock.now()
         self._covered = clock.now() - timedelta(seconds=_FLOOR_MARGIN_SECS)
-        """Up to when this runtime's sweeps have read the runs owed a delivery: its floor
+        """Up to when this runtime's sweeps have queued the runs owed a delivery: its floor
         never passes it, so a sweep goes on where the last one ended, however far apart
-        sweeps are (``lease_secs`` may exceed the margin)."""
+        sweeps are (``lease_secs`` may exceed the margin). A record let go unstored pulls
+        it back to the record's finish (see :meth:`_let_go`)."""
+        self._let_go_count = 0
+        """How many records were let go: a sweep during which one was covers nothing."""
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -435,9 +442,11 @@ class WebhookDispatcher:
     def submit(self, record: TaskRunRecord) -> None:
         """Queue a finished record for delivery (returns at once)."""
         if len(self._intake) >= _MAX_INTAKE:
-            logger.error(
-                "webhook delivery of run %s dropped: %d records already wait to be stored "
-                "(is the database down?)",
+            self._let_go(record)
+            logger.warning(
+                "webhook intake full: run %s is left for a later sweep to queue from the "
+                "database (%d records already wait to be stored as deliveries: is the "
+                "database down?)",
                 record.run_id,
                 len(self._intake),
             )
@@ -461,7 +470,8 @@ class WebhookDispatcher:
 
         A batch the database refuses (an error other than being unreachable) is stored
         again record by record, so one record it cannot hold never holds up the others;
-        a record refused alone is dropped, with an error naming its run."""
+        a record refused alone is let go (see :meth:`_let_go`), with an error naming its
+        run."""
         alone = 0
         """Records to store one at a time: those of a refused batch."""
         while self._intake:
@@ -484,9 +494,10 @@ class WebhookDispatcher:
                     self._intake[:0] = batch
                     alone = len(batch)
                 else:
+                    self._let_go(batch[0])
                     logger.error(
-                        "webhook delivery of run %s (task %s) dropped: the database "
-                        "refused its deliveries (%s)",
+                        "the database refused the webhook deliveries of run %s (task %s): "
+                        "%s; a later sweep tries again from the database",
                         batch[0].run_id,
                         batch[0].task_id,
                         exc,
@@ -534,6 +545,7 @@ class WebhookDispatcher:
 
     async def _sweep(self) -> None:
         now = self.clock.now()
+        let_go = self._let_go_count
         await self._hold_floor(now)  # before the intake is stored: it covers the intake
         await self._queue_intake(patience=self.sweep_secs)
         room = self._room()
@@ -544,7 +556,7 @@ class WebhookDispatcher:
             self._backlog = len(claimed) >= room
             for item in claimed:
                 self._start(item)
-        await self._queue_unqueued(now)
+        await self._queue_unqueued(now, let_go=let_go)
         if now >= self._next_purge:
             self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
             await self.store.purge_deliveries()
@@ -561,10 +573,12 @@ class WebhookDispatcher:
             self.holder, floor=floor, now=now, expires_at=expires_at
         )
 
-    async def _queue_unqueued(self, now: datetime) -> None:
+    async def _queue_unqueued(self, now: datetime, *, let_go: int) -> None:
         """Queue the finished runs without a delivery row between each floor and its
         expiry (and ``_SWEEP_AFTER_SECS`` before now), then drop the floors past their
-        expiry: their spans were covered.
+        expiry: their spans were covered. A sweep during which a record was let go
+        (``let_go``: how many were before it began) covers nothing: the next reads its
+        spans again.
 
         A run another runtime's intake stores at the same time is stored once: a (run,
         URL) already stored is left as it is. A delivered run is never queued again: its
@@ -586,11 +600,21 @@ class WebhookDispatcher:
                         return
                 if after is None:
                     break
+        if self._let_go_count != let_go:  # refused, or let go while this sweep read
+            return
         self._covered = max(self._covered, until)
         gone = now - timedelta(seconds=_CLOCK_SKEW_SECS)
         for floor in floors:
             if floor.holder != self.holder and floor.expires_at < gone:
                 await self.store.drop_delivery_floor(floor.holder, expires_at=floor.expires_at)
+
+    def _let_go(self, record: TaskRunRecord) -> None:
+        """Give up holding a record not stored as deliveries (the intake is full, or the
+        database refused them): its run is in the database, and this runtime's floor
+        stays at or below its finish until a sweep begun after it has queued the runs
+        from there on."""
+        self._covered = min(self._covered, record.finished_at or self.clock.now())
+        self._let_go_count += 1
 
     # -- delivering -----------------------------------------------------------------
 
