@@ -13,13 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler import Interval, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -377,6 +378,50 @@ def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
     assert (turns[bad["run_id"]]["outcome"], turns[good["run_id"]]["outcome"]) == (None, "success")
     code, out, err = _cli(capsys, "transcript", "bob", "--database", database)
     assert code == 0 and "thread bob · 2 turns (2 task-triggered)" in out, err
+
+
+_HOOK = "https://alice:s3cr%40t@hooks.example.com/in"
+
+
+async def _hooked_task(database: str) -> str:
+    async with SchedulerRuntime(None, database=database) as rt:
+        options = TaskOptions(webhook_url=_HOOK)
+        task = await rt.create_task(
+            name="hooked", schedule=Interval(hours=1), trigger="hi", options=options
+        )
+        return task.id
+
+
+async def _stored_hook(database: str, task_id: str) -> str | None:
+    async with SchedulerRuntime(None, database=database) as rt:
+        return (await rt.get_task(task_id)).options.webhook_url
+
+
+@pytest.mark.parametrize(
+    ("action", "hook_of"),
+    [
+        ("list", lambda shown: shown[0]["options"]["webhook_url"]),
+        ("show", lambda shown: shown["task"]["options"]["webhook_url"]),
+        ("pause", lambda shown: shown["options"]["webhook_url"]),
+        ("resume", lambda shown: shown["options"]["webhook_url"]),
+        ("delete", lambda shown: shown["options"]["webhook_url"]),
+    ],
+    ids=["list", "show", "pause", "resume", "delete"],
+)
+def test_a_tasks_webhook_url_is_shown_with_its_password_as_stars(
+    capsys: pytest.CaptureFixture[str], db: str, action: str, hook_of: Callable[[Any], Any]
+) -> None:
+    task_id = asyncio.run(_hooked_task(db))
+    args = [] if action == "list" else [task_id]
+    code, out, err = _cli(capsys, "tasks", action, *args, "--json", "--database", db)
+    assert code == 0, err
+    assert hook_of(json.loads(out)) == "https://alice:***@hooks.example.com/in"
+    assert "s3cr" not in out
+    if action in ("list", "show"):  # the tables show no webhook URL at all
+        code, out, err = _cli(capsys, "tasks", action, *args, "--database", db)
+        assert code == 0 and "hooked" in out and "s3cr" not in out, err
+    if action != "delete":  # the Python API returns it as stored
+        assert asyncio.run(_stored_hook(db, task_id)) == _HOOK
 
 
 def _subprocess_env(encoding: str | None = None) -> dict[str, str]:

@@ -20,6 +20,8 @@ Note:
     ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
 
 ``langgraph-scheduler`` alone prints the commands; ``--version`` prints the version.
+A task's webhook URL is shown with its password as ``***``, in ``--json`` too (the Python
+API returns it as stored).
 
 Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
 ``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.
@@ -61,7 +63,7 @@ from .models import Task, TaskEvent, TaskRunRecord
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
 from .store import is_in_memory, parse_database_url
-from .views import RunHistory, TaskList, Transcript, load_transcript, terminal_text
+from .views import RunHistory, TaskList, Transcript, load_transcript, task_json, terminal_text
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
 
@@ -302,7 +304,7 @@ async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
     next_runs = task.upcoming_runs(5)
     if args.json:
         data = {
-            "task": task.model_dump(mode="json"),
+            "task": task_json(task),
             "next_runs": [t.isoformat() for t in next_runs],
             "runs": history.to_json(),
         }
@@ -727,7 +729,7 @@ def _report_change(
     out: Console, args: argparse.Namespace, task: Task, verb: str, next_runs: list[datetime]
 ) -> int:
     if args.json:
-        _print_json(task.model_dump(mode="json"))
+        _print_json(task_json(task))
         return 0
     out.print(terminal_text(f"{verb} task {task.id} ({task.name!r}): {task.state}"))
     if next_runs:

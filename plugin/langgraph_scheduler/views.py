@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .models import Task, TaskRunRecord, TaskSource
+from .models import Task, TaskRunRecord, TaskSource, redact_url
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -75,6 +75,17 @@ def terminal_text(text: str, *, lines: bool = False) -> str:
     return text.translate(_CONTROL_ESCAPES_BUT_LINES if lines else _CONTROL_ESCAPES)
 
 
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as JSON-ready data to show (what ``--json`` prints): its webhook URL with
+    the password as ``***`` (:func:`~.models.redact_url`). The task itself keeps the URL
+    as stored, to send."""
+    data = task.model_dump(mode="json")
+    url = data["options"].get("webhook_url")
+    if url:
+        data["options"]["webhook_url"] = redact_url(url)
+    return data
+
+
 class TaskList(list[Task]):
     """A list of tasks that renders as a table (terminal and notebook).
 
@@ -82,8 +93,8 @@ class TaskList(list[Task]):
     """
 
     def to_json(self) -> list[dict[str, Any]]:
-        """JSON-ready dicts, one per task (what ``--json`` prints)."""
-        return [task.model_dump(mode="json") for task in self]
+        """JSON-ready dicts, one per task (what ``--json`` prints; see :func:`task_json`)."""
+        return [task_json(task) for task in self]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if not self:
