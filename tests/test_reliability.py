@@ -577,6 +577,39 @@ async def test_fire_path_on_killed_connections_runs_again_on_fresh_ones(
         await store.close()
 
 
+async def test_a_lock_timeout_on_postgresql_delays_the_finish_but_loses_nothing(
+    postgres_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # A database whose sessions give up waiting for a lock (lock_timeout, as a DBA may
+    # set): a finish refused while another session holds the runs table is sent again
+    # once the lock is free, not given up (the fire would be recorded interrupted when
+    # its lease ran out, and its turn run again). A failed scheduled fire: its finish
+    # reads its task (the failure streak) in a transaction on a pooled connection.
+    import psycopg
+
+    name, admin = _server_of(postgres_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '100ms'")
+    model = ScriptedChatModel(steps=[RuntimeError("no answer")], delay_secs=1.0)
+    async with runtime_factory(build_graph(model), database=postgres_url) as rt:
+        task = await rt.create_task(
+            name="locked",
+            schedule=Once(at=_now() + timedelta(seconds=0.3)),
+            trigger="go",
+            options=TaskOptions(retries=0),
+        )
+        await _eventually(lambda: _in_turn(model), timeout=10)
+        with psycopg.connect(postgres_url) as blocker:
+            blocker.execute("SET lock_timeout = 0")
+            blocker.execute("LOCK TABLE lgs_runs IN EXCLUSIVE MODE")  # writes wait
+            await asyncio.sleep(2.5)  # the turn ends, and its finish meets the lock
+            assert runs.records == [] and model.in_flight == 0
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=20)
+        assert record.outcome == "error" and "no answer" in (record.error or "")
+        assert record == await rt.get_run(record.run_id)
+        assert (await rt.get_task(task.id)).failure_streak == 1
+
+
 async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

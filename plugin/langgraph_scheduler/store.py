@@ -3067,6 +3067,10 @@ def _is_transient(orig: BaseException | None) -> bool:
     return name in (
         "DeadlockDetected",
         "SerializationFailure",
+        # A lock or statement timeout (``lock_timeout``, ``statement_timeout``) or a
+        # cancelled statement: the same statement may pass once the lock is free.
+        "LockNotAvailable",
+        "QueryCanceled",
         "AdminShutdown",
         "CannotConnectNow",
         "ConnectionException",
@@ -3081,6 +3085,10 @@ def _kind(exc: BaseException) -> str:
         return "deadlock"
     if name == "SerializationFailure":
         return "serialization failure"
+    if name == "LockNotAvailable":
+        return "lock timeout"
+    if name == "QueryCanceled":
+        return "statement cancelled"
     if "locked" in str(orig or exc).lower():
         return "database locked"
     return "connection"
