@@ -783,17 +783,20 @@ class _FireStatements:
         self.move_missed = move.values(
             moved | {"last_outcome": "missed", "last_run_at": _bind(task.last_run_at)}
         )
-        self.quarantine = (
+        quarantine = (
             update(tasks_table)
             .where(by_id)
             .values(
                 state="quarantined",
-                next_run_at=None,
                 last_outcome="error",
                 last_run_at=_bind(task.last_run_at),
                 version=task.version + 1,
             )
         )
+        self.quarantine = quarantine.values(next_run_at=None)
+        self.quarantine_as_due = quarantine
+        """For a task whose due time is what cannot be read: kept as stored, so the task
+        still says so (its ``problem``); it is no longer due, being quarantined."""
         self.finish_run = (
             update(runs_table)
             .where(runs_table.c.run_id == bindparam("b_run"), runs_table.c.outcome.is_(None))
@@ -1781,7 +1784,11 @@ class Store(ABC):
             now=as_of,
         ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
         self._insert_run(conn, record, holder, None)
-        conn.execute(self._fire.quarantine, {"b_id": task.id, "b_last_run_at": as_of})
+        # Claimed as due without a due time it could read: that time is its problem.
+        statement = (
+            self._fire.quarantine_as_due if task.next_run_at is None else self._fire.quarantine
+        )
+        conn.execute(statement, {"b_id": task.id, "b_last_run_at": as_of})
         self._forget(task.id)
         quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
         return Claimed(quarantined, None, (record,), "quarantined", reason, None)
