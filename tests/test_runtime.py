@@ -438,6 +438,93 @@ async def test_stop_drains_then_records_interrupted(
         assert (await rt2.get_run(running.run_id)).outcome == "interrupted"
 
 
+async def test_a_cancelled_stop_cuts_its_drain_short_and_still_closes_the_store(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """Cancelling the task that owns ``async with`` while its stop drains (Ctrl-C in
+    ``asyncio.run``, a cancelled notebook cell) records the turn interrupted and closes
+    the store. Before, the runtime stayed "stopping" for good: its loops ran on, its store
+    stayed open, and every later stop returned at once without closing anything."""
+    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    draining = asyncio.Event()
+
+    async def owner() -> None:
+        async with rt:
+            task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
+            await rt.run_now(task.id, wait=False)
+            draining.set()
+        # leaving the block: the stop drains the hung turn (drain_timeout_secs=5)
+
+    owning = asyncio.ensure_future(owner())
+    await draining.wait()
+    await asyncio.sleep(0.2)
+    owning.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owning
+    assert not rt.running and rt._state == "stopped"
+    assert all(loop.done() for loop in rt._loops)
+    with pytest.raises(NotRunning, match="stopped"):
+        _ = rt.store
+    (record,) = runs.records
+    assert record.outcome == "interrupted"
+
+
+async def test_a_second_stop_waits_for_the_first_to_close_the_store(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    await rt.start()
+    task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
+    await rt.run_now(task.id, wait=False)
+    await asyncio.sleep(0.1)
+    first = asyncio.ensure_future(rt.stop(drain_timeout_secs=0.3))
+    await asyncio.sleep(0)
+    await rt.stop()
+    assert rt._state == "stopped"  # was "stopping": the second stop returned at once
+    await first
+
+
+async def test_stop_from_the_runtimes_own_turn_raises_instead_of_waiting_for_itself(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """A node (or tool, or listener) of the runtime's turn calling ``stop`` would wait
+    for its own turn: it raises, and the turn records why. Before, it waited out the
+    drain timeout, was cancelled with its turn, and left the runtime "stopping"."""
+    holder: list[SchedulerRuntime] = []
+
+    async def stopper(state: SchedulerState) -> dict[str, Any]:
+        await holder[0].stop()
+        return {"messages": [AIMessage("stopped")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("stopper", stopper)
+    builder.add_edge(START, "stopper")
+    rt = runtime_factory(builder, database=sqlite_url, drain_timeout_secs=0.5)
+    holder.append(rt)
+    async with rt:
+        task = await rt.create_task(name="stop", schedule=Interval(hours=1), trigger="hi")
+        record = await rt.run_now(task.id)
+        assert record.outcome == "error"
+        assert "stop() was called from the runtime's own turn" in (record.error or "")
+        assert rt.running
+
+
+async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """Before, the waiting caller got a bare CancelledError, as if it had been cancelled."""
+    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    await rt.start()
+    task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
+    waiting = asyncio.ensure_future(rt.run_now(task.id))
+    await asyncio.sleep(0.2)
+    await rt.stop(drain_timeout_secs=0.1)
+    with pytest.raises(NotRunning, match="recorded interrupted"):
+        await waiting
+    (record,) = runs.records
+    assert record.outcome == "interrupted"
+
+
 async def test_missed_fire_after_downtime_is_recorded(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, clock: FakeClock
 ) -> None:

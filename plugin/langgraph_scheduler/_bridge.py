@@ -299,7 +299,7 @@ class TaskExecutorBridge:
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         # A clean context: a manual run requested from inside a user's run (a tool call)
         # must not inherit that run's callbacks, tracing parent or config.
-        task = spawn_clean(coro)
+        task = spawn_clean(coro, of=self.holder)
         self._turn_tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._turn_done)

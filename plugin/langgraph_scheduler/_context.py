@@ -5,7 +5,9 @@ runtime is often started, and manual runs are often requested, from inside a use
 (a graph factory, a tool, a server request), whose context holds LangChain's child
 config (callbacks, tags, metadata), LangSmith's tracing parent, OpenTelemetry spans and
 the server's log context (``run_id``, ``request_id``). Scheduled turns are runs of their
-own: they start from an empty context, so none of that leaks into them.
+own: they start from an empty context, so none of that leaks into them. The one thing
+they carry is whose work they are (:func:`work_of`), so a runtime can tell a call made
+from inside its own turns and loops, which its stop would wait for.
 """
 
 from __future__ import annotations
@@ -15,17 +17,34 @@ import contextvars
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["call_clean", "spawn_clean"]
+__all__ = ["call_clean", "spawn_clean", "work_of"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 
-def spawn_clean(coro: Coroutine[Any, Any, _T], *, name: str | None = None) -> asyncio.Task[_T]:
-    """Run ``coro`` as a task whose context starts empty (not a copy of the caller's)."""
+_WORK_OF: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "langgraph_scheduler_work_of", default=None
+)
+
+
+def spawn_clean(
+    coro: Coroutine[Any, Any, _T], *, name: str | None = None, of: str | None = None
+) -> asyncio.Task[_T]:
+    """Run ``coro`` as a task whose context starts empty (not a copy of the caller's),
+    as work of the runtime whose holder id is ``of``."""
     # A task copies the context current at its creation; inside Context().run that is
-    # the fresh, empty one (Python 3.10 has no create_task(context=...)).
-    return contextvars.Context().run(_create_task, coro, name)
+    # the fresh one (Python 3.10 has no create_task(context=...)).
+    context = contextvars.Context()
+    if of is not None:
+        context.run(_WORK_OF.set, of)
+    return context.run(_create_task, coro, name)
+
+
+def work_of() -> str | None:
+    """The holder id of the runtime whose turn or loop the caller runs in (its graph's
+    nodes and tools, its listeners), or None."""
+    return _WORK_OF.get()
 
 
 def _create_task(coro: Coroutine[Any, Any, _T], name: str | None) -> asyncio.Task[_T]:

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
-from ._context import call_clean, spawn_clean
+from ._context import call_clean, spawn_clean, work_of
 from ._jobs import DueTimer
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
@@ -197,6 +197,8 @@ class SchedulerRuntime:
         """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now."""
         self._holds_ended = asyncio.Event()
         self._holds_ended.set()
+        self._stopped = asyncio.Event()
+        """Set once a stop has closed the store (what a second stop waits for)."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -256,7 +258,7 @@ class SchedulerRuntime:
                     history_max_age_days=None,
                 )
                 await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
-                self._loops = [spawn_clean(upkeep.run(), name="langgraph-scheduler-upkeep")]
+                self._loops = [self._spawn(upkeep.run(), "langgraph-scheduler-upkeep")]
         except BaseException:
             self._state = "stopped"
             await stack.aclose()
@@ -328,9 +330,9 @@ class SchedulerRuntime:
         await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
         await timer.load_window()
         self._loops = [
-            spawn_clean(bridge.run(), name="langgraph-scheduler-claims"),
-            spawn_clean(timer.run(), name="langgraph-scheduler-timer"),
-            spawn_clean(upkeep.run(), name="langgraph-scheduler-upkeep"),
+            self._spawn(bridge.run(), "langgraph-scheduler-claims"),
+            self._spawn(timer.run(), "langgraph-scheduler-timer"),
+            self._spawn(upkeep.run(), "langgraph-scheduler-upkeep"),
         ]
         bridge.wake()  # what fell due while no runtime was up
 
@@ -343,24 +345,61 @@ class SchedulerRuntime:
         to the same deadline (new holds are refused meanwhile); a hold that outlives
         it keeps its thread taken until its lease runs out (logged), so no turn on
         another replica starts beside it.
+
+        A stop called while another runs waits for it. A stop that is cancelled (the
+        task owning ``async with`` cancelled, Ctrl-C in ``asyncio.run``) cuts its drain
+        short, as if its deadline had come, and still closes the store before the
+        cancellation goes on.
+
+        Raises:
+            RuntimeError: called from the runtime's own work (a node or tool of its
+                turn, a listener), which the stop would wait for.
         """
+        if self._state in ("running", "stopping") and work_of() == self.holder:
+            raise RuntimeError(
+                "SchedulerRuntime.stop() was called from the runtime's own turn or listener, "
+                "which the stop waits for: stop it from the code that started it (a listener "
+                "can set an asyncio.Event that code awaits)"
+            )
+        if self._state == "stopping":
+            await self._stopped.wait()
+            return
         if self._state != "running":
             return
         self._state = "stopping"
-        assert self._stack is not None
         deadline = self.drain_timeout_secs if drain_timeout_secs is None else drain_timeout_secs
+        try:
+            await self._drain(deadline)
+        except asyncio.CancelledError:
+            await _to_the_end(self._close(cut_short=True))
+            raise
+        await _to_the_end(self._close(cut_short=False))
+
+    async def _drain(self, secs: float) -> None:
+        """Stop the timer and let turns and thread holds end, up to ``secs``; what
+        still runs then is interrupted and recorded."""
         if self._timer is not None:
             self._timer.shutdown()
-        drains = [self._holds_released(deadline)]
+        drains = [self._holds_released(secs)]
         if self._bridge is not None:
-            drains.append(self._bridge.close(deadline))
+            drains.append(self._bridge.close(secs))
         await asyncio.gather(*drains)
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        await self._stack.aclose()
-        self._state = "stopped"
-        self._loop = None
+
+    async def _close(self, *, cut_short: bool) -> None:
+        """End the runtime's loops and close the store; ``cut_short``: the drain was
+        cancelled, so what still runs is interrupted first."""
+        assert self._stack is not None
+        try:
+            if cut_short:
+                await self._drain(0)
+            for loop in self._loops:
+                loop.cancel()
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            await self._stack.aclose()
+        finally:
+            self._state = "stopped"
+            self._loop = None
+            self._stopped.set()
         logger.info("scheduler runtime %s stopped", self.holder)
 
     # -- properties ------------------------------------------------------------------
@@ -582,7 +621,13 @@ class SchedulerRuntime:
         )
         if not wait:
             return record
-        return await asyncio.shield(execution)
+        await asyncio.wait({execution})  # a caller cancelled leaves the run to finish
+        if execution.cancelled():
+            raise NotRunning(
+                f"the runtime stopped while run {record.run_id} ran, past its drain timeout; "
+                "the run is recorded interrupted"
+            )
+        return execution.result()
 
     async def history(
         self,
@@ -705,6 +750,10 @@ class SchedulerRuntime:
             "await runtime.start() first"
         )
 
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """One of the runtime's loops, from an empty context (see :mod:`._context`)."""
+        return spawn_clean(work, name=name, of=self.holder)
+
     def _wake(self, due: datetime | None) -> None:
         if self._bridge is not None:
             self._bridge.wake(due)
@@ -760,6 +809,21 @@ class SchedulerRuntime:
 
     async def _emit_event(self, event: TaskEvent) -> None:
         await _call_all(self._event_listeners, event)
+
+
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile (a second
+    Ctrl-C), then let the caller's cancellation through."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _call_all(listeners: list[Callable[[Any], Any]], item: Any) -> None:
