@@ -490,6 +490,45 @@ def test_the_interpreter_exits_with_a_worker_thread_in_invoke(
     assert "Traceback" not in result.stderr and "asynchronous generator" not in result.stderr
 
 
+def test_a_process_forked_from_a_running_runtime_refuses_calls_and_exits(
+    tmp_path: Path,
+) -> None:
+    """A forked child (multiprocessing's default on Linux) has no copy of the runtime's
+    thread. Before, its calls waited 10 s and blamed a blocked loop, and its exit hung
+    for good, trying to stop the parent's runtime."""
+    script = textwrap.dedent(
+        f"""
+        import multiprocessing, sys
+        from langgraph_scheduler import NotRunning, SyncSchedulerRuntime
+
+        rt = SyncSchedulerRuntime(None, database={f"sqlite:///{tmp_path / 'x.db'}"!r})
+        rt.start()
+
+        def child():
+            try:
+                rt.list_tasks()
+            except NotRunning as error:
+                print("child:", error, flush=True)
+            sys.exit(7)
+
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(60)
+        print("parent: child exit code", process.exitcode, flush=True)
+        print("parent: tasks", rt.list_tasks(), flush=True)
+        rt.stop()
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("child: this SyncSchedulerRuntime runs in process "), lines
+    assert "make a new SyncSchedulerRuntime in this process" in lines[0]
+    assert lines[1:] == ["parent: child exit code 7", "parent: tasks []"]
+
+
 # -- sync tools --------------------------------------------------------------------------
 
 

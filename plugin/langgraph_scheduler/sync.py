@@ -12,6 +12,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
@@ -78,7 +79,10 @@ class SyncSchedulerRuntime:
     Warning:
         Call :meth:`stop` (or use ``with``): it lets running turns finish, the runtime's
         and the calls other threads are making through this object. A runtime still
-        running when the interpreter exits is stopped then, the same way.
+        running when the interpreter exits is stopped then, the same way. A process
+        forked from this one (``multiprocessing`` on Linux) has no copy of the
+        runtime's thread: calls there raise :class:`NotRunning`, and its exit leaves the
+        runtime to this process.
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class SyncSchedulerRuntime:
             self.runtime = SchedulerRuntime(graph, **options)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        """The process that started the runtime (a forked child has no copy of its thread)."""
         self._stopped = False
         # One start or stop at a time: a second stop() waits for the first to finish.
         self._lifecycle = threading.Lock()
@@ -128,7 +134,7 @@ class SyncSchedulerRuntime:
 
     @property
     def running(self) -> bool:
-        return self._loop is not None and self.runtime.running
+        return self._loop is not None and not self._forked() and self.runtime.running
 
     def start(self) -> None:
         """Start the event loop's thread and the runtime on it.
@@ -149,7 +155,7 @@ class SyncSchedulerRuntime:
         )
         thread.start()
         ready.wait()
-        self._thread, self._loop = thread, loop
+        self._thread, self._loop, self._pid = thread, loop, os.getpid()
         try:
             asyncio.run_coroutine_threadsafe(self.runtime.start(), loop).result()
         except BaseException:
@@ -165,9 +171,10 @@ class SyncSchedulerRuntime:
         timeout (the runtime's ``drain_timeout_secs`` unless given); calls still running
         then are cancelled and raise :class:`NotRunning`, as do calls made once the stop
         began. A stop called meanwhile from another thread waits for this one; calling
-        it after does nothing.
+        it after does nothing, as does calling it in a process forked from the one that
+        started the runtime (the runtime runs on there).
         """
-        if self._loop is None:
+        if self._loop is None or self._forked():
             return
         if threading.current_thread() is self._thread:
             raise RuntimeError(
@@ -291,6 +298,12 @@ class SyncSchedulerRuntime:
     ) -> _R:
         """Run ``work()`` on the runtime's loop as a call under way, which a stop waits
         for; ``releasing`` (a thread_lock ending) is let through while the stop drains."""
+        if self._forked():  # before any lock: another thread may have held it at the fork
+            raise NotRunning(
+                f"this SyncSchedulerRuntime runs in process {self._pid}, which this process "
+                "was forked from: its thread was not copied here; make a new "
+                "SyncSchedulerRuntime in this process"
+            )
         with self._gate:
             loop = self._loop
             if loop is None:
@@ -320,6 +333,10 @@ class SyncSchedulerRuntime:
             with self._gate:
                 self._admitted -= 1
                 self._gate.notify_all()
+
+    def _forked(self) -> bool:
+        """Whether this process is a fork of the one that started the runtime."""
+        return self._pid is not None and self._pid != os.getpid()
 
     async def _tracked(self, work: Callable[[], Coroutine[Any, Any, _R]], caller: int) -> _R:
         """On the loop: ``work()`` as a call under way (refused once a stop drained)."""
@@ -398,6 +415,15 @@ def _stop_at_exit(rt: SyncSchedulerRuntime) -> None:
             register = getattr(threading, "_register_atexit", atexit.register)
             register(_stop_all)
             _exit_hooked = True
+
+
+def _forget_at_fork() -> None:
+    """In a forked child: the runtimes running are the parent's (their threads were not
+    copied), so the child's exit must not wait to stop them."""
+    _RUNNING.clear()
+
+
+os.register_at_fork(after_in_child=_forget_at_fork)
 
 
 def _stop_all() -> None:
