@@ -116,6 +116,25 @@ def test_retry_attempts_are_labelled() -> None:
     assert "scheduled 2026-05-04 07:00:00 UTC (attempt 2) · outcome unknown" in turn.label()
 
 
+def test_a_task_source_of_the_wrong_shape_still_renders() -> None:
+    """A message's ``task_source`` is whatever its checkpoint holds (a client may send
+    one). An attempt that is no number, or a time beyond the calendar's end in UTC,
+    made the whole transcript fail to render, in the terminal and the notebook."""
+    sources = [
+        _source() | {"attempt": "x"},
+        _source() | {"attempt": [2], "task_name": {"a": "<b>"}},
+        _source() | {"attempt": float("nan")},
+        _source() | {"scheduled_for": "9999-12-31T23:59:59-23:59"},
+    ]
+    messages = [HumanMessage("hi", additional_kwargs={"task_source": s}) for s in sources]
+    transcript = Transcript.from_messages("alice", messages)
+    text, html = _render(transcript), transcript._repr_html_()
+    assert text.count("⏰") == html.count('data-lgs-turn="task"') == 4
+    assert "(attempt" not in text
+    assert "&lt;b&gt;" in html and "<b>'" not in html
+    assert "9999-12-31 23:59:59-23:59" in html
+
+
 def test_task_turn_without_its_record_says_outcome_unknown() -> None:
     transcript = Transcript.from_messages("alice", _conversation())
     assert transcript.scheduled_turns[0].outcome is None

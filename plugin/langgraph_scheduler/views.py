@@ -437,8 +437,10 @@ def _turn(messages: list[BaseMessage], runs: Mapping[str, TaskRunRecord]) -> Tur
 def _label_head(source: TaskSource) -> str:
     when = _when(_parse_time(source.get("scheduled_for")))
     trigger = "run now" if source.get("trigger") == "manual" else "scheduled"
-    attempt = int(source.get("attempt") or 1)
-    retry = f" (attempt {attempt})" if attempt > 1 else ""
+    # A message's task_source is whatever the checkpoint holds (a client can send one):
+    # a value of the wrong type is left out of the label, never a reason to fail it.
+    attempt = source.get("attempt")
+    retry = f" (attempt {attempt})" if type(attempt) is int and attempt > 1 else ""
     return f"⏰ {source.get('task_name', '?')} · {trigger} {when}{retry}"
 
 
@@ -588,7 +590,11 @@ def _when(value: datetime | None) -> str:
         return "?"
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # beyond year 9999 in UTC: shown as written
+        return value.isoformat(sep=" ")
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _task_next_run(task: Task) -> str:
