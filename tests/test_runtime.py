@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -523,6 +524,51 @@ async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(
         await waiting
     (record,) = runs.records
     assert record.outcome == "interrupted"
+
+
+def test_asyncio_run_returning_without_stop_stops_the_runtime_and_exits(
+    tmp_path: Any,
+) -> None:
+    """``asyncio.run`` ending (or interrupted) before ``stop()``: its teardown cancels the
+    runtime's tasks, and the runtime stops then, recording its turn interrupted. Before,
+    its store's threads were never closed, and the interpreter hung at exit for good."""
+    database = f"sqlite:///{tmp_path / 'x.db'}"
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from langgraph.graph import START, StateGraph
+        from langgraph_scheduler import Interval, SchedulerRuntime, SchedulerState
+
+        async def hang(state):
+            await asyncio.Event().wait()
+
+        builder = StateGraph(SchedulerState)
+        builder.add_node("hang", hang)
+        builder.add_edge(START, "hang")
+
+        async def main():
+            rt = SchedulerRuntime(builder, database={database!r})
+            await rt.start()
+            task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="hi")
+            await rt.run_now(task.id, wait=False)
+            await asyncio.sleep(0.2)
+            return task.id
+
+        task_id = asyncio.run(main())
+        print("main returned without stop()", flush=True)
+
+        async def read():
+            async with SchedulerRuntime(None, database={database!r}) as rt:
+                print([r.outcome for r in await rt.history(task_id)], flush=True)
+
+        asyncio.run(read())
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["main returned without stop()", "['interrupted']"]
 
 
 async def test_missed_fire_after_downtime_is_recorded(

@@ -188,6 +188,7 @@ class SchedulerRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._watch: asyncio.Task[None] | None = None
         self._store: Store | None = None
         self._service: TaskService | None = None
         self._graph: Pregel[Any, Any, Any, Any] | None = None
@@ -266,6 +267,7 @@ class SchedulerRuntime:
         self._stack = stack
         self._loop = asyncio.get_running_loop()
         self._state = "running"
+        self._watch = spawn_clean(self._stop_with_loop(), name="langgraph-scheduler-watch")
         logger.info("scheduler runtime %s started on %s", self.holder, store.safe_url)
 
     async def _start_engine(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
@@ -400,7 +402,20 @@ class SchedulerRuntime:
             self._state = "stopped"
             self._loop = None
             self._stopped.set()
+            if self._watch is not None:
+                self._watch.cancel()
         logger.info("scheduler runtime %s stopped", self.holder)
+
+    async def _stop_with_loop(self) -> None:
+        """Wait for the end of the loop: a runtime whose loop cancels its tasks before it
+        was stopped (``asyncio.run`` returning or interrupted first) stops then, its turns
+        recorded ``interrupted`` and its store closed, whose threads would otherwise keep
+        the interpreter from exiting."""
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        except asyncio.CancelledError:
+            await self.stop(drain_timeout_secs=0)
+            raise
 
     # -- properties ------------------------------------------------------------------
 
