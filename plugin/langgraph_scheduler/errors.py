@@ -13,7 +13,7 @@ The hierarchy::
     ├── NotRunning            (RuntimeError) the runtime is not started, or is stopping
     ├── ThreadBusy            (TimeoutError) a conversation thread stayed busy past the wait
     └── StoreError            (RuntimeError) the task/run store failed (names the database)
-        └── StoreUnavailable                 the database could not be reached; retried
+        └── StoreUnavailable                 unreachable or refused for now; retried
 
 Tools catch every ``SchedulerError`` and turn it into a message the model can act on;
 Python callers catch the class they care about.
@@ -89,7 +89,8 @@ class StoreError(SchedulerError, RuntimeError):
 
 
 class StoreUnavailable(StoreError):
-    """The database could not be reached (connection refused or lost, locked, timed out).
+    """The database could not be reached, or refused for now (connection refused or
+    lost, a locked file, a deadlock, a lock or statement timeout).
 
     The runtime retries these with backoff; a Python caller may retry too.
     """
