@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -221,6 +222,7 @@ async def test_scheduled_turns_inherit_nothing_from_the_run_that_started_the_run
 
 _SLEEPY_GRAPH = """
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -230,8 +232,18 @@ from langgraph.graph import START, StateGraph
 from langgraph_scheduler import SchedulerState, trigger_node
 
 
+def _count(prompt: str) -> int:  # one more answer to prompt, noted here: how many so far
+    with open(Path(__file__).with_name("answered.log"), "a+") as log:
+        log.write(prompt + "\\n")
+        log.seek(0)
+        return log.read().splitlines().count(prompt)
+
+
 async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any]:
     prompt = state["messages"][-1].text
+    if "stall the first time" in prompt:  # till the server is killed; then a short nap
+        first = await asyncio.to_thread(_count, prompt) == 1
+        await asyncio.sleep(3600 if first else 3)
     if "hang" in prompt:
         await asyncio.sleep(3600)
     if "nap" in prompt:
@@ -275,6 +287,11 @@ class _Server:
                 raise
         return self.process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL the server's process group: the server and its scheduler die at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def output(self) -> str:
         return re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace"))
 
@@ -297,15 +314,37 @@ def _langgraph() -> str:
     return langgraph
 
 
-def _launch(home: Path, database: str) -> _Server:
-    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant (its app
-    serving a runtime on ``database``) and a sleepy graph."""
+_SLEEPY_APP = """
+import os
+
+from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.served import LangGraphServer, scheduler_app
+
+app = scheduler_app(
+    lambda: SchedulerRuntime(
+        None,
+        server=LangGraphServer(assistant_id="sleepy"),
+        database=os.environ["LANGGRAPH_SCHEDULER_DATABASE"],
+        sync_interval_secs=0.2,
+    )
+)
+"""
+
+
+def _launch(home: Path, database: str, *, serves: str = "assistant") -> _Server:
+    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant and a
+    sleepy graph, and an app serving a runtime on ``database`` whose turns run on
+    ``serves`` (the assistant's own app, or one for ``"sleepy"``)."""
     (home / "sleepy.py").write_text(_SLEEPY_GRAPH)
     assistant = ROOT / "graphs" / "assistant.py"
+    app = f"{assistant}:app"
+    if serves == "sleepy":
+        (home / "sleepy_app.py").write_text(_SLEEPY_APP)
+        app = "./sleepy_app.py:app"
     config = {
         "dependencies": ["."],
         "graphs": {"assistant": f"{assistant}:graph", "sleepy": "./sleepy.py:graph"},
-        "http": {"app": f"{assistant}:app"},
+        "http": {"app": app},
     }
     (home / "langgraph.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANGGRAPH_SCHEDULER_")}
@@ -320,29 +359,35 @@ def _launch(home: Path, database: str) -> _Server:
         process = subprocess.Popen(
             [_langgraph(), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
              "--port", str(port), "--n-jobs-per-worker", "4"],
-            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     return _Server(f"http://127.0.0.1:{port}", process, log, database)
+
+
+def _answering(served: _Server) -> None:
+    """Wait until the server answers (fail the test if it exits or does not, in 60s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        if served.process.poll() is not None:
+            pytest.fail(
+                f"langgraph dev exited with {served.process.returncode}:\n{served.output()}"
+            )
+        try:
+            if httpx.get(f"{served.url}/ok", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"langgraph dev did not answer within 60s:\n{served.output()}")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
     home = tmp_path_factory.mktemp("served")
     served = _launch(home, f"sqlite:///{home / 'scheduler.db'}")
-    process = served.process
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"langgraph dev exited with {process.returncode}:\n{served.output()}")
-            try:
-                if httpx.get(f"{served.url}/ok", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev did not answer within 60s:\n{served.output()}")
-            time.sleep(0.2)
+        _answering(served)
         yield served
     finally:
         served.stop()
@@ -887,6 +932,66 @@ def test_langgraph_dev_refuses_to_serve_an_in_memory_database(tmp_path: Path) ->
         served.stop()
     assert code != 0
     assert "an in-memory database (sqlite://) cannot be served" in served.output()
+
+
+@pytest.mark.slow
+async def test_a_turn_the_killed_dev_server_runs_again_is_followed_not_run_a_third_time(
+    tmp_path: Path,
+) -> None:
+    # langgraph dev is killed (its scheduler with it) mid scheduled turn, after it saved
+    # its state, and restarted: it queues the saved run again, under the same id, and
+    # runs it before or while its scheduler starts. The scheduler follows that run: the
+    # graph ran twice (cut short, then again by the server), not three times.
+    database = f"sqlite:///{tmp_path / 'scheduler.db'}"
+    prompt = "stall the first time, then answer"
+    answered = tmp_path / "answered.log"
+    state = tmp_path / ".langgraph_api"
+    served = _launch(tmp_path, database, serves="sleepy")
+    try:
+        _answering(served)
+        async with SchedulerRuntime(None, database=database) as admin:
+            task = await admin.create_task(
+                name="stalls",
+                schedule=Once(datetime.now(timezone.utc) + timedelta(seconds=1)),
+                trigger=prompt,
+                thread_id="killed-server",
+                options=TaskOptions(retries=2, retry_backoff_secs=0),
+            )
+
+            async def running() -> Any:
+                began = await admin.history(task.id)
+                return began[0] if answered.exists() and began[0].server_run_id else None
+
+            started: TaskRunRecord = await _wait(running)
+        run_id, server_run_id = started.run_id, str(started.server_run_id)
+
+        def saved_running() -> bool:
+            # The server saves its state every 10s: its run counts (written first) with
+            # this run picked up, then the runs and threads.
+            counts = state / ".langgraph_retry_counter.pckl"
+            runs = state / ".langgraph_ops.pckl"
+            if not (counts.exists() and runs.exists()):
+                return False
+            picked = uuid.UUID(server_run_id) in pickle.loads(counts.read_bytes())
+            return picked and runs.stat().st_mtime_ns >= counts.stat().st_mtime_ns
+
+        await _wait(lambda: asyncio.to_thread(saved_running), timeout=30)
+        served.kill()
+        served = _launch(tmp_path, database, serves="sleepy")
+        _answering(served)
+        async with SchedulerRuntime(None, database=database) as admin:
+            record = await _wait(lambda: _finished(admin, run_id), timeout=60)
+            await asyncio.sleep(1)  # a retry would be due at once (no backoff)
+            history = await admin.history(task.id)
+            retries = await admin.store.pending_retries(task.id)
+        async with _client(served) as client:
+            runs = await client.runs.list(server_thread_id("killed-server"), limit=100)
+    finally:
+        served.stop()
+    assert answered.read_text().splitlines() == [prompt, prompt]
+    assert [(r.run_id, r.outcome) for r in history] == [(record.run_id, "success")]
+    assert record.server_run_id == server_run_id and retries == []
+    assert [(r["run_id"], r["status"]) for r in runs] == [(server_run_id, "success")]
 
 
 @_on_the_server
