@@ -485,6 +485,21 @@ async def test_a_second_stop_waits_for_the_first_to_close_the_store(
     await first
 
 
+async def test_a_stop_called_while_the_runtime_starts_stops_it_once_started(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """Before, a stop racing the start returned at once, doing nothing: the runtime then
+    started and ran on, its store open, though its stop had returned."""
+    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[])), database=sqlite_url)
+    starting = asyncio.ensure_future(rt.start())
+    await asyncio.sleep(0)  # the start has begun opening the store
+    await rt.stop()
+    await starting
+    assert rt._state == "stopped" and all(loop.done() for loop in rt._loops)
+    with pytest.raises(NotRunning, match="stopped"):
+        _ = rt.store
+
+
 async def test_stop_from_the_runtimes_own_turn_raises_instead_of_waiting_for_itself(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -198,6 +198,9 @@ class SchedulerRuntime:
         """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now."""
         self._holds_ended = asyncio.Event()
         self._holds_ended.set()
+        self._started = asyncio.Event()
+        """Set once a start has ended, the runtime started or not (what a stop called
+        meanwhile waits for)."""
         self._stopped = asyncio.Event()
         """Set once a stop has closed the store (what a second stop waits for)."""
 
@@ -264,11 +267,14 @@ class SchedulerRuntime:
             self._state = "stopped"
             await stack.aclose()
             raise
-        self._stack = stack
-        self._loop = asyncio.get_running_loop()
-        self._state = "running"
-        self._watch = spawn_clean(self._stop_with_loop(), name="langgraph-scheduler-watch")
-        logger.info("scheduler runtime %s started on %s", self.holder, store.safe_url)
+        else:
+            self._stack = stack
+            self._loop = asyncio.get_running_loop()
+            self._state = "running"
+            self._watch = spawn_clean(self._stop_with_loop(), name="langgraph-scheduler-watch")
+            logger.info("scheduler runtime %s started on %s", self.holder, store.safe_url)
+        finally:
+            self._started.set()
 
     async def _start_engine(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
         turns: TurnRunner
@@ -348,15 +354,18 @@ class SchedulerRuntime:
         it keeps its thread taken until its lease runs out (logged), so no turn on
         another replica starts beside it.
 
-        A stop called while another runs waits for it. A stop that is cancelled (the
-        task owning ``async with`` cancelled, Ctrl-C in ``asyncio.run``) cuts its drain
-        short, as if its deadline had come, and still closes the store before the
-        cancellation goes on.
+        A stop called while the runtime starts waits for the start to end, then stops
+        what it started; one called while another stop runs waits for that one. A stop
+        that is cancelled (the task owning ``async with`` cancelled, Ctrl-C in
+        ``asyncio.run``) cuts its drain short, as if its deadline had come, and still
+        closes the store before the cancellation goes on.
 
         Raises:
             RuntimeError: called from the runtime's own work (a node or tool of its
                 turn, a listener), which the stop would wait for.
         """
+        if self._state == "starting":
+            await self._started.wait()
         if self._state in ("running", "stopping") and work_of() == self.holder:
             raise RuntimeError(
                 "SchedulerRuntime.stop() was called from the runtime's own turn or listener, "
