@@ -1,8 +1,8 @@
 """A runtime whose turns run on a LangGraph server, in its own process, for crash tests:
-``python -m tests.server_child DB SERVER_URL [PROMPT [RETRIES [TIMEOUT_SECS]]]``.
+``python -m tests.server_child DB SERVER_URL [PROMPT [RETRIES [TIMEOUT_SECS [LEASE_SECS]]]]``.
 
 It runs a task of the server's ``sleepy`` assistant (by default one that never answers,
-``hang on``; no retries; the default timeout), prints
+``hang on``; no retries; the default timeout; a lease of 60 s), prints
 ``RUNNING <run id> <server thread id> <server run id>`` once the record names its server
 run, and waits to be killed.
 """
@@ -19,10 +19,17 @@ from langgraph_scheduler.served import LangGraphServer
 
 
 async def main(
-    database: str, url: str, prompt: str = "hang on", retries: str = "0", timeout: str = ""
+    database: str,
+    url: str,
+    prompt: str = "hang on",
+    retries: str = "0",
+    timeout: str = "",
+    lease: str = "60",
 ) -> None:
     server = LangGraphServer(url=url, assistant_id="sleepy")
-    async with SchedulerRuntime(None, server=server, database=database, lease_secs=60) as rt:
+    async with SchedulerRuntime(
+        None, server=server, database=database, lease_secs=float(lease)
+    ) as rt:
         task = await rt.create_task(
             name="orphaned",
             schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),

@@ -629,6 +629,37 @@ async def test_a_runtime_stopped_while_following_a_server_run_cancels_and_names_
 
 
 @_on_the_server
+async def test_a_stopping_runtime_leaves_an_orphaned_server_run_to_the_next_runtime(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A runtime draining its own turns at a stop still tends leases. A dead process's
+    # claim lapsing then used to be recorded interrupted and its server run cancelled:
+    # the fire was retried and its turn ran twice, cut short the first time. Now the
+    # stopping runtime only takes the claim over, and the next runtime follows the run.
+    database = f"sqlite:///{tmp_path / 'leaving.db'}"
+    stopping = _sleepy(server.url, database, lease_secs=1.5, drain_timeout_secs=6)
+    await stopping.start()
+    own = await stopping.run_now(await _one_shot(stopping, "hang on", "own"), wait=False)
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "doze, then answer", "2", "", "2"
+    )
+    await stopping.stop()  # the dead process's lease of 2 s lapses as this drains
+    heard: list[TaskRunRecord] = []
+    async with _client(server) as client:
+        async with _sleepy(server.url, database, lease_secs=1.5, on_run=heard.append) as rt:
+            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
+            await rt.wait_idle()
+            history = await rt.history(record.task_id)
+            cut = await rt.get_run(own.run_id)
+        ended = await client.runs.get(thread_id, server_run_id)
+    assert cut is not None and cut.outcome == "interrupted"  # the stop's own turn
+    assert (record.outcome, record.server_run_id) == ("success", server_run_id), record.error
+    assert ended["status"] == "success"
+    assert [r.run_id for r in history] == [run_id]
+    assert [r.run_id for r in heard] == [run_id]
+
+
+@_on_the_server
 async def test_two_runtimes_recovering_one_orphaned_server_run_follow_it_once(
     server: _Server, tmp_path: Path
 ) -> None:

@@ -581,9 +581,16 @@ class TaskExecutorBridge:
         it there). It takes a turn slot, beyond ``capacity`` if need be: the turn still
         runs, for this runtime, and ``capacity`` bounds the turns a runtime has going on
         the server; due fires wait for a slot here or go to another replica.
+
+        A runtime that is stopping follows nothing: the server run goes on, and the
+        next runtime to recover the claim, once the lease it was taken over with
+        lapses, follows it or records how it ended. Cancelled and retried, the turn
+        would run twice.
         """
         task = await self._retrying("read task", lambda: self.store.get_task(record.task_id))
-        if task is None:  # deleted with its runs, or the store is down: left to its lease
+        # No task: deleted with its runs, or the store is down. Either way, and when
+        # this runtime began stopping meanwhile, the claim is left to its lease.
+        if task is None or self.closed:
             return
         self._busy += 1
         self.in_flight[record.run_id] = record

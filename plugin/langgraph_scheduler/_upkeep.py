@@ -85,9 +85,10 @@ class Upkeep:
                 # The one place that decides. Recorded ``interrupted``, a turn that
                 # ended would be retried, and one still going would be cut short and
                 # retried: either would run twice. So: ended, recorded as it ended;
-                # still going, followed; unknown, interrupted below. A runtime that is
-                # stopping follows nothing: it cuts its own turns short too.
-                if state is None or (isinstance(state, ServerRun) and bridge.closed):
+                # still going, followed (by a runtime that is stopping, only taken
+                # over, and left to the next runtime when its lease lapses); unknown,
+                # interrupted below.
+                if state is None:
                     continue
                 # Taken over first: of runtimes recovering it at once, one goes on.
                 taken = await self.store.take_over_run(
