@@ -525,6 +525,26 @@ async def test_stop_from_the_runtimes_own_turn_raises_instead_of_waiting_for_its
         assert rt.running
 
 
+async def test_stop_inside_the_runtimes_own_thread_hold_raises_instead_of_waiting_for_it(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """A stop inside ``thread_lock`` (or a node of ``ainvoke``'s turn) would wait out the
+    drain timeout for the hold it runs in, then leave the thread held: it raises, and
+    the runtime stops once the hold has ended."""
+    rt = runtime_factory(None, database=sqlite_url, drain_timeout_secs=5)
+    async with rt:
+        async with rt.thread_lock("mine"):
+            with pytest.raises(RuntimeError, match="inside this runtime's thread_lock"):
+                await rt.stop()
+            with pytest.raises(RuntimeError, match="inside this runtime's thread_lock"):
+                await asyncio.wait_for(rt.stop(), 2)  # from a task started in the hold
+            assert rt.running
+        other = asyncio.ensure_future(rt.thread_lock("other").__aenter__())
+        await other  # another task's hold: a stop from here waits for it, as before
+        await rt.stop(drain_timeout_secs=0)
+        assert not rt.running
+
+
 async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

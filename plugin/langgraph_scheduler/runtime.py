@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
-from ._context import call_clean, spawn_clean, work_of
+from ._context import call_clean, holding, holds_of, spawn_clean, work_of
 from ._jobs import DueTimer
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
@@ -362,7 +362,8 @@ class SchedulerRuntime:
 
         Raises:
             RuntimeError: called from the runtime's own work (a node or tool of its
-                turn, a listener), which the stop would wait for.
+                turn, a listener), or inside one of its thread holds (:meth:`thread_lock`,
+                :meth:`ainvoke`), which the stop would wait for.
         """
         if self._state == "starting":
             await self._started.wait()
@@ -371,6 +372,11 @@ class SchedulerRuntime:
                 "SchedulerRuntime.stop() was called from the runtime's own turn or listener, "
                 "which the stop waits for: stop it from the code that started it (a listener "
                 "can set an asyncio.Event that code awaits)"
+            )
+        if self._state in ("running", "stopping") and self.holder in holds_of():
+            raise RuntimeError(
+                "SchedulerRuntime.stop() was called inside this runtime's thread_lock (or "
+                "ainvoke), whose hold the stop waits for: stop it once the hold has ended"
             )
         if self._state == "stopping":
             await self._stopped.wait()
@@ -720,7 +726,8 @@ class SchedulerRuntime:
         self._holds_ended.clear()
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
-                yield
+                with holding(self.holder):
+                    yield
         finally:
             self._holds -= 1
             if self._holds == 0:
