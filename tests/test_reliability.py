@@ -610,6 +610,45 @@ async def test_a_lock_timeout_on_postgresql_delays_the_finish_but_loses_nothing(
         assert (await rt.get_task(task.id)).failure_streak == 1
 
 
+async def test_a_database_left_read_only_delays_the_finish_but_loses_nothing(
+    postgres_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # A failover that leaves the replicas on a read-only standby: the turn's own writes
+    # fail (its outcome), and its finish, refused while the database is read-only, is sent
+    # again once it is writable, not given up (the fire would be recorded interrupted
+    # when its lease ran out, and its turn run again).
+    import psycopg
+
+    name, admin = _server_of(postgres_url)
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            setting = "on" if on else "off"
+            conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}')
+            _terminate_sessions(conn, name)
+
+    model = ScriptedChatModel(steps=["written"], delay_secs=1.0)
+    async with runtime_factory(build_graph(model), database=postgres_url, lease_secs=120) as rt:
+        task = await rt.create_task(
+            name="failover",
+            schedule=Once(at=_now() + timedelta(seconds=0.3)),
+            trigger="go",
+            options=TaskOptions(retries=0),
+        )
+        await _eventually(lambda: _in_turn(model), timeout=10)
+        read_only(True)
+        try:
+            await asyncio.sleep(2.5)  # the turn ends, and its finish is refused
+            assert runs.records == [] and model.in_flight == 0
+        finally:
+            read_only(False)
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
+        assert record.outcome == "error"  # its checkpoint could not be written
+        assert record == await rt.get_run(record.run_id)
+        again = await rt.create_task(name="after", schedule=Interval(hours=1), trigger="go")
+        assert (await rt.run_now(again.id)).outcome == "success"
+
+
 async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -3078,6 +3078,9 @@ def _is_transient(orig: BaseException | None) -> bool:
         # cancelled statement: the same statement may pass once the lock is free.
         "LockNotAvailable",
         "QueryCanceled",
+        # A database left read-only (a failover onto a standby, or set so by hand): the
+        # write may pass once it is writable again.
+        "ReadOnlySqlTransaction",
         "AdminShutdown",
         "CannotConnectNow",
         "ConnectionException",
@@ -3096,6 +3099,8 @@ def _kind(exc: BaseException) -> str:
         return "lock timeout"
     if name == "QueryCanceled":
         return "statement cancelled"
+    if name == "ReadOnlySqlTransaction":
+        return "read-only database"
     if "locked" in str(orig or exc).lower():
         return "database locked"
     return "connection"
