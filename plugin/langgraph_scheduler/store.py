@@ -617,8 +617,9 @@ class _Prepared:
     """A fire-path statement compiled once for the store's dialect and run on the DBAPI
     connection itself (``sqlite3``; psycopg through SQLAlchemy's asyncio adapter), with
     the SQL, bind and result processing SQLAlchemy would use, without its execution
-    layer, which costs several times the statement on this path. The drivers keep the
-    statement prepared in their own caches."""
+    layer, which costs several times the statement on this path. ``sqlite3`` keeps the
+    statement prepared in its cache; on PostgreSQL none is prepared on the server (see
+    ``store_postgres._PREPARE_THRESHOLD``)."""
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)

@@ -82,6 +82,12 @@ _MAX_SENDS_KEPT = 10_000
 TASK_CHANGES_CHANNEL = "lgs_task_changes"
 """NOTIFY channel carrying the id of every created, changed or deleted task."""
 
+_PREPARE_THRESHOLD = None
+"""psycopg's ``prepare_threshold`` for every connection of the store: no statement is
+prepared on the server, since a pooler in transaction mode (PgBouncer before 1.21, or
+without ``max_prepared_statements``) runs a session's next statement on another server
+connection, where a statement of that name is missing or is another one."""
+
 # Advisory lock keys: our schema, a replica's whole start-up, quota checks.
 _SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
 _SETUP_LOCK = _SCHEMA_LOCK + 1
@@ -135,7 +141,11 @@ class PostgresStore(Store):
         # No pre-ping (a round trip per transaction): a pooled connection the server
         # dropped fails its first statement instead, and _run runs the work again.
         self.async_engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_timeout=60
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=60,
+            connect_args={"prepare_threshold": _PREPARE_THRESHOLD},
         )
         self.sync_engine = self.async_engine.sync_engine
         event.listen(
@@ -457,17 +467,27 @@ class PostgresStore(Store):
 
     @contextlib.asynccontextmanager
     async def _setup_lock(self) -> AsyncIterator[None]:
-        """The replicas' start-up, one at a time (a session advisory lock). A database
-        that cannot be reached raises ``StoreUnavailable`` (with the URL's password
-        hidden), as every other store call does."""
+        """The replicas' start-up, one at a time: an advisory lock of a transaction kept
+        open until the start-up is done, not of the session, so that it holds behind a
+        pooler that hands a session's statements to any of its server connections
+        (PgBouncer's transaction pooling). A database that cannot be reached raises
+        ``StoreUnavailable`` (with the URL's password hidden), as every other store
+        call does."""
         async with contextlib.AsyncExitStack() as stack:
             try:
                 conn = await stack.enter_async_context(self.async_engine.connect())
-                # Autocommit and try-lock polling: a waiter must hold no snapshot, or the
-                # holder's CREATE INDEX CONCURRENTLY (checkpointer setup) would wait for it.
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                lock = text("SELECT pg_try_advisory_lock(:k)")
-                while not await conn.scalar(lock, {"k": _SETUP_LOCK}):
+                # Try-lock polling, each try its own transaction: a waiter must hold no
+                # snapshot, or the holder's CREATE INDEX CONCURRENTLY (checkpointer
+                # setup) would wait for it. Nor may the holder's transaction, idle in
+                # READ COMMITTED: the key is written in the statement, since a statement
+                # with parameters leaves its portal, and its snapshot, open until the
+                # next statement.
+                lock = text(f"SELECT pg_try_advisory_xact_lock({_SETUP_LOCK})")
+                while True:
+                    held = await conn.begin()
+                    if await conn.scalar(lock):
+                        break
+                    await held.rollback()
                     await asyncio.sleep(0.1)
             except (DBAPIError, OSError) as exc:
                 raise self._map_error(exc) from exc
@@ -475,7 +495,7 @@ class PostgresStore(Store):
                 yield
             finally:
                 with contextlib.suppress(DBAPIError, OSError):  # it ends with its session
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SETUP_LOCK})
+                    await held.rollback()
 
     def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._setup_lock()
@@ -790,7 +810,11 @@ class PostgresStore(Store):
             min_size=0,
             max_size=max_connections,
             max_idle=60,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": _PREPARE_THRESHOLD,
+                "row_factory": dict_row,
+            },
             check=AsyncConnectionPool.check_connection,
             open=False,
         )
@@ -931,7 +955,10 @@ class _Session:
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=10
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=10,
+            prepare_threshold=_PREPARE_THRESHOLD,
         )
         _lenient_times(conn.adapters)
         self._conn = conn

@@ -1,0 +1,162 @@
+"""PostgreSQL as it is run in production: behind PgBouncer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+from sqlalchemy.engine import make_url
+
+from langgraph_scheduler import Interval, SchedulerRuntime
+from langgraph_scheduler.state import SchedulerState
+
+pytestmark = pytest.mark.slow  # a pooler process, turns on the real clock
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def pgbouncer(postgres_url: str) -> Iterator[Callable[[str], str]]:
+    """Start PgBouncer in front of the test database's server: the URL of that database
+    through it, in the given pool mode (skips where PgBouncer is not installed)."""
+    binary = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
+    )
+    if binary is None:
+        pytest.skip("PgBouncer is not installed (apt-get install pgbouncer)")
+    server = make_url(postgres_url)
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+
+    def start(mode: str) -> str:
+        folder = tempfile.mkdtemp(prefix="lgs-pgbouncer-")
+        os.chmod(folder, 0o755)  # PgBouncer drops root for the postgres user, who reads it
+        port = _free_port()
+        user = server.username or "postgres"
+        config = Path(folder, "pgbouncer.ini")
+        config.write_text(
+            "[databases]\n"
+            f"* = host={server.host or '127.0.0.1'} port={server.port or 5432}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {folder}/users.txt\n"
+            f"pool_mode = {mode}\ndefault_pool_size = 10\nmax_client_conn = 200\n"
+        )
+        Path(folder, "users.txt").write_text(f'"{user}" ""\n')
+        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []  # it refuses root
+        process = subprocess.Popen(
+            [binary, *as_user, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        started.append((process, folder))
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    error = process.stderr.read().decode() if process.stderr else ""
+                    pytest.fail(f"PgBouncer did not start: {error}")
+                time.sleep(0.05)
+        return server.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+
+    yield start
+    for process, folder in started:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _one_thread_graph(spans: list[tuple[float, float]]) -> StateGraph[Any, Any, Any, Any]:
+    """A graph whose turns on thread "shared" note when they ran."""
+
+    async def slow(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.sleep(0.05)
+        if config["configurable"]["thread_id"] == "shared":
+            spans.append((began, loop.time()))
+        return {"messages": [AIMessage("done")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    return builder
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+async def test_two_replicas_behind_pgbouncer_run_every_fire_one_turn_per_thread(
+    pgbouncer: Callable[[str], str], mode: str
+) -> None:
+    # Transaction pooling hands each transaction (each statement, in autocommit) to any
+    # server connection: a statement prepared on one is missing on the next, and a lock
+    # of the session is taken on one and released (or not) on another. Both replicas
+    # start at once (the start-up lock), then send each of their statements many times
+    # (psycopg prepares a statement at its sixth use).
+    url = pgbouncer(mode)
+    spans: list[tuple[float, float]] = []
+    graph = _one_thread_graph(spans)
+    one = SchedulerRuntime(graph, database=url)
+    two = SchedulerRuntime(graph, database=url)
+    await asyncio.gather(one.start(), two.start())
+    try:
+        tasks = [
+            await rt.create_task(
+                name=f"t{i}", schedule=Interval(hours=1), trigger=f"p{i}", thread_id="shared"
+            )
+            for i, rt in enumerate([one, two] * 2)
+        ]
+        records = []
+        for _ in range(4):
+            records += await asyncio.gather(
+                *(rt.run_now(task.id) for rt in (one, two) for task in tasks)
+            )
+    finally:
+        await asyncio.gather(one.stop(), two.stop())
+    assert [r.outcome for r in records] == ["success"] * 32, {r.error for r in records}
+    ordered = sorted(spans)
+    assert len(ordered) == 32
+    assert all(b[0] >= a[1] for a, b in pairwise(ordered)), "turns on one thread overlapped"
+
+
+async def test_the_start_up_lock_holds_behind_transaction_pooling(
+    pgbouncer: Callable[[str], str],
+) -> None:
+    # A lock of the session would be taken on whichever server connection the pooler
+    # lent for that statement, and the next replica's try (the next statement, likely
+    # on the same connection) would be granted it too.
+    from langgraph_scheduler.store import open_store
+
+    url = pgbouncer("transaction")
+    first, second = open_store(url), open_store(url)
+    entered = asyncio.Event()
+
+    async def start_second() -> None:
+        async with second.setup_lock():
+            entered.set()
+
+    try:
+        async with first.setup_lock():
+            waiting = asyncio.ensure_future(start_second())
+            await asyncio.sleep(1.0)
+            assert not entered.is_set(), "two replicas held the start-up lock at once"
+        await asyncio.wait_for(waiting, 10)
+        assert entered.is_set()
+    finally:
+        await first.close()
+        await second.close()
