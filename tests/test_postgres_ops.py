@@ -1,4 +1,5 @@
-"""PostgreSQL as it is run in production: behind PgBouncer."""
+"""PostgreSQL as it is run in production: behind PgBouncer, and under a role that may
+not create tables."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -20,8 +22,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from sqlalchemy.engine import make_url
 
-from langgraph_scheduler import Interval, SchedulerRuntime
+from langgraph_scheduler import Interval, SchedulerRuntime, StoreError
+from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
+
+from .helpers import build_graph
 
 pytestmark = pytest.mark.slow  # a pooler process, turns on the real clock
 
@@ -160,3 +165,46 @@ async def test_the_start_up_lock_holds_behind_transaction_pooling(
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.fixture
+def app_role(postgres_url: str) -> Iterator[Callable[[str], str]]:
+    """A login role of its own, with no privilege on the test database's schema: the URL
+    of a database as that role."""
+    import psycopg
+
+    role = f"lgs_app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+
+    def as_role(url: str) -> str:
+        return make_url(url).set(username=role).render_as_string(hide_password=False)
+
+    yield as_role
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+async def test_a_role_without_create_runs_on_tables_its_owner_made(
+    postgres_url: str, app_role: Callable[[str], str]
+) -> None:
+    # A deploy that migrates as the owner and runs as a role with data privileges only:
+    # the first start fails and says what the role needs; once the owner has made the
+    # tables (and granted their use), the role starts, and its fires run.
+    import psycopg
+
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    with pytest.raises(StoreError, match=r"needs SELECT, INSERT, UPDATE and DELETE .* CREATE"):
+        await SchedulerRuntime(graph, database=app_role(postgres_url)).start()
+    async with SchedulerRuntime(graph, database=postgres_url):
+        pass
+    role = make_url(app_role(postgres_url)).username
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+    async with SchedulerRuntime(graph, database=app_role(postgres_url)) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
+        assert (await rt.run_now(task.id)).outcome == "success"

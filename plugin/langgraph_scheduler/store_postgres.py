@@ -799,6 +799,7 @@ class PostgresStore(Store):
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
     ) -> Any:
         """``AsyncPostgresSaver`` on the same database, over a small pool."""
+        import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
@@ -821,8 +822,37 @@ class PostgresStore(Store):
         await pool.open()
         stack.push_async_callback(pool.close)
         saver = AsyncPostgresSaver(pool)
-        await saver.setup()
+        try:
+            # Its setup sends CREATE TABLE IF NOT EXISTS even when nothing is missing,
+            # which a role without CREATE on the schema may not: skipped when current.
+            if not await _checkpoints_current(pool, len(saver.MIGRATIONS) - 1):
+                await saver.setup()
+        except (psycopg.Error, OSError) as exc:
+            raise self._map_error(exc) from exc
         return saver
+
+    def _map_error(self, exc: BaseException) -> StoreError:
+        mapped = super()._map_error(exc)
+        if type(getattr(exc, "orig", None) or exc).__name__ != "InsufficientPrivilege":
+            return mapped
+        return StoreError(
+            f"{mapped}: the role {self.url.username or '(default)'} needs SELECT, INSERT, "
+            "UPDATE and DELETE on the scheduler's and the checkpointer's tables, and "
+            "CREATE on the schema when a start creates or migrates them (the first "
+            "start, a start after an upgrade); or make those starts as the tables' owner"
+        )
+
+
+async def _checkpoints_current(pool: Any, latest: int) -> bool:
+    """Whether ``AsyncPostgresSaver``'s tables exist at migration ``latest``."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT to_regclass('checkpoint_migrations') AS t")
+        found = await cursor.fetchone()
+        if found is None or found["t"] is None:
+            return False
+        cursor = await conn.execute("SELECT max(v) AS v FROM checkpoint_migrations")
+        row = await cursor.fetchone()
+    return row is not None and row["v"] == latest
 
 
 def _settle_params(
