@@ -112,8 +112,11 @@ async def test_two_replicas_behind_pgbouncer_run_every_fire_one_turn_per_thread(
     # server connection: a statement prepared on one is missing on the next, and a lock
     # of the session is taken on one and released (or not) on another. Both replicas
     # start at once (the start-up lock), then send each of their statements many times
-    # (psycopg prepares a statement at its sixth use).
+    # (psycopg prepares a statement at its sixth use). Transaction pooling needs the
+    # URL's prepared_statements=false.
     url = pgbouncer(mode)
+    if mode == "transaction":
+        url += "?prepared_statements=false"
     spans: list[tuple[float, float]] = []
     graph = _one_thread_graph(spans)
     one = SchedulerRuntime(graph, database=url)
@@ -137,6 +140,35 @@ async def test_two_replicas_behind_pgbouncer_run_every_fire_one_turn_per_thread(
     ordered = sorted(spans)
     assert len(ordered) == 32
     assert all(b[0] >= a[1] for a, b in pairwise(ordered)), "turns on one thread overlapped"
+
+
+async def test_prepared_statements_are_turned_off_by_the_url_alone(postgres_url: str) -> None:
+    # On by default (a statement planned once); off for a pooler in transaction mode,
+    # everywhere the store connects; the parameter is the store's, not libpq's.
+    from langgraph_scheduler.errors import StoreError as Refused
+    from langgraph_scheduler.store import open_store
+    from langgraph_scheduler.store_postgres import PostgresStore
+
+    default = open_store(postgres_url)
+    off = open_store(postgres_url + "?prepared_statements=false")
+    try:
+        assert isinstance(default, PostgresStore) and isinstance(off, PostgresStore)
+        assert default.prepares and not off.prepares
+        assert "prepared_statements" not in off.conninfo
+        await off.setup()
+        async with off.async_engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            assert driver.prepare_threshold is None
+        async with default.async_engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver.prepare_threshold == 5
+    finally:
+        await default.close()
+        await off.close()
+    with pytest.raises(Refused, match="prepared_statements='maybe'"):
+        open_store(postgres_url + "?prepared_statements=maybe")
 
 
 async def test_the_start_up_lock_holds_behind_transaction_pooling(

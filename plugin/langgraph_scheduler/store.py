@@ -617,9 +617,9 @@ class _Prepared:
     """A fire-path statement compiled once for the store's dialect and run on the DBAPI
     connection itself (``sqlite3``; psycopg through SQLAlchemy's asyncio adapter), with
     the SQL, bind and result processing SQLAlchemy would use, without its execution
-    layer, which costs several times the statement on this path. ``sqlite3`` keeps the
-    statement prepared in its cache; on PostgreSQL none is prepared on the server (see
-    ``store_postgres._PREPARE_THRESHOLD``)."""
+    layer, which costs several times the statement on this path. The drivers keep the
+    statement prepared in their own caches (on PostgreSQL unless the URL says
+    ``prepared_statements=false``, see ``store_postgres.PREPARED_STATEMENTS_PARAM``)."""
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -2600,14 +2600,16 @@ def _check_conninfo(url: URL) -> None:
     from psycopg import Error
     from psycopg.conninfo import conninfo_to_dict
 
-    plain = url.set(drivername="postgresql")
+    # The store's own parameter, taken out before libpq sees the URL.
+    plain = url.set(drivername="postgresql").difference_update_query(["prepared_statements"])
     try:
         conninfo_to_dict(plain.render_as_string(hide_password=False))
     except Error as exc:
         detail = " ".join(str(exc).split())
         raise StoreError(
             f"invalid PostgreSQL URL {plain.render_as_string(hide_password=True)!r} ({detail}): "
-            "the query may carry only libpq connection parameters, e.g. ?sslmode=require"
+            "the query may carry only libpq connection parameters, e.g. ?sslmode=require "
+            "(and the store's own prepared_statements=false)"
         ) from None
 
 

@@ -82,11 +82,17 @@ _MAX_SENDS_KEPT = 10_000
 TASK_CHANGES_CHANNEL = "lgs_task_changes"
 """NOTIFY channel carrying the id of every created, changed or deleted task."""
 
-_PREPARE_THRESHOLD = None
-"""psycopg's ``prepare_threshold`` for every connection of the store: no statement is
-prepared on the server, since a pooler in transaction mode (PgBouncer before 1.21, or
-without ``max_prepared_statements``) runs a session's next statement on another server
-connection, where a statement of that name is missing or is another one."""
+PREPARED_STATEMENTS_PARAM = "prepared_statements"
+"""The URL's query parameter that turns server-side prepared statements off
+(``?prepared_statements=false``), for a pooler in transaction mode (PgBouncer before
+1.21, or without ``max_prepared_statements``): it runs a session's next statement on
+another server connection, where a statement of that name is missing or is another one.
+On by default: a statement prepared once is planned once."""
+
+_STORE_THRESHOLD = 5
+"""psycopg's ``prepare_threshold`` for the store's connections (psycopg's default)."""
+_SAVER_THRESHOLD = 0
+"""The checkpointer's (LangGraph's own choice: every statement prepared at once)."""
 
 # Advisory lock keys: our schema, a replica's whole start-up, quota checks.
 _SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
@@ -137,6 +143,9 @@ class PostgresStore(Store):
     dialect = "postgresql"
 
     def __init__(self, url: URL, *, pool_size: int = 2) -> None:
+        self.prepares, url = _prepared_statements(url)
+        """Whether statements are prepared on the server (see
+        :data:`PREPARED_STATEMENTS_PARAM`)."""
         super().__init__(url)
         # No pre-ping (a round trip per transaction): a pooled connection the server
         # dropped fails its first statement instead, and _run runs the work again.
@@ -145,7 +154,7 @@ class PostgresStore(Store):
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=60,
-            connect_args={"prepare_threshold": _PREPARE_THRESHOLD},
+            connect_args={"prepare_threshold": self._threshold(_STORE_THRESHOLD)},
         )
         self.sync_engine = self.async_engine.sync_engine
         event.listen(
@@ -173,7 +182,7 @@ class PostgresStore(Store):
         self._sending: collections.Counter[str] = collections.Counter()
         """Takes and frees on their way, by thread."""
         self._closed = False
-        self._session = _Session(self.conninfo)
+        self._session = _Session(self.conninfo, prepare_threshold=self._threshold(_STORE_THRESHOLD))
 
     @property
     def conninfo(self) -> str:
@@ -813,7 +822,7 @@ class PostgresStore(Store):
             max_idle=60,
             kwargs={
                 "autocommit": True,
-                "prepare_threshold": _PREPARE_THRESHOLD,
+                "prepare_threshold": self._threshold(_SAVER_THRESHOLD),
                 "row_factory": dict_row,
             },
             check=AsyncConnectionPool.check_connection,
@@ -831,6 +840,11 @@ class PostgresStore(Store):
             raise self._map_error(exc) from exc
         return saver
 
+    def _threshold(self, prepared: int) -> int | None:
+        """psycopg's ``prepare_threshold``: ``prepared``, or None (never) when statements
+        are not to be prepared on the server."""
+        return prepared if self.prepares else None
+
     def _map_error(self, exc: BaseException) -> StoreError:
         mapped = super()._map_error(exc)
         if type(getattr(exc, "orig", None) or exc).__name__ != "InsufficientPrivilege":
@@ -841,6 +855,29 @@ class PostgresStore(Store):
             "CREATE on the schema when a start creates or migrates them (the first "
             "start, a start after an upgrade); or make those starts as the tables' owner"
         )
+
+
+def _prepared_statements(url: URL) -> tuple[bool, URL]:
+    """Whether ``url`` lets statements be prepared on the server (its
+    :data:`PREPARED_STATEMENTS_PARAM`), and the URL without that parameter, which
+    libpq does not know.
+
+    Raises:
+        StoreError: the parameter is neither true nor false.
+    """
+    value = url.query.get(PREPARED_STATEMENTS_PARAM)
+    if value is None:
+        return True, url
+    rest = url.difference_update_query([PREPARED_STATEMENTS_PARAM])
+    word = value if isinstance(value, str) else ",".join(value)
+    if word.lower() in ("false", "off", "no", "0"):
+        return False, rest
+    if word.lower() in ("true", "on", "yes", "1"):
+        return True, rest
+    raise StoreError(
+        f"{PREPARED_STATEMENTS_PARAM}={word!r} in the database URL: say true (the default) "
+        "or false (behind a pooler in transaction mode)"
+    )
 
 
 async def _checkpoints_current(pool: Any, latest: int) -> bool:
@@ -948,8 +985,9 @@ class _Session:
     holds nothing of its own: a held thread is a leased row, kept through the loss.
     """
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, prepare_threshold: int | None) -> None:
         self._conninfo = conninfo
+        self._prepare_threshold = prepare_threshold
         self._conn: Any = None
         self._mutex = asyncio.Lock()
         self._closed = False
@@ -988,7 +1026,7 @@ class _Session:
             self._conninfo,
             autocommit=True,
             connect_timeout=10,
-            prepare_threshold=_PREPARE_THRESHOLD,
+            prepare_threshold=self._prepare_threshold,
         )
         _lenient_times(conn.adapters)
         self._conn = conn
