@@ -525,24 +525,35 @@ async def test_stop_from_the_runtimes_own_turn_raises_instead_of_waiting_for_its
         assert rt.running
 
 
-async def test_stop_inside_the_runtimes_own_thread_hold_raises_instead_of_waiting_for_it(
+async def test_a_stop_inside_the_runtimes_own_thread_hold_does_not_wait_for_it(
     sqlite_url: str, runtime_factory: Any
 ) -> None:
-    """A stop inside ``thread_lock`` (or a node of ``ainvoke``'s turn) would wait out the
-    drain timeout for the hold it runs in, then leave the thread held: it raises, and
-    the runtime stops once the hold has ended."""
-    rt = runtime_factory(None, database=sqlite_url, drain_timeout_secs=5)
-    async with rt:
-        async with rt.thread_lock("mine"):
-            with pytest.raises(RuntimeError, match="inside this runtime's thread_lock"):
-                await rt.stop()
-            with pytest.raises(RuntimeError, match="inside this runtime's thread_lock"):
-                await asyncio.wait_for(rt.stop(), 2)  # from a task started in the hold
-            assert rt.running
-        other = asyncio.ensure_future(rt.thread_lock("other").__aenter__())
-        await other  # another task's hold: a stop from here waits for it, as before
-        await rt.stop(drain_timeout_secs=0)
-        assert not rt.running
+    """The task inside ``thread_lock`` stopping the runtime: its hold ends only after the
+    stop, so the stop does not wait for it (it waited out the whole drain timeout for
+    it); the hold outlives the stop, as any hold past the drain does. Another task's
+    hold is still waited for."""
+    rt = runtime_factory(None, database=sqlite_url, drain_timeout_secs=600)
+    await rt.start()
+    other_held, other_free = asyncio.Event(), asyncio.Event()
+
+    async def other() -> None:
+        async with rt.thread_lock("theirs"):
+            other_held.set()
+            await other_free.wait()
+
+    theirs = asyncio.ensure_future(other())
+    await other_held.wait()
+    async with rt.thread_lock("mine"):
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, other_free.set)  # the other hold ends meanwhile
+        me = asyncio.current_task()
+        assert me is not None
+        hang = loop.call_later(60, me.cancel)  # not the 600 s drain: only the other hold
+        try:
+            await rt.stop()  # from this task: a task of its own would not be inside the hold
+        finally:
+            hang.cancel()
+        assert not rt.running and theirs.done()
 
 
 async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(

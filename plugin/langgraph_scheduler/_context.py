@@ -13,12 +13,11 @@ from inside its own turns and loops, which its stop would wait for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["call_clean", "holding", "holds_of", "spawn_clean", "work_of"]
+__all__ = ["call_clean", "spawn_clean", "work_of"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -46,30 +45,6 @@ def work_of() -> str | None:
     """The holder id of the runtime whose turn or loop the caller runs in (its graph's
     nodes and tools, its listeners), or None."""
     return _WORK_OF.get()
-
-
-_HOLDS_OF: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
-    "langgraph_scheduler_holds_of", default=()
-)
-
-
-@contextlib.contextmanager
-def holding(holder: str) -> Iterator[None]:
-    """Mark what runs inside a thread hold of the runtime ``holder`` (the body of its
-    ``thread_lock``, and tasks started from there)."""
-    token = _HOLDS_OF.set((*_HOLDS_OF.get(), holder))
-    try:
-        yield
-    finally:
-        try:
-            _HOLDS_OF.reset(token)
-        except ValueError:  # the hold ended in another context than it began in
-            pass
-
-
-def holds_of() -> tuple[str, ...]:
-    """The holder ids of the runtimes whose thread holds the caller runs inside."""
-    return _HOLDS_OF.get()
 
 
 def _create_task(coro: Coroutine[Any, Any, _T], name: str | None) -> asyncio.Task[_T]:

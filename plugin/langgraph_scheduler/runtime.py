@@ -20,7 +20,7 @@ from langgraph.pregel import Pregel
 
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
-from ._context import call_clean, holding, holds_of, spawn_clean, work_of
+from ._context import call_clean, spawn_clean, work_of
 from ._jobs import DueTimer
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
@@ -196,8 +196,10 @@ class SchedulerRuntime:
         self._timer: DueTimer | None = None
         self._holds = 0
         """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now."""
-        self._holds_ended = asyncio.Event()
-        self._holds_ended.set()
+        self._holding: dict[asyncio.Task[Any] | None, int] = {}
+        """Those holds by the task that entered them (a stop by that task cannot wait
+        for them: they end only after it)."""
+        self._hold_ended = asyncio.Event()
         self._started = asyncio.Event()
         """Set once a start has ended, the runtime started or not (what a stop called
         meanwhile waits for)."""
@@ -350,8 +352,9 @@ class SchedulerRuntime:
         ``interrupted`` (retried per policy by the next runtime) and close the store.
 
         Threads held through :meth:`thread_lock` or :meth:`ainvoke` are waited for up
-        to the same deadline (new holds are refused meanwhile); a hold that outlives
-        it keeps its thread taken until its lease runs out (logged), so no turn on
+        to the same deadline (new holds are refused meanwhile), but those of the task
+        calling the stop from inside them, which end only after it; a hold that outlives
+        the stop keeps its thread taken until its lease runs out (logged), so no turn on
         another replica starts beside it.
 
         A stop called while the runtime starts waits for the start to end, then stops
@@ -362,8 +365,7 @@ class SchedulerRuntime:
 
         Raises:
             RuntimeError: called from the runtime's own work (a node or tool of its
-                turn, a listener), or inside one of its thread holds (:meth:`thread_lock`,
-                :meth:`ainvoke`), which the stop would wait for.
+                turn, a listener), which the stop would wait for.
         """
         if self._state == "starting":
             await self._started.wait()
@@ -373,11 +375,6 @@ class SchedulerRuntime:
                 "which the stop waits for: stop it from the code that started it (a listener "
                 "can set an asyncio.Event that code awaits)"
             )
-        if self._state in ("running", "stopping") and self.holder in holds_of():
-            raise RuntimeError(
-                "SchedulerRuntime.stop() was called inside this runtime's thread_lock (or "
-                "ainvoke), whose hold the stop waits for: stop it once the hold has ended"
-            )
         if self._state == "stopping":
             await self._stopped.wait()
             return
@@ -385,19 +382,20 @@ class SchedulerRuntime:
             return
         self._state = "stopping"
         deadline = self.drain_timeout_secs if drain_timeout_secs is None else drain_timeout_secs
+        own = self._holding.get(asyncio.current_task(), 0)
         try:
-            await self._drain(deadline)
+            await self._drain(deadline, own_holds=own)
         except asyncio.CancelledError:
             await _to_the_end(self._close(cut_short=True))
             raise
         await _to_the_end(self._close(cut_short=False))
 
-    async def _drain(self, secs: float) -> None:
-        """Stop the timer and let turns and thread holds end, up to ``secs``; what
-        still runs then is interrupted and recorded."""
+    async def _drain(self, secs: float, *, own_holds: int = 0) -> None:
+        """Stop the timer and let turns and thread holds end, up to ``secs`` (but the
+        stopping task's ``own_holds``); what still runs then is interrupted and recorded."""
         if self._timer is not None:
             self._timer.shutdown()
-        drains = [self._holds_released(secs)]
+        drains = [self._holds_released(secs, own=own_holds)]
         if self._bridge is not None:
             drains.append(self._bridge.close(secs))
         await asyncio.gather(*drains)
@@ -722,22 +720,29 @@ class SchedulerRuntime:
         """
         if self._state != "running":
             raise self._not_running()
+        task = asyncio.current_task()
         self._holds += 1
-        self._holds_ended.clear()
+        self._holding[task] = self._holding.get(task, 0) + 1
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
-                with holding(self.holder):
-                    yield
+                yield
         finally:
             self._holds -= 1
-            if self._holds == 0:
-                self._holds_ended.set()
+            self._holding[task] -= 1
+            if not self._holding[task]:
+                del self._holding[task]
+            self._hold_ended.set()
 
-    async def _holds_released(self, secs: float) -> None:
+    async def _holds_released(self, secs: float, *, own: int = 0) -> None:
         """Wait up to ``secs`` for the threads held through :meth:`thread_lock` to be
-        released (the stop's drain)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._holds_ended.wait(), timeout=secs)
+        released (the stop's drain), but the ``own`` holds of the stopping task, which
+        end only after the stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + secs
+        while self._holds > own and (left := deadline - loop.time()) > 0:
+            self._hold_ended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hold_ended.wait(), timeout=left)
         if self._holds:
             logger.warning(
                 "%d thread hold(s) (runtime.thread_lock, runtime.ainvoke) outlive the stop: "
