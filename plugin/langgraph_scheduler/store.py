@@ -2504,7 +2504,6 @@ def open_store(url: str, *, pool_size: int | None = None) -> Store:
         return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size or 3)
     _check_postgres_extra()
     parsed = parsed.set(drivername="postgresql+psycopg")
-    _check_conninfo(parsed)
     from .store_postgres import PostgresStore
 
     return PostgresStore(parsed, pool_size=pool_size or 2)
@@ -2596,12 +2595,12 @@ def _check_postgres_extra() -> None:
 
 
 def _check_conninfo(url: URL) -> None:
-    """libpq refuses unknown query parameters at connect time; say so now, in one line."""
+    """libpq refuses unknown query parameters at connect time; say so now, in one line
+    (``url`` without the store's own parameters)."""
     from psycopg import Error
     from psycopg.conninfo import conninfo_to_dict
 
-    # The store's own parameter, taken out before libpq sees the URL.
-    plain = url.set(drivername="postgresql").difference_update_query(["prepared_statements"])
+    plain = url.set(drivername="postgresql")
     try:
         conninfo_to_dict(plain.render_as_string(hide_password=False))
     except Error as exc:

@@ -57,6 +57,7 @@ from .store import (
     TaskChange,
     ThreadLocks,
     _binds,
+    _check_conninfo,
     _finished_record,
     _finished_values,
     _ManualClaim,
@@ -146,6 +147,7 @@ class PostgresStore(Store):
         self.prepares, url = _prepared_statements(url)
         """Whether statements are prepared on the server (see
         :data:`PREPARED_STATEMENTS_PARAM`)."""
+        _check_conninfo(url)
         super().__init__(url)
         # No pre-ping (a round trip per transaction): a pooled connection the server
         # dropped fails its first statement instead, and _run runs the work again.
