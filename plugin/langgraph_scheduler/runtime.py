@@ -194,11 +194,10 @@ class SchedulerRuntime:
         self._graph: Pregel[Any, Any, Any, Any] | None = None
         self._bridge: TaskExecutorBridge | None = None
         self._timer: DueTimer | None = None
-        self._holds = 0
-        """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now."""
         self._holding: dict[asyncio.Task[Any] | None, int] = {}
-        """Those holds by the task that entered them (a stop by that task cannot wait
-        for them: they end only after it)."""
+        """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now, counted
+        by the task that entered the hold (a stop by that task cannot wait for its own:
+        they end only after it)."""
         self._hold_ended = asyncio.Event()
         self._started = asyncio.Event()
         """Set once a start has ended, the runtime started or not (what a stop called
@@ -721,13 +720,11 @@ class SchedulerRuntime:
         if self._state != "running":
             raise self._not_running()
         task = asyncio.current_task()
-        self._holds += 1
         self._holding[task] = self._holding.get(task, 0) + 1
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
                 yield
         finally:
-            self._holds -= 1
             self._holding[task] -= 1
             if not self._holding[task]:
                 del self._holding[task]
@@ -739,16 +736,20 @@ class SchedulerRuntime:
         end only after the stop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + secs
-        while self._holds > own and (left := deadline - loop.time()) > 0:
+        while self._held() > own and (left := deadline - loop.time()) > 0:
             self._hold_ended.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hold_ended.wait(), timeout=left)
-        if self._holds:
+        if outliving := self._held():
             logger.warning(
                 "%d thread hold(s) (runtime.thread_lock, runtime.ainvoke) outlive the stop: "
                 "their threads stay taken until their lease runs out",
-                self._holds,
+                outliving,
             )
+
+    def _held(self) -> int:
+        """Threads held through :meth:`thread_lock` right now."""
+        return sum(self._holding.values())
 
     async def ainvoke(self, input: Any, config: RunnableConfig) -> Any:
         """Run a user turn on the graph without interleaving with scheduled turns.
