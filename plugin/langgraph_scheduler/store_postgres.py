@@ -44,6 +44,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
+from sqlalchemy.util import asbool
 
 from ._clock import Clock
 from .errors import NotRunning, StoreError, StoreUnavailable, ThreadBusy
@@ -870,16 +871,15 @@ def _prepared_statements(url: URL) -> tuple[bool, URL]:
     value = url.query.get(PREPARED_STATEMENTS_PARAM)
     if value is None:
         return True, url
-    rest = url.difference_update_query([PREPARED_STATEMENTS_PARAM])
     word = value if isinstance(value, str) else ",".join(value)
-    if word.lower() in ("false", "off", "no", "0"):
-        return False, rest
-    if word.lower() in ("true", "on", "yes", "1"):
-        return True, rest
-    raise StoreError(
-        f"{PREPARED_STATEMENTS_PARAM}={word!r} in the database URL: say true (the default) "
-        "or false (behind a pooler in transaction mode)"
-    )
+    try:
+        prepares = asbool(word)
+    except ValueError:
+        raise StoreError(
+            f"{PREPARED_STATEMENTS_PARAM}={word!r} in the database URL: say true (the "
+            "default) or false (behind a pooler in transaction mode)"
+        ) from None
+    return prepares, url.difference_update_query([PREPARED_STATEMENTS_PARAM])
 
 
 async def _checkpoints_current(pool: Any, latest: int) -> bool:
