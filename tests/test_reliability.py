@@ -15,6 +15,7 @@ from langgraph_scheduler import (
     SchedulerRuntime,
     TaskOptions,
 )
+from langgraph_scheduler.models import Task
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.testing import FakeClock
 
@@ -592,13 +593,7 @@ async def test_a_lock_timeout_on_postgresql_delays_the_finish_but_loses_nothing(
         conn.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '100ms'")
     model = ScriptedChatModel(steps=[RuntimeError("no answer")], delay_secs=1.0)
     async with runtime_factory(build_graph(model), database=postgres_url) as rt:
-        task = await rt.create_task(
-            name="locked",
-            schedule=Once(at=_now() + timedelta(seconds=0.3)),
-            trigger="go",
-            options=TaskOptions(retries=0),
-        )
-        await _eventually(lambda: _in_turn(model), timeout=10)
+        task = await _turn_under_way(rt, model, "locked")
         with psycopg.connect(postgres_url) as blocker:
             blocker.execute("SET lock_timeout = 0")
             blocker.execute("LOCK TABLE lgs_runs IN EXCLUSIVE MODE")  # writes wait
@@ -629,13 +624,7 @@ async def test_a_database_left_read_only_delays_the_finish_but_loses_nothing(
 
     model = ScriptedChatModel(steps=["written"], delay_secs=1.0)
     async with runtime_factory(build_graph(model), database=postgres_url, lease_secs=120) as rt:
-        task = await rt.create_task(
-            name="failover",
-            schedule=Once(at=_now() + timedelta(seconds=0.3)),
-            trigger="go",
-            options=TaskOptions(retries=0),
-        )
-        await _eventually(lambda: _in_turn(model), timeout=10)
+        task = await _turn_under_way(rt, model, "failover")
         read_only(True)
         try:
             await asyncio.sleep(2.5)  # the turn ends, and its finish is refused
@@ -647,6 +636,19 @@ async def test_a_database_left_read_only_delays_the_finish_but_loses_nothing(
         assert record == await rt.get_run(record.run_id)
         again = await rt.create_task(name="after", schedule=Interval(hours=1), trigger="go")
         assert (await rt.run_now(again.id)).outcome == "success"
+
+
+async def _turn_under_way(rt: SchedulerRuntime, model: ScriptedChatModel, name: str) -> Task:
+    """A one-shot task without retries, due at once, once its scheduled turn is in
+    ``model``."""
+    task = await rt.create_task(
+        name=name,
+        schedule=Once(at=_now() + timedelta(seconds=0.3)),
+        trigger="go",
+        options=TaskOptions(retries=0),
+    )
+    await _eventually(lambda: _in_turn(model), timeout=10)
+    return task
 
 
 async def test_locked_sqlite_database_delays_the_fire_but_loses_nothing(
