@@ -11,7 +11,9 @@ the values to store, keep them under the tool call's id and ask a human through
 ``interrupt()``; LangGraph re-runs the tool on every resume, and each re-run finds the same
 values and the answer already given, so a call is stored at most once, only after its own
 approval (see :func:`scheduler_tools`). A call that changes tasks is refused when another
-call of its model message carries the same id, with or without approvals.
+call of its model message carries the same id, with or without approvals; one needing an
+approval is refused when a call of another tool shares its LangGraph task (whose own
+``interrupt()`` would take the approval's answers by position).
 
 LangGraph runs a whole node again when it resumes it after an ``interrupt()``, and a
 ``ToolNode`` runs every call of a model message in one node, so a call that changes tasks
@@ -346,7 +348,12 @@ def scheduler_tools(
         several requests shown at once (``create_agent``) take LangGraph's
         ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept under the
         tool call id, so a resumed call is stored at most once, only after its own
-        approval.
+        approval. In a ``ToolNode`` that runs every call of a message in one task (one
+        reached by an edge, not by ``Send``), a call needing an approval next to a call
+        of another tool is refused (asking the model to make it alone): that tool may
+        ``interrupt()`` too, and LangGraph matches a task's answers to its interrupts
+        by position only, so its answers would reach the approval and the approval's
+        reach it.
 
     Note:
         A call that changes tasks (``schedule_task``, ``update_task``, ``pause_task``,
@@ -1044,6 +1051,19 @@ class _ToolService:
                 "run this tool from a graph (ToolNode, create_agent) or invoke it with a "
                 "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
             )
+        beside = _beside_in_task(call, config)
+        if beside:
+            # LangGraph hands a task's resume values to its interrupts by position, and
+            # this call stops asking once decided, so the other tool's later answers
+            # would shift onto it (and ours onto that tool): ask only where no other
+            # tool's interrupt can share the task.
+            raise NotAllowed(
+                f"{action} needs a human's approval, which cannot be asked in the same step "
+                f"as {', '.join(repr(name) for name in beside)}: this graph runs all the "
+                "calls of a message in one LangGraph task, where answers reach the questions "
+                f"by position. Nothing was changed: call {action} again in a message of its "
+                "own, without other tools"
+            )
         return _ticket_of(owner, config, call, call.tool_call_id, _request_of(action, call))
 
     async def _approval(
@@ -1174,6 +1194,22 @@ def _sharing(call_id: str | None, messages: Any) -> list[str]:
     if message is None:
         return []
     return [c["name"] for c in message.tool_calls if c.get("id") == call_id]
+
+
+_SEND_TRIGGER = "__pregel_push"
+"""LangGraph's trigger of a task started by ``Send``, which runs the one tool call sent
+(``create_agent`` sends each call of a message as a task of its own)."""
+
+
+def _beside_in_task(call: _Call, config: RunnableConfig) -> list[str]:
+    """The names of the calls of ``call``'s model message to tools not of the scheduler
+    that run in its LangGraph task (a ``ToolNode`` reached by an edge runs every call of
+    the message in one task; one reached by ``Send`` runs the call sent)."""
+    triggers = (config.get("metadata") or {}).get("langgraph_triggers") or ()
+    message = _message_of(call.tool_call_id, call.messages)
+    if message is None or _SEND_TRIGGER in triggers:
+        return []
+    return sorted({c["name"] for c in message.tool_calls if c["name"] not in TOOL_NAMES})
 
 
 def _message_of(call_id: str | None, messages: Any) -> AIMessage | None:
