@@ -564,13 +564,17 @@ async def test_fire_path_on_killed_connections_runs_again_on_fresh_ones(
             )
             assert isinstance(claimed, tuple)
             kill()
-            (manual,) = await store.finish_runs([Finish(claimed[1], "success")], now=at(i))
+            (manual,) = await store.finish_runs(
+                [Finish(claimed[1], "success")], now=at(i), holder=HOLDER
+            )
             assert manual is not None and manual.record.outcome == "success"
         kill()
         (due,) = await claim(store, at(60))
         assert due.run is not None
         kill()
-        (failed,) = await store.finish_runs([Finish(due.run, "error", error="x")], now=at(61))
+        (failed,) = await store.finish_runs(
+            [Finish(due.run, "error", error="x")], now=at(61), holder=HOLDER
+        )
         assert failed is not None and failed.consequence.retry_at is not None
         history = await store.history(task.id)
         assert sorted(r.outcome or "" for r in history) == ["error", "success", "success"]

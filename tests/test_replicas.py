@@ -480,7 +480,9 @@ async def test_a_fires_finish_frees_the_thread_its_claim_took_even_if_its_task_i
         assert await _rows(observer, *columns) == [("T", run.run_id)]
         await admin.delete_task(task.id)  # its runs go with it
         (done,) = await admin.store.finish_runs(
-            [Finish(run, outcome, error="boom" if outcome == "error" else None)], now=due
+            [Finish(run, outcome, error="boom" if outcome == "error" else None)],
+            now=due,
+            holder=admin.holder,
         )
         assert done is None  # nothing to write: the run is gone
         assert await _rows(observer, *columns) == []

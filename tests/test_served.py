@@ -32,6 +32,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.graph import START, StateGraph
+from sqlalchemy import select
 
 from langgraph_scheduler import (
     ConversationTrigger,
@@ -47,6 +48,7 @@ from langgraph_scheduler import (
 from langgraph_scheduler._remote import server_thread_id
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
+from langgraph_scheduler.store import runs_table
 
 from .helpers import RunWaiter, build_graph
 
@@ -228,6 +230,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
+from sqlalchemy import select
 
 from langgraph_scheduler import SchedulerState, trigger_node
 
@@ -690,6 +693,80 @@ async def test_two_runtimes_recovering_one_orphaned_server_run_follow_it_once(
     assert retries == [] and [r.run_id for r in heard] == [run_id]
 
 
+@_on_the_server
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_stalled_runtime_resumed_leaves_the_fire_it_lost_to_the_runtime_that_took_it(
+    server: _Server, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    # A runtime stalled past its lease (SIGSTOP) mid server turn: another takes its claim
+    # over and follows the run. Resumed, the first used to renew the lease it no longer
+    # held and follow the run too: both recorded the fire, or tried to, and the
+    # listeners of both heard of it. Now its renewal tells it the fire is no longer its
+    # own: only the taker records it, and only its listeners hear of it, once.
+    if backend == "sqlite":
+        database = f"sqlite:///{tmp_path / 'stalled.db'}"
+    else:
+        database = str(request.getfixturevalue("postgres_url"))
+    child = _server_child(database, server.url, "doze, then answer", "0", "", "1.5", "scheduled")
+    heard: list[TaskRunRecord] = []
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
+        assert line.startswith("RUNNING"), line + child.stdout.read()
+        run_id, _, server_run_id = line.split()[1:]
+        os.kill(child.pid, signal.SIGSTOP)
+        async with _sleepy(server.url, database, lease_secs=1.5, on_run=heard.append) as rt:
+            held = runs_table.c.run_id == run_id
+
+            async def taken_over() -> bool:
+                rows = await rt.store.transaction(
+                    lambda conn: conn.execute(select(runs_table.c.holder).where(held)).all()
+                )
+                return rows == [(rt.holder,)]
+
+            await _wait(taken_over, timeout=30)
+            os.kill(child.pid, signal.SIGCONT)
+            said = await asyncio.wait_for(asyncio.to_thread(_until_idle, child), 60)
+            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
+            await rt.wait_idle()
+            history = await rt.history(record.task_id)
+            holders = await rt.store.transaction(
+                lambda conn: conn.execute(select(runs_table.c.holder).where(held)).all()
+            )
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGCONT)
+            child.kill()
+            child.wait(timeout=10)
+    assert (record.outcome, record.server_run_id) == ("success", server_run_id), record.error
+    assert [r.run_id for r in history] == [run_id]
+    assert holders == [(rt.holder,)]
+    assert [r.run_id for r in heard] == [run_id], said
+    assert not [s for s in said if s.startswith("HEARD")], said
+
+
+def _server_child(database: str, url: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``tests.server_child`` (see its docstring for ``args``), its output piped."""
+    env = dict(os.environ)
+    paths = [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.server_child", database, url, *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _until_idle(child: subprocess.Popen[str]) -> list[str]:
+    """The lines ``tests.server_child`` says until it says ``IDLE``."""
+    assert child.stdout is not None
+    said = []
+    while line := child.stdout.readline():
+        said.append(line.strip())
+        if line.startswith("IDLE"):
+            return said
+    raise AssertionError("the child ended before it was idle:\n" + "\n".join(said))
+
+
 class _Relay:
     """A TCP relay in front of the server that can fail the next run creation sent
     through it, as a network would: ``"lose"`` forwards the request and closes the
@@ -930,13 +1007,7 @@ async def test_a_server_run_that_ended_after_its_runtime_died_is_recorded_as_it_
 async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:
     """Run ``tests.server_child`` (``args``: its prompt and retries) until its record names
     its server run, then SIGKILL it: the run id, server thread id and server run id."""
-    env = dict(os.environ)
-    paths = [str(ROOT / "plugin"), str(ROOT), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.server_child", database, url, *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    child = _server_child(database, url, *args)
     try:
         assert child.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)

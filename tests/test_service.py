@@ -27,7 +27,7 @@ from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import T0, at, claim_one, every_minute
+from .helpers import HOLDER, T0, at, claim_one, every_minute
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def service(store: Store, clock: FakeClock) -> TaskService:
 async def fail_with_retry(store: Store, task: Task, when: datetime) -> None:
     """Claim the task's fire due at ``when`` and fail it, leaving a retry waiting."""
     run = await claim_one(store, when)
-    await store.finish_runs([Finish(run, "error", error="boom")], now=when)
+    await store.finish_runs([Finish(run, "error", error="boom")], now=when, holder=HOLDER)
     assert len(await store.pending_retries(task.id)) == 1
 
 

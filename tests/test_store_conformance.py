@@ -52,8 +52,10 @@ def service(store: Store, clock: FakeClock) -> TaskService:
     return TaskService(store, clock=clock)
 
 
-async def finish(store: Store, run: TaskRunRecord, outcome: Any, when: datetime) -> Any:
-    (done,) = await store.finish_runs([Finish(run, outcome, error="boom")], now=when)
+async def finish(
+    store: Store, run: TaskRunRecord, outcome: Any, when: datetime, *, holder: str = HOLDER
+) -> Any:
+    (done,) = await store.finish_runs([Finish(run, outcome, error="boom")], now=when, holder=holder)
     return done
 
 
@@ -299,7 +301,7 @@ async def test_a_fire_whose_record_exists_is_not_run_again_but_its_task_moves_on
     # A record of the same fire already stored (its key: task, occurrence, attempt).
     task = await every_minute(service)
     manual = await manual_run(store, task, at(60), at(90))
-    await store.finish_runs([Finish(manual, "success")], now=at(61))
+    await store.finish_runs([Finish(manual, "success")], now=at(61), holder=HOLDER)
 
     (claimed,) = await claim(store, at(62))
 
@@ -436,14 +438,16 @@ async def test_finish_records_an_outcome_exactly_once(store: Store, service: Tas
     run = await claim_one(store, at(60))
 
     first, again = await store.finish_runs(
-        [Finish(run, "success", summary="done"), Finish(run, "error", error="late")], now=at(70)
+        [Finish(run, "success", summary="done"), Finish(run, "error", error="late")],
+        now=at(70),
+        holder=HOLDER,
     )
 
     assert first is not None and again is None
     assert (first.record.outcome, first.record.finished_at) == ("success", at(70))
     (stored_run,) = await store.history(task.id)
     assert (stored_run.outcome, stored_run.summary) == ("success", "done")
-    assert await store.finish_runs([Finish(run, "timeout")], now=at(80)) == [None]
+    assert await store.finish_runs([Finish(run, "timeout")], now=at(80), holder=HOLDER) == [None]
     stored = await store.get_task(task.id)
     assert stored is not None
     assert (stored.last_outcome, stored.last_run_at) == ("success", at(60))
@@ -466,8 +470,8 @@ async def test_a_finish_tells_its_own_stored_outcome_from_anothers(
         checkpoint_id="cp-1",
         started_at=at(61),
     )
-    assert await store.finish_runs([mine], now=at(70)) != [None]
-    assert await store.finish_runs([mine], now=at(75)) == [None]  # sent again, later
+    assert await store.finish_runs([mine], now=at(70), holder=HOLDER) != [None]
+    assert await store.finish_runs([mine], now=at(75), holder=HOLDER) == [None]  # sent again, later
     stored = await store.get_run(run.run_id)
     assert stored is not None and mine.recorded_in(stored)
     for other in (
@@ -613,7 +617,7 @@ async def test_a_streak_broken_by_a_success_counts_again_from_zero(
     task = await every_minute(service, options=TaskOptions(retries=0, pause_after_failures=2))
     await finish(store, await claim_one(store, at(60)), "error", at(61))
     manual = await manual_run(store, task, at(90), at(150))
-    (ran,) = await store.finish_runs([Finish(manual, "success")], now=at(91))
+    (ran,) = await store.finish_runs([Finish(manual, "success")], now=at(91), holder=HOLDER)
     reset = await finish(store, await claim_one(store, at(120)), "success", at(121))
     again = await finish(store, await claim_one(store, at(180)), "error", at(181))
 
@@ -635,7 +639,9 @@ async def test_a_success_of_a_deleted_task_is_recorded_without_its_task(
         lambda conn: conn.execute(text("DELETE FROM lgs_tasks WHERE id = :id"), {"id": task.id})
     )
 
-    (done,) = await store.finish_runs([Finish(run, "success", summary="ok")], now=at(61))
+    (done,) = await store.finish_runs(
+        [Finish(run, "success", summary="ok")], now=at(61), holder=HOLDER
+    )
 
     assert done is not None
     assert (done.record.outcome, done.consequence.failure_streak) == ("success", 0)
@@ -687,7 +693,7 @@ async def test_a_renewed_lease_is_not_interrupted(store: Store, service: TaskSer
     await every_minute(service)
     run = await claim_one(store, at(60))
 
-    await store.renew_leases([run.run_id], until=at(150))
+    await store.renew_leases([run.run_id], until=at(150), holder=HOLDER)
 
     assert await store.interrupt_expired(now=at(120), reason="expired") == []
     (dead,) = await store.interrupt_expired(now=at(120), reason="dead", holders=[HOLDER])
@@ -712,15 +718,48 @@ async def test_a_lapsed_claim_is_taken_over_once_by_the_rule_of_the_sweep(
     assert await store.interrupt_expired(now=at(91), reason="dead", holders=[HOLDER]) == []
     assert await take(150, "replica-c")  # the taker stopped renewing in turn
     assert await store.running_holders() == ["replica-c"]
-    await store.renew_leases([run.run_id], until=at(300))
+    assert await store.renew_leases([run.run_id], until=at(300), holder="replica-c") == []
     assert await store.interrupt_expired(now=at(250), reason="expired") == []
 
-    done = await finish(store, run, "success", at(260))
+    done = await finish(store, run, "success", at(260), holder="replica-c")
     assert done is not None and done.record.outcome == "success"
     assert not await take(400, "replica-d", "replica-c")  # finished: nothing to take
     assert await store.pending_retries(task.id) == []
     (stored,) = await store.history(task.id)
     assert (stored.run_id, stored.outcome) == (run.run_id, "success")
+
+
+async def test_only_the_holder_renews_or_finishes_a_claim_taken_over_from_it(
+    store: Store, service: TaskService
+) -> None:
+    # A holder that stalled past its lease resumes after another took its claim over:
+    # its renewal used to extend the taker's lease and its finish to write the record.
+    # Now both are the taker's alone, and the renewal tells the first it lost the fire.
+    await every_minute(service, options=TaskOptions(retries=1))
+    run = await claim_one(store, at(60))  # lease until at(90)
+    other = await claim_one(store, at(120))  # a fire HOLDER still holds
+    assert await store.take_over_run(
+        run.run_id, now=at(91), holder="replica-b", lease_until=at(130)
+    )
+
+    lost = await store.renew_leases([run.run_id, other.run_id], until=at(500), holder=HOLDER)
+
+    assert lost == [run.run_id]
+    # The taker's lease was not extended: it lapses when the taker stops renewing.
+    assert await store.take_over_run(
+        run.run_id, now=at(131), holder="replica-c", lease_until=at(200)
+    )
+    assert await finish(store, run, "success", at(140)) is None
+    assert await finish(store, run, "error", at(141), holder="replica-b") is None
+    assert await store.get_held_run(run.run_id) == (await store.get_run(run.run_id), "replica-c")
+    done = await finish(store, run, "timeout", at(150), holder="replica-c")
+    assert done is not None and done.record.outcome == "timeout"
+    assert await store.get_held_run(run.run_id) == (done.record, "replica-c")
+    # Finished: no longer anyone's to renew (a sweep's interrupted alike).
+    assert await store.renew_leases([run.run_id], until=at(500), holder="replica-c") == [run.run_id]
+    (swept,) = await store.interrupt_expired(now=at(700), reason="holder died")
+    assert swept.record.run_id == other.run_id
+    assert await store.renew_leases([other.run_id], until=at(800), holder=HOLDER) == [other.run_id]
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
@@ -1024,7 +1063,7 @@ async def test_fire_writes_store_instants_as_every_other_write_does(
         ).scalar()
     )
     run = await claim_one(store, at(60) + timedelta(microseconds=1))
-    await store.finish_runs([Finish(run, "success")], now=at(61))
+    await store.finish_runs([Finish(run, "success")], now=at(61), holder=HOLDER)
 
     def stored(conn: Connection) -> Any:
         query = "SELECT scheduled_for, due_at, finished_at, outcome FROM lgs_runs WHERE run_id = :r"
@@ -1140,14 +1179,16 @@ async def test_a_settled_finish_the_database_refuses_is_a_store_error_and_rolls_
     await refuse(store, "UPDATE OF last_outcome ON lgs_tasks")
 
     with pytest.raises(StoreError, match="refused by a trigger") as caught:
-        await store.finish_runs([Finish(run, "success")], now=at(61))
+        await store.finish_runs([Finish(run, "success")], now=at(61), holder=HOLDER)
 
     assert not isinstance(caught.value, StoreUnavailable)
     stored = await store.get_run(run.run_id)
     assert stored is not None and stored.running  # the run's write rolled back with it
     drop = "DROP TRIGGER lgs_test_refuse" + (" ON lgs_tasks" if store.dialect != "sqlite" else "")
     await store.transaction(lambda conn: conn.execute(text(drop)))
-    (done,) = await store.finish_runs([Finish(run, "success")], now=at(62))  # the store goes on
+    (done,) = await store.finish_runs(
+        [Finish(run, "success")], now=at(62), holder=HOLDER
+    )  # the store goes on
     assert done is not None and done.record.outcome == "success"
     task = (await store.list_tasks()).tasks[0]
     assert (task.last_outcome, task.failure_streak) == ("success", 0)

@@ -139,7 +139,7 @@ async def test_setup_brings_back_the_fire_paths_views_and_triggers(
         assert _schema(path) == _VIEWS
         task = await every_minute(TaskService(reopened, clock=FakeClock(T0)))
         run = await claim_one(reopened, at(60))
-        (done,) = await reopened.finish_runs([Finish(run, "success")], now=at(61))
+        (done,) = await reopened.finish_runs([Finish(run, "success")], now=at(61), holder=HOLDER)
     finally:
         await reopened.close()
 
@@ -168,7 +168,7 @@ async def test_statements_sent_alone_wait_for_another_connections_write_lock(
         return await asyncio.wait_for(pending, 30)
 
     run = await locked(claim_one(store, at(60)))
-    (done,) = await locked(store.finish_runs([Finish(run, "success")], now=at(61)))
+    (done,) = await locked(store.finish_runs([Finish(run, "success")], now=at(61), holder=HOLDER))
 
     assert run.task_id == task.id and done is not None
     (stored_run,) = await store.history(task.id)

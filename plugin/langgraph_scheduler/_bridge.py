@@ -131,6 +131,8 @@ class TaskExecutorBridge:
         self.on_due = on_due
         self.in_flight: dict[str, TaskRunRecord] = {}
         """Running fires of this process, by run id (their leases are renewed)."""
+        self._finishing: set[str] = set()
+        """Run ids whose outcome this process is sending to the store right now."""
         self.finished_tasks: set[str] = set()
         """Tasks with runs finished since the upkeep last trimmed their history."""
         self.closed = False
@@ -532,6 +534,7 @@ class TaskExecutorBridge:
         returns the finished record (or what the store holds, if someone finished it
         before us)."""
         finish = to_finish(record, response, started_at=started_at)
+        self._finishing.add(record.run_id)
         try:
             finished = await self._retrying(
                 "record outcome",
@@ -545,15 +548,19 @@ class TaskExecutorBridge:
             finished = None
         finally:
             self.in_flight.pop(record.run_id, None)
+            self._finishing.discard(record.run_id)
         self.finished_tasks.add(record.task_id)
         if finished is None:
             # Already finished elsewhere (lease expired and recorded interrupted, or the
-            # task was deleted), or the store stayed down: the store keeps what it has.
-            stored = await self._retrying("read run", lambda: self.store.get_run(record.run_id))
-            if stored is not None and finish.recorded_in(stored):
+            # task was deleted), taken over by another runtime (this one stalled past
+            # its lease), or the store stayed down: the store keeps what it has.
+            found = await self._retrying("read run", lambda: self.store.get_held_run(record.run_id))
+            stored, holder = found or (None, None)
+            if stored is not None and holder == self.holder and finish.recorded_in(stored):
                 # Our own write, its answer lost and the finish sent again: listeners
                 # still hear of it (what it did to its task, the retry's wake say, is
-                # left to the window's reload).
+                # left to the window's reload). The same record written by a runtime
+                # that took the claim over is that runtime's to tell.
                 await self._tell(stored)
                 return stored
             return stored or record.model_copy(
@@ -597,6 +604,26 @@ class TaskExecutorBridge:
         again = task.next_run_at is not None
         self._spawn(self._execute(task, record, again=again, orphan=where))
 
+    def lost(self, run_ids: Sequence[str]) -> None:
+        """The fires ``run_ids`` are no longer this process's, its lease renewal found: it
+        stalled past their lease, and another runtime recorded them (``interrupted``,
+        retried per policy) or took their claims over (a server run it follows). Their
+        leases are no longer renewed, and their finishes here write and tell nothing
+        (the store refuses them). Their turns are not cancelled: a server run is the
+        taker's to follow now, and cancelling it would cut the taker's turn short; a
+        turn in this process already has its record and, maybe, its retry, so what it
+        does next is the same whether it is cut short now or ends."""
+        for run_id in run_ids:
+            record = self.in_flight.pop(run_id, None)
+            if record is not None and run_id not in self._finishing:
+                logger.warning(
+                    "run %s of task %s is no longer this runtime's: it could not renew its "
+                    "claim in time (stalled?) and another runtime recorded it or took it "
+                    "over; its turn goes on here, but only that runtime records it",
+                    run_id,
+                    record.task_id,
+                )
+
     async def settle(self, finished: Finished) -> None:
         """Tell listeners a finished record and what it did to its task."""
         consequence = finished.consequence
@@ -607,7 +634,7 @@ class TaskExecutorBridge:
         await self._tell(finished.record)
 
     async def _finish_batch(self, finishes: Sequence[Finish]) -> list[Finished | None]:
-        return await self.store.finish_runs(finishes, now=self.clock.now())
+        return await self.store.finish_runs(finishes, now=self.clock.now(), holder=self.holder)
 
     # -- lifecycle --------------------------------------------------------------------
 

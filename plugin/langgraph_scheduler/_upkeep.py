@@ -113,11 +113,16 @@ class Upkeep:
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
 
     async def renew(self) -> None:
-        """Extend the leases of the threads this process holds and of its fires."""
+        """Extend the leases of the threads this process holds and of its fires; a fire
+        whose claim is no longer this process's is no longer treated as its own."""
         until = self.clock.now() + timedelta(seconds=self.lease_secs)
         await self.store.renew_thread_locks(until=until)
-        if self.bridge is not None:
-            await self.store.renew_leases(list(self.bridge.in_flight), until=until)
+        bridge = self.bridge
+        if bridge is not None:
+            lost = await self.store.renew_leases(
+                list(bridge.in_flight), holder=bridge.holder, until=until
+            )
+            bridge.lost(lost)
 
     async def tend(self) -> None:
         """Record the fires of lapsed claims, and trim history."""

@@ -798,9 +798,20 @@ class _FireStatements:
         self.quarantine_as_due = quarantine
         """For a task whose due time is what cannot be read: kept as stored, so the task
         still says so (its ``problem``); it is no longer due, being quarantined."""
+        # Only while its claim is the finisher's (``b_holder``; NULL: any, as a writer of
+        # an earlier release sends through SQLite's ``lgs_settle``): a runtime that
+        # stalled past its lease and resumed must not write over (or beside) the record
+        # of the one that took the claim over (see ``take_over_run``).
+        holder = runs_table.c.holder
         self.finish_run = (
             update(runs_table)
-            .where(runs_table.c.run_id == bindparam("b_run"), runs_table.c.outcome.is_(None))
+            .where(
+                runs_table.c.run_id == bindparam("b_run"),
+                runs_table.c.outcome.is_(None),
+                holder.is_not_distinct_from(
+                    func.coalesce(bindparam("b_holder", type_=String()), holder)
+                ),
+            )
             .values(
                 {name: _bind(runs_table.c[name]) for name in _RUN_FINISH}
                 | {"lease_expires_at": None}
@@ -1921,53 +1932,62 @@ class Store(ABC):
         return self._write(conn, self._fire.insert_run, row)[1] is not None
 
     async def finish_runs(
-        self, finishes: Sequence[Finish], *, now: datetime
+        self, finishes: Sequence[Finish], *, now: datetime, holder: str
     ) -> list[Finished | None]:
-        """Record outcomes of running fires in one transaction, with what each does to its
-        task (a retry row, the failure streak, an auto-pause). None for a fire that was
-        already finished (by a lease sweep, say) or whose task is gone."""
+        """Record outcomes of running fires claimed by ``holder`` in one transaction, with
+        what each does to its task (a retry row, the failure streak, an auto-pause). None
+        for a fire that was already finished (by a lease sweep, say), whose claim another
+        holder took over, or whose task is gone."""
 
         if len(finishes) == 1:
             lone = finishes[0]
             if settles_alone(lone.record.trigger, lone.outcome):  # the usual case
-                return [await self._finish_alone(lone, now)]
+                return [await self._finish_alone(lone, now, holder)]
 
         def work(conn: Connection) -> list[Finished | None]:
             # Tasks are locked in one order, so concurrent batches cannot deadlock.
             order = sorted(range(len(finishes)), key=lambda i: finishes[i].record.task_id)
             out: list[Finished | None] = [None] * len(finishes)
             for i in order:
-                out[i] = self._finish(conn, finishes[i], now)
+                out[i] = self._finish(conn, finishes[i], now, holder=holder)
             self._free_claimed_threads(conn, [f.record.run_id for f in finishes])
             return out
 
         return await self.transaction(work)
 
-    async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
+    async def _finish_alone(self, finish: Finish, now: datetime, holder: str) -> Finished | None:
         """Record one settled outcome (:func:`~._fire.settles_alone`) by itself, one
         statement sent alone (PostgreSQL: on the replica's own session)."""
-        settle = functools.partial(self._finish, finish=finish, now=now)
+        settle = functools.partial(self._finish, finish=finish, now=now, holder=holder)
         return await self._guarded(self._run_alone(settle))
 
     def _finish(
-        self, conn: Connection, finish: Finish, now: datetime, *, skip_busy: bool = False
+        self,
+        conn: Connection,
+        finish: Finish,
+        now: datetime,
+        *,
+        holder: str | None,
+        skip_busy: bool = False,
     ) -> Finished | None:
-        """Record one outcome. With ``skip_busy`` a task row another transaction holds is
-        not waited for (None: the run stays as it is, for a later sweep), so a sweep that
-        already holds run rows can never wait in a cycle with a finish."""
+        """Record one outcome of a fire claimed by ``holder`` (None: whoever holds it, for
+        a sweep of a claim written before holders were). With ``skip_busy`` a task row
+        another transaction holds is not waited for (None: the run stays as it is, for a
+        later sweep), so a sweep that already holds run rows can never wait in a cycle
+        with a finish."""
         fire = self._fire
         record = _finished_record(finish, now)
         finished = _finished_values(record)
         assert record.outcome is not None
         if not skip_busy and settles_alone(record.trigger, record.outcome):
-            return self._finish_settled(conn, record, finished)
+            return self._finish_settled(conn, record, finished, holder)
         by_id = {"b_id": record.task_id}
         task_row = _first(
             self._read(conn, fire.task_or_skip if skip_busy else fire.task_locked, by_id)
         )
         if task_row is None and skip_busy and conn.scalar(fire.task_exists, by_id) is not None:
             return None  # held by a finish or a claim right now
-        if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
+        if self._write(conn, fire.finish_run, _finish_params(record, finished, holder))[0] != 1:
             return None
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
@@ -2012,13 +2032,13 @@ class Store(ABC):
         return Finished(record, consequence)
 
     def _finish_settled(
-        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any], holder: str | None
     ) -> Finished | None:
-        """Record a settled outcome (:func:`~._fire.settles_alone`) without reading its
-        task first: the run, then the task's last outcome and streak (a scheduled success
-        resets it), which the write returns."""
+        """Record a settled outcome (:func:`~._fire.settles_alone`) of a fire claimed by
+        ``holder`` without reading its task first: the run, then the task's last outcome
+        and streak (a scheduled success resets it), which the write returns."""
         fire = self._fire
-        if self._write(conn, fire.finish_run, _binds(finished) | {"b_run": record.run_id})[0] != 1:
+        if self._write(conn, fire.finish_run, _finish_params(record, finished, holder))[0] != 1:
             return None
         written, params = _settling(record)
         _, returned = self._write(conn, fire.task_settled, params)
@@ -2048,22 +2068,42 @@ class Store(ABC):
         )
         await self.transaction(lambda conn: conn.execute(statement))
 
-    async def renew_leases(self, run_ids: Sequence[str], *, until: datetime) -> None:
-        """Extend the leases of this process's running fires (those being finished right
-        now are skipped, not waited for)."""
+    async def renew_leases(
+        self, run_ids: Sequence[str], *, holder: str, until: datetime
+    ) -> list[str]:
+        """Extend the leases of ``holder``'s running fires ``run_ids`` (those being
+        finished right now are skipped, not waited for); returns those of them it no
+        longer holds: finished (a lease sweep's ``interrupted``, say), taken over by
+        another holder (see :meth:`take_over_run`) or gone. Only its holder renews a
+        claim: a runtime that stalled past its lease must not keep alive the claim of
+        the one that took it over."""
         if not run_ids:
-            return
-        mine = self._lock_due(
-            select(runs_table.c.run_id).where(
-                runs_table.c.run_id.in_(sorted(run_ids)), runs_table.c.outcome.is_(None)
-            )
+            return []
+        asked = sorted(run_ids)
+        held = and_(
+            runs_table.c.run_id.in_(asked),
+            runs_table.c.outcome.is_(None),
+            runs_table.c.holder == holder,
         )
+        mine = self._lock_due(select(runs_table.c.run_id).where(held))
         statement = (
             update(runs_table)
             .where(runs_table.c.run_id.in_(mine.scalar_subquery()))
             .values(lease_expires_at=until)
+            .returning(runs_table.c.run_id)
         )
-        await self.transaction(lambda conn: conn.execute(statement))
+
+        def work(conn: Connection) -> list[str]:
+            renewed = set(conn.execute(statement).scalars())
+            if len(renewed) == len(asked):  # the usual case: one statement
+                return []
+            # Not renewed: lost, or still held but locked by a write of the moment.
+            rest = [run_id for run_id in asked if run_id not in renewed]
+            still = select(runs_table.c.run_id).where(held, runs_table.c.run_id.in_(rest))
+            kept = set(conn.execute(still).scalars())
+            return [run_id for run_id in rest if run_id not in kept]
+
+        return await self.transaction(work)
 
     async def expired_server_runs(
         self, *, now: datetime, holders: Sequence[str] = ()
@@ -2128,9 +2168,11 @@ class Store(ABC):
                         )
                     )
                     continue
-                finishes.append(_interrupted(record, reason))
-            finishes.sort(key=lambda f: f.record.task_id)
-            done = [self._finish(conn, f, now, skip_busy=True) for f in finishes]
+                finishes.append((_interrupted(record, reason), row["holder"]))
+            finishes.sort(key=lambda f: f[0].record.task_id)
+            done = [
+                self._finish(conn, f, now, holder=holder, skip_busy=True) for f, holder in finishes
+            ]
             self._free_claimed_threads(conn, [d.record.run_id for d in done if d is not None])
             return [d for d in done if d is not None]
 
@@ -2149,8 +2191,20 @@ class Store(ABC):
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
         """The run ``run_id``; None if there is none, or if its stored row cannot be read
         (written by hand; logged), as the listings leave such a row out."""
-        found = await self._runs(select(runs_table).where(runs_table.c.run_id == run_id))
-        return found[0] if found else None
+        found = await self.get_held_run(run_id)
+        return None if found is None else found[0]
+
+    async def get_held_run(self, run_id: str) -> tuple[TaskRunRecord, str | None] | None:
+        """The run ``run_id`` (as :meth:`get_run`) and the holder of its claim: the
+        runtime that claimed it, or the one that took its claim over."""
+        query = select(runs_table).where(runs_table.c.run_id == run_id)
+
+        def read(conn: Connection) -> tuple[TaskRunRecord, str | None] | None:
+            row = conn.execute(query).mappings().first()
+            record = None if row is None else _readable_run(row)
+            return None if row is None or record is None else (record, row["holder"])
+
+        return await self.transaction(read)
 
     def _stored_run(self, conn: Connection, *, run_id: str) -> TaskRunRecord | None:
         """The run ``run_id`` as stored, if it is (a claim's own run: a row it cannot
@@ -2795,6 +2849,14 @@ def _interrupted(record: TaskRunRecord, reason: str) -> Finish:
 def _finished_values(record: TaskRunRecord) -> dict[str, Any]:
     """The run columns a finish of ``record`` writes."""
     return {name: getattr(record, name) for name in _RUN_FINISH}
+
+
+def _finish_params(
+    record: TaskRunRecord, finished: dict[str, Any], holder: str | None
+) -> dict[str, Any]:
+    """The parameters of ``finish_run`` writing ``finished`` (the run's columns) to
+    ``record``'s run while ``holder`` holds its claim."""
+    return _binds(finished) | {"b_run": record.run_id, "b_holder": holder}
 
 
 def _missed_record(task: Task, decision: FireDecision, now: datetime) -> TaskRunRecord | None:

@@ -57,8 +57,8 @@ from .store import (
     Store,
     TaskChange,
     ThreadLocks,
-    _binds,
     _check_conninfo,
+    _finish_params,
     _finished_record,
     _finished_values,
     _ManualClaim,
@@ -420,14 +420,14 @@ class PostgresStore(Store):
         self._claimed_runs.difference_update(mine)
 
     def _finish_settled(
-        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any], holder: str | None
     ) -> Finished | None:
-        written, params = _settle_params(record, finished)
+        written, params = _settle_params(record, finished, holder)
         return self._settle_result(record, written, self._write(conn, self._settle, params)[1])
 
-    async def _finish_alone(self, finish: Finish, now: datetime) -> Finished | None:
+    async def _finish_alone(self, finish: Finish, now: datetime, holder: str) -> Finished | None:
         record = _finished_record(finish, now)
-        written, params = _settle_params(record, _finished_values(record))
+        written, params = _settle_params(record, _finished_values(record), holder)
         returned = await self._guarded(self._single(self._settle_alone, params))
         self._claimed_runs.discard(record.run_id)
         return self._settle_result(record, written, returned)
@@ -895,12 +895,12 @@ async def _checkpoints_current(pool: Any, latest: int) -> bool:
 
 
 def _settle_params(
-    record: TaskRunRecord, finished: dict[str, Any]
+    record: TaskRunRecord, finished: dict[str, Any], holder: str | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What a settled finish of ``record`` writes to its task, and the parameters of
-    ``_settle`` (``finished``: the run's columns it writes)."""
+    """What a settled finish of ``record`` (claimed by ``holder``) writes to its task,
+    and the parameters of ``_settle`` (``finished``: the run's columns it writes)."""
     written, settling = _settling(record)
-    return written, _binds(finished) | settling | {"b_run": record.run_id}
+    return written, _finish_params(record, finished, holder) | settling
 
 
 def _lenient_times(adapters: Any) -> None:

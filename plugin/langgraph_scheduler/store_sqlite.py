@@ -56,7 +56,7 @@ from .store import (
     Store,
     ThreadLocks,
     _bind,
-    _binds,
+    _finish_params,
     _settling,
     _started_binds,
     _started_params,
@@ -162,11 +162,11 @@ class SqliteStore(Store):
         return None if changed == 0 else changed == 2
 
     def _finish_settled(
-        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any]
+        self, conn: Connection, record: TaskRunRecord, finished: dict[str, Any], holder: str | None
     ) -> Finished | None:
         written, params = _settling(record)
-        changed = self._changes(conn, _SETTLE, params | _binds(finished) | {"b_run": record.run_id})
-        if changed == 0:  # finished before (a lease sweep, say)
+        changed = self._changes(conn, _SETTLE, params | _finish_params(record, finished, holder))
+        if changed == 0:  # finished before (a lease sweep, say), or taken over
             return None
         if changed == 1:  # the run's task is gone
             return self._settled(record, written, None)
@@ -307,6 +307,10 @@ def _when_unlocked(call: Callable[[], _T], what: str | None = None) -> _T:
 
 _RUN_NAMES = tuple(runs_table.c.keys())
 
+_SETTLED = ("run_id", "task_id", "holder", *_RUN_FINISH)
+"""The columns of ``lgs_settle``: the run, while ``holder`` holds its claim, and what
+its finish writes."""
+
 _views = MetaData()
 """Views with ``INSTEAD OF`` triggers: not tables, so outside the store's metadata."""
 
@@ -322,7 +326,7 @@ _claim_view = Table(
 _settle_view = Table(
     "lgs_settle",
     _views,
-    *[Column(name, runs_table.c[name].type) for name in ("run_id", "task_id", *_RUN_FINISH)],
+    *[Column(name, runs_table.c[name].type) for name in _SETTLED],
     Column("reset", Boolean),
 )
 
@@ -342,6 +346,7 @@ _SETTLE = insert(_settle_view).values(
     | {
         "run_id": bindparam("b_run", type_=String()),
         "task_id": bindparam("b_id", type_=String()),
+        "holder": bindparam("b_holder", type_=String()),
         "reset": bindparam("b_reset", type_=Boolean()),
     }
 )
@@ -353,7 +358,6 @@ def _quoted(names: Sequence[str], prefix: str = "") -> str:
     return ", ".join(f'{prefix}"{name}"' for name in names)
 
 
-_SETTLED = ("run_id", "task_id", *_RUN_FINISH)
 _VIEWS_DDL = (
     "DROP VIEW IF EXISTS lgs_claim",
     f"CREATE VIEW lgs_claim AS SELECT {_quoted(_RUN_NAMES)}, NULL AS task_version, "
@@ -377,19 +381,20 @@ END""",
     "DROP VIEW IF EXISTS lgs_settle",
     f"CREATE VIEW lgs_settle AS SELECT {_quoted(_SETTLED)}, NULL AS reset FROM lgs_runs WHERE 0",
     # The task's last outcome (a scheduled success resets its streak), then the run's,
-    # both only while the run is still running.
+    # both only while the run is still running and its claim is the finisher's.
     f"""CREATE TRIGGER lgs_settle_insert INSTEAD OF INSERT ON lgs_settle BEGIN
     UPDATE lgs_tasks SET
         last_outcome = NEW.outcome,
         last_run_at = NEW.started_at,
         failure_streak = CASE WHEN NEW.reset THEN 0 ELSE failure_streak END
         WHERE id = NEW.task_id AND EXISTS (
-            SELECT 1 FROM lgs_runs WHERE run_id = NEW.run_id AND outcome IS NULL
+            SELECT 1 FROM lgs_runs
+            WHERE run_id = NEW.run_id AND outcome IS NULL AND holder IS coalesce(NEW.holder, holder)
         );
     UPDATE lgs_runs SET
         {", ".join(f'"{name}" = NEW."{name}"' for name in _RUN_FINISH)},
         lease_expires_at = NULL
-        WHERE run_id = NEW.run_id AND outcome IS NULL;
+        WHERE run_id = NEW.run_id AND outcome IS NULL AND holder IS coalesce(NEW.holder, holder);
 END""",
 )
 """The views the fire path writes through, and their triggers: created (again) by every
