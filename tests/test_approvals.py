@@ -23,10 +23,18 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlalchemy import func, select
 
-from langgraph_scheduler import Cron, Interval, NotAllowed, Once, SchedulerRuntime, TaskNotFound
+from langgraph_scheduler import (
+    Cron,
+    Interval,
+    NotAllowed,
+    Once,
+    SchedulerRuntime,
+    TaskNotFound,
+    TaskOptions,
+)
 from langgraph_scheduler._service import ToolCall
 from langgraph_scheduler.assistant import build_assistant
-from langgraph_scheduler.errors import InvalidTask, QuotaExceeded
+from langgraph_scheduler.errors import InvalidTask, QuotaExceeded, TaskConflict
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 from langgraph_scheduler.store import Approval, approvals_table, open_store
@@ -701,14 +709,21 @@ async def test_create_with_a_task_id_stores_one_task(
 ) -> None:
     rt = await _service_runtime(make_graph, runtime_factory, database)
     async with rt:
-        made = [
-            await rt.create_task(
-                name="Tea", schedule=Cron("0 9 * * *"), trigger="t", owner="a", task_id="tea-1"
-            )
-            for _ in range(2)
-        ]
+        tea: dict[str, Any] = {
+            "name": "Tea",
+            "schedule": Cron("0 9 * * *", end=datetime(2030, 1, 1, tzinfo=timezone.utc)),
+            "trigger": {"prompt": "t", "system_addon": "Be brief.", "timeout_secs": 90},
+            "thread_id": "kitchen",
+            "options": TaskOptions(on_busy="skip", retry_backoff_secs=2.5),
+            "max_runs": 3,
+            "owner": "a",
+            "task_id": "tea-1",
+        }
+        made = [await rt.create_task(**tea) for _ in range(2)]  # read back from the store
         assert made[0] == made[1] and made[0].id == "tea-1"
         assert [t.id for t in await rt.list_tasks()] == ["tea-1"]
+        with pytest.raises(TaskConflict, match="another options"):
+            await rt.create_task(**(tea | {"options": TaskOptions(on_busy="skip")}))
         with pytest.raises(InvalidTask, match="is taken"):
             await rt.create_task(
                 name="Tea", schedule=Cron("0 9 * * *"), trigger="t", owner="b", task_id="tea-1"

@@ -17,6 +17,7 @@ from langgraph_scheduler import (
     InvalidSchedule,
     InvalidTask,
     SchedulerRuntime,
+    TaskConflict,
     TaskOptions,
 )
 from langgraph_scheduler.crons import cron_schedule, task_from_cron, trigger_from_input
@@ -225,10 +226,29 @@ async def test_on_run_completed_changes_nothing(rt: SchedulerRuntime, behaviour:
 
 
 async def test_cron_id_as_task_id_makes_a_rerun_idempotent(rt: SchedulerRuntime) -> None:
-    first = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="cron-abc")
-    again = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="cron-abc")
-    assert first.id == again.id == "cron-abc"
+    fields: dict[str, Any] = {
+        "schedule": "0 9 * * *",
+        "input": HELLO,
+        "task_id": "cron-abc",
+        "timezone": "America/New_York",
+        "webhook": "https://example.com/hook",
+        "end_time": NOW + timedelta(days=30),
+    }
+    first = await task_from_cron(rt, **fields)
+    await rt.pause_task(first.id)
+    again = await task_from_cron(rt, **fields)
+    assert first.id == again.id == "cron-abc" and again.state == "paused"
     assert len(await rt.list_tasks()) == 1
+
+
+async def test_a_rerun_with_an_edited_cron_is_refused(rt: SchedulerRuntime) -> None:
+    first = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="cron-abc")
+
+    with pytest.raises(TaskConflict, match="another name, schedule: .* update_task"):
+        await task_from_cron(rt, schedule="0 10 * * *", input=HELLO, task_id="cron-abc")
+    with pytest.raises(TaskConflict, match="another trigger"):
+        await task_from_cron(rt, schedule="0 9 * * *", input="other", task_id="cron-abc")
+    assert await rt.get_task("cron-abc") == first
 
 
 async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:

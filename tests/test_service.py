@@ -19,6 +19,7 @@ from langgraph_scheduler import (
     InvalidTask,
     Once,
     QuotaExceeded,
+    TaskConflict,
     TaskNotFound,
     TaskOptions,
 )
@@ -127,6 +128,102 @@ async def test_create_refuses_invalid_arguments_with_a_helpful_message(
     with pytest.raises(error, match=message):
         await service.create(**(arguments | changes))
     assert (await store.list_tasks()).tasks == []
+
+
+_END = at(86400 * 365)
+
+
+def _definition(**changes: Any) -> dict[str, Any]:
+    """The arguments of a create under a fixed id, every field of its definition set."""
+    return {
+        "name": "standup",
+        "schedule": Cron("0 9 * * 1-5", tz="Europe/Berlin", end=_END),
+        "trigger": {"prompt": "Summarise", "system_addon": "Be brief.", "timeout_secs": 60},
+        "thread_id": "alice-main",
+        "owner": "alice",
+        "max_runs": 10,
+        "options": TaskOptions(on_busy="skip", retries=2),
+        "task_id": "standup-1",
+        **changes,
+    }
+
+
+async def test_a_create_again_with_its_definition_returns_the_stored_task(
+    service: TaskService, clock: FakeClock
+) -> None:
+    first = await service.create(**_definition())
+    paused = await service.pause(first.id)
+    await clock.advance(3600)
+
+    # State is not definition: the task stays paused, nothing is written.
+    again = await service.create(**_definition(paused=False))
+    assert again == paused and again.state == "paused"
+
+    ticking = await every_minute(service, task_id="tick")
+    await clock.advance(90)  # an interval without start matches the phase pinned first
+    assert await every_minute(service, task_id="tick") == ticking
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"name": "stand-up"}, ("name",)),
+        ({"schedule": Cron("30 9 * * 1-5", tz="Europe/Berlin", end=_END)}, ("schedule",)),
+        ({"schedule": Cron("0 9 * * 1-5", tz="Europe/Berlin")}, ("schedule",)),
+        ({"trigger": {"prompt": "Summarise", "system_addon": "Be brief."}}, ("trigger",)),
+        ({"thread_id": None}, ("thread_id",)),
+        ({"options": None}, ("options",)),
+        ({"max_runs": None, "name": "other"}, ("name", "max_runs")),
+    ],
+)
+async def test_a_create_again_with_another_definition_is_refused(
+    service: TaskService, store: Store, changes: dict[str, Any], fields: tuple[str, ...]
+) -> None:
+    first = await service.create(**_definition())
+
+    with pytest.raises(TaskConflict, match="update_task") as caught:
+        await service.create(**_definition(**changes))
+    assert caught.value.fields == fields and caught.value.task_id == "standup-1"
+    assert f"another {', '.join(fields)}:" in str(caught.value)
+    assert isinstance(caught.value, InvalidTask)
+    assert await store.get_task(first.id) == first
+
+
+async def test_a_task_updated_since_is_not_its_first_definition(service: TaskService) -> None:
+    first = await service.create(**_definition())
+    await service.update(first.id, schedule=Cron("0 10 * * 1-5"))
+
+    with pytest.raises(TaskConflict) as caught:
+        await service.create(**_definition())
+    assert caught.value.fields == ("schedule",)
+
+
+async def test_a_one_off_created_again_after_its_time_is_the_stored_task(
+    service: TaskService, clock: FakeClock
+) -> None:
+    first = await service.create(name="once", schedule=Once(at(60)), trigger="hi", task_id="o")
+    await clock.advance(120)
+
+    assert await service.create(name="once", schedule=Once(at(60)), trigger="hi", task_id="o") == (
+        first
+    )
+    with pytest.raises(TaskConflict, match="another schedule"):
+        await service.create(name="once", schedule=Once(at(61)), trigger="hi", task_id="o")
+
+
+async def test_concurrent_creates_of_one_id_store_one_definition(
+    service: TaskService, store: Store
+) -> None:
+    results = await asyncio.gather(
+        *(service.create(**_definition(name=f"standup {n}")) for n in range(4)),
+        return_exceptions=True,
+    )
+
+    made = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(made) == 1 and len(refused) == 3
+    assert all(isinstance(r, TaskConflict) and r.fields == ("name",) for r in refused)
+    assert (await store.list_tasks()).tasks == made
 
 
 async def test_concurrent_creates_never_exceed_the_quota(

@@ -18,6 +18,7 @@ from .errors import (
     SchedulerError,
     StoreError,
     StoreUnavailable,
+    TaskConflict,
     TaskNotFound,
     ThreadBusy,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "StoreUnavailable",
     "SyncSchedulerRuntime",
     "Task",
+    "TaskConflict",
     "TaskEvent",
     "TaskExecutorBridge",
     "TaskList",

@@ -36,6 +36,7 @@ from .errors import (
     QuotaExceeded,
     SchedulerError,
     StoreError,
+    TaskConflict,
     TaskNotFound,
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
@@ -148,30 +149,48 @@ class TaskService:
 
         Args:
             task_id: the new task's id (default: a random one). A task already stored
-                under this id for this owner is returned as it is, so a create repeated
-                with the same id stores one task.
+                under this id for this owner is returned as it is when its definition
+                (name, schedule, trigger, thread, options, max_runs) is the one given, so
+                a create repeated with the same id stores one task; its state, counts and
+                next fire are not part of the definition (a paused task stays paused).
+                One stored with another definition, also after an ``update``, is
+                refused (``TaskConflict``): nothing would tell which one the caller means.
             approval_id: store the task only while this approval is ``approved``; it is
                 marked ``applied`` in the same transaction (see :meth:`apply`).
             answer: a tool call's answer for the task, kept with it in one transaction.
 
         Raises:
             QuotaExceeded: the owner already has ``max_active`` active tasks.
+            TaskConflict: ``task_id`` is stored for this owner with another definition.
             InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
             CallAnswered: ``answer``'s call was answered already; nothing was stored.
         """
         now = self.clock.now()
-        task = self._new_task(
-            name=name,
-            schedule=schedule,
-            trigger=trigger,
-            thread_id=thread_id,
-            owner=owner,
-            max_runs=max_runs,
-            options=options,
-            paused=paused,
-            task_id=task_id,
-            now=now,
-        )
+
+        def build(checked: bool = True) -> Task:
+            return self._new_task(
+                name=name,
+                schedule=schedule,
+                trigger=trigger,
+                thread_id=thread_id,
+                owner=owner,
+                max_runs=max_runs,
+                options=options,
+                paused=paused,
+                task_id=task_id,
+                now=now,
+                checked=checked,
+            )
+
+        if task_id is not None and approval_id is None:
+            # A stored task is compared before the checks that depend on now: a one-off
+            # whose time has passed, created again as it was, is that task, not an error.
+            found = await self.store.get_task(_check_task_id(task_id))
+            if found is not None:
+                self._check_same(found, build(checked=False), schedule)
+                self._changed(found.id, found)
+                return found
+        task = build()
         fixed_id = task_id is not None or approval_id is not None
         stored = await self.store.insert_task(
             task,
@@ -186,11 +205,42 @@ class TaskService:
             found = await self.store.get_task(task.id)
             if found is None:
                 raise TaskNotFound(task.id)  # made once on this approval, deleted since
-            if found.owner != task.owner:
-                raise InvalidTask(f"task id {task.id!r} is taken; choose another id")
+            if approval_id is None:  # another create won the insert: the same check
+                self._check_same(found, task, schedule)
+            elif found.owner != task.owner:
+                raise _taken(task.id)
             task = found
         self._changed(task.id, task)
         return task
+
+    @staticmethod
+    def _check_same(found: Task, task: Task, schedule: Schedule) -> None:
+        """Refuse ``task``, made from a create's arguments (``schedule`` as given), unless
+        ``found``, stored under its id, has its owner and definition.
+
+        An interval given without ``start`` matches the phase pinned by the first create.
+
+        Raises:
+            InvalidTask: ``found`` belongs to another owner.
+            TaskConflict: the fields that differ.
+        """
+        if found.owner != task.owner:
+            raise _taken(task.id)
+        mine = task.schedule
+        if isinstance(schedule, Interval) and schedule.start is None:
+            if isinstance(found.schedule, Interval) and isinstance(mine, Interval):
+                mine = mine.model_copy(update={"start": found.schedule.start})
+        pairs = {
+            "name": (found.name, task.name),
+            "schedule": (found.schedule, mine),
+            "trigger": (found.payload, task.payload),
+            "thread_id": (found.thread_id, task.thread_id),
+            "options": (found.options, task.options),
+            "max_runs": (found.max_runs, task.max_runs),
+        }
+        differ = [field for field, (stored, new) in pairs.items() if stored != new]
+        if differ:
+            raise TaskConflict(task.id, differ)
 
     def _new_task(
         self,
@@ -205,11 +255,15 @@ class TaskService:
         paused: bool,
         task_id: str | None,
         now: datetime,
+        checked: bool = True,
     ) -> Task:
-        """The task ``create`` would store at ``now``, every argument checked."""
+        """The task ``create`` would store at ``now``, every argument checked; with
+        ``checked`` False, without the checks against ``now`` (that the schedule still
+        fires), and so without its next fire."""
         parsed = as_trigger(trigger)
         schedule = self.as_stored(schedule, now=now)
-        schedule.check(now)
+        if checked:
+            schedule.check(now)
         if max_runs is not None:
             _check_max_runs(max_runs)
         if thread_id is not None:
@@ -226,7 +280,7 @@ class TaskService:
             state=state,
             options=options or TaskOptions(),
             max_runs=max_runs,
-            next_run_at=None if paused else _first_fire(schedule, now),
+            next_run_at=None if paused or not checked else _first_fire(schedule, now),
             created_at=now,
             updated_at=now,
         )
@@ -855,6 +909,10 @@ def _check_text(what: str, value: str) -> None:
         raise InvalidTask(f"{what} is not valid text (it holds a lone surrogate)") from None
     if "\x00" in value:
         raise InvalidTask(f"{what} must not contain NUL characters")
+
+
+def _taken(task_id: str) -> InvalidTask:
+    return InvalidTask(f"task id {task_id!r} is taken; choose another id")
 
 
 def _quota(owner: str, max_active: int | None) -> QuotaExceeded:

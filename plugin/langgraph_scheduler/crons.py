@@ -20,7 +20,8 @@ LangGraph cron field   here
                        ``webhook=Webhook(...)``, signed with its secret)
 ``metadata``           not stored; its ``"name"``, when a string, names the task
 ``on_run_completed``   checked, nothing else: isolated threads are always kept
-``cron_id``            ``task_id``: creating again with the same id stores one task
+``cron_id``            ``task_id``: creating again with the same id and fields returns
+                       the stored task; other fields raise ``TaskConflict``
 =====================  =========================================================
 
 ``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
@@ -107,7 +108,10 @@ async def task_from_cron(
         name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``.
         owner: whose task it is.
         task_id: the task's id, e.g. the cron's ``cron_id``: creating again with the
-            same id (and owner) returns the stored task, so a migration can be re-run.
+            same id (and owner) and the same fields returns the stored task, so a
+            migration can be re-run; with other fields (an edited ``schedule``, say) it
+            raises ``TaskConflict`` instead of keeping the old ones silently (see
+            ``SchedulerRuntime.create_task``).
         options: further ``TaskOptions``; ``webhook`` overrides its ``webhook_url``.
         max_runs: stop after this many fires (LangGraph's crons have no such limit).
 
@@ -116,6 +120,7 @@ async def task_from_cron(
             non-text content, ...).
         InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
         InvalidTask: a bad ``webhook``, ``on_run_completed``, name or thread id.
+        TaskConflict: ``task_id`` is stored with other fields; ``update_task`` changes it.
     """
     trigger = trigger_from_input(input)
     if on_run_completed not in (None, "delete", "keep"):

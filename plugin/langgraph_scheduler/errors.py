@@ -6,6 +6,8 @@ The hierarchy::
     ├── InvalidPayload        (ValueError)  a task's ConversationTrigger payload is malformed
     ├── InvalidSchedule       (ValueError)  a cron line, interval, date or timezone is unusable
     ├── InvalidTask           (ValueError)  other bad task arguments (name, thread, limits)
+    │   └── TaskConflict                     a create names a stored task's id with another
+    │                                        definition
     ├── TaskNotFound          (KeyError)    no task with that id (for this owner)
     ├── QuotaExceeded                       an owner already has the maximum of active tasks
     ├── NotAllowed            (PermissionError) the caller may not do this (e.g. a scheduled turn
@@ -21,6 +23,8 @@ Python callers catch the class they care about.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "InvalidPayload",
     "InvalidSchedule",
@@ -31,6 +35,7 @@ __all__ = [
     "SchedulerError",
     "StoreError",
     "StoreUnavailable",
+    "TaskConflict",
     "TaskNotFound",
     "ThreadBusy",
 ]
@@ -50,6 +55,31 @@ class InvalidSchedule(SchedulerError, ValueError):
 
 class InvalidTask(SchedulerError, ValueError):
     """A task argument other than the schedule or payload is invalid."""
+
+
+class TaskConflict(InvalidTask):
+    """A create gave the id of a task already stored (for this owner) with another
+    definition: its ``fields`` differ from the stored task's.
+
+    A create repeated with the same id and the same definition returns the stored task;
+    one that differs is refused rather than silently keeping the old values (a migration
+    re-run after its cron line was edited). Catch it to apply the new values with
+    ``update_task``.
+    """
+
+    def __init__(self, task_id: str, fields: Sequence[str]) -> None:
+        super().__init__(task_id, tuple(fields))
+        self.task_id = task_id
+        self.fields = tuple(fields)
+        """The differing fields, named as ``create_task``'s arguments."""
+
+    def __str__(self) -> str:
+        return (
+            f"task {self.task_id!r} is already stored with another {', '.join(self.fields)}: "
+            "creating again with a stored task's id returns it only when its name, schedule, "
+            "trigger, thread_id, options and max_runs are the same; change the task with "
+            "update_task, or create it under another id"
+        )
 
 
 _MAX_SHOWN_ID = 64

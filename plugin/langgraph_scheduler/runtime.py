@@ -506,12 +506,18 @@ class SchedulerRuntime:
             paused: create it paused.
             max_active: refuse when the owner already has this many active tasks (checked
                 atomically with the insert, so concurrent creations cannot overshoot).
-            task_id: the task's id (default: a random one); a task already stored under
-                it for this owner is returned as it is, so repeating a create with the
-                same id stores one task.
+            task_id: the task's id (default: a random one). A task already stored under
+                it for this owner is returned as it is when the call gives its definition
+                (``name``, ``schedule``, ``trigger``, ``thread_id``, ``options``,
+                ``max_runs``), so repeating a create with the same id stores one task.
+                State and counts are not compared: a task paused or resumed since is
+                returned as it is (``paused`` applies only to a new task).
 
         Raises:
             QuotaExceeded: ``max_active`` refused the task.
+            TaskConflict: a task is stored under ``task_id`` with another definition
+                (also one changed by ``update_task`` since); its ``fields`` name what
+                differs. Change it with ``update_task``, or use another id.
             InvalidSchedule: the schedule cannot fire (bad zone, a date in the past, …).
             InvalidPayload: the trigger is invalid.
             InvalidTask: another argument is invalid.
