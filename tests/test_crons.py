@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -225,6 +226,15 @@ async def test_on_run_completed_changes_nothing(rt: SchedulerRuntime, behaviour:
     assert task.thread_mode == "isolated"
 
 
+def test_on_run_completed_is_a_stateless_cron_field_in_the_sdk() -> None:
+    """The premise of refusing it with a thread_id: should LangGraph's SDK take it for
+    thread crons one day, this fails and task_from_cron follows."""
+    from langgraph_sdk.client import CronClient
+
+    assert "on_run_completed" in inspect.signature(CronClient.create).parameters
+    assert "on_run_completed" not in inspect.signature(CronClient.create_for_thread).parameters
+
+
 async def test_cron_id_as_task_id_makes_a_rerun_idempotent(rt: SchedulerRuntime) -> None:
     fields: dict[str, Any] = {
         "schedule": "0 9 * * *",
@@ -263,6 +273,12 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"input": None}, InvalidPayload, "without input"),
         ({"webhook": "ftp://example.com"}, InvalidTask, "http:// or https://"),
         ({"on_run_completed": "archive"}, InvalidTask, "'delete' or 'keep'"),
+        (
+            {"on_run_completed": "keep", "thread_id": "thread-123"},
+            InvalidTask,
+            "stateless crons only .* drop on_run_completed",
+        ),
+        ({"on_run_completed": "delete", "thread_id": "thread-123"}, InvalidTask, "stateless"),
         ({"schedule": "every day"}, InvalidSchedule, "expected 5 fields"),
         ({"timezone": "Nowhere"}, InvalidSchedule, "unknown timezone"),
         ({"end_time": NOW - timedelta(days=1)}, InvalidSchedule, "never fires"),

@@ -19,7 +19,8 @@ LangGraph cron field   here
 ``webhook``            ``TaskOptions.webhook_url`` (sent by a runtime given
                        ``webhook=Webhook(...)``, signed with its secret)
 ``metadata``           not stored; its ``"name"``, when a string, names the task
-``on_run_completed``   checked, nothing else: isolated threads are always kept
+``on_run_completed``   checked, nothing else: isolated threads are always kept;
+                       refused with ``thread_id`` (``create_for_thread`` has none)
 ``cron_id``            ``task_id``: creating again with the same id and fields returns
                        the stored task; other fields raise ``TaskConflict``
 =====================  =========================================================
@@ -104,7 +105,9 @@ async def task_from_cron(
         on_run_completed: for stateless crons LangGraph deletes (``"delete"``, its
             default) or keeps (``"keep"``) each run's thread. Isolated tasks' threads
             are always kept, in the runtime's checkpointer (or on the server), so both
-            values create the same task; anything else is refused.
+            values create the same task; anything else is refused, and so is any value
+            with ``thread_id``: LangGraph's ``create_for_thread`` takes no
+            ``on_run_completed`` (its thread is the conversation, never deleted).
         name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``.
         owner: whose task it is.
         task_id: the task's id, e.g. the cron's ``cron_id``: creating again with the
@@ -119,12 +122,19 @@ async def task_from_cron(
         InvalidPayload: ``input`` cannot be a prompt (no user message, extra state keys,
             non-text content, ...).
         InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
-        InvalidTask: a bad ``webhook``, ``on_run_completed``, name or thread id.
+        InvalidTask: a bad ``webhook``, ``on_run_completed`` (or one with ``thread_id``),
+            name or thread id.
         TaskConflict: ``task_id`` is stored with other fields; ``update_task`` changes it.
     """
     trigger = trigger_from_input(input)
     if on_run_completed not in (None, "delete", "keep"):
         raise InvalidTask(f"on_run_completed must be 'delete' or 'keep', got {on_run_completed!r}")
+    if on_run_completed is not None and thread_id is not None:
+        raise InvalidTask(
+            f"on_run_completed={on_run_completed!r} applies to stateless crons only (no "
+            "thread_id): a cron on a thread (LangGraph's create_for_thread, which takes no "
+            "on_run_completed) runs in that thread and keeps it; drop on_run_completed"
+        )
     if webhook is not None:
         try:
             check_webhook_url(webhook)
