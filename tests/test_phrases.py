@@ -380,6 +380,40 @@ def test_parse_schedule_errors(text: str, match: str) -> None:
         parse_schedule(text, tz="Europe/Berlin", now=_at(SAT_BERLIN))
 
 
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("every day at 9?", "every day at 9"),
+        ("Every weekday at 9am?!", "every weekday at 9am"),
+        ("tomorrow at 9 a.m.?", "tomorrow at 9 a.m."),
+        ("in 2 hours??", "in 2 hours"),
+        ("every day at 9…", "every day at 9"),
+        ("9am tomorrow?", "tomorrow at 9am"),
+        ("0 9 * * 1-5?", "0 9 * * 1-5"),
+        ("@daily?", "@daily"),
+        ("2026-12-01T09:00?", "2026-12-01T09:00"),
+    ],
+)
+def test_final_sentence_punctuation_is_ignored(text: str, plain: str) -> None:
+    said = read_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+    assert said == read_schedule(plain, tz=BERLIN, now=_at(TUESDAY))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        # Quartz lines (noon every day): without the "?" they would read as the 12th at 00:00
+        ("0 0 12 * * ?", "could not understand"),
+        ("0 0 12 * *?", "could not understand"),
+        ("every day at 9? or 10", "could not understand"),
+        ("every monday?", r"^At what time on Mondays\? Say e\.g\. 'every monday at 9:00'\.$"),
+    ],
+)
+def test_a_question_mark_makes_nothing_else_pass(text: str, match: str) -> None:
+    with pytest.raises(InvalidSchedule, match=match):
+        read_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+
+
 # Monday 00:30: someone who has not slept yet may mean this morning by "tomorrow morning".
 SMALL_HOURS = "2026-03-23T00:30:00+01:00"
 

@@ -669,6 +669,16 @@ async def test_a_zone_without_daylight_saving_is_refused_with_a_suggestion(
     assert await all_tasks(rt) == []
 
 
+async def test_a_schedule_said_as_a_question_is_read(rt: SchedulerRuntime, tools: Tools) -> None:
+    answer = await tools("schedule_task", ALICE, name="n", schedule="every day at 9?", prompt="p")
+    assert answer.status == "success", answer.text
+    (task,) = await all_tasks(rt)
+    assert task.schedule == Cron("0 9 * * *", tz="Europe/Berlin")
+    changed = await tools("update_task", ALICE, task_id=task.id, schedule="every day at 10?")
+    assert changed.status == "success", changed.text
+    assert (await rt.get_task(task.id)).schedule == Cron("0 10 * * *", tz="Europe/Berlin")
+
+
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:
     # (not "tomorrow morning": said before 04:00 on the real clock, that is a question)
     answer = await tools(

@@ -17,6 +17,7 @@ Rules of reading:
 * "next friday" said on a Tuesday could be this week's or next week's: also a question.
   (Weeks start on Monday, so "next monday" is never ambiguous.) So is "tomorrow" said
   before 04:00, when the person may not have slept yet: today, or the day after?
+* Sentence punctuation at the end is ignored: "every day at 9?" is "every day at 9".
 * A night keeps its small hours: "tonight at midnight" and "friday night at 1am" are the
   night after that day; a bare hour after a part of the day follows it ("tonight at 11"
   is 23:00).
@@ -601,13 +602,19 @@ _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
 )  # fmt: skip
 
 
+_QUESTION_END = re.compile(r"(?<=[a-z0-9.])[.!?…]*\?[.!?…]*$")
+"""Sentence punctuation holding a "?" at the end of a word ("at 9?", "9 a.m.?"). Not after
+a space or a ``*``: "0 0 12 * * ?" is a Quartz line (noon), which read without its "?"
+would be a five-field line of another meaning."""
+
+
 def _normalise(text: str) -> str:
-    """Lower case, single spaces, tight commas, no final full stop, the time last.
+    """Lower case, single spaces, tight commas, no final sentence punctuation, the time last.
 
     A clear time written first moves to the end: "9am tomorrow" is read as "tomorrow at 9am".
     """
     normal = " ".join(text.lower().split())
-    normal = re.sub(r" ?, ?", ",", normal).rstrip(".!")
+    normal = _QUESTION_END.sub("", re.sub(r" ?, ?", ",", normal)).rstrip(".!…")
     moved = re.fullmatch(
         rf"(?:at )?(?P<t>{_CLEAR_TIME}|(?<=at )[0-9]{{1,2}}) (?P<rest>[a-z].*)", normal
     )
