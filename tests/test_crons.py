@@ -281,6 +281,7 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"on_run_completed": "delete", "thread_id": "thread-123"}, InvalidTask, "stateless"),
         ({"schedule": "every day"}, InvalidSchedule, "expected 5 fields"),
         ({"timezone": "Nowhere"}, InvalidSchedule, "unknown timezone"),
+        ({"timezone": ZoneInfo("right/Europe/Paris")}, InvalidSchedule, "use 'Europe/Paris'"),
         ({"end_time": NOW - timedelta(days=1)}, InvalidSchedule, "never fires"),
         ({"name": " "}, InvalidTask, "name"),
     ],

@@ -267,6 +267,16 @@ ERROR_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("zone", lambda: Cron("0 9 * * *", tz="Mars/Olympus"),
      r"unknown timezone 'Mars/Olympus'.*'Europe/Berlin'"),
     ("localtime", lambda: Once(datetime(2030, 1, 1), tz="localtime"), r"unknown timezone"),
+    # the system tz database's variants: one spelling per zone, the civil one
+    ("right/", lambda: Cron("0 9 * * *", tz="right/Europe/Paris"),
+     r"'right/Europe/Paris' is the leap-second variant of 'Europe/Paris': .*27 s.*"
+     r"use 'Europe/Paris'$"),
+    ("posix/", lambda: check_timezone("posix/America/New_York"),
+     r"'posix/America/New_York' is a copy of 'America/New_York'.*use 'America/New_York'$"),
+    ("posix/ default", lambda: Once(datetime(2030, 1, 1)).with_default_tz("posix/UTC"),
+     r"use 'UTC'$"),
+    ("right/ unknown", lambda: check_timezone("right/Nowhere"),
+     r"^unknown timezone 'right/Nowhere': use an IANA zone name"),
     ("interval 0", lambda: Interval(seconds=0), r"interval of 0 seconds.*at least 1 second"),
     ("interval < 0", lambda: Interval(minutes=-5), r"interval of -300 seconds"),
     ("interval huge", lambda: Interval(days=400), r"at most 366 days"),
@@ -340,6 +350,7 @@ ZONE_NOTICES = [
     ("Etc/GMT-14", r"UTC\+14:00.*pass the IANA zone of the place"),
     ("PST", r"unknown timezone 'PST'.*'America/Los_Angeles'"),
     ("+05:30", r"unknown timezone '\+05:30'.*'Asia/Kolkata'"),
+    ("right/UTC", r"leap-second variant of 'UTC'.*use 'UTC'"),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 
-from langgraph_scheduler import Interval, Once, QuotaExceeded, TaskOptions
+from langgraph_scheduler import Cron, Interval, Once, QuotaExceeded, TaskOptions
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
@@ -1000,6 +1000,23 @@ async def test_a_corrupt_row_is_read_with_its_problem(
     assert (stored.name, stored.state) == (task.name, "active")
     listed = (await store.list_tasks(owner="alice")).tasks
     assert [t.problem is not None for t in listed] == [True, False]
+
+
+async def test_a_task_stored_in_a_zone_variant_says_which_zone_to_use(
+    store: Store, service: TaskService
+) -> None:
+    # Written as a version that accepted the tz database's right/ variants stored it.
+    task = await every_minute(service)
+    schedule = {"kind": "cron", "expr": "0 9 * * *", "tz": "right/Europe/Paris"}
+    change = update(tasks_table).where(tasks_table.c.id == task.id).values(schedule=schedule)
+    await store.transaction(lambda conn: conn.execute(change))
+
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.problem is not None
+    assert "use 'Europe/Paris'" in stored.problem
+    await service.update(task.id, schedule=Cron("0 9 * * *", tz="Europe/Paris"))
+    mended = await store.get_task(task.id)
+    assert mended is not None and (mended.problem, mended.state) == (None, "active")
 
 
 @pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("trigger", "bogus")])

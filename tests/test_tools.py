@@ -679,6 +679,17 @@ async def test_a_schedule_said_as_a_question_is_read(rt: SchedulerRuntime, tools
     assert (await rt.get_task(task.id)).schedule == Cron("0 10 * * *", tz="Europe/Berlin")
 
 
+@pytest.mark.parametrize("zone", ["right/Europe/Paris", "posix/Europe/Paris"])
+async def test_a_variant_of_a_zone_is_refused_naming_the_zone(
+    rt: SchedulerRuntime, tools: Tools, zone: str
+) -> None:
+    answer = await tools(
+        "schedule_task", ALICE, name="n", schedule="every day at 9:00", prompt="p", timezone=zone
+    )
+    assert answer.status == "error" and "use 'Europe/Paris'" in answer.text
+    assert await all_tasks(rt) == []
+
+
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:
     # (not "tomorrow morning": said before 04:00 on the real clock, that is a question)
     answer = await tools(

@@ -75,6 +75,13 @@ Accepted schedule forms (one example each):
 _UTC = timezone.utc
 _ZONE_EXAMPLE = "use an IANA zone name such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_VARIANTS = {
+    "right/": "the leap-second variant of {zone}: it counts leap seconds, so its clock "
+    "changes fall 27 s off civil time",
+    "posix/": "a copy of {zone} under a second name",
+}
+"""The system tz database's folders of zone variants (not in ``available_timezones()``):
+one spelling per zone keeps equal schedules equal."""
 _MAX_INTERVAL_SECONDS = 366 * 86400
 LONGEST_STRIDE = {"day": 366, "week": 52}
 """The most a ``Cron`` stride may be: ``every_days`` (days), ``every_weeks`` (weeks)."""
@@ -174,6 +181,16 @@ def _zone_hint(name: str) -> str:
 def _zone(name: str) -> ZoneInfo:
     """Load an IANA zone, or raise InvalidSchedule naming it and suggesting a fix."""
     zone: ZoneInfo | None = None
+    for folder, what in _VARIANTS.items():
+        if name.startswith(folder):
+            plain = name.removeprefix(folder)
+            try:
+                _zone(plain)
+            except InvalidSchedule:
+                raise InvalidSchedule(f"unknown timezone {name[:80]!r}: {_ZONE_EXAMPLE}") from None
+            shown = repr(plain[:80])
+            what = what.format(zone=shown)
+            raise InvalidSchedule(f"timezone {name[:80]!r} is {what}: use {shown}")
     if name not in _NOT_ZONES:
         try:
             zone = ZoneInfo(name)
@@ -185,7 +202,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def check_timezone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; InvalidSchedule naming it (with a "did you mean") if unknown."""
+    """The IANA zone ``name``; InvalidSchedule naming it (with a "did you mean") if unknown,
+    or naming the plain zone for a ``right/`` or ``posix/`` variant of one."""
     return _zone(name)
 
 
