@@ -1014,9 +1014,10 @@ async def test_a_task_stored_in_a_zone_variant_says_which_zone_to_use(
     stored = await store.get_task(task.id)
     assert stored is not None and stored.problem is not None
     assert "use 'Europe/Paris'" in stored.problem
-    await service.update(task.id, schedule=Cron("0 9 * * *", tz="Europe/Paris"))
+    returned = await service.update(task.id, schedule=Cron("0 9 * * *", tz="Europe/Paris"))
     mended = await store.get_task(task.id)
     assert mended is not None and (mended.problem, mended.state) == (None, "active")
+    assert returned == mended  # what the update returns is the row as mended
 
 
 @pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("trigger", "bogus")])

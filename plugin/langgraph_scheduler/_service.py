@@ -465,6 +465,10 @@ class TaskService:
             if result == "done":
                 return task
             if result == "saved":
+                if task.problem is not None:
+                    # Read from a row partly unreadable: what the write mended (or not)
+                    # is known only from the row as it is now.
+                    saved = await self.get(task_id, owner=owner)
                 self._changed(saved.id, saved)
                 return saved
             if result == "missing":
