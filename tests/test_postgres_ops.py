@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from sqlalchemy.engine import make_url
 
-from langgraph_scheduler import Interval, SchedulerRuntime, StoreError
+from langgraph_scheduler import Interval, Once, SchedulerRuntime, StoreError
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.store import TaskChange, open_store
+from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
 
 from .helpers import build_graph
 
@@ -240,3 +243,86 @@ async def test_a_role_without_create_runs_on_tables_its_owner_made(
     async with SchedulerRuntime(graph, database=app_role(postgres_url)) as rt:
         task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
         assert (await rt.run_now(task.id)).outcome == "success"
+
+
+_FOREVER = 3600.0
+"""A poll interval no test outlives: what a runtime learns meanwhile, it learns from
+the change feed's notifications."""
+
+
+def _listeners(postgres_url: str, role: str | None = None) -> set[int]:
+    """The sessions on the test database listening for task changes (of ``role``)."""
+    import psycopg
+
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query = %s AND usename = coalesce(%s, usename)"
+    )
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        rows = conn.execute(query, (f"LISTEN {TASK_CHANGES_CHANNEL}", role)).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+async def _listening(postgres_url: str, role: str | None = None) -> set[int]:
+    """The listening sessions, once there is one."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (found := _listeners(postgres_url, role)):
+        assert asyncio.get_running_loop().time() < deadline, "no session listens"
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_change_made_while_the_listener_was_away_is_read_once_it_listens_again(
+    postgres_url: str, app_role: Callable[[str], str]
+) -> None:
+    # Notifications sent while no session listens are lost for good: once listening
+    # again, the feed reads what changed meanwhile instead of leaving it to the next
+    # poll (here, never). The role's logins are refused while the change is made, so it
+    # falls in that gap whatever the timing.
+    import psycopg
+
+    url = app_role(postgres_url)
+    role = make_url(url).username
+    async with SchedulerRuntime(None, database=postgres_url) as admin:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        store = open_store(url)
+        heard: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_change(change: TaskChange) -> None:
+            await heard.put(change.task_id)
+
+        async def heard_of(task_id: str) -> None:
+            while await heard.get() != task_id:
+                pass
+
+        def now() -> datetime:
+            return datetime.now(timezone.utc)
+
+        feed = asyncio.ensure_future(
+            store.follow_changes(
+                on_change, since=now(), poll_secs=_FOREVER, sleep=asyncio.sleep, now=now
+            )
+        )
+        try:
+            await _listening(postgres_url, role)
+            once = Once(at=now() + timedelta(hours=1))
+            before = await admin.create_task(name="before", schedule=once, trigger="x")
+            await asyncio.wait_for(heard_of(before.id), 20)  # notified
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f"ALTER ROLE {role} NOLOGIN")
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND usename = %s",
+                    (role,),
+                )
+            while _listeners(postgres_url, role):
+                await asyncio.sleep(0.05)
+            away = await admin.create_task(name="away", schedule=once, trigger="x")
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f"ALTER ROLE {role} LOGIN")
+            await asyncio.wait_for(heard_of(away.id), 30)
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+            await store.close()

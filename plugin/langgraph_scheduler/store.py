@@ -987,25 +987,41 @@ class Store(ABC):
         now: Callable[[], datetime],
     ) -> None:
         """Call ``on_change`` for every task created or changed by anyone, until
-        cancelled: here by polling ``updated_at`` every ``poll_secs`` (the SQLite twin);
-        the PostgreSQL twin adds LISTEN/NOTIFY in front of it."""
+        cancelled: by polling ``updated_at`` every ``poll_secs`` (at least
+        :attr:`_CHANGE_POLL_MIN_SECS`), and at once whenever the twin's
+        :meth:`_pushed_changes` asks (each poll reads what changed since the one before
+        it, so a poll asked for covers every change not heard otherwise until then)."""
+        woken = asyncio.Event()
+        poll_secs = max(poll_secs, self._CHANGE_POLL_MIN_SECS)
         seen: dict[str, datetime] = {}
-        while True:
-            await sleep(poll_secs)
-            polled_at = now()
-            try:
-                changes = await self.changed_since(since - _CLOCK_SLACK)
-            except Exception as exc:
-                logger.warning("polling task changes failed (%s); retrying", exc)
-                continue
-            for change, changed_at in changes:
-                if seen.get(change.task_id) != changed_at:
-                    seen[change.task_id] = changed_at
-                    await on_change(change)
-            cutoff = since - _CLOCK_SLACK
-            for task_id in [t for t, at in seen.items() if at < cutoff]:
-                del seen[task_id]
-            since = polled_at
+        async with self._pushed_changes(on_change, woken):
+            while True:
+                await _nap(sleep, poll_secs, woken)
+                polled_at = now()
+                try:
+                    changes = await self.changed_since(since - _CLOCK_SLACK)
+                except Exception as exc:
+                    logger.warning("polling task changes failed (%s); retrying", exc)
+                    continue
+                for change, changed_at in changes:
+                    if seen.get(change.task_id) != changed_at:
+                        seen[change.task_id] = changed_at
+                        await on_change(change)
+                cutoff = since - _CLOCK_SLACK
+                for task_id in [t for t, at in seen.items() if at < cutoff]:
+                    del seen[task_id]
+                since = polled_at
+
+    _CHANGE_POLL_MIN_SECS = 0.0
+    """The shortest interval between polls of task changes (longer where they are pushed)."""
+
+    def _pushed_changes(
+        self, on_change: Callable[[TaskChange], Awaitable[None]], poll_now: asyncio.Event
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """While entered, call ``on_change`` for the changes pushed by the database as
+        they come, and set ``poll_now`` whenever some may have been missed: here none
+        are pushed (SQLite); the PostgreSQL twin LISTENs."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     def thread_lock(
@@ -2731,6 +2747,20 @@ def _abandon(lock: asyncio.Lock, waiter: asyncio.Future[Any]) -> None:
         lock.release()
     else:
         waiter.cancel()
+
+
+async def _nap(
+    sleep: Callable[[float], Awaitable[None]], secs: float, woken: asyncio.Event
+) -> None:
+    """``sleep(secs)`` (the runtime's clock), cut short when ``woken`` is set; clears it."""
+    naps = [asyncio.ensure_future(sleep(secs)), asyncio.ensure_future(woken.wait())]
+    try:
+        await asyncio.wait(naps, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for nap in naps:
+            nap.cancel()
+        await asyncio.gather(*naps, return_exceptions=True)
+    woken.clear()
 
 
 # -- rows ----------------------------------------------------------------------------

@@ -512,31 +512,27 @@ class PostgresStore(Store):
     def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._setup_lock()
 
-    async def follow_changes(
-        self,
-        on_change: Callable[[TaskChange], Awaitable[None]],
-        *,
-        since: datetime,
-        poll_secs: float,
-        sleep: Callable[[float], Awaitable[None]],
-        now: Callable[[], datetime],
-    ) -> None:
-        """LISTEN for changes (within a moment), and poll as the safety net for
-        notifications lost while the listening connection was down."""
-        listener = asyncio.ensure_future(self._listen(on_change))
+    _CHANGE_POLL_MIN_SECS = 5.0  # pushed: polls are only the safety net
+
+    @contextlib.asynccontextmanager
+    async def _pushed_changes(
+        self, on_change: Callable[[TaskChange], Awaitable[None]], poll_now: asyncio.Event
+    ) -> AsyncIterator[None]:
+        """LISTEN for changes (within a moment); ``poll_now`` is set each time the LISTEN
+        is in place, for the changes notified while it was not (the listening session
+        was lost, or not yet open)."""
+        listener = asyncio.ensure_future(self._listen(on_change, poll_now))
         try:
-            await super().follow_changes(
-                on_change,
-                since=since,
-                poll_secs=max(poll_secs, 5.0),
-                sleep=sleep,
-                now=now,
-            )
+            yield
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    async def _listen(self, on_change: Callable[[TaskChange], Awaitable[None]]) -> None:
+    async def _listen(
+        self, on_change: Callable[[TaskChange], Awaitable[None]], listening: asyncio.Event
+    ) -> None:
+        """Follow the channel on a session of its own, opened again a second after it is
+        lost; ``listening`` is set each time its LISTEN is in place."""
         import psycopg
 
         while True:
@@ -544,17 +540,27 @@ class PostgresStore(Store):
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as conn:
-                    await conn.execute(f"LISTEN {TASK_CHANGES_CHANNEL}")
-                    async for note in conn.notifies():
-                        try:
-                            await on_change(await self._change_of(note.payload))
-                        except Exception:
-                            logger.exception("applying change of task %s failed", note.payload)
+                    await self._follow(conn, on_change, listening)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 logger.warning("task change listener lost its connection (%s); reconnecting", exc)
                 await asyncio.sleep(1.0)
+
+    async def _follow(
+        self,
+        conn: Any,
+        on_change: Callable[[TaskChange], Awaitable[None]],
+        listening: asyncio.Event,
+    ) -> None:
+        """LISTEN on ``conn`` and apply each notification, until the session is lost."""
+        await conn.execute(f"LISTEN {TASK_CHANGES_CHANNEL}")
+        listening.set()
+        async for note in conn.notifies():
+            try:
+                await on_change(await self._change_of(note.payload))
+            except Exception:
+                logger.exception("applying change of task %s failed", note.payload)
 
     async def _change_of(self, task_id: str) -> TaskChange:
         from sqlalchemy import select
