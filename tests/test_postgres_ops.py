@@ -1,9 +1,10 @@
-"""PostgreSQL as it is run in production: behind PgBouncer, and under a role that may
-not create tables."""
+"""PostgreSQL as it is run in production: behind PgBouncer, under a role that may not
+create tables, and under a DBA's ``idle_session_timeout``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -29,7 +30,7 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
 from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
 
-from .helpers import build_graph
+from .helpers import RunWaiter, build_graph
 
 pytestmark = pytest.mark.slow  # a pooler process, turns on the real clock
 
@@ -270,6 +271,62 @@ async def _listening(postgres_url: str, role: str | None = None) -> set[int]:
         assert asyncio.get_running_loop().time() < deadline, "no session listens"
         await asyncio.sleep(0.05)
     return found
+
+
+async def _outlive_idle_session_timeout(postgres_url: str) -> None:
+    """Wait until the server has ended a session of ours left idle, twice in a row:
+    every session idle for as long (or longer) has been ended by then."""
+    import psycopg
+
+    for _ in range(2):
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as idle:
+            with pytest.raises(psycopg.OperationalError):  # "server closed the connection"
+                async for _ in idle.notifies(timeout=30):
+                    pass  # nothing is sent on its channel-less session
+                pytest.fail("the server did not end an idle session")
+
+
+async def test_idle_session_timeout_ends_no_session_a_runtime_needs(
+    postgres_url: str, runs: RunWaiter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A DBA's idle_session_timeout (PostgreSQL 14 and later) ends every session idle for
+    # that long. The listening session, idle by nature, stays: tasks another process
+    # creates reach the runtime through their notifications (polls never come here).
+    # The pooled connections and the replica's own session, idle since the first fire,
+    # are ended, and replaced on their next use (the second fire) without failing it
+    # or warning.
+    import psycopg
+
+    name = make_url(postgres_url).database
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET idle_session_timeout = '2s'")
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    async with (
+        SchedulerRuntime(
+            graph,
+            database=postgres_url,
+            on_run=runs,
+            sync_interval_secs=_FOREVER,
+            window_secs=_FOREVER,
+        ),
+        SchedulerRuntime(None, database=postgres_url) as admin,
+    ):
+        listening = await _listening(postgres_url)
+        records = []
+        for label in ("first", "after the timeout"):
+            task = await admin.create_task(
+                name=label,
+                schedule=Once(at=datetime.now(timezone.utc) + timedelta(seconds=1)),
+                trigger="go",
+            )
+            records += await runs.wait_for(1, task_id=task.id, timeout=30)
+            if label == "first":
+                await _outlive_idle_session_timeout(postgres_url)
+        assert _listeners(postgres_url) == listening, "the listening session was ended"
+    assert [r.outcome for r in records] == ["success"] * 2, [r.error for r in records]
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == []
 
 
 async def test_a_change_made_while_the_listener_was_away_is_read_once_it_listens_again(

@@ -96,6 +96,9 @@ _STORE_THRESHOLD = 5
 _SAVER_THRESHOLD = 0
 """The checkpointer's (LangGraph's own choice: every statement prepared at once)."""
 
+_IDLE_SESSION_TIMEOUT = "57P05"
+"""SQLSTATE of a session ended by ``idle_session_timeout``."""
+
 # Advisory lock keys: our schema, a replica's whole start-up, quota checks.
 _SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
 _SETUP_LOCK = _SCHEMA_LOCK + 1
@@ -553,14 +556,34 @@ class PostgresStore(Store):
         on_change: Callable[[TaskChange], Awaitable[None]],
         listening: asyncio.Event,
     ) -> None:
-        """LISTEN on ``conn`` and apply each notification, until the session is lost."""
-        await conn.execute(f"LISTEN {TASK_CHANGES_CHANNEL}")
+        """LISTEN on ``conn`` and apply each notification, until the session is lost.
+
+        The session is idle between notifications, and ``idle_session_timeout`` (set
+        for the role or the database) would end it each time it runs out (a warning, a
+        second deaf, a poll): the LISTEN is sent again at half that timeout (a no-op for
+        a session listening already, and what ``pg_stat_activity`` keeps showing), a
+        statement no fire waits for. Without the timeout, the session sends nothing of
+        its own.
+        """
+        listen = f"LISTEN {TASK_CHANGES_CHANNEL}"
+        every = await _keepalive_secs(conn)
+        await conn.execute(listen)
         listening.set()
-        async for note in conn.notifies():
-            try:
-                await on_change(await self._change_of(note.payload))
-            except Exception:
-                logger.exception("applying change of task %s failed", note.payload)
+        loop = asyncio.get_running_loop()
+        while True:
+            until = None if every is None else loop.time() + every
+            # Closed at once when left: it holds the connection's lock until then.
+            async with contextlib.aclosing(conn.notifies(timeout=every)) as notes:
+                async for note in notes:
+                    try:
+                        await on_change(await self._change_of(note.payload))
+                    except Exception:
+                        logger.exception("applying change of task %s failed", note.payload)
+                    if until is not None and loop.time() >= until:
+                        break
+            # Notifications that come meanwhile wait for the next notifies() (psycopg
+            # 3.2.4 and later keep them).
+            await conn.execute(listen)
 
     async def _change_of(self, task_id: str) -> TaskChange:
         from sqlalchemy import select
@@ -888,6 +911,18 @@ def _prepared_statements(url: URL) -> tuple[bool, URL]:
     return prepares, url.difference_update_query([PREPARED_STATEMENTS_PARAM])
 
 
+async def _keepalive_secs(conn: Any) -> float | None:
+    """How often a session must send a statement for ``idle_session_timeout``
+    (PostgreSQL 14 and later) not to end it: half the session's timeout (the role's or
+    the database's setting), None when it has none."""
+    cursor = await conn.execute(
+        "SELECT setting FROM pg_settings WHERE name = 'idle_session_timeout'"
+    )
+    row = await cursor.fetchone()
+    millis = int(row[0]) if row is not None else 0  # in ms; no row before PostgreSQL 14
+    return millis / 2000 if millis > 0 else None
+
+
 async def _checkpoints_current(pool: Any, latest: int) -> bool:
     """Whether ``AsyncPostgresSaver``'s tables exist at migration ``latest``."""
     async with pool.connection() as conn:
@@ -1041,7 +1076,14 @@ class _Session:
         return conn
 
     async def _drop(self, exc: BaseException) -> None:
-        logger.warning("the replica's session was lost (%s); reconnecting on next use", exc)
+        # One ended by idle_session_timeout was idle, as this session is between fires:
+        # expected where a DBA sets it, so no warning each time.
+        idle = getattr(exc, "sqlstate", None) == _IDLE_SESSION_TIMEOUT
+        logger.log(
+            logging.INFO if idle else logging.WARNING,
+            "the replica's session was lost (%s); reconnecting on next use",
+            exc,
+        )
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
