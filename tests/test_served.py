@@ -45,7 +45,7 @@ from langgraph_scheduler import (
     TaskOptions,
     TaskRunRecord,
 )
-from langgraph_scheduler._remote import server_thread_id
+from langgraph_scheduler._remote import _failure, server_thread_id
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.store import runs_table
@@ -64,6 +64,27 @@ def test_server_threads_are_the_task_threads_or_uuids_derived_from_them() -> Non
     derived = server_thread_id("task-abc-123")
     assert uuid.UUID(derived) and derived == server_thread_id("task-abc-123")
     assert derived != server_thread_id("task-abc-124")
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        ("ValueError('the graph failed')", "ValueError: the graph failed"),
+        ("TimeoutError()", "TimeoutError"),
+        ("KeyError('a', 2)", "KeyError('a', 2)"),  # not one message: as the server kept it
+        ("<something odd>", "<something odd>"),
+        (None, "the server run failed (no error was reported)"),
+    ],
+)
+def test_a_failed_server_runs_error_is_read_from_its_own_last_checkpoint(
+    error: str | None, said: str
+) -> None:
+    state = {"values": {}, "tasks": [{"name": "trigger", "error": None}, {"error": error}]}
+    assert _failure(state) == said
+    # What the join answered says it only for a failure outside the run's tasks.
+    joined = {"__error__": {"error": "GraphRecursionError", "message": "limit reached"}}
+    said_first = said if error else "GraphRecursionError: limit reached"
+    assert _failure(state, joined) == said_first
 
 
 async def test_server_mode_is_refused_where_it_cannot_work(sqlite_url: str) -> None:
@@ -772,12 +793,16 @@ class _Relay:
     through it, as a network would: ``"lose"`` forwards the request and closes the
     client's connection as the answer comes (the server made the run, the client never
     hears of it); ``"hold"`` forwards the request and keeps the answer back; ``"drop"``
-    closes the connection without forwarding the request (nothing is made)."""
+    closes the connection without forwarding the request (nothing is made). With
+    ``release`` set, a request waiting for a run's end (its join) is held back until
+    that event is set (``waiting`` is set when one comes)."""
 
     def __init__(self, server: _Server) -> None:
         self.upstream = int(server.url.rsplit(":", 1)[1])
         self.fault: str | None = None
         self.failed = asyncio.Event()
+        self.release: asyncio.Event | None = None
+        self.waiting = asyncio.Event()
         self._listener: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
@@ -802,6 +827,10 @@ class _Relay:
             while chunk := await client_r.read(65536):
                 line = chunk.split(b"\r\n", 1)[0]
                 create = line.startswith(b"POST /threads/") and line.endswith(b"/runs HTTP/1.1")
+                waits = re.match(rb"GET /threads/[^/]+/runs/[^/]+/join[ ?]", line)
+                if waits and self.release is not None:
+                    self.waiting.set()
+                    await self.release.wait()
                 if create and self.fault is not None:
                     faulted.append(self.fault)
                     self.fault = None
@@ -877,6 +906,41 @@ async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
     assert record.outcome == "success", record.error
     assert record.summary == "answered 'say hi' for default"
     assert record.server_run_id == made[0]["run_id"]
+
+
+@_on_the_server
+async def test_a_server_turn_records_its_own_runs_reply_not_a_later_runs_on_its_thread(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The turn's server run ends before the runtime's wait for it reaches the server
+    # (held back here), and a user's run queued behind it on the thread ends too. The
+    # record used to take the thread's values then, so the user's reply was the turn's
+    # summary.
+    thread = f"later-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    relay.release = asyncio.Event()
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'later.db'}") as rt:
+            turn = await rt.run_now(await _one_shot(rt, "nap, then answer", thread), wait=False)
+            await asyncio.wait_for(relay.waiting.wait(), 20)
+            user = await client.runs.create(
+                server_thread_id(thread),
+                "sleepy",
+                input=_say("user says hello"),
+                multitask_strategy="enqueue",
+            )
+            await client.runs.join(server_thread_id(thread), user["run_id"])
+            relay.release.set()
+            record = await _wait(lambda: _finished(rt, turn.run_id), timeout=60)
+        (made,) = await _runs_of(client, server_thread_id(thread), turn.run_id)
+        state = await client.threads.get_state(server_thread_id(thread))
+    assert made["status"] == "success" and made["created_at"] < user["created_at"]
+    assert state["values"]["messages"][-1]["content"] == "answered 'user says hello' for "
+    assert (record.outcome, record.summary) == (
+        "success",
+        "answered 'nap, then answer' for default",
+    )
+    assert record.server_run_id == made["run_id"]
 
 
 @_on_the_server

@@ -9,9 +9,11 @@ task's attribution in the run's metadata. It is the twin of
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import logging
+import re
 import sys
 import time
 import uuid
@@ -226,8 +228,13 @@ class ServerTurnRunner(TurnRunner):
             if new:
                 await self._note(request, where)  # in here: a stop meanwhile cancels the run
             remaining = request.timeout_secs - (time.monotonic() - started)
-            values = await _within(client.runs.join(where.thread_id, where.run_id), remaining)
-            final = await client.runs.get(where.thread_id, where.run_id)
+            # Its values are the thread's when the run ended before the join reached the
+            # server: only its error is used, and only if its own state has none.
+            joined = await _within(client.runs.join(where.thread_id, where.run_id), remaining)
+            # Asked together: no more time than the status alone.
+            final, state = await asyncio.gather(
+                client.runs.get(where.thread_id, where.run_id), _own_state(client, where)
+            )
         except _TurnTimedOut:
             await self._cancel(where)
             return Timeout(request.timeout_secs, server_run=where)
@@ -244,7 +251,7 @@ class ServerTurnRunner(TurnRunner):
             logger.warning("following server run %s failed: %r", where.run_id, exc)
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
-        return _answer(final, values, where, elapsed=time.monotonic() - started)
+        return _answer(final, state, where, elapsed=time.monotonic() - started, joined=joined)
 
     async def _create(
         self,
@@ -397,13 +404,7 @@ class ServerTurnRunner(TurnRunner):
             return where
         if status not in ("success", "error", "timeout"):
             return None
-        # The values it ended with: its own last checkpoint (the thread's current values
-        # may be those of a later run, a user's queued behind it, say).
-        states = await client.threads.get_history(
-            where.thread_id, limit=1, metadata={"run_id": where.run_id}
-        )
-        values = states[0]["values"] if states else None
-        return _answer(run, values, where, elapsed=_run_secs(run))
+        return _answer(run, await _own_state(client, where), where, elapsed=_run_secs(run))
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         if record.server_thread_id is None or record.server_run_id is None:
@@ -466,20 +467,32 @@ def _server_metadata(request: ConversationRequest) -> dict[str, Any]:
     return metadata
 
 
+async def _own_state(client: LangGraphClient, where: ServerRun) -> Mapping[str, Any] | None:
+    """The state the server run ``where`` ended with: its own last checkpoint (None if
+    it saved none). Not the thread's current values, which ``runs.join`` answers for a
+    run that ended before it was joined: a later run on the thread (a user's, queued
+    behind it) may have changed them."""
+    states = await client.threads.get_history(
+        where.thread_id, limit=1, metadata={"run_id": where.run_id}
+    )
+    return states[0] if states else None
+
+
 def _answer(
-    run: Mapping[str, Any], values: Any, where: ServerRun, *, elapsed: float
+    run: Mapping[str, Any],
+    state: Mapping[str, Any] | None,
+    where: ServerRun,
+    *,
+    elapsed: float,
+    joined: Any = None,
 ) -> ConversationResponse:
-    """The response for a finished server run (``runs.get``) and its final values."""
+    """The response for a finished server run (``runs.get``), its own final state and
+    what ``runs.join`` answered for it, if it was joined."""
     status = run.get("status")
     if status == "success":
-        return Success(_final_text(values), server_run=where)
+        return Success(_final_text(state.get("values") if state else None), server_run=where)
     if status == "error":
-        error = values.get("__error__") if isinstance(values, Mapping) else None
-        if isinstance(error, Mapping):
-            message = f"{error.get('error', 'Error')}: {error.get('message', '')}".rstrip(": ")
-        else:
-            message = "the server run failed (no error was reported)"
-        return Error(message, server_run=where)
+        return Error(_failure(state, joined), server_run=where)
     if status == "timeout":  # the server's own limit (BG_JOB_TIMEOUT_SECS)
         return Timeout(round(elapsed, 1), server_run=where)
     if status == "interrupted":
@@ -496,6 +509,34 @@ def _run_secs(run: Mapping[str, Any]) -> float:
     except (KeyError, TypeError, ValueError):
         return 0.0
     return max((ended - began).total_seconds(), 0.0)
+
+
+_EXCEPTION_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.DOTALL)
+
+
+def _failure(state: Mapping[str, Any] | None, joined: Any = None) -> str:
+    """What failed a server run, as the server's error events say it
+    (``ExceptionType: message``): the task its own final ``state`` says failed; else
+    the error ``runs.join`` answered (``joined``), for a failure outside its tasks (a
+    recursion limit, say). That one is the thread's if the run ended before the join,
+    the one case where it may be a later run's."""
+    tasks = state.get("tasks") if state else None
+    errors = [t["error"] for t in tasks or () if isinstance(t, Mapping) and t.get("error")]
+    if not errors:
+        error = joined.get("__error__") if isinstance(joined, Mapping) else None
+        if isinstance(error, Mapping):
+            return f"{error.get('error', 'Error')}: {error.get('message', '')}".rstrip(": ")
+        return "the server run failed (no error was reported)"
+    error = str(errors[0])
+    # The checkpoint keeps the exception's repr, ``ValueError('message')``.
+    call = _EXCEPTION_REPR.fullmatch(error)
+    try:
+        message = ast.literal_eval(call.group(2) or "''") if call else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        message = None
+    if call is None or not isinstance(message, str):
+        return error
+    return f"{call.group(1)}: {message}".rstrip(": ")
 
 
 def _final_text(values: Any) -> str:
