@@ -45,7 +45,7 @@ from langgraph_scheduler import (
     TaskOptions,
     TaskRunRecord,
 )
-from langgraph_scheduler._remote import _failure, server_thread_id
+from langgraph_scheduler._remote import _failure, _timeout_of, server_thread_id
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.store import runs_table
@@ -85,6 +85,17 @@ def test_a_failed_server_runs_error_is_read_from_its_own_last_checkpoint(
     joined = {"__error__": {"error": "GraphRecursionError", "message": "limit reached"}}
     said_first = said if error else "GraphRecursionError: limit reached"
     assert _failure(state, joined) == said_first
+
+
+def test_the_timeout_a_server_run_began_with_is_read_from_its_metadata() -> None:
+    def began(value: Any) -> float | None:
+        return _timeout_of({"metadata": {"timeout_secs": value}})
+
+    assert began(60) == 60.0 and began(2.5) == 2.5
+    # A run made before the timeout was noted, or metadata that is not one: None (the
+    # task's current timeout bounds it).
+    assert _timeout_of({"metadata": {}}) is None and _timeout_of({}) is None
+    assert [began(v) for v in (True, "60", 0, -1, float("nan"), float("inf"))] == [None] * 6
 
 
 async def test_server_mode_is_refused_where_it_cannot_work(sqlite_url: str) -> None:
@@ -613,21 +624,35 @@ async def test_a_crashed_runtimes_server_run_is_followed_to_its_end_by_the_next(
 async def test_a_followed_server_run_past_its_turns_deadline_is_cancelled_and_timed_out(
     server: _Server, tmp_path: Path
 ) -> None:
-    # The follow keeps the turn's own deadline (its trigger's timeout_secs, counted from
-    # the claim): past it, the server run is cancelled and the fire recorded timeout.
+    # The follow keeps the turn's own deadline (the timeout_secs it began with, counted
+    # from the claim, however the task's changed since): past it, the server run is
+    # cancelled and the fire recorded timeout.
     database = f"sqlite:///{tmp_path / 'deadline.db'}"
-    run_id, thread_id, server_run_id = await _killed_mid_turn(
-        database, server.url, "hang on", "0", "6"
-    )
-    async with _client(server) as client:
-        async with _sleepy(server.url, database) as rt:
-            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
-            await rt.wait_idle()
-        cancelled = await client.runs.get(thread_id, server_run_id)
+    record, cancelled = await _followed_retimed(server, database, "hang on", began=6, now=3600)
     assert record.outcome == "timeout", record.error
     assert record.error == "the turn did not finish within 6s and was cancelled"
-    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert (record.server_thread_id, record.server_run_id) == (
+        cancelled["thread_id"],
+        cancelled["run_id"],
+    )
     assert cancelled["status"] == "interrupted"
+
+
+@_on_the_server
+async def test_a_followed_server_run_keeps_the_timeout_it_began_with(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The task's timeout is cut to 1 s after the dead process began its server run with
+    # 60 s: the follower used to read the task's current trigger, and cancelled the run
+    # at once (timeout). The run's metadata carries the timeout it began with.
+    database = f"sqlite:///{tmp_path / 'began-with.db'}"
+    record, ended = await _followed_retimed(server, database, "doze, then answer", began=60, now=1)
+    assert (record.outcome, record.summary) == (
+        "success",
+        "answered 'doze, then answer' for default",
+    ), record.error
+    assert ended["status"] == "success"
+    assert ended["metadata"]["timeout_secs"] == 60
 
 
 @_on_the_server
@@ -1082,6 +1107,26 @@ async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:
         if child.poll() is None:
             child.kill()
     return line.split()[1:]
+
+
+async def _followed_retimed(
+    server: _Server, database: str, prompt: str, *, began: int, now: int
+) -> tuple[TaskRunRecord, Any]:
+    """Kill a runtime mid server turn of ``prompt`` begun with a timeout of ``began``
+    seconds, give its task a timeout of ``now``, and let the next runtime follow the
+    run: its record, and the server run as it ended."""
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, prompt, "0", str(began)
+    )
+    async with SchedulerRuntime(None, database=database) as admin:
+        killed = await admin.get_run(run_id)
+        assert killed is not None
+        await admin.update_task(killed.task_id, timeout_secs=now)
+    async with _client(server) as client:
+        async with _sleepy(server.url, database) as rt:
+            record = await _wait(lambda: _finished(rt, run_id), timeout=60)
+            await rt.wait_idle()
+        return record, await client.runs.get(thread_id, server_run_id)
 
 
 async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:

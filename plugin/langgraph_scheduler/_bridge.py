@@ -579,9 +579,11 @@ class TaskExecutorBridge:
         ``record``, whose lapsed claim this runtime took over, as a turn of its own:
         the fire is in flight here (its lease renewed) until its outcome is recorded
         as every turn's is (retries, failure streak, auto-pause, listeners, webhooks).
-        The turn's own deadline, counted from the claim's ``started_at``, bounds it
-        (past it the server run is cancelled: ``timeout``), and a stop cancels it as it
-        does this runtime's own turns (``interrupted``, naming the server run).
+        The timeout the turn began with (noted on the server run; the task's current
+        one for a run made by an earlier version), counted from the claim's
+        ``started_at``, bounds it (past it the server run is cancelled: ``timeout``),
+        and a stop cancels it as it does this runtime's own turns (``interrupted``,
+        naming the server run).
 
         It is not a new turn: no task or thread lock is taken, as the server orders the
         runs on its thread itself (a fire of that thread begun meanwhile queues behind

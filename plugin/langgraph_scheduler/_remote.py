@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import dataclasses
 import functools
 import logging
+import math
 import re
 import sys
 import time
@@ -70,7 +72,8 @@ class LangGraphServer(BaseModel):
     Every turn becomes a run of ``assistant_id`` on the task's thread (created if
     needed). Its input is the trigger message and ``task_source``; its metadata the
     attribution: ``task_id``, ``task_name``, ``task_run_id`` (the server keeps
-    ``run_id`` for its own id), ``scheduled_for`` and ``source="scheduler"``. It queues
+    ``run_id`` for its own id), ``scheduled_for`` and ``source="scheduler"``, and the
+    turn's ``timeout_secs`` (which bounds the run whoever follows it). It queues
     behind the user's own runs on that thread (``multitask_strategy="enqueue"``), never
     interleaving with them; a task with ``on_busy="skip"`` is recorded ``skipped``
     instead when the thread is busy. The turn's timeout cancels the server run. The run
@@ -79,7 +82,7 @@ class LangGraphServer(BaseModel):
     the run, cancelled if the deadline passed or the runtime is stopping. A server run
     whose runtime died (or stopped renewing its claim) goes on: the runtime that takes
     over the lapsed claim records how it ended, or follows it to its end under the
-    turn's deadline while it still runs; it is cancelled and recorded ``interrupted``
+    timeout it began with while it still runs; it is cancelled and recorded ``interrupted``
     only when the server cannot say.
 
     Example:
@@ -209,6 +212,10 @@ class ServerTurnRunner(TurnRunner):
         client = self._client
         if client is None:
             return Error("the server turn runner is not open")
+        if where.timeout_secs is not None:
+            # The timeout the run began with, not the task's current one: a trigger
+            # changed since must neither cut the run short nor let it run longer.
+            request = dataclasses.replace(request, timeout_secs=where.timeout_secs)
         return await self._follow(client, request, where, started=time.monotonic() - elapsed_secs)
 
     async def _follow(
@@ -401,7 +408,7 @@ class ServerTurnRunner(TurnRunner):
         run = await client.runs.get(where.thread_id, where.run_id)
         status = run.get("status")
         if status in ("pending", "running"):
-            return where
+            return dataclasses.replace(where, timeout_secs=_timeout_of(run))
         if status not in ("success", "error", "timeout"):
             return None
         return _answer(run, await _own_state(client, where), where, elapsed=_run_secs(run))
@@ -464,7 +471,19 @@ def _server_metadata(request: ConversationRequest) -> dict[str, Any]:
     # The server keeps ``run_id`` in run metadata for its own id: ours is task_run_id.
     metadata = turn_metadata(request)
     metadata["task_run_id"] = metadata.pop("run_id")
+    # For a runtime that follows the run after this one died (see _timeout_of).
+    metadata["timeout_secs"] = request.timeout_secs
     return metadata
+
+
+def _timeout_of(run: Mapping[str, Any]) -> float | None:
+    """The turn's timeout a server run began with, from its metadata; None for a run
+    made by a version that did not note it (its task's current trigger says then)."""
+    metadata = run.get("metadata")
+    value = metadata.get("timeout_secs") if isinstance(metadata, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 async def _own_state(client: LangGraphClient, where: ServerRun) -> Mapping[str, Any] | None:

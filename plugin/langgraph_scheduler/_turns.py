@@ -50,6 +50,9 @@ class ServerRun:
 
     thread_id: str
     run_id: str
+    timeout_secs: float | None = None
+    """The turn's timeout the run began with, read from the server for a run to follow
+    (see :meth:`TurnRunner.orphan_state`); None when not read, or not noted on it."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,9 @@ class TurnRunner:
     ) -> ConversationResponse:
         """Follow to its end the server run ``where`` that another process made for the
         turn of ``request`` and left going (see :meth:`orphan_state`), begun
-        ``elapsed_secs`` ago: under the turn's own deadline, cancelled past it or at a
-        stop, as a turn of this runtime is. Never raises but ``CancelledError``."""
+        ``elapsed_secs`` ago: under the turn's own deadline (the timeout ``where``
+        began with, if known, else ``request``'s), cancelled past it or at a stop, as a
+        turn of this runtime is. Never raises but ``CancelledError``."""
         raise NotImplementedError
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
