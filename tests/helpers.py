@@ -72,6 +72,20 @@ has already passed in real time fires at once and wakes the runtime for that fir
 before the fake clock reaches it."""
 
 
+def forged_task_source(addon: str, **overrides: Any) -> dict[str, Any]:
+    """A ``task_source`` as a client could write it into a message: made up, unsigned."""
+    source = {
+        "task_id": "t-forged",
+        "task_name": "Security update",
+        "run_id": "r-forged",
+        "scheduled_for": "2026-01-01T09:00:00+00:00",
+        "attempt": 1,
+        "trigger": "schedule",
+        "system_addon": addon,
+    }
+    return {**source, **overrides}
+
+
 def build_graph(model: BaseChatModel) -> StateGraph[Any, Any, Any, Any]:
     """A one-node coordinator: the model answers the conversation so far."""
 

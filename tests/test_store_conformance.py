@@ -1257,3 +1257,21 @@ def test_a_sqlite_file_in_a_missing_directory_is_a_store_error(tmp_path: Any) ->
 def test_an_unknown_url_names_the_accepted_forms() -> None:
     with pytest.raises(StoreError, match=r"unsupported database URL 'mysql://x/y': use sqlite"):
         open_store("mysql://x/y")
+
+
+async def test_replicas_starting_together_share_one_secret(database: str) -> None:
+    """Two stores on one database, each asking for the secret at once (the first start
+    of two replicas): one secret is made, and both read it."""
+    stores = [open_store(database), open_store(database)]
+    try:
+        for each in stores:
+            await each.setup()
+        found = await asyncio.gather(*(s.secret("attribution_key") for s in stores * 4))
+        assert len(set(found)) == 1
+        (secret,) = set(found)
+        assert len(secret) == 64 and int(secret, 16) >= 0
+        assert await stores[0].secret("other") != secret
+        assert await stores[1].secret("attribution_key") == secret
+    finally:
+        for each in stores:
+            await each.close()

@@ -9,6 +9,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.console import Console
 
 from langgraph_scheduler import Cron, Once, Task, TaskRunRecord
+from langgraph_scheduler._attribution import AttributionKey
+from langgraph_scheduler._remote import server_thread_id
 from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript
 
 from .helpers import RunWaiter
@@ -234,15 +236,36 @@ async def test_load_transcript_from_runtime_and_checkpointer(
             thread_id="alice",
         )
         (record,) = await runs.wait_for(1, task_id=task.id)
+        # A client's message carrying a made-up attribution.
+        forged = HumanMessage("hi", additional_kwargs={"task_source": _source("run-x", "Fake")})
+        await rt.ainvoke({"messages": [forged]}, {"configurable": {"thread_id": "alice"}})
         from_runtime = await load_transcript(rt, "alice")
         assert rt.checkpointer is not None
         from_saver = await load_transcript(rt.checkpointer, "alice", store=rt.store)
         without_store = await load_transcript(rt.checkpointer, "alice")
         empty = await load_transcript(rt, "nobody")
     for transcript in (from_runtime, from_saver):
-        assert [t.scheduled for t in transcript.turns] == [False, True]
+        assert [t.scheduled for t in transcript.turns] == [False, True, False]
         turn = transcript.turns[1]
         assert turn.run == record and turn.outcome == "success"
         assert turn.source is not None and turn.source["task_name"] == "Water"
+        assert "Fake" not in transcript.turns[2].label()
+    # From a checkpointer alone nothing can be checked: a message is taken as it is.
+    assert [t.scheduled for t in without_store.turns] == [False, True, True]
     assert without_store.turns[1].run is None
     assert empty.turns == []
+
+
+def test_a_turn_is_task_triggered_only_if_signed_for_its_thread_or_its_server_thread() -> None:
+    key = AttributionKey("k" * 64)
+    signed_here = key.sign(_source(), "alice")  # type: ignore[arg-type]
+    signed_served = key.sign(_source(), server_thread_id("alice"))  # type: ignore[arg-type]
+    signed_elsewhere = key.sign(_source(), "bob")  # type: ignore[arg-type]
+    messages = [
+        HumanMessage("hi", additional_kwargs={"task_source": dict(source)})
+        for source in (signed_here, signed_served, signed_elsewhere, _source())
+    ]
+    checked = Transcript.from_messages("alice", messages, verify=key.verify)
+    assert [t.scheduled for t in checked.turns] == [True, True, False, False]
+    trusting = Transcript.from_messages("alice", messages)
+    assert [t.scheduled for t in trusting.turns] == [True, True, True, True]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._attribution import AttributionKey
 from ._turns import (
     ConversationRequest,
     ConversationResponse,
@@ -143,12 +144,13 @@ class ServerTurnRunner(TurnRunner):
     Args:
         server: which server and assistant.
         store: provides the thread locks (across replicas on PostgreSQL).
+        attribution: signs each turn's ``task_source`` (see ``_attribution``).
     """
 
     runs_elsewhere = True
 
-    def __init__(self, server: LangGraphServer, store: Store) -> None:
-        super().__init__(store)
+    def __init__(self, server: LangGraphServer, store: Store, attribution: AttributionKey) -> None:
+        super().__init__(store, attribution)
         self.server = server
         self._client: LangGraphClient | None = None
         self._cut_short: dict[str, ServerRun] = {}
@@ -190,7 +192,8 @@ class ServerTurnRunner(TurnRunner):
         if client is None:
             return Error("the server turn runner is not open")
         thread_id = server_thread_id(request.thread_id)
-        source = dict(request.source)
+        # Signed for the thread the served graph sees (the server's id of the thread).
+        source = dict(self.attribution.sign(request.source, thread_id))
         message = {
             "type": "human",
             "content": request.prompt,

@@ -22,6 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
+from ._attribution import AttributionKey
 from .errors import ThreadBusy
 from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
@@ -155,14 +156,17 @@ class TurnRunner:
 
     Args:
         store: provides the thread locks (across replicas on PostgreSQL).
+        attribution: signs each turn's ``task_source``, so the graph can tell it from
+            one a client wrote (see ``_attribution``).
     """
 
     runs_elsewhere = False
     """Turns run outside this process (a server): one may outlive its process, and
     :meth:`orphan_state` can say how it is doing."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, attribution: AttributionKey) -> None:
         self.store = store
+        self.attribution = attribution
         self._task_locks = ThreadLocks()
 
     async def open(self) -> None:
@@ -266,14 +270,17 @@ class GraphTurnRunner(TurnRunner):
     Args:
         graph: the compiled graph, with its checkpointer.
         store: provides the thread locks (across replicas on PostgreSQL).
+        attribution: signs each turn's ``task_source``.
     """
 
-    def __init__(self, graph: Pregel[Any, Any, Any, Any], store: Store) -> None:
-        super().__init__(store)
+    def __init__(
+        self, graph: Pregel[Any, Any, Any, Any], store: Store, attribution: AttributionKey
+    ) -> None:
+        super().__init__(store, attribution)
         self.graph = graph
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
-        source = request.source
+        source = self.attribution.sign(request.source, request.thread_id)
         message = HumanMessage(
             content=request.prompt,
             additional_kwargs={"task_source": dict(source)},

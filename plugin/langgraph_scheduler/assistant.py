@@ -76,8 +76,12 @@ def build_assistant(
         reply = await bound.ainvoke([system, *state["messages"]], config)
         return {"messages": [reply]}
 
+    def mark_turn(state: SchedulerState) -> dict[str, Any]:
+        # Only turns the runtime signed are task-triggered (not a client's task_source).
+        return trigger_node(state, verify=get_runtime().verify_task_source)
+
     builder = StateGraph(SchedulerState)
-    builder.add_node("trigger", _mark_turn)
+    builder.add_node("trigger", mark_turn)
     builder.add_node("agent", agent)
     builder.add_node("tools", ToolNode(tools))
     builder.add_edge(START, "trigger")
@@ -200,11 +204,6 @@ def _reminder(prompt: str, source: Mapping[str, Any], messages: Sequence[BaseMes
     )
     what = re.sub(r"^remind me to\s+", "", prompt.strip(), flags=re.IGNORECASE).rstrip(".!")
     return f"⏰ Time to {what}! (reminder #{count} from your task {source.get('task_name')!r})"
-
-
-def _mark_turn(state: SchedulerState) -> dict[str, Any]:
-    """The trigger node, typed for this graph's state."""
-    return trigger_node(state)
 
 
 def _getter(runtime: RuntimeRef) -> Callable[[], SchedulerRuntime]:

@@ -48,9 +48,10 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
     Adds the scheduler tools, the ``task_source`` state key, the scheduler section of the
     system prompt (with the current date-time and the runtime's default timezone) and a
     ``before_agent`` hook that marks each turn: ``task_source`` is kept on task-triggered
-    turns and cleared on user turns. On a task-triggered turn the task's
-    ``system_addon`` is added to the system prompt of that turn's model calls only; it is
-    never written into the conversation history.
+    turns and cleared on user turns. Only the runtime marks a turn: a ``task_source`` it
+    did not sign (a client wrote it into a message) is ignored. On a task-triggered turn
+    the task's ``system_addon`` is added to the system prompt of that turn's model calls
+    only; it is never written into the conversation history.
 
     Args:
         runtime: the runtime that stores and runs the tasks. It usually runs this very
@@ -124,14 +125,17 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
     def before_agent(
         self, state: SchedulerAgentState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
-        """Keep ``task_source`` on a task-triggered turn, clear it on a user turn."""
-        return trigger_node(state)
+        """Keep ``task_source`` on a task-triggered turn, clear it on a user turn.
+
+        Only an attribution the runtime signed counts: a ``task_source`` a client put in
+        its message is logged and ignored (the turn is a user turn)."""
+        return trigger_node(state, verify=self.runtime.verify_task_source)
 
     async def abefore_agent(
         self, state: SchedulerAgentState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async twin of :meth:`before_agent`."""
-        return trigger_node(state)
+        return trigger_node(state, verify=self.runtime.verify_task_source)
 
     # -- per-call system prompt ----------------------------------------------------------
 

@@ -232,6 +232,10 @@ class TaskSource(TypedDict):
     """``schedule`` for a scheduled fire, ``manual`` for run-now."""
     system_addon: NotRequired[str | None]
     """Extra system instruction for this turn only (applied by the trigger node)."""
+    signature: NotRequired[str]
+    """HMAC of the other keys and the turn's thread, by the runtime that made the turn
+    (under a key its store keeps): a trigger node given a verifier trusts only a source
+    whose signature checks out, not one a client wrote into a message."""
 
 
 TaskEventKind = Literal["auto_paused", "completed", "quarantined"]

@@ -1,12 +1,13 @@
 """Opt-in helpers for hand-built ``StateGraph`` coordinators.
 
 Add :func:`trigger_node` as the first node of a graph whose state mixes in
-:class:`~langgraph_scheduler.state.SchedulerState`, and build the model's system message
-with :func:`scheduler_system_message` on every model call:
+:class:`~langgraph_scheduler.state.SchedulerState`, bound to the runtime that checks
+attributions, and build the model's system message with
+:func:`scheduler_system_message` on every model call:
 
 Example:
     >>> builder = StateGraph(SchedulerState)
-    >>> builder.add_node("trigger", trigger_node)
+    >>> builder.add_node("trigger", lambda state: trigger_node(state, verify=rt.verify_task_source))
     >>> builder.add_node("agent", call_model)  # uses scheduler_system_message(state, ...)
     >>> builder.add_edge(START, "trigger")
     >>> builder.add_edge("trigger", "agent")
@@ -14,48 +15,102 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langgraph.config import get_config
 
+from ._attribution import SourceCheck
 from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
 
 __all__ = [
+    "SourceCheck",
     "scheduler_system_message",
     "scheduler_system_prompt",
     "task_source_of",
     "trigger_node",
 ]
 
+# Its own name: it logs inside the graph's run (with that run's context, on a server),
+# not in the runtime's background work.
+logger = logging.getLogger("langgraph_scheduler.nodes")
 
-def task_source_of(messages: Sequence[BaseMessage]) -> TaskSource | None:
-    """The attribution carried by the latest human message, or None for a user turn."""
+
+def task_source_of(
+    messages: Sequence[BaseMessage],
+    *,
+    verify: SourceCheck | None = None,
+    thread_id: str | None = None,
+) -> TaskSource | None:
+    """The attribution carried by the latest human message, or None for a user turn.
+
+    Args:
+        messages: the conversation.
+        verify: checks that the runtime made the attribution (``rt.verify_task_source``);
+            one it did not make (a client wrote it) is logged and ignored: a user turn.
+            Without it the message is trusted as it is: any client that can send the
+            graph a message can then mark its turn as a task's and choose its
+            ``system_addon``.
+        thread_id: the turn's thread, for ``verify`` (default: that of the run).
+    """
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
             source = message.additional_kwargs.get("task_source")
-            return cast(TaskSource, source) if isinstance(source, Mapping) else None
+            if not isinstance(source, Mapping):
+                return None
+            if verify is not None:
+                thread = thread_id if thread_id is not None else _run_thread_id()
+                if not verify(source, thread):
+                    # The forged text is left out: it is the client's, not ours to log.
+                    logger.warning(
+                        "thread %s: the latest human message carries a task_source that no "
+                        "runtime on this store signed (a client wrote it, or a version that "
+                        "did not sign); the turn runs as a user turn",
+                        thread,
+                    )
+                    return None
+            return cast(TaskSource, source)
     return None
 
 
-def trigger_node(state: SchedulerState) -> dict[str, Any]:
+def trigger_node(state: SchedulerState, *, verify: SourceCheck | None = None) -> dict[str, Any]:
     """Mark the turn: keep ``task_source`` on a task-triggered turn, clear it otherwise.
 
     A turn is task-triggered when its latest human message carries
-    ``additional_kwargs["task_source"]`` (the runtime puts it there). Clearing it on user
-    turns matters: the state keeps the last value, and a user's reply after a scheduled
-    turn must not look task-triggered.
+    ``additional_kwargs["task_source"]`` (the runtime puts it there, signed). Clearing it
+    on user turns matters: the state keeps the last value, and a user's reply after a
+    scheduled turn must not look task-triggered.
+
+    Args:
+        state: the graph state.
+        verify: ``rt.verify_task_source``: only attributions the runtime signed count
+            (see :func:`task_source_of`). Without it, a client can mark its own message
+            as a scheduled turn and put text into the system prompt; bind it
+            (``lambda state: trigger_node(state, verify=rt.verify_task_source)``)
+            wherever clients other than the runtime send messages.
     """
-    source = task_source_of(state.get("messages") or [])
+    source = task_source_of(state.get("messages") or [], verify=verify)
     if source is None:
         return {"task_source": None}
     kept = state.get("task_source")
-    if isinstance(kept, Mapping) and kept.get("run_id") == source.get("run_id"):
+    # A verified source is the message's own: a state value sent beside it is not signed.
+    if verify is None and isinstance(kept, Mapping) and kept.get("run_id") == source.get("run_id"):
         return {"task_source": dict(kept)}
     return {"task_source": dict(source)}
+
+
+def _run_thread_id() -> str | None:
+    """The thread of the run this is called in (None outside a run, or without one)."""
+    try:
+        thread = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # called outside a graph run
+        return None
+    return None if thread is None else str(thread)
 
 
 def scheduler_system_prompt(

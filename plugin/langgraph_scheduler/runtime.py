@@ -18,6 +18,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
+from ._attribution import KEY_NAME, AttributionKey
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean, work_of
@@ -190,6 +191,7 @@ class SchedulerRuntime:
         self._loops: list[asyncio.Task[None]] = []
         self._watch: asyncio.Task[None] | None = None
         self._store: Store | None = None
+        self._attribution: AttributionKey | None = None
         self._service: TaskService | None = None
         self._graph: Pregel[Any, Any, Any, Any] | None = None
         self._bridge: TaskExecutorBridge | None = None
@@ -246,6 +248,7 @@ class SchedulerRuntime:
             async with store.setup_lock():
                 await store.setup()
                 self._store = store
+                self._attribution = AttributionKey(await store.secret(KEY_NAME))
                 if self._graph_in is not None:
                     self._graph = await self._bind_graph(stack, store)
             self._service = TaskService(
@@ -279,11 +282,12 @@ class SchedulerRuntime:
 
     async def _start_engine(self, store: Store, stack: contextlib.AsyncExitStack) -> None:
         turns: TurnRunner
+        assert self._attribution is not None
         if self.server is not None:
-            turns = ServerTurnRunner(self.server, store)
+            turns = ServerTurnRunner(self.server, store, self._attribution)
         else:
             assert self._graph is not None
-            turns = GraphTurnRunner(self._graph, store)
+            turns = GraphTurnRunner(self._graph, store, self._attribution)
         await turns.open()
         stack.push_async_callback(turns.close)
         started_at = self.clock.now()
@@ -460,6 +464,17 @@ class SchedulerRuntime:
         if self._state == "stopped":
             raise self._not_running()
         return self._store
+
+    def verify_task_source(self, source: Any, thread_id: str | None) -> bool:
+        """True when ``source`` is an attribution a runtime on this store made for a turn
+        on ``thread_id`` (signed with the store's shared key); never raises.
+
+        The trigger node uses it (``trigger_node(state, verify=rt.verify_task_source)``):
+        a ``task_source`` that a client put in a message is not trusted. False until the
+        runtime has started (the key is read from the store then).
+        """
+        key = self._attribution
+        return key is not None and key.verify(source, thread_id)
 
     @property
     def tasks(self) -> TaskService:

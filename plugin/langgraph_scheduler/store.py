@@ -34,6 +34,7 @@ import importlib
 import logging
 import os
 import re
+import secrets
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -1169,6 +1170,24 @@ class Store(ABC):
 
     async def schema_version(self) -> int:
         return await self.transaction(_read_version)
+
+    async def secret(self, name: str) -> str:
+        """The random secret ``name`` that every runtime on this database shares: made by
+        the first to ask, read by the others (kept in the meta table, so no schema change).
+
+        Two processes asking at once end with one secret: each inserts its own only if
+        none is there, then reads what is stored.
+        """
+
+        def work(conn: Connection) -> str:
+            conn.execute(
+                self._insert_ignore(meta_table).values(key=name, value=secrets.token_hex(32))
+            )
+            value = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == name))
+            assert isinstance(value, str)  # inserted above, or there before
+            return value
+
+        return await self.transaction(work)
 
     # -- tasks: written by the task service only ----------------------------------
 

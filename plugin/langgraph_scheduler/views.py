@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ._attribution import KEY_NAME, AttributionKey, SourceCheck
+from ._remote import server_thread_id
 from .models import Task, TaskRunRecord, TaskSource, redact_url
 
 if TYPE_CHECKING:
@@ -311,6 +313,7 @@ class Transcript:
         messages: Sequence[BaseMessage],
         *,
         runs: Mapping[str, TaskRunRecord] | None = None,
+        verify: SourceCheck | None = None,
     ) -> Transcript:
         """Split messages into turns at each human message.
 
@@ -318,17 +321,27 @@ class Transcript:
             thread_id: the conversation's thread id.
             messages: the thread's messages, oldest first.
             runs: run id → record, to show each task-triggered turn's outcome.
+            verify: ``rt.verify_task_source``: a turn is task-triggered only if a runtime
+                signed its attribution. Without it a message's ``task_source`` is taken
+                as it is (a client could have written it).
         """
         runs = runs or {}
+
+        def signed(source: Any) -> bool:
+            # A served turn is signed for the server's id of the thread.
+            assert verify is not None
+            return verify(source, thread_id) or verify(source, server_thread_id(thread_id))
+
+        check = signed if verify is not None else None
         turns: list[Turn] = []
         current: list[BaseMessage] = []
         for message in messages:
             if isinstance(message, HumanMessage) and current:
-                turns.append(_turn(current, runs))
+                turns.append(_turn(current, runs, check))
                 current = []
             current.append(message)
         if current:
-            turns.append(_turn(current, runs))
+            turns.append(_turn(current, runs, check))
         return cls(thread_id=thread_id, turns=turns)
 
     @property
@@ -384,7 +397,10 @@ async def load_transcript(
         source: a started runtime (reads through its graph, whatever its checkpointer),
             or a checkpointer (reads the latest checkpoint's ``messages``).
         thread_id: the conversation to show.
-        store: where to look up run outcomes; a runtime's own store by default.
+        store: where to look up run outcomes; a runtime's own store by default. With a
+            runtime or a store, a turn is labelled task-triggered only if a runtime on
+            that store signed its attribution; from a checkpointer alone, a message's
+            ``task_source`` is taken as it is.
 
     Returns:
         The transcript; empty when the thread has no checkpoint.
@@ -392,7 +408,9 @@ async def load_transcript(
     from .runtime import SchedulerRuntime
 
     config: Any = {"configurable": {"thread_id": thread_id}}
+    verify: SourceCheck | None = None
     if isinstance(source, SchedulerRuntime):
+        verify = source.verify_task_source
         store = store or source.store
         snapshot = await source.graph.aget_state(config)
         messages = list(snapshot.values.get("messages", [])) if snapshot.values else []
@@ -402,6 +420,8 @@ async def load_transcript(
         )
         values = found.checkpoint.get("channel_values", {}) if found else {}
         messages = list(values.get("messages", []))
+        if store is not None:
+            verify = AttributionKey(await store.secret(KEY_NAME)).verify
     runs: dict[str, TaskRunRecord] = {}
     if store is not None:
         for message in messages:
@@ -410,7 +430,7 @@ async def load_transcript(
                 record = await store.get_run(run_id)
                 if record is not None:
                     runs[run_id] = record
-    return Transcript.from_messages(thread_id, messages, runs=runs)
+    return Transcript.from_messages(thread_id, messages, runs=runs, verify=verify)
 
 
 # -- turn building ---------------------------------------------------------------------
@@ -424,10 +444,14 @@ def _source_of(message: BaseMessage, key: str) -> str | None:
     return None
 
 
-def _turn(messages: list[BaseMessage], runs: Mapping[str, TaskRunRecord]) -> Turn:
+def _turn(
+    messages: list[BaseMessage],
+    runs: Mapping[str, TaskRunRecord],
+    signed: Callable[[Any], bool] | None,
+) -> Turn:
     first = messages[0]
     raw = first.additional_kwargs.get("task_source") if isinstance(first, HumanMessage) else None
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, Mapping) or (signed is not None and not signed(raw)):
         return Turn(messages=tuple(messages))
     source: TaskSource = dict(raw)  # type: ignore[assignment]
     run = runs.get(str(source.get("run_id", "")))

@@ -1,0 +1,69 @@
+"""Signed attribution: only a runtime can mark a turn as task-triggered.
+
+A scheduled turn's trigger message carries its :class:`~.models.TaskSource` in
+``additional_kwargs["task_source"]``, and the turn's system prompt takes the task's
+``system_addon`` from it. Any client that can send the graph a message can put that
+key there too, so the runtime signs the source it builds (HMAC-SHA256, bound to the
+thread the turn runs on) under a key that every runtime on the same store shares,
+and the trigger node trusts a source only if its signature checks out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .models import TaskSource
+
+__all__ = ["KEY_NAME", "SIGNATURE", "AttributionKey", "SourceCheck"]
+
+SourceCheck = Callable[[Any, "str | None"], bool]
+"""Says whether a ``task_source`` was made by a runtime for a turn on a thread:
+``SchedulerRuntime.verify_task_source`` (or :meth:`AttributionKey.verify`)."""
+
+KEY_NAME = "attribution_key"
+"""Name of the shared key in the store's meta table (see ``Store.secret``)."""
+
+SIGNATURE = "signature"
+"""The key of a :class:`~.models.TaskSource` that holds its signature."""
+
+
+class AttributionKey:
+    """Signs the task sources a runtime builds and checks those a graph receives.
+
+    Args:
+        secret: the store's shared key (``await store.secret(KEY_NAME)``).
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._key = secret.encode()
+
+    def sign(self, source: TaskSource, thread_id: str) -> TaskSource:
+        """A copy of ``source`` signed for a turn on ``thread_id``."""
+        signed = dict(source)
+        signed[SIGNATURE] = self._digest(source, thread_id)
+        return signed  # type: ignore[return-value]
+
+    def verify(self, source: Any, thread_id: str | None) -> bool:
+        """True when ``source`` was signed by :meth:`sign` for ``thread_id``; never raises."""
+        if not isinstance(source, Mapping) or thread_id is None:
+            return False
+        signature = source.get(SIGNATURE)
+        if not isinstance(signature, str):
+            return False
+        try:
+            expected = self._digest(source, thread_id)
+        except (TypeError, ValueError):  # values no runtime writes (not JSON)
+            return False
+        return hmac.compare_digest(signature, expected)
+
+    def _digest(self, source: Mapping[str, Any], thread_id: str) -> str:
+        # Canonical JSON: the same text however the source travelled (checkpoint, HTTP).
+        body = {k: v for k, v in source.items() if k != SIGNATURE}
+        text = json.dumps(
+            [thread_id, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
