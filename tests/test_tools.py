@@ -13,12 +13,14 @@ import pytest
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from langgraph.graph import START, StateGraph
+from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
+from sqlalchemy import update
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.schedules import ACCEPTED_FORMS
+from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
 
 ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
@@ -688,6 +690,34 @@ async def test_a_variant_of_a_zone_is_refused_naming_the_zone(
     )
     assert answer.status == "error" and "use 'Europe/Paris'" in answer.text
     assert await all_tasks(rt) == []
+
+
+async def test_an_update_mending_a_stored_row_answers_the_task_as_mended(
+    rt: SchedulerRuntime,
+) -> None:
+    # The row was written by a version that accepted the tz database's right/ variants:
+    # read with a problem, which a new zone mends. The answer the call keeps (what the
+    # model is told, and any re-run of the call) used to be made from the row as read,
+    # telling the model to delete the task it had just mended.
+    task = await rt.create_task(
+        name="standup", schedule=Cron("0 9 * * *"), trigger="p", owner="alice"
+    )
+    variant = {"kind": "cron", "expr": "0 9 * * *", "tz": "right/Europe/Paris"}
+    change = update(tasks_table).where(tasks_table.c.id == task.id).values(schedule=variant)
+    await rt.store.transaction(lambda conn: conn.execute(change))
+    assert (await rt.get_task(task.id)).problem is not None
+    builder = StateGraph(MessagesState)
+    builder.add_node("tools", ToolNode(scheduler_tools(rt)))
+    builder.add_edge(START, "tools")
+    call = {"task_id": task.id, "schedule": "every day at 9", "timezone": "Europe/Paris"}
+    message = AIMessage("", tool_calls=[{"name": "update_task", "args": call, "id": "c-1"}])
+
+    out = await builder.compile().ainvoke({"messages": [message]}, config=ALICE)
+
+    answer = out["messages"][-1]
+    assert answer.status == "success" and "timezone: Europe/Paris" in answer.text
+    assert "problem" not in answer.text, answer.text
+    assert (await rt.get_task(task.id)).problem is None
 
 
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:

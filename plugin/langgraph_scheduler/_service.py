@@ -453,6 +453,9 @@ class TaskService:
             updated = task.model_copy(update=values | {"updated_at": now})
             saved = updated.model_copy(update={"version": task.version + 1})
             activates = updated.state == "active" and task.state != "active"
+            # A row read with a problem: what the write mended (or not) is known only
+            # from the row as it is then, so the answer is made from that row.
+            kept = answer if task.problem is not None or answer is None else answer(saved)
             result: SaveResult = await self.store.save_task(
                 updated,
                 expected_version=task.version,
@@ -460,14 +463,12 @@ class TaskService:
                 max_active=max_active if activates else None,
                 cancel_retries=True,
                 approval_id=approval_id,
-                answer=answer(saved) if answer is not None else None,
+                answer=kept,
             )
             if result == "done":
                 return task
             if result == "saved":
                 if task.problem is not None:
-                    # Read from a row partly unreadable: what the write mended (or not)
-                    # is known only from the row as it is now.
                     saved = await self.get(task_id, owner=owner)
                 self._changed(saved.id, saved)
                 return saved

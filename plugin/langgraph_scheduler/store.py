@@ -1262,7 +1262,7 @@ class Store(ABC):
         max_active: int | None = None,
         cancel_retries: bool = False,
         approval_id: str | None = None,
-        answer: CallAnswer | None = None,
+        answer: CallAnswer | Callable[[Task], CallAnswer] | None = None,
     ) -> SaveResult:
         """Write the ``columns`` of ``task`` (and ``updated_at``, the version bumped) if the
         stored one still has ``expected_version``; with ``max_active``, only if the owner
@@ -1271,7 +1271,9 @@ class Store(ABC):
         transaction. Columns not named keep what is stored (even if it cannot be read).
         With ``approval_id``, the write happens only while that approval is ``approved``
         (``done`` otherwise), and the approval becomes ``applied`` with it. ``answer`` is
-        kept with the write (see :meth:`insert_task`).
+        kept with the write (see :meth:`insert_task`); given as a function, it is made
+        from the task as the write left its row (for a row read with a ``problem``, which
+        only that read tells mended or not).
 
         Raises:
             CallAnswered: ``answer``'s call was answered already; nothing was written.
@@ -1300,7 +1302,11 @@ class Store(ABC):
                 conn.execute(delete(retries_table).where(retries_table.c.task_id == task.id))
             if approval_id is not None:
                 _close_approval(conn, approval_id, task.updated_at)
-            self._keep_answer(conn, answer)
+            kept = answer
+            if callable(kept):
+                by_id = select(tasks_table).where(tasks_table.c.id == task.id)
+                kept = kept(task_from_row(conn.execute(by_id).mappings().one()))
+            self._keep_answer(conn, kept)
             self._notify(conn, task.id)
             return "saved"
 
