@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 
-from langgraph_scheduler import Cron, Interval, Once, QuotaExceeded, TaskOptions
+from langgraph_scheduler import Cron, Interval, InvalidTask, Once, QuotaExceeded, TaskOptions
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
@@ -168,6 +168,52 @@ async def test_concurrent_creates_stay_within_the_quota(service: TaskService) ->
 
     assert sum(isinstance(r, Task) for r in results) == 3
     assert sum(isinstance(r, QuotaExceeded) for r in results) == 5
+
+
+@pytest.mark.parametrize(("owner", "taken"), [("alice", False), ("bob", True)])
+async def test_a_create_within_a_quota_meeting_its_id_inserted_meanwhile_is_answered(
+    postgres_url: str, owner: str, taken: bool
+) -> None:
+    # Another transaction inserts the id (a create without quota, or of another owner,
+    # whose owner lock is not this one's) after this create found it absent: its insert
+    # waits for that commit and used to end in a duplicate key error (StoreError).
+    import psycopg
+
+    store = open_store(postgres_url)
+    await store.setup()
+    service = TaskService(store, clock=FakeClock(T0))
+    create: dict[str, Any] = {
+        "name": "standup",
+        "schedule": Cron("0 9 * * *"),
+        "trigger": "hi",
+        "owner": "alice",
+    }
+    try:
+        seed = await service.create(**create, task_id="seed")
+        async with await psycopg.AsyncConnection.connect(postgres_url) as other:
+            await other.execute(
+                "CREATE TEMP TABLE held AS SELECT * FROM lgs_tasks WHERE id = 'seed'"
+            )
+            await other.execute("UPDATE held SET id = 'dup', owner = %s", (owner,))
+            await other.execute("INSERT INTO lgs_tasks SELECT * FROM held")
+            made = asyncio.ensure_future(service.create(**create, task_id="dup", max_active=5))
+            for _ in range(400):  # until the create waits for the held row
+                cursor = await other.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                row = await cursor.fetchone()
+                if made.done() or (row is not None and row[0] > 0):
+                    break
+                await asyncio.sleep(0.05)
+            await other.commit()
+        if taken:
+            with pytest.raises(InvalidTask, match="is taken"):
+                await made
+        else:
+            assert (await made).model_copy(update={"id": "seed"}) == seed
+    finally:
+        await store.close()
 
 
 async def test_concurrent_resumes_stay_within_the_quota(store: Store, service: TaskService) -> None:

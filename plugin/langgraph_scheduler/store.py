@@ -1231,14 +1231,17 @@ class Store(ABC):
                     inserted = False
                 else:
                     values = select(*[literal(v, tasks_table.c[k].type) for k, v in row.items()])
-                    statement = (
-                        insert(tasks_table)
-                        .from_select(list(row), values.where(_active_of(task.owner) < max_active))
-                        .returning(tasks_table.c.id)
+                    # The owner's lock does not hold off an insert of this id by another
+                    # owner, or by a create without quota: that one wins, as above.
+                    into = (
+                        self._insert_ignore(tasks_table, "id") if if_absent else insert(tasks_table)
                     )
-                    if conn.execute(statement).first() is None:
+                    statement = into.from_select(
+                        list(row), values.where(_active_of(task.owner) < max_active)
+                    ).returning(tasks_table.c.id)
+                    inserted = conn.execute(statement).first() is not None
+                    if not inserted and not (if_absent and _task_exists(conn, task.id)):
                         return False
-                    inserted = True
             if approval_id is not None:
                 _close_approval(conn, approval_id, task.updated_at)
             if inserted:
