@@ -388,6 +388,9 @@ def test_parse_schedule_errors(text: str, match: str) -> None:
         ("tomorrow at 9 a.m.?", "tomorrow at 9 a.m."),
         ("in 2 hours??", "in 2 hours"),
         ("every day at 9…", "every day at 9"),
+        ("every day at 9 …", "every day at 9"),
+        ("in 2 hours ...", "in 2 hours"),
+        ("every weekday at 9am !", "every weekday at 9am"),
         ("9am tomorrow?", "tomorrow at 9am"),
         ("0 9 * * 1-5?", "0 9 * * 1-5"),
         ("@daily?", "@daily"),
@@ -405,6 +408,7 @@ def test_final_sentence_punctuation_is_ignored(text: str, plain: str) -> None:
         # Quartz lines (noon every day): without the "?" they would read as the 12th at 00:00
         ("0 0 12 * * ?", "could not understand"),
         ("0 0 12 * *?", "could not understand"),
+        ("0 0 12 * * ? .", "could not understand"),
         ("every day at 9? or 10", "could not understand"),
         ("every monday?", r"^At what time on Mondays\? Say e\.g\. 'every monday at 9:00'\.$"),
     ],

@@ -614,7 +614,8 @@ def _normalise(text: str) -> str:
     A clear time written first moves to the end: "9am tomorrow" is read as "tomorrow at 9am".
     """
     normal = " ".join(text.lower().split())
-    normal = _QUESTION_END.sub("", re.sub(r" ?, ?", ",", normal)).rstrip(".!…")
+    # A final "." "!" or "…" may stand after a space ("at 9 ..."): no line means it.
+    normal = _QUESTION_END.sub("", re.sub(r" ?, ?", ",", normal)).rstrip(".!… ")
     moved = re.fullmatch(
         rf"(?:at )?(?P<t>{_CLEAR_TIME}|(?<=at )[0-9]{{1,2}}) (?P<rest>[a-z].*)", normal
     )
