@@ -799,10 +799,11 @@ class _FireStatements:
         self.quarantine_as_due = quarantine
         """For a task whose due time is what cannot be read: kept as stored, so the task
         still says so (its ``problem``); it is no longer due, being quarantined."""
-        # Only while its claim is the finisher's (``b_holder``; NULL: any, as a writer of
-        # an earlier release sends through SQLite's ``lgs_settle``): a runtime that
-        # stalled past its lease and resumed must not write over (or beside) the record
-        # of the one that took the claim over (see ``take_over_run``).
+        # Only while its claim is the finisher's (``b_holder``; NULL: any, for a writer
+        # that names none, such as a process of an earlier build still writing through
+        # SQLite's ``lgs_settle``): a runtime that stalled past its lease and resumed
+        # must not write over (or beside) the record of the one that took the claim
+        # over (see ``take_over_run``).
         holder = runs_table.c.holder
         self.finish_run = (
             update(runs_table)
@@ -2014,8 +2015,8 @@ class Store(ABC):
         holder: str | None,
         skip_busy: bool = False,
     ) -> Finished | None:
-        """Record one outcome of a fire claimed by ``holder`` (None: whoever holds it, for
-        a sweep of a claim written before holders were). With ``skip_busy`` a task row
+        """Record one outcome of a fire claimed by ``holder`` (None: whoever holds it; a
+        sweep passes the holder it read, None for a claim that names none). With ``skip_busy`` a task row
         another transaction holds is not waited for (None: the run stays as it is, for a
         later sweep), so a sweep that already holds run rows can never wait in a cycle
         with a finish."""
