@@ -238,6 +238,7 @@ async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_their
     try:
         await store.transaction(write_earlier)
         await store.setup()
+        await store.build_indexes()  # after the setup on PostgreSQL (a runtime's start does)
         tables, indexes = await store.transaction(schema)
         assert "lgs_delivery_floors" in tables and "lgs_runs_finished" in indexes
     finally:

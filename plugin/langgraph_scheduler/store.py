@@ -245,9 +245,12 @@ tasks_table = Table(
     Column("updated_at", _UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("lgs_tasks_owner_created", "owner", "created_at", "id"),
-    Index("lgs_tasks_due", "state", "next_run_at"),
     Index("lgs_tasks_updated", "updated_at"),
 )
+
+# Part of schema version 2 (replacing 0.1.0's lgs_tasks_state): the claims' and the
+# window loader's reads of what is due.
+_due_tasks = Index("lgs_tasks_due", tasks_table.c.state, tasks_table.c.next_run_at)
 
 runs_table = Table(
     "lgs_runs",
@@ -354,9 +357,16 @@ _due_deliveries = Index(
     postgresql_where=deliveries_table.c.status == "pending",
 )
 
-# Created by create_all with a new lgs_runs, and by setup on an existing one: the webhook
-# sweep reads the runs finished since a delivery floor, page by page in this order.
+# Created by create_all with a new lgs_runs, and after setup on an existing one: the
+# webhook sweep reads the runs finished since a delivery floor, page by page in this
+# order, and the purge by age the runs finished before a time.
 _finished_runs = Index("lgs_runs_finished", runs_table.c.finished_at, runs_table.c.run_id)
+
+LATE_INDEXES: tuple[Index, ...] = (_due_tasks, _finished_runs)
+"""The indexes added to tables that may exist already, and be large (``lgs_runs`` holds
+millions of runs): created with their tables, and else by SQLite's setup, in its
+transaction, but on PostgreSQL by :meth:`Store.build_indexes`, concurrently, after it
+(a ``CREATE INDEX`` there blocks every write to the table until its transaction ends)."""
 
 # Created by create_all on databases that lack it (no schema version of its own): one row
 # per runtime with a webhook, the earliest finish time of a run record it may hold in
@@ -1150,12 +1160,31 @@ class Store(ABC):
                 .values(value=str(version))
             )
         metadata.create_all(conn, checkfirst=True)
-        _finished_runs.create(conn, checkfirst=True)  # create_all skips an existing table's
+        self._create_late_indexes(conn)  # create_all skips an existing table's
         _lock_runs(conn)
         self._after_setup(conn)
 
     def _before_setup(self, conn: Connection) -> None:
         """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
+        return None
+
+    def _create_late_indexes(self, conn: Connection) -> None:
+        """Twin hook of the setup transaction on an existing schema: create the
+        :data:`LATE_INDEXES` it lacks (PostgreSQL leaves them to :meth:`build_indexes`)."""
+        for index in LATE_INDEXES:
+            index.create(conn, checkfirst=True)
+
+    async def build_indexes(self) -> None:
+        """Build the :data:`LATE_INDEXES` that :meth:`setup` left to be built without
+        blocking writes (PostgreSQL: concurrently, an index left invalid by an
+        interrupted build built again); nothing on SQLite, whose setup built them. A
+        runtime that runs turns calls it in the background once started: they only
+        make reads faster.
+
+        Raises:
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: a build failed (for example, the role does not own the table).
+        """
         return None
 
     def _free_claimed_threads(self, conn: Connection, run_ids: Sequence[str]) -> None:
@@ -3241,10 +3270,8 @@ def _migrate_to_2(conn: Connection) -> None:
     for column in ("server_thread_id", "server_run_id"):
         conn.execute(text(f"ALTER TABLE lgs_runs ADD COLUMN {column} VARCHAR(64)"))
     conn.execute(text("DROP INDEX IF EXISTS lgs_tasks_state"))
-    for index in tasks_table.indexes:
-        if index.name == "lgs_tasks_due":
-            index.create(conn, checkfirst=True)
-    # The retries table is created by create_all after the migrations.
+    # The retries table is created by create_all after the migrations, and the
+    # (state, next_run_at) index with the other LATE_INDEXES.
 
 
 def _migrate_to_3(conn: Connection) -> None:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Index,
     Integer,
     String,
     Table,
@@ -43,6 +44,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql import Select
 from sqlalchemy.util import asbool
 
@@ -52,6 +54,7 @@ from .models import Task, TaskRunRecord
 from .store import (
     _EARLIEST,
     _LATEST,
+    LATE_INDEXES,
     Finish,
     Finished,
     Store,
@@ -99,9 +102,11 @@ _SAVER_THRESHOLD = 0
 _IDLE_SESSION_TIMEOUT = "57P05"
 """SQLSTATE of a session ended by ``idle_session_timeout``."""
 
-# Advisory lock keys: our schema, a replica's whole start-up, quota checks.
+# Advisory lock keys: our schema, a replica's whole start-up, the late indexes' builds,
+# quota checks.
 _SCHEMA_LOCK = 0x4C47_5343_4845_4455  # "LGSCHEDU"
 _SETUP_LOCK = _SCHEMA_LOCK + 1
+_INDEX_LOCK = _SCHEMA_LOCK + 2
 _QUOTA_LOCK_CLASS = 0x4C51  # "LQ"
 
 
@@ -141,7 +146,8 @@ class PostgresStore(Store):
         after a minute), one session of its own (threads taken and freed, and the fire
         path's statements sent alone) and one listening for task changes: 6 in all, so 10
         replicas fit in PostgreSQL's default ``max_connections`` (100) with room to
-        spare. When the server refuses connections, work waits and is retried; it is
+        spare (2 more while :meth:`build_indexes` builds an index, once after an
+        upgrade). When the server refuses connections, work waits and is retried; it is
         never dropped.
     """
 
@@ -469,6 +475,66 @@ class PostgresStore(Store):
 
     def _before_setup(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+
+    def _create_late_indexes(self, conn: Connection) -> None:
+        return None  # built concurrently by build_indexes, once the setup committed
+
+    async def build_indexes(self) -> None:
+        """Build the late indexes missing or left invalid, one at a time, each with
+        ``CREATE INDEX CONCURRENTLY`` on a session of its own in autocommit: writes to
+        the table go on meanwhile (a plain ``CREATE INDEX`` blocks them all for the whole
+        build, minutes on millions of runs). One replica builds at a time: under an
+        advisory lock of a transaction kept open on another session (so that it holds
+        behind a pooler in transaction mode; that transaction holds no snapshot, which
+        the build would wait for), taken if free: a replica that finds it taken leaves
+        the build to its holder. An index found invalid with the lock free was left by
+        a build cut short (its session lost, its runtime stopped): it is dropped and
+        built again. Two more connections while a build runs, none when nothing is to
+        be built (the check goes through the pool)."""
+        if not await self.transaction(_late_indexes_to_build):
+            return
+        import psycopg
+
+        try:
+            async with (
+                await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as lock,
+                await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn,
+            ):
+                async with lock.transaction():
+                    # The lock is held by the transaction, which idles until the builds
+                    # end: that timeout would end it, and free the lock, meanwhile.
+                    await lock.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+                    taken = await _fetch_one(
+                        lock, f"SELECT pg_try_advisory_xact_lock({_INDEX_LOCK})", None
+                    )
+                    if not (taken and taken[0]):
+                        logger.info("another replica builds the scheduler's indexes")
+                        return
+                    for name, valid in (await self.transaction(_late_indexes_to_build)).items():
+                        await self._build_concurrently(conn, _LATE_BY_NAME[name], valid)
+        except (psycopg.Error, OSError) as exc:
+            raise self._map_error(exc) from exc
+
+    async def _build_concurrently(self, conn: Any, index: Index, valid: bool | None) -> None:
+        """Build ``index`` on ``conn`` (autocommit), dropping first what an interrupted
+        build left of it (``valid`` False; None: missing)."""
+        from psycopg import sql
+
+        name = sql.Identifier(str(index.name))
+        if valid is False:
+            logger.warning(
+                "index %s was left invalid by an interrupted build; building it again", index.name
+            )
+            await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(name))
+        logger.info(
+            "building index %s on %s concurrently (writes go on meanwhile)",
+            index.name,
+            self.safe_url,
+        )
+        ddl = str(CreateIndex(index, if_not_exists=True).compile(dialect=self.sync_engine.dialect))
+        assert ddl.startswith("CREATE INDEX IF NOT EXISTS "), ddl
+        await conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+        logger.info("built index %s on %s", index.name, self.safe_url)
 
     async def close(self) -> None:
         """Close the session and the pool. A thread still held through this store (a
@@ -887,6 +953,24 @@ class PostgresStore(Store):
             "CREATE on the schema when a start creates or migrates them (the first "
             "start, a start after an upgrade); or make those starts as the tables' owner"
         )
+
+
+_LATE_BY_NAME = {str(index.name): index for index in LATE_INDEXES}
+
+
+def _late_indexes_to_build(conn: Connection) -> dict[str, bool | None]:
+    """The late indexes to build, by name: None, missing; False, invalid
+    (``pg_index.indisvalid``: a concurrent build cut short leaves it so, unused by reads
+    and still kept up by writes)."""
+    rows = conn.execute(
+        text(
+            "SELECT n.name, i.indisvalid FROM unnest(CAST(:names AS text[])) AS n(name) "
+            "JOIN pg_index i ON i.indexrelid = to_regclass(n.name)"
+        ),
+        {"names": list(_LATE_BY_NAME)},
+    )
+    found: dict[str, bool] = {name: valid for name, valid in rows}
+    return {name: found.get(name) for name in _LATE_BY_NAME if not found.get(name)}
 
 
 def _prepared_statements(url: URL) -> tuple[bool, URL]:

@@ -1,0 +1,258 @@
+"""PostgreSQL: an index added to an existing, maybe large table (``lgs_runs_finished``
+on the runs of an earlier build) is built without blocking the replicas' writes.
+
+A build is made to last by a transaction that wrote to ``lgs_runs`` and stays open
+(``blocker``): a plain ``CREATE INDEX`` waits for it, and every write queued behind
+that build waits too; ``CREATE INDEX CONCURRENTLY`` waits for it without holding writes
+up. So the tests observe the locks themselves (``pg_stat_activity``, ``pg_blocking_pids``),
+not durations, on a small table; one slow test builds on a million runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.store import open_store
+
+_T = TypeVar("_T")
+
+INDEX = "lgs_runs_finished"
+
+FILL = """
+INSERT INTO lgs_runs (run_id, task_id, attempt, trigger, scheduled_for, started_at,
+                      finished_at, outcome)
+SELECT 'r' || g, 't' || (g %% 1000), 1, 'schedule', now() - g * interval '1 second',
+       now() - g * interval '1 second', now() - g * interval '1 second' + interval '2 s',
+       'success'
+FROM generate_series(1, %s) g
+"""
+
+WRITE = (
+    "INSERT INTO lgs_runs (run_id, task_id, attempt, trigger, scheduled_for, started_at) "
+    "VALUES (%s, 'writer', 1, 'manual', now(), now())"
+)
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+async def _until(check: Callable[[], Awaitable[_T | None]], what: str, secs: float = 25) -> _T:
+    """Poll ``check`` until it returns something (not None), failing after ``secs``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + secs
+    while True:
+        found = await check()
+        if found is not None:
+            return found
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _started(start: asyncio.Future[Any]) -> None:
+    """Wait for runtimes' start, which must not wait for the index build (the fire path
+    does not need it)."""
+    done, _ = await asyncio.wait([start], timeout=20)
+    assert done, "the start waits for the index build"
+    start.result()
+
+
+@pytest.fixture
+async def earlier(postgres_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The database of an earlier build: the current tables with runs, but no
+    ``lgs_runs_finished``. Yields a session (autocommit) to watch it with."""
+    store = open_store(postgres_url)
+    try:
+        await store.setup()
+    finally:
+        await store.close()
+    conn = await psycopg.AsyncConnection.connect(_plain(postgres_url), autocommit=True)
+    await conn.execute(f"DROP INDEX {INDEX}")
+    await conn.execute(FILL, (1000,))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def new_runtime(
+    postgres_url: str,
+    runtime_factory: Callable[..., SchedulerRuntime],
+    make_graph: Callable[..., Any],
+) -> Callable[[], SchedulerRuntime]:
+    """A runtime that runs turns (and so builds the indexes) on the test's database."""
+    return lambda: runtime_factory(make_graph(), database=postgres_url)
+
+
+@pytest.fixture
+async def blocker(postgres_url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A transaction that wrote a run and stays open until the returned call ends it."""
+    conn = await psycopg.AsyncConnection.connect(_plain(postgres_url))
+    await conn.execute(WRITE, ("blocker",))
+
+    async def release() -> None:
+        if not conn.closed:
+            await conn.rollback()
+            await conn.close()
+
+    try:
+        yield release
+    finally:
+        await release()
+
+
+async def _builder(watch: psycopg.AsyncConnection[Any]) -> int | None:
+    """The pid of the session building the index, if one is."""
+    cursor = await watch.execute(
+        "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+        "AND query ILIKE 'CREATE%%INDEX%%' || %s || '%%' AND pid <> pg_backend_pid()",
+        (INDEX,),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def _validity(watch: psycopg.AsyncConnection[Any]) -> bool | None:
+    """``pg_index.indisvalid`` of the index (None: there is none)."""
+    cursor = await watch.execute(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (INDEX,)
+    )
+    row = await cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+async def _valid(watch: psycopg.AsyncConnection[Any]) -> bool | None:
+    return True if await _validity(watch) else None
+
+
+async def _write_beside(
+    postgres_url: str, watch: psycopg.AsyncConnection[Any], builder: int, run_id: str
+) -> bool:
+    """Write a run while ``builder`` builds the index: the write must never wait for a
+    lock that session holds. Returns whether the build still ran when the write ended."""
+    async with await psycopg.AsyncConnection.connect(
+        _plain(postgres_url), autocommit=True
+    ) as writer:
+        pid = writer.info.backend_pid
+        write = asyncio.ensure_future(writer.execute(WRITE, (run_id,)))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        try:
+            while not write.done():
+                cursor = await watch.execute(
+                    "SELECT wait_event_type, pg_blocking_pids(pid) FROM pg_stat_activity "
+                    "WHERE pid = %s",
+                    (pid,),
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] == "Lock":
+                    assert builder not in row[1], "the write waits for the index build's lock"
+                assert loop.time() < deadline, "the write did not end"
+                await asyncio.sleep(0.02)
+        finally:
+            if not write.done():
+                await writer.cancel_safe()
+            await asyncio.gather(write, return_exceptions=True)
+        await write
+    return await _builder(watch) == builder
+
+
+async def test_writes_to_the_runs_go_on_while_the_index_is_built(
+    postgres_url: str,
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    new_runtime: Callable[[], SchedulerRuntime],
+) -> None:
+    rt = new_runtime()
+    start = asyncio.ensure_future(rt.start())
+    try:
+        builder = await _until(lambda: _builder(earlier), "the index build")
+        assert await _write_beside(postgres_url, earlier, builder, "beside-the-build")
+        await _started(start)
+        assert rt.running and await _validity(earlier) is False  # still being built
+    finally:
+        await blocker()
+        await asyncio.gather(start, return_exceptions=True)
+    assert await _until(lambda: _valid(earlier), "a valid index")
+
+
+async def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    new_runtime: Callable[[], SchedulerRuntime],
+) -> None:
+    first = new_runtime()
+    start = asyncio.ensure_future(first.start())
+    try:
+        await _until(lambda: _builder(earlier), "the index build")
+        await _started(start)
+        await first.stop()  # cuts the build short, as a killed replica would
+    finally:
+        if not start.done():  # a start that waits for the build (it must not)
+            await blocker()
+        await asyncio.gather(start, return_exceptions=True)
+    assert await _builder(earlier) is None
+    assert await _validity(earlier) is False  # what a build cut short leaves
+    await blocker()
+
+    async with new_runtime():
+        assert await _until(lambda: _valid(earlier), "a valid index")
+    cursor = await earlier.execute("SELECT pg_get_indexdef(to_regclass(%s))", (INDEX,))
+    row = await cursor.fetchone()
+    assert row is not None and row[0].endswith("USING btree (finished_at, run_id)")
+
+
+async def test_two_runtimes_starting_at_once_build_the_index_once(
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    new_runtime: Callable[[], SchedulerRuntime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    runtimes = [new_runtime() for _ in range(2)]
+    starts = asyncio.ensure_future(asyncio.gather(*(rt.start() for rt in runtimes)))
+    try:
+        await _until(lambda: _builder(earlier), "the index build")
+        await _started(starts)
+
+        async def told() -> bool | None:
+            return True if "another replica builds" in caplog.text else None
+
+        await _until(told, "the second runtime to leave the build to the first")
+    finally:
+        await blocker()
+        await asyncio.gather(starts, return_exceptions=True)
+    assert await _until(lambda: _valid(earlier), "a valid index")
+    builds = [r for r in caplog.records if r.getMessage().startswith(f"building index {INDEX}")]
+    assert len(builds) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.slow
+async def test_a_million_runs_are_indexed_while_a_replica_writes(
+    postgres_url: str,
+    earlier: psycopg.AsyncConnection[Any],
+    new_runtime: Callable[[], SchedulerRuntime],
+) -> None:
+    await earlier.execute("TRUNCATE lgs_runs")
+    await earlier.execute(FILL, (1_000_000,))
+    rt = new_runtime()
+    start = asyncio.ensure_future(rt.start())
+    beside = 0
+    try:
+        builder = await _until(lambda: _builder(earlier), "the index build", secs=60)
+        while await _builder(earlier) == builder:
+            beside += await _write_beside(postgres_url, earlier, builder, f"beside-{beside}")
+    finally:
+        await asyncio.gather(start, return_exceptions=True)
+    assert beside > 0  # writes ended while the build ran, none waiting for its lock
+    assert await _until(lambda: _valid(earlier), "a valid index", secs=60)
