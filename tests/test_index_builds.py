@@ -21,6 +21,8 @@ import pytest
 from langgraph_scheduler import SchedulerRuntime
 from langgraph_scheduler.store import open_store
 
+from .test_postgres_ops import pgbouncer  # noqa: F401 (a fixture)
+
 _T = TypeVar("_T")
 
 INDEX = "lgs_runs_finished"
@@ -256,3 +258,33 @@ async def test_a_million_runs_are_indexed_while_a_replica_writes(
         await asyncio.gather(start, return_exceptions=True)
     assert beside > 0  # writes ended while the build ran, none waiting for its lock
     assert await _until(lambda: _valid(earlier), "a valid index", secs=60)
+
+
+@pytest.mark.slow  # a pooler process
+async def test_one_replica_builds_behind_transaction_pooling(
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    pgbouncer: Callable[[str], str],  # noqa: F811 (the fixture imported above)
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The lock is a transaction's: one of a session would be taken on whichever server
+    # connection the pooler lent for that statement, and granted to the next try there.
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    url = pgbouncer("transaction")
+    stores = [open_store(url), open_store(url)]
+    builds = asyncio.ensure_future(asyncio.gather(*(s.build_indexes() for s in stores)))
+    try:
+        await _until(lambda: _builder(earlier), "the index build")
+
+        async def told() -> bool | None:
+            return True if "another replica builds" in caplog.text else None
+
+        await _until(told, "one store to leave the build to the other")
+    finally:
+        await blocker()
+        await asyncio.gather(builds, return_exceptions=True)
+        for store in stores:
+            await store.close()
+    builds.result()
+    assert await _until(lambda: _valid(earlier), "a valid index")
+    assert caplog.text.count(f"building index {INDEX}") == 1
