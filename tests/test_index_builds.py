@@ -59,6 +59,10 @@ async def _until(check: Callable[[], Awaitable[_T | None]], what: str, secs: flo
         await asyncio.sleep(0.02)
 
 
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool | None:
+    return True if text in caplog.text else None
+
+
 async def _started(start: asyncio.Future[Any]) -> None:
     """Wait for runtimes' start, which must not wait for the index build (the fire path
     does not need it)."""
@@ -225,11 +229,10 @@ async def test_two_runtimes_starting_at_once_build_the_index_once(
     try:
         await _until(lambda: _builder(earlier), "the index build")
         await _started(starts)
-
-        async def told() -> bool | None:
-            return True if "another replica builds" in caplog.text else None
-
-        await _until(told, "the second runtime to leave the build to the first")
+        await _until(
+            lambda: _logged(caplog, "another replica builds"),
+            "the second runtime to leave the build to the first",
+        )
     finally:
         await blocker()
         await asyncio.gather(starts, return_exceptions=True)
@@ -275,11 +278,10 @@ async def test_one_replica_builds_behind_transaction_pooling(
     builds = asyncio.ensure_future(asyncio.gather(*(s.build_indexes() for s in stores)))
     try:
         await _until(lambda: _builder(earlier), "the index build")
-
-        async def told() -> bool | None:
-            return True if "another replica builds" in caplog.text else None
-
-        await _until(told, "one store to leave the build to the other")
+        await _until(
+            lambda: _logged(caplog, "another replica builds"),
+            "one store to leave the build to the other",
+        )
     finally:
         await blocker()
         await asyncio.gather(builds, return_exceptions=True)
