@@ -2045,10 +2045,10 @@ class Store(ABC):
         skip_busy: bool = False,
     ) -> Finished | None:
         """Record one outcome of a fire claimed by ``holder`` (None: whoever holds it; a
-        sweep passes the holder it read, None for a claim that names none). With ``skip_busy`` a task row
-        another transaction holds is not waited for (None: the run stays as it is, for a
-        later sweep), so a sweep that already holds run rows can never wait in a cycle
-        with a finish."""
+        sweep passes the holder it read, None for a claim that names none). With
+        ``skip_busy`` a task row another transaction holds is not waited for (None: the
+        run stays as it is, for a later sweep), so a sweep that already holds run rows can
+        never wait in a cycle with a finish."""
         fire = self._fire
         record = _finished_record(finish, now)
         finished = _finished_values(record)
