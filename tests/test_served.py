@@ -46,6 +46,7 @@ from langgraph_scheduler import (
     TaskRunRecord,
 )
 from langgraph_scheduler._remote import _failure, _timeout_of, server_thread_id
+from langgraph_scheduler._turns import WAITING_FOR_INPUT
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.store import runs_table
@@ -262,6 +263,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
+from langgraph.types import interrupt
 from sqlalchemy import select
 
 from langgraph_scheduler import SchedulerState, trigger_node
@@ -287,6 +289,10 @@ async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any
         await asyncio.sleep(8)
     if "fail" in prompt:
         raise ValueError("the sleepy graph failed on purpose")
+    if "stay silent" in prompt:
+        return {}
+    if "confirm first" in prompt:
+        interrupt("Shall I go on?")
     user = config["configurable"].get("user_id")
     return {"messages": [AIMessage(f"answered {prompt!r} for {user}")]}
 
@@ -985,6 +991,32 @@ async def test_a_server_turn_records_its_own_runs_reply_not_a_later_runs_on_its_
         "answered 'nap, then answer' for default",
     )
     assert record.server_run_id == made["run_id"]
+
+
+@_on_the_server
+async def test_a_server_turn_that_writes_no_reply_is_not_summarised_by_an_earlier_one(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The turn's own last checkpoint holds the thread's earlier runs too: a turn that
+    # wrote nothing, or stopped at an interrupt() (a run the server ends "success"),
+    # used to take the reply of the run before it.
+    thread = f"silent-{uuid.uuid4().hex[:8]}"
+    async with (
+        _client(server) as client,
+        _sleepy(server.url, f"sqlite:///{tmp_path / 's.db'}") as rt,
+    ):
+        silent_first = await rt.run_now(await _one_shot(rt, "stay silent", thread))
+        await client.runs.wait(server_thread_id(thread), "sleepy", input=_say("hello"))
+        silent = await rt.run_now(await _one_shot(rt, "stay silent again", thread))
+        asking = await rt.run_now(await _one_shot(rt, "go on, but confirm first", thread))
+        state = await client.threads.get_state(server_thread_id(thread))
+    assert state["next"] == ["answer"] and state["interrupts"]
+    assert state["values"]["messages"][-3]["content"] == "answered 'hello' for "
+    assert [(r.outcome, r.summary) for r in (silent_first, silent, asking)] == [
+        ("success", ""),  # not its own prompt
+        ("success", ""),  # not the user's run's reply
+        ("success", WAITING_FOR_INPUT),
+    ]
 
 
 @_on_the_server

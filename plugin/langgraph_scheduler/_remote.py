@@ -41,6 +41,7 @@ from ._turns import (
     _TurnTimedOut,
     _within,
     turn_metadata,
+    turn_summary,
 )
 from .errors import SchedulerError
 from .models import TaskRunRecord
@@ -261,7 +262,14 @@ class ServerTurnRunner(TurnRunner):
             logger.warning("following server run %s failed: %r", where.run_id, exc)
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
-        return _answer(final, state, where, elapsed=time.monotonic() - started, joined=joined)
+        return _answer(
+            final,
+            state,
+            where,
+            run_id=request.run_id,
+            elapsed=time.monotonic() - started,
+            joined=joined,
+        )
 
     async def _create(
         self,
@@ -398,23 +406,27 @@ class ServerTurnRunner(TurnRunner):
             return None
         where = ServerRun(thread_id=record.server_thread_id, run_id=record.server_run_id)
         try:
-            return await asyncio.wait_for(self._state(client, where), CANCEL_TIMEOUT_SECS)
+            return await asyncio.wait_for(
+                self._state(client, where, record.run_id), CANCEL_TIMEOUT_SECS
+            )
         except Exception as exc:
             logger.warning("asking for server run %s failed: %r", where.run_id, exc)
             return None
 
     async def _state(
-        self, client: LangGraphClient, where: ServerRun
+        self, client: LangGraphClient, where: ServerRun, run_id: str
     ) -> ConversationResponse | ServerRun | None:
-        """How the server run ``where`` ended; itself while it is still going; None if
-        it was cancelled on the server (or has a status unknown here)."""
+        """How the server run ``where`` of the turn ``run_id`` ended; itself while it
+        is still going; None if it was cancelled on the server (or has a status unknown
+        here)."""
         run = await client.runs.get(where.thread_id, where.run_id)
         status = run.get("status")
         if status in ("pending", "running"):
             return dataclasses.replace(where, timeout_secs=_timeout_of(run))
         if status not in ("success", "error", "timeout"):
             return None
-        return _answer(run, await _own_state(client, where), where, elapsed=_run_secs(run))
+        state = await _own_state(client, where)
+        return _answer(run, state, where, run_id=run_id, elapsed=_run_secs(run))
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         if record.server_thread_id is None or record.server_run_id is None:
@@ -505,14 +517,19 @@ def _answer(
     state: Mapping[str, Any] | None,
     where: ServerRun,
     *,
+    run_id: str,
     elapsed: float,
     joined: Any = None,
 ) -> ConversationResponse:
-    """The response for a finished server run (``runs.get``), its own final state and
-    what ``runs.join`` answered for it, if it was joined."""
+    """The response for a finished server run (``runs.get``) of the turn ``run_id``,
+    its own final state and what ``runs.join`` answered for it, if it was joined."""
     status = run.get("status")
     if status == "success":
-        return Success(_final_text(state.get("values") if state else None), server_run=where)
+        # A run that stopped at an interrupt() ends "success" too; its last checkpoint
+        # names the nodes that run on resume.
+        values, waiting = (state.get("values"), bool(state.get("next"))) if state else (None, False)
+        summary = turn_summary(values, run_id, waiting=waiting)
+        return Success(summary, server_run=where)
     if status == "error":
         return Error(_failure(state, joined), server_run=where)
     if status == "timeout":  # the server's own limit (BG_JOB_TIMEOUT_SECS)
@@ -559,23 +576,6 @@ def _failure(state: Mapping[str, Any] | None, joined: Any = None) -> str:
     if call is None or not isinstance(message, str):
         return error
     return f"{call.group(1)}: {message}".rstrip(": ")
-
-
-def _final_text(values: Any) -> str:
-    """The last AI message of a thread's values, as text."""
-    messages = values.get("messages") if isinstance(values, Mapping) else None
-    if not isinstance(messages, list) or not messages:
-        return ""
-    ai = [m for m in messages if isinstance(m, Mapping) and m.get("type") in ("ai", "AIMessage")]
-    last = ai[-1] if ai else messages[-1]
-    content = last.get("content", "") if isinstance(last, Mapping) else last
-    if isinstance(content, list):
-        return "".join(
-            block if isinstance(block, str) else str(block.get("text", ""))
-            for block in content
-            if isinstance(block, str) or (isinstance(block, Mapping) and "text" in block)
-        )
-    return str(content)
 
 
 def _status(exc: BaseException) -> int | None:

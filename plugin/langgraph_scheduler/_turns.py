@@ -14,13 +14,14 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
+from pydantic import ValidationError
 
 from ._attribution import AttributionKey
 from .errors import ThreadBusy
@@ -40,6 +41,8 @@ __all__ = [
     "Timeout",
     "TurnGate",
     "TurnRunner",
+    "WAITING_FOR_INPUT",
+    "turn_summary",
 ]
 
 logger = logging.getLogger("langgraph_scheduler")
@@ -301,7 +304,7 @@ class GraphTurnRunner(TurnRunner):
         self, request: ConversationRequest, payload: dict[str, Any], config: RunnableConfig
     ) -> ConversationResponse:
         try:
-            result, checkpoint_id = await _within(
+            result, checkpoint_id, waiting = await _within(
                 _run_turn(self.graph, payload, config), request.timeout_secs
             )
         except _TurnTimedOut:
@@ -311,16 +314,19 @@ class GraphTurnRunner(TurnRunner):
         except Exception as exc:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
             return Error(f"{type(exc).__name__}: {exc}")
-        return Success(_final_text(result), checkpoint_id=checkpoint_id)
+        summary = turn_summary(result, request.run_id, waiting=waiting)
+        return Success(summary, checkpoint_id=checkpoint_id)
 
 
 async def _run_turn(
     graph: Pregel[Any, Any, Any, Any], payload: dict[str, Any], config: RunnableConfig
-) -> tuple[Any, str | None]:
-    """``graph.ainvoke``, also returning the id of the last checkpoint it saved: taken
-    from the run's own ``checkpoints`` stream instead of read back afterwards."""
+) -> tuple[Any, str | None, bool]:
+    """``graph.ainvoke``, also returning the id of the last checkpoint it saved and
+    whether the run stopped before its end (at an interrupt): both taken from the run's
+    own ``checkpoints`` stream instead of read back afterwards."""
     result: Any = None
     checkpoint_id: str | None = None
+    waiting = False
     stream = graph.astream(payload, config, stream_mode=["values", "checkpoints"])
     chunk: Any
     async for mode, chunk in stream:
@@ -328,7 +334,10 @@ async def _run_turn(
             result = chunk
         else:
             checkpoint_id = chunk["config"]["configurable"].get("checkpoint_id")
-    return result, checkpoint_id
+            # A finished run's last checkpoint has nothing next; an interrupted one's
+            # names the nodes that run on resume.
+            waiting = bool(chunk["next"])
+    return result, checkpoint_id, waiting
 
 
 def turn_metadata(request: ConversationRequest) -> dict[str, Any]:
@@ -364,16 +373,70 @@ async def _within(awaitable: Awaitable[Any], secs: float) -> Any:
         raise _TurnTimedOut from None
 
 
-def _final_text(result: Any) -> str:
-    messages = result.get("messages") if isinstance(result, dict) else None
-    if messages:
-        for message in reversed(messages):
+WAITING_FOR_INPUT = "[waiting for input]"
+"""Starts the summary of a turn that stopped at an interrupt (``interrupt()``, or
+``interrupt_before``/``interrupt_after``): it waits for a resume on its thread."""
+
+_AI_TYPES = frozenset({"ai", "AIMessage"})
+_HUMAN_TYPES = frozenset({"human", "HumanMessage"})
+
+
+def turn_summary(values: Any, run_id: str, *, waiting: bool = False) -> str:
+    """The summary of the run record of turn ``run_id``: the last AI message it wrote.
+
+    ``values`` is the thread's state when the turn ended (messages, or their dicts as a
+    server sends them): it holds the thread's earlier turns too, so only the messages
+    after this turn's own trigger message (the human message whose ``task_source``
+    names ``run_id``) count. A turn that wrote no AI message has an empty summary, not
+    an earlier turn's reply nor its own prompt. Walked back from the end, it stops at
+    the first AI message or the trigger: a few messages, however long the thread. A
+    graph that dropped the trigger message leaves no way to tell: its last AI message.
+
+    Args:
+        values: the turn's final state values; not a mapping for a graph whose output
+            is no state (the functional API): that output, as text.
+        run_id: the turn's run id.
+        waiting: the turn stopped at an interrupt: the summary starts with
+            :data:`WAITING_FOR_INPUT`.
+    """
+    if not isinstance(values, Mapping):
+        text = "" if values is None else str(values)
+    else:
+        text = _own_reply(values.get("messages"), run_id)
+    if waiting:
+        return f"{WAITING_FOR_INPUT} {text}" if text else WAITING_FOR_INPUT
+    return text
+
+
+def _own_reply(messages: Any, run_id: str) -> str:
+    """The text of the last AI message after the trigger message of ``run_id``."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, BaseMessage):
             if isinstance(message, AIMessage):
                 return message.text
-        last = messages[-1]
-        if isinstance(last, BaseMessage):
-            return last.text
-    return "" if result is None else str(result)
+            if isinstance(message, HumanMessage) and _triggers(message.additional_kwargs, run_id):
+                return ""
+        elif isinstance(message, Mapping):
+            kind = message.get("type")
+            if kind in _AI_TYPES:
+                content = message.get("content", "")
+                try:  # langchain-core's reading of content blocks
+                    return AIMessage(content=content).text
+                except ValidationError:
+                    return str(content)
+            if kind in _HUMAN_TYPES and _triggers(message.get("additional_kwargs"), run_id):
+                return ""
+    return ""
+
+
+def _triggers(additional_kwargs: Any, run_id: str) -> bool:
+    """Whether a human message's ``additional_kwargs`` make it the trigger of ``run_id``."""
+    if not isinstance(additional_kwargs, Mapping):
+        return False
+    source = additional_kwargs.get("task_source")
+    return isinstance(source, Mapping) and source.get("run_id") == run_id
 
 
 def _short(text: str, limit: int = 60) -> str:
