@@ -22,7 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -127,7 +133,9 @@ def demo_model() -> ScriptedChatModel:
 
     It understands "remind me to <what> <when>[, N times | once | twice]" (calling
     ``schedule_task``), "list my tasks" (calling ``list_tasks``), answers tool results
-    with a short confirmation, and answers a task-triggered turn with the reminder.
+    with a short confirmation, and answers a task-triggered turn with the reminder: a
+    turn its system prompt says a task started (the graph's verified ``task_source``),
+    not any message that carries a ``task_source``.
     """
     return ScriptedChatModel(steps=[_demo_reply], cycle=True)
 
@@ -156,8 +164,8 @@ def _demo_reply(messages: Sequence[BaseMessage]) -> str | AIMessage:
     human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     if human is None:
         return _HELP
-    source = human.additional_kwargs.get("task_source")
-    if isinstance(source, Mapping):
+    source = _task_turn_source(human, messages)
+    if source is not None:
         return _reminder(human.text, source, messages)
     text = " ".join(human.text.split())
     match = _REQUEST.search(text)
@@ -175,6 +183,26 @@ def _demo_reply(messages: Sequence[BaseMessage]) -> str | AIMessage:
     if re.search(r"\b(list|show)\b.*\btasks?\b", text, re.IGNORECASE):
         return tool_call("list_tasks", {})
     return _HELP
+
+
+def _task_turn_source(
+    human: HumanMessage, messages: Sequence[BaseMessage]
+) -> Mapping[str, Any] | None:
+    """The ``task_source`` of ``human`` when the graph marked this turn as its task's.
+
+    A model sees no graph state, only what it is sent: the system prompt, built from
+    the graph's verified ``task_source``, names the turn's run only on a turn the
+    runtime signed. A ``task_source`` a client wrote into its message is not named
+    there, and the demo answers it as a user turn, as a real model would.
+    """
+    source = human.additional_kwargs.get("task_source")
+    if not isinstance(source, Mapping):
+        return None
+    run_id = source.get("run_id")
+    system = messages[0] if isinstance(messages[0], SystemMessage) else None
+    if system is None or not isinstance(run_id, str) or not run_id or run_id not in system.text:
+        return None
+    return source
 
 
 def _after_tool(message: ToolMessage) -> str:
