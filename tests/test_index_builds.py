@@ -117,14 +117,23 @@ async def blocker(postgres_url: str) -> AsyncIterator[Callable[[], Awaitable[Non
 
 
 async def _builder(watch: psycopg.AsyncConnection[Any]) -> int | None:
-    """The pid of the session building the index, if one is."""
+    """The pid of the session building the index in this database, if one is."""
     cursor = await watch.execute(
         "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+        "AND datname = current_database() "  # tests run beside others, each on its own
         "AND query ILIKE 'CREATE%%INDEX%%' || %s || '%%' AND pid <> pg_backend_pid()",
         (INDEX,),
     )
     row = await cursor.fetchone()
     return None if row is None else int(row[0])
+
+
+async def _no_builder(watch: psycopg.AsyncConnection[Any]) -> bool | None:
+    return True if await _builder(watch) is None else None
+
+
+async def _invalid(watch: psycopg.AsyncConnection[Any]) -> bool | None:
+    return True if await _validity(watch) is False else None
 
 
 async def _validity(watch: psycopg.AsyncConnection[Any]) -> bool | None:
@@ -200,13 +209,17 @@ async def test_an_index_left_invalid_by_an_interrupted_build_is_built_again(
     start = asyncio.ensure_future(first.start())
     try:
         await _until(lambda: _builder(earlier), "the index build")
+        # Past its first phase: the index is in the catalog, invalid until built.
+        await _until(lambda: _invalid(earlier), "the build's invalid index")
         await _started(start)
         await first.stop()  # cuts the build short, as a killed replica would
     finally:
         if not start.done():  # a start that waits for the build (it must not)
             await blocker()
         await asyncio.gather(start, return_exceptions=True)
-    assert await _builder(earlier) is None
+    # The build's session ends on the server once it has the cancel (a moment after the
+    # stop closed its connection).
+    await _until(lambda: _no_builder(earlier), "the cut-short build's session to end")
     assert await _validity(earlier) is False  # what a build cut short leaves
     await blocker()
 
