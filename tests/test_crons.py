@@ -261,6 +261,23 @@ async def test_a_rerun_with_an_edited_cron_is_refused(rt: SchedulerRuntime) -> N
     assert await rt.get_task("cron-abc") == first
 
 
+@pytest.mark.parametrize("line", ["0  9 * * 1", "0 9 * * MON", "0 9 * * mon", "0 9 * * 1-1"])
+async def test_a_rerun_with_the_cron_line_written_otherwise_returns_the_task(
+    rt: SchedulerRuntime, line: str
+) -> None:
+    first = await task_from_cron(rt, schedule="0 9 * * 1", input=HELLO, task_id="cron-abc")
+    named = await task_from_cron(rt, schedule="@daily", input=HELLO, task_id="cron-d")
+
+    assert await task_from_cron(rt, schedule=line, input=HELLO, task_id="cron-abc") == first
+    assert await task_from_cron(rt, schedule="0 0 * * *", input=HELLO, task_id="cron-d") == named
+    assert first.name == "cron 0 9 * * 1" and named.name == "cron @daily"
+    tuesday: dict[str, Any] = {"schedule": "0 9 * * 2", "name": first.name}  # a name given
+    with pytest.raises(TaskConflict, match="another schedule: "):
+        await task_from_cron(rt, input=HELLO, task_id="cron-abc", **tuesday)
+    with pytest.raises(TaskConflict, match="another name, schedule: "):
+        await task_from_cron(rt, schedule="0 9 1-31 * 1", input=HELLO, task_id="cron-abc")
+
+
 async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
     task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, max_runs=3)
     assert task.max_runs == 3

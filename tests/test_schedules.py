@@ -194,6 +194,80 @@ def test_a_bound_in_the_second_pass_is_a_different_schedule() -> None:
     assert _iso(summer.next_fire_times(1, after=after)) == ["2026-10-25T02:30:00+02:00"]
 
 
+_BERLIN_END = datetime(2027, 1, 1, 12)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("0 9 * * 1", "0  9 * * 1"),
+        ("0 9 * * 1", "0 9 * * MON"),
+        ("0 9 * * mon", "\t0 9 * * Mon "),
+        ("@daily", "0 0 * * *"),
+        ("@weekly", "0 0 * * 7"),
+        ("0 9 * * 0", "0 9 * * sun"),
+        ("0 9 * * 1-5", "0 9 * * mon,tue,wed,thu,fri"),
+        ("0 9 * * fri-mon", "0 9 * * 0,1,5,6"),
+        ("*/15 * * * *", "*/15 * * * 0-7"),
+        ("0 9 1-31 * *", "0 9 * * *"),  # '*' in day-of-week: both fields must match
+        ("0 9 * * 0-6", "0 9 * * *"),
+        ("0 9 1-31 * 1", "0 9 * * *"),  # both restricted: either matches, so every day
+        ("0 9 15 * 1-7", "0 9 * * *"),
+        ("0 9 30 2,3 *", "0 9 30 3 *"),  # February never has a 30th
+    ],
+)
+def test_a_cron_line_written_otherwise_is_the_same_schedule(first: str, second: str) -> None:
+    mine = Cron(first, tz="Europe/Berlin", end=_BERLIN_END)
+    theirs = Cron(second, tz="Europe/Berlin", end=_BERLIN_END)
+    assert mine.same_as(theirs) and theirs.same_as(mine)
+    assert mine.next_fire_times(40, after=_at("2026-02-01T00:00:00+01:00")) == (
+        theirs.next_fire_times(40, after=_at("2026-02-01T00:00:00+01:00"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("0 9 * * 1", "0 9 1-31 * 1"),  # crontab(5): Mondays, against every day
+        ("0 9 1 * *", "0 9 1 * 0-6"),  # the 1st, against every day
+        ("0 9 1 * 1", "0 9 1 * *"),  # the 1st or a Monday, against the 1st
+        ("0 9 */2 * 1", "0 9 1-31/2 * 1"),  # odd days that are Mondays, against either
+        ("0 * * * *", "0 0-23 * * *"),  # same times, but wildcard and fixed-time DST rules
+        ("* 9 * * *", "0-59 9 * * *"),
+        ("0 9 * * 1", "0 9 * * 2"),
+        ("0 9 * * 1", "0 10 * * 1"),
+        ("0 9 * 1 *", "0 9 * 2 *"),
+    ],
+)
+def test_a_cron_line_firing_otherwise_is_another_schedule(first: str, second: str) -> None:
+    mine, theirs = Cron(first, tz="UTC"), Cron(second, tz="UTC")
+    assert not mine.same_as(theirs) and not theirs.same_as(mine)
+
+
+def test_a_cron_schedule_is_the_same_only_in_its_zone_and_bounds() -> None:
+    line = "0 9 * * 1"
+    base = Cron(line, tz="Europe/Berlin", end=_BERLIN_END)
+    aware_end = _BERLIN_END.replace(tzinfo=BERLIN).astimezone(timezone.utc)
+    assert base.same_as(Cron("0 9 * * MON", tz="Europe/Berlin", end=aware_end))
+    assert base != Cron(line, tz="Europe/Berlin", end=aware_end)  # == stays field by field
+    for other in (
+        Cron("0 9 * * MON", tz="Europe/London", end=_BERLIN_END),
+        Cron("0 9 * * MON", tz="Europe/Berlin"),
+        Cron("0 9 * * MON", tz="Europe/Berlin", end=_BERLIN_END + timedelta(minutes=1)),
+        Cron("0 9 * * MON", tz="Europe/Berlin", end=_BERLIN_END, start=datetime(2026, 3, 2)),
+        Interval(days=7, tz="Europe/Berlin", start=datetime(2026, 3, 2, 9), end=_BERLIN_END),
+    ):
+        assert not base.same_as(other)
+    start = datetime(2026, 3, 2, 8)
+    stride = Cron("0 9 * * *", tz="UTC", start=start, every_days=2)
+    assert stride.same_as(Cron("0 9 1-31 * *", tz="UTC", start=start, every_days=2))
+    assert not stride.same_as(Cron("0 9 * * *", tz="UTC", start=start, every_days=3))
+    assert not stride.same_as(Cron("0 9 * * *", tz="UTC", start=start, every_weeks=2))
+    summer = Cron("30 * * * *", tz="Europe/Berlin", start=datetime(2026, 10, 25, 2, 30))
+    winter = Cron("30 * * * *", tz="Europe/Berlin", start=datetime(2026, 10, 25, 2, 30, fold=1))
+    assert not summer.same_as(winter)
+
+
 def test_shared_trigger_of_cheap_kinds_is_built_fresh() -> None:
     every = Interval(hours=1, tz="UTC", start=datetime(2026, 3, 2, 9))
     once = Once(datetime(2030, 1, 1), tz="UTC")

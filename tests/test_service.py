@@ -189,6 +189,33 @@ async def test_a_create_again_with_another_definition_is_refused(
     assert await store.get_task(first.id) == first
 
 
+@pytest.mark.parametrize("line", ["0  9 * * 1-5", "0 9 * * MON-FRI", "0 9 * * mon,tue,wed,thu,fri"])
+async def test_a_create_again_with_its_cron_line_written_otherwise_returns_the_stored_task(
+    service: TaskService, line: str
+) -> None:
+    first = await service.create(**_definition())
+
+    again = await service.create(**_definition(schedule=Cron(line, tz="Europe/Berlin", end=_END)))
+    assert again == first  # as stored, its line as first written
+
+
+async def test_a_conflict_names_the_schedule_only_when_it_fires_otherwise(
+    service: TaskService,
+) -> None:
+    await service.create(**_definition())
+    respelled = Cron("0 9 * * Mon-Fri", tz="Europe/Berlin", end=_END)
+
+    with pytest.raises(TaskConflict) as caught:
+        await service.create(**_definition(schedule=respelled, name="stand-up"))
+    assert caught.value.fields == ("name",)
+    assert "another name:" in str(caught.value)
+    # Every day: both day fields restricted, so a day matching either one fires.
+    every_day = Cron("0 9 1-31 * 1-5", tz="Europe/Berlin", end=_END)
+    with pytest.raises(TaskConflict, match="another schedule:") as caught:
+        await service.create(**_definition(schedule=every_day))
+    assert caught.value.fields == ("schedule",)
+
+
 async def test_a_task_updated_since_is_not_its_first_definition(service: TaskService) -> None:
     first = await service.create(**_definition())
     await service.update(first.id, schedule=Cron("0 10 * * 1-5"))

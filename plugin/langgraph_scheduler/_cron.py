@@ -105,6 +105,8 @@ _MACROS = {
 }
 _ITEM_RE = re.compile(r"(?P<first>\*|[0-9a-z]+)(?:-(?P<last>[0-9a-z]+))?(?:/(?P<step>[0-9]+))?")
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # longest possible, Feb = 29
+_Day = tuple[int, int, int]
+"""A calendar day as (month, day of the month, weekday with 0 = Sunday)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,28 @@ class CronLine:
     def dom_can_match(self) -> bool:
         """Some selected month has one of the selected days (``30 2`` never exists)."""
         return any(day <= _MONTH_DAYS[m - 1] for m in self.month for day in self.dom)
+
+    @functools.cached_property
+    def meaning(self) -> tuple[frozenset[int], frozenset[int], bool, frozenset[_Day]]:
+        """What decides when the line fires, the same for every way of writing it.
+
+        The minutes, the hours, whether the DST rules are the fixed-time ones, and the days
+        as (month, day, weekday) triples the line matches: every day of every month falls
+        on each weekday in some year, so two lines with the same triples match the same
+        dates. ``0 9 * * mon``, ``0  9 * * 1`` and ``0 9 1-31 * 1`` (the day rule: a day
+        matching either field) therefore differ only in spelling from the first two, not
+        the third; ``0 * * * *`` and ``0 0-23 * * *`` match the same times but differ in
+        daylight-saving changes, so they differ here.
+        """
+        either = any if self.dom_or_dow else all
+        days = frozenset(
+            (month, day, weekday)
+            for month in self.month
+            for day in range(1, _MONTH_DAYS[month - 1] + 1)
+            for weekday in range(7)
+            if either((day in self.dom, weekday in self.dow))
+        )
+        return self.minute, self.hour, self.fixed_time, days
 
 
 def _cron_value(token: str, field: CronField, item: str) -> int:

@@ -218,7 +218,8 @@ class TaskService:
         """Refuse ``task``, made from a create's arguments (``schedule`` as given), unless
         ``found``, stored under its id, has its owner and definition.
 
-        An interval given without ``start`` matches the phase pinned by the first create.
+        An interval given without ``start`` matches the phase pinned by the first create;
+        a cron line, one written otherwise that fires alike (``Schedule.same_as``).
 
         Raises:
             InvalidTask: ``found`` belongs to another owner.
@@ -230,15 +231,19 @@ class TaskService:
         if isinstance(schedule, Interval) and schedule.start is None:
             if isinstance(found.schedule, Interval) and isinstance(mine, Interval):
                 mine = mine.model_copy(update={"start": found.schedule.start})
-        pairs = {
-            "name": (found.name, task.name),
-            "schedule": (found.schedule, mine),
-            "trigger": (found.payload, task.payload),
-            "thread_id": (found.thread_id, task.thread_id),
-            "options": (found.options, task.options),
-            "max_runs": (found.max_runs, task.max_runs),
+        same = {
+            "name": found.name == task.name,
+            # A cron line matching the same times is the same schedule however it is
+            # written (a migration re-run with "0 9 * * MON" for "0 9 * * 1").
+            "schedule": found.schedule is not None
+            and mine is not None
+            and found.schedule.same_as(mine),
+            "trigger": found.payload == task.payload,
+            "thread_id": found.thread_id == task.thread_id,
+            "options": found.options == task.options,
+            "max_runs": found.max_runs == task.max_runs,
         }
-        differ = [field for field, (stored, new) in pairs.items() if stored != new]
+        differ = [field for field, equal in same.items() if not equal]
         if differ:
             raise TaskConflict(task.id, differ)
 

@@ -22,7 +22,8 @@ LangGraph cron field   here
 ``on_run_completed``   checked, nothing else: isolated threads are always kept;
                        refused with ``thread_id`` (``create_for_thread`` has none)
 ``cron_id``            ``task_id``: creating again with the same id and fields returns
-                       the stored task; other fields raise ``TaskConflict``
+                       the stored task (a line written otherwise that fires alike is
+                       the same); other fields raise ``TaskConflict``
 =====================  =========================================================
 
 ``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
@@ -39,7 +40,7 @@ from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from .errors import InvalidPayload, InvalidSchedule, InvalidTask
+from .errors import InvalidPayload, InvalidSchedule, InvalidTask, TaskNotFound
 from .models import Task, TaskOptions, check_webhook_url
 from .schedules import Cron
 from .trigger import ConversationTrigger
@@ -108,7 +109,8 @@ async def task_from_cron(
             values create the same task; anything else is refused, and so is any value
             with ``thread_id``: LangGraph's ``create_for_thread`` takes no
             ``on_run_completed`` (its thread is the conversation, never deleted).
-        name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``.
+        name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``
+            (or the stored task's such name, for a line written otherwise that fires alike).
         owner: whose task it is.
         task_id: the task's id, e.g. the cron's ``cron_id``: creating again with the
             same id (and owner) and the same fields returns the stored task, so a
@@ -141,9 +143,12 @@ async def task_from_cron(
         except ValueError as exc:
             raise InvalidTask(str(exc)) from None
         options = (options or TaskOptions()).model_copy(update={"webhook_url": webhook})
+    cron = cron_schedule(schedule, timezone=timezone, end_time=end_time)
+    if name is None:
+        name = await _default_name(runtime, schedule, cron, metadata, task_id=task_id, owner=owner)
     return await runtime.create_task(
-        name=name if name is not None else _default_name(schedule, metadata),
-        schedule=cron_schedule(schedule, timezone=timezone, end_time=end_time),
+        name=name,
+        schedule=cron,
         trigger=trigger,
         thread_id=thread_id,
         owner=owner,
@@ -314,8 +319,30 @@ def _zone_name(zone: str | tzinfo | None) -> str:
     )
 
 
-def _default_name(schedule: str, metadata: Mapping[str, Any] | None) -> str:
+async def _default_name(
+    runtime: SchedulerRuntime,
+    schedule: str,
+    cron: Cron,
+    metadata: Mapping[str, Any] | None,
+    *,
+    task_id: str | None,
+    owner: str,
+) -> str:
+    """``metadata["name"]``, else ``"cron <schedule>"``; but the stored name of the task
+    ``task_id`` when it is that of a line written otherwise that fires alike, so a re-run
+    with the line respelled (``MON`` for ``1``) returns the task instead of a conflict."""
     label = metadata.get("name") if metadata else None
     if isinstance(label, str) and label.strip():
         return label
-    return f"cron {schedule}"
+    name = f"cron {schedule}"
+    if task_id is None:
+        return name
+    try:
+        stored = await runtime.get_task(task_id, owner=owner)
+        stored_line = stored.name.removeprefix("cron ")
+        same = stored_line != stored.name and cron.same_as(
+            cron_schedule(stored_line, timezone=cron.tz, end_time=cron.end)
+        )
+    except (InvalidSchedule, InvalidTask, TaskNotFound):  # no task, or another kind of name
+        return name
+    return stored.name if same else name

@@ -76,9 +76,9 @@ class TaskConflict(InvalidTask):
     def __str__(self) -> str:
         return (
             f"task {self.task_id!r} is already stored with another {', '.join(self.fields)}: "
-            "creating again with a stored task's id returns it only when its name, schedule, "
-            "trigger, thread_id, options and max_runs are the same; change the task with "
-            "update_task, or create it under another id"
+            "creating again with a stored task's id returns it only when its name, schedule "
+            "(a cron line by the times it fires), trigger, thread_id, options and max_runs are "
+            "the same; change the task with update_task, or create it under another id"
         )
 
 

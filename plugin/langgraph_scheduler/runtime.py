@@ -530,6 +530,8 @@ class SchedulerRuntime:
                 it for this owner is returned as it is when the call gives its definition
                 (``name``, ``schedule``, ``trigger``, ``thread_id``, ``options``,
                 ``max_runs``), so repeating a create with the same id stores one task.
+                A cron line is compared by the times it fires, not as written
+                (``"0 9 * * MON"`` is the stored ``"0 9 * * 1"``; the stored one is kept).
                 State and counts are not compared: a task paused or resumed since is
                 returned as it is (``paused`` applies only to a new task).
 

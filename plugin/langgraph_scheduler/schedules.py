@@ -261,6 +261,13 @@ def _resolve(value: datetime, zone: ZoneInfo) -> datetime:
     return value
 
 
+def _same_moment(a: datetime | None, b: datetime | None, zone: ZoneInfo | None) -> bool:
+    """Whether two optional bounds are the same instant (a naive one read in ``zone``)."""
+    if a is None or b is None or zone is None:
+        return a == b
+    return _utc(_resolve(a, zone)) == _utc(_resolve(b, zone))
+
+
 def _fmt(value: datetime, zone: ZoneInfo | None) -> str:
     """Short human form, e.g. ``2026-12-01 09:00 CET`` (seconds only when not zero)."""
     if zone is not None:
@@ -620,6 +627,14 @@ class _BaseSchedule(BaseModel):
         """Short English, e.g. ``at 09:00 on Monday–Friday (Europe/Berlin)``."""
         raise NotImplementedError
 
+    def same_as(self, other: _BaseSchedule) -> bool:
+        """Whether ``other`` is this schedule, maybe written another way (a create repeated
+        under a task's id returns the task only then).
+
+        ``==`` stays field by field: equal schedules are stored and described alike.
+        """
+        return self == other
+
     def _bounds_text(self) -> str:
         """``, starting …, until …`` for the bounds that are set."""
         zone = _zone(self.tz) if self.tz else None
@@ -742,6 +757,25 @@ class Cron(_BaseSchedule):
     def shared_trigger(self, *, now: datetime | None = None) -> BaseTrigger:
         """The trigger of :meth:`trigger`, built once for all equal cron schedules."""
         return _shared_cron_trigger(self)
+
+    def same_as(self, other: _BaseSchedule) -> bool:
+        """The same zone, strides and bounds (as instants), and a line matching the same
+        times with the same daylight-saving rules (see ``CronLine.meaning``): ``0 9 * * MON``
+        is ``0  9 * * 1``, ``@daily`` is ``0 0 * * *``; ``0 9 1-31 * 1`` fires every day
+        (crontab(5)'s day rule), so it is not ``0 9 * * 1``."""
+        if self == other:
+            return True
+        if not isinstance(other, Cron) or (self.tz, self.every_days, self.every_weeks) != (
+            other.tz,
+            other.every_days,
+            other.every_weeks,
+        ):
+            return False
+        zone = _zone(self.tz) if self.tz else None
+        bounds = zip(self._window(), other._window(), strict=True)
+        return all(_same_moment(mine, theirs, zone) for mine, theirs in bounds) and (
+            parse_cron(self.expr).meaning == parse_cron(other.expr).meaning
+        )
 
     def describe(self) -> str:
         """E.g. ``at 09:00 on Monday–Friday (Europe/Berlin)``; ``cron '…' (zone)`` otherwise."""
