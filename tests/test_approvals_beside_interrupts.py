@@ -5,24 +5,41 @@ question are separate interrupts, each answered by its id. A ``ToolNode`` reache
 edge runs every call of the message in one task, where LangGraph hands resume values to
 the task's interrupts by position: an approval there would shift the user's answers onto
 the wrong tool, so the scheduler call is refused instead and asks the model to call it
-again alone. Real graphs on the scripted model, a real checkpointer, both backends.
+again alone, also under another messages key, and where the state lacks the message.
+Real graphs on the scripted model, a real checkpointer, both backends.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command
 from sqlalchemy import func, select
 
 from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import approvals_table
-from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits
+from langgraph_scheduler.testing import FakeClock
+from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
 
 from .test_approvals import calls, new_task
-from .test_tool_reruns import DAILY, QUESTION, Gate, config, make_runtime, plants, turn
+from .test_tool_reruns import (
+    DAILY,
+    QUESTION,
+    START_AT,
+    Gate,
+    config,
+    confirm_tool,
+    make_runtime,
+    plants,
+    turn,
+)
 
 APPROVAL = SchedulerLimits(require_approval=True)
 CHANGES = {
@@ -86,6 +103,97 @@ async def test_an_approval_is_not_asked_in_the_task_of_the_users_own_interrupt(
         assert f"call {action} again in a message of its own" in refusal
         await unchanged(rt, action)
         assert await stored_approvals(rt) == 0
+
+
+# -- a ToolNode keeping its messages under another key ------------------------------------
+
+
+class _Chat(TypedDict):
+    chat: Annotated[list[AnyMessage], add_messages]
+
+
+def chat_runtime(
+    runtime_factory: Any, database: str, gate: Gate, step: AIMessage
+) -> SchedulerRuntime:
+    """A hand-built graph whose conversation is ``chat``: ``ToolNode(messages_key="chat")``
+    runs the scheduler's calls and the user's ``confirm`` in one task."""
+    holder: list[SchedulerRuntime] = []
+    tools = [*scheduler_tools(lambda: holder[0], limits=APPROVAL), confirm_tool(gate)]
+    model = ScriptedChatModel(steps=[step, "Done."]).bind_tools(tools)
+
+    async def agent(state: _Chat) -> dict[str, Any]:
+        return {"chat": [await model.ainvoke(state["chat"])]}
+
+    builder = StateGraph(_Chat)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(tools, messages_key="chat"))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", lambda s: tools_condition(s, messages_key="chat"))
+    builder.add_edge("tools", "agent")
+    rt: SchedulerRuntime = runtime_factory(
+        builder, database=database, timezone="Europe/Berlin", clock=FakeClock(START_AT)
+    )
+    holder.append(rt)
+    return rt
+
+
+def chat_answers(state: dict[str, Any]) -> dict[str, ToolMessage]:
+    return {str(m.name): m for m in state["chat"] if isinstance(m, ToolMessage)}
+
+
+@pytest.mark.parametrize("user_first", [False, True])
+async def test_an_approval_beside_the_users_tool_is_refused_under_another_messages_key(
+    database: str, runtime_factory: Any, user_first: bool
+) -> None:
+    # The tools find the model message in "chat": an approval there would take the
+    # user's answers by position, as under "messages".
+    gate = Gate()
+    step = mixed("schedule_task", user_first=user_first)
+    rt = chat_runtime(runtime_factory, database, gate, step)
+    async with rt:
+        out = await turn(rt, gate, {"chat": [HumanMessage("Please.")]})
+        assert [item.value for item in out["__interrupt__"]] == [QUESTION]
+        final = await turn(rt, gate, Command(resume="no"))
+        assert "__interrupt__" not in final
+        got = chat_answers(final)
+        assert got["confirm"].content == "The user answered 'no'."
+        assert got["schedule_task"].status == "error"
+        assert "cannot be asked in the same step as 'confirm'" in str(got["schedule_task"].content)
+        assert await rt.list_tasks() == [] and await stored_approvals(rt) == 0
+
+
+@pytest.mark.parametrize("user_first", [False, True])
+async def test_an_approval_is_refused_where_the_state_lacks_the_model_message(
+    sqlite_url: str, runtime_factory: Any, user_first: bool
+) -> None:
+    # The application's node runs the message's calls itself, through a ToolNode given
+    # the bare calls, before the message is in the state: the tools cannot see which
+    # calls share the step, so they do not ask blind.
+    holder: list[SchedulerRuntime] = []
+    gate = Gate()
+    tool_node = ToolNode([*scheduler_tools(lambda: holder[0], limits=APPROVAL), confirm_tool(gate)])
+    step = mixed("schedule_task", user_first=user_first)
+
+    async def agent(state: _Chat, config: RunnableConfig) -> dict[str, Any]:
+        bare = [{**c, "type": "tool_call"} for c in step.tool_calls]
+        answered = await tool_node.ainvoke(bare, config)
+        return {"chat": [step, *answered["messages"]]}
+
+    builder = StateGraph(_Chat)
+    builder.add_node("agent", agent)
+    builder.add_edge(START, "agent")
+    rt = runtime_factory(builder, database=sqlite_url, clock=FakeClock(START_AT))
+    holder.append(rt)
+    async with rt:
+        out = await turn(rt, gate, {"chat": [HumanMessage("Please.")]})
+        assert [item.value for item in out["__interrupt__"]] == [QUESTION]
+        final = await turn(rt, gate, Command(resume="no"))
+        got = chat_answers(final)
+        assert got["confirm"].content == "The user answered 'no'."
+        assert got["schedule_task"].status == "error"
+        refusal = str(got["schedule_task"].content)
+        assert "the graph state holds no model message with this call" in refusal
+        assert await rt.list_tasks() == [] and await stored_approvals(rt) == 0
 
 
 # -- a task per call (create_agent) ------------------------------------------------------

@@ -16,6 +16,7 @@ from langchain_core.tools import BaseTool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
+from pydantic import BaseModel
 from sqlalchemy import update
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
@@ -774,10 +775,16 @@ class _Chat(TypedDict):
     chat: Annotated[list[AnyMessage], add_messages]
 
 
-async def _on_chat_key(rt: SchedulerRuntime, calls: list[tuple[str, str]]) -> list[ToolMessage]:
+class _ChatModel(BaseModel):
+    chat: Annotated[list[AnyMessage], add_messages]
+
+
+async def _on_chat_key(
+    rt: SchedulerRuntime, calls: list[tuple[str, str]], schema: type[Any] = _Chat
+) -> list[ToolMessage]:
     """``schedule_task`` called once per (name, call id) in one model message, by a
-    ToolNode whose state keeps its conversation under ``chat``: the answers."""
-    builder = StateGraph(_Chat)
+    ToolNode whose state (``schema``) keeps its conversation under ``chat``: the answers."""
+    builder = StateGraph(schema)
     builder.add_node("tools", ToolNode(scheduler_tools(rt), messages_key="chat"))
     builder.add_edge(START, "tools")
     message = AIMessage(
@@ -800,19 +807,20 @@ async def _on_chat_key(rt: SchedulerRuntime, calls: list[tuple[str, str]]) -> li
 async def test_a_tool_node_keeping_messages_under_another_key_still_runs_the_tools(
     rt: SchedulerRuntime,
 ) -> None:
-    # The writing tools read the graph state's ``messages`` to tell calls sharing an id
-    # apart; a ToolNode whose state holds its conversation elsewhere has none to give.
+    # The writing tools find the model message under the ToolNode's own messages key.
     answers = await _on_chat_key(rt, [("A", "c-1"), ("B", "c-2")])
     assert [m.status for m in answers] == ["success", "success"], [m.text for m in answers]
     assert sorted(t.name for t in await all_tasks(rt)) == ["A", "B"]
 
 
-async def test_calls_sharing_an_id_where_the_tools_see_no_messages_each_act_once(
-    rt: SchedulerRuntime,
+@pytest.mark.parametrize("schema", [_Chat, _ChatModel])
+async def test_calls_sharing_an_id_under_another_messages_key_are_refused(
+    rt: SchedulerRuntime, schema: type[Any]
 ) -> None:
-    # Without ``messages`` the tools cannot refuse calls that share an id: each is still
-    # a call of its own (its key holds what it asks for), stored and answered as such.
-    answers = [m.text for m in await _on_chat_key(rt, [("Tea", "dup"), ("Gym", "dup")])]
-    assert len(answers) == 2 and all(a.startswith("Scheduled task") for a in answers)
-    assert sorted(a.split("'")[1] for a in answers) == ["Gym", "Tea"]
-    assert sorted(t.name for t in await all_tasks(rt)) == ["Gym", "Tea"]
+    # The tools find the model message under "chat" as under "messages", in a dict or a
+    # pydantic state: calls sharing an id cannot be told apart, so none of them is run.
+    calls = [("Tea", "dup"), ("Gym", "dup")]
+    answers = [m.text for m in await _on_chat_key(rt, calls, schema)]
+    assert len(answers) == 2
+    assert all("2 calls of this message share the tool call id 'dup'" in a for a in answers)
+    assert await all_tasks(rt) == []

@@ -264,12 +264,27 @@ class _Call(_Args):
     """What the tools that change tasks get from the tool call, hidden from the model.
 
     ``tool_call_id`` is the key that makes an approval's re-runs find the same values and
-    answer; ``messages`` (the graph state's, when a ``ToolNode`` or ``create_agent``
-    runs the tool) show whether another call of the same model message carries that id.
+    answer; ``graph_state`` (when a ``ToolNode`` or ``create_agent`` runs the tool) holds
+    the call's model message, which shows the other calls beside it.
     """
 
     tool_call_id: Annotated[str | None, InjectedToolCallId] = None
-    messages: Annotated[Any, InjectedState("messages")] = None
+    graph_state: Annotated[Any, InjectedState()] = None
+
+    @property
+    def messages(self) -> Sequence[Any] | None:
+        """The state's list holding the call's model message: ``messages``, or any other
+        key a ``ToolNode(messages_key=...)`` keeps the conversation under (a tool is not
+        told that key, so every list of the state is looked at, ``messages`` first)."""
+        state = self.graph_state
+        if isinstance(state, Mapping):
+            values = [state.get("messages"), *state.values()]
+        else:  # a dataclass or pydantic state
+            values = [getattr(state, "messages", None), *getattr(state, "__dict__", {}).values()]
+        for value in values:
+            if isinstance(value, Sequence) and _message_of(self.tool_call_id, value):
+                return value
+        return None
 
 
 class _ScheduleTaskCall(ScheduleTaskArgs, _Call):
@@ -372,8 +387,10 @@ def scheduler_tools(
         one model message carry the same id (some providers repeat ids), none of those
         that change tasks is run, with or without approvals, and each is answered with a
         message asking for the calls again, one per message. The tools see the message
-        in the graph state's ``messages`` (``ToolNode``, ``create_agent``); a tool invoked
-        outside such a graph cannot tell.
+        in the graph state (``ToolNode``, also with another ``messages_key``, and
+        ``create_agent``); a tool invoked outside such a graph cannot tell. A call needing
+        an approval that a ``ToolNode`` runs without its message in the state is refused
+        (nothing would tell whether another tool's interrupt shares its step).
     """
     if isinstance(runtime, SchedulerRuntime):
         bound = runtime
@@ -1052,6 +1069,15 @@ class _ToolService:
                 "full tool call {'name', 'args', 'id', 'type': 'tool_call'}"
             )
         beside = _beside_in_task(call, config)
+        if beside is None:
+            # Asking blind could put the approval beside another tool's interrupt (below).
+            raise NotAllowed(
+                f"{action} needs a human's approval, which cannot be asked here: the graph "
+                "state holds no model message with this call (a ToolNode ran it before its "
+                "message was stored), so the tools cannot tell which calls share its step. "
+                "Nothing was changed: tell the user this change needs an approval that this "
+                "graph cannot ask for"
+            )
         if beside:
             # LangGraph hands a task's resume values to its interrupts by position, and
             # this call stops asking once decided, so the other tool's later answers
@@ -1201,21 +1227,28 @@ _SEND_TRIGGER = "__pregel_push"
 (``create_agent`` sends each call of a message as a task of its own)."""
 
 
-def _beside_in_task(call: _Call, config: RunnableConfig) -> list[str]:
+def _beside_in_task(call: _Call, config: RunnableConfig) -> list[str] | None:
     """The names of the calls of ``call``'s model message to tools not of the scheduler
     that run in its LangGraph task (a ``ToolNode`` reached by an edge runs every call of
-    the message in one task; one reached by ``Send`` runs the call sent)."""
+    the message in one task; one reached by ``Send`` runs the call sent).
+
+    None when a ``ToolNode`` ran the call but no list of its state holds the message (it
+    was handed bare tool calls): the calls beside it cannot be known. A tool invoked by
+    the application's own code, not by a ``ToolNode``, runs what that code runs: [].
+    """
     triggers = (config.get("metadata") or {}).get("langgraph_triggers") or ()
-    message = _message_of(call.tool_call_id, call.messages)
-    if message is None or _SEND_TRIGGER in triggers:
+    if _SEND_TRIGGER in triggers:
         return []
+    message = _message_of(call.tool_call_id, call.messages)
+    if message is None:
+        return None if call.graph_state is not None else []
     return sorted({c["name"] for c in message.tool_calls if c["name"] not in TOOL_NAMES})
 
 
 def _message_of(call_id: str | None, messages: Any) -> AIMessage | None:
     """The model message of the call ``call_id``: the newest one carrying that id (an id
     may come back in later messages: only its own message counts)."""
-    if call_id is None or not isinstance(messages, Sequence):
+    if call_id is None or not isinstance(messages, Sequence) or isinstance(messages, str):
         return None
     for message in reversed(messages):
         if isinstance(message, AIMessage) and any(
@@ -1295,16 +1328,16 @@ def _step_of(config: RunnableConfig) -> str:
 
 def _site_of(call: _Call, step: str, config: RunnableConfig) -> str:
     """Where a call was asked for, the same on every run of it: its thread and the id of
-    its model message, else (a graph whose state shows the tools no ``messages``) its
-    step.
+    its model message, else (a state that does not hold the message) its step.
 
     Not the step alone: a namespace names the node's task through the checkpoint it ran
     from, and a process that dies before LangGraph wrote the step's checkpoint
     (``durability="async"``, its default) runs the call again from a new checkpoint,
     under another namespace; the model message is kept as a pending write, with its id
     (a chat model sets one; ``add_messages`` gives one to a message without)."""
-    message = _message_of(call.tool_call_id, call.messages)
-    if message is not None and message.id and _only_one(message.id, call.messages):
+    messages = call.messages
+    message = _message_of(call.tool_call_id, messages)
+    if message is not None and message.id and messages and _only_one(message.id, messages):
         return f"{_thread_of(config) or ''}|message:{message.id}"
     return step
 
