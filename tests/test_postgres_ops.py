@@ -383,3 +383,52 @@ async def test_a_change_made_while_the_listener_was_away_is_read_once_it_listens
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
             await store.close()
+
+
+def _outlive_idle_in_transaction_timeout(postgres_url: str) -> None:
+    """Wait until the server has ended a transaction of ours left idle (blocking: called
+    from a graph factory, inside a start): every transaction idle since before it has
+    been ended too by then, unless it turned the timeout off."""
+    import psycopg
+
+    idle = psycopg.connect(postgres_url)
+    try:
+        idle.execute("SELECT 1")  # a transaction begun, then left idle
+        gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %s"
+        deadline = time.monotonic() + 30
+        with psycopg.connect(postgres_url, autocommit=True) as watch:
+            while not watch.execute(gone, (idle.info.backend_pid,)).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the server did not end an idle transaction"
+                time.sleep(0.05)
+    finally:
+        idle.close()  # closed, not committed: the server ended it
+
+
+async def test_the_start_up_lock_outlives_idle_in_transaction_session_timeout(
+    postgres_url: str,
+) -> None:
+    # The start-up lock is held by a transaction left idle while the start-up works on
+    # other sessions. A DBA's idle_in_transaction_session_timeout ended that session
+    # mid-start: the lock was free, and another replica could set up beside this one.
+    import psycopg
+
+    from langgraph_scheduler.store_postgres import _SETUP_LOCK
+
+    name = make_url(postgres_url).database
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '1s'")
+    free_mid_start: list[bool] = []
+
+    def slow_graph(rt: SchedulerRuntime) -> Any:
+        # A graph built within the start-up lock (tools loaded, a model warmed up) that
+        # takes longer than the timeout.
+        _outlive_idle_in_transaction_timeout(postgres_url)
+        with psycopg.connect(postgres_url) as other:  # another replica's try
+            taken = other.execute(f"SELECT pg_try_advisory_xact_lock({_SETUP_LOCK})")
+            free_mid_start.append(bool(taken.fetchone()[0]))  # type: ignore[index]
+        return build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+
+    async with SchedulerRuntime(slow_graph, database=postgres_url) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
+        assert (await rt.run_now(task.id)).outcome == "success"
+    assert free_mid_start == [False], "the start-up lock was freed mid-start"

@@ -551,7 +551,8 @@ class PostgresStore(Store):
         """The replicas' start-up, one at a time: an advisory lock of a transaction kept
         open until the start-up is done, not of the session, so that it holds behind a
         pooler that hands a session's statements to any of its server connections
-        (PgBouncer's transaction pooling). A database that cannot be reached raises
+        (PgBouncer's transaction pooling), and exempt from
+        ``idle_in_transaction_session_timeout``. A database that cannot be reached raises
         ``StoreUnavailable`` (with the URL's password hidden), as every other store
         call does."""
         async with contextlib.AsyncExitStack() as stack:
@@ -570,6 +571,10 @@ class PostgresStore(Store):
                         break
                     await held.rollback()
                     await asyncio.sleep(0.1)
+                # The transaction idles while the start-up works on other sessions: a
+                # DBA's idle_in_transaction_session_timeout would end it, and free the
+                # lock for another replica's start-up, mid-start.
+                await conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             except (DBAPIError, OSError) as exc:
                 raise self._map_error(exc) from exc
             try:
