@@ -42,6 +42,7 @@ from langgraph_scheduler import (
     SchedulerError,
     SchedulerRuntime,
     SchedulerState,
+    StoreError,
     TaskOptions,
     TaskRunRecord,
 )
@@ -700,6 +701,45 @@ async def test_a_runtime_stopped_while_following_a_server_run_cancels_and_names_
     assert record.error == "runtime stopped before the turn finished"
     assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
     assert stopped["status"] == "interrupted"
+
+
+@_on_the_server
+async def test_a_start_failing_after_it_began_following_a_server_run_stops_the_follow(
+    server: _Server, postgres_url: str
+) -> None:
+    # A start takes over a dead process's claim and follows its server run, then fails
+    # (here: its role may not read lgs_retries, which the window's load reads next). The
+    # failed start used to leave that follow going without a runtime: its store and
+    # client closed under it, it recorded the fire an error, and the server run went on
+    # alone. Now everything the start began is stopped as a stop stops it: the server
+    # run is cancelled and the record says so, naming it.
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    run_id, thread_id, server_run_id = await _killed_mid_turn(postgres_url, server.url)
+    role = f"lgs_start_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        conn.execute(f"REVOKE SELECT ON lgs_retries FROM {role}")
+    as_role = make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+    try:
+        async with _client(server) as client:
+            with pytest.raises(StoreError, match="permission denied for table lgs_retries"):
+                await _sleepy(server.url, as_role).start()
+            stopped = await client.runs.get(thread_id, server_run_id)
+        async with SchedulerRuntime(None, database=postgres_url) as admin:
+            record = await admin.get_run(run_id)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+    assert stopped["status"] == "interrupted"
+    assert record is not None and record.outcome == "interrupted", record
+    assert record.error == "runtime stopped before the turn finished"
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
 
 
 @_on_the_server

@@ -236,7 +236,20 @@ class SchedulerRuntime:
 
     async def start(self) -> None:
         """Open the store (migrating it if needed), set timers for the fires due within
-        the window, take over crashed processes' claims and start claiming."""
+        the window, take over crashed processes' claims and start claiming.
+
+        A start that fails stops what it began, last begun first, as a stop with no
+        drain does: the server runs it began to follow (a dead process's turns) are
+        cancelled and recorded ``interrupted``, and the store is closed.
+
+        Raises:
+            NotRunning: the runtime was started before.
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: any other database failure (a newer schema, a privilege the
+                role lacks).
+            InvalidTask: ``graph`` is no graph.
+            SchedulerError: ``LangGraphServer(url=None)`` outside a LangGraph server.
+        """
         if self._state != "new":
             raise NotRunning(f"runtime cannot start from state {self._state!r}; make a new one")
         self._state = "starting"
@@ -340,6 +353,10 @@ class SchedulerRuntime:
             )
             await self._webhooks.start()
             stack.push_async_callback(self._webhooks.close)
+        # The recovery may begin turns (server runs it follows): a start failing after
+        # it stops them as a stop does, first (a stop has drained it already: its second
+        # close does nothing).
+        stack.push_async_callback(bridge.close, 0)
         await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
         await timer.load_window()
         self._loops = [
