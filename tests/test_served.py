@@ -1237,6 +1237,34 @@ def test_langgraph_dev_refuses_to_serve_an_in_memory_database(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+def test_langgraph_dev_waits_for_a_write_lock_another_process_holds_on_its_file(
+    tmp_path: Path,
+) -> None:
+    # A sqlite3 shell left in a transaction on the scheduler's file while the server
+    # starts: the start used to give up after one busy wait (30 s), and the server exited
+    # with a long trace. It waits, saying for what, and serves once the lock is free.
+    path = tmp_path / "locked.db"
+    shell = sqlite3.connect(path, isolation_level=None)
+    shell.execute("BEGIN IMMEDIATE")
+    served = _launch(tmp_path, f"sqlite:///{path}")
+    try:
+        deadline = time.monotonic() + 90
+        while "is locked by another process" not in served.output():
+            assert served.process.poll() is None, served.output()
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.2)
+        shell.execute("COMMIT")
+        _answering(served)
+        while "scheduler runtime" not in served.output():  # its start ended: started
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.2)
+        assert f"started on sqlite:///{path}" in served.output()
+    finally:
+        shell.close()
+        served.stop()
+
+
+@pytest.mark.slow
 async def test_a_turn_the_killed_dev_server_runs_again_is_followed_not_run_a_third_time(
     tmp_path: Path,
 ) -> None:

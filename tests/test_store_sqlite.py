@@ -5,9 +5,13 @@ the write lock. Real SQLite files, a second store or driver connection on the sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
+import subprocess
+import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ import pytest
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from langgraph_scheduler import Interval
+from langgraph_scheduler import Interval, SchedulerRuntime, StoreUnavailable
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
@@ -261,3 +265,90 @@ async def test_datetimes_keep_sqlalchemys_text_form_and_read_back_as_utc(
             "SELECT started_at FROM lgs_runs WHERE run_id = ?", (run.run_id,)
         ).fetchone()
     assert started_at == "2027-03-01 12:05:00.000000"
+
+
+# -- a start while another process holds the file's write lock -------------------------
+
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()  # until told
+conn.execute("COMMIT")
+"""
+
+
+@contextlib.contextmanager
+def _write_lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the file's write lock (``BEGIN IMMEDIATE``, as a
+    ``sqlite3`` shell in a transaction does) until a line is written to its stdin."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WRITE_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        yield child
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.fixture
+async def made(path: Path, caplog: pytest.LogCaptureFixture) -> str:
+    """The URL of a scheduler's file, its tables made; warnings captured from now on."""
+    database = f"sqlite:///{path}"
+    async with SchedulerRuntime(None, database=database):
+        pass
+    caplog.set_level(logging.WARNING, logger="langgraph_scheduler")
+    return database
+
+
+async def test_a_start_waits_for_the_write_lock_another_process_holds(
+    path: Path, made: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to give up after one busy wait (30 s): StoreUnavailable with a long trace,
+    # which under `langgraph dev` stops the server.
+    database = made
+    with _write_lock_held(path) as holder:
+        rt = SchedulerRuntime(None, database=database)
+        starting = asyncio.ensure_future(rt.start())
+        deadline = asyncio.get_running_loop().time() + 20
+        while not _said(caplog):
+            assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
+            assert not starting.done(), starting
+            await asyncio.sleep(0.05)
+        assert not starting.done()
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.close()
+        await asyncio.wait_for(starting, 30)
+    try:
+        assert rt.running
+        await rt.create_task(name="after the wait", schedule=Interval(hours=1), trigger="go")
+    finally:
+        await rt.stop()
+    assert _said(caplog)[0].startswith(f"database {database} is locked by another process")
+    assert "the start waits for its write lock, up to 60s (store_retry_secs)" in _said(caplog)[0]
+
+
+async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_one_line(
+    path: Path, made: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = made
+    with _write_lock_held(path), pytest.raises(StoreUnavailable) as raised:
+        await SchedulerRuntime(None, database=database, store_retry_secs=0.2).start()
+    message = str(raised.value)
+    assert message.startswith(f"database {database} is locked: another process has held")
+    assert f"`fuser {path}` names it); the start gave up after store_retry_secs=0.2" in message
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert len(_said(caplog)) == 1 and "is locked by another process" in _said(caplog)[0]
+    async with SchedulerRuntime(None, database=database) as rt:  # once it is released
+        assert rt.running

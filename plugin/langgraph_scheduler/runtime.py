@@ -88,7 +88,9 @@ class SchedulerRuntime:
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
-        store_retry_secs: how long a store call is retried while the database is down.
+        store_retry_secs: how long a store call is retried while the database is down,
+            and how long a start waits for a SQLite file's write lock that another
+            process holds (logged every 5 s while it waits).
         sync_interval_secs: how often the runtime looks for due fires and task changes
             without being told (on PostgreSQL, changes are pushed at once with
             LISTEN/NOTIFY, and polled no more often than every 5 s).
@@ -244,7 +246,9 @@ class SchedulerRuntime:
 
         Raises:
             NotRunning: the runtime was started before.
-            StoreUnavailable: the database could not be reached (retry later).
+            StoreUnavailable: the database could not be reached (retry later), or
+                another process held a SQLite file's write lock for longer than
+                ``store_retry_secs``.
             StoreError: any other database failure (a newer schema, a privilege the
                 role lacks).
             InvalidTask: ``graph`` is no graph.
@@ -258,7 +262,7 @@ class SchedulerRuntime:
             store = open_store(self.database)
             stack.push_async_callback(store.close)
             store.hold_threads_as(self.holder, clock=self.clock, lease_secs=self.lease_secs)
-            async with store.setup_lock():
+            async with store.setup_lock(patience=self.store_retry_secs):
                 await store.setup()
                 self._store = store
                 self._attribution = AttributionKey(await store.secret(KEY_NAME))

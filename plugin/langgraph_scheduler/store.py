@@ -1076,8 +1076,20 @@ class Store(ABC):
     ) -> Any:
         """The LangGraph checkpointer that lives beside the tasks; ``stack`` closes it."""
 
-    def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Serialise start-up work (migrations, the checkpointer's) across processes."""
+    def setup_lock(
+        self, *, patience: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serialise start-up work (migrations, the checkpointer's) across processes.
+
+        Args:
+            patience: how long to wait for a SQLite file's write lock that another
+                process holds (None: the busy wait of any write); PostgreSQL waits for
+                another replica's start-up as long as it lasts.
+
+        Raises:
+            StoreUnavailable: the database could not be reached, or (SQLite) another
+                process held its write lock longer than ``patience``.
+        """
         return contextlib.nullcontext()
 
     # -- transactions -------------------------------------------------------------

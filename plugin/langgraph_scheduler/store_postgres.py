@@ -583,7 +583,9 @@ class PostgresStore(Store):
                 with contextlib.suppress(DBAPIError, OSError):  # it ends with its session
                     await held.rollback()
 
-    def setup_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+    def setup_lock(
+        self, *, patience: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         return self._setup_lock()
 
     _CHANGE_POLL_MIN_SECS = 5.0  # pushed: polls are only the safety net

@@ -27,7 +27,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from .errors import StoreUnavailable
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
@@ -73,6 +74,9 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
+
+LOCK_LOG_SECS = 5.0
+"""How often a start waiting for another process's write lock on the file says so."""
 
 SYNCHRONOUS = "NORMAL"
 """SQLite's durability setting, the same for run records and checkpoints (they share the
@@ -203,6 +207,43 @@ class SqliteStore(Store):
     ) -> contextlib.AbstractAsyncContextManager[None]:
         return self._locks.hold(thread_id, timeout=timeout)
 
+    @contextlib.asynccontextmanager
+    async def _setup_lock(self, patience: float) -> AsyncIterator[None]:
+        """Wait up to ``patience`` seconds for the file's write lock, held by another
+        process (a transaction left open: a ``sqlite3`` shell, a backup, a process
+        stopped mid-write), saying so every :data:`LOCK_LOG_SECS`; a start-up sent into
+        that lock would give up after one busy wait, with a trace naming no culprit.
+        The lock is not kept: the start-up's own transactions take it in turn."""
+        path = str(self.url.database)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        wait = 0.0  # a first try at once, to say at once what the start waits for
+        while not await asyncio.to_thread(_write_lock_free, path, wait):
+            waited = loop.time() - began
+            if waited >= patience:
+                raise StoreUnavailable(
+                    f"database {self.safe_url} is locked: another process has held its "
+                    f"write lock for {waited:.0f}s (a transaction left open: a sqlite3 "
+                    f"shell, a backup, a process stopped mid-write; `fuser {path}` names "
+                    f"it); the start gave up after store_retry_secs={patience:g}"
+                )
+            logger.warning(
+                "database %s is locked by another process (held for %.0fs): the start "
+                "waits for its write lock, up to %gs (store_retry_secs)",
+                self.safe_url,
+                waited,
+                patience,
+            )
+            wait = min(LOCK_LOG_SECS, patience - waited)
+        yield
+
+    def setup_lock(
+        self, *, patience: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        if self.in_memory or patience is None:
+            return contextlib.nullcontext()
+        return self._setup_lock(patience)
+
     async def open_checkpointer(
         self, stack: contextlib.AsyncExitStack, *, max_connections: int
     ) -> Any:
@@ -222,6 +263,24 @@ class SqliteStore(Store):
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         return saver
+
+
+def _write_lock_free(path: str, wait: float) -> bool:
+    """Whether the write lock on the file at ``path`` could be taken within ``wait``
+    seconds (taken and given back at once). Any failure but the lock's says True: the
+    start-up that follows meets it, and reports it as every store call does."""
+    try:
+        conn = sqlite3.connect(path, timeout=wait, isolation_level=None)
+    except sqlite3.Error:
+        return True
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        return "locked" not in str(exc) and "busy" not in str(exc)
+    finally:
+        conn.close()
+    return True
 
 
 def _lenient_text(data: bytes) -> str:
