@@ -459,8 +459,14 @@ class TaskService:
             saved = updated.model_copy(update={"version": task.version + 1})
             activates = updated.state == "active" and task.state != "active"
             # A row read with a problem: what the write mended (or not) is known only
-            # from the row as it is then, so the answer is made from that row.
-            kept = answer if task.problem is not None or answer is None else answer(saved)
+            # from the row as it is then, read in the write's transaction; the answer
+            # and what this returns are made from that row.
+            as_written: list[Task] = []
+            kept: CallAnswer | Callable[[Task], CallAnswer | None] | None
+            if task.problem is not None:
+                kept = _answer_from_row(answer, into=as_written)
+            else:
+                kept = answer(saved) if answer is not None else None
             result: SaveResult = await self.store.save_task(
                 updated,
                 expected_version=task.version,
@@ -473,8 +479,7 @@ class TaskService:
             if result == "done":
                 return task
             if result == "saved":
-                if task.problem is not None:
-                    saved = await self.get(task_id, owner=owner)
+                saved = as_written[-1] if as_written else saved
                 self._changed(saved.id, saved)
                 return saved
             if result == "missing":
@@ -923,6 +928,19 @@ def _check_text(what: str, value: str) -> None:
 
 def _taken(task_id: str) -> InvalidTask:
     return InvalidTask(f"task id {task_id!r} is taken; choose another id")
+
+
+def _answer_from_row(
+    answer: Answering[Task] | None, *, into: list[Task]
+) -> Callable[[Task], CallAnswer | None]:
+    """What :meth:`~.store.Store.save_task` calls with the task as its write left the
+    row: kept in ``into`` (the task an update returns), and ``answer`` made from it."""
+
+    def from_row(row: Task) -> CallAnswer | None:
+        into.append(row)
+        return answer(row) if answer is not None else None
+
+    return from_row
 
 
 def _quota(owner: str, max_active: int | None) -> QuotaExceeded:

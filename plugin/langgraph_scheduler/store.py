@@ -1307,7 +1307,7 @@ class Store(ABC):
         max_active: int | None = None,
         cancel_retries: bool = False,
         approval_id: str | None = None,
-        answer: CallAnswer | Callable[[Task], CallAnswer] | None = None,
+        answer: CallAnswer | Callable[[Task], CallAnswer | None] | None = None,
     ) -> SaveResult:
         """Write the ``columns`` of ``task`` (and ``updated_at``, the version bumped) if the
         stored one still has ``expected_version``; with ``max_active``, only if the owner
