@@ -269,3 +269,30 @@ def test_a_turn_is_task_triggered_only_if_signed_for_its_thread_or_its_server_th
     assert [t.scheduled for t in checked.turns] == [True, True, False, False]
     trusting = Transcript.from_messages("alice", messages)
     assert [t.scheduled for t in trusting.turns] == [True, True, True, True]
+
+
+async def test_a_transcript_read_with_a_store_no_runtime_started_on_writes_no_key(
+    sqlite_url: str,
+) -> None:
+    # A reader does not make the key: no runtime made one, so nothing was signed.
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from langgraph_scheduler._attribution import KEY_NAME
+    from langgraph_scheduler.store import open_store
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("noop", lambda state: {})
+    builder.add_edge(START, "noop")
+    saver = InMemorySaver()
+    graph = builder.compile(checkpointer=saver)
+    claimed = HumanMessage("hi", additional_kwargs={"task_source": _source()})
+    await graph.ainvoke({"messages": [claimed]}, {"configurable": {"thread_id": "alice"}})
+    store = open_store(sqlite_url)
+    try:
+        await store.setup()
+        transcript = await load_transcript(saver, "alice", store=store)
+        assert [t.scheduled for t in transcript.turns] == [False]
+        assert await store.secret(KEY_NAME, make=False) is None
+    finally:
+        await store.close()

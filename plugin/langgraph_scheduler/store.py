@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -1213,20 +1213,29 @@ class Store(ABC):
     async def schema_version(self) -> int:
         return await self.transaction(_read_version)
 
-    async def secret(self, name: str) -> str:
+    @overload
+    async def secret(self, name: str) -> str: ...
+
+    @overload
+    async def secret(self, name: str, *, make: bool) -> str | None: ...
+
+    async def secret(self, name: str, *, make: bool = True) -> str | None:
         """The random secret ``name`` that every runtime on this database shares: made by
         the first to ask, read by the others (kept in the meta table, so no schema change).
+        ``make=False`` only reads it: None when no runtime made it yet (a reader that
+        must not write).
 
         Two processes asking at once end with one secret: each inserts its own only if
         none is there, then reads what is stored.
         """
 
-        def work(conn: Connection) -> str:
-            conn.execute(
-                self._insert_ignore(meta_table).values(key=name, value=secrets.token_hex(32))
-            )
+        def work(conn: Connection) -> str | None:
+            if make:
+                conn.execute(
+                    self._insert_ignore(meta_table).values(key=name, value=secrets.token_hex(32))
+                )
             value = conn.scalar(select(meta_table.c.value).where(meta_table.c.key == name))
-            assert isinstance(value, str)  # inserted above, or there before
+            assert value is None or isinstance(value, str)
             return value
 
         return await self.transaction(work)

@@ -421,7 +421,9 @@ async def load_transcript(
         values = found.checkpoint.get("channel_values", {}) if found else {}
         messages = list(values.get("messages", []))
         if store is not None:
-            verify = AttributionKey(await store.secret(KEY_NAME)).verify
+            # Read, not made: no key yet, no turn was signed (and a reader writes nothing).
+            key = await store.secret(KEY_NAME, make=False)
+            verify = AttributionKey(key).verify if key is not None else _signed_by_none
     runs: dict[str, TaskRunRecord] = {}
     if store is not None:
         for message in messages:
@@ -431,6 +433,11 @@ async def load_transcript(
                 if record is not None:
                     runs[run_id] = record
     return Transcript.from_messages(thread_id, messages, runs=runs, verify=verify)
+
+
+def _signed_by_none(source: Any, thread_id: str | None) -> bool:
+    """The check where no runtime ever made the store's key: nothing is signed."""
+    return False
 
 
 # -- turn building ---------------------------------------------------------------------
