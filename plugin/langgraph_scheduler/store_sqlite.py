@@ -277,7 +277,7 @@ def _write_lock_free(path: str, wait: float) -> bool:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
-        return "locked" not in str(exc) and "busy" not in str(exc)
+        return not _refused_for_lock(exc)
     finally:
         conn.close()
     return True
@@ -328,6 +328,12 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
     return engine
 
 
+def _refused_for_lock(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` says another connection holds the lock the statement needs
+    ("database is locked", "database table is locked", SQLITE_BUSY)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _begin_immediate(connection: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``: take the write lock, waiting for it (see
     :func:`_when_unlocked`)."""
@@ -348,9 +354,7 @@ def _when_unlocked(call: Callable[[], _T], what: str | None = None) -> _T:
             return call()
         except (sqlite3.OperationalError, DBAPIError) as exc:
             orig = exc.orig if isinstance(exc, DBAPIError) else exc
-            if not isinstance(orig, sqlite3.OperationalError) or (
-                "locked" not in str(orig) and "busy" not in str(orig)
-            ):
+            if not isinstance(orig, sqlite3.OperationalError) or not _refused_for_lock(orig):
                 raise
             now = time.monotonic()
             deadline = deadline or now + BUSY_TIMEOUT_SECS
