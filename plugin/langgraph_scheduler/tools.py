@@ -26,6 +26,7 @@ and every re-run gives that answer back unchanged (see :func:`scheduler_tools`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import weakref
@@ -271,20 +272,28 @@ class _Call(_Args):
     tool_call_id: Annotated[str | None, InjectedToolCallId] = None
     graph_state: Annotated[Any, InjectedState()] = None
 
-    @property
-    def messages(self) -> Sequence[Any] | None:
-        """The state's list holding the call's model message: ``messages``, or any other
-        key a ``ToolNode(messages_key=...)`` keeps the conversation under (a tool is not
-        told that key, so every list of the state is looked at, ``messages`` first)."""
+    @functools.cached_property
+    def conversation(self) -> tuple[Sequence[Any], AIMessage] | None:
+        """The state's list holding the call's model message, and that message (found
+        once per call): under ``messages``, or any other key a
+        ``ToolNode(messages_key=...)`` keeps the conversation under (a tool is not told
+        that key, so every list of the state is looked at, ``messages`` first)."""
         state = self.graph_state
         if isinstance(state, Mapping):
             values = [state.get("messages"), *state.values()]
         else:  # a dataclass or pydantic state
             values = [getattr(state, "messages", None), *getattr(state, "__dict__", {}).values()]
         for value in values:
-            if isinstance(value, Sequence) and _message_of(self.tool_call_id, value):
-                return value
+            message = _message_of(self.tool_call_id, value)
+            if message is not None:
+                return value, message
         return None
+
+    @property
+    def message(self) -> AIMessage | None:
+        """The call's model message (see :attr:`conversation`)."""
+        found = self.conversation
+        return found[1] if found is not None else None
 
 
 class _ScheduleTaskCall(ScheduleTaskArgs, _Call):
@@ -1204,7 +1213,7 @@ def _check_own_id(call: _Call) -> None:
     Raises:
         NotAllowed: the id is shared; the message names the calls and the fix.
     """
-    names = _sharing(call.tool_call_id, call.messages)
+    names = _sharing(call.tool_call_id, call.message)
     if len(names) > 1:
         raise NotAllowed(
             f"{len(names)} calls of this message share the tool call id "
@@ -1214,9 +1223,8 @@ def _check_own_id(call: _Call) -> None:
         )
 
 
-def _sharing(call_id: str | None, messages: Any) -> list[str]:
-    """The names of the calls carrying ``call_id`` in its model message."""
-    message = _message_of(call_id, messages)
+def _sharing(call_id: str | None, message: AIMessage | None) -> list[str]:
+    """The names of the calls carrying ``call_id`` in its model ``message``."""
     if message is None:
         return []
     return [c["name"] for c in message.tool_calls if c.get("id") == call_id]
@@ -1239,7 +1247,7 @@ def _beside_in_task(call: _Call, config: RunnableConfig) -> list[str] | None:
     triggers = (config.get("metadata") or {}).get("langgraph_triggers") or ()
     if _SEND_TRIGGER in triggers:
         return []
-    message = _message_of(call.tool_call_id, call.messages)
+    message = call.message
     if message is None:
         return None if call.graph_state is not None else []
     return sorted({c["name"] for c in message.tool_calls if c["name"] not in TOOL_NAMES})
@@ -1335,10 +1343,9 @@ def _site_of(call: _Call, step: str, config: RunnableConfig) -> str:
     (``durability="async"``, its default) runs the call again from a new checkpoint,
     under another namespace; the model message is kept as a pending write, with its id
     (a chat model sets one; ``add_messages`` gives one to a message without)."""
-    messages = call.messages
-    message = _message_of(call.tool_call_id, messages)
-    if message is not None and message.id and messages and _only_one(message.id, messages):
-        return f"{_thread_of(config) or ''}|message:{message.id}"
+    found = call.conversation
+    if found is not None and found[1].id and _only_one(found[1].id, found[0]):
+        return f"{_thread_of(config) or ''}|message:{found[1].id}"
     return step
 
 
