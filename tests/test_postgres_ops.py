@@ -432,3 +432,65 @@ async def test_the_start_up_lock_outlives_idle_in_transaction_session_timeout(
         task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
         assert (await rt.run_now(task.id)).outcome == "success"
     assert free_mid_start == [False], "the start-up lock was freed mid-start"
+
+
+def _keepalive_of(client_port: int) -> tuple[int, int, int, int]:
+    """The TCP keepalive options (on, idle, interval, count) of this process's socket
+    whose local port is ``client_port``, as the kernel holds them."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue  # gone meanwhile
+        with sock:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            if sock.type != socket.SOCK_STREAM or sock.getsockname()[1] != client_port:
+                continue
+            return (
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            )
+    raise AssertionError(f"no socket of this process on local port {client_port}")
+
+
+def _our_sessions(postgres_url: str) -> dict[str, list[int]]:
+    """The client ports of this process's sessions on the test database, by query."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT query, client_port FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND client_port IS NOT NULL"
+        ).fetchall()
+    found: dict[str, list[int]] = {}
+    for query, port in rows:
+        found.setdefault(query, []).append(int(port))
+    return found
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="Linux socket options")
+@pytest.mark.parametrize("query", ["", "?keepalives_idle=7&keepalives_count=5"])
+async def test_every_session_of_a_replica_has_tcp_keepalives_the_url_may_change(
+    postgres_url: str, query: str
+) -> None:
+    # A session the network drops without a word (a NAT or firewall forgets it, no RST)
+    # was found dead only after the system's keepalive timings (libpq turns keepalives
+    # on, 2 hours idle before the first probe): until then the listening session heard
+    # nothing. Every session probes after 30 s now; what the URL says wins.
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    want = (1, 7, 10, 5) if query else (1, 30, 10, 3)
+    async with SchedulerRuntime(graph, database=postgres_url + query) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
+        assert (await rt.run_now(task.id)).outcome == "success"  # every kind opened
+        await _listening(postgres_url)
+        sessions = _our_sessions(postgres_url)
+        assert f"LISTEN {TASK_CHANGES_CHANNEL}" in sessions
+        assert any("checkpoint" in q for q in sessions), sessions  # the checkpointer's
+        ports = [port for found in sessions.values() for port in found]
+        assert len(ports) >= 4, sessions  # the pool, the session, the checkpointer, LISTEN
+        assert {port: _keepalive_of(port) for port in ports} == dict.fromkeys(ports, want)

@@ -99,6 +99,20 @@ _STORE_THRESHOLD = 5
 _SAVER_THRESHOLD = 0
 """The checkpointer's (LangGraph's own choice: every statement prepared at once)."""
 
+TCP_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+"""libpq's TCP keepalive parameters on every connection the store opens, each unless the
+URL sets it: a session the network dropped without a word (a NAT or firewall that
+forgot it; no RST) is found dead within about a minute (30 s idle, then 3 probes 10 s
+apart), not after the system's two hours. Above all the listening session, idle by
+nature, which otherwise stays deaf to task changes (polls only) until then; an idle
+pooled connection fails at once on its next use instead of hanging. Unix-domain
+sockets ignore them."""
+
 _IDLE_SESSION_TIMEOUT = "57P05"
 """SQLSTATE of a session ended by ``idle_session_timeout``."""
 
@@ -159,6 +173,8 @@ class PostgresStore(Store):
         :data:`PREPARED_STATEMENTS_PARAM`)."""
         _check_conninfo(url)
         super().__init__(url)
+        self._keepalives = {k: v for k, v in TCP_KEEPALIVES.items() if k not in url.query}
+        """:data:`TCP_KEEPALIVES` the URL does not set (its own values win)."""
         # No pre-ping (a round trip per transaction): a pooled connection the server
         # dropped fails its first statement instead, and _run runs the work again.
         self.async_engine: AsyncEngine = create_async_engine(
@@ -166,7 +182,10 @@ class PostgresStore(Store):
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=60,
-            connect_args={"prepare_threshold": self._threshold(_STORE_THRESHOLD)},
+            connect_args={
+                "prepare_threshold": self._threshold(_STORE_THRESHOLD),
+                **self._keepalives,
+            },
         )
         self.sync_engine = self.async_engine.sync_engine
         event.listen(
@@ -198,8 +217,10 @@ class PostgresStore(Store):
 
     @property
     def conninfo(self) -> str:
-        """The libpq connection string (for psycopg connections of our own)."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        """The libpq connection string (for psycopg connections of our own), with the
+        :data:`TCP_KEEPALIVES` the URL does not set."""
+        url = self.url.set(drivername="postgresql").update_query_dict(self._keepalives)
+        return url.render_as_string(hide_password=False)
 
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         return await _twice_if_gone(self._run_once, work)
