@@ -494,3 +494,57 @@ async def test_every_session_of_a_replica_has_tcp_keepalives_the_url_may_change(
         ports = [port for found in sessions.values() for port in found]
         assert len(ports) >= 4, sessions  # the pool, the session, the checkpointer, LISTEN
         assert {port: _keepalive_of(port) for port in ports} == dict.fromkeys(ports, want)
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one_line(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start-up stuck mid-way (its process stopped, its session not ended) held every
+    # later start forever, in silence. A start now says what it waits for (at INFO at
+    # once: replicas started together wait so; a warning every 5 s, here a moment,
+    # after that), and gives up after store_retry_secs.
+    import psycopg
+
+    from langgraph_scheduler import store_postgres
+    from langgraph_scheduler.errors import StoreUnavailable
+    from langgraph_scheduler.store_postgres import _SETUP_LOCK
+
+    async with SchedulerRuntime(None, database=postgres_url):
+        pass  # the tables made
+    monkeypatch.setattr(store_postgres, "LOCK_LOG_SECS", 0.2)
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    caplog.clear()
+    with psycopg.connect(postgres_url) as stuck:  # another replica's start-up
+        stuck.execute(f"SELECT pg_advisory_xact_lock({_SETUP_LOCK})")
+        pid = stuck.info.backend_pid
+        waiting = SchedulerRuntime(None, database=postgres_url, store_retry_secs=60)
+        starting = asyncio.ensure_future(waiting.start())
+        deadline = asyncio.get_running_loop().time() + 20
+        while not _said(caplog):
+            assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
+            assert not starting.done(), starting
+            await asyncio.sleep(0.05)
+        lines = [r for r in caplog.records if "start-up lock" in r.getMessage()]
+        assert lines[0].levelno == logging.INFO and "(0s so far, " in lines[0].getMessage()
+        said = _said(caplog)[0]
+        assert f"another replica's start-up (PostgreSQL session pid {pid} from 127.0.0.1" in said
+        assert "this start waits for it" in said and "up to 60s (store_retry_secs))" in said
+        stuck.rollback()  # its start-up ends: the waiting one goes on
+        await asyncio.wait_for(starting, 30)
+        assert waiting.running
+        await waiting.stop()
+
+        stuck.execute(f"SELECT pg_advisory_xact_lock({_SETUP_LOCK})")
+        with pytest.raises(StoreUnavailable) as raised:
+            await SchedulerRuntime(None, database=postgres_url, store_retry_secs=0.3).start()
+    message = str(raised.value)
+    assert message.startswith("database postgresql+psycopg://postgres@127.0.0.1")
+    assert f"another replica's start-up (PostgreSQL session pid {pid} from 127.0.0.1" in message
+    assert "this start gave up after store_retry_secs=0.3 (a start-up stuck mid-way" in message
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    async with SchedulerRuntime(None, database=postgres_url) as rt:  # once it is released
+        assert rt.running

@@ -247,7 +247,8 @@ class SchedulerRuntime:
         Raises:
             NotRunning: the runtime was started before.
             StoreUnavailable: the database could not be reached (retry later), or
-                another process held a SQLite file's write lock for longer than
+                another process held a SQLite file's write lock, or another
+                PostgreSQL replica's start-up its start-up lock, for longer than
                 ``store_retry_secs``.
             StoreError: any other database failure (a newer schema, a privilege the
                 role lacks).

@@ -121,6 +121,9 @@ _T = TypeVar("_T")
 SCHEMA_VERSION = 3
 """Version of the tables below; each bump comes with an entry in ``_MIGRATIONS``."""
 
+LOCK_LOG_SECS = 5.0
+"""How often a start waiting for another process's lock (:meth:`Store.setup_lock`) says so."""
+
 _CLOCK_SLACK = timedelta(seconds=5)
 """How far back each poll looks again: writers' clocks and commit order may lag a little."""
 
@@ -1082,13 +1085,14 @@ class Store(ABC):
         """Serialise start-up work (migrations, the checkpointer's) across processes.
 
         Args:
-            patience: how long to wait for a SQLite file's write lock that another
-                process holds (None: the busy wait of any write); PostgreSQL waits for
-                another replica's start-up as long as it lasts.
+            patience: how long to wait for what another process holds (a SQLite file's
+                write lock, another PostgreSQL replica's start-up), saying so every
+                :data:`LOCK_LOG_SECS`; None: SQLite, the busy wait of any write;
+                PostgreSQL, as long as the other start-up lasts.
 
         Raises:
-            StoreUnavailable: the database could not be reached, or (SQLite) another
-                process held its write lock longer than ``patience``.
+            StoreUnavailable: the database could not be reached, or another process held
+                its lock longer than ``patience``.
         """
         return contextlib.nullcontext()
 

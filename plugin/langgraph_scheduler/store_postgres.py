@@ -55,6 +55,7 @@ from .store import (
     _EARLIEST,
     _LATEST,
     LATE_INDEXES,
+    LOCK_LOG_SECS,
     Finish,
     Finished,
     Store,
@@ -568,14 +569,19 @@ class PostgresStore(Store):
         await self.async_engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _setup_lock(self) -> AsyncIterator[None]:
+    async def _setup_lock(self, patience: float | None) -> AsyncIterator[None]:
         """The replicas' start-up, one at a time: an advisory lock of a transaction kept
         open until the start-up is done, not of the session, so that it holds behind a
         pooler that hands a session's statements to any of its server connections
         (PgBouncer's transaction pooling), and exempt from
-        ``idle_in_transaction_session_timeout``. A database that cannot be reached raises
-        ``StoreUnavailable`` (with the URL's password hidden), as every other store
-        call does."""
+        ``idle_in_transaction_session_timeout``. While another replica's start-up holds
+        it, a line names the session holding it (INFO at once, as replicas started
+        together wait so; a warning every :data:`~.store.LOCK_LOG_SECS` after that);
+        after ``patience`` seconds (None: no limit) the start gives up with one
+        ``StoreUnavailable`` (a start-up stuck mid-way, its process stopped but its
+        session not ended, would hold every later start forever, in silence). A
+        database that cannot be reached raises ``StoreUnavailable`` (with the URL's
+        password hidden), as every other store call does."""
         async with contextlib.AsyncExitStack() as stack:
             try:
                 conn = await stack.enter_async_context(self.async_engine.connect())
@@ -586,11 +592,42 @@ class PostgresStore(Store):
                 # with parameters leaves its portal, and its snapshot, open until the
                 # next statement.
                 lock = text(f"SELECT pg_try_advisory_xact_lock({_SETUP_LOCK})")
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                said: float | None = None
+                """When the wait was last logged (None: not yet)."""
                 while True:
                     held = await conn.begin()
                     if await conn.scalar(lock):
                         break
+                    waited = loop.time() - began
+                    over = patience is not None and waited >= patience
+                    due = said is None or waited - said >= LOCK_LOG_SECS
+                    if over or due:
+                        holder = (await conn.execute(_SETUP_HOLDER)).first()
                     await held.rollback()
+                    if over:
+                        raise StoreUnavailable(
+                            f"database {self.safe_url}: another replica's start-up "
+                            f"({_session_of(holder)}) still holds the scheduler's start-up "
+                            f"lock: this start gave up after store_retry_secs={patience:g} "
+                            "(a start-up stuck mid-way: `SELECT pg_terminate_backend(pid)` "
+                            "ends it)"
+                        )
+                    if due:
+                        # At once only INFO: replicas started together wait so.
+                        level = logging.INFO if said is None else logging.WARNING
+                        said = waited
+                        logger.log(
+                            level,
+                            "database %s: another replica's start-up (%s) holds the "
+                            "scheduler's start-up lock: this start waits for it (%.0fs so "
+                            "far, up to %s)",
+                            self.safe_url,
+                            _session_of(holder),
+                            waited,
+                            "no limit" if patience is None else f"{patience:g}s (store_retry_secs)",
+                        )
                     await asyncio.sleep(0.1)
                 # The transaction idles while the start-up works on other sessions: a
                 # DBA's idle_in_transaction_session_timeout would end it, and free the
@@ -607,7 +644,7 @@ class PostgresStore(Store):
     def setup_lock(
         self, *, patience: float | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._setup_lock()
+        return self._setup_lock(patience)
 
     _CHANGE_POLL_MIN_SECS = 5.0  # pushed: polls are only the safety net
 
@@ -999,6 +1036,28 @@ def _late_indexes_to_build(conn: Connection) -> dict[str, bool | None]:
     )
     found: dict[str, bool] = {name: valid for name, valid in rows}
     return {name: found.get(name) for name in _LATE_BY_NAME if not found.get(name)}
+
+
+_SETUP_HOLDER = text(
+    "SELECT a.pid, host(a.client_addr), "
+    "CAST(extract(epoch FROM clock_timestamp() - a.xact_start) AS integer) "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    f"AND l.classid = {_SETUP_LOCK >> 32} AND l.objid = {_SETUP_LOCK & 0xFFFFFFFF} "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+"""The session holding the start-up lock (a bigint advisory key is its two halves in
+``pg_locks``): its pid, client address and seconds in its transaction."""
+
+
+def _session_of(holder: Any) -> str:
+    """Name the session a :data:`_SETUP_HOLDER` row describes, for a log line."""
+    if holder is None:
+        return "its session just ended"
+    pid, address, secs = holder
+    where = f" from {address}" if address else ""
+    since = f", in its transaction for {secs}s" if secs is not None else ""
+    return f"PostgreSQL session pid {pid}{where}{since}"
 
 
 def _prepared_statements(url: URL) -> tuple[bool, URL]:

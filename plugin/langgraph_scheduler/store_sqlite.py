@@ -53,6 +53,7 @@ from .errors import StoreUnavailable
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
+    LOCK_LOG_SECS,
     Finished,
     Store,
     ThreadLocks,
@@ -75,8 +76,6 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
 
-LOCK_LOG_SECS = 5.0
-"""How often a start waiting for another process's write lock on the file says so."""
 
 SYNCHRONOUS = "NORMAL"
 """SQLite's durability setting, the same for run records and checkpoints (they share the
