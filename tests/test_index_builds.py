@@ -303,3 +303,36 @@ async def test_one_replica_builds_behind_transaction_pooling(
     builds.result()
     assert await _until(lambda: _valid(earlier), "a valid index")
     assert caplog.text.count(f"building index {INDEX}") == 1
+
+
+async def test_a_running_runtime_builds_again_an_index_another_left_invalid(
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    new_runtime: Callable[[], SchedulerRuntime],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A replica killed mid-build left the index invalid until some runtime started
+    # again: the replicas that kept running had left the build to it, and never looked
+    # again. Their upkeep checks the indexes every few minutes (here, a moment).
+    from langgraph_scheduler import _upkeep
+
+    monkeypatch.setattr(_upkeep, "_INDEXES_EVERY_SECS", 0.2)
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    builder, survivor = new_runtime(), new_runtime()
+    start = asyncio.ensure_future(builder.start())
+    try:
+        await _until(lambda: _builder(earlier), "the index build")
+        await _until(lambda: _invalid(earlier), "the build's invalid index")
+        await _started(start)
+        await survivor.start()
+        await _until(lambda: _logged(caplog, "another replica builds"), "the survivor to defer")
+        await builder.stop()  # cuts the build short, as a killed replica would
+    finally:
+        if not start.done():
+            await blocker()
+        await asyncio.gather(start, return_exceptions=True)
+    await blocker()
+    assert survivor.running
+    assert await _until(lambda: _valid(earlier), "the survivor to build the index again")
+    assert "left invalid by an interrupted build; building it again" in caplog.text

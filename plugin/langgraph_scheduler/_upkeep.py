@@ -20,6 +20,7 @@ from datetime import timedelta
 from ._bridge import TaskExecutorBridge
 from ._clock import Clock
 from ._turns import ServerRun
+from .errors import StoreError
 from .store import Store
 
 __all__ = ["DIED", "Upkeep", "dead_holders", "process_host"]
@@ -29,6 +30,8 @@ logger = logging.getLogger("langgraph_scheduler")
 DIED = "the process running this turn stopped before it finished"
 STOPPED_RENEWING = "the process running this turn stopped renewing its claim"
 _PURGE_EVERY_SECS = 600.0
+_INDEXES_EVERY_SECS = 600.0
+"""How often a runtime that runs turns checks the store's late indexes again."""
 
 
 class Upkeep:
@@ -148,6 +151,30 @@ class Upkeep:
         await asyncio.gather(
             self._every(self.renew, "lease renewal"), self._every(self.tend, "lease upkeep")
         )
+
+    async def indexes(self) -> None:
+        """Build the store's late indexes (:meth:`Store.build_indexes`) now, then check
+        them every :data:`_INDEXES_EVERY_SECS` until cancelled: a build cut short on
+        another replica (killed mid-build) leaves an invalid index, which this one drops
+        and builds again instead of leaving it to the next start (a check is one catalog
+        read; a build in progress elsewhere is left to it). Apart from the other loops: a
+        build takes minutes on millions of runs. A failure is logged (a warning the
+        first time): until built, only the webhook sweep and the purge of history by age
+        read more of ``lgs_runs``."""
+        warned = False
+        while True:
+            try:
+                await self.store.build_indexes()
+            except StoreError as exc:
+                level = logging.INFO if warned else logging.WARNING
+                logger.log(
+                    level,
+                    "the scheduler's indexes could not be built (%s); tried again in %gs",
+                    exc,
+                    _INDEXES_EVERY_SECS,
+                )
+                warned = True
+            await self.clock.sleep(_INDEXES_EVERY_SECS)
 
     async def _every(self, work: Callable[[], Awaitable[None]], what: str) -> None:
         interval = max(self.lease_secs / 3, 0.05)

@@ -27,7 +27,7 @@ from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
-from .errors import InvalidTask, NotRunning, StoreError
+from .errors import InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
 from .store import CallAnswer, Store, TaskChange, open_store
@@ -372,7 +372,7 @@ class SchedulerRuntime:
             # the purge by age; the due reads after a migration from 0.1.0, on a small
             # table), and a build takes minutes on millions of runs: fires would be late
             # past their grace, and a start killed by a health check cut it short.
-            self._spawn(_build_indexes(store), "langgraph-scheduler-indexes"),
+            self._spawn(upkeep.indexes(), "langgraph-scheduler-indexes"),
         ]
         bridge.wake()  # what fell due while no runtime was up
 
@@ -896,18 +896,6 @@ class SchedulerRuntime:
 
     async def _emit_event(self, event: TaskEvent) -> None:
         await _call_all(self._event_listeners, event)
-
-
-async def _build_indexes(store: Store) -> None:
-    """The store's late indexes (:meth:`Store.build_indexes`), built while the runtime
-    runs; a failure is logged: only the webhook sweep and the purge of history by age
-    read more of ``lgs_runs`` without them, until a later start builds them."""
-    try:
-        await store.build_indexes()
-    except StoreError as exc:
-        logger.warning(
-            "the scheduler's indexes could not be built (%s); the next start tries again", exc
-        )
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
