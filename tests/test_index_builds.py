@@ -336,3 +336,45 @@ async def test_a_running_runtime_builds_again_an_index_another_left_invalid(
     assert survivor.running
     assert await _until(lambda: _valid(earlier), "the survivor to build the index again")
     assert "left invalid by an interrupted build; building it again" in caplog.text
+
+
+async def _builder_for_over(watch: psycopg.AsyncConnection[Any], secs: float) -> bool | None:
+    """True once a session has built the index for over ``secs`` seconds."""
+    cursor = await watch.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE state = 'active' "
+        "AND datname = current_database() AND query ILIKE 'CREATE%%INDEX%%' || %s || '%%' "
+        "AND clock_timestamp() - query_start > make_interval(secs => %s)",
+        (INDEX, secs),
+    )
+    return True if await cursor.fetchone() is not None else None
+
+
+async def test_a_build_outlives_the_statement_timeout_and_lock_timeout_of_its_role(
+    postgres_url: str,
+    earlier: psycopg.AsyncConnection[Any],
+    blocker: Callable[[], Awaitable[None]],
+    new_runtime: Callable[[], SchedulerRuntime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A DBA's statement_timeout (or lock_timeout: the build waits for older
+    # transactions) shorter than the build cancelled it every time, leaving an invalid
+    # index to be dropped and built again, and cancelled again. The build's own session
+    # turns them off for itself.
+    name = postgres_url.rpartition("/")[2]
+    await earlier.execute(f"ALTER DATABASE \"{name}\" SET statement_timeout = '300ms'")
+    await earlier.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '300ms'")
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+
+    async def cancelled_or_waiting() -> str | None:
+        if await _logged(caplog, "could not be built"):
+            return "cancelled"
+        return "waits" if await _builder_for_over(earlier, 1.0) else None
+
+    try:
+        await new_runtime().start()
+        await _until(lambda: _builder(earlier), "the index build")
+        assert await _until(cancelled_or_waiting, "the build past the timeouts") == "waits"
+    finally:
+        await blocker()
+    assert await _until(lambda: _valid(earlier), "a valid index")
+    assert "could not be built" not in caplog.text

@@ -532,8 +532,17 @@ class PostgresStore(Store):
                     if not (taken and taken[0]):
                         logger.info("another replica builds the scheduler's indexes")
                         return
-                    for name, valid in (await self.transaction(_late_indexes_to_build)).items():
-                        await self._build_concurrently(conn, _LATE_BY_NAME[name], valid)
+                    # A build waits for older transactions and takes minutes on millions
+                    # of runs: a role's statement_timeout or lock_timeout would cancel
+                    # it each time, leaving an invalid index to build again. Reset
+                    # after, for a pooler that lends this server connection on.
+                    await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
+                    try:
+                        for name, valid in (await self.transaction(_late_indexes_to_build)).items():
+                            await self._build_concurrently(conn, _LATE_BY_NAME[name], valid)
+                    finally:
+                        with contextlib.suppress(psycopg.Error, OSError):
+                            await conn.execute("RESET statement_timeout; RESET lock_timeout")
         except (psycopg.Error, OSError) as exc:
             raise self._map_error(exc) from exc
 
