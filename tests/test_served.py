@@ -46,7 +46,12 @@ from langgraph_scheduler import (
     TaskOptions,
     TaskRunRecord,
 )
-from langgraph_scheduler._remote import _failure, _timeout_of, server_thread_id
+from langgraph_scheduler._remote import (
+    _UNKNOWN_FAILURE,
+    _failure,
+    _timeout_of,
+    server_thread_id,
+)
 from langgraph_scheduler._turns import WAITING_FOR_INPUT
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
@@ -75,7 +80,7 @@ def test_server_threads_are_the_task_threads_or_uuids_derived_from_them() -> Non
         ("TimeoutError()", "TimeoutError"),
         ("KeyError('a', 2)", "KeyError('a', 2)"),  # not one message: as the server kept it
         ("<something odd>", "<something odd>"),
-        (None, "the server run failed (no error was reported)"),
+        (None, _UNKNOWN_FAILURE),
     ],
 )
 def test_a_failed_server_runs_error_is_read_from_its_own_last_checkpoint(
@@ -83,10 +88,10 @@ def test_a_failed_server_runs_error_is_read_from_its_own_last_checkpoint(
 ) -> None:
     state = {"values": {}, "tasks": [{"name": "trigger", "error": None}, {"error": error}]}
     assert _failure(state) == said
-    # What the join answered says it only for a failure outside the run's tasks.
-    joined = {"__error__": {"error": "GraphRecursionError", "message": "limit reached"}}
+    # The error the server says the run failed with outside its tasks comes second.
+    outside = {"error": "GraphRecursionError", "message": "limit reached"}
     said_first = said if error else "GraphRecursionError: limit reached"
-    assert _failure(state, joined) == said_first
+    assert _failure(state, outside) == said_first
 
 
 def test_the_timeout_a_server_run_began_with_is_read_from_its_metadata() -> None:
@@ -263,7 +268,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from sqlalchemy import select
 
@@ -290,7 +295,7 @@ async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any
         await asyncio.sleep(8)
     if "fail" in prompt:
         raise ValueError("the sleepy graph failed on purpose")
-    if "stay silent" in prompt:
+    if "stay silent" in prompt or "loop" in prompt:
         return {}
     if "confirm first" in prompt:
         interrupt("Shall I go on?")
@@ -298,12 +303,23 @@ async def answer(state: SchedulerState, config: RunnableConfig) -> dict[str, Any
     return {"messages": [AIMessage(f"answered {prompt!r} for {user}")]}
 
 
+def spin(state: SchedulerState) -> dict[str, Any]:
+    return {}
+
+
+def then(state: SchedulerState) -> str:  # "loop": round and round till the recursion limit
+    return "spin" if "loop" in state["messages"][-1].text else END
+
+
 builder = StateGraph(SchedulerState)
 builder.add_node("trigger", trigger_node)
 builder.add_node("answer", answer)
+builder.add_node("spin", spin)
 builder.add_edge(START, "trigger")
 builder.add_edge("trigger", "answer")
-graph = builder.compile()
+builder.add_conditional_edges("answer", then)
+builder.add_conditional_edges("spin", then)
+graph = builder.compile().with_config(recursion_limit=20)
 """
 
 
@@ -998,39 +1014,68 @@ async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
     assert record.server_run_id == made[0]["run_id"]
 
 
-@_on_the_server
-async def test_a_server_turn_records_its_own_runs_reply_not_a_later_runs_on_its_thread(
-    server: _Server, tmp_path: Path
-) -> None:
-    # The turn's server run ends before the runtime's wait for it reaches the server
-    # (held back here), and a user's run queued behind it on the thread ends too. The
-    # record used to take the thread's values then, so the user's reply was the turn's
-    # summary.
-    thread = f"later-{uuid.uuid4().hex[:8]}"
+async def _ended_before_its_join(
+    server: _Server, tmp_path: Path, prompt: str, says: str
+) -> tuple[TaskRunRecord, Any, Any, Any]:
+    """Run a turn of ``prompt`` whose server run ends before the runtime's wait for it
+    reaches the server (held back), a user's run saying ``says`` queued behind it on
+    the thread and ended too: the record, the turn's server run, the user's run and
+    the thread, as the server has them then."""
+    thread = server_thread_id(f"later-{uuid.uuid4().hex[:8]}")
     relay = _Relay(server)
     relay.release = asyncio.Event()
     async with relay as url, _client(server) as client:
         async with _sleepy(url, f"sqlite:///{tmp_path / 'later.db'}") as rt:
-            turn = await rt.run_now(await _one_shot(rt, "nap, then answer", thread), wait=False)
+            turn = await rt.run_now(await _one_shot(rt, prompt, thread), wait=False)
             await asyncio.wait_for(relay.waiting.wait(), 20)
             user = await client.runs.create(
-                server_thread_id(thread),
-                "sleepy",
-                input=_say("user says hello"),
-                multitask_strategy="enqueue",
+                thread, "sleepy", input=_say(says), multitask_strategy="enqueue"
             )
-            await client.runs.join(server_thread_id(thread), user["run_id"])
+            await client.runs.join(thread, user["run_id"])
             relay.release.set()
             record = await _wait(lambda: _finished(rt, turn.run_id), timeout=60)
-        (made,) = await _runs_of(client, server_thread_id(thread), turn.run_id)
-        state = await client.threads.get_state(server_thread_id(thread))
-    assert made["status"] == "success" and made["created_at"] < user["created_at"]
-    assert state["values"]["messages"][-1]["content"] == "answered 'user says hello' for "
+        (made,) = await _runs_of(client, thread, turn.run_id)
+        assert made["created_at"] < user["created_at"]
+        return record, made, user, await client.threads.get(thread)
+
+
+@_on_the_server
+async def test_a_server_turn_records_its_own_runs_reply_not_a_later_runs_on_its_thread(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The record used to take the thread's values then, so the user's reply was the
+    # turn's summary.
+    record, made, _, thread = await _ended_before_its_join(
+        server, tmp_path, "nap, then answer", "user says hello"
+    )
+    assert made["status"] == "success"
+    assert thread["values"]["messages"][-1]["content"] == "answered 'user says hello' for "
     assert (record.outcome, record.summary) == (
         "success",
         "answered 'nap, then answer' for default",
     )
     assert record.server_run_id == made["run_id"]
+
+
+@_on_the_server
+async def test_a_server_turn_failing_outside_its_nodes_never_takes_a_later_runs_error(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The turn's server run hits its recursion limit (a failure outside its nodes: no
+    # task of its checkpoint holds it), and the user's run fails too. The server keeps
+    # one error per thread, the last failed run's: the record used to take the user's
+    # ValueError for the turn's error.
+    record, made, user, thread = await _ended_before_its_join(
+        server, tmp_path, "nap, then loop", "fail now"
+    )
+    assert made["status"] == "error"
+    assert thread["error"]["error"] == "ValueError"  # the user's
+    assert record.outcome == "error" and record.server_run_id == made["run_id"]
+    assert record.error == (
+        "the server run failed outside its nodes (a recursion limit, say), and the server no "
+        "longer says why: it keeps only its thread's last error, which a later run on the "
+        "thread may have replaced"
+    )
 
 
 @_on_the_server
@@ -1182,6 +1227,33 @@ async def test_a_server_run_that_ended_after_its_runtime_died_is_recorded_as_it_
         if r["metadata"].get("task_id") == record.task_id and r["run_id"] != user["run_id"]
     ]
     assert mine == [server_run_id]
+
+
+@_on_the_server
+async def test_a_server_run_that_failed_outside_its_nodes_after_its_runtime_died_says_why(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The run hits its recursion limit after its runtime died: no task of its own last
+    # checkpoint holds that error, only its thread does. The next runtime used to record
+    # "no error was reported".
+    database = f"sqlite:///{tmp_path / 'spun.db'}"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        database, server.url, "nap, then loop", "0"
+    )
+    async with _client(server) as client:
+
+        async def failed() -> bool:
+            run = await client.runs.get(thread_id, server_run_id)
+            return bool(run["status"] == "error")
+
+        await _wait(failed)
+        async with _sleepy(server.url, database) as rt:  # finds the dead process's claim
+            record = await rt.get_run(run_id)
+            await rt.wait_idle()
+    assert record is not None and record.outcome == "error"
+    assert str(record.error).startswith(
+        "GraphRecursionError: Recursion limit of 20 reached without hitting a stop condition."
+    )
 
 
 async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:

@@ -240,12 +240,14 @@ class ServerTurnRunner(TurnRunner):
                 await self._note(request, where)  # in here: a stop meanwhile cancels the run
             remaining = request.timeout_secs - (time.monotonic() - started)
             # Its values are the thread's when the run ended before the join reached the
-            # server: only its error is used, and only if its own state has none.
+            # server: only its error is used, and only if it is the run's own (see
+            # _error_outside_nodes).
             joined = await _within(client.runs.join(where.thread_id, where.run_id), remaining)
             # Asked together: no more time than the status alone.
             final, state = await asyncio.gather(
                 client.runs.get(where.thread_id, where.run_id), _own_state(client, where)
             )
+            outside = await _error_outside_nodes(client, where, final, state, joined)
         except _TurnTimedOut:
             await self._cancel(where)
             return Timeout(request.timeout_secs, server_run=where)
@@ -268,7 +270,7 @@ class ServerTurnRunner(TurnRunner):
             where,
             run_id=request.run_id,
             elapsed=time.monotonic() - started,
-            joined=joined,
+            outside=outside,
         )
 
     async def _create(
@@ -426,7 +428,8 @@ class ServerTurnRunner(TurnRunner):
         if status not in ("success", "error", "timeout"):
             return None
         state = await _own_state(client, where)
-        return _answer(run, state, where, run_id=run_id, elapsed=_run_secs(run))
+        outside = await _error_outside_nodes(client, where, run, state)
+        return _answer(run, state, where, run_id=run_id, elapsed=_run_secs(run), outside=outside)
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         if record.server_thread_id is None or record.server_run_id is None:
@@ -512,6 +515,43 @@ async def _own_state(client: LangGraphClient, where: ServerRun) -> Mapping[str, 
     return states[0] if states else None
 
 
+async def _error_outside_nodes(
+    client: LangGraphClient,
+    where: ServerRun,
+    run: Mapping[str, Any],
+    state: Mapping[str, Any] | None,
+    joined: Any = None,
+) -> Mapping[str, Any] | None:
+    """The error of the failed server run ``where`` (``run``, as ``runs.get`` answered)
+    when it failed outside its nodes (a recursion limit, say), so that no task of its
+    own last checkpoint ``state`` holds it; None otherwise, or when the server no
+    longer knows it. Never raises.
+
+    The server keeps no error on the run, only one on its thread: the last failed
+    run's. What ``runs.join`` answered (``joined``) is that one when the run ended
+    before the join reached the server. So an error is taken (from ``joined``, else
+    from the thread) only while no run made after this one on the thread failed, and
+    the thread's own only while none ended at all (a run ending clears it).
+    """
+    if run.get("status") != "error" or _task_errors(state):
+        return None
+    try:
+        runs = await client.runs.list(where.thread_id, limit=_LOOKUP_RUNS)
+        ids = [str(r.get("run_id")) for r in runs]
+        if where.run_id not in ids:  # more runs made since than are listed: unknown
+            return None
+        later = runs[: ids.index(where.run_id)]
+        if any(r.get("status") == "error" for r in later):
+            return None
+        error = joined.get("__error__") if isinstance(joined, Mapping) else None
+        if error is None and all(r.get("status") in ("pending", "running") for r in later):
+            error = (await client.threads.get(where.thread_id)).get("error")
+    except Exception as exc:
+        logger.warning("asking why server run %s failed failed: %r", where.run_id, exc)
+        return None
+    return error if isinstance(error, Mapping) else None
+
+
 def _answer(
     run: Mapping[str, Any],
     state: Mapping[str, Any] | None,
@@ -519,10 +559,11 @@ def _answer(
     *,
     run_id: str,
     elapsed: float,
-    joined: Any = None,
+    outside: Mapping[str, Any] | None = None,
 ) -> ConversationResponse:
     """The response for a finished server run (``runs.get``) of the turn ``run_id``,
-    its own final state and what ``runs.join`` answered for it, if it was joined."""
+    its own final state and, for a run that failed outside its nodes, its error as
+    :func:`_error_outside_nodes` found it."""
     status = run.get("status")
     if status == "success":
         # A run that stopped at an interrupt() ends "success" too; its last checkpoint
@@ -531,7 +572,7 @@ def _answer(
         summary = turn_summary(values, run_id, waiting=waiting)
         return Success(summary, server_run=where)
     if status == "error":
-        return Error(_failure(state, joined), server_run=where)
+        return Error(_failure(state, outside), server_run=where)
     if status == "timeout":  # the server's own limit (BG_JOB_TIMEOUT_SECS)
         return Timeout(round(elapsed, 1), server_run=where)
     if status == "interrupted":
@@ -550,23 +591,31 @@ def _run_secs(run: Mapping[str, Any]) -> float:
     return max((ended - began).total_seconds(), 0.0)
 
 
+_UNKNOWN_FAILURE = (
+    "the server run failed outside its nodes (a recursion limit, say), and the server no "
+    "longer says why: it keeps only its thread's last error, which a later run on the thread "
+    "may have replaced"
+)
+
 _EXCEPTION_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.DOTALL)
 
 
-def _failure(state: Mapping[str, Any] | None, joined: Any = None) -> str:
+def _task_errors(state: Mapping[str, Any] | None) -> list[str]:
+    """The errors the tasks of a run's own last checkpoint ``state`` failed with."""
+    tasks = state.get("tasks") if state else None
+    return [str(t["error"]) for t in tasks or () if isinstance(t, Mapping) and t.get("error")]
+
+
+def _failure(state: Mapping[str, Any] | None, outside: Mapping[str, Any] | None = None) -> str:
     """What failed a server run, as the server's error events say it
     (``ExceptionType: message``): the task its own final ``state`` says failed; else
-    the error ``runs.join`` answered (``joined``), for a failure outside its tasks (a
-    recursion limit, say). That one is the thread's if the run ended before the join,
-    the one case where it may be a later run's."""
-    tasks = state.get("tasks") if state else None
-    errors = [t["error"] for t in tasks or () if isinstance(t, Mapping) and t.get("error")]
+    ``outside``, its error outside its tasks (see :func:`_error_outside_nodes`)."""
+    errors = _task_errors(state)
     if not errors:
-        error = joined.get("__error__") if isinstance(joined, Mapping) else None
-        if isinstance(error, Mapping):
-            return f"{error.get('error', 'Error')}: {error.get('message', '')}".rstrip(": ")
-        return "the server run failed (no error was reported)"
-    error = str(errors[0])
+        if outside is not None:
+            return f"{outside.get('error', 'Error')}: {outside.get('message', '')}".rstrip(": ")
+        return _UNKNOWN_FAILURE
+    error = errors[0]
     # The checkpoint keeps the exception's repr, ``ValueError('message')``.
     call = _EXCEPTION_REPR.fullmatch(error)
     try:
