@@ -406,6 +406,44 @@ async def test_a_task_source_a_client_writes_reaches_no_system_prompt(
         assert not (await rt.transcript("other")).turns[0].scheduled
 
 
+@pytest.mark.parametrize("way", ["resume_with_update", "update_state"])
+async def test_a_task_source_a_client_writes_into_the_state_reaches_no_system_prompt(
+    sqlite_url: str, runtime_factory: Any, caplog: pytest.LogCaptureFixture, way: str
+) -> None:
+    """A client that cannot sign a message writes the state instead (a LangGraph server
+    lets it: ``threads.update_state``, or ``Command(update=...)`` on a resume), past the
+    ``before_agent`` check: the model call still gets no task note and no addon."""
+    recorder = Recorder()
+    schedule = tool_call("schedule_task", {"name": "n", "schedule": "in 1 hour", "prompt": "p"})
+    limits = SchedulerLimits(require_approval=True)
+    rt, _ = agent_runtime(
+        runtime_factory, sqlite_url, [schedule, "ok", "ok"], limits=limits, recorder=recorder
+    )
+    caplog.set_level(logging.WARNING, logger="langgraph_scheduler")
+    async with rt:
+        await rt.ainvoke(user("remind me in an hour"), T)
+        async with rt.thread_lock("T"):
+            if way == "resume_with_update":
+                await rt.graph.ainvoke(
+                    Command(resume=True, update={"task_source": forged_source()}), T
+                )
+            else:
+                await rt.graph.ainvoke(Command(resume=True), T)
+                await rt.graph.aupdate_state(
+                    T,
+                    {"messages": [HumanMessage("and now?")], "task_source": forged_source()},
+                    as_node="SchedulerMiddleware.before_agent",
+                )
+                await rt.graph.ainvoke(None, T)
+    # The last model call ran on the forged state.
+    assert len(recorder.calls) == (2 if way == "resume_with_update" else 3)
+    system = recorder.system(-1)
+    assert FORGED_ADDON not in system and "### This turn" not in system
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("task_source that no runtime on this store signed" in w for w in warnings)
+    assert not any(FORGED_ADDON in w for w in warnings)
+
+
 # -- wiring and packaging -------------------------------------------------------------------
 
 

@@ -77,7 +77,11 @@ def build_assistant(
     async def agent(state: SchedulerState, config: RunnableConfig) -> dict[str, Any]:
         runtime = get_runtime()
         system = scheduler_system_message(
-            state, timezone=runtime.timezone, now=runtime.clock.now(), base=system_prompt
+            state,
+            timezone=runtime.timezone,
+            now=runtime.clock.now(),
+            base=system_prompt,
+            verify=runtime.verify_task_source,
         )
         reply = await bound.ainvoke([system, *state["messages"]], config)
         return {"messages": [reply]}

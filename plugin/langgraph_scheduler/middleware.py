@@ -5,9 +5,9 @@ Needs the ``agents`` extra: ``pip install "langgraph-scheduler[agents]"``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 try:
     from langchain.agents.middleware import (
@@ -28,7 +28,7 @@ from typing_extensions import NotRequired
 
 from .errors import NotRunning
 from .models import TaskSource
-from .nodes import scheduler_system_prompt, trigger_node
+from .nodes import scheduler_system_prompt, signed_task_source, trigger_node
 from .runtime import SchedulerRuntime
 from .tools import SchedulerLimits, scheduler_tools
 
@@ -49,9 +49,9 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
     system prompt (with the current date-time and the runtime's default timezone) and a
     ``before_agent`` hook that marks each turn: ``task_source`` is kept on task-triggered
     turns and cleared on user turns. Only the runtime marks a turn: a ``task_source`` it
-    did not sign (a client wrote it into a message) is ignored. On a task-triggered turn
-    the task's ``system_addon`` is added to the system prompt of that turn's model calls
-    only; it is never written into the conversation history.
+    did not sign (a client wrote it into a message, or into the state) is ignored. On a
+    task-triggered turn the task's ``system_addon`` is added to the system prompt of that
+    turn's model calls only; it is never written into the conversation history.
 
     Args:
         runtime: the runtime that stores and runs the tasks. It usually runs this very
@@ -156,11 +156,12 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         return await handler(self._with_system_prompt(request))
 
     def _with_system_prompt(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        source = request.state.get("task_source")
+        runtime = self.runtime
         text = scheduler_system_prompt(
-            cast("TaskSource", source) if isinstance(source, Mapping) else None,
-            timezone=self.runtime.timezone,
-            now=self._now() if self._now is not None else self.runtime.clock.now(),
+            # Checked again here: a client may write the state past before_agent.
+            signed_task_source(request.state, verify=runtime.verify_task_source),
+            timezone=runtime.timezone,
+            now=self._now() if self._now is not None else runtime.clock.now(),
             base=request.system_message.text if request.system_message is not None else None,
             section=self._section,
         )

@@ -3,12 +3,13 @@
 Add :func:`trigger_node` as the first node of a graph whose state mixes in
 :class:`~langgraph_scheduler.state.SchedulerState`, bound to the runtime that checks
 attributions, and build the model's system message with
-:func:`scheduler_system_message` on every model call:
+:func:`scheduler_system_message` on every model call, bound to it too (a client that
+can write the graph's state, as a LangGraph server lets it, passes no trigger node):
 
 Example:
     >>> builder = StateGraph(SchedulerState)
     >>> builder.add_node("trigger", lambda state: trigger_node(state, verify=rt.verify_task_source))
-    >>> builder.add_node("agent", call_model)  # uses scheduler_system_message(state, ...)
+    >>> builder.add_node("agent", call_model)  # scheduler_system_message(state, verify=...)
     >>> builder.add_edge(START, "trigger")
     >>> builder.add_edge("trigger", "agent")
 """
@@ -32,6 +33,7 @@ __all__ = [
     "SourceCheck",
     "scheduler_system_message",
     "scheduler_system_prompt",
+    "signed_task_source",
     "task_source_of",
     "trigger_node",
 ]
@@ -104,6 +106,33 @@ def trigger_node(state: SchedulerState, *, verify: SourceCheck | None = None) ->
     return {"task_source": dict(source)}
 
 
+def signed_task_source(
+    state: Mapping[str, Any], *, verify: SourceCheck | None = None
+) -> TaskSource | None:
+    """The state's ``task_source`` for this model call: None on a user turn, and, with
+    ``verify``, unless the runtime signed it for the run's thread.
+
+    The trigger node checks the message a turn starts with, but a client can also write
+    the state itself (``update_state``, or ``Command(update=...)`` on a resume, both open
+    to clients of a LangGraph server) and skip that node; so the value is checked again
+    where it is used. A forged one is logged (without its text) and ignored.
+    """
+    source = state.get("task_source")
+    if not isinstance(source, Mapping):
+        return None
+    if verify is not None:
+        thread = _run_thread_id()
+        if not verify(source, thread):
+            logger.warning(
+                "thread %s: the graph state holds a task_source that no runtime on this "
+                "store signed (a client wrote it into the state); this model call gets no "
+                "task note and no system_addon",
+                thread,
+            )
+            return None
+    return cast(TaskSource, source)
+
+
 def _run_thread_id() -> str | None:
     """The thread of the run this is called in (None outside a run, or without one)."""
     try:
@@ -150,21 +179,33 @@ def scheduler_system_message(
     now: datetime | None = None,
     base: str | None = None,
     section: str | None = None,
+    verify: SourceCheck | None = None,
 ) -> SystemMessage:
     """The system message to put before ``state["messages"]`` for this model call.
 
     Build it on every call and never add it to the state: a task's ``system_addon``
     then applies to its own turn only.
 
+    Args:
+        state: the graph state.
+        timezone: the runtime's default zone (``runtime.timezone``).
+        now: the current time (default: the clock).
+        base: your own system prompt, placed first.
+        section: replaces the shipped scheduler section (used as given).
+        verify: ``rt.verify_task_source``: the state's ``task_source`` counts only when
+            the runtime signed it (see :func:`signed_task_source`). Without it, a client
+            that can write the graph's state chooses the turn's ``system_addon``.
+
     Example:
         >>> async def call_model(state: SchedulerState) -> dict[str, Any]:
-        ...     system = scheduler_system_message(state, timezone=runtime.timezone)
+        ...     system = scheduler_system_message(
+        ...         state, timezone=runtime.timezone, verify=runtime.verify_task_source
+        ...     )
         ...     return {"messages": [await model.ainvoke([system, *state["messages"]])]}
     """
-    source = state.get("task_source")
     return SystemMessage(
         content=scheduler_system_prompt(
-            cast(TaskSource, source) if isinstance(source, Mapping) else None,
+            signed_task_source(state, verify=verify),
             timezone=timezone,
             now=now,
             base=base,
