@@ -270,6 +270,35 @@ async def test_one_answer_can_decide_every_call_of_a_step(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_that_edits_or_says_neither_yes_nor_no_is_asked_again(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    """A human who answers with changed fields (as other approval UIs allow) or with an
+    ``approved`` that is not a boolean is asked again, saying why: the answer neither
+    stores what was shown as if approved nor drops it as if rejected."""
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour"))])
+    unread: list[dict[str, Any]] = [
+        {"approved": True, "name": "Edited", "schedule": "in 5 hours"},
+        {"tool_call_id": None, "approved": True, "args": {"name": "Edited"}},
+        {"approved": "true"},
+    ]
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        for answer in unread:
+            (request,) = [p.value for p in out["__interrupt__"]]
+            if "tool_call_id" in answer:
+                answer = {**answer, "tool_call_id": request["tool_call_id"]}
+            out = await rt.ainvoke(Command(resume=answer), T)
+            (again,) = [p.value for p in out["__interrupt__"]]
+            assert again["tool_call_id"] == request["tool_call_id"]
+            assert await rt.list_tasks() == []
+        assert "'approved' must be true or false" in again["problem"]
+        out = await rt.ainvoke(Command(resume=True), T)
+        (task,) = await rt.list_tasks()
+        assert task.name == "Plan"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_rejecting_every_call_stores_nothing(
     database: str, runtime_factory: Any, kind: str
 ) -> None:

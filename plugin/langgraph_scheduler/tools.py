@@ -87,7 +87,8 @@ APPROVAL_KIND = "langgraph_scheduler.approval"
 
 _HOW_TO_ANSWER = (
     "resume with True or {'approved': True} to approve; False or {'approved': False, "
-    "'reason': '...'} to reject. While other approvals of the same step wait (listed in "
+    "'reason': '...'} to reject (an answer cannot change the task: reject it with a reason "
+    "saying what to change). While other approvals of the same step wait (listed in "
     "'waiting'), name the call: {'tool_call_id': '<id>', 'approved': True}, or answer several "
     "at once with {'<id>': True, '<other id>': {'approved': False, 'reason': '...'}}"
 )
@@ -1131,6 +1132,9 @@ class _ToolService:
                 others = [a for a in step if a.id != approval.id]
                 waiting = [a for a in others if a.status == "pending"]
                 answer = _Answer.of(interrupt(_approval_request(approval, waiting, problem)))
+                if answer.unreadable is not None:
+                    problem = f"the last answer was not used: {answer.unreadable}"
+                    continue
                 verdicts = dict(answer.addressed)
                 if answer.bare is not None:
                     if others:
@@ -1379,26 +1383,54 @@ class _Answer:
 
     bare: _Verdict | None
     addressed: dict[str, _Verdict]
+    unreadable: str | None = None
+    """Why the answer is not used (it would edit the task, or says neither yes nor no)."""
 
     @classmethod
     def of(cls, value: Any) -> _Answer:
-        if isinstance(value, Mapping):
-            if "tool_call_id" in value:
-                return cls(None, {str(value["tool_call_id"]): _verdict(value)})
-            if not ({"approved", "reason", "message"} & value.keys()) and value:
-                return cls(None, {str(key): _verdict(item) for key, item in value.items()})
-        return cls(_verdict(value), {})
+        try:
+            if isinstance(value, Mapping):
+                if "tool_call_id" in value:
+                    return cls(None, {str(value["tool_call_id"]): _verdict(value)})
+                if not (_VERDICT_KEYS & value.keys()) and value:
+                    return cls(None, {str(key): _verdict(item) for key, item in value.items()})
+            return cls(_verdict(value), {})
+        except _Unreadable as exc:
+            return cls(None, {}, str(exc))
+
+
+_VERDICT_KEYS = frozenset({"approved", "reason", "message"})
+
+
+class _Unreadable(ValueError):
+    """An answer that is neither a yes nor a no to the request as shown."""
 
 
 def _verdict(value: Any) -> _Verdict:
-    """Approved or not, and the reason given: only an explicit yes approves."""
+    """Approved or not, and the reason given: only an explicit yes approves.
+
+    Raises:
+        _Unreadable: a mapping with keys an answer does not take (changed fields: an
+            approval stores what was shown or nothing, so an edit would be dropped
+            unseen), or whose ``approved`` is not a boolean.
+    """
     if value is True:
         return True, None
     if isinstance(value, str):
         return value.strip().lower() in {"approve", "approved", "yes"}, None
     if isinstance(value, Mapping):
+        extra = sorted(str(key) for key in value.keys() - _VERDICT_KEYS - {"tool_call_id"})
+        if extra:
+            raise _Unreadable(
+                f"the answer has {_short(', '.join(map(repr, extra)))}, which an approval "
+                "does not take: it approves or rejects the task exactly as shown and cannot "
+                "change it; to change it, reject with a reason saying what to change"
+            )
+        approved = value.get("approved", False)
+        if not isinstance(approved, bool):
+            raise _Unreadable(f"'approved' must be true or false, got {_short(repr(approved))}")
         reason = value.get("reason") or value.get("message")
-        return value.get("approved") is True, _reason_of(reason) if reason else None
+        return approved, _reason_of(reason) if reason else None
     return False, None
 
 
