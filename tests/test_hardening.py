@@ -177,3 +177,31 @@ async def test_a_scheduled_turn_that_runs_its_own_task_is_refused_once_and_stops
             if isinstance(m, ToolMessage) and "cannot run itself" in m.text
         ]
         assert len(refusals) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("\u200b", "no visible character"),
+        ("\u2060\ufeff \u200d", "no visible character"),
+        ("\u202egnp.exe", "U+202E"),
+        ("Rent \u2066due\u2069", "U+2066"),
+    ],
+)
+async def test_a_task_name_shown_as_nothing_or_reordered_is_refused(
+    rt: SchedulerRuntime, name: str, problem: str
+) -> None:
+    # An invisible name lists as a blank line; a bidi override makes the rest of the
+    # line read backwards in every list, CLI table and transcript that shows it.
+    answer = await Tools(rt)("schedule_task", ALICE, name=name, schedule="in 1 hour", prompt="p")
+    assert answer.status == "error" and problem in answer.text, answer.text
+    assert await all_tasks(rt) == []
+
+
+async def test_names_in_any_script_and_emoji_sequences_are_kept(rt: SchedulerRuntime) -> None:
+    tools = Tools(rt)
+    names = ["تذكير الدواء", "תזכורת", "👩\u200d💻 stand-up", "می\u200cخواهم"]
+    for name in names:
+        answer = await tools("schedule_task", ALICE, name=name, schedule="in 1 hour", prompt="p")
+        assert answer.status == "success", answer.text
+    assert sorted(t.name for t in await all_tasks(rt)) == sorted(names)

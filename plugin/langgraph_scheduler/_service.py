@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -847,6 +848,10 @@ def _check_task_id(task_id: str) -> str:
     return task_id
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Unicode's directional embeddings, overrides and isolates (not the marks LRM/RLM)."""
+
+
 def _check_name(name: str) -> str:
     if not isinstance(name, str):
         raise InvalidTask(f"task name must be a string, got {type(name).__name__}")
@@ -854,6 +859,20 @@ def _check_name(name: str) -> str:
     if not name:
         raise InvalidTask("task name must not be empty")
     _check_text("task name", name)
+    # A name is shown on one line of every list: one with nothing visible lists as a
+    # blank, and a direction override makes the rest of its line read backwards.
+    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
+        raise InvalidTask(
+            "task name has no visible character (only spaces or invisible format "
+            "characters): give it a short label the user can read"
+        )
+    control = next((ch for ch in name if ch in _BIDI_CONTROLS), None)
+    if control is not None:
+        raise InvalidTask(
+            f"task name must not contain the text-direction control U+{ord(control):04X}: "
+            "it reorders how the rest of the line reads wherever the name is shown; "
+            "remove it (text in any script is fine as it is)"
+        )
     if len(name) > _MAX_NAME_CHARS:
         raise InvalidTask(f"task name is {len(name)} characters; the limit is {_MAX_NAME_CHARS}")
     return name
