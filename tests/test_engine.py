@@ -376,16 +376,26 @@ async def test_a_row_with_a_value_the_schema_forbids_stops_nothing(
         assert [t.id for t in await rt.list_tasks(owner="alice")] == [good.id]
 
 
-@pytest.mark.parametrize("column", ["next_run_at", "created_at", "updated_at"])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        *((column, "feb30") for column in ("next_run_at", "created_at", "updated_at")),
+        # A number (SQLite keeps it as one): every claim failed with "fromisoformat:
+        # argument must be str", so no task fired at all.
+        *((column, 12345) for column in ("next_run_at", "created_at", "updated_at")),
+        ("next_run_at", 1.5),
+    ],
+)
 async def test_a_sqlite_time_that_is_no_time_stops_nothing(
-    clock: FakeClock, runs: RunWaiter, sqlite_url: str, column: str
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, column: str, value: object
 ) -> None:
     # February 30th, written by hand: it sorts as due, and used to fail start-up (the
     # timers), every claim and the change feed.
     async with runtime(None, sqlite_url, clock, runs) as admin:
         bad = await admin.create_task(name="bad", schedule=Interval(minutes=1), trigger="x")
         good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
-        value = f"{clock.now().year - 1}-02-30 09:00:00.000000"
+        if value == "feb30":
+            value = f"{clock.now().year - 1}-02-30 09:00:00.000000"
         statement = text(f"UPDATE lgs_tasks SET {column} = :v WHERE id = :i")
         await admin.store.transaction(
             lambda conn: conn.execute(statement, {"v": value, "i": bad.id})
@@ -444,6 +454,24 @@ async def test_a_sqlite_value_written_by_hand_stops_nothing(
             assert (await rt.get_task(bad.id)).state == "quarantined"
         await rt.delete_task(bad.id)
         assert [t.id for t in await rt.list_tasks()] == [good.id]
+
+
+async def test_a_sqlite_retry_row_with_a_number_for_a_time_stops_nothing(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str
+) -> None:
+    # A retry row whose due time is a number, written by hand: every claim failed on it
+    # ("fromisoformat: argument must be str"), so no task fired.
+    async with runtime(None, sqlite_url, clock, runs) as admin:
+        good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
+    with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as conn:
+        conn.execute(
+            "INSERT INTO lgs_retries VALUES (?, '2027-01-01 00:00:00.000000', 2, 12345)",
+            (good.id,),
+        )
+        conn.commit()
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        await step(rt, clock, 60)
+        assert "success" in {r.outcome for r in runs.records if r.task_id == good.id}
 
 
 async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(

@@ -177,18 +177,18 @@ class _UTCDateTime(TypeDecorator[datetime]):
             return fallback
 
         def process(value: Any) -> datetime | None:
-            if not isinstance(value, str):
-                return fallback(value)
-            try:
-                return self.process_result_value(value, dialect)  # fromisoformat
-            except ValueError:
+            if isinstance(value, str):
                 try:
-                    return fallback(value)
+                    return self.process_result_value(value, dialect)  # fromisoformat
                 except ValueError:
-                    # Text that is no time (a row written by hand): the earliest time,
-                    # so one corrupt row does not fail the read of the others; a task
-                    # that holds it is read with a problem (see task_from_row).
-                    return _EARLIEST
+                    pass
+            try:
+                return fallback(value)
+            except (TypeError, ValueError):
+                # Text that is no time, or a number (a row written by hand): the earliest
+                # time, so one corrupt row does not fail the read of the others; a task
+                # that holds it is read with a problem (see task_from_row).
+                return _EARLIEST
 
         return process
 
