@@ -371,6 +371,11 @@ PARSE_ERRORS = [
      r"say e\.g\. 'every 3 seconds'"),
     ("every 0.5 seconds", r"is 0\.5 seconds: .* say e\.g\. 'every 1 second'$"),
     ("every 0.001 hours", r"is 3\.6 seconds"),
+    # a day counted from the month's end: no cron field holds it, said so plainly
+    *((text, r"^a day counted from the end of the month \(.*\) is not supported: crontab "
+             r"has no such field\. Say e\.g\. 'on the 1st of every month at 9:00'")
+      for text in ("on the last day of the month", "last day of every month at 9",
+                   "every month on the last day at 18:00", "the last friday of each month")),
 ]  # fmt: skip
 
 

@@ -570,6 +570,15 @@ def _vague(match: re.Match[str], ctx: _Context) -> Reading:
     raise InvalidSchedule(f"On which day, and at what time, {word}? Say e.g. '{example}'.")
 
 
+def _from_month_end(match: re.Match[str], ctx: _Context) -> Reading:
+    """Refuse "the last day (or friday) of the month" plainly: no crontab field holds it."""
+    raise InvalidSchedule(
+        f"a day counted from the end of the month ({match['last']!r}) is not supported: "
+        "crontab has no such field. Say e.g. 'on the 1st of every month at 9:00', or "
+        "'on the 28th of every month at 9:00' (a day every month has)."
+    )
+
+
 _ONE_DAY = (
     r"(?P<ref>today|tomorrow|day after tomorrow|tonight|this(?= "
     r"(?:morning|afternoon|evening|night)))"
@@ -595,6 +604,7 @@ _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
          rf"|weekends?|{_DAYS})(?: except (?P<except>{_DAYS}))?{_AT}?", _weekly),
         (rf"(?:{_ONE_DAY})(?: {_PART})?{_AT}?", _on_day),
         (rf"at {_TIME}|(?P<time2>noon|midnight)", _at_time),
+        (rf"(?=.*\bmonth\b).*?(?P<last>last (?:day|weekday|{_DAY}))\b.*", _from_month_end),
         (r"weekly|monthly|yearly|annually|every week|every month|every year", _vague),
         (r"(?:every|each) (?P<dur>.+)", _every),
         (r"@[a-z]+|[0-9*][0-9a-z*,/-]*(?: [0-9a-z*,/-]+){2,6}", _cron_line),
