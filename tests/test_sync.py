@@ -103,6 +103,8 @@ def test_the_methods_work_as_plain_functions_without_an_event_loop(
     assert [r.run_id for r in facade.history(task.id)] == [record.run_id]
     turn = facade.transcript("alice").scheduled_turns[0]
     assert turn.source is not None and turn.source["run_id"] == record.run_id
+    assert facade.verify_task_source(turn.source, "alice")
+    assert not facade.verify_task_source(turn.source, "bob")  # signed for its own thread
     facade.wait_idle()
     assert facade.run_due() == 0
 

@@ -278,6 +278,12 @@ class SyncSchedulerRuntime:
         works from any thread but the runtime's)."""
         return self.runtime.graph
 
+    def verify_task_source(self, source: Any, thread_id: str | None) -> bool:
+        """The runtime's :meth:`SchedulerRuntime.verify_task_source` (no I/O: any thread),
+        for ``trigger_node(state, verify=rt.verify_task_source)`` in a graph this facade
+        runs."""
+        return self.runtime.verify_task_source(source, thread_id)
+
     def add_listener(self, listener: RunListener) -> None:
         """Call ``listener(record)`` with every finished run record, on the runtime's
         thread."""
