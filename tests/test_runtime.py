@@ -240,8 +240,9 @@ async def test_owner_scope_hides_other_owners_tasks(
         assert (await rt.get_task(alice.id)).state == "active"
         assert list(await rt.history(alice.id)) == []  # bob's run_now claimed nothing
         for bad in ("", "  ", "a\x00b", "\ud800"):
-            with pytest.raises(TaskNotFound):
+            with pytest.raises(TaskNotFound) as refused:
                 await rt.run_now(bad)
+            assert str(refused.value).startswith(f"no task with id {bad!r};")  # quoted once
         assert (await rt.run_now(f" {alice.id} ", owner="alice")).outcome == "success"
 
 

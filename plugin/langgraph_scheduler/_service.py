@@ -905,7 +905,8 @@ def task_key(task_id: str, owner: str | None = None) -> str:
         InvalidTask: ``owner`` is text no database can store.
     """
     if not isinstance(task_id, str) or not task_id.strip() or not _is_text(task_id):
-        raise TaskNotFound(repr(task_id))
+        # (TaskNotFound shows the id quoted: a text id is passed as it is.)
+        raise TaskNotFound(task_id if isinstance(task_id, str) else repr(task_id))
     if owner is not None:
         _check_text("owner", owner)
     return task_id.strip()
