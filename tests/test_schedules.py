@@ -569,7 +569,17 @@ DESCRIPTIONS = [
     (Cron("@monthly", tz="UTC"), "at 00:00 on day 1 of every month (UTC)"),
     (Cron("0 0 1,15 * */7", tz="UTC"),
      "at 00:00 on days 1 and 15 of every month if that is a Sunday (UTC)"),
-    (Cron("0 9-17 * * 1-5", tz="UTC"), "cron '0 9-17 * * 1-5' (UTC)"),
+    (Cron("0 9-17 * * 1-5", tz="UTC"), "every hour from 09:00 to 17:00 on Monday–Friday (UTC)"),
+    # within a day: steps, windows (also across midnight, but only every day)
+    (Cron("*/30 * * * 1-5", tz="UTC"), "every 30 minutes on Monday–Friday (UTC)"),
+    (Cron("*/15 9-16 * * *", tz="UTC"), "every 15 minutes from 09:00 to 16:45 every day (UTC)"),
+    (Cron("*/15 9 * * *", tz="UTC"), "every 15 minutes from 09:00 to 09:45 every day (UTC)"),
+    (Cron("0 */2 * * 1-5", tz="UTC"), "every 2 hours at :00 on Monday–Friday (UTC)"),
+    (Cron("30 8-18/2 * * *", tz="UTC"), "every 2 hours from 08:30 to 18:30 every day (UTC)"),
+    (Cron("*/15 22-23,0-5 * * *", tz="UTC"),
+     "every 15 minutes from 22:00 to 05:45 every day (UTC)"),
+    (Cron("*/15 22-23,0-5 * * 5", tz="UTC"), "cron '*/15 22-23,0-5 * * 5' (UTC)"),
+    (Cron("*/15 8-18/2 * * *", tz="UTC"), "cron '*/15 8-18/2 * * *' (UTC)"),
     # Both day fields restricted, one listing every day: either matches, so every day.
     (Cron("0 9 1-31 * 1", tz="UTC"), "at 09:00 every day (UTC)"),
     (Cron("0 9 15 * 0-6", tz="UTC"), "at 09:00 every day (UTC)"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import math
 import re
 from datetime import datetime, timedelta, timezone
@@ -336,6 +337,46 @@ def _describe_weekdays(days: frozenset[int]) -> str:
     return _join([_WEEKDAY_NAMES[d] for d in order])
 
 
+def _hour_run(hours: list[int]) -> tuple[int, int, int] | None:
+    """``(first, last, step)`` when the hours are evenly spaced from ``first``, maybe across
+    midnight (``22, 23, 0, 1`` is 22 to 1 by 1), else None."""
+    for i in range(len(hours)):
+        turn = hours[i:] + hours[:i]
+        steps = {(b - a) % 24 for a, b in itertools.pairwise(turn)}
+        if len(steps) == 1:
+            return turn[0], turn[-1], steps.pop()
+    return None
+
+
+def _describe_clock(minutes: list[int], hours: list[int]) -> tuple[str, bool, bool] | None:
+    """When in a day a line fires: ``at 09:00 and 17:00``, ``every 15 minutes from 09:00 to
+    16:45``, ``every 2 hours at :00``; whether that covers the whole day, and whether it
+    crosses midnight. None when no short phrase says it."""
+    if len(minutes) == 1:
+        every, at = "every hour", f":{minutes[0]:02d}"
+    elif 60 % (minutes[1] - minutes[0]) == 0 and minutes == list(
+        range(0, 60, minutes[1] - minutes[0])
+    ):
+        step = minutes[1] - minutes[0]
+        every, at = ("every minute" if step == 1 else f"every {step} minutes"), ""
+    else:
+        return None
+    if len(hours) == 24:
+        return (f"{every} at {at}" if at else every), True, False
+    run = _hour_run(hours) if len(hours) > 1 else (hours[0], hours[0], 1)
+    if at and run and len(hours) > 2 and hours == list(range(0, 24, run[2])):
+        return f"every {run[2]} hours at {at}", True, False
+    if at and len(hours) <= 4:
+        return "at " + _join([f"{h:02d}{at}" for h in hours]), False, False
+    if run is None or (run[2] > 1 and not at):
+        return None  # e.g. every 15 minutes in every other hour
+    first, last, step = run
+    if step > 1:
+        every = f"every {step} hours"
+    window = f"from {first:02d}:{minutes[0]:02d} to {last:02d}:{minutes[-1]:02d}"
+    return f"{every} {window}", False, first > last
+
+
 def _describe_cron(line: CronLine) -> str | None:
     """Plain English for common cron lines, or None when a summary would mislead."""
     dom, dow = line.dom, line.dow
@@ -343,24 +384,14 @@ def _describe_cron(line: CronLine) -> str | None:
         # Either day field matches (crontab(5)), and one of them matches every day.
         dom, dow = frozenset(range(1, 32)), frozenset(range(7))
     every_day = len(dom) == 31 and len(line.month) == 12 and len(dow) == 7
-    minutes, hours = sorted(line.minute), sorted(line.hour)
-    if len(hours) == 24 and every_day:
-        if len(minutes) == 1:
-            return f"every hour at :{minutes[0]:02d}"
-        step = minutes[1] - minutes[0]
-        if 60 % step == 0 and minutes == list(range(0, 60, step)):
-            return "every minute" if step == 1 else f"every {step} minutes"
+    clock = _describe_clock(sorted(line.minute), sorted(line.hour))
+    if clock is None:
         return None
-    if len(minutes) != 1:
-        return None
-    step = hours[1] - hours[0] if len(hours) > 1 else 24
-    if len(hours) > 2 and every_day and 24 % step == 0 and hours == list(range(0, 24, step)):
-        return f"every {step} hours at :{minutes[0]:02d}"
-    if len(hours) > 4:
-        return None
-    when = "at " + _join([f"{h:02d}:{minutes[0]:02d}" for h in hours])
+    when, whole_day, overnight = clock
     if every_day:
-        return f"{when} every day"
+        return when if whole_day else f"{when} every day"
+    if overnight:
+        return None  # "from 22:00 to 05:45 on Friday": which Friday night is it?
     if len(line.month) != 12:
         if len(line.month) > 3 or dow != frozenset(range(7)):
             return None
