@@ -21,6 +21,19 @@ Rules of reading:
 * A night keeps its small hours: "tonight at midnight" and "friday night at 1am" are the
   night after that day; a bare hour after a part of the day follows it ("tonight at 11"
   is 23:00).
+* A time alone ("at 9", "5pm") is its next coming, today or tomorrow; the note names the day.
+* Several times a day are one cron line ("every day at 9 and 5pm" is ``0 9,17 * * *``) when
+  they share their minutes; "at 9:00 and 17:30" is refused, naming the two schedules to make.
+  A bare hour said after a later one ("at 9 and 5") is a question: 05:00 or 17:00?
+* A step on some days or between two hours is a cron line on the clock, counted from :00
+  (or 00:00), not from now: "every 30 minutes on weekdays" is ``*/30 * * * 1-5``. A window
+  ends at its second hour, which does not fire: "every 15 minutes between 9 and 17" is
+  ``*/15 9-16 * * *``, last run 16:45, and the note says so. Steps must divide the hour (or,
+  without a window, the day); windows run between whole hours.
+* "… starting <day or time>" sets a repeating schedule's start: its first fire at or after
+  that time (00:00 of a day said alone); an "every other day" stride counts from it. An
+  interval needs a time of day to start at.
+* "every morning", "twice a day" and the like are answered with a question, not a guess.
 
 Every problem raises :class:`~langgraph_scheduler.errors.InvalidSchedule`; for ambiguous input
 its message starts with a question the model can put to the user.
@@ -108,15 +121,20 @@ def _alternatives(words: Iterable[str]) -> str:
 
 _DAY = rf"(?:{_alternatives(_WEEKDAYS)})"
 _DAYS = rf"{_DAY}(?:(?:,| and | & |&|,and | or | ){_DAY})*"
+_DAY_SET = rf"(?:day|days|daily|everyday|weekdays?|workdays?|weekends?|{_DAYS})"
 _MONTH = rf"(?:{_alternatives(_MONTHS)})"
 _NTH = r"(?P<dom>[0-9]{1,2})(?:st|nd|rd|th)?"
 _DATE = (  # "december 24", "24th of december", optionally with a year
     rf"(?:(?P<month>{_MONTH}) {_NTH}|(?:the )?{_NTH.replace('dom', 'dom2')} (?:of )?"
     rf"(?P<month2>{_MONTH}))(?:(?:,| )(?P<year>[0-9]{{4}}))?"
 )
-_TIME = r"(?P<time>noon|midnight|[0-9]{1,2}(?::[0-9]{2})?(?: ?[ap]\.?m\.?)?)"
+_TIME_WORD = r"(?:noon|midnight|[0-9]{1,2}(?::[0-9]{2})?(?: ?[ap]\.?m\.?)?)"
+_AND = r"(?:,| and |,and | & )"
+_TIMES = rf"{_TIME_WORD}(?:{_AND}{_TIME_WORD})*"  # "9 and 5pm", "8,12 and 18"
+_TIME = rf"(?P<time>{_TIMES})"
 _CLEAR_TIME = r"(?:noon|midnight|[0-9]{1,2}:[0-9]{2}(?: ?[ap]\.?m\.?)?|[0-9]{1,2} ?[ap]\.?m\.?)"
-_AT = rf"(?: (?:at |(?={_CLEAR_TIME}$)){_TIME})"  # "at" may go before a clear time: "tomorrow 9am"
+# "at" may go before a clear time: "tomorrow 9am", "every day 9am and 5pm"
+_AT = rf"(?: (?:at |(?={_CLEAR_TIME}(?:{_AND}{_TIME_WORD})*$)){_TIME})"
 _PART = r"(?P<part>morning|afternoon|evening|night)"
 _TIME_RE = re.compile(r"(?P<h>[0-9]{1,2})(?::(?P<m>[0-9]{2}))?(?: ?(?P<ampm>[ap])\.?m\.?)?")
 _DURATION_PART = re.compile(
@@ -169,7 +187,7 @@ class _Context:
                 else f"{said} comes twice in {self.tz} as the clocks go back: it runs at the "
                 f"first, {_show(fire)}"
             )
-        notes = [text for text in (note, changed) if text]
+        notes = [text for text in (changed, note) if text]  # the surprise first
         return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None)
 
 
@@ -253,25 +271,95 @@ def _weekday_set(text: str) -> set[int]:
     return {_WEEKDAYS[name] for name in re.split(r"[ ,&]+|\band\b|\bor\b", text) if name}
 
 
-def _cron_days(days: set[int]) -> str:
-    """Crontab day-of-week field: ``*``, or runs of three or more as ranges (``1-5``, ``0,6``)."""
-    if len(days) == 7:
-        return "*"
+def _cron_list(values: Iterable[int], size: int) -> str:
+    """A crontab field: ``*`` for all ``size`` values, else runs of three or more as ranges
+    (``1-5``, ``0,6``, ``9,17``)."""
     runs: list[list[int]] = []
-    for day in sorted(days):
-        if runs and day == runs[-1][-1] + 1:
-            runs[-1].append(day)
+    for value in sorted(set(values)):
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
         else:
-            runs.append([day])
+            runs.append([value])
+    if sum(map(len, runs)) == size:
+        return "*"
     return ",".join(
         f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)) for run in runs
     )
 
 
+def _cron_step(step: int) -> str:
+    """A crontab step over a whole field: ``*/15``, or ``*`` for every value."""
+    return "*" if step == 1 else f"*/{step}"
+
+
+def _cron_days(days: set[int]) -> str:
+    """Crontab day-of-week field: ``*``, ``1-5``, ``0,6``."""
+    return _cron_list(days, 7)
+
+
+def _either_half(word: str, at: time, before: time) -> None:
+    """Ask which half of the day a bare hour said after a later time means: "9 and 5" is
+    more likely 17:00 than 05:00, but the 24-hour rule would read 05:00."""
+    later = time(at.hour + 12, at.minute) if at.hour < 12 else at
+    if re.fullmatch(r"(?:[1-9]|1[01])(?::[0-9]{2})?", word) and at < before < later:
+        raise InvalidSchedule(
+            f"Do you mean {_clock(at)} or {_clock(later)}? Say '{word}am' or '{word}pm'."
+        )
+
+
+def _parse_times(text: str, part: str | None = None) -> list[time]:
+    """``9 and 5pm``, ``8,12 and 18`` -> the times, sorted (see :func:`_parse_time`)."""
+    times: list[time] = []
+    for word in re.split(_AND, text):
+        at = _parse_time(word, part)
+        if times and part is None:
+            _either_half(word, at, times[-1])
+        times.append(at)
+    return sorted(set(times))
+
+
+def _one_time(match: re.Match[str], part: str | None = None) -> time:
+    """The one time of a one-off; several ("tomorrow at 9 and 17") are refused, naming the
+    recurring form a person may have meant."""
+    times = _parse_times(match["time"], part)
+    if len(times) > 1:
+        said = match[0]
+        raise InvalidSchedule(
+            f"{said!r} names {len(times)} times, and a one-off runs once: say one time, e.g. "
+            f"{said.replace(match['time'], _clock(times[0]))!r}, and schedule each of the "
+            f"others on its own; or, for every day, say 'every day at {match['time']}'"
+        )
+    return times[0]
+
+
+def _clock_fields(match: re.Match[str], part: str | None = None) -> tuple[str, str]:
+    """The minute and hour fields of the times said: "at 9 and 17" is ``0`` and ``9,17``.
+
+    One cron line fires at each of its minutes in each of its hours, so times that do not
+    form such a grid ("at 9:00 and 17:30") are refused with the two schedules to make.
+    """
+    times = _parse_times(match["time"], part)
+    minutes = {at.minute for at in times}
+    hours = {at.hour for at in times}
+    if len(times) != len(minutes) * len(hours):
+        said, each = match[0], [_clock(at) for at in times]
+        tasks = " and ".join(f"{said.replace(match['time'], clock)!r}" for clock in each)
+        raise InvalidSchedule(
+            f"Shall these be {len(times)} tasks? {_join_words(each)} are at different minutes "
+            f"of the hour, and one schedule runs at the same minutes in each hour it names: "
+            f"say {tasks}, one for each task."
+        )
+    return _cron_list(minutes, 60), _cron_list(hours, 24)
+
+
+def _join_words(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _join_days(days: set[int]) -> str:
     """``Mondays``, ``Mondays and Thursdays`` (Monday first)."""
-    names = [_DAY_NAMES[d] + "s" for d in sorted(days, key=lambda d: (d - 1) % 7)]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return _join_words([_DAY_NAMES[d] + "s" for d in sorted(days, key=lambda d: (d - 1) % 7)])
 
 
 def _ordinal(day: int) -> str:
@@ -373,13 +461,13 @@ def _monthly(match: re.Match[str], ctx: _Context) -> Reading | None:
         raise _need_time(
             f"on day {day} of each month", f"on the {_ordinal(day)} of every month at 9:00"
         )
-    at = _parse_time(match["time"])
+    minute, hour = _clock_fields(match)
     note = (
         f"months without a day {day} are skipped (it fires only in months that have one)"
         if day > 28
         else None
     )
-    return Reading(Cron(f"{at.minute} {at.hour} {day} * *", tz=ctx.tz), note)
+    return Reading(Cron(f"{minute} {hour} {day} * *", tz=ctx.tz), note)
 
 
 def _yearly(match: re.Match[str], ctx: _Context) -> Reading | None:
@@ -394,10 +482,10 @@ def _yearly(match: re.Match[str], ctx: _Context) -> Reading | None:
     when = f"every year on {_MONTH_NAMES[month - 1]} {day}"
     if match["time"] is None:
         raise _need_time(when, f"{when} at 9:00")
-    at = _parse_time(match["time"])
+    minute, hour = _clock_fields(match)
     leap_day = (month, day) == (2, 29)
     note = "February 29 exists only in leap years: it fires every four years" if leap_day else None
-    return Reading(Cron(f"{at.minute} {at.hour} {day} {month} *", tz=ctx.tz), note)
+    return Reading(Cron(f"{minute} {hour} {day} {month} *", tz=ctx.tz), note)
 
 
 def _stride(match: re.Match[str], ctx: _Context) -> Reading:
@@ -423,36 +511,42 @@ def _stride(match: re.Match[str], ctx: _Context) -> Reading:
         every = "every other" if count == 2 else f"every {count}"
         on = f" on {_join_days(days)}" if days else ""
         raise _need_time(f"{every} {unit}{'' if count == 2 else 's'}{on}", f"{match[0]} at 9:00")
-    at = _parse_time(match["time"])
-    expr = f"{at.minute} {at.hour} * * {_cron_days(days or set(range(7)))}"
+    minute, hour = _clock_fields(match)
+    expr = f"{minute} {hour} * * {_cron_days(days or set(range(7)))}"
     first = Cron(expr, tz=ctx.tz).next_fire_times(1, after=ctx.now)[0]
     if unit == "day":
         return Reading(Cron(expr, tz=ctx.tz, start=first, every_days=count))
     return Reading(Cron(expr, tz=ctx.tz, start=first, every_weeks=count))
 
 
-def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
-    words = match["set"]
+def _day_set(words: str) -> tuple[set[int], str]:
+    """The weekdays a ``_DAY_SET`` word names, and how to say them: ``weekdays`` is
+    {1, …, 5} "on weekdays"."""
     if words in ("day", "days", "daily", "everyday"):
-        days, label = set(range(7)), "every day"
-    elif words.startswith(("weekday", "workday")):
-        days, label = {1, 2, 3, 4, 5}, "on weekdays"
-    elif words.startswith("weekend"):
-        days, label = {0, 6}, "on weekends"
-    else:
-        days = _weekday_set(words)
-        singular = len(days) == 1 and not words.endswith("s")
-        if singular and match["every"] in (None, "on") and not match["except"]:
-            return None  # "on monday at 9" is one Monday: read as a date below
-        label = f"on {_join_days(days)}"
+        return set(range(7)), "every day"
+    if words.startswith(("weekday", "workday")):
+        return {1, 2, 3, 4, 5}, "on weekdays"
+    if words.startswith("weekend"):
+        return {0, 6}, "on weekends"
+    days = _weekday_set(words)
+    return days, f"on {_join_days(days)}"
+
+
+def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
+    """Some days of every week (or every morning, evening …) at one or more times."""
+    words, part = match["set"], match["part"]
+    days, label = (set(range(7)), f"every {part}") if part else _day_set(words)
+    singular = len(days) == 1 and not words.endswith("s")
+    if (singular or part) and match["every"] in (None, "on") and not words.endswith("s"):
+        return None  # "on monday at 9" is one Monday: read as a date below
     if match["except"]:
         days -= _weekday_set(match["except"])
         if not days:
             raise InvalidSchedule(f"{match[0]!r} leaves no day: name the days to keep")
     if match["time"] is None:
-        raise _need_time(label, f"{match[0]} at 9:00")
-    at = _parse_time(match["time"])
-    return Reading(Cron(f"{at.minute} {at.hour} * * {_cron_days(days)}", tz=ctx.tz))
+        raise _need_time(label, f"{match[0]} at {_clock(_PARTS[part]) if part else '9:00'}")
+    minute, hour = _clock_fields(match, part)
+    return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz))
 
 
 def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
@@ -462,20 +556,10 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
         ref, part = "today", "night"
     elif ref == "this" and part:
         ref = "today"
-    at = _parse_time(match["time"], part) if match["time"] else _PARTS.get(part or "")
+    at = _one_time(match, part) if match["time"] else _PARTS.get(part or "")
     # "tonight at midnight", "friday night at 1am": the small hours after that day
     after_midnight = part == "night" and at is not None and at.hour < 12
-    if ref == "tomorrow" and ctx.now.hour < _PART_HOURS["morning"][0]:
-        raise _which_day(spoken, ctx)
-    if ref in ("today", "tomorrow", "day after tomorrow"):
-        day = ctx.today + timedelta(days=("today", "tomorrow", "day after tomorrow").index(ref))
-        where = "the day after tomorrow" if ref.startswith("day") else ref
-    elif match["month"] or match["month2"]:
-        day = _date_of(match, ctx, at or time(23, 59))
-        where = f"on {_MONTH_NAMES[day.month - 1]} {day.day}"
-    else:
-        day = _weekday_date(match, ctx, None if after_midnight else at)
-        where = f"on {day:%A %Y-%m-%d}"
+    day, where = _named_day(match, ctx, ref, None if after_midnight else at)
     if at is None:
         raise _need_time(where, f"{spoken} at 9:00")
     day += timedelta(days=after_midnight)
@@ -490,6 +574,25 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     if match["time"] is None:  # the hour came from the part of the day
         note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
     return ctx.once(day, at, note)
+
+
+def _named_day(
+    match: re.Match[str], ctx: _Context, ref: str | None, at: time | None
+) -> tuple[date, str]:
+    """The day a ``_ONE_DAY`` match names, and how to say it ("tomorrow", "on December 24").
+
+    ``at``, when known, tells whether a named weekday or date is still ahead this time.
+    """
+    if ref == "tomorrow" and ctx.now.hour < _PART_HOURS["morning"][0]:
+        raise _which_day(match[0], ctx)
+    if ref in ("today", "tomorrow", "day after tomorrow"):
+        day = ctx.today + timedelta(days=("today", "tomorrow", "day after tomorrow").index(ref))
+        return day, "the day after tomorrow" if ref.startswith("day") else ref
+    if match["month"] or match["month2"]:
+        day = _date_of(match, ctx, at or time(23, 59))
+        return day, f"on {_MONTH_NAMES[day.month - 1]} {day.day}"
+    day = _weekday_date(match, ctx, at)
+    return day, f"on {day:%A %Y-%m-%d}"
 
 
 def _which_day(spoken: str, ctx: _Context) -> InvalidSchedule:
@@ -538,8 +641,12 @@ def _weekday_date(match: re.Match[str], ctx: _Context, at: time | None) -> date:
 
 
 def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
-    at = _parse_time(match["time"] or match["time2"])
-    return ctx.once(ctx.next_day(at), at)
+    """A time alone ("at 9", "5pm"): its next coming, today or tomorrow, named in the note."""
+    at = _one_time(match) if match["time"] else _parse_time(match["time2"])
+    day = ctx.next_day(at)
+    which = "today" if day == ctx.today else "tomorrow"
+    note = f"{match[0]!r} is read as the next {_clock(at)}: {which}, {day:%A %Y-%m-%d}"
+    return ctx.once(day, at, note)
 
 
 def _every(match: re.Match[str], ctx: _Context) -> Reading | None:
@@ -558,9 +665,130 @@ def _every(match: re.Match[str], ctx: _Context) -> Reading | None:
     return Reading(Interval(seconds=seconds, tz=ctx.tz, start=start))
 
 
+def _every_within(match: re.Match[str], ctx: _Context) -> Reading | None:
+    """A step inside the day on some days, or between two hours: one cron line on the clock.
+
+    "every 30 minutes on weekdays" is ``*/30 * * * 1-5``; "every 15 minutes between 9 and 17"
+    is ``*/15 9-16 * * *``: a window ends at its second hour, which does not fire (as a
+    working day of 9 to 17 ends at 17:00), and the note names the last run of the day.
+    """
+    days_said = match["days"] or match["days2"]
+    seconds = _parse_duration(match["dur"])
+    if seconds is None or not (days_said or match["window"]) or (match["days"] and match["days2"]):
+        return None  # plain "every 2 hours": an interval, read below
+    days, label = _day_set(days_said) if days_said else (set(range(7)), "every day")
+    ends = _window_ends(match) if match["window"] else None
+    hours = list(range(24)) if ends is None else _hours_from(*ends)
+    step = int(seconds) if seconds.denominator == 1 else 0
+    if step and step % 3600 == 0 and step < 86400 and (ends or 86400 % step == 0):
+        hours, minutes = hours[:: step // 3600], [0]
+        hour = _cron_step(step // 3600) if ends is None else _cron_list(hours, 24)
+        minute = "0"
+    elif step and step % 60 == 0 and 3600 % step == 0:
+        minutes = list(range(0, 60, step // 60))
+        hour, minute = _cron_list(hours, 24), _cron_step(step // 60)
+    else:
+        hours_fit = "whole hours" if ends else "hours that divide the day (1, 2, 3, 4, 6, 8, 12)"
+        raise InvalidSchedule(
+            f"{match[0]!r} cannot be one cron line: it runs on the clock, from :00, so its "
+            f"step must be minutes that divide the hour (1, 5, 10, 15, 20, 30) or {hours_fit}; "
+            f"say e.g. 'every 15 minutes {match['window'] or label}'"
+        )
+    if ends is None:
+        note = f"{match[0]!r} runs on the clock (from {'00:00' if minute == '0' else ':00'}), "
+        note += "not counted from now"
+    else:
+        note = (
+            f"{match['window']!r} is {_clock(ends[0])} up to {_clock(ends[1])}: the last run "
+            f"each day is at {_clock(time(hours[-1], minutes[-1]))}, none at "
+            f"{_clock(ends[1])} itself; end the window an hour later to include it"
+        )
+    return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz), note)
+
+
+def _window_ends(match: re.Match[str]) -> tuple[time, time]:
+    """The two whole hours of "between 9 and 17" / "from 9am to 5pm"."""
+    high_said = match["hi"] or match["hi2"]
+    low, high = _parse_time(match["lo"] or match["lo2"]), _parse_time(high_said)
+    _either_half(high_said, high, low)
+    if low.minute or high.minute or low == high:
+        raise InvalidSchedule(
+            f"{match['window']!r}: a window runs from one whole hour to another, e.g. "
+            "'between 9 and 17'"
+        )
+    return low, high
+
+
+def _hours_from(low: time, high: time) -> list[int]:
+    """The hours from ``low`` up to, not including, ``high`` (across midnight if need be)."""
+    return [(low.hour + n) % 24 for n in range((high.hour - low.hour) % 24)]
+
+
+def _starting(match: re.Match[str], ctx: _Context) -> Reading | None:
+    """A repeating schedule and when it starts: "every day at 9 starting next monday".
+
+    The start is the schedule's first fire at or after the day (its 00:00) or time named;
+    a stride ("every other day") counts from it.
+    """
+    body, when = match["body"], match["when"]
+    reading = _read(body, ctx)
+    if reading is None:
+        return None
+    schedule = reading.schedule
+    if isinstance(schedule, Once):
+        raise InvalidSchedule(
+            f"{body!r} runs once, so it has no start: say only when it runs ({body!r}), or "
+            f"a repeating schedule, e.g. 'every day at 9:00 starting {when}'"
+        )
+    start, has_time = _start_of(when, ctx)
+    if isinstance(schedule, Interval):
+        if not has_time:
+            raise _need_time(f"should {body!r} start", f"{match[0]} at 9:00")
+        return Reading(Interval(seconds=schedule.seconds, tz=ctx.tz, start=start), reading.note)
+    plain = Cron(schedule.expr, tz=ctx.tz)
+    first = plain.next_fire_times(1, after=start - timedelta(microseconds=1))
+    if not first:
+        raise InvalidSchedule(f"{match[0]!r} never fires")
+    started = Cron(**{**schedule.model_dump(), "start": first[0]})
+    return Reading(started, reading.note)
+
+
+def _start_of(when: str, ctx: _Context) -> tuple[datetime, bool]:
+    """The moment a "starting …" names, and whether a time of day was said (else 00:00)."""
+    day_only = re.fullmatch(r"(?:on )?([0-9]{4}-[0-9]{2}-[0-9]{2})", when)
+    if day_only:
+        try:
+            day = date.fromisoformat(day_only[1])
+        except ValueError:
+            raise InvalidSchedule(f"{when!r} is not a valid date: use e.g. 2027-01-04") from None
+        if day < ctx.today:
+            raise InvalidSchedule(f"{when!r} has already passed: it is now {_show(ctx.now)}")
+        return ctx.wall(day, time(0)), False
+    named = _ONE_DAY_RE.fullmatch(when)
+    if named and not (named["time"] or named["part"] or named["ref"] == "tonight"):
+        day, _ = _named_day(named, ctx, named["ref"], None)
+        return ctx.wall(day, time(0)), False
+    reading = _read(when, ctx)
+    if reading is None or not isinstance(reading.schedule, Once):
+        raise InvalidSchedule(
+            f"When should it start? {when!r} is no day or time: say e.g. 'starting next "
+            "monday', 'starting tomorrow at 8' or 'starting 2027-01-04'."
+        )
+    return reading.schedule.at, True
+
+
 def _vague(match: re.Match[str], ctx: _Context) -> Reading:
     """Answer "weekly", "every month" and the like with a question: which day, what time?"""
     word = match[0]
+    if match["count"]:  # "twice a day": at which times (or on which days)?
+        many = 2 if match["count"] == "twice" else 3
+        if match["per"] == "week":
+            days = "every monday and thursday" if many == 2 else "every mon,wed,fri"
+            raise InvalidSchedule(
+                f"On which days, and at what time, {word}? Say e.g. '{days} at 9:00'."
+            )
+        times = "9 and 17" if many == 2 else "8, 13 and 18"
+        raise InvalidSchedule(f"At what times, {word}? Say e.g. 'every day at {times}'.")
     example = {
         "weekly": "every monday at 9:00",
         "every week": "every monday at 9:00",
@@ -585,11 +813,17 @@ _ONE_DAY = (
     rf"|(?:(?P<which>next|this|on) )?(?P<day>{_DAY})(?: (?P<week>next|this) week)?"
     rf"|(?:on )?{_DATE}"
 )
+_ONE_DAY_RE = re.compile(rf"(?:{_ONE_DAY})(?: {_PART})?{_AT}?")
+_WINDOW = (
+    rf"between (?P<lo>{_TIME_WORD}) and (?P<hi>{_TIME_WORD})"
+    rf"|from (?P<lo2>{_TIME_WORD}) (?:to|until|till) (?P<hi2>{_TIME_WORD})"
+)
 
 # Tried in order against the whole (lower-cased, space-normalised) text.
 _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
     (re.compile(pattern), rule)
     for pattern, rule in (
+        (r"(?P<body>.+?) (?:starting|beginning)(?: on| from)? (?P<when>.+)", _starting),
         (r"in (?P<dur>.+)", _in),
         (_ISO_RE.pattern, _iso),
         (r"hourly|(?:hourly|(?:every|each) hour) at :?(?P<minute>[0-9]{1,2})", _hourly),
@@ -600,12 +834,15 @@ _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
         (rf"(?:every|each) (?:other|second|(?P<n>[0-9]{{1,3}})(?:nd|rd|th)?) "
          rf"(?P<unit>days?|weeks?)(?: on (?P<days>{_DAYS}))?{_AT}?", _stride),
         (rf"(?:every|each) other (?P<days>{_DAY})(?P<unit>){_AT}?", _stride),
-        (rf"(?:(?P<every>every|each|on) )?(?P<set>day|days|daily|everyday|weekdays?|workdays?"
-         rf"|weekends?|{_DAYS})(?: except (?P<except>{_DAYS}))?{_AT}?", _weekly),
-        (rf"(?:{_ONE_DAY})(?: {_PART})?{_AT}?", _on_day),
-        (rf"at {_TIME}|(?P<time2>noon|midnight)", _at_time),
+        (rf"(?:(?P<every>every|each|on) )?(?P<set>{_DAY_SET}|{_PART}s?)"
+         rf"(?: except (?P<except>{_DAYS}))?{_AT}?", _weekly),
+        (_ONE_DAY_RE.pattern, _on_day),
+        (rf"at {_TIME}|(?P<time2>{_CLEAR_TIME})", _at_time),
         (rf"(?=.*\bmonth\b).*?(?P<last>last (?:day|weekday|{_DAY}))\b.*", _from_month_end),
-        (r"weekly|monthly|yearly|annually|every week|every month|every year", _vague),
+        (r"weekly|monthly|yearly|annually|every week|every month|every year"
+         r"|(?P<count>twice|three times) (?:a |per )?(?P<per>day|week)|twice daily", _vague),
+        (rf"(?:every|each) (?P<dur>.+?)(?: on (?P<days>{_DAY_SET}))?(?: (?P<window>{_WINDOW}))?"
+         rf"(?: on (?P<days2>{_DAY_SET}))?", _every_within),
         (r"(?:every|each) (?P<dur>.+)", _every),
         (r"@[a-z]+|[0-9*][0-9a-z*,/-]*(?: [0-9a-z*,/-]+){2,6}", _cron_line),
     )
@@ -627,11 +864,24 @@ def _normalise(text: str) -> str:
     # A final "." "!" or "…" may stand after a space ("at 9 ..."): no line means it.
     normal = _QUESTION_END.sub("", re.sub(r" ?, ?", ",", normal)).rstrip(".!… ")
     moved = re.fullmatch(
-        rf"(?:at )?(?P<t>{_CLEAR_TIME}|(?<=at )[0-9]{{1,2}}) (?P<rest>[a-z].*)", normal
+        rf"(?:at )?(?P<t>{_CLEAR_TIME}(?:{_AND}{_TIME_WORD})*|(?<=at ){_TIMES})"
+        r" (?P<rest>(?!and )[a-z].*)",
+        normal,
     )
     if moved and not moved["rest"].startswith("at "):
         normal = f"{moved['rest']} at {moved['t']}"
     return normal
+
+
+def _read(normal: str, ctx: _Context) -> Reading | None:
+    """The reading of the first rule that takes the (normalised) words; None if none does."""
+    for pattern, rule in _RULES:
+        match = pattern.fullmatch(normal)
+        reading = rule(match, ctx) if match else None
+        if reading is not None:
+            reading.schedule.check(ctx.now)
+            return reading
+    return None
 
 
 def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
@@ -656,17 +906,12 @@ def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
     """
     zone = check_timezone(tz)
     now = (resolve_wall(now, zone) if now.tzinfo is None else now).astimezone(zone)
-    ctx = _Context(zone, tz, now)
     normal = _normalise(text)
     if len(normal) <= 200:
-        for pattern, rule in _RULES:
-            match = pattern.fullmatch(normal)
-            if match:
-                try:
-                    reading = rule(match, ctx)
-                except OverflowError:  # a date past the end of the calendar (year 9999)
-                    raise InvalidSchedule(f"{text[:100]!r} is too far in the future") from None
-                if reading is not None:
-                    reading.schedule.check(now)
-                    return reading
+        try:
+            reading = _read(normal, _Context(zone, tz, now))
+        except OverflowError:  # a date past the end of the calendar (year 9999)
+            raise InvalidSchedule(f"{text[:100]!r} is too far in the future") from None
+        if reading is not None:
+            return reading
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
