@@ -11,7 +11,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +35,8 @@ __all__ = [
     "Row",
     "Spread",
     "admin_url",
+    "check_burst",
+    "check_each_once",
     "direct_input",
     "far_future",
     "interleave",
@@ -265,11 +267,35 @@ def remove_sqlite(path: Path) -> None:
             os.remove(f"{path}{suffix}")
 
 
-def check_burst(fig: Figure, label: str, waiter: RecordWaiter, n: int, ok: bool) -> datetime | None:
-    """Check that all ``n`` fires of a burst succeeded; the last commit time, or None."""
+def check_each_once(
+    fig: Figure, label: str, records: Iterable[TaskRunRecord], task_ids: Collection[str]
+) -> None:
+    """Check that each of ``task_ids`` (one fire each) has exactly one record among
+    ``records`` and no other task has one: a lost fire, a fire run or recorded twice and a
+    stray one all fail. Call it once the runtime is idle, so that a duplicate still in
+    flight when the last expected record came is counted."""
+    wanted = set(task_ids)
+    per_task = Counter(r.task_id for r in records)
+    lost = sum(per_task[t] == 0 for t in wanted)
+    twice = sum(n > 1 for t, n in per_task.items() if t in wanted)
+    strays = sorted(t for t in per_task if t not in wanted)
+    fig.check(
+        not (lost or twice or strays),
+        f"{label}: {len(wanted)} fires: {lost} without a record, {twice} with more than "
+        f"one, records of {len(strays)} other task(s) {strays[:3]}",
+    )
+
+
+def check_burst(
+    fig: Figure, label: str, waiter: RecordWaiter, task_ids: Collection[str], ok: bool
+) -> datetime | None:
+    """Check that every fire of a burst (one per task of ``task_ids``) succeeded, each
+    recorded once (call it once the runtime is idle); the last commit time, or None."""
+    n = len(task_ids)
     fig.check(ok, f"{label}: {len(waiter.records)} of {n} fires recorded in time")
     outcomes = Counter(r.outcome for r, _ in waiter.records)
     fig.check(outcomes == {"success": n}, f"{label}: outcomes {dict(outcomes)}")
+    check_each_once(fig, label, (r for r, _ in waiter.records), task_ids)
     errors = Counter(r.error for r, _ in waiter.records if r.outcome == "error")
     for error, count in errors.most_common(2):
         fig.notes.append(f"{label}: {count} fire(s) ended in error: {error}")
@@ -297,7 +323,11 @@ async def interleave(
 
 
 def median(values: list[float]) -> float:
-    return float(statistics.median(values)) if values else math.nan
+    """The median; NaN when there are no values or one of them is NaN (a round that
+    measured nothing), since sorting with a NaN among the values gives any order."""
+    if not values or any(math.isnan(v) for v in values):
+        return math.nan
+    return float(statistics.median(values))
 
 
 def round_ratios(measured: list[float], baseline: list[float]) -> list[float]:

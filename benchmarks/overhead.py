@@ -26,6 +26,7 @@ from .common import (
     RecordWaiter,
     Row,
     admin_url,
+    check_each_once,
     direct_input,
     far_future,
     interleave,
@@ -365,6 +366,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             if not ok:
                 return None
             await rt.wait_idle()
+            check_each_once(fig, label, (r for r, _ in waiter.records), {task.id})
             if quiet > 0:  # create_task was done before the window opened
                 counted.append((counts.statements, counts.commits))
                 kept.append(list(counts.log))  # the log goes on filling

@@ -8,17 +8,17 @@ import math
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler import SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.state import SchedulerState
 
 from .common import (
     Figure,
     Row,
+    check_each_once,
     direct_input,
     interleave,
     median,
@@ -117,7 +117,7 @@ async def _bare(rate: float, n: int) -> list[Sample]:
 
 async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]:
     samples: list[Sample] = []
-    outcomes: list[str | None] = []
+    records: list[TaskRunRecord] = []
     done = asyncio.Event()
 
     def on_start(state: SchedulerState) -> None:
@@ -125,9 +125,9 @@ async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]
         if source:
             samples.append((datetime.fromisoformat(source["scheduled_for"]), utcnow()))
 
-    def on_run(record: Any) -> None:
-        outcomes.append(record.outcome)
-        if len(outcomes) >= n:
+    def on_run(record: TaskRunRecord) -> None:
+        records.append(record)
+        if len(records) >= n:
             done.set()
 
     database = f"sqlite:///{path}"
@@ -135,22 +135,28 @@ async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]
     # them through the API stays out of the way of the fires.
     lead = LEAD + timedelta(seconds=0.5 + n * 5e-4)
     times = _times(rate, n, utcnow() + lead)
-    await write_tasks(database, task_rows(times, prefix="timing"))
+    rows = task_rows(times, prefix="timing")
+    await write_tasks(database, rows)
     try:
         async with SchedulerRuntime(
             trivial_graph(on_start=on_start),
             database=database,
             on_run=on_run,
-        ):
+        ) as rt:
             if utcnow() >= times[0]:  # a slow start: the first fires are late, not wrong
                 fig.notes.append(f"{rate:g}/s: the runtime started after the first fire")
             try:
                 await asyncio.wait_for(done.wait(), timeout=n / rate + 10 + n * 0.05)
             except asyncio.TimeoutError:
-                fig.check(False, f"{rate:g}/s: only {len(outcomes)} of {n} fires recorded")
+                fig.check(False, f"{rate:g}/s: only {len(records)} of {n} fires recorded")
+            else:
+                await rt.wait_idle()  # a fire run twice may still be in flight
+                check_each_once(fig, f"{rate:g}/s", records, [row["id"] for row in rows])
+                # Each fire's node saw its task_source once: else the lines lose samples.
+                fig.check(len(samples) == n, f"{rate:g}/s: {len(samples)} node starts, {n} fires")
     finally:
         remove_sqlite(path)
-    bad = [o for o in outcomes if o != "success"]
+    bad = [r.outcome for r in records if r.outcome != "success"]
     fig.check(not bad, f"{rate:g}/s: {len(bad)} fires not successful: {sorted(set(map(str, bad)))}")
     return samples
 

@@ -1,0 +1,74 @@
+"""The benchmark harness's own logic: its correctness checks must be able to fail.
+
+The figures' timings are not tested here (timing belongs to the benchmarks); what is
+tested is that a lost or duplicated fire, a missing PostgreSQL server under CI, a store
+that does not hold what was written and a round that measured nothing are not passed
+over in silence.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from benchmarks import throughput
+from benchmarks.common import Figure, check_each_once, median, utcnow
+
+from langgraph_scheduler import TaskRunRecord
+
+
+def _record(task_id: str, n: int = 0) -> TaskRunRecord:
+    at = utcnow()
+    return TaskRunRecord(
+        run_id=f"{task_id}-run-{n}",
+        task_id=task_id,
+        attempt=1,
+        trigger="schedule",
+        scheduled_for=at,
+        started_at=at,
+        finished_at=at + timedelta(milliseconds=5),
+        outcome="success",
+    )
+
+
+def test_each_fire_recorded_once_passes() -> None:
+    fig = Figure("f", "f", "")
+    check_each_once(fig, "burst", [_record("a"), _record("b")], ["a", "b"])
+    assert fig.failed_checks == []
+
+
+@pytest.mark.parametrize(
+    ("records", "said"),
+    [
+        ([_record("a"), _record("b"), _record("b", 1)], "1 with more than one"),
+        ([_record("a"), _record("a")], "1 without a record, 1 with more than one"),
+        ([_record("a")], "1 without a record"),
+        ([_record("a"), _record("b"), _record("c")], "records of 1 other task(s) ['c']"),
+    ],
+    ids=["duplicated", "one lost, one twice", "lost", "stray"],
+)
+def test_a_lost_duplicated_or_stray_fire_fails_the_check(
+    records: list[TaskRunRecord], said: str
+) -> None:
+    """A duplicate that arrives beside a lost fire keeps the count right: the check
+    counts per task, not in all."""
+    fig = Figure("f", "f", "")
+    check_each_once(fig, "burst", records, ["a", "b"])
+    assert len(fig.failed_checks) == 1
+    assert said in fig.failed_checks[0]
+
+
+@pytest.mark.parametrize(
+    "values", [[math.nan, 1.0, 2.0], [1.0, math.nan, 2.0], [2.0, 1.0, math.nan]]
+)
+def test_the_median_of_rounds_with_one_that_measured_nothing_is_nan(values: list[float]) -> None:
+    """``statistics.median`` sorts, and a NaN among the values sorts anywhere: the
+    result depended on which round failed."""
+    assert math.isnan(median(values))
+    assert median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_the_burst_note_survives_a_round_whose_fires_were_lost() -> None:
+    """``round(nan)`` raised, and the figure reported a crash beside the lost fires."""
+    assert throughput._rates([812.4, math.nan]) == "[812, nan]"
