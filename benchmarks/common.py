@@ -45,6 +45,7 @@ __all__ = [
     "peak_rss_mib",
     "percentile",
     "postgres_unreachable",
+    "reachable_postgres",
     "records_per_task",
     "remove_sqlite",
     "round_ratios",
@@ -423,6 +424,23 @@ def postgres_unreachable(admin: str) -> str | None:
             conn.execute("SELECT 1")
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+def reachable_postgres(fig: Figure, part: str) -> str | None:
+    """The admin URL of the PostgreSQL server (``admin_url``) if it answers. Otherwise
+    None, and ``part`` is skipped: with a note, or, under ``CI=true`` (where PostgreSQL
+    is required, as for the tests), with a failed check, so that a CI run cannot pass
+    with the PostgreSQL lines missing."""
+    admin = admin_url()
+    why = postgres_unreachable(admin)
+    if why is None:
+        return admin
+    message = f"{part} skipped: PostgreSQL at {admin} is unreachable ({why})"
+    if os.environ.get("CI") == "true":
+        fig.check(False, f"{message}; CI=true requires it")
+    else:
+        fig.notes.append(f"{message}.")
     return None
 
 

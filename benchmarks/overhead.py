@@ -25,13 +25,12 @@ from .common import (
     Figure,
     RecordWaiter,
     Row,
-    admin_url,
     check_each_once,
     direct_input,
     far_future,
     interleave,
     median,
-    postgres_unreachable,
+    reachable_postgres,
     round_ratios,
     scratch_database,
     spread,
@@ -499,10 +498,8 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
     await fig.part("memory", _backend(fig, "memory", "sqlite://", quick=quick))
     sqlite_file = f"sqlite:///{workdir / 'overhead.db'}"
     await fig.part("SQLite", _backend(fig, "SQLite", sqlite_file, quick=quick))
-    admin = admin_url()
-    why = postgres_unreachable(admin)
-    if why is not None:
-        fig.notes.append(f"PostgreSQL skipped: {admin} is unreachable ({why}).")
+    admin = reachable_postgres(fig, "PostgreSQL")
+    if admin is None:
         return fig
     with scratch_database(admin) as database:
         await fig.part("PostgreSQL", _backend(fig, "PostgreSQL", database, quick=quick))

@@ -21,10 +21,9 @@ from langgraph_scheduler.store import open_store, runs_table
 from .common import (
     Figure,
     Row,
-    admin_url,
     interleave,
     median,
-    postgres_unreachable,
+    reachable_postgres,
     round_ratios,
     scratch_database,
     spread,
@@ -235,10 +234,8 @@ async def _round(
 
 async def run(*, quick: bool, workdir: Path) -> Figure:
     fig = Figure("replicas", "6. Replicas on PostgreSQL", DEFINITION)
-    admin = admin_url()
-    why = postgres_unreachable(admin)
-    if why is not None:
-        fig.notes.append(f"Skipped: PostgreSQL at {admin} is unreachable ({why}).")
+    admin = reachable_postgres(fig, "the figure")
+    if admin is None:
         return fig
     n, rounds = (60, 1) if quick else (1000, 2)
     timeout = STARTUP_TIMEOUT["quick" if quick else "full"]

@@ -169,7 +169,8 @@ def markdown(
         "`LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL` (else "
         "`LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL`, else "
         "`postgresql://postgres@127.0.0.1:5432/test`) to create and drop their scratch "
-        "databases; their PostgreSQL parts are skipped when it is unreachable. The exit "
+        "databases; their PostgreSQL parts are skipped when it is unreachable (with a failed "
+        "check under `CI=true`, where PostgreSQL is required). The exit "
         "status is 1 when a correctness check failed (lost or duplicated runs, a crash, a "
         "skipped fire where none is allowed), never because of a timing.",
         "",

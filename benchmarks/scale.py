@@ -34,11 +34,10 @@ from .common import (
     Figure,
     Row,
     Spread,
-    admin_url,
     interleave,
     median,
     peak_rss_mib,
-    postgres_unreachable,
+    reachable_postgres,
     round_ratios,
     rss_mib,
     scratch_database,
@@ -684,10 +683,10 @@ async def _pages(
 
 
 @contextlib.contextmanager
-def _postgres_databases(names: list[str]) -> Iterator[dict[str, str] | None]:
+def _postgres_databases(fig: Figure, names: list[str]) -> Iterator[dict[str, str] | None]:
     """Fresh PostgreSQL databases for the start-up stores (None if unreachable)."""
-    admin = admin_url()
-    if postgres_unreachable(admin) is not None:
+    admin = reachable_postgres(fig, "PostgreSQL start-up")
+    if admin is None:
         yield None
         return
     with contextlib.ExitStack() as stack:
@@ -727,11 +726,9 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
     await fig.part("creation", _creation(fig, workdir, quick=quick))
     base = utcnow()
     sqlite = {name: f"sqlite:///{workdir / f'scale-{name}.db'}" for name in sizes}
-    with _postgres_databases(list(sizes)) as pg:
+    with _postgres_databases(fig, list(sizes)) as pg:
         stores = {("SQLite", name): (sqlite[name], size) for name, size in sizes.items()}
-        if pg is None:
-            fig.notes.append("PostgreSQL start-up skipped: the server is unreachable.")
-        else:
+        if pg is not None:
             stores |= {("PostgreSQL", name): (pg[name], size) for name, size in sizes.items()}
         await _build_all(fig, stores, base)
         for backend, label in (("SQLite", "SQLite file"), ("PostgreSQL", "PostgreSQL")):

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from benchmarks import throughput
+from benchmarks import replicas, throughput
 from benchmarks.common import Figure, check_each_once, median, utcnow
 
 from langgraph_scheduler import TaskRunRecord
+
+_UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
+"""Nothing listens on port 1: connecting is refused at once."""
 
 
 def _record(task_id: str, n: int = 0) -> TaskRunRecord:
@@ -72,3 +76,22 @@ def test_the_median_of_rounds_with_one_that_measured_nothing_is_nan(values: list
 def test_the_burst_note_survives_a_round_whose_fires_were_lost() -> None:
     """``round(nan)`` raised, and the figure reported a crash beside the lost fires."""
     assert throughput._rates([812.4, math.nan]) == "[812, nan]"
+
+
+async def test_unreachable_postgres_fails_the_replicas_figure_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Under CI=true (set by `.ci/run`) a figure must not pass with its PostgreSQL lines
+    missing; outside CI the skip is a note."""
+    monkeypatch.setenv("LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL", _UNREACHABLE)
+    monkeypatch.setenv("CI", "true")
+    fig = await replicas.run(quick=True, workdir=tmp_path)
+    assert fig.rows == []
+    assert len(fig.failed_checks) == 1
+    assert "unreachable" in fig.failed_checks[0]
+    assert "CI=true requires it" in fig.failed_checks[0]
+
+    monkeypatch.delenv("CI")
+    fig = await replicas.run(quick=True, workdir=tmp_path)
+    assert fig.failed_checks == []
+    assert any("unreachable" in note for note in fig.notes)
