@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, insert, select, update
+from sqlalchemy import bindparam, create_engine, func, insert, select, update
 
 from langgraph_scheduler import Cron, Once, SchedulerRuntime, Task
 from langgraph_scheduler.store import (
@@ -334,18 +334,23 @@ def _build_postgres(database: str, size: Size, base: datetime) -> None:
 
 
 async def _check_rows(fig: Figure, label: str, database: str, size: Size, base: datetime) -> None:
-    """Read a sample of the bulk rows back as tasks: each readable, its stored next fire
-    time the schedule's own next fire after ``base`` (the rows are what the service
-    would have written)."""
+    """Check that the store holds ``size.tasks`` tasks, and read a sample of them back:
+    each there, readable, its stored next fire time the schedule's own next fire after
+    ``base`` (the rows are what the service would have written)."""
     rng = random.Random(11)
     ids = [f"task{rng.randrange(size.tasks):08d}" for _ in range(300)]
     store = open_store(database)
     try:
         query = select(tasks_table).where(tasks_table.c.id.in_(ids))
         rows = await store.transaction(lambda conn: conn.execute(query).mappings().all())
+        total = await store.transaction(
+            lambda conn: conn.scalar(select(func.count()).select_from(tasks_table))
+        )
     finally:
         await store.close()
-    bad = []
+    fig.check(total == size.tasks, f"{label}: {total} tasks in the store, {size.tasks} written")
+    missing = sorted(set(ids) - {row["id"] for row in rows})
+    bad = [f"{task_id}: not in the store" for task_id in missing]
     for row in rows:
         task = task_from_row(row)
         if task.problem is not None or task.schedule is None:

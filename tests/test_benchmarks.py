@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from benchmarks import replicas, throughput
+from benchmarks import replicas, scale, throughput
 from benchmarks.common import Figure, check_each_once, median, utcnow
 
 from langgraph_scheduler import TaskRunRecord
@@ -95,3 +95,15 @@ async def test_unreachable_postgres_fails_the_replicas_figure_under_ci(
     fig = await replicas.run(quick=True, workdir=tmp_path)
     assert fig.failed_checks == []
     assert any("unreachable" in note for note in fig.notes)
+
+
+async def test_a_store_missing_its_bulk_rows_fails_the_scale_check(tmp_path: Path) -> None:
+    """An empty store used to pass: the sample read back nothing, so nothing was wrong."""
+    database = f"sqlite:///{tmp_path / 'empty.db'}"
+    await scale._schema(database)
+    size = scale.Size(tasks=1_000, runs=1_000, soon=10)
+    fig = Figure("scale", "scale", "")
+    await scale._check_rows(fig, "SQLite small", database, size, utcnow())
+    assert len(fig.failed_checks) == 2, fig.failed_checks
+    assert "0 tasks in the store, 1000 written" in fig.failed_checks[0]
+    assert "not in the store" in fig.failed_checks[1]
