@@ -84,10 +84,10 @@ def _num(value: float | None, unit: str = "") -> str:
 
 
 def _verdict(row: Row) -> str:
+    if row.smoke:  # a lost fire or a crash is a failed check, listed under the table
+        return "smoke run, no verdict" + (" (no value)" if math.isnan(row.measured) else "")
     if math.isnan(row.measured):
         return "FAILED"  # no value: the fires were lost or the run never started
-    if row.smoke:
-        return "smoke run, no verdict"
     if row.met is None:
         return ""
     return "met" if row.met else "SHORT"

@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from benchmarks import replicas, scale, throughput
-from benchmarks.common import Figure, check_each_once, median, utcnow
+from benchmarks import replicas, report, scale, throughput
+from benchmarks.common import Figure, Row, check_each_once, median, utcnow
 
 from langgraph_scheduler import TaskRunRecord
 
@@ -107,3 +107,15 @@ async def test_a_store_missing_its_bulk_rows_fails_the_scale_check(tmp_path: Pat
     assert len(fig.failed_checks) == 2, fig.failed_checks
     assert "0 tasks in the store, 1000 written" in fig.failed_checks[0]
     assert "not in the store" in fig.failed_checks[1]
+
+
+def test_a_smoke_run_gives_no_verdict_even_on_a_line_without_a_value() -> None:
+    """``--quick`` promises "smoke run, no verdict" on every line: a line that measured
+    nothing said FAILED there although the run passed (a lost fire is a failed check,
+    listed under the table, and fails the run)."""
+    fig = Figure("overhead", "overhead", "")
+    fig.rows.append(Row("overhead", "store statements per fire", "", 0.0, math.nan, goal="≤ 3"))
+    fig.as_smoke_run()
+    lines = report.table([fig]).splitlines()
+    assert lines[-1].endswith("smoke run, no verdict (no value)")
+    assert "FAILED" not in "\n".join(lines)
