@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("overhead", "throughput", "timing", "concurrency", "scale", "replicas")
 _MARK = "BENCHMARK-RESULT "
+DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
 RESULTS = ROOT / "benchmarks" / "results.json"
-"""Raw results of the last run that wrote markdown (read back by ``--render``)."""
+"""Raw results of the last full run that wrote ``DEFAULT_OUTPUT`` (read back by
+``--render``): a run written elsewhere (``--output FILE``) leaves them alone, so that
+``--render`` never puts another run's numbers above the analysis."""
 _TIMEOUT = {"quick": 120.0, "full": 1800.0}
 
 
@@ -90,6 +93,12 @@ def _run_figure(name: str, *, quick: bool, workdir: Path) -> Figure:
     return fig
 
 
+def keeps_results(output: str, *, quick: bool, only: bool) -> bool:
+    """Whether a run writing ``output`` saves its raw results in ``RESULTS``: only a full
+    run of every figure that writes ``DEFAULT_OUTPUT``, the file ``--render`` redraws."""
+    return not quick and not only and Path(output).resolve() == DEFAULT_OUTPUT
+
+
 def _write(output: str, figures: list[Figure], run: dict[str, Any]) -> None:
     """Write the markdown, with ``benchmarks/analysis.md`` (hand-written) appended."""
     from .report import markdown
@@ -125,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render",
         action="store_true",
-        help=f"rewrite the markdown from the last full run's {RESULTS.name} (after editing "
-        "benchmarks/analysis.md) without running anything",
+        help=f"rewrite the markdown from {RESULTS.name}, the last full run that wrote "
+        f"{DEFAULT_OUTPUT.name} (after editing benchmarks/analysis.md), without running "
+        "anything",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {FIGURES}")
     output = args.output
     if output is None and not args.quick and not args.only:
-        output = str(ROOT / "BENCHMARKS.md")
+        output = str(DEFAULT_OUTPUT)
 
     from .common import Figure
     from .report import machine, table
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = json.loads(RESULTS.read_text())
         stored = [Figure.from_json(f) for f in saved["figures"]]
-        _write(output or str(ROOT / "BENCHMARKS.md"), stored, saved)
+        _write(output or str(DEFAULT_OUTPUT), stored, saved)
         return 0
 
     command = "python -m benchmarks " + shlex.join(sys.argv[1:]) if argv is None else ""
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(figures)} figure(s) in {seconds:.0f} s ({times})")
     if output:
         run: dict[str, Any] = {"command": command, "info": info, "seconds": seconds}
-        if not args.quick and not args.only:  # --render redraws a run of every figure
+        if keeps_results(output, quick=args.quick, only=bool(args.only)):
             saved = run | {"figures": [f.to_json() for f in figures]}
             RESULTS.write_text(json.dumps(saved, indent=1))
         _write(output, figures, run)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks import replicas, report, scale, throughput
+from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
 from benchmarks.common import Figure, Row, check_each_once, median, utcnow
 
 from langgraph_scheduler import TaskRunRecord
@@ -119,3 +120,17 @@ def test_a_smoke_run_gives_no_verdict_even_on_a_line_without_a_value() -> None:
     lines = report.table([fig]).splitlines()
     assert lines[-1].endswith("smoke run, no verdict (no value)")
     assert "FAILED" not in "\n".join(lines)
+
+
+def test_only_a_full_run_written_to_benchmarks_md_replaces_the_saved_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--render`` redraws BENCHMARKS.md from the saved results: a full run written
+    elsewhere (``--output FILE``) must not replace them with its own numbers."""
+    assert RESULTS.parent.parent == DEFAULT_OUTPUT.parent
+    assert keeps_results(str(DEFAULT_OUTPUT), quick=False, only=False)
+    monkeypatch.chdir(DEFAULT_OUTPUT.parent)
+    assert keeps_results("BENCHMARKS.md", quick=False, only=False)
+    assert not keeps_results("/tmp/elsewhere.md", quick=False, only=False)
+    assert not keeps_results(str(DEFAULT_OUTPUT), quick=True, only=False)
+    assert not keeps_results(str(DEFAULT_OUTPUT), quick=False, only=True)
