@@ -96,3 +96,28 @@ async def test_a_cancelled_flush_leaves_no_caller_waiting_forever() -> None:
     for future in done:
         with pytest.raises(asyncio.CancelledError):
             future.result()
+
+
+async def test_requests_queued_behind_a_stuck_run_run_beside_it_after_the_patience() -> None:
+    # A run that waits (a task's row another session holds locked) held up every
+    # request behind it. With a patience, each runs alone beside it once the stuck run
+    # has been in flight that long; the stuck one still gets its own result.
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def run(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        if 1 in items:
+            await release.wait()
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(run, patience=0.05)
+    stuck = asyncio.ensure_future(batcher.submit(1))
+    while not batches:  # the stuck run is in flight
+        await asyncio.sleep(0)
+    behind = asyncio.gather(batcher.submit(2), batcher.submit(3))
+    assert list(await asyncio.wait_for(behind, 30)) == [20, 30]
+    assert not stuck.done()
+    release.set()
+    assert await stuck == 10
+    assert sorted(batches) == [[1], [2], [3]]  # each alone, in whichever order

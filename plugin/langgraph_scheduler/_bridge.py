@@ -64,6 +64,10 @@ _PASS_GRACE_SECS = 5.0
 """How long a stopping runtime waits at least for a claim pass in flight to end."""
 _RECORD_GRACE_SECS = 30.0
 """How long a stopping runtime waits for the outcomes of its turns to be recorded."""
+_STUCK_FINISH_SECS = 1.0
+"""How long a recording of outcomes may be in flight before the outcomes queued behind
+it are recorded beside it, each alone: one waiting for a task's row that another
+session holds locked must not hold up the others' (a batch takes milliseconds)."""
 _NO_TURNS = Error("this runtime runs no turns (graph=None)")
 _TRIGGERS_KEPT = 4096
 """Most parsed triggers a bridge keeps (as many as the store keeps validated tasks)."""
@@ -156,7 +160,9 @@ class TaskExecutorBridge:
         self._claiming = 0
         self._backlog = False
         self._claim_lock = asyncio.Lock()
-        self._finishes: Batcher[Finish, Finished | None] = Batcher(self._finish_batch)
+        self._finishes: Batcher[Finish, Finished | None] = Batcher(
+            self._finish_batch, patience=_STUCK_FINISH_SECS
+        )
         self._stopped: dict[str, datetime] = {}
         """Tasks paused or deleted lately (by anyone this process heard of), and when."""
 
