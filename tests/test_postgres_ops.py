@@ -548,3 +548,71 @@ async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one
     assert raised.value.__cause__ is None and raised.value.__context__ is None
     async with SchedulerRuntime(None, database=postgres_url) as rt:  # once it is released
         assert rt.running
+
+
+async def _count_lock_waiters(postgres_url: str, counts: list[int]) -> None:
+    """Note, every 20 ms until cancelled, how many sessions on the test's database wait
+    for a lock."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cursor.fetchone()
+            counts.append(int(row[0]) if row else 0)
+            await asyncio.sleep(0.02)
+
+
+async def test_a_task_row_another_session_holds_stalls_only_that_tasks_fires(
+    postgres_url: str,
+) -> None:
+    # A DBA's open transaction (a migration, a stuck client) holds task A's row. A's
+    # finishes wait for it: they held up every statement sent on the replica's own
+    # session, and every outcome queued behind them, so task B's manual run never came
+    # back. B's run now completes while A's row is held, and a task is still created:
+    # A's first finish waits on the session, the others try the pool, give up there
+    # within a lock timeout (not keeping the pool's two connections) and queue for the
+    # session. Released, A's runs each end in one outcome; no run is left running.
+    import psycopg
+
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=postgres_url) as rt:
+        a = await rt.create_task(name="a", schedule=Interval(hours=1), trigger="go")
+        b = await rt.create_task(name="b", schedule=Interval(hours=1), trigger="go")
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (a.id,))
+            waiters: list[int] = []
+            counting = asyncio.ensure_future(_count_lock_waiters(postgres_url, waiters))
+            try:
+                runs_of_a = [asyncio.ensure_future(rt.run_now(a.id)) for _ in range(3)]
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 60
+                while not any(waiters):
+                    assert loop.time() < deadline, "no finish of A came to wait for its row"
+                    await asyncio.sleep(0.05)
+                ran_b = await asyncio.wait_for(rt.run_now(b.id), 60)
+                created = await asyncio.wait_for(
+                    rt.create_task(name="c", schedule=Interval(hours=1), trigger="go"), 60
+                )
+                # Each finish of A waited for its row (one on the session, two on the pool),
+                # then only the session's does: the pool's connections are not kept.
+                while 3 not in waiters or waiters[-1] != 1:
+                    assert loop.time() < deadline, f"A's finishes never waited so: {set(waiters)}"
+                    await asyncio.sleep(0.05)
+            finally:
+                counting.cancel()
+                await asyncio.gather(counting, return_exceptions=True)
+            assert not any(run.done() for run in runs_of_a), "A's row was not held"
+            holder.rollback()
+        records_of_a = await asyncio.wait_for(asyncio.gather(*runs_of_a), 60)
+        history = await rt.history(a.id)
+    assert ran_b.outcome == "success", ran_b.error
+    assert created.name == "c"
+    assert [r.outcome for r in records_of_a] == ["success"] * 3
+    assert sorted(r.run_id for r in history) == sorted(r.run_id for r in records_of_a)
+    with psycopg.connect(postgres_url) as conn:
+        running = conn.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
+    assert running == (0,)

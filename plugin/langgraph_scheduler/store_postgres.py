@@ -214,7 +214,9 @@ class PostgresStore(Store):
         self._sending: collections.Counter[str] = collections.Counter()
         """Takes and frees on their way, by thread."""
         self._closed = False
-        self._session = _Session(self.conninfo, prepare_threshold=self._threshold(_STORE_THRESHOLD))
+        self._session = _Session(
+            self.conninfo, prepare_threshold=self._threshold(_STORE_THRESHOLD), pooled=self._run
+        )
 
     @property
     def conninfo(self) -> str:
@@ -1196,6 +1198,10 @@ def _lock_key(thread_id: str) -> str:
     return f"sha256:{digest}"
 
 
+_Row = tuple[Any, ...] | None
+"""A statement's first row (None: none)."""
+
+
 class _Session:
     """A replica's own PostgreSQL session, in autocommit: the statements that are sent
     alone (a thread taken or freed, a settled finish, a manual claim).
@@ -1206,19 +1212,56 @@ class _Session:
     session is lost (a failover, an idle kill), the next call opens another and sends
     its statement again: every statement sent here is safe to send twice. The session
     holds nothing of its own: a held thread is a leased row, kept through the loss.
+
+    A statement that waits for a row lock (a task's row held by a DBA's open
+    transaction, a migration, a stuck client) would hold up every other, and so every
+    fire of the replica. The session alone knows how long its statement has run, so it
+    decides: a call that finds it busy with one statement for longer than
+    :attr:`PATIENCE` sends its own on a pooled connection (``pooled``, the store's
+    transactions) instead of queueing. There, under a ``lock_timeout`` (``SET LOCAL``:
+    nothing leaks through a transaction pooler), it cannot keep one of the pool's few
+    connections either; one that waits for a lock there too queues for the session
+    after all. Only a stuck session costs these round trips.
     """
 
-    def __init__(self, conninfo: str, *, prepare_threshold: int | None) -> None:
+    PATIENCE = 0.5
+    """Seconds a statement may run on the session before calls stop queueing behind it:
+    far above a fire's statement (a few milliseconds), a reconnect aside."""
+
+    POOLED_LOCK_TIMEOUT = "1s"
+    """How long a statement sent on the pool instead may wait for a lock."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        prepare_threshold: int | None,
+        pooled: Callable[[Callable[[Connection], _Row]], Awaitable[_Row]],
+    ) -> None:
         self._conninfo = conninfo
         self._prepare_threshold = prepare_threshold
+        self._pooled = pooled
         self._conn: Any = None
         self._mutex = asyncio.Lock()
+        self._since: float | None = None
+        """When the call holding the session took it (None: nobody holds it)."""
+        self._told: float | None = None
+        """The ``_since`` of the last call logged as stuck (logged once)."""
         self._closed = False
 
-    async def fetch_one(self, sql: str, args: Any) -> tuple[Any, ...] | None:
+    async def fetch_one(self, sql: str, args: Any) -> _Row:
         """Run one statement; its first row. A session found lost is opened again and the
-        statement sent once more (it died with the session). Raises psycopg's errors."""
-        async with self._mutex:
+        statement sent once more (it died with the session). Raises psycopg's errors, or
+        SQLAlchemy's for a statement sent on the pool."""
+        if not await self._take_within_patience():
+            try:
+                return await self._pooled(functools.partial(_fetch_pooled, sql=sql, args=args))
+            except DBAPIError as exc:
+                if type(exc.orig).__name__ != "LockNotAvailable":
+                    raise
+            await self._mutex.acquire()  # a lock it waits for wherever it is sent
+        self._since = asyncio.get_running_loop().time()
+        try:
             conn = await self._connection()
             try:
                 return await _fetch_one(conn, sql, args)
@@ -1227,6 +1270,35 @@ class _Session:
                     raise
                 await self._drop(exc)
             return await _fetch_one(await self._connection(), sql, args)
+        finally:
+            self._since = None
+            self._mutex.release()
+
+    async def _take_within_patience(self) -> bool:
+        """Take the session (True), or give up (False) once the call holding it has held
+        it for longer than :attr:`PATIENCE`."""
+        if not self._mutex.locked():
+            await self._mutex.acquire()  # at once: nothing to wait for
+            return True
+        loop = asyncio.get_running_loop()
+        while True:
+            since = self._since
+            left = self.PATIENCE if since is None else since + self.PATIENCE - loop.time()
+            if left <= 0:
+                if self._told != since:
+                    self._told = since
+                    logger.warning(
+                        "a statement has waited for over %.1f s on the replica's session "
+                        "(a row another session holds locked?); the replica's other "
+                        "statements go through its pool meanwhile",
+                        self.PATIENCE,
+                    )
+                return False
+            try:
+                await asyncio.wait_for(self._mutex.acquire(), left)
+                return True
+            except TimeoutError:
+                continue
 
     async def close(self) -> None:
         """Close the session for good: a call after it raises ``NotRunning`` (it used to
@@ -1274,3 +1346,10 @@ async def _fetch_one(conn: Any, sql: str, args: Any) -> tuple[Any, ...] | None:
     cursor = await conn.execute(sql, args)
     row: tuple[Any, ...] | None = await cursor.fetchone()
     return row
+
+
+def _fetch_pooled(conn: Connection, *, sql: str, args: Any) -> _Row:
+    """A session's statement sent in a pooled transaction instead, under a lock timeout."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_Session.POOLED_LOCK_TIMEOUT}'")
+    row = conn.exec_driver_sql(sql, args if isinstance(args, dict) else tuple(args)).first()
+    return None if row is None else tuple(row)
