@@ -1281,24 +1281,33 @@ class _Session:
             await self._mutex.acquire()  # at once: nothing to wait for
             return True
         loop = asyncio.get_running_loop()
-        while True:
-            since = self._since
-            left = self.PATIENCE if since is None else since + self.PATIENCE - loop.time()
-            if left <= 0:
-                if self._told != since:
-                    self._told = since
-                    logger.warning(
-                        "a statement has waited for over %.1f s on the replica's session "
-                        "(a row another session holds locked?); the replica's other "
-                        "statements go through its pool meanwhile",
-                        self.PATIENCE,
-                    )
-                return False
-            try:
-                await asyncio.wait_for(self._mutex.acquire(), left)
-                return True
-            except TimeoutError:
-                continue
+        # One wait for the mutex, kept across timeouts and cancelled only when given up:
+        # a wait_for per try could take the mutex as it timed out and lose it (3.10).
+        taking = asyncio.ensure_future(self._mutex.acquire())
+        try:
+            while True:
+                since = self._since
+                left = self.PATIENCE if since is None else since + self.PATIENCE - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.wait([taking], timeout=left)
+                if taking.done():
+                    return True
+        except BaseException:  # the caller cancelled: whatever was taken is given back
+            if taking.done() and not taking.cancelled() and taking.exception() is None:
+                self._mutex.release()
+            taking.cancel()
+            raise
+        taking.cancel()  # not done (looked at after each wait): it can take nothing now
+        if self._told != since:
+            self._told = since
+            logger.warning(
+                "a statement has waited for over %.1f s on the replica's session "
+                "(a row another session holds locked?); the replica's other "
+                "statements go through its pool meanwhile",
+                self.PATIENCE,
+            )
+        return False
 
     async def close(self) -> None:
         """Close the session for good: a call after it raises ``NotRunning`` (it used to
