@@ -202,7 +202,8 @@ async def test_flood_beyond_capacity_runs_every_fire_within_the_limit(
     model = ScriptedChatModel(steps=["ok"], cycle=True, delay_secs=0.05)
     rt = runtime_factory(build_graph(model), database=sqlite_url, max_concurrency=2)
     async with rt:
-        at = _now() + timedelta(seconds=1.0)
+        # Far enough ahead for 60 creates on a loaded machine: all must be made before it.
+        at = _now() + timedelta(seconds=5.0)
         tasks = [
             await rt.create_task(name=f"f{i}", schedule=Once(at=at), trigger="go")
             for i in range(60)
