@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ from sqlalchemy import text
 
 from langgraph_scheduler import Interval, SchedulerRuntime, TaskOptions
 from langgraph_scheduler.cli import main
+from langgraph_scheduler.scripted import ScriptedChatModel
+from langgraph_scheduler.testing import FakeClock
+
+from .helpers import build_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -540,3 +545,32 @@ def test_tasks_list_filters_by_thread(capsys: pytest.CaptureFixture[str], db: st
     code, out, err = _cli(capsys, "tasks", "list", "--database", db, "--thread", "alice", "--json")
     assert code == 0, err
     assert [t["id"] for t in json.loads(out)] == [alice["id"]]
+
+
+def test_tasks_list_filters_quarantined_tasks(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    # A task whose stored schedule cannot be read is quarantined when it falls due; an
+    # operator looks for such tasks with `--state quarantined`, which argparse refused.
+    good = _add(capsys, db, "--schedule", "every day at 9:00", "--thread", "alice")
+    bad = _add(capsys, db, "--schedule", "every day at 10:00", "--thread", "alice")
+
+    async def quarantine() -> None:
+        corrupt = text("UPDATE lgs_tasks SET schedule = '{not json' WHERE id = :i")
+        clock = FakeClock(datetime.now(timezone.utc))
+        graph = build_graph(ScriptedChatModel())
+        async with SchedulerRuntime(graph, database=db, clock=clock) as rt:
+            await rt.store.transaction(lambda c: c.execute(corrupt, {"i": bad["id"]}))
+            await clock.advance(86_400)  # both fall due
+            await rt.run_due()
+            await rt.wait_idle()
+            assert (await rt.get_task(bad["id"])).state == "quarantined"
+
+    asyncio.run(quarantine())
+    code, out, err = _cli(capsys, "tasks", "list", "--database", db, "--state", "quarantined")
+    assert code == 0 and bad["id"] in out, err
+    code, out, _ = _cli(
+        capsys, "tasks", "list", "--database", db, "--state", "quarantined", "--json"
+    )
+    (listed,) = json.loads(out)
+    assert listed["id"] == bad["id"] and "schedule" in listed["problem"]
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--state", "active", "--json")
+    assert [t["id"] for t in json.loads(out)] == [good["id"]]

@@ -47,7 +47,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from langchain_core.messages import HumanMessage
 from langgraph.graph import StateGraph
@@ -59,7 +59,7 @@ from rich.text import Text
 
 from . import __version__
 from .errors import InvalidTask, SchedulerError
-from .models import Task, TaskEvent, TaskRunRecord
+from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
 from .store import is_in_memory, parse_database_url
@@ -226,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = actions.add_parser("list", parents=after_action, help="list tasks")
     listing.add_argument("--owner", help="only this owner's tasks")
-    listing.add_argument("--state", choices=["active", "paused", "completed"])
+    listing.add_argument("--state", choices=get_args(TaskState))
     listing.add_argument("--thread", help="only the tasks that continue this conversation thread")
     listing.add_argument("--limit", type=_positive, default=100)
     listing.set_defaults(handler=_tasks_list)
