@@ -8,9 +8,9 @@ Commands::
     runs [--task ID]        run history, newest first
     transcript THREAD_ID    a conversation with its task-triggered turns marked
 
-Every command takes ``--database URL`` (default ``$LANGGRAPH_SCHEDULER_DATABASE``, else
-``sqlite:///langgraph-scheduler.db``), so it works on the database ``serve`` uses;
-``tasks`` takes it (and ``--json``) before its action too.
+Every command but ``demo`` takes ``--database URL`` (default
+``$LANGGRAPH_SCHEDULER_DATABASE``, else ``sqlite:///langgraph-scheduler.db``), so it works on
+the database ``serve`` uses; ``tasks`` takes it (and ``--json``) before its action too.
 
 Note:
     ``tasks`` commands go through the task service of a runtime that manages tasks only
