@@ -73,8 +73,11 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         ...     )
 
     Note:
-        The tools are async-only: run the agent with ``ainvoke``/``astream`` (user turns
-        through ``runtime.ainvoke``, so they never overlap a scheduled turn).
+        Send user turns through ``runtime.ainvoke`` (or hold ``runtime.thread_lock``), so
+        they never overlap a scheduled turn. The tools run on the runtime's event loop:
+        a sync ``invoke`` works from any other thread (as with
+        :class:`~langgraph_scheduler.sync.SyncSchedulerRuntime`), and raises, naming the
+        async call, on the thread that runs that loop.
     """
 
     state_schema = SchedulerAgentState

@@ -225,6 +225,7 @@ class SchedulerRuntime:
 
     @property
     def running(self) -> bool:
+        """True between a finished :meth:`start` and the beginning of :meth:`stop`."""
         return self._state == "running"
 
     @property
@@ -480,6 +481,8 @@ class SchedulerRuntime:
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[Any] | None:
+        """The checkpointer of :attr:`graph` (which raises ``NotRunning`` when the
+        runtime has no graph, or is not started)."""
         cp = self.graph.checkpointer
         return cp if isinstance(cp, BaseCheckpointSaver) else None
 
@@ -515,7 +518,8 @@ class SchedulerRuntime:
         self._listeners.append(listener)
 
     def add_event_listener(self, listener: EventListener) -> None:
-        """Call ``listener(event)`` with every task event (auto-pause, completion)."""
+        """Call ``listener(event)`` with every task event (auto-paused, completed,
+        quarantined)."""
         self._event_listeners.append(listener)
 
     # -- task API (through the task service) ------------------------------------------

@@ -19,7 +19,7 @@ LangGraph runs a whole node again when it resumes it after an ``interrupt()``, a
 ``ToolNode`` runs every call of a model message in one node, so a call that changes tasks
 runs again whenever another call of its message (an approval, the application's own
 human-in-the-loop tool) asked a human. Each such call acts at most once per owner,
-LangGraph step and tool call id: its answer is kept with its change, in one transaction,
+model message and tool call id: its answer is kept with its change, in one transaction,
 and every re-run gives that answer back unchanged (see :func:`scheduler_tools`).
 """
 
@@ -132,7 +132,7 @@ class SchedulerLimits(BaseModel):
     require_approval: bool = Field(
         default=False,
         description="Ask a human, through LangGraph interrupt(), before a new task is "
-        "stored or a task's schedule or prompt is changed.",
+        "stored or a task's schedule, timezone, prompt or system addon is changed.",
     )
     max_manual_runs_per_task: int = Field(
         default=5,
@@ -364,26 +364,26 @@ def scheduler_tools(
         threads, so all their tasks are theirs in every thread.
 
     Note:
-        With ``limits.require_approval``, ``schedule_task`` (and ``update_task`` changing
-        a schedule or prompt) pauses the graph with ``interrupt()``. The payload's
-        ``tool_call_id`` names the call and ``task`` holds exactly what will be stored
-        (times are computed once, when asked). Resume with ``Command(resume=True)``; when
-        several calls of one step ask (a ``ToolNode`` runs a message's calls in one
-        task), name the call: ``Command(resume={"tool_call_id": ..., "approved": True})``;
-        several requests shown at once (``create_agent``) take LangGraph's
-        ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept under the
-        tool call id, so a resumed call is stored at most once, only after its own
+        With ``limits.require_approval``, ``schedule_task`` (and ``update_task`` changing a
+        schedule, timezone, prompt or system addon) pauses the graph with ``interrupt()``.
+        The payload's ``tool_call_id`` names the call and ``task`` holds exactly what will
+        be stored (times are computed once, when asked). Resume with
+        ``Command(resume=True)``; when several calls of one step ask (a ``ToolNode`` runs a
+        message's calls in one task), name the call: ``Command(resume={"tool_call_id": ...,
+        "approved": True})``; several requests shown at once (``create_agent``) take
+        LangGraph's ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept
+        under the tool call id, so a resumed call is stored at most once, only after its own
         approval. In a ``ToolNode`` that runs every call of a message in one task (one
-        reached by an edge, not by ``Send``), a call needing an approval next to a call
-        of another tool is refused (asking the model to make it alone): that tool may
-        ``interrupt()`` too, and LangGraph matches a task's answers to its interrupts
-        by position only, so its answers would reach the approval and the approval's
-        reach it.
+        reached by an edge, not by ``Send``), a call needing an approval next to a call of
+        another tool is refused (asking the model to make it alone): that tool may
+        ``interrupt()`` too, and LangGraph matches a task's answers to its interrupts by
+        position only, so its answers would reach the approval and the approval's reach it.
 
     Note:
         A call that changes tasks (``schedule_task``, ``update_task``, ``pause_task``,
         ``resume_task``, ``delete_task``, ``run_task_now``) acts at most once per owner,
-        LangGraph step and tool call id, with or without approvals. LangGraph runs a
+        model message (the LangGraph step where the state does not hold it) and tool
+        call id, with or without approvals. LangGraph runs a
         ``ToolNode``'s calls again when it resumes the node after an ``interrupt()`` (an
         approval, or your own human-in-the-loop tool in the same model message): the
         call's answer is kept with its change in one transaction (refusals too), and a
@@ -622,7 +622,7 @@ class _ToolService:
         self, tool: str, call: _Call, config: RunnableConfig, act: Callable[..., Awaitable[str]]
     ) -> str:
         """Run ``act(call, config, answering)``, a call that changes tasks, at most once per
-        owner, LangGraph step and tool call id, and give every run the first one's answer.
+        owner, model message and tool call id, and give every run the first one's answer.
 
         ``act`` hands ``answering`` to the write it makes, which keeps the answer in its
         own transaction: a run that comes second (a re-run after a resume, or the first
