@@ -206,15 +206,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--tz",
         default=os.environ.get(TIMEZONE_ENV, "UTC"),
-        help="default timezone of schedules that name none",
+        help=f"default timezone of schedules that name none (default: ${TIMEZONE_ENV} or UTC)",
     )
-    serve.add_argument("--max-concurrency", type=int, default=4, help="turns at once")
+    serve.add_argument("--max-concurrency", type=int, default=4, help="turns at once (default: 4)")
     serve.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
         metavar="SECS",
-        help="on Ctrl-C, how long running turns may finish before they are interrupted",
+        help="on Ctrl-C, how long running turns may finish before they are interrupted "
+        "(default: 30)",
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="also show library logs")
     serve.set_defaults(handler=_serve)
@@ -228,7 +229,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--owner", help="only this owner's tasks")
     listing.add_argument("--state", choices=get_args(TaskState))
     listing.add_argument("--thread", help="only the tasks that continue this conversation thread")
-    listing.add_argument("--limit", type=_positive, default=100)
+    listing.add_argument(
+        "--limit", type=_positive, default=100, help="show at most this many (default: 100)"
+    )
     listing.set_defaults(handler=_tasks_list)
 
     show = actions.add_parser("show", parents=after_action, help="one task in detail")
@@ -274,7 +277,9 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser("runs", parents=[common, as_json], help="run history, newest first")
     runs.add_argument("--task", metavar="TASK_ID", help="only this task's runs")
-    runs.add_argument("--limit", type=_positive, default=20)
+    runs.add_argument(
+        "--limit", type=_positive, default=20, help="show at most this many (default: 20)"
+    )
     runs.set_defaults(handler=_runs)
 
     transcript = commands.add_parser(
