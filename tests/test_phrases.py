@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from itertools import islice
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -170,6 +170,28 @@ NOTES = [
     (
         "every 30 minutes on weekdays",
         "'every 30 minutes on weekdays' runs on the clock (from :00), not counted from now",
+    ),
+    # an end is included, and the note names the last run
+    (
+        "every day at 9 until friday",
+        "'until friday' runs up to and including the end of Friday 2026-03-27: the last run is "
+        "Friday 2026-03-27 09:00 CET",
+    ),
+    (
+        "every 2 hours until 18:00",
+        "'until 18:00' runs up to and including Tuesday 2026-03-24 18:00 CET: the last run is "
+        "Tuesday 2026-03-24 18:00 CET",
+    ),
+    (
+        "every 15 minutes between 9 and 17 until friday",
+        "'between 9 and 17' is 09:00 up to 17:00: the last run each day is at 16:45, none at "
+        "17:00 itself; end the window an hour later to include it; 'until friday' runs up to "
+        "and including the end of Friday 2026-03-27: the last run is Friday 2026-03-27 16:45",
+    ),
+    ("every day starting monday at 9", "09:00 is read as the time of each run, not only the first"),
+    (
+        "every friday night at 1am",
+        "'every friday night at 1am' runs in the small hours after that night: on Saturdays",
     ),
 ]
 
@@ -356,6 +378,46 @@ PARSE_CASES = [
      ["2026-04-06T09:00:00+02:00", "2026-04-20T09:00:00+02:00"]),
     # a time alone: its next coming (the note says which day)
     ("9am", BERLIN, SAT_BERLIN, ["2026-03-29T09:00:00+02:00"]),
+    # "until …" sets the end, included; a day said alone runs to its end
+    ("every day at 9 until friday", BERLIN, SAT_BERLIN,
+     ["2026-03-29T09:00:00+02:00", "2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00",
+      "2026-04-01T09:00:00+02:00", "2026-04-02T09:00:00+02:00", "2026-04-03T09:00:00+02:00"]),
+    ("every 2 hours until 18:00", BERLIN, SAT_BERLIN,
+     ["2026-03-28T14:00:00+01:00", "2026-03-28T16:00:00+01:00", "2026-03-28T18:00:00+01:00"]),
+    ("every weekday at 9 until 2027-03-31", BERLIN, SAT_BERLIN,
+     ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00"]),
+    ("every monday at 10 starting next week until the end of march", BERLIN, SAT_BERLIN,
+     ["2026-03-30T10:00:00+02:00"]),
+    ("every day at 9 until friday starting monday", BERLIN, SAT_BERLIN,
+     ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00", "2026-04-01T09:00:00+02:00",
+      "2026-04-02T09:00:00+02:00", "2026-04-03T09:00:00+02:00"]),
+    # an end said after a start counts from it: that week's Friday, that day's 18:00
+    ("every day at 9 starting next monday until friday", BERLIN, TUESDAY,
+     ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00", "2026-04-01T09:00:00+02:00",
+      "2026-04-02T09:00:00+02:00", "2026-04-03T09:00:00+02:00"]),
+    ("every 4 hours starting tomorrow at 8 until 18:00", BERLIN, SAT_BERLIN,
+     ["2026-03-29T08:00:00+02:00", "2026-03-29T12:00:00+02:00", "2026-03-29T16:00:00+02:00"]),
+    ("every hour from 9 till 17 until monday", BERLIN, "2026-03-30T15:30:00+02:00",
+     ["2026-03-30T16:00:00+02:00"]),
+    # a part of the day after named days
+    ("every monday morning at 8", BERLIN, SAT_BERLIN,
+     ["2026-03-30T08:00:00+02:00", "2026-04-06T08:00:00+02:00"]),
+    ("every friday evening at 6", BERLIN, SAT_BERLIN, ["2026-04-03T18:00:00+02:00"]),
+    ("weekday mornings at 7", BERLIN, SAT_BERLIN,
+     ["2026-03-30T07:00:00+02:00", "2026-03-31T07:00:00+02:00"]),
+    ("every friday night at 1am", BERLIN, SAT_BERLIN, ["2026-04-04T01:00:00+02:00"]),
+    # a time said with the start is the time of every run
+    ("every day starting monday at 9", BERLIN, SAT_BERLIN,
+     ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00"]),
+    ("9am every day starting monday", BERLIN, SAT_BERLIN,
+     ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00"]),
+    # a start (and an end) on the hour after the spring gap: that hour's run is the first
+    ("every day at 3 starting sunday at 3", BERLIN, SAT_BERLIN,
+     ["2026-03-29T03:00:00+02:00", "2026-03-30T03:00:00+02:00"]),
+    ("every day until 2026-03-29 02:30", BERLIN, "2026-03-28T23:30:00+01:00",
+     ["2026-03-29T03:00:00+02:00"]),
+    ("every weekday starting tomorrow evening at 7", BERLIN, SAT_BERLIN,
+     ["2026-03-30T19:00:00+02:00", "2026-03-31T19:00:00+02:00"]),
 ]  # fmt: skip
 
 
@@ -469,6 +531,28 @@ PARSE_ERRORS = [
     ("every day at 9 starting 2026-03-20", r"^'2026-03-20' has already passed"),
     ("every day at 9 starting whenever", r"^When should it start\? 'whenever' is no day or time"),
     ("tomorrow at 9 starting monday", r"^'tomorrow at 9' runs once, so it has no start"),
+    # an end: none for a one-off, none before the first run, days said whole
+    ("tomorrow at 9 until friday", r"^'tomorrow at 9' runs once, so it has no end: say only when "
+                                   r"it runs \('tomorrow at 9'\), or a repeating schedule"),
+    ("every day at 9 until 2026-03-20", r"^'2026-03-20' has already passed"),
+    ("every monday at 9 until sunday",
+     r"^'every monday at 9 until sunday' never runs: it ends Sunday 2026-03-29 23:59 CEST, and "
+     r"its first run would be Monday 2026-03-30 09:00 CEST; say a later end, e\.g\. 'every "
+     r"monday at 9 until 2026-03-30'$"),
+    ("every 2 hours until 13:00", r"never runs: it ends Saturday 2026-03-28 13:00 CET, and its "
+                                  r"first run would be Saturday 2026-03-28 14:00 CET"),
+    ("every day at 9 starting 2026-04-10 until 2026-04-01", r"never runs: it ends Wednesday"),
+    ("every day at 9 until next week",
+     r"^Until the start or the end of next week\? Say 'every day at 9 until the end of next "
+     r"week' or 'every day at 9 until the end of this week'\.$"),
+    ("every day at 9 until whenever", r"^When should it end\? 'whenever' is no day or time"),
+    ("every day until friday", r"^At what time every day\? Say e\.g\. 'every day at 9:00 until "
+                               r"friday'\.$"),
+    # a part of the day after named days needs its time too
+    ("every monday morning",
+     r"^At what time on Mondays in the morning\? Say e\.g\. 'every monday morning at 09:00'\.$"),
+    ("every friday night at 11 and 1am", r"^'every friday night at 11 and 1am' runs on both sides "
+                                         r"of midnight, on different days: make two tasks"),
     *((text, r"^a day counted from the end of the month \(.*\) is not supported: crontab "
              r"has no such field\. Say e\.g\. 'on the 1st of every month at 9:00'")
       for text in ("on the last day of the month", "last day of every month at 9",
@@ -498,6 +582,15 @@ def test_parse_schedule_errors(text: str, match: str) -> None:
         "every 90 minutes between 9 and 17",
         "every 2 hours starting monday",
         "tomorrow at 9 starting monday",
+        "tomorrow at 9 until friday",
+        "every monday at 9 until thursday",
+        "every day at 9 until next week",
+        "every day at 9 until whenever",
+        "every day at 9 starting whenever",
+        "every day until friday",
+        "every 2 hours starting next week",
+        "every monday morning",
+        "every friday night at 11 and 1am",
     ],
 )
 def test_what_a_refusal_says_to_type_is_understood(text: str) -> None:
@@ -525,6 +618,9 @@ def test_what_a_refusal_says_to_type_is_understood(text: str) -> None:
         "every hour between 9 and 17 on weekdays",
         "every hour between 22 and 4",
         "every 2 hours on weekdays",
+        "every monday morning at 8",
+        "weekday mornings at 7",
+        "every friday night at 1am",
     ],
 )
 @pytest.mark.parametrize(
@@ -547,6 +643,40 @@ def test_the_cron_line_of_a_phrase_fires_as_cronsim_says(text: str, tz: str, day
     assert [t.astimezone(timezone.utc) for t in ours] == [
         t.astimezone(timezone.utc) for t in theirs
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "every day at 2:30 until the end of next month",
+        "every 15 minutes between 1 and 4 until the end of next week",
+        "every weekday at 9 until 2027-03-31",
+        "every hour on weekdays until the end of next week",
+    ],
+)
+@pytest.mark.parametrize(
+    ("tz", "day"),
+    [
+        ("Europe/Berlin", "2026-03-20T12:00"),
+        ("Europe/Berlin", "2026-10-18T12:00"),
+        ("America/New_York", "2027-03-06T12:00"),
+    ],
+)
+def test_an_end_keeps_the_fires_cronsim_gives_up_to_it(text: str, tz: str, day: str) -> None:
+    """Up to its end (included), a line with an end fires as cronsim says, and the note
+    names its last fire."""
+    now = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(tz))
+    reading = read_schedule(text, tz=tz, now=now)
+    schedule = reading.schedule
+    assert isinstance(schedule, Cron) and schedule.end is not None
+    end = schedule.end
+    ours = schedule.next_fire_times(20_000, after=now)
+    theirs = list(takewhile(lambda t: t <= end, CronSim(schedule.expr, now)))
+    assert [t.astimezone(timezone.utc) for t in ours] == [
+        t.astimezone(timezone.utc) for t in theirs
+    ]
+    assert reading.note is not None
+    assert reading.note.endswith(f"the last run is {ours[-1]:%A %Y-%m-%d %H:%M %Z}")
 
 
 @pytest.mark.parametrize(
@@ -640,7 +770,8 @@ _TOKENS = [
     "hour", "h", "m", "s", "minutes", "weeks", "1st", "24th", "31st", "december", "feb", ":15",
     ":99", "*", "*/5", "*/0", "1-5", "5-1", "jan", "@daily", "@reboot", "@x",
     "2026-12-01T09:00", "2026-02-30T09:00", "9999-12-31T23:59-05:00", "0001-01-01T00:00+05:00",
-    "z", "+01:00", "-", "/", "between", "from", "to", "starting", "twice", "a",
+    "z", "+01:00", "-", "/", "between", "from", "to", "starting", "twice", "a", "until",
+    "till", "end", "of", "2027-03-31",
 ]  # fmt: skip
 _TEXT = st.one_of(
     st.text(max_size=40),

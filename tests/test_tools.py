@@ -732,6 +732,28 @@ async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, to
     assert question.status == "error" and "At what time on Mondays?" in question.text
 
 
+async def test_an_end_said_in_words_is_stored_and_its_last_run_named(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    answer = await tools(
+        "schedule_task",
+        ALICE,
+        name="n",
+        schedule="every weekday at 9 until the end of 2099",
+        prompt="p",
+        timezone="Europe/Berlin",
+    )
+    assert answer.status == "success", answer.text
+    assert (
+        "'until the end of 2099' runs up to and including the end of Thursday 2099-12-31: the "
+        "last run is Thursday 2099-12-31 09:00 CET"
+    ) in answer.text
+    [task] = await all_tasks(rt)
+    assert task.schedule.same_as(
+        Cron("0 9 * * 1-5", tz="Europe/Berlin", end=datetime(2099, 12, 31, 23, 59, 59, 999999))
+    )
+
+
 # -- the database failing -------------------------------------------------------------------
 
 

@@ -31,8 +31,17 @@ Rules of reading:
   ``*/15 9-16 * * *``, last run 16:45, and the note says so. Steps must divide the hour (or,
   without a window, the day); windows run between whole hours.
 * "… starting <day or time>" sets a repeating schedule's start: its first fire at or after
-  that time (00:00 of a day said alone); an "every other day" stride counts from it. An
-  interval needs a time of day to start at.
+  that time (00:00 of a day said alone, Monday for "next week"); an "every other day" stride
+  counts from it. An interval needs a time of day to start at.
+* "… until <day or time>" sets its end, which is included: "every 2 hours until 18:00" runs
+  at 18:00 too, and a day said alone ("until friday", "until 2027-03-31", "until the end of
+  march") runs to the end of that day. The note names the last run. A one-off has no end;
+  "until next week" is a question (its start, or its end?).
+* A time said with the start or the end of a schedule that names none is the time of every
+  run: "every day starting monday at 9" (or "9am every day starting monday") runs at 09:00.
+* A part of the day may follow named days: "every monday morning at 8", "weekday mornings
+  at 7", "every friday evening at 6" (18:00); "every friday night at 1am" is early on
+  Saturdays.
 * "every morning", "twice a day" and the like are answered with a question, not a guess.
 
 Every problem raises :class:`~langgraph_scheduler.errors.InvalidSchedule`; for ambiguous input
@@ -45,6 +54,7 @@ import calendar
 import math
 import re
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
 from fractions import Fraction
@@ -533,12 +543,15 @@ def _day_set(words: str) -> tuple[set[int], str]:
 
 
 def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
-    """Some days of every week (or every morning, evening …) at one or more times."""
+    """Some days of every week (or every morning, monday evening …) at one or more times."""
     words, part = match["set"], match["part"]
-    days, label = (set(range(7)), f"every {part}") if part else _day_set(words)
-    singular = len(days) == 1 and not words.endswith("s")
-    if (singular or part) and match["every"] in (None, "on") and not words.endswith("s"):
-        return None  # "on monday at 9" is one Monday: read as a date below
+    named = match["dayset"] if part else words  # the days said, if any
+    days, label = _day_set(named) if named else (set(range(7)), "every day")
+    if part:
+        label = f"{label} in the {part}" if named else f"every {part}"
+    if (named is None or len(days) == 1) and match["every"] in (None, "on"):
+        if not words.endswith("s"):
+            return None  # "on monday at 9", "monday morning at 8": one day, read below
     if match["except"]:
         days -= _weekday_set(match["except"])
         if not days:
@@ -546,15 +559,26 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
     if match["time"] is None:
         raise _need_time(label, f"{match[0]} at {_clock(_PARTS[part]) if part else '9:00'}")
     minute, hour = _clock_fields(match, part)
+    times = _parse_times(match["time"], part)
+    small = [at.hour < _PART_HOURS["morning"][0] for at in times] if part == "night" else []
+    if any(small):  # "friday night at 1am" is early on Saturday
+        if not all(small) and len(days) < 7:
+            raise InvalidSchedule(
+                f"{match[0]!r} runs on both sides of midnight, on different days: make two "
+                f"tasks; say '{match[0].replace(match['time'], _clock(times[-1]))}' and "
+                f"'{match[0].replace(match['time'], _clock(times[0]))}'"
+            )
+        days = {(day + 1) % 7 for day in days}
+        if named:
+            note = f"{match[0]!r} runs in the small hours after that night: on {_join_days(days)}"
+            return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz), note)
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz))
 
 
 def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     """A single day: today, tomorrow, tonight, next friday, on December 24 …"""
-    ref, part, spoken = match["ref"], match["part"], match[0]
-    if ref == "tonight":
-        ref, part = "today", "night"
-    elif ref == "this" and part:
+    ref, part, spoken = match["ref"], _part_of(match), match[0]
+    if ref in ("tonight", "this"):  # "this evening" is today's
         ref = "today"
     at = _one_time(match, part) if match["time"] else _PARTS.get(part or "")
     # "tonight at midnight", "friday night at 1am": the small hours after that day
@@ -574,6 +598,11 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     if match["time"] is None:  # the hour came from the part of the day
         note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
     return ctx.once(day, at, note)
+
+
+def _part_of(match: re.Match[str]) -> str | None:
+    """The part of the day a ``_ONE_DAY`` match names: "tonight" is today's night."""
+    return "night" if match["ref"] == "tonight" else match["part"]
 
 
 def _named_day(
@@ -731,50 +760,233 @@ def _starting(match: re.Match[str], ctx: _Context) -> Reading | None:
     a stride ("every other day") counts from it.
     """
     body, when = match["body"], match["when"]
-    reading = _read(body, ctx)
-    if reading is None:
+    read = _read_repeating(body, when, ctx, "start")
+    if read is None:
         return None
-    schedule = reading.schedule
-    if isinstance(schedule, Once):
-        raise InvalidSchedule(
-            f"{body!r} runs once, so it has no start: say only when it runs ({body!r}), or "
-            f"a repeating schedule, e.g. 'every day at 9:00 starting {when}'"
-        )
-    start, has_time = _start_of(when, ctx)
+    reading, schedule, bound = read
     if isinstance(schedule, Interval):
-        if not has_time:
-            raise _need_time(f"should {body!r} start", f"{match[0]} at 9:00")
-        return Reading(Interval(seconds=schedule.seconds, tz=ctx.tz, start=start), reading.note)
+        if not bound.is_moment:
+            day = (
+                f"{when} at 9:00"
+                if _ONE_DAY_RE.fullmatch(when)
+                else f"{bound.first:%Y-%m-%d} 09:00"
+            )
+            raise _need_time(f"should {body!r} start", f"{body} starting {day}")
+        return Reading(
+            Interval(seconds=schedule.seconds, tz=ctx.tz, start=bound.first), reading.note
+        )
     plain = Cron(schedule.expr, tz=ctx.tz)
-    first = plain.next_fire_times(1, after=start - timedelta(microseconds=1))
+    # in UTC: an instant before, not a wall time before (02:59:59 is skipped on a spring night)
+    first = plain.next_fire_times(1, after=bound.first.astimezone(_UTC) - timedelta(microseconds=1))
     if not first:
         raise InvalidSchedule(f"{match[0]!r} never fires")
     started = Cron(**{**schedule.model_dump(), "start": first[0]})
     return Reading(started, reading.note)
 
 
-def _start_of(when: str, ctx: _Context) -> tuple[datetime, bool]:
-    """The moment a "starting …" names, and whether a time of day was said (else 00:00)."""
-    day_only = re.fullmatch(r"(?:on )?([0-9]{4}-[0-9]{2}-[0-9]{2})", when)
-    if day_only:
+def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
+    """A repeating schedule and when it ends: "every day at 9 until friday".
+
+    The end is included: a fire at the very time said runs, and a day said alone runs to
+    its end (23:59:59). The note names the last run.
+    """
+    body, when = match["body"] + (match["start"] or ""), match["when"]
+    read = _read_repeating(body, when, ctx, "end")
+    if read is None:
+        return None
+    reading, schedule, bound = read
+    end = bound.last
+    if not bound.is_moment and bound.first.date() != end.date():
+        raise InvalidSchedule(
+            f"Until the start or the end of {when}? Say '{body} until the end of {when}' or "
+            f"'{body} until the end of {when.replace('next', 'this')}'."
+        )
+    first = schedule.next_fire_times(1, after=ctx.now)
+    if not first or first[0].astimezone(_UTC) > end.astimezone(_UTC):  # not by wall time
+        runs = f"its first run would be {_show(first[0])}" if first else "it never runs"
+        later = f", e.g. '{body} until {first[0]:%Y-%m-%d}'" if first else ""
+        raise InvalidSchedule(
+            f"{match[0]!r} never runs: it ends {_show(end)}, and {runs}; say a later end{later}"
+        )
+    ended = type(schedule)(**{**schedule.model_dump(), "end": end})
+    until = _show(end) if bound.is_moment else f"the end of {end:%A %Y-%m-%d}"
+    note = f"'until {when}' runs up to and including {until}: the last run is "
+    note += _show(_last_fire(ended, first[0], end))
+    return Reading(ended, "; ".join(text for text in (reading.note, note) if text))
+
+
+def _last_fire(schedule: Cron | Interval, first: datetime, end: datetime) -> datetime:
+    """The last fire of a schedule that ends at ``end``: ``first`` (its first) or later.
+
+    Looks back from the end over growing spans, so a dense schedule is not walked from its
+    first fire (every second for a year), and a sparse one is still found.
+    """
+    end, first = end.astimezone(_UTC), first.astimezone(_UTC)  # elapsed time, not wall time
+    for days in (1 / 24, 1, 8, 32, 367, 1462):
+        after = end - timedelta(days=days)
+        if after <= first:
+            break
+        fires = schedule.next_fire_times(100_000, after=after)
+        if fires:
+            return fires[-1]
+    return schedule.next_fire_times(100_000, after=first - timedelta(microseconds=1))[-1]
+
+
+def _read_repeating(
+    body: str, when: str, ctx: _Context, word: str
+) -> tuple[Reading, Cron | Interval, _Bound] | None:
+    """The repeating schedule before "starting …" or "until …" (None if no rule takes the
+    words; a one-off is refused: it has no ``word``), and the bound named after it (see
+    :func:`_bound_of`).
+
+    A schedule that needs a time of day takes the time said in the bound: "every day
+    starting monday at 9" runs every day at 9:00, from Monday.
+    """
+    keyword = "starting" if word == "start" else "until"
+    try:
+        reading = _read(body, ctx)
+    except InvalidSchedule as asked:
         try:
-            day = date.fromisoformat(day_only[1])
+            bound = _bound_of(body, when, ctx, word)
+            timed = None if bound.at is None else _read(f"{body} at {_clock(bound.at)}", ctx)
+        except InvalidSchedule:
+            timed = None
+        if timed is None or isinstance(timed.schedule, Once) or bound.at is None:
+            raise _keeping(asked, f" {keyword} {when}") from None
+        note = f"{_clock(bound.at)} is read as the time of each run, not only the first"
+        notes = "; ".join(text for text in (timed.note, note) if text)
+        return Reading(timed.schedule, notes), timed.schedule, bound
+    if reading is None:
+        return None
+    if isinstance(reading.schedule, Once):
+        raise InvalidSchedule(
+            f"{body!r} runs once, so it has no {word}: say only when it runs ({body!r}), "
+            f"or a repeating schedule, e.g. 'every day at 9:00 {keyword} {when}'"
+        )
+    return reading, reading.schedule, _bound_after(reading.schedule, body, when, ctx, word)
+
+
+def _bound_after(
+    schedule: Cron | Interval, body: str, when: str, ctx: _Context, word: str
+) -> _Bound:
+    """The bound said after ``body``; an end said after a start counts from it: "starting
+    next monday until friday" is that week's Friday. (An end before the start is refused
+    by the caller, counted from now.)"""
+    said = re.search(r" (?:starting|beginning) ", body)
+    if schedule.start is not None and said and ctx.later(schedule.start):
+        with suppress(InvalidSchedule):
+            since = _Context(ctx.zone, ctx.tz, schedule.start.astimezone(ctx.zone))
+            return _bound_of(body, when, since, word)
+    return _bound_of(body, when, ctx, word)
+
+
+def _keeping(asked: InvalidSchedule, said_after: str) -> InvalidSchedule:
+    """The question "At what time …?" with its example ending as the person's words did:
+    'every day at 9:00 until friday' for "every day until friday"."""
+    example = r"^(At what time .*Say e\.g\. '[^']*)('\.)$"
+    return InvalidSchedule(re.sub(example, rf"\g<1>{said_after}\2", str(asked)))
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The day(s) or the moment a "starting …" or "until …" names."""
+
+    first: datetime
+    """The moment, or the start (00:00) of the first day named."""
+    last: datetime
+    """The moment, or the last instant (23:59:59.999999) of the last day named."""
+    at: time | None = None
+    """The time of day said ("monday at 9"); None for days alone and for "in 2 hours"."""
+
+    @property
+    def is_moment(self) -> bool:
+        """A moment, not days."""
+        return self.first == self.last
+
+
+def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
+    """The day(s) or moment of a "starting …" (``word`` "start") or "until …" ("end") said
+    after ``body``."""
+    days = _days_named(when, ctx)
+    if days is not None:
+        first, last = days
+        if last < ctx.today:
+            raise InvalidSchedule(f"{when!r} has already passed: it is now {_show(ctx.now)}")
+        after = ctx.wall(last + timedelta(days=1), time(0)).astimezone(_UTC)
+        end = (after - timedelta(microseconds=1)).astimezone(ctx.zone)
+        return _Bound(ctx.wall(first, time(0)), end)
+    reading = _read(when, ctx)
+    if reading is None or not isinstance(reading.schedule, Once):
+        said = (
+            ("next monday", "tomorrow at 8", "2027-01-04")
+            if word == "start"
+            else ("friday", "the end of next month", "2027-03-31")
+        )
+        keyword = "starting" if word == "start" else "until"
+        examples = [f"'{body} {keyword} {day}'" for day in said]
+        raise InvalidSchedule(
+            f"When should it {word}? {when!r} is no day or time: say e.g. "
+            f"{', '.join(examples[:-1])} or {examples[-1]}."
+        )
+    moment = reading.schedule.at.astimezone(ctx.zone)
+    named = _ONE_DAY_RE.fullmatch(when)
+    if named and named["time"]:
+        at: time | None = _one_time(named, _part_of(named))  # as said, not as a gap moves it
+    else:
+        at = None if when.startswith("in ") else moment.time()
+    return _Bound(moment, moment, at)
+
+
+def _days_named(when: str, ctx: _Context) -> tuple[date, date] | None:
+    """The first and last day a day or a span names without a time: "2027-01-04", "friday",
+    "next week" (Monday to Sunday), "the end of march" (March 31 alone); else None."""
+    iso = re.fullmatch(r"(?:on )?([0-9]{4}-[0-9]{2}-[0-9]{2})", when)
+    if iso:
+        try:
+            day = date.fromisoformat(iso[1])
         except ValueError:
             raise InvalidSchedule(f"{when!r} is not a valid date: use e.g. 2027-01-04") from None
-        if day < ctx.today:
-            raise InvalidSchedule(f"{when!r} has already passed: it is now {_show(ctx.now)}")
-        return ctx.wall(day, time(0)), False
+        return day, day
     named = _ONE_DAY_RE.fullmatch(when)
     if named and not (named["time"] or named["part"] or named["ref"] == "tonight"):
         day, _ = _named_day(named, ctx, named["ref"], None)
-        return ctx.wall(day, time(0)), False
-    reading = _read(when, ctx)
-    if reading is None or not isinstance(reading.schedule, Once):
-        raise InvalidSchedule(
-            f"When should it start? {when!r} is no day or time: say e.g. 'starting next "
-            "monday', 'starting tomorrow at 8' or 'starting 2027-01-04'."
-        )
-    return reading.schedule.at, True
+        return day, day
+    span = _SPAN_RE.fullmatch(when)
+    if span is None or not (span["end"] or span["which"] == "next"):
+        return None
+    first, last = _span(span, ctx)
+    return (last, last) if span["end"] else (first, last)
+
+
+_SPAN_RE = re.compile(
+    rf"(?P<end>(?:the )?end of )?(?:(?P<which>the|this|next) (?P<unit>week|month|year)"
+    rf"|(?P<month>{_MONTH})(?: (?P<year>[1-9][0-9]{{3}}))?|(?P<whole>[1-9][0-9]{{3}}))"
+)
+
+
+def _span(match: re.Match[str], ctx: _Context) -> tuple[date, date]:
+    """The first and last day of "this week", "next month", "march" (the next March not
+    over yet), "march 2027", "2030"."""
+    today = ctx.today
+    if match["month"]:
+        month = _MONTHS[match["month"]]
+        year = int(match["year"]) if match["year"] else today.year
+        if not match["year"] and month < today.month:
+            year += 1
+        if year > MAXYEAR:
+            raise OverflowError  # reported as too far in the future
+    elif match["unit"] == "week":
+        monday = today - timedelta(days=today.weekday())
+        monday += timedelta(days=7 * (match["which"] == "next"))
+        return monday, monday + timedelta(days=6)
+    elif match["unit"] == "month":
+        month, year = today.month, today.year
+        if match["which"] == "next":
+            month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    else:
+        year = int(match["whole"]) if match["whole"] else today.year + (match["which"] == "next")
+        return date(year, 1, 1), date(year, 12, 31)
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _vague(match: re.Match[str], ctx: _Context) -> Reading:
@@ -823,6 +1035,10 @@ _WINDOW = (
 _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
     (re.compile(pattern), rule)
     for pattern, rule in (
+        # "until" outermost, its start read first: "… until friday starting monday" is
+        # "… starting monday until friday"; the last "until" ends: "from 9 till 17 until …"
+        (r"(?P<body>.+) (?:until|till|through) (?P<when>.+?)"
+         r"(?P<start> (?:starting|beginning) .+)?", _until),
         (r"(?P<body>.+?) (?:starting|beginning)(?: on| from)? (?P<when>.+)", _starting),
         (r"in (?P<dur>.+)", _in),
         (_ISO_RE.pattern, _iso),
@@ -834,7 +1050,8 @@ _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
         (rf"(?:every|each) (?:other|second|(?P<n>[0-9]{{1,3}})(?:nd|rd|th)?) "
          rf"(?P<unit>days?|weeks?)(?: on (?P<days>{_DAYS}))?{_AT}?", _stride),
         (rf"(?:every|each) other (?P<days>{_DAY})(?P<unit>){_AT}?", _stride),
-        (rf"(?:(?P<every>every|each|on) )?(?P<set>{_DAY_SET}|{_PART}s?)"
+        (rf"(?:(?P<every>every|each|on) )?"
+         rf"(?P<set>(?:(?P<dayset>{_DAY_SET}) )?{_PART}s?|{_DAY_SET})"
          rf"(?: except (?P<except>{_DAYS}))?{_AT}?", _weekly),
         (_ONE_DAY_RE.pattern, _on_day),
         (rf"at {_TIME}|(?P<time2>{_CLEAR_TIME})", _at_time),

@@ -67,11 +67,11 @@ ACCEPTED_FORMS = """\
 Accepted schedule forms (one example each):
 - in 20 minutes | in 1.5 hours | tomorrow at 9:00 | tomorrow morning | tonight | at noon
 - next monday at 10 | on December 24 at 6pm | 2026-12-01T09:00 (ISO; offset optional)
-- every 30 minutes | every 2 hours | hourly | every hour at :15
+- every 30 minutes | every 2 hours | hourly | every hour at :15 | every hour on weekdays
 - daily at 7 | every weekday at 9am | every weekday except friday at 9 | every mon,wed,fri at 8:15
 - every other day at 8 | every 2 weeks on monday at 9 | on the 1st of every month at 9
-- every day at 9 and 5pm | every 15 minutes between 9 and 17 | every hour on weekdays
-- every day at 9 starting next monday | every 2 hours starting tomorrow at 8
+- every day at 9 and 5pm | every 15 minutes between 9 and 17 | every monday morning at 8
+- every 2 hours starting tomorrow at 8 | every day at 9 starting next monday until friday
 - cron "minute hour day-of-month month day-of-week", e.g. "0 9 * * 1-5" (0 or 7 = Sunday)
 - @hourly | @daily | @weekly | @monthly | @yearly"""
 
