@@ -79,6 +79,7 @@ def test_server_threads_are_the_task_threads_or_uuids_derived_from_them() -> Non
         ("ValueError('the graph failed')", "ValueError: the graph failed"),
         ("TimeoutError()", "TimeoutError"),
         ("KeyError('a', 2)", "KeyError('a', 2)"),  # not one message: as the server kept it
+        ("KeyError('a')", "KeyError: 'a'"),  # str(KeyError) quotes its key, as in-process
         ("<something odd>", "<something odd>"),
         (None, _UNKNOWN_FAILURE),
     ],

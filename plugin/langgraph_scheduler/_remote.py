@@ -624,6 +624,8 @@ def _failure(state: Mapping[str, Any] | None, outside: Mapping[str, Any] | None 
         message = None
     if call is None or not isinstance(message, str):
         return error
+    if call.group(1) == "KeyError":  # whose str() is its key's repr, as a turn here says it
+        return f"KeyError: {message!r}"
     return f"{call.group(1)}: {message}".rstrip(": ")
 
 
