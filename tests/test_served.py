@@ -839,8 +839,7 @@ async def test_a_stalled_runtime_resumed_leaves_the_fire_it_lost_to_the_runtime_
     heard: list[TaskRunRecord] = []
     try:
         assert child.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
-        assert line.startswith("RUNNING"), line + child.stdout.read()
+        line = await asyncio.wait_for(asyncio.to_thread(_running_line, child), 60)
         run_id, _, server_run_id = line.split()[1:]
         os.kill(child.pid, signal.SIGSTOP)
         async with _sleepy(server.url, database, lease_secs=1.5, on_run=heard.append) as rt:
@@ -882,6 +881,18 @@ def _server_child(database: str, url: str, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "tests.server_child", database, url, *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+
+
+def _running_line(child: subprocess.Popen[str]) -> str:
+    """The ``RUNNING …`` line ``tests.server_child`` says (its log lines before it are
+    kept for the failure message, not taken for it)."""
+    assert child.stdout is not None
+    said = []
+    while line := child.stdout.readline():
+        if line.startswith("RUNNING"):
+            return line
+        said.append(line.strip())
+    raise AssertionError("the child ended before its run was named:\n" + "\n".join(said))
 
 
 def _until_idle(child: subprocess.Popen[str]) -> list[str]:
@@ -1263,8 +1274,7 @@ async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:
     child = _server_child(database, url, *args)
     try:
         assert child.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
-        assert line.startswith("RUNNING"), line + child.stdout.read()
+        line = await asyncio.wait_for(asyncio.to_thread(_running_line, child), 60)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     finally:

@@ -339,6 +339,22 @@ async def test_a_start_waits_for_the_write_lock_another_process_holds(
     assert "the start waits for its write lock, up to 60s (store_retry_secs)" in _said(caplog)[0]
 
 
+async def test_a_start_beside_a_runtime_writing_a_moment_says_nothing(
+    path: Path, made: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another runtime on the file holds its write lock for a moment at a time: a start
+    # that met one such moment warned that the file was locked by another process.
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.2, holder.execute, "COMMIT")
+        async with SchedulerRuntime(None, database=made) as rt:
+            assert rt.running
+    finally:
+        holder.close()
+    assert _said(caplog) == []
+
+
 async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_one_line(
     path: Path, made: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -349,6 +365,6 @@ async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_on
     assert message.startswith(f"database {database} is locked: another process has held")
     assert f"`fuser {path}` names it); the start gave up after store_retry_secs=0.2" in message
     assert raised.value.__cause__ is None and raised.value.__context__ is None
-    assert len(_said(caplog)) == 1 and "is locked by another process" in _said(caplog)[0]
+    assert _said(caplog) == []  # given up within its first, silent wait: one line in all
     async with SchedulerRuntime(None, database=database) as rt:  # once it is released
         assert rt.running

@@ -77,6 +77,9 @@ BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
 
 
+QUIET_LOCK_SECS = 2.0
+"""How long a start waits for the file's write lock before it says what it waits for."""
+
 SYNCHRONOUS = "NORMAL"
 """SQLite's durability setting, the same for run records and checkpoints (they share the
 file): in WAL mode, ``NORMAL`` survives a crash of the process without loss; a power cut
@@ -216,7 +219,9 @@ class SqliteStore(Store):
         path = str(self.url.database)
         loop = asyncio.get_running_loop()
         began = loop.time()
-        wait = 0.0  # a first try at once, to say at once what the start waits for
+        # A first wait in silence: another runtime on the file holds the lock for a
+        # moment at a time (a start beside a running one would warn for nothing).
+        wait = min(QUIET_LOCK_SECS, patience)
         while not await asyncio.to_thread(_write_lock_free, path, wait):
             waited = loop.time() - began
             if waited >= patience:
