@@ -62,21 +62,14 @@ def task_source_of(
     """
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
-            source = message.additional_kwargs.get("task_source")
-            if not isinstance(source, Mapping):
-                return None
-            if verify is not None:
-                thread = thread_id if thread_id is not None else _run_thread_id()
-                if not verify(source, thread):
-                    # The forged text is left out: it is the client's, not ours to log.
-                    logger.warning(
-                        "thread %s: the latest human message carries a task_source that no "
-                        "runtime on this store signed (a client wrote it, or a version that "
-                        "did not sign); the turn runs as a user turn",
-                        thread,
-                    )
-                    return None
-            return cast(TaskSource, source)
+            return _trusted(
+                message.additional_kwargs.get("task_source"),
+                verify,
+                thread_id,
+                found="the latest human message carries",
+                then="(a client wrote it, or a version that did not sign); the turn runs as "
+                "a user turn",
+            )
     return None
 
 
@@ -117,17 +110,33 @@ def signed_task_source(
     to clients of a LangGraph server) and skip that node; so the value is checked again
     where it is used. A forged one is logged (without its text) and ignored.
     """
-    source = state.get("task_source")
+    return _trusted(
+        state.get("task_source"),
+        verify,
+        None,
+        found="the graph state holds",
+        then="(a client wrote it into the state); this model call gets no task note and no "
+        "system_addon",
+    )
+
+
+def _trusted(
+    source: Any, verify: SourceCheck | None, thread_id: str | None, *, found: str, then: str
+) -> TaskSource | None:
+    """``source`` as an attribution: None if it is none, or if ``verify`` says no runtime
+    made it for ``thread_id`` (default: the run's thread), which is logged as "thread …:
+    ``found`` a task_source that no runtime on this store signed ``then``", without the
+    forged text (it is the client's, not ours to log)."""
     if not isinstance(source, Mapping):
         return None
     if verify is not None:
-        thread = _run_thread_id()
+        thread = thread_id if thread_id is not None else _run_thread_id()
         if not verify(source, thread):
             logger.warning(
-                "thread %s: the graph state holds a task_source that no runtime on this "
-                "store signed (a client wrote it into the state); this model call gets no "
-                "task note and no system_addon",
+                "thread %s: %s a task_source that no runtime on this store signed %s",
                 thread,
+                found,
+                then,
             )
             return None
     return cast(TaskSource, source)
