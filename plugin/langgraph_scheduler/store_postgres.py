@@ -65,6 +65,7 @@ from .store import (
     _finish_params,
     _finished_record,
     _finished_values,
+    _kind,
     _ManualClaim,
     _settling,
     _started_binds,
@@ -1257,7 +1258,7 @@ class _Session:
             try:
                 return await self._pooled(functools.partial(_fetch_pooled, sql=sql, args=args))
             except DBAPIError as exc:
-                if type(exc.orig).__name__ != "LockNotAvailable":
+                if _kind(exc) != "lock timeout":
                     raise
             await self._mutex.acquire()  # a lock it waits for wherever it is sent
         self._since = asyncio.get_running_loop().time()

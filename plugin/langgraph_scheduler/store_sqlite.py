@@ -76,7 +76,6 @@ _T = TypeVar("_T")
 BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
 
-
 QUIET_LOCK_SECS = 2.0
 """How long a start waits for the file's write lock before it says what it waits for."""
 
