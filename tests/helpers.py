@@ -4,6 +4,7 @@ stepping a runtime on a fake clock, and runtimes in processes of their own."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import START, StateGraph
 from sqlalchemy import text
@@ -156,3 +158,20 @@ def child_process(module: str, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def warnings_said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings (and worse) logged so far, as text."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def until_start_warns(
+    caplog: pytest.LogCaptureFixture, starting: asyncio.Future[Any]
+) -> None:
+    """Wait (up to 20 s) for a warning logged while ``starting``, a runtime's start that
+    waits for a lock, has not ended."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while not warnings_said(caplog):
+        assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
+        assert not starting.done(), starting
+        await asyncio.sleep(0.05)

@@ -30,7 +30,7 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
 from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
 
-from .helpers import RunWaiter, build_graph
+from .helpers import RunWaiter, build_graph, until_start_warns, warnings_said
 
 pytestmark = pytest.mark.slow  # a pooler process, turns on the real clock
 
@@ -496,10 +496,6 @@ async def test_every_session_of_a_replica_has_tcp_keepalives_the_url_may_change(
         assert {port: _keepalive_of(port) for port in ports} == dict.fromkeys(ports, want)
 
 
-def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-
-
 async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one_line(
     postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,14 +519,10 @@ async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one
         pid = stuck.info.backend_pid
         waiting = SchedulerRuntime(None, database=postgres_url, store_retry_secs=60)
         starting = asyncio.ensure_future(waiting.start())
-        deadline = asyncio.get_running_loop().time() + 20
-        while not _said(caplog):
-            assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
-            assert not starting.done(), starting
-            await asyncio.sleep(0.05)
+        await until_start_warns(caplog, starting)
         lines = [r for r in caplog.records if "start-up lock" in r.getMessage()]
         assert lines[0].levelno == logging.INFO and "(0s so far, " in lines[0].getMessage()
-        said = _said(caplog)[0]
+        said = warnings_said(caplog)[0]
         assert f"another replica's start-up (PostgreSQL session pid {pid} from 127.0.0.1" in said
         assert "this start waits for it" in said and "up to 60s (store_retry_secs))" in said
         stuck.rollback()  # its start-up ends: the waiting one goes on

@@ -26,7 +26,17 @@ from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import HOLDER, T0, assert_paused_unfired, at, claim, claim_one, every_minute
+from .helpers import (
+    HOLDER,
+    T0,
+    assert_paused_unfired,
+    at,
+    claim,
+    claim_one,
+    every_minute,
+    until_start_warns,
+    warnings_said,
+)
 
 _VIEWS = {
     ("view", "lgs_claim"),
@@ -297,10 +307,6 @@ def _write_lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
         child.wait(timeout=10)
 
 
-def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-
-
 @pytest.fixture
 async def made(path: Path, caplog: pytest.LogCaptureFixture) -> str:
     """The URL of a scheduler's file, its tables made; warnings captured from now on."""
@@ -320,11 +326,7 @@ async def test_a_start_waits_for_the_write_lock_another_process_holds(
     with _write_lock_held(path) as holder:
         rt = SchedulerRuntime(None, database=database)
         starting = asyncio.ensure_future(rt.start())
-        deadline = asyncio.get_running_loop().time() + 20
-        while not _said(caplog):
-            assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
-            assert not starting.done(), starting
-            await asyncio.sleep(0.05)
+        await until_start_warns(caplog, starting)
         assert not starting.done()
         assert holder.stdin is not None
         holder.stdin.write("release\n")
@@ -335,8 +337,9 @@ async def test_a_start_waits_for_the_write_lock_another_process_holds(
         await rt.create_task(name="after the wait", schedule=Interval(hours=1), trigger="go")
     finally:
         await rt.stop()
-    assert _said(caplog)[0].startswith(f"database {database} is locked by another process")
-    assert "the start waits for its write lock, up to 60s (store_retry_secs)" in _said(caplog)[0]
+    said = warnings_said(caplog)[0]
+    assert said.startswith(f"database {database} is locked by another process")
+    assert "the start waits for its write lock, up to 60s (store_retry_secs)" in said
 
 
 async def test_a_start_beside_a_runtime_writing_a_moment_says_nothing(
@@ -352,7 +355,7 @@ async def test_a_start_beside_a_runtime_writing_a_moment_says_nothing(
             assert rt.running
     finally:
         holder.close()
-    assert _said(caplog) == []
+    assert warnings_said(caplog) == []
 
 
 async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_one_line(
@@ -365,6 +368,6 @@ async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_on
     assert message.startswith(f"database {database} is locked: another process has held")
     assert f"`fuser {path}` names it); the start gave up after store_retry_secs=0.2" in message
     assert raised.value.__cause__ is None and raised.value.__context__ is None
-    assert _said(caplog) == []  # given up within its first, silent wait: one line in all
+    assert warnings_said(caplog) == []  # given up within its first, silent wait: one line in all
     async with SchedulerRuntime(None, database=database) as rt:  # once it is released
         assert rt.running
