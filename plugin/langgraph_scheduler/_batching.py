@@ -60,8 +60,10 @@ class Batcher(Generic[_I, _O]):
         wait for its result either way."""
         if self._flusher is None and not self._alone:
             self._alone = True
+            self._since = asyncio.get_running_loop().time()
             try:
-                return await self._run_one(item, timed=True)
+                (result,) = await self._run([item])
+                return result
             finally:
                 self._alone = False
                 if self._pending:  # what arrived meanwhile
@@ -71,7 +73,8 @@ class Batcher(Generic[_I, _O]):
         self._pending.append(queued)
         if self._patience is None or not await self._outwaited(queued):
             return await queued[1]
-        return await self._run_one(item, timed=False)
+        (result,) = await self._run([item])  # beside the stuck run, which it does not time
+        return result
 
     async def _outwaited(self, queued: tuple[_I, asyncio.Future[_O]]) -> bool:
         """Wait until ``queued`` leaves the queue: True if it left it to run alone, the
@@ -91,12 +94,6 @@ class Batcher(Generic[_I, _O]):
             queued[1].cancel()  # as a cancelled wait for it would (its batch still runs it)
             raise
         return False
-
-    async def _run_one(self, item: _I, *, timed: bool) -> _O:
-        if timed:
-            self._since = asyncio.get_running_loop().time()
-        (result,) = await self._run([item])
-        return result
 
     async def aclose(self) -> None:
         """Wait for the batch in flight (if any) to finish (a lone item's is its
