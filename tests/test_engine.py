@@ -13,7 +13,7 @@ import multiprocessing
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from langchain_core.messages import AIMessage
@@ -31,6 +31,7 @@ from langgraph_scheduler import (
     TaskOptions,
 )
 from langgraph_scheduler.cli import main
+from langgraph_scheduler.models import TaskState
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import runs_table, tasks_table
@@ -572,6 +573,123 @@ def test_a_corrupt_row_can_be_listed_and_deleted_through_the_cli(
     assert f"deleted task {bad_id}" in capsys.readouterr().out
     assert main(["tasks", "list", "--database", db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+async def _by_hand(rt: SchedulerRuntime, sql: str) -> None:
+    await rt.store.transaction(lambda conn: conn.exec_driver_sql(sql))
+
+
+_UNREADABLE_BY_HAND = {
+    "sqlite": [
+        ("next_run_at", "12345"),
+        ("created_at", "'2025-02-30 09:00:00.000000'"),
+        ("last_run_at", "1.5"),
+        ("name", "x'00ff'"),
+        ("thread_id", "x'00ff'"),
+        ("version", "'v'"),
+        ("max_runs", "'v'"),
+        ("failure_streak", "x'00'"),
+    ],
+    "postgresql": [
+        ("next_run_at", "'infinity'"),
+        ("last_run_at", "'0100-01-01 BC'"),
+        ("created_at", "'-infinity'"),
+        ("updated_at", "'10000-01-01 00:00:00+00'"),
+    ],
+}
+"""Per backend, values written by hand that a task row cannot be read with."""
+
+
+async def test_a_state_filter_lists_each_row_as_it_reads(
+    clock: FakeClock, runs: RunWaiter, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A row written by hand with a state or another value no task can hold reads as
+    # quarantined; the state filter used the stored state, so such rows were listed (and
+    # counted) as active, and never as quarantined until claimed.
+    async with runtime(None, database, clock, runs) as rt:
+        shared = [
+            ("state", "'bogus'"),
+            ("state", "'quarantined'"),
+            ("thread_mode", "'bogus'"),
+            ("last_outcome", "'bogus'"),
+        ]
+        corrupt = {}
+        for n, (column, raw) in enumerate(shared + _UNREADABLE_BY_HAND[rt.store.dialect]):
+            task = await rt.create_task(
+                name=f"bad {n}", schedule=Interval(minutes=1), trigger="x", owner="alice"
+            )
+            await _by_hand(rt, f"UPDATE lgs_tasks SET {column} = {raw} WHERE id = '{task.id}'")
+            corrupt[task.id] = column
+        good = await rt.create_task(
+            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        paused = await rt.create_task(
+            name="paused", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        await rt.pause_task(paused.id)
+        odd = await rt.create_task(  # an unreadable schedule: active until it falls due
+            name="odd", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        await _corrupt(rt, odd.id, "schedule")
+        everything = await rt.list_tasks(limit=100)
+        reading = {task.id: task.state for task in everything}
+        assert {i for i, state in reading.items() if state == "quarantined"} == set(corrupt)
+        assert (reading[good.id], reading[paused.id], reading[odd.id]) == (
+            "active", "paused", "active",
+        )  # fmt: skip
+        for state in get_args(TaskState):
+            expected = [task.id for task in everything if task.state == state]
+            listed = await rt.list_tasks(state=state)
+            assert [task.id for task in listed] == expected, state
+            assert await rt.store.count_tasks(states=[state]) == len(expected)
+            pages = [await rt.list_tasks(state=state, limit=2, offset=at) for at in (0, 2, 4)]
+            assert [task.id for page in pages for task in page] == expected[:6], state
+        # The tool's filter and its count of tasks elsewhere agree as well.
+        answer = await Tools(rt)("list_tasks", ALICE, state="active")
+        assert "No active scheduled tasks in this conversation. 2 more task(s)" in answer.text
+        answer = await Tools(rt)("list_tasks", ALICE, state="active", scope="all")
+        assert answer.text.startswith("2 task(s):") and "bad" not in answer.text
+    assert "reads as" not in caplog.text  # the database told every row as it reads
+
+
+async def test_a_row_the_database_tells_apart_from_its_reading_is_left_out(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A name kept as a blob of UTF-8 reads as text, though SQL tells it unreadable: the
+    # quarantined page leaves the task out (logged) instead of listing it active.
+    async with runtime(None, sqlite_url, clock, runs) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="x")
+        await _by_hand(rt, f"UPDATE lgs_tasks SET name = x'6869' WHERE id = '{task.id}'")
+        assert [(t.name, t.state) for t in await rt.list_tasks()] == [("hi", "active")]
+        assert await rt.list_tasks(state="quarantined") == []
+    assert f"task {task.id}: its row reads as active, not as the quarantined" in caplog.text
+
+
+def test_the_cli_lists_rows_that_read_as_quarantined(
+    capsys: pytest.CaptureFixture[str], database: str
+) -> None:
+    # A hand-written row with a state no task has, or a due time out of range, never falls
+    # due to be quarantined: `tasks list --state quarantined` missed it, and `--state
+    # active` listed the second, shown quarantined.
+    async def make() -> tuple[str, str, str]:
+        async with SchedulerRuntime(None, database=database) as rt:
+            ids = [
+                (await rt.create_task(name=name, schedule=Interval(minutes=1), trigger="x")).id
+                for name in ("good", "lost", "never")
+            ]
+            never = "'infinity'" if rt.store.dialect == "postgresql" else "12345"
+            await _by_hand(rt, f"UPDATE lgs_tasks SET state = 'bogus' WHERE id = '{ids[1]}'")
+            await _by_hand(rt, f"UPDATE lgs_tasks SET next_run_at = {never} WHERE id = '{ids[2]}'")
+            return ids[0], ids[1], ids[2]
+
+    good, lost, never = asyncio.run(make())
+    listing = ["tasks", "list", "--database", database, "--json", "--state"]
+    assert main([*listing, "quarantined"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(t["id"] for t in listed) == sorted([lost, never])
+    assert {t["state"] for t in listed} == {"quarantined"}
+    assert main([*listing, "active"]) == 0
+    assert [t["id"] for t in json.loads(capsys.readouterr().out)] == [good]
 
 
 async def test_manual_runs_at_the_same_instant_are_each_recorded(

@@ -601,7 +601,8 @@ class SchedulerRuntime:
         offset: int = 0,
     ) -> TaskList:
         """Tasks, oldest first; filter by owner, state and the thread they continue, page
-        with limit/offset."""
+        with limit/offset. A row that cannot be read is in state ``quarantined``, whatever
+        state it holds."""
         return TaskList(
             await self.tasks.find(
                 owner=owner, state=state, thread_id=thread_id, limit=limit, offset=offset

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, get_args, overload
 
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -62,10 +62,12 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     inspect,
     literal,
+    not_,
     or_,
     select,
     text,
@@ -76,7 +78,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import TypeDecorator
 
 from ._clock import Clock
@@ -91,6 +93,8 @@ from .models import (
     TaskEventKind,
     TaskOptions,
     TaskRunRecord,
+    TaskState,
+    ThreadMode,
     WebhookDelivery,
     WebhookPayload,
     check_webhook_url,
@@ -1539,7 +1543,7 @@ class Store(ABC):
         if thread_id is not None:
             query = query.where(tasks_table.c.thread_id == thread_id)
         if states:
-            query = query.where(tasks_table.c.state.in_(list(states)))
+            query = query.where(self._read_as(states))
         query = (
             query.order_by(tasks_table.c.created_at, tasks_table.c.id)
             .limit(limit + 1)
@@ -1549,6 +1553,8 @@ class Store(ABC):
         def work(conn: Connection) -> TaskPage:
             rows = conn.execute(query).mappings().all()
             tasks = [task_from_row(r) for r in rows[:limit]]
+            if states:
+                tasks = [task for task in tasks if _reads_as_told(task, states)]
             return TaskPage(tasks, offset + limit if len(rows) > limit else None)
 
         return await self.transaction(work)
@@ -1568,8 +1574,41 @@ class Store(ABC):
         if outside_thread is not None:
             column = tasks_table.c.thread_id
             query = query.where(or_(column.is_(None), column != outside_thread))
-        query = query.where(tasks_table.c.state.in_(list(states)))
+        query = query.where(self._read_as(states))
         return await self.transaction(lambda conn: int(conn.scalar(query) or 0))
+
+    def _read_as(self, states: Sequence[str]) -> ColumnElement[bool]:
+        """The rows :func:`task_from_row` reads in one of ``states``, told by the database
+        so that a filtered page or count is read as one: a row whose state or another
+        column cannot be read (written by hand) reads as ``quarantined`` whatever state it
+        holds, and not as the state it holds.
+
+        Note:
+            The state index serves the other states; no index tells which rows cannot be
+            read, so asking for ``quarantined`` checks every task of the owner (or every
+            task) in the database, as a listing of all states does.
+        """
+        t = tasks_table.c
+        readable = func.coalesce(and_(t.state.in_(_READABLE_STATES), *self._readable()), false())
+        kept = [state for state in states if state != "quarantined"]
+        wanted = [and_(t.state.in_(kept), readable)] if kept else []
+        if len(kept) < len(states):
+            wanted.append(not_(readable))
+        return or_(*wanted)
+
+    def _readable(self) -> list[ColumnElement[bool]]:
+        """Checks that a task row's values can be read as a task (its state aside), the
+        twin of :func:`task_from_row` in SQL; a twin adds what its columns may hold
+        beyond their type."""
+        t = tasks_table.c
+        checks = [
+            t.thread_mode.in_(get_args(ThreadMode)),
+            or_(t.last_outcome.is_(None), t.last_outcome.in_(get_args(RunOutcome))),
+        ]
+        for name in _TIMES:
+            held = t[name]
+            checks.append(or_(held.is_(None), and_(held > _EARLIEST, held < _LATEST)))
+        return checks
 
     async def due_times(self, *, until: datetime) -> list[datetime]:
         """The distinct instants before ``until`` at which a task or a retry falls due,
@@ -3144,6 +3183,25 @@ _UNREADABLE_AS: dict[str, Any] = {
     "updated_at": datetime(1970, 1, 1, tzinfo=timezone.utc),
 }
 """What a task shows for a column that cannot be read (a row written by hand)."""
+
+
+_READABLE_STATES = tuple(state for state in get_args(TaskState) if state != "quarantined")
+"""The stored states a row reads as (any other reads as ``quarantined``)."""
+
+
+def _reads_as_told(task: Task, states: Sequence[str]) -> bool:
+    """Whether a task read from a row the database chose for ``states`` is in one; a
+    value only Python tells unreadable (or readable) leaves it out, logged."""
+    if task.state in states:
+        return True
+    logger.warning(
+        "task %s: its row reads as %s, not as the %s it was listed for (%s)",
+        task.id,
+        task.state,
+        " or ".join(states),
+        task.problem or "a value the database tells unreadable",
+    )
+    return False
 
 
 def task_from_row(row: Any) -> Task:

@@ -42,17 +42,21 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     insert,
+    or_,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.sql import ColumnElement
 
 from .errors import StoreUnavailable
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
+    _TIMES,
     LOCK_LOG_SECS,
     Finished,
     Store,
@@ -193,6 +197,21 @@ class SqliteStore(Store):
 
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         return sqlite.insert(table).on_conflict_do_nothing()
+
+    def _readable(self) -> list[ColumnElement[bool]]:
+        # SQLite keeps any value in any column: a number or a blob where text is due
+        # (or text where a number is), a time that is no date (February 30th).
+        t = tasks_table.c
+        checks = super()._readable()
+        checks += [func.typeof(c) == "integer" for c in (t.version, t.run_count, t.failure_streak)]
+        checks += [func.typeof(c) == "text" for c in (t.name, t.owner)]
+        for nullable, kind in ((t.max_runs, "integer"), (t.thread_id, "text")):
+            checks.append(or_(nullable.is_(None), func.typeof(nullable) == kind))
+        for name in _TIMES:
+            day = func.substr(t[name], 1, 10)
+            # A modifier makes date() carry a day past the month's end into the next.
+            checks.append(or_(t[name].is_(None), func.date(day, "+0 days") == day))
+        return checks
 
     async def close(self) -> None:
         if self._executor is not None:
