@@ -219,10 +219,11 @@ class ScheduleTaskArgs(_Args):
 class ListTasksArgs(_Args):
     """Arguments of ``list_tasks``."""
 
-    state: Literal["active", "paused", "completed"] | None = Field(
+    state: Literal["active", "paused", "completed", "quarantined"] | None = Field(
         default=None,
-        description="Only tasks in this state: 'active' (will fire), 'paused', or "
-        "'completed' (one-off tasks that ran, or tasks that reached max_runs). Omit for all.",
+        description="Only tasks in this state: 'active' (will fire), 'paused', "
+        "'completed' (one-off tasks that ran, or tasks that reached max_runs), or "
+        "'quarantined' (stopped: their stored data cannot be read; delete them). Omit for all.",
     )
     scope: Literal["this_conversation", "all"] = Field(
         default="this_conversation",
