@@ -24,7 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from sqlalchemy.engine import make_url
 
-from langgraph_scheduler import Interval, Once, SchedulerRuntime, StoreError
+from langgraph_scheduler import Interval, Once, SchedulerRuntime, StoreError, TaskBusy
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
@@ -608,3 +608,159 @@ async def test_a_task_row_another_session_holds_stalls_only_that_tasks_fires(
     with psycopg.connect(postgres_url) as conn:
         running = conn.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
     assert running == (0,)
+
+
+async def _until_lock_waiters(postgres_url: str, count: int) -> None:
+    """Return once ``count`` sessions on the test's database wait for a lock together."""
+    waiters: list[int] = []
+    counting = asyncio.ensure_future(_count_lock_waiters(postgres_url, waiters))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while count not in waiters:
+            assert loop.time() < deadline, f"never {count} lock waiters: {set(waiters)}"
+            await asyncio.sleep(0.05)
+    finally:
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
+
+
+async def test_service_writes_of_a_task_row_another_session_holds_leave_renewals_room(
+    postgres_url: str,
+) -> None:
+    # A DBA's open transaction holds task A's row. Two service writes of A waited for
+    # it without a lock timeout, each keeping one of the store's two pooled
+    # connections: the upkeep's renewals (a running fire of B, a held thread) then
+    # waited for a connection up to a minute, past the lease, and another replica
+    # could take B's fire over and run its thread again. Each write now waits under a
+    # lock timeout, giving its connection back between tries: both renewals complete
+    # while A's row is held, and each write ends with TaskBusy naming A, A unchanged.
+    import psycopg
+    from sqlalchemy import select
+
+    from langgraph_scheduler._service import TaskService
+    from langgraph_scheduler.store import runs_table, thread_locks_table
+    from langgraph_scheduler.testing import FakeClock
+
+    from .helpers import HOLDER, T0, at, claim, every_minute
+
+    clock = FakeClock(T0)
+    store = open_store(postgres_url)
+    await store.setup()
+    store.hold_threads_as(HOLDER, clock=clock, lease_secs=30)
+    service = TaskService(store, clock=clock)
+    try:
+        a = await every_minute(service, name="a")
+        b = await every_minute(service, name="b")
+        (run_b,) = [c.run for c in await claim(store, at(60)) if c.task.id == b.id]
+        assert run_b is not None
+        async with (
+            store.thread_lock("conversation"),
+            await psycopg.AsyncConnection.connect(postgres_url) as holder,
+        ):
+            await holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (a.id,))
+            writes = [
+                asyncio.ensure_future(service.pause(a.id)),
+                asyncio.ensure_future(service.update(a.id, name="renamed")),
+            ]
+            await _until_lock_waiters(postgres_url, 2)
+            await store.renew_thread_locks(until=at(600))
+            lost = await store.renew_leases([run_b.run_id], holder=HOLDER, until=at(600))
+            leases = await store.transaction(
+                lambda conn: (
+                    conn.scalar(select(thread_locks_table.c.lease_expires_at)),
+                    conn.scalar(
+                        select(runs_table.c.lease_expires_at).where(
+                            runs_table.c.run_id == run_b.run_id
+                        )
+                    ),
+                )
+            )
+            ended = await asyncio.gather(*writes, return_exceptions=True)
+            await holder.rollback()
+        paused = await service.pause(a.id)  # once it is released
+    finally:
+        await store.close()
+
+    assert lost == []
+    assert leases == (at(600), at(600))
+    assert [type(e) for e in ended] == [TaskBusy, TaskBusy]
+    assert all(e.task_id == a.id for e in ended if isinstance(e, TaskBusy))
+    assert f"task {a.id!r} is being changed elsewhere" in str(ended[0])
+    assert (paused.state, paused.name) == ("paused", "a")  # neither write changed it
+
+
+async def test_a_tool_call_meeting_a_task_row_another_session_holds_says_to_try_again(
+    postgres_url: str,
+) -> None:
+    # A pause of a task whose row a DBA's open transaction holds waited for it as long as
+    # that transaction lasted, the model's turn with it. The tool now answers within
+    # seconds with a message the model can act on, and the task is left as it was; once
+    # the row is released the same call pauses it.
+    import psycopg
+    from langchain_core.messages import ToolMessage
+
+    from langgraph_scheduler.tools import scheduler_tools
+
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=postgres_url) as rt:
+        pause = next(t for t in scheduler_tools(rt) if t.name == "pause_task")
+        task = await rt.create_task(
+            name="a", schedule=Interval(hours=1), trigger="go", owner="alice"
+        )
+        call = {"name": "pause_task", "args": {"task_id": task.id}, "id": "c1", "type": "tool_call"}
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (task.id,))
+            refused = await asyncio.wait_for(pause.ainvoke(call, config=alice), 60)
+            holder.rollback()
+        paused = await pause.ainvoke(call | {"id": "c2"}, config=alice)
+        stored = await rt.get_task(task.id)
+    assert isinstance(refused, ToolMessage) and isinstance(paused, ToolMessage)
+    assert refused.status == "error"
+    assert refused.text == (
+        f"Error: task {task.id!r} is being changed elsewhere (another database session "
+        "holds it); nothing was changed: try again shortly"
+    )
+    assert paused.status == "success" and stored is not None and stored.state == "paused"
+
+
+async def test_a_batch_of_finishes_meeting_a_task_row_another_session_holds_lets_go(
+    postgres_url: str,
+) -> None:
+    # A batch of finishes of task A whose row a DBA's open transaction holds waited for
+    # it on a pooled connection for as long as that transaction lasted (two such
+    # batches left the upkeep no connection to renew leases with; a stop waited for
+    # them). It now gives up within a lock timeout, writing nothing (the engine retries
+    # it with backoff, the connection free meanwhile); once released it records both.
+    import psycopg
+
+    from langgraph_scheduler import StoreUnavailable
+    from langgraph_scheduler._service import TaskService
+    from langgraph_scheduler.store import Finish
+    from langgraph_scheduler.testing import FakeClock
+
+    from .helpers import HOLDER, LEASE, T0, at, every_minute
+
+    store = open_store(postgres_url)
+    await store.setup()
+    try:
+        a = await every_minute(TaskService(store, clock=FakeClock(T0)), name="a")
+        claims = [
+            await store.claim_manual(a.id, at=at(i), holder=HOLDER, lease_until=at(i) + LEASE)
+            for i in (1, 2)
+        ]
+        finishes = [Finish(c[1], "success") for c in claims if isinstance(c, tuple)]
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (a.id,))
+            with pytest.raises(StoreUnavailable, match="lock timeout") as refused:
+                await asyncio.wait_for(store.finish_runs(finishes, now=at(3), holder=HOLDER), 60)
+            running = [(await store.get_run(f.record.run_id)) for f in finishes]
+            holder.rollback()
+        finished = await store.finish_runs(finishes, now=at(3), holder=HOLDER)
+    finally:
+        await store.close()
+
+    assert not isinstance(refused.value, TaskBusy)  # a finish names no one task
+    assert [r.outcome if r else "gone" for r in running] == [None, None]
+    assert [f.record.outcome if f else None for f in finished] == ["success", "success"]

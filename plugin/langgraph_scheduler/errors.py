@@ -16,6 +16,7 @@ The hierarchy::
     ├── ThreadBusy            (TimeoutError) a conversation thread stayed busy past the wait
     └── StoreError            (RuntimeError) the task/run store failed (names the database)
         └── StoreUnavailable                 unreachable or refused for now; retried
+            └── TaskBusy                     a task's row stayed locked by another session
 
 Tools catch every ``SchedulerError`` and turn it into a message the model can act on;
 Python callers catch the class they care about.
@@ -35,6 +36,7 @@ __all__ = [
     "SchedulerError",
     "StoreError",
     "StoreUnavailable",
+    "TaskBusy",
     "TaskConflict",
     "TaskNotFound",
     "ThreadBusy",
@@ -124,6 +126,23 @@ class StoreUnavailable(StoreError):
 
     The runtime retries these with backoff; a Python caller may retry too.
     """
+
+
+class TaskBusy(StoreUnavailable):
+    """A write of a task gave up: another database session kept the task's row locked
+    for longer than the write waits (PostgreSQL: a DBA's open transaction, a migration,
+    a stuck client). Nothing was written; the same call may pass once the row is free.
+    """
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return (
+            f"task {self.task_id!r} is being changed elsewhere (another database session "
+            "holds it); nothing was changed: try again shortly"
+        )
 
 
 class ThreadBusy(SchedulerError, TimeoutError):

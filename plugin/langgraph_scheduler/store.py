@@ -84,7 +84,14 @@ from sqlalchemy.types import TypeDecorator
 
 from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
-from .errors import InvalidTask, SchedulerError, StoreError, StoreUnavailable, ThreadBusy
+from .errors import (
+    InvalidTask,
+    SchedulerError,
+    StoreError,
+    StoreUnavailable,
+    TaskBusy,
+    ThreadBusy,
+)
 from .models import (
     AS_STORED,
     DeliveryStatus,
@@ -128,6 +135,14 @@ SCHEMA_VERSION = 3
 
 LOCK_LOG_SECS = 5.0
 """How often a start waiting for another process's lock (:meth:`Store.setup_lock`) says so."""
+
+TASK_LOCK_PATIENCE = 5.0
+"""Seconds a task write tries again while another session holds the task's row locked
+(PostgreSQL) before it gives up with :class:`~.errors.TaskBusy`."""
+
+_LOCK_RETRY_PAUSE = 0.2
+"""Seconds between those tries: the write's pooled connection is back in the pool
+meanwhile, for what waited for one (a lease renewal) to take first."""
 
 _CLOCK_SLACK = timedelta(seconds=5)
 """How far back each poll looks again: writers' clocks and commit order may lag a little."""
@@ -881,6 +896,9 @@ class Store(ABC):
     without a transaction around them. Only the task service writes
     tasks (``insert_task``, ``save_task``, ``delete_task``) and approvals
     (``add_approval``, ``decide_approval``); the engine claims and finishes fires.
+    A task write, or a batch of finishes, that meets a row another session holds locked
+    waits for it only a short while at a time (:meth:`_run_bounded`): it cannot keep
+    the pooled connections the upkeep's lease renewals need.
 
     Args:
         url: the database URL, as normalised by the twin.
@@ -946,6 +964,14 @@ class Store(ABC):
     @abstractmethod
     async def _run(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction, the twin's way."""
+
+    async def _run_bounded(self, work: Callable[[Connection], _T]) -> _T:
+        """:meth:`_run` for work that may meet a row another session holds locked (a
+        task's row held by a DBA's open transaction): each wait for a lock ends within a
+        short lock timeout (PostgreSQL), so the work cannot keep one of the store's few
+        pooled connections, which the upkeep's lease renewals need, for as long as that
+        session holds it. SQLite has no row locks: its twin runs ``work`` as is."""
+        return await self._run(work)
 
     @abstractmethod
     async def _run_alone(self, work: Callable[[Connection], _T]) -> _T:
@@ -1115,6 +1141,33 @@ class Store(ABC):
         """
         return await self._guarded(self._run(work))
 
+    async def _write_task(self, task_id: str, work: Callable[[Connection], _T]) -> _T:
+        """Run the task service's write of ``task_id`` in one transaction
+        (:meth:`_run_bounded`); a try that timed out waiting for a lock (the task's row
+        held by another session) is tried again after a short pause, for up to
+        :data:`TASK_LOCK_PATIENCE` seconds.
+
+        Raises:
+            TaskBusy: the row stayed held; nothing was written.
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: any other database failure.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + TASK_LOCK_PATIENCE
+
+        async def tries() -> _T:
+            while True:
+                try:
+                    return await self._run_bounded(work)
+                except DBAPIError as exc:
+                    if _kind(exc) != "lock timeout":
+                        raise
+                    if loop.time() >= give_up:
+                        raise TaskBusy(task_id) from exc
+                await asyncio.sleep(_LOCK_RETRY_PAUSE)
+
+        return await self._guarded(tries())
+
     async def _guarded(self, run: Awaitable[_T]) -> _T:
         """Await a twin's run of some work, with foreign errors mapped to ours."""
         try:
@@ -1271,6 +1324,8 @@ class Store(ABC):
         Raises:
             CallAnswered: ``answer`` (kept with the task, in the same transaction) is
                 that of a call answered already; nothing was written.
+            TaskBusy: another session held the row locked throughout (see
+                :meth:`_write_task`); nothing was written.
         """
         row = _task_row(task)
 
@@ -1314,7 +1369,7 @@ class Store(ABC):
                 )
             return True
 
-        return await self.transaction(work)
+        return await self._write_task(task.id, work)
 
     async def save_task(
         self,
@@ -1340,6 +1395,8 @@ class Store(ABC):
 
         Raises:
             CallAnswered: ``answer``'s call was answered already; nothing was written.
+            TaskBusy: another session held the task's row locked throughout (see
+                :meth:`_write_task`); nothing was written.
         """
         full = _task_row(task)
         row = {key: full[key] for key in {*columns, "updated_at"}}
@@ -1373,7 +1430,7 @@ class Store(ABC):
             self._notify(conn, task.id)
             return "saved"
 
-        return await self.transaction(work)
+        return await self._write_task(task.id, work)
 
     async def delete_task(self, task_id: str, *, answer: CallAnswer | None = None) -> bool:
         """Delete a task, its finished history and its waiting retries; a run in flight
@@ -1381,6 +1438,8 @@ class Store(ABC):
 
         Raises:
             CallAnswered: ``answer``'s call was answered already; nothing was deleted.
+            TaskBusy: another session held the task's row locked throughout (see
+                :meth:`_write_task`); nothing was deleted.
         """
 
         def work(conn: Connection) -> bool:
@@ -1392,7 +1451,7 @@ class Store(ABC):
             self._notify(conn, task_id)
             return bool(result.rowcount)
 
-        return await self.transaction(work)
+        return await self._write_task(task_id, work)
 
     # -- approvals: written by the task service only --------------------------------
 
@@ -2078,7 +2137,9 @@ class Store(ABC):
         """Record outcomes of running fires claimed by ``holder`` in one transaction, with
         what each does to its task (a retry row, the failure streak, an auto-pause). None
         for a fire that was already finished (by a lease sweep, say), whose claim another
-        holder took over, or whose task is gone."""
+        holder took over, or whose task is gone. A batch that meets a task's row
+        another session holds gives up within a lock timeout (``StoreUnavailable``, which
+        the engine retries with backoff) rather than wait for it on a pooled connection."""
 
         if len(finishes) == 1:
             lone = finishes[0]
@@ -2094,7 +2155,7 @@ class Store(ABC):
             self._free_claimed_threads(conn, [f.record.run_id for f in finishes])
             return out
 
-        return await self.transaction(work)
+        return await self._guarded(self._run_bounded(work))
 
     async def _finish_alone(self, finish: Finish, now: datetime, holder: str) -> Finished | None:
         """Record one settled outcome (:func:`~._fire.settles_alone`) by itself, one

@@ -115,6 +115,12 @@ nature, which otherwise stays deaf to task changes (polls only) until then; an i
 pooled connection fails at once on its next use instead of hanging. Unix-domain
 sockets ignore them."""
 
+LOCK_TIMEOUT = "1s"
+"""The ``lock_timeout`` of the pooled transactions that may meet a row another session
+holds locked (:meth:`PostgresStore._run_bounded`): far above a write's own wait for a row
+a claim or a finish holds (milliseconds), and short enough that the store's pooled
+connections come free for its lease renewals well within a lease."""
+
 _IDLE_SESSION_TIMEOUT = "57P05"
 """SQLSTATE of a session ended by ``idle_session_timeout``."""
 
@@ -164,7 +170,11 @@ class PostgresStore(Store):
         replicas fit in PostgreSQL's default ``max_connections`` (100) with room to
         spare (2 more while :meth:`build_indexes` builds an index, once after an
         upgrade). When the server refuses connections, work waits and is retried; it is
-        never dropped.
+        never dropped. A task's row another session holds locked (a DBA's open
+        transaction) keeps none of the pool's two connections for longer than the
+        :data:`LOCK_TIMEOUT` at a time, so the upkeep's lease renewals always get one: a
+        write of that task tries again for :data:`~.store.TASK_LOCK_PATIENCE` seconds,
+        then raises ``TaskBusy``; a batch of finishes is retried by the engine.
     """
 
     dialect = "postgresql"
@@ -216,7 +226,9 @@ class PostgresStore(Store):
         """Takes and frees on their way, by thread."""
         self._closed = False
         self._session = _Session(
-            self.conninfo, prepare_threshold=self._threshold(_STORE_THRESHOLD), pooled=self._run
+            self.conninfo,
+            prepare_threshold=self._threshold(_STORE_THRESHOLD),
+            pooled=self._run_bounded,
         )
 
     @property
@@ -232,6 +244,9 @@ class PostgresStore(Store):
     async def _run_once(self, work: Callable[[Connection], _T]) -> _T:
         async with self.async_engine.begin() as conn:
             return await conn.run_sync(work)
+
+    async def _run_bounded(self, work: Callable[[Connection], _T]) -> _T:
+        return await self._run(functools.partial(_under_lock_timeout, work=work))
 
     async def _single(
         self, statement: Select[Any], params: dict[str, Any]
@@ -1219,18 +1234,14 @@ class _Session:
     fire of the replica. The session alone knows how long its statement has run, so it
     decides: a call that finds it busy with one statement for longer than
     :attr:`PATIENCE` sends its own on a pooled connection (``pooled``, the store's
-    transactions) instead of queueing. There, under a ``lock_timeout`` (``SET LOCAL``:
-    nothing leaks through a transaction pooler), it cannot keep one of the pool's few
-    connections either; one that waits for a lock there too queues for the session
-    after all. Only a stuck session costs these round trips.
+    transactions, under the :data:`LOCK_TIMEOUT`) instead of queueing. There it cannot
+    keep one of the pool's few connections either; one that waits for a lock there too
+    queues for the session after all. Only a stuck session costs these round trips.
     """
 
     PATIENCE = 0.5
     """Seconds a statement may run on the session before calls stop queueing behind it:
     far above a fire's statement (a few milliseconds), a reconnect aside."""
-
-    POOLED_LOCK_TIMEOUT = "1s"
-    """How long a statement sent on the pool instead may wait for a lock."""
 
     def __init__(
         self,
@@ -1359,7 +1370,14 @@ async def _fetch_one(conn: Any, sql: str, args: Any) -> tuple[Any, ...] | None:
 
 
 def _fetch_pooled(conn: Connection, *, sql: str, args: Any) -> _Row:
-    """A session's statement sent in a pooled transaction instead, under a lock timeout."""
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{_Session.POOLED_LOCK_TIMEOUT}'")
+    """A session's statement sent in a pooled transaction instead."""
     row = conn.exec_driver_sql(sql, args if isinstance(args, dict) else tuple(args)).first()
     return None if row is None else tuple(row)
+
+
+def _under_lock_timeout(conn: Connection, *, work: Callable[[Connection], _T]) -> _T:
+    """``work`` in its transaction under the :data:`LOCK_TIMEOUT`, set with ``SET LOCAL``:
+    it ends with the transaction, so nothing leaks through a pooler in transaction mode
+    to the next client of the server connection."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    return work(conn)

@@ -53,6 +53,7 @@ from .errors import (
     SchedulerError,
     StoreError,
     StoreUnavailable,
+    TaskBusy,
 )
 from .models import MAX_RUNS, Task, TaskRunRecord, TaskState, storable_text
 from .phrases import read_schedule
@@ -522,6 +523,9 @@ def _coroutine(
                 _check_own_id(args)
                 return await service.once(name, args, config, method)
             return await method(args, config)
+        except TaskBusy as exc:  # the database is fine: that task is held for now
+            logger.warning("scheduler tool: %s", exc)
+            raise ToolException(_refusal(exc)) from None
         except StoreError as exc:
             # The database's name and its driver's words are for the logs, not the model.
             logger.warning("scheduler tool: %s", exc)
