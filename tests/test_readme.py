@@ -47,7 +47,8 @@ def test_python_block_runs(
     if code.startswith(REAL_MODEL):
         pytest.skip("needs a real chat model")
     monkeypatch.chdir(tmp_path)  # databases the examples create land here
-    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    # Run as a module of its own: without the `from __future__` imports of this file.
+    exec(compile(code, "README.md", "exec", dont_inherit=True), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     # `print(...)  # what it prints` comments are checked; "…" or "..." stands for anything.
     for expected in re.findall(r"^\s*print\(.*\)\s+#\s*(.+)$", code, re.MULTILINE):
