@@ -131,7 +131,11 @@ def chat_runtime(
     builder.add_conditional_edges("agent", lambda s: tools_condition(s, messages_key="chat"))
     builder.add_edge("tools", "agent")
     rt: SchedulerRuntime = runtime_factory(
-        builder, database=database, timezone="Europe/Berlin", clock=FakeClock(START_AT)
+        builder,
+        database=database,
+        timezone="Europe/Berlin",
+        clock=FakeClock(START_AT),
+        messages_key="chat",
     )
     holder.append(rt)
     return rt
@@ -182,7 +186,9 @@ async def test_an_approval_is_refused_where_the_state_lacks_the_model_message(
     builder = StateGraph(_Chat)
     builder.add_node("agent", agent)
     builder.add_edge(START, "agent")
-    rt = runtime_factory(builder, database=sqlite_url, clock=FakeClock(START_AT))
+    rt = runtime_factory(
+        builder, database=sqlite_url, clock=FakeClock(START_AT), messages_key="chat"
+    )
     holder.append(rt)
     async with rt:
         out = await turn(rt, gate, {"chat": [HumanMessage("Please.")]})

@@ -265,13 +265,14 @@ async def test_scheduled_turns_inherit_nothing_from_the_run_that_started_the_run
 _SLEEPY_GRAPH = """
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, StateGraph, add_messages
 from langgraph.types import interrupt
 from sqlalchemy import select
+from typing_extensions import NotRequired, TypedDict
 
 from langgraph_scheduler import SchedulerState, trigger_node
 
@@ -321,12 +322,30 @@ builder.add_edge("trigger", "answer")
 builder.add_conditional_edges("answer", then)
 builder.add_conditional_edges("spin", then)
 graph = builder.compile().with_config(recursion_limit=20)
+
+
+class ChatState(TypedDict):  # "chatty": its conversation lives under "chat"
+    chat: Annotated[list[AnyMessage], add_messages]
+    task_source: NotRequired[Any]
+
+
+def echo(state: ChatState) -> dict[str, Any]:
+    return {"chat": [AIMessage(f"echo: {state['chat'][-1].text}")]}
+
+
+chatty_builder = StateGraph(ChatState)
+chatty_builder.add_node("trigger", lambda state: trigger_node(state, messages_key="chat"))
+chatty_builder.add_node("echo", echo)
+chatty_builder.add_edge(START, "trigger")
+chatty_builder.add_edge("trigger", "echo")
+chatty = chatty_builder.compile()
 """
 
 
 @dataclass
 class _Server:
-    """A ``langgraph dev`` serving the ready assistant (and its app) plus ``sleepy``."""
+    """A ``langgraph dev`` serving the ready assistant (and its app) plus ``sleepy`` and
+    ``chatty``."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -391,9 +410,10 @@ app = scheduler_app(
 
 
 def _launch(home: Path, database: str, *, serves: str = "assistant") -> _Server:
-    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant and a
-    sleepy graph, and an app serving a runtime on ``database`` whose turns run on
-    ``serves`` (the assistant's own app, or one for ``"sleepy"``)."""
+    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant, a
+    sleepy graph and a chatty one (its conversation under ``chat``), and an app serving
+    a runtime on ``database`` whose turns run on ``serves`` (the assistant's own app, or
+    one for ``"sleepy"``)."""
     (home / "sleepy.py").write_text(_SLEEPY_GRAPH)
     assistant = ROOT / "graphs" / "assistant.py"
     app = f"{assistant}:app"
@@ -402,7 +422,11 @@ def _launch(home: Path, database: str, *, serves: str = "assistant") -> _Server:
         app = "./sleepy_app.py:app"
     config = {
         "dependencies": ["."],
-        "graphs": {"assistant": f"{assistant}:graph", "sleepy": "./sleepy.py:graph"},
+        "graphs": {
+            "assistant": f"{assistant}:graph",
+            "sleepy": "./sleepy.py:graph",
+            "chatty": "./sleepy.py:chatty",
+        },
         "http": {"app": app},
     }
     (home / "langgraph.json").write_text(json.dumps(config))
@@ -1114,6 +1138,30 @@ async def test_a_server_turn_that_writes_no_reply_is_not_summarised_by_an_earlie
         ("success", ""),  # not the user's run's reply
         ("success", WAITING_FOR_INPUT),
     ]
+
+
+@_on_the_server
+async def test_a_server_turn_goes_and_is_read_under_the_runtimes_messages_key(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The run's input used to put the prompt under "messages", which the served graph
+    # dropped: it answered an empty conversation, and the summary was empty.
+    thread = f"chat-{uuid.uuid4().hex[:8]}"
+    chatty = LangGraphServer(url=server.url, assistant_id="chatty")
+    async with (
+        _client(server) as client,
+        SchedulerRuntime(
+            None, server=chatty, database=f"sqlite:///{tmp_path / 'c.db'}", messages_key="chat"
+        ) as rt,
+    ):
+        record = await rt.run_now(await _one_shot(rt, "Water the plants", thread))
+        state = await client.threads.get_state(server_thread_id(thread))
+    assert (record.outcome, record.summary) == ("success", "echo: Water the plants")
+    trigger, answer = state["values"]["chat"]
+    assert (trigger["type"], trigger["content"]) == ("human", "Water the plants")
+    assert trigger["additional_kwargs"]["task_source"]["run_id"] == record.run_id
+    assert answer["content"] == "echo: Water the plants"
+    assert state["values"]["task_source"]["run_id"] == record.run_id
 
 
 @_on_the_server

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._bridge import TaskExecutorBridge
 from ._turns import ConversationRequest, ConversationResponse
 from .errors import (
+    InvalidGraph,
     InvalidPayload,
     InvalidSchedule,
     InvalidTask,
@@ -54,6 +55,7 @@ __all__ = [
     "ConversationTrigger",
     "Cron",
     "Interval",
+    "InvalidGraph",
     "InvalidPayload",
     "InvalidSchedule",
     "InvalidTask",

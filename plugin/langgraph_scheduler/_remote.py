@@ -40,6 +40,7 @@ from ._turns import (
     TurnRunner,
     _TurnTimedOut,
     _within,
+    turn_input,
     turn_metadata,
     turn_summary,
 )
@@ -146,12 +147,20 @@ class ServerTurnRunner(TurnRunner):
         server: which server and assistant.
         store: provides the thread locks (across replicas on PostgreSQL).
         attribution: signs each turn's ``task_source`` (see ``_attribution``).
+        messages_key: the state key the served graph keeps its conversation under.
     """
 
     runs_elsewhere = True
 
-    def __init__(self, server: LangGraphServer, store: Store, attribution: AttributionKey) -> None:
-        super().__init__(store, attribution)
+    def __init__(
+        self,
+        server: LangGraphServer,
+        store: Store,
+        attribution: AttributionKey,
+        *,
+        messages_key: str,
+    ) -> None:
+        super().__init__(store, attribution, messages_key=messages_key)
         self.server = server
         self._client: LangGraphClient | None = None
         self._cut_short: dict[str, ServerRun] = {}
@@ -200,7 +209,7 @@ class ServerTurnRunner(TurnRunner):
             "content": request.prompt,
             "additional_kwargs": {"task_source": source},
         }
-        run_input: dict[str, Any] = {"messages": [message], "task_source": source}
+        run_input = turn_input(message, source, self.messages_key)
         # Never interleave with the user's runs on the thread: queue behind them, or
         # (on_busy="skip") be refused while one runs.
         strategy: MultitaskStrategy = "reject" if request.on_busy == "skip" else "enqueue"
@@ -271,6 +280,7 @@ class ServerTurnRunner(TurnRunner):
             run_id=request.run_id,
             elapsed=time.monotonic() - started,
             outside=outside,
+            messages_key=self.messages_key,
         )
 
     async def _create(
@@ -429,7 +439,15 @@ class ServerTurnRunner(TurnRunner):
             return None
         state = await _own_state(client, where)
         outside = await _error_outside_nodes(client, where, run, state)
-        return _answer(run, state, where, run_id=run_id, elapsed=_run_secs(run), outside=outside)
+        return _answer(
+            run,
+            state,
+            where,
+            run_id=run_id,
+            elapsed=_run_secs(run),
+            outside=outside,
+            messages_key=self.messages_key,
+        )
 
     async def stop_orphan(self, record: TaskRunRecord) -> None:
         if record.server_thread_id is None or record.server_run_id is None:
@@ -560,16 +578,17 @@ def _answer(
     run_id: str,
     elapsed: float,
     outside: Mapping[str, Any] | None = None,
+    messages_key: str,
 ) -> ConversationResponse:
     """The response for a finished server run (``runs.get``) of the turn ``run_id``,
-    its own final state and, for a run that failed outside its nodes, its error as
-    :func:`_error_outside_nodes` found it."""
+    its own final state (its conversation under ``messages_key``) and, for a run that
+    failed outside its nodes, its error as :func:`_error_outside_nodes` found it."""
     status = run.get("status")
     if status == "success":
         # A run that stopped at an interrupt() ends "success" too; its last checkpoint
         # names the nodes that run on resume.
         values, waiting = (state.get("values"), bool(state.get("next"))) if state else (None, False)
-        summary = turn_summary(values, run_id, waiting=waiting)
+        summary = turn_summary(values, run_id, waiting=waiting, messages_key=messages_key)
         return Success(summary, server_run=where)
     if status == "error":
         return Error(_failure(state, outside), server_run=where)

@@ -20,11 +20,12 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from pydantic import ValidationError
 
 from ._attribution import AttributionKey
-from .errors import ThreadBusy
+from .errors import InvalidGraph, ThreadBusy
 from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
 
@@ -42,6 +43,7 @@ __all__ = [
     "TurnGate",
     "TurnRunner",
     "WAITING_FOR_INPUT",
+    "turn_input",
     "turn_summary",
 ]
 
@@ -161,15 +163,18 @@ class TurnRunner:
         store: provides the thread locks (across replicas on PostgreSQL).
         attribution: signs each turn's ``task_source``, so the graph can tell it from
             one a client wrote (see ``_attribution``).
+        messages_key: the state key the graph keeps its conversation under: the
+            trigger message is sent there, and the summary read from there.
     """
 
     runs_elsewhere = False
     """Turns run outside this process (a server): one may outlive its process, and
     :meth:`orphan_state` can say how it is doing."""
 
-    def __init__(self, store: Store, attribution: AttributionKey) -> None:
+    def __init__(self, store: Store, attribution: AttributionKey, *, messages_key: str) -> None:
         self.store = store
         self.attribution = attribution
+        self.messages_key = messages_key
         self._task_locks = ThreadLocks()
 
     async def open(self) -> None:
@@ -274,12 +279,30 @@ class GraphTurnRunner(TurnRunner):
         graph: the compiled graph, with its checkpointer.
         store: provides the thread locks (across replicas on PostgreSQL).
         attribution: signs each turn's ``task_source``.
+        messages_key: the state key the graph keeps its conversation under.
+
+    Raises:
+        InvalidGraph: the graph's input is known and has no channel ``messages_key``.
     """
 
     def __init__(
-        self, graph: Pregel[Any, Any, Any, Any], store: Store, attribution: AttributionKey
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        store: Store,
+        attribution: AttributionKey,
+        *,
+        messages_key: str,
     ) -> None:
-        super().__init__(store, attribution)
+        keys = _input_keys(graph)
+        if keys is not None and messages_key not in keys:
+            raise InvalidGraph(
+                f"the graph has no {messages_key!r} key in its input (its keys: "
+                f"{', '.join(map(repr, keys)) or 'none'}), so every scheduled turn's "
+                f"message would be dropped: pass SchedulerRuntime(..., messages_key=...) "
+                f"naming the key the graph keeps its conversation under, or add "
+                f"{messages_key!r} to its state"
+            )
+        super().__init__(store, attribution, messages_key=messages_key)
         self.graph = graph
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
@@ -297,7 +320,7 @@ class GraphTurnRunner(TurnRunner):
             "tags": ["langgraph-scheduler", f"task:{request.task_id}"],
             "metadata": turn_metadata(request),
         }
-        payload = {"messages": [message], "task_source": source}
+        payload = turn_input(message, source, self.messages_key)
         return functools.partial(self._invoke, request, payload, config)
 
     async def _invoke(
@@ -314,8 +337,27 @@ class GraphTurnRunner(TurnRunner):
         except Exception as exc:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
             return Error(f"{type(exc).__name__}: {exc}")
-        summary = turn_summary(result, request.run_id, waiting=waiting)
+        summary = turn_summary(
+            result, request.run_id, waiting=waiting, messages_key=self.messages_key
+        )
         return Success(summary, checkpoint_id=checkpoint_id)
+
+
+def _input_keys(graph: Pregel[Any, Any, Any, Any]) -> list[str] | None:
+    """The keys a graph's input is read from; None when any input is taken whole (a
+    functional-API entrypoint, a graph on one input channel): nothing to check then."""
+    if isinstance(graph, CompiledStateGraph):
+        builder = graph.builder
+        keys = list(builder.schemas[builder.input_schema])
+        return None if keys == ["__root__"] else [k for k in keys if k in graph.channels]
+    channels = graph.input_channels
+    return None if isinstance(channels, str) else list(channels)
+
+
+def turn_input(message: Any, source: Mapping[str, Any], messages_key: str) -> dict[str, Any]:
+    """A scheduled turn's input: its trigger ``message`` under ``messages_key``, and
+    its attribution as ``task_source``."""
+    return {messages_key: [message], "task_source": source}
 
 
 async def _run_turn(
@@ -381,7 +423,9 @@ _AI_TYPES = frozenset({"ai", "AIMessage"})
 _HUMAN_TYPES = frozenset({"human", "HumanMessage"})
 
 
-def turn_summary(values: Any, run_id: str, *, waiting: bool = False) -> str:
+def turn_summary(
+    values: Any, run_id: str, *, waiting: bool = False, messages_key: str = "messages"
+) -> str:
     """The summary of the run record of turn ``run_id``: the last AI message it wrote.
 
     ``values`` is the thread's state when the turn ended (messages, or their dicts as a
@@ -398,11 +442,12 @@ def turn_summary(values: Any, run_id: str, *, waiting: bool = False) -> str:
         run_id: the turn's run id.
         waiting: the turn stopped at an interrupt: the summary starts with
             :data:`WAITING_FOR_INPUT`.
+        messages_key: the state key the messages are under.
     """
     if not isinstance(values, Mapping):
         text = "" if values is None else str(values)
     else:
-        text = _own_reply(values.get("messages"), run_id)
+        text = _own_reply(values.get(messages_key), run_id)
     if waiting:
         return f"{WAITING_FOR_INPUT} {text}" if text else WAITING_FOR_INPUT
     return text

@@ -6,8 +6,9 @@ The hierarchy::
     ├── InvalidPayload        (ValueError)  a task's ConversationTrigger payload is malformed
     ├── InvalidSchedule       (ValueError)  a cron line, interval, date or timezone is unusable
     ├── InvalidTask           (ValueError)  other bad task arguments (name, thread, limits)
-    │   └── TaskConflict                     a create names a stored task's id with another
-    │                                        definition
+    │   ├── TaskConflict                     a create names a stored task's id with another
+    │   │                                    definition
+    │   └── InvalidGraph                     the runtime's graph cannot take scheduled turns
     ├── TaskNotFound          (KeyError)    no task with that id (for this owner)
     ├── QuotaExceeded                       an owner already has the maximum of active tasks
     ├── NotAllowed            (PermissionError) the caller may not do this (e.g. a scheduled turn
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "InvalidGraph",
     "InvalidPayload",
     "InvalidSchedule",
     "InvalidTask",
@@ -82,6 +84,12 @@ class TaskConflict(InvalidTask):
             "(a cron line by the times it fires), trigger, thread_id, options and max_runs are "
             "the same; change the task with update_task, or create it under another id"
         )
+
+
+class InvalidGraph(InvalidTask):
+    """The runtime's graph cannot take scheduled turns: it is no LangGraph graph, or its
+    input has no channel under the runtime's ``messages_key`` (the trigger message
+    would be dropped)."""
 
 
 _MAX_SHOWN_ID = 64

@@ -73,7 +73,12 @@ def task_source_of(
     return None
 
 
-def trigger_node(state: SchedulerState, *, verify: SourceCheck | None = None) -> dict[str, Any]:
+def trigger_node(
+    state: SchedulerState,
+    *,
+    verify: SourceCheck | None = None,
+    messages_key: str = "messages",
+) -> dict[str, Any]:
     """Mark the turn: keep ``task_source`` on a task-triggered turn, clear it otherwise.
 
     A turn is task-triggered when its latest human message carries
@@ -88,8 +93,11 @@ def trigger_node(state: SchedulerState, *, verify: SourceCheck | None = None) ->
             as a scheduled turn and put text into the system prompt; bind it
             (``lambda state: trigger_node(state, verify=rt.verify_task_source)``)
             wherever clients other than the runtime send messages.
+        messages_key: the state key of the conversation (the runtime's
+            ``messages_key``).
     """
-    source = task_source_of(state.get("messages") or [], verify=verify)
+    messages = cast(Sequence[BaseMessage], state.get(messages_key) or [])
+    source = task_source_of(messages, verify=verify)
     if source is None:
         return {"task_source": None}
     kept = state.get("task_source")

@@ -27,7 +27,7 @@ from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
-from .errors import InvalidTask, NotRunning
+from .errors import InvalidGraph, InvalidTask, NotRunning
 from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
 from .store import CallAnswer, Store, TaskChange, open_store
@@ -77,6 +77,10 @@ class SchedulerRuntime:
         database: ``sqlite:///file.db`` (default ``sqlite:///langgraph-scheduler.db``),
             ``sqlite://`` for memory, or ``postgresql://…`` (extra ``postgres``).
         checkpointer: use this checkpointer instead of the default one on ``database``.
+        messages_key: the state key the graph keeps its conversation under (as in
+            ``ToolNode(messages_key=...)``): each scheduled turn's message is sent
+            there, its run record's summary and the transcripts are read from there.
+            A graph whose input is known to lack it is refused at :meth:`start`.
         timezone: IANA zone for schedules that name none.
         max_concurrency: turns running at once; due fires beyond it wait in the table.
         default_timeout_secs: turn timeout when the trigger sets none.
@@ -127,6 +131,7 @@ class SchedulerRuntime:
         database: str = DEFAULT_DATABASE,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         server: LangGraphServer | None = None,
+        messages_key: str = "messages",
         timezone: str = "UTC",
         max_concurrency: int = 4,
         default_timeout_secs: float = 300.0,
@@ -152,6 +157,11 @@ class SchedulerRuntime:
         ):
             if not value > 0:
                 raise InvalidTask(f"{label} must be positive, got {value}")
+        if not isinstance(messages_key, str) or not messages_key:
+            raise InvalidTask(
+                "messages_key must name the state key the graph keeps its conversation "
+                f"under, e.g. 'messages' or 'chat'; got {messages_key!r}"
+            )
         if server is not None and not isinstance(server, LangGraphServer):
             raise InvalidTask(
                 f"server must be a LangGraphServer(url=..., assistant_id=...), got "
@@ -165,6 +175,7 @@ class SchedulerRuntime:
         self._graph_in = graph
         self._checkpointer_in = checkpointer
         self.server = server
+        self.messages_key = messages_key
         self.database = database
         self.timezone = check_zone(timezone)
         self.max_concurrency = max_concurrency
@@ -253,7 +264,7 @@ class SchedulerRuntime:
                 ``store_retry_secs``.
             StoreError: any other database failure (a newer schema, a privilege the
                 role lacks).
-            InvalidTask: ``graph`` is no graph.
+            InvalidGraph: ``graph`` is no graph, or its input has no ``messages_key``.
             SchedulerError: ``LangGraphServer(url=None)`` outside a LangGraph server.
         """
         if self._state != "new":
@@ -303,10 +314,14 @@ class SchedulerRuntime:
         turns: TurnRunner
         assert self._attribution is not None
         if self.server is not None:
-            turns = ServerTurnRunner(self.server, store, self._attribution)
+            turns = ServerTurnRunner(
+                self.server, store, self._attribution, messages_key=self.messages_key
+            )
         else:
             assert self._graph is not None
-            turns = GraphTurnRunner(self._graph, store, self._attribution)
+            turns = GraphTurnRunner(
+                self._graph, store, self._attribution, messages_key=self.messages_key
+            )
         await turns.open()
         stack.push_async_callback(turns.close)
         started_at = self.clock.now()
@@ -882,7 +897,7 @@ class SchedulerRuntime:
                 return graph
             saver = await self._open_checkpointer(stack, store)
             return graph.copy(update={"checkpointer": saver})
-        raise InvalidTask(
+        raise InvalidGraph(
             f"graph must be a compiled LangGraph graph or a StateGraph, got {type(graph).__name__}"
         )
 

@@ -390,17 +390,20 @@ async def load_transcript(
     thread_id: str,
     *,
     store: Store | None = None,
+    messages_key: str | None = None,
 ) -> Transcript:
     """Read a thread's messages and the outcomes of its task-triggered turns.
 
     Args:
         source: a started runtime (reads through its graph, whatever its checkpointer),
-            or a checkpointer (reads the latest checkpoint's ``messages``).
+            or a checkpointer (reads the latest checkpoint).
         thread_id: the conversation to show.
         store: where to look up run outcomes; a runtime's own store by default. With a
             runtime or a store, a turn is labelled task-triggered only if a runtime on
             that store signed its attribution; from a checkpointer alone, a message's
             ``task_source`` is taken as it is.
+        messages_key: the state key the messages are under; by default a runtime's
+            ``messages_key``, ``"messages"`` from a checkpointer.
 
     Returns:
         The transcript; empty when the thread has no checkpoint.
@@ -412,14 +415,15 @@ async def load_transcript(
     if isinstance(source, SchedulerRuntime):
         verify = source.verify_task_source
         store = store or source.store
+        under = messages_key or source.messages_key
         snapshot = await source.graph.aget_state(config)
-        messages = list(snapshot.values.get("messages", [])) if snapshot.values else []
+        messages = list(snapshot.values.get(under, [])) if snapshot.values else []
     else:
         found = await source.aget_tuple(
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
         )
         values = found.checkpoint.get("channel_values", {}) if found else {}
-        messages = list(values.get("messages", []))
+        messages = list(values.get(messages_key or "messages", []))
         if store is not None:
             # Read, not made: no key yet, no turn was signed (and a reader writes nothing).
             key = await store.secret(KEY_NAME, make=False)

@@ -1,0 +1,147 @@
+"""A graph that keeps its conversation under another key than ``messages``.
+
+The runtime's ``messages_key`` names that key: scheduled turns send their message there,
+run records and transcripts read it from there, and a graph whose input lacks it is
+refused at start instead of having every scheduled prompt silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint
+from langgraph.graph import START, StateGraph, add_messages
+from typing_extensions import NotRequired, TypedDict
+
+from langgraph_scheduler import (
+    Cron,
+    InvalidGraph,
+    InvalidTask,
+    SchedulerRuntime,
+    TaskRunRecord,
+    TaskSource,
+    load_transcript,
+    trigger_node,
+)
+from langgraph_scheduler.scripted import ScriptedChatModel
+
+
+class ChatState(TypedDict):
+    chat: Annotated[list[AnyMessage], add_messages]
+    task_source: NotRequired[TaskSource | None]
+
+
+def chat_graph(runtime: list[SchedulerRuntime]) -> StateGraph[Any, Any, Any, Any]:
+    """A coordinator whose conversation lives under ``chat``: its trigger node checks
+    the runtime's signature there, and the model echoes the last message."""
+    model = ScriptedChatModel(steps=[lambda messages: f"echo: {messages[-1].text}"], cycle=True)
+
+    def mark(state: Any) -> dict[str, Any]:
+        return trigger_node(state, verify=runtime[0].verify_task_source, messages_key="chat")
+
+    async def reply(state: ChatState) -> dict[str, Any]:
+        return {"chat": [await model.ainvoke(state["chat"])]}
+
+    builder = StateGraph(ChatState)
+    builder.add_node("trigger", mark)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "trigger")
+    builder.add_edge("trigger", "reply")
+    return builder
+
+
+async def run_once(rt: SchedulerRuntime, prompt: str, thread_id: str) -> TaskRunRecord:
+    task = await rt.create_task(
+        name="Plants", schedule=Cron("0 9 * * *"), trigger=prompt, thread_id=thread_id
+    )
+    return await rt.run_now(task.id)
+
+
+async def test_a_chat_keyed_graph_gets_its_scheduled_prompt_under_chat(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # The prompt used to go under "messages", which LangGraph drops for a graph without
+    # that key: the model saw an empty conversation and the summary was empty.
+    holder: list[SchedulerRuntime] = []
+    rt = runtime_factory(chat_graph(holder), database=sqlite_url, messages_key="chat")
+    holder.append(rt)
+    async with rt:
+        record = await run_once(rt, "Water the plants", "garden")
+        state = (await rt.graph.aget_state({"configurable": {"thread_id": "garden"}})).values
+        transcript = await rt.transcript("garden")
+        saver = rt.graph.checkpointer
+        assert saver is not None and not isinstance(saver, bool)
+        from_saver = await load_transcript(saver, "garden", store=rt.store, messages_key="chat")
+    assert (record.outcome, record.summary) == ("success", "echo: Water the plants")
+    trigger, answer = state["chat"]
+    assert isinstance(trigger, HumanMessage) and trigger.text == "Water the plants"
+    assert trigger.additional_kwargs["task_source"]["run_id"] == record.run_id
+    assert isinstance(answer, AIMessage)
+    # The trigger node found the signed attribution under "chat".
+    assert state["task_source"]["run_id"] == record.run_id
+    for shown in (transcript, from_saver):
+        (turn,) = shown.scheduled_turns
+        assert turn.run == record
+        assert [m.text for m in turn.messages] == ["Water the plants", "echo: Water the plants"]
+
+
+def chat_only() -> StateGraph[Any, Any, Any, Any]:
+    """A graph with no ``messages`` (nor ``task_source``) in its state."""
+
+    class Chat(TypedDict):
+        chat: Annotated[list[AnyMessage], add_messages]
+
+    builder = StateGraph(Chat)
+    builder.add_node("reply", lambda state: {"chat": [AIMessage("hi")]})
+    builder.add_edge(START, "reply")
+    return builder
+
+
+@pytest.mark.parametrize("messages_key", ["messages", "talk"])
+async def test_a_graph_without_the_key_is_refused_at_start(
+    sqlite_url: str, runtime_factory: Any, messages_key: str
+) -> None:
+    rt = runtime_factory(chat_only(), database=sqlite_url, messages_key=messages_key)
+    with pytest.raises(InvalidGraph) as raised:
+        await rt.start()
+    assert str(raised.value) == (
+        f"the graph has no {messages_key!r} key in its input (its keys: 'chat'), so every "
+        "scheduled turn's message would be dropped: pass SchedulerRuntime(..., "
+        "messages_key=...) naming the key the graph keeps its conversation under, or add "
+        f"{messages_key!r} to its state"
+    )
+    assert not rt.running
+
+
+async def test_a_compiled_graph_is_checked_and_one_whose_input_is_whole_is_not(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # A functional-API entrypoint takes any input whole: nothing tells what it reads, so
+    # it is never refused, and gets the turn under the key named.
+    seen: list[Any] = []
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def agent(inputs: dict[str, Any]) -> str:
+        seen.append(inputs)
+        (message,) = inputs["chat"]
+        return f"echo: {message.text}"
+
+    rt = runtime_factory(agent, database=sqlite_url, messages_key="chat")
+    async with rt:
+        record = await run_once(rt, "Hello", "fn")
+    assert (record.outcome, record.summary) == ("success", "echo: Hello")
+    assert isinstance(seen[0]["chat"][0], BaseMessage)
+    assert seen[0]["task_source"]["run_id"] == record.run_id
+
+    compiled = chat_only().compile(checkpointer=InMemorySaver())
+    with pytest.raises(InvalidGraph, match="its keys: 'chat'"):
+        await runtime_factory(compiled, database=sqlite_url).start()
+
+
+@pytest.mark.parametrize("messages_key", ["", None, 3])
+def test_messages_key_must_name_a_key(messages_key: Any) -> None:
+    with pytest.raises(InvalidTask, match="messages_key must name the state key"):
+        SchedulerRuntime(None, database="sqlite://", messages_key=messages_key)
