@@ -7,6 +7,9 @@ refused at start instead of having every scheduled prompt silently dropped.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -26,6 +29,7 @@ from langgraph_scheduler import (
     load_transcript,
     trigger_node,
 )
+from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
 
 
@@ -145,3 +149,25 @@ async def test_a_compiled_graph_is_checked_and_one_whose_input_is_whole_is_not(
 def test_messages_key_must_name_a_key(messages_key: Any) -> None:
     with pytest.raises(InvalidTask, match="messages_key must name the state key"):
         SchedulerRuntime(None, database="sqlite://", messages_key=messages_key)
+
+
+async def test_the_cli_reads_a_transcript_under_the_key_it_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CLI's transcript read `messages` only: a thread kept under `chat` read as no
+    # thread at all.
+    database = f"sqlite:///{tmp_path / 'chat.db'}"
+    holder: list[SchedulerRuntime] = []
+    async with SchedulerRuntime(chat_graph(holder), database=database, messages_key="chat") as rt:
+        holder.append(rt)
+        record = await run_once(rt, "Water the plants", "home")
+    assert record.outcome == "success"
+    transcript = ["transcript", "home", "--database", database]
+    assert await asyncio.to_thread(main, transcript) == 1
+    err = capsys.readouterr().err
+    assert "thread 'home' has no messages under 'messages' (its state keys: 'chat'" in err
+    assert await asyncio.to_thread(main, [*transcript, "--messages-key", "chat", "--json"]) == 0
+    turns = json.loads(capsys.readouterr().out)["turns"]
+    assert [(t["outcome"], t["messages"][-1]["text"]) for t in turns] == [
+        ("success", "echo: Water the plants")
+    ]

@@ -286,6 +286,12 @@ def _parser() -> argparse.ArgumentParser:
         "transcript", parents=[common, as_json], help="show a conversation thread"
     )
     transcript.add_argument("thread_id", metavar="THREAD_ID")
+    transcript.add_argument(
+        "--messages-key",
+        default="messages",
+        metavar="KEY",
+        help="the state key the graph keeps its conversation under (default: messages)",
+    )
     transcript.set_defaults(handler=_transcript)
     return parser
 
@@ -377,7 +383,20 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
     async with contextlib.AsyncExitStack() as stack:
         rt = await stack.enter_async_context(_manager(database))
         saver = await rt.store.open_checkpointer(stack, max_connections=2)
-        transcript = await load_transcript(saver, args.thread_id, store=rt.store)
+        key = args.messages_key
+        transcript = await load_transcript(saver, args.thread_id, store=rt.store, messages_key=key)
+        kept = None
+        if not transcript.turns:
+            found = await saver.aget_tuple(
+                {"configurable": {"thread_id": args.thread_id, "checkpoint_ns": ""}}
+            )
+            kept = found and sorted(found.checkpoint.get("channel_values", {}))
+    if kept:
+        raise _Failure(
+            f"thread {args.thread_id!r} has no messages under {key!r} (its state keys: "
+            f"{', '.join(map(repr, kept))}): pass --messages-key naming the key its graph "
+            "keeps its conversation under"
+        )
     if not transcript.turns:
         raise _Failure(
             f"no conversation thread {args.thread_id!r} in {_safe_url(database)} (a task's thread "
