@@ -583,6 +583,8 @@ _UNREADABLE_BY_HAND = {
     "sqlite": [
         ("next_run_at", "12345"),
         ("created_at", "'2025-02-30 09:00:00.000000'"),
+        ("updated_at", "'2025-03-01 25:00:00.000000'"),  # a day, but no time of day
+        ("next_run_at", "'2025-03-01 09:00:00 or so'"),
         ("last_run_at", "1.5"),
         ("name", "x'00ff'"),
         ("thread_id", "x'00ff'"),

@@ -39,6 +39,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     bindparam,
     create_engine,
     event,
@@ -209,8 +210,10 @@ class SqliteStore(Store):
             checks.append(or_(nullable.is_(None), func.typeof(nullable) == kind))
         for name in _TIMES:
             day = func.substr(t[name], 1, 10)
-            # A modifier makes date() carry a day past the month's end into the next.
-            checks.append(or_(t[name].is_(None), func.date(day, "+0 days") == day))
+            # A modifier makes date() carry a day past the month's end into the next;
+            # datetime() is NULL for a time of day that is none (25:00) or trailing text.
+            read = and_(func.date(day, "+0 days") == day, func.datetime(t[name]).is_not(None))
+            checks.append(or_(t[name].is_(None), read))
         return checks
 
     async def close(self) -> None:
