@@ -136,7 +136,10 @@ async def test_a_compiled_graph_is_checked_and_one_whose_input_is_whole_is_not(
     rt = runtime_factory(agent, database=sqlite_url, messages_key="chat")
     async with rt:
         record = await run_once(rt, "Hello", "fn")
+        # Its state is what it returned, no conversation: an empty transcript (it raised).
+        transcript = await rt.transcript("fn")
     assert (record.outcome, record.summary) == ("success", "echo: Hello")
+    assert transcript.turns == []
     assert isinstance(seen[0]["chat"][0], BaseMessage)
     assert seen[0]["task_source"]["run_id"] == record.run_id
 

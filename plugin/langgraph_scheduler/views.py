@@ -416,8 +416,9 @@ async def load_transcript(
         verify = source.verify_task_source
         store = store or source.store
         under = messages_key or source.messages_key
-        snapshot = await source.graph.aget_state(config)
-        messages = list(snapshot.values.get(under, [])) if snapshot.values else []
+        state = (await source.graph.aget_state(config)).values
+        # A functional-API entrypoint's state is whatever it returned, a string say.
+        messages = list(state.get(under, [])) if isinstance(state, Mapping) else []
     else:
         found = await source.aget_tuple(
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
