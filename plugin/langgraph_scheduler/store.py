@@ -81,6 +81,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import TypeDecorator
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
@@ -1152,19 +1153,20 @@ class Store(ABC):
             StoreUnavailable: the database could not be reached (retry later).
             StoreError: any other database failure.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + TASK_LOCK_PATIENCE
+        retry = AsyncRetrying(
+            retry=retry_if_exception(_lock_timed_out),
+            wait=wait_fixed(_LOCK_RETRY_PAUSE),
+            stop=stop_after_delay(TASK_LOCK_PATIENCE),
+            reraise=True,
+        )
 
         async def tries() -> _T:
-            while True:
-                try:
-                    return await self._run_bounded(work)
-                except DBAPIError as exc:
-                    if _kind(exc) != "lock timeout":
-                        raise
-                    if loop.time() >= give_up:
-                        raise TaskBusy(task_id) from exc
-                await asyncio.sleep(_LOCK_RETRY_PAUSE)
+            try:
+                return await retry(self._run_bounded, work)
+            except DBAPIError as exc:
+                if not _lock_timed_out(exc):
+                    raise
+                raise TaskBusy(task_id) from exc
 
         return await self._guarded(tries())
 
@@ -3250,6 +3252,8 @@ _UNREADABLE_AS: dict[str, Any] = {
 
 
 _EVERY_STATE = frozenset(get_args(TaskState))
+"""Every state a task can read as: a filter naming them all filters nothing."""
+
 _READABLE_STATES = tuple(state for state in get_args(TaskState) if state != "quarantined")
 """The stored states a row reads as (any other reads as ``quarantined``)."""
 
@@ -3386,6 +3390,12 @@ def _is_transient(orig: BaseException | None) -> bool:
         "ConnectionException",
         "TooManyConnections",
     )
+
+
+def _lock_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is a statement's wait for a lock that ran out (PostgreSQL's
+    ``lock_timeout``): nothing was written, and the same write may pass later."""
+    return _kind(exc) == "lock timeout"
 
 
 def _kind(exc: BaseException) -> str:

@@ -65,7 +65,7 @@ from .store import (
     _finish_params,
     _finished_record,
     _finished_values,
-    _kind,
+    _lock_timed_out,
     _ManualClaim,
     _settling,
     _started_binds,
@@ -1269,7 +1269,7 @@ class _Session:
             try:
                 return await self._pooled(functools.partial(_fetch_pooled, sql=sql, args=args))
             except DBAPIError as exc:
-                if _kind(exc) != "lock timeout":
+                if not _lock_timed_out(exc):
                     raise
             await self._mutex.acquire()  # a lock it waits for wherever it is sent
         self._since = asyncio.get_running_loop().time()
