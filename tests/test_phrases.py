@@ -25,6 +25,7 @@ from langgraph_scheduler.schedules import (
 )
 
 BERLIN = "Europe/Berlin"
+NEW_YORK = "America/New_York"
 # Tuesday noon, five days before Berlin springs forward (2026-03-29 02:00 -> 03:00).
 TUESDAY = "2026-03-24T12:00:00+01:00"
 # Saturday noon, the day before.
@@ -282,8 +283,8 @@ PARSE_CASES = [
     ("in 1 hour 30 minutes", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:30:00+01:00"]),
     ("IN  1h30m", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:30:00+01:00"]),
     ("in an hour", "Europe/Berlin", SAT_BERLIN, ["2026-03-28T13:00:00+01:00"]),
-    # "in" is elapsed time, also across DST
-    ("in 3 days", "Europe/Berlin", SAT_BERLIN, ["2026-03-31T13:00:00+02:00"]),
+    # hours are elapsed time across DST; days keep the time of day (see below)
+    ("in 3 days", "Europe/Berlin", SAT_BERLIN, ["2026-03-31T12:00:00+02:00"]),
     ("in 2 hours", "Europe/Berlin", "2026-03-29T01:30:00+01:00", ["2026-03-29T04:30:00+02:00"]),
     # wall times
     ("tomorrow at 9:00", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T09:00:00+02:00"]),
@@ -419,6 +420,48 @@ PARSE_CASES = [
     ("every weekday starting tomorrow evening at 7", BERLIN, SAT_BERLIN,
      ["2026-03-30T19:00:00+02:00", "2026-03-31T19:00:00+02:00"]),
 ]  # fmt: skip
+
+
+IN_DAYS = [
+    # days and weeks move the date, keeping the time of day, across both changes
+    ("in 2 days", BERLIN, "2027-03-27T10:00:00+00:00", "2027-03-29T11:00:00+02:00", None),
+    ("in 2 days", BERLIN, "2026-10-24T11:00:00+02:00", "2026-10-26T11:00:00+01:00", None),
+    ("in 1 day", NEW_YORK, "2027-03-13T09:00:00-05:00", "2027-03-14T09:00:00-04:00", None),
+    ("in a week", NEW_YORK, "2026-10-28T09:00:00-04:00", "2026-11-04T09:00:00-05:00", None),
+    # a time the target day skips runs when the clocks jump; a repeated one in its first pass
+    ("in 1 day", BERLIN, "2027-03-27T02:30:00+01:00", "2027-03-28T03:00:00+02:00",
+     "the clocks skip 02:30 on Sunday 2027-03-28"),
+    ("in 1 day", NEW_YORK, "2027-03-13T02:30:00-05:00", "2027-03-14T03:00:00-04:00",
+     "the clocks skip 02:30 on Sunday 2027-03-14"),
+    ("in 1 day", BERLIN, "2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00",
+     "02:30 on Sunday 2026-10-25 comes twice"),
+    ("in 1 day", NEW_YORK, "2026-10-31T01:30:00-04:00", "2026-11-01T01:30:00-04:00",
+     "01:30 on Sunday 2026-11-01 comes twice"),
+    # hours stay elapsed: the date moves first, then the hours are added
+    ("in 36 hours", BERLIN, "2027-03-27T11:00:00+01:00", "2027-03-29T00:00:00+02:00", None),
+    ("in 1 day and 2 hours", BERLIN, "2027-03-27T10:00:00+00:00",
+     "2027-03-28T13:00:00+02:00", None),
+    ("in 1 day 2 hours", BERLIN, "2027-03-27T01:30:00+01:00", "2027-03-28T04:30:00+02:00", None),
+    ("in 1.5 days", BERLIN, "2027-03-27T11:00:00+01:00", "2027-03-28T23:00:00+02:00", None),
+    # no change in between: as before
+    ("in 2 days", BERLIN, "2027-01-10T11:00:00+01:00", "2027-01-12T11:00:00+01:00", None),
+    ("in 2 weeks", "UTC", "2027-03-27T10:15:30+00:00", "2027-04-10T10:15:30+00:00", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "expected", "note"), IN_DAYS)
+def test_in_days_keeps_the_time_of_day(
+    text: str, tz: str, now: str, expected: str, note: str | None
+) -> None:
+    """Days said after "in" keep the time of day, as a person counts days; hours, minutes
+    and seconds are elapsed time."""
+    reading = read_schedule(text, tz=tz, now=_at(now))
+    assert isinstance(reading.schedule, Once)
+    assert reading.schedule.at.isoformat() == expected
+    if note is None:
+        assert reading.note is None
+    else:
+        assert reading.note is not None and note in reading.note
 
 
 @pytest.mark.parametrize(("text", "tz", "now", "expected"), PARSE_CASES)

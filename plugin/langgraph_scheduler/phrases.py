@@ -14,6 +14,10 @@ Rules of reading:
   alone is answered with a question, not a guess; so is a week ("every week", "every 2
   weeks") without its weekday. Durations need none: "every 2 hours" and "every 90 minutes"
   count elapsed time from now, in whole seconds.
+* "in 2 days" and "in a week" are the time of day it is now, that many days on, also across
+  a DST change (a time that day skips runs when the clocks jump; a repeated one in its
+  first pass); hours, minutes and seconds are elapsed time: "in 36 hours" is 129,600 s on,
+  "in 1 day and 2 hours" two hours after this time tomorrow.
 * "next friday" said on a Tuesday could be this week's or next week's: also a question.
   (Weeks start on Monday, so "next monday" is never ambiguous.) So is "tomorrow" said
   before 04:00, when the person may not have slept yet: today, or the day after?
@@ -122,6 +126,7 @@ _UNITS = {
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "wk": 604800, "wks": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
+_DAY_SECONDS = 86400
 
 
 def _alternatives(words: Iterable[str]) -> str:
@@ -258,10 +263,18 @@ def _parse_duration(text: str) -> Fraction | None:
     """``2h``, ``1.5 hours``, ``1 hour 30 minutes``, ``half an hour`` -> seconds; else None.
 
     Exact (1.1 hours is 3960 seconds, not 3960.0000000000005), so a caller can tell a whole
-    number of seconds from a fraction.
+    number of seconds from a fraction. Days count 86,400 s each here: for a repeating step.
     """
+    split = _split_duration(text)
+    return None if split is None else split[0] * _DAY_SECONDS + split[1]
+
+
+def _split_duration(text: str) -> tuple[int, Fraction] | None:
+    """A duration as whole calendar days and elapsed seconds: ``1 day 2 hours`` is
+    ``(1, 7200)``, ``2 weeks`` ``(14, 0)``, ``1.5 days`` ``(1, 43200)`` (a fraction of a day
+    is elapsed time), ``36 hours`` ``(0, 129600)``; None when it is no duration."""
     text = re.sub(r" ?(?:,| and ) ?", " ", text)
-    total, pos = Fraction(0), 0
+    days, seconds, pos = Fraction(0), Fraction(0), 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
         if not match or match["unit"] not in _UNITS:
@@ -271,9 +284,16 @@ def _parse_duration(text: str) -> Fraction | None:
             amount = Fraction(1, 2)
         else:
             amount = Fraction(1 if count in ("a", "an") else count)
-        total += amount * _UNITS[match["unit"]]
+        size = _UNITS[match["unit"]]
+        if size % _DAY_SECONDS:
+            seconds += amount * size
+        else:
+            days += amount * (size // _DAY_SECONDS)
         pos = match.end()
-    return total if pos else None
+    if not pos:
+        return None
+    whole = math.floor(days)
+    return whole, seconds + (days - whole) * _DAY_SECONDS
 
 
 def _weekday_set(text: str) -> set[int]:
@@ -409,14 +429,26 @@ _Rule = Callable[[re.Match[str], _Context], Reading | None]
 
 
 def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
-    seconds = _parse_duration(match["dur"])
-    if seconds is None:
+    """A one-off after a duration: "in 2 days", "in 1 day and 2 hours", "in 90 minutes".
+
+    Days and weeks move the date in the zone, keeping the time of day it was said at (across
+    a DST change too, as a person counts them; a time that day skips or repeats is read as
+    :meth:`_Context.once` reads it); hours, minutes and seconds are elapsed time, added after.
+    """
+    split = _split_duration(match["dur"])
+    if split is None:
         return None
+    days, seconds = split
     delta = timedelta(seconds=round(seconds))
-    if not delta:
+    if not (days or delta):
         raise InvalidSchedule(f"{match[0]!r} is not in the future: give a positive duration")
+    at = ctx.now.time().replace(fold=0)  # the first pass of a repeated time, as ``once``
     try:
-        fire = (ctx.now.astimezone(_UTC) + delta).astimezone(ctx.zone)
+        day = ctx.today + timedelta(days=days)
+        if not delta:
+            return ctx.once(day, at)
+        start = ctx.wall(day, at) if days else ctx.now
+        fire = (start.astimezone(_UTC) + delta).astimezone(ctx.zone)
     except OverflowError:
         raise InvalidSchedule(f"{match[0]!r} is too far in the future") from None
     return Reading(Once(fire, tz=ctx.tz))

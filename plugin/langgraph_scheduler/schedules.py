@@ -871,7 +871,9 @@ class Interval(_BaseSchedule):
 
     ``minutes=``, ``hours=`` and ``days=`` are accepted and added up into ``seconds``. The first
     fire is ``start`` (or now + the interval when None); later fires are whole intervals
-    after it, so across a DST change the wall-clock time shifts by the change.
+    after it, so across a DST change the wall-clock time shifts by the change: ``days=1`` is
+    86,400 s, not a calendar day (for the same time every N days, use :class:`Cron` with
+    ``every_days``).
     """
 
     kind: Literal["interval"] = "interval"
