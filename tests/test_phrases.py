@@ -136,6 +136,12 @@ PHRASES = [
     ("every day at 9 starting next monday",
      "at 09:00 every day, starting 2026-03-30 09:00 CEST (Europe/Berlin)",
      ["2026-03-30T09:00:00+02:00"]),
+    # an end said as a day is shown as that day; one said as a time keeps it
+    ("every day at 9 until sunday", "at 09:00 every day, through 2026-03-29 (Europe/Berlin)",
+     ["2026-03-25T09:00:00+01:00"]),
+    ("every 2 hours until 18:00",
+     "every 2 hours, starting 2026-03-24 14:00 CET, until 2026-03-24 18:00 CET (Europe/Berlin)",
+     ["2026-03-24T14:00:00+01:00"]),
 ]  # fmt: skip
 
 

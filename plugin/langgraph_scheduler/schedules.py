@@ -26,7 +26,7 @@ import functools
 import itertools
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -278,6 +278,16 @@ def _fmt(value: datetime, zone: ZoneInfo | None) -> str:
     pattern = "%Y-%m-%d %H:%M:%S" if value.second else "%Y-%m-%d %H:%M"
     text = value.strftime(pattern)
     return f"{text} {value.strftime('%Z')}" if value.tzinfo is not None else text
+
+
+def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
+    """An end bound as a person says it: ``through 2026-12-11`` when it is the last second
+    of a day in the zone (an end set from a day: "until friday"); else ``until`` and
+    :func:`_fmt`."""
+    local = _resolve(value, zone).astimezone(zone) if zone is not None else value
+    if local.time().replace(microsecond=0) == time(23, 59, 59):
+        return f"through {local:%Y-%m-%d}"
+    return f"until {_fmt(value, zone)}"
 
 
 def _pin_offset(value: datetime) -> datetime:
@@ -669,11 +679,11 @@ class _BaseSchedule(BaseModel):
         return self == other
 
     def _bounds_text(self) -> str:
-        """``, starting …, until …`` for the bounds that are set."""
+        """``, starting …, until …`` (or ``through <day>``) for the bounds that are set."""
         zone = _zone(self.tz) if self.tz else None
         start, end = self._window()
         text = f", starting {_fmt(start, zone)}" if start else ""
-        return text + (f", until {_fmt(end, zone)}" if end else "")
+        return text + (f", {_end_words(end, zone)}" if end else "")
 
     @property
     def _zone_label(self) -> str:
