@@ -25,6 +25,7 @@ from langgraph_scheduler import (
     Cron,
     Interval,
     Once,
+    QuotaExceeded,
     SchedulerRuntime,
     TaskEvent,
     TaskNotFound,
@@ -656,6 +657,39 @@ async def test_a_state_filter_lists_each_row_as_it_reads(
         assert answer.text.startswith(f"{len(corrupt)} task(s):"), answer.text
         assert answer.text.count("state: quarantined") == len(corrupt)
     assert "reads as" not in caplog.text  # the database told every row as it reads
+
+
+async def test_a_row_that_reads_as_quarantined_takes_no_room_in_the_quota(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # The quota counted the rows whose stored state is 'active', rows written by hand
+    # that read as quarantined among them, while listings and counts leave those out: an
+    # owner whose only "active" tasks were such rows could create none.
+    async with runtime(None, database, clock, runs) as rt:
+        # A value no task can hold on any backend, and one this backend cannot read.
+        for column, raw in [("thread_mode", "'bogus'"), _UNREADABLE_BY_HAND[rt.store.dialect][0]]:
+            bad = await rt.create_task(
+                name=column, schedule=Interval(minutes=1), trigger="x", owner="alice"
+            )
+            await _by_hand(rt, f"UPDATE lgs_tasks SET {column} = {raw} WHERE id = '{bad.id}'")
+        paused = await rt.create_task(
+            name="paused", schedule=Interval(minutes=1), trigger="x", owner="alice"
+        )
+        await rt.pause_task(paused.id)
+        good = await rt.create_task(  # the insert's quota
+            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice", max_active=1
+        )
+        with pytest.raises(QuotaExceeded):
+            await rt.create_task(
+                name="more", schedule=Interval(minutes=1), trigger="x", owner="alice", max_active=1
+            )
+        with pytest.raises(QuotaExceeded):
+            await rt.resume_task(paused.id, max_active=1)
+        await rt.resume_task(paused.id, max_active=2)  # the update's quota
+        listed = await rt.list_tasks(owner="alice", state="active")
+        assert sorted(task.id for task in listed) == sorted([good.id, paused.id])
+        assert await rt.store.count_tasks(owner="alice", states=["active"]) == 2
+        assert await rt.store.count_tasks(owner="alice", states=["quarantined"]) == 2
 
 
 async def test_a_row_the_database_tells_apart_from_its_reading_is_left_out(

@@ -1354,7 +1354,7 @@ class Store(ABC):
                         self._insert_ignore(tasks_table, "id") if if_absent else insert(tasks_table)
                     )
                     statement = into.from_select(
-                        list(row), values.where(_active_of(task.owner) < max_active)
+                        list(row), values.where(self._active_of(task.owner) < max_active)
                     ).returning(tasks_table.c.id)
                     inserted = conn.execute(statement).first() is not None
                     if not inserted and not (if_absent and _task_exists(conn, task.id)):
@@ -1411,7 +1411,7 @@ class Store(ABC):
             condition = match
             if max_active is not None:
                 self._serialize_owner(conn, task.owner)
-                others = _active_of(task.owner, excluding=task.id)
+                others = self._active_of(task.owner, excluding=task.id)
                 condition = and_(match, others < max_active)
             if conn.execute(update(tasks_table).where(condition).values(row)).rowcount != 1:
                 found = conn.scalar(
@@ -1673,6 +1673,19 @@ class Store(ABC):
             held = t[name]
             checks.append(or_(held.is_(None), and_(held > _EARLIEST, held < _LATEST)))
         return checks
+
+    def _active_of(self, owner: str, *, excluding: str | None = None) -> Any:
+        """The count of ``owner``'s tasks that read as active (but ``excluding``), for a
+        quota checked in the statement that writes: counted as :meth:`count_tasks` and
+        a listing count them, so a row that reads as quarantined takes no room."""
+        query = (
+            select(func.count())
+            .select_from(tasks_table)
+            .where(tasks_table.c.owner == owner, self._read_as(["active"]))
+        )
+        if excluding is not None:
+            query = query.where(tasks_table.c.id != excluding)
+        return query.scalar_subquery()
 
     async def due_times(self, *, until: datetime) -> list[datetime]:
         """The distinct instants before ``until`` at which a task or a retry falls due,
@@ -3111,17 +3124,6 @@ def _stale(now: datetime, holders: Sequence[str]) -> Any:
     if holders:
         stale = or_(stale, runs_table.c.holder.in_(list(holders)))
     return stale
-
-
-def _active_of(owner: str, *, excluding: str | None = None) -> Any:
-    query = (
-        select(func.count())
-        .select_from(tasks_table)
-        .where(tasks_table.c.owner == owner, tasks_table.c.state == "active")
-    )
-    if excluding is not None:
-        query = query.where(tasks_table.c.id != excluding)
-    return query.scalar_subquery()
 
 
 def _task_exists(conn: Connection, task_id: str) -> bool:
