@@ -24,6 +24,7 @@ from langgraph_scheduler import (
     InvalidGraph,
     InvalidTask,
     SchedulerRuntime,
+    SyncSchedulerRuntime,
     TaskRunRecord,
     TaskSource,
     load_transcript,
@@ -152,6 +153,28 @@ async def test_a_compiled_graph_is_checked_and_one_whose_input_is_whole_is_not(
 def test_messages_key_must_name_a_key(messages_key: Any) -> None:
     with pytest.raises(InvalidTask, match="messages_key must name the state key"):
         SchedulerRuntime(None, database="sqlite://", messages_key=messages_key)
+
+
+async def test_messages_key_is_never_the_key_a_turn_writes_its_attribution_under(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each turn's input writes ``task_source`` itself: under that key the trigger message
+    # was overwritten by the attribution, and the conversation read from it.
+    told = "messages_key cannot be 'task_source': each scheduled turn writes its attribution"
+    with pytest.raises(InvalidTask, match=told):
+        SchedulerRuntime(None, database="sqlite://", messages_key="task_source")
+    with pytest.raises(InvalidTask, match=told):
+        SyncSchedulerRuntime(None, database="sqlite://", messages_key="task_source")
+    with pytest.raises(InvalidTask, match=told):
+        trigger_node({"task_source": None}, messages_key="task_source")
+    with pytest.raises(InvalidTask, match=told):
+        await load_transcript(InMemorySaver(), "home", messages_key="task_source")
+    database = f"sqlite:///{tmp_path / 'chat.db'}"
+    async with SchedulerRuntime(None, database=database):
+        pass
+    transcript = ["transcript", "home", "--database", database, "--messages-key", "task_source"]
+    assert await asyncio.to_thread(main, transcript) == 1
+    assert told in capsys.readouterr().err
 
 
 async def test_the_cli_reads_a_transcript_under_the_key_it_is_told(

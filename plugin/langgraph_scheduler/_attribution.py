@@ -16,9 +16,17 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import InvalidTask
 from .models import TaskSource
 
-__all__ = ["KEY_NAME", "SIGNATURE", "AttributionKey", "SourceCheck"]
+__all__ = [
+    "KEY_NAME",
+    "SIGNATURE",
+    "SOURCE_KEY",
+    "AttributionKey",
+    "SourceCheck",
+    "check_messages_key",
+]
 
 SourceCheck = Callable[[Any, "str | None"], bool]
 """Says whether a ``task_source`` was made by a runtime for a turn on a thread:
@@ -29,6 +37,33 @@ KEY_NAME = "attribution_key"
 
 SIGNATURE = "signature"
 """The key of a :class:`~.models.TaskSource` that holds its signature."""
+
+SOURCE_KEY = "task_source"
+"""The graph state key a scheduled turn's input puts its attribution under (see
+``_turns.turn_input``), beside its message under the runtime's ``messages_key``."""
+
+
+def check_messages_key(messages_key: Any) -> str:
+    """``messages_key`` if it can name the state key of a graph's conversation.
+
+    Raises:
+        InvalidTask: it is no key, or it is :data:`SOURCE_KEY`, which each scheduled
+            turn's input writes its attribution under: the trigger message would be
+            overwritten by it, and the conversation read from it.
+    """
+    if not isinstance(messages_key, str) or not messages_key:
+        raise InvalidTask(
+            "messages_key must name the state key the graph keeps its conversation "
+            f"under, e.g. 'messages' or 'chat'; got {messages_key!r}"
+        )
+    if messages_key == SOURCE_KEY:
+        raise InvalidTask(
+            f"messages_key cannot be {SOURCE_KEY!r}: each scheduled turn writes its "
+            f"attribution (the task that started it) under {SOURCE_KEY!r}, which would "
+            "overwrite the turn's message; keep the conversation under another key, "
+            "e.g. 'messages' or 'chat'"
+        )
+    return messages_key
 
 
 class AttributionKey:

@@ -24,7 +24,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from pydantic import ValidationError
 
-from ._attribution import AttributionKey
+from ._attribution import SOURCE_KEY, AttributionKey
 from .errors import InvalidGraph, ThreadBusy
 from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
@@ -356,8 +356,9 @@ def _input_keys(graph: Pregel[Any, Any, Any, Any]) -> list[str] | None:
 
 def turn_input(message: Any, source: Mapping[str, Any], messages_key: str) -> dict[str, Any]:
     """A scheduled turn's input: its trigger ``message`` under ``messages_key``, and
-    its attribution as ``task_source``."""
-    return {messages_key: [message], "task_source": source}
+    its attribution as ``task_source`` (:data:`SOURCE_KEY`, which ``messages_key`` is
+    never: see ``_attribution.check_messages_key``)."""
+    return {messages_key: [message], SOURCE_KEY: source}
 
 
 async def _run_turn(

@@ -24,7 +24,7 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 
-from ._attribution import SourceCheck
+from ._attribution import SourceCheck, check_messages_key
 from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
@@ -95,7 +95,12 @@ def trigger_node(
             wherever clients other than the runtime send messages.
         messages_key: the state key of the conversation (the runtime's
             ``messages_key``).
+
+    Raises:
+        InvalidTask: ``messages_key`` names no key, or ``"task_source"`` (see
+            ``SchedulerRuntime(messages_key=...)``).
     """
+    check_messages_key(messages_key)
     messages = cast(Sequence[BaseMessage], state.get(messages_key) or [])
     source = task_source_of(messages, verify=verify)
     if source is None:

@@ -18,7 +18,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from ._attribution import KEY_NAME, AttributionKey
+from ._attribution import KEY_NAME, AttributionKey, check_messages_key
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean, work_of
@@ -80,7 +80,8 @@ class SchedulerRuntime:
         messages_key: the state key the graph keeps its conversation under (as in
             ``ToolNode(messages_key=...)``): each scheduled turn's message is sent
             there, its run record's summary and the transcripts are read from there.
-            A graph whose input is known to lack it is refused at :meth:`start`.
+            A graph whose input is known to lack it is refused at :meth:`start`; it
+            cannot be ``"task_source"``, where each turn puts its attribution.
         timezone: IANA zone for schedules that name none.
         max_concurrency: turns running at once; due fires beyond it wait in the table.
         default_timeout_secs: turn timeout when the trigger sets none.
@@ -157,11 +158,7 @@ class SchedulerRuntime:
         ):
             if not value > 0:
                 raise InvalidTask(f"{label} must be positive, got {value}")
-        if not isinstance(messages_key, str) or not messages_key:
-            raise InvalidTask(
-                "messages_key must name the state key the graph keeps its conversation "
-                f"under, e.g. 'messages' or 'chat'; got {messages_key!r}"
-            )
+        check_messages_key(messages_key)
         if server is not None and not isinstance(server, LangGraphServer):
             raise InvalidTask(
                 f"server must be a LangGraphServer(url=..., assistant_id=...), got "

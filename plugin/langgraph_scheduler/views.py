@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._attribution import KEY_NAME, AttributionKey, SourceCheck
+from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
 from ._remote import server_thread_id
 from .models import Task, TaskRunRecord, TaskSource, redact_url
 
@@ -407,8 +407,15 @@ async def load_transcript(
 
     Returns:
         The transcript; empty when the thread has no checkpoint.
+
+    Raises:
+        InvalidTask: ``messages_key`` names no key, or ``"task_source"``, which holds a
+            turn's attribution (see ``SchedulerRuntime(messages_key=...)``).
     """
     from .runtime import SchedulerRuntime
+
+    if messages_key is not None:
+        check_messages_key(messages_key)
 
     config: Any = {"configurable": {"thread_id": thread_id}}
     verify: SourceCheck | None = None
