@@ -24,7 +24,7 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 
-from ._attribution import SourceCheck, check_messages_key
+from ._attribution import SOURCE_KEY, SourceCheck, check_messages_key
 from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
@@ -74,7 +74,7 @@ def task_source_of(
 
 
 def trigger_node(
-    state: SchedulerState,
+    state: SchedulerState | object,
     *,
     verify: SourceCheck | None = None,
     messages_key: str = "messages",
@@ -87,7 +87,8 @@ def trigger_node(
     scheduled turn must not look task-triggered.
 
     Args:
-        state: the graph state.
+        state: the graph state: a mapping, or a pydantic model or dataclass (which
+            LangGraph passes to nodes as it is); the update returned suits all of them.
         verify: ``rt.verify_task_source``: only attributions the runtime signed count
             (see :func:`task_source_of`). Without it, a client can mark its own message
             as a scheduled turn and put text into the system prompt; bind it
@@ -101,30 +102,38 @@ def trigger_node(
             ``SchedulerRuntime(messages_key=...)``).
     """
     check_messages_key(messages_key)
-    messages = cast(Sequence[BaseMessage], state.get(messages_key) or [])
+    messages = cast(Sequence[BaseMessage], _state_value(state, messages_key) or [])
     source = task_source_of(messages, verify=verify)
     if source is None:
-        return {"task_source": None}
-    kept = state.get("task_source")
+        return {SOURCE_KEY: None}
+    kept = _state_value(state, SOURCE_KEY)
     # A verified source is the message's own: a state value sent beside it is not signed.
     if verify is None and isinstance(kept, Mapping) and kept.get("run_id") == source.get("run_id"):
-        return {"task_source": dict(kept)}
-    return {"task_source": dict(source)}
+        return {SOURCE_KEY: dict(kept)}
+    return {SOURCE_KEY: dict(source)}
 
 
-def signed_task_source(
-    state: Mapping[str, Any], *, verify: SourceCheck | None = None
-) -> TaskSource | None:
+def _state_value(state: object, key: str) -> Any:
+    """The graph state's ``key`` (None when it has none): an item of a mapping state, an
+    attribute of a pydantic model or dataclass state, which LangGraph passes to nodes as
+    it is (a ``.get`` on it raised AttributeError)."""
+    if isinstance(state, Mapping):
+        return state.get(key)
+    return getattr(state, key, None)
+
+
+def signed_task_source(state: object, *, verify: SourceCheck | None = None) -> TaskSource | None:
     """The state's ``task_source`` for this model call: None on a user turn, and, with
     ``verify``, unless the runtime signed it for the run's thread.
 
     The trigger node checks the message a turn starts with, but a client can also write
     the state itself (``update_state``, or ``Command(update=...)`` on a resume, both open
     to clients of a LangGraph server) and skip that node; so the value is checked again
-    where it is used. A forged one is logged (without its text) and ignored.
+    where it is used. A forged one is logged (without its text) and ignored. ``state`` is
+    a mapping, or a pydantic model or dataclass.
     """
     return _trusted(
-        state.get("task_source"),
+        _state_value(state, SOURCE_KEY),
         verify,
         None,
         found="the graph state holds",
@@ -195,7 +204,7 @@ def scheduler_system_prompt(
 
 
 def scheduler_system_message(
-    state: Mapping[str, Any],
+    state: object,
     *,
     timezone: str = "UTC",
     now: datetime | None = None,
@@ -209,7 +218,7 @@ def scheduler_system_message(
     then applies to its own turn only.
 
     Args:
-        state: the graph state.
+        state: the graph state (a mapping, or a pydantic model or dataclass).
         timezone: the runtime's default zone (``runtime.timezone``).
         now: the current time (default: the clock).
         base: your own system prompt, placed first.
