@@ -175,3 +175,34 @@ async def until_start_warns(
         assert asyncio.get_running_loop().time() < deadline, "the wait was not logged"
         assert not starting.done(), starting
         await asyncio.sleep(0.05)
+
+
+async def count_lock_waiters(postgres_url: str, counts: list[int]) -> None:
+    """Note, every 20 ms until cancelled, how many sessions on the test's database wait
+    for a lock."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cursor.fetchone()
+            counts.append(int(row[0]) if row else 0)
+            await asyncio.sleep(0.02)
+
+
+async def until_lock_waiters(postgres_url: str, count: int) -> None:
+    """Return once ``count`` sessions on the test's database wait for a lock together."""
+    waiters: list[int] = []
+    counting = asyncio.ensure_future(count_lock_waiters(postgres_url, waiters))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while count not in waiters:
+            assert loop.time() < deadline, f"never {count} lock waiters: {set(waiters)}"
+            await asyncio.sleep(0.05)
+    finally:
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)

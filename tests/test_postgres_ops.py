@@ -30,7 +30,14 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
 from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
 
-from .helpers import RunWaiter, build_graph, until_start_warns, warnings_said
+from .helpers import (
+    RunWaiter,
+    build_graph,
+    count_lock_waiters,
+    until_lock_waiters,
+    until_start_warns,
+    warnings_said,
+)
 
 pytestmark = pytest.mark.slow  # a pooler process, turns on the real clock
 
@@ -542,22 +549,6 @@ async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one
         assert rt.running
 
 
-async def _count_lock_waiters(postgres_url: str, counts: list[int]) -> None:
-    """Note, every 20 ms until cancelled, how many sessions on the test's database wait
-    for a lock."""
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
-        while True:
-            cursor = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            row = await cursor.fetchone()
-            counts.append(int(row[0]) if row else 0)
-            await asyncio.sleep(0.02)
-
-
 async def test_a_task_row_another_session_holds_stalls_only_that_tasks_fires(
     postgres_url: str,
 ) -> None:
@@ -577,7 +568,7 @@ async def test_a_task_row_another_session_holds_stalls_only_that_tasks_fires(
         with psycopg.connect(postgres_url) as holder:
             holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (a.id,))
             waiters: list[int] = []
-            counting = asyncio.ensure_future(_count_lock_waiters(postgres_url, waiters))
+            counting = asyncio.ensure_future(count_lock_waiters(postgres_url, waiters))
             try:
                 runs_of_a = [asyncio.ensure_future(rt.run_now(a.id)) for _ in range(3)]
                 loop = asyncio.get_running_loop()
@@ -608,21 +599,6 @@ async def test_a_task_row_another_session_holds_stalls_only_that_tasks_fires(
     with psycopg.connect(postgres_url) as conn:
         running = conn.execute("SELECT count(*) FROM lgs_runs WHERE outcome IS NULL").fetchone()
     assert running == (0,)
-
-
-async def _until_lock_waiters(postgres_url: str, count: int) -> None:
-    """Return once ``count`` sessions on the test's database wait for a lock together."""
-    waiters: list[int] = []
-    counting = asyncio.ensure_future(_count_lock_waiters(postgres_url, waiters))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while count not in waiters:
-            assert loop.time() < deadline, f"never {count} lock waiters: {set(waiters)}"
-            await asyncio.sleep(0.05)
-    finally:
-        counting.cancel()
-        await asyncio.gather(counting, return_exceptions=True)
 
 
 async def test_service_writes_of_a_task_row_another_session_holds_leave_renewals_room(
@@ -663,7 +639,7 @@ async def test_service_writes_of_a_task_row_another_session_holds_leave_renewals
                 asyncio.ensure_future(service.pause(a.id)),
                 asyncio.ensure_future(service.update(a.id, name="renamed")),
             ]
-            await _until_lock_waiters(postgres_url, 2)
+            await until_lock_waiters(postgres_url, 2)
             await store.renew_thread_locks(until=at(600))
             lost = await store.renew_leases([run_b.run_id], holder=HOLDER, until=at(600))
             leases = await store.transaction(
