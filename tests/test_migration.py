@@ -220,9 +220,11 @@ async def test_a_schema_2_database_gains_the_thread_locks_and_the_tool_call_answ
         await store.close()
 
 
-async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_their_index(
+async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_late_indexes(
     database: str,
 ) -> None:
+    # Among them the index of the approvals approved and not carried out yet, which a
+    # model's retry of an approved change looks for (TaskService.propose_update).
     store = open_store(database)
 
     def write_earlier(conn: Any) -> None:
@@ -230,16 +232,28 @@ async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_their
         conn.execute(insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
         conn.execute(text("DROP INDEX IF EXISTS lgs_runs_finished"))
         conn.execute(text("DROP TABLE IF EXISTS lgs_delivery_floors"))
+        conn.execute(text("DROP INDEX IF EXISTS lgs_approvals_approved"))
 
     def schema(conn: Any) -> tuple[set[str], set[str]]:
         found = inspect(conn)
-        return set(found.get_table_names()), {i["name"] for i in found.get_indexes("lgs_runs")}
+        tables = ("lgs_runs", "lgs_approvals")
+        return set(found.get_table_names()), {
+            i["name"] for table in tables for i in found.get_indexes(table)
+        }
 
     try:
         await store.transaction(write_earlier)
         await store.setup()
         await store.build_indexes()  # after the setup on PostgreSQL (a runtime's start does)
         tables, indexes = await store.transaction(schema)
-        assert "lgs_delivery_floors" in tables and "lgs_runs_finished" in indexes
+        assert "lgs_delivery_floors" in tables
+        assert {"lgs_runs_finished", "lgs_approvals_approved"} <= indexes
+        if database.startswith("sqlite"):  # the retry's look-up uses it
+            query = (
+                "EXPLAIN QUERY PLAN SELECT * FROM lgs_approvals WHERE owner = 'a' AND "
+                "status = 'approved' AND action = 'update' AND task_id = 't'"
+            )
+            plan = await store.transaction(lambda conn: conn.exec_driver_sql(query).all())
+            assert "USING INDEX lgs_approvals_approved" in str(plan)
     finally:
         await store.close()

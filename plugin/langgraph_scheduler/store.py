@@ -386,7 +386,18 @@ _due_deliveries = Index(
 # order, and the purge by age the runs finished before a time.
 _finished_runs = Index("lgs_runs_finished", runs_table.c.finished_at, runs_table.c.run_id)
 
-LATE_INDEXES: tuple[Index, ...] = (_due_tasks, _finished_runs)
+# Only the approvals answered yes and not yet carried out: a model's retry of a change
+# whose write the database refused looks for them by owner (and task), among every
+# approval kept for 30 days.
+_approved_approvals = Index(
+    "lgs_approvals_approved",
+    approvals_table.c.owner,
+    approvals_table.c.task_id,
+    sqlite_where=approvals_table.c.status == "approved",
+    postgresql_where=approvals_table.c.status == "approved",
+)
+
+LATE_INDEXES: tuple[Index, ...] = (_due_tasks, _finished_runs, _approved_approvals)
 """The indexes added to tables that may exist already, and be large (``lgs_runs`` holds
 millions of runs): created with their tables, and else by SQLite's setup, in its
 transaction, but on PostgreSQL by :meth:`Store.build_indexes`, concurrently, after it
@@ -455,7 +466,9 @@ class Approval:
     """A task change a model asked for, held until a human answers (``require_approval``).
 
     One per tool call: ``id`` is derived from the owner, the LangGraph step the call ran
-    in and its tool call id, so every re-run of that call finds the same row.
+    in and its tool call id, so every re-run of that call finds the same row. A new call
+    of the owner asking for exactly a change approved but not stored yet (the database
+    failed) is carried out under that row (``TaskService.propose_update``).
     """
 
     id: str
@@ -1499,6 +1512,30 @@ class Store(ABC):
             .where(approvals_table.c.owner == owner, approvals_table.c.step == step)
             .order_by(approvals_table.c.created_at, approvals_table.c.id)
         )
+        return await self.transaction(
+            lambda conn: [approval_from_row(r) for r in conn.execute(query).mappings()]
+        )
+
+    async def approved_approvals(
+        self,
+        owner: str,
+        *,
+        action: Literal["create", "update"],
+        task_id: str | None,
+        decided_since: datetime,
+    ) -> list[Approval]:
+        """The owner's approvals of ``action`` (on ``task_id``, when given) approved at
+        or after ``decided_since`` and not carried out yet, newest first."""
+        table = approvals_table
+        query = select(table).where(
+            table.c.owner == owner,
+            table.c.status == "approved",
+            table.c.action == action,
+            table.c.decided_at >= decided_since,
+        )
+        if task_id is not None:
+            query = query.where(table.c.task_id == task_id)
+        query = query.order_by(table.c.decided_at.desc(), table.c.id)
         return await self.transaction(
             lambda conn: [approval_from_row(r) for r in conn.execute(query).mappings()]
         )
