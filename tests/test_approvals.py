@@ -10,8 +10,9 @@ order in which LangGraph re-runs the tools.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -40,6 +41,8 @@ from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 from langgraph_scheduler.store import Approval, approvals_table, open_store
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
+
+from .helpers import until_lock_waiters
 
 T: RunnableConfig = {"configurable": {"thread_id": "T", "user_id": "alice"}}
 APPROVAL = SchedulerLimits(require_approval=True)
@@ -794,6 +797,14 @@ async def test_store_approvals_conform_on_every_backend(database: str) -> None:
         assert not await store.decide_approval("a1", status="rejected", reason="x", now=now)
         stored = await store.get_approval("a1")
         assert stored is not None and (stored.status, stored.decided_at) == ("approved", now)
+        approved = store.approved_approvals
+        found = await approved("alice", action="create", task_id="t1", decided_since=now)
+        assert [a.id for a in found] == ["a1"]
+        assert await approved("alice", action="create", task_id="t2", decided_since=now) == []
+        assert await approved("alice", action="update", task_id=None, decided_since=now) == []
+        assert await approved("bob", action="create", task_id=None, decided_since=now) == []
+        later_on = now + timedelta(seconds=1)
+        assert await approved("alice", action="create", task_id=None, decided_since=later_on) == []
 
         waiting = Approval(**{**approval.__dict__, "id": "a2", "tool_call_id": "call-2"})
         await store.add_approval(waiting)
@@ -859,3 +870,261 @@ async def test_a_human_reason_any_database_can_store(database: str, runtime_fact
             "not \ufffd now",
             ("long " * 1_000)[:999] + "…",
         }
+
+
+# -- a change approved but not stored, asked for again ---------------------------------
+
+
+async def _plants(rt: SchedulerRuntime, owner: str = "alice", thread_id: str | None = None) -> Any:
+    return await rt.create_task(
+        name="Plants",
+        schedule=Cron("0 9 * * *"),
+        trigger="Water.",
+        thread_id=thread_id,
+        owner=owner,
+    )
+
+
+async def _approved_update(
+    rt: SchedulerRuntime, owner: str = "alice", prompt: str = "Water less."
+) -> tuple[Any, Approval, dict[str, Any]]:
+    """A task of ``owner``, and an approved change of its prompt not yet stored (the
+    database failed when it was applied); returns the proposal's arguments too."""
+    task = await _plants(rt, owner)
+    proposal: dict[str, Any] = {
+        "preview": {"task_id": task.id, "name": "Plants", "prompt": prompt},
+        "trigger_changes": {"prompt": prompt},
+    }
+    first = await rt.tasks.propose_update(task.id, ToolCall(owner, "s1", "call-1"), **proposal)
+    return task, await rt.tasks.decide(first, approved=True, reason=None), proposal
+
+
+@contextlib.asynccontextmanager
+async def _approved_plants(
+    make_graph: Any, runtime_factory: Any, database: str
+) -> AsyncIterator[tuple[SchedulerRuntime, FakeClock, Any, Approval, dict[str, Any]]]:
+    """A running runtime on a fake clock, with :func:`_approved_update` made in it."""
+    clock = FakeClock(START)
+    rt = runtime_factory(make_graph(), database=database, clock=clock)
+    async with rt:
+        yield (rt, clock, *await _approved_update(rt))
+
+
+async def test_a_new_call_for_an_approved_change_not_stored_is_carried_out_under_it(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    given = _approved_plants(make_graph, runtime_factory, database)
+    async with given as (rt, clock, task, approved, proposal):
+        await clock.advance(600)  # ten minutes after the answer
+        service = rt.tasks
+        retry = await service.propose_update(task.id, ToolCall("alice", "s2", "call-2"), **proposal)
+        assert (retry.id, retry.status) == (approved.id, "approved")  # not asked again
+        updated = await service.apply(retry)
+        assert (updated.trigger.prompt, updated.version) == ("Water less.", 1)
+        assert (await service.reread(approved)).status == "applied"
+        # Carried out: the same change asked for again is a new change, asked for anew.
+        again = await service.propose_update(task.id, ToolCall("alice", "s3", "call-3"), **proposal)
+        assert again.id != approved.id and again.status == "pending"
+
+        # A create too: its new task is the one the approval fixed.
+        call = ToolCall("alice", "s4", "call-4")
+        tea: dict[str, Any] = {
+            "preview": {"name": "Tea"},
+            "name": "Tea",
+            "schedule": Cron("0 10 * * *"),
+            "trigger": "Tea.",
+        }
+        made = await service.decide(
+            await service.propose_create(call, **tea), approved=True, reason=None
+        )
+        retried = await service.propose_create(ToolCall("alice", "s5", "call-5"), **tea)
+        assert retried.id == made.id
+        assert (await service.apply(retried)).id == made.task_id
+        assert [t.name for t in await rt.list_tasks(owner="alice")] == ["Plants", "Tea"]
+
+
+async def test_an_approval_is_not_used_for_another_owner_change_task_or_preview(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    given = _approved_plants(make_graph, runtime_factory, database)
+    async with given as (rt, _, task, approved, proposal):
+        service = rt.tasks
+        other, _, _ = await _approved_update(rt, prompt="Water more.")
+        bobs, _, _ = await _approved_update(rt, owner="bob")
+
+        def call(owner: str = "alice") -> ToolCall:
+            return ToolCall(owner, "s2", f"call-{uuid.uuid4().hex}")
+
+        asked = [
+            # Another change of the same task, shown otherwise.
+            await service.propose_update(
+                task.id,
+                call(),
+                preview={**proposal["preview"], "prompt": "Water more."},
+                trigger_changes={"prompt": "Water more."},
+            ),
+            # The same change shown otherwise (the task changed meanwhile).
+            await service.propose_update(
+                task.id, call(), **{**proposal, "preview": {**proposal["preview"], "name": "X"}}
+            ),
+            # The same values, another field.
+            await service.propose_update(task.id, call(), preview=proposal["preview"], name="x"),
+            # Another task of the owner with a change of its own approved.
+            await service.propose_update(other.id, call(), **proposal),
+            # The same change and preview by another owner, for their own task.
+            await service.propose_update(bobs.id, call("bob"), **proposal),
+            # The same change, asked for beside the approved one (its step): not a retry.
+            await service.propose_update(task.id, replace(call(), step="s1"), **proposal),
+        ]
+        assert [a.status for a in asked] == ["pending"] * len(asked)
+        assert approved.id not in {a.id for a in asked}
+        assert len({a.id for a in asked}) == len(asked)
+        # Nor a create's approval for another owner, the change and preview the same.
+        tea: dict[str, Any] = {
+            "preview": {"name": "Tea"},
+            "name": "Tea",
+            "schedule": Cron("0 10 * * *"),
+            "trigger": "Tea.",
+        }
+        alices = await service.propose_create(call(), **tea)
+        await service.decide(alices, approved=True, reason=None)
+        assert (await service.propose_create(call("bob"), **tea)).status == "pending"
+        # Nor an update's for a create of the same values, nor a create's for an update.
+        assert (await service.propose_create(call(), **{**tea, "name": "x"})).status == "pending"
+        assert (await service.reread(approved)).status == "approved"  # nothing was used
+
+
+@pytest.mark.parametrize("ended", ["rejected", "applied", "failed", "too old"])
+async def test_an_approval_rejected_carried_out_failed_or_old_is_not_used_again(
+    database: str, make_graph: Any, runtime_factory: Any, ended: str
+) -> None:
+    given = _approved_plants(make_graph, runtime_factory, database)
+    async with given as (rt, clock, task, approved, proposal):
+        service = rt.tasks
+        if ended == "rejected":
+            await rt.store.transaction(  # answered no, as if it had been all along
+                lambda conn: conn.execute(
+                    approvals_table.update().values(status="rejected", reason="no")
+                )
+            )
+        elif ended == "applied":
+            await service.apply(approved)
+        elif ended == "failed":  # as apply records a change the store refused
+            await rt.store.decide_approval(
+                approved.id, status="failed", reason="x", now=clock.now(), expected="approved"
+            )
+        else:
+            await clock.advance(3600 + 1)
+        retry = await service.propose_update(task.id, ToolCall("alice", "s3", "call-3"), **proposal)
+        assert retry.id != approved.id and retry.status == "pending"
+        stored = await service.reread(approved)
+        assert stored.status == {"too old": "approved"}.get(ended, ended)
+        version = (await rt.get_task(task.id)).version
+        assert version == (1 if ended == "applied" else 0)
+
+
+def _hold_row(postgres_url: str, task_id: str) -> Any:
+    """Another session holding the task's row locked, as a DBA's open transaction does;
+    its ``rollback()`` frees it. (Every apply of a change to it then ends in TaskBusy.)"""
+    import psycopg
+
+    holder = psycopg.connect(postgres_url)
+    holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (task_id,))
+    return holder
+
+
+def _refuse_task_writes(postgres_url: str, *, on: bool) -> None:
+    """Make the database refuse every change of a task as a read-only one does (a
+    failover onto a standby): the store reports it unavailable. ``on=False`` undoes it."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        if on:
+            conn.execute(
+                "CREATE FUNCTION lgs_test_read_only() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'read-only' USING ERRCODE = '25006'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER lgs_test_read_only BEFORE UPDATE ON lgs_tasks "
+                "FOR EACH ROW EXECUTE FUNCTION lgs_test_read_only()"
+            )
+        else:
+            conn.execute("DROP TRIGGER lgs_test_read_only ON lgs_tasks")
+
+
+@pytest.mark.parametrize("failure", ["row held", "read-only"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_retry_of_an_approved_update_the_database_refused_is_not_asked_again(
+    postgres_url: str, runtime_factory: Any, kind: str, failure: str
+) -> None:
+    # The human approves a change; storing it fails for a while (another session holds
+    # the task's row, or the database is read-only), and the tool tells the model to try
+    # again. Its retry is a new tool call, which asked the human again for what they had
+    # just approved. It is now carried out under that approval, without asking; the
+    # change is written once.
+    ids: dict[str, str] = {}
+
+    def update() -> AIMessage:
+        return calls(("update_task", {"task_id": ids["plants"], "prompt": "Water less."}))
+
+    steps: list[Any] = [
+        lambda _: update(),
+        "The scheduler could not store it; I will try again.",
+        lambda _: update(),
+        "Done.",
+    ]
+    rt = make_runtime(kind, runtime_factory, postgres_url, steps)
+    async with rt:
+        task = await _plants(rt, thread_id="T")
+        ids["plants"] = task.id
+        out = await rt.ainvoke(ask("Water the plants less."), T)
+        (shown,) = out["__interrupt__"]
+        if failure == "row held":
+            with _hold_row(postgres_url, task.id) as holder:
+                out = await rt.ainvoke(Command(resume=by_id()(shown.value)), T)
+                holder.rollback()
+        else:
+            _refuse_task_writes(postgres_url, on=True)
+            out = await rt.ainvoke(Command(resume=by_id()(shown.value)), T)
+            _refuse_task_writes(postgres_url, on=False)
+        (refused,) = tool_messages(out)
+        assert refused.status == "error"
+        assert ("try again shortly" if failure == "row held" else "cannot be reached") in (
+            refused.text
+        )
+        assert (await rt.get_task(task.id)).version == 0  # nothing written yet
+
+        out = await rt.ainvoke(ask("Try again."), T)
+        assert "__interrupt__" not in out  # the human is not asked again
+        retried = tool_messages(out)[-1]
+        assert retried.status == "success" and retried.text.startswith("Updated task 'Plants'")
+        assert "prompt: Water less." in retried.text
+        stored = await rt.get_task(task.id)
+        assert (stored.trigger.prompt, stored.version) == ("Water less.", 1)  # written once
+        statuses = await rt.store.transaction(
+            lambda conn: conn.execute(select(approvals_table.c.status)).scalars().all()
+        )
+        assert statuses == ["applied"]  # one approval: the one the human gave
+
+
+async def test_calls_racing_to_carry_out_one_approval_write_once_and_both_say_it_is_done(
+    postgres_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # Two retries of an approved change find its approval while the task's row is held;
+    # once it is free, one writes it and the other finds it carried out: it writes
+    # nothing and answers with the task as changed, not as it read it before.
+    given = _approved_plants(make_graph, runtime_factory, postgres_url)
+    async with given as (rt, _, task, approved, proposal):
+        retries = [
+            await rt.tasks.propose_update(task.id, ToolCall("alice", "s2", f"call-{i}"), **proposal)
+            for i in (2, 3)
+        ]
+        assert {a.id for a in retries} == {approved.id}
+        with _hold_row(postgres_url, task.id) as holder:
+            applying = [asyncio.ensure_future(rt.tasks.apply(a)) for a in retries]
+            await until_lock_waiters(postgres_url, 2)  # each read the task, then waited
+            holder.rollback()
+            results = await asyncio.gather(*applying)
+        stored = await rt.get_task(task.id)
+    assert (stored.trigger.prompt, stored.version) == ("Water less.", 1)
+    assert [(t.trigger.prompt, t.version) for t in results] == [("Water less.", 1)] * 2

@@ -9,7 +9,9 @@ the service reads again and re-applies the change instead.
 Changes that need a human's approval are proposed first (:meth:`TaskService.propose_create`,
 :meth:`TaskService.propose_update`): their values are fixed and stored then, under an id
 derived from the tool call, and :meth:`TaskService.apply` writes exactly those values, at
-most once, after the approval.
+most once, after the approval. An approved change the database failed to store is not
+asked for again: a new call proposing exactly it, shown alike, soon after, gets that
+approval back (:data:`APPROVAL_REUSE_WINDOW`).
 
 A tool call's answer is kept under the same key (:class:`~.store.CallAnswer`): the writes
 take it as ``answer`` and keep it in the transaction of the change, so a call LangGraph
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
@@ -51,6 +54,8 @@ TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
 _V = TypeVar("_V")
 
+logger = logging.getLogger("langgraph_scheduler")
+
 Answering = Callable[[_V], CallAnswer]
 """A tool call's answer for what a write made (the task as written, a run record), kept
 in the write's transaction (see :class:`~.store.CallAnswer`)."""
@@ -68,6 +73,13 @@ re-run of the call (a step LangGraph runs again when a human answers an interrup
 days later) finds them and does not act again. Unanswered approvals stay until answered."""
 
 _PURGE_EVERY = timedelta(hours=1)
+
+APPROVAL_REUSE_WINDOW = timedelta(hours=1)
+"""How long after a human approved a change that was not stored (the database failed or
+held the task's row when it was applied) a new tool call asking for exactly it is carried
+out under that approval instead of asking again. The model's retry is a new call (a new
+approval id), and asking a human twice for what they just approved is the failure this
+avoids; a retry much later is asked again: the human may no longer expect the change."""
 
 
 @dataclass(frozen=True)
@@ -478,7 +490,9 @@ class TaskService:
                 answer=kept,
             )
             if result == "done":
-                return task
+                # Applied already (maybe by a call racing this one, since the read): the
+                # task as it is now, that write included.
+                return await self.get(task_id, owner=owner)
             if result == "saved":
                 saved = as_written[-1] if as_written else saved
                 self._changed(saved.id, saved)
@@ -510,7 +524,10 @@ class TaskService:
 
         The task is checked and its values fixed now (an interval's first fire too), so
         :meth:`apply` stores what ``preview`` showed. A tool call proposes once: a re-run
-        of ``call`` (see :class:`ToolCall`) gets the first proposal back.
+        of ``call`` (see :class:`ToolCall`) gets the first proposal back. Another call
+        of the owner proposing the same values and preview as one approved but not stored
+        yet (the database failed) gets that approval, already approved (see
+        :data:`APPROVAL_REUSE_WINDOW`).
 
         Args:
             call: the tool call proposing; its owner's task it will be.
@@ -556,7 +573,9 @@ class TaskService:
     ) -> Approval:
         """Hold a change of a task until a human answers; like :meth:`propose_create`,
         the values are fixed now (a new schedule in the task's zone, an interval's first
-        fire pinned) and a re-run of the tool call gets the first proposal back.
+        fire pinned) and a re-run of the tool call gets the first proposal back; a new
+        call asking for a change of this task that was approved but not stored yet (the
+        same values, shown alike) gets that approval.
         ``trigger_changes`` are written as :meth:`update` writes them once approved: to
         the trigger as it is then, keeping what changed meanwhile in its other fields.
 
@@ -594,20 +613,52 @@ class TaskService:
     ) -> Approval:
         _check_text("tool call id", call.call_id)
         await self._purge(now)
-        return await self.store.add_approval(
-            Approval(
-                id=call.key,
-                owner=call.owner,
-                step=_digest("step", call.step),
-                tool_call_id=call.call_id,
-                action=action,
-                task_id=task_id,
-                change=change,
-                preview=dict(preview),
-                status="pending",
-                created_at=now,
-            )
+        proposal = Approval(
+            id=call.key,
+            owner=call.owner,
+            step=_digest("step", call.step),
+            tool_call_id=call.call_id,
+            action=action,
+            task_id=task_id,
+            change=change,
+            preview=dict(preview),
+            status="pending",
+            created_at=now,
         )
+        approved = await self._approved_alike(proposal)
+        return approved or await self.store.add_approval(proposal)
+
+    async def _approved_alike(self, proposal: Approval) -> Approval | None:
+        """An approval of ``proposal``'s owner, given within
+        :data:`APPROVAL_REUSE_WINDOW` and not carried out yet, for exactly its change
+        shown exactly as its preview (of the same task, for an update): a new call asking
+        for it again (the model retrying after the database failed to store it) is
+        carried out under it, at most once like any (see :meth:`apply`). A preview is
+        made from the task as it is when asked: changed meanwhile, it differs, and the
+        human is asked again. Never one of the proposal's own step: a call beside it in
+        its model message (a ``ToolNode`` runs them in one step) is another change,
+        asked for on its own, not a retry (a retry comes in a later model message)."""
+        found = await self.store.approved_approvals(
+            proposal.owner,
+            action=proposal.action,
+            # A create's task id is made from its call's key: another call, another id.
+            task_id=proposal.task_id if proposal.action == "update" else None,
+            decided_since=proposal.created_at - APPROVAL_REUSE_WINDOW,
+        )
+        wanted = _as_json(proposal.change), _as_json(proposal.preview)
+        approved = next(
+            (a for a in found if (a.change, a.preview) == wanted and a.step != proposal.step),
+            None,
+        )
+        if approved is not None:
+            logger.info(
+                "tool call %r asks for the change approved for tool call %r (approval %s, "
+                "not stored yet): carried out under that approval, not asked again",
+                proposal.tool_call_id,
+                approved.tool_call_id,
+                approved.id,
+            )
+        return approved
 
     async def find_approval(self, call: ToolCall) -> Approval | None:
         """The proposal ``call`` made on an earlier run of it, if any."""
@@ -828,6 +879,11 @@ def check_zone(tz: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _as_json(value: dict[str, Any]) -> Any:
+    """``value`` as a JSON column gives it back (tuples as lists), to compare with one."""
+    return json.loads(json.dumps(value))
 
 
 def request_key(tool: str, arguments: Mapping[str, Any]) -> str:

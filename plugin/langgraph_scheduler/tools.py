@@ -10,10 +10,12 @@ With ``SchedulerLimits(require_approval=True)``, ``schedule_task`` and ``update_
 the values to store, keep them under the tool call's id and ask a human through
 ``interrupt()``; LangGraph re-runs the tool on every resume, and each re-run finds the same
 values and the answer already given, so a call is stored at most once, only after its own
-approval (see :func:`scheduler_tools`). A call that changes tasks is refused when another
-call of its model message carries the same id, with or without approvals; one needing an
-approval is refused when a call of another tool shares its LangGraph task (whose own
-``interrupt()`` would take the approval's answers by position).
+approval (see :func:`scheduler_tools`); a new call retrying a change approved but not
+stored (the database failed) is stored under that approval, not asked again. A call that
+changes tasks is refused when another call of its model message carries the same id, with
+or without approvals; one needing an approval is refused when a call of another tool
+shares its LangGraph task (whose own ``interrupt()`` would take the approval's answers by
+position).
 
 LangGraph runs a whole node again when it resumes it after an ``interrupt()``, and a
 ``ToolNode`` runs every call of a model message in one node, so a call that changes tasks
@@ -375,9 +377,12 @@ def scheduler_tools(
         "approved": True})``; several requests shown at once (``create_agent``) take
         LangGraph's ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept
         under the tool call id, so a resumed call is stored at most once, only after its own
-        approval. In a ``ToolNode`` that runs every call of a message in one task (one
-        reached by an edge, not by ``Send``), a call needing an approval next to a call of
-        another tool is refused (asking the model to make it alone): that tool may
+        approval. When the database fails to store an approved change, the model is told
+        to try again; its retry (a new call) asking for exactly that change, shown
+        alike, within an hour is stored under the approval without asking again. In a
+        ``ToolNode`` that runs every call of a message in one task (one reached by an
+        edge, not by ``Send``), a call needing an approval next to a call of another tool
+        is refused (asking the model to make it alone): that tool may
         ``interrupt()`` too, and LangGraph matches a task's answers to its interrupts by
         position only, so its answers would reach the approval and the approval's reach it.
 
