@@ -7,6 +7,7 @@ and tasks are made by the task service on a fake clock.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,14 @@ from langgraph_scheduler import Cron, Interval, InvalidTask, Once, QuotaExceeded
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
-from langgraph_scheduler.store import Finish, Store, isolated_thread_id, open_store, tasks_table
+from langgraph_scheduler.store import (
+    Finish,
+    Store,
+    TaskChange,
+    isolated_thread_id,
+    open_store,
+    tasks_table,
+)
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import HOLDER, T0, assert_paused_unfired, at, claim, claim_one, every_minute
@@ -893,6 +901,40 @@ async def test_changed_since_reports_tasks_written_after_the_instant(
 
     assert [(c.task_id, c.state, when) for c, when in changes] == [(after.id, "active", at(10))]
     assert before.id not in {c.task_id for c, _ in await store.changed_since(at(10))}
+
+
+async def test_the_change_feed_keeps_no_change_it_told_through_its_nap(
+    store: Store, service: TaskService
+) -> None:
+    # A burst of new tasks is read as as many changes: kept until the next poll, they
+    # would live on while the burst's turns run, walked by every full collection.
+    tasks = [await every_minute(service, name=f"t{i}") for i in range(3)]
+    heard: list[str] = []
+    alive: list[int] = []
+    napped = asyncio.Event()
+
+    async def on_change(change: TaskChange) -> None:
+        heard.append(change.task_id)
+
+    async def sleep(secs: float) -> None:
+        if heard:  # the nap after the poll that told them
+            gc.collect()
+            alive.append(sum(isinstance(o, TaskChange) for o in gc.get_objects()))
+            napped.set()
+            await asyncio.Event().wait()
+
+    feed = asyncio.ensure_future(
+        store.follow_changes(
+            on_change, since=T0 - timedelta(minutes=1), poll_secs=1, sleep=sleep, now=lambda: T0
+        )
+    )
+    try:
+        await asyncio.wait_for(napped.wait(), 10)
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+    assert sorted(heard) == sorted(t.id for t in tasks)
+    assert alive == [0]
 
 
 async def test_every_task_write_is_announced_to_listeners_on_postgres(

@@ -1063,10 +1063,10 @@ class Store(ABC):
                 except Exception as exc:
                     logger.warning("polling task changes failed (%s); retrying", exc)
                     continue
-                for change, changed_at in changes:
-                    if seen.get(change.task_id) != changed_at:
-                        seen[change.task_id] = changed_at
-                        await on_change(change)
+                await _tell_changes(changes, seen, on_change)
+                # Not kept through the nap: a burst of new tasks is read as many changes,
+                # which would go on living while the burst's turns run.
+                del changes
                 cutoff = since - _CLOCK_SLACK
                 for task_id in [t for t, at in seen.items() if at < cutoff]:
                     del seen[task_id]
@@ -2985,6 +2985,19 @@ def _abandon(lock: asyncio.Lock, waiter: asyncio.Future[Any]) -> None:
         lock.release()
     else:
         waiter.cancel()
+
+
+async def _tell_changes(
+    changes: list[tuple[TaskChange, datetime]],
+    seen: dict[str, datetime],
+    on_change: Callable[[TaskChange], Awaitable[None]],
+) -> None:
+    """Call ``on_change`` for each of ``changes`` not told yet (``seen``: the time of
+    each task's change last told)."""
+    for change, changed_at in changes:
+        if seen.get(change.task_id) != changed_at:
+            seen[change.task_id] = changed_at
+            await on_change(change)
 
 
 async def _nap(
