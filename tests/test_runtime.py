@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import weakref
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -802,6 +803,44 @@ async def test_a_fire_in_flight_keeps_its_request_not_its_task(
         records = await runs.wait_for(4, timeout=10)
     assert kept == []
     assert [r.outcome for r in records] == ["success"] * 4
+
+
+async def test_finished_fires_leave_nothing_behind_that_grows_with_their_number(
+    make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # Whatever the runtime keeps once a fire is over (its record, its turn's lock, its
+    # context, the feed's changes) would pile up, and the collector's full passes walk
+    # every object alive: after twice as many fires, no more objects than after half.
+    # (The checkpointer keeps each thread's checkpoints: the test deletes the threads.)
+    clock = FakeClock(FAKE_START)
+    rt = runtime_factory(make_graph("ok"), database="sqlite://", clock=clock)
+
+    async def fires(n: int, at: datetime) -> int:
+        for i in range(n):
+            await rt.create_task(name=f"r{at:%H%M%S}-{i}", schedule=Once(at), trigger="go")
+        await clock.set(at)
+        await rt.run_due()
+        records = await runs.wait_for(n, timeout=30)
+        await rt.wait_idle()
+        assert [r.outcome for r in records] == ["success"] * n
+        for record in records:
+            assert record.thread_id is not None
+            await rt.checkpointer.adelete_thread(record.thread_id)
+        runs.records.clear()
+        del records
+        gc.collect()
+        # Not counted: dead weak references, which sqlite3 keeps of a connection's
+        # cursors and prunes every 200 cursors.
+        return sum(1 for o in gc.get_objects() if not (type(o) is weakref.ref and o() is None))
+
+    async with rt:
+        # First the imports, caches and statements of fires and of the loops that run
+        # every few seconds (the change feed, the upkeep, the window's reload).
+        for secs in (1, 12, 23):
+            await fires(20, FAKE_START + timedelta(seconds=secs))
+        after_20 = await fires(20, FAKE_START + timedelta(seconds=34))
+        after_60 = await fires(40, FAKE_START + timedelta(seconds=45))
+    assert after_60 - after_20 < 20, f"{after_60 - after_20} more objects after 40 more fires"
 
 
 async def test_user_turns_and_scheduled_turns_share_the_thread_lock(

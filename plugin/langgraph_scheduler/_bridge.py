@@ -157,6 +157,8 @@ class TaskExecutorBridge:
         so its trigger is not validated again at every fire (see :meth:`_trigger`)."""
         self._idle = asyncio.Event()
         self._idle.set()
+        self._on_turn_done = self._turn_done
+        """One bound method for every turn task's done callback, not one per turn."""
         self._claiming = 0
         self._backlog = False
         self._claim_lock = asyncio.Lock()
@@ -307,10 +309,9 @@ class TaskExecutorBridge:
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         # A clean context: a manual run requested from inside a user's run (a tool call)
         # must not inherit that run's callbacks, tracing parent or config.
-        task = spawn_clean(coro, of=self.holder)
+        task = spawn_clean(coro, of=self.holder, on_done=self._on_turn_done)
         self._turn_tasks.add(task)
         self._idle.clear()
-        task.add_done_callback(self._turn_done)
         return task
 
     def _turn_done(self, task: asyncio.Task[Any]) -> None:

@@ -11,8 +11,8 @@ types; they are internals, importable from the package for readers of the plan.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -321,24 +321,47 @@ class GraphTurnRunner(TurnRunner):
             "metadata": turn_metadata(request),
         }
         payload = turn_input(message, source, self.messages_key)
-        return functools.partial(self._invoke, request, payload, config)
+        return _GraphTurn(self, request, payload, config)
 
-    async def _invoke(
-        self, request: ConversationRequest, payload: dict[str, Any], config: RunnableConfig
-    ) -> ConversationResponse:
+
+@dataclass(slots=True)
+class _GraphTurn:
+    """A turn of :class:`GraphTurnRunner`, built and ready to run (a
+    :data:`PreparedTurn`). One object, and on Python 3.11+ one coroutine with the
+    turn's deadline in it, where a partial of a bound method and a deadline awaited
+    apart made several: a long turn keeps all of them alive (see
+    ``benchmarks/analysis.md``, figure 4)."""
+
+    runner: GraphTurnRunner
+    request: ConversationRequest
+    payload: dict[str, Any]
+    config: RunnableConfig
+
+    async def __call__(self) -> ConversationResponse:
+        request, runner = self.request, self.runner
+        secs = request.timeout_secs
         try:
-            result, checkpoint_id, waiting = await _within(
-                _run_turn(self.graph, payload, config), request.timeout_secs
-            )
+            if sys.version_info >= (3, 11):
+                budget = asyncio.timeout(secs)
+                try:
+                    async with budget:
+                        ran = await _run_turn(runner.graph, self.payload, self.config)
+                except TimeoutError:
+                    if budget.expired():
+                        return Timeout(secs)
+                    raise
+            else:
+                ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
         except _TurnTimedOut:
-            return Timeout(request.timeout_secs)
+            return Timeout(secs)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
             return Error(f"{type(exc).__name__}: {exc}")
+        result, checkpoint_id, waiting = ran
         summary = turn_summary(
-            result, request.run_id, waiting=waiting, messages_key=self.messages_key
+            result, request.run_id, waiting=waiting, messages_key=runner.messages_key
         )
         return Success(summary, checkpoint_id=checkpoint_id)
 

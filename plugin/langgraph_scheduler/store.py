@@ -38,7 +38,7 @@ import secrets
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -2934,29 +2934,52 @@ class ThreadLocks:
         lock = self._locks.get(thread_id)
         return lock is not None and lock.locked()
 
-    @contextlib.asynccontextmanager
-    async def hold(self, thread_id: str, *, timeout: float | None = None) -> AsyncIterator[None]:
-        """Hold the thread's lock; ``timeout=0`` fails at once if busy.
+    def hold(self, thread_id: str, *, timeout: float | None = None) -> _Holding:
+        """Hold the thread's lock (``async with``); ``timeout=0`` fails at once if busy.
 
         Raises:
             ThreadBusy: if the lock was not acquired within ``timeout`` seconds.
         """
-        lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        users = self._users[thread_id] = self._users.get(thread_id, 0) + 1
+        return _Holding(self, thread_id, timeout)
+
+    def _leave(self, thread_id: str) -> None:
+        users = self._users[thread_id] - 1
+        if users:
+            self._users[thread_id] = users
+        else:
+            del self._users[thread_id]
+            del self._locks[thread_id]
+
+
+class _Holding:
+    """One hold of a :class:`ThreadLocks` lock, as an async context manager: a plain
+    object, not a generator and its wrapper, as it lasts as long as a turn (see
+    ``benchmarks/analysis.md``, figure 4)."""
+
+    __slots__ = ("_locks", "_thread_id", "_timeout")
+
+    def __init__(self, locks: ThreadLocks, thread_id: str, timeout: float | None) -> None:
+        self._locks = locks
+        self._thread_id = thread_id
+        self._timeout = timeout
+
+    async def __aenter__(self) -> None:
+        locks, thread_id = self._locks, self._thread_id
+        lock = locks._locks.setdefault(thread_id, asyncio.Lock())
+        users = locks._users[thread_id] = locks._users.get(thread_id, 0) + 1
         try:
             if users == 1:  # nobody else holds it or waits for it: taken at once
                 await lock.acquire()
             else:
-                await _acquire(lock, thread_id, timeout)
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            self._users[thread_id] -= 1
-            if self._users[thread_id] == 0:
-                del self._users[thread_id]
-                del self._locks[thread_id]
+                await _acquire(lock, thread_id, self._timeout)
+        except BaseException:
+            locks._leave(thread_id)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        locks, thread_id = self._locks, self._thread_id
+        locks._locks[thread_id].release()
+        locks._leave(thread_id)
 
 
 async def _acquire(lock: asyncio.Lock, thread_id: str, timeout: float | None) -> None:
