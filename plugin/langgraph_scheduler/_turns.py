@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -327,9 +326,8 @@ class GraphTurnRunner(TurnRunner):
 @dataclass(slots=True)
 class _GraphTurn:
     """A turn of :class:`GraphTurnRunner`, built and ready to run (a
-    :data:`PreparedTurn`). One object, and on Python 3.11+ one coroutine with the
-    turn's deadline in it, where a partial of a bound method and a deadline awaited
-    apart made several: a long turn keeps all of them alive (see
+    :data:`PreparedTurn`). One object, where a partial of a bound method and its
+    arguments made several: a long turn keeps them alive (see
     ``benchmarks/analysis.md``, figure 4)."""
 
     runner: GraphTurnRunner
@@ -341,17 +339,7 @@ class _GraphTurn:
         request, runner = self.request, self.runner
         secs = request.timeout_secs
         try:
-            if sys.version_info >= (3, 11):
-                budget = asyncio.timeout(secs)
-                try:
-                    async with budget:
-                        ran = await _run_turn(runner.graph, self.payload, self.config)
-                except TimeoutError:
-                    if budget.expired():
-                        return Timeout(secs)
-                    raise
-            else:
-                ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
+            ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
         except asyncio.CancelledError:
