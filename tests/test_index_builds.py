@@ -263,16 +263,26 @@ async def test_a_million_runs_are_indexed_while_a_replica_writes(
 ) -> None:
     await earlier.execute("TRUNCATE lgs_runs")
     await earlier.execute(FILL, (1_000_000,))
+    old = await psycopg.AsyncConnection.connect(_plain(postgres_url))
+    await old.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
     rt = new_runtime()
     start = asyncio.ensure_future(rt.start())
     beside = 0
     try:
         builder = await _until(lambda: _builder(earlier), "the index build", secs=60)
+        # A snapshot taken while the build reads the table: the build waits for it to
+        # end before it ends itself, so on a loaded machine it cannot end before writes
+        # beside it have. (Taken before, it would hold up the checkpointer's own
+        # concurrent index builds at start.)
+        await old.execute("SELECT 1")
         while await _builder(earlier) == builder:
             beside += await _write_beside(postgres_url, earlier, builder, f"beside-{beside}")
+            if beside >= 3 and not old.closed:
+                await old.close()  # the snapshot ends: the build may end too
     finally:
+        await old.close()
         await asyncio.gather(start, return_exceptions=True)
-    assert beside > 0  # writes ended while the build ran, none waiting for its lock
+    assert beside >= 3  # writes ended while the build ran, none waiting for its lock
     assert await _until(lambda: _valid(earlier), "a valid index", secs=60)
 
 
