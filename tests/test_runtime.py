@@ -688,8 +688,10 @@ async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: 
         if record.outcome == "interrupted":
             await release.wait()
 
-    model = ScriptedChatModel(steps=["ok"], delay_secs=2.0)
-    rt = SchedulerRuntime(build_graph(model), database=sqlite_url, lease_secs=0.3, on_run=slow)
+    # Leases of 1.5 s, renewed every 0.5 s: a renewal late by a loaded machine's second
+    # still finds its lease running; one held up by the listener does not.
+    model = ScriptedChatModel(steps=["ok"], delay_secs=8.0)
+    rt = SchedulerRuntime(build_graph(model), database=sqlite_url, lease_secs=1.5, on_run=slow)
     async with rt:
         lapsed = await rt.create_task(name="lapsed", schedule=Interval(hours=1), trigger="hi")
         now = datetime.now(timezone.utc)
@@ -699,7 +701,7 @@ async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: 
         assert isinstance(ghost, tuple)
         mine = await rt.create_task(name="mine", schedule=Interval(hours=1), trigger="hi")
         running = asyncio.ensure_future(rt.run_now(mine.id))
-        for _ in range(50):  # the listener is now held by the lapsed claim's record
+        for _ in range(200):  # the listener is now held by the lapsed claim's record
             record = await rt.get_run(ghost[1].run_id)
             if record and record.outcome:
                 break
@@ -707,8 +709,8 @@ async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: 
         assert record is not None and record.outcome == "interrupted"
         leases = []
         query = select(runs_table.c.lease_expires_at).where(runs_table.c.task_id == mine.id)
-        for _ in range(6):  # 1.2 s, four leases: each read finds the lease running
-            await asyncio.sleep(0.2)
+        for _ in range(8):  # 4 s, over two leases: each read finds the lease running
+            await asyncio.sleep(0.5)
             (lease,) = await rt.store.transaction(lambda conn: conn.scalars(query).all())
             leases.append(lease)
             assert lease is not None and lease > datetime.now(timezone.utc)
