@@ -22,6 +22,7 @@ from sqlalchemy import update
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler.schedules import ACCEPTED_FORMS
 from langgraph_scheduler.store import tasks_table
+from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
 
 ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
@@ -580,6 +581,55 @@ async def test_timezone_alone_cannot_move_a_one_off(rt: SchedulerRuntime, tools:
     message = await tools("update_task", ALICE, task_id=task_id, timezone="Asia/Tokyo")
     assert message.status == "error" and "pass the schedule again" in message.text
     assert await rt.get_task(task_id) == before
+
+
+@pytest.mark.parametrize(
+    ("phrase", "zone", "expected"),
+    [
+        # A stride's first day stays the first day there (it was skipped: its start was
+        # kept as Berlin's 09:00, 13:30 in Kolkata, after Kolkata's 09:00).
+        (
+            "every 2 days at 9:00",
+            "Asia/Kolkata",
+            ["2026-12-07T09:00:00+05:30", "2026-12-09T09:00:00+05:30", "2026-12-11T09:00:00+05:30"],
+        ),
+        (
+            "every other week on monday at 9:00",
+            "Pacific/Kiritimati",
+            ["2026-12-07T09:00:00+14:00", "2026-12-21T09:00:00+14:00", "2027-01-04T09:00:00+14:00"],
+        ),
+        # "Through Monday" still ends with Monday there (it ran on Tuesday too).
+        ("every day at 9:00 until tomorrow", "Pacific/Kiritimati", ["2026-12-07T09:00:00+14:00"]),
+        # ... and no earlier (it ended at 14:59 on Monday there).
+        (
+            "every day at 18:00 until tomorrow",
+            "America/Los_Angeles",
+            ["2026-12-06T18:00:00-08:00", "2026-12-07T18:00:00-08:00"],
+        ),
+    ],
+)
+async def test_timezone_alone_moves_a_cron_with_its_bounds_at_the_same_wall_times(
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    phrase: str,
+    zone: str,
+    expected: list[str],
+) -> None:
+    clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
+    rt = runtime_factory(
+        make_graph("On it."), database=sqlite_url, timezone="Europe/Berlin", clock=clock
+    )
+    async with rt:
+        tools = Tools(rt)
+        task_id = task_id_in(
+            await tools("schedule_task", ALICE, name="x", schedule=phrase, prompt="p")
+        )
+        moved = await tools("update_task", ALICE, task_id=task_id, timezone=zone)
+        assert moved.status == "success", moved.text
+        runs = await rt.next_run_times(task_id, 3)
+        assert [t.astimezone(ZoneInfo(zone)).isoformat() for t in runs] == expected
+        assert "Europe/Berlin" not in moved.text and "13:30" not in moved.text
 
 
 async def test_pause_resume_delete(rt: SchedulerRuntime, tools: Tools) -> None:

@@ -1516,7 +1516,17 @@ def _rejected(lead: str, reason: str | None) -> str:
 def _move_to_zone(task: Task, tz: str) -> Cron | Interval | Once:
     schedule = task.schedule
     if isinstance(schedule, Cron):
-        return schedule.with_tz(tz)  # keeps its day or week stride
+        # The same wall-clock times there, bounds too: they are stored as instants, and
+        # kept as such a stride's first day could fall before its start there (and be
+        # skipped), and "through Monday" could end on Tuesday, or Monday afternoon.
+        moved = schedule.with_tz(tz)  # keeps its day or week stride
+        old, new = schedule.zone, moved.zone
+        bounds = {
+            key: value.astimezone(old).replace(tzinfo=new)
+            for key, value in (("start", schedule.start), ("end", schedule.end))
+            if value is not None and value.tzinfo is not None
+        }
+        return Cron(**{**moved.model_dump(), **bounds}) if bounds else moved
     raise InvalidSchedule(
         f"task {task.id!r} runs {task.describe_schedule()}; to move it to {tz}, pass the "
         "schedule again together with the timezone"
