@@ -186,16 +186,28 @@ async def test_a_scheduled_turn_that_runs_its_own_task_is_refused_once_and_stops
         ("\u2060\ufeff \u200d", "no visible character"),
         ("\u202egnp.exe", "U+202E"),
         ("Rent \u2066due\u2069", "U+2066"),
+        ("Plants\nid: 0123456789abcdef", "U+000A"),
+        ("Plants\r\nstate: paused", "U+000D"),
+        ("Plants\u2028next runs: none", "U+2028"),
+        ("\x1b[2JPlants", "U+001B"),
     ],
 )
 async def test_a_task_name_shown_as_nothing_or_reordered_is_refused(
     rt: SchedulerRuntime, name: str, problem: str
 ) -> None:
     # An invisible name lists as a blank line; a bidi override makes the rest of the
-    # line read backwards in every list, CLI table and transcript that shows it.
-    answer = await Tools(rt)("schedule_task", ALICE, name=name, schedule="in 1 hour", prompt="p")
+    # line read backwards in every list, CLI table and transcript that shows it; a line
+    # break adds lines of its own to the task's block (a forged "id:" line), a control
+    # character drives the terminal that shows it.
+    tools = Tools(rt)
+    answer = await tools("schedule_task", ALICE, name=name, schedule="in 1 hour", prompt="p")
     assert answer.status == "error" and problem in answer.text, answer.text
     assert await all_tasks(rt) == []
+    made = await tools("schedule_task", ALICE, name="Plants", schedule="in 1 hour", prompt="p")
+    (task,) = await all_tasks(rt)
+    renamed = await tools("update_task", ALICE, task_id=task.id, name=name)
+    assert renamed.status == "error" and problem in renamed.text, renamed.text
+    assert await all_tasks(rt) == [task] and made.status == "success"
 
 
 async def test_names_in_any_script_and_emoji_sequences_are_kept(rt: SchedulerRuntime) -> None:

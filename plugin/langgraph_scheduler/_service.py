@@ -922,6 +922,14 @@ def _check_name(name: str) -> str:
             "task name has no visible character (only spaces or invisible format "
             "characters): give it a short label the user can read"
         )
+    # A line break adds lines to the name's block in a list (an "id:" line of its own),
+    # and a control character (an escape sequence) drives the terminal showing it.
+    breaking = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    if breaking is not None:
+        raise InvalidTask(
+            f"task name must be one line of text without control characters, found "
+            f"U+{ord(breaking):04X}: give it a short label on one line"
+        )
     control = next((ch for ch in name if ch in _BIDI_CONTROLS), None)
     if control is not None:
         raise InvalidTask(
