@@ -71,6 +71,16 @@ def _add(capsys: pytest.CaptureFixture[str], db: str, *extra: str) -> dict[str, 
     return task
 
 
+def _rename_by_hand(path: Path, task_id: str, name: str) -> None:
+    """Give a stored task ``name`` as a row written by hand (or by an earlier version,
+    which took names the service now refuses) would hold it."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        changed = conn.execute(
+            "UPDATE lgs_tasks SET name = ?, version = version + 1 WHERE id = ?", (name, task_id)
+        ).rowcount
+    assert changed == 1
+
+
 def _graph_file(tmp_path: Path, name: str = "mygraph", *, delay: float = 0.0) -> Path:
     path = tmp_path / f"{name}.py"
     path.write_text(GRAPH_MODULE.format(delay=delay))
@@ -284,9 +294,11 @@ def test_control_characters_in_names_and_prompts_reach_the_terminal_escaped(
     # (also by a C1 CSI) and retitle the window: every command shows them escaped.
     monkeypatch.setenv("COLUMNS", "200")
     name, prompt = "N\x1b]52;c;eA==\x07", "p\x1b[2J\x9b2J\x1b]0;PWNED\x07"
-    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--name", name,
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--name", "N",
                 "--prompt", prompt)  # fmt: skip
-    assert (task["name"], task["payload"]["prompt"]) == (name, prompt)  # stored as given
+    assert task["payload"]["prompt"] == prompt  # stored as given
+    # A name is refused such characters now, but a row of an earlier version may hold them.
+    _rename_by_hand(tmp_path / "cli.db", task["id"], name)
     graph = _graph_file(tmp_path, "escape_graph")
     shown_name, shown_prompt = "N\\x1b]52;c;eA==\\x07", "p\\x1b[2J\\x9b2J\\x1b]0;PWNED\\x07"
     for command, shown in (
@@ -498,11 +510,19 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     try:
         _wait(lambda: any("serving 1 active task(s)" in line for line in lines), serve)
         # Added by another process while serve runs: serve picks it up from the store.
+        # Its name written by an earlier version, which let escape sequences through.
         task = _add(
-            capsys, db, "--schedule", "in 1 second", "--thread", "alice", "--name", "Ping\x1b[2J"
-        )
-        # Interrupt while its turn is in flight (its run row exists, without an outcome).
-        _wait(lambda: bool(_running_runs(tmp_path / "cli.db")), serve)
+            capsys, db, "--schedule", "in 4 seconds", "--thread", "alice", "--name", "Ping",
+            "--paused",
+        )  # fmt: skip
+        _rename_by_hand(tmp_path / "cli.db", task["id"], "Ping\x1b[2J")
+        code, _, err = _cli(capsys, "tasks", "resume", task["id"], "--database", db)
+        assert code == 0, err
+        # Interrupt while its turn is in flight: its run row exists, without an outcome,
+        # and the turn has begun (its thread has a checkpoint); a fire claimed ahead of
+        # its instant but not begun is recorded interrupted at a stop, not drained.
+        path = tmp_path / "cli.db"
+        _wait(lambda: bool(_running_runs(path)) and _has_checkpoint(path, "alice"), serve)
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=30)
         reader.join(timeout=5)
@@ -537,6 +557,15 @@ def _running_runs(path: Path) -> list[Any]:
             return conn.execute("SELECT run_id FROM lgs_runs WHERE outcome IS NULL").fetchall()
         except sqlite3.OperationalError:
             return []
+
+
+def _has_checkpoint(path: Path, thread_id: str) -> bool:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        try:
+            query = "SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1"
+            return conn.execute(query, (thread_id,)).fetchone() is not None
+        except sqlite3.OperationalError:  # no checkpoint table yet
+            return False
 
 
 def test_tasks_list_filters_by_thread(capsys: pytest.CaptureFixture[str], db: str) -> None:
