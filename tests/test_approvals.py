@@ -301,6 +301,75 @@ async def test_an_answer_that_edits_or_says_neither_yes_nor_no_is_asked_again(
         assert task.name == "Plan"
 
 
+TEXT_ANSWERS: dict[str, tuple[Any, str | None]] = {
+    # answer: (status stored, reason stored and told to the model)
+    "free text": ("  Please make it 10am instead \n", "Please make it 10am instead"),
+    "long text": ("later " * 300, ("later " * 300).strip()[:999] + "…"),
+    "text with a NUL": ("not\x00 now", "not\ufffd now"),
+    "no": (" No ", None),
+    "empty": ("  ", None),
+    "number": (0, None),
+}
+
+
+@pytest.mark.parametrize("answer", TEXT_ANSWERS)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_text_answer_rejects_with_the_text_as_the_reason(
+    sqlite_url: str, runtime_factory: Any, kind: str, answer: str
+) -> None:
+    """A human who answers in words ("make it 10am instead") rejects the change, and the
+    model is told what they wrote, as with a reason given in a dict; a no word, an empty
+    text or a value that is not text rejects without a reason, as before."""
+    value, reason = TEXT_ANSWERS[answer]
+    plan = calls(new_task("Plan", "in 1 hour"))
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [plan, "Done."])
+    async with rt:
+        await rt.ainvoke(ask(), T)
+        out = await rt.ainvoke(Command(resume=value), T)
+        assert await rt.list_tasks() == []
+        (message,) = tool_messages(out)
+        assert message.text.startswith("The task was not scheduled: a human rejected it")
+        query = select(approvals_table.c.status, approvals_table.c.reason)
+        stored = await rt.store.transaction(lambda conn: conn.execute(query).all())
+        assert [tuple(row) for row in stored] == [("rejected", reason)]
+        if reason is None:
+            assert "Reason:" not in message.text
+        else:
+            assert f"Reason: {reason} Tell the user" in message.text
+
+
+@pytest.mark.parametrize("answer", ["yes", " Approve ", True])
+async def test_a_yes_word_approves(sqlite_url: str, runtime_factory: Any, answer: Any) -> None:
+    plan = calls(new_task("Plan", "in 1 hour"))
+    rt = make_runtime("agent", runtime_factory, sqlite_url, [plan, "Done."])
+    async with rt:
+        await rt.ainvoke(ask(), T)
+        out = await rt.ainvoke(Command(resume=answer), T)
+        (task,) = await rt.list_tasks()
+        assert task.name == "Plan"
+        assert tool_messages(out)[0].text.startswith("Scheduled task")
+
+
+async def test_a_text_answer_naming_its_call_rejects_with_the_text_as_the_reason(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    message = calls(new_task("A", "in 1 hour"), new_task("B", "every day at 9:00"))
+    rt = make_runtime("assistant", runtime_factory, sqlite_url, [message, "Done."])
+
+    def answer(request: dict[str, Any]) -> Any:
+        if request["task"]["name"] == "B":
+            return {request["tool_call_id"]: "Only on weekdays, please"}
+        return {request["tool_call_id"]: "yes"}
+
+    async with rt:
+        out, _ = await resume_all(rt, await rt.ainvoke(ask(), T), answer)
+        assert [t.name for t in await rt.list_tasks()] == ["A"]
+        by_call = {m.tool_call_id: m.text for m in tool_messages(out)}
+        rejected = by_call[call_ids(message)[1]]
+        assert "a human rejected it" in rejected
+        assert "Reason: Only on weekdays, please" in rejected
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_rejecting_every_call_stores_nothing(
     database: str, runtime_factory: Any, kind: str

@@ -91,7 +91,8 @@ APPROVAL_KIND = "langgraph_scheduler.approval"
 _HOW_TO_ANSWER = (
     "resume with True or {'approved': True} to approve; False or {'approved': False, "
     "'reason': '...'} to reject (an answer cannot change the task: reject it with a reason "
-    "saying what to change). While other approvals of the same step wait (listed in "
+    "saying what to change; any text other than 'yes', 'approve' or 'no' rejects with that "
+    "text as the reason). While other approvals of the same step wait (listed in "
     "'waiting'), name the call: {'tool_call_id': '<id>', 'approved': True}, or answer several "
     "at once with {'<id>': True, '<other id>': {'approved': False, 'reason': '...'}}"
 )
@@ -372,10 +373,12 @@ def scheduler_tools(
         schedule, timezone, prompt or system addon) pauses the graph with ``interrupt()``.
         The payload's ``tool_call_id`` names the call and ``task`` holds exactly what will
         be stored (times are computed once, when asked). Resume with
-        ``Command(resume=True)``; when several calls of one step ask (a ``ToolNode`` runs a
-        message's calls in one task), name the call: ``Command(resume={"tool_call_id": ...,
-        "approved": True})``; several requests shown at once (``create_agent``) take
-        LangGraph's ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept
+        ``Command(resume=True)`` (or ``"yes"``); ``False`` (or ``"no"``) rejects, and other
+        text rejects with that text as the reason the model is told; when several calls of
+        one step ask (a ``ToolNode`` runs a message's calls in one task), name the call:
+        ``Command(resume={"tool_call_id": ..., "approved": True})``; several requests shown
+        at once (``create_agent``) take LangGraph's
+        ``Command(resume={interrupt.id: answer, ...})``. Approvals are kept
         under the tool call id, so a resumed call is stored at most once, only after its own
         approval. When the database fails to store an approved change, the model is told
         to try again; its retry (a new call) asking for exactly that change, shown
@@ -1419,6 +1422,9 @@ class _Unreadable(ValueError):
 def _verdict(value: Any) -> _Verdict:
     """Approved or not, and the reason given: only an explicit yes approves.
 
+    Text other than a yes or a no word ("make it 10am instead") rejects, with the text
+    as the human's reason, so the model learns what to change.
+
     Raises:
         _Unreadable: a mapping with keys an answer does not take (changed fields: an
             approval stores what was shown or nothing, so an edit would be dropped
@@ -1427,7 +1433,12 @@ def _verdict(value: Any) -> _Verdict:
     if value is True:
         return True, None
     if isinstance(value, str):
-        return value.strip().lower() in {"approve", "approved", "yes"}, None
+        word = value.strip().lower()
+        if word in _YES_WORDS:
+            return True, None
+        if not word or word in _NO_WORDS:
+            return False, None
+        return False, _reason_of(value.strip())
     if isinstance(value, Mapping):
         extra = sorted(str(key) for key in value.keys() - _VERDICT_KEYS - {"tool_call_id"})
         if extra:
@@ -1443,6 +1454,9 @@ def _verdict(value: Any) -> _Verdict:
         return approved, _reason_of(reason) if reason else None
     return False, None
 
+
+_YES_WORDS = frozenset({"approve", "approved", "yes"})
+_NO_WORDS = frozenset({"no", "reject", "rejected", "deny", "denied", "decline", "declined"})
 
 _MAX_REASON_CHARS = 1_000
 
