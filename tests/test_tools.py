@@ -20,13 +20,17 @@ from pydantic import BaseModel
 from sqlalchemy import update
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
+from langgraph_scheduler.errors import InvalidSchedule
 from langgraph_scheduler.schedules import ACCEPTED_FORMS
 from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
 
+from .helpers import step
+
 ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
 BOB: RunnableConfig = {"configurable": {"thread_id": "bob-chat", "user_id": "bob"}}
+IN_BERLIN: dict[str, Any] = {"timezone": "Europe/Berlin"}
 ISO_WITH_WEEKDAY = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \((Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\)"
 )
@@ -617,9 +621,7 @@ async def test_timezone_alone_moves_a_cron_with_its_bounds_at_the_same_wall_time
     expected: list[str],
 ) -> None:
     clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
-    rt = runtime_factory(
-        make_graph("On it."), database=sqlite_url, timezone="Europe/Berlin", clock=clock
-    )
+    rt = runtime_factory(make_graph("On it."), database=sqlite_url, **IN_BERLIN, clock=clock)
     async with rt:
         tools = Tools(rt)
         task_id = task_id_in(
@@ -651,6 +653,43 @@ async def test_pause_resume_delete(rt: SchedulerRuntime, tools: Tools) -> None:
     deleted = await tools("delete_task", ALICE, task_id=task_id)
     assert deleted.text.startswith("Deleted task 'Plants'")
     assert await all_tasks(rt) == []
+
+
+async def test_a_finished_one_off_is_told_to_take_a_new_schedule(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # resume_task and max_runs take no time: the way back is a new schedule, on every path.
+    clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
+    rt = runtime_factory(make_graph("On it."), database=database, **IN_BERLIN, clock=clock)
+    async with rt:
+        tools = Tools(rt)
+        done, held = [
+            task_id_in(
+                await tools("schedule_task", ALICE, name=n, schedule=f"in {m} minutes", prompt="p")
+            )
+            for n, m in (("x", 20), ("y", 30))
+        ]
+        await tools("pause_task", ALICE, task_id=held)
+        assert await step(rt, clock, 31 * 60) == 1
+        assert (await rt.get_task(done)).state == "completed"
+        answers = [
+            await tools("resume_task", ALICE, task_id=done),
+            await tools("update_task", ALICE, task_id=done, max_runs=5),
+            await tools("resume_task", ALICE, task_id=held),  # paused past its time
+        ]
+        for answer in answers:
+            assert answer.status == "error", answer.text
+            assert (
+                "has no fire time after now. To run it again, give it a new schedule with "
+                in answer.text
+            )
+            assert "update_task" in answer.text and "later time" not in answer.text
+        with pytest.raises(InvalidSchedule, match="give it a new schedule with update_task"):
+            await rt.resume_task(held)
+        assert [(await rt.get_task(i)).state for i in (done, held)] == ["completed", "paused"]
+        again = await tools("update_task", ALICE, task_id=done, schedule="in 1 hour", max_runs=5)
+        assert again.status == "success", again.text
+        assert (await rt.get_task(done)).state == "active"
 
 
 async def test_run_task_now_does_not_wait_and_history_shows_the_run(

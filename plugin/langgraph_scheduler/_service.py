@@ -379,10 +379,10 @@ class TaskService:
                     values |= {"state": "completed", "next_run_at": None}
             elif task.state == "active" and schedule is not None:
                 values["next_run_at"] = _first_fire(current, now)
-            elif task.state in ("completed", "quarantined") and (
-                schedule is not None or max_runs is not None
-            ):
+            elif task.state in ("completed", "quarantined") and schedule is not None:
                 values |= {"state": "active", "next_run_at": _first_fire(current, now)}
+            elif task.state in ("completed", "quarantined") and max_runs is not None:
+                values |= {"state": "active", "next_run_at": _kept_fire(task, current, now)}
             return values
 
         return await self._modify(
@@ -425,15 +425,14 @@ class TaskService:
             if task.schedule is None:
                 raise InvalidTask(
                     f"task {task.id!r} cannot resume: {task.problem}; give it a new schedule "
-                    "with update, or delete it"
+                    "with update_task, or delete it"
                 )
             if task.max_runs is not None and task.run_count >= task.max_runs:
                 raise InvalidTask(
                     f"task {task.id!r} already ran its max_runs={task.max_runs}; raise "
                     "max_runs to resume it"
                 )
-            task.schedule.check(now)
-            return {"state": "active", "next_run_at": _first_fire(task.schedule, now)}
+            return {"state": "active", "next_run_at": _kept_fire(task, task.schedule, now)}
 
         return await self._modify(task_id, owner, change, max_active=max_active, answer=answer)
 
@@ -1045,5 +1044,30 @@ def _pin_start(schedule: Schedule, now: datetime) -> Schedule:
 def _first_fire(schedule: Schedule, now: datetime) -> datetime:
     first = next_after(schedule, now)
     if first is None:
-        raise InvalidSchedule(f"schedule {schedule.describe()} has no fire time after now")
+        raise InvalidSchedule(
+            f"schedule {schedule.describe()} has no fire time after now; give a later one"
+        )
+    return first
+
+
+def _kept_fire(task: Task, schedule: Schedule, now: datetime) -> datetime:
+    """The first fire after ``now`` of the schedule a task keeps when it becomes active
+    again (resumed, or its max_runs raised).
+
+    Raises:
+        InvalidSchedule: none is left (a one-off whose time has passed, a cron past its
+            end); the message says to give the task a new schedule, since resuming or
+            raising max_runs takes no time.
+    """
+    try:
+        schedule.check(now)
+        first = next_after(schedule, now)
+    except InvalidSchedule:
+        first = None
+    if first is None:
+        raise InvalidSchedule(
+            f"task {task.id!r} has no run left: its schedule, {schedule.describe()}, has no "
+            "fire time after now. To run it again, give it a new schedule with update_task "
+            "(max_runs may go in the same call), or delete it"
+        )
     return first
