@@ -544,6 +544,10 @@ PARSE_ERRORS = [
     ("2026-13-01T09:00", r"'2026-13-01t09:00' is not a valid date-time"),
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
     ("in 999999 weeks", r"too far in the future"),
+    # more than six digits: past the calendar's end, not "could not understand"
+    ("in 10000000 days", r"^'in 10000000 days' is too far in the future$"),
+    ("in 99999999999999999999 hours", r"^'in 99999999999999999999 hours' is too far in"),
+    ("every 1000000 minutes", r"interval of 60000000 seconds is not allowed.*at most 366 days"),
     ("9999-12-31T23:59-05:00", r"'9999-12-31t23:59-05:00' is too far in the future"),
     ("0001-01-01T00:00", r"'0001-01-01t00:00' is too far in the past"),
     # an interval is whole seconds: said so, not rounded (2.5 was read as 2, 0.5 as 0)
@@ -613,6 +617,19 @@ PARSE_ERRORS = [
 def test_parse_schedule_errors(text: str, match: str) -> None:
     with pytest.raises(InvalidSchedule, match=match):
         parse_schedule(text, tz="Europe/Berlin", now=_at(SAT_BERLIN))
+
+
+def test_a_duration_of_many_digits_is_read_up_to_the_calendars_end() -> None:
+    # Durations had at most six digits, so "in 1000000 days" was "could not understand"
+    # though it falls within the calendar (which ends in 9999), as "in 999999 days" does.
+    now = _at(SAT_BERLIN)
+    for text, when in [
+        ("in 1000000 days", "4764-02-23T12:00:00+01:00"),
+        ("in 1234567 minutes", "2028-08-01T21:07:00+02:00"),
+        ("in 1.1234567 hours", "2026-03-28T13:07:24+01:00"),
+    ]:
+        schedule = parse_schedule(text, tz=BERLIN, now=now)
+        assert schedule.next_fire_times(1, after=now)[0].isoformat() == when, text
 
 
 @pytest.mark.parametrize(

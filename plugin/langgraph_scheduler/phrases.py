@@ -152,9 +152,7 @@ _CLEAR_TIME = r"(?:noon|midnight|[0-9]{1,2}:[0-9]{2}(?: ?[ap]\.?m\.?)?|[0-9]{1,2
 _AT = rf"(?: (?:at |(?={_CLEAR_TIME}(?:{_AND}{_TIME_WORD})*$)){_TIME})"
 _PART = r"(?P<part>morning|afternoon|evening|night)"
 _TIME_RE = re.compile(r"(?P<h>[0-9]{1,2})(?::(?P<m>[0-9]{2}))?(?: ?(?P<ampm>[ap])\.?m\.?)?")
-_DURATION_PART = re.compile(
-    r" ?(?:(?P<n>[0-9]{1,6}(?:\.[0-9]{1,6})?|an?|half an?) ?)?(?P<unit>[a-z]+)"
-)
+_DURATION_PART = re.compile(r" ?(?:(?P<n>[0-9]+(?:\.[0-9]+)?|an?|half an?) ?)?(?P<unit>[a-z]+)")
 _ISO_RE = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[t ](?P<h>[0-9]{2}):(?P<m>[0-9]{2})"
     r"(?::(?P<s>[0-9]{2}))?(?P<offset>z|[+-][0-9]{2}:?[0-9]{2})?"
