@@ -307,6 +307,7 @@ TEXT_ANSWERS: dict[str, tuple[Any, str | None]] = {
     "long text": ("later " * 300, ("later " * 300).strip()[:999] + "…"),
     "text with a NUL": ("not\x00 now", "not\ufffd now"),
     "no": (" No ", None),
+    "no, with a full stop": ("No.", None),
     "empty": ("  ", None),
     "number": (0, None),
 }
@@ -338,7 +339,7 @@ async def test_a_text_answer_rejects_with_the_text_as_the_reason(
             assert f"Reason: {reason} Tell the user" in message.text
 
 
-@pytest.mark.parametrize("answer", ["yes", " Approve ", True])
+@pytest.mark.parametrize("answer", ["yes", " Approve ", "Yes.", "yes!", True])
 async def test_a_yes_word_approves(sqlite_url: str, runtime_factory: Any, answer: Any) -> None:
     plan = calls(new_task("Plan", "in 1 hour"))
     rt = make_runtime("agent", runtime_factory, sqlite_url, [plan, "Done."])

@@ -1433,7 +1433,7 @@ def _verdict(value: Any) -> _Verdict:
     if value is True:
         return True, None
     if isinstance(value, str):
-        word = value.strip().lower()
+        word = value.strip().lower().rstrip(".!").rstrip()  # "Yes." is a yes
         if word in _YES_WORDS:
             return True, None
         if not word or word in _NO_WORDS:
