@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from langgraph_scheduler import Interval, SchedulerRuntime, StoreUnavailable
+from langgraph_scheduler import Interval, SchedulerRuntime, StoreError, StoreUnavailable
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
@@ -371,3 +371,15 @@ async def test_a_start_gives_up_on_a_write_lock_held_past_store_retry_secs_in_on
     assert warnings_said(caplog) == []  # given up within its first, silent wait: one line in all
     async with SchedulerRuntime(None, database=database) as rt:  # once it is released
         assert rt.running
+
+
+async def test_a_start_on_a_file_that_is_no_sqlite_database_raises_a_store_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are someone's notes, not a database\n" * 100)
+    runtime = SchedulerRuntime(None, database=f"sqlite:///{path}", store_retry_secs=1)
+    with pytest.raises(StoreError, match=r"file is not a database"):
+        await runtime.start()
+    assert not runtime.running
+    assert path.read_bytes().startswith(b"these are someone's notes")  # left as it was

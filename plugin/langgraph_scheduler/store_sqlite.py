@@ -301,8 +301,8 @@ def _write_lock_free(path: str, wait: float) -> bool:
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
-    except sqlite3.OperationalError as exc:
-        return not _refused_for_lock(exc)
+    except sqlite3.Error as exc:  # "file is not a database" too: the start-up says it
+        return not (isinstance(exc, sqlite3.OperationalError) and _refused_for_lock(exc))
     finally:
         conn.close()
     return True
