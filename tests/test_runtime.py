@@ -502,6 +502,25 @@ async def test_a_stop_called_while_the_runtime_starts_stops_it_once_started(
         _ = rt.store
 
 
+async def test_a_stop_awaited_on_another_event_loop_stops_the_runtime_on_its_own(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """A stop awaited on another loop (another thread's ``asyncio.run``) is handed to the
+    runtime's loop, as the tools' calls are. Before, it ran its drain there and failed
+    with "attached to a different loop", leaving the runtime marked stopped with its
+    turn unrecorded and its store open, which no later stop closed."""
+    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    await rt.start()
+    task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
+    running = await rt.run_now(task.id, wait=False)
+    await asyncio.to_thread(asyncio.run, rt.stop(drain_timeout_secs=0.2))
+    assert rt._state == "stopped" and all(loop.done() for loop in rt._loops)
+    (record,) = await runs.wait_for(1)
+    assert record.run_id == running.run_id and record.outcome == "interrupted"
+    with pytest.raises(NotRunning, match="stopped"):
+        _ = rt.store
+
+
 async def test_stop_from_the_runtimes_own_turn_raises_instead_of_waiting_for_itself(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

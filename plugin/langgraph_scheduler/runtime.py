@@ -23,6 +23,7 @@ from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean, work_of
 from ._jobs import DueTimer
+from ._loops import call_on_loop, running_loop_of
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
@@ -402,6 +403,8 @@ class SchedulerRuntime:
 
         A stop called while the runtime starts waits for the start to end, then stops
         what it started; one called while another stop runs waits for that one. A stop
+        awaited on another event loop (another thread's ``asyncio.run``) is handed to the
+        runtime's loop and waited for. A stop
         that is cancelled (the task owning ``async with`` cancelled, Ctrl-C in
         ``asyncio.run``) cuts its drain short, as if its deadline had come, and still
         closes the store before the cancellation goes on.
@@ -412,6 +415,12 @@ class SchedulerRuntime:
         """
         if self._state == "starting":
             await self._started.wait()
+        loop = running_loop_of(self)
+        if loop is not None and loop is not asyncio.get_running_loop():
+            # Its store, tasks and events belong to its own loop: the stop runs there.
+            return await call_on_loop(
+                loop, lambda: self.stop(drain_timeout_secs=drain_timeout_secs)
+            )
         if self._state in ("running", "stopping") and work_of() == self.holder:
             raise RuntimeError(
                 "SchedulerRuntime.stop() was called from the runtime's own turn or listener, "
