@@ -502,6 +502,38 @@ async def test_a_stop_called_while_the_runtime_starts_stops_it_once_started(
         _ = rt.store
 
 
+async def test_methods_awaited_on_another_event_loop_run_on_the_runtimes_own(
+    database: str, runtime_factory: Any
+) -> None:
+    """Another thread's ``asyncio.run(rt.create_task(...))`` is handed to the runtime's
+    loop. Before, it ran on the caller's loop and failed on the runtime's queues and
+    locks ("bound to a different event loop"; on PostgreSQL already at create_task), and
+    a user turn (``ainvoke``) left the checkpointer's lock bound to the wrong loop."""
+    model = ScriptedChatModel(steps=["done"], cycle=True)
+    rt = runtime_factory(build_graph(model), database=database)
+    await rt.start()
+
+    def elsewhere() -> tuple[Any, ...]:
+        async def calls() -> tuple[Any, ...]:
+            task = await rt.create_task(
+                name="t", schedule=Interval(hours=1), trigger="hi", thread_id="th"
+            )
+            record = await rt.run_now(task.id)
+            state = await rt.ainvoke(
+                {"messages": [HumanMessage("hello")]}, {"configurable": {"thread_id": "th"}}
+            )
+            listed = await rt.list_tasks()
+            return task, record, state, listed
+
+        return asyncio.run(calls())
+
+    task, record, state, listed = await asyncio.to_thread(elsewhere)
+    assert record.outcome == "success"
+    assert state["messages"][-1].content == "done"
+    assert [t.id for t in listed] == [task.id]
+    assert (await rt.run_now(task.id)).outcome == "success"  # its own loop still works
+
+
 async def test_a_stop_awaited_on_another_event_loop_stops_the_runtime_on_its_own(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

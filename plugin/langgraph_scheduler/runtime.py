@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -51,6 +52,25 @@ _NO_GRAPH = (
 )
 _NOT_STARTED = "the runtime is not started; use 'async with SchedulerRuntime(...)'"
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _on_its_loop(
+    method: Callable[Concatenate[SchedulerRuntime, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[SchedulerRuntime, _P], Coroutine[Any, Any, _R]]:
+    """The method, run on the runtime's loop even when awaited on another (another
+    thread's ``asyncio.run``): its store, locks and queues belong to that loop."""
+
+    @functools.wraps(method)
+    async def call(self: SchedulerRuntime, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        loop = running_loop_of(self)
+        if loop is None or loop is asyncio.get_running_loop():
+            return await method(self, *args, **kwargs)
+        return await call_on_loop(loop, lambda: method(self, *args, **kwargs))
+
+    return call
+
 
 class SchedulerRuntime:
     """Runs scheduled conversation turns on a LangGraph graph.
@@ -61,7 +81,8 @@ class SchedulerRuntime:
     fire that finds no free slot waits in the table, not in memory, and starts when a
     slot frees — here or in another replica sharing the database. Use it as an async
     context manager, or call :meth:`start` and :meth:`stop` (also inside a running loop,
-    as in Jupyter).
+    as in Jupyter). Its methods awaited on another event loop (another thread's
+    ``asyncio.run``) are handed to the loop it runs on and waited for.
 
     Args:
         graph: a compiled graph, or a ``StateGraph`` builder (compiled here with the
@@ -545,6 +566,7 @@ class SchedulerRuntime:
 
     # -- task API (through the task service) ------------------------------------------
 
+    @_on_its_loop
     async def create_task(
         self,
         *,
@@ -604,6 +626,7 @@ class SchedulerRuntime:
             task_id=task_id,
         )
 
+    @_on_its_loop
     async def get_task(self, task_id: str, *, owner: str | None = None) -> Task:
         """The task with this id (of this owner, when given).
 
@@ -612,6 +635,7 @@ class SchedulerRuntime:
         """
         return await self.tasks.get(task_id, owner=owner)
 
+    @_on_its_loop
     async def list_tasks(
         self,
         *,
@@ -630,6 +654,7 @@ class SchedulerRuntime:
             )
         )
 
+    @_on_its_loop
     async def update_task(
         self,
         task_id: str,
@@ -662,11 +687,13 @@ class SchedulerRuntime:
             max_active=max_active,
         )
 
+    @_on_its_loop
     async def pause_task(self, task_id: str, *, owner: str | None = None) -> Task:
         """Stop firing until resumed; waiting retries are dropped (a run in flight
         finishes)."""
         return await self.tasks.pause(task_id, owner=owner)
 
+    @_on_its_loop
     async def resume_task(
         self, task_id: str, *, owner: str | None = None, max_active: int | None = None
     ) -> Task:
@@ -678,10 +705,12 @@ class SchedulerRuntime:
         """
         return await self.tasks.resume(task_id, owner=owner, max_active=max_active)
 
+    @_on_its_loop
     async def delete_task(self, task_id: str, *, owner: str | None = None) -> Task:
         """Delete a task, its history and its waiting retries; returns what was deleted."""
         return await self.tasks.delete(task_id, owner=owner)
 
+    @_on_its_loop
     async def run_now(
         self,
         task_id: str,
@@ -732,6 +761,7 @@ class SchedulerRuntime:
             )
         return execution.result()
 
+    @_on_its_loop
     async def history(
         self,
         task_id: str,
@@ -744,31 +774,37 @@ class SchedulerRuntime:
         task, records = await self.tasks.history(task_id, owner=owner, limit=limit, before=before)
         return RunHistory(records, task_names={task.id: task.name})
 
+    @_on_its_loop
     async def transcript(self, thread_id: str) -> Transcript:
         """The thread's conversation, task-triggered turns labelled with their task and run."""
         return await load_transcript(self, thread_id)
 
+    @_on_its_loop
     async def get_run(self, run_id: str) -> TaskRunRecord | None:
         """A run record by its id; None if there is none, or if its stored row cannot be
         read (written by hand; logged), as histories leave such a row out."""
         return await self.store.get_run(run_id)
 
+    @_on_its_loop
     async def deliveries(self, run_id: str) -> list[WebhookDelivery]:
         """The webhook deliveries of a run, one per URL: status (``pending``,
         ``delivered``, ``failed``), attempts and the last error."""
         return await self.store.deliveries(run_id=run_id)
 
+    @_on_its_loop
     async def next_run_times(
         self, task_id: str, n: int = 5, *, owner: str | None = None
     ) -> list[datetime]:
         """The task's next ``n`` fire times in its own timezone (empty when not active)."""
         return (await self.get_task(task_id, owner=owner)).upcoming_runs(n)
 
+    @_on_its_loop
     async def wait_idle(self) -> None:
         """Wait until no claim and no turn of this runtime is in flight (tests, scripts)."""
         if self._bridge is not None:
             await self._bridge.wait_idle()
 
+    @_on_its_loop
     async def run_due(self) -> int:
         """Claim and start what is due now, as far as free slots allow, without waiting
         for a timer; returns how many fires were claimed (a fake clock's tests call this
@@ -827,6 +863,7 @@ class SchedulerRuntime:
         """Threads held through :meth:`thread_lock` right now."""
         return sum(self._holding.values())
 
+    @_on_its_loop
     async def ainvoke(self, input: Any, config: RunnableConfig) -> Any:
         """Run a user turn on the graph without interleaving with scheduled turns.
 
