@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -27,6 +28,7 @@ from langgraph_scheduler import (
     Interval,
     InvalidPayload,
     InvalidSchedule,
+    InvalidTask,
     NotRunning,
     Once,
     SchedulerRuntime,
@@ -198,6 +200,42 @@ async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
         assert "unknown field 'colour'" in (record.error or "")
         assert (await rt.run_now(good.id)).outcome == "success"
         assert [t.id for t in await rt.list_tasks()] == [bad.id, good.id]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        # Each used to be accepted, then fail every claim pass (a fraction of a slot is
+        # no LIMIT; an endless lease or window is no date) or purge every record.
+        ("max_concurrency", 2.5, "max_concurrency must be a whole number, got 2.5"),
+        ("max_concurrency", "4", "max_concurrency must be a whole number, got '4'"),
+        ("lease_secs", float("inf"), "lease_secs must be a positive, finite number"),
+        ("window_secs", float("inf"), "window_secs must be a positive, finite number"),
+        ("sync_interval_secs", float("nan"), "sync_interval_secs must be a positive"),
+        ("drain_timeout_secs", -5, "drain_timeout_secs must be 0 or more seconds, got -5"),
+        ("store_retry_secs", float("nan"), "store_retry_secs must be 0 or more seconds"),
+        ("history_limit", -1, "history_limit must be a whole number of run records"),
+        ("history_max_age_days", -1, "history_max_age_days must be a positive number"),
+    ],
+)
+def test_options_a_runtime_cannot_run_with_are_refused_when_made(
+    option: str, value: Any, said: str
+) -> None:
+    options: dict[str, Any] = {option: value}
+    with pytest.raises(InvalidTask, match=re.escape(said)):
+        SchedulerRuntime(None, database="sqlite://", **options)
+
+
+def test_edge_options_a_runtime_runs_with_are_accepted() -> None:
+    SchedulerRuntime(
+        None,
+        database="sqlite://",
+        default_timeout_secs=float("inf"),
+        drain_timeout_secs=0,
+        store_retry_secs=0,
+        history_limit=0,
+        history_max_age_days=None,
+    )
 
 
 async def test_invalid_input_raises_typed_errors_and_stores_nothing(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -170,16 +171,17 @@ class SchedulerRuntime:
         on_event: EventListener | None = None,
         webhook: Webhook | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
-        for label, value in (
-            ("lease_secs", lease_secs),
-            ("sync_interval_secs", sync_interval_secs),
-            ("window_secs", window_secs),
-            ("default_timeout_secs", default_timeout_secs),
-        ):
-            if not value > 0:
-                raise InvalidTask(f"{label} must be positive, got {value}")
+        _check_options(
+            max_concurrency=max_concurrency,
+            default_timeout_secs=default_timeout_secs,
+            drain_timeout_secs=drain_timeout_secs,
+            lease_secs=lease_secs,
+            history_limit=history_limit,
+            history_max_age_days=history_max_age_days,
+            store_retry_secs=store_retry_secs,
+            sync_interval_secs=sync_interval_secs,
+            window_secs=window_secs,
+        )
         check_messages_key(messages_key)
         if server is not None and not isinstance(server, LangGraphServer):
             raise InvalidTask(
@@ -959,6 +961,61 @@ class SchedulerRuntime:
 
     async def _emit_event(self, event: TaskEvent) -> None:
         await _call_all(self._event_listeners, event)
+
+
+def _check_options(
+    *,
+    max_concurrency: int,
+    default_timeout_secs: float,
+    drain_timeout_secs: float,
+    lease_secs: float,
+    history_limit: int | None,
+    history_max_age_days: float | None,
+    store_retry_secs: float,
+    sync_interval_secs: float,
+    window_secs: float,
+) -> None:
+    """Refuse the runtime's numeric options that it cannot run with (a fraction of a
+    turn slot, an endless lease), which would otherwise fail every claim pass later."""
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
+        raise InvalidTask(f"max_concurrency must be a whole number, got {max_concurrency!r}")
+    if max_concurrency < 1:
+        raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
+    for label, value in (
+        ("lease_secs", lease_secs),
+        ("sync_interval_secs", sync_interval_secs),
+        ("window_secs", window_secs),
+    ):
+        if not number(value) or not 0 < value < math.inf:
+            raise InvalidTask(
+                f"{label} must be a positive, finite number of seconds, got {value!r}"
+            )
+    if not number(default_timeout_secs) or not default_timeout_secs > 0:
+        raise InvalidTask(f"default_timeout_secs must be positive, got {default_timeout_secs!r}")
+    for label, value in (
+        ("drain_timeout_secs", drain_timeout_secs),
+        ("store_retry_secs", store_retry_secs),
+    ):
+        if not number(value) or not value >= 0:
+            raise InvalidTask(f"{label} must be 0 or more seconds, got {value!r}")
+    if history_limit is not None and (
+        not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0
+    ):
+        raise InvalidTask(
+            f"history_limit must be a whole number of run records, 0 or more (None keeps "
+            f"all), got {history_limit!r}"
+        )
+    if history_max_age_days is not None and (
+        not number(history_max_age_days) or not history_max_age_days > 0
+    ):
+        raise InvalidTask(
+            "history_max_age_days must be a positive number of days (None keeps records of "
+            f"any age), got {history_max_age_days!r}"
+        )
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
