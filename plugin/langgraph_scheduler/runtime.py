@@ -427,10 +427,9 @@ class SchedulerRuntime:
         A stop called while the runtime starts waits for the start to end, then stops
         what it started; one called while another stop runs waits for that one. A stop
         awaited on another event loop (another thread's ``asyncio.run``) is handed to the
-        runtime's loop and waited for. A stop
-        that is cancelled (the task owning ``async with`` cancelled, Ctrl-C in
-        ``asyncio.run``) cuts its drain short, as if its deadline had come, and still
-        closes the store before the cancellation goes on.
+        runtime's loop and waited for. A stop that is cancelled (the task owning ``async
+        with`` cancelled, Ctrl-C in ``asyncio.run``) cuts its drain short, as if its
+        deadline had come, and still closes the store before the cancellation goes on.
 
         Raises:
             RuntimeError: called from the runtime's own work (a node or tool of its
