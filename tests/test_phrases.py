@@ -455,12 +455,52 @@ IN_DAYS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("text", "tz", "now", "expected", "note"), IN_DAYS)
+IN_MONTHS = [
+    # months and years move the date on the calendar, keeping the time of day
+    ("in 3 months", BERLIN, "2027-01-15T09:00:00+01:00", "2027-04-15T09:00:00+02:00", None),
+    ("in a month", NEW_YORK, "2026-10-20T09:00:00-04:00", "2026-11-20T09:00:00-05:00", None),
+    ("in a year", BERLIN, "2027-01-15T09:00:00+01:00", "2028-01-15T09:00:00+01:00", None),
+    ("in 2 years", "UTC", "2027-06-01T10:15:30+00:00", "2029-06-01T10:15:30+00:00", None),
+    ("in half a year", BERLIN, "2027-01-15T09:00:00+01:00", "2027-07-15T09:00:00+02:00", None),
+    ("in 1.5 years", BERLIN, "2027-01-15T09:00:00+01:00", "2028-07-15T09:00:00+02:00", None),
+    # combined: months first, then days; hours stay elapsed, added after
+    ("in 1 year and 2 months", BERLIN, "2027-01-15T09:00:00+01:00",
+     "2028-03-15T09:00:00+01:00", None),
+    ("in 2 months and 3 days", BERLIN, "2027-01-15T09:00:00+01:00",
+     "2027-03-18T09:00:00+01:00", None),
+    ("in 1 month, 1 week and 2 hours", BERLIN, "2027-02-20T10:00:00+01:00",
+     "2027-03-27T12:00:00+01:00", None),
+    # a day the target month lacks is its last day, and the note says so
+    ("in 1 month", BERLIN, "2027-01-31T10:00:00+01:00", "2027-02-28T10:00:00+01:00",
+     "1 month after Sunday 2027-01-31 falls in February 2027, which has no day 31: it counts "
+     "as that month's last day, Sunday 2027-02-28"),
+    ("in 1 month", BERLIN, "2028-01-31T10:00:00+01:00", "2028-02-29T10:00:00+01:00",
+     "falls in February 2028, which has no day 31"),
+    ("in a year", BERLIN, "2028-02-29T10:00:00+01:00", "2029-02-28T10:00:00+01:00",
+     "1 year after Tuesday 2028-02-29 falls in February 2029, which has no day 29: it counts "
+     "as that month's last day, Wednesday 2029-02-28"),
+    ("in 2 months and 3 days", BERLIN, "2026-12-31T09:00:00+01:00",
+     "2027-03-03T09:00:00+01:00", "which has no day 31"),
+    ("in 1 month and 2 hours", BERLIN, "2027-03-31T22:30:00+02:00",
+     "2027-05-01T00:30:00+02:00", "falls in April 2027, which has no day 31"),
+    # a time the target day skips or repeats: as "in 1 day" reads it
+    ("in 1 month", BERLIN, "2027-02-28T02:30:00+01:00", "2027-03-28T03:00:00+02:00",
+     "the clocks skip 02:30 on Sunday 2027-03-28"),
+    ("in 1 month", BERLIN, "2026-09-25T02:30:00+02:00", "2026-10-25T02:30:00+02:00",
+     "02:30 on Sunday 2026-10-25 comes twice"),
+    ("in 1 year", NEW_YORK, "2026-03-08T03:30:00-04:00", "2027-03-08T03:30:00-05:00", None),
+    # the last day the calendar has
+    ("in 7972 years", "UTC", "2027-12-31T09:00:00+00:00", "9999-12-31T09:00:00+00:00", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "expected", "note"), IN_DAYS + IN_MONTHS)
 def test_in_days_keeps_the_time_of_day(
     text: str, tz: str, now: str, expected: str, note: str | None
 ) -> None:
-    """Days said after "in" keep the time of day, as a person counts days; hours, minutes
-    and seconds are elapsed time."""
+    """Days, weeks, months and years said after "in" keep the time of day, as a person
+    counts them (a day the target month lacks is its last day, noted); hours, minutes and
+    seconds are elapsed time."""
     reading = read_schedule(text, tz=tz, now=_at(now))
     assert isinstance(reading.schedule, Once)
     assert reading.schedule.at.isoformat() == expected
@@ -610,6 +650,20 @@ PARSE_ERRORS = [
              r"has no such field\. Say e\.g\. 'on the 1st of every month at 9:00'")
       for text in ("on the last day of the month", "last day of every month at 9",
                    "every month on the last day at 18:00", "the last friday of each month")),
+    # months are whole, counted on the calendar: a fraction is refused, naming what to say
+    ("in 1.5 months",
+     r"^'in 1\.5 months' has a fraction of a month, and months are counted whole on the "
+     r"calendar \(a month has no fixed number of days\): say e\.g\. 'in 1 month and 15 days', "
+     r"'in 6 weeks' or 'in 45 days'$"),
+    ("in half a month", r"fraction of a month.*say e\.g\. 'in 2 weeks' or 'in 15 days'$"),
+    ("in 0.1 months", r"fraction of a month.*say e\.g\. 'in 3 days'$"),
+    ("in 1.3 years", r"say e\.g\. 'in 1 year, 3 months and 18 days', 'in 67 weeks' or"),
+    ("in 1.5 months and 2 days", r"^'in 1\.5 months and 2 days' has a fraction of a month"),
+    ("in 0 months", r"^'in 0 months' is not in the future"),
+    ("in 7974 years", r"^'in 7974 years' is too far in the future$"),
+    ("in 7973 years, 9 months and 4 days",
+     r"^'in 7973 years,9 months and 4 days' is too far in the future$"),
+    ("in 99999999999999999999 months", r"^'in 99999999999999999999 months' is too far in"),
 ]  # fmt: skip
 
 

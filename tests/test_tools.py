@@ -821,6 +821,25 @@ async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, to
     assert question.status == "error" and "At what time on Mondays?" in question.text
 
 
+async def test_in_months_is_stored_at_the_month_end_with_the_note(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    """Said on January 31, "in 1 month" is stored for February's last day at the same time
+    of day, and the answer says why it is the 28th."""
+    clock = FakeClock(datetime.fromisoformat("2027-01-31T09:00:00+00:00"))  # 10:00 in Berlin
+    rt = runtime_factory(make_graph("On it."), database=sqlite_url, **IN_BERLIN, clock=clock)
+    async with rt:
+        answer = await Tools(rt)(
+            "schedule_task", ALICE, name="n", schedule="in 1 month", prompt="p"
+        )
+        assert answer.status == "success", answer.text
+        assert "February 2027, which has no day 31" in answer.text
+        [task] = await all_tasks(rt)
+        due = datetime.fromisoformat("2027-02-28T10:00:00+01:00")
+        assert task.schedule == Once(due, tz="Europe/Berlin")
+        assert task.next_run_at == due
+
+
 async def test_an_end_said_in_words_is_stored_and_its_last_run_named(
     rt: SchedulerRuntime, tools: Tools
 ) -> None:

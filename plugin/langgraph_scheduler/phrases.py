@@ -18,6 +18,10 @@ Rules of reading:
   a DST change (a time that day skips runs when the clocks jump; a repeated one in its
   first pass); hours, minutes and seconds are elapsed time: "in 36 hours" is 129,600 s on,
   "in 1 day and 2 hours" two hours after this time tomorrow.
+* "in 3 months", "in a year", "in half a year" (6 months) move the date on the calendar
+  the same way, months first: "in 1 month" on January 31 is the last day of February, and
+  the note says so. Months are whole ("in 1.5 years" is 18): "in 1.5 months" is refused,
+  naming days or weeks to say instead.
 * "next friday" said on a Tuesday could be this week's or next week's: also a question.
   (Weeks start on Monday, so "next monday" is never ambiguous.) So is "tomorrow" said
   before 04:00, when the person may not have slept yet: today, or the day after?
@@ -126,6 +130,11 @@ _UNITS = {
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "wk": 604800, "wks": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
+_MONTH_UNITS = {
+    "mo": 1, "mos": 1, "month": 1, "months": 1,
+    "yr": 12, "yrs": 12, "year": 12, "years": 12,
+}  # fmt: skip
+"""Units counted on the calendar, in months (a month has no fixed number of seconds)."""
 _DAY_SECONDS = 86400
 
 
@@ -264,34 +273,87 @@ def _parse_duration(text: str) -> Fraction | None:
     number of seconds from a fraction. Days count 86,400 s each here: for a repeating step.
     """
     split = _split_duration(text)
-    return None if split is None else split[0] * _DAY_SECONDS + split[1]
+    if split is None or split[0]:
+        return None  # months have no fixed length: no step
+    return split[1] * _DAY_SECONDS + split[2]
 
 
-def _split_duration(text: str) -> tuple[int, Fraction] | None:
-    """A duration as whole calendar days and elapsed seconds: ``1 day 2 hours`` is
-    ``(1, 7200)``, ``2 weeks`` ``(14, 0)``, ``1.5 days`` ``(1, 43200)`` (a fraction of a day
-    is elapsed time), ``36 hours`` ``(0, 129600)``; None when it is no duration."""
+def _split_duration(text: str) -> tuple[Fraction, int, Fraction] | None:
+    """A duration as calendar months, whole calendar days and elapsed seconds: ``1 day 2
+    hours`` is ``(0, 1, 7200)``, ``2 weeks`` ``(0, 14, 0)``, ``1.5 days`` ``(0, 1, 43200)``
+    (a fraction of a day is elapsed time), ``36 hours`` ``(0, 0, 129600)``, ``1 year and 2
+    months`` ``(14, 0, 0)`` (months as said: the caller refuses a fraction); None when it is
+    no duration."""
     text = re.sub(r" ?(?:,| and ) ?", " ", text)
-    days, seconds, pos = Fraction(0), Fraction(0), 0
+    months, days, seconds, pos = Fraction(0), Fraction(0), Fraction(0), 0
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
-        if not match or match["unit"] not in _UNITS:
+        unit = match["unit"] if match else ""
+        if not match or (unit not in _UNITS and unit not in _MONTH_UNITS):
             return None
         count = match["n"] or "1"
         if count.startswith("half"):
             amount = Fraction(1, 2)
         else:
             amount = Fraction(1 if count in ("a", "an") else count)
-        size = _UNITS[match["unit"]]
-        if size % _DAY_SECONDS:
-            seconds += amount * size
+        if unit in _MONTH_UNITS:
+            months += amount * _MONTH_UNITS[unit]
+        elif _UNITS[unit] % _DAY_SECONDS:
+            seconds += amount * _UNITS[unit]
         else:
-            days += amount * (size // _DAY_SECONDS)
+            days += amount * (_UNITS[unit] // _DAY_SECONDS)
         pos = match.end()
     if not pos:
         return None
     whole = math.floor(days)
-    return whole, seconds + (days - whole) * _DAY_SECONDS
+    return months, whole, seconds + (days - whole) * _DAY_SECONDS
+
+
+def _counted(months: int, days: int = 0) -> str:
+    """``1 month``, ``2 years``, ``1 year and 2 months``, ``1 year, 3 months and 18 days``."""
+    years, months = divmod(months, 12)
+    units = ((years, "year"), (months, "month"), (days, "day"))
+    return _join_words([f"{n} {unit}{'s' if n > 1 else ''}" for n, unit in units if n])
+
+
+def _add_months(day: date, months: int) -> tuple[date, str | None]:
+    """``day`` moved ``months`` on the calendar, and a note when the target month has no such
+    day: then it is the month's last day (January 31 + 1 month is February 28 or 29).
+
+    Raises:
+        OverflowError: Past the calendar's end (year 9999).
+    """
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    if year > MAXYEAR:
+        raise OverflowError
+    last = calendar.monthrange(year, month + 1)[1]
+    moved = date(year, month + 1, min(day.day, last))
+    if moved.day == day.day:
+        return moved, None
+    return moved, (
+        f"{_counted(months)} after {day:%A %Y-%m-%d} falls in {moved:%B %Y}, which has "
+        f"no day {day.day}: it counts as that month's last day, {moved:%A %Y-%m-%d}"
+    )
+
+
+def _whole_months(months: Fraction, said: str) -> int:
+    """``months`` as a whole number, or a refusal naming what to say instead (a month
+    counted as 30 days): "in 1.5 months" could be 'in 1 month and 15 days' or 'in 45 days'."""
+    if months.denominator == 1:
+        return int(months)
+    days = max(1, round(months * 30))
+    whole = math.floor(months)
+    rest = round((months - whole) * 30)
+    examples = [f"'in {_counted(0, days)}'"]
+    if days >= 14:
+        examples.insert(0, f"'in {round(Fraction(days, 7))} weeks'")
+    if whole and rest:
+        examples.insert(0, f"'in {_counted(whole, rest)}'")
+    options = ", ".join(examples[:-1]) + f" or {examples[-1]}" if len(examples) > 1 else examples[0]
+    raise InvalidSchedule(
+        f"{said!r} has a fraction of a month, and months are counted whole on the calendar "
+        f"(a month has no fixed number of days): say e.g. {options}"
+    )
 
 
 def _weekday_set(text: str) -> set[int]:
@@ -427,29 +489,33 @@ _Rule = Callable[[re.Match[str], _Context], Reading | None]
 
 
 def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
-    """A one-off after a duration: "in 2 days", "in 1 day and 2 hours", "in 90 minutes".
+    """A one-off after a duration: "in 2 days", "in 1 day and 2 hours", "in 90 minutes",
+    "in 3 months", "in 1 year and 2 months".
 
-    Days and weeks move the date in the zone, keeping the time of day it was said at (across
-    a DST change too, as a person counts them; a time that day skips or repeats is read as
-    :meth:`_Context.once` reads it); hours, minutes and seconds are elapsed time, added after.
+    Months and years, then days and weeks, move the date in the zone, keeping the time of
+    day it was said at (across a DST change too, as a person counts them; a time that day
+    skips or repeats is read as :meth:`_Context.once` reads it); a month without the day
+    (January 31 + 1 month) gives its last day, and the note says so. Hours, minutes and
+    seconds are elapsed time, added after.
     """
     split = _split_duration(match["dur"])
     if split is None:
         return None
-    days, seconds = split
+    months, days, seconds = _whole_months(split[0], match[0]), split[1], split[2]
     delta = timedelta(seconds=round(seconds))
-    if not (days or delta):
+    if not (months or days or delta):
         raise InvalidSchedule(f"{match[0]!r} is not in the future: give a positive duration")
     at = ctx.now.time().replace(fold=0)  # the first pass of a repeated time, as ``once``
     try:
-        day = ctx.today + timedelta(days=days)
+        day, note = _add_months(ctx.today, months)
+        day += timedelta(days=days)
         if not delta:
-            return ctx.once(day, at)
-        start = ctx.wall(day, at) if days else ctx.now
+            return ctx.once(day, at, note)
+        start = ctx.wall(day, at) if months or days else ctx.now
         fire = (start.astimezone(_UTC) + delta).astimezone(ctx.zone)
     except OverflowError:
         raise InvalidSchedule(f"{match[0]!r} is too far in the future") from None
-    return Reading(Once(fire, tz=ctx.tz))
+    return Reading(Once(fire, tz=ctx.tz), note)
 
 
 def _iso(match: re.Match[str], ctx: _Context) -> Reading:

@@ -65,8 +65,8 @@ __all__ = [
 
 ACCEPTED_FORMS = """\
 Accepted schedule forms (one example each):
-- in 20 minutes | in 1.5 hours | tomorrow at 9:00 | tomorrow morning | tonight | at noon
-- next monday at 10 | on December 24 at 6pm | 2026-12-01T09:00 (ISO; offset optional)
+- in 20 minutes | in 1.5 hours | in 3 months | tomorrow at 9:00 | tomorrow morning | tonight
+- at noon | next monday at 10 | on December 24 at 6pm | 2026-12-01T09:00 (ISO; offset optional)
 - every 30 minutes | every 2 hours | hourly | every hour at :15 | every hour on weekdays
 - daily at 7 | every weekday at 9am | every weekday except friday at 9 | every mon,wed,fri at 8:15
 - every other day at 8 | every 2 weeks on monday at 9 | on the 1st of every month at 9

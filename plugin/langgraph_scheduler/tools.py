@@ -162,9 +162,10 @@ _TASK_ID = Field(
 )
 _SCHEDULE_HELP = (
     "Pass the user's own words; do not compute dates. Accepted: 'in 20 minutes', 'in 2h', "
-    "'tomorrow at 9:00', 'every 2 hours', 'every day at 18:30', 'every weekday at 9:00', "
-    "'every monday at 8am', a 5-field cron line like '0 9 * * 1-5', or an ISO-8601 "
-    "date-time like '2026-12-01T09:00' (without an offset it is read in the timezone)."
+    "'in 3 months', 'tomorrow at 9:00', 'every 2 hours', 'every day at 18:30', "
+    "'every weekday at 9:00', 'every monday at 8am', a 5-field cron line like '0 9 * * 1-5', "
+    "or an ISO-8601 date-time like '2026-12-01T09:00' (without an offset it is read in the "
+    "timezone)."
 )
 _TIMEZONE_HELP = (
     "IANA timezone name such as 'Europe/Berlin' or 'America/New_York'. Only when the user "
