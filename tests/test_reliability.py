@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 
 from langgraph_scheduler import (
     Interval,
@@ -696,3 +700,100 @@ async def test_pooled_connections_killed_while_idle_cost_a_caller_nothing(
             renamed = await rt.update_task(task.id, name="kept")
             assert renamed.version > task.version
             task = renamed
+
+
+def _end_sessions_and_wait(admin: str, name: str) -> int:
+    """End every session on database ``name`` and wait until each is gone (ended is
+    signalled: a session checked in between would still answer); how many there were."""
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        ]
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)"
+        deadline = time.monotonic() + 30
+        while not conn.execute(gone, (pids,)).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the ended sessions did not go"
+            time.sleep(0.05)
+    return len(pids)
+
+
+async def _killed_while_idle(pool: Any, size: int, admin: str, name: str) -> None:
+    """Fill ``pool`` (the checkpointer's) with ``size`` idle connections, then end every
+    session on the database. Held at once here: the saver, behind its lock, lends one
+    connection at a time, so concurrent turns would leave one in the pool."""
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(size):
+            await held.enter_async_context(pool.connection())
+    assert pool.get_stats()["pool_available"] == size
+    assert await asyncio.to_thread(_end_sessions_and_wait, admin, name) >= size
+
+
+def _failed_checks(caplog: pytest.LogCaptureFixture) -> int:
+    """How many connections psycopg_pool found dead when about to lend them."""
+    return sum(
+        r.name == "psycopg.pool" and r.getMessage().startswith("connection failed check")
+        for r in caplog.records
+    )
+
+
+async def test_checkpointer_connections_killed_while_idle_cost_turns_one_failed_check(
+    postgres_url: str, make_graph: Any, runtime_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A failover or a DBA ends every session while the checkpointer's connections sit
+    # idle in its pool. The pool met a failed check by trying the next idle connection
+    # after a pause doubling each time (none, 1 s, 2 s, 4 s...), one dead connection after
+    # another, while the saver's lock held every other turn back (a turn could fail with
+    # PoolTimeout, later fires be missed). Now the first failed check sweeps them all.
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    name, admin = _server_of(postgres_url)
+    caplog.set_level(logging.INFO, logger="psycopg.pool")
+    async with runtime_factory(make_graph(*["done"] * 4), database=postgres_url) as rt:
+        tasks = [
+            await rt.create_task(
+                name=f"t{i}", schedule=Interval(hours=1), trigger="go", thread_id=f"t{i}"
+            )
+            for i in range(4)
+        ]
+        saver = rt.checkpointer
+        assert isinstance(saver, AsyncPostgresSaver)
+        size = saver.conn.get_stats()["pool_max"]  # type: ignore[union-attr]
+        assert size == 2  # the runtime's
+        await _killed_while_idle(saver.conn, size, admin, name)
+        caplog.clear()
+        records = await asyncio.gather(*(rt.run_now(task.id) for task in tasks))
+        assert [r.outcome for r in records] == ["success"] * 4
+        assert _failed_checks(caplog) == 1  # one per wave, not one per dead connection
+        assert saver.conn.get_stats()["connections_lost"] == size  # type: ignore[union-attr]
+
+
+async def test_a_larger_checkpointer_pool_killed_while_idle_costs_one_failed_check(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same with five idle connections (the store's open_checkpointer, as a caller
+    # with a larger pool makes it): without the sweep, a turn's checkpoint walked all
+    # five, pausing 15 s in all.
+    from langgraph_scheduler.store import open_store
+
+    name, admin = _server_of(postgres_url)
+    caplog.set_level(logging.INFO, logger="psycopg.pool")
+    store = open_store(postgres_url)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.close)
+        await store.setup()
+        saver = await store.open_checkpointer(stack, max_connections=5)
+        graph = build_graph(ScriptedChatModel(steps=["done"] * 3)).compile(checkpointer=saver)
+        await _killed_while_idle(saver.conn, 5, admin, name)
+        caplog.clear()
+        for i in range(3):
+            config: RunnableConfig = {"configurable": {"thread_id": f"t{i}"}}
+            state = await graph.ainvoke({"messages": [("user", "go")]}, config)
+            assert state["messages"][-1].content == "done"
+        assert _failed_checks(caplog) == 1

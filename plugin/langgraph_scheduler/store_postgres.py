@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Index,
@@ -78,6 +78,10 @@ from .store import (
 )
 
 __all__ = ["PostgresStore"]
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger("langgraph_scheduler")
 
@@ -1004,7 +1008,9 @@ class PostgresStore(Store):
         from psycopg_pool import AsyncConnectionPool
 
         # A pool, not one connection: a dropped connection is replaced instead of failing
-        # every later turn.
+        # every later turn. Each connection lent is checked first; a failed check sweeps
+        # the idle ones (see _SweepingCheck).
+        check = _SweepingCheck()
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.conninfo,
             min_size=0,
@@ -1015,11 +1021,13 @@ class PostgresStore(Store):
                 "prepare_threshold": self._threshold(_SAVER_THRESHOLD),
                 "row_factory": dict_row,
             },
-            check=AsyncConnectionPool.check_connection,
+            check=check,
             open=False,
         )
+        check.pool = pool
         await pool.open()
         stack.push_async_callback(pool.close)
+        stack.push_async_callback(check.aclose)  # before the pool's close
         saver = AsyncPostgresSaver(pool)
         try:
             # Its setup sends CREATE TABLE IF NOT EXISTS even when nothing is missing,
@@ -1119,6 +1127,60 @@ async def _keepalive_secs(conn: Any) -> float | None:
     row = await cursor.fetchone()
     millis = int(row[0]) if row is not None else 0  # in ms; no row before PostgreSQL 14
     return millis / 2000 if millis > 0 else None
+
+
+class _SweepingCheck:
+    """The checkpointer pool's ``check``: psycopg_pool's own check of a connection about
+    to be lent (an empty statement) and, when it fails, a sweep of the pool's idle
+    connections before the failure is raised (``pool.check()``: the broken ones are
+    dropped and replaced, the live ones put back; ``drain()`` would replace those too). A
+    check that fails while a sweep is under way waits for it instead of starting another.
+
+    Why: the pool puts a connection that failed its check back (a broken one is replaced)
+    and takes the next idle one, after a pause that doubles each time (none, then about
+    1 s, 2 s, 4 s…). Once the server has ended every session (a failover, a DBA), one
+    request would walk the dead connections one by one, pausing longer each time, while
+    ``AsyncPostgresSaver``'s lock holds back every other turn's checkpoint. After the
+    sweep, the first retry (made at once) finds a live connection or waits for a new one:
+    one failed check per wave of ended sessions, not one backoff per dead connection.
+    """
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[Any] | None = None
+        """The pool checked, set once it is made."""
+        self._sweep: asyncio.Future[None] | None = None
+
+    async def __call__(self, conn: AsyncConnection[Any]) -> None:
+        assert self.pool is not None
+        try:
+            await self.pool.check_connection(conn)
+        except Exception:
+            await self._swept()
+            raise
+
+    async def _swept(self) -> None:
+        """Sweep the idle connections, or wait for the sweep under way. Shielded: a
+        caller cancelled (a turn's timeout) must not cut it short, since the pool's
+        ``check()`` holds the connections it took until it has checked each one."""
+        assert self.pool is not None
+        if self.pool.closed:
+            return
+        if self._sweep is None:
+            self._sweep = asyncio.ensure_future(self.pool.check())
+            self._sweep.add_done_callback(self._swept_once)
+        with contextlib.suppress(Exception):  # logged once; the check's failure is raised
+            await asyncio.shield(self._sweep)
+
+    def _swept_once(self, sweep: asyncio.Future[None]) -> None:
+        self._sweep = None
+        if not sweep.cancelled() and (exc := sweep.exception()) is not None:
+            logger.warning("the checkpointer's pool could not sweep its connections: %r", exc)
+
+    async def aclose(self) -> None:
+        """Let a sweep under way end before the pool closes."""
+        if self._sweep is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sweep)
 
 
 async def _checkpoints_current(pool: Any, latest: int) -> bool:
