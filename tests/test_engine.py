@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, text, update
 from langgraph_scheduler import (
     Cron,
     Interval,
+    InvalidTask,
     Once,
     QuotaExceeded,
     SchedulerRuntime,
@@ -342,6 +343,159 @@ async def test_a_corrupt_row_is_quarantined_and_the_others_fire(
         assert deleted.id == bad.id
         with pytest.raises(TaskNotFound):
             await rt.get_task(bad.id)
+
+
+_BAD_PAYLOADS: dict[str, tuple[Any, str]] = {
+    # how the payload was written by hand: (what is stored, what its problem says)
+    "not json": ("{not json", "payload: task payload is not valid JSON"),
+    "null": (None, "payload: task has no payload"),
+    "a list": (["hi"], "payload: task payload must be a JSON object, got list"),
+    "no prompt": ({"system_addon": "be brief"}, "payload: field 'prompt' is required"),
+    "an empty prompt": ({"prompt": "  "}, "field 'prompt': String should have at least"),
+    "an unknown field": ({"prompt": "hi", "colour": "red"}, "unknown field 'colour'"),
+}
+PAYLOAD_RETRYING = TaskOptions(retries=2, retry_backoff_secs=10, pause_after_failures=3)
+
+
+async def _write_payload(rt: SchedulerRuntime, task_id: str, payload: Any) -> None:
+    """Write a task's payload by hand, as another process or an older version might."""
+    if payload is None:  # SQL NULL, not JSON null
+        statement = text("UPDATE lgs_tasks SET payload = NULL WHERE id = :i")
+        await rt.store.transaction(lambda conn: conn.execute(statement, {"i": task_id}))
+    elif payload == "{not json":
+        await _corrupt(rt, task_id, "payload")
+    else:
+        written = update(tasks_table).where(tasks_table.c.id == task_id).values(payload=payload)
+        await rt.store.transaction(lambda conn: conn.execute(written))
+
+
+@pytest.mark.parametrize("how", list(_BAD_PAYLOADS))
+async def test_a_fire_of_a_task_whose_payload_cannot_be_read_quarantines_it_once(
+    clock: FakeClock, runs: RunWaiter, database: str, how: str
+) -> None:
+    # Each fire used to be recorded error and retried per the task's options (three
+    # records a fire here), the task listed active with no problem until the failure
+    # streak paused it: a row that cannot be read is quarantined at once instead.
+    stored, said = _BAD_PAYLOADS[how]
+    events: list[TaskEvent] = []
+    async with runtime(None, database, clock, runs) as admin:
+        bad = await admin.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", options=PAYLOAD_RETRYING
+        )
+        good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
+        await _write_payload(admin, bad.id, stored)
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, database, clock, runs, on_event=events.append) as rt:
+        listed = {t.id: t for t in await rt.list_tasks()}
+        assert said in (listed[bad.id].problem or "")
+        assert listed[good.id].problem is None
+        assert await step(rt, clock, 60) == 2
+        (error,) = [r for r in runs.records if r.task_id == bad.id]
+        assert error.outcome == "error"
+        assert "cannot be read" in (error.error or "") and said in (error.error or "")
+        assert await rt.store.pending_retries(bad.id) == []
+        assert [(e.kind, e.task_id) for e in events] == [("quarantined", bad.id)]
+        assert said in events[0].reason
+        quarantined = await rt.get_task(bad.id)
+        assert quarantined.state == "quarantined"
+        assert said in (quarantined.problem or "")  # still says why
+        for _ in range(3):  # past the retries' backoff and the next fires
+            await step(rt, clock, 60)
+        assert [r.task_id for r in runs.records].count(bad.id) == 1
+        assert [r.task_id for r in runs.records].count(good.id) == 4
+
+
+async def test_a_manual_run_of_a_task_whose_payload_cannot_be_read_quarantines_it(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # It used to be recorded error with the task left active, to fail again at each fire.
+    events: list[TaskEvent] = []
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, database, clock, runs, on_event=events.append) as rt:
+        bad = await rt.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", options=PAYLOAD_RETRYING
+        )
+        await _write_payload(rt, bad.id, {"prompt": "", "colour": "red"})
+        record = await rt.run_now(bad.id)
+        assert (record.outcome, record.trigger) == ("error", "manual")
+        assert "unknown field 'colour'" in (record.error or "")
+        assert [r.run_id for r in runs.records] == [record.run_id]
+        assert await rt.get_run(record.run_id) == record
+        assert [(e.kind, e.task_id) for e in events] == [("quarantined", bad.id)]
+        assert (await rt.get_task(bad.id)).state == "quarantined"
+        assert await step(rt, clock, 120) == 0  # its schedule no longer fires it
+        again = await rt.run_now(bad.id)  # by hand: recorded again, the same way
+        assert again.outcome == "error" and "unknown field 'colour'" in (again.error or "")
+        assert len(events) == 1  # quarantined once
+        assert await rt.store.pending_retries(bad.id) == []
+
+
+async def test_a_retry_of_a_task_whose_payload_became_unreadable_quarantines_it(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # A payload written by hand while a retry waits: the retry ran into the payload,
+    # was recorded error and left the task active, to fail again at its next fire.
+    events: list[TaskEvent] = []
+    graph = build_graph(failing_then("ok"))
+    async with runtime(graph, database, clock, runs, on_event=events.append) as rt:
+        task = await rt.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", options=PAYLOAD_RETRYING
+        )
+        assert await step(rt, clock, 3600) == 1  # the model fails: a retry waits
+        assert len(await rt.store.pending_retries(task.id)) == 1
+        await _write_payload(rt, task.id, {"prompt": "go", "colour": "red"})
+        assert await step(rt, clock, 10) == 1
+        retry = runs.records[-1]
+        assert (retry.outcome, retry.attempt) == ("error", 2)
+        assert "unknown field 'colour'" in (retry.error or "")
+        assert [(e.kind, e.task_id) for e in events] == [("quarantined", task.id)]
+        assert (await rt.get_task(task.id)).state == "quarantined"
+        assert await rt.store.pending_retries(task.id) == []
+        assert await step(rt, clock, 3600) == 0
+
+
+async def test_a_task_quarantined_for_its_payload_comes_back_with_a_new_prompt(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, database, clock, runs) as rt:
+        bad = await rt.create_task(
+            name="bad", schedule=Interval(minutes=1), trigger="x", options=PAYLOAD_RETRYING
+        )
+        await _write_payload(rt, bad.id, ["hi"])
+        assert await step(rt, clock, 60) == 1
+        assert (await rt.get_task(bad.id)).state == "quarantined"
+        with pytest.raises(InvalidTask, match="give it a new prompt with update_task"):
+            await rt.resume_task(bad.id)
+        # A new schedule alone does not bring it back: its payload still cannot be read.
+        kept = await rt.update_task(bad.id, schedule=Interval(minutes=2))
+        assert (kept.state, kept.next_run_at) == ("quarantined", None)
+        assert "payload" in (kept.problem or "")
+        mended = await rt.update_task(bad.id, trigger="hello again")
+        assert (mended.state, mended.problem) == ("active", None)
+        assert mended.next_run_at == clock.now() + timedelta(minutes=2)
+        assert await step(rt, clock, 120) == 1
+        assert runs.records[-1].outcome == "success"
+        assert runs.records[-1].task_id == bad.id
+
+
+async def test_a_task_whose_payload_cannot_be_read_does_not_resume(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # A resume used to make it active, to fail (and retry) at each fire.
+    async with runtime(None, database, clock, runs) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="x")
+        await rt.pause_task(task.id)
+        await _write_payload(rt, task.id, None)
+        with pytest.raises(
+            InvalidTask,
+            match=r"cannot resume: its stored payload cannot be read \(payload: task has no "
+            r"payload.*\); give it a new prompt with update_task, or delete it",
+        ):
+            await rt.resume_task(task.id)
+        assert (await rt.get_task(task.id)).state == "paused"
+        await rt.update_task(task.id, trigger="hello again")  # paused still
+        assert (await rt.resume_task(task.id)).state == "active"
 
 
 @pytest.mark.parametrize(
@@ -946,28 +1100,22 @@ async def _a_fire_that_cannot_run_claimed_ahead(
     return task, due
 
 
-async def test_a_fire_claimed_ahead_that_cannot_run_is_recorded_at_its_instant_not_before(
+async def test_a_fire_claimed_ahead_that_cannot_run_is_recorded_as_at_its_instant(
     clock: FakeClock, runs: RunWaiter
 ) -> None:
-    # Its turn is built when it is claimed; a payload that is not a trigger is found then,
-    # but the error is recorded once the instant has come, like any outcome of a turn.
+    # A payload that is no trigger is found by the claim, which records the fire error
+    # and quarantines the task (as for an unreadable schedule): no turn is built, and
+    # the record is stamped with the instant its claim was made for.
     model = ScriptedChatModel(steps=["should not run"], cycle=True)
     async with runtime(build_graph(model), "sqlite://", clock, runs) as rt:
         task, due = await _a_fire_that_cannot_run_claimed_ahead(rt, clock)
-        for _ in range(1000):
-            if await rt.history(task.id):
-                break
-            await asyncio.sleep(0.005)
-        (claimed,) = await rt.history(task.id)
-        assert claimed.running
-        await asyncio.sleep(0.05)
-        assert runs.records == []  # nothing recorded before the instant
+        (record,) = await runs.wait_for(1, timeout=10)
+        assert record.outcome == "error" and "prompt" in (record.error or "")
+        assert record.started_at == due == record.finished_at
+        assert (await rt.get_task(task.id)).state == "quarantined"
         await clock.advance(0.02)
         await rt.wait_idle()
-        (record,) = runs.records
-        assert record.outcome == "error" and "prompt" in (record.error or "")
-        assert record.started_at == due and record.finished_at is not None
-        assert record.finished_at >= due and model.calls == 0
+        assert len(runs.records) == 1 and model.calls == 0
 
 
 async def test_a_fire_claimed_ahead_does_not_begin_once_the_runtime_stops(
@@ -999,8 +1147,9 @@ class _BrokenShortWaits(FakeClock):
 async def test_a_fire_whose_wait_for_its_instant_fails_is_recorded_not_stuck(
     runs: RunWaiter, runnable: bool
 ) -> None:
-    # Not runnable (a payload that is no trigger): the runtime itself waits for the
-    # instant before recording why; that wait failing must end in a record too.
+    # Runnable: the turn waits for its instant, and that wait failing must end in a
+    # record. Not runnable (a payload that is no trigger): its claim records it and
+    # quarantines the task, with no wait to fail.
     clock = _BrokenShortWaits(START)
     model = ScriptedChatModel(steps=["should not run"], cycle=True)
     async with runtime(build_graph(model), "sqlite://", clock, runs) as rt:
@@ -1011,8 +1160,12 @@ async def test_a_fire_whose_wait_for_its_instant_fails_is_recorded_not_stuck(
         else:
             task, due = await _a_fire_that_cannot_run_claimed_ahead(rt, clock)
         (record,) = await runs.wait_for(1, timeout=10)
-        assert record.outcome == "error" and "the clock broke" in (record.error or "")
-        assert not runnable or "could not wait" in (record.error or "")
+        assert record.outcome == "error"
+        if runnable:
+            assert "the clock broke" in (record.error or "")
+            assert "could not wait" in (record.error or "")
+        else:
+            assert "the stored task cannot be read: payload:" in (record.error or "")
         assert model.calls == 0
         (stored,) = await rt.history(task.id)
         assert stored.outcome == "error" and not stored.running  # its lease let go

@@ -33,6 +33,7 @@ from langgraph_scheduler import (
     Once,
     SchedulerRuntime,
     Task,
+    TaskEvent,
     TaskNotFound,
     TaskOptions,
     _bridge,
@@ -178,7 +179,10 @@ async def test_node_that_raises_is_recorded_error_with_its_message(
 async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:
-    rt = runtime_factory(make_graph("fine"), database=sqlite_url)
+    # The run is recorded error once and the task quarantined (it used to stay active,
+    # to fail, and be retried, at each fire).
+    events: list[TaskEvent] = []
+    rt = runtime_factory(make_graph("fine"), database=sqlite_url, on_event=events.append)
     async with rt:
         bad = await rt.create_task(
             name="bad", schedule=Interval(hours=1), trigger="hi", thread_id="t"
@@ -192,14 +196,18 @@ async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
             .values(payload={"prompt": "", "colour": "red"})
         )
         await rt.store.transaction(lambda conn: conn.execute(corrupt))
+        stored = await rt.get_task(bad.id)
         with pytest.raises(InvalidPayload):
-            (await rt.get_task(bad.id)).trigger  # noqa: B018
+            stored.trigger  # noqa: B018
+        assert "payload: field 'prompt'" in (stored.problem or "")
         record = await rt.run_now(bad.id)
         assert record.outcome == "error"
-        assert "invalid task payload" in (record.error or "")
+        assert "the stored task cannot be read: payload:" in (record.error or "")
         assert "unknown field 'colour'" in (record.error or "")
+        assert [(e.kind, e.task_id) for e in events] == [("quarantined", bad.id)]
         assert (await rt.run_now(good.id)).outcome == "success"
-        assert [t.id for t in await rt.list_tasks()] == [bad.id, good.id]
+        listed = await rt.list_tasks()
+        assert [(t.id, t.state) for t in listed] == [(bad.id, "quarantined"), (good.id, "active")]
 
 
 @pytest.mark.parametrize(

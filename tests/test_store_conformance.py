@@ -82,7 +82,7 @@ async def write_raw(store: Store, task_id: str, column: str, garbage: str) -> No
     SQLite keeps the raw text; PostgreSQL's JSONB refuses it, so there the column holds a
     JSON string whose content is the garbage (what a hand-written UPDATE can leave).
     """
-    assert column in ("schedule", "options")
+    assert column in ("schedule", "options", "payload")
     value = "CAST(:v AS TEXT)" if store.dialect == "sqlite" else "to_jsonb(CAST(:v AS TEXT))"
     statement = text(f"UPDATE lgs_tasks SET {column} = {value} WHERE id = :id")
 
@@ -1128,7 +1128,7 @@ async def test_a_run_row_that_cannot_be_read_is_no_run_to_get_run_either(
     assert await store.history(task.id) == [good.record]
 
 
-@pytest.mark.parametrize("column", ["schedule", "options"])
+@pytest.mark.parametrize("column", ["schedule", "options", "payload"])
 async def test_claiming_a_corrupt_row_quarantines_it_and_runs_the_others(
     store: Store, service: TaskService, column: str
 ) -> None:

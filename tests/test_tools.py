@@ -721,6 +721,26 @@ async def test_run_task_now_does_not_wait_and_history_shows_the_run(
     assert "last outcome: success (" in listing.text
 
 
+async def test_run_task_now_of_a_task_whose_payload_cannot_be_read_says_so(
+    rt: SchedulerRuntime, tools: Tools, runs: Any
+) -> None:
+    # It said "Started task ... now" for a run recorded error by its claim.
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    )
+    corrupt = update(tasks_table).where(tasks_table.c.id == task_id).values(payload=["p"])
+    await rt.store.transaction(lambda conn: conn.execute(corrupt))
+    said = await tools("run_task_now", ALICE, task_id=task_id)
+    assert said.status == "success"
+    assert said.text.startswith("Task 'Plants' was not run (run id ")
+    assert "payload: task payload must be a JSON object, got list" in said.text
+    assert said.text.endswith("give it a new prompt with update_task, or delete it.")
+    assert (await rt.get_task(task_id)).state == "quarantined"
+    mended = await tools("update_task", ALICE, task_id=task_id, prompt="water the plants")
+    assert mended.status == "success", mended.text
+    assert (await rt.get_task(task_id)).state == "active"
+
+
 async def test_history_of_a_task_that_never_ran(tools: Tools) -> None:
     task_id = task_id_in(
         await tools("schedule_task", ALICE, name="x", schedule="in 1h", prompt="p")

@@ -378,8 +378,19 @@ class TaskExecutorBridge:
                 f"last {per_secs / 60:g} minutes; try again later"
             )
         task, record = claimed
+        if record.outcome is not None:  # its payload cannot be read: quarantined instead
+            return record, self._spawn(self._unrunnable(task, record))
         self.in_flight[record.run_id] = record
         return record, self._spawn(self._manual(task, record))
+
+    async def _unrunnable(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
+        """Tell listeners of a manual run recorded ``error`` by its claim, which found its
+        task's payload unreadable and quarantined the task (``task``: as it was read)."""
+        self.finished_tasks.add(record.task_id)
+        await self._tell(record)
+        if task.state != "quarantined":
+            await self._task_event(task.id, "quarantined", record.error or "")
+        return record
 
     async def _manual(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         self._manual_waiting += 1

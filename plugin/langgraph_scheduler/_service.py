@@ -45,7 +45,7 @@ from .errors import (
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, schedule_to_dict
-from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store
+from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
 __all__ = ["TaskService", "ToolCall", "task_key"]
@@ -329,9 +329,12 @@ class TaskService:
         """Change a task. A new schedule takes effect from now; retries waiting for their
         backoff are dropped; lowering ``max_runs`` to the runs already done completes the
         task at once; raising it (or a new schedule) makes a completed task active again,
-        within ``max_active``. ``timeout_secs`` and ``trigger_changes`` (fields of the
-        trigger's payload) change those fields of the trigger as stored when the change
-        is written, so a change made meanwhile to its other fields is kept.
+        within ``max_active``. While a task's stored payload cannot be read, only an
+        update that gives it a new trigger (or prompt) makes it active again (a
+        quarantined one, that is); its fields given alone make that trigger.
+        ``timeout_secs`` and ``trigger_changes`` (fields of the trigger's payload) change
+        those fields of the trigger as stored when the change is written, so a change
+        made meanwhile to its other fields is kept.
 
         With ``approval_id``, the change is written only while that approval is
         ``approved`` (and marks it ``applied``); once applied, the task is returned as it
@@ -353,12 +356,17 @@ class TaskService:
             if name is not None:
                 values["name"] = name
             payload_trigger = new_trigger
+            broken = payload_unreadable(task)
             patch = dict(trigger_changes or {})
             if timeout_secs is not None:
                 patch["timeout_secs"] = timeout_secs
-            if patch:
+            if patch and broken and new_trigger is None:  # nothing to patch: the fields
+                payload_trigger = _mending_trigger(task, patch)  # given are the trigger
+            elif patch:
                 base = payload_trigger or task.trigger
                 payload_trigger = as_trigger(base.to_payload() | patch)
+            mended = broken and payload_trigger is not None
+            unreadable = broken and payload_trigger is None
             if payload_trigger is not None:
                 values["payload"] = payload_trigger.to_payload()
             if options is not None:
@@ -379,9 +387,13 @@ class TaskService:
                     values |= {"state": "completed", "next_run_at": None}
             elif task.state == "active" and schedule is not None:
                 values["next_run_at"] = _first_fire(current, now)
+            elif unreadable:
+                pass  # a payload that cannot be read stays where it is until replaced
             elif task.state in ("completed", "quarantined") and schedule is not None:
                 values |= {"state": "active", "next_run_at": _first_fire(current, now)}
             elif task.state in ("completed", "quarantined") and max_runs is not None:
+                values |= {"state": "active", "next_run_at": _kept_fire(task, current, now)}
+            elif task.state == "quarantined" and mended:
                 values |= {"state": "active", "next_run_at": _kept_fire(task, current, now)}
             return values
 
@@ -415,7 +427,8 @@ class TaskService:
 
         Raises:
             QuotaExceeded: the owner already has ``max_active`` active tasks.
-            InvalidTask: the task already ran its ``max_runs``.
+            InvalidTask: the task already ran its ``max_runs``, or its stored schedule or
+                payload cannot be read (the message says what to give it).
             InvalidSchedule: the schedule has no occurrence left.
         """
 
@@ -426,6 +439,11 @@ class TaskService:
                 raise InvalidTask(
                     f"task {task.id!r} cannot resume: {task.problem}; give it a new schedule "
                     "with update_task, or delete it"
+                )
+            if payload_unreadable(task):
+                raise InvalidTask(
+                    f"task {task.id!r} cannot resume: its stored payload cannot be read "
+                    f"({task.problem}); give it a new prompt with update_task, or delete it"
                 )
             if task.max_runs is not None and task.run_count >= task.max_runs:
                 raise InvalidTask(
@@ -1048,6 +1066,23 @@ def _first_fire(schedule: Schedule, now: datetime) -> datetime:
             f"schedule {schedule.describe()} has no fire time after now; give a later one"
         )
     return first
+
+
+def _mending_trigger(task: Task, fields: Mapping[str, Any]) -> ConversationTrigger:
+    """The trigger made of the ``fields`` an update changes, for a task whose stored
+    payload cannot be read (there is nothing to change them on).
+
+    Raises:
+        InvalidPayload: they make no trigger (no prompt, say); says to give a new one.
+    """
+    try:
+        return as_trigger(dict(fields))
+    except InvalidPayload as exc:
+        raise InvalidPayload(
+            f"task {task.id!r}'s stored payload cannot be read ({task.problem}), so the "
+            f"fields given make its trigger, and they make none ({exc}); give it a new "
+            "prompt with update_task"
+        ) from None
 
 
 def _kept_fire(task: Task, schedule: Schedule, now: datetime) -> datetime:

@@ -267,7 +267,8 @@ class Task(BaseModel):
     schedule: Schedule | None
     """None only when the stored schedule cannot be read (see ``problem``)."""
     payload: Any = None
-    """The stored ``ConversationTrigger`` JSON, parsed again at every fire."""
+    """The stored ``ConversationTrigger`` JSON (see ``trigger``); one that is no valid
+    trigger is named in ``problem``."""
     thread_mode: ThreadMode
     thread_id: str | None
     """The conversation a ``continue`` task adds its turns to (None when isolated)."""
@@ -286,8 +287,10 @@ class Task(BaseModel):
     version: int = 0
     """Bumped by every change; writes are conditional on the version they read."""
     problem: str | None = None
-    """Why the stored row cannot be fully read (its schedule or options are corrupt), or
-    None. Such a task is quarantined when it falls due; it can be listed and deleted."""
+    """Why the stored row cannot be fully read (its schedule, options or payload are
+    corrupt), or None. Such a task is quarantined when it falls due (or, for its payload,
+    when run by hand): one ``error`` record, no retry. It can be listed and deleted, and
+    comes back when ``update_task`` gives it what the problem names."""
 
     @property
     def zone(self) -> ZoneInfo:

@@ -109,6 +109,7 @@ from .models import (
     check_webhook_url,
 )
 from .schedules import schedule_from_dict, schedule_to_dict
+from .trigger import payload_problem
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -1958,6 +1959,8 @@ class Store(ABC):
             due_at=row["due_at"],
             now=asked.as_of,
         )
+        if task.problem is not None:  # changed since the attempt it retries
+            return self._quarantine(conn, task, asked.as_of, asked.holder, record)
         asked.in_doubt.append(record)
         if not self._insert_run(conn, record, asked.holder, asked.lease_until):
             return None
@@ -2036,26 +2039,37 @@ class Store(ABC):
         reason = "the schedule has no further fire time" if event else ""
         return Claimed(task, run, tuple(finished), event, reason, decision.next_run_at)
 
-    def _quarantine(self, conn: Connection, task: Task, as_of: datetime, holder: str) -> Claimed:
-        reason = f"the stored task cannot be read: {task.problem}"
-        due = task.next_run_at or as_of  # its due time itself may be what cannot be read
-        record = _running_record(
-            task,
-            due,
-            trigger="schedule",
-            attempt=1,
-            due_at=due,
-            now=as_of,
-        ).model_copy(update={"outcome": "error", "error": reason, "finished_at": as_of})
+    def _quarantine(
+        self,
+        conn: Connection,
+        task: Task,
+        as_of: datetime,
+        holder: str,
+        fire: TaskRunRecord | None = None,
+    ) -> Claimed:
+        """Record a due fire of a task whose row cannot be read ``error`` without running
+        it, and quarantine the task, in the claim's transaction: exactly one outcome, and
+        nothing left to retry. ``fire``: the fire's running record (default: the task's
+        due occurrence)."""
+        if fire is None:
+            due = task.next_run_at or as_of  # its due time itself may be what cannot be read
+            fire = _running_record(task, due, trigger="schedule", attempt=1, due_at=due, now=as_of)
+        record = _unrunnable(fire, task, as_of)
         self._insert_run(conn, record, holder, None)
+        self._quarantine_task(conn, task, as_of)
+        quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
+        return Claimed(quarantined, None, (record,), "quarantined", record.error or "", None)
+
+    def _quarantine_task(self, conn: Connection, task: Task, as_of: datetime) -> None:
+        """Quarantine a task whose row cannot be read, its fire at ``as_of`` recorded
+        ``error``; its waiting retries are dropped."""
         # Claimed as due without a due time it could read: that time is its problem.
         statement = (
             self._fire.quarantine_as_due if task.next_run_at is None else self._fire.quarantine
         )
         conn.execute(statement, {"b_id": task.id, "b_last_run_at": as_of})
+        conn.execute(self._fire.drop_retries, {"b_id": task.id})
         self._forget(task.id)
-        quarantined = task.model_copy(update={"state": "quarantined", "next_run_at": None})
-        return Claimed(quarantined, None, (record,), "quarantined", reason, None)
 
     async def claim_manual(
         self,
@@ -2081,6 +2095,10 @@ class Store(ABC):
 
         ``answer`` gives the tool call's answer for the running record, kept in the same
         transaction as the claim.
+
+        A task whose payload cannot be read has no turn to run: its record comes back
+        finished, ``error`` saying why, and the task (returned as read) is quarantined in
+        the same transaction.
 
         Raises:
             CallAnswered: ``answer``'s call was answered already; nothing was claimed.
@@ -2150,17 +2168,44 @@ class Store(ABC):
             reached = limited(task, conn)
             if reached is not None:
                 return reached
+        # No turn can be built from a payload that cannot be read (looked at only for a
+        # row read with a problem): the run is recorded error at once and the task
+        # quarantined, in this transaction.
+        unrunnable = payload_unreadable(task)
         # Two manual runs of one task in the same microsecond would share the fire's
         # key: the later one is due a microsecond later instead of being lost.
         due = asked.at
         while True:
             record = asked.record(task, due)
-            if self._insert_run(conn, record, asked.holder, asked.lease_until):
+            if unrunnable:
+                record = _unrunnable(record, task, asked.at)
+                if self._insert_run(conn, record, asked.holder, None):
+                    self._quarantine_task(conn, task, asked.at)
+                    return task, record
+            elif self._insert_run(conn, record, asked.holder, asked.lease_until):
                 return task, record
             ours = self._stored_run(conn, run_id=asked.run_id)
             if ours is not None:  # this claim's own run, inserted by a lost attempt
                 return task, ours
             due += timedelta(microseconds=1)
+
+    async def _unrun_manual(
+        self, task: Task, record: TaskRunRecord, asked: _ManualClaim
+    ) -> TaskRunRecord:
+        """Record ``error`` the manual run ``record`` claimed by one statement (the claim
+        alone) for a task whose payload cannot be read, and quarantine the task. Should
+        the process die first, the run is recorded ``interrupted`` when its lease lapses
+        (a manual run is never retried), and the task is quarantined at its next fire."""
+        finished = _unrunnable(record, task, asked.at)
+        params = _finish_params(finished, _finished_values(finished), asked.holder)
+
+        def work(conn: Connection) -> TaskRunRecord:
+            if self._write(conn, self._fire.finish_run, params)[0] == 1:
+                self._quarantine_task(conn, task, asked.at)
+                return finished
+            return self._stored_run(conn, run_id=record.run_id) or finished
+
+        return await self.transaction(work)
 
     @abstractmethod
     def _start_run(
@@ -3349,8 +3394,9 @@ def _reads_as_told(task: Task, states: Sequence[str]) -> bool:
 
 
 def task_from_row(row: Any) -> Task:
-    """A task from its stored row; schedule or options that cannot be read leave the
-    task readable, with ``problem`` saying why (it is quarantined when it falls due).
+    """A task from its stored row; schedule, options or payload that cannot be read leave
+    the task readable, with ``problem`` saying why (it is quarantined when it falls due,
+    or when it is run by hand if its payload is what cannot be read).
     So do its state and times: it is shown ``quarantined`` (it cannot fire as stored)
     and can be deleted."""
     data = dict(row)
@@ -3369,6 +3415,13 @@ def task_from_row(row: Any) -> Task:
         data["payload"] = _json(data.get("payload"))
     except Exception as exc:
         data["payload"] = {"unreadable": str(data.get("payload"))[:200], "error": _reason(exc)}
+        problems.append(f"payload: task payload is not valid JSON ({_reason(exc)})")
+    else:
+        # Parsed here only when a row is read anew: the fire path reuses a row's task
+        # while the row reads the same (see Store._task_of).
+        trouble = payload_problem(data["payload"])
+        if trouble is not None:
+            problems.append(f"payload: {trouble}")
     if problems:
         data["problem"] = "; ".join(problems)
     # A time the database holds but Python cannot (read as one of the two bounds).
@@ -3407,6 +3460,19 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(e["msg"] for e in exc.errors()[:3])
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def payload_unreadable(task: Task) -> bool:
+    """Whether the task's stored payload is no trigger: no turn can be built for it. Only
+    a row read with a ``problem`` is looked at (nothing parsed on the fire path)."""
+    return task.problem is not None and payload_problem(task.payload) is not None
+
+
+def _unrunnable(fire: TaskRunRecord, task: Task, at: datetime) -> TaskRunRecord:
+    """The running record ``fire`` of a task whose row cannot be read, as finished at
+    ``at`` without a turn: ``error``, saying why."""
+    reason = f"the stored task cannot be read: {task.problem}"
+    return fire.model_copy(update={"outcome": "error", "error": reason, "finished_at": at})
 
 
 def _readable_run(row: Any) -> TaskRunRecord | None:

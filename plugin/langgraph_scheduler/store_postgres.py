@@ -72,6 +72,7 @@ from .store import (
     _started_params,
     _UTCDateTime,
     isolated_thread_id,
+    payload_unreadable,
     runs_table,
     tasks_table,
     thread_locks_table,
@@ -385,7 +386,10 @@ class PostgresStore(Store):
             task = self._task_of(row)
             inserted, ours = row[-2:]
             if inserted is not None or ours:  # ours: sent again after a lost answer
-                return task, asked.record(task, due)
+                record = asked.record(task, due)
+                if payload_unreadable(task):  # no turn to run: quarantined instead
+                    return task, await self._unrun_manual(task, record, asked)
+                return task, record
             # Another manual run of the task took this microsecond: the next one.
             due += timedelta(microseconds=1)
 

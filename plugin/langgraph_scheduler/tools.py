@@ -61,7 +61,7 @@ from .models import MAX_RUNS, Task, TaskRunRecord, TaskState, storable_text
 from .phrases import read_schedule
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, zone_notice
-from .store import Approval, CallAnswer, CallAnswered
+from .store import Approval, CallAnswer, CallAnswered, payload_unreadable
 from .trigger import MAX_PROMPT_CHARS, MAX_TIMEOUT_SECS, ConversationTrigger
 from .views import TaskList
 
@@ -891,7 +891,10 @@ class _ToolService:
         trigger_changes: dict[str, Any] = {}
         patched = [key for key in ("prompt", "system_addon", "timeout_secs") if key in changes]
         if patched:
-            payload = task.trigger.to_payload() | {key: changes[key] for key in patched}
+            # A stored payload that cannot be read leaves nothing to change: the fields
+            # given are the trigger (a prompt among them), which brings the task back.
+            stored = {} if payload_unreadable(task) else task.trigger.to_payload()
+            payload = stored | {key: changes[key] for key in patched}
             checked = self._trigger(payload, changed=changes.keys()).to_payload()
             trigger_changes = {key: checked.get(key) for key in patched}
         if not approval:
@@ -986,6 +989,12 @@ class _ToolService:
             )
 
         def answer(record: TaskRunRecord) -> str:
+            if record.outcome is not None:  # its claim found the payload unreadable
+                return (
+                    f"Task {task.name!r} was not run (run id {record.run_id}): "
+                    f"{record.error}. It is quarantined now: give it a new prompt with "
+                    "update_task, or delete it."
+                )
             where = (
                 "it runs in this conversation right after your current answer"
                 if record.thread_id is not None and record.thread_id == _thread_of(config)
@@ -1211,7 +1220,10 @@ class _ToolService:
             f"last outcome: {last}",
         ]
         if task.problem is not None:
-            lines.append(f"problem: its stored row cannot be read ({task.problem}); delete it")
+            lines.append(
+                f"problem: its stored row cannot be read ({task.problem}); delete it, or "
+                "give it a new schedule or prompt with update_task if that is what is named"
+            )
         return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_TIMEOUT_SECS",
     "ConversationTrigger",
     "conversation_trigger_schema",
+    "payload_problem",
 ]
 
 MAX_PROMPT_CHARS = 8_000
@@ -100,6 +101,15 @@ class ConversationTrigger(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+def payload_problem(payload: Any) -> str | None:
+    """Why a stored task payload is no valid trigger (naming the field), or None."""
+    try:
+        ConversationTrigger.from_task_payload(payload)
+    except InvalidPayload as exc:
+        return str(exc).removeprefix(_INVALID)
+    return None
+
+
 def conversation_trigger_schema() -> dict[str, Any]:
     """The JSON Schema of the task payload, as documented in the system prompt."""
     return ConversationTrigger.model_json_schema()
@@ -116,4 +126,7 @@ def _describe_errors(exc: ValidationError) -> str:
             parts.append(f"field {field!r} is required")
         else:
             parts.append(f"field {field!r}: {err['msg']}")
-    return "invalid task payload: " + "; ".join(parts)
+    return _INVALID + "; ".join(parts)
+
+
+_INVALID = "invalid task payload: "
