@@ -740,3 +740,68 @@ async def test_a_batch_of_finishes_meeting_a_task_row_another_session_holds_lets
     assert not isinstance(refused.value, TaskBusy)  # a finish names no one task
     assert [r.outcome if r else "gone" for r in running] == [None, None]
     assert [f.record.outcome if f else None for f in finished] == ["success", "success"]
+
+
+# -- a login the server refuses for good ----------------------------------------------
+
+
+async def _refused_start(url: str) -> str:
+    """The message of the StoreError (not StoreUnavailable: no retry would pass) that a
+    start on ``url`` fails with, at once though store_retry_secs is an hour."""
+    from langgraph_scheduler import StoreUnavailable
+
+    runtime = SchedulerRuntime(None, database=url, store_retry_secs=3600)
+    with pytest.raises(StoreError) as raised:
+        await runtime.start()
+    assert not isinstance(raised.value, StoreUnavailable)
+    assert not runtime.running
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("part", "fix"),
+    [
+        (
+            "database",
+            ": create it (createdb -h {host} -p {port} -U {user} {name}) "
+            "or fix the URL's database name",
+        ),
+        (
+            "username",
+            ": create it (CREATE ROLE {name} LOGIN PASSWORD '…') "
+            "or fix the URL's user and password",
+        ),
+    ],
+    ids=["database", "role"],
+)
+async def test_a_start_on_a_database_or_role_that_does_not_exist_fails_at_once_saying_so(
+    postgres_admin_url: str, part: str, fix: str
+) -> None:
+    # It was a StoreUnavailable ("can be retried once it is reachable"), which the
+    # engine retries for store_retry_secs at each step, as if the server were down.
+    name = f"lgs_missing_{uuid.uuid4().hex[:8]}"
+    server = make_url(postgres_admin_url)
+    url = server.set(password="s3cret-pw")
+    url = url.set(database=name) if part == "database" else url.set(username=name)
+    message = await _refused_start(url.render_as_string(hide_password=False))
+    host, port = server.host, server.port or 5432
+    what = "database" if part == "database" else "role"
+    said = f"{what} {name!r} does not exist on {host}:{port}" + fix.format(
+        host=host, port=port, name=name, user=server.username
+    )
+    assert message.startswith(said)
+    assert "s3cret-pw" not in message and ":***@" in message
+
+
+async def test_a_start_as_a_role_that_may_not_log_in_fails_at_once_saying_so(
+    postgres_url: str, app_role: Callable[[str], str]
+) -> None:
+    import psycopg
+
+    url = app_role(postgres_url)
+    role = make_url(url).username
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {role} NOLOGIN")
+    message = await _refused_start(url)
+    assert message.startswith(f"role {role!r} may not log in on ")
+    assert f"allow it (ALTER ROLE {role} LOGIN) or fix the URL's user" in message

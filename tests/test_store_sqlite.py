@@ -22,18 +22,22 @@ from sqlalchemy.dialects import sqlite
 
 from langgraph_scheduler import Interval, SchedulerRuntime, StoreError, StoreUnavailable
 from langgraph_scheduler._service import TaskService
+from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import (
+    FAKE_START,
     HOLDER,
     T0,
     assert_paused_unfired,
     at,
+    build_graph,
     claim,
     claim_one,
     every_minute,
+    step,
     until_start_warns,
     warnings_said,
 )
@@ -383,3 +387,103 @@ async def test_a_start_on_a_file_that_is_no_sqlite_database_raises_a_store_error
         await runtime.start()
     assert not runtime.running
     assert path.read_bytes().startswith(b"these are someone's notes")  # left as it was
+
+
+# -- a file this process may not write ------------------------------------------------
+
+
+@contextlib.contextmanager
+def _immutable(*paths: Path) -> Iterator[None]:
+    """``paths`` made immutable (``chattr +i``): read-only even to root, whom a chmod does
+    not stop (the tests may run as root). Skips where chattr cannot do it."""
+    made = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, text=True)
+    try:
+        if made.returncode != 0:
+            pytest.skip(f"no read-only file without chattr +i: {made.stderr.strip()}")
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, paths)], capture_output=True)
+
+
+def _chattr() -> None:
+    import shutil
+
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr: a read-only file needs chattr +i (a chmod does not stop root)")
+
+
+async def test_a_start_on_a_read_only_file_fails_at_once_saying_so(path: Path, made: str) -> None:
+    # It was a StoreUnavailable ("can be retried once it is reachable"), which the
+    # engine retries for store_retry_secs at each step, as if the file were locked.
+    _chattr()
+    runtime = SchedulerRuntime(None, database=made, store_retry_secs=3600)
+    with _immutable(path), pytest.raises(StoreError) as raised:
+        await runtime.start()
+    assert not isinstance(raised.value, StoreUnavailable)
+    assert str(raised.value).startswith(
+        f"the SQLite file {path} is read-only (attempt to write a readonly database): the "
+        f"user this process runs as must be able to write it and its folder {path.parent}"
+    )
+    assert not runtime.running
+
+
+async def test_a_start_in_a_read_only_folder_says_the_folder_must_be_writable(
+    tmp_path: Path,
+) -> None:
+    _chattr()
+    folder = tmp_path / "locked-down"
+    folder.mkdir()
+    path = folder / "new.db"
+    with _immutable(folder), pytest.raises(StoreError) as raised:
+        await SchedulerRuntime(None, database=f"sqlite:///{path}", store_retry_secs=3600).start()
+    assert not isinstance(raised.value, StoreUnavailable)
+    assert str(raised.value).startswith(
+        f"the SQLite file {path} cannot be opened (unable to open database file): the user "
+        f"this process runs as must be able to write its folder {folder}"
+    )
+    assert not path.exists()
+
+
+async def test_a_runtime_whose_file_turns_read_only_says_so_once_a_minute(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Claims on a file made read-only under the runtime were retried as StoreUnavailable
+    # for store_retry_secs at each claim pass (a warning each try), then given up, again
+    # and again; now each pass fails at once, and the claim loop logs each error once a
+    # minute, without a trace, until the file is writable again.
+    _chattr()
+    clock = FakeClock(FAKE_START)
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    rt = SchedulerRuntime(graph, database=f"sqlite:///{path}", clock=clock, store_retry_secs=0.5)
+    await rt.start()
+    try:
+        await rt.create_task(name="minutely", schedule=Interval(minutes=1), trigger="go")
+        assert await step(rt, clock, 61) == 1
+        caplog.set_level(logging.WARNING, logger="langgraph_scheduler")
+        # Not the -shm file: SQLite maps it in memory, and a write to it would kill the
+        # process (SIGBUS), which no read-only file does.
+        with _immutable(path.parent, path, path.with_name(f"{path.name}-wal")):
+            await clock.advance(60)
+            with pytest.raises(StoreError) as raised:
+                await rt.run_due()
+            assert not isinstance(raised.value, StoreUnavailable)
+            assert f"the SQLite file {path} " in str(raised.value)
+            for _ in range(5):  # the claim loop's own passes, one per poll
+                await clock.advance(rt.sync_interval_secs)
+                await _until_logged(caplog, "claiming due fires failed (the SQLite file")
+        start = "claiming due fires failed (the SQLite file"
+        failed = [r for r in caplog.records if r.getMessage().startswith(start)]
+        assert all(r.exc_info is None and r.levelno == logging.ERROR for r in failed)
+        said = [r.getMessage() for r in failed]
+        assert len(said) == len(set(said)) <= 2  # read-only, or disk I/O error: each once
+        assert not any("retrying to claim" in r.getMessage() for r in caplog.records)
+        assert rt.running
+    finally:
+        await rt.stop()
+
+
+async def _until_logged(caplog: pytest.LogCaptureFixture, start: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 20
+    while not any(r.getMessage().startswith(start) for r in caplog.records):
+        assert asyncio.get_running_loop().time() < deadline, f"nothing logged as {start!r}"
+        await asyncio.sleep(0.05)

@@ -283,8 +283,9 @@ class SchedulerRuntime:
                 another process held a SQLite file's write lock, or another
                 PostgreSQL replica's start-up its start-up lock, for longer than
                 ``store_retry_secs``.
-            StoreError: any other database failure (a newer schema, a privilege the
-                role lacks).
+            StoreError: any other database failure, at once (a newer schema, a
+                privilege the role lacks, a database or role that does not exist, a
+                SQLite file this process may not write).
             InvalidGraph: ``graph`` is no graph, or its input has no ``messages_key``.
             SchedulerError: ``LangGraphServer(url=None)`` outside a LangGraph server.
         """

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -1048,6 +1049,9 @@ class PostgresStore(Store):
         return prepared if self.prepares else None
 
     def _map_error(self, exc: BaseException) -> StoreError:
+        refused = self._refused_login(getattr(exc, "orig", None) or exc)
+        if refused is not None:
+            return StoreError(refused)
         mapped = super()._map_error(exc)
         if type(getattr(exc, "orig", None) or exc).__name__ != "InsufficientPrivilege":
             return mapped
@@ -1057,6 +1061,61 @@ class PostgresStore(Store):
             "CREATE on the schema when a start creates or migrates them (the first "
             "start, a start after an upgrade); or make those starts as the tables' owner"
         )
+
+    def _refused_login(self, exc: BaseException) -> str | None:
+        """What to fix when the server refused the login for good (a database or role
+        that does not exist, an authentication that failed, SQLSTATE 3D000, 28000 and
+        28P01): no retry would pass, unlike a server starting up or out of connection
+        slots. None for any other error. A refusal at connect time carries no SQLSTATE
+        (libpq gives only its text, in the server's ``lc_messages``): an English one is
+        read from its words, any other stays a ``StoreUnavailable``."""
+        said = " ".join(str(exc).split())
+        code = getattr(exc, "sqlstate", None)
+        url = self.url
+        where = _server_of(said) or f"{url.host or 'localhost'}:{url.port or 5432}"
+        user = _quoted_after(said, "role", "user") or url.username or "(default)"
+        shown = f"(URL {self.safe_url})"
+        if code == "3D000" or re.search(r'database "[^"]*" does not exist', said):
+            name = _quoted_after(said, "database") or url.database or "(default)"
+            host, _, port = where.rpartition(":")
+            return (
+                f"database {name!r} does not exist on {where}: create it (createdb -h "
+                f"{host} -p {port} -U {user} {name}) or fix the URL's database name {shown}"
+            )
+        if re.search(r'role "[^"]*" does not exist', said):
+            return (
+                f"role {user!r} does not exist on {where}: create it (CREATE ROLE {user} "
+                f"LOGIN PASSWORD '…') or fix the URL's user and password {shown}"
+            )
+        if re.search(r'role "[^"]*" is not permitted to log in', said):
+            return (
+                f"role {user!r} may not log in on {where}: allow it (ALTER ROLE {user} "
+                f"LOGIN) or fix the URL's user {shown}"
+            )
+        if "password authentication failed" in said or code == "28P01":
+            return (
+                f"role {user!r} was refused by {where}: password authentication failed; fix "
+                f"the URL's user and password (or the role's: ALTER ROLE {user} PASSWORD "
+                f"'…') {shown}"
+            )
+        if "no pg_hba.conf entry" in said:
+            return (
+                f"{where} refused role {user!r}: no pg_hba.conf entry allows this host, "
+                "role and database; add one (and reload the server), or fix the URL's user, "
+                f"database or sslmode {shown}"
+            )
+        if "no password supplied" in said:
+            return (
+                f"{where} asks role {user!r} for a password and none was given: put it in "
+                f"the URL (postgresql://{user}:PASSWORD@…), PGPASSWORD or ~/.pgpass {shown}"
+            )
+        if "authentication failed" in said or code == "28000":
+            detail = said.rpartition("FATAL:")[2].strip() or said
+            return (
+                f"role {user!r} was refused by {where} ({detail}): fix the URL's user and "
+                f"password, or the server's pg_hba.conf {shown}"
+            )
+        return None
 
 
 _LATE_BY_NAME = {str(index.name): index for index in LATE_INDEXES}
@@ -1447,3 +1506,21 @@ def _under_lock_timeout(conn: Connection, *, work: Callable[[Connection], _T]) -
     to the next client of the server connection."""
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     return work(conn)
+
+
+def _server_of(said: str) -> str | None:
+    """``host:port`` (or the socket) as libpq names the server it failed to log in to."""
+    found = re.search(r'connection to server at "([^"]+)"(?: \([^)]*\))?, port (\d+)', said)
+    if found:
+        return f"{found[1]}:{found[2]}"
+    found = re.search(r'connection to server on socket "([^"]+)"', said)
+    return found[1] if found else None
+
+
+def _quoted_after(said: str, *words: str) -> str | None:
+    """The name the server quoted after the first of ``words`` found (``role "x"``)."""
+    for word in words:
+        found = re.search(rf'\b{word} "([^"]*)"', said)
+        if found:
+            return found[1]
+    return None

@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -53,7 +54,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import ColumnElement
 
-from .errors import StoreUnavailable
+from .errors import StoreError, StoreUnavailable
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
@@ -186,6 +187,39 @@ class SqliteStore(Store):
         known = self._tasks.get(record.task_id)
         return self._settled(record, written, known[1].failure_streak if known else 0)
 
+    def _map_error(self, exc: BaseException) -> StoreError:
+        """A file this process may not open or write, or a failed disk, is no passing
+        state (as a lock is): a :class:`~.errors.StoreError` that says what to fix, not a
+        ``StoreUnavailable`` the engine would retry for ``store_retry_secs`` at each
+        step."""
+        orig = getattr(exc, "orig", None) or exc
+        if not isinstance(orig, sqlite3.Error):
+            return super()._map_error(exc)
+        path = Path(str(self.url.database))
+        said = str(orig).strip()
+        if _UNWRITABLE[0] in said:  # SQLITE_READONLY and its extended codes
+            return StoreError(
+                f"the SQLite file {path} is read-only ({said}): the user this process "
+                f"runs as must be able to write it and its folder {path.parent} (SQLite "
+                f"writes {path.name}-wal and {path.name}-shm beside it), on a file system "
+                "mounted read-write; fix the permissions or point the URL at another file"
+            )
+        if _UNWRITABLE[1] in said:  # SQLITE_IOERR: what a write to a file made read-only
+            # under an open connection gets (or to a file system remounted read-only)
+            return StoreError(
+                f"the SQLite file {path} could not be read or written ({said}): the "
+                f"file, {path.name}-wal or {path.name}-shm beside it, or their file system "
+                "became read-only, or the disk failed; fix that, then restart the runtime"
+            )
+        if "unable to open database file" in said:  # SQLITE_CANTOPEN
+            return StoreError(
+                f"the SQLite file {path} cannot be opened ({said}): the user this process "
+                f"runs as must be able to write its folder {path.parent} (SQLite creates "
+                f"the file, {path.name}-wal and {path.name}-shm there) and the file itself; "
+                "fix the permissions or point the URL at another file"
+            )
+        return super()._map_error(exc)
+
     def _after_setup(self, conn: Connection) -> None:
         for statement in _VIEWS_DDL:
             conn.exec_driver_sql(statement)
@@ -310,6 +344,10 @@ def _write_lock_free(path: str, wait: float) -> bool:
 
 def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+_UNWRITABLE = ("readonly database", "disk I/O error")
+"""SQLite's words for a write refused by the file, its folder or its disk."""
 
 
 def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
