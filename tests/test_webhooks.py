@@ -74,14 +74,22 @@ class Received:
 class Receiver:
     """A local HTTP server: answers POSTs with the scripted statuses in order (then 200)
     and remembers every request. With ``hang``, it reads each request and never answers
-    until closed. ``answer`` is the body of every answer (default: a word per status)."""
+    until closed; with ``stall_body``, it sends each answer's status and headers and holds
+    its body back until closed. ``answer`` is the body of every answer (default: a word
+    per status)."""
 
     def __init__(
-        self, statuses: tuple[int, ...] = (), *, hang: bool = False, answer: bytes | None = None
+        self,
+        statuses: tuple[int, ...] = (),
+        *,
+        hang: bool = False,
+        stall_body: bool = False,
+        answer: bytes | None = None,
     ) -> None:
         self.requests: list[Received] = []
         self._statuses = list(statuses)
         self._hang = hang
+        self._stall_body = stall_body
         self._answer = answer
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -103,6 +111,9 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                if receiver._stall_body:
+                    self.wfile.flush()
+                    receiver._release.wait(10)
                 self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -133,8 +144,10 @@ class Receiver:
 def receivers() -> Iterator[Callable[..., Receiver]]:
     made: list[Receiver] = []
 
-    def make(*statuses: int, hang: bool = False, answer: bytes | None = None) -> Receiver:
-        receiver = Receiver(statuses, hang=hang, answer=answer)
+    def make(
+        *statuses: int, hang: bool = False, stall_body: bool = False, answer: bytes | None = None
+    ) -> Receiver:
+        receiver = Receiver(statuses, hang=hang, stall_body=stall_body, answer=answer)
         made.append(receiver)
         return receiver
 
@@ -280,6 +293,27 @@ async def test_a_refusal_is_not_retried(
         1,
         "HTTP 410: gone",
     )
+
+
+async def test_a_status_is_taken_as_it_arrives_even_if_its_body_never_does(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # A receiver that sent "200 OK" and then held its body back (a slow link, a stream it
+    # never ended) was taken as no answer: POSTed again up to max_attempts, then failed.
+    # Likewise a refusal whose body never came was retried as if nothing answered.
+    accepting, refusing = receivers(stall_body=True), receivers(404, stall_body=True)
+    webhook = Webhook(url=accepting.url, secret=SECRET, timeout_secs=5, max_attempts=2, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        task = await standup(rt, options=TaskOptions(webhook_url=refusing.url))
+        run = await rt.run_now(task.id)
+        deliveries = await eventually(settled(rt, run.run_id, 2), timeout=30)
+
+    outcomes = {d.url: (d.status, d.attempts, d.last_error) for d in deliveries}
+    assert outcomes == {
+        accepting.url: ("delivered", 1, None),
+        refusing.url: ("failed", 1, "HTTP 404"),
+    }
+    assert len(accepting.requests) == len(refusing.requests) == 1
 
 
 async def test_an_answer_no_database_stores_is_recorded_and_fails_at_once(

@@ -27,6 +27,7 @@ checks it on the receiving side.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -131,9 +132,10 @@ class Webhook(BaseModel):
 
     Note:
         With the defaults a delivery is tried 10 times over about 17 minutes. Answers
-        2xx count as delivered; 408, 425, 429, 5xx, timeouts and connection errors are
-        retried; any other answer (redirects included: they are not followed) fails the
-        delivery at once.
+        2xx count as delivered once their status arrives (the body is not awaited); 408,
+        425, 429, 5xx, timeouts without a status and connection errors are retried; any
+        other answer (redirects included: they are not followed) fails the delivery at
+        once.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -756,18 +758,23 @@ class WebhookDispatcher:
         }
         if self.webhook.secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self.webhook.secret, timestamp)
+        answer = _Answer()
         try:
-            status, text = await asyncio.wait_for(
-                self._request(item.url, body, headers), self.webhook.timeout_secs
+            await asyncio.wait_for(
+                self._request(item.url, body, headers, answer), self.webhook.timeout_secs
             )
         except asyncio.TimeoutError:
-            return f"no answer within {self.webhook.timeout_secs:g}s", True
+            pass  # the status may have come, and its body not (all of it): see below
         except httpx.LocalProtocolError as exc:  # a request this side cannot send
             return f"{type(exc).__name__}: {exc}".rstrip(": "), False
         except httpx.TransportError as exc:  # connection refused or lost, DNS, timeouts
-            return f"{type(exc).__name__}: {exc}".rstrip(": "), True
+            if answer.status is None:  # else it was lost in the body: the status holds
+                return f"{type(exc).__name__}: {exc}".rstrip(": "), True
         except Exception as exc:  # a URL httpx cannot use, say: trying again will not help
             return f"{type(exc).__name__}: {exc}".rstrip(": "), False
+        status, text = answer.status, _snippet(answer.body)
+        if status is None:
+            return f"no answer within {self.webhook.timeout_secs:g}s", True
         if 200 <= status < 300:
             return None, False
         error = f"HTTP {status}" + (f": {text}" if text else "")
@@ -775,15 +782,30 @@ class WebhookDispatcher:
             return error + " (redirects are not followed: configure the final URL)", False
         return error, status >= 500 or status in _RETRYABLE_STATUS
 
-    async def _request(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+    async def _request(
+        self, url: str, body: bytes, headers: Mapping[str, str], answer: _Answer
+    ) -> None:
+        """POST, noting in ``answer`` the status as soon as it comes, then (for a
+        refusal) the start of its body: a receiver that answers 2xx has accepted, however
+        slowly the rest of its answer comes, or never."""
         assert self._client is not None
         async with self._client.stream("POST", url, content=body, headers=headers) as response:
-            text = b""
+            answer.status = response.status_code
+            if 200 <= response.status_code < 300:
+                return
             async for chunk in response.aiter_bytes():
-                text += chunk
-                if len(text) >= _ERROR_BODY_CHARS:
+                answer.body += chunk
+                if len(answer.body) >= _ERROR_BODY_CHARS:
                     break
-            return response.status_code, _snippet(text)
+
+
+@dataclasses.dataclass
+class _Answer:
+    """What a receiver answered so far: its status once its headers came, and the start
+    of its body."""
+
+    status: int | None = None
+    body: bytes = b""
 
 
 def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
