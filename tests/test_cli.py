@@ -230,6 +230,26 @@ def test_usage_and_input_errors(
         assert f"argument --limit: {value!r}" in err or f"argument --limit: {value} is" in err
 
 
+def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # A --graph module with a syntax error, or raising as it is imported or its factory
+    # called, ended the command with Python's traceback instead of one error line.
+    (tmp_path / "broken.py").write_text("graph = (\n")
+    (tmp_path / "raising.py").write_text("x = 1\nraise RuntimeError('no API key set')\n")
+    (tmp_path / "factory.py").write_text("def make():\n    raise KeyError('model')\n")
+    for ref, expected in (
+        ("broken.py:graph", "error: cannot import {path}: SyntaxError: "),
+        ("raising.py:graph", "error: cannot import {path}: RuntimeError: no API key set ("),
+        ("factory.py:make", "error: {ref} failed: KeyError: 'model' ("),
+    ):
+        path = tmp_path / ref.partition(":")[0]
+        code, _, err = _cli(capsys, "serve", "--graph", f"{tmp_path / ref}", "--database", db)
+        assert code == 1
+        assert err.startswith(expected.format(path=path, ref=tmp_path / ref)), err
+        assert f"{path.name}, line " in err and len(err.splitlines()) == 1, err
+
+
 @pytest.mark.slow
 def test_demo_shows_tool_call_attributed_turns_and_history(
     capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -44,6 +44,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -636,9 +637,14 @@ async def _load_target(ref: str) -> Any:
             ) from None
         except ValueError:  # no signature to check (some builtins): just call it
             pass
-        value = value()
-        if inspect.isawaitable(value):
-            value = await value
+        try:
+            value = value()
+            if inspect.isawaitable(value):
+                value = await value
+        except SchedulerError:
+            raise  # one line already (a runtime it made with a bad option, say)
+        except Exception as exc:
+            raise _Failure(f"{ref} failed: {_raised(exc)}") from None
     if not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
         raise _Failure(
             f"{ref} is a {type(value).__name__}; expected a compiled graph, a StateGraph, "
@@ -663,8 +669,22 @@ def _import(module_ref: str) -> Any:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())  # like `python -m`: the project's own modules
         return importlib.import_module(module_ref)
+    except _Failure:
+        raise
     except ImportError as exc:
         raise _Failure(f"cannot import {module_ref}: {exc}") from None
+    except SyntaxError as exc:  # its text names the file and line
+        raise _Failure(f"cannot import {module_ref}: SyntaxError: {exc}") from None
+    except Exception as exc:  # raised by the module's own code as it ran
+        raise _Failure(f"cannot import {module_ref}: {_raised(exc)}") from None
+
+
+def _raised(exc: BaseException) -> str:
+    """An exception in one line, with where it was raised: ``Type: message (file, line
+    N)``, for code of the user's that failed as the CLI loaded it."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{text} ({frames[-1].filename}, line {frames[-1].lineno})" if frames else text
 
 
 async def _turn_of(runtime: SchedulerRuntime, record: TaskRunRecord) -> Any:
