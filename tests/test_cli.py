@@ -489,6 +489,25 @@ def test_a_terminal_that_cannot_show_a_character_gets_it_escaped(
         assert "\\u23f0" in result.stdout and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_json_output_stays_valid_json_on_a_terminal_that_cannot_show_a_character(
+    capsys: pytest.CaptureFixture[str], db: str, encoding: str
+) -> None:
+    # Escaped by the terminal's error handler, "café 🎉" came out as "caf\xe9
+    # \U0001f389" (ascii) or "café \U0001f389" (Latin-1): escapes JSON does not have.
+    name = "café 🎉 Стендап"
+    task = _add(capsys, db, "--schedule", "every weekday at 9", "--name", name)
+    for args in (["tasks", "list"], ["tasks", "show", task["id"]]):
+        result = subprocess.run(
+            [sys.executable, "-m", "langgraph_scheduler", *args, "--database", db, "--json"],
+            capture_output=True, env=_subprocess_env(encoding), timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout.decode(encoding))
+        shown = data[0] if isinstance(data, list) else data["task"]
+        assert shown["name"] == name
+
+
 def test_module_entry_point_reports_bad_id_without_traceback(
     capsys: pytest.CaptureFixture[str], db: str
 ) -> None:

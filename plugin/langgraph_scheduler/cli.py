@@ -795,8 +795,13 @@ _JSON_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 
 def _print_json(data: Any) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    sys.stdout.write(text.translate(_JSON_CONTROLS) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False).translate(_JSON_CONTROLS)
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        # The terminal's own escapes (\xe9, \U0001f389) are no JSON: use JSON's.
+        text = json.dumps(data, indent=2)
+    sys.stdout.write(text + "\n")
 
 
 def _local(value: datetime) -> str:
