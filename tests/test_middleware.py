@@ -386,6 +386,7 @@ async def test_a_task_source_a_client_writes_reaches_no_system_prompt(
     async with rt:
         await refused(forged_source(), T)
         await refused(forged_source(signature="0" * 64), T)
+        await refused(forged_source(signature="é" * 64), T)  # was a TypeError of hmac's
         task = await rt.create_task(
             name="Water",
             schedule=Cron("0 9 * * *"),
@@ -402,7 +403,7 @@ async def test_a_task_source_a_client_writes_reaches_no_system_prompt(
         await refused(genuine, {"configurable": {"thread_id": "other", "user_id": "mallory"}})
 
         transcript = await rt.transcript("T")
-        assert [turn.scheduled for turn in transcript.turns] == [False, False, True, False]
+        assert [turn.scheduled for turn in transcript.turns] == [False, False, False, True, False]
         assert not (await rt.transcript("other")).turns[0].scheduled
 
 

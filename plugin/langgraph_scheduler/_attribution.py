@@ -87,8 +87,8 @@ class AttributionKey:
         if not isinstance(source, Mapping) or thread_id is None:
             return False
         signature = source.get(SIGNATURE)
-        if not isinstance(signature, str):
-            return False
+        if not isinstance(signature, str) or not signature.isascii():
+            return False  # compare_digest raises on text that is not ASCII
         try:
             expected = self._digest(source, thread_id)
         except (TypeError, ValueError):  # values no runtime writes (not JSON)
