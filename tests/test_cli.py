@@ -580,6 +580,35 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     assert [r["outcome"] for r in json.loads(out)] == ["success"]  # drained, not interrupted
 
 
+@pytest.mark.slow
+def test_ctrl_c_during_tasks_run_interrupts_its_turn_at_once(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # Ctrl-C waited in silence for the turn to end (up to 30 s), then exited 130
+    # "interrupted" beside a run recorded success.
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice")
+    graph = _graph_file(tmp_path, "slow_graph", delay=20)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "run", task["id"], "--graph",
+         f"{graph}:graph", "--database", db],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        encoding="utf-8", env=_subprocess_env(),
+    )  # fmt: skip
+    try:
+        path = tmp_path / "cli.db"
+        _wait(lambda: bool(_running_runs(path)) and _has_checkpoint(path, "alice"), run)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err
+    assert err.strip() == "interrupted" and "Traceback" not in err
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    (record,) = json.loads(out)
+    assert record["outcome"] == "interrupted"
+
+
 def _wait(check: Any, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():

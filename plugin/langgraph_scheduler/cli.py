@@ -608,7 +608,9 @@ async def _runtime_for(args: argparse.Namespace, out: Console) -> SchedulerRunti
         database=_database(args),
         timezone=getattr(args, "tz", "UTC"),
         max_concurrency=getattr(args, "max_concurrency", 4),
-        drain_timeout_secs=getattr(args, "drain_timeout", 30.0),
+        # serve drains its turns on Ctrl-C; tasks run (no --drain-timeout) stops its own
+        # turn at once: recorded interrupted, as its exit code says.
+        drain_timeout_secs=getattr(args, "drain_timeout", 0.0),
     )
 
 
