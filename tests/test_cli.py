@@ -250,6 +250,20 @@ def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
         assert f"{path.name}, line " in err and len(err.splitlines()) == 1, err
 
 
+def test_a_database_path_that_is_not_utf8_is_one_line_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A file name in another encoding reaches Python with a lone surrogate ("caf\xe9" in
+    # Latin-1): the store opened and made the file, then rendering the URL for the log
+    # raised UnicodeEncodeError, a traceback, leaving the runtime started.
+    database = f"sqlite:///{tmp_path}/caf\udce9.db"
+    for args in (("tasks", "add", "--schedule", "in 1 hour", "--prompt", "x"), ("runs",)):
+        code, _, err = _cli(capsys, *args, "--database", database)
+        assert code == 1 and err.startswith("error: database URL "), err
+        assert "is not UTF-8" in err and "caf\\udce9.db" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_demo_shows_tool_call_attributed_turns_and_history(
     capsys: pytest.CaptureFixture[str], tmp_path: Path

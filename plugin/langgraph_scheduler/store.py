@@ -2874,6 +2874,14 @@ def parse_database_url(url: str) -> URL:
     shown = _hide_password(url)
     if not url.strip():
         raise StoreError(f"no database URL given: {_URL_FORMS}")
+    if not _utf8(url):
+        # A file name in another encoding, read with lone surrogates: the database would
+        # open, but the URL could be neither logged nor shown.
+        escaped = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise StoreError(
+            f"database URL '{escaped}' is not UTF-8 (a file or folder name in another "
+            "encoding?): rename it, or choose a path that is"
+        )
     scheme, colon, rest = url.partition(":")
     if colon and scheme.lower().split("+")[0] == "sqlite" and not rest.startswith("///"):
         path = rest.lstrip("/")
@@ -2902,6 +2910,14 @@ def parse_database_url(url: str) -> URL:
             )
         return parsed.set(drivername="postgresql")
     raise StoreError(f"unsupported database URL {shown!r}: {_URL_FORMS}")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hide_password(url: str) -> str:
