@@ -546,20 +546,9 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     # still stops it. A name's escape sequence is shown escaped.
     _add(capsys, db, "--schedule", "in 1 hour", "--name", "Later")  # the database exists
     graph = _graph_file(tmp_path, "serve_graph", delay=1.5)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "langgraph_scheduler", "serve", "--graph", f"{graph}:graph",
-         "--database", db],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=_subprocess_env(encoding),
-    )  # fmt: skip
+    serve = _serve(tmp_path, graph, db, encoding)
     lines: list[str] = []
-    assert serve.stdout is not None
-    reader = threading.Thread(target=lambda: lines.extend(serve.stdout or []), daemon=True)
-    reader.start()
+    reader = _reading(serve.stdout, lines)
     try:
         _wait(lambda: any("serving 1 active task(s)" in line for line in lines), serve)
         # Added by another process while serve runs: serve picks it up from the store.
@@ -621,6 +610,54 @@ def test_ctrl_c_during_tasks_run_interrupts_its_turn_at_once(
     code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
     (record,) = json.loads(out)
     assert record["outcome"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_serve_waits_to_start_stops_it_before_it_serves(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # Ctrl-C during the start (here waiting for a write lock another process holds) said
+    # "stopping: letting running turns finish", went on waiting, then served (claiming
+    # due fires) and stopped, exit 0; a second Ctrl-C was needed to leave.
+    _add(capsys, db, "--schedule", "in 1 hour")
+    graph = _graph_file(tmp_path, "serve_graph")
+    holder = sqlite3.connect(tmp_path / "cli.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    serve = _serve(tmp_path, graph, db)
+    errors: list[str] = []
+    reader = _reading(serve.stderr, errors)
+    try:
+        _wait(lambda: any("is locked by another process" in line for line in errors), serve)
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=90)
+        reader.join(timeout=5)
+        out = serve.stdout.read() if serve.stdout else ""
+    finally:
+        holder.close()
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 130, errors
+    assert errors[-1].strip() == "interrupted" and "Traceback" not in "".join(errors)
+    assert "serving" not in out and "stopping" not in out
+
+
+def _serve(
+    tmp_path: Path, graph: Path, db: str, encoding: str | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "serve", "--graph", f"{graph}:graph",
+         "--database", db],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        encoding="utf-8", env=_subprocess_env(encoding),
+    )  # fmt: skip
+
+
+def _reading(stream: Any, lines: list[str]) -> threading.Thread:
+    """A thread adding each line of ``stream`` to ``lines`` as it comes."""
+    assert stream is not None
+    reader = threading.Thread(target=lambda: lines.extend(stream), daemon=True)
+    reader.start()
+    return reader
 
 
 def _wait(check: Any, process: subprocess.Popen[str], timeout: float = 30.0) -> None:

@@ -448,8 +448,6 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
                 f"{runtime.drain_timeout_secs:g}s); Ctrl-C again to force"
             )
 
-    installed = _install_signals(loop, on_signal)
-
     async def on_run(record: TaskRunRecord) -> None:
         task = await runtime.store.get_task(record.task_id)  # its current name
         out.log(terminal_text(_fire_line(task.name if task else record.task_id, record)))
@@ -460,8 +458,12 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
 
     runtime.add_listener(on_run)
     runtime.add_event_listener(on_event)
+    installed: list[int] = []
     try:
         async with runtime:
+            # Only now: a Ctrl-C during the start (a lock or a database waited for)
+            # cancels it, exit 130, instead of serving and stopping once it is done.
+            installed = _install_signals(loop, on_signal)
             active = await runtime.store.count_tasks(states=["active"])
             out.log(
                 f"serving {active} active task(s) from {_safe_url(runtime.database)}; "
