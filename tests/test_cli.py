@@ -321,6 +321,32 @@ def test_tasks_run_runs_the_turn_in_process(
     assert run["trigger"] == "manual" and run["outcome"] == "success"
 
 
+def test_tasks_run_json_stays_json_beside_the_note_on_a_runtimes_own_database(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # The note that --database is ignored went to stdout, ahead of the JSON.
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice")
+    graph = _graph_file(tmp_path, "own_graph")
+    module = tmp_path / "own_runtime.py"
+    module.write_text(
+        f"from langgraph_scheduler import SchedulerRuntime\n"
+        f"from own_graph import graph\n"
+        f"runtime = SchedulerRuntime(graph, database={db!r})\n"
+    )
+    sys.path.insert(0, str(graph.parent))
+    try:
+        code, out, err = _cli(
+            capsys, "tasks", "run", task["id"], "--graph", f"{module}:runtime",
+            "--database", f"sqlite:///{tmp_path / 'other.db'}", "--json",
+        )  # fmt: skip
+    finally:
+        sys.path.remove(str(graph.parent))
+        sys.modules.pop("own_graph", None)
+    assert code == 0, err
+    assert json.loads(out)["outcome"] == "success"
+    assert "--database ignored" in err
+
+
 def test_control_characters_in_names_and_prompts_reach_the_terminal_escaped(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -411,7 +411,7 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
 
 
 async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
-    runtime = await _runtime_for(args, out)
+    runtime = await _runtime_for(args)
     async with runtime:
         record = await runtime.run_now(args.task_id, wait=True)
         task = await runtime.get_task(args.task_id)
@@ -428,7 +428,7 @@ async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
 async def _serve(args: argparse.Namespace, out: Console) -> int:
     if args.verbose:
         _log_library(out)
-    runtime = await _runtime_for(args, out)
+    runtime = await _runtime_for(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -594,7 +594,7 @@ def _database(args: argparse.Namespace) -> str:
     return str(args.database or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE)
 
 
-async def _runtime_for(args: argparse.Namespace, out: Console) -> SchedulerRuntime:
+async def _runtime_for(args: argparse.Namespace) -> SchedulerRuntime:
     if not args.graph:
         raise _Failure(
             f"this command runs turns, so it needs the graph: pass --graph module:attribute "
@@ -602,8 +602,13 @@ async def _runtime_for(args: argparse.Namespace, out: Console) -> SchedulerRunti
         )
     target = await _load_target(args.graph)
     if isinstance(target, SchedulerRuntime):
-        if args.database is not None:
-            out.print(f"note: {args.graph} is a runtime on its own database; --database ignored")
+        if args.database is not None:  # on stderr: stdout may be JSON
+            notes = Console(stderr=True, markup=False, highlight=False)
+            notes.print(
+                terminal_text(
+                    f"note: {args.graph} is a runtime on its own database; --database ignored"
+                )
+            )
         return target
     return SchedulerRuntime(
         target,
