@@ -487,3 +487,117 @@ async def _until_logged(caplog: pytest.LogCaptureFixture, start: str) -> None:
     while not any(r.getMessage().startswith(start) for r in caplog.records):
         assert asyncio.get_running_loop().time() < deadline, f"nothing logged as {start!r}"
         await asyncio.sleep(0.05)
+
+
+# -- a file that stops being usable under a store ---------------------------------------
+
+
+def _no_database_any_more(path: Path) -> None:
+    """Overwrite the file's header (as a restore of the wrong file would), its pages
+    first checkpointed out of the WAL, so every connection finds no database."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    with path.open("r+b") as file:
+        file.write(b"these are someone's notes, not a database".ljust(100, b"."))
+
+
+_LATER = T0 + timedelta(hours=1)
+_ENTRY_POINTS: dict[str, Any] = {
+    # The locked claim (nothing due for the usual one), as a burst or a due retry takes.
+    "claim_due": lambda s: s.claim_due(
+        as_of=_LATER, limit=5, holder=HOLDER, lease_until=_LATER, started_at=_LATER
+    ),
+    "changed_since": lambda s: s.changed_since(T0),
+    "due_times": lambda s: s.due_times(until=_LATER),
+    "renew_leases": lambda s: s.renew_leases(["r1"], holder=HOLDER, until=_LATER),
+    "interrupt_expired": lambda s: s.interrupt_expired(now=_LATER, reason="gone"),
+    "expired_server_runs": lambda s: s.expired_server_runs(now=_LATER),
+    "running_holders": lambda s: s.running_holders(),
+    "free_thread_locks": lambda s: s.free_thread_locks(["dead-holder"]),
+    "trim_history": lambda s: s.trim_history(["t1"], keep=1),
+    "purge_history": lambda s: s.purge_history(finished_before=_LATER),
+}
+
+
+@pytest.mark.parametrize("how", ["overwritten", "immutable"])
+@pytest.mark.parametrize("entry_point", sorted(_ENTRY_POINTS))
+async def test_engine_entry_points_map_a_file_gone_bad_to_store_errors(
+    store: Store, path: Path, entry_point: str, how: str
+) -> None:
+    # BEGIN IMMEDIATE is sent from an engine event, where SQLAlchemy does not wrap the
+    # driver's errors: one that was no lock (file is not a database, a read-only file)
+    # escaped the store as a raw sqlite3 error, logged with a traceback by every loop.
+    await store.changed_since(T0)  # its pooled connection open before the file changed
+    call = _ENTRY_POINTS[entry_point]
+    if how == "overwritten":
+        _no_database_any_more(path)
+        with pytest.raises(StoreError) as raised:
+            await call(store)
+        assert not isinstance(raised.value, StoreUnavailable)
+        assert str(raised.value) == f"database sqlite:///{path} failed: file is not a database"
+        return
+    _chattr()
+    with _immutable(path):
+        # A fresh store: its connections open the file read-only now.
+        fresh = open_store(f"sqlite:///{path}")
+        try:
+            await call(fresh)  # reads pass; a write fails, mapped
+        except Exception as exc:
+            assert isinstance(exc, StoreError), repr(exc)
+            assert f"the SQLite file {path} is read-only" in str(exc)
+        finally:
+            await fresh.close()
+
+
+@pytest.mark.parametrize("how", ["overwritten", "immutable"])
+async def test_a_runtime_whose_file_goes_bad_logs_only_mapped_errors(
+    path: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    # The claim pass, the change poll and the lease upkeep logged the raw sqlite3 error
+    # ("claiming due fires failed; trying again" with its traceback, each pass).
+    if how == "immutable":
+        _chattr()
+    clock = FakeClock(FAKE_START)
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    rt = SchedulerRuntime(
+        graph, database=f"sqlite:///{path}", clock=clock, store_retry_secs=0.5, lease_secs=3
+    )
+    await rt.start()
+    try:
+        for n in range(3):
+            await rt.create_task(name=f"minutely {n}", schedule=Interval(minutes=1), trigger="go")
+        assert await step(rt, clock, 61) == 3
+        caplog.set_level(logging.WARNING)
+        bad: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if how == "overwritten":
+            _no_database_any_more(path)
+        else:
+            bad = _immutable(path.parent, path, path.with_name(f"{path.name}-wal"))
+        with bad:
+            await clock.advance(60)  # the tasks due again
+            # Claim passes, change polls and upkeep rounds, each loop on its own timer.
+            for _ in range(6):
+                await clock.advance(max(rt.sync_interval_secs, 1.0))
+                await _until_logged(caplog, "claiming due fires failed (")
+            if how == "overwritten":
+                for said in ("polling task changes failed (", "lease upkeep failed ("):
+                    await _until_logged(caplog, said)
+        mapped = f"database sqlite:///{path} failed: file is not a database"
+        if how == "immutable":
+            mapped = f"the SQLite file {path} "
+        raw = [
+            r
+            for r in caplog.records
+            if (r.exc_info and not isinstance(r.exc_info[1], StoreError))
+            or "sqlite3." in r.getMessage()
+            or r.getMessage().startswith("claiming due fires failed; trying again")
+        ]
+        assert not raw, [(r.getMessage(), r.exc_info) for r in raw]
+        for loop in ("claiming due fires", "polling task changes", "lease upkeep"):
+            failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith(loop)]
+            assert all(mapped in said for said in failed), failed
+            assert failed or (how == "immutable" and loop != "claiming due fires")
+        assert rt.running
+    finally:
+        await rt.stop()

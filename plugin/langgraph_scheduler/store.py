@@ -712,22 +712,29 @@ class _Prepared:
     def write(self, conn: Connection, params: dict[str, Any]) -> tuple[int, Any]:
         """Execute with ``params`` (by bind name) on ``conn``'s DBAPI connection: the rows
         changed and the first row returned (None without RETURNING)."""
-        cursor = self._execute(conn, params)
+        args = self.args(params)
+        cursor = self._execute(conn, args)
         try:
             # RETURNING, told by the cursor: asking the compiled statement would spoil
             # the statement's later ``returning(…).cte()`` (SQLAlchemy memoizes it).
             returns = cursor.description is not None
             return cursor.rowcount, cursor.fetchone() if returns else None
+        except self.dialect.loaded_dbapi.Error as exc:  # a step after the first failed
+            raise self._wrapped(conn, exc, args, cursor) from exc
         finally:
             cursor.close()
 
     def read(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of this query, their values processed as SQLAlchemy would."""
-        cursor = self._execute(conn, params)
+        args = self.args(params)
+        cursor = self._execute(conn, args)
         try:
-            return self.rows(cursor.fetchall())
+            fetched = cursor.fetchall()
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise self._wrapped(conn, exc, args, cursor) from exc
         finally:
             cursor.close()
+        return self.rows(fetched)
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """Rows the driver returned for this query, their values processed as
@@ -745,27 +752,33 @@ class _Prepared:
             out.append(tuple(values))
         return out
 
-    def _execute(self, conn: Connection, params: dict[str, Any]) -> Any:
-        args = self.args(params)
+    def _execute(self, conn: Connection, args: Any) -> Any:
         dbapi = conn.connection
-        error = self.dialect.loaded_dbapi.Error
-        cursor = dbapi.cursor()
+        cursor = None
         try:
+            cursor = dbapi.cursor()
             cursor.execute(self.sql, args)
-        except error as exc:  # mapped like SQLAlchemy's own (a lost connection, busy…)
-            cursor.close()
-            gone = self.dialect.is_disconnect(exc, dbapi, cursor)
-            if gone:  # the pool must not hand this connection out again
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                self.sql,
-                args,
-                exc,
-                error,
-                connection_invalidated=gone,
-                dialect=self.dialect,
-            ) from exc
+        except self.dialect.loaded_dbapi.Error as exc:
+            if cursor is not None:
+                cursor.close()
+            raise self._wrapped(conn, exc, args, cursor) from exc
         return cursor
+
+    def _wrapped(self, conn: Connection, exc: Any, args: Any, cursor: Any) -> DBAPIError:
+        """The driver's ``exc`` as SQLAlchemy's own execution would raise it (a lost
+        connection, busy…), for the store's mapping of errors to see it."""
+        gone = self.dialect.is_disconnect(exc, conn.connection, cursor)
+        if gone:  # the pool must not hand this connection out again
+            conn.invalidate(exc)
+        wrapped: DBAPIError = DBAPIError.instance(
+            self.sql,
+            args,
+            exc,
+            self.dialect.loaded_dbapi.Error,
+            connection_invalidated=gone,
+            dialect=self.dialect,
+        )
+        return wrapped
 
 
 class _FireStatements:
@@ -930,6 +943,9 @@ class Store(ABC):
         """The last claim filled all its room by the locked path (see :meth:`_claim`)."""
         self._unheard: list[TaskRunRecord] = []
         """Running records of claims whose answer never came (see :meth:`_adopt`)."""
+        self._driver_errors: tuple[type[Exception], ...] = ()
+        """The driver's error classes (PEP 249 ``Error``), set by the twin: raised where
+        SQLAlchemy does not wrap them, :meth:`_guarded` maps them all the same."""
 
     @functools.cached_property
     def _fire(self) -> _FireStatements:
@@ -1197,6 +1213,8 @@ class Store(ABC):
             ) from None
         except (DBAPIError, OSError) as exc:
             raise self._map_error(exc) from exc
+        except self._driver_errors as exc:  # the driver's own, raised past SQLAlchemy
+            raise self._map_error(exc) from exc  # (an engine event, a DBAPI call)
         except SATimeoutError as exc:  # no pooled connection came free in time
             raise StoreUnavailable(
                 f"database {self.safe_url} is busy: no connection came free ({exc}); "
@@ -1206,10 +1224,13 @@ class Store(ABC):
             raise StoreError(f"database {self.safe_url} failed: {exc}") from exc
 
     def _map_error(self, exc: BaseException) -> StoreError:
-        transient = isinstance(exc, OSError) or (
-            isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_transient(exc.orig))
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        transient = (
+            isinstance(exc, OSError)
+            or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+            or _is_transient(orig)
         )
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        detail = str(orig or exc).strip().splitlines()[0]
         if transient:
             return StoreUnavailable(
                 f"database {self.safe_url} is unavailable ({_kind(exc)}: {detail}); "

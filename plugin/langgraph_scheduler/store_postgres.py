@@ -206,6 +206,7 @@ class PostgresStore(Store):
             },
         )
         self.sync_engine = self.async_engine.sync_engine
+        self._driver_errors = (self.sync_engine.dialect.loaded_dbapi.Error,)
         event.listen(
             self.sync_engine,
             "connect",

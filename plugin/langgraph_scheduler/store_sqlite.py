@@ -111,6 +111,7 @@ class SqliteStore(Store):
         self._executor = (
             None if self.in_memory else ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
         )
+        self._driver_errors = (sqlite3.Error,)
         self._locks = ThreadLocks()
         self._kept: Connection | None = None
         """In memory: the one connection, kept for the store's life (transactions run
@@ -408,17 +409,21 @@ def _when_unlocked(call: Callable[[], _T], what: str | None = None) -> _T:
     connection holds it, up to :data:`BUSY_TIMEOUT_SECS` in steps of 0.5 ms doubling to
     4 ms (then "database is locked", which the store maps to
     :class:`~.errors.StoreUnavailable`). A statement refused for that has changed
-    nothing. ``what``: the statement, for a lock error raised by the driver itself
-    (mapped here, as the caller is an engine event)."""
+    nothing. ``what``: the statement, for an error raised by the driver itself (any,
+    wrapped here as SQLAlchemy would, since the caller is an engine event, which
+    SQLAlchemy does not wrap: a file made read-only, or no database any more)."""
     deadline = 0.0
     pause = 0.0005
     while True:
         try:
             return call()
-        except (sqlite3.OperationalError, DBAPIError) as exc:
+        except (sqlite3.Error, DBAPIError) as exc:
             orig = exc.orig if isinstance(exc, DBAPIError) else exc
             if not isinstance(orig, sqlite3.OperationalError) or not _refused_for_lock(orig):
-                raise
+                if what is None or isinstance(exc, DBAPIError):
+                    raise
+                # Raised in an engine event, where SQLAlchemy does not wrap it.
+                raise DBAPIError.instance(what, None, exc, sqlite3.Error) from exc
             now = time.monotonic()
             deadline = deadline or now + BUSY_TIMEOUT_SECS
             if now >= deadline:
