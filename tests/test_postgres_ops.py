@@ -271,6 +271,19 @@ def _listeners(postgres_url: str, role: str | None = None) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
+def _keep_out(postgres_url: str, role: str) -> None:
+    """Refuse ``role``'s logins and end its sessions (its listener's among them)."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {role} NOLOGIN")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND usename = %s",
+            (role,),
+        )
+
+
 async def _listening(postgres_url: str, role: str | None = None) -> set[int]:
     """The listening sessions, once there is one."""
     deadline = asyncio.get_running_loop().time() + 20
@@ -373,13 +386,7 @@ async def test_a_change_made_while_the_listener_was_away_is_read_once_it_listens
             once = Once(at=now() + timedelta(hours=1))
             before = await admin.create_task(name="before", schedule=once, trigger="x")
             await asyncio.wait_for(heard_of(before.id), 20)  # notified
-            with psycopg.connect(postgres_url, autocommit=True) as conn:
-                conn.execute(f"ALTER ROLE {role} NOLOGIN")
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND usename = %s",
-                    (role,),
-                )
+            _keep_out(postgres_url, role)
             while _listeners(postgres_url, role):
                 await asyncio.sleep(0.05)
             away = await admin.create_task(name="away", schedule=once, trigger="x")
@@ -390,6 +397,60 @@ async def test_a_change_made_while_the_listener_was_away_is_read_once_it_listens
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
             await store.close()
+
+
+async def test_a_listener_kept_out_backs_off_and_says_so_once_until_it_is_back(
+    postgres_url: str, app_role: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # While its role may not log in, the listening session cannot be opened again: it
+    # used to try (and warn) every second for as long as that lasted. Now the same
+    # failure is said once, the attempts thin out, and the session back is said once.
+    import psycopg
+
+    url = app_role(postgres_url)
+    role = make_url(url).username
+    async with SchedulerRuntime(None, database=postgres_url):  # the tables made
+        pass
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    store = open_store(url)
+
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def ignore(change: TaskChange) -> None:
+        pass
+
+    feed = asyncio.ensure_future(
+        store.follow_changes(ignore, since=now(), poll_secs=_FOREVER, sleep=asyncio.sleep, now=now)
+    )
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    try:
+        await _listening(postgres_url, role)
+        _keep_out(postgres_url, role)
+        refused = f'role "{role}" is not permitted to log in'
+        while not said(refused):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(8)  # four attempts a second apart, as it was, would warn four times
+        assert len(said("task change listener lost its connection")) <= 2, caplog.text
+        assert len(said(refused)) == 1, caplog.text
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {role} LOGIN")
+        deadline = asyncio.get_running_loop().time() + 60  # the pause has grown meanwhile
+        while not _listeners(postgres_url, role):
+            assert asyncio.get_running_loop().time() < deadline, "the listener is not back"
+            await asyncio.sleep(0.1)
+        while not said("task change listener connected again"):
+            assert asyncio.get_running_loop().time() < deadline, caplog.text
+            await asyncio.sleep(0.05)
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+        await store.close()
 
 
 def _outlive_idle_in_transaction_timeout(postgres_url: str) -> None:

@@ -703,20 +703,43 @@ class PostgresStore(Store):
         self, on_change: Callable[[TaskChange], Awaitable[None]], listening: asyncio.Event
     ) -> None:
         """Follow the channel on a session of its own, opened again a second after it is
-        lost; ``listening`` is set each time its LISTEN is in place."""
+        lost; ``listening`` is set each time its LISTEN is in place.
+
+        While it cannot be opened again (a database refusing logins, a server down), the
+        pause between attempts doubles up to :data:`_LISTEN_RETRY_MAX_SECS` (the change
+        feed's poll hears changes meanwhile), the same failure is logged once a minute
+        (not at every attempt), and the session back is logged once."""
         import psycopg
 
+        loop = asyncio.get_running_loop()
+        pause = 1.0
+        told: dict[str, float] = {}
+        """Failures lately logged, with when."""
         while True:
+            began = loop.time()
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as conn:
+                    if told:
+                        logger.info("task change listener connected again")
+                        told.clear()
                     await self._follow(conn, on_change, listening)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("task change listener lost its connection (%s); reconnecting", exc)
-                await asyncio.sleep(1.0)
+                now = loop.time()
+                if now - began >= _LISTEN_RETRY_MAX_SECS:  # it was up a while: lost anew
+                    pause = 1.0
+                told = {said: at for said, at in told.items() if now - at < 60.0}
+                said = " ".join(str(exc).split())
+                if said not in told:
+                    told[said] = now
+                    logger.warning(
+                        "task change listener lost its connection (%s); reconnecting", said
+                    )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _LISTEN_RETRY_MAX_SECS)
 
     async def _follow(
         self,
@@ -1118,6 +1141,9 @@ class PostgresStore(Store):
             )
         return None
 
+
+_LISTEN_RETRY_MAX_SECS = 30.0
+"""Longest pause between attempts to open the listening session again."""
 
 _LATE_BY_NAME = {str(index.name): index for index in LATE_INDEXES}
 
