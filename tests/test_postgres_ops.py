@@ -271,7 +271,7 @@ def _listeners(postgres_url: str, role: str | None = None) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
-def _keep_out(postgres_url: str, role: str) -> None:
+def _keep_out(postgres_url: str, role: str | None) -> None:
     """Refuse ``role``'s logins and end its sessions (its listener's among them)."""
     import psycopg
 
