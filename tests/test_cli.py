@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,22 @@ builder.add_node("model", call_model)
 builder.add_edge(START, "model")
 graph = builder.compile()
 """
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Processes the test starts take Ctrl-C (SIGINT) as from a terminal. A test run
+    started with SIGINT ignored (a script's background job, ``nohup``) passes that on to
+    each process it starts, and a CLI that inherits it rightly ignores Ctrl-C; a handler
+    here instead is reset to the default in the child."""
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if before is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture
@@ -565,6 +581,7 @@ def test_module_entry_point_reports_bad_id_without_traceback(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("encoding", [None, "ascii"])
+@pytest.mark.usefixtures("ctrl_c")
 def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, encoding: str | None
 ) -> None:
@@ -610,6 +627,7 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_during_tasks_run_interrupts_its_turn_at_once(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:
@@ -639,6 +657,7 @@ def test_ctrl_c_during_tasks_run_interrupts_its_turn_at_once(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_while_serve_waits_to_start_stops_it_before_it_serves(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:
