@@ -422,8 +422,13 @@ async def test_a_fire_on_a_thread_is_held_from_its_claim_to_its_finish(
     # it with its finish: no statement of its own for either, and no other replica's
     # turn on the thread in between.
     locks = (thread_locks_table.c.thread_id, thread_locks_table.c.holder)
-    model = ScriptedChatModel(steps=["slow"], delay_secs=1.5)
-    async with SchedulerRuntime(build_graph(model), database=postgres_url) as one:
+    model = ScriptedChatModel(steps=["slow"], delay_secs=3)
+    # The other replica is started first: its start on a loaded machine must not outlast
+    # the turn it is to find holding the thread.
+    async with (
+        SchedulerRuntime(build_graph(model), database=postgres_url) as one,
+        _admin(postgres_url) as other,
+    ):
         task = await one.create_task(
             name="slow",
             schedule=Once(at=_now() + timedelta(seconds=0.5)),
@@ -435,16 +440,15 @@ async def test_a_fire_on_a_thread_is_held_from_its_claim_to_its_finish(
         ((run_id,),) = await _rows(observer, runs_table.c.run_id, where=running)
         taken = await _rows(observer, *locks, thread_locks_table.c.run_id)
         assert taken == [("shared", one.holder, run_id)]
-        async with _admin(postgres_url) as other:
-            with pytest.raises(ThreadBusy):
-                async with other.thread_lock("shared", timeout=0):
-                    pass
-            finished = runs_table.c.task_id == task.id
-            finished &= runs_table.c.outcome == "success"
-            assert await _count_until(observer, 1, where=finished, timeout=30) == 1
-            assert await _rows(observer, *locks) == []
+        with pytest.raises(ThreadBusy):
             async with other.thread_lock("shared", timeout=0):
                 pass
+        finished = runs_table.c.task_id == task.id
+        finished &= runs_table.c.outcome == "success"
+        assert await _count_until(observer, 1, where=finished, timeout=30) == 1
+        assert await _rows(observer, *locks) == []
+        async with other.thread_lock("shared", timeout=0):
+            pass
 
 
 async def test_a_turn_takes_its_thread_again_if_this_process_touched_it_after_the_claim(
