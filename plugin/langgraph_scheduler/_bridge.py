@@ -32,6 +32,7 @@ from tenacity import (
 from ._batching import Batcher
 from ._clock import Clock
 from ._context import spawn_clean
+from ._logs import Repeats
 from ._turns import (
     ConversationRequest,
     ConversationResponse,
@@ -69,8 +70,6 @@ _STUCK_FINISH_SECS = 1.0
 it are recorded beside it, each alone: one waiting for a task's row that another
 session holds locked must not hold up the others' (a batch takes milliseconds)."""
 _NO_TURNS = Error("this runtime runs no turns (graph=None)")
-_FAILING_LOG_SECS = 60.0
-"""How often claim passes that keep failing with the same error say so again."""
 _TRIGGERS_KEPT = 4096
 """Most parsed triggers a bridge keeps (as many as the store keeps validated tasks)."""
 
@@ -208,8 +207,8 @@ class TaskExecutorBridge:
         timer, the change feed, a freed slot) and every ``poll_secs`` in any case."""
         loop = asyncio.get_running_loop()
         poll: asyncio.Future[None] | None = None
-        told: dict[str, float] = {}
-        """The errors of failed passes lately logged, with when."""
+        repeats = Repeats()
+        """The errors of failed passes lately logged."""
         try:
             while not self.closed:
                 if poll is None or poll.done():
@@ -231,11 +230,8 @@ class TaskExecutorBridge:
                 except StoreError as exc:
                     # The database refused, and not for a moment (a file made read-only,
                     # a dropped database): its message says what to fix. Each error said
-                    # once per _FAILING_LOG_SECS while it lasts, not with a trace each pass.
-                    now = loop.time()
-                    told = {said: at for said, at in told.items() if now - at < _FAILING_LOG_SECS}
-                    if str(exc) not in told:
-                        told[str(exc)] = now
+                    # once a minute while it lasts, not with a trace each pass.
+                    if repeats.new(str(exc)):
                         logger.error(
                             "claiming due fires failed (%s); trying again every %gs",
                             exc,

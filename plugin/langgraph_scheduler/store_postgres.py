@@ -50,6 +50,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.util import asbool
 
 from ._clock import Clock
+from ._logs import Repeats
 from .errors import NotRunning, StoreError, StoreUnavailable, ThreadBusy
 from .models import Task, TaskRunRecord
 from .store import (
@@ -713,28 +714,24 @@ class PostgresStore(Store):
 
         loop = asyncio.get_running_loop()
         pause = 1.0
-        told: dict[str, float] = {}
-        """Failures lately logged, with when."""
+        failures = Repeats()
+        """Failures lately logged."""
         while True:
             began = loop.time()
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as conn:
-                    if told:
+                    if failures.forget():
                         logger.info("task change listener connected again")
-                        told.clear()
                     await self._follow(conn, on_change, listening)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                now = loop.time()
-                if now - began >= _LISTEN_RETRY_MAX_SECS:  # it was up a while: lost anew
+                if loop.time() - began >= _LISTEN_RETRY_MAX_SECS:  # up a while: lost anew
                     pause = 1.0
-                told = {said: at for said, at in told.items() if now - at < 60.0}
                 said = " ".join(str(exc).split())
-                if said not in told:
-                    told[said] = now
+                if failures.new(said):
                     logger.warning(
                         "task change listener lost its connection (%s); reconnecting", said
                     )
