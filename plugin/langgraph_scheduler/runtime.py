@@ -414,6 +414,7 @@ class SchedulerRuntime:
         ]
         bridge.wake()  # what fell due while no runtime was up
 
+    @_on_its_loop
     async def stop(self, *, drain_timeout_secs: float | None = None) -> None:
         """Stop claiming (a claim pass in flight ends first, its fires recorded
         ``interrupted``), let in-flight turns finish up to the deadline, record the rest
@@ -438,12 +439,6 @@ class SchedulerRuntime:
         """
         if self._state == "starting":
             await self._started.wait()
-        loop = running_loop_of(self)
-        if loop is not None and loop is not asyncio.get_running_loop():
-            # Its store, tasks and events belong to its own loop: the stop runs there.
-            return await call_on_loop(
-                loop, lambda: self.stop(drain_timeout_secs=drain_timeout_secs)
-            )
         if self._state in ("running", "stopping") and work_of() == self.holder:
             raise RuntimeError(
                 "SchedulerRuntime.stop() was called from the runtime's own turn or listener, "
@@ -978,10 +973,13 @@ def _check_options(
     """Refuse the runtime's numeric options that it cannot run with (a fraction of a
     turn slot, an endless lease), which would otherwise fail every claim pass later."""
 
-    def number(value: object) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    def whole(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
 
-    if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
+    def number(value: object) -> bool:
+        return whole(value) or isinstance(value, float)
+
+    if not whole(max_concurrency):
         raise InvalidTask(f"max_concurrency must be a whole number, got {max_concurrency!r}")
     if max_concurrency < 1:
         raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -1002,9 +1000,7 @@ def _check_options(
     ):
         if not number(value) or not value >= 0:
             raise InvalidTask(f"{label} must be 0 or more seconds, got {value!r}")
-    if history_limit is not None and (
-        not isinstance(history_limit, int) or isinstance(history_limit, bool) or history_limit < 0
-    ):
+    if history_limit is not None and (not whole(history_limit) or history_limit < 0):
         raise InvalidTask(
             f"history_limit must be a whole number of run records, 0 or more (None keeps "
             f"all), got {history_limit!r}"
