@@ -198,14 +198,14 @@ class SqliteStore(Store):
             return super()._map_error(exc)
         path = Path(str(self.url.database))
         said = str(orig).strip()
-        if _UNWRITABLE[0] in said:  # SQLITE_READONLY and its extended codes
+        if "readonly database" in said:  # SQLITE_READONLY and its extended codes
             return StoreError(
                 f"the SQLite file {path} is read-only ({said}): the user this process "
                 f"runs as must be able to write it and its folder {path.parent} (SQLite "
                 f"writes {path.name}-wal and {path.name}-shm beside it), on a file system "
                 "mounted read-write; fix the permissions or point the URL at another file"
             )
-        if _UNWRITABLE[1] in said:  # SQLITE_IOERR: what a write to a file made read-only
+        if "disk I/O error" in said:  # SQLITE_IOERR: what a write to a file made read-only
             # under an open connection gets (or to a file system remounted read-only)
             return StoreError(
                 f"the SQLite file {path} could not be read or written ({said}): the "
@@ -345,10 +345,6 @@ def _write_lock_free(path: str, wait: float) -> bool:
 
 def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
-
-
-_UNWRITABLE = ("readonly database", "disk I/O error")
-"""SQLite's words for a write refused by the file, its folder or its disk."""
 
 
 def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
