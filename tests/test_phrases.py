@@ -510,6 +510,27 @@ def test_in_days_keeps_the_time_of_day(
         assert reading.note is not None and note in reading.note
 
 
+@pytest.mark.parametrize(
+    ("said", "calendar_said"),
+    [("every 48 hours", "every 2 days at 12:00"), ("every 24 hours", "every day at 12:00")],
+)
+def test_elapsed_days_are_not_described_as_calendar_days(said: str, calendar_said: str) -> None:
+    """Whole days of elapsed time read back in hours: "every 2 days" is a calendar
+    schedule that keeps its time of day, which elapsed time loses across a DST change."""
+    elapsed = read_schedule(said, tz=BERLIN, now=_at(TUESDAY)).schedule
+    calendar = read_schedule(calendar_said, tz=BERLIN, now=_at(TUESDAY)).schedule
+    assert isinstance(elapsed, Interval) and isinstance(calendar, Cron)
+    # Both fire at 12:00 before Sunday's spring-forward; after it they part.
+    hours = [t.hour for t in elapsed.next_fire_times(6, after=_at(TUESDAY))]
+    assert hours[0] == 12 and hours[-1] == 13
+    assert {t.hour for t in calendar.next_fire_times(6, after=_at(TUESDAY))} == {12}
+    described = elapsed.describe()
+    assert described.startswith(f"{said}, starting ") and " day" not in described
+    # What it is described as reads back as the same elapsed schedule, never as days.
+    back = read_schedule(described.partition(",")[0], tz=BERLIN, now=_at(TUESDAY)).schedule
+    assert isinstance(back, Interval) and back.seconds == elapsed.seconds
+
+
 @pytest.mark.parametrize(("text", "tz", "now", "expected"), PARSE_CASES)
 def test_parse_schedule_fire_times(text: str, tz: str, now: str, expected: list[str]) -> None:
     schedule = parse_schedule(text, tz=tz, now=_at(now))

@@ -615,7 +615,8 @@ DESCRIPTIONS = [
     (Interval(hours=2, tz="UTC"), "every 2 hours (UTC)"),
     (Interval(minutes=90, tz="UTC"), "every 90 minutes (UTC)"),
     (Interval(seconds=45, tz="UTC"), "every 45 seconds (UTC)"),
-    (Interval(days=1, tz="UTC"), "every day (UTC)"),
+    (Interval(days=1, tz="UTC"), "every 24 hours (UTC)"),
+    (Interval(days=14, tz="UTC"), "every 336 hours (UTC)"),
     (Once(datetime(2026, 12, 1, 9), tz="Europe/Berlin"),
      "once at 2026-12-01 09:00 CET (Europe/Berlin)"),
 ]  # fmt: skip

@@ -431,8 +431,12 @@ def _describe_cron(line: CronLine) -> str | None:
 
 
 def _describe_seconds(seconds: int) -> str:
-    """``every hour``, ``every 2 hours``, ``every 90 minutes``."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+    """``every hour``, ``every 48 hours``, ``every 90 minutes``.
+
+    Never in days: "every 2 days" is how people say, and :mod:`.phrases` reads, a
+    calendar schedule that keeps its time of day, which elapsed time does not across a
+    DST change."""
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
         if seconds % size == 0:
             count = seconds // size
             return f"every {unit}" if count == 1 else f"every {count} {unit}s"
