@@ -28,6 +28,37 @@ FAKE_START = datetime(2099, 3, 1, 8, 0, tzinfo=timezone.utc)
 
 T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 """The fixed "now" of the store and service tests."""
+
+SECRET_PATH = "/services/T0/B0/sl4ckP4thT0ken0123456789"
+"""The path of a :func:`secret_url`: its last segment is a token, as in Slack's."""
+SECRET_QUERY = "token=qu3ry-t0ken&sig=s1gnature"
+"""The query of a :func:`secret_url`: its values are tokens."""
+URL_SECRETS = ("u5er-t0ken", "pa55w0rd", "sl4ckP4thT0ken0123456789", "qu3ry-t0ken", "s1gnature")
+"""The tokens :func:`secret_url` puts in a webhook URL, but its fragment: none is shown."""
+
+
+def secret_url(url: str) -> str:
+    """``url``'s scheme and host with a token in each place a webhook URL may hold one:
+    user and password, a long path segment (as Slack's), query values and fragment."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/")[0]
+    return f"{scheme}://u5er-t0ken:pa55w0rd@{host}{SECRET_PATH}?{SECRET_QUERY}#fr4gment"
+
+
+def shown_url(url: str) -> str:
+    """:func:`secret_url` of ``url`` (or ``url`` itself) as it is shown: its host and short
+    path, no token."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/")[0].rpartition("@")[2]
+    return f"{scheme}://***@{host}/services/T0/B0/***?token=***&sig=***#***"
+
+
+def assert_no_url_secret(shown: str) -> None:
+    """``shown`` holds none of the tokens of a :func:`secret_url`."""
+    leaked = [secret for secret in (*URL_SECRETS, "fr4gment") if secret in shown]
+    assert not leaked, f"{leaked} shown in {shown!r}"
+
+
 HOLDER = "replica-a"
 LEASE = timedelta(seconds=30)
 

@@ -26,7 +26,7 @@ from langgraph_scheduler.cli import main
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import build_graph
+from .helpers import assert_no_url_secret, build_graph, secret_url, shown_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -473,7 +473,7 @@ def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
     assert code == 0 and "thread bob · 2 turns (2 task-triggered)" in out, err
 
 
-_HOOK = "https://alice:s3cr%40t@hooks.example.com/in"
+_HOOK = secret_url("https://hooks.example.com")
 
 
 async def _hooked_task(database: str) -> str:
@@ -501,20 +501,36 @@ async def _stored_hook(database: str, task_id: str) -> str | None:
     ],
     ids=["list", "show", "pause", "resume", "delete"],
 )
-def test_a_tasks_webhook_url_is_shown_with_its_password_as_stars(
+def test_a_tasks_webhook_url_is_shown_without_its_tokens(
     capsys: pytest.CaptureFixture[str], db: str, action: str, hook_of: Callable[[Any], Any]
 ) -> None:
     task_id = asyncio.run(_hooked_task(db))
     args = [] if action == "list" else [task_id]
     code, out, err = _cli(capsys, "tasks", action, *args, "--json", "--database", db)
     assert code == 0, err
-    assert hook_of(json.loads(out)) == "https://alice:***@hooks.example.com/in"
-    assert "s3cr" not in out
+    assert hook_of(json.loads(out)) == shown_url(_HOOK)
+    assert_no_url_secret(out)
     if action in ("list", "show"):  # the tables show no webhook URL at all
         code, out, err = _cli(capsys, "tasks", action, *args, "--database", db)
-        assert code == 0 and "hooked" in out and "s3cr" not in out, err
+        assert code == 0 and "hooked" in out, err
+        assert_no_url_secret(out)
     if action != "delete":  # the Python API returns it as stored
         assert asyncio.run(_stored_hook(db, task_id)) == _HOOK
+
+
+def test_a_refused_stored_webhook_url_is_named_without_its_tokens(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    task_id = asyncio.run(_hooked_task(db))
+    refused = json.dumps({"webhook_url": _HOOK.replace("https:", "ftp:")})
+    with contextlib.closing(sqlite3.connect(tmp_path / "cli.db")) as conn, conn:
+        conn.execute("UPDATE lgs_tasks SET options = ? WHERE id = ?", (refused, task_id))
+
+    for args in (["show", task_id], ["show", task_id, "--json"], ["list", "--json"]):
+        code, out, err = _cli(capsys, "tasks", *args, "--database", db)
+        assert code == 0, err
+        assert "ftp://***@hooks.example.com/services/T0/B0/***" in out
+        assert_no_url_secret(out + err)
 
 
 def _subprocess_env(encoding: str | None = None) -> dict[str, str]:

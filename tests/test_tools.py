@@ -26,7 +26,7 @@ from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
 
-from .helpers import step
+from .helpers import assert_no_url_secret, secret_url, shown_url, step
 
 ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
 BOB: RunnableConfig = {"configurable": {"thread_id": "bob-chat", "user_id": "bob"}}
@@ -828,6 +828,24 @@ async def test_an_update_mending_a_stored_row_answers_the_task_as_mended(
     assert answer.status == "success" and "timezone: Europe/Paris" in answer.text
     assert "problem" not in answer.text, answer.text
     assert (await rt.get_task(task.id)).problem is None
+
+
+async def test_a_refused_stored_webhook_url_reaches_the_model_without_its_tokens(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    # The tools never show a webhook URL, but a stored one the library now refuses (an
+    # earlier version's, a row written by hand) is the problem named to the model.
+    made = await tools("schedule_task", ALICE, name="n", schedule="every day at 9", prompt="p")
+    url = secret_url("https://hooks.slack.com")
+    refused = {"webhook_url": url.replace("https:", "ftp:")}
+    change = update(tasks_table).where(tasks_table.c.id == task_id_in(made)).values(options=refused)
+    await rt.store.transaction(lambda conn: conn.execute(change))
+
+    listing = await tools("list_tasks", ALICE)
+
+    assert listing.status == "success" and "read (options: " in listing.text, listing.text
+    assert shown_url(url).replace("https:", "ftp:") in listing.text
+    assert_no_url_secret(listing.text)
 
 
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:

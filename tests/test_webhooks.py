@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import logging
 import signal
@@ -24,6 +25,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
+from rich.console import Console
 from sqlalchemy import update
 
 from langgraph_scheduler import (
@@ -35,10 +37,12 @@ from langgraph_scheduler import (
     TaskRunRecord,
     webhooks,
 )
+from langgraph_scheduler.models import redact_url
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import open_store, tasks_table
+from langgraph_scheduler.store import QueuedDelivery, open_store, tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import scheduler_tools
+from langgraph_scheduler.views import TaskList, task_json
 from langgraph_scheduler.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -50,7 +54,17 @@ from langgraph_scheduler.webhooks import (
     verify_signature,
 )
 
-from .helpers import FAKE_START, RunWaiter, child_process, step
+from .helpers import (
+    FAKE_START,
+    SECRET_PATH,
+    SECRET_QUERY,
+    RunWaiter,
+    assert_no_url_secret,
+    child_process,
+    secret_url,
+    shown_url,
+    step,
+)
 
 SECRET = "s3cret-for-tests"
 FAST: dict[str, Any] = {"backoff_secs": 0.01, "max_backoff_secs": 0.05}
@@ -69,6 +83,8 @@ class Received:
     body: bytes
     answered: int
     """The status the receiver answered with (0: it never answered)."""
+    target: str = ""
+    """The path and query the request was sent to."""
 
 
 class Receiver:
@@ -101,7 +117,7 @@ class Receiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     status = 0 if receiver._hang else (receiver._statuses or [200]).pop(0)
-                    receiver.requests.append(Received(headers, body, status))
+                    receiver.requests.append(Received(headers, body, status, self.path))
                 if receiver._hang:
                     receiver._release.wait(10)
                     return
@@ -1066,33 +1082,90 @@ async def test_a_request_that_cannot_be_sent_fails_at_once(
     assert receiver.requests == []
 
 
-def test_secrets_stay_out_of_reprs() -> None:
-    webhook = Webhook(
-        url="https://hooks.example.com", secret=SECRET, headers={"Authorization": "Bearer t0k"}
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com/in", "https://hooks.example.com/in"),
+        ("https://alice:p%40ss@hooks.example.com/in", "https://***@hooks.example.com/in"),
+        ("https://t0ken@hooks.example.com:8443/", "https://***@hooks.example.com:8443/"),
+        (
+            "https://hooks.slack.com/services/T0123/B0456/aBcDeFgHiJkLmNoPqRsTuVwX",
+            "https://hooks.slack.com/services/T0123/B0456/***",
+        ),
+        (
+            "https://discord.com/api/webhooks/112233445566778899/Zx-9" + "y" * 64,
+            "https://discord.com/api/webhooks/***/***",
+        ),
+        ("https://h.example/in?token=abc&sig=&flag&&v=1", "https://h.example/in?token=***&sig=&***&&v=***"),
+        ("https://h.example/in#s3cret", "https://h.example/in#***"),
+        # Text that is no URL is shown the same way: an unclosed "[", no "//", a space.
+        ("https://alice:p%40ss@[::1/in?token=abc#f", "https://***@[::1/in?token=***#***"),
+        ("alice:p%40ss@hooks.example.com/in", "***@hooks.example.com/in"),
+        ("https://alice:pw@hooks example.com/a b?k=v", "https://***@hooks example.com/a b?k=***"),
+    ],
+)  # fmt: skip
+def test_a_webhook_url_is_shown_without_its_tokens(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_webhooks_are_told_apart_by_host_and_short_path() -> None:
+    urls = [
+        "https://hooks.slack.com/services/T0123/B0456/aBcDeFgHiJkLmNoPqRsTuVwX",
+        "https://hooks.slack.com/services/T0123/B0789/aBcDeFgHiJkLmNoPqRsTuVwX",
+        "https://hooks.example.com/services/T0123/B0456/aBcDeFgHiJkLmNoPqRsTuVwX",
+    ]
+    assert len({redact_url(url) for url in urls}) == len(urls)
+
+
+async def test_secrets_stay_out_of_reprs_errors_and_views(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    url = secret_url("https://hooks.slack.com")
+    webhook = Webhook(url=url, secret=SECRET, headers={"Authorization": "Bearer hdr-cr3d"})
+    options = TaskOptions(webhook_url=url)
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await standup(rt, options=options)
+    delivery = WebhookDelivery(
+        delivery_id="d-1",
+        run_id="r-1",
+        task_id=task.id,
+        url=url,
+        status="failed",
+        attempts=1,
+        created_at=FAKE_START,
     )
-    assert SECRET not in repr(webhook) and "t0k" not in repr(webhook)
-    with_password = Webhook(url="https://alice:p%40ss@hooks.example.com/in", secret=SECRET)
-    assert "p%40ss" not in repr(with_password) and "p%40ss" not in str(with_password)
-    assert "https://alice:***@hooks.example.com/in" in repr(with_password)
-    with pytest.raises(ValidationError) as caught:
-        Webhook(url="ftp://alice:p%40ss@hooks.example.com/in")
-    assert "p%40ss" not in str(caught.value)
-    options = TaskOptions(webhook_url="https://alice:p%40ss@hooks.example.com/in")
-    assert "p%40ss" not in repr(options) and "p%40ss" not in str(options)
-    assert "https://alice:***@hooks.example.com/in" in repr(options)
-    assert options.webhook_url == "https://alice:p%40ss@hooks.example.com/in"  # still sent
-    # Refused: a space; a URL that does not parse (an unclosed "[").
-    for bad in ("https://alice:p%40ss@hooks example.com/in", "https://alice:p%40ss@[::1/in"):
+    shown = [repr(webhook), str(webhook), repr(options), str(options), repr(task)]
+    queued = QueuedDelivery(delivery_id="d-1", run_id="r-1", url=url, body="{}", attempts=0)
+    shown += [repr(delivery), str(delivery), repr([delivery]), repr(queued)]
+    shown += [json.dumps(task_json(task)), json.dumps(TaskList([task]).to_json())]
+    table = io.StringIO()
+    Console(file=table, width=200).print(TaskList([task]))
+    shown += [table.getvalue(), TaskList([task])._repr_html_()]
+    for text in shown:
+        assert SECRET not in text and "hdr-cr3d" not in text
+        assert_no_url_secret(text)
+    for text in (repr(webhook), repr(options), repr(delivery), json.dumps(task_json(task))):
+        assert shown_url("https://hooks.slack.com") in text
+    # Still sent as given.
+    assert options.webhook_url == webhook.url == delivery.url == url
+    # Refused: another scheme; a space; a URL that does not parse (an unclosed "[").
+    for bad in (
+        url.replace("https", "ftp"),
+        url.replace("slack", "sl ack"),
+        url.replace("//", "//["),
+    ):
         for refused in (
+            lambda url: Webhook(url=url),
             lambda url: TaskOptions(webhook_url=url),
             lambda url: Task.model_validate({"options": {"webhook_url": url}}),
         ):
             with pytest.raises(ValidationError) as caught:
                 refused(bad)
-            assert "p%40ss" not in str(caught.value) and "alice:***@" in str(caught.value)
+            assert_no_url_secret(str(caught.value))
+            assert "***@" in str(caught.value) and "/services/T0/B0/***" in str(caught.value)
 
 
-async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(
+async def test_the_tokens_of_a_webhook_url_stay_out_of_the_logs(
     sqlite_url: str,
     make_graph: Any,
     runtime_factory: Any,
@@ -1101,18 +1174,23 @@ async def test_a_password_in_a_webhook_url_stays_out_of_the_logs(
 ) -> None:
     caplog.set_level(logging.INFO, logger="langgraph_scheduler")
     ops, alice = receivers(), receivers(410)
-    webhook = Webhook(url=ops.url.replace("://", "://ops:s%40fe@"), secret=SECRET)
-    alices = TaskOptions(webhook_url=alice.url.replace("://", "://alice:p%40ss@"))
+    webhook = Webhook(url=secret_url(ops.url), secret=SECRET)
+    alices = TaskOptions(webhook_url=secret_url(alice.url))
     async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
         task = await standup(rt, options=alices)
         run = await rt.run_now(task.id)
         deliveries = await eventually(settled(rt, run.run_id, count=2))
 
     assert sorted(d.status for d in deliveries) == ["delivered", "failed"]
-    assert "ops:***@" in caplog.text and "alice:***@" in caplog.text
-    assert "s%40fe" not in caplog.text and "p%40ss" not in caplog.text
-    assert "p%40ss" not in repr(task) and "alice:***@" in repr(task)
-    assert ops.requests[0].headers["authorization"].startswith("Basic ")  # still sent
+    delivered = f"delivered to {shown_url(ops.url)}"
+    failed = f"delivery of run {run.run_id} to {shown_url(alice.url)} failed"
+    assert delivered in caplog.text and failed in caplog.text
+    assert_no_url_secret(caplog.text)
+    assert_no_url_secret(repr(deliveries))
+    # Still sent as given: user and password, path and query.
+    (request,) = ops.requests
+    assert request.headers["authorization"].startswith("Basic ")
+    assert request.target == f"{SECRET_PATH}?{SECRET_QUERY}"
 
 
 def test_signatures_expire() -> None:

@@ -20,8 +20,8 @@ Note:
     ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
 
 ``langgraph-scheduler`` alone prints the commands; ``--version`` prints the version.
-A task's webhook URL is shown with its password as ``***``, in ``--json`` too (the Python
-API returns it as stored).
+A task's webhook URL is shown with its user and password, query values, fragment and long
+path segments as ``***``, in ``--json`` too (the Python API returns it as stored).
 
 Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
 ``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.

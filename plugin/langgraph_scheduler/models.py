@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -185,22 +185,56 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
     return url
 
 
-_PASSWORD = re.compile(r"(//[^/?#@:]*):.*@", re.DOTALL)
-"""A user and password in text that does not parse as a URL: up to its last ``@``."""
+_URL_PARTS = re.compile(
+    r"(?P<scheme>[^:/?#]+:)?(?://(?P<authority>[^/?#]*))?(?P<path>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?",
+    re.DOTALL,
+)
+"""RFC 3986's split of a URI (its appendix B): it matches any text, so text that does not
+parse as a URL (an unclosed "[", a space) is redacted the same way."""
+
+_HIDDEN = "***"
+
+_SECRET_SEGMENT_CHARS = 16
+"""Path segments this long or longer are hidden when a URL is shown: webhook tokens go
+there (Slack's 24 characters, Discord's 68), while the names of paths are short."""
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password, if it has one, as ``***``: for logs, reprs and errors
-    (the stored URL keeps it, to send)."""
-    try:
-        if urlsplit(url).password is None:
-            return url
-    except ValueError:  # not a URL (an unclosed "[", say): hide what looks like one
-        return _PASSWORD.sub(r"\1:***@", url, count=1)
-    parts = urlsplit(url)
-    user = parts.netloc.rpartition("@")[0].partition(":")[0]
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` as it may be shown or logged (reprs, errors, logs, views, the CLI), with
+    every part that may hold a token as ``***``: the user and password (``***@host``),
+    each query value (``?token=***``, names kept), the fragment, and each path segment of
+    16 or more characters (``/services/T0/B0/***``). The scheme, host, port and short
+    segments stay, to tell webhooks apart. Text that does not parse as a URL is hidden the
+    same way (this never raises). The stored URL keeps it all, to send."""
+    parts = _URL_PARTS.fullmatch(url)
+    assert parts is not None  # the pattern matches any text
+    scheme, authority, path, query, fragment = parts.group(
+        "scheme", "authority", "path", "query", "fragment"
+    )
+    head = scheme or ""
+    if authority is not None:
+        userinfo, at, host = authority.rpartition("@")
+        head += "//" + (f"{_HIDDEN}@{host}" if at else host)
+    elif "@" in head + path:  # no "//host", so no valid URL: yet "user:pw@host/in" has a password
+        host, slash, path = (head + path).rpartition("@")[2].partition("/")
+        head = f"{_HIDDEN}@{host}{slash}"
+    shown = head + "/".join(
+        _HIDDEN if len(segment) >= _SECRET_SEGMENT_CHARS else segment for segment in path.split("/")
+    )
+    if query is not None:
+        shown += "?" + "&".join(_hidden_value(item) for item in query.split("&"))
+    if fragment is not None:
+        shown += "#" + (_HIDDEN if fragment else "")
+    return shown
+
+
+def _hidden_value(item: str) -> str:
+    """A query item ``name=value`` as ``name=***``; a value alone as ``***``."""
+    name, equals, value = item.partition("=")
+    if equals:
+        return f"{name}={_HIDDEN if value else ''}"
+    return _HIDDEN if item else ""
 
 
 def redacted_url_args(
@@ -376,13 +410,14 @@ refused it for good (a 4xx other than 408, 425 and 429)."""
 class WebhookDelivery(BaseModel):
     """One run record's delivery to one webhook URL, and how it went."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     delivery_id: str
     """Sent as the ``X-LGS-Delivery`` header and in the body: receivers dedupe on it."""
     run_id: str
     task_id: str
     url: str
+    """As stored, to send; its repr hides its tokens (:func:`redact_url`)."""
     status: DeliveryStatus
     attempts: int
     """POSTs made so far."""
@@ -393,6 +428,9 @@ class WebhookDelivery(BaseModel):
     """While pending: not tried again before this (another runtime takes the delivery
     over once it has passed). None once delivered or failed."""
     delivered_at: datetime | None = None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return redacted_url_args(super().__repr_args__(), "url")
 
 
 class WebhookPayload(BaseModel):

@@ -622,7 +622,8 @@ class QueuedDelivery:
 
     delivery_id: str
     run_id: str
-    url: str
+    url: str = field(repr=False)
+    """As stored, to send: shown only through :func:`~.models.redact_url`."""
     body: str
     """The JSON of a :class:`~.models.WebhookPayload`, the same for every attempt."""
     attempts: int

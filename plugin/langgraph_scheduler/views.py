@@ -79,8 +79,8 @@ def terminal_text(text: str, *, lines: bool = False) -> str:
 
 def task_json(task: Task) -> dict[str, Any]:
     """A task as JSON-ready data to show (what ``--json`` prints): its webhook URL with
-    the password as ``***`` (:func:`~.models.redact_url`). The task itself keeps the URL
-    as stored, to send."""
+    its tokens as ``***`` (:func:`~.models.redact_url`). The task itself keeps the URL as
+    stored, to send."""
     data = task.model_dump(mode="json")
     url = data["options"].get("webhook_url")
     if url:

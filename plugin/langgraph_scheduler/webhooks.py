@@ -139,7 +139,7 @@ class Webhook(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-    """Errors never show what was given: a secret, a header value, a URL with a password."""
+    """Errors never show what was given: a secret, a header value, a URL's tokens."""
 
     url: str | None = None
     secret: str | None = Field(default=None, min_length=1, repr=False)
