@@ -63,6 +63,39 @@ HOLDER = "replica-a"
 LEASE = timedelta(seconds=30)
 
 
+class LoopClock(FakeClock):
+    """A fake clock that knows when the loops it wakes have ended their passes: a loop
+    waiting on it again has (for loops that fail on a real database, whose passes take
+    real time)."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self._begun = 0
+        self._asleep: list[datetime] = []
+
+    async def sleep(self, secs: float) -> None:
+        self._begun += 1
+        deadline = self.now() + timedelta(seconds=secs)
+        self._asleep.append(deadline)
+        try:
+            await super().sleep(secs)
+        finally:
+            self._asleep.remove(deadline)
+
+    async def passes(self, secs: float, count: int = 1) -> None:
+        """Move time ``secs`` forward ``count`` times, each time until every wait it ended
+        has been followed by another (up to 20 s each)."""
+        for _ in range(count):
+            until = self.now() + timedelta(seconds=secs)
+            woken = sum(deadline <= until for deadline in self._asleep)
+            begun = self._begun
+            await self.advance(secs)
+            deadline = asyncio.get_running_loop().time() + 20
+            while self._begun < begun + woken:
+                assert asyncio.get_running_loop().time() < deadline, "a loop did not wait again"
+                await asyncio.sleep(0.005)
+
+
 def at(secs: float) -> datetime:
     """The instant ``secs`` seconds after T0."""
     return T0 + timedelta(seconds=secs)

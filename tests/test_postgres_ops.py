@@ -31,6 +31,7 @@ from langgraph_scheduler.store import TaskChange, open_store
 from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
 
 from .helpers import (
+    LoopClock,
     RunWaiter,
     build_graph,
     count_lock_waiters,
@@ -451,6 +452,72 @@ async def test_a_listener_kept_out_backs_off_and_says_so_once_until_it_is_back(
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
         await store.close()
+
+
+@pytest.fixture
+def kept_out_role(postgres_url: str) -> Iterator[str]:
+    """A superuser role of its own, which a test may keep out (:func:`_keep_out`): the
+    URL of the test database as that role. Its sessions are ended afterwards."""
+    import psycopg
+
+    role = f"lgs_ops_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER")
+    yield make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+    _keep_out(postgres_url, role)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+async def test_the_change_poll_and_the_upkeep_say_a_failure_once_and_when_it_is_over(
+    postgres_url: str, kept_out_role: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # While the database refused the runtime's logins, the change poll and the lease
+    # upkeep warned at every pass (each second for the upkeep). Now each failure is
+    # said once (the same again a minute later), and the first pass back once.
+    import psycopg
+
+    role = make_url(kept_out_role).username
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=postgres_url):  # tables made, indexes built
+        pass
+    clock = LoopClock(datetime.now(timezone.utc))
+    rt = SchedulerRuntime(
+        graph,
+        database=kept_out_role,
+        clock=clock,
+        sync_interval_secs=1,
+        lease_secs=3,
+        store_retry_secs=0.5,
+    )
+    await rt.start()
+    loops = ("polling task changes", "lease upkeep")
+
+    def said(start: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+
+    try:
+        caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+        _keep_out(postgres_url, role)
+        await clock.passes(1, 20)  # four polls (every 5 s on PostgreSQL), 20 upkeep rounds
+        refused = f"role '{role}' may not log in"
+        for loop in loops:
+            failed = said(f"{loop} failed")
+            assert any(refused in line for line in failed), caplog.text
+            assert len(failed) == len(set(failed)) <= 2, failed  # a lost session, refused
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {role} LOGIN")
+        await clock.passes(1, 10)
+        for loop in loops:
+            assert said(f"{loop} works again") == [f"{loop} works again"], caplog.text
+            assert len(said(f"{loop} failed")) <= 2, caplog.text
+        assert rt.running
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {role} LOGIN")
+        await rt.stop()
 
 
 def _outlive_idle_in_transaction_timeout(postgres_url: str) -> None:

@@ -31,6 +31,7 @@ from .helpers import (
     FAKE_START,
     HOLDER,
     T0,
+    LoopClock,
     assert_paused_unfired,
     at,
     build_graph,
@@ -453,9 +454,7 @@ async def test_a_runtime_whose_file_turns_read_only_says_so_once_a_minute(
     # minute, without a trace, until the file is writable again.
     _chattr()
     clock = FakeClock(FAKE_START)
-    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
-    rt = SchedulerRuntime(graph, database=f"sqlite:///{path}", clock=clock, store_retry_secs=0.5)
-    await rt.start()
+    rt = await _running_on(path, clock, store_retry_secs=0.5)
     try:
         await rt.create_task(name="minutely", schedule=Interval(minutes=1), trigger="go")
         assert await step(rt, clock, 61) == 1
@@ -480,6 +479,14 @@ async def test_a_runtime_whose_file_turns_read_only_says_so_once_a_minute(
         assert rt.running
     finally:
         await rt.stop()
+
+
+async def _running_on(path: Path, clock: FakeClock, **options: Any) -> SchedulerRuntime:
+    """A started runtime on the file at ``path`` and ``clock``, whose turns say "ran"."""
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    rt = SchedulerRuntime(graph, database=f"sqlite:///{path}", clock=clock, **options)
+    await rt.start()
+    return rt
 
 
 async def _until_logged(caplog: pytest.LogCaptureFixture, start: str) -> None:
@@ -550,6 +557,34 @@ async def test_engine_entry_points_map_a_file_gone_bad_to_store_errors(
             await fresh.close()
 
 
+async def test_the_change_poll_and_the_upkeep_say_a_lasting_failure_once_a_minute(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The change poll and the lease upkeep warned at every failed pass: every poll
+    # (2 s) and every lease_secs / 3 for as long as the file stayed bad. Now as the
+    # claim loop does: the first failure, then the same one once a minute.
+    clock = LoopClock(FAKE_START)
+    rt = await _running_on(path, clock, sync_interval_secs=1, lease_secs=3)
+    try:
+        caplog.set_level(logging.WARNING, logger="langgraph_scheduler")
+        _no_database_any_more(path)
+        loops = ("polling task changes failed", "lease upkeep failed")
+        await clock.passes(1, 40)  # each loop failed 40 times
+        mapped = f"(database sqlite:///{path} failed: file is not a database); retrying"
+        for loop in loops:
+            assert _said(caplog, loop) == [f"{loop} {mapped} every 1s"]
+        await clock.passes(1, 30)  # a minute after the first
+        for loop in loops:
+            assert len(_said(caplog, loop)) == 2, caplog.text
+        assert rt.running
+    finally:
+        await rt.stop()
+
+
+def _said(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+
+
 @pytest.mark.parametrize("how", ["overwritten", "immutable"])
 async def test_a_runtime_whose_file_goes_bad_logs_only_mapped_errors(
     path: Path, caplog: pytest.LogCaptureFixture, how: str
@@ -559,11 +594,7 @@ async def test_a_runtime_whose_file_goes_bad_logs_only_mapped_errors(
     if how == "immutable":
         _chattr()
     clock = FakeClock(FAKE_START)
-    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
-    rt = SchedulerRuntime(
-        graph, database=f"sqlite:///{path}", clock=clock, store_retry_secs=0.5, lease_secs=3
-    )
-    await rt.start()
+    rt = await _running_on(path, clock, store_retry_secs=0.5, lease_secs=3)
     try:
         for n in range(3):
             await rt.create_task(name=f"minutely {n}", schedule=Interval(minutes=1), trigger="go")

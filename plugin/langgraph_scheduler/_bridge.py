@@ -207,7 +207,7 @@ class TaskExecutorBridge:
         timer, the change feed, a freed slot) and every ``poll_secs`` in any case."""
         loop = asyncio.get_running_loop()
         poll: asyncio.Future[None] | None = None
-        repeats = Repeats()
+        repeats = Repeats(self.clock.now)
         """The errors of failed passes lately logged."""
         try:
             while not self.closed:

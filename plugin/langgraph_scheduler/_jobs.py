@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from ._clock import Clock
+from ._logs import Repeats
 from .store import Store, TaskChange
 
 __all__ = ["DueTimer", "wake_runtime"]
@@ -205,7 +206,7 @@ class DueTimer:
 
     async def run(self) -> None:
         """Reload the window every half window and follow the change feed, until
-        cancelled."""
+        cancelled; a reload failing the same way is logged once a minute."""
         feed = asyncio.ensure_future(
             self.store.follow_changes(
                 self.on_change,
@@ -215,13 +216,18 @@ class DueTimer:
                 now=self.clock.now,
             )
         )
+        failures = Repeats(self.clock.now)
         try:
             while True:
                 await self.clock.sleep(self.window_secs / 2)
                 try:
                     await self.load_window()
                 except Exception as exc:
-                    logger.warning("loading due times failed (%s); trying again", exc)
+                    if failures.new(str(exc)):
+                        logger.warning("loading due times failed (%s); trying again", exc)
+                else:
+                    if failures.forget():
+                        logger.info("loading due times works again")
         finally:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from ._bridge import TaskExecutorBridge
 from ._clock import Clock
+from ._logs import Repeats
 from ._turns import ServerRun
 from .errors import StoreError
 from .store import Store
@@ -177,13 +178,21 @@ class Upkeep:
             await self.clock.sleep(_INDEXES_EVERY_SECS)
 
     async def _every(self, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """``work()`` every ``lease_secs / 3``: a failure is logged the first time, the
+        same failure again once a minute while it lasts (not at every pass: every second
+        while a database is away), and the first pass that works after it once."""
         interval = max(self.lease_secs / 3, 0.05)
+        failures = Repeats(self.clock.now)
         while True:
             await self.clock.sleep(interval)
             try:
                 await work()
             except Exception as exc:
-                logger.warning("%s failed (%s); retrying", what, exc)
+                if failures.new(str(exc)):
+                    logger.warning("%s failed (%s); retrying every %gs", what, exc, interval)
+            else:
+                if failures.forget():
+                    logger.info("%s works again", what)
 
 
 def process_host() -> str:

@@ -85,6 +85,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_f
 
 from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
+from ._logs import Repeats
 from .errors import (
     InvalidTask,
     SchedulerError,
@@ -1072,6 +1073,9 @@ class Store(ABC):
         woken = asyncio.Event()
         poll_secs = max(poll_secs, self._CHANGE_POLL_MIN_SECS)
         seen: dict[str, datetime] = {}
+        failures = Repeats(now)
+        """A failed poll is logged the first time, the same failure again once a minute
+        while it lasts (not at every poll), and the first poll back once."""
         async with self._pushed_changes(on_change, woken):
             while True:
                 await _nap(sleep, poll_secs, woken)
@@ -1079,8 +1083,13 @@ class Store(ABC):
                 try:
                     changes = await self.changed_since(since - _CLOCK_SLACK)
                 except Exception as exc:
-                    logger.warning("polling task changes failed (%s); retrying", exc)
+                    if failures.new(str(exc)):
+                        logger.warning(
+                            "polling task changes failed (%s); retrying every %gs", exc, poll_secs
+                        )
                     continue
+                if failures.forget():
+                    logger.info("polling task changes works again")
                 await _tell_changes(changes, seen, on_change)
                 # Not kept through the nap: a burst of new tasks is read as many changes,
                 # which would go on living while the burst's turns run.
