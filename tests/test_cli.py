@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -700,6 +701,35 @@ def test_ctrl_c_while_serve_waits_to_start_stops_it_before_it_serves(
     assert serve.returncode == 130, errors
     assert errors[-1].strip() == "interrupted" and "Traceback" not in "".join(errors)
     assert "serving" not in out and "stopping" not in out
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_ctrl_c_while_the_command_imports_exits_130_with_one_line(db: str) -> None:
+    # A Ctrl-C in the first second or so, while LangChain and LangSmith import, ended
+    # the command with a KeyboardInterrupt traceback (and killed by SIGINT, not 130).
+    env = _subprocess_env()
+    env["PYTHONPROFILEIMPORTTIME"] = "1"  # a line on stderr as each module has imported
+    run = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "list", "--database", db],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env,
+    )  # fmt: skip
+    try:
+        assert run.stderr is not None
+        # Sent once LangChain's import has begun: the rest of it writes more lines than
+        # the pipe holds, so the import cannot end before the signal comes (it waits
+        # for communicate() to read them).
+        said = list(itertools.takewhile(lambda line: "langchain_core" not in line, run.stderr))
+        run.send_signal(signal.SIGINT)
+        out, rest = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    err = "".join(said) + rest
+    assert run.returncode == 130, err
+    assert [line for line in err.splitlines() if not line.startswith("import time:")] == [
+        "interrupted"
+    ]
+    assert out == ""
 
 
 def _serve(

@@ -121,7 +121,7 @@ def test_the_wheels_metadata(built: dict[str, Path]) -> None:
         assert f"\nProvides-Extra: {extra}\n" in metadata
     assert "Requires-Dist: langgraph<2,>=1.0" in metadata
     assert "Description-Content-Type: text/markdown" in metadata
-    assert "langgraph-scheduler = langgraph_scheduler.cli:main" in entry_points
+    assert "langgraph-scheduler = langgraph_scheduler.__main__:main" in entry_points
 
 
 def test_the_sdist_holds_what_the_tests_and_the_licence_need(built: dict[str, Path]) -> None:
@@ -159,6 +159,23 @@ def test_a_bare_command_prints_the_commands(capsys: pytest.CaptureFixture[str]) 
     assert out.startswith("usage: langgraph-scheduler")
     for command in ("demo", "serve", "tasks", "runs", "transcript", "--version"):
         assert command in out
+
+
+def test_the_package_imports_its_names_on_first_use() -> None:
+    # So that the command line takes a Ctrl-C from its start: the package imported
+    # LangChain, LangSmith and LangGraph (a second or more) before any of its code ran.
+    heavy = ("langchain", "langchain_core", "langgraph", "langsmith", "sqlalchemy")
+    code = (
+        "import sys, langgraph_scheduler, langgraph_scheduler.__main__\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+    assert langgraph_scheduler.__all__ == sorted(langgraph_scheduler.__all__)
+    assert all(
+        getattr(langgraph_scheduler, name) is not None for name in langgraph_scheduler.__all__
+    )
+    assert set(langgraph_scheduler.__all__) <= set(dir(langgraph_scheduler))
 
 
 def test_the_console_script_runs() -> None:
