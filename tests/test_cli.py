@@ -732,6 +732,43 @@ def test_ctrl_c_while_the_command_imports_exits_130_with_one_line(db: str) -> No
     assert out == ""
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("action", ["list", "pause"])
+def test_a_command_waiting_for_a_postgresql_lock_names_the_session_holding_it(
+    capsys: pytest.CaptureFixture[str], postgres_url: str, action: str
+) -> None:
+    # A table locked by another session (a migration, a DBA's LOCK TABLE in a
+    # transaction left open) made commands wait without a word, where a SQLite file's
+    # lock is said after 2 s.
+    import psycopg
+
+    task = _add(capsys, postgres_url, "--schedule", "in 1 hour")
+    args = ["tasks", "list"] if action == "list" else ["tasks", "pause", task["id"]]
+    errors: list[str] = []
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("LOCK TABLE lgs_tasks IN ACCESS EXCLUSIVE MODE")
+        pid = holder.info.backend_pid
+        run = subprocess.Popen(
+            [sys.executable, "-m", "langgraph_scheduler", *args, "--database", postgres_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            env=_subprocess_env(),
+        )  # fmt: skip
+        try:
+            reader = _reading(run.stderr, errors)
+            _wait(lambda: any(f"PostgreSQL session pid {pid} " in line for line in errors), run)
+            holder.rollback()  # the lock freed: the command goes on
+            out, _ = run.communicate(timeout=60)
+            reader.join(timeout=5)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert run.returncode == 0, errors
+    said = errors[0]
+    assert " holds a lock this process needs: it waits for it (" in said
+    assert f"`SELECT pg_terminate_backend({pid})` ends that session" in said
+    assert task["id"] in out and "Traceback" not in "".join(errors)
+
+
 def _serve(
     tmp_path: Path, graph: Path, db: str, encoding: str | None = None
 ) -> subprocess.Popen[str]:

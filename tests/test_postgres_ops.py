@@ -24,7 +24,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from sqlalchemy.engine import make_url
 
-from langgraph_scheduler import Interval, Once, SchedulerRuntime, StoreError, TaskBusy
+from langgraph_scheduler import (
+    Interval,
+    Once,
+    SchedulerRuntime,
+    StoreError,
+    StoreUnavailable,
+    TaskBusy,
+)
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
@@ -518,6 +525,43 @@ async def test_the_change_poll_and_the_upkeep_say_a_failure_once_and_when_it_is_
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"ALTER ROLE {role} LOGIN")
         await rt.stop()
+
+
+async def test_a_transaction_waiting_for_a_lock_held_elsewhere_says_so_then_gives_up(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transaction waited, in silence, as long as another session held a lock it
+    # needed: a tool call, a loop or a `tasks` command stuck for good behind a
+    # transaction a DBA left open. Now the wait is said, naming that session, and given
+    # up after store_retry_secs, nothing written; the holder is left alone.
+    import psycopg
+
+    from langgraph_scheduler import store_postgres
+
+    monkeypatch.setattr(store_postgres, "QUIET_LOCK_SECS", 0.1)
+    monkeypatch.setattr(store_postgres, "LOCK_LOG_SECS", 0.2)
+    caplog.set_level(logging.WARNING, logger="langgraph_scheduler")
+    async with SchedulerRuntime(None, database=postgres_url, store_retry_secs=1) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("LOCK TABLE lgs_tasks IN ACCESS EXCLUSIVE MODE")
+            pid = holder.info.backend_pid
+            with pytest.raises(StoreUnavailable) as raised:
+                await asyncio.wait_for(rt.pause_task(task.id), 30)
+            assert holder.execute("SELECT count(*) FROM lgs_tasks").fetchone() == (1,)
+        session = f"PostgreSQL session pid {pid} from 127.0.0.1, in its transaction for "
+        assert str(raised.value).startswith(f"database {rt.store.safe_url}: {session}")
+        gave_up = "held a lock this transaction needs: it gave up after 1s (store_retry_secs=1)"
+        assert gave_up in str(raised.value)
+        assert str(raised.value).endswith(
+            f"nothing written: `SELECT pg_terminate_backend({pid})` ends that session"
+        )
+        warned = warnings_said(caplog)
+        assert warned and all(session in line for line in warned), warned
+        assert warned[0].endswith(
+            f"up to 1s (store_retry_secs)): `SELECT pg_terminate_backend({pid})` ends that session"
+        )
+        assert (await rt.get_task(task.id)).state == "active"  # nothing written, and on it goes
 
 
 def _outlive_idle_in_transaction_timeout(postgres_url: str) -> None:

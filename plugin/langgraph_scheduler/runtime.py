@@ -117,8 +117,10 @@ class SchedulerRuntime:
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
         store_retry_secs: how long a store call is retried while the database is down,
-            and how long a start waits for a SQLite file's write lock that another
-            process holds (logged every 5 s while it waits).
+            how long a start waits for a SQLite file's write lock that another process
+            holds, and how long a PostgreSQL transaction waits for a lock another session
+            holds (a table locked by hand, say); each wait is logged every 5 s, naming
+            the session holding the lock on PostgreSQL.
         sync_interval_secs: how often the runtime looks for due fires and task changes
             without being told (on PostgreSQL, changes are pushed at once with
             LISTEN/NOTIFY, and polled no more often than every 5 s).
@@ -294,7 +296,7 @@ class SchedulerRuntime:
         self._state = "starting"
         stack = contextlib.AsyncExitStack()
         try:
-            store = open_store(self.database)
+            store = open_store(self.database, lock_patience=self.store_retry_secs)
             stack.push_async_callback(store.close)
             store.hold_threads_as(self.holder, clock=self.clock, lease_secs=self.lease_secs)
             async with store.setup_lock(patience=self.store_retry_secs):

@@ -137,7 +137,12 @@ SCHEMA_VERSION = 3
 """Version of the tables below; each bump comes with an entry in ``_MIGRATIONS``."""
 
 LOCK_LOG_SECS = 5.0
-"""How often a start waiting for another process's lock (:meth:`Store.setup_lock`) says so."""
+"""How often a start waiting for another process's lock (:meth:`Store.setup_lock`), or a
+PostgreSQL transaction waiting for another session's, says so."""
+
+QUIET_LOCK_SECS = 2.0
+"""How long a wait for another process's lock goes unsaid (another runtime holds one for
+a moment at a time: a warning then would be for nothing)."""
 
 TASK_LOCK_PATIENCE = 5.0
 """Seconds a task write tries again while another session holds the task's row locked
@@ -1177,7 +1182,9 @@ class Store(ABC):
         for queries the store has no method for.
 
         Raises:
-            StoreUnavailable: the database could not be reached (retry later).
+            StoreUnavailable: the database could not be reached (retry later), or (on
+                PostgreSQL) another session held a lock it needed for longer than the
+                store's ``lock_patience`` (see :func:`open_store`).
             StoreError: any other database failure.
         """
         return await self._guarded(self._run(work))
@@ -2870,10 +2877,14 @@ _POSTGRES_EXTRA = (
 )
 
 
-def open_store(url: str, *, pool_size: int | None = None) -> Store:
+def open_store(
+    url: str, *, pool_size: int | None = None, lock_patience: float | None = None
+) -> Store:
     """The store twin for a database URL.
 
     ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).
+    ``lock_patience``: how long a PostgreSQL transaction waits for a lock another session
+    holds (None: as long as it is held); a SQLite file's has its own busy timeout.
 
     Raises:
         StoreError: the URL is malformed or names no supported database, a SQLite file's
@@ -2890,7 +2901,7 @@ def open_store(url: str, *, pool_size: int | None = None) -> Store:
     parsed = parsed.set(drivername="postgresql+psycopg")
     from .store_postgres import PostgresStore
 
-    return PostgresStore(parsed, pool_size=pool_size or 2)
+    return PostgresStore(parsed, pool_size=pool_size or 2, lock_patience=lock_patience)
 
 
 def parse_database_url(url: str) -> URL:

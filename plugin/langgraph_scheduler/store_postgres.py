@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection as PooledConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql import Select
@@ -58,6 +59,7 @@ from .store import (
     _LATEST,
     LATE_INDEXES,
     LOCK_LOG_SECS,
+    QUIET_LOCK_SECS,
     Finish,
     Finished,
     Store,
@@ -168,6 +170,9 @@ class PostgresStore(Store):
         url: a ``postgresql+psycopg`` URL.
         pool_size: connections for the store's transactions (a claim, a finish and the
             upkeep each hold one for milliseconds; more work waits for a free one).
+        lock_patience: how long a transaction waits for a lock another session holds
+            before it gives up with ``StoreUnavailable`` (None: as long as it is held);
+            the wait is logged after 2 s either way, naming that session.
 
     Note:
         A replica's connections are bounded whatever its ``max_concurrency``: the
@@ -176,17 +181,22 @@ class PostgresStore(Store):
         path's statements sent alone) and one listening for task changes: 6 in all, so 10
         replicas fit in PostgreSQL's default ``max_connections`` (100) with room to
         spare (2 more while :meth:`build_indexes` builds an index, once after an
-        upgrade). When the server refuses connections, work waits and is retried; it is
-        never dropped. A task's row another session holds locked (a DBA's open
-        transaction) keeps none of the pool's two connections for longer than the
-        :data:`LOCK_TIMEOUT` at a time, so the upkeep's lease renewals always get one: a
-        write of that task tries again for :data:`~.store.TASK_LOCK_PATIENCE` seconds,
-        then raises ``TaskBusy``; a batch of finishes is retried by the engine.
+        upgrade; one more while a transaction has run over 2 s, to see whether it waits
+        for another session's lock: see :class:`_LockWatch`). When the server refuses
+        connections, work waits and is retried; it is never dropped. A task's row
+        another session holds locked (a DBA's open transaction) keeps none of the pool's
+        two connections for longer than the :data:`LOCK_TIMEOUT` at a time, so the
+        upkeep's lease renewals always get one: a write of that task tries again for
+        :data:`~.store.TASK_LOCK_PATIENCE` seconds, then raises ``TaskBusy``; a batch of
+        finishes is retried by the engine.
     """
 
     dialect = "postgresql"
 
-    def __init__(self, url: URL, *, pool_size: int = 2) -> None:
+    def __init__(self, url: URL, *, pool_size: int = 2, lock_patience: float | None = None) -> None:
+        self.lock_patience = lock_patience
+        """How long a transaction waits for a lock another session holds (None: as long
+        as it is held); see :class:`_LockWatch`."""
         self.prepares, url = _prepared_statements(url)
         """Whether statements are prepared on the server (see
         :data:`PREPARED_STATEMENTS_PARAM`)."""
@@ -250,7 +260,7 @@ class PostgresStore(Store):
         return await _twice_if_gone(self._run_once, work)
 
     async def _run_once(self, work: Callable[[Connection], _T]) -> _T:
-        async with self.async_engine.begin() as conn:
+        async with self.async_engine.begin() as conn, _LockWatch(self, conn):
             return await conn.run_sync(work)
 
     async def _run_bounded(self, work: Callable[[Connection], _T]) -> _T:
@@ -1170,6 +1180,111 @@ _SETUP_HOLDER = text(
 )
 """The session holding the start-up lock (a bigint advisory key is its two halves in
 ``pg_locks``): its pid, client address and seconds in its transaction."""
+
+
+class _LockWatch:
+    """While a pooled transaction runs: once it has run for :data:`~.store.QUIET_LOCK_SECS`,
+    ask (on a session of its own, every :data:`~.store.LOCK_LOG_SECS`) whether it waits
+    for a lock another session holds (a table locked by hand, a transaction left open);
+    if so, a warning names that session, and once the store's ``lock_patience`` has run
+    out the transaction's statement is cancelled and it raises ``StoreUnavailable``
+    naming the session. A transaction that runs long but waits for no lock is left
+    alone. Behind a pooler in transaction mode the session is not known and nothing is
+    said. Costs a timer per transaction; a connection only while one runs long."""
+
+    def __init__(self, store: PostgresStore, conn: PooledConnection) -> None:
+        self.store = store
+        self.conn = conn
+        self.began = asyncio.get_running_loop().time()
+        self.holders: list[Any] | None = None
+        """The sessions holding the lock when the wait was given up (None: it was not),
+        as :data:`_LOCK_HOLDERS` rows."""
+        self._watch: asyncio.Future[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(QUIET_LOCK_SECS, self._start)
+
+    def _start(self) -> None:
+        self._watch = asyncio.ensure_future(self._watching())
+
+    async def __aenter__(self) -> _LockWatch:
+        return self
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        if self.holders is not None and isinstance(exc, DBAPIError):
+            waited = asyncio.get_running_loop().time() - self.began
+            raise StoreUnavailable(
+                f"database {self.store.safe_url}: {_sessions(self.holders)} held a lock "
+                f"this transaction needs: it gave up after {waited:.0f}s (store_retry_secs="
+                f"{self.store.lock_patience:g}), nothing written: "
+                f"{_terminate(self.holders)}"
+            ) from exc
+
+    async def _watching(self) -> None:
+        import psycopg
+
+        loop = asyncio.get_running_loop()
+        patience = self.store.lock_patience
+        try:
+            begun = self.conn.sync_connection
+            session = None if begun is None else begun.connection.driver_connection
+            assert session is not None  # begun: its connection is open
+            pid = session.info.backend_pid
+            async with await psycopg.AsyncConnection.connect(
+                self.store.conninfo, autocommit=True
+            ) as side:
+                while True:
+                    cursor = await side.execute(_LOCK_HOLDERS, {"pid": pid})
+                    rows = await cursor.fetchall()
+                    waited = loop.time() - self.began
+                    if rows and patience is not None and waited >= patience:
+                        self.holders = rows
+                        await session.cancel_safe()
+                        return
+                    if rows:
+                        logger.warning(
+                            "database %s: %s holds a lock this process needs: it waits for "
+                            "it (%.0fs so far, up to %s): %s",
+                            self.store.safe_url,
+                            _sessions(rows),
+                            waited,
+                            "no limit" if patience is None else f"{patience:g}s (store_retry_secs)",
+                            _terminate(rows),
+                        )
+                    pause = LOCK_LOG_SECS
+                    if patience is not None and waited < patience:
+                        pause = min(pause, patience - waited)
+                    await asyncio.sleep(pause)
+        except (psycopg.Error, OSError) as exc:  # only a word lost: the work goes on
+            logger.debug("watching a transaction's lock wait failed: %s", exc)
+
+
+_LOCK_HOLDERS = (
+    "SELECT h.pid, host(h.client_addr), "
+    "CAST(extract(epoch FROM clock_timestamp() - h.xact_start) AS integer) "
+    "FROM pg_stat_activity h WHERE h.pid = ANY(pg_blocking_pids(%(pid)s)) "
+    "AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE w.pid = %(pid)s "
+    "AND w.wait_event_type = 'Lock' AND w.usename = current_user "
+    "AND w.datname = current_database()) ORDER BY h.pid"
+)
+"""The sessions holding the lock the session ``pid`` waits for (none when it waits for
+none, or is not a session of this role on this database: behind a pooler, the pid the
+client knows is the pooler's)."""
+
+
+def _sessions(holders: list[Any]) -> str:
+    """Name the sessions :data:`_LOCK_HOLDERS` rows describe, for a log line."""
+    return " and ".join(_session_of(holder) for holder in holders)
+
+
+def _terminate(holders: list[Any]) -> str:
+    """What ends the sessions :data:`_LOCK_HOLDERS` rows describe, as a phrase."""
+    pids = ", ".join(str(holder[0]) for holder in holders)
+    if len(holders) == 1:
+        return f"`SELECT pg_terminate_backend({pids})` ends that session"
+    return f"`SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{pids}]) pid` ends those sessions"
 
 
 def _session_of(holder: Any) -> str:

@@ -60,6 +60,7 @@ from .store import (
     _RUN_FINISH,
     _TIMES,
     LOCK_LOG_SECS,
+    QUIET_LOCK_SECS,
     Finished,
     Store,
     ThreadLocks,
@@ -81,9 +82,6 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
-
-QUIET_LOCK_SECS = 2.0
-"""How long a start waits for the file's write lock before it says what it waits for."""
 
 SYNCHRONOUS = "NORMAL"
 """SQLite's durability setting, the same for run records and checkpoints (they share the
