@@ -178,6 +178,27 @@ def test_the_package_imports_its_names_on_first_use() -> None:
     assert set(langgraph_scheduler.__all__) <= set(dir(langgraph_scheduler))
 
 
+def test_public_modules_are_found_as_attributes_of_the_package() -> None:
+    # As when the package imported its names eagerly: code that reaches a module through
+    # the package (``langgraph_scheduler.webhooks.Webhook``) keeps working.
+    code = (
+        "import langgraph_scheduler as lgs\n"
+        "print(lgs.webhooks.Webhook.__name__, lgs.store.open_store.__name__)\n"
+        "for name in ('nothing_here', '_bridge_x'):\n"
+        "    try:\n"
+        "        getattr(lgs, name)\n"
+        "    except AttributeError as exc:\n"
+        "        print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Webhook open_store",
+        "module 'langgraph_scheduler' has no attribute 'nothing_here'",
+        "module 'langgraph_scheduler' has no attribute '_bridge_x'",
+    ]
+
+
 def test_the_console_script_runs() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "langgraph_scheduler", "--version"],

@@ -95,6 +95,14 @@ checkers)."""
 def __getattr__(name: str) -> Any:
     module = _HOME.get(name)
     if module is None:
+        # A public module not imported yet (``langgraph_scheduler.webhooks``), as it was
+        # found when the package imported its names eagerly.
+        if name.isidentifier() and not name.startswith("_"):
+            try:
+                return importlib.import_module(f".{name}", __name__)
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise  # the module exists, and an import inside it failed
         raise AttributeError(f"module 'langgraph_scheduler' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # once: later lookups find it without this call
