@@ -977,3 +977,39 @@ async def test_a_start_as_a_role_that_may_not_log_in_fails_at_once_saying_so(
     message = await _refused_start(url)
     assert message.startswith(f"role {role!r} may not log in on ")
     assert f"allow it (ALTER ROLE {role} LOGIN) or fix the URL's user" in message
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        (
+            "sslmode=bogus",
+            "invalid PostgreSQL connection option sslmode='bogus' in the URL "
+            '(invalid sslmode value: "bogus"): fix or remove it',
+        ),
+        (
+            "keepalives=often",
+            "invalid PostgreSQL connection option keepalives='often' in the URL "
+            '(invalid integer value "often" for connection option "keepalives"): fix or remove it',
+        ),
+        (
+            "options=-clgs_no_such_setting%3D1",
+            "{server} refused the setting 'lgs_no_such_setting' the URL asks for",
+        ),
+        (
+            "client_encoding=bogus",
+            "{server} refused the setting 'client_encoding' the URL asks for "
+            '(invalid value for parameter "client_encoding": "bogus"): fix or remove it',
+        ),
+    ],
+    ids=["libpq-value", "libpq-integer", "server-setting", "server-value"],
+)
+async def test_a_start_with_a_connection_option_no_wait_mends_fails_at_once_naming_it(
+    postgres_url: str, query: str, said: str
+) -> None:
+    # It was a StoreUnavailable ("can be retried once it is reachable"), retried for
+    # store_retry_secs as if the server were down.
+    server = make_url(postgres_url)
+    message = await _refused_start(f"{postgres_url}?{query}")
+    assert message.startswith(said.format(server=f"{server.host}:{server.port or 5432}"))
+    assert message.endswith(f"?{query})")

@@ -1080,7 +1080,8 @@ class PostgresStore(Store):
         return prepared if self.prepares else None
 
     def _map_error(self, exc: BaseException) -> StoreError:
-        refused = self._refused_login(getattr(exc, "orig", None) or exc)
+        orig = getattr(exc, "orig", None) or exc
+        refused = self._refused_login(orig) or self._refused_option(orig)
         if refused is not None:
             return StoreError(refused)
         mapped = super()._map_error(exc)
@@ -1147,6 +1148,53 @@ class PostgresStore(Store):
                 f"password, or the server's pg_hba.conf {shown}"
             )
         return None
+
+    def _refused_option(self, exc: BaseException) -> str | None:
+        """What to fix when an option of the URL's query has a value no retry makes
+        valid: refused before connecting by libpq or psycopg (an ``sslmode`` it does not
+        know, a number that is none), or at login by the server (a setting sent through
+        ``options`` or ``client_encoding``). None for any other error. Read from the
+        words of an error raised at connect time (it carries no SQLSTATE), in English as
+        :meth:`_refused_login` reads them."""
+        if getattr(exc, "sqlstate", None) is not None:
+            return None
+        said = " ".join(str(exc).split())
+        shown = f"(URL {self.safe_url})"
+        for pattern in _CLIENT_REFUSALS:
+            found = re.search(pattern, said)
+            if found:
+                return (
+                    f"invalid PostgreSQL connection option {found['option']}="
+                    f"{found['value']!r} in the URL ({found[0]}): fix or remove it; "
+                    f"the values each option takes are listed at {_LIBPQ_OPTIONS} {shown}"
+                )
+        for pattern in _SERVER_REFUSALS:
+            found = re.search(pattern, said)
+            if found:
+                url = self.url
+                where = _server_of(said) or f"{url.host or 'localhost'}:{url.port or 5432}"
+                return (
+                    f"{where} refused the setting {found['option']!r} the URL asks for "
+                    f"({found[0]}): fix or remove it in the URL's query (its options=-c… or "
+                    f"the parameter of that name) {shown}"
+                )
+        return None
+
+
+_LIBPQ_OPTIONS = "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS"
+
+_CLIENT_REFUSALS = (
+    r'invalid (?P<option>\w+) value: "(?P<value>[^"]*)"',
+    r'invalid integer value "(?P<value>[^"]*)" for connection option "(?P<option>\w+)"',
+    r"bad value for (?P<option>\w+): '(?P<value>[^']*)'",  # psycopg's own check
+)
+"""How libpq (or psycopg) words a connection option's value it refuses to connect with."""
+
+_SERVER_REFUSALS = (
+    r'unrecognized configuration parameter "(?P<option>[^"]*)"',
+    r'invalid value for parameter "(?P<option>[^"]*)": "[^"]*"',
+)
+"""How the server words a setting the connection asked for that it refuses at login."""
 
 
 _LISTEN_RETRY_MAX_SECS = 30.0
