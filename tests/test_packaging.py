@@ -273,6 +273,14 @@ BAD_URLS = [
         r"^no database URL given: use sqlite:///path/to/file\.db",
         id="empty",
     ),
+    pytest.param(
+        "sqlite:///{tmp}/scheduler.db?mode=ro&cached_statements=50",
+        r"^the SQLite URL 'sqlite:///\S+/scheduler\.db\?mode=ro&cached_statements=50' has "
+        r"query options the SQLite store does not support \(mode\): it accepts only "
+        r"cached_statements and opens the file for reading and writing; write "
+        r"sqlite:///\S+/scheduler\.db\?cached_statements=50$",
+        id="sqlite-query-option",
+    ),
 ]
 
 

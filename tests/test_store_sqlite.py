@@ -428,6 +428,27 @@ async def test_a_start_on_a_read_only_file_fails_at_once_saying_so(path: Path, m
     assert not runtime.running
 
 
+@pytest.mark.parametrize("query", ["mode=ro", "uri=true&mode=ro", "timeout=1", "bogus=1"])
+async def test_a_query_option_the_store_does_not_honour_is_refused_before_the_file_is_opened(
+    path: Path, made: str, query: str
+) -> None:
+    # SQLAlchemy warned and ignored it (``uri=true`` opened a file named after the whole
+    # query): a runtime started "read-only" on ?mode=ro wrote the file all the same.
+    before = path.read_bytes()
+    runtime = SchedulerRuntime(None, database=f"{made}?{query}")
+    with pytest.raises(StoreError, match=r"has query options the SQLite store does not support"):
+        await runtime.start()
+    assert not runtime.running
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+async def test_the_query_option_the_store_passes_on_is_still_accepted(path: Path) -> None:
+    async with SchedulerRuntime(None, database=f"sqlite:///{path}?cached_statements=8") as rt:
+        task = await rt.create_task(name="t", schedule=Interval(minutes=1), trigger="x")
+        assert [t.id for t in await rt.list_tasks()] == [task.id]
+
+
 async def test_a_start_in_a_read_only_folder_says_the_folder_must_be_writable(
     tmp_path: Path,
 ) -> None:

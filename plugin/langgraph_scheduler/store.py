@@ -2887,9 +2887,10 @@ def open_store(
     holds (None: as long as it is held); a SQLite file's has its own busy timeout.
 
     Raises:
-        StoreError: the URL is malformed or names no supported database, a SQLite file's
-            folder does not exist, or the ``postgres`` extra is not installed; the message
-            says what to do instead.
+        StoreError: the URL is malformed or names no supported database, a SQLite URL
+            carries a query option the store does not honour (see
+            :data:`SQLITE_QUERY_OPTIONS`), a SQLite file's folder does not exist, or the
+            ``postgres`` extra is not installed; the message says what to do instead.
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -2943,6 +2944,7 @@ def parse_database_url(url: str) -> URL:
         raise StoreError(f"malformed database URL {shown!r} ({reason}): {_URL_FORMS}") from None
     backend, _, driver = parsed.drivername.lower().partition("+")
     if backend == "sqlite":
+        _check_sqlite_query(parsed, shown)
         return parsed.set(drivername="sqlite")
     if backend in ("postgresql", "postgres"):
         if driver not in ("", "psycopg"):
@@ -2952,6 +2954,29 @@ def parse_database_url(url: str) -> URL:
             )
         return parsed.set(drivername="postgresql")
     raise StoreError(f"unsupported database URL {shown!r}: {_URL_FORMS}")
+
+
+SQLITE_QUERY_OPTIONS = ("cached_statements",)
+"""The query options a SQLite URL may carry: those the store passes on to every
+connection it opens. SQLAlchemy's driver takes a few more (``timeout``,
+``check_same_thread``, ``isolation_level``), which the store sets itself, and SQLite's
+URI options (``mode=ro``, ``cache``) only with ``uri=true``, which the checkpointer's
+connection would not follow (it opens the file by its path)."""
+
+
+def _check_sqlite_query(url: URL, shown: str) -> None:
+    """Refuse a query option the SQLite store would not honour: SQLAlchemy warns and
+    ignores it, and a store opened ``?mode=ro`` would write all the same."""
+    refused = sorted(name for name in url.query if name not in SQLITE_QUERY_OPTIONS)
+    if not refused:
+        return
+    plain = url.difference_update_query(refused).set(drivername="sqlite")
+    named = ", ".join(refused)
+    raise StoreError(
+        f"the SQLite URL {shown!r} has query options the SQLite store does not support "
+        f"({named}): it accepts only {', '.join(SQLITE_QUERY_OPTIONS)} and opens the file "
+        f"for reading and writing; write {plain.render_as_string()}"
+    )
 
 
 def _utf8(text: str) -> bool:
