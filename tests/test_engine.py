@@ -33,10 +33,10 @@ from langgraph_scheduler import (
     TaskOptions,
 )
 from langgraph_scheduler.cli import main
-from langgraph_scheduler.models import TaskState
+from langgraph_scheduler.models import Task, TaskState
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import runs_table, tasks_table
+from langgraph_scheduler.store import NO_NEXT_RUN, runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock, SystemClock
 from langgraph_scheduler.trigger import ConversationTrigger
 
@@ -303,6 +303,16 @@ async def test_a_timer_job_that_comes_before_the_runtimes_clock_waits_for_that_c
 # -- corrupt rows ------------------------------------------------------------------------
 
 
+async def _bad_and_good(rt: SchedulerRuntime) -> tuple[Task, Task]:
+    """Two of alice's tasks due every minute: "bad", for a test to write by hand, and
+    "good", which must fire all the same."""
+    made = [
+        await rt.create_task(name=name, schedule=Interval(minutes=1), trigger="x", owner="alice")
+        for name in ("bad", "good")
+    ]
+    return made[0], made[1]
+
+
 async def _corrupt(rt: SchedulerRuntime, task_id: str, column: str) -> None:
     garbage = json.dumps("{not json") if rt.store.dialect == "postgresql" else "{not json"
     statement = text(f"UPDATE lgs_tasks SET {column} = :g WHERE id = :i")
@@ -315,12 +325,7 @@ async def test_a_corrupt_row_is_quarantined_and_the_others_fire(
 ) -> None:
     events: list[TaskEvent] = []
     async with runtime(None, database, clock, runs) as admin:
-        bad = await admin.create_task(
-            name="bad", schedule=Interval(minutes=1), trigger="x", owner="alice"
-        )
-        good = await admin.create_task(
-            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice"
-        )
+        bad, good = await _bad_and_good(admin)
         await _corrupt(admin, bad.id, column)
     graph = build_graph(ScriptedChatModel())
     async with runtime(graph, database, clock, runs, on_event=events.append) as rt:  # starts
@@ -508,12 +513,7 @@ async def test_a_row_with_a_value_the_schema_forbids_stops_nothing(
     # Written by hand: a value no task can hold. The row is read (quarantined, naming
     # the column), and the other tasks fire; it used to fail every claim and listing.
     async with runtime(None, database, clock, runs) as admin:
-        bad = await admin.create_task(
-            name="bad", schedule=Interval(minutes=1), trigger="x", owner="alice"
-        )
-        good = await admin.create_task(
-            name="good", schedule=Interval(minutes=1), trigger="x", owner="alice"
-        )
+        bad, good = await _bad_and_good(admin)
         statement = text(f"UPDATE lgs_tasks SET {column} = :v WHERE id = :i")
         await admin.store.transaction(
             lambda conn: conn.execute(statement, {"v": value, "i": bad.id})
@@ -769,6 +769,7 @@ async def test_a_state_filter_lists_each_row_as_it_reads(
             ("state", "'quarantined'"),
             ("thread_mode", "'bogus'"),
             ("last_outcome", "'bogus'"),
+            ("next_run_at", "NULL"),  # an active task without a due time
         ]
         corrupt = {}
         for n, (column, raw) in enumerate(shared + _UNREADABLE_BY_HAND[rt.store.dialect]):
@@ -811,6 +812,33 @@ async def test_a_state_filter_lists_each_row_as_it_reads(
         assert answer.text.startswith(f"{len(corrupt)} task(s):"), answer.text
         assert answer.text.count("state: quarantined") == len(corrupt)
     assert "reads as" not in caplog.text  # the database told every row as it reads
+
+
+async def test_an_active_row_without_a_due_time_reads_as_quarantined_until_resumed(
+    clock: FakeClock, runs: RunWaiter, database: str
+) -> None:
+    # Written by hand: an active task whose next_run_at is NULL is never found due. It
+    # read as a healthy active task (no problem), listed and counted as one, and never
+    # fired, with nothing to say why.
+    async with runtime(None, database, clock, runs) as admin:
+        bad, good = await _bad_and_good(admin)
+        await _by_hand(admin, f"UPDATE lgs_tasks SET next_run_at = NULL WHERE id = '{bad.id}'")
+    async with runtime(build_graph(ScriptedChatModel()), database, clock, runs) as rt:
+        read = await rt.get_task(bad.id)
+        assert (read.state, read.problem) == ("quarantined", NO_NEXT_RUN)
+        assert [t.id for t in await rt.list_tasks(state="quarantined")] == [bad.id]
+        assert [t.id for t in await rt.list_tasks(state="active")] == [good.id]
+        assert await rt.store.count_tasks(owner="alice", states=["active"]) == 1
+        answer = await Tools(rt)("list_tasks", ALICE, state="quarantined", scope="all")
+        assert f"problem: its stored row cannot be read ({NO_NEXT_RUN})" in answer.text
+        await step(rt, clock, 60)
+        assert [r.task_id for r in runs.records] == [good.id]
+        resumed = await rt.resume_task(bad.id)  # what the problem says to do
+        assert (resumed.state, resumed.problem) == ("active", None)
+        assert resumed.next_run_at == clock.now() + timedelta(minutes=1)
+        await step(rt, clock, 60)
+        assert sorted(r.task_id for r in runs.records[1:]) == sorted([bad.id, good.id])
+        assert {r.outcome for r in runs.records} == {"success"}
 
 
 async def test_a_row_that_reads_as_quarantined_takes_no_room_in_the_quota(
@@ -864,24 +892,27 @@ def test_the_cli_lists_rows_that_read_as_quarantined(
 ) -> None:
     # A hand-written row with a state no task has, or a due time out of range, never falls
     # due to be quarantined: `tasks list --state quarantined` missed it, and `--state
-    # active` listed the second, shown quarantined.
-    async def make() -> tuple[str, str, str]:
+    # active` listed the second, shown quarantined (and the third, an active row without
+    # a due time, shown active).
+    async def make() -> tuple[str, str, str, str]:
         async with SchedulerRuntime(None, database=database) as rt:
             ids = [
                 (await rt.create_task(name=name, schedule=Interval(minutes=1), trigger="x")).id
-                for name in ("good", "lost", "never")
+                for name in ("good", "lost", "never", "idle")
             ]
             never = "'infinity'" if rt.store.dialect == "postgresql" else "12345"
             await _by_hand(rt, f"UPDATE lgs_tasks SET state = 'bogus' WHERE id = '{ids[1]}'")
             await _by_hand(rt, f"UPDATE lgs_tasks SET next_run_at = {never} WHERE id = '{ids[2]}'")
-            return ids[0], ids[1], ids[2]
+            await _by_hand(rt, f"UPDATE lgs_tasks SET next_run_at = NULL WHERE id = '{ids[3]}'")
+            return ids[0], ids[1], ids[2], ids[3]
 
-    good, lost, never = asyncio.run(make())
+    good, lost, never, idle = asyncio.run(make())
     listing = ["tasks", "list", "--database", database, "--json", "--state"]
     assert main([*listing, "quarantined"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert sorted(t["id"] for t in listed) == sorted([lost, never])
+    assert sorted(t["id"] for t in listed) == sorted([lost, never, idle])
     assert {t["state"] for t in listed} == {"quarantined"}
+    assert [t["problem"] for t in listed if t["id"] == idle] == [NO_NEXT_RUN]
     assert main([*listing, "active"]) == 0
     assert [t["id"] for t in json.loads(capsys.readouterr().out)] == [good]
 

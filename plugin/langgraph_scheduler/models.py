@@ -322,9 +322,11 @@ class Task(BaseModel):
     """Bumped by every change; writes are conditional on the version they read."""
     problem: str | None = None
     """Why the stored row cannot be fully read (its schedule, options or payload are
-    corrupt), or None. Such a task is quarantined when it falls due (or, for its payload,
-    when run by hand): one ``error`` record, no retry. It can be listed and deleted, and
-    comes back when ``update_task`` gives it what the problem names."""
+    corrupt, or another column, or it is active without a due time), or None. Such a task
+    is quarantined when it falls due (or, for its payload, when run by hand): one
+    ``error`` record, no retry. It can be listed and deleted, and comes back when
+    ``update_task`` gives it what the problem names (or, without a due time, when it is
+    resumed)."""
 
     @property
     def zone(self) -> ZoneInfo:

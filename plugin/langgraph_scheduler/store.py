@@ -1744,6 +1744,7 @@ class Store(ABC):
         checks = [
             t.thread_mode.in_(get_args(ThreadMode)),
             or_(t.last_outcome.is_(None), t.last_outcome.in_(get_args(RunOutcome))),
+            or_(t.state != "active", t.next_run_at.is_not(None)),  # see NO_NEXT_RUN
         ]
         for name in _TIMES:
             held = t[name]
@@ -3454,6 +3455,12 @@ _UNREADABLE_AS: dict[str, Any] = {
 """What a task shows for a column that cannot be read (a row written by hand)."""
 
 
+NO_NEXT_RUN = (
+    "next_run_at: none, though the task is active, so it would never fire; resume_task "
+    "gives it the next time of its schedule"
+)
+"""The problem of an active task's row without a due time (written by hand)."""
+
 _EVERY_STATE = frozenset(get_args(TaskState))
 """Every state a task can read as: a filter naming them all filters nothing."""
 
@@ -3480,8 +3487,9 @@ def task_from_row(row: Any) -> Task:
     """A task from its stored row; schedule, options or payload that cannot be read leave
     the task readable, with ``problem`` saying why (it is quarantined when it falls due,
     or when it is run by hand if its payload is what cannot be read).
-    So do its state and times: it is shown ``quarantined`` (it cannot fire as stored)
-    and can be deleted."""
+    So do its state and times, and an active row without a due time (see
+    :data:`NO_NEXT_RUN`): it is shown ``quarantined`` (it cannot fire as stored) and can
+    be deleted, or resumed."""
     data = dict(row)
     problems: list[str] = []
     try:
@@ -3505,6 +3513,11 @@ def task_from_row(row: Any) -> Task:
         trouble = payload_problem(data["payload"])
         if trouble is not None:
             problems.append(f"payload: {trouble}")
+    if data["state"] == "active" and data["next_run_at"] is None:
+        # Written by hand: no claim ever finds it due. Not given a time here: whoever
+        # cleared it may have meant to stop it; resuming it is its owner's call.
+        problems.append(NO_NEXT_RUN)
+        data["state"] = "quarantined"
     if problems:
         data["problem"] = "; ".join(problems)
     # A time the database holds but Python cannot (read as one of the two bounds).
