@@ -724,6 +724,74 @@ async def test_an_expired_lease_is_recorded_interrupted_and_retried(
     assert await store.interrupt_expired(now=at(200), reason="again") == []
 
 
+_UNREADABLE_LEASES = {
+    "sqlite": ["'no time'", "'9999-02-30 09:00:00.000000'"],  # text, and February 30th
+    "postgresql": ["'infinity'", "'10000-01-01 00:00:00+00'"],
+}
+"""Per backend, leases written by hand that no time Python holds can be read from."""
+
+
+async def test_a_running_fire_whose_lease_cannot_be_read_is_swept_as_lapsed(
+    store: Store, service: TaskService
+) -> None:
+    # Its lease never read as past: a holder that died on another host (not known to
+    # be dead here) left its fire running forever, neither taken over nor interrupted.
+
+    async def lease(run: TaskRunRecord, raw: str) -> TaskRunRecord:
+        statement = text(f"UPDATE lgs_runs SET lease_expires_at = {raw} WHERE run_id = :r")
+        await store.transaction(lambda conn: conn.execute(statement, {"r": run.run_id}))
+        return run
+
+    await every_minute(service, options=TaskOptions(retries=0))
+    runs = [
+        await lease(await claim_one(store, at(60 * n)), raw)
+        for n, raw in enumerate(_UNREADABLE_LEASES[store.dialect], start=1)
+    ]
+    good = await claim_one(store, at(180))  # its lease runs to at(210)
+
+    assert [r.run_id for r in await store.expired_server_runs(now=at(181))] == []  # none named
+    assert await store.take_over_run(
+        runs[0].run_id, now=at(181), holder="replica-b", lease_until=at(240)
+    )
+    swept = await store.interrupt_expired(now=at(181), reason="holder died")
+
+    assert sorted(d.record.run_id for d in swept) == [runs[1].run_id]
+    assert [(d.record.outcome, d.record.error) for d in swept] == [
+        ("interrupted", "holder died (its stored lease could not be read)")
+    ]
+    assert sorted(await store.running_holders()) == sorted({"replica-b", HOLDER})
+    stored = {r.run_id: r.outcome for r in await store.recent_runs()}
+    assert stored == {runs[0].run_id: None, runs[1].run_id: "interrupted", good.run_id: None}
+
+
+async def test_a_running_row_whose_attempt_cannot_be_read_is_closed_by_the_sweep(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite keeps any value in any column (PostgreSQL's integer column refuses one
+    # that is no number): the row reads as no run, and the sweep still records it
+    # interrupted, saying so, so that the fire ends; the listings go on without it.
+    store = open_store(sqlite_url)
+    await store.setup()
+    try:
+        task = await every_minute(TaskService(store, clock=FakeClock(T0)))
+        bad = await claim_one(store, at(60))
+        statement = text("UPDATE lgs_runs SET attempt = 'first' WHERE run_id = :r")
+        await store.transaction(lambda conn: conn.execute(statement, {"r": bad.run_id}))
+        good = await claim_one(store, at(120))
+
+        assert await store.interrupt_expired(now=at(91), reason="holder died") == []
+        assert await store.running_holders() == [HOLDER]  # the other fire, still leased
+        raw = text("SELECT outcome, error FROM lgs_runs WHERE run_id = :r")
+        closed = await store.transaction(lambda conn: conn.execute(raw, {"r": bad.run_id}).one())
+        assert tuple(closed) == ("interrupted", "holder died (its stored record could not be read)")
+        assert [r.run_id for r in await store.history(task.id)] == [good.run_id]
+        assert [r.run_id for r in await store.recent_runs()] == [good.run_id]
+        assert await store.get_run(bad.run_id) is None
+        assert f"run {bad.run_id}: its stored row cannot be read" in caplog.text
+    finally:
+        await store.close()
+
+
 async def test_a_named_server_run_stays_on_the_record_a_sweep_interrupts(
     store: Store, service: TaskService
 ) -> None:

@@ -1746,10 +1746,25 @@ class Store(ABC):
             or_(t.last_outcome.is_(None), t.last_outcome.in_(get_args(RunOutcome))),
             or_(t.state != "active", t.next_run_at.is_not(None)),  # see NO_NEXT_RUN
         ]
-        for name in _TIMES:
-            held = t[name]
-            checks.append(or_(held.is_(None), and_(held > _EARLIEST, held < _LATEST)))
+        checks += [or_(t[name].is_(None), self._readable_time(t[name])) for name in _TIMES]
         return checks
+
+    def _readable_time(self, held: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether a stored time (not NULL) reads as one, told by the database: any
+        other reads as one of the bounds (see ``_BOUNDS``); a twin adds what its
+        columns may hold beyond their type."""
+        return and_(held > _EARLIEST, held < _LATEST)
+
+    def _stale(self, now: datetime, holders: Sequence[str]) -> ColumnElement[bool]:
+        """Running fires' claims that lapsed: no lease, a lease past ``now`` or one that
+        cannot be read (written by hand: no runtime renews it as such, and it could
+        never be told lapsed), or a holder among ``holders`` (known to be dead)."""
+        lease = runs_table.c.lease_expires_at
+        unreadable = not_(func.coalesce(self._readable_time(lease), false()))
+        stale = or_(lease.is_(None), lease < now, unreadable)
+        if holders:
+            stale = or_(stale, runs_table.c.holder.in_(list(holders)))
+        return stale
 
     def _active_of(self, owner: str, *, excluding: str | None = None) -> Any:
         """The count of ``owner``'s tasks that read as active (but ``excluding``), for a
@@ -2452,7 +2467,7 @@ class Store(ABC):
         query = select(runs_table).where(
             runs_table.c.outcome.is_(None),
             runs_table.c.server_run_id.is_not(None),
-            _stale(now, holders),
+            self._stale(now, holders),
         )
         return await self._runs(query.limit(500))
 
@@ -2474,7 +2489,7 @@ class Store(ABC):
             .where(
                 runs_table.c.run_id == run_id,
                 runs_table.c.outcome.is_(None),
-                _stale(now, holders),
+                self._stale(now, holders),
             )
             .values(holder=holder, lease_expires_at=lease_until)
         )
@@ -2485,7 +2500,7 @@ class Store(ABC):
     ) -> list[Finished]:
         """Record ``interrupted`` for running fires whose holder stopped renewing its lease
         (or is one of ``holders``, known to be dead); retries follow the task's policy."""
-        stale = _stale(now, holders)
+        stale = self._stale(now, holders)
         query = self._lock_due(
             select(runs_table).where(runs_table.c.outcome.is_(None), stale).limit(500)
         )
@@ -2506,7 +2521,10 @@ class Store(ABC):
                         )
                     )
                     continue
-                finishes.append((_interrupted(record, reason), row["holder"]))
+                why = reason
+                if row["lease_expires_at"] in _BOUNDS:  # lapsed as no lease (see _stale)
+                    why = f"{reason} (its stored lease could not be read)"
+                finishes.append((_interrupted(record, why), row["holder"]))
             finishes.sort(key=lambda f: f[0].record.task_id)
             done = [
                 self._finish(conn, f, now, holder=holder, skip_busy=True) for f, holder in finishes
@@ -3317,15 +3335,6 @@ def _missed_record(task: Task, decision: FireDecision, now: datetime) -> TaskRun
         summary=summary,
         thread_id=task.thread_id,
     )
-
-
-def _stale(now: datetime, holders: Sequence[str]) -> Any:
-    """Running fires' claims that lapsed: no lease, a lease past ``now``, or a holder
-    among ``holders`` (known to be dead)."""
-    stale = or_(runs_table.c.lease_expires_at.is_(None), runs_table.c.lease_expires_at < now)
-    if holders:
-        stale = or_(stale, runs_table.c.holder.in_(list(holders)))
-    return stale
 
 
 def _task_exists(conn: Connection, task_id: str) -> bool:

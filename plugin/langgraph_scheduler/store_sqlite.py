@@ -58,7 +58,6 @@ from .errors import StoreError, StoreUnavailable
 from .models import TaskRunRecord
 from .store import (
     _RUN_FINISH,
-    _TIMES,
     LOCK_LOG_SECS,
     QUIET_LOCK_SECS,
     Finished,
@@ -241,13 +240,15 @@ class SqliteStore(Store):
         checks += [func.typeof(c) == "text" for c in (t.name, t.owner)]
         for nullable, kind in ((t.max_runs, "integer"), (t.thread_id, "text")):
             checks.append(or_(nullable.is_(None), func.typeof(nullable) == kind))
-        for name in _TIMES:
-            day = func.substr(t[name], 1, 10)
-            # A modifier makes date() carry a day past the month's end into the next;
-            # datetime() is NULL for a time of day that is none (25:00) or trailing text.
-            read = and_(func.date(day, "+0 days") == day, func.datetime(t[name]).is_not(None))
-            checks.append(or_(t[name].is_(None), read))
         return checks
+
+    def _readable_time(self, held: ColumnElement[Any]) -> ColumnElement[bool]:
+        # Text between the bounds may still be no time (February 30th). A modifier
+        # makes date() carry a day past the month's end into the next; datetime() is
+        # NULL for a time of day that is none (25:00) or trailing text.
+        day = func.substr(held, 1, 10)
+        read = and_(func.date(day, "+0 days") == day, func.datetime(held).is_not(None))
+        return and_(super()._readable_time(held), read)
 
     async def close(self) -> None:
         if self._executor is not None:
