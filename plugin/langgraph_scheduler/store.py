@@ -3465,8 +3465,8 @@ _UNREADABLE_AS: dict[str, Any] = {
 
 
 NO_NEXT_RUN = (
-    "next_run_at: none, though the task is active, so it would never fire; resume_task "
-    "gives it the next time of its schedule"
+    "next_run_at: none, though the task is active, so it would never fire; resume it "
+    "to give it the next time of its schedule"
 )
 """The problem of an active task's row without a due time (written by hand)."""
 
