@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import traceback
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -1431,3 +1432,31 @@ async def test_replicas_starting_together_share_one_secret(database: str) -> Non
     finally:
         for each in stores:
             await each.close()
+
+
+async def test_a_failed_write_shows_none_of_the_values_it_sent(
+    store: Store, service: TaskService
+) -> None:
+    # A prompt (or a webhook URL) may hold what only its owner should read: the error of
+    # a write the database refused, and the errors chained to it that a traceback or a
+    # logged exception shows, name the failure, never the values sent.
+    if store.dialect == "postgresql":
+        refuse = [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON lgs_tasks "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    else:
+        refuse = [
+            "CREATE TRIGGER refuse BEFORE INSERT ON lgs_tasks "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        ]
+    await store.transaction(lambda conn: [conn.execute(text(sql)) for sql in refuse])
+    secret = "-".join(["only", "for", "its", "owner"])  # not in this source line
+    with pytest.raises(StoreError) as raised:
+        await every_minute(service, trigger=f"remind me of {secret}")
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "refused by a trigger" in str(raised.value)
+    assert "parameters" in shown  # the chained SQLAlchemy error is in the traceback
+    assert secret not in shown

@@ -1241,6 +1241,9 @@ class Store(ABC):
             raise StoreError(f"database {self.safe_url} failed: {exc}") from exc
 
     def _map_error(self, exc: BaseException) -> StoreError:
+        """Our error for a database's, with the driver's first line of it. The values a
+        statement sent (prompts, webhook URLs, secrets) are never in it, nor in the
+        chained error a traceback shows: the engines hide them (``hide_parameters``)."""
         orig = exc.orig if isinstance(exc, DBAPIError) else exc
         transient = (
             isinstance(exc, OSError)

@@ -215,6 +215,7 @@ class PostgresStore(Store):
                 "prepare_threshold": self._threshold(_STORE_THRESHOLD),
                 **self._keepalives,
             },
+            hide_parameters=True,  # see Store._map_error
         )
         self.sync_engine = self.async_engine.sync_engine
         self._driver_errors = (self.sync_engine.dialect.loaded_dbapi.Error,)

@@ -350,7 +350,12 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
     if in_memory:
         # One connection, used by one transaction at a time: transactions run inline on
         # the event loop and never await, so they cannot interleave.
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,  # see Store._map_error
+        )
     else:
         engine = create_engine(
             url,
@@ -358,6 +363,7 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
             pool_size=pool,
             max_overflow=0,
             connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,  # see Store._map_error
         )
 
     @event.listens_for(engine, "connect")
