@@ -404,6 +404,38 @@ async def test_minimum_interval_applies_to_recurring_schedules(
         assert "recurring tasks may run at most every 5 minutes" in message.text
 
 
+@pytest.mark.parametrize(
+    ("schedule", "minimum", "now", "dst_fires"),
+    [
+        # 01:59 and 02:59 are an hour apart; on 2026-03-29 02:59 is skipped and runs when
+        # the clock jumps, 03:00 CEST: a minute after 01:59 CET.
+        ("59 1,2 * * *", 300, "2026-03-27T12:00:00+00:00", ["2026-03-29T03:00:00+02:00"]),
+        # Every 2 hours; on 2026-10-25 02:00 comes twice, and a wildcard line runs in both.
+        ("0 */2 * * *", 7200, "2026-10-24T20:00:00+00:00", ["2026-10-25T02:00:00+01:00"]),
+    ],
+)
+async def test_minimum_interval_is_measured_on_the_clock_not_across_a_dst_change(
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    schedule: str,
+    minimum: int,
+    now: str,
+    dst_fires: list[str],
+) -> None:
+    """A change that brings two runs together once does not make a line "too frequent":
+    the same line is allowed whatever the date it is created on."""
+    clock = FakeClock(datetime.fromisoformat(now))
+    rt = runtime_factory(make_graph("On it."), database=sqlite_url, **IN_BERLIN, clock=clock)
+    async with rt:
+        tools = Tools(rt, SchedulerLimits(min_interval_secs=minimum))
+        message = await tools("schedule_task", ALICE, name="t", schedule=schedule, prompt="p")
+        assert message.status == "success", message.text
+        (task,) = await all_tasks(rt)
+        runs = [t.isoformat() for t in await rt.next_run_times(task.id, 8)]
+        assert set(dst_fires) <= set(runs)  # the change is among its next runs
+
+
 async def test_limits_are_configurable(rt: SchedulerRuntime) -> None:
     tools = Tools(rt, SchedulerLimits(min_interval_secs=1, max_prompt_chars=10))
     ok = await tools("schedule_task", ALICE, name="fast", schedule="every 2 seconds", prompt="tick")

@@ -120,7 +120,9 @@ class SchedulerLimits(BaseModel):
         default=300,
         ge=0,
         description="Shortest gap allowed between two runs of a recurring task (one-off "
-        "tasks are exempt). Cron lines are measured on their next fire times.",
+        "tasks are exempt). Cron lines are measured on their next fire times, on their "
+        "own clock: a daylight-saving change that brings two runs together once does not "
+        "count.",
     )
     max_prompt_chars: int = Field(
         default=2_000,
@@ -1561,12 +1563,19 @@ def _move_to_zone(task: Task, tz: str) -> Cron | Interval | Once:
 
 
 def _shortest_gap(schedule: Cron | Interval | Once, now: datetime) -> float | None:
-    """Shortest time between consecutive runs (None for a one-off)."""
+    """Shortest time between consecutive runs (None for a one-off).
+
+    A cron line is measured on its own clock, as if in UTC: a daylight-saving change brings
+    two of its runs together once (a fixed time in the gap runs when the clock jumps, a
+    wildcard line runs in both passes of a repeated hour), which is not how often it runs,
+    and would make the answer depend on whether a change is among the samples.
+    """
     if isinstance(schedule, Interval):
         return float(schedule.seconds)
     if isinstance(schedule, Cron):
+        steady = Cron(**{**schedule.model_dump(), "tz": "UTC", "end": None})
         times = [
-            t.astimezone(timezone.utc) for t in schedule.next_fire_times(_GAP_SAMPLES, after=now)
+            t.astimezone(timezone.utc) for t in steady.next_fire_times(_GAP_SAMPLES, after=now)
         ]
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
         return min(gaps) if gaps else None
