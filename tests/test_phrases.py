@@ -200,6 +200,10 @@ NOTES = [
         "every friday night at 1am",
         "'every friday night at 1am' runs in the small hours after that night: on Saturdays",
     ),
+    (
+        "today at midnight",
+        "'today at midnight' is read as the midnight that ends today (Wednesday 2026-03-25 00:00",
+    ),
 ]
 
 
@@ -263,6 +267,19 @@ QUESTIONS = [
      r"The 15th of which month\? Say e\.g\. 'on the 15th of every month at 9:00' or "
      r"'on April 15 at 9:00'\."),
     ("tonight at 12", r"Do you mean 12:00 noon or midnight\?"),
+    # a named day at midnight: the midnight that begins it, or the one that ends it?
+    ("tomorrow at midnight",
+     r"Which midnight: the one that begins Wednesday 2026-03-25 \(the night from Tuesday\), or "
+     r"the one that ends it \(the night into Thursday\)\? Say 'on March 25 2026 at 00:00' or "
+     r"'on March 26 2026 at 00:00'\."),
+    ("on december 31 at midnight",
+     r"Which midnight: the one that begins Thursday 2026-12-31 .* Say 'on December 31 2026 at "
+     r"00:00' or 'on January 1 2027 at 00:00'\."),
+    ("friday at midnight", r"Which midnight: the one that begins Friday 2026-03-27 "),
+    ("every friday at midnight",
+     r"Which midnight: at the start of Fridays, or at their end \(the start of Saturdays\)\? "
+     r"Say 'every fri at 00:00' or 'every sat at 00:00'\."),
+    ("weekdays at midnight", r"Which midnight: at the start of Mondays, .* or at their end"),
     ("tomorrow evening at 12:30",
      r"Do you mean 12:30 after noon or 00:30 after midnight\? Say '12:30pm' or '12:30am'\."),
     # the example of a question is never refused in turn
@@ -300,7 +317,7 @@ PARSE_CASES = [
     ("tomorrow at 9:30pm", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T21:30:00+02:00"]),
     ("tomorrow 7 p.m.", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T19:00:00+02:00"]),
     ("tomorrow at 12am", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
-    ("tomorrow at midnight", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
+    ("today at midnight", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T00:00:00+01:00"]),
     ("tomorrow at 12pm", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T12:00:00+02:00"]),
     ("tomorrow at noon", "Europe/Berlin", SAT_BERLIN, ["2026-03-29T12:00:00+02:00"]),
     # in the spring gap: when the clock jumps, as cron's fixed-time jobs
@@ -732,6 +749,9 @@ def test_a_duration_of_many_digits_is_read_up_to_the_calendars_end() -> None:
         "every 2 hours starting next week",
         "every monday morning",
         "every friday night at 11 and 1am",
+        "tomorrow at midnight",
+        "on december 31 at midnight",
+        "weekends at midnight",
     ],
 )
 def test_what_a_refusal_says_to_type_is_understood(text: str) -> None:

@@ -28,7 +28,9 @@ Rules of reading:
 * Sentence punctuation at the end is ignored: "every day at 9?" is "every day at 9".
 * A night keeps its small hours: "tonight at midnight" and "friday night at 1am" are the
   night after that day; a bare hour after a part of the day follows it ("tonight at 11"
-  is 23:00).
+  is 23:00). "today at midnight" is the midnight that ends today (the note says so); a
+  named day at midnight ("tomorrow at midnight", "every friday at midnight") is a
+  question: the midnight that begins that day, or the one that ends it?
 * A time alone ("at 9", "5pm") is its next coming, today or tomorrow; the note names the day.
 * Several times a day are one cron line ("every day at 9 and 5pm" is ``0 9,17 * * *``) when
   they share their minutes; "at 9:00 and 17:30" is refused, naming the two schedules to make.
@@ -654,6 +656,8 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
             raise InvalidSchedule(f"{match[0]!r} leaves no day: name the days to keep")
     if match["time"] is None:
         raise _need_time(label, f"{match[0]} at {_clock(_PARTS[part]) if part else '9:00'}")
+    if match["time"] == "midnight" and part is None and len(days) < 7:
+        raise _which_weekly_midnight(days)
     minute, hour = _clock_fields(match, part)
     times = _parse_times(match["time"], part)
     small = [at.hour < _PART_HOURS["morning"][0] for at in times] if part == "night" else []
@@ -671,6 +675,19 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz))
 
 
+def _which_weekly_midnight(days: set[int]) -> InvalidSchedule:
+    """The question "every friday at midnight" needs (see :func:`_which_midnight`)."""
+    after = {(day + 1) % 7 for day in days}
+    said = [
+        "every " + ",".join(_DAY_NAMES[d][:3].lower() for d in sorted(s, key=lambda d: (d - 1) % 7))
+        for s in (days, after)
+    ]
+    return InvalidSchedule(
+        f"Which midnight: at the start of {_join_days(days)}, or at their end (the start of "
+        f"{_join_days(after)})? Say '{said[0]} at 00:00' or '{said[1]} at 00:00'."
+    )
+
+
 def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     """A single day: today, tomorrow, tonight, next friday, on December 24 …"""
     ref, part, spoken = match["ref"], _part_of(match), match[0]
@@ -682,6 +699,13 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     day, where = _named_day(match, ctx, ref, None if after_midnight else at)
     if at is None:
         raise _need_time(where, f"{spoken} at 9:00")
+    note = None
+    if match["time"] == "midnight" and part is None:
+        if ref != "today":
+            raise _which_midnight(day)
+        # The midnight that began today has passed: only the one that ends it is left.
+        day += timedelta(days=1)
+        note = f"'{spoken}' is read as the midnight that ends today ({_show(ctx.wall(day, at))})"
     day += timedelta(days=after_midnight)
     fire = ctx.wall(day, at)
     if not ctx.later(fire):
@@ -690,10 +714,23 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
             f"{said} has already passed: it is now {_show(ctx.now)} in {ctx.tz}. Did you "
             "mean a later time, or another day?"
         )
-    note = None
     if match["time"] is None:  # the hour came from the part of the day
         note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
     return ctx.once(day, at, note)
+
+
+def _which_midnight(day: date) -> InvalidSchedule:
+    """The question "friday at midnight" needs: people mean the midnight that begins the
+    day as often as the one that ends it, a day apart."""
+    end = day + timedelta(days=1)
+    start_words, end_words = (
+        f"on {_MONTH_NAMES[d.month - 1]} {d.day} {d.year} at 00:00" for d in (day, end)
+    )
+    return InvalidSchedule(
+        f"Which midnight: the one that begins {day:%A %Y-%m-%d} (the night from "
+        f"{day - timedelta(days=1):%A}), or the one that ends it (the night into {end:%A})? "
+        f"Say '{start_words}' or '{end_words}'."
+    )
 
 
 def _part_of(match: re.Match[str]) -> str | None:
