@@ -209,6 +209,9 @@ _BERLIN_END = datetime(2027, 1, 1, 12)
         ("0 9 * * 1-5", "0 9 * * mon,tue,wed,thu,fri"),
         ("0 9 * * fri-mon", "0 9 * * 0,1,5,6"),
         ("*/15 * * * *", "*/15 * * * 0-7"),
+        ("*/15 * * * *", "*/00015 * * * *"),  # a step's leading zeros, however many
+        ("1-59/5 9 * * *", "1-59/0000005 9 * * *"),
+        ("0 9 * * 1", "000000 00009 * * 01"),
         ("0 9 1-31 * *", "0 9 * * *"),  # '*' in day-of-week: both fields must match
         ("0 9 * * 0-6", "0 9 * * *"),
         ("0 9 1-31 * 1", "0 9 * * *"),  # both restricted: either matches, so every day

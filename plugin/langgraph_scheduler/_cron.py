@@ -165,12 +165,13 @@ def _cron_value(token: str, field: CronField, item: str) -> int:
     """A single number or name of ``field``, range-checked."""
     if token in field.names:
         return field.names.index(token) + (field.low if field is MONTH else 0)
-    if not token.isdigit() or len(token) > 4 or not field.low <= int(token) <= field.high:
+    digits = token.lstrip("0") or "0"  # leading zeros change nothing ("09" is 9)
+    if not token.isdigit() or len(digits) > 4 or not field.low <= int(digits) <= field.high:
         where = f" (in {item!r})" if item != token else ""
         raise InvalidSchedule(
             f"{token!r}{where} is not a valid {field.name}: allowed {field.allowed}"
         )
-    return int(token)
+    return int(digits)
 
 
 def _expand_item(item: str, field: CronField) -> set[int]:
@@ -182,7 +183,9 @@ def _expand_item(item: str, field: CronField) -> set[int]:
             "a range like 1-5, a list like 1,3,5 or a step like */15"
         )
     first, last, step_text = match["first"], match["last"], match["step"]
-    step = int(step_text[:4]) if step_text else 1
+    # Past 4 digits any step leaves only the first value; cut so no huge int is parsed,
+    # after the leading zeros, which do not change it ("*/00015" is "*/15").
+    step = int(step_text.lstrip("0")[:4] or "0") if step_text else 1
     if step == 0:
         raise InvalidSchedule(f"step 0 in {item!r} ({field.name}): a step must be 1 or more")
     if first == "*":
