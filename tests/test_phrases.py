@@ -233,7 +233,7 @@ CLOCK_CHANGE_NOTES = [
     # a repeated time: which pass runs
     ("tomorrow at 2:30", BERLIN, "2026-10-24T12:00:00+02:00",
      "02:30 on Sunday 2026-10-25 comes twice in Europe/Berlin as the clocks go back: it runs "
-     "at the first, Sunday 2026-10-25 02:30 CEST"),
+     "at the first, Sunday 2026-10-25 02:30 CEST; for the second, say '2026-10-25T02:30+01:00'"),
 ]  # fmt: skip
 
 
@@ -243,6 +243,26 @@ def test_a_one_off_on_a_night_the_clocks_change_comes_with_a_note(
 ) -> None:
     reading = read_schedule(text, tz=tz, now=_at(now))
     assert reading.note is not None and reading.note.startswith(note)
+
+
+@pytest.mark.parametrize(
+    ("text", "tz", "now", "second"),
+    [
+        ("tomorrow at 2:30", BERLIN, "2026-10-24T12:00:00+02:00", "2026-10-25T02:30:00+01:00"),
+        ("on november 1 at 1:30", NEW_YORK, "2026-10-30T12:00:00-04:00",
+         "2026-11-01T01:30:00-05:00"),
+        ("tomorrow at 1:45", "Australia/Lord_Howe", "2026-04-04T12:00:00+11:00",
+         "2026-04-05T01:45:00+10:30"),
+    ],
+)  # fmt: skip
+def test_a_repeated_time_names_how_to_ask_for_its_second_pass(
+    text: str, tz: str, now: str, second: str
+) -> None:
+    note = read_schedule(text, tz=tz, now=_at(now)).note
+    assert note is not None
+    (said,) = re.findall(r"for the second, say '([^']+)'", note)
+    again = read_schedule(said, tz=tz, now=_at(now)).schedule
+    assert _iso(again.next_fire_times(1, after=_at(now))) == [second]
 
 
 QUESTIONS = [

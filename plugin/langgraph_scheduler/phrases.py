@@ -209,7 +209,8 @@ class _Context:
                 f"the clocks skip {said} in {self.tz}: it runs at {_show(fire)}, when they jump"
                 if fire.replace(tzinfo=None) != wall
                 else f"{said} comes twice in {self.tz} as the clocks go back: it runs at the "
-                f"first, {_show(fire)}"
+                f"first, {_show(fire)}; for the second, say "
+                f"'{first.replace(fold=1).isoformat(timespec='minutes')}'"
             )
         notes = [text for text in (changed, note) if text]  # the surprise first
         return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None)
