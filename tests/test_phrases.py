@@ -290,11 +290,14 @@ QUESTIONS = [
     # a named day at midnight: the midnight that begins it, or the one that ends it?
     ("tomorrow at midnight",
      r"Which midnight: the one that begins Wednesday 2026-03-25 \(the night from Tuesday\), or "
-     r"the one that ends it \(the night into Thursday\)\? Say 'on March 25 2026 at 00:00' or "
-     r"'on March 26 2026 at 00:00'\."),
+     r"the one that ends it \(the night into Thursday\)\? Say 'March 25 2026 at 00:00' or "
+     r"'March 26 2026 at 00:00'\."),
     ("on december 31 at midnight",
-     r"Which midnight: the one that begins Thursday 2026-12-31 .* Say 'on December 31 2026 at "
-     r"00:00' or 'on January 1 2027 at 00:00'\."),
+     r"Which midnight: the one that begins Thursday 2026-12-31 .* Say 'December 31 2026 at "
+     r"00:00' or 'January 1 2027 at 00:00'\."),
+    ("every 2 hours until tomorrow at midnight",
+     r"Which midnight: .* Say 'every 2 hours until March 25 2026 at 00:00' or 'every 2 hours "
+     r"until March 26 2026 at 00:00'\."),
     ("friday at midnight", r"Which midnight: the one that begins Friday 2026-03-27 "),
     ("every friday at midnight",
      r"Which midnight: at the start of Fridays, or at their end \(the start of Saturdays\)\? "
@@ -772,6 +775,8 @@ def test_a_duration_of_many_digits_is_read_up_to_the_calendars_end() -> None:
         "tomorrow at midnight",
         "on december 31 at midnight",
         "weekends at midnight",
+        "every 2 hours until tomorrow at midnight",
+        "every day at 9 starting friday at midnight",
     ],
 )
 def test_what_a_refusal_says_to_type_is_understood(text: str) -> None:

@@ -725,7 +725,7 @@ def _which_midnight(day: date) -> InvalidSchedule:
     day as often as the one that ends it, a day apart."""
     end = day + timedelta(days=1)
     start_words, end_words = (
-        f"on {_MONTH_NAMES[d.month - 1]} {d.day} {d.year} at 00:00" for d in (day, end)
+        f"{_MONTH_NAMES[d.month - 1]} {d.day} {d.year} at 00:00" for d in (day, end)
     )
     return InvalidSchedule(
         f"Which midnight: the one that begins {day:%A %Y-%m-%d} (the night from "
@@ -1049,14 +1049,17 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
         after = ctx.wall(last + timedelta(days=1), time(0)).astimezone(_UTC)
         end = (after - timedelta(microseconds=1)).astimezone(ctx.zone)
         return _Bound(ctx.wall(first, time(0)), end)
-    reading = _read(when, ctx)
+    keyword = "starting" if word == "start" else "until"
+    try:
+        reading = _read(when, ctx)
+    except InvalidSchedule as asked:
+        raise _midnight_within(asked, f"{body} {keyword}") from None
     if reading is None or not isinstance(reading.schedule, Once):
         said = (
             ("next monday", "tomorrow at 8", "2027-01-04")
             if word == "start"
             else ("friday", "the end of next month", "2027-03-31")
         )
-        keyword = "starting" if word == "start" else "until"
         examples = [f"'{body} {keyword} {day}'" for day in said]
         raise InvalidSchedule(
             f"When should it {word}? {when!r} is no day or time: say e.g. "
@@ -1069,6 +1072,16 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
     else:
         at = None if when.startswith("in ") else moment.time()
     return _Bound(moment, moment, at)
+
+
+def _midnight_within(asked: InvalidSchedule, before: str) -> InvalidSchedule:
+    """The question of :func:`_which_midnight` about a bound, its answers said whole:
+    'every 2 hours until March 8 2026 at 00:00'. Other refusals stay as they are."""
+    text = str(asked)
+    if not text.startswith("Which midnight:"):
+        return asked
+    answers = r"Say '([^']*)' or '([^']*)'\.$"
+    return InvalidSchedule(re.sub(answers, rf"Say '{before} \1' or '{before} \2'.", text))
 
 
 def _days_named(when: str, ctx: _Context) -> tuple[date, date] | None:
