@@ -237,6 +237,35 @@ CLOCK_CHANGE_NOTES = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("text", "said", "zone", "rest"),
+    [
+        ("at 9am PST", "pst", "America/Los_Angeles", "at 9am"),
+        ("tomorrow at 9 EST", "est", "America/New_York", "tomorrow at 9"),
+        ("every weekday at 9 New York time", "new york", "America/New_York", "every weekday at 9"),
+        ("every day at 9 in UTC", "utc", "UTC", "every day at 9"),
+        ("daily at 7 Europe/London", "europe/london", "Europe/London", "daily at 7"),
+        ("every day at 9 +05:30", "+05:30", "Asia/Kolkata", "every day at 9"),
+        ("every monday Berlin", "berlin", "Europe/Berlin", "every monday"),  # a question next
+    ],
+)
+def test_a_zone_in_the_words_is_refused_saying_where_it_goes(
+    text: str, said: str, zone: str, rest: str
+) -> None:
+    """Told only "not understood", a caller would drop the zone and schedule in another."""
+    expected = (
+        f"'{said}' in the schedule is a timezone: give it as the timezone ('{zone}'), and "
+        f"the schedule without it ('{rest}')"
+    )
+    with pytest.raises(InvalidSchedule, match=f"^{re.escape(expected)}$"):
+        read_schedule(text, tz=BERLIN, now=_at(TUESDAY))
+
+
+def test_words_that_name_no_zone_are_still_not_understood() -> None:
+    with pytest.raises(InvalidSchedule, match="^could not understand the schedule"):
+        read_schedule("every day at 9 on mars", tz=BERLIN, now=_at(TUESDAY))
+
+
 @pytest.mark.parametrize(("text", "tz", "now", "note"), CLOCK_CHANGE_NOTES)
 def test_a_one_off_on_a_night_the_clocks_change_comes_with_a_note(
     text: str, tz: str, now: str, note: str

@@ -72,7 +72,15 @@ from zoneinfo import ZoneInfo
 
 from ._cron import resolve_wall
 from .errors import InvalidSchedule
-from .schedules import ACCEPTED_FORMS, LONGEST_STRIDE, Cron, Interval, Once, check_timezone
+from .schedules import (
+    ACCEPTED_FORMS,
+    LONGEST_STRIDE,
+    Cron,
+    Interval,
+    Once,
+    check_timezone,
+    zone_in_words,
+)
 
 __all__ = ["Reading", "read_schedule"]
 
@@ -1278,4 +1286,35 @@ def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
             raise InvalidSchedule(f"{text[:100]!r} is too far in the future") from None
         if reading is not None:
             return reading
+        _refuse_zone_in_words(normal, _Context(zone, tz, now))
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
+
+
+def _understood(normal: str, ctx: _Context) -> bool:
+    """The words are a schedule, or one with a question or a fault of its own to tell."""
+    try:
+        return _read(normal, ctx) is not None
+    except InvalidSchedule:
+        return True
+
+
+def _refuse_zone_in_words(normal: str, ctx: _Context) -> None:
+    """Say where the zone goes when the words end with one ("at 9am PST", "every day at 9
+    Berlin time"): told only that they were not understood, a caller would say them again
+    without it, in another zone."""
+    words = normal.split()
+    if words[-1:] == ["time"]:
+        words.pop()
+    # At the end, or first: a time said first moves to the end ("9am PST" is "pst at 9am").
+    splits = [(words[-size:], words[:-size]) for size in (2, 1)]
+    splits += [(words[:size], words[size:]) for size in (2, 1)]
+    for said_words, rest in splits:
+        said = " ".join(said_words)
+        if rest[-1:] in (["in"], ["at"]):
+            rest = rest[:-1]
+        zone = zone_in_words(said) if rest else None
+        if zone is not None and _understood(" ".join(rest), ctx):
+            raise InvalidSchedule(
+                f"{said!r} in the schedule is a timezone: give it as the timezone "
+                f"({zone!r}), and the schedule without it ('{' '.join(rest)}')"
+            )

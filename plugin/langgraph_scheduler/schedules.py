@@ -210,6 +210,33 @@ def check_timezone(name: str) -> ZoneInfo:
     return _zone(name)
 
 
+@functools.cache
+def _places() -> dict[str, str]:
+    """Place names people say ("new york", "berlin") -> their zone, where only one has it."""
+    found: dict[str, list[str]] = {}
+    for name in _zone_names().values():
+        if "/" in name and not name.startswith("Etc/"):
+            found.setdefault(name.rsplit("/", 1)[1].replace("_", " ").lower(), []).append(name)
+    return {place: names[0] for place, names in found.items() if len(names) == 1}
+
+
+def zone_in_words(words: str) -> str | None:
+    """The IANA zone a person means by ``words`` written for a zone, or None if they name
+    none: a zone name in any case, a place (``berlin``, ``new york``), an abbreviation
+    (``PST`` -> ``America/Los_Angeles``, ``Z`` -> ``UTC``) or a UTC offset (``+05:30`` ->
+    ``Asia/Kolkata``). Used to tell people who put the zone in a schedule's words where
+    it goes."""
+    key = " ".join(words.lower().split())
+    if key in _UTC_NAMES:
+        return "UTC"
+    if key in _ABBREVIATIONS:
+        return _ABBREVIATIONS[key]
+    minutes = _offset_minutes(key)
+    if minutes is not None:
+        return _OFFSET_PLACES.get(minutes)
+    return _zone_names().get(key) or _places().get(key)
+
+
 def zone_notice(name: str) -> str | None:
     """Why ``name`` should not be the zone of a person's schedule, or None when it is fine.
 
