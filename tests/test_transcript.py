@@ -221,6 +221,22 @@ def test_terminal_views_show_control_characters_escaped() -> None:
     assert "line two" in text and "\\n" not in text and "\\t" not in text  # lines kept
 
 
+def test_terminal_tables_show_brackets_in_names_and_results_as_written() -> None:
+    # rich reads "[...]" in a plain string as markup: a model's task name with a
+    # closing tag of no opened one ("[/data]") raised MarkupError from console.print,
+    # and "[red]x[/red]" lost its brackets (only the CLI's console had markup off).
+    name, reply = "Backup [/d] [red]x[/red]", "copied [/var] [bold]3 files[/bold]"
+    tasks = TaskList([_task(name=name, thread_id="[/t]")])
+    history = RunHistory(
+        [_record(summary=reply), _record("r0", "error", summary=None, error="[/boom]")],
+        task_names={"t1": name},
+    )
+    for view in (tasks, history):
+        assert name in _render(view, 200)
+    assert "[/t]" in _render(tasks, 200)
+    assert reply in _render(history, 200) and "[/boom]" in _render(history, 200)
+
+
 async def test_load_transcript_from_runtime_and_checkpointer(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -124,7 +124,7 @@ class TaskList(list[Task]):
             cells += [task.describe_schedule(), next_run, _runs_text(task)]
             if wide:
                 cells += [_outcome_text(task.last_outcome), task.thread_id or "isolated"]
-            table.add_row(*(terminal_text(c) if isinstance(c, str) else c for c in cells))
+            table.add_row(*(_plain(c) if isinstance(c, str) else c for c in cells))
         yield table
 
     def _repr_html_(self) -> str:
@@ -178,7 +178,7 @@ class RunHistory(list[TaskRunRecord]):
         wide = options.max_width >= _WIDE
         rows = [
             [
-                terminal_text(cell)
+                _plain(cell)
                 for cell in (
                     record.run_id[:8],
                     self._task_label(record),
@@ -196,8 +196,7 @@ class RunHistory(list[TaskRunRecord]):
         # Every column but the last gets its content's width; the result gets what is
         # left, on one line, so a history stays one row per run at any console width.
         widths = [
-            max(cell_len(h), *(cell_len(row[i]) for row in rows))
-            for i, h in enumerate(headers[:-1])
+            max(cell_len(h), *(row[i].cell_len for row in rows)) for i, h in enumerate(headers[:-1])
         ]
         widths[1] = min(widths[1], 24)
         overhead = 2 + (len(headers) - 1) + 2 * len(headers)
@@ -207,7 +206,7 @@ class RunHistory(list[TaskRunRecord]):
             table.add_column(header, width=width, overflow="fold", no_wrap=header != "task")
         table.add_column("result", width=budget, no_wrap=True, overflow="ellipsis")
         for record, row in zip(self, rows, strict=True):
-            cells: list[str | Text] = list(row)
+            cells = list(row)
             cells[-2] = _outcome_text(record.outcome, running=True)
             table.add_row(*cells)
         yield table
@@ -520,6 +519,12 @@ def _rich_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[Tex
         else:
             lines.append(Text(terminal_text(f"{message.type}: {message.text}", lines=True)))
     return lines
+
+
+def _plain(text: str) -> Text:
+    """A table cell shown as written: rich would read ``[...]`` in a plain string as
+    markup (a task name with ``[/data]`` in it raised ``MarkupError``)."""
+    return Text(terminal_text(text))
 
 
 def _table(title: str) -> Table:
