@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -307,6 +308,43 @@ def test_demo_shows_tool_call_attributed_turns_and_history(
     assert code == 0 and "thread demo · 4 turns (3 task-triggered)" in out
     code, _, err = _cli(capsys, "transcript", "nobody", "--database", db)
     assert code == 1 and err.startswith("error: no conversation thread 'nobody'")
+
+
+@pytest.mark.slow
+def test_demo_in_a_folder_with_url_characters_and_again_in_the_same_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "?" starts a URL's query and "%20" is an escape: the database went to a file "a"
+    # beside the folder, or the demo failed on a folder "100 x"; the commands it suggests
+    # were not quoted for a shell (a space split them).
+    monkeypatch.chdir(tmp_path)
+    folder = Path("a?b 100%20x é")
+    for _run in range(2):
+        code, out, err = _cli(capsys, "demo", "--dir", str(folder))
+        assert code == 0, err
+        # The second run on the thread shows this run's request, not the first run's turns.
+        asked = out.split("you ask the assistant")[1].split("the task fires")[0]
+        assert asked.count("you: Remind me to stretch") == 1, asked
+        assert "outcome unknown" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+    assert (folder / "demo.db").is_file()
+    suggested = [line.strip() for line in out.splitlines() if line.startswith("  langgraph-")]
+    assert len(suggested) == 2
+    for line in suggested:
+        code, shown, err = _cli(capsys, *shlex.split(line)[1:])
+        assert code == 0, err
+    assert "thread demo · 8 turns (6 task-triggered)" in shown
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_demo_in_a_folder_that_cannot_be_one_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    code, out, err = _cli(capsys, "demo", "--dir", str(tmp_path / where))
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "not a folder" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

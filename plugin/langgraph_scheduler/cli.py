@@ -39,6 +39,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import signal
 import sqlite3
 import sys
@@ -63,7 +64,7 @@ from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule
-from .store import is_in_memory, parse_database_url
+from .store import is_in_memory, parse_database_url, sqlite_url
 from .views import RunHistory, TaskList, Transcript, load_transcript, task_json, terminal_text
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
@@ -482,7 +483,13 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
 
 async def _demo(args: argparse.Namespace, out: Console) -> int:
     if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            args.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "not a folder" if isinstance(exc, FileExistsError | NotADirectoryError) else ""
+            raise _Failure(
+                f"--dir {args.dir} cannot hold the demo's database: {why or exc.strerror or exc}"
+            ) from None
         return await _run_demo(args.dir, args.model, out, kept=True)
     with tempfile.TemporaryDirectory(prefix="langgraph-scheduler-demo-") as folder:
         return await _run_demo(Path(folder), args.model, out, kept=False)
@@ -494,7 +501,7 @@ async def _run_demo(folder: Path, model_spec: str | None, out: Console, *, kept:
 
     started = time.monotonic()
     model = load_chat_model(model_spec) if model_spec else demo_model()
-    database = f"sqlite:///{folder / 'demo.db'}"
+    database = sqlite_url(folder / "demo.db")
     limits = SchedulerLimits(min_interval_secs=1)
     out.print(Rule(Text("langgraph-scheduler demo", style="bold")))
     out.print(f"database  {database}")
@@ -513,8 +520,8 @@ async def _run_demo(folder: Path, model_spec: str | None, out: Console, *, kept:
     async with runtime:
         out.print(Rule("you ask the assistant"))
         result = await runtime.ainvoke({"messages": [HumanMessage(_DEMO_REQUEST)]}, config)
-        for turn in Transcript.from_messages(_DEMO_THREAD, result["messages"]).turns:
-            out.print(turn)
+        # This request's turn only: a folder kept with --dir holds earlier runs' turns.
+        out.print(Transcript.from_messages(_DEMO_THREAD, result["messages"]).turns[-1])
         tasks = await runtime.list_tasks(owner=_DEMO_THREAD, state="active")
         if not tasks:
             raise _Failure("the model did not schedule a task, so nothing will fire")
@@ -533,8 +540,10 @@ async def _run_demo(folder: Path, model_spec: str | None, out: Console, *, kept:
     took = f"done in {time.monotonic() - started:.1f}s."
     if kept:
         out.print(f"{took} Look again with:")
-        out.print(f"  langgraph-scheduler runs --database {database}")
-        out.print(f"  langgraph-scheduler transcript {_DEMO_THREAD} --database {database}")
+        quoted = shlex.quote(database)
+        # Whole lines, however narrow the terminal: they are to be copied.
+        for command in ("runs", f"transcript {_DEMO_THREAD}"):
+            out.print(f"  langgraph-scheduler {command} --database {quoted}", soft_wrap=True)
     else:
         out.print(f"{took} The database was temporary; keep it with --dir FOLDER.")
     return 0
@@ -580,7 +589,8 @@ def _require_database(database: str) -> None:
     if not Path(path).exists():
         raise _Failure(f"no scheduler database at {path}: {where}")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        read_only = f"{Path(path).resolve().as_uri()}?mode=ro"  # "?", "#", "%" escaped
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as conn:
             tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
     except sqlite3.Error:
         return  # not a database at all: opening it says so

@@ -127,6 +127,7 @@ __all__ = [
     "TaskChange",
     "TaskPage",
     "open_store",
+    "sqlite_url",
 ]
 
 logger = logging.getLogger("langgraph_scheduler")
@@ -3011,6 +3012,12 @@ def _utf8(text: str) -> bool:
 
 def _hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """The ``sqlite:///`` URL of a file, which reads back as that path: a ``%`` or ``?`` in
+    it is escaped (a URL reads them as an escape and as the start of its query)."""
+    return "sqlite:///" + os.fspath(path).replace("%", "%25").replace("?", "%3F")
 
 
 def is_in_memory(url: URL) -> bool:
