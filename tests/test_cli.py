@@ -888,3 +888,25 @@ def test_tasks_list_filters_quarantined_tasks(capsys: pytest.CaptureFixture[str]
     assert listed["id"] == bad["id"] and "schedule" in listed["problem"]
     code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--state", "active", "--json")
     assert [t["id"] for t in json.loads(out)] == [good["id"]]
+
+
+def test_an_unknown_thread_says_where_thread_ids_are_shown(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # An isolated task's thread is one per run, shown by neither `tasks show` ("isolated")
+    # nor the `runs` table: the hint named both as where a thread id is shown.
+    task = _add(capsys, db, "--schedule", "in 1 hour")
+    graph = _graph_file(tmp_path, "hint_graph")
+    code, _, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    (thread,) = [run["thread_id"] for run in json.loads(out)]
+    code, out, _ = _cli(capsys, "tasks", "show", task["id"], "--database", db)
+    assert thread not in out
+    code, _, err = _cli(capsys, "transcript", "nobody", "--database", db)
+    assert code == 1 and err.startswith("error: no conversation thread 'nobody'")
+    assert "'runs --json'" in err and thread not in err
+    code, out, _ = _cli(capsys, "transcript", thread, "--database", db)
+    assert code == 0 and "1 turn (1 task-triggered)" in " ".join(out.split())

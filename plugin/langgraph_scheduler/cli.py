@@ -401,8 +401,8 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
         )
     if not transcript.turns:
         raise _Failure(
-            f"no conversation thread {args.thread_id!r} in {_safe_url(database)} (a task's thread "
-            "id is shown by 'tasks show' and 'runs')"
+            f"no conversation thread {args.thread_id!r} in {_safe_url(database)} (each run's "
+            "thread id is in 'runs --json'; a task that continues one names it in 'tasks show')"
         )
     _emit(out, transcript, transcript.to_json() if args.json else None)
     return 0
