@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rich.console import Console
 
-from langgraph_scheduler import Cron, Once, Task, TaskRunRecord
+from langgraph_scheduler import Cron, Once, SchedulerState, Task, TaskRunRecord
 from langgraph_scheduler._attribution import AttributionKey
 from langgraph_scheduler._remote import server_thread_id
 from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript
@@ -312,3 +313,41 @@ async def test_a_transcript_read_with_a_store_no_runtime_started_on_writes_no_ke
         assert await store.secret(KEY_NAME, make=False) is None
     finally:
         await store.close()
+
+
+class _NotesState(SchedulerState):
+    notes: Annotated[list[str], operator.add]
+    count: int
+
+
+async def test_a_key_that_holds_no_messages_is_a_clear_error(sqlite_url: str) -> None:
+    # A state key that exists but holds notes, a count or a title (a mistyped
+    # --messages-key) raised AttributeError or TypeError from inside the view.
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, StateGraph
+
+    from langgraph_scheduler import InvalidTask, SchedulerRuntime
+
+    def node(state: _NotesState) -> dict[str, Any]:
+        return {"messages": [AIMessage("ok")], "notes": ["a note"], "count": 3}
+
+    builder = StateGraph(_NotesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    saver = InMemorySaver()
+    config: Any = {"configurable": {"thread_id": "alice"}}
+    said: Any = {"messages": [("user", "hi")]}
+    await builder.compile(checkpointer=saver).ainvoke(said, config)
+    async with SchedulerRuntime(builder, database=sqlite_url) as rt:
+        await rt.ainvoke(said, config)
+        for source in (saver, rt):
+            for key, held in (("notes", "a list of str"), ("count", "an int")):
+                try:
+                    await load_transcript(source, "alice", messages_key=key)
+                except InvalidTask as exc:
+                    assert str(exc).startswith(
+                        f"thread 'alice' keeps no messages under {key!r} (it holds {held})"
+                    ), exc
+                else:
+                    raise AssertionError(f"{key} was read as messages")
+            assert len((await load_transcript(source, "alice")).turns) == 1

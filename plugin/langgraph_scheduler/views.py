@@ -25,6 +25,7 @@ from rich.text import Text
 
 from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
 from ._remote import server_thread_id
+from .errors import InvalidTask
 from .models import Task, TaskRunRecord, TaskSource, redact_url
 
 if TYPE_CHECKING:
@@ -409,7 +410,8 @@ async def load_transcript(
 
     Raises:
         InvalidTask: ``messages_key`` names no key, or ``"task_source"``, which holds a
-            turn's attribution (see ``SchedulerRuntime(messages_key=...)``).
+            turn's attribution (see ``SchedulerRuntime(messages_key=...)``), or a key
+            the thread's state keeps something other than messages under.
     """
     from .runtime import SchedulerRuntime
 
@@ -424,13 +426,15 @@ async def load_transcript(
         under = messages_key or source.messages_key
         state = (await source.graph.aget_state(config)).values
         # A functional-API entrypoint's state is whatever it returned, a string say.
-        messages = list(state.get(under, [])) if isinstance(state, Mapping) else []
+        held = state.get(under) if isinstance(state, Mapping) else None
+        messages = _messages_held(held, thread_id, under)
     else:
         found = await source.aget_tuple(
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
         )
         values = found.checkpoint.get("channel_values", {}) if found else {}
-        messages = list(values.get(messages_key or "messages", []))
+        under = messages_key or "messages"
+        messages = _messages_held(values.get(under), thread_id, under)
         if store is not None:
             # Read, not made: no key yet, no turn was signed (and a reader writes nothing).
             key = await store.secret(KEY_NAME, make=False)
@@ -444,6 +448,28 @@ async def load_transcript(
                 if record is not None:
                     runs[run_id] = record
     return Transcript.from_messages(thread_id, messages, runs=runs, verify=verify)
+
+
+def _messages_held(value: Any, thread_id: str, key: str) -> list[BaseMessage]:
+    """The messages a thread's state holds under ``key`` (none when it holds nothing).
+
+    Raises:
+        InvalidTask: the key holds something else (a mistyped ``messages_key``).
+    """
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        odd = next((item for item in value if not isinstance(item, BaseMessage)), None)
+        if odd is None:
+            return list(value)
+        held = f"a list of {type(odd).__name__}"
+    else:
+        name = type(value).__name__
+        held = f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    raise InvalidTask(
+        f"thread {thread_id!r} keeps no messages under {key!r} (it holds {held}): name "
+        "the state key its graph keeps its conversation under (messages_key)"
+    )
 
 
 def _signed_by_none(source: Any, thread_id: str | None) -> bool:
