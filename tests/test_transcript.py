@@ -155,6 +155,21 @@ def test_html_transcript_styles_task_turns_and_escapes_text() -> None:
     assert "border-left:4px solid" in html.split('data-lgs-turn="task"')[1].split(">")[0]
 
 
+def test_a_failed_task_turn_shows_why() -> None:
+    # The label said "error" or "timeout", and the panel held only the prompt: why the
+    # turn failed was nowhere in the transcript (and cut short in the run table).
+    why = "NotRunning: no scheduler runtime <is> served\x1b[2J in this process"
+    for outcome in ("error", "timeout"):
+        record = _record(outcome=outcome, summary=None, error=why)
+        transcript = Transcript.from_messages("alice", _conversation(), runs={"run-1": record})
+        text = " ".join(_render(transcript).replace("│", " ").split())
+        assert "error: NotRunning: no scheduler runtime <is> served\\x1b[2J in this" in text
+        html = transcript._repr_html_()
+        assert "NotRunning: no scheduler runtime &lt;is&gt; served" in html
+    succeeded = Transcript.from_messages("alice", _conversation(), runs={"run-1": _record()})
+    assert "error:" not in _render(succeeded) and "error:" not in succeeded._repr_html_()
+
+
 def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
     tasks = TaskList([_task(), _task(id="t2", name="Paused one", state="paused", next_run_at=None)])
     assert isinstance(tasks, list) and len(tasks) == 2

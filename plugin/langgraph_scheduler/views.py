@@ -3,7 +3,8 @@
 Each view is a plain container that renders itself twice: in the terminal through
 ``rich`` (``console.print(view)``) and in notebooks through ``_repr_html_``. In a
 transcript, task-triggered turns carry a label with the task name, the scheduled time
-and the outcome, in a style of their own; user turns and tool calls stay plain.
+and the outcome, in a style of their own (one that failed shows its error); user turns
+and tool calls stay plain.
 """
 
 from __future__ import annotations
@@ -263,8 +264,12 @@ class Turn:
         if self.source is None:
             return Group(*_rich_lines(self.messages, task_turn=False))
         failed = self.outcome not in (None, "success")
+        lines = _rich_lines(self.messages, task_turn=True)
+        if why := self._why():
+            style = f"bold {_OUTCOME_STYLES.get(self.outcome or '', '')}"
+            lines.append(Text.assemble(("error: ", style), terminal_text(why, lines=True)))
         return Panel(
-            Group(*_rich_lines(self.messages, task_turn=True)),
+            Group(*lines),
             title=Text(terminal_text(self.label()), style=f"bold {_TASK_STYLE}"),
             title_align="left",
             border_style=_OUTCOME_STYLES.get(self.outcome or "", "") if failed else _TASK_STYLE,
@@ -290,9 +295,20 @@ class Turn:
                 f"{_esc(_label_head(self.source))} · "
                 f'<span style="color:{colour}">{_esc(_outcome_word(self.run))}</span></div>',
                 *_html_lines(self.messages, task_turn=True),
+                *(
+                    [f'<div style="color:{colour}"><b>error:</b> {_esc(why)}</div>']
+                    if (why := self._why())
+                    else []
+                ),
                 "</div>",
             ]
         )
+
+    def _why(self) -> str | None:
+        """Why a task-triggered turn failed (its record's error), if it did."""
+        if self.run is None or self.run.outcome in (None, "success"):
+            return None
+        return self.run.error or None
 
 
 @dataclass(frozen=True)
