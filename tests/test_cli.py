@@ -99,6 +99,19 @@ def _rename_by_hand(path: Path, task_id: str, name: str) -> None:
     assert changed == 1
 
 
+def _run_a_task(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, *add: str
+) -> dict[str, Any]:
+    """A task added with ``add`` and run once with ``tasks run``: the task."""
+    task = _add(capsys, db, "--schedule", "in 1 hour", *add)
+    graph = _graph_file(tmp_path, "run_graph")
+    code, _, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    return task
+
+
 def _graph_file(tmp_path: Path, name: str = "mygraph", *, delay: float = 0.0) -> Path:
     path = tmp_path / f"{name}.py"
     path.write_text(GRAPH_MODULE.format(delay=delay))
@@ -895,12 +908,7 @@ def test_an_unknown_thread_says_where_thread_ids_are_shown(
 ) -> None:
     # An isolated task's thread is one per run, shown by neither `tasks show` ("isolated")
     # nor the `runs` table: the hint named both as where a thread id is shown.
-    task = _add(capsys, db, "--schedule", "in 1 hour")
-    graph = _graph_file(tmp_path, "hint_graph")
-    code, _, err = _cli(
-        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
-    )
-    assert code == 0, err
+    task = _run_a_task(capsys, db, tmp_path)
     code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
     (thread,) = [run["thread_id"] for run in json.loads(out)]
     code, out, _ = _cli(capsys, "tasks", "show", task["id"], "--database", db)
@@ -910,3 +918,21 @@ def test_an_unknown_thread_says_where_thread_ids_are_shown(
     assert "'runs --json'" in err and thread not in err
     code, out, _ = _cli(capsys, "transcript", thread, "--database", db)
     assert code == 0 and "1 turn (1 task-triggered)" in " ".join(out.split())
+
+
+def test_a_thread_whose_turns_ran_on_a_langgraph_server_is_named_there(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # Served turns are runs of the server, on its threads: `transcript` of the thread
+    # `runs --json` names said "no conversation thread", and pointed back at `runs`.
+    _run_a_task(capsys, db, tmp_path, "--thread", "alice")
+    server_thread, server_run = "1f0e5c4a-0000-4000-8000-000000000001", "1f0e5c4a-run"
+    with contextlib.closing(sqlite3.connect(tmp_path / "cli.db")) as conn, conn:
+        conn.execute(  # as a runtime with server=LangGraphServer(...) records its turns
+            "UPDATE lgs_runs SET thread_id = ?, server_thread_id = ?, server_run_id = ?",
+            ("served", server_thread, server_run),
+        )
+    code, _, err = _cli(capsys, "transcript", "served", "--database", db)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: thread 'served' ran on a LangGraph server"), err
+    assert f"threads.get_state('{server_thread}')" in err

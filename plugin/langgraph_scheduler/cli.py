@@ -387,12 +387,20 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
         saver = await rt.store.open_checkpointer(stack, max_connections=2)
         key = args.messages_key
         transcript = await load_transcript(saver, args.thread_id, store=rt.store, messages_key=key)
-        kept = None
+        kept, served = None, None
         if not transcript.turns:
             found = await saver.aget_tuple(
                 {"configurable": {"thread_id": args.thread_id, "checkpoint_ns": ""}}
             )
             kept = found and sorted(found.checkpoint.get("channel_values", {}))
+            runs = await rt.store.recent_runs(limit=1, thread_id=args.thread_id)
+            served = next((r.server_thread_id for r in runs if r.server_thread_id), None)
+    if served and not kept:
+        raise _Failure(
+            f"thread {args.thread_id!r} ran on a LangGraph server, which keeps its messages: "
+            f"read them there, with langgraph-sdk (client.threads.get_state({served!r})) "
+            "or in Studio"
+        )
     if kept:
         raise _Failure(
             f"thread {args.thread_id!r} has no messages under {key!r} (its state keys: "

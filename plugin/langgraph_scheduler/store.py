@@ -2592,10 +2592,14 @@ class Store(ABC):
         )
         return await self._runs(query)
 
-    async def recent_runs(self, *, limit: int = 20) -> list[TaskRunRecord]:
-        return await self._runs(
-            select(runs_table).order_by(runs_table.c.started_at.desc()).limit(limit)
-        )
+    async def recent_runs(
+        self, *, limit: int = 20, thread_id: str | None = None
+    ) -> list[TaskRunRecord]:
+        """The latest runs of every task (or only those on ``thread_id``), newest first."""
+        query = select(runs_table)
+        if thread_id is not None:
+            query = query.where(runs_table.c.thread_id == thread_id)
+        return await self._runs(query.order_by(runs_table.c.started_at.desc()).limit(limit))
 
     async def pending_retries(self, task_id: str) -> list[tuple[datetime, int, datetime]]:
         """A task's retries waiting for their backoff: (scheduled_for, attempt, due_at)."""
