@@ -364,6 +364,10 @@ def test_demo_in_a_folder_that_cannot_be_one_is_one_line(
     ("spec", "message"),
     [
         ("gpt-4", "must be written provider:model"),
+        ("", "must be written provider:model"),  # ran the scripted model
+        (":", "must be written provider:model"),
+        ("openai:", "must be written provider:model"),
+        (" :gpt-4.1", "must be written provider:model"),
         ("no_such_provider:model-x", "cannot load model 'no_such_provider:model-x'"),
     ],
 )

@@ -111,7 +111,8 @@ def load_chat_model(spec: str) -> BaseChatModel:
         SchedulerError: langchain or the provider package is missing, or the spec is
             malformed; the message says what to install.
     """
-    if ":" not in spec:
+    provider, colon, name = spec.partition(":")
+    if not (colon and provider.strip() and name.strip()):
         raise SchedulerError(
             f"model {spec!r} must be written provider:model, e.g. 'openai:gpt-4.1-mini' or "
             "'anthropic:claude-sonnet-4-5'"

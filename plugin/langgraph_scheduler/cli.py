@@ -508,13 +508,13 @@ async def _run_demo(folder: Path, model_spec: str | None, out: Console, *, kept:
     from .tools import SchedulerLimits
 
     started = time.monotonic()
-    model = load_chat_model(model_spec) if model_spec else demo_model()
+    model = load_chat_model(model_spec) if model_spec is not None else demo_model()
     database = sqlite_url(folder / "demo.db")
     limits = SchedulerLimits(min_interval_secs=1)
     out.print(Rule(Text("langgraph-scheduler demo", style="bold")))
     out.print(f"database  {database}")
     scripted = "scripted (an offline stand-in for an LLM; --model for a real one)"
-    out.print(f"model     {model_spec or scripted}")
+    out.print(f"model     {scripted if model_spec is None else model_spec}")
     out.print(
         "limits    the demo lowers the tools' minimum interval to 1 second "
         "(default: 5 minutes) so the reminder fires within seconds"
