@@ -940,3 +940,23 @@ def test_a_thread_whose_turns_ran_on_a_langgraph_server_is_named_there(
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: thread 'served' ran on a LangGraph server"), err
     assert f"threads.get_state('{server_thread}')" in err
+
+
+def test_tasks_add_in_a_fixed_offset_zone_notes_the_zone_to_use(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    # The tools refuse "EST" (9:00 in it is 10:00 in New York all summer) and name the
+    # zone to use; the CLI acts for the operator and took it without a word.
+    task = _add(capsys, db, "--schedule", "every day at 9:00", "--tz", "EST")
+    assert task["schedule"]["tz"] == "EST"
+    code, out, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--json", "--schedule", "every day at 9:00",
+        "--prompt", "p", "--tz", "EST",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["schedule"]["tz"] == "EST"
+    assert err.startswith("note: 'EST' is a fixed offset") and "America/New_York" in err
+    code, out, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--schedule", "every day at 9:00",
+        "--prompt", "p", "--tz", "Europe/Berlin",
+    )  # fmt: skip
+    assert code == 0 and err == ""

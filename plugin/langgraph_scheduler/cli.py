@@ -63,7 +63,7 @@ from . import __version__
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
-from .schedules import parse_schedule
+from .schedules import parse_schedule, zone_notice
 from .store import is_in_memory, parse_database_url, sqlite_url
 from .views import RunHistory, TaskList, Transcript, load_transcript, task_json, terminal_text
 
@@ -342,6 +342,9 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
             max_runs=args.max_runs,
             paused=args.paused,
         )
+    notice = zone_notice(schedule.tz or args.tz)
+    if notice is not None:  # stored as asked (the operator decides), but said
+        _note(notice)
     return _report_change(out, args, task, "created", task.upcoming_runs(3))
 
 
@@ -620,13 +623,8 @@ async def _runtime_for(args: argparse.Namespace) -> SchedulerRuntime:
         )
     target = await _load_target(args.graph)
     if isinstance(target, SchedulerRuntime):
-        if args.database is not None:  # on stderr: stdout may be JSON
-            notes = Console(stderr=True, markup=False, highlight=False)
-            notes.print(
-                terminal_text(
-                    f"note: {args.graph} is a runtime on its own database; --database ignored"
-                )
-            )
+        if args.database is not None:
+            _note(f"{args.graph} is a runtime on its own database; --database ignored")
         return target
     return SchedulerRuntime(
         target,
@@ -808,6 +806,12 @@ def _report_change(
     if next_runs:
         out.print("next runs: " + ", ".join(_local(t) for t in next_runs))
     return 0
+
+
+def _note(text: str) -> None:
+    """A note for the operator, on stderr: stdout may be JSON."""
+    notes = Console(stderr=True, markup=False, highlight=False)
+    notes.print(terminal_text(f"note: {text}"), soft_wrap=True)
 
 
 def _emit(out: Console, view: Any, data: Any) -> None:
