@@ -960,3 +960,23 @@ def test_tasks_add_in_a_fixed_offset_zone_notes_the_zone_to_use(
         "--prompt", "p", "--tz", "Europe/Berlin",
     )  # fmt: skip
     assert code == 0 and err == ""
+
+
+def test_a_graph_file_named_like_a_module_in_use_does_not_replace_it(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The file was registered as sys.modules[its stem]: a graph in json.py replaced the
+    # json module for the whole process, and the turn failed ("module 'json' has no
+    # attribute 'loads'").
+    monkeypatch.setitem(sys.modules, "json", json)  # restored whatever happens
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice")
+    graph = _graph_file(tmp_path, "json")
+    code, out, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    assert sys.modules["json"] is json
+    assert "Reminder sent." in out

@@ -684,11 +684,12 @@ def _import(module_ref: str) -> Any:
             path = Path(module_ref).resolve()
             if not path.is_file():
                 raise _Failure(f"no such file: {module_ref}")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
+            name = _file_module_name(path)
+            spec = importlib.util.spec_from_file_location(name, path)
             if spec is None or spec.loader is None:
                 raise _Failure(f"cannot import {module_ref}")
             module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module  # dataclasses and pickling look modules up here
+            sys.modules[name] = module  # dataclasses and pickling look modules up here
             spec.loader.exec_module(module)
             return module
         if os.getcwd() not in sys.path:
@@ -702,6 +703,17 @@ def _import(module_ref: str) -> Any:
         raise _Failure(f"cannot import {module_ref}: SyntaxError: {exc}") from None
     except Exception as exc:  # raised by the module's own code as it ran
         raise _Failure(f"cannot import {module_ref}: {_raised(exc)}") from None
+
+
+def _file_module_name(path: Path) -> str:
+    """The module name a graph file is loaded under: its stem, unless that names another
+    module (a ``json.py`` registered as ``json`` would replace the json module for the
+    whole process)."""
+    try:
+        other = path.stem in sys.modules or importlib.util.find_spec(path.stem) is not None
+    except (ImportError, ValueError):  # a stem that is no module name at all
+        other = False
+    return f"_langgraph_scheduler_graph_{path.stem}" if other else path.stem
 
 
 def _raised(exc: BaseException) -> str:
