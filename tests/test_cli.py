@@ -980,3 +980,27 @@ def test_a_graph_file_named_like_a_module_in_use_does_not_replace_it(
     assert code == 0, err
     assert sys.modules["json"] is json
     assert "Reminder sent." in out
+
+
+async def _many_tasks(database: str, count: int) -> None:
+    async with SchedulerRuntime(None, database=database) as rt:
+        for n in range(count):
+            await rt.create_task(name=f"task {n}", schedule=Interval(hours=1), trigger="x" * 500)
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_output_without_a_reader_ends_quietly(db: str, as_json: bool) -> None:
+    # `langgraph-scheduler tasks list --json | true`: with the reader gone, the JSON's
+    # write failed with a BrokenPipeError traceback (a table ended quietly, exit 1, as
+    # rich does it).
+    asyncio.run(_many_tasks(db, 3))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "list", "--database", db,
+         *(["--json"] if as_json else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_subprocess_env(),
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert err == "", err

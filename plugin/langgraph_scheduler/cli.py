@@ -24,7 +24,8 @@ A task's webhook URL is shown with its user and password, query values, fragment
 path segments as ``***``, in ``--json`` too (the Python API returns it as stored).
 
 Exit codes: 0 success, 1 an error (one line on stderr, e.g. an unknown task id; for
-``tasks run``, a turn that did not succeed), 2 bad usage, 130 interrupted.
+``tasks run``, a turn that did not succeed; silently, an output whose reader went away),
+2 bad usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -844,7 +845,14 @@ def _print_json(data: Any) -> None:
     except (UnicodeEncodeError, LookupError):
         # The terminal's own escapes (\xe9, \U0001f389) are no JSON: use JSON's.
         text = json.dumps(data, indent=2)
-    sys.stdout.write(text + "\n")
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader is gone (`| head`): end as rich ends a table then, quietly, exit 1,
+        # with stdout pointed at nothing so the interpreter's last flush fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 def _local(value: datetime) -> str:
