@@ -1434,29 +1434,58 @@ async def test_replicas_starting_together_share_one_secret(database: str) -> Non
             await each.close()
 
 
+async def refuse_writes(store: Store, table: str, when: str) -> None:
+    """Make the database refuse ``when`` (INSERT, UPDATE) on ``table``, with a trigger."""
+    if store.dialect == "postgresql":
+        refuse = [
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$",
+            f"CREATE TRIGGER refuse BEFORE {when} ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    else:
+        refuse = [
+            f"CREATE TRIGGER refuse BEFORE {when} ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        ]
+    await store.transaction(lambda conn: [conn.execute(text(sql)) for sql in refuse])
+
+
+SECRET = "-".join(["only", "for", "its", "owner"])
+"""Text only its owner should read (built, so that no traceback's source line shows it)."""
+
+
+def assert_shown_without_the_secret(error: BaseException) -> None:
+    """``error``, and the errors chained to it as a traceback shows them, name the
+    database's refusal and none of the values sent."""
+    shown = "".join(traceback.format_exception(error))
+    assert "refused by a trigger" in str(error)
+    assert "parameters" in shown  # the chained SQLAlchemy error is in the traceback
+    assert SECRET not in shown
+
+
 async def test_a_failed_write_shows_none_of_the_values_it_sent(
     store: Store, service: TaskService
 ) -> None:
     # A prompt (or a webhook URL) may hold what only its owner should read: the error of
     # a write the database refused, and the errors chained to it that a traceback or a
     # logged exception shows, name the failure, never the values sent.
-    if store.dialect == "postgresql":
-        refuse = [
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON lgs_tasks "
-            "FOR EACH ROW EXECUTE FUNCTION refuse()",
-        ]
-    else:
-        refuse = [
-            "CREATE TRIGGER refuse BEFORE INSERT ON lgs_tasks "
-            "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
-        ]
-    await store.transaction(lambda conn: [conn.execute(text(sql)) for sql in refuse])
-    secret = "-".join(["only", "for", "its", "owner"])  # not in this source line
+    await refuse_writes(store, "lgs_tasks", "INSERT")
     with pytest.raises(StoreError) as raised:
-        await every_minute(service, trigger=f"remind me of {secret}")
-    shown = "".join(traceback.format_exception(raised.value))
-    assert "refused by a trigger" in str(raised.value)
-    assert "parameters" in shown  # the chained SQLAlchemy error is in the traceback
-    assert secret not in shown
+        await every_minute(service, trigger=f"remind me of {SECRET}")
+    assert_shown_without_the_secret(raised.value)
+
+
+async def test_a_failed_finish_on_the_fire_path_shows_none_of_the_values_it_sent(
+    store: Store, service: TaskService
+) -> None:
+    # The fire path sends its statements through the driver, past SQLAlchemy's
+    # execution: its errors hide the values sent (a turn's reply, its error) as well.
+    await every_minute(service)
+    run = await claim_one(store, at(60))
+    await refuse_writes(store, "lgs_runs", "UPDATE")
+    with pytest.raises(StoreError) as raised:
+        await store.finish_runs(
+            [Finish(run, "success", summary=f"the answer is {SECRET}")], now=at(61), holder=HOLDER
+        )
+    assert_shown_without_the_secret(raised.value)

@@ -783,6 +783,7 @@ class _Prepared:
             args,
             exc,
             self.dialect.loaded_dbapi.Error,
+            hide_parameters=True,  # as the engines do (see Store._map_error)
             connection_invalidated=gone,
             dialect=self.dialect,
         )

@@ -281,7 +281,12 @@ class PostgresStore(Store):
         except dbapi.Error as exc:  # mapped as _Prepared maps a pooled connection's
             lost = isinstance(exc, dbapi.OperationalError)
             raise DBAPIError.instance(
-                prepared.sql, args, exc, dbapi.Error, connection_invalidated=lost
+                prepared.sql,
+                args,
+                exc,
+                dbapi.Error,
+                hide_parameters=True,  # as the engine does (see Store._map_error)
+                connection_invalidated=lost,
             ) from exc
         return None if row is None else prepared.rows([row])[0]
 
