@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.dialects import sqlite
 
 from langgraph_scheduler import Interval, SchedulerRuntime, StoreError, StoreUnavailable
 from langgraph_scheduler._service import TaskService
+from langgraph_scheduler.models import TaskRunRecord
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.store_sqlite import SqliteStore
@@ -653,3 +655,101 @@ async def test_a_runtime_whose_file_goes_bad_logs_only_mapped_errors(
         assert rt.running
     finally:
         await rt.stop()
+
+
+@pytest.mark.parametrize("how", ["overwritten", "immutable", "deleted"])
+async def test_a_runtime_whose_file_goes_bad_resumes_once_it_is_good_again(
+    path: Path, how: str
+) -> None:
+    # Its pooled connections kept what they had found: "file is not a database" after
+    # the good file was back, a read-only open after the file was writable again, and a
+    # file deleted and restored from a backup was not even noticed (its connections
+    # went on with the deleted file, so fires told and written there were lost, and ran
+    # again from the restored one). Every store call failed until a restart.
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    if how == "immutable":
+        _chattr()
+    told: list[TaskRunRecord] = []
+
+    async def on_run(record: TaskRunRecord) -> None:
+        told.append(record)
+
+    clock = FakeClock(FAKE_START)
+    # The checkpointer's own connection to the file is the checkpointer's (see the
+    # README): turns keep their checkpoints in memory here.
+    rt = await _running_on(
+        path, clock, store_retry_secs=0.5, checkpointer=InMemorySaver(), on_run=on_run
+    )
+    backup = path.with_name("backup.db")
+    bad = contextlib.ExitStack()
+    try:
+        for n in range(2):
+            await rt.create_task(name=f"minutely {n}", schedule=Interval(minutes=1), trigger="go")
+        assert await step(rt, clock, 61) == 2
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with (
+            contextlib.closing(sqlite3.connect(path)) as conn,
+            contextlib.closing(sqlite3.connect(backup)) as copy,
+        ):
+            conn.backup(copy)
+        good = path.read_bytes()
+        restore: Callable[[], object]
+        if how == "overwritten":
+            _no_database_any_more(path)
+            restore = lambda: path.write_bytes(good)  # noqa: E731
+        elif how == "immutable":
+            immutable = _immutable(path.parent, path, path.with_name(f"{path.name}-wal"))
+            bad.enter_context(immutable)
+            restore = bad.close
+            # A burst of calls: the store opens more connections, read-only (SQLite
+            # opens a file it may not write so; reads pass).
+            hold = lambda conn: time.sleep(0.05)  # noqa: E731
+            calls = (rt.store.transaction(hold) for _ in range(6))
+            await asyncio.gather(*calls, return_exceptions=True)
+        else:
+            path.unlink()
+            restore = lambda: backup.replace(path)  # noqa: E731
+        for _ in range(3):  # fires due while the file is bad, a new connection opened
+            await clock.advance(60)
+            with pytest.raises(StoreError) as raised:
+                await rt.run_due()
+            assert not isinstance(raised.value, StoreUnavailable)
+        restore()
+        await rt.run_due()
+        await rt.wait_idle()
+        assert await step(rt, clock, 60) == 2  # and on, as before
+        assert rt.running
+    finally:
+        bad.close()
+        await rt.stop()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        stored = conn.execute(
+            "SELECT task_id, scheduled_for, attempt, outcome FROM lgs_runs ORDER BY scheduled_for"
+        ).fetchall()
+    fires = [(r.task_id, r.scheduled_for, r.attempt) for r in told]
+    assert len(fires) == len(set(fires)) == len(stored)  # each told once, each stored
+    # Per task: its first fire, the three due while the file was bad (the last one run,
+    # those before it recorded missed in one record, per the catch_up policy), the next.
+    by_task: dict[str, list[tuple[str, str]]] = {}
+    for task_id, scheduled_for, _, outcome in stored:
+        by_task.setdefault(task_id, []).append((scheduled_for[11:16], outcome))
+    expected = [("08:01", "success"), ("08:02", "missed"), ("08:04", "success")]
+    assert list(by_task.values()) == [[*expected, ("08:05", "success")]] * 2, stored
+
+
+async def test_connections_opened_while_the_file_was_read_only_write_once_it_is_not(
+    store: Store, path: Path
+) -> None:
+    # SQLite opens a file it may not write read-only, and the reads pass: such pooled
+    # connections refused writes after the file was writable again (no write had failed
+    # meanwhile to drop them).
+    _chattr()
+    hold = lambda conn: time.sleep(0.05)  # noqa: E731
+    write = lambda conn: conn.exec_driver_sql("UPDATE lgs_meta SET value = value")  # noqa: E731
+    with _immutable(path.parent, path, path.with_name(f"{path.name}-wal")):
+        # A burst of reads: the store opens more connections than it had.
+        await asyncio.gather(*(store.transaction(hold) for _ in range(6)))
+    for _ in range(3):
+        await asyncio.gather(*(store.transaction(write) for _ in range(3)))

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql import ColumnElement
 
@@ -104,7 +106,9 @@ class SqliteStore(Store):
         super().__init__(url)
         self.in_memory = is_in_memory(url)
         threads = max(1, min(pool_size, 4))
-        self.sync_engine = _engine(url, in_memory=self.in_memory, pool=threads)
+        self._opened = threading.Event()
+        """Set once a connection opened the file: from then on none creates it."""
+        self.sync_engine = _engine(url, in_memory=self.in_memory, pool=threads, opened=self._opened)
         self._executor = (
             None if self.in_memory else ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
         )
@@ -189,12 +193,18 @@ class SqliteStore(Store):
         """A file this process may not open or write, or a failed disk, is no passing
         state (as a lock is): a :class:`~.errors.StoreError` that says what to fix, not a
         ``StoreUnavailable`` the engine would retry for ``store_retry_secs`` at each
-        step."""
+        step. Such an error of the file itself (:data:`_FILE_ERRORS`) also drops the
+        pooled connections, so the store goes on by itself once the file is mended."""
         orig = getattr(exc, "orig", None) or exc
         if not isinstance(orig, sqlite3.Error):
             return super()._map_error(exc)
         path = Path(str(self.url.database))
         said = str(orig).strip()
+        if not self.in_memory and any(words in said for words in _FILE_ERRORS):
+            # A pooled connection keeps what it found (a header that was no database,
+            # a file it could only open read-only, a file since deleted): dropped, so
+            # the next call opens the file afresh and works once the file is good again.
+            self.sync_engine.dispose()
         if "readonly database" in said:  # SQLITE_READONLY and its extended codes
             return StoreError(
                 f"the SQLite file {path} is read-only ({said}): the user this process "
@@ -207,7 +217,19 @@ class SqliteStore(Store):
             return StoreError(
                 f"the SQLite file {path} could not be read or written ({said}): the "
                 f"file, {path.name}-wal or {path.name}-shm beside it, or their file system "
-                "became read-only, or the disk failed; fix that, then restart the runtime"
+                "became read-only, or the disk failed; once that is fixed, the runtime "
+                "goes on by itself"
+            )
+        gone = self._opened.is_set() and not path.exists()
+        if "unable to open database file" in said and gone:
+            # The store opens a file it has seen without creating it (_follow_the_file): one
+            # made anew would be an empty database, and the file put back beside its
+            # connections would be read with that one's log.
+            return StoreError(
+                f"the SQLite file {path} is gone ({said}): it was deleted or moved while "
+                "the store had it open; put it back (a backup copy, with no "
+                f"{path.name}-wal or {path.name}-shm of another file beside it) and the "
+                "runtime goes on by itself"
             )
         if "unable to open database file" in said:  # SQLITE_CANTOPEN
             return StoreError(
@@ -346,7 +368,7 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
+def _engine(url: URL, *, in_memory: bool, pool: int, opened: threading.Event) -> Engine:
     if in_memory:
         # One connection, used by one transaction at a time: transactions run inline on
         # the event loop and never await, so they cannot interleave.
@@ -365,6 +387,7 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
             connect_args={"timeout": 30, "check_same_thread": False},
             hide_parameters=True,  # see Store._map_error
         )
+        _follow_the_file(engine, str(Path(str(url.database)).absolute()), opened)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -391,6 +414,57 @@ def _engine(url: URL, *, in_memory: bool, pool: int) -> Engine:
         _begin_immediate(conn.connection.driver_connection)  # type: ignore[arg-type]
 
     return engine
+
+
+_FILE_ERRORS = (
+    "file is not a database",  # SQLITE_NOTADB
+    "readonly database",  # SQLITE_READONLY and its extended codes
+    "disk I/O error",  # SQLITE_IOERR
+    "unable to open database file",  # SQLITE_CANTOPEN
+    "database disk image is malformed",  # SQLITE_CORRUPT
+)
+"""What SQLite says of the file itself rather than of a statement: a connection that
+met one keeps meeting it (its cached header, its read-only open, its deleted file)
+after the file is mended, so the store drops its connections (see
+``SqliteStore._map_error``)."""
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path`` (None: there is none)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _follow_the_file(engine: Engine, path: str, opened: threading.Event) -> None:
+    """Keep the engine's connections on the file now at ``path``: a pooled connection
+    whose file was deleted or replaced (a backup copied back) would go on reading and
+    writing the old one, unseen, and one SQLite opened read-only (the file was, then)
+    would refuse every write; either is opened again at its next checkout once that
+    changed. Once a connection has opened the file (``opened`` set), new ones never
+    create it: a file deleted under the store is an error ("unable to open database
+    file") until it is put back, not a new empty database."""
+
+    @event.listens_for(engine, "do_connect")
+    def _no_new_file(_dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if opened.is_set():
+            cargs[0] = f"{Path(path).as_uri()}?mode=rw"
+            cparams["uri"] = True
+
+    @event.listens_for(engine, "connect")
+    def _opened(_dbapi_conn: Any, record: Any) -> None:
+        opened.set()
+        record.info["lgs_file"] = _file_id(path)
+        record.info["lgs_read_only"] = not os.access(path, os.W_OK)
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("lgs_file") != _file_id(path):
+            raise DisconnectionError(f"the SQLite file {path} was deleted or replaced")
+        if record.info.get("lgs_read_only") and os.access(path, os.W_OK):
+            raise DisconnectionError(f"the SQLite file {path} is writable again")
 
 
 def _refused_for_lock(exc: sqlite3.OperationalError) -> bool:
