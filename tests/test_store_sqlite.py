@@ -40,6 +40,7 @@ from .helpers import (
     claim,
     claim_one,
     every_minute,
+    record_count,
     step,
     until_start_warns,
     warnings_said,
@@ -737,6 +738,36 @@ async def test_a_runtime_whose_file_goes_bad_resumes_once_it_is_good_again(
         by_task.setdefault(task_id, []).append((scheduled_for[11:16], outcome))
     expected = [("08:01", "success"), ("08:02", "missed"), ("08:04", "success")]
     assert list(by_task.values()) == [[*expected, ("08:05", "success")]] * 2, stored
+
+
+async def test_a_claim_retried_through_a_long_lock_says_so_once_a_minute(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim's retry warned at every backoff step (ten in its first two seconds, then
+    # one each 5 s) for as long as another process held the file's write lock. Now the
+    # first failure is said, the same one again once a minute on the runtime's clock
+    # (which stands still here), the give-up once, and the first claim that works.
+    monkeypatch.setattr("langgraph_scheduler.store_sqlite.BUSY_TIMEOUT_SECS", 0.02)
+    clock = FakeClock(FAKE_START)
+    rt = await _running_on(path, clock, store_retry_secs=1.5)
+    try:
+        await rt.create_task(name="minutely", schedule=Interval(minutes=1), trigger="go")
+        caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+        with _write_lock_held(path):
+            await clock.advance(61)
+            assert await rt.run_due() == 0  # given up after store_retry_secs
+        retried = _said(caplog, f"database {rt.store.safe_url} is unavailable")
+        assert len(retried) == 1, retried
+        assert retried[0].endswith(", retrying to claim due fires")
+        assert len(_said(caplog, "gave up to claim due fires: database")) == 1
+        await rt.run_due()  # or the claim loop's own pass, since the lock went
+        await rt.wait_idle()
+        assert await record_count(rt) == 1
+        assert _said(caplog, "the database answers again") == [
+            "the database answers again (claim due fires)"
+        ]
+    finally:
+        await rt.stop()
 
 
 async def test_connections_opened_while_the_file_was_read_only_write_once_it_is_not(

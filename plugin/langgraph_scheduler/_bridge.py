@@ -131,6 +131,8 @@ class TaskExecutorBridge:
         self.started_at = started_at
         self.poll_secs = poll_secs
         self.store_retry_secs = store_retry_secs
+        self._store_failures = Repeats(clock.now)
+        """The store failures its retries said lately (see :func:`retrying`)."""
         self.on_record = on_record
         self.on_event = on_event
         self.on_due = on_due
@@ -715,7 +717,9 @@ class TaskExecutorBridge:
     ) -> _T | None:
         """Run a store call, retrying with jittered backoff while the database is
         unavailable; None (logged) if it still fails after ``patience`` seconds."""
-        return await retrying(what, call, patience=patience or self.store_retry_secs)
+        return await retrying(
+            what, call, patience=patience or self.store_retry_secs, said=self._store_failures
+        )
 
     async def _tell(self, record: TaskRunRecord) -> None:
         logger.info(
@@ -756,29 +760,48 @@ class _Gate:
         return self.bridge._refusal(self.task_id, self.claimed_at)
 
 
-async def retrying(what: str, call: Callable[[], Awaitable[_T]], *, patience: float) -> _T | None:
+async def retrying(
+    what: str, call: Callable[[], Awaitable[_T]], *, patience: float, said: Repeats
+) -> _T | None:
     """Run ``call``, retrying :class:`StoreUnavailable` with jittered exponential backoff
-    for up to ``patience`` seconds; None (logged) if it still fails."""
+    for up to ``patience`` seconds; None (logged) if it still fails.
+
+    A failure is logged through ``said`` (kept by the caller across its calls, on its
+    clock): the first time, then the same failure once a minute while it lasts, not at
+    every backoff step; the first call that works after any is said once too."""
     try:
-        return await call()  # the usual case, without building a retry loop per call
+        found = await call()  # the usual case, without building a retry loop per call
     except StoreUnavailable as exc:
-        logger.warning("%s, retrying to %s", exc, what)
+        _say(said, logging.WARNING, f"{exc}, retrying to {what}")
+    else:
+        if said.forget():
+            logger.info("the database answers again (%s)", what)
+        return found
     try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StoreUnavailable),
             wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
             stop=stop_after_delay(patience),
-            before_sleep=lambda state: logger.warning(
-                "%s, retrying to %s",
-                state.outcome.exception() if state.outcome else "store unavailable",
-                what,
+            before_sleep=lambda state: _say(
+                said,
+                logging.WARNING,
+                f"{state.outcome.exception() if state.outcome else 'store unavailable'}, "
+                f"retrying to {what}",
             ),
         ):
             with attempt:
-                return await call()
+                found = await call()
+                said.forget()
+                logger.info("the database answers again (%s)", what)
+                return found
     except RetryError as exc:
-        logger.error("gave up to %s: %s", what, exc.last_attempt.exception())
+        _say(said, logging.ERROR, f"gave up to {what}: {exc.last_attempt.exception()}")
     return None
+
+
+def _say(said: Repeats, level: int, message: str) -> None:
+    if said.new(message):
+        logger.log(level, "%s", message)
 
 
 def to_finish(

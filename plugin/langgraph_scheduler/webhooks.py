@@ -46,6 +46,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from ._bridge import retrying
 from ._clock import Clock
 from ._context import spawn_clean
+from ._logs import Repeats
 from .models import (
     DeliveryStatus,
     TaskRunRecord,
@@ -351,6 +352,8 @@ class WebhookDispatcher:
         self.clock = clock
         self.sweep_secs = sweep_secs
         self.drain_secs = drain_secs
+        self._store_failures = Repeats(clock.now)
+        """The store failures its retries said lately (see :func:`._bridge.retrying`)."""
         self._intake: list[TaskRunRecord] = []
         self._intake_ready = asyncio.Event()
         self._sweep_now = asyncio.Event()
@@ -483,7 +486,10 @@ class WebhookDispatcher:
             del self._intake[:size]
             try:
                 claimed = await retrying(
-                    "queue webhook deliveries", self._queuer(batch), patience=patience
+                    "queue webhook deliveries",
+                    self._queuer(batch),
+                    patience=patience,
+                    said=self._store_failures,
                 )
             except Exception as exc:
                 if len(batch) > 1:
@@ -710,6 +716,7 @@ class WebhookDispatcher:
                 next_attempt_at=next_at,
             ),
             patience=60.0,
+            said=self._store_failures,
         )
         if written is False:  # another runtime took it over and finished it
             return True
