@@ -155,6 +155,16 @@ def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:
 # --- task_from_cron ---------------------------------------------------------------------
 
 
+async def test_a_zone_without_a_name_is_refused_not_replaced(rt: SchedulerRuntime) -> None:
+    # A ZoneInfo read from a file has no key: it used to become tz=None, the runtime's
+    # Europe/Berlin, so the cron silently fired an hour off UTC.
+    with open("/usr/share/zoneinfo/America/New_York", "rb") as file:
+        unnamed = ZoneInfo.from_file(file)
+    with pytest.raises(InvalidSchedule, match=r"ZoneInfo without a key.*names no IANA zone"):
+        await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, timezone=unnamed)
+    assert await rt.list_tasks() == []
+
+
 async def test_a_stateless_cron_becomes_an_isolated_task(rt: SchedulerRuntime) -> None:
     task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO)
     assert task.thread_mode == "isolated"

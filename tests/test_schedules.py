@@ -10,6 +10,7 @@ import pickle
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langgraph_scheduler.errors import InvalidSchedule, SchedulerError
+from langgraph_scheduler.runtime import SchedulerRuntime
 from langgraph_scheduler.schedules import (
     Cron,
     Interval,
@@ -416,6 +418,53 @@ ERROR_CASES: list[tuple[str, Callable[[], object], str]] = [
 def test_invalid_schedules(make: Callable[[], object], match: str) -> None:
     with pytest.raises(InvalidSchedule, match=match):
         make()
+
+
+def _unnamed_zone() -> ZoneInfo:
+    with open("/usr/share/zoneinfo/Europe/Berlin", "rb") as file:
+        return ZoneInfo.from_file(file)
+
+
+ZONE_TAKERS: list[tuple[str, Callable[[Any], object]]] = [
+    ("Cron", lambda tz: Cron("0 9 * * *", tz=tz).tz),
+    ("Interval", lambda tz: Interval(hours=1, tz=tz).tz),
+    ("Once", lambda tz: Once(datetime(2030, 1, 1), tz=tz).tz),
+    ("with_tz", lambda tz: Cron("0 9 * * *", tz="UTC").with_tz(tz).tz),
+    ("with_default_tz", lambda tz: Cron("0 9 * * *").with_default_tz(tz).tz),
+    ("parse_schedule", lambda tz: parse_schedule("daily at 9", tz=tz, now=datetime(2026, 1, 1)).tz),
+    ("check_timezone", lambda tz: check_timezone(tz).key),
+    ("SchedulerRuntime", lambda tz: SchedulerRuntime(None, timezone=tz, database="sqlite://").timezone),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("take", [t[1] for t in ZONE_TAKERS], ids=[t[0] for t in ZONE_TAKERS])
+def test_every_zone_argument_takes_named_zones_and_refuses_the_rest(
+    take: Callable[[Any], object],
+) -> None:
+    assert take("Europe/Berlin") == "Europe/Berlin"
+    assert take(ZoneInfo("Europe/Berlin")) == "Europe/Berlin"
+    assert take(timezone.utc) == "UTC"
+    refused = [
+        (_unnamed_zone(), r"a ZoneInfo without a key \(read with ZoneInfo.from_file\)"),
+        (timezone(timedelta(hours=2)), r"a fixed offset \(UTC\+02:00\)"),
+    ]
+    for zone, what in refused:
+        with pytest.raises(InvalidSchedule, match=f"^the timezone is {what}.*names no IANA zone"):
+            take(zone)
+    with pytest.raises(InvalidSchedule, match="must be an IANA zone name or a ZoneInfo, got int"):
+        take(5)
+
+
+def test_another_librarys_zone_is_refused_naming_it() -> None:
+    dateutil_tz = pytest.importorskip("dateutil.tz")  # present with the dev extra (nbclient)
+    with pytest.raises(InvalidSchedule, match=r"^the timezone is a dateutil\..*tzfile.*Berlin"):
+        Cron("0 9 * * *", tz=dateutil_tz.gettz("Europe/Berlin"))
+
+
+def test_zone_notice_of_an_unnamed_zone_says_it_names_none() -> None:
+    assert zone_notice(ZoneInfo("UTC")) is None
+    notice = zone_notice(_unnamed_zone())
+    assert notice is not None and "names no IANA zone" in notice
 
 
 ZONE_NOTICES = [

@@ -27,7 +27,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, TypeVar
 
 from ._clock import Clock
@@ -44,7 +44,14 @@ from .errors import (
     TaskNotFound,
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
-from .schedules import Interval, Schedule, check_timezone, schedule_from_dict, schedule_to_dict
+from .schedules import (
+    Interval,
+    Schedule,
+    check_timezone,
+    schedule_from_dict,
+    schedule_to_dict,
+    zone_name,
+)
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
@@ -884,14 +891,15 @@ def as_trigger(trigger: TriggerInput) -> ConversationTrigger:
     return checked
 
 
-def check_zone(tz: str) -> str:
-    """``tz`` if it names an IANA zone.
+def check_zone(tz: str | tzinfo) -> str:
+    """The IANA name of ``tz``: a zone name, or a named ``ZoneInfo`` (see ``zone_name``).
 
     Raises:
-        InvalidSchedule: it does not (the message suggests the closest names).
+        InvalidSchedule: it names no zone (the message suggests the closest names).
     """
-    check_timezone(tz)
-    return tz
+    name = zone_name(tz)
+    check_timezone(name)
+    return name
 
 
 def _digest(*parts: str) -> str:

@@ -36,13 +36,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
-from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 from .errors import InvalidPayload, InvalidSchedule, InvalidTask, TaskNotFound
 from .models import Task, TaskOptions, check_webhook_url
-from .schedules import Cron
+from .schedules import Cron, zone_name
 from .trigger import ConversationTrigger
 
 if TYPE_CHECKING:
@@ -91,7 +89,8 @@ async def task_from_cron(
             task: every fire runs in a fresh thread.
         timezone: IANA zone name or ``ZoneInfo`` for the line. None means UTC, as on
             LangGraph's server (not the runtime's ``timezone``), so a ported cron fires
-            at the same instants.
+            at the same instants. A tzinfo naming no IANA zone (``ZoneInfo.from_file``,
+            a fixed offset) is refused (``InvalidSchedule``).
         end_time: no fire after this moment (a naive value is read in the cron's zone).
             One already past is refused (``InvalidSchedule``): such a cron never runs.
         enabled: False creates the task paused (``resume_task`` enables it). None, as
@@ -164,7 +163,8 @@ def cron_schedule(
 ) -> Cron:
     """The ``Cron`` for a LangGraph cron's ``schedule``, ``timezone`` and ``end_time``.
 
-    A ``timezone`` of None is UTC, as LangGraph's server reads it.
+    A ``timezone`` of None is UTC, as LangGraph's server reads it; a tzinfo naming no IANA
+    zone is refused.
 
     Example:
         >>> cron_schedule("0 9 * * *", timezone="Europe/Berlin").describe()
@@ -173,7 +173,8 @@ def cron_schedule(
     Raises:
         InvalidSchedule: the line, zone or end cannot be used.
     """
-    return Cron(_langgraph_day_rule(schedule), tz=_zone_name(timezone), end=end_time)
+    zone = "UTC" if timezone is None else zone_name(timezone)
+    return Cron(_langgraph_day_rule(schedule), tz=zone, end=end_time)
 
 
 def _langgraph_day_rule(schedule: str) -> str:
@@ -304,18 +305,6 @@ def _text(content: Any, index: int) -> str:
     raise InvalidPayload(
         f"cron input message {index} has content of type {type(content).__name__}; "
         "expected text or a list of text blocks"
-    )
-
-
-def _zone_name(zone: str | tzinfo | None) -> str:
-    if zone is None or zone is dt_timezone.utc:
-        return "UTC"
-    if isinstance(zone, str):
-        return zone
-    if isinstance(zone, ZoneInfo):
-        return zone.key
-    raise InvalidSchedule(
-        f"timezone must be an IANA zone name or a ZoneInfo, got {zone!r}; e.g. 'America/New_York'"
     )
 
 

@@ -66,7 +66,7 @@ import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import MAXYEAR, date, datetime, time, timedelta, timezone
+from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -80,6 +80,7 @@ from .schedules import (
     Once,
     check_timezone,
     zone_in_words,
+    zone_name,
 )
 
 __all__ = ["Reading", "read_schedule"]
@@ -1256,12 +1257,12 @@ def _read(normal: str, ctx: _Context) -> Reading | None:
     return None
 
 
-def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
+def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     """Read what a person said into a schedule in ``tz``, checked against ``now``.
 
     Args:
         text: E.g. "tomorrow morning", "every weekday except friday at 9", "0 9 * * 1-5".
-        tz: IANA zone the words mean (wall times, "today").
+        tz: IANA zone the words mean (wall times, "today"): a name or a named ``ZoneInfo``.
         now: The current time; naive means wall time in ``tz``.
 
     Returns:
@@ -1276,6 +1277,7 @@ def read_schedule(text: str, *, tz: str, now: datetime) -> Reading:
         >>> reading.schedule.describe()
         'once at 2026-03-03 09:00 UTC (UTC)'
     """
+    tz = zone_name(tz)
     zone = check_timezone(tz)
     now = (resolve_wall(now, zone) if now.tzinfo is None else now).astimezone(zone)
     normal = _normalise(text)

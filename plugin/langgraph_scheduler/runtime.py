@@ -11,7 +11,7 @@ import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from datetime import datetime
+from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -105,7 +105,8 @@ class SchedulerRuntime:
             there, its run record's summary and the transcripts are read from there.
             A graph whose input is known to lack it is refused at :meth:`start`; it
             cannot be ``"task_source"``, where each turn puts its attribution.
-        timezone: IANA zone for schedules that name none.
+        timezone: IANA zone for schedules that name none: a name or a named ``ZoneInfo``
+            (kept as its name; one naming no zone raises ``InvalidSchedule``).
         max_concurrency: turns running at once; due fires beyond it wait in the table.
         default_timeout_secs: turn timeout when the trigger sets none.
         drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
@@ -158,7 +159,7 @@ class SchedulerRuntime:
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         server: LangGraphServer | None = None,
         messages_key: str = "messages",
-        timezone: str = "UTC",
+        timezone: str | tzinfo = "UTC",
         max_concurrency: int = 4,
         default_timeout_secs: float = 300.0,
         drain_timeout_secs: float = 30.0,

@@ -26,7 +26,7 @@ import functools
 import itertools
 import math
 import re
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -60,6 +60,7 @@ __all__ = [
     "parse_schedule",
     "schedule_from_dict",
     "schedule_to_dict",
+    "zone_name",
     "zone_notice",
 ]
 
@@ -204,10 +205,53 @@ def _zone(name: str) -> ZoneInfo:
     raise InvalidSchedule(f"unknown timezone {name[:80]!r}: {_ZONE_EXAMPLE}{_zone_hint(name)}")
 
 
-def check_timezone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; InvalidSchedule naming it (with a "did you mean") if unknown,
-    or naming the plain zone for a ``right/`` or ``posix/`` variant of one."""
-    return _zone(name)
+def zone_name(zone: str | tzinfo) -> str:
+    """The IANA name a zone argument stands for: a name as given, a ``ZoneInfo``'s key, or
+    ``'UTC'`` for ``datetime.timezone.utc``. (Whether the name is a zone is checked where it
+    is used.)
+
+    A schedule keeps its zone by name, to store it and to follow its daylight-saving rules,
+    so a tzinfo that names no IANA zone is refused rather than replaced: a ``ZoneInfo``
+    read with ``ZoneInfo.from_file`` (no ``key``), a fixed offset
+    (``datetime.timezone(timedelta(hours=2))``) and other libraries' zones (pytz,
+    dateutil).
+
+    Raises:
+        InvalidSchedule: ``zone`` is not a name or a named zone; the message says what to pass.
+    """
+    if isinstance(zone, str):
+        return zone
+    if isinstance(zone, ZoneInfo) and zone.key is not None:
+        return zone.key
+    if zone == _UTC:
+        return "UTC"
+    if isinstance(zone, ZoneInfo):
+        what = "a ZoneInfo without a key (read with ZoneInfo.from_file)"
+    elif isinstance(zone, timezone):
+        offset = zone.utcoffset(None)
+        what = (
+            f"a fixed offset ({_fmt_offset(int(offset.total_seconds()) // 60)}) with no "
+            "daylight saving time"
+        )
+    elif isinstance(zone, tzinfo):
+        what = f"a {type(zone).__module__}.{type(zone).__qualname__} ({str(zone)[:80]!r})"
+    else:
+        raise InvalidSchedule(
+            f"timezone must be an IANA zone name or a ZoneInfo, got {type(zone).__name__}: "
+            f"{_ZONE_EXAMPLE}"
+        )
+    raise InvalidSchedule(
+        f"the timezone is {what}, which names no IANA zone; a schedule needs a named zone "
+        f"(it is stored by name and follows that zone's clock changes): {_ZONE_EXAMPLE}, "
+        "or ZoneInfo('Europe/Berlin')"
+    )
+
+
+def check_timezone(name: str | tzinfo) -> ZoneInfo:
+    """The IANA zone ``name`` (a name, or a tzinfo :func:`zone_name` accepts); InvalidSchedule
+    naming it (with a "did you mean") if unknown, or naming the plain zone for a ``right/``
+    or ``posix/`` variant of one."""
+    return _zone(zone_name(name))
 
 
 @functools.cache
@@ -237,7 +281,7 @@ def zone_in_words(words: str) -> str | None:
     return _zone_names().get(key) or _places().get(key)
 
 
-def zone_notice(name: str) -> str | None:
+def zone_notice(name: str | tzinfo) -> str | None:
     """Why ``name`` should not be the zone of a person's schedule, or None when it is fine.
 
     Fixed offsets (``EST``, ``MST``, ``HST``, ``Etc/GMT+5``) are IANA names, but they never
@@ -253,6 +297,7 @@ def zone_notice(name: str) -> str | None:
         'EST' is a fixed offset (UTC-05:00) with no daylight saving time...'America/New_York'?...
     """
     try:
+        name = zone_name(name)
         zone = _zone(name)
     except InvalidSchedule as exc:
         return str(exc)
@@ -593,11 +638,14 @@ class _BaseSchedule(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _keep_second_pass(cls, data: Any) -> Any:
-        """Pin a naive time of a repeated hour's second pass (``fold=1``) to its UTC offset.
+        """Take ``tz`` as a ``ZoneInfo`` too, kept by its name (see :func:`zone_name`), and
+        pin a naive time of a repeated hour's second pass (``fold=1``) to its UTC offset.
 
         JSON has no fold: stored naive, the second 02:30 of an autumn night would come back
         as the first. The first pass (``fold=0``) stays naive, as it round-trips as it is.
         """
+        if isinstance(data, dict) and not isinstance(data.get("tz"), (str, type(None))):
+            data = {**data, "tz": zone_name(data["tz"])}
         if not isinstance(data, dict) or not isinstance(data.get("tz"), str):
             return data
         try:
@@ -642,16 +690,17 @@ class _BaseSchedule(BaseModel):
             raise InvalidSchedule("schedule has no timezone; call with_default_tz")
         return _zone(self.tz)
 
-    def with_default_tz(self, tz: str) -> Self:
+    def with_default_tz(self, tz: str | tzinfo) -> Self:
         """A copy with ``tz`` filled in if it was None (the runtime's default zone)."""
+        tz = zone_name(tz)
         _zone(tz)
         if self.tz is not None:
             return self
         return self.with_tz(tz)
 
-    def with_tz(self, tz: str) -> Self:
+    def with_tz(self, tz: str | tzinfo) -> Self:
         """A copy in zone ``tz``: the same wall-clock rules (and naive bounds) read there."""
-        return type(self)(**{**self.model_dump(), "tz": tz})
+        return type(self)(**{**self.model_dump(), "tz": zone_name(tz)})
 
     def trigger(self, *, now: datetime | None = None) -> BaseTrigger:
         """The APScheduler 3 trigger for this schedule, in its zone, honouring start/end.
@@ -1053,7 +1102,7 @@ def schedule_to_dict(schedule: Cron | Interval | Once) -> dict[str, Any]:
     return schedule.model_dump(mode="json")
 
 
-def parse_schedule(text: str, *, tz: str, now: datetime) -> Cron | Interval | Once:
+def parse_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Cron | Interval | Once:
     """Turn short English or a cron line into a schedule in ``tz``, checked against ``now``.
 
     The grammar is :func:`langgraph_scheduler.phrases.read_schedule`, which also returns a
@@ -1061,12 +1110,12 @@ def parse_schedule(text: str, *, tz: str, now: datetime) -> Cron | Interval | On
 
     Args:
         text: E.g. "in 20 minutes", "every weekday at 9am", "0 9 * * 1-5" (see ACCEPTED_FORMS).
-        tz: IANA zone the words mean (wall times, "today").
+        tz: IANA zone the words mean (wall times, "today"): a name or a named ``ZoneInfo``.
         now: The current time; naive means wall time in ``tz``.
 
     Raises:
         InvalidSchedule: The text is not understood, is ambiguous (the message is a question
-            to relay), names an invalid value, or is in the past.
+            to relay), names an invalid value, is in the past, or ``tz`` names no IANA zone.
     """
     from .phrases import read_schedule  # the grammar builds on this module's models
 
