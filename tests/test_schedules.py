@@ -455,6 +455,44 @@ def test_every_zone_argument_takes_named_zones_and_refuses_the_rest(
         take(5)
 
 
+ZONE_HINTS = [
+    # path tricks: no zone is suggested for a name that walks the tz database's folders
+    ("Europe/../UTC", r"'Europe/\.\./UTC' is not a zone name: .*no '\.' or '\.\.'$"),
+    ("./UTC", r"is not a zone name: .*no '\.' or '\.\.'$"),
+    ("Europe//Berlin", r"one '/' between parts; did you mean 'Europe/Berlin'\?$"),
+    ("Europe\\Berlin", r"one '/' between parts; did you mean 'Europe/Berlin'\?$"),
+    # invisible characters are named; the name without them is the zone it means
+    ("Europe/Berlin\u200b", r"'Europe/Berlin\\u200b' is not a zone name: it contains an "
+                             r"invisible character U\+200B ZERO WIDTH SPACE; did you mean "
+                             r"'Europe/Berlin'\?$"),
+    ("E\u200bST", r"invisible character U\+200B.*did you mean 'America/New_York'\?$"),
+    ("\u200eUTC", r"U\+200E LEFT-TO-RIGHT MARK; did you mean 'UTC'\?$"),
+    ("Europe/Berlin\n", r"invisible character U\+000A; did you mean 'Europe/Berlin'\?$"),
+    ("\u0415urope/Berlin", r"zone names are ASCII, and it contains 'Е' \(U\+0415 CYRILLIC"),
+    # Etc/GMT±N: its range, never a neighbour with other digits
+    ("Etc/GMT+13", r"Etc/GMT zones run from 'Etc/GMT-14' to 'Etc/GMT\+12'.*place$"),
+    ("Etc/GMT-15", r"Etc/GMT zones run from"),
+    ("Etc/GMT+05", r"did you mean 'Etc/GMT\+5'\?$"),
+    # offsets: a place at every offset in use, none outside them
+    ("+14", r"fixed UTC offset.*did you mean 'Pacific/Kiritimati'\?$"),
+    ("UTC-11", r"did you mean 'Pacific/Pago_Pago'\?$"),
+    ("-12", r"fixed UTC offset.*: give the zone of the place$"),
+    ("+15", r"'\+15' is no UTC offset a place uses: they run from UTC-12:00 to UTC\+14:00$"),
+    # near spellings: the same zone respelled, or the place in its own area
+    ("Europe/Berln", r"did you mean 'Europe/Berlin'\?$"),
+    ("america/new york", r"did you mean 'America/New_York'\?$"),
+    ("Asia/Berlin", r"did you mean 'Europe/Berlin'\?$"),
+    ("Mars/Olympus", r"'America/New_York' or 'UTC'$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "match"), ZONE_HINTS, ids=[repr(h[0]) for h in ZONE_HINTS])
+def test_unknown_zones_say_why_and_suggest_only_the_same_zone(name: str, match: str) -> None:
+    with pytest.raises(InvalidSchedule, match=match) as caught:
+        Cron("0 9 * * *", tz=name)
+    assert str(caught.value).startswith(f"unknown timezone {name!r}: use an IANA zone name")
+
+
 def test_another_librarys_zone_is_refused_naming_it() -> None:
     dateutil_tz = pytest.importorskip("dateutil.tz")  # present with the dev extra (nbclient)
     with pytest.raises(InvalidSchedule, match=r"^the timezone is a dateutil\..*tzfile.*Berlin"):
@@ -473,7 +511,8 @@ ZONE_NOTICES = [
     ("MST", r"UTC-07:00.*'America/Denver'"),
     ("HST", r"'Pacific/Honolulu'"),
     ("Etc/GMT+5", r"'Etc/GMT\+5' is a fixed offset \(UTC-05:00\).*'America/New_York'"),
-    ("Etc/GMT-14", r"UTC\+14:00.*pass the IANA zone of the place"),
+    ("Etc/GMT-14", r"UTC\+14:00.*did you mean 'Pacific/Kiritimati'\? Pass the IANA zone"),
+    ("Etc/GMT+12", r"UTC-12:00.*no daylight saving time.*; pass the IANA zone of the place"),
     ("PST", r"unknown timezone 'PST'.*'America/Los_Angeles'"),
     ("+05:30", r"unknown timezone '\+05:30'.*'Asia/Kolkata'"),
     ("right/UTC", r"leap-second variant of 'UTC'.*use 'UTC'"),

@@ -26,6 +26,7 @@ import functools
 import itertools
 import math
 import re
+import unicodedata
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -137,11 +138,19 @@ _OFFSET_PLACES = {
     330: "Asia/Kolkata", 345: "Asia/Kathmandu", 360: "Asia/Dhaka", 390: "Asia/Yangon",
     420: "Asia/Bangkok", 480: "Asia/Shanghai", 540: "Asia/Tokyo", 570: "Australia/Adelaide",
     600: "Australia/Sydney", 720: "Pacific/Auckland", 765: "Pacific/Chatham",
+    -660: "Pacific/Pago_Pago", -570: "Pacific/Marquesas", -120: "America/Noronha",
+    -60: "Atlantic/Azores", 525: "Australia/Eucla", 630: "Australia/Lord_Howe",
+    660: "Pacific/Noumea", 780: "Pacific/Tongatapu", 840: "Pacific/Kiritimati",
 }  # fmt: skip
+_OFFSET_RANGE = (-12 * 60, 14 * 60)
+"""The UTC offsets civil time uses (Etc/GMT+12 to Pacific/Kiritimati's UTC+14:00)."""
 _OFFSET_RE = re.compile(
     r"(?:utc|gmt)? ?(?P<sign>[+-]) ?(?P<h>[0-9]{1,2})(?::?(?P<m>[0-9]{2}))?", re.IGNORECASE
 )
 _ETC_OFFSET_RE = re.compile(r"etc/gmt[+-][0-9]+", re.IGNORECASE)
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+"""Unicode categories of characters that do not show: controls, format characters (the
+zero-width space, bidi marks), private use, unassigned; and line/paragraph separators."""
 
 
 @functools.cache
@@ -165,21 +174,95 @@ def _fmt_offset(minutes: int) -> str:
 
 
 def _zone_hint(name: str) -> str:
-    """What to say after "unknown timezone": the zone the name most likely means."""
+    """What to say after "unknown timezone": why the name is no zone, and the zone it
+    plausibly means (only one that can be the same zone: a respelling, never a neighbour)."""
+    said = repr(name[:80])
+    odd = next((ch for ch in name if unicodedata.category(ch) in _INVISIBLE), None)
+    if odd is not None:
+        clean = "".join(ch for ch in name if unicodedata.category(ch) not in _INVISIBLE)
+        return f"; {said} is not a zone name: it contains an invisible character {_char(odd)}" + (
+            _plausible_tail(clean)
+        )
+    foreign = next((ch for ch in name if not ch.isascii()), None)
+    if foreign is not None:
+        return (
+            f"; {said} is not a zone name: zone names are ASCII, and it contains {foreign!r} "
+            f"({_char(foreign)})"
+        )
+    parts = name.strip().replace("\\", "/").split("/")
+    if any(part in (".", "..") for part in parts):
+        return f"; {said} is not a zone name: zone names are Area/Location, with no '.' or '..'"
+    if "\\" in name or (len(parts) > 1 and "" in parts):
+        return f"; {said} is not a zone name: write Area/Location, one '/' between parts" + (
+            _plausible_tail("/".join(part for part in parts if part))
+        )
     key = name.strip().lower()
+    if key.startswith("etc/gmt"):
+        return _etc_hint(name.strip())
     if key in _ABBREVIATIONS:
         return f"; {name!r} is an abbreviation, not a zone: did you mean {_ABBREVIATIONS[key]!r}?"
     minutes = _offset_minutes(key)
     if minutes is not None:
+        low, high = _OFFSET_RANGE
+        if not low <= minutes <= high:
+            return (
+                f"; {name!r} is no UTC offset a place uses: they run from {_fmt_offset(low)} "
+                f"to {_fmt_offset(high)}"
+            )
         place = _OFFSET_PLACES.get(minutes)
         where = f"did you mean {place!r}?" if place else "give the zone of the place"
         return (
             f"; {name!r} is a fixed UTC offset, which never changes for daylight saving "
             f"time: {where}"
         )
+    return _plausible_tail(name.strip())
+
+
+def _char(ch: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: a character named so a person can find it."""
+    label = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" {label}" if label else "")
+
+
+def _etc_hint(name: str) -> str:
+    """The hint for an unknown ``Etc/GMT…`` name: its range, or its plain spelling."""
+    match = re.fullmatch(r"etc/gmt([+-])0*([0-9]{1,3})", name, re.IGNORECASE)
+    if match is not None:
+        sign, hours = match[1], int(match[2])
+        plain = f"Etc/GMT{sign}{hours}"
+        if plain in _zone_names().values():
+            return f"; did you mean {plain!r}?"
+    return (
+        "; the Etc/GMT zones run from 'Etc/GMT-14' to 'Etc/GMT+12', in whole hours, with the "
+        "sign reversed ('Etc/GMT+5' is UTC-05:00); better, give the zone of the place"
+    )
+
+
+def _plausible_tail(name: str) -> str:
+    """``; did you mean 'X'?`` for the zone ``name`` plausibly is, else "".
+
+    Plausible: the name itself in other letter case or with spaces for underscores, a
+    near spelling with the same numbers (``Etc/GMT+13`` is not ``Etc/GMT+3``), or a place
+    whose zone is in another area (``Asia/Berlin``: ``Europe/Berlin``). An abbreviation
+    says which zone it stands for (``EST`` is a fixed offset, not New York's clock).
+    """
+    key = name.lower()
     names = _zone_names()
-    close = difflib.get_close_matches(key, list(names), n=1)
-    return f"; did you mean {names[close[0]]!r}?" if close else ""
+    if key in _ABBREVIATIONS:
+        return f"; did you mean {_ABBREVIATIONS[key]!r}?"
+    exact = names.get(key) or names.get(key.replace(" ", "_"))
+    if exact is not None:
+        return f"; did you mean {exact!r}?"
+    digits = re.findall(r"[0-9]+", key)
+    close = [
+        match
+        for match in difflib.get_close_matches(key, list(names), n=3, cutoff=0.85)
+        if re.findall(r"[0-9]+", match) == digits
+    ]
+    if close:
+        return f"; did you mean {names[close[0]]!r}?"
+    place = _places().get(key.rsplit("/", 1)[-1].replace("_", " ")) if "/" in key else None
+    return f"; did you mean {place!r}?" if place else ""
 
 
 def _zone(name: str) -> ZoneInfo:
