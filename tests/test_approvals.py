@@ -162,6 +162,25 @@ def ask(text: str = "Please schedule these.") -> dict[str, Any]:
     return {"messages": [HumanMessage(text)]}
 
 
+async def test_the_approval_shows_a_run_a_clock_change_moves_and_the_answer_says_it_once(
+    database: str, runtime_factory: Any
+) -> None:
+    clock = FakeClock(datetime(2027, 3, 26, 12, 0, tzinfo=timezone.utc))  # Berlin: 28th
+    message = calls(new_task("Backup", "every day at 2:30"))
+    rt = make_runtime("assistant", runtime_factory, database, [message, "Done."], clock=clock)
+    async with rt:
+        out, shown = await resume_all(rt, await rt.ainvoke(ask(), T), by_id())
+        note = (
+            "the clocks skip 02:30 on Sunday 2027-03-28 in Europe/Berlin: it runs at Sunday "
+            "2027-03-28 03:00 CEST, when they jump"
+        )
+        (request,) = shown
+        assert request["task"]["note"] == note
+        assert "2027-03-28T03:00:00+02:00" in request["task"]["next_runs"]
+        (answer,) = tool_messages(out)
+        assert answer.status == "success" and answer.text.count(note) == 1, answer.text
+
+
 # -- several calls in one message ------------------------------------------------------
 
 

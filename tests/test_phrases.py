@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from langgraph_scheduler.errors import InvalidSchedule
-from langgraph_scheduler.phrases import read_schedule
+from langgraph_scheduler.phrases import dst_note, read_schedule
 from langgraph_scheduler.schedules import (
     ACCEPTED_FORMS,
     Cron,
@@ -272,6 +272,48 @@ def test_a_one_off_on_a_night_the_clocks_change_comes_with_a_note(
 ) -> None:
     reading = read_schedule(text, tz=tz, now=_at(now))
     assert reading.note is not None and reading.note.startswith(note)
+
+
+REPEATING_CLOCK_CHANGE_NOTES = [
+    # a fixed time the spring change skips runs when the clocks jump
+    ("every day at 2:30", BERLIN, SAT_BERLIN,
+     "the clocks skip 02:30 on Sunday 2026-03-29 in Europe/Berlin: it runs at Sunday "
+     "2026-03-29 03:00 CEST, when they jump"),
+    # several times in one gap run once, together
+    ("0,30 2 * * *", BERLIN, SAT_BERLIN,
+     "the clocks skip 02:00 and 02:30 on Sunday 2026-03-29 in Europe/Berlin: it runs once, "
+     "at Sunday 2026-03-29 03:00 CEST, when they jump"),
+    # a jump of a whole day (Samoa, 2011): the run moves to the next day
+    ("every day at 8", "Pacific/Apia", "2011-12-29T12:00:00-10:00",
+     "the clocks skip 08:00 on Friday 2011-12-30 in Pacific/Apia: it runs at Saturday "
+     "2011-12-31 00:00 +14, when they jump"),
+    # a wildcard hour the autumn change repeats runs in both passes
+    ("*/30 * * * *", BERLIN, "2026-10-25T01:20:00+02:00",
+     "02:00 and 02:30 on Sunday 2026-10-25 come twice in Europe/Berlin as the clocks go "
+     "back: it runs in both passes"),
+    ("0 * * * *", BERLIN, "2026-10-25T01:20:00+02:00",
+     "02:00 on Sunday 2026-10-25 comes twice in Europe/Berlin as the clocks go back: it runs "
+     "in both passes"),
+    # nothing moved or doubled: a time at the jump, a fixed time repeated (run once, first
+    # pass), elapsed time, a one-off (its words' note says it)
+    ("every day at 3:00", BERLIN, SAT_BERLIN, None),
+    ("every day at 2:30", BERLIN, "2026-10-24T12:00:00+02:00", None),
+    ("every 30 minutes between 1 and 4", BERLIN, SAT_BERLIN, None),
+    ("2026-03-29T02:30", BERLIN, SAT_BERLIN, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "note"), REPEATING_CLOCK_CHANGE_NOTES)
+def test_runs_a_clock_change_moves_or_doubles_come_with_a_note(
+    text: str, tz: str, now: str, note: str | None
+) -> None:
+    schedule = read_schedule(text, tz=tz, now=_at(now)).schedule
+    assert dst_note(schedule, schedule.next_fire_times(3, after=_at(now))) == note
+
+
+def test_an_interval_across_a_clock_change_has_no_note() -> None:
+    schedule = Interval(hours=1, tz=BERLIN, start=datetime(2026, 3, 29, 1, 30))
+    assert dst_note(schedule, schedule.next_fire_times(3, after=_at(SAT_BERLIN))) is None
 
 
 @pytest.mark.parametrize(

@@ -436,6 +436,33 @@ async def test_minimum_interval_is_measured_on_the_clock_not_across_a_dst_change
         assert set(dst_fires) <= set(runs)  # the change is among its next runs
 
 
+@pytest.mark.parametrize(
+    ("now", "schedule", "note"),
+    [
+        # the Saturday before Berlin springs forward (2026-03-29 02:00 -> 03:00)
+        ("2026-03-28T12:00:00+01:00", "daily at 2:30",
+         "the clocks skip 02:30 on Sunday 2026-03-29 in Europe/Berlin: it runs at Sunday "
+         "2026-03-29 03:00 CEST, when they jump"),
+        # early on the night Berlin falls back (03:00 CEST -> 02:00 CET): a wildcard hour
+        ("2026-10-25T01:20:00+02:00", "30 * * * *",
+         "02:30 on Sunday 2026-10-25 comes twice in Europe/Berlin as the clocks go back: it "
+         "runs in both passes"),
+    ],
+)  # fmt: skip
+async def test_runs_a_clock_change_moves_or_doubles_are_noted_in_the_answers(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, now: str, schedule: str, note: str
+) -> None:
+    clock = FakeClock(datetime.fromisoformat(now))
+    rt = runtime_factory(make_graph("On it."), database=sqlite_url, **IN_BERLIN, clock=clock)
+    async with rt:
+        tools = Tools(rt)
+        made = await tools("schedule_task", ALICE, name="n", schedule=schedule, prompt="p")
+        renamed = await tools("update_task", ALICE, task_id=task_id_in(made), name="m")
+    for answer in (made, renamed):
+        assert answer.status == "success", answer.text
+        assert f"\nnote: {note}; tell the user.\n" in answer.text
+
+
 async def test_limits_are_configurable(rt: SchedulerRuntime) -> None:
     tools = Tools(rt, SchedulerLimits(min_interval_secs=1, max_prompt_chars=10))
     ok = await tools("schedule_task", ALICE, name="fast", schedule="every 2 seconds", prompt="tick")

@@ -50,6 +50,7 @@ __all__ = [
     "next_fire",
     "parse_cron",
     "resolve_wall",
+    "skipped_walls",
 ]
 
 _UTC = timezone.utc
@@ -298,6 +299,28 @@ def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
     while not _is_real(step):  # gaps start on whole minutes; a day's gap is 1440 steps at most
         step = (step.replace(tzinfo=None) + _MINUTE).replace(tzinfo=zone)
     return step
+
+
+def skipped_walls(line: CronLine, zone: ZoneInfo, fire: datetime) -> list[datetime]:
+    """The wall times of ``line`` a spring-forward gap skipped that run at ``fire``, the
+    moment the clock jumps (a fixed-time line's rule); empty for any other fire.
+
+    Several times in one gap (``0,30 2``) run once, together, at the jump.
+    """
+    if not line.fixed_time:
+        return []
+    fire = fire.astimezone(zone)
+    before = (fire - timedelta(microseconds=1)).astimezone(zone)
+    jump = (fire.utcoffset() or timedelta()) - (before.utcoffset() or timedelta())
+    if jump <= timedelta():
+        return []  # no spring change just before this fire
+    gap_end = fire.replace(tzinfo=None)
+    walls: list[datetime] = []
+    for wall in CronSim(line.cronsim_expr, gap_end - jump - timedelta(seconds=1)):
+        if wall >= gap_end:
+            break
+        walls.append(wall)
+    return walls
 
 
 def _fires_at(wall: datetime, zone: ZoneInfo, fixed_time: bool) -> list[datetime]:

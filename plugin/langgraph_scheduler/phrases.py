@@ -70,7 +70,7 @@ from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ._cron import resolve_wall
+from ._cron import parse_cron, resolve_wall, skipped_walls
 from .errors import InvalidSchedule
 from .schedules import (
     ACCEPTED_FORMS,
@@ -83,7 +83,7 @@ from .schedules import (
     zone_name,
 )
 
-__all__ = ["Reading", "read_schedule"]
+__all__ = ["Reading", "dst_note", "read_schedule"]
 
 _UTC = timezone.utc
 
@@ -213,13 +213,15 @@ class _Context:
         first = wall.replace(tzinfo=self.zone)
         changed = None
         if first.utcoffset() != first.replace(fold=1).utcoffset():
-            said = f"{wall:%H:%M} on {wall:%A %Y-%m-%d}"
             changed = (
-                f"the clocks skip {said} in {self.tz}: it runs at {_show(fire)}, when they jump"
+                _skipped_note([wall], self.tz, fire)
                 if fire.replace(tzinfo=None) != wall
-                else f"{said} comes twice in {self.tz} as the clocks go back: it runs at the "
-                f"first, {_show(fire)}; for the second, say "
-                f"'{first.replace(fold=1).isoformat(timespec='minutes')}'"
+                else _twice_note(
+                    [wall],
+                    self.tz,
+                    f"it runs at the first, {_show(fire)}; for the second, say "
+                    f"'{first.replace(fold=1).isoformat(timespec='minutes')}'",
+                )
             )
         notes = [text for text in (changed, note) if text]  # the surprise first
         return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None)
@@ -228,6 +230,57 @@ class _Context:
 def _show(moment: datetime) -> str:
     """``Sunday 2026-03-29 09:00 CEST``."""
     return f"{moment:%A %Y-%m-%d %H:%M %Z}".strip()
+
+
+def _walls(walls: list[datetime]) -> str:
+    """``02:00 and 02:30 on Sunday 2026-03-29``: wall times of one night, as said."""
+    clocks = [f"{wall:%H:%M}" for wall in walls]
+    said = clocks[0] if len(clocks) == 1 else f"{', '.join(clocks[:-1])} and {clocks[-1]}"
+    return f"{said} on {walls[0]:%A %Y-%m-%d}"
+
+
+def _skipped_note(walls: list[datetime], tz: str, fire: datetime) -> str:
+    """The note for times a spring change skips: they run once, when the clocks jump."""
+    once = "once, " if len(walls) > 1 else ""
+    skipped = f"the clocks skip {_walls(walls)} in {tz}"
+    return f"{skipped}: it runs {once}at {_show(fire)}, when they jump"
+
+
+def _twice_note(walls: list[datetime], tz: str, what: str) -> str:
+    """The note for times an autumn change repeats, saying ``what`` runs."""
+    verb = "comes" if len(walls) == 1 else "come"
+    return f"{_walls(walls)} {verb} twice in {tz} as the clocks go back: {what}"
+
+
+def dst_note(schedule: Cron | Interval | Once, runs: Iterable[datetime]) -> str | None:
+    """The note for a repeating schedule's previewed ``runs`` that a daylight-saving change
+    moves or doubles, in the words of a one-off's (None when none is).
+
+    A cron line's fixed time skipped by a spring change runs when the clocks jump
+    (``30 2 * * *`` in Berlin runs at 03:00 on the last Sunday of March); a wildcard line's
+    times in an autumn change's repeated hour run in both passes. (An interval counts
+    elapsed time, as its description says; a one-off's note comes from its words.)
+    """
+    if not isinstance(schedule, Cron):
+        return None
+    zone = schedule.zone
+    line, tz = parse_cron(schedule.expr), schedule.tz or str(zone)
+    notes: list[str] = []
+    doubled: list[datetime] = []
+    for run in runs:
+        run = run.astimezone(zone)
+        skipped = skipped_walls(line, zone, run)
+        if skipped:
+            notes.append(_skipped_note(skipped, tz, run))
+        wall = run.replace(tzinfo=None, fold=0)
+        twice = run.replace(fold=0).utcoffset() != run.replace(fold=1).utcoffset()
+        if twice and not line.fixed_time and wall not in doubled:
+            doubled.append(wall)
+    days = sorted({wall.date() for wall in doubled})
+    for day in days:
+        walls = [wall for wall in doubled if wall.date() == day]
+        notes.append(_twice_note(walls, tz, "it runs in both passes"))
+    return "; ".join(notes) or None
 
 
 def _clock(at: time) -> str:

@@ -58,7 +58,7 @@ from .errors import (
     TaskBusy,
 )
 from .models import MAX_RUNS, Task, TaskRunRecord, TaskState, storable_text
-from .phrases import read_schedule
+from .phrases import dst_note, read_schedule
 from .runtime import SchedulerRuntime
 from .schedules import Cron, Interval, Once, Schedule, zone_notice
 from .store import Approval, CallAnswer, CallAnswered, payload_unreadable
@@ -725,7 +725,7 @@ class _ToolService:
         """The answer of ``schedule_task`` for the task stored."""
 
         def answer(task: Task) -> str:
-            read = f"\nnote: {note}; tell the user." if note else ""
+            read = _note_line(note, task)
             return (
                 f"Scheduled task {task.name!r}. Confirm the next run and timezone to the "
                 f"user.{read}\n{self._render(task, config)}"
@@ -772,8 +772,9 @@ class _ToolService:
             "max_runs": args.max_runs,
             "owner": owner,
         }
-        if reading.note:
-            shown["note"] = reading.note
+        shown_note = _joined(reading.note, dst_note(schedule, preview))
+        if shown_note:
+            shown["note"] = shown_note
         return _Plan(schedule, trigger, thread_id, shown, reading.note)
 
     async def list_tasks(self, args: ListTasksArgs, config: RunnableConfig) -> str:
@@ -862,7 +863,7 @@ class _ToolService:
         """The answer of ``update_task`` for the task as changed."""
 
         def answer(task: Task) -> str:
-            read = f"\nnote: {note}; tell the user." if note else ""
+            read = _note_line(note, task)
             return f"Updated task {task.name!r}.{read}\n{self._render(task, config)}"
 
         return answer
@@ -911,12 +912,16 @@ class _ToolService:
             schedule = self.runtime.tasks.as_stored(schedule, now=now, zone=zone)
             shown["schedule"] = schedule.describe()
             shown["timezone"] = schedule.tz
-            shown["next_runs"] = [_iso(t) for t in schedule.next_fire_times(_NEXT_RUNS, after=now)]
+            preview = schedule.next_fire_times(_NEXT_RUNS, after=now)
+            shown["next_runs"] = [_iso(t) for t in preview]
+            shown_note = _joined(note, dst_note(schedule, preview))
+        else:
+            shown_note = note
         shown |= trigger_changes
         if args.max_runs is not None:
             shown["max_runs"] = args.max_runs
-        if note:
-            shown["note"] = note
+        if shown_note:
+            shown["note"] = shown_note
         return _Change(schedule, trigger_changes, shown, note)
 
     async def pause_task(
@@ -1526,6 +1531,21 @@ def _person_zone(tz: str | None) -> str | None:
     if notice is not None:
         raise InvalidSchedule(notice)
     return tz
+
+
+def _joined(note: str | None, more: str | None) -> str | None:
+    """Two notes as one (``more`` once: an approval's note may hold it already)."""
+    if not more or (note and more in note):
+        return note
+    return f"{note}; {more}" if note else more
+
+
+def _note_line(note: str | None, task: Task) -> str:
+    """The answer's note line: how the words were read, and how a daylight-saving change
+    moves or doubles one of the runs shown (:func:`~.phrases.dst_note`), if any."""
+    if task.schedule is not None:
+        note = _joined(note, dst_note(task.schedule, task.upcoming_runs(_NEXT_RUNS)))
+    return f"\nnote: {note}; tell the user." if note else ""
 
 
 def _firing_task(config: RunnableConfig) -> str | None:
