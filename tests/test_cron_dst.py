@@ -77,9 +77,19 @@ DST_CASES = [
     # ... distinct instants when the line also names the hour after the gap ...
     ("30 2,3 * * *", "America/New_York", "2027-03-13T12:00:00-05:00",
      ["2027-03-14T03:00:00-04:00", "2027-03-14T03:30:00-04:00", "2027-03-15T02:30:00-04:00"]),
-    # ... and several times in the gap are one fire, as cron runs a job once per catch-up.
+    # ... and several times in the gap are one fire. (Debian runs the job once per time, all
+    # at the jump; here a fire is one instant, (task, scheduled_for), so they are one run.)
     ("0,30 2 * * *", "America/New_York", "2027-03-13T12:00:00-05:00",
      ["2027-03-14T03:00:00-04:00", "2027-03-15T02:00:00-04:00", "2027-03-15T02:30:00-04:00"]),
+    # Jumps of 3 hours or more follow the same rules (Debian takes them for the clock being
+    # set and skips the fixed-time jobs in the gap): Casey, 2009-10-18 02:00 -> 05:00 ...
+    ("0,30 3 * * *", "Antarctica/Casey", "2009-10-17T12:00:00+08:00",
+     ["2009-10-18T05:00:00+11:00", "2009-10-19T03:00:00+11:00", "2009-10-19T03:30:00+11:00"]),
+    ("*/30 3 * * *", "Antarctica/Casey", "2009-10-17T12:00:00+08:00",
+     ["2009-10-19T03:00:00+11:00", "2009-10-19T03:30:00+11:00"]),
+    # ... and Kwajalein, which skipped 1993-08-21 whole (-12:00 -> +12:00).
+    ("0 8 * * *", "Pacific/Kwajalein", "1993-08-19T12:00:00-12:00",
+     ["1993-08-20T08:00:00-12:00", "1993-08-22T00:00:00+12:00", "1993-08-22T08:00:00+12:00"]),
     ("15 2 * * *", "Australia/Lord_Howe", "2026-10-03T12:00:00+10:30",  # 02:00 -> 02:30
      ["2026-10-04T02:30:00+11:00", "2026-10-05T02:15:00+11:00"]),
     ("0 3 * * *", "Pacific/Chatham", "2026-09-26T12:00:00+12:45",  # 02:45 -> 03:45

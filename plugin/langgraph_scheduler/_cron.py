@@ -14,6 +14,14 @@ Two halves, kept apart on purpose:
   - autumn overlap: a fixed-time line runs once (the first pass), a wildcard line in both;
   - so no day is skipped, and fire times strictly increase.
 
+  Two departures from Debian, both so that a fire is one instant and no day is lost. Several
+  times of one fixed-time line in a gap (``0,30 2``) are one fire at the jump, where Debian
+  runs the job once per time. And these rules hold for a change of any size: Debian reads a
+  jump of 3 hours or more as the clock being set, not as daylight saving time, and runs only
+  what matches the new time, skipping the fixed-time jobs in the gap; here they run at the
+  jump, as for an hour's change (Pacific/Apia skipped 2011-12-30 and Pacific/Kwajalein
+  1993-08-21 whole; Antarctica/Casey jumped 3 hours in 2009 and 2011).
+
 cronsim has a DST mode of its own, but it falls short of these rules in two places (pinned by
 ``tests/test_cron_dst.py``): it steps wildcard lines through an hour of elapsed time, which
 loses the first half of the hour after Lord Howe's 30-minute change, and started inside a

@@ -891,7 +891,11 @@ class Cron(_BaseSchedule):
 
         * Spring-forward gap -- a fixed-time line whose time does not exist that day fires
           once, at the moment the clock jumps (``30 2 * * *`` in New York on 2027-03-14 fires
-          at 03:00 EDT); a wildcard line's times inside the gap do not fire.
+          at 03:00 EDT), also when several of its times are in the gap (``0,30 2``, which
+          Debian runs once per time); a wildcard line's times inside the gap do not fire.
+          Gaps of any size: where Debian takes a jump of 3 hours or more for the clock being
+          set and skips the fixed-time jobs in it (Pacific/Apia 2011, Pacific/Kwajalein
+          1993, Antarctica/Casey 2009), they fire at the jump here too.
         * Autumn overlap -- a fixed-time line fires once, in the first pass; a wildcard line
           fires in both passes (``*/20 2 * * *`` in Berlin on 2026-10-25 fires six times).
         * No day is ever skipped (daily, weekly, monthly and yearly lines fire on every
