@@ -535,7 +535,12 @@ async def test_a_task_scheduled_in_a_user_run_fires_as_a_server_run_on_its_threa
     assert state["values"]["task_source"]["task_id"] == task_id
     assert reply["content"].startswith("⏰ Time to drink water!")
     async with SchedulerRuntime(None, database=server.database) as admin:
-        (record,) = await admin.history(task_id)
+        # The record is finished once the server's runtime has seen the run end, which
+        # may come a moment after the run reads "success" through the API.
+        async def finished() -> list[Any]:
+            return [r for r in await admin.history(task_id) if r.outcome is not None]
+
+        (record,) = await _wait(finished)
     assert record.run_id == task_run_id and record.outcome == "success"
     assert record.thread_id == record.server_thread_id == thread
     assert record.server_run_id == fired["run_id"]
