@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
+from langgraph.types import Command, interrupt
 from sqlalchemy import create_engine, select, update
 
 from langgraph_scheduler import (
@@ -967,6 +968,51 @@ async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
         )
         assert result["task_source"] is None
         assert result["messages"][-1].text == "seen 1"
+
+
+def _asks_in_a_subgraph() -> StateGraph[Any, Any, Any, Any]:
+    """A graph whose subgraph asks the user with ``interrupt()`` on a message saying
+    "ask", and otherwise answers what it saw."""
+
+    def answer(state: SchedulerState) -> dict[str, Any]:
+        last = state["messages"][-1].text
+        reply = str(interrupt("Which one?")) if last == "ask" else f"re: {last}"
+        return {"messages": [AIMessage(reply)]}
+
+    inner = StateGraph(SchedulerState)
+    inner.add_node("answer", answer)
+    inner.add_edge(START, "answer")
+    builder = StateGraph(SchedulerState)
+    builder.add_node("inner", inner.compile())
+    builder.add_edge(START, "inner")
+    return builder
+
+
+async def test_a_fire_on_a_thread_waiting_for_an_answer_is_skipped_and_the_question_kept(
+    database: str, runtime_factory: Any
+) -> None:
+    # A turn sent to a thread held at an interrupt() starts the graph afresh: LangGraph
+    # drops the pending question, so the user's answer reaches nothing (an agent's
+    # unanswered tool call then breaks every later turn with a real provider).
+    rt = runtime_factory(_asks_in_a_subgraph(), database=database)
+    config: RunnableConfig = {"configurable": {"thread_id": "asked"}}
+    async with rt:
+        task = await rt.create_task(
+            name="digest", schedule=Interval(hours=1), trigger="digest", thread_id="asked"
+        )
+        waiting = await rt.ainvoke({"messages": [HumanMessage("ask")]}, config)
+        assert waiting["__interrupt__"]
+
+        record = await rt.run_now(task.id)
+        assert record.outcome == "skipped"
+        assert "waiting for an answer" in (record.error or "")
+        state = await rt.graph.aget_state(config)
+        assert state.interrupts and [m.text for m in state.values["messages"]] == ["ask"]
+
+        answered = await rt.ainvoke(Command(resume="the blue one"), config)
+        assert answered["messages"][-1].text == "the blue one"
+        after = await rt.run_now(task.id)  # answered: the thread takes fires again
+        assert after.outcome == "success" and after.summary == "re: digest"
 
 
 async def test_a_stopping_runtime_claims_nothing_more(

@@ -57,7 +57,8 @@ async def test_a_turn_that_stops_at_an_interrupt_says_it_waits_not_an_earlier_re
         await rt.ainvoke({"messages": [HumanMessage("hello")]}, config)
         first = await rt.run_now(await _task(rt, "Check the order", "T"))
         state = await rt.graph.aget_state(config)
-        second = await rt.run_now(await _task(rt, "Check the order again", "T"))
+        # Another thread: one held at an interrupt takes no fire (the question would go).
+        second = await rt.run_now(await _task(rt, "Check the order again", "U"))
     # The turn ran and is now held at its interrupt: it said nothing but its question.
     assert state.next == ("tools",) and state.interrupts
     assert state.values["messages"][-1].tool_calls

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from pydantic import ValidationError
@@ -108,7 +109,8 @@ class Interrupted:
 
 @dataclass(frozen=True)
 class Skipped:
-    """The turn was not run: its thread or task stayed busy past the task's wait limit."""
+    """The turn was not run: its thread or task stayed busy past the task's wait limit,
+    or its thread waits for an answer to an ``interrupt()``."""
 
     reason: str
 
@@ -339,6 +341,13 @@ class _GraphTurn:
         request, runner = self.request, self.runner
         secs = request.timeout_secs
         try:
+            if not request.fresh_thread and await _waits_for_answer(runner.graph, self.config):
+                return Skipped(
+                    f"thread {request.thread_id!r} is waiting for an answer to an "
+                    "interrupt() (a question to the user, an approval): a turn sent now "
+                    "would drop that question; once it is answered (Command(resume=...)), "
+                    "the task's fires run again"
+                )
             ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
@@ -352,6 +361,26 @@ class _GraphTurn:
             result, request.run_id, waiting=waiting, messages_key=runner.messages_key
         )
         return Success(summary, checkpoint_id=checkpoint_id)
+
+
+_INTERRUPT_WRITES = "__interrupt__"
+"""The channel of the pending writes an ``interrupt()`` leaves on a thread's latest
+checkpoint (LangGraph stores it under this name; a subgraph's interrupt is written there
+too, for the parent task that ran it)."""
+
+
+async def _waits_for_answer(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> bool:
+    """Whether the turn's thread is held at an ``interrupt()``: new input would start the
+    graph afresh and drop that pending question (one checkpoint read)."""
+    checkpointer = graph.checkpointer
+    if not isinstance(checkpointer, BaseCheckpointSaver):
+        return False
+    thread = config["configurable"]["thread_id"]
+    saved = await checkpointer.aget_tuple(
+        {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    )
+    writes = (saved.pending_writes or []) if saved is not None else []
+    return any(channel == _INTERRUPT_WRITES for _, channel, _ in writes)
 
 
 def _input_keys(graph: Pregel[Any, Any, Any, Any]) -> list[str] | None:
