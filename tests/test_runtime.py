@@ -177,6 +177,22 @@ async def test_node_that_raises_is_recorded_error_with_its_message(
         assert (await rt.get_task(task.id)).last_outcome == "error"
 
 
+async def test_a_huge_error_message_is_recorded_cut_like_a_summary(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # An exception's message comes from outside (a provider's body, a tool's output):
+    # megabytes of it were stored whole in every record, and sent with every webhook.
+    rt = runtime_factory(make_graph(RuntimeError("x" * 1_000_000)), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="boom", schedule=Interval(hours=1), trigger="hello")
+        record = await rt.run_now(task.id)
+        (stored,) = await rt.history(task.id)
+    assert record.outcome == "error" and stored == record
+    error = record.error or ""
+    assert len(error) == _bridge.ERROR_MAX_CHARS
+    assert error.startswith("RuntimeError: xxx") and error.endswith("…")
+
+
 async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

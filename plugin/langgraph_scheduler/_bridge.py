@@ -58,6 +58,10 @@ _T = TypeVar("_T")
 SUMMARY_MAX_CHARS = 2_000
 """Longest summary kept in a run record (the full answer stays in the thread)."""
 
+ERROR_MAX_CHARS = 4_000
+"""Longest error kept in a run record: an exception's message comes from outside (a
+provider's reply, a tool's output) and may be megabytes long (the log has it whole)."""
+
 STOPPED = "runtime stopped before the turn finished"
 
 _NOT_STARTED = Interrupted("runtime is stopping: the turn was not started")
@@ -820,7 +824,7 @@ def to_finish(
         return Finish(
             record,
             "success",
-            summary=storable_text(_truncate(response.text)),
+            summary=storable_text(_cut(response.text, SUMMARY_MAX_CHARS)),
             checkpoint_id=response.checkpoint_id,
             **ids,
         )
@@ -832,13 +836,16 @@ def to_finish(
             **ids,
         )
     if isinstance(response, Interrupted):
-        return Finish(record, "interrupted", error=storable_text(response.reason), **ids)
+        return Finish(record, "interrupted", error=_error_text(response.reason), **ids)
     if isinstance(response, Skipped):
-        return Finish(
-            record, "skipped", error=storable_text(response.reason), started_at=started_at
-        )
-    return Finish(record, "error", error=storable_text(response.message), **ids)
+        return Finish(record, "skipped", error=_error_text(response.reason), started_at=started_at)
+    return Finish(record, "error", error=_error_text(response.message), **ids)
 
 
-def _truncate(text: str) -> str:
-    return text if len(text) <= SUMMARY_MAX_CHARS else text[: SUMMARY_MAX_CHARS - 1] + "…"
+def _error_text(text: str) -> str:
+    """An outcome's error as recorded: cut to :data:`ERROR_MAX_CHARS`, storable."""
+    return storable_text(_cut(text, ERROR_MAX_CHARS))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
