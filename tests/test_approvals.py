@@ -1083,6 +1083,27 @@ async def test_an_approval_is_not_used_for_another_owner_change_task_or_preview(
         assert (await service.reread(approved)).status == "approved"  # nothing was used
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_sent_as_another_user_approves_nothing(
+    database: str, runtime_factory: Any, kind: str
+) -> None:
+    # Alice is shown her task; Bob answers on her thread: the call runs again as Bob, and
+    # his "yes" stored a task of his that nobody was shown.
+    message = calls(new_task("Tea", "every day at 10:00"))
+    rt = make_runtime(kind, runtime_factory, database, [message, "Done."])
+    bob: RunnableConfig = {"configurable": {"thread_id": "T", "user_id": "bob"}}
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        (pending,) = out["__interrupt__"]
+        assert pending.value["task"]["owner"] == "alice"
+        out = await rt.ainvoke(Command(resume=by_id()(pending.value)), bob)
+
+        assert await rt.list_tasks() == []
+        (answer,) = tool_messages(out)
+        assert answer.status == "error"
+        assert "asked of another user" in answer.text and "alice" not in answer.text
+
+
 @pytest.mark.parametrize("ended", ["rejected", "applied", "failed", "too old"])
 async def test_an_approval_rejected_carried_out_failed_or_old_is_not_used_again(
     database: str, make_graph: Any, runtime_factory: Any, ended: str

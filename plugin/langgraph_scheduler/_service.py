@@ -696,6 +696,13 @@ class TaskService:
             approval = await self.store.move_approval(approval.id, step=here) or approval
         return approval
 
+    async def asked_of_another(self, call: ToolCall) -> bool:
+        """Whether ``call``'s approval was asked for in its step as another owner's: the
+        call runs again (a resume) as a user other than the one it was shown to."""
+        return await self.store.asked_of_others(
+            call.owner, _digest("step", call.step), call.call_id
+        )
+
     async def step_approvals(self, approval: Approval) -> list[Approval]:
         """Every proposal of ``approval``'s owner made in its LangGraph step (itself
         included), oldest first."""

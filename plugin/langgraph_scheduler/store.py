@@ -1560,6 +1560,21 @@ class Store(ABC):
             lambda conn: [approval_from_row(r) for r in conn.execute(query).mappings()]
         )
 
+    async def asked_of_others(self, owner: str, step: str, tool_call_id: str) -> bool:
+        """Whether the tool call ``tool_call_id`` of one LangGraph step has an approval
+        asked for an owner other than ``owner`` (a resume sent as another user)."""
+        table = approvals_table
+        query = (
+            select(table.c.id)
+            .where(
+                table.c.step == step,
+                table.c.tool_call_id == tool_call_id,
+                table.c.owner != owner,
+            )
+            .limit(1)
+        )
+        return await self.transaction(lambda conn: conn.scalar(query) is not None)
+
     async def approved_approvals(
         self,
         owner: str,

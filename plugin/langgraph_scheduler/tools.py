@@ -1136,8 +1136,17 @@ class _ToolService:
         self, ticket: ToolCall, propose: Callable[[], Awaitable[Approval]]
     ) -> Approval:
         """The call's stored proposal (made by ``propose`` on its first run), decided."""
-        approval = await self.runtime.tasks.find_approval(ticket)
+        service = self.runtime.tasks
+        approval = await service.find_approval(ticket)
         if approval is None:
+            if await service.asked_of_another(ticket):
+                # The answer waiting in this resume was given to that other user's
+                # question: taken here, it would approve a proposal nobody was shown.
+                raise NotAllowed(
+                    "this call's approval was asked of another user, and this turn runs "
+                    f"as {ticket.owner!r}: nothing was changed. Only the user it was "
+                    "shown to can answer it; ask again to propose it as this user"
+                )
             approval = await propose()
         return await self._decision(approval)
 
