@@ -290,17 +290,18 @@ async def test_load_transcript_from_runtime_and_checkpointer(
 
 def test_a_turn_is_task_triggered_only_if_signed_for_its_thread_or_its_server_thread() -> None:
     key = AttributionKey("k" * 64)
-    signed_here = key.sign(_source(), "alice")  # type: ignore[arg-type]
-    signed_served = key.sign(_source(), server_thread_id("alice"))  # type: ignore[arg-type]
-    signed_elsewhere = key.sign(_source(), "bob")  # type: ignore[arg-type]
+    signed_here = key.sign(_source("r1"), "alice")  # type: ignore[arg-type]
+    signed_served = key.sign(_source("r2"), server_thread_id("alice"))  # type: ignore[arg-type]
+    signed_elsewhere = key.sign(_source("r3"), "bob")  # type: ignore[arg-type]
     messages = [
         HumanMessage("hi", additional_kwargs={"task_source": dict(source)})
-        for source in (signed_here, signed_served, signed_elsewhere, _source())
+        for source in (signed_here, signed_served, signed_elsewhere, _source("r4"), signed_here)
     ]
     checked = Transcript.from_messages("alice", messages, verify=key.verify)
-    assert [t.scheduled for t in checked.turns] == [True, True, False, False]
+    # The last message is a client's copy of the first one's source: a user turn.
+    assert [t.scheduled for t in checked.turns] == [True, True, False, False, False]
     trusting = Transcript.from_messages("alice", messages)
-    assert [t.scheduled for t in trusting.turns] == [True, True, True, True]
+    assert [t.scheduled for t in trusting.turns] == [True, True, True, True, True]
 
 
 async def test_a_transcript_read_with_a_store_no_runtime_started_on_writes_no_key(

@@ -54,15 +54,17 @@ def task_source_of(
     Args:
         messages: the conversation.
         verify: checks that the runtime made the attribution (``rt.verify_task_source``);
-            one it did not make (a client wrote it) is logged and ignored: a user turn.
-            Without it the message is trusted as it is: any client that can send the
-            graph a message can then mark its turn as a task's and choose its
-            ``system_addon``.
+            one it did not make (a client wrote it) is logged and ignored: a user turn,
+            as is a copy of one an earlier message of the thread carries (a signed
+            source marks the one message the runtime sent it with). Without it the
+            message is trusted as it is: any client that can send the graph a message
+            can then mark its turn as a task's and choose its ``system_addon``.
         thread_id: the turn's thread, for ``verify`` (default: that of the run).
     """
-    for message in reversed(messages):
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
         if isinstance(message, HumanMessage):
-            return _trusted(
+            source = _trusted(
                 message.additional_kwargs.get("task_source"),
                 verify,
                 thread_id,
@@ -70,7 +72,27 @@ def task_source_of(
                 then="(a client wrote it, or a version that did not sign); the turn runs as "
                 "a user turn",
             )
+            if source is not None and verify is not None and _sent_before(source, messages, index):
+                logger.warning(
+                    "thread %s: the latest human message carries a copy of the task_source "
+                    "of an earlier message (run %s); the turn runs as a user turn",
+                    thread_id if thread_id is not None else _run_thread_id(),
+                    source.get("run_id"),
+                )
+                return None
+            return source
     return None
+
+
+def _sent_before(source: TaskSource, messages: Sequence[BaseMessage], index: int) -> bool:
+    """Whether a human message before ``messages[index]`` carries the run of ``source``."""
+    run_id = source.get("run_id")
+    for message in messages[:index]:
+        if isinstance(message, HumanMessage):
+            earlier = message.additional_kwargs.get("task_source")
+            if isinstance(earlier, Mapping) and earlier.get("run_id") == run_id:
+                return True
+    return False
 
 
 def trigger_node(

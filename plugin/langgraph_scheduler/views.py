@@ -338,7 +338,8 @@ class Transcript:
             messages: the thread's messages, oldest first.
             runs: run id → record, to show each task-triggered turn's outcome.
             verify: ``rt.verify_task_source``: a turn is task-triggered only if a runtime
-                signed its attribution. Without it a message's ``task_source`` is taken
+                signed its attribution, and only the first message carrying it (a later
+                one is a client's copy). Without it a message's ``task_source`` is taken
                 as it is (a client could have written it).
         """
         runs = runs or {}
@@ -348,7 +349,16 @@ class Transcript:
             assert verify is not None
             return verify(source, thread_id) or verify(source, server_thread_id(thread_id))
 
-        check = signed if verify is not None else None
+        labelled: set[str] = set()
+
+        def first_signed(source: Any) -> bool:
+            run_id = str(source.get("run_id", ""))
+            if run_id in labelled or not signed(source):
+                return False
+            labelled.add(run_id)
+            return True
+
+        check = first_signed if verify is not None else None
         turns: list[Turn] = []
         current: list[BaseMessage] = []
         for message in messages:
