@@ -177,6 +177,26 @@ async def test_node_that_raises_is_recorded_error_with_its_message(
         assert (await rt.get_task(task.id)).last_outcome == "error"
 
 
+class _Unprintable(Exception):
+    """An exception whose message cannot be made (a library's broken ``__str__``)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ failed")
+
+
+async def test_an_exception_whose_message_cannot_be_read_is_recorded_by_its_type(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # It was recorded "the turn could not start: RuntimeError: __str__ failed": the turn
+    # had run, and the type of what it raised was lost.
+    rt = runtime_factory(make_graph(_Unprintable()), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="boom", schedule=Interval(hours=1), trigger="hello")
+        record = await rt.run_now(task.id)
+    assert record.outcome == "error"
+    assert record.error == "_Unprintable (its message could not be read)"
+
+
 async def test_a_huge_error_message_is_recorded_cut_like_a_summary(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

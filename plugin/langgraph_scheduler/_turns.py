@@ -229,7 +229,7 @@ class TurnRunner:
             turn = self._prepare(request)
         except Exception as exc:
             logger.warning("turn of task %s could not be built: %r", request.task_id, exc)
-            return Error(f"the turn could not be built: {type(exc).__name__}: {exc}")
+            return Error(f"the turn could not be built: {exception_text(exc)}")
         if begin is not None:
             try:
                 refused = await begin()
@@ -264,7 +264,7 @@ class TurnRunner:
             raise
         except Exception as exc:  # a lock that could not be taken: a lost connection
             logger.warning("turn of task %s could not start: %r", request.task_id, exc)
-            return Error(f"the turn could not start: {type(exc).__name__}: {exc}")
+            return Error(f"the turn could not start: {exception_text(exc)}")
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
         """What running the request's turn takes, built before its instant; the call
@@ -355,7 +355,7 @@ class _GraphTurn:
             raise
         except Exception as exc:
             logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
-            return Error(f"{type(exc).__name__}: {exc}")
+            return Error(exception_text(exc))
         result, checkpoint_id, waiting = ran
         summary = turn_summary(
             result, request.run_id, waiting=waiting, messages_key=runner.messages_key
@@ -523,6 +523,16 @@ def _triggers(additional_kwargs: Any, run_id: str) -> bool:
         return False
     source = additional_kwargs.get("task_source")
     return isinstance(source, Mapping) and source.get("run_id") == run_id
+
+
+def exception_text(exc: BaseException) -> str:
+    """``Type: message`` of what a turn raised, as its record says it; the type alone
+    when the message cannot be made (an exception's ``__str__`` that raises)."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"{type(exc).__name__} (its message could not be read)"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _short(text: str, limit: int = 60) -> str:
