@@ -1004,3 +1004,73 @@ def test_output_without_a_reader_ends_quietly(db: str, as_json: bool) -> None:
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 1
     assert err == "", err
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """``path`` (a file, or a folder and the files in it) made read-only for this process,
+    as a backup on a read-only mount or another user's file is: immutable for root
+    (``chattr +i``), whom permissions do not stop; without write permission otherwise."""
+    paths = [path, *path.iterdir()] if path.is_dir() else [path]
+    if os.geteuid() == 0:
+        made = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {made.stderr.decode().strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        return
+    modes = {p: p.stat().st_mode for p in paths}
+    for p in paths:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_reading_commands_work_on_a_database_this_user_may_not_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, what: str
+) -> None:
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    path = folder / "scheduler.db"
+    db = f"sqlite:///{path}"
+    task = _run_a_task(capsys, db, tmp_path, "--thread", "bob")
+    assert sorted(p.name for p in folder.iterdir()) == ["scheduler.db"]  # no -wal, -shm
+    with _read_only(path if what == "file" else folder):
+        code, out, err = _cli(capsys, "runs", "--database", db, "--json")
+        assert code == 0, err
+        (run,) = json.loads(out)
+        assert run["outcome"] == "success"
+        code, out, err = _cli(capsys, "tasks", "list", "--database", db, "--json")
+        assert code == 0 and [t["id"] for t in json.loads(out)] == [task["id"]], err
+        code, out, err = _cli(capsys, "tasks", "show", task["id"], "--database", db, "--json")
+        assert code == 0 and json.loads(out)["runs"][0]["run_id"] == run["run_id"], err
+        code, out, err = _cli(capsys, "transcript", "bob", "--database", db, "--json")
+        assert code == 0, err
+        assert json.loads(out)["turns"][0]["task_source"]["run_id"] == run["run_id"]
+        # A command that writes says it cannot, in one line.
+        code, _, err = _cli(capsys, "tasks", "pause", task["id"], "--database", db)
+        assert code == 1 and err.startswith(f"error: the SQLite file {path} ")
+        assert "fix the permissions" in err  # "is read-only", or "cannot be opened" (folder)
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir())[0] == "scheduler.db"
+
+
+def test_reading_commands_never_migrate_a_database_and_say_it_needs_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "old.db"
+    path.write_bytes((ROOT / "tests" / "data" / "schema_v1.db").read_bytes())
+    for command in (["runs"], ["tasks", "list"], ["transcript", "bob"]):
+        code, _, err = _cli(capsys, *command, "--database", f"sqlite:///{path}")
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert "has schema version 1, which this library reads only once migrated" in err
+        assert "start a runtime (e.g. 'serve') on it with write access" in err
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        query = "SELECT value FROM lgs_meta WHERE key = 'schema_version'"
+        assert conn.execute(query).fetchall() == [("1",)]

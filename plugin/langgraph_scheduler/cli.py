@@ -18,6 +18,9 @@ Note:
     the same database follows their changes within its ``sync_interval_secs`` (2 s by
     default; at once on PostgreSQL), and the database decides at every fire what is due.
     ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
+    The commands that only read (``tasks list``/``show``, ``runs``, ``transcript``) open
+    a SQLite file for reading only and never set it up or migrate it: they work on a
+    file this user may not write, and say so when it needs a migration first.
 
 ``langgraph-scheduler`` alone prints the commands; ``--version`` prints the version.
 A task's webhook URL is shown with its user and password, query values, fragment and long
@@ -61,11 +64,13 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
+from ._clock import SystemClock
+from ._service import TaskService
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule, zone_notice
-from .store import is_in_memory, parse_database_url, sqlite_url
+from .store import is_in_memory, open_store, parse_database_url, sqlite_url
 from .views import RunHistory, TaskList, Transcript, load_transcript, task_json, terminal_text
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
@@ -303,18 +308,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _tasks_list(args: argparse.Namespace, out: Console) -> int:
-    async with _manager(_database(args)) as rt:
-        tasks = await rt.list_tasks(
+    async with _reader(_database(args)) as tasks_of:
+        found = await tasks_of.find(
             owner=args.owner, state=args.state, thread_id=args.thread, limit=args.limit
         )
+    tasks = TaskList(found)
     _emit(out, tasks, tasks.to_json() if args.json else None)
     return 0
 
 
 async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
-    async with _manager(_database(args)) as rt:
-        task = await rt.get_task(args.task_id)
-        history = await rt.history(task.id, limit=5)
+    async with _reader(_database(args)) as tasks_of:
+        task, records = await tasks_of.history(args.task_id, limit=5)
+    history = RunHistory(records, task_names={task.id: task.name})
     next_runs = task.upcoming_runs(5)
     if args.json:
         data = {
@@ -368,36 +374,36 @@ async def _tasks_delete(args: argparse.Namespace, out: Console) -> int:
 
 
 async def _runs(args: argparse.Namespace, out: Console) -> int:
-    async with _manager(_database(args)) as rt:
+    names: dict[str, str] = {}
+    async with _reader(_database(args)) as tasks_of:
         if args.task:
-            history = await rt.history(args.task, limit=args.limit)
+            task, records = await tasks_of.history(args.task, limit=args.limit)
+            names[task.id] = task.name
         else:
-            records = await rt.store.recent_runs(limit=args.limit)
-            names: dict[str, str] = {}
+            records = await tasks_of.store.recent_runs(limit=args.limit)
             for task_id in {r.task_id for r in records}:
-                found = await rt.store.get_task(task_id)
+                found = await tasks_of.store.get_task(task_id)
                 if found is not None:
                     names[task_id] = found.name
-            history = RunHistory(records, task_names=names)
+    history = RunHistory(records, task_names=names)
     _emit(out, history, history.to_json() if args.json else None)
     return 0
 
 
 async def _transcript(args: argparse.Namespace, out: Console) -> int:
     database = _database(args)
-    _require_database(database)
     async with contextlib.AsyncExitStack() as stack:
-        rt = await stack.enter_async_context(_manager(database))
-        saver = await rt.store.open_checkpointer(stack, max_connections=2)
+        store = (await stack.enter_async_context(_reader(database))).store
+        saver = await store.open_checkpointer(stack, max_connections=2)
         key = args.messages_key
-        transcript = await load_transcript(saver, args.thread_id, store=rt.store, messages_key=key)
+        transcript = await load_transcript(saver, args.thread_id, store=store, messages_key=key)
         kept, served = None, None
         if not transcript.turns:
             found = await saver.aget_tuple(
                 {"configurable": {"thread_id": args.thread_id, "checkpoint_ns": ""}}
             )
             kept = found and sorted(found.checkpoint.get("channel_values", {}))
-            runs = await rt.store.recent_runs(limit=1, thread_id=args.thread_id)
+            runs = await store.recent_runs(limit=1, thread_id=args.thread_id)
             served = next((r.server_thread_id for r in runs if r.server_thread_id), None)
     if served and not kept:
         raise _Failure(
@@ -588,6 +594,20 @@ async def _manager(database: str, *, create: bool = False) -> AsyncIterator[Sche
         _require_database(database)
     async with SchedulerRuntime(None, database=database) as rt:
         yield rt
+
+
+@contextlib.asynccontextmanager
+async def _reader(database: str) -> AsyncIterator[TaskService]:
+    """The tasks and runs of a database, for the commands that only read them: the store
+    opened for reading only and never set up or migrated (nothing written), so they work
+    on a file this user may not write, a backup on a read-only mount say."""
+    _require_database(database)
+    store = open_store(database, read_only=True)
+    try:
+        await store.check_schema()
+        yield TaskService(store, clock=SystemClock())
+    finally:
+        await store.close()
 
 
 def _require_database(database: str) -> None:

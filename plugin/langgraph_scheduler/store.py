@@ -1334,6 +1334,36 @@ class Store(ABC):
     async def schema_version(self) -> int:
         return await self.transaction(_read_version)
 
+    async def check_schema(self) -> None:
+        """Check, without writing, that the database holds this library's schema: what a
+        store that only reads (see :func:`open_store`'s ``read_only``) does instead of
+        :meth:`setup`.
+
+        Raises:
+            StoreError: it holds no scheduler tables, or a schema version that
+                :meth:`setup` would migrate, or a newer one; the message says what to do.
+        """
+
+        def read(conn: Connection) -> int | None:
+            if not conn.dialect.has_table(conn, tasks_table.name):
+                return None
+            return _read_version(conn)
+
+        found = await self.transaction(read)
+        if found is None:
+            raise StoreError(f"database {self.safe_url} holds no scheduler tables")
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.safe_url} has schema version {found}, newer than this "
+                f"library's ({SCHEMA_VERSION}); upgrade langgraph-scheduler"
+            )
+        if found < SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.safe_url} has schema version {found}, which this library "
+                f"reads only once migrated to version {SCHEMA_VERSION}: start a runtime "
+                "(e.g. 'serve') on it with write access once, after backing it up"
+            )
+
     @overload
     async def secret(self, name: str) -> str: ...
 
@@ -2921,13 +2951,21 @@ _POSTGRES_EXTRA = (
 
 
 def open_store(
-    url: str, *, pool_size: int | None = None, lock_patience: float | None = None
+    url: str,
+    *,
+    pool_size: int | None = None,
+    lock_patience: float | None = None,
+    read_only: bool = False,
 ) -> Store:
     """The store twin for a database URL.
 
     ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://…`` (extra ``postgres``).
     ``lock_patience``: how long a PostgreSQL transaction waits for a lock another session
     holds (None: as long as it is held); a SQLite file's has its own busy timeout.
+    ``read_only``: open a SQLite file for reading only, so a file this process may not
+    write (a backup on a read-only mount, another user's file) can be read; call
+    :meth:`Store.check_schema` instead of :meth:`Store.setup` on it. A PostgreSQL
+    database opens as usual (its role's privileges decide what it may write).
 
     Raises:
         StoreError: the URL is malformed or names no supported database, a SQLite URL
@@ -2940,7 +2978,9 @@ def open_store(
         from .store_sqlite import SqliteStore
 
         _check_sqlite_path(parsed.database)
-        return SqliteStore(parsed.set(drivername="sqlite"), pool_size=pool_size or 3)
+        return SqliteStore(
+            parsed.set(drivername="sqlite"), pool_size=pool_size or 3, read_only=read_only
+        )
     _check_postgres_extra()
     parsed = parsed.set(drivername="postgresql+psycopg")
     from .store_postgres import PostgresStore

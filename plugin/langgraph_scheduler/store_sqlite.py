@@ -98,17 +98,26 @@ class SqliteStore(Store):
     Note:
         Several processes may share a file (the CLI beside a running runtime), but only
         on one machine; use PostgreSQL for replicas.
+
+    ``read_only``: every connection opens the file for reading only (see
+    :func:`_read_only_uri`), so a file this process may not write can be read.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, url: URL, *, pool_size: int = 4) -> None:
+    def __init__(self, url: URL, *, pool_size: int = 4, read_only: bool = False) -> None:
         super().__init__(url)
         self.in_memory = is_in_memory(url)
         threads = max(1, min(pool_size, 4))
         self._opened = threading.Event()
         """Set once a connection opened the file: from then on none creates it."""
-        self.sync_engine = _engine(url, in_memory=self.in_memory, pool=threads, opened=self._opened)
+        self._read_only = (
+            _read_only_uri(str(url.database)) if read_only and not self.in_memory else None
+        )
+        """The URI every connection opens the file by, when it opens it for reading only."""
+        self.sync_engine = _engine(
+            url, in_memory=self.in_memory, pool=threads, opened=self._opened, uri=self._read_only
+        )
         self._executor = (
             None if self.in_memory else ThreadPoolExecutor(threads, thread_name_prefix="lgs-sqlite")
         )
@@ -336,6 +345,8 @@ class SqliteStore(Store):
         import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+        if self._read_only is not None:
+            return await self._read_only_checkpointer(stack)
         conn = await aiosqlite.connect(str(self.url.database), timeout=30)
         stack.push_async_callback(conn.close)
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -344,6 +355,45 @@ class SqliteStore(Store):
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         return saver
+
+    async def _read_only_checkpointer(self, stack: contextlib.AsyncExitStack) -> Any:
+        """The checkpoints of a file opened for reading only, never set up (that would
+        write); a file without their tables holds no conversation, so it reads as an
+        empty ``InMemorySaver``."""
+        import aiosqlite
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        assert self._read_only is not None
+        conn = await aiosqlite.connect(self._read_only, uri=True, timeout=30)
+        stack.push_async_callback(conn.close)
+        query = "SELECT count(*) FROM sqlite_master WHERE name IN ('checkpoints', 'writes')"
+        async with conn.execute(query) as cursor:
+            found = await cursor.fetchone()
+        if found is None or found[0] < 2:
+            return InMemorySaver()
+        saver = AsyncSqliteSaver(conn)
+        saver.is_setup = True  # its tables are there, and it may not write them
+        return saver
+
+
+def _read_only_uri(path: str) -> str:
+    """The URI that opens the SQLite file at ``path`` for reading only: ``mode=ro``, or
+    ``immutable=1`` when SQLite cannot read it so (a file in WAL mode needs its ``-shm``
+    beside it, which it cannot create in a folder this process may not write; with no
+    ``-shm``, no connection has the file open for writing, so it cannot change under
+    this one). The probe's failure, if any, is left to the first statement to report."""
+    base = Path(path).absolute().as_uri()  # "?", "#" and "%" escaped
+    read_only = f"{base}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "unable to open database file" in str(exc) and os.access(path, os.R_OK):
+            return f"{base}?immutable=1"
+    except sqlite3.Error:
+        pass
+    return read_only
 
 
 def _write_lock_free(path: str, wait: float) -> bool:
@@ -368,7 +418,11 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _engine(url: URL, *, in_memory: bool, pool: int, opened: threading.Event) -> Engine:
+def _engine(
+    url: URL, *, in_memory: bool, pool: int, opened: threading.Event, uri: str | None = None
+) -> Engine:
+    """The engine of the store's connections; ``uri``: the URI they open the file by,
+    for reading only (see :func:`_read_only_uri`)."""
     if in_memory:
         # One connection, used by one transaction at a time: transactions run inline on
         # the event loop and never await, so they cannot interleave.
@@ -387,7 +441,10 @@ def _engine(url: URL, *, in_memory: bool, pool: int, opened: threading.Event) ->
             connect_args={"timeout": 30, "check_same_thread": False},
             hide_parameters=True,  # see Store._map_error
         )
-        _follow_the_file(engine, str(Path(str(url.database)).absolute()), opened)
+        if uri is None:
+            _follow_the_file(engine, str(Path(str(url.database)).absolute()), opened)
+        else:
+            _open_by(engine, uri)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -399,7 +456,7 @@ def _engine(url: URL, *, in_memory: bool, pool: int, opened: threading.Event) ->
         dbapi_conn.text_factory = _lenient_text
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")  # for the PRAGMAs below
-        if not in_memory:
+        if not in_memory and uri is None:  # a read-only connection reads it as it is
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         # Waiting for the write lock is done by _begin, in finer steps than SQLite's own
@@ -411,7 +468,11 @@ def _engine(url: URL, *, in_memory: bool, pool: int, opened: threading.Event) ->
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # Straight to the driver: nothing to compile, bind or read back.
-        _begin_immediate(conn.connection.driver_connection)  # type: ignore[arg-type]
+        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        if uri is None:
+            _begin_immediate(driver)
+        else:  # reads only: no write lock to take (an immutable file has none)
+            driver.execute("BEGIN")
 
     return engine
 
@@ -465,6 +526,15 @@ def _follow_the_file(engine: Engine, path: str, opened: threading.Event) -> None
             raise DisconnectionError(f"the SQLite file {path} was deleted or replaced")
         if record.info.get("lgs_read_only") and os.access(path, os.W_OK):
             raise DisconnectionError(f"the SQLite file {path} is writable again")
+
+
+def _open_by(engine: Engine, uri: str) -> None:
+    """Open every connection of ``engine`` by ``uri`` (a read-only store's)."""
+
+    @event.listens_for(engine, "do_connect")
+    def _by_uri(_dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        cargs[0] = uri
+        cparams["uri"] = True
 
 
 def _refused_for_lock(exc: sqlite3.OperationalError) -> bool:
