@@ -587,6 +587,10 @@ def test_a_refused_stored_webhook_url_is_named_without_its_tokens(
         assert code == 0, err
         assert "ftp://***@hooks.example.com/services/T0/B0/***" in out
         assert_no_url_secret(out + err)
+    code, out, _ = _cli(capsys, "tasks", "show", task_id, "--database", db)
+    shown = " ".join(out.split())  # the table wraps it
+    assert "(delete it; update_task cannot mend its options" in shown
+    assert "give it a new" not in shown
 
 
 def _subprocess_env(encoding: str | None = None) -> dict[str, str]:
@@ -903,6 +907,8 @@ def test_tasks_list_filters_quarantined_tasks(capsys: pytest.CaptureFixture[str]
     )
     (listed,) = json.loads(out)
     assert listed["id"] == bad["id"] and "schedule" in listed["problem"]
+    code, out, _ = _cli(capsys, "tasks", "show", bad["id"], "--database", db)
+    assert "(delete it, or give it a new schedule with update_task)" in " ".join(out.split())
     code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--state", "active", "--json")
     assert [t["id"] for t in json.loads(out)] == [good["id"]]
 

@@ -905,6 +905,10 @@ async def test_a_refused_stored_webhook_url_reaches_the_model_without_its_tokens
     assert listing.status == "success" and "read (options: " in listing.text, listing.text
     assert shown_url(url).replace("https:", "ftp:") in listing.text
     assert_no_url_secret(listing.text)
+    # What can mend it: not update_task, which never sets options.
+    assert "); delete it; update_task cannot mend its options" in listing.text
+    assert "whoever runs the scheduler can mend the stored row" in listing.text
+    assert "give it a new" not in listing.text
 
 
 async def test_vague_words_are_read_aloud_in_the_answer(rt: SchedulerRuntime, tools: Tools) -> None:

@@ -821,9 +821,7 @@ def _task_details(task: Task, next_runs: list[datetime]) -> Table:
         ("created", _local(task.created_at.astimezone(task.zone))),
     ]
     if task.problem is not None:
-        rows.insert(
-            4, ("problem", f"{task.problem} (delete it, or give it a new schedule or prompt)")
-        )
+        rows.insert(4, ("problem", f"{task.problem} ({task.problem_advice()})"))
     for key, value in rows:
         table.add_row(key, terminal_text(value, lines=key in _MULTILINE_DETAILS))
     return table

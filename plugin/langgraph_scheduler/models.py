@@ -20,6 +20,7 @@ from .trigger import ConversationTrigger
 
 __all__ = [
     "DeliveryStatus",
+    "ProblemPart",
     "RunOutcome",
     "Task",
     "TaskEvent",
@@ -286,6 +287,11 @@ class TaskEvent(BaseModel):
     at: datetime
 
 
+ProblemPart = Literal["schedule", "options", "payload", "due_time", "columns"]
+"""Where a stored task's ``problem`` is: its schedule, options or payload, no due time
+though it is active, or another column (its state, a time, its name…)."""
+
+
 class Task(BaseModel):
     """A named schedule and the conversation it starts.
 
@@ -326,7 +332,35 @@ class Task(BaseModel):
     is quarantined when it falls due (or, for its payload, when run by hand): one
     ``error`` record, no retry. It can be listed and deleted, and comes back when
     ``update_task`` gives it what the problem names (or, without a due time, when it is
-    resumed)."""
+    resumed); :meth:`problem_advice` says which."""
+    problem_in: frozenset[ProblemPart] = Field(default=frozenset(), exclude=True)
+    """What ``problem`` is in (empty when there is none); not part of the task's data."""
+
+    def problem_advice(self) -> str | None:
+        """What can mend :attr:`problem` (None without one), for the model and the
+        operator alike: ``update_task`` only for a schedule or payload (the tools never
+        set options), resuming for a missing due time, else only the row's owner."""
+        if self.problem is None:
+            return None
+        unmendable = self.problem_in - {"schedule", "payload", "due_time"}
+        if unmendable or not self.problem_in:
+            what = "its options" if unmendable == {"options"} else "what cannot be read"
+            return (
+                f"delete it; update_task cannot mend {what} (the tools never set options or "
+                "other columns): whoever runs the scheduler can mend the stored row, or "
+                "create the task again"
+            )
+        steps = []
+        given = [
+            f"a new {name}"
+            for part, name in (("schedule", "schedule"), ("payload", "prompt"))
+            if part in self.problem_in
+        ]
+        if given:
+            steps.append(f"give it {' and '.join(given)} with update_task")
+        if "due_time" in self.problem_in:
+            steps.append("resume it")
+        return "delete it, or " + ", then ".join(steps)
 
     @property
     def zone(self) -> ZoneInfo:

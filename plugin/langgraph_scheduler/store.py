@@ -97,6 +97,7 @@ from .errors import (
 from .models import (
     AS_STORED,
     DeliveryStatus,
+    ProblemPart,
     RunOutcome,
     RunTrigger,
     Task,
@@ -3571,31 +3572,38 @@ def task_from_row(row: Any) -> Task:
     be deleted, or resumed."""
     data = dict(row)
     problems: list[str] = []
+    parts: set[ProblemPart] = set()
+    data["problem_in"] = parts  # what Task.problem_advice goes by
     try:
         data["schedule"] = schedule_from_dict(_json(data["schedule"]))
     except Exception as exc:
         data["schedule"] = None
         problems.append(f"schedule: {_reason(exc)}")
+        parts.add("schedule")
     try:
         data["options"] = TaskOptions.model_validate(_json(data["options"]), context=AS_STORED)
     except Exception as exc:
         data["options"] = TaskOptions()
         problems.append(f"options: {_reason(exc)}")
+        parts.add("options")
     try:
         data["payload"] = _json(data.get("payload"))
     except Exception as exc:
         data["payload"] = {"unreadable": str(data.get("payload"))[:200], "error": _reason(exc)}
         problems.append(f"payload: task payload is not valid JSON ({_reason(exc)})")
+        parts.add("payload")
     else:
         # Parsed here only when a row is read anew: the fire path reuses a row's task
         # while the row reads the same (see Store._task_of).
         trouble = payload_problem(data["payload"])
         if trouble is not None:
             problems.append(f"payload: {trouble}")
+            parts.add("payload")
     if data["state"] == "active" and data["next_run_at"] is None:
         # Written by hand: no claim ever finds it due. Not given a time here: whoever
         # cleared it may have meant to stop it; resuming it is its owner's call.
         problems.append(NO_NEXT_RUN)
+        parts.add("due_time")
         data["state"] = "quarantined"
     if problems:
         data["problem"] = "; ".join(problems)
@@ -3612,6 +3620,7 @@ def task_from_row(row: Any) -> Task:
         held = data[name]
         what = "a time out of range" if held in _BOUNDS else repr(str(held)[:60])
         problems.append(f"{name}: {what} cannot be read")
+        parts.add("columns")
         data[name] = _UNREADABLE_AS[name]
     if "thread_mode" in unreadable and isinstance(data.get("thread_id"), str):
         data["thread_mode"] = "continue"

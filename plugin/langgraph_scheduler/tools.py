@@ -1237,8 +1237,7 @@ class _ToolService:
         ]
         if task.problem is not None:
             lines.append(
-                f"problem: its stored row cannot be read ({task.problem}); delete it, or "
-                "give it a new schedule or prompt with update_task if that is what is named"
+                f"problem: its stored row cannot be read ({task.problem}); {task.problem_advice()}"
             )
         return "\n".join(lines)
 
