@@ -1080,3 +1080,35 @@ def test_reading_commands_never_migrate_a_database_and_say_it_needs_one(
     with contextlib.closing(sqlite3.connect(path)) as conn:
         query = "SELECT value FROM lgs_meta WHERE key = 'schema_version'"
         assert conn.execute(query).fetchall() == [("1",)]
+
+
+FAILING_GRAPH = """
+from langgraph.graph import START, StateGraph
+from langgraph_scheduler.state import SchedulerState
+
+
+def fail(state):
+    raise ValueError("the model is down")
+
+
+builder = StateGraph(SchedulerState)
+builder.add_node("model", fail)
+builder.add_edge(START, "model")
+graph = builder.compile()
+"""
+
+
+def test_a_failed_tasks_run_calls_its_turn_a_manual_run(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    task = _add(capsys, db, "--schedule", "in 1 hour")
+    graph = tmp_path / "failing_graph.py"
+    graph.write_text(FAILING_GRAPH)
+    result = subprocess.run(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "run", task["id"],
+         "--database", db, "--graph", f"{graph}:graph"],
+        capture_output=True, text=True, env=_subprocess_env(), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "the model is down" in result.stdout
+    assert f"manual run of task {task['id']} failed: ValueError" in result.stderr
+    assert "scheduled" not in result.stderr

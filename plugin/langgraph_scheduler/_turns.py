@@ -354,7 +354,8 @@ class _GraphTurn:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.warning("scheduled turn of task %s failed: %r", request.task_id, exc)
+            turn = "manual run" if request.source["trigger"] == "manual" else "scheduled turn"
+            logger.warning("%s of task %s failed: %r", turn, request.task_id, exc)
             return Error(exception_text(exc))
         result, checkpoint_id, waiting = ran
         summary = turn_summary(
