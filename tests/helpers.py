@@ -8,12 +8,14 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
 from langgraph.graph import START, StateGraph
 from sqlalchemy import text
 
@@ -160,6 +162,24 @@ def build_graph(model: BaseChatModel) -> StateGraph[Any, Any, Any, Any]:
 
     builder = StateGraph(SchedulerState)
     builder.add_node("model", call_model)
+    builder.add_edge(START, "model")
+    return builder
+
+
+def stalling_graph(turns: list[str], *, stalls: int, secs: float) -> StateGraph[Any, Any, Any, Any]:
+    """A one-node graph whose node blocks its event loop ``stalls`` times for ``secs``
+    each (sync ``time.sleep``, as CPU-bound code in an async node does), letting the loop
+    run briefly in between; the prompt of each turn it begins is noted in ``turns``."""
+
+    async def stall(state: SchedulerState) -> dict[str, Any]:
+        turns.append(state["messages"][-1].text)
+        for _ in range(stalls):
+            time.sleep(secs)  # the loop is blocked: no lease is renewed meanwhile
+            await asyncio.sleep(0.3)  # the upkeep's passes, all due at once, run now
+        return {"messages": [AIMessage("done")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("model", stall)
     builder.add_edge(START, "model")
     return builder
 

@@ -23,7 +23,15 @@ from langgraph_scheduler.models import Task
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import FAKE_START, RunWaiter, build_graph, child_process, record_count, step
+from .helpers import (
+    FAKE_START,
+    RunWaiter,
+    build_graph,
+    child_process,
+    record_count,
+    stalling_graph,
+    step,
+)
 
 
 @pytest.fixture
@@ -797,3 +805,26 @@ async def test_a_larger_checkpointer_pool_killed_while_idle_costs_one_failed_che
             state = await graph.ainvoke({"messages": [("user", "go")]}, config)
             assert state["messages"][-1].content == "done"
         assert _failed_checks(caplog) == 1
+
+
+async def test_a_turn_blocking_its_loop_past_its_lease_is_not_taken_from_it_by_its_own_runtime(
+    database: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # The runtime's loop stalls longer than lease_secs, several times. Nobody else runs:
+    # its own upkeep, waking after each stall, must renew the turn's lease, not record
+    # the turn it is still running "interrupted" and run it again as a retry.
+    turns: list[str] = []
+    graph = stalling_graph(turns, stalls=3, secs=1.6)
+    rt = runtime_factory(graph, database=database, lease_secs=1.0)
+    async with rt:
+        task = await rt.create_task(
+            name="stall",
+            schedule=Once(at=_now() + timedelta(seconds=0.5)),
+            trigger="go",
+            options=TaskOptions(retries=1, retry_backoff_secs=0.1),
+        )
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
+        await asyncio.sleep(1.0)  # a retry would be claimed now
+        assert (record.attempt, record.outcome) == (1, "success"), record.error
+        assert [(r.attempt, r.outcome) for r in await rt.history(task.id)] == [(1, "success")]
+        assert turns == ["go"]

@@ -34,7 +34,7 @@ from langgraph_scheduler.store import (
 )
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import RunWaiter, build_graph
+from .helpers import RunWaiter, build_graph, stalling_graph
 
 pytestmark = pytest.mark.slow  # replica processes on the real clock
 
@@ -254,6 +254,40 @@ async def test_killed_replica_claim_is_recorded_interrupted_and_retried(
         observer, runs_table.c.holder, where=later & (runs_table.c.outcome == "success")
     )
     assert {h for (h,) in after} <= {s.holder for s in survivors}
+
+
+async def test_a_turn_finishing_after_another_replica_recorded_it_is_logged_not_recorded(
+    postgres_url: str, replicas: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # This runtime's loop blocks past its lease mid-turn; a replica records the fire
+    # "interrupted" meanwhile. The late finish writes nothing, tells no listener, returns
+    # what the store keeps, and says in the log that its outcome was dropped.
+    (sweeper,) = await replicas(1)
+    turns: list[str] = []
+    told: list[TaskRunRecord] = []
+    stalled = SchedulerRuntime(
+        stalling_graph(turns, stalls=1, secs=6.0),
+        database=postgres_url,
+        lease_secs=1.0,
+        on_run=told.append,
+    )
+    async with stalled:
+        task = await stalled.create_task(
+            name="stall", schedule=Once(at=_now() + timedelta(hours=1)), trigger="go"
+        )
+        record = await stalled.run_now(task.id)
+        assert turns == ["go"]
+        assert record.outcome == "interrupted", record
+        assert "stopped renewing" in (record.error or "")
+        assert [(r.run_id, r.outcome) for r in await stalled.history(task.id)] == [
+            (record.run_id, "interrupted")
+        ]
+        assert told == [], "the late finish told listeners of an outcome never recorded"
+        assert f"run {record.run_id} of task {task.id} ended here (success)" in caplog.text
+        assert "the store keeps what another runtime recorded meanwhile (interrupted)" in (
+            caplog.text
+        )
+    assert sweeper.process.poll() is None
 
 
 async def test_a_killed_replicas_thread_is_free_once_its_lease_runs_out(

@@ -725,6 +725,23 @@ async def test_an_expired_lease_is_recorded_interrupted_and_retried(
     assert await store.interrupt_expired(now=at(200), reason="again") == []
 
 
+async def test_a_lapsed_lease_its_holder_still_runs_is_left_to_it(
+    store: Store, service: TaskService
+) -> None:
+    # The holder's loop stalled past the lease: its own sweep must not take its live turn
+    # for dead; anyone else's sweep records it as any lapsed claim.
+    await every_minute(service)
+    run = await claim_one(store, at(60))  # lease until at(90)
+    alive = [run.run_id]
+
+    swept = await store.interrupt_expired(now=at(91), reason="x", holder=HOLDER, alive=alive)
+    assert swept == []
+    (done,) = await store.interrupt_expired(
+        now=at(91), reason="lapsed", holder="replica-b", alive=alive
+    )
+    assert (done.record.run_id, done.record.outcome) == (run.run_id, "interrupted")
+
+
 _UNREADABLE_LEASES = {
     "sqlite": ["'no time'", "'9999-02-30 09:00:00.000000'"],  # text, and February 30th
     "postgresql": ["'infinity'", "'10000-01-01 00:00:00+00'"],

@@ -600,6 +600,8 @@ class TaskExecutorBridge:
                 # that took the claim over is that runtime's to tell.
                 await self._tell(stored)
                 return stored
+            if stored is not None and (stored.outcome is not None or holder != self.holder):
+                self._late(stored, holder, finish.outcome)
             return stored or record.model_copy(
                 update={"outcome": finish.outcome, "error": finish.error, "summary": finish.summary}
             )
@@ -642,6 +644,22 @@ class TaskExecutorBridge:
         self.in_flight[record.run_id] = record
         again = task.next_run_at is not None
         self._spawn(self._execute(task, record, again=again, orphan=where))
+
+    def _late(self, stored: TaskRunRecord, holder: str | None, outcome: str) -> None:
+        """Log a turn of this runtime that ended after its claim lapsed (this process
+        stalled past ``lease_secs``, or another replica's clock runs ahead): another
+        runtime recorded the fire, or took its claim over, meanwhile; the store keeps
+        that, and this turn's outcome is dropped."""
+        kept = stored.outcome or f"running, taken over by {holder}"
+        logger.warning(
+            "run %s of task %s ended here (%s) after its claim had lapsed (this runtime "
+            "stalled past lease_secs, or another's clock runs ahead); the store keeps "
+            "what another runtime recorded meanwhile (%s), and this outcome is dropped",
+            stored.run_id,
+            stored.task_id,
+            outcome,
+            kept,
+        )
 
     def lost(self, run_ids: Sequence[str]) -> None:
         """The fires ``run_ids`` are no longer this process's, its lease renewal found: it

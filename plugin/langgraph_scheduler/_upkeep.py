@@ -2,10 +2,11 @@
 
 Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs and
 of the threads it holds (rows on PostgreSQL), takes over the fires whose holder stopped
-renewing (a crashed process) and trims run history. A taken-over fire whose turn runs on
-a LangGraph server is recorded as that server run ended, or followed to its end while it
-goes on; any other is recorded ``interrupted`` (its retries follow the task's policy as
-rows), and the server run it may have become is stopped.
+renewing (a crashed process; never this runtime's own live turns, whose leases may have
+lapsed while its event loop stalled) and trims run history. A taken-over fire whose turn
+runs on a LangGraph server is recorded as that server run ended, or followed to its end
+while it goes on; any other is recorded ``interrupted`` (its retries follow the task's
+policy as rows), and the server run it may have become is stopped.
 """
 
 from __future__ import annotations
@@ -110,7 +111,13 @@ class Upkeep:
                     await bridge.follow(record, state)
                 else:
                     await bridge.record_orphan(record, state)
-        finished = await self.store.interrupt_expired(now=now, reason=reason, holders=holders)
+        finished = await self.store.interrupt_expired(
+            now=now,
+            reason=reason,
+            holders=holders,
+            holder=bridge.holder,
+            alive=list(bridge.in_flight),
+        )
         for item in finished:
             await bridge.settle(item)
         if turns is not None:  # their server runs must not go on alone (at once, bounded)

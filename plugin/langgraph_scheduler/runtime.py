@@ -113,7 +113,12 @@ class SchedulerRuntime:
         lease_secs: how long a claimed fire, or a thread held on PostgreSQL, stays
             owned without renewal; a crashed process's running fires are recorded
             ``interrupted`` once it expires (a turn still running on a LangGraph server
-            is followed to its end instead), and its threads are free again.
+            is followed to its end instead), and its threads are free again. Keep it
+            well above the longest stall of the event loop (blocking code in a node)
+            and the clock skew between replicas: another replica records a turn whose
+            lease lapsed ``interrupted`` even if it is still running, and the late
+            finish is then dropped (logged). A runtime never takes its own live turns
+            for dead.
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.

@@ -2547,11 +2547,23 @@ class Store(ABC):
         return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
 
     async def interrupt_expired(
-        self, *, now: datetime, reason: str, holders: Sequence[str] = ()
+        self,
+        *,
+        now: datetime,
+        reason: str,
+        holders: Sequence[str] = (),
+        holder: str | None = None,
+        alive: Sequence[str] = (),
     ) -> list[Finished]:
         """Record ``interrupted`` for running fires whose holder stopped renewing its lease
-        (or is one of ``holders``, known to be dead); retries follow the task's policy."""
+        (or is one of ``holders``, known to be dead); retries follow the task's policy.
+        The fires ``alive`` that ``holder`` (the caller) still runs are left to it, lapsed
+        or not: its turns go on, and its next renewal extends their leases. A runtime
+        whose loop stalled past its leases must not take its own live turns for dead."""
         stale = self._stale(now, holders)
+        if holder is not None and alive:
+            mine = and_(runs_table.c.holder == holder, runs_table.c.run_id.in_(sorted(alive)))
+            stale = and_(stale, not_(mine))
         query = self._lock_due(
             select(runs_table).where(runs_table.c.outcome.is_(None), stale).limit(500)
         )
