@@ -170,16 +170,23 @@ async def test_duplicate_jobs_and_run_now_give_one_run_per_fire(
             await asyncio.sleep(1.5)  # a duplicate would have landed by now
             history = await rt1.history(task.id, limit=100)
     fires = [(r.scheduled_for, r.attempt) for r in history if r.trigger == "schedule"]
-    assert len(fires) == len(set(fires)) == 3
-    assert {r.run_id for r in manual} <= {r.run_id for r in history}
-    assert len(history) == 5 and all(r.outcome == "success" for r in history)
+    assert len(fires) == len(set(fires))  # one record per fire, whoever claimed it
+    # On a loaded machine a 1-s fire may be claimed so late that the occurrence before it
+    # is recorded missed (the catch_up policy); missed occurrences do not count as runs.
+    ran = [r for r in history if r.outcome != "missed"]
+    assert {r.run_id for r in manual} <= {r.run_id for r in ran}
+    assert len(ran) == 5 and all(r.outcome == "success" for r in ran)
     assert len(scheduled) == 3
-    assert len([r for r in runs.records if r.task_id == task.id]) == 5
+    told = [r for r in runs.records if r.task_id == task.id and r.outcome != "missed"]
+    assert len(told) == 5
 
 
 async def _scheduled_runs(rt: SchedulerRuntime, task_id: str, n: int) -> list[Any] | None:
+    """The task's scheduled fires that ran and ended, once there are ``n`` of them."""
     found = [
-        r for r in await rt.history(task_id, limit=100) if r.trigger == "schedule" and r.outcome
+        r
+        for r in await rt.history(task_id, limit=100)
+        if r.trigger == "schedule" and r.outcome not in (None, "missed")
     ]
     return found if len(found) >= n else None
 
