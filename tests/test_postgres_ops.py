@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -32,10 +33,12 @@ from langgraph_scheduler import (
     StoreUnavailable,
     TaskBusy,
 )
+from langgraph_scheduler._upkeep import Upkeep
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import TaskChange, open_store
 from langgraph_scheduler.store_postgres import TASK_CHANGES_CHANNEL
+from langgraph_scheduler.testing import Clock, FakeClock, SystemClock
 
 from .helpers import (
     LoopClock,
@@ -1013,3 +1016,101 @@ async def test_a_start_with_a_connection_option_no_wait_mends_fails_at_once_nami
     message = await _refused_start(f"{postgres_url}?{query}")
     assert message.startswith(said.format(server=f"{server.host}:{server.port or 5432}"))
     assert message.endswith(f"?{query})")
+
+
+class _ShiftedClock(SystemClock):
+    """The system clock, off by ``shift`` (a replica whose wall clock is wrong)."""
+
+    def __init__(self, shift: timedelta) -> None:
+        self.shift = shift
+
+    def now(self) -> datetime:
+        return super().now() + self.shift
+
+
+def _skew_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [w for w in warnings_said(caplog) if "database server's reads" in w]
+
+
+@pytest.mark.parametrize("shift_mins", [5, -5])
+@pytest.mark.parametrize("runs_turns", [True, False], ids=["engine", "no-graph"])
+async def test_a_runtime_whose_clock_is_off_the_database_s_warns_once_at_start_with_the_numbers(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, shift_mins: int, runs_turns: bool
+) -> None:
+    # Leases and due times follow each replica's own clock: one minutes ahead records
+    # the others' live turns interrupted and fires early; one behind fires late.
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True)) if runs_turns else None
+    async with SchedulerRuntime(
+        graph, database=postgres_url, clock=_ShiftedClock(timedelta(minutes=shift_mins))
+    ):
+        [warned] = _skew_warnings(caplog)
+    assert _skew_warnings(caplog) == [warned]  # nor at the stop
+    found = re.fullmatch(
+        r"this runtime's clock reads (\S+) but the database server's reads (\S+): "
+        r"([\d.]+) s (ahead|behind) of it \(round trip [\d.]+ s\), more than the 7.5 s "
+        r"allowed \(lease_secs=30 × 0.25, at least 1 s\)\. Leases and due times follow "
+        r"each replica's own clock, so (.+)\. Sync this machine's clock and the database "
+        r"server's \(NTP\)\.",
+        warned,
+    )
+    assert found, warned
+    here, server = datetime.fromisoformat(found[1]), datetime.fromisoformat(found[2])
+    assert abs((here - server).total_seconds() - shift_mins * 60) < 5, warned
+    assert abs(float(found[3]) - abs(shift_mins) * 60) < 5, warned
+    if shift_mins > 0:
+        assert found[4] == "ahead"
+        assert found[5] == (
+            "it takes other replicas' live turns for dead (records them interrupted) "
+            "and fires tasks early"
+        )
+    else:
+        assert found[4] == "behind"
+        assert found[5] == (
+            "other replicas take its live turns for dead (record them interrupted) "
+            "and it fires tasks late"
+        )
+
+
+@pytest.mark.parametrize(
+    "clock",
+    [SystemClock(), FakeClock(datetime(2001, 1, 1, tzinfo=timezone.utc))],
+    ids=["system", "fake"],
+)
+async def test_a_runtime_on_the_system_clock_or_a_fake_one_does_not_warn_of_skew(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, clock: Clock
+) -> None:
+    # A fake clock is far from the server's on purpose: it is never compared.
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=postgres_url, clock=clock) as rt:
+        assert rt.clock is clock
+    assert warnings_said(caplog) == []
+
+
+async def test_the_upkeep_s_clock_check_warns_again_only_after_the_clocks_agreed_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Checked again once a minute while running: a skew that lasts is said once, not at
+    # every check; one that comes back after the clocks agreed is said again.
+    caplog.set_level(logging.INFO, logger="langgraph_scheduler")
+    clock = _ShiftedClock(timedelta(minutes=5))
+    store = open_store(postgres_url)
+    try:
+        upkeep = Upkeep(
+            store,
+            None,
+            clock=clock,
+            lease_secs=30.0,
+            history_limit=None,
+            history_max_age_days=None,
+        )
+        said = []
+        for shift in (5, 5, 0, 0, -5, -5):
+            clock.shift = timedelta(minutes=shift)
+            await upkeep.check_clock()
+            said.append([r.levelname for r in caplog.records if "clock" in r.getMessage()])
+            caplog.clear()
+    finally:
+        await store.close()
+    assert said == [["WARNING"], [], ["INFO"], [], ["WARNING"], []]

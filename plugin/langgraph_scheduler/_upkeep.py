@@ -7,6 +7,10 @@ lapsed while its event loop stalled) and trims run history. A taken-over fire wh
 runs on a LangGraph server is recorded as that server run ended, or followed to its end
 while it goes on; any other is recorded ``interrupted`` (its retries follow the task's
 policy as rows), and the server run it may have become is stopped.
+
+Leases and due times follow each replica's own clock, so the upkeep also compares the
+runtime's clock with the database server's (PostgreSQL), at start and every
+:data:`_CLOCK_CHECK_SECS`, and warns when they disagree (see :meth:`Upkeep.check_clock`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from ._bridge import TaskExecutorBridge
-from ._clock import Clock
+from ._clock import Clock, SystemClock
 from ._logs import Repeats
 from ._turns import ServerRun
 from .errors import StoreError
 from .store import Store
 
-__all__ = ["DIED", "Upkeep", "dead_holders", "process_host"]
+__all__ = ["DIED", "SKEW_FLOOR_SECS", "SKEW_SHARE", "Upkeep", "dead_holders", "process_host"]
 
 logger = logging.getLogger("langgraph_scheduler")
 
@@ -34,6 +38,17 @@ STOPPED_RENEWING = "the process running this turn stopped renewing its claim"
 _PURGE_EVERY_SECS = 600.0
 _INDEXES_EVERY_SECS = 600.0
 """How often a runtime that runs turns checks the store's late indexes again."""
+_CLOCK_CHECK_SECS = 60.0
+"""How often the runtime's clock is compared with the database's after the start: less
+often than the lease upkeep, as clocks drift slowly and a check takes one of the store's
+pooled connections, which the lease renewals need."""
+SKEW_SHARE = 0.25
+"""The share of ``lease_secs`` by which the runtime's clock may differ from the
+database's before it is warned about (a lease is renewed every third of it, so a skew of
+a quarter leaves room for a late renewal), but never less than :data:`SKEW_FLOOR_SECS`."""
+SKEW_FLOOR_SECS = 1.0
+"""The least skew warned about, whatever ``lease_secs``: below it, the round trip and the
+clocks' own jitter would be taken for skew."""
 
 
 class Upkeep:
@@ -67,6 +82,8 @@ class Upkeep:
         self.history_limit = history_limit
         self.history_max_age_days = history_max_age_days
         self._next_purge = clock.now()
+        self._skewed = False
+        """Whether the last clock check warned (said once until the clocks agree)."""
 
     async def recover(self, holders: list[str], *, reason: str = DIED) -> None:
         """Take over the fires of expired claims and those of ``holders``. A turn that
@@ -155,10 +172,68 @@ class Upkeep:
         """Renewal and the rest of the upkeep, each every ``lease_secs / 3``, until
         cancelled: apart, so that what recording a lapsed claim awaits (the ``on_run``
         listeners, a server that is slow to answer) never holds up the renewal of this
-        process's own leases."""
-        await asyncio.gather(
-            self._every(self.renew, "lease renewal"), self._every(self.tend, "lease upkeep")
-        )
+        process's own leases; and, on the system clock, the clock check every
+        :data:`_CLOCK_CHECK_SECS` (a fake clock's tests see no loop of it)."""
+        loops = [self._every(self.renew, "lease renewal"), self._every(self.tend, "lease upkeep")]
+        if isinstance(self.clock, SystemClock):
+            loops.append(self._every(self.check_clock, "clock check", secs=_CLOCK_CHECK_SECS))
+        await asyncio.gather(*loops)
+
+    async def check_clock(self) -> None:
+        """Compare the runtime's clock with the database server's, allowing for the round
+        trip, and warn, naming both times and what it breaks, when they differ by more
+        than ``lease_secs`` × :data:`SKEW_SHARE` (at least :data:`SKEW_FLOOR_SECS`):
+        once, then once more only after they agreed again (said at INFO). Only the
+        system clock is compared (a fake clock is far from the server's on purpose), and
+        only on PostgreSQL (SQLite has no clock of its own)."""
+        if not isinstance(self.clock, SystemClock):
+            return
+        before = self.clock.now()
+        server = await self.store.server_now()
+        after = self.clock.now()
+        if server is None:
+            return
+        # The server read its clock somewhere between ``before`` and ``after``: the
+        # skew is at least the distance from its time to that span.
+        here = before + (after - before) / 2
+        skew = (here - server).total_seconds()  # > 0: this clock is ahead
+        least = max((before - server).total_seconds(), (server - after).total_seconds(), 0.0)
+        tolerance = max(self.lease_secs * SKEW_SHARE, SKEW_FLOOR_SECS)
+        if least > tolerance and not self._skewed:
+            self._skewed = True
+            if skew > 0:
+                harm = (
+                    "it takes other replicas' live turns for dead (records them "
+                    "interrupted) and fires tasks early"
+                )
+            else:
+                harm = (
+                    "other replicas take its live turns for dead (record them "
+                    "interrupted) and it fires tasks late"
+                )
+            logger.warning(
+                "this runtime's clock reads %s but the database server's reads %s: "
+                "%.3f s %s of it (round trip %.3f s), more than the %g s allowed "
+                "(lease_secs=%g × %g, at least %g s). Leases and due times "
+                "follow each replica's own clock, so %s. Sync this machine's clock "
+                "and the database server's (NTP).",
+                here.isoformat(),
+                server.isoformat(),
+                abs(skew),
+                "ahead" if skew > 0 else "behind",
+                (after - before).total_seconds(),
+                tolerance,
+                self.lease_secs,
+                SKEW_SHARE,
+                SKEW_FLOOR_SECS,
+                harm,
+            )
+        elif least <= tolerance / 2 and self._skewed:  # not back and forth at the edge
+            self._skewed = False
+            logger.info(
+                "this runtime's clock agrees with the database server's again (%.3f s apart)",
+                abs(skew),
+            )
 
     async def indexes(self) -> None:
         """Build the store's late indexes (:meth:`Store.build_indexes`) now, then check
@@ -184,11 +259,14 @@ class Upkeep:
                 warned = True
             await self.clock.sleep(_INDEXES_EVERY_SECS)
 
-    async def _every(self, work: Callable[[], Awaitable[None]], what: str) -> None:
-        """``work()`` every ``lease_secs / 3``: a failure is logged the first time, the
-        same failure again once a minute while it lasts (not at every pass: every second
-        while a database is away), and the first pass that works after it once."""
-        interval = max(self.lease_secs / 3, 0.05)
+    async def _every(
+        self, work: Callable[[], Awaitable[None]], what: str, *, secs: float | None = None
+    ) -> None:
+        """``work()`` every ``secs`` (default ``lease_secs / 3``): a failure is logged the
+        first time, the same failure again once a minute while it lasts (not at every
+        pass: every second while a database is away), and the first pass that works
+        after it once."""
+        interval = max(self.lease_secs / 3, 0.05) if secs is None else secs
         failures = Repeats(self.clock.now)
         while True:
             await self.clock.sleep(interval)

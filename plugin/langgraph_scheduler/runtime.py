@@ -118,7 +118,9 @@ class SchedulerRuntime:
             and the clock skew between replicas: another replica records a turn whose
             lease lapsed ``interrupted`` even if it is still running, and the late
             finish is then dropped (logged). A runtime never takes its own live turns
-            for dead.
+            for dead. On PostgreSQL, a runtime on the system clock warns (at start,
+            and once a minute after) when its clock and the database server's differ
+            by more than a quarter of ``lease_secs`` (at least 1 s).
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
@@ -325,6 +327,7 @@ class SchedulerRuntime:
                     history_limit=None,
                     history_max_age_days=None,
                 )
+                await upkeep.check_clock()  # before lapsed leases are read by this clock
                 await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
                 self._loops = [self._spawn(upkeep.run(), "langgraph-scheduler-upkeep")]
         except BaseException:
@@ -408,6 +411,7 @@ class SchedulerRuntime:
         # it stops them as a stop does, first (a stop has drained it already: its second
         # close does nothing).
         stack.push_async_callback(bridge.close, 0)
+        await upkeep.check_clock()  # before lapsed leases are read by this clock
         await upkeep.recover(dead_holders(await store.running_holders(), mine=self.holder))
         await timer.load_window()
         self._loops = [

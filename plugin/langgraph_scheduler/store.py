@@ -1332,6 +1332,17 @@ class Store(ABC):
         """Twin hook run last in the setup transaction (SQLite's views)."""
         return None
 
+    async def server_now(self) -> datetime | None:
+        """The database server's clock, read now, to compare a runtime's clock with (see
+        :meth:`~._upkeep.Upkeep.check_clock`); None where the database has no clock of
+        its own (SQLite runs in this process, on its clock).
+
+        Raises:
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: any other database failure.
+        """
+        return None
+
     async def schema_version(self) -> int:
         return await self.transaction(_read_version)
 

@@ -612,6 +612,9 @@ class PostgresStore(Store):
         await conn.execute(ddl.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
         logger.info("built index %s on %s", index.name, self.safe_url)
 
+    async def server_now(self) -> datetime | None:
+        return await self.transaction(_clock_timestamp)
+
     async def close(self) -> None:
         """Close the session and the pool. A thread still held through this store (a
         hold that outlived its runtime's stop: its block may still run) keeps its row
@@ -1691,6 +1694,13 @@ def _fetch_pooled(conn: Connection, *, sql: str, args: Any) -> _Row:
     """A session's statement sent in a pooled transaction instead."""
     row = conn.exec_driver_sql(sql, args if isinstance(args, dict) else tuple(args)).first()
     return None if row is None else tuple(row)
+
+
+def _clock_timestamp(conn: Connection) -> datetime:
+    """The server's clock as the statement runs (``now()`` would be the transaction's
+    start)."""
+    now: datetime = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+    return now
 
 
 def _under_lock_timeout(conn: Connection, *, work: Callable[[Connection], _T]) -> _T:
