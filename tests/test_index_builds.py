@@ -265,21 +265,27 @@ async def test_a_million_runs_are_indexed_while_a_replica_writes(
     await earlier.execute(FILL, (1_000_000,))
     old = await psycopg.AsyncConnection.connect(_plain(postgres_url))
     await old.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+    # A write left open: the build waits for it before it reads the table, so the
+    # snapshot below is taken before the build's own, however slow this process is.
+    held = await psycopg.AsyncConnection.connect(_plain(postgres_url))
+    await held.execute(WRITE, ("held",))
     rt = new_runtime()
     start = asyncio.ensure_future(rt.start())
     beside = 0
     try:
         builder = await _until(lambda: _builder(earlier), "the index build", secs=60)
-        # A snapshot taken while the build reads the table: the build waits for it to
-        # end before it ends itself, so on a loaded machine it cannot end before writes
-        # beside it have. (Taken before, it would hold up the checkpointer's own
+        # A snapshot older than the build's: the build waits for it to end before it
+        # ends itself, so on a loaded machine it cannot end before writes beside it
+        # have. (Taken before the start, it would hold up the checkpointer's own
         # concurrent index builds at start.)
         await old.execute("SELECT 1")
+        await held.rollback()  # the build goes on to read the table
         while await _builder(earlier) == builder:
             beside += await _write_beside(postgres_url, earlier, builder, f"beside-{beside}")
             if beside >= 3 and not old.closed:
                 await old.close()  # the snapshot ends: the build may end too
     finally:
+        await held.close()
         await old.close()
         await asyncio.gather(start, return_exceptions=True)
     assert beside >= 3  # writes ended while the build ran, none waiting for its lock
