@@ -1280,11 +1280,7 @@ class Store(ABC):
             self._after_setup(conn)
             return
         found = _read_version(conn)
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {self.safe_url} has schema version {found}, newer than this "
-                f"library's ({SCHEMA_VERSION}); upgrade langgraph-scheduler"
-            )
+        self._refuse_newer(found)
         for version in range(found + 1, SCHEMA_VERSION + 1):
             logger.info("migrating %s to schema version %d", self.safe_url, version)
             _MIGRATIONS[version](conn)
@@ -1343,6 +1339,15 @@ class Store(ABC):
         """
         return None
 
+    def _refuse_newer(self, found: int) -> None:
+        """Refuse a database whose schema version ``found`` is newer than this library's:
+        neither a set-up nor a read may take it for one it knows."""
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.safe_url} has schema version {found}, newer than this "
+                f"library's ({SCHEMA_VERSION}); upgrade langgraph-scheduler"
+            )
+
     async def schema_version(self) -> int:
         return await self.transaction(_read_version)
 
@@ -1364,11 +1369,7 @@ class Store(ABC):
         found = await self.transaction(read)
         if found is None:
             raise StoreError(f"database {self.safe_url} holds no scheduler tables")
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {self.safe_url} has schema version {found}, newer than this "
-                f"library's ({SCHEMA_VERSION}); upgrade langgraph-scheduler"
-            )
+        self._refuse_newer(found)
         if found < SCHEMA_VERSION:
             raise StoreError(
                 f"database {self.safe_url} has schema version {found}, which this library "
