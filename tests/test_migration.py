@@ -7,6 +7,7 @@ one manual run, bob's hourly interval, alice's paused one-shot) and one run reco
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import insert, inspect, text
 
 from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime
+from langgraph_scheduler.errors import StoreError
 from langgraph_scheduler.store import (
     SCHEMA_VERSION,
     CallAnswer,
@@ -255,5 +257,43 @@ async def test_a_database_of_an_earlier_build_gains_the_webhook_floors_and_late_
             )
             plan = await store.transaction(lambda conn: conn.exec_driver_sql(query).all())
             assert "USING INDEX lgs_approvals_approved" in str(plan)
+    finally:
+        await store.close()
+
+
+async def test_a_database_of_a_newer_library_is_refused_by_a_set_up_and_by_a_read(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    store = open_store(url)
+    await store.setup()
+    newer = SCHEMA_VERSION + 1
+    await store.transaction(
+        lambda conn: conn.execute(
+            meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(newer))
+        )
+    )
+    await store.close()
+    said = f"has schema version {newer}, newer than this library's ({SCHEMA_VERSION})"
+    for read_only in (False, True):
+        store = open_store(url, read_only=read_only)
+        try:
+            with pytest.raises(StoreError, match=re.escape(said)):
+                await (store.check_schema() if read_only else store.setup())
+        finally:
+            await store.close()
+    assert await _version(url) == newer  # neither wrote it back
+
+
+async def _version(url: str) -> int:
+    store = open_store(url, read_only=True)
+    try:
+        return int(
+            await store.transaction(
+                lambda conn: conn.scalar(
+                    text("SELECT value FROM lgs_meta WHERE key = 'schema_version'")
+                )
+            )
+        )
     finally:
         await store.close()
