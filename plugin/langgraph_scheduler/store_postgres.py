@@ -1113,7 +1113,7 @@ class PostgresStore(Store):
         said = " ".join(str(exc).split())
         code = getattr(exc, "sqlstate", None)
         url = self.url
-        where = _server_of(said) or f"{url.host or 'localhost'}:{url.port or 5432}"
+        where = self._server_named(said)
         user = _quoted_after(said, "role", "user") or url.username or "(default)"
         shown = f"(URL {self.safe_url})"
         if code == "3D000" or re.search(r'database "[^"]*" does not exist', said):
@@ -1158,6 +1158,12 @@ class PostgresStore(Store):
             )
         return None
 
+    def _server_named(self, said: str) -> str:
+        """The server a connect-time error ``said`` names (``host:port`` or a socket),
+        else the URL's."""
+        url = self.url
+        return _server_of(said) or f"{url.host or 'localhost'}:{url.port or 5432}"
+
     def _refused_option(self, exc: BaseException) -> str | None:
         """What to fix when an option of the URL's query has a value no retry makes
         valid: refused before connecting by libpq or psycopg (an ``sslmode`` it does not
@@ -1180,12 +1186,10 @@ class PostgresStore(Store):
         for pattern in _SERVER_REFUSALS:
             found = re.search(pattern, said)
             if found:
-                url = self.url
-                where = _server_of(said) or f"{url.host or 'localhost'}:{url.port or 5432}"
                 return (
-                    f"{where} refused the setting {found['option']!r} the URL asks for "
-                    f"({found[0]}): fix or remove it in the URL's query (its options=-c… or "
-                    f"the parameter of that name) {shown}"
+                    f"{self._server_named(said)} refused the setting {found['option']!r} the "
+                    f"URL asks for ({found[0]}): fix or remove it in the URL's query (its "
+                    f"options=-c… or the parameter of that name) {shown}"
                 )
         return None
 
