@@ -738,16 +738,33 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz))
 
 
-def _which_weekly_midnight(days: set[int]) -> InvalidSchedule:
+class _Which(InvalidSchedule):
+    """A question between two readings of the words, with the two answers (each of which
+    parses) kept apart from its text, so a caller that read the words inside a longer
+    schedule can say them whole (see :func:`_midnight_within`)."""
+
+    def __init__(self, question: str, answers: tuple[str, str]) -> None:
+        super().__init__(f"{question} Say '{answers[0]}' or '{answers[1]}'.")
+        self.question = question
+        self.answers = answers
+
+    def within(self, before: str) -> _Which:
+        """The same question, its answers said after ``before``."""
+        first, second = self.answers
+        return _Which(self.question, (f"{before} {first}", f"{before} {second}"))
+
+
+def _which_weekly_midnight(days: set[int]) -> _Which:
     """The question "every friday at midnight" needs (see :func:`_which_midnight`)."""
     after = {(day + 1) % 7 for day in days}
     said = [
         "every " + ",".join(_DAY_NAMES[d][:3].lower() for d in sorted(s, key=lambda d: (d - 1) % 7))
         for s in (days, after)
     ]
-    return InvalidSchedule(
+    return _Which(
         f"Which midnight: at the start of {_join_days(days)}, or at their end (the start of "
-        f"{_join_days(after)})? Say '{said[0]} at 00:00' or '{said[1]} at 00:00'."
+        f"{_join_days(after)})?",
+        (f"{said[0]} at 00:00", f"{said[1]} at 00:00"),
     )
 
 
@@ -782,17 +799,17 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     return ctx.once(day, at, note)
 
 
-def _which_midnight(day: date) -> InvalidSchedule:
+def _which_midnight(day: date) -> _Which:
     """The question "friday at midnight" needs: people mean the midnight that begins the
     day as often as the one that ends it, a day apart."""
     end = day + timedelta(days=1)
     start_words, end_words = (
         f"{_MONTH_NAMES[d.month - 1]} {d.day} {d.year} at 00:00" for d in (day, end)
     )
-    return InvalidSchedule(
+    return _Which(
         f"Which midnight: the one that begins {day:%A %Y-%m-%d} (the night from "
-        f"{day - timedelta(days=1):%A}), or the one that ends it (the night into {end:%A})? "
-        f"Say '{start_words}' or '{end_words}'."
+        f"{day - timedelta(days=1):%A}), or the one that ends it (the night into {end:%A})?",
+        (start_words, end_words),
     )
 
 
@@ -1139,11 +1156,7 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
 def _midnight_within(asked: InvalidSchedule, before: str) -> InvalidSchedule:
     """The question of :func:`_which_midnight` about a bound, its answers said whole:
     'every 2 hours until March 8 2026 at 00:00'. Other refusals stay as they are."""
-    text = str(asked)
-    if not text.startswith("Which midnight:"):
-        return asked
-    answers = r"Say '([^']*)' or '([^']*)'\.$"
-    return InvalidSchedule(re.sub(answers, rf"Say '{before} \1' or '{before} \2'.", text))
+    return asked.within(before) if isinstance(asked, _Which) else asked
 
 
 def _days_named(when: str, ctx: _Context) -> tuple[date, date] | None:
