@@ -1,0 +1,236 @@
+"""The floor of figure 2's burst: what a fire path with next to no Python would drain.
+
+``python -m benchmarks.floor [--fires N] [--rounds R]``: an analysis tool, not a figure
+(no goal, no verdict; see ``benchmarks/analysis.md``). It answers one question: can any
+fire path that keeps a scheduled turn's attribution and writes a claim and a finish per
+fire drain a burst at the 0.85× of direct calls that figure 2 asks?
+
+In one process, on one compiled graph and checkpointer (the runtime's, in memory), 4 at
+a time, rounds interleaved, it measures:
+
+- **direct**: ``graph.ainvoke`` of a fresh thread, as figure 2's baseline;
+- **runtime**: figure 2's burst (N isolated ``Once`` tasks due at one instant, the
+  runtime's default settings), rate = N / (last record − due);
+- **floor, per fire**: each of 4 workers reads one due task, claims it (one statement
+  through the store's own ``lgs_claim`` view, committed), runs the turn the runtime
+  builds for it (``GraphTurnRunner``'s prepared turn: signed source, config, metadata,
+  tags, deadline, ``values`` and ``checkpoints`` streams) and finishes it (one statement
+  through ``lgs_settle``, committed). Raw ``sqlite3`` on its own in-memory database with
+  the store's schema: no SQLAlchemy, no pydantic, no task per fire, no listener;
+- **floor, per 4**: one worker claims 4 due fires in one transaction, runs their 4 turns
+  together and finishes the 4 in one transaction (the shape of the runtime's batches).
+
+Each line prints CPU per fire and the rate; the ratios are against the direct round run
+just before. Every floor fire is checked to end with one finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import create_engine, insert
+
+from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler._attribution import AttributionKey
+from langgraph_scheduler._turns import ConversationRequest, GraphTurnRunner, Success
+from langgraph_scheduler.store import metadata, open_store, tasks_table
+from langgraph_scheduler.store_sqlite import _VIEWS_DDL
+
+from .common import RecordWaiter, direct_input, median, task_rows, trivial_graph, utcnow
+
+WORKERS = 4
+
+_DUE = (
+    "SELECT id, name, next_run_at, version FROM lgs_tasks "
+    "WHERE state = 'active' AND next_run_at <= ? ORDER BY next_run_at LIMIT ?"
+)
+_CLAIM = (
+    'INSERT INTO lgs_claim (run_id, task_id, attempt, "trigger", scheduled_for, started_at, '
+    "thread_id, holder, lease_expires_at, due_at, task_version, next_run_at, task_state) "
+    "VALUES (?, ?, 1, 'schedule', ?, ?, ?, 'floor', ?, ?, ?, NULL, 'completed')"
+)
+_SETTLE = (
+    "INSERT INTO lgs_settle (run_id, task_id, holder, started_at, finished_at, outcome, "
+    "summary, error, checkpoint_id, reset) VALUES (?, ?, 'floor', ?, ?, ?, ?, ?, ?, 1)"
+)
+
+Rate = tuple[float, float]
+"""CPU microseconds per fire, fires per second."""
+
+
+def _stored(moment: datetime) -> str:
+    """A time as the store keeps it on SQLite (naive UTC text)."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ")
+
+
+class _Floor:
+    """The floor fire path on a database of its own with the store's schema and views."""
+
+    def __init__(self, runner: GraphTurnRunner) -> None:
+        self.runner = runner
+        self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        engine = create_engine("sqlite://", creator=lambda: self.db)
+        metadata.create_all(engine)
+        for ddl in _VIEWS_DDL:
+            self.db.execute(ddl)
+        self.engine = engine
+        self.bursts = 0
+
+    def write_burst(self, n: int) -> None:
+        self.bursts += 1
+        rows = task_rows([utcnow()] * n, prefix=f"floor{self.bursts:03d}-")
+        with self.engine.begin() as conn:
+            conn.execute(insert(tasks_table), rows)
+
+    async def drain(self, batch: int) -> tuple[Rate, int]:
+        """Drain the due tasks, ``batch`` per claim (1: 4 workers; 4: one worker): CPU
+        per fire and rate, and how many tasks ended with one run, in success."""
+        done = 0
+
+        async def worker() -> None:
+            nonlocal done
+            while rows := self.db.execute(_DUE, (_stored(utcnow()), batch)).fetchall():
+                now = _stored(utcnow())
+                claims = [(str(uuid.uuid4()), task_id, name, due) for task_id, name, due, _ in rows]
+                params = [
+                    (run_id, task_id, due, now, f"run-{run_id}", now, due, version)
+                    for (run_id, task_id, _, due), (*_, version) in zip(claims, rows, strict=True)
+                ]
+                self.db.execute("BEGIN")  # one transaction for the claims of a pass
+                self.db.executemany(_CLAIM, params)
+                self.db.execute("COMMIT")
+                answers = await asyncio.gather(*(self._turn(*claim) for claim in claims))
+                finished = _stored(utcnow())
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    _SETTLE,
+                    [
+                        (run_id, task_id, now, finished, *answer)
+                        for (run_id, task_id, _, _), answer in zip(claims, answers, strict=True)
+                    ],
+                )
+                self.db.execute("COMMIT")
+                done += len(claims)
+
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(WORKERS if batch == 1 else 1)))
+        rate = ((time.process_time() - cpu) / done * 1e6, done / (time.perf_counter() - start))
+        (ended,) = self.db.execute(  # one run per task, ended in success
+            "SELECT count(DISTINCT task_id) FROM lgs_runs WHERE outcome = 'success' AND "
+            "task_id NOT IN (SELECT task_id FROM lgs_runs GROUP BY task_id HAVING count(*) > 1)"
+        ).fetchone()
+        self.db.execute("DELETE FROM lgs_runs")
+        self.db.execute("DELETE FROM lgs_tasks")
+        return rate, ended
+
+    async def _turn(self, run_id: str, task_id: str, name: str, due: str) -> tuple[Any, ...]:
+        request = ConversationRequest(
+            task_id=task_id,
+            run_id=run_id,
+            thread_id=f"run-{run_id}",
+            prompt="go",
+            source={
+                "task_id": task_id,
+                "task_name": name,
+                "run_id": run_id,
+                "scheduled_for": due,
+                "attempt": 1,
+                "trigger": "schedule",
+            },
+            owner="bench",
+            fresh_thread=True,
+        )
+        answer = await self.runner._prepare(request)()
+        if isinstance(answer, Success):
+            return ("success", answer.text, None, answer.checkpoint_id)
+        return ("error", None, repr(answer), None)
+
+
+async def _main(fires: int, rounds: int) -> None:
+    waiter = RecordWaiter()
+    async with SchedulerRuntime(trivial_graph(), database="sqlite://", on_run=waiter) as rt:
+        graph = rt.graph
+        store = open_store("sqlite://")
+        runner = GraphTurnRunner(graph, store, AttributionKey("floor"), messages_key="messages")
+        floor = _Floor(runner)
+        bursts = iter(range(10_000))
+
+        async def direct() -> Rate:
+            todo = iter(range(fires))
+
+            async def worker() -> None:
+                for _ in todo:
+                    payload, config = direct_input()
+                    await graph.ainvoke(payload, config)
+
+            cpu, start = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(WORKERS)))
+            spent = (time.process_time() - cpu) / fires * 1e6
+            return spent, fires / (time.perf_counter() - start)
+
+        async def runtime() -> Rate:
+            waiter.clear()
+            due = utcnow() + timedelta(seconds=3 + fires * 2e-4)
+            rows = task_rows([due] * fires, prefix=f"burst{next(bursts):03d}-")
+            await rt.store.transaction(lambda conn: conn.execute(insert(tasks_table), rows))
+            await asyncio.sleep(max((due - utcnow()).total_seconds() - 0.05, 0))
+            cpu = time.process_time()
+            if not await waiter.wait_for(fires, timeout=60 + fires * 0.05, stall=15):
+                raise SystemExit(f"the runtime recorded {len(waiter.records)} of {fires} fires")
+            last = max(committed for _, committed in waiter.records)
+            spent = (time.process_time() - cpu) / fires * 1e6
+            return spent, fires / (last - due).total_seconds()
+
+        def floor_of(batch: int) -> Callable[[], Awaitable[Rate]]:
+            async def run() -> Rate:
+                floor.write_burst(fires)
+                rate, ended = await floor.drain(batch)
+                if ended != fires:
+                    raise SystemExit(f"the floor ended {ended} of {fires} fires in success")
+                return rate
+
+            return run
+
+        lines: dict[str, Callable[[], Awaitable[Rate]]] = {
+            "runtime (figure 2)": runtime,
+            "floor, per fire": floor_of(1),
+            "floor, per 4": floor_of(WORKERS),
+        }
+        ratios: dict[str, list[float]] = {name: [] for name in lines}
+        await direct()  # warm-up
+        for _ in range(rounds):
+            for name, measure in lines.items():
+                base = await direct()
+                got = await measure()
+                ratios[name].append(got[1] / base[1])
+                print(
+                    f"{name:20s} {got[0]:6.0f} µs CPU/fire {got[1]:6.0f} /s | direct "
+                    f"{base[0]:6.0f} µs {base[1]:6.0f} /s | {got[1] / base[1]:.2f}×",
+                    flush=True,
+                )
+        await store.close()
+    print()
+    for name, values in ratios.items():
+        print(
+            f"{name:20s} ratio to direct: min {min(values):.2f}, median "
+            f"{median(values):.2f}, max {max(values):.2f} ({len(values)} rounds)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__)
+    parser.add_argument("--fires", type=int, default=3000, help="fires per burst (3000)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each line (5)")
+    args = parser.parse_args()
+    asyncio.run(_main(args.fires, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

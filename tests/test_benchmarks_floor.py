@@ -1,0 +1,46 @@
+"""The floor tool (``python -m benchmarks.floor``): its fire path ends every fire once,
+with the runtime's own turn, and tells a fire that did not succeed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from benchmarks.common import trivial_graph
+from benchmarks.floor import _Floor
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+
+from langgraph_scheduler._attribution import AttributionKey
+from langgraph_scheduler._turns import GraphTurnRunner
+from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.store import open_store
+
+
+def _runner(graph: Any) -> GraphTurnRunner:
+    compiled = graph.compile(checkpointer=InMemorySaver())
+    store = open_store("sqlite://")
+    return GraphTurnRunner(compiled, store, AttributionKey("floor"), messages_key="messages")
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_the_floor_ends_each_fire_once_with_the_turns_checkpoint(batch: int) -> None:
+    floor = _Floor(_runner(trivial_graph()))
+    floor.write_burst(10)
+    (spent, rate), ended = await floor.drain(batch)
+    assert ended == 10
+    assert spent > 0 and rate > 0
+    assert floor.db.execute("SELECT count(*) FROM lgs_runs").fetchone() == (0,)  # cleared
+
+
+async def test_the_floor_counts_a_failed_turn_as_not_ended() -> None:
+    def broken(state: SchedulerState) -> dict[str, Any]:
+        raise RuntimeError("no")
+
+    graph = StateGraph(SchedulerState)
+    graph.add_node("broken", broken)
+    graph.add_edge(START, "broken")
+    floor = _Floor(_runner(graph))
+    floor.write_burst(3)
+    _, ended = await floor.drain(1)
+    assert ended == 0
