@@ -342,12 +342,7 @@ class _GraphTurn:
         secs = request.timeout_secs
         try:
             if not request.fresh_thread and await _waits_for_answer(runner.graph, self.config):
-                return Skipped(
-                    f"thread {request.thread_id!r} is waiting for an answer to an "
-                    "interrupt() (a question to the user, an approval): a turn sent now "
-                    "would drop that question; once it is answered (Command(resume=...)), "
-                    "the task's fires run again"
-                )
+                return _unanswered(request.thread_id)
             ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
@@ -368,6 +363,16 @@ _INTERRUPT_WRITES = "__interrupt__"
 """The channel of the pending writes an ``interrupt()`` leaves on a thread's latest
 checkpoint (LangGraph stores it under this name; a subgraph's interrupt is written there
 too, for the parent task that ran it)."""
+
+
+def _unanswered(thread_id: str) -> Skipped:
+    """The answer for a turn not run because its thread ``thread_id`` waits for an answer
+    to an ``interrupt()`` (in this process or on a LangGraph server)."""
+    return Skipped(
+        f"thread {thread_id!r} is waiting for an answer to an interrupt() (a question to "
+        "the user, an approval): a turn sent now would drop that question; once it is "
+        "answered (Command(resume=...)), the task's fires run again"
+    )
 
 
 async def _waits_for_answer(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> bool:
