@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from langgraph_scheduler import (
     ConversationTrigger,
+    Interval,
     InvalidTask,
     NotRunning,
     Once,
@@ -1167,6 +1168,66 @@ async def test_a_server_turn_goes_and_is_read_under_the_runtimes_messages_key(
     assert trigger["additional_kwargs"]["task_source"]["run_id"] == record.run_id
     assert answer["content"] == "echo: Water the plants"
     assert state["values"]["task_source"]["run_id"] == record.run_id
+
+
+@_on_the_server
+async def test_a_server_turn_on_a_thread_waiting_for_an_answer_is_skipped_and_the_question_kept(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A run sent to a thread held at an interrupt() starts the graph afresh: the server
+    # drops the pending question, as LangGraph does in-process, and the user's answer
+    # then reaches nothing. The fire is skipped instead, without a run on the server.
+    # A thread whose turn was cancelled midway is no such thread, though the server
+    # calls it "interrupted" too.
+    thread = f"asked-{uuid.uuid4().hex[:8]}"
+    on_server = server_thread_id(thread)
+    asking = "nap, then confirm first"  # 3 s before it asks, and again when answered
+    async with (
+        _client(server) as client,
+        _sleepy(server.url, f"sqlite:///{tmp_path / 'asked.db'}") as rt,
+    ):
+        task = await rt.create_task(
+            name="digest", schedule=Interval(hours=1), trigger="digest", thread_id=thread
+        )
+        cut = await rt.run_now(await _one_shot(rt, "hang on", thread, timeout_secs=2))
+        cancelled = await client.threads.get(on_server)
+        assert (cut.outcome, cancelled["status"]) == ("timeout", "interrupted")
+        first = await rt.run_now(task.id)
+        assert first.outcome == "success", first
+
+        await client.runs.wait(on_server, "sleepy", input=_say(asking))
+        skipped = await rt.run_now(task.id)
+        held = await client.threads.get_state(on_server)
+        made_for_skipped = await _runs_of(client, on_server, skipped.run_id)
+        assert skipped.outcome == "skipped" and made_for_skipped == []
+        assert f"thread {thread!r} is waiting for an answer to an interrupt()" in str(skipped.error)
+        assert held["interrupts"] and held["next"] == ["answer"]
+        assert held["values"]["messages"][-1]["content"] == asking
+
+        # The answer on its way: the thread is busy with it, and a fire now queues behind
+        # it (the question it would drop is answered first), then runs.
+        answer = await client.runs.create(on_server, "sleepy", command={"resume": "yes"})
+
+        async def answering() -> bool:
+            run = await client.runs.get(on_server, answer["run_id"])
+            return bool(run["status"] == "running")
+
+        await _wait(answering)
+        after = await rt.run_now(task.id)
+        assert after.outcome == "success", after
+        answered = await client.runs.get(on_server, answer["run_id"])
+        fired = await client.runs.get(on_server, str(after.server_run_id))
+        final = await client.threads.get_state(on_server)
+    assert answered["status"] == "success"
+    assert str(after.summary).startswith("answered 'digest'")
+    # The fire's run was made while the answer still ran, and ran after it.
+    made, ended = (
+        datetime.fromisoformat(str(r)) for r in (fired["created_at"], answered["updated_at"])
+    )
+    assert made < ended
+    said = [m["content"] for m in final["values"]["messages"]]
+    assert said[-4] == asking and said[-3].startswith(f"answered {asking!r}")
+    assert said[-2:] == ["digest", f"answered 'digest' for {task.owner}"]
 
 
 @_on_the_server

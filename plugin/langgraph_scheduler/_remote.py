@@ -39,6 +39,7 @@ from ._turns import (
     Timeout,
     TurnRunner,
     _TurnTimedOut,
+    _unanswered,
     _within,
     turn_input,
     turn_metadata,
@@ -79,7 +80,10 @@ class LangGraphServer(BaseModel):
     turn's ``timeout_secs`` (which bounds the run whoever follows it). It queues
     behind the user's own runs on that thread (``multitask_strategy="enqueue"``), never
     interleaving with them; a task with ``on_busy="skip"`` is recorded ``skipped``
-    instead when the thread is busy. The turn's timeout cancels the server run. The run
+    instead when the thread is busy. A turn continuing a thread that waits for an answer
+    to an ``interrupt()`` is recorded ``skipped``, as in-process: a run sent there would
+    drop the question (one queued behind a user's run that then stops at an interrupt
+    runs after it all the same). The turn's timeout cancels the server run. The run
     record keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose
     answer never came is looked for by its ``task_run_id``: followed if the server made
     the run, cancelled if the deadline passed or the runtime is stopping. A server run
@@ -306,6 +310,7 @@ class ServerTurnRunner(TurnRunner):
                 self._create_on_thread(
                     client,
                     thread_id,
+                    continues=not request.fresh_thread,
                     input=run_input,
                     metadata=_server_metadata(request),
                     # The task's owner is the user of its turns, as in GraphTurnRunner.
@@ -352,14 +357,25 @@ class ServerTurnRunner(TurnRunner):
                 exc,
             )
             return found
+        if run is None:
+            return _unanswered(request.thread_id)
         return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
 
-    async def _create_on_thread(self, client: LangGraphClient, thread_id: str, **run: Any) -> Any:
-        """``runs.create`` on the thread, made first if needed. Made apart, without the
-        turn's metadata: a thread the server makes for a run takes that run's metadata,
-        and every later run on it inherits it, so a user's own runs there would carry
-        ``source="scheduler"`` and pass for scheduled turns."""
-        await client.threads.create(thread_id=thread_id, if_exists="do_nothing")
+    async def _create_on_thread(
+        self, client: LangGraphClient, thread_id: str, *, continues: bool, **run: Any
+    ) -> Any:
+        """``runs.create`` on the thread, made first if needed; None, creating nothing,
+        when the turn ``continues`` the thread and it waits for an answer to an
+        ``interrupt()`` (see :func:`_held_at_interrupt`).
+
+        The thread is made apart, without the turn's metadata: a thread the server makes
+        for a run takes that run's metadata, and every later run on it inherits it, so a
+        user's own runs there would carry ``source="scheduler"`` and pass for scheduled
+        turns. The server answers that call with the thread, which says whether it waits
+        at an interrupt: the check costs no request of its own."""
+        thread = await client.threads.create(thread_id=thread_id, if_exists="do_nothing")
+        if continues and _held_at_interrupt(thread):
+            return None
         return await client.runs.create(thread_id, self.server.assistant_id, **run)
 
     async def _stopped_while_creating(self, request: ConversationRequest) -> None:
@@ -491,6 +507,25 @@ class ServerTurnRunner(TurnRunner):
                 "graph id from the server's langgraph.json)"
             )
         return text
+
+
+def _held_at_interrupt(thread: Any) -> bool:
+    """Whether a server thread, as ``threads.create`` or ``threads.get`` answer it, waits
+    for an answer to an ``interrupt()``: a run with new input would start its graph
+    afresh and drop the pending question, as in-process (see ``_turns._waits_for_answer``).
+
+    Read from its ``interrupts`` (the interrupts of its last checkpoint's tasks), not its
+    status: the server says ``"interrupted"`` of any thread whose last checkpoint has
+    nodes next, one whose run was cancelled midway (a turn timed out) too, and such a
+    thread holds no question. Not while it is ``"busy"``: its interrupts are then those
+    from before the run on it, which answers (or drops) them before a turn queued behind
+    it starts. A run on the thread that stops at an ``interrupt()`` after this check (a
+    user's run the turn is queued behind) is not foreseen: the turn runs after it and
+    drops that question. A server that does not report ``interrupts`` is not checked."""
+    if not isinstance(thread, Mapping) or thread.get("status") == "busy":
+        return False
+    interrupts = thread.get("interrupts")
+    return isinstance(interrupts, Mapping) and any(interrupts.values())
 
 
 def _maybe_created(exc: BaseException) -> bool:
