@@ -68,31 +68,45 @@ def _child(name: str, *, quick: bool, workdir: Path) -> None:
     print(_MARK + json.dumps(fig.to_json()), flush=True)
 
 
+def _command(name: str, quick: bool, workdir: Path) -> list[str]:
+    """The child process that runs figure ``name`` and prints its result line."""
+    command = [sys.executable, "-m", "benchmarks", "--child", name, "--workdir", str(workdir)]
+    return [*command, "--quick"] if quick else command
+
+
 def _run_figure(name: str, *, quick: bool, workdir: Path) -> Figure:
+    """Run one figure in its own process. Its result fails (a failed check) if the
+    process printed none, hung (killed after ``_TIMEOUT``) or exited with an error, even
+    after printing it: a hang or a crash in the runtime's shutdown is a fault too."""
     from .common import Figure
 
-    command = [sys.executable, "-m", "benchmarks", "--child", name, "--workdir", str(workdir)]
-    if quick:
-        command.append("--quick")
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            command,
+            _command(name, quick, workdir),
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=_TIMEOUT["quick" if quick else "full"],
         )
         stdout, stderr = done.stdout, done.stderr
+        fault = f"exited with status {done.returncode}" if done.returncode else ""
     except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        stderr = f"timed out after {exc.timeout:.0f} s"
+        stdout, stderr = (
+            out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
+            for out in (exc.stdout, exc.stderr)
+        )
+        fault = f"hung: timed out after {exc.timeout:.0f} s"
+    tail = "\n".join(stderr.strip().splitlines()[-5:])  # the last lines say why
     for line in stdout.splitlines():
         if line.startswith(_MARK):
-            return Figure.from_json(json.loads(line[len(_MARK) :]))
+            fig = Figure.from_json(json.loads(line[len(_MARK) :]))
+            if fault:
+                fig.failed_checks.append(f"figure process {fault} after its result: {tail}")
+            return fig
     fig = Figure(name, name, "")
-    tail = "\n".join(stderr.strip().splitlines()[-5:])  # the last lines say why
-    fig.failed_checks.append(f"figure produced no result: {tail}")
+    why = f" (its process {fault})" if fault else ""
+    fig.failed_checks.append(f"figure produced no result{why}: {tail}")
     fig.seconds = time.perf_counter() - start
     return fig
 
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"rewrite the markdown from {RESULTS.name}, the last full run that wrote "
         f"{DEFAULT_OUTPUT.name} (after editing benchmarks/analysis.md), without running "
-        "anything",
+        "anything; exit status 1 if that run failed a correctness check",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -168,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(RESULTS.read_text())
         stored = [Figure.from_json(f) for f in saved["figures"]]
         _write(output or str(DEFAULT_OUTPUT), stored, saved)
-        return 0
+        return 1 if any(f.failed_checks for f in stored) else 0
 
     command = "python -m benchmarks " + shlex.join(sys.argv[1:]) if argv is None else ""
     command = command.strip() or "python -m benchmarks"

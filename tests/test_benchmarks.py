@@ -2,20 +2,28 @@
 
 The figures' timings are not tested here (timing belongs to the benchmarks); what is
 tested is that a lost or duplicated fire, a missing PostgreSQL server under CI, a store
-that does not hold what was written and a round that measured nothing are not passed
-over in silence.
+that does not hold what was written, a round that measured nothing, a figure process
+that hangs or dies and a line that could never fail are not passed over in silence.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from benchmarks import replicas, report, scale, throughput
+from benchmarks import __main__, replicas, report, scale, throughput
 from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
-from benchmarks.common import Figure, Row, check_each_once, median, utcnow
+from benchmarks.common import (
+    Figure,
+    Row,
+    check_each_once,
+    median,
+    utcnow,
+)
 
 from langgraph_scheduler import TaskRunRecord
 
@@ -134,3 +142,58 @@ def test_only_a_full_run_written_to_benchmarks_md_replaces_the_saved_results(
     assert not keeps_results("/tmp/elsewhere.md", quick=False, only=False)
     assert not keeps_results(str(DEFAULT_OUTPUT), quick=True, only=False)
     assert not keeps_results(str(DEFAULT_OUTPUT), quick=False, only=True)
+
+
+_CHILD_RESULT = (
+    "import json, sys, time\n"
+    "figure = dict(name='timing', title='timing', definition='', rows=[], notes=[],"
+    " failed_checks=[], seconds=0.0)\n"
+    f"print({__main__._MARK!r} + json.dumps(figure), flush=True)\n"
+)
+"""A figure process that prints a clean result at once (without the harness's imports,
+which take seconds on a loaded machine)."""
+
+
+@pytest.mark.parametrize(
+    ("after", "said"),
+    [("time.sleep(60)\n", "hung: timed out after 3 s"), ("sys.exit(3)\n", "exited with status 3")],
+    ids=["hangs", "exits non-zero"],
+)
+def test_a_figure_process_that_hangs_or_fails_after_its_result_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, after: str, said: str
+) -> None:
+    """The result line was taken as the whole story: a figure whose process hung (until
+    the guard killed it) or died after printing it passed."""
+    monkeypatch.setitem(__main__._TIMEOUT, "quick", 3.0)
+    monkeypatch.setattr(
+        __main__,
+        "_command",
+        lambda name, quick, workdir: [sys.executable, "-c", _CHILD_RESULT + after],
+    )
+    fig = __main__._run_figure("timing", quick=True, workdir=tmp_path)
+    assert len(fig.failed_checks) == 1, fig.failed_checks
+    assert said in fig.failed_checks[0]
+
+    monkeypatch.setattr(
+        __main__, "_command", lambda name, quick, workdir: [sys.executable, "-c", _CHILD_RESULT]
+    )
+    assert __main__._run_figure("timing", quick=True, workdir=tmp_path).failed_checks == []
+
+
+def test_render_of_results_with_failed_checks_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--render`` said nothing through its exit status about the saved run's failed
+    checks: a script re-rendering BENCHMARKS.md took a failed run for a good one."""
+    fig = Figure("replicas", "6. Replicas", "")
+    fig.failed_checks.append("3 replica(s): 1 duplicate run records")
+    saved = {"command": "python -m benchmarks", "info": {}, "seconds": 1.0}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(saved | {"figures": [fig.to_json()]}))
+    monkeypatch.setattr(__main__, "RESULTS", results)
+    output = tmp_path / "out.md"
+    assert __main__.main(["--render", "--output", str(output)]) == 1
+    assert "- 3 replica(s): 1 duplicate run records" in output.read_text()
+
+    results.write_text(json.dumps(saved | {"figures": [Figure("replicas", "6", "").to_json()]}))
+    assert __main__.main(["--render", "--output", str(output)]) == 0
