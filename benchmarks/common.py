@@ -69,9 +69,14 @@ class Row:
     ``ratio`` is measured / baseline unless a figure says otherwise; where rounds were
     interleaved it is the median of the per-round ratios, with their least and greatest
     in ``ratio_min`` / ``ratio_max`` (None where there are no rounds to compare, e.g. in
-    results written before these fields existed). ``met`` is the verdict on ``goal``:
-    None only in a smoke run (``smoke``), whose small sizes judge nothing (only its
-    correctness checks can fail), or where no value could be measured.
+    results written before these fields existed). Every row has a ``goal`` that can fail,
+    and ``met`` is the verdict on it: None only in a smoke run (``smoke``), whose small
+    sizes judge nothing (only its correctness checks can fail); False wherever no value
+    was measured (``measured`` NaN), whatever the ratio of the rounds that gave one.
+
+    Raises:
+        ValueError: the row has no goal, or (outside a smoke run) a measured value but no
+            verdict: a line that could never fail.
     """
 
     figure: str
@@ -90,6 +95,14 @@ class Row:
     def __post_init__(self) -> None:
         if self.ratio is None and self.baseline:
             self.ratio = self.measured / self.baseline
+        if not self.goal:
+            raise ValueError(f"the line {self.label!r} of {self.figure!r} has no goal")
+        if self.smoke:
+            return
+        if math.isnan(self.measured):
+            self.met = False  # lost fires or a crash: a value missing never meets a goal
+        elif self.met is None:
+            raise ValueError(f"the line {self.label!r} of {self.figure!r} has no verdict")
 
 
 @dataclass
@@ -117,10 +130,9 @@ class Figure:
             self.failed_checks.append(f"{label}: crashed: {type(exc).__name__}: {exc}")
 
     def as_smoke_run(self) -> None:
-        """Withdraw every goal's verdict (a ``--quick`` run): only checks can fail."""
+        """Withdraw every line's verdict (a ``--quick`` run): only checks can fail."""
         for row in self.rows:
-            if row.goal:
-                row.met, row.smoke = None, True
+            row.met, row.smoke = None, True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

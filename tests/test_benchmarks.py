@@ -22,6 +22,8 @@ from benchmarks.common import (
     Row,
     check_each_once,
     median,
+    round_ratios,
+    spread,
     utcnow,
 )
 
@@ -178,6 +180,46 @@ def test_a_figure_process_that_hangs_or_fails_after_its_result_fails_the_run(
         __main__, "_command", lambda name, quick, workdir: [sys.executable, "-c", _CHILD_RESULT]
     )
     assert __main__._run_figure("timing", quick=True, workdir=tmp_path).failed_checks == []
+
+
+def test_a_line_without_a_value_is_never_counted_as_met() -> None:
+    """A round whose fires were lost has no rate; the ratio of the other rounds met the
+    goal, and the summary counted the line as met beside its FAILED verdict."""
+    ratios = spread(round_ratios([math.nan, 900.0], [1000.0, 1000.0]))
+    assert ratios["ratio"] == pytest.approx(0.9)
+    row = Row(
+        "throughput",
+        "burst",
+        "/s",
+        1000.0,
+        median([math.nan, 900.0]),
+        goal="≥ 0.85× direct",
+        met=ratios["ratio"] >= 0.85,
+        **ratios,
+    )
+    assert row.met is False
+    fig = Figure("throughput", "throughput", "", rows=[row])
+    text = report.markdown([fig], command="python -m benchmarks", info={}, seconds=1.0)
+    assert "Goals met: 0; short: 1" in text
+    assert "| FAILED |" in text
+
+
+@pytest.mark.parametrize(
+    ("goal", "met", "said"),
+    [("", True, "has no goal"), ("≤ 2 ms", None, "has no verdict")],
+    ids=["no goal", "no verdict"],
+)
+def test_a_line_without_a_goal_or_a_verdict_is_refused(
+    goal: str, met: bool | None, said: str
+) -> None:
+    """Such a line could never fail: without a goal it printed `met` or nothing, without a
+    verdict an empty cell, in a full run as in a smoke run."""
+    with pytest.raises(ValueError, match=said):
+        Row("timing", "p50 lateness", "ms", 1.0, 1.5, goal=goal, met=met)
+    fig = Figure("timing", "timing", "")
+    fig.rows.append(Row("timing", "p50 lateness", "ms", 1.0, 1.5, goal="≤ 2 ms", met=True))
+    fig.as_smoke_run()
+    assert Figure.from_json(fig.to_json()).rows[0].met is None
 
 
 def test_render_of_results_with_failed_checks_fails(
