@@ -10,6 +10,7 @@ import math
 import re
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from .common import (
     interleave,
     median,
     reachable_postgres,
+    records_per_task,
     round_ratios,
     scratch_database,
     spread,
@@ -371,6 +373,12 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
                 kept.append(list(counts.log))  # the log goes on filling
             else:
                 uncounted.append(task.id)
+            # The store too: a second record the listener never reported is a fault.
+            per_task, outcomes = await records_per_task(rt.store, task.id)
+            fig.check(
+                per_task == Counter({1: 1}),
+                f"{label}: {task.id} has {sum(outcomes.values())} records in the store",
+            )
             record, committed = waiter.records[0]
             fig.check(record.outcome == "success", f"{label}: fire {record.outcome}")
             return record, committed

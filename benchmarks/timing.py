@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .common import (
     interleave,
     median,
     percentile,
+    records_per_task,
     remove_sqlite,
     round_ratios,
     spread,
@@ -152,6 +154,14 @@ async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]
             else:
                 await rt.wait_idle()  # a fire run twice may still be in flight
                 check_each_once(fig, f"{rate:g}/s", records, [row["id"] for row in rows])
+                # The store too: a second record the listener never reported is a fault.
+                per_task, outcomes = await records_per_task(rt.store, "timing")
+                fig.check(
+                    per_task == Counter({1: n}) and outcomes == Counter({"success": n}),
+                    f"{rate:g}/s: in the store, records per task "
+                    f"{dict(sorted(per_task.items()))} and outcomes {dict(outcomes)} "
+                    f"(expected {n} tasks with 1 success)",
+                )
                 # Each fire's node saw its task_source once: else the lines lose samples.
                 fig.check(len(samples) == n, f"{rate:g}/s: {len(samples)} node starts, {n} fires")
     finally:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from benchmarks import __main__, replicas, report, scale, throughput
+from benchmarks import __main__, replicas, report, scale, throughput, timing
 from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
 from benchmarks.common import (
     Figure,
@@ -26,8 +27,11 @@ from benchmarks.common import (
     spread,
     utcnow,
 )
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 
-from langgraph_scheduler import TaskRunRecord
+from langgraph_scheduler import Task, TaskRunRecord
+from langgraph_scheduler.store import Finish, Store, runs_table
 
 _UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
 """Nothing listens on port 1: connecting is refused at once."""
@@ -239,3 +243,92 @@ def test_render_of_results_with_failed_checks_fails(
 
     results.write_text(json.dumps(saved | {"figures": [Figure("replicas", "6", "").to_json()]}))
     assert __main__.main(["--render", "--output", str(output)]) == 0
+
+
+def test_a_fire_claimed_twice_but_recorded_once_fails_the_replicas_check() -> None:
+    """Two replicas running one fire, with one record kept, passed: every check read the
+    records, none the claims the replicas reported."""
+    n = 60
+    tally = replicas.Tally(finished=n, successes=n, tasks_with_one=n, holders={"a": 30, "b": 30})
+    fig = Figure("replicas", "replicas", "")
+    replicas._check_round(fig, "3 replica(s)", tally, {"runs": n + 1.0}, n, reported=True)
+    assert fig.failed_checks == ["3 replica(s): 61 runs claimed for 60 fires"]
+
+    fig = Figure("replicas", "replicas", "")
+    replicas._check_round(fig, "3 replica(s)", tally, {"runs": float(n)}, n, reported=True)
+    assert fig.failed_checks == []
+
+
+def test_a_start_up_that_holds_no_due_fire_fails_the_scale_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A runtime that loaded nothing into its window started fast and held fewer
+    instants than the goal's bound: every start-up line passed."""
+    database = f"sqlite:///{tmp_path / 'scale.db'}"
+    size = scale.Size(tasks=100, runs=1_000, soon=10)
+    scale._build_sqlite(database, size, utcnow())
+    result = scale._probe(database, scale._make_soon(database, size, utcnow()), traced=False)
+    fig = Figure("scale", "scale", "")
+    scale._check_held(fig, "SQLite file small", result)
+    assert fig.failed_checks == []
+    assert result["pending"] >= result["ahead"] > 0
+
+    async def nothing_due(self: Store, *, until: datetime) -> list[datetime]:
+        return []
+
+    monkeypatch.setattr(Store, "due_times", nothing_due)
+    result = scale._probe(database, scale._make_soon(database, size, utcnow()), traced=False)
+    scale._check_held(fig, "SQLite file small", result)
+    assert len(fig.failed_checks) == 1
+    assert "held 0 due instants after start-up" in fig.failed_checks[0]
+
+
+async def test_task_creation_that_stores_nothing_fails_the_scale_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`create_task` was timed and never read back: one that wrote nothing was fast."""
+    fig = Figure("scale", "scale", "")
+    await scale._creation(fig, tmp_path, quick=True)
+    assert fig.failed_checks == []
+
+    async def dropped(self: Store, task: Task, **kwargs: object) -> bool:
+        return True
+
+    monkeypatch.setattr(Store, "insert_task", dropped)
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    await scale._creation(fig, tmp_path, quick=True)
+    assert len(fig.failed_checks) == 1
+    assert "0 of 100 created tasks in the store" in fig.failed_checks[0]
+
+
+async def test_a_second_record_in_the_store_fails_the_timing_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The timing figure judged the records its listener saw: a fire the store holds a
+    second record of (a retry of a success, never reported to the listener) passed."""
+    fig = Figure("timing", "timing", "")
+    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "clean.db")
+    assert fig.failed_checks == []
+
+    finish_runs = Store.finish_runs
+    copied: list[str] = []
+
+    async def and_a_copy(self: Store, finishes: list[Finish], **kwargs: Any) -> Any:
+        out = await finish_runs(self, finishes, **kwargs)
+        if not copied:
+            copied.append(finishes[0].record.run_id)
+
+            def copy(conn: Connection) -> None:
+                query = select(runs_table).where(runs_table.c.run_id == copied[0])
+                row = dict(conn.execute(query).mappings().one())
+                row |= {"run_id": f"{copied[0]}-again", "attempt": row["attempt"] + 1}
+                conn.execute(insert(runs_table).values(**row))
+
+            await self.transaction(copy)
+        return out
+
+    monkeypatch.setattr(Store, "finish_runs", and_a_copy)
+    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "twice.db")
+    assert len(fig.failed_checks) == 1, fig.failed_checks
+    assert "records per task {1: 19, 2: 1}" in fig.failed_checks[0]
