@@ -56,7 +56,7 @@ DEFINITION = (
     "learns of them through its change feed. Measured: T → the last node start (the "
     "node's first line, wall clock), N = 10,000 at `max_concurrency=500`: goal ≤ "
     f"{GOAL:g}× the ideal 20 s, i.e. 24 s; the ratio is to the ideal (min–median–max "
-    "over rounds). Not started = fires recorded `skipped` or `missed` (goal 0, also a "
+    "over two rounds). Not started = fires recorded `skipped` or `missed` (goal 0, also a "
     "correctness check, like every fire recorded `success` exactly once, read back from "
     "the store). For reference (notes, full run): the same N direct `graph.ainvoke` calls "
     "on the same kind of runtime's graph, at most 500 at a time (a semaphore), from the "

@@ -42,7 +42,8 @@ DEFINITION = (
     f"settings (`max_concurrency={WORKERS}`, no queue: fires beyond the free turn slots wait "
     "in the task table) and the trivial one-node graph (a model turn would make a "
     f"10,000-fire burst at {WORKERS} turns at a time last hours); in memory (`sqlite://`, "
-    "10,000 fires) and on a SQLite file (the default database, 1,000 fires). The tasks are "
+    "10,000 fires, two rounds) and on a SQLite file (the default database, 1,000 fires, "
+    "three rounds); a smoke run: 1,000 and 200 fires, one round each. The tasks are "
     "inserted in one transaction through `runtime.store.transaction` (the store's own row "
     "mapping) a few seconds before T, as another process would write them; the runtime "
     "learns of them through its change feed. Checks: every fire recorded `success` (none "
@@ -50,7 +51,8 @@ DEFINITION = (
     "run record committed − T). Baseline: N direct `graph.ainvoke` calls on the same "
     f"compiled graph and checkpointer, {WORKERS} at a time, fresh thread each; rate = N / "
     "elapsed. Goal: the burst drains at ≥ 0.85× the direct rate at the same concurrency. "
-    "Rounds interleaved; medians, and the ratio as min–median–max of the per-round ratios. "
+    "Rounds interleaved, after one direct run of warm-up; medians, and the ratio as "
+    "min–median–max of the per-round ratios. "
     "Task creation is outside the timed window."
 )
 
