@@ -166,13 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     names = list(FIGURES)
-    if args.only:
+    if args.only is not None:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = sorted(set(names) - set(FIGURES))
         if unknown:
             parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {FIGURES}")
+        if not names:  # a run of no figure would pass having checked nothing
+            parser.error(f"--only names no figure; choose from {', '.join(FIGURES)}")
     output = args.output
-    if output is None and not args.quick and not args.only:
+    if output is None and not args.quick and args.only is None:
         output = str(DEFAULT_OUTPUT)
 
     from .common import Figure
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(figures)} figure(s) in {seconds:.0f} s ({times})")
     if output:
         run: dict[str, Any] = {"command": command, "info": info, "seconds": seconds}
-        if keeps_results(output, quick=args.quick, only=bool(args.only)):
+        if keeps_results(output, quick=args.quick, only=args.only is not None):
             saved = run | {"figures": [f.to_json() for f in figures]}
             RESULTS.write_text(json.dumps(saved, indent=1))
         _write(output, figures, run)

@@ -332,3 +332,13 @@ async def test_a_second_record_in_the_store_fails_the_timing_check(
     await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "twice.db")
     assert len(fig.failed_checks) == 1, fig.failed_checks
     assert "records per task {1: 19, 2: 1}" in fig.failed_checks[0]
+
+
+@pytest.mark.parametrize("only", ["", ","])
+def test_a_run_of_no_figure_is_refused(only: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--only ,` ran no figure and passed (a run that checks nothing); `--only ""` ran
+    every figure, as if `--only` were not there."""
+    with pytest.raises(SystemExit) as exit:
+        __main__.main(["--quick", "--only", only])
+    assert exit.value.code == 2
+    assert "--only names no figure" in capsys.readouterr().err
