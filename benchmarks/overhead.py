@@ -415,6 +415,14 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             rounds, {"direct": direct, "lone": lone, "run_now": run_now, "scheduled": scheduled}
         )
         await continuing()
+        await rt.wait_idle()
+        # One record per run_now call (the warm-up's and each round's), none beside them.
+        per_task, _ = await records_per_task(rt.store, manual.id)
+        runs = calls * (rounds + 1)
+        fig.check(
+            per_task == Counter({runs: 1}),
+            f"{label}: {sum(per_task.elements())} records of {runs} run_now calls in the store",
+        )
     values["due"] = due_samples
     baselines = {name: [v * 1e3 for v in values[name]] for name in ("direct", "lone")}
     lines = (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks import __main__, replicas, report, scale, throughput, timing
+from benchmarks import __main__, overhead, replicas, report, scale, throughput, timing
 from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
 from benchmarks.common import (
     Figure,
@@ -302,15 +302,9 @@ async def test_task_creation_that_stores_nothing_fails_the_scale_check(
     assert "0 of 100 created tasks in the store" in fig.failed_checks[0]
 
 
-async def test_a_second_record_in_the_store_fails_the_timing_check(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The timing figure judged the records its listener saw: a fire the store holds a
-    second record of (a retry of a success, never reported to the listener) passed."""
-    fig = Figure("timing", "timing", "")
-    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "clean.db")
-    assert fig.failed_checks == []
-
+def _copy_first_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store keep a second record (the next attempt) of the first fire finished,
+    which the ``on_run`` listener never hears of."""
     finish_runs = Store.finish_runs
     copied: list[str] = []
 
@@ -329,9 +323,32 @@ async def test_a_second_record_in_the_store_fails_the_timing_check(
         return out
 
     monkeypatch.setattr(Store, "finish_runs", and_a_copy)
+
+
+async def test_a_second_record_in_the_store_fails_the_timing_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The timing figure judged the records its listener saw: a fire the store holds a
+    second record of (a retry of a success, never reported to the listener) passed."""
+    fig = Figure("timing", "timing", "")
+    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "clean.db")
+    assert fig.failed_checks == []
+
+    _copy_first_success(monkeypatch)
     await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "twice.db")
     assert len(fig.failed_checks) == 1, fig.failed_checks
     assert "records per task {1: 19, 2: 1}" in fig.failed_checks[0]
+
+
+async def test_a_second_record_in_the_store_fails_the_overhead_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first fire the overhead figure makes is a `run_now`, whose records were never
+    read back: a second record of it in the store passed."""
+    _copy_first_success(monkeypatch)
+    fig = Figure("overhead", "overhead", "")
+    await overhead._backend(fig, "memory", "sqlite://", quick=True)
+    assert fig.failed_checks == ["memory: 91 records of 90 run_now calls in the store"]
 
 
 @pytest.mark.parametrize("only", ["", ","])
