@@ -18,7 +18,12 @@ a time, rounds interleaved, it measures:
   through ``lgs_settle``, committed). Raw ``sqlite3`` on its own in-memory database with
   the store's schema: no SQLAlchemy, no pydantic, no task per fire, no listener;
 - **floor, per 4**: one worker claims 4 due fires in one transaction, runs their 4 turns
-  together and finishes the 4 in one transaction (the shape of the runtime's batches).
+  together and finishes the 4 in one transaction (the shape of the runtime's batches);
+- **floor, bare turns**: the floor per fire with each turn a bare ``ainvoke``, as a
+  direct call's (no attribution, deadline or checkpoint id): what the records alone cost;
+- **run_now, one by one** against direct calls one after another (figure 1's
+  ``run_now`` line, on an isolated task), and **floor, one by one**: one worker of the
+  floor, a claim, a turn and a finish after another.
 
 Each line prints CPU per fire and the rate; the ratios are against the direct round run
 just before. Every floor fire is checked to end with one finished run.
@@ -37,13 +42,21 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert
 
-from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler import Once, SchedulerRuntime
 from langgraph_scheduler._attribution import AttributionKey
 from langgraph_scheduler._turns import ConversationRequest, GraphTurnRunner, Success
 from langgraph_scheduler.store import metadata, open_store, tasks_table
 from langgraph_scheduler.store_sqlite import _VIEWS_DDL
 
-from .common import RecordWaiter, direct_input, median, task_rows, trivial_graph, utcnow
+from .common import (
+    RecordWaiter,
+    direct_input,
+    far_future,
+    median,
+    task_rows,
+    trivial_graph,
+    utcnow,
+)
 
 WORKERS = 4
 
@@ -89,9 +102,13 @@ class _Floor:
         with self.engine.begin() as conn:
             conn.execute(insert(tasks_table), rows)
 
-    async def drain(self, batch: int) -> tuple[Rate, int]:
-        """Drain the due tasks, ``batch`` per claim (1: 4 workers; 4: one worker): CPU
-        per fire and rate, and how many tasks ended with one run, in success."""
+    async def drain(
+        self, batch: int, workers: int = WORKERS, *, bare: bool = False
+    ) -> tuple[Rate, int]:
+        """Drain the due tasks with ``workers`` workers, each claiming ``batch`` at a time
+        and running their turns together: CPU per fire and rate, and how many tasks ended
+        with one run, in success. ``bare``: each turn a bare ``ainvoke`` of a fresh
+        thread, as a direct call, instead of the runtime's turn."""
         done = 0
 
         async def worker() -> None:
@@ -106,7 +123,7 @@ class _Floor:
                 self.db.execute("BEGIN")  # one transaction for the claims of a pass
                 self.db.executemany(_CLAIM, params)
                 self.db.execute("COMMIT")
-                answers = await asyncio.gather(*(self._turn(*claim) for claim in claims))
+                answers = await asyncio.gather(*(self._turn(*claim, bare=bare) for claim in claims))
                 finished = _stored(utcnow())
                 self.db.execute("BEGIN")
                 self.db.executemany(
@@ -120,7 +137,7 @@ class _Floor:
                 done += len(claims)
 
         cpu, start = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(WORKERS if batch == 1 else 1)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         rate = ((time.process_time() - cpu) / done * 1e6, done / (time.perf_counter() - start))
         (ended,) = self.db.execute(  # one run per task, ended in success
             "SELECT count(DISTINCT task_id) FROM lgs_runs WHERE outcome = 'success' AND "
@@ -130,7 +147,13 @@ class _Floor:
         self.db.execute("DELETE FROM lgs_tasks")
         return rate, ended
 
-    async def _turn(self, run_id: str, task_id: str, name: str, due: str) -> tuple[Any, ...]:
+    async def _turn(
+        self, run_id: str, task_id: str, name: str, due: str, *, bare: bool
+    ) -> tuple[Any, ...]:
+        if bare:
+            payload, config = direct_input()
+            await self.runner.graph.ainvoke(payload, config)
+            return ("success", "", None, None)
         request = ConversationRequest(
             task_id=task_id,
             run_id=run_id,
@@ -162,7 +185,7 @@ async def _main(fires: int, rounds: int) -> None:
         floor = _Floor(runner)
         bursts = iter(range(10_000))
 
-        async def direct() -> Rate:
+        async def direct(workers: int = WORKERS) -> Rate:
             todo = iter(range(fires))
 
             async def worker() -> None:
@@ -171,7 +194,7 @@ async def _main(fires: int, rounds: int) -> None:
                     await graph.ainvoke(payload, config)
 
             cpu, start = time.process_time(), time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(WORKERS)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
             spent = (time.process_time() - cpu) / fires * 1e6
             return spent, fires / (time.perf_counter() - start)
 
@@ -188,26 +211,43 @@ async def _main(fires: int, rounds: int) -> None:
             spent = (time.process_time() - cpu) / fires * 1e6
             return spent, fires / (last - due).total_seconds()
 
-        def floor_of(batch: int) -> Callable[[], Awaitable[Rate]]:
+        manual = await rt.create_task(
+            name="floor-manual", schedule=Once(at=far_future()), trigger="go"
+        )
+
+        async def run_now() -> Rate:
+            cpu, start = time.process_time(), time.perf_counter()
+            for _ in range(fires):
+                record = await rt.run_now(manual.id)
+                if record.outcome != "success":
+                    raise SystemExit(f"run_now recorded {record.outcome}")
+            spent = (time.process_time() - cpu) / fires * 1e6
+            return spent, fires / (time.perf_counter() - start)
+
+        def floor_of(batch: int, workers: int, bare: bool = False) -> Callable[[], Awaitable[Rate]]:
             async def run() -> Rate:
                 floor.write_burst(fires)
-                rate, ended = await floor.drain(batch)
+                rate, ended = await floor.drain(batch, workers, bare=bare)
                 if ended != fires:
                     raise SystemExit(f"the floor ended {ended} of {fires} fires in success")
                 return rate
 
             return run
 
-        lines: dict[str, Callable[[], Awaitable[Rate]]] = {
-            "runtime (figure 2)": runtime,
-            "floor, per fire": floor_of(1),
-            "floor, per 4": floor_of(WORKERS),
+        # name: (measure, workers of its direct baseline)
+        lines: dict[str, tuple[Callable[[], Awaitable[Rate]], int]] = {
+            "runtime (figure 2)": (runtime, WORKERS),
+            "floor, per fire": (floor_of(1, WORKERS), WORKERS),
+            "floor, per 4": (floor_of(WORKERS, 1), WORKERS),
+            "floor, bare turns": (floor_of(1, WORKERS, bare=True), WORKERS),
+            "run_now, one by one": (run_now, 1),
+            "floor, one by one": (floor_of(1, 1), 1),
         }
         ratios: dict[str, list[float]] = {name: [] for name in lines}
         await direct()  # warm-up
         for _ in range(rounds):
-            for name, measure in lines.items():
-                base = await direct()
+            for name, (measure, workers) in lines.items():
+                base = await direct(workers)
                 got = await measure()
                 ratios[name].append(got[1] / base[1])
                 print(

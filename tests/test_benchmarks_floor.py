@@ -27,7 +27,7 @@ def _runner(graph: Any) -> GraphTurnRunner:
 async def test_the_floor_ends_each_fire_once_with_the_turns_checkpoint(batch: int) -> None:
     floor = _Floor(_runner(trivial_graph()))
     floor.write_burst(10)
-    (spent, rate), ended = await floor.drain(batch)
+    (spent, rate), ended = await floor.drain(batch, 4 if batch == 1 else 1)
     assert ended == 10
     assert spent > 0 and rate > 0
     assert floor.db.execute("SELECT count(*) FROM lgs_runs").fetchone() == (0,)  # cleared
@@ -44,3 +44,10 @@ async def test_the_floor_counts_a_failed_turn_as_not_ended() -> None:
     floor.write_burst(3)
     _, ended = await floor.drain(1)
     assert ended == 0
+
+
+async def test_the_floor_with_bare_turns_ends_each_fire_once() -> None:
+    floor = _Floor(_runner(trivial_graph()))
+    floor.write_burst(6)
+    _, ended = await floor.drain(1, bare=True)
+    assert ended == 6
