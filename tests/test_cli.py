@@ -498,11 +498,13 @@ def test_commands_on_each_backend(
     assert code == 0 and json.loads(out) == []
 
 
+@pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("attempt", -1)])
 def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
-    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path, column: str, value: object
 ) -> None:
-    # Written by hand: an outcome no run can have. The transcript used to fail with
-    # pydantic's traceback; the turn is shown without its record, as a purged one is.
+    # Written by hand: an outcome no run can have, or an attempt below the first. The
+    # transcript used to fail with pydantic's traceback (and PostgreSQL listed attempt
+    # -1 as a run); the turn is shown without its record, as a purged one is.
     task = _add(capsys, database, "--schedule", "every day at 7:00", "--thread", "bob")
     graph = _graph_file(tmp_path, "unreadable_graph")
     for _ in range(2):
@@ -514,13 +516,16 @@ def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
     bad, good = json.loads(out)
 
     async def corrupt() -> None:
-        statement = text("UPDATE lgs_runs SET outcome = 'bogus' WHERE run_id = :r")
+        statement = text(f"UPDATE lgs_runs SET {column} = :v WHERE run_id = :r")
         async with SchedulerRuntime(None, database=database) as rt:
-            await rt.store.transaction(lambda c: c.execute(statement, {"r": bad["run_id"]}))
+            await rt.store.transaction(
+                lambda c: c.execute(statement, {"v": value, "r": bad["run_id"]})
+            )
 
     asyncio.run(corrupt())
-    code, out, _ = _cli(capsys, "runs", "--database", database, "--json")
-    assert code == 0 and [r["run_id"] for r in json.loads(out)] == [good["run_id"]]
+    for by_task in ([], ["--task", task["id"]]):
+        code, out, _ = _cli(capsys, "runs", "--database", database, "--json", *by_task)
+        assert code == 0 and [r["run_id"] for r in json.loads(out)] == [good["run_id"]]
     code, out, err = _cli(capsys, "transcript", "bob", "--database", database, "--json")
     assert code == 0, err
     turns = {t["task_source"]["run_id"]: t for t in json.loads(out)["turns"]}

@@ -3694,8 +3694,24 @@ def _readable_run(row: Any) -> TaskRunRecord | None:
 
 
 def run_from_row(row: Any) -> TaskRunRecord:
+    """The run of a stored row; a ``ValidationError`` for a row that cannot be read
+    (written by hand), an attempt below 1 included: attempts count from 1, on both
+    backends (PostgreSQL's integer column holds 0 and -1 as well as any other)."""
     data = {k: v for k, v in dict(row).items() if k not in ("holder", "lease_expires_at")}
-    return TaskRunRecord.model_validate(data)
+    record = TaskRunRecord.model_validate(data)
+    if record.attempt < 1:
+        raise ValidationError.from_exception_data(
+            TaskRunRecord.__name__,
+            [
+                {
+                    "type": "greater_than_equal",
+                    "loc": ("attempt",),
+                    "input": record.attempt,
+                    "ctx": {"ge": 1},
+                }
+            ],
+        )
+    return record
 
 
 def delivery_from_row(row: Any) -> WebhookDelivery:
