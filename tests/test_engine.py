@@ -36,12 +36,14 @@ from langgraph_scheduler.cli import main
 from langgraph_scheduler.models import Task, TaskState
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import NO_NEXT_RUN, runs_table, tasks_table
+from langgraph_scheduler.store import LAST_ATTEMPT, NO_NEXT_RUN, runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock, SystemClock
 from langgraph_scheduler.trigger import ConversationTrigger
+from langgraph_scheduler.webhooks import Webhook, WebhookPayload
 
 from .helpers import RunWaiter, build_graph, step
 from .test_tools import ALICE, Tools
+from .test_webhooks import Receiver, eventually, settled
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)  # in the past: real timers fire at once
 RETRYING = TaskOptions(retries=2, retry_backoff_secs=10, pause_after_failures=None)
@@ -653,6 +655,62 @@ async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
         assert ended["r-bad"] == "interrupted" and ended["r-good"] == "interrupted"
         assert await step(rt, clock, 60) >= 1
         assert "success" in {r.outcome for r in runs.records if r.task_id == task.id}
+
+
+_ATTEMPT_BY_HAND = {"sqlite": "'second'", "postgresql": "-1"}
+"""Per backend, an attempt written by hand that no fire has (PostgreSQL refuses text)."""
+
+
+@pytest.mark.parametrize("where", ["memory", "file", "postgres"])
+async def test_a_running_row_whose_attempt_cannot_be_read_ends_as_any_swept_fire(
+    clock: FakeClock, runs: RunWaiter, tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    # A dead holder's running row with its attempt written by hand. The sweep closed it
+    # without a word: no listener, webhook or last outcome (SQLite), or it read
+    # attempt -1 and retried it (PostgreSQL). Now it ends once, as its last attempt.
+    if where == "postgres":
+        database = str(request.getfixturevalue("postgres_url"))
+    else:
+        database = "sqlite://" if where == "memory" else f"sqlite:///{tmp_path / 'hand.db'}"
+    receiver = Receiver()
+    webhook = Webhook(url=receiver.url, secret="s3cret")
+    try:
+        graph = build_graph(ScriptedChatModel())
+        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=30) as rt:
+            task = await rt.create_task(
+                name="t", schedule=Interval(hours=1), trigger="x", options=RETRYING
+            )
+            lease = START + timedelta(seconds=5)
+            row = {"run_id": "r-hand", "task_id": task.id, "attempt": 1, "trigger": "schedule",
+                   "scheduled_for": START, "started_at": START, "due_at": START,
+                   "holder": "elsewhere:1:dead", "lease_expires_at": lease}  # fmt: skip
+            await rt.store.transaction(lambda conn: conn.execute(insert(runs_table), row))
+            raw = _ATTEMPT_BY_HAND[rt.store.dialect]
+            await _by_hand(rt, f"UPDATE lgs_runs SET attempt = {raw} WHERE run_id = 'r-hand'")
+
+            for _ in range(2):  # past its lease: the upkeep (every 10 s) sweeps it
+                await clock.advance(30)
+            (record,) = await runs.wait_for(1, task_id=task.id)
+            (delivery,) = await eventually(settled(rt, "r-hand"))
+            await clock.advance(30)  # another sweep: nothing more
+            await rt.wait_idle()
+
+            assert [r.run_id for r in runs.records] == ["r-hand"]
+            assert (record.outcome, record.attempt) == ("interrupted", LAST_ATTEMPT)
+            assert "its stored attempt could not be read" in (record.error or "")
+            assert delivery.status == "delivered"
+            (request_,) = receiver.requests
+            assert WebhookPayload.model_validate_json(request_.body).run == record
+            assert await rt.store.pending_retries(task.id) == []
+            stored = await rt.get_task(task.id)
+            assert (stored.last_outcome, stored.state) == ("interrupted", "active")
+            ended = await rt.store.transaction(
+                lambda conn: conn.execute(text("SELECT outcome FROM lgs_runs")).scalars().all()
+            )
+            assert ended == ["interrupted"]
+            assert await rt.history(task.id) == []  # its row still cannot be read
+    finally:
+        receiver.close()
 
 
 async def test_postgresql_times_python_cannot_hold_stop_nothing(

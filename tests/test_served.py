@@ -56,7 +56,7 @@ from langgraph_scheduler._remote import (
 from langgraph_scheduler._turns import WAITING_FOR_INPUT
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
-from langgraph_scheduler.store import runs_table
+from langgraph_scheduler.store import LAST_ATTEMPT, runs_table
 
 from .helpers import RunWaiter, build_graph, forged_task_source
 
@@ -690,6 +690,40 @@ async def test_a_crashed_runtimes_server_run_is_followed_to_its_end_by_the_next(
         server_run_id
     ]
     assert retries == [] and [r.run_id for r in history] == [run_id]
+    assert [r.run_id for r in heard] == [run_id]
+
+
+@_on_the_server
+async def test_a_crashed_runtimes_server_run_whose_attempt_cannot_be_read_is_followed_once(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The attempt of the dead runtime's row written by hand: the next runtime left the
+    # row out of the server runs to follow, and its sweep closed it without a word (no
+    # listener, no last outcome) while its server run went on, unstopped. Now the run is
+    # followed to its end as any such run, as the fire's last attempt: no retry.
+    path = tmp_path / "hand.db"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        f"sqlite:///{path}", server.url, "doze, then answer", "2"
+    )
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE lgs_runs SET attempt = 'first' WHERE run_id = ?", (run_id,))
+        conn.commit()
+    heard: list[TaskRunRecord] = []
+
+    async def told() -> list[TaskRunRecord]:
+        return heard
+
+    async with _client(server) as client:
+        async with _sleepy(server.url, f"sqlite:///{path}", on_run=heard.append) as rt:
+            (record,) = await _wait(told, timeout=60)
+            await rt.wait_idle()
+            retries = await rt.store.pending_retries(record.task_id)
+            task = await rt.get_task(record.task_id)
+        ended = await client.runs.get(thread_id, server_run_id)
+    assert (record.run_id, record.outcome, record.attempt) == (run_id, "success", LAST_ATTEMPT)
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert ended["status"] == "success"
+    assert retries == [] and task.last_outcome == "success"
     assert [r.run_id for r in heard] == [run_id]
 
 

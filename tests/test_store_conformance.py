@@ -22,6 +22,7 @@ from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import (
+    LAST_ATTEMPT,
     Finish,
     Store,
     TaskChange,
@@ -782,18 +783,70 @@ async def test_a_running_fire_whose_lease_cannot_be_read_is_swept_as_lapsed(
     assert stored == {runs[0].run_id: None, runs[1].run_id: "interrupted", good.run_id: None}
 
 
-async def test_a_running_row_whose_attempt_cannot_be_read_is_closed_by_the_sweep(
+_UNREADABLE_ATTEMPTS = {
+    "sqlite": ["'first'", "2.5", "0", "-1"],  # SQLite keeps text and reals in any column
+    "postgresql": ["0", "-1"],  # its integer column refuses what is no whole number
+}
+"""Per backend, attempts written by hand that no fire has (attempts count from 1)."""
+
+
+async def test_a_running_fire_whose_attempt_cannot_be_read_is_swept_as_its_last_attempt(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The sweep used to close such a row without a word (no record to tell, the task's
+    # last outcome untouched), and PostgreSQL read an attempt of 0 or -1 as valid, whose
+    # interruption was retried. Now each ends as any swept fire, once, as its last
+    # attempt (the attempts before it are unknown): no retry; the listings leave it out.
+    task = await every_minute(service, options=TaskOptions(retries=2))
+    raws = _UNREADABLE_ATTEMPTS[store.dialect]
+    bad = [await claim_one(store, at(60 * n)) for n in range(1, len(raws) + 1)]
+
+    def by_hand(conn: Connection) -> None:
+        for run, raw in zip(bad, raws, strict=True):
+            statement = text(f"UPDATE lgs_runs SET attempt = {raw} WHERE run_id = :r")
+            conn.execute(statement, {"r": run.run_id})
+
+    await store.transaction(by_hand)
+    await store.note_server_run(bad[0].run_id, thread_id="st", server_run_id="sr")
+    good = await claim_one(store, at(60 * len(bad) + 60))  # leased past the sweep
+
+    swept = await store.interrupt_expired(now=at(60 * len(bad) + 31), reason="holder died")
+
+    assert sorted(d.record.run_id for d in swept) == sorted(r.run_id for r in bad)
+    said = "holder died (its stored attempt could not be read: taken as its last, not retried)"
+    for done in swept:
+        assert (done.record.outcome, done.record.error) == ("interrupted", said)
+        assert done.record.attempt == LAST_ATTEMPT
+        assert done.consequence.retry_at is None
+    (named,) = [d.record for d in swept if d.record.run_id == bad[0].run_id]
+    assert (named.server_thread_id, named.server_run_id) == ("st", "sr")  # to be stopped
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.last_outcome == "interrupted"
+    assert await store.interrupt_expired(now=at(60 * len(bad) + 31), reason="again") == []
+    outcomes = text("SELECT run_id, outcome FROM lgs_runs")
+    ended = await store.transaction(
+        lambda conn: {run_id: outcome for run_id, outcome in conn.execute(outcomes)}
+    )
+    assert ended == {r.run_id: "interrupted" for r in bad} | {good.run_id: None}
+    assert [r.run_id for r in await store.history(task.id)] == [good.run_id]
+    assert [r.run_id for r in await store.recent_runs()] == [good.run_id]
+    assert await store.get_run(bad[0].run_id) is None
+    assert f"run {bad[0].run_id}: its stored row cannot be read" in caplog.text
+
+
+async def test_a_running_row_naming_no_readable_task_is_still_closed_by_the_sweep(
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # SQLite keeps any value in any column (PostgreSQL's integer column refuses one
-    # that is no number): the row reads as no run, and the sweep still records it
-    # interrupted, saying so, so that the fire ends; the listings go on without it.
+    # SQLite keeps a blob in any column: a task id that is no text names no task whose
+    # outcome or listeners could be told. The sweep still records it interrupted,
+    # saying so, so that the fire ends; the listings go on without it.
     store = open_store(sqlite_url)
     await store.setup()
     try:
         task = await every_minute(TaskService(store, clock=FakeClock(T0)))
         bad = await claim_one(store, at(60))
-        statement = text("UPDATE lgs_runs SET attempt = 'first' WHERE run_id = :r")
+        statement = text("UPDATE lgs_runs SET task_id = x'ff' WHERE run_id = :r")
         await store.transaction(lambda conn: conn.execute(statement, {"r": bad.run_id}))
         good = await claim_one(store, at(120))
 

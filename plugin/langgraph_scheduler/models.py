@@ -50,6 +50,10 @@ ThreadMode = Literal["continue", "isolated"]
 RunTrigger = Literal["schedule", "manual"]
 
 
+MAX_RETRIES = 10
+"""Most retries a task may have (``TaskOptions.retries``)."""
+
+
 class TaskOptions(BaseModel):
     """Per-task execution policy: late fires, busy threads, retries, auto-pause."""
 
@@ -80,7 +84,7 @@ class TaskOptions(BaseModel):
     retries: int = Field(
         default=2,
         ge=0,
-        le=10,
+        le=MAX_RETRIES,
         description="Extra attempts after an 'error' or 'timeout', each its own record.",
     )
     retry_backoff_secs: float = Field(

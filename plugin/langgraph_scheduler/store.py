@@ -96,6 +96,7 @@ from .errors import (
 )
 from .models import (
     AS_STORED,
+    MAX_RETRIES,
     DeliveryStatus,
     ProblemPart,
     RunOutcome,
@@ -2526,13 +2527,20 @@ class Store(ABC):
     ) -> list[TaskRunRecord]:
         """The running fires :meth:`interrupt_expired` would take that name a server
         run (whose turn may have ended on the server meanwhile, or still run there: see
-        :meth:`take_over_run`)."""
+        :meth:`take_over_run`). A row with a column that cannot be read is read as the
+        sweep reads it (:func:`_running_run`): its run is followed as any other, and
+        its fire ends as its last attempt if its attempt is what cannot be read."""
         query = select(runs_table).where(
             runs_table.c.outcome.is_(None),
             runs_table.c.server_run_id.is_not(None),
             self._stale(now, holders),
         )
-        return await self._runs(query.limit(500))
+
+        def read(conn: Connection) -> list[TaskRunRecord]:
+            rows = conn.execute(query.limit(500)).mappings()
+            return [record for record, _ in map(_running_run, rows) if record is not None]
+
+        return await self.transaction(read)
 
     async def take_over_run(
         self,
@@ -2571,7 +2579,12 @@ class Store(ABC):
         (or is one of ``holders``, known to be dead); retries follow the task's policy.
         The fires ``alive`` that ``holder`` (the caller) still runs are left to it, lapsed
         or not: its turns go on, and its next renewal extends their leases. A runtime
-        whose loop stalled past its leases must not take its own live turns for dead."""
+        whose loop stalled past its leases must not take its own live turns for dead.
+
+        A row with a column that cannot be read (written by hand) ends the same way, its
+        record read as :func:`_running_run` says: an unreadable attempt is taken as the
+        fire's last (:data:`LAST_ATTEMPT`), so it is not retried; the record's ``error``
+        names the column. Its row keeps the value as written (listings leave it out)."""
         stale = self._stale(now, holders)
         if holder is not None and alive:
             mine = and_(runs_table.c.holder == holder, runs_table.c.run_id.in_(sorted(alive)))
@@ -2583,7 +2596,7 @@ class Store(ABC):
         def work(conn: Connection) -> list[Finished]:
             finishes = []
             for row in conn.execute(query).mappings().all():
-                record = _readable_run(row)
+                record, notes = _running_run(row)
                 if record is None:  # ended all the same, or it would stay running forever
                     conn.execute(
                         update(runs_table)
@@ -2596,9 +2609,9 @@ class Store(ABC):
                         )
                     )
                     continue
-                why = reason
                 if row["lease_expires_at"] in _BOUNDS:  # lapsed as no lease (see _stale)
-                    why = f"{reason} (its stored lease could not be read)"
+                    notes.insert(0, "its stored lease could not be read")
+                why = f"{reason} ({'; '.join(notes)})" if notes else reason
                 finishes.append((_interrupted(record, why), row["holder"]))
             finishes.sort(key=lambda f: f[0].record.task_id)
             done = [
@@ -3558,6 +3571,10 @@ _UNREADABLE_AS: dict[str, Any] = {
 }
 """What a task shows for a column that cannot be read (a row written by hand)."""
 
+LAST_ATTEMPT = MAX_RETRIES + 1
+"""The attempt a running fire whose stored attempt cannot be read (written by hand) is
+recorded as: one past the retries any task may have, so that none follows it."""
+
 
 NO_NEXT_RUN = (
     "next_run_at: none, though the task is active, so it would never fire; resume it "
@@ -3693,6 +3710,40 @@ def _readable_run(row: Any) -> TaskRunRecord | None:
         return None
 
 
+def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str]]:
+    """The record of a running fire's stored row, and what of it could not be read (said
+    on its record when it is ended). A column that cannot be read (written by hand) is
+    read as :data:`_UNREADABLE_RUN_AS` says, so that the fire still ends as any fire does,
+    once, with its listeners told; (None, []) (logged) if the row still cannot be read."""
+    data, unreadable, problems = dict(row), list[str](), list[str]()
+    while True:
+        try:
+            record = run_from_row(data)
+            break
+        except ValidationError as exc:  # an attempt below 1 only once the rest reads
+            names = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            problems.append(_reason(exc))
+            if not names or not names <= _UNREADABLE_RUN_AS.keys() - set(unreadable):
+                said = "; ".join(problems)
+                logger.warning("run %s: its stored row cannot be read (%s)", row["run_id"], said)
+                return None, []
+            unreadable += sorted(names)
+            data |= {name: _UNREADABLE_RUN_AS[name] for name in names}
+    if unreadable:
+        logger.warning(
+            "run %s: its stored %s cannot be read (%s); read as %s",
+            row["run_id"],
+            " and ".join(unreadable),
+            "; ".join(problems),
+            ", ".join(f"{name}={_UNREADABLE_RUN_AS[name]!r}" for name in unreadable),
+        )
+    notes = [
+        _UNREADABLE_RUN_SAID.get(name, f"its stored {name} could not be read")
+        for name in unreadable
+    ]
+    return record, notes
+
+
 def run_from_row(row: Any) -> TaskRunRecord:
     """The run of a stored row; a ``ValidationError`` for a row that cannot be read
     (written by hand), an attempt below 1 included: attempts count from 1, on both
@@ -3712,6 +3763,31 @@ def run_from_row(row: Any) -> TaskRunRecord:
             ],
         )
     return record
+
+
+_UNREADABLE_RUN_AS: dict[str, Any] = {
+    "attempt": LAST_ATTEMPT,
+    "trigger": "manual",
+    "due_at": None,
+    "finished_at": None,
+    "summary": None,
+    "error": None,
+    "thread_id": None,
+    "checkpoint_id": None,
+    "server_thread_id": None,
+    "server_run_id": None,
+}
+"""What a running fire's record shows for a column of its row that cannot be read
+(written by hand). Its attempt is taken as its last: the attempts before it are unknown,
+and a retry numbered from a guess could run the fire more often than its task allows.
+Its trigger is taken as a manual run's, which is never retried and counts in no failure
+streak: either way, the fire ends without a retry."""
+
+_UNREADABLE_RUN_SAID = {
+    "attempt": "its stored attempt could not be read: taken as its last, not retried",
+    "trigger": "its stored trigger could not be read: taken as a manual run's, not retried",
+}
+"""What the record of a fire ended with such a column says of it."""
 
 
 def delivery_from_row(row: Any) -> WebhookDelivery:
