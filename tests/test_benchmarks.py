@@ -31,7 +31,7 @@ from benchmarks.common import (
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from langgraph_scheduler import Task, TaskRunRecord
+from langgraph_scheduler import SchedulerRuntime, Task, TaskRunRecord
 from langgraph_scheduler.store import Finish, Store, runs_table
 
 _UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
@@ -368,8 +368,9 @@ async def test_a_trimmed_history_passes_the_overhead_check(monkeypatch: pytest.M
 
     monkeypatch.setattr(Store, "finish_runs", and_trim)
     fig = Figure("overhead", "overhead", "")
-    runtime = overhead.SchedulerRuntime
-    monkeypatch.setattr(overhead, "SchedulerRuntime", functools.partial(runtime, history_limit=10))
+    monkeypatch.setattr(
+        overhead, "SchedulerRuntime", functools.partial(SchedulerRuntime, history_limit=10)
+    )
     await overhead._backend(fig, "memory", "sqlite://", quick=True)
     assert fig.failed_checks == []
 
