@@ -11,6 +11,7 @@ import contextlib
 import json
 import multiprocessing
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, get_args
@@ -657,6 +658,41 @@ async def test_an_unreadable_running_row_stops_neither_start_up_nor_the_sweep(
         assert "success" in {r.outcome for r in runs.records if r.task_id == task.id}
 
 
+def _database(where: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The database ``where`` names: SQLite in memory, a SQLite file, or PostgreSQL."""
+    if where == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return "sqlite://" if where == "memory" else f"sqlite:///{tmp_path / 'hand.db'}"
+
+
+@contextlib.asynccontextmanager
+async def _dead_holders_rows(
+    database: str, clock: FakeClock, runs: RunWaiter, run_ids: list[str]
+) -> AsyncIterator[tuple[SchedulerRuntime, Task, Receiver]]:
+    """A runtime (leases of 30 s, a webhook to the receiver given) with an hourly task
+    that retries, and running rows ``run_ids`` of that task, each for an occurrence of
+    its own, whose holder died and whose lease lapses at START + 5 s."""
+    receiver = Receiver()
+    webhook = Webhook(url=receiver.url, secret="s3cret")
+    try:
+        graph = build_graph(ScriptedChatModel())
+        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=30) as rt:
+            task = await rt.create_task(
+                name="t", schedule=Interval(hours=1), trigger="x", options=RETRYING
+            )
+            lease = START + timedelta(seconds=5)
+            rows = [
+                {"run_id": run_id, "task_id": task.id, "attempt": 1, "trigger": "schedule",
+                 "scheduled_for": START - timedelta(minutes=n), "started_at": START,
+                 "due_at": START, "holder": "elsewhere:1:dead", "lease_expires_at": lease}
+                for n, run_id in enumerate(run_ids)
+            ]  # fmt: skip
+            await rt.store.transaction(lambda conn: conn.execute(insert(runs_table), rows))
+            yield rt, task, receiver
+    finally:
+        receiver.close()
+
+
 _ATTEMPT_BY_HAND = {"sqlite": "'second'", "postgresql": "-1"}
 """Per backend, an attempt written by hand that no fire has (PostgreSQL refuses text)."""
 
@@ -668,49 +704,85 @@ async def test_a_running_row_whose_attempt_cannot_be_read_ends_as_any_swept_fire
     # A dead holder's running row with its attempt written by hand. The sweep closed it
     # without a word: no listener, webhook or last outcome (SQLite), or it read
     # attempt -1 and retried it (PostgreSQL). Now it ends once, as its last attempt.
-    if where == "postgres":
-        database = str(request.getfixturevalue("postgres_url"))
-    else:
-        database = "sqlite://" if where == "memory" else f"sqlite:///{tmp_path / 'hand.db'}"
-    receiver = Receiver()
-    webhook = Webhook(url=receiver.url, secret="s3cret")
-    try:
-        graph = build_graph(ScriptedChatModel())
-        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=30) as rt:
-            task = await rt.create_task(
-                name="t", schedule=Interval(hours=1), trigger="x", options=RETRYING
-            )
-            lease = START + timedelta(seconds=5)
-            row = {"run_id": "r-hand", "task_id": task.id, "attempt": 1, "trigger": "schedule",
-                   "scheduled_for": START, "started_at": START, "due_at": START,
-                   "holder": "elsewhere:1:dead", "lease_expires_at": lease}  # fmt: skip
-            await rt.store.transaction(lambda conn: conn.execute(insert(runs_table), row))
-            raw = _ATTEMPT_BY_HAND[rt.store.dialect]
-            await _by_hand(rt, f"UPDATE lgs_runs SET attempt = {raw} WHERE run_id = 'r-hand'")
+    database = _database(where, tmp_path, request)
+    async with _dead_holders_rows(database, clock, runs, ["r-hand"]) as (rt, task, receiver):
+        raw = _ATTEMPT_BY_HAND[rt.store.dialect]
+        await _by_hand(rt, f"UPDATE lgs_runs SET attempt = {raw} WHERE run_id = 'r-hand'")
 
-            for _ in range(2):  # past its lease: the upkeep (every 10 s) sweeps it
-                await clock.advance(30)
-            (record,) = await runs.wait_for(1, task_id=task.id)
-            (delivery,) = await eventually(settled(rt, "r-hand"))
-            await clock.advance(30)  # another sweep: nothing more
-            await rt.wait_idle()
+        for _ in range(2):  # past its lease: the upkeep (every 10 s) sweeps it
+            await clock.advance(30)
+        (record,) = await runs.wait_for(1, task_id=task.id)
+        (delivery,) = await eventually(settled(rt, "r-hand"))
+        await clock.advance(30)  # another sweep: nothing more
+        await rt.wait_idle()
 
-            assert [r.run_id for r in runs.records] == ["r-hand"]
-            assert (record.outcome, record.attempt) == ("interrupted", LAST_ATTEMPT)
-            assert "its stored attempt could not be read" in (record.error or "")
+        assert [r.run_id for r in runs.records] == ["r-hand"]
+        assert (record.outcome, record.attempt) == ("interrupted", LAST_ATTEMPT)
+        assert "its stored attempt could not be read" in (record.error or "")
+        assert delivery.status == "delivered"
+        (request_,) = receiver.requests
+        assert WebhookPayload.model_validate_json(request_.body).run == record
+        assert await rt.store.pending_retries(task.id) == []
+        stored = await rt.get_task(task.id)
+        assert (stored.last_outcome, stored.state) == ("interrupted", "active")
+        ended = await rt.store.transaction(
+            lambda conn: conn.execute(text("SELECT outcome FROM lgs_runs")).scalars().all()
+        )
+        assert ended == ["interrupted"]
+        assert await rt.history(task.id) == []  # its row still cannot be read
+
+
+_TIMES_BY_HAND = {
+    "sqlite": {"scheduled_for": "'no time'", "started_at": "'9999-02-30 09:00:00.000000'"},
+    "postgresql": {"scheduled_for": "'-infinity'", "started_at": "'infinity'"},
+}
+"""Per backend, times written by hand that no time Python holds can be read from."""
+
+
+@pytest.mark.parametrize("where", ["memory", "file", "postgres"])
+async def test_a_running_row_whose_time_cannot_be_read_ends_once_without_a_retry(
+    clock: FakeClock, runs: RunWaiter, tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    # A dead holder's running rows, one with its occurrence written by hand, one with
+    # its start. Such a time reads as the earliest (or latest) one: the sweep retried
+    # the first as a fire of year 1 (or 9999), and made the second's start its task's
+    # last run, so that the task read quarantined and fired no more. Now each ends
+    # once, interrupted, saying which time, not retried; the task goes on.
+    database = _database(where, tmp_path, request)
+    hand = ["r-scheduled_for", "r-started_at"]
+    async with _dead_holders_rows(database, clock, runs, hand) as (rt, task, receiver):
+        for column, raw in _TIMES_BY_HAND[rt.store.dialect].items():
+            await _by_hand(rt, f"UPDATE lgs_runs SET {column} = {raw} WHERE run_id = 'r-{column}'")
+
+        for _ in range(2):  # past their leases: the upkeep (every 10 s) sweeps them
+            await clock.advance(30)
+        records = {r.run_id: r for r in await runs.wait_for(2, task_id=task.id)}
+        for run_id in records:
+            (delivery,) = await eventually(settled(rt, run_id))
             assert delivery.status == "delivered"
-            (request_,) = receiver.requests
-            assert WebhookPayload.model_validate_json(request_.body).run == record
-            assert await rt.store.pending_retries(task.id) == []
-            stored = await rt.get_task(task.id)
-            assert (stored.last_outcome, stored.state) == ("interrupted", "active")
-            ended = await rt.store.transaction(
-                lambda conn: conn.execute(text("SELECT outcome FROM lgs_runs")).scalars().all()
-            )
-            assert ended == ["interrupted"]
-            assert await rt.history(task.id) == []  # its row still cannot be read
-    finally:
-        receiver.close()
+        await clock.advance(30)  # another sweep, and a retry's backoff: nothing more
+        await rt.wait_idle()
+
+        assert sorted(r.run_id for r in runs.records) == ["r-scheduled_for", "r-started_at"]
+        for column in ("scheduled_for", "started_at"):
+            record = records[f"r-{column}"]
+            assert (record.outcome, record.attempt) == ("interrupted", 1)
+            assert f"its stored {column} could not be read: not retried" in (record.error or "")
+        told = [WebhookPayload.model_validate_json(r.body).run for r in receiver.requests]
+        assert sorted(told, key=lambda r: r.run_id) == sorted(
+            records.values(), key=lambda r: r.run_id
+        )
+        assert await rt.store.pending_retries(task.id) == []
+        stored = await rt.get_task(task.id)
+        assert (stored.state, stored.problem, stored.last_outcome) == (
+            "active",
+            None,
+            "interrupted",
+        )
+        assert stored.last_run_at == START  # the start that could be read
+
+        assert await step(rt, clock, 3600) == 1  # its next fire runs as any
+        assert runs.records[-1].outcome == "success"
 
 
 async def test_postgresql_times_python_cannot_hold_stop_nothing(

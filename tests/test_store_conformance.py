@@ -94,6 +94,17 @@ async def write_raw(store: Store, task_id: str, column: str, garbage: str) -> No
     await store.transaction(work)
 
 
+async def write_runs(store: Store, column: str, raws: dict[str, str]) -> None:
+    """Set a column of runs behind the store's back, each run id to its SQL literal."""
+
+    def work(conn: Connection) -> None:
+        for run_id, raw in raws.items():
+            statement = text(f"UPDATE lgs_runs SET {column} = {raw} WHERE run_id = :r")
+            conn.execute(statement, {"r": run_id})
+
+    await store.transaction(work)
+
+
 # -- tasks: insert, read, count -------------------------------------------------------
 
 
@@ -801,12 +812,9 @@ async def test_a_running_fire_whose_attempt_cannot_be_read_is_swept_as_its_last_
     raws = _UNREADABLE_ATTEMPTS[store.dialect]
     bad = [await claim_one(store, at(60 * n)) for n in range(1, len(raws) + 1)]
 
-    def by_hand(conn: Connection) -> None:
-        for run, raw in zip(bad, raws, strict=True):
-            statement = text(f"UPDATE lgs_runs SET attempt = {raw} WHERE run_id = :r")
-            conn.execute(statement, {"r": run.run_id})
-
-    await store.transaction(by_hand)
+    await write_runs(
+        store, "attempt", {run.run_id: raw for run, raw in zip(bad, raws, strict=True)}
+    )
     await store.note_server_run(bad[0].run_id, thread_id="st", server_run_id="sr")
     good = await claim_one(store, at(60 * len(bad) + 60))  # leased past the sweep
 
@@ -833,6 +841,53 @@ async def test_a_running_fire_whose_attempt_cannot_be_read_is_swept_as_its_last_
     assert [r.run_id for r in await store.recent_runs()] == [good.run_id]
     assert await store.get_run(bad[0].run_id) is None
     assert f"run {bad[0].run_id}: its stored row cannot be read" in caplog.text
+
+
+_UNREADABLE_TIMES = {
+    "sqlite": ["'no time'", "'9999-02-30 09:00:00.000000'"],  # text, and February 30th
+    "postgresql": ["'infinity'", "'-infinity'", "'0044-03-15 00:00:00+00 BC'"],
+}
+"""Per backend, times written by hand that no time Python holds can be read from."""
+
+
+@pytest.mark.parametrize("column", ["scheduled_for", "started_at"])
+async def test_a_running_fire_whose_time_cannot_be_read_is_swept_without_a_retry(
+    store: Store, service: TaskService, column: str
+) -> None:
+    # Such a time reads as the earliest (or latest) time. The sweep used to retry the
+    # fire with that as its occurrence (a retry row of year 1), and to make it its
+    # task's last run. Now it ends once, interrupted, saying which time, not retried;
+    # the task keeps its last run time where the fire's start cannot be read.
+    task = await every_minute(service, options=TaskOptions(retries=2))
+    first = await claim_one(store, at(60))
+    await finish(store, first, "success", at(61))
+    raws = _UNREADABLE_TIMES[store.dialect]
+    bad = [await claim_one(store, at(60 * n)) for n in range(2, len(raws) + 2)]
+
+    await write_runs(store, column, {run.run_id: raw for run, raw in zip(bad, raws, strict=True)})
+    await store.note_server_run(bad[0].run_id, thread_id="st", server_run_id="sr")
+    # Not followed (timed from a start, retried for an occurrence, neither known): the
+    # sweep ends it, naming its server run, which is then stopped.
+    assert await store.expired_server_runs(now=at(60 * len(raws) + 91)) == []
+    swept = await store.interrupt_expired(now=at(60 * len(raws) + 91), reason="holder died")
+
+    assert sorted(d.record.run_id for d in swept) == sorted(r.run_id for r in bad)
+    said = f"holder died (its stored {column} could not be read: not retried)"
+    for done in swept:
+        assert (done.record.outcome, done.record.error) == ("interrupted", said)
+        assert done.record.attempt == 1
+        assert done.consequence.retry_at is None
+    (named,) = [d.record for d in swept if d.record.run_id == bad[0].run_id]
+    assert (named.server_thread_id, named.server_run_id) == ("st", "sr")
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.problem is None
+    assert (stored.state, stored.last_outcome) == ("active", "interrupted")
+    # Its last run: when a fire began, as long as that can be read.
+    known = [first.started_at] if column == "started_at" else [r.started_at for r in bad]
+    assert stored.last_run_at in known
+    assert await store.interrupt_expired(now=at(60 * len(raws) + 91), reason="again") == []
+    assert [c.run.task_id for c in await claim(store, at(3600)) if c.run] == [task.id]
 
 
 async def test_a_running_row_naming_no_readable_task_is_still_closed_by_the_sweep(

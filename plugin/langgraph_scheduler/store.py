@@ -2386,12 +2386,15 @@ class Store(ABC):
         *,
         holder: str | None,
         skip_busy: bool = False,
+        unplaced: Sequence[str] = (),
     ) -> Finished | None:
         """Record one outcome of a fire claimed by ``holder`` (None: whoever holds it; a
         sweep passes the holder it read, None for a claim that names none). With
         ``skip_busy`` a task row another transaction holds is not waited for (None: the
         run stays as it is, for a later sweep), so a sweep that already holds run rows can
-        never wait in a cycle with a finish."""
+        never wait in a cycle with a finish. A sweep names the times of the fire's row
+        that cannot be read (:func:`_unplaced`): such a fire ends as its last attempt,
+        and a start that cannot be read is not made its task's last run."""
         fire = self._fire
         record = _finished_record(finish, now)
         finished = _finished_values(record)
@@ -2409,20 +2412,26 @@ class Store(ABC):
         if task_row is None:
             return Finished(record, RunConsequence(None, 0))
         task = self._task_of(task_row, keep=False)  # kept below, with the outcome
+        attempt = record.attempt
+        last_run_at: datetime | None = record.started_at
+        if unplaced:  # a row written by hand (off the fire path: only a sweep names any)
+            attempt = LAST_ATTEMPT
+            if "started_at" in unplaced:
+                last_run_at = task.last_run_at
         if task.problem is not None:
             consequence = RunConsequence(None, task.failure_streak)
         else:
             consequence = after_run(
                 task,
                 trigger=record.trigger,
-                attempt=record.attempt,
+                attempt=attempt,
                 outcome=record.outcome,
                 error=record.error,
                 now=now,
             )
         written: dict[str, Any] = {
             "last_outcome": record.outcome,
-            "last_run_at": record.started_at,
+            "last_run_at": last_run_at,
             "failure_streak": consequence.failure_streak,
         }
         if consequence.event == "auto_paused":
@@ -2529,7 +2538,11 @@ class Store(ABC):
         run (whose turn may have ended on the server meanwhile, or still run there: see
         :meth:`take_over_run`). A row with a column that cannot be read is read as the
         sweep reads it (:func:`_running_run`): its run is followed as any other, and
-        its fire ends as its last attempt if its attempt is what cannot be read."""
+        its fire ends as its last attempt if its attempt is what cannot be read. One
+        whose occurrence or start cannot be read (:func:`_unplaced`) is left out: it is
+        no fire a turn can be placed for (a followed run is timed from its start, and
+        retried for its occurrence), so the sweep ends it ``interrupted``, and its
+        server run is stopped."""
         query = select(runs_table).where(
             runs_table.c.outcome.is_(None),
             runs_table.c.server_run_id.is_not(None),
@@ -2538,7 +2551,8 @@ class Store(ABC):
 
         def read(conn: Connection) -> list[TaskRunRecord]:
             rows = conn.execute(query.limit(500)).mappings()
-            return [record for record, _ in map(_running_run, rows) if record is not None]
+            records = [record for record, _ in map(_running_run, rows) if record is not None]
+            return [record for record in records if not _unplaced(record)]
 
         return await self.transaction(read)
 
@@ -2584,7 +2598,11 @@ class Store(ABC):
         A row with a column that cannot be read (written by hand) ends the same way, its
         record read as :func:`_running_run` says: an unreadable attempt is taken as the
         fire's last (:data:`LAST_ATTEMPT`), so it is not retried; the record's ``error``
-        names the column. Its row keeps the value as written (listings leave it out)."""
+        names the column. Its row keeps the value as written (listings leave it out).
+        Nor is a fire whose occurrence or start cannot be read retried (:func:`_unplaced`;
+        its record shows the time as read, the earliest or latest one): a retry would be
+        a fire of no known occurrence. Its task keeps its last run time if its start is
+        what cannot be read."""
         stale = self._stale(now, holders)
         if holder is not None and alive:
             mine = and_(runs_table.c.holder == holder, runs_table.c.run_id.in_(sorted(alive)))
@@ -2615,7 +2633,10 @@ class Store(ABC):
                 finishes.append((_interrupted(record, why), row["holder"]))
             finishes.sort(key=lambda f: f[0].record.task_id)
             done = [
-                self._finish(conn, f, now, holder=holder, skip_busy=True) for f, holder in finishes
+                self._finish(
+                    conn, f, now, holder=holder, skip_busy=True, unplaced=_unplaced(f.record)
+                )
+                for f, holder in finishes
             ]
             self._free_claimed_threads(conn, [d.record.run_id for d in done if d is not None])
             return [d for d in done if d is not None]
@@ -3737,11 +3758,30 @@ def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str]]:
             "; ".join(problems),
             ", ".join(f"{name}={_UNREADABLE_RUN_AS[name]!r}" for name in unreadable),
         )
+    unplaced = _unplaced(record)
+    if unplaced:
+        logger.warning(
+            "run %s: its stored %s cannot be read (no time Python can hold); not retried",
+            row["run_id"],
+            " and ".join(unplaced),
+        )
     notes = [
         _UNREADABLE_RUN_SAID.get(name, f"its stored {name} could not be read")
-        for name in unreadable
+        for name in [*unreadable, *unplaced]
     ]
     return record, notes
+
+
+def _unplaced(record: TaskRunRecord) -> list[str]:
+    """The times of a running fire's record read from a stored time that is none (see
+    :data:`_BOUNDS`; written by hand): its occurrence (``scheduled_for``), its start.
+    Such a fire is ended as its last attempt: a retry would be for no known occurrence
+    (one of year 1 or 9999), and no such start becomes its task's last run."""
+    return [name for name in _RUN_TIMES if getattr(record, name) in _BOUNDS]
+
+
+_RUN_TIMES = ("scheduled_for", "started_at")
+"""The times of a running fire's record that place it (see :func:`_unplaced`)."""
 
 
 def run_from_row(row: Any) -> TaskRunRecord:
@@ -3786,6 +3826,8 @@ streak: either way, the fire ends without a retry."""
 _UNREADABLE_RUN_SAID = {
     "attempt": "its stored attempt could not be read: taken as its last, not retried",
     "trigger": "its stored trigger could not be read: taken as a manual run's, not retried",
+    "scheduled_for": "its stored scheduled_for could not be read: not retried",
+    "started_at": "its stored started_at could not be read: not retried",
 }
 """What the record of a fire ended with such a column says of it."""
 
