@@ -728,6 +728,46 @@ async def test_a_crashed_runtimes_server_run_whose_attempt_cannot_be_read_is_fol
 
 
 @_on_the_server
+async def test_a_crashed_runtimes_server_run_whose_occurrence_cannot_be_read_is_stopped(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The occurrence of the dead runtime's row written by hand reads as year 1: the next
+    # runtime followed its server run as a fire of year 1, which a failure retried as
+    # such. Now the fire ends once, interrupted, not retried, and its server run is
+    # stopped: a turn nobody can place is not followed.
+    path = tmp_path / "hand.db"
+    run_id, thread_id, server_run_id = await _killed_mid_turn(
+        f"sqlite:///{path}", server.url, "hang on", "2"
+    )
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE lgs_runs SET scheduled_for = 'no time' WHERE run_id = ?", (run_id,))
+        conn.commit()
+    heard: list[TaskRunRecord] = []
+
+    async def told() -> list[TaskRunRecord]:
+        return heard
+
+    async with _client(server) as client:
+
+        async def stopped() -> Any:
+            found = await client.runs.get(thread_id, server_run_id)
+            return found if found["status"] not in ("pending", "running") else None
+
+        async with _sleepy(server.url, f"sqlite:///{path}", on_run=heard.append) as rt:
+            (record,) = await _wait(told, timeout=60)
+            ended = await _wait(stopped)
+            await rt.wait_idle()
+            retries = await rt.store.pending_retries(record.task_id)
+            task = await rt.get_task(record.task_id)
+    assert (record.run_id, record.outcome, record.attempt) == (run_id, "interrupted", 1)
+    assert "its stored scheduled_for could not be read: not retried" in (record.error or "")
+    assert (record.server_thread_id, record.server_run_id) == (thread_id, server_run_id)
+    assert ended["status"] == "interrupted"
+    assert retries == [] and (task.last_outcome, task.problem) == ("interrupted", None)
+    assert [r.run_id for r in heard] == [run_id]
+
+
+@_on_the_server
 async def test_a_followed_server_run_past_its_turns_deadline_is_cancelled_and_timed_out(
     server: _Server, tmp_path: Path
 ) -> None:
