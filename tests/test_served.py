@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -702,20 +702,13 @@ async def test_a_crashed_runtimes_server_run_whose_attempt_cannot_be_read_is_fol
     # listener, no last outcome) while its server run went on, unstopped. Now the run is
     # followed to its end as any such run, as the fire's last attempt: no retry.
     path = tmp_path / "hand.db"
-    run_id, thread_id, server_run_id = await _killed_mid_turn(
-        f"sqlite:///{path}", server.url, "doze, then answer", "2"
+    run_id, thread_id, server_run_id = await _killed_then_written(
+        server, path, "doze, then answer", "attempt = 'first'"
     )
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("UPDATE lgs_runs SET attempt = 'first' WHERE run_id = ?", (run_id,))
-        conn.commit()
     heard: list[TaskRunRecord] = []
-
-    async def told() -> list[TaskRunRecord]:
-        return heard
-
     async with _client(server) as client:
         async with _sleepy(server.url, f"sqlite:///{path}", on_run=heard.append) as rt:
-            (record,) = await _wait(told, timeout=60)
+            (record,) = await _wait(_told(heard), timeout=60)
             await rt.wait_idle()
             retries = await rt.store.pending_retries(record.task_id)
             task = await rt.get_task(record.task_id)
@@ -736,17 +729,10 @@ async def test_a_crashed_runtimes_server_run_whose_occurrence_cannot_be_read_is_
     # such. Now the fire ends once, interrupted, not retried, and its server run is
     # stopped: a turn nobody can place is not followed.
     path = tmp_path / "hand.db"
-    run_id, thread_id, server_run_id = await _killed_mid_turn(
-        f"sqlite:///{path}", server.url, "hang on", "2"
+    run_id, thread_id, server_run_id = await _killed_then_written(
+        server, path, "hang on", "scheduled_for = 'no time'"
     )
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("UPDATE lgs_runs SET scheduled_for = 'no time' WHERE run_id = ?", (run_id,))
-        conn.commit()
     heard: list[TaskRunRecord] = []
-
-    async def told() -> list[TaskRunRecord]:
-        return heard
-
     async with _client(server) as client:
 
         async def stopped() -> Any:
@@ -754,7 +740,7 @@ async def test_a_crashed_runtimes_server_run_whose_occurrence_cannot_be_read_is_
             return found if found["status"] not in ("pending", "running") else None
 
         async with _sleepy(server.url, f"sqlite:///{path}", on_run=heard.append) as rt:
-            (record,) = await _wait(told, timeout=60)
+            (record,) = await _wait(_told(heard), timeout=60)
             ended = await _wait(stopped)
             await rt.wait_idle()
             retries = await rt.store.pending_retries(record.task_id)
@@ -1469,6 +1455,28 @@ async def _killed_mid_turn(database: str, url: str, *args: str) -> list[str]:
         if child.poll() is None:
             child.kill()
     return line.split()[1:]
+
+
+async def _killed_then_written(
+    server: _Server, path: Path, prompt: str, assignment: str
+) -> list[str]:
+    """Kill a runtime (on the SQLite file ``path``) mid server turn of ``prompt``, for a
+    task with 2 retries, then set ``assignment`` on its run's row by hand: as
+    :func:`_killed_mid_turn`."""
+    found = await _killed_mid_turn(f"sqlite:///{path}", server.url, prompt, "2")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"UPDATE lgs_runs SET {assignment} WHERE run_id = ?", (found[0],))
+        conn.commit()
+    return found
+
+
+def _told(heard: list[TaskRunRecord]) -> Callable[[], Awaitable[list[TaskRunRecord]]]:
+    """A check for :func:`_wait`: the records ``heard`` so far (none: falsy)."""
+
+    async def check() -> list[TaskRunRecord]:
+        return heard
+
+    return check
 
 
 async def _followed_retimed(
