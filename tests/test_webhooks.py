@@ -92,7 +92,7 @@ class Receiver:
     and remembers every request. With ``hang``, it reads each request and never answers
     until closed; with ``stall_body``, it sends each answer's status and headers and holds
     its body back until closed. ``answer`` is the body of every answer (default: a word
-    per status)."""
+    per status), sent with the ``answer_headers`` given."""
 
     def __init__(
         self,
@@ -101,12 +101,14 @@ class Receiver:
         hang: bool = False,
         stall_body: bool = False,
         answer: bytes | None = None,
+        answer_headers: dict[str, str] | None = None,
     ) -> None:
         self.requests: list[Received] = []
         self._statuses = list(statuses)
         self._hang = hang
         self._stall_body = stall_body
         self._answer = answer
+        self._answer_headers = answer_headers or {}
         self._release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -126,6 +128,8 @@ class Receiver:
                     answer = b"ok" if status < 300 else b"gone" if status == 410 else b"try later"
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
+                for name, value in receiver._answer_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if receiver._stall_body:
                     self.wfile.flush()
@@ -161,9 +165,19 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
     made: list[Receiver] = []
 
     def make(
-        *statuses: int, hang: bool = False, stall_body: bool = False, answer: bytes | None = None
+        *statuses: int,
+        hang: bool = False,
+        stall_body: bool = False,
+        answer: bytes | None = None,
+        answer_headers: dict[str, str] | None = None,
     ) -> Receiver:
-        receiver = Receiver(statuses, hang=hang, stall_body=stall_body, answer=answer)
+        receiver = Receiver(
+            statuses,
+            hang=hang,
+            stall_body=stall_body,
+            answer=answer,
+            answer_headers=answer_headers,
+        )
         made.append(receiver)
         return receiver
 
@@ -330,6 +344,45 @@ async def test_a_status_is_taken_as_it_arrives_even_if_its_body_never_does(
         refusing.url: ("failed", 1, "HTTP 404"),
     }
     assert len(accepting.requests) == len(refusing.requests) == 1
+
+
+async def test_a_redirect_to_another_host_is_not_followed(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    elsewhere = receivers()
+    redirecting = receivers(307, 302, answer_headers={"Location": elsewhere.url})
+    webhook = Webhook(url=redirecting.url, secret=SECRET, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.last_error is not None and delivery.last_error.startswith("HTTP 307")
+    assert "redirects are not followed" in delivery.last_error
+    assert [r.answered for r in redirecting.requests] == [307]
+    assert elsewhere.requests == []
+
+
+async def test_a_status_stands_when_its_body_cannot_be_decoded(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # A receiver whose answer says "Content-Encoding: gzip" over a body that is not gzip
+    # (a proxy's error page, say): reading the start of a 503's body raised httpx's
+    # DecodingError, which was taken as a request this side cannot send, so a delivery
+    # worth retrying failed at once, recorded as "DecodingError" instead of its status.
+    gzip = {"Content-Encoding": "gzip"}
+    busy = receivers(503, answer=b"not gzip at all", answer_headers=gzip)
+    gone = receivers(404, answer=b"not gzip either", answer_headers=gzip)
+    webhook = Webhook(url=busy.url, secret=SECRET, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        task = await standup(rt, options=TaskOptions(webhook_url=gone.url))
+        run = await rt.run_now(task.id)
+        deliveries = await eventually(settled(rt, run.run_id, 2))
+
+    outcomes = {d.url: (d.status, d.attempts, d.last_error) for d in deliveries}
+    assert outcomes == {busy.url: ("delivered", 2, "HTTP 503"), gone.url: ("failed", 1, "HTTP 404")}
+    assert [r.answered for r in busy.requests] == [503, 200]
+    assert [r.answered for r in gone.requests] == [404]
 
 
 async def test_an_answer_no_database_stores_is_recorded_and_fails_at_once(

@@ -777,6 +777,8 @@ class WebhookDispatcher:
         except httpx.TransportError as exc:  # connection refused or lost, DNS, timeouts
             if answer.status is None:  # else it was lost in the body: the status holds
                 return f"{type(exc).__name__}: {exc}".rstrip(": "), True
+        except httpx.DecodingError:
+            pass  # a body its Content-Encoding does not fit: its status came, and holds
         except Exception as exc:  # a URL httpx cannot use, say: trying again will not help
             return f"{type(exc).__name__}: {exc}".rstrip(": "), False
         status, text = answer.status, _snippet(answer.body)
