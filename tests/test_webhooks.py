@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import hmac
 import io
@@ -13,6 +14,7 @@ import logging
 import signal
 import socket
 import threading
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -383,6 +385,32 @@ async def test_a_status_stands_when_its_body_cannot_be_decoded(
     assert outcomes == {busy.url: ("delivered", 2, "HTTP 503"), gone.url: ("failed", 1, "HTTP 404")}
     assert [r.answered for r in busy.requests] == [503, 200]
     assert [r.answered for r in gone.requests] == [404]
+
+
+async def test_a_refusal_compressed_a_thousandfold_is_never_inflated(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # The start of a refusal's body is kept as its error, and it was read decoded: one
+    # 64 KiB network chunk of a gzip body of zeros came out as 64 MiB, held twice, for
+    # every request in flight. Requests now ask for an uncompressed answer, and a body
+    # sent compressed anyway is not read.
+    bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+    gone = receivers(410, answer=bomb, answer_headers={"Content-Encoding": "gzip"})
+    webhook = Webhook(url=gone.url, secret=SECRET, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        task = await standup(rt)
+        tracemalloc.start()
+        try:
+            run = await rt.run_now(task.id)
+            (delivery,) = await eventually(settled(rt, run.run_id))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak < 16 * 1024 * 1024, f"{peak / 1024 / 1024:.0f} MiB allocated at the peak"
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("failed", 1, "HTTP 410")
+    (request,) = gone.requests
+    assert request.headers["accept-encoding"] == "identity"
 
 
 async def test_an_answer_no_database_stores_is_recorded_and_fails_at_once(

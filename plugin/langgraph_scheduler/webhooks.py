@@ -756,6 +756,7 @@ class WebhookDispatcher:
         body = item.body.encode()
         timestamp = int(self.clock.now().timestamp())
         headers = {
+            "Accept-Encoding": "identity",  # a refusal's start is read: never inflated
             **self.webhook.headers,
             "Content-Type": "application/json",
             "User-Agent": _USER_AGENT,
@@ -777,8 +778,6 @@ class WebhookDispatcher:
         except httpx.TransportError as exc:  # connection refused or lost, DNS, timeouts
             if answer.status is None:  # else it was lost in the body: the status holds
                 return f"{type(exc).__name__}: {exc}".rstrip(": "), True
-        except httpx.DecodingError:
-            pass  # a body its Content-Encoding does not fit: its status came, and holds
         except Exception as exc:  # a URL httpx cannot use, say: trying again will not help
             return f"{type(exc).__name__}: {exc}".rstrip(": "), False
         status, text = answer.status, _snippet(answer.body)
@@ -796,13 +795,19 @@ class WebhookDispatcher:
     ) -> None:
         """POST, noting in ``answer`` the status as soon as it comes, then (for a
         refusal) the start of its body: a receiver that answers 2xx has accepted, however
-        slowly the rest of its answer comes, or never."""
+        slowly the rest of its answer comes, or never.
+
+        A refusal's body sent compressed is not read: each network chunk of it would be
+        inflated whole (a thousandfold for gzip), or fail to decode, for 200 characters.
+        """
         assert self._client is not None
         async with self._client.stream("POST", url, content=body, headers=headers) as response:
             answer.status = response.status_code
             if 200 <= response.status_code < 300:
                 return
-            async for chunk in response.aiter_bytes():
+            if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+                return
+            async for chunk in response.aiter_raw():
                 answer.body += chunk
                 if len(answer.body) >= _ERROR_BODY_CHARS:
                     break
