@@ -1283,6 +1283,26 @@ def test_signatures_expire() -> None:
     assert not verify_signature(body, **{**check, "timestamp": "soon"}, now=1_800_000_000)
 
 
+async def test_the_delivery_id_to_dedupe_on_is_the_signed_one_in_the_body(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # The signature covers the timestamp and the body, not the X-LGS-Delivery header: a
+    # request replayed within the tolerance under a header naming a new delivery still
+    # verifies, so a receiver deduping on the header (as the README told it to) took
+    # the replay as a new delivery. The body's delivery_id is signed, and the same.
+    receiver = receivers()
+    webhook = Webhook(url=receiver.url, secret=SECRET)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    (request,) = receiver.requests
+    replayed = Received({**request.headers, "x-lgs-delivery": uuid.uuid4().hex}, request.body, 0)
+    assert signed_by(replayed, SECRET)
+    payload = WebhookPayload.model_validate_json(replayed.body)
+    assert payload.delivery_id == delivery.delivery_id == request.headers["x-lgs-delivery"]
+
+
 _NOW = 1_800_000_000
 _BODY = b'{"event":"run.finished"}'
 _SIGNED = sign(_BODY, SECRET, _NOW)

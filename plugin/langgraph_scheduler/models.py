@@ -453,7 +453,8 @@ class WebhookDelivery(BaseModel):
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     delivery_id: str
-    """Sent as the ``X-LGS-Delivery`` header and in the body: receivers dedupe on it."""
+    """Sent in the body and as the ``X-LGS-Delivery`` header: receivers dedupe on the
+    body's, which the signature covers (the header is not signed)."""
     run_id: str
     task_id: str
     url: str

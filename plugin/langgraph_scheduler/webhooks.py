@@ -7,7 +7,8 @@ up a turn or a claim: records are handed to a background dispatcher, which store
 time, retries failures with jittered exponential backoff on the runtime's clock, and
 writes every attempt's outcome to the delivery's row (``runtime.deliveries(run_id)``). A
 delivery still pending when its runtime stops, or dies, is taken up by the next runtime
-on the same database: delivery is at least once, and receivers dedupe on its id.
+on the same database: delivery is at least once, and receivers dedupe on its id (the
+body's ``delivery_id``, which the signature covers).
 
 A record is in memory only between its run's finish and its delivery's row: a runtime
 killed in between would lose it, so each runtime keeps a *delivery floor* in the database
@@ -77,7 +78,8 @@ SIGNATURE_HEADER = "X-LGS-Signature"
 TIMESTAMP_HEADER = "X-LGS-Timestamp"
 """Unix seconds when the request was signed (part of the signed message)."""
 DELIVERY_HEADER = "X-LGS-Delivery"
-"""The delivery id, the same for every attempt of one delivery."""
+"""The delivery id, the same for every attempt of one delivery. Not signed: receivers
+dedupe on the body's ``delivery_id``, the same id under the signature."""
 EVENT_HEADER = "X-LGS-Event"
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
