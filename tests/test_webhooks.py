@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -546,16 +547,24 @@ async def test_without_a_webhook_nothing_is_sent(
 # -- time and restarts ----------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def fake_clock_run(
+    runtime_factory: Any, graph: Any, database: str, receiver: Receiver, **webhook: Any
+) -> AsyncIterator[tuple[SchedulerRuntime, FakeClock, TaskRunRecord]]:
+    """A runtime on a fake clock, delivering to ``receiver``, and a run it made."""
+    clock = FakeClock(FAKE_START)
+    hook = Webhook(url=receiver.url, secret=SECRET, **webhook)
+    async with runtime_factory(graph, database=database, clock=clock, webhook=hook) as rt:
+        yield rt, clock, await rt.run_now((await standup(rt)).id)
+
+
 async def test_backoff_waits_on_the_runtimes_clock(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
 ) -> None:
     receiver = receivers(503)
-    clock = FakeClock(FAKE_START)
-    webhook = Webhook(url=receiver.url, secret=SECRET, backoff_secs=60, max_backoff_secs=60)
-    async with runtime_factory(
-        make_graph(), database=sqlite_url, clock=clock, webhook=webhook
-    ) as rt:
-        run = await rt.run_now((await standup(rt)).id)
+    async with fake_clock_run(
+        runtime_factory, make_graph(), sqlite_url, receiver, backoff_secs=60, max_backoff_secs=60
+    ) as (rt, clock, run):
         await eventually(lambda: _some(receiver.requests))
         (waiting,) = await eventually(
             lambda: _attempted(rt, run.run_id)  # the failure is recorded
@@ -570,6 +579,32 @@ async def test_backoff_waits_on_the_runtimes_clock(
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
     stamps = [int(r.headers["x-lgs-timestamp"]) for r in receiver.requests]
     assert stamps[0] == int(FAKE_START.timestamp()) and stamps[1] >= stamps[0] + 120
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["120", format_datetime(FAKE_START + timedelta(seconds=120), usegmt=True)]
+)
+async def test_a_receiver_asking_to_retry_after_a_while_is_not_asked_sooner(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any, retry_after: str
+) -> None:
+    # A 429 or 503 with "Retry-After: 120" (seconds, or an HTTP date) was retried after
+    # the usual backoff (a second here), again and again while the receiver kept saying
+    # so, and the delivery failed once its attempts were spent on answers it had given.
+    receiver = receivers(429, answer_headers={"Retry-After": retry_after})
+    async with fake_clock_run(
+        runtime_factory, make_graph(), sqlite_url, receiver, backoff_secs=1, max_backoff_secs=600
+    ) as (rt, clock, run):
+        (waiting,) = await eventually(lambda: _attempted(rt, run.run_id))
+        await clock.advance(60)
+        await asyncio.sleep(0.2)
+        assert len(receiver.requests) == 1  # the receiver asked for two minutes
+        await clock.advance(61)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+
+    assert waiting.status == "pending" and waiting.last_error == "HTTP 429: try later"
+    assert waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at >= FAKE_START + timedelta(seconds=120)
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
 
 async def _attempted(rt: SchedulerRuntime, run_id: str) -> list[WebhookDelivery] | None:

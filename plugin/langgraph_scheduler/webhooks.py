@@ -36,7 +36,8 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from importlib import metadata
 from typing import Any
 
@@ -136,9 +137,9 @@ class Webhook(BaseModel):
     Note:
         With the defaults a delivery is tried 10 times over about 17 minutes. Answers
         2xx count as delivered once their status arrives (the body is not awaited); 408,
-        425, 429, 5xx, timeouts without a status and connection errors are retried; any
-        other answer (redirects included: they are not followed) fails the delivery at
-        once.
+        425, 429, 5xx, timeouts without a status and connection errors are retried, not
+        sooner than a ``Retry-After`` asks (up to ``max_backoff_secs``); any other
+        answer (redirects included: they are not followed) fails the delivery at once.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -631,10 +632,11 @@ class WebhookDispatcher:
     def _room(self) -> int:
         return max(_MAX_IN_MEMORY - len(self._active), 0)
 
-    def _lease_until(self, now: datetime, attempts: int) -> datetime:
-        """Until when a delivery stays ours: its next attempt's latest start, the
-        request's timeout, and a margin."""
-        hold = self.webhook.retry_wait_bound(attempts) + self.webhook.timeout_secs
+    def _lease_until(self, now: datetime, attempts: int, asked: float = 0.0) -> datetime:
+        """Until when a delivery stays ours: its next attempt's latest start (``asked``
+        at the earliest: the wait its receiver asked for), the request's timeout, and a
+        margin."""
+        hold = max(self.webhook.retry_wait_bound(attempts), asked) + self.webhook.timeout_secs
         return now + timedelta(seconds=hold + _LEASE_MARGIN_SECS)
 
     def _start(self, item: QueuedDelivery) -> None:
@@ -656,23 +658,27 @@ class WebhookDispatcher:
         attempts = item.attempts
         remaining = max(webhook.max_attempts - attempts, 1)
         settled = False
+        asked = 0.0
+        """The wait the last answer asked for (``Retry-After``)."""
 
         async def attempt_once() -> None:
-            nonlocal attempts, settled
+            nonlocal attempts, settled, asked
             if self._closing.is_set():
                 raise _Stopping
+            answer = _Answer()
             async with self._slots:
                 if self._closing.is_set():
                     raise _Stopping
-                error, retryable = await self._post(item)
+                error, retryable = await self._post(item, answer)
             attempts += 1
-            settled = await self._record(item, attempts, error, retryable)
+            asked = self._asked_wait(answer) if retryable else 0.0
+            settled = await self._record(item, attempts, error, retryable, asked)
 
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_RetryLater),
                 stop=stop_after_attempt(remaining),
-                wait=self._waiter(item.attempts),
+                wait=self._waiter(item.attempts, lambda: asked),
                 sleep=self._sleep,
                 reraise=True,
             ):
@@ -688,13 +694,35 @@ class WebhookDispatcher:
             if not settled:
                 self._unsettled.add(item.delivery_id)
 
-    def _waiter(self, before: int) -> Callable[[RetryCallState], float]:
+    def _waiter(self, before: int, asked: Callable[[], float]) -> Callable[[RetryCallState], float]:
         """Tenacity's wait: the backoff goes on doubling from where attempts made before
-        this claim (by this runtime or another) left it."""
-        return lambda state: self.webhook.retry_wait(before + state.attempt_number)
+        this claim (by this runtime or another) left it, and lasts at least as long as
+        the last answer ``asked``."""
+        return lambda state: max(self.webhook.retry_wait(before + state.attempt_number), asked())
+
+    def _asked_wait(self, answer: _Answer) -> float:
+        """The wait a refusal's ``Retry-After`` asks for (delay seconds, or an HTTP
+        date on the runtime's clock), at most ``max_backoff_secs``; 0 without one."""
+        value = (answer.retry_after or "").strip()
+        if value.isascii() and value.isdigit():
+            asked = float(value)
+        else:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return 0.0
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            asked = (when - self.clock.now()).total_seconds()
+        return min(max(asked, 0.0), self.webhook.max_backoff_secs)
 
     async def _record(
-        self, item: QueuedDelivery, attempts: int, error: str | None, retryable: bool
+        self,
+        item: QueuedDelivery,
+        attempts: int,
+        error: str | None,
+        retryable: bool,
+        asked: float = 0.0,
     ) -> bool:
         """Write an attempt's outcome; True once the delivery is settled (delivered,
         failed, or finished by another runtime), else :class:`_RetryLater`."""
@@ -706,7 +734,7 @@ class WebhookDispatcher:
         if error is None:
             status = "delivered"
         elif retryable and attempts < self.webhook.max_attempts:
-            status, next_at = "pending", self._lease_until(now, attempts)
+            status, next_at = "pending", self._lease_until(now, attempts, asked)
         written = await retrying(
             "record a webhook delivery",
             lambda: self.store.record_delivery(
@@ -752,8 +780,9 @@ class WebhookDispatcher:
         if self._draining.is_set():
             raise _Stopping
 
-    async def _post(self, item: QueuedDelivery) -> tuple[str | None, bool]:
-        """POST once; returns (None, _) when accepted, else (why, whether to retry)."""
+    async def _post(self, item: QueuedDelivery, answer: _Answer) -> tuple[str | None, bool]:
+        """POST once, noting what came in ``answer``; returns (None, _) when accepted,
+        else (why, whether to retry)."""
         assert self._client is not None
         body = item.body.encode()
         timestamp = int(self.clock.now().timestamp())
@@ -768,7 +797,6 @@ class WebhookDispatcher:
         }
         if self.webhook.secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self.webhook.secret, timestamp)
-        answer = _Answer()
         try:
             await asyncio.wait_for(
                 self._request(item.url, body, headers, answer), self.webhook.timeout_secs
@@ -805,6 +833,7 @@ class WebhookDispatcher:
         assert self._client is not None
         async with self._client.stream("POST", url, content=body, headers=headers) as response:
             answer.status = response.status_code
+            answer.retry_after = response.headers.get("Retry-After")
             if 200 <= response.status_code < 300:
                 return
             if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
@@ -822,6 +851,8 @@ class _Answer:
 
     status: int | None = None
     body: bytes = b""
+    retry_after: str | None = None
+    """Its ``Retry-After`` header."""
 
 
 def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
