@@ -122,6 +122,9 @@ def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None
         ("0 9 */2 * *", "0 9 */2 * *"),  # no day rule to carry over
         ("0 9 * * */2", "0 9 * * */2"),
         ("0 9 1,15 * 1", "0 9 1,15 * 1"),
+        ("0 9 ? * 1", "0 9 * * 1"),  # croniter reads "?" as "*": Mondays only
+        ("0 9 1 * ?", "0 9 1 * *"),
+        ("0 9 ? * ?", "0 9 * * *"),
     ],
 )
 def test_cron_schedule_keeps_langgraphs_day_rule(line: str, stored: str) -> None:
@@ -311,6 +314,12 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"timezone": ZoneInfo("right/Europe/Paris")}, InvalidSchedule, "use 'Europe/Paris'"),
         ({"end_time": NOW - timedelta(days=1)}, InvalidSchedule, "never fires"),
         ({"name": " "}, InvalidTask, "name"),
+        ({"schedule": None}, InvalidSchedule, "schedule must be a cron line .* got NoneType"),
+        ({"schedule": ["0 9 * * *"]}, InvalidSchedule, "schedule must be a cron line"),
+        ({"metadata": "daily"}, InvalidTask, "metadata must be a dict .* got str"),
+        ({"enabled": 0}, InvalidTask, "enabled must be True, False or None, got 0"),
+        ({"enabled": "no"}, InvalidTask, "enabled must be True, False or None"),
+        ({"thread_id": 123}, InvalidTask, "thread_id must be a string .* got int"),
     ],
 )
 async def test_fields_that_cannot_map_are_refused(

@@ -986,6 +986,11 @@ def _check_owner(owner: str) -> str:
 def _check_thread_id(thread_id: str) -> None:
     """Refuse a thread a task cannot continue: blank, longer than its column (256), or
     text no database can store."""
+    if not isinstance(thread_id, str):
+        raise InvalidTask(
+            "thread_id must be a string (or None for isolated runs), "
+            f"got {type(thread_id).__name__}"
+        )
     if not thread_id.strip():
         raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
     _check_text("thread_id", thread_id)

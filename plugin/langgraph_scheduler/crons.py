@@ -128,6 +128,12 @@ async def task_from_cron(
         TaskConflict: ``task_id`` is stored with other fields; ``update_task`` changes it.
     """
     trigger = trigger_from_input(input)
+    if enabled is not None and not isinstance(enabled, bool):
+        raise InvalidTask(f"enabled must be True, False or None, got {enabled!r}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidTask(
+            f"metadata must be a dict (its 'name' names the task), got {type(metadata).__name__}"
+        )
     if on_run_completed not in (None, "delete", "keep"):
         raise InvalidTask(f"on_run_completed must be 'delete' or 'keep', got {on_run_completed!r}")
     if on_run_completed is not None and thread_id is not None:
@@ -173,6 +179,10 @@ def cron_schedule(
     Raises:
         InvalidSchedule: the line, zone or end cannot be used.
     """
+    if not isinstance(schedule, str):
+        raise InvalidSchedule(
+            f"schedule must be a cron line such as '0 9 * * 1-5', got {type(schedule).__name__}"
+        )
     zone = "UTC" if timezone is None else zone_name(timezone)
     return Cron(_langgraph_day_rule(schedule), tz=zone, end=end_time)
 
@@ -182,8 +192,12 @@ def _langgraph_day_rule(schedule: str) -> str:
     day matching either day field whenever neither field is exactly ``*``; crontab(5),
     which :class:`Cron` follows, only when neither starts with ``*``. So a stepped day
     field (``*/2``) beside a restricted other one is written as the range it stands for
-    (``1-31/2``; ``0-6/2`` for the day of the week), which crontab(5) reads the same way."""
+    (``1-31/2``; ``0-6/2`` for the day of the week), which crontab(5) reads the same way.
+    A day field ``?`` (croniter's "no specific value") is ``*``, as croniter reads it."""
     parts = schedule.split()
+    if len(parts) == 5:
+        parts[2], parts[4] = ("*" if part == "?" else part for part in (parts[2], parts[4]))
+        schedule = " ".join(parts)
     if len(parts) != 5 or "*" in (parts[2], parts[4]):
         return schedule  # a macro, a malformed line (Cron says why), or no day rule
     for index, full in ((2, "1-31"), (4, "0-6")):
