@@ -8,6 +8,7 @@ thread, and fail loudly where blocking would deadlock.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import inspect
 import subprocess
@@ -655,6 +656,29 @@ def test_a_blocked_loop_fails_the_call_instead_of_hanging_and_nothing_is_done(
         release.set()
     facade.wait_idle()
     assert facade.list_tasks() == []  # the abandoned call never ran
+
+
+def test_ctrl_c_while_the_loop_is_blocked_leaves_nothing_done(
+    facade: SyncSchedulerRuntime,
+) -> None:
+    # Ctrl-C before the loop took the call up: the call must not run later behind the
+    # user's back (it did, once the loop was free again).
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Ctrl-C reaches the main thread only")
+    loop = facade.runtime.loop
+    assert loop is not None
+    release = threading.Event()
+    loop.call_soon_threadsafe(release.wait, 30)  # something blocks the runtime's loop
+    ctrl_c = threading.Timer(0.2, _thread.interrupt_main)
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            facade.create_task(name="Interrupted", schedule=Interval(hours=1), trigger="hi")
+    finally:
+        ctrl_c.join()
+        release.set()
+    facade.wait_idle()
+    assert facade.list_tasks() == []
 
 
 @pytest.mark.parametrize("inside_a_loop", [False, True])

@@ -98,7 +98,14 @@ def call_blocking(
         return await work()
 
     future = asyncio.run_coroutine_threadsafe(guarded(), loop)
-    if not started.wait(grace):
+    try:
+        taken_up = started.wait(grace)
+    except BaseException:  # e.g. Ctrl-C before the loop took the work up: never run it
+        with gate:
+            abandoned = not started.is_set()
+        future.cancel()
+        raise
+    if not taken_up:
         with gate:
             abandoned = not started.is_set()
         if abandoned:
