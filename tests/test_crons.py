@@ -125,6 +125,13 @@ def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None
         ("0 9 ? * 1", "0 9 * * 1"),  # croniter reads "?" as "*": Mondays only
         ("0 9 1 * ?", "0 9 1 * *"),
         ("0 9 ? * ?", "0 9 * * *"),
+        # croniter steps a day of the week from N up to 6 (Saturday), crontab(5) up to 7
+        # (Sunday again): "1/2" is Monday, Wednesday, Friday, not Sunday too.
+        ("0 9 * * 1/2", "0 9 * * 1-6/2"),
+        ("0 9 * * MON/2", "0 9 * * 1-6/2"),
+        ("0 9 * * 7/2", "0 9 * * 0-6/2"),  # 7 is Sunday: 0
+        ("0 9 * * 1,5/1", "0 9 * * 1,5-6/1"),
+        ("0 9 * * 1-7/2", "0 9 * * 1-7/2"),  # a range is read alike
     ],
 )
 def test_cron_schedule_keeps_langgraphs_day_rule(line: str, stored: str) -> None:
@@ -135,6 +142,8 @@ def test_cron_schedule_keeps_langgraphs_day_rule(line: str, stored: str) -> None
     either = schedule.next_fire_times(6, after=datetime(2027, 2, 1, tzinfo=timezone.utc))
     if line == "0 9 */2 * 1":
         assert [t.day for t in either] == [1, 3, 5, 7, 8, 9]  # 8: a Monday
+    if line == "0 9 * * 1/2":
+        assert {t.strftime("%a") for t in either} == {"Mon", "Wed", "Fri"}
 
 
 def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:

@@ -193,10 +193,13 @@ def _langgraph_day_rule(schedule: str) -> str:
     which :class:`Cron` follows, only when neither starts with ``*``. So a stepped day
     field (``*/2``) beside a restricted other one is written as the range it stands for
     (``1-31/2``; ``0-6/2`` for the day of the week), which crontab(5) reads the same way.
-    A day field ``?`` (croniter's "no specific value") is ``*``, as croniter reads it."""
+    A day field ``?`` (croniter's "no specific value") is ``*``, as croniter reads it, and
+    a stepped day of the week from a start (``1/2``) runs up to Saturday (``1-6/2``), as in
+    croniter, not to crontab(5)'s 7 (Sunday again)."""
     parts = schedule.split()
     if len(parts) == 5:
-        parts[2], parts[4] = ("*" if part == "?" else part for part in (parts[2], parts[4]))
+        parts[2] = "*" if parts[2] == "?" else parts[2]
+        parts[4] = "*" if parts[4] == "?" else ",".join(map(_to_saturday, parts[4].split(",")))
         schedule = " ".join(parts)
     if len(parts) != 5 or "*" in (parts[2], parts[4]):
         return schedule  # a macro, a malformed line (Cron says why), or no day rule
@@ -204,6 +207,24 @@ def _langgraph_day_rule(schedule: str) -> str:
         items = parts[index].split(",")
         parts[index] = ",".join(full + item[1:] if item.startswith("*") else item for item in items)
     return " ".join(parts)
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _to_saturday(item: str) -> str:
+    """A day-of-week item ``N/step`` as croniter reads it: ``N-6/step`` (7 is Sunday, 0)."""
+    start, slash, step = item.partition("/")
+    if not slash or "-" in start or start == "*":
+        return item
+    lowered = start.lower()
+    if lowered in _WEEKDAYS:
+        day = _WEEKDAYS.index(lowered)
+    elif start.isdigit() and int(start) <= 7:
+        day = int(start) % 7
+    else:
+        return item  # Cron says why it is not a day
+    return f"{day}-6/{step}"
 
 
 def trigger_from_input(
