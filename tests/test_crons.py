@@ -132,6 +132,12 @@ def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None
         ("0 9 * * 7/2", "0 9 * * 0-6/2"),  # 7 is Sunday: 0
         ("0 9 * * 1,5/1", "0 9 * * 1,5-6/1"),
         ("0 9 * * 1-7/2", "0 9 * * 1-7/2"),  # a range is read alike
+        # croniter reads a day field that holds every day as "*" when the other field has
+        # a "*" in it: the other field alone decides, no day rule.
+        ("0 9 */1 * */2", "0 9 * * */2"),
+        ("0 9 1-31 * 1,*/3", "0 9 * * 1,*/3"),
+        ("0 9 */2 * 0-6", "0 9 */2 * *"),
+        ("0 9 1-31 * 1", "0 9 1-31 * 1"),  # no "*" beside it: every day, as in crontab(5)
     ],
 )
 def test_cron_schedule_keeps_langgraphs_day_rule(line: str, stored: str) -> None:

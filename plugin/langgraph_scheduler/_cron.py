@@ -58,6 +58,7 @@ __all__ = [
     "next_fire",
     "parse_cron",
     "resolve_wall",
+    "selects_all",
     "skipped_walls",
 ]
 
@@ -227,6 +228,14 @@ def _expand_field(text: str, field: CronField) -> frozenset[int]:
     if not values:  # a step past its start's range: nothing would ever match
         raise InvalidSchedule(f"{text!r} selects no {field.name}: allowed {field.allowed}")
     return frozenset(values)
+
+
+def selects_all(text: str, field: CronField) -> bool:
+    """Whether a field's text selects each of its values (False when it is malformed)."""
+    try:
+        return _expand_field(text.lower(), field) == frozenset(range(field.low, field.top + 1))
+    except InvalidSchedule:
+        return False
 
 
 def _cronsim_expr(values: tuple[frozenset[int], ...], starred: tuple[bool, ...]) -> str:

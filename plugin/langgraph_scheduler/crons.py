@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._cron import DAY_OF_MONTH, DAY_OF_WEEK, selects_all
 from .errors import InvalidPayload, InvalidSchedule, InvalidTask, TaskNotFound
 from .models import Task, TaskOptions, check_webhook_url
 from .schedules import Cron, zone_name
@@ -195,11 +196,18 @@ def _langgraph_day_rule(schedule: str) -> str:
     (``1-31/2``; ``0-6/2`` for the day of the week), which crontab(5) reads the same way.
     A day field ``?`` (croniter's "no specific value") is ``*``, as croniter reads it, and
     a stepped day of the week from a start (``1/2``) runs up to Saturday (``1-6/2``), as in
-    croniter, not to crontab(5)'s 7 (Sunday again)."""
+    croniter, not to crontab(5)'s 7 (Sunday again). A day field that holds every day
+    (``*/1``, ``0-6``) is ``*`` when the other one has a ``*`` in it, as croniter reads it:
+    the other field alone then decides."""
     parts = schedule.split()
     if len(parts) == 5:
         parts[2] = "*" if parts[2] == "?" else parts[2]
         parts[4] = "*" if parts[4] == "?" else ",".join(map(_to_saturday, parts[4].split(",")))
+        dom, dow = parts[2], parts[4]
+        if "*" in dow and selects_all(dom, DAY_OF_MONTH):
+            parts[2] = "*"
+        if "*" in dom and selects_all(dow, DAY_OF_WEEK):
+            parts[4] = "*"
         schedule = " ".join(parts)
     if len(parts) != 5 or "*" in (parts[2], parts[4]):
         return schedule  # a macro, a malformed line (Cron says why), or no day rule
