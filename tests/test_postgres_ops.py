@@ -616,9 +616,10 @@ async def test_the_start_up_lock_outlives_idle_in_transaction_session_timeout(
     assert free_mid_start == [False], "the start-up lock was freed mid-start"
 
 
-def _keepalive_of(client_port: int) -> tuple[int, int, int, int]:
+def _keepalive_of(client_port: int) -> tuple[int, int, int, int] | None:
     """The TCP keepalive options (on, idle, interval, count) of this process's socket
-    whose local port is ``client_port``, as the kernel holds them."""
+    whose local port is ``client_port``, as the kernel holds them; None when this process
+    has no such socket."""
     for fd in os.listdir("/proc/self/fd"):
         try:
             if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
@@ -637,7 +638,7 @@ def _keepalive_of(client_port: int) -> tuple[int, int, int, int]:
                 sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
                 sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
             )
-    raise AssertionError(f"no socket of this process on local port {client_port}")
+    return None
 
 
 def _our_sessions(postgres_url: str) -> dict[str, list[int]]:
@@ -674,8 +675,16 @@ async def test_every_session_of_a_replica_has_tcp_keepalives_the_url_may_change(
         assert f"LISTEN {TASK_CHANGES_CHANNEL}" in sessions
         assert any("checkpoint" in q for q in sessions), sessions  # the checkpointer's
         ports = [port for found in sessions.values() for port in found]
-        assert len(ports) >= 4, sessions  # the pool, the session, the checkpointer, LISTEN
-        assert {port: _keepalive_of(port) for port in ports} == dict.fromkeys(ports, want)
+        options = {port: _keepalive_of(port) for port in ports}
+        gone = {port for port, option in options.items() if option is None}
+        if gone:  # closed meanwhile (a pool's overflow connection, on its return), its
+            # backend still listed for a moment: it must leave, or it is no session of ours
+            await asyncio.sleep(1)
+            listed = {port for found in _our_sessions(postgres_url).values() for port in found}
+            assert not gone & listed, f"sessions on ports {gone & listed} are not this process's"
+        kept = {port: option for port, option in options.items() if option is not None}
+        assert len(kept) >= 4, sessions  # the pool, the session, the checkpointer, LISTEN
+        assert kept == dict.fromkeys(kept, want)
 
 
 async def test_a_start_waits_for_another_start_up_saying_so_then_gives_up_in_one_line(
