@@ -274,21 +274,24 @@ async def test_a_million_runs_are_indexed_while_a_replica_writes(
     beside = 0
     try:
         builder = await _until(lambda: _builder(earlier), "the index build", secs=60)
-        # A snapshot older than the build's: the build waits for it to end before it
-        # ends itself, so on a loaded machine it cannot end before writes beside it
-        # have. (Taken before the start, it would hold up the checkpointer's own
-        # concurrent index builds at start.)
-        await old.execute("SELECT 1")
+        # The build waits for the open write before it reads the table: writes made now
+        # are beside it however slow this process is (each checks it never waits for
+        # the build's lock, and that the build still ran when it ended).
+        await old.execute("SELECT 1")  # a snapshot older than the build's (see below)
+        while beside < 3:
+            assert await _write_beside(postgres_url, earlier, builder, f"waiting-{beside}")
+            beside += 1
         await held.rollback()  # the build goes on to read the table
+        # Beside it as it reads and validates: it waits for the older snapshot before it
+        # ends, so these come while it runs, as many as its length allows.
         while await _builder(earlier) == builder:
             beside += await _write_beside(postgres_url, earlier, builder, f"beside-{beside}")
-            if beside >= 3 and not old.closed:
+            if beside >= 6 and not old.closed:
                 await old.close()  # the snapshot ends: the build may end too
     finally:
         await held.close()
         await old.close()
         await asyncio.gather(start, return_exceptions=True)
-    assert beside >= 3  # writes ended while the build ran, none waiting for its lock
     assert await _until(lambda: _valid(earlier), "a valid index", secs=60)
 
 
