@@ -41,6 +41,7 @@ from langgraph_scheduler import (
     store_sqlite,
 )
 from langgraph_scheduler._upkeep import dead_holders, process_host
+from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import runs_table, tasks_table
@@ -979,15 +980,19 @@ async def test_finished_fires_leave_nothing_behind_that_grows_with_their_number(
     assert after_60 - after_20 < 20, f"{after_60 - after_20} more objects after 40 more fires"
 
 
-async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
-    sqlite_url: str, runtime_factory: Any
-) -> None:
+def _counting_graph() -> StateGraph[Any, Any, Any, Any]:
+    """A graph whose model answers how many messages it was given ("seen N")."""
+
     def reply(messages: list[BaseMessage]) -> str:
         return f"seen {len(messages)}"
 
-    rt = runtime_factory(
-        build_graph(ScriptedChatModel(steps=[reply], cycle=True)), database=sqlite_url
-    )
+    return build_graph(ScriptedChatModel(steps=[reply], cycle=True))
+
+
+async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    rt = runtime_factory(_counting_graph(), database=sqlite_url)
     async with rt:
         task = await rt.create_task(
             name="n",
@@ -1004,6 +1009,36 @@ async def test_user_turns_and_scheduled_turns_share_the_thread_lock(
         )
         assert result["task_source"] is None
         assert result["messages"][-1].text == "seen 1"
+
+
+async def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # ainvoke inside the caller's own thread_lock of that thread waited for itself for
+    # good. It is refused at once, naming the fix; a task started inside the hold still
+    # waits for it as any other caller does, and a hold with a timeout says busy.
+    rt = runtime_factory(_counting_graph(), database=sqlite_url)
+    turn = {"messages": [HumanMessage("mine")]}
+    shared: RunnableConfig = {"configurable": {"thread_id": "shared"}}
+    async with rt:
+        async with rt.thread_lock("shared"):
+            with pytest.raises(RuntimeError, match="rt.graph.ainvoke"):
+                await rt.ainvoke(turn, shared)
+            with pytest.raises(RuntimeError, match="holds thread 'shared' already"):
+                async with rt.thread_lock("shared"):
+                    pass
+            with pytest.raises(ThreadBusy):
+                async with rt.thread_lock("shared", timeout=0.01):
+                    pass
+            inside = await rt.graph.ainvoke({**turn, "task_source": None}, shared)
+            again = {"messages": [HumanMessage("again")]}
+            later = asyncio.ensure_future(rt.ainvoke(again, shared))  # waits for the hold
+            await asyncio.sleep(0.05)
+            assert not later.done()
+        assert inside["messages"][-1].text == "seen 1"
+        assert len((await later)["messages"]) == len(inside["messages"]) + 2  # after it
+        async with rt.thread_lock("shared", timeout=0):  # nothing left held
+            pass
 
 
 def _asks_in_a_subgraph() -> StateGraph[Any, Any, Any, Any]:

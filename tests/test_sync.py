@@ -146,6 +146,30 @@ def test_thread_lock_holds_a_thread_against_other_turns(facade: SyncSchedulerRun
         pass
 
 
+def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
+    facade: SyncSchedulerRuntime,
+) -> None:
+    # invoke inside the caller's own thread_lock of that thread waited for itself for
+    # good; it is refused at once, naming the fix. Another thread still waits for it.
+    with facade.thread_lock("alice"):
+        with pytest.raises(RuntimeError, match="outside the hold \\(invoke holds"):
+            facade.invoke({"messages": [HumanMessage("Hello")]}, ALICE)
+        with pytest.raises(RuntimeError, match="holds thread 'alice' already"):
+            with facade.thread_lock("alice"):
+                pass
+        other: list[Any] = []
+        waiting = threading.Thread(
+            target=lambda: other.append(facade.invoke({"messages": [HumanMessage("Yo")]}, ALICE))
+        )
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive()  # waits for the hold, as any other caller's turn
+    waiting.join(30)
+    assert len(other) == 1 and other[0]["messages"][-1].type == "ai"
+    with facade.thread_lock("alice", timeout=0):  # nothing left held
+        pass
+
+
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
     facade: SyncSchedulerRuntime,
 ) -> None:

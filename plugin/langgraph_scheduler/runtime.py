@@ -244,6 +244,9 @@ class SchedulerRuntime:
         """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now, counted
         by the task that entered the hold (a stop by that task cannot wait for its own:
         they end only after it)."""
+        self._held_by: dict[str, asyncio.Task[Any]] = {}
+        """The task holding each thread held through :meth:`thread_lock` right now: a
+        hold of it by that same task, without a timeout, would wait for itself."""
         self._hold_ended = asyncio.Event()
         self._started = asyncio.Event()
         """Set once a start has ended, the runtime started or not (what a stop called
@@ -837,14 +840,27 @@ class SchedulerRuntime:
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+            RuntimeError: no ``timeout``, and the calling task holds the thread already
+                (this hold, or :meth:`ainvoke`, inside its own hold would wait for itself).
         """
         if self._state != "running":
             raise self._not_running()
         task = asyncio.current_task()
+        if timeout is None and task is not None and self._held_by.get(thread_id) is task:
+            raise RuntimeError(
+                _SELF_HOLD.format(
+                    thread=thread_id, turn="'await rt.graph.ainvoke(...)'", outside="ainvoke"
+                )
+            )
         self._holding[task] = self._holding.get(task, 0) + 1
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
-                yield
+                if task is not None:  # the thread is ours alone until the block ends
+                    self._held_by[thread_id] = task
+                try:
+                    yield
+                finally:
+                    self._held_by.pop(thread_id, None)
         finally:
             self._holding[task] -= 1
             if not self._holding[task]:
@@ -968,6 +984,15 @@ class SchedulerRuntime:
 
     async def _emit_event(self, event: TaskEvent) -> None:
         await _call_all(self._event_listeners, event)
+
+
+_SELF_HOLD = (
+    "this caller holds thread {thread!r} already (thread_lock), so a turn or another hold "
+    "of it without a timeout would wait for itself: inside the hold, run the turn on the "
+    "graph itself ({turn}), or make it outside the hold ({outside} holds the thread for "
+    "its own turn)"
+)
+"""The refusal of a hold of a thread inside the caller's own hold of it."""
 
 
 def _check_options(

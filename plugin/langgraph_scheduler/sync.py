@@ -23,7 +23,7 @@ from langgraph.pregel import Pregel
 
 from ._loops import LOOP_GRACE_SECS, call_blocking
 from .errors import NotRunning
-from .runtime import EventListener, GraphInput, RunListener, SchedulerRuntime
+from .runtime import _SELF_HOLD, EventListener, GraphInput, RunListener, SchedulerRuntime
 
 __all__ = ["SyncSchedulerRuntime"]
 
@@ -117,6 +117,10 @@ class SyncSchedulerRuntime:
         self._holding: set[asyncio.Task[Any]] = set()
         """The calls above that hold a thread (``thread_lock``)."""
         self._drained = False
+        self._held_by: dict[str, int] = {}
+        """The calling thread holding each conversation thread held through
+        :meth:`thread_lock` (its hold lives in a task of its own): a turn or a hold of it
+        without a timeout from that same caller would wait for itself."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -256,6 +260,7 @@ class SyncSchedulerRuntime:
         """Run a user turn on the graph without interleaving with scheduled turns (the
         sync twin of :meth:`SchedulerRuntime.ainvoke`)."""
         runtime = self.runtime
+        self._refuse_own_hold(str((config.get("configurable") or {}).get("thread_id", "")))
         return self._call(lambda: runtime.ainvoke(input, config), "invoke")
 
     @contextlib.contextmanager
@@ -264,13 +269,29 @@ class SyncSchedulerRuntime:
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+            RuntimeError: no ``timeout``, and this calling thread holds the thread already
+                (this hold, or :meth:`invoke`, inside its own hold would wait for itself).
         """
         caller = threading.get_ident()
+        if timeout is None:
+            self._refuse_own_hold(thread_id)
         hold = self._call(lambda: self._hold(thread_id, timeout, caller), "thread_lock")
+        self._held_by[thread_id] = caller  # ours alone until the block ends
         try:
             yield
         finally:
+            self._held_by.pop(thread_id, None)
             self._call(hold.release, "thread_lock", releasing=True)
+
+    def _refuse_own_hold(self, thread_id: str) -> None:
+        if thread_id and self._held_by.get(thread_id) == threading.get_ident():
+            raise RuntimeError(
+                _SELF_HOLD.format(
+                    thread=thread_id,
+                    turn="'rt.graph.invoke(...)', for a graph whose nodes are sync",
+                    outside="invoke",
+                )
+            )
 
     @property
     def graph(self) -> Pregel[Any, Any, Any, Any]:
