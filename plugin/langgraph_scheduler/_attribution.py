@@ -26,6 +26,7 @@ __all__ = [
     "AttributionKey",
     "SourceCheck",
     "check_messages_key",
+    "triggers_run",
 ]
 
 SourceCheck = Callable[[Any, "str | None"], bool]
@@ -64,6 +65,15 @@ def check_messages_key(messages_key: Any) -> str:
             "e.g. 'messages' or 'chat'"
         )
     return messages_key
+
+
+def triggers_run(additional_kwargs: Any, run_id: Any) -> bool:
+    """Whether a human message's ``additional_kwargs`` carry the ``task_source`` of run
+    ``run_id``: the message that triggered that run (or a copy of it)."""
+    if not isinstance(additional_kwargs, Mapping):
+        return False
+    source = additional_kwargs.get(SOURCE_KEY)
+    return isinstance(source, Mapping) and source.get("run_id") == run_id
 
 
 class AttributionKey:

@@ -24,7 +24,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from pydantic import ValidationError
 
-from ._attribution import SOURCE_KEY, AttributionKey
+from ._attribution import SOURCE_KEY, AttributionKey, triggers_run
 from .errors import InvalidGraph, ThreadBusy
 from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
@@ -508,7 +508,9 @@ def _own_reply(messages: Any, run_id: str) -> str:
         if isinstance(message, BaseMessage):
             if isinstance(message, AIMessage):
                 return message.text
-            if isinstance(message, HumanMessage) and _triggers(message.additional_kwargs, run_id):
+            if isinstance(message, HumanMessage) and triggers_run(
+                message.additional_kwargs, run_id
+            ):
                 return ""
         elif isinstance(message, Mapping):
             kind = message.get("type")
@@ -518,17 +520,9 @@ def _own_reply(messages: Any, run_id: str) -> str:
                     return AIMessage(content=content).text
                 except ValidationError:
                     return str(content)
-            if kind in _HUMAN_TYPES and _triggers(message.get("additional_kwargs"), run_id):
+            if kind in _HUMAN_TYPES and triggers_run(message.get("additional_kwargs"), run_id):
                 return ""
     return ""
-
-
-def _triggers(additional_kwargs: Any, run_id: str) -> bool:
-    """Whether a human message's ``additional_kwargs`` make it the trigger of ``run_id``."""
-    if not isinstance(additional_kwargs, Mapping):
-        return False
-    source = additional_kwargs.get("task_source")
-    return isinstance(source, Mapping) and source.get("run_id") == run_id
 
 
 def exception_text(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 
-from ._attribution import SOURCE_KEY, SourceCheck, check_messages_key
+from ._attribution import SOURCE_KEY, SourceCheck, check_messages_key, triggers_run
 from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
@@ -87,12 +87,10 @@ def task_source_of(
 def _sent_before(source: TaskSource, messages: Sequence[BaseMessage], index: int) -> bool:
     """Whether a human message before ``messages[index]`` carries the run of ``source``."""
     run_id = source.get("run_id")
-    for message in messages[:index]:
-        if isinstance(message, HumanMessage):
-            earlier = message.additional_kwargs.get("task_source")
-            if isinstance(earlier, Mapping) and earlier.get("run_id") == run_id:
-                return True
-    return False
+    return any(
+        isinstance(message, HumanMessage) and triggers_run(message.additional_kwargs, run_id)
+        for message in messages[:index]
+    )
 
 
 def trigger_node(
