@@ -37,6 +37,7 @@ __all__ = [
     "admin_url",
     "check_burst",
     "check_each_once",
+    "direct_calls",
     "direct_input",
     "far_future",
     "interleave",
@@ -227,6 +228,21 @@ def direct_input(prompt: str = "benchmark") -> tuple[dict[str, Any], RunnableCon
         {"messages": [HumanMessage(content=prompt)], "task_source": None},
         {"configurable": {"thread_id": f"direct-{uuid.uuid4().hex}"}},
     )
+
+
+async def direct_calls(graph: Any, n: int, workers: int) -> tuple[float, float]:
+    """``n`` direct ``graph.ainvoke`` calls of fresh threads (:func:`direct_input`), by
+    ``workers`` workers at a time: the wall and CPU seconds they took (the baseline of a
+    drain rate)."""
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        for _ in todo:
+            await graph.ainvoke(*direct_input())
+
+    cpu, start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 class RecordWaiter:

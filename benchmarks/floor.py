@@ -50,6 +50,7 @@ from langgraph_scheduler.store_sqlite import _VIEWS_DDL
 
 from .common import (
     RecordWaiter,
+    direct_calls,
     direct_input,
     far_future,
     median,
@@ -186,17 +187,8 @@ async def _main(fires: int, rounds: int) -> None:
         bursts = iter(range(10_000))
 
         async def direct(workers: int = WORKERS) -> Rate:
-            todo = iter(range(fires))
-
-            async def worker() -> None:
-                for _ in todo:
-                    payload, config = direct_input()
-                    await graph.ainvoke(payload, config)
-
-            cpu, start = time.process_time(), time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(workers)))
-            spent = (time.process_time() - cpu) / fires * 1e6
-            return spent, fires / (time.perf_counter() - start)
+            wall, cpu = await direct_calls(graph, fires, workers)
+            return cpu / fires * 1e6, fires / wall
 
         async def runtime() -> Rate:
             waiter.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from .common import (
     RecordWaiter,
     Row,
     check_burst,
-    direct_input,
+    direct_calls,
     interleave,
     median,
     records_per_task,
@@ -66,16 +65,8 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
         graph = rt.graph
 
         async def direct() -> float:
-            todo = iter(range(n))
-
-            async def worker() -> None:
-                for _ in todo:
-                    payload, config = direct_input()
-                    await graph.ainvoke(payload, config)
-
-            start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(WORKERS)))
-            return n / (time.perf_counter() - start)
+            wall, _ = await direct_calls(graph, n, WORKERS)
+            return n / wall
 
         async def scheduled() -> float:
             waiter.clear()

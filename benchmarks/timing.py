@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +19,7 @@ from .common import (
     Figure,
     Row,
     check_each_once,
+    direct_calls,
     direct_input,
     interleave,
     median,
@@ -182,15 +182,8 @@ async def _drain(turns: int, path: Path) -> float:
             graph = rt.graph
             for _ in range(10):  # warm-up: first checkpoint, SQLite pages
                 await graph.ainvoke(*direct_input())
-            todo = iter(range(turns))
-
-            async def worker() -> None:
-                for _ in todo:
-                    await graph.ainvoke(*direct_input())
-
-            start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(WORKERS)))
-            return turns / (time.perf_counter() - start)
+            wall, _ = await direct_calls(graph, turns, WORKERS)
+            return turns / wall
     finally:
         remove_sqlite(path)
 
