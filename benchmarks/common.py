@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import math
+import operator
 import os
 import statistics
 import time
@@ -26,7 +27,13 @@ from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Once, Task, TaskRunRecord
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import Store, _task_row, open_store, runs_table, tasks_table
+from langgraph_scheduler.store import (
+    Store,
+    _task_row,
+    open_store,
+    runs_table,
+    tasks_table,
+)
 
 __all__ = [
     "CollectorTime",
@@ -75,9 +82,16 @@ class Row:
     sizes judge nothing (only its correctness checks can fail); False wherever no value
     was measured (``measured`` NaN), whatever the ratio of the rounds that gave one.
 
+    The goal's comparison, where given (``op`` one of ``OPS``, against ``limit`` for the
+    measured value and/or ``ratio_limit`` for the ratio), makes the verdict (every given
+    limit must hold; a ``met`` passed too must hold as well) and lets the table show the
+    judged values with enough digits to read as the verdict does. A line judged on its
+    ratio that has none (no round with a usable baseline) never meets its goal either.
+
     Raises:
-        ValueError: the row has no goal, or (outside a smoke run) a measured value but no
-            verdict: a line that could never fail.
+        ValueError: the row has no goal, an ``op`` that is not one of ``OPS`` or without a
+            limit, or (outside a smoke run) a measured value but no verdict: a line that
+            could never fail.
     """
 
     figure: str
@@ -92,18 +106,60 @@ class Row:
     smoke: bool = False
     ratio_min: float | None = None
     ratio_max: float | None = None
+    op: str = ""
+    limit: float | None = None
+    ratio_limit: float | None = None
 
     def __post_init__(self) -> None:
-        if self.ratio is None and self.baseline:
+        if self.ratio is None and usable_baseline(self.baseline):
+            assert self.baseline is not None
             self.ratio = self.measured / self.baseline
         if not self.goal:
             raise ValueError(f"the line {self.label!r} of {self.figure!r} has no goal")
+        no_limit = self.limit is None and self.ratio_limit is None
+        if self.op and (self.op not in OPS or no_limit):
+            raise ValueError(
+                f"the line {self.label!r} of {self.figure!r} compares with {self.op!r} "
+                f"against limits {self.limit}, {self.ratio_limit}: give one of {sorted(OPS)} "
+                "and a limit"
+            )
         if self.smoke:
             return
-        if math.isnan(self.measured):
-            self.met = False  # lost fires or a crash: a value missing never meets a goal
+        if self.missing():
+            self.met = False  # lost fires, a crash, a broken baseline: never meets a goal
+        elif self.op:
+            meets = all(OPS[self.op](value, limit) for value, limit in self.judged())
+            self.met = meets if self.met is None else self.met and meets
         elif self.met is None:
             raise ValueError(f"the line {self.label!r} of {self.figure!r} has no verdict")
+
+    def judged(self) -> list[tuple[float, float]]:
+        """(value, limit) of each value the goal compares (none without an ``op``)."""
+        pairs = [(self.measured, self.limit), (self.ratio, self.ratio_limit)]
+        return [(v, lim) for v, lim in pairs if lim is not None and v is not None]
+
+    def missing(self) -> bool:
+        """Whether a value the verdict needs is missing: the measured value, the ratio of
+        a line judged on it (no round had a usable baseline), or a limit (one made from a
+        baseline that measured nothing)."""
+        judged = [self.measured, *(v for pair in self.judged() for v in pair)]
+        ratio_lost = self.ratio_limit is not None and self.ratio is None
+        return ratio_lost or any(math.isnan(v) for v in judged)
+
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+"""The comparisons a goal may make of a value with its limit."""
+
+
+def usable_baseline(value: float | None) -> bool:
+    """Whether a baseline can divide: above 0 and finite. Zero, negative or NaN means the
+    baseline's measurement is broken (a ratio of it would say nothing, or flatter)."""
+    return value is not None and math.isfinite(value) and value > 0
 
 
 @dataclass
@@ -122,6 +178,19 @@ class Figure:
         """Record a correctness invariant (never a timing) that did not hold."""
         if not ok:
             self.failed_checks.append(message)
+
+    def ratios(self, label: str, measured: list[float], baseline: list[float]) -> Spread:
+        """The ratio fields of a line judged on its ratio (``**``-pass them to ``Row``):
+        measured / baseline per round (:func:`round_ratios`). A round whose baseline is
+        not :func:`usable_baseline` is a failed check, not a timing: its measurement is
+        broken, and its ratio (none) never counts."""
+        broken = [f"{b:g}" for b in baseline if not usable_baseline(b)]
+        self.check(
+            not broken,
+            f"{label}: {len(broken)} of {len(baseline)} rounds measured a baseline of "
+            f"{', '.join(broken)} (not above 0): the measurement is broken",
+        )
+        return spread(round_ratios(measured, baseline))
 
     async def part(self, label: str, work: Awaitable[object]) -> None:
         """Run one part (a backend); if it raises, record that and go on with the next."""
@@ -360,9 +429,10 @@ def median(values: list[float]) -> float:
 
 
 def round_ratios(measured: list[float], baseline: list[float]) -> list[float]:
-    """measured / baseline of each interleaved round (a round without a value is NaN)."""
+    """measured / baseline of each interleaved round (a round without a value, or whose
+    baseline is not :func:`usable_baseline`, is NaN)."""
     return [
-        m / b if b and not (math.isnan(m) or math.isnan(b)) else math.nan
+        m / b if usable_baseline(b) and not math.isnan(m) else math.nan
         for m, b in zip(measured, baseline, strict=True)
     ]
 

@@ -187,7 +187,9 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
             baseline_label=f"ideal {n:,}/{limit} × {TURN_SECS:g} s",
             measured=measured,
             goal=f"≤ {GOAL:g}× ideal ({GOAL * ideal:g} s)",
-            met=measured <= GOAL * ideal,
+            op="<=",
+            limit=GOAL * ideal,
+            ratio_limit=GOAL,
             **spread([w / ideal for w in walls]),
         )
     )
@@ -199,10 +201,11 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
             unit="",
             baseline=0.0,
             baseline_label="none allowed",
-            measured=not_started,
+            measured=not_started if results else math.nan,
             ratio=math.nan,
             goal="0",
-            met=bool(results) and not_started == 0,
+            op="<=",
+            limit=0.0,
         )
     )
     fig.notes.append(

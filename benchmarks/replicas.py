@@ -24,9 +24,7 @@ from .common import (
     interleave,
     median,
     reachable_postgres,
-    round_ratios,
     scratch_database,
-    spread,
     utcnow,
 )
 
@@ -270,7 +268,7 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
         return results["three"][-1].rate
 
     values = await interleave(rounds, {"one": one, "three": three})
-    ratios = spread(round_ratios(values["three"], values["one"]))
+    ratios = fig.ratios("3 replicas against 1", values["three"], values["one"])
     fig.rows.append(
         Row(
             figure="replicas",
@@ -280,7 +278,8 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
             baseline_label="1 replica",
             measured=median(values["three"]),
             goal="> 1× one replica",
-            met=ratios["ratio"] > 1,  # False when no round gave a rate (NaN)
+            op=">",
+            ratio_limit=1.0,
             **ratios,
         )
     )
@@ -296,7 +295,8 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
             measured=float(total) if ran else math.nan,
             ratio=math.nan,
             goal="0",
-            met=bool(ran) and total == 0,  # no round that ran proves nothing
+            op="<=",  # no round that ran proves nothing: no value, never met
+            limit=0.0,
         )
     )
 
@@ -318,7 +318,8 @@ async def run(*, quick: bool, workdir: Path) -> Figure:
                 measured=measured,
                 ratio=math.nan,
                 goal=f"≤ {goal:g}",
-                met=measured <= goal,
+                op="<=",
+                limit=goal,
             )
         )
     return fig

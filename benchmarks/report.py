@@ -7,7 +7,7 @@ import os
 import platform
 from importlib import metadata
 
-from .common import Figure, Row
+from .common import OPS, Figure, Row
 
 __all__ = ["machine", "markdown", "table"]
 
@@ -68,38 +68,67 @@ def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
-def _num(value: float | None, unit: str = "") -> str:
+MAX_PLACES = 4
+"""Decimals a judged value is given at most to read as its verdict does."""
+
+
+def _shown(value: float, places: int, row: Row, limit: float | None) -> str:
+    """``value`` to ``places`` decimals, where it is judged (a ``limit`` of ``row``'s
+    ``op``) such that the text reads as the verdict does: with more decimals where fewer
+    would round it across the limit (1.254 against ≤ 1.25 reads 1.254, never 1.25 beside
+    SHORT; 1.9996 against < 2 reads 1.9996, never 2.00 beside met), and past
+    ``MAX_PLACES`` rounded towards the verdict's side (1.2500001 reads 1.2501)."""
+    if limit is None or row.met is None or not row.op or not math.isfinite(value):
+        return f"{value:,.{places}f}"
+    meets = OPS[row.op]
+    for digits in range(places, MAX_PLACES + 1):
+        text = f"{value:,.{digits}f}"
+        if meets(float(text.replace(",", "")), limit) == row.met:
+            return text
+    step = 10.0**-MAX_PLACES
+    above = (row.op in ("<=", "<")) != row.met  # short of an upper bound, or meets a lower
+    rounded = (math.ceil if above else math.floor)(value / step) * step
+    return f"{rounded:,.{MAX_PLACES}f}"
+
+
+def _num(value: float | None, unit: str = "", row: Row | None = None) -> str:
+    """A value for the table; the measured value of ``row`` as its verdict reads."""
     if _missing(value):
         return "–"
     assert value is not None
-    if abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 100:
-        text = f"{value:.0f}"
+    if abs(value) >= 100:
+        places = 0
     elif abs(value) >= 10:
-        text = f"{value:.1f}"
+        places = 1
     else:
-        text = f"{value:.2f}"
+        places = 2
+    if row is None:
+        text = f"{value:,.{places}f}"
+    else:
+        text = _shown(value, places, row, row.limit)
     return f"{text} {unit}".strip()
 
 
 def _verdict(row: Row) -> str:
     if row.smoke:  # a lost fire or a crash is a failed check, listed under the table
         return "smoke run, no verdict" + (" (no value)" if math.isnan(row.measured) else "")
-    if math.isnan(row.measured):
-        return "FAILED"  # no value: the fires were lost or the run never started
+    if row.missing():
+        return "FAILED"  # no value: fires lost, the run never started, a broken baseline
     if row.met is None:
         return ""
     return "met" if row.met else "SHORT"
 
 
 def _ratio(row: Row) -> str:
-    """``median×``, or ``min–median–max×`` over rounds when the rounds differ."""
+    """``median×``, or ``min–median–max×`` over rounds when the rounds differ; the median
+    as its verdict reads where the goal judges the ratio."""
     if _missing(row.ratio):
         return "–"
+    assert row.ratio is not None
+    median = _shown(row.ratio, 2, row, row.ratio_limit)
     if _missing(row.ratio_min) or _missing(row.ratio_max) or row.ratio_min == row.ratio_max:
-        return f"{row.ratio:.2f}×"
-    return f"{row.ratio_min:.2f}–{row.ratio:.2f}–{row.ratio_max:.2f}×"
+        return f"{median}×"
+    return f"{row.ratio_min:.2f}–{median}–{row.ratio_max:.2f}×"
 
 
 def _cells(row: Row) -> list[str]:
@@ -107,7 +136,7 @@ def _cells(row: Row) -> list[str]:
     baseline = _num(row.baseline, row.unit)
     if row.baseline is not None and row.baseline_label:
         baseline = f"{baseline} ({row.baseline_label})"
-    return [row.label, baseline, _num(row.measured, row.unit), ratio, row.goal, _verdict(row)]
+    return [row.label, baseline, _num(row.measured, row.unit, row), ratio, row.goal, _verdict(row)]
 
 
 _HEADER = ["figure / line", "baseline", "measured", "ratio (min–median–max)", "goal", "verdict"]
@@ -150,7 +179,10 @@ def markdown(
         "machine, with rounds interleaved where possible (baseline and measured alternate, "
         "medians taken), because the machine is shared with other work; a ratio column "
         "reads min–median–max over the per-round ratios of those rounds. Every line has a "
-        "goal that can be missed. Written by "
+        "goal that can be missed, and its verdict is the goal's own comparison: a value "
+        "it judges is shown with the digits it needs to read as the verdict does (1.254× "
+        "against ≤ 1.25×, never 1.25× beside SHORT). A baseline that measured 0, less or "
+        "nothing is a failed check, and its line reads FAILED. Written by "
         "`python -m benchmarks`; do not edit the generated part by hand.",
         "",
         "## Command",

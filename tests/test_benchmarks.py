@@ -383,3 +383,84 @@ def test_a_run_of_no_figure_is_refused(only: str, capsys: pytest.CaptureFixture[
         __main__.main(["--quick", "--only", only])
     assert exit.value.code == 2
     assert "--only names no figure" in capsys.readouterr().err
+
+
+def _verdict_cells(row: Row) -> tuple[str, str, str]:
+    """The measured, ratio and verdict cells of ``row`` in the table."""
+    cells = report._cells(row)
+    return cells[2], cells[3], cells[5]
+
+
+@pytest.mark.parametrize(
+    ("row", "shown"),
+    [
+        (
+            Row("o", "lone", "ms", 1.0, 1.254, 1.254, "≤ 1.25× direct", op="<=", ratio_limit=1.25),
+            ("1.25 ms", "1.254×", "SHORT"),
+        ),
+        (
+            Row("o", "lone", "ms", 1.0, 1.25, 1.2500001, "≤ 1.25×", op="<=", ratio_limit=1.25),
+            ("1.25 ms", "1.2501×", "SHORT"),
+        ),
+        (
+            Row("o", "lone", "ms", 1.0, 1.24, 1.2449, "≤ 1.25×", op="<=", ratio_limit=1.25),
+            ("1.24 ms", "1.24×", "met"),
+        ),
+        (
+            Row("t", "burst", "/s", 1000.0, 849.6, 0.8496, "≥ 0.85×", op=">=", ratio_limit=0.85),
+            ("850 /s", "0.8496×", "SHORT"),
+        ),
+        (
+            Row("t", "p99", "ms", 5.0, 10.04, goal="≤ 10 ms", op="<=", limit=10.0),
+            ("10.04 ms", "2.01×", "SHORT"),
+        ),
+        (
+            Row("s", "start-up", "s", 1.0, 1.99999, goal="< 2 s", op="<", limit=2.0),
+            ("1.9999 s", "2.00×", "met"),
+        ),
+        (
+            Row("s", "page", "ms", 1.0, 9.996, goal="< 10 ms", op="<", limit=10.0),
+            ("9.996 ms", "10.00×", "met"),
+        ),
+    ],
+    ids=["1.254 short", "a hair short", "met", "short of a floor", "p99", "start-up", "page"],
+)
+def test_a_value_near_its_goal_reads_as_its_verdict(row: Row, shown: tuple[str, str, str]) -> None:
+    """1.254× against ≤ 1.25× read "1.25×" beside SHORT, and 1.9999 s against < 2 s read
+    "2.00 s" beside met: the judged value gets the digits it needs (the verdict comes from
+    the goal's own comparison), and past four it is rounded towards the verdict's side."""
+    assert _verdict_cells(row) == shown
+
+
+def test_a_comparison_without_a_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="compares with '=>'"):
+        Row("t", "p99", "ms", 5.0, 1.0, goal="≤ 10 ms", op="=>", limit=10.0)
+    with pytest.raises(ValueError, match="give one of"):
+        Row("t", "p99", "ms", 5.0, 1.0, goal="≤ 10 ms", op="<=")
+
+
+@pytest.mark.parametrize("broken", [0.0, math.nan, -5.0], ids=["zero", "nan", "negative"])
+@pytest.mark.parametrize(
+    ("goal", "op", "limit"), [("≤ 1.25× direct", "<=", 1.25), ("≥ 0.85× direct", ">=", 0.85)]
+)
+def test_a_broken_baseline_is_a_failed_check_not_a_verdict(
+    broken: float, goal: str, op: str, limit: float
+) -> None:
+    """A baseline of 0 or NaN made a ratio line SHORT, a timing verdict on a broken
+    measurement; a negative one made a "≤" line met. Each is a failed check, and the line
+    reads FAILED, even where another round's baseline was fine."""
+    fig = Figure("throughput", "throughput", "")
+    ratios = fig.ratios("burst", [1.0, 1.0], [1.0, broken])
+    assert len(fig.failed_checks) == 1, fig.failed_checks
+    assert "1 of 2 rounds measured a baseline of" in fig.failed_checks[0]
+    assert "the measurement is broken" in fig.failed_checks[0]
+    assert ratios["ratio"] == 1.0  # the good round alone: the check is what fails
+
+    fig = Figure("throughput", "throughput", "")
+    ratios = fig.ratios("burst", [1.0], [broken])
+    row = Row("t", "burst", "/s", broken, 1.0, goal=goal, op=op, ratio_limit=limit, **ratios)
+    fig.rows.append(row)
+    assert len(fig.failed_checks) == 1
+    assert row.met is False
+    assert _verdict_cells(row)[2] == "FAILED"
+    assert Row("t", "burst", "/s", broken, 1.0, goal=goal, op=op, ratio_limit=limit).met is False
