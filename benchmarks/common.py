@@ -31,6 +31,7 @@ from langgraph_scheduler.store import (
     Store,
     _task_row,
     open_store,
+    retries_table,
     runs_table,
     tasks_table,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "admin_url",
     "check_burst",
     "check_each_once",
+    "check_settled",
     "direct_calls",
     "direct_input",
     "far_future",
@@ -356,6 +358,35 @@ async def records_per_task(store: Store, prefix: str) -> tuple[Counter[int], Cou
         return counts, Counter({str(o): int(n) for o, n in conn.execute(outcomes)})
 
     return await store.transaction(read)
+
+
+async def check_settled(
+    fig: Figure, label: str, store: Store, prefix: str = "", *, active: int = 0
+) -> None:
+    """Check that the fires of the tasks whose id starts with ``prefix`` all ended: none
+    left running (a run row without an outcome), none waiting for a retry (a row of
+    ``lgs_retries``) and no task but the ``active`` ones expected still active with a
+    fire to come. Call it once the figure's last record came and the runtime is idle: a
+    fire that failed and waits for its retry, or one claimed and never finished, hides
+    there from the checks of the records, which see only the attempts that ended. The
+    figures' ``Once`` tasks each fire once and complete."""
+    mine = f"{prefix}%"
+    running = select(func.count()).where(
+        runs_table.c.task_id.like(mine), runs_table.c.outcome.is_(None)
+    )
+    retries = select(func.count()).where(retries_table.c.task_id.like(mine))
+    still = select(func.count()).where(tasks_table.c.id.like(mine), tasks_table.c.state == "active")
+
+    def read(conn: Connection) -> tuple[int, int, int]:
+        counts = [int(conn.scalar(query) or 0) for query in (running, retries, still)]
+        return counts[0], counts[1], counts[2]
+
+    left = await store.transaction(read)
+    fig.check(
+        left == (0, 0, active),
+        f"{label}: at the end, {left[0]} fire(s) still running, {left[1]} waiting for a "
+        f"retry, {left[2]} task(s) still active ({active} expected)",
+    )
 
 
 def remove_sqlite(path: Path) -> None:

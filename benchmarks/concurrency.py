@@ -23,6 +23,7 @@ from .common import (
     RecordWaiter,
     Row,
     check_burst,
+    check_settled,
     direct_input,
     interleave,
     median,
@@ -58,7 +59,8 @@ DEFINITION = (
     f"{GOAL:g}× the ideal 20 s, i.e. 24 s; the ratio is to the ideal (min–median–max "
     "over two rounds). Not started = fires recorded `skipped` or `missed` (goal 0, also a "
     "correctness check, like every fire recorded `success` exactly once, read back from "
-    "the store). For reference (notes, full run): the same N direct `graph.ainvoke` calls "
+    "the store, with no fire left running or waiting for a retry at the end). For "
+    "reference (notes, full run): the same N direct `graph.ainvoke` calls "
     "on the same kind of runtime's graph, at most 500 at a time (a semaphore), from the "
     "first call to the last node start, rounds interleaved. A smoke run uses N = 1,000 at "
     "`max_concurrency=100` (ideal 10 s), one round, no direct calls."
@@ -127,6 +129,7 @@ async def _scheduled(fig: Figure, n: int, limit: int) -> dict[str, float]:
         await rt.wait_idle()  # a fire run twice may still be in flight
         check_burst(fig, f"{n:,} fires", waiter, [row["id"] for row in rows], ok)
         per_task, outcomes = await records_per_task(rt.store, "conc")
+        await check_settled(fig, f"{n:,} fires", rt.store, "conc")
     fig.check(
         per_task == Counter({1: n}),
         f"records per task {dict(per_task)} (expected {n} tasks with 1)",

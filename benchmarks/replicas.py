@@ -21,6 +21,7 @@ from langgraph_scheduler.store import open_store, runs_table
 from .common import (
     Figure,
     Row,
+    check_settled,
     interleave,
     median,
     reachable_postgres,
@@ -45,7 +46,8 @@ DEFINITION = (
     "Duplicates = `lgs_runs` rows beyond the first per `(task_id, scheduled_for, attempt)`; "
     "lost = tasks without exactly one successful record; a fire claimed to run more than "
     "once (the runs the replicas' claims returned, summed, beyond N) fails as well, even "
-    "with one record kept. N = 1,000 fires, two rounds of each (a smoke run: 60, one). "
+    "with one record kept, and so does a fire left running or waiting for a retry at the "
+    "end. N = 1,000 fires, two rounds of each (a smoke run: 60, one). "
     "Claims: each replica wraps "
     "`Store.claim_due` (the one call through which a runtime claims due fires) and counts "
     "its transactions and the rows they returned; per fire = summed over the replicas / N. "
@@ -200,6 +202,7 @@ async def _round(
                         p.kill()
                         fig.check(False, f"{label}: a replica did not stop within 40 s")
             tally = await _count(database)
+            await check_settled(fig, label, manager.store)
             fig.check(
                 manager.holder not in tally.holders, f"{label}: the managing runtime ran a fire"
             )

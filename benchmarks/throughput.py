@@ -17,6 +17,7 @@ from .common import (
     RecordWaiter,
     Row,
     check_burst,
+    check_settled,
     direct_calls,
     interleave,
     median,
@@ -44,7 +45,8 @@ DEFINITION = (
     "inserted in one transaction through `runtime.store.transaction` (the store's own row "
     "mapping) a few seconds before T, as another process would write them; the runtime "
     "learns of them through its change feed. Checks: every fire recorded `success` (none "
-    "`skipped`), and every task has exactly one run record in the store. Rate = N / (last "
+    "`skipped`), every task has exactly one run record in the store, and none is "
+    "left running or waiting for a retry at the end. Rate = N / (last "
     "run record committed − T). Baseline: N direct `graph.ainvoke` calls on the same "
     f"compiled graph and checkpointer, {WORKERS} at a time, fresh thread each; rate = N / "
     "elapsed. Goal: the burst drains at ≥ 0.85× the direct rate at the same concurrency. "
@@ -89,6 +91,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             fig.check(
                 outcomes["skipped"] == 0, f"{label}: {outcomes['skipped']} fires recorded skipped"
             )
+            await check_settled(fig, label, rt.store, prefix)
             lateness.extend(
                 (r.started_at - r.scheduled_for).total_seconds() for r, _ in waiter.records
             )

@@ -19,6 +19,7 @@ from .common import (
     Figure,
     Row,
     check_each_once,
+    check_settled,
     direct_calls,
     direct_input,
     interleave,
@@ -165,6 +166,7 @@ async def _runtime(fig: Figure, rate: float, n: int, path: Path) -> list[Sample]
                     f"{dict(sorted(per_task.items()))} and outcomes {dict(outcomes)} "
                     f"(expected {n} tasks with 1 success)",
                 )
+                await check_settled(fig, f"{rate:g}/s", rt.store, "timing")
                 # Each fire's node saw its task_source once: else the lines lose samples.
                 fig.check(len(samples) == n, f"{rate:g}/s: {len(samples)} node starts, {n} fires")
     finally:

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import SchedulerRuntime, Task, TaskRunRecord
-from langgraph_scheduler.store import Finish, Store, runs_table
+from langgraph_scheduler.store import Finish, Store, retries_table, runs_table
 
 _UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
 """Nothing listens on port 1: connecting is refused at once."""
@@ -341,20 +342,6 @@ async def test_a_second_record_in_the_store_fails_the_timing_check(
     assert "records per task {1: 19, 2: 1}" in fig.failed_checks[0]
 
 
-async def test_a_second_record_in_the_store_fails_the_overhead_check(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The first fire the overhead figure makes is a `run_now`, whose records were never
-    read back: a second record of it in the store passed."""
-    _copy_first_success(monkeypatch)
-    fig = Figure("overhead", "overhead", "")
-    await overhead._backend(fig, "memory", "sqlite://", quick=True)
-    assert fig.failed_checks == [
-        "memory: 1 records in the store that no run_now call returned, 90 of 90 calls' "
-        "(at least 90 kept)"
-    ]
-
-
 async def test_a_trimmed_history_passes_the_overhead_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """A full run makes more `run_now` calls of one task than the runtime's default
     `history_limit` keeps: the upkeep's trim of the oldest records is no lost record
@@ -464,3 +451,68 @@ def test_a_broken_baseline_is_a_failed_check_not_a_verdict(
     assert row.met is False
     assert _verdict_cells(row)[2] == "FAILED"
     assert Row("t", "burst", "/s", broken, 1.0, goal=goal, op=op, ratio_limit=limit).met is False
+
+
+def _retry_after_first_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store leave a retry waiting (a year ahead) for the first fire finished, as
+    a fire that failed and waits out its backoff would; the listener hears nothing."""
+    finish_runs = Store.finish_runs
+    done: list[str] = []
+
+    async def and_a_retry(self: Store, finishes: list[Finish], **kwargs: Any) -> Any:
+        out = await finish_runs(self, finishes, **kwargs)
+        if not done:
+            record = finishes[0].record
+            done.append(record.run_id)
+            retry = {
+                "task_id": record.task_id,
+                "scheduled_for": record.scheduled_for,
+                "attempt": record.attempt + 1,
+                "due_at": utcnow() + timedelta(days=365),
+            }
+            await self.transaction(lambda conn: conn.execute(insert(retries_table), retry))
+        return out
+
+    monkeypatch.setattr(Store, "finish_runs", and_a_retry)
+
+
+async def test_a_retry_left_waiting_fails_the_timing_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every record the figure read back was one success per fire, so a retry still
+    waiting at the end (where a lost fire would hide) passed."""
+    _retry_after_first_success(monkeypatch)
+    fig = Figure("timing", "timing", "")
+    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "retry.db")
+    assert fig.failed_checks == [
+        "100/s: at the end, 0 fire(s) still running, 1 waiting for a retry, 0 task(s) still "
+        "active (0 expected)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (
+            _copy_first_success,
+            "memory: 1 records in the store that no run_now call returned, 90 of 90 calls' "
+            "(at least 90 kept)",
+        ),
+        (
+            _retry_after_first_success,
+            "memory: run_now: at the end, 0 fire(s) still running, 1 waiting for a retry, 1 "
+            "task(s) still active (1 expected)",
+        ),
+    ],
+    ids=["a second record", "a retry waiting"],
+)
+async def test_a_fault_in_the_store_fails_the_overhead_check(
+    monkeypatch: pytest.MonkeyPatch, fault: Callable[[pytest.MonkeyPatch], None], said: str
+) -> None:
+    """The first fire the overhead figure makes is a `run_now` (of a task that stays
+    active), whose records were never read back: a second record of it in the store
+    passed, and so did a retry of it left waiting."""
+    fault(monkeypatch)
+    fig = Figure("overhead", "overhead", "")
+    await overhead._backend(fig, "memory", "sqlite://", quick=True)
+    assert fig.failed_checks == [said]
