@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,15 @@ from .common import (
     utcnow,
 )
 
-STARTUP_TIMEOUT = {"quick": 20.0, "full": 45.0}
+STARTUP_TIMEOUT = {"quick": 120.0, "full": 180.0}
+"""Seconds the replicas may take to come up before the start counts as hung: a guard
+against a hang, not a timing. Each replica spends about 3 s of CPU importing and
+starting, three need about twice that on two shared cores, and a loaded CI machine
+several times more; the figure's process has 10 minutes (a smoke run) for two rounds."""
+STALL_SECS = 60.0
+"""Seconds without a new record, once the fires are due, after which the wait for them
+ends (the missing ones are then failed checks); a slow but progressing round is waited
+for."""
 ROWS_GOAL = 1.1
 CLAIMS_GOAL = 1.1
 """Claim transactions per fire: one per fire, and a tenth more for passes that found
@@ -181,11 +190,7 @@ async def _round(
                     fig.check(r.startswith("READY"), f"{label}: a replica failed: {_tail(log)}")
                 if utcnow() >= due:  # a late start (a slow machine), not a wrong result
                     fig.notes.append(f"{label}: replicas were up only after the fires were due")
-                deadline = time.monotonic() + 30 + n * 0.1
-                while time.monotonic() < deadline:
-                    await asyncio.sleep(0.5)
-                    if (await _count(database)).finished >= n:
-                        break
+                await wait_finished(lambda: _count(database), n, due, stall=STALL_SECS)
                 await asyncio.sleep(1.0)  # a late duplicate would land now
             finally:
                 for p in procs:
@@ -230,6 +235,28 @@ async def _round(
     )
     span = (tally.last - due).total_seconds() if tally.last else math.nan
     return Result(tally.finished / span, tally.duplicates, totals)
+
+
+async def wait_finished(
+    count: Callable[[], Awaitable[Tally]],
+    n: int,
+    due: datetime,
+    *,
+    stall: float,
+    every: float = 0.5,
+) -> int:
+    """Wait until ``count`` reads ``n`` finished records, or until none was added for
+    ``stall`` seconds after ``due`` (a hang); the last count read."""
+    seen, progress = -1, time.monotonic()
+    while True:
+        await asyncio.sleep(every)
+        finished = (await count()).finished
+        if finished >= n:
+            return finished
+        if finished > seen or utcnow() < due:
+            seen, progress = finished, time.monotonic()
+        elif time.monotonic() - progress > stall:
+            return finished
 
 
 def _check_round(

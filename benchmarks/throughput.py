@@ -78,9 +78,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
             if utcnow() > due - timedelta(seconds=2):
                 fig.notes.append(f"{label}: the burst was written less than 2 s before T")
             await asyncio.sleep(max((due - utcnow()).total_seconds(), 0))
-            ok = await waiter.wait_for(
-                n, timeout=(10 if quick else 60) + n * 0.05, stall=5 if quick else 15
-            )
+            ok = await waiter.wait_for(n, timeout=(10 if quick else 60) + n * 0.05, stall=15)
             await rt.wait_idle()  # a fire run twice may still be in flight
             last = check_burst(fig, label, waiter, [row["id"] for row in rows], ok)
             per_task, outcomes = await records_per_task(rt.store, prefix)

@@ -516,3 +516,30 @@ async def test_a_fault_in_the_store_fails_the_overhead_check(
     fig = Figure("overhead", "overhead", "")
     await overhead._backend(fig, "memory", "sqlite://", quick=True)
     assert fig.failed_checks == [said]
+
+
+def test_the_hang_guards_scale_with_a_slow_machine() -> None:
+    """Figure 1 gave each fire 5 s and figure 6 its replicas 20 s to start, fixed: a slow
+    CI machine failed the smoke run on the wall clock. The fire's guard grows with the
+    same run's slowest warm-up `run_now`; the replicas' start has two minutes (a guard
+    against a hang: both rounds still fit in the figure process's own limit)."""
+    assert overhead.fire_guard(0.001) == overhead.FIRE_GUARD_SECS >= 5
+    assert overhead.fire_guard(0.5) == 50.0
+    quick = replicas.STARTUP_TIMEOUT["quick"]
+    assert 60 <= quick and 2 * (quick + replicas.STALL_SECS) < __main__._TIMEOUT["quick"]
+
+
+async def test_a_slow_round_is_waited_for_while_its_records_come() -> None:
+    """Figure 6 waited 30 s + 0.1 s per fire, fixed, for the records; now it waits while
+    they keep coming, and gives up once none came for its stall time."""
+    reads = iter(range(100))
+
+    async def rising() -> replicas.Tally:
+        return replicas.Tally(finished=next(reads) // 2)
+
+    async def stuck() -> replicas.Tally:
+        return replicas.Tally(finished=3)
+
+    got = await replicas.wait_finished(rising, 8, utcnow(), stall=0.3, every=0.02)
+    assert got == 8  # 16 reads: longer than the stall time, never stalled
+    assert await replicas.wait_finished(stuck, 8, utcnow(), stall=0.1, every=0.02) == 3
