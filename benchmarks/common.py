@@ -45,6 +45,7 @@ __all__ = [
     "admin_url",
     "check_burst",
     "check_each_once",
+    "check_not_early",
     "check_settled",
     "direct_calls",
     "direct_input",
@@ -68,6 +69,9 @@ __all__ = [
     "write_tasks",
 ]
 
+EARLY_WAKE = timedelta(milliseconds=50)
+"""How far ahead of its instant the runtime may claim a fire its timer woke for (its turn
+then waits for the instant)."""
 URL_ENV = ("LANGGRAPH_SCHEDULER_BENCH_POSTGRES_URL", "LANGGRAPH_SCHEDULER_TEST_POSTGRES_URL")
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -415,6 +419,20 @@ def check_each_once(
     )
 
 
+def check_not_early(
+    fig: Figure, label: str, starts: Iterable[tuple[datetime | None, datetime]]
+) -> None:
+    """Check that no turn began more than ``EARLY_WAKE`` before its due time, given
+    (scheduled, started) pairs (a scheduled None is no fire's): a runtime that ran fires
+    early would earn every lateness and rate goal."""
+    early = [s for s, t in starts if s is not None and t < s - EARLY_WAKE]
+    fig.check(
+        not early,
+        f"{label}: {len(early)} turn(s) started over "
+        f"{EARLY_WAKE.total_seconds() * 1e3:.0f} ms before their due time",
+    )
+
+
 def check_burst(
     fig: Figure, label: str, waiter: RecordWaiter, task_ids: Collection[str], ok: bool
 ) -> datetime | None:
@@ -425,6 +443,7 @@ def check_burst(
     outcomes = Counter(r.outcome for r, _ in waiter.records)
     fig.check(outcomes == {"success": n}, f"{label}: outcomes {dict(outcomes)}")
     check_each_once(fig, label, (r for r, _ in waiter.records), task_ids)
+    check_not_early(fig, label, ((r.scheduled_for, r.started_at) for r, _ in waiter.records))
     errors = Counter(r.error for r, _ in waiter.records if r.outcome == "error")
     for error, count in errors.most_common(2):
         fig.notes.append(f"{label}: {count} fire(s) ended in error: {error}")

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import extract, func, select
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Once, SchedulerRuntime
 from langgraph_scheduler.store import open_store, runs_table
 
 from .common import (
+    EARLY_WAKE,
     Figure,
     Row,
     check_settled,
@@ -55,8 +56,9 @@ DEFINITION = (
     "Duplicates = `lgs_runs` rows beyond the first per `(task_id, scheduled_for, attempt)`; "
     "lost = tasks without exactly one successful record; a fire claimed to run more than "
     "once (the runs the replicas' claims returned, summed, beyond N) fails as well, even "
-    "with one record kept, and so does a fire left running or waiting for a retry at the "
-    "end. N = 1,000 fires, two rounds of each (a smoke run: 60, one). "
+    "with one record kept, and so does a fire started over 50 ms before T or left "
+    "running or waiting for a retry at the end. N = 1,000 fires, two rounds of each (a "
+    "smoke run: 60, one). "
     "Claims: each replica wraps "
     "`Store.claim_due` (the one call through which a runtime claims due fires) and counts "
     "its transactions and the rows they returned; per fire = summed over the replicas / N. "
@@ -90,6 +92,7 @@ class Tally:
     successes: int = 0
     duplicates: int = 0
     tasks_with_one: int = 0
+    early: int = 0
     holders: dict[str, int] = field(default_factory=dict)
     last: datetime | None = None
 
@@ -111,6 +114,9 @@ async def _count(database: str) -> Tally:
                 .having(func.count() == 1)
                 .subquery()
             )
+            # A turn may begin up to EARLY_WAKE ahead of its instant, no more.
+            ahead = extract("epoch", runs_table.c.scheduled_for - runs_table.c.started_at)
+            early = ahead > EARLY_WAKE.total_seconds()
             per_holder = select(runs_table.c.holder, func.count()).group_by(runs_table.c.holder)
             return Tally(
                 finished=int(
@@ -121,6 +127,7 @@ async def _count(database: str) -> Tally:
                 ),
                 duplicates=sum(g.n - 1 for g in conn.execute(fires).all()),
                 tasks_with_one=int(conn.scalar(select(func.count()).select_from(per_task)) or 0),
+                early=int(conn.scalar(select(func.count()).where(early)) or 0),
                 holders={str(h): int(n) for h, n in conn.execute(per_holder).all()},
                 last=conn.scalar(select(func.max(runs_table.c.finished_at))),
             )
@@ -262,7 +269,8 @@ async def wait_finished(
 def _check_round(
     fig: Figure, label: str, tally: Tally, totals: dict[str, float], n: int, *, reported: bool
 ) -> None:
-    """Check one round of ``n`` fires: each recorded once, a success, and (when every
+    """Check one round of ``n`` fires: each recorded once, a success, none started early
+    (a round run ahead of its due time would earn the rate goal), and (when every
     replica ``reported`` its claims) claimed to run once: a fire two replicas both ran is
     a duplicate even where only one record of it was kept."""
     fig.check(tally.finished >= n, f"{label}: only {tally.finished} of {n} fires recorded")
@@ -271,6 +279,11 @@ def _check_round(
         tally.tasks_with_one == n, f"{label}: {tally.tasks_with_one} of {n} tasks have one record"
     )
     fig.check(tally.duplicates == 0, f"{label}: {tally.duplicates} duplicate run records")
+    fig.check(
+        tally.early == 0,
+        f"{label}: {tally.early} fire(s) started over "
+        f"{EARLY_WAKE.total_seconds() * 1e3:.0f} ms before their due time",
+    )
     if reported:
         runs = totals.get("runs", 0.0)
         fig.check(runs == n, f"{label}: {runs:.0f} runs claimed for {n} fires")

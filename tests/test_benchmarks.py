@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +23,9 @@ from benchmarks import __main__, overhead, replicas, report, scale, throughput, 
 from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
 from benchmarks.common import (
     Figure,
+    RecordWaiter,
     Row,
+    check_burst,
     check_each_once,
     median,
     round_ratios,
@@ -543,3 +546,40 @@ async def test_a_slow_round_is_waited_for_while_its_records_come() -> None:
     got = await replicas.wait_finished(rising, 8, utcnow(), stall=0.3, every=0.02)
     assert got == 8  # 16 reads: longer than the stall time, never stalled
     assert await replicas.wait_finished(stuck, 8, utcnow(), stall=0.1, every=0.02) == 3
+
+
+async def test_turns_started_before_their_due_time_fail_the_timing_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Lateness is node start minus due time: a runtime that ran its fires a second early
+    had a negative p50 and p99, which met their goals, and nothing failed."""
+
+    def later(text: str) -> datetime:
+        """Every due time the node reads is a second later than its fire's: the turn
+        began a second early."""
+        return datetime.fromisoformat(text) + timedelta(seconds=1)
+
+    monkeypatch.setattr(timing, "datetime", SimpleNamespace(fromisoformat=later))
+    fig = Figure("timing", "timing", "")
+    await timing._runtime(fig, 100.0, timing.MIN_FIRES, tmp_path / "early.db")
+    assert fig.failed_checks == ["100/s: 20 turn(s) started over 50 ms before their due time"]
+
+
+def test_fires_started_before_their_due_time_fail_the_burst_and_replicas_checks() -> None:
+    """A burst drained before its instant had a rate of N over almost nothing (figures 2
+    and 4), and replicas that ran their fires early likewise (figure 6): the rate goals
+    were met by a runtime that ignored the due time."""
+    waiter = RecordWaiter()
+    late = _record("b")
+    early = late.model_copy(update={"started_at": late.scheduled_for - timedelta(seconds=1)})
+    for record in (_record("a"), early):
+        waiter(record)
+    fig = Figure("throughput", "throughput", "")
+    check_burst(fig, "memory", waiter, ["a", "b"], True)
+    assert fig.failed_checks == ["memory: 1 turn(s) started over 50 ms before their due time"]
+
+    n = 60
+    tally = replicas.Tally(finished=n, successes=n, tasks_with_one=n, early=2)
+    fig = Figure("replicas", "replicas", "")
+    replicas._check_round(fig, "1 replica(s)", tally, {}, n, reported=False)
+    assert fig.failed_checks == ["1 replica(s): 2 fire(s) started over 50 ms before their due time"]
