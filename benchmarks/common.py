@@ -42,11 +42,13 @@ __all__ = [
     "RecordWaiter",
     "Row",
     "Spread",
+    "TurnStarts",
     "admin_url",
     "check_burst",
     "check_each_once",
     "check_not_early",
     "check_settled",
+    "check_turns_ran",
     "direct_calls",
     "direct_input",
     "far_future",
@@ -318,6 +320,32 @@ async def direct_calls(graph: Any, n: int, workers: int) -> tuple[float, float]:
     cpu, start = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     return time.perf_counter() - start, time.process_time() - cpu
+
+
+class TurnStarts:
+    """An ``on_start`` for :func:`trivial_graph`: how often the node started for each
+    fire's run (the ``run_id`` of its ``task_source``; direct calls have none)."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[str] = Counter()
+
+    def __call__(self, state: SchedulerState) -> None:
+        source = state.get("task_source")
+        if source:
+            self.runs[source["run_id"]] += 1
+
+
+def check_turns_ran(fig: Figure, label: str, starts: TurnStarts, run_ids: Collection[str]) -> None:
+    """Check that the graph's node started once for each of ``run_ids`` (runs recorded
+    `success`): a runtime that recorded a success without running the turn would be fast
+    and meet every time goal, and the records alone would not tell."""
+    never = sum(starts.runs[r] == 0 for r in run_ids)
+    twice = sum(starts.runs[r] > 1 for r in run_ids)
+    fig.check(
+        not (never or twice),
+        f"{label}: of {len(run_ids)} runs, {never} whose graph never started, {twice} "
+        "whose graph started more than once",
+    )
 
 
 class RecordWaiter:

@@ -5,7 +5,7 @@ within its window from the task table), prints ``READY <holder>``, runs until a 
 ``stop`` or the end of stdin (the parent went away), then stops the runtime and prints
 ``STOPPED cpu=<CPU seconds> claims=<claim transactions> rows=<claimed rows>
 runs=<claimed runs> empty=<claims that found nothing> failed=<claims that raised>
-claim_secs=<seconds in claims>``.
+claim_secs=<seconds in claims> turns=<the graph's node starts of fires>``.
 The claim counts come from wrapping ``Store.claim_due``, the one call through which the
 runtime claims due fires. If stopping (or a stuck start) takes longer than a minute
 after that, it exits hard.
@@ -21,13 +21,22 @@ import time
 from typing import Any
 
 from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import Claimed, Store
 
 from .common import trivial_graph
 
 _HARD_EXIT_SECS = 60.0
 
-COUNTS = {"claims": 0, "rows": 0, "runs": 0, "empty": 0, "failed": 0, "claim_secs": 0.0}
+COUNTS = {
+    "claims": 0,
+    "rows": 0,
+    "runs": 0,
+    "empty": 0,
+    "failed": 0,
+    "claim_secs": 0.0,
+    "turns": 0,
+}
 """What this process's claims did (printed at exit)."""
 
 
@@ -53,6 +62,12 @@ def _count_claims() -> None:
     Store.claim_due = counted  # type: ignore[method-assign]
 
 
+def _turn_started(state: SchedulerState) -> None:
+    """Count the graph's node starts of fires (the turns this replica really ran)."""
+    if state.get("task_source"):
+        COUNTS["turns"] += 1
+
+
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     for line in sys.stdin:
         if line.strip() == "stop":
@@ -69,7 +84,7 @@ async def _main(database: str) -> None:
         target=_watch_stdin, args=(asyncio.get_running_loop(), stop), daemon=True
     )
     watcher.start()
-    async with SchedulerRuntime(trivial_graph(), database=database) as rt:
+    async with SchedulerRuntime(trivial_graph(on_start=_turn_started), database=database) as rt:
         print(f"READY {rt.holder}", flush=True)
         await stop.wait()
     times = os.times()

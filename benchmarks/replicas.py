@@ -56,7 +56,8 @@ DEFINITION = (
     "Duplicates = `lgs_runs` rows beyond the first per `(task_id, scheduled_for, attempt)`; "
     "lost = tasks without exactly one successful record; a fire claimed to run more than "
     "once (the runs the replicas' claims returned, summed, beyond N) fails as well, even "
-    "with one record kept, and so does a fire started over 50 ms before T or left "
+    "with one record kept, and so does a fire whose graph never ran (each replica counts "
+    "its node starts), one started over 50 ms before T or left "
     "running or waiting for a retry at the end. N = 1,000 fires, two rounds of each (a "
     "smoke run: 60, one). "
     "Claims: each replica wraps "
@@ -287,6 +288,8 @@ def _check_round(
     if reported:
         runs = totals.get("runs", 0.0)
         fig.check(runs == n, f"{label}: {runs:.0f} runs claimed for {n} fires")
+        turns = totals.get("turns", 0.0)  # a success recorded without its turn is fast
+        fig.check(turns == n, f"{label}: the graph started {turns:.0f} times for {n} fires")
 
 
 async def run(*, quick: bool, workdir: Path) -> Figure:

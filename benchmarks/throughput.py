@@ -16,8 +16,10 @@ from .common import (
     Figure,
     RecordWaiter,
     Row,
+    TurnStarts,
     check_burst,
     check_settled,
+    check_turns_ran,
     direct_calls,
     interleave,
     median,
@@ -45,9 +47,10 @@ DEFINITION = (
     "inserted in one transaction through `runtime.store.transaction` (the store's own row "
     "mapping) a few seconds before T, as another process would write them; the runtime "
     "learns of them through its change feed. Checks: every fire recorded `success` (none "
-    "`skipped`), every task has exactly one run record in the store, none started over "
-    "50 ms before T, and none is left running or waiting for a retry at the end. Rate = N / (last "
-    "run record committed − T). Baseline: N direct `graph.ainvoke` calls on the same "
+    "`skipped`), every task has exactly one run record in the store, its turn ran the "
+    "graph's node once, none started over 50 ms before T, and none is left running or "
+    "waiting for a retry at the end. Rate = N / (last run record committed − T). "
+    "Baseline: N direct `graph.ainvoke` calls on the same "
     f"compiled graph and checkpointer, {WORKERS} at a time, fresh thread each; rate = N / "
     "elapsed. Goal: the burst drains at ≥ 0.85× the direct rate at the same concurrency. "
     "Rounds interleaved, after one direct run of warm-up; medians, and the ratio as "
@@ -61,7 +64,10 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
     waiter = RecordWaiter()
     lateness: list[float] = []
     bursts = iter(range(1000))
-    async with SchedulerRuntime(trivial_graph(), database=database, on_run=waiter) as rt:
+    starts = TurnStarts()
+    async with SchedulerRuntime(
+        trivial_graph(on_start=starts), database=database, on_run=waiter
+    ) as rt:
         graph = rt.graph
 
         async def direct() -> float:
@@ -90,6 +96,7 @@ async def _backend(fig: Figure, label: str, database: str, *, quick: bool) -> No
                 outcomes["skipped"] == 0, f"{label}: {outcomes['skipped']} fires recorded skipped"
             )
             await check_settled(fig, label, rt.store, prefix)
+            check_turns_ran(fig, label, starts, [r.run_id for r, _ in waiter.records])
             lateness.extend(
                 (r.started_at - r.scheduled_for).total_seconds() for r, _ in waiter.records
             )

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from benchmarks import __main__, overhead, replicas, report, scale, throughput, timing
+from benchmarks import __main__, common, overhead, replicas, report, scale, throughput, timing
 from benchmarks.__main__ import DEFAULT_OUTPUT, RESULTS, keeps_results
 from benchmarks.common import (
     Figure,
@@ -250,18 +250,27 @@ def test_render_of_results_with_failed_checks_fails(
     assert __main__.main(["--render", "--output", str(output)]) == 0
 
 
-def test_a_fire_claimed_twice_but_recorded_once_fails_the_replicas_check() -> None:
+@pytest.mark.parametrize(
+    ("runs", "turns", "said"),
+    [
+        (61, 60, ["3 replica(s): 61 runs claimed for 60 fires"]),
+        (60, 59, ["3 replica(s): the graph started 59 times for 60 fires"]),
+        (60, 60, []),
+    ],
+    ids=["claimed twice", "a turn never run", "each once"],
+)
+def test_a_fire_claimed_twice_or_never_run_fails_the_replicas_check(
+    runs: int, turns: int, said: list[str]
+) -> None:
     """Two replicas running one fire, with one record kept, passed: every check read the
-    records, none the claims the replicas reported."""
+    records, none the claims the replicas reported. So did a success recorded without its
+    turn (fast, it met the rate goal): the replicas count their graph's node starts."""
     n = 60
     tally = replicas.Tally(finished=n, successes=n, tasks_with_one=n, holders={"a": 30, "b": 30})
     fig = Figure("replicas", "replicas", "")
-    replicas._check_round(fig, "3 replica(s)", tally, {"runs": n + 1.0}, n, reported=True)
-    assert fig.failed_checks == ["3 replica(s): 61 runs claimed for 60 fires"]
-
-    fig = Figure("replicas", "replicas", "")
-    replicas._check_round(fig, "3 replica(s)", tally, {"runs": float(n)}, n, reported=True)
-    assert fig.failed_checks == []
+    totals = {"runs": float(runs), "turns": float(turns)}
+    replicas._check_round(fig, "3 replica(s)", tally, totals, n, reported=True)
+    assert fig.failed_checks == said
 
 
 def test_a_start_up_that_holds_no_due_fire_fails_the_scale_check(
@@ -583,3 +592,17 @@ def test_fires_started_before_their_due_time_fail_the_burst_and_replicas_checks(
     fig = Figure("replicas", "replicas", "")
     replicas._check_round(fig, "1 replica(s)", tally, {}, n, reported=False)
     assert fig.failed_checks == ["1 replica(s): 2 fire(s) started over 50 ms before their due time"]
+
+
+async def test_a_success_recorded_without_its_turn_fails_the_overhead_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime that recorded `success` without running the graph was fast, and its
+    records, each one success, passed every check: the node's starts are counted now.
+    Here the graph runs but does not report its starts, as a skipped turn would look."""
+    monkeypatch.setattr(overhead, "trivial_graph", lambda **kwargs: common.trivial_graph())
+    fig = Figure("overhead", "overhead", "")
+    await overhead._backend(fig, "memory", "sqlite://", quick=True)
+    assert fig.failed_checks == [
+        "memory: of 110 runs, 110 whose graph never started, 0 whose graph started more than once"
+    ]
