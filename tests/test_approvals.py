@@ -1238,3 +1238,50 @@ async def test_calls_racing_to_carry_out_one_approval_write_once_and_both_say_it
         stored = await rt.get_task(task.id)
     assert (stored.trigger.prompt, stored.version) == ("Water less.", 1)
     assert [(t.trigger.prompt, t.version) for t in results] == [("Water less.", 1)] * 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_whose_inner_tool_call_id_names_another_call_is_asked_again(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    """The several-calls form keyed by one call but naming another inside contradicts
+    itself: it decides nothing, and the request comes again saying why."""
+    message = calls(new_task("One", "in 1 hour"), new_task("Two", "in 2 hours"))
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [message, "Done."])
+    one, two = call_ids(message)
+    contradictory = {one: {"approved": True, "tool_call_id": two}, two: True}
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        await proposals(rt, 2)
+        for _ in range(2):
+            pending = out["__interrupt__"]
+            resume = contradictory if len(pending) == 1 else {p.id: contradictory for p in pending}
+            out = await rt.ainvoke(Command(resume=resume), T)
+            assert await rt.list_tasks() == []
+            problems = [p.value["problem"] for p in out["__interrupt__"]]
+            assert problems and all(
+                f"the answer for {one!r} names tool call {two!r}" in p for p in problems
+            )
+        out, _ = await resume_all(rt, out, by_id())
+        assert sorted(t.name for t in await rt.list_tasks()) == ["One", "Two"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_answer_naming_another_call_does_not_decide_the_call_it_reaches(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    """``{"tool_call_id": "x", "approved": True}`` sent to call y (a plain resume for a
+    ``ToolNode``, by the interrupt's id for ``create_agent``) does not approve y."""
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour"))])
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        (pending,) = out["__interrupt__"]
+        wrong = {"tool_call_id": "call_elsewhere", "approved": True}
+        resume = wrong if kind == "assistant" else {pending.id: wrong}
+        out = await rt.ainvoke(Command(resume=resume), T)
+        (again,) = [p.value for p in out["__interrupt__"]]
+        assert again["tool_call_id"] == pending.value["tool_call_id"]
+        assert "the last answer named ['call_elsewhere']" in again["problem"]
+        assert await rt.list_tasks() == []
+        out = await rt.ainvoke(Command(resume=True), T)
+        assert [t.name for t in await rt.list_tasks()] == ["Plan"]

@@ -1434,13 +1434,35 @@ class _Answer:
                 if "tool_call_id" in value:
                     return cls(None, {str(value["tool_call_id"]): _verdict(value)})
                 if not (_VERDICT_KEYS & value.keys()) and value:
-                    return cls(None, {str(key): _verdict(item) for key, item in value.items()})
+                    return cls(
+                        None, {str(key): _addressed(key, item) for key, item in value.items()}
+                    )
             return cls(_verdict(value), {})
         except _Unreadable as exc:
             return cls(None, {}, str(exc))
 
 
 _VERDICT_KEYS = frozenset({"approved", "reason", "message"})
+
+
+def _addressed(key: Any, item: Any) -> _Verdict:
+    """The verdict the several-calls form gives the call ``key``.
+
+    Raises:
+        _Unreadable: the verdict names another call in its own ``tool_call_id`` (which
+            of the two the human meant cannot be told, so neither is decided).
+    """
+    if (
+        isinstance(item, Mapping)
+        and "tool_call_id" in item
+        and str(item["tool_call_id"]) != str(key)
+    ):
+        raise _Unreadable(
+            f"the answer for {_short(repr(str(key)))} names tool call "
+            f"{_short(repr(str(item['tool_call_id'])))} inside it, so which call it decides "
+            "cannot be told: key each verdict by its own call's id"
+        )
+    return _verdict(item)
 
 
 class _Unreadable(ValueError):
