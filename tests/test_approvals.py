@@ -1285,3 +1285,22 @@ async def test_an_answer_naming_another_call_does_not_decide_the_call_it_reaches
         assert await rt.list_tasks() == []
         out = await rt.ainvoke(Command(resume=True), T)
         assert [t.name for t in await rt.list_tasks()] == ["Plan"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_none_sent_by_the_interrupts_id_rejects(
+    sqlite_url: str, runtime_factory: Any, kind: str
+) -> None:
+    """``None`` reaches an approval only by the interrupt's id (LangGraph takes
+    ``Command(resume=None)`` for no resume and raises before any tool runs)."""
+    message = calls(new_task("Plan", "in 1 hour"))
+    rt = make_runtime(kind, runtime_factory, sqlite_url, [message, "Done."])
+    async with rt:
+        out = await rt.ainvoke(ask(), T)
+        (pending,) = out["__interrupt__"]
+        out = await rt.ainvoke(Command(resume={pending.id: None}), T)
+        assert "__interrupt__" not in out
+        assert await rt.list_tasks() == []
+        (answer,) = tool_messages(out)
+        assert answer.text.startswith("The task was not scheduled: a human rejected it")
+        assert "Reason:" not in answer.text
