@@ -284,6 +284,26 @@ def test_edge_options_a_runtime_runs_with_are_accepted() -> None:
     )
 
 
+BAD_DRAINS: list[Any] = [float("nan"), -1, "5"]
+
+
+@pytest.mark.parametrize("drain", BAD_DRAINS)
+async def test_a_stop_refuses_a_drain_timeout_it_cannot_wait_and_keeps_running(
+    sqlite_url: str, runtime_factory: Any, drain: Any
+) -> None:
+    """``stop(drain_timeout_secs=nan)`` drained for 0 s; a bad value is refused as the
+    constructor refuses it, and the runtime runs on."""
+    rt = runtime_factory(None, database=sqlite_url)
+    async with rt:
+        with pytest.raises(
+            InvalidTask, match=re.escape(f"must be 0 or more seconds, got {drain!r}")
+        ):
+            await rt.stop(drain_timeout_secs=drain)
+        assert rt.running
+        await rt.stop(drain_timeout_secs=float("inf"))  # waits for ever: nothing runs here
+        assert not rt.running
+
+
 async def test_invalid_input_raises_typed_errors_and_stores_nothing(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

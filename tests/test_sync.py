@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,7 @@ from langgraph_scheduler import (
     _loops,
     scheduler_tools,
 )
+from langgraph_scheduler.errors import InvalidTask
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 
 from .helpers import build_graph
@@ -720,3 +722,19 @@ def test_sync_tools_of_a_runtime_not_started_answer_with_the_reason(
 
     answer = asyncio.run(in_loop()) if inside_a_loop else call()
     assert answer.startswith("Error: the runtime is not started")
+
+
+@pytest.mark.parametrize("drain", [float("nan"), -1, "5"])
+def test_a_stop_refuses_a_drain_timeout_it_cannot_wait_and_keeps_running(
+    tmp_path: Path, drain: Any
+) -> None:
+    rt = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 'sync.db'}")
+    with rt:
+        with pytest.raises(
+            InvalidTask, match=re.escape(f"must be 0 or more seconds, got {drain!r}")
+        ):
+            rt.stop(drain_timeout_secs=drain)
+        assert rt.running
+        assert rt.list_tasks() == []
+        rt.stop(drain_timeout_secs=float("inf"))  # waits for ever: nothing runs here
+        assert not rt.running

@@ -109,7 +109,8 @@ class SchedulerRuntime:
             (kept as its name; one naming no zone raises ``InvalidSchedule``).
         max_concurrency: turns running at once; due fires beyond it wait in the table.
         default_timeout_secs: turn timeout when the trigger sets none.
-        drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish.
+        drain_timeout_secs: how long :meth:`stop` lets in-flight turns finish
+            (``math.inf``: however long they take).
         lease_secs: how long a claimed fire, or a thread held on PostgreSQL, stays
             owned without renewal; a crashed process's running fires are recorded
             ``interrupted`` once it expires (a turn still running on a LangGraph server
@@ -448,10 +449,19 @@ class SchedulerRuntime:
         with`` cancelled, Ctrl-C in ``asyncio.run``) cuts its drain short, as if its
         deadline had come, and still closes the store before the cancellation goes on.
 
+        Args:
+            drain_timeout_secs: how long in-flight turns and holds may take to end (the
+                runtime's ``drain_timeout_secs`` unless given); ``math.inf`` waits for
+                them however long they take.
+
         Raises:
+            InvalidTask: ``drain_timeout_secs`` is no number of seconds, 0 or more (the
+                runtime runs on).
             RuntimeError: called from the runtime's own work (a node or tool of its
                 turn, a listener), which the stop would wait for.
         """
+        if drain_timeout_secs is not None:
+            _check_seconds("drain_timeout_secs", drain_timeout_secs)
         if self._state == "starting":
             await self._started.wait()
         if self._state in ("running", "stopping") and work_of() == self.holder:
@@ -995,6 +1005,25 @@ _SELF_HOLD = (
 """The refusal of a hold of a thread inside the caller's own hold of it."""
 
 
+def _check_seconds(label: str, value: object) -> None:
+    """Refuse a wait that is no number of seconds, 0 or more (NaN, negative, text);
+    ``math.inf`` is a wait without end.
+
+    Raises:
+        InvalidTask: saying which option and what it got.
+    """
+    if not _number(value) or not value >= 0:  # type: ignore[operator]
+        raise InvalidTask(f"{label} must be 0 or more seconds, got {value!r}")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return _whole(value) or isinstance(value, float)
+
+
 def _check_options(
     *,
     max_concurrency: int,
@@ -1010,13 +1039,7 @@ def _check_options(
     """Refuse the runtime's numeric options that it cannot run with (a fraction of a
     turn slot, an endless lease), which would otherwise fail every claim pass later."""
 
-    def whole(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def number(value: object) -> bool:
-        return whole(value) or isinstance(value, float)
-
-    if not whole(max_concurrency):
+    if not _whole(max_concurrency):
         raise InvalidTask(f"max_concurrency must be a whole number, got {max_concurrency!r}")
     if max_concurrency < 1:
         raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -1025,25 +1048,21 @@ def _check_options(
         ("sync_interval_secs", sync_interval_secs),
         ("window_secs", window_secs),
     ):
-        if not number(value) or not 0 < value < math.inf:
+        if not _number(value) or not 0 < value < math.inf:
             raise InvalidTask(
                 f"{label} must be a positive, finite number of seconds, got {value!r}"
             )
-    if not number(default_timeout_secs) or not default_timeout_secs > 0:
+    if not _number(default_timeout_secs) or not default_timeout_secs > 0:
         raise InvalidTask(f"default_timeout_secs must be positive, got {default_timeout_secs!r}")
-    for label, value in (
-        ("drain_timeout_secs", drain_timeout_secs),
-        ("store_retry_secs", store_retry_secs),
-    ):
-        if not number(value) or not value >= 0:
-            raise InvalidTask(f"{label} must be 0 or more seconds, got {value!r}")
-    if history_limit is not None and (not whole(history_limit) or history_limit < 0):
+    _check_seconds("drain_timeout_secs", drain_timeout_secs)
+    _check_seconds("store_retry_secs", store_retry_secs)
+    if history_limit is not None and (not _whole(history_limit) or history_limit < 0):
         raise InvalidTask(
             f"history_limit must be a whole number of run records, 0 or more (None keeps "
             f"all), got {history_limit!r}"
         )
     if history_max_age_days is not None and (
-        not number(history_max_age_days) or not history_max_age_days > 0
+        not _number(history_max_age_days) or not history_max_age_days > 0
     ):
         raise InvalidTask(
             "history_max_age_days must be a positive number of days (None keeps records of "

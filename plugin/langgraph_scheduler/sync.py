@@ -23,7 +23,14 @@ from langgraph.pregel import Pregel
 
 from ._loops import LOOP_GRACE_SECS, call_blocking
 from .errors import NotRunning
-from .runtime import _SELF_HOLD, EventListener, GraphInput, RunListener, SchedulerRuntime
+from .runtime import (
+    _SELF_HOLD,
+    EventListener,
+    GraphInput,
+    RunListener,
+    SchedulerRuntime,
+    _check_seconds,
+)
 
 __all__ = ["SyncSchedulerRuntime"]
 
@@ -176,8 +183,15 @@ class SyncSchedulerRuntime:
         then are cancelled and raise :class:`NotRunning`, as do calls made once the stop
         began. A stop called meanwhile from another thread waits for this one; calling
         it after does nothing, as does calling it in a process forked from the one that
-        started the runtime (the runtime runs on there).
+        started the runtime (the runtime runs on there). ``math.inf`` waits for the calls
+        and turns however long they take.
+
+        Raises:
+            InvalidTask: ``drain_timeout_secs`` is no number of seconds, 0 or more (the
+                runtime runs on).
         """
+        if drain_timeout_secs is not None:
+            _check_seconds("drain_timeout_secs", drain_timeout_secs)
         if self._loop is None or self._forked():
             return
         if threading.current_thread() is self._thread:
