@@ -25,6 +25,7 @@ from sqlalchemy import insert, select, text, update
 from langgraph_scheduler import (
     Cron,
     Interval,
+    InvalidSchedule,
     InvalidTask,
     Once,
     QuotaExceeded,
@@ -1420,3 +1421,24 @@ async def test_fires_on_a_sqlite_file_make_no_blocking_call_on_the_loop(
             records = await runs.wait_for(5)
     assert [r.outcome for r in records] == ["success"] * 5, [r.error for r in records]
     assert model.calls == 5
+
+
+async def test_an_interval_at_the_end_of_the_calendar_completes_or_is_refused_typed(
+    runs: RunWaiter,
+) -> None:
+    """Near year 9999 an interval whose first fire is past the calendar is refused with
+    InvalidSchedule (creating one raised OverflowError), and one whose last fire fits
+    runs it and completes, as a schedule that ends does."""
+    clock = FakeClock(datetime(9999, 12, 31, 22, 0, tzinfo=timezone.utc))
+    async with runtime(
+        build_graph(ScriptedChatModel(steps=["ok"])), "sqlite://", clock, runs
+    ) as rt:
+        for schedule in (Interval(hours=3), Interval(hours=2, tz="Pacific/Kiritimati")):
+            with pytest.raises(InvalidSchedule, match="has no fire time after now"):
+                await rt.create_task(name="late", schedule=schedule, trigger="go")
+        assert await rt.list_tasks() == []
+        task = await rt.create_task(name="last", schedule=Interval(hours=1), trigger="go")
+        assert task.upcoming_runs(3) == [datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc)]
+        assert await step(rt, clock, 3600) == 1
+        done = await rt.get_task(task.id)
+        assert (done.state, done.next_run_at, done.run_count) == ("completed", None, 1)
