@@ -88,6 +88,8 @@ class Received:
     """The status the receiver answered with (0: it never answered)."""
     target: str = ""
     """The path and query the request was sent to."""
+    lines: tuple[tuple[str, str], ...] = ()
+    """Every header line as sent, a name given twice twice."""
 
 
 class Receiver:
@@ -122,7 +124,8 @@ class Receiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     status = 0 if receiver._hang else (receiver._statuses or [200]).pop(0)
-                    receiver.requests.append(Received(headers, body, status, self.path))
+                    lines = tuple(self.headers.items())
+                    receiver.requests.append(Received(headers, body, status, self.path, lines))
                 if receiver._hang:
                     receiver._release.wait(10)
                     return
@@ -412,6 +415,25 @@ async def test_a_refusal_compressed_a_thousandfold_is_never_inflated(
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("failed", 1, "HTTP 410")
     (request,) = gone.requests
     assert request.headers["accept-encoding"] == "identity"
+
+
+async def test_a_request_carries_each_header_once_its_own_accept_encoding_and_the_users(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # A user's lower-case accept-encoding went out beside the request's own identity
+    # (it is refused now, see test_headers_no_request_can_carry_are_refused_at_once).
+    hook = receivers()
+    webhook = Webhook(url=hook.url, headers={"authorization": "Bearer t0k"}, **FAST)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        await eventually(settled(rt, run.run_id))
+    (request,) = hook.requests
+    names = [name.lower() for name, _ in request.lines]
+    assert sorted(set(names)) == sorted(names)
+    assert (request.headers["accept-encoding"], request.headers["authorization"]) == (
+        "identity",
+        "Bearer t0k",
+    )
 
 
 async def test_an_answer_no_database_stores_is_recorded_and_fails_at_once(
@@ -1171,6 +1193,11 @@ def test_the_runtime_takes_a_webhook_object_and_says_how(make_graph: Any) -> Non
         ({"X-\u00e9": "x"}, "not a valid HTTP header name"),
         ({"content-type": "text/plain"}, "set by each webhook request"),
         ({"x-lgs-signature": "sha256=00"}, "set by each webhook request"),
+        # Names are case-insensitive: this one went out beside the request's own
+        # Accept-Encoding: identity, which keeps a refusal's body from being inflated.
+        ({"accept-encoding": "gzip"}, "set by each webhook request"),
+        ({"ACCEPT-ENCODING": "identity"}, "set by each webhook request"),
+        ({"X-Tenant": "a", "x-tenant": "b"}, "'x-tenant' is given twice"),
     ],
 )
 def test_headers_no_request_can_carry_are_refused_at_once(

@@ -125,8 +125,9 @@ class Webhook(BaseModel):
             tasks' own ``TaskOptions.webhook_url``.
         secret: signs each request (``X-LGS-Signature``); None sends them unsigned.
         headers: extra request headers (an ``Authorization`` for the receiver, say):
-            HTTP names and printable ASCII values; those each request sets itself
-            (``Content-Type``, ``User-Agent``, ``X-LGS-*``...) are refused.
+            HTTP names and printable ASCII values, each name once whatever its case;
+            those each request sets itself (``Accept-Encoding``, ``Content-Type``,
+            ``User-Agent``, ``X-LGS-*``...), in any case, are refused.
         timeout_secs: longest one request may take.
         max_attempts: requests made before a delivery is recorded ``failed``.
         backoff_secs: wait before the second attempt; doubled for each further one, plus
@@ -162,8 +163,15 @@ class Webhook(BaseModel):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
         for name, value in headers.items():
             _check_header(name, value)
+            if name.lower() in seen:  # both would be sent: HTTP names ignore case
+                raise ValueError(
+                    f"header {name.lower()!r} is given twice (header names are "
+                    "case-insensitive): give it once"
+                )
+            seen.add(name.lower())
         return headers
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -193,6 +201,7 @@ _HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?")
 _OWN_HEADERS = frozenset(
     name.lower()
     for name in (
+        "Accept-Encoding",  # identity: a refusal's body is read, and never inflated
         "Content-Type",
         "Content-Length",
         "Transfer-Encoding",
