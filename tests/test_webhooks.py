@@ -629,6 +629,25 @@ async def test_a_receiver_asking_to_retry_after_a_while_is_not_asked_sooner(
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
 
+async def test_a_delivery_stopped_while_waiting_out_a_retry_after_is_left_due_then(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, receivers: Any
+) -> None:
+    # A runtime stopping handed such a delivery back due at once, so the next runtime
+    # asked the receiver again sooner than it had said.
+    receiver = receivers(503, answer_headers={"Retry-After": "120"})
+    async with fake_clock_run(
+        runtime_factory, make_graph(), sqlite_url, receiver, backoff_secs=1, max_backoff_secs=600
+    ) as (rt, clock, run):
+        await eventually(lambda: _attempted(rt, run.run_id))
+        await clock.advance(30)
+    asked = FAKE_START + timedelta(seconds=120)
+    clock = FakeClock(FAKE_START + timedelta(seconds=30))
+    async with runtime_factory(make_graph(), database=sqlite_url, clock=clock) as later:
+        (left,) = await later.deliveries(run.run_id)
+    assert (left.status, left.attempts, left.next_attempt_at) == ("pending", 1, asked)
+    assert len(receiver.requests) == 1
+
+
 async def _attempted(rt: SchedulerRuntime, run_id: str) -> list[WebhookDelivery] | None:
     found = await rt.deliveries(run_id)
     return found if found and found[0].attempts >= 1 else None
@@ -1078,7 +1097,7 @@ async def test_deliveries_are_stored_once_per_run_and_url_and_claimed_by_lease(
         assert not await store.record_delivery(  # a delivered one stays delivered
             other.delivery_id, status="failed", attempts=2, error="late", now=later
         )
-        await store.release_deliveries([queued[0].delivery_id], now=later)
+        await store.release_deliveries({queued[0].delivery_id: later})
         (due,) = await store.claim_deliveries(now=later, lease_until=later + lease, limit=10)
         assert due.delivery_id == queued[0].delivery_id
 

@@ -38,7 +38,7 @@ import secrets
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -2875,20 +2875,30 @@ class Store(ABC):
         )
         return await self.transaction(lambda conn: conn.execute(statement).rowcount == 1)
 
-    async def release_deliveries(self, delivery_ids: Sequence[str], *, now: datetime) -> None:
-        """Make pending deliveries due at ``now`` (their claimer stops), so the next runtime
-        takes them up at once instead of after their lease."""
-        if not delivery_ids:
-            return
-        statement = (
+    async def release_deliveries(self, due: Mapping[str, datetime]) -> None:
+        """Make pending deliveries due at the times given by id (their claimer stops), so
+        the next runtime takes them up then (now, or when their receiver asked to be
+        tried again) instead of after their lease."""
+        by_time: dict[datetime, list[str]] = {}
+        for delivery_id, when in due.items():
+            by_time.setdefault(when, []).append(delivery_id)
+        statements = [
             update(deliveries_table)
             .where(
-                deliveries_table.c.delivery_id.in_(sorted(delivery_ids)),
+                deliveries_table.c.delivery_id.in_(sorted(ids)),
                 deliveries_table.c.status == "pending",
             )
-            .values(next_attempt_at=now)
-        )
-        await self.transaction(lambda conn: conn.execute(statement))
+            .values(next_attempt_at=when)
+            for when, ids in sorted(by_time.items())
+        ]
+        if not statements:
+            return
+
+        def release(conn: Connection) -> None:
+            for statement in statements:
+                conn.execute(statement)
+
+        await self.transaction(release)
 
     async def deliveries(
         self,

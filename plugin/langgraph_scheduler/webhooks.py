@@ -375,6 +375,9 @@ class WebhookDispatcher:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._unsettled: set[str] = set()
         """Deliveries that stopped while still pending: made due again at close."""
+        self._asked_until: dict[str, datetime] = {}
+        """When the receivers of this runtime's pending deliveries asked to be tried
+        again (``Retry-After``): a delivery left at close is due then, not sooner."""
         self._backlog = False
         self._draining = asyncio.Event()
         """Set when closing begins: no more backoff waits."""
@@ -414,8 +417,9 @@ class WebhookDispatcher:
 
     async def close(self) -> None:
         """Store what was submitted, let attempts in flight finish for up to
-        ``drain_secs`` (no more backoff waits), then leave the rest pending and due now,
-        for the next runtime on this database."""
+        ``drain_secs`` (no more backoff waits), then leave the rest pending and due now
+        (or when their receiver asked to be tried again), for the next runtime on this
+        database."""
         async with self._lock:  # not in the middle of a transaction
             for loop in self._loops:
                 loop.cancel()
@@ -447,8 +451,11 @@ class WebhookDispatcher:
         if self._active:
             await asyncio.wait(set(self._active.values()), timeout=5.0)
         try:
-            left = sorted(self._unsettled | set(self._active))
-            await self.store.release_deliveries(left, now=self.clock.now())
+            now = self.clock.now()
+            left = self._unsettled | set(self._active)
+            await self.store.release_deliveries(
+                {d: max(now, self._asked_until.get(d, now)) for d in left}
+            )
         except Exception as exc:
             logger.warning("pending webhook deliveries stay leased until it expires (%s)", exc)
         if self._client is not None:
@@ -652,6 +659,7 @@ class WebhookDispatcher:
         if item.delivery_id in self._active:
             return
         self._unsettled.discard(item.delivery_id)
+        self._asked_until.pop(item.delivery_id, None)
         task = spawn_clean(self._deliver(item), name=f"langgraph-scheduler-webhook-{item.run_id}")
         self._active[item.delivery_id] = task
         task.add_done_callback(lambda _: self._finished(item.delivery_id))
@@ -700,7 +708,9 @@ class WebhookDispatcher:
                 "webhook delivery %s to %s failed", item.delivery_id, redact_url(item.url)
             )
         finally:
-            if not settled:
+            if settled:
+                self._asked_until.pop(item.delivery_id, None)
+            else:
                 self._unsettled.add(item.delivery_id)
 
     def _waiter(self, before: int, asked: Callable[[], float]) -> Callable[[RetryCallState], float]:
@@ -744,6 +754,7 @@ class WebhookDispatcher:
             status = "delivered"
         elif retryable and attempts < self.webhook.max_attempts:
             status, next_at = "pending", self._lease_until(now, attempts, asked)
+            self._asked_until[item.delivery_id] = now + timedelta(seconds=asked)
         written = await retrying(
             "record a webhook delivery",
             lambda: self.store.record_delivery(
