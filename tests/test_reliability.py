@@ -78,6 +78,29 @@ async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
         assert task.next_run_at - record.scheduled_for == timedelta(hours=1)
 
 
+async def test_a_graph_calling_sys_exit_ends_the_process_and_its_fire_is_retried_after(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """As the README's turn outcomes say: asyncio lets a node's ``SystemExit`` out of the
+    event loop, so ``asyncio.run`` ends (the process with its code), cancelling the turns
+    in flight as a stop does: that fire is recorded ``interrupted`` and its retry, due
+    after its backoff, runs on the next runtime on the database."""
+    child = child_process("crash_child", sqlite_url, "exit")
+    try:
+        code = await asyncio.to_thread(child.wait, 60)
+        err = child.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert code == 3, err
+    async with runtime_factory(make_graph("back"), database=sqlite_url) as rt:
+        (task,) = await rt.list_tasks()
+        await runs.wait_for(1, task_id=task.id, timeout=30)
+        records = sorted(await rt.history(task.id), key=lambda r: r.attempt)
+    assert [(r.attempt, r.outcome) for r in records] == [(1, "interrupted"), (2, "success")]
+    assert records[0].error == "runtime stopped before the turn finished"
+
+
 @pytest.mark.parametrize("policy", ["catch_up", "skip"])
 async def test_downtime_catches_up_once_or_skips_per_policy(
     policy: str,
