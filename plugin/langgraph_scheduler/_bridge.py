@@ -9,7 +9,7 @@ Each claimed fire runs as a turn (:class:`~._turns.TurnRunner`) and ends in exac
 recorded outcome; what the outcome does to its task (a retry row, the failure streak, an
 auto-pause) is decided in the same transaction by the fire policy. The flow goes one
 way: timers and the change feed wake the bridge; the bridge calls the store and the turn
-runner, and tells listeners.
+runner, and tells listeners (which never make it wait: see :mod:`._listeners`).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ and its turn begins at the instant itself instead of after the claim."""
 _EARLY_WAKE = 2 * CLAIM_AHEAD
 """How far ahead of the clock a timer's due instant is still trusted."""
 
-RecordListener = Callable[[TaskRunRecord], Awaitable[None]]
-EventListener = Callable[[TaskEvent], Awaitable[None]]
+RecordListener = Callable[[TaskRunRecord], None]
+EventListener = Callable[[TaskEvent], None]
 
 
 class TaskExecutorBridge:
@@ -103,8 +103,9 @@ class TaskExecutorBridge:
         poll_secs: how often to look for due fires without being woken (the safety net
             for another replica's claims and clock skew).
         store_retry_secs: how long a store call is retried while the database is down.
-        on_record: told every finished record.
-        on_event: told every task event.
+        on_record: told every finished record, once it is stored (it must not wait:
+            the turn slot and the claim pass that tell it go on at once).
+        on_event: told every task event, the same way.
         on_due: told each future due time the bridge learns of (to set a timer).
     """
 
@@ -312,9 +313,9 @@ class TaskExecutorBridge:
 
     async def _start(self, claim: Claimed) -> None:
         for record in claim.finished:
-            await self._tell(record)
+            self._tell(record)
         if claim.event is not None:
-            await self._task_event(claim.task.id, claim.event, claim.reason)
+            self._task_event(claim.task.id, claim.event, claim.reason)
         if claim.next_run_at is not None:
             self.on_due(claim.next_run_at)
         if claim.run is not None:
@@ -406,9 +407,9 @@ class TaskExecutorBridge:
         """Tell listeners of a manual run recorded ``error`` by its claim, which found its
         task's payload unreadable and quarantined the task (``task``: as it was read)."""
         self.finished_tasks.add(record.task_id)
-        await self._tell(record)
+        self._tell(record)
         if task.state != "quarantined":
-            await self._task_event(task.id, "quarantined", record.error or "")
+            self._task_event(task.id, "quarantined", record.error or "")
         return record
 
     async def _manual(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
@@ -598,14 +599,14 @@ class TaskExecutorBridge:
                 # still hear of it (what it did to its task, the retry's wake say, is
                 # left to the window's reload). The same record written by a runtime
                 # that took the claim over is that runtime's to tell.
-                await self._tell(stored)
+                self._tell(stored)
                 return stored
             if stored is not None and (stored.outcome is not None or holder != self.holder):
                 self._late(stored, holder, finish.outcome)
             return stored or record.model_copy(
                 update={"outcome": finish.outcome, "error": finish.error, "summary": finish.summary}
             )
-        await self.settle(finished)
+        self.settle(finished)
         return finished.record
 
     async def record_orphan(self, record: TaskRunRecord, response: ConversationResponse) -> None:
@@ -681,14 +682,14 @@ class TaskExecutorBridge:
                     record.task_id,
                 )
 
-    async def settle(self, finished: Finished) -> None:
+    def settle(self, finished: Finished) -> None:
         """Tell listeners a finished record and what it did to its task."""
         consequence = finished.consequence
         if consequence.retry_at is not None:
             self.on_due(consequence.retry_at)
         if consequence.event is not None:
-            await self._task_event(finished.record.task_id, consequence.event, consequence.reason)
-        await self._tell(finished.record)
+            self._task_event(finished.record.task_id, consequence.event, consequence.reason)
+        self._tell(finished.record)
 
     async def _finish_batch(self, finishes: Sequence[Finish]) -> list[Finished | None]:
         return await self.store.finish_runs(finishes, now=self.clock.now(), holder=self.holder)
@@ -743,7 +744,7 @@ class TaskExecutorBridge:
             what, call, patience=patience or self.store_retry_secs, said=self._store_failures
         )
 
-    async def _tell(self, record: TaskRunRecord) -> None:
+    def _tell(self, record: TaskRunRecord) -> None:
         logger.info(
             "task %s run %s (%s, attempt %d): %s",
             record.task_id,
@@ -752,13 +753,11 @@ class TaskExecutorBridge:
             record.attempt,
             record.outcome,
         )
-        await self.on_record(record)
+        self.on_record(record)
 
-    async def _task_event(self, task_id: str, kind: TaskEventKind, reason: str) -> None:
+    def _task_event(self, task_id: str, kind: TaskEventKind, reason: str) -> None:
         logger.info("task %s %s: %s", task_id, kind, reason)
-        await self.on_event(
-            TaskEvent(kind=kind, task_id=task_id, reason=reason, at=self.clock.now())
-        )
+        self.on_event(TaskEvent(kind=kind, task_id=task_id, reason=reason, at=self.clock.now()))
 
 
 @dataclass(slots=True)

@@ -136,7 +136,7 @@ class Upkeep:
             alive=list(bridge.in_flight),
         )
         for item in finished:
-            await bridge.settle(item)
+            bridge.settle(item)
         if turns is not None:  # their server runs must not go on alone (at once, bounded)
             await asyncio.gather(*(turns.stop_orphan(item.record) for item in finished))
 
@@ -170,10 +170,10 @@ class Upkeep:
 
     async def run(self) -> None:
         """Renewal and the rest of the upkeep, each every ``lease_secs / 3``, until
-        cancelled: apart, so that what recording a lapsed claim awaits (the ``on_run``
-        listeners, a server that is slow to answer) never holds up the renewal of this
-        process's own leases; and, on the system clock, the clock check every
-        :data:`_CLOCK_CHECK_SECS` (a fake clock's tests see no loop of it)."""
+        cancelled: apart, so that what recording a lapsed claim awaits (a server that is
+        slow to answer) never holds up the renewal of this process's own leases; and, on
+        the system clock, the clock check every :data:`_CLOCK_CHECK_SECS` (a fake clock's
+        tests see no loop of it)."""
         loops = [self._every(self.renew, "lease renewal"), self._every(self.tend, "lease upkeep")]
         if isinstance(self.clock, SystemClock):
             loops.append(self._every(self.check_clock, "clock check", secs=_CLOCK_CHECK_SECS))

@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -25,13 +25,14 @@ from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean, work_of
 from ._jobs import DueTimer
+from ._listeners import EventListener, Listeners, RunListener
 from ._loops import call_on_loop, running_loop_of
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
 from .errors import InvalidGraph, InvalidTask, NotRunning
-from .models import Task, TaskEvent, TaskOptions, TaskRunRecord, TaskState
+from .models import Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
 from .store import CallAnswer, Store, TaskChange, open_store
 from .trigger import ConversationTrigger
@@ -45,8 +46,6 @@ logger = logging.getLogger("langgraph_scheduler")
 DEFAULT_DATABASE = "sqlite:///langgraph-scheduler.db"
 
 GraphInput = Pregel[Any, Any, Any, Any] | StateGraph[Any, Any, Any, Any]
-RunListener = Callable[[TaskRunRecord], Awaitable[None] | None]
-EventListener = Callable[[TaskEvent], Awaitable[None] | None]
 
 _NO_GRAPH = (
     "this runtime manages tasks only (graph=None): it runs no turns; pass a graph to run them"
@@ -136,8 +135,14 @@ class SchedulerRuntime:
         window_secs: how far ahead due times are held in memory as timers.
         clock: the source of "now" (default: the system clock; tests pass a
             :class:`~langgraph_scheduler.testing.FakeClock`).
-        on_run: called with every finished run record.
-        on_event: called with task events (auto-paused, completed, quarantined).
+        on_run: called with every finished run record, once it is stored: a plain
+            function there and then, on the runtime's loop (keep it short); a coroutine
+            function's call as a task of its own, which holds no turn slot (a slow one
+            delays itself, not the schedule, nor the :meth:`run_now` that made the
+            record). :meth:`stop` waits for such calls up to its drain deadline (at least
+            1 s), then cancels them, logging the runs they were not told of.
+        on_event: called with task events (auto-paused, completed, quarantined), the
+            same way.
         webhook: POST every finished run record to ``webhook.url`` and to its task's
             ``TaskOptions.webhook_url``, signed with ``webhook.secret``, retried with
             backoff, in the background (see :mod:`langgraph_scheduler.webhooks`); each
@@ -221,8 +226,11 @@ class SchedulerRuntime:
         self.window_secs = window_secs
         self.clock: Clock = clock or SystemClock()
         self.holder = f"{process_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._listeners: list[RunListener] = [on_run] if on_run else []
-        self._event_listeners: list[EventListener] = [on_event] if on_event else []
+        self._listeners = Listeners(of=self.holder)
+        if on_run:
+            self._listeners.runs.append(on_run)
+        if on_event:
+            self._listeners.events.append(on_event)
         if webhook is not None and not isinstance(webhook, Webhook):
             raise InvalidTask(
                 "webhook must be a Webhook, e.g. webhook=Webhook(url='https://…', "
@@ -310,6 +318,7 @@ class SchedulerRuntime:
         try:
             store = open_store(self.database, lock_patience=self.store_retry_secs)
             stack.push_async_callback(store.close)
+            stack.callback(self._listeners.cut_short)  # before the store closes
             store.hold_threads_as(self.holder, clock=self.clock, lease_secs=self.lease_secs)
             async with store.setup_lock(patience=self.store_retry_secs):
                 await store.setup()
@@ -383,7 +392,7 @@ class SchedulerRuntime:
             poll_secs=self.sync_interval_secs,
             store_retry_secs=self.store_retry_secs,
             on_record=self._emit,
-            on_event=self._emit_event,
+            on_event=self._listeners.tell_event,
             on_due=lambda when: call_clean(timer.at, when),
         )
         self._timer, self._bridge = timer, bridge
@@ -436,6 +445,10 @@ class SchedulerRuntime:
         ``interrupted``), let in-flight turns finish up to the deadline, record the rest
         ``interrupted`` (retried per policy by the next runtime) and close the store.
 
+        Then the coroutine listener calls still running (told of those records too) may
+        end in what is left of the deadline, or within 1 s past it; those still running
+        then are cancelled, the runs and events they were not told of logged.
+
         Threads held through :meth:`thread_lock` or :meth:`ainvoke` are waited for up
         to the same deadline (new holds are refused meanwhile), but those of the task
         calling the stop from inside them, which end only after it; a hold that outlives
@@ -487,13 +500,18 @@ class SchedulerRuntime:
 
     async def _drain(self, secs: float, *, own_holds: int = 0) -> None:
         """Stop the timer and let turns and thread holds end, up to ``secs`` (but the
-        stopping task's ``own_holds``); what still runs then is interrupted and recorded."""
+        stopping task's ``own_holds``); what still runs then is interrupted and recorded.
+        The listener calls still running may end in what is left of ``secs`` (at least
+        :data:`~._listeners.LISTENER_GRACE_SECS`); the rest are cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + secs
         if self._timer is not None:
             self._timer.shutdown()
         drains = [self._holds_released(secs, own=own_holds)]
         if self._bridge is not None:
             drains.append(self._bridge.close(secs))
         await asyncio.gather(*drains)
+        await self._listeners.drain(deadline - loop.time())
 
     async def _close(self, *, cut_short: bool) -> None:
         """End the runtime's loops and close the store; ``cut_short``: the drain was
@@ -578,13 +596,14 @@ class SchedulerRuntime:
         return self._service
 
     def add_listener(self, listener: RunListener) -> None:
-        """Call ``listener(record)`` with every finished run record."""
-        self._listeners.append(listener)
+        """Call ``listener(record)`` with every finished run record (a coroutine
+        function's call runs beside the turns, see ``on_run``)."""
+        self._listeners.runs.append(listener)
 
     def add_event_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` with every task event (auto-paused, completed,
         quarantined)."""
-        self._event_listeners.append(listener)
+        self._listeners.events.append(listener)
 
     # -- task API (through the task service) ------------------------------------------
 
@@ -748,7 +767,9 @@ class SchedulerRuntime:
         next free turn slot.
 
         Args:
-            wait: return the finished record; with False return the running one.
+            wait: return the finished record, once it is stored and the plain
+                listeners were called (coroutine listeners are told beside it:
+                :meth:`wait_idle` waits for them too); with False return the running one.
             max_per_task: refuse when the task already ran by hand this often within
                 ``per_secs`` (the tools set it; counted atomically with the claim).
             max_per_owner: the same over all the owner's tasks.
@@ -822,9 +843,14 @@ class SchedulerRuntime:
 
     @_on_its_loop
     async def wait_idle(self) -> None:
-        """Wait until no claim and no turn of this runtime is in flight (tests, scripts)."""
-        if self._bridge is not None:
-            await self._bridge.wait_idle()
+        """Wait until no claim, no turn and no coroutine listener call of this runtime
+        is in flight (tests, scripts): a listener that never returns keeps it waiting."""
+        while True:
+            if self._bridge is not None:
+                await self._bridge.wait_idle()
+            if not self._listeners.busy:
+                return
+            await self._listeners.wait()
 
     @_on_its_loop
     async def run_due(self) -> int:
@@ -987,13 +1013,10 @@ class SchedulerRuntime:
         )
         return saver
 
-    async def _emit(self, record: TaskRunRecord) -> None:
+    def _emit(self, record: TaskRunRecord) -> None:
         if self._webhooks is not None:
             self._webhooks.submit(record)  # never waits: delivery runs in the background
-        await _call_all(self._listeners, record)
-
-    async def _emit_event(self, event: TaskEvent) -> None:
-        await _call_all(self._event_listeners, event)
+        self._listeners.tell_run(record)
 
 
 _SELF_HOLD = (
@@ -1083,13 +1106,3 @@ async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
     task.result()
     if cancelled:
         raise asyncio.CancelledError
-
-
-async def _call_all(listeners: list[Callable[[Any], Any]], item: Any) -> None:
-    for listener in listeners:
-        try:
-            maybe = listener(item)
-            if maybe is not None:
-                await maybe
-        except Exception:
-            logger.exception("listener %r failed", listener)

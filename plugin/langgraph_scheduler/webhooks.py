@@ -102,8 +102,8 @@ _PURGE_EVERY_SECS = 600.0
 
 _FLOOR_MARGIN_SECS = 60.0
 """How far before now a runtime's delivery floor stays: it covers a record's way from its
-finish's commit to :meth:`WebhookDispatcher.submit` (the finish's transaction, the event
-listeners awaited before it), which the dispatcher cannot see."""
+finish's commit to :meth:`WebhookDispatcher.submit` (the finish's transaction, the plain
+event listeners called before it), which the dispatcher cannot see."""
 
 _SWEEP_AFTER_SECS = 5.0
 """How old a finished run is before the sweep queues it (younger ones are the intake's)."""
