@@ -228,3 +228,28 @@ def test_the_sync_twin_runs_on_past_a_hung_listener(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert rt.run_now(task.id).outcome == "success"
     assert {r.run_id for r in hung.cancelled} >= {r.run_id for r in running}
+
+
+async def test_a_listener_that_raises_is_logged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = RunWaiter()
+
+    def plain(record: TaskRunRecord) -> None:
+        raise RuntimeError("plain listener down")
+
+    async def coroutine(record: TaskRunRecord) -> None:
+        raise RuntimeError("coroutine listener down")
+
+    graph = build_graph(ScriptedChatModel(steps=["ok"]))
+    rt = SchedulerRuntime(graph, database="sqlite://", on_run=plain)
+    rt.add_listener(coroutine)
+    rt.add_listener(runs)
+    with caplog.at_level(logging.ERROR, logger="langgraph_scheduler"):
+        async with rt:
+            task = await rt.create_task(name="by hand", schedule=Interval(hours=1), trigger="go")
+            record = await rt.run_now(task.id)
+            await rt.wait_idle()
+            assert record.outcome == "success" and runs.records == [record]
+    failed = {str(r.exc_info[1]) for r in caplog.records if r.exc_info and "failed" in r.message}
+    assert failed == {"plain listener down", "coroutine listener down"}

@@ -98,19 +98,20 @@ class Listeners:
     def cut_short(self) -> None:
         """Cancel the calls still running, logging which records and events they were
         not told (the store has them all)."""
-        if not self._calls:
+        running = {task: told for task, told in self._calls.items() if not task.done()}
+        if not running:  # ended meanwhile, their done callbacks still to come
             return
-        told = [item for _, item in self._calls.values()]
+        told = [item for _, item in running.values()]
         runs = sorted({i.run_id for i in told if isinstance(i, TaskRunRecord)})
         events = sorted({f"{i.kind} of {i.task_id}" for i in told if isinstance(i, TaskEvent)})
         logger.warning(
             "the runtime stopped with %d listener call(s) still running, now cancelled: "
             "not told of runs %s, nor of events %s (their records are stored)",
-            len(self._calls),
+            len(running),
             ", ".join(runs) or "(none)",
             ", ".join(events) or "(none)",
         )
-        for task in self._calls:
+        for task in running:
             task.cancel()
 
 
