@@ -25,7 +25,9 @@ from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
 from ._context import call_clean, spawn_clean, work_of
 from ._jobs import DueTimer
-from ._listeners import EventListener, Listeners, RunListener
+from ._listeners import EventListener as EventListener  # re-exported for the sync twin
+from ._listeners import Listeners
+from ._listeners import RunListener as RunListener
 from ._loops import call_on_loop, running_loop_of
 from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
