@@ -639,9 +639,11 @@ def test_check() -> None:
     Cron("0 9 * * *", tz="Europe/Berlin").check(now)
     with pytest.raises(InvalidSchedule, match=r"2026-03-28 12:00 CET .*is in the past"):
         Once(datetime(2026, 3, 28, 12), tz="Europe/Berlin").check(now)
+    with pytest.raises(InvalidSchedule, match=r"^2026-03-28 10:00 \(UTC\) is in the past"):
+        Once(datetime(2026, 3, 28, 10), tz="UTC").check(now)
     with pytest.raises(
         InvalidSchedule,
-        match=r"end 2026-03-28 13:00 UTC is before the next fire time 2026-03-29 09:00 UTC",
+        match=r"end 2026-03-28 13:00 UTC is before the next fire time 2026-03-29 09:00 \(UTC\);",
     ):
         Cron("0 9 * * *", tz="UTC", end=datetime(2026, 3, 28, 13)).check(now)
     with pytest.raises(InvalidSchedule, match=r"end 2026-03-28 11:30 UTC is before"):
@@ -679,14 +681,32 @@ DESCRIPTIONS = [
     (Cron("0 9 * * 7/2", tz="UTC"), "at 09:00 on Sunday (UTC)"),
     (Cron("0 * * * *", tz="UTC"), "every hour at :00 (UTC)"),
     (Cron("0 8 * * *", tz="UTC", every_days=2, start=datetime(2026, 3, 2, 8)),
-     "at 08:00 every other day, starting 2026-03-02 08:00 UTC (UTC)"),
+     "at 08:00 every other day, starting 2026-03-02 08:00 (UTC)"),
     (Cron("0 8 * * *", tz="UTC", every_days=3, start=datetime(2026, 3, 2, 8)),
-     "at 08:00 every 3 days, starting 2026-03-02 08:00 UTC (UTC)"),
+     "at 08:00 every 3 days, starting 2026-03-02 08:00 (UTC)"),
     (Cron("0 9 * * 1", tz="UTC", every_weeks=2, start=datetime(2026, 3, 2, 9)),
-     "at 09:00 on Monday every other week, starting 2026-03-02 09:00 UTC (UTC)"),
+     "at 09:00 on Monday every other week, starting 2026-03-02 09:00 (UTC)"),
     (Cron("0 9 * * *"), "at 09:00 every day (runtime default timezone)"),
     (Cron("0 9 * * *", tz="UTC", start=datetime(2026, 3, 1), end=datetime(2026, 4, 1)),
-     "at 09:00 every day, starting 2026-03-01 00:00 UTC, until 2026-04-01 00:00 UTC (UTC)"),
+     "at 09:00 every day, starting 2026-03-01 00:00, until 2026-04-01 00:00 (UTC)"),
+    # an abbreviation that is the zone's name is said once; one that is not stays
+    (Cron("0 9 * * *", tz="UTC", start=datetime(2026, 1, 1, tzinfo=timezone.utc)),
+     "at 09:00 every day, starting 2026-01-01 00:00 (UTC)"),
+    (Once(datetime(2026, 12, 1, 9), tz="UTC"), "once at 2026-12-01 09:00 (UTC)"),
+    (Once(datetime(2026, 12, 1, 9), tz="GMT"), "once at 2026-12-01 09:00 (GMT)"),
+    (Interval(hours=1, tz="EST", start=datetime(2026, 12, 1, 9)),
+     "every hour, starting 2026-12-01 09:00 (EST)"),
+    (Once(datetime(2026, 12, 1, 9), tz="Etc/UTC"), "once at 2026-12-01 09:00 UTC (Etc/UTC)"),
+    (Once(datetime(2026, 12, 1, 9, tzinfo=timezone.utc)),
+     "once at 2026-12-01 09:00 UTC (runtime default timezone)"),
+    # a year below 1000 in four digits
+    (Cron("0 9 * * *", tz="UTC", start=datetime(1, 1, 1, tzinfo=timezone.utc),
+          end=datetime(1, 3, 1, 12, tzinfo=timezone.utc)),
+     "at 09:00 every day, starting 0001-01-01 00:00, until 0001-03-01 12:00 (UTC)"),
+    (Interval(hours=2, tz="Europe/Berlin", start=datetime(999, 12, 7, 8),
+              end=datetime(999, 12, 11, 23, 59, 59)),
+     "every 2 hours, starting 0999-12-07 08:00 LMT, through 0999-12-11 (Europe/Berlin)"),
+    (Once(datetime(5, 12, 1, 9), tz="UTC"), "once at 0005-12-01 09:00 (UTC)"),
     # an end on a day's last second (set from a day: "until friday") is that day, included
     (Cron("0 9 * * *", tz="Europe/Berlin", end=datetime(2026, 12, 11, 23, 59, 59, 999999)),
      "at 09:00 every day, through 2026-12-11 (Europe/Berlin)"),

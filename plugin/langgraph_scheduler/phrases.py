@@ -1341,7 +1341,7 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     Example:
         >>> reading = read_schedule("tomorrow morning", tz="UTC", now=datetime(2026, 3, 2, 12))
         >>> reading.schedule.describe()
-        'once at 2026-03-03 09:00 UTC (UTC)'
+        'once at 2026-03-03 09:00 (UTC)'
     """
     tz = zone_name(tz)
     zone = check_timezone(tz)

@@ -426,23 +426,34 @@ def _same_moment(a: datetime | None, b: datetime | None, zone: ZoneInfo | None) 
     return _utc(_resolve(a, zone)) == _utc(_resolve(b, zone))
 
 
-def _fmt(value: datetime, zone: ZoneInfo | None) -> str:
-    """Short human form, e.g. ``2026-12-01 09:00 CET`` (seconds only when not zero)."""
+def _fmt(value: datetime, zone: ZoneInfo | None, *, named: bool = False) -> str:
+    """Short human form, e.g. ``2026-12-01 09:00 CET`` (seconds only when not zero).
+
+    ``named``: the caller names the zone right after, so an abbreviation that is the zone's
+    name (``UTC``, ``GMT``) is left out, not said twice (``2026-12-01 09:00 (UTC)``).
+    """
     if zone is not None:
         value = _resolve(value, zone).astimezone(zone)
-    pattern = "%Y-%m-%d %H:%M:%S" if value.second else "%Y-%m-%d %H:%M"
-    text = value.strftime(pattern)
-    return f"{text} {value.strftime('%Z')}" if value.tzinfo is not None else text
+    text = f"{_day(value)} {value:%H:%M:%S}" if value.second else f"{_day(value)} {value:%H:%M}"
+    abbreviation = value.tzname() if value.tzinfo is not None else None
+    if not abbreviation or (named and zone is not None and abbreviation == zone.key):
+        return text
+    return f"{text} {abbreviation}"
+
+
+def _day(value: datetime) -> str:
+    """``2026-12-01``; the year always in four digits (``%Y`` prints year 1 as ``1``)."""
+    return f"{value.year:04d}-{value:%m-%d}"
 
 
 def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     """An end bound as a person says it: ``through 2026-12-11`` when it is the last second
     of a day in the zone (an end set from a day: "until friday"); else ``until`` and
-    :func:`_fmt`."""
+    :func:`_fmt` (the zone is named after it)."""
     local = _resolve(value, zone).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
-        return f"through {local:%Y-%m-%d}"
-    return f"until {_fmt(value, zone)}"
+        return f"through {_day(local)}"
+    return f"until {_fmt(value, zone, named=True)}"
 
 
 def _pin_offset(value: datetime) -> datetime:
@@ -845,7 +856,7 @@ class _BaseSchedule(BaseModel):
         """``, starting …, until …`` (or ``through <day>``) for the bounds that are set."""
         zone = _zone(self.tz) if self.tz else None
         start, end = self._window()
-        text = f", starting {_fmt(start, zone)}" if start else ""
+        text = f", starting {_fmt(start, zone, named=True)}" if start else ""
         return text + (f", {_end_words(end, zone)}" if end else "")
 
     @property
@@ -862,7 +873,8 @@ class _BaseSchedule(BaseModel):
         if self.next_fire_times(1, after=now) or end is None:
             return
         upcoming = self.model_copy(update={"end": None}).next_fire_times(1, after=now)
-        first = f" the next fire time {_fmt(upcoming[0], zone)}" if upcoming else " now"
+        shown = _fmt(upcoming[0], zone, named=True) if upcoming else None
+        first = f" the next fire time {shown}" if shown else " now"
         raise InvalidSchedule(
             f"the schedule never fires: its end {_fmt(end, zone)} is before{first} "
             f"({self.tz}); it is now {_fmt(now, zone)}"
@@ -1159,14 +1171,14 @@ class Once(_BaseSchedule):
     def describe(self) -> str:
         """E.g. ``once at 2026-12-01 09:00 CET (Europe/Berlin)``."""
         zone = _zone(self.tz) if self.tz else None
-        return f"once at {_fmt(self.at, zone)} ({self._zone_label})"
+        return f"once at {_fmt(self.at, zone, named=True)} ({self._zone_label})"
 
     def check(self, now: datetime) -> None:
         """Raise InvalidSchedule when ``at`` is not after ``now``, saying both times."""
         zone = self.zone
         if _utc(_resolve(self.at, zone)) <= _utc(_resolve(now, zone)):
             raise InvalidSchedule(
-                f"{_fmt(self.at, zone)} ({self.tz}) is in the past: it is now "
+                f"{_fmt(self.at, zone, named=True)} ({self.tz}) is in the past: it is now "
                 f"{_fmt(now, zone)} in {self.tz}; give a later time"
             )
 
