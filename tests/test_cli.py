@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -493,6 +494,13 @@ def test_commands_on_each_backend(
     turns = json.loads(out)["turns"]
     assert code == 0 and turns[0]["task_source"]["run_id"] == run["run_id"]
     assert turns[0]["outcome"] == "success"
+    # What the source says, not its signature (a secret-derived HMAC of no use to a reader).
+    assert set(turns[0]["task_source"]) == {
+        "task_id", "task_name", "run_id", "scheduled_for", "attempt", "trigger", "system_addon"
+    }  # fmt: skip
+    code, table, _ = _cli(capsys, "transcript", "bob", "--database", database)
+    assert code == 0 and "run now" in table
+    assert not re.search("[0-9a-f]{64}", out + table), out + table
     code, _, _ = _cli(capsys, "tasks", "delete", task["id"], "--database", database)
     code, out, _ = _cli(capsys, "tasks", "list", "--database", database, "--json")
     assert code == 0 and json.loads(out) == []

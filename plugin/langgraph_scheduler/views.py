@@ -376,12 +376,13 @@ class Transcript:
         return [turn for turn in self.turns if turn.scheduled]
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form: the thread id and, per turn, its attribution and messages."""
+        """JSON-ready form: the thread id and, per turn, its attribution (without its
+        ``signature``, an HMAC a reader has no use for) and messages."""
         return {
             "thread_id": self.thread_id,
             "turns": [
                 {
-                    "task_source": dict(turn.source) if turn.source else None,
+                    "task_source": _shown_source(turn.source) if turn.source else None,
                     "outcome": turn.outcome,
                     "messages": [_message_json(m) for m in turn.messages],
                 }
@@ -526,6 +527,11 @@ def _turn(
     source: TaskSource = dict(raw)  # type: ignore[assignment]
     run = runs.get(str(source.get("run_id", "")))
     return Turn(messages=tuple(messages), source=source, run=run)
+
+
+def _shown_source(source: TaskSource) -> dict[str, Any]:
+    """A turn's attribution as shown: what it says (task, run, trigger), not its signature."""
+    return {key: value for key, value in source.items() if key != "signature"}
 
 
 def _label_head(source: TaskSource) -> str:
