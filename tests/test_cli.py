@@ -506,6 +506,39 @@ def test_commands_on_each_backend(
     assert code == 0 and json.loads(out) == []
 
 
+@pytest.mark.parametrize("columns", [60, 80])
+def test_runs_stay_readable_on_a_narrow_terminal(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    # Below about 70 columns rich squeezed every column of the table ("success" to "s",
+    # the run id to two characters, the time cut); now a long task name folds first, and
+    # a console too narrow for the table gets a block of lines per run.
+    name = "Water the balcony plants every morning"
+    task = _add(capsys, db, "--schedule", "every day at 8:00", "--thread", "bob", "--name", name)
+    graph = _graph_file(tmp_path, "narrow_graph")
+    code, _, err = _cli(
+        capsys, "tasks", "run", task["id"], "--database", db, "--graph", f"{graph}:graph"
+    )
+    assert code == 0, err
+    code, out, _ = _cli(capsys, "runs", "--database", db, "--json")
+    (run,) = json.loads(out)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, err = _cli(capsys, "runs", "--database", db)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines), out
+    when = datetime.fromisoformat(run["scheduled_for"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+    for whole in (run["run_id"][:8], "success", when, "Reminder"):
+        assert any(whole in line for line in lines), (whole, out)
+    assert all(word in out.split() for word in name.split()), out  # folded, not cut
+    if columns == 60:
+        assert "  task: Water the balcony plants every morning" in out, out
+
+
 @pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("attempt", -1)])
 def test_a_run_row_that_cannot_be_read_leaves_runs_and_transcript_readable(
     capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path, column: str, value: object

@@ -185,7 +185,7 @@ def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
     assert "no tasks" in _render(TaskList()) and "no tasks" in TaskList()._repr_html_()
 
 
-def test_run_history_keeps_one_row_per_run_at_any_width() -> None:
+def test_run_history_keeps_one_row_per_run_wherever_a_table_fits() -> None:
     history = RunHistory(
         [_record("r2", summary="x" * 300), _record("r1", outcome=None)],
         task_names={"t1": "Water plants"},

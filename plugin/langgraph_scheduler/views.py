@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -55,6 +56,10 @@ _OUTCOME_COLOURS = {
 }
 _WIDE = 110
 """Consoles at least this wide get the full tables; narrower ones a compact form."""
+_MIN_TASK = 12
+"""The run history's task column folds down to this many characters before giving up."""
+_MIN_RESULT = 10
+"""The fewest characters the run history's result column is given in a table."""
 _TASK_STYLE = "magenta"
 _TASK_COLOUR = "#7c3aed"
 _SHORT = 80
@@ -150,7 +155,8 @@ class TaskList(list[Task]):
 
 
 class RunHistory(list[TaskRunRecord]):
-    """Run records (newest first, as the store returns them) that render as a table.
+    """Run records (newest first, as the store returns them) that render as a table (on a
+    console too narrow for one, about 70 columns, as a block of lines per run).
 
     Args:
         records: the run records.
@@ -196,13 +202,22 @@ class RunHistory(list[TaskRunRecord]):
         headers = ["run", "task", *(["trigger"] if wide else []), "scheduled for"]
         headers += [*(["took"] if wide else []), "outcome", "result"]
         # Every column but the last gets its content's width; the result gets what is
-        # left, on one line, so a history stays one row per run at any console width.
+        # left, on one line, so a history stays one row per run wherever a table fits.
         widths = [
             max(cell_len(h), *(row[i].cell_len for row in rows)) for i, h in enumerate(headers[:-1])
         ]
         widths[1] = min(widths[1], 24)
         overhead = 2 + (len(headers) - 1) + 2 * len(headers)
-        budget = max(options.max_width - overhead - sum(widths), 10)
+        # A long task name folds into fewer columns before the result goes below its
+        # least; a console too narrow even then gets a run per block of lines instead
+        # (rich squeezed every column, "success" to "s", the run id to two characters).
+        short = options.max_width - overhead - sum(widths) - _MIN_RESULT
+        if short < 0:
+            if widths[1] + short < min(widths[1], _MIN_TASK):
+                yield from self._blocks()
+                return
+            widths[1] += short
+        budget = options.max_width - overhead - sum(widths)
         table = _table(f"run history ({len(self)})")
         for header, width in zip(headers[:-1], widths, strict=True):
             table.add_column(header, width=width, overflow="fold", no_wrap=header != "task")
@@ -212,6 +227,31 @@ class RunHistory(list[TaskRunRecord]):
             cells[-2] = _outcome_text(record.outcome, running=True)
             table.add_row(*cells)
         yield table
+
+    def _blocks(self) -> RenderResult:
+        """The history for a narrow console: per run, its id and outcome, then a line a
+        field; the result on one line, as in the table."""
+        yield Text(f"run history ({len(self)})", style="bold")
+        for record in self:
+            yield Text()
+            yield Text.assemble(
+                (record.run_id[:8], "bold"), " · ", _outcome_text(record.outcome, running=True)
+            )
+            fields = {
+                "task": self._task_label(record),
+                "trigger": record.trigger,
+                "scheduled for": _when(record.scheduled_for),
+                "took": _duration(record),
+            }
+            for name, value in fields.items():
+                line = Text.assemble(f"{name}: ", terminal_text(value), overflow="fold")
+                yield Padding(line, (0, 0, 0, 2))  # a wrapped line stays indented
+            result = " ".join((record.summary or record.error or "").split())
+            if result:
+                line = Text.assemble(
+                    "result: ", terminal_text(result), no_wrap=True, overflow="ellipsis"
+                )
+                yield Padding(line, (0, 0, 0, 2))
 
     def _repr_html_(self) -> str:
         if not self:
