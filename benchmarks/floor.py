@@ -18,15 +18,22 @@ a time, rounds interleaved, it measures:
   through ``lgs_settle``, committed). Raw ``sqlite3`` on its own in-memory database with
   the store's schema: no SQLAlchemy, no pydantic, no task per fire, no listener;
 - **floor, per 4**: one worker claims 4 due fires in one transaction, runs their 4 turns
-  together and finishes the 4 in one transaction (the shape of the runtime's batches);
+  together (a task each, gathered) and finishes the 4 in one transaction (lock-step: each
+  batch waits for its slowest turn);
+- **floor, pipelined** (and **4 ahead**): 4 long-lived workers take claimed fires from a
+  queue and run their turns, never waiting for each other; whenever turns end, one pass
+  (scheduled once, however many ended) finishes every turn ended by then in one
+  transaction (group commit) and claims in one transaction as many due fires as keep 4
+  (or 4 + 4 ahead) claimed and unfinished, queued for the workers;
 - **floor, bare turns**: the floor per fire with each turn a bare ``ainvoke``, as a
   direct call's (no attribution, deadline or checkpoint id): what the records alone cost;
 - **run_now, one by one** against direct calls one after another (figure 1's
   ``run_now`` line, on an isolated task), and **floor, one by one**: one worker of the
   floor, a claim, a turn and a finish after another.
 
-Each line prints CPU per fire and the rate; the ratios are against the direct round run
-just before. Every floor fire is checked to end with one finished run.
+Each line prints CPU per fire and the rate, a floor line also its fires per claim and per
+finish transaction; the ratios are against the direct round run just before. Every floor
+fire is checked to end with one finished run.
 """
 
 from __future__ import annotations
@@ -78,6 +85,9 @@ _SETTLE = (
 Rate = tuple[float, float]
 """CPU microseconds per fire, fires per second."""
 
+_Claim = tuple[str, str, str, str, str]
+"""A claimed fire: run id, task id, task name, due time and claim time (stored text)."""
+
 
 def _stored(moment: datetime) -> str:
     """A time as the store keeps it on SQLite (naive UTC text)."""
@@ -96,6 +106,9 @@ class _Floor:
             self.db.execute(ddl)
         self.engine = engine
         self.bursts = 0
+        self.transactions = [0, 0]  # claims and finishes committed in the drain under way
+        self.per_transaction = (0.0, 0.0)
+        """Fires per claim and per finish transaction in the last drain."""
 
     def write_burst(self, n: int) -> None:
         self.bursts += 1
@@ -110,46 +123,119 @@ class _Floor:
         and running their turns together: CPU per fire and rate, and how many tasks ended
         with one run, in success. ``bare``: each turn a bare ``ainvoke`` of a fresh
         thread, as a direct call, instead of the runtime's turn."""
-        done = 0
 
         async def worker() -> None:
-            nonlocal done
             while rows := self.db.execute(_DUE, (_stored(utcnow()), batch)).fetchall():
-                now = _stored(utcnow())
-                claims = [(str(uuid.uuid4()), task_id, name, due) for task_id, name, due, _ in rows]
-                params = [
-                    (run_id, task_id, due, now, f"run-{run_id}", now, due, version)
-                    for (run_id, task_id, _, due), (*_, version) in zip(claims, rows, strict=True)
-                ]
-                self.db.execute("BEGIN")  # one transaction for the claims of a pass
-                self.db.executemany(_CLAIM, params)
-                self.db.execute("COMMIT")
+                claims = self._claim(rows)
                 answers = await asyncio.gather(*(self._turn(*claim, bare=bare) for claim in claims))
-                finished = _stored(utcnow())
-                self.db.execute("BEGIN")
-                self.db.executemany(
-                    _SETTLE,
-                    [
-                        (run_id, task_id, now, finished, *answer)
-                        for (run_id, task_id, _, _), answer in zip(claims, answers, strict=True)
-                    ],
-                )
-                self.db.execute("COMMIT")
-                done += len(claims)
+                self._settle(list(zip(claims, answers, strict=True)))
 
+        return await self._measured(asyncio.gather(*(worker() for _ in range(workers))))
+
+    async def pipeline(self, ahead: int, slots: int = WORKERS) -> tuple[Rate, int]:
+        """Drain the due tasks through ``slots`` long-lived workers fed from a queue, with
+        ``ahead`` fires claimed beyond the free slots: CPU per fire and rate, and how many
+        tasks ended with one run, in success (see :meth:`drain`).
+
+        A turn's end schedules one pass of the loop (once, however many turns end before
+        it runs). The pass finishes every turn ended by then in one transaction (group
+        commit: ``sqlite3`` commits synchronously, so the previous one is always done) and
+        claims, in one transaction, as many due fires as keep ``slots + ahead`` claimed
+        and unfinished. A worker whose turn ends takes the next queued fire at once."""
+        queue: asyncio.Queue[_Claim | None] = asyncio.Queue()
+        ended: list[tuple[_Claim, tuple[Any, ...]]] = []
+        unfinished = 0  # claimed, not yet ended
+        loop = asyncio.get_running_loop()
+        scheduled = exhausted = False
+
+        def claim() -> None:
+            nonlocal unfinished, exhausted
+            room = slots + ahead - unfinished
+            if room <= 0:
+                return
+            rows = self.db.execute(_DUE, (_stored(utcnow()), room)).fetchall()
+            if not rows:  # nothing due is left: the workers stop once the queue is empty
+                exhausted = True
+                for _ in range(slots):
+                    queue.put_nowait(None)
+                return
+            unfinished += len(rows)
+            for claimed in self._claim(rows):
+                queue.put_nowait(claimed)
+
+        def settle_and_claim() -> None:
+            nonlocal scheduled
+            scheduled = False
+            if ended:
+                self._settle(ended)
+                ended.clear()
+            if not exhausted:
+                claim()
+
+        async def worker() -> None:
+            nonlocal unfinished, scheduled
+            while (claimed := await queue.get()) is not None:
+                ended.append((claimed, await self._turn(*claimed)))
+                unfinished -= 1
+                if not scheduled:
+                    scheduled = True
+                    loop.call_soon(settle_and_claim)
+
+        async def work() -> None:
+            claim()
+            await asyncio.gather(*(worker() for _ in range(slots)))
+            settle_and_claim()  # the last turns' finishes (the pass scheduled then is idle)
+
+        return await self._measured(work())
+
+    def _claim(self, rows: list[Any]) -> list[_Claim]:
+        """Claim due ``rows`` (read by ``_DUE``) in one transaction."""
+        now = _stored(utcnow())
+        self.transactions[0] += 1
+        claims = [(str(uuid.uuid4()), task_id, name, due, now) for task_id, name, due, _ in rows]
+        params = [
+            (run_id, task_id, due, now, f"run-{run_id}", now, due, version)
+            for (run_id, task_id, _, due, _), (*_, version) in zip(claims, rows, strict=True)
+        ]
+        self.db.execute("BEGIN")
+        self.db.executemany(_CLAIM, params)
+        self.db.execute("COMMIT")
+        return claims
+
+    def _settle(self, ended: list[tuple[_Claim, tuple[Any, ...]]]) -> None:
+        """Finish the ``ended`` claims with their turns' answers in one transaction."""
+        self.transactions[1] += 1
+        finished = _stored(utcnow())
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            _SETTLE,
+            [
+                (run_id, task_id, started, finished, *answer)
+                for (run_id, task_id, _, _, started), answer in ended
+            ],
+        )
+        self.db.execute("COMMIT")
+
+    async def _measured(self, drained: Awaitable[Any]) -> tuple[Rate, int]:
+        """Await a drain: CPU per fire and rate over the runs it wrote, and how many tasks
+        ended with one run, in success (and :attr:`per_transaction`); then clear the tasks
+        and runs."""
+        self.transactions = [0, 0]
         cpu, start = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        rate = ((time.process_time() - cpu) / done * 1e6, done / (time.perf_counter() - start))
+        await drained
+        wall, spent = time.perf_counter() - start, time.process_time() - cpu
+        ((done,),) = self.db.execute("SELECT count(*) FROM lgs_runs").fetchall()
         (ended,) = self.db.execute(  # one run per task, ended in success
             "SELECT count(DISTINCT task_id) FROM lgs_runs WHERE outcome = 'success' AND "
             "task_id NOT IN (SELECT task_id FROM lgs_runs GROUP BY task_id HAVING count(*) > 1)"
         ).fetchone()
         self.db.execute("DELETE FROM lgs_runs")
         self.db.execute("DELETE FROM lgs_tasks")
-        return rate, ended
+        self.per_transaction = (done / self.transactions[0], done / self.transactions[1])
+        return (spent / done * 1e6, done / wall), ended
 
     async def _turn(
-        self, run_id: str, task_id: str, name: str, due: str, *, bare: bool
+        self, run_id: str, task_id: str, name: str, due: str, _claimed: str, *, bare: bool = False
     ) -> tuple[Any, ...]:
         if bare:
             payload, config = direct_input()
@@ -216,10 +302,12 @@ async def _main(fires: int, rounds: int) -> None:
             spent = (time.process_time() - cpu) / fires * 1e6
             return spent, fires / (time.perf_counter() - start)
 
-        def floor_of(batch: int, workers: int, bare: bool = False) -> Callable[[], Awaitable[Rate]]:
+        def floor_of(
+            drain: Callable[[], Awaitable[tuple[Rate, int]]],
+        ) -> Callable[[], Awaitable[Rate]]:
             async def run() -> Rate:
                 floor.write_burst(fires)
-                rate, ended = await floor.drain(batch, workers, bare=bare)
+                rate, ended = await drain()
                 if ended != fires:
                     raise SystemExit(f"the floor ended {ended} of {fires} fires in success")
                 return rate
@@ -229,11 +317,13 @@ async def _main(fires: int, rounds: int) -> None:
         # name: (measure, workers of its direct baseline)
         lines: dict[str, tuple[Callable[[], Awaitable[Rate]], int]] = {
             "runtime (figure 2)": (runtime, WORKERS),
-            "floor, per fire": (floor_of(1, WORKERS), WORKERS),
-            "floor, per 4": (floor_of(WORKERS, 1), WORKERS),
-            "floor, bare turns": (floor_of(1, WORKERS, bare=True), WORKERS),
+            "floor, per fire": (floor_of(lambda: floor.drain(1)), WORKERS),
+            "floor, per 4": (floor_of(lambda: floor.drain(WORKERS, 1)), WORKERS),
+            "floor, pipelined": (floor_of(lambda: floor.pipeline(0)), WORKERS),
+            "floor, 4 ahead": (floor_of(lambda: floor.pipeline(4)), WORKERS),
+            "floor, bare turns": (floor_of(lambda: floor.drain(1, bare=True)), WORKERS),
             "run_now, one by one": (run_now, 1),
-            "floor, one by one": (floor_of(1, 1), 1),
+            "floor, one by one": (floor_of(lambda: floor.drain(1, 1)), 1),
         }
         ratios: dict[str, list[float]] = {name: [] for name in lines}
         await direct()  # warm-up
@@ -241,10 +331,13 @@ async def _main(fires: int, rounds: int) -> None:
             for name, (measure, workers) in lines.items():
                 base = await direct(workers)
                 got = await measure()
+                is_floor = name.startswith("floor")
                 ratios[name].append(got[1] / base[1])
+                claim, finish = floor.per_transaction
                 print(
                     f"{name:20s} {got[0]:6.0f} µs CPU/fire {got[1]:6.0f} /s | direct "
-                    f"{base[0]:6.0f} µs {base[1]:6.0f} /s | {got[1] / base[1]:.2f}×",
+                    f"{base[0]:6.0f} µs {base[1]:6.0f} /s | {got[1] / base[1]:.2f}×"
+                    + (f" | {claim:.2f}, {finish:.2f} fires/claim, /finish" * is_floor),
                     flush=True,
                 )
         await store.close()

@@ -1,5 +1,6 @@
-"""The floor tool (``python -m benchmarks.floor``): its fire path ends every fire once,
-with the runtime's own turn, and tells a fire that did not succeed."""
+"""The floor tool (``python -m benchmarks.floor``): its fire paths (per fire, lock-step,
+pipelined) end every fire once, with the runtime's own turn, and tell a fire that did not
+succeed."""
 
 from __future__ import annotations
 
@@ -33,7 +34,20 @@ async def test_the_floor_ends_each_fire_once_with_the_turns_checkpoint(batch: in
     assert floor.db.execute("SELECT count(*) FROM lgs_runs").fetchone() == (0,)  # cleared
 
 
-async def test_the_floor_counts_a_failed_turn_as_not_ended() -> None:
+@pytest.mark.parametrize("ahead", [0, 4])
+async def test_the_pipelined_floor_ends_each_fire_once_with_the_turns_checkpoint(
+    ahead: int,
+) -> None:
+    floor = _Floor(_runner(trivial_graph()))
+    floor.write_burst(11)  # not a multiple of the slots, nor of the slots and those ahead
+    (spent, rate), ended = await floor.pipeline(ahead)
+    assert ended == 11
+    assert spent > 0 and rate > 0
+    assert floor.db.execute("SELECT count(*) FROM lgs_runs").fetchone() == (0,)  # cleared
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+async def test_the_floor_counts_a_failed_turn_as_not_ended(pipelined: bool) -> None:
     def broken(state: SchedulerState) -> dict[str, Any]:
         raise RuntimeError("no")
 
@@ -42,7 +56,7 @@ async def test_the_floor_counts_a_failed_turn_as_not_ended() -> None:
     graph.add_edge(START, "broken")
     floor = _Floor(_runner(graph))
     floor.write_burst(3)
-    _, ended = await floor.drain(1)
+    _, ended = await (floor.pipeline(0) if pipelined else floor.drain(1))
     assert ended == 0
 
 
