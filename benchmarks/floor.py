@@ -32,8 +32,9 @@ a time, rounds interleaved, it measures:
   floor, a claim, a turn and a finish after another.
 
 Each line prints CPU per fire and the rate, a floor line also its fires per claim and per
-finish transaction; the ratios are against the direct round run just before. Every floor
-fire is checked to end with one finished run.
+finish transaction; the ratios are against the direct round run just before, and each
+floor line at 4 at a time is also set against the floor per fire of the same round.
+Every floor fire is checked to end with one finished run.
 """
 
 from __future__ import annotations
@@ -326,6 +327,7 @@ async def _main(fires: int, rounds: int) -> None:
             "floor, one by one": (floor_of(lambda: floor.drain(1, 1)), 1),
         }
         ratios: dict[str, list[float]] = {name: [] for name in lines}
+        rates: dict[str, list[float]] = {name: [] for name in lines}
         await direct()  # warm-up
         for _ in range(rounds):
             for name, (measure, workers) in lines.items():
@@ -333,6 +335,7 @@ async def _main(fires: int, rounds: int) -> None:
                 got = await measure()
                 is_floor = name.startswith("floor")
                 ratios[name].append(got[1] / base[1])
+                rates[name].append(got[1])
                 claim, finish = floor.per_transaction
                 print(
                     f"{name:20s} {got[0]:6.0f} µs CPU/fire {got[1]:6.0f} /s | direct "
@@ -343,10 +346,20 @@ async def _main(fires: int, rounds: int) -> None:
         await store.close()
     print()
     for name, values in ratios.items():
-        print(
-            f"{name:20s} ratio to direct: min {min(values):.2f}, median "
-            f"{median(values):.2f}, max {max(values):.2f} ({len(values)} rounds)"
-        )
+        print(f"{name:20s} ratio to direct: {_spread(values)}")
+    # The shapes of the floor against each other without the direct rounds' drift: each
+    # against the floor per fire drained a few seconds before or after, in the same round.
+    for name, (_, workers) in lines.items():
+        if name.startswith("floor") and workers == WORKERS and name != "floor, per fire":
+            paired = [a / b for a, b in zip(rates[name], rates["floor, per fire"], strict=True)]
+            print(f"{name:20s} rate to the floor per fire in the same round: {_spread(paired)}")
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"min {min(values):.2f}, median {median(values):.2f}, max {max(values):.2f} "
+        f"({len(values)} rounds)"
+    )
 
 
 def main() -> None:
