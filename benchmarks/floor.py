@@ -185,7 +185,9 @@ class _Floor:
         async def work() -> None:
             claim()
             await asyncio.gather(*(worker() for _ in range(slots)))
-            settle_and_claim()  # the last turns' finishes (the pass scheduled then is idle)
+            # The pass the last turn scheduled has run by now (it was queued before the
+            # workers' ends reached this gather); this one only makes sure of it.
+            settle_and_claim()
 
         return await self._measured(work())
 
