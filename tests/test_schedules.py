@@ -468,7 +468,15 @@ ZONE_HINTS = [
     ("E\u200bST", r"invisible character U\+200B.*did you mean 'America/New_York'\?$"),
     ("\u200eUTC", r"U\+200E LEFT-TO-RIGHT MARK; did you mean 'UTC'\?$"),
     ("Europe/Berlin\n", r"invisible character U\+000A; did you mean 'Europe/Berlin'\?$"),
-    ("\u0415urope/Berlin", r"zone names are ASCII, and it contains 'Е' \(U\+0415 CYRILLIC"),
+    # a look-alike letter (Cyrillic, Greek) is named, and the zone it is drawn like suggested
+    ("\u0415urope/Berlin", r"zone names are ASCII, and it contains 'Е' \(U\+0415 CYRILLIC"
+                            r" CAPITAL LETTER IE\); did you mean 'Europe/Berlin'\?$"),
+    ("Europe/\u0412erlin", r"U\+0412 CYRILLIC CAPITAL LETTER VE\); did you mean "
+                            r"'Europe/Berlin'\?$"),
+    ("\u0410sia/Tokyo", r"U\+0410 CYRILLIC CAPITAL LETTER A\); did you mean 'Asia/Tokyo'\?$"),
+    ("\u0391sia/T\u03bfky\u03bf", r"U\+0391 GREEK CAPITAL LETTER ALPHA\); did you mean "
+                                  r"'Asia/Tokyo'\?$"),
+    ("Europe/\u041c\u043e\u0441\u043a\u0432\u0430", r"U\+041C CYRILLIC CAPITAL LETTER EM\)$"),
     # Etc/GMT±N: its range, never a neighbour with other digits
     ("Etc/GMT+13", r"Etc/GMT zones run from 'Etc/GMT-14' to 'Etc/GMT\+12'.*place$"),
     ("Etc/GMT-15", r"Etc/GMT zones run from"),

@@ -153,6 +153,14 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 zero-width space, bidi marks), private use, unassigned; and line/paragraph separators."""
 
 
+_LOOK_ALIKES = str.maketrans(
+    "АВЕЅІЈКМНОРСТХУаеѕіјорсхуԁһԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧοικνρτυχ",
+    "ABESIJKMHOPCTXYaesijopcxydhqwABEZHIKMNOPTYXoikvptux",
+)
+"""Cyrillic and Greek letters drawn like Latin ones, mapped to the letter they look like:
+used only to suggest the zone a name typed with one means, never to accept it."""
+
+
 @functools.cache
 def _zone_names() -> dict[str, str]:
     """Map lower-cased zone names to their spelling, for "did you mean" hints."""
@@ -185,10 +193,11 @@ def _zone_hint(name: str) -> str:
         )
     foreign = next((ch for ch in name if not ch.isascii()), None)
     if foreign is not None:
+        ascii_name = name.translate(_LOOK_ALIKES)
         return (
             f"; {said} is not a zone name: zone names are ASCII, and it contains {foreign!r} "
             f"({_char(foreign)})"
-        )
+        ) + (_plausible_tail(ascii_name.strip()) if ascii_name.isascii() else "")
     parts = name.strip().replace("\\", "/").split("/")
     if any(part in (".", "..") for part in parts):
         return f"; {said} is not a zone name: zone names are Area/Location, with no '.' or '..'"
