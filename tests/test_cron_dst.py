@@ -24,7 +24,13 @@ from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langgraph_scheduler.schedules import Cron, Once, schedule_from_dict, schedule_to_dict
+from langgraph_scheduler.schedules import (
+    Cron,
+    Interval,
+    Once,
+    schedule_from_dict,
+    schedule_to_dict,
+)
 
 UTC = timezone.utc
 ZONES = [
@@ -491,3 +497,29 @@ def test_monthly_weekly_and_yearly_lines_skip_nothing(expr: str, zone: str, year
         assert days == [date(year + i, 1, 1) for i in range(3)]
     else:
         assert days == [date(year + i // 12, i % 12 + 1, 1) for i in range(24)]
+
+
+SPRING_DAYS = [("Europe/Berlin", date(2026, 3, 29)), ("America/New_York", date(2026, 3, 8))]
+
+
+@pytest.mark.parametrize(("tz", "day"), SPRING_DAYS)
+@pytest.mark.parametrize("kind", ["cron", "interval"])
+def test_an_end_the_clocks_skip_ends_before_they_jump(tz: str, day: date, kind: str) -> None:
+    # "until 02:45" on a night that goes 02:00 -> 03:00: the 03:00 fire is later than 02:45
+    # on the clock, so the end is the last instant before the jump, for both kinds alike.
+    midnight = datetime.combine(day, datetime.min.time())
+    end = midnight.replace(hour=2, minute=45)
+    schedule = (
+        Cron("*/15 * * * *", tz=tz, end=end)
+        if kind == "cron"
+        else Interval(minutes=15, tz=tz, start=midnight, end=end)
+    )
+    fires = schedule.next_fire_times(20, after=midnight.replace(hour=1))
+    assert [f"{fire:%H:%M}" for fire in fires] == ["01:15", "01:30", "01:45"]
+    assert f", before {day} 03:00 {fires[0].replace(hour=3):%Z}, when the clocks jump (" in (
+        schedule.describe()
+    )
+    assert schedule_from_dict(schedule_to_dict(schedule)) == schedule
+    # an end at 03:00, which the clock shows, still includes a fire at 03:00
+    at_three = schedule.model_copy(update={"end": midnight.replace(hour=3)})
+    assert f"{at_three.next_fire_times(20, after=midnight.replace(hour=1))[-1]:%H:%M}" == "03:00"

@@ -311,6 +311,47 @@ def test_runs_a_clock_change_moves_or_doubles_come_with_a_note(
     assert dst_note(schedule, schedule.next_fire_times(3, after=_at(now))) == note
 
 
+UNTIL_A_SKIPPED_TIME = [
+    ("every 15 minutes until 02:45", BERLIN, SAT_BERLIN, "2026-03-29 03:00 CEST", "01:45 CET"),
+    ("every 15 minutes until 2026-03-29 02:45", BERLIN, SAT_BERLIN, "2026-03-29 03:00 CEST",
+     "01:45 CET"),
+    ("*/15 * * * * until 2:45", BERLIN, SAT_BERLIN, "2026-03-29 03:00 CEST", "01:45 CET"),
+    ("every 15 minutes until 02:45", NEW_YORK, "2026-03-07T12:00:00-05:00",
+     "2026-03-08 03:00 EDT", "01:45 EST"),
+    ("every 30 minutes until 2:00", NEW_YORK, "2026-03-07T12:00:00-05:00",
+     "2026-03-08 03:00 EDT", "01:30 EST"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "tz", "now", "jump", "last"), UNTIL_A_SKIPPED_TIME)
+def test_until_a_time_the_clocks_skip_ends_before_they_jump(
+    text: str, tz: str, now: str, jump: str, last: str
+) -> None:
+    # "until 02:45" cannot include 03:00, later than 02:45 on the clock: the last run is
+    # before the jump, as the schedule built by hand with that end has it
+    reading = read_schedule(text, tz=tz, now=_at(now))
+    schedule = reading.schedule
+    fires = schedule.next_fire_times(200, after=_at(now))
+    assert f"{fires[-1]:%H:%M %Z}" == last
+    assert f", before {jump}, when the clocks jump ({tz})" in schedule.describe()
+    said = f"runs up to {fires[-1]:%A} {jump}, when they jump, and not at it: the last run is "
+    assert reading.note is not None and said in reading.note
+    assert reading.note.endswith(last)
+
+
+def test_until_a_skipped_time_refuses_the_run_the_jump_moves_past_it() -> None:
+    # the 02:30 run, moved to 03:00 by the jump, is later than 02:30 on the clock
+    with pytest.raises(
+        InvalidSchedule,
+        match=r"never runs: it ends before Sunday 2026-03-29 03:00 CEST, and its first run "
+        r"would be Sunday 2026-03-29 03:00 CEST; say a later end, e\.g\. 'every day until "
+        r"2026-03-29'$",
+    ):
+        read_schedule(
+            "every day until 2026-03-29 02:30", tz=BERLIN, now=_at("2026-03-28T23:30:00+01:00")
+        )
+
+
 def test_an_interval_across_a_clock_change_has_no_note() -> None:
     schedule = Interval(hours=1, tz=BERLIN, start=datetime(2026, 3, 29, 1, 30))
     assert dst_note(schedule, schedule.next_fire_times(3, after=_at(SAT_BERLIN))) is None
@@ -529,11 +570,9 @@ PARSE_CASES = [
      ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00"]),
     ("9am every day starting monday", BERLIN, SAT_BERLIN,
      ["2026-03-30T09:00:00+02:00", "2026-03-31T09:00:00+02:00"]),
-    # a start (and an end) on the hour after the spring gap: that hour's run is the first
+    # a start on the hour after the spring gap: that hour's run is the first
     ("every day at 3 starting sunday at 3", BERLIN, SAT_BERLIN,
      ["2026-03-29T03:00:00+02:00", "2026-03-30T03:00:00+02:00"]),
-    ("every day until 2026-03-29 02:30", BERLIN, "2026-03-28T23:30:00+01:00",
-     ["2026-03-29T03:00:00+02:00"]),
     ("every weekday starting tomorrow evening at 7", BERLIN, SAT_BERLIN,
      ["2026-03-30T19:00:00+02:00", "2026-03-31T19:00:00+02:00"]),
 ]  # fmt: skip

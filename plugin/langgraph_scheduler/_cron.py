@@ -318,6 +318,20 @@ def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
     return step
 
 
+def resolve_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The last instant an end bound at the naive ``wall`` in ``zone`` includes.
+
+    ``wall`` itself (as :func:`resolve_wall` reads it), except for a time a spring change
+    skips: then the instant before the clock jumps. "Until 02:45" on a night that goes
+    02:00 -> 03:00 includes every time the clock shows before the jump, and not the jump
+    itself, whose 03:00 is later than 02:45 on the clock.
+    """
+    moment = resolve_wall(wall, zone)
+    if moment.replace(tzinfo=None) == wall:
+        return moment
+    return (moment.astimezone(_UTC) - timedelta(microseconds=1)).astimezone(zone)
+
+
 def skipped_walls(line: CronLine, zone: ZoneInfo, fire: datetime) -> list[datetime]:
     """The wall times of ``line`` a spring-forward gap skipped that run at ``fire``, the
     moment the clock jumps (a fixed-time line's rule); empty for any other fire.

@@ -45,7 +45,9 @@ Rules of reading:
   counts from it. An interval needs a time of day to start at.
 * "… until <day or time>" sets its end, which is included: "every 2 hours until 18:00" runs
   at 18:00 too, and a day said alone ("until friday", "until 2027-03-31", "until the end of
-  march") runs to the end of that day. The note names the last run. A one-off has no end;
+  march") runs to the end of that day; a time the clocks skip in spring ("until 02:45" on a
+  night that goes 02:00 -> 03:00) ends just before they jump, as every earlier time on the
+  clock does, and not at 03:00. The note names the last run. A one-off has no end;
   "until next week" is a question (its start, or its end?).
 * A time said with the start or the end of a schedule that names none is the time of every
   run: "every day starting monday at 9" (or "9am every day starting monday") runs at 09:00.
@@ -70,7 +72,7 @@ from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ._cron import parse_cron, resolve_wall, skipped_walls
+from ._cron import parse_cron, resolve_end, resolve_wall, skipped_walls
 from .errors import InvalidSchedule
 from .schedules import (
     ACCEPTED_FORMS,
@@ -95,6 +97,9 @@ class Reading:
     schedule: Cron | Interval | Once
     note: str | None = None
     """E.g. ``"tomorrow morning" is read as 09:00 …``; show it to the user with the run times."""
+    skipped: datetime | None = None
+    """For a one-off at a wall time a spring change skips: that naive wall time (the
+    one-off runs when the clocks jump; an end said so ends just before they do)."""
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -224,7 +229,8 @@ class _Context:
                 )
             )
         notes = [text for text in (changed, note) if text]  # the surprise first
-        return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None)
+        skipped = wall if fire.replace(tzinfo=None) != wall else None
+        return Reading(Once(fire, tz=self.tz), "; ".join(notes) or None, skipped)
 
 
 def _show(moment: datetime) -> str:
@@ -1001,7 +1007,8 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
     """A repeating schedule and when it ends: "every day at 9 until friday".
 
     The end is included: a fire at the very time said runs, and a day said alone runs to
-    its end (23:59:59). The note names the last run.
+    its end (23:59:59); a time the clocks skip ends just before they jump. The note names
+    the last run.
     """
     body, when = match["body"] + (match["start"] or ""), match["when"]
     read = _read_repeating(body, when, ctx, "end")
@@ -1014,16 +1021,23 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
             f"Until the start or the end of {when}? Say '{body} until the end of {when}' or "
             f"'{body} until the end of {when.replace('next', 'this')}'."
         )
+    jump = (end.astimezone(_UTC) + timedelta(microseconds=1)).astimezone(ctx.zone)
+    ends = f"before {_show(jump)}" if bound.skipped else _show(end)  # see _Bound.skipped
     first = schedule.next_fire_times(1, after=ctx.now)
     if not first or first[0].astimezone(_UTC) > end.astimezone(_UTC):  # not by wall time
         runs = f"its first run would be {_show(first[0])}" if first else "it never runs"
         later = f", e.g. '{body} until {first[0]:%Y-%m-%d}'" if first else ""
         raise InvalidSchedule(
-            f"{match[0]!r} never runs: it ends {_show(end)}, and {runs}; say a later end{later}"
+            f"{match[0]!r} never runs: it ends {ends}, and {runs}; say a later end{later}"
         )
     ended = type(schedule)(**{**schedule.model_dump(), "end": end})
     until = _show(end) if bound.is_moment else f"the end of {end:%A %Y-%m-%d}"
     note = f"'until {when}' runs up to and including {until}: the last run is "
+    if bound.skipped is not None:
+        note = (
+            f"the clocks skip {_walls([bound.skipped])} in {ctx.tz}: 'until {when}' runs up "
+            f"to {_show(jump)}, when they jump, and not at it: the last run is "
+        )
     note += _show(_last_fire(ended, first[0], end))
     return Reading(ended, "; ".join(text for text in (reading.note, note) if text))
 
@@ -1110,6 +1124,8 @@ class _Bound:
     """The moment, or the last instant (23:59:59.999999) of the last day named."""
     at: time | None = None
     """The time of day said ("monday at 9"); None for days alone and for "in 2 hours"."""
+    skipped: datetime | None = None
+    """The naive wall time said, when a spring change skips it (see :class:`Reading`)."""
 
     @property
     def is_moment(self) -> bool:
@@ -1145,12 +1161,16 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
             f"{', '.join(examples[:-1])} or {examples[-1]}."
         )
     moment = reading.schedule.at.astimezone(ctx.zone)
+    if word == "end" and reading.skipped is not None:  # "until 02:45" on a night 02:00 -> 03:00
+        moment = resolve_end(reading.skipped, ctx.zone)
     named = _ONE_DAY_RE.fullmatch(when)
     if named and named["time"]:
         at: time | None = _one_time(named, _part_of(named))  # as said, not as a gap moves it
+    elif reading.skipped is not None:
+        at = reading.skipped.time()  # as said, not as a gap moves it
     else:
         at = None if when.startswith("in ") else moment.time()
-    return _Bound(moment, moment, at)
+    return _Bound(moment, moment, at, reading.skipped)
 
 
 def _midnight_within(asked: InvalidSchedule, before: str) -> InvalidSchedule:

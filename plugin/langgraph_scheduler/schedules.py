@@ -48,7 +48,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from ._cron import CronLine, Stride, next_fire, parse_cron, resolve_wall
+from ._cron import CronLine, Stride, next_fire, parse_cron, resolve_end, resolve_wall
 from .errors import InvalidSchedule
 
 __all__ = [
@@ -428,11 +428,26 @@ def _resolve(value: datetime, zone: ZoneInfo) -> datetime:
     return value
 
 
-def _same_moment(a: datetime | None, b: datetime | None, zone: ZoneInfo | None) -> bool:
-    """Whether two optional bounds are the same instant (a naive one read in ``zone``)."""
+def _resolve_end(value: datetime, zone: ZoneInfo) -> datetime:
+    """The last instant an ``end`` bound includes: as :func:`_resolve`, except that a wall
+    time skipped by a spring change ends just before the clock jumps (see
+    :func:`resolve_end`), so no fire at the jump's later wall time is included."""
+    if value.tzinfo is None:
+        return resolve_end(value, zone)
+    if isinstance(value.tzinfo, ZoneInfo):
+        return resolve_end(value.replace(tzinfo=None), value.tzinfo)
+    return value
+
+
+def _same_moment(
+    a: datetime | None, b: datetime | None, zone: ZoneInfo | None, *, end: bool = False
+) -> bool:
+    """Whether two optional bounds (ends if ``end``) are the same instant (a naive one read
+    in ``zone``)."""
     if a is None or b is None or zone is None:
         return a == b
-    return _utc(_resolve(a, zone)) == _utc(_resolve(b, zone))
+    resolve = _resolve_end if end else _resolve
+    return _utc(resolve(a, zone)) == _utc(resolve(b, zone))
 
 
 def _fmt(value: datetime, zone: ZoneInfo | None, *, named: bool = False) -> str:
@@ -459,9 +474,13 @@ def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     """An end bound as a person says it: ``through 2026-12-11`` when it is the last second
     of a day in the zone (an end set from a day: "until friday"); else ``until`` and
     :func:`_fmt` (the zone is named after it)."""
-    local = _resolve(value, zone).astimezone(zone) if zone is not None else value
+    local = _resolve_end(value, zone).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
         return f"through {_day(local)}"
+    after = (_utc(local) + timedelta(microseconds=1)).astimezone(zone)
+    if zone is not None and (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta()):
+        # the end is the last instant before a spring jump (an end the clocks skip)
+        return f"before {_fmt(after, zone, named=True)}, when the clocks jump"
     return f"until {_fmt(value, zone, named=True)}"
 
 
@@ -711,7 +730,7 @@ def _check_window(start: datetime | None, end: datetime | None, zone: ZoneInfo |
     if start is None or end is None:
         return
     if zone is not None:
-        start, end = _utc(_resolve(start, zone)), _utc(_resolve(end, zone))
+        start, end = _utc(_resolve(start, zone)), _utc(_resolve_end(end, zone))
     elif (start.tzinfo is None) != (end.tzinfo is None):
         return  # one naive, one aware: decided once the zone is known
     if end <= start:
@@ -885,7 +904,8 @@ class _BaseSchedule(BaseModel):
         shown = _fmt(upcoming[0], zone, named=True) if upcoming else None
         first = f" the next fire time {shown}" if shown else " now"
         raise InvalidSchedule(
-            f"the schedule never fires: its end {_fmt(end, zone)} is before{first} "
+            f"the schedule never fires: its end {_fmt(_resolve_end(end, zone), zone)} is "
+            f"before{first} "
             f"({self.tz}); it is now {_fmt(now, zone)}"
         )
 
@@ -981,7 +1001,7 @@ class Cron(_BaseSchedule):
             self.expr,
             zone,
             start=_resolve(self.start, zone) if self.start else None,
-            end=_resolve(self.end, zone) if self.end else None,
+            end=_resolve_end(self.end, zone) if self.end else None,
             stride=self._stride(zone),
         )
 
@@ -1003,10 +1023,11 @@ class Cron(_BaseSchedule):
         ):
             return False
         zone = _zone(self.tz) if self.tz else None
-        bounds = zip(self._window(), other._window(), strict=True)
-        return all(_same_moment(mine, theirs, zone) for mine, theirs in bounds) and (
-            parse_cron(self.expr).meaning == parse_cron(other.expr).meaning
+        (start, end), (other_start, other_end) = self._window(), other._window()
+        same = _same_moment(start, other_start, zone) and _same_moment(
+            end, other_end, zone, end=True
         )
+        return same and (parse_cron(self.expr).meaning == parse_cron(other.expr).meaning)
 
     def describe(self) -> str:
         """E.g. ``at 09:00 on Monday–Friday (Europe/Berlin)``; ``cron '…' (zone)`` otherwise."""
@@ -1140,7 +1161,7 @@ class Interval(_BaseSchedule):
         return IntervalTrigger(
             seconds=self.seconds,
             start_date=start,
-            end_date=_resolve(self.end, zone) if self.end else None,
+            end_date=_resolve_end(self.end, zone) if self.end else None,
             timezone=zone,
         )
 
