@@ -38,7 +38,13 @@ from langgraph_scheduler.cli import main
 from langgraph_scheduler.models import Task, TaskState
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import LAST_ATTEMPT, NO_NEXT_RUN, runs_table, tasks_table
+from langgraph_scheduler.store import (
+    LAST_ATTEMPT,
+    NO_NEXT_RUN,
+    UNREADABLE_TIME,
+    runs_table,
+    tasks_table,
+)
 from langgraph_scheduler.testing import FakeClock, SystemClock
 from langgraph_scheduler.trigger import ConversationTrigger
 from langgraph_scheduler.webhooks import Webhook, WebhookPayload
@@ -563,7 +569,7 @@ async def test_a_sqlite_time_that_is_no_time_stops_nothing(
     async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
         listed = {t.id: t for t in await rt.list_tasks()}
         assert listed[bad.id].state == "quarantined"
-        assert listed[bad.id].problem == f"{column}: a time out of range cannot be read"
+        assert listed[bad.id].problem == f"{column}: {UNREADABLE_TIME} cannot be read"
         await step(rt, clock, 60)
         outcomes = {r.task_id: r.outcome for r in runs.records}
         assert outcomes[good.id] == "success"
@@ -571,7 +577,38 @@ async def test_a_sqlite_time_that_is_no_time_stops_nothing(
         quarantined = await rt.get_task(bad.id)
         assert quarantined.state == "quarantined"
         # Still saying why, its unreadable due time included (kept as stored).
-        assert quarantined.problem == f"{column}: a time out of range cannot be read"
+        assert quarantined.problem == f"{column}: {UNREADABLE_TIME} cannot be read"
+
+
+@pytest.mark.parametrize("when", ["in 30 s", "last year"])
+async def test_a_sqlite_time_written_as_isoformat_is_unreadable(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, when: str
+) -> None:
+    # Python's isoformat ("T", an offset), written by hand, read as the time it says but
+    # was compared as text with the store's own form ('2026-01-01 09:00:00.000000'): the
+    # task showed active and fell due a day late (or, with another offset, hours off). It
+    # reads as unreadable, as other hand-written times do: quarantined, saying why.
+    async with runtime(None, sqlite_url, clock, runs) as admin:
+        bad = await admin.create_task(name="bad", schedule=Interval(minutes=1), trigger="x")
+        good = await admin.create_task(name="good", schedule=Interval(minutes=1), trigger="x")
+        due = clock.now() + timedelta(seconds=30)
+        if when == "last year":
+            due = due.replace(year=due.year - 1)
+        statement = text("UPDATE lgs_tasks SET next_run_at = :v WHERE id = :i")
+        await admin.store.transaction(
+            lambda conn: conn.execute(statement, {"v": due.isoformat(), "i": bad.id})
+        )
+    problem = f"next_run_at: {UNREADABLE_TIME} cannot be read"
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        listed = {t.id: t for t in await rt.list_tasks(state="quarantined")}
+        assert list(listed) == [bad.id]
+        assert listed[bad.id].problem == problem
+        await step(rt, clock, 60)
+        outcomes = {r.task_id: r.outcome for r in runs.records}
+        assert outcomes[good.id] == "success"
+        # one that sorts as due is claimed and quarantined, with an error record
+        assert outcomes.get(bad.id) == ("error" if when == "last year" else None)
+        assert (await rt.get_task(bad.id)).state == "quarantined"
 
 
 @pytest.mark.parametrize(
@@ -812,7 +849,7 @@ async def test_postgresql_times_python_cannot_hold_stop_nothing(
         listed = {t.name: t for t in await rt.list_tasks()}
         for name in ("never", "long ago"):
             assert listed[name].state == "quarantined"
-            assert listed[name].problem == "next_run_at: a time out of range cannot be read"
+            assert listed[name].problem == f"next_run_at: {UNREADABLE_TIME} cannot be read"
         assert (await rt.get_run("r-lost")).outcome == "interrupted"
         await step(rt, clock, 60)
         outcomes = {r.task_id: r.outcome for r in runs.records}

@@ -162,6 +162,10 @@ MAX_WINDOW_TIMES = 10_000
 """Most distinct due times one window load returns (the rest wait for the next load)."""
 
 
+_STORED_LENGTH = len("2026-01-01 09:00:00.000000")
+"""The length of a time as SQLite holds it: ``isoformat(" ", "microseconds")``, in UTC."""
+
+
 class _UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every dialect (SQLite keeps no offset of its own)."""
 
@@ -224,6 +228,28 @@ class _UTCDateTime(TypeDecorator[datetime]):
         return process
 
 
+class _ComparedDateTime(_UTCDateTime):
+    """A time the database compares (what is due, a lease that lapsed): on SQLite, text
+    in another form than the store writes ("T", an offset, written by hand) reads as
+    unreadable, as the database tells it (see ``_readable_time``), since it compares as
+    text with the store's own times and would fall due at another moment than it says."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        read = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or read is None:
+            return read
+
+        def process(value: Any) -> datetime | None:
+            if isinstance(value, str) and (len(value) != _STORED_LENGTH or value[10] != " "):
+                return _EARLIEST
+            moment: datetime | None = read(value)
+            return moment
+
+        return process
+
+
 class _LenientJSON(TypeDecorator[Any]):
     """JSON whose unreadable stored text comes back as that text instead of failing the
     fetch of the whole result: SQLite keeps any text in a JSON column, and one corrupt
@@ -272,11 +298,11 @@ tasks_table = Table(
     Column("max_runs", Integer),
     Column("run_count", Integer, nullable=False, default=0),
     Column("failure_streak", Integer, nullable=False, default=0),
-    Column("next_run_at", _UTCDateTime()),
-    Column("last_run_at", _UTCDateTime()),
+    Column("next_run_at", _ComparedDateTime()),
+    Column("last_run_at", _ComparedDateTime()),
     Column("last_outcome", String(16)),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("updated_at", _UTCDateTime(), nullable=False),
+    Column("created_at", _ComparedDateTime(), nullable=False),
+    Column("updated_at", _ComparedDateTime(), nullable=False),
     Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("lgs_tasks_owner_created", "owner", "created_at", "id"),
     Index("lgs_tasks_updated", "updated_at"),
@@ -302,7 +328,7 @@ runs_table = Table(
     Column("thread_id", String(256)),
     Column("checkpoint_id", String(128)),
     Column("holder", String(128)),
-    Column("lease_expires_at", _UTCDateTime()),
+    Column("lease_expires_at", _ComparedDateTime()),
     Column("due_at", _UTCDateTime()),
     Column("server_thread_id", String(64)),
     Column("server_run_id", String(64)),
@@ -3607,6 +3633,14 @@ LAST_ATTEMPT = MAX_RETRIES + 1
 recorded as: one past the retries any task may have, so that none follows it."""
 
 
+UNREADABLE_TIME = (
+    "a time out of range, or not in the store's form (UTC, '2026-01-01 09:00:00.000000'),"
+)
+"""What a task's problem says of a stored time that cannot be read (written by hand):
+past what a datetime holds, or, on SQLite, text in another form (``T``, an offset), which
+would compare wrongly with the store's own times, as they compare as text."""
+
+
 NO_NEXT_RUN = (
     "next_run_at: none, though the task is active, so it would never fire; resume it "
     "to give it the next time of its schedule"
@@ -3690,7 +3724,7 @@ def task_from_row(row: Any) -> Task:
                 raise
     for name in unreadable:
         held = data[name]
-        what = "a time out of range" if held in _BOUNDS else repr(str(held)[:60])
+        what = UNREADABLE_TIME if held in _BOUNDS else repr(str(held)[:60])
         problems.append(f"{name}: {what} cannot be read")
         parts.add("columns")
         data[name] = _UNREADABLE_AS[name]

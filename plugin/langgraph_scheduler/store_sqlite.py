@@ -81,6 +81,13 @@ logger = logging.getLogger("langgraph_scheduler")
 
 _T = TypeVar("_T")
 
+_STORED_FORM = (
+    "-".join(["[0-9]" * 4, "[0-9]" * 2, "[0-9]" * 2])
+    + " "
+    + (":".join(["[0-9]" * 2] * 3) + "." + "[0-9]" * 6)
+)
+"""A GLOB of the form the store writes a time in (``2026-01-01 09:00:00.000000``, UTC)."""
+
 BUSY_TIMEOUT_SECS = 30.0
 """How long a transaction waits for another connection's write lock on the file."""
 
@@ -277,9 +284,11 @@ class SqliteStore(Store):
         # Text between the bounds may still be no time (February 30th). A modifier
         # makes date() carry a day past the month's end into the next; datetime() is
         # NULL for a time of day that is none (25:00) or trailing text.
+        # Text in another form than the store writes ("T", an offset, by hand) compares
+        # wrongly with its times (as text): unreadable too.
         day = func.substr(held, 1, 10)
         read = and_(func.date(day, "+0 days") == day, func.datetime(held).is_not(None))
-        return and_(super()._readable_time(held), read)
+        return and_(super()._readable_time(held), func.glob(_STORED_FORM, held) == 1, read)
 
     async def close(self) -> None:
         if self._executor is not None:
