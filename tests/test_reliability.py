@@ -79,7 +79,7 @@ async def test_sigkill_mid_turn_is_recorded_interrupted_and_schedule_goes_on(
 
 
 async def test_a_graph_calling_sys_exit_ends_the_process_and_its_fire_is_retried_after(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:
     """As the README's turn outcomes say: asyncio lets a node's ``SystemExit`` out of the
     event loop, so ``asyncio.run`` ends (the process with its code), cancelling the turns
@@ -95,10 +95,16 @@ async def test_a_graph_calling_sys_exit_ends_the_process_and_its_fire_is_retried
     assert code == 3, err
     async with runtime_factory(make_graph("back"), database=sqlite_url) as rt:
         (task,) = await rt.list_tasks()
-        await runs.wait_for(1, task_id=task.id, timeout=30)
-        records = sorted(await rt.history(task.id), key=lambda r: r.attempt)
+        # The child's own ending records the cut turn; were it killed first, this
+        # runtime's start records it (either way it is heard once, then the retry).
+
+        async def retried() -> list[Any]:
+            found = await rt.history(task.id)
+            return found if any(r.outcome == "success" for r in found) else []
+
+        records = sorted(await _eventually(retried, timeout=30), key=lambda r: r.attempt)
     assert [(r.attempt, r.outcome) for r in records] == [(1, "interrupted"), (2, "success")]
-    assert records[0].error == "runtime stopped before the turn finished"
+    assert "stopped before" in (records[0].error or "")
 
 
 @pytest.mark.parametrize("policy", ["catch_up", "skip"])
