@@ -626,6 +626,10 @@ IN_MONTHS = [
      "as that month's last day, Sunday 2027-02-28"),
     ("in 1 month", BERLIN, "2028-01-31T10:00:00+01:00", "2028-02-29T10:00:00+01:00",
      "falls in February 2028, which has no day 31"),
+    # a year below 1000 in four digits (``%Y`` printed 999)
+    ("in 1 month", "UTC", "0999-01-31T10:00:00+00:00", "0999-02-28T10:00:00+00:00",
+     "1 month after Thursday 0999-01-31 falls in February 0999, which has no day 31: it "
+     "counts as that month's last day, Thursday 0999-02-28"),
     ("in a year", BERLIN, "2028-02-29T10:00:00+01:00", "2029-02-28T10:00:00+01:00",
      "1 year after Tuesday 2028-02-29 falls in February 2029, which has no day 29: it counts "
      "as that month's last day, Wednesday 2029-02-28"),

@@ -185,6 +185,19 @@ def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
     assert "no tasks" in _render(TaskList()) and "no tasks" in TaskList()._repr_html_()
 
 
+def test_task_list_and_run_history_print_a_year_below_1000_in_four_digits() -> None:
+    # ``%Y`` prints year 1 as "1": a run whose stored time cannot be read is listed with
+    # the earliest time, and read "1-01-01".
+    early = datetime.min.replace(tzinfo=timezone.utc)
+    record = _record().model_copy(update={"scheduled_for": early})
+    history = RunHistory([record], task_names={"t1": "Water plants"})
+    assert "0001-01-01 00:00:00 UTC" in _render(history, 160)
+    assert "0001-01-01 00:00:00 UTC" in _render(history, 60)  # the narrow form
+    at = datetime(999, 12, 7, 8, tzinfo=timezone.utc)
+    tasks = TaskList([_task(schedule=Cron("0 8 * * *", tz="UTC"), next_run_at=at)])
+    assert "0999-12-07 08:00 UTC" in _render(tasks, 160)
+
+
 def test_run_history_keeps_one_row_per_run_wherever_a_table_fits() -> None:
     history = RunHistory(
         [_record("r2", summary="x" * 300), _record("r1", outcome=None)],

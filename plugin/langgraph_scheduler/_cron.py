@@ -55,6 +55,7 @@ __all__ = [
     "MINUTE",
     "MONTH",
     "Stride",
+    "iso_day",
     "next_fire",
     "parse_cron",
     "resolve_wall",
@@ -64,6 +65,12 @@ __all__ = [
 
 _UTC = timezone.utc
 _MINUTE = timedelta(minutes=1)
+
+
+def iso_day(value: date) -> str:
+    """``2026-12-01``; the year always in four digits, where ``%Y`` prints year 1 as
+    ``1`` (every description, note and listing writes its days through this)."""
+    return f"{value.year:04d}-{value:%m-%d}"
 
 
 # --------------------------------------------------------------------------- fields

@@ -65,6 +65,7 @@ from rich.text import Text
 
 from . import __version__
 from ._clock import SystemClock
+from ._cron import iso_day
 from ._service import TaskService
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
@@ -785,7 +786,8 @@ class _TerminalFormatter(logging.Formatter):
 
 
 def _fire_line(name: str, record: TaskRunRecord) -> str:
-    due = record.scheduled_for.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = record.scheduled_for.astimezone(timezone.utc)
+    due = f"{iso_day(at)} {at:%H:%M:%S} UTC"
     detail = record.summary if record.outcome == "success" else record.error
     text = f"{name} ({record.task_id}) run {record.run_id[:8]} due {due}: {record.outcome}"
     if record.attempt > 1:
@@ -874,7 +876,7 @@ def _print_json(data: Any) -> None:
 
 
 def _local(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z (%a)")
+    return f"{iso_day(value)} {value:%H:%M:%S %Z (%a)}"
 
 
 def _one_line(value: object) -> str:

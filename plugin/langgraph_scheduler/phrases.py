@@ -72,7 +72,7 @@ from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ._cron import parse_cron, resolve_end, resolve_wall, skipped_walls
+from ._cron import iso_day, parse_cron, resolve_end, resolve_wall, skipped_walls
 from .errors import InvalidSchedule
 from .schedules import (
     ACCEPTED_FORMS,
@@ -235,14 +235,19 @@ class _Context:
 
 def _show(moment: datetime) -> str:
     """``Sunday 2026-03-29 09:00 CEST``."""
-    return f"{moment:%A %Y-%m-%d %H:%M %Z}".strip()
+    return f"{_dated(moment)} {moment:%H:%M %Z}".strip()
+
+
+def _dated(day: date) -> str:
+    """``Sunday 2026-03-29`` (the year in four digits, see :func:`iso_day`)."""
+    return f"{day:%A} {iso_day(day)}"
 
 
 def _walls(walls: list[datetime]) -> str:
     """``02:00 and 02:30 on Sunday 2026-03-29``: wall times of one night, as said."""
     clocks = [f"{wall:%H:%M}" for wall in walls]
     said = clocks[0] if len(clocks) == 1 else f"{', '.join(clocks[:-1])} and {clocks[-1]}"
-    return f"{said} on {walls[0]:%A %Y-%m-%d}"
+    return f"{said} on {_dated(walls[0])}"
 
 
 def _skipped_note(walls: list[datetime], tz: str, fire: datetime) -> str:
@@ -402,8 +407,9 @@ def _add_months(day: date, months: int) -> tuple[date, str | None]:
     if moved.day == day.day:
         return moved, None
     return moved, (
-        f"{_counted(months)} after {day:%A %Y-%m-%d} falls in {moved:%B %Y}, which has "
-        f"no day {day.day}: it counts as that month's last day, {moved:%A %Y-%m-%d}"
+        f"{_counted(months)} after {_dated(day)} falls in {moved:%B} {moved.year:04d}, "
+        f"which has no day {day.day}: it counts as that month's last day, "
+        f"{_dated(moved)}"
     )
 
 
@@ -813,7 +819,7 @@ def _which_midnight(day: date) -> _Which:
         f"{_MONTH_NAMES[d.month - 1]} {d.day} {d.year} at 00:00" for d in (day, end)
     )
     return _Which(
-        f"Which midnight: the one that begins {day:%A %Y-%m-%d} (the night from "
+        f"Which midnight: the one that begins {_dated(day)} (the night from "
         f"{day - timedelta(days=1):%A}), or the one that ends it (the night into {end:%A})?",
         (start_words, end_words),
     )
@@ -840,7 +846,7 @@ def _named_day(
         day = _date_of(match, ctx, at or time(23, 59))
         return day, f"on {_MONTH_NAMES[day.month - 1]} {day.day}"
     day = _weekday_date(match, ctx, at)
-    return day, f"on {day:%A %Y-%m-%d}"
+    return day, f"on {_dated(day)}"
 
 
 def _which_day(spoken: str, ctx: _Context) -> InvalidSchedule:
@@ -855,8 +861,8 @@ def _which_day(spoken: str, ctx: _Context) -> InvalidSchedule:
         count=1,
     ).replace("this day", "today")
     return InvalidSchedule(
-        f"Which day do you mean: today, {today:%A %Y-%m-%d} (it is {ctx.now:%H:%M} now), or "
-        f"{tomorrow:%A %Y-%m-%d}? Say '{said_today}' or "
+        f"Which day do you mean: today, {_dated(today)} (it is {ctx.now:%H:%M} now), or "
+        f"{_dated(tomorrow)}? Say '{said_today}' or "
         f"'{spoken.replace('tomorrow', f'on {weekday}', 1)}'."
     )
 
@@ -877,8 +883,8 @@ def _weekday_date(match: re.Match[str], ctx: _Context, at: time | None) -> date:
             soon, late = today + timedelta(days=ahead), today + timedelta(days=ahead + 7)
             at_text = f" at {match['time']}" if match["time"] else ""
             raise InvalidSchedule(
-                f"Which {name}: this week's ({soon:%Y-%m-%d}) or next week's "
-                f"({late:%Y-%m-%d})? Say 'this {name.lower()}{at_text}' or "
+                f"Which {name}: this week's ({iso_day(soon)}) or next week's "
+                f"({iso_day(late)})? Say 'this {name.lower()}{at_text}' or "
                 f"'{name.lower()} next week{at_text}'."
             )
         return today + timedelta(days=ahead or 7)
@@ -893,7 +899,7 @@ def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
     at = _one_time(match) if match["time"] else _parse_time(match["time2"])
     day = ctx.next_day(at)
     which = "today" if day == ctx.today else "tomorrow"
-    note = f"{match[0]!r} is read as the next {_clock(at)}: {which}, {day:%A %Y-%m-%d}"
+    note = f"{match[0]!r} is read as the next {_clock(at)}: {which}, {_dated(day)}"
     return ctx.once(day, at, note)
 
 
@@ -988,7 +994,7 @@ def _starting(match: re.Match[str], ctx: _Context) -> Reading | None:
             day = (
                 f"{when} at 9:00"
                 if _ONE_DAY_RE.fullmatch(when)
-                else f"{bound.first:%Y-%m-%d} 09:00"
+                else f"{iso_day(bound.first)} 09:00"
             )
             raise _need_time(f"should {body!r} start", f"{body} starting {day}")
         return Reading(
@@ -1026,12 +1032,12 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
     first = schedule.next_fire_times(1, after=ctx.now)
     if not first or first[0].astimezone(_UTC) > end.astimezone(_UTC):  # not by wall time
         runs = f"its first run would be {_show(first[0])}" if first else "it never runs"
-        later = f", e.g. '{body} until {first[0]:%Y-%m-%d}'" if first else ""
+        later = f", e.g. '{body} until {iso_day(first[0])}'" if first else ""
         raise InvalidSchedule(
             f"{match[0]!r} never runs: it ends {ends}, and {runs}; say a later end{later}"
         )
     ended = type(schedule)(**{**schedule.model_dump(), "end": end})
-    until = _show(end) if bound.is_moment else f"the end of {end:%A %Y-%m-%d}"
+    until = _show(end) if bound.is_moment else f"the end of {_dated(end)}"
     note = f"'until {when}' runs up to and including {until}: the last run is "
     if bound.skipped is not None:
         note = (

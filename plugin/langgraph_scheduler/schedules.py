@@ -48,7 +48,15 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from ._cron import CronLine, Stride, next_fire, parse_cron, resolve_end, resolve_wall
+from ._cron import (
+    CronLine,
+    Stride,
+    iso_day,
+    next_fire,
+    parse_cron,
+    resolve_end,
+    resolve_wall,
+)
 from .errors import InvalidSchedule
 
 __all__ = [
@@ -458,16 +466,13 @@ def _fmt(value: datetime, zone: ZoneInfo | None, *, named: bool = False) -> str:
     """
     if zone is not None:
         value = _resolve(value, zone).astimezone(zone)
-    text = f"{_day(value)} {value:%H:%M:%S}" if value.second else f"{_day(value)} {value:%H:%M}"
+    text = (
+        f"{iso_day(value)} {value:%H:%M:%S}" if value.second else f"{iso_day(value)} {value:%H:%M}"
+    )
     abbreviation = value.tzname() if value.tzinfo is not None else None
     if not abbreviation or (named and zone is not None and abbreviation == zone.key):
         return text
     return f"{text} {abbreviation}"
-
-
-def _day(value: datetime) -> str:
-    """``2026-12-01``; the year always in four digits (``%Y`` prints year 1 as ``1``)."""
-    return f"{value.year:04d}-{value:%m-%d}"
 
 
 def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
@@ -476,7 +481,7 @@ def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     :func:`_fmt` (the zone is named after it)."""
     local = _resolve_end(value, zone).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
-        return f"through {_day(local)}"
+        return f"through {iso_day(local)}"
     after = (_utc(local) + timedelta(microseconds=1)).astimezone(zone)
     if zone is not None and (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta()):
         # the end is the last instant before a spring jump (an end the clocks skip)

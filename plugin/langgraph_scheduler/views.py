@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
+from ._cron import iso_day
 from ._remote import server_thread_id
 from .errors import InvalidTask
 from .models import Task, TaskRunRecord, TaskSource, redact_url
@@ -740,14 +741,18 @@ def _when(value: datetime | None) -> str:
         value = value.astimezone(timezone.utc)
     except OverflowError:  # beyond year 9999 in UTC: shown as written
         return value.isoformat(sep=" ")
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{iso_day(value)} {value:%H:%M:%S} UTC"
 
 
 def _task_next_run(task: Task) -> str:
     if task.next_run_at is None:
         return "—"
     local = task.next_run_at.astimezone(task.zone)
-    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if local.second else "%Y-%m-%d %H:%M %Z")
+    return (
+        f"{iso_day(local)} {local:%H:%M:%S %Z}"
+        if local.second
+        else f"{iso_day(local)} {local:%H:%M %Z}"
+    )
 
 
 def _runs_text(task: Task) -> str:
