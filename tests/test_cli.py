@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -537,6 +538,30 @@ def test_runs_stay_readable_on_a_narrow_terminal(
     assert all(word in out.split() for word in name.split()), out  # folded, not cut
     if columns == 60:
         assert "  task: Water the balcony plants every morning" in out, out
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_tasks_stay_readable_on_a_narrow_terminal(
+    capsys: pytest.CaptureFixture[str], db: str, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    # Below about 80 columns (for these names) rich squeezed the table: the next run's day
+    # was cut ("2026-12-" and "07"), the runs cut to "ru" or left out. A console too
+    # narrow for the table gets a block of lines per task, as runs does.
+    name = "Water the balcony plants every morning"
+    task = _add(capsys, db, "--schedule", "every weekday at 9:00", "--tz", "Europe/Berlin",
+                "--name", name)  # fmt: skip
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, err = _cli(capsys, "tasks", "list", "--database", db)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines), out
+    day = datetime.fromisoformat(task["next_run_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+    for whole in (task["id"], f"{day:%Y-%m-%d}", "runs"):
+        assert any(whole in line for line in lines), (whole, out)
+    assert all(word in out.split() for word in name.split()), out  # folded, not cut
+    if columns == 60:
+        assert f"{task['id']} · active" in out and "  runs: 0" in out, out
+        assert f"  name: {name}" in out, out
 
 
 @pytest.mark.parametrize(("column", "value"), [("outcome", "bogus"), ("attempt", -1)])

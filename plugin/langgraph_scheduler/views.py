@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
@@ -97,7 +98,8 @@ def task_json(task: Task) -> dict[str, Any]:
 
 
 class TaskList(list[Task]):
-    """A list of tasks that renders as a table (terminal and notebook).
+    """A list of tasks that renders as a table (terminal and notebook; on a console too
+    narrow for one, about 70 columns, as a block of lines per task).
 
     It is a plain ``list``: index it, filter it, ``len()`` it.
     """
@@ -133,6 +135,29 @@ class TaskList(list[Task]):
             if wide:
                 cells += [_outcome_text(task.last_outcome), task.thread_id or "isolated"]
             table.add_row(*(_plain(c) if isinstance(c, str) else c for c in cells))
+        # A console too narrow for the table (about 70 columns) gets a block of lines
+        # per task instead: rich squeezed the columns, cutting the next run's day and
+        # the runs, or leaving the runs out.
+        if not _fits(console, options, table):
+            yield from _blocks(
+                f"tasks ({len(self)})",
+                (
+                    _Block(
+                        task.id,
+                        _state_text(task.state),
+                        {
+                            "name": task.name,
+                            "schedule": task.describe_schedule(),
+                            "next run": _task_next_run(task),
+                            "runs": _runs_text(task),
+                            "last": task.last_outcome or "—",
+                            "thread": task.thread_id or "isolated",
+                        },
+                    )
+                    for task in self
+                ),
+            )
+            return
         yield table
 
     def _repr_html_(self) -> str:
@@ -232,27 +257,23 @@ class RunHistory(list[TaskRunRecord]):
     def _blocks(self) -> RenderResult:
         """The history for a narrow console: per run, its id and outcome, then a line a
         field; the result on one line, as in the table."""
-        yield Text(f"run history ({len(self)})", style="bold")
-        for record in self:
-            yield Text()
-            yield Text.assemble(
-                (record.run_id[:8], "bold"), " · ", _outcome_text(record.outcome, running=True)
-            )
-            fields = {
-                "task": self._task_label(record),
-                "trigger": record.trigger,
-                "scheduled for": _when(record.scheduled_for),
-                "took": _duration(record),
-            }
-            for name, value in fields.items():
-                line = Text.assemble(f"{name}: ", terminal_text(value), overflow="fold")
-                yield Padding(line, (0, 0, 0, 2))  # a wrapped line stays indented
-            result = " ".join((record.summary or record.error or "").split())
-            if result:
-                line = Text.assemble(
-                    "result: ", terminal_text(result), no_wrap=True, overflow="ellipsis"
+        yield from _blocks(
+            f"run history ({len(self)})",
+            (
+                _Block(
+                    record.run_id[:8],
+                    _outcome_text(record.outcome, running=True),
+                    {
+                        "task": self._task_label(record),
+                        "trigger": record.trigger,
+                        "scheduled for": _when(record.scheduled_for),
+                        "took": _duration(record),
+                    },
+                    result=" ".join((record.summary or record.error or "").split()),
                 )
-                yield Padding(line, (0, 0, 0, 2))
+                for record in self
+            ),
+        )
 
     def _repr_html_(self) -> str:
         if not self:
@@ -624,6 +645,53 @@ def _plain(text: str) -> Text:
     """A table cell shown as written: rich would read ``[...]`` in a plain string as
     markup (a task name with ``[/data]`` in it raised ``MarkupError``)."""
     return Text(terminal_text(text))
+
+
+@dataclass
+class _Block:
+    """One item of a narrow console's listing (see :func:`_blocks`)."""
+
+    key: str
+    status: Text
+    fields: Mapping[str, str]
+    result: str = ""
+
+
+def _blocks(title: str, items: Iterable[_Block]) -> RenderResult:
+    """A listing for a console too narrow for its table: per item, its key and status,
+    then a line a field (a wrapped line stays indented), and its result, if any, on one
+    line, cut, as in the table."""
+    yield Text(title, style="bold")
+    for item in items:
+        yield Text()
+        yield Text.assemble((item.key, "bold"), " · ", item.status)
+        for name, value in item.fields.items():
+            line = Text.assemble(f"{name}: ", terminal_text(value), overflow="fold")
+            yield Padding(line, (0, 0, 0, 2))
+        if item.result:
+            line = Text.assemble(
+                "result: ", terminal_text(item.result), no_wrap=True, overflow="ellipsis"
+            )
+            yield Padding(line, (0, 0, 0, 2))
+
+
+def _fits(console: Console, options: ConsoleOptions, table: Table) -> bool:
+    """Whether rich lays ``table`` out within the console without squeezing a column
+    below its least width (its longest word or ``min_width``; a column that does not
+    wrap, its content). Rich narrows the widest wrapping columns first, evenly, so
+    they all must fit at one level no lower than any of their least widths."""
+    fixed, wrapping = 2, list[tuple[int, int]]()  # the table's edges, then its columns
+    for column in table.columns:
+        cells = [column.header, *column.cells]
+        sizes = [Measurement.get(console, options.update_width(10_000), c) for c in cells]
+        most = max(size.maximum for size in sizes) + 2  # with its padding
+        least = max(column.min_width or 0, *(size.minimum for size in sizes)) + 2
+        if column.no_wrap:
+            fixed += max(most, least)
+        else:
+            wrapping.append((least, most))
+    level = max((least for least, _ in wrapping), default=0)
+    return fixed + sum(min(most, level) for _, most in wrapping) <= options.max_width
 
 
 def _table(title: str) -> Table:
