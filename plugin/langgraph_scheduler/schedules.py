@@ -423,27 +423,19 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(_UTC)
 
 
-def _resolve(value: datetime, zone: ZoneInfo) -> datetime:
+def _resolve(value: datetime, zone: ZoneInfo, *, end: bool = False) -> datetime:
     """The instant ``value`` means: a naive one is wall time in ``zone``.
 
     As for cron's fixed-time jobs, a wall time skipped by a spring change means the moment the
-    clock jumps; a repeated one keeps its ``fold``. Aware values are kept as they are.
+    clock jumps; a repeated one keeps its ``fold``. Aware values are kept as they are. As
+    an ``end`` bound, a skipped wall time is the last instant before the jump (see
+    :func:`resolve_end`), so no fire at the jump's later wall time is included.
     """
+    resolve = resolve_end if end else resolve_wall
     if value.tzinfo is None:
-        return resolve_wall(value, zone)
+        return resolve(value, zone)
     if isinstance(value.tzinfo, ZoneInfo):
-        return resolve_wall(value.replace(tzinfo=None), value.tzinfo)
-    return value
-
-
-def _resolve_end(value: datetime, zone: ZoneInfo) -> datetime:
-    """The last instant an ``end`` bound includes: as :func:`_resolve`, except that a wall
-    time skipped by a spring change ends just before the clock jumps (see
-    :func:`resolve_end`), so no fire at the jump's later wall time is included."""
-    if value.tzinfo is None:
-        return resolve_end(value, zone)
-    if isinstance(value.tzinfo, ZoneInfo):
-        return resolve_end(value.replace(tzinfo=None), value.tzinfo)
+        return resolve(value.replace(tzinfo=None), value.tzinfo)
     return value
 
 
@@ -454,8 +446,7 @@ def _same_moment(
     in ``zone``)."""
     if a is None or b is None or zone is None:
         return a == b
-    resolve = _resolve_end if end else _resolve
-    return _utc(resolve(a, zone)) == _utc(resolve(b, zone))
+    return _utc(_resolve(a, zone, end=end)) == _utc(_resolve(b, zone, end=end))
 
 
 def _fmt(value: datetime, zone: ZoneInfo | None, *, named: bool = False) -> str:
@@ -479,7 +470,7 @@ def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     """An end bound as a person says it: ``through 2026-12-11`` when it is the last second
     of a day in the zone (an end set from a day: "until friday"); else ``until`` and
     :func:`_fmt` (the zone is named after it)."""
-    local = _resolve_end(value, zone).astimezone(zone) if zone is not None else value
+    local = _resolve(value, zone, end=True).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
         return f"through {iso_day(local)}"
     after = (_utc(local) + timedelta(microseconds=1)).astimezone(zone)
@@ -735,7 +726,7 @@ def _check_window(start: datetime | None, end: datetime | None, zone: ZoneInfo |
     if start is None or end is None:
         return
     if zone is not None:
-        start, end = _utc(_resolve(start, zone)), _utc(_resolve_end(end, zone))
+        start, end = _utc(_resolve(start, zone)), _utc(_resolve(end, zone, end=True))
     elif (start.tzinfo is None) != (end.tzinfo is None):
         return  # one naive, one aware: decided once the zone is known
     if end <= start:
@@ -909,7 +900,7 @@ class _BaseSchedule(BaseModel):
         shown = _fmt(upcoming[0], zone, named=True) if upcoming else None
         first = f" the next fire time {shown}" if shown else " now"
         raise InvalidSchedule(
-            f"the schedule never fires: its end {_fmt(_resolve_end(end, zone), zone)} is "
+            f"the schedule never fires: its end {_fmt(_resolve(end, zone, end=True), zone)} is "
             f"before{first} "
             f"({self.tz}); it is now {_fmt(now, zone)}"
         )
@@ -1006,7 +997,7 @@ class Cron(_BaseSchedule):
             self.expr,
             zone,
             start=_resolve(self.start, zone) if self.start else None,
-            end=_resolve_end(self.end, zone) if self.end else None,
+            end=_resolve(self.end, zone, end=True) if self.end else None,
             stride=self._stride(zone),
         )
 
@@ -1166,7 +1157,7 @@ class Interval(_BaseSchedule):
         return IntervalTrigger(
             seconds=self.seconds,
             start_date=start,
-            end_date=_resolve_end(self.end, zone) if self.end else None,
+            end_date=_resolve(self.end, zone, end=True) if self.end else None,
             timezone=zone,
         )
 
