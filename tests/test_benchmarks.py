@@ -606,3 +606,15 @@ async def test_a_success_recorded_without_its_turn_fails_the_overhead_check(
     assert fig.failed_checks == [
         "memory: of 110 runs, 110 whose graph never started, 0 whose graph started more than once"
     ]
+
+
+async def test_the_direct_call_at_the_instant_begins_at_each_instant(tmp_path: Path) -> None:
+    """Figure 3's note beside the runtime: a direct `ainvoke` per instant, begun on the
+    runtime's clock, never before its instant and for every instant (a contender that
+    began them all at once, or lost some, would show the graph's start-up wrong)."""
+    samples = await timing._at_instant(100.0, timing.MIN_FIRES, tmp_path / "instant.db")
+    assert len(samples) == timing.MIN_FIRES
+    assert [due for due, _ in samples] == sorted(due for due, _ in samples)
+    assert all(started >= due for due, started in samples)
+    span = samples[-1][0] - samples[0][0]
+    assert span.total_seconds() == pytest.approx((timing.MIN_FIRES - 1) / 100.0, abs=1e-3)
