@@ -31,6 +31,10 @@ a time, rounds interleaved, it measures:
   ``run_now`` line, on an isolated task), and **floor, one by one**: one worker of the
   floor, a claim, a turn and a finish after another.
 
+``--turn-ms M`` makes the graph's node wait M ms before it answers (``asyncio.sleep``, no
+CPU), for every line alike: a turn that stands for a model's answer instead of the
+trivial graph's, to show how much of each ratio is the trivial turn's shortness.
+
 Each line prints CPU per fire and the rate, a floor line also its fires per claim and per
 finish transaction; the ratios are against the direct round run just before, and each
 floor line at 4 at a time is also set against the floor per fire of the same round.
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sqlite3
 import time
 import uuid
@@ -266,9 +271,10 @@ class _Floor:
         return ("error", None, repr(answer), None)
 
 
-async def _main(fires: int, rounds: int) -> None:
+async def _main(fires: int, rounds: int, turn_ms: float = 0.0) -> None:
     waiter = RecordWaiter()
-    async with SchedulerRuntime(trivial_graph(), database="sqlite://", on_run=waiter) as rt:
+    graph_of = trivial_graph(delay_secs=turn_ms / 1000)
+    async with SchedulerRuntime(graph_of, database="sqlite://", on_run=waiter) as rt:
         graph = rt.graph
         store = open_store("sqlite://")
         runner = GraphTurnRunner(graph, store, AttributionKey("floor"), messages_key="messages")
@@ -368,8 +374,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__)
     parser.add_argument("--fires", type=int, default=3000, help="fires per burst (3000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each line (5)")
+    parser.add_argument(
+        "--turn-ms",
+        type=float,
+        default=0.0,
+        help="how long the graph's node waits before it answers (asyncio.sleep, no CPU), "
+        "standing for a model's answer; 0, the trivial graph of figures 1 and 2, by default",
+    )
     args = parser.parse_args()
-    asyncio.run(_main(args.fires, args.rounds))
+    if not 0 <= args.turn_ms < math.inf:
+        parser.error("--turn-ms must be 0 or more, and finite")
+    asyncio.run(_main(args.fires, args.rounds, args.turn_ms))
 
 
 if __name__ == "__main__":

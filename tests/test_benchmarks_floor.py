@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from benchmarks.common import trivial_graph
 from benchmarks.floor import _Floor
+from benchmarks.floor import main as floor_main
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 
@@ -65,3 +66,16 @@ async def test_the_floor_with_bare_turns_ends_each_fire_once() -> None:
     floor.write_burst(6)
     _, ended = await floor.drain(1, bare=True)
     assert ended == 6
+
+
+@pytest.mark.parametrize("turn_ms", ["-1", "nan", "inf"])
+def test_a_turn_of_no_length_is_refused(
+    turn_ms: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--turn-ms` is how long the node waits: below 0 (or not a number) it would make
+    every line's turn the trivial one's while saying otherwise."""
+    monkeypatch.setattr("sys.argv", ["floor", "--turn-ms", turn_ms])
+    with pytest.raises(SystemExit) as exited:
+        floor_main()
+    assert exited.value.code == 2
+    assert "--turn-ms must be 0 or more, and finite" in capsys.readouterr().err
