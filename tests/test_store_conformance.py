@@ -137,6 +137,35 @@ async def test_get_is_scoped_to_the_owner(store: Store, service: TaskService) ->
     assert await store.get_task("no-such-task") is None
 
 
+async def test_a_run_and_its_deliveries_are_scoped_to_the_owner_of_its_task(
+    store: Store, service: TaskService
+) -> None:
+    """`get_run(owner=)` and `deliveries(owner=)` answer as `get_task(owner=)` does: a run
+    of another owner's task is not there (an application serving several users passed
+    them ids its users gave, and read anyone's runs)."""
+    runs = {}
+    for owner in ("alice", "bob"):
+        task = await every_minute(service, owner=owner)
+        run = await manual_run(store, task, at(60), at(90))
+        (finished,) = await store.finish_runs([Finish(run, "success")], now=at(61), holder=HOLDER)
+        assert finished is not None
+        runs[owner] = done = finished.record
+        await store.queue_deliveries(
+            [done], urls=["https://hooks.example.com/in"], now=at(61), lease_until=at(91), limit=1
+        )
+    alice, bob = runs["alice"], runs["bob"]
+
+    assert await store.get_run(alice.run_id, owner="alice") == alice
+    assert await store.get_run(bob.run_id, owner="alice") is None
+    assert await store.get_run(bob.run_id) == bob
+    assert await store.get_run("no-such-run", owner="alice") is None
+    mine = await store.deliveries(run_id=alice.run_id, owner="alice")
+    assert [d.run_id for d in mine] == [alice.run_id]
+    assert await store.deliveries(run_id=bob.run_id, owner="alice") == []
+    assert [d.run_id for d in await store.deliveries(owner="bob")] == [bob.run_id]
+    assert len(await store.deliveries()) == 2
+
+
 # -- tasks: conditional writes ----------------------------------------------------------
 
 

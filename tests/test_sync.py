@@ -103,6 +103,8 @@ def test_the_methods_work_as_plain_functions_without_an_event_loop(
     record = facade.run_now(task.id)
     assert record.outcome == "success" and record.summary == "Done: stretched."
     assert facade.get_run(record.run_id) == record
+    assert facade.get_run(record.run_id, owner=task.owner) == record
+    assert facade.get_run(record.run_id, owner=f"not-{task.owner}") is None
     assert [r.run_id for r in facade.history(task.id)] == [record.run_id]
     turn = facade.transcript("alice").scheduled_turns[0]
     assert turn.source is not None and turn.source["run_id"] == record.run_id

@@ -825,16 +825,19 @@ class SchedulerRuntime:
         return await load_transcript(self, thread_id)
 
     @_on_its_loop
-    async def get_run(self, run_id: str) -> TaskRunRecord | None:
-        """A run record by its id; None if there is none, or if its stored row cannot be
-        read (written by hand; logged), as histories leave such a row out."""
-        return await self.store.get_run(run_id)
+    async def get_run(self, run_id: str, *, owner: str | None = None) -> TaskRunRecord | None:
+        """A run record by its id; None if there is none, if ``owner`` is given and the
+        run is of another owner's task (as ``get_task(owner=)`` refuses one), or if its
+        stored row cannot be read (written by hand; logged), as histories leave such a row
+        out."""
+        return await self.store.get_run(run_id, owner=owner)
 
     @_on_its_loop
-    async def deliveries(self, run_id: str) -> list[WebhookDelivery]:
+    async def deliveries(self, run_id: str, *, owner: str | None = None) -> list[WebhookDelivery]:
         """The webhook deliveries of a run, one per URL: status (``pending``,
-        ``delivered``, ``failed``), attempts and the last error."""
-        return await self.store.deliveries(run_id=run_id)
+        ``delivered``, ``failed``), attempts and the last error; none if ``owner`` is
+        given and the run is of another owner's task."""
+        return await self.store.deliveries(run_id=run_id, owner=owner)
 
     @_on_its_loop
     async def next_run_times(

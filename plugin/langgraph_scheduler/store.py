@@ -2679,16 +2679,21 @@ class Store(ABC):
 
     # -- history --------------------------------------------------------------------
 
-    async def get_run(self, run_id: str) -> TaskRunRecord | None:
-        """The run ``run_id``; None if there is none, or if its stored row cannot be read
-        (written by hand; logged), as the listings leave such a row out."""
-        found = await self.get_held_run(run_id)
+    async def get_run(self, run_id: str, *, owner: str | None = None) -> TaskRunRecord | None:
+        """The run ``run_id``; None if there is none, if ``owner`` is given and the run's
+        task is not that owner's, or if its stored row cannot be read (written by hand;
+        logged), as the listings leave such a row out."""
+        found = await self.get_held_run(run_id, owner=owner)
         return None if found is None else found[0]
 
-    async def get_held_run(self, run_id: str) -> tuple[TaskRunRecord, str | None] | None:
+    async def get_held_run(
+        self, run_id: str, *, owner: str | None = None
+    ) -> tuple[TaskRunRecord, str | None] | None:
         """The run ``run_id`` (as :meth:`get_run`) and the holder of its claim: the
         runtime that claimed it, or the one that took its claim over."""
         query = select(runs_table).where(runs_table.c.run_id == run_id)
+        if owner is not None:
+            query = query.where(_of_owner(runs_table.c.task_id, owner))
 
         def read(conn: Connection) -> tuple[TaskRunRecord, str | None] | None:
             row = conn.execute(query).mappings().first()
@@ -2931,12 +2936,17 @@ class Store(ABC):
         *,
         run_id: str | None = None,
         status: DeliveryStatus | None = None,
+        owner: str | None = None,
         limit: int = 100,
     ) -> list[WebhookDelivery]:
-        """Webhook deliveries, oldest first; filter by run and status."""
+        """Webhook deliveries, oldest first; filter by run, status and the owner of the
+        run's task."""
         query = select(deliveries_table)
         if run_id is not None:
             query = query.where(deliveries_table.c.run_id == run_id)
+        if owner is not None:
+            runs = select(runs_table.c.run_id).where(_of_owner(runs_table.c.task_id, owner))
+            query = query.where(deliveries_table.c.run_id.in_(runs))
         if status is not None:
             query = query.where(deliveries_table.c.status == status)
         order = (deliveries_table.c.created_at, deliveries_table.c.delivery_id)
@@ -3631,6 +3641,12 @@ _UNREADABLE_AS: dict[str, Any] = {
 LAST_ATTEMPT = MAX_RETRIES + 1
 """The attempt a running fire whose stored attempt cannot be read (written by hand) is
 recorded as: one past the retries any task may have, so that none follows it."""
+
+
+def _of_owner(task_id: Any, owner: str) -> Any:
+    """Rows whose ``task_id`` names a task of ``owner`` (a deleted task's runs go with it,
+    so every run's task is there to ask)."""
+    return task_id.in_(select(tasks_table.c.id).where(tasks_table.c.owner == owner))
 
 
 UNREADABLE_TIME = (
