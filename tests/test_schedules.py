@@ -636,6 +636,27 @@ def test_interval_without_start_counts_from_after() -> None:
     ]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati"])
+def test_interval_without_start_past_the_calendar_is_refused_typed(zone: str) -> None:
+    """An interval whose first fire from ``after`` is past year 9999 is refused with
+    InvalidSchedule saying what to do, in a zone ahead of UTC too (there the message's
+    time, read in the zone, was past the calendar as well: OverflowError escaped)."""
+    every = Interval(hours=3, tz=zone)
+    after = _at("9999-12-31T22:00:00+00:00")
+    said = (
+        rf"^schedule every 3 hours \({zone}\) has no fire time after 9999-12-31 22:00 UTC: "
+        r"one interval later is past the end of the calendar \(year 9999\); use a shorter "
+        r"interval$"
+    )
+    for attempt in (
+        lambda: every.next_fire_times(1, after=after),
+        lambda: every.check(after),
+        lambda: every.first_fire_from(after),
+    ):
+        with pytest.raises(InvalidSchedule, match=said):
+            attempt()
+
+
 def test_once_fires_once() -> None:
     once = Once(datetime(2026, 12, 1, 9), tz="Europe/Berlin")
     assert _iso(once.next_fire_times(3, after=_at(SAT_BERLIN))) == ["2026-12-01T09:00:00+01:00"]

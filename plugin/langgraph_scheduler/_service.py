@@ -1075,18 +1075,11 @@ def _pin_start(schedule: Schedule, now: datetime) -> Schedule:
     """Give an Interval without start its first fire time, so restarts keep its phase.
 
     Raises:
-        InvalidSchedule: the first fire time is past the end of the calendar (year 9999).
+        InvalidSchedule: the first fire time is past the end of the calendar (year 9999)
+            (see :meth:`Interval.first_fire_from`).
     """
     if isinstance(schedule, Interval) and schedule.start is None:
-        try:
-            first = (now + timedelta(seconds=schedule.seconds)).astimezone(schedule.zone)
-        except OverflowError:
-            raise InvalidSchedule(
-                f"schedule {schedule.describe()} has no fire time after now "
-                f"({now.isoformat()}): its first would come after the end of the calendar "
-                "(year 9999)"
-            ) from None
-        return schedule.model_copy(update={"start": first})
+        return schedule.model_copy(update={"start": schedule.first_fire_from(now)})
     return schedule
 
 

@@ -506,16 +506,6 @@ def _off_calendar(value: datetime) -> InvalidSchedule:
 _Moment = Annotated[datetime, AfterValidator(_pin_offset)]
 
 
-def _add_elapsed(value: datetime, delta: timedelta, zone: ZoneInfo) -> datetime:
-    """``value + delta`` as elapsed time (through UTC, so DST changes shift the wall clock)."""
-    try:
-        return (_utc(_resolve(value, zone)) + delta).astimezone(zone)
-    except OverflowError:
-        raise InvalidSchedule(
-            f"{_fmt(value, zone)} plus {delta} is too far in the future"
-        ) from None
-
-
 # --------------------------------------------------------------------------- describe helpers
 
 _WEEKDAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -1153,13 +1143,36 @@ class Interval(_BaseSchedule):
         if self.start is not None:
             start = _resolve(self.start, zone)
         else:
-            start = _add_elapsed(now or datetime.now(zone), timedelta(seconds=self.seconds), zone)
+            start = self.first_fire_from(now or datetime.now(zone))
         return IntervalTrigger(
             seconds=self.seconds,
             start_date=start,
             end_date=_resolve(self.end, zone, end=True) if self.end else None,
             timezone=zone,
         )
+
+    def first_fire_from(self, now: datetime) -> datetime:
+        """The first fire of an interval without ``start`` counted from ``now``: one
+        interval of elapsed time later (through UTC, so a DST change shifts the wall
+        clock), in the schedule's zone. A naive ``now`` is wall time in the zone.
+
+        The trigger starts there; a task stores it as the schedule's ``start``, so a
+        restart keeps the interval's phase.
+
+        Raises:
+            InvalidSchedule: it is past the end of the calendar (year 9999); says to use a
+                shorter interval.
+        """
+        zone = self.zone
+        try:
+            return (_utc(_resolve(now, zone)) + timedelta(seconds=self.seconds)).astimezone(zone)
+        except OverflowError:
+            # ``now`` as given: read in the zone it could be past the calendar too
+            raise InvalidSchedule(
+                f"schedule {self.describe()} has no fire time after {_fmt(now, None)}: one "
+                "interval later is past the end of the calendar (year 9999); use a shorter "
+                "interval"
+            ) from None
 
     def describe(self) -> str:
         """E.g. ``every 2 hours (UTC)``."""
