@@ -55,6 +55,7 @@ __all__ = [
     "MINUTE",
     "MONTH",
     "Stride",
+    "after_end",
     "iso_day",
     "next_fire",
     "parse_cron",
@@ -337,6 +338,16 @@ def resolve_end(wall: datetime, zone: ZoneInfo) -> datetime:
     if moment.replace(tzinfo=None) == wall:
         return moment
     return (moment.astimezone(_UTC) - timedelta(microseconds=1)).astimezone(zone)
+
+
+def after_end(end: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after the aware end bound ``end``, in ``zone``: for an end
+    :func:`resolve_end` put before a spring jump, the moment the clock jumps (an end
+    said in words: "before 03:00 CEST, when the clocks jump").
+
+    Counted in UTC: an instant after, not a wall time after.
+    """
+    return (end.astimezone(_UTC) + timedelta(microseconds=1)).astimezone(zone)
 
 
 def skipped_walls(line: CronLine, zone: ZoneInfo, fire: datetime) -> list[datetime]:

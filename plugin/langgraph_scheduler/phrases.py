@@ -72,7 +72,7 @@ from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ._cron import iso_day, parse_cron, resolve_end, resolve_wall, skipped_walls
+from ._cron import after_end, iso_day, parse_cron, resolve_end, resolve_wall, skipped_walls
 from .errors import InvalidSchedule
 from .schedules import (
     ACCEPTED_FORMS,
@@ -1027,7 +1027,7 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
             f"Until the start or the end of {when}? Say '{body} until the end of {when}' or "
             f"'{body} until the end of {when.replace('next', 'this')}'."
         )
-    jump = (end.astimezone(_UTC) + timedelta(microseconds=1)).astimezone(ctx.zone)
+    jump = after_end(end, ctx.zone)
     ends = f"before {_show(jump)}" if bound.skipped else _show(end)  # see _Bound.skipped
     first = schedule.next_fire_times(1, after=ctx.now)
     if not first or first[0].astimezone(_UTC) > end.astimezone(_UTC):  # not by wall time

@@ -51,6 +51,7 @@ from typing_extensions import Self
 from ._cron import (
     CronLine,
     Stride,
+    after_end,
     iso_day,
     next_fire,
     parse_cron,
@@ -473,10 +474,11 @@ def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     local = _resolve(value, zone, end=True).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
         return f"through {iso_day(local)}"
-    after = (_utc(local) + timedelta(microseconds=1)).astimezone(zone)
-    if zone is not None and (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta()):
-        # the end is the last instant before a spring jump (an end the clocks skip)
-        return f"before {_fmt(after, zone, named=True)}, when the clocks jump"
+    if zone is not None:
+        after = after_end(local, zone)
+        if (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta()):
+            # the end is the last instant before a spring jump (an end the clocks skip)
+            return f"before {_fmt(after, zone, named=True)}, when the clocks jump"
     return f"until {_fmt(value, zone, named=True)}"
 
 
