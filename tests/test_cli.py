@@ -767,6 +767,8 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
     dash = "—" if encoding is None else "\\u2014"
     assert f"Ping\\x1b[2J ({task['id']}) run" in out and "\x1b" not in out
     assert f": success {dash} Reminder sent." in out
+    # the time written as the views write a run's (one helper: views.utc_time)
+    assert re.search(r" run [0-9a-f]{8} due \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: success", out)
     assert out.index("stopping") < out.index(": success") < out.index("stopped cleanly")
     assert "Traceback" not in err
     code, out, _ = _cli(capsys, "runs", "--database", db, "--json")

@@ -51,7 +51,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -72,7 +72,15 @@ from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule, zone_notice
 from .store import is_in_memory, open_store, parse_database_url, sqlite_url
-from .views import RunHistory, TaskList, Transcript, load_transcript, task_json, terminal_text
+from .views import (
+    RunHistory,
+    TaskList,
+    Transcript,
+    load_transcript,
+    task_json,
+    terminal_text,
+    utc_time,
+)
 
 __all__ = ["DATABASE_ENV", "GRAPH_ENV", "TIMEZONE_ENV", "main"]
 
@@ -786,8 +794,7 @@ class _TerminalFormatter(logging.Formatter):
 
 
 def _fire_line(name: str, record: TaskRunRecord) -> str:
-    at = record.scheduled_for.astimezone(timezone.utc)
-    due = f"{iso_day(at)} {at:%H:%M:%S} UTC"
+    due = utc_time(record.scheduled_for)
     detail = record.summary if record.outcome == "success" else record.error
     text = f"{name} ({record.task_id}) run {record.run_id[:8]} due {due}: {record.outcome}"
     if record.attempt > 1:

@@ -217,7 +217,7 @@ class RunHistory(list[TaskRunRecord]):
                     record.run_id[:8],
                     self._task_label(record),
                     *([record.trigger] if wide else []),
-                    _when(record.scheduled_for),
+                    utc_time(record.scheduled_for),
                     *([_duration(record)] if wide else []),
                     record.outcome or "running",
                     " ".join((record.summary or record.error or "").split()),
@@ -266,7 +266,7 @@ class RunHistory(list[TaskRunRecord]):
                     {
                         "task": self._task_label(record),
                         "trigger": record.trigger,
-                        "scheduled for": _when(record.scheduled_for),
+                        "scheduled for": utc_time(record.scheduled_for),
                         "took": _duration(record),
                     },
                     result=" ".join((record.summary or record.error or "").split()),
@@ -283,7 +283,7 @@ class RunHistory(list[TaskRunRecord]):
                 _code(record.run_id[:8]),
                 _esc(self._task_label(record)),
                 _esc(record.trigger),
-                _esc(_when(record.scheduled_for)),
+                _esc(utc_time(record.scheduled_for)),
                 _esc(_duration(record)),
                 _outcome_html(record.outcome, running=True),
                 _esc(_short(record.summary or record.error or "")),
@@ -597,7 +597,7 @@ def _shown_source(source: TaskSource) -> dict[str, Any]:
 
 
 def _label_head(source: TaskSource) -> str:
-    when = _when(_parse_time(source.get("scheduled_for")))
+    when = utc_time(_parse_time(source.get("scheduled_for")))
     trigger = "run now" if source.get("trigger") == "manual" else "scheduled"
     # A message's task_source is whatever the checkpoint holds (a client can send one):
     # a value of the wrong type is left out of the label, never a reason to fail it.
@@ -799,8 +799,9 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
-def _when(value: datetime | None) -> str:
-    """``2026-05-04 09:00:00 UTC`` (run times are stored in UTC)."""
+def utc_time(value: datetime | None) -> str:
+    """``2026-05-04 09:00:00 UTC`` (run times are stored in UTC): how the views and the
+    CLI's fire lines write a run's time. A naive value is read as UTC; ``?`` for None."""
     if value is None:
         return "?"
     if value.tzinfo is None:
