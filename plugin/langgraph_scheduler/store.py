@@ -2577,8 +2577,11 @@ class Store(ABC):
 
         def read(conn: Connection) -> list[TaskRunRecord]:
             rows = conn.execute(query.limit(500)).mappings()
-            records = [record for record, _ in map(_running_run, rows) if record is not None]
-            return [record for record in records if not _unplaced(record)]
+            return [
+                record
+                for record, _, unplaced in map(_running_run, rows)
+                if record is not None and not unplaced
+            ]
 
         return await self.transaction(read)
 
@@ -2640,7 +2643,7 @@ class Store(ABC):
         def work(conn: Connection) -> list[Finished]:
             finishes = []
             for row in conn.execute(query).mappings().all():
-                record, notes = _running_run(row)
+                record, notes, unplaced = _running_run(row)
                 if record is None:  # ended all the same, or it would stay running forever
                     conn.execute(
                         update(runs_table)
@@ -2656,13 +2659,11 @@ class Store(ABC):
                 if row["lease_expires_at"] in _BOUNDS:  # lapsed as no lease (see _stale)
                     notes.insert(0, "its stored lease could not be read")
                 why = f"{reason} ({'; '.join(notes)})" if notes else reason
-                finishes.append((_interrupted(record, why), row["holder"]))
+                finishes.append((_interrupted(record, why), row["holder"], unplaced))
             finishes.sort(key=lambda f: f[0].record.task_id)
             done = [
-                self._finish(
-                    conn, f, now, holder=holder, skip_busy=True, unplaced=_unplaced(f.record)
-                )
-                for f, holder in finishes
+                self._finish(conn, f, now, holder=holder, skip_busy=True, unplaced=unplaced)
+                for f, holder, unplaced in finishes
             ]
             self._free_claimed_threads(conn, [d.record.run_id for d in done if d is not None])
             return [d for d in done if d is not None]
@@ -3791,11 +3792,13 @@ def _readable_run(row: Any) -> TaskRunRecord | None:
         return None
 
 
-def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str]]:
-    """The record of a running fire's stored row, and what of it could not be read (said
-    on its record when it is ended). A column that cannot be read (written by hand) is
-    read as :data:`_UNREADABLE_RUN_AS` says, so that the fire still ends as any fire does,
-    once, with its listeners told; (None, []) (logged) if the row still cannot be read."""
+def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str], list[str]]:
+    """The record of a running fire's stored row, what of it could not be read (said on
+    its record when it is ended), and which of its times that place it (:func:`_unplaced`)
+    those are: the sweeps act on these, read once with the notes that say them. A column
+    that cannot be read (written by hand) is read as :data:`_UNREADABLE_RUN_AS` says, so
+    that the fire still ends as any fire does, once, with its listeners told; (None, [],
+    []) (logged) if the row still cannot be read."""
     data, unreadable, problems = dict(row), list[str](), list[str]()
     while True:
         try:
@@ -3807,7 +3810,7 @@ def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str]]:
             if not names or not names <= _UNREADABLE_RUN_AS.keys() - set(unreadable):
                 said = "; ".join(problems)
                 logger.warning("run %s: its stored row cannot be read (%s)", row["run_id"], said)
-                return None, []
+                return None, [], []
             unreadable += sorted(names)
             data |= {name: _UNREADABLE_RUN_AS[name] for name in names}
     if unreadable:
@@ -3829,7 +3832,7 @@ def _running_run(row: Any) -> tuple[TaskRunRecord | None, list[str]]:
         _UNREADABLE_RUN_SAID.get(name, f"its stored {name} could not be read")
         for name in [*unreadable, *unplaced]
     ]
-    return record, notes
+    return record, notes, unplaced
 
 
 def _unplaced(record: TaskRunRecord) -> list[str]:
