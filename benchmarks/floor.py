@@ -66,7 +66,7 @@ from .common import (
     direct_calls,
     direct_input,
     far_future,
-    median,
+    spread,
     task_rows,
     trivial_graph,
     utcnow,
@@ -364,8 +364,10 @@ async def _main(fires: int, rounds: int, turn_ms: float = 0.0) -> None:
 
 
 def _spread(values: list[float]) -> str:
+    """Per-round ratios as min, median and max (:func:`~benchmarks.common.spread`)."""
+    got = spread(values)
     return (
-        f"min {min(values):.2f}, median {median(values):.2f}, max {max(values):.2f} "
+        f"min {got['ratio_min']:.2f}, median {got['ratio']:.2f}, max {got['ratio_max']:.2f} "
         f"({len(values)} rounds)"
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from benchmarks.common import trivial_graph
-from benchmarks.floor import _Floor
+from benchmarks.floor import _Floor, _spread
 from benchmarks.floor import main as floor_main
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
@@ -79,3 +79,9 @@ def test_a_turn_of_no_length_is_refused(
         floor_main()
     assert exited.value.code == 2
     assert "--turn-ms must be 0 or more, and finite" in capsys.readouterr().err
+
+
+def test_the_floor_prints_the_spread_of_its_rounds() -> None:
+    """The summary lines give the ratios' least, median and greatest, as figure rows do
+    (one owner: ``common.spread``)."""
+    assert _spread([1.5, 0.75, 1.0, 2.25]) == "min 0.75, median 1.25, max 2.25 (4 rounds)"
