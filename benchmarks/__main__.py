@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         output = str(DEFAULT_OUTPUT)
 
     from .common import Figure
-    from .report import machine, table
+    from .report import machine, summary, table
 
     if args.render:
         saved = json.loads(RESULTS.read_text())
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     info["load average"] += f" at start; {machine()['load average']} at end"
     print(table(figures))
+    print(f"\n{summary(figures)}")
     times = ", ".join(f"{f.name} {f.seconds:.0f} s" for f in figures)
     print(f"\n{len(figures)} figure(s) in {seconds:.0f} s ({times})")
     if output:

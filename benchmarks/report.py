@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections import Counter
 from importlib import metadata
 
 from .common import OPS, Figure, Row
 
-__all__ = ["machine", "markdown", "table"]
+__all__ = ["machine", "markdown", "summary", "table"]
 
 _PACKAGES = ("langgraph", "langgraph-checkpoint-sqlite", "apscheduler", "sqlalchemy", "psycopg")
 
@@ -131,6 +132,19 @@ def _ratio(row: Row) -> str:
     return f"{row.ratio_min:.2f}–{median}–{row.ratio_max:.2f}×"
 
 
+def summary(figures: list[Figure]) -> str:
+    """The count of lines by verdict, as the verdict column reads, and of failed checks:
+    a FAILED line (no value: fires lost, a broken baseline) is counted apart, never as
+    short (a timing that missed its goal)."""
+    verdicts = Counter("smoke" if row.smoke else _verdict(row) for f in figures for row in f.rows)
+    checks = sum(len(f.failed_checks) for f in figures)
+    smoke = f"; no verdict (smoke run): {verdicts['smoke']}" if verdicts["smoke"] else ""
+    return (
+        f"Goals met: {verdicts['met']}; short: {verdicts['SHORT']}; failed: "
+        f"{verdicts['FAILED']}{smoke}; failed correctness checks: {checks}."
+    )
+
+
 def _cells(row: Row) -> list[str]:
     ratio = _ratio(row)
     baseline = _num(row.baseline, row.unit)
@@ -182,7 +196,8 @@ def markdown(
         "goal that can be missed, and its verdict is the goal's own comparison: a value "
         "it judges is shown with the digits it needs to read as the verdict does (1.254× "
         "against ≤ 1.25×, never 1.25× beside SHORT). A baseline that measured 0, less or "
-        "nothing is a failed check, and its line reads FAILED. Written by "
+        "nothing is a failed check, and its line reads FAILED (counted apart from the short "
+        "lines in the summary). Written by "
         "`python -m benchmarks`; do not edit the generated part by hand.",
         "",
         "## Command",
@@ -212,13 +227,7 @@ def markdown(
     out += [f"- **{k}**: {v}" for k, v in info.items()]
     out += ["", "## Summary", ""]
     out += _md_table([r for f in figures for r in f.rows])
-    short = [r for f in figures for r in f.rows if r.met is False]
-    failed = [(f.name, m) for f in figures for m in f.failed_checks]
-    out += [
-        "",
-        f"Goals met: {sum(r.met is True for f in figures for r in f.rows)}; "
-        f"short: {len(short)}; failed correctness checks: {len(failed)}.",
-    ]
+    out += ["", summary(figures)]
     for fig in figures:
         out += ["", f"## {fig.title}", "", fig.definition, "", f"Ran in {fig.seconds:.0f} s.", ""]
         out += _md_table(fig.rows)

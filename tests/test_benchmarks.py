@@ -209,8 +209,57 @@ def test_a_line_without_a_value_is_never_counted_as_met() -> None:
     assert row.met is False
     fig = Figure("throughput", "throughput", "", rows=[row])
     text = report.markdown([fig], command="python -m benchmarks", info={}, seconds=1.0)
-    assert "Goals met: 0; short: 1" in text
+    assert "Goals met: 0; short: 0; failed: 1; failed correctness checks: 0." in text
     assert "| FAILED |" in text
+
+
+def _lines_of_each_verdict() -> Figure:
+    """A figure with a line met, one short and one FAILED (a broken baseline)."""
+    fig = Figure("overhead", "1. Overhead per turn", "")
+    for base, measured in ((1.0, 1.2), (1.0, 1.3), (0.0, 1.2)):
+        ratios = fig.ratios("lone", [measured], [base])
+        fig.rows.append(
+            Row(
+                "overhead",
+                "lone",
+                "ms",
+                base,
+                measured,
+                goal="≤ 1.25×",
+                op="<=",
+                ratio_limit=1.25,
+                **ratios,
+            )
+        )
+    return fig
+
+
+def test_a_failed_line_is_counted_apart_from_the_short_ones(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line whose baseline was broken reads FAILED, and the summary counted it as
+    short, a timing that missed its goal: BENCHMARKS.md and the console say the same."""
+    fig = _lines_of_each_verdict()
+    assert [_verdict_cells(r)[2] for r in fig.rows] == ["met", "SHORT", "FAILED"]
+    said = "Goals met: 1; short: 1; failed: 1; failed correctness checks: 1."
+    text = report.markdown([fig], command="python -m benchmarks", info={}, seconds=1.0)
+    assert f"\n{said}\n" in text
+
+    child = (
+        f"import json\nprint({__main__._MARK!r} + {json.dumps(json.dumps(fig.to_json()))},"
+        " flush=True)\n"
+    )
+    monkeypatch.setattr(
+        __main__, "_command", lambda name, quick, workdir: [sys.executable, "-c", child]
+    )
+    assert __main__.main(["--only", "overhead"]) == 1
+    assert f"\n{said}\n" in capsys.readouterr().out
+
+    fig.as_smoke_run()
+    assert report.summary([fig]) == (
+        "Goals met: 0; short: 0; failed: 0; no verdict (smoke run): 3; failed correctness "
+        "checks: 1."
+    )
 
 
 @pytest.mark.parametrize(
