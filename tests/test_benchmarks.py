@@ -35,7 +35,7 @@ from benchmarks.common import (
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from langgraph_scheduler import SchedulerRuntime, Task, TaskRunRecord
+from langgraph_scheduler import SchedulerRuntime, Task, TaskRunRecord, _turns
 from langgraph_scheduler.store import Finish, Store, retries_table, runs_table
 
 _UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
@@ -421,6 +421,70 @@ async def test_a_trimmed_history_passes_the_overhead_check(monkeypatch: pytest.M
     )
     await overhead._backend(fig, "memory", "sqlite://", quick=True)
     assert fig.failed_checks == []
+
+
+def _counted(fig: Figure) -> dict[str, float]:
+    """The measured value of each statement and commit line of figure 1, by label."""
+    return {r.label: r.measured for r in fig.rows if " added per fire" in r.label}
+
+
+async def test_a_checkpoint_read_the_fire_path_adds_is_counted(
+    monkeypatch: pytest.MonkeyPatch, database: str
+) -> None:
+    """Figure 1 counted only the store's statements: a fire path that read its turn's
+    checkpoint back (``aget_tuple``, on the checkpointer's connection) met its goals. Now
+    the checkpointer's statements count too, for the fires and for the direct turns
+    alike, so the read shows as what a fire adds."""
+    label = "SQLite" if database.startswith("sqlite") else "PostgreSQL"
+    fig = Figure("overhead", "overhead", "")
+    await overhead._backend(fig, label, database, quick=True)
+    assert fig.failed_checks == []
+    plain = _counted(fig)
+    assert plain[f"statements added per fire ({label})"] >= 3  # a claim, a finish and more
+
+    run_turn = _turns._run_turn
+
+    async def and_read_back(graph: Any, payload: Any, config: Any) -> Any:
+        ran = await run_turn(graph, payload, config)
+        await graph.checkpointer.aget_tuple(config)
+        return ran
+
+    monkeypatch.setattr(_turns, "_run_turn", and_read_back)
+    fig = Figure("overhead", "overhead", "")
+    await overhead._backend(fig, label, database, quick=True)
+    assert fig.failed_checks == []
+    # The read of a thread's last checkpoint: one statement on PostgreSQL; on SQLite a
+    # second reads its pending writes. A read commits nothing.
+    more = {"SQLite": 2, "PostgreSQL": 1}[label]
+    assert {k: v - plain[k] for k, v in _counted(fig).items()} == {
+        f"statements added per fire ({label})": more,
+        f"commits added per fire ({label})": 0,
+        f"statements added per fire, continuing a thread ({label})": more,
+        f"commits added per fire, continuing a thread ({label})": 0,
+    }
+
+
+async def test_writes_in_a_pipeline_count_one_commit_at_its_sync(postgres_url: str) -> None:
+    """The PostgreSQL checkpointer writes in autocommit, in ``pipeline()`` blocks: the
+    server commits a block's writes together at its sync, not each by itself (the count
+    gave the turn a commit per statement, and a fire a commit per checkpoint blob)."""
+    import psycopg
+
+    tally = overhead._Tally(lambda statement: None)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        overhead._hook_psycopg(conn, tally.sent, tally.commit)
+        await conn.execute("CREATE TABLE counted (n int)")
+        assert (tally.statements, tally.commits) == (1, 1)  # alone: commits by itself
+        tally.reset()
+        async with conn.pipeline(), conn.cursor() as cur:
+            await cur.executemany("INSERT INTO counted VALUES (%s)", [(1,), (2,)])
+            await cur.execute("INSERT INTO counted VALUES (3)")
+        assert (tally.statements, tally.commits) == (3, 1)
+        tally.reset()
+        async with conn.cursor() as cur:  # psycopg sends them in a pipeline of its own
+            await cur.executemany("INSERT INTO counted VALUES (%s)", [(4,), (5,)])
+            await cur.execute("SELECT count(*) FROM counted")
+        assert (tally.statements, tally.commits) == (3, 1)
 
 
 @pytest.mark.parametrize("only", ["", ","])
