@@ -372,6 +372,18 @@ ERROR_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("end past 9999",
      lambda: Cron("0 9 * * *", tz="America/New_York", end=datetime(9999, 12, 31, 23)),
      r"9999-12-31T23:00:00 is too close to the ends of the calendar"),
+    # an instant the schedule's zone cannot show on its clock (describe() raised
+    # OverflowError)
+    ("end past 9999 in the zone",
+     lambda: Cron(
+         "0 9 * * *", tz="Asia/Tokyo", end=datetime(9999, 12, 31, 23, tzinfo=timezone.utc)
+     ),
+     r"9999-12-31T23:00:00\+00:00 is too close to the ends of the calendar"),
+    ("start before year 1 in the zone",
+     lambda: Interval(
+         seconds=60, tz="America/New_York", start=datetime(1, 1, 1, tzinfo=timezone.utc)
+     ),
+     r"0001-01-01T00:00:00\+00:00 is too close to the ends of the calendar"),
     ("end <= start",
      lambda: Cron("0 9 * * *", start=datetime(2026, 3, 2), end=datetime(2026, 3, 1)),
      r"end 2026-03-01 00:00 is not after start 2026-03-02 00:00"),
@@ -833,3 +845,11 @@ def test_cron_fuzz(fields: list[str]) -> None:
     except InvalidSchedule:
         return
     assert len(cron.next_fire_times(1, after=_at("2026-03-02T12:00:00+00:00"))) == 1
+
+
+def test_an_end_at_the_calendars_last_instant_is_described() -> None:
+    """Nothing comes after 9999-12-31 23:59:59.999999 UTC: the end is said as it is
+    (describe() raised OverflowError looking for the instant after it)."""
+    last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    schedule = Interval(seconds=60, end=last, tz="America/New_York")
+    assert schedule.describe() == ("every minute, until 9999-12-31 18:59:59 EST (America/New_York)")

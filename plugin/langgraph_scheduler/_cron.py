@@ -345,9 +345,13 @@ def after_end(end: datetime, zone: ZoneInfo) -> datetime:
     :func:`resolve_end` put before a spring jump, the moment the clock jumps (an end
     said in words: "before 03:00 CEST, when the clocks jump").
 
-    Counted in UTC: an instant after, not a wall time after.
+    Counted in UTC: an instant after, not a wall time after. ``end`` itself when no
+    instant follows it (the calendar's last, in UTC or on the zone's clock).
     """
-    return (end.astimezone(_UTC) + timedelta(microseconds=1)).astimezone(zone)
+    try:
+        return (end.astimezone(_UTC) + timedelta(microseconds=1)).astimezone(zone)
+    except OverflowError:
+        return end.astimezone(zone)
 
 
 def skipped_walls(line: CronLine, zone: ZoneInfo, fire: datetime) -> list[datetime]:

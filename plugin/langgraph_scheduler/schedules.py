@@ -777,8 +777,10 @@ class _BaseSchedule(BaseModel):
             zone = _zone(self.tz)
             for moment in self._moments():
                 try:
-                    _utc(_resolve(moment, zone))
-                except OverflowError:  # a naive time near year 1 or 9999, read in the zone
+                    # A naive time near year 1 or 9999 read in the zone, or an aware one
+                    # the zone's wall clock cannot show (its day past 9999-12-31 there).
+                    _utc(_resolve(moment, zone)).astimezone(zone)
+                except OverflowError:
                     raise _off_calendar(moment) from None
         self._validate()
 
