@@ -689,6 +689,13 @@ def test_check() -> None:
         Cron("0 9 * * *", tz="UTC", end=datetime(2026, 3, 28, 13)).check(now)
     with pytest.raises(InvalidSchedule, match=r"end 2026-03-28 11:30 UTC is before"):
         Interval(hours=1, tz="UTC", end=datetime(2026, 3, 28, 11, 30)).check(now)
+    # an end the clocks skip is said as the jump, not as the instant before it (01:59:59)
+    with pytest.raises(
+        InvalidSchedule,
+        match=r"its end, just before 2026-03-29 03:00 CEST, when the clocks jump, is before "
+        r"the next fire time 2026-03-29 03:00 CEST \(Europe/Berlin\);",
+    ):
+        Cron("30 2 * * *", tz="Europe/Berlin", end=datetime(2026, 3, 29, 2, 45)).check(now)
 
 
 DESCRIPTIONS = [

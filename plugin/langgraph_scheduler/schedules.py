@@ -893,10 +893,16 @@ class _BaseSchedule(BaseModel):
         upcoming = self.model_copy(update={"end": None}).next_fire_times(1, after=now)
         shown = _fmt(upcoming[0], zone, named=True) if upcoming else None
         first = f" the next fire time {shown}" if shown else " now"
+        words = _end_words(end, zone)
+        # An end the clocks skip is said as the jump (its instant reads 01:59:59 CET).
+        said = (
+            f"its end, just {words},"
+            if words.endswith("when the clocks jump")
+            else f"its end {_fmt(_resolve(end, zone, end=True), zone)}"
+        )
         raise InvalidSchedule(
-            f"the schedule never fires: its end {_fmt(_resolve(end, zone, end=True), zone)} is "
-            f"before{first} "
-            f"({self.tz}); it is now {_fmt(now, zone)}"
+            f"the schedule never fires: {said} is before{first} ({self.tz}); it is now "
+            f"{_fmt(now, zone)}"
         )
 
 
