@@ -42,6 +42,7 @@ from langgraph_scheduler.store import (
     LAST_ATTEMPT,
     NO_NEXT_RUN,
     UNREADABLE_TIME,
+    retries_table,
     runs_table,
     tasks_table,
 )
@@ -768,6 +769,49 @@ async def test_a_running_row_whose_attempt_cannot_be_read_ends_as_any_swept_fire
         )
         assert ended == ["interrupted"]
         assert await rt.history(task.id) == []  # its row still cannot be read
+
+
+@pytest.mark.parametrize("where", ["memory", "file", "postgres"])
+async def test_a_retry_whose_attempt_cannot_be_read_ends_once_as_its_last_attempt(
+    clock: FakeClock, runs: RunWaiter, tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    # A waiting retry's attempt written by hand. Its claim handed the value on: text
+    # failed the fire's finish (SQLite), so nobody was told and the sweep closed it
+    # later; -1 ran, failed and was retried as attempt 0 (PostgreSQL). Now it runs once
+    # as its fire's last attempt, and ends as any fire: recorded once, told, counted.
+    database = _database(where, tmp_path, request)
+    receiver = Receiver()
+    webhook = Webhook(url=receiver.url, secret="s3cret")
+    try:
+        graph = build_graph(failing_then("ok"))
+        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=30) as rt:
+            task = await rt.create_task(
+                name="t", schedule=Interval(hours=1), trigger="x", options=RETRYING
+            )
+            retry = {"task_id": task.id, "scheduled_for": START - timedelta(hours=1),
+                     "attempt": 2, "due_at": START + timedelta(seconds=5)}  # fmt: skip
+            await rt.store.transaction(lambda conn: conn.execute(insert(retries_table), retry))
+            raw = _ATTEMPT_BY_HAND[rt.store.dialect]
+            await _by_hand(rt, f"UPDATE lgs_retries SET attempt = {raw}")
+
+            for _ in range(3):  # past its due time: the window loads it, and it runs
+                await clock.advance(30)
+            (record,) = await runs.wait_for(1, task_id=task.id)
+            (delivery,) = await eventually(settled(rt, record.run_id))
+            await clock.advance(60)  # a retry's backoff (10 s): nothing more
+            await rt.wait_idle()
+
+            assert [r.run_id for r in runs.records] == [record.run_id]
+            assert (record.outcome, record.attempt) == ("error", LAST_ATTEMPT)
+            assert delivery.status == "delivered"
+            (request_,) = receiver.requests
+            assert WebhookPayload.model_validate_json(request_.body).run == record
+            assert await rt.store.pending_retries(task.id) == []
+            stored = await rt.get_task(task.id)
+            assert (stored.last_outcome, stored.failure_streak) == ("error", 1)
+            assert await rt.history(task.id) == [record]
+    finally:
+        receiver.close()
 
 
 _TIMES_BY_HAND = {

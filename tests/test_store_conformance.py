@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, literal_column, text, update
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Cron, Interval, InvalidTask, Once, QuotaExceeded, TaskOptions
@@ -28,6 +28,7 @@ from langgraph_scheduler.store import (
     TaskChange,
     isolated_thread_id,
     open_store,
+    retries_table,
     tasks_table,
 )
 from langgraph_scheduler.testing import FakeClock
@@ -639,6 +640,48 @@ async def test_the_last_retry_failing_schedules_no_further_attempt(
     stored = await store.get_task(task.id)
     assert stored is not None
     assert (stored.failure_streak, stored.last_outcome) == (1, "timeout")
+
+
+async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attempt(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting retry's attempt written by hand. Its claim handed the value on as read:
+    # text or a real failed its finish (SQLite), so the fire was never recorded by its
+    # runtime, and 0 or -1 was retried from there, more often than the task allows.
+    # Now it is claimed as its fire's last attempt, as the sweep reads such a running
+    # row: it runs once, its outcome counts, and no retry follows.
+    options = TaskOptions(retries=2, retry_backoff_secs=600, pause_after_failures=None)
+    task = await every_minute(service, options=options)
+    raws = _UNREADABLE_ATTEMPTS[store.dialect]
+    for n in range(1, len(raws) + 1):  # a failed first attempt per occurrence: a retry each
+        await finish(store, await claim_one(store, at(60 * n)), "error", at(60 * n + 1))
+    retries = await store.pending_retries(task.id)
+    assert [attempt for _, attempt, _ in retries] == [2] * len(raws)
+
+    def by_hand(conn: Connection) -> None:
+        for (scheduled_for, _, _), raw in zip(retries, raws, strict=True):
+            held = retries_table.c.scheduled_for == scheduled_for  # as the store writes it
+            conn.execute(update(retries_table).where(held).values(attempt=literal_column(raw)))
+
+    await store.transaction(by_hand)
+    last = retries[-1][2]  # every retry due (and the task's latest occurrence)
+    claimed = [c.run for c in await claim(store, last) if c.run is not None]
+    retried = [r for r in claimed if r.scheduled_for <= at(60 * len(raws))]
+    assert sorted(r.scheduled_for for r in retried) == [f for f, _, _ in retries]
+    assert {r.attempt for r in retried} == {LAST_ATTEMPT}
+    assert "its stored attempt cannot be read" in caplog.text
+    done = await store.finish_runs(
+        [Finish(r, "error", error="boom") for r in retried], now=last, holder=HOLDER
+    )
+
+    assert len(done) == len(raws)
+    assert all(d is not None and d.consequence.retry_at is None for d in done)
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.last_outcome, stored.failure_streak) == ("error", len(raws))
+    history = {(r.scheduled_for, r.attempt): r.outcome for r in await store.history(task.id)}
+    assert all(history[(r.scheduled_for, LAST_ATTEMPT)] == "error" for r in retried)
 
 
 async def test_saving_with_cancel_retries_drops_waiting_retries(

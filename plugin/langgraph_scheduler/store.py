@@ -2099,7 +2099,7 @@ class Store(ABC):
             task,
             row["scheduled_for"],
             trigger="schedule",
-            attempt=row["attempt"],
+            attempt=_retry_attempt(row),
             due_at=row["due_at"],
             now=asked.as_of,
         )
@@ -3866,6 +3866,25 @@ def run_from_row(row: Any) -> TaskRunRecord:
             ],
         )
     return record
+
+
+def _retry_attempt(row: Any) -> int:
+    """The attempt of a due retry's stored row; :data:`LAST_ATTEMPT` (logged) for one that
+    cannot be read (written by hand: text or a real on SQLite, below 1 on either backend),
+    as a running row's is read (:data:`_UNREADABLE_RUN_AS`): the retry runs once, and
+    none follows it. A value handed on as read failed its finish, or was retried from."""
+    attempt = row["attempt"]
+    if type(attempt) is int and attempt >= 1:
+        return attempt
+    logger.warning(
+        "retry of task %s for %s: its stored attempt cannot be read (%r); run as its last"
+        " attempt (%d), not retried",
+        row["task_id"],
+        row["scheduled_for"],
+        attempt,
+        LAST_ATTEMPT,
+    )
+    return LAST_ATTEMPT
 
 
 _UNREADABLE_RUN_AS: dict[str, Any] = {
