@@ -29,7 +29,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import (
     Interval,
@@ -42,7 +43,13 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler.models import redact_url
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import QueuedDelivery, open_store, tasks_table
+from langgraph_scheduler.store import (
+    QueuedDelivery,
+    deliveries_table,
+    open_store,
+    runs_table,
+    tasks_table,
+)
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import scheduler_tools
 from langgraph_scheduler.views import TaskList, task_json
@@ -832,6 +839,91 @@ async def test_a_record_the_database_refuses_holds_up_no_other(
     assert [r.getMessage() for r in dropped if "r" * 100 in r.getMessage()], caplog.text
     assert "could not be reached" not in caplog.text
     assert len(ops.accepted) == 3
+
+
+_DELIVERIES_BY_HAND = {
+    "sqlite": {"attempts": "'two'", "attempts ": "2.5", "body": "x'00ff'", "url": "x'00ff'",
+               "next_attempt_at": "NULL", "next_attempt_at ": "'soon'"},
+    "postgresql": {"attempts": "-1", "attempts ": "2147483647", "next_attempt_at": "NULL",
+                   "next_attempt_at ": "'infinity'"},
+}  # fmt: skip
+"""Per backend, values written by hand into a pending delivery's row that no delivery
+has (PostgreSQL's columns refuse what is not of their type; an INTEGER holds -1)."""
+
+
+async def test_a_pending_delivery_that_cannot_be_read_ends_failed_once(
+    database: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A pending delivery's row written by hand. Its claim handed the values on as read:
+    # the delivery failed before or during its request (text attempts, a blob body), or
+    # wrote an attempt count its column cannot hold; left pending, it was claimed (and
+    # sent) again after every lease, for ever. One with no due time, or one no claim
+    # finds due, waited for ever, and a listing of its run's deliveries raised. Now each
+    # is recorded failed saying why, logged once, and not sent; the others go on.
+    store = open_store(database)
+    await store.setup()
+    hand = _DELIVERIES_BY_HAND[store.dialect]
+    receiver = receivers()
+    rows = [
+        {"delivery_id": f"d-{n}", "run_id": f"r-{n}", "task_id": "t", "url": receiver.url,
+         "body": "{}", "status": "pending", "attempts": 0, "created_at": FAKE_START,
+         "next_attempt_at": FAKE_START}
+        for n in range(len(hand) + 1)
+    ]  # fmt: skip
+    runs = [
+        {
+            "run_id": f"r-{n}",
+            "task_id": f"t-{n}",
+            "attempt": 1,
+            "trigger": "manual",
+            "scheduled_for": FAKE_START,
+            "started_at": FAKE_START,
+            "finished_at": FAKE_START,
+            "outcome": "success",
+        }
+        for n in range(len(hand) + 1)
+    ]  # fmt: skip; kept: the purge drops the finished deliveries of runs gone
+
+    def by_hand(conn: Connection) -> None:
+        conn.execute(insert(runs_table), runs)
+        conn.execute(insert(deliveries_table), rows)
+        for n, (column, raw) in enumerate(hand.items()):
+            sql = f"UPDATE lgs_deliveries SET {column.strip()} = {raw} WHERE delivery_id = 'd-{n}'"
+            conn.exec_driver_sql(sql)
+
+    try:
+        await store.transaction(by_hand)
+    finally:
+        await store.close()
+    good = f"d-{len(hand)}"
+
+    clock = FakeClock(FAKE_START)
+    hook = Webhook(url=receiver.url, secret=SECRET)
+    async with runtime_factory(make_graph(), database=database, clock=clock, webhook=hook) as rt:
+        await eventually(lambda: _some(receiver.requests))
+        for _ in range(4):  # past every lease: a delivery left pending is claimed again
+            await clock.advance(rt.lease_secs * 2)
+            await asyncio.sleep(0.05)
+        query = "SELECT delivery_id, status, last_error FROM lgs_deliveries"
+        stored = await rt.store.transaction(
+            lambda conn: {r[0]: (r[1], r[2]) for r in conn.exec_driver_sql(query)}
+        )
+        listed = [await rt.deliveries(f"r-{n}") for n in range(len(hand) + 1)]
+
+    assert [r.headers["x-lgs-delivery"] for r in receiver.requests] == [good]
+    assert stored.pop(good) == ("delivered", None)
+    assert [d.status for d in listed.pop()] == ["delivered"]
+    assert all(d.status == "failed" for found in listed for d in found)  # where readable
+    for n, column in enumerate(hand):
+        status, error = stored[f"d-{n}"]
+        assert status == "failed"
+        assert f"its stored {column.strip()} could not be read" in (error or "")
+        said = [r.getMessage() for r in caplog.records if "recorded failed" in r.getMessage()]
+        assert len([m for m in said if m.startswith(f"webhook delivery d-{n}:")]) == 1, said
 
 
 # -- records the intake lets go ---------------------------------------------------------------

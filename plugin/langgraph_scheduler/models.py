@@ -447,6 +447,10 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 refused it for good (a 4xx other than 408, 425 and 429)."""
 
 
+MAX_DELIVERY_ATTEMPTS = 50
+"""Most attempts a webhook may make of one delivery (``Webhook.max_attempts``)."""
+
+
 class WebhookDelivery(BaseModel):
     """One run record's delivery to one webhook URL, and how it went."""
 

@@ -96,6 +96,7 @@ from .errors import (
 )
 from .models import (
     AS_STORED,
+    MAX_DELIVERY_ATTEMPTS,
     MAX_RETRIES,
     DeliveryStatus,
     ProblemPart,
@@ -2866,7 +2867,13 @@ class Store(ABC):
             .order_by(table.c.next_attempt_at)
             .limit(limit)
         )
-        claimed = [QueuedDelivery(*row) for row in conn.execute(due)]
+        claimed = []
+        for row in conn.execute(due):
+            unreadable = _unreadable_delivery(row)
+            if unreadable:  # ended here, or it would fail (or be sent) at every claim
+                self._fail_delivery(conn, row.delivery_id, unreadable)
+            else:
+                claimed.append(QueuedDelivery(*row))
         if claimed:
             conn.execute(
                 update(table)
@@ -2874,6 +2881,28 @@ class Store(ABC):
                 .values(next_attempt_at=lease_until)
             )
         return claimed
+
+    def _fail_delivery(self, conn: Connection, delivery_id: Any, unreadable: list[str]) -> None:
+        """Record a pending delivery whose row cannot be read (written by hand) ``failed``,
+        unsent, saying which columns (logged once: it is never claimed again)."""
+        said = " and ".join(unreadable)
+        logger.warning(
+            "webhook delivery %s: its stored %s cannot be read; recorded failed, not sent",
+            delivery_id,
+            said,
+        )
+        conn.execute(
+            update(deliveries_table)
+            .where(
+                deliveries_table.c.delivery_id == delivery_id,
+                deliveries_table.c.status == "pending",
+            )
+            .values(
+                status="failed",
+                next_attempt_at=None,
+                last_error=f"its stored {said} could not be read (written by hand): not sent",
+            )
+        )
 
     async def record_delivery(
         self,
@@ -2941,7 +2970,7 @@ class Store(ABC):
         limit: int = 100,
     ) -> list[WebhookDelivery]:
         """Webhook deliveries, oldest first; filter by run, status and the owner of the
-        run's task."""
+        run's task. A row that cannot be read (written by hand) is left out, logged."""
         query = select(deliveries_table)
         if run_id is not None:
             query = query.where(deliveries_table.c.run_id == run_id)
@@ -2952,13 +2981,18 @@ class Store(ABC):
             query = query.where(deliveries_table.c.status == status)
         order = (deliveries_table.c.created_at, deliveries_table.c.delivery_id)
         query = query.order_by(*order).limit(limit)
-        return await self.transaction(
-            lambda conn: [delivery_from_row(r) for r in conn.execute(query).mappings()]
-        )
+
+        def read(conn: Connection) -> list[WebhookDelivery]:
+            rows = conn.execute(query).mappings()
+            return [found for found in map(_readable_delivery, rows) if found is not None]
+
+        return await self.transaction(read)
 
     async def purge_deliveries(self) -> int:
         """Delete delivered and failed deliveries whose run record is gone (trimmed,
-        purged, or deleted with its task); pending ones are still delivered.
+        purged, or deleted with its task); pending ones are still delivered. A pending
+        one whose due time cannot be read (written by hand: no time, or none a claim
+        ever finds due) is recorded failed first, logged: it would wait for ever.
 
         Never a delivery whose run is still stored: :meth:`runs_without_deliveries` would
         take that run for one never queued, and the webhook sweep would send it again."""
@@ -2968,7 +3002,27 @@ class Store(ABC):
             .exists()
         )
         statement = delete(deliveries_table).where(deliveries_table.c.status != "pending", gone)
-        return await self.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+        due = deliveries_table.c.next_attempt_at
+        stuck = (  # written by hand: never due, so never claimed, and never ended
+            update(deliveries_table)
+            .where(
+                deliveries_table.c.status == "pending",
+                or_(due.is_(None), not_(func.coalesce(self._readable_time(due), false()))),
+            )
+            .values(status="failed", next_attempt_at=None, last_error=_STUCK_DELIVERY)
+            .returning(deliveries_table.c.delivery_id)
+        )
+
+        def purge(conn: Connection) -> int:
+            for delivery_id in conn.execute(stuck).scalars():
+                logger.warning(
+                    "webhook delivery %s: its stored next_attempt_at cannot be read; recorded"
+                    " failed, not sent again",
+                    delivery_id,
+                )
+            return int(conn.execute(statement).rowcount or 0)
+
+        return await self.transaction(purge)
 
     async def runs_without_deliveries(
         self,
@@ -3916,6 +3970,36 @@ _UNREADABLE_RUN_SAID = {
 
 def delivery_from_row(row: Any) -> WebhookDelivery:
     return WebhookDelivery.model_validate({k: v for k, v in dict(row).items() if k != "body"})
+
+
+_STUCK_DELIVERY = "its stored next_attempt_at could not be read (written by hand): not sent again"
+"""What a pending delivery that no claim could find due says once recorded failed."""
+
+
+def _readable_delivery(row: Any) -> WebhookDelivery | None:
+    """The delivery of a stored row; None (logged) for one that cannot be read (written by
+    hand), which a listing leaves out as it leaves out such a run."""
+    try:
+        return delivery_from_row(row)
+    except ValidationError as exc:
+        logger.warning(
+            "webhook delivery %s: its stored row cannot be read (%s)",
+            row["delivery_id"],
+            _reason(exc),
+        )
+        return None
+
+
+def _unreadable_delivery(row: Any) -> list[str]:
+    """The columns of a claimed delivery's row (see :class:`QueuedDelivery`) that cannot
+    be read (written by hand): a URL or body that is no text (a blob on SQLite), attempts
+    that are no whole number from 0 to :data:`~.models.MAX_DELIVERY_ATTEMPTS` (text or a
+    real on SQLite, a negative count or one whose next its column cannot hold)."""
+    unreadable = [name for name in ("url", "body") if not isinstance(getattr(row, name), str)]
+    attempts = row.attempts
+    if type(attempts) is not int or not 0 <= attempts <= MAX_DELIVERY_ATTEMPTS:
+        unreadable.append("attempts")
+    return unreadable
 
 
 def _task_webhook(task: Any) -> list[str]:

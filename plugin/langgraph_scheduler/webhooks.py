@@ -50,6 +50,7 @@ from ._clock import Clock
 from ._context import spawn_clean
 from ._logs import Repeats
 from .models import (
+    MAX_DELIVERY_ATTEMPTS,
     DeliveryStatus,
     TaskRunRecord,
     WebhookDelivery,
@@ -150,7 +151,7 @@ class Webhook(BaseModel):
     secret: str | None = Field(default=None, min_length=1, repr=False)
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     timeout_secs: float = Field(default=10.0, gt=0, le=300)
-    max_attempts: int = Field(default=10, ge=1, le=50)
+    max_attempts: int = Field(default=10, ge=1, le=MAX_DELIVERY_ATTEMPTS)
     backoff_secs: float = Field(default=2.0, ge=0)
     max_backoff_secs: float = Field(default=600.0, ge=0)
     max_in_flight: int = Field(default=8, ge=1, le=256)
@@ -325,7 +326,8 @@ class WebhookDispatcher:
     attempts. Each delivery retries on its own, with tenacity's jittered exponential
     backoff sleeping on the runtime's clock, and holds a request slot only while its
     request is in flight. A periodic sweep takes up deliveries nobody holds (left by a
-    stopped or dead runtime) and purges finished ones whose run record is gone.
+    stopped or dead runtime) and purges finished ones whose run record is gone; a pending
+    one whose row cannot be read (written by hand) is recorded failed, unsent, once.
 
     Records wait in memory before they are stored, so the dispatcher keeps its *delivery
     floor* in the database: the earliest ``finished_at`` of a record it may hold unstored
