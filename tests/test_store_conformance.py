@@ -642,17 +642,15 @@ async def test_the_last_retry_failing_schedules_no_further_attempt(
     assert (stored.failure_streak, stored.last_outcome) == (1, "timeout")
 
 
-async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attempt(
-    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A waiting retry's attempt written by hand. Its claim handed the value on as read:
-    # text or a real failed its finish (SQLite), so the fire was never recorded by its
-    # runtime, and 0 or -1 was retried from there, more often than the task allows.
-    # Now it is claimed as its fire's last attempt, as the sweep reads such a running
-    # row: it runs once, its outcome counts, and no retry follows.
+async def retries_by_hand(
+    store: Store, service: TaskService, column: str, raws: list[str]
+) -> tuple[Task, list[tuple[datetime, int, datetime]], list[TaskRunRecord]]:
+    """A task (2 retries, 600 s apart) whose first fires, one per SQL literal of ``raws``,
+    failed, each retry waiting with ``column`` set to its literal behind the store's
+    back, then claimed once all are due: the task, its retries as they were before
+    (scheduled_for, attempt, due_at), and the runs claimed."""
     options = TaskOptions(retries=2, retry_backoff_secs=600, pause_after_failures=None)
     task = await every_minute(service, options=options)
-    raws = _UNREADABLE_ATTEMPTS[store.dialect]
     for n in range(1, len(raws) + 1):  # a failed first attempt per occurrence: a retry each
         await finish(store, await claim_one(store, at(60 * n)), "error", at(60 * n + 1))
     retries = await store.pending_retries(task.id)
@@ -661,11 +659,25 @@ async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attemp
     def by_hand(conn: Connection) -> None:
         for (scheduled_for, _, _), raw in zip(retries, raws, strict=True):
             held = retries_table.c.scheduled_for == scheduled_for  # as the store writes it
-            conn.execute(update(retries_table).where(held).values(attempt=literal_column(raw)))
+            written: dict[str, Any] = {column: literal_column(raw)}
+            conn.execute(update(retries_table).where(held).values(written))
 
     await store.transaction(by_hand)
     last = retries[-1][2]  # every retry due (and the task's latest occurrence)
-    claimed = [c.run for c in await claim(store, last) if c.run is not None]
+    return task, retries, [c.run for c in await claim(store, last) if c.run is not None]
+
+
+async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attempt(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting retry's attempt written by hand. Its claim handed the value on as read:
+    # text or a real failed its finish (SQLite), so the fire was never recorded by its
+    # runtime, and 0 or -1 was retried from there, more often than the task allows.
+    # Now it is claimed as its fire's last attempt, as the sweep reads such a running
+    # row: it runs once, its outcome counts, and no retry follows.
+    raws = _UNREADABLE_ATTEMPTS[store.dialect]
+    task, retries, claimed = await retries_by_hand(store, service, "attempt", raws)
+    last = retries[-1][2]
     retried = [r for r in claimed if r.scheduled_for <= at(60 * len(raws))]
     assert sorted(r.scheduled_for for r in retried) == [f for f, _, _ in retries]
     assert {r.attempt for r in retried} == {LAST_ATTEMPT}
@@ -682,6 +694,27 @@ async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attemp
     assert (stored.last_outcome, stored.failure_streak) == ("error", len(raws))
     history = {(r.scheduled_for, r.attempt): r.outcome for r in await store.history(task.id)}
     assert all(history[(r.scheduled_for, LAST_ATTEMPT)] == "error" for r in retried)
+
+
+_OCCURRENCES_BY_HAND = {"sqlite": ["'no time'", "12345"], "postgresql": ["'-infinity'"]}
+"""Per backend, a retry's occurrence written by hand that reads as no time it holds."""
+
+
+async def test_a_retry_whose_occurrence_cannot_be_read_is_dropped_unrun(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting retry's scheduled_for written by hand reads as year 1. Its claim ran it
+    # for that occurrence, then dropped the retry of year 1, which is not the row: kept,
+    # every claim found it due again, took the locked path for it, and ran nothing.
+    # Now it is dropped unrun (a fire of no known occurrence), as the sweep ends such a
+    # running fire without a retry; the task fires on.
+    raws = _OCCURRENCES_BY_HAND[store.dialect]
+    task, retries, runs = await retries_by_hand(store, service, "scheduled_for", raws)
+
+    assert [(r.scheduled_for > at(60 * len(raws)), r.attempt) for r in runs] == [(True, 1)]
+    assert await store.pending_retries(task.id) == []
+    assert caplog.text.count("its stored scheduled_for cannot be read; dropped") == len(raws)
+    assert await claim(store, retries[-1][2]) == []
 
 
 async def test_saving_with_cancel_retries_drops_waiting_retries(

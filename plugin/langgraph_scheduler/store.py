@@ -2086,6 +2086,9 @@ class Store(ABC):
         task_row = _first(self._read(conn, fire.task_or_skip, by_id))
         if task_row is None and conn.scalar(fire.task_exists, by_id) is not None:
             return None
+        if row["scheduled_for"] in _BOUNDS:  # written by hand: no occurrence to run it for
+            self._drop_unplaced_retry(conn, row)
+            return None
         self._write(
             conn,
             fire.drop_retry,
@@ -2110,6 +2113,27 @@ class Store(ABC):
         if not self._insert_run(conn, record, asked.holder, asked.lease_until):
             return None
         return Claimed(task, record, next_run_at=task.next_run_at)
+
+    def _drop_unplaced_retry(self, conn: Connection, row: Any) -> None:
+        """Drop a due retry whose occurrence cannot be read (written by hand: it reads as
+        the earliest or latest time, see ``_BOUNDS``), unrun, logged: as the sweep ends
+        such a running fire, not retried, a retry would be a fire of no known occurrence.
+        Matched by what it holds, not by the time it reads as: kept, it was claimed again
+        by every claim (and run once, for year 1 or 9999)."""
+        logger.warning(
+            "retry of task %s (attempt %r): its stored scheduled_for cannot be read; dropped,"
+            " not run",
+            row["task_id"],
+            row["attempt"],
+        )
+        held = retries_table.c.scheduled_for
+        conn.execute(
+            delete(retries_table).where(
+                retries_table.c.task_id == row["task_id"],
+                retries_table.c.attempt == row["attempt"],
+                or_(held.in_(_BOUNDS), not_(func.coalesce(self._readable_time(held), false()))),
+            )
+        )
 
     def _plan(self, row: Sequence[Any], asked: _DueClaim) -> tuple[Task, FireDecision | None]:
         """A due task's row read for a claim: its task (not kept yet: the claim keeps it
