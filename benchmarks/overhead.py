@@ -137,8 +137,10 @@ DEFINITION = (
     '(`thread_id` given: the tools\' default, `thread="continue"`), with the same goals, '
     "against direct turns that continue one thread (counted after a call that starts "
     "it): such a fire also holds its thread, which on SQLite is a lock in the process and "
-    "on PostgreSQL a leased row taken and freed on the replica's session (a statement and "
-    "a commit each), and reads the thread's last checkpoint first (is it waiting for an "
+    "on PostgreSQL a leased row, taken by the claim's statement when the thread is free "
+    "and freed by the finish's (a thread another holds is taken on the replica's session, "
+    "a statement and a commit each), and reads the thread's last checkpoint first (is it "
+    "waiting for an "
     "answer to an `interrupt()`?); these fires are counted, not timed (each turn reads a "
     "longer thread than the fresh-thread baseline)."
 )
