@@ -474,12 +474,18 @@ def _end_words(value: datetime, zone: ZoneInfo | None) -> str:
     local = _resolve(value, zone, end=True).astimezone(zone) if zone is not None else value
     if local.time().replace(microsecond=0) == time(23, 59, 59):
         return f"through {iso_day(local)}"
-    if zone is not None:
-        after = after_end(local, zone)
-        if (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta()):
-            # the end is the last instant before a spring jump (an end the clocks skip)
-            return f"before {_fmt(after, zone, named=True)}, when the clocks jump"
+    if zone is not None and (jump := _jump_after(local, zone)) is not None:
+        return f"before {_fmt(jump, zone, named=True)}, when the clocks jump"
     return f"until {_fmt(value, zone, named=True)}"
+
+
+def _jump_after(end: datetime, zone: ZoneInfo) -> datetime | None:
+    """The moment the clocks jump when the aware end bound ``end`` is the last instant
+    before a spring jump (an end the clocks skip, see ``_cron.resolve_end``); else None."""
+    local = end.astimezone(zone)
+    after = after_end(local, zone)
+    grows = (after.utcoffset() or timedelta()) > (local.utcoffset() or timedelta())
+    return after if grows else None
 
 
 def _pin_offset(value: datetime) -> datetime:
@@ -893,12 +899,12 @@ class _BaseSchedule(BaseModel):
         upcoming = self.model_copy(update={"end": None}).next_fire_times(1, after=now)
         shown = _fmt(upcoming[0], zone, named=True) if upcoming else None
         first = f" the next fire time {shown}" if shown else " now"
-        words = _end_words(end, zone)
+        resolved = _resolve(end, zone, end=True)
         # An end the clocks skip is said as the jump (its instant reads 01:59:59 CET).
         said = (
-            f"its end, just {words},"
-            if words.endswith("when the clocks jump")
-            else f"its end {_fmt(_resolve(end, zone, end=True), zone)}"
+            f"its end, just {_end_words(end, zone)},"
+            if _jump_after(resolved, zone) is not None
+            else f"its end {_fmt(resolved, zone)}"
         )
         raise InvalidSchedule(
             f"the schedule never fires: {said} is before{first} ({self.tz}); it is now "
