@@ -4,10 +4,13 @@ a bare APScheduler no-op job, and the saturation point against the direct drain 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -201,34 +204,38 @@ async def _at_instant(rate: float, n: int, path: Path) -> list[Sample]:
             samples.append((at, utcnow()))
 
     clock = SystemClock()
-    try:
-        async with SchedulerRuntime(
-            trivial_graph(on_start=on_start), database=f"sqlite:///{path}"
-        ) as rt:
-            graph = rt.graph
-            for _ in range(10):  # warm-up, as the drain's
-                await graph.ainvoke(*direct_input())
-            turns = []
-            for i, at in enumerate(_times(rate, n, utcnow() + LEAD)):
-                due[f"at-{i}"] = at
-                await clock.sleep((at - utcnow()).total_seconds())
-                turns.append(asyncio.create_task(graph.ainvoke(*direct_input(f"at-{i}"))))
-            await asyncio.gather(*turns)
-    finally:
-        remove_sqlite(path)
+    async with _warm_graph(path, on_start=on_start) as graph:
+        turns = []
+        for i, at in enumerate(_times(rate, n, utcnow() + LEAD)):
+            due[f"at-{i}"] = at
+            await clock.sleep((at - utcnow()).total_seconds())
+            turns.append(asyncio.create_task(graph.ainvoke(*direct_input(f"at-{i}"))))
+        await asyncio.gather(*turns)
     return samples
 
 
 async def _drain(turns: int, path: Path) -> float:
     """Turns per second of direct ``ainvoke`` calls by ``WORKERS`` workers, on a fresh
     runtime's graph and SQLite file."""
+    async with _warm_graph(path) as graph:
+        wall, _ = await direct_calls(graph, turns, WORKERS)
+    return turns / wall
+
+
+@contextlib.asynccontextmanager
+async def _warm_graph(
+    path: Path, *, on_start: Callable[[SchedulerState], None] | None = None
+) -> AsyncIterator[Any]:
+    """The compiled trivial graph of a fresh runtime on a fresh SQLite file at ``path``,
+    after 10 direct calls of warm-up (first checkpoint, SQLite pages): what the direct
+    baselines call. The file is removed after."""
     try:
-        async with SchedulerRuntime(trivial_graph(), database=f"sqlite:///{path}") as rt:
-            graph = rt.graph
-            for _ in range(10):  # warm-up: first checkpoint, SQLite pages
-                await graph.ainvoke(*direct_input())
-            wall, _ = await direct_calls(graph, turns, WORKERS)
-            return turns / wall
+        async with SchedulerRuntime(
+            trivial_graph(on_start=on_start), database=f"sqlite:///{path}"
+        ) as rt:
+            for _ in range(10):
+                await rt.graph.ainvoke(*direct_input())
+            yield rt.graph
     finally:
         remove_sqlite(path)
 
