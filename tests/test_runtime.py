@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import re
 import socket
@@ -30,6 +31,7 @@ from langgraph_scheduler import (
     InvalidPayload,
     InvalidSchedule,
     InvalidTask,
+    NotAllowed,
     NotRunning,
     Once,
     SchedulerRuntime,
@@ -379,6 +381,31 @@ async def test_task_api_pause_resume_update_delete(
         assert deleted.id == task.id
         with pytest.raises(TaskNotFound):
             await rt.get_task(task.id)
+
+
+async def test_manual_limits_and_previews_refuse_what_counts_nothing(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(seconds=3600), trigger="hi")
+        for limits, message in (
+            ({"max_per_task": -1}, "max_per_task must be a whole number of manual runs, 0 or"),
+            ({"max_per_task": "2"}, "max_per_task must be a whole number of manual runs"),
+            ({"max_per_owner": 1.5}, "max_per_owner must be a whole number of manual runs"),
+            ({"max_per_task": 1, "per_secs": -5}, "per_secs must be a positive, finite number"),
+            ({"max_per_task": 1, "per_secs": math.nan}, "per_secs must be a positive, finite"),
+            ({"max_per_task": 1, "per_secs": "60"}, "per_secs must be a positive, finite"),
+        ):
+            with pytest.raises(InvalidTask, match=message):
+                await rt.run_now(task.id, **limits)
+        assert await rt.history(task.id) == []  # nothing ran for a refused call
+        with pytest.raises(NotAllowed):  # 0: no manual run allowed, as the tools' limits say
+            await rt.run_now(task.id, max_per_task=0)
+        assert await rt.next_run_times(task.id, 0) == []
+        for n in (-1, 1001, 10**9, "3"):
+            with pytest.raises(InvalidTask, match="a whole number from 0 to 1,000"):
+                await rt.next_run_times(task.id, n)
+        assert len(await rt.next_run_times(task.id, 1000)) == 1000
 
 
 async def test_monday_cron_is_scheduled_on_a_monday(

@@ -132,6 +132,15 @@ def test_cron_next_fire_times(expr: str, tz: str, now: str, expected: list[str])
     assert _iso(cron.next_fire_times(len(expected), after=_at(now))) == expected
 
 
+@pytest.mark.parametrize("n", [-1, 2.5, "3", True, None])
+def test_next_fire_times_takes_a_whole_count(n: Any) -> None:
+    schedule = Interval(seconds=60, tz="UTC")
+
+    with pytest.raises(InvalidSchedule, match="n must be a whole number of fire times, 0 or more"):
+        schedule.next_fire_times(n, after=_at("2026-03-01T00:00:00+00:00"))
+    assert schedule.next_fire_times(0, after=_at("2026-03-01T00:00:00+00:00")) == []
+
+
 def test_cron_trigger_is_an_apscheduler_trigger() -> None:
     trigger = Cron("0 9 * * 1-5", tz="Europe/Berlin").trigger()
     assert isinstance(trigger, BaseTrigger)

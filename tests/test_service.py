@@ -93,14 +93,53 @@ async def test_a_paused_create_has_no_next_run(service: TaskService) -> None:
     assert task.upcoming_runs() == []
 
 
+async def test_upcoming_runs_lists_as_many_as_asked_within_a_bound(service: TaskService) -> None:
+    task = await every_minute(service)
+
+    assert task.upcoming_runs(0) == []
+    assert task.upcoming_runs(1) == [at(60)]
+    assert len(task.upcoming_runs(1000)) == 1000
+    for n in (-1, 1001, 10**9, 2.5, "3", True):
+        with pytest.raises(InvalidTask, match="a whole number from 0 to 1,000, got"):
+            task.upcoming_runs(n)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
         ({"name": "   "}, InvalidTask, "task name must not be empty"),
         ({"name": "x" * 201}, InvalidTask, "task name is 201 characters; the limit is 200"),
         ({"owner": ""}, InvalidTask, "owner must be a non-empty string"),
-        ({"max_runs": 0}, InvalidTask, "max_runs must be 1 to 1,000,000, got 0"),
-        ({"max_runs": 2**31}, InvalidTask, "max_runs must be 1 to 1,000,000, got 2147483648"),
+        ({"max_runs": 0}, InvalidTask, "max_runs must be a whole number from 1 to .*, got 0"),
+        (
+            {"max_runs": 2**31},
+            InvalidTask,
+            "max_runs must be a whole number from 1 to 1,000,000, got 2147483648",
+        ),
+        ({"max_runs": "5"}, InvalidTask, "max_runs must be a whole number .* got '5'"),
+        ({"max_runs": True}, InvalidTask, "max_runs must be a whole number .* got True"),
+        (
+            {"schedule": "every day at 9:00"},
+            InvalidSchedule,
+            r"schedule must be a Cron, Interval or Once, got str; for text .* use parse_schedule",
+        ),
+        (
+            {"schedule": {"kind": "interval", "seconds": 60}},
+            InvalidSchedule,
+            r"schedule must be a Cron, Interval or Once, got dict; build one from its fields",
+        ),
+        ({"schedule": None}, InvalidSchedule, "schedule must be a Cron, Interval or Once, got"),
+        ({"options": 5}, InvalidTask, r"options must be a TaskOptions \(or its dict\), got int"),
+        (
+            {"options": {"retries": -1}},
+            InvalidTask,
+            "invalid task options: field 'retries': Input should be greater than or equal to 0",
+        ),
+        (
+            {"options": {"retry": 1}},
+            InvalidTask,
+            r"invalid task options: unknown field 'retry' \(allowed: misfire, ",
+        ),
         ({"thread_id": "  "}, InvalidTask, "thread_id must not be blank; pass None"),
         ({"thread_id": "t" * 257}, InvalidTask, "thread_id is 257 characters; the limit is 256"),
         ({"thread_id": "a\x00b"}, InvalidTask, "thread_id must not contain NUL characters"),
@@ -317,17 +356,37 @@ async def test_pages_need_a_positive_limit_and_no_negative_offset(service: TaskS
     task = await every_minute(service)
 
     for limit, offset in ((0, 0), (-1, 0), (10, -1)):
-        with pytest.raises(InvalidTask, match="a page needs limit 1 or more and offset 0"):
+        with pytest.raises(InvalidTask, match="a page needs a whole limit, 1 or more, and a whole"):
             await service.find(limit=limit, offset=offset)
-    with pytest.raises(InvalidTask, match="a page needs limit 1 or more"):
+    with pytest.raises(InvalidTask, match="a page needs a whole limit, 1 or more"):
         await service.history(task.id, limit=-1)
     assert [t.id for t in await service.find(limit=1)] == [task.id]
+
+
+async def test_update_refuses_arguments_of_the_wrong_kind_and_changes_nothing(
+    service: TaskService, store: Store
+) -> None:
+    task = await every_minute(service)
+    refused: list[tuple[dict[str, Any], type, str]] = [
+        ({"schedule": "every 5 minutes"}, InvalidSchedule, "got str; for text"),
+        ({"schedule": {"kind": "interval", "seconds": 60}}, InvalidSchedule, "got dict"),
+        ({"options": "retries=3"}, InvalidTask, "options must be a TaskOptions"),
+        ({"options": {"misfire": "later"}}, InvalidTask, "field 'misfire': Input should be"),
+        ({"max_runs": "5"}, InvalidTask, "got '5'"),
+    ]
+    for changes, error, message in refused:
+        with pytest.raises(error, match=message):
+            await service.update(task.id, **changes)
+    assert await store.get_task(task.id) == task
+
+    changed = await service.update(task.id, options={"retries": 4})  # a dict, as create takes
+    assert changed.options == TaskOptions(retries=4)
 
 
 async def test_update_refuses_bad_values_and_other_owners(service: TaskService) -> None:
     task = await every_minute(service, owner="alice")
 
-    with pytest.raises(InvalidTask, match="max_runs must be 1 to 1,000,000, got 0"):
+    with pytest.raises(InvalidTask, match="max_runs must be a whole number from 1 to .*, got 0"):
         await service.update(task.id, max_runs=0)
     with pytest.raises(InvalidPayload, match="the prompt holds text no database can store"):
         await service.update(task.id, trigger_changes={"prompt": "a\x00b"})

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
+
 from ._clock import Clock
 from ._fire import next_after
 from .errors import (
@@ -42,10 +44,13 @@ from .errors import (
     StoreError,
     TaskConflict,
     TaskNotFound,
+    field_problems,
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import (
+    Cron,
     Interval,
+    Once,
     Schedule,
     check_timezone,
     schedule_from_dict,
@@ -158,7 +163,7 @@ class TaskService:
         thread_id: str | None = None,
         owner: str = "default",
         max_runs: int | None = None,
-        options: TaskOptions | None = None,
+        options: TaskOptions | Mapping[str, Any] | None = None,
         paused: bool = False,
         max_active: int | None = None,
         task_id: str | None = None,
@@ -276,7 +281,7 @@ class TaskService:
         thread_id: str | None,
         owner: str,
         max_runs: int | None,
-        options: TaskOptions | None,
+        options: TaskOptions | Mapping[str, Any] | None,
         paused: bool,
         task_id: str | None,
         now: datetime,
@@ -303,7 +308,7 @@ class TaskService:
             thread_mode="continue" if thread_id else "isolated",
             thread_id=thread_id,
             state=state,
-            options=options or TaskOptions(),
+            options=TaskOptions() if options is None else _check_options(options),
             max_runs=max_runs,
             next_run_at=None if paused or not checked else _first_fire(schedule, now),
             created_at=now,
@@ -314,7 +319,12 @@ class TaskService:
         self, schedule: Schedule, *, now: datetime | None = None, zone: str | None = None
     ) -> Schedule:
         """``schedule`` as a create (or an update of a task in ``zone``) at ``now`` stores
-        it: the default zone filled in, an interval's first fire pinned to ``now``."""
+        it: the default zone filled in, an interval's first fire pinned to ``now``.
+
+        Raises:
+            InvalidSchedule: ``schedule`` is no schedule (text, a dict, None).
+        """
+        schedule = _check_schedule(schedule)
         return _pin_start(schedule.with_default_tz(zone or self.timezone), now or self.clock.now())
 
     async def update(
@@ -328,7 +338,7 @@ class TaskService:
         timeout_secs: int | None = None,
         trigger_changes: Mapping[str, Any] | None = None,
         max_runs: int | None = None,
-        options: TaskOptions | None = None,
+        options: TaskOptions | Mapping[str, Any] | None = None,
         max_active: int | None = None,
         approval_id: str | None = None,
         answer: Answering[Task] | None = None,
@@ -356,6 +366,10 @@ class TaskService:
             name = _check_name(name)
         if max_runs is not None:
             _check_max_runs(max_runs)
+        if schedule is not None:
+            _check_schedule(schedule)
+        if options is not None:
+            options = _check_options(options)
         new_trigger = as_trigger(trigger) if trigger is not None else None
 
         def change(task: Task, now: datetime) -> dict[str, Any]:
@@ -380,8 +394,8 @@ class TaskService:
                 values["options"] = options
             current = task.schedule
             if schedule is not None:
-                zone = current.tz if current is not None and current.tz else self.timezone
-                current = _pin_start(schedule.with_default_tz(zone), now)
+                zone = current.tz if current is not None and current.tz else None
+                current = self.as_stored(schedule, now=now, zone=zone)
                 current.check(now)
                 values["schedule"] = current
             limit = task.max_runs if max_runs is None else max_runs
@@ -1021,18 +1035,53 @@ def _is_text(value: str) -> bool:
     return "\x00" not in value
 
 
-def _check_page(limit: int, offset: int) -> None:
-    if limit < 1 or offset < 0:
+def _check_schedule(schedule: object) -> Schedule:
+    """``schedule`` if it is a ``Cron``, ``Interval`` or ``Once``, else InvalidSchedule
+    saying what it got (text is read by :func:`~.phrases.parse_schedule`)."""
+    if isinstance(schedule, (Cron, Interval, Once)):
+        return schedule
+    got = type(schedule).__name__
+    hint = ""
+    if isinstance(schedule, str):
+        hint = "; for text such as 'every day at 9:00' use parse_schedule(text, tz=..., now=...)"
+    elif isinstance(schedule, Mapping):
+        hint = "; build one from its fields, e.g. Interval(seconds=3600)"
+    raise InvalidSchedule(f"schedule must be a Cron, Interval or Once, got {got}{hint}")
+
+
+def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
+    """``options`` as ``TaskOptions`` (given as one or as its dict), else InvalidTask
+    saying which field is wrong."""
+    if isinstance(options, TaskOptions):
+        return options
+    if not isinstance(options, Mapping):
         raise InvalidTask(
-            f"a page needs limit 1 or more and offset 0 or more, got limit={limit}, offset={offset}"
+            f"options must be a TaskOptions (or its dict), got {type(options).__name__}"
+        )
+    try:
+        return TaskOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = field_problems(exc, TaskOptions.model_fields, whole="options")
+        raise InvalidTask(f"invalid task options: {problems}") from None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not (_whole(limit) and _whole(offset)) or limit < 1 or offset < 0:
+        raise InvalidTask(
+            "a page needs a whole limit, 1 or more, and a whole offset, 0 or more, got "
+            f"limit={limit!r}, offset={offset!r}"
         )
 
 
 def _check_max_runs(max_runs: int) -> int:
-    if not 1 <= max_runs <= MAX_RUNS:
+    if not _whole(max_runs) or not 1 <= max_runs <= MAX_RUNS:
         raise InvalidTask(
-            f"max_runs must be 1 to {MAX_RUNS:,}, got {max_runs} (leave it out to repeat "
-            "until the task is deleted)"
+            f"max_runs must be a whole number from 1 to {MAX_RUNS:,}, got {max_runs!r} (leave "
+            "it out to repeat until the task is deleted)"
         )
     return max_runs
 

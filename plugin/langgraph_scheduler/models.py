@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 # schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
 from typing_extensions import NotRequired, TypedDict
 
+from .errors import InvalidTask
 from .schedules import Schedule
 from .trigger import ConversationTrigger
 
@@ -35,6 +36,11 @@ __all__ = [
 
 MAX_RUNS = 1_000_000
 """The most a task's ``max_runs`` may be set to (more is "until deleted": leave it out)."""
+
+MAX_UPCOMING = 1000
+"""Most fire times :meth:`Task.upcoming_runs` lists: a preview, worked out on the
+caller's event loop (the runtime's, for ``next_run_times``): a minutely cron line
+takes about 0.1 ms per fire time."""
 
 RunOutcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
 """How a fire ended. Exactly one outcome is recorded per fire attempt."""
@@ -378,8 +384,17 @@ class Task(BaseModel):
         return self.schedule.describe()
 
     def upcoming_runs(self, n: int = 5) -> list[datetime]:
-        """The next ``n`` fire times in the task's zone (empty when it is not active)."""
-        if self.state != "active" or self.next_run_at is None or self.schedule is None:
+        """The next ``n`` fire times in the task's zone (empty when it is not active).
+
+        Raises:
+            InvalidTask: ``n`` is no whole number from 0 to :data:`MAX_UPCOMING`.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_UPCOMING:
+            raise InvalidTask(
+                f"the number of fire times to list must be a whole number from 0 to "
+                f"{MAX_UPCOMING:,}, got {n!r}"
+            )
+        if n == 0 or self.state != "active" or self.next_run_at is None or self.schedule is None:
             return []
         first = self.next_run_at.astimezone(self.schedule.zone)
         rest = self.schedule.next_fire_times(n - 1, after=first) if n > 1 else []

@@ -619,7 +619,7 @@ class SchedulerRuntime:
         thread_id: str | None = None,
         owner: str = "default",
         max_runs: int | None = None,
-        options: TaskOptions | None = None,
+        options: TaskOptions | Mapping[str, Any] | None = None,
         paused: bool = False,
         max_active: int | None = None,
         task_id: str | None = None,
@@ -634,7 +634,7 @@ class SchedulerRuntime:
             thread_id: the conversation to continue; None runs each fire in a fresh thread.
             owner: whose task it is (tools set this from the run config).
             max_runs: stop after this many scheduled fires.
-            options: misfire, busy-thread and retry policy.
+            options: misfire, busy-thread and retry policy (a ``TaskOptions`` or its dict).
             paused: create it paused.
             max_active: refuse when the owner already has this many active tasks (checked
                 atomically with the insert, so concurrent creations cannot overshoot).
@@ -708,7 +708,7 @@ class SchedulerRuntime:
         trigger: ConversationTrigger | Mapping[str, Any] | str | None = None,
         timeout_secs: int | None = None,
         max_runs: int | None = None,
-        options: TaskOptions | None = None,
+        options: TaskOptions | Mapping[str, Any] | None = None,
         max_active: int | None = None,
     ) -> Task:
         """Change a task; a new schedule takes effect from now, retries waiting for
@@ -784,6 +784,7 @@ class SchedulerRuntime:
             CallAnswered: ``answer``'s call was answered already; nothing was claimed.
         """
         key = task_key(task_id, owner)
+        _check_manual_limits(max_per_task, max_per_owner, per_secs)
         if self._state != "running":
             raise self._not_running()
         if self._bridge is None:
@@ -843,7 +844,11 @@ class SchedulerRuntime:
     async def next_run_times(
         self, task_id: str, n: int = 5, *, owner: str | None = None
     ) -> list[datetime]:
-        """The task's next ``n`` fire times in its own timezone (empty when not active)."""
+        """The task's next ``n`` fire times in its own timezone (empty when not active).
+
+        Raises:
+            InvalidTask: ``n`` is no whole number from 0 to :data:`~.models.MAX_UPCOMING`.
+        """
         return (await self.get_task(task_id, owner=owner)).upcoming_runs(n)
 
     @_on_its_loop
@@ -1042,6 +1047,27 @@ def _check_seconds(label: str, value: object) -> None:
     """
     if not _number(value) or not value >= 0:  # type: ignore[operator]
         raise InvalidTask(f"{label} must be 0 or more seconds, got {value!r}")
+
+
+def _check_manual_limits(
+    max_per_task: int | None, max_per_owner: int | None, per_secs: float
+) -> None:
+    """Refuse manual-run limits that are no count (negative, a fraction, text; 0 allows
+    none) and a window that is no span of time.
+
+    Raises:
+        InvalidTask: saying which limit and what it got.
+    """
+    for label, limit in (("max_per_task", max_per_task), ("max_per_owner", max_per_owner)):
+        if limit is not None and (not _whole(limit) or limit < 0):
+            raise InvalidTask(
+                f"{label} must be a whole number of manual runs, 0 or more (None: no "
+                f"limit), got {limit!r}"
+            )
+    if not _number(per_secs) or not 0 < per_secs < math.inf:
+        raise InvalidTask(
+            f"per_secs must be a positive, finite number of seconds, got {per_secs!r}"
+        )
 
 
 def _whole(value: object) -> bool:

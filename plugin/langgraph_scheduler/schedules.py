@@ -846,7 +846,12 @@ class _BaseSchedule(BaseModel):
 
         Computed by the APScheduler trigger itself, exactly as the scheduler will, so the
         preview matches reality. Fewer than ``n`` when the schedule ends.
+
+        Raises:
+            InvalidSchedule: ``n`` is no whole number, 0 or more.
         """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidSchedule(f"n must be a whole number of fire times, 0 or more, got {n!r}")
         zone = self.zone
         now = datetime.now(zone) if after is None else _resolve(after, zone)
         trigger = self.shared_trigger(now=now)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InvalidPayload
+from .errors import InvalidPayload, field_problems
 
 __all__ = [
     "MAX_PROMPT_CHARS",
@@ -116,17 +116,7 @@ def conversation_trigger_schema() -> dict[str, Any]:
 
 
 def _describe_errors(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or "payload"
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(ConversationTrigger.model_fields)
-            parts.append(f"unknown field {field!r} (allowed: {allowed})")
-        elif err["type"] == "missing":
-            parts.append(f"field {field!r} is required")
-        else:
-            parts.append(f"field {field!r}: {err['msg']}")
-    return _INVALID + "; ".join(parts)
+    return _INVALID + field_problems(exc, ConversationTrigger.model_fields, whole="payload")
 
 
 _INVALID = "invalid task payload: "
