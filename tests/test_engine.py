@@ -20,7 +20,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import START as START_NODE
 from langgraph.graph import StateGraph
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, literal_column, select, text, update
 
 from langgraph_scheduler import (
     Cron,
@@ -34,6 +34,7 @@ from langgraph_scheduler import (
     TaskNotFound,
     TaskOptions,
 )
+from langgraph_scheduler._upkeep import _MEND_EVERY_SECS, Upkeep
 from langgraph_scheduler.cli import main
 from langgraph_scheduler.models import Task, TaskState
 from langgraph_scheduler.scripted import ScriptedChatModel
@@ -610,6 +611,99 @@ async def test_a_sqlite_time_written_as_isoformat_is_unreadable(
         # one that sorts as due is claimed and quarantined, with an error record
         assert outcomes.get(bad.id) == ("error" if when == "last year" else None)
         assert (await rt.get_task(bad.id)).state == "quarantined"
+
+
+_NEVER_DUE_BY_HAND = {"sqlite": "'zzz'", "postgresql": "'infinity'"}
+"""Per backend, a retry's due time written by hand that sorts after every time."""
+
+
+async def _retry_by_hand(
+    admin: SchedulerRuntime, task: Task, due_at: str, *, minutes_ago: int = 5
+) -> datetime:
+    """Write a waiting retry (attempt 2) of ``task`` for its occurrence ``minutes_ago``
+    before START, behind the store's back, its due time the SQL literal ``due_at``;
+    the occurrence."""
+    occurrence = START - timedelta(minutes=minutes_ago)
+    row = {"task_id": task.id, "scheduled_for": occurrence, "attempt": 2, "due_at": START}
+    await admin.store.transaction(lambda conn: conn.execute(insert(retries_table), row))
+    held = retries_table.c.scheduled_for == occurrence
+    written = update(retries_table).where(held).values(due_at=literal_column(due_at))
+    await admin.store.transaction(lambda conn: conn.execute(written))
+    return occurrence
+
+
+async def _waiting(rt: SchedulerRuntime) -> list[tuple[Any, ...]]:
+    """Every waiting retry as stored: (scheduled_for, attempt, due_at as the store reads it)."""
+    query = select(retries_table.c.scheduled_for, retries_table.c.attempt, retries_table.c.due_at)
+    return await rt.store.transaction(lambda conn: [tuple(r) for r in conn.execute(query)])
+
+
+async def test_a_retry_no_claim_finds_due_runs_once_the_upkeep_mends_it(
+    clock: FakeClock, runs: RunWaiter, database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting retry whose due_at, written by hand, sorts after every time: no claim
+    # ever found it due, so its attempt never ran and its row waited for ever. The
+    # runtime's upkeep (not its claims) finds it by what it holds and makes it due now:
+    # it runs once, as the attempt it was, logged with its task and attempt.
+    async with runtime(None, database, clock, runs) as admin:
+        task = await admin.create_task(
+            name="r", schedule=Interval(hours=1), trigger="go", options=RETRYING
+        )
+        occurrence = await _retry_by_hand(admin, task, _NEVER_DUE_BY_HAND[admin.store.dialect])
+    async with runtime(build_graph(ScriptedChatModel()), database, clock, runs) as rt:
+        assert await rt.run_due() == 0  # the claims alone never find it due
+        assert "cannot be read" not in caplog.text
+        await clock.advance(10)  # the upkeep's first pass (every lease_secs / 3)
+        (record,) = await runs.wait_for(1)
+        assert (record.task_id, record.scheduled_for, record.attempt, record.outcome) == (
+            task.id,
+            occurrence,
+            2,
+            "success",
+        )
+        assert record.due_at == START + timedelta(seconds=10)  # made due by that pass
+        said = f"retry of task {task.id} (attempt 2): its stored due_at cannot be read"
+        assert caplog.text.count(said) == 1
+        assert await _waiting(rt) == []
+        assert await step(rt, clock, 600) == 0  # recorded once
+        assert [r.attempt for r in await rt.history(task.id)] == [2]
+
+
+async def test_the_upkeep_mends_waiting_retries_every_ten_minutes(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str
+) -> None:
+    # The mend scans every waiting retry: the upkeep runs it at its first pass, then
+    # once per _MEND_EVERY_SECS, not at every pass (every lease_secs / 3), and whether
+    # or not history is purged or webhooks are sent. An upkeep of its own, on a clock of
+    # its own, over the runtime's store and claims (the runtime's clock stands still).
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        task = await rt.create_task(name="r", schedule=Interval(hours=1), trigger="go")
+        own = FakeClock(START)
+        upkeep = Upkeep(
+            rt.store,
+            rt._bridge,
+            clock=own,
+            lease_secs=30,
+            history_limit=None,
+            history_max_age_days=None,
+        )
+        first = await _retry_by_hand(rt, task, "'zzz'")
+        await upkeep.tend()  # mended: due START, when the runtime's clock stands
+        assert (await runs.wait_for(1))[0].scheduled_for == first
+        await rt.wait_idle()
+        second = await _retry_by_hand(rt, task, "'zzz'", minutes_ago=6)
+        for _ in range(int(_MEND_EVERY_SECS) // 10 - 1):
+            await own.advance(10)
+            await upkeep.tend()
+        held = text("SELECT due_at FROM lgs_retries")
+        assert await rt.store.transaction(lambda conn: conn.scalars(held).all()) == ["zzz"]
+        assert await rt.run_due() == 0  # still no time a claim compares
+        await own.advance(10)
+        await upkeep.tend()  # 600 s after the first: mended, due then
+        mended = START + timedelta(seconds=_MEND_EVERY_SECS)
+        assert await _waiting(rt) == [(second, 2, mended)]
+        assert await step(rt, clock, _MEND_EVERY_SECS) == 1
+        assert (runs.records[-1].scheduled_for, runs.records[-1].attempt) == (second, 2)
 
 
 @pytest.mark.parametrize(

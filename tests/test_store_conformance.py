@@ -10,7 +10,7 @@ import asyncio
 import gc
 import traceback
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import (
     LAST_ATTEMPT,
+    Claimed,
     Finish,
     Store,
     TaskChange,
@@ -642,13 +643,14 @@ async def test_the_last_retry_failing_schedules_no_further_attempt(
     assert (stored.failure_streak, stored.last_outcome) == (1, "timeout")
 
 
-async def retries_by_hand(
+async def retries_waiting_by_hand(
     store: Store, service: TaskService, column: str, raws: list[str]
-) -> tuple[Task, list[tuple[datetime, int, datetime]], list[TaskRunRecord]]:
+) -> tuple[Task, list[tuple[datetime, int, datetime]]]:
     """A task (2 retries, 600 s apart) whose first fires, one per SQL literal of ``raws``,
     failed, each retry waiting with ``column`` set to its literal behind the store's
-    back, then claimed once all are due: the task, its retries as they were before
-    (scheduled_for, attempt, due_at), and the runs claimed."""
+    back: the task and its retries as they were before (scheduled_for, attempt,
+    due_at). The retry of the nth occurrence (at(60 n), failed at at(60 n + 1)) is due
+    at(60 n + 601)."""
     options = TaskOptions(retries=2, retry_backoff_secs=600, pause_after_failures=None)
     task = await every_minute(service, options=options)
     for n in range(1, len(raws) + 1):  # a failed first attempt per occurrence: a retry each
@@ -663,8 +665,22 @@ async def retries_by_hand(
             conn.execute(update(retries_table).where(held).values(written))
 
     await store.transaction(by_hand)
+    return task, retries
+
+
+async def retries_by_hand(
+    store: Store, service: TaskService, column: str, raws: list[str]
+) -> tuple[Task, list[tuple[datetime, int, datetime]], list[TaskRunRecord]]:
+    """:func:`retries_waiting_by_hand`, then claimed once all are due: the task, its
+    retries as they were before, and the runs claimed."""
+    task, retries = await retries_waiting_by_hand(store, service, column, raws)
     last = retries[-1][2]  # every retry due (and the task's latest occurrence)
     return task, retries, [c.run for c in await claim(store, last) if c.run is not None]
+
+
+def retried(claimed: list[Claimed]) -> list[TaskRunRecord]:
+    """The retries among the fires ``claimed`` (attempts after the first)."""
+    return [c.run for c in claimed if c.run is not None and c.run.attempt > 1]
 
 
 async def test_a_retry_whose_attempt_cannot_be_read_runs_once_as_its_last_attempt(
@@ -715,6 +731,100 @@ async def test_a_retry_whose_occurrence_cannot_be_read_is_dropped_unrun(
     assert await store.pending_retries(task.id) == []
     assert caplog.text.count("its stored scheduled_for cannot be read; dropped") == len(raws)
     assert await claim(store, retries[-1][2]) == []
+
+
+_DUE_TIMES_BY_HAND = {
+    # Text that sorts after every date; February 30th of a year to come (due with
+    # March 1st's, a time nobody set).
+    "sqlite": ["'zzz'", "'2031-02-30 12:00:00.000000'"],
+    "postgresql": ["'infinity'", "'10000-01-01 00:00:00+00'"],
+}
+"""Per backend, a retry's due time written by hand that reads as no time and that no
+claim finds due (for years, or ever)."""
+
+
+async def test_a_retry_whose_due_time_cannot_be_read_is_made_due_by_the_mend(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A waiting retry's due_at written by hand, read by the claims on the due_at index:
+    # never due, so its attempt was never run, and the row waited for ever. The mend
+    # finds it by what it holds and makes it due now, logged: run late, not never.
+    raws = _DUE_TIMES_BY_HAND[store.dialect]
+    task, retries = await retries_waiting_by_hand(store, service, "due_at", raws)
+    now = retries[-1][2] + timedelta(days=1)
+    assert retried(await claim(store, now)) == []  # a claim alone never finds them due
+
+    assert await store.mend_retry_times(now=now) == [now]
+
+    said = "its stored due_at cannot be read; due now"
+    assert caplog.text.count(said) == len(raws)
+    assert f"retry of task {task.id} (attempt 2)" in caplog.text
+    assert await store.pending_retries(task.id) == [(f, 2, now) for f, _, _ in retries]
+    runs = retried(await claim(store, now))
+    assert sorted((r.scheduled_for, r.attempt, r.due_at) for r in runs) == [
+        (f, 2, now) for f, _, _ in retries
+    ]
+    assert await store.pending_retries(task.id) == []
+    assert await store.mend_retry_times(now=now) == []
+    assert caplog.text.count(said) == len(raws)  # said once each
+
+
+async def test_a_retry_due_at_minus_infinity_runs_at_once_and_is_mended_before(
+    store: Store, service: TaskService
+) -> None:
+    # -infinity (PostgreSQL) or a number (SQLite), by hand, reads as the earliest time:
+    # the first claim finds it due and runs it, its due time recorded as year 1; the
+    # mend, when it comes first, makes it due now instead.
+    raw = "'-infinity'" if store.dialect == "postgresql" else "12345"
+    task, retries = await retries_waiting_by_hand(store, service, "due_at", [raw, raw])
+    now = at(70)
+    assert await store.mend_retry_times(now=now) == [now]
+    runs = retried(await claim(store, now))
+    assert sorted((r.scheduled_for, r.attempt, r.due_at) for r in runs) == [
+        (f, 2, now) for f, _, _ in retries
+    ]
+
+
+async def test_a_retry_due_time_in_another_form_falls_due_at_its_time(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite compares times as text: a due time written by hand in Python's isoformat
+    # ("T", an offset) sorted after the store's own times of its day, so the retry fell
+    # due up to a day late (hours, for an offset). The mend writes the time it says in
+    # the store's form: it falls due at that time. (PostgreSQL keeps times, not text.)
+    if store.dialect != "sqlite":
+        pytest.skip("only SQLite keeps a time as text in another form")
+    dues = [at(60 * n + 601) for n in (1, 2)]
+    raws = [
+        f"'{dues[0].replace(tzinfo=None).isoformat()}'",  # 'T'
+        f"'{dues[1].astimezone(timezone(timedelta(hours=5))).isoformat(' ')}'",  # +05:00
+    ]
+    task, retries = await retries_waiting_by_hand(store, service, "due_at", raws)
+    assert [due for _, _, due in retries] == dues
+    assert retried(await claim(store, dues[-1])) == []  # due, yet not found due
+
+    assert await store.mend_retry_times(now=at(300)) == dues
+
+    assert "cannot be read" not in caplog.text
+    assert await store.pending_retries(task.id) == retries
+    assert retried(await claim(store, dues[0] - timedelta(seconds=1))) == []
+    (first,) = retried(await claim(store, dues[0]))
+    (second,) = retried(await claim(store, dues[1]))
+    assert [(r.scheduled_for, r.attempt, r.due_at) for r in (first, second)] == retries
+
+
+async def test_the_mend_leaves_a_readable_retry_as_it_is(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service, options=TaskOptions(retries=1, retry_backoff_secs=600))
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+    waiting = await store.pending_retries(task.id)
+
+    assert await store.mend_retry_times(now=at(120)) == []
+
+    assert await store.pending_retries(task.id) == waiting == [(at(60), 2, at(661))]
+    assert retried(await claim(store, at(660))) == []
+    assert [r.due_at for r in retried(await claim(store, at(661)))] == [at(661)]
 
 
 async def test_saving_with_cancel_retries_drops_waiting_retries(

@@ -3,10 +3,12 @@
 Every ``lease_secs / 3`` the upkeep extends the leases of the fires this process runs and
 of the threads it holds (rows on PostgreSQL), takes over the fires whose holder stopped
 renewing (a crashed process; never this runtime's own live turns, whose leases may have
-lapsed while its event loop stalled) and trims run history. A taken-over fire whose turn
-runs on a LangGraph server is recorded as that server run ended, or followed to its end
-while it goes on; any other is recorded ``interrupted`` (its retries follow the task's
-policy as rows), and the server run it may have become is stopped.
+lapsed while its event loop stalled) and trims run history; every
+:data:`_MEND_EVERY_SECS` it mends the waiting retries whose stored due time no claim can
+compare (written by hand). A taken-over fire whose turn runs on a LangGraph server is
+recorded as that server run ended, or followed to its end while it goes on; any other is
+recorded ``interrupted`` (its retries follow the task's policy as rows), and the server
+run it may have become is stopped.
 
 Leases and due times follow each replica's own clock, so the upkeep also compares the
 runtime's clock with the database server's (PostgreSQL), at start and every
@@ -36,6 +38,9 @@ logger = logging.getLogger("langgraph_scheduler")
 DIED = "the process running this turn stopped before it finished"
 STOPPED_RENEWING = "the process running this turn stopped renewing its claim"
 _PURGE_EVERY_SECS = 600.0
+_MEND_EVERY_SECS = 600.0
+"""How often the upkeep mends waiting retries whose due time the claims cannot compare
+(:meth:`~.store.Store.mend_retry_times`, a scan of the waiting retries)."""
 _INDEXES_EVERY_SECS = 600.0
 """How often a runtime that runs turns checks the store's late indexes again."""
 _CLOCK_CHECK_SECS = 60.0
@@ -82,6 +87,7 @@ class Upkeep:
         self.history_limit = history_limit
         self.history_max_age_days = history_max_age_days
         self._next_purge = clock.now()
+        self._next_mend = clock.now()
         self._skewed = False
         """Whether the last clock check warned (said once until the clocks agree)."""
 
@@ -153,11 +159,16 @@ class Upkeep:
             bridge.lost(lost)
 
     async def tend(self) -> None:
-        """Record the fires of lapsed claims, and trim history."""
+        """Record the fires of lapsed claims, mend the retries no claim would find due
+        (every :data:`_MEND_EVERY_SECS`, whatever else is configured), and trim history."""
         now = self.clock.now()
         if self.bridge is None:
             return
         await self.recover([], reason=STOPPED_RENEWING)
+        if now >= self._next_mend:
+            for due in await self.store.mend_retry_times(now=now):
+                self.bridge.on_due(due)  # a timer, or a claim at once for one due now
+            self._next_mend = now + timedelta(seconds=_MEND_EVERY_SECS)
         if self.bridge.finished_tasks:  # taken whatever the limit, or it only grows
             finished = set(self.bridge.finished_tasks)
             self.bridge.finished_tasks.clear()

@@ -72,6 +72,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    type_coerce,
     union,
     update,
 )
@@ -2773,6 +2774,48 @@ class Store(ABC):
         return await self.transaction(
             lambda conn: [(r[0], r[1], r[2]) for r in conn.execute(query)]
         )
+
+    async def mend_retry_times(self, *, now: datetime) -> list[datetime]:
+        """Mend the waiting retries whose stored due time the claims cannot compare
+        (written by hand), found by what they hold (a scan, not the ``due_at`` index):
+        one that reads as a time in another form than the store writes (SQLite: ``T``,
+        an offset), which falls due at another moment than it says (up to a day late),
+        is written as that time in the store's form; one that reads as no time (SQLite
+        text that is none, February 30th; PostgreSQL ``infinity``, ``-infinity``),
+        never due or due at a time nobody set, is made due ``now``, logged: its attempt
+        is still owed, and late beats never. Off the fire path: the upkeep runs it now
+        and then.
+
+        Returns:
+            The due times written, earliest first (for the runtime's timers)."""
+        held = retries_table.c.due_at
+        unreadable = not_(func.coalesce(self._readable_time(held), false()))
+        as_stored = type_coerce(held, String())  # the value as held, to match it by
+        misfiled = select(held.label("moment"), as_stored.label("stored")).where(unreadable)
+        lost = (
+            update(retries_table)
+            .where(unreadable)
+            .values(due_at=now)
+            .returning(retries_table.c.task_id, retries_table.c.attempt)
+        )
+
+        def mend(conn: Connection) -> list[datetime]:
+            written: set[datetime] = set()
+            for moment, stored in conn.execute(misfiled).all():
+                if moment not in _BOUNDS:  # the time it says, in the store's form
+                    rewrite = update(retries_table).where(as_stored == stored, unreadable)
+                    if conn.execute(rewrite.values(due_at=moment)).rowcount:
+                        written.add(moment)
+            for task_id, attempt in conn.execute(lost).all():
+                logger.warning(
+                    "retry of task %s (attempt %r): its stored due_at cannot be read; due now",
+                    task_id,
+                    attempt,
+                )
+                written.add(now)
+            return sorted(written)
+
+        return await self.transaction(mend)
 
     async def _runs(self, query: Select[Any]) -> list[TaskRunRecord]:
         """The runs ``query`` reads; a row that cannot be read is left out (logged)."""
