@@ -769,20 +769,21 @@ async def test_a_retry_whose_due_time_cannot_be_read_is_made_due_by_the_mend(
     assert caplog.text.count(said) == len(raws)  # said once each
 
 
-async def test_a_retry_due_at_minus_infinity_runs_at_once_and_is_mended_before(
-    store: Store, service: TaskService
+async def test_a_retry_due_at_minus_infinity_runs_at_once_recorded_due_then(
+    store: Store, service: TaskService, caplog: pytest.LogCaptureFixture
 ) -> None:
     # -infinity (PostgreSQL) or a number (SQLite), by hand, reads as the earliest time:
-    # the first claim finds it due and runs it, its due time recorded as year 1; the
-    # mend, when it comes first, makes it due now instead.
+    # the next claim finds it due and runs it, as the mend would have made it due now.
+    # Its record said it was due in year 1 (late by 2,000 years); now it says the claim's
+    # time, logged, as the mend does.
     raw = "'-infinity'" if store.dialect == "postgresql" else "12345"
     task, retries = await retries_waiting_by_hand(store, service, "due_at", [raw, raw])
-    now = at(70)
-    assert await store.mend_retry_times(now=now) == [now]
-    runs = retried(await claim(store, now))
+    runs = retried(await claim(store, at(70)))
     assert sorted((r.scheduled_for, r.attempt, r.due_at) for r in runs) == [
-        (f, 2, now) for f, _, _ in retries
+        (f, 2, at(70)) for f, _, _ in retries
     ]
+    said = f"retry of task {task.id} (attempt 2): its stored due_at cannot be read; due now"
+    assert caplog.text.count(said) == 2
 
 
 async def test_a_retry_due_time_in_another_form_falls_due_at_its_time(

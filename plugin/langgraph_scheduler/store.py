@@ -2105,7 +2105,7 @@ class Store(ABC):
             row["scheduled_for"],
             trigger="schedule",
             attempt=_retry_attempt(row),
-            due_at=row["due_at"],
+            due_at=_retry_due(row, asked.as_of),
             now=asked.as_of,
         )
         if task.problem is not None:  # changed since the attempt it retries
@@ -2807,11 +2807,7 @@ class Store(ABC):
                     if conn.execute(rewrite.values(due_at=moment)).rowcount:
                         written.add(moment)
             for task_id, attempt in conn.execute(lost).all():
-                logger.warning(
-                    "retry of task %s (attempt %r): its stored due_at cannot be read; due now",
-                    task_id,
-                    attempt,
-                )
+                _said_due_now(task_id, attempt)
                 written.add(now)
             return sorted(written)
 
@@ -4006,6 +4002,27 @@ def _retry_attempt(row: Any) -> int:
         LAST_ATTEMPT,
     )
     return LAST_ATTEMPT
+
+
+def _retry_due(row: Any, as_of: datetime) -> datetime:
+    """The due time of a due retry's stored row; the claim's ``as_of`` (logged) for one
+    that cannot be read (written by hand: PostgreSQL ``-infinity``, a number or a past
+    February 30th on SQLite), which sorts as due at once: due now, as
+    :meth:`Store.mend_retry_times` would have made it, where its record said year 1."""
+    due: datetime = row["due_at"]
+    if due not in _BOUNDS:
+        return due
+    _said_due_now(row["task_id"], row["attempt"])
+    return as_of
+
+
+def _said_due_now(task_id: str, attempt: Any) -> None:
+    """Log a waiting retry made due now, its stored due time no time (written by hand)."""
+    logger.warning(
+        "retry of task %s (attempt %r): its stored due_at cannot be read; due now",
+        task_id,
+        attempt,
+    )
 
 
 _UNREADABLE_RUN_AS: dict[str, Any] = {
