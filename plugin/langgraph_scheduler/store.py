@@ -167,6 +167,12 @@ MAX_WINDOW_TIMES = 10_000
 _STORED_LENGTH = len("2026-01-01 09:00:00.000000")
 """The length of a time as SQLite holds it: ``isoformat(" ", "microseconds")``, in UTC."""
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+_BOUNDS = (_EARLIEST, _LATEST)
+"""What a stored time that is no time Python can hold reads as (a SQLite text that is no
+time; on PostgreSQL ``-infinity``, ``infinity``, years BC or past 9999)."""
+
 
 class _UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every dialect (SQLite keeps no offset of its own)."""
@@ -3517,8 +3523,8 @@ _BLANK_RUN = TaskRunRecord.model_construct(
     task_id="",
     attempt=1,
     trigger="schedule",
-    scheduled_for=datetime.min.replace(tzinfo=timezone.utc),
-    started_at=datetime.min.replace(tzinfo=timezone.utc),
+    scheduled_for=_EARLIEST,
+    started_at=_EARLIEST,
 )
 """What :func:`_running_record` fills in: every column a running record leaves empty."""
 
@@ -3731,11 +3737,6 @@ def _task_row(task: Task) -> dict[str, Any]:
     return row
 
 
-_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-_LATEST = datetime.max.replace(tzinfo=timezone.utc)
-_BOUNDS = (_EARLIEST, _LATEST)
-"""What a stored time that is no time Python can hold reads as (a SQLite text that is no
-time; on PostgreSQL ``-infinity``, ``infinity``, years BC or past 9999)."""
 _TIMES = ("next_run_at", "last_run_at", "created_at", "updated_at")
 
 _UNREADABLE_AS: dict[str, Any] = {
