@@ -45,6 +45,7 @@ from langgraph_scheduler.models import redact_url
 from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import (
     QueuedDelivery,
+    Store,
     deliveries_table,
     open_store,
     runs_table,
@@ -851,6 +852,21 @@ _DELIVERIES_BY_HAND = {
 has (PostgreSQL's columns refuse what is not of their type; an INTEGER holds -1)."""
 
 
+async def deliveries_by_hand(
+    store: Store, rows: list[dict[str, Any]], hand: dict[str, str]
+) -> None:
+    """Store delivery rows ``d-0``, ``d-1``... and write by hand the n-th of ``hand``'s
+    (column, raw SQL value) pairs into ``d-n`` (a column named twice has a space after)."""
+
+    def write(conn: Connection) -> None:
+        conn.execute(insert(deliveries_table), rows)
+        for n, (column, raw) in enumerate(hand.items()):
+            sql = f"UPDATE lgs_deliveries SET {column.strip()} = {raw} WHERE delivery_id = 'd-{n}'"
+            conn.exec_driver_sql(sql)
+
+    await store.transaction(write)
+
+
 async def test_a_pending_delivery_that_cannot_be_read_ends_failed_once(
     database: str,
     make_graph: Any,
@@ -888,15 +904,9 @@ async def test_a_pending_delivery_that_cannot_be_read_ends_failed_once(
         for n in range(len(hand) + 1)
     ]  # fmt: skip; kept: the purge drops the finished deliveries of runs gone
 
-    def by_hand(conn: Connection) -> None:
-        conn.execute(insert(runs_table), runs)
-        conn.execute(insert(deliveries_table), rows)
-        for n, (column, raw) in enumerate(hand.items()):
-            sql = f"UPDATE lgs_deliveries SET {column.strip()} = {raw} WHERE delivery_id = 'd-{n}'"
-            conn.exec_driver_sql(sql)
-
     try:
-        await store.transaction(by_hand)
+        await store.transaction(lambda conn: conn.execute(insert(runs_table), runs))
+        await deliveries_by_hand(store, rows, hand)
     finally:
         await store.close()
     good = f"d-{len(hand)}"
@@ -924,6 +934,44 @@ async def test_a_pending_delivery_that_cannot_be_read_ends_failed_once(
         assert f"its stored {column.strip()} could not be read" in (error or "")
         said = [r.getMessage() for r in caplog.records if "recorded failed" in r.getMessage()]
         assert len([m for m in said if m.startswith(f"webhook delivery d-{n}:")]) == 1, said
+
+
+async def test_a_pending_delivery_that_cannot_be_read_takes_no_place_in_a_claim(
+    database: str,
+) -> None:
+    # Pending rows written by hand, due first: each was failed by the claim that read it,
+    # in one of its places, so a claim of one place claimed nothing while they lasted.
+    # Now they are failed on the way, and the claim's places go to deliveries it can send.
+    store = open_store(database)
+    await store.setup()
+    hand = {
+        column: raw
+        for column, raw in _DELIVERIES_BY_HAND[store.dialect].items()
+        if column.strip() != "next_attempt_at"  # due: read by a claim
+    }
+    rows = [
+        {"delivery_id": f"d-{n}", "run_id": f"r-{n}", "task_id": "t", "url": "https://ops.example/hook",
+         "body": "{}", "status": "pending", "attempts": 0, "created_at": FAKE_START,
+         "next_attempt_at": FAKE_START + timedelta(seconds=n)}
+        for n in range(len(hand) + 2)
+    ]  # fmt: skip
+
+    try:
+        await deliveries_by_hand(store, rows, hand)
+        now = FAKE_START + timedelta(minutes=1)
+        lease = now + timedelta(minutes=5)
+        first = await store.claim_deliveries(now=now, lease_until=lease, limit=1)
+        second = await store.claim_deliveries(now=now, lease_until=lease, limit=1)
+        query = "SELECT delivery_id, status FROM lgs_deliveries"
+        stored = await store.transaction(
+            lambda conn: {r[0]: r[1] for r in conn.exec_driver_sql(query)}
+        )
+    finally:
+        await store.close()
+
+    good = [f"d-{n}" for n in range(len(hand), len(hand) + 2)]
+    assert [d.delivery_id for d in first + second] == good
+    assert stored == {f"d-{n}": "failed" for n in range(len(hand))} | dict.fromkeys(good, "pending")
 
 
 # -- records the intake lets go ---------------------------------------------------------------

@@ -2919,7 +2919,8 @@ class Store(ABC):
     ) -> list[QueuedDelivery]:
         """Claim up to ``limit`` pending deliveries whose ``next_attempt_at`` has passed
         (left by a stopped runtime, or by a process that died), earliest first, leased
-        until ``lease_until``; deliveries another claim holds are skipped."""
+        until ``lease_until``; deliveries another claim holds are skipped, and those whose
+        row cannot be read (written by hand) are recorded failed without taking a place."""
         return await self.transaction(
             lambda conn: self._claim_deliveries(conn, now, lease_until, limit)
         )
@@ -2927,22 +2928,31 @@ class Store(ABC):
     def _claim_deliveries(
         self, conn: Connection, now: datetime, lease_until: datetime, limit: int
     ) -> list[QueuedDelivery]:
-        if limit <= 0:
-            return []
+        """Claim up to ``limit`` due deliveries that can be sent. A row that cannot be read
+        is failed on the way and takes no place: the claim reads on for as many more,
+        so a claim with no such row is still one read."""
         table = deliveries_table
-        due = self._lock_due(
+        due = (
             select(table.c.delivery_id, table.c.run_id, table.c.url, table.c.body, table.c.attempts)
             .where(table.c.status == "pending", table.c.next_attempt_at <= now)
             .order_by(table.c.next_attempt_at)
-            .limit(limit)
         )
-        claimed = []
-        for row in conn.execute(due):
-            unreadable = _unreadable_delivery(row)
-            if unreadable:  # ended here, or it would fail (or be sent) at every claim
-                self._fail_delivery(conn, row.delivery_id, unreadable)
-            else:
-                claimed.append(QueuedDelivery(*row))
+        claimed: list[QueuedDelivery] = []
+        while len(claimed) < limit:
+            taken = [d.delivery_id for d in claimed]  # locked by this claim, not yet leased
+            page = due.where(table.c.delivery_id.not_in(taken)) if taken else due
+            asked = limit - len(claimed)
+            rows = conn.execute(self._lock_due(page.limit(asked))).all()
+            failed = 0
+            for row in rows:
+                unreadable = _unreadable_delivery(row)
+                if unreadable:  # ended here, or it would fail (or be sent) at every claim
+                    self._fail_delivery(conn, row.delivery_id, unreadable)
+                    failed += 1
+                else:
+                    claimed.append(QueuedDelivery(*row))
+            if not failed or len(rows) < asked:  # every place filled, or no more due
+                break
         if claimed:
             conn.execute(
                 update(table)
