@@ -974,6 +974,74 @@ async def test_a_pending_delivery_that_cannot_be_read_takes_no_place_in_a_claim(
     assert stored == {f"d-{n}": "failed" for n in range(len(hand))} | dict.fromkeys(good, "pending")
 
 
+_RUNS_BY_HAND = {
+    "sqlite": {"outcome": "'bogus'", "trigger": "'bogus'", "attempt": "0", "task_id": "x'ff'",
+               "finished_at": f"'{FAKE_START:%Y-%m-%d %H:%M:%S} soon'"},
+    "postgresql": {"outcome": "'bogus'", "trigger": "'bogus'", "attempt": "0"},
+}  # fmt: skip
+"""Per backend, values written by hand into a finished run's row that no record has (on
+SQLite, a finish that is no time but sorts as one among the times around it)."""
+
+_FINISHES_NEVER_SWEPT = {"sqlite": "'soon'", "postgresql": "'infinity'"}
+"""Per backend, a finish written by hand that is no time and sorts after every time."""
+
+
+async def test_a_finished_run_that_cannot_be_read_has_its_deliveries_recorded_failed_once(
+    database: str, make_graph: Any, receivers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Finished runs whose rows were written by hand, and never stored as deliveries (a
+    # replica without a webhook ran them). The sweep read them, logged that they cannot
+    # be read, and left them without a delivery row, for ever: nothing was sent, nothing
+    # recorded. Now each gets a delivery per URL it is owed (the task's own too, if its
+    # task can be told) recorded failed, unsent, saying which column, logged once.
+    ops, own = receivers(), receivers()
+    clock = FakeClock(FAKE_START)
+    async with SchedulerRuntime(make_graph(), database=database, clock=clock) as before:
+        task = await standup(before, options=TaskOptions(webhook_url=own.url))
+        hand = _RUNS_BY_HAND[before.store.dialect]
+        never = _FINISHES_NEVER_SWEPT[before.store.dialect]
+        runs = [await before.run_now(task.id) for _ in range(len(hand) + 2)]
+
+        def by_hand(conn: Connection) -> None:
+            for (column, raw), run in zip(
+                [*hand.items(), ("finished_at", never)], runs[:-1], strict=True
+            ):
+                sql = f"UPDATE lgs_runs SET {column} = {raw} WHERE run_id = '{run.run_id}'"
+                conn.exec_driver_sql(sql)
+
+        await before.store.transaction(by_hand)
+    *bad, unplaced, good = runs
+
+    await clock.advance(10)
+    hook = Webhook(url=ops.url, secret=SECRET)
+    async with SchedulerRuntime(make_graph(), database=database, clock=clock, webhook=hook) as rt:
+        await eventually(settled(rt, good.run_id, 2))
+        for _ in range(3):  # later sweeps: none reads the runs again
+            await clock.advance(rt.lease_secs * 2)
+            await asyncio.sleep(0.05)
+        listed = [await rt.deliveries(run.run_id) for run in bad]
+        left = await rt.deliveries(unplaced.run_id)
+
+    sent = [WebhookPayload.model_validate_json(r.body).run.run_id for r in ops.requests]
+    assert sent == [good.run_id]
+    assert [WebhookPayload.model_validate_json(r.body).run.run_id for r in own.requests] == sent
+    for column, found in zip(hand, listed, strict=True):
+        urls = [ops.url] if column == "task_id" else [ops.url, own.url]  # own: its task's
+        assert sorted(d.url for d in found) == sorted(urls), column
+        error = f"its run's stored {column} could not be read (written by hand): not sent"
+        assert {(d.status, d.attempts, d.last_error) for d in found} == {("failed", 0, error)}
+    for run in bad:
+        said = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(f"run {run.run_id}: its stored")
+        ]
+        assert len(said) == 1 and "recorded failed, not sent" in said[0], said
+    # A finish that sorts after every time is never between two floors: no sweep reads
+    # it, nor can tell whether a runtime with a webhook held the run.
+    assert left == []
+
+
 # -- records the intake lets go ---------------------------------------------------------------
 
 
@@ -1266,13 +1334,16 @@ async def test_the_runs_owed_a_delivery_are_read_by_page_and_floors_kept_per_run
     try:
         await store.setup()
         until = t0 + timedelta(seconds=25)
-        page, after = await store.runs_without_deliveries(since=t0, until=until, limit=2)
+        hook: dict[str, Any] = {"urls": ["https://ops.example/hook"], "now": t0}
+        page, after = await store.runs_without_deliveries(since=t0, until=until, limit=2, **hook)
         assert [r.run_id for r in page] == ids[:2] and after is not None
-        rest, end = await store.runs_without_deliveries(since=t0, until=until, after=after, limit=2)
+        rest, end = await store.runs_without_deliveries(
+            since=t0, until=until, after=after, limit=2, **hook
+        )
         assert [r.run_id for r in rest] == ids[2:] and end is None
         assert rest[0] == runs[2]
         narrow, _ = await store.runs_without_deliveries(
-            since=t0 + timedelta(seconds=5), until=t0 + timedelta(seconds=15), limit=10
+            since=t0 + timedelta(seconds=5), until=t0 + timedelta(seconds=15), limit=10, **hook
         )
         assert [r.run_id for r in narrow] == ids[1:2]
         # Delivered, and after the purge of deliveries, a run is never owed again.
@@ -1283,7 +1354,7 @@ async def test_the_runs_owed_a_delivery_are_read_by_page_and_floors_kept_per_run
             queued.delivery_id, status="delivered", attempts=1, error=None, now=t0
         )
         assert await store.purge_deliveries() == 0
-        owed, _ = await store.runs_without_deliveries(since=t0, until=until, limit=10)
+        owed, _ = await store.runs_without_deliveries(since=t0, until=until, limit=10, **hook)
         assert [r.run_id for r in owed] == ids[1:]
 
         await store.hold_delivery_floor("a", floor=t0, now=t0, expires_at=minutes[2])

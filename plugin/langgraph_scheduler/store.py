@@ -2877,17 +2877,13 @@ class Store(ABC):
         task's own ``webhook_url`` (one per run and URL, however often it is queued), then
         claim up to ``limit`` due deliveries (these, unless older ones wait), leased until
         ``lease_until``: all in one transaction."""
-        task_ids = sorted({r.task_id for r in records})
-        tasks_query = select(
-            tasks_table.c.id, tasks_table.c.name, tasks_table.c.owner, tasks_table.c.options
-        ).where(tasks_table.c.id.in_(task_ids))
 
         def work(conn: Connection) -> list[QueuedDelivery]:
-            tasks = {row["id"]: row for row in conn.execute(tasks_query).mappings()}
+            tasks = _delivery_tasks(conn, [r.task_id for r in records])
             rows: list[dict[str, Any]] = []
             for record in records:
                 task = tasks.get(record.task_id)
-                for url in dict.fromkeys([*urls, *_task_webhook(task)]):
+                for url in _delivery_urls(urls, task):
                     delivery_id = uuid.uuid4().hex
                     payload = WebhookPayload(
                         delivery_id=delivery_id,
@@ -3110,6 +3106,8 @@ class Store(ABC):
         until: datetime,
         after: tuple[datetime, str] | None = None,
         limit: int,
+        urls: Sequence[str],
+        now: datetime,
     ) -> tuple[list[TaskRunRecord], tuple[datetime, str] | None]:
         """Finished runs with ``since <= finished_at <= until`` and no delivery row, in
         order of (``finished_at``, ``run_id``), a page of ``limit`` after ``after``.
@@ -3117,7 +3115,16 @@ class Store(ABC):
         Returns the page's records and where the next page starts (None after the last
         page). The webhook sweep reads them between the delivery floors; the range is
         read on the ``lgs_runs_finished`` index, each run's deliveries on their
-        (run, URL) index."""
+        (run, URL) index.
+
+        A run whose row cannot be read (written by hand: a column no record holds, or on
+        SQLite a finish that is no time but sorts among times) has no record to send: in
+        the same transaction it gets a delivery to each of ``urls`` and to its task's own
+        URL (if its task can be told) recorded ``failed`` at ``now``, unsent, saying
+        which column, logged, so that no sweep reads it again. A run whose finish is no
+        time and sorts outside every span (on PostgreSQL ``infinity``, ``-infinity``, a
+        year BC or past 9999) is never read here: nothing tells whether it finished while
+        a runtime with a webhook held a floor."""
         runs = runs_table
         undelivered = ~(
             select(deliveries_table.c.run_id)
@@ -3141,11 +3148,63 @@ class Store(ABC):
 
         def read(conn: Connection) -> tuple[list[TaskRunRecord], tuple[datetime, str] | None]:
             rows = conn.execute(query).mappings().all()
-            records = [record for record in map(_readable_run, rows) if record is not None]
+            records, unreadable = [], []
+            for row in rows:
+                record, columns, reason = _record_to_deliver(row)
+                if record is not None:
+                    records.append(record)
+                else:
+                    unreadable.append((row, columns, reason))
+            if unreadable:
+                self._fail_unreadable_runs(conn, unreadable, urls, now)
             last = (rows[-1]["finished_at"], rows[-1]["run_id"]) if len(rows) == limit else None
             return records, last
 
         return await self.transaction(read)
+
+    def _fail_unreadable_runs(
+        self,
+        conn: Connection,
+        runs: Sequence[tuple[Any, list[str], str]],
+        urls: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Store the deliveries of finished runs whose row cannot be read (each with the
+        columns that cannot, and why) recorded ``failed``, unsent (see
+        :meth:`runs_without_deliveries`)."""
+        tasks = _delivery_tasks(conn, [row["task_id"] for row, _, _ in runs])
+        rows: list[dict[str, Any]] = []
+        for row, columns, reason in runs:
+            task_id = row["task_id"]
+            said = " and ".join(columns)
+            targets = _delivery_urls(urls, tasks.get(task_id) if isinstance(task_id, str) else None)
+            logger.warning(
+                "run %s: its stored %s cannot be read (%s); %s",
+                row["run_id"],
+                said,
+                reason,
+                "its webhook deliveries are recorded failed, not sent"
+                if targets
+                else "no webhook URL it is owed can be told, nothing is sent",
+            )
+            rows += [
+                {
+                    "delivery_id": uuid.uuid4().hex,
+                    "run_id": row["run_id"],  # as stored: the sweep never reads it again
+                    "task_id": task_id if isinstance(task_id, str) else _UNREADABLE_ID,
+                    "url": url,
+                    "body": "",  # never sent
+                    "status": "failed",
+                    "attempts": 0,
+                    "last_error": f"its run's stored {said} could not be read (written by "
+                    "hand): not sent",
+                    "created_at": now,
+                    "next_attempt_at": None,
+                }
+                for url in targets
+            ]
+        if rows:
+            conn.execute(self._insert_ignore(deliveries_table, "run_id", "url"), rows)
 
     async def hold_delivery_floor(
         self, holder: str, *, floor: datetime, now: datetime, expires_at: datetime
@@ -4095,6 +4154,44 @@ def _unreadable_delivery(row: Any) -> list[str]:
     if type(attempts) is not int or not 0 <= attempts <= MAX_DELIVERY_ATTEMPTS:
         unreadable.append("attempts")
     return unreadable
+
+
+def _delivery_tasks(conn: Connection, task_ids: Iterable[Any]) -> dict[str, Any]:
+    """The rows of the tasks whose runs are delivered, by id: their name and owner (for
+    the payload) and options (their own URL)."""
+    named = sorted({task_id for task_id in task_ids if isinstance(task_id, str)})
+    if not named:
+        return {}
+    query = select(
+        tasks_table.c.id, tasks_table.c.name, tasks_table.c.owner, tasks_table.c.options
+    ).where(tasks_table.c.id.in_(named))
+    return {row["id"]: row for row in conn.execute(query).mappings()}
+
+
+def _delivery_urls(urls: Sequence[str], task: Any) -> list[str]:
+    """Where a run of ``task`` (its row, or None) is delivered: each of the runtime's
+    ``urls``, and its task's own URL; each once."""
+    return list(dict.fromkeys([*urls, *_task_webhook(task)]))
+
+
+def _record_to_deliver(row: Any) -> tuple[TaskRunRecord | None, list[str], str]:
+    """The record of a finished run's row the webhook sweep read, or None with the
+    columns that cannot be read (written by hand) and why. A finish that reads as no
+    time (see :data:`_BOUNDS`) cannot be read either: the sweep found it only because
+    SQLite compares its text with the span's times, and its record would say it finished
+    in year 1."""
+    try:
+        record = run_from_row(row)
+    except ValidationError as exc:
+        columns = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) or ["row"]
+        return None, columns, _reason(exc)
+    if record.finished_at in _BOUNDS:
+        return None, ["finished_at"], "no time Python can hold"
+    return record, [], ""
+
+
+_UNREADABLE_ID = "(unreadable)"
+"""The task id of a delivery of a run whose task id cannot be read (a blob on SQLite)."""
 
 
 def _task_webhook(task: Any) -> list[str]:

@@ -327,7 +327,8 @@ class WebhookDispatcher:
     backoff sleeping on the runtime's clock, and holds a request slot only while its
     request is in flight. A periodic sweep takes up deliveries nobody holds (left by a
     stopped or dead runtime) and purges finished ones whose run record is gone; a pending
-    one whose row cannot be read (written by hand) is recorded failed, unsent, once.
+    one whose row cannot be read (written by hand) is recorded failed, unsent, once, as
+    are the deliveries of a finished run whose row cannot be read.
 
     Records wait in memory before they are stored, so the dispatcher keeps its *delivery
     floor* in the database: the earliest ``finished_at`` of a record it may hold unstored
@@ -395,6 +396,11 @@ class WebhookDispatcher:
         it back to the record's finish (see :meth:`_let_go`)."""
         self._let_go_count = 0
         """How many records were let go: a sweep during which one was covers nothing."""
+
+    @property
+    def _urls(self) -> list[str]:
+        """The runtime's own URL, which every run is delivered to (besides its task's)."""
+        return [self.webhook.url] if self.webhook.url else []
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -544,7 +550,7 @@ class WebhookDispatcher:
             room = self._room()
             claimed = await self.store.queue_deliveries(
                 batch,
-                urls=[self.webhook.url] if self.webhook.url else [],
+                urls=self._urls,
                 now=now,
                 lease_until=self._lease_until(now, 0),
                 limit=room,
@@ -619,7 +625,7 @@ class WebhookDispatcher:
             after: tuple[datetime, str] | None = None
             while True:
                 records, after = await self.store.runs_without_deliveries(
-                    since=since, until=upto, after=after, limit=_BATCH
+                    since=since, until=upto, after=after, limit=_BATCH, urls=self._urls, now=now
                 )
                 if records:  # those whose task and runtime have no URL get no row
                     logger.debug("queueing %d finished run(s) without a delivery row", len(records))
