@@ -1317,6 +1317,39 @@ async def test_deliveries_are_stored_once_per_run_and_url_and_claimed_by_lease(
         await store.close()
 
 
+async def test_a_page_ending_on_a_finish_that_is_no_time_is_followed_by_the_next(
+    sqlite_url: str,
+) -> None:
+    # On SQLite a finish written by hand as text that starts like a time sorts among the
+    # times. Read as the earliest time, it ended a page, and the next page started again
+    # from year 1: a sweep with no URL for these runs read the same page for ever.
+    t0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
+    runs = [
+        {"run_id": f"r-{n}", "task_id": "t", "attempt": 1, "trigger": "manual",
+         "scheduled_for": t0 + timedelta(seconds=n), "started_at": t0,
+         "finished_at": t0 + timedelta(seconds=n), "outcome": "success"}
+        for n in range(3)
+    ]  # fmt: skip
+    odd = f"UPDATE lgs_runs SET finished_at = '{t0:%Y-%m-%d %H:%M}:01 soon' WHERE run_id = 'r-1'"
+    store = open_store(sqlite_url)
+    try:
+        await store.setup()
+        await store.transaction(lambda conn: conn.execute(insert(runs_table), runs))
+        await store.transaction(lambda conn: conn.exec_driver_sql(odd))
+        read: list[str] = []
+        after: tuple[datetime, str] | None = None
+        for _ in range(4):
+            page, after = await store.runs_without_deliveries(
+                since=t0, until=t0 + timedelta(minutes=1), after=after, limit=2, urls=[], now=t0
+            )
+            read += [r.run_id for r in page]
+            if after is None:
+                break
+    finally:
+        await store.close()
+    assert after is None and read == ["r-0", "r-2"]
+
+
 async def test_the_runs_owed_a_delivery_are_read_by_page_and_floors_kept_per_runtime(
     database: str, make_graph: Any
 ) -> None:

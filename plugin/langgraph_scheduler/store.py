@@ -3157,8 +3157,12 @@ class Store(ABC):
                     unreadable.append((row, columns, reason))
             if unreadable:
                 self._fail_unreadable_runs(conn, unreadable, urls, now)
-            last = (rows[-1]["finished_at"], rows[-1]["run_id"]) if len(rows) == limit else None
-            return records, last
+            if len(rows) < limit:
+                return records, None
+            # The next page goes on after the last finish that reads as itself: one that
+            # reads as no time would start it again from year 1 (or past them all).
+            placed = [row for row in rows if row["finished_at"] not in _BOUNDS] or rows
+            return records, (placed[-1]["finished_at"], placed[-1]["run_id"])
 
         return await self.transaction(read)
 
