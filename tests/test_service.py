@@ -19,6 +19,8 @@ from langgraph_scheduler import (
     InvalidTask,
     Once,
     QuotaExceeded,
+    SchedulerError,
+    SchedulerLimits,
     TaskConflict,
     TaskNotFound,
     TaskOptions,
@@ -27,6 +29,7 @@ from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import Finish, Store, open_store
 from langgraph_scheduler.testing import FakeClock
+from langgraph_scheduler.webhooks import Webhook
 
 from .helpers import HOLDER, T0, at, claim_one, every_minute
 
@@ -361,6 +364,47 @@ async def test_pages_need_a_positive_limit_and_no_negative_offset(service: TaskS
     with pytest.raises(InvalidTask, match="a page needs a whole limit, 1 or more"):
         await service.history(task.id, limit=-1)
     assert [t.id for t in await service.find(limit=1)] == [task.id]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: TaskOptions(retries=-1), InvalidTask, "invalid task options: field 'retries'"),
+        (
+            lambda: TaskOptions(retry=1),  # type: ignore[call-arg]
+            InvalidTask,
+            "invalid task options: unknown field 'retry'",
+        ),
+        (
+            lambda: TaskOptions(webhook_url="ftp://u:secret@example.com/x"),
+            InvalidTask,
+            "invalid task options: field 'webhook_url': a webhook URL must be absolute",
+        ),
+        (
+            lambda: ConversationTrigger(prompt=""),
+            InvalidPayload,
+            "invalid task payload: field 'prompt'",
+        ),
+        (
+            lambda: ConversationTrigger(),  # type: ignore[call-arg]
+            InvalidPayload,
+            "field 'prompt' is required",
+        ),
+        (
+            lambda: SchedulerLimits(max_active_tasks_per_owner=0),
+            InvalidTask,
+            "invalid scheduler limits: field 'max_active_tasks_per_owner'",
+        ),
+        (lambda: Webhook(url="hooks"), InvalidTask, "invalid webhook: field 'url': a webhook URL"),
+    ],
+)
+def test_models_built_by_hand_refuse_a_bad_field_with_the_package_errors(
+    build: Any, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message) as refused:
+        build()
+    assert isinstance(refused.value, SchedulerError) and isinstance(refused.value, ValueError)
+    assert "secret" not in str(refused.value)  # inputs stay out of the message
 
 
 async def test_update_refuses_arguments_of_the_wrong_kind_and_changes_nothing(

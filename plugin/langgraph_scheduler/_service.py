@@ -44,7 +44,6 @@ from .errors import (
     StoreError,
     TaskConflict,
     TaskNotFound,
-    field_problems,
 )
 from .models import MAX_RUNS, Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import (
@@ -1061,8 +1060,7 @@ def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
     try:
         return TaskOptions.model_validate(dict(options))
     except ValidationError as exc:
-        problems = field_problems(exc, TaskOptions.model_fields, whole="options")
-        raise InvalidTask(f"invalid task options: {problems}") from None
+        raise InvalidTask(TaskOptions.problem(exc)) from None
 
 
 def _whole(value: object) -> bool:

@@ -25,11 +25,7 @@ Python callers catch the class they care about.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pydantic import ValidationError
+from collections.abc import Sequence
 
 __all__ = [
     "InvalidGraph",
@@ -46,7 +42,6 @@ __all__ = [
     "TaskConflict",
     "TaskNotFound",
     "ThreadBusy",
-    "field_problems",
 ]
 
 
@@ -167,19 +162,3 @@ class ThreadBusy(SchedulerError, TimeoutError):
 
     def __str__(self) -> str:
         return f"thread {self.thread_id!r} is busy with another turn"
-
-
-def field_problems(exc: ValidationError, allowed: Iterable[str], *, whole: str) -> str:
-    """A pydantic ``ValidationError`` in this package's words, for the message of one of
-    its own errors: each field and what is wrong with it (``whole``: what a problem of
-    no one field is named), an unknown one with the ``allowed`` names."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or whole
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field {field!r} (allowed: {', '.join(allowed)})")
-        elif err["type"] == "missing":
-            parts.append(f"field {field!r} is required")
-        else:
-            parts.append(f"field {field!r}: {err['msg']}")
-    return "; ".join(parts)

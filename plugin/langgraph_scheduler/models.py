@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 # schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
 from typing_extensions import NotRequired, TypedDict
 
+from ._validated import Validated
 from .errors import InvalidTask
 from .schedules import Schedule
 from .trigger import ConversationTrigger
@@ -60,10 +61,12 @@ MAX_RETRIES = 10
 """Most retries a task may have (``TaskOptions.retries``)."""
 
 
-class TaskOptions(BaseModel):
-    """Per-task execution policy: late fires, busy threads, retries, auto-pause."""
+class TaskOptions(Validated):
+    """Per-task execution policy: late fires, busy threads, retries, auto-pause (a bad
+    field raises ``InvalidTask``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    called = "task options"
 
     misfire: Literal["catch_up", "skip"] = Field(
         default="catch_up",

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._loops import call_blocking, call_on_loop, running_loop_of
 from ._service import Answering, TaskService, ToolCall, request_key
+from ._validated import Validated
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -104,14 +105,16 @@ _GAP_SAMPLES = 24
 _SUMMARY_CHARS = 200
 
 
-class SchedulerLimits(BaseModel):
-    """Guardrails for tasks created and changed by a model.
+class SchedulerLimits(Validated):
+    """Guardrails for tasks created and changed by a model (a bad field raises
+    ``InvalidTask``).
 
     Example:
         >>> tools = scheduler_tools(runtime, limits=SchedulerLimits(require_approval=True))
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    called = "scheduler limits"
 
     max_active_tasks_per_owner: int = Field(
         default=20, ge=1, description="Active tasks one owner may have at once."

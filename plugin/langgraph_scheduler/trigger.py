@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InvalidPayload, field_problems
+from ._validated import Validated
+from .errors import InvalidPayload
 
 __all__ = [
     "MAX_PROMPT_CHARS",
@@ -26,8 +27,8 @@ MAX_TIMEOUT_SECS = 86_400
 """Longest allowed turn timeout: one day."""
 
 
-class ConversationTrigger(BaseModel):
-    """What to say to the agent when a task fires.
+class ConversationTrigger(Validated):
+    """What to say to the agent when a task fires (a bad field raises ``InvalidPayload``).
 
     Stored as the task's JSON payload. ``prompt`` becomes the human message of the
     scheduled turn; ``system_addon`` is extra instruction for that turn only.
@@ -38,6 +39,8 @@ class ConversationTrigger(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    invalid = InvalidPayload
+    called = "task payload"
 
     prompt: str = Field(
         min_length=1,
@@ -94,7 +97,7 @@ class ConversationTrigger(BaseModel):
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
-            raise InvalidPayload(_describe_errors(exc)) from None
+            raise InvalidPayload(cls.problem(exc)) from None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready dict, without unset optional fields."""
@@ -113,10 +116,6 @@ def payload_problem(payload: Any) -> str | None:
 def conversation_trigger_schema() -> dict[str, Any]:
     """The JSON Schema of the task payload, as documented in the system prompt."""
     return ConversationTrigger.model_json_schema()
-
-
-def _describe_errors(exc: ValidationError) -> str:
-    return _INVALID + field_problems(exc, ConversationTrigger.model_fields, whole="payload")
 
 
 _INVALID = "invalid task payload: "

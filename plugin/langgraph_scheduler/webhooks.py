@@ -42,13 +42,14 @@ from importlib import metadata
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from ._bridge import retrying
 from ._clock import Clock
 from ._context import spawn_clean
 from ._logs import Repeats
+from ._validated import Validated
 from .models import (
     MAX_DELIVERY_ATTEMPTS,
     DeliveryStatus,
@@ -116,7 +117,7 @@ runtimes' clocks may differ by this much."""
 _ERROR_BODY_CHARS = 200
 
 
-class Webhook(BaseModel):
+class Webhook(Validated):
     """Where finished run records are POSTed, how they are signed and retried.
 
     Pass it to the runtime: ``SchedulerRuntime(graph, webhook=Webhook(url=..., secret=...))``.
@@ -145,6 +146,7 @@ class Webhook(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    called = "webhook"
     """Errors never show what was given: a secret, a header value, a URL's tokens."""
 
     url: str | None = None
