@@ -408,6 +408,41 @@ async def test_manual_limits_and_previews_refuse_what_counts_nothing(
         assert len(await rt.next_run_times(task.id, 1000)) == 1000
 
 
+async def test_filters_quotas_and_waits_refuse_values_of_the_wrong_kind(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(seconds=3600), trigger="hi")
+        refused: list[tuple[Any, str]] = [
+            (lambda: rt.list_tasks(state="done"), "state must be one of active, paused, comp"),
+            (lambda: rt.history(task.id, before=datetime(2030, 1, 1)), "before must be an aware"),
+            (lambda: rt.history(task.id, before="2030-01-01"), "before must be an aware"),
+            (lambda: rt.resume_task(task.id, max_active="1"), "max_active must be a whole"),
+            (lambda: rt.update_task(task.id, name="u", max_active=-1), "max_active must be"),
+            (
+                lambda: rt.create_task(
+                    name="u", schedule=Interval(seconds=60), trigger="hi", max_active=-1
+                ),
+                "max_active must be a whole number of active tasks, 0 or more",
+            ),
+            (
+                lambda: rt.create_task(
+                    name="u", schedule=Interval(seconds=60), trigger="hi", paused="no"
+                ),
+                "paused must be True or False, got 'no'",
+            ),
+        ]
+        for call, message in refused:
+            with pytest.raises(InvalidTask, match=message):
+                await call()
+        with pytest.raises(InvalidTask, match="timeout must be 0 or more seconds, got -1"):
+            async with rt.thread_lock("t", timeout=-1):
+                pass
+        assert [t.id for t in await rt.list_tasks()] == [task.id]  # nothing was created
+        assert (await rt.get_task(task.id)).name == "t"
+        assert await rt.history(task.id, before=datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+
+
 async def test_monday_cron_is_scheduled_on_a_monday(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

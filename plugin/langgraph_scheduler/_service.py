@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import ValidationError
 
@@ -190,6 +190,9 @@ class TaskService:
             CallAnswered: ``answer``'s call was answered already; nothing was stored.
         """
         now = self.clock.now()
+        _check_max_active(max_active)
+        if not isinstance(paused, bool):
+            raise InvalidTask(f"paused must be True or False, got {paused!r}")
 
         def build(checked: bool = True) -> Task:
             return self._new_task(
@@ -499,6 +502,7 @@ class TaskService:
         """Read, apply ``change`` and write conditionally on the version read; on a
         conflict read again and re-apply. Any write drops waiting retries, and keeps
         ``answer`` for the task as written (nothing written: nothing kept)."""
+        _check_max_active(max_active)
         for _ in range(_CONFLICT_TRIES):
             task = await self.get(task_id, owner=owner)
             now = self.clock.now()
@@ -867,6 +871,8 @@ class TaskService:
             _check_text("owner", owner)
         if thread_id is not None:
             _check_text("thread_id", thread_id)
+        if state is not None and state not in _STATES:
+            raise InvalidTask(f"state must be one of {', '.join(_STATES)} (or None), got {state!r}")
         _check_page(limit, offset)
         page = await self.store.list_tasks(
             owner=owner,
@@ -885,8 +891,11 @@ class TaskService:
         limit: int = 20,
         before: datetime | None = None,
     ) -> tuple[Task, list[TaskRunRecord]]:
-        """A task and its run records, newest first."""
+        """A task and its run records, newest first (``before``: finished before that
+        aware time)."""
         _check_page(limit, 0)
+        if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
+            raise InvalidTask(f"before must be an aware datetime (or None), got {before!r}")
         task = await self.get(task_id, owner=owner)
         return task, await self.store.history(task.id, limit=limit, before=before)
 
@@ -1061,6 +1070,17 @@ def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
         return TaskOptions.model_validate(dict(options))
     except ValidationError as exc:
         raise InvalidTask(TaskOptions.problem(exc)) from None
+
+
+def _check_max_active(max_active: int | None) -> None:
+    if max_active is not None and (not _whole(max_active) or max_active < 0):
+        raise InvalidTask(
+            "max_active must be a whole number of active tasks, 0 or more (None: no "
+            f"quota), got {max_active!r}"
+        )
+
+
+_STATES: tuple[TaskState, ...] = get_args(TaskState)
 
 
 def _whole(value: object) -> bool:

@@ -886,9 +886,12 @@ class SchedulerRuntime:
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+            InvalidTask: ``timeout`` is no number of seconds, 0 or more.
             RuntimeError: no ``timeout``, and the calling task holds the thread already
                 (this hold, or :meth:`ainvoke`, inside its own hold would wait for itself).
         """
+        if timeout is not None:
+            _check_seconds("timeout", timeout)
         if self._state != "running":
             raise self._not_running()
         task = asyncio.current_task()
