@@ -618,16 +618,21 @@ _NEVER_DUE_BY_HAND = {"sqlite": "'zzz'", "postgresql": "'infinity'"}
 
 
 async def _retry_by_hand(
-    admin: SchedulerRuntime, task: Task, due_at: str, *, minutes_ago: int = 5
+    admin: SchedulerRuntime,
+    task: Task,
+    raw: str,
+    *,
+    minutes_ago: int = 5,
+    column: str = "due_at",
 ) -> datetime:
     """Write a waiting retry (attempt 2) of ``task`` for its occurrence ``minutes_ago``
-    before START, behind the store's back, its due time the SQL literal ``due_at``;
-    the occurrence."""
+    before START, due START, behind the store's back, its ``column`` the SQL literal
+    ``raw``; the occurrence."""
     occurrence = START - timedelta(minutes=minutes_ago)
     row = {"task_id": task.id, "scheduled_for": occurrence, "attempt": 2, "due_at": START}
     await admin.store.transaction(lambda conn: conn.execute(insert(retries_table), row))
     held = retries_table.c.scheduled_for == occurrence
-    written = update(retries_table).where(held).values(due_at=literal_column(due_at))
+    written = update(retries_table).where(held).values({column: literal_column(raw)})
     await admin.store.transaction(lambda conn: conn.execute(written))
     return occurrence
 
@@ -667,6 +672,31 @@ async def test_a_retry_no_claim_finds_due_runs_once_the_upkeep_mends_it(
         assert await _waiting(rt) == []
         assert await step(rt, clock, 600) == 0  # recorded once
         assert [r.attempt for r in await rt.history(task.id)] == [2]
+
+
+async def test_a_retry_whose_occurrence_is_in_another_form_runs_once(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str
+) -> None:
+    # A waiting retry's scheduled_for written by hand in Python's isoformat ("T"), which
+    # SQLite keeps as text that reads as its time. It ran, but its row, dropped as the
+    # store writes that time, stayed: once the history limit trimmed its run's record,
+    # the next claim ran it again. Now its claim drops the row as it holds it.
+    async with runtime(None, sqlite_url, clock, runs) as admin:
+        task = await admin.create_task(
+            name="r", schedule=Interval(minutes=1), trigger="go", options=RETRYING
+        )
+        occurrence = START - timedelta(minutes=5)
+        raw = f"'{occurrence.replace(tzinfo=None).isoformat()}'"
+        await _retry_by_hand(admin, task, raw, column="scheduled_for")
+    graph = build_graph(ScriptedChatModel())
+    async with runtime(graph, sqlite_url, clock, runs, history_limit=1) as rt:
+        assert await rt.run_due() == 1
+        await rt.wait_idle()
+        for _ in range(3):  # the task's fires, each trimming the records before it
+            await step(rt, clock, 60)
+        retried = [(r.scheduled_for, r.attempt) for r in runs.records if r.attempt > 1]
+        assert retried == [(occurrence, 2)]
+        assert await _waiting(rt) == []
 
 
 async def test_the_upkeep_mends_waiting_retries_every_ten_minutes(

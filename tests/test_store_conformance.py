@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, literal_column, text, update
+from sqlalchemy import bindparam, insert, literal_column, text, update
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Cron, Interval, InvalidTask, Once, QuotaExceeded, TaskOptions
@@ -731,6 +731,67 @@ async def test_a_retry_whose_occurrence_cannot_be_read_is_dropped_unrun(
     assert await store.pending_retries(task.id) == []
     assert caplog.text.count("its stored scheduled_for cannot be read; dropped") == len(raws)
     assert await claim(store, retries[-1][2]) == []
+
+
+def _in_other_forms(*moments: datetime) -> list[str]:
+    """SQL literals of ``moments`` as SQLite text in other forms than the store writes
+    that read as the same times: Python's isoformat ("T"), then with an offset, by
+    turns."""
+    offset = timezone(timedelta(hours=5))
+    forms = [
+        (moment.astimezone(offset) if n % 2 else moment.replace(tzinfo=None)).isoformat()
+        for n, moment in enumerate(moments)
+    ]
+    return [f"'{form}'" for form in forms]
+
+
+async def test_a_retry_whose_occurrence_is_in_another_form_runs_once_and_is_dropped(
+    store: Store, service: TaskService
+) -> None:
+    # A waiting retry's scheduled_for written by hand as text in another form that
+    # reads as its time ("T", an offset). Its claim ran it, then dropped the row of that
+    # time in the store's form, which is not the row: kept, every claim found it due
+    # again and took the locked path for it, the rows taking the room of the retries
+    # due after them; once its run's record was trimmed, the next claim ran it again.
+    # Now the claim drops the row as it holds it; one in the store's form is as before.
+    if store.dialect != "sqlite":
+        pytest.skip("only SQLite keeps a time as text in another form")
+    stored = f"'{at(180).replace(tzinfo=None).isoformat(' ', 'microseconds')}'"
+    raws = [*_in_other_forms(at(60), at(120)), stored]
+    task, retries, runs = await retries_by_hand(store, service, "scheduled_for", raws)
+    last = retries[-1][2]
+
+    waited = [(f, attempt) for f, attempt, _ in retries]
+    assert sorted((r.scheduled_for, r.attempt) for r in runs if r.attempt > 1) == waited
+    assert await store.pending_retries(task.id) == []
+    await store.finish_runs([Finish(r, "success") for r in runs], now=last, holder=HOLDER)
+    await store.trim_history([task.id], keep=0)  # the records its claims ran into
+    assert await store.history(task.id) == []
+    assert retried(await claim(store, last + timedelta(seconds=1))) == []
+
+
+async def test_a_retry_in_another_form_beside_its_own_in_the_stores_form_runs_once(
+    store: Store, service: TaskService
+) -> None:
+    # The same retry twice (written by hand): its row with scheduled_for in another
+    # form beside the row in the store's form, one key to SQLite's compare as text.
+    # Each claim dropped the one in the store's form: the other stayed due for ever.
+    # Now each is dropped as it holds it, and the fire runs once.
+    if store.dialect != "sqlite":
+        pytest.skip("only SQLite keeps a time as text in another form")
+    task, retries = await retries_waiting_by_hand(
+        store, service, "scheduled_for", _in_other_forms(at(60))
+    )
+    ((scheduled_for, attempt, due_at),) = retries
+    row = {"task_id": task.id, "scheduled_for": scheduled_for, "attempt": 2, "due_at": due_at}
+    await store.transaction(lambda conn: conn.execute(insert(retries_table), row))
+    assert await store.pending_retries(task.id) == retries * 2
+
+    runs = retried(await claim(store, due_at))
+
+    assert [(r.scheduled_for, r.attempt) for r in runs] == [(scheduled_for, attempt)]
+    assert await store.pending_retries(task.id) == []
+    assert retried(await claim(store, due_at + timedelta(seconds=1))) == []
 
 
 _DUE_TIMES_BY_HAND = {

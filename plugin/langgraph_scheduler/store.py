@@ -72,7 +72,6 @@ from sqlalchemy import (
     select,
     text,
     true,
-    type_coerce,
     union,
     update,
 )
@@ -836,8 +835,12 @@ class _FireStatements:
     def __init__(self, store: Store) -> None:
         by_id = tasks_table.c.id == bindparam("b_id")
         one_task = select(tasks_table).where(by_id)
+        # A claimed retry's row is dropped by its occurrence as the row holds it, read
+        # with it: one written by hand in another form than the store writes (SQLite)
+        # is still the row dropped, or every claim found it due again.
+        held_for = store._as_held(retries_table.c.scheduled_for)
         self.due_retries = store._lock_due(
-            select(retries_table)
+            select(retries_table, held_for.label("held_for"))
             .where(retries_table.c.due_at <= bindparam("b_as_of", type_=_UTCDateTime()))
             .order_by(retries_table.c.due_at)
             .limit(bindparam("b_room", type_=Integer()))
@@ -867,7 +870,7 @@ class _FireStatements:
         self.task_exists = select(tasks_table.c.id).where(by_id)
         self.drop_retry = delete(retries_table).where(
             retries_table.c.task_id == bindparam("b_id"),
-            retries_table.c.scheduled_for == bindparam("b_for", type_=_UTCDateTime()),
+            held_for == bindparam("b_for", type_=held_for.type),
             retries_table.c.attempt == bindparam("b_attempt", type_=Integer()),
         )
         self.drop_retries = delete(retries_table).where(
@@ -1078,6 +1081,11 @@ class Store(ABC):
     @abstractmethod
     def _insert_ignore(self, table: Table, *conflict: str) -> Any:
         """INSERT … ON CONFLICT DO NOTHING."""
+
+    def _as_held(self, held: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A stored time as its column holds it, to match a row by the value read from
+        it: a twin whose column may hold a time in several forms reads it raw."""
+        return held
 
     def _lock_due(self, query: Select[Any]) -> Select[Any]:
         """Lock rows a claim reads, skipping those another claim holds (PostgreSQL)."""
@@ -2099,7 +2107,7 @@ class Store(ABC):
         self._write(
             conn,
             fire.drop_retry,
-            by_id | {"b_for": row["scheduled_for"], "b_attempt": row["attempt"]},
+            by_id | {"b_for": row["held_for"], "b_attempt": row["attempt"]},
         )
         if task_row is None:
             return None
@@ -2796,7 +2804,7 @@ class Store(ABC):
             The due times written, earliest first (for the runtime's timers)."""
         held = retries_table.c.due_at
         unreadable = not_(func.coalesce(self._readable_time(held), false()))
-        as_stored = type_coerce(held, String())  # the value as held, to match it by
+        as_stored = self._as_held(held)  # the value as held, to match it by
         misfiled = select(held.label("moment"), as_stored.label("stored")).where(unreadable)
         lost = (
             update(retries_table)

@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     insert,
     or_,
+    type_coerce,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Connection, Engine
@@ -279,6 +280,11 @@ class SqliteStore(Store):
         for nullable, kind in ((t.max_runs, "integer"), (t.thread_id, "text")):
             checks.append(or_(nullable.is_(None), func.typeof(nullable) == kind))
         return checks
+
+    def _as_held(self, held: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Times are text here, in the store's form or, written by hand, in another one
+        # that reads as the same time ("T", an offset): the text itself tells the row.
+        return type_coerce(held, String())
 
     def _readable_time(self, held: ColumnElement[Any]) -> ColumnElement[bool]:
         # Text between the bounds may still be no time (February 30th). A modifier
