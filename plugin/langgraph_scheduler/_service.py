@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from ._clock import Clock
 from ._fire import next_after
+from ._validated import is_whole
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -1073,7 +1074,7 @@ def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
 
 
 def _check_max_active(max_active: int | None) -> None:
-    if max_active is not None and (not _whole(max_active) or max_active < 0):
+    if max_active is not None and (not is_whole(max_active) or max_active < 0):
         raise InvalidTask(
             "max_active must be a whole number of active tasks, 0 or more (None: no "
             f"quota), got {max_active!r}"
@@ -1083,12 +1084,8 @@ def _check_max_active(max_active: int | None) -> None:
 _STATES: tuple[TaskState, ...] = get_args(TaskState)
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_page(limit: int, offset: int) -> None:
-    if not (_whole(limit) and _whole(offset)) or limit < 1 or offset < 0:
+    if not (is_whole(limit) and is_whole(offset)) or limit < 1 or offset < 0:
         raise InvalidTask(
             "a page needs a whole limit, 1 or more, and a whole offset, 0 or more, got "
             f"limit={limit!r}, offset={offset!r}"
@@ -1096,7 +1093,7 @@ def _check_page(limit: int, offset: int) -> None:
 
 
 def _check_max_runs(max_runs: int) -> int:
-    if not _whole(max_runs) or not 1 <= max_runs <= MAX_RUNS:
+    if not is_whole(max_runs) or not 1 <= max_runs <= MAX_RUNS:
         raise InvalidTask(
             f"max_runs must be a whole number from 1 to {MAX_RUNS:,}, got {max_runs!r} (leave "
             "it out to repeat until the task is deleted)"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidTask, SchedulerError
 
-__all__ = ["Validated", "field_problems"]
+__all__ = ["Validated", "field_problems", "is_whole"]
 
 if TYPE_CHECKING:  # type checkers read pydantic's own metaclass, and the fields' signature
     from pydantic._internal._model_construction import ModelMetaclass as _Constructed
@@ -63,3 +63,8 @@ def field_problems(exc: ValidationError, allowed: Iterable[str], *, whole: str) 
         else:
             parts.append(f"field {field!r}: {err['msg']}")
     return "; ".join(parts)
+
+
+def is_whole(value: object) -> bool:
+    """An ``int`` that is no ``bool``: a count as a caller must give it."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 # schema of graph states holding a TaskSource (langgraph dev, assistant schemas).
 from typing_extensions import NotRequired, TypedDict
 
-from ._validated import Validated
+from ._validated import Validated, is_whole
 from .errors import InvalidTask
 from .schedules import Schedule
 from .trigger import ConversationTrigger
@@ -392,7 +392,7 @@ class Task(BaseModel):
         Raises:
             InvalidTask: ``n`` is no whole number from 0 to :data:`MAX_UPCOMING`.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_UPCOMING:
+        if not is_whole(n) or not 0 <= n <= MAX_UPCOMING:
             raise InvalidTask(
                 f"the number of fire times to list must be a whole number from 0 to "
                 f"{MAX_UPCOMING:,}, got {n!r}"

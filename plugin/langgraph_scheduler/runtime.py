@@ -33,6 +33,7 @@ from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
+from ._validated import is_whole
 from .errors import InvalidGraph, InvalidTask, NotRunning
 from .models import Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
@@ -1062,7 +1063,7 @@ def _check_manual_limits(
         InvalidTask: saying which limit and what it got.
     """
     for label, limit in (("max_per_task", max_per_task), ("max_per_owner", max_per_owner)):
-        if limit is not None and (not _whole(limit) or limit < 0):
+        if limit is not None and (not is_whole(limit) or limit < 0):
             raise InvalidTask(
                 f"{label} must be a whole number of manual runs, 0 or more (None: no "
                 f"limit), got {limit!r}"
@@ -1073,12 +1074,8 @@ def _check_manual_limits(
         )
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _number(value: object) -> bool:
-    return _whole(value) or isinstance(value, float)
+    return is_whole(value) or isinstance(value, float)
 
 
 def _check_options(
@@ -1096,7 +1093,7 @@ def _check_options(
     """Refuse the runtime's numeric options that it cannot run with (a fraction of a
     turn slot, an endless lease), which would otherwise fail every claim pass later."""
 
-    if not _whole(max_concurrency):
+    if not is_whole(max_concurrency):
         raise InvalidTask(f"max_concurrency must be a whole number, got {max_concurrency!r}")
     if max_concurrency < 1:
         raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -1113,7 +1110,7 @@ def _check_options(
         raise InvalidTask(f"default_timeout_secs must be positive, got {default_timeout_secs!r}")
     _check_seconds("drain_timeout_secs", drain_timeout_secs)
     _check_seconds("store_retry_secs", store_retry_secs)
-    if history_limit is not None and (not _whole(history_limit) or history_limit < 0):
+    if history_limit is not None and (not is_whole(history_limit) or history_limit < 0):
         raise InvalidTask(
             f"history_limit must be a whole number of run records, 0 or more (None keeps "
             f"all), got {history_limit!r}"

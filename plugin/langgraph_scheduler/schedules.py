@@ -58,6 +58,7 @@ from ._cron import (
     resolve_end,
     resolve_wall,
 )
+from ._validated import is_whole
 from .errors import InvalidSchedule
 
 __all__ = [
@@ -850,7 +851,7 @@ class _BaseSchedule(BaseModel):
         Raises:
             InvalidSchedule: ``n`` is no whole number, 0 or more.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if not is_whole(n) or n < 0:
             raise InvalidSchedule(f"n must be a whole number of fire times, 0 or more, got {n!r}")
         zone = self.zone
         now = datetime.now(zone) if after is None else _resolve(after, zone)

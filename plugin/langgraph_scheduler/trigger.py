@@ -118,4 +118,4 @@ def conversation_trigger_schema() -> dict[str, Any]:
     return ConversationTrigger.model_json_schema()
 
 
-_INVALID = "invalid task payload: "
+_INVALID = f"invalid {ConversationTrigger.called}: "

@@ -49,7 +49,7 @@ from ._bridge import retrying
 from ._clock import Clock
 from ._context import spawn_clean
 from ._logs import Repeats
-from ._validated import Validated
+from ._validated import Validated, is_whole
 from .models import (
     MAX_DELIVERY_ATTEMPTS,
     DeliveryStatus,
@@ -291,7 +291,7 @@ _MAX_TIMESTAMP_DIGITS = 15
 
 def _unix_seconds(value: object) -> int | None:
     """A timestamp header's Unix seconds: ASCII digits only, else None."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_whole(value):
         value = str(value)
     digits = _ascii(value)
     if digits is None or not 0 < len(digits) <= _MAX_TIMESTAMP_DIGITS or not digits.isdigit():
