@@ -908,7 +908,9 @@ async def test_a_retry_whose_attempt_cannot_be_read_ends_once_as_its_last_attemp
     webhook = Webhook(url=receiver.url, secret="s3cret")
     try:
         graph = build_graph(failing_then("ok"))
-        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=30) as rt:
+        # Leases far longer than the clock's steps: a turn slow in real time (a loaded
+        # machine) is not taken for a dead one's while the fake clock jumps past it.
+        async with runtime(graph, database, clock, runs, webhook=webhook, lease_secs=300) as rt:
             task = await rt.create_task(
                 name="t", schedule=Interval(hours=1), trigger="x", options=RETRYING
             )

@@ -28,7 +28,7 @@ MAX_TIMEOUT_SECS = 86_400
 
 
 class ConversationTrigger(Validated):
-    """What to say to the agent when a task fires (a bad field raises ``InvalidPayload``).
+    """What to say to the agent when a task fires.
 
     Stored as the task's JSON payload. ``prompt`` becomes the human message of the
     scheduled turn; ``system_addon`` is extra instruction for that turn only.
@@ -39,7 +39,7 @@ class ConversationTrigger(Validated):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-    invalid = InvalidPayload
+    invalid = InvalidPayload  # a bad field, built by hand (the docstring is the model's)
     called = "task payload"
 
     prompt: str = Field(
