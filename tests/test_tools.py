@@ -800,6 +800,35 @@ async def test_run_task_now_of_a_task_whose_payload_cannot_be_read_says_so(
     assert (await rt.get_task(task_id)).state == "active"
 
 
+async def test_a_change_beside_an_unreadable_prompt_asks_for_the_prompt_too(
+    rt_db: SchedulerRuntime,
+) -> None:
+    # It answered "the prompt is empty" to a call that gave no prompt: the prompt stored
+    # cannot be read, and a new one in the same call is what mends the task.
+    rt, tools = rt_db, Tools(rt_db)
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    )
+    corrupt = update(tasks_table).where(tasks_table.c.id == task_id).values(payload=["p"])
+    await rt.store.transaction(lambda conn: conn.execute(corrupt))
+    for change in ({"system_addon": "Be brief."}, {"timeout_secs": 60}):
+        said = await tools("update_task", ALICE, task_id=task_id, **change)
+        assert said.status == "error"
+        (field,) = change
+        assert said.text == (
+            f"Error: task {task_id!r} cannot take a new {field} alone: its stored prompt "
+            "cannot be read (payload: task payload must be a JSON object, got list). Pass "
+            "the prompt too (the full message to receive when it fires) in the same "
+            "update_task call, or delete the task"
+        )
+        assert (await rt.get_task(task_id)).payload == ["p"]
+    mended = await tools(
+        "update_task", ALICE, task_id=task_id, prompt="water the plants", system_addon="Be brief."
+    )
+    assert mended.status == "success", mended.text
+    assert (await rt.get_task(task_id)).trigger.system_addon == "Be brief."
+
+
 async def test_history_of_a_task_that_never_ran(tools: Tools) -> None:
     task_id = task_id_in(
         await tools("schedule_task", ALICE, name="x", schedule="in 1h", prompt="p")

@@ -899,7 +899,15 @@ class _ToolService:
         if patched:
             # A stored payload that cannot be read leaves nothing to change: the fields
             # given are the trigger (a prompt among them), which brings the task back.
-            stored = {} if payload_unreadable(task) else task.trigger.to_payload()
+            unreadable = payload_unreadable(task)
+            if unreadable and "prompt" not in patched:
+                raise InvalidPayload(
+                    f"task {task.id!r} cannot take a new {' and '.join(patched)} alone: its "
+                    f"stored prompt cannot be read ({task.problem}). Pass the prompt too (the "
+                    "full message to receive when it fires) in the same update_task call, or "
+                    "delete the task"
+                )
+            stored = {} if unreadable else task.trigger.to_payload()
             payload = stored | {key: changes[key] for key in patched}
             checked = self._trigger(payload, changed=changes.keys()).to_payload()
             trigger_changes = {key: checked.get(key) for key in patched}
