@@ -67,6 +67,18 @@ async def rt_db(database: str, make_graph: Any, runtime_factory: Any) -> AsyncIt
 
 
 @pytest.fixture
+async def clocked(
+    database: str, make_graph: Any, runtime_factory: Any
+) -> AsyncIterator[tuple[SchedulerRuntime, FakeClock, Tools]]:
+    """A started runtime on every backend, its fake clock (Sunday 2026-12-06, 12:00 in
+    Berlin) and its tools."""
+    clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
+    runtime = runtime_factory(make_graph("On it."), database=database, **IN_BERLIN, clock=clock)
+    async with runtime:
+        yield runtime, clock, Tools(runtime)
+
+
+@pytest.fixture
 def tools(rt: SchedulerRuntime) -> Tools:
     return Tools(rt)
 
@@ -715,40 +727,37 @@ async def test_pause_resume_delete(rt: SchedulerRuntime, tools: Tools) -> None:
 
 
 async def test_a_finished_one_off_is_told_to_take_a_new_schedule(
-    database: str, make_graph: Any, runtime_factory: Any
+    clocked: tuple[SchedulerRuntime, FakeClock, Tools],
 ) -> None:
     # resume_task and max_runs take no time: the way back is a new schedule, on every path.
-    clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
-    rt = runtime_factory(make_graph("On it."), database=database, **IN_BERLIN, clock=clock)
-    async with rt:
-        tools = Tools(rt)
-        done, held = [
-            task_id_in(
-                await tools("schedule_task", ALICE, name=n, schedule=f"in {m} minutes", prompt="p")
-            )
-            for n, m in (("x", 20), ("y", 30))
-        ]
-        await tools("pause_task", ALICE, task_id=held)
-        assert await step(rt, clock, 31 * 60) == 1
-        assert (await rt.get_task(done)).state == "completed"
-        answers = [
-            await tools("resume_task", ALICE, task_id=done),
-            await tools("update_task", ALICE, task_id=done, max_runs=5),
-            await tools("resume_task", ALICE, task_id=held),  # paused past its time
-        ]
-        for answer in answers:
-            assert answer.status == "error", answer.text
-            assert (
-                "has no fire time after now. To run it again, give it a new schedule with "
-                in answer.text
-            )
-            assert "update_task" in answer.text and "later time" not in answer.text
-        with pytest.raises(InvalidSchedule, match="give it a new schedule with update_task"):
-            await rt.resume_task(held)
-        assert [(await rt.get_task(i)).state for i in (done, held)] == ["completed", "paused"]
-        again = await tools("update_task", ALICE, task_id=done, schedule="in 1 hour", max_runs=5)
-        assert again.status == "success", again.text
-        assert (await rt.get_task(done)).state == "active"
+    rt, clock, tools = clocked
+    done, held = [
+        task_id_in(
+            await tools("schedule_task", ALICE, name=n, schedule=f"in {m} minutes", prompt="p")
+        )
+        for n, m in (("x", 20), ("y", 30))
+    ]
+    await tools("pause_task", ALICE, task_id=held)
+    assert await step(rt, clock, 31 * 60) == 1
+    assert (await rt.get_task(done)).state == "completed"
+    answers = [
+        await tools("resume_task", ALICE, task_id=done),
+        await tools("update_task", ALICE, task_id=done, max_runs=5),
+        await tools("resume_task", ALICE, task_id=held),  # paused past its time
+    ]
+    for answer in answers:
+        assert answer.status == "error", answer.text
+        assert (
+            "has no fire time after now. To run it again, give it a new schedule with "
+            in answer.text
+        )
+        assert "update_task" in answer.text and "later time" not in answer.text
+    with pytest.raises(InvalidSchedule, match="give it a new schedule with update_task"):
+        await rt.resume_task(held)
+    assert [(await rt.get_task(i)).state for i in (done, held)] == ["completed", "paused"]
+    again = await tools("update_task", ALICE, task_id=done, schedule="in 1 hour", max_runs=5)
+    assert again.status == "success", again.text
+    assert (await rt.get_task(done)).state == "active"
 
 
 async def test_run_task_now_does_not_wait_and_history_shows_the_run(
@@ -827,6 +836,31 @@ async def test_a_change_beside_an_unreadable_prompt_asks_for_the_prompt_too(
     )
     assert mended.status == "success", mended.text
     assert (await rt.get_task(task_id)).trigger.system_addon == "Be brief."
+
+
+async def test_lowering_max_runs_to_the_runs_made_says_the_task_ended(
+    clocked: tuple[SchedulerRuntime, FakeClock, Tools],
+) -> None:
+    # It answered "Updated task" alone: a model asking for "one more run" with max_runs=1
+    # would tell the user the task goes on.
+    rt, clock, tools = clocked
+    task_id = task_id_in(
+        await tools("schedule_task", ALICE, name="x", schedule="every 2 hours", prompt="p")
+    )
+    assert await step(rt, clock, 2 * 3600 + 1) == 1
+    ended = await tools("update_task", ALICE, task_id=task_id, max_runs=1)
+    assert ended.status == "success", ended.text
+    assert (await rt.get_task(task_id)).state == "completed"
+    assert ended.text.startswith(
+        "Updated task 'x'.\nnote: it has run 1 time(s) already, which max_runs=1 allows "
+        "no more: it ends now and will not run again (a higher max_runs lets it run "
+        "on); tell the user.\n"
+    )
+    again = await tools("update_task", ALICE, task_id=task_id, max_runs=1, name="y")
+    assert again.status == "success" and "note:" not in again.text, again.text
+    more = await tools("update_task", ALICE, task_id=task_id, max_runs=3)
+    assert more.status == "success" and "note:" not in more.text, more.text
+    assert (await rt.get_task(task_id)).state == "active"
 
 
 async def test_history_of_a_task_that_never_ran(tools: Tools) -> None:

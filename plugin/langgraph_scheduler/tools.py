@@ -892,6 +892,15 @@ class _ToolService:
             schedule = _move_to_zone(task, zone)
         if schedule is not None:
             self._check_interval(schedule, now)
+        spent = task.max_runs is not None and task.run_count >= task.max_runs
+        if args.max_runs is not None and task.run_count >= args.max_runs and not spent:
+            # Ends the task (a model asking for "one more run" may mean max_runs=1).
+            note = _joined(
+                note,
+                f"it has run {task.run_count} time(s) already, which max_runs={args.max_runs} "
+                "allows no more: it ends now and will not run again (a higher max_runs lets "
+                "it run on)",
+            )
         # Only the fields changed are written, onto the trigger as it is then: a change
         # made meanwhile to its other fields (while an approval waits) is kept.
         trigger_changes: dict[str, Any] = {}
