@@ -123,6 +123,37 @@ async def test_manual_runs_are_rate_limited_per_task_and_per_owner(rt: Scheduler
     assert (await rt.run_now(a)).outcome == "success"
 
 
+async def test_manual_runs_turned_off_are_refused_without_a_try_again(
+    rt: SchedulerRuntime,
+) -> None:
+    # A limit of 0 said "already run by hand 0 times ...; try again later": no later
+    # call can succeed, so the model was told to retry in vain.
+    for limits, refusal in (
+        (
+            SchedulerLimits(max_manual_runs_per_task=0),
+            "Error: task {id!r} may not be run by hand here (the limit is 0 manual runs in "
+            "60 minutes); wait for its schedule",
+        ),
+        (
+            SchedulerLimits(max_manual_runs_per_owner=0),
+            "Error: owner 'alice' may not run tasks by hand here (the limit is 0 manual runs "
+            "in 60 minutes); wait for the tasks' schedules",
+        ),
+    ):
+        tools = Tools(rt, limits)
+        task_id = task_id_in(
+            await tools("schedule_task", ALICE, name="a", schedule="in 1h", prompt="p")
+        )
+        answer = await tools("run_task_now", ALICE, task_id=task_id)
+        assert answer.status == "error"
+        assert answer.text == refusal.format(id=task_id)
+        assert await rt.history(task_id) == []
+    once = Tools(rt, SchedulerLimits(max_manual_runs_per_task=1))
+    assert (await once("run_task_now", ALICE, task_id=task_id)).status == "success"
+    again = await once("run_task_now", ALICE, task_id=task_id)
+    assert "already run by hand 1 time in the last 60 minutes" in again.text
+
+
 async def test_an_unexpected_failure_inside_a_tool_becomes_a_message(
     rt: SchedulerRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

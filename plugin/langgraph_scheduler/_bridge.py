@@ -386,16 +386,28 @@ class TaskExecutorBridge:
         )
         if claimed is None:
             raise TaskNotFound(task_id)
+        window = f"{per_secs / 60:g} minutes"
+        who = "the task's owner" if owner is None else f"owner {owner!r}"
+        # A limit of 0 turns manual runs off: no later call succeeds, so none is suggested.
+        if claimed == "task" and not max_per_task:
+            raise NotAllowed(
+                f"task {task_id!r} may not be run by hand here (the limit is 0 manual runs "
+                f"in {window}); wait for its schedule"
+            )
         if claimed == "task":
             raise NotAllowed(
-                f"task {task_id!r} was already run by hand {max_per_task} times in the last "
-                f"{per_secs / 60:g} minutes; wait for its schedule or try again later"
+                f"task {task_id!r} was already run by hand {_times(max_per_task)} in the "
+                f"last {window}; wait for its schedule or try again later"
+            )
+        if claimed == "owner" and not max_per_owner:
+            raise NotAllowed(
+                f"{who} may not run tasks by hand here (the limit is 0 manual runs in "
+                f"{window}); wait for the tasks' schedules"
             )
         if claimed == "owner":
-            who = "the task's owner" if owner is None else f"owner {owner!r}"
             raise NotAllowed(
-                f"{who} already ran tasks by hand {max_per_owner} times in the "
-                f"last {per_secs / 60:g} minutes; try again later"
+                f"{who} already ran tasks by hand {_times(max_per_owner)} in the last "
+                f"{window}; try again later"
             )
         task, record = claimed
         if record.outcome is not None:  # its payload cannot be read: quarantined instead
@@ -866,3 +878,7 @@ def _error_text(text: str) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _times(count: int | None) -> str:
+    return f"{count} time" if count == 1 else f"{count} times"
