@@ -263,6 +263,40 @@ def test_usage_and_input_errors(
         assert f"argument --limit: {value!r}" in err or f"argument --limit: {value} is" in err
 
 
+@pytest.mark.parametrize(
+    "refused",
+    [
+        ["--schedule", "every blue moon", "--prompt", "x"],
+        ["--schedule", "in 1 hour", "--prompt", "x", "--tz", "Mars/Olympus"],
+        ["--schedule", "2020-01-01T09:00", "--prompt", "x"],
+        ["--schedule", "in 1 hour", "--prompt", " "],
+        ["--schedule", "in 1 hour", "--prompt", "x", "--name", " "],
+        ["--schedule", "in 1 hour", "--prompt", "x", "--max-runs", "0"],
+    ],
+)
+def test_a_refused_tasks_add_creates_and_changes_no_database(
+    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path, refused: list[str]
+) -> None:
+    # A tasks add opened its database before it checked its arguments: a refused one
+    # left a mistyped path an empty scheduler database (which the reading commands then
+    # took for the real one), and the scheduler's tables in an application's database.
+    app = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(app)) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    for url in (database, f"sqlite:///{app}"):
+        code, out, err = _cli(capsys, "tasks", "add", "--database", url, *refused)
+        assert code == 1 and out == "" and err.startswith("error: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # none made
+    with contextlib.closing(sqlite3.connect(app)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
+    if database.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(database) as conn:
+            query = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'lgs%'"
+            assert conn.execute(query).fetchone() == (0,)
+
+
 def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

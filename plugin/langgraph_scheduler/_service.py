@@ -60,7 +60,7 @@ from .schedules import (
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
-__all__ = ["TaskService", "ToolCall", "task_key"]
+__all__ = ["TaskService", "ToolCall", "draft_task", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -196,7 +196,7 @@ class TaskService:
             raise InvalidTask(f"paused must be True or False, got {paused!r}")
 
         def build(checked: bool = True) -> Task:
-            return self._new_task(
+            return draft_task(
                 name=name,
                 schedule=schedule,
                 trigger=trigger,
@@ -207,6 +207,7 @@ class TaskService:
                 paused=paused,
                 task_id=task_id,
                 now=now,
+                timezone=self.timezone,
                 checked=checked,
             )
 
@@ -275,49 +276,6 @@ class TaskService:
         if differ:
             raise TaskConflict(task.id, differ)
 
-    def _new_task(
-        self,
-        *,
-        name: str,
-        schedule: Schedule,
-        trigger: TriggerInput,
-        thread_id: str | None,
-        owner: str,
-        max_runs: int | None,
-        options: TaskOptions | Mapping[str, Any] | None,
-        paused: bool,
-        task_id: str | None,
-        now: datetime,
-        checked: bool = True,
-    ) -> Task:
-        """The task ``create`` would store at ``now``, every argument checked; with
-        ``checked`` False, without the checks against ``now`` (that the schedule still
-        fires), and so without its next fire."""
-        parsed = as_trigger(trigger)
-        schedule = self.as_stored(schedule, now=now)
-        if checked:
-            schedule.check(now)
-        if max_runs is not None:
-            _check_max_runs(max_runs)
-        if thread_id is not None:
-            _check_thread_id(thread_id)
-        state: TaskState = "paused" if paused else "active"
-        return Task(
-            id=uuid.uuid4().hex[:16] if task_id is None else _check_task_id(task_id),
-            name=_check_name(name),
-            owner=_check_owner(owner),
-            schedule=schedule,
-            payload=parsed.to_payload(),
-            thread_mode="continue" if thread_id else "isolated",
-            thread_id=thread_id,
-            state=state,
-            options=TaskOptions() if options is None else _check_options(options),
-            max_runs=max_runs,
-            next_run_at=None if paused or not checked else _first_fire(schedule, now),
-            created_at=now,
-            updated_at=now,
-        )
-
     def as_stored(
         self, schedule: Schedule, *, now: datetime | None = None, zone: str | None = None
     ) -> Schedule:
@@ -327,8 +285,7 @@ class TaskService:
         Raises:
             InvalidSchedule: ``schedule`` is no schedule (text, a dict, None).
         """
-        schedule = _check_schedule(schedule)
-        return _pin_start(schedule.with_default_tz(zone or self.timezone), now or self.clock.now())
+        return _as_stored(schedule, zone=zone or self.timezone, now=now or self.clock.now())
 
     async def update(
         self,
@@ -580,7 +537,7 @@ class TaskService:
         """
         now = self.clock.now()
         fixed = self.as_stored(schedule, now=now)
-        task = self._new_task(
+        task = draft_task(
             name=name,
             schedule=fixed,
             trigger=trigger,
@@ -591,6 +548,7 @@ class TaskService:
             paused=False,
             task_id=_digest("task", call.key)[:16],
             now=now,
+            timezone=self.timezone,
         )
         change = {
             "name": task.name,
@@ -899,6 +857,61 @@ class TaskService:
             raise InvalidTask(f"before must be an aware datetime (or None), got {before!r}")
         task = await self.get(task_id, owner=owner)
         return task, await self.store.history(task.id, limit=limit, before=before)
+
+
+def draft_task(
+    *,
+    name: str,
+    schedule: Schedule,
+    trigger: TriggerInput,
+    thread_id: str | None,
+    owner: str,
+    max_runs: int | None,
+    options: TaskOptions | Mapping[str, Any] | None,
+    paused: bool,
+    task_id: str | None,
+    now: datetime,
+    timezone: str,
+    checked: bool = True,
+) -> Task:
+    """The task a create at ``now`` would store, every argument checked, without a
+    database: so a command can refuse its arguments before it opens (or creates) one.
+    ``timezone`` is the zone of a schedule that names none; with ``checked`` False,
+    without the checks against ``now`` (that the schedule still fires), and so without
+    its next fire.
+
+    Raises:
+        InvalidSchedule, InvalidPayload, InvalidTask: an argument is unusable.
+    """
+    parsed = as_trigger(trigger)
+    schedule = _as_stored(schedule, zone=timezone, now=now)
+    if checked:
+        schedule.check(now)
+    if max_runs is not None:
+        _check_max_runs(max_runs)
+    if thread_id is not None:
+        _check_thread_id(thread_id)
+    state: TaskState = "paused" if paused else "active"
+    return Task(
+        id=uuid.uuid4().hex[:16] if task_id is None else _check_task_id(task_id),
+        name=_check_name(name),
+        owner=_check_owner(owner),
+        schedule=schedule,
+        payload=parsed.to_payload(),
+        thread_mode="continue" if thread_id else "isolated",
+        thread_id=thread_id,
+        state=state,
+        options=TaskOptions() if options is None else _check_options(options),
+        max_runs=max_runs,
+        next_run_at=None if paused or not checked else _first_fire(schedule, now),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _as_stored(schedule: Schedule, *, zone: str, now: datetime) -> Schedule:
+    """See :meth:`TaskService.as_stored`."""
+    return _pin_start(_check_schedule(schedule).with_default_tz(zone), now)
 
 
 def as_trigger(trigger: TriggerInput) -> ConversationTrigger:

@@ -66,7 +66,7 @@ from rich.text import Text
 from . import __version__
 from ._clock import SystemClock
 from ._cron import iso_day
-from ._service import TaskService
+from ._service import TaskService, draft_task
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
@@ -347,17 +347,22 @@ async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
 async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
     if args.thread is not None and not args.thread.strip():
         raise InvalidTask("--thread must not be blank; omit it for a fresh thread per run")
+    now = SystemClock().now()
+    schedule = parse_schedule(args.schedule, tz=args.tz, now=now)
+    fields: dict[str, Any] = {
+        "name": args.name if args.name is not None else _default_name(args.prompt),
+        "schedule": schedule,
+        "trigger": {"prompt": args.prompt},
+        "thread_id": args.thread,
+        "owner": args.owner or args.thread or "default",
+        "max_runs": args.max_runs,
+        "paused": args.paused,
+    }
+    # Refused before the database is opened: a refused add creates no file and sets up
+    # no tables (in a mistyped path, or an application's database).
+    draft_task(**fields, options=None, task_id=None, now=now, timezone=args.tz)
     async with _manager(_database(args), create=True) as rt:
-        schedule = parse_schedule(args.schedule, tz=args.tz, now=rt.clock.now())
-        task = await rt.create_task(
-            name=args.name if args.name is not None else _default_name(args.prompt),
-            schedule=schedule,
-            trigger={"prompt": args.prompt},
-            thread_id=args.thread,
-            owner=args.owner or args.thread or "default",
-            max_runs=args.max_runs,
-            paused=args.paused,
-        )
+        task = await rt.create_task(**fields)
     notice = zone_notice(schedule.tz or args.tz)
     if notice is not None:  # stored as asked (the operator decides), but said
         _note(notice)
