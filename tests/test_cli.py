@@ -297,6 +297,31 @@ def test_a_refused_tasks_add_creates_and_changes_no_database(
             assert conn.execute(query).fetchone() == (0,)
 
 
+def test_tasks_run_on_a_database_without_the_scheduler_creates_and_changes_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # tasks run set up the database it was given before it looked for the task: a
+    # mistyped path became an empty scheduler database, an application's database got
+    # the scheduler's tables, and the error only said the task id was unknown.
+    graph = _graph_file(tmp_path)
+    app = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(app)) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    for path, expected in (
+        (tmp_path / "typo.db", f"error: no scheduler database at {tmp_path / 'typo.db'}: "),
+        (app, f"error: {app} is not a scheduler database (it holds orders): "),
+    ):
+        code, out, err = _cli(
+            capsys, "tasks", "run", "abc", "--database", f"sqlite:///{path}",
+            "--graph", f"{graph}:graph",
+        )  # fmt: skip
+        assert code == 1 and out == "" and err.startswith(expected), err
+        assert "--database" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["app.db"]
+    with contextlib.closing(sqlite3.connect(app)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
+
+
 def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

@@ -445,6 +445,7 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
 
 async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
     runtime = await _runtime_for(args)
+    _require_database(runtime.database)  # the task is in it: never set one up here
     async with runtime:
         record = await runtime.run_now(args.task_id, wait=True)
         task = await runtime.get_task(args.task_id)
@@ -625,8 +626,8 @@ async def _reader(database: str) -> AsyncIterator[TaskService]:
 
 
 def _require_database(database: str) -> None:
-    """Refuse to read a SQLite file that does not exist, or holds no scheduler tables
-    (instead of creating them in it)."""
+    """Refuse to use a SQLite file that does not exist, or holds no scheduler tables
+    (instead of creating them in it), for a command that needs its tasks."""
     url = parse_database_url(database)
     path = url.database
     if url.get_backend_name() != "sqlite" or is_in_memory(url) or path is None:
