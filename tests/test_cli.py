@@ -836,6 +836,33 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ctrl_c")
+def test_serve_refuses_a_max_concurrency_beyond_what_a_database_can_count(
+    db: str, tmp_path: Path
+) -> None:
+    # It was taken: serve said it was serving, then every claim pass failed (a number
+    # beyond the database's integers), a traceback each time, and no fire ever ran.
+    graph = _graph_file(tmp_path)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_scheduler", "serve", "--graph", f"{graph}:graph",
+         "--database", db, "--max-concurrency", str(2**64)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        encoding="utf-8", env=_subprocess_env(None),
+    )  # fmt: skip
+    assert serve.stdout is not None
+    try:
+        first = serve.stdout.readline()  # "" as it exits; its "serving" line if it serves
+        if first:
+            serve.send_signal(signal.SIGINT)  # stop it, and fail below
+        out, err = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 1 and first + out == "", first + out + err
+    assert err == f"error: max_concurrency must be at most 1,000,000, got {2**64}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_during_tasks_run_interrupts_its_turn_at_once(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

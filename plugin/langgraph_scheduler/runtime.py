@@ -1078,6 +1078,11 @@ def _number(value: object) -> bool:
     return is_whole(value) or isinstance(value, float)
 
 
+_MAX_CONCURRENCY = 1_000_000
+"""The most turns at once a runtime takes: more than any process runs, and well within
+the integers a database counts the free turn slots in."""
+
+
 def _check_options(
     *,
     max_concurrency: int,
@@ -1097,6 +1102,10 @@ def _check_options(
         raise InvalidTask(f"max_concurrency must be a whole number, got {max_concurrency!r}")
     if max_concurrency < 1:
         raise InvalidTask(f"max_concurrency must be at least 1, got {max_concurrency}")
+    if max_concurrency > _MAX_CONCURRENCY:  # a claim pass's LIMIT: a database integer
+        raise InvalidTask(
+            f"max_concurrency must be at most {_MAX_CONCURRENCY:,}, got {max_concurrency}"
+        )
     for label, value in (
         ("lease_secs", lease_secs),
         ("sync_interval_secs", sync_interval_secs),
