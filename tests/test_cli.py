@@ -322,6 +322,27 @@ def test_tasks_run_on_a_database_without_the_scheduler_creates_and_changes_none(
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
 
 
+@pytest.mark.parametrize("memory", ["sqlite://", "sqlite:///:memory:"])
+def test_task_changes_on_a_database_in_memory_are_refused(
+    capsys: pytest.CaptureFixture[str], memory: str
+) -> None:
+    # tasks add said "created task …" on a database that was gone once it returned, so
+    # no serve ever saw the task; pause, resume and delete called every id unknown.
+    for command in (
+        ["add", "--schedule", "in 1 hour", "--prompt", "x"],
+        ["pause", "abc"],
+        ["resume", "abc"],
+        ["delete", "abc"],
+    ):
+        code, out, err = _cli(capsys, "tasks", *command, "--database", memory)
+        assert code == 1 and out == "", out
+        assert err == (
+            f"error: {memory} is a database in this command's memory, gone once it ends: "
+            "pass --database sqlite:///file.db (or set LANGGRAPH_SCHEDULER_DATABASE) to "
+            "the one 'serve' uses\n"
+        )
+
+
 def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

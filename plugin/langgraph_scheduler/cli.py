@@ -604,7 +604,13 @@ async def _show_fires(
 @contextlib.asynccontextmanager
 async def _manager(database: str, *, create: bool = False) -> AsyncIterator[SchedulerRuntime]:
     """A runtime that manages tasks only: no scheduler runs in the CLI process, and a
-    running ``serve`` follows the changes it makes."""
+    running ``serve`` follows the changes it makes (so never one in this process's
+    memory, whose tasks no ``serve`` sees and which is gone when the command ends)."""
+    if is_in_memory(parse_database_url(database)):
+        raise _Failure(
+            f"{database} is a database in this command's memory, gone once it ends: pass "
+            f"--database sqlite:///file.db {_WHICH_DATABASE}"
+        )
     if not create:
         _require_database(database)
     async with SchedulerRuntime(None, database=database) as rt:
@@ -625,6 +631,10 @@ async def _reader(database: str) -> AsyncIterator[TaskService]:
         await store.close()
 
 
+_WHICH_DATABASE = f"(or set {DATABASE_ENV}) to the one 'serve' uses"
+"""How a command that needs the scheduler's database is pointed at it."""
+
+
 def _require_database(database: str) -> None:
     """Refuse to use a SQLite file that does not exist, or holds no scheduler tables
     (instead of creating them in it), for a command that needs its tasks."""
@@ -632,7 +642,7 @@ def _require_database(database: str) -> None:
     path = url.database
     if url.get_backend_name() != "sqlite" or is_in_memory(url) or path is None:
         return
-    where = f"pass --database (or set {DATABASE_ENV}) to the one 'serve' uses"
+    where = f"pass --database {_WHICH_DATABASE}"
     if not Path(path).exists():
         raise _Failure(f"no scheduler database at {path}: {where}")
     try:
