@@ -5,7 +5,7 @@ as the schedules do (see ``schedules._BaseSchedule``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from pydantic import BaseModel, ValidationError
 
@@ -65,6 +65,6 @@ def field_problems(exc: ValidationError, allowed: Iterable[str], *, whole: str) 
     return "; ".join(parts)
 
 
-def is_whole(value: object) -> bool:
+def is_whole(value: object) -> TypeGuard[int]:
     """An ``int`` that is no ``bool``: a count as a caller must give it."""
     return isinstance(value, int) and not isinstance(value, bool)

@@ -86,6 +86,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_f
 from ._clock import Clock
 from ._fire import FireDecision, RunConsequence, after_run, plan_fire, settles_alone
 from ._logs import Repeats
+from ._validated import is_whole
 from .errors import (
     InvalidTask,
     SchedulerError,
@@ -1861,12 +1862,17 @@ class Store(ABC):
         columns may hold beyond their type."""
         return and_(held > _EARLIEST, held < _LATEST)
 
+    def _unreadable_time(self, held: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether a stored time (not NULL) does not read as one (see
+        :meth:`_readable_time`): true, not NULL, for such a row."""
+        return not_(func.coalesce(self._readable_time(held), false()))
+
     def _stale(self, now: datetime, holders: Sequence[str]) -> ColumnElement[bool]:
         """Running fires' claims that lapsed: no lease, a lease past ``now`` or one that
         cannot be read (written by hand: no runtime renews it as such, and it could
         never be told lapsed), or a holder among ``holders`` (known to be dead)."""
         lease = runs_table.c.lease_expires_at
-        unreadable = not_(func.coalesce(self._readable_time(lease), false()))
+        unreadable = self._unreadable_time(lease)
         stale = or_(lease.is_(None), lease < now, unreadable)
         if holders:
             stale = or_(stale, runs_table.c.holder.in_(list(holders)))
@@ -2146,7 +2152,7 @@ class Store(ABC):
             delete(retries_table).where(
                 retries_table.c.task_id == row["task_id"],
                 retries_table.c.attempt == row["attempt"],
-                or_(held.in_(_BOUNDS), not_(func.coalesce(self._readable_time(held), false()))),
+                or_(held.in_(_BOUNDS), self._unreadable_time(held)),
             )
         )
 
@@ -2803,7 +2809,7 @@ class Store(ABC):
         Returns:
             The due times written, earliest first (for the runtime's timers)."""
         held = retries_table.c.due_at
-        unreadable = not_(func.coalesce(self._readable_time(held), false()))
+        unreadable = self._unreadable_time(held)
         as_stored = self._as_held(held)  # the value as held, to match it by
         misfiled = select(held.label("moment"), as_stored.label("stored")).where(unreadable)
         lost = (
@@ -3090,7 +3096,7 @@ class Store(ABC):
             update(deliveries_table)
             .where(
                 deliveries_table.c.status == "pending",
-                or_(due.is_(None), not_(func.coalesce(self._readable_time(due), false()))),
+                or_(due.is_(None), self._unreadable_time(due)),
             )
             .values(status="failed", next_attempt_at=None, last_error=_STUCK_DELIVERY)
             .returning(deliveries_table.c.delivery_id)
@@ -4073,7 +4079,7 @@ def _retry_attempt(row: Any) -> int:
     as a running row's is read (:data:`_UNREADABLE_RUN_AS`): the retry runs once, and
     none follows it. A value handed on as read failed its finish, or was retried from."""
     attempt = row["attempt"]
-    if type(attempt) is int and attempt >= 1:
+    if is_whole(attempt) and attempt >= 1:
         return attempt
     logger.warning(
         "retry of task %s for %s: its stored attempt cannot be read (%r); run as its last"
@@ -4163,7 +4169,7 @@ def _unreadable_delivery(row: Any) -> list[str]:
     real on SQLite, a negative count or one whose next its column cannot hold)."""
     unreadable = [name for name in ("url", "body") if not isinstance(getattr(row, name), str)]
     attempts = row.attempts
-    if type(attempts) is not int or not 0 <= attempts <= MAX_DELIVERY_ATTEMPTS:
+    if not is_whole(attempts) or not 0 <= attempts <= MAX_DELIVERY_ATTEMPTS:
         unreadable.append("attempts")
     return unreadable
 
