@@ -146,8 +146,8 @@ class Webhook(Validated):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-    called = "webhook"
     """Errors never show what was given: a secret, a header value, a URL's tokens."""
+    called = "webhook"
 
     url: str | None = None
     secret: str | None = Field(default=None, min_length=1, repr=False)
