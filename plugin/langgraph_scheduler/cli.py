@@ -348,10 +348,8 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
     if args.thread is not None and not args.thread.strip():
         raise InvalidTask("--thread must not be blank; omit it for a fresh thread per run")
     now = SystemClock().now()
-    schedule = parse_schedule(args.schedule, tz=args.tz, now=now)
     fields: dict[str, Any] = {
         "name": args.name if args.name is not None else _default_name(args.prompt),
-        "schedule": schedule,
         "trigger": {"prompt": args.prompt},
         "thread_id": args.thread,
         "owner": args.owner or args.thread or "default",
@@ -360,9 +358,13 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
     }
     # Refused before the database is opened: a refused add creates no file and sets up
     # no tables (in a mistyped path, or an application's database).
-    draft_task(**fields, options=None, task_id=None, now=now, timezone=args.tz)
+    schedule = parse_schedule(args.schedule, tz=args.tz, now=now)
+    draft_task(**fields, schedule=schedule, options=None, task_id=None, now=now, timezone=args.tz)
     async with _manager(_database(args), create=True) as rt:
-        task = await rt.create_task(**fields)
+        # Read again once the database is open: "in 1 second" counts from the create,
+        # not from before the (maybe slow) connection.
+        schedule = parse_schedule(args.schedule, tz=args.tz, now=rt.clock.now())
+        task = await rt.create_task(**fields, schedule=schedule)
     notice = zone_notice(schedule.tz or args.tz)
     if notice is not None:  # stored as asked (the operator decides), but said
         _note(notice)
