@@ -140,7 +140,8 @@ DEFINITION = (
     "on PostgreSQL a leased row, taken by the claim's statement when the thread is free "
     "and freed by the finish's (a thread another holds is taken on the replica's session, "
     "a statement and a commit each), and reads the thread's last checkpoint first (is it "
-    "waiting for an answer to an `interrupt()`?); these fires are counted, not timed (each "
+    "waiting for an answer to an `interrupt()`?), the read its turn then begins from "
+    "instead of LangGraph reading it again; these fires are counted, not timed (each "
     "turn reads a longer thread than the fresh-thread baseline)."
 )
 BASELINE_LABELS = {

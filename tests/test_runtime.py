@@ -1168,6 +1168,48 @@ async def test_a_fire_on_a_thread_waiting_for_an_answer_is_skipped_and_the_quest
         assert after.outcome == "success" and after.summary == "re: digest"
 
 
+class _CountingSaver(InMemorySaver):
+    """An in-memory checkpointer that notes the thread and namespace of every
+    ``aget_tuple``, to tell how often a turn reads its thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[str, str]] = []
+
+    async def aget_tuple(self, config: RunnableConfig) -> Any:
+        conf = config["configurable"]
+        self.reads.append((conf["thread_id"], conf.get("checkpoint_ns", "")))
+        return await super().aget_tuple(config)
+
+
+async def test_a_fire_continuing_a_thread_reads_its_checkpoint_once(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # The interrupt guard reads the thread's latest checkpoint before the turn; LangGraph
+    # then reads it again to begin the graph. The turn is handed the guard's read: one
+    # read of the thread's top level per fire, while a subgraph's reads (its own
+    # namespace) still go to the checkpointer, and the turn sees the whole thread.
+    saver = _CountingSaver()
+    rt = runtime_factory(_asks_in_a_subgraph(), database=sqlite_url, checkpointer=saver)
+    config: RunnableConfig = {"configurable": {"thread_id": "kept"}}
+    async with rt:
+        task = await rt.create_task(
+            name="digest", schedule=Interval(hours=1), trigger="digest", thread_id="kept"
+        )
+        await rt.ainvoke({"messages": [HumanMessage("hello")]}, config)
+        for _ in range(2):
+            saver.reads.clear()
+            record = await rt.run_now(task.id)
+            assert record.outcome == "success" and record.summary == "re: digest"
+            assert saver.reads.count(("kept", "")) == 1
+            assert any(t == "kept" and ns.startswith("inner") for t, ns in saver.reads)
+        texts = [m.text for m in (await rt.graph.aget_state(config)).values["messages"]]
+        assert texts == ["hello", "re: hello", "digest", "re: digest", "digest", "re: digest"]
+        saver.reads.clear()
+        await rt.ainvoke({"messages": [HumanMessage("again")]}, config)
+        assert saver.reads.count(("kept", "")) == 1  # a user's own turn reads as before
+
+
 async def test_a_stopping_runtime_claims_nothing_more(
     sqlite_url: str, make_graph: Any, runtime_factory: Any, runs: RunWaiter
 ) -> None:

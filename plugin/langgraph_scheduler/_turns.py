@@ -11,15 +11,17 @@ types; they are internals, importable from the package for readers of the plan.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from pydantic import ValidationError
@@ -305,6 +307,7 @@ class GraphTurnRunner(TurnRunner):
             )
         super().__init__(store, attribution, messages_key=messages_key)
         self.graph = graph
+        self._turn_graph = _sharing_guard_reads(graph)
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
         source = self.attribution.sign(request.source, request.thread_id)
@@ -340,10 +343,14 @@ class _GraphTurn:
     async def __call__(self) -> ConversationResponse:
         request, runner = self.request, self.runner
         secs = request.timeout_secs
+        shared = None
         try:
-            if not request.fresh_thread and await _waits_for_answer(runner.graph, self.config):
-                return _unanswered(request.thread_id)
-            ran = await _within(_run_turn(runner.graph, self.payload, self.config), secs)
+            if not request.fresh_thread:
+                saved = await _latest_checkpoint(runner.graph, request.thread_id)
+                if saved is not None and _waits_for_answer(saved):
+                    return _unanswered(request.thread_id)
+                shared = _GUARD_READ.set(_GuardRead(request.thread_id, saved))
+            ran = await _within(_run_turn(runner._turn_graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
         except asyncio.CancelledError:
@@ -352,6 +359,9 @@ class _GraphTurn:
             turn = "manual run" if request.source["trigger"] == "manual" else "scheduled turn"
             logger.warning("%s of task %s failed: %r", turn, request.task_id, exc)
             return Error(exception_text(exc))
+        finally:
+            if shared is not None:
+                _GUARD_READ.reset(shared)
         result, checkpoint_id, waiting = ran
         summary = turn_summary(
             result, request.run_id, waiting=waiting, messages_key=runner.messages_key
@@ -375,18 +385,79 @@ def _unanswered(thread_id: str) -> Skipped:
     )
 
 
-async def _waits_for_answer(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> bool:
-    """Whether the turn's thread is held at an ``interrupt()``: new input would start the
-    graph afresh and drop that pending question (one checkpoint read)."""
+async def _latest_checkpoint(
+    graph: Pregel[Any, Any, Any, Any], thread_id: str
+) -> CheckpointTuple | None:
+    """The latest checkpoint of thread ``thread_id`` (one checkpoint read); None when
+    the thread has none or the graph keeps no checkpoints."""
     checkpointer = graph.checkpointer
     if not isinstance(checkpointer, BaseCheckpointSaver):
-        return False
-    thread = config["configurable"]["thread_id"]
-    saved = await checkpointer.aget_tuple(
-        {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        return None
+    return await checkpointer.aget_tuple(
+        {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     )
-    writes = (saved.pending_writes or []) if saved is not None else []
-    return any(channel == _INTERRUPT_WRITES for _, channel, _ in writes)
+
+
+def _waits_for_answer(saved: CheckpointTuple) -> bool:
+    """Whether checkpoint ``saved`` is held at an ``interrupt()``: new input would start
+    the graph afresh and drop that pending question."""
+    return any(channel == _INTERRUPT_WRITES for _, channel, _ in saved.pending_writes or [])
+
+
+@dataclass(slots=True)
+class _GuardRead:
+    """The interrupt guard's read of a thread's latest checkpoint, held for the turn that
+    follows it: LangGraph's own first read of that checkpoint is answered with it rather
+    than by reading the same rows again (see :func:`_sharing_guard_reads`)."""
+
+    thread_id: str
+    saved: CheckpointTuple | None
+    taken: bool = False
+
+    def answers(self, config: RunnableConfig) -> bool:
+        """Whether a read with ``config`` is the turn's read of its thread's latest
+        checkpoint at the graph's top level, not yet answered."""
+        conf = config.get("configurable") or {}
+        return (
+            not self.taken
+            and conf.get("thread_id") == self.thread_id
+            and not conf.get("checkpoint_ns")
+            and not conf.get("checkpoint_id")
+        )
+
+
+_GUARD_READ: ContextVar[_GuardRead | None] = ContextVar(
+    "langgraph_scheduler_guard_read", default=None
+)
+"""The guard's read for the turn running in this context (set by ``_GraphTurn``)."""
+
+
+def _sharing_guard_reads(graph: Pregel[Any, Any, Any, Any]) -> Pregel[Any, Any, Any, Any]:
+    """The graph the turns run: ``graph`` with a shallow copy of its checkpointer (the
+    same class, connection and lock) whose ``aget_tuple`` answers a turn's first read of
+    its thread's latest checkpoint with the guard's read just made (:data:`_GUARD_READ`),
+    and reads as the checkpointer does otherwise: a fire that continues a thread reads
+    its checkpoint once, not twice. ``graph`` itself when it keeps no checkpoints or its
+    checkpointer cannot be copied so (the guard then reads again, as LangGraph does)."""
+    saver = graph.checkpointer
+    if not isinstance(saver, BaseCheckpointSaver):
+        return graph
+    read = saver.aget_tuple
+
+    async def aget_tuple(config: RunnableConfig) -> CheckpointTuple | None:
+        held = _GUARD_READ.get()
+        if held is not None and held.answers(config):
+            held.taken = True
+            return held.saved
+        return await read(config)
+
+    try:
+        twin = copy.copy(saver)
+        setattr(twin, "aget_tuple", aget_tuple)  # noqa: B010 (a method, on this copy only)
+        return graph.copy(update={"checkpointer": twin})
+    except (AttributeError, TypeError) as exc:
+        logger.debug("turns read their thread's checkpoint twice: %r", exc)
+        return graph
 
 
 def _input_keys(graph: Pregel[Any, Any, Any, Any]) -> list[str] | None:
