@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import math
 import os
@@ -20,6 +21,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from sqlalchemy import create_engine, select, update
@@ -42,6 +44,7 @@ from langgraph_scheduler import (
     _bridge,
     store_sqlite,
 )
+from langgraph_scheduler._turns import _sharing_guard_reads
 from langgraph_scheduler._upkeep import dead_holders, process_host
 from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
@@ -1208,6 +1211,30 @@ async def test_a_fire_continuing_a_thread_reads_its_checkpoint_once(
         saver.reads.clear()
         await rt.ainvoke({"messages": [HumanMessage("again")]}, config)
         assert saver.reads.count(("kept", "")) == 1  # a user's own turn reads as before
+
+
+async def test_a_copy_of_the_turns_checkpointer_reads_through_its_own_serializer() -> None:
+    # LangGraph copies a checkpointer to give it another serializer (with_allowlist, for
+    # strict msgpack); a read the guard does not answer must go through the copy's.
+    saver = InMemorySaver()
+    graph = _asks_in_a_subgraph().compile(checkpointer=saver)
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    await graph.ainvoke({"messages": [HumanMessage("hi")]}, config)
+    twin = _sharing_guard_reads(graph).checkpointer
+    assert isinstance(twin, InMemorySaver) and twin is not saver
+    assert twin.storage is saver.storage  # the same checkpoints
+
+    class Counting(JsonPlusSerializer):
+        loads = 0
+
+        def loads_typed(self, data: tuple[str, bytes]) -> Any:
+            Counting.loads += 1
+            return super().loads_typed(data)
+
+    clone = copy.copy(twin)
+    clone.serde = Counting()
+    saved = await clone.aget_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+    assert saved is not None and Counting.loads > 0
 
 
 async def test_a_stopping_runtime_claims_nothing_more(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import types
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -434,30 +435,54 @@ _GUARD_READ: ContextVar[_GuardRead | None] = ContextVar(
 
 def _sharing_guard_reads(graph: Pregel[Any, Any, Any, Any]) -> Pregel[Any, Any, Any, Any]:
     """The graph the turns run: ``graph`` with a shallow copy of its checkpointer (the
-    same class, connection and lock) whose ``aget_tuple`` answers a turn's first read of
-    its thread's latest checkpoint with the guard's read just made (:data:`_GUARD_READ`),
+    same connection and lock) whose ``aget_tuple`` answers a turn's first read of its
+    thread's latest checkpoint with the guard's read just made (:data:`_GUARD_READ`),
     and reads as the checkpointer does otherwise: a fire that continues a thread reads
     its checkpoint once, not twice. ``graph`` itself when it keeps no checkpoints or its
     checkpointer cannot be copied so (the guard then reads again, as LangGraph does)."""
     saver = graph.checkpointer
     if not isinstance(saver, BaseCheckpointSaver):
         return graph
-    read = saver.aget_tuple
-
-    async def aget_tuple(config: RunnableConfig) -> CheckpointTuple | None:
-        held = _GUARD_READ.get()
-        if held is not None and held.answers(config):
-            held.taken = True
-            return held.saved
-        return await read(config)
-
     try:
         twin = copy.copy(saver)
-        setattr(twin, "aget_tuple", aget_tuple)  # noqa: B010 (a method, on this copy only)
+        saver_class = type(saver)
+        if saver_class not in _TWIN_CLASSES:
+            _TWIN_CLASSES[saver_class] = _answering_guard_reads(saver_class)
+        twin.__class__ = _TWIN_CLASSES[saver_class]
         return graph.copy(update={"checkpointer": twin})
     except (AttributeError, TypeError) as exc:
         logger.debug("turns read their thread's checkpoint twice: %r", exc)
         return graph
+
+
+_TWIN_CLASSES: dict[type[BaseCheckpointSaver[Any]], type[BaseCheckpointSaver[Any]]] = {}
+"""Each checkpointer class's subclass made by :func:`_answering_guard_reads`, made once."""
+
+
+def _answering_guard_reads(
+    saver_class: type[BaseCheckpointSaver[Any]],
+) -> type[BaseCheckpointSaver[Any]]:
+    """A subclass of ``saver_class`` that adds nothing to its instances (no slots, so a
+    copy of a saver can take it on) and answers a read :data:`_GUARD_READ` holds. A
+    subclass, not a method set on one saver, so that the copies LangGraph makes of the
+    saver (``with_allowlist``) read through their own serializer."""
+
+    async def aget_tuple(
+        self: BaseCheckpointSaver[Any], config: RunnableConfig
+    ) -> CheckpointTuple | None:
+        held = _GUARD_READ.get()
+        if held is not None and held.answers(config):
+            held.taken = True
+            return held.saved
+        return await saver_class.aget_tuple(self, config)
+
+    return types.new_class(
+        saver_class.__name__,
+        (saver_class,),
+        exec_body=lambda ns: ns.update(
+            __slots__=(), __module__=saver_class.__module__, aget_tuple=aget_tuple
+        ),
+    )
 
 
 def _input_keys(graph: Pregel[Any, Any, Any, Any]) -> list[str] | None:
