@@ -440,7 +440,7 @@ async def test_a_checkpoint_read_the_fire_path_adds_is_counted(
     await overhead._backend(fig, label, database, quick=True)
     assert fig.failed_checks == []
     plain = _counted(fig)
-    assert plain[f"statements added per fire ({label})"] >= 3  # a claim, a finish and more
+    assert plain[f"statements added per fire ({label})"] >= 2  # a claim and a finish
 
     run_turn = _turns._run_turn
 

@@ -44,7 +44,7 @@ from langgraph_scheduler import (
     _bridge,
     store_sqlite,
 )
-from langgraph_scheduler._turns import _sharing_guard_reads
+from langgraph_scheduler._turns import _answering_known_reads
 from langgraph_scheduler._upkeep import dead_holders, process_host
 from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
@@ -1213,6 +1213,28 @@ async def test_a_fire_continuing_a_thread_reads_its_checkpoint_once(
         assert saver.reads.count(("kept", "")) == 1  # a user's own turn reads as before
 
 
+async def test_a_fire_in_a_fresh_thread_reads_no_checkpoint_and_keeps_its_turn(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # An isolated task's fire talks in a thread made for that run: there is nothing in
+    # it to read, so the turn begins without reading it, and its checkpoints are kept.
+    saver = _CountingSaver()
+    rt = runtime_factory(_asks_in_a_subgraph(), database=sqlite_url, checkpointer=saver)
+    async with rt:
+        task = await rt.create_task(name="digest", schedule=Interval(hours=1), trigger="digest")
+        for _ in range(2):
+            saver.reads.clear()
+            record = await rt.run_now(task.id)
+            assert record.outcome == "success" and record.summary == "re: digest"
+            assert record.thread_id and record.thread_id.startswith(f"task-{task.id}-")
+            assert (record.thread_id, "") not in saver.reads
+            assert any(ns.startswith("inner") for _, ns in saver.reads)  # the subgraph's
+            config: RunnableConfig = {"configurable": {"thread_id": record.thread_id}}
+            state = await rt.graph.aget_state(config)
+            assert [m.text for m in state.values["messages"]] == ["digest", "re: digest"]
+            assert state.config["configurable"]["checkpoint_id"] == record.checkpoint_id
+
+
 async def test_a_copy_of_the_turns_checkpointer_reads_through_its_own_serializer() -> None:
     # LangGraph copies a checkpointer to give it another serializer (with_allowlist, for
     # strict msgpack); a read the guard does not answer must go through the copy's.
@@ -1220,7 +1242,7 @@ async def test_a_copy_of_the_turns_checkpointer_reads_through_its_own_serializer
     graph = _asks_in_a_subgraph().compile(checkpointer=saver)
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     await graph.ainvoke({"messages": [HumanMessage("hi")]}, config)
-    twin = _sharing_guard_reads(graph).checkpointer
+    twin = _answering_known_reads(graph).checkpointer
     assert isinstance(twin, InMemorySaver) and twin is not saver
     assert twin.storage is saver.storage  # the same checkpoints
 

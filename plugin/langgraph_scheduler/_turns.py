@@ -308,7 +308,7 @@ class GraphTurnRunner(TurnRunner):
             )
         super().__init__(store, attribution, messages_key=messages_key)
         self.graph = graph
-        self._turn_graph = _sharing_guard_reads(graph)
+        self._turn_graph = _answering_known_reads(graph)
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
         source = self.attribution.sign(request.source, request.thread_id)
@@ -344,13 +344,15 @@ class _GraphTurn:
     async def __call__(self) -> ConversationResponse:
         request, runner = self.request, self.runner
         secs = request.timeout_secs
-        shared = None
+        known = None
         try:
-            if not request.fresh_thread:
+            if request.fresh_thread:
+                saved = None  # a thread new to this run holds no checkpoint yet
+            else:
                 saved = await _latest_checkpoint(runner.graph, request.thread_id)
                 if saved is not None and _waits_for_answer(saved):
                     return _unanswered(request.thread_id)
-                shared = _GUARD_READ.set(_GuardRead(request.thread_id, saved))
+            known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved))
             ran = await _within(_run_turn(runner._turn_graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
@@ -361,8 +363,8 @@ class _GraphTurn:
             logger.warning("%s of task %s failed: %r", turn, request.task_id, exc)
             return Error(exception_text(exc))
         finally:
-            if shared is not None:
-                _GUARD_READ.reset(shared)
+            if known is not None:
+                _KNOWN_LATEST.reset(known)
         result, checkpoint_id, waiting = ran
         summary = turn_summary(
             result, request.run_id, waiting=waiting, messages_key=runner.messages_key
@@ -406,10 +408,11 @@ def _waits_for_answer(saved: CheckpointTuple) -> bool:
 
 
 @dataclass(slots=True)
-class _GuardRead:
-    """The interrupt guard's read of a thread's latest checkpoint, held for the turn that
-    follows it: LangGraph's own first read of that checkpoint is answered with it rather
-    than by reading the same rows again (see :func:`_sharing_guard_reads`)."""
+class _KnownLatest:
+    """A thread's latest checkpoint as the runtime knows it before the turn, held for the
+    turn: the interrupt guard's read of it, or none for a thread new to this run. The
+    turn's own first read of it (LangGraph's) is answered with this, not by reading the
+    same rows again (see :func:`_answering_known_reads`)."""
 
     thread_id: str
     saved: CheckpointTuple | None
@@ -427,19 +430,20 @@ class _GuardRead:
         )
 
 
-_GUARD_READ: ContextVar[_GuardRead | None] = ContextVar(
-    "langgraph_scheduler_guard_read", default=None
+_KNOWN_LATEST: ContextVar[_KnownLatest | None] = ContextVar(
+    "langgraph_scheduler_known_latest", default=None
 )
-"""The guard's read for the turn running in this context (set by ``_GraphTurn``)."""
+"""What the turn running in this context knows of its thread (set by ``_GraphTurn``)."""
 
 
-def _sharing_guard_reads(graph: Pregel[Any, Any, Any, Any]) -> Pregel[Any, Any, Any, Any]:
+def _answering_known_reads(graph: Pregel[Any, Any, Any, Any]) -> Pregel[Any, Any, Any, Any]:
     """The graph the turns run: ``graph`` with a shallow copy of its checkpointer (the
     same connection and lock) whose ``aget_tuple`` answers a turn's first read of its
-    thread's latest checkpoint with the guard's read just made (:data:`_GUARD_READ`),
+    thread's latest checkpoint with what the runtime knows of it (:data:`_KNOWN_LATEST`),
     and reads as the checkpointer does otherwise: a fire that continues a thread reads
-    its checkpoint once, not twice. ``graph`` itself when it keeps no checkpoints or its
-    checkpointer cannot be copied so (the guard then reads again, as LangGraph does)."""
+    its checkpoint once, not twice, and one in a fresh thread reads nothing. ``graph``
+    itself when it keeps no checkpoints or its checkpointer cannot be copied so (the
+    turn then reads as LangGraph does)."""
     saver = graph.checkpointer
     if not isinstance(saver, BaseCheckpointSaver):
         return graph
@@ -447,30 +451,30 @@ def _sharing_guard_reads(graph: Pregel[Any, Any, Any, Any]) -> Pregel[Any, Any, 
         twin = copy.copy(saver)
         saver_class = type(saver)
         if saver_class not in _TWIN_CLASSES:
-            _TWIN_CLASSES[saver_class] = _answering_guard_reads(saver_class)
+            _TWIN_CLASSES[saver_class] = _answering_known_latest(saver_class)
         twin.__class__ = _TWIN_CLASSES[saver_class]
         return graph.copy(update={"checkpointer": twin})
     except (AttributeError, TypeError) as exc:
-        logger.debug("turns read their thread's checkpoint twice: %r", exc)
+        logger.debug("turns read their thread's latest checkpoint again: %r", exc)
         return graph
 
 
 _TWIN_CLASSES: dict[type[BaseCheckpointSaver[Any]], type[BaseCheckpointSaver[Any]]] = {}
-"""Each checkpointer class's subclass made by :func:`_answering_guard_reads`, made once."""
+"""Each checkpointer class's subclass made by :func:`_answering_known_latest`, made once."""
 
 
-def _answering_guard_reads(
+def _answering_known_latest(
     saver_class: type[BaseCheckpointSaver[Any]],
 ) -> type[BaseCheckpointSaver[Any]]:
     """A subclass of ``saver_class`` that adds nothing to its instances (no slots, so a
-    copy of a saver can take it on) and answers a read :data:`_GUARD_READ` holds. A
+    copy of a saver can take it on) and answers a read :data:`_KNOWN_LATEST` holds. A
     subclass, not a method set on one saver, so that the copies LangGraph makes of the
     saver (``with_allowlist``) read through their own serializer."""
 
     async def aget_tuple(
         self: BaseCheckpointSaver[Any], config: RunnableConfig
     ) -> CheckpointTuple | None:
-        held = _GUARD_READ.get()
+        held = _KNOWN_LATEST.get()
         if held is not None and held.answers(config):
             held.taken = True
             return held.saved
