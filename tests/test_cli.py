@@ -363,6 +363,50 @@ def test_a_graph_module_that_fails_to_load_is_one_line_naming_where(
         assert f"{path.name}, line " in err and len(err.splitlines()) == 1, err
 
 
+def test_a_graph_attribute_that_fails_to_read_or_a_module_that_exits_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # An attribute read raising (a module __getattr__, a property of a module's class)
+    # printed Python's traceback; a module or factory calling sys.exit() ended the
+    # command with its status and no error line.
+    (tmp_path / "lazy.py").write_text(
+        "def __getattr__(name):\n    raise RuntimeError('lazy load failed')\n"
+    )
+    (tmp_path / "prop.py").write_text(
+        "import sys, types\n\n\nclass _Module(types.ModuleType):\n    @property\n"
+        "    def graph(self):\n        raise LookupError('no graph configured')\n\n\n"
+        "sys.modules[__name__].__class__ = _Module\n"
+    )
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "exits_bare.py").write_text("import sys\n\nsys.exit()\n")
+    (tmp_path / "exits_later.py").write_text("import sys\ndef make():\n    sys.exit('no key')\n")
+    database = f"sqlite:///{tmp_path / 'never.db'}"
+    for ref, expected, line in (
+        ("lazy.py:graph", "error: cannot read {ref}: RuntimeError: lazy load failed (", 2),
+        ("prop.py:graph", "error: cannot read {ref}: LookupError: no graph configured (", 7),
+        ("exits.py:graph", "error: importing {path} called sys.exit(3) (", 2),
+        ("exits_bare.py:graph", "error: importing {path} called sys.exit() (", 3),
+        ("exits_later.py:make", "error: {ref} called sys.exit('no key') (", 3),
+    ):
+        path = tmp_path / ref.partition(":")[0]
+        code, out, err = _cli(
+            capsys, "serve", "--graph", f"{tmp_path / ref}", "--database", database
+        )
+        assert code == 1 and out == ""
+        assert err.startswith(expected.format(path=path, ref=tmp_path / ref)), err
+        assert err.endswith(f"{path.name}, line {line})\n") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "never.db").exists()
+    # A real process too: exit status 1, as for any error, not the module's 3.
+    result = subprocess.run(
+        [sys.executable, "-m", "langgraph_scheduler", "tasks", "run", "abc", "--graph",
+         "exits.py:graph", "--database", database],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_subprocess_env(),
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: importing exits.py called sys.exit(3) ("), result
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_a_database_path_that_is_not_utf8_is_one_line_and_creates_nothing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

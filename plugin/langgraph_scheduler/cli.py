@@ -700,6 +700,8 @@ async def _load_target(ref: str) -> Any:
             value = getattr(value, part)
         except AttributeError:
             raise _Failure(f"{module_ref} has no attribute {attr!r}") from None
+        except (Exception, SystemExit) as exc:  # a module __getattr__ or property of its own
+            raise _Failure(f"cannot read {ref}: {_raised(exc)}") from None
     if callable(value) and not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
         try:
             inspect.signature(value).bind()
@@ -716,6 +718,8 @@ async def _load_target(ref: str) -> Any:
                 value = await value
         except SchedulerError:
             raise  # one line already (a runtime it made with a bad option, say)
+        except SystemExit as exc:
+            raise _Failure(f"{ref} {_raised(exc)}") from None
         except Exception as exc:
             raise _Failure(f"{ref} failed: {_raised(exc)}") from None
     if not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
@@ -749,6 +753,8 @@ def _import(module_ref: str) -> Any:
         raise _Failure(f"cannot import {module_ref}: {exc}") from None
     except SyntaxError as exc:  # its text names the file and line
         raise _Failure(f"cannot import {module_ref}: SyntaxError: {exc}") from None
+    except SystemExit as exc:  # a script's "no API key: sys.exit(1)", run on import
+        raise _Failure(f"importing {module_ref} {_raised(exc)}") from None
     except Exception as exc:  # raised by the module's own code as it ran
         raise _Failure(f"cannot import {module_ref}: {_raised(exc)}") from None
 
@@ -766,8 +772,12 @@ def _file_module_name(path: Path) -> str:
 
 def _raised(exc: BaseException) -> str:
     """An exception in one line, with where it was raised: ``Type: message (file, line
-    N)``, for code of the user's that failed as the CLI loaded it."""
-    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    N)``, or ``called sys.exit(3) (file, line N)``, for code of the user's that failed as
+    the CLI loaded it."""
+    if isinstance(exc, SystemExit):
+        text = f"called sys.exit({'' if exc.code is None else repr(exc.code)})"
+    else:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{text} ({frames[-1].filename}, line {frames[-1].lineno})" if frames else text
 
