@@ -272,6 +272,8 @@ def test_usage_and_input_errors(
         ["--schedule", "in 1 hour", "--prompt", " "],
         ["--schedule", "in 1 hour", "--prompt", "x", "--name", " "],
         ["--schedule", "in 1 hour", "--prompt", "x", "--max-runs", "0"],
+        ["--schedule", "in 1 hour", "--prompt", "x", "--owner", "  "],
+        ["--schedule", "in 1 hour", "--prompt", "x", "--owner", ""],
     ],
 )
 def test_a_refused_tasks_add_creates_and_changes_no_database(
@@ -295,6 +297,29 @@ def test_a_refused_tasks_add_creates_and_changes_no_database(
         with psycopg.connect(database) as conn:
             query = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'lgs%'"
             assert conn.execute(query).fetchone() == (0,)
+
+
+def test_blank_owner_and_task_options_are_refused_naming_them(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # --owner "  " stored a task under a blank owner (while --owner "" became
+    # 'default'), and runs --task "" listed the runs of every task.
+    _run_a_task(capsys, db, tmp_path)
+    for blank in ("", "  "):
+        code, out, err = _cli(
+            capsys, "tasks", "add", "--database", db, "--schedule", "in 1 hour", "--prompt",
+            "x", "--owner", blank,
+        )  # fmt: skip
+        assert code == 1 and out == ""
+        assert err == (
+            "error: --owner must not be blank; omit it for the default (the thread id, "
+            "else 'default')\n"
+        )
+        code, out, err = _cli(capsys, "runs", "--database", db, "--task", blank)
+        assert code == 1 and out == ""
+        assert err == "error: --task must not be blank; omit it for the runs of every task\n"
+    code, out, _ = _cli(capsys, "tasks", "list", "--database", db, "--json")
+    assert code == 0 and len(json.loads(out)) == 1  # none added
 
 
 def test_tasks_run_on_a_database_without_the_scheduler_creates_and_changes_none(

@@ -347,6 +347,11 @@ async def _tasks_show(args: argparse.Namespace, out: Console) -> int:
 async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
     if args.thread is not None and not args.thread.strip():
         raise InvalidTask("--thread must not be blank; omit it for a fresh thread per run")
+    if args.owner is not None and not args.owner.strip():
+        # An unset shell variable ("--owner $USER") would file the task under no one.
+        raise InvalidTask(
+            "--owner must not be blank; omit it for the default (the thread id, else 'default')"
+        )
     now = SystemClock().now()
     fields: dict[str, Any] = {
         "name": args.name if args.name is not None else _default_name(args.prompt),
@@ -390,9 +395,11 @@ async def _tasks_delete(args: argparse.Namespace, out: Console) -> int:
 
 
 async def _runs(args: argparse.Namespace, out: Console) -> int:
+    if args.task is not None and not args.task.strip():
+        raise _Failure("--task must not be blank; omit it for the runs of every task")
     names: dict[str, str] = {}
     async with _reader(_database(args)) as tasks_of:
-        if args.task:
+        if args.task is not None:
             task, records = await tasks_of.history(args.task, limit=args.limit)
             names[task.id] = task.name
         else:
