@@ -240,6 +240,8 @@ def test_usage_and_input_errors(
     assert code == 1 and "json:dumps needs arguments" in err
     code, _, err = _cli(capsys, "serve", "--graph", "json:JSONDecoder", "--database", db)
     assert code == 1 and "expected a compiled graph, a StateGraph" in err
+    code, _, err = _cli(capsys, "serve", "--graph", "sys:maxsize", "--database", db)
+    assert code == 1 and err.startswith("error: sys:maxsize is an int; expected a compiled")
 
     with pytest.raises(SystemExit) as exc:
         main(["tasks"])
@@ -925,6 +927,27 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("drain", "said"),
+    [
+        ("inf", "however long they take"),
+        ("1e300", "however long they take"),
+        ("86400", "up to 86,400s"),
+        ("2.5", "up to 2.5s"),
+    ],
+)
+@pytest.mark.usefixtures("ctrl_c")
+def test_serve_says_how_long_a_stop_waits_in_words(
+    db: str, tmp_path: Path, drain: str, said: str
+) -> None:
+    # --drain-timeout inf said "up to infs" as serve stopped, and a huge one "1e+300s".
+    serve = _serve(tmp_path, _graph_file(tmp_path), db, None, "--drain-timeout", drain)
+    out = _ctrl_c_once_serving(serve)
+    assert serve.returncode == 0
+    assert f"stopping: letting running turns finish ({said}); Ctrl-C again" in out
+
+
+@pytest.mark.slow
 @pytest.mark.usefixtures("ctrl_c")
 def test_serve_refuses_a_max_concurrency_beyond_what_a_database_can_count(
     db: str, tmp_path: Path
@@ -1078,14 +1101,32 @@ def test_a_command_waiting_for_a_postgresql_lock_names_the_session_holding_it(
 
 
 def _serve(
-    tmp_path: Path, graph: Path, db: str, encoding: str | None = None
+    tmp_path: Path, graph: Path, db: str, encoding: str | None = None, *extra: str
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "langgraph_scheduler", "serve", "--graph", f"{graph}:graph",
-         "--database", db],
+         "--database", db, *extra],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         encoding="utf-8", env=_subprocess_env(encoding),
     )  # fmt: skip
+
+
+def _ctrl_c_once_serving(serve: subprocess.Popen[str]) -> str:
+    """Ctrl-C ``serve`` once it serves; what it printed until it ended."""
+    lines: list[str] = []
+    reader = _reading(serve.stdout, lines)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(_kill_if_running, serve)
+        _wait(lambda: any("Ctrl-C to stop" in line for line in lines), serve)
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=30)
+        reader.join(timeout=5)
+    return "".join(lines)
+
+
+def _kill_if_running(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
 
 
 def _reading(stream: Any, lines: list[str]) -> threading.Thread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -97,7 +98,9 @@ def test_system_messages_become_the_system_addon() -> None:
         ({"messages": [{"role": "system", "content": "x"}]}, "no user message"),
         ({"messages": [{"role": "assistant", "content": "x"}]}, "no user message"),
         ({"messages": [{"content": "x"}]}, "needs a 'role'"),
-        ({"messages": [42]}, "message 0 is a int"),
+        ({"messages": [42]}, "message 0 is an int"),
+        ({"messages": [object()]}, "message 0 is an object"),
+        ({"messages": [uuid.UUID(int=1)]}, "message 0 is a UUID"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image", "url": "u"}]}]},
             "'image' content block",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidTask, SchedulerError
 
-__all__ = ["Validated", "field_problems", "is_whole"]
+__all__ = ["Validated", "field_problems", "is_whole", "kind_of"]
 
 if TYPE_CHECKING:  # type checkers read pydantic's own metaclass, and the fields' signature
     from pydantic._internal._model_construction import ModelMetaclass as _Constructed
@@ -68,3 +68,21 @@ def field_problems(exc: ValidationError, allowed: Iterable[str], *, whole: str) 
 def is_whole(value: object) -> TypeGuard[int]:
     """An ``int`` that is no ``bool``: a count as a caller must give it."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_LETTERS_READ_WITH_A_VOWEL = frozenset("AEFHILMNORSX")
+"""Capitals whose names start with a vowel sound: an HTTPError, an SSLContext."""
+_U_READ_AS_YOU = ("uni", "usa", "use", "usu", "uti", "uu", "uint")
+"""How a type name starting with "u" begins when it is read "you": a UUID, a URL."""
+
+
+def kind_of(value: object) -> str:
+    """The type of a value given in the wrong place, as an error names it: ``an int``,
+    ``an AsyncMock``, ``a UUID``, ``an HTTPError``."""
+    name = type(value).__name__
+    if name[:2].isupper():  # read letter by letter
+        vowel = name[0] in _LETTERS_READ_WITH_A_VOWEL and not name.startswith("U")
+    else:
+        lower = name.lower()
+        vowel = lower[:1] in ("a", "e", "i", "o", "u") and not lower.startswith(_U_READ_AS_YOU)
+    return f"{'an' if vowel else 'a'} {name}"

@@ -67,6 +67,7 @@ from . import __version__
 from ._clock import SystemClock
 from ._cron import iso_day
 from ._service import TaskService, draft_task
+from ._validated import kind_of
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
@@ -487,8 +488,8 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
         stop.set()
         with contextlib.suppress(Exception):
             out.print(
-                f"stopping: letting running turns finish (up to "
-                f"{runtime.drain_timeout_secs:g}s); Ctrl-C again to force"
+                f"stopping: letting running turns finish ({_drain_limit(runtime)}); Ctrl-C "
+                "again to force"
             )
 
     async def on_run(record: TaskRunRecord) -> None:
@@ -731,7 +732,7 @@ async def _load_target(ref: str) -> Any:
             raise _Failure(f"{ref} failed: {_raised(exc)}") from None
     if not isinstance(value, Pregel | StateGraph | SchedulerRuntime):
         raise _Failure(
-            f"{ref} is a {type(value).__name__}; expected a compiled graph, a StateGraph, "
+            f"{ref} is {kind_of(value)}; expected a compiled graph, a StateGraph, "
             "a SchedulerRuntime or a function returning one"
         )
     return value
@@ -915,6 +916,17 @@ def _print_json(data: Any) -> None:
         # with stdout pointed at nothing so the interpreter's last flush fails no more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None
+
+
+def _drain_limit(runtime: SchedulerRuntime) -> str:
+    """How long a stop lets turns run, in words: ``up to 30s``; a limit past any turn
+    (``--drain-timeout inf``, or one of centuries) read as none."""
+    secs = runtime.drain_timeout_secs
+    return f"up to {secs:,.10g}s" if secs < _NO_DRAIN_LIMIT_SECS else "however long they take"
+
+
+_NO_DRAIN_LIMIT_SECS = 1e10
+"""A drain limit this long or longer (over 300 years) is none: ``serve`` says so."""
 
 
 def _local(value: datetime) -> str:

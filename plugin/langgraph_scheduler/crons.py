@@ -39,6 +39,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cron import DAY_OF_MONTH, DAY_OF_WEEK, selects_all
+from ._validated import kind_of
 from .errors import InvalidPayload, InvalidSchedule, InvalidTask, TaskNotFound
 from .models import Task, TaskOptions, check_webhook_url
 from .schedules import Cron, zone_name
@@ -323,7 +324,7 @@ def _role_and_content(message: Any, index: int) -> tuple[str, Any]:
     if _is_message_object(message):
         return str(message.type).lower(), message.content
     raise InvalidPayload(
-        f"cron input message {index} is a {type(message).__name__}; expected a dict with "
+        f"cron input message {index} is {kind_of(message)}; expected a dict with "
         "'role' and 'content', a (role, content) pair or a message"
     )
 
