@@ -214,8 +214,8 @@ def test_usage_and_input_errors(
     with contextlib.closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE orders (id INTEGER)")
     code, _, err = _cli(capsys, "tasks", "list", "--database", f"sqlite:///{other}")
-    assert code == 1 and err.startswith(f"error: {other} is not a scheduler database")
-    assert "(it holds orders)" in err
+    assert code == 1 and err.startswith(f"error: no langgraph-scheduler tables in {other} (")
+    assert "(it holds orders); is this the right database?" in err
     with contextlib.closing(sqlite3.connect(other)) as conn:  # nor adds its tables to one
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
 
@@ -336,7 +336,7 @@ def test_tasks_run_on_a_database_without_the_scheduler_creates_and_changes_none(
         conn.execute("CREATE TABLE orders (id INTEGER)")
     for path, expected in (
         (tmp_path / "typo.db", f"error: no scheduler database at {tmp_path / 'typo.db'}: "),
-        (app, f"error: {app} is not a scheduler database (it holds orders): "),
+        (app, f"error: no langgraph-scheduler tables in {app} (it holds orders); "),
     ):
         code, out, err = _cli(
             capsys, "tasks", "run", "abc", "--database", f"sqlite:///{path}",
@@ -347,6 +347,45 @@ def test_tasks_run_on_a_database_without_the_scheduler_creates_and_changes_none(
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["app.db"]
     with contextlib.closing(sqlite3.connect(app)) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["orders"]
+
+
+def test_task_commands_on_a_database_without_the_scheduler_refuse_and_set_none_up(
+    capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
+) -> None:
+    # On PostgreSQL, tasks pause|resume|delete|run against a fresh database (a mistyped
+    # name, an application's) set the scheduler's tables up in it, then called the task
+    # id unknown. Only tasks add and serve set a database up.
+    graph = _graph_file(tmp_path)
+    sqlite = database.startswith("sqlite")
+    if sqlite:
+        (tmp_path / "scheduler.db").touch()  # a file SQLite reads as an empty database
+    shown = tmp_path / "scheduler.db" if sqlite else database
+    for command in (
+        ["tasks", "pause", "abc"],
+        ["tasks", "resume", "abc"],
+        ["tasks", "delete", "abc"],
+        ["tasks", "run", "abc", "--graph", f"{graph}:graph"],
+        ["tasks", "list"],
+        ["tasks", "show", "abc"],
+        ["runs"],
+        ["transcript", "alice"],
+    ):
+        code, out, err = _cli(capsys, *command, "--database", database)
+        assert code == 1 and out == "", command
+        assert err == (
+            f"error: no langgraph-scheduler tables in {shown}; is this the right database? "
+            "If so, 'tasks add' or 'serve' sets them up; if not, pass --database (or set "
+            "LANGGRAPH_SCHEDULER_DATABASE) to the one 'serve' uses\n"
+        ), command
+    if sqlite:
+        assert (tmp_path / "scheduler.db").stat().st_size == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mygraph.py", "scheduler.db"]
+    else:
+        import psycopg
+
+        with psycopg.connect(database) as conn:
+            query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            assert conn.execute(query).fetchall() == []
 
 
 @pytest.mark.parametrize("memory", ["sqlite://", "sqlite:///:memory:"])

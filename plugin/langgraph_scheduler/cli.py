@@ -18,6 +18,8 @@ Note:
     the same database follows their changes within its ``sync_interval_secs`` (2 s by
     default; at once on PostgreSQL), and the database decides at every fire what is due.
     ``tasks run`` runs the turn in this process and needs the graph (``--graph``).
+    Only ``tasks add`` and ``serve`` set a database up: the others refuse one that holds
+    no scheduler tables (a mistyped name, an application's database), on either backend.
     The commands that only read (``tasks list``/``show``, ``runs``, ``transcript``) open
     a SQLite file for reading only and never set it up or migrate it: they work on a
     file this user may not write, and say so when it needs a migration first.
@@ -45,7 +47,6 @@ import logging
 import os
 import shlex
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -72,7 +73,7 @@ from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
 from .runtime import DEFAULT_DATABASE, SchedulerRuntime
 from .schedules import parse_schedule, zone_notice
-from .store import is_in_memory, open_store, parse_database_url, sqlite_url
+from .store import Store, is_in_memory, open_store, parse_database_url, sqlite_url
 from .views import (
     RunHistory,
     TaskList,
@@ -455,7 +456,7 @@ async def _transcript(args: argparse.Namespace, out: Console) -> int:
 
 async def _tasks_run(args: argparse.Namespace, out: Console) -> int:
     runtime = await _runtime_for(args)
-    _require_database(runtime.database)  # the task is in it: never set one up here
+    await _require_database(runtime.database)  # the task is in it: never set one up here
     async with runtime:
         record = await runtime.run_now(args.task_id, wait=True)
         task = await runtime.get_task(args.task_id)
@@ -622,7 +623,7 @@ async def _manager(database: str, *, create: bool = False) -> AsyncIterator[Sche
             f"--database sqlite:///file.db {_WHICH_DATABASE}"
         )
     if not create:
-        _require_database(database)
+        await _require_database(database)
     async with SchedulerRuntime(None, database=database) as rt:
         yield rt
 
@@ -632,9 +633,9 @@ async def _reader(database: str) -> AsyncIterator[TaskService]:
     """The tasks and runs of a database, for the commands that only read them: the store
     opened for reading only and never set up or migrated (nothing written), so they work
     on a file this user may not write, a backup on a read-only mount say."""
-    _require_database(database)
-    store = open_store(database, read_only=True)
+    store = _open_existing(database)
     try:
+        await _require_tables(store, database)
         await store.check_schema()
         yield TaskService(store, clock=SystemClock())
     finally:
@@ -643,27 +644,44 @@ async def _reader(database: str) -> AsyncIterator[TaskService]:
 
 _WHICH_DATABASE = f"(or set {DATABASE_ENV}) to the one 'serve' uses"
 """How a command that needs the scheduler's database is pointed at it."""
+_WHERE = f"pass --database {_WHICH_DATABASE}"
 
 
-def _require_database(database: str) -> None:
-    """Refuse to use a SQLite file that does not exist, or holds no scheduler tables
-    (instead of creating them in it), for a command that needs its tasks."""
-    url = parse_database_url(database)
-    path = url.database
-    if url.get_backend_name() != "sqlite" or is_in_memory(url) or path is None:
-        return
-    where = f"pass --database {_WHICH_DATABASE}"
-    if not Path(path).exists():
-        raise _Failure(f"no scheduler database at {path}: {where}")
+async def _require_database(database: str) -> None:
+    """Refuse a database that holds no scheduler tables (a SQLite file that does not
+    exist, a fresh or an application's database), for a command that needs its tasks:
+    read without writing, so such a database is left as it was, not set up."""
+    store = _open_existing(database)
     try:
-        read_only = f"{Path(path).resolve().as_uri()}?mode=ro"  # "?", "#", "%" escaped
-        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as conn:
-            tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
-    except sqlite3.Error:
-        return  # not a database at all: opening it says so
-    if "lgs_meta" not in tables:
-        others = f" (it holds {', '.join(sorted(tables)[:5])})" if tables else ""
-        raise _Failure(f"{path} is not a scheduler database{others}: {where}")
+        await _require_tables(store, database)
+    finally:
+        await store.close()
+
+
+def _open_existing(database: str) -> Store:
+    """The store of ``database`` opened for reading only; a SQLite file that does not
+    exist is refused, not made."""
+    url = parse_database_url(database)
+    if url.get_backend_name() == "sqlite" and not is_in_memory(url):
+        if not Path(str(url.database)).exists():
+            raise _Failure(f"no scheduler database at {url.database}: {_WHERE}")
+    return open_store(database, read_only=True)
+
+
+async def _require_tables(store: Store, database: str) -> None:
+    """Refuse ``store`` unless its database holds the scheduler's tables."""
+    url = parse_database_url(database)
+    if is_in_memory(url):
+        return  # nothing to spare: a new one each time
+    others = await store.other_tables()
+    if others is None:
+        return
+    shown = url.database if url.get_backend_name() == "sqlite" else _safe_url(database)
+    held = f" (it holds {', '.join(others[:5])})" if others else ""
+    raise _Failure(
+        f"no langgraph-scheduler tables in {shown}{held}; is this the right database? If "
+        f"so, 'tasks add' or 'serve' sets them up; if not, {_WHERE}"
+    )
 
 
 def _database(args: argparse.Namespace) -> str:

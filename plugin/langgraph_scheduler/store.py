@@ -1406,9 +1406,7 @@ class Store(ABC):
         """
 
         def read(conn: Connection) -> int | None:
-            if not conn.dialect.has_table(conn, tasks_table.name):
-                return None
-            return _read_version(conn)
+            return _read_version(conn) if _holds_tables(conn) else None
 
         found = await self.transaction(read)
         if found is None:
@@ -1420,6 +1418,22 @@ class Store(ABC):
                 f"reads only once migrated to version {SCHEMA_VERSION}: start a runtime "
                 "(e.g. 'serve') on it with write access once, after backing it up"
             )
+
+    async def other_tables(self) -> list[str] | None:
+        """Read without writing: None when the database holds the scheduler's tables,
+        else the names of the tables it holds (none in a fresh one), sorted. What a
+        command that only acts on existing tasks checks before a runtime's start would
+        set them up in a database given by mistake.
+
+        Raises:
+            StoreUnavailable: the database could not be reached (retry later).
+            StoreError: any other database failure (a file that is no database, say).
+        """
+
+        def read(conn: Connection) -> list[str] | None:
+            return None if _holds_tables(conn) else sorted(inspect(conn).get_table_names())
+
+        return await self.transaction(read)
 
     @overload
     async def secret(self, name: str) -> str: ...
@@ -3790,6 +3804,11 @@ def approval_from_row(row: Any) -> Approval:
         created_at=data["created_at"],
         decided_at=data["decided_at"],
     )
+
+
+def _holds_tables(conn: Connection) -> bool:
+    """Whether the database holds the scheduler's tables (set up by some version)."""
+    return bool(conn.dialect.has_table(conn, tasks_table.name))
 
 
 def _read_version(conn: Connection) -> int:
