@@ -760,11 +760,14 @@ PARSE_ERRORS = [
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
     ("in 999999 weeks", r"too far in the future"),
     # more than six digits: past the calendar's end, not "could not understand"
-    ("in 10000000 days", r"^'in 10000000 days' is too far in the future$"),
+    ("in 10000000 days", r"^'in 10000000 days' is too far in the future: the latest time "
+                         r"accepted is 9999-12-31T23:59:59\+01:00 \(Europe/Berlin\)$"),
     ("in 99999999999999999999 hours", r"^'in 99999999999999999999 hours' is too far in"),
     ("every 1000000 minutes", r"interval of 60000000 seconds is not allowed.*at most 366 days"),
-    ("9999-12-31T23:59-05:00", r"'9999-12-31t23:59-05:00' is too far in the future"),
-    ("0001-01-01T00:00", r"'0001-01-01t00:00' is too far in the past"),
+    # the words as given (they were lowercased), and the latest time accepted in the zone
+    ("9999-12-31T23:59-05:00", r"^'9999-12-31T23:59-05:00' is too far in the future: the latest "
+                               r"time accepted is 9999-12-31T23:59:59\+01:00 \(Europe/Berlin\)$"),
+    ("0001-01-01T00:00", r"^'0001-01-01T00:00' is too far in the past$"),
     # an interval is whole seconds: said so, not rounded (2.5 was read as 2, 0.5 as 0)
     ("every 2.5 seconds",
      r"'every 2\.5 seconds' is 2\.5 seconds: an interval is a whole number of seconds; "
@@ -835,9 +838,9 @@ PARSE_ERRORS = [
     ("in 1.3 years", r"say e\.g\. 'in 1 year, 3 months and 18 days', 'in 67 weeks' or"),
     ("in 1.5 months and 2 days", r"^'in 1\.5 months and 2 days' has a fraction of a month"),
     ("in 0 months", r"^'in 0 months' is not in the future"),
-    ("in 7974 years", r"^'in 7974 years' is too far in the future$"),
+    ("in 7974 Years", r"^'in 7974 Years' is too far in the future: the latest time accepted"),
     ("in 7973 years, 9 months and 4 days",
-     r"^'in 7973 years,9 months and 4 days' is too far in the future$"),
+     r"^'in 7973 years, 9 months and 4 days' is too far in the future: the latest time "),
     ("in 99999999999999999999 months", r"^'in 99999999999999999999 months' is too far in"),
 ]  # fmt: skip
 
@@ -1053,6 +1056,27 @@ def test_tomorrow_in_the_small_hours_asks_which_day(text: str, today: str, tomor
 def test_dates_past_the_end_of_the_calendar_are_refused(text: str) -> None:
     with pytest.raises(InvalidSchedule, match="too far in the future"):
         parse_schedule(text, tz="Pacific/Kiritimati", now=datetime(9999, 12, 31, 12))
+
+
+@pytest.mark.parametrize(
+    ("tz", "latest"),
+    [
+        ("America/New_York", "9999-12-31T18:59:59-05:00"),  # the calendar ends first in UTC
+        ("Asia/Tokyo", "9999-12-31T23:59:59+09:00"),  # ... and first on the wall clock here
+        ("UTC", "9999-12-31T23:59:59+00:00"),
+    ],
+)
+def test_a_time_past_the_calendars_end_says_the_latest_time_accepted(tz: str, latest: str) -> None:
+    # It said "'9999-12-31t23:59-10:00' is too far in the future": lowercased, no limit.
+    now = _at(SAT_BERLIN)
+    with pytest.raises(InvalidSchedule) as refused:
+        parse_schedule("9999-12-31T23:59-10:00", tz=tz, now=now)
+    assert str(refused.value) == (
+        "'9999-12-31T23:59-10:00' is too far in the future: the latest time accepted is "
+        f"{latest} ({tz})"
+    )
+    taken = parse_schedule(latest, tz=tz, now=now)  # the time said is taken
+    assert isinstance(taken, Once) and taken.at.isoformat() == latest
 
 
 def test_parse_schedule_rejects_unknown_zone() -> None:

@@ -228,6 +228,13 @@ BAD_SCHEDULES = [
     pytest.param({"prompt": "x" * 2001}, "2001 characters; the limit is 2000", id="long-prompt"),
     pytest.param({"system_addon": "y" * 2001}, "system_addon is 2001 characters", id="long-addon"),
     pytest.param({"schedule": "every minute"}, "at most every 5 minutes", id="too-frequent"),
+    # echoed as given (it was lowercased), with the latest time a schedule takes in its zone
+    pytest.param(
+        {"schedule": "9999-12-31T23:30:00-05:00"},
+        "Error: '9999-12-31T23:30:00-05:00' is too far in the future: the latest time accepted "
+        "is 9999-12-31T23:59:59+01:00 (Europe/Berlin)",
+        id="past-year-9999",
+    ),
 ]
 
 

@@ -583,15 +583,13 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     if not (months or days or delta):
         raise InvalidSchedule(f"{match[0]!r} is not in the future: give a positive duration")
     at = ctx.now.time().replace(fold=0)  # the first pass of a repeated time, as ``once``
-    try:
-        day, note = _add_months(ctx.today, months)
-        day += timedelta(days=days)
-        if not delta:
-            return ctx.once(day, at, note)
-        start = ctx.wall(day, at) if months or days else ctx.now
-        fire = (start.astimezone(_UTC) + delta).astimezone(ctx.zone)
-    except OverflowError:
-        raise InvalidSchedule(f"{match[0]!r} is too far in the future") from None
+    # Past the calendar's end this raises OverflowError, which read_schedule reports.
+    day, note = _add_months(ctx.today, months)
+    day += timedelta(days=days)
+    if not delta:
+        return ctx.once(day, at, note)
+    start = ctx.wall(day, at) if months or days else ctx.now
+    fire = (start.astimezone(_UTC) + delta).astimezone(ctx.zone)
     return Reading(Once(fire, tz=ctx.tz), note)
 
 
@@ -607,8 +605,9 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
         fixed = timezone(-shift if offset.startswith("-") else shift)
         return Reading(Once(datetime.combine(day, wall, fixed).astimezone(ctx.zone), tz=ctx.tz))
     except OverflowError:  # well formed, past the first or last instant a datetime holds
-        when = "past" if match["date"] < "0002" else "future"
-        raise InvalidSchedule(f"{match[0]!r} is too far in the {when}") from None
+        if match["date"] < "0002":
+            raise _BeforeTheCalendar from None
+        raise  # read_schedule says so, with the latest time accepted
     except ValueError as exc:
         if isinstance(exc, InvalidSchedule):
             raise
@@ -1107,7 +1106,7 @@ def _bound_after(
     by the caller, counted from now.)"""
     said = re.search(r" (?:starting|beginning) ", body)
     if schedule.start is not None and said and ctx.later(schedule.start):
-        with suppress(InvalidSchedule):
+        with suppress(InvalidSchedule, OverflowError):
             since = _Context(ctx.zone, ctx.tz, schedule.start.astimezone(ctx.zone))
             return _bound_of(body, when, since, word)
     return _bound_of(body, when, ctx, word)
@@ -1376,19 +1375,48 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     if len(normal) <= 200:
         try:
             reading = _read(normal, _Context(zone, tz, now))
-        except OverflowError:  # a date past the end of the calendar (year 9999)
-            raise InvalidSchedule(f"{text[:100]!r} is too far in the future") from None
+        except OverflowError as exc:  # a time past either end of the calendar
+            before = isinstance(exc, _BeforeTheCalendar)
+            raise _off_calendar(text, zone, tz, before=before) from None
         if reading is not None:
             return reading
         _refuse_zone_in_words(normal, _Context(zone, tz, now))
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
 
 
+class _BeforeTheCalendar(OverflowError):
+    """A well-formed time before the first instant a datetime holds (year 1)."""
+
+
+def _off_calendar(text: str, zone: ZoneInfo, tz: str, *, before: bool) -> InvalidSchedule:
+    """The refusal of words naming a time past an end of the calendar: the words as the
+    person gave them and, for the far end, the latest time a schedule in ``zone`` (named
+    ``tz``) takes."""
+    said = repr(text[:100])
+    if before:
+        return InvalidSchedule(f"{said} is too far in the past")
+    return InvalidSchedule(
+        f"{said} is too far in the future: the latest time accepted is "
+        f"{_latest(zone).isoformat()} ({tz})"
+    )
+
+
+def _latest(zone: ZoneInfo) -> datetime:
+    """The last whole second of the calendar (9999-12-31 23:59:59) both in UTC and on
+    ``zone``'s wall clock: a schedule must name an instant a datetime holds and show it
+    in its zone."""
+    end = datetime(MAXYEAR, 12, 31, 23, 59, 59)
+    offset = zone.utcoffset(end)
+    if offset is not None and offset >= timedelta(0):
+        return end.replace(tzinfo=zone)
+    return end.replace(tzinfo=_UTC).astimezone(zone)
+
+
 def _understood(normal: str, ctx: _Context) -> bool:
     """The words are a schedule, or one with a question or a fault of its own to tell."""
     try:
         return _read(normal, ctx) is not None
-    except InvalidSchedule:
+    except (InvalidSchedule, OverflowError):
         return True
 
 
