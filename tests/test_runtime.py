@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -349,11 +350,57 @@ async def test_owner_scope_hides_other_owners_tasks(
                 await call(alice.id, owner="bob")
         assert (await rt.get_task(alice.id)).state == "active"
         assert list(await rt.history(alice.id)) == []  # bob's run_now claimed nothing
-        for bad in ("", "  ", "a\x00b", "\ud800"):
+        for bad in ("a\x00b", "\ud800"):
             with pytest.raises(TaskNotFound) as refused:
                 await rt.run_now(bad)
             assert str(refused.value).startswith(f"no task with id {bad!r};")  # quoted once
         assert (await rt.run_now(f" {alice.id} ", owner="alice")).outcome == "success"
+
+
+async def test_methods_taking_an_id_refuse_one_of_another_kind_or_a_blank_one(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # get_run(5) and transcript(5) answered None and an empty transcript, deliveries(None)
+    # every delivery, thread_lock([...]) a TypeError, get_task(5) "no task with id '5'".
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="hi")
+        record = await rt.run_now(task.id)
+
+        async def hold(thread_id: Any) -> None:
+            async with rt.thread_lock(thread_id, timeout=1):
+                pass
+
+        by_id: list[tuple[str, Callable[[Any], Awaitable[Any]]]] = [
+            ("task_id", rt.get_task),
+            ("task_id", lambda v: rt.update_task(v, name="x")),
+            ("task_id", rt.pause_task),
+            ("task_id", rt.resume_task),
+            ("task_id", rt.delete_task),
+            ("task_id", rt.run_now),
+            ("task_id", rt.history),
+            ("task_id", rt.next_run_times),
+            ("run_id", rt.get_run),
+            ("run_id", rt.deliveries),
+            ("thread_id", hold),
+            ("thread_id", lambda v: rt.list_tasks(thread_id=v)),
+        ]
+        for name, call in by_id:
+            for bad in (5, None, b"id", ["x"], "", "  "):
+                if bad is None and call is by_id[-1][1]:
+                    continue  # list_tasks(thread_id=None) lists every thread
+                got = repr(bad) if isinstance(bad, str) else type(bad).__name__
+                with pytest.raises(InvalidTask) as refused:
+                    await call(bad)
+                hint = "; list tasks to see the valid ids" if name == "task_id" else ""
+                assert str(refused.value) == f"{name} must be a non-blank string, got {got}{hint}"
+        for bad, got in ((5, "int"), (None, "NoneType")):
+            with pytest.raises(InvalidTask, match=f"^thread_id must be a string, got {got}$"):
+                await rt.transcript(bad)
+        assert (await rt.transcript("")).turns == []  # a LangGraph thread may have any name
+        with pytest.raises(InvalidTask, match="^owner must be a string, got int$"):
+            await rt.get_task(task.id, owner=5)
+        assert (await rt.get_task(task.id)).id == task.id  # nothing changed
+        assert await rt.get_run(record.run_id) == record
 
 
 async def test_task_api_pause_resume_update_delete(

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,34 @@ def test_errors_are_the_runtimes(facade: SyncSchedulerRuntime) -> None:
 
     with pytest.raises(TaskNotFound, match="no task with id 'nope'"):
         facade.get_task("nope")
+
+
+def test_the_twins_refuse_an_id_of_another_kind_as_the_runtime_does(
+    facade: SyncSchedulerRuntime,
+) -> None:
+    # get_run(5) answered None, transcript(5) an empty transcript, and thread_lock([...])
+    # failed with a TypeError before reaching the runtime.
+    calls: list[tuple[str, Callable[[Any], Any]]] = [
+        ("task_id", facade.get_task),
+        ("task_id", facade.delete_task),
+        ("task_id", facade.run_now),
+        ("run_id", facade.get_run),
+        ("run_id", facade.deliveries),
+        ("thread_id", lambda v: facade.list_tasks(thread_id=v)),
+    ]
+    for name, call in calls:
+        for bad, got in ((5, "int"), ("  ", "'  '")):
+            with pytest.raises(InvalidTask, match=f"^{name} must be a non-blank string, got {got}"):
+                call(bad)
+    with pytest.raises(InvalidTask, match="^thread_id must be a string, got int$"):
+        facade.transcript(5)  # type: ignore[arg-type]
+    kinds: list[tuple[Any, str]] = [(["x"], "list"), ("", "''")]
+    for bad, got in kinds:
+        with pytest.raises(InvalidTask, match=f"^thread_id must be a non-blank string, got {got}$"):
+            with facade.thread_lock(bad):
+                pass
+    with facade.thread_lock("alice", timeout=1):  # the hold is not kept
+        pass
 
 
 def test_it_works_inside_a_running_event_loop_too(facade: SyncSchedulerRuntime) -> None:

@@ -19,7 +19,13 @@ from langgraph.prebuilt import ToolNode
 from pydantic import BaseModel
 from sqlalchemy import update
 
-from langgraph_scheduler import Cron, Interval, Once, SchedulerRuntime, TaskRunRecord
+from langgraph_scheduler import (
+    Cron,
+    Interval,
+    Once,
+    SchedulerRuntime,
+    TaskRunRecord,
+)
 from langgraph_scheduler.errors import InvalidSchedule
 from langgraph_scheduler.schedules import ACCEPTED_FORMS
 from langgraph_scheduler.store import tasks_table
@@ -296,6 +302,31 @@ async def test_unknown_task_id_is_a_message(tools: Tools, name: str) -> None:
         f"Error: no task with id {huge[:64]!r}… (100,000 characters); list tasks to see "
         "the valid ids"
     )
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in TOOL_NAMES if n not in {"schedule_task", "list_tasks"}]
+)
+async def test_a_blank_task_id_is_a_message_naming_the_argument(tools: Tools, name: str) -> None:
+    # It answered "no task with id '  '", as if such an id could name a task.
+    extra = {"name": "n"} if name == "update_task" else {}
+    message = await tools(name, ALICE, task_id="  ", **extra)
+    assert message.status == "error"
+    assert message.text == (
+        "Error: task_id must be a non-blank string, got '  '; list tasks to see the valid ids"
+    )
+
+
+async def test_list_tasks_in_a_blank_thread_lists_as_outside_any_conversation(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    # No task continues a blank thread: the tool lists the owner's tasks as with no thread,
+    # and does not pass the blank thread on as a filter (which the runtime refuses).
+    await tools("schedule_task", ALICE, name="Plants", schedule="every day at 9:00", prompt="p")
+    blank: RunnableConfig = {"configurable": {"thread_id": "  ", "user_id": "alice"}}
+    listing = await tools("list_tasks", blank)
+    assert listing.status == "success", listing.text
+    assert listing.text.startswith("1 task(s):")
 
 
 # -- owner scope -------------------------------------------------------------------------------

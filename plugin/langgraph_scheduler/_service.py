@@ -60,7 +60,7 @@ from .schedules import (
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
-__all__ = ["TaskService", "ToolCall", "draft_task", "task_key"]
+__all__ = ["TaskService", "ToolCall", "check_id", "draft_task", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -829,7 +829,7 @@ class TaskService:
         if owner is not None:
             _check_text("owner", owner)
         if thread_id is not None:
-            _check_text("thread_id", thread_id)
+            _check_text("thread_id", check_id("thread_id", thread_id))
         if state is not None and state not in _STATES:
             raise InvalidTask(f"state must be one of {', '.join(_STATES)} (or None), got {state!r}")
         _check_page(limit, offset)
@@ -961,8 +961,7 @@ def request_key(tool: str, arguments: Mapping[str, Any]) -> str:
 
 
 def _check_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise InvalidTask("task_id must be a non-empty string")
+    check_id("task_id", task_id)
     _check_text("task_id", task_id)
     if task_id != task_id.strip() or len(task_id) > _MAX_TASK_ID_CHARS:
         raise InvalidTask(
@@ -1034,16 +1033,20 @@ def _check_thread_id(thread_id: str) -> None:
         raise InvalidTask(f"thread_id is {len(thread_id)} characters; the limit is 256")
 
 
+_LIST_IDS = "; list tasks to see the valid ids"
+
+
 def task_key(task_id: str, owner: str | None = None) -> str:
     """The task id to look up (stripped), refused if it cannot name a task.
 
     Raises:
-        TaskNotFound: ``task_id`` is not text that a task id can be.
-        InvalidTask: ``owner`` is text no database can store.
+        InvalidTask: ``task_id`` is no string, or a blank one (see :func:`check_id`);
+            ``owner`` is no string, or text no database can store.
+        TaskNotFound: ``task_id`` is text no database can store (no task has that id).
     """
-    if not isinstance(task_id, str) or not task_id.strip() or not _is_text(task_id):
-        # (TaskNotFound shows the id quoted: a text id is passed as it is.)
-        raise TaskNotFound(task_id if isinstance(task_id, str) else repr(task_id))
+    check_id("task_id", task_id, hint=_LIST_IDS)
+    if not _is_text(task_id):
+        raise TaskNotFound(task_id)
     if owner is not None:
         _check_text("owner", owner)
     return task_id.strip()
@@ -1114,8 +1117,29 @@ def _check_max_runs(max_runs: int) -> int:
     return max_runs
 
 
+def check_id(what: str, value: object, *, blank: bool = False, hint: str = "") -> str:
+    """``value``, an id (``what``: ``task_id``, ``run_id``, ``thread_id``) a caller gave to
+    look something up by, refused unless it is a string with more than spaces: no task,
+    run or scheduled thread has another kind of id, and answering "not found" (or nothing)
+    would hide the caller's mistake. ``blank``: take a blank one too, where it may name
+    something (a LangGraph thread may have any name). ``hint`` ends the message.
+
+    Raises:
+        InvalidTask: naming ``what`` and what it got.
+    """
+    wanted = "a string" if blank else "a non-blank string"
+    if not isinstance(value, str):
+        raise InvalidTask(f"{what} must be {wanted}, got {type(value).__name__}{hint}")
+    if not blank and not value.strip():
+        raise InvalidTask(f"{what} must be a non-blank string, got {value!r}{hint}")
+    return value
+
+
 def _check_text(what: str, value: str) -> None:
-    """Refuse text no database can store (a lone surrogate, a NUL character)."""
+    """Refuse what is no string, and text no database can store (a lone surrogate, a NUL
+    character)."""
+    if not isinstance(value, str):
+        raise InvalidTask(f"{what} must be a string, got {type(value).__name__}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -30,7 +30,7 @@ from ._listeners import Listeners
 from ._listeners import RunListener as RunListener
 from ._loops import call_on_loop, running_loop_of
 from ._remote import LangGraphServer, ServerTurnRunner
-from ._service import TaskService, check_zone, task_key
+from ._service import TaskService, check_id, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
 from ._validated import is_whole
@@ -823,23 +823,35 @@ class SchedulerRuntime:
 
     @_on_its_loop
     async def transcript(self, thread_id: str) -> Transcript:
-        """The thread's conversation, task-triggered turns labelled with their task and run."""
-        return await load_transcript(self, thread_id)
+        """The thread's conversation, task-triggered turns labelled with their task and run.
+
+        Raises:
+            InvalidTask: ``thread_id`` is no string.
+        """
+        return await load_transcript(self, check_id("thread_id", thread_id, blank=True))
 
     @_on_its_loop
     async def get_run(self, run_id: str, *, owner: str | None = None) -> TaskRunRecord | None:
         """A run record by its id; None if there is none, if ``owner`` is given and the
         run is of another owner's task (as ``get_task(owner=)`` refuses one), or if its
         stored row cannot be read (written by hand; logged), as histories leave such a row
-        out."""
-        return await self.store.get_run(run_id, owner=owner)
+        out.
+
+        Raises:
+            InvalidTask: ``run_id`` is no string, or a blank one.
+        """
+        return await self.store.get_run(check_id("run_id", run_id), owner=owner)
 
     @_on_its_loop
     async def deliveries(self, run_id: str, *, owner: str | None = None) -> list[WebhookDelivery]:
         """The webhook deliveries of a run, one per URL: status (``pending``,
         ``delivered``, ``failed``), attempts and the last error; none if ``owner`` is
-        given and the run is of another owner's task."""
-        return await self.store.deliveries(run_id=run_id, owner=owner)
+        given and the run is of another owner's task.
+
+        Raises:
+            InvalidTask: ``run_id`` is no string, or a blank one.
+        """
+        return await self.store.deliveries(run_id=check_id("run_id", run_id), owner=owner)
 
     @_on_its_loop
     async def next_run_times(
@@ -887,10 +899,12 @@ class SchedulerRuntime:
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
-            InvalidTask: ``timeout`` is no number of seconds, 0 or more.
+            InvalidTask: ``thread_id`` is no string, or a blank one (no scheduled turn
+                runs on one); ``timeout`` is no number of seconds, 0 or more.
             RuntimeError: no ``timeout``, and the calling task holds the thread already
                 (this hold, or :meth:`ainvoke`, inside its own hold would wait for itself).
         """
+        check_id("thread_id", thread_id)
         if timeout is not None:
             _check_seconds("timeout", timeout)
         if self._state != "running":

@@ -22,6 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
 from ._loops import LOOP_GRACE_SECS, call_blocking
+from ._service import check_id
 from .errors import NotRunning
 from .runtime import (
     _SELF_HOLD,
@@ -283,9 +284,11 @@ class SyncSchedulerRuntime:
 
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
+            InvalidTask: ``thread_id`` is no string, or a blank one.
             RuntimeError: no ``timeout``, and this calling thread holds the thread already
                 (this hold, or :meth:`invoke`, inside its own hold would wait for itself).
         """
+        check_id("thread_id", thread_id)  # before it keys this facade's holds
         caller = threading.get_ident()
         if timeout is None:
             self._refuse_own_hold(thread_id)

@@ -1666,7 +1666,8 @@ def _render_run(record: TaskRunRecord, zone: Any) -> str:
 
 def _thread_of(config: RunnableConfig) -> str | None:
     thread = (config.get("configurable") or {}).get("thread_id")
-    return str(thread) if thread not in (None, "") else None
+    # A blank one names no thread a task can continue (see _check_thread_id).
+    return str(thread) if thread is not None and str(thread).strip() else None
 
 
 def _with_weekday(value: datetime) -> str:
