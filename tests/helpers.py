@@ -209,6 +209,25 @@ class RunWaiter:
         return await asyncio.wait_for(_wait(), timeout)
 
 
+class HeldGraph:
+    """A graph whose turns, once begun (``entered`` set), wait for ``release``: a test
+    acts while a turn is under way. ``prompts``: each turn's last message, in order."""
+
+    def __init__(self, reply: str = "done") -> None:
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+        self.prompts: list[str] = []
+        self.reply = reply
+        self.graph: StateGraph[Any, Any, Any, Any] = StateGraph(SchedulerState)
+        self.graph.add_node("model", self._turn)
+        self.graph.add_edge(START, "model")
+
+    async def _turn(self, state: SchedulerState) -> dict[str, Any]:
+        self.prompts.append(state["messages"][-1].text)
+        self.entered.set()
+        await self.release.wait()
+        return {"messages": [AIMessage(self.reply)]}
+
+
 async def step(rt: SchedulerRuntime, clock: FakeClock, secs: float) -> int:
     """Move time, claim what is due then, and wait for its turns; returns how many run
     records were written meanwhile."""

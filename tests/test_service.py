@@ -576,7 +576,7 @@ async def test_delete_removes_the_task_and_its_retries(service: TaskService, sto
         await service.delete(task.id, owner="bob")
     deleted = await service.delete(task.id, owner="alice")
 
-    assert deleted.id == task.id
+    assert deleted.task.id == task.id and deleted.running == 0
     assert await store.pending_retries(task.id) == []
     with pytest.raises(TaskNotFound, match=repr(task.id)):
         await service.get(task.id)

@@ -23,6 +23,7 @@ from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
 from langgraph_scheduler.store import (
     LAST_ATTEMPT,
+    CallAnswer,
     Claimed,
     Finish,
     Store,
@@ -912,14 +913,40 @@ async def test_saving_with_cancel_retries_drops_waiting_retries(
     assert await claim(store, at(100)) == []
 
 
+async def test_delete_tells_the_runs_in_flight_it_leaves_to_finish(
+    store: Store, service: TaskService
+) -> None:
+    # A delete stops no turn under way: the tools' answer says so, from this count, read
+    # in the delete's own transaction (the answer made from it is kept with the delete).
+    task = await every_minute(service)
+    await claim_one(store, at(60))  # its turn is under way
+    told: list[int] = []
+
+    def answer(running: int) -> CallAnswer:
+        told.append(running)
+        return CallAnswer(
+            id="call", owner=task.owner, tool="delete_task", status="success", text="ok",
+            created_at=at(61),
+        )  # fmt: skip
+
+    assert await store.delete_task(task.id, answer=answer)
+    assert told == [1]
+    assert await store.get_call_answer("call") is not None
+    assert await store.history(task.id) == []
+    assert not await store.delete_task(task.id, answer=answer)  # not called again
+    assert told == [1]
+
+
 async def test_delete_drops_the_task_its_history_and_its_retries(
     store: Store, service: TaskService
 ) -> None:
     task = await every_minute(service)
     await finish(store, await claim_one(store, at(60)), "error", at(61))
+    told: list[int] = []
 
-    assert await store.delete_task(task.id)
+    assert await store.delete_task(task.id, answer=told.append)
 
+    assert told == [0]  # a finished run is no run in flight
     assert await store.get_task(task.id) is None
     assert await store.history(task.id) == []
     assert await store.pending_retries(task.id) == []

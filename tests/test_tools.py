@@ -32,7 +32,7 @@ from langgraph_scheduler.store import tasks_table
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import TOOL_NAMES, SchedulerLimits, scheduler_tools
 
-from .helpers import assert_no_url_secret, secret_url, shown_url, step
+from .helpers import HeldGraph, assert_no_url_secret, secret_url, shown_url, step
 
 ALICE: RunnableConfig = {"configurable": {"thread_id": "alice-chat", "user_id": "alice"}}
 BOB: RunnableConfig = {"configurable": {"thread_id": "bob-chat", "user_id": "bob"}}
@@ -762,6 +762,51 @@ async def test_pause_resume_delete(rt: SchedulerRuntime, tools: Tools) -> None:
     deleted = await tools("delete_task", ALICE, task_id=task_id)
     assert deleted.text.startswith("Deleted task 'Plants'")
     assert await all_tasks(rt) == []
+
+
+async def test_deleting_a_task_while_its_turn_runs_says_that_turn_finishes(
+    database: str, runtime_factory: Any, runs: Any
+) -> None:
+    # It answered "It will not run again" while the turn under way went on to post its
+    # reply (a delete stops no turn, as APScheduler's remove_job stops no running job).
+    held = HeldGraph("Watered.")
+    clock = FakeClock(datetime.fromisoformat("2026-12-06T11:00:00+00:00"))
+    rt = runtime_factory(held.graph, database=database, **IN_BERLIN, clock=clock)
+    async with rt:
+        tools = Tools(rt)
+        task_id = task_id_in(
+            await tools(
+                "schedule_task", ALICE, name="Plants", schedule="every 5 minutes", prompt="p"
+            )
+        )
+        described = (await rt.get_task(task_id)).describe_schedule()
+        await clock.advance(300)
+        await rt.run_due()  # (or its timer, woken by the clock, claimed it first)
+        await asyncio.wait_for(held.entered.wait(), 10)
+
+        deleted = await tools("delete_task", ALICE, task_id=task_id)
+        assert deleted.status == "success", deleted.text
+        assert deleted.text == (
+            f"Deleted task 'Plants' (id {task_id}, {described}) and its history. A turn "
+            "of it is running right now: that turn still finishes and posts its reply (no "
+            "record of it is kept), but no later run happens."
+        )
+        held.release.set()
+        await rt.wait_idle()
+        state = await rt.graph.aget_state(ALICE)
+        assert state.values["messages"][-1].text == "Watered."  # the turn finished
+        assert await all_tasks(rt) == []
+        await clock.advance(600)
+        assert await rt.run_due() == 0
+        await rt.wait_idle()
+        assert len(held.prompts) == 1  # no later fire ran
+
+        # With no turn under way, the answer stays as it was.
+        again = task_id_in(
+            await tools("schedule_task", ALICE, name="Tea", schedule="every 5 minutes", prompt="t")
+        )
+        quiet = await tools("delete_task", ALICE, task_id=again)
+        assert quiet.text.endswith("and its history. It will not run again."), quiet.text
 
 
 async def test_a_finished_one_off_is_told_to_take_a_new_schedule(

@@ -24,9 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
-from langchain_core.messages import AIMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import insert, update
@@ -42,7 +40,6 @@ from langgraph_scheduler import (
     webhooks,
 )
 from langgraph_scheduler.models import redact_url
-from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import (
     QueuedDelivery,
     Store,
@@ -69,6 +66,7 @@ from .helpers import (
     FAKE_START,
     SECRET_PATH,
     SECRET_QUERY,
+    HeldGraph,
     RunWaiter,
     assert_no_url_secret,
     child_process,
@@ -1172,20 +1170,11 @@ async def test_a_run_let_go_after_a_slow_finish_is_still_swept(
     async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
         await admin.execute(f'CREATE ROLE "{role}" LOGIN')
         await admin.execute(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
-    entered, gate = asyncio.Event(), asyncio.Event()
-
-    async def held_turn(state: SchedulerState) -> dict[str, Any]:
-        entered.set()
-        await gate.wait()
-        return {"messages": [AIMessage("done")]}
-
-    graph = StateGraph(SchedulerState)
-    graph.add_node("model", held_turn)
-    graph.add_edge(START, "model")
+    held = HeldGraph()
     ops = receivers()
     clock = FakeClock(FAKE_START)
     w = runtime_factory(
-        graph,
+        held.graph,
         database=postgres_url.replace("postgres@", f"{role}@", 1),
         clock=clock,
         webhook=Webhook(url=ops.url, secret=SECRET),
@@ -1200,10 +1189,10 @@ async def test_a_run_let_go_after_a_slow_finish_is_still_swept(
             witness = await n.run_now(quiet.id)  # owed a delivery that w's sweep finds
             await clock.advance(20)
             turn = asyncio.ensure_future(w.run_now(task.id))
-            await asyncio.wait_for(entered.wait(), 10)
+            await asyncio.wait_for(held.entered.wait(), 10)
             # The finish's write waits for the run's row, which another transaction holds.
             await other.execute("SELECT 1 FROM lgs_runs WHERE outcome IS NULL FOR UPDATE")
-            gate.set()
+            held.release.set()
             await eventually(lambda: _waiting_for_a_lock(admin_url, name))
             # w's sweep reads past the run's finish time before the run is committed,
             # and queues the witness: the sweep is over once the witness is delivered.

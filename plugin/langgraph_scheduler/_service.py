@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 from pydantic import ValidationError
 
@@ -60,7 +60,7 @@ from .schedules import (
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
-__all__ = ["TaskService", "ToolCall", "check_id", "draft_task", "task_key"]
+__all__ = ["Deletion", "TaskService", "ToolCall", "check_id", "draft_task", "task_key"]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -125,6 +125,14 @@ class ToolCall:
         if not self.request:
             return _digest("approval", self.owner, where, self.call_id)
         return _digest("approval", self.owner, where, self.call_id, self.request)
+
+
+class Deletion(NamedTuple):
+    """A task as it was deleted, and how many of its runs were in flight then: they
+    finish (their turns post their replies), unrecorded, and no later fire runs."""
+
+    task: Task
+    running: int
 
 
 class TaskService:
@@ -436,16 +444,22 @@ class TaskService:
         return await self._modify(task_id, owner, change, max_active=max_active, answer=answer)
 
     async def delete(
-        self, task_id: str, *, owner: str | None = None, answer: Answering[Task] | None = None
-    ) -> Task:
-        """Delete a task, its history and its waiting retries; returns what was deleted.
-        ``answer``: a tool call's answer for the task deleted, kept with the delete."""
+        self, task_id: str, *, owner: str | None = None, answer: Answering[Deletion] | None = None
+    ) -> Deletion:
+        """Delete a task, its history and its waiting retries; returns what was deleted,
+        and how many of its turns were under way (they finish: a delete stops no turn).
+        ``answer``: a tool call's answer for the deletion, kept with the delete."""
         task = await self.get(task_id, owner=owner)
-        kept = answer(task) if answer is not None else None
+        deleted: list[Deletion] = []
+
+        def kept(running: int) -> CallAnswer | None:
+            deleted.append(Deletion(task, running))
+            return answer(deleted[-1]) if answer is not None else None
+
         if not await self.store.delete_task(task.id, answer=kept):
             raise TaskNotFound(task_id)
         self._changed(task.id, None)
-        return task
+        return deleted[-1]
 
     async def _modify(
         self,

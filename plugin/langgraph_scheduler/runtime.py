@@ -751,8 +751,12 @@ class SchedulerRuntime:
 
     @_on_its_loop
     async def delete_task(self, task_id: str, *, owner: str | None = None) -> Task:
-        """Delete a task, its history and its waiting retries; returns what was deleted."""
-        return await self.tasks.delete(task_id, owner=owner)
+        """Delete a task, its history and its waiting retries; returns what was deleted.
+
+        A turn of it under way is not stopped (as a removed APScheduler job's run is
+        not): it finishes and posts its reply, unrecorded; no later fire runs.
+        """
+        return (await self.tasks.delete(task_id, owner=owner)).task
 
     @_on_its_loop
     async def run_now(

@@ -1592,22 +1592,33 @@ class Store(ABC):
 
         return await self._write_task(task.id, work)
 
-    async def delete_task(self, task_id: str, *, answer: CallAnswer | None = None) -> bool:
-        """Delete a task, its finished history and its waiting retries; a run in flight
-        finishes unrecorded. ``answer`` is kept with the delete (see :meth:`insert_task`).
+    async def delete_task(
+        self,
+        task_id: str,
+        *,
+        answer: CallAnswer | Callable[[int], CallAnswer | None] | None = None,
+    ) -> bool:
+        """Delete a task, its history and its waiting retries; a run in flight finishes
+        unrecorded (a delete stops no turn under way). ``answer`` is kept with the delete
+        (see :meth:`insert_task`); given as a function, it is made from the number of the
+        task's runs in flight, read in the delete's transaction (called only when there
+        was such a task).
 
         Raises:
             CallAnswered: ``answer``'s call was answered already; nothing was deleted.
             TaskBusy: another session held the task's row locked throughout (see
                 :meth:`_write_task`); nothing was deleted.
         """
+        of_task = runs_table.c.task_id == task_id
+        in_flight = select(func.count()).where(of_task, runs_table.c.outcome.is_(None))
 
         def work(conn: Connection) -> bool:
             result = conn.execute(delete(tasks_table).where(tasks_table.c.id == task_id))
-            conn.execute(delete(runs_table).where(runs_table.c.task_id == task_id))
+            running = conn.scalar(in_flight) or 0
+            conn.execute(delete(runs_table).where(of_task))
             conn.execute(delete(retries_table).where(retries_table.c.task_id == task_id))
             if result.rowcount:
-                self._keep_answer(conn, answer)
+                self._keep_answer(conn, answer(running) if callable(answer) else answer)
             self._notify(conn, task_id)
             return bool(result.rowcount)
 

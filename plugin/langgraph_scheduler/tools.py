@@ -46,7 +46,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._loops import call_blocking, call_on_loop, running_loop_of
-from ._service import Answering, TaskService, ToolCall, request_key
+from ._service import Answering, Deletion, TaskService, ToolCall, request_key
 from ._validated import Validated
 from .errors import (
     InvalidPayload,
@@ -991,16 +991,25 @@ class _ToolService:
         self._check_may_manage(config, "delete tasks")
         owner = await self._owner(config)
 
-        def answer(task: Task) -> str:
-            return (
+        def answer(deleted: Deletion) -> str:
+            task = deleted.task
+            lead = (
                 f"Deleted task {task.name!r} (id {task.id}, {task.describe_schedule()}) and "
-                "its history. It will not run again."
+                "its history."
+            )
+            if not deleted.running:
+                return f"{lead} It will not run again."
+            # A delete stops no turn under way: say so, or the reply it posts would
+            # contradict this answer.
+            return (
+                f"{lead} A turn of it is running right now: that turn still finishes and "
+                "posts its reply (no record of it is kept), but no later run happens."
             )
 
-        task = await self.runtime.tasks.delete(
+        deleted = await self.runtime.tasks.delete(
             args.task_id, owner=owner, answer=_keeping(answering, answer)
         )
-        return answer(task)
+        return answer(deleted)
 
     async def run_task_now(
         self, args: _TaskIdCall, config: RunnableConfig, answering: _Answering | None
