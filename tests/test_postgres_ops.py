@@ -850,6 +850,38 @@ async def test_service_writes_of_a_task_row_another_session_holds_leave_renewals
     assert (paused.state, paused.name) == ("paused", "a")  # neither write changed it
 
 
+async def test_a_task_write_meeting_a_row_held_for_a_moment_waits_and_goes_through(
+    postgres_url: str,
+) -> None:
+    # A task write tries once without a retry's machinery; a row another session holds
+    # for a moment (past the write's first lock timeout, within its patience) makes it
+    # wait and try again, and it goes through once the row is released.
+    import psycopg
+
+    from langgraph_scheduler._service import TaskService
+    from langgraph_scheduler.testing import FakeClock
+
+    from .helpers import T0, every_minute
+
+    store = open_store(postgres_url)
+    await store.setup()
+    service = TaskService(store, clock=FakeClock(T0))
+    try:
+        a = await every_minute(service, name="a")
+        async with await psycopg.AsyncConnection.connect(postgres_url) as holder:
+            await holder.execute("SELECT id FROM lgs_tasks WHERE id = %s FOR UPDATE", (a.id,))
+            pause = asyncio.ensure_future(service.pause(a.id))
+            await until_lock_waiters(postgres_url, 1)
+            await asyncio.sleep(1.5)  # past the first try's lock timeout (1 s)
+            assert not pause.done()  # still trying, within its patience
+            await holder.rollback()
+            paused = await pause
+        stored = await store.get_task(a.id)
+    finally:
+        await store.close()
+    assert paused.state == "paused" and stored is not None and stored.state == "paused"
+
+
 async def test_a_tool_call_meeting_a_task_row_another_session_holds_says_to_try_again(
     postgres_url: str,
 ) -> None:

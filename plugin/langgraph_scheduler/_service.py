@@ -899,8 +899,11 @@ def draft_task(
     """
     parsed = as_trigger(trigger)
     schedule = _as_stored(schedule, zone=timezone, now=now)
+    first = None
     if checked:
-        schedule.check(now)
+        first = next_after(schedule, now)
+        if first is None or isinstance(schedule, Once):
+            schedule.check(now)  # says why it never fires
     if max_runs is not None:
         _check_max_runs(max_runs)
     if thread_id is not None:
@@ -917,7 +920,7 @@ def draft_task(
         state=state,
         options=TaskOptions() if options is None else _check_options(options),
         max_runs=max_runs,
-        next_run_at=None if paused or not checked else _first_fire(schedule, now),
+        next_run_at=None if paused or not checked else _refused_if_none(schedule, first),
         created_at=now,
         updated_at=now,
     )
@@ -1199,7 +1202,11 @@ def _pin_start(schedule: Schedule, now: datetime) -> Schedule:
 
 
 def _first_fire(schedule: Schedule, now: datetime) -> datetime:
-    first = next_after(schedule, now)
+    return _refused_if_none(schedule, next_after(schedule, now))
+
+
+def _refused_if_none(schedule: Schedule, first: datetime | None) -> datetime:
+    """``first``, the schedule's first fire time after now, refused when it has none."""
     if first is None:
         raise InvalidSchedule(
             f"schedule {schedule.describe()} has no fire time after now; give a later one"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import importlib
 import logging
@@ -36,6 +37,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -1247,15 +1249,25 @@ class Store(ABC):
             StoreUnavailable: the database could not be reached (retry later).
             StoreError: any other database failure.
         """
-        retry = AsyncRetrying(
-            retry=retry_if_exception(_lock_timed_out),
-            wait=wait_fixed(_LOCK_RETRY_PAUSE),
-            stop=stop_after_delay(TASK_LOCK_PATIENCE),
-            reraise=True,
-        )
 
         async def tries() -> _T:
+            began = time.monotonic()
             try:
+                try:  # the usual case, without building a retry: no row held
+                    return await self._run_bounded(work)
+                except DBAPIError as exc:
+                    if not _lock_timed_out(exc):
+                        raise
+                    left = TASK_LOCK_PATIENCE - (time.monotonic() - began)
+                    if left <= 0:
+                        raise
+                await asyncio.sleep(_LOCK_RETRY_PAUSE)
+                retry = AsyncRetrying(
+                    retry=retry_if_exception(_lock_timed_out),
+                    wait=wait_fixed(_LOCK_RETRY_PAUSE),
+                    stop=stop_after_delay(left),
+                    reraise=True,
+                )
                 return await retry(self._run_bounded, work)
             except DBAPIError as exc:
                 if not _lock_timed_out(exc):
@@ -1522,10 +1534,11 @@ class Store(ABC):
             if inserted:
                 self._keep_answer(conn, answer)
                 self._notify(conn, task.id)
-                # A copy: the caller keeps ``task``, and may change what its payload holds.
+                # A copy: the caller keeps ``task``, and may change what its payload holds
+                # (the rest of a task is frozen).
                 self._remember(
                     tuple(row[column.name] for column in tasks_table.columns),
-                    task.model_copy(deep=True),
+                    task.model_copy(update={"payload": copy.deepcopy(task.payload)}),
                 )
             return True
 
