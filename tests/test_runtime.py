@@ -45,7 +45,7 @@ from langgraph_scheduler import (
     _bridge,
     store_sqlite,
 )
-from langgraph_scheduler._turns import _answering_known_reads
+from langgraph_scheduler._turns import _KNOWN_LATEST, _answering_known_reads, _KnownLatest
 from langgraph_scheduler._upkeep import dead_holders, process_host
 from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
@@ -1284,7 +1284,8 @@ async def test_a_fire_in_a_fresh_thread_reads_no_checkpoint_and_keeps_its_turn(
 
 async def test_a_copy_of_the_turns_checkpointer_reads_through_its_own_serializer() -> None:
     # LangGraph copies a checkpointer to give it another serializer (with_allowlist, for
-    # strict msgpack); a read the guard does not answer must go through the copy's.
+    # strict msgpack): the guard's read, made with the checkpointer's own, is no answer
+    # for that copy, which reads the thread itself; the copy the turns run answers it.
     saver = InMemorySaver()
     graph = _asks_in_a_subgraph().compile(checkpointer=saver)
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
@@ -1300,10 +1301,17 @@ async def test_a_copy_of_the_turns_checkpointer_reads_through_its_own_serializer
             Counting.loads += 1
             return super().loads_typed(data)
 
+    latest: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    guard_read = await saver.aget_tuple(latest)
     clone = copy.copy(twin)
     clone.serde = Counting()
-    saved = await clone.aget_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
-    assert saved is not None and Counting.loads > 0
+    token = _KNOWN_LATEST.set(_KnownLatest("t", guard_read, saver.serde))
+    try:
+        saved = await clone.aget_tuple(latest)
+        assert saved is not None and saved is not guard_read and Counting.loads > 0
+        assert await twin.aget_tuple(latest) is guard_read
+    finally:
+        _KNOWN_LATEST.reset(token)
 
 
 async def test_a_stopping_runtime_claims_nothing_more(

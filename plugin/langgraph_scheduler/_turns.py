@@ -352,7 +352,8 @@ class _GraphTurn:
                 saved = await _latest_checkpoint(runner.graph, request.thread_id)
                 if saved is not None and _waits_for_answer(saved):
                     return _unanswered(request.thread_id)
-            known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved))
+            serde = getattr(runner.graph.checkpointer, "serde", None)
+            known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved, serde))
             ran = await _within(_run_turn(runner._turn_graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
@@ -416,17 +417,22 @@ class _KnownLatest:
 
     thread_id: str
     saved: CheckpointTuple | None
+    serde: Any
+    """The serializer ``saved`` was read with."""
     taken: bool = False
 
-    def answers(self, config: RunnableConfig) -> bool:
-        """Whether a read with ``config`` is the turn's read of its thread's latest
-        checkpoint at the graph's top level, not yet answered."""
+    def answers(self, config: RunnableConfig, reader: BaseCheckpointSaver[Any]) -> bool:
+        """Whether a read with ``config`` by ``reader`` is the turn's read of its thread's
+        latest checkpoint at the graph's top level, not yet answered, by a checkpointer
+        that reads as the guard's read did (LangGraph reads with another serializer under
+        strict msgpack: that read is its own)."""
         conf = config.get("configurable") or {}
         return (
             not self.taken
             and conf.get("thread_id") == self.thread_id
             and not conf.get("checkpoint_ns")
             and not conf.get("checkpoint_id")
+            and (self.saved is None or getattr(reader, "serde", None) is self.serde)
         )
 
 
@@ -475,7 +481,7 @@ def _answering_known_latest(
         self: BaseCheckpointSaver[Any], config: RunnableConfig
     ) -> CheckpointTuple | None:
         held = _KNOWN_LATEST.get()
-        if held is not None and held.answers(config):
+        if held is not None and held.answers(config, self):
             held.taken = True
             return held.saved
         return await saver_class.aget_tuple(self, config)
