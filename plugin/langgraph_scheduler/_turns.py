@@ -472,10 +472,11 @@ _TWIN_CLASSES: dict[type[BaseCheckpointSaver[Any]], type[BaseCheckpointSaver[Any
 def _answering_known_latest(
     saver_class: type[BaseCheckpointSaver[Any]],
 ) -> type[BaseCheckpointSaver[Any]]:
-    """A subclass of ``saver_class`` that adds nothing to its instances (no slots, so a
-    copy of a saver can take it on) and answers a read :data:`_KNOWN_LATEST` holds. A
-    subclass, not a method set on one saver, so that the copies LangGraph makes of the
-    saver (``with_allowlist``) read through their own serializer."""
+    """A subclass of ``saver_class`` that answers a read :data:`_KNOWN_LATEST` holds and
+    adds nothing to its instances (empty ``__slots__``: a copy of any such saver can take
+    it on as its class). A subclass, not a method set on one saver, so that the copies
+    LangGraph makes of the saver (``with_allowlist``) read through their own
+    serializer."""
 
     async def aget_tuple(
         self: BaseCheckpointSaver[Any], config: RunnableConfig
