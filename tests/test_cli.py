@@ -266,6 +266,38 @@ def test_usage_and_input_errors(
 
 
 @pytest.mark.parametrize(
+    ("command", "refused"),
+    [
+        (["serve"], ["--drain-timeout", "nan"]),
+        (["serve"], ["--drain-timeout", "-1"]),
+        (["serve"], ["--max-concurrency", "0"]),
+        (["serve"], ["--max-concurrency", str(2**64)]),
+        (["tasks", "add"], ["--schedule", "in 1 hour", "--prompt", "x", "--max-runs", "0"]),
+        (["tasks", "add"], ["--schedule", "in 1 hour", "--prompt", "x", "--thread", "t" * 300]),
+        (["tasks", "add"], ["--schedule", "in 1 hour", "--prompt", "x", "--owner", "o" * 300]),
+        (["tasks", "list"], ["--thread", " "]),
+        (["transcript", "t"], ["--messages-key", ""]),
+    ],
+)
+def test_a_refused_option_is_named_as_typed(
+    capsys: pytest.CaptureFixture[str],
+    db: str,
+    tmp_path: Path,
+    command: list[str],
+    refused: list[str],
+) -> None:
+    # The runtime's refusal named its Python argument: "--drain-timeout nan" answered
+    # "drain_timeout_secs must be 0 or more seconds", which the command line has not.
+    graph = ["--graph", f"{_graph_file(tmp_path)}:graph"] if command == ["serve"] else []
+    _add(capsys, db, "--schedule", "in 1 hour")  # a database for the reading commands
+    code, out, err = _cli(capsys, *command, "--database", db, *graph, *refused)
+    option = refused[-2]  # the option refused, given last
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {option} "), err
+    assert "_secs" not in err and "max_concurrency" not in err and "thread_id" not in err
+
+
+@pytest.mark.parametrize(
     "refused",
     [
         ["--schedule", "every blue moon", "--prompt", "x"],
@@ -1010,7 +1042,7 @@ def test_serve_refuses_a_max_concurrency_beyond_what_a_database_can_count(
         if serve.poll() is None:
             serve.kill()
     assert serve.returncode == 1 and first + out == "", first + out + err
-    assert err == f"error: max_concurrency must be at most 1,000,000, got {2**64}\n"
+    assert err == f"error: --max-concurrency must be at most 1,000,000, got {2**64}\n"
 
 
 @pytest.mark.slow

@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except (_Failure, SchedulerError) as exc:
         first, *rest = str(exc).strip().splitlines() or [type(exc).__name__]
+        first = _as_typed(first, args)
         err.print(Text.assemble(("error: ", "bold red"), terminal_text(first)), soft_wrap=True)
         for line in rest:  # e.g. the accepted schedule forms
             err.print(terminal_text(line), soft_wrap=True)
@@ -131,6 +132,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+_OPTION_OF = {
+    "drain_timeout_secs": ("drain_timeout", "--drain-timeout"),
+    "max_concurrency": ("max_concurrency", "--max-concurrency"),
+    "max_runs": ("max_runs", "--max-runs"),
+    "messages_key": ("messages_key", "--messages-key"),
+    "owner": ("owner", "--owner"),
+    "thread_id": ("thread", "--thread"),
+}
+"""The Python argument a refusal names, by the command's destination and option for it."""
+
+
+def _as_typed(message: str, args: argparse.Namespace) -> str:
+    """``message`` with the Python argument it starts with (``drain_timeout_secs must be
+    …``) named as the option the user typed for it (``--drain-timeout must be …``), when
+    the command was given that option: one place, so no refusal names a parameter the
+    command line has not."""
+    name, sep, rest = message.partition(" ")
+    dest, option = _OPTION_OF.get(name, ("", ""))
+    if not dest or getattr(args, dest, None) is None:
+        return message
+    return f"{option}{sep}{rest}"
 
 
 _MAX_COUNT = 1_000_000
