@@ -1079,6 +1079,46 @@ def test_a_time_past_the_calendars_end_says_the_latest_time_accepted(tz: str, la
     assert isinstance(taken, Once) and taken.at.isoformat() == latest
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10000-01-01T09:00",
+        "10000-01-01 09:00:30",
+        "123456-06-30T09:00Z",
+        "10000-02-29T09:00+01:00",  # 10000 is a leap year
+        "every day at 9 until 10000-01-01",
+        "every day at 9 until 10000-01-01T09:00",
+    ],
+)
+def test_an_iso_time_with_a_year_past_9999_is_too_far_in_the_future(text: str) -> None:
+    # It answered "could not understand the schedule" and listed the accepted forms,
+    # although "in 10000 years" said it was too far in the future.
+    with pytest.raises(InvalidSchedule) as refused:
+        parse_schedule(text, tz="UTC", now=_at(SAT_BERLIN))
+    assert str(refused.value) == (
+        f"{text!r} is too far in the future: the latest time accepted is "
+        "9999-12-31T23:59:59+00:00 (UTC)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("10000-13-01T09:00", "is not a valid date-time"),
+        ("10100-02-29T09:00", "is not a valid date-time"),  # 10100 is no leap year
+        ("10000-01-01T25:00", "is not a valid date-time"),
+        ("10000-01-01T09:00+25:00", "is not a valid date-time"),
+        ("every day at 9 until 10000-02-30", "is not a valid date"),
+        ("02026-01-01T09:00", "could not understand the schedule"),  # no wide year
+        ("10000-1-01T09:00", "could not understand the schedule"),
+    ],
+)
+def test_a_wide_year_is_no_reason_to_take_what_is_no_iso_time(text: str, said: str) -> None:
+    with pytest.raises(InvalidSchedule, match=said) as refused:
+        parse_schedule(text, tz="UTC", now=_at(SAT_BERLIN))
+    assert "too far in the future" not in str(refused.value)
+
+
 def test_parse_schedule_rejects_unknown_zone() -> None:
     with pytest.raises(InvalidSchedule, match=r"unknown timezone 'Berlin'"):
         parse_schedule("in 5 minutes", tz="Berlin", now=_at(SAT_BERLIN))

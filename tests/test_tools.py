@@ -241,6 +241,12 @@ BAD_SCHEDULES = [
         "is 9999-12-31T23:59:59+01:00 (Europe/Berlin)",
         id="past-year-9999",
     ),
+    pytest.param(
+        {"schedule": "10000-01-01T09:00"},
+        "Error: '10000-01-01T09:00' is too far in the future: the latest time accepted "
+        "is 9999-12-31T23:59:59+01:00 (Europe/Berlin)",
+        id="five-digit-year",
+    ),
 ]
 
 

@@ -178,8 +178,10 @@ _AT = rf"(?: (?:at |(?={_CLEAR_TIME}(?:{_AND}{_TIME_WORD})*$)){_TIME})"
 _PART = r"(?P<part>morning|afternoon|evening|night)"
 _TIME_RE = re.compile(r"(?P<h>[0-9]{1,2})(?::(?P<m>[0-9]{2}))?(?: ?(?P<ampm>[ap])\.?m\.?)?")
 _DURATION_PART = re.compile(r" ?(?:(?P<n>[0-9]+(?:\.[0-9]+)?|an?|half an?) ?)?(?P<unit>[a-z]+)")
+_ISO_DATE = r"(?:[0-9]{4}|[1-9][0-9]{4,})-[0-9]{2}-[0-9]{2}"
+"""An ISO date; its year may be wider than four digits (then past the calendar's end)."""
 _ISO_RE = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[t ](?P<h>[0-9]{2}):(?P<m>[0-9]{2})"
+    rf"(?P<date>{_ISO_DATE})[t ](?P<h>[0-9]{{2}}):(?P<m>[0-9]{{2}})"
     r"(?::(?P<s>[0-9]{2}))?(?P<offset>z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 
@@ -596,13 +598,15 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
 def _iso(match: re.Match[str], ctx: _Context) -> Reading:
     offset = match["offset"]
     try:
-        day = date.fromisoformat(match["date"])
         wall = time(int(match["h"]), int(match["m"]), int(match["s"] or 0))
-        if offset is None:
+        fixed = None
+        if offset is not None:
+            digits = "0000" if offset == "z" else offset[1:].replace(":", "")
+            shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            fixed = timezone(-shift if offset.startswith("-") else shift)
+        day = _iso_day(match["date"])  # after the rest: only a wide year is past the end
+        if fixed is None:
             return ctx.once(day, wall)
-        digits = "0000" if offset == "z" else offset[1:].replace(":", "")
-        shift = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        fixed = timezone(-shift if offset.startswith("-") else shift)
         return Reading(Once(datetime.combine(day, wall, fixed).astimezone(ctx.zone), tz=ctx.tz))
     except OverflowError:  # well formed, past the first or last instant a datetime holds
         if match["date"] < "0002":
@@ -615,6 +619,22 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
             f"{match[0]!r} is not a valid date-time: use e.g. 2026-12-01T09:00 or "
             "2026-12-01T09:00+01:00"
         ) from None
+
+
+def _iso_day(text: str) -> date:
+    """The day of an ISO date (``YYYY-MM-DD``).
+
+    Raises:
+        OverflowError: ``text`` is a valid date but for its year, past 9999: too far in
+            the future, as "in 10000 years" is.
+        ValueError: ``text`` is no valid date (a month 13, a February 30).
+    """
+    year, _, month_day = text.partition("-")
+    if len(year) > 4:
+        # The month and day checked in a year of the same length of February.
+        date.fromisoformat(f"{2000 if calendar.isleap(int(year)) else 2001}-{month_day}")
+        raise OverflowError(f"year {year} is past {MAXYEAR}")
+    return date.fromisoformat(text)
 
 
 def _cron_line(match: re.Match[str], ctx: _Context) -> Reading:
@@ -1187,10 +1207,10 @@ def _midnight_within(asked: InvalidSchedule, before: str) -> InvalidSchedule:
 def _days_named(when: str, ctx: _Context) -> tuple[date, date] | None:
     """The first and last day a day or a span names without a time: "2027-01-04", "friday",
     "next week" (Monday to Sunday), "the end of march" (March 31 alone); else None."""
-    iso = re.fullmatch(r"(?:on )?([0-9]{4}-[0-9]{2}-[0-9]{2})", when)
+    iso = re.fullmatch(rf"(?:on )?({_ISO_DATE})", when)
     if iso:
         try:
-            day = date.fromisoformat(iso[1])
+            day = _iso_day(iso[1])
         except ValueError:
             raise InvalidSchedule(f"{when!r} is not a valid date: use e.g. 2027-01-04") from None
         return day, day
