@@ -9,7 +9,7 @@ import json
 import pickle
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -474,6 +474,34 @@ def test_every_zone_argument_takes_named_zones_and_refuses_the_rest(
             take(zone)
     with pytest.raises(InvalidSchedule, match="must be an IANA zone name or a ZoneInfo, got int"):
         take(5)
+
+
+class _Eastern(tzinfo):
+    """A zone of another library: a fixed UTC-05:00 without a name."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=-5)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "EST"
+
+    def __str__(self) -> str:
+        return "EST"
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [("example.zones", "an example.zones._Eastern ('EST')"), ("pytz", "a pytz._Eastern ('EST')")],
+)
+def test_a_zone_of_another_library_is_named_with_its_article(module: str, said: str) -> None:
+    # It read "a example.zones._Eastern": "a" written whatever the name began with.
+    zone = type("_Eastern", (_Eastern,), {"__module__": module})()
+    with pytest.raises(InvalidSchedule) as refused:
+        check_timezone(zone)
+    assert str(refused.value).startswith(f"the timezone is {said}, which names no IANA zone")
 
 
 ZONE_HINTS = [

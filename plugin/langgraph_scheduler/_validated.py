@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidTask, SchedulerError
 
-__all__ = ["Validated", "field_problems", "is_whole", "kind_of"]
+__all__ = ["Validated", "field_problems", "is_whole", "kind_of", "with_article"]
 
 if TYPE_CHECKING:  # type checkers read pydantic's own metaclass, and the fields' signature
     from pydantic._internal._model_construction import ModelMetaclass as _Constructed
@@ -79,7 +79,12 @@ _U_READ_AS_YOU = ("uni", "usa", "use", "usu", "uti", "uu", "uint")
 def kind_of(value: object) -> str:
     """The type of a value given in the wrong place, as an error names it: ``an int``,
     ``an AsyncMock``, ``a UUID``, ``an HTTPError``."""
-    name = type(value).__name__
+    return with_article(type(value).__name__)
+
+
+def with_article(name: str) -> str:
+    """``name`` (of a type, or a dotted path to one) after "a" or "an" as it is read:
+    ``an int``, ``a UUID``, ``an example.zones.Eastern``."""
     if name[:2].isupper():  # read letter by letter
         vowel = name[0] in _LETTERS_READ_WITH_A_VOWEL and not name.startswith("U")
     else:

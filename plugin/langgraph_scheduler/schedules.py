@@ -58,7 +58,7 @@ from ._cron import (
     resolve_end,
     resolve_wall,
 )
-from ._validated import is_whole
+from ._validated import is_whole, with_article
 from .errors import InvalidSchedule
 
 __all__ = [
@@ -336,7 +336,8 @@ def zone_name(zone: str | tzinfo) -> str:
             "daylight saving time"
         )
     elif isinstance(zone, tzinfo):
-        what = f"a {type(zone).__module__}.{type(zone).__qualname__} ({str(zone)[:80]!r})"
+        kind = with_article(f"{type(zone).__module__}.{type(zone).__qualname__}")
+        what = f"{kind} ({str(zone)[:80]!r})"
     else:
         raise InvalidSchedule(
             f"timezone must be an IANA zone name or a ZoneInfo, got {type(zone).__name__}: "
