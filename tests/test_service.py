@@ -107,12 +107,30 @@ async def test_upcoming_runs_lists_as_many_as_asked_within_a_bound(service: Task
             task.upcoming_runs(n)  # type: ignore[arg-type]
 
 
+async def test_a_task_stored_with_a_blank_owner_before_stays_readable(
+    service: TaskService, store: Store
+) -> None:
+    # A blank owner is refused at a create now (it was stored); a row that has one still
+    # reads, lists under that owner and all owners, and can be deleted.
+    task = await every_minute(service)
+    await store.save_task(
+        task.model_copy(update={"owner": "  "}), expected_version=task.version, columns=["owner"]
+    )
+    assert (await service.get(task.id, owner="  ")).owner == "  "
+    assert [t.id for t in await service.find(owner="  ")] == [task.id]
+    assert [t.owner for t in await service.find()] == ["  "]
+    assert (await service.delete(task.id, owner="  ")).task.id == task.id
+
+
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
         ({"name": "   "}, InvalidTask, "task name must not be empty"),
         ({"name": "x" * 201}, InvalidTask, "task name is 201 characters; the limit is 200"),
-        ({"owner": ""}, InvalidTask, "owner must be a non-empty string"),
+        ({"owner": ""}, InvalidTask, r"owner must be a non-blank string \(.*\), got ''"),
+        ({"owner": " \t "}, InvalidTask, r"owner must be a non-blank string \(.*\), got ' \\t '"),
+        ({"owner": None}, InvalidTask, r"owner must be a non-blank string \(.*\), got None"),
+        ({"owner": 7}, InvalidTask, r"owner must be a non-blank string \(.*\), got an int"),
         ({"max_runs": 0}, InvalidTask, "max_runs must be a whole number from 1 to .*, got 0"),
         (
             {"max_runs": 2**31},

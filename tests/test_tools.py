@@ -387,6 +387,26 @@ async def test_without_user_id_the_thread_is_the_owner(rt: SchedulerRuntime, too
     assert (await rt.get_task(task_id)).state == "active"
 
 
+@pytest.mark.parametrize("user_id", ["", "  ", "\t"])
+async def test_a_blank_user_id_is_read_as_none(
+    rt: SchedulerRuntime, tools: Tools, user_id: str
+) -> None:
+    # A blank user_id was the owner: stored on each task, so every schedule_task would be
+    # refused now that a blank owner is; read as absent, the thread owns the task.
+    blank: RunnableConfig = {"configurable": {"thread_id": "thread-a", "user_id": user_id}}
+    created = await tools("schedule_task", blank, name="A", schedule="in 1 hour", prompt="a")
+    assert created.status == "success", created.text
+    task_id = task_id_in(created)
+    assert (await rt.get_task(task_id)).owner == "thread-a"
+    assert task_id in (await tools("list_tasks", blank)).text
+    paused = await tools("pause_task", blank, task_id=task_id)
+    assert paused.status == "success", paused.text
+    alone: RunnableConfig = {"configurable": {"user_id": user_id}}  # and no thread
+    message = await tools("list_tasks", alone)
+    assert message.status == "error"
+    assert "neither configurable.user_id nor configurable.thread_id" in message.text
+
+
 async def test_no_owner_in_the_config_is_refused(rt: SchedulerRuntime, tools: Tools) -> None:
     message = await tools("list_tasks", {})
     assert message.status == "error"

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from ._clock import Clock
 from ._fire import next_after
-from ._validated import is_whole
+from ._validated import is_whole, kind_of
 from .errors import (
     InvalidPayload,
     InvalidSchedule,
@@ -1027,8 +1027,12 @@ def _check_name(name: str) -> str:
 
 
 def _check_owner(owner: str) -> str:
-    if not isinstance(owner, str) or not owner:
-        raise InvalidTask("owner must be a non-empty string")
+    """The owner a task is stored under, refused unless a string with more than spaces:
+    a blank one (an unset variable) would file the task under no one. Filters by owner
+    take any string, so tasks stored with a blank owner before stay readable."""
+    if not isinstance(owner, str) or not owner.strip():
+        got = repr(owner) if owner is None or isinstance(owner, str) else kind_of(owner)
+        raise InvalidTask(f"owner must be a non-blank string (whose task it is), got {got}")
     _check_text("owner", owner)
     if len(owner) > 256:
         raise InvalidTask(f"owner is {len(owner)} characters; the limit is 256")

@@ -1080,7 +1080,7 @@ class _ToolService:
         tool arguments or run metadata, which a client can set."""
         configurable = config.get("configurable") or {}
         user = configurable.get("user_id")
-        if user not in (None, ""):
+        if user is not None and str(user).strip():  # a blank one names no user: as none
             return str(user)
         thread = _thread_of(config)
         if thread is None:
