@@ -174,7 +174,7 @@ async def test_messages_key_is_never_the_key_a_turn_writes_its_attribution_under
         pass
     transcript = ["transcript", "home", "--database", database, "--messages-key", "task_source"]
     assert await asyncio.to_thread(main, transcript) == 1
-    assert told in capsys.readouterr().err
+    assert f"error: --{told.replace('_', '-', 1)}" in capsys.readouterr().err  # as typed
 
 
 async def test_the_cli_reads_a_transcript_under_the_key_it_is_told(
