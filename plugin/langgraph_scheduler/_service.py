@@ -902,7 +902,7 @@ def draft_task(
     first = None
     if checked:
         first = next_after(schedule, now)
-        if first is None or isinstance(schedule, Once):
+        if first is None:
             schedule.check(now)  # says why it never fires
     if max_runs is not None:
         _check_max_runs(max_runs)
