@@ -27,9 +27,9 @@ from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from .errors import NotRunning
-from .models import TaskSource
 from .nodes import scheduler_system_prompt, signed_task_source, trigger_node
 from .runtime import SchedulerRuntime
+from .state import TaskSourceValue
 from .tools import SchedulerLimits, scheduler_tools
 
 __all__ = ["SchedulerAgentState", "SchedulerMiddleware"]
@@ -38,7 +38,7 @@ __all__ = ["SchedulerAgentState", "SchedulerMiddleware"]
 class SchedulerAgentState(AgentState[Any]):
     """``create_agent`` state plus the attribution of a task-triggered turn."""
 
-    task_source: NotRequired[TaskSource | None]
+    task_source: NotRequired[TaskSourceValue]
     """Set on task-triggered turns, None on user turns."""
 
 
