@@ -17,16 +17,26 @@ _AS_TEXT = "lgs-task-source:"
 """What starts ``task_source`` kept as text in a checkpoint (see :class:`_SourceChannel`)."""
 
 
+_KEY_TYPES = frozenset({str})
+_ITEM_TYPES = frozenset({str, int, bool, type(None)})
+"""The types of the keys and items of a dict kept as text: JSON reads them back as they
+were (exactly these types: a subclass, a float, a nested dict is kept as it is)."""
+
+_to_json = json.JSONEncoder(separators=(",", ":")).encode
+"""One encoder for every checkpoint (``json.dumps`` with options builds one a call)."""
+
+
 def _stored(value: Any) -> Any:
     """``value`` as a checkpoint keeps it: a flat dict of strings, whole numbers,
     booleans and None (a task source) as :data:`_AS_TEXT` and its JSON, a string that
     starts with :data:`_AS_TEXT` with it once more (so it reads back as itself), anything
     else as it is."""
-    if type(value) is dict and all(
-        type(key) is str and (item is None or type(item) in (str, int, bool))
-        for key, item in value.items()
+    if (
+        type(value) is dict
+        and _KEY_TYPES.issuperset(map(type, value))
+        and _ITEM_TYPES.issuperset(map(type, value.values()))
     ):
-        return _AS_TEXT + json.dumps(value, separators=(",", ":"))
+        return _AS_TEXT + _to_json(value)
     if isinstance(value, str) and value.startswith(_AS_TEXT):
         return _AS_TEXT + value
     return value
