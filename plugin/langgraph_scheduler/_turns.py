@@ -309,6 +309,8 @@ class GraphTurnRunner(TurnRunner):
         super().__init__(store, attribution, messages_key=messages_key)
         self.graph = graph
         self._turn_graph = _answering_known_reads(graph)
+        self._serde = getattr(graph.checkpointer, "serde", None)
+        """The serializer the interrupt guard's reads decode with (the checkpointer's)."""
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
         source = self.attribution.sign(request.source, request.thread_id)
@@ -352,8 +354,7 @@ class _GraphTurn:
                 saved = await _latest_checkpoint(runner.graph, request.thread_id)
                 if saved is not None and _waits_for_answer(saved):
                     return _unanswered(request.thread_id)
-            serde = getattr(runner.graph.checkpointer, "serde", None)
-            known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved, serde))
+            known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved, runner._serde))
             ran = await _within(_run_turn(runner._turn_graph, self.payload, self.config), secs)
         except _TurnTimedOut:
             return Timeout(secs)
