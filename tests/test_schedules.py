@@ -472,7 +472,7 @@ def test_every_zone_argument_takes_named_zones_and_refuses_the_rest(
     for zone, what in refused:
         with pytest.raises(InvalidSchedule, match=f"^the timezone is {what}.*names no IANA zone"):
             take(zone)
-    with pytest.raises(InvalidSchedule, match="must be an IANA zone name or a ZoneInfo, got int"):
+    with pytest.raises(InvalidSchedule, match="an IANA zone name or a ZoneInfo, got an int"):
         take(5)
 
 
@@ -502,6 +502,17 @@ def test_a_zone_of_another_library_is_named_with_its_article(module: str, said: 
     with pytest.raises(InvalidSchedule) as refused:
         check_timezone(zone)
     assert str(refused.value).startswith(f"the timezone is {said}, which names no IANA zone")
+
+
+@pytest.mark.parametrize(("zone", "said"), [(5, "an int"), (1.5, "a float"), (None, "None")])
+def test_a_zone_argument_of_another_type_is_named_with_its_article(zone: Any, said: str) -> None:
+    # It read "got int" and "got NoneType", unlike the package's other type refusals.
+    with pytest.raises(InvalidSchedule) as refused:
+        check_timezone(zone)
+    assert str(refused.value) == (
+        f"timezone must be an IANA zone name or a ZoneInfo, got {said}: use an IANA zone name "
+        "such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+    )
 
 
 ZONE_HINTS = [
