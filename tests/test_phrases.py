@@ -756,7 +756,7 @@ PARSE_ERRORS = [
     ("every 400 days at 9", r"too far apart.*'every year on March 1 at 9:00'"),
     ("every 53 weeks on monday", r"every 53 weeks is too far apart: the longest is every 52"),
     ("every weekday except mon,tue,wed,thu,fri at 9", r"leaves no day"),
-    ("2026-13-01T09:00", r"'2026-13-01t09:00' is not a valid date-time"),
+    ("2026-13-01T09:00", r"^'2026-13-01T09:00' is not a valid date-time"),
     ("0 9 * * 1-8", r"'8' \(in '1-8'\) is not a valid day-of-week"),
     ("in 999999 weeks", r"too far in the future"),
     # more than six digits: past the calendar's end, not "could not understand"
@@ -1117,6 +1117,25 @@ def test_a_wide_year_is_no_reason_to_take_what_is_no_iso_time(text: str, said: s
     with pytest.raises(InvalidSchedule, match=said) as refused:
         parse_schedule(text, tz="UTC", now=_at(SAT_BERLIN))
     assert "too far in the future" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("2026-02-30T09:00Z", "2026-02-30T09:00Z"),
+        ("2026-02-30  09:00", "2026-02-30  09:00"),
+        ("2026-02-30\t09:00?", "2026-02-30\t09:00"),
+        ("Every day at 9 until 2026-04-31T09:00+02:00", "2026-04-31T09:00+02:00"),
+        ("EVERY DAY AT 9 STARTING 2026-12-01T25:00", "2026-12-01T25:00"),
+    ],
+)
+def test_an_invalid_date_time_is_quoted_as_written(text: str, said: str) -> None:
+    # It was quoted lower-cased, its spaces run together: '2026-02-30t09:00z'.
+    with pytest.raises(InvalidSchedule) as refused:
+        parse_schedule(text, tz=BERLIN, now=_at(SAT_BERLIN))
+    assert str(refused.value) == (
+        f"{said!r} is not a valid date-time: use e.g. 2026-12-01T09:00 or 2026-12-01T09:00+01:00"
+    )
 
 
 def test_parse_schedule_rejects_unknown_zone() -> None:

@@ -191,11 +191,20 @@ _ISO_RE = re.compile(
 
 @dataclass(frozen=True)
 class _Context:
-    """What every rule needs: the zone the words mean and the time they were said."""
+    """What every rule needs: the zone the words mean, the time they were said, and the
+    words as the person gave them (the rules read them normalised)."""
 
     zone: ZoneInfo
     tz: str
     now: datetime  # aware, in ``zone``
+    text: str  # as given
+
+    def as_written(self, words: str) -> str:
+        """``words``, read from the normalised text, as they stand in the text given (its
+        case and spacing), to quote in a refusal; ``words`` themselves if not found."""
+        spaced = r"\s+".join(re.escape(word) for word in words.split(" "))
+        found = re.search(spaced, self.text, re.IGNORECASE)
+        return found[0] if found else words
 
     @property
     def today(self) -> date:
@@ -615,8 +624,9 @@ def _iso(match: re.Match[str], ctx: _Context) -> Reading:
     except ValueError as exc:
         if isinstance(exc, InvalidSchedule):
             raise
+        said = ctx.as_written(match[0])
         raise InvalidSchedule(
-            f"{match[0]!r} is not a valid date-time: use e.g. 2026-12-01T09:00 or "
+            f"{said!r} is not a valid date-time: use e.g. 2026-12-01T09:00 or "
             "2026-12-01T09:00+01:00"
         ) from None
 
@@ -1127,7 +1137,7 @@ def _bound_after(
     said = re.search(r" (?:starting|beginning) ", body)
     if schedule.start is not None and said and ctx.later(schedule.start):
         with suppress(InvalidSchedule, OverflowError):
-            since = _Context(ctx.zone, ctx.tz, schedule.start.astimezone(ctx.zone))
+            since = _Context(ctx.zone, ctx.tz, schedule.start.astimezone(ctx.zone), ctx.text)
             return _bound_of(body, when, since, word)
     return _bound_of(body, when, ctx, word)
 
@@ -1394,13 +1404,13 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     normal = _normalise(text)
     if len(normal) <= 200:
         try:
-            reading = _read(normal, _Context(zone, tz, now))
+            reading = _read(normal, _Context(zone, tz, now, text))
         except OverflowError as exc:  # a time past either end of the calendar
             before = isinstance(exc, _BeforeTheCalendar)
             raise _off_calendar(text, zone, tz, before=before) from None
         if reading is not None:
             return reading
-        _refuse_zone_in_words(normal, _Context(zone, tz, now))
+        _refuse_zone_in_words(normal, _Context(zone, tz, now, text))
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
 
 
