@@ -1138,6 +1138,28 @@ def test_an_invalid_date_time_is_quoted_as_written(text: str, said: str) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("x" * 201, 201),
+        # counted as the parser reads it: spaces run together, none around a comma
+        ("Every weekday at 9:00 " * 10, 219),
+        ("every day at 9:00, and remind me to " + "water the plants " * 10, 204),
+    ],
+)
+def test_a_schedule_over_the_length_limit_is_refused_as_too_long(text: str, length: int) -> None:
+    # It was "could not understand the schedule", with the forms of a schedule it then held.
+    with pytest.raises(InvalidSchedule) as refused:
+        parse_schedule(text, tz=BERLIN, now=_at(SAT_BERLIN))
+    assert str(refused.value) == (
+        f"the schedule is {length} characters long; the limit is 200: a schedule is a short "
+        "phrase such as 'every weekday at 9:00', or a cron line such as '0 9 * * 1-5'; say only "
+        "when it runs"
+    )
+    with pytest.raises(InvalidSchedule, match="^could not understand the schedule"):
+        parse_schedule("x" * 200, tz=BERLIN, now=_at(SAT_BERLIN))  # at the limit: read
+
+
 def test_parse_schedule_rejects_unknown_zone() -> None:
     with pytest.raises(InvalidSchedule, match=r"unknown timezone 'Berlin'"):
         parse_schedule("in 5 minutes", tz="Berlin", now=_at(SAT_BERLIN))

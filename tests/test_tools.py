@@ -262,6 +262,25 @@ async def test_bad_schedule_task_input_is_a_message_and_stores_nothing(
     assert await all_tasks(rt) == []
 
 
+async def test_a_schedule_over_the_length_limit_is_refused_as_too_long(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    # A model that put the whole request in the schedule was told it was not understood.
+    long = "every weekday at 9:00 remind me to " + "water the plants " * 10
+    said = (
+        "Error: the schedule is 204 characters long; the limit is 200: a schedule is a short "
+        "phrase such as 'every weekday at 9:00', or a cron line such as '0 9 * * 1-5'; say only "
+        "when it runs"
+    )
+    args = {"name": "Plants", "schedule": long, "prompt": "Water the plants."}
+    made = await tools("schedule_task", ALICE, **args)
+    assert (made.status, made.text) == ("error", said)
+    task_id = task_id_in(await tools("schedule_task", ALICE, **{**args, "schedule": "daily at 9"}))
+    moved = await tools("update_task", ALICE, task_id=task_id, schedule=long)
+    assert (moved.status, moved.text) == ("error", said)
+    assert [task.schedule.expr for task in await all_tasks(rt)] == ["0 9 * * *"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

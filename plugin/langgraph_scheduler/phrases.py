@@ -88,6 +88,9 @@ from .schedules import (
 __all__ = ["Reading", "dst_note", "read_schedule"]
 
 _UTC = timezone.utc
+_MAX_CHARS = 200
+"""The longest schedule read, counted as the rules read it (spaces run together): a
+schedule is a short phrase or a cron line."""
 
 
 @dataclass(frozen=True)
@@ -1391,7 +1394,8 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
 
     Raises:
         InvalidSchedule: Not understood (the message lists the accepted forms), ambiguous
-            (the message is a question for the user), an invalid value, or in the past.
+            (the message is a question for the user), an invalid value, in the past, or
+            longer than 200 characters.
 
     Example:
         >>> reading = read_schedule("tomorrow morning", tz="UTC", now=datetime(2026, 3, 2, 12))
@@ -1402,15 +1406,20 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     zone = check_timezone(tz)
     now = (resolve_wall(now, zone) if now.tzinfo is None else now).astimezone(zone)
     normal = _normalise(text)
-    if len(normal) <= 200:
-        try:
-            reading = _read(normal, _Context(zone, tz, now, text))
-        except OverflowError as exc:  # a time past either end of the calendar
-            before = isinstance(exc, _BeforeTheCalendar)
-            raise _off_calendar(text, zone, tz, before=before) from None
-        if reading is not None:
-            return reading
-        _refuse_zone_in_words(normal, _Context(zone, tz, now, text))
+    if len(normal) > _MAX_CHARS:
+        raise InvalidSchedule(
+            f"the schedule is {len(normal)} characters long; the limit is {_MAX_CHARS}: a "
+            "schedule is a short phrase such as 'every weekday at 9:00', or a cron line such "
+            "as '0 9 * * 1-5'; say only when it runs"
+        )
+    try:
+        reading = _read(normal, _Context(zone, tz, now, text))
+    except OverflowError as exc:  # a time past either end of the calendar
+        before = isinstance(exc, _BeforeTheCalendar)
+        raise _off_calendar(text, zone, tz, before=before) from None
+    if reading is not None:
+        return reading
+    _refuse_zone_in_words(normal, _Context(zone, tz, now, text))
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
 
 
