@@ -297,6 +297,41 @@ def test_a_refused_option_is_named_as_typed(
     assert "_secs" not in err and "max_concurrency" not in err and "thread_id" not in err
 
 
+_BLANK_PROMPT = "--prompt must not be blank; give it the message the agent gets when the task fires"
+
+
+@pytest.mark.parametrize(
+    ("refused", "said"),
+    [
+        (["--prompt", ""], _BLANK_PROMPT),
+        (["--prompt", "   "], _BLANK_PROMPT),
+        (["--prompt", "p" * 8001], "--prompt: String should have at most 8000 characters"),
+        (
+            ["--prompt", "bad \udcff byte"],  # a byte no UTF-8 reads, as Python passes it on
+            "--prompt: Input should be a valid string, unable to parse raw data as a unicode "
+            "string",
+        ),
+        (["--prompt", "x", "--name", ""], "--name must not be empty"),
+        (["--prompt", "x", "--name", "n" * 201], "--name is 201 characters; the limit is 200"),
+        (
+            ["--prompt", "x", "--name", "a\x1bb"],
+            "--name must be one line of text without control characters, found U+001B: give "
+            "it a short label on one line",
+        ),
+    ],
+)
+def test_a_refused_prompt_or_name_is_named_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, refused: list[str], said: str
+) -> None:
+    # The task's refusal named its payload field or its Python words: --prompt "" said
+    # "invalid task payload: field 'prompt': String should have at least 1 character".
+    code, out, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--schedule", "in 1 hour", *refused
+    )
+    assert code == 1 and out == ""
+    assert err == f"error: {said}\n"
+
+
 @pytest.mark.parametrize(
     "refused",
     [

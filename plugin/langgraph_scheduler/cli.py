@@ -141,8 +141,11 @@ _OPTION_OF = {
     "messages_key": ("messages_key", "--messages-key"),
     "owner": ("owner", "--owner"),
     "thread_id": ("thread", "--thread"),
+    "task name": ("name", "--name"),
+    "invalid task payload: field 'prompt':": ("prompt", "--prompt:"),
 }
-"""The Python argument a refusal names, by the command's destination and option for it."""
+"""The words a refusal starts with for a Python argument (or a task's field), by the
+command's destination and the option (or argument) for it."""
 
 
 def _as_typed(message: str, args: argparse.Namespace) -> str:
@@ -150,11 +153,12 @@ def _as_typed(message: str, args: argparse.Namespace) -> str:
     …``) named as the option the user typed for it (``--drain-timeout must be …``), when
     the command was given that option: one place, so no refusal names a parameter the
     command line has not."""
-    name, sep, rest = message.partition(" ")
-    dest, option = _OPTION_OF.get(name, ("", ""))
-    if not dest or getattr(args, dest, None) is None:
-        return message
-    return f"{option}{sep}{rest}"
+    for words, (dest, option) in _OPTION_OF.items():
+        value = getattr(args, dest, None)
+        if value is not None and message.startswith(f"{words} "):
+            rest = message.removeprefix(words)
+            return f"{option}{rest}"
+    return message
 
 
 _MAX_COUNT = 1_000_000
@@ -377,6 +381,10 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
         # An unset shell variable ("--owner $USER") would file the task under no one.
         raise InvalidTask(
             "--owner must not be blank; omit it for the default (the thread id, else 'default')"
+        )
+    if not args.prompt.strip():
+        raise InvalidTask(
+            "--prompt must not be blank; give it the message the agent gets when the task fires"
         )
     now = SystemClock().now()
     fields: dict[str, Any] = {
