@@ -332,6 +332,23 @@ def test_a_refused_prompt_or_name_is_named_as_typed(
     assert err == f"error: {said}\n"
 
 
+@pytest.mark.parametrize("action", ["show", "pause", "resume", "delete", "run"])
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_task_id_is_refused_naming_the_argument_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, action: str, blank: str
+) -> None:
+    # A blank TASK_ID was refused as "task_id must be a non-blank string": the Python
+    # argument's name, which the command line has not.
+    _add(capsys, db, "--schedule", "in 1 hour")
+    graph = ["--graph", f"{_graph_file(tmp_path)}:graph"] if action == "run" else []
+    code, out, err = _cli(capsys, "tasks", action, blank, "--database", db, *graph)
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: TASK_ID must be a non-blank string, got {blank!r}; list tasks to see the "
+        "valid ids\n"
+    )
+
+
 @pytest.mark.parametrize(
     "refused",
     [

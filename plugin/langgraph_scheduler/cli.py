@@ -140,6 +140,7 @@ _OPTION_OF = {
     "max_runs": ("max_runs", "--max-runs"),
     "messages_key": ("messages_key", "--messages-key"),
     "owner": ("owner", "--owner"),
+    "task_id": ("task_id", "TASK_ID"),
     "thread_id": ("thread", "--thread"),
     "task name": ("name", "--name"),
     "invalid task payload: field 'prompt':": ("prompt", "--prompt:"),
