@@ -350,6 +350,23 @@ def test_a_blank_task_id_is_refused_naming_the_argument_as_typed(
 
 
 @pytest.mark.parametrize(
+    ("typed", "echoed"),
+    [("-1", "-1"), ("-1.50", "-1.50"), ("-2e3", "-2e3"), ("NaN", "NaN"), (" -1 ", "-1")],
+)
+def test_a_refused_number_is_echoed_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, typed: str, echoed: str
+) -> None:
+    # The refusal echoed the number read from the text: "--drain-timeout -1" said
+    # "got -1.0", which the user did not type.
+    graph = f"{_graph_file(tmp_path)}:graph"
+    code, out, err = _cli(
+        capsys, "serve", "--database", db, "--graph", graph, f"--drain-timeout={typed}"
+    )
+    assert code == 1 and out == ""
+    assert err == f"error: --drain-timeout must be 0 or more seconds, got {echoed}\n"
+
+
+@pytest.mark.parametrize(
     "refused",
     [
         ["--schedule", "every blue moon", "--prompt", "x"],

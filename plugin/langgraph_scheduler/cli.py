@@ -152,14 +152,35 @@ command's destination and the option (or argument) for it."""
 def _as_typed(message: str, args: argparse.Namespace) -> str:
     """``message`` with the Python argument it starts with (``drain_timeout_secs must be
     …``) named as the option the user typed for it (``--drain-timeout must be …``), when
-    the command was given that option: one place, so no refusal names a parameter the
-    command line has not."""
+    the command was given that option, and the number it ends with (``got -1.0``) as
+    typed (``got -1``): one place, so no refusal names a parameter the command line has
+    not, or a value the user did not type."""
     for words, (dest, option) in _OPTION_OF.items():
         value = getattr(args, dest, None)
         if value is not None and message.startswith(f"{words} "):
             rest = message.removeprefix(words)
+            if isinstance(value, _Number):
+                parsed = f"got {float(value)!r}"
+                if rest.endswith(parsed):
+                    rest = f"{rest.removesuffix(parsed)}got {value.typed}"
             return f"{option}{rest}"
     return message
+
+
+class _Number(float):
+    """A number option's value, with the text the user typed for it (``typed``)."""
+
+    typed: str
+
+
+def _number(text: str) -> _Number:
+    """An argument that is a number (``-1``, ``2.5``, ``inf``), kept with its text."""
+    try:
+        value = _Number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    value.typed = text.strip()
+    return value
 
 
 _MAX_COUNT = 1_000_000
@@ -259,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrency", type=int, default=4, help="turns at once (default: 4)")
     serve.add_argument(
         "--drain-timeout",
-        type=float,
+        type=_number,
         default=30.0,
         metavar="SECS",
         help="on Ctrl-C, how long running turns may finish before they are interrupted "
@@ -740,7 +761,7 @@ async def _runtime_for(args: argparse.Namespace) -> SchedulerRuntime:
         max_concurrency=getattr(args, "max_concurrency", 4),
         # serve drains its turns on Ctrl-C; tasks run (no --drain-timeout) stops its own
         # turn at once: recorded interrupted, as its exit code says.
-        drain_timeout_secs=getattr(args, "drain_timeout", 0.0),
+        drain_timeout_secs=float(getattr(args, "drain_timeout", 0.0)),
     )
 
 
