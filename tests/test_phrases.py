@@ -240,13 +240,15 @@ CLOCK_CHANGE_NOTES = [
 @pytest.mark.parametrize(
     ("text", "said", "zone", "rest"),
     [
-        ("at 9am PST", "pst", "America/Los_Angeles", "at 9am"),
-        ("tomorrow at 9 EST", "est", "America/New_York", "tomorrow at 9"),
-        ("every weekday at 9 New York time", "new york", "America/New_York", "every weekday at 9"),
-        ("every day at 9 in UTC", "utc", "UTC", "every day at 9"),
-        ("daily at 7 Europe/London", "europe/london", "Europe/London", "daily at 7"),
+        # the zone quoted as written (it was lower-cased, its spaces run together)
+        ("at 9am PST", "PST", "America/Los_Angeles", "at 9am"),
+        ("tomorrow at 9 EST", "EST", "America/New_York", "tomorrow at 9"),
+        ("every weekday at 9 New York time", "New York", "America/New_York", "every weekday at 9"),
+        ("every day at 9  New   York", "New   York", "America/New_York", "every day at 9"),
+        ("every day at 9 in UTC", "UTC", "UTC", "every day at 9"),
+        ("daily at 7 Europe/London", "Europe/London", "Europe/London", "daily at 7"),
         ("every day at 9 +05:30", "+05:30", "Asia/Kolkata", "every day at 9"),
-        ("every monday Berlin", "berlin", "Europe/Berlin", "every monday"),  # a question next
+        ("every monday Berlin", "Berlin", "Europe/Berlin", "every monday"),  # a question next
     ],
 )
 def test_a_zone_in_the_words_is_refused_saying_where_it_goes(
@@ -1158,6 +1160,66 @@ def test_a_schedule_over_the_length_limit_is_refused_as_too_long(text: str, leng
     )
     with pytest.raises(InvalidSchedule, match="^could not understand the schedule"):
         parse_schedule("x" * 200, tz=BERLIN, now=_at(SAT_BERLIN))  # at the limit: read
+
+
+# The words each refusal quotes, written with capitals and odd spacing: quoted so, not as the
+# rules read them (lower-cased, spaces run together); what the refusal proposes to say instead
+# is the parser's own (e.g. 'tomorrow at 09:00').
+AS_WRITTEN = [
+    ("Tomorrow at 13PM", "'13PM' is not a valid time: use 24-hour"),
+    ("tomorrow at 13  PM", "'13  PM' is not a valid time: use 24-hour"),
+    ("Every Hour from 9 to 13PM", "'13PM' is not a valid time"),
+    ("Every Day at 13PM", "'13PM' is not a valid time"),
+    ("In 1.5  Months", "'In 1.5  Months' has a fraction of a month"),
+    ("IN 0 Minutes", "'IN 0 Minutes' is not in the future"),
+    ("Tomorrow at 9 AND 17",
+     "'Tomorrow at 9 AND 17' names 2 times, and a one-off runs once: say one time, e.g. "
+     "'tomorrow at 09:00'"),
+    ("Every Year on December 24 2027 at 9",
+     "'Every Year on December 24 2027 at 9': a yearly schedule takes no year"),
+    # spaces about commas kept (read "mon,tue"), in words that are not the whole schedule
+    ("Every weekday except MON,TUE , wed,thu,fri at 9 starting monday",
+     "'Every weekday except MON,TUE , wed,thu,fri at 9' leaves no day"),
+    ("Every Friday Night at 11 and 1AM",
+     "'Every Friday Night at 11 and 1AM' runs on both sides of midnight, on different days: "
+     "make two tasks; say 'every friday night at 23:00' and 'every friday night at 01:00'"),
+    ("Today  at 11:00", "'Today  at 11:00' (Saturday 2026-03-28 11:00 CET) has already passed"),
+    # a time said first is read last ("today at 11am"): the whole schedule, as given
+    ("11AM Today", "'11AM Today' (Saturday 2026-03-28 11:00 CET) has already passed"),
+    ("Every 2.5 Seconds", "'Every 2.5 Seconds' is 2.5 seconds: an interval is a whole number"),
+    ("Every 45 Minutes on Weekdays", "'Every 45 Minutes on Weekdays' cannot be one cron line"),
+    ("every 15 minutes Between 9:30 and 17", "'Between 9:30 and 17': a window runs from one"),
+    ("Every 2 Hours starting monday",
+     "At what time should 'Every 2 Hours' start? Say e.g. 'every 2 hours starting monday at "
+     "9:00'."),
+    ("Every Day at 9 starting 9999-12-31T10:00",
+     "'Every Day at 9 starting 9999-12-31T10:00' never fires"),
+    ("Every Monday at 9 until  Sunday",
+     "'Every Monday at 9 until  Sunday' never runs: it ends Sunday 2026-03-29 23:59 CEST"),
+    ("Tomorrow at 9 until Friday",
+     "'Tomorrow at 9' runs once, so it has no end: say only when it runs ('Tomorrow at 9'), or "
+     "a repeating schedule, e.g. 'every day at 9:00 until friday'"),
+    ("every day at 9 until The End of FEBRUARY 2026",
+     "'The End of FEBRUARY 2026' has already passed"),
+    ("every day at 9 Starting WHENEVER",
+     "When should it start? 'WHENEVER' is no day or time: say e.g. 'every day at 9 starting "
+     "next monday'"),
+    ("every day at 9 until On  2026-02-30", "'On  2026-02-30' is not a valid date"),
+    # a whole word: not the end of 'WEEKEND'
+    ("Every WEEKEND at 9 until end", "When should it end? 'end' is no day or time"),
+    ("the LAST  Friday of each month",
+     "a day counted from the end of the month ('LAST  Friday') is not supported"),
+    ("0  9 * *", "cron line '0  9 * *' has 4 field(s)"),
+    ("@Dayly", "unknown cron macro '@Dayly'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "refusal"), AS_WRITTEN)
+def test_a_refusal_quotes_the_words_as_written(text: str, refusal: str) -> None:
+    # They were quoted lower-cased, their spaces run together: '13pm', 'every 2.5 seconds'.
+    with pytest.raises(InvalidSchedule) as refused:
+        parse_schedule(text, tz=BERLIN, now=_at(SAT_BERLIN))
+    assert str(refused.value).startswith(refusal)
 
 
 def test_parse_schedule_rejects_unknown_zone() -> None:

@@ -204,10 +204,18 @@ class _Context:
 
     def as_written(self, words: str) -> str:
         """``words``, read from the normalised text, as they stand in the text given (its
-        case and spacing), to quote in a refusal; ``words`` themselves if not found."""
-        spaced = r"\s+".join(re.escape(word) for word in words.split(" "))
-        found = re.search(spaced, self.text, re.IGNORECASE)
-        return found[0] if found else words
+        case and spacing, and its spaces about commas), to quote in a refusal.
+
+        Whole words only ('mon' is not the start of 'Monday'). Words the normalising moved
+        (a time said first is read last) are not found: the whole schedule is the text
+        given, other words are quoted as read.
+        """
+        pieces = (r"\s+".join(map(re.escape, piece.split(" "))) for piece in words.split(","))
+        spaced = r"\s*,\s*".join(pieces)
+        found = re.search(rf"(?<![a-z0-9]){spaced}(?![a-z0-9])", self.text, re.IGNORECASE)
+        if found:
+            return found[0]
+        return self.text.strip() if words == _normalise(self.text) else words
 
     @property
     def today(self) -> date:
@@ -312,7 +320,7 @@ def _clock(at: time) -> str:
     return f"{at.hour:02d}:{at.minute:02d}"
 
 
-def _parse_time(text: str, part: str | None = None) -> time:
+def _parse_time(text: str, ctx: _Context, part: str | None = None) -> time:
     """``9``, ``09:00``, ``9am``, ``9:30pm``, ``12am``, ``noon``, ``midnight``.
 
     After a part of the day a bare hour follows it: "evening at 7" is 19:00, "tonight at 11"
@@ -332,8 +340,9 @@ def _parse_time(text: str, part: str | None = None) -> time:
             hour = 99
         bare = match is not None and ampm is None and not match["h"].startswith("0")
     if hour > 23 or minute > 59:
+        said = ctx.as_written(text)
         raise InvalidSchedule(
-            f"{text!r} is not a valid time: use 24-hour 'HH:MM' like 09:00 or 18:30, "
+            f"{said!r} is not a valid time: use 24-hour 'HH:MM' like 09:00 or 18:30, "
             "or 12-hour like 9am or 6:30pm"
         )
     at = time(hour, minute)
@@ -488,38 +497,38 @@ def _either_half(word: str, at: time, before: time) -> None:
         )
 
 
-def _parse_times(text: str, part: str | None = None) -> list[time]:
+def _parse_times(text: str, ctx: _Context, part: str | None = None) -> list[time]:
     """``9 and 5pm``, ``8,12 and 18`` -> the times, sorted (see :func:`_parse_time`)."""
     times: list[time] = []
     for word in re.split(_AND, text):
-        at = _parse_time(word, part)
+        at = _parse_time(word, ctx, part)
         if times and part is None:
             _either_half(word, at, times[-1])
         times.append(at)
     return sorted(set(times))
 
 
-def _one_time(match: re.Match[str], part: str | None = None) -> time:
+def _one_time(match: re.Match[str], ctx: _Context, part: str | None = None) -> time:
     """The one time of a one-off; several ("tomorrow at 9 and 17") are refused, naming the
     recurring form a person may have meant."""
-    times = _parse_times(match["time"], part)
+    times = _parse_times(match["time"], ctx, part)
     if len(times) > 1:
-        said = match[0]
+        said, first = ctx.as_written(match[0]), match[0].replace(match["time"], _clock(times[0]))
         raise InvalidSchedule(
             f"{said!r} names {len(times)} times, and a one-off runs once: say one time, e.g. "
-            f"{said.replace(match['time'], _clock(times[0]))!r}, and schedule each of the "
-            f"others on its own; or, for every day, say 'every day at {match['time']}'"
+            f"{first!r}, and schedule each of the others on its own; or, for every day, say "
+            f"'every day at {match['time']}'"
         )
     return times[0]
 
 
-def _clock_fields(match: re.Match[str], part: str | None = None) -> tuple[str, str]:
+def _clock_fields(match: re.Match[str], ctx: _Context, part: str | None = None) -> tuple[str, str]:
     """The minute and hour fields of the times said: "at 9 and 17" is ``0`` and ``9,17``.
 
     One cron line fires at each of its minutes in each of its hours, so times that do not
     form such a grid ("at 9:00 and 17:30") are refused with the two schedules to make.
     """
-    times = _parse_times(match["time"], part)
+    times = _parse_times(match["time"], ctx, part)
     minutes = {at.minute for at in times}
     hours = {at.hour for at in times}
     if len(times) != len(minutes) * len(hours):
@@ -592,10 +601,11 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     split = _split_duration(match["dur"])
     if split is None:
         return None
-    months, days, seconds = _whole_months(split[0], match[0]), split[1], split[2]
+    said = ctx.as_written(match[0])
+    months, days, seconds = _whole_months(split[0], said), split[1], split[2]
     delta = timedelta(seconds=round(seconds))
     if not (months or days or delta):
-        raise InvalidSchedule(f"{match[0]!r} is not in the future: give a positive duration")
+        raise InvalidSchedule(f"{said!r} is not in the future: give a positive duration")
     at = ctx.now.time().replace(fold=0)  # the first pass of a repeated time, as ``once``
     # Past the calendar's end this raises OverflowError, which read_schedule reports.
     day, note = _add_months(ctx.today, months)
@@ -651,7 +661,16 @@ def _iso_day(text: str) -> date:
 
 
 def _cron_line(match: re.Match[str], ctx: _Context) -> Reading:
-    return Reading(Cron(match[0], tz=ctx.tz))
+    """A crontab line or @macro. A faulty one is refused quoting the line as written: read
+    in any case and spacing, it has the same fault (unless spaces about its commas split
+    its fields otherwise; then it is quoted as read)."""
+    try:
+        return Reading(Cron(match[0], tz=ctx.tz))
+    except InvalidSchedule:
+        said = ctx.as_written(match[0])
+        if said.lower().split() == match[0].split():
+            Cron(said, tz=ctx.tz)
+        raise
 
 
 def _hourly(match: re.Match[str], ctx: _Context) -> Reading:
@@ -676,7 +695,7 @@ def _monthly(match: re.Match[str], ctx: _Context) -> Reading | None:
         raise _need_time(
             f"on day {day} of each month", f"on the {_ordinal(day)} of every month at 9:00"
         )
-    minute, hour = _clock_fields(match)
+    minute, hour = _clock_fields(match, ctx)
     note = (
         f"months without a day {day} are skipped (it fires only in months that have one)"
         if day > 28
@@ -691,13 +710,14 @@ def _yearly(match: re.Match[str], ctx: _Context) -> Reading | None:
     month = _MONTHS[match["month"] or match["month2"]]
     day = int(match["dom"] or match["dom2"])
     if match["year"]:
-        raise InvalidSchedule(f"{match[0]!r}: a yearly schedule takes no year; leave it out")
+        said = ctx.as_written(match[0])
+        raise InvalidSchedule(f"{said!r}: a yearly schedule takes no year; leave it out")
     if not 1 <= day <= calendar.monthrange(2000, month)[1]:  # 2000: February has 29 days
         raise InvalidSchedule(f"{_MONTH_NAMES[month - 1]} has no day {day}: give a day that exists")
     when = f"every year on {_MONTH_NAMES[month - 1]} {day}"
     if match["time"] is None:
         raise _need_time(when, f"{when} at 9:00")
-    minute, hour = _clock_fields(match)
+    minute, hour = _clock_fields(match, ctx)
     leap_day = (month, day) == (2, 29)
     note = "February 29 exists only in leap years: it fires every four years" if leap_day else None
     return Reading(Cron(f"{minute} {hour} {day} {month} *", tz=ctx.tz), note)
@@ -726,7 +746,7 @@ def _stride(match: re.Match[str], ctx: _Context) -> Reading:
         every = "every other" if count == 2 else f"every {count}"
         on = f" on {_join_days(days)}" if days else ""
         raise _need_time(f"{every} {unit}{'' if count == 2 else 's'}{on}", f"{match[0]} at 9:00")
-    minute, hour = _clock_fields(match)
+    minute, hour = _clock_fields(match, ctx)
     expr = f"{minute} {hour} * * {_cron_days(days or set(range(7)))}"
     first = Cron(expr, tz=ctx.tz).next_fire_times(1, after=ctx.now)[0]
     if unit == "day":
@@ -760,18 +780,20 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
     if match["except"]:
         days -= _weekday_set(match["except"])
         if not days:
-            raise InvalidSchedule(f"{match[0]!r} leaves no day: name the days to keep")
+            said = ctx.as_written(match[0])
+            raise InvalidSchedule(f"{said!r} leaves no day: name the days to keep")
     if match["time"] is None:
         raise _need_time(label, f"{match[0]} at {_clock(_PARTS[part]) if part else '9:00'}")
     if match["time"] == "midnight" and part is None and len(days) < 7:
         raise _which_weekly_midnight(days)
-    minute, hour = _clock_fields(match, part)
-    times = _parse_times(match["time"], part)
+    minute, hour = _clock_fields(match, ctx, part)
+    times = _parse_times(match["time"], ctx, part)
     small = [at.hour < _PART_HOURS["morning"][0] for at in times] if part == "night" else []
     if any(small):  # "friday night at 1am" is early on Saturday
         if not all(small) and len(days) < 7:
+            said = ctx.as_written(match[0])
             raise InvalidSchedule(
-                f"{match[0]!r} runs on both sides of midnight, on different days: make two "
+                f"{said!r} runs on both sides of midnight, on different days: make two "
                 f"tasks; say '{match[0].replace(match['time'], _clock(times[-1]))}' and "
                 f"'{match[0].replace(match['time'], _clock(times[0]))}'"
             )
@@ -817,7 +839,7 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     ref, part, spoken = match["ref"], _part_of(match), match[0]
     if ref in ("tonight", "this"):  # "this evening" is today's
         ref = "today"
-    at = _one_time(match, part) if match["time"] else _PARTS.get(part or "")
+    at = _one_time(match, ctx, part) if match["time"] else _PARTS.get(part or "")
     # "tonight at midnight", "friday night at 1am": the small hours after that day
     after_midnight = part == "night" and at is not None and at.hour < 12
     day, where = _named_day(match, ctx, ref, None if after_midnight else at)
@@ -833,7 +855,7 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     day += timedelta(days=after_midnight)
     fire = ctx.wall(day, at)
     if not ctx.later(fire):
-        said = f"'{spoken}' ({_show(fire)})"
+        said = f"{ctx.as_written(spoken)!r} ({_show(fire)})"
         raise InvalidSchedule(
             f"{said} has already passed: it is now {_show(ctx.now)} in {ctx.tz}. Did you "
             "mean a later time, or another day?"
@@ -928,7 +950,7 @@ def _weekday_date(match: re.Match[str], ctx: _Context, at: time | None) -> date:
 
 def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
     """A time alone ("at 9", "5pm"): its next coming, today or tomorrow, named in the note."""
-    at = _one_time(match) if match["time"] else _parse_time(match["time2"])
+    at = _one_time(match, ctx) if match["time"] else _parse_time(match["time2"], ctx)
     day = ctx.next_day(at)
     which = "today" if day == ctx.today else "tomorrow"
     note = f"{match[0]!r} is read as the next {_clock(at)}: {which}, {_dated(day)}"
@@ -940,9 +962,9 @@ def _every(match: re.Match[str], ctx: _Context) -> Reading | None:
     if exact is None:
         return None
     if exact.denominator != 1:
-        whole = math.ceil(exact)
+        whole, said = math.ceil(exact), ctx.as_written(match[0])
         raise InvalidSchedule(
-            f"{match[0]!r} is {float(exact):g} seconds: an interval is a whole number of "
+            f"{said!r} is {float(exact):g} seconds: an interval is a whole number of "
             f"seconds; say e.g. 'every {whole} second{'s' if whole > 1 else ''}'"
         )
     seconds = int(exact)
@@ -963,7 +985,7 @@ def _every_within(match: re.Match[str], ctx: _Context) -> Reading | None:
     if seconds is None or not (days_said or match["window"]) or (match["days"] and match["days2"]):
         return None  # plain "every 2 hours": an interval, read below
     days, label = _day_set(days_said) if days_said else (set(range(7)), "every day")
-    ends = _window_ends(match) if match["window"] else None
+    ends = _window_ends(match, ctx) if match["window"] else None
     hours = list(range(24)) if ends is None else _hours_from(*ends)
     step = int(seconds) if seconds.denominator == 1 else 0
     if step and step % 3600 == 0 and step < 86400 and (ends or 86400 % step == 0):
@@ -975,8 +997,9 @@ def _every_within(match: re.Match[str], ctx: _Context) -> Reading | None:
         hour, minute = _cron_list(hours, 24), _cron_step(step // 60)
     else:
         hours_fit = "whole hours" if ends else "hours that divide the day (1, 2, 3, 4, 6, 8, 12)"
+        said = ctx.as_written(match[0])
         raise InvalidSchedule(
-            f"{match[0]!r} cannot be one cron line: it runs on the clock, from :00, so its "
+            f"{said!r} cannot be one cron line: it runs on the clock, from :00, so its "
             f"step must be minutes that divide the hour (1, 5, 10, 15, 20, 30) or {hours_fit}; "
             f"say e.g. 'every 15 minutes {match['window'] or label}'"
         )
@@ -992,15 +1015,15 @@ def _every_within(match: re.Match[str], ctx: _Context) -> Reading | None:
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz), note)
 
 
-def _window_ends(match: re.Match[str]) -> tuple[time, time]:
+def _window_ends(match: re.Match[str], ctx: _Context) -> tuple[time, time]:
     """The two whole hours of "between 9 and 17" / "from 9am to 5pm"."""
     high_said = match["hi"] or match["hi2"]
-    low, high = _parse_time(match["lo"] or match["lo2"]), _parse_time(high_said)
+    low, high = _parse_time(match["lo"] or match["lo2"], ctx), _parse_time(high_said, ctx)
     _either_half(high_said, high, low)
     if low.minute or high.minute or low == high:
+        said = ctx.as_written(match["window"])
         raise InvalidSchedule(
-            f"{match['window']!r}: a window runs from one whole hour to another, e.g. "
-            "'between 9 and 17'"
+            f"{said!r}: a window runs from one whole hour to another, e.g. 'between 9 and 17'"
         )
     return low, high
 
@@ -1028,7 +1051,8 @@ def _starting(match: re.Match[str], ctx: _Context) -> Reading | None:
                 if _ONE_DAY_RE.fullmatch(when)
                 else f"{iso_day(bound.first)} 09:00"
             )
-            raise _need_time(f"should {body!r} start", f"{body} starting {day}")
+            said = ctx.as_written(body)
+            raise _need_time(f"should {said!r} start", f"{body} starting {day}")
         return Reading(
             Interval(seconds=schedule.seconds, tz=ctx.tz, start=bound.first), reading.note
         )
@@ -1036,7 +1060,7 @@ def _starting(match: re.Match[str], ctx: _Context) -> Reading | None:
     # in UTC: an instant before, not a wall time before (02:59:59 is skipped on a spring night)
     first = plain.next_fire_times(1, after=bound.first.astimezone(_UTC) - timedelta(microseconds=1))
     if not first:
-        raise InvalidSchedule(f"{match[0]!r} never fires")
+        raise InvalidSchedule(f"{ctx.as_written(match[0])!r} never fires")
     started = Cron(**{**schedule.model_dump(), "start": first[0]})
     return Reading(started, reading.note)
 
@@ -1065,8 +1089,9 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
     if not first or first[0].astimezone(_UTC) > end.astimezone(_UTC):  # not by wall time
         runs = f"its first run would be {_show(first[0])}" if first else "it never runs"
         later = f", e.g. '{body} until {iso_day(first[0])}'" if first else ""
+        said = ctx.as_written(match[0])
         raise InvalidSchedule(
-            f"{match[0]!r} never runs: it ends {ends}, and {runs}; say a later end{later}"
+            f"{said!r} never runs: it ends {ends}, and {runs}; say a later end{later}"
         )
     ended = type(schedule)(**{**schedule.model_dump(), "end": end})
     until = _show(end) if bound.is_moment else f"the end of {_dated(end)}"
@@ -1124,8 +1149,9 @@ def _read_repeating(
     if reading is None:
         return None
     if isinstance(reading.schedule, Once):
+        said = ctx.as_written(body)
         raise InvalidSchedule(
-            f"{body!r} runs once, so it has no {word}: say only when it runs ({body!r}), "
+            f"{said!r} runs once, so it has no {word}: say only when it runs ({said!r}), "
             f"or a repeating schedule, e.g. 'every day at 9:00 {keyword} {when}'"
         )
     return reading, reading.schedule, _bound_after(reading.schedule, body, when, ctx, word)
@@ -1178,7 +1204,8 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
     if days is not None:
         first, last = days
         if last < ctx.today:
-            raise InvalidSchedule(f"{when!r} has already passed: it is now {_show(ctx.now)}")
+            passed = ctx.as_written(when)
+            raise InvalidSchedule(f"{passed!r} has already passed: it is now {_show(ctx.now)}")
         after = ctx.wall(last + timedelta(days=1), time(0)).astimezone(_UTC)
         end = (after - timedelta(microseconds=1)).astimezone(ctx.zone)
         return _Bound(ctx.wall(first, time(0)), end)
@@ -1195,7 +1222,7 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
         )
         examples = [f"'{body} {keyword} {day}'" for day in said]
         raise InvalidSchedule(
-            f"When should it {word}? {when!r} is no day or time: say e.g. "
+            f"When should it {word}? {ctx.as_written(when)!r} is no day or time: say e.g. "
             f"{', '.join(examples[:-1])} or {examples[-1]}."
         )
     moment = reading.schedule.at.astimezone(ctx.zone)
@@ -1203,7 +1230,7 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
         moment = resolve_end(reading.skipped, ctx.zone)
     named = _ONE_DAY_RE.fullmatch(when)
     if named and named["time"]:
-        at: time | None = _one_time(named, _part_of(named))  # as said, not as a gap moves it
+        at: time | None = _one_time(named, ctx, _part_of(named))  # as said, not as a gap moves it
     elif reading.skipped is not None:
         at = reading.skipped.time()  # as said, not as a gap moves it
     else:
@@ -1225,7 +1252,8 @@ def _days_named(when: str, ctx: _Context) -> tuple[date, date] | None:
         try:
             day = _iso_day(iso[1])
         except ValueError:
-            raise InvalidSchedule(f"{when!r} is not a valid date: use e.g. 2027-01-04") from None
+            said = ctx.as_written(when)
+            raise InvalidSchedule(f"{said!r} is not a valid date: use e.g. 2027-01-04") from None
         return day, day
     named = _ONE_DAY_RE.fullmatch(when)
     if named and not (named["time"] or named["part"] or named["ref"] == "tonight"):
@@ -1292,8 +1320,9 @@ def _vague(match: re.Match[str], ctx: _Context) -> Reading:
 
 def _from_month_end(match: re.Match[str], ctx: _Context) -> Reading:
     """Refuse "the last day (or friday) of the month" plainly: no crontab field holds it."""
+    said = ctx.as_written(match["last"])
     raise InvalidSchedule(
-        f"a day counted from the end of the month ({match['last']!r}) is not supported: "
+        f"a day counted from the end of the month ({said!r}) is not supported: "
         "crontab has no such field. Say e.g. 'on the 1st of every month at 9:00', or "
         "'on the 28th of every month at 9:00' (a day every month has)."
     )
@@ -1476,6 +1505,6 @@ def _refuse_zone_in_words(normal: str, ctx: _Context) -> None:
         zone = zone_in_words(said) if rest else None
         if zone is not None and _understood(" ".join(rest), ctx):
             raise InvalidSchedule(
-                f"{said!r} in the schedule is a timezone: give it as the timezone "
+                f"{ctx.as_written(said)!r} in the schedule is a timezone: give it as the timezone "
                 f"({zone!r}), and the schedule without it ('{' '.join(rest)}')"
             )
