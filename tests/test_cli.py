@@ -172,6 +172,31 @@ def test_isolated_task_gets_the_default_owner_and_a_name_from_its_prompt(
 
 
 @pytest.mark.parametrize(
+    ("prompt", "name"),
+    [
+        ("x" * 300, "x" * 199 + "…"),  # cut within the limit of 200
+        ("hi " + "y" * 300, "hi " + "y" * 196 + "…"),
+        ("remind\x1b[31m me", "remind [31m me"),  # a control character is a space
+        ("ring\x07\x07 the\u2028bell\x9b now", "ring the bell now"),
+        ("open a\u202etxt.exe", "open a txt.exe"),  # a text-direction control too
+        ("\x1b\x07", "untitled task"),  # nothing readable left
+        ("\u200b\u2066", "untitled task"),
+    ],
+)
+def test_a_task_added_without_a_name_is_named_from_any_prompt(
+    capsys: pytest.CaptureFixture[str], db: str, prompt: str, name: str
+) -> None:
+    # A long first word made a name over the limit, a control character one a name may
+    # not hold: the add failed, naming neither --prompt nor --name.
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--prompt", prompt)
+    assert task["name"] == name and task["payload"]["prompt"] == prompt
+    code, out, err = _cli(capsys, "tasks", "list", "--database", db, "--json")
+    assert code == 0 and [listed["name"] for listed in json.loads(out)] == [name], err
+    code, out, err = _cli(capsys, "tasks", "show", task["id"], "--database", db)
+    assert code == 0 and name.split()[0][:20] in out and "\x1b" not in out, err
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["tasks", "show", "nope"],

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import traceback
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +68,7 @@ from rich.text import Text
 from . import __version__
 from ._clock import SystemClock
 from ._cron import iso_day
-from ._service import TaskService, draft_task
+from ._service import _BIDI_CONTROLS, _MAX_NAME_CHARS, TaskService, draft_task
 from ._validated import kind_of
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
@@ -1015,9 +1016,23 @@ def _safe_url(database: str) -> str:
 
 
 def _default_name(prompt: str) -> str:
-    words = prompt.split()
+    """The name of a task added without ``--name``: its prompt's first six words, as a name
+    must be (any prompt makes one): on one line (a control character, line break or
+    text-direction control read as a space) and cut with "…" to the limit of a name;
+    ``untitled task`` when no visible character is left."""
+    line = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
+        for ch in prompt
+    )
+    words = line.split()
     name = " ".join(words[:6])
-    return name if len(words) <= 6 else name + "…"
+    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
+        return "untitled task"
+    if len(words) > 6:
+        name += "…"
+    if len(name) > _MAX_NAME_CHARS:
+        name = name[: _MAX_NAME_CHARS - 1].rstrip() + "…"
+    return name
 
 
 if __name__ == "__main__":  # pragma: no cover
