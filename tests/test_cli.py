@@ -267,6 +267,12 @@ def test_usage_and_input_errors(
     assert code == 1 and "expected a compiled graph, a StateGraph" in err
     code, _, err = _cli(capsys, "serve", "--graph", "sys:maxsize", "--database", db)
     assert code == 1 and err.startswith("error: sys:maxsize is an int; expected a compiled")
+    code, _, err = _cli(
+        capsys, "serve", "--graph", "importlib:invalidate_caches", "--database", db
+    )  # a function returning None: it read "is a NoneType"
+    assert code == 1 and err.startswith(
+        "error: importlib:invalidate_caches is None; expected a compiled graph"
+    )
 
     with pytest.raises(SystemExit) as exc:
         main(["tasks"])

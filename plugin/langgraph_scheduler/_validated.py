@@ -78,8 +78,8 @@ _U_READ_AS_YOU = ("uni", "usa", "use", "usu", "uti", "uu", "uint")
 
 def kind_of(value: object) -> str:
     """The type of a value given in the wrong place, as an error names it: ``an int``,
-    ``an AsyncMock``, ``a UUID``, ``an HTTPError``."""
-    return with_article(type(value).__name__)
+    ``an AsyncMock``, ``a UUID``, ``an HTTPError``; ``None`` as itself (not "a NoneType")."""
+    return "None" if value is None else with_article(type(value).__name__)
 
 
 def with_article(name: str) -> str:

@@ -339,9 +339,9 @@ def zone_name(zone: str | tzinfo) -> str:
         kind = with_article(f"{type(zone).__module__}.{type(zone).__qualname__}")
         what = f"{kind} ({str(zone)[:80]!r})"
     else:
-        got = "None" if zone is None else kind_of(zone)
         raise InvalidSchedule(
-            f"timezone must be an IANA zone name or a ZoneInfo, got {got}: {_ZONE_EXAMPLE}"
+            f"timezone must be an IANA zone name or a ZoneInfo, got {kind_of(zone)}: "
+            f"{_ZONE_EXAMPLE}"
         )
     raise InvalidSchedule(
         f"the timezone is {what}, which names no IANA zone; a schedule needs a named zone "
