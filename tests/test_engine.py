@@ -366,7 +366,7 @@ _BAD_PAYLOADS: dict[str, tuple[Any, str]] = {
     # how the payload was written by hand: (what is stored, what its problem says)
     "not json": ("{not json", "payload: task payload is not valid JSON"),
     "null": (None, "payload: task has no payload"),
-    "a list": (["hi"], "payload: task payload must be a JSON object, got list"),
+    "a list": (["hi"], "payload: task payload must be a JSON object, got a list"),
     "no prompt": ({"system_addon": "be brief"}, "payload: field 'prompt' is required"),
     "an empty prompt": ({"prompt": "  "}, "field 'prompt': String should have at least"),
     "an unknown field": ({"prompt": "hi", "colour": "red"}, "unknown field 'colour'"),

@@ -31,6 +31,7 @@ from langgraph_scheduler import (
     ConversationTrigger,
     Cron,
     Interval,
+    InvalidGraph,
     InvalidPayload,
     InvalidSchedule,
     InvalidTask,
@@ -384,23 +385,95 @@ async def test_methods_taking_an_id_refuse_one_of_another_kind_or_a_blank_one(
             ("thread_id", hold),
             ("thread_id", lambda v: rt.list_tasks(thread_id=v)),
         ]
+        said = {int: "an int", type(None): "None", bytes: "a bytes", list: "a list"}
         for name, call in by_id:
             for bad in (5, None, b"id", ["x"], "", "  "):
                 if bad is None and call is by_id[-1][1]:
                     continue  # list_tasks(thread_id=None) lists every thread
-                got = repr(bad) if isinstance(bad, str) else type(bad).__name__
+                got = repr(bad) if isinstance(bad, str) else said[type(bad)]
                 with pytest.raises(InvalidTask) as refused:
                     await call(bad)
                 hint = "; list tasks to see the valid ids" if name == "task_id" else ""
                 assert str(refused.value) == f"{name} must be a non-blank string, got {got}{hint}"
-        for bad, got in ((5, "int"), (None, "NoneType")):
+        for bad, got in ((5, "an int"), (None, "None")):
             with pytest.raises(InvalidTask, match=f"^thread_id must be a string, got {got}$"):
                 await rt.transcript(bad)
         assert (await rt.transcript("")).turns == []  # a LangGraph thread may have any name
-        with pytest.raises(InvalidTask, match="^owner must be a string, got int$"):
+        with pytest.raises(InvalidTask, match="^owner must be a string, got an int$"):
             await rt.get_task(task.id, owner=5)
+        with pytest.raises(InvalidTask, match="^owner must be a string, got a float$"):
+            await rt.list_tasks(owner=1.5)
         assert (await rt.get_task(task.id)).id == task.id  # nothing changed
         assert await rt.get_run(record.run_id) == record
+
+
+async def test_arguments_of_the_wrong_type_are_named_with_their_article(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # They read "got int", "got str" and "got NoneType".
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="hi")
+        given: dict[str, Any] = {"name": "t", "schedule": Interval(hours=1), "trigger": "hi"}
+        refused: list[tuple[dict[str, Any], str]] = [
+            ({"name": 5}, "task name must be a string, got an int"),
+            ({"name": None}, "task name must be a string, got None"),
+            (
+                {"thread_id": 5},
+                "thread_id must be a string (or None for isolated runs), got an int",
+            ),
+            (
+                {"schedule": "every day at 9:00"},
+                "schedule must be a Cron, Interval or Once, got a str; for text such as "
+                "'every day at 9:00' use parse_schedule(text, tz=..., now=...)",
+            ),
+            (
+                {"schedule": {"seconds": 60}},
+                "schedule must be a Cron, Interval or Once, got a dict; build one from its "
+                "fields, e.g. Interval(seconds=3600)",
+            ),
+            ({"schedule": None}, "schedule must be a Cron, Interval or Once, got None"),
+            ({"options": 5}, "options must be a TaskOptions (or its dict), got an int"),
+            ({"trigger": ["hi"]}, "task payload must be a JSON object, got a list"),
+        ]
+        for changes, message in refused:
+            with pytest.raises((InvalidTask, InvalidSchedule, InvalidPayload)) as raised:
+                await rt.create_task(**(given | changes))
+            assert str(raised.value) == message
+        with pytest.raises(InvalidTask) as raised:
+            await rt.update_task(task.id, name=["t"])
+        assert str(raised.value) == "task name must be a string, got a list"
+        with pytest.raises(InvalidSchedule) as schedule_refused:
+            await rt.update_task(task.id, schedule="hourly")
+        assert str(schedule_refused.value).startswith(
+            "schedule must be a Cron, Interval or Once, got a str; "
+        )
+        assert [t.id for t in await rt.list_tasks()] == [task.id]
+        assert await rt.get_task(task.id) == task
+
+
+async def test_a_server_webhook_or_graph_of_the_wrong_type_is_named_with_its_article(
+    sqlite_url: str, make_graph: Any
+) -> None:
+    # They read "got str" and "got NoneType".
+    with pytest.raises(InvalidTask) as refused:
+        SchedulerRuntime(None, server="http://localhost:2024", database=sqlite_url)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "server must be a LangGraphServer(url=..., assistant_id=...), got a str"
+    )
+    with pytest.raises(InvalidTask) as refused:
+        SchedulerRuntime(make_graph(), webhook="https://hooks.example", database=sqlite_url)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "webhook must be a Webhook, e.g. webhook=Webhook(url='https://…', secret=...) from "
+        "langgraph_scheduler.webhooks; got a str"
+    )
+    for graph, got in ((5, "an int"), (lambda rt: None, "None")):
+        rt = SchedulerRuntime(graph, database=sqlite_url)  # type: ignore[arg-type]
+        with pytest.raises(InvalidGraph) as unbound:
+            await rt.start()
+        assert str(unbound.value) == (
+            f"graph must be a compiled LangGraph graph or a StateGraph, got {got}"
+        )
+        assert not rt.running
 
 
 async def test_task_api_pause_resume_update_delete(

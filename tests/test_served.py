@@ -151,6 +151,19 @@ async def test_the_runtime_is_served_until_its_stop_has_drained_its_turns(
         served_runtime()
 
 
+async def test_the_lifespan_names_what_its_function_made_instead_of_a_runtime() -> None:
+    # It read "got int" and "got NoneType".
+    for made, got in ((5, "an int"), (None, "None")):
+        with pytest.raises(SchedulerError) as refused:
+            async with scheduler_lifespan(lambda made=made: made)(None):  # type: ignore[misc]
+                pass
+        assert str(refused.value) == (
+            f"scheduler_app needs a SchedulerRuntime or a function returning one, got {got}"
+        )
+    with pytest.raises(NotRunning, match="no scheduler runtime is served"):
+        served_runtime()
+
+
 async def test_the_lifespan_refuses_an_in_memory_database_before_starting() -> None:
     # Its statements would run on the server's event loop, which langgraph dev refuses:
     # every claim would fail, and no fire would ever run.

@@ -142,15 +142,17 @@ async def test_a_task_stored_with_a_blank_owner_before_stays_readable(
         (
             {"schedule": "every day at 9:00"},
             InvalidSchedule,
-            r"schedule must be a Cron, Interval or Once, got str; for text .* use parse_schedule",
+            r"schedule must be a Cron, Interval or Once, got a str; for text .* use parse_schedule",
         ),
         (
             {"schedule": {"kind": "interval", "seconds": 60}},
             InvalidSchedule,
-            r"schedule must be a Cron, Interval or Once, got dict; build one from its fields",
+            r"schedule must be a Cron, Interval or Once, got a dict; build one from its fields",
         ),
-        ({"schedule": None}, InvalidSchedule, "schedule must be a Cron, Interval or Once, got"),
-        ({"options": 5}, InvalidTask, r"options must be a TaskOptions \(or its dict\), got int"),
+        ({"schedule": None}, InvalidSchedule, "^schedule must be a Cron, .* Once, got None$"),
+        ({"options": 5}, InvalidTask, r"options must be a TaskOptions .*, got an int$"),
+        ({"name": 5}, InvalidTask, "^task name must be a string, got an int$"),
+        ({"thread_id": 5}, InvalidTask, r"^thread_id must be a string \(or None .*\), got an int$"),
         (
             {"options": {"retries": -1}},
             InvalidTask,
@@ -430,9 +432,9 @@ async def test_update_refuses_arguments_of_the_wrong_kind_and_changes_nothing(
 ) -> None:
     task = await every_minute(service)
     refused: list[tuple[dict[str, Any], type, str]] = [
-        ({"schedule": "every 5 minutes"}, InvalidSchedule, "got str; for text"),
-        ({"schedule": {"kind": "interval", "seconds": 60}}, InvalidSchedule, "got dict"),
-        ({"options": "retries=3"}, InvalidTask, "options must be a TaskOptions"),
+        ({"schedule": "every 5 minutes"}, InvalidSchedule, "got a str; for text"),
+        ({"schedule": {"kind": "interval", "seconds": 60}}, InvalidSchedule, "got a dict; "),
+        ({"options": "retries=3"}, InvalidTask, r"must be a TaskOptions .*, got a str$"),
         ({"options": {"misfire": "later"}}, InvalidTask, "field 'misfire': Input should be"),
         ({"max_runs": "5"}, InvalidTask, "got '5'"),
     ]

@@ -141,12 +141,12 @@ def test_the_twins_refuse_an_id_of_another_kind_as_the_runtime_does(
         ("thread_id", lambda v: facade.list_tasks(thread_id=v)),
     ]
     for name, call in calls:
-        for bad, got in ((5, "int"), ("  ", "'  '")):
+        for bad, got in ((5, "an int"), ("  ", "'  '")):
             with pytest.raises(InvalidTask, match=f"^{name} must be a non-blank string, got {got}"):
                 call(bad)
-    with pytest.raises(InvalidTask, match="^thread_id must be a string, got int$"):
+    with pytest.raises(InvalidTask, match="^thread_id must be a string, got an int$"):
         facade.transcript(5)  # type: ignore[arg-type]
-    kinds: list[tuple[Any, str]] = [(["x"], "list"), ("", "''")]
+    kinds: list[tuple[Any, str]] = [(["x"], "a list"), (None, "None"), ("", "''")]
     for bad, got in kinds:
         with pytest.raises(InvalidTask, match=f"^thread_id must be a non-blank string, got {got}$"):
             with facade.thread_lock(bad):

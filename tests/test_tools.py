@@ -929,7 +929,7 @@ async def test_run_task_now_of_a_task_whose_payload_cannot_be_read_says_so(
     said = await tools("run_task_now", ALICE, task_id=task_id)
     assert said.status == "success"
     assert said.text.startswith("Task 'Plants' was not run (run id ")
-    assert "payload: task payload must be a JSON object, got list" in said.text
+    assert "payload: task payload must be a JSON object, got a list" in said.text
     assert said.text.endswith("give it a new prompt with update_task, or delete it.")
     assert (await rt.get_task(task_id)).state == "quarantined"
     mended = await tools("update_task", ALICE, task_id=task_id, prompt="water the plants")
@@ -954,7 +954,7 @@ async def test_a_change_beside_an_unreadable_prompt_asks_for_the_prompt_too(
         (field,) = change
         assert said.text == (
             f"Error: task {task_id!r} cannot take a new {field} alone: its stored prompt "
-            "cannot be read (payload: task payload must be a JSON object, got list). Pass "
+            "cannot be read (payload: task payload must be a JSON object, got a list). Pass "
             "the prompt too (the full message to receive when it fires) in the same "
             "update_task call, or delete the task"
         )

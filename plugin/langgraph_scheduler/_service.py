@@ -994,7 +994,7 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str):
-        raise InvalidTask(f"task name must be a string, got {type(name).__name__}")
+        raise InvalidTask(f"task name must be a string, got {kind_of(name)}")
     name = name.strip()
     if not name:
         raise InvalidTask("task name must not be empty")
@@ -1031,7 +1031,7 @@ def _check_owner(owner: str) -> str:
     a blank one (an unset variable) would file the task under no one. Filters by owner
     take any string, so tasks stored with a blank owner before stay readable."""
     if not isinstance(owner, str) or not owner.strip():
-        got = repr(owner) if owner is None or isinstance(owner, str) else kind_of(owner)
+        got = repr(owner) if isinstance(owner, str) else kind_of(owner)
         raise InvalidTask(f"owner must be a non-blank string (whose task it is), got {got}")
     _check_text("owner", owner)
     if len(owner) > 256:
@@ -1044,8 +1044,7 @@ def _check_thread_id(thread_id: str) -> None:
     text no database can store."""
     if not isinstance(thread_id, str):
         raise InvalidTask(
-            "thread_id must be a string (or None for isolated runs), "
-            f"got {type(thread_id).__name__}"
+            f"thread_id must be a string (or None for isolated runs), got {kind_of(thread_id)}"
         )
     if not thread_id.strip():
         raise InvalidTask("thread_id must not be blank; pass None for isolated runs")
@@ -1086,13 +1085,14 @@ def _check_schedule(schedule: object) -> Schedule:
     saying what it got (text is read by :func:`~.phrases.parse_schedule`)."""
     if isinstance(schedule, (Cron, Interval, Once)):
         return schedule
-    got = type(schedule).__name__
     hint = ""
     if isinstance(schedule, str):
         hint = "; for text such as 'every day at 9:00' use parse_schedule(text, tz=..., now=...)"
     elif isinstance(schedule, Mapping):
         hint = "; build one from its fields, e.g. Interval(seconds=3600)"
-    raise InvalidSchedule(f"schedule must be a Cron, Interval or Once, got {got}{hint}")
+    raise InvalidSchedule(
+        f"schedule must be a Cron, Interval or Once, got {kind_of(schedule)}{hint}"
+    )
 
 
 def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
@@ -1101,9 +1101,7 @@ def _check_options(options: TaskOptions | Mapping[str, Any]) -> TaskOptions:
     if isinstance(options, TaskOptions):
         return options
     if not isinstance(options, Mapping):
-        raise InvalidTask(
-            f"options must be a TaskOptions (or its dict), got {type(options).__name__}"
-        )
+        raise InvalidTask(f"options must be a TaskOptions (or its dict), got {kind_of(options)}")
     try:
         return TaskOptions.model_validate(dict(options))
     except ValidationError as exc:
@@ -1150,7 +1148,7 @@ def check_id(what: str, value: object, *, blank: bool = False, hint: str = "") -
     """
     wanted = "a string" if blank else "a non-blank string"
     if not isinstance(value, str):
-        raise InvalidTask(f"{what} must be {wanted}, got {type(value).__name__}{hint}")
+        raise InvalidTask(f"{what} must be {wanted}, got {kind_of(value)}{hint}")
     if not blank and not value.strip():
         raise InvalidTask(f"{what} must be a non-blank string, got {value!r}{hint}")
     return value
@@ -1160,7 +1158,7 @@ def _check_text(what: str, value: str) -> None:
     """Refuse what is no string, and text no database can store (a lone surrogate, a NUL
     character)."""
     if not isinstance(value, str):
-        raise InvalidTask(f"{what} must be a string, got {type(value).__name__}")
+        raise InvalidTask(f"{what} must be a string, got {kind_of(value)}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -33,7 +33,7 @@ from ._remote import LangGraphServer, ServerTurnRunner
 from ._service import TaskService, check_id, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
-from ._validated import is_whole
+from ._validated import is_whole, kind_of
 from .errors import InvalidGraph, InvalidTask, NotRunning
 from .models import Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
@@ -205,7 +205,7 @@ class SchedulerRuntime:
         if server is not None and not isinstance(server, LangGraphServer):
             raise InvalidTask(
                 f"server must be a LangGraphServer(url=..., assistant_id=...), got "
-                f"{type(server).__name__}"
+                f"{kind_of(server)}"
             )
         if server is not None and graph is not None:
             raise InvalidTask(
@@ -237,7 +237,7 @@ class SchedulerRuntime:
         if webhook is not None and not isinstance(webhook, Webhook):
             raise InvalidTask(
                 "webhook must be a Webhook, e.g. webhook=Webhook(url='https://…', "
-                f"secret=...) from langgraph_scheduler.webhooks; got {type(webhook).__name__}"
+                f"secret=...) from langgraph_scheduler.webhooks; got {kind_of(webhook)}"
             )
         self.webhook = webhook
         self._webhooks: WebhookDispatcher | None = None
@@ -1034,7 +1034,7 @@ class SchedulerRuntime:
             saver = await self._open_checkpointer(stack, store)
             return graph.copy(update={"checkpointer": saver})
         raise InvalidGraph(
-            f"graph must be a compiled LangGraph graph or a StateGraph, got {type(graph).__name__}"
+            f"graph must be a compiled LangGraph graph or a StateGraph, got {kind_of(graph)}"
         )
 
     async def _open_checkpointer(

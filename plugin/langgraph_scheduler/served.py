@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._remote import LangGraphServer
+from ._validated import kind_of
 from .errors import NotRunning, SchedulerError
 from .runtime import SchedulerRuntime
 from .store import is_in_memory, parse_database_url
@@ -103,7 +104,7 @@ def scheduler_lifespan(
         if not isinstance(rt, SchedulerRuntime):
             raise SchedulerError(
                 f"scheduler_app needs a SchedulerRuntime or a function returning one, got "
-                f"{type(rt).__name__}"
+                f"{kind_of(rt)}"
             )
         if is_in_memory(parse_database_url(rt.database)):
             # Its statements run on the event loop, which the server refuses (langgraph

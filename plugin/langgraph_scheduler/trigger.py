@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from ._validated import Validated
+from ._validated import Validated, kind_of
 from .errors import InvalidPayload
 
 __all__ = [
@@ -91,9 +91,7 @@ class ConversationTrigger(Validated):
                     f"task payload is not valid JSON ({exc.msg} at position {exc.pos})"
                 ) from None
         if not isinstance(payload, dict):
-            raise InvalidPayload(
-                f"task payload must be a JSON object, got {type(payload).__name__}"
-            )
+            raise InvalidPayload(f"task payload must be a JSON object, got {kind_of(payload)}")
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
