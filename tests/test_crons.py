@@ -27,6 +27,7 @@ from langgraph_scheduler.testing import FakeClock
 
 NOW = datetime(2027, 3, 1, 6, 0, tzinfo=timezone.utc)  # a Monday
 HELLO = {"messages": [{"role": "user", "content": "hello!"}]}
+EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"}]}'  # in refusals
 
 
 @pytest.fixture
@@ -105,7 +106,9 @@ def test_system_messages_become_the_system_addon() -> None:
             {"messages": [{"role": "user", "content": [{"type": "image", "url": "u"}]}]},
             "'image' content block",
         ),
-        ({"messages": [{"role": "user", "content": 3}]}, "content of type int"),
+        ({"messages": [{"role": "user", "content": 3}]}, "message 0 has an int as its content"),
+        ({"messages": [{"role": "user", "content": None}]}, "message 0 has None as its content"),
+        ({"messages": [None]}, "message 0 is None;"),
         ({"messages": [{"role": "user", "content": "  "}]}, "prompt"),
         (["not", "a", "dict"], "must be a dict or a string"),
         ("", "prompt"),
@@ -114,6 +117,42 @@ def test_system_messages_become_the_system_addon() -> None:
 def test_input_that_cannot_map_is_refused(cron_input: Any, message: str) -> None:
     with pytest.raises(InvalidPayload, match=message):
         trigger_from_input(cron_input)
+
+
+@pytest.mark.parametrize(
+    ("cron_input", "said"),
+    [
+        (5, f"cron input must be a dict or a string, got an int; e.g. {EXAMPLE}"),
+        (["hi"], f"cron input must be a dict or a string, got a list; e.g. {EXAMPLE}"),
+        (
+            {"messages": [{"role": "user", "content": 3}]},
+            "cron input message 0 has an int as its content; expected text or a list of "
+            "text blocks",
+        ),
+        (
+            {"messages": [{"role": "user", "content": ["hi", 5]}]},
+            "cron input message 0 has an int among its content blocks; a task's prompt is "
+            "text only",
+        ),
+        (
+            {"messages": [None]},
+            "cron input message 0 is None; expected a dict with 'role' and 'content', a "
+            "(role, content) pair or a message",
+        ),
+    ],
+)
+def test_input_of_the_wrong_type_is_named_with_its_article(cron_input: Any, said: str) -> None:
+    # It read "got int", "content of type int", "a 'int' content block", "is a NoneType".
+    with pytest.raises(InvalidPayload) as refused:
+        trigger_from_input(cron_input)
+    assert str(refused.value) == said
+
+
+@pytest.mark.parametrize(("schedule", "got"), [(None, "None"), (900, "an int")])
+def test_a_schedule_of_the_wrong_type_is_named_with_its_article(schedule: Any, got: str) -> None:
+    with pytest.raises(InvalidSchedule) as refused:
+        cron_schedule(schedule)
+    assert str(refused.value) == f"schedule must be a cron line such as '0 9 * * 1-5', got {got}"
 
 
 @pytest.mark.parametrize(
@@ -332,12 +371,12 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"timezone": ZoneInfo("right/Europe/Paris")}, InvalidSchedule, "use 'Europe/Paris'"),
         ({"end_time": NOW - timedelta(days=1)}, InvalidSchedule, "never fires"),
         ({"name": " "}, InvalidTask, "name"),
-        ({"schedule": None}, InvalidSchedule, "schedule must be a cron line .* got NoneType"),
-        ({"schedule": ["0 9 * * *"]}, InvalidSchedule, "schedule must be a cron line"),
-        ({"metadata": "daily"}, InvalidTask, "metadata must be a dict .* got str"),
+        ({"schedule": None}, InvalidSchedule, "schedule must be a cron line .* got None$"),
+        ({"schedule": ["0 9 * * *"]}, InvalidSchedule, "must be a cron line .* got a list$"),
+        ({"metadata": "daily"}, InvalidTask, "metadata must be a dict .* got a str$"),
         ({"enabled": 0}, InvalidTask, "enabled must be True, False or None, got 0"),
         ({"enabled": "no"}, InvalidTask, "enabled must be True, False or None"),
-        ({"thread_id": 123}, InvalidTask, "thread_id must be a string .* got int"),
+        ({"thread_id": 123}, InvalidTask, "thread_id must be a string .* got an int$"),
     ],
 )
 async def test_fields_that_cannot_map_are_refused(

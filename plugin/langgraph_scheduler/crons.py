@@ -134,7 +134,7 @@ async def task_from_cron(
         raise InvalidTask(f"enabled must be True, False or None, got {enabled!r}")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise InvalidTask(
-            f"metadata must be a dict (its 'name' names the task), got {type(metadata).__name__}"
+            f"metadata must be a dict (its 'name' names the task), got {kind_of(metadata)}"
         )
     if on_run_completed not in (None, "delete", "keep"):
         raise InvalidTask(f"on_run_completed must be 'delete' or 'keep', got {on_run_completed!r}")
@@ -183,7 +183,7 @@ def cron_schedule(
     """
     if not isinstance(schedule, str):
         raise InvalidSchedule(
-            f"schedule must be a cron line such as '0 9 * * 1-5', got {type(schedule).__name__}"
+            f"schedule must be a cron line such as '0 9 * * 1-5', got {kind_of(schedule)}"
         )
     zone = "UTC" if timezone is None else zone_name(timezone)
     return Cron(_langgraph_day_rule(schedule), tz=zone, end=end_time)
@@ -265,8 +265,7 @@ def trigger_from_input(
         )
     if not isinstance(input, Mapping):
         raise InvalidPayload(
-            f"cron input must be a dict or a string, got {type(input).__name__}; "
-            f"e.g. {_INPUT_EXAMPLE}"
+            f"cron input must be a dict or a string, got {kind_of(input)}; e.g. {_INPUT_EXAMPLE}"
         )
     extra = sorted(str(key) for key in input if key != "messages")
     if extra:
@@ -340,14 +339,17 @@ def _text(content: Any, index: int) -> str:
             elif isinstance(block, Mapping) and block.get("type") == "text":
                 parts.append(str(block.get("text", "")))
             else:
-                kind = block.get("type") if isinstance(block, Mapping) else type(block).__name__
+                what = (
+                    f"a {block.get('type')!r} content block"
+                    if isinstance(block, Mapping)
+                    else f"{kind_of(block)} among its content blocks"
+                )
                 raise InvalidPayload(
-                    f"cron input message {index} has a {kind!r} content block; a task's "
-                    "prompt is text only"
+                    f"cron input message {index} has {what}; a task's prompt is text only"
                 )
         return "".join(parts)
     raise InvalidPayload(
-        f"cron input message {index} has content of type {type(content).__name__}; "
+        f"cron input message {index} has {kind_of(content)} as its content; "
         "expected text or a list of text blocks"
     )
 
