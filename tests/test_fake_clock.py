@@ -41,8 +41,23 @@ async def test_set_refuses_a_naive_time_as_the_constructor_does() -> None:
     clock = FakeClock(START_AT)
     with pytest.raises(ValueError, match="aware"):
         await clock.set(datetime(2027, 3, 1, 9, 0))
-    with pytest.raises(TypeError, match="datetime"):
+    with pytest.raises(TypeError) as refused:
         await clock.set("2027-03-01T09:00:00Z")  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "FakeClock.set needs an aware time: a datetime, got a str '2027-03-01T09:00:00Z'"
+    )
+    assert clock.now() == START_AT
+
+
+async def test_a_time_of_the_wrong_type_is_named_with_its_article() -> None:
+    # It read "got int 5" and "got NoneType None".
+    with pytest.raises(TypeError) as refused:
+        FakeClock(5)  # type: ignore[arg-type]
+    assert str(refused.value) == "FakeClock needs an aware start time: a datetime, got an int 5"
+    clock = FakeClock(START_AT)
+    with pytest.raises(TypeError) as refused:
+        await clock.set(None)  # type: ignore[arg-type]
+    assert str(refused.value) == "FakeClock.set needs an aware time: a datetime, got None"
     assert clock.now() == START_AT
 
 

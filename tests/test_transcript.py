@@ -370,7 +370,7 @@ async def test_a_key_that_holds_no_messages_is_a_clear_error(sqlite_url: str) ->
     async with SchedulerRuntime(builder, database=sqlite_url) as rt:
         await rt.ainvoke(said, config)
         for source in (saver, rt):
-            for key, held in (("notes", "a list of str"), ("count", "an int")):
+            for key, held in (("notes", "a list holding a str"), ("count", "an int")):
                 try:
                     await load_transcript(source, "alice", messages_key=key)
                 except InvalidTask as exc:

@@ -19,6 +19,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from ._clock import Clock, SystemClock
+from ._validated import kind_of
 from .scripted import HANG, ScriptedChatModel, tool_call
 
 __all__ = ["HANG", "Clock", "FakeClock", "ScriptedChatModel", "SystemClock", "tool_call"]
@@ -110,7 +111,8 @@ class FakeClock:
 def _aware(when: datetime, what: str) -> datetime:
     """``when`` in UTC; a naive time is refused (it would be read in the machine's zone)."""
     if not isinstance(when, datetime):
-        raise TypeError(f"{what}: a datetime, got {type(when).__name__} {when!r}")
+        shown = "" if when is None else f" {when!r}"  # "None" says it all
+        raise TypeError(f"{what}: a datetime, got {kind_of(when)}{shown}")
     if when.utcoffset() is None:
         raise ValueError(f"{what}, got {when!r}: add tzinfo=timezone.utc")
     return when.astimezone(timezone.utc)

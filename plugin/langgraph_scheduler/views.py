@@ -29,6 +29,7 @@ from rich.text import Text
 from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
 from ._cron import iso_day
 from ._remote import server_thread_id
+from ._validated import kind_of
 from .errors import InvalidTask
 from .models import Task, TaskRunRecord, TaskSource, redact_url
 
@@ -551,10 +552,9 @@ def _messages_held(value: Any, thread_id: str, key: str) -> list[BaseMessage]:
         odd = next((item for item in value if not isinstance(item, BaseMessage)), None)
         if odd is None:
             return list(value)
-        held = f"a list of {type(odd).__name__}"
+        held = f"a list holding {kind_of(odd)}"
     else:
-        name = type(value).__name__
-        held = f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+        held = kind_of(value)
     raise InvalidTask(
         f"thread {thread_id!r} keeps no messages under {key!r} (it holds {held}): name "
         "the state key its graph keeps its conversation under (messages_key)"
