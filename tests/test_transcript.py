@@ -347,6 +347,7 @@ async def test_a_transcript_read_with_a_store_no_runtime_started_on_writes_no_ke
 class _NotesState(SchedulerState):
     notes: Annotated[list[str], operator.add]
     count: int
+    gaps: Annotated[list[Any], operator.add]
 
 
 async def test_a_key_that_holds_no_messages_is_a_clear_error(sqlite_url: str) -> None:
@@ -358,7 +359,7 @@ async def test_a_key_that_holds_no_messages_is_a_clear_error(sqlite_url: str) ->
     from langgraph_scheduler import InvalidTask, SchedulerRuntime
 
     def node(state: _NotesState) -> dict[str, Any]:
-        return {"messages": [AIMessage("ok")], "notes": ["a note"], "count": 3}
+        return {"messages": [AIMessage("ok")], "notes": ["a note"], "count": 3, "gaps": [None]}
 
     builder = StateGraph(_NotesState)
     builder.add_node("node", node)
@@ -370,7 +371,11 @@ async def test_a_key_that_holds_no_messages_is_a_clear_error(sqlite_url: str) ->
     async with SchedulerRuntime(builder, database=sqlite_url) as rt:
         await rt.ainvoke(said, config)
         for source in (saver, rt):
-            for key, held in (("notes", "a list holding a str"), ("count", "an int")):
+            for key, held in (
+                ("notes", "a list holding a str"),
+                ("count", "an int"),
+                ("gaps", "a list holding None"),  # None was taken for "no odd item"
+            ):
                 try:
                     await load_transcript(source, "alice", messages_key=key)
                 except InvalidTask as exc:

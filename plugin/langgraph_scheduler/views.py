@@ -549,10 +549,10 @@ def _messages_held(value: Any, thread_id: str, key: str) -> list[BaseMessage]:
     if value is None:
         return []
     if isinstance(value, list | tuple):
-        odd = next((item for item in value if not isinstance(item, BaseMessage)), None)
-        if odd is None:
+        odd = [item for item in value if not isinstance(item, BaseMessage)][:1]
+        if not odd:  # a list, not a sentinel: an item may be None itself
             return list(value)
-        held = f"a list holding {kind_of(odd)}"
+        held = f"a list holding {kind_of(odd[0])}"
     else:
         held = kind_of(value)
     raise InvalidTask(
