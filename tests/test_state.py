@@ -8,6 +8,8 @@ checkpoint's row), and every value a graph can hold there reads back as it was w
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -113,17 +115,38 @@ ODD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
-async def test_every_value_a_client_writes_reads_back_as_written(value: Any, tmp_path: Any) -> None:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+@contextlib.asynccontextmanager
+async def _saver(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A checkpointer of each kind the runtime uses: in memory, SQLite file, PostgreSQL."""
+    if kind == "memory":
+        yield InMemorySaver()
+    elif kind == "file":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.db")) as saver:
+        path = request.getfixturevalue("tmp_path") / "c.db"
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+            yield saver
+    else:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        url = request.getfixturevalue("postgres_url")
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            await saver.setup()
+            yield saver
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "postgres"])
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+async def test_every_value_a_client_writes_reads_back_as_written(
+    value: Any, kind: str, request: pytest.FixtureRequest
+) -> None:
+    async with _saver(kind, request) as saver:
         graph = _answering(SchedulerState).compile(checkpointer=saver)
         await graph.ainvoke({"messages": [HumanMessage("hi")]}, THREAD)
         await graph.aupdate_state(THREAD, {"task_source": value})
         read = (await graph.aget_state(THREAD)).values["task_source"]
         assert read == value and type(read) is type(value)
-        again = _answering(SchedulerState).compile(checkpointer=saver)  # read from disk
+        again = _answering(SchedulerState).compile(checkpointer=saver)  # read back afresh
         read = (await again.aget_state(THREAD)).values["task_source"]
         assert read == value and type(read) is type(value)
 
