@@ -1441,14 +1441,15 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
             "schedule is a short phrase such as 'every weekday at 9:00', or a cron line such "
             "as '0 9 * * 1-5'; say only when it runs"
         )
+    ctx = _Context(zone, tz, now, text)
     try:
-        reading = _read(normal, _Context(zone, tz, now, text))
+        reading = _read(normal, ctx)
     except OverflowError as exc:  # a time past either end of the calendar
         before = isinstance(exc, _BeforeTheCalendar)
         raise _off_calendar(text, zone, tz, before=before) from None
     if reading is not None:
         return reading
-    _refuse_zone_in_words(normal, _Context(zone, tz, now, text))
+    _refuse_zone_in_words(normal, ctx)
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
 
 
