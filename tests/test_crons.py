@@ -212,6 +212,15 @@ def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:
         cron_schedule("0 0 9 * * *")
 
 
+def test_a_faulty_field_is_quoted_as_the_client_wrote_it() -> None:
+    # it was quoted lower-cased: 'foo' (in 'mon-foo')
+    with pytest.raises(InvalidSchedule) as refused:
+        cron_schedule("0 9 * * MON-FOO")
+    assert str(refused.value) == (
+        "'FOO' (in 'MON-FOO') is not a valid day-of-week: allowed 0-7 or sun-sat"
+    )
+
+
 # --- task_from_cron ---------------------------------------------------------------------
 
 

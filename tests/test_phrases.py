@@ -1211,6 +1211,9 @@ AS_WRITTEN = [
      "a day counted from the end of the month ('LAST  Friday') is not supported"),
     ("0  9 * *", "cron line '0  9 * *' has 4 field(s)"),
     ("@Dayly", "unknown cron macro '@Dayly'"),
+    # a field of a cron line, and the item it stands in
+    ("0  9 * *  MON-FOO", "'FOO' (in 'MON-FOO') is not a valid day-of-week: allowed 0-7"),
+    ("0 9 * * MON-FOO until Friday", "'FOO' (in 'MON-FOO') is not a valid day-of-week"),
 ]  # fmt: skip
 
 

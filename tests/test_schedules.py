@@ -441,6 +441,39 @@ def test_invalid_schedules(make: Callable[[], object], match: str) -> None:
         make()
 
 
+# A cron field or value quoted as typed, capitals kept (names are read in any case): it was
+# quoted lower-cased, 'foo' (in 'mon-foo').
+CRON_FIELDS_AS_WRITTEN = [
+    ("0 9 * * MON-FOO",
+     "'FOO' (in 'MON-FOO') is not a valid day-of-week: allowed 0-7 or sun-sat"),
+    ("0 0 1 Foo *", "'Foo' is not a valid month: allowed 1-12 or jan-dec"),
+    ("MON 9 * * *", "'MON' is not a valid minute: allowed 0-59"),
+    ("0 9 * * MON--FRI",
+     "'MON--FRI' is not a valid day-of-week entry: use a value (0-7 or sun-sat), a range like "
+     "1-5, a list like 1,3,5 or a step like */15"),
+    ("0 9 * * Mon-Fri/0", "step 0 in 'Mon-Fri/0' (day-of-week): a step must be 1 or more"),
+    ("0 9 * * *-FRI", "'*-FRI' is not valid (day-of-week): write '*' or a range"),
+    ("0 9 * DEC-Jan *",
+     "range 'DEC-Jan' (month) goes backwards: write the smaller value first, or split it into "
+     "two ranges such as 'DEC-12,1-Jan'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "refusal"), CRON_FIELDS_AS_WRITTEN)
+def test_a_cron_field_is_quoted_as_written(line: str, refusal: str) -> None:
+    with pytest.raises(InvalidSchedule) as refused:
+        Cron(line, tz="UTC")
+    assert str(refused.value) == refusal
+
+
+def test_cron_names_are_read_in_any_case() -> None:
+    # the split a refusal proposes is a line that reads
+    assert Cron("0 9 * DEC-12,1-Jan *").same_as(Cron("0 9 * 1,12 *"))
+    assert Cron("0 9 * * Mon-FRI").same_as(Cron("0 9 * * 1-5"))
+    assert Cron("0 9 * * FRI-mon").same_as(Cron("0 9 * * 0,1,5,6"))
+    assert Cron("@Daily").same_as(Cron("0 0 * * *"))
+
+
 def _unnamed_zone() -> ZoneInfo:
     with open("/usr/share/zoneinfo/Europe/Berlin", "rb") as file:
         return ZoneInfo.from_file(file)

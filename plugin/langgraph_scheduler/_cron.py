@@ -121,7 +121,10 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_ITEM_RE = re.compile(r"(?P<first>\*|[0-9a-z]+)(?:-(?P<last>[0-9a-z]+))?(?:/(?P<step>[0-9]+))?")
+_ITEM_RE = re.compile(
+    r"(?P<first>\*|[0-9A-Za-z]+)(?:-(?P<last>[0-9A-Za-z]+))?(?:/(?P<step>[0-9]+))?"
+)
+"""One item of a field's list; names in any case, kept as written for a refusal to quote."""
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # longest possible, Feb = 29
 _Day = tuple[int, int, int]
 """A calendar day as (month, day of the month, weekday with 0 = Sunday)."""
@@ -180,9 +183,10 @@ class CronLine:
 
 
 def _cron_value(token: str, field: CronField, item: str) -> int:
-    """A single number or name of ``field``, range-checked."""
-    if token in field.names:
-        return field.names.index(token) + (field.low if field is MONTH else 0)
+    """A single number or name (in any case) of ``field``, range-checked."""
+    name = token.lower()
+    if name in field.names:
+        return field.names.index(name) + (field.low if field is MONTH else 0)
     digits = token.lstrip("0") or "0"  # leading zeros change nothing ("09" is 9)
     if not token.isdigit() or len(digits) > 4 or not field.low <= int(digits) <= field.high:
         where = f" (in {item!r})" if item != token else ""
@@ -241,7 +245,7 @@ def _expand_field(text: str, field: CronField) -> frozenset[int]:
 def selects_all(text: str, field: CronField) -> bool:
     """Whether a field's text selects each of its values (False when it is malformed)."""
     try:
-        return _expand_field(text.lower(), field) == frozenset(range(field.low, field.top + 1))
+        return _expand_field(text, field) == frozenset(range(field.low, field.top + 1))
     except InvalidSchedule:
         return False
 
@@ -266,11 +270,15 @@ def _cronsim_expr(values: tuple[frozenset[int], ...], starred: tuple[bool, ...])
 def parse_cron(expr: str) -> CronLine:
     """Validate a crontab(5) line or @macro and expand it.
 
+    Names (``MON``, ``@Daily``) are read in any case; a refusal quotes the line, a field or a
+    value as written.
+
     Raises:
         InvalidSchedule: The line is malformed, has a value out of range, or can never fire.
     """
-    text = expr.strip().lower()
+    text = expr.strip()
     if text.startswith("@"):
+        text = text.lower()
         if text == "@reboot":
             raise InvalidSchedule(
                 "@reboot is not supported: a schedule needs a time; use e.g. @daily or '0 9 * * *'"
