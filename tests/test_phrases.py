@@ -217,6 +217,52 @@ def test_exact_words_need_no_note() -> None:
     assert read_schedule("tomorrow at 9", tz=BERLIN, now=_at(TUESDAY)).note is None
 
 
+# The words each note quotes, written with capitals and odd spacing: quoted so, as the
+# refusals quote them, not as the rules read them (lower-cased, spaces run together).
+NOTES_AS_WRITTEN = [
+    ("Tomorrow  Morning", TUESDAY,
+     "'Tomorrow  Morning' is read as 09:00 (Wednesday 2026-03-25 09:00 CET); say a time if "
+     "another is meant"),
+    ("This EVENING?", TUESDAY, "'This EVENING' is read as 18:00 (Tuesday 2026-03-24 18:00 CET)"),
+    ("Today at  Midnight", TUESDAY,
+     "'Today at  Midnight' is read as the midnight that ends today (Wednesday 2026-03-25 "
+     "00:00 CET)"),
+    # a time said first is read last ("today at midnight"): the whole schedule, as given
+    ("Midnight Today", TUESDAY, "'Midnight Today' is read as the midnight that ends today"),
+    ("At  9", TUESDAY, "'At  9' is read as the next 09:00: tomorrow, Wednesday 2026-03-25"),
+    ("5  PM", TUESDAY, "'5  PM' is read as the next 17:00: today, Tuesday 2026-03-24"),
+    ("Every Friday Night at  1AM", TUESDAY,
+     "'Every Friday Night at  1AM' runs in the small hours after that night: on Saturdays"),
+    ("Every 30 Minutes on  Weekdays", TUESDAY,
+     "'Every 30 Minutes on  Weekdays' runs on the clock (from :00), not counted from now"),
+    ("every 15 minutes Between 9 AND 17", TUESDAY,
+     "'Between 9 AND 17' is 09:00 up to 17:00: the last run each day is at 16:45"),
+    ("Every Hour From 9AM  To 5PM", TUESDAY,
+     "'From 9AM  To 5PM' is 09:00 up to 17:00: the last run each day is at 16:00"),
+    ("every day at 9 Until  Friday", TUESDAY,
+     "'Until  Friday' runs up to and including the end of Friday 2026-03-27: the last run is "
+     "Friday 2026-03-27 09:00 CET"),
+    # the word said for the end, not 'until'
+    ("every day at 9 Till Friday", TUESDAY, "'Till Friday' runs up to and including the end"),
+    ("every 2 hours THROUGH 18:00", TUESDAY,
+     "'THROUGH 18:00' runs up to and including Tuesday 2026-03-24 18:00 CET"),
+    ("every 15 minutes Until 02:45", SAT_BERLIN,
+     "the clocks skip 02:45 on Sunday 2026-03-29 in Europe/Berlin: 'Until 02:45' runs up to "
+     "Sunday 2026-03-29 03:00 CEST, when they jump"),
+    # the schedule's note and its end's, each as written
+    ("Every 30 Minutes on Weekdays UNTIL Friday", TUESDAY,
+     "'Every 30 Minutes on Weekdays' runs on the clock (from :00), not counted from now; "
+     "'UNTIL Friday' runs up to and including the end of Friday 2026-03-27"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "now", "note"), NOTES_AS_WRITTEN)
+def test_a_note_quotes_the_words_as_written(text: str, now: str, note: str) -> None:
+    # They were quoted lower-cased, their spaces run together: 'tomorrow morning'.
+    reading = read_schedule(text, tz=BERLIN, now=_at(now))
+    assert reading.note is not None and reading.note.startswith(note), reading.note
+
+
 CLOCK_CHANGE_NOTES = [
     # the run time differs from the words: say why
     ("tomorrow at 2:30", BERLIN, SAT_BERLIN,

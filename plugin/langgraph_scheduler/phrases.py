@@ -204,7 +204,7 @@ class _Context:
 
     def as_written(self, words: str) -> str:
         """``words``, read from the normalised text, as they stand in the text given (its
-        case and spacing, and its spaces about commas), to quote in a refusal.
+        case and spacing, and its spaces about commas), to quote in a refusal or a note.
 
         Whole words only ('mon' is not the start of 'Monday'). Words the normalising moved
         (a time said first is read last) are not found: the whole schedule is the text
@@ -799,7 +799,8 @@ def _weekly(match: re.Match[str], ctx: _Context) -> Reading | None:
             )
         days = {(day + 1) % 7 for day in days}
         if named:
-            note = f"{match[0]!r} runs in the small hours after that night: on {_join_days(days)}"
+            said = ctx.as_written(match[0])
+            note = f"{said!r} runs in the small hours after that night: on {_join_days(days)}"
             return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz), note)
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz))
 
@@ -837,6 +838,7 @@ def _which_weekly_midnight(days: set[int]) -> _Which:
 def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
     """A single day: today, tomorrow, tonight, next friday, on December 24 …"""
     ref, part, spoken = match["ref"], _part_of(match), match[0]
+    said = ctx.as_written(spoken)  # quoted in the notes and refusals below
     if ref in ("tonight", "this"):  # "this evening" is today's
         ref = "today"
     at = _one_time(match, ctx, part) if match["time"] else _PARTS.get(part or "")
@@ -851,17 +853,16 @@ def _on_day(match: re.Match[str], ctx: _Context) -> Reading:
             raise _which_midnight(day)
         # The midnight that began today has passed: only the one that ends it is left.
         day += timedelta(days=1)
-        note = f"'{spoken}' is read as the midnight that ends today ({_show(ctx.wall(day, at))})"
+        note = f"{said!r} is read as the midnight that ends today ({_show(ctx.wall(day, at))})"
     day += timedelta(days=after_midnight)
     fire = ctx.wall(day, at)
     if not ctx.later(fire):
-        said = f"{ctx.as_written(spoken)!r} ({_show(fire)})"
         raise InvalidSchedule(
-            f"{said} has already passed: it is now {_show(ctx.now)} in {ctx.tz}. Did you "
-            "mean a later time, or another day?"
+            f"{said!r} ({_show(fire)}) has already passed: it is now {_show(ctx.now)} in "
+            f"{ctx.tz}. Did you mean a later time, or another day?"
         )
     if match["time"] is None:  # the hour came from the part of the day
-        note = f"'{spoken}' is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
+        note = f"{said!r} is read as {_clock(at)} ({_show(fire)}); say a time if another is meant"
     return ctx.once(day, at, note)
 
 
@@ -953,7 +954,7 @@ def _at_time(match: re.Match[str], ctx: _Context) -> Reading:
     at = _one_time(match, ctx) if match["time"] else _parse_time(match["time2"], ctx)
     day = ctx.next_day(at)
     which = "today" if day == ctx.today else "tomorrow"
-    note = f"{match[0]!r} is read as the next {_clock(at)}: {which}, {_dated(day)}"
+    note = f"{ctx.as_written(match[0])!r} is read as the next {_clock(at)}: {which}, {_dated(day)}"
     return ctx.once(day, at, note)
 
 
@@ -1004,12 +1005,13 @@ def _every_within(match: re.Match[str], ctx: _Context) -> Reading | None:
             f"say e.g. 'every 15 minutes {match['window'] or label}'"
         )
     if ends is None:
-        note = f"{match[0]!r} runs on the clock (from {'00:00' if minute == '0' else ':00'}), "
+        said = ctx.as_written(match[0])
+        note = f"{said!r} runs on the clock (from {'00:00' if minute == '0' else ':00'}), "
         note += "not counted from now"
     else:
         note = (
-            f"{match['window']!r} is {_clock(ends[0])} up to {_clock(ends[1])}: the last run "
-            f"each day is at {_clock(time(hours[-1], minutes[-1]))}, none at "
+            f"{ctx.as_written(match['window'])!r} is {_clock(ends[0])} up to {_clock(ends[1])}: "
+            f"the last run each day is at {_clock(time(hours[-1], minutes[-1]))}, none at "
             f"{_clock(ends[1])} itself; end the window an hour later to include it"
         )
     return Reading(Cron(f"{minute} {hour} * * {_cron_days(days)}", tz=ctx.tz), note)
@@ -1095,10 +1097,11 @@ def _until(match: re.Match[str], ctx: _Context) -> Reading | None:
         )
     ended = type(schedule)(**{**schedule.model_dump(), "end": end})
     until = _show(end) if bound.is_moment else f"the end of {_dated(end)}"
-    note = f"'until {when}' runs up to and including {until}: the last run is "
+    said = ctx.as_written(f"{match['keyword']} {when}")  # "till friday", as said
+    note = f"{said!r} runs up to and including {until}: the last run is "
     if bound.skipped is not None:
         note = (
-            f"the clocks skip {_walls([bound.skipped])} in {ctx.tz}: 'until {when}' runs up "
+            f"the clocks skip {_walls([bound.skipped])} in {ctx.tz}: {said!r} runs up "
             f"to {_show(jump)}, when they jump, and not at it: the last run is "
         )
     note += _show(_last_fire(ended, first[0], end))
@@ -1346,7 +1349,7 @@ _RULES: tuple[tuple[re.Pattern[str], _Rule], ...] = tuple(
     for pattern, rule in (
         # "until" outermost, its start read first: "… until friday starting monday" is
         # "… starting monday until friday"; the last "until" ends: "from 9 till 17 until …"
-        (r"(?P<body>.+) (?:until|till|through) (?P<when>.+?)"
+        (r"(?P<body>.+) (?P<keyword>until|till|through) (?P<when>.+?)"
          r"(?P<start> (?:starting|beginning) .+)?", _until),
         (r"(?P<body>.+?) (?:starting|beginning)(?: on| from)? (?P<when>.+)", _starting),
         (r"in (?P<dur>.+)", _in),
