@@ -215,6 +215,19 @@ def test_unknown_task_id_exits_1_with_one_line(
     assert err == "error: no task with id 'nope'; list tasks to see the valid ids\n"
 
 
+@pytest.mark.parametrize("action", ["show", "pause", "resume", "delete", "run"])
+def test_an_unknown_task_id_is_quoted_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, action: str
+) -> None:
+    # tasks run " nope " said "no task with id 'nope'" (the id stripped), the other
+    # actions "' nope '".
+    _add(capsys, db, "--schedule", "in 1 hour")
+    graph = ["--graph", f"{_graph_file(tmp_path)}:graph"] if action == "run" else []
+    code, out, err = _cli(capsys, "tasks", action, " nope ", "--database", db, *graph)
+    assert code == 1 and out == ""
+    assert err == "error: no task with id ' nope '; list tasks to see the valid ids\n"
+
+
 def test_a_postgresql_database_that_cannot_be_reached_is_one_line_without_its_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

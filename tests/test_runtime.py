@@ -358,6 +358,29 @@ async def test_owner_scope_hides_other_owners_tasks(
         assert (await rt.run_now(f" {alice.id} ", owner="alice")).outcome == "success"
 
 
+async def test_an_unknown_task_id_is_reported_as_given_by_every_method(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # run_now(" nope ") said "no task with id 'nope'", the id it looked up, while the
+    # other methods quoted the id as given.
+    async with runtime_factory(make_graph(), database=sqlite_url) as rt:
+        await rt.create_task(name="t", schedule=Interval(hours=1), trigger="hi")
+        calls: list[Callable[[str], Awaitable[Any]]] = [
+            rt.get_task,
+            lambda v: rt.update_task(v, name="x"),
+            rt.pause_task,
+            rt.resume_task,
+            rt.delete_task,
+            rt.run_now,
+            rt.history,
+        ]
+        for call in calls:
+            with pytest.raises(TaskNotFound) as refused:
+                await call(" nope ")
+            assert str(refused.value).startswith("no task with id ' nope ';")
+            assert refused.value.task_id == " nope "
+
+
 async def test_methods_taking_an_id_refuse_one_of_another_kind_or_a_blank_one(
     sqlite_url: str, make_graph: Any, runtime_factory: Any
 ) -> None:

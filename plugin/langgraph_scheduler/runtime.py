@@ -34,7 +34,7 @@ from ._service import TaskService, check_id, check_zone, task_key
 from ._turns import GraphTurnRunner, TurnRunner
 from ._upkeep import Upkeep, dead_holders, process_host
 from ._validated import is_whole, kind_of
-from .errors import InvalidGraph, InvalidTask, NotRunning
+from .errors import InvalidGraph, InvalidTask, NotRunning, TaskNotFound
 from .models import Task, TaskOptions, TaskRunRecord, TaskState
 from .schedules import Schedule
 from .store import CallAnswer, Store, TaskChange, open_store
@@ -794,14 +794,17 @@ class SchedulerRuntime:
             raise self._not_running()
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
-        record, execution = await self._bridge.run_now(
-            key,
-            owner=owner,
-            max_per_task=max_per_task,
-            max_per_owner=max_per_owner,
-            per_secs=per_secs,
-            answer=answer,
-        )
+        try:
+            record, execution = await self._bridge.run_now(
+                key,
+                owner=owner,
+                max_per_task=max_per_task,
+                max_per_owner=max_per_owner,
+                per_secs=per_secs,
+                answer=answer,
+            )
+        except TaskNotFound:
+            raise TaskNotFound(task_id) from None  # as given, as the other methods say it
         if not wait:
             return record
         await asyncio.wait({execution})  # a caller cancelled leaves the run to finish
