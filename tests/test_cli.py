@@ -411,6 +411,57 @@ def test_a_refused_number_is_echoed_as_typed(
 
 
 @pytest.mark.parametrize(
+    ("refused", "said"),
+    [
+        (
+            ["tasks", "add", "--schedule", "in 1 hour", "--prompt", "x", "--max-runs", "-01"],
+            "--max-runs must be a whole number from 1 to 1,000,000, got -01 (leave it out to "
+            "repeat until the task is deleted)",
+        ),
+        (["serve", "--max-concurrency", " 00"], "--max-concurrency must be at least 1, got 00"),
+        (
+            ["serve", f"--max-concurrency=+{2**64}"],
+            f"--max-concurrency must be at most 1,000,000, got +{2**64}",
+        ),
+    ],
+)
+def test_a_refused_whole_number_is_echoed_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, refused: list[str], said: str
+) -> None:
+    # A whole-number option's refusal echoed the number read from the text:
+    # "--max-runs -01" said "got -1", which the user did not type.
+    graph = ["--graph", f"{_graph_file(tmp_path)}:graph"] if refused[0] == "serve" else []
+    code, out, err = _cli(capsys, *refused, "--database", db, *graph)
+    assert code == 1 and out == ""
+    assert err == f"error: {said}\n"
+
+
+@pytest.mark.parametrize(
+    ("refused", "said"),
+    [
+        (["tasks", "list", "--limit", "-01"], "argument --limit: -01 is not 1 or more"),
+        (["runs", "--limit", "1_000_001"], "argument --limit: 1_000_001 is more than 1,000,000"),
+        (["runs", "--limit", "many"], "argument --limit: 'many' is not a whole number"),
+        (
+            ["serve", "--max-concurrency", "two"],
+            "argument --max-concurrency: invalid int value: 'two'",
+        ),
+        (
+            ["tasks", "add", "--schedule", "in 1 hour", "--prompt", "x", "--max-runs", "1.5"],
+            "argument --max-runs: invalid int value: '1.5'",
+        ),
+    ],
+)
+def test_a_whole_number_option_given_no_count_is_bad_usage_echoing_it_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, refused: list[str], said: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*refused, "--database", db])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {said}")
+
+
+@pytest.mark.parametrize(
     "refused",
     [
         ["--schedule", "every blue moon", "--prompt", "x"],

@@ -45,6 +45,7 @@ import io
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -55,7 +56,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from langchain_core.messages import HumanMessage
 from langgraph.graph import StateGraph
@@ -153,35 +154,61 @@ command's destination and the option (or argument) for it."""
 def _as_typed(message: str, args: argparse.Namespace) -> str:
     """``message`` with the Python argument it starts with (``drain_timeout_secs must be
     …``) named as the option the user typed for it (``--drain-timeout must be …``), when
-    the command was given that option, and the number it ends with (``got -1.0``) as
-    typed (``got -1``): one place, so no refusal names a parameter the command line has
-    not, or a value the user did not type."""
+    the command was given that option, and the number it quotes (``got -1.0``, ``got
+    -1``) as typed (``got -1``, ``got -01``): one place, so no refusal names a parameter
+    the command line has not, or a value the user did not type."""
     for words, (dest, option) in _OPTION_OF.items():
         value = getattr(args, dest, None)
         if value is not None and message.startswith(f"{words} "):
             rest = message.removeprefix(words)
-            if isinstance(value, _Number):
-                parsed = f"got {float(value)!r}"
-                if rest.endswith(parsed):
-                    rest = f"{rest.removesuffix(parsed)}got {value.typed}"
+            if isinstance(value, _Typed):
+                # Whether or not it ends the refusal ("got -1 (leave it out …"); the whole
+                # number, not the start of another ("got -10"). A number's text holds no
+                # backslash for re.sub to read.
+                parsed = re.compile(rf"\bgot {re.escape(repr(value))}(?!\.?\d)")
+                rest = parsed.sub(f"got {value.typed}", rest, count=1)
             return f"{option}{rest}"
     return message
 
 
-class _Number(float):
-    """A number option's value, with the text the user typed for it (``typed``)."""
+class _Typed:
+    """A number option's value, with the text the user typed for it (``typed``), for
+    refusals to quote."""
 
     typed: str
 
 
-def _number(text: str) -> _Number:
-    """An argument that is a number (``-1``, ``2.5``, ``inf``), kept with its text."""
+class _Number(_Typed, float):
+    """A number option's value (``-1``, ``2.5``, ``inf``), with its text."""
+
+
+class _Whole(_Typed, int):
+    """A whole-number option's value (``3``, ``-01``), with its text."""
+
+
+_TypedNumber = TypeVar("_TypedNumber", _Number, _Whole)
+
+
+def _typed(kind: type[_TypedNumber], text: str) -> _TypedNumber:
+    """``text`` read as ``kind``, kept with its text; anything else refused as argparse
+    refuses it for ``type=float`` or ``type=int`` (``invalid int value: 'x'``)."""
     try:
-        value = _Number(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+        number = "float" if kind is _Number else "int"
+        raise argparse.ArgumentTypeError(f"invalid {number} value: {text!r}") from None
     value.typed = text.strip()
     return value
+
+
+def _number(text: str) -> _Number:
+    """An argument that is a number (``-1``, ``2.5``, ``inf``), kept with its text."""
+    return _typed(_Number, text)
+
+
+def _whole(text: str) -> _Whole:
+    """An argument that is a whole number (``3``, ``-01``), kept with its text."""
+    return _typed(_Whole, text)
 
 
 _MAX_COUNT = 1_000_000
@@ -191,14 +218,14 @@ _MAX_COUNT = 1_000_000
 def _positive(text: str) -> int:
     """An argument that counts things: a whole number from 1 to ``_MAX_COUNT``."""
     try:
-        value = int(text)
-    except ValueError:
+        value = _whole(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+        raise argparse.ArgumentTypeError(f"{value.typed} is not 1 or more")
     if value > _MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} is more than {_MAX_COUNT:,}")
-    return value
+        raise argparse.ArgumentTypeError(f"{value.typed} is more than {_MAX_COUNT:,}")
+    return int(value)
 
 
 def _escape_what_the_terminal_cannot_show() -> None:
@@ -278,7 +305,9 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get(TIMEZONE_ENV, "UTC"),
         help=f"default timezone of schedules that name none (default: ${TIMEZONE_ENV} or UTC)",
     )
-    serve.add_argument("--max-concurrency", type=int, default=4, help="turns at once (default: 4)")
+    serve.add_argument(
+        "--max-concurrency", type=_whole, default=4, help="turns at once (default: 4)"
+    )
     serve.add_argument(
         "--drain-timeout",
         type=_number,
@@ -326,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
         "--owner",
         help="whose task it is (default: the thread id, as the agent's tools do; else 'default')",
     )
-    add.add_argument("--max-runs", type=int, metavar="N", help="stop after this many runs")
+    add.add_argument("--max-runs", type=_whole, metavar="N", help="stop after this many runs")
     add.add_argument("--paused", action="store_true", help="create it paused")
     add.set_defaults(handler=_tasks_add)
 
@@ -759,7 +788,7 @@ async def _runtime_for(args: argparse.Namespace) -> SchedulerRuntime:
         target,
         database=_database(args),
         timezone=getattr(args, "tz", "UTC"),
-        max_concurrency=getattr(args, "max_concurrency", 4),
+        max_concurrency=int(getattr(args, "max_concurrency", 4)),
         # serve drains its turns on Ctrl-C; tasks run (no --drain-timeout) stops its own
         # turn at once: recorded interrupted, as its exit code says.
         drain_timeout_secs=float(getattr(args, "drain_timeout", 0.0)),
