@@ -1169,6 +1169,8 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
         ("1e300", "however long they take"),
         ("86400", "up to 86,400s"),
         ("2.5", "up to 2.5s"),
+        ("0", "up to 0s"),
+        ("-0", "up to 0s"),  # 0, not "up to -0s": accepted as 0 is
     ],
 )
 @pytest.mark.usefixtures("ctrl_c")

@@ -1022,8 +1022,8 @@ def _print_json(data: Any) -> None:
 
 def _drain_limit(runtime: SchedulerRuntime) -> str:
     """How long a stop lets turns run, in words: ``up to 30s``; a limit past any turn
-    (``--drain-timeout inf``, or one of centuries) read as none."""
-    secs = runtime.drain_timeout_secs
+    (``--drain-timeout inf``, or one of centuries) read as none; ``-0``, which is 0, as 0."""
+    secs = runtime.drain_timeout_secs + 0.0  # -0.0 + 0.0 is 0.0
     return f"up to {secs:,.10g}s" if secs < _NO_DRAIN_LIMIT_SECS else "however long they take"
 
 
