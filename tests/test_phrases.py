@@ -314,6 +314,22 @@ def test_words_that_name_no_zone_are_still_not_understood() -> None:
         read_schedule("every day at 9 on mars", tz=BERLIN, now=_at(TUESDAY))
 
 
+def _refusal(text: str, tz: str = "UTC") -> str:
+    """What ``text`` is refused with, said on :data:`TUESDAY`."""
+    with pytest.raises(InvalidSchedule) as refused:
+        read_schedule(text, tz=tz, now=_at(TUESDAY))
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("tz", ["", "   ", "\t"])
+def test_an_empty_timezone_is_refused_as_empty(tz: str) -> None:
+    """It was an "unknown timezone ''", as if a name had been misspelt."""
+    assert _refusal("in 5 minutes", tz) == (
+        "the timezone is empty: leave it out to use the default, or use an IANA zone name such "
+        "as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+    )
+
+
 @pytest.mark.parametrize(("text", "tz", "now", "note"), CLOCK_CHANGE_NOTES)
 def test_a_one_off_on_a_night_the_clocks_change_comes_with_a_note(
     text: str, tz: str, now: str, note: str

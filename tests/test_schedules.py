@@ -594,6 +594,21 @@ def test_unknown_zones_say_why_and_suggest_only_the_same_zone(name: str, match: 
     assert str(caught.value).startswith(f"unknown timezone {name!r}: use an IANA zone name")
 
 
+@pytest.mark.parametrize("name", ["", "  ", "\t\n"])
+def test_an_empty_zone_is_refused_as_empty_not_as_unknown(name: str) -> None:
+    empty = (
+        "the timezone is empty: leave it out to use the default, or use an IANA zone name such "
+        "as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+    )
+    with pytest.raises(InvalidSchedule) as caught:
+        Cron("0 9 * * *", tz=name)
+    assert str(caught.value) == empty
+    assert zone_notice(name) == empty
+    assert zone_notice(name, default="Asia/Tokyo") == empty.replace(
+        "the default", "the default ('Asia/Tokyo')"
+    )
+
+
 def test_another_librarys_zone_is_refused_naming_it() -> None:
     dateutil_tz = pytest.importorskip("dateutil.tz")  # present with the dev extra (nbclient)
     with pytest.raises(InvalidSchedule, match=r"^the timezone is a dateutil\..*tzfile.*Berlin"):

@@ -262,6 +262,29 @@ async def test_bad_schedule_task_input_is_a_message_and_stores_nothing(
     assert await all_tasks(rt) == []
 
 
+_EMPTY_ZONE = (
+    "Error: the timezone is empty: leave it out to use the default ({!r}), or use an IANA zone "
+    "name such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+)
+
+
+async def test_an_empty_timezone_is_refused_naming_the_zone_used_without_one(
+    rt: SchedulerRuntime, tools: Tools
+) -> None:
+    # It was "unknown timezone ''", as if a name had been misspelt.
+    args = {"name": "Plants", "schedule": "daily at 9", "prompt": "Water them."}
+    for blank in ("", "  "):
+        made = await tools("schedule_task", ALICE, **args, timezone=blank)
+        assert (made.status, made.text) == ("error", _EMPTY_ZONE.format("Europe/Berlin"))
+    task_id = task_id_in(await tools("schedule_task", ALICE, **args, timezone="Asia/Tokyo"))
+    # a change without a zone keeps the task's
+    for change in ({"timezone": ""}, {"timezone": "", "schedule": "daily at 10"}):
+        moved = await tools("update_task", ALICE, task_id=task_id, **change)
+        assert (moved.status, moved.text) == ("error", _EMPTY_ZONE.format("Asia/Tokyo"))
+    [task] = await all_tasks(rt)
+    assert (task.schedule.expr, task.schedule.tz) == ("0 9 * * *", "Asia/Tokyo")
+
+
 async def test_a_schedule_over_the_length_limit_is_refused_as_too_long(
     rt: SchedulerRuntime, tools: Tools
 ) -> None:

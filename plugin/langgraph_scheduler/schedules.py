@@ -284,8 +284,17 @@ def _plausible_tail(name: str) -> str:
     return f"; did you mean {place!r}?" if place else ""
 
 
-def _zone(name: str) -> ZoneInfo:
-    """Load an IANA zone, or raise InvalidSchedule naming it and suggesting a fix."""
+def _zone(name: str, *, default: str | None = None) -> ZoneInfo:
+    """Load an IANA zone, or raise InvalidSchedule naming it and suggesting a fix.
+
+    An empty name is refused as empty, naming ``default`` (the zone used where the name is
+    left out, if the caller knows it): "unknown timezone ''" reads as a misspelt name.
+    """
+    if not name.strip():
+        shown = f" ({default!r})" if default else ""
+        raise InvalidSchedule(
+            f"the timezone is empty: leave it out to use the default{shown}, or {_ZONE_EXAMPLE}"
+        )
     zone: ZoneInfo | None = None
     for folder, what in _VARIANTS.items():
         if name.startswith(folder):
@@ -384,8 +393,11 @@ def zone_in_words(words: str) -> str | None:
     return _zone_names().get(key) or _places().get(key)
 
 
-def zone_notice(name: str | tzinfo) -> str | None:
+def zone_notice(name: str | tzinfo, *, default: str | None = None) -> str | None:
     """Why ``name`` should not be the zone of a person's schedule, or None when it is fine.
+
+    ``default`` is the zone used where the name is left out, named to a caller who gave an
+    empty one.
 
     Fixed offsets (``EST``, ``MST``, ``HST``, ``Etc/GMT+5``) are IANA names, but they never
     change for daylight saving time: a 9:00 task "in EST" fires at 10:00 New York time all
@@ -401,7 +413,7 @@ def zone_notice(name: str | tzinfo) -> str | None:
     """
     try:
         name = zone_name(name)
-        zone = _zone(name)
+        zone = _zone(name, default=default)
     except InvalidSchedule as exc:
         return str(exc)
     key = name.lower()

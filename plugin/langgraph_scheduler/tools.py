@@ -743,7 +743,8 @@ class _ToolService:
             raise InvalidTask(
                 "this run has no configurable.thread_id to continue; use thread='isolated'"
             )
-        tz = _person_zone(args.timezone) or self.runtime.timezone
+        default = self.runtime.timezone
+        tz = _person_zone(args.timezone, default) or default
         now = self.runtime.clock.now()
         reading = read_schedule(args.schedule, tz=tz, now=now)
         schedule = reading.schedule
@@ -882,10 +883,11 @@ class _ToolService:
             )
         now = self.runtime.clock.now()
         schedule: Schedule | None = None
-        zone = _person_zone(args.timezone)
+        kept = (task.schedule and task.schedule.tz) or self.runtime.timezone
+        zone = _person_zone(args.timezone, kept)
         note = None
         if args.schedule is not None:
-            tz = zone or (task.schedule and task.schedule.tz) or self.runtime.timezone
+            tz = zone or kept
             reading = read_schedule(args.schedule, tz=tz, now=now)
             schedule, note = reading.schedule, reading.note
         elif zone is not None:
@@ -1581,12 +1583,13 @@ def _approval_request(
 _ALL_STATES = ("active", "paused", "completed", "quarantined")
 
 
-def _person_zone(tz: str | None) -> str | None:
+def _person_zone(tz: str | None, default: str) -> str | None:
     """The zone a model named for a person's schedule, refused when it would mislead
-    (a fixed offset such as ``EST`` has no daylight saving time; ``PST`` is no zone)."""
+    (a fixed offset such as ``EST`` has no daylight saving time; ``PST`` is no zone).
+    ``default`` is the zone used without one, named if the model gave an empty one."""
     if tz is None:
         return None
-    notice = zone_notice(tz)
+    notice = zone_notice(tz, default=default)
     if notice is not None:
         raise InvalidSchedule(notice)
     return tz
