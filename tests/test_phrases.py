@@ -314,11 +314,84 @@ def test_words_that_name_no_zone_are_still_not_understood() -> None:
         read_schedule("every day at 9 on mars", tz=BERLIN, now=_at(TUESDAY))
 
 
+_NO_ZONE = "looks like a timezone but is no known IANA zone name: give the zone as the timezone"
+WORDS_AT_FAULT = [
+    # a negative amount: refused as zero is, or as a negative interval
+    ("in -5 minutes", "'in -5 minutes' is not in the future: give a positive duration"),
+    ("In -1 Hour and  30 minutes",
+     "'In -1 Hour and  30 minutes' is not in the future: give a positive duration"),
+    ("every 2 hours starting in -5 minutes",
+     "'in -5 minutes' is not in the future: give a positive duration"),
+    ("every -5 minutes",
+     "'every -5 minutes' is a negative interval: it must be at least 1 second; say e.g. "
+     "'every 5 minutes'"),
+    ("Every -15 minutes on weekdays",
+     "'Every -15 minutes' is a negative interval: it must be at least 1 second; say e.g. "
+     "'every 15 minutes on weekdays'"),
+    ("every -1 day at 9", "'every -1 day' is a negative interval: it must be at least 1 second"),
+    # an amount in other digits, in scientific notation, with a thousands separator
+    ("every \u0665 minutes",
+     "the amount '\u0665' must be written as a plain number in digits 0-9: say e.g. "
+     "'every 5 minutes'"),
+    ("in \uff13 hours",
+     "the amount '\uff13' must be written as a plain number in digits 0-9: say e.g. "
+     "'in 3 hours'"),
+    ("every 1e3 seconds",
+     "the amount '1e3' must be written as a plain number in digits 0-9, with no exponent: "
+     "say e.g. 'every 1000 seconds'"),
+    # written so, it is refused for its size: the number alone, not a refused example
+    ("every 1E9 days",
+     "the amount '1E9' must be written as a plain number in digits 0-9, with no exponent: "
+     "'1000000000'"),
+    ("every 1,000 minutes",
+     "the amount '1,000' must be written as a plain number in digits 0-9, with no thousands "
+     "separator: say e.g. 'every 1000 minutes'"),
+    # a word shaped like a zone (Area/Location) that is none
+    ("tomorrow at noon in Mars/Phobos",
+     f"'Mars/Phobos' in the schedule {_NO_ZONE}, and the schedule without it "
+     "('tomorrow at noon')"),
+    ("Mars/Phobos every day at 9",
+     f"'Mars/Phobos' in the schedule {_NO_ZONE}, and the schedule without it ('every day at 9')"),
+    ("every day at 9 in Europe/Berln time",
+     f"'Europe/Berln' in the schedule {_NO_ZONE}, and the schedule without it "
+     "('every day at 9'); did you mean 'Europe/Berlin'?"),
+    ("every 2 hours Etc/GMT+13",
+     f"'Etc/GMT+13' in the schedule {_NO_ZONE}, and the schedule without it ('every 2 hours'); "
+     "the Etc/GMT zones run from 'Etc/GMT-14' to 'Etc/GMT+12', in whole hours, with the sign "
+     "reversed ('Etc/GMT+5' is UTC-05:00); better, give the zone of the place"),
+]  # fmt: skip
+
+
 def _refusal(text: str, tz: str = "UTC") -> str:
     """What ``text`` is refused with, said on :data:`TUESDAY`."""
     with pytest.raises(InvalidSchedule) as refused:
         read_schedule(text, tz=tz, now=_at(TUESDAY))
     return str(refused.value)
+
+
+@pytest.mark.parametrize(("text", "refusal"), WORDS_AT_FAULT)
+def test_a_refusal_says_what_is_wrong_with_the_words(text: str, refusal: str) -> None:
+    """Told only "could not understand", a model guesses at what to change."""
+    assert _refusal(text) == refusal
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "in -5",  # no unit: not a duration with a plain number either
+        "every \u0665 fortnights",
+        "every 1,5 minutes",  # a decimal comma, not a thousands separator
+        "every -\u0665 minutes",  # two faults at once
+        "in \u0665 hours and \u0663 minutes",
+        "every day at 9 in Mars/",
+        "every day at 9 in x/y",
+        "every day at 9 in Mars/Phobos please",
+        "every day at 9 AM/PM",  # no zone's location is two letters
+        "every 1e99999999999999999999 days",  # too large to write out
+    ],
+)
+def test_words_with_more_wrong_than_one_amount_or_zone_are_not_understood(text: str) -> None:
+    assert _refusal(text).startswith(f"could not understand the schedule {text!r}")
 
 
 @pytest.mark.parametrize("tz", ["", "   ", "\t"])

@@ -262,6 +262,31 @@ async def test_bad_schedule_task_input_is_a_message_and_stores_nothing(
     assert await all_tasks(rt) == []
 
 
+WORDS_AT_FAULT = {
+    "in -5 minutes": "'in -5 minutes' is not in the future: give a positive duration",
+    "every -5 minutes": "'every -5 minutes' is a negative interval: it must be at least 1 second; "
+    "say e.g. 'every 5 minutes'",
+    "every \u0665 minutes": "the amount '\u0665' must be written as a plain number in digits "
+    "0-9: say e.g. 'every 5 minutes'",
+    "every 1e9 days": "the amount '1e9' must be written as a plain number in digits 0-9, with no "
+    "exponent: '1000000000'",
+    "tomorrow at noon in Mars/Phobos": "'Mars/Phobos' in the schedule looks like a timezone but "
+    "is no known IANA zone name: give the zone as the timezone, and the schedule without it "
+    "('tomorrow at noon')",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("schedule", WORDS_AT_FAULT)
+async def test_a_refusal_says_what_is_wrong_with_the_words(
+    rt: SchedulerRuntime, tools: Tools, schedule: str
+) -> None:
+    # They were "could not understand the schedule …" and the list of forms.
+    args = {"name": "Plants", "schedule": schedule, "timezone": "UTC", "prompt": "Water them."}
+    message = await tools("schedule_task", ALICE, **args)
+    assert (message.status, message.text) == ("error", f"Error: {WORDS_AT_FAULT[schedule]}")
+    assert await all_tasks(rt) == []
+
+
 _EMPTY_ZONE = (
     "Error: the timezone is empty: leave it out to use the default ({!r}), or use an IANA zone "
     "name such as 'Europe/Berlin', 'America/New_York' or 'UTC'"

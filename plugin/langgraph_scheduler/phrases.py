@@ -69,6 +69,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import MAXYEAR, date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,7 @@ from .schedules import (
     Interval,
     Once,
     check_timezone,
+    zone_hint,
     zone_in_words,
     zone_name,
 )
@@ -599,13 +601,16 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     seconds are elapsed time, added after.
     """
     split = _split_duration(match["dur"])
-    if split is None:
-        return None
     said = ctx.as_written(match[0])
+    if split is None:
+        negative = re.fullmatch(r"-([0-9].*)", match["dur"])
+        if negative and _split_duration(negative[1]):
+            raise _not_ahead(said)  # "in -5 minutes", as "in 0 minutes"
+        return None
     months, days, seconds = _whole_months(split[0], said), split[1], split[2]
     delta = timedelta(seconds=round(seconds))
     if not (months or days or delta):
-        raise InvalidSchedule(f"{said!r} is not in the future: give a positive duration")
+        raise _not_ahead(said)
     at = ctx.now.time().replace(fold=0)  # the first pass of a repeated time, as ``once``
     # Past the calendar's end this raises OverflowError, which read_schedule reports.
     day, note = _add_months(ctx.today, months)
@@ -615,6 +620,11 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     start = ctx.wall(day, at) if months or days else ctx.now
     fire = (start.astimezone(_UTC) + delta).astimezone(ctx.zone)
     return Reading(Once(fire, tz=ctx.tz), note)
+
+
+def _not_ahead(said: str) -> InvalidSchedule:
+    """The refusal of "in 0 minutes" (and of "in -5 minutes"), quoting ``said``."""
+    return InvalidSchedule(f"{said!r} is not in the future: give a positive duration")
 
 
 def _iso(match: re.Match[str], ctx: _Context) -> Reading:
@@ -1425,9 +1435,11 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
         The schedule, and a note when vague words were given an hour.
 
     Raises:
-        InvalidSchedule: Not understood (the message lists the accepted forms), ambiguous
-            (the message is a question for the user), an invalid value, in the past, or
-            longer than 200 characters.
+        InvalidSchedule: Not understood (the message lists the accepted forms, or says what
+            is wrong when one amount or one word is all that keeps the words from reading:
+            "every -5 minutes", "every 1e3 seconds", a zone in them), ambiguous (the message
+            is a question for the user), an invalid value, in the past, or longer than 200
+            characters.
 
     Example:
         >>> reading = read_schedule("tomorrow morning", tz="UTC", now=datetime(2026, 3, 2, 12))
@@ -1453,6 +1465,7 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     if reading is not None:
         return reading
     _refuse_zone_in_words(normal, ctx)
+    _refuse_amount(normal, ctx)
     raise InvalidSchedule(f"could not understand the schedule {text[:100]!r}.\n{ACCEPTED_FORMS}")
 
 
@@ -1484,18 +1497,25 @@ def _latest(zone: ZoneInfo) -> datetime:
     return end.replace(tzinfo=_UTC).astimezone(zone)
 
 
+def _outcome(normal: str, ctx: _Context) -> bool | None:
+    """True when the words read as a schedule, False when a rule takes them only to ask a
+    question or tell a fault of their own, None when no rule takes them."""
+    try:
+        return True if _read(normal, ctx) is not None else None
+    except (InvalidSchedule, OverflowError):
+        return False
+
+
 def _understood(normal: str, ctx: _Context) -> bool:
     """The words are a schedule, or one with a question or a fault of its own to tell."""
-    try:
-        return _read(normal, ctx) is not None
-    except (InvalidSchedule, OverflowError):
-        return True
+    return _outcome(normal, ctx) is not None
 
 
 def _refuse_zone_in_words(normal: str, ctx: _Context) -> None:
     """Say where the zone goes when the words end with one ("at 9am PST", "every day at 9
     Berlin time"): told only that they were not understood, a caller would say them again
-    without it, in another zone."""
+    without it, in another zone. A word written as a zone name that names none
+    ("Mars/Phobos", "Europe/Berln") is said to be none, with the zone it may mean."""
     words = normal.split()
     if words[-1:] == ["time"]:
         words.pop()
@@ -1506,9 +1526,95 @@ def _refuse_zone_in_words(normal: str, ctx: _Context) -> None:
         said = " ".join(said_words)
         if rest[-1:] in (["in"], ["at"]):
             rest = rest[:-1]
-        zone = zone_in_words(said) if rest else None
-        if zone is not None and _understood(" ".join(rest), ctx):
-            raise InvalidSchedule(
-                f"{ctx.as_written(said)!r} in the schedule is a timezone: give it as the timezone "
-                f"({zone!r}), and the schedule without it ('{' '.join(rest)}')"
+        if not rest:
+            continue
+        written = ctx.as_written(said)
+        zone, hint = zone_in_words(said), ""
+        if zone is not None:
+            what = f"is a timezone: give it as the timezone ({zone!r})"
+        elif _looks_like_zone(written):
+            what = (
+                "looks like a timezone but is no known IANA zone name: give the zone as the "
+                "timezone"
             )
+            hint = zone_hint(written)
+        else:
+            continue
+        if _understood(" ".join(rest), ctx):
+            raise InvalidSchedule(
+                f"{written!r} in the schedule {what}, and the schedule without it "
+                f"('{' '.join(rest)}'){hint}"
+            )
+
+
+_ZONE_SHAPE = re.compile(r"[a-z][a-z0-9_+-]+(?:/[a-z][a-z0-9_+-]{2,})+", re.IGNORECASE)
+"""Area/Location, as IANA zone names are spelt: 'America/Port-au-Prince', 'Etc/GMT+5',
+'US/Samoa' (no location is shorter than three letters: 'AM/PM' is none)."""
+
+
+def _looks_like_zone(written: str) -> bool:
+    """A word written as a zone name is ('Mars/Phobos'), or a near spelling of one
+    ('europe/berln'); not words such as 'am/pm'."""
+    if not _ZONE_SHAPE.fullmatch(written):
+        return False
+    return all(part[0].isupper() for part in written.split("/")) or bool(zone_hint(written))
+
+
+_AMOUNT_RE = re.compile(
+    r"(?:^| )(?P<lead>in|every|each) (?P<sign>-?)"
+    r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?)(?=$| |[a-z])"
+)
+"""An amount after "in", "every" or "each", in any decimal digits (``\\d`` takes every
+script's), maybe negative, with a thousands separator or an exponent."""
+_LARGEST_EXPONENT = 20
+"""The largest exponent written out (1e20): a larger one is no schedule's."""
+
+
+def _refuse_amount(normal: str, ctx: _Context) -> None:
+    """Say what is wrong with an amount that is no plain positive number ("every -5 minutes",
+    "every ٥ minutes", "every 1e3 seconds", "every 1,000 minutes") when the words would be
+    understood with one there: told only that they were not understood, a model guesses
+    what to change. (Only then: two faults at once stay "not understood".)"""
+    for found in _AMOUNT_RE.finditer(normal):
+        number, negative = found["number"], bool(found["sign"])
+        written = _plain_number(number)
+        if written is None or (negative and found["lead"] == "in"):
+            continue  # too long to write out; "in -5 minutes" is refused as "in 0 minutes"
+        plain, how = written
+        if negative == (how is not None):
+            continue  # a plain positive number, or two faults at once
+        fixed = normal[: found.start("sign")] + plain + normal[found.end("number") :]
+        outcome = _outcome(fixed, ctx)
+        if outcome is None:
+            continue
+        example = f"say e.g. {fixed!r}" if outcome else ""
+        if how is not None:
+            said = ctx.as_written(number)
+            raise InvalidSchedule(
+                f"the amount {said!r} must be written as a plain number in digits 0-9{how}: "
+                f"{example or repr(plain)}"
+            )
+        words = normal[found.start("number") :].split(" ")
+        count = next(
+            (n for n in range(len(words), 0, -1) if _split_duration(" ".join(words[:n]))),
+            1,
+        )
+        said = ctx.as_written(f"{found['lead']} -{' '.join(words[:count])}")
+        more = f"; {example}" if example else ""
+        raise InvalidSchedule(
+            f"{said!r} is a negative interval: it must be at least 1 second{more}"
+        )
+
+
+def _plain_number(number: str) -> tuple[str, str | None] | None:
+    """``number`` in digits 0-9 ("1e3" is "1000", "1,000" "1000", "٥" "5"), and what it
+    was written with that a plain number has not (", with no exponent"; "" for other
+    digits; None for none); None when an exponent makes it too long to write out."""
+    digits = "".join(str(int(ch)) if ch.isdecimal() else ch for ch in number if ch != ",")
+    if "e" in digits:
+        if abs(int(digits.partition("e")[2])) > _LARGEST_EXPONENT:
+            return None
+        return format(Decimal(digits), "f"), ", with no exponent"
+    if "," in number:
+        return digits, ", with no thousands separator"
+    return digits, None if number.isascii() else ""

@@ -191,9 +191,10 @@ def _fmt_offset(minutes: int) -> str:
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def _zone_hint(name: str) -> str:
-    """What to say after "unknown timezone": why the name is no zone, and the zone it
-    plausibly means (only one that can be the same zone: a respelling, never a neighbour)."""
+def zone_hint(name: str) -> str:
+    """What to say after "unknown timezone" (``"; did you mean 'Europe/Berlin'?"``, or ""):
+    why the name is no zone, and the zone it plausibly means (only one that can be the same
+    zone: a respelling, never a neighbour). Also said of a zone-shaped word in a schedule."""
     said = repr(name[:80])
     odd = next((ch for ch in name if unicodedata.category(ch) in _INVISIBLE), None)
     if odd is not None:
@@ -313,7 +314,7 @@ def _zone(name: str, *, default: str | None = None) -> ZoneInfo:
             zone = None
     if zone is not None:
         return zone
-    raise InvalidSchedule(f"unknown timezone {name[:80]!r}: {_ZONE_EXAMPLE}{_zone_hint(name)}")
+    raise InvalidSchedule(f"unknown timezone {name[:80]!r}: {_ZONE_EXAMPLE}{zone_hint(name)}")
 
 
 def zone_name(zone: str | tzinfo) -> str:
