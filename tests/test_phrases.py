@@ -387,6 +387,8 @@ def test_a_refusal_says_what_is_wrong_with_the_words(text: str, refusal: str) ->
         "every day at 9 in x/y",
         "every day at 9 in Mars/Phobos please",
         "every day at 9 AM/PM",  # no zone's location is two letters
+        "every day at 9 Mon/Wed",  # days, not a zone
+        "every day at 9 Jan/Feb",  # months, not a zone
         "every 1e99999999999999999999 days",  # too large to write out
     ],
 )

@@ -1554,8 +1554,10 @@ _ZONE_SHAPE = re.compile(r"[a-z][a-z0-9_+-]+(?:/[a-z][a-z0-9_+-]{2,})+", re.IGNO
 
 def _looks_like_zone(written: str) -> bool:
     """A word written as a zone name is ('Mars/Phobos'), or a near spelling of one
-    ('europe/berln'); not words such as 'am/pm'."""
+    ('europe/berln'); not words such as 'am/pm', nor days or months ('Mon/Wed')."""
     if not _ZONE_SHAPE.fullmatch(written):
+        return False
+    if any(part.lower() in _WEEKDAYS or part.lower() in _MONTHS for part in written.split("/")):
         return False
     return all(part[0].isupper() for part in written.split("/")) or bool(zone_hint(written))
 
