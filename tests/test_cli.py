@@ -1169,8 +1169,6 @@ def test_serve_runs_tasks_added_while_it_runs_and_drains_on_ctrl_c(
         ("1e300", "however long they take"),
         ("86400", "up to 86,400s"),
         ("2.5", "up to 2.5s"),
-        ("0", "up to 0s"),
-        ("-0", "up to 0s"),  # 0, not "up to -0s": accepted as 0 is
     ],
 )
 @pytest.mark.usefixtures("ctrl_c")
@@ -1182,6 +1180,23 @@ def test_serve_says_how_long_a_stop_waits_in_words(
     out = _ctrl_c_once_serving(serve)
     assert serve.returncode == 0
     assert f"stopping: letting running turns finish ({said}); Ctrl-C again" in out
+
+
+@pytest.mark.parametrize("drain", ["0", "-0"])
+@pytest.mark.usefixtures("ctrl_c")
+def test_serve_with_no_drain_says_it_interrupts_the_running_turns(
+    db: str, tmp_path: Path, drain: str
+) -> None:
+    # It said "letting running turns finish (up to 0s)", and "(up to -0s)" for -0, while
+    # the stop interrupts them at once.
+    serve = _serve(tmp_path, _graph_file(tmp_path), db, None, "--drain-timeout", drain)
+    out = _ctrl_c_once_serving(serve)
+    assert serve.returncode == 0
+    assert (
+        "stopping: interrupting running turns now (--drain-timeout 0); they are recorded "
+        "'interrupted'" in out
+    )
+    assert "letting running turns finish" not in out
 
 
 @pytest.mark.slow

@@ -572,10 +572,7 @@ async def _serve(args: argparse.Namespace, out: Console) -> int:
             os._exit(130)
         stop.set()
         with contextlib.suppress(Exception):
-            out.print(
-                f"stopping: letting running turns finish ({_drain_limit(runtime)}); Ctrl-C "
-                "again to force"
-            )
+            out.print(_stopping(runtime))
 
     async def on_run(record: TaskRunRecord) -> None:
         task = await runtime.store.get_task(record.task_id)  # its current name
@@ -1020,11 +1017,19 @@ def _print_json(data: Any) -> None:
         raise SystemExit(1) from None
 
 
-def _drain_limit(runtime: SchedulerRuntime) -> str:
-    """How long a stop lets turns run, in words: ``up to 30s``; a limit past any turn
-    (``--drain-timeout inf``, or one of centuries) read as none; ``-0``, which is 0, as 0."""
-    secs = runtime.drain_timeout_secs + 0.0  # -0.0 + 0.0 is 0.0
-    return f"up to {secs:,.10g}s" if secs < _NO_DRAIN_LIMIT_SECS else "however long they take"
+def _stopping(runtime: SchedulerRuntime) -> str:
+    """What serve says at the first Ctrl-C: how long the stop lets running turns go on, in
+    words (``up to 30s``; a limit past any turn, ``--drain-timeout inf`` or one of
+    centuries, as none), or that it interrupts them at once (``--drain-timeout 0``, or
+    ``-0``, which is 0)."""
+    secs = runtime.drain_timeout_secs
+    if secs == 0:
+        return (
+            "stopping: interrupting running turns now (--drain-timeout 0); they are recorded "
+            "'interrupted'"
+        )
+    limit = f"up to {secs:,.10g}s" if secs < _NO_DRAIN_LIMIT_SECS else "however long they take"
+    return f"stopping: letting running turns finish ({limit}); Ctrl-C again to force"
 
 
 _NO_DRAIN_LIMIT_SECS = 1e10
