@@ -60,7 +60,15 @@ from .schedules import (
 from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
 from .trigger import ConversationTrigger
 
-__all__ = ["Deletion", "TaskService", "ToolCall", "check_id", "draft_task", "task_key"]
+__all__ = [
+    "Deletion",
+    "TaskService",
+    "ToolCall",
+    "check_id",
+    "draft_task",
+    "name_from_prompt",
+    "task_key",
+]
 
 TriggerInput = ConversationTrigger | Mapping[str, Any] | str
 
@@ -1023,6 +1031,27 @@ def _check_name(name: str) -> str:
         )
     if len(name) > _MAX_NAME_CHARS:
         raise InvalidTask(f"task name is {len(name)} characters; the limit is {_MAX_NAME_CHARS}")
+    return name
+
+
+def name_from_prompt(prompt: str) -> str:
+    """A task name made from its prompt (for a task added without one, as the CLI's
+    ``tasks add`` does): the prompt's first six words, as :func:`_check_name` takes a name
+    (any prompt makes one): on one line (a control character, line break or
+    text-direction control read as a space) and cut with "…" to the limit of a name;
+    ``untitled task`` when no visible character is left."""
+    line = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
+        for ch in prompt
+    )
+    words = line.split()
+    name = " ".join(words[:6])
+    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
+        return "untitled task"
+    if len(words) > 6:
+        name += "…"
+    if len(name) > _MAX_NAME_CHARS:
+        name = name[: _MAX_NAME_CHARS - 1].rstrip() + "…"
     return name
 
 

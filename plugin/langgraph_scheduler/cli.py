@@ -52,7 +52,6 @@ import sys
 import tempfile
 import time
 import traceback
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -69,7 +68,7 @@ from rich.text import Text
 from . import __version__
 from ._clock import SystemClock
 from ._cron import iso_day
-from ._service import _BIDI_CONTROLS, _MAX_NAME_CHARS, TaskService, draft_task
+from ._service import TaskService, draft_task, name_from_prompt
 from ._validated import kind_of
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
@@ -440,7 +439,7 @@ async def _tasks_add(args: argparse.Namespace, out: Console) -> int:
         )
     now = SystemClock().now()
     fields: dict[str, Any] = {
-        "name": args.name if args.name is not None else _default_name(args.prompt),
+        "name": args.name if args.name is not None else name_from_prompt(args.prompt),
         "trigger": {"prompt": args.prompt},
         "thread_id": args.thread,
         "owner": args.owner or args.thread or "default",
@@ -1047,26 +1046,6 @@ def _one_line(value: object) -> str:
 
 def _safe_url(database: str) -> str:
     return parse_database_url(database).render_as_string(hide_password=True)
-
-
-def _default_name(prompt: str) -> str:
-    """The name of a task added without ``--name``: its prompt's first six words, as a name
-    must be (any prompt makes one): on one line (a control character, line break or
-    text-direction control read as a space) and cut with "…" to the limit of a name;
-    ``untitled task`` when no visible character is left."""
-    line = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
-        for ch in prompt
-    )
-    words = line.split()
-    name = " ".join(words[:6])
-    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
-        return "untitled task"
-    if len(words) > 6:
-        name += "…"
-    if len(name) > _MAX_NAME_CHARS:
-        name = name[: _MAX_NAME_CHARS - 1].rstrip() + "…"
-    return name
 
 
 if __name__ == "__main__":  # pragma: no cover
