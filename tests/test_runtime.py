@@ -280,7 +280,7 @@ def test_options_a_runtime_cannot_run_with_are_refused_when_made(
 
 
 def test_edge_options_a_runtime_runs_with_are_accepted() -> None:
-    SchedulerRuntime(
+    rt = SchedulerRuntime(
         None,
         database="sqlite://",
         default_timeout_secs=float("inf"),
@@ -289,6 +289,12 @@ def test_edge_options_a_runtime_runs_with_are_accepted() -> None:
         history_limit=0,
         history_max_age_days=None,
     )
+    assert (rt.default_timeout_secs, rt.drain_timeout_secs, rt.store_retry_secs) == (
+        float("inf"),
+        0,
+        0,
+    )
+    assert (rt.history_limit, rt.history_max_age_days) == (0, None)
 
 
 BAD_DRAINS: list[Any] = [float("nan"), -1, "5"]
