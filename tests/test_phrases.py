@@ -346,6 +346,29 @@ WORDS_AT_FAULT = [
     ("every 1,000 minutes",
      "the amount '1,000' must be written as a plain number in digits 0-9, with no thousands "
      "separator: say e.g. 'every 1000 minutes'"),
+    # a minus sign or a dash written for "-"
+    ("every \u22125 minutes",
+     "'every \u22125 minutes' is a negative interval: it must be at least 1 second; say e.g. "
+     "'every 5 minutes'"),
+    ("in \u20135 minutes", "'in \u20135 minutes' is not in the future: give a positive duration"),
+    ("every 2 hours starting in \u22125 minutes",
+     "'in \u22125 minutes' is not in the future: give a positive duration"),
+    # the amount of a start or an end, and the second amount of a duration
+    ("every 2 hours starting in \u0665 minutes",
+     "the amount '\u0665' must be written as a plain number in digits 0-9: say e.g. "
+     "'every 2 hours starting in 5 minutes'"),
+    ("Every day at 9 until in \u0663 days",
+     "the amount '\u0663' must be written as a plain number in digits 0-9: say e.g. "
+     "'every day at 9 until in 3 days'"),
+    ("every 2 hours starting in 1e3 minutes until friday",
+     "the amount '1e3' must be written as a plain number in digits 0-9, with no exponent: "
+     "say e.g. 'every 2 hours starting in 1000 minutes until friday'"),
+    ("in 1 hour and \u0663 minutes",
+     "the amount '\u0663' must be written as a plain number in digits 0-9: say e.g. "
+     "'in 1 hour and 3 minutes'"),
+    ("every 1 hour and 1,000 seconds",
+     "the amount '1,000' must be written as a plain number in digits 0-9, with no thousands "
+     "separator: say e.g. 'every 1 hour and 1000 seconds'"),
     # a word shaped like a zone (Area/Location) that is none
     ("tomorrow at noon in Mars/Phobos",
      f"'Mars/Phobos' in the schedule {_NO_ZONE}, and the schedule without it "
@@ -383,6 +406,9 @@ def test_a_refusal_says_what_is_wrong_with_the_words(text: str, refusal: str) ->
         "every 1,5 minutes",  # a decimal comma, not a thousands separator
         "every -\u0665 minutes",  # two faults at once
         "in \u0665 hours and \u0663 minutes",
+        "every \u0662 hours starting in \u0665 minutes",
+        "in 1 hour and -3 minutes",
+        "every day at 9 and \u0661\u0667",  # a time, not the amount of a duration
         "every day at 9 in Mars/",
         "every day at 9 in x/y",
         "every day at 9 in Mars/Phobos please",
@@ -394,6 +420,23 @@ def test_a_refusal_says_what_is_wrong_with_the_words(text: str, refusal: str) ->
 )
 def test_words_with_more_wrong_than_one_amount_or_zone_are_not_understood(text: str) -> None:
     assert _refusal(text).startswith(f"could not understand the schedule {text!r}")
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("every 2 hours starting in \u0665 minutes until in \u0663 days", "in \u0665 minutes"),
+        ("every 2 hours starting in \u2212\u0665 minutes", "in \u2212\u0665 minutes"),
+        ("every 2 hours starting in \u0665 fortnights", "in \u0665 fortnights"),
+        ("every 2 hours starting in \u0665 minutes PST", "in \u0665 minutes PST"),
+    ],
+)
+def test_a_start_with_more_wrong_than_one_amount_is_no_day_or_time(text: str, said: str) -> None:
+    """No one amount fixed makes the words read: none is told as the fault."""
+    question = re.escape(f"When should it start? {said!r} is no day or time: ")
+    with pytest.raises(InvalidSchedule, match=f"^{question}") as refused:
+        read_schedule(text, tz="UTC", now=_at(TUESDAY))
+    assert type(refused.value) is InvalidSchedule  # no private kind of it leaks
 
 
 @pytest.mark.parametrize("tz", ["", "   ", "\t"])

@@ -603,7 +603,7 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     split = _split_duration(match["dur"])
     said = ctx.as_written(match[0])
     if split is None:
-        negative = re.fullmatch(r"-([0-9].*)", match["dur"])
+        negative = re.fullmatch(rf"[{_MINUS}]([0-9].*)", match["dur"])
         if negative and _split_duration(negative[1]):
             raise _not_ahead(said)  # "in -5 minutes", as "in 0 minutes"
         return None
@@ -1187,6 +1187,8 @@ def _bound_after(
 def _keeping(asked: InvalidSchedule, said_after: str) -> InvalidSchedule:
     """The question "At what time …?" with its example ending as the person's words did:
     'every day at 9:00 until friday' for "every day until friday"."""
+    if isinstance(asked, _AmountInBound):
+        return asked  # read_schedule tells what is wrong with the amount
     example = r"^(At what time .*Say e\.g\. '[^']*)('\.)$"
     return InvalidSchedule(re.sub(example, rf"\g<1>{said_after}\2", str(asked)))
 
@@ -1234,7 +1236,8 @@ def _bound_of(body: str, when: str, ctx: _Context, word: str) -> _Bound:
             else ("friday", "the end of next month", "2027-03-31")
         )
         examples = [f"'{body} {keyword} {day}'" for day in said]
-        raise InvalidSchedule(
+        fault = _AmountInBound if _amount_at_fault(when) else InvalidSchedule
+        raise fault(
             f"When should it {word}? {ctx.as_written(when)!r} is no day or time: say e.g. "
             f"{', '.join(examples[:-1])} or {examples[-1]}."
         )
@@ -1437,9 +1440,9 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     Raises:
         InvalidSchedule: Not understood (the message lists the accepted forms, or says what
             is wrong when one amount or one word is all that keeps the words from reading:
-            "every -5 minutes", "every 1e3 seconds", a zone in them), ambiguous (the message
-            is a question for the user), an invalid value, in the past, or longer than 200
-            characters.
+            "every -5 minutes", "every 1e3 seconds", "starting in ٥ minutes", a zone in
+            them), ambiguous (the message is a question for the user), an invalid value,
+            in the past, or longer than 200 characters.
 
     Example:
         >>> reading = read_schedule("tomorrow morning", tz="UTC", now=datetime(2026, 3, 2, 12))
@@ -1459,6 +1462,9 @@ def read_schedule(text: str, *, tz: str | tzinfo, now: datetime) -> Reading:
     ctx = _Context(zone, tz, now, text)
     try:
         reading = _read(normal, ctx)
+    except _AmountInBound as unread:
+        _refuse_amount(normal, ctx, reading=True)
+        raise InvalidSchedule(str(unread)) from None
     except OverflowError as exc:  # a time past either end of the calendar
         before = isinstance(exc, _BeforeTheCalendar)
         raise _off_calendar(text, zone, tz, before=before) from None
@@ -1499,9 +1505,12 @@ def _latest(zone: ZoneInfo) -> datetime:
 
 def _outcome(normal: str, ctx: _Context) -> bool | None:
     """True when the words read as a schedule, False when a rule takes them only to ask a
-    question or tell a fault of their own, None when no rule takes them."""
+    question or tell a fault of their own, None when no rule takes them (or only to find
+    an amount at fault in a start or an end)."""
     try:
         return True if _read(normal, ctx) is not None else None
+    except _AmountInBound:
+        return None  # another amount at fault
     except (InvalidSchedule, OverflowError):
         return False
 
@@ -1562,32 +1571,41 @@ def _looks_like_zone(written: str) -> bool:
     return all(part[0].isupper() for part in written.split("/")) or bool(zone_hint(written))
 
 
+_MINUS = "\\-\u2212\u2013"
+"""What may stand for a minus sign before an amount: "-", a minus sign, an en dash."""
 _AMOUNT_RE = re.compile(
-    r"(?:^| )(?P<lead>in|every|each) (?P<sign>-?)"
+    rf"(?:^| )(?P<lead>in|every|each|and) (?P<sign>[{_MINUS}]?)"
     r"(?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?)(?=$| |[a-z])"
 )
-"""An amount after "in", "every" or "each", in any decimal digits (``\\d`` takes every
-script's), maybe negative, with a thousands separator or an exponent."""
+"""An amount after "in", "every" or "each", or after "and" in a duration ("in 1 hour and 3
+minutes"), in any decimal digits (``\\d`` takes every script's), maybe negative, with a
+thousands separator or an exponent."""
 _LARGEST_EXPONENT = 20
 """The largest exponent written out (1e20): a larger one is no schedule's."""
 
 
-def _refuse_amount(normal: str, ctx: _Context) -> None:
+def _refuse_amount(normal: str, ctx: _Context, *, reading: bool = False) -> None:
     """Say what is wrong with an amount that is no plain positive number ("every -5 minutes",
     "every ٥ minutes", "every 1e3 seconds", "every 1,000 minutes") when the words would be
     understood with one there: told only that they were not understood, a model guesses
-    what to change. (Only then: two faults at once stay "not understood".)"""
+    what to change. (Only then: two faults at once stay "not understood".) With
+    ``reading``, only when they read as a schedule with it fixed: the amount of a start or
+    an end ("every 2 hours starting in ٥ minutes") is told only so."""
     for found in _AMOUNT_RE.finditer(normal):
         number, negative = found["number"], bool(found["sign"])
         written = _plain_number(number)
-        if written is None or (negative and found["lead"] == "in"):
-            continue  # too long to write out; "in -5 minutes" is refused as "in 0 minutes"
+        if written is None or (negative and found["lead"] in ("in", "and")):
+            # too long to write out; "in -5 minutes" is refused as "in 0 minutes"; "in 1
+            # hour and -3 minutes" is not told: the duration is no negative one
+            continue
+        if found["lead"] == "and" and not _unit_after(normal[found.end("number") :]):
+            continue  # "at 9 and 17": a time, not the amount of a duration
         plain, how = written
         if negative == (how is not None):
             continue  # a plain positive number, or two faults at once
         fixed = normal[: found.start("sign")] + plain + normal[found.end("number") :]
         outcome = _outcome(fixed, ctx)
-        if outcome is None:
+        if outcome is None or (reading and not outcome):
             continue
         example = f"say e.g. {fixed!r}" if outcome else ""
         if how is not None:
@@ -1601,11 +1619,34 @@ def _refuse_amount(normal: str, ctx: _Context) -> None:
             (n for n in range(len(words), 0, -1) if _split_duration(" ".join(words[:n]))),
             1,
         )
-        said = ctx.as_written(f"{found['lead']} -{' '.join(words[:count])}")
+        said = ctx.as_written(f"{found['lead']} {found['sign']}{' '.join(words[:count])}")
         more = f"; {example}" if example else ""
         raise InvalidSchedule(
             f"{said!r} is a negative interval: it must be at least 1 second{more}"
         )
+
+
+def _unit_after(rest: str) -> bool:
+    """``rest`` (the words after an amount) starts with a unit of a duration."""
+    unit = re.match(r" ?([a-z]+)", rest)
+    return unit is not None and (unit[1] in _UNITS or unit[1] in _MONTH_UNITS)
+
+
+def _amount_at_fault(words: str) -> bool:
+    """``words`` hold an amount after "in", "every", "each" or "and" that is no plain
+    positive number."""
+    for found in _AMOUNT_RE.finditer(words):
+        written = _plain_number(found["number"])
+        if found["sign"] or written is None or written[1] is not None:
+            return True
+    return False
+
+
+class _AmountInBound(InvalidSchedule):
+    """A start or an end that is no day or time and holds an amount at fault ("starting in
+    ٥ minutes"): :func:`read_schedule` says what is wrong with the amount when the words
+    read with it fixed, and otherwise refuses as an :class:`InvalidSchedule` of this
+    message."""
 
 
 def _plain_number(number: str) -> tuple[str, str | None] | None:
