@@ -1009,14 +1009,14 @@ def _check_name(name: str) -> str:
     _check_text("task name", name)
     # A name is shown on one line of every list: one with nothing visible lists as a
     # blank, and a direction override makes the rest of its line read backwards.
-    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
+    if _nothing_visible(name):
         raise InvalidTask(
             "task name has no visible character (only spaces or invisible format "
             "characters): give it a short label the user can read"
         )
     # A line break adds lines to the name's block in a list (an "id:" line of its own),
     # and a control character (an escape sequence) drives the terminal showing it.
-    breaking = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    breaking = next((ch for ch in name if _breaks_line(ch)), None)
     if breaking is not None:
         raise InvalidTask(
             f"task name must be one line of text without control characters, found "
@@ -1040,19 +1040,27 @@ def name_from_prompt(prompt: str) -> str:
     (any prompt makes one): on one line (a control character, line break or
     text-direction control read as a space) and cut with "…" to the limit of a name;
     ``untitled task`` when no visible character is left."""
-    line = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
-        for ch in prompt
-    )
+    line = "".join(" " if _breaks_line(ch) or ch in _BIDI_CONTROLS else ch for ch in prompt)
     words = line.split()
     name = " ".join(words[:6])
-    if all(unicodedata.category(ch)[0] in "CZ" for ch in name):
+    if _nothing_visible(name):
         return "untitled task"
     if len(words) > 6:
         name += "…"
     if len(name) > _MAX_NAME_CHARS:
         name = name[: _MAX_NAME_CHARS - 1].rstrip() + "…"
     return name
+
+
+def _breaks_line(ch: str) -> bool:
+    """A control character (an escape sequence drives a terminal) or a line or paragraph
+    separator: none stays on a name's one line."""
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def _nothing_visible(text: str) -> bool:
+    """Only spaces, controls or invisible format characters (a name that lists as a blank)."""
+    return all(unicodedata.category(ch)[0] in "CZ" for ch in text)
 
 
 def _check_owner(owner: str) -> str:
