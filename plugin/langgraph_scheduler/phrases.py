@@ -601,12 +601,12 @@ def _in(match: re.Match[str], ctx: _Context) -> Reading | None:
     seconds are elapsed time, added after.
     """
     split = _split_duration(match["dur"])
-    said = ctx.as_written(match[0])
     if split is None:
         negative = re.fullmatch(rf"[{_MINUS}]([0-9].*)", match["dur"])
         if negative and _split_duration(negative[1]):
-            raise _not_ahead(said)  # "in -5 minutes", as "in 0 minutes"
+            raise _not_ahead(ctx.as_written(match[0]))  # "in -5 minutes", as "in 0 minutes"
         return None
+    said = ctx.as_written(match[0])
     months, days, seconds = _whole_months(split[0], said), split[1], split[2]
     delta = timedelta(seconds=round(seconds))
     if not (months or days or delta):
@@ -1566,9 +1566,10 @@ def _looks_like_zone(written: str) -> bool:
     ('europe/berln'); not words such as 'am/pm', nor days or months ('Mon/Wed')."""
     if not _ZONE_SHAPE.fullmatch(written):
         return False
-    if any(part.lower() in _WEEKDAYS or part.lower() in _MONTHS for part in written.split("/")):
+    parts = written.split("/")
+    if any(part.lower() in _WEEKDAYS or part.lower() in _MONTHS for part in parts):
         return False
-    return all(part[0].isupper() for part in written.split("/")) or bool(zone_hint(written))
+    return all(part[0].isupper() for part in parts) or bool(zone_hint(written))
 
 
 _MINUS = "\\-\u2212\u2013"
