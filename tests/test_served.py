@@ -945,7 +945,10 @@ async def test_a_stalled_runtime_resumed_leaves_the_fire_it_lost_to_the_runtime_
         line = await asyncio.wait_for(asyncio.to_thread(_running_line, child), 60)
         run_id, _, server_run_id = line.split()[1:]
         os.kill(child.pid, signal.SIGSTOP)
-        async with _sleepy(server.url, database, lease_secs=1.5, on_run=heard.append) as rt:
+        # The child's lease (1.5 s) lapses while it is stopped; the taker's own is long
+        # enough that a loaded machine cannot let it lapse too, which would rightly hand
+        # the fire back to the resumed child and make this test say nothing of the bug.
+        async with _sleepy(server.url, database, lease_secs=6, on_run=heard.append) as rt:
             held = runs_table.c.run_id == run_id
 
             async def taken_over() -> bool:
