@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import ChatMessage, HumanMessage, HumanMessageChunk, SystemMessage
 
 from langgraph_scheduler import (
     ConversationTrigger,
@@ -52,6 +52,9 @@ async def rt() -> AsyncIterator[SchedulerRuntime]:
         ({"messages": ["a bare string"]}, "a bare string"),
         ({"messages": {"role": "user", "content": "one message"}}, "one message"),
         ({"messages": [HumanMessage("an object")]}, "an object"),
+        ({"messages": [ChatMessage(role="user", content="a chat message")]}, "a chat message"),
+        ({"messages": [HumanMessageChunk(content="a chunk")]}, "a chunk"),
+        ({"messages": [{"role": "assistant", "content": "ok"}, ("ai", "ok"), "go"]}, "go"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "blocks"}, "!"]}]},
             "blocks!",
@@ -109,6 +112,13 @@ def test_system_messages_become_the_system_addon() -> None:
         ({"messages": [{"role": "user", "content": 3}]}, "message 0 has an int as its content"),
         ({"messages": [{"role": "user", "content": None}]}, "message 0 has None as its content"),
         ({"messages": [None]}, "message 0 is None;"),
+        # A misspelt role was skipped: the system text was lost without a word.
+        (
+            {"messages": [{"role": "sytem", "content": "Be brief."}, ("user", "hi")]},
+            "message 0 has the role 'sytem'; expected user, human, system, developer, "
+            "assistant, ai, tool or function",
+        ),
+        ({"messages": [("Bot", "x"), ("user", "hi")]}, "message 0 has the role 'Bot'"),
         ({"messages": [{"role": "user", "content": "  "}]}, "prompt"),
         (["not", "a", "dict"], "must be a dict or a string"),
         ("", "prompt"),

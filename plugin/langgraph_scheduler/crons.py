@@ -52,6 +52,9 @@ __all__ = ["cron_schedule", "task_from_cron", "trigger_from_input"]
 
 _USER_ROLES = frozenset({"user", "human"})
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+# The roles LangChain reads a message in (besides "remove", which deletes one): a task
+# keeps no earlier turns, so the others are left out; any other role fails the cron's runs.
+_ROLES = ("user", "human", "system", "developer", "assistant", "ai", "tool", "function")
 _INPUT_EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"}]}'
 
 
@@ -246,7 +249,8 @@ def trigger_from_input(
     ``type``, ``(role, content)`` pairs, plain strings (user messages) or message
     objects. The last user message is the prompt and system messages, joined, the
     ``system_addon``; earlier user and assistant messages are not carried (a scheduled
-    turn sends one message). Content is a string or a list of text blocks.
+    turn sends one message). A role LangChain does not read a message in (``"sytem"``)
+    is refused, not skipped. Content is a string or a list of text blocks.
 
     Example:
         >>> trigger_from_input({"messages": [{"role": "user", "content": "Hi!"}]}).prompt
@@ -254,7 +258,7 @@ def trigger_from_input(
 
     Raises:
         InvalidPayload: no input, no user message, state keys other than ``messages``,
-            or content that is not text.
+            an unknown role, or content that is not text.
     """
     if isinstance(input, str):
         return _trigger(input, None, timeout_secs)
@@ -308,6 +312,8 @@ def _is_message_object(value: Any) -> bool:
 
 
 def _role_and_content(message: Any, index: int) -> tuple[str, Any]:
+    """The message's role, lower-cased and one of ``_ROLES``, and its content. A role
+    outside them is refused: skipping it would drop a misspelt ``"sytem"`` silently."""
     if isinstance(message, str):
         return "user", message
     if isinstance(message, Mapping):
@@ -317,15 +323,24 @@ def _role_and_content(message: Any, index: int) -> tuple[str, Any]:
                 f"cron input message {index} needs a 'role' (or 'type') and 'content', "
                 f"got keys {sorted(map(str, message))}"
             )
-        return role.lower(), message["content"]
-    if isinstance(message, (tuple, list)) and len(message) == 2 and isinstance(message[0], str):
-        return message[0].lower(), message[1]
-    if _is_message_object(message):
-        return str(message.type).lower(), message.content
-    raise InvalidPayload(
-        f"cron input message {index} is {kind_of(message)}; expected a dict with "
-        "'role' and 'content', a (role, content) pair or a message"
-    )
+        content = message["content"]
+    elif isinstance(message, (tuple, list)) and len(message) == 2 and isinstance(message[0], str):
+        role, content = message
+    elif _is_message_object(message):
+        role, content = message.type.removesuffix("MessageChunk"), message.content
+        if role.lower() == "chat":  # a ChatMessage says its role in ``role``
+            role = str(getattr(message, "role", role))
+    else:
+        raise InvalidPayload(
+            f"cron input message {index} is {kind_of(message)}; expected a dict with "
+            "'role' and 'content', a (role, content) pair or a message"
+        )
+    if role.lower() not in _ROLES:
+        raise InvalidPayload(
+            f"cron input message {index} has the role {role!r}; expected "
+            f"{', '.join(_ROLES[:-1])} or {_ROLES[-1]}"
+        )
+    return role.lower(), content
 
 
 def _text(content: Any, index: int) -> str:
