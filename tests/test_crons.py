@@ -396,6 +396,9 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"enabled": 0}, InvalidTask, "enabled must be True, False or None, got 0"),
         ({"enabled": "no"}, InvalidTask, "enabled must be True, False or None"),
         ({"thread_id": 123}, InvalidTask, "thread_id must be a string .* got an int$"),
+        # it raised AttributeError: 'int' object has no attribute 'encode'
+        ({"webhook": 5}, InvalidTask, "webhook must be an http\\(s\\) URL .* got an int$"),
+        ({"webhook": b"https://example.com"}, InvalidTask, "webhook must be .* got a bytes$"),
     ],
 )
 async def test_fields_that_cannot_map_are_refused(

@@ -148,6 +148,11 @@ async def task_from_cron(
             "on_run_completed) runs in that thread and keeps it; drop on_run_completed"
         )
     if webhook is not None:
+        if not isinstance(webhook, str):
+            raise InvalidTask(
+                "webhook must be an http(s) URL such as 'https://hooks.example.com/cron', "
+                f"got {kind_of(webhook)}"
+            )
         try:
             check_webhook_url(webhook)
         except ValueError as exc:
