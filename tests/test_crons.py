@@ -222,6 +222,17 @@ def test_cron_schedule_defaults_to_utc_like_langgraph() -> None:
         cron_schedule("0 0 9 * * *")
 
 
+@pytest.mark.parametrize("end_time", [datetime(2027, 3, 2, 12, 0), "2027-03-02T12:00:00"])
+def test_a_naive_end_time_is_utc_as_on_langgraphs_server(end_time: Any) -> None:
+    # The SDK sends end_time.isoformat(), with no offset for a naive value, and the server
+    # stores it as UTC whatever the cron's timezone. It was read in the cron's zone: here
+    # 12:00 in New York, five hours later, so the cron also fired on 2 March.
+    schedule = cron_schedule("0 9 * * *", timezone="America/New_York", end_time=end_time)
+    assert schedule.end == datetime(2027, 3, 2, 12, 0, tzinfo=timezone.utc)
+    fires = schedule.next_fire_times(3, after=datetime(2027, 3, 1, tzinfo=timezone.utc))
+    assert fires == [datetime(2027, 3, 1, 14, 0, tzinfo=timezone.utc)]  # 09:00 EST
+
+
 def test_a_faulty_field_is_quoted_as_the_client_wrote_it() -> None:
     # it was quoted lower-cased: 'foo' (in 'mon-foo')
     with pytest.raises(InvalidSchedule) as refused:

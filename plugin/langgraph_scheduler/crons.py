@@ -14,7 +14,7 @@ LangGraph cron field   here
                        messages the ``system_addon``
 ``thread_id``          a ``continue`` task on that thread; None (a stateless cron) an
                        isolated task, a fresh thread for every fire
-``end_time``           the ``Cron``'s ``end``
+``end_time``           the ``Cron``'s ``end``; a naive one is UTC, as on LangGraph's server
 ``enabled=False``      the task is created paused
 ``webhook``            ``TaskOptions.webhook_url`` (sent by a runtime given
                        ``webhook=Webhook(...)``, signed with its secret)
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cron import DAY_OF_MONTH, DAY_OF_WEEK, selects_all
@@ -96,8 +97,9 @@ async def task_from_cron(
             LangGraph's server (not the runtime's ``timezone``), so a ported cron fires
             at the same instants. A tzinfo naming no IANA zone (``ZoneInfo.from_file``,
             a fixed offset) is refused (``InvalidSchedule``).
-        end_time: no fire after this moment (a naive value is read in the cron's zone).
-            One already past is refused (``InvalidSchedule``): such a cron never runs.
+        end_time: no fire after this moment. A naive value is UTC, as LangGraph's server
+            stores it (not the cron's ``timezone``). One already past is refused
+            (``InvalidSchedule``): such a cron never runs.
         enabled: False creates the task paused (``resume_task`` enables it). None, as
             the SDK's default, means enabled.
         webhook: POST every finished run record to this http(s) URL
@@ -180,7 +182,8 @@ def cron_schedule(
     """The ``Cron`` for a LangGraph cron's ``schedule``, ``timezone`` and ``end_time``.
 
     A ``timezone`` of None is UTC, as LangGraph's server reads it; a tzinfo naming no IANA
-    zone is refused.
+    zone is refused. A naive ``end_time`` (or ISO text without an offset) is UTC too,
+    whatever the zone: the SDK sends it without an offset and the server stores it as UTC.
 
     Example:
         >>> cron_schedule("0 9 * * *", timezone="Europe/Berlin").describe()
@@ -194,7 +197,10 @@ def cron_schedule(
             f"schedule must be a cron line such as '0 9 * * 1-5', got {kind_of(schedule)}"
         )
     zone = "UTC" if timezone is None else zone_name(timezone)
-    return Cron(_langgraph_day_rule(schedule), tz=zone, end=end_time)
+    cron = Cron(_langgraph_day_rule(schedule), tz=zone, end=end_time)
+    if cron.end is not None and cron.end.tzinfo is None:
+        cron = Cron(cron.expr, tz=zone, end=cron.end.replace(tzinfo=dt_timezone.utc))
+    return cron
 
 
 def _langgraph_day_rule(schedule: str) -> str:
