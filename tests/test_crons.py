@@ -306,6 +306,17 @@ async def test_end_time_enabled_and_webhook(rt: SchedulerRuntime) -> None:
     )
 
 
+@pytest.mark.parametrize("line", ["0\t9 * * *", " 0 9  * * * ", "0 9 * * *\n"])
+async def test_the_default_name_spaces_the_line_as_the_schedule_does(
+    rt: SchedulerRuntime, line: str
+) -> None:
+    # LangGraph's server splits a line on any whitespace; a tab made the default name
+    # "cron 0<TAB>9 * * *", refused as a task name with a control character.
+    task = await task_from_cron(rt, schedule=line, input=HELLO)
+    assert task.name == "cron 0 9 * * *"
+    assert task.schedule == Cron("0 9 * * *", tz="UTC")
+
+
 async def test_metadata_names_the_task_and_is_not_stored(rt: SchedulerRuntime) -> None:
     task = await task_from_cron(
         rt, schedule="@daily", input=HELLO, metadata={"name": "my_run", "team": "ops"}

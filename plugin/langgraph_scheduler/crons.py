@@ -389,13 +389,14 @@ async def _default_name(
     task_id: str | None,
     owner: str,
 ) -> str:
-    """``metadata["name"]``, else ``"cron <schedule>"``; but the stored name of the task
+    """``metadata["name"]``, else ``"cron <schedule>"`` (its fields one space apart, as
+    a tab or a trailing newline cannot be in a name); but the stored name of the task
     ``task_id`` when it is that of a line written otherwise that fires alike, so a re-run
     with the line respelled (``MON`` for ``1``) returns the task instead of a conflict."""
     label = metadata.get("name") if metadata else None
     if isinstance(label, str) and label.strip():
         return label
-    name = f"cron {schedule}"
+    name = f"cron {' '.join(schedule.split())}"
     if task_id is None:
         return name
     try:
