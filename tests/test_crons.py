@@ -389,6 +389,36 @@ async def test_a_rerun_with_the_cron_line_written_otherwise_returns_the_task(
         await task_from_cron(rt, schedule="0 9 1-31 * 1", input=HELLO, task_id="cron-abc")
 
 
+@pytest.mark.parametrize(
+    ("strategy", "given", "on_busy"),
+    [("enqueue", "skip", "wait"), ("reject", "wait", "skip"), (None, "skip", "skip")],
+)
+async def test_multitask_strategy_on_a_thread_is_on_busy(
+    rt: SchedulerRuntime, strategy: Any, given: Any, on_busy: Any
+) -> None:
+    # LangGraph's server queues a cron's run behind the thread's running one ("enqueue",
+    # its default) or drops it ("reject"); a task waits or records the fire 'skipped'.
+    # It was refused as an unexpected keyword argument (TypeError).
+    task = await task_from_cron(
+        rt,
+        schedule="0 9 * * *",
+        input=HELLO,
+        thread_id="thread-123",
+        multitask_strategy=strategy,
+        options=TaskOptions(on_busy=given, retries=0),
+    )
+    assert task.options == TaskOptions(on_busy=on_busy, retries=0)
+
+
+@pytest.mark.parametrize("strategy", ["enqueue", "reject", "interrupt", "rollback"])
+async def test_multitask_strategy_of_a_stateless_cron_changes_nothing(
+    rt: SchedulerRuntime, strategy: Any
+) -> None:
+    # Each run of a stateless cron has a new thread, which no other run can keep busy.
+    task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, multitask_strategy=strategy)
+    assert task.options == TaskOptions()
+
+
 async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
     task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, max_runs=3)
     assert task.max_runs == 3
@@ -418,6 +448,23 @@ async def test_max_runs_passes_through(rt: SchedulerRuntime) -> None:
         ({"enabled": 0}, InvalidTask, "enabled must be True, False or None, got 0"),
         ({"enabled": "no"}, InvalidTask, "enabled must be True, False or None"),
         ({"thread_id": 123}, InvalidTask, "thread_id must be a string .* got an int$"),
+        (
+            {"multitask_strategy": "interrupt", "thread_id": "thread-123"},
+            InvalidTask,
+            "multitask_strategy='interrupt' has no counterpart: a fire never cancels the "
+            "thread's running turn; use 'enqueue' .* or 'reject'",
+        ),
+        (
+            {"multitask_strategy": "rollback", "thread_id": "thread-123"},
+            InvalidTask,
+            "multitask_strategy='rollback' has no counterpart",
+        ),
+        (
+            {"multitask_strategy": "queue"},
+            InvalidTask,
+            "multitask_strategy must be 'reject', 'interrupt', 'rollback' or 'enqueue', "
+            "got 'queue'",
+        ),
         # it raised AttributeError: 'int' object has no attribute 'encode'
         ({"webhook": 5}, InvalidTask, "webhook must be an http\\(s\\) URL .* got an int$"),
         ({"webhook": b"https://example.com"}, InvalidTask, "webhook must be .* got a bytes$"),

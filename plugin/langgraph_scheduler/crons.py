@@ -21,15 +21,17 @@ LangGraph cron field   here
 ``metadata``           not stored; its ``"name"``, when a string, names the task
 ``on_run_completed``   checked, nothing else: isolated threads are always kept;
                        refused with ``thread_id`` (``create_for_thread`` has none)
+``multitask_strategy`` with ``thread_id``, ``TaskOptions.on_busy``: ``"enqueue"`` waits,
+                       ``"reject"`` skips the fire; ``"interrupt"``/``"rollback"`` are
+                       refused. Checked, nothing else, for a stateless cron
 ``cron_id``            ``task_id``: creating again with the same id and fields returns
                        the stored task (a line written otherwise that fires alike is
                        the same); other fields raise ``TaskConflict``
 =====================  =========================================================
 
 ``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
-``multitask_strategy``, ``stream_*`` and ``durability`` have no counterpart: the graph is
-the runtime's (or its ``LangGraphServer``'s assistant), a turn never interleaves with the
-thread's other turns (``TaskOptions.on_busy``), and the runtime checkpoints every turn.
+``stream_*`` and ``durability`` have no counterpart: the graph is the runtime's (or its
+``LangGraphServer``'s assistant), and the runtime checkpoints every turn.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ _SYSTEM_ROLES = frozenset({"system", "developer"})
 # keeps no earlier turns, so the others are left out; any other role fails the cron's runs.
 _ROLES = ("user", "human", "system", "developer", "assistant", "ai", "tool", "function")
 _INPUT_EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"}]}'
+# LangGraph's multitask strategies a task has: wait for the thread's turn, or skip the fire.
+_ON_BUSY: dict[str, Literal["wait", "skip"]] = {"enqueue": "wait", "reject": "skip"}
+_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 
 
 async def task_from_cron(
@@ -71,6 +76,7 @@ async def task_from_cron(
     webhook: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     on_run_completed: Literal["delete", "keep"] | None = None,
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None,
     name: str | None = None,
     owner: str = "default",
     task_id: str | None = None,
@@ -81,7 +87,7 @@ async def task_from_cron(
 
     The keywords are ``client.crons.create`` / ``create_for_thread``'s own, so a call
     ported from the SDK keeps its arguments (drop ``assistant_id`` and the run options
-    listed in this module's docstring).
+    listed in this module's docstring: passing one raises ``TypeError``).
 
     Args:
         runtime: the runtime to create the task in.
@@ -115,6 +121,13 @@ async def task_from_cron(
             values create the same task; anything else is refused, and so is any value
             with ``thread_id``: LangGraph's ``create_for_thread`` takes no
             ``on_run_completed`` (its thread is the conversation, never deleted).
+        multitask_strategy: what a fire does while its thread is busy. With
+            ``thread_id``, ``"enqueue"`` (LangGraph's default) waits for the running turn
+            and ``"reject"`` records the fire ``skipped`` (``TaskOptions.on_busy``
+            ``"wait"``/``"skip"``, overriding ``options``); ``"interrupt"`` and
+            ``"rollback"``, which cancel the running turn, are refused. Without
+            ``thread_id`` each fire has a fresh thread that nothing else keeps busy, so any
+            of the four creates the same task, as on LangGraph's server.
         name: the task's label; default ``metadata["name"]``, else ``"cron <schedule>"``
             (or the stored task's such name, for a line written otherwise that fires alike).
         owner: whose task it is.
@@ -131,7 +144,8 @@ async def task_from_cron(
             non-text content, ...).
         InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
         InvalidTask: a bad ``webhook``, ``on_run_completed`` (or one with ``thread_id``),
-            name or thread id.
+            ``multitask_strategy`` (or one that cancels a turn, with ``thread_id``), name
+            or thread id.
         TaskConflict: ``task_id`` is stored with other fields; ``update_task`` changes it.
     """
     trigger = trigger_from_input(input)
@@ -149,6 +163,7 @@ async def task_from_cron(
             "thread_id): a cron on a thread (LangGraph's create_for_thread, which takes no "
             "on_run_completed) runs in that thread and keeps it; drop on_run_completed"
         )
+    options = _with_strategy(options, multitask_strategy, thread_id)
     if webhook is not None:
         if not isinstance(webhook, str):
             raise InvalidTask(
@@ -174,6 +189,28 @@ async def task_from_cron(
         paused=enabled is False,
         task_id=task_id,
     )
+
+
+def _with_strategy(
+    options: TaskOptions | None, strategy: str | None, thread_id: str | None
+) -> TaskOptions | None:
+    """``options`` with the ``on_busy`` that LangGraph's ``multitask_strategy`` stands for
+    on a thread; a stateless cron's runs never share a thread, so there it changes nothing."""
+    if strategy is None:
+        return options
+    if strategy not in _STRATEGIES:
+        raise InvalidTask(
+            f"multitask_strategy must be {', '.join(map(repr, _STRATEGIES[:-1]))} or "
+            f"{_STRATEGIES[-1]!r}, got {strategy!r}"
+        )
+    if thread_id is None:
+        return options
+    if strategy not in _ON_BUSY:
+        raise InvalidTask(
+            f"multitask_strategy={strategy!r} has no counterpart: a fire never cancels the "
+            "thread's running turn; use 'enqueue' (wait for it) or 'reject' (skip the fire)"
+        )
+    return (options or TaskOptions()).model_copy(update={"on_busy": _ON_BUSY[strategy]})
 
 
 def cron_schedule(
