@@ -296,9 +296,11 @@ def trigger_from_input(
     dicts with ``role`` (``user``/``human``, ``system``/``developer``, ...) or LangChain's
     ``type``, ``(role, content)`` pairs, plain strings (user messages) or message
     objects. The last user message is the prompt and system messages, joined, the
-    ``system_addon``; earlier user and assistant messages are not carried (a scheduled
-    turn sends one message). A role LangChain does not read a message in (``"sytem"``)
-    is refused, not skipped. Content is a string or a list of text blocks.
+    ``system_addon`` (which reaches the model through ``SchedulerMiddleware``,
+    ``build_assistant`` or ``scheduler_system_message`` only); earlier user and
+    assistant messages are not carried (a scheduled turn sends one message). A role
+    LangChain does not read a message in (``"sytem"``) is refused, not skipped. Content
+    is a string or a list of text blocks.
 
     Example:
         >>> trigger_from_input({"messages": [{"role": "user", "content": "Hi!"}]}).prompt
