@@ -10,7 +10,7 @@ LangGraph cron field   here
 =====================  =========================================================
 ``schedule``           ``Cron(schedule, tz=..., end=end_time)``
 ``timezone``           the ``Cron``'s ``tz``; None means UTC, as on LangGraph's server
-``input``              the trigger: the last user message is the prompt, system
+``input``              the trigger: its one user message is the prompt, system
                        messages the ``system_addon``
 ``thread_id``          a ``continue`` task on that thread; None (a stateless cron) an
                        isolated task, a fresh thread for every fire
@@ -42,7 +42,7 @@ from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._cron import DAY_OF_MONTH, DAY_OF_WEEK, selects_all
-from ._validated import kind_of
+from ._validated import kind_of, with_article
 from .errors import InvalidPayload, InvalidSchedule, InvalidTask, TaskNotFound
 from .models import Task, TaskOptions, check_webhook_url
 from .schedules import Cron, zone_name
@@ -55,8 +55,8 @@ __all__ = ["cron_schedule", "task_from_cron", "trigger_from_input"]
 
 _USER_ROLES = frozenset({"user", "human"})
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-# The roles LangChain reads a message in (besides "remove", which deletes one): a task
-# keeps no earlier turns, so the others are left out; any other role fails the cron's runs.
+# The roles LangChain reads a message in (besides "remove", which deletes one): those of
+# earlier turns are refused as a conversation; any other role fails the cron's runs.
 _ROLES = ("user", "human", "system", "developer", "assistant", "ai", "tool", "function")
 _INPUT_EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"}]}'
 # LangGraph's multitask strategies a task has: wait for the thread's turn, or skip the fire.
@@ -140,8 +140,8 @@ async def task_from_cron(
         max_runs: stop after this many fires (LangGraph's crons have no such limit).
 
     Raises:
-        InvalidPayload: ``input`` cannot be a prompt (no user message, extra state keys,
-            non-text content, ...).
+        InvalidPayload: ``input`` cannot be a prompt (no user message or several, extra
+            state keys, non-text content, ...).
         InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
         InvalidTask: a bad ``webhook``, ``on_run_completed`` (or one with ``thread_id``),
             ``multitask_strategy`` (or one that cancels a turn, with ``thread_id``), name
@@ -295,10 +295,11 @@ def trigger_from_input(
     ``input`` is a string (the prompt) or ``{"messages": [...]}``, whose messages are
     dicts with ``role`` (``user``/``human``, ``system``/``developer``, ...) or LangChain's
     ``type``, ``(role, content)`` pairs, plain strings (user messages) or message
-    objects. The last user message is the prompt and system messages, joined, the
+    objects. The one user message is the prompt and system messages, joined, the
     ``system_addon`` (which reaches the model through ``SchedulerMiddleware``,
-    ``build_assistant`` or ``scheduler_system_message`` only); earlier user and
-    assistant messages are not carried (a scheduled turn sends one message). A role
+    ``build_assistant`` or ``scheduler_system_message`` only). A scheduled turn sends
+    one message, so a second user message or an earlier turn (an assistant or tool
+    message), which LangGraph would give the graph, is refused, not dropped. A role
     LangChain does not read a message in (``"sytem"``) is refused, not skipped. Content
     is a string or a list of text blocks.
 
@@ -307,8 +308,9 @@ def trigger_from_input(
         'Hi!'
 
     Raises:
-        InvalidPayload: no input, no user message, state keys other than ``messages``,
-            an unknown role, or content that is not text.
+        InvalidPayload: no input, no user message or more than one, an assistant or
+            tool message, state keys other than ``messages``, an unknown role, or
+            content that is not text.
     """
     if isinstance(input, str):
         return _trigger(input, None, timeout_secs)
@@ -336,10 +338,17 @@ def trigger_from_input(
     system: list[str] = []
     for index, message in enumerate(messages):
         role, content = _role_and_content(message, index)
-        if role in _USER_ROLES:
-            prompt = _text(content, index)
-        elif role in _SYSTEM_ROLES:
+        if role in _SYSTEM_ROLES:
             system.append(_text(content, index))
+            continue
+        what = "a second user" if role in _USER_ROLES else with_article(role)
+        if prompt is not None or role not in _USER_ROLES:
+            raise InvalidPayload(
+                f"cron input message {index} is {what} message: a task sends one user "
+                "message per fire (and system instructions), not a conversation; put what "
+                "the other messages say into that one"
+            )
+        prompt = _text(content, index)
     if prompt is None:
         raise InvalidPayload(
             "cron input has no user message to send when the task fires; "
@@ -387,8 +396,8 @@ def _role_and_content(message: Any, index: int) -> tuple[str, Any]:
         )
     if role.lower() not in _ROLES:
         raise InvalidPayload(
-            f"cron input message {index} has the role {role!r}; expected "
-            f"{', '.join(_ROLES[:-1])} or {_ROLES[-1]}"
+            f"cron input message {index} has the role {role!r}; expected user, human, "
+            "system or developer"
         )
     return role.lower(), content
 
