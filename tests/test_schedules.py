@@ -956,3 +956,41 @@ def test_an_end_at_the_calendars_last_instant_is_described() -> None:
     last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
     schedule = Interval(seconds=60, end=last, tz="America/New_York")
     assert schedule.describe() == ("every minute, until 9999-12-31 18:59:59 EST (America/New_York)")
+
+
+_UTC_CRON = "0 9 * * *"
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            lambda: Cron(_UTC_CRON, tz="UTC", end="tomorrow"),
+            r"end: 'tomorrow' is no date or time \(input is too short\)",
+        ),
+        (
+            lambda: Interval(hours=1, tz="UTC", start="2027-13-01"),
+            r"start: '2027-13-01' is no date or time \(month value is outside",
+        ),
+        (lambda: Once(at="noon", tz="UTC"), r"at: 'noon' is no date or time"),
+        (
+            lambda: Cron(_UTC_CRON, tz="UTC", end=[2027, 3, 14]),
+            r"end: got a list, which is no date or time",
+        ),
+        (lambda: Cron(_UTC_CRON, tz="UTC", end=True), r"end: got a bool, which is no date"),
+        (lambda: Cron(_UTC_CRON, tz="UTC", end="x" * 500), r"end: 'x{55}\.\.\.' is no date"),
+        (lambda: schedule_from_dict({"kind": "once", "at": "later"}), r"'later' is no date"),
+    ],
+)
+def test_a_bound_or_time_that_is_no_date_is_quoted_with_the_form_to_use(
+    make: Callable[[], Any], said: str
+) -> None:
+    # pydantic's own words ("Input should be a valid datetime or date, input is too
+    # short") quoted nothing and named no form: a caller passing text could not tell
+    # which value or what to write instead.
+    with pytest.raises(InvalidSchedule, match=said) as refused:
+        make()
+    assert str(refused.value).endswith(
+        ": give a datetime, a date, or ISO 8601 text such as '2027-03-14T09:00+01:00'"
+    )
+    assert "Input should be" not in str(refused.value)

@@ -46,6 +46,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from typing_extensions import Self
 
 from ._cron import (
@@ -713,6 +714,34 @@ class _CronTrigger(BaseTrigger):  # type: ignore[misc]
 # --------------------------------------------------------------------------- models
 
 
+_MOMENT_ERRORS = ("datetime_", "date_")
+"""The kinds of pydantic error a start, an end or a ``Once``'s time that cannot be read
+as a date or time raises."""
+_QUOTED_MAX = 60
+"""Most characters of a value quoted back in an error."""
+
+
+def _moment_problem(error: ErrorDetails) -> str | None:
+    """What is wrong with a start, an end or a time that pydantic could not read as one,
+    quoting what was given ("'tomorrow' is no date or time (input is too short): ...");
+    pydantic's own message ("Input should be a valid datetime or date, input is too
+    short") quotes nothing and names no form to use. None for an error of another kind."""
+    if not error["type"].startswith(_MOMENT_ERRORS):
+        return None
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = repr(value)
+        said = text if len(text) <= _QUOTED_MAX else f"{text[: _QUOTED_MAX - 4]}...{text[-1]}"
+    else:
+        said = f"got {kind_of(value)}, which"
+    reason = error.get("ctx", {}).get("error")
+    because = f" ({reason})" if isinstance(reason, str) and reason else ""
+    return (
+        f"{said} is no date or time{because}: give a datetime, a date, or ISO 8601 text "
+        "such as '2027-03-14T09:00+01:00'"
+    )
+
+
 def _invalid_from(exc: ValidationError) -> InvalidSchedule:
     """Our own InvalidSchedule hidden inside a pydantic error, or a readable one built from it."""
     messages: list[str] = []
@@ -730,7 +759,7 @@ def _invalid_from(exc: ValidationError) -> InvalidSchedule:
         elif isinstance(cause, Exception):
             messages.append(f"{where}: {cause}")
         else:
-            messages.append(f"{where}: {error['msg']}")
+            messages.append(f"{where}: {_moment_problem(error) or error['msg']}")
     return InvalidSchedule("invalid schedule: " + "; ".join(messages))
 
 
