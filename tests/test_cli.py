@@ -838,6 +838,34 @@ def test_control_characters_in_names_and_prompts_reach_the_terminal_escaped(
     assert json.loads(out)["task"]["payload"]["prompt"] == prompt
 
 
+def test_emoji_codes_in_names_and_prompts_are_shown_as_typed(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rich replaces ":smile:" in a printed string with 😄 unless told not to: a task's
+    # name, prompt or reply would be shown as something other than what was stored.
+    monkeypatch.setenv("COLUMNS", "200")
+    name, prompt = ":smile: [bold]x[/] :thumbs_up:", "p :rocket: [/] \\[x"
+    code, out, err = _cli(
+        capsys, "tasks", "add", "--database", db, "--name", name, "--prompt", prompt,
+        "--schedule", "in 1 hour", "--thread", "alice",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"({name!r})" in out, out
+    task_id = out.split()[2]
+    graph = _graph_file(tmp_path, "emoji_graph")
+    for command, shown in (
+        (["tasks", "show", task_id], [name, prompt]),
+        (["tasks", "pause", task_id], [name]),
+        (["tasks", "run", task_id, "--graph", f"{graph}:graph"], [name, prompt]),
+        (["tasks", "list"], [name]),
+        (["transcript", "alice"], [name, prompt]),
+    ):
+        code, out, err = _cli(capsys, *command, "--database", db)
+        assert code == 0, err
+        assert not {"😄", "👍", "🚀"} & set(out), (command, out)
+        assert all(text in out for text in shown), (command, out)
+
+
 def test_the_common_options_go_before_the_action_too(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

@@ -100,6 +100,13 @@ _DEMO_WAIT_SECS = 60.0
 _DEMO_REQUEST = "Remind me to stretch every 2 seconds, 3 times."
 
 
+def _console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: task names, prompts, replies and errors
+    come from users and models, and rich would read ``[bold]`` in them as markup and
+    ``:smile:`` as an emoji code (control characters are escaped by ``terminal_text``)."""
+    return Console(stderr=stderr, markup=False, highlight=False, emoji=False, log_path=False)
+
+
 class _Failure(Exception):
     """A command failed in a way the user can fix; printed as one line, exit 1."""
 
@@ -116,10 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # a bare `langgraph-scheduler`: what it can do
         parser.print_help()
         return 0
-    # No markup or highlighting: task names, prompts and errors are shown as they are
-    # (but for their control characters, escaped by terminal_text).
-    out = Console(markup=False, highlight=False, log_path=False)
-    err = Console(stderr=True, markup=False, highlight=False)
+    out, err = _console(), _console(stderr=True)
     try:
         code: int = asyncio.run(args.handler(args, out))
         return code
@@ -984,7 +988,7 @@ def _report_change(
 
 def _note(text: str) -> None:
     """A note for the operator, on stderr: stdout may be JSON."""
-    notes = Console(stderr=True, markup=False, highlight=False)
+    notes = _console(stderr=True)
     notes.print(terminal_text(f"note: {text}"), soft_wrap=True)
 
 
