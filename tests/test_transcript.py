@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.graph import START, StateGraph
 from rich.console import Console
 
 from langgraph_scheduler import Cron, Once, SchedulerState, Task, TaskRunRecord
 from langgraph_scheduler._attribution import AttributionKey
 from langgraph_scheduler._remote import server_thread_id
-from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript
+from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript, utc_time
 
 from .helpers import RunWaiter
 
@@ -168,6 +169,37 @@ def test_a_failed_task_turn_shows_why() -> None:
         assert "NotRunning: no scheduler runtime &lt;is&gt; served" in html
     succeeded = Transcript.from_messages("alice", _conversation(), runs={"run-1": _record()})
     assert "error:" not in _render(succeeded) and "error:" not in succeeded._repr_html_()
+
+
+async def test_a_task_turns_label_shows_its_time_and_outcome_whatever_the_name_and_width(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # The label was the panel's title, which rich cuts at the console's edge: at 80
+    # columns a 46-character name left out the time and the outcome ("error").
+    def fail(state: SchedulerState) -> dict[str, Any]:
+        raise RuntimeError("inbox unreachable")
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("fail", fail)
+    builder.add_edge(START, "fail")
+    name = "Summarise the inbox and the calendar for today"
+    rt = runtime_factory(builder, database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(
+            name=name, schedule=Cron("0 9 * * *"), trigger="Summarise", thread_id="alice"
+        )
+        record = await rt.run_now(task.id)
+        transcript = await load_transcript(rt, "alice")
+    assert record.outcome == "error"
+    (turn,) = transcript.turns
+    when = utc_time(record.scheduled_for)
+    assert turn.label() == f"⏰ {name} · run now {when} · error"
+    for width in (120, 80, 40, 20):
+        text = " ".join(_render(transcript, width).replace("│", " ").replace("─", " ").split())
+        assert turn.label() in text, (width, text)
+        assert "error: RuntimeError: inbox unreachable" in text
+    # Where it fits, it stays the panel's title.
+    assert f"╭─ {turn.label()} ─" in _render(transcript, 120)
 
 
 def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:

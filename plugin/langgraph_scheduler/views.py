@@ -66,6 +66,8 @@ _MIN_RESULT = 10
 _TASK_STYLE = "magenta"
 _TASK_COLOUR = "#7c3aed"
 _SHORT = 80
+_TITLE_FRAME = 6
+"""The cells a panel's frame takes beside its title: the corners, a rule each side and a space."""
 
 _CONTROL_ESCAPES = {
     code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
@@ -323,17 +325,24 @@ class Turn:
             return "user turn"
         return f"{_label_head(self.source)} · {_outcome_word(self.run)}"
 
-    def __rich__(self) -> Group | Panel:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.source is None:
-            return Group(*_rich_lines(self.messages, task_turn=False))
+            yield Group(*_rich_lines(self.messages, task_turn=False))
+            return
         failed = self.outcome not in (None, "success")
         lines = _rich_lines(self.messages, task_turn=True)
         if why := self._why():
             style = f"bold {_OUTCOME_STYLES.get(self.outcome or '', '')}"
             lines.append(Text.assemble(("error: ", style), terminal_text(why, lines=True)))
-        return Panel(
+        label = Text(terminal_text(self.label()), style=f"bold {_TASK_STYLE}")
+        # Rich cuts a title at the panel's edge: a label too long for it (a long name on
+        # a narrow console) opens the panel instead, wrapped, so its time and outcome stay.
+        title: Text | None = label
+        if label.cell_len > options.max_width - _TITLE_FRAME:
+            title, lines = None, [label, *lines]
+        yield Panel(
             Group(*lines),
-            title=Text(terminal_text(self.label()), style=f"bold {_TASK_STYLE}"),
+            title=title,
             title_align="left",
             border_style=_OUTCOME_STYLES.get(self.outcome or "", "") if failed else _TASK_STYLE,
             padding=(0, 1),
