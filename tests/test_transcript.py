@@ -282,6 +282,29 @@ def test_terminal_views_show_control_characters_escaped() -> None:
     assert "line two" in text and "\\n" not in text and "\\t" not in text  # lines kept
 
 
+async def test_terminal_views_show_text_direction_controls_escaped(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # A direction override in a prompt or a reply makes a terminal that lays out
+    # bidirectional text show the rest of its line backwards (the panel's border too),
+    # so the text reads as something else; names are refused them, the rest is shown
+    # escaped. Text in a right-to-left script, and its marks (U+200F), stay as written.
+    reply = "Done \u202egnihton\u202c, \u2067שלום\u2069 \u200f!"
+    prompt = "Say \u202dhi\u202c \u2066twice\u2069"
+    rt = runtime_factory(make_graph(reply), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="Water", schedule=Cron("@daily"), trigger=prompt)
+        record = await rt.run_now(task.id)
+        assert record.thread_id is not None
+        transcript = await load_transcript(rt, record.thread_id)
+        history = await rt.history(task.id)
+    assert record.summary == reply  # stored as written
+    text = _render(transcript) + _render(history, 200) + _render(history, 60)
+    assert not set(text) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "Done \\u202egnihton\\u202c, \\u2067שלום\\u2069 \u200f!" in text
+    assert "task prompt: Say \\u202dhi\\u202c \\u2066twice\\u2069" in text
+
+
 def test_terminal_tables_show_brackets_in_names_and_results_as_written() -> None:
     # rich reads "[...]" in a plain string as markup: a model's task name with a
     # closing tag of no opened one ("[/data]") raised MarkupError from console.print,

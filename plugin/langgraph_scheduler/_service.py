@@ -61,6 +61,7 @@ from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payl
 from .trigger import ConversationTrigger
 
 __all__ = [
+    "BIDI_CONTROLS",
     "Deletion",
     "TaskService",
     "ToolCall",
@@ -996,8 +997,9 @@ def _check_task_id(task_id: str) -> str:
     return task_id
 
 
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-"""Unicode's directional embeddings, overrides and isolates (not the marks LRM/RLM)."""
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Unicode's directional embeddings, overrides and isolates (not the marks LRM/RLM): a
+name is refused them, and a terminal is shown them escaped (``views.terminal_text``)."""
 
 
 def _check_name(name: str) -> str:
@@ -1022,7 +1024,7 @@ def _check_name(name: str) -> str:
             f"task name must be one line of text without control characters, found "
             f"U+{ord(breaking):04X}: give it a short label on one line"
         )
-    control = next((ch for ch in name if ch in _BIDI_CONTROLS), None)
+    control = next((ch for ch in name if ch in BIDI_CONTROLS), None)
     if control is not None:
         raise InvalidTask(
             f"task name must not contain the text-direction control U+{ord(control):04X}: "
@@ -1040,7 +1042,7 @@ def name_from_prompt(prompt: str) -> str:
     (any prompt makes one): on one line (a control character, line break or
     text-direction control read as a space) and cut with "…" to the limit of a name;
     ``untitled task`` when no visible character is left."""
-    line = "".join(" " if _breaks_line(ch) or ch in _BIDI_CONTROLS else ch for ch in prompt)
+    line = "".join(" " if _breaks_line(ch) or ch in BIDI_CONTROLS else ch for ch in prompt)
     words = line.split()
     name = " ".join(words[:6])
     if _nothing_visible(name):

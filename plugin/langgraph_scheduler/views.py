@@ -29,6 +29,7 @@ from rich.text import Text
 from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
 from ._cron import iso_day
 from ._remote import server_thread_id
+from ._service import BIDI_CONTROLS
 from ._validated import kind_of
 from .errors import InvalidTask
 from .models import Task, TaskRunRecord, TaskSource, redact_url
@@ -70,9 +71,11 @@ _TITLE_FRAME = 6
 """The cells a panel's frame takes beside its title: the corners, a rule each side and a space."""
 
 _CONTROL_ESCAPES = {
-    code: repr(chr(code))[1:-1] for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    code: repr(chr(code))[1:-1]
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), *map(ord, BIDI_CONTROLS))
 }
-"""C0, DEL and C1 control characters → their escapes (``\\x1b``, ``\\n``)."""
+"""C0, DEL and C1 control characters and the text-direction controls → their escapes
+(``\\x1b``, ``\\n``, ``\\u202e``)."""
 _CONTROL_ESCAPES_BUT_LINES = {
     code: escape for code, escape in _CONTROL_ESCAPES.items() if chr(code) not in "\n\t"
 }
@@ -83,8 +86,9 @@ def terminal_text(text: str, *, lines: bool = False) -> str:
 
     Names, prompts, errors and replies come from users and models: printed as they are,
     an escape sequence in one clears the operator's screen, retitles the window or
-    writes the clipboard. ``lines`` keeps newlines and tabs, for text meant to span
-    lines (a prompt, a reply).
+    writes the clipboard, and a direction override (``\\u202e``) makes a terminal that
+    lays out bidirectional text show the rest of the line backwards. ``lines`` keeps
+    newlines and tabs, for text meant to span lines (a prompt, a reply).
     """
     return text.translate(_CONTROL_ESCAPES_BUT_LINES if lines else _CONTROL_ESCAPES)
 
