@@ -866,6 +866,32 @@ def test_emoji_codes_in_names_and_prompts_are_shown_as_typed(
         assert all(text in out for text in shown), (command, out)
 
 
+def test_text_direction_controls_in_a_prompt_reach_the_terminal_escaped(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
+) -> None:
+    # A direction override makes a terminal that lays out bidirectional text show the
+    # rest of its line backwards: the tables and the JSON show it escaped, and the JSON
+    # still reads back as the prompt stored.
+    prompt = "Say \u202egnihton\u202c to \u2067שלום\u2069"
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--prompt", prompt)
+    graph = _graph_file(tmp_path, "bidi_graph")
+    code, _, err = _cli(capsys, "tasks", "run", task["id"], "--database", db,
+                        "--graph", f"{graph}:graph")  # fmt: skip
+    assert code == 0, err
+    controls = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    shown = "Say \\u202egnihton\\u202c to \\u2067שלום\\u2069"
+    readers: list[tuple[list[str], Callable[[Any], Any]]] = [
+        (["tasks", "show", task["id"]], lambda data: data["task"]["payload"]["prompt"]),
+        (["transcript", "alice"], lambda data: data["turns"][0]["messages"][0]["text"]),
+    ]
+    for command, read in readers:
+        code, out, err = _cli(capsys, *command, "--database", db)
+        assert code == 0 and shown in out and not controls & set(out), (command, out)
+        code, out, err = _cli(capsys, *command, "--database", db, "--json")
+        assert code == 0 and not controls & set(out), (command, out)
+        assert read(json.loads(out)) == prompt
+
+
 def test_the_common_options_go_before_the_action_too(
     capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path
 ) -> None:

@@ -68,7 +68,7 @@ from rich.text import Text
 from . import __version__
 from ._clock import SystemClock
 from ._cron import iso_day
-from ._service import TaskService, draft_task, name_from_prompt
+from ._service import BIDI_CONTROLS, TaskService, draft_task, name_from_prompt
 from ._validated import kind_of
 from .errors import InvalidTask, SchedulerError
 from .models import Task, TaskEvent, TaskRunRecord, TaskState
@@ -999,8 +999,9 @@ def _emit(out: Console, view: Any, data: Any) -> None:
         out.print(view)
 
 
-_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
-"""DEL and the C1 controls, which JSON leaves as they are (a terminal acts on some)."""
+_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), *map(ord, BIDI_CONTROLS))}
+"""DEL, the C1 controls and the text-direction controls, which JSON leaves as they are (a
+terminal acts on some, or shows the rest of a line backwards)."""
 
 
 def _print_json(data: Any) -> None:
