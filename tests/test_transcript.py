@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import operator
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -303,6 +305,37 @@ async def test_terminal_views_show_text_direction_controls_escaped(
     assert not set(text) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
     assert "Done \\u202egnihton\\u202c, \\u2067שלום\\u2069 \u200f!" in text
     assert "task prompt: Say \\u202dhi\\u202c \\u2066twice\\u2069" in text
+
+
+async def test_a_tool_call_with_arguments_json_cannot_hold_renders_and_reads_as_json(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # A graph's own node may put any value in a tool call's arguments (the checkpoint
+    # keeps a datetime, bytes, a set): to_json, what transcript --json prints, raised
+    # TypeError, and a key JSON cannot hold (a tuple) failed the terminal view too.
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    args = {"when": when, "raw": b"\x00x", "ids": {1}, "by": {(1, 2): "pair"}, "n": math.nan}
+
+    def call(state: SchedulerState) -> dict[str, Any]:
+        return {"messages": [AIMessage("", tool_calls=[{"name": "t", "args": args, "id": "c"}])]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("call", call)
+    builder.add_edge(START, "call")
+    rt = runtime_factory(builder, database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="Call", schedule=Cron("@daily"), trigger="go")
+        record = await rt.run_now(task.id)
+        assert record.thread_id is not None
+        transcript = await load_transcript(rt, record.thread_id)
+    (turn,) = transcript.turns
+    assert isinstance(asked := turn.messages[1], AIMessage)
+    assert asked.tool_calls[0]["args"]["when"] == when  # kept as the node wrote it
+    data = json.loads(json.dumps(transcript.to_json(), allow_nan=False))
+    shown = data["turns"][0]["messages"][1]["tool_calls"][0]["args"]
+    assert shown["when"] == str(when) and shown["raw"] == str(b"\x00x")
+    assert shown["ids"] == "{1}" and shown["by"] == {"(1, 2)": "pair"} and shown["n"] == "nan"
+    assert f't({{"when": "{when}", "raw": "b' in _render(transcript)
 
 
 def test_terminal_tables_show_brackets_in_names_and_results_as_written() -> None:

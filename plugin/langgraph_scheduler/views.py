@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -453,12 +454,13 @@ class Transcript:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form: the thread id and, per turn, its attribution (without its
-        ``signature``, an HMAC a reader has no use for) and messages."""
+        ``signature``, an HMAC a reader has no use for) and messages (a value JSON cannot
+        hold in a tool call's arguments, a datetime say, as its ``str``)."""
         return {
             "thread_id": self.thread_id,
             "turns": [
                 {
-                    "task_source": _shown_source(turn.source) if turn.source else None,
+                    "task_source": _json_ready(_shown_source(turn.source)) if turn.source else None,
                     "outcome": turn.outcome,
                     "messages": [_message_json(m) for m in turn.messages],
                 }
@@ -622,7 +624,9 @@ def _label_head(source: TaskSource) -> str:
 def _message_json(message: BaseMessage) -> dict[str, Any]:
     data: dict[str, Any] = {"type": message.type, "text": message.text}
     if isinstance(message, AIMessage) and message.tool_calls:
-        data["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
+        data["tool_calls"] = [
+            {"name": c["name"], "args": _json_ready(c["args"])} for c in message.tool_calls
+        ]
     if isinstance(message, ToolMessage):
         data["tool"] = message.name
     return data
@@ -785,8 +789,26 @@ def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str
 
 
 def _call_text(call: Mapping[str, Any]) -> str:
-    args = json.dumps(call.get("args", {}), ensure_ascii=False, default=str)
+    args = json.dumps(_json_ready(call.get("args", {})), ensure_ascii=False)
     return f"{call.get('name', '?')}({_short(args, 160)})"
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` as JSON data. A graph's node or a client may write anything a checkpoint
+    keeps into a tool call's arguments or a ``task_source`` (a datetime, bytes, a set, a
+    tuple as a key, NaN): what JSON cannot hold is written as its ``str``."""
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, str) else str(key): _json_ready(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    return str(value)
 
 
 def _first_line(message: ToolMessage) -> str:
