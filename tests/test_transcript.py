@@ -12,7 +12,14 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import START, StateGraph
 from rich.console import Console
 
-from langgraph_scheduler import Cron, Once, SchedulerState, Task, TaskRunRecord
+from langgraph_scheduler import (
+    Cron,
+    Once,
+    SchedulerRuntime,
+    SchedulerState,
+    Task,
+    TaskRunRecord,
+)
 from langgraph_scheduler._attribution import AttributionKey
 from langgraph_scheduler._remote import server_thread_id
 from langgraph_scheduler.views import RunHistory, TaskList, Transcript, load_transcript, utc_time
@@ -86,6 +93,15 @@ def _render(view: Any, width: int = 120) -> str:
     console = Console(record=True, width=width, color_system=None)
     console.print(view)
     return console.export_text()
+
+
+async def _run_once(rt: SchedulerRuntime, prompt: str) -> tuple[TaskRunRecord, Transcript]:
+    """A task with ``prompt`` run once by hand on ``rt``: its record and its transcript."""
+    async with rt:
+        task = await rt.create_task(name="Agenda", schedule=Cron("@daily"), trigger=prompt)
+        record = await rt.run_now(task.id)
+        assert record.thread_id is not None
+        return record, await load_transcript(rt, record.thread_id)
 
 
 def test_turns_split_at_human_messages_and_task_turns_are_attributed() -> None:
@@ -204,6 +220,25 @@ async def test_a_task_turns_label_shows_its_time_and_outcome_whatever_the_name_a
     assert f"╭─ {turn.label()} ─" in _render(transcript, 120)
 
 
+async def test_a_notebook_transcript_keeps_the_lines_of_prompts_replies_and_errors(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # HTML runs the lines of a text together: a reply's list read as one line in a
+    # notebook ("Today: - stand-up at 9 - review at 2"), kept apart in the terminal.
+    reply, prompt = "Today:\n- stand-up at 9\n- review  at 2", "What is on?\nBe brief."
+    rt = runtime_factory(make_graph(reply), database=sqlite_url)
+    record, transcript = await _run_once(rt, prompt)
+    html = transcript._repr_html_()
+    pre = '<div style="white-space:pre-wrap">'
+    assert f"{pre}<b>task prompt:</b> What is on?\nBe brief.</div>" in html
+    assert f"{pre}<b>assistant:</b> Today:\n- stand-up at 9\n- review  at 2</div>" in html
+    failed = TaskRunRecord(**(record.model_dump() | {"outcome": "error", "error": "a\n  b"}))
+    again = Transcript.from_messages(
+        "t", transcript.turns[0].messages, runs={record.run_id: failed}
+    )
+    assert 'white-space:pre-wrap"><b>error:</b> a\n  b</div>' in again._repr_html_()
+
+
 def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
     tasks = TaskList([_task(), _task(id="t2", name="Paused one", state="paused", next_run_at=None)])
     assert isinstance(tasks, list) and len(tasks) == 2
@@ -294,12 +329,8 @@ async def test_terminal_views_show_text_direction_controls_escaped(
     reply = "Done \u202egnihton\u202c, \u2067שלום\u2069 \u200f!"
     prompt = "Say \u202dhi\u202c \u2066twice\u2069"
     rt = runtime_factory(make_graph(reply), database=sqlite_url)
-    async with rt:
-        task = await rt.create_task(name="Water", schedule=Cron("@daily"), trigger=prompt)
-        record = await rt.run_now(task.id)
-        assert record.thread_id is not None
-        transcript = await load_transcript(rt, record.thread_id)
-        history = await rt.history(task.id)
+    record, transcript = await _run_once(rt, prompt)
+    history = RunHistory([record], task_names={record.task_id: "Agenda"})
     assert record.summary == reply  # stored as written
     text = _render(transcript) + _render(history, 200) + _render(history, 60)
     assert not set(text) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -322,12 +353,7 @@ async def test_a_tool_call_with_arguments_json_cannot_hold_renders_and_reads_as_
     builder = StateGraph(SchedulerState)
     builder.add_node("call", call)
     builder.add_edge(START, "call")
-    rt = runtime_factory(builder, database=sqlite_url)
-    async with rt:
-        task = await rt.create_task(name="Call", schedule=Cron("@daily"), trigger="go")
-        record = await rt.run_now(task.id)
-        assert record.thread_id is not None
-        transcript = await load_transcript(rt, record.thread_id)
+    _, transcript = await _run_once(runtime_factory(builder, database=sqlite_url), "go")
     (turn,) = transcript.turns
     assert isinstance(asked := turn.messages[1], AIMessage)
     assert asked.tool_calls[0]["args"]["when"] == when  # kept as the node wrote it

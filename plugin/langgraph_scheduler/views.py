@@ -373,7 +373,7 @@ class Turn:
                 f'<span style="color:{colour}">{_esc(_outcome_word(self.run))}</span></div>',
                 *_html_lines(self.messages, task_turn=True),
                 *(
-                    [f'<div style="color:{colour}"><b>error:</b> {_esc(why)}</div>']
+                    [f'<div style="color:{colour};{_LINES}"><b>error:</b> {_esc(why)}</div>']
                     if (why := self._why())
                     else []
                 ),
@@ -729,6 +729,8 @@ def _outcome_text(outcome: str | None, *, running: bool = False) -> Text:
 # -- html ------------------------------------------------------------------------------
 
 _BOX_STYLE = "font-family:system-ui,-apple-system,sans-serif;font-size:13px;line-height:1.45"
+_LINES = "white-space:pre-wrap"
+"""For a text meant to span lines (a prompt, a reply, an error): HTML runs them together."""
 
 
 def _esc(text: str) -> str:
@@ -771,17 +773,19 @@ def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str
             continue
         if isinstance(message, HumanMessage):
             who = "task prompt" if task_turn else "you"
-            lines.append(f"<div><b>{who}:</b> {_esc(message.text)}</div>")
+            lines.append(f'<div style="{_LINES}"><b>{who}:</b> {_esc(message.text)}</div>')
         elif isinstance(message, AIMessage):
             if message.text:
-                lines.append(f"<div><b>assistant:</b> {_esc(message.text)}</div>")
+                text = _esc(message.text)
+                lines.append(f'<div style="{_LINES}"><b>assistant:</b> {text}</div>')
             for call in message.tool_calls:
                 lines.append(f'<div style="{mono}">→ {_esc(_call_text(call))}</div>')
         elif isinstance(message, ToolMessage):
             text = f"← {message.name or 'tool'}: {_first_line(message)}"
             lines.append(f'<div style="{mono}">{_esc(text)}</div>')
         else:
-            lines.append(f"<div>{_esc(message.type)}: {_esc(message.text)}</div>")
+            text = f"{_esc(message.type)}: {_esc(message.text)}"
+            lines.append(f'<div style="{_LINES}">{text}</div>')
     return lines
 
 
