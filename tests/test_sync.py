@@ -257,6 +257,37 @@ def test_calls_before_start_and_after_stop_raise_not_running(tmp_path: Path) -> 
         _ = rt.graph
 
 
+def test_a_call_made_while_another_thread_starts_the_runtime_waits_for_the_start(
+    tmp_path: Path,
+) -> None:
+    # A web app's request arriving while start() runs (its factory, or the store's opening)
+    # was refused with the async runtime's "the runtime is starting; ... await
+    # runtime.start() first"; it waits for the start and is answered.
+    building, release = threading.Event(), threading.Event()
+    from_the_start: list[BaseException] = []
+
+    def factory(runtime: SchedulerRuntime) -> Any:
+        try:
+            rt.list_tasks()  # on the runtime's thread: refused at once, not waited for
+        except RuntimeError as error:
+            from_the_start.append(error)
+        building.set()
+        release.wait(30)
+        return build_graph(ScriptedChatModel())
+
+    rt = SyncSchedulerRuntime(factory, database=f"sqlite:///{tmp_path / 's.db'}")
+    starter, started = _in_thread(rt.start)
+    assert building.wait(30)
+    caller, answer = _in_thread(rt.list_tasks)
+    caller.join(0.2)  # let the call arrive while the start is under way
+    release.set()
+    assert _ended(starter, caller)
+    assert started == [None] and answer == [[]], answer
+    assert len(from_the_start) == 1 and "would block" in str(from_the_start[0])
+    rt.stop()
+    assert _threads() == []
+
+
 def test_a_bad_url_fails_start_in_one_line_and_leaves_no_thread(tmp_path: Path) -> None:
     no_folder = r"^no folder \S+/missing for the SQLite database \S+/x\.db: create it \(mkdir"
     with pytest.raises(StoreError, match=no_folder):

@@ -117,6 +117,8 @@ class SyncSchedulerRuntime:
         # Guards the two below: calls are admitted, and counted, until a stop begins.
         self._gate = threading.Condition()
         self._stopping = False
+        self._starting = False
+        """A start is under way: calls from other threads wait for it to end."""
         self._admitted = 0
         # On the loop only: the work of the calls under way (and threads held), each with
         # the thread it was called from, which a stop waits for; and whether it has
@@ -149,7 +151,9 @@ class SyncSchedulerRuntime:
         return self._loop is not None and not self._forked() and self.runtime.running
 
     def start(self) -> None:
-        """Start the event loop's thread and the runtime on it.
+        """Start the event loop's thread and the runtime on it. Calls other threads make
+        meanwhile wait for the start to end (a web app may take requests while it opens
+        the store).
 
         Raises:
             NotRunning: this object was started before (make a new one).
@@ -160,6 +164,16 @@ class SyncSchedulerRuntime:
     def _start(self) -> None:
         if self._thread is not None or self._stopped:
             raise NotRunning("this SyncSchedulerRuntime was started before; make a new one")
+        with self._gate:
+            self._starting = True
+        try:
+            self._start_runtime()
+        finally:
+            with self._gate:
+                self._starting = False
+                self._gate.notify_all()
+
+    def _start_runtime(self) -> None:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         thread = threading.Thread(
@@ -349,6 +363,8 @@ class SyncSchedulerRuntime:
                 "SyncSchedulerRuntime in this process"
             )
         with self._gate:
+            if threading.current_thread() is not self._thread:  # the start may call here
+                self._gate.wait_for(lambda: not self._starting)
             loop = self._loop
             if loop is None:
                 state = "stopped" if self._stopped else "not started"
