@@ -239,6 +239,37 @@ def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
     assert facade.running
 
 
+def test_a_sync_node_calls_the_facade_and_an_async_node_is_told_to_await(
+    tmp_path: Path,
+) -> None:
+    # As documented: sync nodes run on the loop's worker threads, where the blocking
+    # methods work; async nodes run on the runtime's thread, where they would block it.
+    answers: list[str] = []
+
+    def sync_node(state: SchedulerState) -> dict[str, Any]:
+        answers.append(f"sync: {len(rt.list_tasks())} task(s)")
+        return {}
+
+    async def async_node(state: SchedulerState) -> dict[str, Any]:
+        try:
+            rt.list_tasks()
+        except RuntimeError as error:
+            answers.append(f"async: {error}")
+        answers.append(f"awaited: {len(await rt.runtime.list_tasks())} task(s)")
+        return {"messages": [AIMessage("done")]}
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("sync_node", sync_node)
+    builder.add_node("async_node", async_node)
+    builder.add_edge(START, "sync_node")
+    builder.add_edge("sync_node", "async_node")
+    with SyncSchedulerRuntime(builder, database=f"sqlite:///{tmp_path / 'n.db'}") as rt:
+        task = rt.create_task(name="Nodes", schedule=Interval(hours=1), trigger="hi")
+        assert rt.run_now(task.id).outcome == "success"
+    assert answers[0] == "sync: 1 task(s)" and answers[2] == "awaited: 1 task(s)"
+    assert "would block" in answers[1] and "await" in answers[1], answers
+
+
 def test_calls_before_start_and_after_stop_raise_not_running(tmp_path: Path) -> None:
     graph = build_graph(ScriptedChatModel())
     rt = SyncSchedulerRuntime(graph, database=f"sqlite:///{tmp_path / 'a.db'}")

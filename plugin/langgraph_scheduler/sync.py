@@ -79,10 +79,13 @@ class SyncSchedulerRuntime:
         ...     record = rt.run_now(task.id)
 
     Note:
-        Listeners (``on_run``, ``on_event``) and the graph's nodes and tools run on the
-        runtime's thread. Keep them short, and call the async runtime there
+        Listeners (``on_run``, ``on_event``) and the graph's async nodes and tools run on
+        the runtime's thread. Keep them short, and call the async runtime there
         (``await rt.runtime.get_task(...)``): a blocking method of this object called
-        from that thread would block the loop it waits for, so it raises instead.
+        from that thread would block the loop it waits for, so it raises instead. Sync
+        nodes and tools run on the loop's worker threads, where this object's methods
+        work (but for a turn, or ``run_now`` of a task, on the node's own conversation
+        thread: that waits for the turn the node is in).
 
     Warning:
         Call :meth:`stop` (or use ``with``): it lets running turns finish, the runtime's
