@@ -39,6 +39,7 @@ from langgraph_scheduler import (
     _loops,
     scheduler_tools,
 )
+from langgraph_scheduler import sync as sync_module
 from langgraph_scheduler.errors import InvalidTask
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 
@@ -797,6 +798,29 @@ def test_ctrl_c_while_the_loop_is_blocked_leaves_nothing_done(
         release.set()
     facade.wait_idle()
     assert facade.list_tasks() == []
+
+
+def test_ctrl_c_as_a_thread_lock_is_taken_leaves_the_thread_free(
+    facade: SyncSchedulerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C landing after the loop took the hold but before the caller had it (the
+    # call's answer under way): the hold was kept for good, and every later turn of that
+    # thread waited for it until the runtime stopped.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Ctrl-C reaches the main thread only")
+    taken = sync_module._Hold.acquired
+
+    async def taken_then_ctrl_c(self: Any) -> None:
+        await taken(self)
+        _thread.interrupt_main()  # lands once the caller wakes with the hold's answer
+
+    monkeypatch.setattr(sync_module._Hold, "acquired", taken_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with facade.thread_lock("alice"):
+            pytest.fail("the block ran after Ctrl-C")
+    monkeypatch.undo()
+    with facade.thread_lock("alice", timeout=5):  # a bound for a hang: free at once
+        pass
 
 
 @pytest.mark.parametrize("inside_a_loop", [False, True])

@@ -309,7 +309,14 @@ class SyncSchedulerRuntime:
         caller = threading.get_ident()
         if timeout is None:
             self._refuse_own_hold(thread_id)
-        hold = self._call(lambda: self._hold(thread_id, timeout, caller), "thread_lock")
+        taken: list[_Hold] = []
+        try:
+            hold = self._call(lambda: self._hold(thread_id, timeout, caller, taken), "thread_lock")
+        except BaseException:  # e.g. Ctrl-C as the hold's answer came: never keep it
+            if taken:
+                with contextlib.suppress(Exception):
+                    self._call(taken[0].release, "thread_lock", releasing=True)
+            raise
         self._held_by[thread_id] = caller  # ours alone until the block ends
         try:
             yield
@@ -414,13 +421,17 @@ class SyncSchedulerRuntime:
         self._calls[task] = caller
         task.add_done_callback(lambda done: self._calls.pop(done, None))
 
-    async def _hold(self, thread_id: str, timeout: float | None, caller: int) -> _Hold:
-        """On the loop: hold the thread in a task of its own, under way until released."""
+    async def _hold(
+        self, thread_id: str, timeout: float | None, caller: int, taken: list[_Hold]
+    ) -> _Hold:
+        """On the loop: hold the thread in a task of its own, under way until released;
+        ``taken`` gets it as soon as it is held, for a caller who gave up meanwhile."""
         hold = _Hold(self.runtime.thread_lock(thread_id, timeout=timeout))
         self._track(hold.task, caller)
         self._holding.add(hold.task)
         hold.task.add_done_callback(self._holding.discard)
         await hold.acquired()
+        taken.append(hold)
         return hold
 
 
