@@ -612,6 +612,94 @@ def test_the_interpreter_exits_with_a_worker_thread_in_invoke(
     assert "Traceback" not in result.stderr and "asynchronous generator" not in result.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("while_", ["stop", "start"])
+def test_a_signal_handler_stopping_the_runtime_again_cuts_the_first_call_short(
+    tmp_path: Path, while_: str
+) -> None:
+    """A script whose SIGINT handler calls stop(), and a second Ctrl-C arriving while the
+    first stop drains (or while start() waits for the store): the handler's stop ran on
+    the thread whose start or stop held the facade, and waited for it for good. It cuts
+    that call short: the running turn is recorded interrupted, and the process exits."""
+    db = tmp_path / "x.db"
+    script = textwrap.dedent(
+        f"""
+        import asyncio, logging, os, signal, sqlite3, sys, threading, time
+        from langchain_core.messages import AIMessage
+        from langgraph.graph import START, StateGraph
+        from langgraph_scheduler import Interval, NotRunning, SchedulerState, SyncSchedulerRuntime
+
+        started = threading.Event()
+
+        async def work(state):
+            started.set()
+            await asyncio.sleep(3600)
+            return {{"messages": [AIMessage("finished")]}}
+
+        builder = StateGraph(SchedulerState)
+        builder.add_node("work", work)
+        builder.add_edge(START, "work")
+        url = {f"sqlite:///{db}"!r}
+
+        def ctrl_c(times):
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+
+        def on_sigint(signum, frame):
+            print("handler: stopping", flush=True)
+            rt.stop()
+            print("handler: stopped", flush=True)
+
+        if {while_!r} == "stop":
+            rt = SyncSchedulerRuntime(builder, database=url, drain_timeout_secs=3600)
+            rt.start()
+            rt.create_task(name="T", schedule=Interval(seconds=1), trigger="go", thread_id="t")
+            assert started.wait(30)
+            signal.signal(signal.SIGINT, on_sigint)
+            threading.Thread(target=ctrl_c, args=(2,), daemon=True).start()
+            while rt.running:
+                time.sleep(0.05)
+            print("main: stopped", flush=True)
+        else:
+            SyncSchedulerRuntime(None, database=url).__enter__().stop()  # the schema
+            lock = sqlite3.connect({str(db)!r}, isolation_level=None)
+            lock.execute("BEGIN EXCLUSIVE")  # the start waits for the store
+            rt = SyncSchedulerRuntime(builder, database=url, store_retry_secs=3600)
+            signal.signal(signal.SIGINT, on_sigint)
+
+            class CtrlCOnceTheStartWaits(logging.Handler):
+                def emit(self, record):
+                    if "the start waits" in record.getMessage():
+                        threading.Thread(target=ctrl_c, args=(1,), daemon=True).start()
+
+            logging.getLogger("langgraph_scheduler").addHandler(CtrlCOnceTheStartWaits())
+            try:
+                rt.start()
+            except NotRunning as error:
+                print("main:", error, flush=True)
+            lock.execute("ROLLBACK")
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    if while_ == "stop":
+        assert lines == ["handler: stopping"] * 2 + ["handler: stopped"] * 2 + ["main: stopped"]
+        with SyncSchedulerRuntime(None, database=f"sqlite:///{db}") as rt:
+            (task,) = rt.list_tasks()
+            assert [r.outcome for r in rt.history(task.id)] == ["interrupted"]
+    else:
+        assert lines == [
+            "handler: stopping",
+            "handler: stopped",
+            "main: the runtime was stopped while it started: make a new SyncSchedulerRuntime",
+        ]
+    assert "Traceback" not in result.stderr
+
+
 def test_a_process_forked_from_a_running_runtime_refuses_calls_and_exits(
     tmp_path: Path,
 ) -> None:

@@ -117,6 +117,9 @@ class SyncSchedulerRuntime:
         self._stopped = False
         # One start or stop at a time: a second stop() waits for the first to finish.
         self._lifecycle = threading.Lock()
+        self._lifecycle_owner: int | None = None
+        """The thread in :meth:`start` or :meth:`stop` now: a stop re-entered on it (from a
+        signal handler) cannot wait for that call, which resumes only after it."""
         # Guards the two below: calls are admitted, and counted, until a stop begins.
         self._gate = threading.Condition()
         self._stopping = False
@@ -162,7 +165,11 @@ class SyncSchedulerRuntime:
             NotRunning: this object was started before (make a new one).
         """
         with self._lifecycle:
-            self._start()
+            self._lifecycle_owner = threading.get_ident()
+            try:
+                self._start()
+            finally:
+                self._lifecycle_owner = None
 
     def _start(self) -> None:
         if self._thread is not None or self._stopped:
@@ -187,8 +194,13 @@ class SyncSchedulerRuntime:
         self._thread, self._loop, self._pid = thread, loop, os.getpid()
         try:
             asyncio.run_coroutine_threadsafe(self.runtime.start(), loop).result()
-        except BaseException:
+        except BaseException as error:
+            cut_short = self._loop is None  # by a stop from a signal handler, just now
             self._close_loop()
+            if cut_short and isinstance(error, concurrent.futures.CancelledError):
+                raise NotRunning(
+                    "the runtime was stopped while it started: make a new SyncSchedulerRuntime"
+                ) from None
             raise
         _stop_at_exit(self)
 
@@ -199,7 +211,9 @@ class SyncSchedulerRuntime:
         held ``thread_lock``, …) and the runtime's turns may finish up to the drain
         timeout (the runtime's ``drain_timeout_secs`` unless given); calls still running
         then are cancelled and raise :class:`NotRunning`, as do calls made once the stop
-        began. A stop called meanwhile from another thread waits for this one; calling
+        began. A stop called meanwhile from another thread waits for this one; one called
+        on this thread (a signal handler's, Ctrl-C again) cuts it short, as does one
+        called during :meth:`start` there, which then raises :class:`NotRunning`; calling
         it after does nothing, as does calling it in a process forked from the one that
         started the runtime (the runtime runs on there). ``math.inf`` waits for the calls
         and turns however long they take.
@@ -218,10 +232,17 @@ class SyncSchedulerRuntime:
                 "listener or a node), where it would wait for itself: call it from elsewhere, "
                 "or 'await rt.runtime.stop()' there"
             )
+        if self._lifecycle_owner == threading.get_ident():
+            # A signal handler's stop (Ctrl-C again) while this thread's start or stop
+            # waits: that call resumes only once this returns, so cut it short now (the
+            # runtime's stop, cancelled, records its turns interrupted and closes the store).
+            self._close_loop(settle=False)
+            return
         with self._lifecycle:
             loop = self._loop
             if loop is None:
                 return
+            self._lifecycle_owner = threading.get_ident()
             with self._gate:
                 self._stopping = True
             _RUNNING.discard(self)
@@ -230,7 +251,12 @@ class SyncSchedulerRuntime:
                 drain = self._drain(drain_timeout_secs, threading.get_ident())
                 asyncio.run_coroutine_threadsafe(drain, loop).result()
                 drained = True
+            except concurrent.futures.CancelledError:
+                if self._loop is not None:
+                    raise
+                # cut short by a stop from a signal handler: stopped, as asked
             finally:
+                self._lifecycle_owner = None
                 self._close_loop(settle=drained)
 
     async def _drain(self, drain_timeout_secs: float | None, stopper: int) -> None:
