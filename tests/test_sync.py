@@ -700,6 +700,52 @@ def test_a_signal_handler_stopping_the_runtime_again_cuts_the_first_call_short(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_a_signal_handler_calling_the_runtime_while_its_thread_starts_it_is_answered(
+    tmp_path: Path,
+) -> None:
+    """A SIGINT handler that calls the runtime (to list its tasks, say) while its own
+    thread is in start(), waiting for the store: calls from other threads wait for the
+    start, but this one cannot (the start resumes only after the handler returns), so it
+    is answered at once that the runtime is starting, and the start then ends."""
+    db = tmp_path / "x.db"
+    script = textwrap.dedent(
+        f"""
+        import logging, os, signal, sqlite3, threading
+        from langgraph_scheduler import SyncSchedulerRuntime
+
+        url = {f"sqlite:///{db}"!r}
+        SyncSchedulerRuntime(None, database=url).__enter__().stop()  # the schema
+        lock = sqlite3.connect({str(db)!r}, isolation_level=None, check_same_thread=False)
+        lock.execute("BEGIN EXCLUSIVE")  # the start waits for the store
+
+        def on_sigint(signum, frame):
+            try:
+                rt.list_tasks()
+            except Exception as error:
+                print("handler:", type(error).__name__, flush=True)
+            lock.execute("ROLLBACK")
+
+        class CtrlCOnceTheStartWaits(logging.Handler):
+            def emit(self, record):
+                if "the start waits" in record.getMessage():
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        rt = SyncSchedulerRuntime(None, database=url, store_retry_secs=3600)
+        signal.signal(signal.SIGINT, on_sigint)
+        logging.getLogger("langgraph_scheduler").addHandler(CtrlCOnceTheStartWaits())
+        rt.start()
+        print("main: started,", len(rt.list_tasks()), "tasks", flush=True)
+        rt.stop()
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["handler: NotRunning", "main: started, 0 tasks"]
+
+
 def test_a_process_forked_from_a_running_runtime_refuses_calls_and_exits(
     tmp_path: Path,
 ) -> None:

@@ -399,7 +399,10 @@ class SyncSchedulerRuntime:
                 "SyncSchedulerRuntime in this process"
             )
         with self._gate:
-            if threading.current_thread() is not self._thread:  # the start may call here
+            # Not on the runtime's thread (the start may call here), nor on the thread in
+            # start() (a signal handler's call there): the start resumes only after it.
+            here = threading.current_thread()
+            if here is not self._thread and here.ident != self._lifecycle_owner:
                 self._gate.wait_for(lambda: not self._starting)
             loop = self._loop
             if loop is None:
