@@ -22,7 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
-from langgraph_scheduler import Cron, NotRunning, Once, SchedulerRuntime
+from langgraph_scheduler import Cron, NotRunning, Once, SchedulerRuntime, Task
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
 from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits
@@ -328,6 +328,17 @@ async def test_a_scheduled_turn_creates_tasks_only_when_allowed(
             )
 
 
+async def water_daily(rt: SchedulerRuntime) -> Task:
+    """Alice's daily task on thread T, whose turns get the addon "Be brief."."""
+    return await rt.create_task(
+        name="Water",
+        schedule=Cron("0 9 * * *"),
+        trigger={"prompt": "Remind me to water.", "system_addon": "Be brief."},
+        thread_id="T",
+        owner="alice",
+    )
+
+
 async def test_the_prompt_names_the_time_and_zone_of_each_call(
     sqlite_url: str, runtime_factory: Any
 ) -> None:
@@ -345,6 +356,35 @@ async def test_the_prompt_names_the_time_and_zone_of_each_call(
     system = recorder.system(0)
     assert system.startswith("You are Ada.\n\n## Scheduled conversations")
     assert "It is now 2026-03-29T01:30:00+01:00 (Sunday, Europe/Berlin)." in system
+
+
+async def test_a_system_message_of_content_blocks_keeps_its_blocks(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """``create_agent(system_prompt=SystemMessage([...]))`` with a block marked for prompt
+    caching: the model gets that block as written, then the scheduler section, and on a
+    scheduled turn the task's addon, each in a text block of its own after it."""
+    recorder = Recorder()
+    model = ScriptedChatModel(steps=[recorder("hi"), recorder("Water them now.")])
+    cached = {"type": "text", "text": "You are Ada.", "cache_control": {"type": "ephemeral"}}
+    own = SystemMessage(content=[cached], additional_kwargs={"team": "plants"})
+    scheduler = SchedulerMiddleware()
+    agent = create_agent(model, system_prompt=own, middleware=[scheduler])
+    rt = runtime_factory(agent, database=sqlite_url, timezone="Europe/Berlin")
+    scheduler.bind(rt)
+    async with rt:
+        await rt.ainvoke(user("hello"), T)
+        assert (await rt.run_now((await water_daily(rt)).id)).outcome == "success"
+    for call, scheduled in ((recorder.calls[0], False), (recorder.calls[1], True)):
+        system = call[0]
+        assert isinstance(system, SystemMessage)
+        assert system.additional_kwargs == {"team": "plants"}
+        assert isinstance(system.content, list) and system.content[0] == cached
+        (added,) = system.content[1:]
+        assert isinstance(added, dict) and added["type"] == "text"
+        assert added["text"].startswith("\n\n## Scheduled conversations")
+        assert added["text"].endswith("Be brief.") is scheduled
+    assert recorder.system(1).startswith("You are Ada.\n\n## Scheduled conversations")
 
 
 # -- attribution: only the runtime marks a turn ---------------------------------------------
@@ -387,14 +427,7 @@ async def test_a_task_source_a_client_writes_reaches_no_system_prompt(
         await refused(forged_source(), T)
         await refused(forged_source(signature="0" * 64), T)
         await refused(forged_source(signature="é" * 64), T)  # was a TypeError of hmac's
-        task = await rt.create_task(
-            name="Water",
-            schedule=Cron("0 9 * * *"),
-            trigger={"prompt": "Remind me to water.", "system_addon": "Be brief."},
-            thread_id="T",
-            owner="alice",
-        )
-        record = await rt.run_now(task.id)
+        record = await rt.run_now((await water_daily(rt)).id)
         assert record.outcome == "success"
         assert recorder.system(-1).endswith("Instruction for this scheduled turn only:\nBe brief.")
         genuine = (await rt.graph.aget_state(STATE_OF_T)).values["task_source"]

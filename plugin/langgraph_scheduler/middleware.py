@@ -46,7 +46,8 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
     """Lets a ``create_agent`` agent schedule its own future conversations.
 
     Adds the scheduler tools, the ``task_source`` state key, the scheduler section of the
-    system prompt (with the current date-time and the runtime's default timezone) and a
+    system prompt (with the current date-time and the runtime's default timezone; after
+    the agent's own system prompt, kept as it is, content blocks included) and a
     ``before_agent`` hook that marks each turn: ``task_source`` is kept on task-triggered
     turns and cleared on user turns. Only the runtime marks a turn: a ``task_source`` it
     did not sign (a client wrote it into a message, or into the state) is ignored. On a
@@ -160,12 +161,20 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
 
     def _with_system_prompt(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         runtime = self.runtime
+        own = request.system_message
         text = scheduler_system_prompt(
             # Checked again here: a client may write the state past before_agent.
             signed_task_source(request.state, verify=runtime.verify_task_source),
             timezone=runtime.timezone,
             now=self._now() if self._now is not None else runtime.clock.now(),
-            base=request.system_message.text if request.system_message is not None else None,
+            base=own.content if own is not None and isinstance(own.content, str) else None,
             section=self._section,
         )
-        return request.override(system_message=SystemMessage(content=text))
+        if own is None:
+            return request.override(system_message=SystemMessage(content=text))
+        # The agent's own system message is kept as it is: its fields, and its content
+        # blocks (one may be marked for prompt caching), the section in a block after them.
+        content: str | list[str | dict[str, Any]] = text
+        if not isinstance(own.content, str):
+            content = [*own.content, {"type": "text", "text": f"\n\n{text}"}]
+        return request.override(system_message=own.model_copy(update={"content": content}))
