@@ -283,3 +283,35 @@ def test_system_message_of_a_task_turn_shows_due_time_in_the_zone() -> None:
     text = scheduler_system_message({"task_source": manual}, timezone="UTC").text
     assert "(Sunday, UTC); run on request, outside its schedule, attempt 2." in text
     assert "Instruction for this scheduled turn only" not in text
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"attempt": "second"},
+        {"attempt": [2]},
+        {"attempt": float("nan")},
+        {"attempt": {"n": 2}},
+        {"scheduled_for": "9999-12-31T23:59:59+00:00"},  # past year 9999 in Tokyo
+    ],
+    ids=repr,
+)
+async def test_an_unverified_graph_takes_a_source_of_odd_values(
+    sqlite_url: str, runtime_factory: Any, odd: dict[str, Any]
+) -> None:
+    """A graph without ``verify=`` trusts the message's source as written; one whose
+    ``attempt`` is no whole number, or whose due time is out of the zone's range, runs its
+    turn (the note names no attempt, the due time as given) instead of raising int()'s
+    ValueError or TypeError, or an OverflowError, into the graph."""
+    model, systems = watching_model()
+    holder: list[SchedulerRuntime] = []
+    rt = runtime_factory(build(model, holder), database=sqlite_url, timezone="Asia/Tokyo")
+    holder.append(rt)
+    message = HumanMessage("Water", additional_kwargs={"task_source": {**SOURCE, **odd}})
+    async with rt:
+        out = await rt.ainvoke({"messages": [message]}, {"configurable": {"thread_id": "g"}})
+    assert out["task_source"]["task_id"] == "t1"
+    (note,) = [part for part in systems[-1].split("\n\n") if part.startswith("This turn was")]
+    assert note.startswith('This turn was started by your scheduled task "Plants" (id t1, run r1)')
+    assert "attempt" not in note
+    assert str(odd.get("scheduled_for", "(Sunday, Asia/Tokyo)")) in note

@@ -82,13 +82,15 @@ def render_task_turn_prompt(source: TaskSource, *, timezone: str = "UTC") -> str
     try:
         due = _aware(datetime.fromisoformat(scheduled)).astimezone(ZoneInfo(timezone))
         scheduled = f"{_iso(due)} ({due:%A}, {timezone})"
-    except ValueError:
+    except (ValueError, OverflowError):  # no ISO time, or past year 1..9999 in the zone
         pass
     notes = []
     if source.get("trigger") == "manual":
         notes.append("run on request, outside its schedule")
-    if int(source.get("attempt", 1) or 1) > 1:
-        notes.append(f"attempt {source['attempt']}")
+    attempt = source.get("attempt")
+    # A runtime writes a whole number; a graph without verify= takes a client's as given.
+    if type(attempt) is int and attempt > 1:
+        notes.append(f"attempt {attempt}")
     return _fill(
         load_prompt(TASK_TURN_PROMPT),
         task_name=str(source.get("task_name", "")),
