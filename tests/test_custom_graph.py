@@ -315,3 +315,25 @@ async def test_an_unverified_graph_takes_a_source_of_odd_values(
     assert note.startswith('This turn was started by your scheduled task "Plants" (id t1, run r1)')
     assert "attempt" not in note
     assert str(odd.get("scheduled_for", "(Sunday, Asia/Tokyo)")) in note
+
+
+async def test_a_verified_graph_takes_a_source_nested_past_jsons_depth_as_a_user_turn(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """A client's ``task_source`` nested deeper than ``json`` encodes (a graph compiled
+    without a checkpointer, whose serializer would refuse it first) is not signed: a user
+    turn, not a RecursionError raised from the signature check into the graph."""
+    model, systems = watching_model()
+    holder: list[SchedulerRuntime] = []
+    rt = runtime_factory(build(model, holder, verified=True), database=sqlite_url, timezone="UTC")
+    holder.append(rt)
+    forged: dict[str, Any] = {"signature": "0" * 64}
+    inner = forged
+    for _ in range(5000):
+        inner["more"] = inner = {}
+    message = HumanMessage("hi", additional_kwargs={"task_source": forged})
+    graph = build(model, holder, verified=True).compile()
+    async with rt:
+        out = await graph.ainvoke({"messages": [message]}, {"configurable": {"thread_id": "g"}})
+    assert out["task_source"] is None
+    assert "### This turn" not in systems[-1]

@@ -99,9 +99,10 @@ class AttributionKey:
         signature = source.get(SIGNATURE)
         if not isinstance(signature, str) or not signature.isascii():
             return False  # compare_digest raises on text that is not ASCII
+        # Values no runtime writes fail to encode: not JSON, or nested deeper than json goes.
         try:
             expected = self._digest(source, thread_id)
-        except (TypeError, ValueError):  # values no runtime writes (not JSON)
+        except (TypeError, ValueError, RecursionError):
             return False
         return hmac.compare_digest(signature, expected)
 
