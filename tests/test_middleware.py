@@ -19,13 +19,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import tool
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
-from langgraph_scheduler import Cron, NotRunning, Once, SchedulerRuntime, Task
+from langgraph_scheduler import Cron, InvalidGraph, NotRunning, Once, SchedulerRuntime, Task
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
-from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits
+from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
 
 from .helpers import forged_task_source
 
@@ -500,6 +501,45 @@ def test_the_middleware_adds_tools_and_state_key() -> None:
     assert isinstance(tool_node, ToolNode)
     assert list(tool_node.tools_by_name) == [t.name for t in scheduler.tools]
     assert "task_source" in agent.builder.channels
+
+
+@pytest.mark.parametrize("given", ["scheduler_tools", "own_list_tasks"])
+async def test_a_tool_of_the_same_name_as_the_middlewares_is_refused(
+    sqlite_url: str, runtime_factory: Any, given: str
+) -> None:
+    """``create_agent`` keeps one tool a name: given the scheduler tools again (here
+    without the middleware's approval) or a to-do app's own ``list_tasks``, the agent's
+    tool replaced the middleware's without a word, its guardrails with it. The turn is
+    refused before the model is called, naming the tools and the fix; nothing is stored."""
+    holder: list[SchedulerRuntime] = []
+    if given == "scheduler_tools":
+        tools: list[Any] = scheduler_tools(lambda: holder[0])
+        names = ", ".join(sorted(repr(t.name) for t in tools))  # all eight
+    else:
+
+        @tool
+        def list_tasks() -> str:
+            """The to-do items of the user."""
+            return "buy milk"
+
+        tools, names = [list_tasks], "'list_tasks'"
+    model = ScriptedChatModel(
+        steps=[tool_call("schedule_task", {"name": "n", "schedule": "in 1 hour", "prompt": "p"})]
+    )
+    scheduler = SchedulerMiddleware(limits=SchedulerLimits(require_approval=True))
+    agent = create_agent(model, tools=tools, middleware=[scheduler])
+    rt = runtime_factory(agent, database=sqlite_url)
+    holder.append(rt)
+    scheduler.bind(rt)
+    async with rt:
+        with pytest.raises(InvalidGraph) as refused:
+            await rt.ainvoke(user("remind me in an hour"), T)
+        assert await rt.list_tasks(owner="alice") == []
+    message = str(refused.value)
+    assert names in message
+    assert "SchedulerMiddleware adds the scheduler tools itself" in message
+    assert "leave scheduler_tools(...) out of create_agent(tools=...)" in message
+    assert "rename your own" in message
 
 
 async def test_an_unbound_middleware_names_the_fix() -> None:

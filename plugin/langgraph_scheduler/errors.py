@@ -89,7 +89,8 @@ class TaskConflict(InvalidTask):
 class InvalidGraph(InvalidTask):
     """The runtime's graph cannot take scheduled turns: it is no LangGraph graph, or its
     input has no channel under the runtime's ``messages_key`` (the trigger message
-    would be dropped)."""
+    would be dropped), or an agent with ``SchedulerMiddleware`` holds another tool under
+    a scheduler tool's name (it would replace the middleware's)."""
 
 
 _MAX_SHOWN_ID = 64

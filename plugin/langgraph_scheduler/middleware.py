@@ -5,7 +5,7 @@ Needs the ``agents`` extra: ``pip install "langgraph-scheduler[agents]"``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +23,11 @@ except ImportError as exc:  # langchain is the optional "agents" extra
     ) from exc
 
 from langchain_core.messages import SystemMessage
+from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
-from .errors import NotRunning
+from .errors import InvalidGraph, NotRunning
 from .nodes import scheduler_system_prompt, signed_task_source, trigger_node
 from .runtime import SchedulerRuntime
 from .state import TaskSourceValue
@@ -78,7 +79,9 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         they never overlap a scheduled turn. The tools run on the runtime's event loop:
         a sync ``invoke`` works from any other thread (as with
         :class:`~langgraph_scheduler.sync.SyncSchedulerRuntime`), and raises, naming the
-        async call, on the thread that runs that loop.
+        async call, on the thread that runs that loop. The middleware adds the tools:
+        give ``create_agent`` no other tool under one of their names (its model calls
+        raise ``InvalidGraph`` naming them).
     """
 
     state_schema = SchedulerAgentState
@@ -160,6 +163,7 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         return await handler(self._with_system_prompt(request))
 
     def _with_system_prompt(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        self._check_tools(request.tools)
         runtime = self.runtime
         own = request.system_message
         text = scheduler_system_prompt(
@@ -178,3 +182,28 @@ class SchedulerMiddleware(AgentMiddleware[SchedulerAgentState, Any]):
         if not isinstance(own.content, str):
             content = [*own.content, {"type": "text", "text": f"\n\n{text}"}]
         return request.override(system_message=own.model_copy(update={"content": content}))
+
+    def _check_tools(self, tools: Sequence[BaseTool | dict[str, Any]]) -> None:
+        """Refuse a model call whose tools hold another tool under one of ours' names.
+
+        ``create_agent`` keeps one tool per name, the agent's own over a middleware's, so
+        the middleware's tool (and its guardrails: approval, quota) would be dropped
+        without a word.
+
+        Raises:
+            InvalidGraph: naming the tools and the fix.
+        """
+        ours = {tool.name: tool for tool in self.tools}
+        clashes = sorted(
+            tool.name
+            for tool in tools
+            if isinstance(tool, BaseTool) and ours.get(tool.name, tool) is not tool
+        )
+        if clashes:
+            raise InvalidGraph(
+                f"the agent was given tools named {', '.join(map(repr, clashes))} besides "
+                "SchedulerMiddleware's: SchedulerMiddleware adds the scheduler tools itself "
+                "(with its limits), and create_agent keeps one tool a name, so the agent "
+                "would call the other one; leave scheduler_tools(...) out of "
+                "create_agent(tools=...), or rename your own tool"
+            )
