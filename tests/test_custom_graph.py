@@ -19,6 +19,7 @@ from langchain_core.tools import BaseTool
 from langgraph.graph import START, StateGraph, add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 from pydantic import BaseModel, Field
+from typing_extensions import NotRequired, TypedDict
 
 from langgraph_scheduler import Cron, SchedulerRuntime, TaskRunRecord, TaskSource
 from langgraph_scheduler.assistant import build_assistant
@@ -28,7 +29,7 @@ from langgraph_scheduler.nodes import (
     trigger_node,
 )
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
-from langgraph_scheduler.state import SchedulerState
+from langgraph_scheduler.state import SchedulerState, TaskSourceValue
 from langgraph_scheduler.tools import SchedulerLimits, scheduler_tools
 
 SOURCE: TaskSource = {
@@ -337,3 +338,29 @@ async def test_a_verified_graph_takes_a_source_nested_past_jsons_depth_as_a_user
         out = await graph.ainvoke({"messages": [message]}, {"configurable": {"thread_id": "g"}})
     assert out["task_source"] is None
     assert "### This turn" not in systems[-1]
+
+
+class LooseState(TypedDict):
+    """A state whose conversation has no reducer: a client writes what it likes there."""
+
+    messages: Any
+    task_source: NotRequired[TaskSourceValue]
+
+
+@pytest.mark.parametrize(
+    "messages", [{"role": "user", "content": "hi"}, 5, "hello", None, [1, None, "x"]], ids=repr
+)
+async def test_a_conversation_that_is_no_list_of_messages_is_a_user_turn(
+    sqlite_url: str, runtime_factory: Any, messages: Any
+) -> None:
+    """The trigger node reads a conversation that is no list (one message as a dict, a
+    number) as holding no message, where it raised KeyError or TypeError into the graph."""
+    holder: list[SchedulerRuntime] = []
+    builder = StateGraph(LooseState)
+    builder.add_node("trigger", lambda s: trigger_node(s, verify=holder[0].verify_task_source))
+    builder.add_edge(START, "trigger")
+    rt = runtime_factory(builder, database=sqlite_url)
+    holder.append(rt)
+    async with rt:
+        out = await rt.ainvoke({"messages": messages}, {"configurable": {"thread_id": "g"}})
+    assert out == {"messages": messages, "task_source": None}

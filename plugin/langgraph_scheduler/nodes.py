@@ -122,8 +122,12 @@ def trigger_node(
             ``SchedulerRuntime(messages_key=...)``).
     """
     check_messages_key(messages_key)
-    messages = cast(Sequence[BaseMessage], _state_value(state, messages_key) or [])
-    source = task_source_of(messages, verify=verify)
+    messages = _state_value(state, messages_key)
+    # A channel without a reducer keeps what a client wrote: one message as a dict, a
+    # number. Only a list holds a trigger message.
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        messages = []
+    source = task_source_of(cast(Sequence[BaseMessage], messages), verify=verify)
     if source is None:
         return {SOURCE_KEY: None}
     kept = _state_value(state, SOURCE_KEY)
