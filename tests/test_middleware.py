@@ -7,10 +7,13 @@ import logging
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, dynamic_prompt
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -26,6 +29,7 @@ from langgraph.types import Command
 from langgraph_scheduler import Cron, InvalidGraph, NotRunning, Once, SchedulerRuntime, Task
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+from langgraph_scheduler.sync import SyncSchedulerRuntime
 from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
 
 from .helpers import forged_task_source
@@ -477,6 +481,49 @@ async def test_a_task_source_a_client_writes_into_the_state_reaches_no_system_pr
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("task_source that no runtime on this store signed" in w for w in warnings)
     assert not any(FORGED_ADDON in w for w in warnings)
+
+
+@dataclass
+class Reader:
+    """The ``context_schema`` of an agent: who reads its answers."""
+
+    name: str
+
+
+@dynamic_prompt
+def greet_the_reader(request: ModelRequest[Reader]) -> str:
+    return f"Address {request.runtime.context.name}."
+
+
+def reader_agent(recorder: Recorder) -> tuple[Any, SchedulerMiddleware]:
+    """An agent whose prompt addresses its ``Reader`` context, beside the middleware."""
+    scheduler = SchedulerMiddleware()
+    # A list of middlewares of different states, typed as create_agent takes them.
+    middleware: list[AgentMiddleware[Any, Reader]] = [greet_the_reader, scheduler]
+    model = ScriptedChatModel(steps=[recorder("hi")])
+    return create_agent(model, middleware=middleware, context_schema=Reader), scheduler
+
+
+async def test_a_user_turn_takes_the_agents_context(sqlite_url: str, runtime_factory: Any) -> None:
+    """``create_agent(context_schema=...)`` beside the middleware: ``rt.ainvoke`` (and the
+    sync ``invoke``) pass ``context=`` to the turn, as ``graph.ainvoke`` does; it was a
+    TypeError. The agent's prompt comes first, the scheduler section after it."""
+    recorder = Recorder()
+    agent, scheduler = reader_agent(recorder)
+    rt = runtime_factory(agent, database=sqlite_url)
+    scheduler.bind(rt)
+    async with rt:
+        await rt.ainvoke(user("hello"), T, context=Reader("Ada"))
+    assert recorder.system(0).startswith("Address Ada.\n\n## Scheduled conversations")
+
+
+def test_a_sync_user_turn_takes_the_agents_context(tmp_path: Path) -> None:
+    recorder = Recorder()
+    agent, scheduler = reader_agent(recorder)
+    with SyncSchedulerRuntime(agent, database=f"sqlite:///{tmp_path / 'sync.db'}") as rt:
+        scheduler.bind(rt.runtime)
+        rt.invoke(user("hello"), T, context=Reader("Grace"))
+    assert recorder.system(0).startswith("Address Grace.\n\n")
 
 
 # -- wiring and packaging -------------------------------------------------------------------

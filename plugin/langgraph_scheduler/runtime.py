@@ -960,8 +960,14 @@ class SchedulerRuntime:
         return sum(self._holding.values())
 
     @_on_its_loop
-    async def ainvoke(self, input: Any, config: RunnableConfig) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig, *, context: Any = None) -> Any:
         """Run a user turn on the graph without interleaving with scheduled turns.
+
+        Args:
+            input: the turn's input, as for ``graph.ainvoke``.
+            config: its config; ``configurable.thread_id`` is required.
+            context: the run's context, for a graph with a ``context_schema`` (as for
+                ``graph.ainvoke``). Scheduled turns run without one.
 
         Raises:
             NotRunning: the runtime is not running, or stopped while the turn ran (its
@@ -974,7 +980,7 @@ class SchedulerRuntime:
             input = {**input, "task_source": None}
         async with self.thread_lock(thread_id):
             try:
-                return await self.graph.ainvoke(input, config)
+                return await self.graph.ainvoke(input, config, context=context)
             except Exception as exc:
                 if self._state == "running":
                     raise

@@ -314,12 +314,12 @@ class SyncSchedulerRuntime:
     wait_idle = _blocking(SchedulerRuntime.wait_idle)
     run_due = _blocking(SchedulerRuntime.run_due)
 
-    def invoke(self, input: Any, config: RunnableConfig) -> Any:
+    def invoke(self, input: Any, config: RunnableConfig, *, context: Any = None) -> Any:
         """Run a user turn on the graph without interleaving with scheduled turns (the
         sync twin of :meth:`SchedulerRuntime.ainvoke`)."""
         runtime = self.runtime
         self._refuse_own_hold(str((config.get("configurable") or {}).get("thread_id", "")))
-        return self._call(lambda: runtime.ainvoke(input, config), "invoke")
+        return self._call(lambda: runtime.ainvoke(input, config, context=context), "invoke")
 
     @contextlib.contextmanager
     def thread_lock(self, thread_id: str, *, timeout: float | None = None) -> Iterator[None]:
