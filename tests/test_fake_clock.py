@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -33,6 +33,30 @@ async def test_a_move_it_cannot_make_is_refused_and_the_clock_stays(
     clock = FakeClock(START_AT)
     with pytest.raises(ValueError, match=message):
         await clock.advance(secs)
+    assert clock.now() == START_AT
+
+
+async def test_advance_takes_a_timedelta_as_the_schedules_do() -> None:
+    # It raised math's "must be real number, not datetime.timedelta".
+    clock = FakeClock(START_AT)
+    await clock.advance(timedelta(hours=1, seconds=30))
+    assert clock.now() == START_AT + timedelta(hours=1, seconds=30)
+    with pytest.raises(ValueError, match=r"cannot go back: advance\(-1 day, 23:59:59\)"):
+        await clock.advance(timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="past the year 9999"):
+        await clock.advance(timedelta.max)
+
+
+@pytest.mark.parametrize(
+    ("secs", "shown"), [("60", "a str '60'"), (None, "None"), (True, "a bool True")]
+)
+async def test_advance_by_no_number_of_seconds_is_refused_by_name(secs: object, shown: str) -> None:
+    clock = FakeClock(START_AT)
+    with pytest.raises(TypeError) as refused:
+        await clock.advance(secs)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"FakeClock.advance takes seconds (a number) or a timedelta, got {shown}"
+    )
     assert clock.now() == START_AT
 
 

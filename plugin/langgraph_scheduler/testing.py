@@ -64,19 +64,27 @@ class FakeClock:
             heapq.heappush(self._sleepers, (deadline, next(self._order), future))
         await future
 
-    async def advance(self, secs: float = 0.0) -> None:
-        """Move time forward by ``secs`` and let every sleeper due by then run.
+    async def advance(self, secs: float | timedelta = 0.0) -> None:
+        """Move time forward by ``secs`` (seconds, or a ``timedelta``) and let every
+        sleeper due by then run.
 
         Raises:
+            TypeError: ``secs`` is neither a number nor a ``timedelta``.
             ValueError: ``secs`` is negative, not a finite number, or moves the clock
                 past the year 9999.
         """
-        if not math.isfinite(secs):
+        if isinstance(secs, bool) or not isinstance(secs, int | float | timedelta):
+            shown = "" if secs is None else f" {secs!r}"
+            raise TypeError(
+                f"FakeClock.advance takes seconds (a number) or a timedelta, got "
+                f"{kind_of(secs)}{shown}"
+            )
+        if not isinstance(secs, timedelta) and not math.isfinite(secs):
             raise ValueError(f"advance({secs}) is not a number of seconds")
-        if secs < 0:
+        if (secs < timedelta(0)) if isinstance(secs, timedelta) else (secs < 0):
             raise ValueError(f"a clock cannot go back: advance({secs})")
         try:
-            when = self._now + timedelta(seconds=secs)
+            when = self._now + (secs if isinstance(secs, timedelta) else timedelta(seconds=secs))
         except OverflowError:
             raise ValueError(
                 f"advance({secs}) moves the clock past the year 9999, the end of datetime"
