@@ -298,7 +298,9 @@ async def test_an_answer_that_edits_or_says_neither_yes_nor_no_is_asked_again(
     """A human who answers with changed fields (as other approval UIs allow) or with an
     ``approved`` that is not a boolean is asked again, saying why: the answer neither
     stores what was shown as if approved nor drops it as if rejected."""
-    rt = make_runtime(kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour"))])
+    rt = make_runtime(
+        kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour")), "Done."]
+    )
     unread: list[dict[str, Any]] = [
         {"approved": True, "name": "Edited", "schedule": "in 5 hours"},
         {"tool_call_id": None, "approved": True, "args": {"name": "Edited"}},
@@ -1272,7 +1274,9 @@ async def test_an_answer_naming_another_call_does_not_decide_the_call_it_reaches
 ) -> None:
     """``{"tool_call_id": "x", "approved": True}`` sent to call y (a plain resume for a
     ``ToolNode``, by the interrupt's id for ``create_agent``) does not approve y."""
-    rt = make_runtime(kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour"))])
+    rt = make_runtime(
+        kind, runtime_factory, sqlite_url, [calls(new_task("Plan", "in 1 hour")), "Done."]
+    )
     async with rt:
         out = await rt.ainvoke(ask(), T)
         (pending,) = out["__interrupt__"]

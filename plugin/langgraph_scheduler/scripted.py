@@ -18,7 +18,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from ._validated import kind_of
 
 __all__ = ["HANG", "ScriptedChatModel", "Step", "tool_call"]
 
@@ -38,12 +40,18 @@ def tool_call(name: str, args: dict[str, Any], *, text: str = "") -> AIMessage:
     )
 
 
+def _calls_tools(step: Step) -> bool:
+    return isinstance(step, AIMessage) and bool(step.tool_calls)
+
+
 class ScriptedChatModel(BaseChatModel):
     """Answers from a script instead of a provider.
 
     Args:
-        steps: the replies, in order. With ``cycle=True`` the script repeats, otherwise
-            the last step is reused once the script runs out.
+        steps: the replies, in order (a list, even of one). With ``cycle=True`` the
+            script repeats, otherwise the last step is reused once the script runs out;
+            a last step that calls tools is not (an agent would answer it and call
+            again for good): the call after it raises ``RuntimeError`` saying so.
         delay_secs: pretend latency per call (async calls only sleep, never block).
 
     Example:
@@ -58,6 +66,16 @@ class ScriptedChatModel(BaseChatModel):
     _calls: int = PrivateAttr(default=0)
     _in_flight: int = PrivateAttr(default=0)
     _bound_tools: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _a_list(cls, steps: object) -> object:
+        # A string is a sequence too: the model would answer one character per call.
+        if isinstance(steps, str | bytes):
+            raise ValueError(
+                f"steps is a list of steps, got {kind_of(steps)} {steps!r}: write steps=[{steps!r}]"
+            )
+        return steps
 
     @property
     def _llm_type(self) -> str:
@@ -95,6 +113,14 @@ class ScriptedChatModel(BaseChatModel):
         index = self._calls
         self._calls += 1
         step = steps[index % len(steps)] if self.cycle else steps[min(index, len(steps) - 1)]
+        if index >= len(steps) and not self.cycle and _calls_tools(step):
+            raise RuntimeError(
+                f"ScriptedChatModel ran out of steps: call {index + 1} of a script of "
+                f"{len(steps)} would repeat its last step, a call to "
+                f"{', '.join(repr(c['name']) for c in step.tool_calls)}, which an agent "
+                "answers and calls again for good. End the script with a reply "
+                "(steps=[..., 'Done.']), or pass cycle=True to repeat it."
+            )
         while callable(step) and not isinstance(step, BaseException):
             step = step(messages)
         return step
