@@ -1411,6 +1411,39 @@ def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://\u2603.net/hooks", "Invalid IDNA hostname"),
+        ("http://m\u00fcnchen..de/hooks", "Invalid IDNA hostname"),
+        ("http://hooks\u200b.example.com/hooks", "Invalid IDNA hostname"),
+        ("http://xn--zz/hooks", "A-label"),
+        ("http://[v7.abc]/hooks", "Invalid IPv6 address"),
+        ("http://[::1]x/hooks", "Invalid port"),
+    ],
+)
+def test_a_webhook_url_no_request_can_be_sent_to_is_refused_at_once(url: str, why: str) -> None:
+    # These were accepted, and every delivery to them failed at once, unsent, with
+    # httpx's InvalidURL or idna's IDNAError as its last error.
+    with pytest.raises(InvalidTask, match=f"field 'webhook_url': .*cannot be sent to: .*{why}"):
+        TaskOptions(webhook_url=url)
+    with pytest.raises(InvalidTask, match=f"field 'url': .*cannot be sent to: .*{why}"):
+        Webhook(url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8080/hooks",
+        "https://b\u00fccher.example/hooks",
+        "https://user:pw@hooks.example.com/hooks",
+        "https://hooks.example.com:8443/" + "a" * 2000,
+    ],
+)
+def test_ipv6_literals_non_ascii_hosts_and_userinfo_are_webhook_urls(url: str) -> None:
+    assert TaskOptions(webhook_url=url).webhook_url == Webhook(url=url).url == url
+
+
+@pytest.mark.parametrize(
     ("tail", "why"),
     [
         ("\u754c" * 1500, "at most 2048 bytes in UTF-8, got 4526 .1526 characters"),

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # typing_extensions' TypedDict: pydantic needs it on Python < 3.12 to build the JSON
@@ -167,9 +168,9 @@ AS_STORED = {_STORED: True}
 
 
 def check_webhook_url(url: str, *, stored: bool = False) -> str:
-    """``url`` if it is an absolute http(s) URL with a host, at most
-    :data:`WEBHOOK_URL_MAX_BYTES` in UTF-8, else a ``ValueError`` that says what is
-    wrong. A ``stored`` URL (read back from the database) is held to the 2048
+    """``url`` if it is an absolute http(s) URL with a host and port a request can go
+    to, at most :data:`WEBHOOK_URL_MAX_BYTES` in UTF-8, else a ``ValueError`` that says
+    what is wrong. A ``stored`` URL (read back from the database) is held to the 2048
     characters of the versions that wrote it, so its task stays readable; deliveries
     check it in full."""
     try:
@@ -196,6 +197,14 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
             f"a webhook URL must be absolute, start with http:// or https:// and name a "
             f"host, e.g. 'https://hooks.example.com/scheduler'; got {redact_url(url)!r}"
         )
+    if not stored:  # one stored by a version that did not check stays readable
+        try:
+            httpx.URL(url).host  # noqa: B018 - each request reads it so, and may raise
+        except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
+            raise ValueError(
+                f"{redact_url(url)!r} cannot be sent to: {exc} (a host must be a valid "
+                "domain name, IPv4 or IPv6 address, and a port a number)"
+            ) from None
     return url
 
 
