@@ -1673,6 +1673,10 @@ _SIGNED = sign(_BODY, SECRET, _NOW)
         (_SIGNED, _NOW + 0.5),
         (_SIGNED, f" {_NOW} "),
         (_SIGNED, f"{_NOW}.0"),
+        # Not the timestamp that was signed: it verified, read as the same number, while
+        # the README's check (and any HMAC of the header as sent) refused it.
+        (_SIGNED, f"0{_NOW}"),
+        (_SIGNED, f"000{_NOW}"),
         (_SIGNED, f"{str(_NOW)[:4]}_{str(_NOW)[4:]}"),
         (
             _SIGNED,

@@ -255,8 +255,9 @@ def verify_signature(
 
     Header values may be given as ``str`` or ``bytes`` (raw ASGI headers, say), or None
     when the header is missing. Anything malformed or forged (a missing header, a
-    timestamp that is not Unix seconds in ASCII digits, a signature that is not ASCII)
-    returns False: it never raises, so a receiver can answer 401 to all of them.
+    timestamp that is not Unix seconds in ASCII digits without a leading zero, a signature
+    that is not ASCII) returns False: it never raises, so a receiver can answer 401 to
+    all of them.
 
     Args:
         body: the raw request body, exactly as received.
@@ -290,13 +291,15 @@ _MAX_TIMESTAMP_DIGITS = 15
 
 
 def _unix_seconds(value: object) -> int | None:
-    """A timestamp header's Unix seconds: ASCII digits only, else None."""
+    """A timestamp header's Unix seconds: ASCII digits as :func:`sign` writes them (no
+    leading zero: the HMAC covers the header's text), else None."""
     if is_whole(value):
         value = str(value)
     digits = _ascii(value)
     if digits is None or not 0 < len(digits) <= _MAX_TIMESTAMP_DIGITS or not digits.isdigit():
         return None
-    return int(digits)
+    seconds = int(digits)
+    return seconds if str(seconds).encode() == digits else None
 
 
 def _ascii(value: object) -> bytes | None:
