@@ -51,10 +51,11 @@ def _check_pass(cells: list[Any]) -> None:
 
 @pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run All, then Run All again in the same kernel without the last cell's stop (as a
-    user does who re-runs the notebook, or its first cell, while the runtime runs): the
-    second pass shows the same and the first runtime is stopped, not left firing its turns
-    through the new one."""
+    """Run All; ask again (the request cell and those after it: they watch the new task);
+    then Run All again in the same kernel without the last cell's stop (as a user does who
+    re-runs the notebook, or its first cell, while the runtime runs): the second pass shows
+    the same and the first runtime is stopped, not left firing its turns through the new
+    one."""
     source = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in source.cells if cell.cell_type == "code"), (
         "commit the notebook without outputs"
@@ -66,12 +67,21 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     code = [i for i, cell in enumerate(source.cells) if cell.cell_type == "code"]
     assert "runtime.stop()" in source.cells[code[-1]].source
-    # Two cells of the test's own after the notebook's: keep the first runtime, then look at it.
+    ask, listing, watch = code[1:4]
+    assert "ainvoke" in source.cells[ask].source and "finished_runs" in source.cells[watch].source
+    # Cells of the test's own after the notebook's: is the watched task the newest, with its
+    # two runs; keep the first runtime, then look at it.
+    source.cells.append(
+        nbformat.v4.new_code_cell(
+            "newest = (await runtime.list_tasks())[-1]\n"
+            "(task.id == newest.id, len(history), {r.task_id for r in history} == {task.id})"
+        )
+    )
     source.cells.append(nbformat.v4.new_code_cell("first_runtime = runtime"))
     source.cells.append(
         nbformat.v4.new_code_cell("(first_runtime is runtime, first_runtime.running)")
     )
-    keep, look = len(source.cells) - 2, len(source.cells) - 1
+    follows, keep, look = len(source.cells) - 3, len(source.cells) - 2, len(source.cells) - 1
     client = nbclient.NotebookClient(
         source,
         timeout=60,
@@ -87,6 +97,10 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with client.setup_kernel():
         first = [run(i, source.cells[i]) for i in code[:-1]]
         _check_pass(first)
+        # Ask again in the same thread: the cells that follow watch the new task.
+        again = [run(i, source.cells[i]) for i in (ask, listing, watch, follows)]
+        assert not _errors(again), _errors(again)
+        assert again[-1].outputs[0]["data"]["text/plain"] == "(True, 2, True)"
         run(keep, source.cells[keep])
         second = [run(i, source.cells[i]) for i in code]
         _check_pass(second)
