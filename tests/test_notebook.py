@@ -65,6 +65,8 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(ROOT / "plugin"), os.environ.get("PYTHONPATH", "")])
     )
+    # The notebook keeps its database in a new temporary folder: one under tmp_path.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     code = [i for i, cell in enumerate(source.cells) if cell.cell_type == "code"]
     assert "runtime.stop()" in source.cells[code[-1]].source
     ask, listing, watch = code[1:4]
@@ -79,7 +81,9 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     source.cells.append(nbformat.v4.new_code_cell("first_runtime = runtime"))
     source.cells.append(
-        nbformat.v4.new_code_cell("(first_runtime is runtime, first_runtime.running)")
+        nbformat.v4.new_code_cell(
+            "(first_runtime is runtime, first_runtime.running, str(folder.parent))"
+        )
     )
     follows, keep, look = len(source.cells) - 3, len(source.cells) - 2, len(source.cells) - 1
     client = nbclient.NotebookClient(
@@ -106,4 +110,4 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         _check_pass(second)
         check = run(look, source.cells[look])
         assert not _errors([check]), _errors([check])
-        assert check.outputs[0]["data"]["text/plain"] == "(False, False)"
+        assert check.outputs[0]["data"]["text/plain"] == repr((False, False, str(tmp_path)))
