@@ -26,6 +26,7 @@ __all__ = [
     "AttributionKey",
     "SourceCheck",
     "check_messages_key",
+    "retry_attempt",
     "triggers_run",
 ]
 
@@ -65,6 +66,15 @@ def check_messages_key(messages_key: Any) -> str:
             "e.g. 'messages' or 'chat'"
         )
     return messages_key
+
+
+def retry_attempt(source: Mapping[str, Any]) -> int | None:
+    """The attempt a turn's ``task_source`` names when the turn is a retry (2 and up);
+    None for a first attempt, or for a value no runtime writes: a message's source is
+    whatever the checkpoint holds (a client's, in a graph without ``verify=``), and a
+    value of the wrong type is left out of what is shown, never a reason to fail."""
+    attempt = source.get("attempt")
+    return attempt if type(attempt) is int and attempt > 1 else None
 
 
 def triggers_run(additional_kwargs: Any, run_id: Any) -> bool:

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from ._attribution import retry_attempt
 from .models import TaskSource
 
 __all__ = ["load_prompt", "render_system_prompt", "render_task_turn_prompt"]
@@ -87,9 +88,8 @@ def render_task_turn_prompt(source: TaskSource, *, timezone: str = "UTC") -> str
     notes = []
     if source.get("trigger") == "manual":
         notes.append("run on request, outside its schedule")
-    attempt = source.get("attempt")
-    # A runtime writes a whole number; a graph without verify= takes a client's as given.
-    if type(attempt) is int and attempt > 1:
+    attempt = retry_attempt(source)
+    if attempt is not None:
         notes.append(f"attempt {attempt}")
     return _fill(
         load_prompt(TASK_TURN_PROMPT),

@@ -27,7 +27,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._attribution import KEY_NAME, AttributionKey, SourceCheck, check_messages_key
+from ._attribution import (
+    KEY_NAME,
+    AttributionKey,
+    SourceCheck,
+    check_messages_key,
+    retry_attempt,
+)
 from ._cron import iso_day
 from ._remote import server_thread_id
 from ._service import BIDI_CONTROLS
@@ -614,10 +620,8 @@ def _shown_source(source: TaskSource) -> dict[str, Any]:
 def _label_head(source: TaskSource) -> str:
     when = utc_time(_parse_time(source.get("scheduled_for")))
     trigger = "run now" if source.get("trigger") == "manual" else "scheduled"
-    # A message's task_source is whatever the checkpoint holds (a client can send one):
-    # a value of the wrong type is left out of the label, never a reason to fail it.
-    attempt = source.get("attempt")
-    retry = f" (attempt {attempt})" if type(attempt) is int and attempt > 1 else ""
+    attempt = retry_attempt(source)
+    retry = f" (attempt {attempt})" if attempt is not None else ""
     return f"⏰ {source.get('task_name', '?')} · {trigger} {when}{retry}"
 
 
