@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain.agents.structured_output import ToolStrategy
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, StateGraph
 from langgraph.types import interrupt
+from pydantic import BaseModel
 
 from langgraph_scheduler import Once, SchedulerRuntime, SchedulerState, trigger_node
 from langgraph_scheduler._turns import WAITING_FOR_INPUT, turn_summary
@@ -139,3 +141,59 @@ def test_the_summary_of_served_values_starts_after_the_turns_own_trigger() -> No
     # A graph that dropped the trigger: its last AI message, the only clue left.
     assert turn_summary({"messages": earlier}, "r3") == "Old reply."
     assert turn_summary(None, "r1") == "" and turn_summary({"count": 1}, "r1") == ""
+
+
+class Forecast(BaseModel):
+    """The structured answer of the agent below."""
+
+    city: str
+    outlook: str
+
+
+async def test_a_structured_response_is_the_summary_of_its_turn(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """``ToolStrategy`` ends a turn with an AI message of tool calls alone, answered by
+    the structured response: that answer, not an empty summary."""
+    model = ScriptedChatModel(
+        steps=[
+            tool_call("Forecast", {"city": "Oslo", "outlook": "snow"}),
+            tool_call("Forecast", {"city": "Bergen", "outlook": "rain"}),
+        ]
+    )
+    scheduler = SchedulerMiddleware()
+    agent = create_agent(model, middleware=[scheduler], response_format=ToolStrategy(Forecast))
+    rt = runtime_factory(agent, database=sqlite_url)
+    scheduler.bind(rt)
+    async with rt:
+        first = await rt.run_now(await _task(rt, "Weather in Oslo?", "W"))
+        state = await rt.graph.aget_state({"configurable": {"thread_id": "W"}})
+        second = await rt.run_now(await _task(rt, "Weather in Bergen?", "W"))
+    assert state.values["structured_response"] == Forecast(city="Oslo", outlook="snow")
+    assert (first.outcome, first.summary) == (
+        "success",
+        "Returning structured response: city='Oslo' outlook='snow'",
+    )
+    # The thread's next turn has its own answer, not the one before.
+    assert second.summary == "Returning structured response: city='Bergen' outlook='rain'"
+
+
+def test_tool_calls_alone_are_summarised_by_their_answers_in_the_turn() -> None:
+    """In memory and as a server's dicts: the answers after the last AI message, in
+    order; an AI message with text of its own keeps it."""
+    source = {"task_id": "t", "run_id": "r1"}
+    calls = [{"name": "a", "args": {}, "id": "1"}, {"name": "b", "args": {}, "id": "2"}]
+    messages: list[Any] = [
+        HumanMessage("go", additional_kwargs={"task_source": source}),
+        AIMessage("", tool_calls=calls),
+        ToolMessage("first answer", tool_call_id="1"),
+        ToolMessage("second answer", tool_call_id="2"),
+    ]
+    assert turn_summary({"messages": messages}, "r1") == "first answer\nsecond answer"
+    served = [m.model_dump() for m in messages]
+    assert turn_summary({"messages": served}, "r1") == "first answer\nsecond answer"
+    talking = [*messages[:1], AIMessage("Let me look.", tool_calls=calls), *messages[2:]]
+    assert turn_summary({"messages": talking}, "r1") == "Let me look."
+    # Answers before this turn's trigger are another turn's.
+    earlier = [AIMessage("", tool_calls=calls[:1]), messages[2], *messages[:1]]
+    assert turn_summary({"messages": earlier}, "r1") == ""

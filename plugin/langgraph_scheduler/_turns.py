@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph.state import CompiledStateGraph
@@ -576,6 +576,7 @@ WAITING_FOR_INPUT = "[waiting for input]"
 
 _AI_TYPES = frozenset({"ai", "AIMessage"})
 _HUMAN_TYPES = frozenset({"human", "HumanMessage"})
+_TOOL_TYPES = frozenset({"tool", "ToolMessage"})
 
 
 def turn_summary(
@@ -587,9 +588,12 @@ def turn_summary(
     server sends them): it holds the thread's earlier turns too, so only the messages
     after this turn's own trigger message (the human message whose ``task_source``
     names ``run_id``) count. A turn that wrote no AI message has an empty summary, not
-    an earlier turn's reply nor its own prompt. Walked back from the end, it stops at
-    the first AI message or the trigger: a few messages, however long the thread. A
-    graph that dropped the trigger message leaves no way to tell: its last AI message.
+    an earlier turn's reply nor its own prompt. A last AI message of tool calls alone
+    is summarised by the tool answers after it: an agent's structured response
+    (``response_format=ToolStrategy(...)``) ends so, as does a graph that ends at its
+    tools. Walked back from the end, it stops at the first AI message or the trigger: a
+    few messages, however long the thread. A graph that dropped the trigger message
+    leaves no way to tell: its last AI message.
 
     Args:
         values: the turn's final state values; not a mapping for a graph whose output
@@ -609,28 +613,38 @@ def turn_summary(
 
 
 def _own_reply(messages: Any, run_id: str) -> str:
-    """The text of the last AI message after the trigger message of ``run_id``."""
+    """The text of the last AI message after the trigger message of ``run_id``, or of
+    the tool answers after it when it holds only tool calls."""
     if not isinstance(messages, Sequence) or isinstance(messages, str):
         return ""
+    answers: list[str] = []  # the tool answers after the AI message, newest first
     for message in reversed(messages):
         if isinstance(message, BaseMessage):
             if isinstance(message, AIMessage):
-                return message.text
-            if isinstance(message, HumanMessage) and triggers_run(
+                return message.text or "\n".join(reversed(answers))
+            if isinstance(message, ToolMessage):
+                answers.append(message.text)
+            elif isinstance(message, HumanMessage) and triggers_run(
                 message.additional_kwargs, run_id
             ):
                 return ""
         elif isinstance(message, Mapping):
             kind = message.get("type")
             if kind in _AI_TYPES:
-                content = message.get("content", "")
-                try:  # langchain-core's reading of content blocks
-                    return AIMessage(content=content).text
-                except ValidationError:
-                    return str(content)
-            if kind in _HUMAN_TYPES and triggers_run(message.get("additional_kwargs"), run_id):
+                return _content_text(message.get("content", "")) or "\n".join(reversed(answers))
+            if kind in _TOOL_TYPES:
+                answers.append(_content_text(message.get("content", "")))
+            elif kind in _HUMAN_TYPES and triggers_run(message.get("additional_kwargs"), run_id):
                 return ""
     return ""
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message's content as a server sends it (a string, or blocks)."""
+    try:  # langchain-core's reading of content blocks
+        return AIMessage(content=content).text
+    except ValidationError:
+        return str(content)
 
 
 def exception_text(exc: BaseException) -> str:
