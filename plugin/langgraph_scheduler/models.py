@@ -346,6 +346,11 @@ class Task(BaseModel):
     last_outcome: RunOutcome | None = None
     created_at: datetime
     updated_at: datetime
+    """When the task was last changed by a call (create, update, pause, resume, cancel,
+    an approval) or paused by its failures: what other runtimes' change feeds poll. A
+    fire moving it on (``next_run_at``, ``run_count``, ``completed`` after its last fire,
+    ``quarantined`` when its row cannot be read) leaves it, so fires cost the feeds
+    nothing; :attr:`version` counts every change."""
     version: int = 0
     """Bumped by every change; writes are conditional on the version they read."""
     problem: str | None = None
