@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 
 from langgraph_scheduler import SchedulerRuntime
@@ -63,3 +64,21 @@ def test_a_script_given_as_one_string_is_refused(steps: object) -> None:
     with pytest.raises(ValueError, match=r"steps is a list of steps, got a (str|bytes) ") as bad:
         ScriptedChatModel(steps=steps)  # type: ignore[arg-type]
     assert f"steps=[{steps!r}]" in str(bad.value)
+
+
+@pytest.mark.parametrize("step", [None, 5, {"content": "hi"}, ["hi"]])
+def test_a_step_that_is_no_reply_is_refused_not_answered_as_its_repr(step: object) -> None:
+    # ``steps=[None]`` answered "None", a dict its repr: a script's slip read as a reply.
+    with pytest.raises(ValueError, match=r"steps\[1\] is .*, not a step: give a reply"):
+        ScriptedChatModel(steps=["fine", step])
+    # A step function's result is held to the same.
+    model = ScriptedChatModel(steps=[lambda messages: step])
+    with pytest.raises(TypeError, match="a step function of ScriptedChatModel returned"):
+        model.invoke("hi")
+    # What a step may be still works: a reply, an AIMessage, an exception, a function.
+    fine = ScriptedChatModel(
+        steps=["a", AIMessage("b"), lambda messages: "c", ValueError("d")], cycle=True
+    )
+    assert [fine.invoke("hi").text for _ in range(3)] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="d"):
+        fine.invoke("hi")

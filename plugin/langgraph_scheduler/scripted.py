@@ -40,6 +40,20 @@ def tool_call(name: str, args: dict[str, Any], *, text: str = "") -> AIMessage:
     )
 
 
+def _a_step(step: object) -> bool:
+    """Whether ``step`` is a reply or an exception (a function's result must be one)."""
+    return isinstance(step, str | AIMessage | BaseException)
+
+
+def _no_step(step: object) -> str:
+    """Why ``step`` is no step, for the error."""
+    given = "None" if step is None else f"{kind_of(step)} {step!r}"
+    return (
+        f"{given}, not a step: give a reply (a str or an AIMessage), an "
+        "exception to raise, HANG, or a function of the messages returning one of these"
+    )
+
+
 def _calls_tools(step: Step) -> bool:
     return isinstance(step, AIMessage) and bool(step.tool_calls)
 
@@ -75,6 +89,10 @@ class ScriptedChatModel(BaseChatModel):
             raise ValueError(
                 f"steps is a list of steps, got {kind_of(steps)} {steps!r}: write steps=[{steps!r}]"
             )
+        if isinstance(steps, Sequence):
+            for index, step in enumerate(steps):
+                if not _a_step(step) and not callable(step):
+                    raise ValueError(f"steps[{index}] is {_no_step(step)}")
         return steps
 
     @property
@@ -129,7 +147,9 @@ class ScriptedChatModel(BaseChatModel):
     def _to_result(step: Step) -> ChatResult:
         if isinstance(step, BaseException):
             raise step
-        message = step if isinstance(step, AIMessage) else AIMessage(content=str(step))
+        if not _a_step(step):  # what a step function returned
+            raise TypeError(f"a step function of ScriptedChatModel returned {_no_step(step)}")
+        message = step if isinstance(step, AIMessage) else AIMessage(content=step)
         if message.id is None:
             message = message.model_copy(update={"id": f"scripted-{uuid.uuid4().hex[:12]}"})
         return ChatResult(generations=[ChatGeneration(message=message)])
