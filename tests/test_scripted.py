@@ -4,6 +4,8 @@ real runtime on SQLite."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -82,3 +84,28 @@ def test_a_step_that_is_no_reply_is_refused_not_answered_as_its_repr(step: objec
     assert [fine.invoke("hi").text for _ in range(3)] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="d"):
         fine.invoke("hi")
+
+
+def test_each_call_from_many_threads_takes_its_own_step() -> None:
+    # Sync ``batch`` calls the model from a thread pool: two calls took one step, and the
+    # counter lost calls. A tiny switch interval makes the threads interleave often.
+    calls, threads = 1000, 8
+    model = ScriptedChatModel(steps=[str(i) for i in range(calls * threads)])
+    replies: list[str] = []
+
+    def call() -> None:
+        for _ in range(calls):
+            replies.append(model.invoke("hi").text)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=call) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert sorted(replies, key=int) == [str(i) for i in range(calls * threads)]
+    assert model.calls == calls * threads

@@ -8,6 +8,7 @@ conversation, an exception to raise, or :data:`HANG` to never answer (for timeou
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,6 +79,7 @@ class ScriptedChatModel(BaseChatModel):
     cycle: bool = False
     delay_secs: float = 0.0
     _calls: int = PrivateAttr(default=0)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _in_flight: int = PrivateAttr(default=0)
     _bound_tools: list[str] = PrivateAttr(default_factory=list)
 
@@ -128,8 +130,9 @@ class ScriptedChatModel(BaseChatModel):
         steps = list(self.steps)
         if not steps:
             raise ValueError("ScriptedChatModel has no steps")
-        index = self._calls
-        self._calls += 1
+        with self._lock:  # sync ``batch`` calls it from several threads at once
+            index = self._calls
+            self._calls += 1
         step = steps[index % len(steps)] if self.cycle else steps[min(index, len(steps) - 1)]
         if index >= len(steps) and not self.cycle and _calls_tools(step):
             raise RuntimeError(
