@@ -43,6 +43,7 @@ from ._turns import (
     Success,
     Timeout,
     TurnRunner,
+    exception_text,
 )
 from .errors import InvalidPayload, NotAllowed, StoreError, StoreUnavailable, TaskNotFound
 from .models import Task, TaskEvent, TaskEventKind, TaskRunRecord, TaskSource, storable_text
@@ -99,6 +100,7 @@ class TaskExecutorBridge:
         capacity: turns running at once.
         lease_secs: how long a claim stays valid without renewal.
         default_timeout_secs: turn timeout when the trigger sets none.
+        context_of: the ``context`` of a fire's turn, made from its task (None: none).
         started_at: when the runtime started (fires due before were due while it was down).
         poll_secs: how often to look for due fires without being woken (the safety net
             for another replica's claims and clock skew).
@@ -119,6 +121,7 @@ class TaskExecutorBridge:
         capacity: int,
         lease_secs: float,
         default_timeout_secs: float,
+        context_of: Callable[[Task], Any] | None = None,
         started_at: datetime,
         poll_secs: float,
         store_retry_secs: float,
@@ -133,6 +136,7 @@ class TaskExecutorBridge:
         self.capacity = capacity
         self.lease_secs = lease_secs
         self.default_timeout_secs = default_timeout_secs
+        self.context_of = context_of
         self.started_at = started_at
         self.poll_secs = poll_secs
         self.store_retry_secs = store_retry_secs
@@ -535,6 +539,13 @@ class TaskExecutorBridge:
             trigger = self._trigger(task, keep=again)
         except InvalidPayload as exc:
             return Error(str(exc))
+        context = None
+        if self.context_of is not None:
+            try:
+                context = self.context_of(task)
+            except Exception as exc:  # the user's function: its failure is the fire's
+                logger.warning("the context of task %s's turn failed: %r", task.id, exc)
+                return Error(f"the turn's context could not be made: {exception_text(exc)}")
         source = TaskSource(
             task_id=task.id,
             task_name=task.name,
@@ -556,6 +567,7 @@ class TaskExecutorBridge:
             on_busy=task.options.on_busy,
             max_wait_secs=task.options.max_wait_secs,
             fresh_thread=record.thread_id == isolated_thread_id(task.id, record.run_id),
+            context=context,
         )
 
     def _trigger(self, task: Task, *, keep: bool) -> ConversationTrigger:

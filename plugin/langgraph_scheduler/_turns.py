@@ -148,6 +148,8 @@ class ConversationRequest:
     fresh_thread: bool = False
     """The thread is new to this run (an isolated task's): nobody else can hold it, so
     no thread lock is taken (on PostgreSQL that saves two round trips)."""
+    context: Any = None
+    """The turn's ``context`` (LangGraph's, for a graph with a ``context_schema``)."""
 
     def __repr__(self) -> str:
         return (
@@ -355,7 +357,8 @@ class _GraphTurn:
                 if saved is not None and _waits_for_answer(saved):
                     return _unanswered(request.thread_id)
             known = _KNOWN_LATEST.set(_KnownLatest(request.thread_id, saved, runner._serde))
-            ran = await _within(_run_turn(runner._turn_graph, self.payload, self.config), secs)
+            running = _run_turn(runner._turn_graph, self.payload, self.config, request.context)
+            ran = await _within(running, secs)
         except _TurnTimedOut:
             return Timeout(secs)
         except asyncio.CancelledError:
@@ -516,7 +519,10 @@ def turn_input(message: Any, source: Mapping[str, Any], messages_key: str) -> di
 
 
 async def _run_turn(
-    graph: Pregel[Any, Any, Any, Any], payload: dict[str, Any], config: RunnableConfig
+    graph: Pregel[Any, Any, Any, Any],
+    payload: dict[str, Any],
+    config: RunnableConfig,
+    context: Any = None,
 ) -> tuple[Any, str | None, bool]:
     """``graph.ainvoke``, also returning the id of the last checkpoint it saved and
     whether the run stopped before its end (at an interrupt): both taken from the run's
@@ -524,7 +530,7 @@ async def _run_turn(
     result: Any = None
     checkpoint_id: str | None = None
     waiting = False
-    stream = graph.astream(payload, config, stream_mode=["values", "checkpoints"])
+    stream = graph.astream(payload, config, context=context, stream_mode=["values", "checkpoints"])
     chunk: Any
     async for mode, chunk in stream:
         if mode == "values":

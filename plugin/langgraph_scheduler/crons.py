@@ -31,7 +31,8 @@ LangGraph cron field   here
 
 ``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
 ``stream_*`` and ``durability`` have no counterpart: the graph is the runtime's (or its
-``LangGraphServer``'s assistant), and the runtime checkpoints every turn.
+``LangGraphServer``'s assistant), every turn's context is the runtime's
+(``SchedulerRuntime(context=...)``), and the runtime checkpoints every turn.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import os
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import datetime, tzinfo
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -146,6 +147,13 @@ class SchedulerRuntime:
             1 s), then cancels them, logging the runs they were not told of.
         on_event: called with task events (auto-paused, completed, quarantined), the
             same way.
+        context: the ``context`` of each scheduled turn and manual run, for a graph made
+            with a ``context_schema`` (``create_agent(context_schema=...)``), which its
+            nodes, tools and middleware read as ``runtime.context``: a value, or a plain
+            function of the fire's :class:`Task` returning one, called at each fire
+            (``context=lambda task: Context(user_id=task.owner)``). A function that
+            raises records the fire ``error`` without running it. On a server, it must
+            be JSON (a dict, a dataclass, a pydantic model). None: turns run without one.
         webhook: POST every finished run record to ``webhook.url`` and to its task's
             ``TaskOptions.webhook_url``, signed with ``webhook.secret``, retried with
             backoff, in the background (see :mod:`langgraph_scheduler.webhooks`); each
@@ -189,6 +197,7 @@ class SchedulerRuntime:
         on_run: RunListener | None = None,
         on_event: EventListener | None = None,
         webhook: Webhook | None = None,
+        context: Any = None,
     ) -> None:
         _check_options(
             max_concurrency=max_concurrency,
@@ -228,6 +237,12 @@ class SchedulerRuntime:
         self.sync_interval_secs = sync_interval_secs
         self.window_secs = window_secs
         self.clock: Clock = clock or SystemClock()
+        if inspect.iscoroutinefunction(context):
+            raise InvalidTask(
+                "context must be a value or a plain function of the task returning one, "
+                "not a coroutine function: each fire calls it as its turn is built"
+            )
+        self.context = context
         self.holder = f"{process_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listeners = Listeners(of=self.holder)
         if on_run:
@@ -391,6 +406,7 @@ class SchedulerRuntime:
             capacity=self.max_concurrency,
             lease_secs=self.lease_secs,
             default_timeout_secs=self.default_timeout_secs,
+            context_of=_context_of(self.context),
             started_at=started_at,
             poll_secs=self.sync_interval_secs,
             store_retry_secs=self.store_retry_secs,
@@ -1067,6 +1083,14 @@ _SELF_HOLD = (
     "its own turn)"
 )
 """The refusal of a hold of a thread inside the caller's own hold of it."""
+
+
+def _context_of(context: Any) -> Callable[[Task], Any] | None:
+    """The function making each turn's context from its task (see the runtime's
+    ``context``): the one given, or one returning the value given."""
+    if context is None or callable(context):
+        return cast(Callable[[Task], Any] | None, context)
+    return lambda task: context
 
 
 def _check_seconds(label: str, value: object) -> None:
