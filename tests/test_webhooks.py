@@ -1419,6 +1419,10 @@ def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
         ("http://xn--zz/hooks", "A-label"),
         ("http://[v7.abc]/hooks", "Invalid IPv6 address"),
         ("http://[::1]x/hooks", "Invalid port"),
+        # Accepted by httpx: every delivery failed to connect, and was retried to the end.
+        ("http://example.com:0/hooks", "port 0"),
+        ("http://-bad-.com/hooks", "'-bad-' starts or ends with a hyphen"),
+        ("https://hooks.example-.com:8443/hooks", "'example-' starts or ends with a hyphen"),
     ],
 )
 def test_a_webhook_url_no_request_can_be_sent_to_is_refused_at_once(url: str, why: str) -> None:
@@ -1428,6 +1432,21 @@ def test_a_webhook_url_no_request_can_be_sent_to_is_refused_at_once(url: str, wh
         TaskOptions(webhook_url=url)
     with pytest.raises(InvalidTask, match=f"field 'url': .*cannot be sent to: .*{why}"):
         Webhook(url=url)
+
+
+async def test_a_stored_url_no_request_can_be_sent_to_keeps_its_task_readable(
+    sqlite_url: str, make_graph: Any, runtime_factory: Any
+) -> None:
+    # Written before these URLs were refused: the task is read, as it was stored.
+    rt = runtime_factory(make_graph(), database=sqlite_url)
+    async with rt:
+        task = await standup(rt)
+        for url in ("http://\u2603.net/hooks", "http://example.com:0/x", "http://-bad-.com/x"):
+            options = task.options.model_dump(mode="json") | {"webhook_url": url}
+            written = update(tasks_table).where(tasks_table.c.id == task.id).values(options=options)
+            await rt.store.transaction(lambda conn, written=written: conn.execute(written))
+            stored = await rt.get_task(task.id)
+            assert stored.problem is None and stored.options.webhook_url == url
 
 
 @pytest.mark.parametrize(

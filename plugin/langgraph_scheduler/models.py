@@ -200,12 +200,24 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
     if not stored:  # one stored by a version that did not check stays readable
         try:
             httpx.URL(url).host  # noqa: B018 - each request reads it so, and may raise
+            _check_reachable(parts.hostname, parts.port)
         except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors
             raise ValueError(
                 f"{redact_url(url)!r} cannot be sent to: {exc} (a host must be a valid "
-                "domain name, IPv4 or IPv6 address, and a port a number)"
+                "domain name, IPv4 or IPv6 address, and a port a number from 1 to 65535)"
             ) from None
     return url
+
+
+def _check_reachable(host: str, port: int | None) -> None:
+    """Raise ``ValueError`` for what httpx takes but no connection can go to: port 0, or
+    a domain label that starts or ends with a hyphen (which no DNS name has; idna refuses
+    it only in a non-ASCII name)."""
+    if port == 0:
+        raise ValueError("port 0 is no port a server listens on")
+    bad = next((label for label in host.split(".") if label[:1] == "-" or label[-1:] == "-"), None)
+    if bad is not None:
+        raise ValueError(f"the host's label {bad!r} starts or ends with a hyphen")
 
 
 _URL_PARTS = re.compile(
