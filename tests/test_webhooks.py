@@ -1479,6 +1479,28 @@ def test_a_webhook_url_is_limited_in_bytes_a_database_can_index(tail: str, why: 
         Webhook(url=base + tail)
 
 
+async def test_deliveries_follow_the_proxy_the_environment_names(
+    sqlite_url: str,
+    make_graph: Any,
+    runtime_factory: Any,
+    receivers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # httpx's default trust_env, as the README says: HTTP_PROXY routes each request.
+    proxy = receivers()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hooks/scheduler"))
+    url = "http://hooks.example.invalid/scheduler"
+    webhook = Webhook(url=url, secret=SECRET)
+    async with runtime_factory(make_graph(), database=sqlite_url, webhook=webhook) as rt:
+        run = await rt.run_now((await standup(rt)).id)
+        (delivery,) = await eventually(settled(rt, run.run_id))
+    assert delivery.status == "delivered"
+    assert [r.target for r in proxy.requests] == [url]  # sent to the proxy, in absolute form
+    assert proxy.requests[0].headers["host"] == "hooks.example.invalid"
+
+
 def test_the_runtime_takes_a_webhook_object_and_says_how(make_graph: Any) -> None:
     with pytest.raises(InvalidTask, match=r"webhook=Webhook\(url="):
         SchedulerRuntime(make_graph(), webhook="https://hooks.example.com")  # type: ignore[arg-type]
