@@ -91,6 +91,18 @@ def _add(capsys: pytest.CaptureFixture[str], db: str, *extra: str) -> dict[str, 
     return task
 
 
+def _run_prompt(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, prompt: str
+) -> dict[str, Any]:
+    """A task with ``prompt`` on thread ``alice``, added and run once by hand."""
+    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--prompt", prompt)
+    graph = _graph_file(tmp_path, "prompt_graph")
+    code, _, err = _cli(capsys, "tasks", "run", task["id"], "--database", db,
+                        "--graph", f"{graph}:graph")  # fmt: skip
+    assert code == 0, err
+    return task
+
+
 def _rename_by_hand(path: Path, task_id: str, name: str) -> None:
     """Give a stored task ``name`` as a row written by hand (or by an earlier version,
     which took names the service now refuses) would hold it."""
@@ -873,11 +885,7 @@ def test_text_direction_controls_in_a_prompt_reach_the_terminal_escaped(
     # rest of its line backwards: the tables and the JSON show it escaped, and the JSON
     # still reads back as the prompt stored.
     prompt = "Say \u202egnihton\u202c to \u2067שלום\u2069"
-    task = _add(capsys, db, "--schedule", "in 1 hour", "--thread", "alice", "--prompt", prompt)
-    graph = _graph_file(tmp_path, "bidi_graph")
-    code, _, err = _cli(capsys, "tasks", "run", task["id"], "--database", db,
-                        "--graph", f"{graph}:graph")  # fmt: skip
-    assert code == 0, err
+    task = _run_prompt(capsys, db, tmp_path, prompt)
     controls = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
     shown = "Say \\u202egnihton\\u202c to \\u2067שלום\\u2069"
     readers: list[tuple[list[str], Callable[[Any], Any]]] = [
@@ -890,6 +898,24 @@ def test_text_direction_controls_in_a_prompt_reach_the_terminal_escaped(
         code, out, err = _cli(capsys, *command, "--database", db, "--json")
         assert code == 0 and not controls & set(out), (command, out)
         assert read(json.loads(out)) == prompt
+
+
+def test_crlf_in_a_prompt_breaks_its_line_and_json_keeps_it_as_stored(
+    capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows line ends showed a "\r" at the end of each line of a prompt; a lone one
+    # stays escaped (printed, it sends the cursor back over its line).
+    monkeypatch.setenv("COLUMNS", "200")
+    prompt = "Agenda:\r\n- mail\r\n- calls\rX"
+    _run_prompt(capsys, db, tmp_path, prompt)
+    code, out, err = _cli(capsys, "transcript", "alice", "--database", db)
+    assert code == 0 and "\r" not in out, (err, out)
+    lines = [line.strip("│ ") for line in out.splitlines()]
+    assert "task prompt: Agenda:" in lines and "- mail" in lines, lines
+    assert "- calls\\rX" in lines and out.count("\\r") == 1, lines
+    code, out, err = _cli(capsys, "transcript", "alice", "--database", db, "--json")
+    assert code == 0, err
+    assert json.loads(out)["turns"][0]["messages"][0]["text"] == prompt
 
 
 def test_the_common_options_go_before_the_action_too(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import operator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import START, StateGraph
 from rich.console import Console
@@ -102,6 +104,20 @@ async def _run_once(rt: SchedulerRuntime, prompt: str) -> tuple[TaskRunRecord, T
         record = await rt.run_now(task.id)
         assert record.thread_id is not None
         return record, await load_transcript(rt, record.thread_id)
+
+
+RunOnce = Callable[[str, str], Awaitable[tuple[TaskRunRecord, Transcript]]]
+
+
+@pytest.fixture
+def run_once(sqlite_url: str, make_graph: Any, runtime_factory: Any) -> RunOnce:
+    """``run_once(prompt, reply)``: a task with ``prompt`` run once by hand on a runtime
+    whose model answers ``reply``; its record and its transcript."""
+
+    async def run(prompt: str, reply: str) -> tuple[TaskRunRecord, Transcript]:
+        return await _run_once(runtime_factory(make_graph(reply), database=sqlite_url), prompt)
+
+    return run
 
 
 def test_turns_split_at_human_messages_and_task_turns_are_attributed() -> None:
@@ -221,13 +237,12 @@ async def test_a_task_turns_label_shows_its_time_and_outcome_whatever_the_name_a
 
 
 async def test_a_notebook_transcript_keeps_the_lines_of_prompts_replies_and_errors(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any
+    run_once: RunOnce,
 ) -> None:
     # HTML runs the lines of a text together: a reply's list read as one line in a
     # notebook ("Today: - stand-up at 9 - review at 2"), kept apart in the terminal.
     reply, prompt = "Today:\n- stand-up at 9\n- review  at 2", "What is on?\nBe brief."
-    rt = runtime_factory(make_graph(reply), database=sqlite_url)
-    record, transcript = await _run_once(rt, prompt)
+    record, transcript = await run_once(prompt, reply)
     html = transcript._repr_html_()
     pre = '<div style="white-space:pre-wrap">'
     assert f"{pre}<b>task prompt:</b> What is on?\nBe brief.</div>" in html
@@ -319,23 +334,40 @@ def test_terminal_views_show_control_characters_escaped() -> None:
     assert "line two" in text and "\\n" not in text and "\\t" not in text  # lines kept
 
 
-async def test_terminal_views_show_text_direction_controls_escaped(
-    sqlite_url: str, make_graph: Any, runtime_factory: Any
-) -> None:
+async def test_terminal_views_show_text_direction_controls_escaped(run_once: RunOnce) -> None:
     # A direction override in a prompt or a reply makes a terminal that lays out
     # bidirectional text show the rest of its line backwards (the panel's border too),
     # so the text reads as something else; names are refused them, the rest is shown
     # escaped. Text in a right-to-left script, and its marks (U+200F), stay as written.
     reply = "Done \u202egnihton\u202c, \u2067שלום\u2069 \u200f!"
     prompt = "Say \u202dhi\u202c \u2066twice\u2069"
-    rt = runtime_factory(make_graph(reply), database=sqlite_url)
-    record, transcript = await _run_once(rt, prompt)
+    record, transcript = await run_once(prompt, reply)
     history = RunHistory([record], task_names={record.task_id: "Agenda"})
     assert record.summary == reply  # stored as written
     text = _render(transcript) + _render(history, 200) + _render(history, 60)
     assert not set(text) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
     assert "Done \\u202egnihton\\u202c, \\u2067שלום\\u2069 \u200f!" in text
     assert "task prompt: Say \\u202dhi\\u202c \\u2066twice\\u2069" in text
+
+
+async def test_crlf_line_ends_are_line_breaks_and_a_lone_carriage_return_is_shown_escaped(
+    run_once: RunOnce,
+) -> None:
+    # A reply with Windows line ends showed "\r" at the end of each line; a lone one,
+    # printed as it was, would send the cursor back over the line it ends.
+    reply, prompt = "Today:\r\n- stand-up\r\n- review\rOVERWRITE", "What is on?\r\nBe brief."
+    record, transcript = await run_once(prompt, reply)
+    assert record.summary == reply  # stored as written
+    text = _render(transcript)
+    assert "\r" not in text
+    lines = [line.strip("│ ") for line in text.splitlines()]
+    assert "task prompt: What is on?" in lines and "Be brief." in lines, lines
+    assert "assistant: Today:" in lines and "- stand-up" in lines, lines
+    assert "- review\\rOVERWRITE" in lines, lines
+    assert text.count("\\r") == 1  # the lone one, shown escaped
+    # What --json prints keeps the text exactly as stored.
+    data = json.loads(json.dumps(transcript.to_json()))
+    assert [m["text"] for m in data["turns"][0]["messages"]] == [prompt, reply]
 
 
 async def test_a_tool_call_with_arguments_json_cannot_hold_renders_and_reads_as_json(

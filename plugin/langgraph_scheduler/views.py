@@ -95,9 +95,13 @@ def terminal_text(text: str, *, lines: bool = False) -> str:
     an escape sequence in one clears the operator's screen, retitles the window or
     writes the clipboard, and a direction override (``\\u202e``) makes a terminal that
     lays out bidirectional text show the rest of the line backwards. ``lines`` keeps
-    newlines and tabs, for text meant to span lines (a prompt, a reply).
+    newlines and tabs, for text meant to span lines (a prompt, a reply), and reads a
+    ``\\r\\n`` as a newline; a lone ``\\r``, which would send the cursor back over its
+    line, stays escaped.
     """
-    return text.translate(_CONTROL_ESCAPES_BUT_LINES if lines else _CONTROL_ESCAPES)
+    if lines:
+        return text.replace("\r\n", "\n").translate(_CONTROL_ESCAPES_BUT_LINES)
+    return text.translate(_CONTROL_ESCAPES)
 
 
 def task_json(task: Task) -> dict[str, Any]:
