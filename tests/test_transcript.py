@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import operator
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from html import unescape
 from typing import Annotated, Any
 
 import pytest
@@ -299,9 +301,18 @@ def test_run_history_keeps_one_row_per_run_wherever_a_table_fits() -> None:
     assert "no runs" in _render(RunHistory())
 
 
-def test_terminal_views_show_control_characters_escaped() -> None:
+def _shown(view: Any, where: str) -> str:
+    """What ``view`` shows: in a terminal, or (``"notebook"``) its HTML's text."""
+    if where == "terminal":
+        return _render(view, 160)
+    return unescape(re.sub(r"<[^>]*>", "", view._repr_html_()))
+
+
+@pytest.mark.parametrize("where", ["terminal", "notebook"])
+def test_views_show_control_characters_escaped(where: str) -> None:
     # Model replies, tool calls and answers, run results and thread ids: an escape
-    # sequence (ESC, or the C1 CSI) in any of them would reach the terminal.
+    # sequence (ESC, or the C1 CSI) in any of them would reach the terminal. A notebook
+    # wrote them into its HTML as they were, where they showed as nothing or a box.
     messages = [
         HumanMessage("hi\x1b[2J", additional_kwargs={"task_source": _source(name="W\x1b]0;t\x07")}),
         AIMessage(
@@ -311,15 +322,17 @@ def test_terminal_views_show_control_characters_escaped() -> None:
         ToolMessage("Scheduled \x1b[31m", tool_call_id="c1", name="schedule_task"),
         AIMessage("line one\x1b]52;c;eA==\x07\n\tline two"),
     ]
-    transcript = Transcript.from_messages("al\x1bice", messages)
+    failed = _record(outcome="error", summary=None, error="fail\x1b[2J\x7f")
+    transcript = Transcript.from_messages("al\x1bice", messages, runs={"run-1": failed})
     history = RunHistory(
         [_record(summary="done\x1b[2J"), _record("r0", "error", summary=None, error="\x9bboom")]
     )
     tasks = TaskList([_task(thread_id="b\x1bob", name="W\x07")])
-    text = "".join(_render(view, 160) for view in (transcript, history, tasks))
-    assert not {"\x1b", "\x07", "\x9b"} & set(text)
+    text = "".join(_shown(view, where) for view in (transcript, history, tasks))
+    assert not {"\x1b", "\x07", "\x9b", "\x7f"} & set(text)
     for shown in (
         "thread al\\x1bice ·",
+        "error: fail\\x1b[2J\\x7f",
         "⏰ W\\x1b]0;t\\x07 · scheduled",
         "task prompt: hi\\x1b[2J",
         '→ schedule_task({"name": "\\x9b2J"})',

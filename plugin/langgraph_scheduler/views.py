@@ -89,7 +89,8 @@ _CONTROL_ESCAPES_BUT_LINES = {
 
 
 def terminal_text(text: str, *, lines: bool = False) -> str:
-    """``text`` with its control characters shown escaped (``\\x1b``), for a terminal.
+    """``text`` with its control characters shown escaped (``\\x1b``), for a terminal
+    (and a notebook's HTML, which shows them the same way).
 
     Names, prompts, errors and replies come from users and models: printed as they are,
     an escape sequence in one clears the operator's screen, retitles the window or
@@ -373,6 +374,8 @@ class Turn:
                 ]
             )
         colour = _OUTCOME_COLOURS.get(self.outcome or "", "#6b7280")
+        why = self._why()
+        error = f"<b>error:</b> {_esc(why, lines=True)}" if why else ""
         return "".join(
             [
                 '<div data-lgs-turn="task" style="margin:8px 0;padding:4px 10px;'
@@ -382,11 +385,7 @@ class Turn:
                 f"{_esc(_label_head(self.source))} · "
                 f'<span style="color:{colour}">{_esc(_outcome_word(self.run))}</span></div>',
                 *_html_lines(self.messages, task_turn=True),
-                *(
-                    [f'<div style="color:{colour};{_LINES}"><b>error:</b> {_esc(why)}</div>']
-                    if (why := self._why())
-                    else []
-                ),
+                *([f'<div style="color:{colour};{_LINES}">{error}</div>'] if error else []),
                 "</div>",
             ]
         )
@@ -741,8 +740,11 @@ _LINES = "white-space:pre-wrap"
 """For a text meant to span lines (a prompt, a reply, an error): HTML runs them together."""
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+def _esc(text: str, *, lines: bool = False) -> str:
+    """``text`` for HTML: its control characters shown escaped as in the terminal
+    (:func:`terminal_text`: a notebook showed an ESC as nothing, or a box), then its
+    markup escaped."""
+    return html.escape(terminal_text(text, lines=lines), quote=True)
 
 
 def _code(text: str) -> str:
@@ -781,10 +783,11 @@ def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str
             continue
         if isinstance(message, HumanMessage):
             who = "task prompt" if task_turn else "you"
-            lines.append(f'<div style="{_LINES}"><b>{who}:</b> {_esc(message.text)}</div>')
+            text = _esc(message.text, lines=True)
+            lines.append(f'<div style="{_LINES}"><b>{who}:</b> {text}</div>')
         elif isinstance(message, AIMessage):
             if message.text:
-                text = _esc(message.text)
+                text = _esc(message.text, lines=True)
                 lines.append(f'<div style="{_LINES}"><b>assistant:</b> {text}</div>')
             for call in message.tool_calls:
                 lines.append(f'<div style="{mono}">→ {_esc(_call_text(call))}</div>')
@@ -792,7 +795,7 @@ def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str
             text = f"← {message.name or 'tool'}: {_first_line(message)}"
             lines.append(f'<div style="{mono}">{_esc(text)}</div>')
         else:
-            text = f"{_esc(message.type)}: {_esc(message.text)}"
+            text = f"{_esc(message.type)}: {_esc(message.text, lines=True)}"
             lines.append(f'<div style="{_LINES}">{text}</div>')
     return lines
 
