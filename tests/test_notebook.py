@@ -45,7 +45,7 @@ def _check_pass(cells: list[Any]) -> None:
     assert "schedule_task" in transcripts[0] and 'data-lgs-turn="task"' not in transcripts[0]
     assert transcripts[1].count('data-lgs-turn="task"') == 2
     assert transcripts[1].count("⏰ Time to drink water!") == 2
-    assert "⏰ Drink water · scheduled" in transcripts[1]
+    assert "⏰ <bdi>Drink water</bdi> · scheduled" in transcripts[1]
     assert any('class="lgs-runs"' in h and h.count(">success</span>") == 2 for h in html)
     assert any('class="lgs-tasks"' in h and "completed" in h for h in html)
 

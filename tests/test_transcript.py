@@ -186,7 +186,7 @@ def test_html_transcript_styles_task_turns_and_escapes_text() -> None:
     html = Transcript.from_messages("alice", _conversation(), runs={"run-1": record})._repr_html_()
     assert html.count('data-lgs-turn="task"') == 1
     assert html.count('data-lgs-turn="user"') == 2
-    assert "⏰ Water &lt;plants&gt; · scheduled 2026-05-04 07:00:00 UTC" in html
+    assert "⏰ <bdi>Water &lt;plants&gt;</bdi> · scheduled 2026-05-04 07:00:00 UTC" in html
     assert ">error</span>" in html
     assert "thanks &lt;3" in html and "<3" not in html.replace("&lt;3", "")
     assert "border-left:4px solid" in html.split('data-lgs-turn="task"')[1].split(">")[0]
@@ -247,13 +247,15 @@ async def test_a_notebook_transcript_keeps_the_lines_of_prompts_replies_and_erro
     record, transcript = await run_once(prompt, reply)
     html = transcript._repr_html_()
     pre = '<div style="white-space:pre-wrap">'
-    assert f"{pre}<b>task prompt:</b> What is on?\nBe brief.</div>" in html
-    assert f"{pre}<b>assistant:</b> Today:\n- stand-up at 9\n- review  at 2</div>" in html
+    assert f"{pre}<b>task prompt:</b> <bdi>What is on?\nBe brief.</bdi></div>" in html
+    assert (
+        f"{pre}<b>assistant:</b> <bdi>Today:\n- stand-up at 9\n- review  at 2</bdi></div>" in html
+    )
     failed = TaskRunRecord(**(record.model_dump() | {"outcome": "error", "error": "a\n  b"}))
     again = Transcript.from_messages(
         "t", transcript.turns[0].messages, runs={record.run_id: failed}
     )
-    assert 'white-space:pre-wrap"><b>error:</b> a\n  b</div>' in again._repr_html_()
+    assert 'white-space:pre-wrap"><b>error:</b> <bdi>a\n  b</bdi></div>' in again._repr_html_()
 
 
 def test_task_list_is_a_list_and_renders_in_terminal_and_notebook() -> None:
@@ -381,6 +383,39 @@ async def test_crlf_line_ends_are_line_breaks_and_a_lone_carriage_return_is_show
     # What --json prints keeps the text exactly as stored.
     data = json.loads(json.dumps(transcript.to_json()))
     assert [m["text"] for m in data["turns"][0]["messages"]] == [prompt, reply]
+
+
+def test_notebook_views_isolate_the_direction_of_names_and_messages() -> None:
+    # HTML lays out bidirectional text: a right-to-left thread id read its label's count
+    # as its own ("thread 1 · שלום turn"), and a direction override in a forged task
+    # name turned the rest of its label around. Each such text is a <bdi> of its own,
+    # with its direction controls shown escaped.
+    name, prompt, reply = "\u202eevil", "שלום\u200f 2", "\u05d0\u05d1 3"
+    failed = _record(outcome="error", summary=None, error="\u05e9\u05d2\u05d9\u05d0\u05d4 5")
+    messages = [
+        HumanMessage(prompt, additional_kwargs={"task_source": _source(name=name)}),
+        AIMessage("", tool_calls=[{"name": "list_tasks", "args": {"q": "\u05d0"}, "id": "c1"}]),
+        ToolMessage("\u05d0 1", tool_call_id="c1", name="list_tasks"),
+        AIMessage(reply),
+    ]
+    transcript = Transcript.from_messages("שלום", messages, runs={"run-1": failed})
+    history = RunHistory([failed], task_names={"t1": "\u05d0\u05d1"})
+    tasks = TaskList([_task(name="\u05d0\u05d1", thread_id="\u05d2")])
+    shown = transcript._repr_html_() + history._repr_html_() + tasks._repr_html_()
+    assert "\u202e" not in shown
+    for isolated in (
+        "thread <bdi>שלום</bdi> · 1 turn",
+        "⏰ <bdi>\\u202eevil</bdi> · scheduled 2026-05-04 07:00:00 UTC",
+        f"<b>task prompt:</b> <bdi>{prompt}</bdi>",
+        f"<b>assistant:</b> <bdi>{reply}</bdi>",
+        "<b>error:</b> <bdi>\u05e9\u05d2\u05d9\u05d0\u05d4 5</bdi>",
+        "→ <bdi>list_tasks({&quot;q&quot;: &quot;\u05d0&quot;})</bdi>",
+        "← list_tasks: <bdi>\u05d0 1</bdi>",
+        '<td style="text-align:left"><bdi>\u05d0\u05d1</bdi></td>',  # a task's name
+        '<td style="text-align:left"><bdi>\u05d2</bdi></td>',  # its thread
+        '<td style="text-align:left"><bdi>\u05e9\u05d2\u05d9\u05d0\u05d4 5</bdi></td>',
+    ):
+        assert isolated in shown, (isolated, shown)
 
 
 async def test_a_tool_call_with_arguments_json_cannot_hold_renders_and_reads_as_json(

@@ -185,13 +185,13 @@ class TaskList(list[Task]):
         rows = [
             [
                 _code(task.id),
-                _esc(task.name),
+                _isolated(task.name),
                 _esc(task.state),
                 _esc(task.describe_schedule()),
                 _esc(_task_next_run(task)),
                 _esc(_runs_text(task)),
                 _outcome_html(task.last_outcome),
-                _esc(task.thread_id or "isolated"),
+                _isolated(task.thread_id or "isolated"),
             ]
             for task in self
         ]
@@ -300,12 +300,12 @@ class RunHistory(list[TaskRunRecord]):
         rows = [
             [
                 _code(record.run_id[:8]),
-                _esc(self._task_label(record)),
+                _isolated(self._task_label(record)),
                 _esc(record.trigger),
                 _esc(utc_time(record.scheduled_for)),
                 _esc(_duration(record)),
                 _outcome_html(record.outcome, running=True),
-                _esc(_short(record.summary or record.error or "")),
+                _isolated(_short(record.summary or record.error or "")),
             ]
             for record in self
         ]
@@ -375,14 +375,15 @@ class Turn:
             )
         colour = _OUTCOME_COLOURS.get(self.outcome or "", "#6b7280")
         why = self._why()
-        error = f"<b>error:</b> {_esc(why, lines=True)}" if why else ""
+        error = f"<b>error:</b> {_isolated(why, lines=True)}" if why else ""
+        name, rest = _label_parts(self.source)
         return "".join(
             [
                 '<div data-lgs-turn="task" style="margin:8px 0;padding:4px 10px;'
                 f"border-left:4px solid {_TASK_COLOUR};background:#f5f3ff;color:#1f2937;"
                 'border-radius:4px">'
                 f'<div style="font-weight:600;color:{_TASK_COLOUR}">'
-                f"{_esc(_label_head(self.source))} · "
+                f"⏰ {_isolated(name)}{_esc(rest)} · "
                 f'<span style="color:{colour}">{_esc(_outcome_word(self.run))}</span></div>',
                 *_html_lines(self.messages, task_turn=True),
                 *([f'<div style="color:{colour};{_LINES}">{error}</div>'] if error else []),
@@ -487,16 +488,20 @@ class Transcript:
         return "".join(
             [
                 f'<div class="lgs-transcript" style="{_BOX_STYLE}">',
-                f'<div style="color:#6b7280;margin-bottom:6px">{_esc(self._header())}</div>',
+                f'<div style="color:#6b7280;margin-bottom:6px">thread '
+                f"{_isolated(self.thread_id)} · {_esc(self._counts())}</div>",
                 *(turn._repr_html_() for turn in self.turns),
                 "</div>",
             ]
         )
 
     def _header(self) -> str:
+        return f"thread {self.thread_id} · {self._counts()}"
+
+    def _counts(self) -> str:
         count, scheduled = len(self.turns), len(self.scheduled_turns)
         turns = "turn" if count == 1 else "turns"
-        return f"thread {self.thread_id} · {count} {turns} ({scheduled} task-triggered)"
+        return f"{count} {turns} ({scheduled} task-triggered)"
 
 
 async def load_transcript(
@@ -621,11 +626,18 @@ def _shown_source(source: TaskSource) -> dict[str, Any]:
 
 
 def _label_head(source: TaskSource) -> str:
+    name, rest = _label_parts(source)
+    return f"⏰ {name}{rest}"
+
+
+def _label_parts(source: TaskSource) -> tuple[str, str]:
+    """A task turn's label head as the task's name and what follows it: ``" · scheduled
+    <time>"`` and the attempt of a retry (HTML isolates the name, :func:`_isolated`)."""
     when = utc_time(_parse_time(source.get("scheduled_for")))
     trigger = "run now" if source.get("trigger") == "manual" else "scheduled"
     attempt = retry_attempt(source)
     retry = f" (attempt {attempt})" if attempt is not None else ""
-    return f"⏰ {source.get('task_name', '?')} · {trigger} {when}{retry}"
+    return str(source.get("task_name", "?")), f" · {trigger} {when}{retry}"
 
 
 def _message_json(message: BaseMessage) -> dict[str, Any]:
@@ -747,6 +759,14 @@ def _esc(text: str, *, lines: bool = False) -> str:
     return html.escape(terminal_text(text, lines=lines), quote=True)
 
 
+def _isolated(text: str, *, lines: bool = False) -> str:
+    """Text from a user or a model (a name, prompt, reply, error, thread id) for HTML, as
+    :func:`_esc`, in a ``<bdi>``: its direction is its own, and right-to-left text or a
+    mark in it cannot reorder the label around it ("thread שלום · 1 turn" showed as
+    "thread 1 · שלום turn")."""
+    return f"<bdi>{_esc(text, lines=lines)}</bdi>"
+
+
 def _code(text: str) -> str:
     return f"<code>{_esc(text)}</code>"
 
@@ -783,19 +803,19 @@ def _html_lines(messages: Sequence[BaseMessage], *, task_turn: bool) -> list[str
             continue
         if isinstance(message, HumanMessage):
             who = "task prompt" if task_turn else "you"
-            text = _esc(message.text, lines=True)
+            text = _isolated(message.text, lines=True)
             lines.append(f'<div style="{_LINES}"><b>{who}:</b> {text}</div>')
         elif isinstance(message, AIMessage):
             if message.text:
-                text = _esc(message.text, lines=True)
+                text = _isolated(message.text, lines=True)
                 lines.append(f'<div style="{_LINES}"><b>assistant:</b> {text}</div>')
             for call in message.tool_calls:
-                lines.append(f'<div style="{mono}">→ {_esc(_call_text(call))}</div>')
+                lines.append(f'<div style="{mono}">→ {_isolated(_call_text(call))}</div>')
         elif isinstance(message, ToolMessage):
-            text = f"← {message.name or 'tool'}: {_first_line(message)}"
-            lines.append(f'<div style="{mono}">{_esc(text)}</div>')
+            text = f"← {_esc(message.name or 'tool')}: {_isolated(_first_line(message))}"
+            lines.append(f'<div style="{mono}">{text}</div>')
         else:
-            text = f"{_esc(message.type)}: {_esc(message.text, lines=True)}"
+            text = f"{_esc(message.type)}: {_isolated(message.text, lines=True)}"
             lines.append(f'<div style="{_LINES}">{text}</div>')
     return lines
 
