@@ -1423,6 +1423,8 @@ def test_a_webhook_url_must_be_http_or_https_with_a_host(url: str) -> None:
         ("http://example.com:0/hooks", "port 0"),
         ("http://-bad-.com/hooks", "'-bad-' starts or ends with a hyphen"),
         ("https://hooks.example-.com:8443/hooks", "'example-' starts or ends with a hyphen"),
+        ("http://hooks..example.com/hooks", "an empty label"),
+        ("http://" + "a" * 64 + ".example.com/hooks", "label of 64 characters"),
     ],
 )
 def test_a_webhook_url_no_request_can_be_sent_to_is_refused_at_once(url: str, why: str) -> None:
@@ -1456,6 +1458,8 @@ async def test_a_stored_url_no_request_can_be_sent_to_keeps_its_task_readable(
         "https://b\u00fccher.example/hooks",
         "https://user:pw@hooks.example.com/hooks",
         "https://hooks.example.com:8443/" + "a" * 2000,
+        "https://hooks.example.com./hooks",  # the root's empty label, written
+        "https://" + "a" * 63 + ".x-1.example.com/hooks",
     ],
 )
 def test_ipv6_literals_non_ascii_hosts_and_userinfo_are_webhook_urls(url: str) -> None:

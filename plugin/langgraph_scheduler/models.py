@@ -209,15 +209,26 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
     return url
 
 
+_MAX_LABEL = 63
+"""The most characters a label of a DNS name has."""
+
+
 def _check_reachable(host: str, port: int | None) -> None:
     """Raise ``ValueError`` for what httpx takes but no connection can go to: port 0, or
-    a domain label that starts or ends with a hyphen (which no DNS name has; idna refuses
-    it only in a non-ASCII name)."""
+    a domain label no DNS name has (empty, longer than 63 characters, or starting or
+    ending with a hyphen; idna refuses them only in a non-ASCII name)."""
     if port == 0:
         raise ValueError("port 0 is no port a server listens on")
-    bad = next((label for label in host.split(".") if label[:1] == "-" or label[-1:] == "-"), None)
-    if bad is not None:
-        raise ValueError(f"the host's label {bad!r} starts or ends with a hyphen")
+    labels = host.removesuffix(".").split(".")  # a trailing dot names the root
+    for label in labels:
+        if not label:
+            raise ValueError(f"the host {host!r} has an empty label")
+        if len(label) > _MAX_LABEL:
+            raise ValueError(
+                f"the host has a label of {len(label)} characters; the limit is {_MAX_LABEL}"
+            )
+        if label[0] == "-" or label[-1] == "-":
+            raise ValueError(f"the host's label {label!r} starts or ends with a hyphen")
 
 
 _URL_PARTS = re.compile(
