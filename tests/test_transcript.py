@@ -380,6 +380,9 @@ async def test_crlf_line_ends_are_line_breaks_and_a_lone_carriage_return_is_show
     assert "assistant: Today:" in lines and "- stand-up" in lines, lines
     assert "- review\\rOVERWRITE" in lines, lines
     assert text.count("\\r") == 1  # the lone one, shown escaped
+    html = transcript._repr_html_()  # the same in a notebook
+    assert "\r" not in html and "<bdi>What is on?\nBe brief.</bdi>" in html
+    assert "- stand-up\n- review\\rOVERWRITE</bdi>" in html
     # What --json prints keeps the text exactly as stored.
     data = json.loads(json.dumps(transcript.to_json()))
     assert [m["text"] for m in data["turns"][0]["messages"]] == [prompt, reply]
