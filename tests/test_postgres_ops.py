@@ -1155,3 +1155,61 @@ async def test_the_upkeep_s_clock_check_warns_again_only_after_the_clocks_agreed
     finally:
         await store.close()
     assert said == [["WARNING"], [], ["INFO"], [], ["WARNING"], []]
+
+
+# -- a connection budget smaller than a replica's ---------------------------------------
+
+
+@pytest.fixture
+def capped_role(postgres_url: str) -> Iterator[Callable[[int], str]]:
+    """A login role owning the test database, whose CONNECTION LIMIT a test sets: the URL
+    of the database as that role."""
+    import psycopg
+
+    role = f"lgs_capped_{uuid.uuid4().hex[:8]}"
+    base, _, name = postgres_url.rpartition("/")
+    admin = f"{base}/postgres"
+
+    def capped(limit: int) -> str:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {limit}')
+            conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{role}"')
+        return make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+
+    yield capped
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the tables it made
+        conn.execute(f'REASSIGN OWNED BY "{role}" TO postgres')
+        conn.execute(f'DROP OWNED BY "{role}"')
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" OWNER TO postgres')
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.parametrize("limit", [3, 4])
+async def test_a_replica_allowed_fewer_connections_than_it_opens_still_records_every_fire(
+    capped_role: Callable[[int], str], runs: RunWaiter, limit: int
+) -> None:
+    # A role allowed fewer connections than a replica may open (6): the store's pool and
+    # the checkpointer's take them all, and the replica's own session, which records
+    # finishes, could never connect: every fire stayed running, its finish retried
+    # forever. Its statements go through the pool meanwhile.
+    url = capped_role(limit)
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=url, on_run=runs, drain_timeout_secs=5) as rt:
+        task = await rt.create_task(
+            name="capped",
+            schedule=Interval(seconds=1, start=datetime.now(timezone.utc)),
+            trigger="tick",
+            thread_id="capped",
+            max_runs=3,
+        )
+        found = await runs.wait_for(3, task_id=task.id, timeout=60)
+        assert [r.outcome for r in found] == ["success"] * 3
+        assert (await rt.get_task(task.id)).state == "completed"
+        other = await rt.create_task(name="by hand", schedule=Interval(hours=1), trigger="go")
+        assert (await rt.run_now(other.id)).outcome == "success"
+        assert [r.outcome for r in await rt.history(task.id)] == ["success"] * 3

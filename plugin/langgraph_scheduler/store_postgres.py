@@ -183,7 +183,9 @@ class PostgresStore(Store):
         spare (2 more while :meth:`build_indexes` builds an index, once after an
         upgrade; one more while a transaction has run over 2 s, to see whether it waits
         for another session's lock: see :class:`_LockWatch`). When the server refuses
-        connections, work waits and is retried; it is never dropped. A task's row
+        connections, work waits and is retried; it is never dropped. A replica allowed
+        fewer (a role's ``CONNECTION LIMIT`` of 3) still runs, slower: the statements of
+        its own session, refused, go through the store's pool. A task's row
         another session holds locked (a DBA's open transaction) keeps none of the pool's
         two connections for longer than the :data:`LOCK_TIMEOUT` at a time, so the
         upkeep's lease renewals always get one: a write of that task tries again for
@@ -1552,7 +1554,8 @@ class _Session:
     per transaction, autocommit switched on and back on a pooled connection). If the
     session is lost (a failover, an idle kill), the next call opens another and sends
     its statement again: every statement sent here is safe to send twice. The session
-    holds nothing of its own: a held thread is a leased row, kept through the loss.
+    holds nothing of its own: a held thread is a leased row, kept through the loss. A
+    session that cannot connect sends the call on a pooled connection instead.
 
     A statement that waits for a row lock (a task's row held by a DBA's open
     transaction, a migration, a stuck client) would hold up every other, and so every
@@ -1585,6 +1588,15 @@ class _Session:
         self._told: float | None = None
         """The ``_since`` of the last call logged as stuck (logged once)."""
         self._closed = False
+        self._told_refused = False
+        """Whether the session's refused connection was logged (once until it connects)."""
+
+    @functools.cached_property
+    def _refusals(self) -> tuple[type[BaseException], ...]:
+        """The errors of a connection refused or not made (psycopg's, the network's)."""
+        import psycopg
+
+        return (psycopg.OperationalError, OSError)
 
     async def fetch_one(self, sql: str, args: Any) -> _Row:
         """Run one statement; its first row. A session found lost is opened again and the
@@ -1599,17 +1611,39 @@ class _Session:
             await self._mutex.acquire()  # a lock it waits for wherever it is sent
         self._since = asyncio.get_running_loop().time()
         try:
-            conn = await self._connection()
             try:
-                return await _fetch_one(conn, sql, args)
-            except Exception as exc:
-                if not conn.broken:
-                    raise
-                await self._drop(exc)
-            return await _fetch_one(await self._connection(), sql, args)
+                conn = await self._connection()
+            except self._refusals as exc:
+                refused: BaseException = exc
+            else:
+                try:
+                    return await _fetch_one(conn, sql, args)
+                except Exception as exc:
+                    if not conn.broken:
+                        raise
+                    await self._drop(exc)
+                return await _fetch_one(await self._connection(), sql, args)
         finally:
             self._since = None
             self._mutex.release()
+        return await self._on_pool(sql, args, refused)
+
+    async def _on_pool(self, sql: str, args: Any, refused: BaseException) -> _Row:
+        """Send a statement on a pooled connection, the session being refused
+        (``refused``): the role's or the server's connection slots are all taken (by the
+        store's and the checkpointer's pools themselves, where the role may open fewer
+        connections than a replica does), or the server is down. Queued for the session,
+        every fire would wait for a slot the pools never give back; the pool's own
+        failure, if it fails too, is raised."""
+        if not self._told_refused:
+            self._told_refused = True
+            logger.warning(
+                "the replica's session could not connect (%s); its statements go through "
+                "its pool meanwhile",
+                " ".join(str(refused).split()),
+            )
+        row = await self._pooled(functools.partial(_fetch_pooled, sql=sql, args=args))
+        return row
 
     async def _take_within_patience(self) -> bool:
         """Take the session (True), or give up (False) once the call holding it has held
@@ -1671,6 +1705,7 @@ class _Session:
         )
         _lenient_times(conn.adapters)
         self._conn = conn
+        self._told_refused = False
         return conn
 
     async def _drop(self, exc: BaseException) -> None:
