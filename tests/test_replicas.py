@@ -582,6 +582,34 @@ async def test_a_runtime_without_a_graph_frees_a_dead_processs_threads_as_it_sta
             assert await _rows(admin.store, thread_locks_table.c.holder) == [(admin.holder,)]
 
 
+@pytest.mark.parametrize("lease", ["'infinity'", "'10000-01-01 00:00:00+00'"])
+async def test_a_thread_whose_lease_cannot_be_read_is_taken_as_a_lapsed_one(
+    postgres_url: str, observer: Store, runs: RunWaiter, lease: str
+) -> None:
+    # A row written by hand, its holder on another host (not known to be dead here),
+    # whose lease no Python time holds: it never read as run out, so every fire on its
+    # thread was skipped as busy and every hold refused, for good. It is taken as a
+    # lapsed one is, as a running fire's unreadable lease is swept.
+    row = text(
+        "INSERT INTO lgs_thread_locks (thread_id, holder, lease_expires_at) "
+        f"VALUES ('stuck', 'elsewhere:1:gone', {lease})"
+    )
+    await observer.transaction(lambda conn: conn.execute(row))
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    async with SchedulerRuntime(graph, database=postgres_url, on_run=runs) as rt:
+        task = await rt.create_task(
+            name="stuck",
+            schedule=Once(at=_now() + timedelta(seconds=0.3)),
+            trigger="go",
+            thread_id="stuck",
+            options=TaskOptions(max_wait_secs=5),
+        )
+        (record,) = await runs.wait_for(1, task_id=task.id, timeout=30)
+        assert (record.outcome, record.summary) == ("success", "ran")
+        async with rt.thread_lock("stuck", timeout=5):
+            assert await _rows(observer, thread_locks_table.c.holder) == [(rt.holder,)]
+
+
 async def test_created_on_one_replica_fires_on_another_and_deleted_fires_nowhere(
     postgres_url: str, replicas: Any, observer: Store
 ) -> None:

@@ -970,9 +970,9 @@ class PostgresStore(Store):
     @functools.cached_property
     def _take_thread(self) -> Select[Any]:
         """A thread taken as one statement: its row inserted for our holder, or taken
-        over if its lease ran out or it is ours already (so the statement is safe to
-        send again after its answer was lost); returns how many rows were taken (0: the
-        lease of another holder still runs)."""
+        over if its lease ran out (or cannot be read) or it is ours already (so the
+        statement is safe to send again after its answer was lost); returns how many
+        rows were taken (0: the lease of another holder still runs)."""
         locks = thread_locks_table
         row = postgresql.insert(locks).values(
             thread_id=bindparam("l_thread", type_=String()),
@@ -990,6 +990,9 @@ class PostgresStore(Store):
                 where=or_(
                     locks.c.holder == row.excluded.holder,
                     locks.c.lease_expires_at <= bindparam("l_now", type_=_UTCDateTime()),
+                    # Written by hand (``infinity``, past 9999): no runtime renews such
+                    # a lease, and it would never be told run out.
+                    self._unreadable_time(locks.c.lease_expires_at),
                 ),
             )
             .returning(locks.c.thread_id)
