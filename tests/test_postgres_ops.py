@@ -1213,3 +1213,18 @@ async def test_a_replica_allowed_fewer_connections_than_it_opens_still_records_e
         other = await rt.create_task(name="by hand", schedule=Interval(hours=1), trigger="go")
         assert (await rt.run_now(other.id)).outcome == "success"
         assert [r.outcome for r in await rt.history(task.id)] == ["success"] * 3
+
+
+async def test_a_start_whose_checkpointer_gets_no_connection_says_why(
+    capped_role: Callable[[int], str],
+) -> None:
+    # Two connections, both the start-up's own (its lock, its set-up): the checkpointer's
+    # pool could open none, and the start failed with a StoreError that said only
+    # "couldn't get a connection after 30.00 sec" (not retryable, no reason). It is the
+    # server's refusal now, a StoreUnavailable like every other.
+    graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+    runtime = SchedulerRuntime(graph, database=capped_role(2))
+    with pytest.raises(StoreUnavailable, match="too many connections for role") as raised:
+        await runtime.start()
+    assert "connection failed" in str(raised.value)
+    assert not runtime.running

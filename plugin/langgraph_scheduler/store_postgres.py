@@ -1055,7 +1055,7 @@ class PostgresStore(Store):
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
         # A pool, not one connection: a dropped connection is replaced instead of failing
         # every later turn. Each connection lent is checked first; a failed check sweeps
@@ -1084,9 +1084,28 @@ class PostgresStore(Store):
             # which a role without CREATE on the schema may not: skipped when current.
             if not await _checkpoints_current(pool, len(saver.MIGRATIONS) - 1):
                 await saver.setup()
+        except PoolTimeout as exc:
+            raise await self._starved(exc) from exc
         except (psycopg.Error, OSError) as exc:
             raise self._map_error(exc) from exc
         return saver
+
+    async def _starved(self, exc: BaseException) -> StoreError:
+        """Why the checkpointer's pool lent no connection in time (``exc``, which says
+        only how long it waited): a connection opened now fails with the server's reason
+        (out of connection slots, the server down), mapped as any other; one opened fine
+        is closed, and the wait said."""
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=10)
+        except (psycopg.Error, OSError) as refused:
+            return self._map_error(refused)
+        await conn.close()
+        return StoreUnavailable(
+            f"database {self.safe_url} is unavailable (the checkpointer's pool: {exc}); "
+            "the operation can be retried once it lends a connection"
+        )
 
     def _threshold(self, prepared: int) -> int | None:
         """psycopg's ``prepare_threshold``: ``prepared``, or None (never) when statements
