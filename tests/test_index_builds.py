@@ -11,6 +11,7 @@ not durations, on a small table; one slow test builds on a million runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,8 +20,10 @@ import psycopg
 import pytest
 
 from langgraph_scheduler import SchedulerRuntime
+from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.store import open_store
 
+from .helpers import build_graph
 from .test_postgres_ops import pgbouncer  # noqa: F401 (a fixture)
 
 _T = TypeVar("_T")
@@ -397,3 +400,43 @@ async def test_a_build_outlives_the_statement_timeout_and_lock_timeout_of_its_ro
         await blocker()
     assert await _until(lambda: _valid(earlier), "a valid index")
     assert "could not be built" not in caplog.text
+
+
+async def test_a_checkpointer_index_a_cut_short_start_left_invalid_is_built_again(
+    postgres_url: str,
+) -> None:
+    # A start whose session was lost while LangGraph's migration built an index of the
+    # checkpoints concurrently leaves it invalid, its migration unrecorded. The next
+    # start ran the migration again, CREATE INDEX CONCURRENTLY IF NOT EXISTS, which
+    # kept the invalid index: unused by every read, still kept up by every write, for
+    # good. Such a left-over build fails the same way as a unique one on shared values.
+    name = "checkpoints_thread_id_idx"
+    async with SchedulerRuntime(None, database=postgres_url) as rt:
+        async with contextlib.AsyncExitStack() as stack:
+            await rt.store.open_checkpointer(stack, max_connections=1)
+    async with await psycopg.AsyncConnection.connect(_plain(postgres_url), autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint) "
+            "VALUES ('t', 'a', '{}'), ('t', 'b', '{}')"
+        )
+        await conn.execute(f"DROP INDEX {name}")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON checkpoints(thread_id)")
+        await conn.execute("DELETE FROM checkpoint_migrations WHERE v >= 6")
+
+        async def validity() -> bool | None:
+            cursor = await conn.execute(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
+            )
+            row = await cursor.fetchone()
+            return None if row is None else bool(row[0])
+
+        assert await validity() is False
+        graph = build_graph(ScriptedChatModel(steps=["ran"], cycle=True))
+        async with SchedulerRuntime(graph, database=postgres_url):
+            assert await validity() is True
+        cursor = await conn.execute("SELECT pg_get_indexdef(to_regclass(%s))", (name,))
+        row = await cursor.fetchone()
+        assert row is not None and row[0] == (
+            f"CREATE INDEX {name} ON public.checkpoints USING btree (thread_id)"
+        )

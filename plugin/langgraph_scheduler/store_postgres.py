@@ -246,6 +246,8 @@ class PostgresStore(Store):
         self._sending: collections.Counter[str] = collections.Counter()
         """Takes and frees on their way, by thread."""
         self._closed = False
+        self._setting_up = False
+        """Whether this store holds the replicas' start-up lock (see :meth:`_setup_lock`)."""
         self._session = _Session(
             self.conninfo,
             prepare_threshold=self._threshold(_STORE_THRESHOLD),
@@ -694,9 +696,11 @@ class PostgresStore(Store):
                 await conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
             except (DBAPIError, OSError) as exc:
                 raise self._map_error(exc) from exc
+            self._setting_up = True
             try:
                 yield
             finally:
+                self._setting_up = False
                 with contextlib.suppress(DBAPIError, OSError):  # it ends with its session
                     await held.rollback()
 
@@ -1083,6 +1087,8 @@ class PostgresStore(Store):
             # Its setup sends CREATE TABLE IF NOT EXISTS even when nothing is missing,
             # which a role without CREATE on the schema may not: skipped when current.
             if not await _checkpoints_current(pool, len(saver.MIGRATIONS) - 1):
+                if self._setting_up:  # no other start-up builds one meanwhile
+                    await _drop_left_invalid(pool, saver.MIGRATIONS)
                 await saver.setup()
         except PoolTimeout as exc:
             raise await self._starved(exc) from exc
@@ -1480,6 +1486,34 @@ async def _checkpoints_current(pool: Any, latest: int) -> bool:
         cursor = await conn.execute("SELECT max(v) AS v FROM checkpoint_migrations")
         row = await cursor.fetchone()
     return row is not None and row["v"] == latest
+
+
+_SAVER_INDEX = re.compile(r"CREATE INDEX CONCURRENTLY IF NOT EXISTS (\w+)")
+"""An index ``AsyncPostgresSaver``'s migrations build, and its name."""
+
+
+async def _drop_left_invalid(pool: AsyncConnectionPool[Any], migrations: Sequence[str]) -> None:
+    """Drop the checkpointer's indexes that a start-up cut short mid-build left invalid
+    (its session lost while its migration ran ``CREATE INDEX CONCURRENTLY``): run again,
+    the migration creates them ``IF NOT EXISTS`` and so kept such an index for good,
+    unused by reads and still kept up by every write. Only while holding the start-up
+    lock: no other replica's build is then under way."""
+    from psycopg import sql
+
+    names = [found[1] for found in map(_SAVER_INDEX.search, migrations) if found]
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE NOT i.indisvalid AND c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
+            (names,),
+        )
+        for row in await cursor.fetchall():
+            logger.warning(
+                "checkpointer index %s was left invalid by an interrupted start; building it again",
+                row["name"],
+            )
+            drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}")
+            await conn.execute(drop.format(sql.Identifier(row["name"])))
 
 
 def _settle_params(
