@@ -264,6 +264,10 @@ async def test_invalid_stored_payload_is_recorded_as_error_and_runtime_goes_on(
         ("max_concurrency", "4", "max_concurrency must be a whole number, got '4'"),
         ("lease_secs", float("inf"), "lease_secs must be a positive, finite number"),
         ("window_secs", float("inf"), "window_secs must be a positive, finite number"),
+        # Finite, but past the calendar's end once added to now: every claim pass failed
+        # (OverflowError, logged and tried again for ever), or the start raised it.
+        ("lease_secs", 1e12, "lease_secs must be a positive, finite number of seconds, up to 100"),
+        ("window_secs", 1e12, "window_secs must be a positive, finite number of seconds, up to"),
         ("sync_interval_secs", float("nan"), "sync_interval_secs must be a positive"),
         ("drain_timeout_secs", -5, "drain_timeout_secs must be 0 or more seconds, got -5"),
         ("store_retry_secs", float("nan"), "store_retry_secs must be 0 or more seconds"),

@@ -124,7 +124,8 @@ class SchedulerRuntime:
             finish is then dropped (logged). A runtime never takes its own live turns
             for dead. On PostgreSQL, a runtime on the system clock warns (at start,
             and once a minute after) when its clock and the database server's differ
-            by more than a quarter of ``lease_secs`` (at least 1 s).
+            by more than a quarter of ``lease_secs`` (at least 1 s). At most 100 years,
+            as ``window_secs``.
         history_limit: run records kept per task (None keeps all); older finished ones
             are trimmed by the runtime's upkeep, within ``lease_secs / 3`` of a finish.
         history_max_age_days: finished run records older than this are purged.
@@ -1134,6 +1135,11 @@ _MAX_CONCURRENCY = 1_000_000
 the integers a database counts the free turn slots in."""
 
 
+_MAX_SPAN_SECS = 100 * 31_557_600
+"""The longest lease and window (100 years): added to now they are stored and compared as
+times, which end with the year 9999."""
+
+
 def _check_options(
     *,
     max_concurrency: int,
@@ -1157,15 +1163,17 @@ def _check_options(
         raise InvalidTask(
             f"max_concurrency must be at most {_MAX_CONCURRENCY:,}, got {max_concurrency}"
         )
-    for label, value in (
-        ("lease_secs", lease_secs),
-        ("sync_interval_secs", sync_interval_secs),
-        ("window_secs", window_secs),
-    ):
-        if not _number(value) or not 0 < value < math.inf:
+    for label, value in (("lease_secs", lease_secs), ("window_secs", window_secs)):
+        if not _number(value) or not 0 < value <= _MAX_SPAN_SECS:
             raise InvalidTask(
-                f"{label} must be a positive, finite number of seconds, got {value!r}"
+                f"{label} must be a positive, finite number of seconds, up to 100 years "
+                f"({_MAX_SPAN_SECS:,}), got {value!r}"
             )
+    if not _number(sync_interval_secs) or not 0 < sync_interval_secs < math.inf:
+        raise InvalidTask(
+            "sync_interval_secs must be a positive, finite number of seconds, got "
+            f"{sync_interval_secs!r}"
+        )
     if not _number(default_timeout_secs) or not default_timeout_secs > 0:
         raise InvalidTask(f"default_timeout_secs must be positive, got {default_timeout_secs!r}")
     _check_seconds("drain_timeout_secs", drain_timeout_secs)
