@@ -699,6 +699,35 @@ async def test_a_retry_whose_occurrence_is_in_another_form_runs_once(
         assert await _waiting(rt) == []
 
 
+def _upkeep_of(
+    rt: SchedulerRuntime, clock: FakeClock, *, history_max_age_days: float | None = None
+) -> Upkeep:
+    """An upkeep of its own over the runtime's store and claims, on ``clock``."""
+    return Upkeep(
+        rt.store,
+        rt._bridge,
+        clock=clock,
+        lease_secs=30,
+        history_limit=None,
+        history_max_age_days=history_max_age_days,
+    )
+
+
+@pytest.mark.parametrize("days", [1e6, 1e12])
+async def test_an_age_limit_older_than_the_calendar_purges_nothing_and_fails_no_upkeep(
+    clock: FakeClock, runs: RunWaiter, sqlite_url: str, days: float
+) -> None:
+    # Its cutoff, now less the age, is before the year 1 (or no timedelta at all): every
+    # upkeep pass raised OverflowError, logged as a failed lease upkeep once a minute for
+    # as long as the runtime ran. No record is that old: nothing is purged.
+    async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
+        task = await rt.create_task(name="r", schedule=Interval(hours=1), trigger="go")
+        record = await rt.run_now(task.id)
+        upkeep = _upkeep_of(rt, clock, history_max_age_days=days)
+        await upkeep.tend()
+        assert [r.run_id for r in await rt.history(task.id)] == [record.run_id]
+
+
 async def test_the_upkeep_mends_waiting_retries_every_ten_minutes(
     clock: FakeClock, runs: RunWaiter, sqlite_url: str
 ) -> None:
@@ -709,14 +738,7 @@ async def test_the_upkeep_mends_waiting_retries_every_ten_minutes(
     async with runtime(build_graph(ScriptedChatModel()), sqlite_url, clock, runs) as rt:
         task = await rt.create_task(name="r", schedule=Interval(hours=1), trigger="go")
         own = FakeClock(START)
-        upkeep = Upkeep(
-            rt.store,
-            rt._bridge,
-            clock=own,
-            lease_secs=30,
-            history_limit=None,
-            history_max_age_days=None,
-        )
+        upkeep = _upkeep_of(rt, own)
         first = await _retry_by_hand(rt, task, "'zzz'")
         await upkeep.tend()  # mended: due START, when the runtime's clock stands
         assert (await runs.wait_for(1))[0].scheduled_for == first

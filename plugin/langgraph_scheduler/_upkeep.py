@@ -175,8 +175,12 @@ class Upkeep:
             if self.history_limit is not None:
                 await self.store.trim_history(finished, keep=self.history_limit)
         if self.history_max_age_days is not None and now >= self._next_purge:
-            cutoff = now - timedelta(days=self.history_max_age_days)
-            await self.store.purge_history(finished_before=cutoff)
+            try:
+                cutoff = now - timedelta(days=self.history_max_age_days)
+            except OverflowError:  # before the year 1: no record is that old
+                pass
+            else:
+                await self.store.purge_history(finished_before=cutoff)
             self._next_purge = now + timedelta(seconds=_PURGE_EVERY_SECS)
 
     async def run(self) -> None:
