@@ -465,9 +465,13 @@ class SchedulerRuntime:
         ``interrupted``), let in-flight turns finish up to the deadline, record the rest
         ``interrupted`` (retried per policy by the next runtime) and close the store.
 
-        Then the coroutine listener calls still running (told of those records too) may
-        end in what is left of the deadline, or within 1 s past it; those still running
-        then are cancelled, the runs and events they were not told of logged.
+        Recording those outcomes may take up to 30 s past the deadline while the
+        database does not answer (down, or its connections all taken); what is still
+        unrecorded then is left to its lease, and the next runtime records it
+        ``interrupted``. Then the coroutine listener calls still running (told of those
+        records too) may end in what is left of the deadline, or within 1 s past it;
+        those still running then are cancelled, the runs and events they were not told
+        of logged.
 
         Threads held through :meth:`thread_lock` or :meth:`ainvoke` are waited for up
         to the same deadline (new holds are refused meanwhile), but those of the task
