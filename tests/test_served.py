@@ -121,6 +121,27 @@ async def test_server_mode_is_refused_where_it_cannot_work(sqlite_url: str) -> N
         served_runtime()
 
 
+def test_a_server_is_refused_when_made_with_a_url_no_request_can_go_to() -> None:
+    # A URL without its scheme was taken, and every turn then failed at the server's
+    # door with httpx's words ("missing an 'http://' or 'https://' protocol"); an empty
+    # one passed for "the server of this process". A bad field raised pydantic's error.
+    for url in ("127.0.0.1:2024", "localhost:2024", "", "ftp://host/"):
+        with pytest.raises(InvalidTask, match=r"field 'url': a server URL must be absolute"):
+            LangGraphServer(url=url, assistant_id="agent")
+    with pytest.raises(InvalidTask, match="field 'assistant_id'"):
+        LangGraphServer(assistant_id="")
+    with pytest.raises(InvalidTask, match="field 'api_key'") as refused:
+        LangGraphServer(assistant_id="agent", api_key=12345)  # type: ignore[arg-type]
+    assert "12345" not in str(refused.value)
+    # A token in the URL is shown nowhere: not in the repr, nor in the records' errors.
+    server = LangGraphServer(url="https://me:s3cret@agents.example/x?key=t0ken", assistant_id="a")
+    assert "s3cret" not in repr(server) and "t0ken" not in repr(server)
+    assert server.where == "https://***@agents.example/x?key=***"
+    assert LangGraphServer(url="http://127.0.0.1:2024", assistant_id="a").url == (
+        "http://127.0.0.1:2024"
+    )
+
+
 async def test_the_lifespan_serves_the_runtime_to_tools_and_middleware(sqlite_url: str) -> None:
     middleware = pytest.importorskip("langgraph_scheduler.middleware")
     scheduler = middleware.SchedulerMiddleware(served_runtime)

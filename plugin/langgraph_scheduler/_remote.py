@@ -19,12 +19,12 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ._attribution import AttributionKey
 from ._turns import (
@@ -45,8 +45,9 @@ from ._turns import (
     turn_metadata,
     turn_summary,
 )
+from ._validated import Validated
 from .errors import SchedulerError
-from .models import TaskRunRecord
+from .models import TaskRunRecord, check_http_url, redact_url, redacted_url_args
 from .store import Store
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ _THREAD_NAMESPACE = uuid.UUID("4f1c7a52-9d0e-5b6a-8c3e-2f7d1a9b6e40")
 :func:`server_thread_id`)."""
 
 
-class LangGraphServer(BaseModel):
+class LangGraphServer(Validated):
     """Run scheduled turns on a LangGraph server instead of in this process.
 
     Every turn becomes a run of ``assistant_id`` on the task's thread (created if
@@ -103,10 +104,14 @@ class LangGraphServer(BaseModel):
         A server names threads by UUID. A task whose thread id is not one (an isolated
         task's fresh thread, or a name you chose) runs on a UUID derived from it; the
         record's ``server_thread_id`` says which. The timeout includes the time a run
-        waits in the thread's queue behind the user's runs.
+        waits in the thread's queue behind the user's runs. A bad field raises
+        ``InvalidTask`` when it is made, a ``url`` without ``http://`` or ``https://``
+        too, rather than failing every turn.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    """Errors never show what was given: an api key, a header value, a URL's tokens."""
+    called = "LangGraphServer"
 
     assistant_id: str = Field(
         min_length=1,
@@ -129,10 +134,21 @@ class LangGraphServer(BaseModel):
         default_factory=dict, repr=False, description="Extra HTTP headers for every call."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        return check_http_url(url, what="a server URL", example="http://127.0.0.1:2024")
+
     @property
     def where(self) -> str:
-        """The server, for messages: its URL, or "the server of this process"."""
-        return self.url or "the LangGraph server of this process"
+        """The server, for messages (kept in run records, logged): its URL with any token
+        in it hidden, or "the LangGraph server of this process"."""
+        return redact_url(self.url) if self.url else "the LangGraph server of this process"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        return redacted_url_args(super().__repr_args__(), "url")
 
 
 def server_thread_id(thread_id: str) -> str:

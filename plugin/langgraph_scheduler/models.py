@@ -183,9 +183,19 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
             f"{size} ({len(url)} characters: non-ASCII ones take 2 to 4 bytes each); use "
             "a shorter URL"
         )
+    return check_http_url(
+        url, what="a webhook URL", example="https://hooks.example.com/scheduler", stored=stored
+    )
+
+
+def check_http_url(url: str, *, what: str, example: str, stored: bool = False) -> str:
+    """``url`` if it is an absolute http(s) URL with a host and port a request can go
+    to, else a ``ValueError`` naming it ``what`` (``"a webhook URL"``) and giving
+    ``example``. A ``stored`` URL is not checked for what only a request finds (a host
+    that is no valid domain name), so that one written before stays readable."""
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise ValueError(
-            f"a webhook URL must not contain spaces or control characters: {redact_url(url)!r}"
+            f"{what} must not contain spaces or control characters: {redact_url(url)!r}"
         )
     try:
         parts = urlsplit(url)
@@ -194,8 +204,8 @@ def check_webhook_url(url: str, *, stored: bool = False) -> str:
         raise ValueError(f"{redact_url(url)!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"a webhook URL must be absolute, start with http:// or https:// and name a "
-            f"host, e.g. 'https://hooks.example.com/scheduler'; got {redact_url(url)!r}"
+            f"{what} must be absolute, start with http:// or https:// and name a "
+            f"host, e.g. {example!r}; got {redact_url(url)!r}"
         )
     if not stored:  # one stored by a version that did not check stays readable
         try:
