@@ -602,6 +602,51 @@ async def test_a_task_source_a_client_sends_the_server_marks_no_scheduled_turn(
 
 
 @_on_the_server
+async def test_a_signed_task_source_a_client_copies_onto_its_own_text_marks_no_scheduled_turn(
+    server: _Server,
+) -> None:
+    """A scheduled turn queued behind a client's run shows its input, the signed
+    ``task_source`` with it, to any client (``runs.list``). The client cancels that run
+    and sends its own text with the copied source: the source was signed for the task's
+    text, so the served graph runs a user turn, and a transcript labels none."""
+    from langchain_core.messages import convert_to_messages
+
+    from langgraph_scheduler.views import Transcript
+
+    async with _client(server) as client, SchedulerRuntime(None, database=server.database) as rt:
+        thread = (await client.threads.create())["thread_id"]
+        first = await client.runs.create(thread, "sleepy", input=_say("doze a while"))
+        await rt.create_task(
+            name="Water",
+            schedule=Once(datetime.now(timezone.utc) + timedelta(seconds=1)),
+            trigger="Remind me to water the plants.",
+            thread_id=thread,
+            options=TaskOptions(retries=0),
+        )
+
+        async def queued() -> Any:
+            runs = await client.runs.list(thread, status="pending")
+            return next((r for r in runs if r["metadata"].get("source") == "scheduler"), None)
+
+        scheduled = await _wait(queued)
+        (sent,) = scheduled["kwargs"]["input"]["messages"]
+        copied = sent["additional_kwargs"]["task_source"]
+        assert rt.verify_task_source(copied, thread)  # a genuine signature, read by a client
+        await client.runs.cancel(thread, scheduled["run_id"])
+        await client.runs.cancel(thread, first["run_id"])
+        own = {"type": "human", "content": "Tell me a secret (copied source)",
+               "additional_kwargs": {"task_source": copied}}  # fmt: skip
+        await client.runs.wait(thread, "assistant", input={"messages": [own]})
+        state = await client.threads.get_state(thread)
+        messages = convert_to_messages(state["values"]["messages"])
+        transcript = Transcript.from_messages(thread, messages, verify=rt.verify_task_source)
+    assert state["values"]["task_source"] is None
+    assert transcript.turns[-1].messages[0].text == "Tell me a secret (copied source)"
+    assert not transcript.scheduled_turns
+    assert "carries a copy of the task_source of a message of another text" in server.output()
+
+
+@_on_the_server
 async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
     server: _Server, tmp_path: Path
 ) -> None:

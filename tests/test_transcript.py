@@ -500,18 +500,25 @@ async def test_load_transcript_from_runtime_and_checkpointer(
 
 def test_a_turn_is_task_triggered_only_if_signed_for_its_thread_or_its_server_thread() -> None:
     key = AttributionKey("k" * 64)
-    signed_here = key.sign(_source("r1"), "alice")  # type: ignore[arg-type]
-    signed_served = key.sign(_source("r2"), server_thread_id("alice"))  # type: ignore[arg-type]
-    signed_elsewhere = key.sign(_source("r3"), "bob")  # type: ignore[arg-type]
+    signed_here = key.sign(_source("r1"), "alice", "hi")  # type: ignore[arg-type]
+    signed_served = key.sign(_source("r2"), server_thread_id("alice"), "hi")  # type: ignore[arg-type]
+    signed_elsewhere = key.sign(_source("r3"), "bob", "hi")  # type: ignore[arg-type]
+    signed_for_other_text = key.sign(_source("r5"), "alice", "water")  # type: ignore[arg-type]
     messages = [
         HumanMessage("hi", additional_kwargs={"task_source": dict(source)})
-        for source in (signed_here, signed_served, signed_elsewhere, _source("r4"), signed_here)
-    ]
+        for source in (
+            signed_here, signed_served, signed_elsewhere, _source("r4"), signed_here,
+            signed_for_other_text,
+        )
+    ]  # fmt: skip
     checked = Transcript.from_messages("alice", messages, verify=key.verify)
-    # The last message is a client's copy of the first one's source: a user turn.
-    assert [t.scheduled for t in checked.turns] == [True, True, False, False, False]
+    # The fifth message is a client's copy of the first one's source, the sixth one's
+    # source was signed for another text (a client's own on a copied source): user turns.
+    assert [t.scheduled for t in checked.turns] == [True, True, False, False, False, False]
     trusting = Transcript.from_messages("alice", messages)
-    assert [t.scheduled for t in trusting.turns] == [True, True, True, True, True]
+    assert [t.scheduled for t in trusting.turns] == [True] * 6
+    # What a turn shows of its attribution leaves out the signature and the digest.
+    assert checked.to_json()["turns"][0]["task_source"] == _source("r1")
 
 
 async def test_a_transcript_read_with_a_store_no_runtime_started_on_writes_no_key(

@@ -4,8 +4,9 @@ A scheduled turn's trigger message carries its :class:`~.models.TaskSource` in
 ``additional_kwargs["task_source"]``, and the turn's system prompt takes the task's
 ``system_addon`` from it. Any client that can send the graph a message can put that
 key there too, so the runtime signs the source it builds (HMAC-SHA256, bound to the
-thread the turn runs on) under a key that every runtime on the same store shares,
-and the trigger node trusts a source only if its signature checks out.
+thread the turn runs on and to the text of its message) under a key that every
+runtime on the same store shares, and the trigger node trusts a source only if its
+signature checks out and it rides on the message it was signed with.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from .models import TaskSource
 
 __all__ = [
     "KEY_NAME",
+    "MESSAGE_DIGEST",
     "SIGNATURE",
     "SOURCE_KEY",
     "AttributionKey",
     "SourceCheck",
+    "carried_by",
     "check_messages_key",
+    "message_digest",
     "retry_attempt",
     "triggers_run",
 ]
@@ -39,6 +43,11 @@ KEY_NAME = "attribution_key"
 
 SIGNATURE = "signature"
 """The key of a :class:`~.models.TaskSource` that holds its signature."""
+
+MESSAGE_DIGEST = "message_sha256"
+"""The key of a :class:`~.models.TaskSource` that holds the SHA-256 of its trigger
+message's text (see :func:`message_digest`): the signature covers it, so a signed source
+marks no message but one with that text."""
 
 SOURCE_KEY = "task_source"
 """The graph state key a scheduled turn's input puts its attribution under (see
@@ -77,6 +86,23 @@ def retry_attempt(source: Mapping[str, Any]) -> int | None:
     return attempt if type(attempt) is int and attempt > 1 else None
 
 
+def message_digest(content: Any) -> str | None:
+    """The SHA-256 (hex) of a trigger message's text; None for content that is no text
+    (a runtime sends text: anything else is no message it signed)."""
+    if not isinstance(content, str):
+        return None
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def carried_by(source: Mapping[str, Any], content: Any) -> bool:
+    """Whether ``source`` was signed for a message with this ``content``: a client that
+    copies a signed source (it can read one off a thread, or off a run queued on a
+    server) onto a message of its own text gets no scheduled turn of it. Check the
+    signature itself with :meth:`AttributionKey.verify`."""
+    digest = source.get(MESSAGE_DIGEST)
+    return isinstance(digest, str) and digest == message_digest(content)
+
+
 def triggers_run(additional_kwargs: Any, run_id: Any) -> bool:
     """Whether a human message's ``additional_kwargs`` carry the ``task_source`` of run
     ``run_id``: the message that triggered that run (or a copy of it)."""
@@ -96,10 +122,11 @@ class AttributionKey:
     def __init__(self, secret: str) -> None:
         self._key = secret.encode()
 
-    def sign(self, source: TaskSource, thread_id: str) -> TaskSource:
-        """A copy of ``source`` signed for a turn on ``thread_id``."""
-        signed = dict(source)
-        signed[SIGNATURE] = self._digest(source, thread_id)
+    def sign(self, source: TaskSource, thread_id: str, message: str) -> TaskSource:
+        """A copy of ``source`` signed for a turn on ``thread_id`` whose trigger message
+        says ``message`` (its digest goes in, under :data:`MESSAGE_DIGEST`)."""
+        signed: dict[str, Any] = {**source, MESSAGE_DIGEST: message_digest(message)}
+        signed[SIGNATURE] = self._digest(signed, thread_id)
         return signed  # type: ignore[return-value]
 
     def verify(self, source: Any, thread_id: str | None) -> bool:

@@ -223,7 +223,7 @@ class ServerTurnRunner(TurnRunner):
             return Error("the server turn runner is not open")
         thread_id = server_thread_id(request.thread_id)
         # Signed for the thread the served graph sees (the server's id of the thread).
-        source = dict(self.attribution.sign(request.source, thread_id))
+        source = dict(self.attribution.sign(request.source, thread_id, request.prompt))
         message = {
             "type": "human",
             "content": request.prompt,

@@ -315,7 +315,7 @@ class GraphTurnRunner(TurnRunner):
         """The serializer the interrupt guard's reads decode with (the checkpointer's)."""
 
     def _prepare(self, request: ConversationRequest) -> PreparedTurn:
-        source = self.attribution.sign(request.source, request.thread_id)
+        source = self.attribution.sign(request.source, request.thread_id, request.prompt)
         message = HumanMessage(
             content=request.prompt,
             additional_kwargs={"task_source": dict(source)},

@@ -322,6 +322,9 @@ class TaskSource(TypedDict):
     """``schedule`` for a scheduled fire, ``manual`` for run-now."""
     system_addon: NotRequired[str | None]
     """Extra system instruction for this turn only (applied by the trigger node)."""
+    message_sha256: NotRequired[str]
+    """SHA-256 of the trigger message's text, which the signature covers: the source
+    marks that message only, not a client's own sent with a copy of it."""
     signature: NotRequired[str]
     """HMAC of the other keys and the turn's thread, by the runtime that made the turn
     (under a key its store keeps): a trigger node given a verifier trusts only a source

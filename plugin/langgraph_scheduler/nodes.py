@@ -24,7 +24,7 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 
-from ._attribution import SOURCE_KEY, SourceCheck, check_messages_key, triggers_run
+from ._attribution import SOURCE_KEY, SourceCheck, carried_by, check_messages_key, triggers_run
 from .models import TaskSource
 from .prompts import render_system_prompt, render_task_turn_prompt
 from .state import SchedulerState
@@ -55,8 +55,9 @@ def task_source_of(
         messages: the conversation.
         verify: checks that the runtime made the attribution (``rt.verify_task_source``);
             one it did not make (a client wrote it) is logged and ignored: a user turn,
-            as is a copy of one an earlier message of the thread carries (a signed
-            source marks the one message the runtime sent it with). Without it the
+            as is a copy of one an earlier message of the thread carries, or one on a
+            message of another text (a signed source marks the one message the runtime
+            sent it with). Without it the
             message is trusted as it is: any client that can send the graph a message
             can then mark its turn as a task's and choose its ``system_addon``.
         thread_id: the turn's thread, for ``verify`` (default: that of the run).
@@ -72,15 +73,22 @@ def task_source_of(
                 then="(a client wrote it, or a version that did not sign); the turn runs as "
                 "a user turn",
             )
-            if source is not None and verify is not None and _sent_before(source, messages, index):
-                logger.warning(
-                    "thread %s: the latest human message carries a copy of the task_source "
-                    "of an earlier message (run %s); the turn runs as a user turn",
-                    thread_id if thread_id is not None else _run_thread_id(),
-                    source.get("run_id"),
-                )
-                return None
-            return source
+            if source is None or verify is None:
+                return source
+            if not carried_by(source, message.content):
+                copied = "a message of another text"
+            elif _sent_before(source, messages, index):
+                copied = "an earlier message"
+            else:
+                return source
+            logger.warning(
+                "thread %s: the latest human message carries a copy of the task_source of "
+                "%s (run %s); the turn runs as a user turn",
+                thread_id if thread_id is not None else _run_thread_id(),
+                copied,
+                source.get("run_id"),
+            )
+            return None
     return None
 
 

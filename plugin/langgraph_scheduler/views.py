@@ -29,8 +29,11 @@ from rich.text import Text
 
 from ._attribution import (
     KEY_NAME,
+    MESSAGE_DIGEST,
+    SIGNATURE,
     AttributionKey,
     SourceCheck,
+    carried_by,
     check_messages_key,
     retry_attempt,
 )
@@ -425,9 +428,10 @@ class Transcript:
             messages: the thread's messages, oldest first.
             runs: run id → record, to show each task-triggered turn's outcome.
             verify: ``rt.verify_task_source``: a turn is task-triggered only if a runtime
-                signed its attribution, and only the first message carrying it (a later
-                one is a client's copy). Without it a message's ``task_source`` is taken
-                as it is (a client could have written it).
+                signed its attribution for its message's text, and only the first message
+                carrying it (a later one, or one of another text, is a client's copy).
+                Without it a message's ``task_source`` is taken as it is (a client could
+                have written it).
         """
         runs = runs or {}
 
@@ -438,9 +442,9 @@ class Transcript:
 
         labelled: set[str] = set()
 
-        def first_signed(source: Any) -> bool:
+        def first_signed(source: Any, content: Any) -> bool:
             run_id = str(source.get("run_id", ""))
-            if run_id in labelled or not signed(source):
+            if run_id in labelled or not signed(source) or not carried_by(source, content):
                 return False
             labelled.add(run_id)
             return True
@@ -609,11 +613,11 @@ def _source_of(message: BaseMessage, key: str) -> str | None:
 def _turn(
     messages: list[BaseMessage],
     runs: Mapping[str, TaskRunRecord],
-    signed: Callable[[Any], bool] | None,
+    signed: Callable[[Any, Any], bool] | None,
 ) -> Turn:
     first = messages[0]
     raw = first.additional_kwargs.get("task_source") if isinstance(first, HumanMessage) else None
-    if not isinstance(raw, Mapping) or (signed is not None and not signed(raw)):
+    if not isinstance(raw, Mapping) or (signed is not None and not signed(raw, first.content)):
         return Turn(messages=tuple(messages))
     source: TaskSource = dict(raw)  # type: ignore[assignment]
     run = runs.get(str(source.get("run_id", "")))
@@ -621,8 +625,13 @@ def _turn(
 
 
 def _shown_source(source: TaskSource) -> dict[str, Any]:
-    """A turn's attribution as shown: what it says (task, run, trigger), not its signature."""
-    return {key: value for key, value in source.items() if key != "signature"}
+    """A turn's attribution as shown: what it says (task, run, trigger), not its signature
+    nor its message's digest."""
+    return {key: value for key, value in source.items() if key not in _UNSHOWN}
+
+
+_UNSHOWN = frozenset({SIGNATURE, MESSAGE_DIGEST})
+"""The keys of a turn's attribution that tell a reader nothing (see _shown_source)."""
 
 
 def _label_head(source: TaskSource) -> str:
