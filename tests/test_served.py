@@ -142,6 +142,29 @@ def test_a_server_is_refused_when_made_with_a_url_no_request_can_go_to() -> None
     )
 
 
+async def test_a_server_is_refused_when_its_api_key_or_headers_cannot_be_sent(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key or header no request can carry failed every turn (a line break), or the
+    # runtime's start with httpx's UnicodeEncodeError (a key that is not ASCII).
+    for bad in ({"api_key": "clé-secrète"}, {"api_key": "key\n"}, {"api_key": ""}):
+        with pytest.raises(InvalidTask, match="field 'api_key': the value of header 'x-api-key'"):
+            LangGraphServer(url="http://127.0.0.1:2024", assistant_id="a", **bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTask, match="field 'headers': the value of header 'X-Team'") as no:
+        LangGraphServer(assistant_id="a", headers={"X-Team": "blue\r\nX-Admin: yes"})
+    assert "blue" not in str(no.value)  # a header's value may be a credential
+    with pytest.raises(InvalidTask, match="header name 'X Team' is not a valid HTTP header"):
+        LangGraphServer(assistant_id="a", headers={"X Team": "blue"})
+    assert LangGraphServer(assistant_id="a", api_key="lsv2_abc", headers={"X-Team": "blue"})
+    # One from the environment is read when the runtime starts: refused there, named.
+    monkeypatch.setenv("LANGGRAPH_API_KEY", "clé-secrète")
+    server = LangGraphServer(url="http://127.0.0.1:2024", assistant_id="agent")
+    rt = SchedulerRuntime(None, server=server, database=sqlite_url)
+    with pytest.raises(SchedulerError, match="LANGGRAPH_API_KEY.*must be printable ASCII"):
+        await rt.start()
+    assert not rt.running
+
+
 async def test_the_lifespan_serves_the_runtime_to_tools_and_middleware(sqlite_url: str) -> None:
     middleware = pytest.importorskip("langgraph_scheduler.middleware")
     scheduler = middleware.SchedulerMiddleware(served_runtime)

@@ -47,7 +47,14 @@ from ._turns import (
 )
 from ._validated import Validated
 from .errors import SchedulerError
-from .models import TaskRunRecord, check_http_url, redact_url, redacted_url_args
+from .models import (
+    TaskRunRecord,
+    check_header_name,
+    check_header_value,
+    check_http_url,
+    redact_url,
+    redacted_url_args,
+)
 from .store import Store
 
 if TYPE_CHECKING:
@@ -141,6 +148,18 @@ class LangGraphServer(Validated):
             return None
         return check_http_url(url, what="a server URL", example="http://127.0.0.1:2024")
 
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, key: str | None) -> str | None:
+        return None if key is None else check_header_value("x-api-key", key)
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            check_header_value(check_header_name(name), value)
+        return headers
+
     @property
     def where(self) -> str:
         """The server, for messages (kept in run records, logged): its URL with any token
@@ -190,7 +209,8 @@ class ServerTurnRunner(TurnRunner):
         """Make the SDK client.
 
         Raises:
-            SchedulerError: ``url`` is None outside a LangGraph server process.
+            SchedulerError: ``url`` is None outside a LangGraph server process, or the
+                api key the environment gives cannot be sent.
         """
         if self.server.url is None and "langgraph_api.server" not in sys.modules:
             raise SchedulerError(
@@ -201,13 +221,22 @@ class ServerTurnRunner(TurnRunner):
             )
         from langgraph_sdk import get_client
 
-        self._client = get_client(
-            url=self.server.url,
-            # No read timeout: a turn may run for long, and its own deadline bounds it.
-            timeout=(5.0, None, 30.0, 5.0),
-            headers=self.server.headers or None,
-            **({"api_key": self.server.api_key} if self.server.api_key else {}),
-        )
+        try:
+            self._client = get_client(
+                url=self.server.url,
+                # No read timeout: a turn may run for long, and its own deadline bounds it.
+                timeout=(5.0, None, 30.0, 5.0),
+                headers=self.server.headers or None,
+                **({"api_key": self.server.api_key} if self.server.api_key else {}),
+            )
+        except (UnicodeError, ValueError, httpx.InvalidURL) as exc:
+            # What was given is checked when LangGraphServer is made: an api key taken
+            # from the environment is not (httpx refuses text that is not ASCII).
+            raise SchedulerError(
+                f"cannot make the client of {self.server.where}: {type(exc).__name__} "
+                "(its api key, from api_key= or else the environment: LANGGRAPH_API_KEY, "
+                "LANGSMITH_API_KEY or LANGCHAIN_API_KEY, must be printable ASCII)"
+            ) from None
 
     async def close(self) -> None:
         if self._client is not None:

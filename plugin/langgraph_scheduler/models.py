@@ -239,6 +239,31 @@ def _check_reachable(host: str, port: int | None) -> None:
             )
         if label[0] == "-" or label[-1] == "-":
             raise ValueError(f"the host's label {label!r} starts or ends with a hyphen")
+_HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+"""An HTTP header name (RFC 9110's token)."""
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?")
+"""A header value httpx can send: printable ASCII, inner spaces and tabs, no line break."""
+
+
+def check_header_name(name: str) -> str:
+    """``name`` if it is an HTTP header name, else a ``ValueError`` saying so."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(
+            f"header name {name!r} is not a valid HTTP header name (letters, digits and "
+            "!#$%&'*+-.^_`|~, no spaces)"
+        )
+    return name
+
+
+def check_header_value(name: str, value: str) -> str:
+    """``value`` if a request can send it as header ``name``, else a ``ValueError``
+    that never shows it (it may be a credential)."""
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"the value of header {name!r} cannot be sent: it must be printable ASCII, "
+            "not empty, without line breaks or surrounding spaces"
+        )
+    return value
 
 
 _URL_PARTS = re.compile(
