@@ -1201,6 +1201,30 @@ async def _one_shot(rt: SchedulerRuntime, prompt: str, thread: str, **trigger: A
 
 
 @_on_the_server
+async def test_a_server_turn_whose_thread_a_client_deletes_says_so(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A client deletes the thread mid-turn: the record said "rolled back", as for a run
+    # cancelled with action="rollback", pointing at the wrong cause.
+    thread = f"deleted-{uuid.uuid4().hex[:8]}"
+    database = f"sqlite:///{tmp_path / 'deleted.db'}"
+    async with _client(server) as client, _sleepy(server.url, database) as rt:
+        began = await rt.run_now(await _one_shot(rt, "doze, then answer", thread), wait=False)
+
+        async def running() -> Any:
+            record = await rt.get_run(began.run_id)
+            return record if record is not None and record.server_run_id else None
+
+        await _wait(running)
+        await client.threads.delete(server_thread_id(thread))
+        record = await _wait(lambda: _finished(rt, began.run_id))
+    assert record.outcome == "interrupted"
+    assert record.error == (
+        f"the server run's thread {server_thread_id(thread)} was deleted on the server"
+    )
+
+
+@_on_the_server
 async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
     server: _Server, tmp_path: Path
 ) -> None:

@@ -317,8 +317,8 @@ class ServerTurnRunner(TurnRunner):
             await asyncio.shield(self._cancel(where))
             raise
         except Exception as exc:
-            if _status(exc) == 404:  # rolled back: the server deleted the run
-                return Interrupted("the server run was rolled back", server_run=where)
+            if _status(exc) == 404:  # rolled back, or its thread deleted, by a client
+                return Interrupted(await _gone(client, where), server_run=where)
             logger.warning("following server run %s failed: %r", where.run_id, exc)
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
@@ -553,6 +553,18 @@ class ServerTurnRunner(TurnRunner):
                 "graph id from the server's langgraph.json)"
             )
         return text
+
+
+async def _gone(client: LangGraphClient, where: ServerRun) -> str:
+    """Why the server no longer knows the run ``where``: its thread was deleted, or the
+    run was rolled back (cancelled with ``action="rollback"``, or by a client's run sent
+    with ``multitask_strategy="rollback"``). Never raises."""
+    try:
+        await asyncio.wait_for(client.threads.get(where.thread_id), CANCEL_TIMEOUT_SECS)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return f"the server run's thread {where.thread_id} was deleted on the server"
+    return "the server run was rolled back"
 
 
 def _held_at_interrupt(thread: Any) -> bool:
