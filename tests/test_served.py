@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import json
 import os
 import pickle
@@ -18,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -1222,6 +1224,64 @@ async def test_a_server_turn_whose_thread_a_client_deletes_says_so(
     assert record.error == (
         f"the server run's thread {server_thread_id(thread)} was deleted on the server"
     )
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A server that refuses every request's key, as a deployment's auth does."""
+
+    def _refuse(self) -> None:
+        body = b'{"detail": "Invalid API key"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@_on_the_server
+async def test_a_server_run_refused_says_which_setting_to_check(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A URL with a path too many (404) was blamed on the assistant id alone, and a key
+    # the server refused (401) named no setting.
+    refusing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
+    records = []
+    try:
+        for n, (url, assistant) in enumerate(
+            [
+                (f"{server.url}/api", "sleepy"),
+                (server.url, "nobody"),
+                (f"http://127.0.0.1:{refusing.server_address[1]}", "sleepy"),
+            ]
+        ):
+            remote = LangGraphServer(url=url, assistant_id=assistant, api_key="lsv2_wrong")
+            rt = SchedulerRuntime(None, server=remote, database=f"sqlite:///{tmp_path / f'{n}.db'}")
+            async with rt:
+                records.append(await rt.run_now(await _one_shot(rt, "say hi", "refused")))
+    finally:
+        refusing.shutdown()
+        refusing.server_close()
+    wrong_path, no_assistant, wrong_key = records
+    assert [r.outcome for r in records] == ["error"] * 3
+    assert wrong_path.error is not None and wrong_path.error.startswith(
+        f"{server.url}/api did not start the run: 404 Not Found; check url (the server's base "
+        "URL, as langgraph-sdk takes it) and assistant_id='sleepy'"
+    )
+    assert (
+        no_assistant.error is not None and "422 Invalid assistant: 'nobody'" in no_assistant.error
+    )
+    assert wrong_key.error is not None and wrong_key.error.endswith(
+        "did not start the run: 401 Invalid API key; check the api key it was sent "
+        "(LangGraphServer(api_key=...), else LANGGRAPH_API_KEY, LANGSMITH_API_KEY or "
+        "LANGCHAIN_API_KEY) and headers"
+    )
+    assert "lsv2_wrong" not in wrong_key.error
 
 
 @_on_the_server

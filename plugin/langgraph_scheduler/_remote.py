@@ -547,10 +547,16 @@ class ServerTurnRunner(TurnRunner):
     def _refused(self, exc: BaseException) -> str:
         status = _status(exc)
         text = f"{self.server.where} did not start the run: {_describe(exc)}"
-        if status == 404:
+        if status == 404:  # no such route (a URL with a path too many), or assistant
             text += (
-                f"; check assistant_id={self.server.assistant_id!r} (an assistant id, or a "
-                "graph id from the server's langgraph.json)"
+                f"; check url (the server's base URL, as langgraph-sdk takes it) and "
+                f"assistant_id={self.server.assistant_id!r} (an assistant id, or a graph id "
+                "from the server's langgraph.json)"
+            )
+        elif status in (401, 403):
+            text += (
+                "; check the api key it was sent (LangGraphServer(api_key=...), else "
+                "LANGGRAPH_API_KEY, LANGSMITH_API_KEY or LANGCHAIN_API_KEY) and headers"
             )
         return text
 
