@@ -1694,6 +1694,39 @@ async def _finished(rt: SchedulerRuntime, run_id: str) -> Any:
 
 
 @pytest.mark.slow
+async def test_a_timed_out_server_run_the_server_does_not_cancel_is_not_said_cancelled(
+    tmp_path: Path,
+) -> None:
+    # The server stops answering (SIGSTOP) mid-turn: the turn times out and its cancel
+    # gets no answer. The record said "was cancelled" all the same, though the run may
+    # go on once the server answers again.
+    served = _launch(tmp_path, f"sqlite:///{tmp_path / 'scheduler.db'}")
+    try:
+        _answering(served)
+        async with _sleepy(served.url, f"sqlite:///{tmp_path / 'remote.db'}") as rt:
+            task_id = await _one_shot(rt, "hang on", "frozen", timeout_secs=3)
+            began = await rt.run_now(task_id, wait=False)
+
+            async def noted() -> Any:
+                record = await rt.get_run(began.run_id)
+                return record if record is not None and record.server_run_id else None
+
+            await _wait(noted)
+            os.killpg(served.process.pid, signal.SIGSTOP)
+            try:
+                record = await _wait(lambda: _finished(rt, began.run_id), timeout=60)
+            finally:
+                os.killpg(served.process.pid, signal.SIGCONT)
+    finally:
+        served.stop()
+    assert record.outcome == "timeout"
+    assert record.error == (
+        "the turn did not finish within 3s; cancelling its server run got no answer from "
+        "the server, so it may still finish there"
+    )
+
+
+@pytest.mark.slow
 def test_langgraph_dev_refuses_to_serve_an_in_memory_database(tmp_path: Path) -> None:
     served = _launch(tmp_path, "sqlite://")
     try:

@@ -870,12 +870,15 @@ def to_finish(
             **ids,
         )
     if isinstance(response, Timeout):
-        return Finish(
-            record,
-            "timeout",
-            error=f"the turn did not finish within {response.after_secs:g}s and was cancelled",
-            **ids,
-        )
+        late = f"the turn did not finish within {response.after_secs:g}s"
+        if response.cancelled:
+            error = f"{late} and was cancelled"
+        else:
+            error = (
+                f"{late}; cancelling its server run got no answer from the server, so it "
+                "may still finish there"
+            )
+        return Finish(record, "timeout", error=error, **ids)
     if isinstance(response, Interrupted):
         return Finish(record, "interrupted", error=_error_text(response.reason), **ids)
     if isinstance(response, Skipped):

@@ -307,8 +307,8 @@ class ServerTurnRunner(TurnRunner):
             )
             outside = await _error_outside_nodes(client, where, final, state, joined)
         except _TurnTimedOut:
-            await self._cancel(where)
-            return Timeout(request.timeout_secs, server_run=where)
+            cancelled = await self._cancel(where)
+            return Timeout(request.timeout_secs, server_run=where, cancelled=cancelled)
         except asyncio.CancelledError:
             # The runtime is stopping: the server run must not go on without us (the
             # next runtime retries the fire). Shielded, so the cancel call itself is sent.
@@ -530,12 +530,12 @@ class ServerTurnRunner(TurnRunner):
                 "naming server run %s on run %s failed: %r", where.run_id, request.run_id, exc
             )
 
-    async def _cancel(self, where: ServerRun, *, wait: bool = True) -> None:
-        """Cancel a server run and (with ``wait``) wait a little until it stopped; never
-        raises."""
+    async def _cancel(self, where: ServerRun, *, wait: bool = True) -> bool:
+        """Cancel a server run and (with ``wait``) wait a little until it stopped; whether
+        the server answered (a refusal too: a run that already ended). Never raises."""
         client = self._client
         if client is None:
-            return
+            return False
         try:
             await asyncio.wait_for(
                 client.runs.cancel(where.thread_id, where.run_id, wait=wait),
@@ -543,6 +543,8 @@ class ServerTurnRunner(TurnRunner):
             )
         except Exception as exc:
             logger.warning("cancelling server run %s failed: %r", where.run_id, exc)
+            return _status(exc) is not None
+        return True
 
     def _refused(self, exc: BaseException) -> str:
         status = _status(exc)

@@ -93,6 +93,8 @@ class Timeout:
 
     after_secs: float
     server_run: ServerRun | None = None
+    cancelled: bool = True
+    """False for a server run whose cancel the server did not answer: it may go on."""
 
     def __repr__(self) -> str:
         return f"Timeout(after_secs={self.after_secs:g})"
