@@ -1717,13 +1717,22 @@ async def test_a_timed_out_server_run_the_server_does_not_cancel_is_not_said_can
                 record = await _wait(lambda: _finished(rt, began.run_id), timeout=60)
             finally:
                 os.killpg(served.process.pid, signal.SIGCONT)
+            # Stopped before the turn's create: its answer, and then the look-up for the
+            # run it may have made, time out. The server makes that run once it goes on.
+            task_id = await _one_shot(rt, "say hi", "frozen", timeout_secs=3)
+            os.killpg(served.process.pid, signal.SIGSTOP)
+            try:
+                unanswered = await rt.run_now(task_id)
+            finally:
+                os.killpg(served.process.pid, signal.SIGCONT)
     finally:
         served.stop()
-    assert record.outcome == "timeout"
-    assert record.error == (
+    late = (
         "the turn did not finish within 3s; cancelling its server run got no answer from "
         "the server, so it may still finish there"
     )
+    assert (record.outcome, record.error) == ("timeout", late)
+    assert (unanswered.outcome, unanswered.error) == ("timeout", late)
 
 
 @pytest.mark.slow

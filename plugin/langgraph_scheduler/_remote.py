@@ -367,7 +367,8 @@ class ServerTurnRunner(TurnRunner):
                 request.timeout_secs,
             )
         except _TurnTimedOut:
-            return Timeout(request.timeout_secs, server_run=await self._stop_created(request))
+            found, answered = await self._stop_created(request)
+            return Timeout(request.timeout_secs, server_run=found, cancelled=answered)
         except asyncio.CancelledError:
             await self._stopped_while_creating(request)
             raise
@@ -428,7 +429,7 @@ class ServerTurnRunner(TurnRunner):
         """The runtime stops before the create was answered: the run it may have made
         must not go on without us. Shielded, so the look-up and the cancel are sent
         while the stop goes on; the record names the run (see :meth:`cut_short`)."""
-        stopped = await asyncio.shield(self._stop_created(request))
+        stopped, _ = await asyncio.shield(self._stop_created(request))
         if stopped is not None:
             self._cut_short[request.run_id] = stopped
 
@@ -457,19 +458,20 @@ class ServerTurnRunner(TurnRunner):
                 return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
         return None
 
-    async def _stop_created(self, request: ConversationRequest) -> ServerRun | None:
+    async def _stop_created(self, request: ConversationRequest) -> tuple[ServerRun | None, bool]:
         """Cancel the server run a create left unanswered made, if it made one; which
-        one it was. Never raises."""
+        one it was, and whether the server answered the look-up (and the cancel): if
+        not, a run it made may go on. Never raises."""
         try:
             found = await self._created(request)
         except Exception as exc:
             logger.warning(
                 "looking for an unconfirmed server run of run %s failed: %r", request.run_id, exc
             )
-            return None
-        if found is not None:
-            await self._cancel(found)
-        return found
+            return None, False
+        if found is None:
+            return None, True
+        return found, await self._cancel(found)
 
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
