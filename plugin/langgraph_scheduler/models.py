@@ -239,6 +239,8 @@ def _check_reachable(host: str, port: int | None) -> None:
             )
         if label[0] == "-" or label[-1] == "-":
             raise ValueError(f"the host's label {label!r} starts or ends with a hyphen")
+
+
 _HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 """An HTTP header name (RFC 9110's token)."""
 _HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?")
