@@ -30,6 +30,7 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler.middleware import SchedulerMiddleware
 from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+from langgraph_scheduler.served import LangGraphServer
 
 from .helpers import RunWaiter
 
@@ -138,6 +139,16 @@ def test_a_coroutine_function_is_refused_as_a_context() -> None:
 
     with pytest.raises(InvalidTask, match="not a coroutine function"):
         SchedulerRuntime(None, database="sqlite://", context=context)
+
+
+def test_a_context_is_refused_for_turns_on_a_server() -> None:
+    """A LangGraph server takes no ``configurable`` beside a run's context, and the
+    scheduler's tools read the task's owner there: refused when made, not at each fire
+    (the server answers such a run 400)."""
+    server = LangGraphServer(url="http://127.0.0.1:2024", assistant_id="agent")
+    with pytest.raises(InvalidTask, match="context is not sent to a LangGraph server"):
+        SchedulerRuntime(None, server=server, context={"user": "erin"})
+    assert SchedulerRuntime(None, server=server).context is None
 
 
 @tool

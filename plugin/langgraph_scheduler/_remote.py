@@ -360,7 +360,6 @@ class ServerTurnRunner(TurnRunner):
                     metadata=_server_metadata(request),
                     # The task's owner is the user of its turns, as in GraphTurnRunner.
                     config={"configurable": {"user_id": request.owner}},
-                    context=request.context,  # None: none sent
                     multitask_strategy=strategy,
                     if_not_exists="create",
                 ),

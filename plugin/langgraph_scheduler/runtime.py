@@ -153,8 +153,10 @@ class SchedulerRuntime:
             nodes, tools and middleware read as ``runtime.context``: a value, or a plain
             function of the fire's :class:`Task` returning one, called at each fire
             (``context=lambda task: Context(user_id=task.owner)``). A function that
-            raises records the fire ``error`` without running it. On a server, it must
-            be JSON (a dict, a dataclass, a pydantic model). None: turns run without one.
+            raises records the fire ``error`` without running it. None: turns run
+            without one. Not with ``server``: a LangGraph server takes no ``configurable``
+            beside a run's context, and the scheduler's tools read the task's owner from
+            there (``user_id``); give the server's assistant its context instead.
         webhook: POST every finished run record to ``webhook.url`` and to its task's
             ``TaskOptions.webhook_url``, signed with ``webhook.secret``, retried with
             backoff, in the background (see :mod:`langgraph_scheduler.webhooks`); each
@@ -242,6 +244,15 @@ class SchedulerRuntime:
             raise InvalidTask(
                 "context must be a value or a plain function of the task returning one, "
                 "not a coroutine function: each fire calls it as its turn is built"
+            )
+        if server is not None and context is not None:
+            raise InvalidTask(
+                "context is not sent to a LangGraph server: the server takes no "
+                "configurable beside a run's context (it copies the context there, "
+                "keeping only what the graph's context schema declares), and the "
+                "scheduler's tools read the task's owner there as user_id; give the "
+                "server's assistant its context (assistants.create(..., context=...)), "
+                "which its runs take"
             )
         self.context = context
         self.holder = f"{process_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
