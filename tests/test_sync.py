@@ -320,6 +320,24 @@ def test_a_call_made_while_another_thread_starts_the_runtime_waits_for_the_start
     assert _threads() == []
 
 
+def test_a_stop_called_while_another_thread_starts_the_runtime_stops_it(tmp_path: Path) -> None:
+    # A stop from another thread in the first moments of start(), before the runtime's
+    # loop existed, returned at once doing nothing: the start went on and the runtime ran
+    # on. It waits for the start and stops what it started (or the start is refused).
+    for attempt in range(12):
+        graph = build_graph(ScriptedChatModel())
+        rt = SyncSchedulerRuntime(graph, database=f"sqlite:///{tmp_path / f'{attempt}.db'}")
+        starter, started = _in_thread(rt.start)
+        while not rt._lifecycle.locked() and starter.is_alive():
+            pass  # the start is under way
+        time.sleep(attempt * 0.0002)  # at different moments of it
+        rt.stop()
+        assert _ended(starter)
+        assert started == [None] or isinstance(started[0], NotRunning), started
+        assert not rt.running and not rt.runtime.running, attempt
+        assert _threads() == []
+
+
 def test_a_bad_url_fails_start_in_one_line_and_leaves_no_thread(tmp_path: Path) -> None:
     no_folder = r"^no folder \S+/missing for the SQLite database \S+/x\.db: create it \(mkdir"
     with pytest.raises(StoreError, match=no_folder):
@@ -698,6 +716,54 @@ def test_a_signal_handler_stopping_the_runtime_again_cuts_the_first_call_short(
             "main: the runtime was stopped while it started: make a new SyncSchedulerRuntime",
         ]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_signal_handler_stopping_the_runtime_before_its_loop_exists_refuses_the_start(
+    tmp_path: Path,
+) -> None:
+    """A SIGINT handler's stop() landing on the thread in start() before the runtime's
+    loop existed marked the facade stopped, and the start then went on: the runtime ran
+    beside a facade that said it was stopped. The start is refused instead."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, threading, time
+        from langgraph_scheduler import NotRunning, SyncSchedulerRuntime
+        from langgraph_scheduler import sync
+
+        serve = sync._serve
+
+        def serve_once_ctrl_c_landed(loop, ready):
+            os.kill(os.getpid(), signal.SIGINT)  # while start() waits for this thread
+            handled.wait(30)
+            serve(loop, ready)
+
+        handled = threading.Event()
+        sync._serve = serve_once_ctrl_c_landed
+
+        def on_sigint(signum, frame):
+            rt.stop()
+            handled.set()
+
+        rt = SyncSchedulerRuntime(None, database={f"sqlite:///{tmp_path / 'x.db'}"!r})
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            rt.start()
+        except NotRunning as error:
+            print("main:", error, flush=True)
+        print("main: running" if rt.running or rt.runtime.running else "main: stopped")
+        print(*(t.name for t in threading.enumerate() if t.name == "langgraph-scheduler"))
+        """
+    )
+    result = subprocess.run(  # the timeout catches a hang; it is no performance bound
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "main: the runtime was stopped while it started: make a new SyncSchedulerRuntime",
+        "main: stopped",
+        "",
+    ]
 
 
 @pytest.mark.slow

@@ -191,16 +191,23 @@ class SyncSchedulerRuntime:
         )
         thread.start()
         ready.wait()
-        self._thread, self._loop, self._pid = thread, loop, os.getpid()
+        with self._gate:
+            # A stop from a signal handler on this thread, before the loop was ours to
+            # stop, marked this object stopped: the runtime must not start after it.
+            cut_short = self._stopped
+            if not cut_short:
+                self._thread, self._loop, self._pid = thread, loop, os.getpid()
+        if cut_short:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            raise NotRunning(_STOPPED_WHILE_STARTING)
         try:
             asyncio.run_coroutine_threadsafe(self.runtime.start(), loop).result()
         except BaseException as error:
             cut_short = self._loop is None  # by a stop from a signal handler, just now
             self._close_loop()
             if cut_short and isinstance(error, concurrent.futures.CancelledError):
-                raise NotRunning(
-                    "the runtime was stopped while it started: make a new SyncSchedulerRuntime"
-                ) from None
+                raise NotRunning(_STOPPED_WHILE_STARTING) from None
             raise
         _stop_at_exit(self)
 
@@ -211,12 +218,13 @@ class SyncSchedulerRuntime:
         held ``thread_lock``, …) and the runtime's turns may finish up to the drain
         timeout (the runtime's ``drain_timeout_secs`` unless given); calls still running
         then are cancelled and raise :class:`NotRunning`, as do calls made once the stop
-        began. A stop called meanwhile from another thread waits for this one; one called
-        on this thread (a signal handler's, Ctrl-C again) cuts it short, as does one
-        called during :meth:`start` there, which then raises :class:`NotRunning`; calling
-        it after does nothing, as does calling it in a process forked from the one that
-        started the runtime (the runtime runs on there). ``math.inf`` waits for the calls
-        and turns however long they take.
+        began. A stop called meanwhile from another thread waits for this one, and one
+        called while another thread runs :meth:`start` waits for the start, then stops
+        what it started; one called on this thread (a signal handler's, Ctrl-C again)
+        cuts it short, as does one called during :meth:`start` there, which then raises
+        :class:`NotRunning`; calling it after does nothing, as does calling it in a
+        process forked from the one that started the runtime (the runtime runs on
+        there). ``math.inf`` waits for the calls and turns however long they take.
 
         Raises:
             InvalidTask: ``drain_timeout_secs`` is no number of seconds, 0 or more (the
@@ -224,7 +232,7 @@ class SyncSchedulerRuntime:
         """
         if drain_timeout_secs is not None:
             _check_seconds("drain_timeout_secs", drain_timeout_secs)
-        if self._loop is None or self._forked():
+        if self._forked():
             return
         if threading.current_thread() is self._thread:
             raise RuntimeError(
@@ -238,6 +246,8 @@ class SyncSchedulerRuntime:
             # runtime's stop, cancelled, records its turns interrupted and closes the store).
             self._close_loop(settle=False)
             return
+        # A start under way on another thread holds the lock until it ends (its loop may
+        # not exist yet): this stop waits for it, then stops what it started.
         with self._lifecycle:
             loop = self._loop
             if loop is None:
@@ -465,6 +475,9 @@ class SyncSchedulerRuntime:
 
 
 _STOPPING = "the runtime is stopping: make a new SyncSchedulerRuntime"
+_STOPPED_WHILE_STARTING = (
+    "the runtime was stopped while it started: make a new SyncSchedulerRuntime"
+)
 
 
 class _Hold:
