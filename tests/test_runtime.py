@@ -931,6 +931,37 @@ async def test_a_stop_inside_the_runtimes_own_thread_hold_does_not_wait_for_it(
         assert not rt.running and theirs.done()
 
 
+async def test_a_hold_outliving_the_stop_lets_the_blocks_own_error_through(
+    database: str, runtime_factory: Any
+) -> None:
+    """A ``thread_lock`` block still running when the stop's drain ends raises its own
+    error, never one of the stop in its place; one that ends without one ends as usual
+    (its thread stays taken until its lease runs out, see the stop)."""
+    rt = runtime_factory(None, database=database)
+    await rt.start()
+    holding: list[str] = []
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(thread_id: str, error: Exception | None) -> str:
+        async with rt.thread_lock(thread_id):
+            holding.append(thread_id)
+            if len(holding) == 2:
+                held.set()
+            await release.wait()
+            if error is not None:
+                raise error
+        return "ended"
+
+    failing = asyncio.ensure_future(hold("alice", ValueError("the block's own")))
+    quiet = asyncio.ensure_future(hold("bob", None))
+    await held.wait()
+    await rt.stop(drain_timeout_secs=0)
+    release.set()
+    with pytest.raises(ValueError, match="^the block's own$"):
+        await failing
+    assert await quiet == "ended"
+
+
 async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:

@@ -557,6 +557,46 @@ def test_stop_inside_the_callers_own_hold_does_not_wait_for_it(tmp_path: Path) -
     assert isinstance(error, NotRunning) and "stopped" in str(error)
 
 
+def test_a_hold_cut_short_by_the_stop_lets_the_blocks_own_error_through(tmp_path: Path) -> None:
+    # The NotRunning of a hold the stop cut short replaced the error its block raised,
+    # which was left in __context__ and hidden ('from None'): the caller saw "stopped" and
+    # never its own failure. The block's error goes through; a block that ended without
+    # one still hears the hold was cut short.
+    rt = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 's.db'}")
+    rt.start()
+    held, release = threading.Barrier(3), threading.Event()
+
+    def hold(thread_id: str, error: Exception | None) -> None:
+        with rt.thread_lock(thread_id):
+            held.wait(30)
+            release.wait(30)
+            if error is not None:
+                raise error
+
+    failing, failed = _in_thread(lambda: hold("alice", ValueError("the block's own")))
+    quiet, cut = _in_thread(lambda: hold("bob", None))
+    held.wait(30)
+    rt.stop(drain_timeout_secs=0)
+    release.set()
+    assert _ended(failing, quiet)
+    (error,) = failed
+    assert isinstance(error, ValueError) and str(error) == "the block's own"
+    (error,) = cut
+    assert isinstance(error, NotRunning) and "stopped" in str(error)
+
+    def stop_then_fail() -> None:
+        with again.thread_lock("alice"):
+            again.stop(drain_timeout_secs=0)
+            raise KeyError("after the stop")
+
+    again = SyncSchedulerRuntime(None, database=f"sqlite:///{tmp_path / 's.db'}")
+    again.start()
+    caller, outcome = _in_thread(stop_then_fail)
+    assert _ended(caller)
+    (error,) = outcome
+    assert isinstance(error, KeyError) and _threads() == []
+
+
 def test_two_threads_stopping_at_once_both_wait_for_the_one_stop(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 's.db'}"
     for _ in range(3):  # nothing under way

@@ -340,6 +340,8 @@ class SyncSchedulerRuntime:
             InvalidTask: ``thread_id`` is no string, or a blank one.
             RuntimeError: no ``timeout``, and this calling thread holds the thread already
                 (this hold, or :meth:`invoke`, inside its own hold would wait for itself).
+            NotRunning: the runtime stopped while the block ran, and cut the hold short
+                (a block that raised raises its own error instead).
         """
         check_id("thread_id", thread_id)  # before it keys this facade's holds
         caller = threading.get_ident()
@@ -356,9 +358,15 @@ class SyncSchedulerRuntime:
         self._held_by[thread_id] = caller  # ours alone until the block ends
         try:
             yield
-        finally:
+        except BaseException:
             self._held_by.pop(thread_id, None)
-            self._call(hold.release, "thread_lock", releasing=True)
+            # A hold the stop cut short says so only when the block raised nothing: the
+            # block's own error is what its caller must see (as with the async runtime).
+            with contextlib.suppress(NotRunning):
+                self._call(hold.release, "thread_lock", releasing=True)
+            raise
+        self._held_by.pop(thread_id, None)
+        self._call(hold.release, "thread_lock", releasing=True)
 
     def _refuse_own_hold(self, thread_id: str) -> None:
         if thread_id and self._held_by.get(thread_id) == threading.get_ident():
