@@ -41,7 +41,7 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler import sync as sync_module
 from langgraph_scheduler.errors import InvalidTask
-from langgraph_scheduler.scripted import ScriptedChatModel, tool_call
+from langgraph_scheduler.scripted import HANG, ScriptedChatModel, tool_call
 
 from .helpers import build_graph
 
@@ -494,6 +494,29 @@ def test_a_call_past_the_drain_timeout_is_cut_short_with_not_running(
     with SyncSchedulerRuntime(None, database=database) as again:
         with again.thread_lock("alice", timeout=5):
             pass
+
+
+def test_run_now_cut_short_by_the_stop_names_its_run(tmp_path: Path) -> None:
+    # The async runtime's run_now says which run the stop interrupted; the sync one said
+    # only "SyncSchedulerRuntime.run_now was cut short", naming no run to look up.
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    rt = SyncSchedulerRuntime(build_graph(ScriptedChatModel(steps=[HANG])), database=database)
+    rt.start()
+    task = rt.create_task(name="Hangs", schedule=Interval(hours=1), trigger="hi")
+    caller, outcome = _in_thread(lambda: rt.run_now(task.id))
+    deadline = time.monotonic() + 30
+    while not rt.history(task.id):  # the run is claimed and under way
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    rt.stop(drain_timeout_secs=0.2)
+    assert _ended(caller) and _threads() == []
+    with SyncSchedulerRuntime(None, database=database) as again:
+        (record,) = again.history(task.id)
+    assert record.outcome == "interrupted"
+    (error,) = outcome
+    assert isinstance(error, NotRunning)
+    assert f"while run {record.run_id} ran" in str(error), error
+    assert "recorded interrupted" in str(error)
 
 
 def test_stop_waits_for_a_thread_held_in_another_thread(tmp_path: Path) -> None:

@@ -41,13 +41,16 @@ _R = TypeVar("_R")
 
 def _blocking(
     method: Callable[Concatenate[SchedulerRuntime, _P], Coroutine[Any, Any, _R]],
+    *,
+    run: bool = False,
 ) -> Callable[Concatenate[SyncSchedulerRuntime, _P], _R]:
-    """The sync twin of a runtime method: same arguments, same result, same errors."""
+    """The sync twin of a runtime method: same arguments, same result, same errors.
+    ``run``: the method waits for a run, which a stop ends (see ``_runs``)."""
 
     @functools.wraps(method)
     def call(self: SyncSchedulerRuntime, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         runtime = self.runtime
-        return self._call(lambda: method(runtime, *args, **kwargs), method.__name__)
+        return self._call(lambda: method(runtime, *args, **kwargs), method.__name__, run=run)
 
     call.__qualname__ = f"SyncSchedulerRuntime.{method.__name__}"
     return call
@@ -132,6 +135,9 @@ class SyncSchedulerRuntime:
         self._calls: dict[asyncio.Task[Any], int] = {}
         self._holding: set[asyncio.Task[Any]] = set()
         """The calls above that hold a thread (``thread_lock``)."""
+        self._runs: set[asyncio.Task[Any]] = set()
+        """The calls above that wait for a run (``run_now``): the runtime's stop ends
+        that run, and they then raise its error, naming the run."""
         self._drained = False
         self._held_by: dict[str, int] = {}
         """The calling thread holding each conversation thread held through
@@ -287,10 +293,14 @@ class SyncSchedulerRuntime:
         late = {
             c for c, caller in self._calls.items() if c not in self._holding or caller == stopper
         }
-        for call in late:
+        runs = late & self._runs  # the runtime's stop interrupts their runs and says which
+        for call in late - runs:
             call.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        await asyncio.gather(*(late - runs), return_exceptions=True)
         await self.runtime.stop(drain_timeout_secs=max(0.0, deadline - loop.time()))
+        for call in runs:  # not answered by the stop (its run not claimed yet)
+            call.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
 
     def _close_loop(self, *, settle: bool = True) -> None:
         """Stop the loop and join its thread. With ``settle``, first wait for the calls
@@ -315,7 +325,7 @@ class SyncSchedulerRuntime:
     pause_task = _blocking(SchedulerRuntime.pause_task)
     resume_task = _blocking(SchedulerRuntime.resume_task)
     delete_task = _blocking(SchedulerRuntime.delete_task)
-    run_now = _blocking(SchedulerRuntime.run_now)
+    run_now = _blocking(SchedulerRuntime.run_now, run=True)
     history = _blocking(SchedulerRuntime.history)
     transcript = _blocking(SchedulerRuntime.transcript)
     get_run = _blocking(SchedulerRuntime.get_run)
@@ -407,9 +417,11 @@ class SyncSchedulerRuntime:
         name: str,
         *,
         releasing: bool = False,
+        run: bool = False,
     ) -> _R:
         """Run ``work()`` on the runtime's loop as a call under way, which a stop waits
-        for; ``releasing`` (a thread_lock ending) is let through while the stop drains."""
+        for; ``releasing`` (a thread_lock ending) is let through while the stop drains;
+        ``run``: it waits for a run (see ``_runs``)."""
         if self._forked():  # before any lock: another thread may have held it at the fork
             raise NotRunning(
                 f"this SyncSchedulerRuntime runs in process {self._pid}, which this process "
@@ -437,7 +449,9 @@ class SyncSchedulerRuntime:
         caller = threading.get_ident()
         try:
             return call_blocking(
-                loop, lambda: self._tracked(work, caller), what=f"SyncSchedulerRuntime.{name}"
+                loop,
+                lambda: self._tracked(work, caller, run=run),
+                what=f"SyncSchedulerRuntime.{name}",
             )
         except (asyncio.CancelledError, concurrent.futures.CancelledError):
             if not self._stopping:
@@ -455,13 +469,19 @@ class SyncSchedulerRuntime:
         """Whether this process is a fork of the one that started the runtime."""
         return self._pid is not None and self._pid != os.getpid()
 
-    async def _tracked(self, work: Callable[[], Coroutine[Any, Any, _R]], caller: int) -> _R:
-        """On the loop: ``work()`` as a call under way (refused once a stop drained)."""
+    async def _tracked(
+        self, work: Callable[[], Coroutine[Any, Any, _R]], caller: int, *, run: bool = False
+    ) -> _R:
+        """On the loop: ``work()`` as a call under way (refused once a stop drained);
+        ``run``: it waits for a run (see ``_runs``)."""
         if self._drained:
             raise NotRunning(_STOPPING)
         task = asyncio.current_task()
         assert task is not None
         self._track(task, caller)
+        if run:
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
         return await work()
 
     def _track(self, task: asyncio.Task[Any], caller: int) -> None:
