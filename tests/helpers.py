@@ -4,11 +4,13 @@ stepping a runtime on a fake clock, and runtimes in processes of their own."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,36 @@ def build_graph(model: BaseChatModel) -> StateGraph[Any, Any, Any, Any]:
     builder = StateGraph(SchedulerState)
     builder.add_node("model", call_model)
     builder.add_edge(START, "model")
+    return builder
+
+
+def nesting_graph(nest: Callable[[], Any]) -> StateGraph[Any, Any, Any, Any]:
+    """A one-node graph answering "re: <message>", but for a message "nest": it calls
+    ``nest()`` inside the turn, from an async node if ``nest`` is a coroutine function
+    (on the runtime's loop), else from a sync one (on a worker thread), and answers
+    "nested"."""
+
+    def reply(state: SchedulerState) -> tuple[bool, dict[str, Any]]:
+        said = state["messages"][-1].text
+        return said == "nest", {
+            "messages": [AIMessage("nested" if said == "nest" else f"re: {said}")]
+        }
+
+    async def async_node(state: SchedulerState) -> dict[str, Any]:
+        nested, answer = reply(state)
+        if nested:
+            await nest()
+        return answer
+
+    def sync_node(state: SchedulerState) -> dict[str, Any]:
+        nested, answer = reply(state)
+        if nested:
+            nest()
+        return answer
+
+    builder = StateGraph(SchedulerState)
+    builder.add_node("node", async_node if inspect.iscoroutinefunction(nest) else sync_node)
+    builder.add_edge(START, "node")
     return builder
 
 

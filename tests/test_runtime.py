@@ -54,7 +54,7 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import FAKE_START, RunWaiter, build_graph, record_count, step
+from .helpers import FAKE_START, RunWaiter, build_graph, nesting_graph, record_count, step
 
 
 @pytest.fixture
@@ -1290,9 +1290,14 @@ async def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
     turn = {"messages": [HumanMessage("mine")]}
     shared: RunnableConfig = {"configurable": {"thread_id": "shared"}}
     async with rt:
+        task = await rt.create_task(
+            name="n", schedule=Interval(hours=1), trigger="hi", thread_id="shared"
+        )
         async with rt.thread_lock("shared"):
             with pytest.raises(RuntimeError, match="rt.graph.ainvoke"):
                 await rt.ainvoke(turn, shared)
+            with pytest.raises(RuntimeError, match=r"call run_now\(task_id, wait=False\)"):
+                await rt.run_now(task.id)  # its run would wait for this hold
             with pytest.raises(RuntimeError, match="holds thread 'shared' already"):
                 async with rt.thread_lock("shared"):
                     pass
@@ -1308,6 +1313,79 @@ async def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
         assert len((await later)["messages"]) == len(inside["messages"]) + 2  # after it
         async with rt.thread_lock("shared", timeout=0):  # nothing left held
             pass
+        assert len(await rt.history(task.id)) == 0  # the refused run was not claimed
+
+
+_PROBE_SECS = 60.0
+"""The bound on a probe of a wait from inside a turn: one that waits for good fails the
+test after it, rather than hanging it (no time the test expects)."""
+
+
+def _outcome(result: Any) -> str:
+    """A probe's outcome: what it raised, or "ok"."""
+    if isinstance(result, BaseException):
+        return f"{type(result).__name__}: {result}"
+    return "ok"
+
+
+@pytest.mark.parametrize("turn", ["scheduled", "ainvoke"])
+async def test_a_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
+    database: str, runtime_factory: Any, turn: str
+) -> None:
+    # A node of a turn on thread "alice" (a scheduled one, or ainvoke's) awaiting a turn
+    # on "alice", a run of a task talking there, or a hold of it, waited for its own turn
+    # for good: the node runs in a child task, so the runtime's check of the task inside
+    # its own hold missed it. It is refused at once, naming the fix; a turn on another
+    # thread, a run not waited for, and a hold with a timeout work as before.
+    seen: dict[str, str] = {}
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
+
+    def probes() -> dict[str, Awaitable[Any]]:
+        hi = {"messages": [HumanMessage("hi")]}
+        return {
+            "own turn": rt.ainvoke(hi, alice),
+            "own run": rt.run_now(follow.id),
+            "own hold": _held(rt.thread_lock("alice")),
+            "hold with a timeout": _held(rt.thread_lock("alice", timeout=0.05)),
+            "other turn": rt.ainvoke(hi, {"configurable": {"thread_id": "bob"}}),
+            "run not waited for": rt.run_now(follow.id, wait=False),
+        }
+
+    async def nest() -> None:
+        calls = probes()
+        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
+        results = await asyncio.gather(*bounded, return_exceptions=True)
+        seen.update(zip(calls, map(_outcome, results), strict=True))
+
+    rt = runtime_factory(nesting_graph(nest), database=database)
+    async with rt:
+        follow = await rt.create_task(
+            name="follow", schedule=Interval(hours=1), trigger="follow", thread_id="alice"
+        )
+        if turn == "scheduled":
+            nester = await rt.create_task(
+                name="nest", schedule=Interval(hours=1), trigger="nest", thread_id="alice"
+            )
+            assert (await rt.run_now(nester.id)).outcome == "success"
+        else:
+            result = await rt.ainvoke({"messages": [HumanMessage("nest")]}, alice)
+            assert result["messages"][-1].text == "nested"
+        await rt.wait_idle()
+        followed = await rt.history(follow.id)  # the run not waited for, after the turn
+    inside = "RuntimeError: this call runs inside a turn on thread 'alice'"
+    assert len(seen) == 6 and seen["own turn"].startswith(inside), seen
+    assert seen["own run"].startswith(inside) and "task " + repr(follow.id) in seen["own run"]
+    assert (
+        seen["own hold"].startswith(inside) and "run_now(task_id, wait=False)" in seen["own hold"]
+    )
+    assert seen["hold with a timeout"].startswith("ThreadBusy")
+    assert seen["other turn"] == "ok" and seen["run not waited for"] == "ok"
+    assert [(r.outcome, r.summary) for r in followed] == [("success", "re: follow")]
+
+
+async def _held(lock: Any) -> None:
+    async with lock:
+        pass
 
 
 def _asks_in_a_subgraph() -> StateGraph[Any, Any, Any, Any]:

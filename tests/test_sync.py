@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextvars
+import functools
 import inspect
 import re
 import subprocess
@@ -43,7 +45,7 @@ from langgraph_scheduler import sync as sync_module
 from langgraph_scheduler.errors import InvalidTask
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel, tool_call
 
-from .helpers import build_graph
+from .helpers import build_graph, nesting_graph
 
 ALICE: Any = {"configurable": {"thread_id": "alice"}}
 SCHEDULE = {"name": "Stretch", "schedule": "every day at 9:00", "prompt": "Time to stretch."}
@@ -201,6 +203,80 @@ def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
     assert len(other) == 1 and other[0]["messages"][-1].type == "ai"
     with facade.thread_lock("alice", timeout=0):  # nothing left held
         pass
+
+
+def _probed(calls: dict[str, Callable[[], Any]]) -> dict[str, str]:
+    """Each call made in a thread of its own with a copy of the caller's context (as
+    LangGraph gives a sync node's worker thread), at once: what it raised, "ok", or that
+    it still waited after 60 s (a bound for a hang, not a time the test expects)."""
+    made = {}
+    for name, call in calls.items():
+        context = contextvars.copy_context()
+        made[name] = _in_thread(functools.partial(context.run, call))
+    deadline = time.monotonic() + 60
+    seen = {}
+    for name, (thread, outcome) in made.items():
+        thread.join(max(deadline - time.monotonic(), 0))
+        if not outcome:
+            seen[name] = "still waiting"
+        elif isinstance(outcome[0], BaseException):
+            seen[name] = f"{type(outcome[0]).__name__}: {outcome[0]}"
+        else:
+            seen[name] = "ok"
+    return seen
+
+
+@pytest.mark.parametrize("turn", ["scheduled", "invoke"])
+def test_a_sync_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
+    tmp_path: Path, turn: str
+) -> None:
+    # A sync node of a turn on thread "alice" calling invoke on "alice", run_now of a
+    # task talking there, or thread_lock("alice") waited for its own turn for good. It
+    # is refused at once, in the node's thread; another thread and a run not waited for
+    # work as before.
+    seen: dict[str, str] = {}
+
+    def nest() -> None:
+        def hold(**kwargs: Any) -> None:
+            with rt.thread_lock("alice", **kwargs):
+                pass
+
+        hi = {"messages": [HumanMessage("hi")]}
+        calls = {
+            "own turn": lambda: rt.invoke(hi, ALICE),
+            "own run": lambda: rt.run_now(follow.id),
+            "own hold": hold,
+            "hold with a timeout": lambda: hold(timeout=0.05),
+            "other turn": lambda: rt.invoke(hi, {"configurable": {"thread_id": "bob"}}),
+            "run not waited for": lambda: rt.run_now(follow.id, wait=False),
+        }
+        seen.update(_probed(calls))
+
+    graph = nesting_graph(nest)
+    with SyncSchedulerRuntime(graph, database=f"sqlite:///{tmp_path / 'n.db'}") as rt:
+        follow = rt.create_task(
+            name="follow", schedule=Interval(hours=1), trigger="follow", thread_id="alice"
+        )
+        if turn == "scheduled":
+            nester = rt.create_task(
+                name="nest", schedule=Interval(hours=1), trigger="nest", thread_id="alice"
+            )
+            assert rt.run_now(nester.id).outcome == "success"
+        else:
+            assert rt.invoke({"messages": [HumanMessage("nest")]}, ALICE)["messages"][-1].text == (
+                "nested"
+            )
+        rt.wait_idle()
+        followed = rt.history(follow.id)  # the run not waited for, after the turn
+    inside = "RuntimeError: this call runs inside a turn on thread 'alice'"
+    assert len(seen) == 6 and seen["own turn"].startswith(inside), seen
+    assert seen["own run"].startswith(inside) and repr(follow.id) in seen["own run"]
+    assert (
+        seen["own hold"].startswith(inside) and "run_now(task_id, wait=False)" in seen["own hold"]
+    )
+    assert seen["hold with a timeout"].startswith("ThreadBusy")
+    assert seen["other turn"] == "ok" and seen["run not waited for"] == "ok"
+    assert [(r.outcome, r.summary) for r in followed] == [("success", "re: follow")]
 
 
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(

@@ -13,12 +13,15 @@ from inside its own turns and loops, which its stop would wait for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
 
-__all__ = ["call_clean", "spawn_clean", "work_of"]
+__all__ = ["call_clean", "holding", "spawn_clean", "threads_held_here", "work_of"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -84,3 +87,70 @@ def _create_task(coro: Coroutine[Any, Any, _T], name: str | None) -> asyncio.Tas
 def call_clean(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """Call ``fn`` in an empty context: callbacks it schedules (timers) start from there."""
     return contextvars.Context().run(fn, *args, **kwargs)
+
+
+HeldBy = Literal["turn", "hold"]
+"""Who holds a thread the caller waiting for it would wait for itself: a turn the caller
+runs inside (a node or tool of it), or the caller's own ``thread_lock``."""
+
+
+@dataclass(eq=False, slots=True)
+class _Held:
+    """A conversation thread held by a turn or a hold, while ``live``."""
+
+    store: object
+    thread_id: str
+    turn: bool
+    by: object
+    live: bool
+
+
+_HELD: contextvars.ContextVar[tuple[_Held, ...]] = contextvars.ContextVar(
+    "langgraph_scheduler_held", default=()
+)
+"""The threads held by the turns and holds the current context runs inside. A context
+variable flows where a turn's work goes: the child tasks of its async nodes, and the
+worker threads of its sync nodes (LangGraph copies the context into them)."""
+
+
+@contextlib.contextmanager
+def holding(store: object, thread_id: str, *, turn: bool) -> Iterator[None]:
+    """Mark ``thread_id`` (a thread of ``store``'s locks) held while the block runs.
+
+    Args:
+        turn: held by a turn, which waits for everything run in its context (its nodes);
+            else by a hold, which only its own caller (task, or OS thread) waits inside: a
+            task started inside a hold waits for it as any other caller does.
+    """
+    held = _Held(store, thread_id, turn, _caller(), True)
+    token = _HELD.set((*_HELD.get(), held))
+    try:
+        yield
+    finally:
+        held.live = False  # for copies of this context that outlive the block
+        with contextlib.suppress(ValueError):  # ended in another context: left, not live
+            _HELD.reset(token)
+
+
+def threads_held_here(store: object) -> dict[str, HeldBy]:
+    """The threads of ``store`` that a turn or hold the caller runs inside holds now,
+    which a wait of the caller for them would wait for itself."""
+    held: dict[str, HeldBy] = {}
+    caller: object = None
+    for mark in _HELD.get():
+        if not mark.live or mark.store is not store:
+            continue
+        if mark.turn:
+            held[mark.thread_id] = "turn"
+        elif mark.by is (caller := caller or _caller()):
+            held.setdefault(mark.thread_id, "hold")
+    return held
+
+
+def _caller() -> object:
+    """The asyncio task running the caller, or its OS thread outside any task."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no loop runs here
+        task = None
+    return task if task is not None else threading.current_thread()

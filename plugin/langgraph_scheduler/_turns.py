@@ -28,6 +28,7 @@ from langgraph.pregel import Pregel
 from pydantic import ValidationError
 
 from ._attribution import SOURCE_KEY, AttributionKey, triggers_run
+from ._context import holding
 from .errors import InvalidGraph, ThreadBusy
 from .models import TaskRunRecord, TaskSource
 from .store import Store, ThreadLocks
@@ -260,7 +261,10 @@ class TurnRunner:
                     async with self.store.thread_lock(
                         request.thread_id, timeout=remaining, run_id=request.run_id
                     ):
-                        return await turn()
+                        # Its nodes waiting for their own thread would wait for good:
+                        # they are refused instead (see _context.holding).
+                        with holding(self.store, request.thread_id, turn=True):
+                            return await turn()
                 except ThreadBusy:
                     return Skipped(
                         f"thread {request.thread_id!r} was busy with another turn{waited}"

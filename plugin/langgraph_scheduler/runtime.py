@@ -24,7 +24,7 @@ from langgraph.pregel import Pregel
 from ._attribution import KEY_NAME, AttributionKey, check_messages_key
 from ._bridge import CLAIM_AHEAD, TaskExecutorBridge
 from ._clock import Clock, SystemClock
-from ._context import call_clean, spawn_clean, work_of
+from ._context import HeldBy, call_clean, holding, spawn_clean, threads_held_here, work_of
 from ._jobs import DueTimer
 from ._listeners import EventListener as EventListener  # re-exported for the sync twin
 from ._listeners import Listeners
@@ -283,9 +283,6 @@ class SchedulerRuntime:
         """Threads held through :meth:`thread_lock` (and :meth:`ainvoke`) right now, counted
         by the task that entered the hold (a stop by that task cannot wait for its own:
         they end only after it)."""
-        self._held_by: dict[str, asyncio.Task[Any]] = {}
-        """The task holding each thread held through :meth:`thread_lock` right now: a
-        hold of it by that same task, without a timeout, would wait for itself."""
         self._hold_ended = asyncio.Event()
         self._started = asyncio.Event()
         """Set once a start has ended, the runtime started or not (what a stop called
@@ -819,6 +816,11 @@ class SchedulerRuntime:
             TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
             CallAnswered: ``answer``'s call was answered already; nothing was claimed.
+            RuntimeError: ``wait``, and the task's thread is held by the turn the caller
+                runs inside (a node or tool of a turn on it) or by the calling task's own
+                :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
+                the caller for the run. Nothing was claimed; ``wait=False`` starts the
+                run once the thread is free.
         """
         key = task_key(task_id, owner)
         _check_manual_limits(max_per_task, max_per_owner, per_secs)
@@ -826,6 +828,8 @@ class SchedulerRuntime:
             raise self._not_running()
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
+        if wait and threads_held_here(self._store):  # a turn or hold the caller is in
+            await self._refuse_waiting_for_a_run(task_id, owner)
         try:
             record, execution = await self._bridge.run_now(
                 key,
@@ -846,6 +850,24 @@ class SchedulerRuntime:
                 "the run is recorded interrupted"
             )
         return execution.result()
+
+    async def _refuse_waiting_for_a_run(self, task_id: str, owner: str | None) -> None:
+        """Refuse to wait for a run of ``task_id`` whose turn would wait for the turn or
+        hold the caller is in (a task that skips a busy thread records it at once).
+
+        Raises:
+            RuntimeError: saying what to do instead.
+            TaskNotFound: no such task, or it belongs to another owner.
+        """
+        task = await self.tasks.get(task_id, owner=owner)
+        options = task.options
+        if task.thread_id is None or options.on_busy == "skip" or not options.max_wait_secs:
+            return
+        held = threads_held_here(self._store).get(task.thread_id)
+        if held is not None:
+            call = f"waiting for a run of task {task_id!r}, which talks on that thread,"
+            fix = "call run_now(task_id, wait=False): the run starts once the hold ends"
+            raise waits_for_itself(held, task.thread_id, call, fix=fix)
 
     @_on_its_loop
     async def history(
@@ -927,10 +949,9 @@ class SchedulerRuntime:
 
     # -- user turns ------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def thread_lock(
+    def thread_lock(
         self, thread_id: str, *, timeout: float | None = None
-    ) -> AsyncIterator[None]:
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold a thread against scheduled turns (wrap your own turns on that thread).
 
         On PostgreSQL the hold also covers scheduled turns of other replicas: the thread
@@ -940,35 +961,47 @@ class SchedulerRuntime:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
             InvalidTask: ``thread_id`` is no string, or a blank one (no scheduled turn
                 runs on one); ``timeout`` is no number of seconds, 0 or more.
-            RuntimeError: no ``timeout``, and the calling task holds the thread already
-                (this hold, or :meth:`ainvoke`, inside its own hold would wait for itself).
+            RuntimeError: no ``timeout``, and the thread is held by the calling task's
+                own hold, or by the turn the caller runs inside (a node or tool of a
+                scheduled turn, or of :meth:`ainvoke`'s): the hold would wait for itself.
         """
+        return self._hold(thread_id, timeout, turn=False)
+
+    @contextlib.asynccontextmanager
+    async def _hold(
+        self, thread_id: str, timeout: float | None, *, turn: bool
+    ) -> AsyncIterator[None]:
+        """:meth:`thread_lock`, for the caller's own block or (``turn``) for a turn of
+        :meth:`ainvoke`, whose nodes run in child tasks."""
         check_id("thread_id", thread_id)
         if timeout is not None:
             _check_seconds("timeout", timeout)
         if self._state != "running":
             raise self._not_running()
+        if timeout is None:
+            self._refuse_waiting_for_itself(thread_id)
         task = asyncio.current_task()
-        if timeout is None and task is not None and self._held_by.get(thread_id) is task:
-            raise RuntimeError(
-                _SELF_HOLD.format(
-                    thread=thread_id, turn="'await rt.graph.ainvoke(...)'", outside="ainvoke"
-                )
-            )
         self._holding[task] = self._holding.get(task, 0) + 1
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
-                if task is not None:  # the thread is ours alone until the block ends
-                    self._held_by[thread_id] = task
-                try:
+                with holding(self.store, thread_id, turn=turn):
                     yield
-                finally:
-                    self._held_by.pop(thread_id, None)
         finally:
             self._holding[task] -= 1
             if not self._holding[task]:
                 del self._holding[task]
             self._hold_ended.set()
+
+    def _refuse_waiting_for_itself(self, thread_id: str) -> None:
+        """Refuse a turn or hold of ``thread_id`` from inside a turn or hold of it.
+
+        Raises:
+            RuntimeError: the caller's own hold, or the turn it runs inside, holds it.
+        """
+        held = threads_held_here(self._store).get(thread_id)
+        if held is not None:
+            fix = _TURN_IN_HOLD.format(turn="'await rt.graph.ainvoke(...)'", outside="ainvoke")
+            raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)
 
     async def _holds_released(self, secs: float, *, own: int = 0) -> None:
         """Wait up to ``secs`` for the threads held through :meth:`thread_lock` to be
@@ -1004,13 +1037,16 @@ class SchedulerRuntime:
         Raises:
             NotRunning: the runtime is not running, or stopped while the turn ran (its
                 drain timeout passed first).
+            RuntimeError: the thread is held by the calling task's own
+                :meth:`thread_lock`, or by the turn the caller runs inside (a node or
+                tool of a turn on that thread), which this turn would wait for.
         """
         thread_id = str(config.get("configurable", {}).get("thread_id", ""))
         if not thread_id:
             raise InvalidTask("config['configurable']['thread_id'] is required")
         if isinstance(input, dict) and "task_source" not in input:
             input = {**input, "task_source": None}
-        async with self.thread_lock(thread_id):
+        async with self._hold(thread_id, None, turn=True):
             try:
                 return await self.graph.ainvoke(input, config, context=context)
             except Exception as exc:
@@ -1093,12 +1129,35 @@ class SchedulerRuntime:
 
 
 _SELF_HOLD = (
-    "this caller holds thread {thread!r} already (thread_lock), so a turn or another hold "
-    "of it without a timeout would wait for itself: inside the hold, run the turn on the "
-    "graph itself ({turn}), or make it outside the hold ({outside} holds the thread for "
-    "its own turn)"
+    "this caller holds thread {thread!r} already (thread_lock), so {call} would wait for "
+    "itself: {fix}"
 )
-"""The refusal of a hold of a thread inside the caller's own hold of it."""
+"""The refusal of a wait for a thread inside the caller's own hold of it."""
+
+_TURN_IN_HOLD = (
+    "inside the hold, run the turn on the graph itself ({turn}), or make it outside the "
+    "hold ({outside} holds the thread for its own turn)"
+)
+"""What to do instead of a turn or hold inside the caller's own hold of its thread."""
+
+_IN_TURN = (
+    "this call runs inside a turn on thread {thread!r} (a node or tool of it), which holds "
+    "the thread until the turn ends, so {call} would wait for itself: from inside the "
+    "turn, start a run without waiting for it (run_now(task_id, wait=False): it runs once "
+    "this turn ends), or use another thread_id"
+)
+"""The refusal of a wait for a thread from inside a turn on that thread."""
+
+_TURN_OR_HOLD = "a turn or another hold of it without a timeout"
+
+
+def waits_for_itself(held: HeldBy, thread_id: str, call: str, *, fix: str) -> RuntimeError:
+    """The error refusing ``call``, a wait for ``thread_id`` that would never end: the
+    caller's own hold of it, or the turn on it the caller runs inside (``held``), waits
+    for the caller. ``fix``: what to do instead inside the caller's own hold."""
+    if held == "turn":
+        return RuntimeError(_IN_TURN.format(thread=thread_id, call=call))
+    return RuntimeError(_SELF_HOLD.format(thread=thread_id, call=call, fix=fix))
 
 
 def _context_of(context: Any) -> Callable[[Task], Any] | None:

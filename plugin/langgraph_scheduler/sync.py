@@ -21,16 +21,19 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
+from ._context import holding, threads_held_here
 from ._loops import LOOP_GRACE_SECS, call_blocking
 from ._service import check_id
 from .errors import NotRunning
 from .runtime import (
-    _SELF_HOLD,
+    _TURN_IN_HOLD,
+    _TURN_OR_HOLD,
     EventListener,
     GraphInput,
     RunListener,
     SchedulerRuntime,
     _check_seconds,
+    waits_for_itself,
 )
 
 __all__ = ["SyncSchedulerRuntime"]
@@ -87,8 +90,9 @@ class SyncSchedulerRuntime:
         (``await rt.runtime.get_task(...)``): a blocking method of this object called
         from that thread would block the loop it waits for, so it raises instead. Sync
         nodes and tools run on the loop's worker threads, where this object's methods
-        work (but for a turn, or ``run_now`` of a task, on the node's own conversation
-        thread: that waits for the turn the node is in).
+        work (but for a turn, a ``thread_lock`` or a waited ``run_now`` of a task on the
+        node's own conversation thread, which would wait for the turn the node is in:
+        they raise ``RuntimeError`` at once; ``run_now(..., wait=False)`` works).
 
     Warning:
         Call :meth:`stop` (or use ``with``): it lets running turns finish, the runtime's
@@ -139,10 +143,6 @@ class SyncSchedulerRuntime:
         """The calls above that wait for a run (``run_now``): the runtime's stop ends
         that run, and they then raise its error, naming the run."""
         self._drained = False
-        self._held_by: dict[str, int] = {}
-        """The calling thread holding each conversation thread held through
-        :meth:`thread_lock` (its hold lives in a task of its own): a turn or a hold of it
-        without a timeout from that same caller would wait for itself."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -348,12 +348,13 @@ class SyncSchedulerRuntime:
         Raises:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
             InvalidTask: ``thread_id`` is no string, or a blank one.
-            RuntimeError: no ``timeout``, and this calling thread holds the thread already
-                (this hold, or :meth:`invoke`, inside its own hold would wait for itself).
+            RuntimeError: no ``timeout``, and this calling thread holds the thread already,
+                or runs inside a turn on it (a sync node or tool of it): this hold, or
+                :meth:`invoke`, would wait for itself.
             NotRunning: the runtime stopped while the block ran, and cut the hold short
                 (a block that raised raises its own error instead).
         """
-        check_id("thread_id", thread_id)  # before it keys this facade's holds
+        check_id("thread_id", thread_id)  # before it keys the holds
         caller = threading.get_ident()
         if timeout is None:
             self._refuse_own_hold(thread_id)
@@ -365,28 +366,30 @@ class SyncSchedulerRuntime:
                 with contextlib.suppress(Exception):
                     self._call(taken[0].release, "thread_lock", releasing=True)
             raise
-        self._held_by[thread_id] = caller  # ours alone until the block ends
         try:
-            yield
+            # The hold lives in a task on the loop: this calling thread is marked as the
+            # one holding the thread (a turn or hold of it here would wait for itself).
+            with holding(self.runtime._store, thread_id, turn=False):
+                yield
         except BaseException:
-            self._held_by.pop(thread_id, None)
             # A hold the stop cut short says so only when the block raised nothing: the
             # block's own error is what its caller must see (as with the async runtime).
             with contextlib.suppress(NotRunning):
                 self._call(hold.release, "thread_lock", releasing=True)
             raise
-        self._held_by.pop(thread_id, None)
         self._call(hold.release, "thread_lock", releasing=True)
 
     def _refuse_own_hold(self, thread_id: str) -> None:
-        if thread_id and self._held_by.get(thread_id) == threading.get_ident():
-            raise RuntimeError(
-                _SELF_HOLD.format(
-                    thread=thread_id,
-                    turn="'rt.graph.invoke(...)', for a graph whose nodes are sync",
-                    outside="invoke",
-                )
+        """Refuse, here in the calling thread, a turn or hold of ``thread_id`` from inside
+        this thread's own hold of it, or from a node of a turn on it (a sync node runs in
+        a worker thread with a copy of its turn's context)."""
+        store = self.runtime._store
+        held = threads_held_here(store).get(thread_id) if thread_id and store else None
+        if held is not None:
+            fix = _TURN_IN_HOLD.format(
+                turn="'rt.graph.invoke(...)', for a graph whose nodes are sync", outside="invoke"
             )
+            raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)
 
     @property
     def graph(self) -> Pregel[Any, Any, Any, Any]:
