@@ -1291,7 +1291,11 @@ async def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
     shared: RunnableConfig = {"configurable": {"thread_id": "shared"}}
     async with rt:
         task = await rt.create_task(
-            name="n", schedule=Interval(hours=1), trigger="hi", thread_id="shared"
+            name="n",
+            schedule=Interval(hours=1),
+            trigger="hi",
+            thread_id="shared",
+            options=TaskOptions(max_wait_secs=30),  # how long its run waited (a bound)
         )
         async with rt.thread_lock("shared"):
             with pytest.raises(RuntimeError, match="rt.graph.ainvoke"):

@@ -186,9 +186,19 @@ def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
 ) -> None:
     # invoke inside the caller's own thread_lock of that thread waited for itself for
     # good; it is refused at once, naming the fix. Another thread still waits for it.
+    # run_now of a task talking there (whose run would wait for the hold) is refused too.
+    task = facade.create_task(
+        name="Alice's",
+        schedule=Interval(hours=1),
+        trigger="hi",
+        thread_id="alice",
+        options={"max_wait_secs": 30},  # how long its run waited for the hold (a bound)
+    )
     with facade.thread_lock("alice"):
         with pytest.raises(RuntimeError, match="outside the hold \\(invoke holds"):
             facade.invoke({"messages": [HumanMessage("Hello")]}, ALICE)
+        with pytest.raises(RuntimeError, match=r"call run_now\(task_id, wait=False\)"):
+            facade.run_now(task.id)
         with pytest.raises(RuntimeError, match="holds thread 'alice' already"):
             with facade.thread_lock("alice"):
                 pass
@@ -203,6 +213,7 @@ def test_a_turn_inside_its_own_callers_hold_is_refused_not_waited_for(
     assert len(other) == 1 and other[0]["messages"][-1].type == "ai"
     with facade.thread_lock("alice", timeout=0):  # nothing left held
         pass
+    assert len(facade.history(task.id)) == 0  # the refused run was not claimed
 
 
 def _probed(calls: dict[str, Callable[[], Any]]) -> dict[str, str]:

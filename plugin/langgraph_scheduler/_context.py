@@ -21,7 +21,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
-__all__ = ["call_clean", "holding", "spawn_clean", "threads_held_here", "work_of"]
+__all__ = [
+    "acting_for",
+    "call_clean",
+    "caller",
+    "holding",
+    "spawn_clean",
+    "threads_held_here",
+    "work_of",
+]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -122,7 +130,7 @@ def holding(store: object, thread_id: str, *, turn: bool) -> Iterator[None]:
             else by a hold, which only its own caller (task, or OS thread) waits inside: a
             task started inside a hold waits for it as any other caller does.
     """
-    held = _Held(store, thread_id, turn, _caller(), True)
+    held = _Held(store, thread_id, turn, caller(), True)
     token = _HELD.set((*_HELD.get(), held))
     try:
         yield
@@ -136,21 +144,45 @@ def threads_held_here(store: object) -> dict[str, HeldBy]:
     """The threads of ``store`` that a turn or hold the caller runs inside holds now,
     which a wait of the caller for them would wait for itself."""
     held: dict[str, HeldBy] = {}
-    caller: object = None
+    me: object = None
     for mark in _HELD.get():
         if not mark.live or mark.store is not store:
             continue
         if mark.turn:
             held[mark.thread_id] = "turn"
-        elif mark.by is (caller := caller or _caller()):
+        elif mark.by is (me := me or caller()):
             held.setdefault(mark.thread_id, "hold")
     return held
 
 
-def _caller() -> object:
-    """The asyncio task running the caller, or its OS thread outside any task."""
+_FOR: contextvars.ContextVar[tuple[object, asyncio.Task[Any]] | None] = contextvars.ContextVar(
+    "langgraph_scheduler_for", default=None
+)
+"""The caller (see :func:`caller`) that handed the current task its work on the runtime's
+loop, with that task (the tasks it starts are callers of their own)."""
+
+
+@contextlib.contextmanager
+def acting_for(handed_by: object) -> Iterator[None]:
+    """While entered, the current task, running work handed over to the runtime's loop,
+    is ``handed_by`` (the :func:`caller` that handed it) for the holds: a sync
+    ``thread_lock`` holds its thread for the calling thread, whose calls run on the loop."""
+    task = asyncio.current_task()
+    token = _FOR.set(None if task is None else (handed_by, task))
+    try:
+        yield
+    finally:
+        _FOR.reset(token)
+
+
+def caller() -> object:
+    """The asyncio task running the caller, or its OS thread outside any task; for work
+    handed to the runtime's loop, the caller that handed it over (see :func:`acting_for`)."""
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no loop runs here
         task = None
-    return task if task is not None else threading.current_thread()
+    if task is None:
+        return threading.current_thread()
+    handed = _FOR.get()
+    return handed[0] if handed is not None and handed[1] is task else task

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ._context import acting_for, caller
+
 __all__ = ["LOOP_GRACE_SECS", "call_blocking", "call_on_loop", "running_loop_of"]
 
 _T = TypeVar("_T")
@@ -40,7 +42,8 @@ async def call_on_loop(
     handed over. Cancelling the caller cancels the work."""
     if loop is None or loop is asyncio.get_running_loop():
         return await work()
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_call(work), loop))
+    future = asyncio.run_coroutine_threadsafe(_call(work, caller()), loop)
+    return await asyncio.wrap_future(future)
 
 
 def call_blocking(
@@ -86,6 +89,7 @@ def call_blocking(
             "scheduler with SyncSchedulerRuntime, whose loop has a thread of its own"
         )
     grace = LOOP_GRACE_SECS if grace_secs is None else grace_secs
+    handed_by = caller()
     gate = threading.Lock()
     started = threading.Event()
     abandoned = False
@@ -95,7 +99,8 @@ def call_blocking(
             if abandoned:
                 raise asyncio.CancelledError
             started.set()
-        return await work()
+        with acting_for(handed_by):
+            return await work()
 
     future = asyncio.run_coroutine_threadsafe(guarded(), loop)
     try:
@@ -123,5 +128,10 @@ def call_blocking(
         raise
 
 
-async def _call(work: Callable[[], Awaitable[_T]]) -> _T:
-    return await work()
+async def _call(work: Callable[[], Awaitable[_T]], handed_by: object = None) -> _T:
+    """``work()``, on the loop it was handed to, as ``handed_by``'s (see
+    :func:`~._context.acting_for`)."""
+    if handed_by is None:
+        return await work()
+    with acting_for(handed_by):
+        return await work()
