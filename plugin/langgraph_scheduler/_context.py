@@ -8,6 +8,11 @@ the server's log context (``run_id``, ``request_id``). Scheduled turns are runs 
 own: they start from an empty context, so none of that leaks into them. The one thing
 they carry is whose work they are (:func:`work_of`), so a runtime can tell a call made
 from inside its own turns and loops, which its stop would wait for.
+
+A turn or hold marks the conversation thread it holds in the context too
+(:func:`holding`): a node of the turn waiting for that thread (another turn on it, a run
+of a task talking there) would wait for its own turn for good, and is refused instead
+(:func:`threads_held_here`).
 """
 
 from __future__ import annotations
