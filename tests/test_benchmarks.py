@@ -444,8 +444,8 @@ async def test_a_checkpoint_read_the_fire_path_adds_is_counted(
 
     run_turn = _turns._run_turn
 
-    async def and_read_back(graph: Any, payload: Any, config: Any) -> Any:
-        ran = await run_turn(graph, payload, config)
+    async def and_read_back(graph: Any, payload: Any, config: Any, context: Any = None) -> Any:
+        ran = await run_turn(graph, payload, config, context)
         await graph.checkpointer.aget_tuple(config)
         return ran
 
