@@ -1660,6 +1660,109 @@ async def test_claiming_a_corrupt_row_quarantines_it_and_runs_the_others(
     assert await store.delete_task(broken.id)
 
 
+COUNTER_MOST = 2**31 - 1
+"""The most PostgreSQL's INTEGER counter columns hold."""
+
+
+async def set_counter(store: Store, task_id: str, column: str, value: int) -> None:
+    """Set a task's counter column behind the store's back."""
+    statement = text(f"UPDATE lgs_tasks SET {column} = :v WHERE id = :id")
+    await store.transaction(lambda conn: conn.execute(statement, {"v": value, "id": task_id}))
+
+
+@pytest.mark.parametrize("value", [COUNTER_MOST, 2**63 - 1])
+@pytest.mark.parametrize("column", ["run_count", "version", "failure_streak"])
+async def test_a_counter_at_its_most_quarantines_its_task_and_the_others_fire(
+    store: Store, service: TaskService, column: str, value: int
+) -> None:
+    # Written by hand: its fire could not move it on ("integer out of range" on
+    # PostgreSQL), and every claim failed, so no task fired at all.
+    if value > COUNTER_MOST and store.dialect != "sqlite":
+        pytest.skip("PostgreSQL's INTEGER holds no more")
+    broken = await every_minute(service, name="broken")
+    healthy = await every_minute(service, name="healthy")
+    await set_counter(store, broken.id, column, value)
+
+    claimed = {c.task.id: c for c in await claim(store, at(60))}
+
+    run = claimed[healthy.id].run
+    assert run is not None
+    quarantined = claimed[broken.id]
+    assert quarantined.run is None and quarantined.event == "quarantined"
+    (error,) = quarantined.finished
+    assert error.outcome == "error" and error.error is not None and column in error.error
+    stored = await store.get_task(broken.id)
+    assert stored is not None and stored.problem is not None and column in stored.problem
+    assert (stored.state, stored.next_run_at) == ("quarantined", None)
+    assert getattr(stored, column) == value  # the quarantine's own bump does not overflow
+    assert broken.id in {t.id for t in (await store.list_tasks()).tasks}
+    await finish(store, run, "success", at(61))
+    again = await claim(store, at(120))
+    assert [(c.task.id, c.run is not None) for c in again] == [(healthy.id, True)]
+    assert await store.history(broken.id) == [error]
+    assert [r.outcome for r in await store.history(healthy.id)] == [None, "success"]
+
+
+@pytest.mark.parametrize("column", ["run_count", "version", "failure_streak"])
+async def test_a_counter_brought_to_its_most_by_fires_quarantines_its_task_at_the_next(
+    store: Store, service: TaskService, column: str
+) -> None:
+    # One short of it: the fire that brings it there is the last (the store keeps a
+    # fired task's validated form, which must not hide the counter reaching its most).
+    options = TaskOptions(retries=0, pause_after_failures=None)
+    task = await every_minute(service, options=options)
+    await set_counter(store, task.id, column, COUNTER_MOST - 1)
+
+    outcome = "error" if column == "failure_streak" else "success"
+    run = await claim_one(store, at(60))
+    await finish(store, run, outcome, at(61))
+    (quarantined,) = await claim(store, at(120))
+
+    assert quarantined.event == "quarantined" and quarantined.run is None
+    (error,) = quarantined.finished
+    assert error.error is not None and column in error.error
+    assert [r.outcome for r in await store.history(task.id)] == ["error", outcome]
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.state == "quarantined"
+    assert getattr(stored, column) == COUNTER_MOST
+    assert await claim(store, at(180)) == []
+
+
+@pytest.mark.parametrize("pause_after", [None, 1])
+async def test_a_fire_in_flight_whose_failure_streak_is_at_its_most_is_recorded(
+    store: Store, service: TaskService, pause_after: int | None
+) -> None:
+    # Its failure used to add one to the streak: the finish failed ("integer out of
+    # range" on PostgreSQL) and left the fire running.
+    options = TaskOptions(retries=0, pause_after_failures=pause_after)
+    task = await every_minute(service, options=options)
+    run = await claim_one(store, at(60))
+    await set_counter(store, task.id, "failure_streak", COUNTER_MOST)
+
+    done = await finish(store, run, "error", at(61))
+
+    assert done is not None and done.record.outcome == "error"
+    assert [r.outcome for r in await store.history(task.id)] == ["error"]
+    stored = await store.get_task(task.id)
+    assert stored is not None and stored.failure_streak == COUNTER_MOST
+    assert stored.last_outcome == "error"
+
+
+async def test_a_change_of_a_task_whose_version_is_at_its_most_says_why_it_cannot(
+    store: Store, service: TaskService
+) -> None:
+    task = await every_minute(service)
+    await set_counter(store, task.id, "version", COUNTER_MOST)
+
+    with pytest.raises(InvalidTask, match="version"):
+        await service.pause(task.id)
+
+    stored = await store.get_task(task.id)
+    assert stored is not None and (stored.state, stored.version) == ("active", COUNTER_MOST)
+    await service.delete(task.id)
+    assert await store.get_task(task.id) is None
+
+
 # -- the fire path's own writes -----------------------------------------------------
 
 

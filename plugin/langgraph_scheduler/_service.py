@@ -57,7 +57,15 @@ from .schedules import (
     schedule_to_dict,
     zone_name,
 )
-from .store import Approval, ApprovalStatus, CallAnswer, SaveResult, Store, payload_unreadable
+from .store import (
+    COUNTER_MOST,
+    Approval,
+    ApprovalStatus,
+    CallAnswer,
+    SaveResult,
+    Store,
+    payload_unreadable,
+)
 from .trigger import ConversationTrigger
 
 __all__ = [
@@ -482,7 +490,12 @@ class TaskService:
     ) -> Task:
         """Read, apply ``change`` and write conditionally on the version read; on a
         conflict read again and re-apply. Any write drops waiting retries, and keeps
-        ``answer`` for the task as written (nothing written: nothing kept)."""
+        ``answer`` for the task as written (nothing written: nothing kept).
+
+        Raises:
+            InvalidTask: the stored version is at its most (written by hand, see
+                :data:`~.store.COUNTER_MOST`): the write could not bump it.
+        """
         _check_max_active(max_active)
         for _ in range(_CONFLICT_TRIES):
             task = await self.get(task_id, owner=owner)
@@ -490,6 +503,10 @@ class TaskService:
             values = change(task, now)
             if not values:
                 return task
+            if task.version >= COUNTER_MOST:  # written by hand: the write would overflow it
+                raise InvalidTask(
+                    f"task {task.id!r} cannot be changed: {task.problem}; {task.problem_advice()}"
+                )
             updated = task.model_copy(update=values | {"updated_at": now})
             saved = updated.model_copy(update={"version": task.version + 1})
             activates = updated.state == "active" and task.state != "active"

@@ -904,7 +904,9 @@ class _FireStatements:
                 state="quarantined",
                 last_outcome="error",
                 last_run_at=_bind(task.last_run_at),
-                version=task.version + 1,
+                # A version at its most (the row's problem, maybe) stays there: no write
+                # conditional on it can succeed, as each would bump it past its most.
+                version=case((task.version < COUNTER_MOST, task.version + 1), else_=task.version),
             )
         )
         self.quarantine = quarantine.values(next_run_at=None)
@@ -1019,8 +1021,13 @@ class Store(ABC):
 
     def _remember(self, raw: tuple[Any, ...], task: Task, **written: Any) -> None:
         """Keep ``task`` as the validated form of ``raw`` with the columns ``written``
-        (values this store just wrote to that row) applied to both."""
+        (values this store just wrote to that row) applied to both. A counter written at
+        its most is not kept: the row is read again, with that problem (see
+        :data:`COUNTER_MOST`)."""
         if written:
+            if any(written.get(name, 0) >= COUNTER_MOST for name in _COUNTERS):
+                self._forget(task.id)
+                return
             row = list(raw)
             for name, value in written.items():
                 row[_TASK_COLUMN[name]] = value
@@ -3887,6 +3894,14 @@ _UNREADABLE_AS: dict[str, Any] = {
 }
 """What a task shows for a column that cannot be read (a row written by hand)."""
 
+COUNTER_MOST = 2**31 - 1
+"""The most a task's counters (``run_count``, ``failure_streak``, ``version``) count to:
+what PostgreSQL's INTEGER columns hold. A row holding it (or more: SQLite's columns hold
+64 bits; written by hand) could not be moved on by its next fire, change or failure, so
+it is read with a ``problem`` and quarantined when due, on both twins alike."""
+
+_COUNTERS = ("run_count", "failure_streak", "version")
+
 LAST_ATTEMPT = MAX_RETRIES + 1
 """The attempt a running fire whose stored attempt cannot be read (written by hand) is
 recorded as: one past the retries any task may have, so that none follows it."""
@@ -3970,6 +3985,15 @@ def task_from_row(row: Any) -> Task:
         if trouble is not None:
             problems.append(f"payload: {trouble}")
             parts.add("payload")
+    for name in _COUNTERS:
+        held = data[name]
+        if isinstance(held, int | float) and held >= COUNTER_MOST:
+            # Written by hand: kept as stored (writes are conditional on the version).
+            problems.append(
+                f"{name}: {held} is at or past {COUNTER_MOST}, the most it counts to, so "
+                "it cannot be counted on"
+            )
+            parts.add("columns")
     if data["state"] == "active" and data["next_run_at"] is None:
         # Written by hand: no claim ever finds it due. Not given a time here: whoever
         # cleared it may have meant to stop it; resuming it is its owner's call.
