@@ -3987,8 +3987,9 @@ def task_from_row(row: Any) -> Task:
             parts.add("payload")
     for name in _COUNTERS:
         held = data[name]
-        if isinstance(held, int | float) and held >= COUNTER_MOST:
-            # Written by hand: kept as stored (writes are conditional on the version).
+        # Written by hand; kept as stored, as writes are conditional on the version. A
+        # value that is no int (SQLite: a real) is left to the validation below.
+        if isinstance(held, int) and held >= COUNTER_MOST:
             problems.append(
                 f"{name}: {held} is at or past {COUNTER_MOST}, the most it counts to, so "
                 "it cannot be counted on"
