@@ -1728,24 +1728,31 @@ async def test_a_counter_brought_to_its_most_by_fires_quarantines_its_task_at_th
     assert await claim(store, at(180)) == []
 
 
+@pytest.mark.parametrize("swept", [False, True])
 @pytest.mark.parametrize("pause_after", [None, 1])
 async def test_a_fire_in_flight_whose_failure_streak_is_at_its_most_is_recorded(
-    store: Store, service: TaskService, pause_after: int | None
+    store: Store, service: TaskService, pause_after: int | None, swept: bool
 ) -> None:
     # Its failure used to add one to the streak: the finish failed ("integer out of
-    # range" on PostgreSQL) and left the fire running.
+    # range" on PostgreSQL) and left the fire running. The lease sweep's `interrupted`
+    # adds nothing to the streak: it must end the fire all the same.
     options = TaskOptions(retries=0, pause_after_failures=pause_after)
     task = await every_minute(service, options=options)
-    run = await claim_one(store, at(60))
+    run = await claim_one(store, at(60))  # lease until at(90)
     await set_counter(store, task.id, "failure_streak", COUNTER_MOST)
 
-    done = await finish(store, run, "error", at(61))
+    if swept:  # its runtime died: the lease sweep ends it
+        (done,) = await store.interrupt_expired(now=at(91), reason="holder died")
+    else:
+        done = await finish(store, run, "error", at(61))
 
-    assert done is not None and done.record.outcome == "error"
-    assert [r.outcome for r in await store.history(task.id)] == ["error"]
+    outcome = "interrupted" if swept else "error"
+    assert done is not None and (done.record.run_id, done.record.outcome) == (run.run_id, outcome)
+    assert [r.outcome for r in await store.history(task.id)] == [outcome]
+    assert await store.running_holders() == []
     stored = await store.get_task(task.id)
     assert stored is not None and stored.failure_streak == COUNTER_MOST
-    assert stored.last_outcome == "error"
+    assert stored.last_outcome == outcome
 
 
 async def test_a_change_of_a_task_whose_version_is_at_its_most_says_why_it_cannot(
