@@ -8,6 +8,7 @@ value or one made from the fire's task.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -183,3 +184,63 @@ async def test_an_agents_tools_read_the_context_of_a_scheduled_turn(
         )
         record = await rt.run_now(task.id)
     assert (record.outcome, record.summary) == ("success", "You are dana (pro).")
+
+
+class _Halt(BaseException):
+    """A BaseException of the user's own, beside Exception."""
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [_Halt("no account"), asyncio.CancelledError(), SystemExit(3), KeyboardInterrupt()],
+    ids=["base-exception", "cancelled", "system-exit", "keyboard-interrupt"],
+)
+async def test_a_context_function_raising_a_base_exception_records_the_fire_an_error(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter, raised: BaseException
+) -> None:
+    """The function is plain code the fire calls: what it raises is the fire's error, not
+    a stop of the runtime (a CancelledError was recorded ``interrupted`` and ``run_now``
+    said the runtime stopped) nor a fire left without an outcome (the others escaped)."""
+
+    def context(task: Task) -> Account:
+        raise raised
+
+    rt, seen = _runtime(runtime_factory, sqlite_url, context)
+    async with rt:
+        task = await rt.create_task(
+            name="digest", schedule=_soon(), trigger="Send my digest", owner="carol"
+        )
+        (fired,) = await asyncio.wait_for(runs.wait_for(1, task_id=task.id), 30)
+        manual = await asyncio.wait_for(rt.run_now(task.id), 30)
+    name = type(raised).__name__
+    for record in (fired, manual):
+        assert record.outcome == "error"
+        assert record.error is not None
+        assert record.error.startswith(f"the turn's context could not be made: {name}")
+    assert seen == []
+
+
+class _AsyncContext:
+    """A callable object whose ``__call__`` is a coroutine function."""
+
+    async def __call__(self, task: Task) -> Account:
+        return Account(user=task.owner, plan="pro")
+
+
+def test_an_object_with_an_async_call_is_refused_as_a_context() -> None:
+    with pytest.raises(InvalidTask, match="not a coroutine function"):
+        SchedulerRuntime(None, database="sqlite://", context=_AsyncContext())
+
+
+async def test_a_context_function_returning_an_awaitable_records_the_fire_an_error(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    """A function that returns a coroutine (a lambda calling an async one) gave the
+    graph the coroutine as its context, never awaited."""
+    rt, seen = _runtime(runtime_factory, sqlite_url, lambda task: _AsyncContext()(task))
+    async with rt:
+        task = await rt.create_task(name="d", schedule=_soon(3600), trigger="Hi", owner="al")
+        record = await rt.run_now(task.id)
+    assert record.outcome == "error"
+    assert record.error is not None and "returned a coroutine" in record.error
+    assert seen == []

@@ -15,6 +15,7 @@ runner, and tells listeners (which never make it wait: see :mod:`._listeners`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -542,8 +543,8 @@ class TaskExecutorBridge:
         context = None
         if self.context_of is not None:
             try:
-                context = self.context_of(task)
-            except Exception as exc:  # the user's function: its failure is the fire's
+                context = _made_context(self.context_of, task)
+            except BaseException as exc:  # noqa: B036 - see _made_context
                 logger.warning("the context of task %s's turn failed: %r", task.id, exc)
                 return Error(f"the turn's context could not be made: {exception_text(exc)}")
         source = TaskSource(
@@ -847,6 +848,27 @@ async def retrying(
 def _say(said: Repeats, level: int, message: str) -> None:
     if said.new(message):
         logger.log(level, "%s", message)
+
+
+def _made_context(context_of: Callable[[Task], Any], task: Task) -> Any:
+    """``context_of(task)``, the user's plain function: whatever it raises, even a
+    ``BaseException`` (its own ``CancelledError``, ``SystemExit``), is the fire's error,
+    neither a stop of the runtime nor a fire left without an outcome.
+
+    Raises:
+        TypeError: it returned an awaitable (a coroutine of an async function), which
+            the graph would get as its context, never awaited.
+    """
+    context = context_of(task)
+    if inspect.isawaitable(context):
+        if inspect.iscoroutine(context):
+            context.close()  # never awaited: no warning of it
+        raise TypeError(
+            f"the context function returned a coroutine or awaitable "
+            f"({type(context).__name__}), not the context: make it a plain function "
+            "returning the context"
+        )
+    return context
 
 
 def to_finish(

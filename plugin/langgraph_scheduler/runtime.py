@@ -153,7 +153,8 @@ class SchedulerRuntime:
             nodes, tools and middleware read as ``runtime.context``: a value, or a plain
             function of the fire's :class:`Task` returning one, called at each fire
             (``context=lambda task: Context(user_id=task.owner)``). A function that
-            raises records the fire ``error`` without running it. None: turns run
+            raises (anything, even a ``BaseException``) or returns an awaitable records
+            the fire ``error`` without running it. None: turns run
             without one. Not with ``server``: a LangGraph server takes no ``configurable``
             beside a run's context, and the scheduler's tools read the task's owner from
             there (``user_id``); give the server's assistant its context instead.
@@ -240,7 +241,11 @@ class SchedulerRuntime:
         self.sync_interval_secs = sync_interval_secs
         self.window_secs = window_secs
         self.clock: Clock = clock or SystemClock()
-        if inspect.iscoroutinefunction(context):
+        if inspect.iscoroutinefunction(context) or (
+            callable(context)
+            and not isinstance(context, type)
+            and inspect.iscoroutinefunction(type(context).__call__)
+        ):
             raise InvalidTask(
                 "context must be a value or a plain function of the task returning one, "
                 "not a coroutine function: each fire calls it as its turn is built"
