@@ -23,6 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.config import get_config
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from sqlalchemy import create_engine, select, update
@@ -1385,6 +1386,43 @@ async def test_a_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
     assert seen["hold with a timeout"].startswith("ThreadBusy")
     assert seen["other turn"] == "ok" and seen["run not waited for"] == "ok"
     assert [(r.outcome, r.summary) for r in followed] == [("success", "re: follow")]
+
+
+async def test_a_node_of_an_isolated_tasks_turn_waiting_for_its_own_thread_is_refused(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # An isolated task's fire takes no lock on its fresh thread (nobody else knows it),
+    # so it did not mark the thread held: a node running a turn on its own thread (read
+    # off its config) was not refused but ran it inside the turn, which then lost it.
+    seen: dict[str, str] = {}
+
+    async def nest() -> None:
+        own: RunnableConfig = {"configurable": {"thread_id": _run_thread_id()}}
+        turn = rt.ainvoke({"messages": [HumanMessage("hi")]}, own)
+        results = await asyncio.gather(
+            asyncio.wait_for(turn, _PROBE_SECS),
+            asyncio.wait_for(_held(rt.thread_lock(_run_thread_id())), _PROBE_SECS),
+            return_exceptions=True,
+        )
+        seen.update(zip(("own turn", "own hold"), map(_outcome, results), strict=True))
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url)
+    async with rt:
+        task = await rt.create_task(name="iso", schedule=Interval(hours=1), trigger="nest")
+        record = await rt.run_now(task.id)
+        assert record.thread_id is not None
+        config: RunnableConfig = {"configurable": {"thread_id": record.thread_id}}
+        state = await rt.graph.aget_state(config)
+    inside = f"RuntimeError: this call runs inside a turn on thread {record.thread_id!r}"
+    assert seen["own turn"].startswith(inside), seen
+    assert seen["own hold"].startswith(inside), seen
+    assert (record.outcome, record.summary) == ("success", "nested")
+    assert [m.text for m in state.values["messages"]] == ["nest", "nested"]
+
+
+def _run_thread_id() -> str:
+    """The thread of the run the caller (a node) is in."""
+    return str(get_config()["configurable"]["thread_id"])
 
 
 async def _held(lock: Any) -> None:

@@ -254,8 +254,9 @@ class TurnRunner:
         deadline = loop.time() + wait
         try:
             async with self._task_locks.hold(request.task_id, timeout=wait):
-                if request.fresh_thread:
-                    return await turn()
+                if request.fresh_thread:  # no lock to take, but a thread held all the same
+                    with holding(self.store, request.thread_id, turn=True):
+                        return await turn()
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
                     async with self.store.thread_lock(
