@@ -1872,3 +1872,34 @@ async def test_text_no_database_stores_in_a_turns_outcome_is_recorded_replaced(
     assert run.outcome == stored.outcome == outcome
     assert (stored.error if outcome == "error" else stored.summary) == recorded
     assert stored == run
+
+
+async def test_a_node_waiting_for_its_thread_through_another_runtime_on_its_database_is_refused(
+    postgres_url: str, runtime_factory: Any
+) -> None:
+    # On PostgreSQL a turn holds its thread against every runtime on the database: a node
+    # of one runtime's turn waiting for its own thread through another runtime's ainvoke
+    # or thread_lock was not refused (the mark named the turn's store, not its database)
+    # and waited for its own turn until the turn's timeout.
+    seen: dict[str, str] = {}
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
+
+    async def nest() -> None:
+        calls = {
+            "other runtime's turn": other.ainvoke({"messages": [HumanMessage("hi")]}, alice),
+            "other runtime's hold": _held(other.thread_lock("alice")),
+        }
+        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
+        results = await asyncio.gather(*bounded, return_exceptions=True)
+        seen.update(zip(calls, map(_outcome, results), strict=True))
+
+    rt = runtime_factory(nesting_graph(nest), database=postgres_url)
+    other = runtime_factory(nesting_graph(nest), database=postgres_url)
+    async with rt, other:
+        task = await rt.create_task(
+            name="nest", schedule=Interval(hours=1), trigger="nest", thread_id="alice"
+        )
+        record = await rt.run_now(task.id)
+    inside = "RuntimeError: this call runs inside a turn on thread 'alice'"
+    assert all(outcome.startswith(inside) for outcome in seen.values()) and len(seen) == 2, seen
+    assert (record.outcome, record.summary) == ("success", "nested")

@@ -22,7 +22,7 @@ import contextlib
 import contextvars
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -111,7 +111,7 @@ runs inside (a node or tool of it), or the caller's own ``thread_lock``."""
 class _Held:
     """A conversation thread held by a turn or a hold, while ``live``."""
 
-    store: object
+    scope: Hashable
     thread_id: str
     turn: bool
     by: object
@@ -127,15 +127,16 @@ worker threads of its sync nodes (LangGraph copies the context into them)."""
 
 
 @contextlib.contextmanager
-def holding(store: object, thread_id: str, *, turn: bool) -> Iterator[None]:
-    """Mark ``thread_id`` (a thread of ``store``'s locks) held while the block runs.
+def holding(scope: Hashable, thread_id: str, *, turn: bool) -> Iterator[None]:
+    """Mark ``thread_id`` held while the block runs, against the runtimes whose stores'
+    ``lock_scope`` is ``scope`` (every runtime on one PostgreSQL database).
 
     Args:
         turn: held by a turn, which waits for everything run in its context (its nodes);
             else by a hold, which only its own caller (task, or OS thread) waits inside: a
             task started inside a hold waits for it as any other caller does.
     """
-    held = _Held(store, thread_id, turn, caller(), True)
+    held = _Held(scope, thread_id, turn, caller(), True)
     token = _HELD.set((*_HELD.get(), held))
     try:
         yield
@@ -145,13 +146,14 @@ def holding(store: object, thread_id: str, *, turn: bool) -> Iterator[None]:
             _HELD.reset(token)
 
 
-def threads_held_here(store: object) -> dict[str, HeldBy]:
-    """The threads of ``store`` that a turn or hold the caller runs inside holds now,
-    which a wait of the caller for them would wait for itself."""
+def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
+    """The threads of lock scope ``scope`` (a store's ``lock_scope``) that a turn or hold
+    the caller runs inside holds now, which a wait of the caller for them would wait for
+    itself."""
     held: dict[str, HeldBy] = {}
     me: object = None
     for mark in _HELD.get():
-        if not mark.live or mark.store is not store:
+        if not mark.live or mark.scope != scope:
             continue
         if mark.turn:
             held[mark.thread_id] = "turn"

@@ -255,7 +255,7 @@ class TurnRunner:
         try:
             async with self._task_locks.hold(request.task_id, timeout=wait):
                 if request.fresh_thread:  # no lock to take, but a thread held all the same
-                    with holding(self.store, request.thread_id, turn=True):
+                    with holding(self.store.lock_scope, request.thread_id, turn=True):
                         return await turn()
                 remaining = max(deadline - loop.time(), 0.0) if wait else 0.0
                 try:
@@ -264,7 +264,7 @@ class TurnRunner:
                     ):
                         # Its nodes waiting for their own thread would wait for good:
                         # they are refused instead (see _context.holding).
-                        with holding(self.store, request.thread_id, turn=True):
+                        with holding(self.store.lock_scope, request.thread_id, turn=True):
                             return await turn()
                 except ThreadBusy:
                     return Skipped(

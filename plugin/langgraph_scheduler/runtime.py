@@ -833,7 +833,7 @@ class SchedulerRuntime:
             raise self._not_running()
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
-        if wait and threads_held_here(self._store):  # a turn or hold the caller is in
+        if wait and threads_held_here(self.store.lock_scope):  # a turn or hold the caller is in
             await self._refuse_waiting_for_a_run(task_id, owner)
         try:
             record, execution = await self._bridge.run_now(
@@ -868,7 +868,7 @@ class SchedulerRuntime:
         options = task.options
         if task.thread_id is None or options.on_busy == "skip" or not options.max_wait_secs:
             return
-        held = threads_held_here(self._store).get(task.thread_id)
+        held = threads_held_here(self.store.lock_scope).get(task.thread_id)
         if held is not None:
             call = f"waiting for a run of task {task_id!r}, which talks on that thread,"
             fix = "call run_now(task_id, wait=False): the run starts once the hold ends"
@@ -989,7 +989,7 @@ class SchedulerRuntime:
         self._holding[task] = self._holding.get(task, 0) + 1
         try:
             async with self.store.thread_lock(thread_id, timeout=timeout):
-                with holding(self.store, thread_id, turn=turn):
+                with holding(self.store.lock_scope, thread_id, turn=turn):
                     yield
         finally:
             self._holding[task] -= 1
@@ -1003,7 +1003,7 @@ class SchedulerRuntime:
         Raises:
             RuntimeError: the caller's own hold, or the turn it runs inside, holds it.
         """
-        held = threads_held_here(self._store).get(thread_id)
+        held = threads_held_here(self.store.lock_scope).get(thread_id)
         if held is not None:
             fix = _TURN_IN_HOLD.format(turn="'await rt.graph.ainvoke(...)'", outside="ainvoke")
             raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)

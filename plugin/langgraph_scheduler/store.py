@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1042,6 +1042,13 @@ class Store(ABC):
     def _forget(self, task_id: str) -> None:
         with self._tasks_lock:
             self._tasks.pop(task_id, None)
+
+    @property
+    def lock_scope(self) -> Hashable:
+        """What a thread held through :meth:`thread_lock` is held against: here this
+        store (SQLite's locks are this process's, this store's own); the PostgreSQL twin
+        names its database, whose rows every runtime on it shares."""
+        return self
 
     @property
     def safe_url(self) -> str:

@@ -20,7 +20,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -808,6 +808,13 @@ class PostgresStore(Store):
         if row is None:
             return TaskChange(task_id, None, None)
         return TaskChange(task_id, row[0], row[1])
+
+    @property
+    def lock_scope(self) -> Hashable:
+        """The database: a thread held by a runtime on it is held against every other
+        runtime on it (its row is leased)."""
+        url = self.url
+        return ("postgresql", url.host, url.port, url.database)
 
     def hold_threads_as(self, holder: str, *, clock: Clock, lease_secs: float) -> None:
         self._lease = _ThreadLease(holder, clock, timedelta(seconds=lease_secs))

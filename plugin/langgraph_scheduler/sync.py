@@ -369,7 +369,7 @@ class SyncSchedulerRuntime:
         try:
             # The hold lives in a task on the loop: this calling thread is marked as the
             # one holding the thread (a turn or hold of it here would wait for itself).
-            with holding(self.runtime._store, thread_id, turn=False):
+            with holding(self.runtime.store.lock_scope, thread_id, turn=False):
                 yield
         except BaseException:
             # A hold the stop cut short says so only when the block raised nothing: the
@@ -384,7 +384,7 @@ class SyncSchedulerRuntime:
         this thread's own hold of it, or from a node of a turn on it (a sync node runs in
         a worker thread with a copy of its turn's context)."""
         store = self.runtime._store
-        held = threads_held_here(store).get(thread_id) if thread_id and store else None
+        held = threads_held_here(store.lock_scope).get(thread_id) if thread_id and store else None
         if held is not None:
             fix = _TURN_IN_HOLD.format(
                 turn="'rt.graph.invoke(...)', for a graph whose nodes are sync", outside="invoke"
