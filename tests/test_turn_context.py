@@ -22,6 +22,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 
 from langgraph_scheduler import (
+    Interval,
     InvalidTask,
     Once,
     SchedulerRuntime,
@@ -244,3 +245,28 @@ async def test_a_context_function_returning_an_awaitable_records_the_fire_an_err
     assert record.outcome == "error"
     assert record.error is not None and "returned a coroutine" in record.error
     assert seen == []
+
+
+async def test_a_context_function_changing_its_tasks_payload_leaves_the_later_fires_alone(
+    database: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """The fire path shares the store's task between fires: a function writing into its
+    payload (a dict) changed what every later fire of the task was handed."""
+    payloads: list[Any] = []
+
+    def context(task: Task) -> Account:
+        payloads.append(dict(task.payload))
+        task.payload["prompt"] = "Changed by the context function"
+        return Account(user=task.owner, plan="pro")
+
+    rt, seen = _runtime(runtime_factory, database, context)
+    async with rt:
+        task = await rt.create_task(
+            name="tick", schedule=Interval(seconds=1), trigger="Tick", owner="erin"
+        )
+        fired = await asyncio.wait_for(runs.wait_for(2, task_id=task.id), 30)
+        await rt.pause_task(task.id)
+        kept = await rt.get_task(task.id)
+    assert [r.outcome for r in fired] == ["success", "success"]
+    assert payloads[:2] == [{"prompt": "Tick"}, {"prompt": "Tick"}]
+    assert kept.payload == {"prompt": "Tick"}

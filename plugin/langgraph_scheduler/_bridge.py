@@ -15,6 +15,7 @@ runner, and tells listeners (which never make it wait: see :mod:`._listeners`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -853,12 +854,16 @@ def _say(said: Repeats, level: int, message: str) -> None:
 def _made_context(context_of: Callable[[Task], Any], task: Task) -> Any:
     """``context_of(task)``, the user's plain function: whatever it raises, even a
     ``BaseException`` (its own ``CancelledError``, ``SystemExit``), is the fire's error,
-    neither a stop of the runtime nor a fire left without an outcome.
+    neither a stop of the runtime nor a fire left without an outcome. It gets its own copy
+    of the task's payload (the task's only field that can change in place): the store's
+    task is shared by the task's later fires, which a change to it would reach.
 
     Raises:
         TypeError: it returned an awaitable (a coroutine of an async function), which
             the graph would get as its context, never awaited.
     """
+    if task.payload is not None:
+        task = task.model_copy(update={"payload": copy.deepcopy(task.payload)})
     context = context_of(task)
     if inspect.isawaitable(context):
         if inspect.iscoroutine(context):
