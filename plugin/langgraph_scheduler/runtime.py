@@ -152,7 +152,8 @@ class SchedulerRuntime:
             with a ``context_schema`` (``create_agent(context_schema=...)``), which its
             nodes, tools and middleware read as ``runtime.context``: a value, or a plain
             function of the fire's :class:`Task` returning one, called at each fire
-            (``context=lambda task: Context(user_id=task.owner)``). A function that
+            (``context=lambda task: Context(user_id=task.owner)``), on the runtime's
+            loop: keep it quick (no blocking I/O), it holds every fire. A function that
             raises (anything, even a ``BaseException``) or returns an awaitable records
             the fire ``error`` without running it. None: turns run
             without one. Not with ``server``: a LangGraph server takes no ``configurable``
