@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import gc
 import math
@@ -1386,6 +1387,34 @@ async def test_a_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
     assert seen["hold with a timeout"].startswith("ThreadBusy")
     assert seen["other turn"] == "ok" and seen["run not waited for"] == "ok"
     assert [(r.outcome, r.summary) for r in followed] == [("success", "re: follow")]
+
+
+async def test_a_follow_up_turn_a_node_starts_in_a_fresh_context_runs_after_its_turn(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # A task a node starts and does not await inherits its turn's mark, so its
+    # ``ainvoke`` on the turn's thread is refused like the node's own; started in a fresh
+    # context (the README's way), it waits for the turn and runs after it.
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
+    started: list[asyncio.Task[Any]] = []
+
+    async def nest() -> None:
+        inherited = asyncio.ensure_future(rt.ainvoke({"messages": [HumanMessage("a")]}, alice))
+        fresh = asyncio.create_task(
+            rt.ainvoke({"messages": [HumanMessage("b")]}, alice), context=contextvars.Context()
+        )
+        started.extend([inherited, fresh])
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url)
+    async with rt:
+        await rt.ainvoke({"messages": [HumanMessage("nest")]}, alice)
+        inherited, fresh = await asyncio.wait_for(
+            asyncio.gather(*started, return_exceptions=True), _PROBE_SECS
+        )
+        state = await rt.graph.aget_state(alice)
+    assert isinstance(inherited, RuntimeError) and "inside a turn" in str(inherited)
+    assert [m.text for m in state.values["messages"]] == ["nest", "nested", "b", "re: b"]
+    assert fresh["messages"][-1].text == "re: b"
 
 
 async def test_a_node_of_an_isolated_tasks_turn_waiting_for_its_own_thread_is_refused(
