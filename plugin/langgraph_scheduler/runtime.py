@@ -834,8 +834,9 @@ class SchedulerRuntime:
             raise self._not_running()
         if self._bridge is None:
             raise NotRunning(_NO_GRAPH)
-        if wait and threads_held_here(self.store.lock_scope):  # a turn or hold the caller is in
-            await self._refuse_waiting_for_a_run(task_id, owner)
+        held = threads_held_here(self.store.lock_scope) if wait else {}
+        if held:  # a turn or hold the caller is in
+            await self._refuse_waiting_for_a_run(task_id, owner, held)
         try:
             record, execution = await self._bridge.run_now(
                 key,
@@ -857,9 +858,12 @@ class SchedulerRuntime:
             )
         return execution.result()
 
-    async def _refuse_waiting_for_a_run(self, task_id: str, owner: str | None) -> None:
+    async def _refuse_waiting_for_a_run(
+        self, task_id: str, owner: str | None, held: Mapping[str, HeldBy]
+    ) -> None:
         """Refuse to wait for a run of ``task_id`` whose turn would wait for the turn or
-        hold the caller is in (a task that skips a busy thread records it at once).
+        hold the caller is in (``held``: the threads those hold; a task that skips a busy
+        thread records it at once).
 
         Raises:
             RuntimeError: saying what to do instead.
@@ -869,11 +873,11 @@ class SchedulerRuntime:
         options = task.options
         if task.thread_id is None or options.on_busy == "skip" or not options.max_wait_secs:
             return
-        held = threads_held_here(self.store.lock_scope).get(task.thread_id)
-        if held is not None:
+        by = held.get(task.thread_id)
+        if by is not None:
             call = f"waiting for a run of task {task_id!r}, which talks on that thread,"
             fix = "call run_now(task_id, wait=False): the run starts once the hold ends"
-            raise waits_for_itself(held, task.thread_id, call, fix=fix)
+            raise waits_for_itself(by, task.thread_id, call, fix=fix)
 
     @_on_its_loop
     async def history(
