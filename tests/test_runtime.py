@@ -56,7 +56,15 @@ from langgraph_scheduler.state import SchedulerState
 from langgraph_scheduler.store import runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
-from .helpers import FAKE_START, RunWaiter, build_graph, nesting_graph, record_count, step
+from .helpers import (
+    FAKE_START,
+    HeldGraph,
+    RunWaiter,
+    build_graph,
+    nesting_graph,
+    record_count,
+    step,
+)
 
 
 @pytest.fixture
@@ -967,17 +975,43 @@ async def test_a_hold_outliving_the_stop_lets_the_blocks_own_error_through(
 async def test_run_now_waiting_when_the_runtime_stops_raises_not_running(
     sqlite_url: str, runtime_factory: Any, runs: RunWaiter
 ) -> None:
-    """Before, the waiting caller got a bare CancelledError, as if it had been cancelled."""
-    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    """Before, the waiting caller got a bare CancelledError, as if it had been cancelled.
+    The stop comes once the turn is under way (a fixed wait could stop it before)."""
+    held = HeldGraph()
+    rt = runtime_factory(held.graph, database=sqlite_url)
     await rt.start()
     task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
     waiting = asyncio.ensure_future(rt.run_now(task.id))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(held.entered.wait(), 30)
     await rt.stop(drain_timeout_secs=0.1)
     with pytest.raises(NotRunning, match="recorded interrupted"):
         await waiting
     (record,) = runs.records
     assert record.outcome == "interrupted"
+
+
+async def test_run_now_waiting_for_a_slot_when_the_runtime_stops_returns_it_not_started(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    """A waited run the stop kept from starting (every turn slot taken) is not cut
+    short: its caller gets its finished record, interrupted, saying it never began."""
+    held = HeldGraph()
+    rt = runtime_factory(held.graph, database=sqlite_url, max_concurrency=1)
+    await rt.start()
+    first = await rt.create_task(name="first", schedule=Interval(hours=1), trigger="a")
+    second = await rt.create_task(name="second", schedule=Interval(hours=1), trigger="b")
+    busy = asyncio.ensure_future(rt.run_now(first.id))
+    await asyncio.wait_for(held.entered.wait(), 30)
+    waiting = asyncio.ensure_future(rt.run_now(second.id))
+    while not list(await rt.history(second.id)):
+        await asyncio.sleep(0.01)
+    await rt.stop(drain_timeout_secs=0.1)
+    record = await waiting
+    assert (record.task_id, record.outcome) == (second.id, "interrupted")
+    assert record.error == "runtime is stopping: the turn was not started"
+    with pytest.raises(NotRunning, match="recorded interrupted"):
+        await busy
+    assert held.prompts == ["a"]
 
 
 def test_asyncio_run_returning_without_stop_stops_the_runtime_and_exits(

@@ -822,6 +822,10 @@ class SchedulerRuntime:
             TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
             CallAnswered: ``answer``'s call was answered already; nothing was claimed.
+            NotRunning: the runtime is not running; or, with ``wait``, it stopped while
+                the run's turn ran, past its drain timeout (the run is recorded
+                ``interrupted``). A run the stop kept from beginning is not cut short: its
+                record, ``interrupted`` and saying so, is returned.
             RuntimeError: ``wait``, and the task's thread is held by the turn the caller
                 runs inside (a node or tool of a turn on it) or by the calling task's own
                 :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
