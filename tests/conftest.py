@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -87,6 +88,15 @@ class _FreshDatabases:
     def give_back(self, name: str) -> None:
         self._used.put(name)
 
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[str]:
+        """The URL of a fresh database, given back (to be dropped) after the block."""
+        name = self.take()
+        try:
+            yield f"{self.base}/{name}"
+        finally:
+            self.give_back(name)
+
     def close(self) -> None:
         self._stop.set()
         while True:  # let the maker see the stop, then drop what it made
@@ -142,11 +152,15 @@ def _fresh_databases(postgres_admin_url: str) -> Iterator[_FreshDatabases]:
 @pytest.fixture
 def postgres_url(_fresh_databases: _FreshDatabases) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = _fresh_databases.take()
-    try:
-        yield f"{_fresh_databases.base}/{name}"
-    finally:
-        _fresh_databases.give_back(name)
+    with _fresh_databases.lent() as url:
+        yield url
+
+
+@pytest.fixture
+def other_postgres_url(_fresh_databases: _FreshDatabases) -> Iterator[str]:
+    """Another fresh PostgreSQL database on the server of ``postgres_url``."""
+    with _fresh_databases.lent() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

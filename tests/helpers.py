@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langgraph.graph import START, StateGraph
 from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
 
 from langgraph_scheduler import Interval, SchedulerRuntime, TaskRunRecord
 from langgraph_scheduler._service import TaskService
@@ -341,3 +342,21 @@ async def until_lock_waiters(postgres_url: str, count: int) -> None:
     finally:
         counting.cancel()
         await asyncio.gather(counting, return_exceptions=True)
+
+
+def respelled_url(url: str) -> str:
+    """``url`` spelled otherwise: the loopback host by its other name, the default port
+    left out (or given where it was left out)."""
+    parsed = make_url(url)
+    host = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(parsed.host or "")
+    port = {None: 5432, 5432: None}.get(parsed.port, parsed.port)
+    respelled = URL.create(
+        parsed.drivername,
+        parsed.username,
+        parsed.password,
+        host or parsed.host,
+        port,
+        parsed.database,
+        parsed.query,
+    )
+    return respelled.render_as_string(hide_password=False)

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
@@ -45,6 +45,7 @@ from .helpers import (
     RunWaiter,
     build_graph,
     count_lock_waiters,
+    respelled_url,
     until_lock_waiters,
     until_start_warns,
     warnings_said,
@@ -262,6 +263,38 @@ async def test_a_role_without_create_runs_on_tables_its_owner_made(
     async with SchedulerRuntime(graph, database=app_role(postgres_url)) as rt:
         task = await rt.create_task(name="t", schedule=Interval(hours=1), trigger="go")
         assert (await rt.run_now(task.id)).outcome == "success"
+
+
+async def test_a_role_of_its_own_names_its_database_however_the_url_spells_it(
+    postgres_url: str, app_role: Callable[[str], str]
+) -> None:
+    # The scope a thread is held in is read from the server by setup(): a role with no
+    # privilege beyond its tables' names the database as the owner does, by either
+    # spelling of its URL; where the server's system identifier is refused it (revoked
+    # from PUBLIC, as some managed services do), its two spellings still name one scope.
+    import psycopg
+
+    async def scopes(url: str) -> list[Hashable]:
+        stores = [open_store(url), open_store(respelled_url(url))]
+        try:
+            for store in stores:
+                await store.setup()
+            return [store.lock_scope for store in stores]
+        finally:
+            for store in stores:
+                await store.close()
+
+    (owner, _) = await scopes(postgres_url)
+    role = make_url(app_role(postgres_url)).username
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+    assert await scopes(app_role(postgres_url)) == [owner, owner]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # this database's only
+        conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+    refused, respelled = await scopes(app_role(postgres_url))
+    assert refused == respelled
 
 
 _FOREVER = 3600.0

@@ -53,7 +53,7 @@ from langgraph_scheduler._upkeep import dead_holders, process_host
 from langgraph_scheduler.errors import ThreadBusy
 from langgraph_scheduler.scripted import HANG, ScriptedChatModel
 from langgraph_scheduler.state import SchedulerState
-from langgraph_scheduler.store import runs_table, tasks_table
+from langgraph_scheduler.store import open_store, runs_table, tasks_table
 from langgraph_scheduler.testing import FakeClock
 
 from .helpers import (
@@ -63,6 +63,7 @@ from .helpers import (
     build_graph,
     nesting_graph,
     record_count,
+    respelled_url,
     step,
 )
 
@@ -1937,13 +1938,24 @@ async def test_text_no_database_stores_in_a_turns_outcome_is_recorded_replaced(
     assert stored == run
 
 
+@pytest.mark.parametrize(
+    ("other_database", "refused"),
+    [("same, spelled alike", True), ("same, spelled otherwise", True), ("another", False)],
+)
 async def test_a_node_waiting_for_its_thread_through_another_runtime_on_its_database_is_refused(
-    postgres_url: str, runtime_factory: Any
+    postgres_url: str,
+    runtime_factory: Any,
+    request: pytest.FixtureRequest,
+    other_database: str,
+    refused: bool,
 ) -> None:
     # On PostgreSQL a turn holds its thread against every runtime on the database: a node
     # of one runtime's turn waiting for its own thread through another runtime's ainvoke
     # or thread_lock was not refused (the mark named the turn's store, not its database)
-    # and waited for its own turn until the turn's timeout.
+    # and waited for its own turn until the turn's timeout. Nor was it when the other
+    # runtime's URL named the same database otherwise (localhost for 127.0.0.1, the
+    # default port left out): the mark named the URL, not the server's database. Another
+    # database of the server holds threads of its own: its "alice" is another thread.
     seen: dict[str, str] = {}
     alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
 
@@ -1956,13 +1968,40 @@ async def test_a_node_waiting_for_its_thread_through_another_runtime_on_its_data
         results = await asyncio.gather(*bounded, return_exceptions=True)
         seen.update(zip(calls, map(_outcome, results), strict=True))
 
+    other_url = {
+        "same, spelled alike": postgres_url,
+        "same, spelled otherwise": respelled_url(postgres_url),
+        "another": respelled_url(request.getfixturevalue("other_postgres_url")),
+    }[other_database]
     rt = runtime_factory(nesting_graph(nest), database=postgres_url)
-    other = runtime_factory(nesting_graph(nest), database=postgres_url)
+    other = runtime_factory(nesting_graph(nest), database=other_url)
     async with rt, other:
         task = await rt.create_task(
             name="nest", schedule=Interval(hours=1), trigger="nest", thread_id="alice"
         )
         record = await rt.run_now(task.id)
     inside = "RuntimeError: this call runs inside a turn on thread 'alice'"
-    assert all(outcome.startswith(inside) for outcome in seen.values()) and len(seen) == 2, seen
+    if refused:
+        assert all(seen[call].startswith(inside) for call in seen) and len(seen) == 2, seen
+    else:
+        assert seen == {"other runtime's turn": "ok", "other runtime's hold": "ok"}
     assert (record.outcome, record.summary) == ("success", "nested")
+
+
+async def test_postgres_lock_scope_names_the_servers_database_however_the_url_spells_it(
+    postgres_url: str, other_postgres_url: str
+) -> None:
+    # The scope a thread is held in is the database the server knows, read when the
+    # store is set up: two spellings of one database's URL name one scope, and another
+    # database of the same server another.
+    stores = [open_store(url) for url in (postgres_url, respelled_url(postgres_url))]
+    stores.append(open_store(other_postgres_url))
+    try:
+        for store in stores:
+            await store.setup()
+        same, respelled, other = (store.lock_scope for store in stores)
+    finally:
+        for store in stores:
+            await store.close()
+    assert same == respelled
+    assert same != other

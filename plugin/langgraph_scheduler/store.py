@@ -1365,7 +1365,8 @@ class Store(ABC):
         self._after_setup(conn)
 
     def _before_setup(self, conn: Connection) -> None:
-        """Twin hook run first in the setup transaction (PostgreSQL takes a lock)."""
+        """Twin hook run first in the setup transaction (PostgreSQL takes a lock and
+        reads the database's identity, its ``lock_scope``)."""
         return None
 
     def _create_late_indexes(self, conn: Connection) -> None:

@@ -246,6 +246,8 @@ class PostgresStore(Store):
         self._sending: collections.Counter[str] = collections.Counter()
         """Takes and frees on their way, by thread."""
         self._closed = False
+        self._scope: Hashable | None = None
+        """The database's identity, read by :meth:`setup` (see :attr:`lock_scope`)."""
         self._setting_up = False
         """Whether this store holds the replicas' start-up lock (see :meth:`_setup_lock`)."""
         self._session = _Session(
@@ -546,6 +548,7 @@ class PostgresStore(Store):
 
     def _before_setup(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        self._scope = _database_identity(conn)
 
     def _create_late_indexes(self, conn: Connection) -> None:
         return None  # built concurrently by build_indexes, once the setup committed
@@ -812,7 +815,13 @@ class PostgresStore(Store):
     @property
     def lock_scope(self) -> Hashable:
         """The database: a thread held by a runtime on it is held against every other
-        runtime on it (its row is leased)."""
+        runtime on it (its row is leased). Named as the server knows it, read by
+        :meth:`setup` (see :func:`_database_identity`): every URL that reaches it
+        (``localhost`` or ``127.0.0.1``, a Unix socket, the default port given or left
+        out, a pooler in front) names one scope. Before :meth:`setup`, named by the
+        URL's host, port and database (no runtime uses a store before)."""
+        if self._scope is not None:
+            return self._scope
         url = self.url
         return ("postgresql", url.host, url.port, url.database)
 
@@ -1251,6 +1260,27 @@ _LISTEN_RETRY_MAX_SECS = 30.0
 """Longest pause between attempts to open the listening session again."""
 
 _LATE_BY_NAME = {str(index.name): index for index in LATE_INDEXES}
+
+
+_IDENTITY = text(
+    "SELECT oid, pg_postmaster_start_time(), "
+    "has_function_privilege('pg_control_system()', 'EXECUTE') "
+    "FROM pg_database WHERE datname = current_database()"
+)
+_SYSTEM_IDENTIFIER = text("SELECT system_identifier FROM pg_control_system()")
+
+
+def _database_identity(conn: Connection) -> Hashable:
+    """The database connected to, as its server knows it: the server's system
+    identifier (chosen at random by ``initdb``, kept across restarts and by its physical
+    standbys) and the database's OID (unique on the server; not its name, which a
+    rename changes). Both are read from the server, whatever the URL spells: a pooler
+    in front answers with the server's. A role that may not call ``pg_control_system()``
+    (a managed service may revoke it from PUBLIC) names the server by its start time
+    instead: unique to it, but changed by a restart."""
+    oid, started, may_read = conn.execute(_IDENTITY).one()
+    server = conn.execute(_SYSTEM_IDENTIFIER).scalar_one() if may_read else started
+    return ("postgresql", server, oid)
 
 
 def _late_indexes_to_build(conn: Connection) -> dict[str, bool | None]:
