@@ -297,6 +297,26 @@ async def test_a_role_of_its_own_names_its_database_however_the_url_spells_it(
     assert refused == respelled
 
 
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+async def test_a_store_behind_pgbouncer_names_the_database_behind_it(
+    postgres_url: str, pgbouncer: Callable[[str], str], mode: str
+) -> None:
+    # Through a pooler the URL names the pooler's port: the scope, read from the server,
+    # is still the database's, so a node waiting for its own thread through a runtime
+    # behind PgBouncer is refused as through one connected directly.
+    pooled_url = pgbouncer(mode)
+    assert make_url(pooled_url).port != make_url(postgres_url).port
+    stores = [open_store(postgres_url), open_store(pooled_url)]
+    try:
+        for store in stores:
+            await store.setup()
+        direct, pooled = (store.lock_scope for store in stores)
+    finally:
+        for store in stores:
+            await store.close()
+    assert direct == pooled
+
+
 _FOREVER = 3600.0
 """A poll interval no test outlives: what a runtime learns meanwhile, it learns from
 the change feed's notifications."""
