@@ -45,6 +45,7 @@ from langgraph_scheduler import (
     TaskEvent,
     TaskNotFound,
     TaskOptions,
+    TaskRunRecord,
     _bridge,
     store_sqlite,
 )
@@ -1482,6 +1483,99 @@ async def test_a_node_of_an_isolated_tasks_turn_waiting_for_its_own_thread_is_re
     assert seen["own hold"].startswith(inside), seen
     assert (record.outcome, record.summary) == ("success", "nested")
     assert [m.text for m in state.values["messages"]] == ["nest", "nested"]
+
+
+_NO_SLOT = "RuntimeError: this call runs inside a turn of the scheduler (a node or tool of it)"
+
+
+@pytest.mark.parametrize("turn", ["scheduled", "run_now"])
+async def test_a_node_waiting_for_a_run_with_the_only_slot_its_own_is_refused(
+    sqlite_url: str, runtime_factory: Any, clock: FakeClock, turn: str
+) -> None:
+    # With max_concurrency=1 the node's own turn holds the one turn slot, so a run it
+    # waits for could only begin once that turn ended: the node waited until the turn's
+    # timeout (or for good). It is refused at once, claiming nothing; a run not waited
+    # for begins once the turn ends.
+    seen: dict[str, str] = {}
+
+    async def nest() -> None:
+        calls = {
+            "waited run": rt.run_now(other.id),
+            "run not waited for": rt.run_now(other.id, wait=False),
+        }
+        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
+        results = await asyncio.gather(*bounded, return_exceptions=True)
+        seen.update(zip(calls, map(_outcome, results), strict=True))
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=1, clock=clock)
+    async with rt:
+        other = await rt.create_task(name="other", schedule=Interval(hours=1), trigger="other")
+        nester = await rt.create_task(name="nest", schedule=Interval(seconds=1), trigger="nest")
+        if turn == "scheduled":
+            assert await step(rt, clock, 1) == 2  # the turn, then the run not waited for
+        else:
+            await rt.run_now(nester.id)
+        await rt.wait_idle()
+        (nested,) = await rt.history(nester.id)
+        others = await rt.history(other.id)
+    assert seen["waited run"].startswith(_NO_SLOT), seen
+    assert "run_now(task_id, wait=False)" in seen["waited run"]
+    assert "max_concurrency" in seen["waited run"] and repr(other.id) in seen["waited run"]
+    assert seen["run not waited for"] == "ok"
+    assert (nested.outcome, nested.summary) == ("success", "nested")
+    assert [(r.outcome, r.summary) for r in others] == [("success", "re: other")]
+
+
+async def test_a_node_waiting_for_a_run_gets_it_once_another_slot_frees(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # With a second slot, which no turn waiting for a run holds, the waited run begins
+    # beside the node's turn, and the node gets its finished record.
+    got: list[TaskRunRecord] = []
+
+    async def nest() -> None:
+        got.append(await asyncio.wait_for(rt.run_now(other.id), _PROBE_SECS))
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=2)
+    async with rt:
+        other = await rt.create_task(name="other", schedule=Interval(hours=1), trigger="other")
+        nester = await rt.create_task(name="nest", schedule=Interval(hours=1), trigger="nest")
+        nested = await rt.run_now(nester.id)
+    assert (nested.outcome, nested.summary) == ("success", "nested")
+    assert [(r.task_id, r.outcome, r.summary) for r in got] == [(other.id, "success", "re: other")]
+
+
+async def test_a_node_waiting_for_a_run_while_every_other_slot_waits_too_is_refused(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Two slots: turn A's node waits for a run of B, whose turn takes the second slot and
+    # waits for a run of C. A's slot frees only once B's run ends, B's once C's: C would
+    # never get a slot. B's wait is refused at once; A's gets B's finished run.
+    targets: list[str] = []
+    seen: list[str] = []
+
+    async def nest() -> None:
+        try:
+            await asyncio.wait_for(rt.run_now(targets.pop(0)), _PROBE_SECS)
+        except Exception as exc:
+            seen.append(_outcome(exc))
+        else:
+            seen.append("ok")
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=2)
+    async with rt:
+        a, b = [
+            await rt.create_task(name=name, schedule=Interval(hours=1), trigger="nest")
+            for name in "ab"
+        ]
+        c = await rt.create_task(name="c", schedule=Interval(hours=1), trigger="c")
+        targets.extend([b.id, c.id])
+        first = await rt.run_now(a.id)
+        (second,) = await rt.history(b.id)
+        third = await rt.history(c.id)
+    assert len(seen) == 2 and seen[0].startswith(_NO_SLOT) and repr(c.id) in seen[0], seen
+    assert seen[1] == "ok"  # A's wait for B, which ended second
+    assert (first.outcome, second.outcome, third) == ("success", "success", [])
 
 
 def _run_thread_id() -> str:

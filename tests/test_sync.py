@@ -290,6 +290,46 @@ def test_a_sync_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
     assert [(r.outcome, r.summary) for r in followed] == [("success", "re: follow")]
 
 
+@pytest.mark.parametrize("max_concurrency", [1, 2])
+def test_a_sync_node_waiting_for_a_run_with_the_only_slot_its_own_is_refused(
+    tmp_path: Path, max_concurrency: int
+) -> None:
+    # With max_concurrency=1 a sync node's run_now of another task waited until its own
+    # turn's timeout (or for good) for the slot that turn holds. It is refused at once,
+    # claiming nothing; a run not waited for runs after the turn. With a second slot the
+    # waited run begins beside the turn.
+    seen: dict[str, str] = {}
+
+    def nest() -> None:
+        calls = {
+            "waited run": lambda: rt.run_now(other.id),
+            "run not waited for": lambda: rt.run_now(other.id, wait=False),
+        }
+        seen.update(_probed(calls))
+
+    database = f"sqlite:///{tmp_path / 'n.db'}"
+    with SyncSchedulerRuntime(
+        nesting_graph(nest), database=database, max_concurrency=max_concurrency
+    ) as rt:
+        other = rt.create_task(name="other", schedule=Interval(hours=1), trigger="other")
+        nester = rt.create_task(name="nest", schedule=Interval(hours=1), trigger="nest")
+        nested = rt.run_now(nester.id)
+        rt.wait_idle()
+        others = rt.history(other.id)
+    assert (nested.outcome, nested.summary) == ("success", "nested")
+    assert seen["run not waited for"] == "ok"
+    if max_concurrency == 1:
+        assert seen["waited run"].startswith(
+            "RuntimeError: this call runs inside a turn of the scheduler"
+        ), seen
+        assert "run_now(task_id, wait=False)" in seen["waited run"]
+    else:
+        assert seen["waited run"] == "ok"
+    assert [(r.outcome, r.summary) for r in others] == [("success", "re: other")] * (
+        max_concurrency
+    )
+
+
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
     facade: SyncSchedulerRuntime,
 ) -> None:

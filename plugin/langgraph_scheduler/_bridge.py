@@ -15,10 +15,11 @@ runner, and tells listeners (which never make it wait: see :mod:`._listeners`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ from tenacity import (
 
 from ._batching import Batcher
 from ._clock import Clock
-from ._context import spawn_clean
+from ._context import mark_slot, slot_here, spawn_clean
 from ._logs import Repeats
 from ._turns import (
     ConversationRequest,
@@ -156,6 +157,9 @@ class TaskExecutorBridge:
         self.closed = False
         self._busy = 0
         self._manual_waiting = 0
+        self._waiting_turns = 0
+        """Slots held by turns a caller inside of waits for a run in (see
+        :meth:`waiting_for_a_run`): each frees only after that run, which needs a slot."""
         self._slot_freed = asyncio.Condition()
         self._woken = False
         """A claim pass was asked for since the last one began."""
@@ -421,6 +425,35 @@ class TaskExecutorBridge:
         self.in_flight[record.run_id] = record
         return record, self._spawn(self._manual(task, record))
 
+    @contextlib.contextmanager
+    def waiting_for_a_run(self, task_id: str) -> Iterator[None]:
+        """While the block runs, the caller waits for a run of the task ``task_id``: from
+        inside a turn of this bridge (a node or tool of it), the slot of that turn frees
+        only after the run, which needs a slot of its own.
+
+        Raises:
+            RuntimeError: the caller runs inside a turn of this bridge, and every slot
+                would then be held by such a turn (its own with them): none frees before
+                a run gets one, so the run could never begin. Enter it before the run is
+                claimed: nothing is then.
+        """
+        slot = slot_here(self)
+        if slot is None:  # outside any turn here: the turns it waits behind end
+            yield
+            return
+        if not slot.waiting:
+            if self._waiting_turns + 1 >= self.capacity:
+                raise _no_slot(task_id, self.capacity)
+            self._waiting_turns += 1
+        slot.waiting += 1
+        try:
+            yield
+        finally:
+            if slot.waiting:  # else its turn ended first, and counted it out
+                slot.waiting -= 1
+                if not slot.waiting:
+                    self._waiting_turns -= 1
+
     async def _unrunnable(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         """Tell listeners of a manual run recorded ``error`` by its claim, which found its
         task's payload unreadable and quarantined the task (``task``: as it was read)."""
@@ -466,6 +499,7 @@ class TaskExecutorBridge:
         # followed turn began in the process that claimed it.
         scheduled = record.trigger == "schedule"
         begun = record.started_at if scheduled or orphan else self.clock.now()
+        slot = mark_slot(self)  # for its nodes waiting for a run (see waiting_for_a_run)
         gate: _Gate | None = None
         recording: asyncio.Task[Any] | None = None
         try:
@@ -508,6 +542,10 @@ class TaskExecutorBridge:
             return await self._record(record, response, started_at=begun)
         finally:
             self._recording.discard(recording)
+            slot.live = False
+            if slot.waiting:  # callers it left running (tasks its nodes started) still wait
+                slot.waiting = 0
+                self._waiting_turns -= 1
             self._busy -= 1
             self._free_slot()
 
@@ -849,6 +887,25 @@ async def retrying(
 def _say(said: Repeats, level: int, message: str) -> None:
     if said.new(message):
         logger.log(level, "%s", message)
+
+
+def _no_slot(task_id: str, capacity: int) -> RuntimeError:
+    """The refusal of a wait for a run of ``task_id`` that no turn slot can come free
+    for: the caller's turn holds one, turns waiting for runs hold the others."""
+    if capacity == 1:
+        held = "the only turn slot (max_concurrency=1)"
+    else:
+        held = (
+            f"one of the {capacity} turn slots (max_concurrency), the others held by "
+            "turns waiting for runs as well"
+        )
+    return RuntimeError(
+        f"this call runs inside a turn of the scheduler (a node or tool of it), which "
+        f"holds {held} until it ends: a run of task {task_id!r} waited for here would "
+        "never get a slot, and the turn would wait for itself. From inside the turn, start "
+        "the run without waiting for it (run_now(task_id, wait=False): it runs once a slot "
+        "is free), or raise max_concurrency"
+    )
 
 
 def _made_context(context_of: Callable[[Task], Any], task: Task) -> Any:

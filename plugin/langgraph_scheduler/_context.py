@@ -12,7 +12,9 @@ from inside its own turns and loops, which its stop would wait for.
 A turn or hold marks the conversation thread it holds in the context too
 (:func:`holding`): a node of the turn waiting for that thread (another turn on it, a run
 of a task talking there) would wait for its own turn for good, and is refused instead
-(:func:`threads_held_here`).
+(:func:`threads_held_here`). A turn of a runtime marks the turn slot it holds the same way
+(:func:`mark_slot`): a node of it waiting for a run that needs a slot may wait for its own
+turn's (see :func:`slot_here`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ __all__ = [
     "call_clean",
     "caller",
     "holding",
+    "slot_here",
     "spawn_clean",
+    "mark_slot",
     "threads_held_here",
     "work_of",
 ]
@@ -160,6 +164,39 @@ def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
         elif mark.by is (me := me or caller()):
             held.setdefault(mark.thread_id, "hold")
     return held
+
+
+@dataclass(eq=False, slots=True)
+class Slot:
+    """A turn slot of ``owner`` (a runtime's bridge), held by a turn while ``live``;
+    ``waiting``: the callers inside that turn waiting for a run meanwhile."""
+
+    owner: object
+    live: bool = True
+    waiting: int = 0
+
+
+_SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
+    "langgraph_scheduler_slot", default=None
+)
+"""The turn slot held by the turn the current context runs inside (a turn starts from a
+clean context: it runs inside no other), flowing to its nodes as :data:`_HELD` does."""
+
+
+def mark_slot(owner: object) -> Slot:
+    """Mark the current task as a turn holding a turn slot of ``owner`` and give the
+    mark, to end (``live`` False) when the turn does. Called in a turn's own task, whose
+    context nothing else runs in: nothing to reset."""
+    slot = Slot(owner)
+    _SLOT.set(slot)
+    return slot
+
+
+def slot_here(owner: object) -> Slot | None:
+    """The turn slot of ``owner`` that the turn the caller runs inside holds now, or None
+    (the caller is in no turn of ``owner``, or the turn ended)."""
+    slot = _SLOT.get()
+    return slot if slot is not None and slot.live and slot.owner is owner else None
 
 
 _FOR: contextvars.ContextVar[tuple[object, asyncio.Task[Any]] | None] = contextvars.ContextVar(

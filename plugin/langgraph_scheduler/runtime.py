@@ -831,30 +831,38 @@ class SchedulerRuntime:
                 :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
                 the caller for the run. Nothing was claimed; ``wait=False`` starts the
                 run once the thread is free.
+                Likewise when the caller runs inside a turn of this runtime (a node
+                or tool of a scheduled fire or manual run), whose turn slot frees only
+                after the run, and no other slot can free first: each is held by a
+                turn waiting for a run this way (with ``max_concurrency=1``, the
+                caller's turn holds the only one); ``wait=False`` starts the run once
+                a slot is free.
         """
         key = task_key(task_id, owner)
         _check_manual_limits(max_per_task, max_per_owner, per_secs)
         if self._state != "running":
             raise self._not_running()
-        if self._bridge is None:
+        bridge = self._bridge
+        if bridge is None:
             raise NotRunning(_NO_GRAPH)
         held = threads_held_here(self.store.lock_scope) if wait else {}
         if held:  # a turn or hold the caller is in
             await self._refuse_waiting_for_a_run(task_id, owner, held)
-        try:
-            record, execution = await self._bridge.run_now(
-                key,
-                owner=owner,
-                max_per_task=max_per_task,
-                max_per_owner=max_per_owner,
-                per_secs=per_secs,
-                answer=answer,
-            )
-        except TaskNotFound:
-            raise TaskNotFound(task_id) from None  # as given, as the other methods say it
-        if not wait:
-            return record
-        await asyncio.wait({execution})  # a caller cancelled leaves the run to finish
+        with bridge.waiting_for_a_run(task_id) if wait else contextlib.nullcontext():
+            try:
+                record, execution = await bridge.run_now(
+                    key,
+                    owner=owner,
+                    max_per_task=max_per_task,
+                    max_per_owner=max_per_owner,
+                    per_secs=per_secs,
+                    answer=answer,
+                )
+            except TaskNotFound:
+                raise TaskNotFound(task_id) from None  # as given, as the other methods say it
+            if not wait:
+                return record
+            await asyncio.wait({execution})  # a caller cancelled leaves the run to finish
         if execution.cancelled():
             raise NotRunning(
                 f"the runtime stopped while run {record.run_id} ran, past its drain timeout; "

@@ -91,8 +91,10 @@ class SyncSchedulerRuntime:
         from that thread would block the loop it waits for, so it raises instead. Sync
         nodes and tools run on the loop's worker threads, where this object's methods
         work (but for a turn, a ``thread_lock`` or a waited ``run_now`` of a task on the
-        node's own conversation thread, which would wait for the turn the node is in:
-        they raise ``RuntimeError`` at once; ``run_now(..., wait=False)`` works).
+        node's own conversation thread, which would wait for the turn the node is in, and
+        a waited ``run_now`` no turn slot could come free for, as with
+        ``max_concurrency=1``: they raise ``RuntimeError`` at once;
+        ``run_now(..., wait=False)`` works).
 
     Warning:
         Call :meth:`stop` (or use ``with``): it lets running turns finish, the runtime's
