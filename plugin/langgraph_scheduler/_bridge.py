@@ -158,7 +158,7 @@ class TaskExecutorBridge:
         self._busy = 0
         self._manual_waiting = 0
         self._waiting_turns = 0
-        """Slots held by turns a caller inside of waits for a run in (see
+        """Slots whose turns have a caller (a node or tool) waiting for a run (see
         :meth:`waiting_for_a_run`): each frees only after that run, which needs a slot."""
         self._slot_freed = asyncio.Condition()
         self._woken = False
@@ -434,8 +434,8 @@ class TaskExecutorBridge:
         Raises:
             RuntimeError: the caller runs inside a turn of this bridge, and every slot
                 would then be held by such a turn (its own with them): none frees before
-                a run gets one, so the run could never begin. Enter it before the run is
-                claimed: nothing is then.
+                a run gets one, so the run could never begin. Raised on entering, before
+                the caller claims the run.
         """
         slot = slot_here(self)
         if slot is None:  # outside any turn here: the turns it waits behind end
