@@ -33,9 +33,9 @@ __all__ = [
     "call_clean",
     "caller",
     "holding",
+    "mark_slot",
     "slot_here",
     "spawn_clean",
-    "mark_slot",
     "threads_held_here",
     "work_of",
 ]
