@@ -17,7 +17,7 @@ import textwrap
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -1363,6 +1363,13 @@ _PROBE_SECS = 60.0
 test after it, rather than hanging it (no time the test expects)."""
 
 
+async def _probed(calls: dict[str, Awaitable[Any]]) -> dict[str, Any]:
+    """Each probe's result, or what it raised, each bounded by ``_PROBE_SECS``."""
+    bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
+    results = await asyncio.gather(*bounded, return_exceptions=True)
+    return dict(zip(calls, results, strict=True))
+
+
 def _outcome(result: Any) -> str:
     """A probe's outcome: what it raised, or "ok"."""
     if isinstance(result, BaseException):
@@ -1395,9 +1402,7 @@ async def test_a_node_waiting_for_its_own_thread_is_refused_not_left_waiting(
 
     async def nest() -> None:
         calls = probes()
-        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
-        results = await asyncio.gather(*bounded, return_exceptions=True)
-        seen.update(zip(calls, map(_outcome, results), strict=True))
+        seen.update((call, _outcome(r)) for call, r in (await _probed(calls)).items())
 
     rt = runtime_factory(nesting_graph(nest), database=database)
     async with rt:
@@ -1503,9 +1508,7 @@ async def test_a_node_waiting_for_a_run_with_the_only_slot_its_own_is_refused(
             "waited run": rt.run_now(other.id),
             "run not waited for": rt.run_now(other.id, wait=False),
         }
-        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
-        results = await asyncio.gather(*bounded, return_exceptions=True)
-        seen.update(zip(calls, map(_outcome, results), strict=True))
+        seen.update((call, _outcome(r)) for call, r in (await _probed(calls)).items())
 
     rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=1, clock=clock)
     async with rt:
@@ -1524,6 +1527,54 @@ async def test_a_node_waiting_for_a_run_with_the_only_slot_its_own_is_refused(
     assert seen["run not waited for"] == "ok"
     assert (nested.outcome, nested.summary) == ("success", "nested")
     assert [(r.outcome, r.summary) for r in others] == [("success", "re: other")]
+
+
+@pytest.mark.parametrize("on_busy", ["wait", "skip"])
+async def test_a_node_waiting_for_a_run_of_its_own_task_is_refused(
+    sqlite_url: str, runtime_factory: Any, on_busy: Literal["wait", "skip"]
+) -> None:
+    # A task's runs never overlap: a run of the task a node's turn is a run of waits
+    # for that turn to end. Waited for from the node, it waited max_wait_secs (300 s by
+    # default, past most turns' timeouts) and then ended skipped. It is refused at once,
+    # claiming nothing; a run not waited for runs after the turn. A task that skips a busy
+    # run is not refused: its waited run ends skipped at once.
+    seen: dict[str, str] = {}
+    got: list[TaskRunRecord] = []
+
+    async def nest() -> None:
+        if seen:  # the run started from the first turn: nothing more
+            return
+        seen["started"] = "ok"
+        calls = {
+            "waited run": rt.run_now(nester.id),
+            "run not waited for": rt.run_now(nester.id, wait=False),
+        }
+        results = await _probed(calls)
+        seen.update((call, _outcome(result)) for call, result in results.items())
+        got.extend(r for r in results.values() if isinstance(r, TaskRunRecord))
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=4)
+    async with rt:
+        nester = await rt.create_task(
+            name="nest",
+            schedule=Interval(hours=1),
+            trigger="nest",
+            options=TaskOptions(on_busy=on_busy),
+        )
+        first = await rt.run_now(nester.id)
+        await rt.wait_idle()
+        records = await rt.history(nester.id)
+    assert (first.outcome, first.summary) == ("success", "nested")
+    assert seen["run not waited for"] == "ok"
+    if on_busy == "wait":
+        assert seen["waited run"].startswith(
+            f"RuntimeError: this call runs inside a turn of task {nester.id!r}"
+        ), seen
+        assert "run_now(task_id, wait=False)" in seen["waited run"]
+        assert sorted(r.outcome for r in records) == ["success", "success"]
+    else:
+        assert seen["waited run"] == "ok" and got[0].outcome == "skipped"
+        assert sorted(r.outcome for r in records) == ["skipped", "skipped", "success"]
 
 
 async def test_a_node_waiting_for_a_run_gets_it_once_another_slot_frees(
@@ -2058,9 +2109,7 @@ async def test_a_node_waiting_for_its_thread_through_another_runtime_on_its_data
             "other runtime's turn": other.ainvoke({"messages": [HumanMessage("hi")]}, alice),
             "other runtime's hold": _held(other.thread_lock("alice")),
         }
-        bounded = [asyncio.wait_for(call, _PROBE_SECS) for call in calls.values()]
-        results = await asyncio.gather(*bounded, return_exceptions=True)
-        seen.update(zip(calls, map(_outcome, results), strict=True))
+        seen.update((call, _outcome(r)) for call, r in (await _probed(calls)).items())
 
     other_url = {
         "same, spelled alike": postgres_url,

@@ -330,6 +330,35 @@ def test_a_sync_node_waiting_for_a_run_with_the_only_slot_its_own_is_refused(
     )
 
 
+def test_a_sync_node_waiting_for_a_run_of_its_own_task_is_refused(tmp_path: Path) -> None:
+    # The task's runs never overlap: the run waited for would wait for the node's turn
+    # (max_wait_secs, 300 s by default) and end skipped. Refused at once; a run not
+    # waited for runs after the turn.
+    seen: dict[str, str] = {}
+
+    def nest() -> None:
+        if seen:  # the run started from the first turn: nothing more
+            return
+        calls = {
+            "waited run": lambda: rt.run_now(nester.id),
+            "run not waited for": lambda: rt.run_now(nester.id, wait=False),
+        }
+        seen.update(_probed(calls))
+
+    database = f"sqlite:///{tmp_path / 'n.db'}"
+    with SyncSchedulerRuntime(nesting_graph(nest), database=database) as rt:
+        nester = rt.create_task(name="nest", schedule=Interval(hours=1), trigger="nest")
+        nested = rt.run_now(nester.id)
+        rt.wait_idle()
+        records = rt.history(nester.id)
+    assert (nested.outcome, nested.summary) == ("success", "nested")
+    assert seen["waited run"].startswith(
+        f"RuntimeError: this call runs inside a turn of task {nester.id!r}"
+    ), seen
+    assert seen["run not waited for"] == "ok"
+    assert [r.outcome for r in records] == ["success", "success"]
+
+
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
     facade: SyncSchedulerRuntime,
 ) -> None:

@@ -425,6 +425,12 @@ class TaskExecutorBridge:
         self.in_flight[record.run_id] = record
         return record, self._spawn(self._manual(task, record))
 
+    def task_of_turn_here(self) -> str | None:
+        """The task whose turn of this bridge the caller runs inside (a node or tool of
+        it), or None."""
+        slot = slot_here(self)
+        return None if slot is None else slot.task_id
+
     @contextlib.contextmanager
     def waiting_for_a_run(self, task_id: str) -> Iterator[None]:
         """While the block runs, the caller waits for a run of the task ``task_id``: from
@@ -499,7 +505,7 @@ class TaskExecutorBridge:
         # followed turn began in the process that claimed it.
         scheduled = record.trigger == "schedule"
         begun = record.started_at if scheduled or orphan else self.clock.now()
-        slot = mark_slot(self)  # for its nodes waiting for a run (see waiting_for_a_run)
+        slot = mark_slot(self, record.task_id)  # for its nodes waiting for a run
         gate: _Gate | None = None
         recording: asyncio.Task[Any] | None = None
         try:

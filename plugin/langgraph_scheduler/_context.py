@@ -168,10 +168,12 @@ def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
 
 @dataclass(eq=False, slots=True)
 class Slot:
-    """A turn slot of ``owner`` (a runtime's bridge), held by a turn while ``live``;
-    ``waiting``: the callers inside that turn waiting for a run meanwhile."""
+    """A turn slot of ``owner`` (a runtime's bridge), held by a turn of the task
+    ``task_id`` while ``live``; ``waiting``: the callers inside that turn waiting for a
+    run meanwhile."""
 
     owner: object
+    task_id: str
     live: bool = True
     waiting: int = 0
 
@@ -183,11 +185,11 @@ _SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
 clean context: it runs inside no other), flowing to its nodes as :data:`_HELD` does."""
 
 
-def mark_slot(owner: object) -> Slot:
-    """Mark the current task as a turn holding a turn slot of ``owner`` and give the
-    mark, to end (``live`` False) when the turn does. Called in a turn's own task, whose
-    context nothing else runs in: nothing to reset."""
-    slot = Slot(owner)
+def mark_slot(owner: object, task_id: str) -> Slot:
+    """Mark the current task as a turn of the task ``task_id`` holding a turn slot of
+    ``owner`` and give the mark, to end (``live`` False) when the turn does. Called in a
+    turn's own task, whose context nothing else runs in: nothing to reset."""
+    slot = Slot(owner, task_id)
     _SLOT.set(slot)
     return slot
 

@@ -830,13 +830,13 @@ class SchedulerRuntime:
                 runs inside (a node or tool of a turn on it) or by the calling task's own
                 :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
                 the caller for the run. Nothing was claimed; ``wait=False`` starts the
-                run once the thread is free.
-                Likewise when the caller runs inside a turn of this runtime (a node
-                or tool of a scheduled fire or manual run), whose turn slot frees only
-                after the run, and no other slot can free first: each is held by a
-                turn waiting for a run this way (with ``max_concurrency=1``, the
-                caller's turn holds the only one); ``wait=False`` starts the run once
-                a slot is free.
+                run once the thread is free. Likewise inside a turn of the task itself
+                (its runs never overlap), and when the caller runs inside a turn of
+                this runtime (a node or tool of a scheduled fire or manual run), whose
+                turn slot frees only after the run, and no other slot can free first:
+                each is held by a turn waiting for a run this way (with
+                ``max_concurrency=1``, the caller's turn holds the only one);
+                ``wait=False`` starts the run once a slot is free.
         """
         key = task_key(task_id, owner)
         _check_manual_limits(max_per_task, max_per_owner, per_secs)
@@ -846,8 +846,9 @@ class SchedulerRuntime:
         if bridge is None:
             raise NotRunning(_NO_GRAPH)
         held = threads_held_here(self.store.lock_scope) if wait else {}
-        if held:  # a turn or hold the caller is in
-            await self._refuse_waiting_for_a_run(task_id, owner, held)
+        own = wait and bridge.task_of_turn_here() == key
+        if held or own:  # a turn or hold the caller is in
+            await self._refuse_waiting_for_a_run(task_id, owner, held, own=own)
         with bridge.waiting_for_a_run(task_id) if wait else contextlib.nullcontext():
             try:
                 record, execution = await bridge.run_now(
@@ -871,11 +872,12 @@ class SchedulerRuntime:
         return execution.result()
 
     async def _refuse_waiting_for_a_run(
-        self, task_id: str, owner: str | None, held: Mapping[str, HeldBy]
+        self, task_id: str, owner: str | None, held: Mapping[str, HeldBy], *, own: bool
     ) -> None:
         """Refuse to wait for a run of ``task_id`` whose turn would wait for the turn or
-        hold the caller is in (``held``: the threads those hold; a task that skips a busy
-        thread records it at once).
+        hold the caller is in (``held``: the threads those hold; ``own``: the caller runs
+        inside a turn of that task, whose runs never overlap; a task that skips a busy
+        thread or run records it at once).
 
         Raises:
             RuntimeError: saying what to do instead.
@@ -883,7 +885,11 @@ class SchedulerRuntime:
         """
         task = await self.tasks.get(task_id, owner=owner)
         options = task.options
-        if task.thread_id is None or options.on_busy == "skip" or not options.max_wait_secs:
+        if options.on_busy == "skip" or not options.max_wait_secs:
+            return
+        if own:
+            raise RuntimeError(_IN_OWN_TASK.format(task=task_id))
+        if task.thread_id is None:
             return
         by = held.get(task.thread_id)
         if by is not None:
@@ -1169,6 +1175,14 @@ _IN_TURN = (
     "this turn ends), or use another thread_id"
 )
 """The refusal of a wait for a thread from inside a turn on that thread."""
+
+_IN_OWN_TASK = (
+    "this call runs inside a turn of task {task!r} (a node or tool of it), and a task's "
+    "runs never overlap: a run of it waited for here would wait for this turn to end, and "
+    "this turn for the run. From inside the turn, start the run without waiting for it "
+    "(run_now(task_id, wait=False): it runs once this turn ends)"
+)
+"""The refusal of a wait for a run of the task whose turn the caller runs inside."""
 
 _TURN_OR_HOLD = "a turn or another hold of it without a timeout"
 
