@@ -279,6 +279,26 @@ def test_timeouts_and_interruptions_are_retried_too() -> None:
     assert failed(task, outcome="skipped").retry_at is None
 
 
+def test_an_interruption_a_client_of_the_server_chose_is_neither_retried_nor_counted() -> None:
+    # A client cancelled, interrupted or rolled back the turn's server run: final. A
+    # plain interruption (the runtime stopped, its process died) is still retried.
+    options = TaskOptions(retries=2, retry_backoff_secs=5, pause_after_failures=4)
+    task = make_task(options=options, failure_streak=3)
+
+    stopped = after_run(
+        task,
+        trigger="schedule",
+        attempt=1,
+        outcome="interrupted",
+        error="cancelled by a client",
+        now=at(100),
+        final=True,
+    )
+
+    assert stopped == RunConsequence(None, 3)
+    assert failed(task, outcome="interrupted") == RunConsequence(at(105), 3)
+
+
 def test_the_last_failed_attempt_adds_one_to_the_streak() -> None:
     task = make_task(options=TaskOptions(retries=2), failure_streak=1)
 

@@ -719,6 +719,63 @@ async def test_outcomes_of_server_runs_and_a_timeout_cancels_its_run(
 
 
 @_on_the_server
+@pytest.mark.parametrize("how", ["cancel", "interrupt", "rollback"])
+async def test_a_scheduled_turn_a_client_stops_on_the_server_stays_stopped(
+    server: _Server, tmp_path: Path, how: str
+) -> None:
+    # A client of the server cancels the scheduled turn's server run (Studio's cancel),
+    # or sends a run on its thread with multitask_strategy="interrupt" or "rollback":
+    # the fire was recorded interrupted and retried like a crash, running the turn the
+    # user stopped again. Now it is recorded once, saying so, with no retry waiting (its
+    # row would be written with the record), and the task's streak as it was. The
+    # backoff is long so that a retry, were one made, would still be waiting here.
+    thread = f"stopped-{uuid.uuid4().hex[:8]}"
+    on_server = server_thread_id(thread)
+    heard = RunWaiter()
+    database = f"sqlite:///{tmp_path / 'stopped.db'}"
+    async with _client(server) as client, _sleepy(server.url, database, on_run=heard) as rt:
+        task = await rt.create_task(
+            name="hang on",
+            schedule=Interval(
+                seconds=3600, start=datetime.now(timezone.utc) + timedelta(seconds=0.5)
+            ),
+            trigger="hang on",
+            thread_id=thread,
+            options=TaskOptions(retries=2, retry_backoff_secs=60),
+        )
+
+        async def running() -> TaskRunRecord | None:
+            records = await rt.history(task.id)
+            return next((r for r in records if r.server_run_id and r.outcome is None), None)
+
+        began = await _wait(running)
+        assert began.server_run_id is not None
+        if how == "cancel":
+            await client.runs.cancel(on_server, began.server_run_id)
+        else:
+            await client.runs.create(
+                on_server, "sleepy", input=_say("say hi"), multitask_strategy=how
+            )
+        (record,) = await heard.wait_for(1, timeout=30)
+        await rt.wait_idle()
+        retries = await rt.store.pending_retries(task.id)
+        stored = await rt.get_task(task.id)
+        history = await rt.history(task.id)
+    assert (record.run_id, record.outcome, record.attempt) == (began.run_id, "interrupted", 1)
+    assert retries == []
+    assert [r.run_id for r in history] == [record.run_id]
+    assert record.server_run_id == began.server_run_id
+    assert "stopped by a client of the server" in str(record.error)
+    assert "not retried" in str(record.error)
+    assert (stored.state, stored.failure_streak, stored.last_outcome) == (
+        "active",
+        0,
+        "interrupted",
+    )
+    assert stored.next_run_at is not None and stored.next_run_at > record.scheduled_for
+
+
+@_on_the_server
 async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
     server: _Server, tmp_path: Path
 ) -> None:
@@ -1222,7 +1279,8 @@ async def test_a_server_turn_whose_thread_a_client_deletes_says_so(
         record = await _wait(lambda: _finished(rt, began.run_id))
     assert record.outcome == "interrupted"
     assert record.error == (
-        f"the server run's thread {server_thread_id(thread)} was deleted on the server"
+        f"the server run's thread {server_thread_id(thread)} was deleted on the server: "
+        "stopped by a client of the server, not by the scheduler, so not retried"
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, insert, literal_column, text, update
 from sqlalchemy.engine import Connection
 
 from langgraph_scheduler import Cron, Interval, InvalidTask, Once, QuotaExceeded, TaskOptions
+from langgraph_scheduler._fire import RunConsequence
 from langgraph_scheduler._service import TaskService
 from langgraph_scheduler.errors import StoreError, StoreUnavailable
 from langgraph_scheduler.models import Task, TaskRunRecord
@@ -609,6 +610,29 @@ async def test_an_error_with_retries_left_waits_as_a_retry_row_until_due(
     assert retry.lateness == timedelta(seconds=2)
     assert await store.pending_retries(task.id) == []
     assert await claim(store, at(73)) == []
+
+
+async def test_an_interruption_finished_as_final_leaves_no_retry_and_the_streak_as_it_was(
+    store: Store, service: TaskService
+) -> None:
+    # A client of the server stopped the turn's server run: recorded, not retried.
+    options = TaskOptions(retries=2, retry_backoff_secs=10, pause_after_failures=1)
+    task = await every_minute(service, options=options)
+    run = await claim_one(store, at(60))
+
+    (done,) = await store.finish_runs(
+        [Finish(run, "interrupted", error="cancelled by a client", final=True)],
+        now=at(61),
+        holder=HOLDER,
+    )
+
+    assert done is not None and done.consequence == RunConsequence(None, 0)
+    assert done.record.outcome == "interrupted"
+    assert await store.pending_retries(task.id) == []
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at) == ("active", at(120))
+    assert (stored.failure_streak, stored.last_outcome) == (0, "interrupted")
 
 
 @pytest.mark.parametrize("due_tasks", [0, 1, 3])

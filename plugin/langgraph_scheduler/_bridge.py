@@ -970,7 +970,11 @@ def to_finish(
             )
         return Finish(record, "timeout", error=error, **ids)
     if isinstance(response, Interrupted):
-        return Finish(record, "interrupted", error=_error_text(response.reason), **ids)
+        reason = response.reason
+        if response.final:
+            reason += ": stopped by a client of the server, not by the scheduler, so not retried"
+        error = _error_text(reason)
+        return Finish(record, "interrupted", error=error, final=response.final, **ids)
     if isinstance(response, Skipped):
         return Finish(record, "skipped", error=_error_text(response.reason), started_at=started_at)
     return Finish(record, "error", error=_error_text(response.message), **ids)

@@ -186,12 +186,14 @@ def after_run(
     outcome: RunOutcome,
     error: str | None,
     now: datetime,
+    final: bool = False,
 ) -> RunConsequence:
     """What a finished attempt of ``task`` does: a retry, the failure streak, a pause.
 
     Manual runs change neither. A scheduled success resets the streak; a failed or
     interrupted attempt is retried while ``options.retries`` allows and the task is not
-    paused; a fire whose attempts all failed adds one to the streak, and reaching
+    paused, unless it is ``final`` (an interruption a client of the server chose); a
+    fire whose attempts all failed adds one to the streak, and reaching
     ``options.pause_after_failures`` pauses the task.
     """
     streak = task.failure_streak
@@ -200,7 +202,8 @@ def after_run(
     if outcome == "success":
         return RunConsequence(None, 0)
     options = task.options
-    if outcome in _RETRIED and attempt <= options.retries and task.state in _RETRY_STATES:
+    retried = outcome in _RETRIED and not final
+    if retried and attempt <= options.retries and task.state in _RETRY_STATES:
         delay = timedelta(seconds=options.retry_delay(attempt + 1))
         return RunConsequence(now + delay, streak)
     if outcome not in _FAILED:

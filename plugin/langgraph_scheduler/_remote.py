@@ -91,9 +91,12 @@ class LangGraphServer(Validated):
     instead when the thread is busy. A turn continuing a thread that waits for an answer
     to an ``interrupt()`` is recorded ``skipped``, as in-process: a run sent there would
     drop the question (one queued behind a user's run that then stops at an interrupt
-    runs after it all the same). The turn's timeout cancels the server run. The run
-    record keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose
-    answer never came is looked for by its ``task_run_id``: followed if the server made
+    runs after it all the same). The turn's timeout cancels the server run. A run a
+    client of the server stops (``runs.cancel``, a run of its own sent with
+    ``multitask_strategy="interrupt"`` or ``"rollback"``, its thread deleted) is recorded
+    ``interrupted`` and not retried: the user chose to stop it. The run record keeps
+    the server's ``server_thread_id`` and ``server_run_id``. A create whose answer never
+    came is looked for by its ``task_run_id``: followed if the server made
     the run, cancelled if the deadline passed or the runtime is stopping. A server run
     whose runtime died (or stopped renewing its claim) goes on: the runtime that takes
     over the lapsed claim records how it ended, or follows it to its end under the
@@ -318,7 +321,7 @@ class ServerTurnRunner(TurnRunner):
             raise
         except Exception as exc:
             if _status(exc) == 404:  # rolled back, or its thread deleted, by a client
-                return Interrupted(await _gone(client, where), server_run=where)
+                return Interrupted(await _gone(client, where), server_run=where, final=True)
             logger.warning("following server run %s failed: %r", where.run_id, exc)
             await self._cancel(where)
             return Error(f"lost the server run: {_describe(exc)}", server_run=where)
@@ -697,8 +700,14 @@ def _answer(
     if status == "timeout":  # the server's own limit (BG_JOB_TIMEOUT_SECS)
         return Timeout(round(elapsed, 1), server_run=where)
     if status == "interrupted":
+        # Only a cancel request ends a run so: a client's (runs.cancel, a run sent with
+        # multitask_strategy="interrupt"), never the server's own stop or crash (langgraph
+        # dev puts the run back in its queue). The runtime's own cancels (its timeout,
+        # its stop) never get here.
         reason = run.get("cancel_reason") or "cancelled on the server"
-        return Interrupted(f"the server run was interrupted ({reason})", server_run=where)
+        return Interrupted(
+            f"the server run was interrupted ({reason})", server_run=where, final=True
+        )
     return Error(f"the server run ended with status {status!r}", server_run=where)
 
 

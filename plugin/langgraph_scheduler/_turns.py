@@ -108,6 +108,10 @@ class Interrupted:
 
     reason: str
     server_run: ServerRun | None = None
+    final: bool = False
+    """A client of the server stopped the run (cancelled it, interrupted or rolled it
+    back with a run of its own, deleted its thread): the user's decision, so the fire is
+    not retried. False when the runtime's own causes cut the turn short."""
 
     def __repr__(self) -> str:
         return f"Interrupted({self.reason!r})"

@@ -603,6 +603,10 @@ class Finish:
     server_run_id: str | None = None
     started_at: datetime | None = None
     """When the turn began (None: the claim's instant stands, e.g. a turn never begun)."""
+    final: bool = False
+    """Not retried, whatever retries are left: an ``interrupted`` turn a client of the
+    server stopped (see ``Interrupted.final``), which, as any interruption, counts
+    toward no failure streak. Not stored."""
 
     def recorded_in(self, stored: TaskRunRecord) -> bool:
         """Whether ``stored`` is this outcome as recorded (whenever): a finish told its
@@ -2553,6 +2557,7 @@ class Store(ABC):
                 outcome=record.outcome,
                 error=record.error,
                 now=now,
+                final=finish.final,
             )
         written: dict[str, Any] = {
             "last_outcome": record.outcome,
