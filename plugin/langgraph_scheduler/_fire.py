@@ -21,7 +21,6 @@ __all__ = [
     "due_times",
     "next_after",
     "plan_fire",
-    "retryable",
     "settles_alone",
 ]
 
@@ -164,11 +163,6 @@ def plan_fire(task: Task, *, as_of: datetime, started_at: datetime) -> FireDecis
         next_run_at=following,
         counts=runs,
     )
-
-
-def retryable(outcome: RunOutcome | None) -> bool:
-    """True for outcomes a scheduled attempt is retried after."""
-    return outcome in _RETRIED
 
 
 def settles_alone(trigger: RunTrigger, outcome: RunOutcome) -> bool:
