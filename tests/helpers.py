@@ -242,6 +242,21 @@ class RunWaiter:
         return await asyncio.wait_for(_wait(), timeout)
 
 
+async def until(check: Callable[[], Any], what: str, *, timeout: float = 30.0) -> Any:
+    """Poll ``check()`` (awaited if it returns an awaitable) every 10 ms until it returns
+    something truthy, and return that; fail after ``timeout`` s saying ``what`` was
+    awaited. The timeout only bounds a hang: a loaded machine may take its time."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"never {what} in {timeout:g}s"
+        await asyncio.sleep(0.01)
+
+
 class HeldGraph:
     """A graph whose turns, once begun (``entered`` set), wait for ``release``: a test
     acts while a turn is under way. ``prompts``: each turn's last message, in order."""

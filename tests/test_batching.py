@@ -9,21 +9,33 @@ import pytest
 
 from langgraph_scheduler._batching import Batcher
 
+from .helpers import until
+
 
 class Recorder:
     """A batch function that records the batches it was given, and the task each ran in.
     It always yields to the event loop once, as a store call on a file or a server does."""
 
-    def __init__(self, *, fail_on: int | None = None, pause: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        fail_on: int | None = None,
+        pause: float = 0.0,
+        gate: asyncio.Event | None = None,
+    ) -> None:
         self.batches: list[list[int]] = []
         self.tasks: list[asyncio.Task[object] | None] = []
         self.fail_on = fail_on
         self.pause = pause
+        self.gate = gate
+        """If given, each batch waits for it to be set (after its pause)."""
 
     async def __call__(self, items: Sequence[int]) -> list[int]:
         self.batches.append(list(items))
         self.tasks.append(asyncio.current_task())
         await asyncio.sleep(self.pause)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail_on is not None and self.fail_on in items:
             raise ValueError(f"bad item {self.fail_on}")
         return [item * 10 for item in items]
@@ -46,12 +58,15 @@ async def test_requests_made_while_one_runs_share_the_next_batch() -> None:
 
 
 async def test_a_lone_request_is_not_held_back_and_later_ones_form_the_next_batch() -> None:
-    run = Recorder(pause=0.05)
+    release = asyncio.Event()
+    run = Recorder(gate=release)
     batcher: Batcher[int, int] = Batcher(run)
     first = asyncio.ensure_future(batcher.submit(1))
-    await asyncio.sleep(0.01)  # the first batch is running now
-    later = await asyncio.gather(batcher.submit(2), batcher.submit(3))
-    assert await first == 10 and list(later) == [20, 30]
+    await until(lambda: run.batches, "the first batch running")
+    later = asyncio.gather(batcher.submit(2), batcher.submit(3))
+    await until(lambda: len(batcher._pending) == 2, "the later requests queued behind it")
+    release.set()
+    assert await first == 10 and list(await later) == [20, 30]
     assert run.batches == [[1], [2, 3]]
 
 
