@@ -25,6 +25,7 @@ from langgraph_scheduler.testing import FakeClock
 
 from .helpers import (
     FAKE_START,
+    HeldGraph,
     RunWaiter,
     build_graph,
     child_process,
@@ -43,7 +44,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def _eventually(check: Any, timeout: float = 15.0) -> Any:
+async def _eventually(check: Any, timeout: float = 30.0) -> Any:
     """Poll ``check()`` (async) until it returns something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -280,8 +281,8 @@ async def test_flood_beyond_capacity_runs_every_fire_within_the_limit(
 async def test_overlapping_run_of_the_same_task_is_skipped_per_policy(
     sqlite_url: str, runtime_factory: Any
 ) -> None:
-    model = ScriptedChatModel(steps=["slow"], delay_secs=0.5)
-    rt = runtime_factory(build_graph(model), database=sqlite_url)
+    held = HeldGraph()
+    rt = runtime_factory(held.graph, database=sqlite_url)
     async with rt:
         task = await rt.create_task(
             name="iso",
@@ -289,15 +290,15 @@ async def test_overlapping_run_of_the_same_task_is_skipped_per_policy(
             trigger="go",
             options=TaskOptions(on_busy="skip"),
         )
-        first, second = await asyncio.gather(rt.run_now(task.id), _later(rt.run_now(task.id)))
+        running = asyncio.ensure_future(rt.run_now(task.id))
+        await asyncio.wait_for(held.entered.wait(), 30)  # the first run's turn is under way
+        second = await asyncio.wait_for(rt.run_now(task.id), 30)
+        held.release.set()
+        first = await running
         assert first.outcome == "success"
         assert second.outcome == "skipped"
         assert "previous run was still going" in (second.error or "")
-
-
-async def _later(coro: Any) -> Any:
-    await asyncio.sleep(0.1)
-    return await coro
+        assert held.prompts == ["go"]
 
 
 async def test_retention_keeps_the_newest_and_never_touches_running(
@@ -324,10 +325,10 @@ async def test_retention_keeps_the_newest_and_never_touches_running(
             await rt.run_now(task.id)
         assert len(await rt.history(task.id)) == 5  # not trimmed on the turn's path
         await clock.advance(10)  # past the upkeep's next round (every 10 s)
-        kept = await _eventually(lambda: _trimmed(rt, task.id, 3), timeout=5)
+        kept = await _eventually(lambda: _trimmed(rt, task.id, 3))
         assert [r.summary for r in kept] == ["e", "d", "c"]
         running = await rt.run_now(task.id, wait=False)
-        await _eventually(lambda: _in_turn(model), timeout=5)
+        await _eventually(lambda: _in_turn(model))
         purged = await rt.store.purge_history(finished_before=clock.now() + timedelta(days=1))
         assert purged == 3
         (left,) = await rt.history(task.id)
