@@ -656,13 +656,15 @@ def test_run_now_cut_short_by_the_stop_names_its_run(tmp_path: Path) -> None:
     # The async runtime's run_now says which run the stop interrupted; the sync one said
     # only "SyncSchedulerRuntime.run_now was cut short", naming no run to look up.
     database = f"sqlite:///{tmp_path / 's.db'}"
-    rt = SyncSchedulerRuntime(build_graph(ScriptedChatModel(steps=[HANG])), database=database)
+    model = ScriptedChatModel(steps=[HANG])
+    rt = SyncSchedulerRuntime(build_graph(model), database=database)
     rt.start()
     task = rt.create_task(name="Hangs", schedule=Interval(hours=1), trigger="hi")
     caller, outcome = _in_thread(lambda: rt.run_now(task.id))
     deadline = time.monotonic() + 30
-    while not rt.history(task.id):  # the run is claimed and under way
-        assert time.monotonic() < deadline
+    # Its turn under way (a run the stop keeps from beginning returns its record instead)
+    while not model.in_flight:
+        assert time.monotonic() < deadline, "the turn did not begin"
         time.sleep(0.02)
     rt.stop(drain_timeout_secs=0.2)
     assert _ended(caller) and _threads() == []
