@@ -66,6 +66,7 @@ from .helpers import (
     record_count,
     respelled_url,
     step,
+    until,
 )
 
 
@@ -691,12 +692,17 @@ async def test_fires_on_one_thread_never_overlap_but_other_threads_do(
     active: dict[str, int] = {}
     peak: dict[str, int] = {}
     peak_total = [0]
+    # The first turn on each thread waits (up to 30 s, then fails) for one on the other:
+    # they meet however slow the machine, unless the other's turn cannot begin beside it.
+    entered = {"shared": asyncio.Event(), "other": asyncio.Event()}
 
     async def slow_node(state: Any, config: RunnableConfig) -> dict[str, Any]:
         thread = config["configurable"]["thread_id"]
         active[thread] = active.get(thread, 0) + 1
         peak[thread] = max(peak.get(thread, 0), active[thread])
         peak_total[0] = max(peak_total[0], sum(active.values()))
+        entered[thread].set()
+        await asyncio.wait_for(entered["other" if thread == "shared" else "shared"].wait(), 30)
         await asyncio.sleep(0.2)
         active[thread] -= 1
         return {"messages": [AIMessage("done")]}
@@ -767,7 +773,7 @@ async def test_stop_drains_then_records_interrupted(
     )
     running = await rt.run_now(task.id, wait=False)
     assert running.running
-    await asyncio.sleep(0.2)
+    await until(lambda: model.in_flight, "the turn under way")
     await rt.stop(drain_timeout_secs=0.2)
     (record,) = await runs.wait_for(1)
     assert record.run_id == running.run_id and record.outcome == "interrupted"
@@ -782,19 +788,21 @@ async def test_a_cancelled_stop_cuts_its_drain_short_and_still_closes_the_store(
     ``asyncio.run``, a cancelled notebook cell) records the turn interrupted and closes
     the store. Before, the runtime stayed "stopping" for good: its loops ran on, its store
     stayed open, and every later stop returned at once without closing anything."""
-    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    model = ScriptedChatModel(steps=[HANG])
+    rt = runtime_factory(build_graph(model), database=sqlite_url)
     draining = asyncio.Event()
 
     async def owner() -> None:
         async with rt:
             task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
             await rt.run_now(task.id, wait=False)
+            await until(lambda: model.in_flight, "the turn under way")
             draining.set()
         # leaving the block: the stop drains the hung turn (drain_timeout_secs=5)
 
     owning = asyncio.ensure_future(owner())
     await draining.wait()
-    await asyncio.sleep(0.2)
+    await until(lambda: rt._state == "stopping", "the stop draining")
     owning.cancel()
     with pytest.raises(asyncio.CancelledError):
         await owning
@@ -809,11 +817,12 @@ async def test_a_cancelled_stop_cuts_its_drain_short_and_still_closes_the_store(
 async def test_a_second_stop_waits_for_the_first_to_close_the_store(
     sqlite_url: str, runtime_factory: Any
 ) -> None:
-    rt = runtime_factory(build_graph(ScriptedChatModel(steps=[HANG])), database=sqlite_url)
+    model = ScriptedChatModel(steps=[HANG])
+    rt = runtime_factory(build_graph(model), database=sqlite_url)
     await rt.start()
     task = await rt.create_task(name="hang", schedule=Interval(hours=1), trigger="hi")
     await rt.run_now(task.id, wait=False)
-    await asyncio.sleep(0.1)
+    await until(lambda: model.in_flight, "the turn under way")
     first = asyncio.ensure_future(rt.stop(drain_timeout_secs=0.3))
     await asyncio.sleep(0)
     await rt.stop()
@@ -1094,12 +1103,13 @@ async def test_stale_claim_from_a_dead_process_is_recorded_interrupted(
             task.id, at=now, holder="elsewhere:1:dead", lease_until=now + timedelta(seconds=0.2)
         )
         assert isinstance(claimed, tuple)
-        for _ in range(50):
+
+        async def recorded() -> Any:
             record = await rt.get_run(claimed[1].run_id)
-            if record and record.outcome:
-                break
-            await asyncio.sleep(0.1)
-        assert record is not None and record.outcome == "interrupted"
+            return record if record and record.outcome else None
+
+        record = await until(recorded, "the lapsed claim recorded")
+        assert record.outcome == "interrupted"
         assert "stopped renewing" in (record.error or "")
 
 
@@ -1124,16 +1134,17 @@ async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: 
     # Recording a lapsed claim awaits the on_run listeners; one that takes its time must
     # not stop this runtime renewing the lease of its own turn meanwhile (another replica
     # would take that turn's fire for lapsed and run it again).
-    release = asyncio.Event()
+    release, heard = asyncio.Event(), asyncio.Event()
 
     async def slow(record: Any) -> None:
         if record.outcome == "interrupted":
+            heard.set()
             await release.wait()
 
-    # Leases of 1.5 s, renewed every 0.5 s: a renewal late by a loaded machine's second
-    # still finds its lease running; one held up by the listener does not.
-    model = ScriptedChatModel(steps=["ok"], delay_secs=8.0)
-    rt = SchedulerRuntime(build_graph(model), database=sqlite_url, lease_secs=1.5, on_run=slow)
+    # Leases of 1.5 s, renewed every 0.5 s: renewed again and again while the listener is
+    # held (however late a loaded machine makes each renewal), not held up by it.
+    held = HeldGraph()
+    rt = SchedulerRuntime(held.graph, database=sqlite_url, lease_secs=1.5, on_run=slow)
     async with rt:
         lapsed = await rt.create_task(name="lapsed", schedule=Interval(hours=1), trigger="hi")
         now = datetime.now(timezone.utc)
@@ -1143,21 +1154,23 @@ async def test_a_slow_listener_never_holds_up_the_renewal_of_leases(sqlite_url: 
         assert isinstance(ghost, tuple)
         mine = await rt.create_task(name="mine", schedule=Interval(hours=1), trigger="hi")
         running = asyncio.ensure_future(rt.run_now(mine.id))
-        for _ in range(200):  # the listener is now held by the lapsed claim's record
-            record = await rt.get_run(ghost[1].run_id)
-            if record and record.outcome:
-                break
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(held.entered.wait(), 30)  # its turn is under way
+        await asyncio.wait_for(heard.wait(), 30)  # the listener is held by the lapsed record
+        record = await rt.get_run(ghost[1].run_id)
         assert record is not None and record.outcome == "interrupted"
-        leases = []
+        leases: set[datetime] = set()
         query = select(runs_table.c.lease_expires_at).where(runs_table.c.task_id == mine.id)
-        for _ in range(8):  # 4 s, over two leases: each read finds the lease running
-            await asyncio.sleep(0.5)
+
+        async def renewed_twice() -> bool:
             (lease,) = await rt.store.transaction(lambda conn: conn.scalars(query).all())
-            leases.append(lease)
-            assert lease is not None and lease > datetime.now(timezone.utc)
-        assert len(set(leases)) > 1  # renewed, not one long lease
+            assert lease is not None
+            leases.add(lease)
+            return len(leases) >= 3
+
+        await until(renewed_twice, "the turn's lease renewed twice while the listener waits")
+        assert not release.is_set() and not running.done()
         release.set()
+        held.release.set()
         assert (await running).outcome == "success"
 
 
@@ -1236,10 +1249,7 @@ async def test_a_fire_in_flight_keeps_its_request_not_its_task(
         }
         await clock.set(at)
         await rt.run_due()
-        for _ in range(200):
-            if len(started) == 4:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(started) == 4, "the 4 turns under way")
         assert set(started) == ids
         gc.collect()
         kept = [o for o in gc.get_objects() if isinstance(o, Task) and o.id in ids]
