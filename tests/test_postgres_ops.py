@@ -46,6 +46,7 @@ from .helpers import (
     build_graph,
     count_lock_waiters,
     respelled_url,
+    until,
     until_lock_waiters,
     until_start_warns,
     warnings_said,
@@ -92,7 +93,8 @@ def pgbouncer(postgres_url: str) -> Iterator[Callable[[str], str]]:
             [binary, *as_user, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         started.append((process, folder))
-        for _ in range(100):
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -100,6 +102,7 @@ def pgbouncer(postgres_url: str) -> Iterator[Callable[[str], str]]:
                 if process.poll() is not None:
                     error = process.stderr.read().decode() if process.stderr else ""
                     pytest.fail(f"PgBouncer did not start: {error}")
+                assert time.monotonic() < deadline, "PgBouncer did not listen within 30 s"
                 time.sleep(0.05)
         return server.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
 
@@ -732,9 +735,12 @@ async def test_every_session_of_a_replica_has_tcp_keepalives_the_url_may_change(
         gone = {port for port, option in options.items() if option is None}
         if gone:  # closed meanwhile (a pool's overflow connection, on its return), its
             # backend still listed for a moment: it must leave, or it is no session of ours
-            await asyncio.sleep(1)
-            listed = {port for found in _our_sessions(postgres_url).values() for port in found}
-            assert not gone & listed, f"sessions on ports {gone & listed} are not this process's"
+
+            def left() -> bool:
+                listed = {port for found in _our_sessions(postgres_url).values() for port in found}
+                return not gone & listed
+
+            await until(left, f"the sessions on ports {gone} gone (else not this process's)")
         kept = {port: option for port, option in options.items() if option is not None}
         assert len(kept) >= 4, sessions  # the pool, the session, the checkpointer, LISTEN
         assert kept == dict.fromkeys(kept, want)

@@ -689,12 +689,18 @@ async def test_one_turn_per_thread_across_replicas(postgres_url: str) -> None:
     from langgraph_scheduler.state import SchedulerState
 
     spans: dict[str, list[tuple[float, float]]] = {}
+    # The first turn on each thread waits (up to 30 s, then fails) for one on the other:
+    # they meet however slow the machine, unless the other's turn cannot begin beside it.
+    entered = {"shared": asyncio.Event(), "own": asyncio.Event()}
 
     async def slow(state: Any, config: RunnableConfig) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         began = loop.time()
+        thread = config["configurable"]["thread_id"]
+        entered[thread].set()
+        await asyncio.wait_for(entered["own" if thread == "shared" else "shared"].wait(), 30)
         await asyncio.sleep(0.4)
-        spans.setdefault(config["configurable"]["thread_id"], []).append((began, loop.time()))
+        spans.setdefault(thread, []).append((began, loop.time()))
         return {"messages": [AIMessage("done")]}
 
     builder = StateGraph(SchedulerState)
