@@ -42,7 +42,7 @@ from langgraph_scheduler.store import Approval, approvals_table, open_store
 from langgraph_scheduler.testing import FakeClock
 from langgraph_scheduler.tools import APPROVAL_KIND, SchedulerLimits, scheduler_tools
 
-from .helpers import until_lock_waiters
+from .helpers import until, until_lock_waiters
 
 T: RunnableConfig = {"configurable": {"thread_id": "T", "user_id": "alice"}}
 APPROVAL = SchedulerLimits(require_approval=True)
@@ -145,13 +145,13 @@ async def resume_all(
 
 
 async def proposals(rt: SchedulerRuntime, count: int) -> None:
-    """Wait (briefly, in real time) until ``count`` approvals are stored."""
+    """Wait (in real time, up to 30 s) until ``count`` approvals are stored."""
     query = select(func.count()).select_from(approvals_table)
-    for _ in range(200):
-        if await rt.store.transaction(lambda conn: conn.scalar(query)) == count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} stored approvals")
+
+    async def stored() -> bool:
+        return bool(await rt.store.transaction(lambda conn: conn.scalar(query)) == count)
+
+    await until(stored, f"{count} stored approvals")
 
 
 def tool_messages(state: dict[str, Any]) -> list[ToolMessage]:

@@ -52,7 +52,7 @@ from langgraph_scheduler.testing import FakeClock, SystemClock
 from langgraph_scheduler.trigger import ConversationTrigger
 from langgraph_scheduler.webhooks import Webhook, WebhookPayload
 
-from .helpers import RunWaiter, build_graph, step
+from .helpers import RunWaiter, build_graph, step, until
 from .test_tools import ALICE, Tools
 from .test_webhooks import Receiver, eventually, settled
 
@@ -297,10 +297,7 @@ async def test_a_timer_job_that_comes_before_the_runtimes_clock_waits_for_that_c
     try:
         instant = clock.now() + timedelta(minutes=1)
         timer.at(instant)
-        for _ in range(500):  # real time (APScheduler's clock) until the job has come
-            if came:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: came, "the job come")  # real time (APScheduler's clock)
         for _ in range(20):  # and long enough to come again, if it would
             await asyncio.sleep(0.01)
         assert came == [instant]  # once: it waits, instead of coming back at once
@@ -1435,11 +1432,8 @@ async def _claimed_ahead(
     task = await rt.create_task(
         name="ahead", schedule=Interval(seconds=60, start=due), trigger="go"
     )
-    for _ in range(1000):  # the timer's job runs on the loop, at once
-        if await rt.history(task.id):
-            break
-        await asyncio.sleep(0.005)
-    (claimed,) = await rt.history(task.id)
+    # The timer's job runs on the loop, at once.
+    (claimed,) = await until(lambda: rt.history(task.id), "the fire claimed")
     assert claimed.running and claimed.scheduled_for == due
     return rt, task
 

@@ -149,7 +149,7 @@ async def _check_consistent(rt: SchedulerRuntime) -> None:
     running_runs = select(runs_table.c.run_id).where(runs_table.c.outcome.is_(None))
     # A run started without waiting (run_task_now) may still be going: it must end
     # recorded within moments, never stay running.
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 30
     while await rt.store.transaction(lambda conn: conn.execute(running_runs).all()):
         assert asyncio.get_running_loop().time() < deadline, "a run was left running"
         await asyncio.sleep(0.02)
