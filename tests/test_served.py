@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.server
 import json
 import os
@@ -775,44 +776,165 @@ async def test_a_scheduled_turn_a_client_stops_on_the_server_stays_stopped(
     assert stored.next_run_at is not None and stored.next_run_at > record.scheduled_for
 
 
+async def _fire_soon(rt: SchedulerRuntime, trigger: Any, thread: str, **options: Any) -> str:
+    """A task firing ``trigger`` on ``thread`` in half a second, then hourly: its id."""
+    task = await rt.create_task(
+        name="soon",
+        schedule=Interval(seconds=3600, start=datetime.now(timezone.utc) + timedelta(seconds=0.5)),
+        trigger=trigger,
+        thread_id=thread,
+        options=TaskOptions(**options),
+    )
+    return task.id
+
+
+async def _on_server(rt: SchedulerRuntime, task_id: str) -> TaskRunRecord:
+    """Wait for a run of the task to name its server run while it is not finished."""
+
+    async def running() -> TaskRunRecord | None:
+        records = await rt.history(task_id)
+        return next((r for r in records if r.server_run_id and r.outcome is None), None)
+
+    found: TaskRunRecord = await _wait(running, timeout=30)
+    return found
+
+
+@_on_the_server
+async def test_a_scheduled_turn_the_runtime_times_out_on_the_server_is_retried(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The runtime's own timeout cancels the server run ("interrupted" on the server):
+    # a timeout, retried and counted, never taken for a client's cancel.
+    database = f"sqlite:///{tmp_path / 'timed.db'}"
+    async with _client(server) as client, _sleepy(server.url, database) as rt:
+        trigger = ConversationTrigger(prompt="hang on", timeout_secs=2)
+        task_id = await _fire_soon(rt, trigger, f"timed-{uuid.uuid4().hex[:8]}", retries=2,
+                                   retry_backoff_secs=3600)  # fmt: skip
+        began = await _on_server(rt, task_id)
+        record = await _wait(lambda: _finished(rt, began.run_id), timeout=30)
+        retries = await rt.store.pending_retries(task_id)
+        stored = await rt.get_task(task_id)
+        on_server = await client.runs.get(record.server_thread_id, record.server_run_id)
+    assert record.outcome == "timeout" and "client" not in str(record.error)
+    assert [attempt for _, attempt, _ in retries] == [2]
+    assert on_server["status"] == "interrupted" and stored.failure_streak == 0
+
+
+@_on_the_server
+async def test_a_scheduled_turn_a_client_cancels_while_queued_behind_its_run_stays_stopped(
+    server: _Server, tmp_path: Path
+) -> None:
+    """The turn waits (on_busy="wait") behind the user's own run on the thread; the
+    user cancels the queued scheduled run before it starts: not retried either."""
+    thread = f"queued-{uuid.uuid4().hex[:8]}"
+    on_server = server_thread_id(thread)
+    queued_db = tmp_path / "queued.db"
+    async with _client(server) as client, _sleepy(server.url, f"sqlite:///{queued_db}") as rt:
+        await client.threads.create(thread_id=on_server)
+        users = await client.runs.create(on_server, "sleepy", input=_say("doze, then answer"))
+        task_id = await _fire_soon(rt, "say hi", thread, retries=2, retry_backoff_secs=3600)
+        began = await _on_server(rt, task_id)
+        assert began.server_run_id is not None
+        queued = await client.runs.get(on_server, began.server_run_id)
+        await client.runs.cancel(on_server, began.server_run_id)
+        record = await _wait(lambda: _finished(rt, began.run_id), timeout=30)
+        retries = await rt.store.pending_retries(task_id)
+        await client.runs.cancel(on_server, users["run_id"])
+    assert queued["status"] == "pending"
+    assert record.outcome == "interrupted" and retries == []
+    assert str(record.error).endswith(
+        ": stopped by a client of the server, not by the scheduler, so not retried"
+    )
+
+
+@_on_the_server
+async def test_a_manual_run_whose_server_run_a_client_cancels_returns_its_record(
+    server: _Server, tmp_path: Path
+) -> None:
+    """Manual runs are never retried: run_now returns the interrupted record."""
+    rt = _sleepy(server.url, f"sqlite:///{tmp_path / 'manual.db'}")
+    async with _client(server) as client, rt:
+        thread = f"manual-{uuid.uuid4().hex[:8]}"
+        task_id = await _one_shot(rt, "hang on", thread)
+        await rt.update_task(task_id, options=TaskOptions(retries=2, retry_backoff_secs=3600))
+        waited = asyncio.ensure_future(rt.run_now(task_id))
+        began = await _on_server(rt, task_id)
+        assert began.server_run_id is not None
+        await client.runs.cancel(server_thread_id(thread), began.server_run_id)
+        record = await asyncio.wait_for(waited, 30)
+        retries = await rt.store.pending_retries(task_id)
+        stored = await rt.get_task(task_id)
+    assert (record.run_id, record.trigger, record.outcome) == (
+        began.run_id,
+        "manual",
+        "interrupted",
+    )
+    assert "stopped by a client of the server" in str(record.error) and retries == []
+    assert stored.failure_streak == 0
+
+
+@_on_the_server
+async def test_fires_a_client_cancels_in_a_row_neither_pause_the_task_nor_count(
+    server: _Server, tmp_path: Path
+) -> None:
+    """pause_after_failures=2: two fires a client cancels, then one that fails: the
+    failure is the first of its streak, and the task stays active throughout."""
+    thread = f"streak-{uuid.uuid4().hex[:8]}"
+    database = f"sqlite:///{tmp_path / 'streak.db'}"
+
+    def soon() -> Interval:
+        return Interval(seconds=3600, start=datetime.now(timezone.utc) + timedelta(seconds=0.5))
+
+    async with _client(server) as client, _sleepy(server.url, database) as rt:
+        task_id = await _fire_soon(rt, "hang on", thread, retries=0, pause_after_failures=2)
+        for fire in range(2):
+            if fire:
+                await rt.update_task(task_id, schedule=soon())
+            began = await _on_server(rt, task_id)
+            assert began.server_run_id is not None
+            await client.runs.cancel(server_thread_id(thread), began.server_run_id)
+            await _wait(functools.partial(_finished, rt, began.run_id), timeout=30)
+        await rt.wait_idle()
+        cancelled = await rt.get_task(task_id)
+        await rt.update_task(task_id, trigger="fail now", schedule=soon())
+
+        async def failed() -> TaskRunRecord | None:
+            return next((r for r in await rt.history(task_id) if r.outcome == "error"), None)
+
+        await _wait(failed, timeout=30)
+        await rt.wait_idle()
+        stored = await rt.get_task(task_id)
+        history = await rt.history(task_id)
+    assert [r.outcome for r in history] == ["error", "interrupted", "interrupted"]
+    assert (cancelled.state, cancelled.failure_streak) == ("active", 0)
+    assert (stored.state, stored.failure_streak) == ("active", 1)
+
+
 @_on_the_server
 async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
     server: _Server, tmp_path: Path
 ) -> None:
     # Stopping the runtime cancels the server run (it must not go on without us) and
-    # records the turn interrupted, still naming the server run it was.
-    from langgraph_sdk.errors import NotFoundError
-
+    # records the turn interrupted, still naming the server run it was; the fire is
+    # retried (the server run ends "interrupted", as a client's cancel leaves it).
     database = f"sqlite:///{tmp_path / 'stopped.db'}"
     rt = _sleepy(server.url, database)
-    alice = server_thread_id("alice")
+    thread = f"stopping-{uuid.uuid4().hex[:8]}"
+    on_server = server_thread_id(thread)
     async with _client(server) as client:
         async with rt:
-            task = await rt.create_task(
-                name="hang on",
-                schedule=Once(datetime(2099, 1, 1, tzinfo=timezone.utc)),
-                trigger="hang on",
-                thread_id="alice",
-                options=TaskOptions(retries=0),
-            )
-            pending = await rt.run_now(task.id, wait=False)
-
-            async def running_on_server() -> Any:
-                try:
-                    runs = await client.runs.list(alice, status="running")
-                except NotFoundError:  # the thread is not created yet
-                    return None
-                mine = (r for r in runs if r["metadata"]["task_run_id"] == pending.run_id)
-                return next(mine, None)
-
-            server_run = await _wait(running_on_server)
+            task_id = await _fire_soon(rt, "hang on", thread, retries=2, retry_backoff_secs=3600)
+            began = await _on_server(rt, task_id)
             await rt.stop(drain_timeout_secs=0)
-        stopped = await client.runs.get(alice, server_run["run_id"])
+        assert began.server_run_id is not None
+        stopped = await client.runs.get(on_server, began.server_run_id)
     async with SchedulerRuntime(None, database=database) as admin:
-        record = await admin.get_run(pending.run_id)
+        record = await admin.get_run(began.run_id)
+        retries = await admin.store.pending_retries(task_id)
     assert record is not None and record.outcome == "interrupted"
     assert record.error == "runtime stopped before the turn finished"
-    assert (record.server_thread_id, record.server_run_id) == (alice, server_run["run_id"])
+    assert (record.server_thread_id, record.server_run_id) == (on_server, began.server_run_id)
+    assert [attempt for _, attempt, _ in retries] == [2]
     assert stopped["status"] == "interrupted"
 
 
@@ -1167,7 +1289,8 @@ class _Relay:
     hears of it); ``"hold"`` forwards the request and keeps the answer back; ``"drop"``
     closes the connection without forwarding the request (nothing is made). With
     ``release`` set, a request waiting for a run's end (its join) is held back until
-    that event is set (``waiting`` is set when one comes)."""
+    that event is set (``waiting`` is set when one comes); ``answering`` is set once
+    the answer to one begins to come back."""
 
     def __init__(self, server: _Server) -> None:
         self.upstream = int(server.url.rsplit(":", 1)[1])
@@ -1175,6 +1298,7 @@ class _Relay:
         self.failed = asyncio.Event()
         self.release: asyncio.Event | None = None
         self.waiting = asyncio.Event()
+        self.answering = asyncio.Event()
         self._listener: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
@@ -1194,12 +1318,15 @@ class _Relay:
     async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
         faulted: list[str] = []  # the fault this connection's last request got
+        joins: list[bytes] = []  # the joins sent on this connection
 
         async def requests() -> None:
             while chunk := await client_r.read(65536):
                 line = chunk.split(b"\r\n", 1)[0]
                 create = line.startswith(b"POST /threads/") and line.endswith(b"/runs HTTP/1.1")
                 waits = re.match(rb"GET /threads/[^/]+/runs/[^/]+/join[ ?]", line)
+                if waits:
+                    joins.append(line)
                 if waits and self.release is not None:
                     self.waiting.set()
                     await self.release.wait()
@@ -1222,6 +1349,8 @@ class _Relay:
                     continue
                 client_w.write(chunk)
                 await client_w.drain()
+                if joins:
+                    self.answering.set()
 
         pipes = [asyncio.ensure_future(requests()), asyncio.ensure_future(answers())]
         self._pipes.update(pipes)
@@ -1890,6 +2019,56 @@ async def test_a_turn_the_killed_dev_server_runs_again_is_followed_not_run_a_thi
     assert [(r.run_id, r.outcome) for r in history] == [(record.run_id, "success")]
     assert record.server_run_id == server_run_id and retries == []
     assert [(r["run_id"], r["status"]) for r in runs] == [(server_run_id, "success")]
+
+
+@pytest.mark.slow
+async def test_a_server_run_a_restarted_server_forgot_is_retried_not_said_stopped_by_a_client(
+    tmp_path: Path,
+) -> None:
+    # langgraph dev is killed mid scheduled turn before it saved the run, and comes back
+    # without it (here: another server the relay in front turns to). The SDK's join
+    # reconnects and is answered 404, as for a thread a client deleted: the fire was
+    # recorded "stopped by a client of the server ... so not retried", and never retried.
+    # It is retried, saying what happened.
+    homes = [tmp_path / "killed", tmp_path / "restarted"]
+    for home in homes:
+        home.mkdir()
+    killed, restarted = (_launch(home, f"sqlite:///{home / 'scheduler.db'}") for home in homes)
+    try:
+        _answering(killed)
+        _answering(restarted)
+        relay = _Relay(killed)
+        database = f"sqlite:///{tmp_path / 'remote.db'}"
+        async with relay as url, _sleepy(url, database) as rt:
+            task = await rt.create_task(
+                name="hang on",
+                schedule=Interval(
+                    seconds=3600, start=datetime.now(timezone.utc) + timedelta(seconds=0.5)
+                ),
+                trigger="hang on",
+                thread_id=f"forgotten-{uuid.uuid4().hex[:8]}",
+                options=TaskOptions(retries=2, retry_backoff_secs=3600),
+            )
+
+            async def running() -> TaskRunRecord | None:
+                records = await rt.history(task.id)
+                return next((r for r in records if r.server_run_id and r.outcome is None), None)
+
+            began = await _wait(running)
+            await asyncio.wait_for(relay.answering.wait(), 30)  # the turn's join under way
+            relay.upstream = int(restarted.url.rsplit(":", 1)[1])
+            killed.kill()
+            record = await _wait(lambda: _finished(rt, began.run_id), timeout=60)
+            retries = await rt.store.pending_retries(task.id)
+    finally:
+        killed.stop()
+        restarted.stop()
+    assert record.outcome == "interrupted"
+    assert record.error == (
+        "the server no longer knew its run when the connection to it came back (it "
+        "restarted without it, say)"
+    )
+    assert [attempt for _, attempt, _ in retries] == [2]
 
 
 @_on_the_server

@@ -73,6 +73,15 @@ _LOOKUP_RUNS = 100
 """How many of a thread's newest runs are searched for a run whose creation was not
 answered (it is among the newest: it was just made)."""
 
+_JOIN_AGAIN_SECS = (1.0, 2.0, 4.0, 5.0, 5.0)
+"""The waits before each new join of a server run whose join was cut off or refused for
+a while (a server restarting), as langgraph-sdk's ``runs.join`` reconnects."""
+
+_FORGOTTEN = (
+    "the server no longer knew its run when the connection to it came back (it restarted "
+    "without it, say)"
+)
+
 _THREAD_NAMESPACE = uuid.UUID("4f1c7a52-9d0e-5b6a-8c3e-2f7d1a9b6e40")
 """Namespace of the UUIDs given to thread ids that are not UUIDs (see
 :func:`server_thread_id`)."""
@@ -94,7 +103,9 @@ class LangGraphServer(Validated):
     runs after it all the same). The turn's timeout cancels the server run. A run a
     client of the server stops (``runs.cancel``, a run of its own sent with
     ``multitask_strategy="interrupt"`` or ``"rollback"``, its thread deleted) is recorded
-    ``interrupted`` and not retried: the user chose to stop it. The run record keeps
+    ``interrupted`` and not retried: the user chose to stop it (a run the server no
+    longer knows once the connection to it is back, lost by a restart, is retried). The
+    run record keeps
     the server's ``server_thread_id`` and ``server_run_id``. A create whose answer never
     came is looked for by its ``task_run_id``: followed if the server made
     the run, cancelled if the deadline passed or the runtime is stopping. A server run
@@ -296,6 +307,7 @@ class ServerTurnRunner(TurnRunner):
         from ``started`` (monotonic): cancelled past it (``Timeout``) and when the
         runtime stops (the record names it, see :meth:`cut_short`). ``new``: this
         runtime just created it, and names it on the running record first."""
+        join = _Join(client, where)
         try:
             if new:
                 await self._note(request, where)  # in here: a stop meanwhile cancels the run
@@ -303,7 +315,7 @@ class ServerTurnRunner(TurnRunner):
             # Its values are the thread's when the run ended before the join reached the
             # server: only its error is used, and only if it is the run's own (see
             # _error_outside_nodes).
-            joined = await _within(client.runs.join(where.thread_id, where.run_id), remaining)
+            joined = await _within(join(), remaining)
             # Asked together: no more time than the status alone.
             final, state = await asyncio.gather(
                 client.runs.get(where.thread_id, where.run_id), _own_state(client, where)
@@ -320,6 +332,8 @@ class ServerTurnRunner(TurnRunner):
             await asyncio.shield(self._cancel(where))
             raise
         except Exception as exc:
+            if _status(exc) == 404 and join.lost:  # the server lost it: retried
+                return Interrupted(_FORGOTTEN, server_run=where)
             if _status(exc) == 404:  # rolled back, or its thread deleted, by a client
                 return Interrupted(await _gone(client, where), server_run=where, final=True)
             logger.warning("following server run %s failed: %r", where.run_id, exc)
@@ -565,6 +579,33 @@ class ServerTurnRunner(TurnRunner):
                 "LANGGRAPH_API_KEY, LANGSMITH_API_KEY or LANGCHAIN_API_KEY) and headers"
             )
         return text
+
+
+class _Join:
+    """Waits for the server run ``where`` to end (``runs.join``), joining again after a
+    lost connection, a 429 or a 5xx, as langgraph-sdk does (see ``_JOIN_AGAIN_SECS``),
+    and says so: a server run unknown (404) after that is one a restarted server lost
+    (unsaved), not one a client rolled back or whose thread it deleted. The server
+    answers a join of a run it does not know at all the same as one that ended."""
+
+    def __init__(self, client: LangGraphClient, where: ServerRun) -> None:
+        self._client = client
+        self._path = f"/threads/{where.thread_id}/runs/{where.run_id}/join"
+        self.lost = False
+        """The connection was lost (or the server refused for a while) on the way."""
+
+    async def __call__(self) -> Any:
+        for wait in (*_JOIN_AGAIN_SECS, None):
+            try:
+                return await self._client.http.get(self._path)
+            except Exception as exc:
+                status = _status(exc)
+                passing = isinstance(exc, httpx.TransportError) or status == 429
+                if wait is None or not (passing or (status or 0) >= 500):
+                    raise
+            self.lost = True
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last join returns or raises")
 
 
 async def _gone(client: LangGraphClient, where: ServerRun) -> str:
