@@ -25,6 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_chain,
+    wait_fixed,
+)
 
 from ._attribution import AttributionKey
 from ._turns import (
@@ -595,17 +603,24 @@ class _Join:
         """The connection was lost (or the server refused for a while) on the way."""
 
     async def __call__(self) -> Any:
-        for wait in (*_JOIN_AGAIN_SECS, None):
-            try:
-                return await self._client.http.get(self._path)
-            except Exception as exc:
-                status = _status(exc)
-                passing = isinstance(exc, httpx.TransportError) or status == 429
-                if wait is None or not (passing or (status or 0) >= 500):
-                    raise
-            self.lost = True
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable: the last join returns or raises")
+        joining = AsyncRetrying(
+            retry=retry_if_exception(_join_again),
+            wait=wait_chain(*(wait_fixed(secs) for secs in _JOIN_AGAIN_SECS)),
+            stop=stop_after_attempt(len(_JOIN_AGAIN_SECS) + 1),
+            before_sleep=self._lose,
+            reraise=True,
+        )
+        return await joining(self._client.http.get, self._path)
+
+    def _lose(self, state: RetryCallState) -> None:
+        self.lost = True
+
+
+def _join_again(exc: BaseException) -> bool:
+    """Whether a join that failed so is tried again: the connection lost, or the server
+    refusing for a while (429, 5xx)."""
+    status = _status(exc) or 0
+    return isinstance(exc, httpx.TransportError) or status == 429 or status >= 500
 
 
 async def _gone(client: LangGraphClient, where: ServerRun) -> str:
