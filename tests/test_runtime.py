@@ -1639,6 +1639,92 @@ async def test_a_node_waiting_for_a_run_while_every_other_slot_waits_too_is_refu
     assert (first.outcome, second.outcome, third) == ("success", "success", [])
 
 
+async def test_a_node_waiting_for_a_run_of_a_task_whose_turn_waits_for_it_is_refused(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Turn A's node waits for a run of B; B's node waits for a run of A. A's runs never
+    # overlap, so that run waits for A's turn, which waits for B's, which waits for it:
+    # it waited max_wait_secs and ended skipped (or each turn its timeout). B's wait is
+    # refused at once, claiming nothing, as a wait for its own task's run is; A's gets
+    # B's finished run. A wait for a run of a task whose turn waits for no one still works.
+    targets: list[str] = []
+    seen: list[str] = []
+
+    async def nest() -> None:
+        if not targets:  # a run waited for last: it waits for nothing
+            return
+        try:
+            await asyncio.wait_for(rt.run_now(targets.pop(0)), _PROBE_SECS)
+        except Exception as exc:
+            seen.append(_outcome(exc))
+        else:
+            seen.append("ok")
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=4)
+    async with rt:
+        # max_wait_secs bounds the wait the refusal saves, so the test ends either way.
+        a, b = [
+            await rt.create_task(
+                name=name,
+                schedule=Interval(hours=1),
+                trigger="nest",
+                options=TaskOptions(max_wait_secs=5),
+            )
+            for name in "ab"
+        ]
+        targets.extend([b.id, a.id])
+        first = await rt.run_now(a.id)
+        await rt.wait_idle()
+        (run_of_b,) = await rt.history(b.id)
+        targets.append(a.id)  # a node of B, waited for by no turn, may wait for A
+        second = await rt.run_now(b.id)
+        runs_of_a = await rt.history(a.id)
+    assert len(seen) == 3 and seen[0].startswith(
+        f"RuntimeError: this call runs inside a turn of task {b.id!r}"
+    ), seen
+    assert repr(a.id) in seen[0] and "run_now(task_id, wait=False)" in seen[0]
+    assert seen[1:] == ["ok", "ok"]
+    assert (first.outcome, run_of_b.outcome, second.outcome) == ("success",) * 3
+    assert [r.outcome for r in runs_of_a] == ["success"] * 2
+
+
+async def test_a_node_may_wait_for_a_run_of_a_task_whose_turn_gave_up_waiting_for_it(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Turn A's node starts waiting for a run of B and gives up (cancels its wait) once
+    # B's turn began; A's turn then ends without B's. B's node, waiting for a run of A
+    # after that, is not refused: that run waits only for A's turn, which ends.
+    b_began, a_gave_up = asyncio.Event(), asyncio.Event()
+    seen: dict[str, str] = {}
+
+    async def nest() -> None:
+        if "a" not in seen:
+            seen["a"] = "began"
+            waiting = asyncio.ensure_future(rt.run_now(b.id))
+            await b_began.wait()
+            waiting.cancel()
+            await asyncio.wait({waiting})
+            a_gave_up.set()
+        elif "b" not in seen:
+            seen["b"] = "began"
+            b_began.set()
+            await a_gave_up.wait()
+            (waited,) = (await _probed({"wait": rt.run_now(a.id)})).values()
+            seen["b"] = _outcome(waited)
+
+    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=4)
+    async with rt:
+        a, b = [
+            await rt.create_task(name=name, schedule=Interval(hours=1), trigger="nest")
+            for name in "ab"
+        ]
+        first = await rt.run_now(a.id)
+        await rt.wait_idle()
+        runs_of_a = await rt.history(a.id)
+    assert seen["b"] == "ok" and first.outcome == "success", seen
+    assert [r.outcome for r in runs_of_a] == ["success", "success"]
+
+
 def _run_thread_id() -> str:
     """The thread of the run the caller (a node) is in."""
     return str(get_config()["configurable"]["thread_id"])

@@ -37,6 +37,7 @@ from langgraph_scheduler import (
     SchedulerState,
     StoreError,
     SyncSchedulerRuntime,
+    TaskOptions,
     ThreadBusy,
     _loops,
     scheduler_tools,
@@ -357,6 +358,42 @@ def test_a_sync_node_waiting_for_a_run_of_its_own_task_is_refused(tmp_path: Path
     ), seen
     assert seen["run not waited for"] == "ok"
     assert [r.outcome for r in records] == ["success", "success"]
+
+
+def test_a_sync_node_waiting_for_a_run_of_a_task_whose_turn_waits_for_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Turn A's sync node waits for a run of B, B's for a run of A: that run would wait
+    # for A's turn (max_wait_secs) and end skipped, A's turn waiting for B's meanwhile.
+    # B's wait is refused at once, claiming nothing; A's gets B's finished run.
+    targets: list[str] = []
+    seen: list[str] = []
+
+    def nest() -> None:
+        if targets:  # the last run waited for waits for nothing
+            target = targets.pop(0)
+            seen.extend(_probed({"wait": lambda: rt.run_now(target)}).values())
+
+    database = f"sqlite:///{tmp_path / 'n.db'}"
+    with SyncSchedulerRuntime(nesting_graph(nest), database=database, max_concurrency=4) as rt:
+        a, b = [
+            rt.create_task(
+                name=name,
+                schedule=Interval(hours=1),
+                trigger="nest",
+                options=TaskOptions(max_wait_secs=5),  # bounds the wait refused, either way
+            )
+            for name in "ab"
+        ]
+        targets.extend([b.id, a.id])
+        first = rt.run_now(a.id)
+        rt.wait_idle()
+        runs_of_a = rt.history(a.id)
+    assert len(seen) == 2 and seen[0].startswith(
+        f"RuntimeError: this call runs inside a turn of task {b.id!r}"
+    ), seen
+    assert seen[1] == "ok" and first.outcome == "success"
+    assert [r.outcome for r in runs_of_a] == ["success"]
 
 
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(

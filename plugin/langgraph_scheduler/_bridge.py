@@ -34,7 +34,7 @@ from tenacity import (
 
 from ._batching import Batcher
 from ._clock import Clock
-from ._context import mark_slot, slot_here, spawn_clean
+from ._context import Wait, mark_slot, slot_here, spawn_clean, turns_waiting_here
 from ._logs import Repeats
 from ._turns import (
     ConversationRequest,
@@ -371,11 +371,13 @@ class TaskExecutorBridge:
         max_per_owner: int | None = None,
         per_secs: float = 3600.0,
         answer: Callable[[TaskRunRecord], CallAnswer] | None = None,
+        waited_by: Wait | None = None,
     ) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
         """Claim a manual run of the task ``task_id`` (of ``owner``, when given) and start
         it as soon as a slot is free; returns the running record and the execution to
         await for the finished one. ``answer``: a tool call's answer for the running
-        record, kept with the claim in one transaction.
+        record, kept with the claim in one transaction; ``waited_by``: the wait of a
+        caller inside a turn of this bridge for the run (see :meth:`waiting_for_a_run`).
 
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
@@ -423,19 +425,20 @@ class TaskExecutorBridge:
         if record.outcome is not None:  # its payload cannot be read: quarantined instead
             return record, self._spawn(self._unrunnable(task, record))
         self.in_flight[record.run_id] = record
-        return record, self._spawn(self._manual(task, record))
+        return record, self._spawn(self._manual(task, record, waited_by))
 
-    def task_of_turn_here(self) -> str | None:
-        """The task whose turn of this bridge the caller runs inside (a node or tool of
-        it), or None."""
-        slot = slot_here(self)
-        return None if slot is None else slot.task_id
+    def turns_waiting_here(self) -> list[str]:
+        """The tasks whose turns of this bridge end only after the caller's wait: the turn
+        it runs inside (a node or tool of it) first, then the turn whose caller waits for
+        that turn's run, and so on."""
+        return turns_waiting_here(self)
 
     @contextlib.contextmanager
-    def waiting_for_a_run(self, task_id: str) -> Iterator[None]:
+    def waiting_for_a_run(self, task_id: str) -> Iterator[Wait | None]:
         """While the block runs, the caller waits for a run of the task ``task_id``: from
         inside a turn of this bridge (a node or tool of it), the slot of that turn frees
-        only after the run, which needs a slot of its own.
+        only after the run, which needs a slot of its own. Gives the wait, for the run's
+        turn to know who waits for it (see :meth:`run_now`), or None outside a turn here.
 
         Raises:
             RuntimeError: the caller runs inside a turn of this bridge, and every slot
@@ -445,16 +448,18 @@ class TaskExecutorBridge:
         """
         slot = slot_here(self)
         if slot is None:  # outside any turn here: the turns it waits behind end
-            yield
+            yield None
             return
         if not slot.waiting:
             if self._waiting_turns + 1 >= self.capacity:
                 raise _no_slot(task_id, self.capacity)
             self._waiting_turns += 1
         slot.waiting += 1
+        wait = Wait(slot)
         try:
-            yield
+            yield wait
         finally:
+            wait.live = False
             if slot.waiting:  # else its turn ended first, and counted it out
                 slot.waiting -= 1
                 if not slot.waiting:
@@ -469,7 +474,9 @@ class TaskExecutorBridge:
             self._task_event(task.id, "quarantined", record.error or "")
         return record
 
-    async def _manual(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
+    async def _manual(
+        self, task: Task, record: TaskRunRecord, waited_by: Wait | None
+    ) -> TaskRunRecord:
         self._manual_waiting += 1
         try:
             async with self._slot_freed:
@@ -480,7 +487,7 @@ class TaskExecutorBridge:
             raise
         finally:
             self._manual_waiting -= 1
-        return await self._execute(task, record)
+        return await self._execute(task, record, waited_by=waited_by)
 
     # -- executing --------------------------------------------------------------------
 
@@ -492,10 +499,12 @@ class TaskExecutorBridge:
         claimed_at: datetime | None = None,
         again: bool = True,
         orphan: ServerRun | None = None,
+        waited_by: Wait | None = None,
     ) -> TaskRunRecord:
         """Run a claimed fire's turn and record its outcome (``again``: the task fires
         again after this fire; ``orphan``: the turn is this server run, which another
-        process began and this runtime follows, see :meth:`follow`).
+        process began and this runtime follows, see :meth:`follow`; ``waited_by``: the
+        wait of a caller inside another turn for this run).
 
         While the turn runs, this keeps its request and record, not its task (a burst's
         one-shot tasks are objects of their own): a long turn keeps alive all it holds,
@@ -505,7 +514,7 @@ class TaskExecutorBridge:
         # followed turn began in the process that claimed it.
         scheduled = record.trigger == "schedule"
         begun = record.started_at if scheduled or orphan else self.clock.now()
-        slot = mark_slot(self, record.task_id)  # for its nodes waiting for a run
+        slot = mark_slot(self, record.task_id, waited_by=waited_by)  # for its nodes' waits
         gate: _Gate | None = None
         recording: asyncio.Task[Any] | None = None
         try:

@@ -14,7 +14,8 @@ A turn or hold marks the conversation thread it holds in the context too
 of a task talking there) would wait for its own turn for good, and is refused instead
 (:func:`threads_held_here`). A turn of a runtime marks the turn slot it holds the same way
 (:func:`mark_slot`): a node of it waiting for a run that needs a slot may wait for its own
-turn's (see :func:`slot_here`).
+turn's (see :func:`slot_here`), and a run it waits for marks the turns waiting for it
+(see :func:`turns_waiting_here`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "slot_here",
     "spawn_clean",
     "threads_held_here",
+    "turns_waiting_here",
     "work_of",
 ]
 
@@ -170,12 +172,22 @@ def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
 class Slot:
     """A turn slot of ``owner`` (a runtime's bridge), held by a turn of the task
     ``task_id`` while ``live``; ``waiting``: the callers inside that turn waiting for a
-    run meanwhile."""
+    run meanwhile; ``waited_by``: the wait of a caller inside another turn for this
+    turn's run (a waited ``run_now``), or None."""
 
     owner: object
     task_id: str
     live: bool = True
     waiting: int = 0
+    waited_by: Wait | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Wait:
+    """A caller inside the turn holding ``slot`` waiting for a run, while ``live``."""
+
+    slot: Slot
+    live: bool = True
 
 
 _SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
@@ -185,11 +197,12 @@ _SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
 clean context: it runs inside no other), flowing to its nodes as :data:`_HELD` does."""
 
 
-def mark_slot(owner: object, task_id: str) -> Slot:
+def mark_slot(owner: object, task_id: str, *, waited_by: Wait | None = None) -> Slot:
     """Mark the current task as a turn of the task ``task_id`` holding a turn slot of
-    ``owner`` and give the mark, to end (``live`` False) when the turn does. Called in a
-    turn's own task, whose context nothing else runs in: nothing to reset."""
-    slot = Slot(owner, task_id)
+    ``owner`` (its run waited for by ``waited_by``) and give the mark, to end (``live``
+    False) when the turn does. Called in a turn's own task, whose context nothing else
+    runs in: nothing to reset."""
+    slot = Slot(owner, task_id, waited_by=waited_by)
     _SLOT.set(slot)
     return slot
 
@@ -199,6 +212,19 @@ def slot_here(owner: object) -> Slot | None:
     (the caller is in no turn of ``owner``, or the turn ended)."""
     slot = _SLOT.get()
     return slot if slot is not None and slot.live and slot.owner is owner else None
+
+
+def turns_waiting_here(owner: object) -> list[str]:
+    """The tasks whose turns of ``owner`` end only after the caller's wait: the turn it
+    runs inside (see :func:`slot_here`) first, then the turn waiting for that turn's run,
+    and so on; none outside a turn of ``owner``."""
+    tasks: list[str] = []
+    slot = slot_here(owner)
+    while slot is not None and slot.live:
+        tasks.append(slot.task_id)
+        wait = slot.waited_by
+        slot = wait.slot if wait is not None and wait.live else None
+    return tasks
 
 
 _FOR: contextvars.ContextVar[tuple[object, asyncio.Task[Any]] | None] = contextvars.ContextVar(

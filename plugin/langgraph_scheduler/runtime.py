@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -831,10 +831,11 @@ class SchedulerRuntime:
                 :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
                 the caller for the run. Nothing was claimed; ``wait=False`` starts the
                 run once the thread is free. Likewise inside a turn of the task itself
-                (its runs never overlap), and when the caller runs inside a turn of
-                this runtime (a node or tool of a scheduled fire or manual run), whose
-                turn slot frees only after the run, and no other slot can free first:
-                each is held by a turn waiting for a run this way (with
+                (its runs never overlap) or of a run a turn of the task waits for
+                (itself, or through the runs it waits for), and when the caller runs
+                inside a turn of this runtime (a node or tool of a scheduled fire or
+                manual run), whose turn slot frees only after the run, and no other slot
+                can free first: each is held by a turn waiting for a run this way (with
                 ``max_concurrency=1``, the caller's turn holds the only one);
                 ``wait=False`` starts the run once a slot is free.
         """
@@ -846,10 +847,11 @@ class SchedulerRuntime:
         if bridge is None:
             raise NotRunning(_NO_GRAPH)
         held = threads_held_here(self.store.lock_scope) if wait else {}
-        own = wait and bridge.task_of_turn_here() == key
+        waiting = bridge.turns_waiting_here() if wait else []
+        own = waiting[: waiting.index(key) + 1] if key in waiting else []
         if held or own:  # a turn or hold the caller is in
             await self._refuse_waiting_for_a_run(task_id, owner, held, own=own)
-        with bridge.waiting_for_a_run(task_id) if wait else contextlib.nullcontext():
+        with bridge.waiting_for_a_run(task_id) if wait else contextlib.nullcontext() as waited:
             try:
                 record, execution = await bridge.run_now(
                     key,
@@ -858,6 +860,7 @@ class SchedulerRuntime:
                     max_per_owner=max_per_owner,
                     per_secs=per_secs,
                     answer=answer,
+                    waited_by=waited,
                 )
             except TaskNotFound:
                 raise TaskNotFound(task_id) from None  # as given, as the other methods say it
@@ -872,12 +875,17 @@ class SchedulerRuntime:
         return execution.result()
 
     async def _refuse_waiting_for_a_run(
-        self, task_id: str, owner: str | None, held: Mapping[str, HeldBy], *, own: bool
+        self,
+        task_id: str,
+        owner: str | None,
+        held: Mapping[str, HeldBy],
+        *,
+        own: Sequence[str],
     ) -> None:
         """Refuse to wait for a run of ``task_id`` whose turn would wait for the turn or
-        hold the caller is in (``held``: the threads those hold; ``own``: the caller runs
-        inside a turn of that task, whose runs never overlap; a task that skips a busy
-        thread or run records it at once).
+        hold the caller is in (``held``: the threads those hold; ``own``: the tasks of the
+        turns from the caller's to a turn of that task waiting for it, whose runs never
+        overlap, or none; a task that skips a busy thread or run records it at once).
 
         Raises:
             RuntimeError: saying what to do instead.
@@ -887,8 +895,10 @@ class SchedulerRuntime:
         options = task.options
         if options.on_busy == "skip" or not options.max_wait_secs:
             return
-        if own:
+        if len(own) == 1:
             raise RuntimeError(_IN_OWN_TASK.format(task=task_id))
+        if own:
+            raise RuntimeError(_WAITED_BY_ITS_TASK.format(turn=own[0], task=task_id))
         if task.thread_id is None:
             return
         by = held.get(task.thread_id)
@@ -1183,6 +1193,15 @@ _IN_OWN_TASK = (
     "(run_now(task_id, wait=False): it runs once this turn ends)"
 )
 """The refusal of a wait for a run of the task whose turn the caller runs inside."""
+
+_WAITED_BY_ITS_TASK = (
+    "this call runs inside a turn of task {turn!r} (a node or tool of it), whose run a "
+    "turn of task {task!r} waits for (itself or through the runs it waits for), and a "
+    "task's runs never overlap: a run of {task!r} waited for here would wait for that "
+    "turn to end, and that turn for this one. From inside the turn, start the run without "
+    "waiting for it (run_now(task_id, wait=False): it runs once that turn ends)"
+)
+"""The refusal of a wait for a run of a task whose turn waits for the caller's turn."""
 
 _TURN_OR_HOLD = "a turn or another hold of it without a timeout"
 
