@@ -1606,16 +1606,18 @@ async def test_a_node_waiting_for_a_run_gets_it_once_another_slot_frees(
     assert [(r.task_id, r.outcome, r.summary) for r in got] == [(other.id, "success", "re: other")]
 
 
-async def test_a_node_waiting_for_a_run_while_every_other_slot_waits_too_is_refused(
-    sqlite_url: str, runtime_factory: Any
-) -> None:
-    # Two slots: turn A's node waits for a run of B, whose turn takes the second slot and
-    # waits for a run of C. A's slot frees only once B's run ends, B's once C's: C would
-    # never get a slot. B's wait is refused at once; A's gets B's finished run.
+def _chaining_runtime(
+    runtime_factory: Any, database: str, max_concurrency: int
+) -> tuple[Any, list[str], list[str]]:
+    """A runtime whose turns on "nest" each wait for a run of the first of its targets
+    (taken off; nothing once none is left), with the targets and what each wait raised
+    or "ok"."""
     targets: list[str] = []
     seen: list[str] = []
 
     async def nest() -> None:
+        if not targets:
+            return
         try:
             await asyncio.wait_for(rt.run_now(targets.pop(0)), _PROBE_SECS)
         except Exception as exc:
@@ -1623,12 +1625,27 @@ async def test_a_node_waiting_for_a_run_while_every_other_slot_waits_too_is_refu
         else:
             seen.append("ok")
 
-    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=2)
+    rt = runtime_factory(nesting_graph(nest), database=database, max_concurrency=max_concurrency)
+    return rt, targets, seen
+
+
+async def _nesting_tasks(rt: Any, names: str, options: TaskOptions | None = None) -> list[Task]:
+    """A task per letter of ``names``, hourly, whose turns say "nest"."""
+    return [
+        await rt.create_task(name=name, schedule=Interval(hours=1), trigger="nest", options=options)
+        for name in names
+    ]
+
+
+async def test_a_node_waiting_for_a_run_while_every_other_slot_waits_too_is_refused(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Two slots: turn A's node waits for a run of B, whose turn takes the second slot and
+    # waits for a run of C. A's slot frees only once B's run ends, B's once C's: C would
+    # never get a slot. B's wait is refused at once; A's gets B's finished run.
+    rt, targets, seen = _chaining_runtime(runtime_factory, sqlite_url, 2)
     async with rt:
-        a, b = [
-            await rt.create_task(name=name, schedule=Interval(hours=1), trigger="nest")
-            for name in "ab"
-        ]
+        a, b = await _nesting_tasks(rt, "ab")
         c = await rt.create_task(name="c", schedule=Interval(hours=1), trigger="c")
         targets.extend([b.id, c.id])
         first = await rt.run_now(a.id)
@@ -1647,31 +1664,10 @@ async def test_a_node_waiting_for_a_run_of_a_task_whose_turn_waits_for_it_is_ref
     # it waited max_wait_secs and ended skipped (or each turn its timeout). B's wait is
     # refused at once, claiming nothing, as a wait for its own task's run is; A's gets
     # B's finished run. A wait for a run of a task whose turn waits for no one still works.
-    targets: list[str] = []
-    seen: list[str] = []
-
-    async def nest() -> None:
-        if not targets:  # a run waited for last: it waits for nothing
-            return
-        try:
-            await asyncio.wait_for(rt.run_now(targets.pop(0)), _PROBE_SECS)
-        except Exception as exc:
-            seen.append(_outcome(exc))
-        else:
-            seen.append("ok")
-
-    rt = runtime_factory(nesting_graph(nest), database=sqlite_url, max_concurrency=4)
+    rt, targets, seen = _chaining_runtime(runtime_factory, sqlite_url, 4)
     async with rt:
         # max_wait_secs bounds the wait the refusal saves, so the test ends either way.
-        a, b = [
-            await rt.create_task(
-                name=name,
-                schedule=Interval(hours=1),
-                trigger="nest",
-                options=TaskOptions(max_wait_secs=5),
-            )
-            for name in "ab"
-        ]
+        a, b = await _nesting_tasks(rt, "ab", TaskOptions(max_wait_secs=5))
         targets.extend([b.id, a.id])
         first = await rt.run_now(a.id)
         await rt.wait_idle()
