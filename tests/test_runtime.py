@@ -1721,6 +1721,49 @@ async def test_a_node_may_wait_for_a_run_of_a_task_whose_turn_gave_up_waiting_fo
     assert [r.outcome for r in runs_of_a] == ["success", "success"]
 
 
+async def test_a_node_of_a_run_a_turn_waits_for_waiting_for_that_turns_thread_is_refused(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Turn A on thread "alice" waits for a run of B (a fresh thread of its own); B's node
+    # waiting for "alice" (a turn on it, a run of a task talking there, a hold of it)
+    # waited for A's turn, which waits for B's: until the turns' timeout. Refused at once,
+    # as inside A's turn itself; a turn on another thread still works.
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
+    seen: dict[str, str] = {}
+
+    async def nest() -> None:
+        if _run_thread_id() == "alice":
+            await rt.run_now(b.id)
+            return
+        hi = {"messages": [HumanMessage("hi")]}
+        calls = {
+            "turn": rt.ainvoke(hi, alice),
+            "run": rt.run_now(follow.id),
+            "hold": _held(rt.thread_lock("alice")),
+            "other turn": rt.ainvoke(hi, {"configurable": {"thread_id": "bob"}}),
+        }
+        seen.update((call, _outcome(r)) for call, r in (await _probed(calls)).items())
+
+    # The turns' timeout bounds the waits refused, so the test ends either way.
+    rt = runtime_factory(
+        nesting_graph(nest), database=sqlite_url, max_concurrency=4, default_timeout_secs=20
+    )
+    async with rt:
+        a = await rt.create_task(
+            name="a", schedule=Interval(hours=1), trigger="nest", thread_id="alice"
+        )
+        (b,) = await _nesting_tasks(rt, "b")
+        follow = await rt.create_task(
+            name="follow", schedule=Interval(hours=1), trigger="follow", thread_id="alice"
+        )
+        first = await rt.run_now(a.id)
+        (run_of_b,) = await rt.history(b.id)
+    inside = "RuntimeError: this call runs inside a turn that a turn or hold of thread 'alice'"
+    assert [seen[call][: len(inside)] for call in ("turn", "run", "hold")] == [inside] * 3, seen
+    assert seen["other turn"] == "ok"
+    assert (first.outcome, run_of_b.outcome) == ("success", "success")
+
+
 def _run_thread_id() -> str:
     """The thread of the run the caller (a node) is in."""
     return str(get_config()["configurable"]["thread_id"])

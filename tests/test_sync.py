@@ -396,6 +396,35 @@ def test_a_sync_node_waiting_for_a_run_of_a_task_whose_turn_waits_for_it_is_refu
     assert [r.outcome for r in runs_of_a] == ["success"]
 
 
+def test_a_sync_node_of_a_run_a_turn_waits_for_waiting_for_that_turns_thread_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Turn A on "alice" waits for a run of B; B's sync node waiting for a turn on "alice"
+    # waited for A's turn, which waited for it, until the turns' timeout. Refused at once.
+    alice: RunnableConfig = {"configurable": {"thread_id": "alice"}}
+    seen: dict[str, str] = {}
+
+    def nest() -> None:
+        if "a" not in seen:
+            seen["a"] = "began"
+            rt.run_now(b.id)
+        else:
+            seen.update(_probed({"turn": lambda: rt.invoke({"messages": ["hi"]}, alice)}))
+
+    database = f"sqlite:///{tmp_path / 'n.db'}"
+    # The turns' timeout bounds the wait refused, so the test ends either way.
+    with SyncSchedulerRuntime(
+        nesting_graph(nest), database=database, max_concurrency=4, default_timeout_secs=20
+    ) as rt:
+        a = rt.create_task(name="a", schedule=Interval(hours=1), trigger="nest", thread_id="alice")
+        b = rt.create_task(name="b", schedule=Interval(hours=1), trigger="nest")
+        first = rt.run_now(a.id)
+    assert seen["turn"].startswith(
+        "RuntimeError: this call runs inside a turn that a turn or hold of thread 'alice'"
+    ), seen
+    assert first.outcome == "success"
+
+
 def test_listeners_run_on_the_runtimes_thread_and_cannot_block_it(
     facade: SyncSchedulerRuntime,
 ) -> None:

@@ -34,7 +34,7 @@ from tenacity import (
 
 from ._batching import Batcher
 from ._clock import Clock
-from ._context import Wait, mark_slot, slot_here, spawn_clean, turns_waiting_here
+from ._context import Wait, mark_slot, slot_here, spawn_clean, turns_waiting_here, waiting_in
 from ._logs import Repeats
 from ._turns import (
     ConversationRequest,
@@ -455,7 +455,7 @@ class TaskExecutorBridge:
                 raise _no_slot(task_id, self.capacity)
             self._waiting_turns += 1
         slot.waiting += 1
-        wait = Wait(slot)
+        wait = waiting_in(slot)
         try:
             yield wait
         finally:

@@ -39,6 +39,7 @@ __all__ = [
     "spawn_clean",
     "threads_held_here",
     "turns_waiting_here",
+    "waiting_in",
     "work_of",
 ]
 
@@ -108,9 +109,10 @@ def call_clean(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     return contextvars.Context().run(fn, *args, **kwargs)
 
 
-HeldBy = Literal["turn", "hold"]
+HeldBy = Literal["turn", "hold", "waiting"]
 """Who holds a thread the caller waiting for it would wait for itself: a turn the caller
-runs inside (a node or tool of it), or the caller's own ``thread_lock``."""
+runs inside (a node or tool of it), the caller's own ``thread_lock``, or a turn or hold
+waiting for the run whose turn the caller runs inside (or for a run waiting for it...)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -154,7 +156,8 @@ def holding(scope: Hashable, thread_id: str, *, turn: bool) -> Iterator[None]:
 
 def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
     """The threads of lock scope ``scope`` (a store's ``lock_scope``) that a turn or hold
-    the caller runs inside holds now, which a wait of the caller for them would wait for
+    the caller runs inside holds now, or one waiting for the run whose turn the caller
+    runs inside (see :class:`Wait`), which a wait of the caller for them would wait for
     itself."""
     held: dict[str, HeldBy] = {}
     me: object = None
@@ -165,6 +168,12 @@ def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
             held[mark.thread_id] = "turn"
         elif mark.by is (me := me or caller()):
             held.setdefault(mark.thread_id, "hold")
+    slot = _SLOT.get()
+    while slot is not None and slot.live and (wait := slot.waited_by) is not None and wait.live:
+        for mark in wait.held:
+            if mark.live and mark.scope == scope:
+                held.setdefault(mark.thread_id, "waiting")
+        slot = wait.slot
     return held
 
 
@@ -184,10 +193,19 @@ class Slot:
 
 @dataclass(eq=False, slots=True)
 class Wait:
-    """A caller inside the turn holding ``slot`` waiting for a run, while ``live``."""
+    """A caller inside the turn holding ``slot`` waiting for a run, while ``live``;
+    ``held``: the threads that turn, and the caller's own holds, keep held meanwhile."""
 
     slot: Slot
     live: bool = True
+    held: tuple[_Held, ...] = ()
+
+
+def waiting_in(slot: Slot) -> Wait:
+    """The wait of the caller, inside the turn holding ``slot``, for a run (see
+    :class:`Wait`): the threads held that the run's turn would wait for."""
+    me = caller()
+    return Wait(slot, held=tuple(m for m in _HELD.get() if m.turn or m.by is me))
 
 
 _SLOT: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(

@@ -827,8 +827,9 @@ class SchedulerRuntime:
                 ``interrupted``). A run the stop kept from beginning is not cut short: its
                 record, ``interrupted`` and saying so, is returned.
             RuntimeError: ``wait``, and the task's thread is held by the turn the caller
-                runs inside (a node or tool of a turn on it) or by the calling task's own
-                :meth:`thread_lock`: the run would wait for it (``on_busy="wait"``), and
+                runs inside (a node or tool of a turn on it), by the calling task's own
+                :meth:`thread_lock`, or by a turn or hold waiting for the run whose turn
+                the caller runs inside: the run would wait for it (``on_busy="wait"``), and
                 the caller for the run. Nothing was claimed; ``wait=False`` starts the
                 run once the thread is free. Likewise inside a turn of the task itself
                 (its runs never overlap) or of a run a turn of the task waits for
@@ -1000,8 +1001,9 @@ class SchedulerRuntime:
             InvalidTask: ``thread_id`` is no string, or a blank one (no scheduled turn
                 runs on one); ``timeout`` is no number of seconds, 0 or more.
             RuntimeError: no ``timeout``, and the thread is held by the calling task's
-                own hold, or by the turn the caller runs inside (a node or tool of a
-                scheduled turn, or of :meth:`ainvoke`'s): the hold would wait for itself.
+                own hold, by the turn the caller runs inside (a node or tool of a
+                scheduled turn, or of :meth:`ainvoke`'s), or by a turn or hold waiting for
+                that turn's run: the hold would wait for itself.
         """
         return self._hold(thread_id, timeout, turn=False)
 
@@ -1034,7 +1036,8 @@ class SchedulerRuntime:
         """Refuse a turn or hold of ``thread_id`` from inside a turn or hold of it.
 
         Raises:
-            RuntimeError: the caller's own hold, or the turn it runs inside, holds it.
+            RuntimeError: the caller's own hold, the turn it runs inside, or a turn or
+                hold waiting for that turn's run, holds it.
         """
         held = threads_held_here(self.store.lock_scope).get(thread_id)
         if held is not None:
@@ -1076,8 +1079,9 @@ class SchedulerRuntime:
             NotRunning: the runtime is not running, or stopped while the turn ran (its
                 drain timeout passed first).
             RuntimeError: the thread is held by the calling task's own
-                :meth:`thread_lock`, or by the turn the caller runs inside (a node or
-                tool of a turn on that thread), which this turn would wait for.
+                :meth:`thread_lock`, by the turn the caller runs inside (a node or tool
+                of a turn on that thread), or by a turn or hold waiting for that turn's
+                run, which this turn would wait for.
         """
         thread_id = str(config.get("configurable", {}).get("thread_id", ""))
         if not thread_id:
@@ -1186,6 +1190,15 @@ _IN_TURN = (
 )
 """The refusal of a wait for a thread from inside a turn on that thread."""
 
+_WAITED_FROM_THREAD = (
+    "this call runs inside a turn that a turn or hold of thread {thread!r} waits for (a "
+    "node or tool of a run waited for from there, itself or through the runs it waits "
+    "for), so {call} would wait for that turn or hold, and it for this turn: start the "
+    "run without waiting for it there (run_now(task_id, wait=False)), or use another "
+    "thread_id here"
+)
+"""The refusal of a wait for a thread held by a turn or hold waiting for the caller's."""
+
 _IN_OWN_TASK = (
     "this call runs inside a turn of task {task!r} (a node or tool of it), and a task's "
     "runs never overlap: a run of it waited for here would wait for this turn to end, and "
@@ -1208,10 +1221,13 @@ _TURN_OR_HOLD = "a turn or another hold of it without a timeout"
 
 def waits_for_itself(held: HeldBy, thread_id: str, call: str, *, fix: str) -> RuntimeError:
     """The error refusing ``call``, a wait for ``thread_id`` that would never end: the
-    caller's own hold of it, or the turn on it the caller runs inside (``held``), waits
-    for the caller. ``fix``: what to do instead inside the caller's own hold."""
+    caller's own hold of it, the turn on it the caller runs inside, or a turn or hold
+    waiting for the run of that turn (``held``), waits for the caller. ``fix``: what to
+    do instead inside the caller's own hold."""
     if held == "turn":
         return RuntimeError(_IN_TURN.format(thread=thread_id, call=call))
+    if held == "waiting":
+        return RuntimeError(_WAITED_FROM_THREAD.format(thread=thread_id, call=call))
     return RuntimeError(_SELF_HOLD.format(thread=thread_id, call=call, fix=fix))
 
 

@@ -351,8 +351,9 @@ class SyncSchedulerRuntime:
             ThreadBusy: the thread stayed busy longer than ``timeout`` seconds.
             InvalidTask: ``thread_id`` is no string, or a blank one.
             RuntimeError: no ``timeout``, and this calling thread holds the thread already,
-                or runs inside a turn on it (a sync node or tool of it): this hold, or
-                :meth:`invoke`, would wait for itself.
+                or runs inside a turn on it (a sync node or tool of it) or inside a run a
+                turn or hold of it waits for: this hold, or :meth:`invoke`, would wait for
+                itself.
             NotRunning: the runtime stopped while the block ran, and cut the hold short
                 (a block that raised raises its own error instead).
         """
