@@ -168,12 +168,11 @@ def threads_held_here(scope: Hashable) -> dict[str, HeldBy]:
             held[mark.thread_id] = "turn"
         elif mark.by is (me := me or caller()):
             held.setdefault(mark.thread_id, "hold")
-    slot = _SLOT.get()
-    while slot is not None and slot.live and (wait := slot.waited_by) is not None and wait.live:
-        for mark in wait.held:
+    for slot in _waited_chain(_SLOT.get()):
+        wait = slot.waited_by
+        for mark in wait.held if wait is not None and wait.live else ():
             if mark.live and mark.scope == scope:
                 held.setdefault(mark.thread_id, "waiting")
-        slot = wait.slot
     return held
 
 
@@ -236,13 +235,16 @@ def turns_waiting_here(owner: object) -> list[str]:
     """The tasks whose turns of ``owner`` end only after the caller's wait: the turn it
     runs inside (see :func:`slot_here`) first, then the turn waiting for that turn's run,
     and so on; none outside a turn of ``owner``."""
-    tasks: list[str] = []
-    slot = slot_here(owner)
+    return [slot.task_id for slot in _waited_chain(slot_here(owner))]
+
+
+def _waited_chain(slot: Slot | None) -> Iterator[Slot]:
+    """``slot`` (while live), then the slot of the turn waiting for its turn's run (see
+    :class:`Wait`), and so on."""
     while slot is not None and slot.live:
-        tasks.append(slot.task_id)
+        yield slot
         wait = slot.waited_by
         slot = wait.slot if wait is not None and wait.live else None
-    return tasks
 
 
 _FOR: contextvars.ContextVar[tuple[object, asyncio.Task[Any]] | None] = contextvars.ContextVar(

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -1019,7 +1019,12 @@ class SchedulerRuntime:
         if self._state != "running":
             raise self._not_running()
         if timeout is None:
-            self._refuse_waiting_for_itself(thread_id)
+            refuse_waiting_for_itself(
+                self.store.lock_scope,
+                thread_id,
+                turn="'await rt.graph.ainvoke(...)'",
+                outside="ainvoke",
+            )
         task = asyncio.current_task()
         self._holding[task] = self._holding.get(task, 0) + 1
         try:
@@ -1031,18 +1036,6 @@ class SchedulerRuntime:
             if not self._holding[task]:
                 del self._holding[task]
             self._hold_ended.set()
-
-    def _refuse_waiting_for_itself(self, thread_id: str) -> None:
-        """Refuse a turn or hold of ``thread_id`` from inside a turn or hold of it.
-
-        Raises:
-            RuntimeError: the caller's own hold, the turn it runs inside, or a turn or
-                hold waiting for that turn's run, holds it.
-        """
-        held = threads_held_here(self.store.lock_scope).get(thread_id)
-        if held is not None:
-            fix = _TURN_IN_HOLD.format(turn="'await rt.graph.ainvoke(...)'", outside="ainvoke")
-            raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)
 
     async def _holds_released(self, secs: float, *, own: int = 0) -> None:
         """Wait up to ``secs`` for the threads held through :meth:`thread_lock` to be
@@ -1217,6 +1210,21 @@ _WAITED_BY_ITS_TASK = (
 """The refusal of a wait for a run of a task whose turn waits for the caller's turn."""
 
 _TURN_OR_HOLD = "a turn or another hold of it without a timeout"
+
+
+def refuse_waiting_for_itself(scope: Hashable, thread_id: str, *, turn: str, outside: str) -> None:
+    """Refuse a turn or hold of ``thread_id`` (of lock scope ``scope``) from inside a turn
+    or hold of it (``turn``, ``outside``: how to make the turn inside the caller's own
+    hold instead, for the async runtime or its sync twin).
+
+    Raises:
+        RuntimeError: the caller's own hold, the turn it runs inside, or a turn or hold
+            waiting for that turn's run, holds it.
+    """
+    held = threads_held_here(scope).get(thread_id)
+    if held is not None:
+        fix = _TURN_IN_HOLD.format(turn=turn, outside=outside)
+        raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)
 
 
 def waits_for_itself(held: HeldBy, thread_id: str, call: str, *, fix: str) -> RuntimeError:

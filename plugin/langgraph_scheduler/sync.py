@@ -21,19 +21,17 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
-from ._context import holding, threads_held_here
+from ._context import holding
 from ._loops import LOOP_GRACE_SECS, call_blocking
 from ._service import check_id
 from .errors import NotRunning
 from .runtime import (
-    _TURN_IN_HOLD,
-    _TURN_OR_HOLD,
     EventListener,
     GraphInput,
     RunListener,
     SchedulerRuntime,
     _check_seconds,
-    waits_for_itself,
+    refuse_waiting_for_itself,
 )
 
 __all__ = ["SyncSchedulerRuntime"]
@@ -387,12 +385,13 @@ class SyncSchedulerRuntime:
         this thread's own hold of it, or from a node of a turn on it (a sync node runs in
         a worker thread with a copy of its turn's context)."""
         store = self.runtime._store
-        held = threads_held_here(store.lock_scope).get(thread_id) if thread_id and store else None
-        if held is not None:
-            fix = _TURN_IN_HOLD.format(
-                turn="'rt.graph.invoke(...)', for a graph whose nodes are sync", outside="invoke"
+        if thread_id and store:
+            refuse_waiting_for_itself(
+                store.lock_scope,
+                thread_id,
+                turn="'rt.graph.invoke(...)', for a graph whose nodes are sync",
+                outside="invoke",
             )
-            raise waits_for_itself(held, thread_id, _TURN_OR_HOLD, fix=fix)
 
     @property
     def graph(self) -> Pregel[Any, Any, Any, Any]:
