@@ -60,6 +60,7 @@ from langgraph_scheduler._turns import WAITING_FOR_INPUT
 from langgraph_scheduler.scripted import ScriptedChatModel
 from langgraph_scheduler.served import LangGraphServer, scheduler_lifespan, served_runtime
 from langgraph_scheduler.store import LAST_ATTEMPT, runs_table
+from langgraph_scheduler.store_sqlite import _write_lock_free
 
 from .helpers import RunWaiter, build_graph, forged_task_source
 
@@ -1194,6 +1195,19 @@ async def test_two_runtimes_recovering_one_orphaned_server_run_follow_it_once(
     assert retries == [] and [r.run_id for r in heard] == [run_id]
 
 
+async def _stopped_between_writes(pid: int, path: str) -> None:
+    """Stopped (SIGSTOP) mid-write, a process keeps its SQLite file's write lock for as
+    long as it stays stopped, and no other runtime can start on the file: resume it
+    briefly until it is stopped holding none (a stall between writes, as the test means)."""
+    for _ in range(300):
+        if await asyncio.to_thread(_write_lock_free, path, 0.1):
+            return
+        os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(0.01)  # its write goes on; the lock is looked at again
+        os.kill(pid, signal.SIGSTOP)
+    pytest.fail(f"the stopped process {pid} held the write lock of {path} at every stop")
+
+
 @_on_the_server
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_a_stalled_runtime_resumed_leaves_the_fire_it_lost_to_the_runtime_that_took_it(
@@ -1215,6 +1229,8 @@ async def test_a_stalled_runtime_resumed_leaves_the_fire_it_lost_to_the_runtime_
         line = await asyncio.wait_for(asyncio.to_thread(_running_line, child), 60)
         run_id, _, server_run_id = line.split()[1:]
         os.kill(child.pid, signal.SIGSTOP)
+        if backend == "sqlite":
+            await _stopped_between_writes(child.pid, str(tmp_path / "stalled.db"))
         # The child's lease (1.5 s) lapses while it is stopped; the taker's own is long
         # enough that a loaded machine cannot let it lapse too, which would rightly hand
         # the fire back to the resumed child and make this test say nothing of the bug.
