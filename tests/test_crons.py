@@ -495,3 +495,116 @@ async def test_fields_that_cannot_map_are_refused(
     with pytest.raises(error, match=message):
         await task_from_cron(rt, **kwargs)
     assert len(await rt.list_tasks()) == 0
+
+
+# --- the SDK's run options, which a task has none of ------------------------------------
+
+
+def _sdk_cron_keywords() -> dict[str, str]:
+    """Every keyword of the installed SDK's ``crons.create`` / ``create_for_thread``
+    (async and sync clients), each with the method it was read from."""
+    from langgraph_sdk.client import CronClient, SyncCronClient
+
+    keywords: dict[str, str] = {}
+    for client in (CronClient, SyncCronClient):
+        for method in (client.create, client.create_for_thread):
+            for parameter in list(inspect.signature(method).parameters)[1:]:  # not self
+                keywords.setdefault(parameter, method.__qualname__)
+    return keywords
+
+
+# The SDK's keywords task_from_cron maps onto a task (see test_fields_that_cannot_map_...).
+_MAPPED = {
+    "schedule",
+    "input",
+    "thread_id",
+    "timezone",
+    "end_time",
+    "enabled",
+    "webhook",
+    "metadata",
+    "on_run_completed",
+    "multitask_strategy",
+}
+_SDK_ONLY = sorted(set(_sdk_cron_keywords()) - _MAPPED)
+
+
+def test_every_sdk_cron_keyword_is_taken() -> None:
+    """A keyword a new SDK adds is noticed here, not met as a bare TypeError by a porter:
+    map it, or add it to the refused run options (crons._NO_COUNTERPART)."""
+    ours = inspect.signature(task_from_cron).parameters
+    missing = {name: where for name, where in _sdk_cron_keywords().items() if name not in ours}
+    assert missing == {}, f"SDK keywords task_from_cron does not take: {missing}"
+    assert _MAPPED <= set(ours)
+
+
+@pytest.mark.parametrize("keyword", _SDK_ONLY)
+async def test_an_sdk_run_option_is_refused_by_name(rt: SchedulerRuntime, keyword: str) -> None:
+    # It raised Python's bare "unexpected keyword argument", saying neither why nor what
+    # to do; a keyword of a newer SDK still does (test_every_sdk_cron_keyword_is_taken).
+    kwargs: dict[str, Any] = {"schedule": "0 9 * * *", "input": HELLO, keyword: "x"}
+    with pytest.raises(InvalidTask, match=rf"^{keyword} has no counterpart in a task: .*; drop"):
+        await task_from_cron(rt, **kwargs)
+    assert await rt.list_tasks() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"assistant_id": "agent"},
+            r"assistant_id has no counterpart in a task: .* runtime's graph "
+            r"\(SchedulerRuntime\(graph\), or LangGraphServer\(assistant_id=\.\.\.\)'s\)",
+        ),
+        (
+            {"config": {"recursion_limit": 50}},
+            r"config has no counterpart .* thread_id .* user_id\b.* graph\.with_config\(\.\.\.\)"
+            r" .* assistants\.create\(config=\.\.\.\)",
+        ),
+        (
+            {"context": {"user_id": "alice"}},
+            r"context has no counterpart .* SchedulerRuntime\(context=\.\.\.\)",
+        ),
+        ({"durability": "exit"}, r"durability has no counterpart .* 'async'"),
+        ({"checkpoint_during": False}, r"checkpoint_during has no counterpart .* 'async'"),
+        (
+            {"interrupt_before": ["tools"]},
+            r"interrupt_before has no counterpart .* compile\(interrupt_before=\.\.\.\)",
+        ),
+        ({"stream_mode": "updates"}, r"stream_mode has no counterpart .* on_run"),
+        # Header values may hold keys: the refusal never shows a value.
+        ({"headers": {"x-api-key": "sk-secret"}}, r"^headers has no counterpart [^\n]*$"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else "why",
+)
+async def test_an_sdk_run_option_says_why_and_what_to_do(
+    rt: SchedulerRuntime, fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidTask, match=message) as refused:
+        await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, **fields)
+    assert "sk-secret" not in str(refused.value) and "recursion_limit" not in str(refused.value)
+
+
+async def test_several_sdk_run_options_are_refused_together(rt: SchedulerRuntime) -> None:
+    kwargs: dict[str, Any] = {"assistant_id": "agent", "config": {}, "stream_subgraphs": True}
+    with pytest.raises(InvalidTask) as refused:
+        await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, **kwargs)
+    lines = str(refused.value).splitlines()
+    assert [line.split()[0] for line in lines] == ["assistant_id", "config", "stream_subgraphs"]
+
+
+async def test_sdk_run_options_given_as_none_are_accepted(rt: SchedulerRuntime) -> None:
+    # A ported call often passes the SDK's defaults along: None asks for nothing.
+    kwargs: dict[str, Any] = dict.fromkeys(_SDK_ONLY)
+    task = await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="c", **kwargs)
+    assert task == await task_from_cron(rt, schedule="0 9 * * *", input=HELLO, task_id="c")
+    assert task.options == TaskOptions() and task.thread_mode == "isolated"
+
+
+@pytest.mark.parametrize("keyword", ["assistant", "schedul", "cron_id", "recursion_limit"])
+async def test_a_keyword_neither_ours_nor_the_sdks_is_a_type_error(
+    rt: SchedulerRuntime, keyword: str
+) -> None:
+    kwargs: dict[str, Any] = {"schedule": "0 9 * * *", "input": HELLO, keyword: "x"}
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{keyword}'"):
+        await task_from_cron(rt, **kwargs)

@@ -29,10 +29,14 @@ LangGraph cron field   here
                        the same); other fields raise ``TaskConflict``
 =====================  =========================================================
 
-``assistant_id``, ``config``, ``context``, ``interrupt_before``/``interrupt_after``,
-``stream_*`` and ``durability`` have no counterpart: the graph is the runtime's (or its
-``LangGraphServer``'s assistant), every turn's context is the runtime's
-(``SchedulerRuntime(context=...)``), and the runtime checkpoints every turn.
+The SDK's run options (``assistant_id``, ``config``, ``context``, ``checkpoint_during``
+and ``durability``, ``interrupt_before``/``interrupt_after``, ``stream_*``) and its
+request's ``headers``/``params`` have no counterpart: the graph is the runtime's (or its
+``LangGraphServer``'s assistant), the runtime makes every turn's config over the graph's
+own (``graph.with_config(...)``) and gives its context (``SchedulerRuntime(context=...)``),
+every turn runs with LangGraph's default durability and stops where its graph does, and
+no client reads its stream. Each is accepted as None (the SDK's default) and otherwise
+refused with ``InvalidTask`` saying what to do instead.
 """
 
 from __future__ import annotations
@@ -64,6 +68,63 @@ _INPUT_EXAMPLE = '{"messages": [{"role": "user", "content": "Summarise my inbox"
 _ON_BUSY: dict[str, Literal["wait", "skip"]] = {"enqueue": "wait", "reject": "skip"}
 _STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 
+_DURABILITY = (
+    "every turn runs with LangGraph's default durability, 'async' (a checkpoint after each "
+    "step, written while the next one runs; on a LangGraph server, the server's default), "
+    "the same for every task; drop it"
+)
+_INTERRUPT = (
+    "a turn stops only where its graph does (an interrupt() in a node, or the graph's "
+    "compile({name}=...)), recorded 'success' with the summary '[waiting for input]' "
+    "while its thread waits for a resume; drop it, or pass it to the graph's compile() to "
+    "stop every turn there"
+)
+_STREAM = (
+    "a task's turns stream to no client: a fire's outcome is its run record "
+    "(SchedulerRuntime.history(task_id), on_run listeners, the task's webhook); drop it"
+)
+_REQUEST = (
+    "an HTTP option of the SDK's request creating the cron, and creating a task sends no "
+    "request (a runtime's requests to its LangGraph server carry "
+    "LangGraphServer(headers=...)); drop it"
+)
+# The keywords of the SDK's crons.create / create_for_thread that a task has no
+# counterpart for, each refused (unless None) with why and what to do instead.
+# tests/test_crons.py checks that every keyword of the installed SDK is taken.
+_NO_COUNTERPART: dict[str, str] = {
+    name: f"{name} has no counterpart in a task: {reason.format(name=name)}"
+    for name, reason in {
+        "assistant_id": (
+            "a task runs its runtime's graph (SchedulerRuntime(graph), or "
+            "LangGraphServer(assistant_id=...)'s), as every task on that runtime's database "
+            "does; drop it (tasks of another graph need a runtime of that graph, on a "
+            "database of its own)"
+        ),
+        "config": (
+            "the runtime makes each turn's config (configurable thread_id and user_id: the "
+            "task's thread and owner, and the task's attribution as metadata) over the "
+            "graph's own (on a LangGraph server, the assistant's); drop it and set what the "
+            "turns need there: graph.with_config(...) for the graph given to "
+            "SchedulerRuntime, assistants.create(config=...) on a server, or, in-process, "
+            "SchedulerRuntime(context=...) for a value per task"
+        ),
+        "context": (
+            "each turn's context is the runtime's, SchedulerRuntime(context=...): a value, "
+            "or a function of the task for one per task (on a LangGraph server, the "
+            "assistant's context); drop it and give the context there"
+        ),
+        "checkpoint_during": f"it is the SDK's older durability, and {_DURABILITY}",
+        "durability": _DURABILITY,
+        "interrupt_before": _INTERRUPT,
+        "interrupt_after": _INTERRUPT,
+        "stream_mode": _STREAM,
+        "stream_subgraphs": _STREAM,
+        "stream_resumable": _STREAM,
+        "headers": f"it is {_REQUEST}",
+        "params": f"it is {_REQUEST}",
+    }.items()
+}
+
 
 async def task_from_cron(
     runtime: SchedulerRuntime,
@@ -83,12 +144,26 @@ async def task_from_cron(
     task_id: str | None = None,
     options: TaskOptions | None = None,
     max_runs: int | None = None,
+    # The SDK's run options, which a task has none of: None (the SDK's default) or refused.
+    assistant_id: None = None,
+    config: None = None,
+    context: None = None,
+    checkpoint_during: None = None,
+    interrupt_before: None = None,
+    interrupt_after: None = None,
+    stream_mode: None = None,
+    stream_subgraphs: None = None,
+    stream_resumable: None = None,
+    durability: None = None,
+    headers: None = None,
+    params: None = None,
 ) -> Task:
     """Create the task that does what a LangGraph cron with these fields does.
 
     The keywords are ``client.crons.create`` / ``create_for_thread``'s own, so a call
-    ported from the SDK keeps its arguments (drop ``assistant_id`` and the run options
-    listed in this module's docstring: passing one raises ``TypeError``).
+    ported from the SDK keeps its arguments. Its run options, ``assistant_id`` to
+    ``params``, have no counterpart: None is accepted, any other value refused, saying
+    what to do instead. A keyword the SDK does not have either raises ``TypeError``.
 
     Args:
         runtime: the runtime to create the task in.
@@ -139,6 +214,13 @@ async def task_from_cron(
             ``SchedulerRuntime.create_task``).
         options: further ``TaskOptions``; ``webhook`` overrides its ``webhook_url``.
         max_runs: stop after this many fires (LangGraph's crons have no such limit).
+        assistant_id: like ``config``, ``context``, ``checkpoint_during``,
+            ``interrupt_before``, ``interrupt_after``, ``stream_mode``,
+            ``stream_subgraphs``, ``stream_resumable``, ``durability``, ``headers`` and
+            ``params``: an SDK keyword a task has no counterpart for (see the module's
+            docstring). None, the SDK's default, is accepted, so a ported call may keep
+            passing it; any other value raises ``InvalidTask`` naming the keyword, why,
+            and what to do instead. Typed ``None``, so a type checker flags a value too.
 
     Raises:
         InvalidPayload: ``input`` cannot be a prompt (no user message or several, extra
@@ -146,9 +228,23 @@ async def task_from_cron(
         InvalidSchedule: a bad line or zone, or an ``end_time`` already past.
         InvalidTask: a bad ``webhook``, ``on_run_completed`` (or one with ``thread_id``),
             ``multitask_strategy`` (or one that cancels a turn, with ``thread_id``), name
-            or thread id.
+            or thread id; an SDK run option (``assistant_id``, ``config``, ...) not None.
         TaskConflict: ``task_id`` is stored with other fields; ``update_task`` changes it.
     """
+    _refuse_run_options(
+        assistant_id=assistant_id,
+        config=config,
+        context=context,
+        checkpoint_during=checkpoint_during,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        stream_mode=stream_mode,
+        stream_subgraphs=stream_subgraphs,
+        stream_resumable=stream_resumable,
+        durability=durability,
+        headers=headers,
+        params=params,
+    )
     trigger = trigger_from_input(input)
     if enabled is not None and not isinstance(enabled, bool):
         raise InvalidTask(f"enabled must be True, False or None, got {enabled!r}")
@@ -190,6 +286,15 @@ async def task_from_cron(
         paused=enabled is False,
         task_id=task_id,
     )
+
+
+def _refuse_run_options(**given: object) -> None:
+    """Refuse the SDK's run options given a value other than None, all at once, each
+    saying why a task has no counterpart and what to do (never showing the value: a
+    header may hold a key)."""
+    refused = [_NO_COUNTERPART[name] for name, value in given.items() if value is not None]
+    if refused:
+        raise InvalidTask("\n".join(refused))
 
 
 def _with_strategy(
