@@ -19,6 +19,7 @@ import contextlib
 import copy
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -156,11 +157,13 @@ class TaskExecutorBridge:
         """Tasks with runs finished since the upkeep last trimmed their history."""
         self.closed = False
         self._busy = 0
-        self._manual_waiting = 0
+        self._slot_queue: deque[asyncio.Future[None]] = deque()
+        """Manual runs waiting for a turn slot, longest waiting first: a slot freed while
+        they wait is handed to the first (see :meth:`_free_slot`), so no run that asks for
+        one as it frees takes it ahead of them."""
         self._waiting_turns = 0
         """Slots whose turns have a caller (a node or tool) waiting for a run (see
         :meth:`waiting_for_a_run`): each frees only after that run, which needs a slot."""
-        self._slot_freed = asyncio.Condition()
         self._woken = False
         """A claim pass was asked for since the last one began."""
         self._wakeup: asyncio.Future[None] | None = None
@@ -217,7 +220,7 @@ class TaskExecutorBridge:
     @property
     def free(self) -> int:
         """Turn slots not taken (manual runs waiting for one come first)."""
-        return max(self.capacity - self._busy - self._manual_waiting, 0)
+        return max(self.capacity - self._busy - len(self._slot_queue), 0)
 
     async def run(self) -> None:
         """The claim loop: runs until cancelled. A pass runs when one is asked for (a
@@ -477,17 +480,30 @@ class TaskExecutorBridge:
     async def _manual(
         self, task: Task, record: TaskRunRecord, waited_by: Wait | None
     ) -> TaskRunRecord:
-        self._manual_waiting += 1
         try:
-            async with self._slot_freed:
-                await self._slot_freed.wait_for(lambda: self._busy < self.capacity or self.closed)
-                self._busy += 1
+            await self._take_slot()
         except asyncio.CancelledError:
             await self._record(record, Interrupted(STOPPED))
             raise
-        finally:
-            self._manual_waiting -= 1
         return await self._execute(task, record, waited_by=waited_by)
+
+    async def _take_slot(self) -> None:
+        """Take a turn slot for a manual run: at once if one is free and no other run
+        waits for one (or the runtime is stopping: the turn then records that it never
+        began), else in the order the runs began waiting."""
+        if self.closed or (not self._slot_queue and self._busy < self.capacity):
+            self._busy += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_queue.append(turn)
+        try:
+            await turn  # done by whoever frees a slot: it is ours, counted in _busy
+        except asyncio.CancelledError:
+            if not turn.cancelled():  # handed a slot as it was cancelled: hand it on
+                self._free_slot()
+            elif turn in self._slot_queue:  # else a freed slot passed it over already
+                self._slot_queue.remove(turn)
+            raise
 
     # -- executing --------------------------------------------------------------------
 
@@ -561,7 +577,6 @@ class TaskExecutorBridge:
             if slot.waiting:  # callers it left running (tasks its nodes started) still wait
                 slot.waiting = 0
                 self._waiting_turns -= 1
-            self._busy -= 1
             self._free_slot()
 
     def _refusal(self, task_id: str, claimed_at: datetime | None) -> ConversationResponse | None:
@@ -575,13 +590,18 @@ class TaskExecutorBridge:
         return None
 
     def _free_slot(self) -> None:
-        async def notify() -> None:
-            async with self._slot_freed:
-                self._slot_freed.notify_all()
-
-        if self._manual_waiting:
-            asyncio.ensure_future(notify())
-        elif not self.closed and self._backlog:
+        """Give up a turn slot: to the manual run that has waited longest for one, else
+        to the claim loop (a due fire may be waiting for it)."""
+        self._busy -= 1
+        while self._slot_queue:
+            if self._busy >= self.capacity:  # a followed turn's slot, beyond capacity
+                return
+            turn = self._slot_queue.popleft()
+            if not turn.done():  # a cancelled waiter leaves the queue as it wakes
+                self._busy += 1
+                turn.set_result(None)
+                return
+        if not self.closed and self._backlog:
             self._poke()  # a due fire is waiting for this slot
 
     def _request(
@@ -780,8 +800,13 @@ class TaskExecutorBridge:
         them (each still ends in a recorded outcome)."""
         self.closed = True
         self._poke()
-        async with self._slot_freed:
-            self._slot_freed.notify_all()
+        # Manual runs waiting for a slot take one each, beyond capacity: their turns
+        # record that they never began.
+        while self._slot_queue:
+            turn = self._slot_queue.popleft()
+            if not turn.done():
+                self._busy += 1
+                turn.set_result(None)
         # A claim pass in flight ends first, and the fires it claimed are recorded (as
         # not started). Cut off, its claim would still be written, by a store call the
         # cancellation cannot stop, and its fires stay claimed by no one until their

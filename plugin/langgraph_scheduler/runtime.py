@@ -806,7 +806,8 @@ class SchedulerRuntime:
         answer: Callable[[TaskRunRecord], CallAnswer] | None = None,
     ) -> TaskRunRecord:
         """Fire a task now, outside its schedule (paused tasks too). The run takes the
-        next free turn slot.
+        next free turn slot: runs waiting for one take freed slots in the order they were
+        asked for, before due scheduled fires.
 
         Args:
             wait: return the finished record, once it is stored and the plain

@@ -1,0 +1,142 @@
+"""Manual runs waiting for a turn slot take freed slots first come, first served: a
+run that arrives as a slot frees queues behind those waiting already, and a waiter that
+is cancelled (or ends with the runtime's stop) neither loses a slot nor strands the
+runs behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+import pytest
+
+from langgraph_scheduler import Interval, SchedulerRuntime, Task, TaskRunRecord
+from langgraph_scheduler._bridge import STOPPED
+
+from .helpers import HeldGraph, RunWaiter, until
+
+
+async def _slot_held(
+    runtime_factory: Any, database: str, prompts: str
+) -> tuple[HeldGraph, SchedulerRuntime, dict[str, Task]]:
+    """A started runtime with one turn slot, a task per prompt (by prompt: each run's
+    turn notes its prompt in ``HeldGraph``), and a run of task ``h`` holding the slot."""
+    held = HeldGraph()
+    rt = runtime_factory(held.graph, database=database, max_concurrency=1)
+    await rt.start()
+    tasks = {
+        p: await rt.create_task(name=p, schedule=Interval(hours=1), trigger=p)
+        for p in "h" + prompts
+    }
+    await rt.run_now(tasks["h"].id, wait=False)
+    await asyncio.wait_for(held.entered.wait(), 30)
+    return held, rt, tasks
+
+
+async def _waiting(
+    rt: SchedulerRuntime, tasks: dict[str, Task], prompts: str
+) -> list[asyncio.Future[TaskRunRecord]]:
+    """Waited runs of the tasks of ``prompts``, each claimed before the next is asked for:
+    its turn then waits for a slot (the store's answer took loop turns, in which the run
+    began waiting)."""
+    waiting: list[asyncio.Future[TaskRunRecord]] = []
+    for prompt in prompts:
+        task = tasks[prompt]
+        waiting.append(asyncio.ensure_future(rt.run_now(task.id)))
+        await until(partial(_has_history, rt, task), f"a run of {task.name} claimed")
+    return waiting
+
+
+async def _has_history(rt: SchedulerRuntime, task: Task) -> bool:
+    return bool(list(await rt.history(task.id)))
+
+
+def _on_record_of(rt: SchedulerRuntime, task: Task) -> asyncio.Event:
+    """An event set when the task's run is recorded: just before its turn's slot frees
+    (a plain listener is told on the spot, in the same step)."""
+    told = asyncio.Event()
+
+    def listen(record: TaskRunRecord) -> None:
+        if record.task_id == task.id:
+            told.set()
+
+    rt.add_listener(listen)
+    return told
+
+
+async def test_waiting_manual_runs_begin_in_the_order_they_began_waiting(
+    sqlite_url: str, runtime_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs a, b, c wait for the only slot, held by h's turn; run n's claim is answered
+    # as h's slot frees, so n asks for a slot at that very moment. It used to take it
+    # (it found the slot free before the waiters woke), and could do so again and again.
+    held, rt, tasks = await _slot_held(runtime_factory, sqlite_url, "abcn")
+    freeing = _on_record_of(rt, tasks["h"])
+    claim_manual = rt.store.claim_manual
+
+    async def claim_as_the_slot_frees(task_id: str, **kwargs: Any) -> Any:
+        claimed = await claim_manual(task_id, **kwargs)
+        if task_id == tasks["n"].id:
+            await freeing.wait()
+        return claimed
+
+    monkeypatch.setattr(rt.store, "claim_manual", claim_as_the_slot_frees)
+    waiting = await _waiting(rt, tasks, "abcn")
+    held.release.set()
+    records = await asyncio.wait_for(asyncio.gather(*waiting), 30)
+    assert held.prompts == ["h", "a", "b", "c", "n"]
+    assert [r.outcome for r in records] == ["success"] * 4
+
+
+async def test_a_cancelled_waiter_hands_its_place_on(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # a is cancelled as h's slot is handed to it, b while it waits: each is recorded
+    # interrupted, once, and c, behind them, gets the slot.
+    held, rt, tasks = await _slot_held(runtime_factory, sqlite_url, "abc")
+    freeing = _on_record_of(rt, tasks["h"])
+    bridge = rt._bridge
+    assert bridge is not None
+    executions = {}
+    for prompt in "abc":
+        _, executions[prompt] = await bridge.run_now(tasks[prompt].id)
+    executions["b"].cancel()
+    await asyncio.wait({executions["b"]})
+
+    async def cancel_a_as_the_slot_frees() -> None:
+        await freeing.wait()  # woken before the slot is handed to a, it runs after that
+        executions["a"].cancel()
+
+    canceller = asyncio.ensure_future(cancel_a_as_the_slot_frees())
+    held.release.set()
+    await asyncio.wait_for(asyncio.wait({canceller, *executions.values()}), 30)
+    assert executions["a"].cancelled() and executions["b"].cancelled()
+    assert executions["c"].result().outcome == "success"
+    assert held.prompts == ["h", "c"]
+    await rt.wait_idle()
+    outcomes = sorted((r.task_id, r.outcome, r.error) for r in runs.records)
+    assert outcomes == sorted(
+        [
+            (tasks["h"].id, "success", None),
+            (tasks["a"].id, "interrupted", STOPPED),
+            (tasks["b"].id, "interrupted", STOPPED),
+            (tasks["c"].id, "success", None),
+        ]
+    )
+
+
+async def test_the_stop_ends_every_waiting_run_once(
+    sqlite_url: str, runtime_factory: Any, runs: RunWaiter
+) -> None:
+    # Each waiting run ends with its recorded outcome, the turn not begun, told once.
+    held, rt, tasks = await _slot_held(runtime_factory, sqlite_url, "abc")
+    waiting = await _waiting(rt, tasks, "abc")
+    await rt.stop(drain_timeout_secs=0.1)
+    records = await asyncio.gather(*waiting)
+    not_started = "runtime is stopping: the turn was not started"
+    assert [(r.task_id, r.outcome, r.error) for r in records] == [
+        (tasks[p].id, "interrupted", not_started) for p in "abc"
+    ]
+    assert sorted(r.task_id for r in runs.records) == sorted(t.id for t in tasks.values())
+    assert held.prompts == ["h"]
