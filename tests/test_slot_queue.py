@@ -6,13 +6,17 @@ runs behind it."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
+from langgraph.graph import START, StateGraph
 
-from langgraph_scheduler import Interval, SchedulerRuntime, Task, TaskRunRecord
+from langgraph_scheduler import Interval, Once, SchedulerRuntime, Task, TaskRunRecord
 from langgraph_scheduler._bridge import STOPPED
+from langgraph_scheduler.state import SchedulerState
 
 from .helpers import HeldGraph, RunWaiter, until
 
@@ -140,3 +144,65 @@ async def test_the_stop_ends_every_waiting_run_once(
     ]
     assert sorted(r.task_id for r in runs.records) == sorted(t.id for t in tasks.values())
     assert held.prompts == ["h"]
+
+
+class _CountedGraph:
+    """A graph whose turns wait for ``release`` and count how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = self.most = 0
+        self.prompts: list[str] = []
+        self.graph: StateGraph[Any, Any, Any, Any] = StateGraph(SchedulerState)
+        self.graph.add_node("model", self._turn)
+        self.graph.add_edge(START, "model")
+
+    async def _turn(self, state: SchedulerState) -> dict[str, Any]:
+        self.prompts.append(state["messages"][-1].text)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.release.wait()
+        finally:
+            self.running -= 1
+        return {"messages": [AIMessage("done")]}
+
+
+async def test_a_manual_run_asking_while_a_claim_pass_waits_for_the_store_queues(
+    sqlite_url: str, runtime_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With one slot free, a claim pass asks the store for one due fire; a manual run
+    # asking for a slot before the store answers used to take it, and the pass then
+    # started its fire as well: two turns at once under max_concurrency=1.
+    counted = _CountedGraph()
+    rt = runtime_factory(counted.graph, database=sqlite_url, max_concurrency=1)
+    await rt.start()
+    manual = await rt.create_task(name="m", schedule=Interval(hours=1), trigger="m")
+    asking, answer = asyncio.Event(), asyncio.Event()
+    claim_due = rt.store.claim_due
+
+    async def claim_held_until_the_manual_run_waits(**kwargs: Any) -> Any:
+        claimed = await claim_due(**kwargs)
+        if any(c.task.name == "s" for c in claimed):
+            asking.set()
+            await answer.wait()
+        return claimed
+
+    monkeypatch.setattr(rt.store, "claim_due", claim_held_until_the_manual_run_waits)
+    await rt.create_task(
+        name="s",
+        schedule=Once(at=datetime.now(timezone.utc) + timedelta(seconds=1)),
+        trigger="s",
+    )
+    await asyncio.wait_for(asking.wait(), 30)
+    bridge = rt._bridge
+    assert bridge is not None
+    _, execution = await bridge.run_now(manual.id)
+    await until(lambda: bridge._slot_queue or counted.running, "the manual run waiting or begun")
+    answer.set()
+    await until(lambda: "s" in counted.prompts, "the claimed fire's turn begun")
+    counted.release.set()
+    record = await asyncio.wait_for(execution, 30)
+    assert counted.most == 1
+    assert counted.prompts == ["s", "m"]
+    assert record.outcome == "success"

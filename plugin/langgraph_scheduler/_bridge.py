@@ -157,6 +157,10 @@ class TaskExecutorBridge:
         """Tasks with runs finished since the upkeep last trimmed their history."""
         self.closed = False
         self._busy = 0
+        self._reserved = 0
+        """Slots a claim pass keeps for the fires it is claiming while the store answers:
+        a manual run asking for a slot meanwhile queues, so the pass's fires and that run
+        never hold more than ``capacity`` slots together."""
         self._slot_queue: deque[asyncio.Future[None]] = deque()
         """Manual runs waiting for a turn slot, longest waiting first: a slot freed while
         they wait is handed to the first (see :meth:`_free_slot`), so no run that asks for
@@ -220,7 +224,7 @@ class TaskExecutorBridge:
     @property
     def free(self) -> int:
         """Turn slots not taken (manual runs waiting for one come first)."""
-        return max(self.capacity - self._busy - len(self._slot_queue), 0)
+        return max(self.capacity - self._busy - self._reserved - len(self._slot_queue), 0)
 
     async def run(self) -> None:
         """The claim loop: runs until cancelled. A pass runs when one is asked for (a
@@ -298,12 +302,16 @@ class TaskExecutorBridge:
                 else:
                     self.on_due(target)
                     target = None
-            limit = self.free
-            batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
+            limit = self._reserved = self.free
+            try:
+                batch = await self._retrying("claim due fires", self._claimer(as_of, limit))
+                for claim in batch or ():
+                    await self._start(claim)
+            finally:
+                self._reserved = 0
+                self._hand_on()  # the slots the claim left over, to runs queued meanwhile
             if batch is None:
                 break
-            for claim in batch:
-                await self._start(claim)
             claimed += len(batch)
             if len(batch) < limit:
                 self._backlog = False
@@ -491,7 +499,7 @@ class TaskExecutorBridge:
         """Take a turn slot for a manual run: at once if one is free and no other run
         waits for one (or the runtime is stopping: the turn then records that it never
         began), else in the order the runs began waiting."""
-        if self.closed or (not self._slot_queue and self._busy < self.capacity):
+        if self.closed or (not self._slot_queue and self._busy + self._reserved < self.capacity):
             self._busy += 1
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -593,16 +601,18 @@ class TaskExecutorBridge:
         """Give up a turn slot: to the manual run that has waited longest for one, else
         to the claim loop (a due fire may be waiting for it)."""
         self._busy -= 1
-        while self._slot_queue:
-            if self._busy >= self.capacity:  # a followed turn's slot, beyond capacity
-                return
+        self._hand_on()
+        if self.free and not self.closed and self._backlog:
+            self._poke()  # a due fire is waiting for this slot
+
+    def _hand_on(self) -> None:
+        """Hand the free slots to the manual runs waiting longest for one: none beyond
+        ``capacity`` (a followed turn's slot may be), nor those a claim pass keeps."""
+        while self._slot_queue and self._busy + self._reserved < self.capacity:
             turn = self._slot_queue.popleft()
             if not turn.done():  # a cancelled waiter leaves the queue as it wakes
                 self._busy += 1
                 turn.set_result(None)
-                return
-        if not self.closed and self._backlog:
-            self._poke()  # a due fire is waiting for this slot
 
     def _request(
         self, task: Task, record: TaskRunRecord, *, again: bool
