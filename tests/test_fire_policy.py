@@ -47,11 +47,17 @@ def make_task(schedule: Any = EVERY_MINUTE, **changes: Any) -> Task:
 
 
 def failed(
-    task: Task, *, attempt: int = 1, outcome: Any = "error", trigger: Any = "schedule"
+    task: Task,
+    *,
+    attempt: int = 1,
+    outcome: Any = "error",
+    trigger: Any = "schedule",
+    **flags: bool,
 ) -> RunConsequence:
-    """What an attempt of ``task`` finishing at T0 + 100 s (error "boom" by default) does."""
+    """What an attempt of ``task`` finishing at T0 + 100 s (error "boom" by default) does
+    (``flags``: ``retry``, ``counted``)."""
     return after_run(
-        task, trigger=trigger, attempt=attempt, outcome=outcome, error="boom", now=at(100)
+        task, trigger=trigger, attempt=attempt, outcome=outcome, error="boom", now=at(100), **flags
     )
 
 
@@ -285,18 +291,25 @@ def test_an_interruption_a_client_of_the_server_chose_is_neither_retried_nor_cou
     options = TaskOptions(retries=2, retry_backoff_secs=5, pause_after_failures=4)
     task = make_task(options=options, failure_streak=3)
 
-    stopped = after_run(
-        task,
-        trigger="schedule",
-        attempt=1,
-        outcome="interrupted",
-        error="cancelled by a client",
-        now=at(100),
-        final=True,
-    )
+    stopped = failed(task, outcome="interrupted", retry=False)
 
     assert stopped == RunConsequence(None, 3)
     assert failed(task, outcome="interrupted") == RunConsequence(at(105), 3)
+
+
+def test_an_error_of_a_server_that_could_not_be_reached_is_retried_but_never_counted() -> None:
+    # The LangGraph server was down: an outage of the executor, not the task's failure.
+    # Retried as any error; its fire's last attempt leaves the streak as it was, neither
+    # one more (which would pause the task at the limit) nor reset.
+    options = TaskOptions(retries=1, retry_backoff_secs=5, pause_after_failures=4)
+    task = make_task(options=options, failure_streak=3)
+
+    assert failed(task, counted=False) == RunConsequence(at(105), 3)
+    assert failed(task, attempt=2, counted=False) == RunConsequence(None, 3)
+    assert failed(task, attempt=2, outcome="timeout", counted=False) == RunConsequence(None, 3)
+    # Reached and failed there: counted, and the task pauses at the limit.
+    assert failed(task, attempt=2).event == "auto_paused"
+    assert failed(task, attempt=2, counted=False, trigger="manual") == RunConsequence(None, 3)
 
 
 def test_the_last_failed_attempt_adds_one_to_the_streak() -> None:

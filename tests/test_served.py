@@ -471,11 +471,13 @@ app = scheduler_app(
 """
 
 
-def _launch(home: Path, database: str, *, serves: str = "assistant") -> _Server:
-    """Start ``langgraph dev`` in ``home`` on a free port: the ready assistant, a
-    sleepy graph and a chatty one (its conversation under ``chat``), and an app serving
-    a runtime on ``database`` whose turns run on ``serves`` (the assistant's own app, or
-    one for ``"sleepy"``)."""
+def _launch(
+    home: Path, database: str, *, serves: str = "assistant", port: int | None = None
+) -> _Server:
+    """Start ``langgraph dev`` in ``home`` on ``port`` (None: a free one): the ready
+    assistant, a sleepy graph and a chatty one (its conversation under ``chat``), and an
+    app serving a runtime on ``database`` whose turns run on ``serves`` (the assistant's
+    own app, or one for ``"sleepy"``)."""
     (home / "sleepy.py").write_text(_SLEEPY_GRAPH)
     assistant = ROOT / "graphs" / "assistant.py"
     app = f"{assistant}:app"
@@ -498,7 +500,7 @@ def _launch(home: Path, database: str, *, serves: str = "assistant") -> _Server:
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGSMITH_TRACING": "false",
     }
-    port = _free_port()
+    port = _free_port() if port is None else port
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -879,7 +881,8 @@ async def test_fires_a_client_cancels_in_a_row_neither_pause_the_task_nor_count(
     server: _Server, tmp_path: Path
 ) -> None:
     """pause_after_failures=2: two fires a client cancels, then one that fails: the
-    failure is the first of its streak, and the task stays active throughout."""
+    failure is the first of its streak, and the task stays active throughout; a second
+    failing fire (the graph raised on the server: reached, and failed there) pauses it."""
     thread = f"streak-{uuid.uuid4().hex[:8]}"
     database = f"sqlite:///{tmp_path / 'streak.db'}"
 
@@ -906,9 +909,69 @@ async def test_fires_a_client_cancels_in_a_row_neither_pause_the_task_nor_count(
         await rt.wait_idle()
         stored = await rt.get_task(task_id)
         history = await rt.history(task_id)
+        await rt.update_task(task_id, schedule=soon())
+
+        async def paused() -> Any:
+            task = await rt.get_task(task_id)
+            return task if task.state == "paused" else None
+
+        again = await _wait(paused, timeout=30)
     assert [r.outcome for r in history] == ["error", "interrupted", "interrupted"]
     assert (cancelled.state, cancelled.failure_streak) == ("active", 0)
     assert (stored.state, stored.failure_streak) == ("active", 1)
+    assert again.failure_streak == 2
+
+
+@_on_the_server
+async def test_fires_while_the_server_cannot_be_reached_neither_pause_the_task_nor_count(
+    tmp_path: Path,
+) -> None:
+    # A worker runtime (url=) while its server is down or restarting: every fire failed
+    # to connect, and pause_after_failures of them in a row paused the task, which
+    # stayed paused once the server was back. An outage of the server is not the task's
+    # failure: each fire is recorded error saying so, and the streak stays as it was.
+    port = _free_port()  # nobody listens there until the server below starts
+    url = f"http://127.0.0.1:{port}"
+    heard = RunWaiter()
+    async with _sleepy(url, f"sqlite:///{tmp_path / 'down.db'}", on_run=heard) as rt:
+        task = await rt.create_task(
+            name="every second",
+            schedule=Interval(seconds=1),
+            trigger="say hi",
+            thread_id=f"down-{uuid.uuid4().hex[:8]}",
+            options=TaskOptions(retries=0, pause_after_failures=2),
+        )
+
+        async def failed() -> list[TaskRunRecord] | None:
+            found = [r for r in heard.records if r.outcome == "error"]
+            return found if len(found) >= 3 else None
+
+        down = await _wait(failed, timeout=60)
+        during = await rt.get_task(task.id)
+        outcomes = {r.outcome for r in heard.records}  # a busy machine misses some
+        home = tmp_path / "server"
+        home.mkdir()
+        served = _launch(home, f"sqlite:///{home / 'scheduler.db'}", port=port)
+        try:
+            await asyncio.to_thread(_answering, served)
+
+            async def succeeded() -> TaskRunRecord | None:
+                return next((r for r in heard.records if r.outcome == "success"), None)
+
+            done = await _wait(succeeded, timeout=60)
+            after = await rt.get_task(task.id)
+        finally:
+            served.stop()
+    assert outcomes <= {"error", "missed"}
+    assert (during.state, during.failure_streak, during.last_outcome) == ("active", 0, "error")
+    for record in down:
+        assert record.error is not None and record.error.startswith(
+            f"the LangGraph server at {url} could not be reached"
+        )
+        assert "does not count toward pausing the task" in record.error
+        assert record.server_run_id is None
+    assert done.summary is not None and done.summary.startswith("answered 'say hi'")
+    assert (after.state, after.failure_streak) == ("active", 0)
 
 
 @_on_the_server
@@ -1723,6 +1786,8 @@ async def test_a_server_run_never_sent_is_an_error_and_nothing_else_is_taken_for
     assert [r["run_id"] for r in runs] == [earlier.server_run_id]
     assert record.outcome == "error" and record.server_run_id is None
     assert record.error is not None and "did not start the run" in record.error
+    # The request never reached the server, which made no run: it could not be reached.
+    assert record.error.startswith(f"the LangGraph server at {url} could not be reached")
 
 
 @_on_the_server

@@ -621,7 +621,7 @@ async def test_an_interruption_finished_as_final_leaves_no_retry_and_the_streak_
     run = await claim_one(store, at(60))
 
     (done,) = await store.finish_runs(
-        [Finish(run, "interrupted", error="cancelled by a client", final=True)],
+        [Finish(run, "interrupted", error="cancelled by a client", retry=False)],
         now=at(61),
         holder=HOLDER,
     )
@@ -991,6 +991,35 @@ async def test_consecutive_failed_fires_pause_the_task(store: Store, service: Ta
     assert stored is not None
     assert (stored.state, stored.next_run_at, stored.failure_streak) == ("paused", None, 2)
     assert await claim(store, at(180)) == []
+
+
+async def test_failed_fires_finished_as_not_counted_leave_the_streak_as_it_was(
+    store: Store, service: TaskService
+) -> None:
+    # The LangGraph server could not be reached: recorded error, but neither one more
+    # failure in a row (two would pause the task here) nor a reset.
+    options = TaskOptions(retries=0, pause_after_failures=2)
+    task = await every_minute(service, options=options)
+    await finish(store, await claim_one(store, at(60)), "error", at(61))
+
+    outages = []
+    for minute in (2, 3):
+        run = await claim_one(store, at(60 * minute))
+        (done,) = await store.finish_runs(
+            [Finish(run, "error", error="unreachable", counted=False)],
+            now=at(60 * minute + 1),
+            holder=HOLDER,
+        )
+        assert done is not None
+        outages.append(done)
+
+    assert [d.consequence for d in outages] == [RunConsequence(None, 1)] * 2
+    assert [d.record.outcome for d in outages] == ["error", "error"]
+    stored = await store.get_task(task.id)
+    assert stored is not None
+    assert (stored.state, stored.next_run_at) == ("active", at(240))
+    assert (stored.failure_streak, stored.last_outcome) == (1, "error")
+    assert await store.pending_retries(task.id) == []
 
 
 async def test_a_success_resets_the_failure_streak(store: Store, service: TaskService) -> None:

@@ -1018,10 +1018,17 @@ def to_finish(
         if response.final:
             reason += ": stopped by a client of the server, not by the scheduler, so not retried"
         error = _error_text(reason)
-        return Finish(record, "interrupted", error=error, final=response.final, **ids)
+        return Finish(record, "interrupted", error=error, retry=not response.final, **ids)
     if isinstance(response, Skipped):
         return Finish(record, "skipped", error=_error_text(response.reason), started_at=started_at)
-    return Finish(record, "error", error=_error_text(response.message), **ids)
+    message = response.message
+    if response.unreachable:
+        message += (
+            "; an outage of the server, not a failure of the task: this does not count "
+            "toward pausing the task"
+        )
+    error = _error_text(message)
+    return Finish(record, "error", error=error, counted=not response.unreachable, **ids)
 
 
 def _error_text(text: str) -> str:

@@ -180,15 +180,18 @@ def after_run(
     outcome: RunOutcome,
     error: str | None,
     now: datetime,
-    final: bool = False,
+    retry: bool = True,
+    counted: bool = True,
 ) -> RunConsequence:
     """What a finished attempt of ``task`` does: a retry, the failure streak, a pause.
 
     Manual runs change neither. A scheduled success resets the streak; a failed or
     interrupted attempt is retried while ``options.retries`` allows and the task is not
-    paused, unless it is ``final`` (an interruption a client of the server chose); a
+    paused, unless ``retry`` is False (an interruption a client of the server chose); a
     fire whose attempts all failed adds one to the streak, and reaching
-    ``options.pause_after_failures`` pauses the task.
+    ``options.pause_after_failures`` pauses the task, unless its last attempt is not
+    ``counted`` (the LangGraph server could not be reached): the streak then stays as
+    it was.
     """
     streak = task.failure_streak
     if trigger != "schedule":
@@ -196,11 +199,11 @@ def after_run(
     if outcome == "success":
         return RunConsequence(None, 0)
     options = task.options
-    retried = outcome in _RETRIED and not final
+    retried = outcome in _RETRIED and retry
     if retried and attempt <= options.retries and task.state in _RETRY_STATES:
         delay = timedelta(seconds=options.retry_delay(attempt + 1))
         return RunConsequence(now + delay, streak)
-    if outcome not in _FAILED:
+    if outcome not in _FAILED or not counted:
         return RunConsequence(None, streak)
     streak += 1
     limit = options.pause_after_failures

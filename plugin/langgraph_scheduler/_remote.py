@@ -112,9 +112,11 @@ class LangGraphServer(Validated):
     client of the server stops (``runs.cancel``, a run of its own sent with
     ``multitask_strategy="interrupt"`` or ``"rollback"``, its thread deleted) is recorded
     ``interrupted`` and not retried: the user chose to stop it (a run the server no
-    longer knows once the connection to it is back, lost by a restart, is retried). The
-    run record keeps
-    the server's ``server_thread_id`` and ``server_run_id``. A create whose answer never
+    longer knows once the connection to it is back, lost by a restart, is retried). A
+    fire whose run could not be made because the server could not be reached (down or
+    restarting) is recorded ``error``, saying so, and retried, but counts toward no
+    ``pause_after_failures``: an outage of the server pauses no task. The run record
+    keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose answer never
     came is looked for by its ``task_run_id``: followed if the server made
     the run, cancelled if the deadline passed or the runtime is stopping. A server run
     whose runtime died (or stopped renewing its claim) goes on: the runtime that takes
@@ -401,6 +403,8 @@ class ServerTurnRunner(TurnRunner):
                 return Skipped(f"thread {thread_id} was busy with another run on the server")
             if not _maybe_created(exc):
                 logger.warning("server run of task %s not created: %r", request.task_id, exc)
+                if _status(exc) is None:  # the connection was never made
+                    return self._unreachable(f"{_describe(exc)}; it did not start the run")
                 return Error(self._refused(exc))
             try:
                 found = await self._created(request)
@@ -414,12 +418,19 @@ class ServerTurnRunner(TurnRunner):
                     exc,
                     lookup,
                 )
+                if _unreachable(lookup):
+                    return self._unreachable(
+                        f"{_describe(exc)}; whether it started the run anyway could not be "
+                        f"checked: {_describe(lookup)}"
+                    )
                 return Error(
                     f"{self._refused(exc)}; whether it started one anyway could not be "
                     f"checked: {_describe(lookup)}"
                 )
             if found is None:
                 logger.warning("server run of task %s not created: %r", request.task_id, exc)
+                if _unreachable(exc):  # the way to the server failed, not the server
+                    return self._unreachable(f"{_describe(exc)}; it did not start the run")
                 return Error(self._refused(exc))
             logger.warning(
                 "the answer creating server run %s of run %s was lost (%r); following it",
@@ -572,6 +583,13 @@ class ServerTurnRunner(TurnRunner):
             return _status(exc) is not None
         return True
 
+    def _unreachable(self, why: str) -> Error:
+        """The answer for a turn whose run the server could not be reached to make:
+        an outage of the server, not the task's failure (see ``Error.unreachable``)."""
+        server = self.server
+        named = f"the LangGraph server at {server.where}" if server.url else server.where
+        return Error(f"{named} could not be reached: {why}", unreachable=True)
+
     def _refused(self, exc: BaseException) -> str:
         status = _status(exc)
         text = f"{self.server.where} did not start the run: {_describe(exc)}"
@@ -662,6 +680,21 @@ def _maybe_created(exc: BaseException) -> bool:
     if status is not None:
         return status >= 500
     return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+_GATEWAY_DOWN = (502, 503, 504)
+"""What a proxy in front of a server (or the server shutting down) answers while the
+server is down or restarting."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a call that raised ``exc`` failed on the way to the server rather than
+    at it: the connection failed or timed out, or a gateway said the server is down.
+    Only used where the run is known not made (or cannot be known): a 5xx of the
+    server itself (500) is its answer."""
+    if isinstance(exc, (httpx.TransportError, asyncio.TimeoutError)):
+        return True
+    return _status(exc) in _GATEWAY_DOWN
 
 
 def _server_metadata(request: ConversationRequest) -> dict[str, Any]:

@@ -83,6 +83,10 @@ class Error:
 
     message: str
     server_run: ServerRun | None = None
+    unreachable: bool = False
+    """The LangGraph server could not be reached to make the turn's run: an outage of the
+    server, not a failure of the task, so the fire counts toward no failure streak (it
+    is retried as any error)."""
 
     def __repr__(self) -> str:
         return f"Error({_short(self.message)!r})"

@@ -106,7 +106,8 @@ class TaskOptions(Validated):
         default=5,
         ge=1,
         description="Pause the task after this many consecutive failed fires (all "
-        "attempts failed); None never pauses. A success resets the count.",
+        "attempts failed); None never pauses. A success resets the count; a fire whose "
+        "LangGraph server could not be reached leaves it as it was.",
     )
     webhook_url: str | None = Field(
         default=None,

@@ -603,10 +603,14 @@ class Finish:
     server_run_id: str | None = None
     started_at: datetime | None = None
     """When the turn began (None: the claim's instant stands, e.g. a turn never begun)."""
-    final: bool = False
-    """Not retried, whatever retries are left: an ``interrupted`` turn a client of the
-    server stopped (see ``Interrupted.final``), which, as any interruption, counts
-    toward no failure streak. Not stored."""
+    retry: bool = True
+    """Retried while the task's retries allow; False for an ``interrupted`` turn a
+    client of the server stopped (see ``Interrupted.final``), which, as any
+    interruption, counts toward no failure streak either. Not stored."""
+    counted: bool = True
+    """Counted toward the task's failure streak when it fails; False for an ``error``
+    whose LangGraph server could not be reached (see ``Error.unreachable``): the streak
+    stays as it was. Not stored."""
 
     def recorded_in(self, stored: TaskRunRecord) -> bool:
         """Whether ``stored`` is this outcome as recorded (whenever): a finish told its
@@ -2557,7 +2561,8 @@ class Store(ABC):
                 outcome=record.outcome,
                 error=record.error,
                 now=now,
-                final=finish.final,
+                retry=finish.retry,
+                counted=finish.counted,
             )
         written: dict[str, Any] = {
             "last_outcome": record.outcome,
