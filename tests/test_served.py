@@ -1492,21 +1492,83 @@ async def test_a_server_turn_whose_thread_a_client_deletes_says_so(
     )
 
 
-class _Refusing(http.server.BaseHTTPRequestHandler):
-    """A server that refuses every request's key, as a deployment's auth does."""
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A server that answers every request with the ``status`` and ``detail`` its class
+    names (a gateway's 502 while the server behind it restarts, by default)."""
 
-    def _refuse(self) -> None:
-        body = b'{"detail": "Invalid API key"}'
-        self.send_response(401)
+    status = 502
+    detail = "failing on purpose"
+
+    def _fail(self) -> None:
+        body = json.dumps({"detail": self.detail}).encode()
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _refuse
+    do_GET = do_POST = _fail
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _Refusing(_Failing):
+    """A server that refuses every request's key, as a deployment's auth does."""
+
+    status = 401
+    detail = "Invalid API key"
+
+
+@pytest.mark.parametrize("status", [502, 500])
+async def test_a_gateway_saying_the_server_is_down_pauses_no_task_but_a_server_error_does(
+    tmp_path: Path, status: int
+) -> None:
+    # A proxy answers 502 while the server behind it restarts: the create and the look-up
+    # for a run it may have made both fail so; an outage, counted toward no pause. A 500
+    # is the server's own answer: counted, and the task pauses.
+    handler = type("Failing", (_Failing,), {"status": status})
+    failing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=failing.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{failing.server_address[1]}"
+    heard = RunWaiter()
+    try:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'gateway.db'}", on_run=heard) as rt:
+            task = await rt.create_task(
+                name="every second",
+                schedule=Interval(seconds=1),
+                trigger="say hi",
+                thread_id="gateway",
+                options=TaskOptions(retries=0, pause_after_failures=1),
+            )
+            if status == 502:
+
+                async def failed() -> list[TaskRunRecord] | None:
+                    found = [r for r in heard.records if r.outcome == "error"]
+                    return found if len(found) >= 2 else None
+
+                records = await _wait(failed, timeout=60)
+                stored = await rt.get_task(task.id)
+            else:
+
+                async def paused() -> Any:
+                    found = await rt.get_task(task.id)
+                    return found if found.state == "paused" else None
+
+                stored = await _wait(paused, timeout=60)
+                records = [r for r in heard.records if r.outcome == "error"]
+    finally:
+        failing.shutdown()
+        failing.server_close()
+    if status == 502:
+        assert (stored.state, stored.failure_streak) == ("active", 0)
+        assert str(records[0].error).startswith(
+            f"the LangGraph server at {url} could not be reached: 502 "
+        )
+        assert "does not count toward pausing the task" in str(records[0].error)
+    else:
+        assert stored.failure_streak == 1
+        assert str(records[0].error).startswith(f"{url} did not start the run: 500 ")
 
 
 @_on_the_server
