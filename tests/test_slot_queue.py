@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import START, StateGraph
+from sqlalchemy import text
 
 from langgraph_scheduler import Interval, Once, SchedulerRuntime, Task, TaskRunRecord
 from langgraph_scheduler._bridge import STOPPED
@@ -168,16 +169,34 @@ class _CountedGraph:
         return {"messages": [AIMessage("done")]}
 
 
+async def _counted_runtime(
+    runtime_factory: Any, database: str, capacity: int, names: str, **options: Any
+) -> tuple[_CountedGraph, SchedulerRuntime, dict[str, Task]]:
+    """A started runtime on a :class:`_CountedGraph` with ``capacity`` turn slots, and an
+    hourly task per name in ``names`` (its turns' prompt)."""
+    counted = _CountedGraph()
+    rt = runtime_factory(counted.graph, database=database, max_concurrency=capacity, **options)
+    await rt.start()
+    tasks = {n: await rt.create_task(name=n, schedule=Interval(hours=1), trigger=n) for n in names}
+    return counted, rt, tasks
+
+
+async def _assert_no_slot_lost(rt: SchedulerRuntime) -> None:
+    """Once idle, every slot is back: none taken, kept or waited for."""
+    await rt.wait_idle()
+    bridge = rt._bridge
+    assert bridge is not None
+    assert (bridge._busy, len(bridge._slot_queue), bridge._reserved) == (0, 0, 0)
+
+
 async def test_a_manual_run_asking_while_a_claim_pass_waits_for_the_store_queues(
     sqlite_url: str, runtime_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With one slot free, a claim pass asks the store for one due fire; a manual run
     # asking for a slot before the store answers used to take it, and the pass then
     # started its fire as well: two turns at once under max_concurrency=1.
-    counted = _CountedGraph()
-    rt = runtime_factory(counted.graph, database=sqlite_url, max_concurrency=1)
-    await rt.start()
-    manual = await rt.create_task(name="m", schedule=Interval(hours=1), trigger="m")
+    counted, rt, tasks = await _counted_runtime(runtime_factory, sqlite_url, 1, "m")
+    manual = tasks["m"]
     asking, answer = asyncio.Event(), asyncio.Event()
     claim_due = rt.store.claim_due
 
@@ -206,3 +225,73 @@ async def test_a_manual_run_asking_while_a_claim_pass_waits_for_the_store_queues
     assert counted.most == 1
     assert counted.prompts == ["s", "m"]
     assert record.outcome == "success"
+
+
+async def test_a_caller_cancelled_while_its_run_is_claimed_leaves_the_run_to_run(
+    database: str, runtime_factory: Any, runs: RunWaiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The caller of run_now is cancelled while the store writes its run's claim: the
+    # claim is written all the same (a SQLite file's transaction runs on a thread of its
+    # own), and the run used to stay claimed by no turn, "running", until its lease ran
+    # out. A caller cancelled leaves its run to run, as it does once the run waits.
+    counted, rt, tasks = await _counted_runtime(runtime_factory, database, 1, "m", lease_secs=600)
+    counted.release.set()
+    task = tasks["m"]
+    asking = asyncio.Event()
+    claim_manual = rt.store.claim_manual
+
+    async def claim_noted(task_id: str, **kwargs: Any) -> Any:
+        asking.set()
+        return await claim_manual(task_id, **kwargs)
+
+    monkeypatch.setattr(rt.store, "claim_manual", claim_noted)
+    caller = asyncio.ensure_future(rt.run_now(task.id))
+    await asking.wait()
+    caller.cancel()
+    await asyncio.wait({caller})
+    assert caller.cancelled()
+    [record] = await runs.wait_for(1, task_id=task.id)
+    assert (record.outcome, counted.prompts) == ("success", ["m"])
+    await _assert_no_slot_lost(rt)
+
+
+async def test_a_claim_pass_failing_gives_its_kept_slots_to_the_runs_queued_meanwhile(
+    database: str, runtime_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim pass keeps the free slot while it asks the store; a manual run asking then
+    # waits in line. The store then fails the pass (its tasks table renamed away by
+    # another transaction): the kept slot goes to the waiting run all the same. Kept
+    # for good, no pass would start again (none has room) and the run would wait forever.
+    counted, rt, tasks = await _counted_runtime(runtime_factory, database, 2, "hm")
+    await rt.run_now(tasks["h"].id, wait=False)
+    await until(lambda: counted.running == 1, "h's turn begun")
+    asking, answer = asyncio.Event(), asyncio.Event()
+    claim_due = rt.store.claim_due
+
+    async def claim_held_until_told(**kwargs: Any) -> Any:
+        if not answer.is_set():
+            asking.set()
+            await answer.wait()
+        return await claim_due(**kwargs)
+
+    monkeypatch.setattr(rt.store, "claim_due", claim_held_until_told)
+    bridge = rt._bridge
+    assert bridge is not None
+    bridge.wake()
+    await asyncio.wait_for(asking.wait(), 30)
+    _, execution = await bridge.run_now(tasks["m"].id)
+    await until(lambda: bridge._slot_queue, "the manual run waiting in line")
+
+    def rename(old: str, new: str) -> Any:
+        return lambda conn: conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    await rt.store.transaction(rename("lgs_tasks", "lgs_tasks_away"))
+    try:
+        answer.set()
+        await until(lambda: "m" in counted.prompts, "the waiting run begun")
+    finally:
+        await rt.store.transaction(rename("lgs_tasks_away", "lgs_tasks"))
+    counted.release.set()
+    record = await asyncio.wait_for(execution, 30)
+    assert (record.outcome, counted.most) == ("success", 2)
+    await _assert_no_slot_lost(rt)

@@ -389,12 +389,45 @@ class TaskExecutorBridge:
         await for the finished one. ``answer``: a tool call's answer for the running
         record, kept with the claim in one transaction; ``waited_by``: the wait of a
         caller inside a turn of this bridge for the run (see :meth:`waiting_for_a_run`).
+        A caller cancelled meanwhile leaves the run to run.
 
         Raises:
             TaskNotFound: no such task, or it belongs to another owner.
             NotAllowed: a manual-run limit is reached.
             CallAnswered: ``answer``'s call was answered already; nothing was claimed.
         """
+        # A caller cancelled while the claim is written (the store's transaction goes on
+        # without it) leaves its run to run, as once the run waits: else the run would
+        # stay claimed by no turn, running, until its lease ran out.
+        claiming = asyncio.ensure_future(
+            self._claim_manual(
+                task_id,
+                owner=owner,
+                max_per_task=max_per_task,
+                max_per_owner=max_per_owner,
+                per_secs=per_secs,
+                answer=answer,
+                waited_by=waited_by,
+            )
+        )
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            claiming.add_done_callback(_unheard)
+            raise
+
+    async def _claim_manual(
+        self,
+        task_id: str,
+        *,
+        owner: str | None,
+        max_per_task: int | None,
+        max_per_owner: int | None,
+        per_secs: float,
+        answer: Callable[[TaskRunRecord], CallAnswer] | None,
+        waited_by: Wait | None,
+    ) -> tuple[TaskRunRecord, asyncio.Task[TaskRunRecord]]:
+        """:meth:`run_now`'s claim and the start of its run."""
         now = self.clock.now()
         claimed = await self.store.claim_manual(
             task_id,
@@ -937,6 +970,13 @@ async def retrying(
 def _say(said: Repeats, level: int, message: str) -> None:
     if said.new(message):
         logger.log(level, "%s", message)
+
+
+def _unheard(claiming: asyncio.Future[Any]) -> None:
+    """Take the outcome of a manual run's claim its caller no longer waits for: a refusal
+    (a limit reached, no such task) is nobody's to hear, nor logged as never retrieved."""
+    if not claiming.cancelled():
+        claiming.exception()
 
 
 def _no_slot(task_id: str, capacity: int) -> RuntimeError:

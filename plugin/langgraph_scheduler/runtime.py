@@ -807,7 +807,8 @@ class SchedulerRuntime:
     ) -> TaskRunRecord:
         """Fire a task now, outside its schedule (paused tasks too). The run takes the
         next free turn slot: runs waiting for one take freed slots in the order they were
-        asked for, before due scheduled fires.
+        asked for, before due scheduled fires. A caller cancelled once it asked (while
+        the run is claimed, waits or runs) leaves the run to run.
 
         Args:
             wait: return the finished record, once it is stored and the plain
