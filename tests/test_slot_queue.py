@@ -295,3 +295,50 @@ async def test_a_claim_pass_failing_gives_its_kept_slots_to_the_runs_queued_mean
     record = await asyncio.wait_for(execution, 30)
     assert (record.outcome, counted.most) == ("success", 2)
     await _assert_no_slot_lost(rt)
+
+
+async def test_a_run_of_a_task_whose_turn_waits_for_a_run_takes_no_slot_meanwhile(
+    sqlite_url: str, runtime_factory: Any
+) -> None:
+    # Two slots: h's turn holds one, p's the other, and p's node then waits for a run of
+    # q, queued behind a second run of p. h's slot used to go to that run of p, which
+    # held it waiting for p's turn to end (runs of a task never overlap), while p's turn
+    # waited for q's run, which waited for a slot: all stalled until p's run gave up
+    # waiting (max_wait_secs, 300 s by default). p's second run now waits in line
+    # without a slot until p's turn waits no more; q's run takes h's slot.
+    counted = _CountedGraph()
+    go = asyncio.Event()
+    box: dict[str, Any] = {}
+
+    async def turn(state: SchedulerState) -> dict[str, Any]:
+        prompt = state["messages"][-1].text
+        if prompt != "p" or "p" in counted.prompts:
+            return await counted._turn(state)
+        counted.prompts.append(prompt)
+        await go.wait()
+        box["q"] = await box["rt"].run_now(box["tasks"]["q"].id)
+        return {"messages": [AIMessage("done")]}
+
+    graph: StateGraph[Any, Any, Any, Any] = StateGraph(SchedulerState)
+    graph.add_node("model", turn)
+    graph.add_edge(START, "model")
+    rt = box["rt"] = runtime_factory(graph, database=sqlite_url, max_concurrency=2)
+    await rt.start()
+    tasks = box["tasks"] = {
+        n: await rt.create_task(name=n, schedule=Interval(hours=1), trigger=n) for n in "hpq"
+    }
+    bridge = rt._bridge
+    assert bridge is not None
+    await rt.run_now(tasks["h"].id, wait=False)
+    await until(lambda: counted.running == 1, "h's turn begun")
+    await rt.run_now(tasks["p"].id, wait=False)
+    await until(lambda: "p" in counted.prompts, "p's turn begun")
+    second = asyncio.ensure_future(rt.run_now(tasks["p"].id))
+    await until(lambda: bridge._slot_queue, "p's second run waiting in line")
+    go.set()
+    await until(lambda: len(bridge._slot_queue) == 2, "q's run waiting in line")
+    counted.release.set()  # h's turn ends, and q's and p's second once begun
+    record = await asyncio.wait_for(second, 30)
+    assert (record.outcome, box["q"].outcome) == ("success", "success")
+    assert counted.prompts == ["h", "p", "q", "p"]
+    await _assert_no_slot_lost(rt)

@@ -19,7 +19,7 @@ import contextlib
 import copy
 import inspect
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +35,7 @@ from tenacity import (
 
 from ._batching import Batcher
 from ._clock import Clock
-from ._context import Wait, mark_slot, slot_here, spawn_clean, turns_waiting_here, waiting_in
+from ._context import Slot, Wait, mark_slot, slot_here, spawn_clean, turns_waiting_here, waiting_in
 from ._logs import Repeats
 from ._turns import (
     ConversationRequest,
@@ -161,13 +161,18 @@ class TaskExecutorBridge:
         """Slots a claim pass keeps for the fires it is claiming while the store answers:
         a manual run asking for a slot meanwhile queues, so the pass's fires and that run
         never hold more than ``capacity`` slots together."""
-        self._slot_queue: deque[asyncio.Future[None]] = deque()
-        """Manual runs waiting for a turn slot, longest waiting first: a slot freed while
-        they wait is handed to the first (see :meth:`_free_slot`), so no run that asks for
-        one as it frees takes it ahead of them."""
+        self._slot_queue: deque[tuple[str | None, asyncio.Future[None]]] = deque()
+        """Manual runs waiting for a turn slot (their task's id, and what their wait
+        awaits), longest waiting first: a slot freed while they wait is handed to the
+        first (see :meth:`_hand_on`), so no run that asks for one as it frees takes it
+        ahead of them."""
         self._waiting_turns = 0
         """Slots whose turns have a caller (a node or tool) waiting for a run (see
         :meth:`waiting_for_a_run`): each frees only after that run, which needs a slot."""
+        self._waiting_tasks: Counter[str] = Counter()
+        """The tasks of those turns: a run of one of them given a slot would hold it
+        waiting for that turn to end (a task's runs never overlap), and that turn waits
+        for a run that may need the slot."""
         self._woken = False
         """A claim pass was asked for since the last one began."""
         self._wakeup: asyncio.Future[None] | None = None
@@ -498,6 +503,7 @@ class TaskExecutorBridge:
             if self._waiting_turns + 1 >= self.capacity:
                 raise _no_slot(task_id, self.capacity)
             self._waiting_turns += 1
+            self._waiting_tasks[slot.task_id] += 1
         slot.waiting += 1
         wait = waiting_in(slot)
         try:
@@ -507,7 +513,8 @@ class TaskExecutorBridge:
             if slot.waiting:  # else its turn ended first, and counted it out
                 slot.waiting -= 1
                 if not slot.waiting:
-                    self._waiting_turns -= 1
+                    self._stopped_waiting(slot)
+                    self._hand_on()  # to a run of its task, held back meanwhile
 
     async def _unrunnable(self, task: Task, record: TaskRunRecord) -> TaskRunRecord:
         """Tell listeners of a manual run recorded ``error`` by its claim, which found its
@@ -522,28 +529,34 @@ class TaskExecutorBridge:
         self, task: Task, record: TaskRunRecord, waited_by: Wait | None
     ) -> TaskRunRecord:
         try:
-            await self._take_slot()
+            # A run that waits while its task's previous run goes on; one that skips a
+            # busy task ends at once, and may be what a turn of its task waits for.
+            waits = task.options.on_busy == "wait" and task.options.max_wait_secs > 0
+            await self._take_slot(record.task_id if waits else None)
         except asyncio.CancelledError:
             await self._record(record, Interrupted(STOPPED))
             raise
         return await self._execute(task, record, waited_by=waited_by)
 
-    async def _take_slot(self) -> None:
-        """Take a turn slot for a manual run: at once if one is free and no other run
-        waits for one (or the runtime is stopping: the turn then records that it never
-        began), else in the order the runs began waiting."""
-        if self.closed or (not self._slot_queue and self._busy + self._reserved < self.capacity):
+    async def _take_slot(self, task_id: str | None) -> None:
+        """Take a turn slot for a manual run of the task ``task_id`` (None: a run that
+        would not wait for its task's previous run): at once if one is free and no other
+        run waits for one (or the runtime is stopping: the turn then records that it
+        never began), else in the order the runs began waiting (see :meth:`_hand_on`)."""
+        if self.closed:
             self._busy += 1
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._slot_queue.append(turn)
+        waiter = (task_id, turn)
+        self._slot_queue.append(waiter)
+        self._hand_on()
         try:
             await turn  # done by whoever frees a slot: it is ours, counted in _busy
         except asyncio.CancelledError:
             if not turn.cancelled():  # handed a slot as it was cancelled: hand it on
                 self._free_slot()
-            elif turn in self._slot_queue:  # else a freed slot passed it over already
-                self._slot_queue.remove(turn)
+            elif waiter in self._slot_queue:  # else a freed slot passed it over already
+                self._slot_queue.remove(waiter)
             raise
 
     # -- executing --------------------------------------------------------------------
@@ -617,7 +630,7 @@ class TaskExecutorBridge:
             slot.live = False
             if slot.waiting:  # callers it left running (tasks its nodes started) still wait
                 slot.waiting = 0
-                self._waiting_turns -= 1
+                self._stopped_waiting(slot)
             self._free_slot()
 
     def _refusal(self, task_id: str, claimed_at: datetime | None) -> ConversationResponse | None:
@@ -640,12 +653,27 @@ class TaskExecutorBridge:
 
     def _hand_on(self) -> None:
         """Hand the free slots to the manual runs waiting longest for one: none beyond
-        ``capacity`` (a followed turn's slot may be), nor those a claim pass keeps."""
+        ``capacity`` (a followed turn's slot may be), nor those a claim pass keeps. A run
+        of a task whose turn here waits for a run keeps its place without a slot: it
+        would hold the slot waiting for that turn, which may wait for it."""
+        held_back: list[tuple[str | None, asyncio.Future[None]]] = []
         while self._slot_queue and self._busy + self._reserved < self.capacity:
-            turn = self._slot_queue.popleft()
-            if not turn.done():  # a cancelled waiter leaves the queue as it wakes
-                self._busy += 1
-                turn.set_result(None)
+            task_id, turn = waiter = self._slot_queue.popleft()
+            if turn.done():  # a cancelled waiter leaves the queue as it wakes
+                continue
+            if task_id is not None and self._waiting_tasks[task_id]:
+                held_back.append(waiter)
+                continue
+            self._busy += 1
+            turn.set_result(None)
+        self._slot_queue.extendleft(reversed(held_back))
+
+    def _stopped_waiting(self, slot: Slot) -> None:
+        """The turn holding ``slot`` no longer waits for a run."""
+        self._waiting_turns -= 1
+        self._waiting_tasks[slot.task_id] -= 1
+        if not self._waiting_tasks[slot.task_id]:
+            del self._waiting_tasks[slot.task_id]
 
     def _request(
         self, task: Task, record: TaskRunRecord, *, again: bool
@@ -846,7 +874,7 @@ class TaskExecutorBridge:
         # Manual runs waiting for a slot take one each, beyond capacity: their turns
         # record that they never began.
         while self._slot_queue:
-            turn = self._slot_queue.popleft()
+            _, turn = self._slot_queue.popleft()
             if not turn.done():
                 self._busy += 1
                 turn.set_result(None)
