@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import socketserver
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +48,7 @@ from langgraph_scheduler import (
     SchedulerRuntime,
     SchedulerState,
     StoreError,
+    Task,
     TaskOptions,
     TaskRunRecord,
 )
@@ -791,6 +793,19 @@ async def _fire_soon(rt: SchedulerRuntime, trigger: Any, thread: str, **options:
     return task.id
 
 
+async def _every_second(
+    rt: SchedulerRuntime, thread: str, *, trigger: Any = "say hi", **options: Any
+) -> Task:
+    """A task firing ``trigger`` on ``thread`` every second."""
+    return await rt.create_task(
+        name="every second",
+        schedule=Interval(seconds=1),
+        trigger=trigger,
+        thread_id=thread,
+        options=TaskOptions(**options),
+    )
+
+
 async def _on_server(rt: SchedulerRuntime, task_id: str) -> TaskRunRecord:
     """Wait for a run of the task to name its server run while it is not finished."""
 
@@ -934,12 +949,8 @@ async def test_fires_while_the_server_cannot_be_reached_neither_pause_the_task_n
     url = f"http://127.0.0.1:{port}"
     heard = RunWaiter()
     async with _sleepy(url, f"sqlite:///{tmp_path / 'down.db'}", on_run=heard) as rt:
-        task = await rt.create_task(
-            name="every second",
-            schedule=Interval(seconds=1),
-            trigger="say hi",
-            thread_id=f"down-{uuid.uuid4().hex[:8]}",
-            options=TaskOptions(retries=0, pause_after_failures=2),
+        task = await _every_second(
+            rt, f"down-{uuid.uuid4().hex[:8]}", retries=0, pause_after_failures=2
         )
 
         async def failed() -> list[TaskRunRecord] | None:
@@ -1534,13 +1545,7 @@ async def test_a_gateway_saying_the_server_is_down_pauses_no_task_but_a_server_e
     heard = RunWaiter()
     try:
         async with _sleepy(url, f"sqlite:///{tmp_path / 'gateway.db'}", on_run=heard) as rt:
-            task = await rt.create_task(
-                name="every second",
-                schedule=Interval(seconds=1),
-                trigger="say hi",
-                thread_id="gateway",
-                options=TaskOptions(retries=0, pause_after_failures=1),
-            )
+            task = await _every_second(rt, "gateway", retries=0, pause_after_failures=1)
             if status == 502:
 
                 async def failed() -> list[TaskRunRecord] | None:
@@ -1569,6 +1574,92 @@ async def test_a_gateway_saying_the_server_is_down_pauses_no_task_but_a_server_e
     else:
         assert stored.failure_streak == 1
         assert str(records[0].error).startswith(f"{url} did not start the run: 500 ")
+
+
+class _Junk(socketserver.BaseRequestHandler):
+    """A TCP server that answers every request with bytes that are no HTTP."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        self.request.sendall(b"\x00\xffnot http at all\r\n\r\n")
+
+
+class _Page(_Failing):
+    """A web server that answers every request with a page, as a site does."""
+
+    def _fail(self) -> None:
+        body = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _fail
+
+
+@pytest.mark.parametrize("wrong", ["tls", "junk", "page", "api", "dns"])
+async def test_a_url_where_no_langgraph_server_answers_says_why_and_pauses_unless_unresolved(
+    tmp_path: Path, wrong: str
+) -> None:
+    # https:// to a server serving plain http, and a port where something that speaks no
+    # HTTP answers, were "could not be reached": an outage, counted toward no pause, so a
+    # wrong url failed every fire for good. Something answered there: the url is wrong,
+    # the fires count, and each record says what to check. A host name that does not
+    # resolve is an outage of the name service as much as a typo: not counted. A web
+    # page, or another API's JSON (no run id), answered: counted, but the record said
+    # "the turn could not start: KeyError: 'run_id'" for the latter.
+    answering = type("Answering", (_Failing,), {"status": 200})
+    servers: list[socketserver.TCPServer] = [
+        socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Junk),
+        *(http.server.ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (_Failing, _Page)),
+        http.server.ThreadingHTTPServer(("127.0.0.1", 0), answering),
+    ]
+    for listening in servers:
+        threading.Thread(target=listening.serve_forever, daemon=True).start()
+    junk, plain, page, api = (f"127.0.0.1:{listening.server_address[1]}" for listening in servers)
+    url = {
+        "tls": f"https://{plain}",
+        "junk": f"http://{junk}",
+        "page": f"http://{page}",
+        "api": f"http://{api}",
+        "dns": "http://no-such-host.invalid:2024",
+    }[wrong]
+    heard = RunWaiter()
+    try:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'wrong.db'}", on_run=heard) as rt:
+            task = await _every_second(rt, "wrong", retries=0, pause_after_failures=2)
+
+            async def settled() -> Any:
+                found = await rt.get_task(task.id)
+                failed = [r for r in heard.records if r.outcome == "error"]
+                return found if found.state == "paused" or len(failed) >= 3 else None
+
+            stored = await _wait(settled, timeout=60)
+    finally:
+        for listening in servers:
+            listening.shutdown()
+            listening.server_close()
+    error = str(next(r for r in heard.records if r.outcome == "error").error)
+    if wrong == "dns":
+        assert (stored.state, stored.failure_streak) == ("active", 0)
+        assert error.startswith(f"the LangGraph server at {url} could not be reached: ")
+        assert "does not count toward pausing the task" in error
+        return
+    assert (stored.state, stored.failure_streak) == ("paused", 2)
+    assert error.startswith(f"{url} did not start the run: "), error
+    assert "could not be reached" not in error
+    if wrong == "tls":
+        assert "SSL" in error and (
+            "check url's scheme (https:// to a server serving plain http?) and the "
+            "server's certificate" in error
+        )
+    elif wrong == "junk":
+        assert "illegal status line" in error
+        assert "what answers there does not speak HTTP: check url's host and port" in error
+    else:
+        assert "no LangGraph server answers there: check url's host, port and path" in error
+        assert "could not start" not in error
 
 
 @_on_the_server
@@ -2062,7 +2153,58 @@ async def test_a_timed_out_server_run_the_server_does_not_cancel_is_not_said_can
         "the server, so it may still finish there"
     )
     assert (record.outcome, record.error) == ("timeout", late)
-    assert (unanswered.outcome, unanswered.error) == ("timeout", late)
+    # Its run is not known made: the server could not be reached (see the test below).
+    assert unanswered.outcome == "error" and unanswered.error is not None
+    assert unanswered.error.startswith(
+        f"the LangGraph server at {served.url} could not be reached: it did not answer "
+        "within 3s, nor the look-up for the run it may have made (TimeoutError: "
+    )
+    assert "; if it made one, that run may still go on there" in unanswered.error
+
+
+@pytest.mark.slow
+async def test_fires_while_the_server_is_frozen_before_their_runs_are_made_pause_no_task(
+    tmp_path: Path,
+) -> None:
+    # The server stops answering (SIGSTOP: the kernel still accepts its connections). A
+    # fire's create, then the look-up for a run it may have made, time out: that was
+    # recorded a timeout and counted, and pause_after_failures of them paused the task.
+    # No run is known made: an outage of the server, as when it is down.
+    served = _launch(tmp_path, f"sqlite:///{tmp_path / 'scheduler.db'}")
+    heard = RunWaiter()
+    try:
+        _answering(served)
+        async with _sleepy(served.url, f"sqlite:///{tmp_path / 'remote.db'}", on_run=heard) as rt:
+            os.killpg(served.process.pid, signal.SIGSTOP)
+            try:
+                task = await _every_second(
+                    rt,
+                    f"frozen-{uuid.uuid4().hex[:8]}",
+                    trigger=ConversationTrigger(prompt="say hi", timeout_secs=2),
+                    retries=0,
+                    pause_after_failures=1,
+                )
+
+                async def ended() -> TaskRunRecord | None:
+                    return next((r for r in heard.records if r.outcome != "missed"), None)
+
+                record = await _wait(ended, timeout=60)
+                during = await rt.get_task(task.id)
+            finally:
+                os.killpg(served.process.pid, signal.SIGCONT)
+
+            async def succeeded() -> TaskRunRecord | None:
+                return next((r for r in heard.records if r.outcome == "success"), None)
+
+            await _wait(succeeded, timeout=60)
+            after = await rt.get_task(task.id)
+    finally:
+        served.stop()
+    assert record.outcome == "error" and record.error is not None, record
+    assert record.error.startswith(f"the LangGraph server at {served.url} could not be reached")
+    assert "does not count toward pausing the task" in record.error
+    assert (during.state, during.failure_streak) == ("active", 0)
+    assert after.state == "active"
 
 
 @pytest.mark.slow

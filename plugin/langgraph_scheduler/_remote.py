@@ -13,9 +13,11 @@ import ast
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
 import math
 import re
+import ssl
 import sys
 import time
 import uuid
@@ -90,6 +92,9 @@ _FORGOTTEN = (
     "without it, say)"
 )
 
+_NO_SERVER = "no LangGraph server answers there: check url's host, port and path"
+"""What a record says to check when what answers at the server's URL is another service."""
+
 _THREAD_NAMESPACE = uuid.UUID("4f1c7a52-9d0e-5b6a-8c3e-2f7d1a9b6e40")
 """Namespace of the UUIDs given to thread ids that are not UUIDs (see
 :func:`server_thread_id`)."""
@@ -113,12 +118,14 @@ class LangGraphServer(Validated):
     ``multitask_strategy="interrupt"`` or ``"rollback"``, its thread deleted) is recorded
     ``interrupted`` and not retried: the user chose to stop it (a run the server no
     longer knows once the connection to it is back, lost by a restart, is retried). A
-    fire whose run could not be made because the server could not be reached (down or
-    restarting) is recorded ``error``, saying so, and retried, but counts toward no
-    ``pause_after_failures``: an outage of the server pauses no task. The run record
-    keeps the server's ``server_thread_id`` and ``server_run_id``. A create whose answer never
-    came is looked for by its ``task_run_id``: followed if the server made
-    the run, cancelled if the deadline passed or the runtime is stopping. A server run
+    fire whose run could not be made because the server could not be reached (down,
+    restarting, or frozen: its create unanswered within the turn's timeout) is recorded
+    ``error``, saying so, and retried, but counts toward no ``pause_after_failures``: an
+    outage of the server pauses no task (a ``url`` where something else answers, no
+    HTTP or no TLS, counts). The run record keeps the server's ``server_thread_id`` and
+    ``server_run_id``. A create whose answer never came is looked for by its
+    ``task_run_id``: followed if the server made the run, cancelled if the deadline
+    passed or the runtime is stopping. A server run
     whose runtime died (or stopped renewing its claim) goes on: the runtime that takes
     over the lapsed claim records how it ended, or follows it to its end under the
     timeout it began with while it still runs; it is cancelled and recorded ``interrupted``
@@ -393,8 +400,7 @@ class ServerTurnRunner(TurnRunner):
                 request.timeout_secs,
             )
         except _TurnTimedOut:
-            found, answered = await self._stop_created(request)
-            return Timeout(request.timeout_secs, server_run=found, cancelled=answered)
+            return await self._unanswered_create(request)
         except asyncio.CancelledError:
             await self._stopped_while_creating(request)
             raise
@@ -403,7 +409,7 @@ class ServerTurnRunner(TurnRunner):
                 return Skipped(f"thread {thread_id} was busy with another run on the server")
             if not _maybe_created(exc):
                 logger.warning("server run of task %s not created: %r", request.task_id, exc)
-                if _status(exc) is None:  # the connection was never made
+                if _unreachable(exc):  # the connection was never made
                     return self._unreachable(f"{_describe(exc)}; it did not start the run")
                 return Error(self._refused(exc))
             try:
@@ -441,7 +447,13 @@ class ServerTurnRunner(TurnRunner):
             return found
         if run is None:
             return _unanswered(request.thread_id)
-        return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
+        run_id = run.get("run_id") if isinstance(run, Mapping) else None
+        if not isinstance(run_id, str) or not run_id:  # another service's answer
+            return Error(
+                f"{self.server.where} did not start the run: it answered without a run id; "
+                f"{_NO_SERVER}"
+            )
+        return ServerRun(thread_id=thread_id, run_id=run_id)
 
     async def _create_on_thread(
         self, client: LangGraphClient, thread_id: str, *, continues: bool, **run: Any
@@ -460,11 +472,36 @@ class ServerTurnRunner(TurnRunner):
             return None
         return await client.runs.create(thread_id, self.server.assistant_id, **run)
 
+    async def _unanswered_create(self, request: ConversationRequest) -> Error | Timeout:
+        """Cancel the server run a create left unanswered (past the turn's deadline, or
+        at a stop) made, if it made one; the answer for such a turn: a timeout naming
+        that run. If it made none, or the look-up for it cannot reach the server either
+        (frozen, say), no run is known made: the server could not be reached, as when it
+        is down. Never raises."""
+        try:
+            found = await self._created(request)
+        except Exception as lookup:
+            logger.warning(
+                "looking for an unconfirmed server run of run %s failed: %r", request.run_id, lookup
+            )
+            if _unreachable(lookup):
+                return self._unreachable(
+                    f"it did not answer within {request.timeout_secs:g}s, nor the look-up "
+                    f"for the run it may have made ({_describe(lookup)}); if it made one, "
+                    "that run may still go on there"
+                )
+            return Timeout(request.timeout_secs, cancelled=False)
+        if found is None:
+            return self._unreachable(
+                f"it did not answer within {request.timeout_secs:g}s, and made no run"
+            )
+        return Timeout(request.timeout_secs, server_run=found, cancelled=await self._cancel(found))
+
     async def _stopped_while_creating(self, request: ConversationRequest) -> None:
         """The runtime stops before the create was answered: the run it may have made
         must not go on without us. Shielded, so the look-up and the cancel are sent
         while the stop goes on; the record names the run (see :meth:`cut_short`)."""
-        stopped, _ = await asyncio.shield(self._stop_created(request))
+        stopped = (await asyncio.shield(self._unanswered_create(request))).server_run
         if stopped is not None:
             self._cut_short[request.run_id] = stopped
 
@@ -492,21 +529,6 @@ class ServerTurnRunner(TurnRunner):
             if metadata.get("task_run_id") == request.run_id:
                 return ServerRun(thread_id=thread_id, run_id=str(run["run_id"]))
         return None
-
-    async def _stop_created(self, request: ConversationRequest) -> tuple[ServerRun | None, bool]:
-        """Cancel the server run a create left unanswered made, if it made one; which
-        one it was, and whether the server answered the look-up (and the cancel): if
-        not, a run it made may go on. Never raises."""
-        try:
-            found = await self._created(request)
-        except Exception as exc:
-            logger.warning(
-                "looking for an unconfirmed server run of run %s failed: %r", request.run_id, exc
-            )
-            return None, False
-        if found is None:
-            return None, True
-        return found, await self._cancel(found)
 
     def cut_short(self, run_id: str) -> ServerRun | None:
         return self._cut_short.pop(run_id, None)
@@ -604,6 +626,8 @@ class ServerTurnRunner(TurnRunner):
                 "; check the api key it was sent (LangGraphServer(api_key=...), else "
                 "LANGGRAPH_API_KEY, LANGSMITH_API_KEY or LANGCHAIN_API_KEY) and headers"
             )
+        elif (check := _misdirected(exc)) is not None:
+            text += f"; {check}"
         return text
 
 
@@ -689,12 +713,42 @@ server is down or restarting."""
 
 def _unreachable(exc: BaseException) -> bool:
     """Whether a call that raised ``exc`` failed on the way to the server rather than
-    at it: the connection failed or timed out, or a gateway said the server is down.
-    Only used where the run is known not made (or cannot be known): a 5xx of the
-    server itself (500) is its answer."""
+    at it: the connection failed or timed out (its host name unresolved too), or a
+    gateway said the server is down. Only used where the run is known not made (or
+    cannot be known): a 5xx of the server itself (500) is its answer, and so is an
+    answer that shows the URL wrong (see :func:`_misdirected`)."""
+    if _misdirected(exc) is not None:
+        return False
     if isinstance(exc, (httpx.TransportError, asyncio.TimeoutError)):
         return True
     return _status(exc) in _GATEWAY_DOWN
+
+
+def _misdirected(exc: BaseException) -> str | None:
+    """What to check when a call that raised ``exc`` reached something at the server's
+    URL that answered, but not as a LangGraph server over the scheme asked: the TLS
+    handshake failed (https:// to a plain http port, a certificate refused), the answer
+    was no HTTP (another service on that port), or no JSON (a web page). None if it
+    failed otherwise. Such a URL fails every call: it is no outage of the server."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx's error, httpcore's, then the one they were raised from
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLError):
+            return (
+                "check url's scheme (https:// to a server serving plain http?) and the "
+                "server's certificate"
+            )
+        # h11 (under httpx) names an answer that is no HTTP so, and a connection closed
+        # mid-answer too: that one is a lost connection.
+        named = f"{type(cause).__module__}.{type(cause).__name__}"
+        if named.startswith("h11.") and named.endswith(".RemoteProtocolError"):
+            if not str(cause).startswith("peer closed connection"):
+                return "what answers there does not speak HTTP: check url's host and port"
+        if isinstance(cause, json.JSONDecodeError):  # orjson's, as the SDK reads answers
+            return _NO_SERVER
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _server_metadata(request: ConversationRequest) -> dict[str, Any]:
