@@ -986,6 +986,57 @@ async def test_fires_while_the_server_cannot_be_reached_neither_pause_the_task_n
 
 
 @_on_the_server
+async def test_the_failure_streak_counts_failures_on_the_server_never_its_outages(
+    server: _Server, database: str
+) -> None:
+    """Fires in turn fail on the server (the graph raised: counted), find it down (the
+    streak stays as it was), fail, succeed (the streak reset), then fail three times in
+    a row: paused at pause_after_failures=3. Each step read back from the store."""
+    thread = f"mixed-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    steps = [("fail now", False), ("say hi", True), ("fail now", False), ("say hi", False)]
+    steps += [("fail now", False)] * 3
+    seen = []
+    async with relay as url, _sleepy(url, database) as rt:
+        later = datetime.now(timezone.utc) + timedelta(hours=1)
+        task = await rt.create_task(
+            name="mixed",
+            schedule=Interval(seconds=3600, start=later),
+            trigger="say hi",
+            thread_id=thread,
+            options=TaskOptions(retries=0, pause_after_failures=3),
+        )
+        task_id = task.id
+        for n, (prompt, down) in enumerate(steps, start=1):
+            relay.down = down
+            soon = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+            await rt.update_task(
+                task_id, trigger=prompt, schedule=Interval(seconds=3600, start=soon)
+            )
+
+            async def ended(count: int = n) -> list[TaskRunRecord] | None:
+                done = [r for r in await rt.history(task_id) if r.outcome is not None]
+                return done if len(done) >= count else None
+
+            (record, *_) = await _wait(ended, timeout=30)
+            await rt.wait_idle()
+            async with SchedulerRuntime(None, database=database) as reader:
+                stored = await reader.get_task(task_id)
+            seen.append((record.outcome, stored.last_outcome, stored.failure_streak, stored.state))
+            if down:
+                assert "could not be reached" in str(record.error), record.error
+    assert seen == [
+        ("error", "error", 1, "active"),
+        ("error", "error", 1, "active"),
+        ("error", "error", 2, "active"),
+        ("success", "success", 0, "active"),
+        ("error", "error", 1, "active"),
+        ("error", "error", 2, "active"),
+        ("error", "error", 3, "paused"),
+    ]
+
+
+@_on_the_server
 async def test_a_runtime_stopped_mid_server_turn_cancels_and_names_its_run(
     server: _Server, tmp_path: Path
 ) -> None:
@@ -1380,11 +1431,13 @@ class _Relay:
     closes the connection without forwarding the request (nothing is made). With
     ``release`` set, a request waiting for a run's end (its join) is held back until
     that event is set (``waiting`` is set when one comes); ``answering`` is set once
-    the answer to one begins to come back."""
+    the answer to one begins to come back. While ``down``, every request is cut off
+    unsent, as by a server that is down."""
 
     def __init__(self, server: _Server) -> None:
         self.upstream = int(server.url.rsplit(":", 1)[1])
         self.fault: str | None = None
+        self.down = False
         self.failed = asyncio.Event()
         self.release: asyncio.Event | None = None
         self.waiting = asyncio.Event()
@@ -1412,6 +1465,9 @@ class _Relay:
 
         async def requests() -> None:
             while chunk := await client_r.read(65536):
+                if self.down:
+                    client_w.transport.abort()
+                    return
                 line = chunk.split(b"\r\n", 1)[0]
                 create = line.startswith(b"POST /threads/") and line.endswith(b"/runs HTTP/1.1")
                 waits = re.match(rb"GET /threads/[^/]+/runs/[^/]+/join[ ?]", line)
