@@ -19,6 +19,7 @@ import signal
 import socket
 import socketserver
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -55,7 +56,9 @@ from langgraph_scheduler import (
 from langgraph_scheduler._remote import (
     _UNKNOWN_FAILURE,
     _failure,
+    _misdirected,
     _timeout_of,
+    _unreachable,
     server_thread_id,
 )
 from langgraph_scheduler._turns import WAITING_FOR_INPUT
@@ -100,6 +103,19 @@ def test_a_failed_server_runs_error_is_read_from_its_own_last_checkpoint(
     outside = {"error": "GraphRecursionError", "message": "limit reached"}
     said_first = said if error else "GraphRecursionError: limit reached"
     assert _failure(state, outside) == said_first
+
+
+def test_a_tls_handshake_refused_shows_the_url_wrong_and_one_cut_short_an_outage() -> None:
+    def connect_error(cause: BaseException) -> httpx.ConnectError:
+        try:
+            raise httpx.ConnectError(str(cause)) from cause
+        except httpx.ConnectError as exc:
+            return exc
+
+    refused = connect_error(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"))
+    cut = connect_error(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
+    assert not _unreachable(refused) and "check url's scheme" in str(_misdirected(refused))
+    assert _unreachable(cut) and _misdirected(cut) is None
 
 
 def test_the_timeout_a_server_run_began_with_is_read_from_its_metadata() -> None:

@@ -724,6 +724,9 @@ def _unreachable(exc: BaseException) -> bool:
     return _status(exc) in _GATEWAY_DOWN
 
 
+_TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
 def _misdirected(exc: BaseException) -> str | None:
     """What to check when a call that raised ``exc`` reached something at the server's
     URL that answered, but not as a LangGraph server over the scheme asked: the TLS
@@ -734,7 +737,8 @@ def _misdirected(exc: BaseException) -> str | None:
     for _ in range(8):  # httpx's error, httpcore's, then the one they were raised from
         if cause is None:
             break
-        if isinstance(cause, ssl.SSLError):
+        # A TLS connection cut short (EOF) is a lost connection, not a refused handshake.
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _TLS_CUT):
             return (
                 "check url's scheme (https:// to a server serving plain http?) and the "
                 "server's certificate"
