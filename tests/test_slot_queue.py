@@ -342,3 +342,40 @@ async def test_a_run_of_a_task_whose_turn_waits_for_a_run_takes_no_slot_meanwhil
     assert (record.outcome, box["q"].outcome) == ("success", "success")
     assert counted.prompts == ["h", "p", "q", "p"]
     await _assert_no_slot_lost(rt)
+
+
+async def test_a_run_claimed_as_the_runtime_stops_is_recorded_not_left_running(
+    database: str, runtime_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop begins while the store writes a manual run's claim. The stop used to go on
+    # without it and close the store; the claim then started its run's turn on a closed
+    # runtime, which could not record it: the run stayed "running" until its lease ran
+    # out. The stop waits for the claim, as for a claim pass, and records the run.
+    counted, rt, tasks = await _counted_runtime(runtime_factory, database, 1, "m", lease_secs=600)
+    counted.release.set()
+    claimed, answer = asyncio.Event(), asyncio.Event()
+    claim_manual = rt.store.claim_manual
+
+    async def claim_answered_late(task_id: str, **kwargs: Any) -> Any:
+        found = await claim_manual(task_id, **kwargs)
+        claimed.set()
+        await answer.wait()
+        return found
+
+    monkeypatch.setattr(rt.store, "claim_manual", claim_answered_late)
+    caller = asyncio.ensure_future(rt.run_now(tasks["m"].id))
+    await asyncio.wait_for(claimed.wait(), 30)
+    stopping = asyncio.ensure_future(rt.stop(drain_timeout_secs=0.1))
+    await until(lambda: rt._state != "running", "the stop begun")
+    answer.set()
+    await asyncio.wait_for(stopping, 60)
+    await asyncio.wait({caller}, timeout=60)
+    again = runtime_factory(counted.graph, database=database)
+    await again.start()
+    [record] = await again.history(tasks["m"].id)
+    assert (record.outcome, record.error) == (
+        "interrupted",
+        "runtime is stopping: the turn was not started",
+    )
+    assert caller.result() == record
+    assert counted.prompts == []

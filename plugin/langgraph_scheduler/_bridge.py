@@ -192,6 +192,9 @@ class TaskExecutorBridge:
         self._claiming = 0
         self._backlog = False
         self._claim_lock = asyncio.Lock()
+        self._manual_claims: set[asyncio.Task[Any]] = set()
+        """Manual runs' claims the store is writing (see :meth:`run_now`): the stop waits
+        for them as for a claim pass, so each claimed run is recorded."""
         self._finishes: Batcher[Finish, Finished | None] = Batcher(
             self._finish_batch, patience=_STUCK_FINISH_SECS
         )
@@ -415,6 +418,8 @@ class TaskExecutorBridge:
                 waited_by=waited_by,
             )
         )
+        self._manual_claims.add(claiming)
+        claiming.add_done_callback(self._manual_claims.discard)
         try:
             return await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -879,11 +884,15 @@ class TaskExecutorBridge:
                 self._busy += 1
                 turn.set_result(None)
         # A claim pass in flight ends first, and the fires it claimed are recorded (as
-        # not started). Cut off, its claim would still be written, by a store call the
-        # cancellation cannot stop, and its fires stay claimed by no one until their
-        # lease runs out; a pass still waiting for an unreachable store is cut off.
+        # not started); so do manual runs' claims. Cut off, a claim would still be
+        # written, by a store call the cancellation cannot stop, and its fires stay
+        # claimed by no one until their lease runs out; a pass still waiting for an
+        # unreachable store is cut off.
         passes_done = asyncio.ensure_future(self._passes_done())
-        await asyncio.wait({passes_done}, timeout=max(drain_timeout_secs, _PASS_GRACE_SECS))
+        await asyncio.wait(
+            {passes_done, *self._manual_claims},
+            timeout=max(drain_timeout_secs, _PASS_GRACE_SECS),
+        )
         passes_done.cancel()
         if self._turn_tasks:
             await asyncio.wait(set(self._turn_tasks), timeout=drain_timeout_secs)
