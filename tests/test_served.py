@@ -1448,12 +1448,16 @@ class _Relay:
     ``release`` set, a request waiting for a run's end (its join) is held back until
     that event is set (``waiting`` is set when one comes); ``answering`` is set once
     the answer to one begins to come back. While ``down``, every request is cut off
-    unsent, as by a server that is down."""
+    unsent, as by a server that is down (``refused`` counts them); with
+    ``down_after_join`` set, the relay goes down as the answer to a join comes back.
+    :meth:`cut` cuts every connection open."""
 
     def __init__(self, server: _Server) -> None:
         self.upstream = int(server.url.rsplit(":", 1)[1])
         self.fault: str | None = None
         self.down = False
+        self.down_after_join = False
+        self.refused = 0
         self.failed = asyncio.Event()
         self.release: asyncio.Event | None = None
         self.waiting = asyncio.Event()
@@ -1474,6 +1478,11 @@ class _Relay:
         await asyncio.gather(*self._pipes, return_exceptions=True)
         await self._listener.wait_closed()
 
+    def cut(self) -> None:
+        """Cut every connection open now (a request held back too)."""
+        for pipe in self._pipes:
+            pipe.cancel()
+
     async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
         faulted: list[str] = []  # the fault this connection's last request got
@@ -1482,6 +1491,7 @@ class _Relay:
         async def requests() -> None:
             while chunk := await client_r.read(65536):
                 if self.down:
+                    self.refused += 1
                     client_w.transport.abort()
                     return
                 line = chunk.split(b"\r\n", 1)[0]
@@ -1510,6 +1520,9 @@ class _Relay:
                 if faulted == ["hold"]:
                     continue
                 client_w.write(chunk)
+                # Down before the client can read the answer (one event loop): its next
+                # request is cut off.
+                self.down = self.down or bool(joins and self.down_after_join)
                 await client_w.drain()
                 if joins:
                     self.answering.set()
@@ -1794,6 +1807,115 @@ async def test_a_server_run_whose_creation_answer_is_lost_is_followed_not_lost(
     assert record.outcome == "success", record.error
     assert record.summary == "answered 'say hi' for default"
     assert record.server_run_id == made[0]["run_id"]
+
+
+async def _refused(relay: _Relay, times: int) -> bool:
+    return relay.refused >= times
+
+
+async def _ended(rt: SchedulerRuntime, task_id: str) -> list[TaskRunRecord]:
+    """The task's records (newest first) once every one is finished, else none."""
+    records = await rt.history(task_id)
+    return records if all(r.outcome is not None for r in records) else []
+
+
+async def _read_after_its_join(
+    server: _Server,
+    tmp_path: Path,
+    name: str,
+    *,
+    restored: bool,
+    trigger: Any = "say hi",
+    **options: Any,
+) -> tuple[TaskRunRecord, list[TaskRunRecord], list[Any], list[Any]]:
+    """Fire a turn of ``trigger`` whose server run ends, and whose runtime's way to the
+    server is cut as the turn's join is answered (the server going down, say): cut off
+    until the runtime's first read after the join is refused and then restored, or for
+    good (not ``restored``). The fire's record, the records of the task (newest first),
+    its pending retries and the server runs made for it."""
+    thread = f"unread-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    relay.down_after_join = True
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, f"sqlite:///{tmp_path / f'{name}.db'}") as rt:
+            task_id = await _fire_soon(rt, trigger, thread, **options)
+            if restored:
+                await _wait(functools.partial(_refused, relay, 1), timeout=30)
+                relay.down = False
+
+            records: list[TaskRunRecord] = await _wait(lambda: _ended(rt, task_id), timeout=60)
+            retries = await rt.store.pending_retries(task_id)
+        made = await _runs_of(client, server_thread_id(thread), records[-1].run_id)
+    return records[-1], records, retries, made
+
+
+@_on_the_server
+async def test_a_server_run_ended_while_the_server_was_cut_off_is_read_not_run_again(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A langgraph dev stopped mid-stream: the join returned (the run ended "success"),
+    # then reading its end was refused. The fire was recorded error "lost the server
+    # run" and retried: one fire, two successful server runs on the thread.
+    record, records, retries, made = await _read_after_its_join(
+        server, tmp_path, "restored", restored=True, retries=1, retry_backoff_secs=3600
+    )
+    assert [r.run_id for r in records] == [record.run_id]
+    assert (record.outcome, record.summary) == ("success", "answered 'say hi' for default"), (
+        record.error
+    )
+    assert retries == []
+    assert [r["status"] for r in made] == ["success"]
+    assert record.server_run_id == made[0]["run_id"]
+
+
+@_on_the_server
+async def test_a_server_run_whose_end_cannot_be_read_by_its_deadline_is_timed_out(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The way to the server stays cut past the turn's deadline: a timeout whose cancel
+    # could not be sent, as for a run that goes on past it, not "lost the server run".
+    trigger = ConversationTrigger(prompt="say hi", timeout_secs=5)
+    record, records, retries, made = await _read_after_its_join(
+        server, tmp_path, "cut-off", restored=False, trigger=trigger, retries=0
+    )
+    assert [r.run_id for r in records] == [record.run_id] and retries == []
+    assert (record.outcome, record.error) == (
+        "timeout",
+        "the turn did not finish within 5s; cancelling its server run got no answer from "
+        "the server, so it may still finish there",
+    )
+    assert [r["status"] for r in made] == ["success"]
+    assert record.server_run_id == made[0]["run_id"]
+
+
+@_on_the_server
+async def test_a_server_run_whose_join_is_cut_off_for_long_is_joined_until_its_deadline(
+    server: _Server, tmp_path: Path
+) -> None:
+    # The join gave up after six tries (about 17 s) with the server still out of reach:
+    # the fire was recorded error "lost the server run" and retried, running the turn
+    # again on the server once it was back.
+    thread = f"rejoined-{uuid.uuid4().hex[:8]}"
+    relay = _Relay(server)
+    relay.release = asyncio.Event()
+    async with relay as url, _client(server) as client:
+        async with _sleepy(url, f"sqlite:///{tmp_path / 'rejoined.db'}") as rt:
+            trigger = ConversationTrigger(prompt="nap", timeout_secs=90)
+            task_id = await _fire_soon(rt, trigger, thread, retries=1, retry_backoff_secs=3600)
+            await asyncio.wait_for(relay.waiting.wait(), 30)
+            relay.down = True
+            relay.cut()
+            relay.release.set()
+            # Six joins refused after the first cut off: one more than the join used to try.
+            await _wait(functools.partial(_refused, relay, 6), timeout=60)
+            relay.down = False
+            (record,) = await _wait(lambda: _ended(rt, task_id), timeout=60)
+            retries = await rt.store.pending_retries(task_id)
+        made = await _runs_of(client, server_thread_id(thread), record.run_id)
+    assert (record.outcome, record.summary) == ("success", "answered 'nap' for default"), (
+        record.error
+    )
+    assert retries == [] and [r["status"] for r in made] == ["success"]
 
 
 async def _ended_before_its_join(

@@ -21,9 +21,9 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator
@@ -31,7 +31,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_chain,
     wait_fixed,
 )
@@ -73,6 +72,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LangGraphServer", "ServerTurnRunner", "server_thread_id"]
 
+_T = TypeVar("_T")
+
 logger = logging.getLogger("langgraph_scheduler")
 
 CANCEL_TIMEOUT_SECS = 10.0
@@ -84,8 +85,9 @@ _LOOKUP_RUNS = 100
 answered (it is among the newest: it was just made)."""
 
 _JOIN_AGAIN_SECS = (1.0, 2.0, 4.0, 5.0, 5.0)
-"""The waits before each new join of a server run whose join was cut off or refused for
-a while (a server restarting), as langgraph-sdk's ``runs.join`` reconnects."""
+"""The waits before each new join of a server run whose join (or a read of how it ended)
+was cut off or refused for a while (a server restarting), as langgraph-sdk's
+``runs.join`` reconnects; then the last one again, till the turn's deadline."""
 
 _FORGOTTEN = (
     "the server no longer knew its run when the connection to it came back (it restarted "
@@ -322,22 +324,17 @@ class ServerTurnRunner(TurnRunner):
     ) -> ConversationResponse:
         """Follow the turn's server run ``where`` to its end, within the turn's timeout
         from ``started`` (monotonic): cancelled past it (``Timeout``) and when the
-        runtime stops (the record names it, see :meth:`cut_short`). ``new``: this
-        runtime just created it, and names it on the running record first."""
-        join = _Join(client, where)
+        runtime stops (the record names it, see :meth:`cut_short`). A server that cannot
+        be reached meanwhile, before or after the run ended, is waited for (see
+        :class:`_Reach`), never taken for a lost run: past the deadline, a ``Timeout``
+        too. ``new``: this runtime just created it, and names it on the running record
+        first."""
+        reach = _Reach()
         try:
             if new:
                 await self._note(request, where)  # in here: a stop meanwhile cancels the run
             remaining = request.timeout_secs - (time.monotonic() - started)
-            # Its values are the thread's when the run ended before the join reached the
-            # server: only its error is used, and only if it is the run's own (see
-            # _error_outside_nodes).
-            joined = await _within(join(), remaining)
-            # Asked together: no more time than the status alone.
-            final, state = await asyncio.gather(
-                client.runs.get(where.thread_id, where.run_id), _own_state(client, where)
-            )
-            outside = await _error_outside_nodes(client, where, final, state, joined)
+            final, state, outside = await _within(self._ended(client, where, reach), remaining)
         except _TurnTimedOut:
             cancelled = await self._cancel(where)
             return Timeout(request.timeout_secs, server_run=where, cancelled=cancelled)
@@ -349,7 +346,7 @@ class ServerTurnRunner(TurnRunner):
             await asyncio.shield(self._cancel(where))
             raise
         except Exception as exc:
-            if _status(exc) == 404 and join.lost:  # the server lost it: retried
+            if _status(exc) == 404 and reach.lost:  # the server lost it: retried
                 return Interrupted(_FORGOTTEN, server_run=where)
             if _status(exc) == 404:  # rolled back, or its thread deleted, by a client
                 return Interrupted(await _gone(client, where), server_run=where, final=True)
@@ -365,6 +362,33 @@ class ServerTurnRunner(TurnRunner):
             outside=outside,
             messages_key=self.messages_key,
         )
+
+    async def _ended(
+        self, client: LangGraphClient, where: ServerRun, reach: _Reach
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """Wait for the server run ``where`` to end (``runs.join``), then read how it
+        ended: the run (``runs.get``), its own last state and its error outside its
+        nodes (see :func:`_error_outside_nodes`). Every call goes through ``reach``: the
+        run is known made, so a server cut off for a while is waited for (the caller's
+        deadline bounds it)."""
+        # Its values are the thread's when the run ended before the join reached the
+        # server: only its error is used, and only if it is the run's own (see
+        # _error_outside_nodes). The server answers a join of a run it does not know at
+        # all the same as one that ended.
+        joined = await reach(
+            client.http.get, f"/threads/{where.thread_id}/runs/{where.run_id}/join"
+        )
+        # Asked together: no more time than the status alone. One failing for good stops
+        # the other, which would otherwise go on asking a server that is down.
+        run = asyncio.ensure_future(reach(client.runs.get, where.thread_id, where.run_id))
+        own = asyncio.ensure_future(reach(_own_state, client, where))
+        try:
+            final, state = await asyncio.gather(run, own)
+        finally:
+            run.cancel()
+            own.cancel()
+        outside = await _error_outside_nodes(client, where, final, state, joined, reach=reach)
+        return final, state, outside
 
     async def _create(
         self,
@@ -631,36 +655,37 @@ class ServerTurnRunner(TurnRunner):
         return text
 
 
-class _Join:
-    """Waits for the server run ``where`` to end (``runs.join``), joining again after a
-    lost connection, a 429 or a 5xx, as langgraph-sdk does (see ``_JOIN_AGAIN_SECS``),
-    and says so: a server run unknown (404) after that is one a restarted server lost
-    (unsaved), not one a client rolled back or whose thread it deleted. The server
-    answers a join of a run it does not know at all the same as one that ended."""
+class _Reach:
+    """Calls the server about a run known made, again after a lost connection, a 429 or
+    a 5xx (see :func:`_join_again`), waiting as langgraph-sdk's ``runs.join`` reconnects
+    (``_JOIN_AGAIN_SECS``, then its last wait again), for as long as the caller's
+    deadline lets it: a run that may have ended is never given up for a server that is
+    down or restarting for a while (given up, its fire would be retried, and its turn
+    run twice). Notes whether it had to (:attr:`lost`): a server run unknown (404) after
+    that is one a restarted server lost (unsaved), not one a client rolled back or whose
+    thread it deleted."""
 
-    def __init__(self, client: LangGraphClient, where: ServerRun) -> None:
-        self._client = client
-        self._path = f"/threads/{where.thread_id}/runs/{where.run_id}/join"
+    def __init__(self) -> None:
         self.lost = False
         """The connection was lost (or the server refused for a while) on the way."""
 
-    async def __call__(self) -> Any:
-        joining = AsyncRetrying(
+    async def __call__(self, call: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any) -> _T:
+        reaching = AsyncRetrying(
             retry=retry_if_exception(_join_again),
             wait=wait_chain(*(wait_fixed(secs) for secs in _JOIN_AGAIN_SECS)),
-            stop=stop_after_attempt(len(_JOIN_AGAIN_SECS) + 1),
             before_sleep=self._lose,
             reraise=True,
         )
-        return await joining(self._client.http.get, self._path)
+        return await reaching(call, *args, **kwargs)
 
     def _lose(self, state: RetryCallState) -> None:
         self.lost = True
 
 
 def _join_again(exc: BaseException) -> bool:
-    """Whether a join that failed so is tried again: the connection lost, or the server
-    refusing for a while (429, 5xx)."""
+    """Whether a call about a run known made (its join, the reads of its end) that
+    failed so is tried again: the connection lost, or the server refusing for a while
+    (429, 5xx)."""
     status = _status(exc) or 0
     return isinstance(exc, httpx.TransportError) or status == 429 or status >= 500
 
@@ -791,11 +816,14 @@ async def _error_outside_nodes(
     run: Mapping[str, Any],
     state: Mapping[str, Any] | None,
     joined: Any = None,
+    *,
+    reach: _Reach | None = None,
 ) -> Mapping[str, Any] | None:
     """The error of the failed server run ``where`` (``run``, as ``runs.get`` answered)
     when it failed outside its nodes (a recursion limit, say), so that no task of its
     own last checkpoint ``state`` holds it; None otherwise, or when the server no
-    longer knows it. Never raises.
+    longer knows it. Its calls go through ``reach`` when given (asked once each
+    otherwise). Never raises (bar a cancellation: the caller's deadline).
 
     The server keeps no error on the run, only one on its thread: the last failed
     run's. What ``runs.join`` answered (``joined``) is that one when the run ended
@@ -805,8 +833,9 @@ async def _error_outside_nodes(
     """
     if run.get("status") != "error" or _task_errors(state):
         return None
+    call = reach if reach is not None else _once
     try:
-        runs = await client.runs.list(where.thread_id, limit=_LOOKUP_RUNS)
+        runs = await call(client.runs.list, where.thread_id, limit=_LOOKUP_RUNS)
         ids = [str(r.get("run_id")) for r in runs]
         if where.run_id not in ids:  # more runs made since than are listed: unknown
             return None
@@ -815,11 +844,16 @@ async def _error_outside_nodes(
             return None
         error = joined.get("__error__") if isinstance(joined, Mapping) else None
         if error is None and all(r.get("status") in ("pending", "running") for r in later):
-            error = (await client.threads.get(where.thread_id)).get("error")
+            error = (await call(client.threads.get, where.thread_id)).get("error")
     except Exception as exc:
         logger.warning("asking why server run %s failed failed: %r", where.run_id, exc)
         return None
     return error if isinstance(error, Mapping) else None
+
+
+async def _once(call: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any) -> _T:
+    """Make ``call`` once (where no :class:`_Reach` tries it again)."""
+    return await call(*args, **kwargs)
 
 
 def _answer(
