@@ -55,6 +55,7 @@ from langgraph_scheduler import (
 )
 from langgraph_scheduler._remote import (
     _UNKNOWN_FAILURE,
+    _describe,
     _failure,
     _misdirected,
     _timeout_of,
@@ -116,6 +117,13 @@ def test_a_tls_handshake_refused_shows_the_url_wrong_and_one_cut_short_an_outage
     cut = connect_error(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
     assert not _unreachable(refused) and "check url's scheme" in str(_misdirected(refused))
     assert _unreachable(cut) and _misdirected(cut) is None
+
+
+def test_an_error_that_says_nothing_is_told_by_its_kind_alone() -> None:
+    # A look-up timing out was told "TimeoutError: TimeoutError" in a record.
+    assert _describe(asyncio.TimeoutError()) == "TimeoutError"
+    assert _describe(httpx.ReadTimeout("")) == "ReadTimeout"
+    assert _describe(httpx.ConnectError("refused")) == "ConnectError: refused"
 
 
 def test_the_timeout_a_server_run_began_with_is_read_from_its_metadata() -> None:

@@ -947,6 +947,10 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _describe(exc: BaseException) -> str:
+    """``exc`` for a record: its status and text for an answer, else its kind and text
+    (its kind alone when it says nothing, as a timeout often does)."""
     status = _status(exc)
-    text = str(exc) or type(exc).__name__
-    return f"{status} {text}" if status is not None else f"{type(exc).__name__}: {text}"
+    text = str(exc)
+    if status is not None:
+        return f"{status} {text or type(exc).__name__}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
