@@ -2359,7 +2359,7 @@ async def test_a_timed_out_server_run_the_server_does_not_cancel_is_not_said_can
     assert unanswered.outcome == "error" and unanswered.error is not None
     assert unanswered.error.startswith(
         f"the LangGraph server at {served.url} could not be reached: it did not answer "
-        "within 3s, nor the look-up for the run it may have made (TimeoutError: "
+        "within 3s, nor the look-up for the run it may have made (TimeoutError); "
     )
     assert "; if it made one, that run may still go on there" in unanswered.error
 
