@@ -166,13 +166,11 @@ class TaskExecutorBridge:
         awaits), longest waiting first: a slot freed while they wait is handed to the
         first (see :meth:`_hand_on`), so no run that asks for one as it frees takes it
         ahead of them."""
-        self._waiting_turns = 0
-        """Slots whose turns have a caller (a node or tool) waiting for a run (see
-        :meth:`waiting_for_a_run`): each frees only after that run, which needs a slot."""
         self._waiting_tasks: Counter[str] = Counter()
-        """The tasks of those turns: a run of one of them given a slot would hold it
-        waiting for that turn to end (a task's runs never overlap), and that turn waits
-        for a run that may need the slot."""
+        """Per task, the slots whose turns of it have a caller (a node or tool) waiting
+        for a run (see :meth:`waiting_for_a_run`): each frees only after that run, which
+        needs a slot; and a run of such a task given a slot would hold it waiting for
+        that turn to end (a task's runs never overlap)."""
         self._woken = False
         """A claim pass was asked for since the last one began."""
         self._wakeup: asyncio.Future[None] | None = None
@@ -505,9 +503,8 @@ class TaskExecutorBridge:
             yield None
             return
         if not slot.waiting:
-            if self._waiting_turns + 1 >= self.capacity:
+            if self._waiting_tasks.total() + 1 >= self.capacity:
                 raise _no_slot(task_id, self.capacity)
-            self._waiting_turns += 1
             self._waiting_tasks[slot.task_id] += 1
         slot.waiting += 1
         wait = waiting_in(slot)
@@ -675,7 +672,6 @@ class TaskExecutorBridge:
 
     def _stopped_waiting(self, slot: Slot) -> None:
         """The turn holding ``slot`` no longer waits for a run."""
-        self._waiting_turns -= 1
         self._waiting_tasks[slot.task_id] -= 1
         if not self._waiting_tasks[slot.task_id]:
             del self._waiting_tasks[slot.task_id]
