@@ -432,10 +432,7 @@ class ServerTurnRunner(TurnRunner):
             if _status(exc) == 409:
                 return Skipped(f"thread {thread_id} was busy with another run on the server")
             if not _maybe_created(exc):
-                logger.warning("server run of task %s not created: %r", request.task_id, exc)
-                if _unreachable(exc):  # the connection was never made
-                    return self._unreachable(f"{_describe(exc)}; it did not start the run")
-                return Error(self._refused(exc))
+                return self._not_made(request, exc)
             try:
                 found = await self._created(request)
             except asyncio.CancelledError:
@@ -449,7 +446,7 @@ class ServerTurnRunner(TurnRunner):
                     lookup,
                 )
                 if _unreachable(lookup):
-                    return self._unreachable(
+                    return self._out_of_reach(
                         f"{_describe(exc)}; whether it started the run anyway could not be "
                         f"checked: {_describe(lookup)}"
                     )
@@ -458,10 +455,7 @@ class ServerTurnRunner(TurnRunner):
                     f"checked: {_describe(lookup)}"
                 )
             if found is None:
-                logger.warning("server run of task %s not created: %r", request.task_id, exc)
-                if _unreachable(exc):  # the way to the server failed, not the server
-                    return self._unreachable(f"{_describe(exc)}; it did not start the run")
-                return Error(self._refused(exc))
+                return self._not_made(request, exc)
             logger.warning(
                 "the answer creating server run %s of run %s was lost (%r); following it",
                 found.run_id,
@@ -509,14 +503,14 @@ class ServerTurnRunner(TurnRunner):
                 "looking for an unconfirmed server run of run %s failed: %r", request.run_id, lookup
             )
             if _unreachable(lookup):
-                return self._unreachable(
+                return self._out_of_reach(
                     f"it did not answer within {request.timeout_secs:g}s, nor the look-up "
                     f"for the run it may have made ({_describe(lookup)}); if it made one, "
                     "that run may still go on there"
                 )
             return Timeout(request.timeout_secs, cancelled=False)
         if found is None:
-            return self._unreachable(
+            return self._out_of_reach(
                 f"it did not answer within {request.timeout_secs:g}s, and made no run"
             )
         return Timeout(request.timeout_secs, server_run=found, cancelled=await self._cancel(found))
@@ -629,7 +623,15 @@ class ServerTurnRunner(TurnRunner):
             return _status(exc) is not None
         return True
 
-    def _unreachable(self, why: str) -> Error:
+    def _not_made(self, request: ConversationRequest, exc: BaseException) -> Error:
+        """The answer for a turn whose create raised ``exc`` and made no run: the server
+        out of reach (the way to it failed), or its refusal."""
+        logger.warning("server run of task %s not created: %r", request.task_id, exc)
+        if _unreachable(exc):
+            return self._out_of_reach(f"{_describe(exc)}; it did not start the run")
+        return Error(self._refused(exc))
+
+    def _out_of_reach(self, why: str) -> Error:
         """The answer for a turn whose run the server could not be reached to make:
         an outage of the server, not the task's failure (see ``Error.unreachable``)."""
         server = self.server
